@@ -1,0 +1,55 @@
+// scheduler/resource_set.h
+//
+// ResourceSet: quantities of named resources ("CPU", "GPU", "memory",
+// custom), held as FixedPoint. Zero quantities are not stored.
+//
+//   auto need = ResourceSet::FromMap({{"CPU", 1}, {"GPU", 0.5}});  // StatusOr
+//   if (available.Contains(*need)) available.Subtract(*need);
+#ifndef LOOM_SCHEDULER_RESOURCE_SET_H_
+#define LOOM_SCHEDULER_RESOURCE_SET_H_
+
+#include <map>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "scheduler/fixed_point.h"
+
+namespace loom {
+
+inline constexpr char kCpu[] = "CPU";
+inline constexpr char kGpu[] = "GPU";
+inline constexpr char kMemory[] = "memory";
+inline constexpr double kMaxQuantity = 1e12;
+
+class ResourceSet {
+ public:
+  ResourceSet() = default;
+  // Refuses NaN, infinite, negative or absurd quantities and empty names,
+  // and GPU requests above 1 that are not whole (1.5 GPUs).
+  static absl::StatusOr<ResourceSet> FromMap(
+      const std::map<std::string, double>& quantities);
+
+  FixedPoint Get(const std::string& name) const;
+  void Set(const std::string& name, FixedPoint value);
+  bool Contains(const ResourceSet& other) const;  // every quantity >=
+  void Add(const ResourceSet& other);
+  void Subtract(const ResourceSet& other);
+  bool IsEmpty() const { return quantities_.empty(); }
+  bool operator==(const ResourceSet& o) const { return quantities_ == o.quantities_; }
+
+  std::map<std::string, double> ToMap() const;
+  // Sorted and stable: "{CPU: 1, GPU: 0.5}". Also a scheduling key.
+  std::string ToString() const;
+
+  const absl::flat_hash_map<std::string, FixedPoint>& quantities() const {
+    return quantities_;
+  }
+
+ private:
+  absl::flat_hash_map<std::string, FixedPoint> quantities_;
+};
+
+}  // namespace loom
+
+#endif  // LOOM_SCHEDULER_RESOURCE_SET_H_

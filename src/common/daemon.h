@@ -1,0 +1,21 @@
+// src/common/daemon.h
+//
+// What every Loom daemon's main does the same way: block SIGTERM/SIGINT
+// before any thread starts, follow a lifeline if it has one, and wait for a
+// stop signal.
+//
+//   BlockStopSignals();          // first thing in main
+//   WatchLifelineFromEnv();
+//   ...start servers...
+//   WaitForStopSignal();         // returns on SIGTERM or SIGINT
+#ifndef LOOM_COMMON_DAEMON_H_
+#define LOOM_COMMON_DAEMON_H_
+
+namespace loom {
+
+void BlockStopSignals();
+int WaitForStopSignal();
+
+}  // namespace loom
+
+#endif  // LOOM_COMMON_DAEMON_H_

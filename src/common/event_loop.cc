@@ -1,0 +1,93 @@
+#include "src/common/event_loop.h"
+
+#include <pthread.h>
+
+#include "absl/synchronization/notification.h"
+
+namespace loom {
+
+EventLoop::EventLoop(std::string name, Clock* clock)
+    : name_(std::move(name)), clock_(clock) {}
+
+EventLoop::~EventLoop() { Stop(); }
+
+void EventLoop::Start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+    Run();
+  });
+}
+
+void EventLoop::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable() && !IsLoopThread()) thread_.join();
+}
+
+void EventLoop::Post(Fn fn) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(fn));
+}
+
+void EventLoop::PostAfter(absl::Duration delay, Fn fn) {
+  absl::Time due = clock_->Now() + delay;
+  absl::MutexLock lock(&mu_);
+  timers_.push(Timer{due, timer_seq_++, std::move(fn)});
+  wakeup_ = true;
+}
+
+void EventLoop::RunSync(Fn fn) {
+  absl::Notification done;
+  Post([&] {
+    fn();
+    done.Notify();
+  });
+  done.WaitForNotification();
+}
+
+void EventLoop::Wakeup() {
+  absl::MutexLock lock(&mu_);
+  wakeup_ = true;
+}
+
+bool EventLoop::IsLoopThread() const {
+  return std::this_thread::get_id() == thread_.get_id();
+}
+
+void EventLoop::Run() {
+  std::vector<Fn> batch;
+  std::vector<Fn> due;
+  while (true) {
+    batch.clear();
+    due.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty() || wakeup_;
+      };
+      // Sleep until work arrives or the earliest timer falls due. The wait
+      // is capped so that a ManualClock moved by a test is noticed.
+      absl::Duration wait = absl::Milliseconds(50);
+      if (!timers_.empty()) {
+        wait = std::min(wait, timers_.top().due - clock_->Now());
+      }
+      if (wait > absl::ZeroDuration()) {
+        mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
+      }
+      if (stopping_) return;
+      wakeup_ = false;
+      batch.swap(queue_);
+      absl::Time now = clock_->Now();
+      while (!timers_.empty() && timers_.top().due <= now) {
+        due.push_back(std::move(const_cast<Timer&>(timers_.top()).fn));
+        timers_.pop();
+      }
+    }
+    for (auto& fn : batch) fn();
+    for (auto& fn : due) fn();
+  }
+}
+
+}  // namespace loom

@@ -1,0 +1,147 @@
+#include "src/common/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+extern char** environ;
+
+namespace loom {
+
+absl::StatusOr<Lifeline> MakeLifeline() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+  }
+  // Keep the child's end above fd 3 so that dup2 onto 3 clears CLOEXEC.
+  int child = fcntl(fds[0], F_DUPFD_CLOEXEC, 10);
+  close(fds[0]);
+  if (child < 0) {
+    close(fds[1]);
+    return absl::InternalError(absl::StrCat("dup: ", std::strerror(errno)));
+  }
+  return Lifeline{fds[1], child};
+}
+
+absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
+  if (options.argv.empty()) return absl::InvalidArgumentError("empty argv");
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  if (!options.stdout_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 1, options.stdout_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+  }
+  if (!options.stderr_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 2, options.stderr_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+  }
+  if (options.lifeline_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, options.lifeline_fd,
+                                     kLifelineFd);
+  }
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (options.new_session) flags |= POSIX_SPAWN_SETSID;
+  posix_spawnattr_setflags(&attr, flags);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, "LOOM_LIFELINE=", 14) != 0) env.emplace_back(*e);
+  }
+  if (options.lifeline_fd >= 0) env.push_back("LOOM_LIFELINE=1");
+  for (const auto& e : options.extra_env) env.push_back(e);
+  std::vector<char*> envp, argv;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    return absl::InternalError(
+        absl::StrCat("spawn ", options.argv[0], ": ", std::strerror(rc)));
+  }
+  return pid;
+}
+
+void WatchLifelineFromEnv() {
+  const char* env = std::getenv("LOOM_LIFELINE");
+  if (env == nullptr || std::string(env) != "1") return;
+  unsetenv("LOOM_LIFELINE");
+  fcntl(kLifelineFd, F_SETFD, FD_CLOEXEC);
+  std::thread([] {
+    char buf[64];
+    while (true) {
+      ssize_t n = read(kLifelineFd, buf, sizeof(buf));
+      if (n == 0 || (n < 0 && errno != EINTR)) _exit(0);
+    }
+  }).detach();
+}
+
+bool ProcessAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  int status;
+  if (waitpid(pid, &status, WNOHANG) == pid) return false;
+  return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+bool WaitForExit(pid_t pid, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (ProcessAlive(pid)) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+void TerminateProcess(pid_t pid, absl::Duration grace) {
+  if (!ProcessAlive(pid)) return;
+  kill(pid, SIGTERM);
+  if (!WaitForExit(pid, grace)) {
+    kill(pid, SIGKILL);
+    WaitForExit(pid, absl::Seconds(5));
+  }
+}
+
+std::string ExecutableDir() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return ".";
+  std::string path(buf, n);
+  return path.substr(0, path.rfind('/'));
+}
+
+std::string FindLoomBinary(const std::string& name) {
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("LOOM_BIN_DIR")) dirs.push_back(env);
+  dirs.push_back(ExecutableDir());
+#ifdef LOOM_BUILD_BIN_DIR
+  dirs.push_back(LOOM_BUILD_BIN_DIR);
+#endif
+  for (const auto& d : dirs) {
+    std::string path = d + "/" + name;
+    if (access(path.c_str(), X_OK) == 0) return path;
+  }
+  return name;
+}
+
+}  // namespace loom

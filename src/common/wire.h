@@ -1,0 +1,38 @@
+// src/common/wire.h
+//
+// Checked conversions between wire messages and Loom's own types. Every
+// value that arrives on a port passes through here, so bad input becomes an
+// InvalidArgument status, never a crash.
+//
+//   auto node = ParseId<NodeId>(request.node_id(), "node_id");
+//   auto demand = ResourcesFromProto(request.resources());
+#ifndef LOOM_COMMON_WIRE_H_
+#define LOOM_COMMON_WIRE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "proto/common.pb.h"
+#include "scheduler/resource_set.h"
+#include "src/common/ids.h"
+
+namespace loom {
+
+template <typename Id>
+absl::StatusOr<Id> ParseId(const std::string& binary, const char* field) {
+  auto id = Id::FromBinary(binary);
+  if (!id.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", id.status().message()));
+  }
+  return Id(*id);
+}
+
+absl::StatusOr<ResourceSet> ResourcesFromProto(const rpc::Resources& proto);
+rpc::Resources ResourcesToProto(const ResourceSet& set);
+std::string FormatResources(const rpc::Resources& proto);
+
+}  // namespace loom
+
+#endif  // LOOM_COMMON_WIRE_H_

@@ -1,0 +1,259 @@
+#include "src/gcs/gcs_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include "src/common/wire.h"
+
+namespace loom::gcs {
+namespace {
+
+constexpr size_t kMaxKeyBytes = 4096;
+constexpr size_t kMaxValueBytes = 64 << 20;
+
+absl::Status CheckKey(const std::string& ns, const std::string& key) {
+  if (key.empty()) return absl::InvalidArgumentError("empty key");
+  if (key.size() > kMaxKeyBytes || ns.size() > kMaxKeyBytes) {
+    return absl::InvalidArgumentError("key or namespace longer than 4096 bytes");
+  }
+  return absl::OkStatus();
+}
+
+std::string KvTable(const std::string& ns) { return "kv:" + ns; }
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+}  // namespace
+
+GcsServer::GcsServer(Options options, Metrics* metrics)
+    : options_(options),
+      loop_("gcs", options.clock),
+      publisher_(&loop_),
+      nodes_(NodeTable::Options{&store_, &publisher_, options.clock,
+                                options.node_timeout,
+                                [this](const NodeId& n) { OnNodeDead(n); }}),
+      nodes_alive_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
+                                  {{"state", "alive"}})),
+      nodes_dead_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
+                                 {{"state", "dead"}})),
+      jobs_running_(metrics->Gauge("loom_gcs_jobs_running", "Running jobs")),
+      heartbeats_(metrics->Counter("loom_gcs_heartbeats_total",
+                                   "Heartbeats received")) {}
+
+GcsServer::~GcsServer() { Stop(); }
+
+void GcsServer::Start() {
+  loop_.Start();
+  loop_.Post([this] { CheckTimeoutsPeriodically(); });
+}
+
+void GcsServer::Stop() { loop_.Stop(); }
+
+void GcsServer::CheckTimeoutsPeriodically() {
+  nodes_.CheckTimeouts();
+  UpdateGauges();
+  loop_.PostAfter(std::min(absl::Milliseconds(200), options_.node_timeout / 5),
+                  [this] { CheckTimeoutsPeriodically(); });
+}
+
+void GcsServer::UpdateGauges() {
+  size_t alive = nodes_.alive_count();
+  nodes_alive_.Set(alive);
+  nodes_dead_.Set(nodes_.All().size() - alive);
+  size_t running = 0;
+  for (const auto& [id, job] : jobs_) running += job.state() == rpc::JobInfo::RUNNING;
+  jobs_running_.Set(running);
+}
+
+void GcsServer::OnNodeDead(const NodeId& node) {
+  for (auto it = objects_.begin(); it != objects_.end();) {
+    it->second.nodes.erase(node);
+    if (it->second.nodes.empty()) {
+      objects_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  // Drivers on a dead node are gone with it.
+  for (auto& [id, job] : jobs_) {
+    if (job.state() == rpc::JobInfo::RUNNING && job.node_id() == node.Binary()) {
+      job.set_state(rpc::JobInfo::DRIVER_DIED);
+      job.set_end_ms(NowMs());
+      publisher_.Publish(rpc::Event::JOB_FINISHED, job.job_id(), "node died");
+    }
+  }
+}
+
+void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
+                                   rpc::RegisterNodeReply* reply, Done done) {
+  reply->set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(nodes_.timeout()));
+  done(nodes_.Register(req.node()));
+}
+
+void GcsServer::HandleHeartbeat(const rpc::HeartbeatRequest& req,
+                                rpc::HeartbeatReply* reply, Done done) {
+  heartbeats_.Increment();
+  done(nodes_.Heartbeat(req, reply));
+}
+
+void GcsServer::HandleUnregisterNode(const rpc::UnregisterNodeRequest& req,
+                                     rpc::UnregisterNodeReply* reply,
+                                     Done done) {
+  done(nodes_.Unregister(req.node_id()));
+}
+
+void GcsServer::HandleGetClusterStatus(const rpc::GetClusterStatusRequest& req,
+                                       rpc::GetClusterStatusReply* reply,
+                                       Done done) {
+  for (auto& n : nodes_.All()) *reply->add_nodes() = std::move(n);
+  done(absl::OkStatus());
+}
+
+void GcsServer::HandleKvPut(const rpc::KvPutRequest& req,
+                            rpc::KvPutReply* reply, Done done) {
+  if (auto s = CheckKey(req.ns(), req.key()); !s.ok()) return done(s);
+  if (req.value().size() > kMaxValueBytes) {
+    return done(absl::InvalidArgumentError("value larger than 64 MiB"));
+  }
+  store_.Put(KvTable(req.ns()), req.key(), req.value(), req.overwrite(),
+             [reply, done](absl::StatusOr<bool> added) {
+               if (added.ok()) reply->set_added(*added);
+               done(added.status());
+             });
+}
+
+void GcsServer::HandleKvGet(const rpc::KvGetRequest& req,
+                            rpc::KvGetReply* reply, Done done) {
+  if (auto s = CheckKey(req.ns(), req.key()); !s.ok()) return done(s);
+  store_.Get(KvTable(req.ns()), req.key(),
+             [reply, done](absl::StatusOr<std::optional<std::string>> v) {
+               if (v.ok() && v->has_value()) {
+                 reply->set_found(true);
+                 reply->set_value(**v);
+               }
+               done(v.status());
+             });
+}
+
+void GcsServer::HandleKvDel(const rpc::KvDelRequest& req,
+                            rpc::KvDelReply* reply, Done done) {
+  if (auto s = CheckKey(req.ns(), req.key()); !s.ok()) return done(s);
+  store_.Delete(KvTable(req.ns()), req.key(),
+                [reply, done](absl::StatusOr<bool> deleted) {
+                  if (deleted.ok()) reply->set_deleted(*deleted);
+                  done(deleted.status());
+                });
+}
+
+void GcsServer::HandleKvKeys(const rpc::KvKeysRequest& req,
+                             rpc::KvKeysReply* reply, Done done) {
+  store_.Keys(KvTable(req.ns()), req.prefix(),
+              [reply, done](absl::StatusOr<std::vector<std::string>> keys) {
+                if (keys.ok()) {
+                  for (auto& k : *keys) reply->add_keys(std::move(k));
+                }
+                done(keys.status());
+              });
+}
+
+void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
+                             rpc::AddJobReply* reply, Done done) {
+  if (req.driver_pid() <= 0) {
+    return done(absl::InvalidArgumentError("driver_pid must be positive"));
+  }
+  if (!req.node_id().empty()) {
+    auto node = ParseId<NodeId>(req.node_id(), "node_id");
+    if (!node.ok()) return done(node.status());
+  }
+  uint32_t n = next_job_++;
+  rpc::JobInfo& job = jobs_[n];
+  job.set_job_id(JobId::FromInt(n).Binary());
+  job.set_state(rpc::JobInfo::RUNNING);
+  job.set_driver_pid(req.driver_pid());
+  job.set_node_id(req.node_id());
+  job.set_start_ms(NowMs());
+  store_.Put("jobs", job.job_id(), job.SerializeAsString(), true,
+             [](absl::StatusOr<bool>) {});
+  reply->set_job_id(job.job_id());
+  spdlog::info("job {} started by driver pid {}", n, req.driver_pid());
+  done(absl::OkStatus());
+}
+
+void GcsServer::HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
+                                      rpc::MarkJobFinishedReply* reply,
+                                      Done done) {
+  auto id = ParseId<JobId>(req.job_id(), "job_id");
+  if (!id.ok()) return done(id.status());
+  auto it = jobs_.find(id->ToInt());
+  if (it == jobs_.end()) return done(absl::NotFoundError("unknown job"));
+  if (it->second.state() == rpc::JobInfo::RUNNING) {
+    it->second.set_state(req.driver_died() ? rpc::JobInfo::DRIVER_DIED
+                                           : rpc::JobInfo::FINISHED);
+    it->second.set_end_ms(NowMs());
+    store_.Put("jobs", it->second.job_id(), it->second.SerializeAsString(),
+               true, [](absl::StatusOr<bool>) {});
+    publisher_.Publish(rpc::Event::JOB_FINISHED, it->second.job_id(),
+                       req.driver_died() ? "driver died" : "finished");
+    spdlog::info("job {} {}", id->ToInt(),
+                 req.driver_died() ? "lost its driver" : "finished");
+  }
+  done(absl::OkStatus());
+}
+
+void GcsServer::HandleGetJobs(const rpc::GetJobsRequest& req,
+                              rpc::GetJobsReply* reply, Done done) {
+  for (const auto& [n, job] : jobs_) *reply->add_jobs() = job;
+  done(absl::OkStatus());
+}
+
+void GcsServer::HandleUpdateObjectLocations(
+    const rpc::UpdateObjectLocationsRequest& req,
+    rpc::UpdateObjectLocationsReply* reply, Done done) {
+  // Validate the whole batch before applying any of it.
+  for (const auto& u : req.updates()) {
+    auto obj = ParseId<ObjectId>(u.object_id(), "object_id");
+    if (!obj.ok()) return done(obj.status());
+    auto node = ParseId<NodeId>(u.node_id(), "node_id");
+    if (!node.ok()) return done(node.status());
+    if (u.size() < 0) return done(absl::InvalidArgumentError("negative size"));
+  }
+  for (const auto& u : req.updates()) {
+    ObjectId obj = *ObjectId::FromBinary(u.object_id());
+    NodeId node = *NodeId::FromBinary(u.node_id());
+    if (u.added()) {
+      ObjectEntry& e = objects_[obj];
+      e.nodes.insert(node);
+      e.size = u.size();
+    } else if (auto it = objects_.find(obj); it != objects_.end()) {
+      it->second.nodes.erase(node);
+      if (it->second.nodes.empty()) objects_.erase(it);
+    }
+  }
+  done(absl::OkStatus());
+}
+
+void GcsServer::HandleGetObjectLocations(
+    const rpc::GetObjectLocationsRequest& req,
+    rpc::GetObjectLocationsReply* reply, Done done) {
+  auto obj = ParseId<ObjectId>(req.object_id(), "object_id");
+  if (!obj.ok()) return done(obj.status());
+  if (auto it = objects_.find(*obj); it != objects_.end()) {
+    for (const NodeId& n : it->second.nodes) reply->add_node_ids(n.Binary());
+    reply->set_size(it->second.size);
+  }
+  done(absl::OkStatus());
+}
+
+void GcsServer::HandlePollEvents(const rpc::PollEventsRequest& req,
+                                 rpc::PollEventsReply* reply, Done done) {
+  if (req.timeout_ms() < 0 || req.timeout_ms() > 60000) {
+    return done(absl::InvalidArgumentError("timeout_ms must be in [0, 60000]"));
+  }
+  publisher_.Poll(req.after_seq(), absl::Milliseconds(req.timeout_ms()),
+                  [reply, done](std::vector<rpc::Event> events, int64_t last) {
+                    for (auto& e : events) *reply->add_events() = std::move(e);
+                    reply->set_last_seq(last);
+                    done(absl::OkStatus());
+                  });
+}
+
+}  // namespace loom::gcs

@@ -1,0 +1,99 @@
+// src/gcs/gcs_server.h
+//
+// GcsServer: the head's state and the handlers for every Gcs RPC: node
+// table, KV, jobs, object directory, events. Handlers run on the server's
+// event loop and never see gRPC types; gcs_service.cc adapts them.
+//
+//   GcsServer gcs({.node_timeout = absl::Seconds(5)}, &metrics);
+//   gcs.Start();
+//   gcs.loop().Post([&] { gcs.HandleKvGet(req, &reply, done); });
+#ifndef LOOM_GCS_GCS_SERVER_H_
+#define LOOM_GCS_GCS_SERVER_H_
+
+#include <functional>
+#include <memory>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "proto/gcs.pb.h"
+#include "src/common/event_loop.h"
+#include "src/common/metrics.h"
+#include "src/gcs/node_table.h"
+#include "src/gcs/pubsub.h"
+#include "src/gcs/storage.h"
+
+namespace loom::gcs {
+
+using Done = std::function<void(absl::Status)>;
+
+// Not thread-safe: every Handle* runs on loop().
+class GcsServer {
+ public:
+  struct Options {
+    absl::Duration node_timeout = absl::Seconds(5);
+    Clock* clock = Clock::Real();
+  };
+  GcsServer(Options options, Metrics* metrics);
+  ~GcsServer();
+
+  void Start();
+  void Stop();
+  EventLoop& loop() { return loop_; }
+
+  void HandleRegisterNode(const rpc::RegisterNodeRequest& req,
+                          rpc::RegisterNodeReply* reply, Done done);
+  void HandleHeartbeat(const rpc::HeartbeatRequest& req,
+                       rpc::HeartbeatReply* reply, Done done);
+  void HandleUnregisterNode(const rpc::UnregisterNodeRequest& req,
+                            rpc::UnregisterNodeReply* reply, Done done);
+  void HandleGetClusterStatus(const rpc::GetClusterStatusRequest& req,
+                              rpc::GetClusterStatusReply* reply, Done done);
+  void HandleKvPut(const rpc::KvPutRequest& req, rpc::KvPutReply* reply,
+                   Done done);
+  void HandleKvGet(const rpc::KvGetRequest& req, rpc::KvGetReply* reply,
+                   Done done);
+  void HandleKvDel(const rpc::KvDelRequest& req, rpc::KvDelReply* reply,
+                   Done done);
+  void HandleKvKeys(const rpc::KvKeysRequest& req, rpc::KvKeysReply* reply,
+                    Done done);
+  void HandleAddJob(const rpc::AddJobRequest& req, rpc::AddJobReply* reply,
+                    Done done);
+  void HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
+                             rpc::MarkJobFinishedReply* reply, Done done);
+  void HandleGetJobs(const rpc::GetJobsRequest& req, rpc::GetJobsReply* reply,
+                     Done done);
+  void HandleUpdateObjectLocations(const rpc::UpdateObjectLocationsRequest& req,
+                                   rpc::UpdateObjectLocationsReply* reply,
+                                   Done done);
+  void HandleGetObjectLocations(const rpc::GetObjectLocationsRequest& req,
+                                rpc::GetObjectLocationsReply* reply, Done done);
+  void HandlePollEvents(const rpc::PollEventsRequest& req,
+                        rpc::PollEventsReply* reply, Done done);
+
+ private:
+  struct ObjectEntry {
+    absl::flat_hash_set<NodeId> nodes;
+    int64_t size = 0;
+  };
+  void CheckTimeoutsPeriodically();
+  void OnNodeDead(const NodeId& node);
+  void UpdateGauges();
+
+  Options options_;
+  EventLoop loop_;
+  InMemoryStoreClient store_;
+  Publisher publisher_;
+  NodeTable nodes_;
+  uint32_t next_job_ = 1;
+  absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
+  absl::flat_hash_map<ObjectId, ObjectEntry> objects_;
+
+  prometheus::Gauge& nodes_alive_;
+  prometheus::Gauge& nodes_dead_;
+  prometheus::Gauge& jobs_running_;
+  prometheus::Counter& heartbeats_;
+};
+
+}  // namespace loom::gcs
+
+#endif  // LOOM_GCS_GCS_SERVER_H_

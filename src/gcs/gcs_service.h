@@ -1,0 +1,48 @@
+// src/gcs/gcs_service.h
+//
+// GcsService: the gRPC edge of the head. Each method posts its request to
+// the GcsServer's event loop and finishes when the handler is done.
+#ifndef LOOM_GCS_GCS_SERVICE_H_
+#define LOOM_GCS_GCS_SERVICE_H_
+
+#include "proto/gcs.grpc.pb.h"
+#include "src/gcs/gcs_server.h"
+
+namespace loom::gcs {
+
+class GcsService : public rpc::Gcs::CallbackService {
+ public:
+  explicit GcsService(GcsServer* server) : server_(server) {}
+
+#define LOOM_GCS_METHOD(Name)                                                \
+  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx,          \
+                                 const rpc::Name##Request* req,             \
+                                 rpc::Name##Reply* reply) override {        \
+    return rpc::PostToLoop(ctx, server_->loop(), req, reply,                \
+                           [s = server_](const auto& r, auto* p, Done d) {   \
+                             s->Handle##Name(r, p, std::move(d));           \
+                           });                                              \
+  }
+  LOOM_GCS_METHOD(RegisterNode)
+  LOOM_GCS_METHOD(Heartbeat)
+  LOOM_GCS_METHOD(UnregisterNode)
+  LOOM_GCS_METHOD(GetClusterStatus)
+  LOOM_GCS_METHOD(KvPut)
+  LOOM_GCS_METHOD(KvGet)
+  LOOM_GCS_METHOD(KvDel)
+  LOOM_GCS_METHOD(KvKeys)
+  LOOM_GCS_METHOD(AddJob)
+  LOOM_GCS_METHOD(MarkJobFinished)
+  LOOM_GCS_METHOD(GetJobs)
+  LOOM_GCS_METHOD(UpdateObjectLocations)
+  LOOM_GCS_METHOD(GetObjectLocations)
+  LOOM_GCS_METHOD(PollEvents)
+#undef LOOM_GCS_METHOD
+
+ private:
+  GcsServer* server_;
+};
+
+}  // namespace loom::gcs
+
+#endif  // LOOM_GCS_GCS_SERVICE_H_

@@ -1,0 +1,63 @@
+// loom-gcs: the head's global control service.
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/daemon.h"
+#include "src/common/logging.h"
+#include "src/common/process.h"
+#include "src/common/rpc.h"
+#include "src/common/session.h"
+#include "src/gcs/gcs_service.h"
+
+int main(int argc, char** argv) {
+  loom::BlockStopSignals();
+  loom::WatchLifelineFromEnv();
+  CLI::App app{"loom-gcs: the Loom head (global control service)"};
+  std::string host = "127.0.0.1";
+  int port = 0;
+  int metrics_port = 0;
+  std::string session_dir;
+  int64_t node_timeout_ms = 5000;
+  app.add_option("--host", host, "Address to listen on");
+  app.add_option("--port", port, "gRPC port (0: pick a free one)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--metrics-port", metrics_port, "Prometheus port (0: free)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--session-dir", session_dir, "Session directory");
+  app.add_option("--node-timeout-ms", node_timeout_ms,
+                 "A node silent this long is dead")
+      ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  CLI11_PARSE(app, argc, argv);
+
+  loom::InitLogging("gcs", session_dir.empty() ? "" : session_dir + "/logs");
+  loom::Metrics metrics;
+  auto mport = metrics.Serve(host, metrics_port);
+  if (!mport.ok()) {
+    spdlog::error("{}", mport.status().ToString());
+    return 1;
+  }
+  loom::gcs::GcsServer server(
+      {.node_timeout = absl::Milliseconds(node_timeout_ms)}, &metrics);
+  server.Start();
+  loom::gcs::GcsService service(&server);
+  int bound = 0;
+  auto grpc_server = loom::rpc::StartServer(host, port, {&service}, &bound);
+  if (!grpc_server.ok()) {
+    spdlog::error("{}", grpc_server.status().ToString());
+    std::fprintf(stderr, "loom-gcs: %s\n",
+                 std::string(grpc_server.status().message()).c_str());
+    return 1;
+  }
+  spdlog::info("loom-gcs listening on {}:{}, metrics on {}", host, bound, *mport);
+  if (!session_dir.empty()) {
+    auto s = loom::WriteFileAtomic(session_dir + "/gcs.ready",
+                                   absl::StrCat(host, ":", bound, " ", *mport));
+    if (!s.ok()) spdlog::error("{}", s.ToString());
+  }
+  int sig = loom::WaitForStopSignal();
+  spdlog::info("loom-gcs stopping on signal {}", sig);
+  (*grpc_server)->Shutdown(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(500));
+  server.Stop();
+  return 0;
+}

@@ -1,0 +1,61 @@
+// src/gcs/node_table.h
+//
+// NodeTable: every node that registered, alive or dead. A node that sends no
+// heartbeat for `timeout` is marked dead and that is published; the alive
+// nodes and their load form the cluster view that raylets spill back with.
+//
+//   NodeTable nodes({.store = &store, .publisher = &pub, .clock = clock});
+//   nodes.Register(info);
+//   nodes.Heartbeat(request, &reply);
+//   nodes.CheckTimeouts();  // from a periodic timer
+#ifndef LOOM_GCS_NODE_TABLE_H_
+#define LOOM_GCS_NODE_TABLE_H_
+
+#include <functional>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "proto/gcs.pb.h"
+#include "src/common/clock.h"
+#include "src/common/ids.h"
+#include "src/gcs/pubsub.h"
+#include "src/gcs/storage.h"
+
+namespace loom::gcs {
+
+// Not thread-safe: every method runs on the GCS event loop.
+class NodeTable {
+ public:
+  struct Options {
+    StoreClient* store;
+    Publisher* publisher;
+    Clock* clock;
+    absl::Duration timeout = absl::Seconds(5);
+    std::function<void(const NodeId&)> on_node_dead;
+  };
+  explicit NodeTable(Options options) : options_(std::move(options)) {}
+
+  absl::Status Register(const rpc::NodeInfo& info);
+  // NotFound for a node that is unknown or was declared dead: it must
+  // register again.
+  absl::Status Heartbeat(const rpc::HeartbeatRequest& request,
+                         rpc::HeartbeatReply* reply);
+  absl::Status Unregister(const std::string& node_id);
+  void CheckTimeouts();
+
+  std::vector<rpc::NodeInfo> All() const;
+  size_t alive_count() const;
+  absl::Duration timeout() const { return options_.timeout; }
+
+ private:
+  void MarkDead(rpc::NodeInfo& node, const std::string& why);
+
+  Options options_;
+  absl::flat_hash_map<NodeId, rpc::NodeInfo> nodes_;
+  absl::flat_hash_map<NodeId, absl::Time> last_seen_;
+  int64_t view_version_ = 1;
+};
+
+}  // namespace loom::gcs
+
+#endif  // LOOM_GCS_NODE_TABLE_H_

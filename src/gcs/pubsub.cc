@@ -1,0 +1,46 @@
+#include "src/gcs/pubsub.h"
+
+namespace loom::gcs {
+
+void Publisher::Publish(rpc::Event::Kind kind, const std::string& id,
+                        const std::string& detail) {
+  rpc::Event e;
+  e.set_seq(++last_seq_);
+  e.set_kind(kind);
+  e.set_id(id);
+  e.set_detail(detail);
+  log_.push_back(std::move(e));
+  while (log_.size() > capacity_) log_.pop_front();
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  for (auto& w : waiters) w.done(After(w.after_seq), last_seq_);
+}
+
+std::vector<rpc::Event> Publisher::After(int64_t seq) const {
+  std::vector<rpc::Event> out;
+  for (const auto& e : log_) {
+    if (e.seq() > seq) out.push_back(e);
+  }
+  return out;
+}
+
+void Publisher::Poll(int64_t after_seq, absl::Duration timeout,
+                     PollCallback done) {
+  if (after_seq < last_seq_ || timeout <= absl::ZeroDuration()) {
+    return done(After(after_seq), last_seq_);
+  }
+  uint64_t id = next_waiter_++;
+  waiters_.push_back(Waiter{id, after_seq, std::move(done)});
+  loop_->PostAfter(timeout, [this, id] {
+    for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
+      if (it->id == id) {
+        auto done = std::move(it->done);
+        waiters_.erase(it);
+        done({}, last_seq_);
+        return;
+      }
+    }
+  });
+}
+
+}  // namespace loom::gcs

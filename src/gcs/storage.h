@@ -1,0 +1,63 @@
+// src/gcs/storage.h
+//
+// StoreClient: the asynchronous storage every GCS table writes through, so
+// that a Redis-backed store can later let the head survive restarts. The
+// in-memory store answers at once, on the caller's thread.
+//
+//   store->Put("nodes", id.Binary(), info.SerializeAsString(), [](absl::Status) {});
+//   store->Get("kv", key, [](absl::StatusOr<std::optional<std::string>> v) {...});
+#ifndef LOOM_GCS_STORAGE_H_
+#define LOOM_GCS_STORAGE_H_
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+
+namespace loom::gcs {
+
+class StoreClient {
+ public:
+  using StatusCallback = std::function<void(absl::Status)>;
+  using GetCallback =
+      std::function<void(absl::StatusOr<std::optional<std::string>>)>;
+  using KeysCallback = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
+
+  virtual ~StoreClient() = default;
+  // `added` tells whether the key was new; with overwrite=false an existing
+  // value is kept.
+  virtual void Put(const std::string& table, const std::string& key,
+                   std::string value, bool overwrite,
+                   std::function<void(absl::StatusOr<bool> added)> done) = 0;
+  virtual void Get(const std::string& table, const std::string& key,
+                   GetCallback done) = 0;
+  virtual void Delete(const std::string& table, const std::string& key,
+                      std::function<void(absl::StatusOr<bool>)> done) = 0;
+  virtual void Keys(const std::string& table, const std::string& prefix,
+                    KeysCallback done) = 0;
+};
+
+// Not thread-safe: used from the GCS event loop.
+class InMemoryStoreClient : public StoreClient {
+ public:
+  void Put(const std::string& table, const std::string& key, std::string value,
+           bool overwrite,
+           std::function<void(absl::StatusOr<bool>)> done) override;
+  void Get(const std::string& table, const std::string& key,
+           GetCallback done) override;
+  void Delete(const std::string& table, const std::string& key,
+              std::function<void(absl::StatusOr<bool>)> done) override;
+  void Keys(const std::string& table, const std::string& prefix,
+            KeysCallback done) override;
+
+ private:
+  absl::flat_hash_map<std::string, std::map<std::string, std::string>> tables_;
+};
+
+}  // namespace loom::gcs
+
+#endif  // LOOM_GCS_STORAGE_H_
