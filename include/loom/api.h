@@ -1,0 +1,108 @@
+// include/loom/api.h
+//
+// Starting and joining clusters; getting, putting and waiting for values.
+//
+//   loom::Init({.code_search_path = {"/path/libmy_tasks.so"}});  // private cluster
+//   auto ref = loom::Put(std::vector<int>{1, 2, 3});
+//   auto v = loom::Get(ref);                       // std::shared_ptr<std::vector<int>>
+//   auto [ready, unready] = loom::Wait(refs, 1, /*timeout_ms=*/100);
+//   loom::Shutdown();                              // also happens at exit
+#ifndef LOOM_API_H_
+#define LOOM_API_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loom/errors.h"
+#include "loom/object_ref.h"
+#include "loom/serialization.h"
+
+namespace loom {
+
+struct InitOptions {
+  // Empty: start a private cluster (head + one raylet) that stops with this
+  // process. "HOST:PORT": join the cluster whose head listens there. "auto":
+  // $LOOM_ADDRESS, else the cluster last started under the session root.
+  std::string address;
+  // Shared libraries (or directories of them) holding LOOM_REMOTE code;
+  // workers load them.
+  std::vector<std::string> code_search_path;
+  // For a private cluster: CPUs (-1: this machine's cores), GPUs, custom.
+  int num_cpus = -1;
+  int num_gpus = 0;
+  std::map<std::string, double> resources;
+  // Where session directories live (empty: $LOOM_SESSION_ROOT or /tmp/loom).
+  std::string session_root;
+};
+
+// Throws loom::Error when the cluster cannot be started or joined.
+void Init(const InitOptions& options = {});
+void Shutdown();
+bool IsInitialized();
+
+// The GPU ids this worker holds (empty in a driver).
+std::vector<int> GetGpuIds();
+
+template <typename T>
+ObjectRef<T> Put(const T& value) {
+  return ObjectRef<T>(internal::Put(Serialize(value)));
+}
+
+// Blocks until the value is ready. Throws TaskError, WorkerCrashedError,
+// InfeasibleError, or GetTimeoutError when timeout_ms >= 0 passes.
+template <typename T>
+std::shared_ptr<T> Get(const ObjectRef<T>& ref, int64_t timeout_ms = -1) {
+  auto values = internal::Get({ref.Binary()}, timeout_ms);
+  if constexpr (std::is_void_v<T>) {
+    return nullptr;
+  } else {
+    return std::make_shared<T>(Deserialize<T>(*values[0]));
+  }
+}
+
+template <typename T>
+std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& refs,
+                                    int64_t timeout_ms = -1) {
+  std::vector<std::string> ids;
+  ids.reserve(refs.size());
+  for (const auto& r : refs) ids.push_back(r.Binary());
+  auto values = internal::Get(ids, timeout_ms);
+  std::vector<std::shared_ptr<T>> out;
+  out.reserve(values.size());
+  for (const auto& v : values) {
+    if constexpr (std::is_void_v<T>) {
+      out.push_back(nullptr);
+    } else {
+      out.push_back(std::make_shared<T>(Deserialize<T>(*v)));
+    }
+  }
+  return out;
+}
+
+template <typename T>
+struct WaitResult {
+  std::vector<ObjectRef<T>> ready;
+  std::vector<ObjectRef<T>> unready;
+};
+
+// Returns once num_returns refs are ready or timeout_ms (>= 0) passes; both
+// lists keep the input order.
+template <typename T>
+WaitResult<T> Wait(const std::vector<ObjectRef<T>>& refs, int num_returns,
+                   int64_t timeout_ms = -1) {
+  std::vector<std::string> ids;
+  ids.reserve(refs.size());
+  for (const auto& r : refs) ids.push_back(r.Binary());
+  std::vector<bool> ready = internal::Wait(ids, num_returns, timeout_ms);
+  WaitResult<T> out;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    (ready[i] ? out.ready : out.unready).push_back(refs[i]);
+  }
+  return out;
+}
+
+}  // namespace loom
+
+#endif  // LOOM_API_H_

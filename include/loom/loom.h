@@ -1,0 +1,24 @@
+// include/loom/loom.h
+//
+// Loom's C++ API: remote functions, object refs, Init/Get/Put/Wait.
+//
+//   #include <loom/loom.h>
+//   int Square(int x) { return x * x; }
+//   LOOM_REMOTE(Square);
+//
+//   int main() {
+//     loom::Init({.code_search_path = {"libsquares.so"}});
+//     auto ref = loom::Task(Square).Remote(7);
+//     std::cout << *loom::Get(ref) << "\n";  // 49
+//   }
+#ifndef LOOM_LOOM_H_
+#define LOOM_LOOM_H_
+
+#include "loom/api.h"
+#include "loom/errors.h"
+#include "loom/object_ref.h"
+#include "loom/remote.h"
+#include "loom/serialization.h"
+#include "loom/task.h"
+
+#endif  // LOOM_LOOM_H_

@@ -1,0 +1,97 @@
+// include/loom/task.h
+//
+// loom::Task(fn) builds a call of a LOOM_REMOTE function; Remote(args...)
+// submits it and returns an ObjectRef to its result at once. An ObjectRef
+// argument is resolved to its value before the task runs.
+//
+//   auto ref = loom::Task(Add).SetResource("CPU", 2).SetMaxRetries(1).Remote(1, 2);
+//   auto twice = loom::Task(Add).Remote(ref, ref);  // runs after `ref` is ready
+#ifndef LOOM_TASK_H_
+#define LOOM_TASK_H_
+
+#include <map>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "loom/errors.h"
+#include "loom/object_ref.h"
+#include "loom/serialization.h"
+
+namespace loom {
+
+namespace internal {
+
+template <typename Param, typename A>
+Arg PackArg(A&& a) {
+  using D = std::decay_t<A>;
+  using P = std::decay_t<Param>;
+  if constexpr (IsObjectRef<D>::value) {
+    static_assert(std::is_convertible_v<typename D::value_type, P>,
+                  "ObjectRef<T> passed where the function takes another type");
+    return Arg{true, a.Binary()};
+  } else {
+    static_assert(std::is_convertible_v<D, P>,
+                  "argument does not convert to the function's parameter type");
+    return Arg{false, Serialize<P>(static_cast<P>(std::forward<A>(a)))};
+  }
+}
+
+}  // namespace internal
+
+template <typename R, typename... Params>
+class TaskCaller {
+ public:
+  explicit TaskCaller(R (*fn)(Params...)) {
+    const std::string* name =
+        internal::FunctionName(reinterpret_cast<const void*>(fn));
+    if (name == nullptr) {
+      throw Error("function is not registered: add LOOM_REMOTE(fn) beside it");
+    }
+    name_ = *name;
+  }
+
+  TaskCaller& SetResource(const std::string& name, double quantity) {
+    options_.resources[name] = quantity;
+    return *this;
+  }
+  TaskCaller& SetResources(const std::map<std::string, double>& resources) {
+    for (const auto& [k, v] : resources) options_.resources[k] = v;
+    return *this;
+  }
+  // How often a task whose worker died is run again (default 3).
+  TaskCaller& SetMaxRetries(int n) {
+    options_.max_retries = n;
+    return *this;
+  }
+
+  template <typename... Args>
+  ObjectRef<R> Remote(Args&&... args) {
+    static_assert(sizeof...(Args) == sizeof...(Params),
+                  "wrong number of arguments for this remote function");
+    return ObjectRef<R>(internal::SubmitTask(
+        name_, Pack(std::index_sequence_for<Args...>{}, std::forward<Args>(args)...),
+        options_));
+  }
+
+ private:
+  template <size_t... I, typename... Args>
+  std::vector<internal::Arg> Pack(std::index_sequence<I...>, Args&&... args) {
+    using ParamTuple = std::tuple<Params...>;
+    return {internal::PackArg<std::tuple_element_t<I, ParamTuple>>(
+        std::forward<Args>(args))...};
+  }
+
+  std::string name_;
+  internal::TaskOptions options_;
+};
+
+template <typename R, typename... Params>
+TaskCaller<R, Params...> Task(R (*fn)(Params...)) {
+  return TaskCaller<R, Params...>(fn);
+}
+
+}  // namespace loom
+
+#endif  // LOOM_TASK_H_

@@ -1,0 +1,182 @@
+// The API edge: loom::Init/Shutdown and the internal bridge that the
+// header templates call. Statuses and error values become exceptions here.
+#include <cstdlib>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "loom/api.h"
+#include "runtime/core_worker.h"
+#include "runtime/local_cluster.h"
+#include "src/common/logging.h"
+
+namespace loom {
+namespace {
+
+absl::Mutex g_mu;
+std::unique_ptr<CoreWorker> g_owned ABSL_GUARDED_BY(g_mu);
+std::optional<ClusterHandle> g_cluster ABSL_GUARDED_BY(g_mu);
+std::atomic<CoreWorker*> g_core_worker{nullptr};
+
+[[noreturn]] void Throw(const absl::Status& s) {
+  throw Error(std::string(s.message()));
+}
+
+[[noreturn]] void Throw(const rpc::ErrorInfo& e) {
+  switch (e.kind()) {
+    case rpc::ErrorInfo::TASK_ERROR:
+      throw TaskError(e.type(), e.message(), e.task_name());
+    case rpc::ErrorInfo::WORKER_CRASHED:
+      throw WorkerCrashedError(e.message());
+    case rpc::ErrorInfo::INFEASIBLE:
+      throw InfeasibleError(e.task_name() + ": " + e.message());
+    case rpc::ErrorInfo::OWNER_DIED:
+      throw OwnerDiedError(e.message());
+    default:
+      throw Error(e.task_name().empty() ? e.message()
+                                        : e.task_name() + ": " + e.message());
+  }
+}
+
+CoreWorker* Current() {
+  CoreWorker* cw = g_core_worker.load();
+  if (cw == nullptr) throw Error("loom::Init() has not been called");
+  return cw;
+}
+
+std::vector<ObjectId> ParseIds(const std::vector<std::string>& ids) {
+  std::vector<ObjectId> out;
+  out.reserve(ids.size());
+  for (const auto& id : ids) {
+    auto parsed = ObjectId::FromBinary(id);
+    if (!parsed.ok()) Throw(parsed.status());
+    out.push_back(*parsed);
+  }
+  return out;
+}
+
+}  // namespace
+
+CoreWorker* GlobalCoreWorker() { return g_core_worker.load(); }
+void SetGlobalCoreWorker(CoreWorker* cw) { g_core_worker.store(cw); }
+
+void Init(const InitOptions& options) {
+  absl::MutexLock lock(&g_mu);
+  if (g_core_worker.load() != nullptr) throw Error("Loom is already initialized");
+  static bool logging = [] {
+    InitLogging("driver", "");
+    spdlog::set_level(spdlog::level::warn);
+    return true;
+  }();
+  (void)logging;
+  CoreWorker::Options cw_options;
+  cw_options.code_search_path = options.code_search_path;
+  if (options.address.empty()) {
+    ClusterOptions cluster;
+    cluster.session_root = options.session_root;
+    cluster.num_cpus = options.num_cpus;
+    cluster.num_gpus = options.num_gpus;
+    cluster.resources = options.resources;
+    auto started = StartCluster(cluster);
+    if (!started.ok()) Throw(started.status());
+    g_cluster = std::move(*started);
+    cw_options.gcs_address = g_cluster->gcs_address;
+    cw_options.raylet_address = g_cluster->raylet_address;
+  } else {
+    std::string address = options.address;
+    if (address == "auto") {
+      auto resolved = ResolveAutoAddress(options.session_root);
+      if (!resolved.ok()) Throw(resolved.status());
+      address = *resolved;
+    }
+    auto raylet = FindLocalRaylet(address, options.session_root);
+    if (!raylet.ok()) Throw(raylet.status());
+    cw_options.gcs_address = address;
+    cw_options.raylet_address = *raylet;
+  }
+  auto cw = CoreWorker::Create(cw_options);
+  if (!cw.ok()) {
+    if (g_cluster) StopCluster(*g_cluster);
+    g_cluster.reset();
+    Throw(cw.status());
+  }
+  g_owned = std::move(*cw);
+  g_core_worker.store(g_owned.get());
+  static bool registered = [] {
+    std::atexit([] { Shutdown(); });
+    return true;
+  }();
+  (void)registered;
+}
+
+void Shutdown() {
+  absl::MutexLock lock(&g_mu);
+  if (g_owned == nullptr) return;
+  g_core_worker.store(nullptr);
+  g_owned->Shutdown();
+  g_owned.reset();
+  if (g_cluster) StopCluster(*g_cluster);
+  g_cluster.reset();
+}
+
+bool IsInitialized() { return g_core_worker.load() != nullptr; }
+
+std::vector<int> GetGpuIds() {
+  CoreWorker* cw = g_core_worker.load();
+  return cw ? cw->gpu_ids() : std::vector<int>{};
+}
+
+namespace internal {
+
+std::string SubmitTask(const std::string& function_name, std::vector<Arg> args,
+                       const TaskOptions& options) {
+  auto id = Current()->SubmitTask(function_name, std::move(args), options);
+  if (!id.ok()) Throw(id.status());
+  return id->Binary();
+}
+
+std::string Put(std::string value) {
+  auto id = Current()->Put(std::move(value));
+  if (!id.ok()) Throw(id.status());
+  return id->Binary();
+}
+
+std::vector<std::shared_ptr<const std::string>> Get(
+    const std::vector<std::string>& ids, int64_t timeout_ms) {
+  auto results = Current()->Get(ParseIds(ids), timeout_ms);
+  if (!results) {
+    throw GetTimeoutError("Get timed out after " + std::to_string(timeout_ms) +
+                          " ms");
+  }
+  std::vector<std::shared_ptr<const std::string>> out;
+  out.reserve(results->size());
+  for (auto& r : *results) {
+    if (r.error) Throw(*r.error);
+    out.push_back(std::move(r.value));
+  }
+  return out;
+}
+
+std::vector<bool> Wait(const std::vector<std::string>& ids, int num_returns,
+                       int64_t timeout_ms) {
+  if (num_returns < 0 || static_cast<size_t>(num_returns) > ids.size()) {
+    throw Error("num_returns must be between 0 and the number of refs");
+  }
+  return Current()->Wait(ParseIds(ids), num_returns, timeout_ms);
+}
+
+void AddLocalRef(const std::string& id) {
+  if (CoreWorker* cw = g_core_worker.load()) {
+    if (auto parsed = ObjectId::FromBinary(id); parsed.ok()) cw->AddRef(*parsed);
+  }
+}
+
+void RemoveLocalRef(const std::string& id) {
+  if (CoreWorker* cw = g_core_worker.load()) {
+    if (auto parsed = ObjectId::FromBinary(id); parsed.ok()) {
+      cw->RemoveRef(*parsed);
+    }
+  }
+}
+
+}  // namespace internal
+}  // namespace loom

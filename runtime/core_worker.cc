@@ -1,0 +1,296 @@
+#include "runtime/core_worker.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "runtime/core_worker_service.h"
+#include "runtime/raylet_client.h"
+#include "runtime/task_submitter.h"
+#include "src/common/wire.h"
+
+namespace loom {
+namespace {
+
+// The task a thread is running, for deriving child task and put ids.
+struct TaskContext {
+  TaskId task;
+  uint32_t children = 0;
+  uint32_t puts = 0;
+};
+thread_local TaskContext* tls_task = nullptr;
+
+absl::Time Deadline(int64_t timeout_ms) {
+  return timeout_ms < 0 ? absl::InfiniteFuture()
+                        : absl::Now() + absl::Milliseconds(timeout_ms);
+}
+
+}  // namespace
+
+CoreWorker::CoreWorker(Options options)
+    : options_(std::move(options)),
+      loop_(options_.is_driver ? "driver" : "worker"),
+      counters_(std::make_unique<TaskCounters>()) {}
+
+absl::StatusOr<std::unique_ptr<CoreWorker>> CoreWorker::Create(
+    Options options) {
+  std::unique_ptr<CoreWorker> cw(new CoreWorker(std::move(options)));
+  absl::Status s = cw->Connect();
+  if (!s.ok()) return s;
+  return cw;
+}
+
+absl::Status CoreWorker::Connect() {
+  loop_.Start();
+  service_ = std::make_unique<CoreWorkerService>(this);
+  auto server = rpc::StartServer(options_.host, 0, {service_.get()}, &port_);
+  if (!server.ok()) return server.status();
+  server_ = std::move(*server);
+  raylet_ = std::make_unique<RayletClient>(options_.raylet_address,
+                                           options_.gcs_address);
+  if (options_.is_driver) {
+    auto job = raylet_->AddJob(getpid());
+    if (!job.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot register a job with the head at ", options_.gcs_address,
+          ": ", job.status().message()));
+    }
+    job_ = *job;
+    driver_task_ = TaskId::ForDriver(job_);
+    auto node = raylet_->RegisterDriver(job_, getpid(), options_.worker_id);
+    if (!node.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot reach the raylet at ", options_.raylet_address, ": ",
+          node.status().message()));
+    }
+    submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
+        &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
+        options_.worker_id, options_.code_search_path});
+  } else {
+    TaskId random = TaskId::FromRandom();
+    driver_task_ = random;
+    exec_thread_ = std::thread([this] { ExecuteLoop(); });
+    auto node = raylet_->RegisterWorker(options_.worker_id, getpid(), port_);
+    if (!node.ok()) return node.status();
+  }
+  loop_.PostAfter(absl::Seconds(1), [this] { ReportStatsPeriodically(); });
+  return absl::OkStatus();
+}
+
+CoreWorker::~CoreWorker() { Shutdown(); }
+
+void CoreWorker::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  if (submitter_) submitter_->Shutdown();
+  loop_.RunSync([this] { ReportStats(); });
+  if (options_.is_driver && raylet_) {
+    absl::Status s = raylet_->MarkJobFinished(job_);
+    if (!s.ok()) spdlog::warn("marking job finished: {}", s.ToString());
+  }
+  {
+    absl::MutexLock lock(&exec_mu_);
+    exec_stop_ = true;
+    exit_requested_ = true;
+  }
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(200));
+  }
+  if (exec_thread_.joinable()) exec_thread_.join();
+  loop_.Stop();
+  submitter_.reset();
+}
+
+TaskId CoreWorker::NextTaskId() {
+  if (tls_task) return TaskId::ForChild(tls_task->task, ++tls_task->children);
+  return TaskId::ForChild(driver_task_, ++driver_children_);
+}
+
+absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
+    const std::string& function_name, std::vector<internal::Arg> args,
+    const internal::TaskOptions& options) {
+  if (shut_down_) return absl::FailedPreconditionError("Loom is shut down");
+  if (submitter_ == nullptr) {
+    return absl::FailedPreconditionError("this worker has no job yet");
+  }
+  auto demand = ResourceSet::FromMap(options.resources);
+  if (!demand.ok()) return demand.status();
+  if (!options.resources.count(kCpu)) demand->Set(kCpu, FixedPoint::FromInt(1));
+  if (options.max_retries < -1) {
+    return absl::InvalidArgumentError("max_retries must be >= -1");
+  }
+  TaskId task = NextTaskId();
+  rpc::TaskSpec spec;
+  spec.set_task_id(task.Binary());
+  spec.set_job_id(job_.Binary());
+  spec.set_function_name(function_name);
+  *spec.mutable_resources() = ResourcesToProto(*demand);
+  spec.set_max_retries(options.max_retries < 0 ? 1 << 30 : options.max_retries);
+  for (auto& arg : args) {
+    rpc::TaskArg* a = spec.add_args();
+    if (arg.is_ref) {
+      auto id = ObjectId::FromBinary(arg.data);
+      if (!id.ok()) return id.status();
+      a->mutable_ref()->set_object_id(std::move(arg.data));
+    } else {
+      if (arg.data.size() > kInlineThreshold) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "argument of ", arg.data.size(), " bytes exceeds the inline limit ",
+            "of ", kInlineThreshold, " bytes; larger values need the object "
+            "store, which is not available yet"));
+      }
+      a->set_value(std::move(arg.data));
+    }
+  }
+  ObjectId ret = ObjectId::ForReturn(task, 1);
+  objects_.AddPending(ret);
+  submitter_->Submit(std::move(spec));
+  return ret;
+}
+
+absl::StatusOr<ObjectId> CoreWorker::Put(std::string value) {
+  if (value.size() > kInlineThreshold) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "value of ", value.size(), " bytes exceeds the inline limit of ",
+        kInlineThreshold, " bytes; larger values need the object store, "
+        "which is not available yet"));
+  }
+  ObjectId id = tls_task ? ObjectId::ForPut(tls_task->task, ++tls_task->puts)
+                         : ObjectId::ForPut(driver_task_, ++driver_puts_);
+  objects_.AddPending(id);
+  objects_.SetValue(id, std::move(value));
+  return id;
+}
+
+std::optional<std::vector<ObjectResult>> CoreWorker::Get(
+    const std::vector<ObjectId>& ids, int64_t timeout_ms) {
+  absl::Time deadline = Deadline(timeout_ms);
+  bool lend = !options_.is_driver && !objects_.AllReady(ids);
+  if (lend) raylet_->NotifyBlocked(options_.worker_id, true).IgnoreError();
+  auto results = objects_.Get(ids, deadline);
+  if (lend) raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
+  return results;
+}
+
+std::vector<bool> CoreWorker::Wait(const std::vector<ObjectId>& ids,
+                                   int num_returns, int64_t timeout_ms) {
+  absl::Time deadline = Deadline(timeout_ms);
+  bool lend = !options_.is_driver && !objects_.AllReady(ids);
+  if (lend) raylet_->NotifyBlocked(options_.worker_id, true).IgnoreError();
+  auto ready = objects_.Wait(ids, num_returns, deadline);
+  if (lend) raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
+  return ready;
+}
+
+std::vector<int> CoreWorker::gpu_ids() const {
+  absl::MutexLock lock(const_cast<absl::Mutex*>(&exec_mu_));
+  return gpu_ids_;
+}
+
+void CoreWorker::HandlePushTask(const rpc::PushTaskRequest& req,
+                                rpc::PushTaskReply* reply,
+                                std::function<void(absl::Status)> done) {
+  absl::MutexLock lock(&exec_mu_);
+  if (exec_stop_) return done(absl::UnavailableError("worker is exiting"));
+  exec_queue_.push_back(Execution{&req, reply, std::move(done)});
+}
+
+absl::Status CoreWorker::HandleAssignJob(const rpc::AssignJobRequest& req) {
+  auto job = ParseId<JobId>(req.job_id(), "job_id");
+  if (!job.ok()) return job.status();
+  absl::MutexLock lock(&exec_mu_);
+  if (code_loaded_ && *job != job_) {
+    return absl::FailedPreconditionError("worker already serves another job");
+  }
+  std::vector<int> gpus(req.gpu_ids().begin(), req.gpu_ids().end());
+  if (code_loaded_ && !gpu_ids_.empty() && gpus != gpu_ids_) {
+    return absl::FailedPreconditionError("worker already holds other GPUs");
+  }
+  gpu_ids_ = gpus;
+  setenv("CUDA_VISIBLE_DEVICES", absl::StrJoin(gpus, ",").c_str(), 1);
+  if (code_loaded_) return absl::OkStatus();
+  std::vector<std::string> paths(req.code_search_path().begin(),
+                                 req.code_search_path().end());
+  absl::Status s = LoadCode(paths);
+  if (!s.ok()) return s;
+  job_ = *job;
+  options_.code_search_path = paths;
+  submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
+      &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
+      options_.worker_id, paths});
+  code_loaded_ = true;
+  return absl::OkStatus();
+}
+
+void CoreWorker::ExecuteLoop() {
+  while (true) {
+    Execution e;
+    {
+      absl::MutexLock lock(&exec_mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(exec_mu_) {
+        return exec_stop_ || !exec_queue_.empty();
+      };
+      exec_mu_.Await(absl::Condition(&ready));
+      if (exec_stop_) {
+        for (auto& pending : exec_queue_) {
+          pending.done(absl::UnavailableError("worker is exiting"));
+        }
+        exec_queue_.clear();
+        return;
+      }
+      e = std::move(exec_queue_.front());
+      exec_queue_.pop_front();
+    }
+    TaskContext ctx;
+    ctx.task = *TaskId::FromBinary(e.req->spec().task_id());
+    tls_task = &ctx;
+    ExecuteTask(e.req->spec(), e.reply);
+    tls_task = nullptr;
+    if (e.reply->ok()) {
+      counters_->finished++;
+    } else {
+      counters_->failed++;
+    }
+    e.done(absl::OkStatus());
+  }
+}
+
+void CoreWorker::WaitForExit() {
+  absl::MutexLock lock(&exec_mu_);
+  exec_mu_.Await(absl::Condition(&exit_requested_));
+}
+
+void CoreWorker::RequestExit() {
+  absl::MutexLock lock(&exec_mu_);
+  exit_requested_ = true;
+}
+
+void CoreWorker::ReportStatsPeriodically() {
+  if (shut_down_) return;
+  ReportStats();
+  loop_.PostAfter(absl::Seconds(1), [this] { ReportStatsPeriodically(); });
+}
+
+void CoreWorker::ReportStats() {
+  // Submitters report submitted/retried; executors report finished/failed.
+  int64_t* last = reported_;
+  int64_t now[4] = {counters_->submitted, counters_->finished,
+                    counters_->failed, counters_->retried};
+  rpc::ReportTaskStatsRequest req;
+  req.set_submitted(now[0] - last[0]);
+  req.set_finished(now[1] - last[1]);
+  req.set_failed(now[2] - last[2]);
+  req.set_retried(now[3] - last[3]);
+  if (req.submitted() == 0 && req.finished() == 0 && req.failed() == 0 &&
+      req.retried() == 0) {
+    return;
+  }
+  if (raylet_->ReportTaskStats(req).ok()) {
+    for (int i = 0; i < 4; ++i) last[i] = now[i];
+  }
+}
+
+}  // namespace loom

@@ -1,0 +1,136 @@
+// runtime/core_worker.h
+//
+// CoreWorker: the library inside every driver and worker. It submits tasks
+// (through TaskSubmitter), owns what it creates (ObjectTable), and in a
+// worker executes the tasks pushed to it, one at a time in arrival order. A
+// worker blocked in Get/Wait lends its CPU back to the raylet until it
+// resumes, so nested tasks cannot deadlock.
+//
+//   auto cw = CoreWorker::Create({.is_driver = true, .raylet_address = ...});
+//   ObjectId id = *(*cw)->SubmitTask("Add", args, options);
+//   auto results = (*cw)->Get({id}, -1);
+#ifndef LOOM_RUNTIME_CORE_WORKER_H_
+#define LOOM_RUNTIME_CORE_WORKER_H_
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "loom/internal/runtime.h"
+#include "proto/worker.pb.h"
+#include "runtime/object_table.h"
+#include "src/common/event_loop.h"
+#include "src/common/ids.h"
+
+namespace grpc {
+class Server;
+class Service;
+}
+
+namespace loom {
+
+class TaskSubmitter;
+struct TaskCounters;
+class RayletClient;
+
+// Values above this size need the object store.
+inline constexpr size_t kInlineThreshold = 100 * 1024;
+
+// Thread-safe.
+class CoreWorker {
+ public:
+  struct Options {
+    bool is_driver = true;
+    std::string host = "127.0.0.1";
+    std::string raylet_address;  // this node's raylet, host:port
+    std::string gcs_address;     // drivers register their job there
+    WorkerId worker_id = WorkerId::FromRandom();
+    std::vector<std::string> code_search_path;
+  };
+  static absl::StatusOr<std::unique_ptr<CoreWorker>> Create(Options options);
+  ~CoreWorker();
+  // Returns leases, marks the job finished (driver), stops serving.
+  void Shutdown();
+
+  absl::StatusOr<ObjectId> SubmitTask(const std::string& function_name,
+                                      std::vector<internal::Arg> args,
+                                      const internal::TaskOptions& options);
+  absl::StatusOr<ObjectId> Put(std::string value);
+  // nullopt on timeout (timeout_ms < 0: none).
+  std::optional<std::vector<ObjectResult>> Get(const std::vector<ObjectId>& ids,
+                                               int64_t timeout_ms);
+  std::vector<bool> Wait(const std::vector<ObjectId>& ids, int num_returns,
+                         int64_t timeout_ms);
+  void AddRef(const ObjectId& id) { objects_.AddRef(id); }
+  void RemoveRef(const ObjectId& id) { objects_.RemoveRef(id); }
+
+  const JobId& job() const { return job_; }
+  std::vector<int> gpu_ids() const;
+  int port() const { return port_; }
+  bool is_driver() const { return options_.is_driver; }
+
+  // Worker side: called from the gRPC edge.
+  void HandlePushTask(const rpc::PushTaskRequest& req, rpc::PushTaskReply* reply,
+                      std::function<void(absl::Status)> done);
+  absl::Status HandleAssignJob(const rpc::AssignJobRequest& req);
+  // Blocks until Exit is requested (workers' main thread).
+  void WaitForExit();
+  void RequestExit();
+
+ private:
+  explicit CoreWorker(Options options);
+  absl::Status Connect();
+  void ExecuteLoop();
+  TaskId NextTaskId();
+  void ReportStatsPeriodically();
+  void ReportStats();
+
+  struct Execution {
+    const rpc::PushTaskRequest* req;
+    rpc::PushTaskReply* reply;
+    std::function<void(absl::Status)> done;
+  };
+
+  Options options_;
+  JobId job_;
+  TaskId driver_task_;
+  std::atomic<uint32_t> driver_children_{0};
+  std::atomic<uint32_t> driver_puts_{0};
+  ObjectTable objects_;
+  EventLoop loop_;
+  std::unique_ptr<TaskCounters> counters_;
+  std::unique_ptr<TaskSubmitter> submitter_;
+  std::unique_ptr<RayletClient> raylet_;
+  std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::atomic<bool> shut_down_{false};
+  int64_t reported_[4] = {0, 0, 0, 0};  // counters last reported (loop)
+
+  absl::Mutex exec_mu_;
+  std::deque<Execution> exec_queue_ ABSL_GUARDED_BY(exec_mu_);
+  bool exec_stop_ ABSL_GUARDED_BY(exec_mu_) = false;
+  bool exit_requested_ ABSL_GUARDED_BY(exec_mu_) = false;
+  std::vector<int> gpu_ids_ ABSL_GUARDED_BY(exec_mu_);
+  bool code_loaded_ ABSL_GUARDED_BY(exec_mu_) = false;
+  std::thread exec_thread_;
+};
+
+// The process's core worker for the API (null before Init / after Shutdown).
+CoreWorker* GlobalCoreWorker();
+void SetGlobalCoreWorker(CoreWorker* cw);
+
+// Runs one task spec through the function table (worker side). Fills the
+// reply with the value or the error; never throws.
+void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
+
+// Loads every shared library named (files, or *.so in directories).
+absl::Status LoadCode(const std::vector<std::string>& paths);
+
+}  // namespace loom
+
+#endif  // LOOM_RUNTIME_CORE_WORKER_H_

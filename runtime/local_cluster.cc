@@ -1,0 +1,187 @@
+#include "runtime/local_cluster.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "proto/gcs.grpc.pb.h"
+#include "src/common/process.h"
+#include "src/common/rpc.h"
+#include "src/common/session.h"
+
+namespace loom {
+namespace {
+
+constexpr absl::Duration kReadyTimeout = absl::Seconds(20);
+
+std::string ResourcesJson(const std::map<std::string, double>& resources) {
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : resources) {
+    parts.push_back(absl::StrCat("\"", k, "\": ", v));
+  }
+  return "{" + absl::StrJoin(parts, ", ") + "}";
+}
+
+// Waits for a daemon's ready file ("host:port metrics_port"); fails early
+// with its log when the daemon dies first.
+absl::StatusOr<std::string> WaitReady(const std::string& path, pid_t pid,
+                                      const std::string& err_log) {
+  absl::Time deadline = absl::Now() + kReadyTimeout;
+  while (absl::Now() < deadline) {
+    auto data = ReadFileToString(path);
+    if (data.ok() && !data->empty()) {
+      return std::string(*absl::StrSplit(*data, ' ').begin());
+    }
+    if (!ProcessAlive(pid)) {
+      auto log = ReadFileToString(err_log);
+      return absl::InternalError(absl::StrCat(
+          path.substr(path.rfind('/') + 1), ": daemon exited before ready: ",
+          log.ok() ? *log : "(no log)"));
+    }
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("timed out waiting for ", path));
+}
+
+absl::StatusOr<pid_t> SpawnDaemon(const std::string& name,
+                                  std::vector<std::string> argv,
+                                  const std::string& session_dir,
+                                  const ClusterOptions& options,
+                                  int lifeline_fd) {
+  SpawnOptions spawn;
+  spawn.argv = std::move(argv);
+  spawn.stdout_path = absl::StrCat(session_dir, "/logs/", name, ".out");
+  spawn.stderr_path = absl::StrCat(session_dir, "/logs/", name, ".err");
+  spawn.new_session = true;
+  spawn.lifeline_fd = lifeline_fd;
+  return Spawn(spawn);
+}
+
+}  // namespace
+
+absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
+  std::string root =
+      options.session_root.empty() ? DefaultSessionRoot() : options.session_root;
+  auto dir = CreateSessionDir(root);
+  if (!dir.ok()) return dir.status();
+  ClusterHandle cluster;
+  cluster.session_dir = *dir;
+  int child_fd = -1;
+  if (!options.detach) {
+    auto lifeline = MakeLifeline();
+    if (!lifeline.ok()) return lifeline.status();
+    cluster.lifeline_fd = lifeline->parent_fd;
+    child_fd = lifeline->child_fd;
+  }
+  auto fail = [&](absl::Status s) {
+    StopCluster(cluster);
+    if (child_fd >= 0) close(child_fd);
+    return s;
+  };
+
+  if (options.head_address.empty()) {
+    auto pid = SpawnDaemon(
+        "gcs",
+        {FindLoomBinary("loom-gcs"), "--host", options.host, "--port",
+         absl::StrCat(options.gcs_port), "--session-dir", *dir,
+         "--node-timeout-ms", absl::StrCat(options.node_timeout_ms)},
+        *dir, options, child_fd);
+    if (!pid.ok()) return fail(pid.status());
+    cluster.pids.push_back(*pid);
+    auto addr = WaitReady(*dir + "/gcs.ready", *pid, *dir + "/logs/gcs.err");
+    if (!addr.ok()) return fail(addr.status());
+    cluster.gcs_address = *addr;
+  } else {
+    cluster.gcs_address = options.head_address;
+  }
+
+  std::vector<std::string> argv = {
+      FindLoomBinary("loom-raylet"), "--host", options.host, "--port",
+      absl::StrCat(options.raylet_port), "--gcs-address", cluster.gcs_address,
+      "--session-dir", *dir, "--num-gpus", absl::StrCat(options.num_gpus)};
+  if (options.num_cpus >= 0) {
+    argv.insert(argv.end(), {"--num-cpus", absl::StrCat(options.num_cpus)});
+  }
+  if (options.memory > 0) {
+    argv.insert(argv.end(), {"--memory", absl::StrCat(options.memory)});
+  }
+  if (!options.resources.empty()) {
+    argv.insert(argv.end(), {"--resources", ResourcesJson(options.resources)});
+  }
+  for (const auto& [k, v] : options.labels) {
+    argv.insert(argv.end(), {"--labels", absl::StrCat(k, "=", v)});
+  }
+  auto pid = SpawnDaemon("raylet", argv, *dir, options, child_fd);
+  if (!pid.ok()) return fail(pid.status());
+  cluster.pids.push_back(*pid);
+  auto addr = WaitReady(*dir + "/raylet.ready", *pid, *dir + "/logs/raylet.err");
+  if (!addr.ok()) return fail(addr.status());
+  cluster.raylet_address = *addr;
+  if (child_fd >= 0) close(child_fd);
+
+  auto s = WriteFileAtomic(*dir + "/address", cluster.gcs_address);
+  if (s.ok()) {
+    s = WriteFileAtomic(*dir + "/pids", absl::StrJoin(cluster.pids, " "));
+  }
+  if (!s.ok()) return fail(s);
+  return cluster;
+}
+
+void StopCluster(ClusterHandle& cluster) {
+  // Raylet first (it stops its workers), then the head.
+  for (auto it = cluster.pids.rbegin(); it != cluster.pids.rend(); ++it) {
+    TerminateProcess(*it, absl::Seconds(5));
+  }
+  cluster.pids.clear();
+  if (cluster.lifeline_fd >= 0) {
+    close(cluster.lifeline_fd);
+    cluster.lifeline_fd = -1;
+  }
+}
+
+absl::StatusOr<std::string> ResolveAutoAddress(const std::string& session_root) {
+  if (const char* env = std::getenv("LOOM_ADDRESS"); env && *env) return env;
+  std::string root = session_root.empty() ? DefaultSessionRoot() : session_root;
+  auto addr = ReadFileToString(LatestSessionDir(root) + "/address");
+  if (!addr.ok()) {
+    return absl::NotFoundError(absl::StrCat(
+        "no running cluster found under ", root,
+        " (start one with `loom start --head`, or set LOOM_ADDRESS)"));
+  }
+  return *addr;
+}
+
+absl::StatusOr<std::string> FindLocalRaylet(const std::string& gcs_address,
+                                            const std::string& session_root) {
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 5000);
+  rpc::GetClusterStatusRequest req;
+  rpc::GetClusterStatusReply reply;
+  absl::Status s = rpc::ToAbsl(stub->GetClusterStatus(&ctx, req, &reply));
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot reach the head at ",
+                                               gcs_address, ": ", s.message()));
+  }
+  std::string root = session_root.empty() ? DefaultSessionRoot() : session_root;
+  char real[PATH_MAX];
+  std::string latest;
+  if (realpath(LatestSessionDir(root).c_str(), real)) latest = real;
+  const rpc::NodeInfo* pick = nullptr;
+  for (const auto& node : reply.nodes()) {
+    if (!node.alive()) continue;
+    if (pick == nullptr || node.session_dir() == latest) pick = &node;
+  }
+  if (pick == nullptr) {
+    return absl::UnavailableError("the cluster has no alive node to join");
+  }
+  return absl::StrCat(pick->host(), ":", pick->raylet_port());
+}
+
+}  // namespace loom

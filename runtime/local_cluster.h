@@ -1,0 +1,62 @@
+// runtime/local_cluster.h
+//
+// Starting and stopping the daemons of one machine: a head (loom-gcs and a
+// raylet) or a raylet that joins a head. `loom start` starts them detached
+// (their own session, surviving the terminal); loom::Init() with no address
+// ties them to the driver with a lifeline, so they exit with it even after
+// kill -9.
+//
+//   auto cluster = StartCluster({.session_root = "/tmp/lt1", .num_cpus = 2});
+//   ... cluster->gcs_address, cluster->raylet_address ...
+//   StopCluster(*cluster);
+#ifndef LOOM_RUNTIME_LOCAL_CLUSTER_H_
+#define LOOM_RUNTIME_LOCAL_CLUSTER_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace loom {
+
+struct ClusterOptions {
+  std::string session_root;  // empty: DefaultSessionRoot()
+  std::string head_address;  // empty: start a head here; else join it
+  std::string host = "127.0.0.1";
+  int gcs_port = 0;
+  int raylet_port = 0;
+  int num_cpus = -1;  // -1: this machine's cores
+  int num_gpus = 0;
+  int64_t memory = 0;
+  std::map<std::string, double> resources;
+  std::map<std::string, std::string> labels;
+  int64_t node_timeout_ms = 5000;
+  bool detach = false;  // true for `loom start`
+};
+
+struct ClusterHandle {
+  std::string session_dir;
+  std::string gcs_address;
+  std::string raylet_address;
+  std::vector<pid_t> pids;  // gcs (when started here), raylet
+  int lifeline_fd = -1;     // held while the daemons should live
+};
+
+absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options);
+// SIGTERM to each daemon, SIGKILL after a grace period; closes the lifeline.
+void StopCluster(ClusterHandle& cluster);
+
+// The head address a driver with address "auto" joins: $LOOM_ADDRESS, else
+// the cluster last started under `session_root`.
+absl::StatusOr<std::string> ResolveAutoAddress(const std::string& session_root);
+// A raylet on this machine, from the head's node table. Prefers the one
+// whose session directory is under `session_root`.
+absl::StatusOr<std::string> FindLocalRaylet(const std::string& gcs_address,
+                                            const std::string& session_root);
+
+}  // namespace loom
+
+#endif  // LOOM_RUNTIME_LOCAL_CLUSTER_H_

@@ -1,0 +1,152 @@
+#include "runtime/object_table.h"
+
+namespace loom {
+
+rpc::ErrorInfo MakeError(rpc::ErrorInfo::Kind kind, std::string message,
+                         std::string task_name, std::string type) {
+  rpc::ErrorInfo e;
+  e.set_kind(kind);
+  e.set_message(std::move(message));
+  e.set_task_name(std::move(task_name));
+  e.set_type(std::move(type));
+  return e;
+}
+
+void ObjectTable::AddPending(const ObjectId& id) {
+  absl::MutexLock lock(&mu_);
+  entries_.try_emplace(id);
+}
+
+void ObjectTable::SetValue(const ObjectId& id, std::string value) {
+  ObjectResult r;
+  r.value = std::make_shared<const std::string>(std::move(value));
+  Resolve(id, std::move(r));
+}
+
+void ObjectTable::SetError(const ObjectId& id, rpc::ErrorInfo error) {
+  ObjectResult r;
+  r.error = std::move(error);
+  Resolve(id, std::move(r));
+}
+
+void ObjectTable::Resolve(const ObjectId& id, ObjectResult result) {
+  std::vector<std::function<void()>> callbacks;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;  // every reference dropped already
+    Entry& e = it->second;
+    if (e.ready) return;
+    e.ready = true;
+    e.result = std::move(result);
+    callbacks.swap(e.on_ready);
+    if (e.released && e.refs <= 0 && callbacks.empty()) entries_.erase(it);
+  }
+  for (auto& cb : callbacks) cb();
+}
+
+void ObjectTable::OnReady(const ObjectId& id, std::function<void()> fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end() && !it->second.ready) {
+      it->second.on_ready.push_back(std::move(fn));
+      return;
+    }
+  }
+  fn();
+}
+
+std::optional<ObjectResult> ObjectTable::TryGet(const ObjectId& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || !it->second.ready) return std::nullopt;
+  return it->second.result;
+}
+
+bool ObjectTable::ReadyLocked(const ObjectId& id) const {
+  auto it = entries_.find(id);
+  return it == entries_.end() || it->second.ready;
+}
+
+bool ObjectTable::AllReady(const std::vector<ObjectId>& ids) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& id : ids) {
+    if (!ReadyLocked(id)) return false;
+  }
+  return true;
+}
+
+std::optional<std::vector<ObjectResult>> ObjectTable::Get(
+    const std::vector<ObjectId>& ids, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto all_ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    for (const auto& id : ids) {
+      if (!ReadyLocked(id)) return false;
+    }
+    return true;
+  };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&all_ready), deadline)) {
+    return std::nullopt;
+  }
+  std::vector<ObjectResult> out;
+  out.reserve(ids.size());
+  for (const auto& id : ids) {
+    auto it = entries_.find(id);
+    if (it == entries_.end()) {
+      ObjectResult r;
+      r.error = MakeError(rpc::ErrorInfo::OWNER_DIED,
+                          "object " + id.Hex() +
+                              " is unknown here: freed, or owned elsewhere");
+      out.push_back(std::move(r));
+    } else {
+      out.push_back(it->second.result);
+    }
+  }
+  return out;
+}
+
+std::vector<bool> ObjectTable::Wait(const std::vector<ObjectId>& ids,
+                                    size_t num_ready, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto enough = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    size_t n = 0;
+    for (const auto& id : ids) n += ReadyLocked(id);
+    return n >= num_ready;
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&enough), deadline);
+  std::vector<bool> out;
+  out.reserve(ids.size());
+  size_t taken = 0;
+  for (const auto& id : ids) {
+    bool r = ReadyLocked(id) && taken < num_ready;
+    taken += r;
+    out.push_back(r);
+  }
+  return out;
+}
+
+void ObjectTable::AddRef(const ObjectId& id) {
+  absl::MutexLock lock(&mu_);
+  entries_[id].refs++;
+}
+
+void ObjectTable::RemoveRef(const ObjectId& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  Entry& e = it->second;
+  if (--e.refs > 0) return;
+  if (e.ready && e.on_ready.empty()) {
+    entries_.erase(it);
+  } else {
+    e.released = true;
+  }
+}
+
+size_t ObjectTable::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+}  // namespace loom

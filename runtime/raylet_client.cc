@@ -1,0 +1,88 @@
+#include "runtime/raylet_client.h"
+
+#include "src/common/rpc.h"
+#include "src/common/wire.h"
+
+namespace loom {
+namespace {
+constexpr int64_t kTimeoutMs = 10000;
+}
+
+RayletClient::RayletClient(const std::string& raylet_address,
+                           const std::string& gcs_address)
+    : raylet_(rpc::Raylet::NewStub(rpc::MakeChannel(raylet_address))) {
+  if (!gcs_address.empty()) {
+    gcs_ = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
+  }
+}
+
+absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid) {
+  if (!gcs_) return absl::FailedPreconditionError("no head address");
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::AddJobRequest req;
+  req.set_driver_pid(pid);
+  rpc::AddJobReply reply;
+  absl::Status s = rpc::ToAbsl(gcs_->AddJob(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return ParseId<JobId>(reply.job_id(), "job_id");
+}
+
+absl::Status RayletClient::MarkJobFinished(const JobId& job) {
+  if (!gcs_) return absl::OkStatus();
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 2000);
+  rpc::MarkJobFinishedRequest req;
+  req.set_job_id(job.Binary());
+  rpc::MarkJobFinishedReply reply;
+  return rpc::ToAbsl(gcs_->MarkJobFinished(&ctx, req, &reply));
+}
+
+absl::StatusOr<NodeId> RayletClient::RegisterDriver(const JobId& job,
+                                                    int64_t pid,
+                                                    const WorkerId& worker) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::RegisterDriverRequest req;
+  req.set_job_id(job.Binary());
+  req.set_pid(pid);
+  req.set_worker_id(worker.Binary());
+  rpc::RegisterDriverReply reply;
+  absl::Status s = rpc::ToAbsl(raylet_->RegisterDriver(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return ParseId<NodeId>(reply.node_id(), "node_id");
+}
+
+absl::StatusOr<NodeId> RayletClient::RegisterWorker(const WorkerId& worker,
+                                                    int64_t pid, int port) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::RegisterWorkerRequest req;
+  req.set_worker_id(worker.Binary());
+  req.set_pid(pid);
+  req.set_port(port);
+  rpc::RegisterWorkerReply reply;
+  absl::Status s = rpc::ToAbsl(raylet_->RegisterWorker(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return ParseId<NodeId>(reply.node_id(), "node_id");
+}
+
+absl::Status RayletClient::NotifyBlocked(const WorkerId& worker, bool blocked) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::NotifyBlockedRequest req;
+  req.set_worker_id(worker.Binary());
+  req.set_blocked(blocked);
+  rpc::NotifyBlockedReply reply;
+  return rpc::ToAbsl(raylet_->NotifyBlocked(&ctx, req, &reply));
+}
+
+absl::Status RayletClient::ReportTaskStats(
+    const rpc::ReportTaskStatsRequest& stats) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 2000);
+  rpc::ReportTaskStatsReply reply;
+  return rpc::ToAbsl(raylet_->ReportTaskStats(&ctx, stats, &reply));
+}
+
+}  // namespace loom

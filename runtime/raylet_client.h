@@ -1,0 +1,44 @@
+// runtime/raylet_client.h
+//
+// RayletClient: the core worker's blocking calls to its raylet and the head
+// (registration, blocked/unblocked, task counters, jobs). Short deadlines:
+// none of these may hang a caller.
+//
+//   RayletClient raylet("127.0.0.1:7001", "127.0.0.1:6379");
+//   auto job = raylet.AddJob(getpid(), node_id);
+//   raylet.NotifyBlocked(worker_id, true);
+#ifndef LOOM_RUNTIME_RAYLET_CLIENT_H_
+#define LOOM_RUNTIME_RAYLET_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/gcs.grpc.pb.h"
+#include "proto/raylet.grpc.pb.h"
+#include "src/common/ids.h"
+
+namespace loom {
+
+// Thread-safe (gRPC stubs are).
+class RayletClient {
+ public:
+  RayletClient(const std::string& raylet_address, const std::string& gcs_address);
+
+  absl::StatusOr<JobId> AddJob(int64_t pid);
+  absl::Status MarkJobFinished(const JobId& job);
+  absl::StatusOr<NodeId> RegisterDriver(const JobId& job, int64_t pid,
+                                        const WorkerId& worker);
+  absl::StatusOr<NodeId> RegisterWorker(const WorkerId& worker, int64_t pid,
+                                        int port);
+  absl::Status NotifyBlocked(const WorkerId& worker, bool blocked);
+  absl::Status ReportTaskStats(const rpc::ReportTaskStatsRequest& stats);
+
+ private:
+  std::unique_ptr<rpc::Raylet::Stub> raylet_;
+  std::unique_ptr<rpc::Gcs::Stub> gcs_;
+};
+
+}  // namespace loom
+
+#endif  // LOOM_RUNTIME_RAYLET_CLIENT_H_

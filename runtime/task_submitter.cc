@@ -1,0 +1,363 @@
+#include "runtime/task_submitter.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/rpc.h"
+#include "src/common/wire.h"
+
+namespace loom {
+
+struct TaskSubmitter::Lease {
+  std::string lease_id;
+  std::string raylet;
+  std::string worker_address;
+  std::unique_ptr<rpc::CoreWorker::Stub> stub;
+  int inflight = 0;
+  absl::Time idle_since;
+  bool dead = false;
+};
+
+struct TaskSubmitter::KeyState {
+  std::string key;
+  rpc::Resources resources;
+  std::deque<rpc::TaskSpec> queue;
+  std::vector<std::shared_ptr<Lease>> leases;
+  bool requesting = false;
+  int lease_failures = 0;
+  double avg_run_us = -1;  // moving average of how long tasks run
+};
+
+// One client call: context, request and reply live until the callback.
+struct TaskSubmitter::Call {
+  grpc::ClientContext ctx;
+  std::string raylet;  // the raylet a lease request went to
+  rpc::LeaseRequest lease_req;
+  rpc::LeaseReply lease_reply;
+  rpc::PushTaskRequest push_req;
+  rpc::PushTaskReply push_reply;
+  rpc::ReturnWorkerRequest return_req;
+  rpc::ReturnWorkerReply return_reply;
+};
+
+TaskSubmitter::TaskSubmitter(Options options) : options_(std::move(options)) {
+  options_.loop->PostAfter(absl::Milliseconds(100),
+                           [this] { ReturnIdleLeases(); });
+}
+
+TaskSubmitter::~TaskSubmitter() { Shutdown(); }
+
+void TaskSubmitter::Track(grpc::ClientContext* ctx) {
+  absl::MutexLock lock(&calls_mu_);
+  calls_.insert(ctx);
+}
+
+void TaskSubmitter::Untrack(grpc::ClientContext* ctx) {
+  absl::MutexLock lock(&calls_mu_);
+  calls_.erase(ctx);
+}
+
+void TaskSubmitter::Shutdown() {
+  if (options_.loop->IsLoopThread()) return;
+  options_.loop->RunSync([this] {
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    for (auto& [key, ks] : keys_) {
+      for (auto lease : std::vector<std::shared_ptr<Lease>>(ks->leases)) {
+        DropLease(*ks, lease, false);
+      }
+    }
+  });
+  absl::MutexLock lock(&calls_mu_);
+  // Give the lease returns a moment, then cancel whatever is still open.
+  auto none = [this]() ABSL_SHARED_LOCKS_REQUIRED(calls_mu_) {
+    return calls_.empty();
+  };
+  if (!calls_mu_.AwaitWithTimeout(absl::Condition(&none), absl::Milliseconds(500))) {
+    for (auto* ctx : calls_) ctx->TryCancel();
+    calls_mu_.AwaitWithTimeout(absl::Condition(&none), absl::Seconds(5));
+  }
+}
+
+rpc::Raylet::Stub* TaskSubmitter::RayletStub(const std::string& address) {
+  auto& stub = raylets_[address];
+  if (!stub) stub = rpc::Raylet::NewStub(rpc::MakeChannel(address));
+  return stub.get();
+}
+
+void TaskSubmitter::Submit(rpc::TaskSpec spec) {
+  options_.counters->submitted++;
+  options_.loop->Post([this, spec = std::move(spec)]() mutable {
+    Resolve(std::move(spec));
+  });
+}
+
+void TaskSubmitter::Resolve(rpc::TaskSpec spec) {
+  std::vector<ObjectId> deps;
+  for (const auto& arg : spec.args()) {
+    if (arg.has_ref()) deps.push_back(*ObjectId::FromBinary(arg.ref().object_id()));
+  }
+  if (deps.empty()) return Enqueue(std::move(spec));
+  // Hold each dependency until it is inlined, then enqueue on the loop.
+  struct Pending {
+    rpc::TaskSpec spec;
+    size_t remaining;
+  };
+  auto pending = std::make_shared<Pending>(Pending{std::move(spec), deps.size()});
+  for (const ObjectId& dep : deps) {
+    options_.objects->AddRef(dep);
+    options_.objects->OnReady(dep, [this, pending] {
+      options_.loop->Post([this, pending] {
+        if (--pending->remaining > 0) return;
+        rpc::TaskSpec& s = pending->spec;
+        std::optional<rpc::ErrorInfo> dep_error;
+        for (auto& arg : *s.mutable_args()) {
+          if (!arg.has_ref()) continue;
+          ObjectId id = *ObjectId::FromBinary(arg.ref().object_id());
+          auto result = options_.objects->TryGet(id);
+          options_.objects->RemoveRef(id);
+          if (!result) {
+            dep_error = MakeError(rpc::ErrorInfo::OWNER_DIED,
+                                  "argument object " + id.Hex() + " was lost");
+          } else if (result->error) {
+            dep_error = *result->error;
+          } else {
+            arg.set_value(*result->value);
+          }
+        }
+        if (dep_error) return Fail(s, *dep_error);
+        Enqueue(std::move(s));
+      });
+    });
+  }
+}
+
+void TaskSubmitter::Enqueue(rpc::TaskSpec spec) {
+  std::string key = FormatResources(spec.resources());
+  auto& ks = keys_[key];
+  if (!ks) {
+    ks = std::make_unique<KeyState>();
+    ks->key = key;
+    ks->resources = spec.resources();
+  }
+  ks->queue.push_back(std::move(spec));
+  Pump(*ks);
+}
+
+void TaskSubmitter::Pump(KeyState& ks) {
+  if (shutting_down_) return;
+  int depth = (ks.avg_run_us >= 0 && ks.avg_run_us < 2000)
+                  ? options_.max_inflight_per_worker
+                  : 1;
+  for (auto& lease : ks.leases) {
+    while (lease->inflight < depth && !ks.queue.empty()) {
+      rpc::TaskSpec spec = std::move(ks.queue.front());
+      ks.queue.pop_front();
+      Push(ks, lease, std::move(spec));
+    }
+  }
+  if (!ks.queue.empty() && !ks.requesting) {
+    RequestLease(ks, options_.local_raylet, false);
+  }
+}
+
+void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
+                                 bool no_spillback) {
+  ks.requesting = true;
+  auto* call = new Call;
+  call->lease_req.set_job_id(options_.job.Binary());
+  *call->lease_req.mutable_resources() = ks.resources;
+  call->lease_req.set_requester_worker_id(options_.worker_id.Binary());
+  call->lease_req.set_no_spillback(no_spillback);
+  for (const auto& p : options_.code_search_path) {
+    call->lease_req.add_code_search_path(p);
+  }
+  call->raylet = raylet;
+  Track(&call->ctx);
+  RayletStub(raylet)->async()->RequestWorkerLease(
+      &call->ctx, &call->lease_req, &call->lease_reply,
+      [this, call, key = ks.key](grpc::Status s) {
+        options_.loop->Post([this, call, key, s] {
+          OnLeaseReply(key, call, s);
+          Untrack(&call->ctx);
+          delete call;
+        });
+      });
+}
+
+void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
+                                 const grpc::Status& s) {
+  KeyState& ks = *keys_[key];
+  const rpc::LeaseReply& reply = call->lease_reply;
+  if (shutting_down_) {
+    if (s.ok() && reply.outcome() == rpc::LeaseReply::GRANTED) {
+      auto lease = std::make_shared<Lease>();
+      lease->lease_id = reply.lease_id();
+      lease->raylet = call->raylet;
+      DropLease(ks, lease, false);
+    }
+    return;
+  }
+  if (!s.ok()) {
+    ks.requesting = false;
+    if (++ks.lease_failures >= 50) {
+      FailQueued(ks, MakeError(rpc::ErrorInfo::WORKER_CRASHED,
+                               "cannot lease a worker: raylet " +
+                                   call->raylet +
+                                   " unreachable: " + s.error_message()));
+      ks.lease_failures = 0;
+      return;
+    }
+    spdlog::warn("lease request to {} failed: {}; retrying",
+                 call->raylet, s.error_message());
+    options_.loop->PostAfter(absl::Milliseconds(200), [this, key] {
+      auto& ks = *keys_[key];
+      if (!ks.requesting) Pump(ks);
+    });
+    return;
+  }
+  ks.lease_failures = 0;
+  switch (reply.outcome()) {
+    case rpc::LeaseReply::GRANTED: {
+      ks.requesting = false;
+      auto lease = std::make_shared<Lease>();
+      lease->lease_id = reply.lease_id();
+      lease->raylet = call->raylet;
+      lease->worker_address =
+          absl::StrCat(reply.worker().host(), ":", reply.worker().port());
+      lease->stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(lease->worker_address));
+      lease->idle_since = options_.loop->clock()->Now();
+      ks.leases.push_back(lease);
+      Pump(ks);
+      if (lease->inflight == 0 && ks.queue.empty()) {
+        // Nothing left to run: the idle timer returns it.
+      }
+      break;
+    }
+    case rpc::LeaseReply::SPILLBACK:
+      RequestLease(ks, absl::StrCat(reply.spillback_host(), ":",
+                                    reply.spillback_port()),
+                   true);
+      break;
+    case rpc::LeaseReply::INFEASIBLE:
+      ks.requesting = false;
+      FailQueued(ks, MakeError(rpc::ErrorInfo::INFEASIBLE, reply.message()));
+      break;
+    default:
+      ks.requesting = false;
+      FailQueued(ks, MakeError(rpc::ErrorInfo::INVALID, reply.message()));
+      break;
+  }
+}
+
+void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
+                         rpc::TaskSpec spec) {
+  lease->inflight++;
+  auto* call = new Call;
+  *call->push_req.mutable_spec() = std::move(spec);
+  call->push_req.set_lease_id(lease->lease_id);
+  Track(&call->ctx);
+  lease->stub->async()->PushTask(
+      &call->ctx, &call->push_req, &call->push_reply,
+      [this, call, lease, key = ks.key](grpc::Status s) {
+        options_.loop->Post([this, call, lease, key, s] {
+          OnPushReply(key, lease, call, s);
+          Untrack(&call->ctx);
+          delete call;
+        });
+      });
+}
+
+void TaskSubmitter::OnPushReply(const std::string& key,
+                                const std::shared_ptr<Lease>& lease, Call* call,
+                                const grpc::Status& s) {
+  KeyState& ks = *keys_[key];
+  if (--lease->inflight == 0) lease->idle_since = options_.loop->clock()->Now();
+  const rpc::TaskSpec& spec = call->push_req.spec();
+  ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
+  if (s.ok()) {
+    rpc::PushTaskReply& reply = call->push_reply;
+    double run = static_cast<double>(reply.run_us());
+    ks.avg_run_us = ks.avg_run_us < 0 ? run : 0.8 * ks.avg_run_us + 0.2 * run;
+    if (reply.ok()) {
+      options_.objects->SetValue(ret, std::move(*reply.mutable_value()));
+    } else {
+      options_.objects->SetError(ret, reply.error());
+    }
+  } else if (!shutting_down_) {
+    // The worker is gone (or unreachable): drop the lease, retry the task.
+    if (!lease->dead) {
+      spdlog::warn("worker {} failed: {}", lease->worker_address,
+                   s.error_message());
+      DropLease(ks, lease, true);
+    }
+    rpc::TaskSpec retry = spec;
+    if (retry.attempt() < retry.max_retries()) {
+      retry.set_attempt(retry.attempt() + 1);
+      options_.counters->retried++;
+      ks.queue.push_front(std::move(retry));
+    } else {
+      Fail(spec, MakeError(rpc::ErrorInfo::WORKER_CRASHED,
+                           absl::StrCat("the worker running ",
+                                        spec.function_name(), " died (",
+                                        s.error_message(), ") and ",
+                                        spec.max_retries(),
+                                        " retries are used up"),
+                           spec.function_name()));
+    }
+  }
+  Pump(ks);
+}
+
+void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
+                              bool failed) {
+  lease->dead = true;
+  auto& v = ks.leases;
+  v.erase(std::remove(v.begin(), v.end(), lease), v.end());
+  auto* call = new Call;
+  call->return_req.set_lease_id(lease->lease_id);
+  call->return_req.set_worker_failed(failed);
+  rpc::SetTimeout(&call->ctx, 2000);
+  Track(&call->ctx);
+  RayletStub(lease->raylet)->async()->ReturnWorker(
+      &call->ctx, &call->return_req, &call->return_reply,
+      [this, call](grpc::Status) {
+        Untrack(&call->ctx);
+        delete call;
+      });
+}
+
+void TaskSubmitter::FailQueued(KeyState& ks, const rpc::ErrorInfo& error) {
+  while (!ks.queue.empty()) {
+    rpc::TaskSpec spec = std::move(ks.queue.front());
+    ks.queue.pop_front();
+    rpc::ErrorInfo e = error;
+    e.set_task_name(spec.function_name());
+    Fail(spec, std::move(e));
+  }
+}
+
+void TaskSubmitter::Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {
+  options_.counters->failed++;
+  if (error.task_name().empty()) error.set_task_name(spec.function_name());
+  options_.objects->SetError(
+      ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1),
+      std::move(error));
+}
+
+void TaskSubmitter::ReturnIdleLeases() {
+  if (shutting_down_) return;
+  absl::Time now = options_.loop->clock()->Now();
+  for (auto& [key, ks] : keys_) {
+    if (!ks->queue.empty()) continue;
+    for (auto lease : std::vector<std::shared_ptr<Lease>>(ks->leases)) {
+      if (lease->inflight == 0 &&
+          now - lease->idle_since >= options_.lease_idle_timeout) {
+        DropLease(*ks, lease, false);
+      }
+    }
+  }
+  options_.loop->PostAfter(absl::Milliseconds(100), [this] { ReturnIdleLeases(); });
+}
+
+}  // namespace loom
