@@ -9,6 +9,7 @@
 #ifndef LOOM_COMMON_WIRE_H_
 #define LOOM_COMMON_WIRE_H_
 
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -32,6 +33,11 @@ absl::StatusOr<Id> ParseId(const std::string& binary, const char* field) {
 absl::StatusOr<ResourceSet> ResourcesFromProto(const rpc::Resources& proto);
 rpc::Resources ResourcesToProto(const ResourceSet& set);
 std::string FormatResources(const rpc::Resources& proto);
+
+// Parses '{"name": qty, ...}' (the --resources flag). Quantities are checked
+// later, by ResourceSet::FromMap.
+absl::StatusOr<std::map<std::string, double>> ParseResourcesJson(
+    const std::string& json);
 
 }  // namespace loom
 

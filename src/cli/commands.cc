@@ -1,0 +1,168 @@
+#include "src/cli/commands.h"
+
+#include <dirent.h>
+#include <sys/types.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "proto/gcs.grpc.pb.h"
+#include "runtime/local_cluster.h"
+#include "src/common/process.h"
+#include "src/common/rpc.h"
+#include "src/common/session.h"
+#include "src/common/wire.h"
+
+namespace loom::cli {
+namespace {
+
+std::string Root(const std::string& session_root) {
+  return session_root.empty() ? DefaultSessionRoot() : session_root;
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "loom: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int Start(const StartArgs& args) {
+  if (args.head == !args.address.empty()) {
+    return Fail("start needs exactly one of --head or --address HOST:PORT");
+  }
+  auto resources = ParseResourcesJson(args.resources_json);
+  if (!resources.ok()) return Fail(std::string(resources.status().message()));
+  auto check = ResourceSet::FromMap(*resources);
+  if (!check.ok()) return Fail(std::string(check.status().message()));
+  ClusterOptions options;
+  options.session_root = Root(args.session_root);
+  options.head_address = args.address;
+  options.gcs_port = args.port;
+  options.raylet_port = args.raylet_port;
+  options.num_cpus = args.num_cpus;
+  options.num_gpus = args.num_gpus;
+  options.memory = args.memory;
+  options.resources = *resources;
+  options.node_timeout_ms = args.node_timeout_ms;
+  options.detach = true;
+  for (const auto& l : args.labels) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(l, absl::MaxSplits('=', 1));
+    if (kv.first.empty()) return Fail("label '" + l + "' is not k=v");
+    options.labels[kv.first] = kv.second;
+  }
+  absl::Time start = absl::Now();
+  auto cluster = StartCluster(options);
+  if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
+  double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  if (args.head) {
+    std::printf(
+        "Loom head started in %.0f ms.\n"
+        "  address:  %s\n"
+        "  session:  %s\n\n"
+        "Join from another node:   loom start --address %s\n"
+        "Connect from C++:         loom::Init({.address = \"%s\"})  (or \"auto\")\n"
+        "Inspect:                  loom status\n"
+        "Stop:                     loom stop\n",
+        ms, cluster->gcs_address.c_str(), cluster->session_dir.c_str(),
+        cluster->gcs_address.c_str(), cluster->gcs_address.c_str());
+  } else {
+    std::printf("Loom node joined %s in %.0f ms.\n  raylet:   %s\n  session:  %s\n",
+                cluster->gcs_address.c_str(), ms, cluster->raylet_address.c_str(),
+                cluster->session_dir.c_str());
+  }
+  return 0;
+}
+
+int Stop(const std::string& session_root) {
+  std::string root = Root(session_root);
+  DIR* dir = opendir(root.c_str());
+  if (dir == nullptr) {
+    std::printf("Nothing to stop under %s.\n", root.c_str());
+    return 0;
+  }
+  std::vector<std::string> sessions;
+  while (dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (name.rfind("session_", 0) == 0 && name != "session_latest") {
+      sessions.push_back(root + "/" + name);
+    }
+  }
+  closedir(dir);
+  int stopped = 0;
+  for (const auto& session : sessions) {
+    auto pids = ReadFileToString(session + "/pids");
+    if (!pids.ok()) continue;
+    std::vector<pid_t> list;
+    for (absl::string_view p : absl::StrSplit(*pids, ' ', absl::SkipEmpty())) {
+      int pid = 0;
+      if (absl::SimpleAtoi(p, &pid) && pid > 0) list.push_back(pid);
+    }
+    // Raylets first (they stop their workers), then the head.
+    for (auto it = list.rbegin(); it != list.rend(); ++it) {
+      if (ProcessAlive(*it)) {
+        TerminateProcess(*it, absl::Seconds(5));
+        ++stopped;
+      }
+    }
+    std::remove((session + "/pids").c_str());
+  }
+  std::printf("Stopped %d Loom process%s under %s.\n", stopped,
+              stopped == 1 ? "" : "es", root.c_str());
+  return 0;
+}
+
+int Status(const std::string& session_root, const std::string& address) {
+  std::string addr = address;
+  if (addr.empty()) {
+    auto resolved =
+        ReadFileToString(LatestSessionDir(Root(session_root)) + "/address");
+    if (!resolved.ok()) {
+      return Fail("no cluster found under " + Root(session_root) +
+                  " (start one with `loom start --head`, or pass --address)");
+    }
+    addr = *resolved;
+  }
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(addr));
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 5000);
+  rpc::GetClusterStatusRequest req;
+  rpc::GetClusterStatusReply reply;
+  grpc::Status s = stub->GetClusterStatus(&ctx, req, &reply);
+  if (!s.ok()) return Fail("cannot reach the head at " + addr + ": " + s.error_message());
+  int alive = 0, dead = 0;
+  for (const auto& n : reply.nodes()) (n.alive() ? alive : dead)++;
+  std::printf("Cluster %s: %d node%s alive, %d dead\n\n", addr.c_str(), alive,
+              alive == 1 ? "" : "s", dead);
+  std::map<std::string, int> pending, infeasible;
+  for (const auto& n : reply.nodes()) {
+    std::printf("Node %s  %s:%d  %s  pid %lld\n",
+                HexEncode(n.node_id()).substr(0, 12).c_str(), n.host().c_str(),
+                n.raylet_port(), n.alive() ? "ALIVE" : "DEAD",
+                static_cast<long long>(n.pid()));
+    if (!n.alive()) continue;
+    auto total = ResourcesFromProto(n.total());
+    auto avail = ResourcesFromProto(n.available());
+    if (!total.ok() || !avail.ok()) continue;
+    for (const auto& [name, qty] : total->ToMap()) {
+      double used = qty - avail->Get(name).ToDouble();
+      std::printf("  %-12s %g/%g used\n", name.c_str(), used, qty);
+    }
+    for (const auto& d : n.pending()) pending[FormatResources(d)]++;
+    for (const auto& d : n.infeasible()) infeasible[FormatResources(d)]++;
+  }
+  std::printf("\nPending demands:%s\n", pending.empty() ? " none" : "");
+  for (const auto& [d, count] : pending) std::printf("  %s x%d\n", d.c_str(), count);
+  std::printf("Infeasible demands:%s\n", infeasible.empty() ? " none" : "");
+  for (const auto& [d, count] : infeasible) {
+    std::printf("  %s x%d (no node can run this)\n", d.c_str(), count);
+  }
+  return 0;
+}
+
+}  // namespace loom::cli

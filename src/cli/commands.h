@@ -1,0 +1,33 @@
+// src/cli/commands.h
+//
+// The `loom` subcommands. Each returns the process exit code and prints
+// what a person needs: addresses, how to connect, clear errors.
+#ifndef LOOM_SRC_CLI_COMMANDS_H_
+#define LOOM_SRC_CLI_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+namespace loom::cli {
+
+struct StartArgs {
+  bool head = false;
+  std::string address;
+  int port = 6379;
+  int raylet_port = 0;
+  int num_cpus = -1;
+  int num_gpus = 0;
+  int64_t memory = 0;
+  std::string resources_json;
+  std::vector<std::string> labels;
+  int64_t node_timeout_ms = 5000;
+  std::string session_root;
+};
+
+int Start(const StartArgs& args);
+int Stop(const std::string& session_root);
+int Status(const std::string& session_root, const std::string& address);
+
+}  // namespace loom::cli
+
+#endif  // LOOM_SRC_CLI_COMMANDS_H_

@@ -1,0 +1,125 @@
+#include "src/raylet/gcs_link.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/time/clock.h"
+#include "src/common/rpc.h"
+
+namespace loom::raylet {
+
+GcsLink::GcsLink(Options options)
+    : options_(std::move(options)),
+      stub_(rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address))) {}
+
+absl::Status GcsLink::RegisterBlocking(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  absl::Duration backoff = absl::Milliseconds(50);
+  while (true) {
+    grpc::ClientContext ctx;
+    rpc::SetTimeout(&ctx, 2000);
+    rpc::RegisterNodeRequest req;
+    *req.mutable_node() = options_.self;
+    rpc::RegisterNodeReply reply;
+    grpc::Status s = stub_->RegisterNode(&ctx, req, &reply);
+    if (s.ok()) {
+      connected_ = true;
+      return absl::OkStatus();
+    }
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return rpc::ToAbsl(s);
+    }
+    if (absl::Now() + backoff > deadline) {
+      return absl::UnavailableError("cannot reach the head at " +
+                                    options_.gcs_address + ": " +
+                                    s.error_message());
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(1));
+  }
+}
+
+void GcsLink::StartHeartbeats() {
+  options_.loop->PostAfter(options_.heartbeat_period, [this] { Heartbeat(); });
+}
+
+void GcsLink::Heartbeat() {
+  if (stopped_) return;
+  struct Call {
+    grpc::ClientContext ctx;
+    rpc::HeartbeatRequest req;
+    rpc::HeartbeatReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  options_.fill_heartbeat(&call->req);
+  rpc::SetTimeout(&call->ctx, 2000);
+  stub_->async()->Heartbeat(
+      &call->ctx, &call->req, &call->reply, [this, call](grpc::Status s) {
+        options_.loop->Post([this, call, s] {
+          absl::Duration next = options_.heartbeat_period;
+          if (s.ok()) {
+            if (!connected_) spdlog::info("head is back");
+            connected_ = true;
+            failures_ = 0;
+            options_.on_view(call->reply);
+          } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+            spdlog::warn("head does not know this node; registering again");
+            ReRegister();
+          } else {
+            if (connected_) {
+              spdlog::warn("head unreachable: {}; backing off",
+                           s.error_message());
+            }
+            connected_ = false;
+            ++failures_;
+            next = std::min(options_.heartbeat_period * (1 << std::min(failures_, 3)),
+                            absl::Seconds(2));
+          }
+          options_.loop->PostAfter(next, [this] { Heartbeat(); });
+        });
+      });
+}
+
+void GcsLink::ReRegister() {
+  struct Call {
+    grpc::ClientContext ctx;
+    rpc::RegisterNodeRequest req;
+    rpc::RegisterNodeReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  *call->req.mutable_node() = options_.self;
+  rpc::SetTimeout(&call->ctx, 2000);
+  stub_->async()->RegisterNode(&call->ctx, &call->req, &call->reply,
+                               [call](grpc::Status s) {
+                                 if (!s.ok()) {
+                                   spdlog::warn("re-register failed: {}",
+                                                s.error_message());
+                                 }
+                               });
+}
+
+void GcsLink::MarkJobFinished(const std::string& job_id, bool driver_died) {
+  struct Call {
+    grpc::ClientContext ctx;
+    rpc::MarkJobFinishedRequest req;
+    rpc::MarkJobFinishedReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->req.set_job_id(job_id);
+  call->req.set_driver_died(driver_died);
+  rpc::SetTimeout(&call->ctx, 5000);
+  stub_->async()->MarkJobFinished(&call->ctx, &call->req, &call->reply,
+                                  [call](grpc::Status) {});
+}
+
+void GcsLink::Unregister() {
+  stopped_ = true;
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 500);
+  rpc::UnregisterNodeRequest req;
+  req.set_node_id(options_.self.node_id());
+  rpc::UnregisterNodeReply reply;
+  stub_->UnregisterNode(&ctx, req, &reply);
+}
+
+}  // namespace loom::raylet

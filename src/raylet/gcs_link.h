@@ -1,0 +1,57 @@
+// src/raylet/gcs_link.h
+//
+// GcsLink: the raylet's connection to the head. It registers the node,
+// heartbeats its load and receives the cluster view. A lost head is treated
+// as temporary: heartbeats back off, and once the head answers again (or
+// says it does not know the node) the node registers again.
+//
+//   GcsLink link({.gcs_address = addr, .loop = &loop, ...});
+//   link.RegisterBlocking(absl::Seconds(30));
+//   link.StartHeartbeats();
+#ifndef LOOM_SRC_RAYLET_GCS_LINK_H_
+#define LOOM_SRC_RAYLET_GCS_LINK_H_
+
+#include <functional>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "proto/gcs.grpc.pb.h"
+#include "src/common/event_loop.h"
+
+namespace loom::raylet {
+
+// Not thread-safe: runs on the raylet's event loop (RegisterBlocking
+// before the loop serves anything).
+class GcsLink {
+ public:
+  struct Options {
+    std::string gcs_address;
+    EventLoop* loop = nullptr;
+    rpc::NodeInfo self;
+    absl::Duration heartbeat_period = absl::Milliseconds(500);
+    // Fills node_id, load and demands for the next heartbeat.
+    std::function<void(rpc::HeartbeatRequest*)> fill_heartbeat;
+    std::function<void(const rpc::HeartbeatReply&)> on_view;
+  };
+  explicit GcsLink(Options options);
+
+  absl::Status RegisterBlocking(absl::Duration timeout);
+  void StartHeartbeats();
+  void MarkJobFinished(const std::string& job_id, bool driver_died);
+  void Unregister();
+  bool connected() const { return connected_; }
+
+ private:
+  void Heartbeat();
+  void ReRegister();
+
+  Options options_;
+  std::unique_ptr<rpc::Gcs::Stub> stub_;
+  int failures_ = 0;
+  bool connected_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace loom::raylet
+
+#endif  // LOOM_SRC_RAYLET_GCS_LINK_H_

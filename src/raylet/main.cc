@@ -1,0 +1,108 @@
+// loom-raylet: the node daemon. Registers with the head, grants worker
+// leases, runs the worker pool.
+#include <CLI/CLI.hpp>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "src/common/daemon.h"
+#include "src/common/logging.h"
+#include "src/common/process.h"
+#include "src/common/session.h"
+#include "src/common/wire.h"
+#include "src/raylet/raylet_service.h"
+
+
+int main(int argc, char** argv) {
+  loom::BlockStopSignals();
+  loom::WatchLifelineFromEnv();
+  CLI::App app{"loom-raylet: the Loom node daemon"};
+  std::string host = "127.0.0.1", gcs_address, session_dir, resources_json;
+  int port = 0, metrics_port = 0, num_gpus = 0;
+  int num_cpus = static_cast<int>(std::thread::hardware_concurrency());
+  int prestart = -1;
+  int64_t memory = 0, heartbeat_ms = 500, idle_timeout_ms = 10000,
+          infeasible_grace_ms = 3000;
+  std::vector<std::string> labels;
+  app.add_option("--host", host, "Address to listen on");
+  app.add_option("--port", port, "gRPC port (0: pick one)")->check(CLI::Range(0, 65535));
+  app.add_option("--metrics-port", metrics_port)->check(CLI::Range(0, 65535));
+  app.add_option("--gcs-address", gcs_address, "The head, HOST:PORT")->required();
+  app.add_option("--session-dir", session_dir);
+  app.add_option("--num-cpus", num_cpus)->check(CLI::Range(0, 100000));
+  app.add_option("--num-gpus", num_gpus)->check(CLI::Range(0, 1024));
+  app.add_option("--memory", memory, "Bytes of memory to offer")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
+  app.add_option("--resources", resources_json, "Custom resources, JSON");
+  app.add_option("--labels", labels, "Node labels, k=v");
+  app.add_option("--prestart-workers", prestart, "-1: one per CPU (max 16)");
+  app.add_option("--heartbeat-ms", heartbeat_ms)->check(CLI::Range(10, 60000));
+  app.add_option("--idle-worker-timeout-ms", idle_timeout_ms);
+  app.add_option("--infeasible-grace-ms", infeasible_grace_ms)
+      ->check(CLI::Range(0, 3600000));
+  CLI11_PARSE(app, argc, argv);
+
+  loom::InitLogging("raylet", session_dir.empty() ? "" : session_dir + "/logs");
+  auto custom = loom::ParseResourcesJson(resources_json);
+  if (!custom.ok()) {
+    std::fprintf(stderr, "loom-raylet: %s\n", std::string(custom.status().message()).c_str());
+    return 2;
+  }
+  std::map<std::string, double> quantities = *custom;
+  quantities[loom::kCpu] = num_cpus;
+  if (num_gpus > 0) quantities[loom::kGpu] = num_gpus;
+  if (memory > 0) quantities[loom::kMemory] = static_cast<double>(memory);
+  auto total = loom::ResourceSet::FromMap(quantities);
+  if (!total.ok()) {
+    std::fprintf(stderr, "loom-raylet: %s\n", std::string(total.status().message()).c_str());
+    return 2;
+  }
+  loom::raylet::NodeManager::Options options;
+  for (const auto& l : labels) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(l, absl::MaxSplits('=', 1));
+    options.labels[kv.first] = kv.second;
+  }
+  loom::Metrics metrics;
+  auto mport = metrics.Serve(host, metrics_port);
+  if (!mport.ok()) {
+    std::fprintf(stderr, "loom-raylet: %s\n", std::string(mport.status().message()).c_str());
+    return 1;
+  }
+  options.host = host;
+  options.metrics_port = *mport;
+  options.gcs_address = gcs_address;
+  options.session_dir = session_dir;
+  options.total = *total;
+  options.worker_binary = loom::FindLoomBinary("loom-worker");
+  options.prestart_workers = prestart >= 0 ? prestart : std::min(num_cpus, 16);
+  options.idle_worker_timeout = absl::Milliseconds(idle_timeout_ms);
+  options.heartbeat_period = absl::Milliseconds(heartbeat_ms);
+  options.infeasible_grace = absl::Milliseconds(infeasible_grace_ms);
+  loom::raylet::NodeManager node(options, &metrics);
+  loom::raylet::RayletService service(&node);
+  int bound = 0;
+  auto server = loom::rpc::StartServer(host, port, {&service}, &bound);
+  if (!server.ok()) {
+    std::fprintf(stderr, "loom-raylet: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  node.set_port(bound);
+  absl::Status s = node.Start(absl::Seconds(30));
+  if (!s.ok()) {
+    std::fprintf(stderr, "loom-raylet: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  spdlog::info("loom-raylet on {}:{} (metrics {}), resources {}", host, bound,
+               *mport, total->ToString());
+  if (!session_dir.empty()) {
+    loom::WriteFileAtomic(session_dir + "/raylet.ready",
+                          absl::StrCat(host, ":", bound, " ", *mport))
+        .IgnoreError();
+  }
+  int sig = loom::WaitForStopSignal();
+  spdlog::info("loom-raylet stopping on signal {}", sig);
+  node.Stop();
+  (*server)->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(300));
+  return 0;
+}

@@ -1,0 +1,424 @@
+#include "src/raylet/node_manager.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/process.h"
+#include "src/common/rpc.h"
+#include "src/common/wire.h"
+
+namespace loom::raylet {
+namespace {
+
+constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
+
+// Heartbeats carry no negative quantities (lending can dip below zero).
+rpc::Resources NonNegative(const ResourceSet& set) {
+  rpc::Resources proto;
+  for (const auto& [name, qty] : set.quantities()) {
+    if (qty > FixedPoint()) (*proto.mutable_quantities())[name] = qty.ToDouble();
+  }
+  return proto;
+}
+
+}  // namespace
+
+NodeManager::NodeManager(Options options, Metrics* metrics)
+    : options_(std::move(options)),
+      loop_("raylet", options_.clock),
+      resources_(options_.total),
+      queue_(LeaseQueue::Options{options_.infeasible_grace}),
+      metrics_(metrics),
+      leases_granted_(metrics->Counter("loom_leases_granted_total",
+                                       "Worker leases granted")),
+      spillbacks_(metrics->Counter("loom_lease_spillbacks_total",
+                                   "Lease requests sent to another node")),
+      infeasible_(metrics->Counter("loom_lease_infeasible_total",
+                                   "Lease requests failed as infeasible")),
+      queue_length_(metrics->Gauge("loom_lease_queue_length",
+                                   "Lease requests waiting on this node")),
+      tasks_submitted_(metrics->Counter("loom_tasks_submitted_total",
+                                        "Tasks submitted by core workers here")),
+      tasks_finished_(metrics->Counter("loom_tasks_finished_total",
+                                       "Tasks that ran to a value here")),
+      tasks_failed_(metrics->Counter("loom_tasks_failed_total",
+                                     "Tasks that ended in an error")),
+      tasks_retried_(metrics->Counter("loom_tasks_retried_total",
+                                      "Task attempts retried after a worker died")) {}
+
+NodeManager::~NodeManager() { Stop(); }
+
+absl::Status NodeManager::Start(absl::Duration register_timeout) {
+  pool_ = std::make_unique<WorkerPool>(WorkerPool::Options{
+      options_.worker_binary, options_.session_dir,
+      absl::StrCat(options_.host, ":", options_.port), options_.host,
+      options_.prestart_workers, options_.idle_worker_timeout, options_.clock,
+      metrics_});
+  gcs_ = std::make_unique<GcsLink>(GcsLink::Options{
+      options_.gcs_address, &loop_, SelfInfo(), options_.heartbeat_period,
+      [this](rpc::HeartbeatRequest* r) { FillHeartbeat(r); },
+      [this](const rpc::HeartbeatReply& r) { OnView(r); }});
+  absl::Status s = gcs_->RegisterBlocking(register_timeout);
+  if (!s.ok()) return s;
+  loop_.Start();
+  loop_.Post([this] {
+    pool_->Prestart();
+    Tick();
+  });
+  gcs_->StartHeartbeats();
+  return absl::OkStatus();
+}
+
+void NodeManager::Stop() {
+  if (!pool_) return;
+  loop_.RunSync([this] {
+    gcs_->Unregister();
+    pool_->KillAll();
+  });
+  loop_.Stop();
+  pool_.reset();
+}
+
+rpc::NodeInfo NodeManager::SelfInfo() const {
+  rpc::NodeInfo info;
+  info.set_node_id(options_.node_id.Binary());
+  info.set_host(options_.host);
+  info.set_raylet_port(options_.port);
+  info.set_metrics_port(options_.metrics_port);
+  *info.mutable_total() = ResourcesToProto(options_.total);
+  info.set_pid(getpid());
+  info.set_session_dir(options_.session_dir);
+  for (const auto& [k, v] : options_.labels) (*info.mutable_labels())[k] = v;
+  return info;
+}
+
+void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
+                                           rpc::LeaseReply* reply, Done done) {
+  auto job = ParseId<JobId>(req.job_id(), "job_id");
+  if (!job.ok()) return done(job.status());
+  WorkerId requester;
+  if (!req.requester_worker_id().empty()) {
+    auto r = ParseId<WorkerId>(req.requester_worker_id(), "requester_worker_id");
+    if (!r.ok()) return done(r.status());
+    requester = *r;
+  }
+  auto demand = ResourcesFromProto(req.resources());
+  if (!demand.ok()) return done(demand.status());
+  if (req.code_search_path_size() > 1024) {
+    return done(absl::InvalidArgumentError("code_search_path too long"));
+  }
+  uint64_t handle = next_handle_++;
+  pending_[handle] = PendingLease{req, reply, std::move(done), *job, requester};
+  queue_.Add(handle, *demand, !req.no_spillback(), options_.clock->Now());
+  Dispatch();
+}
+
+void NodeManager::Dispatch() {
+  for (LeaseDecision& d : queue_.Schedule(options_.clock->Now(), resources_, others_)) {
+    auto it = pending_.find(d.handle);
+    if (it == pending_.end()) continue;
+    PendingLease& p = it->second;
+    switch (d.kind) {
+      case LeaseDecision::kGrant:
+        waiting_for_worker_.push_back(Grant{d.handle, std::move(d.allocation)});
+        continue;
+      case LeaseDecision::kSpillback:
+        p.reply->set_outcome(rpc::LeaseReply::SPILLBACK);
+        p.reply->set_spillback_host(d.target->host);
+        p.reply->set_spillback_port(d.target->port);
+        spillbacks_.Increment();
+        break;
+      case LeaseDecision::kInfeasible:
+        p.reply->set_outcome(rpc::LeaseReply::INFEASIBLE);
+        p.reply->set_message(d.message);
+        infeasible_.Increment();
+        spdlog::warn("{}", d.message);
+        break;
+    }
+    p.done(absl::OkStatus());
+    pending_.erase(it);
+  }
+  AssignWorkers();
+  queue_length_.Set(queue_.size() + waiting_for_worker_.size());
+}
+
+void NodeManager::AssignWorkers() {
+  int need = 0;
+  for (auto it = waiting_for_worker_.begin(); it != waiting_for_worker_.end();) {
+    const PendingLease& p = pending_.at(it->handle);
+    Worker* w = pool_->PopIdle(p.job, it->allocation.gpu_ids);
+    if (w == nullptr) {
+      ++need;
+      ++it;
+      continue;
+    }
+    Assign(w, it->handle, std::move(it->allocation));
+    it = waiting_for_worker_.erase(it);
+  }
+  int starting = pool_->CountState(Worker::kStarting);
+  if (need > starting) pool_->StartWorkers(need - starting);
+}
+
+rpc::CoreWorker::Stub* NodeManager::WorkerStub(const Worker& w) {
+  auto& stub = stubs_[w.id];
+  if (!stub) {
+    stub = rpc::CoreWorker::NewStub(
+        rpc::MakeChannel(absl::StrCat(options_.host, ":", w.port)));
+  }
+  return stub.get();
+}
+
+void NodeManager::Assign(Worker* worker, uint64_t handle, Allocation allocation) {
+  const PendingLease& p = pending_.at(handle);
+  Lease lease{LeaseId::FromRandom(), worker->id, p.requester, p.job,
+              std::move(allocation)};
+  LeaseId lease_id = lease.id;
+  struct Call {
+    grpc::ClientContext ctx;
+    rpc::AssignJobRequest req;
+    rpc::AssignJobReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->req.set_job_id(p.job.Binary());
+  for (const auto& path : p.req.code_search_path()) call->req.add_code_search_path(path);
+  for (int id : lease.allocation.gpu_ids) call->req.add_gpu_ids(id);
+  rpc::SetTimeout(&call->ctx, 30000);
+  lease_of_worker_[worker->id] = lease_id;
+  leases_[lease_id] = std::move(lease);
+  int port = worker->port;
+  WorkerId wid = worker->id;
+  WorkerStub(*worker)->async()->AssignJob(
+      &call->ctx, &call->req, &call->reply,
+      [this, call, handle, lease_id, port, wid](grpc::Status s) {
+        loop_.Post([this, call, handle, lease_id, port, wid, s] {
+          auto pit = pending_.find(handle);
+          auto lit = leases_.find(lease_id);
+          if (pit == pending_.end()) {  // requester gone meanwhile
+            if (lit != leases_.end()) ReleaseLease(lease_id, false);
+            return;
+          }
+          PendingLease& p = pit->second;
+          if (lit == leases_.end()) {  // the worker died meanwhile: retry
+            auto demand = ResourcesFromProto(p.req.resources());
+            queue_.Add(handle, *demand, !p.req.no_spillback(),
+                       options_.clock->Now());
+            return Dispatch();
+          }
+          if (s.ok()) {
+            p.reply->set_outcome(rpc::LeaseReply::GRANTED);
+            rpc::Address* a = p.reply->mutable_worker();
+            a->set_host(options_.host);
+            a->set_port(port);
+            a->set_worker_id(wid.Binary());
+            a->set_node_id(options_.node_id.Binary());
+            p.reply->set_lease_id(lease_id.Binary());
+            for (int g : lit->second.allocation.gpu_ids) p.reply->add_gpu_ids(g);
+            leases_granted_.Increment();
+          } else {
+            spdlog::warn("worker could not join job: {}", s.error_message());
+            ReleaseLease(lease_id, true);
+            p.reply->set_outcome(rpc::LeaseReply::REJECTED);
+            p.reply->set_message("worker could not join the job: " +
+                                 s.error_message());
+          }
+          p.done(absl::OkStatus());
+          pending_.erase(pit);
+        });
+      });
+}
+
+void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
+  auto it = leases_.find(id);
+  if (it == leases_.end()) return;
+  Lease& lease = it->second;
+  resources_.Release(lease.allocation);
+  if (!lease.lent.IsEmpty()) resources_.Reclaim(lease.lent);
+  lease_of_worker_.erase(lease.worker);
+  if (Worker* w = pool_->Find(lease.worker)) {
+    if (kill_worker) {
+      stubs_.erase(w->id);
+      pool_->Kill(w->id);
+    } else {
+      pool_->PushIdle(w);
+    }
+  }
+  leases_.erase(it);
+  Dispatch();
+}
+
+void NodeManager::Cancel(uint64_t handle, const std::string& why) {
+  queue_.Remove(handle);
+  for (auto it = waiting_for_worker_.begin(); it != waiting_for_worker_.end(); ++it) {
+    if (it->handle == handle) {
+      resources_.Release(it->allocation);
+      waiting_for_worker_.erase(it);
+      break;
+    }
+  }
+  auto it = pending_.find(handle);
+  if (it == pending_.end()) return;
+  it->second.reply->set_outcome(rpc::LeaseReply::REJECTED);
+  it->second.reply->set_message(why);
+  it->second.done(absl::OkStatus());
+  pending_.erase(it);
+}
+
+void NodeManager::HandleReturnWorker(const rpc::ReturnWorkerRequest& req,
+                                     rpc::ReturnWorkerReply* reply, Done done) {
+  auto id = ParseId<LeaseId>(req.lease_id(), "lease_id");
+  if (!id.ok()) return done(id.status());
+  if (!leases_.contains(*id)) return done(absl::NotFoundError("unknown lease"));
+  ReleaseLease(*id, req.worker_failed());
+  done(absl::OkStatus());
+}
+
+void NodeManager::HandleRegisterWorker(const rpc::RegisterWorkerRequest& req,
+                                       rpc::RegisterWorkerReply* reply,
+                                       Done done) {
+  auto id = ParseId<WorkerId>(req.worker_id(), "worker_id");
+  if (!id.ok()) return done(id.status());
+  auto w = pool_->Register(*id, req.pid(), req.port());
+  if (!w.ok()) return done(w.status());
+  reply->set_node_id(options_.node_id.Binary());
+  done(absl::OkStatus());
+  AssignWorkers();
+}
+
+void NodeManager::HandleRegisterDriver(const rpc::RegisterDriverRequest& req,
+                                       rpc::RegisterDriverReply* reply,
+                                       Done done) {
+  auto job = ParseId<JobId>(req.job_id(), "job_id");
+  if (!job.ok()) return done(job.status());
+  auto id = ParseId<WorkerId>(req.worker_id(), "worker_id");
+  if (!id.ok()) return done(id.status());
+  if (req.pid() <= 0 || req.pid() > (1 << 30)) {
+    return done(absl::InvalidArgumentError("pid out of range"));
+  }
+  drivers_[*id] = Driver{*job, static_cast<pid_t>(req.pid())};
+  reply->set_node_id(options_.node_id.Binary());
+  done(absl::OkStatus());
+}
+
+void NodeManager::HandleNotifyBlocked(const rpc::NotifyBlockedRequest& req,
+                                      rpc::NotifyBlockedReply* reply,
+                                      Done done) {
+  auto id = ParseId<WorkerId>(req.worker_id(), "worker_id");
+  if (!id.ok()) return done(id.status());
+  auto lit = lease_of_worker_.find(*id);
+  if (lit == lease_of_worker_.end()) {
+    return done(absl::NotFoundError("worker holds no lease"));
+  }
+  Lease& lease = leases_.at(lit->second);
+  if (req.blocked() && lease.lent.IsEmpty()) {
+    lease.lent.Set(kCpu, lease.allocation.resources.Get(kCpu));
+    resources_.Lend(lease.lent);
+    Dispatch();
+  } else if (!req.blocked() && !lease.lent.IsEmpty()) {
+    resources_.Reclaim(lease.lent);
+    lease.lent = ResourceSet();
+  }
+  done(absl::OkStatus());
+}
+
+void NodeManager::HandleReportTaskStats(const rpc::ReportTaskStatsRequest& req,
+                                        rpc::ReportTaskStatsReply* reply,
+                                        Done done) {
+  constexpr int64_t kMax = int64_t{1} << 40;
+  for (int64_t v : {req.submitted(), req.finished(), req.failed(), req.retried()}) {
+    if (v < 0 || v > kMax) {
+      return done(absl::InvalidArgumentError("task counts must be in [0, 2^40]"));
+    }
+  }
+  tasks_submitted_.Increment(req.submitted());
+  tasks_finished_.Increment(req.finished());
+  tasks_failed_.Increment(req.failed());
+  tasks_retried_.Increment(req.retried());
+  done(absl::OkStatus());
+}
+
+void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
+                                     rpc::GetNodeStatsReply* reply, Done done) {
+  *reply->mutable_node() = SelfInfo();
+  *reply->mutable_node()->mutable_available() = NonNegative(resources_.available());
+  reply->set_workers_idle(pool_->CountState(Worker::kIdle));
+  reply->set_workers_leased(pool_->CountState(Worker::kLeased));
+  reply->set_workers_starting(pool_->CountState(Worker::kStarting));
+  reply->set_queued_leases(queue_.size() + waiting_for_worker_.size());
+  done(absl::OkStatus());
+}
+
+void NodeManager::Tick() {
+  for (const Worker& w : pool_->ReapDead()) OnWorkerDied(w);
+  std::vector<std::pair<WorkerId, Driver>> dead;
+  for (const auto& [id, d] : drivers_) {
+    if (!ProcessAlive(d.pid)) dead.emplace_back(id, d);
+  }
+  for (const auto& [id, d] : dead) OnDriverDied(id, d);
+  pool_->Maintain();
+  Dispatch();
+  loop_.PostAfter(kTickPeriod, [this] { Tick(); });
+}
+
+void NodeManager::OnWorkerDied(const Worker& worker) {
+  stubs_.erase(worker.id);
+  if (auto it = lease_of_worker_.find(worker.id); it != lease_of_worker_.end()) {
+    ReleaseLease(it->second, false);
+  }
+  // Leases this worker held for its own nested tasks die with it.
+  std::vector<LeaseId> orphans;
+  for (const auto& [id, lease] : leases_) {
+    if (lease.requester == worker.id) orphans.push_back(id);
+  }
+  for (const auto& id : orphans) ReleaseLease(id, true);
+  std::vector<uint64_t> requests;
+  for (const auto& [handle, p] : pending_) {
+    if (p.requester == worker.id) requests.push_back(handle);
+  }
+  for (uint64_t h : requests) Cancel(h, "the requesting worker died");
+}
+
+void NodeManager::OnDriverDied(const WorkerId& id, const Driver& driver) {
+  spdlog::info("driver pid {} of job {} is gone; freeing its workers",
+               driver.pid, driver.job.ToInt());
+  drivers_.erase(id);
+  std::vector<LeaseId> leases;
+  for (const auto& [lid, lease] : leases_) {
+    if (lease.job == driver.job) leases.push_back(lid);
+  }
+  for (const auto& lid : leases) ReleaseLease(lid, true);
+  std::vector<uint64_t> requests;
+  for (const auto& [handle, p] : pending_) {
+    if (p.job == driver.job) requests.push_back(handle);
+  }
+  for (uint64_t h : requests) Cancel(h, "the job's driver died");
+  pool_->KillJob(driver.job);
+  gcs_->MarkJobFinished(driver.job.Binary(), /*driver_died=*/true);
+}
+
+void NodeManager::FillHeartbeat(rpc::HeartbeatRequest* req) {
+  req->set_node_id(options_.node_id.Binary());
+  *req->mutable_available() = NonNegative(resources_.available());
+  for (const auto& d : queue_.PendingDemands()) *req->add_pending() = ResourcesToProto(d);
+  for (const auto& d : queue_.InfeasibleDemands()) {
+    *req->add_infeasible() = ResourcesToProto(d);
+  }
+  req->set_view_version(view_version_);
+}
+
+void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
+  if (!reply.view_included()) return;
+  view_version_ = reply.view_version();
+  others_.clear();
+  for (const auto& node : reply.nodes()) {
+    if (node.node_id() == options_.node_id.Binary()) continue;
+    auto total = ResourcesFromProto(node.total());
+    auto available = ResourcesFromProto(node.available());
+    if (!total.ok() || !available.ok()) continue;
+    others_.push_back(RemoteNode{node.node_id(), node.host(), node.raylet_port(),
+                                 *total, *available});
+  }
+  Dispatch();
+}
+
+}  // namespace loom::raylet

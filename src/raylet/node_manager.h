@@ -1,0 +1,144 @@
+// src/raylet/node_manager.h
+//
+// NodeManager: the raylet's logic. It grants worker leases against the
+// node's resources, queues what does not fit, spills back to nodes in the
+// cluster view, fails infeasible demands after a grace period, lends the CPU
+// of a worker blocked in Get, and frees the leases and workers of dead
+// drivers and workers. Handlers run on its event loop and never see gRPC;
+// raylet_service.h adapts them.
+//
+//   NodeManager node(options, &metrics);
+//   node.Start();  // registers with the head, prestarts workers
+#ifndef LOOM_SRC_RAYLET_NODE_MANAGER_H_
+#define LOOM_SRC_RAYLET_NODE_MANAGER_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "proto/raylet.pb.h"
+#include "proto/worker.grpc.pb.h"
+#include "scheduler/lease_queue.h"
+#include "src/common/event_loop.h"
+#include "src/common/metrics.h"
+#include "src/raylet/gcs_link.h"
+#include "src/raylet/worker_pool.h"
+
+namespace loom::raylet {
+
+using Done = std::function<void(absl::Status)>;
+
+// Not thread-safe: every Handle* runs on loop().
+class NodeManager {
+ public:
+  struct Options {
+    NodeId node_id = NodeId::FromRandom();
+    std::string host = "127.0.0.1";
+    int port = 0;  // the bound gRPC port, set before Start
+    int metrics_port = 0;
+    std::string gcs_address;
+    std::string session_dir;
+    ResourceSet total;
+    std::map<std::string, std::string> labels;
+    std::string worker_binary;
+    int prestart_workers = 1;
+    absl::Duration idle_worker_timeout = absl::Seconds(10);
+    absl::Duration heartbeat_period = absl::Milliseconds(500);
+    absl::Duration infeasible_grace = absl::Seconds(3);
+    Clock* clock = Clock::Real();
+  };
+  NodeManager(Options options, Metrics* metrics);
+  ~NodeManager();
+
+  // Registers with the head (retrying up to `register_timeout`).
+  absl::Status Start(absl::Duration register_timeout);
+  void Stop();
+  EventLoop& loop() { return loop_; }
+
+  void set_port(int port) { options_.port = port; }
+
+  void HandleRequestWorkerLease(const rpc::LeaseRequest& req,
+                                rpc::LeaseReply* reply, Done done);
+  void HandleReturnWorker(const rpc::ReturnWorkerRequest& req,
+                          rpc::ReturnWorkerReply* reply, Done done);
+  void HandleRegisterWorker(const rpc::RegisterWorkerRequest& req,
+                            rpc::RegisterWorkerReply* reply, Done done);
+  void HandleRegisterDriver(const rpc::RegisterDriverRequest& req,
+                            rpc::RegisterDriverReply* reply, Done done);
+  void HandleNotifyBlocked(const rpc::NotifyBlockedRequest& req,
+                           rpc::NotifyBlockedReply* reply, Done done);
+  void HandleReportTaskStats(const rpc::ReportTaskStatsRequest& req,
+                             rpc::ReportTaskStatsReply* reply, Done done);
+  void HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
+                          rpc::GetNodeStatsReply* reply, Done done);
+
+ private:
+  struct PendingLease {
+    rpc::LeaseRequest req;
+    rpc::LeaseReply* reply;
+    Done done;
+    JobId job;
+    WorkerId requester;
+  };
+  struct Grant {  // resources taken, waiting for a worker
+    uint64_t handle;
+    Allocation allocation;
+  };
+  struct Lease {
+    LeaseId id;
+    WorkerId worker;
+    WorkerId requester;
+    JobId job;
+    Allocation allocation;
+    ResourceSet lent;  // CPU lent back while the worker is blocked
+  };
+  struct Driver {
+    JobId job;
+    pid_t pid;
+  };
+
+  void Dispatch();
+  void AssignWorkers();
+  void Assign(Worker* worker, uint64_t handle, Allocation allocation);
+  void ReleaseLease(const LeaseId& id, bool kill_worker);
+  void Tick();
+  void OnWorkerDied(const Worker& worker);
+  void OnDriverDied(const WorkerId& id, const Driver& driver);
+  void FillHeartbeat(rpc::HeartbeatRequest* req);
+  void OnView(const rpc::HeartbeatReply& reply);
+  rpc::NodeInfo SelfInfo() const;
+  rpc::CoreWorker::Stub* WorkerStub(const Worker& w);
+  void Cancel(uint64_t handle, const std::string& why);
+
+  Options options_;
+  EventLoop loop_;
+  NodeResources resources_;
+  LeaseQueue queue_;
+  Metrics* metrics_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<GcsLink> gcs_;
+  std::vector<RemoteNode> others_;
+  int64_t view_version_ = 0;
+
+  uint64_t next_handle_ = 1;
+  absl::flat_hash_map<uint64_t, PendingLease> pending_;
+  std::vector<Grant> waiting_for_worker_;
+  absl::flat_hash_map<LeaseId, Lease> leases_;
+  absl::flat_hash_map<WorkerId, LeaseId> lease_of_worker_;
+  absl::flat_hash_map<WorkerId, Driver> drivers_;
+  absl::flat_hash_map<WorkerId, std::unique_ptr<rpc::CoreWorker::Stub>> stubs_;
+
+  prometheus::Counter& leases_granted_;
+  prometheus::Counter& spillbacks_;
+  prometheus::Counter& infeasible_;
+  prometheus::Gauge& queue_length_;
+  prometheus::Counter& tasks_submitted_;
+  prometheus::Counter& tasks_finished_;
+  prometheus::Counter& tasks_failed_;
+  prometheus::Counter& tasks_retried_;
+};
+
+}  // namespace loom::raylet
+
+#endif  // LOOM_SRC_RAYLET_NODE_MANAGER_H_

@@ -1,0 +1,208 @@
+#include "src/raylet/worker_pool.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/process.h"
+
+namespace loom::raylet {
+
+WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
+  if (Metrics* m = options_.metrics) {
+    const char* help = "Worker processes by state";
+    starting_ = &m->Gauge("loom_workers", help, {{"state", "starting"}});
+    idle_ = &m->Gauge("loom_workers", help, {{"state", "idle"}});
+    leased_ = &m->Gauge("loom_workers", help, {{"state", "leased"}});
+    start_ms_ = &m->Histogram("loom_worker_start_ms",
+                              "Milliseconds from spawn to registration",
+                              {5, 10, 20, 50, 100, 200, 500, 1000, 5000});
+    started_total_ = &m->Counter("loom_workers_started_total",
+                                 "Worker processes started");
+  }
+}
+
+WorkerPool::~WorkerPool() { KillAll(); }
+
+void WorkerPool::Prestart() {
+  StartWorkers(options_.prestart);
+}
+
+void WorkerPool::StartWorkers(int n) {
+  for (int i = 0; i < n; ++i) {
+    auto lifeline = MakeLifeline();
+    if (!lifeline.ok()) {
+      spdlog::error("worker lifeline: {}", lifeline.status().ToString());
+      return;
+    }
+    auto w = std::make_unique<Worker>();
+    w->id = WorkerId::FromRandom();
+    SpawnOptions spawn;
+    spawn.argv = {options_.worker_binary, "--raylet-address",
+                  options_.raylet_address, "--host", options_.host,
+                  "--session-dir", options_.session_dir, "--worker-id",
+                  w->id.Hex()};
+    if (!options_.session_dir.empty()) {
+      spawn.stderr_path = options_.session_dir + "/logs/workers.err";
+      spawn.stdout_path = options_.session_dir + "/logs/workers.out";
+    }
+    spawn.lifeline_fd = lifeline->child_fd;
+    auto pid = Spawn(spawn);
+    close(lifeline->child_fd);
+    if (!pid.ok()) {
+      close(lifeline->parent_fd);
+      spdlog::error("cannot start worker: {}", pid.status().ToString());
+      return;
+    }
+    w->pid = *pid;
+    w->lifeline_fd = lifeline->parent_fd;
+    w->started = options_.clock->Now();
+    if (started_total_) started_total_->Increment();
+    workers_[w->id] = std::move(w);
+  }
+  UpdateGauges();
+}
+
+absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
+                                             int port) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) {
+    return absl::NotFoundError("unknown worker id: not started by this raylet");
+  }
+  Worker* w = it->second.get();
+  if (w->pid != pid) return absl::InvalidArgumentError("pid does not match");
+  if (port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError("port out of range");
+  }
+  if (w->state != Worker::kStarting) {
+    return absl::AlreadyExistsError("worker already registered");
+  }
+  w->port = port;
+  w->state = Worker::kIdle;
+  w->idle_since = options_.clock->Now();
+  if (start_ms_) {
+    start_ms_->Observe(absl::ToDoubleMilliseconds(w->idle_since - w->started));
+  }
+  UpdateGauges();
+  return w;
+}
+
+Worker* WorkerPool::PopIdle(const JobId& job, const std::vector<int>& gpus) {
+  Worker* fresh = nullptr;
+  for (auto& [id, w] : workers_) {
+    if (w->state != Worker::kIdle) continue;
+    bool gpus_ok = w->gpu_ids.empty() || w->gpu_ids == gpus;
+    if (!gpus_ok) continue;
+    if (w->job && *w->job == job) {
+      fresh = w.get();
+      break;  // a worker that already serves the job: code is loaded
+    }
+    if (!w->job && fresh == nullptr) fresh = w.get();
+  }
+  if (fresh) {
+    fresh->state = Worker::kLeased;
+    fresh->job = job;
+    if (!gpus.empty()) fresh->gpu_ids = gpus;
+    UpdateGauges();
+  }
+  return fresh;
+}
+
+void WorkerPool::PushIdle(Worker* worker) {
+  worker->state = Worker::kIdle;
+  worker->idle_since = options_.clock->Now();
+  UpdateGauges();
+}
+
+Worker* WorkerPool::Find(const WorkerId& id) {
+  auto it = workers_.find(id);
+  return it == workers_.end() ? nullptr : it->second.get();
+}
+
+std::vector<Worker> WorkerPool::ReapDead() {
+  std::vector<Worker> dead;
+  for (auto& [id, w] : workers_) {
+    int status = 0;
+    if (waitpid(w->pid, &status, WNOHANG) == w->pid) {
+      spdlog::info("worker pid {} exited (status {})", w->pid, status);
+      dead.push_back(*w);
+    }
+  }
+  for (const Worker& w : dead) Remove(w.id);
+  if (!dead.empty()) UpdateGauges();
+  return dead;
+}
+
+void WorkerPool::Maintain() {
+  absl::Time now = options_.clock->Now();
+  int fresh = 0;
+  std::vector<WorkerId> stale;
+  for (auto& [id, w] : workers_) {
+    if (w->state == Worker::kStarting || (w->state == Worker::kIdle && !w->job)) {
+      ++fresh;
+    }
+  }
+  int idle_total = CountState(Worker::kIdle);
+  for (auto& [id, w] : workers_) {
+    if (w->state == Worker::kIdle && now - w->idle_since > options_.idle_timeout &&
+        idle_total - static_cast<int>(stale.size()) > options_.prestart) {
+      stale.push_back(id);
+    }
+  }
+  for (const auto& id : stale) Kill(id);
+  if (fresh < options_.prestart &&
+      static_cast<int>(workers_.size()) < options_.prestart * 4) {
+    StartWorkers(options_.prestart - fresh);
+  }
+}
+
+void WorkerPool::Kill(const WorkerId& id) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  kill(it->second->pid, SIGKILL);
+  waitpid(it->second->pid, nullptr, 0);
+  Remove(id);
+  UpdateGauges();
+}
+
+void WorkerPool::KillJob(const JobId& job) {
+  std::vector<WorkerId> ids;
+  for (auto& [id, w] : workers_) {
+    if (w->job && *w->job == job) ids.push_back(id);
+  }
+  for (const auto& id : ids) Kill(id);
+}
+
+void WorkerPool::KillAll() {
+  for (auto& [id, w] : workers_) kill(w->pid, SIGKILL);
+  for (auto& [id, w] : workers_) {
+    waitpid(w->pid, nullptr, 0);
+    close(w->lifeline_fd);
+  }
+  workers_.clear();
+  UpdateGauges();
+}
+
+void WorkerPool::Remove(const WorkerId& id) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  close(it->second->lifeline_fd);
+  workers_.erase(it);
+}
+
+int WorkerPool::CountState(Worker::State s) const {
+  int n = 0;
+  for (const auto& [id, w] : workers_) n += w->state == s;
+  return n;
+}
+
+void WorkerPool::UpdateGauges() {
+  if (!starting_) return;
+  starting_->Set(CountState(Worker::kStarting));
+  idle_->Set(CountState(Worker::kIdle));
+  leased_->Set(CountState(Worker::kLeased));
+}
+
+}  // namespace loom::raylet
