@@ -58,7 +58,7 @@ void TaskSubmitter::Untrack(grpc::ClientContext* ctx) {
 }
 
 void TaskSubmitter::Shutdown() {
-  if (options_.loop->IsLoopThread()) return;
+  if (options_.loop->IsLoopThread() || shutdown_called_.exchange(true)) return;
   options_.loop->RunSync([this] {
     if (shutting_down_) return;
     shutting_down_ = true;

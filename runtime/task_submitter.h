@@ -86,6 +86,7 @@ class TaskSubmitter {
   absl::flat_hash_map<std::string, std::unique_ptr<KeyState>> keys_;
   absl::flat_hash_map<std::string, std::unique_ptr<rpc::Raylet::Stub>> raylets_;
   bool shutting_down_ = false;
+  std::atomic<bool> shutdown_called_{false};
 
   absl::Mutex calls_mu_;
   absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(calls_mu_);

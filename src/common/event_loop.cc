@@ -39,6 +39,13 @@ void EventLoop::PostAfter(absl::Duration delay, Fn fn) {
 }
 
 void EventLoop::RunSync(Fn fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || !thread_.joinable()) {
+      fn();  // no loop thread to run it: run it here
+      return;
+    }
+  }
   absl::Notification done;
   Post([&] {
     fn();

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# make demo: start a local cluster, run a real example against it, show its
+# status, stop it.
+set -euo pipefail
+BUILD=${1:-build}
+export LOOM_SESSION_ROOT=${LOOM_SESSION_ROOT:-/tmp/loom-demo}
+loom="$BUILD/bin/loom"
+"$loom" stop >/dev/null 2>&1 || true
+trap '"$loom" stop' EXIT
+"$loom" start --head --port 0 --num-cpus 2
+echo
+"$BUILD/bin/loom-example" --address auto
+echo
+"$loom" status
