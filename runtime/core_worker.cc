@@ -129,11 +129,13 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
   spec.set_function_name(function_name);
   *spec.mutable_resources() = ResourcesToProto(*demand);
   spec.set_max_retries(options.max_retries < 0 ? 1 << 30 : options.max_retries);
+  std::vector<ObjectId> deps;
   for (auto& arg : args) {
     rpc::TaskArg* a = spec.add_args();
     if (arg.is_ref) {
       auto id = ObjectId::FromBinary(arg.data);
       if (!id.ok()) return id.status();
+      deps.push_back(*id);
       a->mutable_ref()->set_object_id(std::move(arg.data));
     } else {
       if (arg.data.size() > kInlineThreshold) {
@@ -147,6 +149,8 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
   }
   ObjectId ret = ObjectId::ForReturn(task, 1);
   objects_.AddPending(ret);
+  // Hold the arguments now: the caller's refs may be temporaries.
+  for (const ObjectId& dep : deps) objects_.AddRef(dep);
   submitter_->Submit(std::move(spec));
   return ret;
 }
@@ -193,8 +197,13 @@ std::vector<int> CoreWorker::gpu_ids() const {
 void CoreWorker::HandlePushTask(const rpc::PushTaskRequest& req,
                                 rpc::PushTaskReply* reply,
                                 std::function<void(absl::Status)> done) {
+  auto task = ParseId<TaskId>(req.spec().task_id(), "task_id");
+  if (!task.ok()) return done(task.status());
   absl::MutexLock lock(&exec_mu_);
   if (exec_stop_) return done(absl::UnavailableError("worker is exiting"));
+  if (!code_loaded_) {
+    return done(absl::FailedPreconditionError("worker has no job assigned"));
+  }
   exec_queue_.push_back(Execution{&req, reply, std::move(done)});
 }
 

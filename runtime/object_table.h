@@ -50,6 +50,7 @@ class ObjectTable {
   std::vector<bool> Wait(const std::vector<ObjectId>& ids, size_t num_ready,
                          absl::Time deadline);
 
+  // References to an id this table does not hold are ignored.
   void AddRef(const ObjectId& id);
   void RemoveRef(const ObjectId& id);
   size_t size() const;

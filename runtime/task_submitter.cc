@@ -24,6 +24,7 @@ struct TaskSubmitter::KeyState {
   std::deque<rpc::TaskSpec> queue;
   std::vector<std::shared_ptr<Lease>> leases;
   bool requesting = false;
+  bool pump_posted = false;
   int lease_failures = 0;
   double avg_run_us = -1;  // moving average of how long tasks run
 };
@@ -98,14 +99,14 @@ void TaskSubmitter::Resolve(rpc::TaskSpec spec) {
     if (arg.has_ref()) deps.push_back(*ObjectId::FromBinary(arg.ref().object_id()));
   }
   if (deps.empty()) return Enqueue(std::move(spec));
-  // Hold each dependency until it is inlined, then enqueue on the loop.
+  // Each dependency is held (SubmitTask took a reference) until it is
+  // inlined; then the task is enqueued on the loop.
   struct Pending {
     rpc::TaskSpec spec;
     size_t remaining;
   };
   auto pending = std::make_shared<Pending>(Pending{std::move(spec), deps.size()});
   for (const ObjectId& dep : deps) {
-    options_.objects->AddRef(dep);
     options_.objects->OnReady(dep, [this, pending] {
       options_.loop->Post([this, pending] {
         if (--pending->remaining > 0) return;
@@ -141,19 +142,39 @@ void TaskSubmitter::Enqueue(rpc::TaskSpec spec) {
     ks->resources = spec.resources();
   }
   ks->queue.push_back(std::move(spec));
-  Pump(*ks);
+  // Pump once per burst of submissions, so that the queue shows the backlog.
+  if (!ks->pump_posted) {
+    ks->pump_posted = true;
+    options_.loop->Post([this, k = ks.get()] {
+      k->pump_posted = false;
+      Pump(*k);
+    });
+  }
 }
 
 void TaskSubmitter::Pump(KeyState& ks) {
   if (shutting_down_) return;
-  int depth = (ks.avg_run_us >= 0 && ks.avg_run_us < 2000)
-                  ? options_.max_inflight_per_worker
-                  : 1;
+  // Idle workers first, one task each.
   for (auto& lease : ks.leases) {
-    while (lease->inflight < depth && !ks.queue.empty()) {
+    if (lease->inflight == 0 && !ks.queue.empty()) {
       rpc::TaskSpec spec = std::move(ks.queue.front());
       ks.queue.pop_front();
       Push(ks, lease, std::move(spec));
+    }
+  }
+  // Pipeline onto busy workers only for short tasks and a deep backlog: a
+  // task queued behind a long one on a busy worker would wait for it, while
+  // a new lease may run it at once.
+  bool pipeline = ks.avg_run_us >= 0 && ks.avg_run_us < 2000 &&
+                  ks.queue.size() > ks.leases.size();
+  if (pipeline) {
+    for (auto& lease : ks.leases) {
+      while (lease->inflight < options_.max_inflight_per_worker &&
+             !ks.queue.empty()) {
+        rpc::TaskSpec spec = std::move(ks.queue.front());
+        ks.queue.pop_front();
+        Push(ks, lease, std::move(spec));
+      }
     }
   }
   if (!ks.queue.empty() && !ks.requesting) {
@@ -260,6 +281,9 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
   lease->stub->async()->PushTask(
       &call->ctx, &call->push_req, &call->push_reply,
       [this, call, lease, key = ks.key](grpc::Status s) {
+        // The value lands now, on gRPC's thread, so that a caller blocked in
+        // Get wakes without waiting for the loop; bookkeeping follows there.
+        if (s.ok()) ResolveReturn(call);
         options_.loop->Post([this, call, lease, key, s] {
           OnPushReply(key, lease, call, s);
           Untrack(&call->ctx);
@@ -274,16 +298,9 @@ void TaskSubmitter::OnPushReply(const std::string& key,
   KeyState& ks = *keys_[key];
   if (--lease->inflight == 0) lease->idle_since = options_.loop->clock()->Now();
   const rpc::TaskSpec& spec = call->push_req.spec();
-  ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
   if (s.ok()) {
-    rpc::PushTaskReply& reply = call->push_reply;
-    double run = static_cast<double>(reply.run_us());
+    double run = static_cast<double>(call->push_reply.run_us());
     ks.avg_run_us = ks.avg_run_us < 0 ? run : 0.8 * ks.avg_run_us + 0.2 * run;
-    if (reply.ok()) {
-      options_.objects->SetValue(ret, std::move(*reply.mutable_value()));
-    } else {
-      options_.objects->SetError(ret, reply.error());
-    }
   } else if (!shutting_down_) {
     // The worker is gone (or unreachable): drop the lease, retry the task.
     if (!lease->dead) {
@@ -307,6 +324,17 @@ void TaskSubmitter::OnPushReply(const std::string& key,
     }
   }
   Pump(ks);
+}
+
+void TaskSubmitter::ResolveReturn(Call* call) {
+  const rpc::TaskSpec& spec = call->push_req.spec();
+  ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
+  rpc::PushTaskReply& reply = call->push_reply;
+  if (reply.ok()) {
+    options_.objects->SetValue(ret, std::move(*reply.mutable_value()));
+  } else {
+    options_.objects->SetError(ret, reply.error());
+  }
 }
 
 void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,

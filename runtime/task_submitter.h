@@ -53,7 +53,9 @@ class TaskSubmitter {
   explicit TaskSubmitter(Options options);
   ~TaskSubmitter();
 
-  // Thread-safe. The task's return object must be pending in the table.
+  // Thread-safe. The task's return object must be pending in the table, and
+  // the caller holds one reference on each ObjectRef argument, which the
+  // submitter releases once the argument is inlined.
   void Submit(rpc::TaskSpec spec);
   // Thread-safe. Returns every lease and waits for calls in flight.
   void Shutdown();
@@ -71,6 +73,7 @@ class TaskSubmitter {
   void Push(KeyState& ks, const std::shared_ptr<Lease>& lease, rpc::TaskSpec spec);
   void OnPushReply(const std::string& key, const std::shared_ptr<Lease>& lease,
                    Call* call, const grpc::Status& s);
+  void ResolveReturn(Call* call);
   void DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease, bool failed);
   void FailQueued(KeyState& ks, const rpc::ErrorInfo& error);
   void Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error);

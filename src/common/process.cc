@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -101,7 +102,14 @@ bool ProcessAlive(pid_t pid) {
   if (pid <= 0) return false;
   int status;
   if (waitpid(pid, &status, WNOHANG) == pid) return false;
-  return kill(pid, 0) == 0 || errno == EPERM;
+  if (kill(pid, 0) != 0 && errno != EPERM) return false;
+  // A zombie (exited, not yet reaped by its parent) is not alive.
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  size_t paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() ||
+         line[paren + 2] != 'Z';
 }
 
 bool WaitForExit(pid_t pid, absl::Duration timeout) {

@@ -1,0 +1,42 @@
+// benchmarks/bench_cluster.h
+//
+// PrivateCluster: a private Loom cluster (head + one raylet) under a fresh
+// session root in /tmp, with the benchmark functions loaded; Init on
+// construction, Shutdown and the root removed on destruction.
+//
+//   PrivateCluster cluster(/*num_cpus=*/2);
+//   loom::Get(loom::Task(Noop).Remote(1));
+#ifndef LOOM_BENCHMARKS_BENCH_CLUSTER_H_
+#define LOOM_BENCHMARKS_BENCH_CLUSTER_H_
+
+#include <string>
+
+#include "benchmarks/bench_util.h"
+#include "loom/loom.h"
+
+namespace loom::bench {
+
+class PrivateCluster {
+ public:
+  // Throws loom::Error when the cluster cannot start.
+  explicit PrivateCluster(int num_cpus) {
+    loom::InitOptions options;
+    options.num_cpus = num_cpus;
+    options.code_search_path = {LOOM_BENCH_FUNCTIONS_LIB};
+    options.session_root = root_.path();
+    loom::Init(options);
+  }
+  ~PrivateCluster() { loom::Shutdown(); }
+  PrivateCluster(const PrivateCluster&) = delete;
+  PrivateCluster& operator=(const PrivateCluster&) = delete;
+
+  // The session directory of this cluster.
+  std::string session_dir() const { return root_.path() + "/session_latest"; }
+
+ private:
+  TempDir root_;  // outlives the cluster: removed after Shutdown
+};
+
+}  // namespace loom::bench
+
+#endif  // LOOM_BENCHMARKS_BENCH_CLUSTER_H_

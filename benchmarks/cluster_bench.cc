@@ -1,0 +1,167 @@
+// Cluster start-up costs:
+//   worker_start_ms     a worker's spawn-to-registration time, as the raylet
+//                       reports it (loom_worker_start_ms, a histogram)
+//   loom_start_head_ms  `loom start --head` until it returns (head + raylet
+//                       ready)
+// Each is measured on kRuns fresh clusters; the median is reported.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "benchmarks/bench_cluster.h"
+#include "benchmarks/bench_functions.h"
+#include "benchmarks/bench_util.h"
+#include "loom/loom.h"
+
+namespace loom::bench {
+namespace {
+
+constexpr int kNumCpus = 2;
+
+// GET http://127.0.0.1:port/path over a raw socket (HTTP/1.0, so the reply
+// is neither chunked nor kept alive). Returns the body; throws on failure.
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    std::string request =
+        "GET " + path +
+        " HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n";
+    if (write(fd, request.data(), request.size()) ==
+        static_cast<ssize_t>(request.size())) {
+      char buf[16384];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof(buf))) > 0) response.append(buf, n);
+    }
+  }
+  close(fd);
+  size_t body = response.find("\r\n\r\n");
+  if (response.compare(0, 9, "HTTP/1.1 ") != 0 &&
+      response.compare(0, 9, "HTTP/1.0 ") != 0) {
+    throw std::runtime_error("no HTTP reply from 127.0.0.1:" +
+                             std::to_string(port));
+  }
+  if (response.compare(9, 3, "200") != 0 || body == std::string::npos) {
+    throw std::runtime_error("GET " + path + ": " +
+                             response.substr(0, response.find('\r')));
+  }
+  return response.substr(body + 4);
+}
+
+// The sum over all label sets of a sample named exactly `name` in
+// Prometheus text format; -1 when there is none.
+double MetricValue(const std::string& text, const std::string& name) {
+  std::istringstream lines(text);
+  std::string line;
+  double total = 0;
+  bool found = false;
+  while (std::getline(lines, line)) {
+    if (line.compare(0, name.size(), name) != 0) continue;
+    size_t pos = name.size();
+    if (pos < line.size() && line[pos] == '{') pos = line.find('}', pos);
+    if (pos == std::string::npos || pos >= line.size()) continue;
+    if (line[pos] != ' ' && line[pos] != '}') continue;
+    try {
+      total += std::stod(line.substr(pos + 1));
+      found = true;
+    } catch (const std::exception&) {
+    }
+  }
+  return found ? total : -1;
+}
+
+// The raylet's metrics port, from "<session>/raylet.ready" ("host:port
+// metrics_port").
+int MetricsPort(const std::string& session_dir) {
+  std::string ready = ReadFile(session_dir + "/raylet.ready");
+  size_t space = ready.find(' ');
+  if (space == std::string::npos) {
+    throw std::runtime_error("no metrics port in " + session_dir +
+                             "/raylet.ready");
+  }
+  return std::stoi(ready.substr(space + 1));
+}
+
+// One fresh cluster: the mean spawn-to-registration time of its prestarted
+// workers, once they have all registered (or after 10 s, of those that have).
+double WorkerStartOnce(double /*min_seconds*/) {
+  PrivateCluster cluster(kNumCpus);
+  if (*Get(Task(Noop).Remote(1)) != 1) throw std::runtime_error("Noop failed");
+  int port = MetricsPort(cluster.session_dir());
+  double sum = -1, count = -1;
+  int64_t start = NowNs();
+  do {
+    std::string text = HttpGet(port, "/metrics");
+    sum = MetricValue(text, "loom_worker_start_ms_sum");
+    count = MetricValue(text, "loom_worker_start_ms_count");
+    if (count >= kNumCpus) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (SecondsSince(start) < 10);
+  if (count <= 0 || sum < 0) {
+    throw std::runtime_error(
+        "the raylet reports no loom_worker_start_ms samples");
+  }
+  return sum / count;
+}
+
+// One `loom start --head` into a fresh session root, then `loom stop`.
+double StartHeadOnce(double /*min_seconds*/) {
+  TempDir root;
+  std::string loom = SelfDir() + "/loom";
+  std::string log = root.path() + "/loom-cli.log";
+  int64_t start = NowNs();
+  int rc = RunCommand(
+      {loom, "start", "--head", "--port", "0", "--session-root", root.path()},
+      log);
+  double ms = SecondsSince(start) * 1e3;
+  int stop_rc = RunCommand({loom, "stop", "--session-root", root.path()}, log);
+  if (rc != 0 || stop_rc != 0) {
+    throw std::runtime_error("`loom start/stop` failed (" + std::to_string(rc) +
+                             ", " + std::to_string(stop_rc) +
+                             "): " + ReadFile(log));
+  }
+  return ms;
+}
+
+// These costs are one per cluster, so each run is one cluster and the
+// warm-up is one more.
+double MedianOfClusters(double (*once)(double)) {
+  once(0);
+  std::vector<double> values;
+  for (int i = 0; i < kRuns; ++i) values.push_back(once(0));
+  return Median(values);
+}
+
+std::vector<Result> RunWorkerStart() {
+  return {{"worker_start_ms", MedianOfClusters(WorkerStartOnce), "ms"}};
+}
+
+std::vector<Result> RunStartHead() {
+  return {{"loom_start_head_ms", MedianOfClusters(StartHeadOnce), "ms"}};
+}
+
+}  // namespace
+
+void AddClusterBenchmarks(std::vector<Benchmark>* out) {
+  out->push_back({{"worker_start_ms"}, RunWorkerStart});
+  out->push_back({{"loom_start_head_ms"}, RunStartHead});
+}
+
+}  // namespace loom::bench

@@ -1,0 +1,120 @@
+// Task throughput against a private cluster, with ray_perf's names:
+//   single_client_tasks_sync            submit one no-op task, Get it, repeat
+//   single_client_tasks_sync_latency    the same as microseconds per task
+//   single_client_tasks_async           submit 1000, then Get each
+//   single_client_tasks_and_get_batch   submit 1000, then one Get of all
+//   multi_client_tasks_async            kClients driver threads doing the last
+#include <atomic>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "benchmarks/bench_cluster.h"
+#include "benchmarks/bench_functions.h"
+#include "benchmarks/bench_util.h"
+#include "loom/loom.h"
+
+namespace loom::bench {
+namespace {
+
+constexpr int kNumCpus = 2;
+constexpr int kBatch = 1000;
+constexpr int kClients = 4;
+
+std::vector<ObjectRef<int>> SubmitBatch() {
+  std::vector<ObjectRef<int>> refs;
+  refs.reserve(kBatch);
+  for (int i = 0; i < kBatch; ++i) refs.push_back(Task(Noop).Remote(i));
+  return refs;
+}
+
+void Check(int got, int want) {
+  if (got != want) {
+    throw std::runtime_error("Noop(" + std::to_string(want) + ") returned " +
+                             std::to_string(got));
+  }
+}
+
+int64_t SyncOne() {
+  Check(*Get(Task(Noop).Remote(7)), 7);
+  return 1;
+}
+
+int64_t AsyncBatch() {
+  auto refs = SubmitBatch();
+  for (int i = 0; i < kBatch; ++i) Check(*Get(refs[i]), i);
+  return kBatch;
+}
+
+int64_t GetBatch() {
+  auto values = Get(SubmitBatch());
+  for (int i = 0; i < kBatch; ++i) Check(*values[i], i);
+  return kBatch;
+}
+
+// kClients threads each run GetBatch until min_seconds have passed;
+// aggregate tasks per second.
+double MultiClientRate(double min_seconds) {
+  std::atomic<int64_t> tasks{0};
+  std::atomic<bool> failed{false};
+  std::string error;
+  std::mutex error_mu;
+  int64_t start = NowNs();
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      try {
+        while (!failed && SecondsSince(start) < min_seconds)
+          tasks += GetBatch();
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        failed = true;
+        error = e.what();
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  double elapsed = SecondsSince(start);
+  if (failed) throw std::runtime_error(error);
+  return tasks / elapsed;
+}
+
+std::vector<Result> RunSync() {
+  PrivateCluster cluster(kNumCpus);
+  double rate = MedianOfRuns([](double s) { return RateFor(s, SyncOne); });
+  return {{"single_client_tasks_sync", rate, "tasks/s"},
+          {"single_client_tasks_sync_latency", 1e6 / rate, "us"}};
+}
+
+std::vector<Result> RunAsync() {
+  PrivateCluster cluster(kNumCpus);
+  double rate = MedianOfRuns([](double s) { return RateFor(s, AsyncBatch); });
+  return {{"single_client_tasks_async", rate, "tasks/s"}};
+}
+
+std::vector<Result> RunGetBatch() {
+  PrivateCluster cluster(kNumCpus);
+  double rate = MedianOfRuns([](double s) { return RateFor(s, GetBatch); });
+  return {{"single_client_tasks_and_get_batch", rate, "tasks/s"}};
+}
+
+std::vector<Result> RunMultiClient() {
+  PrivateCluster cluster(kNumCpus);
+  double rate = MedianOfRuns(MultiClientRate);
+  return {{"multi_client_tasks_async", rate, "tasks/s"}};
+}
+
+}  // namespace
+
+void AddTaskBenchmarks(std::vector<Benchmark>* out) {
+  out->push_back(
+      {{"single_client_tasks_sync", "single_client_tasks_sync_latency"},
+       RunSync});
+  out->push_back({{"single_client_tasks_async"}, RunAsync});
+  out->push_back({{"single_client_tasks_and_get_batch"}, RunGetBatch});
+  out->push_back({{"multi_client_tasks_async"}, RunMultiClient});
+}
+
+}  // namespace loom::bench

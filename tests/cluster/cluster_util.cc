@@ -1,0 +1,147 @@
+#include "tests/cluster/cluster_util.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "proto/gcs.grpc.pb.h"
+#include "src/common/rpc.h"
+#include "src/common/session.h"
+
+namespace loom::test {
+
+TempRoot::TempRoot() {
+  char tmpl[] = "/tmp/lc_XXXXXX";
+  path_ = mkdtemp(tmpl);
+}
+
+TempRoot::~TempRoot() { std::system(("rm -rf " + path_).c_str()); }
+
+std::string BinDir() { return LOOM_BIN_DIR_FOR_TESTS; }
+std::string TestLib() { return LOOM_TEST_LIB; }
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result{-1, ""};
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) result.output.append(buf, n);
+  int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return absl::UnavailableError("connect failed");
+  }
+  std::string req = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: localhost\r\n\r\n");
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return absl::UnavailableError("write failed");
+  }
+  std::string out;
+  char buf[8192];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  close(fd);
+  size_t body = out.find("\r\n\r\n");
+  return body == std::string::npos ? out : out.substr(body + 4);
+}
+
+double MetricValue(const std::string& text, const std::string& name) {
+  double total = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t space = line.rfind(' ');
+    if (space == absl::string_view::npos) continue;
+    absl::string_view key = line.substr(0, space);
+    if (key != name) continue;
+    double v = 0;
+    if (absl::SimpleAtod(line.substr(space + 1), &v)) total += v;
+  }
+  return total;
+}
+
+int RayletMetricsPort(const std::string& session_dir) {
+  auto ready = ReadFileToString(session_dir + "/raylet.ready");
+  if (!ready.ok()) return 0;
+  std::vector<std::string> parts = absl::StrSplit(*ready, ' ');
+  int port = 0;
+  if (parts.size() == 2) (void)absl::SimpleAtoi(parts[1], &port);
+  return port;
+}
+
+double RayletMetric(const std::string& session_dir, const std::string& name) {
+  auto text = HttpGet(RayletMetricsPort(session_dir), "/metrics");
+  return text.ok() ? MetricValue(*text, name) : -1;
+}
+
+std::vector<pid_t> PidsMatching(const std::string& needle) {
+  std::vector<pid_t> out;
+  DIR* proc = opendir("/proc");
+  while (dirent* e = readdir(proc)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &pid) || pid == getpid()) continue;
+    std::ifstream in(absl::StrCat("/proc/", pid, "/cmdline"), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string cmd = ss.str();
+    std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+    std::string line;
+    std::getline(stat, line);
+    size_t paren = line.rfind(')');
+    bool zombie = paren != std::string::npos && paren + 2 < line.size() &&
+                  line[paren + 2] == 'Z';
+    if (!zombie && absl::StrContains(cmd, needle)) out.push_back(pid);
+  }
+  closedir(proc);
+  return out;
+}
+
+bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return condition();
+}
+
+absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(
+    const std::string& gcs_address) {
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 3000);
+  rpc::GetClusterStatusReply reply;
+  auto s = stub->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &reply);
+  if (!s.ok()) return rpc::ToAbsl(s);
+  return reply;
+}
+
+int CountNodes(const rpc::GetClusterStatusReply& status, bool alive) {
+  int n = 0;
+  for (const auto& node : status.nodes()) n += node.alive() == alive;
+  return n;
+}
+
+}  // namespace loom::test

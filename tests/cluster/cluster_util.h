@@ -1,0 +1,58 @@
+// tests/cluster/cluster_util.h
+//
+// Helpers for cluster tests: private temp session roots, running the CLI,
+// reading metrics, finding processes, polling with a deadline.
+#ifndef LOOM_TESTS_CLUSTER_CLUSTER_UTIL_H_
+#define LOOM_TESTS_CLUSTER_CLUSTER_UTIL_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/gcs.pb.h"
+
+namespace loom::test {
+
+// A fresh short directory under /tmp, removed (with everything under it)
+// when the object goes away.
+class TempRoot {
+ public:
+  TempRoot();
+  ~TempRoot();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string BinDir();
+std::string TestLib();
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+CommandResult RunCommand(const std::string& command);
+
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
+// Sum of the samples whose name (with labels, if given) matches exactly.
+double MetricValue(const std::string& text, const std::string& name);
+// The raylet's metrics port, from <session_dir>/raylet.ready.
+int RayletMetricsPort(const std::string& session_dir);
+double RayletMetric(const std::string& session_dir, const std::string& name);
+
+// Processes whose command line contains `needle`.
+std::vector<pid_t> PidsMatching(const std::string& needle);
+bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
+
+absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(
+    const std::string& gcs_address);
+int CountNodes(const rpc::GetClusterStatusReply& status, bool alive);
+
+}  // namespace loom::test
+
+#endif  // LOOM_TESTS_CLUSTER_CLUSTER_UTIL_H_

@@ -1,0 +1,191 @@
+// Cluster tests: workers, raylets and drivers that die.
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "loom/loom.h"
+#include "proto/gcs.grpc.pb.h"
+#include "runtime/local_cluster.h"
+#include "src/common/process.h"
+#include "src/common/rpc.h"
+#include "src/common/session.h"
+#include "tests/cluster/cluster_util.h"
+#include "tests/cluster/test_functions.h"
+
+namespace loom::test {
+namespace {
+
+std::vector<int> ReadPids(const std::string& path) {
+  std::vector<int> pids;
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return pids;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    pids.push_back(std::stoi(std::string(line)));
+  }
+  return pids;
+}
+
+class WorkerDeathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    InitOptions options;
+    options.session_root = root_.path();
+    options.num_cpus = 2;
+    options.code_search_path = {TestLib()};
+    loom::Init(options);
+  }
+  void TearDown() override { loom::Shutdown(); }
+  TempRoot root_;
+};
+
+TEST_F(WorkerDeathTest, WorkerKilledMidTaskIsRetriedElsewhere) {
+  std::string path = root_.path() + "/attempts";
+  auto ref = Task(RecordPidAndSleep).Remote(path, 1500, 7);
+  ASSERT_TRUE(WaitUntil([&] { return ReadPids(path).size() == 1; },
+                        absl::Seconds(10)));
+  kill(ReadPids(path)[0], SIGKILL);
+  EXPECT_EQ(*Get(ref, 30000), 7);
+  auto pids = ReadPids(path);
+  ASSERT_EQ(pids.size(), 2u);
+  EXPECT_NE(pids[0], pids[1]);
+}
+
+TEST_F(WorkerDeathTest, RetriesUsedUpGiveWorkerCrashedError) {
+  std::string path = root_.path() + "/attempts";
+  auto ref = Task(RecordPidAndSleep).SetMaxRetries(0).Remote(path, 5000, 1);
+  ASSERT_TRUE(WaitUntil([&] { return ReadPids(path).size() == 1; },
+                        absl::Seconds(10)));
+  kill(ReadPids(path)[0], SIGKILL);
+  EXPECT_THROW(Get(ref, 30000), WorkerCrashedError);
+  // The cluster keeps working.
+  EXPECT_EQ(*Get(Task(Echo).Remote(3), 30000), 3);
+}
+
+TEST(NodeDeath, HeadSeesAKilledRayletAsDeadWithinItsTimeout) {
+  TempRoot head_root, node_root;
+  ClusterOptions head;
+  head.session_root = head_root.path();
+  head.num_cpus = 1;
+  head.node_timeout_ms = 1000;
+  auto h = StartCluster(head);
+  ASSERT_TRUE(h.ok()) << h.status();
+  ClusterOptions node;
+  node.session_root = node_root.path();
+  node.head_address = h->gcs_address;
+  node.num_cpus = 1;
+  auto n = StartCluster(node);
+  ASSERT_TRUE(n.ok()) << n.status();
+  auto s = ClusterStatus(h->gcs_address);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(CountNodes(*s, true), 2);
+  ASSERT_TRUE(WaitUntil([&] { return PidsMatching(node_root.path()).size() >= 2; },
+                        absl::Seconds(5)));  // raylet and its workers
+  absl::Time killed = absl::Now();
+  kill(n->pids.back(), SIGKILL);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto st = ClusterStatus(h->gcs_address);
+        return st.ok() && CountNodes(*st, false) == 1;
+      },
+      absl::Seconds(4)));
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(4));
+  // Its workers followed it (lifeline).
+  EXPECT_TRUE(WaitUntil([&] { return PidsMatching(node_root.path()).empty(); },
+                        absl::Seconds(5)));
+  StopCluster(*n);
+  StopCluster(*h);
+}
+
+TEST(NodeDeath, RayletReRegistersAfterTheHeadRestarts) {
+  TempRoot root;
+  ClusterOptions head;
+  head.session_root = root.path();
+  head.num_cpus = 1;
+  auto h = StartCluster(head);
+  ASSERT_TRUE(h.ok()) << h.status();
+  std::string port = h->gcs_address.substr(h->gcs_address.rfind(':') + 1);
+  kill(h->pids.front(), SIGKILL);
+  WaitForExit(h->pids.front(), absl::Seconds(5));
+  SpawnOptions opts;
+  opts.argv = {BinDir() + "/loom-gcs", "--port", port};
+  auto gcs = Spawn(opts);
+  ASSERT_TRUE(gcs.ok());
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto st = ClusterStatus(h->gcs_address);
+        return st.ok() && CountNodes(*st, true) == 1;
+      },
+      absl::Seconds(10)));
+  TerminateProcess(*gcs, absl::Seconds(2));
+  StopCluster(*h);
+}
+
+// Starts loom-test-driver and waits for its "ready" line.
+pid_t StartDriver(const std::vector<std::string>& args, const std::string& out) {
+  SpawnOptions opts;
+  opts.argv = {BinDir() + "/loom-test-driver"};
+  opts.argv.insert(opts.argv.end(), args.begin(), args.end());
+  opts.stdout_path = out;
+  auto pid = Spawn(opts);
+  if (!pid.ok()) return -1;
+  WaitUntil(
+      [&] {
+        auto text = ReadFileToString(out);
+        return text.ok() && text->find("ready") != std::string::npos;
+      },
+      absl::Seconds(20));
+  return *pid;
+}
+
+TEST(DriverDeath, KilledDriverTakesItsPrivateClusterDown) {
+  TempRoot root;
+  pid_t driver = StartDriver({"private", root.path()}, root.path() + "/out");
+  ASSERT_GT(driver, 0);
+  ASSERT_NE(ReadFileToString(root.path() + "/out")->find("ready"), std::string::npos);
+  // gcs, raylet and at least one worker run under the driver's session.
+  EXPECT_GE(PidsMatching(root.path()).size(), 3u);
+  kill(driver, SIGKILL);
+  WaitForExit(driver, absl::Seconds(5));
+  EXPECT_TRUE(WaitUntil([&] { return PidsMatching(root.path()).empty(); },
+                        absl::Seconds(5)));
+}
+
+TEST(DriverDeath, ADeadDriversWorkersAndLeasesAreFreed) {
+  TempRoot root, driver_root;
+  ClusterOptions head;
+  head.session_root = root.path();
+  head.num_cpus = 2;
+  auto h = StartCluster(head);
+  ASSERT_TRUE(h.ok()) << h.status();
+  std::string session = LatestSessionDir(root.path());
+  pid_t driver = StartDriver({"join", h->gcs_address, root.path()},
+                             driver_root.path() + "/out");
+  ASSERT_GT(driver, 0);
+  EXPECT_GE(RayletMetric(session, "loom_workers{state=\"leased\"}"), 1);
+  kill(driver, SIGKILL);
+  WaitForExit(driver, absl::Seconds(5));
+  absl::Time killed = absl::Now();
+  EXPECT_TRUE(WaitUntil(
+      [&] { return RayletMetric(session, "loom_workers{state=\"leased\"}") == 0; },
+      absl::Seconds(5)));
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(5));
+  // The head records the job as lost with its driver.
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(h->gcs_address));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        grpc::ClientContext ctx;
+        rpc::GetJobsReply jobs;
+        stub->GetJobs(&ctx, rpc::GetJobsRequest(), &jobs);
+        return jobs.jobs_size() == 1 &&
+               jobs.jobs(0).state() == rpc::JobInfo::DRIVER_DIED;
+      },
+      absl::Seconds(5)));
+  StopCluster(*h);
+}
+
+}  // namespace
+}  // namespace loom::test

@@ -1,0 +1,184 @@
+// Cluster tests: tasks end to end on real processes.
+#include <unistd.h>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "loom/loom.h"
+#include "runtime/local_cluster.h"
+#include "src/common/session.h"
+#include "tests/cluster/cluster_util.h"
+#include "tests/cluster/test_functions.h"
+
+namespace loom::test {
+namespace {
+
+// A private cluster (head + one raylet) started by loom::Init.
+class PrivateClusterTest : public ::testing::Test {
+ protected:
+  void StartCluster(int num_cpus) {
+    InitOptions options;
+    options.session_root = root_.path();
+    options.num_cpus = num_cpus;
+    options.code_search_path = {TestLib()};
+    loom::Init(options);
+  }
+  void TearDown() override { loom::Shutdown(); }
+  std::string SessionDir() { return LatestSessionDir(root_.path()); }
+
+  TempRoot root_;
+};
+
+TEST_F(PrivateClusterTest, TasksPutGetWaitAndErrors) {
+  StartCluster(2);
+  std::vector<ObjectRef<int>> refs;
+  for (int i = 0; i < 100; ++i) refs.push_back(Task(Echo).Remote(i));
+  auto values = Get(refs);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(*values[i], i);
+
+  // ObjectRef arguments (from tasks and from Put) resolve before the run.
+  auto a = Task(Add).Remote(20, 1);
+  auto b = Task(Add).Remote(a, Put(21));
+  EXPECT_EQ(*Get(b), 42);
+  EXPECT_EQ(*Get(Task(Repeat).Remote(std::string("ab"), 3)), "ababab");
+  EXPECT_EQ(Get(Task(Range).Remote(4))->size(), 4u);
+
+  // Wait returns the ready ones, in input order.
+  auto slow = Task(SleepMs).Remote(3000);
+  auto fast = Task(Echo).Remote(5);
+  auto waited = Wait(std::vector<ObjectRef<int>>{slow, fast}, 1, 2000);
+  ASSERT_EQ(waited.ready.size(), 1u);
+  EXPECT_EQ(waited.ready[0], fast);
+  ASSERT_EQ(waited.unready.size(), 1u);
+  EXPECT_EQ(waited.unready[0], slow);
+  EXPECT_THROW(Get(slow, 100), GetTimeoutError);
+
+  // Remote exceptions keep type, message and task name; they propagate
+  // through dependent tasks.
+  auto bad = Task(Throw).Remote(std::string("no such row"));
+  try {
+    Get(bad);
+    FAIL() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.remote_type(), "std::out_of_range");
+    EXPECT_EQ(e.remote_message(), "no such row");
+    EXPECT_EQ(e.task_name(), "Throw");
+  }
+  EXPECT_THROW(Get(Task(Add).Remote(bad, 1)), TaskError);
+
+  // Values above the inline threshold are refused clearly for now.
+  try {
+    Put(std::string(200 * 1024, 'x'));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("object store"), std::string::npos);
+  }
+  EXPECT_THROW(Task(Echo).SetResource("CPU", -1).Remote(1), Error);
+}
+
+TEST_F(PrivateClusterTest, FiveDeepNestingOnOneCpu) {
+  StartCluster(1);
+  EXPECT_EQ(*Get(Task(Nest).Remote(5), 30000), 5);
+}
+
+TEST_F(PrivateClusterTest, TenThousandTasksNeedNoMoreLeasesThanWorkers) {
+  StartCluster(2);
+  std::vector<ObjectRef<int>> refs;
+  refs.reserve(10000);
+  for (int i = 0; i < 10000; ++i) refs.push_back(Task(Echo).Remote(i));
+  auto values = Get(refs);
+  int64_t sum = 0;
+  for (const auto& v : values) sum += *v;
+  EXPECT_EQ(sum, int64_t{10000} * 9999 / 2);
+  double granted = RayletMetric(SessionDir(), "loom_leases_granted_total");
+  double workers = RayletMetric(SessionDir(), "loom_workers_started_total");
+  EXPECT_GE(granted, 1);
+  EXPECT_LE(granted, workers);
+  // Task counters reach the raylet's /metrics within a report period.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return RayletMetric(SessionDir(), "loom_tasks_finished_total") >= 10000;
+      },
+      absl::Seconds(5)));
+  EXPECT_GE(RayletMetric(SessionDir(), "loom_tasks_submitted_total"), 10000);
+}
+
+TEST_F(PrivateClusterTest, InfeasibleDemandFailsWithinSeconds) {
+  StartCluster(1);
+  absl::Time start = absl::Now();
+  auto ref = Task(Echo).SetResource("unicorn", 1).Remote(1);
+  try {
+    Get(ref, 20000);
+    FAIL() << "expected InfeasibleError";
+  } catch (const InfeasibleError& e) {
+    EXPECT_NE(std::string(e.what()).find("unicorn"), std::string::npos);
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+// A head plus raylets that join it, each with its own session root.
+class MultiNodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ClusterOptions head;
+    head.session_root = head_root_.path();
+    head.num_cpus = 1;
+    auto c = StartCluster(head);
+    ASSERT_TRUE(c.ok()) << c.status();
+    head_ = *c;
+  }
+  ClusterHandle Join(const TempRoot& root, std::map<std::string, double> resources) {
+    ClusterOptions node;
+    node.session_root = root.path();
+    node.head_address = head_.gcs_address;
+    node.num_cpus = 1;
+    node.resources = std::move(resources);
+    auto c = StartCluster(node);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *c : ClusterHandle{};
+  }
+  void Connect() {
+    InitOptions options;
+    options.address = head_.gcs_address;
+    options.session_root = head_root_.path();
+    options.code_search_path = {TestLib()};
+    loom::Init(options);
+  }
+  void TearDown() override {
+    loom::Shutdown();
+    for (auto& n : joined_) StopCluster(n);
+    StopCluster(head_);
+  }
+
+  TempRoot head_root_, root_a_, root_b_;
+  ClusterHandle head_;
+  std::vector<ClusterHandle> joined_;
+};
+
+TEST_F(MultiNodeTest, TasksNeedingACustomResourceRunWhereItIs) {
+  joined_.push_back(Join(root_a_, {}));
+  joined_.push_back(Join(root_b_, {{"special", 2}}));
+  pid_t special_raylet = joined_[1].pids.back();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto s = ClusterStatus(head_.gcs_address);
+        return s.ok() && CountNodes(*s, true) == 3;
+      },
+      absl::Seconds(5)));
+  Connect();
+  std::vector<ObjectRef<int>> refs;
+  for (int i = 0; i < 20; ++i) {
+    refs.push_back(Task(ParentPid).SetResource("special", 1).Remote());
+  }
+  for (const auto& pid : Get(refs, 30000)) EXPECT_EQ(*pid, special_raylet);
+}
+
+TEST_F(MultiNodeTest, ANodeThatJoinsInTheGracePeriodRunsTheDemand) {
+  Connect();
+  auto ref = Task(ParentPid).SetResource("late", 1).Remote();
+  absl::SleepFor(absl::Milliseconds(800));
+  joined_.push_back(Join(root_a_, {{"late", 1}}));
+  EXPECT_EQ(*Get(ref, 20000), joined_[0].pids.back());
+}
+
+}  // namespace
+}  // namespace loom::test

@@ -1,0 +1,34 @@
+// loom-test-driver: a driver the cluster tests start and kill -9.
+//   loom-test-driver private ROOT     private cluster under ROOT, then a
+//                                     long task; prints "ready" and waits
+//   loom-test-driver join ADDRESS ROOT  joins, runs a long task, waits
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "loom/loom.h"
+#include "tests/cluster/test_functions.h"
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  loom::InitOptions options;
+  options.code_search_path = {LOOM_TEST_LIB};
+  if (std::strcmp(argv[1], "private") == 0) {
+    options.session_root = argv[2];
+    options.num_cpus = 2;
+  } else {
+    if (argc < 4) return 2;
+    options.address = argv[2];
+    options.session_root = argv[3];
+  }
+  loom::Init(options);
+  // Hold a lease: a task that runs for a long time.
+  auto ref = loom::Task(SleepMs).Remote(600000);
+  auto quick = loom::Task(Echo).Remote(1);
+  loom::Get(quick);
+  std::printf("ready\n");
+  std::fflush(stdout);
+  loom::Get(ref);
+  return 0;
+}

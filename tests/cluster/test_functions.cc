@@ -1,0 +1,52 @@
+#include "tests/cluster/test_functions.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include "loom/loom.h"
+
+int Echo(int x) { return x; }
+int Add(int a, int b) { return a + b; }
+
+int Nest(int depth) {
+  if (depth <= 0) return 0;
+  return 1 + *loom::Get(loom::Task(Nest).Remote(depth - 1));
+}
+
+int SleepMs(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+
+int ParentPid() { return getppid(); }
+int SelfPid() { return getpid(); }
+
+int RecordPidAndSleep(std::string path, int ms, int x) {
+  {
+    std::ofstream out(path, std::ios::app);
+    out << getpid() << "\n";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return x;
+}
+
+int Throw(std::string message) { throw std::out_of_range(message); }
+
+std::string Repeat(std::string s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+std::vector<int> Range(int n) {
+  std::vector<int> v;
+  for (int i = 0; i < n; ++i) v.push_back(i);
+  return v;
+}
+
+LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,
+            Throw, Repeat, Range);

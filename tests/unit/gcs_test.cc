@@ -1,0 +1,112 @@
+// Unit tests for src/gcs: the node table's failure detection and pub-sub.
+#include "gtest/gtest.h"
+#include "src/common/wire.h"
+#include "src/gcs/node_table.h"
+#include "src/gcs/pubsub.h"
+
+namespace loom::gcs {
+namespace {
+
+rpc::NodeInfo Node(const NodeId& id) {
+  rpc::NodeInfo n;
+  n.set_node_id(id.Binary());
+  n.set_host("127.0.0.1");
+  n.set_raylet_port(7000);
+  (*n.mutable_total()->mutable_quantities())["CPU"] = 2;
+  return n;
+}
+
+class NodeTableTest : public ::testing::Test {
+ protected:
+  NodeTableTest() : loop("gcs-test", &clock), publisher(&loop) {
+    nodes = std::make_unique<NodeTable>(NodeTable::Options{
+        &store, &publisher, &clock, absl::Seconds(5),
+        [this](const NodeId& n) { dead.push_back(n); }});
+  }
+  ManualClock clock;
+  EventLoop loop;
+  InMemoryStoreClient store;
+  Publisher publisher;
+  std::unique_ptr<NodeTable> nodes;
+  std::vector<NodeId> dead;
+};
+
+TEST_F(NodeTableTest, SilentNodeIsMarkedDeadAndPublished) {
+  NodeId id = NodeId::FromRandom();
+  ASSERT_TRUE(nodes->Register(Node(id)).ok());
+  clock.Advance(absl::Seconds(4));
+  nodes->CheckTimeouts();
+  EXPECT_TRUE(dead.empty());
+  rpc::HeartbeatRequest hb;
+  hb.set_node_id(id.Binary());
+  rpc::HeartbeatReply reply;
+  ASSERT_TRUE(nodes->Heartbeat(hb, &reply).ok());
+  clock.Advance(absl::Seconds(4));
+  nodes->CheckTimeouts();
+  EXPECT_TRUE(dead.empty());
+  clock.Advance(absl::Seconds(2));
+  nodes->CheckTimeouts();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0], id);
+  EXPECT_EQ(nodes->alive_count(), 0u);
+  // A dead node's heartbeat is refused: it must register again.
+  EXPECT_EQ(nodes->Heartbeat(hb, &reply).code(), absl::StatusCode::kNotFound);
+  std::vector<rpc::Event> events;
+  publisher.Poll(0, absl::ZeroDuration(),
+                 [&](std::vector<rpc::Event> e, int64_t) { events = e; });
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind(), rpc::Event::NODE_ADDED);
+  EXPECT_EQ(events[1].kind(), rpc::Event::NODE_DEAD);
+  EXPECT_EQ(events[1].seq(), 2);
+}
+
+TEST_F(NodeTableTest, HeartbeatCarriesTheViewOnlyWhenItChanged) {
+  NodeId a = NodeId::FromRandom(), b = NodeId::FromRandom();
+  ASSERT_TRUE(nodes->Register(Node(a)).ok());
+  ASSERT_TRUE(nodes->Register(Node(b)).ok());
+  rpc::HeartbeatRequest hb;
+  hb.set_node_id(a.Binary());
+  (*hb.mutable_available()->mutable_quantities())["CPU"] = 2;
+  rpc::HeartbeatReply r1;
+  ASSERT_TRUE(nodes->Heartbeat(hb, &r1).ok());
+  EXPECT_TRUE(r1.view_included());
+  EXPECT_EQ(r1.nodes_size(), 2);
+  hb.set_view_version(r1.view_version());
+  rpc::HeartbeatReply r2;
+  ASSERT_TRUE(nodes->Heartbeat(hb, &r2).ok());
+  EXPECT_FALSE(r2.view_included());
+}
+
+TEST_F(NodeTableTest, RefusesBadRegistrations) {
+  rpc::NodeInfo bad = Node(NodeId::FromRandom());
+  bad.set_node_id("short");
+  EXPECT_FALSE(nodes->Register(bad).ok());
+  bad = Node(NodeId::FromRandom());
+  (*bad.mutable_total()->mutable_quantities())["CPU"] = -3;
+  EXPECT_FALSE(nodes->Register(bad).ok());
+  bad = Node(NodeId::FromRandom());
+  bad.set_raylet_port(70000);
+  EXPECT_FALSE(nodes->Register(bad).ok());
+}
+
+TEST(Publisher, LongPollWakesOnPublish) {
+  EventLoop loop("pub-test");
+  loop.Start();
+  Publisher pub(&loop);
+  std::vector<rpc::Event> got;
+  bool answered = false;
+  loop.RunSync([&] {
+    pub.Poll(0, absl::Seconds(30), [&](std::vector<rpc::Event> e, int64_t) {
+      got = e;
+      answered = true;
+    });
+    EXPECT_FALSE(answered);
+    pub.Publish(rpc::Event::JOB_FINISHED, "j", "done");
+  });
+  EXPECT_TRUE(answered);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].detail(), "done");
+}
+
+}  // namespace
+}  // namespace loom::gcs

@@ -1,0 +1,140 @@
+// Unit tests for runtime/: serialization round trips, the object table, and
+// running a task spec through the function table.
+#include <map>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "loom/loom.h"
+#include "runtime/core_worker.h"
+
+namespace {
+
+struct Point {
+  double x, y;
+  std::string label;
+  MSGPACK_DEFINE(x, y, label);
+};
+
+int Twice(int x) { return 2 * x; }
+int Explode(int) { throw std::domain_error("boom"); }
+std::string Big(int n) { return std::string(n, 'x'); }
+LOOM_REMOTE(Twice, Explode, Big);
+
+}  // namespace
+
+namespace loom {
+namespace {
+
+TEST(Serialization, RoundTrips) {
+  EXPECT_EQ(Deserialize<int>(Serialize(42)), 42);
+  EXPECT_EQ(Deserialize<std::string>(Serialize(std::string("hé\0llo", 6))),
+            std::string("hé\0llo", 6));
+  std::vector<double> v = {1.5, -2, 1e300};
+  EXPECT_EQ(Deserialize<std::vector<double>>(Serialize(v)), v);
+  std::map<std::string, std::vector<int>> m = {{"a", {1, 2}}, {"b", {}}};
+  EXPECT_EQ((Deserialize<std::map<std::string, std::vector<int>>>(Serialize(m))), m);
+  Point p = Deserialize<Point>(Serialize(Point{1, 2, "p"}));
+  EXPECT_EQ(p.x, 1);
+  EXPECT_EQ(p.label, "p");
+}
+
+TEST(Serialization, WrongTypeIsAClearError) {
+  EXPECT_THROW(Deserialize<int>(Serialize(std::string("no"))), Error);
+  EXPECT_THROW(Deserialize<int>(std::string("\xc1")), Error);
+}
+
+rpc::TaskSpec Spec(const std::string& fn, std::vector<std::string> args) {
+  rpc::TaskSpec spec;
+  spec.set_function_name(fn);
+  for (auto& a : args) spec.add_args()->set_value(a);
+  return spec;
+}
+
+TEST(ExecuteTask, RunsRegisteredFunctions) {
+  rpc::PushTaskReply reply;
+  ExecuteTask(Spec("Twice", {Serialize(21)}), &reply);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(Deserialize<int>(reply.value()), 42);
+}
+
+TEST(ExecuteTask, ExceptionsCarryTypeMessageAndTask) {
+  rpc::PushTaskReply reply;
+  ExecuteTask(Spec("Explode", {Serialize(1)}), &reply);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.error().kind(), rpc::ErrorInfo::TASK_ERROR);
+  EXPECT_EQ(reply.error().type(), "std::domain_error");
+  EXPECT_EQ(reply.error().message(), "boom");
+  EXPECT_EQ(reply.error().task_name(), "Explode");
+}
+
+TEST(ExecuteTask, RefusesUnknownFunctionsBadArgsAndLargeValues) {
+  rpc::PushTaskReply r1, r2, r3, r4;
+  ExecuteTask(Spec("Nope", {}), &r1);
+  EXPECT_EQ(r1.error().kind(), rpc::ErrorInfo::INVALID);
+  ExecuteTask(Spec("Twice", {}), &r2);
+  EXPECT_FALSE(r2.ok());
+  ExecuteTask(Spec("Twice", {Serialize(std::string("x"))}), &r3);
+  EXPECT_FALSE(r3.ok());
+  ExecuteTask(Spec("Big", {Serialize(200 * 1024)}), &r4);
+  EXPECT_FALSE(r4.ok());
+  EXPECT_NE(r4.error().message().find("object store"), std::string::npos);
+}
+
+TEST(ObjectTable, GetWaitsForValuesAndTimesOut) {
+  ObjectTable table;
+  ObjectId a = ObjectId::ForReturn(TaskId::FromRandom(), 1);
+  ObjectId b = ObjectId::ForReturn(TaskId::FromRandom(), 1);
+  table.AddPending(a);
+  table.AddPending(b);
+  table.AddRef(a);
+  table.AddRef(b);
+  EXPECT_FALSE(table.Get({a}, absl::Now() + absl::Milliseconds(20)).has_value());
+  std::thread setter([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    table.SetValue(b, "B");
+    table.SetError(a, MakeError(rpc::ErrorInfo::TASK_ERROR, "bad"));
+  });
+  auto results = table.Get({a, b}, absl::InfiniteFuture());
+  setter.join();
+  ASSERT_TRUE(results.has_value());
+  EXPECT_TRUE((*results)[0].error.has_value());
+  EXPECT_EQ(*(*results)[1].value, "B");
+}
+
+TEST(ObjectTable, WaitKeepsInputOrderAndCountsReady) {
+  ObjectTable table;
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(ObjectId::ForReturn(TaskId::FromRandom(), 1));
+    table.AddPending(ids.back());
+    table.AddRef(ids.back());
+  }
+  table.SetValue(ids[3], "3");
+  table.SetValue(ids[1], "1");
+  auto ready = table.Wait(ids, 1, absl::InfiniteFuture());
+  EXPECT_EQ(ready, (std::vector<bool>{false, true, false, false}));
+  ready = table.Wait(ids, 3, absl::Now() + absl::Milliseconds(10));
+  EXPECT_EQ(ready, (std::vector<bool>{false, true, false, true}));
+}
+
+TEST(ObjectTable, DroppingTheLastReferenceFreesTheValue) {
+  ObjectTable table;
+  ObjectId a = ObjectId::ForReturn(TaskId::FromRandom(), 1);
+  table.AddPending(a);
+  table.AddRef(a);
+  table.SetValue(a, "v");
+  EXPECT_EQ(table.size(), 1u);
+  table.RemoveRef(a);
+  EXPECT_EQ(table.size(), 0u);
+  // Released while pending: freed when the value lands.
+  ObjectId b = ObjectId::ForReturn(TaskId::FromRandom(), 1);
+  table.AddPending(b);
+  table.AddRef(b);
+  table.RemoveRef(b);
+  EXPECT_EQ(table.size(), 1u);
+  table.SetValue(b, "late");
+  EXPECT_EQ(table.size(), 0u);
+}
+
+}  // namespace
+}  // namespace loom

@@ -1,0 +1,159 @@
+// Unit tests for scheduler/: fixed point, resource sets, GPU instances and
+// the lease queue policy with an injected clock.
+#include "gtest/gtest.h"
+#include "scheduler/lease_queue.h"
+#include "src/common/clock.h"
+
+namespace loom {
+namespace {
+
+ResourceSet R(std::map<std::string, double> m) { return *ResourceSet::FromMap(m); }
+
+TEST(FixedPoint, FractionsAddUpExactly) {
+  FixedPoint a = FixedPoint::FromDouble(0.1), b = FixedPoint::FromDouble(0.2);
+  EXPECT_EQ(a + b, FixedPoint::FromDouble(0.3));
+  FixedPoint sum;
+  for (int i = 0; i < 1000; ++i) sum += FixedPoint::FromDouble(0.001);
+  EXPECT_EQ(sum, FixedPoint::FromInt(1));
+  EXPECT_EQ(FixedPoint::FromDouble(0.25).ToString(), "0.25");
+  EXPECT_EQ(FixedPoint::FromInt(3).ToString(), "3");
+}
+
+TEST(ResourceSet, RefusesBadQuantities) {
+  EXPECT_FALSE(ResourceSet::FromMap({{"CPU", -1}}).ok());
+  EXPECT_FALSE(ResourceSet::FromMap({{"CPU", std::nan("")}}).ok());
+  EXPECT_FALSE(ResourceSet::FromMap({{"CPU", 1e300}}).ok());
+  EXPECT_FALSE(ResourceSet::FromMap({{"", 1}}).ok());
+  EXPECT_FALSE(ResourceSet::FromMap({{"GPU", 1.5}}).ok());
+  EXPECT_FALSE(ResourceSet::FromMap({{"CPU", 0.00001}}).ok());
+  EXPECT_TRUE(ResourceSet::FromMap({{"GPU", 0.25}}).ok());
+  EXPECT_TRUE(ResourceSet::FromMap({{"GPU", 2}}).ok());
+}
+
+TEST(ResourceSet, ContainsAddSubtract) {
+  ResourceSet total = R({{"CPU", 4}, {"x", 1}});
+  EXPECT_TRUE(total.Contains(R({{"CPU", 4}})));
+  EXPECT_FALSE(total.Contains(R({{"CPU", 4.5}})));
+  EXPECT_FALSE(total.Contains(R({{"y", 1}})));
+  total.Subtract(R({{"CPU", 0.5}, {"x", 1}}));
+  EXPECT_EQ(total.ToString(), "{CPU: 3.5}");
+  total.Add(R({{"x", 1}}));
+  EXPECT_EQ(total.ToString(), "{CPU: 3.5, x: 1}");
+}
+
+TEST(NodeResources, FractionalGpusPackBeforeTheNextGpu) {
+  NodeResources node(R({{"CPU", 8}, {"GPU", 2}}));
+  auto a = node.Acquire(R({{"GPU", 0.25}}));
+  auto b = node.Acquire(R({{"GPU", 0.5}}));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->gpu_ids, std::vector<int>{0});
+  EXPECT_EQ(b->gpu_ids, std::vector<int>{0});
+  auto whole = node.Acquire(R({{"GPU", 1}}));
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->gpu_ids, std::vector<int>{1});
+  // GPU 0 has 0.25 left: a half does not fit anywhere now.
+  EXPECT_FALSE(node.CanFit(R({{"GPU", 0.5}})));
+  EXPECT_TRUE(node.CanFit(R({{"GPU", 0.25}})));
+  node.Release(*whole);
+  node.Release(*a);
+  node.Release(*b);
+  EXPECT_EQ(node.available(), node.total());
+  EXPECT_TRUE(node.CanFit(R({{"GPU", 2}})));
+}
+
+TEST(NodeResources, WholeGpusNeedWholeFreeInstances) {
+  NodeResources node(R({{"GPU", 2}}));
+  auto frac = node.Acquire(R({{"GPU", 0.5}}));
+  ASSERT_TRUE(frac);
+  EXPECT_FALSE(node.CanFit(R({{"GPU", 2}})));  // 1.5 free, but not 2 whole
+  EXPECT_TRUE(node.IsFeasible(R({{"GPU", 2}})));
+  EXPECT_FALSE(node.IsFeasible(R({{"GPU", 3}})));
+}
+
+TEST(NodeResources, LendingReturnsCpuWhileBlocked) {
+  NodeResources node(R({{"CPU", 1}}));
+  auto a = node.Acquire(R({{"CPU", 1}}));
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(node.CanFit(R({{"CPU", 1}})));
+  node.Lend(R({{"CPU", 1}}));
+  auto b = node.Acquire(R({{"CPU", 1}}));
+  ASSERT_TRUE(b);
+  node.Reclaim(R({{"CPU", 1}}));  // resumes: briefly oversubscribed
+  EXPECT_LT(node.available().Get(kCpu), FixedPoint());
+  node.Release(*b);
+  node.Release(*a);
+  EXPECT_EQ(node.available(), node.total());
+}
+
+class LeaseQueueTest : public ::testing::Test {
+ protected:
+  ManualClock clock;
+  LeaseQueue queue{LeaseQueue::Options{absl::Seconds(3)}};
+  NodeResources node{R({{"CPU", 2}})};
+  std::vector<RemoteNode> others;
+};
+
+TEST_F(LeaseQueueTest, GrantsWhatFitsAndQueuesTheRest) {
+  for (uint64_t h = 1; h <= 3; ++h) {
+    queue.Add(h, R({{"CPU", 1}}), true, clock.Now());
+  }
+  auto d = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kGrant);
+  EXPECT_EQ(d[0].handle, 1u);
+  EXPECT_EQ(d[1].handle, 2u);
+  EXPECT_EQ(queue.size(), 1u);
+  EXPECT_EQ(queue.PendingDemands().size(), 1u);
+  node.Release(d[0].allocation);
+  d = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].handle, 3u);
+}
+
+TEST_F(LeaseQueueTest, SpillsBackToANodeWithTheResource) {
+  others.push_back(RemoteNode{"n2", "127.0.0.1", 7001, R({{"CPU", 1}, {"gpu_box", 1}}),
+                              R({{"CPU", 1}, {"gpu_box", 1}})});
+  queue.Add(1, R({{"CPU", 1}, {"gpu_box", 1}}), true, clock.Now());
+  auto d = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kSpillback);
+  EXPECT_EQ(d[0].target->port, 7001);
+}
+
+TEST_F(LeaseQueueTest, SpilledRequestsAreNeverSpilledAgain) {
+  others.push_back(RemoteNode{"n2", "h", 1, R({{"CPU", 4}}), R({{"CPU", 4}})});
+  auto busy = node.Acquire(R({{"CPU", 2}}));
+  queue.Add(1, R({{"CPU", 1}}), /*allow_spillback=*/false, clock.Now());
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
+  queue.Add(2, R({{"CPU", 1}}), /*allow_spillback=*/true, clock.Now());
+  auto d = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].handle, 2u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kSpillback);
+}
+
+TEST_F(LeaseQueueTest, InfeasibleFailsAfterTheGracePeriod) {
+  queue.Add(1, R({{"CPU", 1}, {"unicorn", 1}}), true, clock.Now());
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
+  EXPECT_EQ(queue.InfeasibleDemands().size(), 1u);
+  clock.Advance(absl::Seconds(2));
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
+  clock.Advance(absl::Seconds(1));
+  auto d = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kInfeasible);
+  EXPECT_NE(d[0].message.find("unicorn"), std::string::npos);
+}
+
+TEST_F(LeaseQueueTest, ANodeThatJoinsInTheGracePeriodTakesTheDemand) {
+  queue.Add(1, R({{"unicorn", 1}}), true, clock.Now());
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
+  clock.Advance(absl::Seconds(2));
+  others.push_back(RemoteNode{"n3", "h", 9, R({{"unicorn", 1}}), R({{"unicorn", 1}})});
+  auto d = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kSpillback);
+}
+
+}  // namespace
+}  // namespace loom
