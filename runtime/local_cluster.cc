@@ -126,7 +126,9 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
   if (child_fd >= 0) close(child_fd);
 
   auto s = WriteFileAtomic(*dir + "/address", cluster.gcs_address);
-  if (s.ok()) {
+  // Only detached daemons are `loom stop`'s to stop; a private cluster
+  // stops with its driver.
+  if (s.ok() && options.detach) {
     s = WriteFileAtomic(*dir + "/pids", absl::StrJoin(cluster.pids, " "));
   }
   if (!s.ok()) return fail(s);

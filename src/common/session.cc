@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -39,11 +40,16 @@ absl::StatusOr<std::string> CreateSessionDir(const std::string& root) {
         "session root '", root, "' is longer than ", kMaxSessionRootLength,
         " characters; unix socket paths under it would not fit"));
   }
-  std::string name =
-      absl::StrCat("session_", absl::FormatTime("%Y%m%d_%H%M%S", absl::Now(),
-                                                absl::LocalTimeZone()),
-                   "_", getpid());
+  // Unique even for several clusters started by one process in one second.
+  static std::atomic<int> sequence{0};
+  std::string name = absl::StrCat(
+      "session_",
+      absl::FormatTime("%Y%m%d_%H%M%S", absl::Now(), absl::LocalTimeZone()),
+      "_", getpid(), "_", sequence++);
   std::string dir = absl::StrCat(root, "/", name);
+  if (access(dir.c_str(), F_OK) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat(dir, " exists already"));
+  }
   for (const char* sub : {"/logs", "/sockets"}) {
     absl::Status s = MakeDirs(dir + sub);
     if (!s.ok()) return s;

@@ -2,7 +2,7 @@
 //
 // Session directories. A session root (default /tmp/loom, or
 // LOOM_SESSION_ROOT) holds one directory per cluster started from it,
-// session_<time>_<pid>/, with logs/, sockets/ and the files that daemons
+// session_<time>_<pid>_<n>/, with logs/, sockets/ and the files that daemons
 // and `loom` commands find each other by. <root>/session_latest links to
 // the newest. Roots stay short: unix socket paths must fit 107 bytes.
 //
@@ -23,7 +23,7 @@ inline constexpr size_t kMaxSessionRootLength = 60;
 
 std::string DefaultSessionRoot();
 
-// Creates <root>/session_<time>_<pid>/{logs,sockets} and points
+// Creates <root>/session_<time>_<pid>_<n>/{logs,sockets} and points
 // <root>/session_latest at it.
 absl::StatusOr<std::string> CreateSessionDir(const std::string& root);
 std::string LatestSessionDir(const std::string& root);

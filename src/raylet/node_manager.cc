@@ -160,38 +160,23 @@ void NodeManager::AssignWorkers() {
   if (need > starting) pool_->StartWorkers(need - starting);
 }
 
-rpc::CoreWorker::Stub* NodeManager::WorkerStub(const Worker& w) {
-  auto& stub = stubs_[w.id];
-  if (!stub) {
-    stub = rpc::CoreWorker::NewStub(
-        rpc::MakeChannel(absl::StrCat(options_.host, ":", w.port)));
-  }
-  return stub.get();
-}
-
 void NodeManager::Assign(Worker* worker, uint64_t handle, Allocation allocation) {
   const PendingLease& p = pending_.at(handle);
   Lease lease{LeaseId::FromRandom(), worker->id, p.requester, p.job,
               std::move(allocation)};
   LeaseId lease_id = lease.id;
-  struct Call {
-    grpc::ClientContext ctx;
-    rpc::AssignJobRequest req;
-    rpc::AssignJobReply reply;
-  };
-  auto call = std::make_shared<Call>();
-  call->req.set_job_id(p.job.Binary());
-  for (const auto& path : p.req.code_search_path()) call->req.add_code_search_path(path);
-  for (int id : lease.allocation.gpu_ids) call->req.add_gpu_ids(id);
-  rpc::SetTimeout(&call->ctx, 30000);
+  JobAssignment assignment{p.job,
+                           {p.req.code_search_path().begin(),
+                            p.req.code_search_path().end()},
+                           lease.allocation.gpu_ids};
   lease_of_worker_[worker->id] = lease_id;
   leases_[lease_id] = std::move(lease);
   int port = worker->port;
   WorkerId wid = worker->id;
-  WorkerStub(*worker)->async()->AssignJob(
-      &call->ctx, &call->req, &call->reply,
-      [this, call, handle, lease_id, port, wid](grpc::Status s) {
-        loop_.Post([this, call, handle, lease_id, port, wid, s] {
+  workers_.AssignJob(
+      wid, absl::StrCat(options_.host, ":", port), assignment,
+      [this, handle, lease_id, port, wid](absl::Status s) {
+        loop_.Post([this, handle, lease_id, port, wid, s] {
           auto pit = pending_.find(handle);
           auto lit = leases_.find(lease_id);
           if (pit == pending_.end()) {  // requester gone meanwhile
@@ -216,11 +201,11 @@ void NodeManager::Assign(Worker* worker, uint64_t handle, Allocation allocation)
             for (int g : lit->second.allocation.gpu_ids) p.reply->add_gpu_ids(g);
             leases_granted_.Increment();
           } else {
-            spdlog::warn("worker could not join job: {}", s.error_message());
+            spdlog::warn("worker could not join job: {}", s.ToString());
             ReleaseLease(lease_id, true);
             p.reply->set_outcome(rpc::LeaseReply::REJECTED);
-            p.reply->set_message("worker could not join the job: " +
-                                 s.error_message());
+            p.reply->set_message(
+                absl::StrCat("worker could not join the job: ", s.message()));
           }
           p.done(absl::OkStatus());
           pending_.erase(pit);
@@ -237,7 +222,7 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
   lease_of_worker_.erase(lease.worker);
   if (Worker* w = pool_->Find(lease.worker)) {
     if (kill_worker) {
-      stubs_.erase(w->id);
+      workers_.Forget(w->id);
       pool_->Kill(w->id);
     } else {
       pool_->PushIdle(w);
@@ -361,7 +346,7 @@ void NodeManager::Tick() {
 }
 
 void NodeManager::OnWorkerDied(const Worker& worker) {
-  stubs_.erase(worker.id);
+  workers_.Forget(worker.id);
   if (auto it = lease_of_worker_.find(worker.id); it != lease_of_worker_.end()) {
     ReleaseLease(it->second, false);
   }

@@ -18,11 +18,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "proto/raylet.pb.h"
-#include "proto/worker.grpc.pb.h"
 #include "scheduler/lease_queue.h"
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
 #include "src/raylet/gcs_link.h"
+#include "src/raylet/worker_client.h"
 #include "src/raylet/worker_pool.h"
 
 namespace loom::raylet {
@@ -108,7 +108,6 @@ class NodeManager {
   void FillHeartbeat(rpc::HeartbeatRequest* req);
   void OnView(const rpc::HeartbeatReply& reply);
   rpc::NodeInfo SelfInfo() const;
-  rpc::CoreWorker::Stub* WorkerStub(const Worker& w);
   void Cancel(uint64_t handle, const std::string& why);
 
   Options options_;
@@ -127,7 +126,7 @@ class NodeManager {
   absl::flat_hash_map<LeaseId, Lease> leases_;
   absl::flat_hash_map<WorkerId, LeaseId> lease_of_worker_;
   absl::flat_hash_map<WorkerId, Driver> drivers_;
-  absl::flat_hash_map<WorkerId, std::unique_ptr<rpc::CoreWorker::Stub>> stubs_;
+  WorkerClient workers_;
 
   prometheus::Counter& leases_granted_;
   prometheus::Counter& spillbacks_;

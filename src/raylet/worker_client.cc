@@ -1,0 +1,42 @@
+#include "src/raylet/worker_client.h"
+
+#include "proto/worker.grpc.pb.h"
+#include "src/common/rpc.h"
+
+namespace loom::raylet {
+
+struct WorkerClient::Stubs {
+  absl::flat_hash_map<WorkerId, std::unique_ptr<rpc::CoreWorker::Stub>> by_worker;
+};
+
+WorkerClient::WorkerClient() : stubs_(std::make_unique<Stubs>()) {}
+WorkerClient::~WorkerClient() = default;
+
+void WorkerClient::AssignJob(const WorkerId& worker, const std::string& address,
+                             const JobAssignment& assignment,
+                             std::function<void(absl::Status)> done) {
+  auto& stub = stubs_->by_worker[worker];
+  if (!stub) stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(address));
+  struct Call {
+    grpc::ClientContext ctx;
+    rpc::AssignJobRequest req;
+    rpc::AssignJobReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->req.set_job_id(assignment.job.Binary());
+  for (const auto& path : assignment.code_search_path) {
+    call->req.add_code_search_path(path);
+  }
+  for (int id : assignment.gpu_ids) call->req.add_gpu_ids(id);
+  rpc::SetTimeout(&call->ctx, 30000);
+  stub->async()->AssignJob(&call->ctx, &call->req, &call->reply,
+                           [call, done = std::move(done)](grpc::Status s) {
+                             done(rpc::ToAbsl(s));
+                           });
+}
+
+void WorkerClient::Forget(const WorkerId& worker) {
+  stubs_->by_worker.erase(worker);
+}
+
+}  // namespace loom::raylet

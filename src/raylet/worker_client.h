@@ -1,0 +1,49 @@
+// src/raylet/worker_client.h
+//
+// WorkerClient: the raylet's calls to its own workers, kept at the rpc edge
+// so that NodeManager never sees gRPC types.
+//
+//   client.AssignJob(worker_id, "127.0.0.1:4242", {job, code, gpus},
+//                    [](absl::Status s) { ... });  // on gRPC's thread
+#ifndef LOOM_SRC_RAYLET_WORKER_CLIENT_H_
+#define LOOM_SRC_RAYLET_WORKER_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "src/common/ids.h"
+
+namespace loom::raylet {
+
+struct JobAssignment {
+  JobId job;
+  std::vector<std::string> code_search_path;
+  std::vector<int> gpu_ids;
+};
+
+// Not thread-safe: used from the raylet's event loop.
+class WorkerClient {
+ public:
+  WorkerClient();
+  ~WorkerClient();
+
+  // Tells a worker which job it serves, the code to load and the GPUs it
+  // holds. `done` runs on a gRPC thread.
+  void AssignJob(const WorkerId& worker, const std::string& address,
+                 const JobAssignment& assignment,
+                 std::function<void(absl::Status)> done);
+  // Drops the connection to a worker that is gone.
+  void Forget(const WorkerId& worker);
+
+ private:
+  struct Stubs;
+  std::unique_ptr<Stubs> stubs_;
+};
+
+}  // namespace loom::raylet
+
+#endif  // LOOM_SRC_RAYLET_WORKER_CLIENT_H_
