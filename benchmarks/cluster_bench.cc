@@ -3,6 +3,9 @@
 //                       reports it (loom_worker_start_ms, a histogram)
 //   loom_start_head_ms  `loom start --head` until it returns (head + raylet
 //                       ready)
+//   idle_gcs_rss_mb, idle_raylet_rss_mb
+//                       resident memory outside shared memory (VmRSS minus
+//                       RssShmem) of an idle head's daemons, 3 s after start
 // Each is measured on kRuns fresh clusters; the median is reported.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -140,6 +143,37 @@ double StartHeadOnce(double /*min_seconds*/) {
   return ms;
 }
 
+// VmRSS - RssShmem of a process, in MiB.
+double RssOutsideShmMb(int pid) {
+  std::istringstream status(ReadFile("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  double rss_kb = 0, shmem_kb = 0;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss_kb = std::stod(line.substr(6));
+    if (line.rfind("RssShmem:", 0) == 0) shmem_kb = std::stod(line.substr(9));
+  }
+  return (rss_kb - shmem_kb) / 1024.0;
+}
+
+std::vector<Result> RunIdleRss() {
+  TempDir root;
+  std::string loom = SelfDir() + "/loom";
+  std::string log = root.path() + "/loom-cli.log";
+  if (RunCommand({loom, "start", "--head", "--port", "0", "--session-root",
+                  root.path()},
+                 log) != 0) {
+    throw std::runtime_error("`loom start` failed: " + ReadFile(log));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  std::istringstream pids(ReadFile(root.path() + "/session_latest/pids"));
+  int gcs = 0, raylet = 0;
+  pids >> gcs >> raylet;
+  double gcs_mb = RssOutsideShmMb(gcs), raylet_mb = RssOutsideShmMb(raylet);
+  RunCommand({loom, "stop", "--session-root", root.path()}, log);
+  return {{"idle_gcs_rss_mb", gcs_mb, "MiB"},
+          {"idle_raylet_rss_mb", raylet_mb, "MiB"}};
+}
+
 // These costs are one per cluster, so each run is one cluster and the
 // warm-up is one more.
 double MedianOfClusters(double (*once)(double)) {
@@ -162,6 +196,7 @@ std::vector<Result> RunStartHead() {
 void AddClusterBenchmarks(std::vector<Benchmark>* out) {
   out->push_back({{"worker_start_ms"}, RunWorkerStart});
   out->push_back({{"loom_start_head_ms"}, RunStartHead});
+  out->push_back({{"idle_gcs_rss_mb", "idle_raylet_rss_mb"}, RunIdleRss});
 }
 
 }  // namespace loom::bench

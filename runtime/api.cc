@@ -64,7 +64,9 @@ void Init(const InitOptions& options) {
   if (g_core_worker.load() != nullptr) throw Error("Loom is already initialized");
   static bool logging = [] {
     InitLogging("driver", "");
-    spdlog::set_level(spdlog::level::warn);
+    if (std::getenv("LOOM_LOG_LEVEL") == nullptr) {
+      spdlog::set_level(spdlog::level::warn);  // drivers stay quiet by default
+    }
     return true;
   }();
   (void)logging;

@@ -87,8 +87,8 @@ struct WaitResult {
   std::vector<ObjectRef<T>> unready;
 };
 
-// Returns once num_returns refs are ready or timeout_ms (>= 0) passes; both
-// lists keep the input order.
+// Returns once num_returns refs are ready or timeout_ms (>= 0) passes (no
+// exception on timeout: fewer are ready); both lists keep the input order.
 template <typename T>
 WaitResult<T> Wait(const std::vector<ObjectRef<T>>& refs, int num_returns,
                    int64_t timeout_ms = -1) {

@@ -44,7 +44,7 @@ class WorkerCrashedError : public Error {
   using Error::Error;
 };
 
-// Get or Wait ran past its timeout.
+// Get ran past its timeout (Wait returns instead, with fewer ready).
 class GetTimeoutError : public Error {
  public:
   using Error::Error;

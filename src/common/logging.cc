@@ -19,9 +19,16 @@ void InitLogging(const std::string& name, const std::string& log_dir) {
   if (logger == nullptr) logger = spdlog::stderr_color_mt(name);
   logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n %P] [%l] %v");
   logger->flush_on(spdlog::level::info);
-  const char* level = std::getenv("LOOM_LOG_LEVEL");
-  logger->set_level(level ? spdlog::level::from_str(level)
-                          : spdlog::level::info);
+  const char* env = std::getenv("LOOM_LOG_LEVEL");
+  spdlog::level::level_enum level = spdlog::level::info;
+  if (env != nullptr) {
+    level = spdlog::level::from_str(env);
+    // from_str maps unknown names to "off": keep logging on instead.
+    if (level == spdlog::level::off && std::string(env) != "off") {
+      level = spdlog::level::info;
+    }
+  }
+  logger->set_level(level);
   spdlog::set_default_logger(logger);
 }
 
