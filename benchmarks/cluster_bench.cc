@@ -145,7 +145,8 @@ double StartHeadOnce(double /*min_seconds*/) {
 
 // VmRSS - RssShmem of a process, in MiB.
 double RssOutsideShmMb(int pid) {
-  std::istringstream status(ReadFile("/proc/" + std::to_string(pid) + "/status"));
+  std::istringstream status(
+      ReadFile("/proc/" + std::to_string(pid) + "/status"));
   std::string line;
   double rss_kb = 0, shmem_kb = 0;
   while (std::getline(status, line)) {

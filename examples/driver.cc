@@ -30,14 +30,15 @@ int main(int argc, char** argv) {
   std::cout << "(20 + 1) * 2 = " << *loom::Get(b) << "\n";
 
   // Nested tasks.
-  std::cout << "SumTo(5) via nested tasks = " << *loom::Get(loom::Task(SumTo).Remote(5))
-            << "\n";
+  std::cout << "SumTo(5) via nested tasks = "
+            << *loom::Get(loom::Task(SumTo).Remote(5)) << "\n";
 
   // Remote exceptions come back typed.
   try {
     loom::Get(loom::Task(Normalize).Remote(std::vector<double>{0, 0}));
   } catch (const loom::TaskError& e) {
-    std::cout << "caught remote " << e.remote_type() << ": " << e.remote_message() << "\n";
+    std::cout << "caught remote " << e.remote_type() << ": "
+              << e.remote_message() << "\n";
   }
   loom::Shutdown();
   return total == 328350 ? 0 : 1;

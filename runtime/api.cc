@@ -1,10 +1,11 @@
 // The API edge: loom::Init/Shutdown and the internal bridge that the
 // header templates call. Statuses and error values become exceptions here.
+#include "loom/api.h"
+
 #include <cstdlib>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
-#include "loom/api.h"
 #include "runtime/core_worker.h"
 #include "runtime/local_cluster.h"
 #include "src/common/logging.h"
@@ -61,7 +62,8 @@ void SetGlobalCoreWorker(CoreWorker* cw) { g_core_worker.store(cw); }
 
 void Init(const InitOptions& options) {
   absl::MutexLock lock(&g_mu);
-  if (g_core_worker.load() != nullptr) throw Error("Loom is already initialized");
+  if (g_core_worker.load() != nullptr)
+    throw Error("Loom is already initialized");
   static bool logging = [] {
     InitLogging("driver", "");
     if (std::getenv("LOOM_LOG_LEVEL") == nullptr) {
@@ -168,7 +170,8 @@ std::vector<bool> Wait(const std::vector<std::string>& ids, int num_returns,
 
 void AddLocalRef(const std::string& id) {
   if (CoreWorker* cw = g_core_worker.load()) {
-    if (auto parsed = ObjectId::FromBinary(id); parsed.ok()) cw->AddRef(*parsed);
+    if (auto parsed = ObjectId::FromBinary(id); parsed.ok())
+      cw->AddRef(*parsed);
   }
 }
 

@@ -54,17 +54,17 @@ absl::Status CoreWorker::Connect() {
   if (options_.is_driver) {
     auto job = raylet_->AddJob(getpid());
     if (!job.ok()) {
-      return absl::UnavailableError(absl::StrCat(
-          "cannot register a job with the head at ", options_.gcs_address,
-          ": ", job.status().message()));
+      return absl::UnavailableError(
+          absl::StrCat("cannot register a job with the head at ",
+                       options_.gcs_address, ": ", job.status().message()));
     }
     job_ = *job;
     driver_task_ = TaskId::ForDriver(job_);
     auto node = raylet_->RegisterDriver(job_, getpid(), options_.worker_id);
     if (!node.ok()) {
-      return absl::UnavailableError(absl::StrCat(
-          "cannot reach the raylet at ", options_.raylet_address, ": ",
-          node.status().message()));
+      return absl::UnavailableError(absl::StrCat("cannot reach the raylet at ",
+                                                 options_.raylet_address, ": ",
+                                                 node.status().message()));
     }
     submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
         &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
@@ -141,7 +141,8 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
       if (arg.data.size() > kInlineThreshold) {
         return absl::InvalidArgumentError(absl::StrCat(
             "argument of ", arg.data.size(), " bytes exceeds the inline limit ",
-            "of ", kInlineThreshold, " bytes; larger values need the object "
+            "of ", kInlineThreshold,
+            " bytes; larger values need the object "
             "store, which is not available yet"));
       }
       a->set_value(std::move(arg.data));
@@ -157,10 +158,11 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
 
 absl::StatusOr<ObjectId> CoreWorker::Put(std::string value) {
   if (value.size() > kInlineThreshold) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "value of ", value.size(), " bytes exceeds the inline limit of ",
-        kInlineThreshold, " bytes; larger values need the object store, "
-        "which is not available yet"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("value of ", value.size(),
+                     " bytes exceeds the inline limit of ", kInlineThreshold,
+                     " bytes; larger values need the object store, "
+                     "which is not available yet"));
   }
   ObjectId id = tls_task ? ObjectId::ForPut(tls_task->task, ++tls_task->puts)
                          : ObjectId::ForPut(driver_task_, ++driver_puts_);

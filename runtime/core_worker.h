@@ -29,7 +29,7 @@
 namespace grpc {
 class Server;
 class Service;
-}
+}  // namespace grpc
 
 namespace loom {
 
@@ -74,7 +74,8 @@ class CoreWorker {
   bool is_driver() const { return options_.is_driver; }
 
   // Worker side: called from the gRPC edge.
-  void HandlePushTask(const rpc::PushTaskRequest& req, rpc::PushTaskReply* reply,
+  void HandlePushTask(const rpc::PushTaskRequest& req,
+                      rpc::PushTaskReply* reply,
                       std::function<void(absl::Status)> done);
   absl::Status HandleAssignJob(const rpc::AssignJobRequest& req);
   // Blocks until Exit is requested (workers' main thread).

@@ -33,7 +33,8 @@ std::vector<std::string> SplitNames(const char* names) {
   return out;
 }
 
-void RegisterFunction(const std::string& name, const void* fn, Invoker invoker) {
+void RegisterFunction(const std::string& name, const void* fn,
+                      Invoker invoker) {
   Registry& r = GetRegistry();
   absl::MutexLock lock(&r.mu);
   r.by_name[name] = {fn, invoker};

@@ -41,12 +41,13 @@ absl::StatusOr<std::string> WaitReady(const std::string& path, pid_t pid,
     if (!ProcessAlive(pid)) {
       auto log = ReadFileToString(err_log);
       return absl::InternalError(absl::StrCat(
-          path.substr(path.rfind('/') + 1), ": daemon exited before ready: ",
-          log.ok() ? *log : "(no log)"));
+          path.substr(path.rfind('/') + 1),
+          ": daemon exited before ready: ", log.ok() ? *log : "(no log)"));
     }
     absl::SleepFor(absl::Milliseconds(2));
   }
-  return absl::DeadlineExceededError(absl::StrCat("timed out waiting for ", path));
+  return absl::DeadlineExceededError(
+      absl::StrCat("timed out waiting for ", path));
 }
 
 absl::StatusOr<pid_t> SpawnDaemon(const std::string& name,
@@ -66,8 +67,8 @@ absl::StatusOr<pid_t> SpawnDaemon(const std::string& name,
 }  // namespace
 
 absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
-  std::string root =
-      options.session_root.empty() ? DefaultSessionRoot() : options.session_root;
+  std::string root = options.session_root.empty() ? DefaultSessionRoot()
+                                                  : options.session_root;
   auto dir = CreateSessionDir(root);
   if (!dir.ok()) return dir.status();
   ClusterHandle cluster;
@@ -101,10 +102,17 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
     cluster.gcs_address = options.head_address;
   }
 
-  std::vector<std::string> argv = {
-      FindLoomBinary("loom-raylet"), "--host", options.host, "--port",
-      absl::StrCat(options.raylet_port), "--gcs-address", cluster.gcs_address,
-      "--session-dir", *dir, "--num-gpus", absl::StrCat(options.num_gpus)};
+  std::vector<std::string> argv = {FindLoomBinary("loom-raylet"),
+                                   "--host",
+                                   options.host,
+                                   "--port",
+                                   absl::StrCat(options.raylet_port),
+                                   "--gcs-address",
+                                   cluster.gcs_address,
+                                   "--session-dir",
+                                   *dir,
+                                   "--num-gpus",
+                                   absl::StrCat(options.num_gpus)};
   if (options.num_cpus >= 0) {
     argv.insert(argv.end(), {"--num-cpus", absl::StrCat(options.num_cpus)});
   }
@@ -120,7 +128,8 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
   auto pid = SpawnDaemon("raylet", argv, *dir, options, child_fd);
   if (!pid.ok()) return fail(pid.status());
   cluster.pids.push_back(*pid);
-  auto addr = WaitReady(*dir + "/raylet.ready", *pid, *dir + "/logs/raylet.err");
+  auto addr =
+      WaitReady(*dir + "/raylet.ready", *pid, *dir + "/logs/raylet.err");
   if (!addr.ok()) return fail(addr.status());
   cluster.raylet_address = *addr;
   if (child_fd >= 0) close(child_fd);
@@ -147,7 +156,8 @@ void StopCluster(ClusterHandle& cluster) {
   }
 }
 
-absl::StatusOr<std::string> ResolveAutoAddress(const std::string& session_root) {
+absl::StatusOr<std::string> ResolveAutoAddress(
+    const std::string& session_root) {
   if (const char* env = std::getenv("LOOM_ADDRESS"); env && *env) return env;
   std::string root = session_root.empty() ? DefaultSessionRoot() : session_root;
   auto addr = ReadFileToString(LatestSessionDir(root) + "/address");
@@ -175,13 +185,22 @@ absl::StatusOr<std::string> FindLocalRaylet(const std::string& gcs_address,
   char real[PATH_MAX];
   std::string latest;
   if (realpath(LatestSessionDir(root).c_str(), real)) latest = real;
+  // The raylet of this root's latest session, else one on this machine.
+  std::string head_host = gcs_address.substr(0, gcs_address.rfind(':'));
+  auto local = [&](const rpc::NodeInfo& n) {
+    return n.host() == "127.0.0.1" || n.host() == "localhost" ||
+           n.host() == head_host;
+  };
   const rpc::NodeInfo* pick = nullptr;
   for (const auto& node : reply.nodes()) {
-    if (!node.alive()) continue;
+    if (!node.alive() || !local(node)) continue;
     if (pick == nullptr || node.session_dir() == latest) pick = &node;
   }
   if (pick == nullptr) {
-    return absl::UnavailableError("the cluster has no alive node to join");
+    return absl::UnavailableError(
+        "no raylet of this cluster runs on this machine: start one with "
+        "`loom start --address " +
+        gcs_address + "`");
   }
   return absl::StrCat(pick->host(), ":", pick->raylet_port());
 }

@@ -96,9 +96,9 @@ std::optional<std::vector<ObjectResult>> ObjectTable::Get(
     auto it = entries_.find(id);
     if (it == entries_.end()) {
       ObjectResult r;
-      r.error = MakeError(rpc::ErrorInfo::OWNER_DIED,
-                          "object " + id.Hex() +
-                              " is unknown here: freed, or owned elsewhere");
+      r.error = MakeError(
+          rpc::ErrorInfo::OWNER_DIED,
+          "object " + id.Hex() + " is unknown here: freed, or owned elsewhere");
       out.push_back(std::move(r));
     } else {
       out.push_back(it->second.result);

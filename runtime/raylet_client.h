@@ -23,7 +23,8 @@ namespace loom {
 // Thread-safe (gRPC stubs are).
 class RayletClient {
  public:
-  RayletClient(const std::string& raylet_address, const std::string& gcs_address);
+  RayletClient(const std::string& raylet_address,
+               const std::string& gcs_address);
 
   absl::StatusOr<JobId> AddJob(int64_t pid);
   absl::Status MarkJobFinished(const JobId& job);

@@ -60,13 +60,13 @@ void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
   try {
     std::string value = invoker(fn, args);
     if (value.size() > kInlineThreshold) {
-      SetError(reply, rpc::ErrorInfo::INVALID, "ObjectTooLarge",
-               absl::StrCat("return value of ", value.size(),
-                            " bytes exceeds the inline limit of ",
-                            kInlineThreshold,
-                            " bytes; larger values need the object store, "
-                            "which is not available yet"),
-               name);
+      SetError(
+          reply, rpc::ErrorInfo::INVALID, "ObjectTooLarge",
+          absl::StrCat("return value of ", value.size(),
+                       " bytes exceeds the inline limit of ", kInlineThreshold,
+                       " bytes; larger values need the object store, "
+                       "which is not available yet"),
+          name);
     } else {
       reply->set_ok(true);
       reply->set_value(std::move(value));

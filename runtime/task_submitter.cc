@@ -74,7 +74,8 @@ void TaskSubmitter::Shutdown() {
   auto none = [this]() ABSL_SHARED_LOCKS_REQUIRED(calls_mu_) {
     return calls_.empty();
   };
-  if (!calls_mu_.AwaitWithTimeout(absl::Condition(&none), absl::Milliseconds(500))) {
+  if (!calls_mu_.AwaitWithTimeout(absl::Condition(&none),
+                                  absl::Milliseconds(500))) {
     for (auto* ctx : calls_) ctx->TryCancel();
     calls_mu_.AwaitWithTimeout(absl::Condition(&none), absl::Seconds(5));
   }
@@ -88,15 +89,15 @@ rpc::Raylet::Stub* TaskSubmitter::RayletStub(const std::string& address) {
 
 void TaskSubmitter::Submit(rpc::TaskSpec spec) {
   options_.counters->submitted++;
-  options_.loop->Post([this, spec = std::move(spec)]() mutable {
-    Resolve(std::move(spec));
-  });
+  options_.loop->Post(
+      [this, spec = std::move(spec)]() mutable { Resolve(std::move(spec)); });
 }
 
 void TaskSubmitter::Resolve(rpc::TaskSpec spec) {
   std::vector<ObjectId> deps;
   for (const auto& arg : spec.args()) {
-    if (arg.has_ref()) deps.push_back(*ObjectId::FromBinary(arg.ref().object_id()));
+    if (arg.has_ref())
+      deps.push_back(*ObjectId::FromBinary(arg.ref().object_id()));
   }
   if (deps.empty()) return Enqueue(std::move(spec));
   // Each dependency is held (SubmitTask took a reference) until it is
@@ -105,7 +106,8 @@ void TaskSubmitter::Resolve(rpc::TaskSpec spec) {
     rpc::TaskSpec spec;
     size_t remaining;
   };
-  auto pending = std::make_shared<Pending>(Pending{std::move(spec), deps.size()});
+  auto pending =
+      std::make_shared<Pending>(Pending{std::move(spec), deps.size()});
   for (const ObjectId& dep : deps) {
     options_.objects->OnReady(dep, [this, pending] {
       options_.loop->Post([this, pending] {
@@ -223,14 +225,13 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
     ks.requesting = false;
     if (++ks.lease_failures >= 50) {
       FailQueued(ks, MakeError(rpc::ErrorInfo::WORKER_CRASHED,
-                               "cannot lease a worker: raylet " +
-                                   call->raylet +
+                               "cannot lease a worker: raylet " + call->raylet +
                                    " unreachable: " + s.error_message()));
       ks.lease_failures = 0;
       return;
     }
-    spdlog::warn("lease request to {} failed: {}; retrying",
-                 call->raylet, s.error_message());
+    spdlog::warn("lease request to {} failed: {}; retrying", call->raylet,
+                 s.error_message());
     options_.loop->PostAfter(absl::Milliseconds(200), [this, key] {
       auto& ks = *keys_[key];
       if (!ks.requesting) Pump(ks);
@@ -246,7 +247,8 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
       lease->raylet = call->raylet;
       lease->worker_address =
           absl::StrCat(reply.worker().host(), ":", reply.worker().port());
-      lease->stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(lease->worker_address));
+      lease->stub =
+          rpc::CoreWorker::NewStub(rpc::MakeChannel(lease->worker_address));
       lease->idle_since = options_.loop->clock()->Now();
       ks.leases.push_back(lease);
       Pump(ks);
@@ -256,9 +258,9 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
       break;
     }
     case rpc::LeaseReply::SPILLBACK:
-      RequestLease(ks, absl::StrCat(reply.spillback_host(), ":",
-                                    reply.spillback_port()),
-                   true);
+      RequestLease(
+          ks, absl::StrCat(reply.spillback_host(), ":", reply.spillback_port()),
+          true);
       break;
     case rpc::LeaseReply::INFEASIBLE:
       ks.requesting = false;
@@ -314,13 +316,12 @@ void TaskSubmitter::OnPushReply(const std::string& key,
       options_.counters->retried++;
       ks.queue.push_front(std::move(retry));
     } else {
-      Fail(spec, MakeError(rpc::ErrorInfo::WORKER_CRASHED,
-                           absl::StrCat("the worker running ",
-                                        spec.function_name(), " died (",
-                                        s.error_message(), ") and ",
-                                        spec.max_retries(),
-                                        " retries are used up"),
-                           spec.function_name()));
+      Fail(spec,
+           MakeError(rpc::ErrorInfo::WORKER_CRASHED,
+                     absl::StrCat("the worker running ", spec.function_name(),
+                                  " died (", s.error_message(), ") and ",
+                                  spec.max_retries(), " retries are used up"),
+                     spec.function_name()));
     }
   }
   Pump(ks);
@@ -347,12 +348,13 @@ void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
   call->return_req.set_worker_failed(failed);
   rpc::SetTimeout(&call->ctx, 2000);
   Track(&call->ctx);
-  RayletStub(lease->raylet)->async()->ReturnWorker(
-      &call->ctx, &call->return_req, &call->return_reply,
-      [this, call](grpc::Status) {
-        Untrack(&call->ctx);
-        delete call;
-      });
+  RayletStub(lease->raylet)
+      ->async()
+      ->ReturnWorker(&call->ctx, &call->return_req, &call->return_reply,
+                     [this, call](grpc::Status) {
+                       Untrack(&call->ctx);
+                       delete call;
+                     });
 }
 
 void TaskSubmitter::FailQueued(KeyState& ks, const rpc::ErrorInfo& error) {
@@ -385,7 +387,8 @@ void TaskSubmitter::ReturnIdleLeases() {
       }
     }
   }
-  options_.loop->PostAfter(absl::Milliseconds(100), [this] { ReturnIdleLeases(); });
+  options_.loop->PostAfter(absl::Milliseconds(100),
+                           [this] { ReturnIdleLeases(); });
 }
 
 }  // namespace loom

@@ -70,11 +70,13 @@ class TaskSubmitter {
   void Pump(KeyState& ks);
   void RequestLease(KeyState& ks, const std::string& raylet, bool no_spillback);
   void OnLeaseReply(const std::string& key, Call* call, const grpc::Status& s);
-  void Push(KeyState& ks, const std::shared_ptr<Lease>& lease, rpc::TaskSpec spec);
+  void Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
+            rpc::TaskSpec spec);
   void OnPushReply(const std::string& key, const std::shared_ptr<Lease>& lease,
                    Call* call, const grpc::Status& s);
   void ResolveReturn(Call* call);
-  void DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease, bool failed);
+  void DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
+                 bool failed);
   void FailQueued(KeyState& ks, const rpc::ErrorInfo& error);
   void Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error);
   void ReturnIdleLeases();

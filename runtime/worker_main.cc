@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
                     session_dir.empty() ? "" : session_dir + "/logs");
   std::string binary;
   for (size_t i = 0; i + 1 < worker_id_hex.size(); i += 2) {
-    binary.push_back(static_cast<char>(
-        std::stoi(worker_id_hex.substr(i, 2), nullptr, 16)));
+    binary.push_back(
+        static_cast<char>(std::stoi(worker_id_hex.substr(i, 2), nullptr, 16)));
   }
   auto worker_id = loom::WorkerId::FromBinary(binary);
   if (!worker_id.ok()) {

@@ -43,7 +43,8 @@ bool LeaseQueue::Remove(uint64_t handle) {
 }
 
 std::vector<LeaseDecision> LeaseQueue::Schedule(
-    absl::Time now, NodeResources& node, const std::vector<RemoteNode>& others) {
+    absl::Time now, NodeResources& node,
+    const std::vector<RemoteNode>& others) {
   std::vector<LeaseDecision> out;
   for (auto it = entries_.begin(); it != entries_.end();) {
     Placement p = Place(it->demand, node, others, it->allow_spillback);

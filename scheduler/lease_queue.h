@@ -34,7 +34,7 @@ struct LeaseDecision {
   enum Kind { kGrant, kSpillback, kInfeasible };
   Kind kind;
   uint64_t handle;
-  Allocation allocation;  // kGrant
+  Allocation allocation;               // kGrant
   const RemoteNode* target = nullptr;  // kSpillback
   std::string message;                 // kInfeasible
 };

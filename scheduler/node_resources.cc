@@ -18,7 +18,8 @@ bool NodeResources::IsFeasible(const ResourceSet& demand) const {
   return true;
 }
 
-std::optional<std::vector<int>> NodeResources::PickGpus(FixedPoint demand) const {
+std::optional<std::vector<int>> NodeResources::PickGpus(
+    FixedPoint demand) const {
   std::vector<int> ids;
   if (demand == FixedPoint()) return ids;
   const FixedPoint one = FixedPoint::FromInt(1);

@@ -21,9 +21,9 @@ absl::StatusOr<ResourceSet> ResourceSet::FromMap(
   for (const auto& [name, qty] : quantities) {
     if (name.empty()) return absl::InvalidArgumentError("empty resource name");
     if (!std::isfinite(qty) || qty < 0 || qty > kMaxQuantity) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "resource '", name, "' has invalid quantity ", qty,
-          " (must be finite, >= 0 and <= 1e12)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("resource '", name, "' has invalid quantity ", qty,
+                       " (must be finite, >= 0 and <= 1e12)"));
     }
     FixedPoint fp = FixedPoint::FromDouble(qty);
     if (name == kGpu && fp > FixedPoint::FromInt(1) && !fp.IsWhole()) {

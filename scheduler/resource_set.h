@@ -36,7 +36,9 @@ class ResourceSet {
   void Add(const ResourceSet& other);
   void Subtract(const ResourceSet& other);
   bool IsEmpty() const { return quantities_.empty(); }
-  bool operator==(const ResourceSet& o) const { return quantities_ == o.quantities_; }
+  bool operator==(const ResourceSet& o) const {
+    return quantities_ == o.quantities_;
+  }
 
   std::map<std::string, double> ToMap() const;
   // Sorted and stable: "{CPU: 1, GPU: 0.5}". Also a scheduling key.

@@ -2,9 +2,9 @@
 //
 // Starting and joining clusters; getting, putting and waiting for values.
 //
-//   loom::Init({.code_search_path = {"/path/libmy_tasks.so"}});  // private cluster
-//   auto ref = loom::Put(std::vector<int>{1, 2, 3});
-//   auto v = loom::Get(ref);                       // std::shared_ptr<std::vector<int>>
+//   loom::Init({.code_search_path = {"/path/libmy_tasks.so"}});  // private
+//   cluster auto ref = loom::Put(std::vector<int>{1, 2, 3}); auto v =
+//   loom::Get(ref);                       // std::shared_ptr<std::vector<int>>
 //   auto [ready, unready] = loom::Wait(refs, 1, /*timeout_ms=*/100);
 //   loom::Shutdown();                              // also happens at exit
 #ifndef LOOM_API_H_

@@ -6,7 +6,8 @@
 //   try {
 //     loom::Get(ref);
 //   } catch (const loom::TaskError& e) {
-//     std::cerr << e.task_name() << " threw " << e.remote_type() << ": " << e.what();
+//     std::cerr << e.task_name() << " threw " << e.remote_type() << ": " <<
+//     e.what();
 //   } catch (const loom::GetTimeoutError&) { ... }
 #ifndef LOOM_ERRORS_H_
 #define LOOM_ERRORS_H_

@@ -64,7 +64,7 @@ bool RegisterFunctions(const char* names, F... fns) {
 
 #define LOOM_CONCAT_INNER(a, b) a##b
 #define LOOM_CONCAT(a, b) LOOM_CONCAT_INNER(a, b)
-#define LOOM_REMOTE(...)                                         \
+#define LOOM_REMOTE(...)                                             \
   static const bool LOOM_CONCAT(loom_remote_registered_, __LINE__) = \
       ::loom::internal::RegisterFunctions(#__VA_ARGS__, __VA_ARGS__)
 

@@ -4,8 +4,9 @@
 // submits it and returns an ObjectRef to its result at once. An ObjectRef
 // argument is resolved to its value before the task runs.
 //
-//   auto ref = loom::Task(Add).SetResource("CPU", 2).SetMaxRetries(1).Remote(1, 2);
-//   auto twice = loom::Task(Add).Remote(ref, ref);  // runs after `ref` is ready
+//   auto ref = loom::Task(Add).SetResource("CPU", 2).SetMaxRetries(1).Remote(1,
+//   2); auto twice = loom::Task(Add).Remote(ref, ref);  // runs after `ref` is
+//   ready
 #ifndef LOOM_TASK_H_
 #define LOOM_TASK_H_
 
@@ -71,7 +72,8 @@ class TaskCaller {
     static_assert(sizeof...(Args) == sizeof...(Params),
                   "wrong number of arguments for this remote function");
     return ObjectRef<R>(internal::SubmitTask(
-        name_, Pack(std::index_sequence_for<Args...>{}, std::forward<Args>(args)...),
+        name_,
+        Pack(std::index_sequence_for<Args...>{}, std::forward<Args>(args)...),
         options_));
   }
 

@@ -52,7 +52,8 @@ int Start(const StartArgs& args) {
   options.node_timeout_ms = args.node_timeout_ms;
   options.detach = true;
   for (const auto& l : args.labels) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(l, absl::MaxSplits('=', 1));
+    std::pair<std::string, std::string> kv =
+        absl::StrSplit(l, absl::MaxSplits('=', 1));
     if (kv.first.empty()) return Fail("label '" + l + "' is not k=v");
     options.labels[kv.first] = kv.second;
   }
@@ -66,15 +67,17 @@ int Start(const StartArgs& args) {
         "  address:  %s\n"
         "  session:  %s\n\n"
         "Join from another node:   loom start --address %s\n"
-        "Connect from C++:         loom::Init({.address = \"%s\"})  (or \"auto\")\n"
+        "Connect from C++:         loom::Init({.address = \"%s\"})  (or "
+        "\"auto\")\n"
         "Inspect:                  loom status\n"
         "Stop:                     loom stop\n",
         ms, cluster->gcs_address.c_str(), cluster->session_dir.c_str(),
         cluster->gcs_address.c_str(), cluster->gcs_address.c_str());
   } else {
-    std::printf("Loom node joined %s in %.0f ms.\n  raylet:   %s\n  session:  %s\n",
-                cluster->gcs_address.c_str(), ms, cluster->raylet_address.c_str(),
-                cluster->session_dir.c_str());
+    std::printf(
+        "Loom node joined %s in %.0f ms.\n  raylet:   %s\n  session:  %s\n",
+        cluster->gcs_address.c_str(), ms, cluster->raylet_address.c_str(),
+        cluster->session_dir.c_str());
   }
   return 0;
 }
@@ -134,7 +137,8 @@ int Status(const std::string& session_root, const std::string& address) {
   rpc::GetClusterStatusRequest req;
   rpc::GetClusterStatusReply reply;
   grpc::Status s = stub->GetClusterStatus(&ctx, req, &reply);
-  if (!s.ok()) return Fail("cannot reach the head at " + addr + ": " + s.error_message());
+  if (!s.ok())
+    return Fail("cannot reach the head at " + addr + ": " + s.error_message());
   int alive = 0, dead = 0;
   for (const auto& n : reply.nodes()) (n.alive() ? alive : dead)++;
   std::printf("Cluster %s: %d node%s alive, %d dead\n\n", addr.c_str(), alive,
@@ -157,7 +161,8 @@ int Status(const std::string& session_root, const std::string& address) {
     for (const auto& d : n.infeasible()) infeasible[FormatResources(d)]++;
   }
   std::printf("\nPending demands:%s\n", pending.empty() ? " none" : "");
-  for (const auto& [d, count] : pending) std::printf("  %s x%d\n", d.c_str(), count);
+  for (const auto& [d, count] : pending)
+    std::printf("  %s x%d\n", d.c_str(), count);
   std::printf("Infeasible demands:%s\n", infeasible.empty() ? " none" : "");
   for (const auto& [d, count] : infeasible) {
     std::printf("  %s x%d (no node can run this)\n", d.c_str(), count);

@@ -19,27 +19,36 @@ int main(int argc, char** argv) {
 
   auto* start_cmd = app.add_subcommand("start", "Start a head, or join one");
   start_cmd->add_flag("--head", start.head, "Start the head (loom-gcs) here");
-  start_cmd->add_option("--address", start.address, "Join the head at HOST:PORT");
-  start_cmd->add_option("--port", start.port, "Head port (default 6379; 0: any)")
+  start_cmd->add_option("--address", start.address,
+                        "Join the head at HOST:PORT");
+  start_cmd
+      ->add_option("--port", start.port, "Head port (default 6379; 0: any)")
       ->check(CLI::Range(0, 65535));
-  start_cmd->add_option("--raylet-port", start.raylet_port)->check(CLI::Range(0, 65535));
-  start_cmd->add_option("--num-cpus", start.num_cpus)->check(CLI::Range(0, 100000));
-  start_cmd->add_option("--num-gpus", start.num_gpus)->check(CLI::Range(0, 1024));
+  start_cmd->add_option("--raylet-port", start.raylet_port)
+      ->check(CLI::Range(0, 65535));
+  start_cmd->add_option("--num-cpus", start.num_cpus)
+      ->check(CLI::Range(0, 100000));
+  start_cmd->add_option("--num-gpus", start.num_gpus)
+      ->check(CLI::Range(0, 1024));
   start_cmd->add_option("--memory", start.memory, "Bytes of memory to offer");
   start_cmd->add_option("--resources", start.resources_json,
                         "Custom resources as JSON, e.g. '{\"accel\": 2}'");
   start_cmd->add_option("--labels", start.labels, "Node labels, k=v");
   start_cmd->add_option("--node-timeout-ms", start.node_timeout_ms,
                         "Head: a node silent this long is dead");
-  start_cmd->add_option("--session-root", session_root,
-                        "Root for session directories (default $LOOM_SESSION_ROOT or /tmp/loom)");
+  start_cmd->add_option(
+      "--session-root", session_root,
+      "Root for session directories (default $LOOM_SESSION_ROOT or /tmp/loom)");
 
-  auto* stop_cmd = app.add_subcommand("stop", "Stop what this session root started");
+  auto* stop_cmd =
+      app.add_subcommand("stop", "Stop what this session root started");
   stop_cmd->add_option("--session-root", session_root);
 
-  auto* status_cmd = app.add_subcommand("status", "Nodes, resources and demands");
+  auto* status_cmd =
+      app.add_subcommand("status", "Nodes, resources and demands");
   status_cmd->add_option("--session-root", session_root);
-  status_cmd->add_option("--address", address, "Head HOST:PORT (default: this root's)");
+  status_cmd->add_option("--address", address,
+                         "Head HOST:PORT (default: this root's)");
 
   CLI11_PARSE(app, argc, argv);
   start.session_root = session_root;

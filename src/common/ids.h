@@ -41,9 +41,8 @@ class FixedId {
   // Fails unless `binary` is exactly kSize bytes.
   static absl::StatusOr<FixedId> FromBinary(std::string_view binary) {
     if (binary.size() != N) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Tag::kName, " must be ", N, " bytes, got ",
-                       binary.size()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          Tag::kName, " must be ", N, " bytes, got ", binary.size()));
     }
     FixedId id;
     std::memcpy(id.bytes_.data(), binary.data(), N);
@@ -80,12 +79,24 @@ class FixedId {
   std::array<uint8_t, N> bytes_;
 };
 
-struct JobTag { static constexpr const char* kName = "JobId"; };
-struct NodeTag { static constexpr const char* kName = "NodeId"; };
-struct WorkerTag { static constexpr const char* kName = "WorkerId"; };
-struct LeaseTag { static constexpr const char* kName = "LeaseId"; };
-struct TaskTag { static constexpr const char* kName = "TaskId"; };
-struct ObjectTag { static constexpr const char* kName = "ObjectId"; };
+struct JobTag {
+  static constexpr const char* kName = "JobId";
+};
+struct NodeTag {
+  static constexpr const char* kName = "NodeId";
+};
+struct WorkerTag {
+  static constexpr const char* kName = "WorkerId";
+};
+struct LeaseTag {
+  static constexpr const char* kName = "LeaseId";
+};
+struct TaskTag {
+  static constexpr const char* kName = "TaskId";
+};
+struct ObjectTag {
+  static constexpr const char* kName = "ObjectId";
+};
 
 class JobId : public FixedId<4, JobTag> {
  public:

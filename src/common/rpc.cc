@@ -5,8 +5,8 @@
 namespace loom::rpc {
 
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
-    const std::string& host, int port, const std::vector<grpc::Service*>& services,
-    int* bound_port) {
+    const std::string& host, int port,
+    const std::vector<grpc::Service*>& services, int* bound_port) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(host, ":", port),
                            grpc::InsecureServerCredentials(), bound_port);

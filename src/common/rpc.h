@@ -27,8 +27,8 @@ inline constexpr int kMaxMessageBytes = 512 * 1024 * 1024;
 // Binds host:port (0 picks a free port, written to *bound_port). Fails when
 // the port is taken: SO_REUSEPORT is off, so two daemons never share one.
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
-    const std::string& host, int port, const std::vector<grpc::Service*>& services,
-    int* bound_port);
+    const std::string& host, int port,
+    const std::vector<grpc::Service*>& services, int* bound_port);
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
@@ -55,7 +55,8 @@ grpc::ServerUnaryReactor* PostToLoop(grpc::CallbackServerContext* ctx,
                                      Reply* reply, Handler handler) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   loop.Post([req, reply, reactor, handler = std::move(handler)]() mutable {
-    handler(*req, reply, [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
+    handler(*req, reply,
+            [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
   });
   return reactor;
 }

@@ -13,7 +13,8 @@ constexpr size_t kMaxValueBytes = 64 << 20;
 absl::Status CheckKey(const std::string& ns, const std::string& key) {
   if (key.empty()) return absl::InvalidArgumentError("empty key");
   if (key.size() > kMaxKeyBytes || ns.size() > kMaxKeyBytes) {
-    return absl::InvalidArgumentError("key or namespace longer than 4096 bytes");
+    return absl::InvalidArgumentError(
+        "key or namespace longer than 4096 bytes");
   }
   return absl::OkStatus();
 }
@@ -60,7 +61,8 @@ void GcsServer::UpdateGauges() {
   nodes_alive_.Set(alive);
   nodes_dead_.Set(nodes_.All().size() - alive);
   size_t running = 0;
-  for (const auto& [id, job] : jobs_) running += job.state() == rpc::JobInfo::RUNNING;
+  for (const auto& [id, job] : jobs_)
+    running += job.state() == rpc::JobInfo::RUNNING;
   jobs_running_.Set(running);
 }
 
@@ -75,7 +77,8 @@ void GcsServer::OnNodeDead(const NodeId& node) {
   }
   // Drivers on a dead node are gone with it.
   for (auto& [id, job] : jobs_) {
-    if (job.state() == rpc::JobInfo::RUNNING && job.node_id() == node.Binary()) {
+    if (job.state() == rpc::JobInfo::RUNNING &&
+        job.node_id() == node.Binary()) {
       job.set_state(rpc::JobInfo::DRIVER_DIED);
       job.set_end_ms(NowMs());
       publisher_.Publish(rpc::Event::JOB_FINISHED, job.job_id(), "node died");

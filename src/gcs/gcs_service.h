@@ -14,14 +14,14 @@ class GcsService : public rpc::Gcs::CallbackService {
  public:
   explicit GcsService(GcsServer* server) : server_(server) {}
 
-#define LOOM_GCS_METHOD(Name)                                                \
-  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx,          \
-                                 const rpc::Name##Request* req,             \
-                                 rpc::Name##Reply* reply) override {        \
-    return rpc::PostToLoop(ctx, server_->loop(), req, reply,                \
-                           [s = server_](const auto& r, auto* p, Done d) {   \
-                             s->Handle##Name(r, p, std::move(d));           \
-                           });                                              \
+#define LOOM_GCS_METHOD(Name)                                              \
+  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx,         \
+                                 const rpc::Name##Request* req,            \
+                                 rpc::Name##Reply* reply) override {       \
+    return rpc::PostToLoop(ctx, server_->loop(), req, reply,               \
+                           [s = server_](const auto& r, auto* p, Done d) { \
+                             s->Handle##Name(r, p, std::move(d));          \
+                           });                                             \
   }
   LOOM_GCS_METHOD(RegisterNode)
   LOOM_GCS_METHOD(Heartbeat)

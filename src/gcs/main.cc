@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
                  std::string(grpc_server.status().message()).c_str());
     return 1;
   }
-  spdlog::info("loom-gcs listening on {}:{}, metrics on {}", host, bound, *mport);
+  spdlog::info("loom-gcs listening on {}:{}, metrics on {}", host, bound,
+               *mport);
   if (!session_dir.empty()) {
     auto s = loom::WriteFileAtomic(session_dir + "/gcs.ready",
                                    absl::StrCat(host, ":", bound, " ", *mport));
@@ -58,8 +59,9 @@ int main(int argc, char** argv) {
   }
   int sig = loom::WaitForStopSignal();
   spdlog::info("loom-gcs stopping on signal {}", sig);
-  (*grpc_server)->Shutdown(std::chrono::system_clock::now() +
-                           std::chrono::milliseconds(500));
+  (*grpc_server)
+      ->Shutdown(std::chrono::system_clock::now() +
+                 std::chrono::milliseconds(500));
   server.Stop();
   // Skip destructors: the metrics endpoint's threads take a second to wind
   // down, and nothing else needs unwinding.

@@ -5,8 +5,9 @@
 // resynchronise after a restart. Long polls wait until something new arrives
 // or their timeout passes.
 //
-//   publisher.Publish(rpc::Event::NODE_DEAD, node.Binary(), "missed heartbeats");
-//   publisher.Poll(after_seq, absl::Seconds(10), [](std::vector<rpc::Event> e) {...});
+//   publisher.Publish(rpc::Event::NODE_DEAD, node.Binary(), "missed
+//   heartbeats"); publisher.Poll(after_seq, absl::Seconds(10),
+//   [](std::vector<rpc::Event> e) {...});
 #ifndef LOOM_GCS_PUBSUB_H_
 #define LOOM_GCS_PUBSUB_H_
 
@@ -23,7 +24,8 @@ namespace loom::gcs {
 // Not thread-safe: every method runs on the GCS event loop.
 class Publisher {
  public:
-  using PollCallback = std::function<void(std::vector<rpc::Event>, int64_t last_seq)>;
+  using PollCallback =
+      std::function<void(std::vector<rpc::Event>, int64_t last_seq)>;
 
   Publisher(EventLoop* loop, size_t capacity = 10000)
       : loop_(loop), capacity_(capacity) {}

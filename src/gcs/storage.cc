@@ -27,9 +27,9 @@ void InMemoryStoreClient::Get(const std::string& table, const std::string& key,
   done(std::optional<std::string>(it->second));
 }
 
-void InMemoryStoreClient::Delete(const std::string& table,
-                                 const std::string& key,
-                                 std::function<void(absl::StatusOr<bool>)> done) {
+void InMemoryStoreClient::Delete(
+    const std::string& table, const std::string& key,
+    std::function<void(absl::StatusOr<bool>)> done) {
   auto t = tables_.find(table);
   done(t != tables_.end() && t->second.erase(key) > 0);
 }

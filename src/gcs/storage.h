@@ -4,8 +4,9 @@
 // that a Redis-backed store can later let the head survive restarts. The
 // in-memory store answers at once, on the caller's thread.
 //
-//   store->Put("nodes", id.Binary(), info.SerializeAsString(), [](absl::Status) {});
-//   store->Get("kv", key, [](absl::StatusOr<std::optional<std::string>> v) {...});
+//   store->Put("nodes", id.Binary(), info.SerializeAsString(), [](absl::Status)
+//   {}); store->Get("kv", key, [](absl::StatusOr<std::optional<std::string>> v)
+//   {...});
 #ifndef LOOM_GCS_STORAGE_H_
 #define LOOM_GCS_STORAGE_H_
 
@@ -25,7 +26,8 @@ class StoreClient {
   using StatusCallback = std::function<void(absl::Status)>;
   using GetCallback =
       std::function<void(absl::StatusOr<std::optional<std::string>>)>;
-  using KeysCallback = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
+  using KeysCallback =
+      std::function<void(absl::StatusOr<std::vector<std::string>>)>;
 
   virtual ~StoreClient() = default;
   // `added` tells whether the key was new; with overwrite=false an existing

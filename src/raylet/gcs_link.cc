@@ -72,8 +72,9 @@ void GcsLink::Heartbeat() {
             }
             connected_ = false;
             ++failures_;
-            next = std::min(options_.heartbeat_period * (1 << std::min(failures_, 3)),
-                            absl::Seconds(2));
+            next = std::min(
+                options_.heartbeat_period * (1 << std::min(failures_, 3)),
+                absl::Seconds(2));
           }
           options_.loop->PostAfter(next, [this] { Heartbeat(); });
         });
@@ -89,13 +90,12 @@ void GcsLink::ReRegister() {
   auto call = std::make_shared<Call>();
   *call->req.mutable_node() = options_.self;
   rpc::SetTimeout(&call->ctx, 2000);
-  stub_->async()->RegisterNode(&call->ctx, &call->req, &call->reply,
-                               [call](grpc::Status s) {
-                                 if (!s.ok()) {
-                                   spdlog::warn("re-register failed: {}",
-                                                s.error_message());
-                                 }
-                               });
+  stub_->async()->RegisterNode(
+      &call->ctx, &call->req, &call->reply, [call](grpc::Status s) {
+        if (!s.ok()) {
+          spdlog::warn("re-register failed: {}", s.error_message());
+        }
+      });
 }
 
 void GcsLink::MarkJobFinished(const std::string& job_id, bool driver_died) {

@@ -14,7 +14,6 @@
 #include "src/common/wire.h"
 #include "src/raylet/raylet_service.h"
 
-
 int main(int argc, char** argv) {
   loom::BlockStopSignals();
   loom::WatchLifelineFromEnv();
@@ -27,9 +26,11 @@ int main(int argc, char** argv) {
           infeasible_grace_ms = 3000;
   std::vector<std::string> labels;
   app.add_option("--host", host, "Address to listen on");
-  app.add_option("--port", port, "gRPC port (0: pick one)")->check(CLI::Range(0, 65535));
+  app.add_option("--port", port, "gRPC port (0: pick one)")
+      ->check(CLI::Range(0, 65535));
   app.add_option("--metrics-port", metrics_port)->check(CLI::Range(0, 65535));
-  app.add_option("--gcs-address", gcs_address, "The head, HOST:PORT")->required();
+  app.add_option("--gcs-address", gcs_address, "The head, HOST:PORT")
+      ->required();
   app.add_option("--session-dir", session_dir);
   app.add_option("--num-cpus", num_cpus)->check(CLI::Range(0, 100000));
   app.add_option("--num-gpus", num_gpus)->check(CLI::Range(0, 1024));
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
   loom::InitLogging("raylet", session_dir.empty() ? "" : session_dir + "/logs");
   auto custom = loom::ParseResourcesJson(resources_json);
   if (!custom.ok()) {
-    std::fprintf(stderr, "loom-raylet: %s\n", std::string(custom.status().message()).c_str());
+    std::fprintf(stderr, "loom-raylet: %s\n",
+                 std::string(custom.status().message()).c_str());
     return 2;
   }
   std::map<std::string, double> quantities = *custom;
@@ -56,18 +58,21 @@ int main(int argc, char** argv) {
   if (memory > 0) quantities[loom::kMemory] = static_cast<double>(memory);
   auto total = loom::ResourceSet::FromMap(quantities);
   if (!total.ok()) {
-    std::fprintf(stderr, "loom-raylet: %s\n", std::string(total.status().message()).c_str());
+    std::fprintf(stderr, "loom-raylet: %s\n",
+                 std::string(total.status().message()).c_str());
     return 2;
   }
   loom::raylet::NodeManager::Options options;
   for (const auto& l : labels) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(l, absl::MaxSplits('=', 1));
+    std::pair<std::string, std::string> kv =
+        absl::StrSplit(l, absl::MaxSplits('=', 1));
     options.labels[kv.first] = kv.second;
   }
   loom::Metrics metrics;
   auto mport = metrics.Serve(host, metrics_port);
   if (!mport.ok()) {
-    std::fprintf(stderr, "loom-raylet: %s\n", std::string(mport.status().message()).c_str());
+    std::fprintf(stderr, "loom-raylet: %s\n",
+                 std::string(mport.status().message()).c_str());
     return 1;
   }
   options.host = host;
@@ -85,7 +90,8 @@ int main(int argc, char** argv) {
   int bound = 0;
   auto server = loom::rpc::StartServer(host, port, {&service}, &bound);
   if (!server.ok()) {
-    std::fprintf(stderr, "loom-raylet: %s\n", std::string(server.status().message()).c_str());
+    std::fprintf(stderr, "loom-raylet: %s\n",
+                 std::string(server.status().message()).c_str());
     return 1;
   }
   node.set_port(bound);

@@ -17,7 +17,8 @@ constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
 rpc::Resources NonNegative(const ResourceSet& set) {
   rpc::Resources proto;
   for (const auto& [name, qty] : set.quantities()) {
-    if (qty > FixedPoint()) (*proto.mutable_quantities())[name] = qty.ToDouble();
+    if (qty > FixedPoint())
+      (*proto.mutable_quantities())[name] = qty.ToDouble();
   }
   return proto;
 }
@@ -38,14 +39,16 @@ NodeManager::NodeManager(Options options, Metrics* metrics)
                                    "Lease requests failed as infeasible")),
       queue_length_(metrics->Gauge("loom_lease_queue_length",
                                    "Lease requests waiting on this node")),
-      tasks_submitted_(metrics->Counter("loom_tasks_submitted_total",
-                                        "Tasks submitted by core workers here")),
+      tasks_submitted_(
+          metrics->Counter("loom_tasks_submitted_total",
+                           "Tasks submitted by core workers here")),
       tasks_finished_(metrics->Counter("loom_tasks_finished_total",
                                        "Tasks that ran to a value here")),
       tasks_failed_(metrics->Counter("loom_tasks_failed_total",
                                      "Tasks that ended in an error")),
-      tasks_retried_(metrics->Counter("loom_tasks_retried_total",
-                                      "Task attempts retried after a worker died")) {}
+      tasks_retried_(
+          metrics->Counter("loom_tasks_retried_total",
+                           "Task attempts retried after a worker died")) {}
 
 NodeManager::~NodeManager() { Stop(); }
 
@@ -99,7 +102,8 @@ void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
   if (!job.ok()) return done(job.status());
   WorkerId requester;
   if (!req.requester_worker_id().empty()) {
-    auto r = ParseId<WorkerId>(req.requester_worker_id(), "requester_worker_id");
+    auto r =
+        ParseId<WorkerId>(req.requester_worker_id(), "requester_worker_id");
     if (!r.ok()) return done(r.status());
     requester = *r;
   }
@@ -115,7 +119,8 @@ void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
 }
 
 void NodeManager::Dispatch() {
-  for (LeaseDecision& d : queue_.Schedule(options_.clock->Now(), resources_, others_)) {
+  for (LeaseDecision& d :
+       queue_.Schedule(options_.clock->Now(), resources_, others_)) {
     auto it = pending_.find(d.handle);
     if (it == pending_.end()) continue;
     PendingLease& p = it->second;
@@ -145,7 +150,8 @@ void NodeManager::Dispatch() {
 
 void NodeManager::AssignWorkers() {
   int need = 0;
-  for (auto it = waiting_for_worker_.begin(); it != waiting_for_worker_.end();) {
+  for (auto it = waiting_for_worker_.begin();
+       it != waiting_for_worker_.end();) {
     const PendingLease& p = pending_.at(it->handle);
     Worker* w = pool_->PopIdle(p.job, it->allocation.gpu_ids);
     if (w == nullptr) {
@@ -160,15 +166,16 @@ void NodeManager::AssignWorkers() {
   if (need > starting) pool_->StartWorkers(need - starting);
 }
 
-void NodeManager::Assign(Worker* worker, uint64_t handle, Allocation allocation) {
+void NodeManager::Assign(Worker* worker, uint64_t handle,
+                         Allocation allocation) {
   const PendingLease& p = pending_.at(handle);
   Lease lease{LeaseId::FromRandom(), worker->id, p.requester, p.job,
               std::move(allocation)};
   LeaseId lease_id = lease.id;
-  JobAssignment assignment{p.job,
-                           {p.req.code_search_path().begin(),
-                            p.req.code_search_path().end()},
-                           lease.allocation.gpu_ids};
+  JobAssignment assignment{
+      p.job,
+      {p.req.code_search_path().begin(), p.req.code_search_path().end()},
+      lease.allocation.gpu_ids};
   lease_of_worker_[worker->id] = lease_id;
   leases_[lease_id] = std::move(lease);
   int port = worker->port;
@@ -198,7 +205,8 @@ void NodeManager::Assign(Worker* worker, uint64_t handle, Allocation allocation)
             a->set_worker_id(wid.Binary());
             a->set_node_id(options_.node_id.Binary());
             p.reply->set_lease_id(lease_id.Binary());
-            for (int g : lit->second.allocation.gpu_ids) p.reply->add_gpu_ids(g);
+            for (int g : lit->second.allocation.gpu_ids)
+              p.reply->add_gpu_ids(g);
             leases_granted_.Increment();
           } else {
             spdlog::warn("worker could not join job: {}", s.ToString());
@@ -234,7 +242,8 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
 
 void NodeManager::Cancel(uint64_t handle, const std::string& why) {
   queue_.Remove(handle);
-  for (auto it = waiting_for_worker_.begin(); it != waiting_for_worker_.end(); ++it) {
+  for (auto it = waiting_for_worker_.begin(); it != waiting_for_worker_.end();
+       ++it) {
     if (it->handle == handle) {
       resources_.Release(it->allocation);
       waiting_for_worker_.erase(it);
@@ -310,9 +319,11 @@ void NodeManager::HandleReportTaskStats(const rpc::ReportTaskStatsRequest& req,
                                         rpc::ReportTaskStatsReply* reply,
                                         Done done) {
   constexpr int64_t kMax = int64_t{1} << 40;
-  for (int64_t v : {req.submitted(), req.finished(), req.failed(), req.retried()}) {
+  for (int64_t v :
+       {req.submitted(), req.finished(), req.failed(), req.retried()}) {
     if (v < 0 || v > kMax) {
-      return done(absl::InvalidArgumentError("task counts must be in [0, 2^40]"));
+      return done(
+          absl::InvalidArgumentError("task counts must be in [0, 2^40]"));
     }
   }
   tasks_submitted_.Increment(req.submitted());
@@ -325,7 +336,8 @@ void NodeManager::HandleReportTaskStats(const rpc::ReportTaskStatsRequest& req,
 void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
                                      rpc::GetNodeStatsReply* reply, Done done) {
   *reply->mutable_node() = SelfInfo();
-  *reply->mutable_node()->mutable_available() = NonNegative(resources_.available());
+  *reply->mutable_node()->mutable_available() =
+      NonNegative(resources_.available());
   reply->set_workers_idle(pool_->CountState(Worker::kIdle));
   reply->set_workers_leased(pool_->CountState(Worker::kLeased));
   reply->set_workers_starting(pool_->CountState(Worker::kStarting));
@@ -347,36 +359,38 @@ void NodeManager::Tick() {
 
 void NodeManager::OnWorkerDied(const Worker& worker) {
   workers_.Forget(worker.id);
-  if (auto it = lease_of_worker_.find(worker.id); it != lease_of_worker_.end()) {
+  if (auto it = lease_of_worker_.find(worker.id);
+      it != lease_of_worker_.end()) {
     ReleaseLease(it->second, false);
   }
   // Leases this worker held for its own nested tasks die with it.
-  std::vector<LeaseId> orphans;
+  FreeWhere([&](const WorkerId& requester,
+                const JobId&) { return requester == worker.id; },
+            "the requesting worker died");
+}
+
+void NodeManager::FreeWhere(
+    const std::function<bool(const WorkerId&, const JobId&)>& match,
+    const std::string& why) {
+  std::vector<LeaseId> leases;
   for (const auto& [id, lease] : leases_) {
-    if (lease.requester == worker.id) orphans.push_back(id);
+    if (match(lease.requester, lease.job)) leases.push_back(id);
   }
-  for (const auto& id : orphans) ReleaseLease(id, true);
+  for (const auto& id : leases) ReleaseLease(id, /*kill_worker=*/true);
   std::vector<uint64_t> requests;
   for (const auto& [handle, p] : pending_) {
-    if (p.requester == worker.id) requests.push_back(handle);
+    if (match(p.requester, p.job)) requests.push_back(handle);
   }
-  for (uint64_t h : requests) Cancel(h, "the requesting worker died");
+  for (uint64_t h : requests) Cancel(h, why);
 }
 
 void NodeManager::OnDriverDied(const WorkerId& id, const Driver& driver) {
   spdlog::info("driver pid {} of job {} is gone; freeing its workers",
                driver.pid, driver.job.ToInt());
   drivers_.erase(id);
-  std::vector<LeaseId> leases;
-  for (const auto& [lid, lease] : leases_) {
-    if (lease.job == driver.job) leases.push_back(lid);
-  }
-  for (const auto& lid : leases) ReleaseLease(lid, true);
-  std::vector<uint64_t> requests;
-  for (const auto& [handle, p] : pending_) {
-    if (p.job == driver.job) requests.push_back(handle);
-  }
-  for (uint64_t h : requests) Cancel(h, "the job's driver died");
+  FreeWhere(
+      [&](const WorkerId&, const JobId& job) { return job == driver.job; },
+      "the job's driver died");
   pool_->KillJob(driver.job);
   gcs_->MarkJobFinished(driver.job.Binary(), /*driver_died=*/true);
 }
@@ -384,7 +398,8 @@ void NodeManager::OnDriverDied(const WorkerId& id, const Driver& driver) {
 void NodeManager::FillHeartbeat(rpc::HeartbeatRequest* req) {
   req->set_node_id(options_.node_id.Binary());
   *req->mutable_available() = NonNegative(resources_.available());
-  for (const auto& d : queue_.PendingDemands()) *req->add_pending() = ResourcesToProto(d);
+  for (const auto& d : queue_.PendingDemands())
+    *req->add_pending() = ResourcesToProto(d);
   for (const auto& d : queue_.InfeasibleDemands()) {
     *req->add_infeasible() = ResourcesToProto(d);
   }
@@ -400,8 +415,8 @@ void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
     auto total = ResourcesFromProto(node.total());
     auto available = ResourcesFromProto(node.available());
     if (!total.ok() || !available.ok()) continue;
-    others_.push_back(RemoteNode{node.node_id(), node.host(), node.raylet_port(),
-                                 *total, *available});
+    others_.push_back(RemoteNode{node.node_id(), node.host(),
+                                 node.raylet_port(), *total, *available});
   }
   Dispatch();
 }

@@ -105,6 +105,11 @@ class NodeManager {
   void Tick();
   void OnWorkerDied(const Worker& worker);
   void OnDriverDied(const WorkerId& id, const Driver& driver);
+  // Ends the leases (killing their workers) and cancels the queued requests
+  // whose requester and job match.
+  void FreeWhere(
+      const std::function<bool(const WorkerId&, const JobId&)>& match,
+      const std::string& why);
   void FillHeartbeat(rpc::HeartbeatRequest* req);
   void OnView(const rpc::HeartbeatReply& reply);
   rpc::NodeInfo SelfInfo() const;

@@ -15,21 +15,22 @@ class RayletService : public rpc::Raylet::CallbackService {
  public:
   explicit RayletService(NodeManager* node) : node_(node) {}
 
-#define LOOM_RAYLET_METHOD(Name, Req, Reply)                                 \
-  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx,          \
-                                 const rpc::Req* req, rpc::Reply* reply)    \
-      override {                                                            \
-    return rpc::PostToLoop(ctx, node_->loop(), req, reply,                  \
-                           [n = node_](const auto& r, auto* p, Done d) {     \
-                             n->Handle##Name(r, p, std::move(d));           \
-                           });                                              \
+#define LOOM_RAYLET_METHOD(Name, Req, Reply)                             \
+  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx,       \
+                                 const rpc::Req* req, rpc::Reply* reply) \
+      override {                                                         \
+    return rpc::PostToLoop(ctx, node_->loop(), req, reply,               \
+                           [n = node_](const auto& r, auto* p, Done d) { \
+                             n->Handle##Name(r, p, std::move(d));        \
+                           });                                           \
   }
   LOOM_RAYLET_METHOD(RequestWorkerLease, LeaseRequest, LeaseReply)
   LOOM_RAYLET_METHOD(ReturnWorker, ReturnWorkerRequest, ReturnWorkerReply)
   LOOM_RAYLET_METHOD(RegisterWorker, RegisterWorkerRequest, RegisterWorkerReply)
   LOOM_RAYLET_METHOD(RegisterDriver, RegisterDriverRequest, RegisterDriverReply)
   LOOM_RAYLET_METHOD(NotifyBlocked, NotifyBlockedRequest, NotifyBlockedReply)
-  LOOM_RAYLET_METHOD(ReportTaskStats, ReportTaskStatsRequest, ReportTaskStatsReply)
+  LOOM_RAYLET_METHOD(ReportTaskStats, ReportTaskStatsRequest,
+                     ReportTaskStatsReply)
   LOOM_RAYLET_METHOD(GetNodeStats, GetNodeStatsRequest, GetNodeStatsReply)
 #undef LOOM_RAYLET_METHOD
 

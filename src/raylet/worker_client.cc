@@ -6,7 +6,8 @@
 namespace loom::raylet {
 
 struct WorkerClient::Stubs {
-  absl::flat_hash_map<WorkerId, std::unique_ptr<rpc::CoreWorker::Stub>> by_worker;
+  absl::flat_hash_map<WorkerId, std::unique_ptr<rpc::CoreWorker::Stub>>
+      by_worker;
 };
 
 WorkerClient::WorkerClient() : stubs_(std::make_unique<Stubs>()) {}
@@ -29,10 +30,9 @@ void WorkerClient::AssignJob(const WorkerId& worker, const std::string& address,
   }
   for (int id : assignment.gpu_ids) call->req.add_gpu_ids(id);
   rpc::SetTimeout(&call->ctx, 30000);
-  stub->async()->AssignJob(&call->ctx, &call->req, &call->reply,
-                           [call, done = std::move(done)](grpc::Status s) {
-                             done(rpc::ToAbsl(s));
-                           });
+  stub->async()->AssignJob(
+      &call->ctx, &call->req, &call->reply,
+      [call, done = std::move(done)](grpc::Status s) { done(rpc::ToAbsl(s)); });
 }
 
 void WorkerClient::Forget(const WorkerId& worker) {

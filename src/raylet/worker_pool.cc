@@ -19,16 +19,14 @@ WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
     start_ms_ = &m->Histogram("loom_worker_start_ms",
                               "Milliseconds from spawn to registration",
                               {5, 10, 20, 50, 100, 200, 500, 1000, 5000});
-    started_total_ = &m->Counter("loom_workers_started_total",
-                                 "Worker processes started");
+    started_total_ =
+        &m->Counter("loom_workers_started_total", "Worker processes started");
   }
 }
 
 WorkerPool::~WorkerPool() { KillAll(); }
 
-void WorkerPool::Prestart() {
-  StartWorkers(options_.prestart);
-}
+void WorkerPool::Prestart() { StartWorkers(options_.prestart); }
 
 void WorkerPool::StartWorkers(int n) {
   for (int i = 0; i < n; ++i) {
@@ -40,9 +38,14 @@ void WorkerPool::StartWorkers(int n) {
     auto w = std::make_unique<Worker>();
     w->id = WorkerId::FromRandom();
     SpawnOptions spawn;
-    spawn.argv = {options_.worker_binary, "--raylet-address",
-                  options_.raylet_address, "--host", options_.host,
-                  "--session-dir", options_.session_dir, "--worker-id",
+    spawn.argv = {options_.worker_binary,
+                  "--raylet-address",
+                  options_.raylet_address,
+                  "--host",
+                  options_.host,
+                  "--session-dir",
+                  options_.session_dir,
+                  "--worker-id",
                   w->id.Hex()};
     if (!options_.session_dir.empty()) {
       spawn.stderr_path = options_.session_dir + "/logs/workers.err";
@@ -140,13 +143,15 @@ void WorkerPool::Maintain() {
   int fresh = 0;
   std::vector<WorkerId> stale;
   for (auto& [id, w] : workers_) {
-    if (w->state == Worker::kStarting || (w->state == Worker::kIdle && !w->job)) {
+    if (w->state == Worker::kStarting ||
+        (w->state == Worker::kIdle && !w->job)) {
       ++fresh;
     }
   }
   int idle_total = CountState(Worker::kIdle);
   for (auto& [id, w] : workers_) {
-    if (w->state == Worker::kIdle && now - w->idle_since > options_.idle_timeout &&
+    if (w->state == Worker::kIdle &&
+        now - w->idle_since > options_.idle_timeout &&
         idle_total - static_cast<int>(stale.size()) > options_.prestart) {
       stale.push_back(id);
     }

@@ -47,7 +47,8 @@ class BadInputTest : public ::testing::Test {
     EXPECT_EQ(CountNodes(*s, true), 1);
     rpc::GetNodeStatsReply stats;
     EXPECT_TRUE(Invoke([&](auto* c) {
-                  return raylet_->GetNodeStats(c, rpc::GetNodeStatsRequest(), &stats);
+                  return raylet_->GetNodeStats(c, rpc::GetNodeStatsRequest(),
+                                               &stats);
                 }).ok());
   }
 
@@ -74,74 +75,98 @@ TEST_F(BadInputTest, GcsRefusesBadRequests) {
   };
   std::string good_id = NodeId::FromRandom().Binary();
   std::vector<rpc::RegisterNodeRequest> bad_nodes = {
-      node_with("", Res("CPU", 1), 1), node_with(kHuge, Res("CPU", 1), 1),
-      node_with(good_id, Res("CPU", -1), 1), node_with(good_id, Res("CPU", NAN), 1),
-      node_with(good_id, Res("CPU", 1e300), 1), node_with(good_id, Res("", 1), 1),
-      node_with(good_id, Res("CPU", 1), 0), node_with(good_id, Res("CPU", 1), 1 << 20)};
+      node_with("", Res("CPU", 1), 1),
+      node_with(kHuge, Res("CPU", 1), 1),
+      node_with(good_id, Res("CPU", -1), 1),
+      node_with(good_id, Res("CPU", NAN), 1),
+      node_with(good_id, Res("CPU", 1e300), 1),
+      node_with(good_id, Res("", 1), 1),
+      node_with(good_id, Res("CPU", 1), 0),
+      node_with(good_id, Res("CPU", 1), 1 << 20)};
   for (const auto& req : bad_nodes) {
     rpc::RegisterNodeReply reply;
-    EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->RegisterNode(c, req, &reply); }).ok());
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return gcs_->RegisterNode(c, req, &reply);
+                 }).ok());
   }
   for (const std::string& id : {std::string(), kHuge, good_id}) {
     rpc::HeartbeatRequest hb;
     hb.set_node_id(id);
     rpc::HeartbeatReply reply;
-    EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->Heartbeat(c, hb, &reply); }).ok());
+    EXPECT_FALSE(
+        Invoke([&](auto* c) { return gcs_->Heartbeat(c, hb, &reply); }).ok());
     rpc::UnregisterNodeRequest un;
     un.set_node_id(id);
     rpc::UnregisterNodeReply ur;
-    EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->UnregisterNode(c, un, &ur); }).ok());
+    EXPECT_FALSE(
+        Invoke([&](auto* c) { return gcs_->UnregisterNode(c, un, &ur); }).ok());
   }
   rpc::KvPutRequest put;
   rpc::KvPutReply put_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->KvPut(c, put, &put_reply); }).ok());
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->KvPut(c, put, &put_reply); }).ok());
   put.set_key(std::string(5000, 'k'));
-  EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->KvPut(c, put, &put_reply); }).ok());
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->KvPut(c, put, &put_reply); }).ok());
   put.set_key("k");
   put.set_value(std::string(65 << 20, 'v'));
-  EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->KvPut(c, put, &put_reply); }).ok());
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->KvPut(c, put, &put_reply); }).ok());
   rpc::KvGetRequest get;
   rpc::KvGetReply get_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->KvGet(c, get, &get_reply); }).ok());
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->KvGet(c, get, &get_reply); }).ok());
   rpc::KvDelRequest del;
   rpc::KvDelReply del_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->KvDel(c, del, &del_reply); }).ok());
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->KvDel(c, del, &del_reply); }).ok());
 
   rpc::AddJobRequest job;
   rpc::AddJobReply job_reply;
   job.set_driver_pid(-1);
-  EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->AddJob(c, job, &job_reply); }).ok());
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->AddJob(c, job, &job_reply); }).ok());
   job.set_driver_pid(1);
   job.set_node_id(kHuge);
-  EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->AddJob(c, job, &job_reply); }).ok());
-  for (const std::string& id : {std::string(), kHuge, JobId::FromInt(999).Binary()}) {
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->AddJob(c, job, &job_reply); }).ok());
+  for (const std::string& id :
+       {std::string(), kHuge, JobId::FromInt(999).Binary()}) {
     rpc::MarkJobFinishedRequest fin;
     fin.set_job_id(id);
     rpc::MarkJobFinishedReply fin_reply;
-    EXPECT_FALSE(
-        Invoke([&](auto* c) { return gcs_->MarkJobFinished(c, fin, &fin_reply); }).ok());
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return gcs_->MarkJobFinished(c, fin, &fin_reply);
+                 }).ok());
   }
   rpc::UpdateObjectLocationsRequest loc;
   auto* u = loc.add_updates();
   u->set_object_id(kHuge);
   u->set_node_id(good_id);
   rpc::UpdateObjectLocationsReply loc_reply;
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->UpdateObjectLocations(c, loc, &loc_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return gcs_->UpdateObjectLocations(c, loc, &loc_reply);
+               }).ok());
   u->set_object_id(ObjectId::ForReturn(TaskId::FromRandom(), 1).Binary());
   u->set_size(-5);
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->UpdateObjectLocations(c, loc, &loc_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return gcs_->UpdateObjectLocations(c, loc, &loc_reply);
+               }).ok());
   rpc::GetObjectLocationsRequest gl;
   rpc::GetObjectLocationsReply gl_reply;
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->GetObjectLocations(c, gl, &gl_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return gcs_->GetObjectLocations(c, gl, &gl_reply);
+               }).ok());
   rpc::PollEventsRequest poll;
   rpc::PollEventsReply poll_reply;
   poll.set_timeout_ms(-1);
-  EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->PollEvents(c, poll, &poll_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return gcs_->PollEvents(c, poll, &poll_reply);
+               }).ok());
   poll.set_timeout_ms(int64_t{1} << 40);
-  EXPECT_FALSE(Invoke([&](auto* c) { return gcs_->PollEvents(c, poll, &poll_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return gcs_->PollEvents(c, poll, &poll_reply);
+               }).ok());
   ExpectStillServing();
 }
 
@@ -156,47 +181,58 @@ TEST_F(BadInputTest, RayletRefusesBadRequests) {
     return req;
   };
   std::vector<rpc::LeaseRequest> bad = {
-      lease("", Res("CPU", 1), ""),        lease(kHuge, Res("CPU", 1), ""),
-      lease(job, Res("CPU", -1), ""),      lease(job, Res("CPU", NAN), ""),
+      lease("", Res("CPU", 1), ""),         lease(kHuge, Res("CPU", 1), ""),
+      lease(job, Res("CPU", -1), ""),       lease(job, Res("CPU", NAN), ""),
       lease(job, Res("CPU", INFINITY), ""), lease(job, Res("CPU", 1e300), ""),
-      lease(job, Res("GPU", 1.5), ""),     lease(job, Res("CPU", 1), "short")};
+      lease(job, Res("GPU", 1.5), ""),      lease(job, Res("CPU", 1), "short")};
   for (const auto& req : bad) {
     rpc::LeaseReply reply;
-    EXPECT_FALSE(
-        Invoke([&](auto* c) { return raylet_->RequestWorkerLease(c, req, &reply); }).ok());
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return raylet_->RequestWorkerLease(c, req, &reply);
+                 }).ok());
   }
   for (const std::string& id :
        {std::string(), kHuge, LeaseId::FromRandom().Binary()}) {
     rpc::ReturnWorkerRequest ret;
     ret.set_lease_id(id);
     rpc::ReturnWorkerReply ret_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) { return raylet_->ReturnWorker(c, ret, &ret_reply); }).ok());
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return raylet_->ReturnWorker(c, ret, &ret_reply);
+                 }).ok());
     rpc::RegisterWorkerRequest reg;
     reg.set_worker_id(id.size() == 16 ? WorkerId::FromRandom().Binary() : id);
     reg.set_pid(1);
     reg.set_port(1);
     rpc::RegisterWorkerReply reg_reply;
-    EXPECT_FALSE(
-        Invoke([&](auto* c) { return raylet_->RegisterWorker(c, reg, &reg_reply); }).ok());
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return raylet_->RegisterWorker(c, reg, &reg_reply);
+                 }).ok());
     rpc::NotifyBlockedRequest nb;
     nb.set_worker_id(reg.worker_id());
     rpc::NotifyBlockedReply nb_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) { return raylet_->NotifyBlocked(c, nb, &nb_reply); }).ok());
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return raylet_->NotifyBlocked(c, nb, &nb_reply);
+                 }).ok());
   }
   rpc::RegisterDriverRequest drv;
   drv.set_job_id(kHuge);
   drv.set_pid(1);
   drv.set_worker_id(WorkerId::FromRandom().Binary());
   rpc::RegisterDriverReply drv_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) { return raylet_->RegisterDriver(c, drv, &drv_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->RegisterDriver(c, drv, &drv_reply);
+               }).ok());
   drv.set_job_id(job);
   drv.set_pid(-5);
-  EXPECT_FALSE(Invoke([&](auto* c) { return raylet_->RegisterDriver(c, drv, &drv_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->RegisterDriver(c, drv, &drv_reply);
+               }).ok());
   rpc::ReportTaskStatsRequest stats;
   stats.set_finished(-1);
   rpc::ReportTaskStatsReply stats_reply;
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return raylet_->ReportTaskStats(c, stats, &stats_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->ReportTaskStats(c, stats, &stats_reply);
+               }).ok());
   ExpectStillServing();
 }
 
@@ -211,7 +247,9 @@ TEST_F(BadInputTest, WorkerRefusesBadRequests) {
   *req.mutable_resources() = Res("CPU", 1);
   req.add_code_search_path(TestLib());
   rpc::LeaseReply lease;
-  ASSERT_TRUE(Invoke([&](auto* c) { return raylet_->RequestWorkerLease(c, req, &lease); }).ok());
+  ASSERT_TRUE(Invoke([&](auto* c) {
+                return raylet_->RequestWorkerLease(c, req, &lease);
+              }).ok());
   ASSERT_EQ(lease.outcome(), rpc::LeaseReply::GRANTED) << lease.message();
   auto worker = rpc::CoreWorker::NewStub(rpc::MakeChannel(
       absl::StrCat(lease.worker().host(), ":", lease.worker().port())));
@@ -221,31 +259,40 @@ TEST_F(BadInputTest, WorkerRefusesBadRequests) {
     push.mutable_spec()->set_task_id(id);
     push.mutable_spec()->set_function_name("Echo");
     rpc::PushTaskReply reply;
-    EXPECT_FALSE(Invoke([&](auto* c) { return worker->PushTask(c, push, &reply); }).ok());
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return worker->PushTask(c, push, &reply);
+                 }).ok());
   }
   rpc::PushTaskRequest push;
   push.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
   push.mutable_spec()->set_function_name("NoSuchFunction");
   rpc::PushTaskReply reply;
-  ASSERT_TRUE(Invoke([&](auto* c) { return worker->PushTask(c, push, &reply); }).ok());
+  ASSERT_TRUE(
+      Invoke([&](auto* c) { return worker->PushTask(c, push, &reply); }).ok());
   EXPECT_FALSE(reply.ok());
   EXPECT_NE(reply.error().message().find("NoSuchFunction"), std::string::npos);
   push.mutable_spec()->set_function_name("Echo");
   push.mutable_spec()->add_args()->set_value("\xc1garbage");
-  ASSERT_TRUE(Invoke([&](auto* c) { return worker->PushTask(c, push, &reply); }).ok());
+  ASSERT_TRUE(
+      Invoke([&](auto* c) { return worker->PushTask(c, push, &reply); }).ok());
   EXPECT_FALSE(reply.ok());
   rpc::AssignJobRequest assign;
   assign.set_job_id(kHuge);
   rpc::AssignJobReply assign_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) { return worker->AssignJob(c, assign, &assign_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return worker->AssignJob(c, assign, &assign_reply);
+               }).ok());
   assign.set_job_id(JobId::FromInt(12345).Binary());
-  EXPECT_FALSE(Invoke([&](auto* c) { return worker->AssignJob(c, assign, &assign_reply); }).ok());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return worker->AssignJob(c, assign, &assign_reply);
+               }).ok());
   // The worker still runs real work.
   rpc::PushTaskRequest good;
   good.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
   good.mutable_spec()->set_function_name("Echo");
   good.mutable_spec()->add_args()->set_value(Serialize(41));
-  ASSERT_TRUE(Invoke([&](auto* c) { return worker->PushTask(c, good, &reply); }).ok());
+  ASSERT_TRUE(
+      Invoke([&](auto* c) { return worker->PushTask(c, good, &reply); }).ok());
   ASSERT_TRUE(reply.ok()) << reply.error().message();
   EXPECT_EQ(Deserialize<int>(reply.value()), 41);
 
@@ -254,8 +301,9 @@ TEST_F(BadInputTest, WorkerRefusesBadRequests) {
   bad_code.clear_code_search_path();
   bad_code.add_code_search_path("/nonexistent/libnothing.so");
   rpc::LeaseReply bad_lease;
-  ASSERT_TRUE(
-      Invoke([&](auto* c) { return raylet_->RequestWorkerLease(c, bad_code, &bad_lease); }).ok());
+  ASSERT_TRUE(Invoke([&](auto* c) {
+                return raylet_->RequestWorkerLease(c, bad_code, &bad_lease);
+              }).ok());
   EXPECT_EQ(bad_lease.outcome(), rpc::LeaseReply::REJECTED);
   EXPECT_NE(bad_lease.message().find("libnothing"), std::string::npos);
   ExpectStillServing();

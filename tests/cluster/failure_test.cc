@@ -23,7 +23,8 @@ std::vector<int> ReadPids(const std::string& path) {
   std::vector<int> pids;
   auto text = ReadFileToString(path);
   if (!text.ok()) return pids;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
     pids.push_back(std::stoi(std::string(line)));
   }
   return pids;
@@ -45,8 +46,8 @@ class WorkerDeathTest : public ::testing::Test {
 TEST_F(WorkerDeathTest, WorkerKilledMidTaskIsRetriedElsewhere) {
   std::string path = root_.path() + "/attempts";
   auto ref = Task(RecordPidAndSleep).Remote(path, 1500, 7);
-  ASSERT_TRUE(WaitUntil([&] { return ReadPids(path).size() == 1; },
-                        absl::Seconds(10)));
+  ASSERT_TRUE(
+      WaitUntil([&] { return ReadPids(path).size() == 1; }, absl::Seconds(10)));
   kill(ReadPids(path)[0], SIGKILL);
   EXPECT_EQ(*Get(ref, 30000), 7);
   auto pids = ReadPids(path);
@@ -57,8 +58,8 @@ TEST_F(WorkerDeathTest, WorkerKilledMidTaskIsRetriedElsewhere) {
 TEST_F(WorkerDeathTest, RetriesUsedUpGiveWorkerCrashedError) {
   std::string path = root_.path() + "/attempts";
   auto ref = Task(RecordPidAndSleep).SetMaxRetries(0).Remote(path, 5000, 1);
-  ASSERT_TRUE(WaitUntil([&] { return ReadPids(path).size() == 1; },
-                        absl::Seconds(10)));
+  ASSERT_TRUE(
+      WaitUntil([&] { return ReadPids(path).size() == 1; }, absl::Seconds(10)));
   kill(ReadPids(path)[0], SIGKILL);
   EXPECT_THROW(Get(ref, 30000), WorkerCrashedError);
   // The cluster keeps working.
@@ -82,8 +83,9 @@ TEST(NodeDeath, HeadSeesAKilledRayletAsDeadWithinItsTimeout) {
   auto s = ClusterStatus(h->gcs_address);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(CountNodes(*s, true), 2);
-  ASSERT_TRUE(WaitUntil([&] { return PidsMatching(node_root.path()).size() >= 2; },
-                        absl::Seconds(5)));  // raylet and its workers
+  ASSERT_TRUE(
+      WaitUntil([&] { return PidsMatching(node_root.path()).size() >= 2; },
+                absl::Seconds(5)));  // raylet and its workers
   absl::Time killed = absl::Now();
   kill(n->pids.back(), SIGKILL);
   EXPECT_TRUE(WaitUntil(
@@ -125,7 +127,8 @@ TEST(NodeDeath, RayletReRegistersAfterTheHeadRestarts) {
 }
 
 // Starts loom-test-driver and waits for its "ready" line.
-pid_t StartDriver(const std::vector<std::string>& args, const std::string& out) {
+pid_t StartDriver(const std::vector<std::string>& args,
+                  const std::string& out) {
   SpawnOptions opts;
   opts.argv = {BinDir() + "/loom-test-driver"};
   opts.argv.insert(opts.argv.end(), args.begin(), args.end());
@@ -145,7 +148,8 @@ TEST(DriverDeath, KilledDriverTakesItsPrivateClusterDown) {
   TempRoot root;
   pid_t driver = StartDriver({"private", root.path()}, root.path() + "/out");
   ASSERT_GT(driver, 0);
-  ASSERT_NE(ReadFileToString(root.path() + "/out")->find("ready"), std::string::npos);
+  ASSERT_NE(ReadFileToString(root.path() + "/out")->find("ready"),
+            std::string::npos);
   // gcs, raylet and at least one worker run under the driver's session.
   EXPECT_GE(PidsMatching(root.path()).size(), 3u);
   kill(driver, SIGKILL);
@@ -170,7 +174,9 @@ TEST(DriverDeath, ADeadDriversWorkersAndLeasesAreFreed) {
   WaitForExit(driver, absl::Seconds(5));
   absl::Time killed = absl::Now();
   EXPECT_TRUE(WaitUntil(
-      [&] { return RayletMetric(session, "loom_workers{state=\"leased\"}") == 0; },
+      [&] {
+        return RayletMetric(session, "loom_workers{state=\"leased\"}") == 0;
+      },
       absl::Seconds(5)));
   EXPECT_LT(absl::Now() - killed, absl::Seconds(5));
   // The head records the job as lost with its driver.

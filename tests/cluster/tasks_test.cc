@@ -126,7 +126,8 @@ class MultiNodeTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status();
     head_ = *c;
   }
-  ClusterHandle Join(const TempRoot& root, std::map<std::string, double> resources) {
+  ClusterHandle Join(const TempRoot& root,
+                     std::map<std::string, double> resources) {
     ClusterOptions node;
     node.session_root = root.path();
     node.head_address = head_.gcs_address;

@@ -68,7 +68,8 @@ TEST(EventLoop, PostAfterFollowsTheInjectedClock) {
   EXPECT_FALSE(fired);
   clock.Advance(absl::Seconds(10));
   loop.Wakeup();
-  for (int i = 0; i < 100 && !fired; ++i) absl::SleepFor(absl::Milliseconds(10));
+  for (int i = 0; i < 100 && !fired; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
   EXPECT_TRUE(fired);
 }
 

@@ -19,9 +19,9 @@ rpc::NodeInfo Node(const NodeId& id) {
 class NodeTableTest : public ::testing::Test {
  protected:
   NodeTableTest() : loop("gcs-test", &clock), publisher(&loop) {
-    nodes = std::make_unique<NodeTable>(NodeTable::Options{
-        &store, &publisher, &clock, absl::Seconds(5),
-        [this](const NodeId& n) { dead.push_back(n); }});
+    nodes = std::make_unique<NodeTable>(
+        NodeTable::Options{&store, &publisher, &clock, absl::Seconds(5),
+                           [this](const NodeId& n) { dead.push_back(n); }});
   }
   ManualClock clock;
   EventLoop loop;

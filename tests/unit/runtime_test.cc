@@ -32,7 +32,8 @@ TEST(Serialization, RoundTrips) {
   std::vector<double> v = {1.5, -2, 1e300};
   EXPECT_EQ(Deserialize<std::vector<double>>(Serialize(v)), v);
   std::map<std::string, std::vector<int>> m = {{"a", {1, 2}}, {"b", {}}};
-  EXPECT_EQ((Deserialize<std::map<std::string, std::vector<int>>>(Serialize(m))), m);
+  EXPECT_EQ(
+      (Deserialize<std::map<std::string, std::vector<int>>>(Serialize(m))), m);
   Point p = Deserialize<Point>(Serialize(Point{1, 2, "p"}));
   EXPECT_EQ(p.x, 1);
   EXPECT_EQ(p.label, "p");
@@ -88,7 +89,8 @@ TEST(ObjectTable, GetWaitsForValuesAndTimesOut) {
   table.AddPending(b);
   table.AddRef(a);
   table.AddRef(b);
-  EXPECT_FALSE(table.Get({a}, absl::Now() + absl::Milliseconds(20)).has_value());
+  EXPECT_FALSE(
+      table.Get({a}, absl::Now() + absl::Milliseconds(20)).has_value());
   std::thread setter([&] {
     absl::SleepFor(absl::Milliseconds(20));
     table.SetValue(b, "B");

@@ -7,7 +7,9 @@
 namespace loom {
 namespace {
 
-ResourceSet R(std::map<std::string, double> m) { return *ResourceSet::FromMap(m); }
+ResourceSet R(std::map<std::string, double> m) {
+  return *ResourceSet::FromMap(m);
+}
 
 TEST(FixedPoint, FractionsAddUpExactly) {
   FixedPoint a = FixedPoint::FromDouble(0.1), b = FixedPoint::FromDouble(0.2);
@@ -111,7 +113,8 @@ TEST_F(LeaseQueueTest, GrantsWhatFitsAndQueuesTheRest) {
 }
 
 TEST_F(LeaseQueueTest, SpillsBackToANodeWithTheResource) {
-  others.push_back(RemoteNode{"n2", "127.0.0.1", 7001, R({{"CPU", 1}, {"gpu_box", 1}}),
+  others.push_back(RemoteNode{"n2", "127.0.0.1", 7001,
+                              R({{"CPU", 1}, {"gpu_box", 1}}),
                               R({{"CPU", 1}, {"gpu_box", 1}})});
   queue.Add(1, R({{"CPU", 1}, {"gpu_box", 1}}), true, clock.Now());
   auto d = queue.Schedule(clock.Now(), node, others);
@@ -149,7 +152,8 @@ TEST_F(LeaseQueueTest, ANodeThatJoinsInTheGracePeriodTakesTheDemand) {
   queue.Add(1, R({{"unicorn", 1}}), true, clock.Now());
   EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
   clock.Advance(absl::Seconds(2));
-  others.push_back(RemoteNode{"n3", "h", 9, R({{"unicorn", 1}}), R({{"unicorn", 1}})});
+  others.push_back(
+      RemoteNode{"n3", "h", 9, R({{"unicorn", 1}}), R({{"unicorn", 1}})});
   auto d = queue.Schedule(clock.Now(), node, others);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].kind, LeaseDecision::kSpillback);
