@@ -5,6 +5,7 @@
 #include "gtest/gtest.h"
 #include "object_store/allocator.h"
 #include "object_store/arena.h"
+#include "object_store/local_store.h"
 
 namespace loom {
 namespace {
@@ -70,6 +71,93 @@ TEST(Arena, TwoMappingsSeeTheSameBytes) {
   EXPECT_EQ(std::memcmp((*other)->base() + 4096, "hello", 5), 0);
   EXPECT_TRUE((*other)->Contains((*other)->base() + 10, 10));
   EXPECT_FALSE((*other)->Contains((*other)->base() + (1 << 20) - 4, 10));
+}
+
+}  // namespace
+}  // namespace loom
+
+namespace loom {
+namespace {
+
+ObjectId NewId() { return ObjectId::ForPut(TaskId::FromRandom(), 1); }
+
+TEST(LocalStore, CreateSealGetReleaseDelete) {
+  LocalStore store({.capacity = 1 << 20});
+  ObjectId id = NewId();
+  auto info = store.Create(id, 1000, 24, /*creator=*/1, /*primary=*/true);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->offset % kAlignment, 0u);
+  EXPECT_EQ(store.Create(id, 10, 0, 1, true).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  std::vector<std::optional<ObjectInfo>> got;
+  bool answered = false;
+  store.Get({id}, 2, absl::InfiniteFuture(), [&](auto r) {
+    got = r;
+    answered = true;
+  });
+  EXPECT_FALSE(answered);  // waits for the seal
+  EXPECT_FALSE(store.Seal(id, /*client=*/2).ok());  // not the creator
+  ASSERT_TRUE(store.Seal(id, 1).ok());
+  ASSERT_TRUE(answered);
+  ASSERT_TRUE(got[0].has_value());
+  EXPECT_EQ(got[0]->data_size, 1000u);
+  EXPECT_EQ(store.stats().pinned, 1u);
+  // Delete while pinned waits for the release.
+  ASSERT_TRUE(store.Delete(id).ok());
+  EXPECT_EQ(store.stats().objects, 1u);
+  ASSERT_TRUE(store.Release(id, 2).ok());
+  EXPECT_EQ(store.stats().objects, 0u);
+  EXPECT_EQ(store.stats().used, 0u);
+}
+
+TEST(LocalStore, GetTimesOutWithWhatIsSealed) {
+  LocalStore store({.capacity = 1 << 20});
+  ObjectId a = NewId(), b = NewId();
+  ASSERT_TRUE(store.Create(a, 10, 0, 1, true).ok());
+  ASSERT_TRUE(store.Seal(a, 1).ok());
+  std::vector<std::optional<ObjectInfo>> got;
+  absl::Time deadline = absl::UnixEpoch() + absl::Seconds(5);
+  store.Get({a, b}, 2, deadline, [&](auto r) { got = r; });
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(*store.NextDeadline(), deadline);
+  store.ExpireWaiters(deadline);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_TRUE(got[0].has_value());
+  EXPECT_FALSE(got[1].has_value());
+}
+
+TEST(LocalStore, EvictsUnpinnedSecondaryCopiesLeastRecentlyUsedFirst) {
+  LocalStore store({.capacity = 64 * 1024});
+  ObjectId old_copy = NewId(), new_copy = NewId(), primary = NewId();
+  for (const ObjectId& id : {old_copy, new_copy}) {
+    ASSERT_TRUE(store.Create(id, 20 * 1024, 0, 1, /*primary=*/false).ok());
+    ASSERT_TRUE(store.Seal(id, 1).ok());
+  }
+  ASSERT_TRUE(store.Create(primary, 20 * 1024, 0, 1, true).ok());
+  ASSERT_TRUE(store.Seal(primary, 1).ok());
+  // Room for one more 20 KiB object only after evicting the oldest copy.
+  ASSERT_TRUE(store.Create(NewId(), 20 * 1024, 0, 1, true).ok());
+  EXPECT_FALSE(store.Contains(old_copy));
+  EXPECT_TRUE(store.Contains(new_copy));
+  EXPECT_TRUE(store.Contains(primary));
+  // Primaries are never evicted: a second one fails clearly.
+  auto full = store.Create(NewId(), 40 * 1024, 0, 1, true);
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(full.status().message().find("40960 bytes requested"), std::string::npos);
+}
+
+TEST(LocalStore, ADisconnectedClientReleasesPinsAndAbandonsCreations) {
+  LocalStore store({.capacity = 1 << 20});
+  ObjectId sealed = NewId(), unsealed = NewId();
+  ASSERT_TRUE(store.Create(sealed, 100, 0, 1, true).ok());
+  ASSERT_TRUE(store.Seal(sealed, 1).ok());
+  ASSERT_TRUE(store.Create(unsealed, 100, 0, 7, true).ok());
+  store.Get({sealed}, 7, absl::InfiniteFuture(), [](auto) {});
+  EXPECT_EQ(store.stats().pinned, 1u);
+  store.Disconnect(7);
+  EXPECT_EQ(store.stats().pinned, 0u);
+  EXPECT_EQ(store.stats().objects, 1u);
+  EXPECT_FALSE(store.Release(sealed, 7).ok());
 }
 
 }  // namespace

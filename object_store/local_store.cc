@@ -1,0 +1,220 @@
+#include "object_store/local_store.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace loom {
+
+LocalStore::LocalStore(Options options)
+    : options_(options), allocator_(options.capacity) {}
+
+absl::StatusOr<ObjectInfo> LocalStore::Create(const ObjectId& id,
+                                              uint64_t data_size,
+                                              uint64_t metadata_size,
+                                              ClientId creator, bool primary) {
+  if (objects_.contains(id)) {
+    return absl::AlreadyExistsError(absl::StrCat("object ", id.Hex(), " exists"));
+  }
+  uint64_t total = data_size + metadata_size;
+  if (total < data_size || total > allocator_.stats().capacity) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "object of ", total, " bytes can never fit in a store of ",
+        allocator_.stats().capacity, " bytes"));
+  }
+  std::optional<uint64_t> offset = allocator_.Allocate(total);
+  if (!offset && EvictFor(total)) offset = allocator_.Allocate(total);
+  if (!offset) {
+    auto s = allocator_.stats();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "object store full: ", total, " bytes requested, ", s.free,
+        " free of ", s.capacity, " (largest free run ", s.largest_free, ")"));
+  }
+  Entry& e = objects_[id];
+  e.info = ObjectInfo{*offset, data_size, metadata_size};
+  e.primary = primary;
+  e.creator = creator;
+  return e.info;
+}
+
+absl::Status LocalStore::Seal(const ObjectId& id, ClientId client) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return absl::NotFoundError("seal: unknown object");
+  if (it->second.sealed) return absl::FailedPreconditionError("already sealed");
+  if (it->second.creator != client) {
+    return absl::PermissionDeniedError("only the creator may seal an object");
+  }
+  it->second.sealed = true;
+  Touch(id, it->second);
+  OnSealed(id);
+  return absl::OkStatus();
+}
+
+absl::Status LocalStore::Abort(const ObjectId& id, ClientId client) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return absl::NotFoundError("abort: unknown object");
+  if (it->second.sealed || it->second.creator != client) {
+    return absl::FailedPreconditionError("only an unsealed object's creator may abort it");
+  }
+  Free(id);
+  return absl::OkStatus();
+}
+
+void LocalStore::Touch(const ObjectId& id, Entry& e) {
+  if (e.in_lru) {
+    lru_.erase(e.lru);
+    e.in_lru = false;
+  }
+  if (e.sealed && !e.primary && e.pins.empty()) {
+    e.lru = lru_.insert(lru_.end(), id);
+    e.in_lru = true;
+  }
+}
+
+bool LocalStore::EvictFor(uint64_t bytes) {
+  bool evicted = false;
+  while (!lru_.empty() && allocator_.stats().largest_free < AlignUp(bytes)) {
+    ObjectId victim = lru_.front();
+    Free(victim);
+    ++evicted_;
+    evicted = true;
+  }
+  return evicted;
+}
+
+void LocalStore::Free(const ObjectId& id) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return;
+  if (it->second.in_lru) lru_.erase(it->second.lru);
+  allocator_.Free(it->second.info.offset);
+  objects_.erase(it);
+}
+
+void LocalStore::Get(const std::vector<ObjectId>& ids, ClientId client,
+                     absl::Time deadline, GetCallback done) {
+  Waiter w{next_waiter_++, ids, client, deadline, std::move(done)};
+  bool all = true;
+  for (const auto& id : ids) {
+    auto it = objects_.find(id);
+    if (it == objects_.end() || !it->second.sealed) all = false;
+  }
+  if (all) return Answer(w);
+  waiters_.push_back(std::move(w));
+}
+
+void LocalStore::Answer(Waiter& w) {
+  std::vector<std::optional<ObjectInfo>> out;
+  out.reserve(w.ids.size());
+  for (const auto& id : w.ids) {
+    auto it = objects_.find(id);
+    if (it == objects_.end() || !it->second.sealed || it->second.delete_pending) {
+      out.push_back(std::nullopt);
+      continue;
+    }
+    it->second.pins[w.client]++;
+    Touch(id, it->second);
+    out.push_back(it->second.info);
+  }
+  w.done(std::move(out));
+}
+
+void LocalStore::OnSealed(const ObjectId& id) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    bool all = true;
+    for (const auto& wid : it->ids) {
+      auto o = objects_.find(wid);
+      if (o == objects_.end() || !o->second.sealed) all = false;
+    }
+    if (all) {
+      Waiter w = std::move(*it);
+      it = waiters_.erase(it);
+      Answer(w);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void LocalStore::ExpireWaiters(absl::Time now) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->deadline <= now) {
+      Waiter w = std::move(*it);
+      it = waiters_.erase(it);
+      Answer(w);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::optional<absl::Time> LocalStore::NextDeadline() const {
+  std::optional<absl::Time> next;
+  for (const auto& w : waiters_) {
+    if (!next || w.deadline < *next) next = w.deadline;
+  }
+  return next;
+}
+
+absl::Status LocalStore::Release(const ObjectId& id, ClientId client) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return absl::NotFoundError("release: unknown object");
+  Entry& e = it->second;
+  auto pin = e.pins.find(client);
+  if (pin == e.pins.end()) {
+    return absl::FailedPreconditionError("release: object not pinned by this client");
+  }
+  if (--pin->second == 0) e.pins.erase(pin);
+  if (e.pins.empty() && e.delete_pending) {
+    Free(id);
+  } else {
+    Touch(id, e);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalStore::Delete(const ObjectId& id) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return absl::NotFoundError("delete: unknown object");
+  if (it->second.pins.empty()) {
+    Free(id);
+  } else {
+    it->second.delete_pending = true;
+  }
+  return absl::OkStatus();
+}
+
+bool LocalStore::Contains(const ObjectId& id) const {
+  auto it = objects_.find(id);
+  return it != objects_.end() && it->second.sealed;
+}
+
+void LocalStore::Disconnect(ClientId client) {
+  std::vector<ObjectId> abandoned, released;
+  for (auto& [id, e] : objects_) {
+    if (!e.sealed && e.creator == client) abandoned.push_back(id);
+    if (e.pins.erase(client) > 0) released.push_back(id);
+  }
+  for (const auto& id : abandoned) Free(id);
+  for (const auto& id : released) {
+    auto it = objects_.find(id);
+    if (it == objects_.end()) continue;
+    if (it->second.pins.empty() && it->second.delete_pending) {
+      Free(id);
+    } else {
+      Touch(id, it->second);
+    }
+  }
+  waiters_.remove_if([client](const Waiter& w) { return w.client == client; });
+}
+
+LocalStore::Stats LocalStore::stats() const {
+  auto a = allocator_.stats();
+  Stats s;
+  s.capacity = a.capacity;
+  s.used = a.used;
+  s.objects = objects_.size();
+  for (const auto& [id, e] : objects_) s.pinned += !e.pins.empty();
+  s.evicted = evicted_;
+  s.fragmentation = a.fragmentation();
+  return s;
+}
+
+}  // namespace loom

@@ -1,0 +1,114 @@
+// object_store/local_store.h
+//
+// LocalStore: the objects in one node's arena. An object is created
+// (space reserved), written by its creator, then sealed and immutable. Get
+// waits until objects are sealed or a deadline passes and pins what it
+// returns for that client until released; a client that goes away releases
+// its pins and abandons what it had not sealed. Unpinned secondary copies
+// are evicted least recently used when space runs short; primary copies
+// never are.
+//
+//   LocalStore store({.capacity = 1 << 30});
+//   auto info = store.Create(id, size, 0, client, /*primary=*/true);
+//   ... write at info->offset ...
+//   store.Seal(id, client);
+//   store.Get({id}, reader, deadline, [](std::vector<std::optional<ObjectInfo>> r) {...});
+//   store.Release(id, reader);
+#ifndef LOOM_OBJECT_STORE_LOCAL_STORE_H_
+#define LOOM_OBJECT_STORE_LOCAL_STORE_H_
+
+#include <functional>
+#include <list>
+#include <optional>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "object_store/allocator.h"
+#include "src/common/ids.h"
+
+namespace loom {
+
+using ClientId = uint64_t;
+
+struct ObjectInfo {
+  uint64_t offset = 0;
+  uint64_t data_size = 0;
+  uint64_t metadata_size = 0;
+};
+
+// Not thread-safe: owned by the store server's thread.
+class LocalStore {
+ public:
+  struct Options {
+    uint64_t capacity = 0;
+  };
+  struct Stats {
+    uint64_t capacity = 0, used = 0, objects = 0, pinned = 0, evicted = 0;
+    double fragmentation = 0;
+  };
+  using GetCallback = std::function<void(std::vector<std::optional<ObjectInfo>>)>;
+
+  explicit LocalStore(Options options);
+
+  // Reserves data_size + metadata_size bytes. AlreadyExists for a known id;
+  // ResourceExhausted (naming the sizes) when eviction cannot make room.
+  absl::StatusOr<ObjectInfo> Create(const ObjectId& id, uint64_t data_size,
+                                    uint64_t metadata_size, ClientId creator,
+                                    bool primary);
+  absl::Status Seal(const ObjectId& id, ClientId client);
+  // The creator gives up an object it has not sealed.
+  absl::Status Abort(const ObjectId& id, ClientId client);
+  // Calls `done` once every id is sealed, or at `deadline` with what is;
+  // each object returned is pinned for `client` until Release.
+  void Get(const std::vector<ObjectId>& ids, ClientId client, absl::Time deadline,
+           GetCallback done);
+  absl::Status Release(const ObjectId& id, ClientId client);
+  // Frees the object now, or when its last pin is released.
+  absl::Status Delete(const ObjectId& id);
+  bool Contains(const ObjectId& id) const;
+  void Disconnect(ClientId client);
+
+  // Answers the waiters whose deadline has passed.
+  void ExpireWaiters(absl::Time now);
+  std::optional<absl::Time> NextDeadline() const;
+  Stats stats() const;
+
+ private:
+  struct Entry {
+    ObjectInfo info;
+    bool sealed = false;
+    bool primary = false;
+    bool delete_pending = false;
+    ClientId creator = 0;
+    absl::flat_hash_map<ClientId, int> pins;
+    std::list<ObjectId>::iterator lru;  // valid while in lru_
+    bool in_lru = false;
+  };
+  struct Waiter {
+    uint64_t id;
+    std::vector<ObjectId> ids;
+    ClientId client;
+    absl::Time deadline;
+    GetCallback done;
+  };
+
+  bool EvictFor(uint64_t bytes);
+  void Free(const ObjectId& id);
+  void Touch(const ObjectId& id, Entry& e);
+  void Answer(Waiter& w);
+  void OnSealed(const ObjectId& id);
+
+  Options options_;
+  Allocator allocator_;
+  absl::flat_hash_map<ObjectId, Entry> objects_;
+  std::list<ObjectId> lru_;  // unpinned sealed secondary copies, oldest first
+  std::list<Waiter> waiters_;
+  uint64_t next_waiter_ = 0;
+  uint64_t evicted_ = 0;
+};
+
+}  // namespace loom
+
+#endif  // LOOM_OBJECT_STORE_LOCAL_STORE_H_
