@@ -2,7 +2,8 @@
 
 namespace loom {
 
-Allocator::Allocator(uint64_t capacity) : capacity_(capacity & ~(kAlignment - 1)) {
+Allocator::Allocator(uint64_t capacity)
+    : capacity_(capacity & ~(kAlignment - 1)) {
   if (capacity_ > 0) InsertFree(0, capacity_);
 }
 

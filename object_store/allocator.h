@@ -58,9 +58,9 @@ class Allocator {
 
   uint64_t capacity_;
   uint64_t used_ = 0;
-  std::map<uint64_t, uint64_t> free_by_offset_;          // offset -> size
+  std::map<uint64_t, uint64_t> free_by_offset_;           // offset -> size
   std::set<std::pair<uint64_t, uint64_t>> free_by_size_;  // (size, offset)
-  absl::flat_hash_map<uint64_t, uint64_t> live_;         // offset -> size
+  absl::flat_hash_map<uint64_t, uint64_t> live_;          // offset -> size
 };
 
 }  // namespace loom

@@ -14,13 +14,14 @@ absl::StatusOr<std::unique_ptr<Arena>> Arena::Create(uint64_t size) {
   if (size == 0) return absl::InvalidArgumentError("arena size must be > 0");
   int fd = memfd_create("loom-object-store", MFD_CLOEXEC);
   if (fd < 0) {
-    return absl::InternalError(absl::StrCat("memfd_create: ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("memfd_create: ", std::strerror(errno)));
   }
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
     int err = errno;
     close(fd);
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot size the arena to ", size, " bytes: ", std::strerror(err)));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot size the arena to ", size, " bytes: ", std::strerror(err)));
   }
   return Map(fd, size);
 }
@@ -30,9 +31,11 @@ absl::StatusOr<std::unique_ptr<Arena>> Arena::Map(int fd, uint64_t size) {
   if (base == MAP_FAILED) {
     int err = errno;
     close(fd);
-    return absl::InternalError(absl::StrCat("mmap of ", size, " bytes: ", std::strerror(err)));
+    return absl::InternalError(
+        absl::StrCat("mmap of ", size, " bytes: ", std::strerror(err)));
   }
-  return std::unique_ptr<Arena>(new Arena(fd, static_cast<uint8_t*>(base), size));
+  return std::unique_ptr<Arena>(
+      new Arena(fd, static_cast<uint8_t*>(base), size));
 }
 
 Arena::~Arena() {

@@ -6,8 +6,8 @@
 // copies.
 //
 //   auto arena = Arena::Create(1 << 30);          // the store
-//   auto view = Arena::Map(fd, size);             // a client, fd from SCM_RIGHTS
-//   std::memcpy(view->base() + offset, data, n);
+//   auto view = Arena::Map(fd, size);             // a client, fd from
+//   SCM_RIGHTS std::memcpy(view->base() + offset, data, n);
 #ifndef LOOM_OBJECT_STORE_ARENA_H_
 #define LOOM_OBJECT_STORE_ARENA_H_
 
@@ -31,11 +31,13 @@ class Arena {
   int fd() const { return fd_; }
   bool Contains(const void* p, uint64_t n) const {
     auto* b = static_cast<const uint8_t*>(p);
-    return b >= base_ && n <= size_ && b - base_ <= static_cast<int64_t>(size_ - n);
+    return b >= base_ && n <= size_ &&
+           b - base_ <= static_cast<int64_t>(size_ - n);
   }
 
  private:
-  Arena(int fd, uint8_t* base, uint64_t size) : fd_(fd), base_(base), size_(size) {}
+  Arena(int fd, uint8_t* base, uint64_t size)
+      : fd_(fd), base_(base), size_(size) {}
   int fd_;
   uint8_t* base_;
   uint64_t size_;

@@ -12,21 +12,22 @@ absl::StatusOr<ObjectInfo> LocalStore::Create(const ObjectId& id,
                                               uint64_t metadata_size,
                                               ClientId creator, bool primary) {
   if (objects_.contains(id)) {
-    return absl::AlreadyExistsError(absl::StrCat("object ", id.Hex(), " exists"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("object ", id.Hex(), " exists"));
   }
   uint64_t total = data_size + metadata_size;
   if (total < data_size || total > allocator_.stats().capacity) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "object of ", total, " bytes can never fit in a store of ",
-        allocator_.stats().capacity, " bytes"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("object of ", total, " bytes can never fit in a store of ",
+                     allocator_.stats().capacity, " bytes"));
   }
   std::optional<uint64_t> offset = allocator_.Allocate(total);
   if (!offset && EvictFor(total)) offset = allocator_.Allocate(total);
   if (!offset) {
     auto s = allocator_.stats();
     return absl::ResourceExhaustedError(absl::StrCat(
-        "object store full: ", total, " bytes requested, ", s.free,
-        " free of ", s.capacity, " (largest free run ", s.largest_free, ")"));
+        "object store full: ", total, " bytes requested, ", s.free, " free of ",
+        s.capacity, " (largest free run ", s.largest_free, ")"));
   }
   Entry& e = objects_[id];
   e.info = ObjectInfo{*offset, data_size, metadata_size};
@@ -52,7 +53,8 @@ absl::Status LocalStore::Abort(const ObjectId& id, ClientId client) {
   auto it = objects_.find(id);
   if (it == objects_.end()) return absl::NotFoundError("abort: unknown object");
   if (it->second.sealed || it->second.creator != client) {
-    return absl::FailedPreconditionError("only an unsealed object's creator may abort it");
+    return absl::FailedPreconditionError(
+        "only an unsealed object's creator may abort it");
   }
   Free(id);
   return absl::OkStatus();
@@ -105,7 +107,8 @@ void LocalStore::Answer(Waiter& w) {
   out.reserve(w.ids.size());
   for (const auto& id : w.ids) {
     auto it = objects_.find(id);
-    if (it == objects_.end() || !it->second.sealed || it->second.delete_pending) {
+    if (it == objects_.end() || !it->second.sealed ||
+        it->second.delete_pending) {
       out.push_back(std::nullopt);
       continue;
     }
@@ -155,11 +158,13 @@ std::optional<absl::Time> LocalStore::NextDeadline() const {
 
 absl::Status LocalStore::Release(const ObjectId& id, ClientId client) {
   auto it = objects_.find(id);
-  if (it == objects_.end()) return absl::NotFoundError("release: unknown object");
+  if (it == objects_.end())
+    return absl::NotFoundError("release: unknown object");
   Entry& e = it->second;
   auto pin = e.pins.find(client);
   if (pin == e.pins.end()) {
-    return absl::FailedPreconditionError("release: object not pinned by this client");
+    return absl::FailedPreconditionError(
+        "release: object not pinned by this client");
   }
   if (--pin->second == 0) e.pins.erase(pin);
   if (e.pins.empty() && e.delete_pending) {
@@ -172,7 +177,8 @@ absl::Status LocalStore::Release(const ObjectId& id, ClientId client) {
 
 absl::Status LocalStore::Delete(const ObjectId& id) {
   auto it = objects_.find(id);
-  if (it == objects_.end()) return absl::NotFoundError("delete: unknown object");
+  if (it == objects_.end())
+    return absl::NotFoundError("delete: unknown object");
   if (it->second.pins.empty()) {
     Free(id);
   } else {

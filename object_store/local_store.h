@@ -12,8 +12,8 @@
 //   auto info = store.Create(id, size, 0, client, /*primary=*/true);
 //   ... write at info->offset ...
 //   store.Seal(id, client);
-//   store.Get({id}, reader, deadline, [](std::vector<std::optional<ObjectInfo>> r) {...});
-//   store.Release(id, reader);
+//   store.Get({id}, reader, deadline, [](std::vector<std::optional<ObjectInfo>>
+//   r) {...}); store.Release(id, reader);
 #ifndef LOOM_OBJECT_STORE_LOCAL_STORE_H_
 #define LOOM_OBJECT_STORE_LOCAL_STORE_H_
 
@@ -48,7 +48,8 @@ class LocalStore {
     uint64_t capacity = 0, used = 0, objects = 0, pinned = 0, evicted = 0;
     double fragmentation = 0;
   };
-  using GetCallback = std::function<void(std::vector<std::optional<ObjectInfo>>)>;
+  using GetCallback =
+      std::function<void(std::vector<std::optional<ObjectInfo>>)>;
 
   explicit LocalStore(Options options);
 
@@ -62,8 +63,8 @@ class LocalStore {
   absl::Status Abort(const ObjectId& id, ClientId client);
   // Calls `done` once every id is sealed, or at `deadline` with what is;
   // each object returned is pinned for `client` until Release.
-  void Get(const std::vector<ObjectId>& ids, ClientId client, absl::Time deadline,
-           GetCallback done);
+  void Get(const std::vector<ObjectId>& ids, ClientId client,
+           absl::Time deadline, GetCallback done);
   absl::Status Release(const ObjectId& id, ClientId client);
   // Frees the object now, or when its last pin is released.
   absl::Status Delete(const ObjectId& id);

@@ -19,8 +19,8 @@ TEST(Allocator, AlignsAndReusesFreedBlocks) {
   EXPECT_EQ(*b % kAlignment, 0u);
   EXPECT_EQ(alloc.SizeOf(*a), 128u);
   EXPECT_TRUE(alloc.Free(*a));
-  EXPECT_FALSE(alloc.Free(*a));      // not live any more
-  EXPECT_FALSE(alloc.Free(12345));   // never allocated
+  EXPECT_FALSE(alloc.Free(*a));     // not live any more
+  EXPECT_FALSE(alloc.Free(12345));  // never allocated
   auto c = alloc.Allocate(128);
   ASSERT_TRUE(c);
   EXPECT_EQ(*c, *a);  // the freed block, warm, comes back first
@@ -31,7 +31,8 @@ TEST(Allocator, CoalescesNeighboursIntoOneRun) {
   std::vector<uint64_t> blocks;
   for (int i = 0; i < 10; ++i) blocks.push_back(*alloc.Allocate(64));
   EXPECT_FALSE(alloc.Allocate(64).has_value());
-  for (int i : {1, 3, 2, 0, 5, 4, 9, 7, 8, 6}) ASSERT_TRUE(alloc.Free(blocks[i]));
+  for (int i : {1, 3, 2, 0, 5, 4, 9, 7, 8, 6})
+    ASSERT_TRUE(alloc.Free(blocks[i]));
   auto s = alloc.stats();
   EXPECT_EQ(s.used, 0u);
   EXPECT_EQ(s.largest_free, 640u);
@@ -95,7 +96,7 @@ TEST(LocalStore, CreateSealGetReleaseDelete) {
     got = r;
     answered = true;
   });
-  EXPECT_FALSE(answered);  // waits for the seal
+  EXPECT_FALSE(answered);                           // waits for the seal
   EXPECT_FALSE(store.Seal(id, /*client=*/2).ok());  // not the creator
   ASSERT_TRUE(store.Seal(id, 1).ok());
   ASSERT_TRUE(answered);
@@ -143,7 +144,8 @@ TEST(LocalStore, EvictsUnpinnedSecondaryCopiesLeastRecentlyUsedFirst) {
   // Primaries are never evicted: a second one fails clearly.
   auto full = store.Create(NewId(), 40 * 1024, 0, 1, true);
   EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(full.status().message().find("40960 bytes requested"), std::string::npos);
+  EXPECT_NE(full.status().message().find("40960 bytes requested"),
+            std::string::npos);
 }
 
 TEST(LocalStore, ADisconnectedClientReleasesPinsAndAbandonsCreations) {

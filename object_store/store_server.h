@@ -1,0 +1,82 @@
+// object_store/store_server.h
+//
+// ObjectStoreServer: serves one node's LocalStore on a unix socket (mode
+// 0600; peers must run as the same user). Each client receives the arena's
+// memfd once on connect, then speaks the length-prefixed protocol of
+// proto/object_store.proto. One thread owns the store and every connection
+// (epoll). A malformed message gets an error reply and the store keeps
+// serving; a client that disconnects or dies releases its pins.
+//
+//   auto server = ObjectStoreServer::Start({.socket_path = dir +
+//   "/sockets/store",
+//                                           .capacity = 1 << 30});
+//   ... (*server)->stats() ...
+#ifndef LOOM_OBJECT_STORE_STORE_SERVER_H_
+#define LOOM_OBJECT_STORE_STORE_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "object_store/arena.h"
+#include "object_store/local_store.h"
+
+namespace loom {
+
+namespace rpc {
+class StoreRequest;
+class StoreReply;
+}  // namespace rpc
+
+class ObjectStoreServer {
+ public:
+  struct Options {
+    std::string socket_path;
+    uint64_t capacity = 0;
+  };
+  static absl::StatusOr<std::unique_ptr<ObjectStoreServer>> Start(
+      Options options);
+  ~ObjectStoreServer();
+
+  // Thread-safe: a copy of the store's counters as of the last request.
+  LocalStore::Stats stats() const;
+  uint64_t capacity() const { return arena_->size(); }
+
+ private:
+  struct Conn {
+    int fd = -1;
+    ClientId id = 0;
+    std::string in;
+    std::string out;
+  };
+
+  ObjectStoreServer(Options options, std::unique_ptr<Arena> arena);
+  void Run();
+  void Accept();
+  void OnReadable(Conn& conn);
+  void Handle(Conn& conn, const rpc::StoreRequest& req);
+  void Reply(ClientId client, const rpc::StoreReply& reply);
+  void Flush(Conn& conn);
+  void Close(ClientId client);
+  void PublishStats();
+
+  Options options_;
+  std::unique_ptr<Arena> arena_;
+  LocalStore store_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  ClientId next_client_ = 1;
+  absl::flat_hash_map<ClientId, std::unique_ptr<Conn>> conns_;
+  std::thread thread_;
+
+  mutable absl::Mutex stats_mu_;
+  LocalStore::Stats stats_ ABSL_GUARDED_BY(stats_mu_);
+};
+
+}  // namespace loom
+
+#endif  // LOOM_OBJECT_STORE_STORE_SERVER_H_
