@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -33,7 +34,30 @@ absl::StatusOr<ObjectId> ParseObjectId(const std::string& b) {
   return ObjectId(*id);
 }
 
+uint64_t ReadUint(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (key.empty() || line.rfind(key, 0) == 0) {
+      try {
+        return std::stoull(line.substr(key.size()));
+      } catch (const std::exception&) {
+        return 0;  // "max", or unreadable: no limit from this source
+      }
+    }
+  }
+  return 0;
+}
+
 }  // namespace
+
+uint64_t DefaultObjectStoreBytes() {
+  uint64_t available = ReadUint("/proc/meminfo", "MemAvailable:") * 1024;
+  uint64_t cgroup = ReadUint("/sys/fs/cgroup/memory.max", "");
+  if (cgroup > 0 && cgroup < available) available = cgroup;
+  if (available == 0) available = uint64_t{1} << 30;
+  return AlignUp(available * 3 / 10);
+}
 
 absl::StatusOr<std::unique_ptr<ObjectStoreServer>> ObjectStoreServer::Start(
     Options options) {
@@ -55,6 +79,7 @@ absl::StatusOr<std::unique_ptr<ObjectStoreServer>> ObjectStoreServer::Start(
   mode_t old = umask(0077);  // the socket is created 0600
   int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   umask(old);
+  if (rc == 0) chmod(options.socket_path.c_str(), 0600);
   if (rc != 0 || listen(fd, 128) != 0) {
     int err = errno;
     close(fd);

@@ -31,6 +31,9 @@ class StoreRequest;
 class StoreReply;
 }  // namespace rpc
 
+// 30% of available memory, capped by MemAvailable and the cgroup's limit.
+uint64_t DefaultObjectStoreBytes();
+
 class ObjectStoreServer {
  public:
   struct Options {

@@ -119,6 +119,10 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
   if (options.memory > 0) {
     argv.insert(argv.end(), {"--memory", absl::StrCat(options.memory)});
   }
+  if (options.object_store_memory > 0) {
+    argv.insert(argv.end(), {"--object-store-memory",
+                             absl::StrCat(options.object_store_memory)});
+  }
   if (!options.resources.empty()) {
     argv.insert(argv.end(), {"--resources", ResourcesJson(options.resources)});
   }

@@ -31,6 +31,7 @@ struct ClusterOptions {
   int num_cpus = -1;  // -1: this machine's cores
   int num_gpus = 0;
   int64_t memory = 0;
+  int64_t object_store_memory = 0;  // 0: the raylet's default
   std::map<std::string, double> resources;
   std::map<std::string, std::string> labels;
   int64_t node_timeout_ms = 5000;

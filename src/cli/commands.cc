@@ -48,6 +48,7 @@ int Start(const StartArgs& args) {
   options.num_cpus = args.num_cpus;
   options.num_gpus = args.num_gpus;
   options.memory = args.memory;
+  options.object_store_memory = args.object_store_memory;
   options.resources = *resources;
   options.node_timeout_ms = args.node_timeout_ms;
   options.detach = true;

@@ -18,6 +18,7 @@ struct StartArgs {
   int num_cpus = -1;
   int num_gpus = 0;
   int64_t memory = 0;
+  int64_t object_store_memory = 0;
   std::string resources_json;
   std::vector<std::string> labels;
   int64_t node_timeout_ms = 5000;

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   start_cmd->add_option("--num-gpus", start.num_gpus)
       ->check(CLI::Range(0, 1024));
   start_cmd->add_option("--memory", start.memory, "Bytes of memory to offer");
+  start_cmd->add_option(
+      "--object-store-memory", start.object_store_memory,
+      "Bytes of shared memory for objects (default: 30% of available)");
   start_cmd->add_option("--resources", start.resources_json,
                         "Custom resources as JSON, e.g. '{\"accel\": 2}'");
   start_cmd->add_option("--labels", start.labels, "Node labels, k=v");

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   int port = 0, metrics_port = 0, num_gpus = 0;
   int num_cpus = static_cast<int>(std::thread::hardware_concurrency());
   int prestart = -1;
+  int64_t object_store_memory = 0;
   int64_t memory = 0, heartbeat_ms = 500, idle_timeout_ms = 10000,
           infeasible_grace_ms = 3000;
   std::vector<std::string> labels;
@@ -37,6 +38,10 @@ int main(int argc, char** argv) {
   app.add_option("--memory", memory, "Bytes of memory to offer")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
   app.add_option("--resources", resources_json, "Custom resources, JSON");
+  app.add_option(
+         "--object-store-memory", object_store_memory,
+         "Bytes of shared memory for objects (default: 30% of available)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
   app.add_option("--labels", labels, "Node labels, k=v");
   app.add_option("--prestart-workers", prestart, "-1: one per CPU (max 16)");
   app.add_option("--heartbeat-ms", heartbeat_ms)->check(CLI::Range(10, 60000));
@@ -85,6 +90,20 @@ int main(int argc, char** argv) {
   options.idle_worker_timeout = absl::Milliseconds(idle_timeout_ms);
   options.heartbeat_period = absl::Milliseconds(heartbeat_ms);
   options.infeasible_grace = absl::Milliseconds(infeasible_grace_ms);
+  std::unique_ptr<loom::ObjectStoreServer> store;
+  if (!session_dir.empty()) {
+    auto started = loom::ObjectStoreServer::Start(
+        {session_dir + "/sockets/store",
+         object_store_memory > 0 ? static_cast<uint64_t>(object_store_memory)
+                                 : loom::DefaultObjectStoreBytes()});
+    if (!started.ok()) {
+      std::fprintf(stderr, "loom-raylet: %s\n",
+                   std::string(started.status().message()).c_str());
+      return 1;
+    }
+    store = std::move(*started);
+    options.object_store = store.get();
+  }
   loom::raylet::NodeManager node(options, &metrics);
   loom::raylet::RayletService service(&node);
   int bound = 0;

@@ -39,6 +39,13 @@ NodeManager::NodeManager(Options options, Metrics* metrics)
                                    "Lease requests failed as infeasible")),
       queue_length_(metrics->Gauge("loom_lease_queue_length",
                                    "Lease requests waiting on this node")),
+      store_capacity_(
+          metrics->Gauge("loom_object_store_capacity_bytes",
+                         "Bytes of the node's shared-memory arena")),
+      store_used_(metrics->Gauge("loom_object_store_used_bytes",
+                                 "Bytes held by objects in the arena")),
+      store_objects_(metrics->Gauge("loom_object_store_objects",
+                                    "Objects in the node's store")),
       tasks_submitted_(
           metrics->Counter("loom_tasks_submitted_total",
                            "Tasks submitted by core workers here")),
@@ -354,6 +361,12 @@ void NodeManager::Tick() {
   for (const auto& [id, d] : dead) OnDriverDied(id, d);
   pool_->Maintain();
   Dispatch();
+  if (options_.object_store) {
+    auto stats = options_.object_store->stats();
+    store_capacity_.Set(static_cast<double>(stats.capacity));
+    store_used_.Set(static_cast<double>(stats.used));
+    store_objects_.Set(static_cast<double>(stats.objects));
+  }
   loop_.PostAfter(kTickPeriod, [this] { Tick(); });
 }
 

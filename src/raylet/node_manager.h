@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "object_store/store_server.h"
 #include "proto/raylet.pb.h"
 #include "scheduler/lease_queue.h"
 #include "src/common/event_loop.h"
@@ -43,6 +44,7 @@ class NodeManager {
     std::map<std::string, std::string> labels;
     std::string worker_binary;
     int prestart_workers = 1;
+    ObjectStoreServer* object_store = nullptr;  // this node's; may be null
     absl::Duration idle_worker_timeout = absl::Seconds(10);
     absl::Duration heartbeat_period = absl::Milliseconds(500);
     absl::Duration infeasible_grace = absl::Seconds(3);
@@ -137,6 +139,9 @@ class NodeManager {
   prometheus::Counter& spillbacks_;
   prometheus::Counter& infeasible_;
   prometheus::Gauge& queue_length_;
+  prometheus::Gauge& store_capacity_;
+  prometheus::Gauge& store_used_;
+  prometheus::Gauge& store_objects_;
   prometheus::Counter& tasks_submitted_;
   prometheus::Counter& tasks_finished_;
   prometheus::Counter& tasks_failed_;
