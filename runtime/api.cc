@@ -85,6 +85,7 @@ void Init(const InitOptions& options) {
     g_cluster = std::move(*started);
     cw_options.gcs_address = g_cluster->gcs_address;
     cw_options.raylet_address = g_cluster->raylet_address;
+    cw_options.store_socket = g_cluster->session_dir + "/sockets/store";
   } else {
     std::string address = options.address;
     if (address == "auto") {
@@ -95,7 +96,10 @@ void Init(const InitOptions& options) {
     auto raylet = FindLocalRaylet(address, options.session_root);
     if (!raylet.ok()) Throw(raylet.status());
     cw_options.gcs_address = address;
-    cw_options.raylet_address = *raylet;
+    cw_options.raylet_address = raylet->address;
+    if (!raylet->session_dir.empty()) {
+      cw_options.store_socket = raylet->session_dir + "/sockets/store";
+    }
   }
   auto cw = CoreWorker::Create(cw_options);
   if (!cw.ok()) {

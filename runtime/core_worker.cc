@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "object_store/store_client.h"
 #include "runtime/core_worker_service.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_submitter.h"
@@ -51,6 +53,16 @@ absl::Status CoreWorker::Connect() {
   server_ = std::move(*server);
   raylet_ = std::make_unique<RayletClient>(options_.raylet_address,
                                            options_.gcs_address);
+  if (!options_.store_socket.empty()) {
+    auto store = ObjectStoreClient::Connect(options_.store_socket);
+    if (!store.ok()) return store.status();
+    store_ = std::move(*store);
+    // The owner frees what it put in this node's store when the last
+    // reference is gone.
+    objects_.set_on_free([this](const ObjectId& id, const NodeId& node) {
+      if (node == node_id_) store_->Delete(id).IgnoreError();
+    });
+  }
   if (options_.is_driver) {
     auto job = raylet_->AddJob(getpid());
     if (!job.ok()) {
@@ -66,6 +78,7 @@ absl::Status CoreWorker::Connect() {
                                                  options_.raylet_address, ": ",
                                                  node.status().message()));
     }
+    node_id_ = *node;
     submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
         &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
         options_.worker_id, options_.code_search_path});
@@ -75,6 +88,7 @@ absl::Status CoreWorker::Connect() {
     exec_thread_ = std::thread([this] { ExecuteLoop(); });
     auto node = raylet_->RegisterWorker(options_.worker_id, getpid(), port_);
     if (!node.ok()) return node.status();
+    node_id_ = *node;
   }
   loop_.PostAfter(absl::Seconds(1), [this] { ReportStatsPeriodically(); });
   return absl::OkStatus();
@@ -138,6 +152,14 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
       deps.push_back(*id);
       a->mutable_ref()->set_object_id(std::move(arg.data));
     } else {
+      if (arg.data.size() > kInlineThreshold && store_) {
+        // Large arguments travel as objects in the store, like a Put.
+        auto put = Put(std::move(arg.data));
+        if (!put.ok()) return put.status();
+        deps.push_back(*put);
+        a->mutable_ref()->set_object_id(put->Binary());
+        continue;
+      }
       if (arg.data.size() > kInlineThreshold) {
         return absl::InvalidArgumentError(absl::StrCat(
             "argument of ", arg.data.size(), " bytes exceeds the inline limit ",
@@ -157,6 +179,15 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
 }
 
 absl::StatusOr<ObjectId> CoreWorker::Put(std::string value) {
+  if (value.size() > kInlineThreshold && store_) {
+    ObjectId id = tls_task ? ObjectId::ForPut(tls_task->task, ++tls_task->puts)
+                           : ObjectId::ForPut(driver_task_, ++driver_puts_);
+    absl::Status s = WriteToStore(id, value);
+    if (!s.ok()) return s;
+    objects_.AddPending(id);
+    objects_.SetInStore(id, node_id_);
+    return id;
+  }
   if (value.size() > kInlineThreshold) {
     return absl::InvalidArgumentError(
         absl::StrCat("value of ", value.size(),
@@ -178,6 +209,7 @@ std::optional<std::vector<ObjectResult>> CoreWorker::Get(
   if (lend) raylet_->NotifyBlocked(options_.worker_id, true).IgnoreError();
   auto results = objects_.Get(ids, deadline);
   if (lend) raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
+  if (results) FetchFromStore(*results, ids, timeout_ms);
   return results;
 }
 
@@ -258,7 +290,7 @@ void CoreWorker::ExecuteLoop() {
     TaskContext ctx;
     ctx.task = *TaskId::FromBinary(e.req->spec().task_id());
     tls_task = &ctx;
-    ExecuteTask(e.req->spec(), e.reply);
+    Execute(e.req->spec(), e.reply);
     tls_task = nullptr;
     if (e.reply->ok()) {
       counters_->finished++;
@@ -266,6 +298,98 @@ void CoreWorker::ExecuteLoop() {
       counters_->failed++;
     }
     e.done(absl::OkStatus());
+  }
+}
+
+absl::Status CoreWorker::WriteToStore(const ObjectId& id,
+                                      std::string_view data) {
+  auto dst = store_->Create(id, data.size(), 0);
+  if (!dst.ok()) {
+    if (dst.status().code() == absl::StatusCode::kResourceExhausted) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("ObjectStoreFullError: ", dst.status().message()));
+    }
+    return dst.status();
+  }
+  std::memcpy(*dst, data.data(), data.size());
+  return store_->Seal(id);
+}
+
+void CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
+                                const std::vector<ObjectId>& ids,
+                                int64_t timeout_ms) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    ObjectResult& r = results[i];
+    if (!r.store_node) continue;
+    auto fail = [&](std::string why) {
+      r.error = MakeError(rpc::ErrorInfo::INVALID, std::move(why));
+      r.store_node.reset();
+    };
+    if (*r.store_node != node_id_ || !store_) {
+      fail(absl::StrCat("object ", ids[i].Hex(), " lives in the store of node ",
+                        r.store_node->Hex(),
+                        "; moving objects between nodes is not available yet"));
+      continue;
+    }
+    auto views = store_->Get({ids[i]}, timeout_ms < 0 ? 30000 : timeout_ms);
+    if (!views.ok() || !(*views)[0]) {
+      fail(absl::StrCat("object ", ids[i].Hex(),
+                        " is missing from this node's store"));
+      continue;
+    }
+    // The msgpack path deserializes into the caller's type: one copy here.
+    const ObjectView& v = *(*views)[0];
+    r.value = std::make_shared<const std::string>(
+        reinterpret_cast<const char*>(v.data), v.data_size);
+    r.store_node.reset();
+    store_->Release(ids[i]).IgnoreError();
+  }
+}
+
+void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
+  // Arguments in this node's store are read in place: views, no copies.
+  std::vector<std::string_view> args;
+  std::vector<ObjectId> pinned;
+  for (const auto& arg : spec.args()) {
+    if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
+      auto id = ObjectId::FromBinary(arg.ref().object_id());
+      absl::StatusOr<std::vector<std::optional<ObjectView>>> views =
+          absl::InvalidArgumentError("bad argument id");
+      if (id.ok() && store_ && arg.ref().store_node_id() == node_id_.Binary()) {
+        views = store_->Get({*id}, 30000);
+      }
+      if (!views.ok() || !(*views)[0]) {
+        reply->set_ok(false);
+        *reply->mutable_error() = MakeError(
+            rpc::ErrorInfo::INVALID,
+            "an argument lives in another node's store; moving objects "
+            "between nodes is not available yet",
+            spec.function_name());
+        for (const auto& p : pinned) store_->Release(p).IgnoreError();
+        return;
+      }
+      pinned.push_back(*id);
+      args.emplace_back(reinterpret_cast<const char*>((*views)[0]->data),
+                        (*views)[0]->data_size);
+    } else {
+      args.push_back(arg.value());
+    }
+  }
+  ExecuteTask(spec, args, store_ ? UINT64_MAX : kInlineThreshold, reply);
+  for (const auto& p : pinned) store_->Release(p).IgnoreError();
+  if (reply->ok() && reply->value().size() > kInlineThreshold && store_) {
+    ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
+    absl::Status s = WriteToStore(ret, reply->value());
+    if (!s.ok()) {
+      reply->set_ok(false);
+      *reply->mutable_error() =
+          MakeError(rpc::ErrorInfo::INVALID, std::string(s.message()),
+                    spec.function_name());
+    } else {
+      reply->clear_value();
+      reply->set_in_store(true);
+      reply->set_node_id(node_id_.Binary());
+    }
   }
 }
 

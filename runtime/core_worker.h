@@ -34,6 +34,7 @@ class Service;
 namespace loom {
 
 class TaskSubmitter;
+class ObjectStoreClient;
 struct TaskCounters;
 class RayletClient;
 
@@ -50,6 +51,9 @@ class CoreWorker {
     std::string gcs_address;     // drivers register their job there
     WorkerId worker_id = WorkerId::FromRandom();
     std::vector<std::string> code_search_path;
+    // This node's object store (<session>/sockets/store); empty: none, and
+    // values above the inline threshold are refused.
+    std::string store_socket;
   };
   static absl::StatusOr<std::unique_ptr<CoreWorker>> Create(Options options);
   ~CoreWorker();
@@ -86,6 +90,12 @@ class CoreWorker {
   explicit CoreWorker(Options options);
   absl::Status Connect();
   void ExecuteLoop();
+  void Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
+  // Seals `data` as object `id` in this node's store (the primary copy).
+  absl::Status WriteToStore(const ObjectId& id, std::string_view data);
+  // Replaces in-store results with their bytes, read from this node's store.
+  void FetchFromStore(std::vector<ObjectResult>& results,
+                      const std::vector<ObjectId>& ids, int64_t timeout_ms);
   TaskId NextTaskId();
   void ReportStatsPeriodically();
   void ReportStats();
@@ -106,6 +116,8 @@ class CoreWorker {
   std::unique_ptr<TaskCounters> counters_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<RayletClient> raylet_;
+  std::unique_ptr<ObjectStoreClient> store_;
+  NodeId node_id_;
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
@@ -125,8 +137,12 @@ class CoreWorker {
 CoreWorker* GlobalCoreWorker();
 void SetGlobalCoreWorker(CoreWorker* cw);
 
-// Runs one task spec through the function table (worker side). Fills the
-// reply with the value or the error; never throws.
+// Runs one task through the function table (worker side), one view per
+// argument. Fills the reply with the value or the error; never throws.
+void ExecuteTask(const rpc::TaskSpec& spec,
+                 const std::vector<std::string_view>& args,
+                 uint64_t max_return_bytes, rpc::PushTaskReply* reply);
+// The same with the spec's inline arguments, returns up to kInlineThreshold.
 void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
 
 // Loads every shared library named (files, or *.so in directories).

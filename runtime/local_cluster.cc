@@ -173,7 +173,7 @@ absl::StatusOr<std::string> ResolveAutoAddress(
   return *addr;
 }
 
-absl::StatusOr<std::string> FindLocalRaylet(const std::string& gcs_address,
+absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
                                             const std::string& session_root) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
   grpc::ClientContext ctx;
@@ -206,7 +206,8 @@ absl::StatusOr<std::string> FindLocalRaylet(const std::string& gcs_address,
         "`loom start --address " +
         gcs_address + "`");
   }
-  return absl::StrCat(pick->host(), ":", pick->raylet_port());
+  return LocalRaylet{absl::StrCat(pick->host(), ":", pick->raylet_port()),
+                     pick->session_dir()};
 }
 
 }  // namespace loom

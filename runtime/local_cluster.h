@@ -55,7 +55,11 @@ void StopCluster(ClusterHandle& cluster);
 absl::StatusOr<std::string> ResolveAutoAddress(const std::string& session_root);
 // A raylet on this machine, from the head's node table. Prefers the one
 // whose session directory is under `session_root`.
-absl::StatusOr<std::string> FindLocalRaylet(const std::string& gcs_address,
+struct LocalRaylet {
+  std::string address;      // HOST:PORT
+  std::string session_dir;  // its object store is <session_dir>/sockets/store
+};
+absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
                                             const std::string& session_root);
 
 }  // namespace loom

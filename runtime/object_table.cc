@@ -29,8 +29,15 @@ void ObjectTable::SetError(const ObjectId& id, rpc::ErrorInfo error) {
   Resolve(id, std::move(r));
 }
 
+void ObjectTable::SetInStore(const ObjectId& id, const NodeId& node) {
+  ObjectResult r;
+  r.store_node = node;
+  Resolve(id, std::move(r));
+}
+
 void ObjectTable::Resolve(const ObjectId& id, ObjectResult result) {
   std::vector<std::function<void()>> callbacks;
+  std::optional<ObjectResult> freed;
   {
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
@@ -40,8 +47,12 @@ void ObjectTable::Resolve(const ObjectId& id, ObjectResult result) {
     e.ready = true;
     e.result = std::move(result);
     callbacks.swap(e.on_ready);
-    if (e.released && e.refs <= 0 && callbacks.empty()) entries_.erase(it);
+    if (e.released && e.refs <= 0 && callbacks.empty()) {
+      freed = std::move(e.result);
+      entries_.erase(it);
+    }
   }
+  if (freed) Freed(id, *freed);
   for (auto& cb : callbacks) cb();
 }
 
@@ -140,16 +151,21 @@ void ObjectTable::AddRef(const ObjectId& id) {
 }
 
 void ObjectTable::RemoveRef(const ObjectId& id) {
-  absl::MutexLock lock(&mu_);
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return;
-  Entry& e = it->second;
-  if (--e.refs > 0) return;
-  if (e.ready && e.on_ready.empty()) {
-    entries_.erase(it);
-  } else {
-    e.released = true;
+  std::optional<ObjectResult> freed;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    Entry& e = it->second;
+    if (--e.refs > 0) return;
+    if (e.ready && e.on_ready.empty()) {
+      freed = std::move(e.result);
+      entries_.erase(it);
+    } else {
+      e.released = true;
+    }
   }
+  if (freed) Freed(id, *freed);
 }
 
 size_t ObjectTable::size() const {

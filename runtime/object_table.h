@@ -26,8 +26,9 @@
 namespace loom {
 
 struct ObjectResult {
-  std::shared_ptr<const std::string> value;  // set when ok
+  std::shared_ptr<const std::string> value;  // set when ok and inline
   std::optional<rpc::ErrorInfo> error;       // set when the task failed
+  std::optional<NodeId> store_node;  // set when ok and in that node's store
 };
 
 // Thread-safe. A mutex is cheaper here than a loop hop: readers block on it.
@@ -36,6 +37,12 @@ class ObjectTable {
   void AddPending(const ObjectId& id);
   void SetValue(const ObjectId& id, std::string value);
   void SetError(const ObjectId& id, rpc::ErrorInfo error);
+  // The value is sealed in the object store of `node`.
+  void SetInStore(const ObjectId& id, const NodeId& node);
+  // Runs (outside the lock) for each freed object whose value is in a store.
+  void set_on_free(std::function<void(const ObjectId&, const NodeId&)> fn) {
+    on_free_ = std::move(fn);
+  }
   // Runs `fn` (on the thread that makes the object ready, or here if it is
   // ready or unknown already).
   void OnReady(const ObjectId& id, std::function<void()> fn);
@@ -66,6 +73,11 @@ class ObjectTable {
   void Resolve(const ObjectId& id, ObjectResult result);
   bool ReadyLocked(const ObjectId& id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  void Freed(const ObjectId& id, const ObjectResult& r) {
+    if (r.store_node && on_free_) on_free_(id, *r.store_node);
+  }
+
+  std::function<void(const ObjectId&, const NodeId&)> on_free_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, Entry> entries_ ABSL_GUARDED_BY(mu_);
 };

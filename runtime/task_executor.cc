@@ -35,6 +35,22 @@ void SetError(rpc::PushTaskReply* reply, rpc::ErrorInfo::Kind kind,
 }  // namespace
 
 void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
+  std::vector<std::string_view> args;
+  args.reserve(spec.args_size());
+  for (const auto& arg : spec.args()) {
+    if (!arg.has_value() && arg.has_ref()) {
+      return SetError(reply, rpc::ErrorInfo::INVALID, "UnresolvedArgument",
+                      "an ObjectRef argument reached the worker unresolved",
+                      spec.function_name());
+    }
+    args.push_back(arg.value());
+  }
+  ExecuteTask(spec, args, kInlineThreshold, reply);
+}
+
+void ExecuteTask(const rpc::TaskSpec& spec,
+                 const std::vector<std::string_view>& args,
+                 uint64_t max_return_bytes, rpc::PushTaskReply* reply) {
   const std::string& name = spec.function_name();
   const void* fn = nullptr;
   internal::Invoker invoker = nullptr;
@@ -46,26 +62,15 @@ void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
                                  "in InitOptions::code_search_path"),
                     name);
   }
-  std::vector<std::string_view> args;
-  args.reserve(spec.args_size());
-  for (const auto& arg : spec.args()) {
-    if (!arg.has_value() && arg.has_ref()) {
-      return SetError(reply, rpc::ErrorInfo::INVALID, "UnresolvedArgument",
-                      "an ObjectRef argument reached the worker unresolved",
-                      name);
-    }
-    args.push_back(arg.value());
-  }
   auto start = std::chrono::steady_clock::now();
   try {
     std::string value = invoker(fn, args);
-    if (value.size() > kInlineThreshold) {
+    if (value.size() > max_return_bytes) {
       SetError(
           reply, rpc::ErrorInfo::INVALID, "ObjectTooLarge",
           absl::StrCat("return value of ", value.size(),
-                       " bytes exceeds the inline limit of ", kInlineThreshold,
-                       " bytes; larger values need the object store, "
-                       "which is not available yet"),
+                       " bytes exceeds the inline limit of ", max_return_bytes,
+                       " bytes, and this worker has no object store"),
           name);
     } else {
       reply->set_ok(true);

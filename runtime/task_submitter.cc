@@ -118,6 +118,12 @@ void TaskSubmitter::Resolve(rpc::TaskSpec spec) {
           if (!arg.has_ref()) continue;
           ObjectId id = *ObjectId::FromBinary(arg.ref().object_id());
           auto result = options_.objects->TryGet(id);
+          if (result && result->store_node) {
+            // Stays a reference the worker reads from the store; held
+            // until the task is done (ReleaseStoreArgs).
+            arg.mutable_ref()->set_store_node_id(result->store_node->Binary());
+            continue;
+          }
           options_.objects->RemoveRef(id);
           if (!result) {
             dep_error = MakeError(rpc::ErrorInfo::OWNER_DIED,
@@ -303,6 +309,7 @@ void TaskSubmitter::OnPushReply(const std::string& key,
   if (s.ok()) {
     double run = static_cast<double>(call->push_reply.run_us());
     ks.avg_run_us = ks.avg_run_us < 0 ? run : 0.8 * ks.avg_run_us + 0.2 * run;
+    ReleaseStoreArgs(spec);
   } else if (!shutting_down_) {
     // The worker is gone (or unreachable): drop the lease, retry the task.
     if (!lease->dead) {
@@ -331,7 +338,10 @@ void TaskSubmitter::ResolveReturn(Call* call) {
   const rpc::TaskSpec& spec = call->push_req.spec();
   ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
   rpc::PushTaskReply& reply = call->push_reply;
-  if (reply.ok()) {
+  auto node = NodeId::FromBinary(reply.node_id());
+  if (reply.ok() && reply.in_store() && node.ok()) {
+    options_.objects->SetInStore(ret, *node);
+  } else if (reply.ok()) {
     options_.objects->SetValue(ret, std::move(*reply.mutable_value()));
   } else {
     options_.objects->SetError(ret, reply.error());
@@ -367,7 +377,16 @@ void TaskSubmitter::FailQueued(KeyState& ks, const rpc::ErrorInfo& error) {
   }
 }
 
+void TaskSubmitter::ReleaseStoreArgs(const rpc::TaskSpec& spec) {
+  for (const auto& arg : spec.args()) {
+    if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
+      options_.objects->RemoveRef(*ObjectId::FromBinary(arg.ref().object_id()));
+    }
+  }
+}
+
 void TaskSubmitter::Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {
+  ReleaseStoreArgs(spec);
   options_.counters->failed++;
   if (error.task_name().empty()) error.set_task_name(spec.function_name());
   options_.objects->SetError(

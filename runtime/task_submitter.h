@@ -79,6 +79,8 @@ class TaskSubmitter {
                  bool failed);
   void FailQueued(KeyState& ks, const rpc::ErrorInfo& error);
   void Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error);
+  // Drops the references held on arguments that live in a store.
+  void ReleaseStoreArgs(const rpc::TaskSpec& spec);
   void ReturnIdleLeases();
   rpc::Raylet::Stub* RayletStub(const std::string& address);
 

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   options.host = host;
   options.raylet_address = raylet;
   options.worker_id = *worker_id;
+  if (!session_dir.empty())
+    options.store_socket = session_dir + "/sockets/store";
   auto cw = loom::CoreWorker::Create(options);
   if (!cw.ok()) {
     spdlog::error("worker start failed: {}", cw.status().ToString());

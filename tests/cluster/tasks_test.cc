@@ -65,14 +65,37 @@ TEST_F(PrivateClusterTest, TasksPutGetWaitAndErrors) {
   }
   EXPECT_THROW(Get(Task(Add).Remote(bad, 1)), TaskError);
 
-  // Values above the inline threshold are refused clearly for now.
-  try {
-    Put(std::string(200 * 1024, 'x'));
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("object store"), std::string::npos);
-  }
   EXPECT_THROW(Task(Echo).SetResource("CPU", -1).Remote(1), Error);
+}
+
+TEST_F(PrivateClusterTest, LargeValuesGoThroughTheObjectStore) {
+  StartCluster(2);
+  std::string session = SessionDir();
+  {
+    // Put, a large return, a large argument and a large ref argument.
+    std::string big(300 * 1024, 'x');
+    big[12345] = 'y';
+    auto put = Put(big);
+    EXPECT_EQ(*Get(put), big);
+    auto ret = Task(Repeat).Remote(std::string("ab"), 100 * 1024);
+    EXPECT_EQ(Get(ret)->size(), 200u * 1024);
+    auto arg = Task(Repeat).Remote(big, 2);
+    EXPECT_EQ(*Get(arg), big + big);
+    auto chained = Task(Repeat).Remote(ret, 2);
+    EXPECT_EQ(Get(chained)->size(), 400u * 1024);
+    EXPECT_TRUE(WaitUntil(  // the gauge follows within a raylet tick
+        [&] {
+          return RayletMetric(session, "loom_object_store_used_bytes") > 0;
+        },
+        absl::Seconds(3)));
+  }
+  // Every reference is gone: the store is empty again.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return RayletMetric(session, "loom_object_store_used_bytes") == 0;
+      },
+      absl::Seconds(5)))
+      << RayletMetric(session, "loom_object_store_used_bytes");
 }
 
 TEST_F(PrivateClusterTest, FiveDeepNestingOnOneCpu) {
@@ -176,7 +199,7 @@ TEST_F(MultiNodeTest, TasksNeedingACustomResourceRunWhereItIs) {
 TEST_F(MultiNodeTest, ANodeThatJoinsInTheGracePeriodRunsTheDemand) {
   Connect();
   auto ref = Task(ParentPid).SetResource("late", 1).Remote();
-  absl::SleepFor(absl::Milliseconds(800));
+  absl::SleepFor(absl::Milliseconds(300));
   joined_.push_back(Join(root_a_, {{"late", 1}}));
   EXPECT_EQ(*Get(ref, 20000), joined_[0].pids.back());
 }
