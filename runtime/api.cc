@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/core_worker.h"
 #include "runtime/local_cluster.h"
@@ -133,7 +135,74 @@ std::vector<int> GetGpuIds() {
   return cw ? cw->gpu_ids() : std::vector<int>{};
 }
 
+namespace {
+
+std::string TensorMetadata(const Tensor& t) {
+  std::string m = "tensor;" + t.dtype() + ";";
+  for (size_t i = 0; i < t.shape().size(); ++i) {
+    if (i) m += ",";
+    m += std::to_string(t.shape()[i]);
+  }
+  return m;
+}
+
+}  // namespace
+
+ObjectRef<Buffer> Put(const Buffer& buffer) {
+  return ObjectRef<Buffer>(
+      internal::PutRaw(buffer.data(), buffer.size(), "buffer"));
+}
+
+ObjectRef<Tensor> Put(const Tensor& tensor) {
+  if (tensor.dtype().empty() || tensor.dtype().find(';') != std::string::npos) {
+    throw Error("tensor dtype must be a non-empty name without ';'");
+  }
+  return ObjectRef<Tensor>(
+      internal::PutRaw(tensor.data(), tensor.nbytes(), TensorMetadata(tensor)));
+}
+
+std::shared_ptr<Buffer> Get(const ObjectRef<Buffer>& ref, int64_t timeout_ms) {
+  internal::RawObject raw = internal::GetRaw(ref.Binary(), timeout_ms);
+  return std::make_shared<Buffer>(raw.data, raw.size, raw.holder);
+}
+
+std::shared_ptr<Tensor> Get(const ObjectRef<Tensor>& ref, int64_t timeout_ms) {
+  internal::RawObject raw = internal::GetRaw(ref.Binary(), timeout_ms);
+  std::vector<std::string> parts = absl::StrSplit(raw.metadata, ';');
+  if (parts.size() != 3 || parts[0] != "tensor") {
+    throw Error("object is not a Tensor (metadata '" + raw.metadata + "')");
+  }
+  std::vector<int64_t> shape;
+  for (absl::string_view d : absl::StrSplit(parts[2], ',', absl::SkipEmpty())) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(d, &v)) throw Error("bad tensor shape in metadata");
+    shape.push_back(v);
+  }
+  return std::make_shared<Tensor>(parts[1], std::move(shape),
+                                  Buffer(raw.data, raw.size, raw.holder));
+}
+
 namespace internal {
+
+std::string PutRaw(const void* data, uint64_t size,
+                   const std::string& metadata) {
+  auto id = Current()->PutRaw(
+      std::string_view(static_cast<const char*>(data), size), metadata);
+  if (!id.ok()) Throw(id.status());
+  return id->Binary();
+}
+
+RawObject GetRaw(const std::string& id, int64_t timeout_ms) {
+  auto parsed = ObjectId::FromBinary(id);
+  if (!parsed.ok()) Throw(parsed.status());
+  auto result = Current()->GetRaw(*parsed, timeout_ms);
+  if (!result) {
+    throw GetTimeoutError("Get timed out after " + std::to_string(timeout_ms) +
+                          " ms");
+  }
+  if (result->error) Throw(*result->error);
+  return std::move(result->object);
+}
 
 std::string SubmitTask(const std::string& function_name, std::vector<Arg> args,
                        const TaskOptions& options) {

@@ -180,8 +180,7 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
 
 absl::StatusOr<ObjectId> CoreWorker::Put(std::string value) {
   if (value.size() > kInlineThreshold && store_) {
-    ObjectId id = tls_task ? ObjectId::ForPut(tls_task->task, ++tls_task->puts)
-                           : ObjectId::ForPut(driver_task_, ++driver_puts_);
+    ObjectId id = NextPutId();
     absl::Status s = WriteToStore(id, value);
     if (!s.ok()) return s;
     objects_.AddPending(id);
@@ -195,22 +194,116 @@ absl::StatusOr<ObjectId> CoreWorker::Put(std::string value) {
                      " bytes; larger values need the object store, "
                      "which is not available yet"));
   }
-  ObjectId id = tls_task ? ObjectId::ForPut(tls_task->task, ++tls_task->puts)
-                         : ObjectId::ForPut(driver_task_, ++driver_puts_);
+  ObjectId id = NextPutId();
   objects_.AddPending(id);
   objects_.SetValue(id, std::move(value));
   return id;
 }
 
-std::optional<std::vector<ObjectResult>> CoreWorker::Get(
+std::optional<std::vector<ObjectResult>> CoreWorker::WaitResults(
     const std::vector<ObjectId>& ids, int64_t timeout_ms) {
   absl::Time deadline = Deadline(timeout_ms);
   bool lend = !options_.is_driver && !objects_.AllReady(ids);
   if (lend) raylet_->NotifyBlocked(options_.worker_id, true).IgnoreError();
   auto results = objects_.Get(ids, deadline);
   if (lend) raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
+  return results;
+}
+
+std::optional<std::vector<ObjectResult>> CoreWorker::Get(
+    const std::vector<ObjectId>& ids, int64_t timeout_ms) {
+  auto results = WaitResults(ids, timeout_ms);
   if (results) FetchFromStore(*results, ids, timeout_ms);
   return results;
+}
+
+ObjectId CoreWorker::NextPutId() {
+  return tls_task ? ObjectId::ForPut(tls_task->task, ++tls_task->puts)
+                  : ObjectId::ForPut(driver_task_, ++driver_puts_);
+}
+
+absl::StatusOr<ObjectId> CoreWorker::PutRaw(std::string_view data,
+                                            std::string_view metadata) {
+  ObjectId id = NextPutId();
+  if (data.size() + metadata.size() > kInlineThreshold && store_) {
+    auto dst = store_->Create(id, data.size(), metadata.size());
+    if (!dst.ok()) {
+      return absl::Status(
+          dst.status().code(),
+          absl::StrCat("ObjectStoreFullError: ", dst.status().message()));
+    }
+    std::memcpy(*dst, data.data(), data.size());
+    std::memcpy(*dst + data.size(), metadata.data(), metadata.size());
+    absl::Status s = store_->Seal(id);
+    if (!s.ok()) return s;
+    objects_.AddPending(id);
+    objects_.SetInStore(id, node_id_);
+    return id;
+  }
+  if (data.size() > kInlineThreshold) {
+    return absl::InvalidArgumentError("no object store to hold a large buffer");
+  }
+  // Inline: [metadata length, 4 bytes LE][metadata][data].
+  std::string value(4, '\0');
+  uint32_t n = static_cast<uint32_t>(metadata.size());
+  for (int i = 0; i < 4; ++i) value[i] = static_cast<char>(n >> (8 * i));
+  value.append(metadata);
+  value.append(data);
+  objects_.AddPending(id);
+  objects_.SetValue(id, std::move(value));
+  return id;
+}
+
+std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
+                                                        int64_t timeout_ms) {
+  auto results = WaitResults({id}, timeout_ms);
+  if (!results) return std::nullopt;
+  ObjectResult& r = (*results)[0];
+  RawResult out;
+  if (r.error) {
+    out.error = r.error;
+    return out;
+  }
+  if (r.store_node) {
+    if (*r.store_node != node_id_ || !store_) {
+      out.error = MakeError(rpc::ErrorInfo::INVALID,
+                            "object lives in another node's store; moving "
+                            "objects between nodes is not available yet");
+      return out;
+    }
+    auto views = store_->Get({id}, timeout_ms < 0 ? 30000 : timeout_ms);
+    if (!views.ok() || !(*views)[0]) {
+      out.error = MakeError(rpc::ErrorInfo::INVALID,
+                            "object is missing from this node's store");
+      return out;
+    }
+    const ObjectView& v = *(*views)[0];
+    out.object.data = v.data;
+    out.object.size = v.data_size;
+    out.object.metadata.assign(reinterpret_cast<const char*>(v.metadata),
+                               v.metadata_size);
+    // The pin lasts as long as the view: released with the last holder.
+    std::shared_ptr<ObjectStoreClient> store = store_;
+    out.object.holder = std::shared_ptr<const void>(
+        v.data, [store, id](const void*) { store->Release(id).IgnoreError(); });
+    return out;
+  }
+  const std::string& value = *r.value;
+  uint32_t n = 0;
+  if (value.size() >= 4) {
+    for (int i = 0; i < 4; ++i)
+      n |= uint32_t{static_cast<uint8_t>(value[i])} << (8 * i);
+  }
+  if (value.size() < 4 || value.size() - 4 < n) {
+    out.error =
+        MakeError(rpc::ErrorInfo::INVALID, "object is not a Buffer or Tensor");
+    return out;
+  }
+  out.object.metadata = value.substr(4, n);
+  out.object.data = reinterpret_cast<const uint8_t*>(value.data()) + 4 + n;
+  out.object.size = value.size() - 4 - n;
+  out.object.holder = r.value;
+  return out;
 }
 
 std::vector<bool> CoreWorker::Wait(const std::vector<ObjectId>& ids,

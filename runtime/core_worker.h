@@ -69,6 +69,16 @@ class CoreWorker {
                                                int64_t timeout_ms);
   std::vector<bool> Wait(const std::vector<ObjectId>& ids, int num_returns,
                          int64_t timeout_ms);
+
+  // Raw objects (Buffer, Tensor): stored as bytes plus metadata, read in
+  // place. GetRaw's error is set when the object failed; nullopt on timeout.
+  absl::StatusOr<ObjectId> PutRaw(std::string_view data,
+                                  std::string_view metadata);
+  struct RawResult {
+    std::optional<rpc::ErrorInfo> error;
+    internal::RawObject object;
+  };
+  std::optional<RawResult> GetRaw(const ObjectId& id, int64_t timeout_ms);
   void AddRef(const ObjectId& id) { objects_.AddRef(id); }
   void RemoveRef(const ObjectId& id) { objects_.RemoveRef(id); }
 
@@ -94,6 +104,10 @@ class CoreWorker {
   // Seals `data` as object `id` in this node's store (the primary copy).
   absl::Status WriteToStore(const ObjectId& id, std::string_view data);
   // Replaces in-store results with their bytes, read from this node's store.
+  // Waits for the owner's results, lending the CPU meanwhile (workers).
+  std::optional<std::vector<ObjectResult>> WaitResults(
+      const std::vector<ObjectId>& ids, int64_t timeout_ms);
+  ObjectId NextPutId();
   void FetchFromStore(std::vector<ObjectResult>& results,
                       const std::vector<ObjectId>& ids, int64_t timeout_ms);
   TaskId NextTaskId();
@@ -116,7 +130,7 @@ class CoreWorker {
   std::unique_ptr<TaskCounters> counters_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<RayletClient> raylet_;
-  std::unique_ptr<ObjectStoreClient> store_;
+  std::shared_ptr<ObjectStoreClient> store_;
   NodeId node_id_;
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/buffer.h"
 #include "loom/errors.h"
 #include "loom/object_ref.h"
 #include "loom/serialization.h"
@@ -80,6 +81,16 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& refs,
   }
   return out;
 }
+
+// Buffers and tensors skip serialization: Put copies the bytes once into
+// shared memory; Get returns a view of shared memory (no copy) that keeps
+// the object pinned while any copy of it lives.
+ObjectRef<Buffer> Put(const Buffer& buffer);
+ObjectRef<Tensor> Put(const Tensor& tensor);
+std::shared_ptr<Buffer> Get(const ObjectRef<Buffer>& ref,
+                            int64_t timeout_ms = -1);
+std::shared_ptr<Tensor> Get(const ObjectRef<Tensor>& ref,
+                            int64_t timeout_ms = -1);
 
 template <typename T>
 struct WaitResult {

@@ -15,6 +15,7 @@
 #define LOOM_LOOM_H_
 
 #include "loom/api.h"
+#include "loom/buffer.h"
 #include "loom/errors.h"
 #include "loom/object_ref.h"
 #include "loom/remote.h"

@@ -120,6 +120,28 @@ std::vector<pid_t> PidsMatching(const std::string& needle) {
   return out;
 }
 
+bool InStoreMapping(const void* p) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(maps, line)) {
+    if (line.find("memfd:loom-object-store") == std::string::npos) continue;
+    uintptr_t start = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
+    uintptr_t end = std::stoull(line.substr(line.find('-') + 1), nullptr, 16);
+    if (addr >= start && addr < end) return true;
+  }
+  return false;
+}
+
+int64_t RssAnonKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoll(line.substr(8));
+  }
+  return -1;
+}
+
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

@@ -47,6 +47,9 @@ double RayletMetric(const std::string& session_dir, const std::string& name);
 
 // Processes whose command line contains `needle`.
 std::vector<pid_t> PidsMatching(const std::string& needle);
+// Whether `p` lies in this process's mapping of an object store arena.
+bool InStoreMapping(const void* p);
+int64_t RssAnonKb();
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
 
 absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(

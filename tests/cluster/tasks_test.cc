@@ -98,6 +98,48 @@ TEST_F(PrivateClusterTest, LargeValuesGoThroughTheObjectStore) {
       << RayletMetric(session, "loom_object_store_used_bytes");
 }
 
+TEST_F(PrivateClusterTest, BuffersAndTensorsAreReadWithoutCopies) {
+  StartCluster(1);
+  std::string session = SessionDir();
+  const size_t size = 64 << 20;
+  {
+    std::vector<uint8_t> bytes(size);
+    for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(i * 7);
+    auto ref = Put(Buffer::Copy(bytes.data(), size));
+    bytes.clear();
+    bytes.shrink_to_fit();
+    int64_t before = RssAnonKb();
+    std::shared_ptr<Buffer> view = Get(ref);
+    ASSERT_EQ(view->size(), size);
+    EXPECT_TRUE(InStoreMapping(view->data()));
+    uint64_t sum = 0;
+    for (size_t i = 0; i < size; ++i) sum += view->data()[i];  // every byte
+    EXPECT_EQ(view->data()[size - 1], static_cast<uint8_t>((size - 1) * 7));
+    int64_t grown_kb = RssAnonKb() - before;
+    EXPECT_LT(grown_kb, static_cast<int64_t>(size / 1024 / 4))
+        << "reading a " << size << "-byte object grew RssAnon by " << grown_kb
+        << " KiB";
+    EXPECT_GT(sum, 0u);
+
+    std::vector<float> m(512 * 256, 1.5f);
+    auto tref = Put(
+        Tensor("float32", {512, 256}, Buffer::Copy(m.data(), m.size() * 4)));
+    auto t = Get(tref);
+    EXPECT_EQ(t->dtype(), "float32");
+    EXPECT_EQ(t->shape(), (std::vector<int64_t>{512, 256}));
+    EXPECT_TRUE(InStoreMapping(t->data()));
+    EXPECT_EQ(reinterpret_cast<const float*>(t->data())[1000], 1.5f);
+    auto small = Get(Put(Buffer::Copy("abc", 3)));  // inline
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(small->data()), 3),
+              "abc");
+  }
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return RayletMetric(session, "loom_object_store_used_bytes") == 0;
+      },
+      absl::Seconds(5)));
+}
+
 TEST_F(PrivateClusterTest, FiveDeepNestingOnOneCpu) {
   StartCluster(1);
   EXPECT_EQ(*Get(Task(Nest).Remote(5), 30000), 5);

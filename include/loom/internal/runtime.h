@@ -35,6 +35,19 @@ std::vector<std::shared_ptr<const std::string>> Get(
 // ready[i] tells whether ids[i] is ready.
 std::vector<bool> Wait(const std::vector<std::string>& ids, int num_returns,
                        int64_t timeout_ms);
+// Raw objects (Buffer, Tensor): bytes plus a small metadata string, stored
+// as they are. GetRaw's view points into the store and `holder` keeps the
+// object pinned.
+struct RawObject {
+  const uint8_t* data = nullptr;
+  uint64_t size = 0;
+  std::string metadata;
+  std::shared_ptr<const void> holder;
+};
+std::string PutRaw(const void* data, uint64_t size,
+                   const std::string& metadata);
+RawObject GetRaw(const std::string& id, int64_t timeout_ms);
+
 void AddLocalRef(const std::string& id);
 void RemoveLocalRef(const std::string& id);
 
