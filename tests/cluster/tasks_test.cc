@@ -142,7 +142,11 @@ TEST_F(PrivateClusterTest, BuffersAndTensorsAreReadWithoutCopies) {
 
 TEST_F(PrivateClusterTest, FiveDeepNestingOnOneCpu) {
   StartCluster(1);
-  EXPECT_EQ(*Get(Task(Nest).Remote(5), 30000), 5);
+  try {
+    EXPECT_EQ(*Get(Task(Nest).Remote(5), 30000), 5);
+  } catch (const std::exception& e) {
+    FAIL() << "nested tasks failed: " << e.what();
+  }
 }
 
 TEST_F(PrivateClusterTest, TenThousandTasksNeedNoMoreLeasesThanWorkers) {
