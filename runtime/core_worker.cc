@@ -85,6 +85,9 @@ absl::Status CoreWorker::Connect() {
   } else {
     TaskId random = TaskId::FromRandom();
     driver_task_ = random;
+    // Tasks may arrive as soon as the raylet knows this worker, and their
+    // code calls the API: the worker is the process's core worker first.
+    SetGlobalCoreWorker(this);
     exec_thread_ = std::thread([this] { ExecuteLoop(); });
     auto node = raylet_->RegisterWorker(options_.worker_id, getpid(), port_);
     if (!node.ok()) return node.status();

@@ -44,7 +44,6 @@ int main(int argc, char** argv) {
     spdlog::error("worker start failed: {}", cw.status().ToString());
     return 1;
   }
-  loom::SetGlobalCoreWorker(cw->get());
   (*cw)->WaitForExit();
   loom::SetGlobalCoreWorker(nullptr);
   // Exit without unwinding: user code may hold threads and statics.
