@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   loom::bench::AddGrpcBenchmarks(&benchmarks);
   loom::bench::AddTaskBenchmarks(&benchmarks);
   loom::bench::AddClusterBenchmarks(&benchmarks);
+  loom::bench::AddStoreBenchmarks(&benchmarks);
 
   int failed = 0;
   int ran = 0;

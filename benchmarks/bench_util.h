@@ -42,6 +42,7 @@ struct Benchmark {
 void AddGrpcBenchmarks(std::vector<Benchmark>* out);
 void AddTaskBenchmarks(std::vector<Benchmark>* out);
 void AddClusterBenchmarks(std::vector<Benchmark>* out);
+void AddStoreBenchmarks(std::vector<Benchmark>* out);
 
 // The gRPC echo server's entry point (loom-bench --echo-server): prints its
 // port on stdout, serves until SIGTERM or SIGINT, returns the exit code.
