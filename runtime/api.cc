@@ -21,6 +21,9 @@ std::optional<ClusterHandle> g_cluster ABSL_GUARDED_BY(g_mu);
 std::atomic<CoreWorker*> g_core_worker{nullptr};
 
 [[noreturn]] void Throw(const absl::Status& s) {
+  if (s.code() == absl::StatusCode::kResourceExhausted) {
+    throw ObjectStoreFullError(std::string(s.message()));
+  }
   throw Error(std::string(s.message()));
 }
 
@@ -34,6 +37,8 @@ std::atomic<CoreWorker*> g_core_worker{nullptr};
       throw InfeasibleError(e.task_name() + ": " + e.message());
     case rpc::ErrorInfo::OWNER_DIED:
       throw OwnerDiedError(e.message());
+    case rpc::ErrorInfo::OBJECT_STORE_FULL:
+      throw ObjectStoreFullError(e.task_name() + ": " + e.message());
     default:
       throw Error(e.task_name().empty() ? e.message()
                                         : e.task_name() + ": " + e.message());
@@ -82,6 +87,7 @@ void Init(const InitOptions& options) {
     cluster.num_cpus = options.num_cpus;
     cluster.num_gpus = options.num_gpus;
     cluster.resources = options.resources;
+    cluster.object_store_memory = options.object_store_memory;
     auto started = StartCluster(cluster);
     if (!started.ok()) Throw(started.status());
     g_cluster = std::move(*started);

@@ -230,11 +230,7 @@ absl::StatusOr<ObjectId> CoreWorker::PutRaw(std::string_view data,
   ObjectId id = NextPutId();
   if (data.size() + metadata.size() > kInlineThreshold && store_) {
     auto dst = store_->Create(id, data.size(), metadata.size());
-    if (!dst.ok()) {
-      return absl::Status(
-          dst.status().code(),
-          absl::StrCat("ObjectStoreFullError: ", dst.status().message()));
-    }
+    if (!dst.ok()) return dst.status();  // ResourceExhausted names the sizes
     std::memcpy(*dst, data.data(), data.size());
     std::memcpy(*dst + data.size(), metadata.data(), metadata.size());
     absl::Status s = store_->Seal(id);
@@ -400,13 +396,7 @@ void CoreWorker::ExecuteLoop() {
 absl::Status CoreWorker::WriteToStore(const ObjectId& id,
                                       std::string_view data) {
   auto dst = store_->Create(id, data.size(), 0);
-  if (!dst.ok()) {
-    if (dst.status().code() == absl::StatusCode::kResourceExhausted) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("ObjectStoreFullError: ", dst.status().message()));
-    }
-    return dst.status();
-  }
+  if (!dst.ok()) return dst.status();  // ResourceExhausted names the sizes
   std::memcpy(*dst, data.data(), data.size());
   return store_->Seal(id);
 }
@@ -479,8 +469,10 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
     if (!s.ok()) {
       reply->set_ok(false);
       *reply->mutable_error() =
-          MakeError(rpc::ErrorInfo::INVALID, std::string(s.message()),
-                    spec.function_name());
+          MakeError(s.code() == absl::StatusCode::kResourceExhausted
+                        ? rpc::ErrorInfo::OBJECT_STORE_FULL
+                        : rpc::ErrorInfo::INVALID,
+                    std::string(s.message()), spec.function_name());
     } else {
       reply->clear_value();
       reply->set_in_store(true);

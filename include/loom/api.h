@@ -34,6 +34,9 @@ struct InitOptions {
   int num_cpus = -1;
   int num_gpus = 0;
   std::map<std::string, double> resources;
+  // For a private cluster: bytes of shared memory for objects (0: 30% of
+  // the available memory).
+  int64_t object_store_memory = 0;
   // Where session directories live (empty: $LOOM_SESSION_ROOT or /tmp/loom).
   std::string session_root;
 };

@@ -57,6 +57,13 @@ class InfeasibleError : public Error {
   using Error::Error;
 };
 
+// The node's object store cannot hold the value; the message names the
+// sizes (requested, free, capacity).
+class ObjectStoreFullError : public Error {
+ public:
+  using Error::Error;
+};
+
 // The process that owned the object is gone.
 class OwnerDiedError : public Error {
  public:

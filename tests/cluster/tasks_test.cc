@@ -15,10 +15,11 @@ namespace {
 // A private cluster (head + one raylet) started by loom::Init.
 class PrivateClusterTest : public ::testing::Test {
  protected:
-  void StartCluster(int num_cpus) {
+  void StartCluster(int num_cpus, int64_t object_store_memory = 0) {
     InitOptions options;
     options.session_root = root_.path();
     options.num_cpus = num_cpus;
+    options.object_store_memory = object_store_memory;
     options.code_search_path = {TestLib()};
     loom::Init(options);
   }
@@ -138,6 +139,25 @@ TEST_F(PrivateClusterTest, BuffersAndTensorsAreReadWithoutCopies) {
         return RayletMetric(session, "loom_object_store_used_bytes") == 0;
       },
       absl::Seconds(5)));
+}
+
+TEST_F(PrivateClusterTest, AFullStoreIsATypedErrorNamingTheSizes) {
+  StartCluster(1, 16 << 20);
+  std::vector<uint8_t> bytes(32 << 20, 1);
+  try {
+    Put(Buffer(bytes.data(), bytes.size(), nullptr));
+    FAIL() << "expected ObjectStoreFullError";
+  } catch (const ObjectStoreFullError& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(16 << 20)),
+              std::string::npos)
+        << "message: " << e.what();  // names the store's capacity
+  }
+  // A task whose return does not fit fails the same way, at Get.
+  EXPECT_THROW(Get(Task(Repeat).Remote(std::string("x"), 20 << 20)),
+               ObjectStoreFullError);
+  // What fits still works.
+  EXPECT_EQ(Get(Task(Repeat).Remote(std::string("ab"), 1 << 20))->size(),
+            2u << 20);
 }
 
 TEST_F(PrivateClusterTest, FiveDeepNestingOnOneCpu) {
