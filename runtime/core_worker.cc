@@ -264,10 +264,10 @@ std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
     return out;
   }
   if (r.store_node) {
-    if (*r.store_node != node_id_ || !store_) {
-      out.error = MakeError(rpc::ErrorInfo::INVALID,
-                            "object lives in another node's store; moving "
-                            "objects between nodes is not available yet");
+    absl::Status local = MakeLocal(id, *r.store_node);
+    if (!local.ok()) {
+      out.error =
+          MakeError(rpc::ErrorInfo::INVALID, std::string(local.message()));
       return out;
     }
     auto views = store_->Get({id}, timeout_ms < 0 ? 30000 : timeout_ms);
@@ -401,6 +401,13 @@ absl::Status CoreWorker::WriteToStore(const ObjectId& id,
   return store_->Seal(id);
 }
 
+absl::Status CoreWorker::MakeLocal(const ObjectId& id, const NodeId& node) {
+  if (!store_)
+    return absl::FailedPreconditionError("this process has no object store");
+  if (node == node_id_) return absl::OkStatus();
+  return raylet_->PullObject(id, node);
+}
+
 void CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
                                 const std::vector<ObjectId>& ids,
                                 int64_t timeout_ms) {
@@ -411,10 +418,9 @@ void CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
       r.error = MakeError(rpc::ErrorInfo::INVALID, std::move(why));
       r.store_node.reset();
     };
-    if (*r.store_node != node_id_ || !store_) {
-      fail(absl::StrCat("object ", ids[i].Hex(), " lives in the store of node ",
-                        r.store_node->Hex(),
-                        "; moving objects between nodes is not available yet"));
+    absl::Status local = MakeLocal(ids[i], *r.store_node);
+    if (!local.ok()) {
+      fail(std::string(local.message()));
       continue;
     }
     auto views = store_->Get({ids[i]}, timeout_ms < 0 ? 30000 : timeout_ms);
@@ -441,16 +447,19 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
       auto id = ObjectId::FromBinary(arg.ref().object_id());
       absl::StatusOr<std::vector<std::optional<ObjectView>>> views =
           absl::InvalidArgumentError("bad argument id");
-      if (id.ok() && store_ && arg.ref().store_node_id() == node_id_.Binary()) {
-        views = store_->Get({*id}, 30000);
+      auto source = NodeId::FromBinary(arg.ref().store_node_id());
+      if (id.ok() && source.ok()) {
+        absl::Status local = MakeLocal(*id, *source);
+        views = local.ok() ? store_->Get({*id}, 30000) : local;
       }
       if (!views.ok() || !(*views)[0]) {
         reply->set_ok(false);
-        *reply->mutable_error() = MakeError(
-            rpc::ErrorInfo::INVALID,
-            "an argument lives in another node's store; moving objects "
-            "between nodes is not available yet",
-            spec.function_name());
+        *reply->mutable_error() =
+            MakeError(rpc::ErrorInfo::INVALID,
+                      absl::StrCat("cannot read an argument: ",
+                                   views.ok() ? "missing from the store"
+                                              : views.status().message()),
+                      spec.function_name());
         for (const auto& p : pinned) store_->Release(p).IgnoreError();
         return;
       }

@@ -108,6 +108,9 @@ class CoreWorker {
   std::optional<std::vector<ObjectResult>> WaitResults(
       const std::vector<ObjectId>& ids, int64_t timeout_ms);
   ObjectId NextPutId();
+  // Makes an object that lives in `node`'s store present in this node's
+  // (the raylet pulls it).
+  absl::Status MakeLocal(const ObjectId& id, const NodeId& node);
   void FetchFromStore(std::vector<ObjectResult>& results,
                       const std::vector<ObjectId>& ids, int64_t timeout_ms);
   TaskId NextTaskId();

@@ -77,6 +77,17 @@ absl::Status RayletClient::NotifyBlocked(const WorkerId& worker, bool blocked) {
   return rpc::ToAbsl(raylet_->NotifyBlocked(&ctx, req, &reply));
 }
 
+absl::Status RayletClient::PullObject(const ObjectId& id,
+                                      const NodeId& source) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 600000);
+  rpc::PullObjectRequest req;
+  req.set_object_id(id.Binary());
+  req.set_source_node_id(source.Binary());
+  rpc::PullObjectReply reply;
+  return rpc::ToAbsl(raylet_->PullObject(&ctx, req, &reply));
+}
+
 absl::Status RayletClient::ReportTaskStats(
     const rpc::ReportTaskStatsRequest& stats) {
   grpc::ClientContext ctx;

@@ -34,6 +34,8 @@ class RayletClient {
                                         int port);
   absl::Status NotifyBlocked(const WorkerId& worker, bool blocked);
   absl::Status ReportTaskStats(const rpc::ReportTaskStatsRequest& stats);
+  // Has this node's raylet copy an object from `source`'s store into ours.
+  absl::Status PullObject(const ObjectId& id, const NodeId& source);
 
  private:
   std::unique_ptr<rpc::Raylet::Stub> raylet_;

@@ -105,6 +105,23 @@ int main(int argc, char** argv) {
     options.object_store = store.get();
   }
   loom::raylet::NodeManager node(options, &metrics);
+  std::unique_ptr<loom::ObjectStoreClient> store_client;
+  std::unique_ptr<loom::raylet::ObjectManager> object_manager;
+  if (store) {
+    auto client =
+        loom::ObjectStoreClient::Connect(session_dir + "/sockets/store");
+    if (!client.ok()) {
+      std::fprintf(stderr, "loom-raylet: %s\n",
+                   std::string(client.status().message()).c_str());
+      return 1;
+    }
+    store_client = std::move(*client);
+    object_manager = std::make_unique<loom::raylet::ObjectManager>(
+        loom::raylet::ObjectManager::Options{
+            store_client.get(),
+            [&node](const loom::NodeId& id) { return node.AddressOf(id); }});
+    node.set_object_manager(object_manager.get());
+  }
   loom::raylet::RayletService service(&node);
   int bound = 0;
   auto server = loom::rpc::StartServer(host, port, {&service}, &bound);

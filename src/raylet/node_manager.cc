@@ -419,9 +419,47 @@ void NodeManager::FillHeartbeat(rpc::HeartbeatRequest* req) {
   req->set_view_version(view_version_);
 }
 
+std::optional<std::string> NodeManager::AddressOf(const NodeId& node) const {
+  absl::MutexLock lock(&addresses_mu_);
+  auto it = addresses_.find(node);
+  if (it == addresses_.end()) return std::nullopt;
+  return it->second;
+}
+
+void NodeManager::HandlePullObject(const rpc::PullObjectRequest& req,
+                                   rpc::PullObjectReply* reply, Done done) {
+  auto id = ParseId<ObjectId>(req.object_id(), "object_id");
+  if (!id.ok()) return done(id.status());
+  auto source = ParseId<NodeId>(req.source_node_id(), "source_node_id");
+  if (!source.ok()) return done(source.status());
+  if (object_manager_ == nullptr) {
+    return done(absl::FailedPreconditionError("this node has no object store"));
+  }
+  object_manager_->Pull(*id, *source, std::move(done));
+}
+
+void NodeManager::HandleReadObjectChunk(const rpc::ReadObjectChunkRequest& req,
+                                        rpc::ReadObjectChunkReply* reply,
+                                        Done done) {
+  if (object_manager_ == nullptr) {
+    return done(absl::FailedPreconditionError("this node has no object store"));
+  }
+  done(object_manager_->ReadChunk(req, reply));
+}
+
 void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
   if (!reply.view_included()) return;
   view_version_ = reply.view_version();
+  {
+    absl::MutexLock lock(&addresses_mu_);
+    addresses_.clear();
+    for (const auto& node : reply.nodes()) {
+      auto id = NodeId::FromBinary(node.node_id());
+      if (id.ok()) {
+        addresses_[*id] = absl::StrCat(node.host(), ":", node.raylet_port());
+      }
+    }
+  }
   others_.clear();
   for (const auto& node : reply.nodes()) {
     if (node.node_id() == options_.node_id.Binary()) continue;

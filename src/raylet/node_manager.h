@@ -23,6 +23,7 @@
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
 #include "src/raylet/gcs_link.h"
+#include "src/raylet/object_manager.h"
 #include "src/raylet/worker_client.h"
 #include "src/raylet/worker_pool.h"
 
@@ -59,6 +60,15 @@ class NodeManager {
   EventLoop& loop() { return loop_; }
 
   void set_port(int port) { options_.port = port; }
+  void set_object_manager(ObjectManager* om) { object_manager_ = om; }
+  // Thread-safe: a node's raylet address, from the latest cluster view.
+  std::optional<std::string> AddressOf(const NodeId& node) const;
+
+  // Object transfers run off the loop, on gRPC and transfer threads.
+  void HandlePullObject(const rpc::PullObjectRequest& req,
+                        rpc::PullObjectReply* reply, Done done);
+  void HandleReadObjectChunk(const rpc::ReadObjectChunkRequest& req,
+                             rpc::ReadObjectChunkReply* reply, Done done);
 
   void HandleRequestWorkerLease(const rpc::LeaseRequest& req,
                                 rpc::LeaseReply* reply, Done done);
@@ -125,6 +135,10 @@ class NodeManager {
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<GcsLink> gcs_;
   std::vector<RemoteNode> others_;
+  ObjectManager* object_manager_ = nullptr;
+  mutable absl::Mutex addresses_mu_;
+  absl::flat_hash_map<NodeId, std::string> addresses_
+      ABSL_GUARDED_BY(addresses_mu_);
   int64_t view_version_ = 0;
 
   uint64_t next_handle_ = 1;

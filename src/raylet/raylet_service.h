@@ -34,6 +34,26 @@ class RayletService : public rpc::Raylet::CallbackService {
   LOOM_RAYLET_METHOD(GetNodeStats, GetNodeStatsRequest, GetNodeStatsReply)
 #undef LOOM_RAYLET_METHOD
 
+  // Transfers stay off the loop: the handlers are thread-safe.
+  grpc::ServerUnaryReactor* PullObject(grpc::CallbackServerContext* ctx,
+                                       const rpc::PullObjectRequest* req,
+                                       rpc::PullObjectReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    node_->HandlePullObject(*req, reply, [reactor](absl::Status s) {
+      reactor->Finish(rpc::ToGrpc(s));
+    });
+    return reactor;
+  }
+  grpc::ServerUnaryReactor* ReadObjectChunk(
+      grpc::CallbackServerContext* ctx, const rpc::ReadObjectChunkRequest* req,
+      rpc::ReadObjectChunkReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    node_->HandleReadObjectChunk(*req, reply, [reactor](absl::Status s) {
+      reactor->Finish(rpc::ToGrpc(s));
+    });
+    return reactor;
+  }
+
  private:
   NodeManager* node_;
 };

@@ -227,6 +227,40 @@ TEST_F(BadInputTest, RayletRefusesBadRequests) {
   EXPECT_FALSE(Invoke([&](auto* c) {
                  return raylet_->RegisterDriver(c, drv, &drv_reply);
                }).ok());
+  for (const std::string& id : {std::string(), kHuge}) {
+    rpc::PullObjectRequest pull;
+    pull.set_object_id(id);
+    pull.set_source_node_id(NodeId::FromRandom().Binary());
+    rpc::PullObjectReply pull_reply;
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return raylet_->PullObject(c, pull, &pull_reply);
+                 }).ok());
+    rpc::ReadObjectChunkRequest read;
+    read.set_object_id(id);
+    rpc::ReadObjectChunkReply read_reply;
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return raylet_->ReadObjectChunk(c, read, &read_reply);
+                 }).ok());
+  }
+  // An unknown object, an unknown source node, an absurd chunk.
+  rpc::PullObjectRequest pull;
+  pull.set_object_id(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
+  pull.set_source_node_id(NodeId::FromRandom().Binary());
+  rpc::PullObjectReply pull_reply;
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->PullObject(c, pull, &pull_reply);
+               }).ok());
+  rpc::ReadObjectChunkRequest read;
+  read.set_object_id(pull.object_id());
+  read.set_length(uint64_t{1} << 62);
+  rpc::ReadObjectChunkReply read_reply;
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->ReadObjectChunk(c, read, &read_reply);
+               }).ok());
+  read.set_length(10);
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->ReadObjectChunk(c, read, &read_reply);
+               }).ok());
   rpc::ReportTaskStatsRequest stats;
   stats.set_finished(-1);
   rpc::ReportTaskStatsReply stats_reply;

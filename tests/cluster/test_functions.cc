@@ -48,5 +48,19 @@ std::vector<int> Range(int n) {
   return v;
 }
 
+std::string Pattern(int64_t n) {
+  std::string s(n, '\0');
+  for (int64_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 31 + 7) % 251);
+  return s;
+}
+
+bool IsPattern(std::string s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != static_cast<char>((i * 31 + 7) % 251)) return false;
+  }
+  return true;
+}
+
+LOOM_REMOTE(Pattern, IsPattern);
 LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,
             Throw, Repeat, Range);

@@ -18,5 +18,9 @@ int RecordPidAndSleep(std::string path, int ms, int x);
 int Throw(std::string message);
 std::string Repeat(std::string s, int n);
 std::vector<int> Range(int n);
+// n bytes of a fixed pattern: byte i is (i * 31 + 7) % 251.
+std::string Pattern(int64_t n);
+// Whether s is Pattern(s.size()).
+bool IsPattern(std::string s);
 
 #endif  // LOOM_TESTS_CLUSTER_TEST_FUNCTIONS_H_

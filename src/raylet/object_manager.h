@@ -1,0 +1,59 @@
+// src/raylet/object_manager.h
+//
+// ObjectManager: moves objects between nodes' stores. Pull copies an object
+// from the raylet whose store holds it into this node's store, in chunks
+// (default 8 MiB, several in flight), written straight into the arena; pulls
+// of one object that overlap share one transfer. ReadChunk serves the other
+// side. A source that fails mid-transfer fails the pull with a clear error
+// and leaves nothing behind.
+//
+//   ObjectManager om({.store = &store_client, .address_of = ...});
+//   om.Pull(id, source_node, [](absl::Status s) { ... });  // any thread
+#ifndef LOOM_SRC_RAYLET_OBJECT_MANAGER_H_
+#define LOOM_SRC_RAYLET_OBJECT_MANAGER_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "object_store/store_client.h"
+#include "proto/raylet.pb.h"
+#include "src/common/ids.h"
+
+namespace loom::raylet {
+
+// Thread-safe.
+class ObjectManager {
+ public:
+  struct Options {
+    ObjectStoreClient* store = nullptr;
+    // HOST:PORT of a node's raylet, from the cluster view.
+    std::function<std::optional<std::string>(const NodeId&)> address_of;
+    uint64_t chunk_bytes = 8 << 20;
+    int chunks_in_flight = 4;
+  };
+  explicit ObjectManager(Options options) : options_(std::move(options)) {}
+
+  // Makes `id` present in this node's store; `done` runs on a transfer
+  // thread (or here, when it is present already).
+  void Pull(const ObjectId& id, const NodeId& source,
+            std::function<void(absl::Status)> done);
+  absl::Status ReadChunk(const rpc::ReadObjectChunkRequest& req,
+                         rpc::ReadObjectChunkReply* reply);
+
+ private:
+  absl::Status Transfer(const ObjectId& id, const std::string& address);
+
+  Options options_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<ObjectId, std::vector<std::function<void(absl::Status)>>>
+      pulls_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace loom::raylet
+
+#endif  // LOOM_SRC_RAYLET_OBJECT_MANAGER_H_
