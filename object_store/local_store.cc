@@ -1,5 +1,7 @@
 #include "object_store/local_store.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace loom {
@@ -10,7 +12,8 @@ LocalStore::LocalStore(Options options)
 absl::StatusOr<ObjectInfo> LocalStore::Create(const ObjectId& id,
                                               uint64_t data_size,
                                               uint64_t metadata_size,
-                                              ClientId creator, bool primary) {
+                                              ClientId creator, bool primary,
+                                              std::string owner) {
   if (objects_.contains(id)) {
     return absl::AlreadyExistsError(
         absl::StrCat("object ", id.Hex(), " exists"));
@@ -33,6 +36,7 @@ absl::StatusOr<ObjectInfo> LocalStore::Create(const ObjectId& id,
   e.info = ObjectInfo{*offset, data_size, metadata_size};
   e.primary = primary;
   e.creator = creator;
+  e.owner = std::move(owner);
   return e.info;
 }
 
@@ -209,6 +213,21 @@ void LocalStore::Disconnect(ClientId client) {
     }
   }
   waiters_.remove_if([client](const Waiter& w) { return w.client == client; });
+}
+
+std::vector<LocalStore::Summary> LocalStore::Largest(size_t n) const {
+  std::vector<Summary> all;
+  for (const auto& [id, e] : objects_) {
+    if (!e.sealed) continue;
+    all.push_back(Summary{id, e.info.data_size + e.info.metadata_size, e.owner,
+                          e.primary, !e.pins.empty()});
+  }
+  size_t k = std::min(n, all.size());
+  std::partial_sort(
+      all.begin(), all.begin() + k, all.end(),
+      [](const Summary& a, const Summary& b) { return a.size > b.size; });
+  all.resize(k);
+  return all;
 }
 
 LocalStore::Stats LocalStore::stats() const {

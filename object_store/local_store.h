@@ -57,7 +57,7 @@ class LocalStore {
   // ResourceExhausted (naming the sizes) when eviction cannot make room.
   absl::StatusOr<ObjectInfo> Create(const ObjectId& id, uint64_t data_size,
                                     uint64_t metadata_size, ClientId creator,
-                                    bool primary);
+                                    bool primary, std::string owner = "");
   absl::Status Seal(const ObjectId& id, ClientId client);
   // The creator gives up an object it has not sealed.
   absl::Status Abort(const ObjectId& id, ClientId client);
@@ -76,6 +76,16 @@ class LocalStore {
   std::optional<absl::Time> NextDeadline() const;
   Stats stats() const;
 
+  struct Summary {
+    ObjectId id;
+    uint64_t size = 0;
+    std::string owner;
+    bool primary = false;
+    bool pinned = false;
+  };
+  // The `n` largest sealed objects, largest first.
+  std::vector<Summary> Largest(size_t n) const;
+
  private:
   struct Entry {
     ObjectInfo info;
@@ -83,6 +93,7 @@ class LocalStore {
     bool primary = false;
     bool delete_pending = false;
     ClientId creator = 0;
+    std::string owner;
     absl::flat_hash_map<ClientId, int> pins;
     std::list<ObjectId>::iterator lru;  // valid while in lru_
     bool in_lru = false;

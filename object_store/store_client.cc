@@ -109,6 +109,7 @@ absl::StatusOr<uint8_t*> ObjectStoreClient::Create(const ObjectId& id,
   c->set_data_size(data_size);
   c->set_metadata_size(metadata_size);
   c->set_primary(primary);
+  c->set_owner(owner_);
   auto reply = Call(req);
   if (!reply.ok()) return reply.status();
   if (auto s = StatusOf(**reply); !s.ok()) return s;
@@ -159,8 +160,18 @@ absl::StatusOr<StoreUsage> ObjectStoreClient::Usage() {
   req.mutable_stats();
   auto reply = Call(req);
   if (!reply.ok()) return reply.status();
-  return StoreUsage{(*reply)->capacity(), (*reply)->used(),
-                    (*reply)->num_objects(), (*reply)->num_pinned()};
+  StoreUsage usage{(*reply)->capacity(),
+                   (*reply)->used(),
+                   (*reply)->num_objects(),
+                   (*reply)->num_pinned(),
+                   {}};
+  for (const auto& l : (*reply)->largest()) {
+    auto id = ObjectId::FromBinary(l.object_id());
+    if (!id.ok()) continue;
+    usage.largest.push_back(
+        StoreObjectInfo{*id, l.size(), l.owner(), l.primary(), l.pinned()});
+  }
+  return usage;
 }
 
 }  // namespace loom

@@ -39,8 +39,17 @@ struct ObjectView {
   uint64_t metadata_size = 0;
 };
 
+struct StoreObjectInfo {
+  ObjectId id;
+  uint64_t size = 0;
+  std::string owner;
+  bool primary = false;
+  bool pinned = false;
+};
+
 struct StoreUsage {
   uint64_t capacity = 0, used = 0, objects = 0, pinned = 0;
+  std::vector<StoreObjectInfo> largest;  // up to 10, largest first
 };
 
 // Thread-safe: one request at a time on the connection.
@@ -65,6 +74,8 @@ class ObjectStoreClient {
   absl::StatusOr<StoreUsage> Usage();
 
   const Arena& arena() const { return *arena_; }
+  // Recorded as the owner of what this client creates (`loom memory`).
+  void set_owner(std::string owner) { owner_ = std::move(owner); }
 
  private:
   ObjectStoreClient(int fd, std::unique_ptr<Arena> arena)
@@ -75,6 +86,7 @@ class ObjectStoreClient {
   int fd_;
   uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::unique_ptr<Arena> arena_;
+  std::string owner_;
 };
 
 }  // namespace loom

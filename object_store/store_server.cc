@@ -240,7 +240,7 @@ void ObjectStoreServer::Handle(Conn& conn, const rpc::StoreRequest& req) {
       const auto& c = req.create();
       with_id(c.object_id(), [&](const ObjectId& id) {
         auto info = store_.Create(id, c.data_size(), c.metadata_size(), client,
-                                  c.primary());
+                                  c.primary(), c.owner());
         if (info.ok()) fill(reply.mutable_created(), *info);
         return info.status();
       });
@@ -268,6 +268,14 @@ void ObjectStoreServer::Handle(Conn& conn, const rpc::StoreRequest& req) {
       reply.set_used(s.used);
       reply.set_num_objects(s.objects);
       reply.set_num_pinned(s.pinned);
+      for (const auto& o : store_.Largest(10)) {
+        auto* l = reply.add_largest();
+        l->set_object_id(o.id.Binary());
+        l->set_size(o.size);
+        l->set_owner(o.owner);
+        l->set_primary(o.primary);
+        l->set_pinned(o.pinned);
+      }
       break;
     }
     case rpc::StoreRequest::kGet: {

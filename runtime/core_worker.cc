@@ -57,6 +57,8 @@ absl::Status CoreWorker::Connect() {
     auto store = ObjectStoreClient::Connect(options_.store_socket);
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
+    store_->set_owner(absl::StrCat(options_.is_driver ? "driver" : "worker",
+                                   " pid ", getpid()));
     // The owner frees what it put in this node's store when the last
     // reference is gone.
     objects_.set_on_free([this](const ObjectId& id, const NodeId& node) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "proto/gcs.grpc.pb.h"
+#include "proto/raylet.grpc.pb.h"
 #include "runtime/local_cluster.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
@@ -121,25 +122,90 @@ int Stop(const std::string& session_root) {
   return 0;
 }
 
-int Status(const std::string& session_root, const std::string& address) {
-  std::string addr = address;
-  if (addr.empty()) {
-    auto resolved =
-        ReadFileToString(LatestSessionDir(Root(session_root)) + "/address");
-    if (!resolved.ok()) {
-      return Fail("no cluster found under " + Root(session_root) +
-                  " (start one with `loom start --head`, or pass --address)");
-    }
-    addr = *resolved;
+// The head's address: --address, else this session root's cluster.
+absl::StatusOr<std::string> HeadAddress(const std::string& session_root,
+                                        const std::string& address) {
+  if (!address.empty()) return address;
+  auto resolved =
+      ReadFileToString(LatestSessionDir(Root(session_root)) + "/address");
+  if (!resolved.ok()) {
+    return absl::NotFoundError(
+        "no cluster found under " + Root(session_root) +
+        " (start one with `loom start --head`, or pass --address)");
   }
+  return *resolved;
+}
+
+absl::StatusOr<rpc::GetClusterStatusReply> FetchStatus(
+    const std::string& addr) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(addr));
   grpc::ClientContext ctx;
   rpc::SetTimeout(&ctx, 5000);
-  rpc::GetClusterStatusRequest req;
   rpc::GetClusterStatusReply reply;
-  grpc::Status s = stub->GetClusterStatus(&ctx, req, &reply);
-  if (!s.ok())
-    return Fail("cannot reach the head at " + addr + ": " + s.error_message());
+  grpc::Status s =
+      stub->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &reply);
+  if (!s.ok()) {
+    return absl::UnavailableError("cannot reach the head at " + addr + ": " +
+                                  s.error_message());
+  }
+  return reply;
+}
+
+std::string Bytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+int Memory(const std::string& session_root, const std::string& address) {
+  auto addr = HeadAddress(session_root, address);
+  if (!addr.ok()) return Fail(std::string(addr.status().message()));
+  auto status = FetchStatus(*addr);
+  if (!status.ok()) return Fail(std::string(status.status().message()));
+  for (const auto& n : status->nodes()) {
+    if (!n.alive()) continue;
+    std::string raylet = absl::StrCat(n.host(), ":", n.raylet_port());
+    auto stub = rpc::Raylet::NewStub(rpc::MakeChannel(raylet));
+    grpc::ClientContext ctx;
+    rpc::SetTimeout(&ctx, 5000);
+    rpc::GetNodeStatsReply stats;
+    grpc::Status s =
+        stub->GetNodeStats(&ctx, rpc::GetNodeStatsRequest(), &stats);
+    std::printf("Node %s  %s\n", HexEncode(n.node_id()).substr(0, 12).c_str(),
+                raylet.c_str());
+    if (!s.ok()) {
+      std::printf("  unreachable: %s\n", s.error_message().c_str());
+      continue;
+    }
+    std::printf("  object store: %s used of %s, %llu objects (%llu pinned)\n",
+                Bytes(stats.store_used()).c_str(),
+                Bytes(stats.store_capacity()).c_str(),
+                static_cast<unsigned long long>(stats.store_objects()),
+                static_cast<unsigned long long>(stats.store_pinned()));
+    if (stats.largest_objects_size() > 0) std::printf("  largest objects:\n");
+    for (const auto& o : stats.largest_objects()) {
+      std::printf("    %s  %10s  %-9s %s%s\n", HexEncode(o.object_id()).c_str(),
+                  Bytes(o.size()).c_str(), o.primary() ? "primary" : "copy",
+                  o.owner().c_str(), o.pinned() ? "  (pinned)" : "");
+    }
+  }
+  return 0;
+}
+
+int Status(const std::string& session_root, const std::string& address) {
+  auto addr_or = HeadAddress(session_root, address);
+  if (!addr_or.ok()) return Fail(std::string(addr_or.status().message()));
+  std::string addr = *addr_or;
+  auto reply_or = FetchStatus(addr);
+  if (!reply_or.ok()) return Fail(std::string(reply_or.status().message()));
+  const rpc::GetClusterStatusReply& reply = *reply_or;
   int alive = 0, dead = 0;
   for (const auto& n : reply.nodes()) (n.alive() ? alive : dead)++;
   std::printf("Cluster %s: %d node%s alive, %d dead\n\n", addr.c_str(), alive,

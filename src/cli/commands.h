@@ -28,6 +28,7 @@ struct StartArgs {
 int Start(const StartArgs& args);
 int Stop(const std::string& session_root);
 int Status(const std::string& session_root, const std::string& address);
+int Memory(const std::string& session_root, const std::string& address);
 
 }  // namespace loom::cli
 

@@ -53,10 +53,16 @@ int main(int argc, char** argv) {
   status_cmd->add_option("--address", address,
                          "Head HOST:PORT (default: this root's)");
 
+  auto* memory_cmd = app.add_subcommand("memory", "Object store use per node");
+  memory_cmd->add_option("--session-root", session_root);
+  memory_cmd->add_option("--address", address,
+                         "Head HOST:PORT (default: this root's)");
+
   CLI11_PARSE(app, argc, argv);
   start.session_root = session_root;
   if (start_cmd->parsed()) return loom::cli::Start(start);
   if (stop_cmd->parsed()) return loom::cli::Stop(session_root);
   if (status_cmd->parsed()) return loom::cli::Status(session_root, address);
+  if (memory_cmd->parsed()) return loom::cli::Memory(session_root, address);
   return 2;
 }

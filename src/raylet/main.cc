@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     store_client = std::move(*client);
+    store_client->set_owner("copy pulled by this raylet");
     object_manager = std::make_unique<loom::raylet::ObjectManager>(
         loom::raylet::ObjectManager::Options{
             store_client.get(),

@@ -349,6 +349,23 @@ void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
   reply->set_workers_leased(pool_->CountState(Worker::kLeased));
   reply->set_workers_starting(pool_->CountState(Worker::kStarting));
   reply->set_queued_leases(queue_.size() + waiting_for_worker_.size());
+  if (object_manager_) {
+    auto usage = object_manager_->Usage();
+    if (usage.ok()) {
+      reply->set_store_capacity(usage->capacity);
+      reply->set_store_used(usage->used);
+      reply->set_store_objects(usage->objects);
+      reply->set_store_pinned(usage->pinned);
+      for (const auto& o : usage->largest) {
+        rpc::ObjectSummary* s = reply->add_largest_objects();
+        s->set_object_id(o.id.Binary());
+        s->set_size(o.size);
+        s->set_owner(o.owner);
+        s->set_primary(o.primary);
+        s->set_pinned(o.pinned);
+      }
+    }
+  }
   done(absl::OkStatus());
 }
 

@@ -44,6 +44,7 @@ class ObjectManager {
             std::function<void(absl::Status)> done);
   absl::Status ReadChunk(const rpc::ReadObjectChunkRequest& req,
                          rpc::ReadObjectChunkReply* reply);
+  absl::StatusOr<StoreUsage> Usage() { return options_.store->Usage(); }
 
  private:
   absl::Status Transfer(const ObjectId& id, const std::string& address);

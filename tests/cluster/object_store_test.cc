@@ -25,6 +25,7 @@ TEST(ObjectStore, TheRayletServesItsNodesStore) {
   ASSERT_TRUE(writer.ok() && reader.ok());
   EXPECT_EQ((*writer)->arena().size(), uint64_t{64} << 20);
 
+  (*writer)->set_owner("test writer");
   ObjectId id = ObjectId::ForPut(TaskId::FromRandom(), 1);
   auto dst = (*writer)->Create(id, 1 << 20, 0);
   ASSERT_TRUE(dst.ok()) << dst.status();
@@ -41,6 +42,17 @@ TEST(ObjectStore, TheRayletServesItsNodesStore) {
                             "loom_object_store_used_bytes") == (1 << 20);
       },
       absl::Seconds(3)));
+  // `loom memory` shows the node's use and its largest objects with owners.
+  auto memory =
+      RunCommand(BinDir() + "/loom memory --address " + cluster->gcs_address);
+  EXPECT_EQ(memory.exit_code, 0) << memory.output;
+  EXPECT_NE(
+      memory.output.find("1.0 MiB used of 64.0 MiB, 1 objects (1 pinned)"),
+      std::string::npos)
+      << memory.output;
+  EXPECT_NE(memory.output.find(id.Hex()), std::string::npos) << memory.output;
+  EXPECT_NE(memory.output.find("test writer"), std::string::npos)
+      << memory.output;
   // Too big for the store: refused with the sizes named.
   auto too_big = (*writer)->Create(ObjectId::ForPut(TaskId::FromRandom(), 1),
                                    128 << 20, 0);
