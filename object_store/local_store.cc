@@ -1,8 +1,11 @@
 #include "object_store/local_store.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "object_store/spill_file.h"
 
 namespace loom {
 
@@ -24,8 +27,7 @@ absl::StatusOr<ObjectInfo> LocalStore::Create(const ObjectId& id,
         absl::StrCat("object of ", total, " bytes can never fit in a store of ",
                      allocator_.stats().capacity, " bytes"));
   }
-  std::optional<uint64_t> offset = allocator_.Allocate(total);
-  if (!offset && EvictFor(total)) offset = allocator_.Allocate(total);
+  std::optional<uint64_t> offset = Allocate(total);
   if (!offset) {
     auto s = allocator_.stats();
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -50,6 +52,7 @@ absl::Status LocalStore::Seal(const ObjectId& id, ClientId client) {
   it->second.sealed = true;
   Touch(id, it->second);
   OnSealed(id);
+  SpillAboveWatermark();
   return absl::OkStatus();
 }
 
@@ -65,6 +68,7 @@ absl::Status LocalStore::Abort(const ObjectId& id, ClientId client) {
 }
 
 void LocalStore::Touch(const ObjectId& id, Entry& e) {
+  e.last_used = ++use_clock_;
   if (e.in_lru) {
     lru_.erase(e.lru);
     e.in_lru = false;
@@ -86,11 +90,91 @@ bool LocalStore::EvictFor(uint64_t bytes) {
   return evicted;
 }
 
+std::optional<uint64_t> LocalStore::Allocate(uint64_t bytes) {
+  std::optional<uint64_t> offset = allocator_.Allocate(bytes);
+  if (!offset && EvictFor(bytes)) offset = allocator_.Allocate(bytes);
+  if (!offset && SpillFor(bytes)) offset = allocator_.Allocate(bytes);
+  return offset;
+}
+
+std::string LocalStore::SpillPath(const ObjectId& id) const {
+  return options_.spill_dir + "/" + id.Hex();
+}
+
+bool LocalStore::SpillFor(uint64_t bytes) {
+  bool spilled = false;
+  while (allocator_.stats().largest_free < AlignUp(bytes)) {
+    const ObjectId* victim = nullptr;
+    uint64_t oldest = UINT64_MAX;
+    for (auto& [id, e] : objects_) {
+      if (e.sealed && e.primary && !e.spilled && e.pins.empty() &&
+          e.last_used < oldest) {
+        oldest = e.last_used;
+        victim = &id;
+      }
+    }
+    if (victim == nullptr) break;
+    ObjectId id = *victim;
+    if (!Spill(id, objects_[id])) break;
+    spilled = true;
+  }
+  return spilled;
+}
+
+void LocalStore::SpillAboveWatermark() {
+  auto s = allocator_.stats();
+  double limit = options_.spill_watermark * static_cast<double>(s.capacity);
+  if (options_.base == nullptr || static_cast<double>(s.used) <= limit) return;
+  // Spill least recently used primaries until use is back under the mark.
+  while (static_cast<double>(allocator_.stats().used) > limit) {
+    uint64_t before = allocator_.stats().used;
+    if (!SpillFor(allocator_.stats().largest_free + kAlignment) ||
+        allocator_.stats().used >= before) {
+      return;
+    }
+  }
+}
+
+bool LocalStore::Spill(const ObjectId& id, Entry& e) {
+  if (options_.base == nullptr || options_.spill_dir.empty()) return false;
+  uint64_t size = e.info.data_size + e.info.metadata_size;
+  if (!WriteSpillFile(SpillPath(id), options_.base + e.info.offset, size)) {
+    return false;
+  }
+  allocator_.Free(e.info.offset);
+  e.spilled = true;
+  spilled_bytes_ += size;
+  ++spilled_objects_;
+  return true;
+}
+
+bool LocalStore::Restore(const ObjectId& id, Entry& e) {
+  uint64_t size = e.info.data_size + e.info.metadata_size;
+  std::optional<uint64_t> offset = Allocate(size);  // e is not a candidate
+  if (!offset) return false;
+  if (!ReadSpillFile(SpillPath(id), options_.base + *offset, size)) {
+    allocator_.Free(*offset);
+    return false;
+  }
+  unlink(SpillPath(id).c_str());
+  e.info.offset = *offset;
+  e.spilled = false;
+  spilled_bytes_ -= size;
+  --spilled_objects_;
+  return true;
+}
+
 void LocalStore::Free(const ObjectId& id) {
   auto it = objects_.find(id);
   if (it == objects_.end()) return;
   if (it->second.in_lru) lru_.erase(it->second.lru);
-  allocator_.Free(it->second.info.offset);
+  if (it->second.spilled) {
+    unlink(SpillPath(id).c_str());
+    spilled_bytes_ -= it->second.info.data_size + it->second.info.metadata_size;
+    --spilled_objects_;
+  } else {
+    allocator_.Free(it->second.info.offset);
+  }
   objects_.erase(it);
 }
 
@@ -114,6 +198,10 @@ void LocalStore::Answer(Waiter& w) {
     if (it == objects_.end() || !it->second.sealed ||
         it->second.delete_pending) {
       out.push_back(std::nullopt);
+      continue;
+    }
+    if (it->second.spilled && !Restore(id, it->second)) {
+      out.push_back(std::nullopt);  // no room to bring it back now
       continue;
     }
     it->second.pins[w.client]++;
@@ -238,6 +326,8 @@ LocalStore::Stats LocalStore::stats() const {
   s.objects = objects_.size();
   for (const auto& [id, e] : objects_) s.pinned += !e.pins.empty();
   s.evicted = evicted_;
+  s.spilled_bytes = spilled_bytes_;
+  s.spilled_objects = spilled_objects_;
   s.fragmentation = a.fragmentation();
   return s;
 }

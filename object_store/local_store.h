@@ -6,7 +6,8 @@
 // returns for that client until released; a client that goes away releases
 // its pins and abandons what it had not sealed. Unpinned secondary copies
 // are evicted least recently used when space runs short; primary copies
-// never are.
+// never are: with a spill directory they are written to files when space
+// runs short (or use passes the high watermark) and read back on get.
 //
 //   LocalStore store({.capacity = 1 << 30});
 //   auto info = store.Create(id, size, 0, client, /*primary=*/true);
@@ -43,9 +44,15 @@ class LocalStore {
  public:
   struct Options {
     uint64_t capacity = 0;
+    // The arena's bytes and a directory to spill primary copies to; without
+    // both, nothing spills.
+    uint8_t* base = nullptr;
+    std::string spill_dir;
+    double spill_watermark = 0.8;  // spill after a seal leaves more in use
   };
   struct Stats {
     uint64_t capacity = 0, used = 0, objects = 0, pinned = 0, evicted = 0;
+    uint64_t spilled_bytes = 0, spilled_objects = 0;
     double fragmentation = 0;
   };
   using GetCallback =
@@ -97,6 +104,8 @@ class LocalStore {
     absl::flat_hash_map<ClientId, int> pins;
     std::list<ObjectId>::iterator lru;  // valid while in lru_
     bool in_lru = false;
+    uint64_t last_used = 0;
+    bool spilled = false;  // bytes in spill_dir/<id>, not in the arena
   };
   struct Waiter {
     uint64_t id;
@@ -107,6 +116,14 @@ class LocalStore {
   };
 
   bool EvictFor(uint64_t bytes);
+  // Spills unpinned primary copies, least recently used first, until a run
+  // of `bytes` is free; false when nothing could be spilled.
+  bool SpillFor(uint64_t bytes);
+  void SpillAboveWatermark();
+  bool Spill(const ObjectId& id, Entry& e);
+  bool Restore(const ObjectId& id, Entry& e);
+  std::optional<uint64_t> Allocate(uint64_t bytes);
+  std::string SpillPath(const ObjectId& id) const;
   void Free(const ObjectId& id);
   void Touch(const ObjectId& id, Entry& e);
   void Answer(Waiter& w);
@@ -119,6 +136,9 @@ class LocalStore {
   std::list<Waiter> waiters_;
   uint64_t next_waiter_ = 0;
   uint64_t evicted_ = 0;
+  uint64_t use_clock_ = 0;
+  uint64_t spilled_bytes_ = 0;
+  uint64_t spilled_objects_ = 0;
 };
 
 }  // namespace loom

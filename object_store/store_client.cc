@@ -160,11 +160,13 @@ absl::StatusOr<StoreUsage> ObjectStoreClient::Usage() {
   req.mutable_stats();
   auto reply = Call(req);
   if (!reply.ok()) return reply.status();
-  StoreUsage usage{(*reply)->capacity(),
-                   (*reply)->used(),
-                   (*reply)->num_objects(),
-                   (*reply)->num_pinned(),
-                   {}};
+  StoreUsage usage;
+  usage.capacity = (*reply)->capacity();
+  usage.used = (*reply)->used();
+  usage.objects = (*reply)->num_objects();
+  usage.pinned = (*reply)->num_pinned();
+  usage.spilled_bytes = (*reply)->spilled_bytes();
+  usage.spilled_objects = (*reply)->spilled_objects();
   for (const auto& l : (*reply)->largest()) {
     auto id = ObjectId::FromBinary(l.object_id());
     if (!id.ok()) continue;

@@ -49,6 +49,7 @@ struct StoreObjectInfo {
 
 struct StoreUsage {
   uint64_t capacity = 0, used = 0, objects = 0, pinned = 0;
+  uint64_t spilled_bytes = 0, spilled_objects = 0;
   std::vector<StoreObjectInfo> largest;  // up to 10, largest first
 };
 

@@ -102,7 +102,9 @@ ObjectStoreServer::ObjectStoreServer(Options options,
                                      std::unique_ptr<Arena> arena)
     : options_(std::move(options)),
       arena_(std::move(arena)),
-      store_({.capacity = arena_->size()}) {}
+      store_({.capacity = arena_->size(),
+              .base = arena_->base(),
+              .spill_dir = options_.spill_dir}) {}
 
 ObjectStoreServer::~ObjectStoreServer() {
   uint64_t one = 1;
@@ -268,6 +270,8 @@ void ObjectStoreServer::Handle(Conn& conn, const rpc::StoreRequest& req) {
       reply.set_used(s.used);
       reply.set_num_objects(s.objects);
       reply.set_num_pinned(s.pinned);
+      reply.set_spilled_bytes(s.spilled_bytes);
+      reply.set_spilled_objects(s.spilled_objects);
       for (const auto& o : store_.Largest(10)) {
         auto* l = reply.add_largest();
         l->set_object_id(o.id.Binary());

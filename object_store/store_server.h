@@ -39,6 +39,7 @@ class ObjectStoreServer {
   struct Options {
     std::string socket_path;
     uint64_t capacity = 0;
+    std::string spill_dir;  // empty: primary copies never spill
   };
   static absl::StatusOr<std::unique_ptr<ObjectStoreServer>> Start(
       Options options);

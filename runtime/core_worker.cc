@@ -231,7 +231,7 @@ absl::StatusOr<ObjectId> CoreWorker::PutRaw(std::string_view data,
                                             std::string_view metadata) {
   ObjectId id = NextPutId();
   if (data.size() + metadata.size() > kInlineThreshold && store_) {
-    auto dst = store_->Create(id, data.size(), metadata.size());
+    auto dst = CreateInStore(id, data.size(), metadata.size());
     if (!dst.ok()) return dst.status();  // ResourceExhausted names the sizes
     std::memcpy(*dst, data.data(), data.size());
     std::memcpy(*dst + data.size(), metadata.data(), metadata.size());
@@ -395,10 +395,28 @@ void CoreWorker::ExecuteLoop() {
   }
 }
 
+absl::StatusOr<uint8_t*> CoreWorker::CreateInStore(const ObjectId& id,
+                                                   uint64_t data_size,
+                                                   uint64_t metadata_size) {
+  // A full store may drain as readers release pins: wait a bounded time,
+  // unless the object could never fit.
+  absl::Time deadline = absl::Now() + kStoreFullWait;
+  while (true) {
+    auto dst = store_->Create(id, data_size, metadata_size);
+    if (dst.ok() ||
+        dst.status().code() != absl::StatusCode::kResourceExhausted ||
+        data_size + metadata_size > store_->arena().size() ||
+        absl::Now() > deadline) {
+      return dst;  // ResourceExhausted names the sizes
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
 absl::Status CoreWorker::WriteToStore(const ObjectId& id,
                                       std::string_view data) {
-  auto dst = store_->Create(id, data.size(), 0);
-  if (!dst.ok()) return dst.status();  // ResourceExhausted names the sizes
+  auto dst = CreateInStore(id, data.size(), 0);
+  if (!dst.ok()) return dst.status();
   std::memcpy(*dst, data.data(), data.size());
   return store_->Seal(id);
 }

@@ -40,6 +40,8 @@ class RayletClient;
 
 // Values above this size need the object store.
 inline constexpr size_t kInlineThreshold = 100 * 1024;
+// How long a put waits for a full store to make room before it fails.
+inline constexpr absl::Duration kStoreFullWait = absl::Seconds(2);
 
 // Thread-safe.
 class CoreWorker {
@@ -103,6 +105,8 @@ class CoreWorker {
   void Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
   // Seals `data` as object `id` in this node's store (the primary copy).
   absl::Status WriteToStore(const ObjectId& id, std::string_view data);
+  absl::StatusOr<uint8_t*> CreateInStore(const ObjectId& id, uint64_t data_size,
+                                         uint64_t metadata_size);
   // Replaces in-store results with their bytes, read from this node's store.
   // Waits for the owner's results, lending the CPU meanwhile (workers).
   std::optional<std::vector<ObjectResult>> WaitResults(

@@ -189,6 +189,9 @@ int Memory(const std::string& session_root, const std::string& address) {
                 Bytes(stats.store_capacity()).c_str(),
                 static_cast<unsigned long long>(stats.store_objects()),
                 static_cast<unsigned long long>(stats.store_pinned()));
+    std::printf("  spilled to disk: %s in %llu objects\n",
+                Bytes(stats.store_spilled_bytes()).c_str(),
+                static_cast<unsigned long long>(stats.store_spilled_objects()));
     if (stats.largest_objects_size() > 0) std::printf("  largest objects:\n");
     for (const auto& o : stats.largest_objects()) {
       std::printf("    %s  %10s  %-9s %s%s\n", HexEncode(o.object_id()).c_str(),

@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
          "--object-store-memory", object_store_memory,
          "Bytes of shared memory for objects (default: 30% of available)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
+  std::string spill_dir;
+  app.add_option("--object-spilling-directory", spill_dir,
+                 "Where primary copies spill (default: <session>/spill)");
   app.add_option("--labels", labels, "Node labels, k=v");
   app.add_option("--prestart-workers", prestart, "-1: one per CPU (max 16)");
   app.add_option("--heartbeat-ms", heartbeat_ms)->check(CLI::Range(10, 60000));
@@ -92,10 +95,17 @@ int main(int argc, char** argv) {
   options.infeasible_grace = absl::Milliseconds(infeasible_grace_ms);
   std::unique_ptr<loom::ObjectStoreServer> store;
   if (!session_dir.empty()) {
+    if (spill_dir.empty()) spill_dir = session_dir + "/spill";
+    if (auto s = loom::MakeDirs(spill_dir); !s.ok()) {
+      std::fprintf(stderr, "loom-raylet: %s\n",
+                   std::string(s.message()).c_str());
+      return 1;
+    }
     auto started = loom::ObjectStoreServer::Start(
         {session_dir + "/sockets/store",
          object_store_memory > 0 ? static_cast<uint64_t>(object_store_memory)
-                                 : loom::DefaultObjectStoreBytes()});
+                                 : loom::DefaultObjectStoreBytes(),
+         spill_dir});
     if (!started.ok()) {
       std::fprintf(stderr, "loom-raylet: %s\n",
                    std::string(started.status().message()).c_str());

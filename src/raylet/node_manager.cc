@@ -356,6 +356,8 @@ void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
       reply->set_store_used(usage->used);
       reply->set_store_objects(usage->objects);
       reply->set_store_pinned(usage->pinned);
+      reply->set_store_spilled_bytes(usage->spilled_bytes);
+      reply->set_store_spilled_objects(usage->spilled_objects);
       for (const auto& o : usage->largest) {
         rpc::ObjectSummary* s = reply->add_largest_objects();
         s->set_object_id(o.id.Binary());

@@ -160,6 +160,37 @@ TEST_F(PrivateClusterTest, AFullStoreIsATypedErrorNamingTheSizes) {
             2u << 20);
 }
 
+TEST_F(PrivateClusterTest, ThreeTimesTheStoreStaysReadableBySpilling) {
+  StartCluster(1, 32 << 20);
+  std::string session = SessionDir();
+  {
+    std::vector<ObjectRef<Buffer>> refs;
+    std::vector<uint8_t> bytes(8 << 20);
+    for (int i = 0; i < 12; ++i) {  // 96 MiB into a 32 MiB store
+      std::fill(bytes.begin(), bytes.end(), static_cast<uint8_t>(i + 1));
+      refs.push_back(Put(Buffer(bytes.data(), bytes.size(), nullptr)));
+    }
+    auto memory =
+        RunCommand(BinDir() + "/loom memory --session-root " + root_.path());
+    EXPECT_EQ(memory.output.find("spilled to disk: 0 B"), std::string::npos)
+        << memory.output;
+    for (int i = 0; i < 12; ++i) {
+      std::shared_ptr<Buffer> b = Get(refs[i], 30000);
+      ASSERT_EQ(b->size(), 8u << 20);
+      EXPECT_EQ(b->data()[0], i + 1);
+      EXPECT_EQ(b->data()[(8 << 20) - 1], i + 1);
+    }
+  }
+  // References gone: nothing left in memory or on disk.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return RayletMetric(session, "loom_object_store_used_bytes") == 0;
+      },
+      absl::Seconds(5)));
+  auto spill = RunCommand("ls -A " + session + "/spill");
+  EXPECT_EQ(spill.output, "") << "spill files left behind";
+}
+
 TEST_F(PrivateClusterTest, FiveDeepNestingOnOneCpu) {
   StartCluster(1);
   try {

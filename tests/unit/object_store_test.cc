@@ -164,3 +164,43 @@ TEST(LocalStore, ADisconnectedClientReleasesPinsAndAbandonsCreations) {
 
 }  // namespace
 }  // namespace loom
+
+namespace loom {
+namespace {
+
+TEST(LocalStoreSpilling, PrimariesSpillToFilesAndComeBackOnGet) {
+  char tmpl[] = "/tmp/lsp_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto arena = Arena::Create(1 << 20);
+  ASSERT_TRUE(arena.ok());
+  LocalStore store(
+      {.capacity = 1 << 20, .base = (*arena)->base(), .spill_dir = dir});
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 6; ++i) {  // 6 x 300 KiB into 1 MiB
+    ObjectId id = ObjectId::ForPut(TaskId::FromRandom(), 1);
+    auto info = store.Create(id, 300 << 10, 0, 1, /*primary=*/true);
+    ASSERT_TRUE(info.ok()) << i << ": " << info.status();
+    std::memset((*arena)->base() + info->offset, 'a' + i, 300 << 10);
+    ASSERT_TRUE(store.Seal(id, 1).ok());
+    ids.push_back(id);
+  }
+  auto stats = store.stats();
+  EXPECT_GE(stats.spilled_objects, 3u);
+  EXPECT_LE(stats.used, (1u << 20) * 8 / 10 + (300u << 10));
+  // Every object reads back with its own bytes.
+  for (int i = 0; i < 6; ++i) {
+    std::optional<ObjectInfo> got;
+    store.Get({ids[i]}, 2, absl::InfiniteFuture(), [&](auto r) { got = r[0]; });
+    ASSERT_TRUE(got.has_value()) << i;
+    const uint8_t* p = (*arena)->base() + got->offset;
+    EXPECT_EQ(p[0], 'a' + i);
+    EXPECT_EQ(p[(300 << 10) - 1], 'a' + i);
+    ASSERT_TRUE(store.Release(ids[i], 2).ok());
+  }
+  for (const auto& id : ids) ASSERT_TRUE(store.Delete(id).ok());
+  EXPECT_EQ(store.stats().spilled_objects, 0u);
+  EXPECT_EQ(rmdir(dir.c_str()), 0) << "spill files left behind";
+}
+
+}  // namespace
+}  // namespace loom
