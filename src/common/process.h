@@ -51,6 +51,9 @@ bool WaitForExit(pid_t pid, absl::Duration timeout);
 // SIGTERM, then SIGKILL after `grace`.
 void TerminateProcess(pid_t pid, absl::Duration grace);
 
+// This process's anonymous resident memory (RssAnon), in KiB; -1 if unknown.
+int64_t RssAnonKb();
+
 // The directory holding this executable.
 std::string ExecutableDir();
 // Finds a Loom binary: $LOOM_BIN_DIR, beside this executable, then the

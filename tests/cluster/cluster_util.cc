@@ -133,15 +133,6 @@ bool InStoreMapping(const void* p) {
   return false;
 }
 
-int64_t RssAnonKb() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("RssAnon:", 0) == 0) return std::stoll(line.substr(8));
-  }
-  return -1;
-}
-
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "proto/gcs.pb.h"
+#include "src/common/process.h"
 
 namespace loom::test {
 
@@ -49,7 +50,6 @@ double RayletMetric(const std::string& session_dir, const std::string& name);
 std::vector<pid_t> PidsMatching(const std::string& needle);
 // Whether `p` lies in this process's mapping of an object store arena.
 bool InStoreMapping(const void* p);
-int64_t RssAnonKb();
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
 
 absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(

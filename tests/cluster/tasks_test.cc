@@ -257,6 +257,14 @@ class MultiNodeTest : public ::testing::Test {
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? *c : ClusterHandle{};
   }
+  bool WaitForNodes(int alive) {
+    return WaitUntil(
+        [&] {
+          auto s = ClusterStatus(head_.gcs_address);
+          return s.ok() && CountNodes(*s, true) == alive;
+        },
+        absl::Seconds(5));
+  }
   void Connect() {
     InitOptions options;
     options.address = head_.gcs_address;
@@ -279,12 +287,7 @@ TEST_F(MultiNodeTest, TasksNeedingACustomResourceRunWhereItIs) {
   joined_.push_back(Join(root_a_, {}));
   joined_.push_back(Join(root_b_, {{"special", 2}}));
   pid_t special_raylet = joined_[1].pids.back();
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        auto s = ClusterStatus(head_.gcs_address);
-        return s.ok() && CountNodes(*s, true) == 3;
-      },
-      absl::Seconds(5)));
+  ASSERT_TRUE(WaitForNodes(3));
   Connect();
   std::vector<ObjectRef<int>> refs;
   for (int i = 0; i < 20; ++i) {
@@ -295,12 +298,7 @@ TEST_F(MultiNodeTest, TasksNeedingACustomResourceRunWhereItIs) {
 
 TEST_F(MultiNodeTest, ObjectsMoveBetweenNodes) {
   joined_.push_back(Join(root_a_, {{"far", 2}}));
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        auto s = ClusterStatus(head_.gcs_address);
-        return s.ok() && CountNodes(*s, true) == 2;
-      },
-      absl::Seconds(5)));
+  ASSERT_TRUE(WaitForNodes(2));
   Connect();
   // Made on the far node, read here: the head's raylet pulls it.
   const int64_t size = (64 << 20) + 12345;
@@ -322,12 +320,7 @@ TEST_F(MultiNodeTest, ObjectsMoveBetweenNodes) {
 
 TEST_F(MultiNodeTest, AGibibyteObjectArrivesByteExact) {
   joined_.push_back(Join(root_a_, {{"far", 1}}));
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        auto s = ClusterStatus(head_.gcs_address);
-        return s.ok() && CountNodes(*s, true) == 2;
-      },
-      absl::Seconds(5)));
+  ASSERT_TRUE(WaitForNodes(2));
   Connect();
   const int64_t size = int64_t{1} << 30;
   auto far = Task(Pattern).SetResource("far", 1).Remote(size);

@@ -14,18 +14,10 @@
 #include "object_store/framing.h"
 #include "object_store/store_client.h"
 #include "proto/object_store.pb.h"
+#include "src/common/process.h"
 
 namespace loom {
 namespace {
-
-int64_t RssAnonKb() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("RssAnon:", 0) == 0) return std::stoll(line.substr(8));
-  }
-  return -1;
-}
 
 ObjectId NewId() { return ObjectId::ForPut(TaskId::FromRandom(), 1); }
 
