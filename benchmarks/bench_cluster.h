@@ -19,9 +19,10 @@ namespace loom::bench {
 class PrivateCluster {
  public:
   // Throws loom::Error when the cluster cannot start.
-  explicit PrivateCluster(int num_cpus) {
+  explicit PrivateCluster(int num_cpus, int64_t object_store_memory = 0) {
     loom::InitOptions options;
     options.num_cpus = num_cpus;
+    options.object_store_memory = object_store_memory;
     options.code_search_path = {LOOM_BENCH_FUNCTIONS_LIB};
     options.session_root = root_.path();
     loom::Init(options);

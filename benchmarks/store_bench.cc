@@ -4,16 +4,25 @@
 //   single_client_get_calls_Plasma_Store  get+release of a sealed object, per s
 //   single_client_put_gigabytes           steady state: loom::Put(Buffer) of
 //                                          100 MiB values, each freed after
-//   get_latency_1MiB, get_latency_100MiB  loom::Get of a Buffer (a view, no
+//   get_latency_1MiB, _100MiB, _1GiB      loom::Get of a Buffer (a view, no
 //                                          copy), median over distinct objects
+//   put_gigabytes_first_touch             loom::Put(Buffer) of 100 MiB values
+//                                          into fresh (never touched) memory
+//   multi_client_put_calls_Plasma_Store   4 clients, each as the single one
+//   multi_client_put_gigabytes            4 threads putting 100 MiB Buffers
+//   allocator_fragmentation               1 - largest free run / free space
+//                                          after a mixed-size alloc/free churn
 // All against the store of a private cluster's raylet, from this process.
 #include <cstring>
+#include <random>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "benchmarks/bench_cluster.h"
 #include "benchmarks/bench_util.h"
 #include "loom/loom.h"
+#include "object_store/allocator.h"
 #include "object_store/store_client.h"
 
 namespace loom::bench {
@@ -29,24 +38,44 @@ std::unique_ptr<ObjectStoreClient> Connect(const PrivateCluster& cluster) {
 
 ObjectId NewId() { return ObjectId::ForPut(TaskId::FromRandom(), 1); }
 
+// 100 create + write + seal + delete rounds of 1 KiB objects.
+int64_t PutRounds(ObjectStoreClient* client) {
+  static const std::vector<uint8_t> payload(1024, 7);
+  for (int i = 0; i < 100; ++i) {
+    ObjectId id = NewId();
+    auto dst = client->Create(id, payload.size(), 0);
+    if (!dst.ok())
+      throw std::runtime_error(std::string(dst.status().message()));
+    std::memcpy(*dst, payload.data(), payload.size());
+    if (!client->Seal(id).ok() || !client->Delete(id).ok()) {
+      throw std::runtime_error("seal/delete failed");
+    }
+  }
+  return 100;
+}
+
 std::vector<Result> RunStoreCalls() {
   PrivateCluster cluster(1);
   auto client = Connect(cluster);
   std::vector<uint8_t> payload(1024, 7);
   double puts = MedianOfRuns([&](double seconds) {
-    return RateFor(seconds, [&] {
-      for (int i = 0; i < 100; ++i) {
-        ObjectId id = NewId();
-        auto dst = client->Create(id, payload.size(), 0);
-        if (!dst.ok())
-          throw std::runtime_error(std::string(dst.status().message()));
-        std::memcpy(*dst, payload.data(), payload.size());
-        if (!client->Seal(id).ok() || !client->Delete(id).ok()) {
-          throw std::runtime_error("seal/delete failed");
-        }
-      }
-      return int64_t{100};
-    });
+    return RateFor(seconds, [&] { return PutRounds(client.get()); });
+  });
+  std::vector<std::unique_ptr<ObjectStoreClient>> clients;
+  for (int i = 0; i < 4; ++i) clients.push_back(Connect(cluster));
+  double multi = MedianOfRuns([&](double seconds) {
+    std::vector<double> rates(clients.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < clients.size(); ++i) {
+      threads.emplace_back([&, i] {
+        rates[i] =
+            RateFor(seconds, [&] { return PutRounds(clients[i].get()); });
+      });
+    }
+    for (auto& t : threads) t.join();
+    double total = 0;
+    for (double r : rates) total += r;
+    return total;
   });
   ObjectId id = NewId();
   auto dst = client->Create(id, payload.size(), 0);
@@ -64,7 +93,8 @@ std::vector<Result> RunStoreCalls() {
     });
   });
   return {{"single_client_put_calls_Plasma_Store", puts, "calls/s"},
-          {"single_client_get_calls_Plasma_Store", gets, "calls/s"}};
+          {"single_client_get_calls_Plasma_Store", gets, "calls/s"},
+          {"multi_client_put_calls_Plasma_Store", multi, "calls/s"}};
 }
 
 std::vector<Result> RunPutGigabytes() {
@@ -78,14 +108,80 @@ std::vector<Result> RunPutGigabytes() {
       return int64_t{1};
     });
   });
-  return {{"single_client_put_gigabytes", rate * size / 1e9, "GB/s"}};
+  // Four threads of one driver, each putting and freeing.
+  double multi = MedianOfRuns([&](double seconds) {
+    std::vector<double> rates(4);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < rates.size(); ++i) {
+      threads.emplace_back([&, i] {
+        rates[i] = RateFor(seconds, [&] {
+          ObjectRef<Buffer> ref = Put(buffer);
+          return int64_t{1};
+        });
+      });
+    }
+    for (auto& t : threads) t.join();
+    double total = 0;
+    for (double r : rates) total += r;
+    return total;
+  });
+  return {{"single_client_put_gigabytes", rate * size / 1e9, "GB/s"},
+          {"multi_client_put_gigabytes", multi * size / 1e9, "GB/s"}};
+}
+
+// Puts into a fresh 2 GiB store, keeping every object: each lands on pages
+// never touched before. One value per cluster.
+double FirstTouchOnce() {
+  TempDir root;
+  InitOptions options;
+  options.num_cpus = 1;
+  options.session_root = root.path();
+  options.object_store_memory = int64_t{2} << 30;
+  loom::Init(options);
+  const size_t size = 100 << 20;
+  std::vector<uint8_t> bytes(size, 5);
+  std::vector<ObjectRef<Buffer>> keep;
+  int64_t start = NowNs();
+  for (int i = 0; i < 15; ++i)
+    keep.push_back(Put(Buffer(bytes.data(), size, nullptr)));
+  double gbps = 15.0 * size / 1e9 / SecondsSince(start);
+  keep.clear();
+  loom::Shutdown();
+  return gbps;
+}
+
+std::vector<Result> RunFirstTouch() {
+  std::vector<double> values;
+  for (int i = 0; i < 3; ++i) values.push_back(FirstTouchOnce());
+  return {{"put_gigabytes_first_touch", Median(values), "GB/s"}};
+}
+
+std::vector<Result> RunFragmentation() {
+  Allocator alloc(uint64_t{1} << 30);
+  std::mt19937_64 rng(42);
+  std::vector<uint64_t> live;
+  for (int i = 0; i < 200000; ++i) {
+    bool free_one =
+        !live.empty() && (rng() % 2 == 0 || alloc.stats().free < (64u << 20));
+    if (free_one) {
+      size_t k = rng() % live.size();
+      alloc.Free(live[k]);
+      live[k] = live.back();
+      live.pop_back();
+    } else {
+      // Mixed sizes: mostly small, some large (1 KiB .. 8 MiB, log-uniform).
+      uint64_t size = uint64_t{1024} << (rng() % 14);
+      if (auto off = alloc.Allocate(size + rng() % size)) live.push_back(*off);
+    }
+  }
+  return {{"allocator_fragmentation", alloc.stats().fragmentation(), "ratio"}};
 }
 
 double GetLatencyUs(size_t size) {
-  PrivateCluster cluster(1);
+  PrivateCluster cluster(1, size >= (512u << 20) ? int64_t{4} << 30 : 0);
   std::vector<uint8_t> bytes(size, 3);
   std::vector<ObjectRef<Buffer>> refs;
-  int count = size >= (50u << 20) ? 20 : 200;
+  int count = size >= (512u << 20) ? 3 : size >= (50u << 20) ? 20 : 200;
   for (int i = 0; i < count; ++i)
     refs.push_back(Put(Buffer(bytes.data(), size, nullptr)));
   std::vector<double> us;
@@ -100,17 +196,24 @@ double GetLatencyUs(size_t size) {
 
 std::vector<Result> RunGetLatency() {
   return {{"get_latency_1MiB", GetLatencyUs(1 << 20), "us"},
-          {"get_latency_100MiB", GetLatencyUs(100 << 20), "us"}};
+          {"get_latency_100MiB", GetLatencyUs(100 << 20), "us"},
+          {"get_latency_1GiB", GetLatencyUs(size_t{1} << 30), "us"}};
 }
 
 }  // namespace
 
 void AddStoreBenchmarks(std::vector<Benchmark>* out) {
   out->push_back({{"single_client_put_calls_Plasma_Store",
-                   "single_client_get_calls_Plasma_Store"},
+                   "single_client_get_calls_Plasma_Store",
+                   "multi_client_put_calls_Plasma_Store"},
                   RunStoreCalls});
-  out->push_back({{"single_client_put_gigabytes"}, RunPutGigabytes});
-  out->push_back({{"get_latency_1MiB", "get_latency_100MiB"}, RunGetLatency});
+  out->push_back({{"single_client_put_gigabytes", "multi_client_put_gigabytes"},
+                  RunPutGigabytes});
+  out->push_back({{"put_gigabytes_first_touch"}, RunFirstTouch});
+  out->push_back(
+      {{"get_latency_1MiB", "get_latency_100MiB", "get_latency_1GiB"},
+       RunGetLatency});
+  out->push_back({{"allocator_fragmentation"}, RunFragmentation});
 }
 
 }  // namespace loom::bench
