@@ -62,7 +62,10 @@ absl::Status CoreWorker::Connect() {
     // The owner frees what it put in this node's store when the last
     // reference is gone.
     objects_.set_on_free([this](const ObjectId& id, const NodeId& node) {
-      if (node == node_id_) store_->Delete(id).IgnoreError();
+      if (shut_down_) return;
+      // This node's raylet deletes its copy, the primary on `node`, and the
+      // copies the head's directory knows of.
+      raylet_->FreeObject(id, node);
     });
   }
   if (options_.is_driver) {

@@ -88,6 +88,20 @@ absl::Status RayletClient::PullObject(const ObjectId& id,
   return rpc::ToAbsl(raylet_->PullObject(&ctx, req, &reply));
 }
 
+void RayletClient::FreeObject(const ObjectId& id, const NodeId& holder) {
+  struct Call {
+    grpc::ClientContext ctx;
+    rpc::FreeObjectsRequest req;
+    rpc::FreeObjectsReply reply;
+  };
+  auto* call = new Call;
+  call->req.add_object_ids(id.Binary());
+  call->req.add_node_ids(holder.Binary());
+  rpc::SetTimeout(&call->ctx, 5000);
+  raylet_->async()->FreeObjects(&call->ctx, &call->req, &call->reply,
+                                [call](grpc::Status) { delete call; });
+}
+
 absl::Status RayletClient::ReportTaskStats(
     const rpc::ReportTaskStatsRequest& stats) {
   grpc::ClientContext ctx;

@@ -36,6 +36,9 @@ class RayletClient {
   absl::Status ReportTaskStats(const rpc::ReportTaskStatsRequest& stats);
   // Has this node's raylet copy an object from `source`'s store into ours.
   absl::Status PullObject(const ObjectId& id, const NodeId& source);
+  // Asks this node's raylet to delete the object everywhere (asynchronous,
+  // best effort: a copy that survives is evicted in time).
+  void FreeObject(const ObjectId& id, const NodeId& holder);
 
  private:
   std::unique_ptr<rpc::Raylet::Stub> raylet_;

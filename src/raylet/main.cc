@@ -130,7 +130,8 @@ int main(int argc, char** argv) {
     object_manager = std::make_unique<loom::raylet::ObjectManager>(
         loom::raylet::ObjectManager::Options{
             store_client.get(),
-            [&node](const loom::NodeId& id) { return node.AddressOf(id); }});
+            [&node](const loom::NodeId& id) { return node.AddressOf(id); },
+            8 << 20, 4, node.node_id(), gcs_address});
     node.set_object_manager(object_manager.get());
   }
   loom::raylet::RayletService service(&node);

@@ -466,6 +466,17 @@ void NodeManager::HandleReadObjectChunk(const rpc::ReadObjectChunkRequest& req,
   done(object_manager_->ReadChunk(req, reply));
 }
 
+void NodeManager::HandleFreeObjects(const rpc::FreeObjectsRequest& req,
+                                    rpc::FreeObjectsReply* reply, Done done) {
+  if (object_manager_ == nullptr) {
+    return done(absl::FailedPreconditionError("this node has no object store"));
+  }
+  if (req.object_ids_size() > 100000 || req.node_ids_size() > 10000) {
+    return done(absl::InvalidArgumentError("too many ids in one request"));
+  }
+  done(object_manager_->Free(req));
+}
+
 void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
   if (!reply.view_included()) return;
   view_version_ = reply.view_version();

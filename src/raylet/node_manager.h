@@ -61,6 +61,7 @@ class NodeManager {
 
   void set_port(int port) { options_.port = port; }
   void set_object_manager(ObjectManager* om) { object_manager_ = om; }
+  const NodeId& node_id() const { return options_.node_id; }
   // Thread-safe: a node's raylet address, from the latest cluster view.
   std::optional<std::string> AddressOf(const NodeId& node) const;
 
@@ -69,6 +70,8 @@ class NodeManager {
                         rpc::PullObjectReply* reply, Done done);
   void HandleReadObjectChunk(const rpc::ReadObjectChunkRequest& req,
                              rpc::ReadObjectChunkReply* reply, Done done);
+  void HandleFreeObjects(const rpc::FreeObjectsRequest& req,
+                         rpc::FreeObjectsReply* reply, Done done);
 
   void HandleRequestWorkerLease(const rpc::LeaseRequest& req,
                                 rpc::LeaseReply* reply, Done done);

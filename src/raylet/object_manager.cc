@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/rpc.h"
 
@@ -111,7 +112,78 @@ absl::Status ObjectManager::Transfer(const ObjectId& id,
     options_.store->Abort(id).IgnoreError();
     return failed(error);
   }
-  return options_.store->Seal(id);
+  absl::Status sealed = options_.store->Seal(id);
+  if (sealed.ok()) ReportCopy(id, total, /*added=*/true);
+  return sealed;
+}
+
+void ObjectManager::ReportCopy(const ObjectId& id, uint64_t size, bool added) {
+  if (options_.gcs_address.empty()) return;
+  auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address));
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 2000);
+  rpc::UpdateObjectLocationsRequest req;
+  auto* u = req.add_updates();
+  u->set_object_id(id.Binary());
+  u->set_node_id(options_.self.Binary());
+  u->set_added(added);
+  u->set_size(static_cast<int64_t>(size));
+  rpc::UpdateObjectLocationsReply reply;
+  gcs->UpdateObjectLocations(&ctx, req, &reply);  // soft state: best effort
+}
+
+absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
+  std::vector<ObjectId> ids;
+  for (const auto& b : req.object_ids()) {
+    auto id = ObjectId::FromBinary(b);
+    if (!id.ok()) return id.status();
+    ids.push_back(*id);
+  }
+  std::vector<NodeId> named;
+  for (const auto& b : req.node_ids()) {
+    auto n = NodeId::FromBinary(b);
+    if (!n.ok()) return n.status();
+    named.push_back(*n);
+  }
+  for (const auto& id : ids) {
+    if (options_.store->Delete(id).ok()) ReportCopy(id, 0, /*added=*/false);
+  }
+  if (req.local_only()) return absl::OkStatus();
+  std::thread([this, ids, named] {
+    absl::flat_hash_map<NodeId, rpc::FreeObjectsRequest> by_node;
+    auto add = [&](const NodeId& node, const ObjectId& id) {
+      if (node == options_.self) return;
+      auto& r = by_node[node];
+      r.set_local_only(true);
+      r.add_object_ids(id.Binary());
+    };
+    auto gcs = options_.gcs_address.empty()
+                   ? nullptr
+                   : rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address));
+    for (const auto& id : ids) {
+      for (const auto& n : named) add(n, id);
+      if (!gcs) continue;
+      grpc::ClientContext ctx;
+      rpc::SetTimeout(&ctx, 2000);
+      rpc::GetObjectLocationsRequest lreq;
+      lreq.set_object_id(id.Binary());
+      rpc::GetObjectLocationsReply lreply;
+      if (!gcs->GetObjectLocations(&ctx, lreq, &lreply).ok()) continue;
+      for (const auto& b : lreply.node_ids()) {
+        if (auto n = NodeId::FromBinary(b); n.ok()) add(*n, id);
+      }
+    }
+    for (auto& [node, r] : by_node) {
+      auto address = options_.address_of(node);
+      if (!address) continue;
+      auto stub = rpc::Raylet::NewStub(rpc::MakeChannel(*address));
+      grpc::ClientContext ctx;
+      rpc::SetTimeout(&ctx, 5000);
+      rpc::FreeObjectsReply reply;
+      stub->FreeObjects(&ctx, r, &reply);  // a node that is gone has nothing
+    }
+  }).detach();
+  return absl::OkStatus();
 }
 
 absl::Status ObjectManager::ReadChunk(const rpc::ReadObjectChunkRequest& req,

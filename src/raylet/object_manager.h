@@ -35,6 +35,8 @@ class ObjectManager {
     std::function<std::optional<std::string>(const NodeId&)> address_of;
     uint64_t chunk_bytes = 8 << 20;
     int chunks_in_flight = 4;
+    NodeId self;
+    std::string gcs_address;  // copies are reported to its object directory
   };
   explicit ObjectManager(Options options) : options_(std::move(options)) {}
 
@@ -45,9 +47,13 @@ class ObjectManager {
   absl::Status ReadChunk(const rpc::ReadObjectChunkRequest& req,
                          rpc::ReadObjectChunkReply* reply);
   absl::StatusOr<StoreUsage> Usage() { return options_.store->Usage(); }
+  // Deletes the objects here; unless local_only, also on the nodes named
+  // and those the head's directory lists (on a background thread).
+  absl::Status Free(const rpc::FreeObjectsRequest& req);
 
  private:
   absl::Status Transfer(const ObjectId& id, const std::string& address);
+  void ReportCopy(const ObjectId& id, uint64_t size, bool added);
 
   Options options_;
   absl::Mutex mu_;

@@ -44,6 +44,15 @@ class RayletService : public rpc::Raylet::CallbackService {
     });
     return reactor;
   }
+  grpc::ServerUnaryReactor* FreeObjects(grpc::CallbackServerContext* ctx,
+                                        const rpc::FreeObjectsRequest* req,
+                                        rpc::FreeObjectsReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    node_->HandleFreeObjects(*req, reply, [reactor](absl::Status s) {
+      reactor->Finish(rpc::ToGrpc(s));
+    });
+    return reactor;
+  }
   grpc::ServerUnaryReactor* ReadObjectChunk(
       grpc::CallbackServerContext* ctx, const rpc::ReadObjectChunkRequest* req,
       rpc::ReadObjectChunkReply* reply) override {

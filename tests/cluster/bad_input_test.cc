@@ -261,6 +261,18 @@ TEST_F(BadInputTest, RayletRefusesBadRequests) {
   EXPECT_FALSE(Invoke([&](auto* c) {
                  return raylet_->ReadObjectChunk(c, read, &read_reply);
                }).ok());
+  rpc::FreeObjectsRequest free_req;
+  free_req.add_object_ids(kHuge);
+  rpc::FreeObjectsReply free_reply;
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->FreeObjects(c, free_req, &free_reply);
+               }).ok());
+  free_req.set_object_ids(0,
+                          ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
+  free_req.add_node_ids("short");
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->FreeObjects(c, free_req, &free_reply);
+               }).ok());
   rpc::ReportTaskStatsRequest stats;
   stats.set_finished(-1);
   rpc::ReportTaskStatsReply stats_reply;

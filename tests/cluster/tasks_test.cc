@@ -318,6 +318,34 @@ TEST_F(MultiNodeTest, ObjectsMoveBetweenNodes) {
   for (const auto& ok : Get(checks, 60000)) EXPECT_TRUE(*ok);
 }
 
+TEST_F(MultiNodeTest, DroppingTheLastReferenceFreesEveryCopy) {
+  joined_.push_back(Join(root_a_, {{"far", 1}}));
+  ASSERT_TRUE(WaitForNodes(2));
+  Connect();
+  std::string head_session = head_.session_dir,
+              far_session = joined_[0].session_dir;
+  {
+    auto far = Task(Pattern).SetResource("far", 1).Remote(int64_t{32} << 20);
+    EXPECT_EQ(Get(far, 60000)->size(), 32u << 20);  // pulled here: two copies
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          return RayletMetric(head_session, "loom_object_store_used_bytes") >
+                     0 &&
+                 RayletMetric(far_session, "loom_object_store_used_bytes") > 0;
+        },
+        absl::Seconds(5)));
+  }
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return RayletMetric(head_session, "loom_object_store_used_bytes") ==
+                   0 &&
+               RayletMetric(far_session, "loom_object_store_used_bytes") == 0;
+      },
+      absl::Seconds(5)))
+      << "head " << RayletMetric(head_session, "loom_object_store_used_bytes")
+      << " far " << RayletMetric(far_session, "loom_object_store_used_bytes");
+}
+
 TEST_F(MultiNodeTest, AGibibyteObjectArrivesByteExact) {
   joined_.push_back(Join(root_a_, {{"far", 1}}));
   ASSERT_TRUE(WaitForNodes(2));
