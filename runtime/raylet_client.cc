@@ -16,6 +16,13 @@ RayletClient::RayletClient(const std::string& raylet_address,
   }
 }
 
+RayletClient::~RayletClient() {
+  absl::MutexLock lock(&mu_);
+  auto done = [this]()
+                  ABSL_SHARED_LOCKS_REQUIRED(mu_) { return inflight_ == 0; };
+  mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(6));
+}
+
 absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
   grpc::ClientContext ctx;
@@ -98,8 +105,16 @@ void RayletClient::FreeObject(const ObjectId& id, const NodeId& holder) {
   call->req.add_object_ids(id.Binary());
   call->req.add_node_ids(holder.Binary());
   rpc::SetTimeout(&call->ctx, 5000);
+  {
+    absl::MutexLock lock(&mu_);
+    ++inflight_;
+  }
   raylet_->async()->FreeObjects(&call->ctx, &call->req, &call->reply,
-                                [call](grpc::Status) { delete call; });
+                                [this, call](grpc::Status) {
+                                  delete call;
+                                  absl::MutexLock lock(&mu_);
+                                  --inflight_;
+                                });
 }
 
 absl::Status RayletClient::ReportTaskStats(

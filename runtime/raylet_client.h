@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/ids.h"
@@ -25,6 +26,9 @@ class RayletClient {
  public:
   RayletClient(const std::string& raylet_address,
                const std::string& gcs_address);
+  // Waits (briefly) for asynchronous calls still in flight: their callbacks
+  // must not outlive the channel.
+  ~RayletClient();
 
   absl::StatusOr<JobId> AddJob(int64_t pid);
   absl::Status MarkJobFinished(const JobId& job);
@@ -43,6 +47,8 @@ class RayletClient {
  private:
   std::unique_ptr<rpc::Raylet::Stub> raylet_;
   std::unique_ptr<rpc::Gcs::Stub> gcs_;
+  absl::Mutex mu_;
+  int inflight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace loom

@@ -181,14 +181,15 @@ TEST_F(PrivateClusterTest, ThreeTimesTheStoreStaysReadableBySpilling) {
       EXPECT_EQ(b->data()[(8 << 20) - 1], i + 1);
     }
   }
-  // References gone: nothing left in memory or on disk.
+  // References gone: nothing left in memory or on disk (frees are
+  // asynchronous, so wait for both).
   EXPECT_TRUE(WaitUntil(
       [&] {
-        return RayletMetric(session, "loom_object_store_used_bytes") == 0;
+        return RayletMetric(session, "loom_object_store_used_bytes") == 0 &&
+               RunCommand("ls -A " + session + "/spill").output.empty();
       },
-      absl::Seconds(5)));
-  auto spill = RunCommand("ls -A " + session + "/spill");
-  EXPECT_EQ(spill.output, "") << "spill files left behind";
+      absl::Seconds(5)))
+      << "left behind: " << RunCommand("ls -A " + session + "/spill").output;
 }
 
 TEST_F(PrivateClusterTest, FiveDeepNestingOnOneCpu) {
