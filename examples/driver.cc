@@ -40,6 +40,17 @@ int main(int argc, char** argv) {
     std::cout << "caught remote " << e.remote_type() << ": "
               << e.remote_message() << "\n";
   }
+  // Large values go through the node's shared-memory object store; a tensor
+  // comes back as a view of that memory, not a copy.
+  std::vector<float> weights(1 << 20, 0.5f);
+  auto tensor_ref = loom::Put(loom::Tensor(
+      "float32", {1024, 1024},
+      loom::Buffer::Copy(weights.data(), weights.size() * sizeof(float))));
+  std::shared_ptr<loom::Tensor> tensor = loom::Get(tensor_ref);
+  std::cout << "4 MiB tensor " << tensor->shape()[0] << "x"
+            << tensor->shape()[1]
+            << " read in place from shared memory, w[0] = "
+            << reinterpret_cast<const float*>(tensor->data())[0] << "\n";
   loom::Shutdown();
   return total == 328350 ? 0 : 1;
 }
