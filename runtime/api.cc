@@ -45,6 +45,11 @@ std::atomic<CoreWorker*> g_core_worker{nullptr};
   }
 }
 
+[[noreturn]] void ThrowTimeout(int64_t timeout_ms) {
+  throw GetTimeoutError("Get timed out after " + std::to_string(timeout_ms) +
+                        " ms");
+}
+
 CoreWorker* Current() {
   CoreWorker* cw = g_core_worker.load();
   if (cw == nullptr) throw Error("loom::Init() has not been called");
@@ -203,8 +208,7 @@ RawObject GetRaw(const std::string& id, int64_t timeout_ms) {
   if (!parsed.ok()) Throw(parsed.status());
   auto result = Current()->GetRaw(*parsed, timeout_ms);
   if (!result) {
-    throw GetTimeoutError("Get timed out after " + std::to_string(timeout_ms) +
-                          " ms");
+    ThrowTimeout(timeout_ms);
   }
   if (result->error) Throw(*result->error);
   return std::move(result->object);
@@ -227,8 +231,7 @@ std::vector<std::shared_ptr<const std::string>> Get(
     const std::vector<std::string>& ids, int64_t timeout_ms) {
   auto results = Current()->Get(ParseIds(ids), timeout_ms);
   if (!results) {
-    throw GetTimeoutError("Get timed out after " + std::to_string(timeout_ms) +
-                          " ms");
+    ThrowTimeout(timeout_ms);
   }
   std::vector<std::shared_ptr<const std::string>> out;
   out.reserve(results->size());

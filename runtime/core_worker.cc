@@ -182,7 +182,7 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
   objects_.AddPending(ret);
   // Hold the arguments now: the caller's refs may be temporaries.
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
-  submitter_->Submit(std::move(spec));
+  submitter_->Submit(std::move(spec), demand->ToString());
   return ret;
 }
 
@@ -208,14 +208,20 @@ absl::StatusOr<ObjectId> CoreWorker::Put(std::string value) {
   return id;
 }
 
+template <typename Fn>
+auto CoreWorker::WhileBlocked(const std::vector<ObjectId>& ids, Fn wait) {
+  // A worker waiting on objects not yet ready lends its CPU to the raylet.
+  bool lend = !options_.is_driver && !objects_.AllReady(ids);
+  if (lend) raylet_->NotifyBlocked(options_.worker_id, true).IgnoreError();
+  auto result = wait();
+  if (lend) raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
+  return result;
+}
+
 std::optional<std::vector<ObjectResult>> CoreWorker::WaitResults(
     const std::vector<ObjectId>& ids, int64_t timeout_ms) {
   absl::Time deadline = Deadline(timeout_ms);
-  bool lend = !options_.is_driver && !objects_.AllReady(ids);
-  if (lend) raylet_->NotifyBlocked(options_.worker_id, true).IgnoreError();
-  auto results = objects_.Get(ids, deadline);
-  if (lend) raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
-  return results;
+  return WhileBlocked(ids, [&] { return objects_.Get(ids, deadline); });
 }
 
 std::optional<std::vector<ObjectResult>> CoreWorker::Get(
@@ -269,19 +275,13 @@ std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
     return out;
   }
   if (r.store_node) {
-    absl::Status local = MakeLocal(id, *r.store_node);
-    if (!local.ok()) {
-      out.error =
-          MakeError(rpc::ErrorInfo::INVALID, std::string(local.message()));
-      return out;
-    }
-    auto views = store_->Get({id}, timeout_ms < 0 ? 30000 : timeout_ms);
-    if (!views.ok() || !(*views)[0]) {
+    auto view = PinLocal(id, *r.store_node, timeout_ms);
+    if (!view.ok()) {
       out.error = MakeError(rpc::ErrorInfo::INVALID,
-                            "object is missing from this node's store");
+                            std::string(view.status().message()));
       return out;
     }
-    const ObjectView& v = *(*views)[0];
+    const ObjectView& v = *view;
     out.object.data = v.data;
     out.object.size = v.data_size;
     out.object.metadata.assign(reinterpret_cast<const char*>(v.metadata),
@@ -313,11 +313,8 @@ std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
 std::vector<bool> CoreWorker::Wait(const std::vector<ObjectId>& ids,
                                    int num_returns, int64_t timeout_ms) {
   absl::Time deadline = Deadline(timeout_ms);
-  bool lend = !options_.is_driver && !objects_.AllReady(ids);
-  if (lend) raylet_->NotifyBlocked(options_.worker_id, true).IgnoreError();
-  auto ready = objects_.Wait(ids, num_returns, deadline);
-  if (lend) raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
-  return ready;
+  return WhileBlocked(
+      ids, [&] { return objects_.Wait(ids, num_returns, deadline); });
 }
 
 std::vector<int> CoreWorker::gpu_ids() const {
@@ -431,29 +428,35 @@ absl::Status CoreWorker::MakeLocal(const ObjectId& id, const NodeId& node) {
   return raylet_->PullObject(id, node);
 }
 
+absl::StatusOr<ObjectView> CoreWorker::PinLocal(const ObjectId& id,
+                                                const NodeId& node,
+                                                int64_t timeout_ms) {
+  absl::Status local = MakeLocal(id, node);
+  if (!local.ok()) return local;
+  auto views = store_->Get({id}, timeout_ms < 0 ? 30000 : timeout_ms);
+  if (!views.ok()) return views.status();
+  if (!(*views)[0]) {
+    return absl::NotFoundError(absl::StrCat(
+        "object ", id.Hex(), " is missing from this node's store"));
+  }
+  return *(*views)[0];
+}
+
 void CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
                                 const std::vector<ObjectId>& ids,
                                 int64_t timeout_ms) {
   for (size_t i = 0; i < results.size(); ++i) {
     ObjectResult& r = results[i];
     if (!r.store_node) continue;
-    auto fail = [&](std::string why) {
-      r.error = MakeError(rpc::ErrorInfo::INVALID, std::move(why));
+    auto view = PinLocal(ids[i], *r.store_node, timeout_ms);
+    if (!view.ok()) {
+      r.error = MakeError(rpc::ErrorInfo::INVALID,
+                          std::string(view.status().message()));
       r.store_node.reset();
-    };
-    absl::Status local = MakeLocal(ids[i], *r.store_node);
-    if (!local.ok()) {
-      fail(std::string(local.message()));
-      continue;
-    }
-    auto views = store_->Get({ids[i]}, timeout_ms < 0 ? 30000 : timeout_ms);
-    if (!views.ok() || !(*views)[0]) {
-      fail(absl::StrCat("object ", ids[i].Hex(),
-                        " is missing from this node's store"));
       continue;
     }
     // The msgpack path deserializes into the caller's type: one copy here.
-    const ObjectView& v = *(*views)[0];
+    const ObjectView& v = *view;
     r.value = std::make_shared<const std::string>(
         reinterpret_cast<const char*>(v.data), v.data_size);
     r.store_node.reset();
@@ -468,27 +471,22 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
   for (const auto& arg : spec.args()) {
     if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
       auto id = ObjectId::FromBinary(arg.ref().object_id());
-      absl::StatusOr<std::vector<std::optional<ObjectView>>> views =
-          absl::InvalidArgumentError("bad argument id");
       auto source = NodeId::FromBinary(arg.ref().store_node_id());
-      if (id.ok() && source.ok()) {
-        absl::Status local = MakeLocal(*id, *source);
-        views = local.ok() ? store_->Get({*id}, 30000) : local;
-      }
-      if (!views.ok() || !(*views)[0]) {
+      absl::StatusOr<ObjectView> view =
+          absl::InvalidArgumentError("bad argument id");
+      if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000);
+      if (!view.ok()) {
         reply->set_ok(false);
-        *reply->mutable_error() =
-            MakeError(rpc::ErrorInfo::INVALID,
-                      absl::StrCat("cannot read an argument: ",
-                                   views.ok() ? "missing from the store"
-                                              : views.status().message()),
-                      spec.function_name());
+        *reply->mutable_error() = MakeError(
+            rpc::ErrorInfo::INVALID,
+            absl::StrCat("cannot read an argument: ", view.status().message()),
+            spec.function_name());
         for (const auto& p : pinned) store_->Release(p).IgnoreError();
         return;
       }
       pinned.push_back(*id);
-      args.emplace_back(reinterpret_cast<const char*>((*views)[0]->data),
-                        (*views)[0]->data_size);
+      args.emplace_back(reinterpret_cast<const char*>(view->data),
+                        view->data_size);
     } else {
       args.push_back(arg.value());
     }

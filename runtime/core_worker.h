@@ -35,6 +35,7 @@ namespace loom {
 
 class TaskSubmitter;
 class ObjectStoreClient;
+struct ObjectView;
 struct TaskCounters;
 class RayletClient;
 
@@ -115,6 +116,11 @@ class CoreWorker {
   // Makes an object that lives in `node`'s store present in this node's
   // (the raylet pulls it).
   absl::Status MakeLocal(const ObjectId& id, const NodeId& node);
+  // MakeLocal, then a view of it pinned in this node's store (Release it).
+  absl::StatusOr<ObjectView> PinLocal(const ObjectId& id, const NodeId& node,
+                                      int64_t timeout_ms);
+  template <typename Fn>
+  auto WhileBlocked(const std::vector<ObjectId>& ids, Fn wait);
   void FetchFromStore(std::vector<ObjectResult>& results,
                       const std::vector<ObjectId>& ids, int64_t timeout_ms);
   TaskId NextTaskId();

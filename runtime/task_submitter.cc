@@ -4,7 +4,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/common/rpc.h"
-#include "src/common/wire.h"
 
 namespace loom {
 
@@ -87,27 +86,30 @@ rpc::Raylet::Stub* TaskSubmitter::RayletStub(const std::string& address) {
   return stub.get();
 }
 
-void TaskSubmitter::Submit(rpc::TaskSpec spec) {
+void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key) {
   options_.counters->submitted++;
   options_.loop->Post(
-      [this, spec = std::move(spec)]() mutable { Resolve(std::move(spec)); });
+      [this, spec = std::move(spec), key = std::move(key)]() mutable {
+        Resolve(std::move(spec), std::move(key));
+      });
 }
 
-void TaskSubmitter::Resolve(rpc::TaskSpec spec) {
+void TaskSubmitter::Resolve(rpc::TaskSpec spec, std::string key) {
   std::vector<ObjectId> deps;
   for (const auto& arg : spec.args()) {
     if (arg.has_ref())
       deps.push_back(*ObjectId::FromBinary(arg.ref().object_id()));
   }
-  if (deps.empty()) return Enqueue(std::move(spec));
+  if (deps.empty()) return Enqueue(std::move(spec), key);
   // Each dependency is held (SubmitTask took a reference) until it is
   // inlined; then the task is enqueued on the loop.
   struct Pending {
     rpc::TaskSpec spec;
+    std::string key;
     size_t remaining;
   };
-  auto pending =
-      std::make_shared<Pending>(Pending{std::move(spec), deps.size()});
+  auto pending = std::make_shared<Pending>(
+      Pending{std::move(spec), std::move(key), deps.size()});
   for (const ObjectId& dep : deps) {
     options_.objects->OnReady(dep, [this, pending] {
       options_.loop->Post([this, pending] {
@@ -135,14 +137,13 @@ void TaskSubmitter::Resolve(rpc::TaskSpec spec) {
           }
         }
         if (dep_error) return Fail(s, *dep_error);
-        Enqueue(std::move(s));
+        Enqueue(std::move(s), pending->key);
       });
     });
   }
 }
 
-void TaskSubmitter::Enqueue(rpc::TaskSpec spec) {
-  std::string key = FormatResources(spec.resources());
+void TaskSubmitter::Enqueue(rpc::TaskSpec spec, const std::string& key) {
   auto& ks = keys_[key];
   if (!ks) {
     ks = std::make_unique<KeyState>();

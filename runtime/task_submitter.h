@@ -10,7 +10,7 @@
 //
 //   TaskSubmitter submitter(options);
 //   objects.AddPending(ObjectId::ForReturn(spec.task_id(), 1));
-//   submitter.Submit(std::move(spec));
+//   submitter.Submit(std::move(spec), demand.ToString());
 //   ...
 //   submitter.Shutdown();  // returns leases, waits for calls in flight
 #ifndef LOOM_RUNTIME_TASK_SUBMITTER_H_
@@ -56,7 +56,9 @@ class TaskSubmitter {
   // Thread-safe. The task's return object must be pending in the table, and
   // the caller holds one reference on each ObjectRef argument, which the
   // submitter releases once the argument is inlined.
-  void Submit(rpc::TaskSpec spec);
+  // `key` names the task's resource shape (ResourceSet::ToString()); tasks
+  // with one key share leases.
+  void Submit(rpc::TaskSpec spec, std::string key);
   // Thread-safe. Returns every lease and waits for calls in flight.
   void Shutdown();
 
@@ -65,8 +67,8 @@ class TaskSubmitter {
   struct KeyState;
   struct Call;
 
-  void Resolve(rpc::TaskSpec spec);
-  void Enqueue(rpc::TaskSpec spec);
+  void Resolve(rpc::TaskSpec spec, std::string key);
+  void Enqueue(rpc::TaskSpec spec, const std::string& key);
   void Pump(KeyState& ks);
   void RequestLease(KeyState& ks, const std::string& raylet, bool no_spillback);
   void OnLeaseReply(const std::string& key, Call* call, const grpc::Status& s);

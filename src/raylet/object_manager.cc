@@ -21,6 +21,19 @@ bool Present(ObjectStoreClient* store, const ObjectId& id) {
 
 }  // namespace
 
+struct ObjectManager::Gcs {
+  std::unique_ptr<rpc::Gcs::Stub> stub;
+};
+
+ObjectManager::ObjectManager(Options options) : options_(std::move(options)) {
+  if (!options_.gcs_address.empty()) {
+    gcs_ = std::make_unique<Gcs>(
+        Gcs{rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address))});
+  }
+}
+
+ObjectManager::~ObjectManager() = default;
+
 void ObjectManager::Pull(const ObjectId& id, const NodeId& source,
                          std::function<void(absl::Status)> done) {
   if (Present(options_.store, id)) return done(absl::OkStatus());
@@ -118,8 +131,7 @@ absl::Status ObjectManager::Transfer(const ObjectId& id,
 }
 
 void ObjectManager::ReportCopy(const ObjectId& id, uint64_t size, bool added) {
-  if (options_.gcs_address.empty()) return;
-  auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address));
+  if (!gcs_) return;
   grpc::ClientContext ctx;
   rpc::SetTimeout(&ctx, 2000);
   rpc::UpdateObjectLocationsRequest req;
@@ -129,7 +141,8 @@ void ObjectManager::ReportCopy(const ObjectId& id, uint64_t size, bool added) {
   u->set_added(added);
   u->set_size(static_cast<int64_t>(size));
   rpc::UpdateObjectLocationsReply reply;
-  gcs->UpdateObjectLocations(&ctx, req, &reply);  // soft state: best effort
+  gcs_->stub->UpdateObjectLocations(&ctx, req,
+                                    &reply);  // soft state: best effort
 }
 
 absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
@@ -157,18 +170,15 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
       r.set_local_only(true);
       r.add_object_ids(id.Binary());
     };
-    auto gcs = options_.gcs_address.empty()
-                   ? nullptr
-                   : rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address));
     for (const auto& id : ids) {
       for (const auto& n : named) add(n, id);
-      if (!gcs) continue;
+      if (!gcs_) continue;
       grpc::ClientContext ctx;
       rpc::SetTimeout(&ctx, 2000);
       rpc::GetObjectLocationsRequest lreq;
       lreq.set_object_id(id.Binary());
       rpc::GetObjectLocationsReply lreply;
-      if (!gcs->GetObjectLocations(&ctx, lreq, &lreply).ok()) continue;
+      if (!gcs_->stub->GetObjectLocations(&ctx, lreq, &lreply).ok()) continue;
       for (const auto& b : lreply.node_ids()) {
         if (auto n = NodeId::FromBinary(b); n.ok()) add(*n, id);
       }

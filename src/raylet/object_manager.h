@@ -38,7 +38,8 @@ class ObjectManager {
     NodeId self;
     std::string gcs_address;  // copies are reported to its object directory
   };
-  explicit ObjectManager(Options options) : options_(std::move(options)) {}
+  explicit ObjectManager(Options options);
+  ~ObjectManager();
 
   // Makes `id` present in this node's store; `done` runs on a transfer
   // thread (or here, when it is present already).
@@ -56,6 +57,8 @@ class ObjectManager {
   void ReportCopy(const ObjectId& id, uint64_t size, bool added);
 
   Options options_;
+  struct Gcs;
+  std::unique_ptr<Gcs> gcs_;  // the head's object directory; null without one
   absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, std::vector<std::function<void(absl::Status)>>>
       pulls_ ABSL_GUARDED_BY(mu_);
