@@ -215,15 +215,23 @@ RawObject GetRaw(const std::string& id, int64_t timeout_ms) {
 }
 
 std::string SubmitTask(const std::string& function_name, std::vector<Arg> args,
-                       const TaskOptions& options) {
-  auto id = Current()->SubmitTask(function_name, std::move(args), options);
-  if (!id.ok()) Throw(id.status());
+                       const TaskOptions& options,
+                       std::vector<std::string> contained) {
+  auto id = Current()->SubmitTask(function_name, std::move(args), options,
+                                  ParseIds(contained));
+  if (!id.ok()) {
+    for (const auto& c : contained) RemoveLocalRef(c);
+    Throw(id.status());
+  }
   return id->Binary();
 }
 
-std::string Put(std::string value) {
-  auto id = Current()->Put(std::move(value));
-  if (!id.ok()) Throw(id.status());
+std::string Put(std::string value, std::vector<std::string> contained) {
+  auto id = Current()->Put(std::move(value), ParseIds(contained));
+  if (!id.ok()) {
+    for (const auto& c : contained) RemoveLocalRef(c);
+    Throw(id.status());
+  }
   return id->Binary();
 }
 
@@ -255,6 +263,51 @@ void AddLocalRef(const std::string& id) {
     if (auto parsed = ObjectId::FromBinary(id); parsed.ok())
       cw->AddRef(*parsed);
   }
+}
+
+namespace {
+thread_local RefCollector* tls_collector = nullptr;
+thread_local int tls_borrow_depth = 0;
+thread_local std::vector<std::pair<ObjectId, std::string>>* tls_borrows =
+    nullptr;
+}  // namespace
+
+RefCollector::RefCollector() : outer_(tls_collector) { tls_collector = this; }
+RefCollector::~RefCollector() {
+  tls_collector = outer_;
+  for (const auto& id : ids_) RemoveLocalRef(id);
+}
+
+BorrowScope::BorrowScope() { ++tls_borrow_depth; }
+BorrowScope::~BorrowScope() {
+  if (--tls_borrow_depth > 0 || tls_borrows == nullptr) return;
+  std::unique_ptr<std::vector<std::pair<ObjectId, std::string>>> pending(
+      tls_borrows);
+  tls_borrows = nullptr;
+  if (CoreWorker* cw = g_core_worker.load()) cw->RegisterBorrows(*pending);
+}
+
+std::string NoteSerializedRef(const std::string& id) {
+  if (tls_collector) {
+    AddLocalRef(id);
+    tls_collector->Note(id);
+  }
+  CoreWorker* cw = g_core_worker.load();
+  auto parsed = ObjectId::FromBinary(id);
+  if (cw == nullptr || !parsed.ok()) return "";
+  return cw->OwnerOf(*parsed);
+}
+
+void BorrowRef(const std::string& id, const std::string& owner) {
+  CoreWorker* cw = g_core_worker.load();
+  auto parsed = ObjectId::FromBinary(id);
+  if (cw == nullptr || !parsed.ok()) return;
+  if (!cw->Borrow(*parsed, owner)) return;
+  if (tls_borrow_depth == 0) return cw->RegisterBorrows({{*parsed, owner}});
+  if (tls_borrows == nullptr) {
+    tls_borrows = new std::vector<std::pair<ObjectId, std::string>>();
+  }
+  tls_borrows->emplace_back(*parsed, owner);
 }
 
 void RemoveLocalRef(const std::string& id) {

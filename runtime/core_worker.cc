@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "object_store/store_client.h"
 #include "runtime/core_worker_service.h"
+#include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_submitter.h"
 #include "src/common/wire.h"
@@ -51,6 +52,15 @@ absl::Status CoreWorker::Connect() {
   auto server = rpc::StartServer(options_.host, 0, {service_.get()}, &port_);
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
+  address_ = absl::StrCat(options_.host, ":", port_);
+  owners_ = std::make_unique<OwnerClient>(&loop_);
+  objects_.set_on_fetch([this](const ObjectId& id, const std::string& owner) {
+    FetchBorrowed(id, owner);
+  });
+  objects_.set_on_release(
+      [this](const ObjectId& id, const std::string& owner, int64_t units) {
+        owners_->RemoveBorrows(owner, id, units, address_);
+      });
   raylet_ = std::make_unique<RayletClient>(options_.raylet_address,
                                            options_.gcs_address);
   if (!options_.store_socket.empty()) {
@@ -86,7 +96,7 @@ absl::Status CoreWorker::Connect() {
     node_id_ = *node;
     submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
         &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
-        options_.worker_id, options_.code_search_path});
+        options_.worker_id, options_.code_search_path, address_});
   } else {
     TaskId random = TaskId::FromRandom();
     driver_task_ = random;
@@ -117,11 +127,24 @@ void CoreWorker::Shutdown() {
     exec_stop_ = true;
     exit_requested_ = true;
   }
+  // Calls parked here must finish before the server can stop: borrowers
+  // waiting for values get errors, owners watching us see us go (and drop
+  // our borrow units).
+  objects_.FailPending(MakeError(rpc::ErrorInfo::OWNER_DIED,
+                                 "the owner " + address_ + " shut down"));
+  std::vector<std::function<void()>> watchers;
+  {
+    absl::MutexLock lock(&borrowers_mu_);
+    watchers_done_ = true;
+    watchers.swap(watchers_);
+  }
+  for (auto& w : watchers) w();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(200));
   }
   if (exec_thread_.joinable()) exec_thread_.join();
+  if (owners_) owners_->Shutdown();
   loop_.Stop();
   submitter_.reset();
 }
@@ -133,7 +156,8 @@ TaskId CoreWorker::NextTaskId() {
 
 absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
     const std::string& function_name, std::vector<internal::Arg> args,
-    const internal::TaskOptions& options) {
+    const internal::TaskOptions& options,
+    const std::vector<ObjectId>& contained) {
   if (shut_down_) return absl::FailedPreconditionError("Loom is shut down");
   if (submitter_ == nullptr) {
     return absl::FailedPreconditionError("this worker has no job yet");
@@ -149,6 +173,8 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
   spec.set_task_id(task.Binary());
   spec.set_job_id(job_.Binary());
   spec.set_function_name(function_name);
+  spec.mutable_caller()->set_host(options_.host);
+  spec.mutable_caller()->set_port(port_);
   *spec.mutable_resources() = ResourcesToProto(*demand);
   spec.set_max_retries(options.max_retries < 0 ? 1 << 30 : options.max_retries);
   std::vector<ObjectId> deps;
@@ -182,16 +208,23 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
   objects_.AddPending(ret);
   // Hold the arguments now: the caller's refs may be temporaries.
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
+  for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
   submitter_->Submit(std::move(spec), demand->ToString());
   return ret;
 }
 
-absl::StatusOr<ObjectId> CoreWorker::Put(std::string value) {
+absl::StatusOr<ObjectId> CoreWorker::Put(
+    std::string value, const std::vector<ObjectId>& contained) {
+  // The value holds the references the caller took on its refs.
+  auto hold = [&](const ObjectId& id) {
+    if (!contained.empty()) objects_.SetContained(id, contained);
+  };
   if (value.size() > kInlineThreshold && store_) {
     ObjectId id = NextPutId();
     absl::Status s = WriteToStore(id, value);
     if (!s.ok()) return s;
     objects_.AddPending(id);
+    hold(id);
     objects_.SetInStore(id, node_id_);
     return id;
   }
@@ -204,6 +237,7 @@ absl::StatusOr<ObjectId> CoreWorker::Put(std::string value) {
   }
   ObjectId id = NextPutId();
   objects_.AddPending(id);
+  hold(id);
   objects_.SetValue(id, std::move(value));
   return id;
 }
@@ -357,7 +391,7 @@ absl::Status CoreWorker::HandleAssignJob(const rpc::AssignJobRequest& req) {
   options_.code_search_path = paths;
   submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
       &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
-      options_.worker_id, paths});
+      options_.worker_id, paths, address_});
   code_loaded_ = true;
   return absl::OkStatus();
 }
@@ -530,19 +564,25 @@ void CoreWorker::ReportStatsPeriodically() {
 void CoreWorker::ReportStats() {
   // Submitters report submitted/retried; executors report finished/failed.
   int64_t* last = reported_;
-  int64_t now[4] = {counters_->submitted, counters_->finished,
-                    counters_->failed, counters_->retried};
+  int64_t now[5] = {counters_->submitted, counters_->finished,
+                    counters_->failed, counters_->retried,
+                    static_cast<int64_t>(objects_.size())};
   rpc::ReportTaskStatsRequest req;
   req.set_submitted(now[0] - last[0]);
   req.set_finished(now[1] - last[1]);
   req.set_failed(now[2] - last[2]);
   req.set_retried(now[3] - last[3]);
+  bool holds_changed = !options_.is_driver && (now[4] > 0) != (last[4] > 0);
+  if (holds_changed) {
+    req.set_worker_id(options_.worker_id.Binary());
+    req.set_live_objects(now[4]);
+  }
   if (req.submitted() == 0 && req.finished() == 0 && req.failed() == 0 &&
-      req.retried() == 0) {
+      req.retried() == 0 && !holds_changed) {
     return;
   }
   if (raylet_->ReportTaskStats(req).ok()) {
-    for (int i = 0; i < 4; ++i) last[i] = now[i];
+    for (int i = 0; i < 5; ++i) last[i] = now[i];
   }
 }
 

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "loom/internal/runtime.h"
 #include "proto/worker.pb.h"
@@ -38,6 +39,7 @@ class ObjectStoreClient;
 struct ObjectView;
 struct TaskCounters;
 class RayletClient;
+class OwnerClient;
 
 // Values above this size need the object store.
 inline constexpr size_t kInlineThreshold = 100 * 1024;
@@ -63,10 +65,14 @@ class CoreWorker {
   // Returns leases, marks the job finished (driver), stops serving.
   void Shutdown();
 
+  // `contained`: refs serialized inside the arguments (held until the task
+  // is done) or the value (held while it lives).
   absl::StatusOr<ObjectId> SubmitTask(const std::string& function_name,
                                       std::vector<internal::Arg> args,
-                                      const internal::TaskOptions& options);
-  absl::StatusOr<ObjectId> Put(std::string value);
+                                      const internal::TaskOptions& options,
+                                      const std::vector<ObjectId>& contained);
+  absl::StatusOr<ObjectId> Put(std::string value,
+                               const std::vector<ObjectId>& contained = {});
   // nullopt on timeout (timeout_ms < 0: none).
   std::optional<std::vector<ObjectResult>> Get(const std::vector<ObjectId>& ids,
                                                int64_t timeout_ms);
@@ -85,6 +91,22 @@ class CoreWorker {
   void AddRef(const ObjectId& id) { objects_.AddRef(id); }
   void RemoveRef(const ObjectId& id) { objects_.RemoveRef(id); }
 
+  // Borrowing. This core worker's address, host:port.
+  const std::string& address() const { return address_; }
+  // The address of the core worker that owns `id` (ours unless borrowed).
+  std::string OwnerOf(const ObjectId& id) const;
+  // A ref to `id` owned at `owner` arrived inside a value. True when this
+  // process must now register as a borrower (RegisterBorrows).
+  bool Borrow(const ObjectId& id, const std::string& owner);
+  // Blocking, one call per owner. An unreachable owner makes the object an
+  // OWNER_DIED error here.
+  void RegisterBorrows(
+      const std::vector<std::pair<ObjectId, std::string>>& borrows);
+  // Executor: refs inside a return value. Registers the caller as a
+  // borrower of each (one unit) and lists them in the reply.
+  void LendToCaller(const std::vector<ObjectId>& ids,
+                    const rpc::Address& caller, rpc::PushTaskReply* reply);
+
   const JobId& job() const { return job_; }
   std::vector<int> gpu_ids() const;
   int port() const { return port_; }
@@ -95,6 +117,15 @@ class CoreWorker {
                       rpc::PushTaskReply* reply,
                       std::function<void(absl::Status)> done);
   absl::Status HandleAssignJob(const rpc::AssignJobRequest& req);
+  // Owner side: a borrower asks for a value (`done` runs once it is ready)
+  // or takes / returns borrow units.
+  void HandleGetObject(const rpc::GetObjectRequest& req,
+                       rpc::GetObjectReply* reply,
+                       std::function<void(absl::Status)> done);
+  absl::Status HandleUpdateBorrows(const rpc::UpdateBorrowsRequest& req,
+                                   rpc::UpdateBorrowsReply* reply);
+  // Borrower side: `done` runs when this core worker shuts down.
+  void HandleWatchBorrower(std::function<void()> done);
   // Blocks until Exit is requested (workers' main thread).
   void WaitForExit();
   void RequestExit();
@@ -126,6 +157,17 @@ class CoreWorker {
   TaskId NextTaskId();
   void ReportStatsPeriodically();
   void ReportStats();
+  // Asks the owner of a borrowed object for its value.
+  void FetchBorrowed(const ObjectId& id, const std::string& owner);
+  // Owner side: one borrow unit per id for `borrower`; ids we no longer
+  // hold are appended to `unknown`.
+  void AddBorrowUnits(const std::string& borrower,
+                      const std::vector<ObjectId>& ids,
+                      std::vector<ObjectId>* unknown);
+  void RemoveBorrowUnits(const std::string& borrower,
+                         const std::vector<ObjectId>& ids);
+  // Drops every unit of a borrower that exited or died.
+  void BorrowerGone(const std::string& borrower);
 
   struct Execution {
     const rpc::PushTaskRequest* req;
@@ -140,6 +182,8 @@ class CoreWorker {
   std::atomic<uint32_t> driver_puts_{0};
   ObjectTable objects_;
   EventLoop loop_;
+  std::string address_;
+  std::unique_ptr<OwnerClient> owners_;  // uses loop_
   std::unique_ptr<TaskCounters> counters_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<RayletClient> raylet_;
@@ -149,7 +193,16 @@ class CoreWorker {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> shut_down_{false};
-  int64_t reported_[4] = {0, 0, 0, 0};  // counters last reported (loop)
+  // Task counters and live objects last reported (loop).
+  int64_t reported_[5] = {0, 0, 0, 0, 0};
+
+  // Owner side: borrow units held by other core workers, per borrower.
+  absl::Mutex borrowers_mu_;
+  absl::flat_hash_map<std::string, absl::flat_hash_map<ObjectId, int64_t>>
+      borrowers_ ABSL_GUARDED_BY(borrowers_mu_);
+  // Borrower side: owners waiting for this process to exit.
+  std::vector<std::function<void()>> watchers_ ABSL_GUARDED_BY(borrowers_mu_);
+  bool watchers_done_ ABSL_GUARDED_BY(borrowers_mu_) = false;
 
   absl::Mutex exec_mu_;
   std::deque<Execution> exec_queue_ ABSL_GUARDED_BY(exec_mu_);

@@ -33,6 +33,32 @@ class CoreWorkerService : public rpc::CoreWorker::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* GetObject(grpc::CallbackServerContext* ctx,
+                                      const rpc::GetObjectRequest* req,
+                                      rpc::GetObjectReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    cw_->HandleGetObject(*req, reply, [reactor](absl::Status s) {
+      reactor->Finish(rpc::ToGrpc(s));
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* UpdateBorrows(
+      grpc::CallbackServerContext* ctx, const rpc::UpdateBorrowsRequest* req,
+      rpc::UpdateBorrowsReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(rpc::ToGrpc(cw_->HandleUpdateBorrows(*req, reply)));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* WatchBorrower(
+      grpc::CallbackServerContext* ctx, const rpc::WatchBorrowerRequest* req,
+      rpc::WatchBorrowerReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    cw_->HandleWatchBorrower([reactor] { reactor->Finish(grpc::Status::OK); });
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* Exit(grpc::CallbackServerContext* ctx,
                                  const rpc::ExitRequest* req,
                                  rpc::ExitReply* reply) override {

@@ -37,7 +37,7 @@ void ObjectTable::SetInStore(const ObjectId& id, const NodeId& node) {
 
 void ObjectTable::Resolve(const ObjectId& id, ObjectResult result) {
   std::vector<std::function<void()>> callbacks;
-  std::optional<ObjectResult> freed;
+  std::optional<Entry> freed;
   {
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
@@ -48,24 +48,97 @@ void ObjectTable::Resolve(const ObjectId& id, ObjectResult result) {
     e.result = std::move(result);
     callbacks.swap(e.on_ready);
     if (e.released && e.refs <= 0 && callbacks.empty()) {
-      freed = std::move(e.result);
+      freed = std::move(e);
       entries_.erase(it);
     }
   }
-  if (freed) Freed(id, *freed);
+  if (freed) Freed(id, std::move(*freed));
   for (auto& cb : callbacks) cb();
 }
 
+void ObjectTable::Freed(const ObjectId& id, Entry e) {
+  if (e.owner.empty()) {
+    if (e.result.store_node && on_free_) on_free_(id, *e.result.store_node);
+  } else if (e.registrations > 0 && on_release_) {
+    on_release_(id, e.owner, e.registrations);
+  }
+  for (const ObjectId& inner : e.contained) RemoveRef(inner);
+}
+
+void ObjectTable::Fetch(const std::vector<ObjectId>& ids) {
+  if (!on_fetch_) return;
+  std::vector<std::pair<ObjectId, std::string>> ask;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const ObjectId& id : ids) {
+      auto it = entries_.find(id);
+      if (it == entries_.end()) continue;
+      Entry& e = it->second;
+      if (e.owner.empty() || e.ready || e.fetching) continue;
+      e.fetching = true;
+      ask.emplace_back(id, e.owner);
+    }
+  }
+  for (const auto& [id, owner] : ask) on_fetch_(id, owner);
+}
+
+bool ObjectTable::AddBorrowed(const ObjectId& id, const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  auto [it, inserted] = entries_.try_emplace(id);
+  if (inserted) it->second.owner = owner;
+  return inserted;
+}
+
+void ObjectTable::Registered(const ObjectId& id, int64_t units) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it != entries_.end()) it->second.registrations += units;
+}
+
+void ObjectTable::AddBorrowedUnit(const ObjectId& id,
+                                  const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  Entry& e = entries_[id];
+  if (e.owner.empty()) e.owner = owner;
+  e.registrations++;
+  e.refs++;
+}
+
+std::string ObjectTable::OwnerOf(const ObjectId& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  return it == entries_.end() ? std::string() : it->second.owner;
+}
+
+void ObjectTable::SetContained(const ObjectId& id,
+                               std::vector<ObjectId> inner) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end()) {
+      auto& c = it->second.contained;
+      c.insert(c.end(), inner.begin(), inner.end());
+      return;
+    }
+  }
+  for (const ObjectId& i : inner) RemoveRef(i);
+}
+
 void ObjectTable::OnReady(const ObjectId& id, std::function<void()> fn) {
+  bool waiting = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
     if (it != entries_.end() && !it->second.ready) {
       it->second.on_ready.push_back(std::move(fn));
-      return;
+      waiting = true;
     }
   }
-  fn();
+  if (waiting) {
+    Fetch({id});
+  } else {
+    fn();
+  }
 }
 
 std::optional<ObjectResult> ObjectTable::TryGet(const ObjectId& id) const {
@@ -90,6 +163,7 @@ bool ObjectTable::AllReady(const std::vector<ObjectId>& ids) const {
 
 std::optional<std::vector<ObjectResult>> ObjectTable::Get(
     const std::vector<ObjectId>& ids, absl::Time deadline) {
+  Fetch(ids);
   absl::MutexLock lock(&mu_);
   // Readiness only moves forward while the caller holds its refs, so each
   // check resumes where the last one stopped: O(n) in all, not O(n^2).
@@ -120,6 +194,7 @@ std::optional<std::vector<ObjectResult>> ObjectTable::Get(
 
 std::vector<bool> ObjectTable::Wait(const std::vector<ObjectId>& ids,
                                     size_t num_ready, absl::Time deadline) {
+  Fetch(ids);
   absl::MutexLock lock(&mu_);
   std::vector<bool> seen(ids.size(), false);
   size_t count = 0;
@@ -144,28 +219,43 @@ std::vector<bool> ObjectTable::Wait(const std::vector<ObjectId>& ids,
   return out;
 }
 
-void ObjectTable::AddRef(const ObjectId& id) {
+void ObjectTable::FailPending(const rpc::ErrorInfo& error) {
+  std::vector<ObjectId> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, e] : entries_) {
+      if (!e.ready) pending.push_back(id);
+    }
+  }
+  for (const ObjectId& id : pending) SetError(id, error);
+}
+
+bool ObjectTable::AddRef(const ObjectId& id) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(id);
-  if (it != entries_.end()) it->second.refs++;  // unknown: nothing to hold
+  if (it == entries_.end()) return false;  // unknown: nothing to hold
+  it->second.refs++;
+  return true;
 }
 
 void ObjectTable::RemoveRef(const ObjectId& id) {
-  std::optional<ObjectResult> freed;
+  std::optional<Entry> freed;
   {
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
     Entry& e = it->second;
     if (--e.refs > 0) return;
-    if (e.ready && e.on_ready.empty()) {
-      freed = std::move(e.result);
+    // A borrowed value nobody asked for yet will not arrive: free it now.
+    bool settled = e.ready || (!e.owner.empty() && !e.fetching);
+    if (settled && e.on_ready.empty()) {
+      freed = std::move(e);
       entries_.erase(it);
     } else {
       e.released = true;
     }
   }
-  if (freed) Freed(id, *freed);
+  if (freed) Freed(id, std::move(*freed));
 }
 
 size_t ObjectTable::size() const {

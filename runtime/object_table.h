@@ -8,6 +8,11 @@
 //   table.OnReady(id, [] { ... });          // runs when the value lands
 //   table.SetValue(id, bytes);              // from the push reply
 //   auto results = table.Get({id}, absl::InfiniteFuture());
+//
+// Borrowed entries are objects another core worker owns: the table asks
+// for their value (on_fetch) when first needed, and reports (on_release)
+// when the last local reference is gone. An entry may contain others (refs
+// serialized in its value): it holds one reference on each while it lives.
 #ifndef LOOM_RUNTIME_OBJECT_TABLE_H_
 #define LOOM_RUNTIME_OBJECT_TABLE_H_
 
@@ -43,6 +48,30 @@ class ObjectTable {
   void set_on_free(std::function<void(const ObjectId&, const NodeId&)> fn) {
     on_free_ = std::move(fn);
   }
+  // Borrowed objects. The hooks run outside the lock.
+  void set_on_fetch(
+      std::function<void(const ObjectId&, const std::string& owner)> fn) {
+    on_fetch_ = std::move(fn);
+  }
+  void set_on_release(
+      std::function<void(const ObjectId&, const std::string&, int64_t units)>
+          fn) {
+    on_release_ = std::move(fn);
+  }
+  // Adds a borrowed entry with no references; true when it is new (the
+  // caller registers it with the owner, then calls Registered).
+  bool AddBorrowed(const ObjectId& id, const std::string& owner);
+  void Registered(const ObjectId& id, int64_t units);
+  // A borrow unit the owner already counts for us (an executor registered
+  // it): one more registration and one more reference.
+  void AddBorrowedUnit(const ObjectId& id, const std::string& owner);
+  // The owner's address of a borrowed entry; empty when owned here (or
+  // unknown).
+  std::string OwnerOf(const ObjectId& id) const;
+  // `id` holds one reference on each of `inner` (which the caller took)
+  // until it is freed; when `id` is gone already they are dropped at once.
+  void SetContained(const ObjectId& id, std::vector<ObjectId> inner);
+
   // Runs `fn` (on the thread that makes the object ready, or here if it is
   // ready or unknown already).
   void OnReady(const ObjectId& id, std::function<void()> fn);
@@ -57,8 +86,10 @@ class ObjectTable {
   std::vector<bool> Wait(const std::vector<ObjectId>& ids, size_t num_ready,
                          absl::Time deadline);
 
-  // References to an id this table does not hold are ignored.
-  void AddRef(const ObjectId& id);
+  // Makes every object still pending an error (the process shuts down).
+  void FailPending(const rpc::ErrorInfo& error);
+  // References to an id this table does not hold are ignored (false).
+  bool AddRef(const ObjectId& id);
   void RemoveRef(const ObjectId& id);
   size_t size() const;
 
@@ -69,15 +100,21 @@ class ObjectTable {
     int64_t refs = 0;
     bool released = false;  // refs fell to zero while pending
     std::vector<std::function<void()>> on_ready;
+    std::string owner;          // set: borrowed from the core worker there
+    int64_t registrations = 0;  // borrow units we hold at the owner
+    bool fetching = false;      // the owner was asked for the value
+    std::vector<ObjectId> contained;
   };
   void Resolve(const ObjectId& id, ObjectResult result);
   bool ReadyLocked(const ObjectId& id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-
-  void Freed(const ObjectId& id, const ObjectResult& r) {
-    if (r.store_node && on_free_) on_free_(id, *r.store_node);
-  }
+  // Asks owners for the borrowed values among `ids` not yet asked for.
+  void Fetch(const std::vector<ObjectId>& ids);
+  // Erases a freed entry and says so (outside the lock: Freed).
+  void Freed(const ObjectId& id, Entry e);
 
   std::function<void(const ObjectId&, const NodeId&)> on_free_;
+  std::function<void(const ObjectId&, const std::string&)> on_fetch_;
+  std::function<void(const ObjectId&, const std::string&, int64_t)> on_release_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, Entry> entries_ ABSL_GUARDED_BY(mu_);
 };

@@ -64,7 +64,17 @@ void ExecuteTask(const rpc::TaskSpec& spec,
   }
   auto start = std::chrono::steady_clock::now();
   try {
+    // Refs the return value carries, held until lent to the caller.
+    internal::RefCollector refs;
     std::string value = invoker(fn, args);
+    CoreWorker* cw = GlobalCoreWorker();
+    if (!refs.noted().empty() && cw != nullptr) {
+      std::vector<ObjectId> ids;
+      for (const auto& c : refs.noted()) {
+        if (auto id = ObjectId::FromBinary(c); id.ok()) ids.push_back(*id);
+      }
+      cw->LendToCaller(ids, spec.caller(), reply);
+    }  // `refs` drops its references below: the caller's units hold them
     if (value.size() > max_return_bytes) {
       SetError(
           reply, rpc::ErrorInfo::INVALID, "ObjectTooLarge",

@@ -339,6 +339,20 @@ void TaskSubmitter::ResolveReturn(Call* call) {
   const rpc::TaskSpec& spec = call->push_req.spec();
   ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
   rpc::PushTaskReply& reply = call->push_reply;
+  // Refs inside the value: the executor registered us as their borrower;
+  // the return object holds them while it lives.
+  std::vector<ObjectId> inner;
+  for (const auto& ref : reply.contained()) {
+    auto id = ObjectId::FromBinary(ref.object_id());
+    if (!id.ok()) continue;
+    std::string owner =
+        absl::StrCat(ref.owner().host(), ":", ref.owner().port());
+    if (owner != options_.self_address) {
+      options_.objects->AddBorrowedUnit(*id, owner);
+    }
+    inner.push_back(*id);
+  }
+  if (!inner.empty()) options_.objects->SetContained(ret, std::move(inner));
   auto node = NodeId::FromBinary(reply.node_id());
   if (reply.ok() && reply.in_store() && node.ok()) {
     options_.objects->SetInStore(ret, *node);
@@ -382,6 +396,11 @@ void TaskSubmitter::ReleaseStoreArgs(const rpc::TaskSpec& spec) {
   for (const auto& arg : spec.args()) {
     if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
       options_.objects->RemoveRef(*ObjectId::FromBinary(arg.ref().object_id()));
+    }
+  }
+  for (const auto& inner : spec.contained()) {
+    if (auto id = ObjectId::FromBinary(inner); id.ok()) {
+      options_.objects->RemoveRef(*id);
     }
   }
 }

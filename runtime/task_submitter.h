@@ -47,6 +47,7 @@ class TaskSubmitter {
     JobId job;
     WorkerId worker_id;
     std::vector<std::string> code_search_path;
+    std::string self_address;  // this core worker's, host:port
     absl::Duration lease_idle_timeout = absl::Seconds(1);
     int max_inflight_per_worker = 64;
   };

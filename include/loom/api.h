@@ -51,7 +51,9 @@ std::vector<int> GetGpuIds();
 
 template <typename T>
 ObjectRef<T> Put(const T& value) {
-  return ObjectRef<T>(internal::Put(Serialize(value)));
+  internal::RefCollector refs;  // refs inside `value` live as long as it
+  std::string bytes = Serialize(value);
+  return ObjectRef<T>(internal::Put(std::move(bytes), refs.Take()));
 }
 
 // Blocks until the value is ready. Throws TaskError, WorkerCrashedError,
@@ -62,6 +64,7 @@ std::shared_ptr<T> Get(const ObjectRef<T>& ref, int64_t timeout_ms = -1) {
   if constexpr (std::is_void_v<T>) {
     return nullptr;
   } else {
+    internal::BorrowScope borrow;
     return std::make_shared<T>(Deserialize<T>(*values[0]));
   }
 }
@@ -75,6 +78,7 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& refs,
   auto values = internal::Get(ids, timeout_ms);
   std::vector<std::shared_ptr<T>> out;
   out.reserve(values.size());
+  internal::BorrowScope borrow;
   for (const auto& v : values) {
     if constexpr (std::is_void_v<T>) {
       out.push_back(nullptr);

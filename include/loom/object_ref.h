@@ -6,6 +6,10 @@
 //
 //   loom::ObjectRef<int> ref = loom::Task(Add).Remote(1, 2);
 //   std::shared_ptr<int> v = loom::Get(ref);
+//
+// Refs may travel inside values (a std::vector<ObjectRef<T>> put or
+// returned): the value keeps them alive, and whoever reads it borrows them
+// from their owner until its own copies are gone.
 #ifndef LOOM_OBJECT_REF_H_
 #define LOOM_OBJECT_REF_H_
 
@@ -13,6 +17,7 @@
 #include <type_traits>
 
 #include "loom/internal/runtime.h"
+#include "loom/serialization.h"
 
 namespace loom {
 
@@ -65,5 +70,51 @@ template <typename T>
 struct IsObjectRef<ObjectRef<T>> : std::true_type {};
 
 }  // namespace loom
+
+// In msgpack a ref is [id (bin), owner address (str)]; a nil ref has an
+// empty id.
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
+  namespace adaptor {
+
+  template <typename T>
+  struct pack<loom::ObjectRef<T>> {
+    template <typename Stream>
+    packer<Stream>& operator()(packer<Stream>& o,
+                               const loom::ObjectRef<T>& ref) const {
+      const std::string& id = ref.Binary();
+      std::string owner =
+          id.empty() ? std::string() : loom::internal::NoteSerializedRef(id);
+      o.pack_array(2);
+      o.pack_bin(static_cast<uint32_t>(id.size()));
+      o.pack_bin_body(id.data(), static_cast<uint32_t>(id.size()));
+      o.pack(owner);
+      return o;
+    }
+  };
+
+  template <typename T>
+  struct convert<loom::ObjectRef<T>> {
+    const msgpack::object& operator()(const msgpack::object& o,
+                                      loom::ObjectRef<T>& ref) const {
+      if (o.type != type::ARRAY || o.via.array.size != 2 ||
+          o.via.array.ptr[0].type != type::BIN) {
+        throw type_error();
+      }
+      const auto& bin = o.via.array.ptr[0].via.bin;
+      std::string id(bin.ptr, bin.size);
+      if (id.empty()) {
+        ref = loom::ObjectRef<T>();
+        return o;
+      }
+      loom::internal::BorrowRef(id, o.via.array.ptr[1].as<std::string>());
+      ref = loom::ObjectRef<T>(std::move(id));
+      return o;
+    }
+  };
+
+  }  // namespace adaptor
+}  // MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS)
+}  // namespace msgpack
 
 #endif  // LOOM_OBJECT_REF_H_

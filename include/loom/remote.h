@@ -25,8 +25,11 @@ namespace loom::internal {
 template <typename R, typename... A, size_t... I>
 std::string InvokeWith(R (*fn)(A...), const std::vector<std::string_view>& args,
                        std::index_sequence<I...>) {
-  std::tuple<std::decay_t<A>...> values{
-      Deserialize<std::decay_t<A>>(args[I])...};
+  auto values = [&] {
+    BorrowScope borrow;
+    return std::tuple<std::decay_t<A>...>{
+        Deserialize<std::decay_t<A>>(args[I])...};
+  }();
   if constexpr (std::is_void_v<R>) {
     fn(std::get<I>(values)...);
     return Serialize(msgpack::type::nil_t());

@@ -2,7 +2,8 @@
 //
 // loom::Task(fn) builds a call of a LOOM_REMOTE function; Remote(args...)
 // submits it and returns an ObjectRef to its result at once. An ObjectRef
-// argument is resolved to its value before the task runs.
+// argument is resolved to its value before the task runs, unless the
+// function's parameter is an ObjectRef itself: then the task borrows it.
 //
 //   auto ref = loom::Task(Add).SetResource("CPU", 2).SetMaxRetries(1).Remote(1,
 //   2); auto twice = loom::Task(Add).Remote(ref, ref);  // runs after `ref` is
@@ -28,7 +29,11 @@ template <typename Param, typename A>
 Arg PackArg(A&& a) {
   using D = std::decay_t<A>;
   using P = std::decay_t<Param>;
-  if constexpr (IsObjectRef<D>::value) {
+  if constexpr (IsObjectRef<D>::value && IsObjectRef<P>::value) {
+    // The function takes the ref itself: it travels serialized, unresolved.
+    static_assert(std::is_same_v<D, P>, "ObjectRef of the wrong type");
+    return Arg{false, Serialize<P>(a)};
+  } else if constexpr (IsObjectRef<D>::value) {
     static_assert(std::is_convertible_v<typename D::value_type, P>,
                   "ObjectRef<T> passed where the function takes another type");
     return Arg{true, a.Binary()};
@@ -71,10 +76,11 @@ class TaskCaller {
   ObjectRef<R> Remote(Args&&... args) {
     static_assert(sizeof...(Args) == sizeof...(Params),
                   "wrong number of arguments for this remote function");
-    return ObjectRef<R>(internal::SubmitTask(
-        name_,
-        Pack(std::index_sequence_for<Args...>{}, std::forward<Args>(args)...),
-        options_));
+    internal::RefCollector refs;  // held until the task is done
+    std::vector<internal::Arg> packed =
+        Pack(std::index_sequence_for<Args...>{}, std::forward<Args>(args)...);
+    return ObjectRef<R>(
+        internal::SubmitTask(name_, std::move(packed), options_, refs.Take()));
   }
 
  private:

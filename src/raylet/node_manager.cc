@@ -337,6 +337,11 @@ void NodeManager::HandleReportTaskStats(const rpc::ReportTaskStatsRequest& req,
   tasks_finished_.Increment(req.finished());
   tasks_failed_.Increment(req.failed());
   tasks_retried_.Increment(req.retried());
+  if (!req.worker_id().empty()) {
+    auto id = ParseId<WorkerId>(req.worker_id(), "worker_id");
+    if (!id.ok()) return done(id.status());
+    if (Worker* w = pool_->Find(*id)) w->holds_objects = req.live_objects() > 0;
+  }
   done(absl::OkStatus());
 }
 

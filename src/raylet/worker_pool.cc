@@ -150,7 +150,7 @@ void WorkerPool::Maintain() {
   }
   int idle_total = CountState(Worker::kIdle);
   for (auto& [id, w] : workers_) {
-    if (w->state == Worker::kIdle &&
+    if (w->state == Worker::kIdle && !w->holds_objects &&
         now - w->idle_since > options_.idle_timeout &&
         idle_total - static_cast<int>(stale.size()) > options_.prestart) {
       stale.push_back(id);

@@ -41,6 +41,7 @@ struct Worker {
   std::vector<int> gpu_ids;
   absl::Time started;
   absl::Time idle_since;
+  bool holds_objects = false;  // owns or borrows objects: not reaped
 };
 
 // Not thread-safe: owned by the raylet's event loop.

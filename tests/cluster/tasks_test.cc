@@ -7,27 +7,11 @@
 #include "runtime/local_cluster.h"
 #include "src/common/session.h"
 #include "tests/cluster/cluster_util.h"
+#include "tests/cluster/private_cluster.h"
 #include "tests/cluster/test_functions.h"
 
 namespace loom::test {
 namespace {
-
-// A private cluster (head + one raylet) started by loom::Init.
-class PrivateClusterTest : public ::testing::Test {
- protected:
-  void StartCluster(int num_cpus, int64_t object_store_memory = 0) {
-    InitOptions options;
-    options.session_root = root_.path();
-    options.num_cpus = num_cpus;
-    options.object_store_memory = object_store_memory;
-    options.code_search_path = {TestLib()};
-    loom::Init(options);
-  }
-  void TearDown() override { loom::Shutdown(); }
-  std::string SessionDir() { return LatestSessionDir(root_.path()); }
-
-  TempRoot root_;
-};
 
 TEST_F(PrivateClusterTest, TasksPutGetWaitAndErrors) {
   StartCluster(2);

@@ -61,6 +61,35 @@ bool IsPattern(std::string s) {
   return true;
 }
 
-LOOM_REMOTE(Pattern, IsPattern);
+std::pair<int, PatternRefs> PutInside(int64_t n) {
+  return {getpid(), {loom::Put(Pattern(n))}};
+}
+
+bool AllPatterns(PatternRefs refs) {
+  for (const auto& r : refs) {
+    if (!IsPattern(*loom::Get(r))) return false;
+  }
+  return true;
+}
+
+PatternRefs PassThrough(PatternRefs refs) { return refs; }
+
+int64_t SizeOfRef(loom::ObjectRef<std::string> ref) {
+  return static_cast<int64_t>(loom::Get(ref)->size());
+}
+
+int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref,
+                   int ms) {
+  std::shared_ptr<loom::Buffer> buffer = loom::Get(ref);
+  {
+    std::ofstream out(path);
+    out << getpid() << "\n";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return static_cast<int64_t>(buffer->size());
+}
+
+LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
+            HoldBuffer);
 LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,
             Throw, Repeat, Range);

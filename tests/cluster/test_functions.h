@@ -3,7 +3,11 @@
 #define LOOM_TESTS_CLUSTER_TEST_FUNCTIONS_H_
 
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "loom/buffer.h"
+#include "loom/object_ref.h"
 
 int Echo(int x);
 int Add(int a, int b);
@@ -22,5 +26,19 @@ std::vector<int> Range(int n);
 std::string Pattern(int64_t n);
 // Whether s is Pattern(s.size()).
 bool IsPattern(std::string s);
+
+// Borrowing. Puts Pattern(n) in this worker (its owner) and returns a ref
+// to it inside a vector, with the worker's pid.
+using PatternRefs = std::vector<loom::ObjectRef<std::string>>;
+std::pair<int, PatternRefs> PutInside(int64_t n);
+// Reads every ref (borrowed) and returns whether each is a pattern.
+bool AllPatterns(PatternRefs refs);
+// Returns the refs it was given (borrowed) to its caller.
+PatternRefs PassThrough(PatternRefs refs);
+// The parameter is a ref itself: it arrives unresolved.
+int64_t SizeOfRef(loom::ObjectRef<std::string> ref);
+// Reads the buffer in place (pinning it), writes this worker's pid to
+// `path`, sleeps, returns the buffer's size.
+int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref, int ms);
 
 #endif  // LOOM_TESTS_CLUSTER_TEST_FUNCTIONS_H_

@@ -27,9 +27,13 @@ struct TaskOptions {
 
 // Each returns or takes object ids as binary strings; each throws
 // loom::Error (or a subclass) on failure, including when not initialized.
+// `contained`: ids of the ObjectRefs serialized inside the value or the
+// arguments, one reference each (RefCollector::Take), which the runtime
+// keeps as long as the value needs them and then drops.
 std::string SubmitTask(const std::string& function_name, std::vector<Arg> args,
-                       const TaskOptions& options);
-std::string Put(std::string value);
+                       const TaskOptions& options,
+                       std::vector<std::string> contained = {});
+std::string Put(std::string value, std::vector<std::string> contained = {});
 std::vector<std::shared_ptr<const std::string>> Get(
     const std::vector<std::string>& ids, int64_t timeout_ms);
 // ready[i] tells whether ids[i] is ready.
@@ -50,6 +54,41 @@ RawObject GetRaw(const std::string& id, int64_t timeout_ms);
 
 void AddLocalRef(const std::string& id);
 void RemoveLocalRef(const std::string& id);
+
+// ObjectRefs inside values. Serializing one notes its id with the innermost
+// RefCollector alive on this thread, which takes a reference on it (so the
+// value's refs outlive the value), and returns its owner's address;
+// deserializing one makes this process a borrower, registered with the
+// owner before the enclosing BorrowScope ends (at once outside any).
+std::string NoteSerializedRef(const std::string& id);
+void BorrowRef(const std::string& id, const std::string& owner);
+
+class RefCollector {
+ public:
+  RefCollector();
+  // Drops the references not taken.
+  ~RefCollector();
+  RefCollector(const RefCollector&) = delete;
+  RefCollector& operator=(const RefCollector&) = delete;
+  void Note(const std::string& id) { ids_.push_back(id); }
+  // The ids noted, with one reference each, now the caller's.
+  std::vector<std::string> Take() { return std::move(ids_); }
+  const std::vector<std::string>& noted() const { return ids_; }
+
+ private:
+  std::vector<std::string> ids_;
+  RefCollector* outer_;
+};
+
+// Batches the borrower registrations of the refs deserialized while alive:
+// one blocking call per owner when the outermost scope on this thread ends.
+class BorrowScope {
+ public:
+  BorrowScope();
+  ~BorrowScope();
+  BorrowScope(const BorrowScope&) = delete;
+  BorrowScope& operator=(const BorrowScope&) = delete;
+};
 
 // The function table: LOOM_REMOTE fills it in every process that loads the
 // code; workers look functions up by name.

@@ -1,0 +1,147 @@
+#include "runtime/owner_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include "src/common/rpc.h"
+
+namespace loom {
+
+rpc::CoreWorker::Stub* OwnerClient::Stub(const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  auto& stub = stubs_[owner];
+  if (!stub) stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(owner));
+  return stub.get();
+}
+
+bool OwnerClient::Start(std::shared_ptr<Call> call) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return false;
+  Call* raw = call.get();
+  calls_.emplace(raw, std::move(call));
+  return true;
+}
+
+void OwnerClient::Finish(Call* call) {
+  std::shared_ptr<Call> last;  // freed outside the lock
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call);
+  if (it == calls_.end()) return;
+  last = std::move(it->second);
+  calls_.erase(it);
+}
+
+void OwnerClient::Fetch(const std::string& owner, const ObjectId& id,
+                        FetchDone done) {
+  auto shared = std::make_shared<Call>();
+  Call* call = shared.get();
+  call->get_req.set_object_id(id.Binary());
+  if (!Start(std::move(shared))) {
+    rpc::GetObjectReply none;
+    done(absl::CancelledError("shutting down"), none);
+    return;
+  }
+  // No deadline: the owner replies when the value is ready, however long
+  // the task that makes it runs; a dead owner breaks the call at once.
+  Stub(owner)->async()->GetObject(
+      &call->ctx, &call->get_req, &call->get_reply,
+      [this, call, done = std::move(done)](grpc::Status s) {
+        done(rpc::ToAbsl(s), call->get_reply);
+        Finish(call);
+      });
+}
+
+absl::StatusOr<std::vector<ObjectId>> OwnerClient::AddBorrows(
+    const std::string& owner, const std::vector<ObjectId>& ids,
+    const std::string& borrower) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 10000);
+  rpc::UpdateBorrowsRequest req;
+  req.set_borrower(borrower);
+  for (const ObjectId& id : ids) req.add_add(id.Binary());
+  rpc::UpdateBorrowsReply reply;
+  absl::Status s = rpc::ToAbsl(Stub(owner)->UpdateBorrows(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  std::vector<ObjectId> unknown;
+  for (const auto& b : reply.unknown()) {
+    if (auto id = ObjectId::FromBinary(b); id.ok()) unknown.push_back(*id);
+  }
+  return unknown;
+}
+
+void OwnerClient::RemoveBorrows(const std::string& owner, const ObjectId& id,
+                                int64_t units, const std::string& self) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    self_ = self;
+    auto& ids = removes_[owner];
+    for (int64_t i = 0; i < units; ++i) ids.push_back(id.Binary());
+    if (flush_posted_) return;
+    flush_posted_ = true;
+  }
+  loop_->Post([this] { FlushRemoves(); });
+}
+
+void OwnerClient::FlushRemoves() {
+  absl::flat_hash_map<std::string, std::vector<std::string>> batch;
+  std::string self;
+  {
+    absl::MutexLock lock(&mu_);
+    flush_posted_ = false;
+    batch.swap(removes_);
+    self = self_;
+  }
+  for (auto& [owner, ids] : batch) {
+    auto shared = std::make_shared<Call>();
+    Call* call = shared.get();
+    call->update_req.set_borrower(self);
+    for (auto& id : ids) call->update_req.add_remove(std::move(id));
+    rpc::SetTimeout(&call->ctx, 10000);
+    if (!Start(std::move(shared))) continue;
+    Stub(owner)->async()->UpdateBorrows(
+        &call->ctx, &call->update_req, &call->update_reply,
+        [this, call, owner = owner](grpc::Status s) {
+          // A dead owner freed everything it owned: nothing to return.
+          if (!s.ok()) {
+            spdlog::debug("returning borrows to {}: {}", owner,
+                          s.error_message());
+          }
+          Finish(call);
+        });
+  }
+}
+
+void OwnerClient::WatchBorrower(const std::string& borrower,
+                                std::function<void()> done) {
+  auto shared = std::make_shared<Call>();
+  Call* call = shared.get();
+  if (!Start(std::move(shared))) return done();
+  Stub(borrower)->async()->WatchBorrower(
+      &call->ctx, &call->watch_req, &call->watch_reply,
+      [this, call, done = std::move(done)](grpc::Status) {
+        done();
+        Finish(call);
+      });
+}
+
+void OwnerClient::Shutdown() {
+  FlushRemoves();
+  std::vector<std::shared_ptr<Call>> fetches;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    // Fetches wait for values that may never come; removes may finish.
+    for (const auto& [raw, call] : calls_) {
+      if (call->update_req.remove_size() == 0) fetches.push_back(call);
+    }
+  }
+  for (const auto& call : fetches) call->ctx.TryCancel();  // outside mu_
+  fetches.clear();
+  absl::MutexLock lock(&mu_);
+  auto done = [this]()
+                  ABSL_SHARED_LOCKS_REQUIRED(mu_) { return calls_.empty(); };
+  mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(5));
+}
+
+}  // namespace loom
