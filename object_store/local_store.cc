@@ -84,6 +84,7 @@ bool LocalStore::EvictFor(uint64_t bytes) {
   while (!lru_.empty() && allocator_.stats().largest_free < AlignUp(bytes)) {
     ObjectId victim = lru_.front();
     Free(victim);
+    if (options_.on_evict) options_.on_evict(victim);
     ++evicted_;
     evicted = true;
   }

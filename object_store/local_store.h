@@ -49,6 +49,8 @@ class LocalStore {
     uint8_t* base = nullptr;
     std::string spill_dir;
     double spill_watermark = 0.8;  // spill after a seal leaves more in use
+    // Told of each secondary copy evicted (on the store's thread).
+    std::function<void(const ObjectId&)> on_evict;
   };
   struct Stats {
     uint64_t capacity = 0, used = 0, objects = 0, pinned = 0, evicted = 0;

@@ -104,7 +104,8 @@ ObjectStoreServer::ObjectStoreServer(Options options,
       arena_(std::move(arena)),
       store_({.capacity = arena_->size(),
               .base = arena_->base(),
-              .spill_dir = options_.spill_dir}) {}
+              .spill_dir = options_.spill_dir,
+              .on_evict = options_.on_evict}) {}
 
 ObjectStoreServer::~ObjectStoreServer() {
   uint64_t one = 1;

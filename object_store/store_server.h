@@ -40,6 +40,7 @@ class ObjectStoreServer {
     std::string socket_path;
     uint64_t capacity = 0;
     std::string spill_dir;  // empty: primary copies never spill
+    std::function<void(const ObjectId&)> on_evict;  // see LocalStore
   };
   static absl::StatusOr<std::unique_ptr<ObjectStoreServer>> Start(
       Options options);

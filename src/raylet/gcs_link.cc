@@ -91,9 +91,11 @@ void GcsLink::ReRegister() {
   *call->req.mutable_node() = options_.self;
   rpc::SetTimeout(&call->ctx, 2000);
   stub_->async()->RegisterNode(
-      &call->ctx, &call->req, &call->reply, [call](grpc::Status s) {
+      &call->ctx, &call->req, &call->reply, [this, call](grpc::Status s) {
         if (!s.ok()) {
           spdlog::warn("re-register failed: {}", s.error_message());
+        } else if (options_.on_reregistered) {
+          options_.loop->Post([this] { options_.on_reregistered(); });
         }
       });
 }

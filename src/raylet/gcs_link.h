@@ -32,6 +32,8 @@ class GcsLink {
     // Fills node_id, load and demands for the next heartbeat.
     std::function<void(rpc::HeartbeatRequest*)> fill_heartbeat;
     std::function<void(const rpc::HeartbeatReply&)> on_view;
+    // After registering again with a head that restarted (on the loop).
+    std::function<void()> on_reregistered;
   };
   explicit GcsLink(Options options);
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -94,6 +95,8 @@ int main(int argc, char** argv) {
   options.heartbeat_period = absl::Milliseconds(heartbeat_ms);
   options.infeasible_grace = absl::Milliseconds(infeasible_grace_ms);
   std::unique_ptr<loom::ObjectStoreServer> store;
+  // Set once the object manager exists; the store tells it of evictions.
+  std::atomic<loom::raylet::ObjectManager*> evictions{nullptr};
   if (!session_dir.empty()) {
     if (spill_dir.empty()) spill_dir = session_dir + "/spill";
     if (auto s = loom::MakeDirs(spill_dir); !s.ok()) {
@@ -105,7 +108,9 @@ int main(int argc, char** argv) {
         {session_dir + "/sockets/store",
          object_store_memory > 0 ? static_cast<uint64_t>(object_store_memory)
                                  : loom::DefaultObjectStoreBytes(),
-         spill_dir});
+         spill_dir, [&evictions](const loom::ObjectId& id) {
+           if (auto* om = evictions.load()) om->Evicted(id);
+         }});
     if (!started.ok()) {
       std::fprintf(stderr, "loom-raylet: %s\n",
                    std::string(started.status().message()).c_str());
@@ -133,6 +138,7 @@ int main(int argc, char** argv) {
             [&node](const loom::NodeId& id) { return node.AddressOf(id); },
             8 << 20, 4, node.node_id(), gcs_address});
     node.set_object_manager(object_manager.get());
+    evictions = object_manager.get();
   }
   loom::raylet::RayletService service(&node);
   int bound = 0;

@@ -68,7 +68,10 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
   gcs_ = std::make_unique<GcsLink>(GcsLink::Options{
       options_.gcs_address, &loop_, SelfInfo(), options_.heartbeat_period,
       [this](rpc::HeartbeatRequest* r) { FillHeartbeat(r); },
-      [this](const rpc::HeartbeatReply& r) { OnView(r); }});
+      [this](const rpc::HeartbeatReply& r) { OnView(r); },
+      [this] {
+        if (object_manager_) object_manager_->ReReportCopies();
+      }});
   absl::Status s = gcs_->RegisterBlocking(register_timeout);
   if (!s.ok()) return s;
   loop_.Start();
@@ -462,13 +465,12 @@ void NodeManager::HandlePullObject(const rpc::PullObjectRequest& req,
   object_manager_->Pull(*id, *source, std::move(done));
 }
 
-void NodeManager::HandleReadObjectChunk(const rpc::ReadObjectChunkRequest& req,
-                                        rpc::ReadObjectChunkReply* reply,
-                                        Done done) {
+absl::Status NodeManager::HandleReadObjectChunk(
+    const rpc::ReadObjectChunkRequest& req, grpc::ByteBuffer* reply) {
   if (object_manager_ == nullptr) {
-    return done(absl::FailedPreconditionError("this node has no object store"));
+    return absl::FailedPreconditionError("this node has no object store");
   }
-  done(object_manager_->ReadChunk(req, reply));
+  return object_manager_->ReadChunk(req, reply);
 }
 
 void NodeManager::HandleFreeObjects(const rpc::FreeObjectsRequest& req,

@@ -23,6 +23,10 @@
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
 #include "src/raylet/gcs_link.h"
+
+namespace grpc {
+class ByteBuffer;
+}
 #include "src/raylet/object_manager.h"
 #include "src/raylet/worker_client.h"
 #include "src/raylet/worker_pool.h"
@@ -68,8 +72,9 @@ class NodeManager {
   // Object transfers run off the loop, on gRPC and transfer threads.
   void HandlePullObject(const rpc::PullObjectRequest& req,
                         rpc::PullObjectReply* reply, Done done);
-  void HandleReadObjectChunk(const rpc::ReadObjectChunkRequest& req,
-                             rpc::ReadObjectChunkReply* reply, Done done);
+  // Any thread; the reply is a serialized ReadObjectChunkReply.
+  absl::Status HandleReadObjectChunk(const rpc::ReadObjectChunkRequest& req,
+                                     grpc::ByteBuffer* reply);
   void HandleFreeObjects(const rpc::FreeObjectsRequest& req,
                          rpc::FreeObjectsReply* reply, Done done);
 

@@ -1,10 +1,19 @@
 #include "src/raylet/object_manager.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/proto_buffer_writer.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/rpc.h"
@@ -29,28 +38,29 @@ ObjectManager::ObjectManager(Options options) : options_(std::move(options)) {
   if (!options_.gcs_address.empty()) {
     gcs_ = std::make_unique<Gcs>(
         Gcs{rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address))});
+    reporter_ = std::thread([this] { ReportLoop(); });
   }
 }
 
-ObjectManager::~ObjectManager() = default;
+ObjectManager::~ObjectManager() {
+  {
+    absl::MutexLock lock(&report_mu_);
+    stop_ = true;
+  }
+  if (reporter_.joinable()) reporter_.join();
+}
 
 void ObjectManager::Pull(const ObjectId& id, const NodeId& source,
                          std::function<void(absl::Status)> done) {
   if (Present(options_.store, id)) return done(absl::OkStatus());
-  auto address = options_.address_of(source);
-  if (!address) {
-    return done(absl::UnavailableError(
-        absl::StrCat("object ", id.Hex(), " lives on node ", source.Hex(),
-                     ", which is not alive in the cluster view")));
-  }
   {
     absl::MutexLock lock(&mu_);
     auto& waiters = pulls_[id];
     waiters.push_back(std::move(done));
     if (waiters.size() > 1) return;  // joins the transfer already running
   }
-  std::thread([this, id, address = *address] {
-    absl::Status s = Transfer(id, address);
+  std::thread([this, id, source] {
+    absl::Status s = PullFromAnywhere(id, source);
     std::vector<std::function<void(absl::Status)>> waiters;
     {
       absl::MutexLock lock(&mu_);
@@ -61,62 +71,195 @@ void ObjectManager::Pull(const ObjectId& id, const NodeId& source,
   }).detach();
 }
 
-absl::Status ObjectManager::Transfer(const ObjectId& id,
-                                     const std::string& address) {
-  auto stub = rpc::Raylet::NewStub(rpc::MakeChannel(address));
-  auto read = [&](uint64_t offset, uint64_t length,
-                  rpc::ReadObjectChunkReply* reply) {
+absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
+                                             const NodeId& source) {
+  std::vector<NodeId> candidates = {source};
+  bool asked_directory = false;
+  std::string tried;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const NodeId& node = candidates[i];
+    auto address = options_.address_of(node);
+    absl::Status s =
+        address ? Transfer(id, *address)
+                : absl::UnavailableError("not alive in the cluster view");
+    if (s.ok()) return s;
+    // A full store here is not the source's fault: no point in another.
+    if (s.code() == absl::StatusCode::kResourceExhausted) return s;
+    absl::StrAppend(&tried, tried.empty() ? "" : "; ", "node ",
+                    node.Hex().substr(0, 12), ": ", s.message());
+    if (i + 1 == candidates.size() && !asked_directory) {
+      asked_directory = true;
+      for (const NodeId& n : Locations(id)) {
+        if (n != options_.self &&
+            std::find(candidates.begin(), candidates.end(), n) ==
+                candidates.end()) {
+          candidates.push_back(n);
+        }
+      }
+    }
+  }
+  return absl::UnavailableError(
+      absl::StrCat("object ", id.Hex(), " could not be pulled from any of ",
+                   candidates.size(), " locations (", tried, ")"));
+}
+
+std::vector<NodeId> ObjectManager::Locations(const ObjectId& id) {
+  std::vector<NodeId> out;
+  if (!gcs_) return out;
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 2000);
+  rpc::GetObjectLocationsRequest req;
+  req.set_object_id(id.Binary());
+  rpc::GetObjectLocationsReply reply;
+  if (!gcs_->stub->GetObjectLocations(&ctx, req, &reply).ok()) return out;
+  for (const auto& b : reply.node_ids()) {
+    if (auto n = NodeId::FromBinary(b); n.ok()) out.push_back(*n);
+  }
+  return out;
+}
+
+namespace {
+
+// One ReadObjectChunk call, its reply parsed as it arrives: the sizes, then
+// the chunk, copied from gRPC's slices straight to where it belongs.
+class ChunkReader {
+ public:
+  ChunkReader(grpc::GenericStub* stub, const ObjectId& id) : stub_(stub) {
+    req_.set_object_id(id.Binary());
+  }
+  // `place(data_size, metadata_size)` says where the chunk goes (null:
+  // nowhere, fail).
+  absl::Status Read(uint64_t offset, uint64_t length,
+                    const std::function<uint8_t*(uint64_t, uint64_t)>& place,
+                    uint64_t* chunk_size) {
+    req_.set_offset(offset);
+    req_.set_length(length);
+    grpc::ByteBuffer request, reply;
+    bool own = false;
+    grpc::Status ser = grpc::GenericSerialize<grpc::ProtoBufferWriter,
+                                              rpc::ReadObjectChunkRequest>(
+        req_, &request, &own);
+    if (!ser.ok()) return rpc::ToAbsl(ser);
     grpc::ClientContext ctx;
     rpc::SetTimeout(&ctx, 60000);
-    rpc::ReadObjectChunkRequest req;
-    req.set_object_id(id.Binary());
-    req.set_offset(offset);
-    req.set_length(length);
-    return rpc::ToAbsl(stub->ReadObjectChunk(&ctx, req, reply));
-  };
+    absl::Notification done;
+    grpc::Status status;
+    stub_->UnaryCall(&ctx, "/loom.rpc.Raylet/ReadObjectChunk", {}, &request,
+                     &reply, [&](grpc::Status s) {
+                       status = std::move(s);
+                       done.Notify();
+                     });
+    done.WaitForNotification();
+    if (!status.ok()) return rpc::ToAbsl(status);
+    return Parse(&reply, place, chunk_size);
+  }
+
+ private:
+  static absl::Status Parse(
+      grpc::ByteBuffer* reply,
+      const std::function<uint8_t*(uint64_t, uint64_t)>& place,
+      uint64_t* chunk_size) {
+    grpc::ProtoBufferReader reader(reply);
+    google::protobuf::io::CodedInputStream in(&reader);
+    uint64_t data_size = 0, metadata_size = 0;
+    while (uint32_t tag = in.ReadTag()) {
+      switch (tag) {
+        case (1 << 3) | 0:
+          if (!in.ReadVarint64(&data_size)) return Malformed();
+          break;
+        case (2 << 3) | 0:
+          if (!in.ReadVarint64(&metadata_size)) return Malformed();
+          break;
+        case (3 << 3) | 2: {
+          uint32_t n = 0;
+          if (!in.ReadVarint32(&n)) return Malformed();
+          uint8_t* dst = place(data_size, metadata_size);
+          if (dst == nullptr) return absl::AbortedError("chunk not wanted");
+          if (!in.ReadRaw(dst, static_cast<int>(n))) return Malformed();
+          *chunk_size = n;
+          break;
+        }
+        default:
+          return Malformed();
+      }
+    }
+    return absl::OkStatus();
+  }
+  static absl::Status Malformed() {
+    return absl::DataLossError("malformed chunk reply");
+  }
+
+  grpc::GenericStub* stub_;
+  rpc::ReadObjectChunkRequest req_;
+};
+
+}  // namespace
+
+absl::Status ObjectManager::Transfer(const ObjectId& id,
+                                     const std::string& address) {
+  grpc::GenericStub stub(rpc::MakeChannel(address));
   auto failed = [&](const absl::Status& s) {
     return absl::Status(
         s.code(), absl::StrCat("pulling object ", id.Hex(), " from ", address,
                                " failed: ", s.message()));
   };
-  rpc::ReadObjectChunkReply first;
-  absl::Status s = read(0, options_.chunk_bytes, &first);
-  if (!s.ok()) return failed(s);
-  uint64_t total = first.data_size() + first.metadata_size();
-  auto dst =
-      options_.store->Create(id, first.data_size(), first.metadata_size(),
-                             /*primary=*/false);
-  if (!dst.ok()) {
-    if (dst.status().code() == absl::StatusCode::kAlreadyExists) {
+  // The first chunk tells the size: the object is created then, and the
+  // chunk lands in it.
+  uint8_t* dst = nullptr;
+  uint64_t total = 0;
+  absl::Status created = absl::OkStatus();
+  auto create = [&](uint64_t data_size, uint64_t metadata_size) -> uint8_t* {
+    total = data_size + metadata_size;
+    auto d = options_.store->Create(id, data_size, metadata_size,
+                                    /*primary=*/false);
+    if (!d.ok()) {
+      created = d.status();
+      return nullptr;
+    }
+    dst = *d;
+    return dst;
+  };
+  uint64_t first = 0;
+  absl::Status s =
+      ChunkReader(&stub, id).Read(0, options_.chunk_bytes, create, &first);
+  if (!created.ok()) {
+    if (created.code() == absl::StatusCode::kAlreadyExists) {
       return absl::OkStatus();  // another pull of this object got here first
     }
-    return failed(dst.status());
+    return failed(created);
   }
-  std::memcpy(*dst, first.chunk().data(), first.chunk().size());
+  if (s.ok() && dst == nullptr) s = absl::DataLossError("empty chunk reply");
+  if (!s.ok()) {
+    if (dst != nullptr) options_.store->Abort(id).IgnoreError();
+    return failed(s);
+  }
   // The rest, several chunks in flight, each written into place.
-  std::atomic<uint64_t> next{first.chunk().size()};
+  std::atomic<uint64_t> next{first};
   absl::Mutex err_mu;
   absl::Status error;
   std::vector<std::thread> workers;
   for (int i = 0; i < options_.chunks_in_flight; ++i) {
     workers.emplace_back([&] {
+      ChunkReader reader(&stub, id);
       while (true) {
         uint64_t offset = next.fetch_add(options_.chunk_bytes);
         if (offset >= total) return;
         uint64_t length =
             std::min<uint64_t>(options_.chunk_bytes, total - offset);
-        rpc::ReadObjectChunkReply reply;
-        absl::Status cs = read(offset, length, &reply);
-        if (cs.ok() && reply.chunk().size() != length) {
-          cs = absl::DataLossError("short chunk");
-        }
+        uint64_t got = 0;
+        absl::Status cs = reader.Read(
+            offset, length,
+            [&](uint64_t d, uint64_t m) -> uint8_t* {
+              return d + m == total ? dst + offset : nullptr;
+            },
+            &got);
+        if (cs.ok() && got != length) cs = absl::DataLossError("short chunk");
         if (!cs.ok()) {
           absl::MutexLock lock(&err_mu);
           error = cs;
           next = total;  // stop the others
           return;
         }
-        std::memcpy(*dst + offset, reply.chunk().data(), length);
       }
     });
   }
@@ -132,17 +275,54 @@ absl::Status ObjectManager::Transfer(const ObjectId& id,
 
 void ObjectManager::ReportCopy(const ObjectId& id, uint64_t size, bool added) {
   if (!gcs_) return;
-  grpc::ClientContext ctx;
-  rpc::SetTimeout(&ctx, 2000);
-  rpc::UpdateObjectLocationsRequest req;
-  auto* u = req.add_updates();
-  u->set_object_id(id.Binary());
-  u->set_node_id(options_.self.Binary());
-  u->set_added(added);
-  u->set_size(static_cast<int64_t>(size));
-  rpc::UpdateObjectLocationsReply reply;
-  gcs_->stub->UpdateObjectLocations(&ctx, req,
-                                    &reply);  // soft state: best effort
+  absl::MutexLock lock(&report_mu_);
+  if (added) {
+    copies_[id] = size;
+  } else if (copies_.erase(id) == 0) {
+    return;  // never reported (a primary, or gone already)
+  }
+  rpc::ObjectLocationUpdate u;
+  u.set_object_id(id.Binary());
+  u.set_node_id(options_.self.Binary());
+  u.set_added(added);
+  u.set_size(static_cast<int64_t>(size));
+  updates_.push_back(std::move(u));
+}
+
+void ObjectManager::ReReportCopies() {
+  absl::MutexLock lock(&report_mu_);
+  for (const auto& [id, size] : copies_) {
+    rpc::ObjectLocationUpdate u;
+    u.set_object_id(id.Binary());
+    u.set_node_id(options_.self.Binary());
+    u.set_added(true);
+    u.set_size(static_cast<int64_t>(size));
+    updates_.push_back(std::move(u));
+  }
+}
+
+void ObjectManager::ReportLoop() {
+  while (true) {
+    rpc::UpdateObjectLocationsRequest req;
+    {
+      absl::MutexLock lock(&report_mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(report_mu_) {
+        return stop_ || !updates_.empty();
+      };
+      report_mu_.Await(absl::Condition(&ready));
+      if (stop_) return;
+      // A short window gathers the updates of a burst into one call.
+      report_mu_.AwaitWithTimeout(absl::Condition(&stop_),
+                                  absl::Milliseconds(10));
+      for (auto& u : updates_) *req.add_updates() = std::move(u);
+      updates_.clear();
+    }
+    grpc::ClientContext ctx;
+    rpc::SetTimeout(&ctx, 2000);
+    rpc::UpdateObjectLocationsReply reply;
+    // Soft state: a head that missed this learns it again after restarting.
+    gcs_->stub->UpdateObjectLocations(&ctx, req, &reply);
+  }
 }
 
 absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
@@ -197,7 +377,7 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
 }
 
 absl::Status ObjectManager::ReadChunk(const rpc::ReadObjectChunkRequest& req,
-                                      rpc::ReadObjectChunkReply* reply) {
+                                      grpc::ByteBuffer* reply) {
   auto id = ObjectId::FromBinary(req.object_id());
   if (!id.ok()) return id.status();
   if (req.length() > (uint64_t{256} << 20)) {
@@ -209,18 +389,41 @@ absl::Status ObjectManager::ReadChunk(const rpc::ReadObjectChunkRequest& req,
     return absl::NotFoundError("object not in this node's store");
   const ObjectView& v = *(*views)[0];
   uint64_t total = v.data_size + v.metadata_size;
-  absl::Status s = absl::OkStatus();
   if (req.offset() > total) {
-    s = absl::OutOfRangeError("offset past the object's end");
-  } else {
-    uint64_t n = std::min<uint64_t>(req.length(), total - req.offset());
-    reply->set_data_size(v.data_size);
-    reply->set_metadata_size(v.metadata_size);
-    // data and metadata are contiguous in the arena
-    reply->set_chunk(reinterpret_cast<const char*>(v.data) + req.offset(), n);
+    options_.store->Release(*id).IgnoreError();
+    return absl::OutOfRangeError("offset past the object's end");
   }
-  options_.store->Release(*id).IgnoreError();
-  return s;
+  uint64_t n = std::min<uint64_t>(req.length(), total - req.offset());
+  // A ReadObjectChunkReply by hand: the sizes, then the chunk's tag and
+  // length, then the chunk itself as a slice of the arena. Data and
+  // metadata are contiguous there. The pin is released with the slice.
+  std::string head;
+  {
+    google::protobuf::io::StringOutputStream raw(&head);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.WriteTag((1 << 3) | 0);
+    out.WriteVarint64(v.data_size);
+    out.WriteTag((2 << 3) | 0);
+    out.WriteVarint64(v.metadata_size);
+    out.WriteTag((3 << 3) | 2);
+    out.WriteVarint32(static_cast<uint32_t>(n));
+  }
+  struct Pin {
+    ObjectStoreClient* store;
+    ObjectId id;
+  };
+  auto* pin = new Pin{options_.store, *id};
+  grpc::Slice slices[2] = {grpc::Slice(head),
+                           grpc::Slice(
+                               const_cast<uint8_t*>(v.data) + req.offset(), n,
+                               [](void* p) {
+                                 auto* pin = static_cast<Pin*>(p);
+                                 pin->store->Release(pin->id).IgnoreError();
+                                 delete pin;
+                               },
+                               pin)};
+  *reply = grpc::ByteBuffer(slices, 2);
+  return absl::OkStatus();
 }
 
 }  // namespace loom::raylet

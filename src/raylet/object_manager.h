@@ -4,8 +4,11 @@
 // from the raylet whose store holds it into this node's store, in chunks
 // (default 8 MiB, several in flight), written straight into the arena; pulls
 // of one object that overlap share one transfer. ReadChunk serves the other
-// side. A source that fails mid-transfer fails the pull with a clear error
-// and leaves nothing behind.
+// side: each chunk goes out as a grpc::ByteBuffer whose payload slice points
+// into the arena (no copy; the object stays pinned until gRPC has sent it).
+// A source that fails mid-transfer leaves nothing behind, and the pull tries
+// the other copies the head's directory lists before it fails with an error
+// naming each location tried.
 //
 //   ObjectManager om({.store = &store_client, .address_of = ...});
 //   om.Pull(id, source_node, [](absl::Status s) { ... });  // any thread
@@ -15,13 +18,19 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "object_store/store_client.h"
+#include "proto/gcs.pb.h"
 #include "proto/raylet.pb.h"
+
+namespace grpc {
+class ByteBuffer;
+}
 #include "src/common/ids.h"
 
 namespace loom::raylet {
@@ -45,16 +54,26 @@ class ObjectManager {
   // thread (or here, when it is present already).
   void Pull(const ObjectId& id, const NodeId& source,
             std::function<void(absl::Status)> done);
+  // Fills `reply` with a serialized ReadObjectChunkReply.
   absl::Status ReadChunk(const rpc::ReadObjectChunkRequest& req,
-                         rpc::ReadObjectChunkReply* reply);
+                         grpc::ByteBuffer* reply);
   absl::StatusOr<StoreUsage> Usage() { return options_.store->Usage(); }
   // Deletes the objects here; unless local_only, also on the nodes named
   // and those the head's directory lists (on a background thread).
   absl::Status Free(const rpc::FreeObjectsRequest& req);
+  // The store evicted a copy (any thread).
+  void Evicted(const ObjectId& id) { ReportCopy(id, 0, /*added=*/false); }
+  // The head restarted and forgot: report every copy held here again.
+  void ReReportCopies();
 
  private:
+  // Tries `source`, then every other location the directory lists.
+  absl::Status PullFromAnywhere(const ObjectId& id, const NodeId& source);
   absl::Status Transfer(const ObjectId& id, const std::string& address);
+  std::vector<NodeId> Locations(const ObjectId& id);
+  // Queues a directory update; the reporter thread sends them in batches.
   void ReportCopy(const ObjectId& id, uint64_t size, bool added);
+  void ReportLoop();
 
   Options options_;
   struct Gcs;
@@ -62,6 +81,12 @@ class ObjectManager {
   absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, std::vector<std::function<void(absl::Status)>>>
       pulls_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex report_mu_;
+  absl::flat_hash_map<ObjectId, uint64_t> copies_ ABSL_GUARDED_BY(report_mu_);
+  std::vector<rpc::ObjectLocationUpdate> updates_ ABSL_GUARDED_BY(report_mu_);
+  bool stop_ ABSL_GUARDED_BY(report_mu_) = false;
+  std::thread reporter_;
 };
 
 }  // namespace loom::raylet

@@ -5,13 +5,18 @@
 #ifndef LOOM_SRC_RAYLET_RAYLET_SERVICE_H_
 #define LOOM_SRC_RAYLET_RAYLET_SERVICE_H_
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/rpc.h"
 #include "src/raylet/node_manager.h"
 
 namespace loom::raylet {
 
-class RayletService : public rpc::Raylet::CallbackService {
+// ReadObjectChunk is raw: its reply is a ByteBuffer that points into the
+// object store (see ObjectManager::ReadChunk).
+class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
+                          rpc::Raylet::CallbackService> {
  public:
   explicit RayletService(NodeManager* node) : node_(node) {}
 
@@ -53,13 +58,21 @@ class RayletService : public rpc::Raylet::CallbackService {
     });
     return reactor;
   }
-  grpc::ServerUnaryReactor* ReadObjectChunk(
-      grpc::CallbackServerContext* ctx, const rpc::ReadObjectChunkRequest* req,
-      rpc::ReadObjectChunkReply* reply) override {
+  grpc::ServerUnaryReactor* ReadObjectChunk(grpc::CallbackServerContext* ctx,
+                                            const grpc::ByteBuffer* req,
+                                            grpc::ByteBuffer* reply) override {
     auto* reactor = ctx->DefaultReactor();
-    node_->HandleReadObjectChunk(*req, reply, [reactor](absl::Status s) {
-      reactor->Finish(rpc::ToGrpc(s));
-    });
+    rpc::ReadObjectChunkRequest parsed;
+    grpc::ByteBuffer copy(*req);  // parsing consumes the buffer
+    grpc::Status s =
+        grpc::GenericDeserialize<grpc::ProtoBufferReader,
+                                 rpc::ReadObjectChunkRequest>(&copy, &parsed);
+    if (!s.ok()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "malformed ReadObjectChunkRequest"));
+    } else {
+      reactor->Finish(rpc::ToGrpc(node_->HandleReadObjectChunk(parsed, reply)));
+    }
     return reactor;
   }
 

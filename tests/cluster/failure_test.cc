@@ -126,6 +126,59 @@ TEST(NodeDeath, RayletReRegistersAfterTheHeadRestarts) {
   StopCluster(*h);
 }
 
+// The nodes the head's object directory lists for `id`.
+int CountLocations(const std::string& gcs_address, const std::string& id) {
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 2000);
+  rpc::GetObjectLocationsRequest req;
+  req.set_object_id(id);
+  rpc::GetObjectLocationsReply reply;
+  if (!stub->GetObjectLocations(&ctx, req, &reply).ok()) return -1;
+  return reply.node_ids_size();
+}
+
+TEST(NodeDeath, CopiesAreReportedAgainAfterTheHeadRestarts) {
+  TempRoot root, far_root;
+  ClusterOptions head;
+  head.session_root = root.path();
+  head.num_cpus = 1;
+  auto h = StartCluster(head);
+  ASSERT_TRUE(h.ok()) << h.status();
+  ClusterOptions far_node;
+  far_node.session_root = far_root.path();
+  far_node.head_address = h->gcs_address;
+  far_node.num_cpus = 1;
+  far_node.resources = {{"far", 1}};
+  auto far = StartCluster(far_node);
+  ASSERT_TRUE(far.ok()) << far.status();
+  InitOptions options;
+  options.address = h->gcs_address;
+  options.session_root = root.path();
+  options.code_search_path = {TestLib()};
+  loom::Init(options);
+  auto made = Task(Pattern).SetResource("far", 1).Remote(int64_t{16} << 20);
+  EXPECT_EQ(Get(made, 60000)->size(), size_t{16} << 20);  // a copy here
+  EXPECT_TRUE(WaitUntil(
+      [&] { return CountLocations(h->gcs_address, made.Binary()) == 1; },
+      absl::Seconds(5)));
+  std::string port = h->gcs_address.substr(h->gcs_address.rfind(':') + 1);
+  kill(h->pids.front(), SIGKILL);
+  WaitForExit(h->pids.front(), absl::Seconds(5));
+  SpawnOptions opts;
+  opts.argv = {BinDir() + "/loom-gcs", "--port", port};
+  auto gcs = Spawn(opts);
+  ASSERT_TRUE(gcs.ok());
+  // The new head knows nothing until the raylets register and report again.
+  EXPECT_TRUE(WaitUntil(
+      [&] { return CountLocations(h->gcs_address, made.Binary()) == 1; },
+      absl::Seconds(10)));
+  loom::Shutdown();
+  TerminateProcess(*gcs, absl::Seconds(2));
+  StopCluster(*far);
+  StopCluster(*h);
+}
+
 // Starts loom-test-driver and waits for its "ready" line.
 pid_t StartDriver(const std::vector<std::string>& args,
                   const std::string& out) {

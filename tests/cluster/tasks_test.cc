@@ -1,4 +1,5 @@
 // Cluster tests: tasks end to end on real processes.
+#include <signal.h>
 #include <unistd.h>
 
 #include "absl/time/clock.h"
@@ -339,6 +340,22 @@ TEST_F(MultiNodeTest, AGibibyteObjectArrivesByteExact) {
   auto far = Task(Pattern).SetResource("far", 1).Remote(size);
   // Checked on this node, after the pull, by a task reading it in place.
   EXPECT_TRUE(*Get(Task(IsPattern).Remote(far), 300000));
+}
+
+TEST_F(MultiNodeTest, APullWhoseSourceDiedUsesAnotherCopy) {
+  joined_.push_back(Join(root_a_, {{"a", 1}}));
+  joined_.push_back(Join(root_b_, {{"b", 1}}));
+  ASSERT_TRUE(WaitForNodes(3));
+  Connect();
+  const int64_t size = int64_t{24} << 20;
+  auto made = Task(Pattern).SetResource("a", 1).Remote(size);
+  // Read on node b: a second copy, listed in the head's directory.
+  EXPECT_TRUE(*Get(Task(IsPattern).SetResource("b", 1).Remote(made), 60000));
+  // The primary's node dies; this node's raylet pulls b's copy instead.
+  ASSERT_EQ(kill(joined_[0].pids.back(), SIGKILL), 0);
+  std::shared_ptr<std::string> here = Get(made, 60000);
+  ASSERT_EQ(static_cast<int64_t>(here->size()), size);
+  EXPECT_TRUE(IsPattern(*here));
 }
 
 TEST_F(MultiNodeTest, ANodeThatJoinsInTheGracePeriodRunsTheDemand) {

@@ -128,7 +128,10 @@ TEST(LocalStore, GetTimesOutWithWhatIsSealed) {
 }
 
 TEST(LocalStore, EvictsUnpinnedSecondaryCopiesLeastRecentlyUsedFirst) {
-  LocalStore store({.capacity = 64 * 1024});
+  std::vector<ObjectId> evicted;  // the raylet reports these as removed
+  LocalStore store({.capacity = 64 * 1024, .on_evict = [&](const ObjectId& id) {
+                      evicted.push_back(id);
+                    }});
   ObjectId old_copy = NewId(), new_copy = NewId(), primary = NewId();
   for (const ObjectId& id : {old_copy, new_copy}) {
     ASSERT_TRUE(store.Create(id, 20 * 1024, 0, 1, /*primary=*/false).ok());
@@ -139,6 +142,7 @@ TEST(LocalStore, EvictsUnpinnedSecondaryCopiesLeastRecentlyUsedFirst) {
   // Room for one more 20 KiB object only after evicting the oldest copy.
   ASSERT_TRUE(store.Create(NewId(), 20 * 1024, 0, 1, true).ok());
   EXPECT_FALSE(store.Contains(old_copy));
+  EXPECT_EQ(evicted, std::vector<ObjectId>{old_copy});
   EXPECT_TRUE(store.Contains(new_copy));
   EXPECT_TRUE(store.Contains(primary));
   // Primaries are never evicted: a second one fails clearly.
