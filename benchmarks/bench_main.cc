@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--echo-server") == 0) {
       return loom::bench::RunEchoServer();
+    } else if (std::strcmp(argv[i], "--store-writer") == 0) {
+      return loom::bench::RunStoreWriter(argc - i - 1, argv + i + 1);
     } else if (std::strcmp(argv[i], "--list") == 0) {
       list = true;
     } else if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
   loom::bench::AddTaskBenchmarks(&benchmarks);
   loom::bench::AddClusterBenchmarks(&benchmarks);
   loom::bench::AddStoreBenchmarks(&benchmarks);
+  loom::bench::AddStoreFloorBenchmarks(&benchmarks);
 
   int failed = 0;
   int ran = 0;

@@ -43,6 +43,10 @@ void AddGrpcBenchmarks(std::vector<Benchmark>* out);
 void AddTaskBenchmarks(std::vector<Benchmark>* out);
 void AddClusterBenchmarks(std::vector<Benchmark>* out);
 void AddStoreBenchmarks(std::vector<Benchmark>* out);
+void AddStoreFloorBenchmarks(std::vector<Benchmark>* out);
+// loom-bench --store-writer SOCKET SIZE ID...: writes objects from another
+// process (argv from SOCKET on).
+int RunStoreWriter(int argc, char** argv);
 
 // The gRPC echo server's entry point (loom-bench --echo-server): prints its
 // port on stdout, serves until SIGTERM or SIGINT, returns the exit code.

@@ -4,8 +4,6 @@
 //   single_client_get_calls_Plasma_Store  get+release of a sealed object, per s
 //   single_client_put_gigabytes           steady state: loom::Put(Buffer) of
 //                                          100 MiB values, each freed after
-//   get_latency_1MiB, _100MiB, _1GiB      loom::Get of a Buffer (a view, no
-//                                          copy), median over distinct objects
 //   put_gigabytes_first_touch             loom::Put(Buffer) of 100 MiB values
 //                                          into fresh (never touched) memory
 //   multi_client_put_calls_Plasma_Store   4 clients, each as the single one
@@ -177,29 +175,6 @@ std::vector<Result> RunFragmentation() {
   return {{"allocator_fragmentation", alloc.stats().fragmentation(), "ratio"}};
 }
 
-double GetLatencyUs(size_t size) {
-  PrivateCluster cluster(1, size >= (512u << 20) ? int64_t{4} << 30 : 0);
-  std::vector<uint8_t> bytes(size, 3);
-  std::vector<ObjectRef<Buffer>> refs;
-  int count = size >= (512u << 20) ? 3 : size >= (50u << 20) ? 20 : 200;
-  for (int i = 0; i < count; ++i)
-    refs.push_back(Put(Buffer(bytes.data(), size, nullptr)));
-  std::vector<double> us;
-  for (const auto& ref : refs) {
-    int64_t start = NowNs();
-    std::shared_ptr<Buffer> view = Get(ref);
-    us.push_back(SecondsSince(start) * 1e6);
-    if (view->size() != size) throw std::runtime_error("short object");
-  }
-  return Median(us);
-}
-
-std::vector<Result> RunGetLatency() {
-  return {{"get_latency_1MiB", GetLatencyUs(1 << 20), "us"},
-          {"get_latency_100MiB", GetLatencyUs(100 << 20), "us"},
-          {"get_latency_1GiB", GetLatencyUs(size_t{1} << 30), "us"}};
-}
-
 }  // namespace
 
 void AddStoreBenchmarks(std::vector<Benchmark>* out) {
@@ -210,9 +185,6 @@ void AddStoreBenchmarks(std::vector<Benchmark>* out) {
   out->push_back({{"single_client_put_gigabytes", "multi_client_put_gigabytes"},
                   RunPutGigabytes});
   out->push_back({{"put_gigabytes_first_touch"}, RunFirstTouch});
-  out->push_back(
-      {{"get_latency_1MiB", "get_latency_100MiB", "get_latency_1GiB"},
-       RunGetLatency});
   out->push_back({{"allocator_fragmentation"}, RunFragmentation});
 }
 

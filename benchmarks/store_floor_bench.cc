@@ -1,0 +1,218 @@
+// Object store floors and cross-process figures:
+//   memcpy_gigabytes              memcpy of 100 MiB between warm buffers, the
+//                                 bound for single_client_put_gigabytes
+//   unix_socket_roundtrip_floor   one byte there and back over a unix socket
+//                                 to another process: the bound for a get
+//   get_latency_1MiB, _100MiB, _1GiB
+//                                 the store's get of an object another process
+//                                 wrote and this one has not held yet: a view
+//                                 into the mapped arena, pinned (median over
+//                                 distinct objects)
+//   transfer_gigabytes            a 1 GiB object pulled by one raylet from
+//                                 another over loopback
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "benchmarks/bench_cluster.h"
+#include "benchmarks/bench_util.h"
+#include "object_store/store_client.h"
+#include "proto/raylet.grpc.pb.h"
+#include "runtime/local_cluster.h"
+#include "src/common/process.h"
+#include "src/common/rpc.h"
+
+namespace loom::bench {
+namespace {
+
+[[noreturn]] void Fail(const std::string& what) {
+  throw std::runtime_error(what);
+}
+
+std::vector<Result> RunMemcpy() {
+  const size_t size = 100 << 20;
+  std::vector<uint8_t> src(size, 1), dst(size, 2);
+  double rate = MedianOfRuns([&](double seconds) {
+    return RateFor(seconds, [&] {
+      std::memcpy(dst.data(), src.data(), size);
+      return int64_t{1};
+    });
+  });
+  return {{"memcpy_gigabytes", rate * size / 1e9, "GB/s"}};
+}
+
+std::vector<Result> RunSocketFloor() {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) Fail("socketpair");
+  pid_t child = fork();
+  if (child < 0) Fail("fork");
+  if (child == 0) {  // echo until the other end closes; nothing else
+    close(fds[0]);
+    char b;
+    while (read(fds[1], &b, 1) == 1) {
+      if (write(fds[1], &b, 1) != 1) break;
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  double rate = MedianOfRuns([&](double seconds) {
+    return RateFor(seconds, [&] {
+      for (int i = 0; i < 100; ++i) {
+        char b = 'x';
+        if (write(fds[0], &b, 1) != 1 || read(fds[0], &b, 1) != 1) {
+          Fail("echo");
+        }
+      }
+      return int64_t{100};
+    });
+  });
+  close(fds[0]);
+  waitpid(child, nullptr, 0);
+  return {{"unix_socket_roundtrip_floor", 1e6 / rate, "us"}};
+}
+
+ObjectId NewId() { return ObjectId::ForPut(TaskId::FromRandom(), 1); }
+
+// Writes objects of `size` bytes with the given ids into the store at
+// `socket` from another process (loom-bench --store-writer), which exits.
+void WriteFromAnotherProcess(const std::string& socket, uint64_t size,
+                             const std::vector<ObjectId>& ids) {
+  SpawnOptions opts;
+  opts.argv = {"/proc/self/exe", "--store-writer", socket,
+               std::to_string(size)};
+  for (const auto& id : ids) opts.argv.push_back(id.Hex());
+  auto pid = Spawn(opts);
+  if (!pid.ok()) Fail(std::string(pid.status().message()));
+  int status = 0;
+  waitpid(*pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Fail("store writer");
+}
+
+double GetLatencyUs(uint64_t size, int count) {
+  // Room to spare: below the spilling watermark, every object stays put.
+  PrivateCluster cluster(1, static_cast<int64_t>(size * count * 3 / 2));
+  std::string socket = cluster.session_dir() + "/sockets/store";
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < count; ++i) ids.push_back(NewId());
+  WriteFromAnotherProcess(socket, size, ids);
+  auto client = ObjectStoreClient::Connect(socket);
+  if (!client.ok()) Fail(std::string(client.status().message()));
+  std::vector<double> us;
+  for (const auto& id : ids) {
+    int64_t start = NowNs();
+    auto views = (*client)->Get({id}, 1000);
+    us.push_back(SecondsSince(start) * 1e6);
+    if (!views.ok() || !(*views)[0] || (*views)[0]->data_size != size) {
+      Fail("object missing");
+    }
+    (*client)->Release(id).IgnoreError();
+  }
+  return Median(us);
+}
+
+std::vector<Result> RunGetLatency() {
+  return {{"get_latency_1MiB", GetLatencyUs(1 << 20, 101), "us"},
+          {"get_latency_100MiB", GetLatencyUs(100 << 20, 21), "us"},
+          {"get_latency_1GiB", GetLatencyUs(uint64_t{1} << 30, 5), "us"}};
+}
+
+NodeId NodeOf(rpc::Raylet::Stub* raylet) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 5000);
+  rpc::GetNodeStatsReply reply;
+  if (!raylet->GetNodeStats(&ctx, rpc::GetNodeStatsRequest(), &reply).ok()) {
+    Fail("GetNodeStats");
+  }
+  auto id = NodeId::FromBinary(reply.node().node_id());
+  if (!id.ok()) Fail("bad node id");
+  return *id;
+}
+
+std::vector<Result> RunTransfer() {
+  const uint64_t size = uint64_t{1} << 30;
+  TempDir head_root, far_root;
+  ClusterOptions head;
+  head.session_root = head_root.path();
+  head.num_cpus = 1;
+  head.object_store_memory = 2 * size;
+  auto h = StartCluster(head);
+  if (!h.ok()) Fail(std::string(h.status().message()));
+  ClusterOptions far = head;
+  far.session_root = far_root.path();
+  far.head_address = h->gcs_address;
+  auto f = StartCluster(far);
+  if (!f.ok()) {
+    StopCluster(*h);
+    Fail(std::string(f.status().message()));
+  }
+  std::vector<double> rates;
+  {
+    // The object, written into the head node's store by another process.
+    ObjectId id = NewId();
+    WriteFromAnotherProcess(h->session_dir + "/sockets/store", size, {id});
+    auto head_raylet =
+        rpc::Raylet::NewStub(rpc::MakeChannel(h->raylet_address));
+    auto far_raylet = rpc::Raylet::NewStub(rpc::MakeChannel(f->raylet_address));
+    NodeId source = NodeOf(head_raylet.get());
+    for (int i = 0; i < 6; ++i) {  // the first run warms up
+      rpc::PullObjectRequest pull;
+      pull.set_object_id(id.Binary());
+      pull.set_source_node_id(source.Binary());
+      grpc::ClientContext ctx;
+      rpc::SetTimeout(&ctx, 120000);
+      rpc::PullObjectReply pulled;
+      int64_t start = NowNs();
+      grpc::Status s = far_raylet->PullObject(&ctx, pull, &pulled);
+      double seconds = SecondsSince(start);
+      if (!s.ok()) Fail("pull: " + s.error_message());
+      if (i > 0) rates.push_back(size / seconds / 1e9);
+      rpc::FreeObjectsRequest drop;  // the far copy only
+      drop.add_object_ids(id.Binary());
+      drop.set_local_only(true);
+      grpc::ClientContext fctx;
+      rpc::SetTimeout(&fctx, 5000);
+      rpc::FreeObjectsReply dropped;
+      far_raylet->FreeObjects(&fctx, drop, &dropped);
+    }
+  }
+  StopCluster(*f);
+  StopCluster(*h);
+  return {{"transfer_gigabytes", Median(rates), "GB/s"}};
+}
+
+}  // namespace
+
+int RunStoreWriter(int argc, char** argv) {
+  // argv: socket size id...
+  uint64_t size = 0;
+  if (argc < 3 || !absl::SimpleAtoi(argv[1], &size)) return 2;
+  auto client = ObjectStoreClient::Connect(argv[0]);
+  if (!client.ok()) return 1;
+  for (int i = 2; i < argc; ++i) {
+    auto id = ObjectId::FromBinary(absl::HexStringToBytes(argv[i]));
+    if (!id.ok()) return 2;
+    auto dst = (*client)->Create(*id, size, 0);
+    if (!dst.ok()) return 1;
+    std::memset(*dst, i, size);
+    if (!(*client)->Seal(*id).ok()) return 1;
+  }
+  return 0;
+}
+
+void AddStoreFloorBenchmarks(std::vector<Benchmark>* out) {
+  out->push_back({{"memcpy_gigabytes"}, RunMemcpy});
+  out->push_back({{"unix_socket_roundtrip_floor"}, RunSocketFloor});
+  out->push_back(
+      {{"get_latency_1MiB", "get_latency_100MiB", "get_latency_1GiB"},
+       RunGetLatency});
+  out->push_back({{"transfer_gigabytes"}, RunTransfer});
+}
+
+}  // namespace loom::bench
