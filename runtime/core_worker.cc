@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "object_store/layout.h"
 #include "object_store/store_client.h"
 #include "runtime/core_worker_service.h"
 #include "runtime/owner_client.h"
@@ -274,10 +275,10 @@ absl::StatusOr<ObjectId> CoreWorker::PutRaw(std::string_view data,
                                             std::string_view metadata) {
   ObjectId id = NextPutId();
   if (data.size() + metadata.size() > kInlineThreshold && store_) {
-    auto dst = CreateInStore(id, data.size(), metadata.size());
+    auto dst = CreateInStore(id, LayoutSize(metadata.size(), {data.size()}), 0);
     if (!dst.ok()) return dst.status();  // ResourceExhausted names the sizes
-    std::memcpy(*dst, data.data(), data.size());
-    std::memcpy(*dst + data.size(), metadata.data(), metadata.size());
+    auto at = WriteLayout(*dst, Format::kRaw, metadata, {data.size()});
+    std::memcpy(at[0], data.data(), data.size());
     absl::Status s = store_->Seal(id);
     if (!s.ok()) return s;
     objects_.AddPending(id);
@@ -287,14 +288,8 @@ absl::StatusOr<ObjectId> CoreWorker::PutRaw(std::string_view data,
   if (data.size() > kInlineThreshold) {
     return absl::InvalidArgumentError("no object store to hold a large buffer");
   }
-  // Inline: [metadata length, 4 bytes LE][metadata][data].
-  std::string value(4, '\0');
-  uint32_t n = static_cast<uint32_t>(metadata.size());
-  for (int i = 0; i < 4; ++i) value[i] = static_cast<char>(n >> (8 * i));
-  value.append(metadata);
-  value.append(data);
   objects_.AddPending(id);
-  objects_.SetValue(id, std::move(value));
+  objects_.SetValue(id, EncodeLayout(Format::kRaw, metadata, {data}));
   return id;
 }
 
@@ -315,31 +310,37 @@ std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
                             std::string(view.status().message()));
       return out;
     }
-    const ObjectView& v = *view;
-    out.object.data = v.data;
-    out.object.size = v.data_size;
-    out.object.metadata.assign(reinterpret_cast<const char*>(v.metadata),
-                               v.metadata_size);
     // The pin lasts as long as the view: released with the last holder.
     std::shared_ptr<ObjectStoreClient> store = store_;
     out.object.holder = std::shared_ptr<const void>(
-        v.data, [store, id](const void*) { store->Release(id).IgnoreError(); });
+        view->data,
+        [store, id](const void*) { store->Release(id).IgnoreError(); });
+    auto layout = ParseSingleBuffer(view->data, view->data_size, Format::kRaw);
+    if (!layout.ok()) {
+      out.error = MakeError(rpc::ErrorInfo::INVALID,
+                            "object is not a Buffer or Tensor: " +
+                                std::string(layout.status().message()));
+      return out;
+    }
+    out.object.data =
+        reinterpret_cast<const uint8_t*>(layout->buffers[0].data());
+    out.object.size = layout->buffers[0].size();
+    out.object.metadata = std::string(layout->metadata);
     return out;
   }
   const std::string& value = *r.value;
-  uint32_t n = 0;
-  if (value.size() >= 4) {
-    for (int i = 0; i < 4; ++i)
-      n |= uint32_t{static_cast<uint8_t>(value[i])} << (8 * i);
-  }
-  if (value.size() < 4 || value.size() - 4 < n) {
-    out.error =
-        MakeError(rpc::ErrorInfo::INVALID, "object is not a Buffer or Tensor");
+  auto layout =
+      ParseSingleBuffer(reinterpret_cast<const uint8_t*>(value.data()),
+                        value.size(), Format::kRaw);
+  if (!layout.ok()) {
+    out.error = MakeError(rpc::ErrorInfo::INVALID,
+                          "object is not a Buffer or Tensor: " +
+                              std::string(layout.status().message()));
     return out;
   }
-  out.object.metadata = value.substr(4, n);
-  out.object.data = reinterpret_cast<const uint8_t*>(value.data()) + 4 + n;
-  out.object.size = value.size() - 4 - n;
+  out.object.metadata = std::string(layout->metadata);
+  out.object.data = reinterpret_cast<const uint8_t*>(layout->buffers[0].data());
+  out.object.size = layout->buffers[0].size();
   out.object.holder = r.value;
   return out;
 }
@@ -449,10 +450,22 @@ absl::StatusOr<uint8_t*> CoreWorker::CreateInStore(const ObjectId& id,
 
 absl::Status CoreWorker::WriteToStore(const ObjectId& id,
                                       std::string_view data) {
-  auto dst = CreateInStore(id, data.size(), 0);
+  auto dst = CreateInStore(id, LayoutSize(0, {data.size()}), 0);
   if (!dst.ok()) return dst.status();
-  std::memcpy(*dst, data.data(), data.size());
+  auto at = WriteLayout(*dst, Format::kMsgpack, {}, {data.size()});
+  std::memcpy(at[0], data.data(), data.size());
   return store_->Seal(id);
+}
+
+absl::StatusOr<std::string_view> CoreWorker::MsgpackInPlace(
+    const ObjectId& id, const ObjectView& view) {
+  auto layout = ParseSingleBuffer(view.data, view.data_size, Format::kMsgpack);
+  if (!layout.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("object ", id.Hex(),
+                     " is not a C++ value: ", layout.status().message()));
+  }
+  return layout->buffers[0];
 }
 
 absl::Status CoreWorker::MakeLocal(const ObjectId& id, const NodeId& node) {
@@ -490,9 +503,13 @@ void CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
       continue;
     }
     // The msgpack path deserializes into the caller's type: one copy here.
-    const ObjectView& v = *view;
-    r.value = std::make_shared<const std::string>(
-        reinterpret_cast<const char*>(v.data), v.data_size);
+    auto bytes = MsgpackInPlace(ids[i], *view);
+    if (bytes.ok()) {
+      r.value = std::make_shared<const std::string>(*bytes);
+    } else {
+      r.error = MakeError(rpc::ErrorInfo::INVALID,
+                          std::string(bytes.status().message()));
+    }
     r.store_node.reset();
     store_->Release(ids[i]).IgnoreError();
   }
@@ -509,18 +526,19 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
       absl::StatusOr<ObjectView> view =
           absl::InvalidArgumentError("bad argument id");
       if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000);
-      if (!view.ok()) {
+      absl::StatusOr<std::string_view> bytes =
+          view.ok() ? MsgpackInPlace(*id, *view) : view.status();
+      if (view.ok()) pinned.push_back(*id);
+      if (!bytes.ok()) {
         reply->set_ok(false);
         *reply->mutable_error() = MakeError(
             rpc::ErrorInfo::INVALID,
-            absl::StrCat("cannot read an argument: ", view.status().message()),
+            absl::StrCat("cannot read an argument: ", bytes.status().message()),
             spec.function_name());
         for (const auto& p : pinned) store_->Release(p).IgnoreError();
         return;
       }
-      pinned.push_back(*id);
-      args.emplace_back(reinterpret_cast<const char*>(view->data),
-                        view->data_size);
+      args.push_back(*bytes);
     } else {
       args.push_back(arg.value());
     }

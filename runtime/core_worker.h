@@ -137,6 +137,9 @@ class CoreWorker {
   void Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
   // Seals `data` as object `id` in this node's store (the primary copy).
   absl::Status WriteToStore(const ObjectId& id, std::string_view data);
+  // The msgpack bytes of a C++ value in the store, in place.
+  static absl::StatusOr<std::string_view> MsgpackInPlace(
+      const ObjectId& id, const ObjectView& view);
   absl::StatusOr<uint8_t*> CreateInStore(const ObjectId& id, uint64_t data_size,
                                          uint64_t metadata_size);
   // Replaces in-store results with their bytes, read from this node's store.

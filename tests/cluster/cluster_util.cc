@@ -27,7 +27,14 @@ TempRoot::TempRoot() {
   path_ = mkdtemp(tmpl);
 }
 
-TempRoot::~TempRoot() { std::system(("rm -rf " + path_).c_str()); }
+TempRoot::~TempRoot() {
+  // LOOM_TEST_KEEP=1 keeps session directories (logs) for a post-mortem.
+  if (const char* keep = std::getenv("LOOM_TEST_KEEP"); keep && *keep == '1') {
+    std::fprintf(stderr, "kept %s\n", path_.c_str());
+    return;
+  }
+  std::system(("rm -rf " + path_).c_str());
+}
 
 std::string BinDir() { return LOOM_BIN_DIR_FOR_TESTS; }
 std::string TestLib() { return LOOM_TEST_LIB; }

@@ -98,6 +98,7 @@ TEST_F(PrivateClusterTest, BuffersAndTensorsAreReadWithoutCopies) {
     std::shared_ptr<Buffer> view = Get(ref);
     ASSERT_EQ(view->size(), size);
     EXPECT_TRUE(InStoreMapping(view->data()));
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(view->data()) % 64, 0u);
     uint64_t sum = 0;
     for (size_t i = 0; i < size; ++i) sum += view->data()[i];  // every byte
     EXPECT_EQ(view->data()[size - 1], static_cast<uint8_t>((size - 1) * 7));

@@ -5,10 +5,53 @@
 #include "gtest/gtest.h"
 #include "object_store/allocator.h"
 #include "object_store/arena.h"
+#include "object_store/layout.h"
 #include "object_store/local_store.h"
 
 namespace loom {
 namespace {
+
+TEST(Layout, RoundTripsWithSixtyFourByteAlignedBuffers) {
+  std::string a(100, 'a'), b(3, 'b');
+  std::string bytes = EncodeLayout(Format::kPickle5, "pickle", {a, "", b});
+  EXPECT_EQ(bytes.size(), LayoutSize(6, {100, 0, 3}));
+  auto* base = reinterpret_cast<const uint8_t*>(bytes.data());
+  auto v = ParseLayout(base, bytes.size());
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->format, Format::kPickle5);
+  EXPECT_EQ(v->metadata, "pickle");
+  ASSERT_EQ(v->buffers.size(), 3u);
+  EXPECT_EQ(v->buffers[0], a);
+  EXPECT_EQ(v->buffers[1], "");
+  EXPECT_EQ(v->buffers[2], b);
+  for (auto buf : v->buffers) {
+    EXPECT_EQ((reinterpret_cast<const uint8_t*>(buf.data()) - base) % 64, 0);
+  }
+  EXPECT_FALSE(ParseSingleBuffer(base, bytes.size(), Format::kMsgpack).ok());
+}
+
+TEST(Layout, RejectsBytesThatAreNotAnObject) {
+  std::string good = EncodeLayout(Format::kMsgpack, "", {"xyz"});
+  auto parse = [](const std::string& s) {
+    return ParseLayout(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  EXPECT_TRUE(parse(good).ok());
+  EXPECT_FALSE(parse("").ok());
+  EXPECT_FALSE(parse(std::string(good.size(), 'x')).ok());    // no tag
+  EXPECT_FALSE(parse(good.substr(0, good.size() - 1)).ok());  // truncated
+  std::string huge_count = good;
+  huge_count[12] = huge_count[13] = huge_count[14] = '\xff';
+  EXPECT_FALSE(parse(huge_count).ok());
+  std::string bad_offset = good;
+  bad_offset[16] = 1;  // buffer 0 no longer 64-byte aligned
+  EXPECT_FALSE(parse(bad_offset).ok());
+  std::mt19937 rng(7);
+  for (int i = 0; i < 1000; ++i) {  // random bytes never crash the parser
+    std::string noise = good;
+    for (int k = 0; k < 4; ++k) noise[rng() % noise.size()] = rng();
+    (void)parse(noise);
+  }
+}
 
 TEST(Allocator, AlignsAndReusesFreedBlocks) {
   Allocator alloc(1 << 20);
