@@ -21,6 +21,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
 #include "benchmarks/bench_cluster.h"
 #include "benchmarks/bench_util.h"
 #include "object_store/store_client.h"
@@ -102,6 +103,7 @@ double GetLatencyUs(uint64_t size, int count) {
   std::vector<ObjectId> ids;
   for (int i = 0; i < count; ++i) ids.push_back(NewId());
   WriteFromAnotherProcess(socket, size, ids);
+  absl::SleepFor(absl::Milliseconds(200));  // the writer's exit settles
   auto client = ObjectStoreClient::Connect(socket);
   if (!client.ok()) Fail(std::string(client.status().message()));
   std::vector<double> us;
@@ -119,8 +121,8 @@ double GetLatencyUs(uint64_t size, int count) {
 
 std::vector<Result> RunGetLatency() {
   return {{"get_latency_1MiB", GetLatencyUs(1 << 20, 101), "us"},
-          {"get_latency_100MiB", GetLatencyUs(100 << 20, 21), "us"},
-          {"get_latency_1GiB", GetLatencyUs(uint64_t{1} << 30, 5), "us"}};
+          {"get_latency_100MiB", GetLatencyUs(100 << 20, 31), "us"},
+          {"get_latency_1GiB", GetLatencyUs(uint64_t{1} << 30, 9), "us"}};
 }
 
 NodeId NodeOf(rpc::Raylet::Stub* raylet) {
