@@ -37,6 +37,10 @@ std::atomic<CoreWorker*> g_core_worker{nullptr};
       throw InfeasibleError(e.task_name() + ": " + e.message());
     case rpc::ErrorInfo::OWNER_DIED:
       throw OwnerDiedError(e.message());
+    case rpc::ErrorInfo::ACTOR_DIED:
+      throw ActorDiedError(e.task_name().empty()
+                               ? e.message()
+                               : e.task_name() + ": " + e.message());
     case rpc::ErrorInfo::OBJECT_STORE_FULL:
       throw ObjectStoreFullError(e.task_name() + ": " + e.message());
     default:
@@ -256,6 +260,45 @@ std::vector<bool> Wait(const std::vector<std::string>& ids, int num_returns,
     throw Error("num_returns must be between 0 and the number of refs");
   }
   return Current()->Wait(ParseIds(ids), num_returns, timeout_ms);
+}
+
+std::string CreateActor(const std::string& factory,
+                        const std::string& class_name, std::vector<Arg> args,
+                        const ActorOptions& options,
+                        std::vector<std::string> contained) {
+  auto id = Current()->CreateActor(factory, class_name, std::move(args),
+                                   options, ParseIds(contained));
+  if (!id.ok()) {
+    for (const auto& c : contained) RemoveLocalRef(c);
+    Throw(id.status());
+  }
+  return id->Binary();
+}
+
+std::string SubmitActorTask(const std::string& actor_id,
+                            const std::string& method, std::vector<Arg> args,
+                            std::vector<std::string> contained) {
+  auto actor = ActorId::FromBinary(actor_id);
+  if (!actor.ok()) Throw(actor.status());
+  auto id = Current()->SubmitActorTask(*actor, method, std::move(args),
+                                       ParseIds(contained));
+  if (!id.ok()) {
+    for (const auto& c : contained) RemoveLocalRef(c);
+    Throw(id.status());
+  }
+  return id->Binary();
+}
+
+std::string GetNamedActor(const std::string& name, const std::string& ns) {
+  auto id = Current()->GetNamedActor(name, ns);
+  if (!id.ok()) Throw(id.status());
+  return id->Binary();
+}
+
+void KillActor(const std::string& actor_id, bool no_restart) {
+  auto actor = ActorId::FromBinary(actor_id);
+  if (!actor.ok()) Throw(actor.status());
+  if (auto s = Current()->KillActor(*actor, no_restart); !s.ok()) Throw(s);
 }
 
 void AddLocalRef(const std::string& id) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "object_store/layout.h"
 #include "object_store/store_client.h"
+#include "runtime/actor_submitter.h"
 #include "runtime/core_worker_service.h"
 #include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
@@ -95,9 +96,7 @@ absl::Status CoreWorker::Connect() {
                                                  node.status().message()));
     }
     node_id_ = *node;
-    submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
-        &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
-        options_.worker_id, options_.code_search_path, address_});
+    StartSubmitters(options_.code_search_path);
   } else {
     TaskId random = TaskId::FromRandom();
     driver_task_ = random;
@@ -118,6 +117,7 @@ CoreWorker::~CoreWorker() { Shutdown(); }
 void CoreWorker::Shutdown() {
   if (shut_down_.exchange(true)) return;
   if (submitter_) submitter_->Shutdown();
+  if (actor_submitter_) actor_submitter_->Shutdown();
   loop_.RunSync([this] { ReportStats(); });
   if (options_.is_driver && raylet_) {
     absl::Status s = raylet_->MarkJobFinished(job_);
@@ -179,31 +179,8 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
   *spec.mutable_resources() = ResourcesToProto(*demand);
   spec.set_max_retries(options.max_retries < 0 ? 1 << 30 : options.max_retries);
   std::vector<ObjectId> deps;
-  for (auto& arg : args) {
-    rpc::TaskArg* a = spec.add_args();
-    if (arg.is_ref) {
-      auto id = ObjectId::FromBinary(arg.data);
-      if (!id.ok()) return id.status();
-      deps.push_back(*id);
-      a->mutable_ref()->set_object_id(std::move(arg.data));
-    } else {
-      if (arg.data.size() > kInlineThreshold && store_) {
-        // Large arguments travel as objects in the store, like a Put.
-        auto put = Put(std::move(arg.data));
-        if (!put.ok()) return put.status();
-        deps.push_back(*put);
-        a->mutable_ref()->set_object_id(put->Binary());
-        continue;
-      }
-      if (arg.data.size() > kInlineThreshold) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "argument of ", arg.data.size(), " bytes exceeds the inline limit ",
-            "of ", kInlineThreshold,
-            " bytes; larger values need the object "
-            "store, which is not available yet"));
-      }
-      a->set_value(std::move(arg.data));
-    }
+  if (absl::Status s = BuildArgs(std::move(args), &spec, &deps); !s.ok()) {
+    return s;
   }
   ObjectId ret = ObjectId::ForReturn(task, 1);
   objects_.AddPending(ret);
@@ -367,7 +344,27 @@ void CoreWorker::HandlePushTask(const rpc::PushTaskRequest& req,
   if (!code_loaded_) {
     return done(absl::FailedPreconditionError("worker has no job assigned"));
   }
-  exec_queue_.push_back(Execution{&req, reply, std::move(done)});
+  Execution e{&req, reply, std::move(done)};
+  if (!req.spec().actor_id().empty() && !req.spec().actor_creation()) {
+    return QueueInOrder(std::move(e));
+  }
+  exec_queue_.push_back(std::move(e));
+}
+
+void CoreWorker::QueueInOrder(Execution e) {
+  const rpc::TaskSpec& spec = e.req->spec();
+  CallerQueue& q = callers_[spec.caller_id()];
+  if (spec.seq() < q.next) {
+    return e.done(absl::InvalidArgumentError("actor call sequence number " +
+                                             std::to_string(spec.seq()) +
+                                             " was used already"));
+  }
+  q.early.emplace(spec.seq(), std::move(e));
+  for (auto it = q.early.begin(); it != q.early.end() && it->first == q.next;
+       it = q.early.erase(it)) {
+    exec_queue_.push_back(std::move(it->second));
+    ++q.next;
+  }
 }
 
 absl::Status CoreWorker::HandleAssignJob(const rpc::AssignJobRequest& req) {
@@ -390,9 +387,7 @@ absl::Status CoreWorker::HandleAssignJob(const rpc::AssignJobRequest& req) {
   if (!s.ok()) return s;
   job_ = *job;
   options_.code_search_path = paths;
-  submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
-      &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
-      options_.worker_id, paths, address_});
+  StartSubmitters(paths);
   code_loaded_ = true;
   return absl::OkStatus();
 }
@@ -411,6 +406,12 @@ void CoreWorker::ExecuteLoop() {
           pending.done(absl::UnavailableError("worker is exiting"));
         }
         exec_queue_.clear();
+        for (auto& [caller, q] : callers_) {
+          for (auto& [seq, early] : q.early) {
+            early.done(absl::UnavailableError("worker is exiting"));
+          }
+        }
+        callers_.clear();
         return;
       }
       e = std::move(exec_queue_.front());
@@ -421,6 +422,7 @@ void CoreWorker::ExecuteLoop() {
     tls_task = &ctx;
     Execute(e.req->spec(), e.reply);
     tls_task = nullptr;
+    e.reply->set_pid(getpid());
     if (e.reply->ok()) {
       counters_->finished++;
     } else {
@@ -543,8 +545,32 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
       args.push_back(arg.value());
     }
   }
-  ExecuteTask(spec, args, store_ ? UINT64_MAX : kInlineThreshold, reply);
+  std::shared_ptr<void> actor;
+  if (!spec.actor_id().empty() && !spec.actor_creation()) {
+    absl::MutexLock lock(&exec_mu_);
+    actor = actor_;
+  }
+  if (!spec.actor_id().empty() && !spec.actor_creation() && !actor) {
+    reply->set_ok(false);
+    *reply->mutable_error() =
+        MakeError(rpc::ErrorInfo::INVALID, "this worker serves no actor",
+                  spec.function_name());
+  } else {
+    ExecuteTask(spec, args, store_ ? UINT64_MAX : kInlineThreshold, reply,
+                actor.get());
+  }
   for (const auto& p : pinned) store_->Release(p).IgnoreError();
+  if (spec.actor_creation() && reply->ok()) {
+    absl::MutexLock lock(&exec_mu_);
+    actor_ = internal::TakeCreatedInstance();
+    if (!actor_) {
+      reply->set_ok(false);
+      *reply->mutable_error() =
+          MakeError(rpc::ErrorInfo::INVALID,
+                    "the factory made no instance (it must return a new T*)",
+                    spec.function_name());
+    }
+  }
   if (reply->ok() && reply->value().size() > kInlineThreshold && store_) {
     ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
     absl::Status s = WriteToStore(ret, reply->value());
@@ -602,6 +628,49 @@ void CoreWorker::ReportStats() {
   if (raylet_->ReportTaskStats(req).ok()) {
     for (int i = 0; i < 5; ++i) last[i] = now[i];
   }
+}
+
+}  // namespace loom
+
+namespace loom {
+
+void CoreWorker::StartSubmitters(
+    const std::vector<std::string>& code_search_path) {
+  submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
+      &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
+      options_.worker_id, code_search_path, address_});
+  if (!options_.gcs_address.empty()) {
+    actor_submitter_ = std::make_unique<ActorSubmitter>(ActorSubmitter::Options{
+        &loop_, &objects_, options_.gcs_address, address_});
+  }
+}
+
+absl::Status CoreWorker::BuildArgs(std::vector<internal::Arg> args,
+                                   rpc::TaskSpec* spec,
+                                   std::vector<ObjectId>* deps) {
+  for (auto& arg : args) {
+    rpc::TaskArg* a = spec->add_args();
+    if (arg.is_ref) {
+      auto id = ObjectId::FromBinary(arg.data);
+      if (!id.ok()) return id.status();
+      deps->push_back(*id);
+      a->mutable_ref()->set_object_id(std::move(arg.data));
+    } else if (arg.data.size() > kInlineThreshold && store_) {
+      // Large arguments travel as objects in the store, like a Put.
+      auto put = Put(std::move(arg.data));
+      if (!put.ok()) return put.status();
+      deps->push_back(*put);
+      a->mutable_ref()->set_object_id(put->Binary());
+    } else if (arg.data.size() > kInlineThreshold) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "argument of ", arg.data.size(), " bytes exceeds the inline limit ",
+          "of ", kInlineThreshold,
+          " bytes, and this process has no object store"));
+    } else {
+      a->set_value(std::move(arg.data));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace loom

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -40,6 +41,7 @@ struct ObjectView;
 struct TaskCounters;
 class RayletClient;
 class OwnerClient;
+class ActorSubmitter;
 
 // Values above this size need the object store.
 inline constexpr size_t kInlineThreshold = 100 * 1024;
@@ -73,6 +75,20 @@ class CoreWorker {
                                       const std::vector<ObjectId>& contained);
   absl::StatusOr<ObjectId> Put(std::string value,
                                const std::vector<ObjectId>& contained = {});
+
+  // Actors: registered with the head, which creates them; calls go
+  // straight to the actor.
+  absl::StatusOr<ActorId> CreateActor(const std::string& factory,
+                                      const std::string& class_name,
+                                      std::vector<internal::Arg> args,
+                                      const internal::ActorOptions& options,
+                                      const std::vector<ObjectId>& contained);
+  absl::StatusOr<ObjectId> SubmitActorTask(
+      const ActorId& actor, const std::string& method,
+      std::vector<internal::Arg> args, const std::vector<ObjectId>& contained);
+  absl::StatusOr<ActorId> GetNamedActor(const std::string& name,
+                                        const std::string& ns);
+  absl::Status KillActor(const ActorId& actor, bool no_restart);
   // nullopt on timeout (timeout_ms < 0: none).
   std::optional<std::vector<ObjectResult>> Get(const std::vector<ObjectId>& ids,
                                                int64_t timeout_ms);
@@ -131,6 +147,11 @@ class CoreWorker {
   void RequestExit();
 
  private:
+  struct Execution {
+    const rpc::PushTaskRequest* req;
+    rpc::PushTaskReply* reply;
+    std::function<void(absl::Status)> done;
+  };
   explicit CoreWorker(Options options);
   absl::Status Connect();
   void ExecuteLoop();
@@ -160,6 +181,14 @@ class CoreWorker {
   TaskId NextTaskId();
   void ReportStatsPeriodically();
   void ReportStats();
+  // Fills the spec's arguments: values inline, large ones put in the store
+  // and passed as refs, ObjectRefs as refs (in `deps`).
+  absl::Status BuildArgs(std::vector<internal::Arg> args, rpc::TaskSpec* spec,
+                         std::vector<ObjectId>* deps);
+  void StartSubmitters(const std::vector<std::string>& code_search_path);
+  // Actor side: queues an actor call once the calls its caller sent before
+  // it are queued (sequence numbers).
+  void QueueInOrder(Execution e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_);
   // Asks the owner of a borrowed object for its value.
   void FetchBorrowed(const ObjectId& id, const std::string& owner);
   // Owner side: one borrow unit per id for `borrower`; ids we no longer
@@ -172,12 +201,6 @@ class CoreWorker {
   // Drops every unit of a borrower that exited or died.
   void BorrowerGone(const std::string& borrower);
 
-  struct Execution {
-    const rpc::PushTaskRequest* req;
-    rpc::PushTaskReply* reply;
-    std::function<void(absl::Status)> done;
-  };
-
   Options options_;
   JobId job_;
   TaskId driver_task_;
@@ -189,6 +212,7 @@ class CoreWorker {
   std::unique_ptr<OwnerClient> owners_;  // uses loop_
   std::unique_ptr<TaskCounters> counters_;
   std::unique_ptr<TaskSubmitter> submitter_;
+  std::unique_ptr<ActorSubmitter> actor_submitter_;
   std::unique_ptr<RayletClient> raylet_;
   std::shared_ptr<ObjectStoreClient> store_;
   NodeId node_id_;
@@ -214,6 +238,15 @@ class CoreWorker {
   std::vector<int> gpu_ids_ ABSL_GUARDED_BY(exec_mu_);
   bool code_loaded_ ABSL_GUARDED_BY(exec_mu_) = false;
   std::thread exec_thread_;
+  // Actor side: the instance this worker serves, and per caller the next
+  // sequence number to run and the calls that arrived early.
+  std::shared_ptr<void> actor_ ABSL_GUARDED_BY(exec_mu_);
+  struct CallerQueue {
+    int64_t next = 0;
+    std::map<int64_t, Execution> early;
+  };
+  absl::flat_hash_map<std::string, CallerQueue> callers_
+      ABSL_GUARDED_BY(exec_mu_);
 };
 
 // The process's core worker for the API (null before Init / after Shutdown).
@@ -222,9 +255,11 @@ void SetGlobalCoreWorker(CoreWorker* cw);
 
 // Runs one task through the function table (worker side), one view per
 // argument. Fills the reply with the value or the error; never throws.
+// `actor`: the instance a method call runs on (null for functions).
 void ExecuteTask(const rpc::TaskSpec& spec,
                  const std::vector<std::string_view>& args,
-                 uint64_t max_return_bytes, rpc::PushTaskReply* reply);
+                 uint64_t max_return_bytes, rpc::PushTaskReply* reply,
+                 void* actor = nullptr);
 // The same with the spec's inline arguments, returns up to kInlineThreshold.
 void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
 

@@ -16,7 +16,14 @@ struct Registry {
   absl::flat_hash_map<std::string, std::pair<const void*, Invoker>> by_name
       ABSL_GUARDED_BY(mu);
   absl::flat_hash_map<const void*, std::string> by_fn ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::string, std::pair<const void*, MethodInvoker>>
+      methods ABSL_GUARDED_BY(mu);
+  // (class, member pointer bytes) -> name
+  absl::flat_hash_map<std::string, std::string> method_names
+      ABSL_GUARDED_BY(mu);
 };
+
+thread_local std::shared_ptr<void> tls_created;
 
 Registry& GetRegistry() {
   static Registry* registry = new Registry;
@@ -57,5 +64,37 @@ bool FindFunction(const std::string& name, const void** fn, Invoker* invoker) {
   *invoker = it->second.second;
   return true;
 }
+
+void RegisterMethod(const std::string& name, const char* cls, std::string key,
+                    const void* method, MethodInvoker invoker) {
+  Registry& r = GetRegistry();
+  absl::MutexLock lock(&r.mu);
+  r.methods[name] = {method, invoker};
+  r.method_names[std::string(cls) + '\0' + key] = name;
+}
+
+const std::string* MethodName(const char* cls, const std::string& key) {
+  Registry& r = GetRegistry();
+  absl::MutexLock lock(&r.mu);
+  auto it = r.method_names.find(std::string(cls) + '\0' + key);
+  return it == r.method_names.end() ? nullptr : &it->second;
+}
+
+bool FindMethod(const std::string& name, const void** method,
+                MethodInvoker* invoker) {
+  Registry& r = GetRegistry();
+  absl::MutexLock lock(&r.mu);
+  auto it = r.methods.find(name);
+  if (it == r.methods.end()) return false;
+  *method = it->second.first;
+  *invoker = it->second.second;
+  return true;
+}
+
+void SetCreatedInstance(std::shared_ptr<void> instance) {
+  tls_created = std::move(instance);
+}
+
+std::shared_ptr<void> TakeCreatedInstance() { return std::move(tls_created); }
 
 }  // namespace loom::internal

@@ -125,4 +125,34 @@ absl::Status RayletClient::ReportTaskStats(
   return rpc::ToAbsl(raylet_->ReportTaskStats(&ctx, stats, &reply));
 }
 
+absl::StatusOr<rpc::ActorInfo> RayletClient::RegisterActor(
+    const rpc::RegisterActorRequest& req) {
+  if (!gcs_) return absl::FailedPreconditionError("no head address");
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::RegisterActorReply reply;
+  absl::Status s = rpc::ToAbsl(gcs_->RegisterActor(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.actor();
+}
+
+absl::StatusOr<rpc::ActorInfo> RayletClient::GetActor(
+    const rpc::GetActorRequest& req) {
+  if (!gcs_) return absl::FailedPreconditionError("no head address");
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::GetActorReply reply;
+  absl::Status s = rpc::ToAbsl(gcs_->GetActor(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.actor();
+}
+
+absl::Status RayletClient::KillActor(const rpc::KillActorRequest& req) {
+  if (!gcs_) return absl::FailedPreconditionError("no head address");
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::KillActorReply reply;
+  return rpc::ToAbsl(gcs_->KillActor(&ctx, req, &reply));
+}
+
 }  // namespace loom

@@ -43,6 +43,11 @@ class RayletClient {
   // Asks this node's raylet to delete the object everywhere (asynchronous,
   // best effort: a copy that survives is evicted in time).
   void FreeObject(const ObjectId& id, const NodeId& holder);
+  // The head's actor directory.
+  absl::StatusOr<rpc::ActorInfo> RegisterActor(
+      const rpc::RegisterActorRequest& req);
+  absl::StatusOr<rpc::ActorInfo> GetActor(const rpc::GetActorRequest& req);
+  absl::Status KillActor(const rpc::KillActorRequest& req);
 
  private:
   std::unique_ptr<rpc::Raylet::Stub> raylet_;

@@ -50,11 +50,21 @@ void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
 
 void ExecuteTask(const rpc::TaskSpec& spec,
                  const std::vector<std::string_view>& args,
-                 uint64_t max_return_bytes, rpc::PushTaskReply* reply) {
+                 uint64_t max_return_bytes, rpc::PushTaskReply* reply,
+                 void* actor) {
   const std::string& name = spec.function_name();
   const void* fn = nullptr;
   internal::Invoker invoker = nullptr;
-  if (!internal::FindFunction(name, &fn, &invoker)) {
+  internal::MethodInvoker method = nullptr;
+  if (actor != nullptr) {
+    if (!internal::FindMethod(name, &fn, &method)) {
+      return SetError(
+          reply, rpc::ErrorInfo::INVALID, "MethodNotFound",
+          absl::StrCat("method '", name, "' is not registered in worker pid ",
+                       getpid(), ": add LOOM_REMOTE(&", name, ")"),
+          name);
+    }
+  } else if (!internal::FindFunction(name, &fn, &invoker)) {
     return SetError(reply, rpc::ErrorInfo::INVALID, "FunctionNotFound",
                     absl::StrCat("function '", name,
                                  "' is not registered in worker pid ", getpid(),
@@ -66,7 +76,7 @@ void ExecuteTask(const rpc::TaskSpec& spec,
   try {
     // Refs the return value carries, held until lent to the caller.
     internal::RefCollector refs;
-    std::string value = invoker(fn, args);
+    std::string value = method ? method(fn, actor, args) : invoker(fn, args);
     CoreWorker* cw = GlobalCoreWorker();
     if (!refs.noted().empty() && cw != nullptr) {
       std::vector<ObjectId> ids;

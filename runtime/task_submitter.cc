@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/task_args.h"
 #include "src/common/rpc.h"
 
 namespace loom {
@@ -95,52 +96,15 @@ void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key) {
 }
 
 void TaskSubmitter::Resolve(rpc::TaskSpec spec, std::string key) {
-  std::vector<ObjectId> deps;
-  for (const auto& arg : spec.args()) {
-    if (arg.has_ref())
-      deps.push_back(*ObjectId::FromBinary(arg.ref().object_id()));
-  }
-  if (deps.empty()) return Enqueue(std::move(spec), key);
   // Each dependency is held (SubmitTask took a reference) until it is
   // inlined; then the task is enqueued on the loop.
-  struct Pending {
-    rpc::TaskSpec spec;
-    std::string key;
-    size_t remaining;
-  };
-  auto pending = std::make_shared<Pending>(
-      Pending{std::move(spec), std::move(key), deps.size()});
-  for (const ObjectId& dep : deps) {
-    options_.objects->OnReady(dep, [this, pending] {
-      options_.loop->Post([this, pending] {
-        if (--pending->remaining > 0) return;
-        rpc::TaskSpec& s = pending->spec;
-        std::optional<rpc::ErrorInfo> dep_error;
-        for (auto& arg : *s.mutable_args()) {
-          if (!arg.has_ref()) continue;
-          ObjectId id = *ObjectId::FromBinary(arg.ref().object_id());
-          auto result = options_.objects->TryGet(id);
-          if (result && result->store_node) {
-            // Stays a reference the worker reads from the store; held
-            // until the task is done (ReleaseStoreArgs).
-            arg.mutable_ref()->set_store_node_id(result->store_node->Binary());
-            continue;
-          }
-          options_.objects->RemoveRef(id);
-          if (!result) {
-            dep_error = MakeError(rpc::ErrorInfo::OWNER_DIED,
-                                  "argument object " + id.Hex() + " was lost");
-          } else if (result->error) {
-            dep_error = *result->error;
-          } else {
-            arg.set_value(*result->value);
-          }
-        }
-        if (dep_error) return Fail(s, *dep_error);
-        Enqueue(std::move(s), pending->key);
-      });
-    });
-  }
+  auto pending = std::make_shared<rpc::TaskSpec>(std::move(spec));
+  WhenArgsReady(options_.objects, options_.loop, *pending,
+                [this, pending, key = std::move(key)] {
+                  auto error = InlineArgs(options_.objects, pending.get());
+                  if (error) return Fail(*pending, *error);
+                  Enqueue(std::move(*pending), key);
+                });
 }
 
 void TaskSubmitter::Enqueue(rpc::TaskSpec spec, const std::string& key) {
@@ -336,31 +300,8 @@ void TaskSubmitter::OnPushReply(const std::string& key,
 }
 
 void TaskSubmitter::ResolveReturn(Call* call) {
-  const rpc::TaskSpec& spec = call->push_req.spec();
-  ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
-  rpc::PushTaskReply& reply = call->push_reply;
-  // Refs inside the value: the executor registered us as their borrower;
-  // the return object holds them while it lives.
-  std::vector<ObjectId> inner;
-  for (const auto& ref : reply.contained()) {
-    auto id = ObjectId::FromBinary(ref.object_id());
-    if (!id.ok()) continue;
-    std::string owner =
-        absl::StrCat(ref.owner().host(), ":", ref.owner().port());
-    if (owner != options_.self_address) {
-      options_.objects->AddBorrowedUnit(*id, owner);
-    }
-    inner.push_back(*id);
-  }
-  if (!inner.empty()) options_.objects->SetContained(ret, std::move(inner));
-  auto node = NodeId::FromBinary(reply.node_id());
-  if (reply.ok() && reply.in_store() && node.ok()) {
-    options_.objects->SetInStore(ret, *node);
-  } else if (reply.ok()) {
-    options_.objects->SetValue(ret, std::move(*reply.mutable_value()));
-  } else {
-    options_.objects->SetError(ret, reply.error());
-  }
+  ApplyReply(options_.objects, options_.self_address, call->push_req.spec(),
+             call->push_reply);
 }
 
 void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
@@ -393,16 +334,7 @@ void TaskSubmitter::FailQueued(KeyState& ks, const rpc::ErrorInfo& error) {
 }
 
 void TaskSubmitter::ReleaseStoreArgs(const rpc::TaskSpec& spec) {
-  for (const auto& arg : spec.args()) {
-    if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
-      options_.objects->RemoveRef(*ObjectId::FromBinary(arg.ref().object_id()));
-    }
-  }
-  for (const auto& inner : spec.contained()) {
-    if (auto id = ObjectId::FromBinary(inner); id.ok()) {
-      options_.objects->RemoveRef(*id);
-    }
-  }
+  ReleaseArgs(options_.objects, spec);
 }
 
 void TaskSubmitter::Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {

@@ -13,11 +13,12 @@
 int main(int argc, char** argv) {
   loom::WatchLifelineFromEnv();
   CLI::App app{"loom-worker: runs Loom tasks (started by loom-raylet)"};
-  std::string raylet, host = "127.0.0.1", session_dir, worker_id_hex;
+  std::string raylet, host = "127.0.0.1", session_dir, worker_id_hex, gcs;
   app.add_option("--raylet-address", raylet)->required();
   app.add_option("--host", host);
   app.add_option("--session-dir", session_dir);
   app.add_option("--worker-id", worker_id_hex)->required();
+  app.add_option("--gcs-address", gcs);
   CLI11_PARSE(app, argc, argv);
 
   loom::InitLogging(absl::StrCat("worker-", getpid()),
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   options.is_driver = false;
   options.host = host;
   options.raylet_address = raylet;
+  options.gcs_address = gcs;
   options.worker_id = *worker_id;
   if (!session_dir.empty())
     options.store_socket = session_dir + "/sockets/store";

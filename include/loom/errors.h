@@ -70,6 +70,13 @@ class OwnerDiedError : public Error {
   using Error::Error;
 };
 
+// The actor is dead (killed, or its restarts are used up) and the call did
+// not run; the message carries the cause.
+class ActorDiedError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace loom
 
 #endif  // LOOM_ERRORS_H_

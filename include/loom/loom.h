@@ -14,6 +14,7 @@
 #ifndef LOOM_LOOM_H_
 #define LOOM_LOOM_H_
 
+#include "loom/actor.h"
 #include "loom/api.h"
 #include "loom/buffer.h"
 #include "loom/errors.h"

@@ -1,12 +1,14 @@
 // include/loom/remote.h
 //
-// LOOM_REMOTE registers plain functions so that workers can run them by
-// name. Put it in the code that both the driver and the workers load (a
-// shared library named in InitOptions::code_search_path).
+// LOOM_REMOTE registers plain functions, actor factories (functions that
+// return a new T*) and actor methods, so that workers can run them by name.
+// Put it in the code that both the driver and the workers load (a shared
+// library named in InitOptions::code_search_path).
 //
 //   int Add(int a, int b) { return a + b; }
 //   std::string Greet(const std::string& who) { return "hi " + who; }
-//   LOOM_REMOTE(Add, Greet);
+//   Counter* MakeCounter(int start) { return new Counter(start); }
+//   LOOM_REMOTE(Add, Greet, MakeCounter, &Counter::Increment, &Counter::Get);
 #ifndef LOOM_REMOTE_H_
 #define LOOM_REMOTE_H_
 
@@ -14,6 +16,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -22,20 +25,82 @@
 
 namespace loom::internal {
 
-template <typename R, typename... A, size_t... I>
-std::string InvokeWith(R (*fn)(A...), const std::vector<std::string_view>& args,
-                       std::index_sequence<I...>) {
-  auto values = [&] {
-    BorrowScope borrow;
-    return std::tuple<std::decay_t<A>...>{
-        Deserialize<std::decay_t<A>>(args[I])...};
-  }();
+template <typename... A, size_t... I>
+std::tuple<std::decay_t<A>...> DecodeArgs(
+    const std::vector<std::string_view>& args, std::index_sequence<I...>) {
+  BorrowScope borrow;
+  return std::tuple<std::decay_t<A>...>{
+      Deserialize<std::decay_t<A>>(args[I])...};
+}
+
+// Runs `call` and serializes its result; a factory's new instance (a
+// pointer result) goes to the worker creating the actor instead.
+template <typename R, typename Call>
+std::string SerializeResult(Call&& call) {
   if constexpr (std::is_void_v<R>) {
-    fn(std::get<I>(values)...);
+    call();
+    return Serialize(msgpack::type::nil_t());
+  } else if constexpr (std::is_pointer_v<R>) {
+    R p = call();
+    SetCreatedInstance(
+        std::shared_ptr<void>(p, [](void* q) { delete static_cast<R>(q); }));
     return Serialize(msgpack::type::nil_t());
   } else {
-    return Serialize(fn(std::get<I>(values)...));
+    return Serialize(call());
   }
+}
+
+template <typename R, typename... A, size_t... I>
+std::string InvokeWith(R (*fn)(A...), const std::vector<std::string_view>& args,
+                       std::index_sequence<I...> seq) {
+  auto values = DecodeArgs<A...>(args, seq);
+  return SerializeResult<R>([&] { return fn(std::get<I>(values)...); });
+}
+
+template <typename M>
+struct MethodTraits;
+template <typename C, typename R, typename... A>
+struct MethodTraits<R (C::*)(A...)> {
+  using Class = C;
+  using Result = R;
+  static constexpr size_t kArgs = sizeof...(A);
+  template <size_t... I>
+  static std::string Call(R (C::*m)(A...), C* self,
+                          const std::vector<std::string_view>& args,
+                          std::index_sequence<I...> seq) {
+    auto values = DecodeArgs<A...>(args, seq);
+    return SerializeResult<R>(
+        [&] { return (self->*m)(std::get<I>(values)...); });
+  }
+  static auto Indices() { return std::index_sequence_for<A...>{}; }
+};
+template <typename C, typename R, typename... A>
+struct MethodTraits<R (C::*)(A...) const> : MethodTraits<R (C::*)(A...)> {
+  template <size_t... I>
+  static std::string Call(R (C::*m)(A...) const, C* self,
+                          const std::vector<std::string_view>& args,
+                          std::index_sequence<I...> seq) {
+    auto values = DecodeArgs<A...>(args, seq);
+    return SerializeResult<R>(
+        [&] { return (self->*m)(std::get<I>(values)...); });
+  }
+};
+
+template <typename M>
+std::string MethodKey(M m) {
+  return std::string(reinterpret_cast<const char*>(&m), sizeof(m));
+}
+
+template <typename M>
+std::string InvokeMethod(const void* method, void* self,
+                         const std::vector<std::string_view>& args) {
+  using T = MethodTraits<M>;
+  if (args.size() != T::kArgs) {
+    throw Error("expected " + std::to_string(T::kArgs) + " arguments, got " +
+                std::to_string(args.size()));
+  }
+  return T::Call(*static_cast<const M*>(method),
+                 static_cast<typename T::Class*>(self), args, T::Indices());
 }
 
 template <typename R, typename... A>
@@ -51,6 +116,16 @@ std::string Invoke(const void* fn, const std::vector<std::string_view>& args) {
 template <typename R, typename... A>
 void RegisterOne(const std::string& name, R (*fn)(A...)) {
   RegisterFunction(name, reinterpret_cast<const void*>(fn), &Invoke<R, A...>);
+}
+
+// "&Counter::Add" registers as "Counter::Add".
+template <typename M,
+          typename = std::enable_if_t<std::is_member_function_pointer_v<M>>>
+void RegisterOne(const std::string& name, M m) {
+  std::string clean = name.substr(name.find_first_not_of("& "));
+  const M* stored = new M(m);  // lives as long as the process
+  RegisterMethod(clean, typeid(typename MethodTraits<M>::Class).name(),
+                 MethodKey(m), stored, &InvokeMethod<M>);
 }
 
 std::vector<std::string> SplitNames(const char* names);

@@ -97,6 +97,9 @@ struct TaskTag {
 struct ObjectTag {
   static constexpr const char* kName = "ObjectId";
 };
+struct ActorTag {
+  static constexpr const char* kName = "ActorId";
+};
 
 class JobId : public FixedId<4, JobTag> {
  public:
@@ -109,6 +112,7 @@ class JobId : public FixedId<4, JobTag> {
 using NodeId = FixedId<16, NodeTag>;
 using WorkerId = FixedId<16, WorkerTag>;
 using LeaseId = FixedId<16, LeaseTag>;
+using ActorId = FixedId<16, ActorTag>;
 
 // [job: 4 bytes][digest of parent and index: 12 bytes]
 class TaskId : public FixedId<16, TaskTag> {

@@ -18,13 +18,12 @@
 #include "proto/gcs.pb.h"
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
+#include "src/gcs/actor_manager.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/pubsub.h"
 #include "src/gcs/storage.h"
 
 namespace loom::gcs {
-
-using Done = std::function<void(absl::Status)>;
 
 // Not thread-safe: every Handle* runs on loop().
 class GcsServer {
@@ -69,6 +68,22 @@ class GcsServer {
                                 rpc::GetObjectLocationsReply* reply, Done done);
   void HandlePollEvents(const rpc::PollEventsRequest& req,
                         rpc::PollEventsReply* reply, Done done);
+  void HandleRegisterActor(const rpc::RegisterActorRequest& req,
+                           rpc::RegisterActorReply* reply, Done done) {
+    actors_.HandleRegisterActor(req, reply, std::move(done));
+  }
+  void HandleGetActor(const rpc::GetActorRequest& req,
+                      rpc::GetActorReply* reply, Done done) {
+    actors_.HandleGetActor(req, reply, std::move(done));
+  }
+  void HandleKillActor(const rpc::KillActorRequest& req,
+                       rpc::KillActorReply* reply, Done done) {
+    actors_.HandleKillActor(req, reply, std::move(done));
+  }
+  void HandleListActors(const rpc::ListActorsRequest& req,
+                        rpc::ListActorsReply* reply, Done done) {
+    actors_.HandleListActors(req, reply, std::move(done));
+  }
 
  private:
   struct ObjectEntry {
@@ -84,6 +99,7 @@ class GcsServer {
   InMemoryStoreClient store_;
   Publisher publisher_;
   NodeTable nodes_;
+  ActorManager actors_{&loop_, &nodes_};
   uint32_t next_job_ = 1;
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;

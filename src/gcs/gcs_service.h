@@ -37,6 +37,10 @@ class GcsService : public rpc::Gcs::CallbackService {
   LOOM_GCS_METHOD(UpdateObjectLocations)
   LOOM_GCS_METHOD(GetObjectLocations)
   LOOM_GCS_METHOD(PollEvents)
+  LOOM_GCS_METHOD(RegisterActor)
+  LOOM_GCS_METHOD(GetActor)
+  LOOM_GCS_METHOD(KillActor)
+  LOOM_GCS_METHOD(ListActors)
 #undef LOOM_GCS_METHOD
 
  private:

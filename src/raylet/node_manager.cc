@@ -64,7 +64,7 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
       options_.worker_binary, options_.session_dir,
       absl::StrCat(options_.host, ":", options_.port), options_.host,
       options_.prestart_workers, options_.idle_worker_timeout, options_.clock,
-      metrics_});
+      metrics_, options_.gcs_address});
   gcs_ = std::make_unique<GcsLink>(GcsLink::Options{
       options_.gcs_address, &loop_, SelfInfo(), options_.heartbeat_period,
       [this](rpc::HeartbeatRequest* r) { FillHeartbeat(r); },

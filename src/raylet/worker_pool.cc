@@ -46,7 +46,9 @@ void WorkerPool::StartWorkers(int n) {
                   "--session-dir",
                   options_.session_dir,
                   "--worker-id",
-                  w->id.Hex()};
+                  w->id.Hex(),
+                  "--gcs-address",
+                  options_.gcs_address};
     if (!options_.session_dir.empty()) {
       spawn.stderr_path = options_.session_dir + "/logs/workers.err";
       spawn.stdout_path = options_.session_dir + "/logs/workers.out";

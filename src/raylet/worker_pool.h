@@ -56,6 +56,7 @@ class WorkerPool {
     absl::Duration idle_timeout = absl::Seconds(10);
     Clock* clock = Clock::Real();
     Metrics* metrics = nullptr;
+    std::string gcs_address;  // for actor calls from workers
   };
   explicit WorkerPool(Options options);
   ~WorkerPool();

@@ -89,6 +89,14 @@ int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref,
   return static_cast<int64_t>(buffer->size());
 }
 
+int Counter::Pid() const { return getpid(); }
+Counter* MakeCounter(int start) { return new Counter(start); }
+int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
+  return *loom::Get(counter.Task(&Counter::Add).Remote(x));
+}
+LOOM_REMOTE(MakeCounter, AddThroughHandle, &Counter::Add, &Counter::Get,
+            &Counter::Pid, &Counter::Append, &Counter::InOrder);
+
 LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
             HoldBuffer);
 LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "loom/actor.h"
 #include "loom/buffer.h"
 #include "loom/object_ref.h"
 
@@ -40,5 +41,32 @@ int64_t SizeOfRef(loom::ObjectRef<std::string> ref);
 // Reads the buffer in place (pinning it), writes this worker's pid to
 // `path`, sleeps, returns the buffer's size.
 int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref, int ms);
+
+// An actor: a counter that also checks the order calls arrive in.
+class Counter {
+ public:
+  explicit Counter(int start) : value_(start) {}
+  int Add(int x) {
+    value_ += x;
+    return value_;
+  }
+  int Get() const { return value_; }
+  int Pid() const;
+  // Records x; calls made with 0, 1, 2, ... arrive in order when each x is
+  // the count so far.
+  int Append(int x) {
+    in_order_ = in_order_ && x == appended_;
+    return ++appended_;
+  }
+  bool InOrder() const { return in_order_; }
+
+ private:
+  int value_;
+  int appended_ = 0;
+  bool in_order_ = true;
+};
+Counter* MakeCounter(int start);
+// Calls the actor from inside a task.
+int AddThroughHandle(loom::ActorHandle<Counter> counter, int x);
 
 #endif  // LOOM_TESTS_CLUSTER_TEST_FUNCTIONS_H_

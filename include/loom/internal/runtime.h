@@ -99,6 +99,42 @@ void RegisterFunction(const std::string& name, const void* fn, Invoker invoker);
 const std::string* FunctionName(const void* fn);
 bool FindFunction(const std::string& name, const void** fn, Invoker* invoker);
 
+// Actor methods, registered by LOOM_REMOTE(&Class::Method) under
+// "Class::Method". `method` points at the member pointer; `self` is the
+// actor's instance.
+using MethodInvoker = std::string (*)(const void* method, void* self,
+                                      const std::vector<std::string_view>& args);
+// `key` is the member pointer's bytes, `cls` the class's typeid name.
+void RegisterMethod(const std::string& name, const char* cls,
+                    std::string key, const void* method, MethodInvoker invoker);
+const std::string* MethodName(const char* cls, const std::string& key);
+bool FindMethod(const std::string& name, const void** method,
+                MethodInvoker* invoker);
+// A factory (a LOOM_REMOTE function returning T*) hands its new instance
+// to the worker that creates the actor through this slot (per thread).
+void SetCreatedInstance(std::shared_ptr<void> instance);
+std::shared_ptr<void> TakeCreatedInstance();
+
+// Actors (see loom/actor.h).
+struct ActorOptions {
+  std::map<std::string, double> resources;
+  std::string name, ns;
+  int max_restarts = 0;
+  int max_task_retries = 0;
+  bool detached = false;
+  bool get_if_exists = false;
+};
+std::string CreateActor(const std::string& factory,
+                        const std::string& class_name, std::vector<Arg> args,
+                        const ActorOptions& options,
+                        std::vector<std::string> contained);
+std::string SubmitActorTask(const std::string& actor_id,
+                            const std::string& method, std::vector<Arg> args,
+                            std::vector<std::string> contained);
+// Throws loom::Error when no actor has that name in that namespace.
+std::string GetNamedActor(const std::string& name, const std::string& ns);
+void KillActor(const std::string& actor_id, bool no_restart);
+
 }  // namespace loom::internal
 
 #endif  // LOOM_INTERNAL_RUNTIME_H_

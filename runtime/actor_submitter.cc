@@ -1,0 +1,234 @@
+#include "runtime/actor_submitter.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/task_args.h"
+#include "src/common/rpc.h"
+
+namespace loom {
+namespace {
+
+std::string AddressOf(const rpc::ActorInfo& info) {
+  return absl::StrCat(info.address().host(), ":", info.address().port());
+}
+
+}  // namespace
+
+struct ActorSubmitter::Call {
+  grpc::ClientContext ctx;
+  rpc::GetActorRequest get_req;
+  rpc::GetActorReply get_reply;
+  rpc::PushTaskRequest push_req;
+  rpc::PushTaskReply push_reply;
+};
+
+ActorSubmitter::ActorSubmitter(Options options)
+    : options_(std::move(options)),
+      gcs_(rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address))) {}
+
+ActorSubmitter::~ActorSubmitter() { Shutdown(); }
+
+bool ActorSubmitter::Track(grpc::ClientContext* ctx) {
+  absl::MutexLock lock(&calls_mu_);
+  if (shut_down_) return false;
+  calls_.insert(ctx);
+  return true;
+}
+
+void ActorSubmitter::Untrack(grpc::ClientContext* ctx) {
+  absl::MutexLock lock(&calls_mu_);
+  calls_.erase(ctx);
+}
+
+void ActorSubmitter::Shutdown() {
+  absl::MutexLock lock(&calls_mu_);
+  shut_down_ = true;
+  for (auto* ctx : calls_) ctx->TryCancel();
+  auto none = [this]() ABSL_SHARED_LOCKS_REQUIRED(calls_mu_) {
+    return calls_.empty();
+  };
+  calls_mu_.AwaitWithTimeout(absl::Condition(&none), absl::Seconds(5));
+}
+
+void ActorSubmitter::Submit(const ActorId& actor, rpc::TaskSpec spec) {
+  options_.loop->Post([this, actor, spec = std::move(spec)]() mutable {
+    State& state = actors_[actor];
+    uint64_t index = state.next_index++;
+    state.calls[index].spec = std::move(spec);
+    state.calls[index].retries_left = state.max_task_retries;
+    if (state.dead) return FailAll(state, state.death);
+    WhenArgsReady(
+        options_.objects, options_.loop, state.calls[index].spec,
+        [this, actor, index] {
+          State& state = actors_[actor];
+          auto it = state.calls.find(index);
+          if (it == state.calls.end()) return;
+          if (auto error = InlineArgs(options_.objects, &it->second.spec)) {
+            // Runs as a call that fails: later calls keep order.
+            ReleaseArgs(options_.objects, it->second.spec);
+            ObjectId ret = ObjectId::ForReturn(
+                *TaskId::FromBinary(it->second.spec.task_id()), 1);
+            options_.objects->SetError(ret, *error);
+            state.calls.erase(it);
+          } else {
+            it->second.ready = true;
+          }
+          Pump(actor);
+        });
+  });
+}
+
+void ActorSubmitter::MarkDead(const ActorId& actor, const std::string& cause) {
+  options_.loop->RunSync([&] {
+    State& state = actors_[actor];
+    state.dead = true;
+    state.death = MakeError(rpc::ErrorInfo::ACTOR_DIED, cause);
+    FailAll(state, state.death);
+  });
+}
+
+void ActorSubmitter::Pump(const ActorId& id) {
+  State& state = actors_[id];
+  if (state.dead) return FailAll(state, state.death);
+  if (state.address.empty()) return Resolve(id);
+  if (!state.stub) {
+    state.stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(state.address));
+  }
+  // Numbers go in submission order; a call whose arguments are not ready
+  // yet holds the ones after it back at the actor, not here.
+  for (auto& [index, p] : state.calls) {
+    if (p.seq < 0) {
+      p.seq = state.next_seq++;
+      p.spec.set_seq(p.seq);
+    }
+    if (!p.ready || p.sent) continue;
+    p.sent = true;
+    auto* call = new Call;
+    *call->push_req.mutable_spec() = p.spec;
+    if (!Track(&call->ctx)) {
+      delete call;
+      return;
+    }
+    std::string address = state.address;
+    state.stub->async()->PushTask(
+        &call->ctx, &call->push_req, &call->push_reply,
+        [this, id, index = index, address, call](grpc::Status s) {
+          options_.loop->Post([this, id, index, address, call, s] {
+            OnReply(id, index, address, call, s);
+            Untrack(&call->ctx);
+            delete call;
+          });
+        });
+  }
+}
+
+void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
+                             const std::string& address, Call* call,
+                             const grpc::Status& s) {
+  State& state = actors_[id];
+  auto it = state.calls.find(index);
+  if (it == state.calls.end()) return;
+  if (s.ok()) {
+    ApplyReply(options_.objects, options_.self_address, it->second.spec,
+               call->push_reply);
+    ReleaseArgs(options_.objects, it->second.spec);
+    state.calls.erase(it);
+    return;
+  }
+  if (address != state.address) return;  // already handled for this one
+  // The actor's process is gone (or unreachable): every call sent to it is
+  // sent again to the next incarnation while its retries last.
+  spdlog::info("actor {} at {} failed: {}", id.Hex(), address,
+               s.error_message());
+  state.failed = state.address;
+  state.address.clear();
+  state.stub.reset();
+  state.next_seq = 0;  // the next incarnation counts from 0
+  for (auto c = state.calls.begin(); c != state.calls.end();) {
+    Pending& p = c->second;
+    if (p.sent && p.retries_left-- <= 0) {
+      ObjectId ret =
+          ObjectId::ForReturn(*TaskId::FromBinary(p.spec.task_id()), 1);
+      options_.objects->SetError(
+          ret,
+          MakeError(rpc::ErrorInfo::ACTOR_DIED,
+                    "the actor died while running " + p.spec.function_name() +
+                        " (" + s.error_message() + ")",
+                    p.spec.function_name()));
+      ReleaseArgs(options_.objects, p.spec);
+      c = state.calls.erase(c);
+      continue;
+    }
+    p.sent = false;
+    p.seq = -1;
+    ++c;
+  }
+  Resolve(id);
+}
+
+void ActorSubmitter::Resolve(const ActorId& id) {
+  State& state = actors_[id];
+  if (state.resolving) return;
+  state.resolving = true;
+  auto* call = new Call;
+  call->get_req.set_actor_id(id.Binary());
+  call->get_req.set_wait_ready(true);
+  if (!Track(&call->ctx)) {
+    delete call;
+    return;
+  }
+  gcs_->async()->GetActor(
+      &call->ctx, &call->get_req, &call->get_reply,
+      [this, id, call](grpc::Status s) {
+        options_.loop->Post([this, id, call, s] {
+          State& state = actors_[id];
+          state.resolving = false;
+          const rpc::ActorInfo& info = call->get_reply.actor();
+          if (!s.ok() && s.error_code() == grpc::StatusCode::CANCELLED) {
+            // shutting down
+          } else if (!s.ok() || info.state() == rpc::ActorInfo::DEAD) {
+            state.dead = true;
+            state.death =
+                MakeError(rpc::ErrorInfo::ACTOR_DIED,
+                          s.ok() ? "the actor is dead: " + info.death_cause()
+                                 : "cannot reach the head to find the actor: " +
+                                       s.error_message());
+            FailAll(state, state.death);
+          } else if (AddressOf(info) == state.failed) {
+            // The head has not seen the death yet: ask again shortly.
+            options_.loop->PostAfter(absl::Milliseconds(50),
+                                     [this, id] { Resolve(id); });
+          } else {
+            state.failed.clear();
+            if (state.restarts < 0) {  // first contact: the retry budget
+              state.max_task_retries = info.max_task_retries() < 0
+                                           ? 1 << 30
+                                           : info.max_task_retries();
+              for (auto& [index, p] : state.calls) {
+                p.retries_left = state.max_task_retries;
+              }
+            }
+            state.restarts = info.num_restarts();
+            state.address = AddressOf(info);
+            Pump(id);
+          }
+          Untrack(&call->ctx);
+          delete call;
+        });
+      });
+}
+
+void ActorSubmitter::FailAll(State& state, const rpc::ErrorInfo& error) {
+  for (auto& [index, p] : state.calls) {
+    ObjectId ret =
+        ObjectId::ForReturn(*TaskId::FromBinary(p.spec.task_id()), 1);
+    rpc::ErrorInfo e = error;
+    e.set_task_name(p.spec.function_name());
+    options_.objects->SetError(ret, e);
+    ReleaseArgs(options_.objects, p.spec);
+  }
+  state.calls.clear();
+}
+
+}  // namespace loom

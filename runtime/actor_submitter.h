@@ -1,0 +1,92 @@
+// runtime/actor_submitter.h
+//
+// ActorSubmitter: a caller's side of actor calls. It learns an actor's
+// address from the head (GetActor, waiting while it is pending or
+// restarting) and pushes calls straight to it, several in flight. Each call
+// carries a sequence number in submission order, counted from 0 for each
+// incarnation of the actor, which runs them in that order. When the actor's
+// process dies, calls not yet answered are sent again to the restarted actor
+// while their retries last (max_task_retries), else fail with ACTOR_DIED;
+// a dead actor fails everything with its cause.
+//
+//   ActorSubmitter actors(options);
+//   objects.AddPending(return_id);
+//   actors.Submit(actor_id, std::move(spec));
+#ifndef LOOM_RUNTIME_ACTOR_SUBMITTER_H_
+#define LOOM_RUNTIME_ACTOR_SUBMITTER_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "proto/gcs.grpc.pb.h"
+#include "proto/worker.grpc.pb.h"
+#include "runtime/object_table.h"
+#include "src/common/event_loop.h"
+#include "src/common/ids.h"
+
+namespace loom {
+
+class ActorSubmitter {
+ public:
+  struct Options {
+    EventLoop* loop = nullptr;
+    ObjectTable* objects = nullptr;
+    std::string gcs_address;
+    std::string self_address;
+  };
+  explicit ActorSubmitter(Options options);
+  ~ActorSubmitter();
+
+  // Thread-safe. The return object is pending in the table; references on
+  // the arguments are held as for tasks.
+  void Submit(const ActorId& actor, rpc::TaskSpec spec);
+  // Thread-safe. This process killed the actor: later calls fail at once.
+  void MarkDead(const ActorId& actor, const std::string& cause);
+  // Thread-safe. Cancels calls in flight and waits for them.
+  void Shutdown();
+
+ private:
+  struct Call;
+  struct Pending {
+    rpc::TaskSpec spec;
+    bool ready = false;  // arguments resolved
+    bool sent = false;   // to the current incarnation
+    int64_t seq = -1;    // in the current incarnation; -1: none yet
+    int retries_left = 0;
+  };
+  struct State {
+    std::string address;  // empty: unknown (resolving, or dead)
+    std::string failed;   // the address a call just failed on
+    int32_t restarts = -1;
+    bool resolving = false;
+    bool dead = false;
+    int max_task_retries = 0;
+    rpc::ErrorInfo death;
+    uint64_t next_index = 0;
+    int64_t next_seq = 0;               // in the current incarnation
+    std::map<uint64_t, Pending> calls;  // by submission order, not done
+    std::unique_ptr<rpc::CoreWorker::Stub> stub;
+  };
+  void Pump(const ActorId& id);
+  void Resolve(const ActorId& id);
+  void OnReply(const ActorId& id, uint64_t index, const std::string& address,
+               Call* call, const grpc::Status& s);
+  void FailAll(State& state, const rpc::ErrorInfo& error);
+  bool Track(grpc::ClientContext* ctx);
+  void Untrack(grpc::ClientContext* ctx);
+
+  Options options_;
+  std::unique_ptr<rpc::Gcs::Stub> gcs_;
+  absl::flat_hash_map<ActorId, State> actors_;  // loop-owned
+  absl::Mutex calls_mu_;
+  absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(calls_mu_);
+  bool shut_down_ ABSL_GUARDED_BY(calls_mu_) = false;
+};
+
+}  // namespace loom
+
+#endif  // LOOM_RUNTIME_ACTOR_SUBMITTER_H_

@@ -1,0 +1,141 @@
+// The caller's side of actors: creation through the head, calls through the
+// ActorSubmitter, lookup by name, kill.
+#include <cxxabi.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/actor_submitter.h"
+#include "runtime/core_worker.h"
+#include "runtime/raylet_client.h"
+#include "src/common/wire.h"
+
+namespace loom {
+namespace {
+
+std::string Demangle(const std::string& name) {
+  int status = 0;
+  char* out = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  std::string result = (status == 0 && out) ? out : name;
+  std::free(out);
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<ActorId> CoreWorker::CreateActor(
+    const std::string& factory, const std::string& class_name,
+    std::vector<internal::Arg> args, const internal::ActorOptions& options,
+    const std::vector<ObjectId>& contained) {
+  if (shut_down_) return absl::FailedPreconditionError("Loom is shut down");
+  if (submitter_ == nullptr) {
+    return absl::FailedPreconditionError("this worker has no job yet");
+  }
+  if (options.max_restarts < -1 || options.max_task_retries < -1) {
+    return absl::InvalidArgumentError(
+        "max_restarts and max_task_retries must be >= -1");
+  }
+  auto demand = ResourceSet::FromMap(options.resources);
+  if (!demand.ok()) return demand.status();
+  rpc::RegisterActorRequest req;
+  rpc::TaskSpec* spec = req.mutable_creation();
+  ActorId actor = ActorId::FromRandom();
+  spec->set_task_id(NextTaskId().Binary());
+  spec->set_job_id(job_.Binary());
+  spec->set_function_name(factory);
+  spec->set_actor_id(actor.Binary());
+  spec->set_actor_creation(true);
+  *spec->mutable_resources() = ResourcesToProto(*demand);
+  std::vector<ObjectId> deps;
+  if (absl::Status s = BuildArgs(std::move(args), spec, &deps); !s.ok()) {
+    return s;
+  }
+  // The head pushes the creation itself (again on each restart): its ref
+  // arguments are resolved here, now, and held for the actor's lifetime.
+  for (const ObjectId& dep : deps) objects_.AddRef(dep);
+  auto ready = objects_.Get(deps, absl::InfiniteFuture());
+  for (auto& arg : *spec->mutable_args()) {
+    if (!arg.has_ref()) continue;
+    auto id = *ObjectId::FromBinary(arg.ref().object_id());
+    auto r = objects_.TryGet(id);
+    if (!r || r->error) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("an argument of the actor's factory failed: ",
+                       r && r->error ? r->error->message() : "lost"));
+    }
+    if (r->store_node) {
+      arg.mutable_ref()->set_store_node_id(r->store_node->Binary());
+    } else {
+      arg.set_value(*r->value);
+    }
+  }
+  (void)ready;
+  for (const ObjectId& inner : contained) spec->add_contained(inner.Binary());
+  req.set_class_name(Demangle(class_name));
+  req.set_name(options.name);
+  req.set_ns(options.ns);
+  req.set_max_restarts(options.max_restarts);
+  req.set_max_task_retries(options.max_task_retries);
+  req.set_detached(options.detached);
+  req.set_get_if_exists(options.get_if_exists);
+  for (const auto& p : options_.code_search_path) req.add_code_search_path(p);
+  auto info = raylet_->RegisterActor(req);
+  if (!info.ok()) return info.status();
+  return ParseId<ActorId>(info->actor_id(), "actor_id");
+}
+
+absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(
+    const ActorId& actor, const std::string& method,
+    std::vector<internal::Arg> args, const std::vector<ObjectId>& contained) {
+  if (shut_down_) return absl::FailedPreconditionError("Loom is shut down");
+  if (actor_submitter_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "actor calls need the head's address (this process has none)");
+  }
+  TaskId task = NextTaskId();
+  rpc::TaskSpec spec;
+  spec.set_task_id(task.Binary());
+  spec.set_job_id(job_.Binary());
+  spec.set_function_name(method);
+  spec.set_actor_id(actor.Binary());
+  spec.set_caller_id(options_.worker_id.Binary());
+  spec.mutable_caller()->set_host(options_.host);
+  spec.mutable_caller()->set_port(port_);
+  std::vector<ObjectId> deps;
+  if (absl::Status s = BuildArgs(std::move(args), &spec, &deps); !s.ok()) {
+    return s;
+  }
+  ObjectId ret = ObjectId::ForReturn(task, 1);
+  objects_.AddPending(ret);
+  for (const ObjectId& dep : deps) objects_.AddRef(dep);
+  for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
+  actor_submitter_->Submit(actor, std::move(spec));
+  return ret;
+}
+
+absl::StatusOr<ActorId> CoreWorker::GetNamedActor(const std::string& name,
+                                                  const std::string& ns) {
+  rpc::GetActorRequest req;
+  req.set_name(name);
+  req.set_ns(ns);
+  auto info = raylet_->GetActor(req);
+  if (!info.ok()) return info.status();
+  if (info->state() == rpc::ActorInfo::DEAD) {
+    return absl::NotFoundError(absl::StrCat(
+        "the actor named '", name, "' is dead: ", info->death_cause()));
+  }
+  return ParseId<ActorId>(info->actor_id(), "actor_id");
+}
+
+absl::Status CoreWorker::KillActor(const ActorId& actor, bool no_restart) {
+  rpc::KillActorRequest req;
+  req.set_actor_id(actor.Binary());
+  req.set_no_restart(no_restart);
+  absl::Status s = raylet_->KillActor(req);
+  if (s.ok() && no_restart && actor_submitter_) {
+    actor_submitter_->MarkDead(actor, "the actor was killed by loom::Kill");
+  }
+  return s;
+}
+
+}  // namespace loom

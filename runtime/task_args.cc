@@ -1,0 +1,91 @@
+#include "runtime/task_args.h"
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+
+namespace loom {
+
+void WhenArgsReady(ObjectTable* objects, EventLoop* loop,
+                   const rpc::TaskSpec& spec, std::function<void()> ready) {
+  std::vector<ObjectId> deps;
+  for (const auto& arg : spec.args()) {
+    if (arg.has_ref() && arg.ref().store_node_id().empty()) {
+      deps.push_back(*ObjectId::FromBinary(arg.ref().object_id()));
+    }
+  }
+  if (deps.empty()) return ready();
+  auto remaining = std::make_shared<size_t>(deps.size());
+  auto shared = std::make_shared<std::function<void()>>(std::move(ready));
+  for (const ObjectId& dep : deps) {
+    objects->OnReady(dep, [loop, remaining, shared] {
+      loop->Post([remaining, shared] {
+        if (--*remaining == 0) (*shared)();
+      });
+    });
+  }
+}
+
+std::optional<rpc::ErrorInfo> InlineArgs(ObjectTable* objects,
+                                         rpc::TaskSpec* spec) {
+  std::optional<rpc::ErrorInfo> error;
+  for (auto& arg : *spec->mutable_args()) {
+    if (!arg.has_ref() || !arg.ref().store_node_id().empty()) continue;
+    ObjectId id = *ObjectId::FromBinary(arg.ref().object_id());
+    auto result = objects->TryGet(id);
+    if (result && result->store_node) {
+      // Stays a reference the worker reads from the store; held until the
+      // task is done (ReleaseArgs).
+      arg.mutable_ref()->set_store_node_id(result->store_node->Binary());
+      continue;
+    }
+    objects->RemoveRef(id);
+    if (!result) {
+      error = MakeError(rpc::ErrorInfo::OWNER_DIED,
+                        "argument object " + id.Hex() + " was lost");
+    } else if (result->error) {
+      error = *result->error;
+    } else {
+      arg.set_value(*result->value);
+    }
+  }
+  return error;
+}
+
+void ReleaseArgs(ObjectTable* objects, const rpc::TaskSpec& spec) {
+  for (const auto& arg : spec.args()) {
+    if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
+      objects->RemoveRef(*ObjectId::FromBinary(arg.ref().object_id()));
+    }
+  }
+  for (const auto& inner : spec.contained()) {
+    if (auto id = ObjectId::FromBinary(inner); id.ok()) objects->RemoveRef(*id);
+  }
+}
+
+void ApplyReply(ObjectTable* objects, const std::string& self_address,
+                const rpc::TaskSpec& spec, rpc::PushTaskReply& reply) {
+  ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
+  // Refs inside the value: the executor registered us as their borrower;
+  // the return object holds them while it lives.
+  std::vector<ObjectId> inner;
+  for (const auto& ref : reply.contained()) {
+    auto id = ObjectId::FromBinary(ref.object_id());
+    if (!id.ok()) continue;
+    std::string owner =
+        absl::StrCat(ref.owner().host(), ":", ref.owner().port());
+    if (owner != self_address) objects->AddBorrowedUnit(*id, owner);
+    inner.push_back(*id);
+  }
+  if (!inner.empty()) objects->SetContained(ret, std::move(inner));
+  auto node = NodeId::FromBinary(reply.node_id());
+  if (reply.ok() && reply.in_store() && node.ok()) {
+    objects->SetInStore(ret, *node);
+  } else if (reply.ok()) {
+    objects->SetValue(ret, std::move(*reply.mutable_value()));
+  } else {
+    objects->SetError(ret, reply.error());
+  }
+}
+
+}  // namespace loom

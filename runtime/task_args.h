@@ -1,0 +1,46 @@
+// runtime/task_args.h
+//
+// What both submitters (tasks, actor calls) do with a task's arguments and
+// its reply: wait for ObjectRef arguments, inline the ready ones, release
+// the references held for the task, and record the reply in the table.
+//
+//   WhenArgsReady(objects, loop, spec, [&] {
+//     if (auto error = InlineArgs(objects, &spec)) return Fail(*error);
+//     Push(spec);
+//   });
+//   ...
+//   ApplyReply(objects, self_address, spec, reply);
+//   ReleaseArgs(objects, spec);
+#ifndef LOOM_RUNTIME_TASK_ARGS_H_
+#define LOOM_RUNTIME_TASK_ARGS_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "proto/worker.pb.h"
+#include "runtime/object_table.h"
+#include "src/common/event_loop.h"
+
+namespace loom {
+
+// Runs `ready` on `loop` once every ObjectRef argument of `spec` is ready;
+// at once when there are none (call it on the loop).
+void WhenArgsReady(ObjectTable* objects, EventLoop* loop,
+                   const rpc::TaskSpec& spec, std::function<void()> ready);
+// Replaces ready ref arguments by their values; those in a store stay refs
+// (with their node) that the worker reads in place, still held. Returns the
+// error of a failed or lost argument.
+std::optional<rpc::ErrorInfo> InlineArgs(ObjectTable* objects,
+                                         rpc::TaskSpec* spec);
+// Drops the references held for a task that is done: its in-store
+// arguments and the refs serialized inside its arguments.
+void ReleaseArgs(ObjectTable* objects, const rpc::TaskSpec& spec);
+// Records a reply in the task's return object: the value (inline or in a
+// store) or the error, and the refs the value carries.
+void ApplyReply(ObjectTable* objects, const std::string& self_address,
+                const rpc::TaskSpec& spec, rpc::PushTaskReply& reply);
+
+}  // namespace loom
+
+#endif  // LOOM_RUNTIME_TASK_ARGS_H_

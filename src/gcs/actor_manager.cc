@@ -1,0 +1,401 @@
+#include "src/gcs/actor_manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "proto/raylet.grpc.pb.h"
+#include "proto/worker.grpc.pb.h"
+#include "scheduler/resource_set.h"
+#include "src/common/rpc.h"
+#include "src/common/wire.h"
+
+namespace loom::gcs {
+namespace {
+
+constexpr absl::Duration kRetry = absl::Milliseconds(200);
+
+std::string NameKey(const std::string& ns, const std::string& name) {
+  return ns + '\0' + name;
+}
+
+std::string AddressOf(const rpc::Address& a) {
+  return absl::StrCat(a.host(), ":", a.port());
+}
+
+}  // namespace
+
+struct ActorManager::Actor {
+  rpc::ActorInfo info;
+  rpc::RegisterActorRequest spec;
+  int64_t attempt = 0;    // each placement; stale replies check it
+  bool stopping = false;  // killed: no restart
+  std::string raylet;     // the node's raylet holding the lease
+  std::string lease_id;
+  std::vector<std::pair<rpc::GetActorReply*, Done>> waiters;
+  std::vector<Done> kills;  // answered once the process is gone
+};
+
+// Stubs, one per address, and the calls' plumbing: each reply is posted
+// back to the loop.
+struct ActorManager::Rpc {
+  absl::flat_hash_map<std::string, std::unique_ptr<rpc::Raylet::Stub>> raylets;
+  absl::flat_hash_map<std::string, std::unique_ptr<rpc::CoreWorker::Stub>>
+      workers;
+  rpc::Raylet::Stub* Raylet(const std::string& a) {
+    auto& s = raylets[a];
+    if (!s) s = rpc::Raylet::NewStub(rpc::MakeChannel(a));
+    return s.get();
+  }
+  rpc::CoreWorker::Stub* Worker(const std::string& a) {
+    auto& s = workers[a];
+    if (!s) s = rpc::CoreWorker::NewStub(rpc::MakeChannel(a));
+    return s.get();
+  }
+};
+
+template <typename Req, typename Reply>
+struct Call {
+  grpc::ClientContext ctx;
+  Req req;
+  Reply reply;
+};
+
+ActorManager::ActorManager(EventLoop* loop, NodeTable* nodes)
+    : loop_(loop), nodes_(nodes), rpc_(std::make_unique<Rpc>()) {}
+
+ActorManager::~ActorManager() = default;
+
+void ActorManager::HandleRegisterActor(const rpc::RegisterActorRequest& req,
+                                       rpc::RegisterActorReply* reply,
+                                       Done done) {
+  auto id = ParseId<ActorId>(req.creation().actor_id(), "actor_id");
+  if (!id.ok()) return done(id.status());
+  if (auto job = ParseId<JobId>(req.creation().job_id(), "job_id"); !job.ok()) {
+    return done(job.status());
+  }
+  if (req.creation().function_name().empty()) {
+    return done(absl::InvalidArgumentError("no factory function named"));
+  }
+  if (req.max_restarts() < -1) {
+    return done(absl::InvalidArgumentError("max_restarts must be >= -1"));
+  }
+  if (auto demand = ResourcesFromProto(req.creation().resources());
+      !demand.ok()) {
+    return done(demand.status());
+  }
+  if (actors_.contains(*id)) {
+    return done(absl::AlreadyExistsError("actor id registered twice"));
+  }
+  if (!req.name().empty()) {
+    auto taken = names_.find(NameKey(req.ns(), req.name()));
+    if (taken != names_.end()) {
+      if (!req.get_if_exists()) {
+        return done(absl::AlreadyExistsError(
+            absl::StrCat("the actor name '", req.name(),
+                         "' is taken in namespace '", req.ns(), "'")));
+      }
+      *reply->mutable_actor() = actors_[taken->second]->info;
+      return done(absl::OkStatus());
+    }
+    names_[NameKey(req.ns(), req.name())] = *id;
+  }
+  auto actor = std::make_unique<Actor>();
+  actor->spec = req;
+  rpc::ActorInfo& info = actor->info;
+  info.set_actor_id(id->Binary());
+  info.set_class_name(req.class_name());
+  info.set_name(req.name());
+  info.set_ns(req.ns());
+  info.set_state(rpc::ActorInfo::PENDING);
+  info.set_max_restarts(req.max_restarts());
+  info.set_max_task_retries(req.max_task_retries());
+  info.set_detached(req.detached());
+  info.set_job_id(req.creation().job_id());
+  *reply->mutable_actor() = info;
+  actors_[*id] = std::move(actor);
+  spdlog::info("actor {} ({}) registered", id->Hex(), req.class_name());
+  Schedule(*id);
+  done(absl::OkStatus());
+}
+
+void ActorManager::Schedule(const ActorId& id) {
+  auto it = actors_.find(id);
+  if (it == actors_.end()) return;
+  Actor& a = *it->second;
+  int64_t attempt = ++a.attempt;
+  // An actor needs 1 CPU free to be placed (unless it names resources) and
+  // holds only what it names while it lives.
+  ResourceSet placement = *ResourcesFromProto(a.spec.creation().resources());
+  if (placement.IsEmpty()) placement.Set(kCpu, FixedPoint::FromInt(1));
+  std::optional<rpc::NodeInfo> best;
+  FixedPoint best_cpu;
+  for (rpc::NodeInfo& node : nodes_->All()) {
+    if (!node.alive()) continue;
+    auto available = ResourcesFromProto(node.available());
+    if (!available.ok() || !available->Contains(placement)) continue;
+    if (!best || available->Get(kCpu) > best_cpu) {  // the least loaded
+      best_cpu = available->Get(kCpu);
+      best = std::move(node);
+    }
+  }
+  if (!best) return RetryLater(id, attempt);  // nothing fits now
+  Lease(id, attempt, *best);
+}
+
+void ActorManager::RetryLater(const ActorId& id, int64_t attempt) {
+  loop_->PostAfter(kRetry, [this, id, attempt] {
+    auto it = actors_.find(id);
+    if (it == actors_.end() || it->second->attempt != attempt ||
+        it->second->info.state() == rpc::ActorInfo::DEAD) {
+      return;
+    }
+    Schedule(id);
+  });
+}
+
+void ActorManager::Lease(const ActorId& id, int64_t attempt,
+                         const rpc::NodeInfo& node) {
+  Actor& a = *actors_[id];
+  std::string raylet = absl::StrCat(node.host(), ":", node.raylet_port());
+  auto* call = new Call<rpc::LeaseRequest, rpc::LeaseReply>;
+  call->req.set_job_id(a.spec.creation().job_id());
+  *call->req.mutable_resources() = a.spec.creation().resources();
+  call->req.set_no_spillback(true);
+  *call->req.mutable_code_search_path() = a.spec.code_search_path();
+  rpc::SetTimeout(&call->ctx, 30000);
+  std::string node_id = node.node_id();
+  rpc_->Raylet(raylet)->async()->RequestWorkerLease(
+      &call->ctx, &call->req, &call->reply,
+      [this, call, id, attempt, raylet, node_id](grpc::Status s) {
+        loop_->Post([this, call, id, attempt, raylet, node_id, s] {
+          std::unique_ptr<Call<rpc::LeaseRequest, rpc::LeaseReply>> owned(call);
+          auto it = actors_.find(id);
+          bool granted =
+              s.ok() && call->reply.outcome() == rpc::LeaseReply::GRANTED;
+          if (it == actors_.end() || it->second->attempt != attempt ||
+              it->second->info.state() == rpc::ActorInfo::DEAD) {
+            if (granted) {  // not needed any more
+              auto* ret =
+                  new Call<rpc::ReturnWorkerRequest, rpc::ReturnWorkerReply>;
+              ret->req.set_lease_id(call->reply.lease_id());
+              ret->req.set_worker_failed(true);
+              rpc::SetTimeout(&ret->ctx, 5000);
+              rpc_->Raylet(raylet)->async()->ReturnWorker(
+                  &ret->ctx, &ret->req, &ret->reply,
+                  [ret](grpc::Status) { delete ret; });
+            }
+            return;
+          }
+          if (!granted) {
+            spdlog::info("actor {}: lease at {} not granted ({})", id.Hex(),
+                         raylet,
+                         s.ok() ? call->reply.message() : s.error_message());
+            return RetryLater(id, attempt);
+          }
+          Actor& a = *it->second;
+          a.raylet = raylet;
+          a.lease_id = call->reply.lease_id();
+          a.info.set_node_id(node_id);
+          Create(id, attempt, call->reply.worker(), raylet);
+        });
+      });
+}
+
+void ActorManager::Create(const ActorId& id, int64_t attempt,
+                          const rpc::Address& worker,
+                          const std::string& raylet) {
+  Actor& a = *actors_[id];
+  auto* call = new Call<rpc::PushTaskRequest, rpc::PushTaskReply>;
+  *call->req.mutable_spec() = a.spec.creation();
+  call->req.mutable_spec()->set_actor_creation(true);
+  call->req.set_lease_id(a.lease_id);
+  rpc::Address address = worker;
+  rpc_->Worker(AddressOf(worker))
+      ->async()
+      ->PushTask(
+          &call->ctx, &call->req, &call->reply,
+          [this, call, id, attempt, address](grpc::Status s) {
+            loop_->Post([this, call, id, attempt, address, s] {
+              std::unique_ptr<Call<rpc::PushTaskRequest, rpc::PushTaskReply>>
+                  owned(call);
+              auto it = actors_.find(id);
+              if (it == actors_.end() || it->second->attempt != attempt) {
+                return;
+              }
+              Actor& a = *it->second;
+              if (!s.ok()) {
+                return Died(id, attempt,
+                            "the actor's process died while it was being "
+                            "created: " +
+                                s.error_message());
+              }
+              if (!call->reply.ok()) {
+                a.stopping = true;  // its constructor fails: no restart
+                Stop(a);
+                return MarkDead(a, "the actor's factory failed: " +
+                                       call->reply.error().type() + ": " +
+                                       call->reply.error().message());
+              }
+              if (a.stopping) {  // killed while being created
+                Stop(a);
+                return;
+              }
+              *a.info.mutable_address() = address;
+              a.info.set_pid(call->reply.pid());
+              a.info.set_state(rpc::ActorInfo::ALIVE);
+              spdlog::info("actor {} alive at {}", id.Hex(),
+                           AddressOf(address));
+              Answer(a);
+              Watch(id, attempt);
+            });
+          });
+}
+
+void ActorManager::Watch(const ActorId& id, int64_t attempt) {
+  Actor& a = *actors_[id];
+  auto* call = new Call<rpc::WatchBorrowerRequest, rpc::WatchBorrowerReply>;
+  rpc_->Worker(AddressOf(a.info.address()))
+      ->async()
+      ->WatchBorrower(&call->ctx, &call->req, &call->reply,
+                      [this, call, id, attempt](grpc::Status s) {
+                        delete call;
+                        std::string cause = s.ok()
+                                                ? "the actor's process exited"
+                                                : "the actor's process died (" +
+                                                      s.error_message() + ")";
+                        loop_->Post([this, id, attempt, cause] {
+                          Died(id, attempt, cause);
+                        });
+                      });
+}
+
+void ActorManager::Died(const ActorId& id, int64_t attempt,
+                        const std::string& cause) {
+  auto it = actors_.find(id);
+  if (it == actors_.end() || it->second->attempt != attempt) return;
+  Actor& a = *it->second;
+  if (a.info.state() == rpc::ActorInfo::DEAD) return;
+  Stop(a);  // frees the lease (and the process, if it lingers)
+  a.info.clear_address();
+  for (auto& done : a.kills) done(absl::OkStatus());  // it is gone
+  a.kills.clear();
+  if (a.stopping) return MarkDead(a, "killed by loom::Kill");
+  int max = a.info.max_restarts();
+  if (max == -1 || a.info.num_restarts() < max) {
+    a.info.set_num_restarts(a.info.num_restarts() + 1);
+    a.info.set_state(rpc::ActorInfo::RESTARTING);
+    spdlog::info("actor {} restarting ({}): {}", id.Hex(),
+                 a.info.num_restarts(), cause);
+    return Schedule(id);
+  }
+  MarkDead(a, cause + (max > 0 ? "; its restarts are used up" : ""));
+}
+
+void ActorManager::Stop(Actor& a) {
+  if (a.lease_id.empty()) return;
+  auto* ret = new Call<rpc::ReturnWorkerRequest, rpc::ReturnWorkerReply>;
+  ret->req.set_lease_id(a.lease_id);
+  ret->req.set_worker_failed(true);  // the raylet kills the process
+  rpc::SetTimeout(&ret->ctx, 5000);
+  rpc_->Raylet(a.raylet)->async()->ReturnWorker(
+      &ret->ctx, &ret->req, &ret->reply, [ret](grpc::Status) { delete ret; });
+  a.lease_id.clear();
+}
+
+void ActorManager::MarkDead(Actor& a, const std::string& cause) {
+  a.info.set_state(rpc::ActorInfo::DEAD);
+  a.info.set_death_cause(cause);
+  a.info.clear_address();
+  if (!a.info.name().empty()) {
+    auto key = NameKey(a.info.ns(), a.info.name());
+    auto it = names_.find(key);
+    if (it != names_.end() && it->second.Binary() == a.info.actor_id()) {
+      names_.erase(it);  // the name may be used again
+    }
+  }
+  spdlog::info("actor {} dead: {}", HexEncode(a.info.actor_id()), cause);
+  Answer(a);
+}
+
+void ActorManager::Answer(Actor& a) {
+  if (a.info.state() != rpc::ActorInfo::ALIVE) {
+    for (auto& done : a.kills) done(absl::OkStatus());
+    a.kills.clear();
+  }
+  for (auto& [reply, done] : a.waiters) {
+    *reply->mutable_actor() = a.info;
+    done(absl::OkStatus());
+  }
+  a.waiters.clear();
+}
+
+void ActorManager::HandleGetActor(const rpc::GetActorRequest& req,
+                                  rpc::GetActorReply* reply, Done done) {
+  Actor* a = nullptr;
+  if (!req.actor_id().empty()) {
+    auto id = ParseId<ActorId>(req.actor_id(), "actor_id");
+    if (!id.ok()) return done(id.status());
+    auto it = actors_.find(*id);
+    if (it != actors_.end()) a = it->second.get();
+  } else {
+    auto it = names_.find(NameKey(req.ns(), req.name()));
+    if (it != names_.end()) a = actors_[it->second].get();
+  }
+  if (a == nullptr) {
+    return done(absl::NotFoundError(
+        req.actor_id().empty() ? absl::StrCat("no actor named '", req.name(),
+                                              "' in namespace '", req.ns(), "'")
+                               : "no such actor"));
+  }
+  auto state = a->info.state();
+  if (req.wait_ready() && (state == rpc::ActorInfo::PENDING ||
+                           state == rpc::ActorInfo::RESTARTING)) {
+    a->waiters.emplace_back(reply, std::move(done));
+    return;
+  }
+  *reply->mutable_actor() = a->info;
+  done(absl::OkStatus());
+}
+
+void ActorManager::HandleKillActor(const rpc::KillActorRequest& req,
+                                   rpc::KillActorReply* reply, Done done) {
+  auto id = ParseId<ActorId>(req.actor_id(), "actor_id");
+  if (!id.ok()) return done(id.status());
+  auto it = actors_.find(*id);
+  if (it == actors_.end()) return done(absl::NotFoundError("no such actor"));
+  Actor& a = *it->second;
+  if (a.info.state() == rpc::ActorInfo::DEAD) return done(absl::OkStatus());
+  if (req.no_restart()) a.stopping = true;
+  if (a.info.state() == rpc::ActorInfo::ALIVE) {
+    Stop(a);  // the watch sees the process go, then Died decides
+    a.kills.push_back(std::move(done));
+    return;
+  } else if (a.stopping) {
+    ++a.attempt;  // what is in flight for it is discarded
+    Stop(a);
+    MarkDead(a, "killed by loom::Kill");
+  }
+  done(absl::OkStatus());
+}
+
+void ActorManager::HandleListActors(const rpc::ListActorsRequest& req,
+                                    rpc::ListActorsReply* reply, Done done) {
+  for (const auto& [id, a] : actors_) *reply->add_actors() = a->info;
+  done(absl::OkStatus());
+}
+
+void ActorManager::OnJobFinished(const std::string& job_id) {
+  for (auto& [id, a] : actors_) {
+    if (a->info.job_id() != job_id || a->info.detached() ||
+        a->info.state() == rpc::ActorInfo::DEAD) {
+      continue;
+    }
+    rpc::KillActorRequest req;
+    req.set_actor_id(id.Binary());
+    req.set_no_restart(true);
+    rpc::KillActorReply reply;
+    HandleKillActor(req, &reply, [](absl::Status) {});
+  }
+}
+
+}  // namespace loom::gcs

@@ -1,0 +1,73 @@
+// src/gcs/actor_manager.h
+//
+// ActorManager: the head's actor directory and global placement. An actor
+// registers (PENDING); the manager picks a node whose free resources fit its
+// placement demand (1 CPU unless it names its own resources), leases a
+// worker there for the actor's lifetime resources (none unless named: a
+// 2-CPU node hosts many actors), pushes the creation task to that worker
+// and, once it ran, marks the actor ALIVE with its address. It then long-
+// polls the worker (CoreWorker.WatchBorrower): when the call ends the
+// process is gone, and the actor is restarted (RESTARTING, placed again)
+// while restarts remain, else DEAD with the cause. Readers wait for ALIVE
+// or DEAD with GetActor(wait_ready).
+//
+//   ActorManager actors(&loop, &nodes);
+//   actors.HandleRegisterActor(req, &reply, done);   // on the loop
+#ifndef LOOM_GCS_ACTOR_MANAGER_H_
+#define LOOM_GCS_ACTOR_MANAGER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "proto/gcs.pb.h"
+#include "src/common/event_loop.h"
+#include "src/common/ids.h"
+#include "src/gcs/node_table.h"
+
+namespace loom::gcs {
+
+using Done = std::function<void(absl::Status)>;
+
+// Not thread-safe: runs on the GCS loop.
+class ActorManager {
+ public:
+  ActorManager(EventLoop* loop, NodeTable* nodes);
+  ~ActorManager();
+
+  void HandleRegisterActor(const rpc::RegisterActorRequest& req,
+                           rpc::RegisterActorReply* reply, Done done);
+  void HandleGetActor(const rpc::GetActorRequest& req,
+                      rpc::GetActorReply* reply, Done done);
+  void HandleKillActor(const rpc::KillActorRequest& req,
+                       rpc::KillActorReply* reply, Done done);
+  void HandleListActors(const rpc::ListActorsRequest& req,
+                        rpc::ListActorsReply* reply, Done done);
+  // The job's driver is gone: its actors that are not detached stop.
+  void OnJobFinished(const std::string& job_id);
+
+ private:
+  struct Actor;
+  struct Rpc;
+  void Schedule(const ActorId& id);
+  void Lease(const ActorId& id, int64_t attempt, const rpc::NodeInfo& node);
+  void Create(const ActorId& id, int64_t attempt, const rpc::Address& worker,
+              const std::string& raylet);
+  void Watch(const ActorId& id, int64_t attempt);
+  void Died(const ActorId& id, int64_t attempt, const std::string& cause);
+  void Stop(Actor& actor);
+  void MarkDead(Actor& actor, const std::string& cause);
+  void Answer(Actor& actor);  // wakes GetActor(wait_ready) callers
+  void RetryLater(const ActorId& id, int64_t attempt);
+
+  EventLoop* loop_;
+  NodeTable* nodes_;
+  std::unique_ptr<Rpc> rpc_;
+  absl::flat_hash_map<ActorId, std::unique_ptr<Actor>> actors_;
+  absl::flat_hash_map<std::string, ActorId> names_;  // ns + '\0' + name
+};
+
+}  // namespace loom::gcs
+
+#endif  // LOOM_GCS_ACTOR_MANAGER_H_

@@ -1,0 +1,92 @@
+// Cluster tests: actors (creation, ordered calls, names, kill, restarts).
+#include <signal.h>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "loom/loom.h"
+#include "tests/cluster/cluster_util.h"
+#include "tests/cluster/private_cluster.h"
+#include "tests/cluster/test_functions.h"
+
+namespace loom::test {
+namespace {
+
+TEST_F(PrivateClusterTest, AnActorKeepsStateAndRunsPipelinedCallsInOrder) {
+  StartCluster(2);
+  auto counter = Actor(MakeCounter).Remote(10);
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(5), 30000), 15);
+  std::vector<ObjectRef<int>> refs;
+  for (int i = 0; i < 10000; ++i) {
+    refs.push_back(counter.Task(&Counter::Append).Remote(i));
+  }
+  auto counts = Get(refs, 60000);
+  EXPECT_EQ(*counts.back(), 10000);
+  EXPECT_TRUE(*Get(counter.Task(&Counter::InOrder).Remote(), 30000));
+  EXPECT_EQ(*Get(counter.Task(&Counter::Get).Remote(), 30000), 15);
+}
+
+TEST_F(PrivateClusterTest, NamedActorsAreFoundAndNamesAreUnique) {
+  StartCluster(2);
+  auto counter = Actor(MakeCounter).SetName("hits").Remote(1);
+  auto found = GetActor<Counter>("hits");
+  EXPECT_EQ(found.Binary(), counter.Binary());
+  EXPECT_EQ(*Get(found.Task(&Counter::Add).Remote(2), 30000), 3);
+  EXPECT_THROW(Actor(MakeCounter).SetName("hits").Remote(5), Error);
+  auto same = Actor(MakeCounter).SetName("hits").SetGetIfExists().Remote(5);
+  EXPECT_EQ(same.Binary(), counter.Binary());
+  EXPECT_THROW(GetActor<Counter>("hits", "elsewhere"), Error);
+  EXPECT_THROW(GetActor<Counter>("nobody"), Error);
+}
+
+TEST_F(PrivateClusterTest, AKilledActorRestartsWithFreshStateThenDies) {
+  StartCluster(2);
+  auto counter =
+      Actor(MakeCounter).SetMaxRestarts(1).SetMaxTaskRetries(1).Remote(10);
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(5), 30000), 15);
+  int pid = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  // The factory runs again: the state starts over.
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 30000), 11);
+  int restarted = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
+  EXPECT_NE(restarted, pid);
+  ASSERT_EQ(kill(restarted, SIGKILL), 0);
+  // Restarts used up: calls fail with the cause.
+  EXPECT_THROW(Get(counter.Task(&Counter::Add).Remote(1), 30000),
+               ActorDiedError);
+  EXPECT_THROW(Get(counter.Task(&Counter::Get).Remote(), 30000),
+               ActorDiedError);
+}
+
+TEST_F(PrivateClusterTest, KillStopsAnActorForGood) {
+  StartCluster(2);
+  auto counter =
+      Actor(MakeCounter).SetName("doomed").SetMaxRestarts(3).Remote(0);
+  int pid = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
+  Kill(counter);
+  EXPECT_THROW(Get(counter.Task(&Counter::Get).Remote(), 30000),
+               ActorDiedError);
+  EXPECT_TRUE(WaitUntil([&] { return kill(pid, 0) != 0; }, absl::Seconds(5)));
+  EXPECT_THROW(GetActor<Counter>("doomed"), Error);  // the name is free
+  auto again = Actor(MakeCounter).SetName("doomed").Remote(7);
+  EXPECT_EQ(*Get(again.Task(&Counter::Get).Remote(), 30000), 7);
+}
+
+TEST_F(PrivateClusterTest, AHandlePassedToATaskReachesTheActor) {
+  StartCluster(2);
+  auto counter = Actor(MakeCounter).Remote(100);
+  EXPECT_EQ(*Get(Task(AddThroughHandle).Remote(counter, 1), 30000), 101);
+  EXPECT_EQ(*Get(counter.Task(&Counter::Get).Remote(), 30000), 101);
+}
+
+TEST_F(PrivateClusterTest, ManyActorsFitOnATwoCpuNode) {
+  StartCluster(2);
+  std::vector<ActorHandle<Counter>> actors;
+  for (int i = 0; i < 30; ++i) actors.push_back(Actor(MakeCounter).Remote(i));
+  std::vector<ObjectRef<int>> values;
+  for (auto& a : actors) values.push_back(a.Task(&Counter::Get).Remote());
+  auto got = Get(values, 120000);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(*got[i], i);
+}
+
+}  // namespace
+}  // namespace loom::test
