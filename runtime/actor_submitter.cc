@@ -71,12 +71,31 @@ void ActorSubmitter::Submit(const ActorId& actor, rpc::TaskSpec spec) {
                 *TaskId::FromBinary(it->second.spec.task_id()), 1);
             options_.objects->SetError(ret, *error);
             state.calls.erase(it);
+            Done(actor);
           } else {
             it->second.ready = true;
           }
           Pump(actor);
         });
   });
+}
+
+bool ActorSubmitter::Admit(const ActorId& actor) {
+  absl::MutexLock lock(&pending_mu_);
+  Pending_& p = pending_[actor];
+  if (p.limit > 0 && p.count >= p.limit) return false;
+  ++p.count;
+  return true;
+}
+
+void ActorSubmitter::SetLimit(const ActorId& actor, int max_pending_calls) {
+  absl::MutexLock lock(&pending_mu_);
+  pending_[actor].limit = max_pending_calls;
+}
+
+void ActorSubmitter::Done(const ActorId& actor) {
+  absl::MutexLock lock(&pending_mu_);
+  --pending_[actor].count;
 }
 
 void ActorSubmitter::MarkDead(const ActorId& actor, const std::string& cause) {
@@ -134,6 +153,7 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
                call->push_reply);
     ReleaseArgs(options_.objects, it->second.spec);
     state.calls.erase(it);
+    Done(id);
     return;
   }
   if (address != state.address) return;  // already handled for this one
@@ -158,6 +178,7 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
                     p.spec.function_name()));
       ReleaseArgs(options_.objects, p.spec);
       c = state.calls.erase(c);
+      Done(id);
       continue;
     }
     p.sent = false;
@@ -210,6 +231,7 @@ void ActorSubmitter::Resolve(const ActorId& id) {
               }
             }
             state.restarts = info.num_restarts();
+            SetLimit(id, info.max_pending_calls());
             state.address = AddressOf(info);
             Pump(id);
           }
@@ -221,6 +243,7 @@ void ActorSubmitter::Resolve(const ActorId& id) {
 
 void ActorSubmitter::FailAll(State& state, const rpc::ErrorInfo& error) {
   for (auto& [index, p] : state.calls) {
+    Done(*ActorId::FromBinary(p.spec.actor_id()));
     ObjectId ret =
         ObjectId::ForReturn(*TaskId::FromBinary(p.spec.task_id()), 1);
     rpc::ErrorInfo e = error;

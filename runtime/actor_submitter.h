@@ -44,6 +44,11 @@ class ActorSubmitter {
   // Thread-safe. The return object is pending in the table; references on
   // the arguments are held as for tasks.
   void Submit(const ActorId& actor, rpc::TaskSpec spec);
+  // Thread-safe. Backpressure: false when the actor's max_pending_calls
+  // (learned from the head, or set by its creator) are not yet answered;
+  // else counts one more pending call.
+  bool Admit(const ActorId& actor);
+  void SetLimit(const ActorId& actor, int max_pending_calls);
   // Thread-safe. This process killed the actor: later calls fail at once.
   void MarkDead(const ActorId& actor, const std::string& cause);
   // Thread-safe. Cancels calls in flight and waits for them.
@@ -82,6 +87,15 @@ class ActorSubmitter {
   Options options_;
   std::unique_ptr<rpc::Gcs::Stub> gcs_;
   absl::flat_hash_map<ActorId, State> actors_;  // loop-owned
+  // A call is done: one pending call less.
+  void Done(const ActorId& actor);
+  absl::Mutex pending_mu_;
+  struct Pending_ {
+    int64_t count = 0;
+    int limit = 0;
+  };
+  absl::flat_hash_map<ActorId, Pending_> pending_ ABSL_GUARDED_BY(pending_mu_);
+
   absl::Mutex calls_mu_;
   absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(calls_mu_);
   bool shut_down_ ABSL_GUARDED_BY(calls_mu_) = false;

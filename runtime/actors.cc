@@ -35,6 +35,11 @@ absl::StatusOr<ActorId> CoreWorker::CreateActor(
     return absl::InvalidArgumentError(
         "max_restarts and max_task_retries must be >= -1");
   }
+  if (options.max_concurrency < 1 || options.max_concurrency > 1000 ||
+      options.max_pending_calls < 0) {
+    return absl::InvalidArgumentError(
+        "max_concurrency must be in [1, 1000] and max_pending_calls >= 0");
+  }
   auto demand = ResourceSet::FromMap(options.resources);
   if (!demand.ok()) return demand.status();
   rpc::RegisterActorRequest req;
@@ -45,6 +50,7 @@ absl::StatusOr<ActorId> CoreWorker::CreateActor(
   spec->set_function_name(factory);
   spec->set_actor_id(actor.Binary());
   spec->set_actor_creation(true);
+  spec->set_max_concurrency(options.max_concurrency);
   *spec->mutable_resources() = ResourcesToProto(*demand);
   std::vector<ObjectId> deps;
   if (absl::Status s = BuildArgs(std::move(args), spec, &deps); !s.ok()) {
@@ -76,12 +82,17 @@ absl::StatusOr<ActorId> CoreWorker::CreateActor(
   req.set_ns(options.ns);
   req.set_max_restarts(options.max_restarts);
   req.set_max_task_retries(options.max_task_retries);
+  req.set_max_pending_calls(options.max_pending_calls);
   req.set_detached(options.detached);
   req.set_get_if_exists(options.get_if_exists);
   for (const auto& p : options_.code_search_path) req.add_code_search_path(p);
   auto info = raylet_->RegisterActor(req);
   if (!info.ok()) return info.status();
-  return ParseId<ActorId>(info->actor_id(), "actor_id");
+  auto id = ParseId<ActorId>(info->actor_id(), "actor_id");
+  if (id.ok() && actor_submitter_) {
+    actor_submitter_->SetLimit(*id, info->max_pending_calls());
+  }
+  return id;
 }
 
 absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(
@@ -104,6 +115,12 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(
   std::vector<ObjectId> deps;
   if (absl::Status s = BuildArgs(std::move(args), &spec, &deps); !s.ok()) {
     return s;
+  }
+  if (!actor_submitter_->Admit(actor)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("actor ", actor.Hex(),
+                     " has max_pending_calls calls from this "
+                     "caller not yet answered"));
   }
   ObjectId ret = ObjectId::ForReturn(task, 1);
   objects_.AddPending(ret);

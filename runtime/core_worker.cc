@@ -145,6 +145,7 @@ void CoreWorker::Shutdown() {
                       std::chrono::milliseconds(200));
   }
   if (exec_thread_.joinable()) exec_thread_.join();
+  for (auto& t : exec_pool_) t.join();
   if (owners_) owners_->Shutdown();
   loop_.Stop();
   submitter_.reset();
@@ -569,6 +570,11 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
           MakeError(rpc::ErrorInfo::INVALID,
                     "the factory made no instance (it must return a new T*)",
                     spec.function_name());
+    }
+    // max_concurrency > 1: more threads take calls from the same queue,
+    // still in the order they were submitted.
+    for (int i = 1; i < spec.max_concurrency() && actor_; ++i) {
+      exec_pool_.emplace_back([this] { ExecuteLoop(); });
     }
   }
   if (reply->ok() && reply->value().size() > kInlineThreshold && store_) {

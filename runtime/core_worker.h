@@ -238,6 +238,7 @@ class CoreWorker {
   std::vector<int> gpu_ids_ ABSL_GUARDED_BY(exec_mu_);
   bool code_loaded_ ABSL_GUARDED_BY(exec_mu_) = false;
   std::thread exec_thread_;
+  std::vector<std::thread> exec_pool_;  // an actor's extra threads
   // Actor side: the instance this worker serves, and per caller the next
   // sequence number to run and the calls that arrived early.
   std::shared_ptr<void> actor_ ABSL_GUARDED_BY(exec_mu_);

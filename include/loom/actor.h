@@ -141,6 +141,17 @@ class ActorCreator {
     options_.detached = detached;
     return *this;
   }
+  // Calls run on a pool of this many threads (default 1: one at a time).
+  ActorCreator& SetMaxConcurrency(int n) {
+    options_.max_concurrency = n;
+    return *this;
+  }
+  // A caller with this many calls not yet answered gets
+  // PendingCallsLimitExceededError at once for the next (0: no limit).
+  ActorCreator& SetMaxPendingCalls(int n) {
+    options_.max_pending_calls = n;
+    return *this;
+  }
   // With a name already taken: return that actor instead of failing.
   ActorCreator& SetGetIfExists(bool get = true) {
     options_.get_if_exists = get;

@@ -70,6 +70,13 @@ class OwnerDiedError : public Error {
   using Error::Error;
 };
 
+// Backpressure: the caller already has max_pending_calls calls to this
+// actor not yet answered.
+class PendingCallsLimitExceededError : public Error {
+ public:
+  using Error::Error;
+};
+
 // The actor is dead (killed, or its restarts are used up) and the call did
 // not run; the message carries the cause.
 class ActorDiedError : public Error {

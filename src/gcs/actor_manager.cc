@@ -109,6 +109,7 @@ void ActorManager::HandleRegisterActor(const rpc::RegisterActorRequest& req,
   info.set_state(rpc::ActorInfo::PENDING);
   info.set_max_restarts(req.max_restarts());
   info.set_max_task_retries(req.max_task_retries());
+  info.set_max_pending_calls(req.max_pending_calls());
   info.set_detached(req.detached());
   info.set_job_id(req.creation().job_id());
   *reply->mutable_actor() = info;

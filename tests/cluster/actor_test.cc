@@ -88,5 +88,33 @@ TEST_F(PrivateClusterTest, ManyActorsFitOnATwoCpuNode) {
   for (int i = 0; i < 30; ++i) EXPECT_EQ(*got[i], i);
 }
 
+TEST_F(PrivateClusterTest, MaxConcurrencyRunsCallsAtOnce) {
+  StartCluster(2);
+  auto counter = Actor(MakeCounter).SetMaxConcurrency(8).Remote(0);
+  EXPECT_EQ(*Get(counter.Task(&Counter::Get).Remote(), 30000), 0);
+  absl::Time start = absl::Now();
+  std::vector<ObjectRef<int>> sleeps;
+  for (int i = 0; i < 8; ++i) {
+    sleeps.push_back(counter.Task(&Counter::Sleep).Remote(500));
+  }
+  Get(sleeps, 30000);
+  // One at a time would take 4 s.
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+}
+
+TEST_F(PrivateClusterTest, MaxPendingCallsPushesBackAtOnce) {
+  StartCluster(2);
+  auto counter = Actor(MakeCounter).SetMaxPendingCalls(2).Remote(0);
+  auto a = counter.Task(&Counter::Sleep).Remote(500);
+  auto b = counter.Task(&Counter::Sleep).Remote(500);
+  absl::Time start = absl::Now();
+  EXPECT_THROW(counter.Task(&Counter::Get).Remote(),
+               PendingCallsLimitExceededError);
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));
+  Get(a, 30000);
+  Get(b, 30000);
+  EXPECT_EQ(*Get(counter.Task(&Counter::Get).Remote(), 30000), 0);
+}
+
 }  // namespace
 }  // namespace loom::test

@@ -59,6 +59,7 @@ class Counter {
     return ++appended_;
   }
   bool InOrder() const { return in_order_; }
+  int Sleep(int ms);
 
  private:
   int value_;

@@ -123,6 +123,8 @@ struct ActorOptions {
   int max_task_retries = 0;
   bool detached = false;
   bool get_if_exists = false;
+  int max_concurrency = 1;
+  int max_pending_calls = 0;  // 0: without limit
 };
 std::string CreateActor(const std::string& factory,
                         const std::string& class_name, std::vector<Arg> args,
