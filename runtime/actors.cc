@@ -23,10 +23,12 @@ std::string Demangle(const std::string& name) {
 
 }  // namespace
 
-absl::StatusOr<ActorId> CoreWorker::CreateActor(
-    const std::string& factory, const std::string& class_name,
-    std::vector<internal::Arg> args, const internal::ActorOptions& options,
-    const std::vector<ObjectId>& contained) {
+absl::StatusOr<std::pair<ActorId, std::optional<ObjectId>>>
+CoreWorker::CreateActor(const std::string& factory,
+                        const std::string& class_name,
+                        std::vector<internal::Arg> args,
+                        const internal::ActorOptions& options,
+                        const std::vector<ObjectId>& contained) {
   if (shut_down_) return absl::FailedPreconditionError("Loom is shut down");
   if (submitter_ == nullptr) {
     return absl::FailedPreconditionError("this worker has no job yet");
@@ -89,10 +91,20 @@ absl::StatusOr<ActorId> CoreWorker::CreateActor(
   auto info = raylet_->RegisterActor(req);
   if (!info.ok()) return info.status();
   auto id = ParseId<ActorId>(info->actor_id(), "actor_id");
-  if (id.ok() && actor_submitter_) {
+  if (!id.ok()) return id.status();
+  if (actor_submitter_) {
     actor_submitter_->SetLimit(*id, info->max_pending_calls());
   }
-  return id;
+  std::optional<ObjectId> handle;
+  if (options.name.empty() && !options.detached) {
+    // Its references are the handles; freed, it stops the actor.
+    handle = NextPutId();
+    objects_.AddPending(*handle);
+    objects_.SetValue(*handle, id->Binary());
+    absl::MutexLock lock(&handles_mu_);
+    handles_[*handle] = *id;
+  }
+  return std::make_pair(*id, handle);
 }
 
 absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(

@@ -262,17 +262,19 @@ std::vector<bool> Wait(const std::vector<std::string>& ids, int num_returns,
   return Current()->Wait(ParseIds(ids), num_returns, timeout_ms);
 }
 
-std::string CreateActor(const std::string& factory,
-                        const std::string& class_name, std::vector<Arg> args,
-                        const ActorOptions& options,
-                        std::vector<std::string> contained) {
+CreatedActor CreateActor(const std::string& factory,
+                         const std::string& class_name, std::vector<Arg> args,
+                         const ActorOptions& options,
+                         std::vector<std::string> contained) {
   auto id = Current()->CreateActor(factory, class_name, std::move(args),
                                    options, ParseIds(contained));
   if (!id.ok()) {
     for (const auto& c : contained) RemoveLocalRef(c);
     Throw(id.status());
   }
-  return id->Binary();
+  CreatedActor out{id->first.Binary(), ""};
+  if (id->second) out.handle_object = id->second->Binary();
+  return out;
 }
 
 std::string SubmitActorTask(const std::string& actor_id,

@@ -56,6 +56,23 @@ absl::Status CoreWorker::Connect() {
   server_ = std::move(*server);
   address_ = absl::StrCat(options_.host, ":", port_);
   owners_ = std::make_unique<OwnerClient>(&loop_);
+  objects_.set_on_owned_free([this](const ObjectId& id) {
+    std::optional<ActorId> actor;
+    {
+      absl::MutexLock lock(&handles_mu_);
+      auto it = handles_.find(id);
+      if (it == handles_.end()) return;
+      actor = it->second;
+      handles_.erase(it);
+    }
+    // The last handle is gone: the actor stops (off the caller's thread).
+    loop_.Post([this, actor = *actor] {
+      if (shut_down_) return;
+      absl::Status s = KillActor(actor, /*no_restart=*/true);
+      if (!s.ok())
+        spdlog::warn("stopping actor {}: {}", actor.Hex(), s.ToString());
+    });
+  });
   objects_.set_on_fetch([this](const ObjectId& id, const std::string& owner) {
     FetchBorrowed(id, owner);
   });

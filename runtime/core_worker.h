@@ -78,11 +78,12 @@ class CoreWorker {
 
   // Actors: registered with the head, which creates them; calls go
   // straight to the actor.
-  absl::StatusOr<ActorId> CreateActor(const std::string& factory,
-                                      const std::string& class_name,
-                                      std::vector<internal::Arg> args,
-                                      const internal::ActorOptions& options,
-                                      const std::vector<ObjectId>& contained);
+  // The actor, and the object whose references count its handles (none
+  // for named and detached actors, which are not stopped for that).
+  absl::StatusOr<std::pair<ActorId, std::optional<ObjectId>>> CreateActor(
+      const std::string& factory, const std::string& class_name,
+      std::vector<internal::Arg> args, const internal::ActorOptions& options,
+      const std::vector<ObjectId>& contained);
   absl::StatusOr<ObjectId> SubmitActorTask(
       const ActorId& actor, const std::string& method,
       std::vector<internal::Arg> args, const std::vector<ObjectId>& contained);
@@ -222,6 +223,10 @@ class CoreWorker {
   std::atomic<bool> shut_down_{false};
   // Task counters and live objects last reported (loop).
   int64_t reported_[5] = {0, 0, 0, 0, 0};
+
+  // Handle objects of the actors this process created -> the actor.
+  absl::Mutex handles_mu_;
+  absl::flat_hash_map<ObjectId, ActorId> handles_ ABSL_GUARDED_BY(handles_mu_);
 
   // Owner side: borrow units held by other core workers, per borrower.
   absl::Mutex borrowers_mu_;

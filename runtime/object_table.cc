@@ -59,6 +59,7 @@ void ObjectTable::Resolve(const ObjectId& id, ObjectResult result) {
 void ObjectTable::Freed(const ObjectId& id, Entry e) {
   if (e.owner.empty()) {
     if (e.result.store_node && on_free_) on_free_(id, *e.result.store_node);
+    if (on_owned_free_) on_owned_free_(id);
   } else if (e.registrations > 0 && on_release_) {
     on_release_(id, e.owner, e.registrations);
   }

@@ -44,6 +44,10 @@ class ObjectTable {
   void SetError(const ObjectId& id, rpc::ErrorInfo error);
   // The value is sealed in the object store of `node`.
   void SetInStore(const ObjectId& id, const NodeId& node);
+  // Runs (outside the lock) for each object owned here that is freed.
+  void set_on_owned_free(std::function<void(const ObjectId&)> fn) {
+    on_owned_free_ = std::move(fn);
+  }
   // Runs (outside the lock) for each freed object whose value is in a store.
   void set_on_free(std::function<void(const ObjectId&, const NodeId&)> fn) {
     on_free_ = std::move(fn);
@@ -114,6 +118,7 @@ class ObjectTable {
 
   std::function<void(const ObjectId&, const NodeId&)> on_free_;
   std::function<void(const ObjectId&, const std::string&)> on_fetch_;
+  std::function<void(const ObjectId&)> on_owned_free_;
   std::function<void(const ObjectId&, const std::string&, int64_t)> on_release_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, Entry> entries_ ABSL_GUARDED_BY(mu_);

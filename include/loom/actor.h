@@ -34,6 +34,9 @@ class ActorHandle {
  public:
   ActorHandle() = default;
   explicit ActorHandle(std::string id) : id_(std::move(id)) {}
+  // `life`: a ref to the object whose references count the handles.
+  ActorHandle(std::string id, ObjectRef<std::string> life)
+      : id_(std::move(id)), life_(std::move(life)) {}
 
   // A call of one of T's registered methods.
   template <typename M>
@@ -42,10 +45,11 @@ class ActorHandle {
   // The actor id, 16 bytes.
   const std::string& Binary() const { return id_; }
   bool IsNil() const { return id_.empty(); }
-  MSGPACK_DEFINE(id_);
+  MSGPACK_DEFINE(id_, life_);
 
  private:
   std::string id_;
+  ObjectRef<std::string> life_;  // empty for named and detached actors
 };
 
 template <typename T, typename R, typename... Params>
@@ -165,8 +169,14 @@ class ActorCreator {
     internal::RefCollector refs;
     std::vector<internal::Arg> packed = {
         internal::PackArg<Params>(std::forward<Args>(args))...};
-    return ActorHandle<T>(internal::CreateActor(
-        factory_, typeid(T).name(), std::move(packed), options_, refs.Take()));
+    internal::CreatedActor created = internal::CreateActor(
+        factory_, typeid(T).name(), std::move(packed), options_, refs.Take());
+    if (created.handle_object.empty()) {
+      return ActorHandle<T>(std::move(created.actor_id));
+    }
+    return ActorHandle<T>(
+        std::move(created.actor_id),
+        ObjectRef<std::string>(std::move(created.handle_object)));
   }
 
  private:
@@ -186,7 +196,9 @@ ActorHandle<T> GetActor(const std::string& name, const std::string& ns = "") {
 }
 
 // Stops the actor's process. Unless no_restart is false, it is not
-// restarted; calls not yet run fail with ActorDiedError.
+// restarted; calls not yet run fail with ActorDiedError. (An unnamed actor
+// that is not detached also stops when its last handle anywhere is gone;
+// named actors live until killed or their job ends.)
 template <typename T>
 void Kill(const ActorHandle<T>& handle, bool no_restart = true) {
   internal::KillActor(handle.Binary(), no_restart);

@@ -39,6 +39,7 @@ void EventLoop::PostAfter(absl::Duration delay, Fn fn) {
 }
 
 void EventLoop::RunSync(Fn fn) {
+  if (IsLoopThread()) return fn();  // waiting on ourselves would never end
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ || !thread_.joinable()) {

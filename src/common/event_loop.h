@@ -37,8 +37,8 @@ class EventLoop {
 
   void Post(Fn fn);
   void PostAfter(absl::Duration delay, Fn fn);
-  // Runs fn on the loop and waits for it (never call from the loop itself);
-  // runs it on the caller's thread when the loop is not running.
+  // Runs fn on the loop and waits for it; runs it on the caller's thread
+  // when that is the loop's own, or when the loop is not running.
   void RunSync(Fn fn);
 
   // Re-checks timers now: for tests that move a ManualClock.

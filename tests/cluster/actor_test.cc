@@ -81,11 +81,11 @@ TEST_F(PrivateClusterTest, AHandlePassedToATaskReachesTheActor) {
 TEST_F(PrivateClusterTest, ManyActorsFitOnATwoCpuNode) {
   StartCluster(2);
   std::vector<ActorHandle<Counter>> actors;
-  for (int i = 0; i < 30; ++i) actors.push_back(Actor(MakeCounter).Remote(i));
+  for (int i = 0; i < 100; ++i) actors.push_back(Actor(MakeCounter).Remote(i));
   std::vector<ObjectRef<int>> values;
   for (auto& a : actors) values.push_back(a.Task(&Counter::Get).Remote());
   auto got = Get(values, 120000);
-  for (int i = 0; i < 30; ++i) EXPECT_EQ(*got[i], i);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(*got[i], i);
 }
 
 TEST_F(PrivateClusterTest, MaxConcurrencyRunsCallsAtOnce) {
@@ -114,6 +114,27 @@ TEST_F(PrivateClusterTest, MaxPendingCallsPushesBackAtOnce) {
   Get(a, 30000);
   Get(b, 30000);
   EXPECT_EQ(*Get(counter.Task(&Counter::Get).Remote(), 30000), 0);
+}
+
+TEST_F(PrivateClusterTest, DroppingEveryHandleStopsTheActor) {
+  StartCluster(2);
+  int pid = 0;
+  {
+    auto counter = Actor(MakeCounter).Remote(1);
+    pid = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
+    // A copy inside a task keeps it alive while the task runs.
+    EXPECT_EQ(*Get(Task(AddThroughHandle).Remote(counter, 1), 30000), 2);
+  }
+  EXPECT_TRUE(WaitUntil([&] { return kill(pid, 0) != 0; }, absl::Seconds(5)))
+      << "actor process " << pid << " still runs";
+  // A named actor is not collected: it lives until killed or its job ends.
+  auto named = Actor(MakeCounter).SetName("kept").Remote(3);
+  int named_pid = *Get(named.Task(&Counter::Pid).Remote(), 30000);
+  named = ActorHandle<Counter>();
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(kill(named_pid, 0), 0);
+  EXPECT_EQ(*Get(GetActor<Counter>("kept").Task(&Counter::Get).Remote(), 30000),
+            3);
 }
 
 }  // namespace

@@ -126,10 +126,17 @@ struct ActorOptions {
   int max_concurrency = 1;
   int max_pending_calls = 0;  // 0: without limit
 };
-std::string CreateActor(const std::string& factory,
-                        const std::string& class_name, std::vector<Arg> args,
-                        const ActorOptions& options,
-                        std::vector<std::string> contained);
+// The actor's id, and (for an actor that is neither named nor detached)
+// the id of an object whose references are the actor's handles: when the
+// last one anywhere is gone, the actor stops.
+struct CreatedActor {
+  std::string actor_id;
+  std::string handle_object;
+};
+CreatedActor CreateActor(const std::string& factory,
+                         const std::string& class_name, std::vector<Arg> args,
+                         const ActorOptions& options,
+                         std::vector<std::string> contained);
 std::string SubmitActorTask(const std::string& actor_id,
                             const std::string& method, std::vector<Arg> args,
                             std::vector<std::string> contained);
