@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "proto/gcs.pb.h"
+
 namespace loom::cli {
 
 struct StartArgs {
@@ -29,6 +32,14 @@ int Start(const StartArgs& args);
 int Stop(const std::string& session_root);
 int Status(const std::string& session_root, const std::string& address);
 int Memory(const std::string& session_root, const std::string& address);
+// `loom list actors|nodes`: one line per actor or node.
+int List(const std::string& what, const std::string& session_root,
+         const std::string& address);
+
+// The head's address: `address`, else the session root's cluster.
+absl::StatusOr<std::string> HeadAddress(const std::string& session_root,
+                                        const std::string& address);
+absl::StatusOr<rpc::GetClusterStatusReply> FetchStatus(const std::string& addr);
 
 }  // namespace loom::cli
 

@@ -58,11 +58,23 @@ int main(int argc, char** argv) {
   memory_cmd->add_option("--address", address,
                          "Head HOST:PORT (default: this root's)");
 
+  std::string what;
+  auto* list_cmd = app.add_subcommand("list", "List actors or nodes");
+  list_cmd->add_option("what", what, "actors | nodes")
+      ->required()
+      ->check(CLI::IsMember({"actors", "nodes"}));
+  list_cmd->add_option("--session-root", session_root);
+  list_cmd->add_option("--address", address,
+                       "Head HOST:PORT (default: this root's)");
+
   CLI11_PARSE(app, argc, argv);
   start.session_root = session_root;
   if (start_cmd->parsed()) return loom::cli::Start(start);
   if (stop_cmd->parsed()) return loom::cli::Stop(session_root);
   if (status_cmd->parsed()) return loom::cli::Status(session_root, address);
   if (memory_cmd->parsed()) return loom::cli::Memory(session_root, address);
+  if (list_cmd->parsed()) {
+    return loom::cli::List(what, session_root, address);
+  }
   return 2;
 }

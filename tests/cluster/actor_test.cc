@@ -137,5 +137,29 @@ TEST_F(PrivateClusterTest, DroppingEveryHandleStopsTheActor) {
             3);
 }
 
+TEST_F(PrivateClusterTest, LoomListShowsActorsAndNodes) {
+  StartCluster(2);
+  auto counter = Actor(MakeCounter).SetName("listed").Remote(1);
+  int pid = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
+  auto doomed = Actor(MakeCounter).Remote(2);
+  Kill(doomed);
+  auto actors =
+      RunCommand(BinDir() + "/loom list actors --session-root " + root_.path());
+  ASSERT_EQ(actors.exit_code, 0) << actors.output;
+  EXPECT_NE(actors.output.find("Counter"), std::string::npos) << actors.output;
+  EXPECT_NE(actors.output.find("listed"), std::string::npos);
+  EXPECT_NE(actors.output.find("ALIVE"), std::string::npos);
+  EXPECT_NE(actors.output.find(std::to_string(pid)), std::string::npos);
+  EXPECT_NE(actors.output.find("DEAD"), std::string::npos);
+  EXPECT_NE(actors.output.find("killed by loom::Kill"), std::string::npos);
+  auto nodes =
+      RunCommand(BinDir() + "/loom list nodes --session-root " + root_.path());
+  ASSERT_EQ(nodes.exit_code, 0) << nodes.output;
+  EXPECT_NE(nodes.output.find("ALIVE"), std::string::npos) << nodes.output;
+  EXPECT_NE(nodes.output.find("CPU"), std::string::npos);
+  auto bad = RunCommand(BinDir() + "/loom list tasks 2>&1");
+  EXPECT_NE(bad.exit_code, 0);
+}
+
 }  // namespace
 }  // namespace loom::test
