@@ -130,8 +130,13 @@ void ActorManager::Schedule(const ActorId& id) {
   if (placement.IsEmpty()) placement.Set(kCpu, FixedPoint::FromInt(1));
   std::optional<rpc::NodeInfo> best;
   FixedPoint best_cpu;
+  absl::Time now = absl::Now();
   for (rpc::NodeInfo& node : nodes_->All()) {
     if (!node.alive()) continue;
+    if (auto u = unreachable_.find(node.node_id()); u != unreachable_.end()) {
+      if (u->second > now) continue;
+      unreachable_.erase(u);
+    }
     auto available = ResourcesFromProto(node.available());
     if (!available.ok() || !available->Contains(placement)) continue;
     if (!best || available->Get(kCpu) > best_cpu) {  // the least loaded
@@ -162,6 +167,7 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
   call->req.set_job_id(a.spec.creation().job_id());
   *call->req.mutable_resources() = a.spec.creation().resources();
   call->req.set_no_spillback(true);
+  call->req.set_detached(a.spec.detached());
   *call->req.mutable_code_search_path() = a.spec.code_search_path();
   rpc::SetTimeout(&call->ctx, 30000);
   std::string node_id = node.node_id();
@@ -186,6 +192,10 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
                   [ret](grpc::Status) { delete ret; });
             }
             return;
+          }
+          if (!s.ok() &&
+              s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+            unreachable_[node_id] = absl::Now() + nodes_->timeout();
           }
           if (!granted) {
             spdlog::info("actor {}: lease at {} not granted ({})", id.Hex(),

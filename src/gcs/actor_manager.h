@@ -66,6 +66,9 @@ class ActorManager {
   std::unique_ptr<Rpc> rpc_;
   absl::flat_hash_map<ActorId, std::unique_ptr<Actor>> actors_;
   absl::flat_hash_map<std::string, ActorId> names_;  // ns + '\0' + name
+  // Nodes whose raylet did not answer a lease request, until when they are
+  // passed over (the node table declares them dead in time).
+  absl::flat_hash_map<std::string, absl::Time> unreachable_;
 };
 
 }  // namespace loom::gcs

@@ -179,8 +179,9 @@ void NodeManager::AssignWorkers() {
 void NodeManager::Assign(Worker* worker, uint64_t handle,
                          Allocation allocation) {
   const PendingLease& p = pending_.at(handle);
-  Lease lease{LeaseId::FromRandom(), worker->id, p.requester, p.job,
-              std::move(allocation)};
+  Lease lease{LeaseId::FromRandom(), worker->id,    p.requester,     p.job,
+              std::move(allocation), ResourceSet(), p.req.detached()};
+  worker->detached = p.req.detached();
   LeaseId lease_id = lease.id;
   JobAssignment assignment{
       p.job,
@@ -414,7 +415,9 @@ void NodeManager::FreeWhere(
     const std::string& why) {
   std::vector<LeaseId> leases;
   for (const auto& [id, lease] : leases_) {
-    if (match(lease.requester, lease.job)) leases.push_back(id);
+    if (match(lease.requester, lease.job) && !lease.detached) {
+      leases.push_back(id);
+    }
   }
   for (const auto& id : leases) ReleaseLease(id, /*kill_worker=*/true);
   std::vector<uint64_t> requests;

@@ -111,7 +111,8 @@ class NodeManager {
     WorkerId requester;
     JobId job;
     Allocation allocation;
-    ResourceSet lent;  // CPU lent back while the worker is blocked
+    ResourceSet lent;       // CPU lent back while the worker is blocked
+    bool detached = false;  // a detached actor's: outlives the driver
   };
   struct Driver {
     JobId job;

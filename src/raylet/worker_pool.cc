@@ -177,7 +177,7 @@ void WorkerPool::Kill(const WorkerId& id) {
 void WorkerPool::KillJob(const JobId& job) {
   std::vector<WorkerId> ids;
   for (auto& [id, w] : workers_) {
-    if (w->job && *w->job == job) ids.push_back(id);
+    if (w->job && *w->job == job && !w->detached) ids.push_back(id);
   }
   for (const auto& id : ids) Kill(id);
 }

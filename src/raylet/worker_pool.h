@@ -42,6 +42,7 @@ struct Worker {
   absl::Time started;
   absl::Time idle_since;
   bool holds_objects = false;  // owns or borrows objects: not reaped
+  bool detached = false;       // a detached actor: outlives its job
 };
 
 // Not thread-safe: owned by the raylet's event loop.

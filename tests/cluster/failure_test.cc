@@ -197,6 +197,30 @@ pid_t StartDriver(const std::vector<std::string>& args,
   return *pid;
 }
 
+TEST(DriverDeath, ADeadDriversActorsStopButDetachedOnesStay) {
+  TempRoot root;
+  ClusterOptions head;
+  head.session_root = root.path();
+  head.num_cpus = 2;
+  auto h = StartCluster(head);
+  ASSERT_TRUE(h.ok()) << h.status();
+  std::string out = root.path() + "/driver.out";
+  pid_t driver = StartDriver({"actors", h->gcs_address, root.path()}, out);
+  ASSERT_GT(driver, 0);
+  int owned = 0, detached = 0;
+  auto text = ReadFileToString(out);
+  ASSERT_TRUE(text.ok());
+  ASSERT_EQ(std::sscanf(text->c_str(), "ready %d %d", &owned, &detached), 2)
+      << *text;
+  ASSERT_EQ(kill(driver, SIGKILL), 0);
+  WaitForExit(driver, absl::Seconds(5));
+  EXPECT_TRUE(
+      WaitUntil([&] { return kill(owned, 0) != 0; }, absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(kill(detached, 0), 0) << "the detached actor was stopped too";
+  StopCluster(*h);
+}
+
 TEST(DriverDeath, KilledDriverTakesItsPrivateClusterDown) {
   TempRoot root;
   pid_t driver = StartDriver({"private", root.path()}, root.path() + "/out");

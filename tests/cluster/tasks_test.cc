@@ -359,6 +359,29 @@ TEST_F(MultiNodeTest, APullWhoseSourceDiedUsesAnotherCopy) {
   EXPECT_TRUE(IsPattern(*here));
 }
 
+TEST_F(MultiNodeTest, AnActorOnANodeThatDiesRestartsOnAnother) {
+  joined_.push_back(Join(root_a_, {{"pool", 1}}));
+  joined_.push_back(Join(root_b_, {{"pool", 1}}));
+  ASSERT_TRUE(WaitForNodes(3));
+  Connect();
+  auto counter = Actor(MakeCounter)
+                     .SetResource("pool", 1)
+                     .SetMaxRestarts(1)
+                     .SetMaxTaskRetries(-1)
+                     .Remote(5);
+  int raylet = *Get(counter.Task(&Counter::RayletPid).Remote(), 30000);
+  int actor = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
+  pid_t a = joined_[0].pids.back(), b = joined_[1].pids.back();
+  ASSERT_TRUE(raylet == a || raylet == b) << raylet;
+  ASSERT_EQ(kill(raylet, SIGKILL), 0);
+  // Its workers follow it (their lifeline breaks).
+  ASSERT_TRUE(WaitUntil([&] { return kill(actor, 0) != 0; }, absl::Seconds(5)));
+  // Restarted on the other node, the factory run again.
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 60000), 6);
+  EXPECT_EQ(*Get(counter.Task(&Counter::RayletPid).Remote(), 30000),
+            raylet == a ? b : a);
+}
+
 TEST_F(MultiNodeTest, ANodeThatJoinsInTheGracePeriodRunsTheDemand) {
   Connect();
   auto ref = Task(ParentPid).SetResource("late", 1).Remote();

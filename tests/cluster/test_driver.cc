@@ -2,6 +2,9 @@
 //   loom-test-driver private ROOT     private cluster under ROOT, then a
 //                                     long task; prints "ready" and waits
 //   loom-test-driver join ADDRESS ROOT  joins, runs a long task, waits
+//   loom-test-driver actors ADDRESS ROOT  joins, makes an actor and a
+//                                     detached one, prints "ready PID PID"
+//                                     (theirs) and waits
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -23,6 +26,17 @@ int main(int argc, char** argv) {
     options.session_root = argv[3];
   }
   loom::Init(options);
+  if (std::strcmp(argv[1], "actors") == 0) {
+    auto owned = loom::Actor(MakeCounter).Remote(1);
+    auto detached =
+        loom::Actor(MakeCounter).SetName("keeper").SetDetached().Remote(2);
+    int a = *loom::Get(owned.Task(&Counter::Pid).Remote());
+    int d = *loom::Get(detached.Task(&Counter::Pid).Remote());
+    std::printf("ready %d %d\n", a, d);
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::hours(1));
+    return 0;
+  }
   // Hold a lease: a task that runs for a long time.
   auto ref = loom::Task(SleepMs).Remote(600000);
   auto quick = loom::Task(Echo).Remote(1);

@@ -90,14 +90,15 @@ int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref,
 }
 
 int Counter::Pid() const { return getpid(); }
+int Counter::RayletPid() const { return getppid(); }
 int Counter::Sleep(int ms) { return SleepMs(ms); }
 Counter* MakeCounter(int start) { return new Counter(start); }
 int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
   return *loom::Get(counter.Task(&Counter::Add).Remote(x));
 }
 LOOM_REMOTE(MakeCounter, AddThroughHandle, &Counter::Add, &Counter::Get,
-            &Counter::Pid, &Counter::Append, &Counter::InOrder,
-            &Counter::Sleep);
+            &Counter::Pid, &Counter::Append, &Counter::InOrder, &Counter::Sleep,
+            &Counter::RayletPid);
 
 LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
             HoldBuffer);
