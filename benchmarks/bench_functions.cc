@@ -4,4 +4,6 @@
 
 int Noop(int x) { return x; }
 
-LOOM_REMOTE(Noop);
+BenchActor* MakeBenchActor() { return new BenchActor; }
+
+LOOM_REMOTE(Noop, MakeBenchActor, &BenchActor::Noop, &BenchActor::WithArg);

@@ -7,4 +7,12 @@
 // Returns its argument: a task whose cost is all Loom's.
 int Noop(int x);
 
+// An actor whose methods cost nothing.
+class BenchActor {
+ public:
+  int Noop(int x) { return x; }
+  int WithArg(int x, int arg) { return x + arg; }
+};
+BenchActor* MakeBenchActor();
+
 #endif  // LOOM_BENCHMARKS_BENCH_FUNCTIONS_H_

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   std::vector<loom::bench::Benchmark> benchmarks;
   loom::bench::AddGrpcBenchmarks(&benchmarks);
   loom::bench::AddTaskBenchmarks(&benchmarks);
+  loom::bench::AddActorBenchmarks(&benchmarks);
   loom::bench::AddClusterBenchmarks(&benchmarks);
   loom::bench::AddStoreBenchmarks(&benchmarks);
   loom::bench::AddStoreFloorBenchmarks(&benchmarks);

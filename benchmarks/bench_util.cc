@@ -7,13 +7,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 #include <system_error>
+#include <thread>
+#include <vector>
 
 namespace loom::bench {
 
@@ -48,6 +53,31 @@ double RateFor(double min_seconds, const std::function<int64_t()>& batch) {
     ops += batch();
     elapsed = SecondsSince(start);
   } while (elapsed < min_seconds);
+  return ops / elapsed;
+}
+
+double ParallelRate(int clients, double min_seconds,
+                    const std::function<int64_t(int client)>& batch) {
+  std::atomic<int64_t> ops{0};
+  std::atomic<bool> failed{false};
+  std::string error;
+  std::mutex error_mu;
+  int64_t start = NowNs();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      try {
+        while (!failed && SecondsSince(start) < min_seconds) ops += batch(c);
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        failed = true;
+        error = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double elapsed = SecondsSince(start);
+  if (failed) throw std::runtime_error(error);
   return ops / elapsed;
 }
 

@@ -44,6 +44,7 @@ void AddTaskBenchmarks(std::vector<Benchmark>* out);
 void AddClusterBenchmarks(std::vector<Benchmark>* out);
 void AddStoreBenchmarks(std::vector<Benchmark>* out);
 void AddStoreFloorBenchmarks(std::vector<Benchmark>* out);
+void AddActorBenchmarks(std::vector<Benchmark>* out);
 // loom-bench --store-writer SOCKET SIZE ID...: writes objects from another
 // process (argv from SOCKET on).
 int RunStoreWriter(int argc, char** argv);
@@ -63,6 +64,10 @@ double Median(std::vector<double> values);
 // Calls batch() until min_seconds have passed; batch returns how many
 // operations it did. Returns operations per second.
 double RateFor(double min_seconds, const std::function<int64_t()>& batch);
+// `clients` threads each call batch(client) until min_seconds have passed;
+// the aggregate operations per second. A batch that throws fails the run.
+double ParallelRate(int clients, double min_seconds,
+                    const std::function<int64_t(int client)>& batch);
 
 double SecondsSince(int64_t start_ns);
 int64_t NowNs();

@@ -54,33 +54,6 @@ int64_t GetBatch() {
   return kBatch;
 }
 
-// kClients threads each run GetBatch until min_seconds have passed;
-// aggregate tasks per second.
-double MultiClientRate(double min_seconds) {
-  std::atomic<int64_t> tasks{0};
-  std::atomic<bool> failed{false};
-  std::string error;
-  std::mutex error_mu;
-  int64_t start = NowNs();
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&] {
-      try {
-        while (!failed && SecondsSince(start) < min_seconds)
-          tasks += GetBatch();
-      } catch (const std::exception& e) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        failed = true;
-        error = e.what();
-      }
-    });
-  }
-  for (auto& t : clients) t.join();
-  double elapsed = SecondsSince(start);
-  if (failed) throw std::runtime_error(error);
-  return tasks / elapsed;
-}
-
 std::vector<Result> RunSync() {
   PrivateCluster cluster(kNumCpus);
   double rate = MedianOfRuns([](double s) { return RateFor(s, SyncOne); });
@@ -102,7 +75,9 @@ std::vector<Result> RunGetBatch() {
 
 std::vector<Result> RunMultiClient() {
   PrivateCluster cluster(kNumCpus);
-  double rate = MedianOfRuns(MultiClientRate);
+  double rate = MedianOfRuns([](double s) {
+    return ParallelRate(kClients, s, [](int) { return GetBatch(); });
+  });
   return {{"multi_client_tasks_async", rate, "tasks/s"}};
 }
 

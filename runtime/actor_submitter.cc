@@ -133,6 +133,12 @@ void ActorSubmitter::Pump(const ActorId& id) {
     state.stub->async()->PushTask(
         &call->ctx, &call->push_req, &call->push_reply,
         [this, id, index = index, address, call](grpc::Status s) {
+          // The value lands now, on gRPC's thread, so that a caller blocked
+          // in Get wakes without waiting for the loop.
+          if (s.ok()) {
+            ApplyReply(options_.objects, options_.self_address,
+                       call->push_req.spec(), call->push_reply);
+          }
           options_.loop->Post([this, id, index, address, call, s] {
             OnReply(id, index, address, call, s);
             Untrack(&call->ctx);
@@ -148,9 +154,7 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
   State& state = actors_[id];
   auto it = state.calls.find(index);
   if (it == state.calls.end()) return;
-  if (s.ok()) {
-    ApplyReply(options_.objects, options_.self_address, it->second.spec,
-               call->push_reply);
+  if (s.ok()) {  // the reply is applied already
     ReleaseArgs(options_.objects, it->second.spec);
     state.calls.erase(it);
     Done(id);
@@ -167,9 +171,13 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
   state.next_seq = 0;  // the next incarnation counts from 0
   for (auto c = state.calls.begin(); c != state.calls.end();) {
     Pending& p = c->second;
+    ObjectId ret =
+        ObjectId::ForReturn(*TaskId::FromBinary(p.spec.task_id()), 1);
+    if (p.sent && options_.objects->TryGet(ret)) {
+      ++c;  // answered already; its reply is on the way to OnReply
+      continue;
+    }
     if (p.sent && p.retries_left-- <= 0) {
-      ObjectId ret =
-          ObjectId::ForReturn(*TaskId::FromBinary(p.spec.task_id()), 1);
       options_.objects->SetError(
           ret,
           MakeError(rpc::ErrorInfo::ACTOR_DIED,
