@@ -52,6 +52,9 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
     posix_spawn_file_actions_adddup2(&actions, options.lifeline_fd,
                                      kLifelineFd);
   }
+  if (options.control_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, options.control_fd, kControlFd);
+  }
   short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
   if (options.new_session) flags |= POSIX_SPAWN_SETSID;
   posix_spawnattr_setflags(&attr, flags);

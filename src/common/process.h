@@ -24,6 +24,7 @@
 namespace loom {
 
 inline constexpr int kLifelineFd = 3;
+inline constexpr int kControlFd = 4;  // a second channel (the fork server's)
 
 struct Lifeline {
   int parent_fd = -1;  // keep open while the child should live
@@ -37,6 +38,7 @@ struct SpawnOptions {
   std::string stdout_path;             // empty: inherit
   std::string stderr_path;             // empty: inherit
   int lifeline_fd = -1;                // becomes fd 3 in the child
+  int control_fd = -1;                 // becomes fd 4 in the child
   bool new_session = false;            // setsid: survives the terminal
 };
 absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);

@@ -1,9 +1,13 @@
 #include "src/raylet/worker_pool.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "absl/strings/str_cat.h"
 #include "src/common/process.h"
@@ -26,29 +30,107 @@ WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
 
 WorkerPool::~WorkerPool() { KillAll(); }
 
-void WorkerPool::Prestart() { StartWorkers(options_.prestart); }
+void WorkerPool::Prestart() {
+  StartZygote();
+  StartWorkers(options_.prestart);
+}
+
+std::vector<std::string> WorkerPool::WorkerArgs() const {
+  return {"--raylet-address", options_.raylet_address, "--host",
+          options_.host,      "--session-dir",         options_.session_dir,
+          "--gcs-address",    options_.gcs_address};
+}
+
+void WorkerPool::StartZygote() {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return;
+  auto lifeline = MakeLifeline();
+  if (!lifeline.ok()) {
+    close(fds[0]);
+    close(fds[1]);
+    return;
+  }
+  SpawnOptions spawn;
+  spawn.argv = {options_.worker_binary, "--zygote"};
+  for (auto& a : WorkerArgs()) spawn.argv.push_back(a);
+  if (!options_.session_dir.empty()) {
+    spawn.stderr_path = options_.session_dir + "/logs/workers.err";
+    spawn.stdout_path = options_.session_dir + "/logs/workers.out";
+  }
+  spawn.lifeline_fd = lifeline->child_fd;
+  spawn.control_fd = fds[1];
+  auto pid = Spawn(spawn);
+  close(lifeline->child_fd);
+  close(fds[1]);
+  if (!pid.ok()) {
+    spdlog::warn("no fork server ({}); spawning workers",
+                 pid.status().ToString());
+    close(lifeline->parent_fd);
+    close(fds[0]);
+    return;
+  }
+  zygote_pid_ = *pid;
+  zygote_fd_ = fds[0];
+  zygote_lifeline_ = lifeline->parent_fd;
+}
+
+void WorkerPool::StopZygote() {
+  if (zygote_pid_ < 0) return;
+  kill(zygote_pid_, SIGKILL);
+  waitpid(zygote_pid_, nullptr, 0);
+  close(zygote_fd_);
+  close(zygote_lifeline_);
+  zygote_pid_ = -1;
+  zygote_fd_ = zygote_lifeline_ = -1;
+}
+
+absl::StatusOr<pid_t> WorkerPool::ForkWorker(const WorkerId& id) {
+  std::string line = id.Hex() + "\n";
+  if (write(zygote_fd_, line.data(), line.size()) !=
+      static_cast<ssize_t>(line.size())) {
+    return absl::UnavailableError("fork server closed");
+  }
+  std::string reply;
+  while (reply.empty() || reply.back() != '\n') {
+    pollfd p{zygote_fd_, POLLIN, 0};
+    if (poll(&p, 1, 2000) <= 0) {
+      return absl::DeadlineExceededError("fork server silent");
+    }
+    char buf[32];
+    ssize_t n = read(zygote_fd_, buf, sizeof(buf));
+    if (n <= 0) return absl::UnavailableError("fork server closed");
+    reply.append(buf, n);
+  }
+  pid_t pid = std::atoi(reply.c_str());
+  if (pid <= 0) return absl::InternalError("fork failed");
+  return pid;
+}
 
 void WorkerPool::StartWorkers(int n) {
   for (int i = 0; i < n; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->id = WorkerId::FromRandom();
+    if (zygote_pid_ >= 0) {
+      auto pid = ForkWorker(w->id);
+      if (pid.ok()) {
+        w->pid = *pid;
+        w->started = options_.clock->Now();
+        if (started_total_) started_total_->Increment();
+        workers_[w->id] = std::move(w);
+        continue;
+      }
+      spdlog::warn("fork server failed ({}); spawning workers from now on",
+                   pid.status().ToString());
+      StopZygote();
+    }
     auto lifeline = MakeLifeline();
     if (!lifeline.ok()) {
       spdlog::error("worker lifeline: {}", lifeline.status().ToString());
       return;
     }
-    auto w = std::make_unique<Worker>();
-    w->id = WorkerId::FromRandom();
     SpawnOptions spawn;
-    spawn.argv = {options_.worker_binary,
-                  "--raylet-address",
-                  options_.raylet_address,
-                  "--host",
-                  options_.host,
-                  "--session-dir",
-                  options_.session_dir,
-                  "--worker-id",
-                  w->id.Hex(),
-                  "--gcs-address",
-                  options_.gcs_address};
+    spawn.argv = {options_.worker_binary, "--worker-id", w->id.Hex()};
+    for (auto& a : WorkerArgs()) spawn.argv.push_back(a);
     if (!options_.session_dir.empty()) {
       spawn.stderr_path = options_.session_dir + "/logs/workers.err";
       spawn.stdout_path = options_.session_dir + "/logs/workers.out";
@@ -130,8 +212,13 @@ std::vector<Worker> WorkerPool::ReapDead() {
   std::vector<Worker> dead;
   for (auto& [id, w] : workers_) {
     int status = 0;
-    if (waitpid(w->pid, &status, WNOHANG) == w->pid) {
+    pid_t r = waitpid(w->pid, &status, WNOHANG);
+    if (r == w->pid) {
       spdlog::info("worker pid {} exited (status {})", w->pid, status);
+      dead.push_back(*w);
+    } else if (r < 0 && errno == ECHILD && !ProcessAlive(w->pid)) {
+      // Forked by the fork server (its child, not ours): gone or a zombie.
+      spdlog::info("worker pid {} exited", w->pid);
       dead.push_back(*w);
     }
   }
@@ -183,10 +270,11 @@ void WorkerPool::KillJob(const JobId& job) {
 }
 
 void WorkerPool::KillAll() {
+  StopZygote();
   for (auto& [id, w] : workers_) kill(w->pid, SIGKILL);
   for (auto& [id, w] : workers_) {
-    waitpid(w->pid, nullptr, 0);
-    close(w->lifeline_fd);
+    waitpid(w->pid, nullptr, 0);  // forked ones are the fork server's
+    if (w->lifeline_fd >= 0) close(w->lifeline_fd);
   }
   workers_.clear();
   UpdateGauges();
@@ -195,7 +283,7 @@ void WorkerPool::KillAll() {
 void WorkerPool::Remove(const WorkerId& id) {
   auto it = workers_.find(id);
   if (it == workers_.end()) return;
-  close(it->second->lifeline_fd);
+  if (it->second->lifeline_fd >= 0) close(it->second->lifeline_fd);
   workers_.erase(it);
 }
 

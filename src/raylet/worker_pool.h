@@ -85,6 +85,16 @@ class WorkerPool {
  private:
   void UpdateGauges();
   void Remove(const WorkerId& id);
+  std::vector<std::string> WorkerArgs() const;
+  // The fork server (loom-worker --zygote): workers are forked from it, a
+  // millisecond each instead of a dozen for exec and dynamic linking. Without
+  // one (it failed), workers are spawned.
+  void StartZygote();
+  void StopZygote();
+  absl::StatusOr<pid_t> ForkWorker(const WorkerId& id);
+  pid_t zygote_pid_ = -1;
+  int zygote_fd_ = -1;        // control socket: worker id out, pid back
+  int zygote_lifeline_ = -1;  // its lifeline (and its workers')
 
   Options options_;
   absl::flat_hash_map<WorkerId, std::unique_ptr<Worker>> workers_;

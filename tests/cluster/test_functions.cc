@@ -4,6 +4,9 @@
 
 #include <chrono>
 #include <fstream>
+#include <cstdlib>
+#include <string>
+#include <iterator>
 #include <stdexcept>
 #include <thread>
 
@@ -22,7 +25,21 @@ int SleepMs(int ms) {
   return ms;
 }
 
-int ParentPid() { return getppid(); }
+// The raylet that started this worker: the parent, or the grandparent
+// when the parent is the raylet's fork server (loom-worker --zygote).
+int ParentPid() {
+  pid_t parent = getppid();
+  std::ifstream cmdline("/proc/" + std::to_string(parent) + "/cmdline");
+  std::string args((std::istreambuf_iterator<char>(cmdline)),
+                   std::istreambuf_iterator<char>());
+  if (args.find("--zygote") == std::string::npos) return parent;
+  std::ifstream stat("/proc/" + std::to_string(parent) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  // pid (comm) state ppid ...
+  size_t paren = line.rfind(')');
+  return std::atoi(line.c_str() + paren + 4);
+}
 int SelfPid() { return getpid(); }
 
 int RecordPidAndSleep(std::string path, int ms, int x) {
@@ -90,7 +107,7 @@ int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref,
 }
 
 int Counter::Pid() const { return getpid(); }
-int Counter::RayletPid() const { return getppid(); }
+int Counter::RayletPid() const { return ParentPid(); }
 int Counter::Sleep(int ms) { return SleepMs(ms); }
 Counter* MakeCounter(int start) { return new Counter(start); }
 int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {

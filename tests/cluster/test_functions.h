@@ -15,7 +15,7 @@ int Add(int a, int b);
 // Nested: each level submits the next and waits for it.
 int Nest(int depth);
 int SleepMs(int ms);
-// The worker's parent: the raylet that started it.
+// The raylet that started this worker (through its fork server or not).
 int ParentPid();
 int SelfPid();
 // Writes this worker's pid to `path` (appending a line), sleeps, returns x.
