@@ -29,6 +29,8 @@
 
 namespace loom {
 
+enum class ActorLifetime { kNonDetached, kDetached };
+
 template <typename T>
 class ActorHandle {
  public:
@@ -144,6 +146,9 @@ class ActorCreator {
   ActorCreator& SetDetached(bool detached = true) {
     options_.detached = detached;
     return *this;
+  }
+  ActorCreator& SetLifetime(ActorLifetime lifetime) {
+    return SetDetached(lifetime == ActorLifetime::kDetached);
   }
   // Calls run on a pool of this many threads (default 1: one at a time).
   ActorCreator& SetMaxConcurrency(int n) {

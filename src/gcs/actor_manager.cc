@@ -60,8 +60,12 @@ struct Call {
   Reply reply;
 };
 
-ActorManager::ActorManager(EventLoop* loop, NodeTable* nodes)
-    : loop_(loop), nodes_(nodes), rpc_(std::make_unique<Rpc>()) {}
+ActorManager::ActorManager(EventLoop* loop, NodeTable* nodes,
+                           Publisher* publisher)
+    : loop_(loop),
+      nodes_(nodes),
+      publisher_(publisher),
+      rpc_(std::make_unique<Rpc>()) {}
 
 ActorManager::~ActorManager() = default;
 
@@ -113,6 +117,7 @@ void ActorManager::HandleRegisterActor(const rpc::RegisterActorRequest& req,
   info.set_detached(req.detached());
   info.set_job_id(req.creation().job_id());
   *reply->mutable_actor() = info;
+  publisher_->Publish(rpc::Event::ACTOR_STATE, id->Binary(), "PENDING");
   actors_[*id] = std::move(actor);
   spdlog::info("actor {} ({}) registered", id->Hex(), req.class_name());
   Schedule(*id);
@@ -295,6 +300,7 @@ void ActorManager::Died(const ActorId& id, int64_t attempt,
   if (max == -1 || a.info.num_restarts() < max) {
     a.info.set_num_restarts(a.info.num_restarts() + 1);
     a.info.set_state(rpc::ActorInfo::RESTARTING);
+    Answer(a);  // published; no caller waits on RESTARTING
     spdlog::info("actor {} restarting ({}): {}", id.Hex(),
                  a.info.num_restarts(), cause);
     return Schedule(id);
@@ -329,10 +335,18 @@ void ActorManager::MarkDead(Actor& a, const std::string& cause) {
 }
 
 void ActorManager::Answer(Actor& a) {
+  // Every state change ends here: published for subscribers, and, once
+  // ALIVE or DEAD, answered to the callers waiting in GetActor.
+  std::string detail = rpc::ActorInfo::State_Name(a.info.state());
+  if (a.info.state() == rpc::ActorInfo::DEAD) {
+    detail += ": " + a.info.death_cause();
+  }
+  publisher_->Publish(rpc::Event::ACTOR_STATE, a.info.actor_id(), detail);
   if (a.info.state() != rpc::ActorInfo::ALIVE) {
     for (auto& done : a.kills) done(absl::OkStatus());
     a.kills.clear();
   }
+  if (a.info.state() == rpc::ActorInfo::RESTARTING) return;
   for (auto& [reply, done] : a.waiters) {
     *reply->mutable_actor() = a.info;
     done(absl::OkStatus());

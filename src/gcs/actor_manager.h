@@ -25,6 +25,7 @@
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 #include "src/gcs/node_table.h"
+#include "src/gcs/pubsub.h"
 
 namespace loom::gcs {
 
@@ -33,7 +34,7 @@ using Done = std::function<void(absl::Status)>;
 // Not thread-safe: runs on the GCS loop.
 class ActorManager {
  public:
-  ActorManager(EventLoop* loop, NodeTable* nodes);
+  ActorManager(EventLoop* loop, NodeTable* nodes, Publisher* publisher);
   ~ActorManager();
 
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
@@ -63,6 +64,7 @@ class ActorManager {
 
   EventLoop* loop_;
   NodeTable* nodes_;
+  Publisher* publisher_;
   std::unique_ptr<Rpc> rpc_;
   absl::flat_hash_map<ActorId, std::unique_ptr<Actor>> actors_;
   absl::flat_hash_map<std::string, ActorId> names_;  // ns + '\0' + name

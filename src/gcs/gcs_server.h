@@ -99,7 +99,7 @@ class GcsServer {
   InMemoryStoreClient store_;
   Publisher publisher_;
   NodeTable nodes_;
-  ActorManager actors_{&loop_, &nodes_};
+  ActorManager actors_{&loop_, &nodes_, &publisher_};
   uint32_t next_job_ = 1;
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;

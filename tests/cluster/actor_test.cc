@@ -161,5 +161,27 @@ TEST_F(PrivateClusterTest, LoomListShowsActorsAndNodes) {
   EXPECT_NE(bad.exit_code, 0);
 }
 
+TEST(ActorGpus, EachActorSeesOnlyTheGpusItHolds) {
+  TempRoot root;
+  InitOptions options;
+  options.session_root = root.path();
+  options.num_cpus = 2;
+  options.num_gpus = 2;
+  options.code_search_path = {TestLib()};
+  loom::Init(options);
+  auto a = Actor(MakeCounter).SetResource("GPU", 1).Remote(0);
+  auto b = Actor(MakeCounter)
+               .SetResource("GPU", 1)
+               .SetLifetime(ActorLifetime::kDetached)
+               .Remote(0);
+  std::string ga = *Get(a.Task(&Counter::Gpus).Remote(), 30000);
+  std::string gb = *Get(b.Task(&Counter::Gpus).Remote(), 30000);
+  EXPECT_TRUE(ga == "0|0" || ga == "1|1") << ga;
+  EXPECT_TRUE(gb == "0|0" || gb == "1|1") << gb;
+  EXPECT_NE(ga, gb);
+  Kill(b);
+  loom::Shutdown();
+}
+
 }  // namespace
 }  // namespace loom::test

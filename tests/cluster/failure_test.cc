@@ -218,6 +218,30 @@ TEST(DriverDeath, ADeadDriversActorsStopButDetachedOnesStay) {
       WaitUntil([&] { return kill(owned, 0) != 0; }, absl::Seconds(10)));
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(kill(detached, 0), 0) << "the detached actor was stopped too";
+  // A second driver finds the detached actor by name and calls it.
+  InitOptions options;
+  options.address = h->gcs_address;
+  options.session_root = root.path();
+  options.code_search_path = {TestLib()};
+  loom::Init(options);
+  auto keeper = GetActor<Counter>("keeper");
+  EXPECT_EQ(*Get(keeper.Task(&Counter::Get).Remote(), 30000), 2);
+  loom::Shutdown();
+  // The head published each actor's states.
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(h->gcs_address));
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 5000);
+  rpc::PollEventsRequest poll;
+  rpc::PollEventsReply events;
+  ASSERT_TRUE(stub->PollEvents(&ctx, poll, &events).ok());
+  int alive = 0, dead = 0;
+  for (const auto& e : events.events()) {
+    if (e.kind() != rpc::Event::ACTOR_STATE) continue;
+    alive += e.detail() == "ALIVE";
+    dead += e.detail().rfind("DEAD", 0) == 0;
+  }
+  EXPECT_EQ(alive, 2);
+  EXPECT_EQ(dead, 1);  // the driver's own actor
   StopCluster(*h);
 }
 

@@ -3,11 +3,11 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <cstdlib>
-#include <string>
+#include <fstream>
 #include <iterator>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "loom/loom.h"
@@ -108,6 +108,14 @@ int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref,
 
 int Counter::Pid() const { return getpid(); }
 int Counter::RayletPid() const { return ParentPid(); }
+std::string Counter::Gpus() const {
+  std::string ids;
+  for (int g : loom::GetGpuIds()) {
+    ids += (ids.empty() ? "" : ",") + std::to_string(g);
+  }
+  const char* env = std::getenv("CUDA_VISIBLE_DEVICES");
+  return ids + "|" + (env ? env : "");
+}
 int Counter::Sleep(int ms) { return SleepMs(ms); }
 Counter* MakeCounter(int start) { return new Counter(start); }
 int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
@@ -115,7 +123,7 @@ int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
 }
 LOOM_REMOTE(MakeCounter, AddThroughHandle, &Counter::Add, &Counter::Get,
             &Counter::Pid, &Counter::Append, &Counter::InOrder, &Counter::Sleep,
-            &Counter::RayletPid);
+            &Counter::RayletPid, &Counter::Gpus);
 
 LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
             HoldBuffer);

@@ -53,6 +53,8 @@ class Counter {
   int Get() const { return value_; }
   int Pid() const;
   int RayletPid() const;  // the raylet that started this worker
+  // loom::GetGpuIds() and $CUDA_VISIBLE_DEVICES, as "ids|env".
+  std::string Gpus() const;
   // Records x; calls made with 0, 1, 2, ... arrive in order when each x is
   // the count so far.
   int Append(int x) {
