@@ -167,6 +167,44 @@ TEST_F(BadInputTest, GcsRefusesBadRequests) {
   EXPECT_FALSE(Invoke([&](auto* c) {
                  return gcs_->PollEvents(c, poll, &poll_reply);
                }).ok());
+  // Actors: bad ids, no factory, bad options, unknown actors.
+  rpc::RegisterActorRequest ra;
+  rpc::RegisterActorReply ra_reply;
+  for (const std::string& id : {std::string(), kHuge}) {
+    ra.mutable_creation()->set_actor_id(id);
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return gcs_->RegisterActor(c, ra, &ra_reply);
+                 }).ok());
+  }
+  ra.mutable_creation()->set_actor_id(ActorId::FromRandom().Binary());
+  ra.mutable_creation()->set_job_id(JobId::FromInt(1).Binary());
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return gcs_->RegisterActor(c, ra, &ra_reply);
+               }).ok());  // no factory named
+  ra.mutable_creation()->set_function_name("MakeCounter");
+  ra.set_max_restarts(-7);
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return gcs_->RegisterActor(c, ra, &ra_reply);
+               }).ok());
+  ra.set_max_restarts(0);
+  (*ra.mutable_creation()->mutable_resources()->mutable_quantities())["CPU"] =
+      std::nan("");
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return gcs_->RegisterActor(c, ra, &ra_reply);
+               }).ok());
+  rpc::GetActorRequest ga;
+  rpc::GetActorReply ga_reply;
+  ga.set_actor_id(kHuge);
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->GetActor(c, ga, &ga_reply); }).ok());
+  ga.set_actor_id(ActorId::FromRandom().Binary());
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->GetActor(c, ga, &ga_reply); }).ok());
+  rpc::KillActorRequest ka;
+  rpc::KillActorReply ka_reply;
+  ka.set_actor_id("x");
+  EXPECT_FALSE(
+      Invoke([&](auto* c) { return gcs_->KillActor(c, ka, &ka_reply); }).ok());
   ExpectStillServing();
 }
 
@@ -332,6 +370,39 @@ TEST_F(BadInputTest, WorkerRefusesBadRequests) {
   EXPECT_FALSE(Invoke([&](auto* c) {
                  return worker->AssignJob(c, assign, &assign_reply);
                }).ok());
+  // Borrowing: bad ids are refused; an unknown object is an error value.
+  rpc::UpdateBorrowsRequest borrows;
+  borrows.add_add(kHuge);
+  rpc::UpdateBorrowsReply borrows_reply;
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return worker->UpdateBorrows(c, borrows, &borrows_reply);
+               }).ok());
+  borrows.Clear();
+  borrows.add_add(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
+  borrows.add_remove(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
+  ASSERT_TRUE(Invoke([&](auto* c) {
+                return worker->UpdateBorrows(c, borrows, &borrows_reply);
+              }).ok());
+  EXPECT_EQ(borrows_reply.unknown_size(), 1);
+  rpc::GetObjectRequest get_object;
+  rpc::GetObjectReply get_object_reply;
+  get_object.set_object_id("short");
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return worker->GetObject(c, get_object, &get_object_reply);
+               }).ok());
+  get_object.set_object_id(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
+  ASSERT_TRUE(Invoke([&](auto* c) {
+                return worker->GetObject(c, get_object, &get_object_reply);
+              }).ok());
+  EXPECT_FALSE(get_object_reply.ok());
+  // An actor call to a worker that serves no actor.
+  rpc::PushTaskRequest stray;
+  stray.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
+  stray.mutable_spec()->set_function_name("Counter::Get");
+  stray.mutable_spec()->set_actor_id(ActorId::FromRandom().Binary());
+  ASSERT_TRUE(
+      Invoke([&](auto* c) { return worker->PushTask(c, stray, &reply); }).ok());
+  EXPECT_FALSE(reply.ok());
   // The worker still runs real work.
   rpc::PushTaskRequest good;
   good.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
