@@ -23,12 +23,24 @@ std::string Demangle(const std::string& name) {
 
 }  // namespace
 
-absl::StatusOr<std::pair<ActorId, std::optional<ObjectId>>>
-CoreWorker::CreateActor(const std::string& factory,
-                        const std::string& class_name,
-                        std::vector<internal::Arg> args,
-                        const internal::ActorOptions& options,
-                        const std::vector<ObjectId>& contained) {
+namespace {
+
+CoreWorker::ActorRef RefOf(const rpc::ActorInfo& info, const ActorId& id,
+                           const std::string& self) {
+  CoreWorker::ActorRef out{id, std::nullopt, ""};
+  if (auto h = ObjectId::FromBinary(info.handle_object()); h.ok()) {
+    out.handle = *h;
+    out.owner = info.owner() == self ? "" : info.owner();
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
+    const std::string& factory, const std::string& class_name,
+    std::vector<internal::Arg> args, const internal::ActorOptions& options,
+    const std::vector<ObjectId>& contained) {
   if (shut_down_) return absl::FailedPreconditionError("Loom is shut down");
   if (submitter_ == nullptr) {
     return absl::FailedPreconditionError("this worker has no job yet");
@@ -88,23 +100,42 @@ CoreWorker::CreateActor(const std::string& factory,
   req.set_detached(options.detached);
   req.set_get_if_exists(options.get_if_exists);
   for (const auto& p : options_.code_search_path) req.add_code_search_path(p);
+  std::optional<ObjectId> handle;
+  if (!options.detached) {
+    // Its references are the actor's handles; freed, it stops the actor.
+    handle = NextPutId();
+    objects_.AddPending(*handle);
+    objects_.SetValue(*handle, actor.Binary());
+    req.set_handle_object(handle->Binary());
+    req.set_owner(address_);
+  }
   auto info = raylet_->RegisterActor(req);
-  if (!info.ok()) return info.status();
+  auto drop = [&] {  // the handle object is not needed: free it
+    if (!handle) return;
+    objects_.AddRef(*handle);
+    objects_.RemoveRef(*handle);
+  };
+  if (!info.ok()) {
+    drop();
+    return info.status();
+  }
   auto id = ParseId<ActorId>(info->actor_id(), "actor_id");
-  if (!id.ok()) return id.status();
+  if (!id.ok()) {
+    drop();
+    return id.status();
+  }
   if (actor_submitter_) {
     actor_submitter_->SetLimit(*id, info->max_pending_calls());
   }
-  std::optional<ObjectId> handle;
-  if (options.name.empty() && !options.detached) {
-    // Its references are the handles; freed, it stops the actor.
-    handle = NextPutId();
-    objects_.AddPending(*handle);
-    objects_.SetValue(*handle, id->Binary());
+  if (*id != actor) {  // get-if-exists found another: hold that one's
+    drop();
+    return RefOf(*info, *id, address_);
+  }
+  if (handle) {
     absl::MutexLock lock(&handles_mu_);
     handles_[*handle] = *id;
   }
-  return std::make_pair(*id, handle);
+  return ActorRef{*id, handle, ""};
 }
 
 absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(
@@ -142,8 +173,8 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(
   return ret;
 }
 
-absl::StatusOr<ActorId> CoreWorker::GetNamedActor(const std::string& name,
-                                                  const std::string& ns) {
+absl::StatusOr<CoreWorker::ActorRef> CoreWorker::GetNamedActor(
+    const std::string& name, const std::string& ns) {
   rpc::GetActorRequest req;
   req.set_name(name);
   req.set_ns(ns);
@@ -153,7 +184,9 @@ absl::StatusOr<ActorId> CoreWorker::GetNamedActor(const std::string& name,
     return absl::NotFoundError(absl::StrCat(
         "the actor named '", name, "' is dead: ", info->death_cause()));
   }
-  return ParseId<ActorId>(info->actor_id(), "actor_id");
+  auto id = ParseId<ActorId>(info->actor_id(), "actor_id");
+  if (!id.ok()) return id.status();
+  return RefOf(*info, *id, address_);
 }
 
 absl::Status CoreWorker::KillActor(const ActorId& actor, bool no_restart) {

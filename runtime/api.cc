@@ -272,9 +272,8 @@ CreatedActor CreateActor(const std::string& factory,
     for (const auto& c : contained) RemoveLocalRef(c);
     Throw(id.status());
   }
-  CreatedActor out{id->first.Binary(), ""};
-  if (id->second) out.handle_object = id->second->Binary();
-  return out;
+  return CreatedActor{id->actor.Binary(),
+                      id->handle ? id->handle->Binary() : "", id->owner};
 }
 
 std::string SubmitActorTask(const std::string& actor_id,
@@ -294,10 +293,11 @@ std::string SubmitActorTask(const std::string& actor_id,
   return id->Binary();
 }
 
-std::string GetNamedActor(const std::string& name, const std::string& ns) {
+CreatedActor GetNamedActor(const std::string& name, const std::string& ns) {
   auto id = Current()->GetNamedActor(name, ns);
   if (!id.ok()) Throw(id.status());
-  return id->Binary();
+  return CreatedActor{id->actor.Binary(),
+                      id->handle ? id->handle->Binary() : "", id->owner};
 }
 
 void KillActor(const std::string& actor_id, bool no_restart) {

@@ -78,17 +78,23 @@ class CoreWorker {
 
   // Actors: registered with the head, which creates them; calls go
   // straight to the actor.
-  // The actor, and the object whose references count its handles (none
-  // for named and detached actors, which are not stopped for that).
-  absl::StatusOr<std::pair<ActorId, std::optional<ObjectId>>> CreateActor(
-      const std::string& factory, const std::string& class_name,
-      std::vector<internal::Arg> args, const internal::ActorOptions& options,
-      const std::vector<ObjectId>& contained);
+  // An actor and the object whose references count its handles (none for
+  // detached actors), owned here or at `owner`.
+  struct ActorRef {
+    ActorId actor;
+    std::optional<ObjectId> handle;
+    std::string owner;  // empty: this process
+  };
+  absl::StatusOr<ActorRef> CreateActor(const std::string& factory,
+                                       const std::string& class_name,
+                                       std::vector<internal::Arg> args,
+                                       const internal::ActorOptions& options,
+                                       const std::vector<ObjectId>& contained);
   absl::StatusOr<ObjectId> SubmitActorTask(
       const ActorId& actor, const std::string& method,
       std::vector<internal::Arg> args, const std::vector<ObjectId>& contained);
-  absl::StatusOr<ActorId> GetNamedActor(const std::string& name,
-                                        const std::string& ns);
+  absl::StatusOr<ActorRef> GetNamedActor(const std::string& name,
+                                         const std::string& ns);
   absl::Status KillActor(const ActorId& actor, bool no_restart);
   // nullopt on timeout (timeout_ms < 0: none).
   std::optional<std::vector<ObjectResult>> Get(const std::vector<ObjectId>& ids,

@@ -36,9 +36,17 @@ class ActorHandle {
  public:
   ActorHandle() = default;
   explicit ActorHandle(std::string id) : id_(std::move(id)) {}
-  // `life`: a ref to the object whose references count the handles.
-  ActorHandle(std::string id, ObjectRef<std::string> life)
-      : id_(std::move(id)), life_(std::move(life)) {}
+  // From CreateActor or GetNamedActor: holds a reference to the object
+  // whose references count the handles (borrowed when another process
+  // created the actor).
+  explicit ActorHandle(internal::CreatedActor created)
+      : id_(std::move(created.actor_id)) {
+    if (created.handle_object.empty()) return;
+    if (!created.owner.empty()) {
+      internal::BorrowRef(created.handle_object, created.owner);
+    }
+    life_ = ObjectRef<std::string>(std::move(created.handle_object));
+  }
 
   // A call of one of T's registered methods.
   template <typename M>
@@ -174,14 +182,8 @@ class ActorCreator {
     internal::RefCollector refs;
     std::vector<internal::Arg> packed = {
         internal::PackArg<Params>(std::forward<Args>(args))...};
-    internal::CreatedActor created = internal::CreateActor(
-        factory_, typeid(T).name(), std::move(packed), options_, refs.Take());
-    if (created.handle_object.empty()) {
-      return ActorHandle<T>(std::move(created.actor_id));
-    }
-    return ActorHandle<T>(
-        std::move(created.actor_id),
-        ObjectRef<std::string>(std::move(created.handle_object)));
+    return ActorHandle<T>(internal::CreateActor(
+        factory_, typeid(T).name(), std::move(packed), options_, refs.Take()));
   }
 
  private:
@@ -201,9 +203,9 @@ ActorHandle<T> GetActor(const std::string& name, const std::string& ns = "") {
 }
 
 // Stops the actor's process. Unless no_restart is false, it is not
-// restarted; calls not yet run fail with ActorDiedError. (An unnamed actor
-// that is not detached also stops when its last handle anywhere is gone;
-// named actors live until killed or their job ends.)
+// restarted; calls not yet run fail with ActorDiedError. (An actor that is
+// not detached also stops when its last handle anywhere is gone, and when
+// its creator's job ends.)
 template <typename T>
 void Kill(const ActorHandle<T>& handle, bool no_restart = true) {
   internal::KillActor(handle.Binary(), no_restart);

@@ -114,6 +114,8 @@ void ActorManager::HandleRegisterActor(const rpc::RegisterActorRequest& req,
   info.set_max_restarts(req.max_restarts());
   info.set_max_task_retries(req.max_task_retries());
   info.set_max_pending_calls(req.max_pending_calls());
+  info.set_handle_object(req.handle_object());
+  info.set_owner(req.owner());
   info.set_detached(req.detached());
   info.set_job_id(req.creation().job_id());
   *reply->mutable_actor() = info;

@@ -76,6 +76,9 @@ TEST_F(PrivateClusterTest, AHandlePassedToATaskReachesTheActor) {
   auto counter = Actor(MakeCounter).Remote(100);
   EXPECT_EQ(*Get(Task(AddThroughHandle).Remote(counter, 1), 30000), 101);
   EXPECT_EQ(*Get(counter.Task(&Counter::Get).Remote(), 30000), 101);
+  // And to another actor, which calls it.
+  auto caller = Actor(MakeCounter).Remote(0);
+  EXPECT_EQ(*Get(caller.Task(&Counter::AddTo).Remote(counter, 2), 30000), 103);
 }
 
 TEST_F(PrivateClusterTest, ManyActorsFitOnATwoCpuNode) {
@@ -127,14 +130,23 @@ TEST_F(PrivateClusterTest, DroppingEveryHandleStopsTheActor) {
   }
   EXPECT_TRUE(WaitUntil([&] { return kill(pid, 0) != 0; }, absl::Seconds(5)))
       << "actor process " << pid << " still runs";
-  // A named actor is not collected: it lives until killed or its job ends.
+  // A named actor too: a handle found by name counts like the others.
   auto named = Actor(MakeCounter).SetName("kept").Remote(3);
   int named_pid = *Get(named.Task(&Counter::Pid).Remote(), 30000);
+  auto found = GetActor<Counter>("kept");
   named = ActorHandle<Counter>();
   absl::SleepFor(absl::Milliseconds(500));
   EXPECT_EQ(kill(named_pid, 0), 0);
-  EXPECT_EQ(*Get(GetActor<Counter>("kept").Task(&Counter::Get).Remote(), 30000),
-            3);
+  EXPECT_EQ(*Get(found.Task(&Counter::Get).Remote(), 30000), 3);
+  found = ActorHandle<Counter>();
+  EXPECT_TRUE(
+      WaitUntil([&] { return kill(named_pid, 0) != 0; }, absl::Seconds(5)));
+  // Detached: no handle holds it; it lives until killed.
+  auto detached = Actor(MakeCounter).SetDetached().Remote(4);
+  int detached_pid = *Get(detached.Task(&Counter::Pid).Remote(), 30000);
+  detached = ActorHandle<Counter>();
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(kill(detached_pid, 0), 0);
 }
 
 TEST_F(PrivateClusterTest, LoomListShowsActorsAndNodes) {

@@ -108,6 +108,9 @@ int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref,
 
 int Counter::Pid() const { return getpid(); }
 int Counter::RayletPid() const { return ParentPid(); }
+int Counter::AddTo(loom::ActorHandle<Counter> other, int x) {
+  return *loom::Get(other.Task(&Counter::Add).Remote(x));
+}
 std::string Counter::Gpus() const {
   std::string ids;
   for (int g : loom::GetGpuIds()) {
@@ -123,7 +126,7 @@ int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
 }
 LOOM_REMOTE(MakeCounter, AddThroughHandle, &Counter::Add, &Counter::Get,
             &Counter::Pid, &Counter::Append, &Counter::InOrder, &Counter::Sleep,
-            &Counter::RayletPid, &Counter::Gpus);
+            &Counter::RayletPid, &Counter::Gpus, &Counter::AddTo);
 
 LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
             HoldBuffer);

@@ -53,6 +53,8 @@ class Counter {
   int Get() const { return value_; }
   int Pid() const;
   int RayletPid() const;  // the raylet that started this worker
+  // Calls another actor, whose handle it was passed.
+  int AddTo(loom::ActorHandle<Counter> other, int x);
   // loom::GetGpuIds() and $CUDA_VISIBLE_DEVICES, as "ids|env".
   std::string Gpus() const;
   // Records x; calls made with 0, 1, 2, ... arrive in order when each x is

@@ -102,11 +102,11 @@ bool FindFunction(const std::string& name, const void** fn, Invoker* invoker);
 // Actor methods, registered by LOOM_REMOTE(&Class::Method) under
 // "Class::Method". `method` points at the member pointer; `self` is the
 // actor's instance.
-using MethodInvoker = std::string (*)(const void* method, void* self,
-                                      const std::vector<std::string_view>& args);
+using MethodInvoker = std::string (*)(
+    const void* method, void* self, const std::vector<std::string_view>& args);
 // `key` is the member pointer's bytes, `cls` the class's typeid name.
-void RegisterMethod(const std::string& name, const char* cls,
-                    std::string key, const void* method, MethodInvoker invoker);
+void RegisterMethod(const std::string& name, const char* cls, std::string key,
+                    const void* method, MethodInvoker invoker);
 const std::string* MethodName(const char* cls, const std::string& key);
 bool FindMethod(const std::string& name, const void** method,
                 MethodInvoker* invoker);
@@ -131,7 +131,8 @@ struct ActorOptions {
 // last one anywhere is gone, the actor stops.
 struct CreatedActor {
   std::string actor_id;
-  std::string handle_object;
+  std::string handle_object;  // empty: detached
+  std::string owner;          // of handle_object; empty: this process
 };
 CreatedActor CreateActor(const std::string& factory,
                          const std::string& class_name, std::vector<Arg> args,
@@ -141,7 +142,7 @@ std::string SubmitActorTask(const std::string& actor_id,
                             const std::string& method, std::vector<Arg> args,
                             std::vector<std::string> contained);
 // Throws loom::Error when no actor has that name in that namespace.
-std::string GetNamedActor(const std::string& name, const std::string& ns);
+CreatedActor GetNamedActor(const std::string& name, const std::string& ns);
 void KillActor(const std::string& actor_id, bool no_restart);
 
 }  // namespace loom::internal
