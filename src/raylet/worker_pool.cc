@@ -90,6 +90,7 @@ absl::StatusOr<pid_t> WorkerPool::ForkWorker(const WorkerId& id) {
       static_cast<ssize_t>(line.size())) {
     return absl::UnavailableError("fork server closed");
   }
+  absl::Time start = absl::Now();
   std::string reply;
   while (reply.empty() || reply.back() != '\n') {
     pollfd p{zygote_fd_, POLLIN, 0};
@@ -100,6 +101,10 @@ absl::StatusOr<pid_t> WorkerPool::ForkWorker(const WorkerId& id) {
     ssize_t n = read(zygote_fd_, buf, sizeof(buf));
     if (n <= 0) return absl::UnavailableError("fork server closed");
     reply.append(buf, n);
+  }
+  if (absl::Now() - start > absl::Milliseconds(100)) {
+    spdlog::warn("fork server took {} to fork a worker",
+                 absl::FormatDuration(absl::Now() - start));
   }
   pid_t pid = std::atoi(reply.c_str());
   if (pid <= 0) return absl::InternalError("fork failed");
