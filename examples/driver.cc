@@ -51,6 +51,13 @@ int main(int argc, char** argv) {
             << tensor->shape()[1]
             << " read in place from shared memory, w[0] = "
             << reinterpret_cast<const float*>(tensor->data())[0] << "\n";
+  // An actor keeps state between calls, which run in order.
+  auto mean = loom::Actor(MakeRunningMean).Remote();
+  std::vector<loom::ObjectRef<double>> means;
+  for (double x : {2.0, 4.0, 9.0}) {
+    means.push_back(mean.Task(&RunningMean::Add).Remote(x));
+  }
+  std::cout << "running mean of 2, 4, 9 = " << *loom::Get(means.back()) << "\n";
   loom::Shutdown();
   return total == 328350 ? 0 : 1;
 }

@@ -1,5 +1,7 @@
 // Remote functions for the examples: built into libloom_examples.so, which
 // drivers name in InitOptions::code_search_path so that workers load it.
+#include "examples/example_tasks.h"
+
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,4 +26,6 @@ std::vector<double> Normalize(std::vector<double> xs) {
   return xs;
 }
 
-LOOM_REMOTE(Square, Add, SumTo, Normalize);
+RunningMean* MakeRunningMean() { return new RunningMean; }
+
+LOOM_REMOTE(Square, Add, SumTo, Normalize, MakeRunningMean, &RunningMean::Add);
