@@ -115,12 +115,19 @@ void ActorSubmitter::Pump(const ActorId& id) {
     state.stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(state.address));
   }
   // Numbers go in submission order; a call whose arguments are not ready
-  // yet holds the ones after it back at the actor, not here.
-  for (auto& [index, p] : state.calls) {
+  // yet holds the ones after it back at the actor, not here. The scan
+  // starts past the prefix already numbered and sent.
+  bool prefix = true;
+  for (auto it = state.calls.lower_bound(state.scan_from);
+       it != state.calls.end(); ++it) {
+    uint64_t index = it->first;
+    Pending& p = it->second;
     if (p.seq < 0) {
       p.seq = state.next_seq++;
       p.spec.set_seq(p.seq);
     }
+    if (!p.ready) prefix = false;
+    if (prefix) state.scan_from = index + 1;
     if (!p.ready || p.sent) continue;
     p.sent = true;
     auto* call = new Call;
@@ -169,6 +176,7 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
   state.address.clear();
   state.stub.reset();
   state.next_seq = 0;  // the next incarnation counts from 0
+  state.scan_from = 0;
   for (auto c = state.calls.begin(); c != state.calls.end();) {
     Pending& p = c->second;
     ObjectId ret =

@@ -73,6 +73,7 @@ class ActorSubmitter {
     rpc::ErrorInfo death;
     uint64_t next_index = 0;
     int64_t next_seq = 0;               // in the current incarnation
+    uint64_t scan_from = 0;             // calls before it are numbered and sent
     std::map<uint64_t, Pending> calls;  // by submission order, not done
     std::unique_ptr<rpc::CoreWorker::Stub> stub;
   };
