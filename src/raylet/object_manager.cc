@@ -79,6 +79,7 @@ absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
   for (size_t i = 0; i < candidates.size(); ++i) {
     const NodeId& node = candidates[i];
     auto address = options_.address_of(node);
+    if (!address) address = AddressFromHead(node);  // our view may lag
     absl::Status s =
         address ? Transfer(id, *address)
                 : absl::UnavailableError("not alive in the cluster view");
@@ -101,6 +102,24 @@ absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
   return absl::UnavailableError(
       absl::StrCat("object ", id.Hex(), " could not be pulled from any of ",
                    candidates.size(), " locations (", tried, ")"));
+}
+
+std::optional<std::string> ObjectManager::AddressFromHead(const NodeId& node) {
+  if (!gcs_) return std::nullopt;
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 2000);
+  rpc::GetClusterStatusReply reply;
+  if (!gcs_->stub
+           ->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &reply)
+           .ok()) {
+    return std::nullopt;
+  }
+  for (const auto& n : reply.nodes()) {
+    if (n.alive() && n.node_id() == node.Binary()) {
+      return absl::StrCat(n.host(), ":", n.raylet_port());
+    }
+  }
+  return std::nullopt;
 }
 
 std::vector<NodeId> ObjectManager::Locations(const ObjectId& id) {
