@@ -60,14 +60,17 @@ void ObjectTable::Freed(const ObjectId& id, Entry e) {
   if (e.owner.empty()) {
     if (e.result.store_node && on_free_) on_free_(id, *e.result.store_node);
     if (on_owned_free_) on_owned_free_(id);
-  } else if (e.registrations > 0 && on_release_) {
-    on_release_(id, e.owner, e.registrations);
+  } else {
+    --borrowed_;
+    if (e.registrations > 0 && on_release_) {
+      on_release_(id, e.owner, e.registrations);
+    }
   }
   for (const ObjectId& inner : e.contained) RemoveRef(inner);
 }
 
 void ObjectTable::Fetch(const std::vector<ObjectId>& ids) {
-  if (!on_fetch_) return;
+  if (!on_fetch_ || borrowed_.load(std::memory_order_relaxed) == 0) return;
   std::vector<std::pair<ObjectId, std::string>> ask;
   {
     absl::MutexLock lock(&mu_);
@@ -86,7 +89,10 @@ void ObjectTable::Fetch(const std::vector<ObjectId>& ids) {
 bool ObjectTable::AddBorrowed(const ObjectId& id, const std::string& owner) {
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = entries_.try_emplace(id);
-  if (inserted) it->second.owner = owner;
+  if (inserted) {
+    it->second.owner = owner;
+    ++borrowed_;
+  }
   return inserted;
 }
 
@@ -100,7 +106,10 @@ void ObjectTable::AddBorrowedUnit(const ObjectId& id,
                                   const std::string& owner) {
   absl::MutexLock lock(&mu_);
   Entry& e = entries_[id];
-  if (e.owner.empty()) e.owner = owner;
+  if (e.owner.empty()) {
+    e.owner = owner;
+    ++borrowed_;
+  }
   e.registrations++;
   e.refs++;
 }

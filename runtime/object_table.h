@@ -16,6 +16,7 @@
 #ifndef LOOM_RUNTIME_OBJECT_TABLE_H_
 #define LOOM_RUNTIME_OBJECT_TABLE_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -118,6 +119,9 @@ class ObjectTable {
 
   std::function<void(const ObjectId&, const NodeId&)> on_free_;
   std::function<void(const ObjectId&, const std::string&)> on_fetch_;
+  // Borrowed entries in the table: Get and Wait skip the fetch pass when
+  // there are none (the common case).
+  std::atomic<int64_t> borrowed_{0};
   std::function<void(const ObjectId&)> on_owned_free_;
   std::function<void(const ObjectId&, const std::string&, int64_t)> on_release_;
   mutable absl::Mutex mu_;

@@ -102,6 +102,18 @@ TEST(NodeDeath, HeadSeesAKilledRayletAsDeadWithinItsTimeout) {
   StopCluster(*h);
 }
 
+// Kills the cluster's head (kill -9) and starts an empty one on its port;
+// returns the new head's pid.
+absl::StatusOr<pid_t> RestartHead(const ClusterHandle& cluster) {
+  std::string port =
+      cluster.gcs_address.substr(cluster.gcs_address.rfind(':') + 1);
+  kill(cluster.pids.front(), SIGKILL);
+  WaitForExit(cluster.pids.front(), absl::Seconds(5));
+  SpawnOptions opts;
+  opts.argv = {BinDir() + "/loom-gcs", "--port", port};
+  return Spawn(opts);
+}
+
 TEST(NodeDeath, RayletReRegistersAfterTheHeadRestarts) {
   TempRoot root;
   ClusterOptions head;
@@ -109,13 +121,8 @@ TEST(NodeDeath, RayletReRegistersAfterTheHeadRestarts) {
   head.num_cpus = 1;
   auto h = StartCluster(head);
   ASSERT_TRUE(h.ok()) << h.status();
-  std::string port = h->gcs_address.substr(h->gcs_address.rfind(':') + 1);
-  kill(h->pids.front(), SIGKILL);
-  WaitForExit(h->pids.front(), absl::Seconds(5));
-  SpawnOptions opts;
-  opts.argv = {BinDir() + "/loom-gcs", "--port", port};
-  auto gcs = Spawn(opts);
-  ASSERT_TRUE(gcs.ok());
+  auto gcs = RestartHead(*h);
+  ASSERT_TRUE(gcs.ok()) << gcs.status();
   EXPECT_TRUE(WaitUntil(
       [&] {
         auto st = ClusterStatus(h->gcs_address);
@@ -162,13 +169,8 @@ TEST(NodeDeath, CopiesAreReportedAgainAfterTheHeadRestarts) {
   EXPECT_TRUE(WaitUntil(
       [&] { return CountLocations(h->gcs_address, made.Binary()) == 1; },
       absl::Seconds(5)));
-  std::string port = h->gcs_address.substr(h->gcs_address.rfind(':') + 1);
-  kill(h->pids.front(), SIGKILL);
-  WaitForExit(h->pids.front(), absl::Seconds(5));
-  SpawnOptions opts;
-  opts.argv = {BinDir() + "/loom-gcs", "--port", port};
-  auto gcs = Spawn(opts);
-  ASSERT_TRUE(gcs.ok());
+  auto gcs = RestartHead(*h);
+  ASSERT_TRUE(gcs.ok()) << gcs.status();
   // The new head knows nothing until the raylets register and report again.
   EXPECT_TRUE(WaitUntil(
       [&] { return CountLocations(h->gcs_address, made.Binary()) == 1; },
