@@ -49,6 +49,9 @@ class ActorSubmitter {
   // else counts one more pending call.
   bool Admit(const ActorId& actor);
   void SetLimit(const ActorId& actor, int max_pending_calls);
+  // Thread-safe. A call admitted is done (or was not submitted after all):
+  // one pending call less.
+  void Done(const ActorId& actor);
   // Thread-safe. This process killed the actor: later calls fail at once.
   void MarkDead(const ActorId& actor, const std::string& cause);
   // Thread-safe. Cancels calls in flight and waits for them.
@@ -88,8 +91,6 @@ class ActorSubmitter {
   Options options_;
   std::unique_ptr<rpc::Gcs::Stub> gcs_;
   absl::flat_hash_map<ActorId, State> actors_;  // loop-owned
-  // A call is done: one pending call less.
-  void Done(const ActorId& actor);
   absl::Mutex pending_mu_;
   struct Pending_ {
     int64_t count = 0;

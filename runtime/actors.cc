@@ -155,15 +155,17 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(
   spec.set_caller_id(options_.worker_id.Binary());
   spec.mutable_caller()->set_host(options_.host);
   spec.mutable_caller()->set_port(port_);
-  std::vector<ObjectId> deps;
-  if (absl::Status s = BuildArgs(std::move(args), &spec, &deps); !s.ok()) {
-    return s;
-  }
   if (!actor_submitter_->Admit(actor)) {
-    return absl::ResourceExhaustedError(
+    // kAborted marks backpressure (a full store is kResourceExhausted).
+    return absl::AbortedError(
         absl::StrCat("actor ", actor.Hex(),
                      " has max_pending_calls calls from this "
                      "caller not yet answered"));
+  }
+  std::vector<ObjectId> deps;
+  if (absl::Status s = BuildArgs(std::move(args), &spec, &deps); !s.ok()) {
+    actor_submitter_->Done(actor);  // not submitted after all
+    return s;
   }
   ObjectId ret = ObjectId::ForReturn(task, 1);
   objects_.AddPending(ret);

@@ -285,7 +285,7 @@ std::string SubmitActorTask(const std::string& actor_id,
                                        ParseIds(contained));
   if (!id.ok()) {
     for (const auto& c : contained) RemoveLocalRef(c);
-    if (id.status().code() == absl::StatusCode::kResourceExhausted) {
+    if (id.status().code() == absl::StatusCode::kAborted) {
       throw PendingCallsLimitExceededError(std::string(id.status().message()));
     }
     Throw(id.status());

@@ -90,6 +90,7 @@ class CoreWorker {
                                        std::vector<internal::Arg> args,
                                        const internal::ActorOptions& options,
                                        const std::vector<ObjectId>& contained);
+  // Aborted: the actor's max_pending_calls from this caller are in flight.
   absl::StatusOr<ObjectId> SubmitActorTask(
       const ActorId& actor, const std::string& method,
       std::vector<internal::Arg> args, const std::vector<ObjectId>& contained);
