@@ -29,9 +29,10 @@ TEST_F(PrivateClusterTest, TasksPutGetWaitAndErrors) {
   EXPECT_EQ(Get(Task(Range).Remote(4))->size(), 4u);
 
   // Wait returns the ready ones, in input order.
-  auto slow = Task(SleepMs).Remote(3000);
+  // (Generous margins: parallel test runs load this 2-core machine.)
+  auto slow = Task(SleepMs).Remote(20000);
   auto fast = Task(Echo).Remote(5);
-  auto waited = Wait(std::vector<ObjectRef<int>>{slow, fast}, 1, 2000);
+  auto waited = Wait(std::vector<ObjectRef<int>>{slow, fast}, 1, 10000);
   ASSERT_EQ(waited.ready.size(), 1u);
   EXPECT_EQ(waited.ready[0], fast);
   ASSERT_EQ(waited.unready.size(), 1u);
