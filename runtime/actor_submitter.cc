@@ -66,12 +66,8 @@ void ActorSubmitter::Submit(const ActorId& actor, rpc::TaskSpec spec) {
           if (it == state.calls.end()) return;
           if (auto error = InlineArgs(options_.objects, &it->second.spec)) {
             // Runs as a call that fails: later calls keep order.
-            ReleaseArgs(options_.objects, it->second.spec);
-            ObjectId ret = ObjectId::ForReturn(
-                *TaskId::FromBinary(it->second.spec.task_id()), 1);
-            options_.objects->SetError(ret, *error);
+            FailCall(it->second.spec, *error);
             state.calls.erase(it);
-            Done(actor);
           } else {
             it->second.ready = true;
           }
@@ -186,15 +182,11 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
       continue;
     }
     if (p.sent && p.retries_left-- <= 0) {
-      options_.objects->SetError(
-          ret,
-          MakeError(rpc::ErrorInfo::ACTOR_DIED,
-                    "the actor died while running " + p.spec.function_name() +
-                        " (" + s.error_message() + ")",
-                    p.spec.function_name()));
-      ReleaseArgs(options_.objects, p.spec);
+      FailCall(p.spec, MakeError(rpc::ErrorInfo::ACTOR_DIED,
+                                 "the actor died while running " +
+                                     p.spec.function_name() + " (" +
+                                     s.error_message() + ")"));
       c = state.calls.erase(c);
-      Done(id);
       continue;
     }
     p.sent = false;
@@ -258,16 +250,16 @@ void ActorSubmitter::Resolve(const ActorId& id) {
 }
 
 void ActorSubmitter::FailAll(State& state, const rpc::ErrorInfo& error) {
-  for (auto& [index, p] : state.calls) {
-    Done(*ActorId::FromBinary(p.spec.actor_id()));
-    ObjectId ret =
-        ObjectId::ForReturn(*TaskId::FromBinary(p.spec.task_id()), 1);
-    rpc::ErrorInfo e = error;
-    e.set_task_name(p.spec.function_name());
-    options_.objects->SetError(ret, e);
-    ReleaseArgs(options_.objects, p.spec);
-  }
+  for (auto& [index, p] : state.calls) FailCall(p.spec, error);
   state.calls.clear();
+}
+
+void ActorSubmitter::FailCall(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {
+  error.set_task_name(spec.function_name());
+  options_.objects->SetError(
+      ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1), error);
+  ReleaseArgs(options_.objects, spec);
+  Done(*ActorId::FromBinary(spec.actor_id()));
 }
 
 }  // namespace loom

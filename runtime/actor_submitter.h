@@ -85,6 +85,9 @@ class ActorSubmitter {
   void OnReply(const ActorId& id, uint64_t index, const std::string& address,
                Call* call, const grpc::Status& s);
   void FailAll(State& state, const rpc::ErrorInfo& error);
+  // One call fails: its return object gets `error`, its references go,
+  // and it no longer counts as pending (the caller erases it).
+  void FailCall(const rpc::TaskSpec& spec, rpc::ErrorInfo error);
   bool Track(grpc::ClientContext* ctx);
   void Untrack(grpc::ClientContext* ctx);
 

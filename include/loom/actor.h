@@ -115,14 +115,9 @@ auto ActorHandle<T>::Task(M method) const {
 template <typename T, typename... Params>
 class ActorCreator {
  public:
-  explicit ActorCreator(T* (*factory)(Params...)) {
-    const std::string* name =
-        internal::FunctionName(reinterpret_cast<const void*>(factory));
-    if (name == nullptr) {
-      throw Error("factory is not registered: add LOOM_REMOTE(factory)");
-    }
-    factory_ = *name;
-  }
+  explicit ActorCreator(T* (*factory)(Params...))
+      : factory_(
+            internal::RegisteredName(reinterpret_cast<const void*>(factory))) {}
   ActorCreator& SetResource(const std::string& name, double quantity) {
     options_.resources[name] = quantity;
     return *this;

@@ -24,6 +24,15 @@
 namespace loom {
 
 namespace internal {
+// The name LOOM_REMOTE gave `fn`; throws loom::Error saying how to register
+// it when there is none.
+inline std::string RegisteredName(const void* fn) {
+  const std::string* name = FunctionName(fn);
+  if (name == nullptr) {
+    throw Error("function is not registered: add LOOM_REMOTE(fn) beside it");
+  }
+  return *name;
+}
 
 template <typename Param, typename A>
 Arg PackArg(A&& a) {
@@ -49,14 +58,8 @@ Arg PackArg(A&& a) {
 template <typename R, typename... Params>
 class TaskCaller {
  public:
-  explicit TaskCaller(R (*fn)(Params...)) {
-    const std::string* name =
-        internal::FunctionName(reinterpret_cast<const void*>(fn));
-    if (name == nullptr) {
-      throw Error("function is not registered: add LOOM_REMOTE(fn) beside it");
-    }
-    name_ = *name;
-  }
+  explicit TaskCaller(R (*fn)(Params...))
+      : name_(internal::RegisteredName(reinterpret_cast<const void*>(fn))) {}
 
   TaskCaller& SetResource(const std::string& name, double quantity) {
     options_.resources[name] = quantity;
