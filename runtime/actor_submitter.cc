@@ -256,8 +256,7 @@ void ActorSubmitter::FailAll(State& state, const rpc::ErrorInfo& error) {
 
 void ActorSubmitter::FailCall(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {
   error.set_task_name(spec.function_name());
-  options_.objects->SetError(
-      ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1), error);
+  SetReturnsError(options_.objects, spec, error);
   ReleaseArgs(options_.objects, spec);
   Done(*ActorId::FromBinary(spec.actor_id()));
 }

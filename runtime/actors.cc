@@ -8,6 +8,7 @@
 #include "runtime/actor_submitter.h"
 #include "runtime/core_worker.h"
 #include "runtime/raylet_client.h"
+#include "runtime/task_args.h"
 #include "src/common/wire.h"
 
 namespace loom {
@@ -100,6 +101,7 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
   req.set_detached(options.detached);
   req.set_get_if_exists(options.get_if_exists);
   for (const auto& p : options_.code_search_path) req.add_code_search_path(p);
+  *req.mutable_runtime() = options_.runtime;
   std::optional<ObjectId> handle;
   if (!options.detached) {
     // Its references are the actor's handles; freed, it stops the actor.
@@ -138,9 +140,10 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
   return ActorRef{*id, handle, ""};
 }
 
-absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(
+absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitActorTask(
     const ActorId& actor, const std::string& method,
-    std::vector<internal::Arg> args, const std::vector<ObjectId>& contained) {
+    std::vector<internal::Arg> args, const std::vector<ObjectId>& contained,
+    int num_returns) {
   if (shut_down_) return absl::FailedPreconditionError("Loom is shut down");
   if (actor_submitter_ == nullptr) {
     return absl::FailedPreconditionError(
@@ -155,6 +158,10 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(
   spec.set_caller_id(options_.worker_id.Binary());
   spec.mutable_caller()->set_host(options_.host);
   spec.mutable_caller()->set_port(port_);
+  if (num_returns < 1 || num_returns > 1000) {
+    return absl::InvalidArgumentError("num_returns must be in [1, 1000]");
+  }
+  if (num_returns > 1) spec.set_num_returns(num_returns);
   if (!actor_submitter_->Admit(actor)) {
     // kAborted marks backpressure (a full store is kResourceExhausted).
     return absl::AbortedError(
@@ -167,12 +174,12 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitActorTask(
     actor_submitter_->Done(actor);  // not submitted after all
     return s;
   }
-  ObjectId ret = ObjectId::ForReturn(task, 1);
-  objects_.AddPending(ret);
+  std::vector<ObjectId> rets = ReturnIds(spec);
+  for (const ObjectId& ret : rets) objects_.AddPending(ret);
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
   for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
   actor_submitter_->Submit(actor, std::move(spec));
-  return ret;
+  return rets;
 }
 
 absl::StatusOr<CoreWorker::ActorRef> CoreWorker::GetNamedActor(

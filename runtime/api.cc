@@ -18,6 +18,7 @@ namespace {
 absl::Mutex g_mu;
 std::unique_ptr<CoreWorker> g_owned ABSL_GUARDED_BY(g_mu);
 std::optional<ClusterHandle> g_cluster ABSL_GUARDED_BY(g_mu);
+std::string g_session_dir ABSL_GUARDED_BY(g_mu);
 std::atomic<CoreWorker*> g_core_worker{nullptr};
 
 [[noreturn]] void Throw(const absl::Status& s) {
@@ -77,6 +78,16 @@ CoreWorker* GlobalCoreWorker() { return g_core_worker.load(); }
 void SetGlobalCoreWorker(CoreWorker* cw) { g_core_worker.store(cw); }
 
 void Init(const InitOptions& options) {
+  InitWithRuntime(options, rpc::WorkerRuntime());
+}
+
+std::string SessionDir() {
+  absl::MutexLock lock(&g_mu);
+  return g_session_dir;
+}
+
+void InitWithRuntime(const InitOptions& options,
+                     const rpc::WorkerRuntime& runtime) {
   absl::MutexLock lock(&g_mu);
   if (g_core_worker.load() != nullptr)
     throw Error("Loom is already initialized");
@@ -90,6 +101,7 @@ void Init(const InitOptions& options) {
   (void)logging;
   CoreWorker::Options cw_options;
   cw_options.code_search_path = options.code_search_path;
+  cw_options.runtime = runtime;
   if (options.address.empty()) {
     ClusterOptions cluster;
     cluster.session_root = options.session_root;
@@ -103,6 +115,7 @@ void Init(const InitOptions& options) {
     cw_options.gcs_address = g_cluster->gcs_address;
     cw_options.raylet_address = g_cluster->raylet_address;
     cw_options.store_socket = g_cluster->session_dir + "/sockets/store";
+    g_session_dir = g_cluster->session_dir;
   } else {
     std::string address = options.address;
     if (address == "auto") {
@@ -117,6 +130,7 @@ void Init(const InitOptions& options) {
     if (!raylet->session_dir.empty()) {
       cw_options.store_socket = raylet->session_dir + "/sockets/store";
     }
+    g_session_dir = raylet->session_dir;
   }
   auto cw = CoreWorker::Create(cw_options);
   if (!cw.ok()) {
@@ -227,7 +241,7 @@ std::string SubmitTask(const std::string& function_name, std::vector<Arg> args,
     for (const auto& c : contained) RemoveLocalRef(c);
     Throw(id.status());
   }
-  return id->Binary();
+  return (*id)[0].Binary();
 }
 
 std::string Put(std::string value, std::vector<std::string> contained) {
@@ -290,7 +304,7 @@ std::string SubmitActorTask(const std::string& actor_id,
     }
     Throw(id.status());
   }
-  return id->Binary();
+  return (*id)[0].Binary();
 }
 
 CreatedActor GetNamedActor(const std::string& name, const std::string& ns) {

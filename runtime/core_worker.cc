@@ -14,6 +14,7 @@
 #include "runtime/core_worker_service.h"
 #include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
+#include "runtime/task_args.h"
 #include "runtime/task_submitter.h"
 #include "src/common/wire.h"
 
@@ -106,7 +107,8 @@ absl::Status CoreWorker::Connect() {
     }
     job_ = *job;
     driver_task_ = TaskId::ForDriver(job_);
-    auto node = raylet_->RegisterDriver(job_, getpid(), options_.worker_id);
+    auto node = raylet_->RegisterDriver(job_, getpid(), options_.worker_id,
+                                        options_.runtime);
     if (!node.ok()) {
       return absl::UnavailableError(absl::StrCat("cannot reach the raylet at ",
                                                  options_.raylet_address, ": ",
@@ -173,7 +175,7 @@ TaskId CoreWorker::NextTaskId() {
   return TaskId::ForChild(driver_task_, ++driver_children_);
 }
 
-absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
+absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
     const std::string& function_name, std::vector<internal::Arg> args,
     const internal::TaskOptions& options,
     const std::vector<ObjectId>& contained) {
@@ -187,11 +189,16 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
   if (options.max_retries < -1) {
     return absl::InvalidArgumentError("max_retries must be >= -1");
   }
+  if (options.num_returns < 1 || options.num_returns > 1000) {
+    return absl::InvalidArgumentError("num_returns must be in [1, 1000]");
+  }
   TaskId task = NextTaskId();
   rpc::TaskSpec spec;
   spec.set_task_id(task.Binary());
   spec.set_job_id(job_.Binary());
   spec.set_function_name(function_name);
+  spec.set_function_key(options.function_key);
+  if (options.num_returns > 1) spec.set_num_returns(options.num_returns);
   spec.mutable_caller()->set_host(options_.host);
   spec.mutable_caller()->set_port(port_);
   *spec.mutable_resources() = ResourcesToProto(*demand);
@@ -200,13 +207,13 @@ absl::StatusOr<ObjectId> CoreWorker::SubmitTask(
   if (absl::Status s = BuildArgs(std::move(args), &spec, &deps); !s.ok()) {
     return s;
   }
-  ObjectId ret = ObjectId::ForReturn(task, 1);
-  objects_.AddPending(ret);
+  std::vector<ObjectId> rets = ReturnIds(spec);
+  for (const ObjectId& ret : rets) objects_.AddPending(ret);
   // Hold the arguments now: the caller's refs may be temporaries.
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
   for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
   submitter_->Submit(std::move(spec), demand->ToString());
-  return ret;
+  return rets;
 }
 
 absl::StatusOr<ObjectId> CoreWorker::Put(
@@ -340,6 +347,82 @@ std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
   return out;
 }
 
+std::pair<uintptr_t, uint64_t> CoreWorker::StoreMapping() const {
+  if (!store_) return {0, 0};
+  return {reinterpret_cast<uintptr_t>(store_->arena().base()),
+          store_->arena().size()};
+}
+
+absl::Status CoreWorker::StoreLayout(
+    const ObjectId& id, Format format, std::string_view metadata,
+    const std::vector<std::string_view>& buffers) {
+  std::vector<uint64_t> sizes;
+  sizes.reserve(buffers.size());
+  for (const auto& b : buffers) sizes.push_back(b.size());
+  auto dst = CreateInStore(id, LayoutSize(metadata.size(), sizes), 0);
+  if (!dst.ok()) return dst.status();
+  auto at = WriteLayout(*dst, format, metadata, sizes);
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    std::memcpy(at[i], buffers[i].data(), buffers[i].size());
+  }
+  return store_->Seal(id);
+}
+
+absl::StatusOr<ObjectId> CoreWorker::PutLayout(
+    Format format, std::string_view metadata,
+    const std::vector<std::string_view>& buffers,
+    const std::vector<ObjectId>& contained) {
+  uint64_t size = metadata.size();
+  for (const auto& b : buffers) size += b.size();
+  ObjectId id = NextPutId();
+  if (size > kInlineThreshold && store_) {
+    absl::Status s = StoreLayout(id, format, metadata, buffers);
+    if (!s.ok()) return s;
+    objects_.AddPending(id);
+    if (!contained.empty()) objects_.SetContained(id, contained);
+    objects_.SetInStore(id, node_id_);
+    return id;
+  }
+  if (size > kInlineThreshold) {
+    return absl::InvalidArgumentError("no object store to hold a large value");
+  }
+  objects_.AddPending(id);
+  if (!contained.empty()) objects_.SetContained(id, contained);
+  objects_.SetValue(id, EncodeLayout(format, metadata, buffers));
+  return id;
+}
+
+std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::GetLayouts(
+    const std::vector<ObjectId>& ids, int64_t timeout_ms) {
+  auto results = WaitResults(ids, timeout_ms);
+  if (!results) return std::nullopt;
+  std::vector<LayoutResult> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ObjectResult& r = (*results)[i];
+    if (r.error) {
+      out[i].error = std::move(r.error);
+    } else if (r.store_node) {
+      auto view = PinLocal(ids[i], *r.store_node, timeout_ms);
+      if (!view.ok()) {
+        out[i].error = MakeError(rpc::ErrorInfo::INVALID,
+                                 std::string(view.status().message()));
+        continue;
+      }
+      std::shared_ptr<ObjectStoreClient> store = store_;
+      out[i].holder = std::shared_ptr<const void>(
+          view->data, [store, id = ids[i]](const void*) {
+            store->Release(id).IgnoreError();
+          });
+      out[i].bytes = std::string_view(reinterpret_cast<const char*>(view->data),
+                                      view->data_size);
+    } else {
+      out[i].bytes = *r.value;
+      out[i].holder = r.value;
+    }
+  }
+  return out;
+}
+
 std::vector<bool> CoreWorker::Wait(const std::vector<ObjectId>& ids,
                                    int num_returns, int64_t timeout_ms) {
   absl::Time deadline = Deadline(timeout_ms);
@@ -438,16 +521,125 @@ void CoreWorker::ExecuteLoop() {
     TaskContext ctx;
     ctx.task = *TaskId::FromBinary(e.req->spec().task_id());
     tls_task = &ctx;
-    Execute(e.req->spec(), e.reply);
-    tls_task = nullptr;
-    e.reply->set_pid(getpid());
-    if (e.reply->ok()) {
-      counters_->finished++;
+    if (options_.task_handler) {
+      ExecuteWithHandler(std::make_shared<Execution>(std::move(e)));
     } else {
-      counters_->failed++;
+      Execute(e.req->spec(), e.reply);
+      Finish(e);
     }
-    e.done(absl::OkStatus());
+    tls_task = nullptr;
   }
+}
+
+void CoreWorker::Finish(Execution& e) {
+  e.reply->set_pid(getpid());
+  if (e.reply->ok()) {
+    counters_->finished++;
+  } else {
+    counters_->failed++;
+  }
+  e.done(absl::OkStatus());
+}
+
+void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
+  const rpc::TaskSpec& spec = e->req->spec();
+  rpc::PushTaskReply* reply = e->reply;
+  bool method = !spec.actor_id().empty() && !spec.actor_creation();
+  {
+    absl::MutexLock lock(&exec_mu_);
+    if (method && !actor_) {
+      reply->set_ok(false);
+      *reply->mutable_error() =
+          MakeError(rpc::ErrorInfo::INVALID, "this worker serves no actor",
+                    spec.function_name());
+      return Finish(*e);
+    }
+    running_.insert(spec.task_id());
+  }
+  std::vector<TaskArgView> args;
+  args.reserve(spec.args_size());
+  for (const auto& arg : spec.args()) {
+    if (!arg.has_ref()) {
+      args.push_back({arg.value(), nullptr});
+      continue;
+    }
+    auto id = ObjectId::FromBinary(arg.ref().object_id());
+    auto source = NodeId::FromBinary(arg.ref().store_node_id());
+    absl::StatusOr<ObjectView> view =
+        absl::InvalidArgumentError("bad argument id");
+    if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000);
+    if (!view.ok()) {
+      reply->set_ok(false);
+      *reply->mutable_error() = MakeError(
+          rpc::ErrorInfo::INVALID,
+          absl::StrCat("cannot read an argument: ", view.status().message()),
+          spec.function_name());
+      absl::MutexLock lock(&exec_mu_);
+      running_.erase(spec.task_id());
+      return Finish(*e);
+    }
+    std::shared_ptr<ObjectStoreClient> store = store_;
+    std::shared_ptr<const void> pin(view->data, [store, id = *id](const void*) {
+      store->Release(id).IgnoreError();
+    });
+    args.push_back({std::string_view(reinterpret_cast<const char*>(view->data),
+                                     view->data_size),
+                    std::move(pin)});
+  }
+  options_.task_handler(spec, std::move(args), reply, [this, e] {
+    const rpc::TaskSpec& spec = e->req->spec();
+    {
+      absl::MutexLock lock(&exec_mu_);
+      running_.erase(spec.task_id());
+      if (spec.actor_creation() && e->reply->ok()) {
+        // The instance lives in the language runtime; this marks the
+        // worker as serving it. Calls run on max_concurrency threads.
+        actor_ = std::make_shared<int>(0);
+        for (int i = 1; i < spec.max_concurrency(); ++i) {
+          exec_pool_.emplace_back([this] { ExecuteLoop(); });
+        }
+      }
+    }
+    Finish(*e);
+  });
+}
+
+void CoreWorker::HandleCancelTask(const rpc::CancelTaskRequest& req,
+                                  rpc::CancelTaskReply* reply) {
+  std::optional<Execution> queued;
+  bool running = false;
+  {
+    absl::MutexLock lock(&exec_mu_);
+    for (auto it = exec_queue_.begin(); it != exec_queue_.end(); ++it) {
+      if (it->req->spec().task_id() != req.task_id()) continue;
+      queued = std::move(*it);
+      exec_queue_.erase(it);
+      break;
+    }
+    running = !queued && running_.contains(req.task_id());
+  }
+  reply->set_found(queued || running);
+  if (queued) {
+    queued->reply->set_ok(false);
+    *queued->reply->mutable_error() = MakeError(
+        rpc::ErrorInfo::TASK_CANCELLED, "the task was cancelled before it ran",
+        queued->req->spec().function_name());
+    Finish(*queued);
+    return;
+  }
+  if (!running) return;
+  if (req.force()) {
+    spdlog::info("task cancelled with force: worker exits");
+    _exit(1);
+  }
+  auto task = TaskId::FromBinary(req.task_id());
+  if (options_.cancel_handler && task.ok()) options_.cancel_handler(*task);
+}
+
+bool CoreWorker::CancelTask(const ObjectId& ret, bool force) {
+  if (submitter_ == nullptr || objects_.TryGet(ret)) return false;
+  submitter_->Cancel(ret.Task(), force);
+  return true;
 }
 
 absl::StatusOr<uint8_t*> CoreWorker::CreateInStore(const ObjectId& id,
@@ -662,6 +854,7 @@ void CoreWorker::StartSubmitters(
   submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
       &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
       options_.worker_id, code_search_path, address_});
+  submitter_->set_runtime(options_.runtime);
   if (!options_.gcs_address.empty()) {
     actor_submitter_ = std::make_unique<ActorSubmitter>(ActorSubmitter::Options{
         &loop_, &objects_, options_.gcs_address, address_});

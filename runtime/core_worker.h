@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,8 +22,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "loom/api.h"
 #include "loom/internal/runtime.h"
+#include "object_store/layout.h"
 #include "proto/worker.pb.h"
 #include "runtime/object_table.h"
 #include "src/common/event_loop.h"
@@ -51,6 +55,12 @@ inline constexpr absl::Duration kStoreFullWait = absl::Seconds(2);
 // Thread-safe.
 class CoreWorker {
  public:
+  // A task argument for a language runtime: a whole object, inline bytes or
+  // a view pinned in this node's store while `holder` lives.
+  struct TaskArgView {
+    std::string_view bytes;
+    std::shared_ptr<const void> holder;
+  };
   struct Options {
     bool is_driver = true;
     std::string host = "127.0.0.1";
@@ -61,6 +71,16 @@ class CoreWorker {
     // This node's object store (<session>/sockets/store); empty: none, and
     // values above the inline threshold are refused.
     std::string store_socket;
+    // The workers this process's tasks and actors need (C++ by default).
+    rpc::WorkerRuntime runtime;
+    // A worker of a language runtime (Python) runs every task with this
+    // instead of the C++ function table. It must call `finish` once, when
+    // the reply is filled, from any thread. cancel_handler interrupts a
+    // running task (CancelTask without force).
+    std::function<void(const rpc::TaskSpec&, std::vector<TaskArgView>,
+                       rpc::PushTaskReply*, std::function<void()>)>
+        task_handler;
+    std::function<void(const TaskId&)> cancel_handler;
   };
   static absl::StatusOr<std::unique_ptr<CoreWorker>> Create(Options options);
   ~CoreWorker();
@@ -69,10 +89,11 @@ class CoreWorker {
 
   // `contained`: refs serialized inside the arguments (held until the task
   // is done) or the value (held while it lives).
-  absl::StatusOr<ObjectId> SubmitTask(const std::string& function_name,
-                                      std::vector<internal::Arg> args,
-                                      const internal::TaskOptions& options,
-                                      const std::vector<ObjectId>& contained);
+  // The task's return objects (options.num_returns of them).
+  absl::StatusOr<std::vector<ObjectId>> SubmitTask(
+      const std::string& function_name, std::vector<internal::Arg> args,
+      const internal::TaskOptions& options,
+      const std::vector<ObjectId>& contained);
   absl::StatusOr<ObjectId> Put(std::string value,
                                const std::vector<ObjectId>& contained = {});
 
@@ -91,9 +112,10 @@ class CoreWorker {
                                        const internal::ActorOptions& options,
                                        const std::vector<ObjectId>& contained);
   // Aborted: the actor's max_pending_calls from this caller are in flight.
-  absl::StatusOr<ObjectId> SubmitActorTask(
+  absl::StatusOr<std::vector<ObjectId>> SubmitActorTask(
       const ActorId& actor, const std::string& method,
-      std::vector<internal::Arg> args, const std::vector<ObjectId>& contained);
+      std::vector<internal::Arg> args, const std::vector<ObjectId>& contained,
+      int num_returns = 1);
   absl::StatusOr<ActorRef> GetNamedActor(const std::string& name,
                                          const std::string& ns);
   absl::Status KillActor(const ActorId& actor, bool no_restart);
@@ -112,6 +134,37 @@ class CoreWorker {
     internal::RawObject object;
   };
   std::optional<RawResult> GetRaw(const ObjectId& id, int64_t timeout_ms);
+  // Objects in the common layout (Python values): inline when small, else
+  // written straight into this node's store.
+  absl::StatusOr<ObjectId> PutLayout(
+      Format format, std::string_view metadata,
+      const std::vector<std::string_view>& buffers,
+      const std::vector<ObjectId>& contained);
+  // A whole object's bytes, inline or pinned in this node's store while
+  // `holder` lives; `error` set when it failed.
+  struct LayoutResult {
+    std::optional<rpc::ErrorInfo> error;
+    std::string_view bytes;
+    std::shared_ptr<const void> holder;
+  };
+  std::optional<std::vector<LayoutResult>> GetLayouts(
+      const std::vector<ObjectId>& ids, int64_t timeout_ms);
+  // Executor: seals a return value in this node's store.
+  absl::Status StoreLayout(const ObjectId& id, Format format,
+                           std::string_view metadata,
+                           const std::vector<std::string_view>& buffers);
+  bool has_store() const { return store_ != nullptr; }
+  // Where this process maps the node's store: (address, bytes); (0, 0)
+  // without one.
+  std::pair<uintptr_t, uint64_t> StoreMapping() const;
+  RayletClient* raylet_client() { return raylet_.get(); }
+  const std::string& gcs_address() const { return options_.gcs_address; }
+  const NodeId& node_id() const { return node_id_; }
+  const WorkerId& worker_id() const { return options_.worker_id; }
+  // Cancels a task this process submitted (see CancelTaskRequest). False
+  // when it is not pending here.
+  bool CancelTask(const ObjectId& ret, bool force);
+
   void AddRef(const ObjectId& id) { objects_.AddRef(id); }
   void RemoveRef(const ObjectId& id) { objects_.RemoveRef(id); }
 
@@ -141,6 +194,8 @@ class CoreWorker {
                       rpc::PushTaskReply* reply,
                       std::function<void(absl::Status)> done);
   absl::Status HandleAssignJob(const rpc::AssignJobRequest& req);
+  void HandleCancelTask(const rpc::CancelTaskRequest& req,
+                        rpc::CancelTaskReply* reply);
   // Owner side: a borrower asks for a value (`done` runs once it is ready)
   // or takes / returns borrow units.
   void HandleGetObject(const rpc::GetObjectRequest& req,
@@ -164,6 +219,10 @@ class CoreWorker {
   absl::Status Connect();
   void ExecuteLoop();
   void Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
+  // The task handler's path: pins arguments, runs it, finishes later.
+  void ExecuteWithHandler(std::shared_ptr<Execution> e);
+  // After a task ran: the actor a creation task made, counters, the reply.
+  void Finish(Execution& e);
   // Seals `data` as object `id` in this node's store (the primary copy).
   absl::Status WriteToStore(const ObjectId& id, std::string_view data);
   // The msgpack bytes of a C++ value in the store, in place.
@@ -249,6 +308,8 @@ class CoreWorker {
   bool exit_requested_ ABSL_GUARDED_BY(exec_mu_) = false;
   std::vector<int> gpu_ids_ ABSL_GUARDED_BY(exec_mu_);
   bool code_loaded_ ABSL_GUARDED_BY(exec_mu_) = false;
+  // Tasks running now (their ids), for CancelTask.
+  absl::flat_hash_set<std::string> running_ ABSL_GUARDED_BY(exec_mu_);
   std::thread exec_thread_;
   std::vector<std::thread> exec_pool_;  // an actor's extra threads
   // Actor side: the instance this worker serves, and per caller the next
@@ -275,6 +336,13 @@ void ExecuteTask(const rpc::TaskSpec& spec,
                  void* actor = nullptr);
 // The same with the spec's inline arguments, returns up to kInlineThreshold.
 void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
+
+// loom::Init for a language runtime's driver (Python): its tasks and
+// actors run in workers of `runtime`.
+void InitWithRuntime(const InitOptions& options,
+                     const rpc::WorkerRuntime& runtime);
+// The session directory of the cluster this process joined or started.
+std::string SessionDir();
 
 // Loads every shared library named (files, or *.so in directories).
 absl::Status LoadCode(const std::vector<std::string>& paths);

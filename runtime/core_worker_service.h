@@ -59,6 +59,15 @@ class CoreWorkerService : public rpc::CoreWorker::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* CancelTask(grpc::CallbackServerContext* ctx,
+                                       const rpc::CancelTaskRequest* req,
+                                       rpc::CancelTaskReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    cw_->HandleCancelTask(*req, reply);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* Exit(grpc::CallbackServerContext* ctx,
                                  const rpc::ExitRequest* req,
                                  rpc::ExitReply* reply) override {

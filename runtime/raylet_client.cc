@@ -45,19 +45,57 @@ absl::Status RayletClient::MarkJobFinished(const JobId& job) {
   return rpc::ToAbsl(gcs_->MarkJobFinished(&ctx, req, &reply));
 }
 
-absl::StatusOr<NodeId> RayletClient::RegisterDriver(const JobId& job,
-                                                    int64_t pid,
-                                                    const WorkerId& worker) {
+absl::StatusOr<NodeId> RayletClient::RegisterDriver(
+    const JobId& job, int64_t pid, const WorkerId& worker,
+    const rpc::WorkerRuntime& runtime) {
   grpc::ClientContext ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::RegisterDriverRequest req;
   req.set_job_id(job.Binary());
   req.set_pid(pid);
   req.set_worker_id(worker.Binary());
+  *req.mutable_runtime() = runtime;
   rpc::RegisterDriverReply reply;
   absl::Status s = rpc::ToAbsl(raylet_->RegisterDriver(&ctx, req, &reply));
   if (!s.ok()) return s;
   return ParseId<NodeId>(reply.node_id(), "node_id");
+}
+
+absl::Status RayletClient::KvPut(const std::string& ns, const std::string& key,
+                                 const std::string& value) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::KvPutRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  req.set_value(value);
+  req.set_overwrite(true);
+  rpc::KvPutReply reply;
+  return rpc::ToAbsl(gcs_->KvPut(&ctx, req, &reply));
+}
+
+absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
+    const std::string& ns, const std::string& key) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::KvGetRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  rpc::KvGetReply reply;
+  absl::Status s = rpc::ToAbsl(gcs_->KvGet(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  if (!reply.found()) return std::optional<std::string>();
+  return std::optional<std::string>(std::move(*reply.mutable_value()));
+}
+
+absl::StatusOr<rpc::GetClusterStatusReply> RayletClient::GetClusterStatus() {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::GetClusterStatusReply reply;
+  absl::Status s = rpc::ToAbsl(
+      gcs_->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &reply));
+  if (!s.ok()) return s;
+  return reply;
 }
 
 absl::StatusOr<NodeId> RayletClient::RegisterWorker(const WorkerId& worker,

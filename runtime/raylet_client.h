@@ -11,6 +11,7 @@
 #define LOOM_RUNTIME_RAYLET_CLIENT_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -33,7 +34,14 @@ class RayletClient {
   absl::StatusOr<JobId> AddJob(int64_t pid);
   absl::Status MarkJobFinished(const JobId& job);
   absl::StatusOr<NodeId> RegisterDriver(const JobId& job, int64_t pid,
-                                        const WorkerId& worker);
+                                        const WorkerId& worker,
+                                        const rpc::WorkerRuntime& runtime);
+  // The head's key-value store (the Python function table).
+  absl::Status KvPut(const std::string& ns, const std::string& key,
+                     const std::string& value);
+  absl::StatusOr<std::optional<std::string>> KvGet(const std::string& ns,
+                                                   const std::string& key);
+  absl::StatusOr<rpc::GetClusterStatusReply> GetClusterStatus();
   absl::StatusOr<NodeId> RegisterWorker(const WorkerId& worker, int64_t pid,
                                         int port);
   absl::Status NotifyBlocked(const WorkerId& worker, bool blocked);

@@ -1,5 +1,6 @@
 #include "runtime/task_args.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -63,11 +64,26 @@ void ReleaseArgs(ObjectTable* objects, const rpc::TaskSpec& spec) {
   }
 }
 
+std::vector<ObjectId> ReturnIds(const rpc::TaskSpec& spec) {
+  TaskId task = *TaskId::FromBinary(spec.task_id());
+  int n = std::max(1, spec.num_returns());
+  std::vector<ObjectId> ids;
+  ids.reserve(n);
+  for (int i = 1; i <= n; ++i) ids.push_back(ObjectId::ForReturn(task, i));
+  return ids;
+}
+
+void SetReturnsError(ObjectTable* objects, const rpc::TaskSpec& spec,
+                     const rpc::ErrorInfo& error) {
+  for (const ObjectId& id : ReturnIds(spec)) objects->SetError(id, error);
+}
+
 void ApplyReply(ObjectTable* objects, const std::string& self_address,
                 const rpc::TaskSpec& spec, rpc::PushTaskReply& reply) {
-  ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
+  std::vector<ObjectId> rets = ReturnIds(spec);
+  ObjectId ret = rets[0];
   // Refs inside the value: the executor registered us as their borrower;
-  // the return object holds them while it lives.
+  // the return object holds them while it lives (the first, with several).
   std::vector<ObjectId> inner;
   for (const auto& ref : reply.contained()) {
     auto id = ObjectId::FromBinary(ref.object_id());
@@ -79,12 +95,31 @@ void ApplyReply(ObjectTable* objects, const std::string& self_address,
   }
   if (!inner.empty()) objects->SetContained(ret, std::move(inner));
   auto node = NodeId::FromBinary(reply.node_id());
-  if (reply.ok() && reply.in_store() && node.ok()) {
+  if (!reply.ok()) return SetReturnsError(objects, spec, reply.error());
+  if (rets.size() > 1) {
+    if (reply.returns_size() != static_cast<int>(rets.size())) {
+      return SetReturnsError(
+          objects, spec,
+          MakeError(
+              rpc::ErrorInfo::INVALID,
+              absl::StrCat("the task returned ", reply.returns_size(),
+                           " values where ", rets.size(), " were expected"),
+              spec.function_name()));
+    }
+    for (size_t i = 0; i < rets.size(); ++i) {
+      auto* r = reply.mutable_returns(i);
+      if (r->in_store() && node.ok()) {
+        objects->SetInStore(rets[i], *node);
+      } else {
+        objects->SetValue(rets[i], std::move(*r->mutable_value()));
+      }
+    }
+    return;
+  }
+  if (reply.in_store() && node.ok()) {
     objects->SetInStore(ret, *node);
-  } else if (reply.ok()) {
-    objects->SetValue(ret, std::move(*reply.mutable_value()));
   } else {
-    objects->SetError(ret, reply.error());
+    objects->SetValue(ret, std::move(*reply.mutable_value()));
   }
 }
 

@@ -17,6 +17,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "proto/worker.pb.h"
 #include "runtime/object_table.h"
@@ -36,7 +37,12 @@ std::optional<rpc::ErrorInfo> InlineArgs(ObjectTable* objects,
 // Drops the references held for a task that is done: its in-store
 // arguments and the refs serialized inside its arguments.
 void ReleaseArgs(ObjectTable* objects, const rpc::TaskSpec& spec);
-// Records a reply in the task's return object: the value (inline or in a
+// The objects a task returns: ForReturn(task, 1..num_returns).
+std::vector<ObjectId> ReturnIds(const rpc::TaskSpec& spec);
+// Fails every object the task returns with `error`.
+void SetReturnsError(ObjectTable* objects, const rpc::TaskSpec& spec,
+                     const rpc::ErrorInfo& error);
+// Records a reply in the task's return objects: the value (inline or in a
 // store) or the error, and the refs the value carries.
 void ApplyReply(ObjectTable* objects, const std::string& self_address,
                 const rpc::TaskSpec& spec, rpc::PushTaskReply& reply);

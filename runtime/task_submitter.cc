@@ -108,6 +108,10 @@ void TaskSubmitter::Resolve(rpc::TaskSpec spec, std::string key) {
 }
 
 void TaskSubmitter::Enqueue(rpc::TaskSpec spec, const std::string& key) {
+  if (cancelled_.erase(spec.task_id())) {
+    return Fail(spec, MakeError(rpc::ErrorInfo::TASK_CANCELLED,
+                                "the task was cancelled before it ran"));
+  }
   auto& ks = keys_[key];
   if (!ks) {
     ks = std::make_unique<KeyState>();
@@ -166,6 +170,7 @@ void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
   for (const auto& p : options_.code_search_path) {
     call->lease_req.add_code_search_path(p);
   }
+  *call->lease_req.mutable_runtime() = runtime_;
   call->raylet = raylet;
   Track(&call->ctx);
   RayletStub(raylet)->async()->RequestWorkerLease(
@@ -247,6 +252,7 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
 void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
                          rpc::TaskSpec spec) {
   lease->inflight++;
+  pushed_[spec.task_id()] = lease;
   auto* call = new Call;
   *call->push_req.mutable_spec() = std::move(spec);
   call->push_req.set_lease_id(lease->lease_id);
@@ -271,7 +277,13 @@ void TaskSubmitter::OnPushReply(const std::string& key,
   KeyState& ks = *keys_[key];
   if (--lease->inflight == 0) lease->idle_since = options_.loop->clock()->Now();
   const rpc::TaskSpec& spec = call->push_req.spec();
-  if (s.ok()) {
+  pushed_.erase(spec.task_id());
+  bool cancelled = cancelled_.erase(spec.task_id()) > 0;
+  if (!s.ok() && cancelled) {
+    if (!lease->dead) DropLease(ks, lease, true);
+    Fail(spec, MakeError(rpc::ErrorInfo::TASK_CANCELLED,
+                         "the task was cancelled while it ran (force)"));
+  } else if (s.ok()) {
     double run = static_cast<double>(call->push_reply.run_us());
     ks.avg_run_us = ks.avg_run_us < 0 ? run : 0.8 * ks.avg_run_us + 0.2 * run;
     ReleaseStoreArgs(spec);
@@ -297,6 +309,38 @@ void TaskSubmitter::OnPushReply(const std::string& key,
     }
   }
   Pump(ks);
+}
+
+void TaskSubmitter::Cancel(const TaskId& task, bool force) {
+  options_.loop->Post([this, id = task.Binary(), force] {
+    for (auto& [key, ks] : keys_) {
+      for (auto it = ks->queue.begin(); it != ks->queue.end(); ++it) {
+        if (it->task_id() != id) continue;
+        rpc::TaskSpec spec = std::move(*it);
+        ks->queue.erase(it);
+        return Fail(spec, MakeError(rpc::ErrorInfo::TASK_CANCELLED,
+                                    "the task was cancelled before it ran"));
+      }
+    }
+    auto ret = ObjectId::ForReturn(*TaskId::FromBinary(id), 1);
+    if (options_.objects->TryGet(ret)) return;  // done already
+    cancelled_.insert(id);  // still resolving its arguments, or pushed
+    auto pushed = pushed_.find(id);
+    if (pushed == pushed_.end()) return;
+    struct CancelCall {
+      grpc::ClientContext ctx;
+      rpc::CancelTaskRequest req;
+      rpc::CancelTaskReply reply;
+    };
+    auto* call = new CancelCall;
+    call->req.set_task_id(id);
+    call->req.set_force(force);
+    call->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(5));
+    pushed->second->stub->async()->CancelTask(
+        &call->ctx, &call->req, &call->reply,
+        [call](grpc::Status) { delete call; });
+  });
 }
 
 void TaskSubmitter::ResolveReturn(Call* call) {
@@ -341,9 +385,7 @@ void TaskSubmitter::Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {
   ReleaseStoreArgs(spec);
   options_.counters->failed++;
   if (error.task_name().empty()) error.set_task_name(spec.function_name());
-  options_.objects->SetError(
-      ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1),
-      std::move(error));
+  SetReturnsError(options_.objects, spec, error);
 }
 
 void TaskSubmitter::ReturnIdleLeases() {

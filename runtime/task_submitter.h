@@ -60,6 +60,14 @@ class TaskSubmitter {
   // `key` names the task's resource shape (ResourceSet::ToString()); tasks
   // with one key share leases.
   void Submit(rpc::TaskSpec spec, std::string key);
+  // The kind of worker to lease (C++ unless set); before the first Submit.
+  void set_runtime(rpc::WorkerRuntime runtime) {
+    runtime_ = std::move(runtime);
+  }
+  // Thread-safe. A task still queued fails with TASK_CANCELLED; one
+  // pushed to a worker is cancelled there (force: the worker exits), and
+  // fails the same way rather than being retried.
+  void Cancel(const TaskId& task, bool force);
   // Thread-safe. Returns every lease and waits for calls in flight.
   void Shutdown();
 
@@ -96,6 +104,10 @@ class TaskSubmitter {
   absl::flat_hash_map<std::string, std::unique_ptr<KeyState>> keys_;
   absl::flat_hash_map<std::string, std::unique_ptr<rpc::Raylet::Stub>> raylets_;
   bool shutting_down_ = false;
+  rpc::WorkerRuntime runtime_;
+  // Tasks pushed and not answered, by task id, and those cancelled.
+  absl::flat_hash_map<std::string, std::shared_ptr<Lease>> pushed_;
+  absl::flat_hash_set<std::string> cancelled_;
   std::atomic<bool> shutdown_called_{false};
 
   absl::Mutex calls_mu_;

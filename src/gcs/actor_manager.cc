@@ -176,6 +176,7 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
   call->req.set_no_spillback(true);
   call->req.set_detached(a.spec.detached());
   *call->req.mutable_code_search_path() = a.spec.code_search_path();
+  *call->req.mutable_runtime() = a.spec.runtime();
   rpc::SetTimeout(&call->ctx, 30000);
   std::string node_id = node.node_id();
   rpc_->Raylet(raylet)->async()->RequestWorkerLease(

@@ -106,6 +106,22 @@ rpc::NodeInfo NodeManager::SelfInfo() const {
   return info;
 }
 
+static absl::Status ValidateRuntime(const rpc::WorkerRuntime& runtime) {
+  if (runtime.language() == rpc::WorkerRuntime::CPP) return absl::OkStatus();
+  if (runtime.language() != rpc::WorkerRuntime::PYTHON) {
+    return absl::InvalidArgumentError("unknown worker language");
+  }
+  const std::string& exe = runtime.python_executable();
+  if (exe.empty() || exe[0] != '/' || access(exe.c_str(), X_OK) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "python_executable '", exe, "' is not an executable absolute path"));
+  }
+  if (runtime.python_path_size() > 4096 || runtime.cwd().empty()) {
+    return absl::InvalidArgumentError("python_path too long or cwd missing");
+  }
+  return absl::OkStatus();
+}
+
 void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
                                            rpc::LeaseReply* reply, Done done) {
   auto job = ParseId<JobId>(req.job_id(), "job_id");
@@ -122,6 +138,7 @@ void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
   if (req.code_search_path_size() > 1024) {
     return done(absl::InvalidArgumentError("code_search_path too long"));
   }
+  if (absl::Status s = ValidateRuntime(req.runtime()); !s.ok()) return done(s);
   uint64_t handle = next_handle_++;
   pending_[handle] = PendingLease{req, reply, std::move(done), *job, requester};
   queue_.Add(handle, *demand, !req.no_spillback(), options_.clock->Now());
@@ -159,21 +176,27 @@ void NodeManager::Dispatch() {
 }
 
 void NodeManager::AssignWorkers() {
-  int need = 0;
+  // Per runtime: workers still needed, and the runtime to start them in.
+  std::map<std::string, std::pair<int, const rpc::WorkerRuntime*>> need;
   for (auto it = waiting_for_worker_.begin();
        it != waiting_for_worker_.end();) {
     const PendingLease& p = pending_.at(it->handle);
-    Worker* w = pool_->PopIdle(p.job, it->allocation.gpu_ids);
+    std::string key = RuntimeKey(p.req.runtime());
+    Worker* w = pool_->PopIdle(p.job, it->allocation.gpu_ids, key);
     if (w == nullptr) {
-      ++need;
+      auto& n = need[key];
+      ++n.first;
+      n.second = &p.req.runtime();
       ++it;
       continue;
     }
     Assign(w, it->handle, std::move(it->allocation));
     it = waiting_for_worker_.erase(it);
   }
-  int starting = pool_->CountState(Worker::kStarting);
-  if (need > starting) pool_->StartWorkers(need - starting);
+  for (const auto& [key, n] : need) {
+    int starting = pool_->CountStarting(key);
+    if (n.first > starting) pool_->StartWorkers(n.first - starting, *n.second);
+  }
 }
 
 void NodeManager::Assign(Worker* worker, uint64_t handle,
@@ -300,9 +323,16 @@ void NodeManager::HandleRegisterDriver(const rpc::RegisterDriverRequest& req,
   if (req.pid() <= 0 || req.pid() > (1 << 30)) {
     return done(absl::InvalidArgumentError("pid out of range"));
   }
+  if (absl::Status s = ValidateRuntime(req.runtime()); !s.ok()) return done(s);
   drivers_[*id] = Driver{*job, static_cast<pid_t>(req.pid())};
   reply->set_node_id(options_.node_id.Binary());
-  done(absl::OkStatus());
+  rpc::WorkerRuntime runtime = req.runtime();
+  done(absl::OkStatus());  // `req` is gone from here on
+  // A Python driver's first tasks find workers of its runtime started.
+  std::string key = RuntimeKey(runtime);
+  if (!key.empty() && pool_->CountRuntime(key) == 0) {
+    pool_->StartWorkers(options_.prestart_workers, runtime);
+  }
 }
 
 void NodeManager::HandleNotifyBlocked(const rpc::NotifyBlockedRequest& req,

@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "src/common/process.h"
 
 namespace loom::raylet {
@@ -30,8 +31,15 @@ WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
 
 WorkerPool::~WorkerPool() { KillAll(); }
 
+std::string RuntimeKey(const rpc::WorkerRuntime& runtime) {
+  if (runtime.language() != rpc::WorkerRuntime::PYTHON) return "";
+  return absl::StrCat("python\n", runtime.python_executable(), "\n",
+                      absl::StrJoin(runtime.python_path(), ":"), "\n",
+                      runtime.cwd());
+}
+
 void WorkerPool::Prestart() {
-  StartZygote();
+  StartZygote(rpc::WorkerRuntime());
   StartWorkers(options_.prestart);
 }
 
@@ -41,17 +49,37 @@ std::vector<std::string> WorkerPool::WorkerArgs() const {
           "--gcs-address",    options_.gcs_address};
 }
 
-void WorkerPool::StartZygote() {
+// The Python fork server: the driver's interpreter, its sys.path and
+// working directory, with loom, numpy and cloudpickle imported once.
+static constexpr char kPythonBootstrap[] =
+    "import os, sys\n"
+    "sys.path[:] = os.environ['LOOM_PYTHON_PATH'].split(os.pathsep)\n"
+    "os.chdir(os.environ['LOOM_CWD'])\n"
+    "from loom._private import executor\n"
+    "executor.zygote_main(sys.argv[1:])\n";
+
+WorkerPool::Zygote* WorkerPool::StartZygote(const rpc::WorkerRuntime& runtime) {
+  std::string key = RuntimeKey(runtime);
+  if (auto it = zygotes_.find(key); it != zygotes_.end()) return &it->second;
   int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return;
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    return nullptr;
+  }
   auto lifeline = MakeLifeline();
   if (!lifeline.ok()) {
     close(fds[0]);
     close(fds[1]);
-    return;
+    return nullptr;
   }
   SpawnOptions spawn;
-  spawn.argv = {options_.worker_binary, "--zygote"};
+  if (key.empty()) {
+    spawn.argv = {options_.worker_binary, "--zygote"};
+  } else {
+    spawn.argv = {runtime.python_executable(), "-c", kPythonBootstrap};
+    spawn.extra_env = {
+        "LOOM_PYTHON_PATH=" + absl::StrJoin(runtime.python_path(), ":"),
+        "LOOM_CWD=" + runtime.cwd(), "PYTHONUNBUFFERED=1"};
+  }
   for (auto& a : WorkerArgs()) spawn.argv.push_back(a);
   if (!options_.session_dir.empty()) {
     spawn.stderr_path = options_.session_dir + "/logs/workers.err";
@@ -63,47 +91,54 @@ void WorkerPool::StartZygote() {
   close(lifeline->child_fd);
   close(fds[1]);
   if (!pid.ok()) {
-    spdlog::warn("no fork server ({}); spawning workers",
+    spdlog::warn("no fork server for {} ({})",
+                 key.empty() ? "C++" : runtime.python_executable(),
                  pid.status().ToString());
     close(lifeline->parent_fd);
     close(fds[0]);
-    return;
+    return nullptr;
   }
-  zygote_pid_ = *pid;
-  zygote_fd_ = fds[0];
-  zygote_lifeline_ = lifeline->parent_fd;
+  Zygote& z = zygotes_[key];
+  z.pid = *pid;
+  z.fd = fds[0];
+  z.lifeline = lifeline->parent_fd;
+  return &z;
 }
 
-void WorkerPool::StopZygote() {
-  if (zygote_pid_ < 0) return;
-  kill(zygote_pid_, SIGKILL);
-  waitpid(zygote_pid_, nullptr, 0);
-  close(zygote_fd_);
-  close(zygote_lifeline_);
-  zygote_pid_ = -1;
-  zygote_fd_ = zygote_lifeline_ = -1;
+void WorkerPool::StopZygote(const std::string& key) {
+  auto it = zygotes_.find(key);
+  if (it == zygotes_.end()) return;
+  Zygote& z = it->second;
+  kill(z.pid, SIGKILL);
+  waitpid(z.pid, nullptr, 0);
+  close(z.fd);
+  close(z.lifeline);
+  zygotes_.erase(it);
 }
 
-absl::StatusOr<pid_t> WorkerPool::ForkWorker(const WorkerId& id) {
+absl::StatusOr<pid_t> WorkerPool::ForkWorker(Zygote& zygote,
+                                             const WorkerId& id) {
   std::string line = id.Hex() + "\n";
-  if (write(zygote_fd_, line.data(), line.size()) !=
+  if (write(zygote.fd, line.data(), line.size()) !=
       static_cast<ssize_t>(line.size())) {
     return absl::UnavailableError("fork server closed");
   }
   absl::Time start = absl::Now();
   std::string reply;
   while (reply.empty() || reply.back() != '\n') {
-    pollfd p{zygote_fd_, POLLIN, 0};
-    if (poll(&p, 1, 2000) <= 0) {
+    pollfd p{zygote.fd, POLLIN, 0};
+    // A Python fork server answers its first request once its imports
+    // are done.
+    if (poll(&p, 1, 30000) <= 0) {
       return absl::DeadlineExceededError("fork server silent");
     }
     char buf[32];
-    ssize_t n = read(zygote_fd_, buf, sizeof(buf));
+    ssize_t n = read(zygote.fd, buf, sizeof(buf));
     if (n <= 0) return absl::UnavailableError("fork server closed");
     reply.append(buf, n);
   }
   if (absl::Now() - start > absl::Milliseconds(100)) {
-    spdlog::warn("fork server took {} to fork a worker",
+    spdlog::info("fork server took {} to fork a worker",
                  absl::FormatDuration(absl::Now() - start));
   }
   pid_t pid = std::atoi(reply.c_str());
@@ -111,12 +146,20 @@ absl::StatusOr<pid_t> WorkerPool::ForkWorker(const WorkerId& id) {
   return pid;
 }
 
-void WorkerPool::StartWorkers(int n) {
+void WorkerPool::StartWorkers(int n, const rpc::WorkerRuntime& runtime) {
+  std::string key = RuntimeKey(runtime);
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->id = WorkerId::FromRandom();
-    if (zygote_pid_ >= 0) {
-      auto pid = ForkWorker(w->id);
+    w->runtime = key;
+    Zygote* zygote = nullptr;
+    if (auto it = zygotes_.find(key); it != zygotes_.end()) {
+      zygote = &it->second;
+    } else if (!key.empty()) {
+      zygote = StartZygote(runtime);
+    }
+    if (zygote != nullptr) {
+      auto pid = ForkWorker(*zygote, w->id);
       if (pid.ok()) {
         w->pid = *pid;
         w->started = options_.clock->Now();
@@ -124,9 +167,15 @@ void WorkerPool::StartWorkers(int n) {
         workers_[w->id] = std::move(w);
         continue;
       }
-      spdlog::warn("fork server failed ({}); spawning workers from now on",
-                   pid.status().ToString());
-      StopZygote();
+      spdlog::warn(
+          "fork server failed ({}); {}", pid.status().ToString(),
+          key.empty() ? "spawning workers from now on" : "starting a new one");
+      StopZygote(key);
+    }
+    if (!key.empty()) {
+      spdlog::error("cannot start a Python worker: no fork server for {}",
+                    runtime.python_executable());
+      return;
     }
     auto lifeline = MakeLifeline();
     if (!lifeline.ok()) {
@@ -181,10 +230,11 @@ absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
   return w;
 }
 
-Worker* WorkerPool::PopIdle(const JobId& job, const std::vector<int>& gpus) {
+Worker* WorkerPool::PopIdle(const JobId& job, const std::vector<int>& gpus,
+                            const std::string& runtime) {
   Worker* fresh = nullptr;
   for (auto& [id, w] : workers_) {
-    if (w->state != Worker::kIdle) continue;
+    if (w->state != Worker::kIdle || w->runtime != runtime) continue;
     bool gpus_ok = w->gpu_ids.empty() || w->gpu_ids == gpus;
     if (!gpus_ok) continue;
     if (w->job && *w->job == job) {
@@ -237,8 +287,8 @@ void WorkerPool::Maintain() {
   int fresh = 0;
   std::vector<WorkerId> stale;
   for (auto& [id, w] : workers_) {
-    if (w->state == Worker::kStarting ||
-        (w->state == Worker::kIdle && !w->job)) {
+    if (w->runtime.empty() && (w->state == Worker::kStarting ||
+                               (w->state == Worker::kIdle && !w->job))) {
       ++fresh;
     }
   }
@@ -275,7 +325,7 @@ void WorkerPool::KillJob(const JobId& job) {
 }
 
 void WorkerPool::KillAll() {
-  StopZygote();
+  while (!zygotes_.empty()) StopZygote(zygotes_.begin()->first);
   for (auto& [id, w] : workers_) kill(w->pid, SIGKILL);
   for (auto& [id, w] : workers_) {
     waitpid(w->pid, nullptr, 0);  // forked ones are the fork server's
@@ -290,6 +340,20 @@ void WorkerPool::Remove(const WorkerId& id) {
   if (it == workers_.end()) return;
   if (it->second->lifeline_fd >= 0) close(it->second->lifeline_fd);
   workers_.erase(it);
+}
+
+int WorkerPool::CountStarting(const std::string& runtime) const {
+  int n = 0;
+  for (const auto& [id, w] : workers_) {
+    n += w->state == Worker::kStarting && w->runtime == runtime;
+  }
+  return n;
+}
+
+int WorkerPool::CountRuntime(const std::string& runtime) const {
+  int n = 0;
+  for (const auto& [id, w] : workers_) n += w->runtime == runtime;
+  return n;
 }
 
 int WorkerPool::CountState(Worker::State s) const {

@@ -3,14 +3,17 @@
 // WorkerPool: the node's worker processes. It prestarts workers, hands an
 // idle one to a lease (one already serving the lease's job, or a fresh one
 // that then joins it), takes it back after, replaces dead ones and stops
-// idle extras after a timeout. Workers are started with posix_spawn (safe
-// from a threaded process, and fast) and hold a lifeline to the raylet, so
-// they exit when it dies. A worker never serves two jobs, and a worker that
-// held GPUs is never given other GPUs.
+// idle extras after a timeout. Workers are forked from a fork server (one
+// per runtime: loom-worker for C++, the driver's Python interpreter with its
+// sys.path and working directory for Python), or spawned with posix_spawn,
+// and hold a lifeline to the raylet, so they exit when it dies. A worker
+// never serves two jobs or two runtimes, and a worker that held GPUs is
+// never given other GPUs.
 //
 //   WorkerPool pool(options);
 //   pool.Prestart();
-//   if (Worker* w = pool.PopIdle(job, gpu_ids)) ... else pool.StartWorkers(1);
+//   if (Worker* w = pool.PopIdle(job, gpu_ids, key)) ...
+//   else pool.StartWorkers(1, runtime);
 //   pool.PushIdle(w);
 #ifndef LOOM_SRC_RAYLET_WORKER_POOL_H_
 #define LOOM_SRC_RAYLET_WORKER_POOL_H_
@@ -24,6 +27,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "proto/common.pb.h"
 #include "src/common/clock.h"
 #include "src/common/ids.h"
 #include "src/common/metrics.h"
@@ -43,7 +47,12 @@ struct Worker {
   absl::Time idle_since;
   bool holds_objects = false;  // owns or borrows objects: not reaped
   bool detached = false;       // a detached actor: outlives its job
+  std::string runtime;         // RuntimeKey; empty: C++
 };
+
+// Workers of one runtime are interchangeable: "" for C++, else the Python
+// interpreter, path and working directory.
+std::string RuntimeKey(const rpc::WorkerRuntime& runtime);
 
 // Not thread-safe: owned by the raylet's event loop.
 class WorkerPool {
@@ -63,11 +72,13 @@ class WorkerPool {
   ~WorkerPool();
 
   void Prestart();
-  void StartWorkers(int n);
+  void StartWorkers(int n, const rpc::WorkerRuntime& runtime = {});
   // A started worker reports its port. Unknown ids are refused.
   absl::StatusOr<Worker*> Register(const WorkerId& id, pid_t pid, int port);
-  // An idle worker for `job` (or an unassigned one) compatible with `gpus`.
-  Worker* PopIdle(const JobId& job, const std::vector<int>& gpus);
+  // An idle worker of `runtime` (a RuntimeKey) for `job` (or an unassigned
+  // one) compatible with `gpus`.
+  Worker* PopIdle(const JobId& job, const std::vector<int>& gpus,
+                  const std::string& runtime = "");
   void PushIdle(Worker* worker);
   Worker* Find(const WorkerId& id);
 
@@ -81,20 +92,26 @@ class WorkerPool {
   void KillAll();
 
   int CountState(Worker::State s) const;
+  int CountStarting(const std::string& runtime) const;
+  int CountRuntime(const std::string& runtime) const;
 
  private:
   void UpdateGauges();
   void Remove(const WorkerId& id);
   std::vector<std::string> WorkerArgs() const;
-  // The fork server (loom-worker --zygote): workers are forked from it, a
-  // millisecond each instead of a dozen for exec and dynamic linking. Without
-  // one (it failed), workers are spawned.
-  void StartZygote();
-  void StopZygote();
-  absl::StatusOr<pid_t> ForkWorker(const WorkerId& id);
-  pid_t zygote_pid_ = -1;
-  int zygote_fd_ = -1;        // control socket: worker id out, pid back
-  int zygote_lifeline_ = -1;  // its lifeline (and its workers')
+  // Fork servers (loom-worker --zygote; python ... zygote_main): workers are
+  // forked from them, a millisecond each instead of a dozen for exec and
+  // dynamic linking (hundreds for a Python interpreter importing numpy).
+  // Without one (it failed), C++ workers are spawned.
+  struct Zygote {
+    pid_t pid = -1;
+    int fd = -1;        // control socket: worker id out, pid back
+    int lifeline = -1;  // its lifeline (and its workers')
+  };
+  Zygote* StartZygote(const rpc::WorkerRuntime& runtime);
+  void StopZygote(const std::string& key);
+  absl::StatusOr<pid_t> ForkWorker(Zygote& zygote, const WorkerId& id);
+  absl::flat_hash_map<std::string, Zygote> zygotes_;
 
   Options options_;
   absl::flat_hash_map<WorkerId, std::unique_ptr<Worker>> workers_;

@@ -23,6 +23,8 @@ struct Arg {
 struct TaskOptions {
   std::map<std::string, double> resources;
   int max_retries = 3;
+  int num_returns = 1;
+  std::string function_key;  // Python: the function table's key
 };
 
 // Each returns or takes object ids as binary strings; each throws

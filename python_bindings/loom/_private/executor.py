@@ -1,0 +1,265 @@
+"""A Python worker: its fork server, its main loop, and how it runs the
+tasks the core worker hands it.
+
+Sync tasks and methods run on the core worker's execution threads (one, or
+max_concurrency for a threaded actor), holding the GIL while in Python.
+An actor with ``async def`` methods runs them on its own event loop thread,
+up to max_concurrency at once; the execution thread only schedules them.
+"""
+import asyncio
+import ctypes
+import inspect
+import os
+import select
+import signal
+import sys
+import threading
+import traceback
+
+from loom import _core
+from loom import exceptions
+from loom._private import errors
+from loom._private import function_table
+from loom._private import log_stream
+from loom._private import serialization
+from loom._private import worker
+
+_actor = {"instance": None, "loop": None, "semaphore": None}
+_running = {}  # task id -> thread ident (sync) or concurrent future (async)
+_running_lock = threading.Lock()
+
+
+class KwargsMarker:
+    """The last argument of a call with keyword arguments: their names
+    (their values are the arguments before it)."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def __reduce__(self):
+        return KwargsMarker, (self.names,)
+
+
+def _unpack_args(values):
+    if values and isinstance(values[-1], KwargsMarker):
+        names = values[-1].names
+        n = len(names)
+        positional = values[:-1 - n]
+        kwargs = dict(zip(names, values[-1 - n:-1]))
+        return positional, kwargs
+    return values, {}
+
+
+def _resolve(info):
+    """The callable a task runs, and the function's options."""
+    if info["actor_creation"]:
+        # The creation task's name is the class's function table key.
+        return function_table.load(info["function_key"] or info["name"])
+    if info["actor_id"]:
+        inst = _actor["instance"]
+        if inst is None:
+            raise exceptions.LoomError("this worker serves no actor")
+        name = info["name"]
+        if name == "__loom_ready__":
+            return (lambda: True), {}
+        return getattr(inst, name), {}
+    return function_table.load(info["function_key"])
+
+
+def _send_result(info, result, reply):
+    n = info["num_returns"]
+    if n == 1:
+        values = [result]
+    else:
+        values = list(result)
+    serialized, refs = [], []
+    for v in values:
+        data, buffers, inner = serialization.serialize(v)
+        serialized.append((data, buffers))
+        refs.extend(inner)
+    reply.set_returns(serialized, refs)
+
+
+def _send_error(info, exc, reply, kind=errors.TASK_ERROR):
+    tb_str = "".join(traceback.format_exception(type(exc), exc,
+                                                exc.__traceback__))
+    tb_str = f"(pid={os.getpid()}) {tb_str}"
+    reply.set_error(kind, type(exc).__name__, tb_str,
+                    serialization.error_to_bytes(exc, tb_str))
+
+
+def _should_retry(options, exc, attempt):
+    retry = options.get("retry_exceptions", False)
+    if not retry or attempt >= options.get("max_retries", 3):
+        return False
+    if retry is True:
+        return True
+    return isinstance(exc, tuple(retry))
+
+
+def _run_sync(info, args, reply):
+    task_id = info["task_id"]
+    worker.task_context.task_id = task_id
+    with _running_lock:
+        _running[task_id] = threading.get_ident()
+    try:
+        fn, options = _resolve(info)
+        with serialization.borrows():
+            values = [serialization.deserialize(a) for a in args]
+        positional, kwargs = _unpack_args(values)
+        attempt = 0
+        while True:
+            try:
+                result = fn(*positional, **kwargs)
+                break
+            except Exception as e:  # noqa: BLE001 - the user's error
+                if not _should_retry(options, e, attempt):
+                    raise
+                attempt += 1
+        if info["actor_creation"]:
+            _start_actor(result, options, info["actor_id"].hex())
+            result = None
+        _send_result(info, result, reply)
+    except KeyboardInterrupt as e:
+        _send_error(info, e, reply, errors.TASK_CANCELLED)
+    except Exception as e:  # noqa: BLE001 - reported to the caller
+        _send_error(info, e, reply)
+    finally:
+        with _running_lock:
+            _running.pop(task_id, None)
+        worker.task_context.task_id = None
+    reply.finish()
+
+
+def _start_actor(instance, options, actor_id):
+    _actor["instance"] = instance
+    worker.actor_context["actor_id"] = actor_id
+    is_async = any(inspect.iscoroutinefunction(m) for _, m in
+                   inspect.getmembers(type(instance), inspect.isfunction))
+    if not is_async:
+        return
+    loop = asyncio.new_event_loop()
+    _actor["loop"] = loop
+    threading.Thread(target=loop.run_forever, name="loom-actor-loop",
+                     daemon=True).start()
+
+    async def make_semaphore():
+        return asyncio.Semaphore(options.get("max_concurrency", 1000))
+
+    _actor["semaphore"] = asyncio.run_coroutine_threadsafe(
+        make_semaphore(), loop).result()
+
+
+def _run_async(info, method, args, reply):
+    """Schedules an async method on the actor's loop; replies when done."""
+    task_id = info["task_id"]
+
+    async def run():
+        async with _actor["semaphore"]:
+            worker.task_context.task_id = task_id
+            try:
+                with serialization.borrows():
+                    values = [serialization.deserialize(a) for a in args]
+                positional, kwargs = _unpack_args(values)
+                result = await method(*positional, **kwargs)
+                _send_result(info, result, reply)
+            except asyncio.CancelledError as e:
+                _send_error(info, e, reply, errors.TASK_CANCELLED)
+            except Exception as e:  # noqa: BLE001 - reported to the caller
+                _send_error(info, e, reply)
+            finally:
+                with _running_lock:
+                    _running.pop(task_id, None)
+            reply.finish()
+
+    future = asyncio.run_coroutine_threadsafe(run(), _actor["loop"])
+    with _running_lock:
+        _running[task_id] = future
+
+
+def execute(info, args, reply):
+    """The core worker's task handler (on an execution thread)."""
+    if info["actor_id"] and not info["actor_creation"] and \
+            _actor["loop"] is not None:
+        method = getattr(_actor["instance"], info["name"], None)
+        if method is not None and inspect.iscoroutinefunction(method):
+            return _run_async(info, method, args, reply)
+    _run_sync(info, args, reply)
+
+
+def cancel(task_id):
+    """Interrupts a running task: KeyboardInterrupt in its thread, or the
+    cancellation of its coroutine."""
+    with _running_lock:
+        target = _running.get(task_id)
+    if target is None:
+        return
+    if isinstance(target, int):
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(target), ctypes.py_object(KeyboardInterrupt))
+    else:
+        target.cancel()
+
+
+def _parse(argv):
+    opts = {}
+    it = iter(argv)
+    for flag in it:
+        opts[flag.lstrip("-").replace("-", "_")] = next(it, "")
+    return opts
+
+
+def worker_main(worker_id, opts):
+    """A forked worker: serve tasks until told to exit or the raylet goes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker.mark_worker()
+    session = opts.get("session_dir", "")
+    _core.start_worker(worker_id, opts["raylet_address"],
+                       opts.get("host", "127.0.0.1"), session,
+                       opts.get("gcs_address", ""), sys.executable,
+                       list(sys.path), os.getcwd(), execute, cancel)
+    sys.stdout = log_stream.WorkerStream(session, sys.__stdout__, False)
+    sys.stderr = log_stream.WorkerStream(session, sys.__stderr__, True)
+    _core.wait_for_exit()
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(0)
+
+
+def zygote_main(argv):
+    """The fork server: imports once, then forks a worker per worker id
+    the raylet writes on fd 4 (the worker's pid goes back); exits with the
+    raylet (EOF on fd 3)."""
+    import numpy  # noqa: F401 - imported once here, shared by every fork
+    import cloudpickle  # noqa: F401
+    opts = _parse(argv)
+    lifeline, control = 3, 4
+    buf = b""
+    while True:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        ready, _, _ = select.select([lifeline, control], [], [], 0.2)
+        if lifeline in ready:
+            os._exit(0)
+        if control not in ready:
+            continue
+        chunk = os.read(control, 64)
+        if not chunk:
+            os._exit(0)
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            pid = os.fork()
+            if pid == 0:
+                os.close(control)
+                try:
+                    worker_main(line.decode(), opts)
+                finally:
+                    os._exit(1)
+            os.write(control, f"{pid}\n".encode())

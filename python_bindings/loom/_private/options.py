@@ -1,0 +1,78 @@
+"""Validating the options of @loom.remote and .options(): an option Loom
+does not support raises, it is never silently ignored."""
+import numbers
+
+TASK_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_retries",
+                "retry_exceptions", "num_returns", "name"}
+ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts",
+                 "max_task_retries", "max_concurrency", "max_pending_calls",
+                 "name", "namespace", "lifetime", "get_if_exists"}
+METHOD_OPTIONS = {"num_returns", "name"}
+
+
+def _number(name, v, minimum=0):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or v < minimum:
+        raise ValueError(f"{name} must be a number >= {minimum}, got {v!r}")
+
+
+def _int(name, v, minimum):
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
+
+
+def validate(options, allowed, what):
+    unknown = set(options) - allowed
+    if unknown:
+        raise TypeError(f"{what} does not support the option(s) "
+                        f"{', '.join(sorted(unknown))}; supported: "
+                        f"{', '.join(sorted(allowed))}")
+    for k in ("num_cpus", "num_gpus"):
+        if options.get(k) is not None:
+            _number(k, options[k])
+    if options.get("num_gpus") and options["num_gpus"] > 1 and \
+            options["num_gpus"] != int(options["num_gpus"]):
+        raise ValueError("num_gpus above 1 must be a whole number, got "
+                         f"{options['num_gpus']}")
+    res = options.get("resources")
+    if res is not None:
+        if not isinstance(res, dict):
+            raise ValueError("resources must be a dict")
+        for k, v in res.items():
+            if not isinstance(k, str):
+                raise ValueError("resource names must be strings")
+            if k in ("CPU", "GPU"):
+                raise ValueError(f"use num_cpus / num_gpus, not "
+                                 f"resources={{'{k}': ...}}")
+            _number(f"resources[{k!r}]", v)
+    for k, minimum in (("max_retries", -1), ("max_restarts", -1),
+                       ("max_task_retries", -1), ("max_concurrency", 1),
+                       ("max_pending_calls", -1), ("num_returns", 1)):
+        if options.get(k) is not None:
+            _int(k, options[k], minimum)
+    if "retry_exceptions" in options:
+        r = options["retry_exceptions"]
+        if not isinstance(r, bool) and not (
+                isinstance(r, (list, tuple)) and
+                all(isinstance(c, type) and issubclass(c, BaseException)
+                    for c in r)):
+            raise ValueError("retry_exceptions must be a bool or a list of "
+                             "exception types")
+    if options.get("lifetime") not in (None, "detached", "non_detached"):
+        raise ValueError("lifetime must be 'detached' or 'non_detached'")
+    for k in ("name", "namespace"):
+        if options.get(k) is not None and not isinstance(options[k], str):
+            raise ValueError(f"{k} must be a string")
+    return options
+
+
+def resources(options, default_cpus):
+    """The resource demand: {"CPU": n, "GPU": n, ...custom}."""
+    out = dict(options.get("resources") or {})
+    cpus = options.get("num_cpus")
+    if cpus is None:
+        cpus = default_cpus
+    if cpus is not None:
+        out["CPU"] = float(cpus)
+    if options.get("num_gpus"):
+        out["GPU"] = float(options["num_gpus"])
+    return out

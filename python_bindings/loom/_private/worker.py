@@ -1,0 +1,212 @@
+"""The process's connection to Loom: init and shutdown in a driver, the
+object API (put, get, wait), and a Python worker's main loop."""
+import atexit
+import os
+import sys
+import threading
+
+from loom import _core
+from loom import exceptions
+from loom._private import errors
+from loom._private import log_stream
+from loom._private import serialization
+
+_lock = threading.RLock()
+_state = {"tail": None, "namespace": None, "worker": False}
+# The task and actor this thread runs (workers).
+task_context = threading.local()
+actor_context = {"actor_id": None}
+
+_INIT_OPTIONS = ("address", "num_cpus", "num_gpus", "resources", "namespace",
+                 "object_store_memory", "ignore_reinit_error",
+                 "_session_root")
+
+
+def _bin_dir():
+    """The daemons' directory inside an installed package, if any."""
+    here = os.path.join(os.path.dirname(os.path.dirname(__file__)), "bin")
+    return here if os.path.exists(os.path.join(here, "loom-raylet")) else None
+
+
+def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
+         namespace=None, object_store_memory=None, ignore_reinit_error=False,
+         _session_root=None, **unsupported):
+    if unsupported:
+        raise TypeError("loom.init() does not support: " +
+                        ", ".join(sorted(unsupported)))
+    with _lock:
+        if _core.is_initialized():
+            if ignore_reinit_error:
+                return
+            raise RuntimeError("Loom is already initialized "
+                               "(call loom.shutdown() first)")
+        if address is None:
+            address = os.environ.get("LOOM_ADDRESS") or None
+        if address is not None:
+            if not isinstance(address, str) or not address:
+                raise ValueError("address must be 'auto' or 'HOST:PORT'")
+            given = [n for n, v in (("num_cpus", num_cpus),
+                                    ("num_gpus", num_gpus),
+                                    ("resources", resources),
+                                    ("object_store_memory",
+                                     object_store_memory)) if v is not None]
+            if given:
+                raise ValueError("when joining a running cluster, "
+                                 f"{', '.join(given)} cannot be set: they "
+                                 "describe a new local cluster")
+        for name, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+            if v is not None and (not isinstance(v, int) or v < 0):
+                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+        resources = dict(resources or {})
+        for k, v in resources.items():
+            if not isinstance(k, str) or not isinstance(v, (int, float)) or \
+                    v < 0:
+                raise ValueError("resources must map names to numbers >= 0")
+            if k in ("CPU", "GPU"):
+                raise ValueError(f"use num_cpus / num_gpus, not "
+                                 f"resources={{'{k}': ...}}")
+        if namespace is not None and not isinstance(namespace, str):
+            raise ValueError("namespace must be a string")
+        bins = _bin_dir()
+        if bins and "LOOM_BIN_DIR" not in os.environ:
+            os.environ["LOOM_BIN_DIR"] = bins
+        try:
+            _core.init(address or "", -1 if num_cpus is None else num_cpus,
+                       num_gpus or 0, resources,
+                       int(object_store_memory or 0), _session_root or "",
+                       sys.executable, [p for p in sys.path],
+                       os.getcwd())
+        except RuntimeError as e:
+            raise ConnectionError(str(e)) from None
+        _state["namespace"] = namespace
+        dirs = [_core.session_dir()]
+        try:
+            dirs += [n["SessionDir"] for n in _core.nodes()
+                     if n["SessionDir"] and os.path.isdir(n["SessionDir"])]
+        except Exception:  # noqa: BLE001 - logs are best effort
+            pass
+        _state["tail"] = log_stream.DriverTail(_core.job_id(),
+                                               [d for d in dirs if d])
+    atexit.register(shutdown)
+
+
+def shutdown():
+    with _lock:
+        tail, _state["tail"] = _state["tail"], None
+        if tail is not None:
+            tail.stop()
+        if _core.is_initialized() and not _state["worker"]:
+            _core.shutdown()
+
+
+def is_initialized():
+    return _core.is_initialized()
+
+
+def check_connected():
+    if not _core.is_initialized():
+        raise exceptions.LoomError("Loom is not initialized: call loom.init()")
+
+
+def namespace():
+    return _state["namespace"]
+
+
+def _timeout_ms(timeout):
+    if timeout is None:
+        return -1
+    if not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ValueError(f"timeout must be None or a number >= 0, "
+                         f"got {timeout!r}")
+    return int(timeout * 1000)
+
+
+def put(value):
+    check_connected()
+    if isinstance(value, _core.ObjectRef):
+        raise TypeError("loom.put() of an ObjectRef is not allowed: "
+                        "pass the ref itself")
+    data, buffers, refs = serialization.serialize(value)
+    with errors.translated():
+        return _core.put(data, buffers, refs)
+
+
+def get(refs, timeout=None):
+    check_connected()
+    single = isinstance(refs, _core.ObjectRef)
+    if single:
+        refs = [refs]
+    elif not isinstance(refs, (list, tuple)):
+        raise TypeError("loom.get() takes an ObjectRef or a list of them, "
+                        f"not {type(refs).__name__}")
+    refs = list(refs)
+    for r in refs:
+        if not isinstance(r, _core.ObjectRef):
+            raise TypeError(f"loom.get() expects ObjectRefs, got "
+                            f"{type(r).__name__}")
+    results = _core.get(refs, _timeout_ms(timeout))
+    if results is None:
+        raise exceptions.GetTimeoutError(
+            f"loom.get() timed out after {timeout} s")
+    values = []
+    with serialization.borrows():
+        for ok, payload in results:
+            if not ok:
+                raise errors.from_tuple(payload)
+            values.append(serialization.deserialize(payload))
+    return values[0] if single else values
+
+
+def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
+    check_connected()
+    if isinstance(refs, _core.ObjectRef) or not isinstance(refs,
+                                                           (list, tuple)):
+        raise TypeError("loom.wait() takes a list of ObjectRefs")
+    refs = list(refs)
+    for r in refs:
+        if not isinstance(r, _core.ObjectRef):
+            raise TypeError(f"loom.wait() expects ObjectRefs, got "
+                            f"{type(r).__name__}")
+    if len(set(refs)) != len(refs):
+        raise ValueError("loom.wait() got the same ObjectRef twice")
+    if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be in [0, {len(refs)}]")
+    ready_flags = _core.wait(refs, num_returns, _timeout_ms(timeout))
+    ready, unready = [], []
+    for r, flag in zip(refs, ready_flags):
+        (ready if flag and len(ready) < num_returns else unready).append(r)
+    return ready, unready
+
+
+def cancel(ref, *, force=False, recursive=True):
+    check_connected()
+    if not isinstance(ref, _core.ObjectRef):
+        raise TypeError("loom.cancel() takes an ObjectRef")
+    _core.cancel(ref, bool(force))
+
+
+def nodes():
+    check_connected()
+    return _core.nodes()
+
+
+def _sum_resources(field):
+    total = {}
+    for n in nodes():
+        if not n["Alive"]:
+            continue
+        for k, v in n[field].items():
+            total[k] = total.get(k, 0.0) + v
+    return total
+
+
+def cluster_resources():
+    return _sum_resources("Resources")
+
+
+def available_resources():
+    return _sum_resources("Available")
+
+
+def mark_worker():
+    _state["worker"] = True

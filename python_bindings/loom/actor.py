@@ -1,0 +1,189 @@
+"""@loom.remote on a class: ActorClass.remote(...) creates an actor and
+returns its handle; handle.method.remote(...) calls it.
+
+A handle carries a ref to the actor's handle object: refs to it, anywhere,
+are the actor's handles, and when the last is gone the actor stops (named
+and detached actors as in the C++ API)."""
+import inspect
+
+from loom import _core
+from loom._private import errors
+from loom._private import function_table
+from loom._private import options as opts
+from loom._private import worker
+from loom.remote_function import pack_args
+
+
+def _methods(cls):
+    """name -> (is_async, num_returns) for the class's public methods."""
+    out = {}
+    for name, m in inspect.getmembers(cls, inspect.isfunction):
+        if name.startswith("__") and name != "__call__":
+            continue
+        out[name] = (inspect.iscoroutinefunction(m),
+                     getattr(m, "__loom_num_returns__", 1))
+    return out
+
+
+def method(num_returns=1):
+    """@loom.method(num_returns=n) on an actor method."""
+    def mark(m):
+        m.__loom_num_returns__ = num_returns
+        return m
+    return mark
+
+
+class ActorClass:
+    def __init__(self, cls, options):
+        self._cls = cls
+        self._options = opts.validate(dict(options), opts.ACTOR_OPTIONS,
+                                      "@loom.remote on a class")
+        self._methods = _methods(cls)
+        self._is_async = any(a for a, _ in self._methods.values())
+        self._name = f"{cls.__module__}.{cls.__qualname__}"
+        self._keys = {}
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"actor class {self._name} cannot be instantiated "
+                        "directly: use .remote()")
+
+    def options(self, **options):
+        merged = dict(self._options)
+        merged.update(opts.validate(dict(options), opts.ACTOR_OPTIONS,
+                                    ".options() on an actor class"))
+        outer = self
+
+        class _Bound:
+            def remote(self, *args, **kwargs):
+                return outer._create(args, kwargs, merged)
+
+        return _Bound()
+
+    def remote(self, *args, **kwargs):
+        return self._create(args, kwargs, self._options)
+
+    def _create(self, args, kwargs, options):
+        worker.check_connected()
+        default_concurrency = 1000 if self._is_async else 1
+        concurrency = options.get("max_concurrency") or default_concurrency
+        key = self._keys.get(concurrency)
+        if key is None:
+            key = function_table.export(
+                self._cls, {"max_concurrency": concurrency})
+            self._keys[concurrency] = key
+        packed, contained = pack_args(args, kwargs)
+        ns = options.get("namespace")
+        if ns is None:
+            ns = worker.namespace() or ""
+        core_opts = {
+            "name": options.get("name") or "",
+            "namespace": ns,
+            "max_restarts": options.get("max_restarts", 0),
+            "max_task_retries": options.get("max_task_retries", 0),
+            # Async actors interleave on their event loop (Python counts
+            # max_concurrency); threaded ones run on that many threads.
+            "max_concurrency": 1 if self._is_async else concurrency,
+            "max_pending_calls": max(0, options.get("max_pending_calls", -1)),
+            "detached": options.get("lifetime") == "detached",
+            "get_if_exists": bool(options.get("get_if_exists", False)),
+        }
+        res = opts.resources(options, options.get("num_cpus"))
+        with errors.translated():
+            actor_id, handle = _core.create_actor(
+                self._name, key, packed, res, core_opts, contained)
+        return ActorHandle(actor_id, handle, self._name, self._methods)
+
+
+class ActorMethod:
+    def __init__(self, handle, name, num_returns):
+        self._handle = handle
+        self._name = name
+        self._num_returns = num_returns
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"actor method {self._name} cannot be called "
+                        "directly: use .remote()")
+
+    def options(self, **options):
+        opts.validate(dict(options), opts.METHOD_OPTIONS,
+                      ".options() on an actor method")
+        n = options.get("num_returns", self._num_returns)
+        return ActorMethod(self._handle, self._name, n)
+
+    def remote(self, *args, **kwargs):
+        return self._handle._call(self._name, args, kwargs,
+                                  self._num_returns)
+
+
+class ActorHandle:
+    def __init__(self, actor_id, handle_ref, class_name, methods):
+        self._actor_id = actor_id
+        self._handle_ref = handle_ref  # None: detached
+        self._class_name = class_name
+        self._methods = methods
+
+    def __getattr__(self, name):
+        methods = self.__dict__.get("_methods", {})
+        if name in methods:
+            return ActorMethod(self, name, methods[name][1])
+        raise AttributeError(f"actor {self.__dict__.get('_class_name')} has "
+                             f"no method {name!r}")
+
+    def _call(self, name, args, kwargs, num_returns):
+        worker.check_connected()
+        packed, contained = pack_args(args, kwargs)
+        with errors.translated():
+            refs = _core.submit_actor_task(self._actor_id, name, packed,
+                                           contained, num_returns)
+        return refs[0] if num_returns == 1 else refs
+
+    def __reduce__(self):
+        return ActorHandle, (self._actor_id, self._handle_ref,
+                             self._class_name, self._methods)
+
+    def __repr__(self):
+        return f"Actor({self._class_name}, {self._actor_id.hex()})"
+
+    def __eq__(self, other):
+        return isinstance(other, ActorHandle) and \
+            other._actor_id == self._actor_id
+
+    def __hash__(self):
+        return hash(self._actor_id)
+
+
+def get_actor(name, namespace=None):
+    worker.check_connected()
+    if not isinstance(name, str) or not name:
+        raise ValueError("get_actor() needs the actor's name")
+    ns = namespace if namespace is not None else (worker.namespace() or "")
+    try:
+        actor_id, handle = _core.get_named_actor(name, ns)
+    except KeyError as e:
+        raise ValueError(f"no actor named {name!r} in namespace {ns!r}: "
+                         f"{e.args[0] if e.args else ''}") from None
+    # The class's methods are not known here: any name is callable.
+    return _NamedActorHandle(actor_id, handle, name)
+
+
+class _NamedActorHandle(ActorHandle):
+    def __init__(self, actor_id, handle_ref, name, methods=None):
+        super().__init__(actor_id, handle_ref, name, methods or {})
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        methods = self.__dict__.get("_methods", {})
+        return ActorMethod(self, name, methods.get(name, (False, 1))[1])
+
+    def __reduce__(self):
+        return _NamedActorHandle, (self._actor_id, self._handle_ref,
+                                   self._class_name, self._methods)
+
+
+def kill(actor, *, no_restart=True):
+    worker.check_connected()
+    if not isinstance(actor, ActorHandle):
+        raise TypeError("loom.kill() takes an actor handle")
+    with errors.translated():
+        _core.kill_actor(actor._actor_id, bool(no_restart))

@@ -1,0 +1,92 @@
+"""@loom.remote on a function: RemoteFunction.remote(...) submits a task."""
+from loom import _core
+from loom._private import errors
+from loom._private import function_table
+from loom._private import options as opts
+from loom._private import serialization
+from loom._private import worker
+from loom._private.executor import KwargsMarker
+
+
+def pack_args(args, kwargs):
+    """The task's arguments for the core worker, and the refs serialized
+    inside them. Top-level ObjectRefs pass by reference (the task gets
+    their values); everything else is serialized."""
+    packed, contained = [], []
+
+    def add(v):
+        if isinstance(v, _core.ObjectRef):
+            packed.append(v)
+        else:
+            data, buffers, refs = serialization.serialize(v)
+            packed.append((data, buffers))
+            contained.extend(refs)
+
+    for a in args:
+        add(a)
+    if kwargs:
+        for v in kwargs.values():
+            add(v)
+        add(KwargsMarker(tuple(kwargs)))
+    return packed, contained
+
+
+class RemoteFunction:
+    def __init__(self, fn, options):
+        self._fn = fn
+        self._options = opts.validate(dict(options), opts.TASK_OPTIONS,
+                                      "@loom.remote on a function")
+        self._name = options.get("name") or \
+            f"{fn.__module__}.{fn.__qualname__}"
+        self._keys = {}  # exported (fn, options) per execution options
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", "remote_function")
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"remote function {self._name} cannot be called "
+                        "directly: use .remote()")
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_keys"] = dict(self._keys)
+        return state
+
+    def options(self, **options):
+        merged = dict(self._options)
+        merged.update(opts.validate(dict(options), opts.TASK_OPTIONS,
+                                    ".options() on a remote function"))
+        outer = self
+
+        class _Bound:
+            def remote(self, *args, **kwargs):
+                return outer._submit(args, kwargs, merged)
+
+        return _Bound()
+
+    def remote(self, *args, **kwargs):
+        return self._submit(args, kwargs, self._options)
+
+    def _key(self, options):
+        run = (options.get("retry_exceptions", False),
+               options.get("max_retries", 3))
+        key = self._keys.get(run)
+        if key is None:
+            retry = run[0] if isinstance(run[0], bool) else list(run[0])
+            key = function_table.export(
+                self._fn, {"retry_exceptions": retry, "max_retries": run[1]})
+            self._keys[run] = key
+        return key
+
+    def _submit(self, args, kwargs, options):
+        worker.check_connected()
+        key = self._key(options)
+        packed, contained = pack_args(args, kwargs)
+        max_retries = options.get("max_retries", 3)
+        n = options.get("num_returns", 1)
+        with errors.translated():
+            refs = _core.submit_task(
+                self._name, key, packed, opts.resources(options, 1),
+                # retry_exceptions reruns in the worker; the core worker
+                # retries when the worker dies.
+                max_retries, n, contained)
+        return refs[0] if n == 1 else refs

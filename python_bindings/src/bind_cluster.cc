@@ -1,0 +1,165 @@
+// Starting, joining and leaving clusters from Python; a Python worker's
+// core worker; what the cluster looks like (nodes, resources, the KV).
+#include <unistd.h>
+
+#include "absl/strings/escaping.h"
+#include "bindings.h"
+#include "runtime/raylet_client.h"
+#include "src/common/logging.h"
+#include "src/common/process.h"
+
+namespace loom::py {
+
+void RunPythonTask(const pyb::object& executor, const rpc::TaskSpec& spec,
+                   std::vector<CoreWorker::TaskArgView> args,
+                   rpc::PushTaskReply* reply, std::function<void()> finish);
+
+namespace {
+
+std::unique_ptr<CoreWorker> g_worker;  // a Python worker's core worker
+
+rpc::WorkerRuntime PythonRuntime(const std::string& executable,
+                                 const std::vector<std::string>& path,
+                                 const std::string& cwd) {
+  rpc::WorkerRuntime r;
+  r.set_language(rpc::WorkerRuntime::PYTHON);
+  r.set_python_executable(executable);
+  for (const auto& p : path) r.add_python_path(p);
+  r.set_cwd(cwd);
+  return r;
+}
+
+void Init(const std::string& address, int num_cpus, int num_gpus,
+          std::map<std::string, double> resources, int64_t object_store_memory,
+          const std::string& session_root, const std::string& executable,
+          const std::vector<std::string>& path, const std::string& cwd) {
+  InitOptions options;
+  options.address = address;
+  options.num_cpus = num_cpus;
+  options.num_gpus = num_gpus;
+  options.resources = std::move(resources);
+  options.object_store_memory = object_store_memory;
+  options.session_root = session_root;
+  pyb::gil_scoped_release release;
+  InitWithRuntime(options, PythonRuntime(executable, path, cwd));
+}
+
+void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
+                 const std::string& host, const std::string& session_dir,
+                 const std::string& gcs, const std::string& executable,
+                 const std::vector<std::string>& path, const std::string& cwd,
+                 pyb::object executor, pyb::object on_cancel) {
+  WatchLifelineFromEnv();
+  InitLogging("worker-" + std::to_string(getpid()),
+              session_dir.empty() ? "" : session_dir + "/logs");
+  auto id = WorkerId::FromBinary(absl::HexStringToBytes(worker_id_hex));
+  if (!id.ok()) throw pyb::value_error("bad worker id");
+  CoreWorker::Options options;
+  options.is_driver = false;
+  options.host = host;
+  options.raylet_address = raylet;
+  options.gcs_address = gcs;
+  options.worker_id = *id;
+  options.runtime = PythonRuntime(executable, path, cwd);
+  if (!session_dir.empty())
+    options.store_socket = session_dir + "/sockets/store";
+  // Held for the process's life (it exits with os._exit).
+  auto* exec = new pyb::object(std::move(executor));
+  auto* cancel = new pyb::object(std::move(on_cancel));
+  options.task_handler = [exec](const rpc::TaskSpec& spec,
+                                std::vector<CoreWorker::TaskArgView> args,
+                                rpc::PushTaskReply* reply,
+                                std::function<void()> finish) {
+    RunPythonTask(*exec, spec, std::move(args), reply, std::move(finish));
+  };
+  options.cancel_handler = [cancel](const TaskId& task) {
+    pyb::gil_scoped_acquire gil;
+    try {
+      (*cancel)(pyb::bytes(task.Binary()));
+    } catch (pyb::error_already_set& e) {
+      spdlog::warn("cancelling a task: {}", e.what());
+    }
+  };
+  absl::StatusOr<std::unique_ptr<CoreWorker>> cw;
+  {
+    pyb::gil_scoped_release release;
+    cw = CoreWorker::Create(options);
+  }
+  if (!cw.ok()) ThrowStatus(cw.status());
+  g_worker = std::move(*cw);
+}
+
+pyb::list Nodes() {
+  absl::StatusOr<rpc::GetClusterStatusReply> status;
+  {
+    pyb::gil_scoped_release release;
+    status = Core().raylet_client()->GetClusterStatus();
+  }
+  if (!status.ok()) ThrowStatus(status.status());
+  pyb::list out;
+  for (const auto& n : status->nodes()) {
+    pyb::dict d;
+    d["NodeID"] = absl::BytesToHexString(n.node_id());
+    d["Alive"] = n.alive();
+    d["NodeManagerAddress"] = n.host();
+    d["NodeManagerPort"] = n.raylet_port();
+    pyb::dict total, available, labels;
+    for (const auto& [k, v] : n.total().quantities()) total[pyb::str(k)] = v;
+    for (const auto& [k, v] : n.available().quantities()) {
+      available[pyb::str(k)] = v;
+    }
+    for (const auto& [k, v] : n.labels()) labels[pyb::str(k)] = v;
+    d["Resources"] = total;
+    d["Available"] = available;
+    d["Labels"] = labels;
+    d["SessionDir"] = n.session_dir();
+    out.append(d);
+  }
+  return out;
+}
+
+}  // namespace
+
+void BindCluster(pyb::module_& m) {
+  m.def("init", &Init);
+  m.def("shutdown", [] {
+    pyb::gil_scoped_release release;
+    Shutdown();
+  });
+  m.def("is_initialized", [] { return GlobalCoreWorker() != nullptr; });
+  m.def("start_worker", &StartWorker);
+  m.def("wait_for_exit", [] {
+    pyb::gil_scoped_release release;
+    Core().WaitForExit();
+  });
+  m.def("is_driver", [] { return Core().is_driver(); });
+  m.def("job_id", [] { return Core().job().Hex(); });
+  m.def("node_id", [] { return Core().node_id().Hex(); });
+  m.def("worker_id", [] { return Core().worker_id().Hex(); });
+  m.def("address", [] { return Core().address(); });
+  m.def("gpu_ids", [] { return Core().gpu_ids(); });
+  m.def("session_dir", [] { return g_worker ? std::string() : SessionDir(); });
+  m.def("nodes", &Nodes);
+  m.def("kv_put", [](const std::string& key, pyb::bytes value) {
+    std::string v = value;
+    absl::Status s;
+    {
+      pyb::gil_scoped_release release;
+      s = Core().raylet_client()->KvPut("fn", key, v);
+    }
+    if (!s.ok()) ThrowStatus(s);
+  });
+  m.def("kv_get", [](const std::string& key) -> pyb::object {
+    absl::StatusOr<std::optional<std::string>> v;
+    {
+      pyb::gil_scoped_release release;
+      v = Core().raylet_client()->KvGet("fn", key);
+    }
+    if (!v.ok()) ThrowStatus(v.status());
+    if (!*v) return pyb::none();
+    return pyb::bytes(**v);
+  });
+  m.def("watch_lifeline", &WatchLifelineFromEnv);
+}
+
+}  // namespace loom::py

@@ -1,0 +1,333 @@
+// Tasks and actors from Python: submitting them, and (in a Python worker)
+// running them: the core worker hands each pushed task to Python's
+// executor with a TaskReply to fill.
+#include "absl/strings/str_cat.h"
+#include "bindings.h"
+#include "object_store/layout.h"
+#include "runtime/task_args.h"
+
+namespace loom::py {
+namespace {
+
+// Arguments: an ObjectRef passes by reference; (metadata, buffers) is a
+// serialized value, inline when small, else put in the store first (kept
+// alive by `temps` until submitted).
+std::vector<internal::Arg> Args(
+    const pyb::list& args, std::vector<std::shared_ptr<PyObjectRef>>* temps) {
+  std::vector<internal::Arg> out;
+  out.reserve(args.size());
+  for (const auto& a : args) {
+    internal::Arg arg;
+    if (pyb::isinstance<PyObjectRef>(a)) {
+      arg.is_ref = true;
+      arg.data = a.cast<PyObjectRef&>().id().Binary();
+      out.push_back(std::move(arg));
+      continue;
+    }
+    auto t = a.cast<pyb::tuple>();
+    std::string_view meta = t[0].cast<std::string_view>();
+    std::vector<pyb::buffer_info> infos;
+    std::vector<std::string_view> views;
+    uint64_t size = meta.size();
+    for (const auto& b : t[1].cast<pyb::list>()) {
+      infos.push_back(b.cast<pyb::buffer>().request());
+      views.emplace_back(static_cast<const char*>(infos.back().ptr),
+                         infos.back().size * infos.back().itemsize);
+      size += views.back().size();
+    }
+    if (size > kInlineThreshold && Core().has_store()) {
+      absl::StatusOr<ObjectId> id;
+      {
+        pyb::gil_scoped_release release;
+        id = Core().PutLayout(Format::kPickle5, meta, views, {});
+      }
+      if (!id.ok()) ThrowStatus(id.status());
+      temps->push_back(std::make_shared<PyObjectRef>(*id, ""));
+      arg.is_ref = true;
+      arg.data = id->Binary();
+    } else {
+      arg.data = EncodeLayout(Format::kPickle5, meta, views);
+    }
+    out.push_back(std::move(arg));
+  }
+  return out;
+}
+
+std::vector<ObjectId> TakeRefs(const std::vector<PyObjectRef*>& refs) {
+  std::vector<ObjectId> ids;
+  for (auto* r : refs) {
+    Core().AddRef(r->id());
+    ids.push_back(r->id());
+  }
+  return ids;
+}
+
+void DropRefs(const std::vector<ObjectId>& ids) {
+  for (const auto& id : ids) Core().RemoveRef(id);
+}
+
+pyb::list Refs(const std::vector<ObjectId>& ids) {
+  pyb::list out;
+  for (const auto& id : ids) out.append(std::make_shared<PyObjectRef>(id, ""));
+  return out;
+}
+
+std::map<std::string, double> Resources(const pyb::dict& d) {
+  std::map<std::string, double> out;
+  for (const auto& [k, v] : d) out[k.cast<std::string>()] = v.cast<double>();
+  return out;
+}
+
+pyb::list SubmitTask(const std::string& name, const std::string& function_key,
+                     pyb::list args, pyb::dict resources, int max_retries,
+                     int num_returns, std::vector<PyObjectRef*> contained) {
+  std::vector<std::shared_ptr<PyObjectRef>> temps;
+  internal::TaskOptions options;
+  options.resources = Resources(resources);
+  options.max_retries = max_retries;
+  options.num_returns = num_returns;
+  options.function_key = function_key;
+  auto packed = Args(args, &temps);
+  std::vector<ObjectId> inner = TakeRefs(contained);
+  auto ids = Core().SubmitTask(name, std::move(packed), options, inner);
+  if (!ids.ok()) {
+    DropRefs(inner);
+    ThrowStatus(ids.status());
+  }
+  return Refs(*ids);
+}
+
+pyb::tuple CreateActor(const std::string& class_name,
+                       const std::string& function_key, pyb::list args,
+                       pyb::dict resources, pyb::dict opts,
+                       std::vector<PyObjectRef*> contained) {
+  std::vector<std::shared_ptr<PyObjectRef>> temps;
+  internal::ActorOptions options;
+  options.resources = Resources(resources);
+  options.name = opts["name"].cast<std::string>();
+  options.ns = opts["namespace"].cast<std::string>();
+  options.max_restarts = opts["max_restarts"].cast<int>();
+  options.max_task_retries = opts["max_task_retries"].cast<int>();
+  options.max_concurrency = opts["max_concurrency"].cast<int>();
+  options.max_pending_calls = opts["max_pending_calls"].cast<int>();
+  options.detached = opts["detached"].cast<bool>();
+  options.get_if_exists = opts["get_if_exists"].cast<bool>();
+  auto packed = Args(args, &temps);
+  // The factory's name is the function table's key: the creation task
+  // carries it as its function key too (see the executor).
+  std::vector<ObjectId> inner = TakeRefs(contained);
+  absl::StatusOr<CoreWorker::ActorRef> ref;
+  {
+    pyb::gil_scoped_release release;  // waits for ref arguments
+    ref = Core().CreateActor(function_key, class_name, std::move(packed),
+                             options, inner);
+  }
+  if (!ref.ok()) {
+    DropRefs(inner);
+    ThrowStatus(ref.status());
+  }
+  pyb::object handle = pyb::none();
+  if (ref->handle)
+    handle = pyb::cast(std::make_shared<PyObjectRef>(*ref->handle, ref->owner));
+  return pyb::make_tuple(pyb::bytes(ref->actor.Binary()), handle);
+}
+
+pyb::list SubmitActorTask(pyb::bytes actor_id, const std::string& method,
+                          pyb::list args, std::vector<PyObjectRef*> contained,
+                          int num_returns) {
+  auto actor = ActorId::FromBinary(std::string(actor_id));
+  if (!actor.ok()) throw pyb::value_error("bad actor id");
+  std::vector<std::shared_ptr<PyObjectRef>> temps;
+  auto packed = Args(args, &temps);
+  std::vector<ObjectId> inner = TakeRefs(contained);
+  auto ids = Core().SubmitActorTask(*actor, method, std::move(packed), inner,
+                                    num_returns);
+  if (!ids.ok()) {
+    DropRefs(inner);
+    ThrowStatus(ids.status());
+  }
+  return Refs(*ids);
+}
+
+// What a Python executor fills for one task; finish() sends it.
+class TaskReply {
+ public:
+  TaskReply(const rpc::TaskSpec* spec, rpc::PushTaskReply* reply,
+            std::function<void()> finish)
+      : spec_(spec), reply_(reply), finish_(std::move(finish)) {}
+
+  void SetReturns(pyb::list values, std::vector<PyObjectRef*> contained) {
+    Check();
+    std::vector<ObjectId> rets = ReturnIds(*spec_);
+    if (values.size() != rets.size()) {
+      return SetError(
+          rpc::ErrorInfo::TASK_ERROR, "ValueError",
+          absl::StrCat("the task returned ", values.size(),
+                       " values where num_returns is ", rets.size()),
+          pyb::bytes());
+    }
+    CoreWorker& cw = Core();
+    reply_->set_node_id(cw.node_id().Binary());
+    for (size_t i = 0; i < rets.size(); ++i) {
+      auto t = values[i].cast<pyb::tuple>();
+      std::string_view meta = t[0].cast<std::string_view>();
+      std::vector<pyb::buffer_info> infos;
+      std::vector<std::string_view> views;
+      uint64_t size = meta.size();
+      for (const auto& b : t[1].cast<pyb::list>()) {
+        infos.push_back(b.cast<pyb::buffer>().request());
+        views.emplace_back(static_cast<const char*>(infos.back().ptr),
+                           infos.back().size * infos.back().itemsize);
+        size += views.back().size();
+      }
+      bool in_store = size > kInlineThreshold && cw.has_store();
+      std::string value;
+      if (in_store) {
+        absl::Status s;
+        {
+          pyb::gil_scoped_release release;
+          s = cw.StoreLayout(rets[i], Format::kPickle5, meta, views);
+        }
+        if (!s.ok()) {
+          return SetError(s.code() == absl::StatusCode::kResourceExhausted
+                              ? rpc::ErrorInfo::OBJECT_STORE_FULL
+                              : rpc::ErrorInfo::INVALID,
+                          "", std::string(s.message()), pyb::bytes());
+        }
+      } else {
+        value = EncodeLayout(Format::kPickle5, meta, views);
+      }
+      if (rets.size() == 1) {
+        reply_->set_in_store(in_store);
+        reply_->set_value(std::move(value));
+      } else {
+        auto* r = reply_->add_returns();
+        r->set_in_store(in_store);
+        r->set_value(std::move(value));
+      }
+    }
+    std::vector<ObjectId> inner;
+    for (auto* r : contained) inner.push_back(r->id());
+    if (!inner.empty()) {
+      pyb::gil_scoped_release release;
+      cw.LendToCaller(inner, spec_->caller(), reply_);
+    }
+    reply_->set_ok(true);
+  }
+
+  void SetError(int kind, const std::string& type, const std::string& message,
+                pyb::bytes data) {
+    Check();
+    reply_->Clear();
+    reply_->set_ok(false);
+    rpc::ErrorInfo e = MakeError(static_cast<rpc::ErrorInfo::Kind>(kind),
+                                 message, spec_->function_name(), type);
+    e.set_data(std::string(data));
+    *reply_->mutable_error() = std::move(e);
+  }
+
+  void Finish() {
+    Check();
+    done_ = true;
+    pyb::gil_scoped_release release;
+    finish_();
+  }
+
+ private:
+  void Check() const {
+    if (done_) throw std::runtime_error("the task's reply was sent already");
+  }
+  const rpc::TaskSpec* spec_;
+  rpc::PushTaskReply* reply_;
+  std::function<void()> finish_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+// Runs on the core worker's execution threads: hands the task to Python.
+void RunPythonTask(const pyb::object& executor, const rpc::TaskSpec& spec,
+                   std::vector<CoreWorker::TaskArgView> args,
+                   rpc::PushTaskReply* reply, std::function<void()> finish) {
+  pyb::gil_scoped_acquire gil;
+  auto task = std::make_shared<TaskReply>(&spec, reply, finish);
+  try {
+    pyb::list py_args;
+    for (auto& a : args) {
+      std::shared_ptr<const void> holder = a.holder;
+      std::string_view bytes = a.bytes;
+      if (!holder) {  // inline: the spec's bytes, copied to outlive it
+        auto copy = std::make_shared<std::string>(a.bytes);
+        bytes = *copy;
+        holder = copy;
+      }
+      py_args.append(ParseObject(Pinned{bytes.data(), bytes.size(), holder}));
+    }
+    pyb::dict info;
+    info["task_id"] = pyb::bytes(spec.task_id());
+    info["function_key"] = spec.function_key();
+    info["name"] = spec.function_name();
+    info["actor_creation"] = spec.actor_creation();
+    info["actor_id"] = pyb::bytes(spec.actor_id());
+    info["num_returns"] = std::max(1, spec.num_returns());
+    info["attempt"] = spec.attempt();
+    info["max_concurrency"] = spec.max_concurrency();
+    executor(info, py_args, task);
+  } catch (pyb::error_already_set& e) {
+    // The executor itself failed (not the user's code, which it catches).
+    std::string what = e.what();
+    try {
+      task->SetError(rpc::ErrorInfo::INVALID, "ExecutorError", what,
+                     pyb::bytes());
+      task->Finish();
+    } catch (...) {
+    }
+  }
+}
+
+void BindTasks(pyb::module_& m) {
+  pyb::class_<TaskReply, std::shared_ptr<TaskReply>>(m, "TaskReply")
+      .def("set_returns", &TaskReply::SetReturns)
+      .def("set_error", &TaskReply::SetError)
+      .def("finish", &TaskReply::Finish);
+  m.def("submit_task", &SubmitTask, pyb::arg("name"), pyb::arg("function_key"),
+        pyb::arg("args"), pyb::arg("resources"), pyb::arg("max_retries"),
+        pyb::arg("num_returns"), pyb::arg("contained"));
+  m.def("create_actor", &CreateActor);
+  m.def("submit_actor_task", &SubmitActorTask);
+  m.def("get_named_actor", [](const std::string& name, const std::string& ns) {
+    absl::StatusOr<CoreWorker::ActorRef> ref;
+    {
+      pyb::gil_scoped_release release;
+      ref = Core().GetNamedActor(name, ns);
+    }
+    if (!ref.ok()) ThrowStatus(ref.status());
+    pyb::object handle = pyb::none();
+    if (ref->handle) {
+      // A handle found by name borrows the actor's handle object.
+      std::string owner = ref->owner;
+      bool fresh = Core().Borrow(*ref->handle, owner);
+      handle = pyb::cast(std::make_shared<PyObjectRef>(*ref->handle, owner));
+      if (fresh) {
+        pyb::gil_scoped_release release;
+        Core().RegisterBorrows({{*ref->handle, owner}});
+      }
+    }
+    return pyb::make_tuple(pyb::bytes(ref->actor.Binary()), handle);
+  });
+  m.def("kill_actor", [](pyb::bytes actor_id, bool no_restart) {
+    auto actor = ActorId::FromBinary(std::string(actor_id));
+    if (!actor.ok()) throw pyb::value_error("bad actor id");
+    absl::Status s;
+    {
+      pyb::gil_scoped_release release;
+      s = Core().KillActor(*actor, no_restart);
+    }
+    if (!s.ok()) ThrowStatus(s);
+  });
+  m.def("cancel", [](PyObjectRef& ref, bool force) {
+    return Core().CancelTask(ref.id(), force);
+  });
+}
+
+}  // namespace loom::py
