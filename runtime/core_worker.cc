@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -212,7 +213,11 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   // Hold the arguments now: the caller's refs may be temporaries.
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
   for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
-  submitter_->Submit(std::move(spec), demand->ToString());
+  // Leases are shared by tasks of one function and shape: how long its
+  // tasks run decides whether to pipeline them (as Ray's scheduling keys).
+  std::string key = absl::StrCat(demand->ToString(), "|", function_name, "|",
+                                 options.function_key);
+  submitter_->Submit(std::move(spec), std::move(key));
   return rets;
 }
 
@@ -586,8 +591,13 @@ void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
                                      view->data_size),
                     std::move(pin)});
   }
-  options_.task_handler(spec, std::move(args), reply, [this, e] {
+  auto start = std::chrono::steady_clock::now();
+  options_.task_handler(spec, std::move(args), reply, [this, e, start] {
     const rpc::TaskSpec& spec = e->req->spec();
+    // How long tasks run decides whether callers pipeline them.
+    e->reply->set_run_us(std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now() - start)
+                             .count());
     {
       absl::MutexLock lock(&exec_mu_);
       running_.erase(spec.task_id());

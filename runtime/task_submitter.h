@@ -57,8 +57,8 @@ class TaskSubmitter {
   // Thread-safe. The task's return object must be pending in the table, and
   // the caller holds one reference on each ObjectRef argument, which the
   // submitter releases once the argument is inlined.
-  // `key` names the task's resource shape (ResourceSet::ToString()); tasks
-  // with one key share leases.
+  // `key` names the task's resource shape and function; tasks with one key
+  // share leases.
   void Submit(rpc::TaskSpec spec, std::string key);
   // The kind of worker to lease (C++ unless set); before the first Submit.
   void set_runtime(rpc::WorkerRuntime runtime) {

@@ -66,11 +66,12 @@ class ActorClass:
         worker.check_connected()
         default_concurrency = 1000 if self._is_async else 1
         concurrency = options.get("max_concurrency") or default_concurrency
-        key = self._keys.get(concurrency)
-        if key is None:
-            key = function_table.export(
+        exported = self._keys.get(concurrency)
+        if exported is None:
+            exported = function_table.Exported(
                 self._cls, {"max_concurrency": concurrency})
-            self._keys[concurrency] = key
+            self._keys[concurrency] = exported
+        key = exported.ensure()
         packed, contained = pack_args(args, kwargs)
         ns = options.get("namespace")
         if ns is None:

@@ -46,11 +46,6 @@ class RemoteFunction:
         raise TypeError(f"remote function {self._name} cannot be called "
                         "directly: use .remote()")
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_keys"] = dict(self._keys)
-        return state
-
     def options(self, **options):
         merged = dict(self._options)
         merged.update(opts.validate(dict(options), opts.TASK_OPTIONS,
@@ -67,15 +62,16 @@ class RemoteFunction:
         return self._submit(args, kwargs, self._options)
 
     def _key(self, options):
-        run = (options.get("retry_exceptions", False),
+        retry = options.get("retry_exceptions", False)
+        run = (retry if isinstance(retry, bool) else tuple(retry),
                options.get("max_retries", 3))
-        key = self._keys.get(run)
-        if key is None:
-            retry = run[0] if isinstance(run[0], bool) else list(run[0])
-            key = function_table.export(
-                self._fn, {"retry_exceptions": retry, "max_retries": run[1]})
-            self._keys[run] = key
-        return key
+        exported = self._keys.get(run)
+        if exported is None:
+            exported = function_table.Exported(
+                self._fn, {"retry_exceptions": run[0],
+                           "max_retries": run[1]})
+            self._keys[run] = exported
+        return exported.ensure()
 
     def _submit(self, args, kwargs, options):
         worker.check_connected()

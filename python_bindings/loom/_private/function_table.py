@@ -40,19 +40,34 @@ def _restore_filenames(obj, files):
             fn.__code__ = _with_filename(fn.__code__, files[name])
 
 
-def export(obj, options):
-    """Puts (obj, options) in the table; returns its key."""
-    files = {k: f.__code__.co_filename for k, f in _functions(obj).items()}
-    data = serialization.dumps_function((obj, dict(options, _files=files)))
-    key = "py:" + hashlib.sha1(data).hexdigest()
+class Exported:
+    """(obj, options) pickled once; put in the table of each cluster this
+    process joins, the first time it is used there."""
+
+    def __init__(self, obj, options):
+        files = {k: f.__code__.co_filename
+                 for k, f in _functions(obj).items()}
+        self.data = serialization.dumps_function(
+            (obj, dict(options, _files=files)))
+        self.key = "py:" + hashlib.sha1(self.data).hexdigest()
+        with _lock:
+            _loaded.setdefault(self.key, (obj, options))
+
+    def ensure(self):
+        """The key, after putting the function in this cluster's table."""
+        with _lock:
+            if self.key in _exported:
+                return self.key
+        _core.kv_put(self.key, self.data)
+        with _lock:
+            _exported.add(self.key)
+        return self.key
+
+
+def reset():
+    """A new cluster: nothing is exported there yet."""
     with _lock:
-        if key in _exported:
-            return key
-    _core.kv_put(key, data)
-    with _lock:
-        _exported.add(key)
-        _loaded.setdefault(key, (obj, options))
-    return key
+        _exported.clear()
 
 
 def load(key):

@@ -8,6 +8,7 @@ import threading
 from loom import _core
 from loom import exceptions
 from loom._private import errors
+from loom._private import function_table
 from loom._private import log_stream
 from loom._private import serialization
 
@@ -79,6 +80,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
         except RuntimeError as e:
             raise ConnectionError(str(e)) from None
         _state["namespace"] = namespace
+        function_table.reset()
         dirs = [_core.session_dir()]
         try:
             dirs += [n["SessionDir"] for n in _core.nodes()
