@@ -102,6 +102,7 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
   req.set_get_if_exists(options.get_if_exists);
   for (const auto& p : options_.code_search_path) req.add_code_search_path(p);
   *req.mutable_runtime() = options_.runtime;
+  req.set_exact_placement(options.resources.count(kCpu) > 0);
   std::optional<ObjectId> handle;
   if (!options.detached) {
     // Its references are the actor's handles; freed, it stops the actor.

@@ -131,10 +131,12 @@ void ActorManager::Schedule(const ActorId& id) {
   if (it == actors_.end()) return;
   Actor& a = *it->second;
   int64_t attempt = ++a.attempt;
-  // An actor needs 1 CPU free to be placed (unless it names resources) and
-  // holds only what it names while it lives.
+  // An actor needs 1 CPU free to be placed (unless it names resources, or
+  // its CPUs, even 0) and holds only what it names while it lives.
   ResourceSet placement = *ResourcesFromProto(a.spec.creation().resources());
-  if (placement.IsEmpty()) placement.Set(kCpu, FixedPoint::FromInt(1));
+  if (placement.IsEmpty() && !a.spec.exact_placement()) {
+    placement.Set(kCpu, FixedPoint::FromInt(1));
+  }
   std::optional<rpc::NodeInfo> best;
   FixedPoint best_cpu;
   absl::Time now = absl::Now();

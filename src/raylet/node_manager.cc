@@ -262,8 +262,10 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
   resources_.Release(lease.allocation);
   if (!lease.lent.IsEmpty()) resources_.Reclaim(lease.lent);
   lease_of_worker_.erase(lease.worker);
+  WorkerId killed;
   if (Worker* w = pool_->Find(lease.worker)) {
     if (kill_worker) {
+      killed = w->id;
       workers_.Forget(w->id);
       pool_->Kill(w->id);
     } else {
@@ -271,6 +273,13 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
     }
   }
   leases_.erase(it);
+  if (!killed.IsNil()) {
+    // What the killed worker leased or asked for (an actor's nested tasks)
+    // goes with it, as when a worker dies by itself.
+    FreeWhere([&](const WorkerId& requester,
+                  const JobId&) { return requester == killed; },
+              "the requesting worker was stopped");
+  }
   Dispatch();
 }
 
