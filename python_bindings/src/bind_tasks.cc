@@ -250,6 +250,13 @@ void RunPythonTask(const pyb::object& executor, const rpc::TaskSpec& spec,
                    std::vector<CoreWorker::TaskArgView> args,
                    rpc::PushTaskReply* reply, std::function<void()> finish) {
   pyb::gil_scoped_acquire gil;
+  // The first task on this execution thread keeps its Python thread state
+  // for good: creating one per task costs time and resets thread-locals.
+  static thread_local bool kept = [&] {
+    gil.inc_ref();
+    return true;
+  }();
+  (void)kept;
   auto task = std::make_shared<TaskReply>(&spec, reply, finish);
   try {
     pyb::list py_args;

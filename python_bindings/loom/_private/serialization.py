@@ -20,7 +20,7 @@ FORMAT_MSGPACK = 1
 FORMAT_RAW = 2
 FORMAT_PICKLE5 = 3
 
-_SIMPLE = (int, float, str, bool, type(None))
+_SIMPLE = (int, float, str, bytes, bool, type(None))
 _tls = threading.local()
 
 
