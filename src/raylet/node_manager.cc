@@ -195,7 +195,17 @@ void NodeManager::AssignWorkers() {
   }
   for (const auto& [key, n] : need) {
     int starting = pool_->CountStarting(key);
-    if (n.first > starting) pool_->StartWorkers(n.first - starting, *n.second);
+    if (n.first <= starting) continue;
+    absl::Status s = pool_->StartWorkers(n.first - starting, *n.second);
+    if (s.ok() || key.empty()) continue;
+    // No worker of this runtime can start: its leases fail, saying why.
+    std::vector<uint64_t> doomed;
+    for (const Grant& g : waiting_for_worker_) {
+      if (RuntimeKey(pending_.at(g.handle).req.runtime()) == key) {
+        doomed.push_back(g.handle);
+      }
+    }
+    for (uint64_t h : doomed) Cancel(h, std::string(s.message()));
   }
 }
 
@@ -340,7 +350,7 @@ void NodeManager::HandleRegisterDriver(const rpc::RegisterDriverRequest& req,
   // A Python driver's first tasks find workers of its runtime started.
   std::string key = RuntimeKey(runtime);
   if (!key.empty() && pool_->CountRuntime(key) == 0) {
-    pool_->StartWorkers(options_.prestart_workers, runtime);
+    pool_->StartWorkers(options_.prestart_workers, runtime).IgnoreError();
   }
 }
 

@@ -40,7 +40,7 @@ std::string RuntimeKey(const rpc::WorkerRuntime& runtime) {
 
 void WorkerPool::Prestart() {
   StartZygote(rpc::WorkerRuntime());
-  StartWorkers(options_.prestart);
+  StartWorkers(options_.prestart).IgnoreError();  // logged
 }
 
 std::vector<std::string> WorkerPool::WorkerArgs() const {
@@ -146,7 +146,8 @@ absl::StatusOr<pid_t> WorkerPool::ForkWorker(Zygote& zygote,
   return pid;
 }
 
-void WorkerPool::StartWorkers(int n, const rpc::WorkerRuntime& runtime) {
+absl::Status WorkerPool::StartWorkers(int n,
+                                      const rpc::WorkerRuntime& runtime) {
   std::string key = RuntimeKey(runtime);
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
@@ -173,14 +174,18 @@ void WorkerPool::StartWorkers(int n, const rpc::WorkerRuntime& runtime) {
       StopZygote(key);
     }
     if (!key.empty()) {
-      spdlog::error("cannot start a Python worker: no fork server for {}",
-                    runtime.python_executable());
-      return;
+      std::string why = absl::StrCat(
+          "cannot start Python workers with ", runtime.python_executable(),
+          ": its fork server exited (does that interpreter import loom? see ",
+          options_.session_dir, "/logs/workers.err)");
+      spdlog::error("{}", why);
+      UpdateGauges();
+      return absl::FailedPreconditionError(why);
     }
     auto lifeline = MakeLifeline();
     if (!lifeline.ok()) {
       spdlog::error("worker lifeline: {}", lifeline.status().ToString());
-      return;
+      return lifeline.status();
     }
     SpawnOptions spawn;
     spawn.argv = {options_.worker_binary, "--worker-id", w->id.Hex()};
@@ -195,7 +200,7 @@ void WorkerPool::StartWorkers(int n, const rpc::WorkerRuntime& runtime) {
     if (!pid.ok()) {
       close(lifeline->parent_fd);
       spdlog::error("cannot start worker: {}", pid.status().ToString());
-      return;
+      return pid.status();
     }
     w->pid = *pid;
     w->lifeline_fd = lifeline->parent_fd;
@@ -204,6 +209,7 @@ void WorkerPool::StartWorkers(int n, const rpc::WorkerRuntime& runtime) {
     workers_[w->id] = std::move(w);
   }
   UpdateGauges();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
@@ -303,7 +309,7 @@ void WorkerPool::Maintain() {
   for (const auto& id : stale) Kill(id);
   if (fresh < options_.prestart &&
       static_cast<int>(workers_.size()) < options_.prestart * 4) {
-    StartWorkers(options_.prestart - fresh);
+    StartWorkers(options_.prestart - fresh).IgnoreError();  // logged
   }
 }
 

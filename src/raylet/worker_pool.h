@@ -72,7 +72,9 @@ class WorkerPool {
   ~WorkerPool();
 
   void Prestart();
-  void StartWorkers(int n, const rpc::WorkerRuntime& runtime = {});
+  // Fails when workers of `runtime` cannot be started (a Python fork
+  // server that exits, an interpreter that cannot import loom).
+  absl::Status StartWorkers(int n, const rpc::WorkerRuntime& runtime = {});
   // A started worker reports its port. Unknown ids are refused.
   absl::StatusOr<Worker*> Register(const WorkerId& id, pid_t pid, int port);
   // An idle worker of `runtime` (a RuntimeKey) for `job` (or an unassigned

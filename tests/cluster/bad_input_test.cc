@@ -423,6 +423,24 @@ TEST_F(BadInputTest, WorkerRefusesBadRequests) {
               }).ok());
   EXPECT_EQ(bad_lease.outcome(), rpc::LeaseReply::REJECTED);
   EXPECT_NE(bad_lease.message().find("libnothing"), std::string::npos);
+
+  // Python workers: a runtime that is not an interpreter is refused; one
+  // whose fork server exits (this "interpreter" exits at once) fails the
+  // lease, saying why, instead of leaving it waiting.
+  rpc::LeaseRequest py = req;
+  py.mutable_runtime()->set_language(rpc::WorkerRuntime::PYTHON);
+  py.mutable_runtime()->set_python_executable("relative/python");
+  py.mutable_runtime()->set_cwd("/");
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->RequestWorkerLease(c, py, &bad_lease);
+               }).ok());
+  py.mutable_runtime()->set_python_executable("/bin/false");
+  rpc::LeaseReply py_lease;
+  ASSERT_TRUE(Invoke([&](auto* c) {
+                return raylet_->RequestWorkerLease(c, py, &py_lease);
+              }).ok());
+  EXPECT_EQ(py_lease.outcome(), rpc::LeaseReply::REJECTED);
+  EXPECT_NE(py_lease.message().find("/bin/false"), std::string::npos);
   ExpectStillServing();
 }
 
