@@ -43,8 +43,8 @@ test: build install-python
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 	$(PY) -m pytest -q tests/python
 
-demo: build
-	bash examples/demo.sh $(BUILD)
+demo: build install-python
+	PYTHON=$(abspath $(PY)) bash examples/demo.sh $(BUILD)
 
 bench: build
 	$(BUILD)/bin/loom-bench

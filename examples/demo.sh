@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: start a local cluster, run a real example against it, show its
-# status, stop it.
+# status, stop it. With $PYTHON (the venv's, which has the loom package)
+# a Python driver joins it too.
 set -euo pipefail
 BUILD=${1:-build}
 export LOOM_SESSION_ROOT=${LOOM_SESSION_ROOT:-/tmp/loom-demo}
@@ -11,4 +12,8 @@ trap '"$loom" stop' EXIT
 echo
 "$BUILD/bin/loom-example" --address auto
 echo
+if [ -x "${PYTHON:-}" ]; then
+  "$PYTHON" examples/python_demo.py
+  echo
+fi
 "$loom" status
