@@ -97,7 +97,8 @@ def build_wheel(wheel_directory, config_settings=None,
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as z:
         def add(path, data, executable=False):
             info = zipfile.ZipInfo(path, date_time=(2026, 1, 1, 0, 0, 0))
-            info.external_attr = (0o755 if executable else 0o644) << 16
+            # A regular file (0o100000) with its mode: pip keeps the x bit.
+            info.external_attr = (0o100755 if executable else 0o100644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data)
             records.append(_record_line(path, data))

@@ -1,0 +1,342 @@
+# tests/python/conftest.py
+#
+# Fixtures and helpers for the pytest suite of the Python client.
+#
+#   def test_square(loom_cluster):          # the shared 4-CPU cluster
+#       assert loom.get(square.remote(3)) == 9
+#
+#   def test_gpus(new_cluster):             # a cluster of this test's own
+#       new_cluster(num_cpus=2, num_gpus=2)
+#
+# Run from the repository root with `python -m pytest tests/python`. Every
+# test has a time limit (120 s, or @pytest.mark.loom_timeout(seconds)):
+# past it SIGALRM raises TestTimedOut in the test, and 90 s later a
+# faulthandler watchdog dumps every thread's stack and ends the process, so a
+# deadlock fails the run instead of hanging it.
+#
+# Tasks defined in the test modules import this module in the workers (it is
+# on the driver's sys.path, which the workers share), so it must stay free of
+# side effects at import.
+
+import faulthandler
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import loom
+
+DEFAULT_TIMEOUT_S = 120
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- Per-test time limit ----------------------------------------------------
+
+
+class TestTimedOut(Exception):
+    """Raised in the test body when it runs past its time limit."""
+
+    __test__ = False  # not a test class, despite the name
+
+
+def _time_limit(item):
+    marker = item.get_closest_marker("loom_timeout")
+    return int(marker.args[0]) if marker else DEFAULT_TIMEOUT_S
+
+
+_watchdog_file = None
+
+
+def _real_stderr(config):
+    """A file on the stderr pytest started with, which its output capture
+    does not swallow (falls back to sys.stderr)."""
+    global _watchdog_file
+    if _watchdog_file is None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        err = getattr(getattr(capture, "_global_capturing", None), "err", None)
+        saved = getattr(err, "targetfd_save", None)
+        _watchdog_file = os.fdopen(os.dup(saved), "w") if saved is not None else sys.stderr
+    return _watchdog_file
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    # Backstop for setup, call and teardown together: a process stuck where
+    # no Python code runs (a deadlock inside the extension) is ended with
+    # every thread's stack on stderr.
+    faulthandler.dump_traceback_later(_time_limit(item) + 90, exit=True,
+                                      file=_real_stderr(item.config))
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    limit = _time_limit(item)
+
+    def on_alarm(signum, frame):
+        raise TestTimedOut(f"{item.nodeid} ran past its {limit} s limit")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(limit)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# --- Clusters ---------------------------------------------------------------
+
+_shared = {"up": False}
+
+
+def _stop_any_cluster():
+    if loom.is_initialized():
+        loom.shutdown()
+    _shared["up"] = False
+
+
+@pytest.fixture
+def loom_cluster():
+    """The shared cluster: loom.init(num_cpus=4), started on first use and
+    kept for the rest of the module (a test that needs a cluster of its own
+    stops it; the next user starts it again)."""
+    if not (_shared["up"] and loom.is_initialized()):
+        _stop_any_cluster()
+        loom.init(num_cpus=4)
+        _shared["up"] = True
+    yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cluster_per_module():
+    # Each file starts from a fresh cluster, so that the workers one file
+    # kills do not bear on the next.
+    yield
+    _stop_any_cluster()
+
+
+@pytest.fixture
+def new_cluster():
+    """Factory for a cluster of this test's own: new_cluster(**init_kwargs)
+    stops any running cluster and calls loom.init(**init_kwargs). Stopped at
+    the end of the test."""
+    _stop_any_cluster()
+
+    def start(**kwargs):
+        _stop_any_cluster()
+        loom.init(**kwargs)
+
+    yield start
+    _stop_any_cluster()
+
+
+@pytest.fixture
+def no_cluster():
+    """No cluster in this process (for tests that run drivers of their own)."""
+    _stop_any_cluster()
+    yield
+
+
+# --- Waiting ----------------------------------------------------------------
+
+
+def wait_until(predicate, timeout=30.0, interval=0.05, what="condition"):
+    """Polls predicate() until it is truthy and returns its value; fails the
+    test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for_file(path, timeout=120.0):
+    """For use inside tasks: blocks until path exists. Returns True, or False
+    after timeout seconds (so that a forgotten gate never holds a worker for
+    good)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def process_gone(pid):
+    """True once process pid has exited (a zombie counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def touch(path):
+    Path(path).touch()
+
+
+def rss_bytes():
+    """This process's resident set size, from /proc/self/statm."""
+    with open("/proc/self/statm") as f:
+        resident_pages = int(f.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+# --- Drivers and nodes in processes of their own -----------------------------
+
+
+def _processes_with_marker(marker):
+    """Pids of live processes whose environment holds LOOM_TEST_MARKER=marker."""
+    needle = f"LOOM_TEST_MARKER={marker}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in f.read().split(b"\0") and not process_gone(int(entry)):
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+class Processes:
+    """Starts processes that carry a marker in their environment, so that
+    everything they start (daemons of a private cluster, workers) can be
+    found again and ended by pid."""
+
+    def __init__(self, tmp_dir):
+        self.marker = uuid.uuid4().hex
+        self.tmp_dir = Path(tmp_dir)
+        # Short: session roots are limited to 60 characters.
+        self.session_root = tempfile.mkdtemp(prefix="lt-", dir="/tmp")
+        self._popens = []
+
+    def env(self):
+        env = dict(os.environ)
+        package_parent = str(Path(loom.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [package_parent, str(Path(__file__).parent)]
+            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
+        env["LOOM_TEST_MARKER"] = self.marker
+        env["LOOM_SESSION_ROOT"] = self.session_root
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start_driver(self, source):
+        """Runs `source` (dedented) as a driver script; returns the Popen,
+        with stdout and stderr as text pipes. The driver leads a process
+        group of its own."""
+        script = self.tmp_dir / f"driver_{uuid.uuid4().hex[:8]}.py"
+        script.write_text(textwrap.dedent(source))
+        proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            env=self.env(),
+            cwd=str(self.tmp_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self._popens.append(proc)
+        return proc
+
+    def run_driver(self, source, timeout=120):
+        """Runs a driver to the end; returns (returncode, stdout, stderr)."""
+        proc = self.start_driver(source)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"driver ran past {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
+        return proc.returncode, out, err
+
+    def leftovers(self):
+        return _processes_with_marker(self.marker)
+
+    def cleanup(self):
+        for proc in self._popens:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = self.leftovers()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 5
+            while self.leftovers() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        shutil.rmtree(self.session_root, ignore_errors=True)
+
+
+@pytest.fixture
+def processes(tmp_path, no_cluster):
+    procs = Processes(tmp_path)
+    yield procs
+    procs.cleanup()
+
+
+def loom_cli():
+    """The `loom` command: beside this interpreter (a virtual environment
+    the package is installed in), else on PATH, else the one the CMake build
+    put in build/bin."""
+    beside = Path(sys.executable).parent / "loom"
+    candidates = [str(beside) if beside.exists() else None, shutil.which("loom"),
+                  str(REPO_ROOT / "build" / "bin" / "loom")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail("no `loom` command beside python, on PATH or in build/bin: build it first")
+
+
+@pytest.fixture
+def head_node(processes):
+    """A cluster started with `loom start --head --num-cpus 3` in a session
+    root of its own; drivers started through `processes` join it with
+    address="auto". Stopped with `loom stop` at the end."""
+    cli = loom_cli()
+    root = processes.session_root
+    log = processes.tmp_dir / "loom-start.log"
+    with open(log, "w") as out:  # a file, not a pipe: the daemons inherit it
+        start = subprocess.run(
+            [cli, "start", "--head", "--num-cpus", "3", "--session-root", root],
+            env=processes.env(), timeout=120, stdout=out, stderr=subprocess.STDOUT,
+        )
+    if start.returncode != 0:
+        pytest.fail(f"`{cli} start --head` exited with {start.returncode}:\n"
+                    f"{log.read_text()}")
+    try:
+        yield processes
+    finally:
+        subprocess.run(
+            [cli, "stop", "--session-root", root],
+            env=processes.env(), check=False, timeout=120,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+
+def has_gpu():
+    return os.path.exists("/dev/nvidia0")

@@ -1,0 +1,141 @@
+# tests/python/test_workers.py
+#
+# Worker processes: they run the driver's interpreter with its sys.path and
+# working directory, stream their stdout to the driver with a pid prefix,
+# and serve many tasks each.
+
+import collections
+import os
+import re
+import sys
+import uuid
+
+import loom
+from conftest import wait_until
+
+
+@loom.remote
+def use_user_module(name):
+    import user_module
+
+    return user_module.greet(name), user_module.LOADED_FROM
+
+
+@loom.remote
+def interpreter_and_cwd():
+    return os.path.abspath(sys.executable), sys.prefix, os.path.realpath(os.getcwd())
+
+
+def test_task_imports_a_module_next_to_the_tests(loom_cluster):
+    import user_module
+
+    greeting, loaded_from = loom.get(use_user_module.remote("loom"), timeout=60)
+    assert greeting == "hello, loom"
+    assert loaded_from == user_module.LOADED_FROM
+
+
+def test_workers_run_the_drivers_interpreter_in_its_directory(loom_cluster):
+    executable, prefix, cwd = loom.get(interpreter_and_cwd.remote(), timeout=60)
+    assert executable == os.path.abspath(sys.executable)
+    assert prefix == sys.prefix  # the same virtual environment
+    assert cwd == os.path.realpath(os.getcwd())
+
+
+@loom.remote
+def import_by_name(module_name):
+    module = __import__(module_name)
+    return module.VALUE, os.path.realpath(os.getcwd())
+
+
+def test_workers_take_sys_path_and_cwd_from_init_time(new_cluster, tmp_path, monkeypatch):
+    lib, work = tmp_path / "lib", tmp_path / "work"
+    lib.mkdir()
+    work.mkdir()
+    module_name = f"generated_{uuid.uuid4().hex[:12]}"
+    (lib / f"{module_name}.py").write_text("VALUE = 'from the driver path'\n")
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.chdir(work)
+    new_cluster(num_cpus=2)
+    value, cwd = loom.get(import_by_name.remote(module_name), timeout=60)
+    assert value == "from the driver path"
+    assert cwd == os.path.realpath(work)
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def stdout_reader(capfd):
+    """Returns a function that gives everything the driver printed so far,
+    colour codes removed."""
+    seen = []
+
+    def read():
+        seen.append(ANSI_ESCAPE.sub("", capfd.readouterr().out))
+        return "".join(seen)
+
+    return read
+
+
+@loom.remote
+def say(text):
+    print(text)
+    return os.getpid()
+
+
+def test_worker_stdout_reaches_the_driver_with_its_pid(loom_cluster, capfd):
+    token = f"hello-{uuid.uuid4().hex}"
+    pid = loom.get(say.remote(token), timeout=60)
+    # "(pid=1234) hello-..." (a task name before "pid=" is accepted too).
+    pattern = re.compile(r"^\((?:\S+ )?pid=%d(?:,[^)]*)?\) %s$" % (pid, re.escape(token)),
+                         re.MULTILINE)
+    read = stdout_reader(capfd)
+    wait_until(lambda: pattern.search(read()), timeout=15, interval=0.2,
+               what=f"{token!r} on the driver's stdout")
+
+
+@loom.remote
+class Printer:
+    def say(self, text):
+        print(text)  # not flushed, as users write it: it must arrive while the actor lives
+        return os.getpid()
+
+
+def test_actor_stdout_reaches_the_driver_with_its_pid(loom_cluster, capfd):
+    printer = Printer.remote()
+    try:
+        token = f"from-actor-{uuid.uuid4().hex}"
+        pid = loom.get(printer.say.remote(token), timeout=60)
+        pattern = re.compile(r"^\((?:\S+ )?pid=%d(?:,[^)]*)?\) %s$" % (pid, re.escape(token)),
+                             re.MULTILINE)
+        read = stdout_reader(capfd)
+        wait_until(lambda: pattern.search(read()), timeout=15, interval=0.2,
+                   what=f"{token!r} on the driver's stdout")
+    finally:
+        loom.kill(printer)
+
+
+def test_stdout_of_many_tasks_arrives_in_full(loom_cluster, capfd):
+    tag = uuid.uuid4().hex[:8]
+    pids = loom.get([say.remote(f"line-{tag}-{i}") for i in range(50)], timeout=60)
+    read = stdout_reader(capfd)
+
+    def all_arrived():
+        text = read()
+        return all(re.search(r"pid=%d\b[^)]*\) line-%s-%d$" % (pid, tag, i), text, re.MULTILINE)
+                   for i, pid in enumerate(pids))
+
+    wait_until(all_arrived, timeout=20, interval=0.2, what="every task's line")
+
+
+@loom.remote
+def my_pid():
+    return os.getpid()
+
+
+def test_workers_are_reused(loom_cluster):
+    pids = [loom.get(my_pid.remote(), timeout=60) for _ in range(40)]
+    counts = collections.Counter(pids)
+    assert os.getpid() not in counts
+    # No process per task: a handful of workers serve them all.
+    assert len(counts) <= 4, counts
+    assert counts.most_common(1)[0][1] >= 10, counts
