@@ -110,9 +110,13 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
                                    "--gcs-address",
                                    cluster.gcs_address,
                                    "--session-dir",
-                                   *dir,
-                                   "--num-gpus",
-                                   absl::StrCat(options.num_gpus)};
+                                   *dir};
+  if (options.num_gpus >= 0) {
+    argv.insert(argv.end(), {"--num-gpus", absl::StrCat(options.num_gpus)});
+  }
+  if (options.gpu_memory > 0) {
+    argv.insert(argv.end(), {"--gpu-memory", absl::StrCat(options.gpu_memory)});
+  }
   if (options.num_cpus >= 0) {
     argv.insert(argv.end(), {"--num-cpus", absl::StrCat(options.num_cpus)});
   }

@@ -28,8 +28,9 @@ struct ClusterOptions {
   std::string host = "127.0.0.1";
   int gcs_port = 0;
   int raylet_port = 0;
-  int num_cpus = -1;  // -1: this machine's cores
-  int num_gpus = 0;
+  int num_cpus = -1;      // -1: this machine's cores
+  int num_gpus = -1;      // -1: the GPUs NVML finds
+  double gpu_memory = 0;  // bytes per GPU; 0: NVML's
   int64_t memory = 0;
   int64_t object_store_memory = 0;  // 0: the raylet's default
   std::map<std::string, double> resources;

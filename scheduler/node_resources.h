@@ -3,7 +3,9 @@
 // NodeResources: one node's total and available resources. Each GPU is an
 // instance of capacity 1.0: a fractional request packs onto the fullest GPU
 // that still fits it, a whole request takes whole free GPUs, and the
-// allocation names the GPU ids it holds.
+// allocation names the GPU ids it holds. GPU memory (gpu_memory, bytes) is
+// accounted per GPU: a demand naming it takes that much from one GPU that
+// has it unreserved (and at most one GPU).
 //
 //   NodeResources node(*ResourceSet::FromMap({{"CPU", 4}, {"GPU", 2}}));
 //   auto alloc = node.Acquire(*ResourceSet::FromMap({{"GPU", 0.25}}));
@@ -23,6 +25,7 @@ struct Allocation {
   ResourceSet resources;
   std::vector<int> gpu_ids;
   std::vector<FixedPoint> gpu_amounts;  // per id in gpu_ids
+  FixedPoint gpu_memory;                // taken from gpu_ids[0]
 };
 
 // Not thread-safe: owned by the raylet's event loop.
@@ -49,11 +52,14 @@ class NodeResources {
   const std::vector<FixedPoint>& gpu_available() const { return gpus_; }
 
  private:
-  std::optional<std::vector<int>> PickGpus(FixedPoint demand) const;
+  std::optional<std::vector<int>> PickGpus(FixedPoint demand,
+                                           FixedPoint memory) const;
 
   ResourceSet total_;
   ResourceSet available_;
-  std::vector<FixedPoint> gpus_;  // available capacity per GPU instance
+  std::vector<FixedPoint> gpus_;        // available capacity per GPU
+  std::vector<FixedPoint> gpu_memory_;  // unreserved bytes per GPU
+  FixedPoint gpu_memory_each_;          // each GPU's total bytes
 };
 
 }  // namespace loom

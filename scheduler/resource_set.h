@@ -20,7 +20,10 @@ namespace loom {
 inline constexpr char kCpu[] = "CPU";
 inline constexpr char kGpu[] = "GPU";
 inline constexpr char kMemory[] = "memory";
-inline constexpr double kMaxQuantity = 1e12;
+// Bytes of GPU memory: a node's total is the sum over its GPUs; a demand is
+// placed on one GPU that has that much unreserved.
+inline constexpr char kGpuMemory[] = "gpu_memory";
+inline constexpr double kMaxQuantity = 1e14;  // bytes of memory, too
 
 class ResourceSet {
  public:

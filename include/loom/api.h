@@ -32,7 +32,7 @@ struct InitOptions {
   std::vector<std::string> code_search_path;
   // For a private cluster: CPUs (-1: this machine's cores), GPUs, custom.
   int num_cpus = -1;
-  int num_gpus = 0;
+  int num_gpus = -1;  // -1: the GPUs NVML finds (none without a driver)
   std::map<std::string, double> resources;
   // For a private cluster: bytes of shared memory for objects (0: 30% of
   // the available memory).

@@ -48,6 +48,7 @@ int Start(const StartArgs& args) {
   options.raylet_port = args.raylet_port;
   options.num_cpus = args.num_cpus;
   options.num_gpus = args.num_gpus;
+  options.gpu_memory = args.gpu_memory;
   options.memory = args.memory;
   options.object_store_memory = args.object_store_memory;
   options.resources = *resources;
@@ -225,7 +226,27 @@ int Status(const std::string& session_root, const std::string& address) {
     if (!total.ok() || !avail.ok()) continue;
     for (const auto& [name, qty] : total->ToMap()) {
       double used = qty - avail->Get(name).ToDouble();
-      std::printf("  %-12s %g/%g used\n", name.c_str(), used, qty);
+      if (name == kGpuMemory || name == kMemory) {
+        std::printf("  %-12s %s/%s used\n", name.c_str(),
+                    Bytes(static_cast<uint64_t>(used)).c_str(),
+                    Bytes(static_cast<uint64_t>(qty)).c_str());
+      } else if (name == kGpu) {
+        // GPUs: used/total, the model and each GPU's memory.
+        auto model = n.labels().find("gpu_model");
+        auto mem = n.labels().find("gpu_memory");
+        std::string what =
+            model != n.labels().end() ? model->second : "declared";
+        if (mem != n.labels().end()) {
+          uint64_t bytes = 0;
+          if (absl::SimpleAtoi(mem->second, &bytes)) {
+            what += ", " + Bytes(bytes) + " each";
+          }
+        }
+        std::printf("  %-12s %g/%g used  (%s)\n", name.c_str(), used, qty,
+                    what.c_str());
+      } else {
+        std::printf("  %-12s %g/%g used\n", name.c_str(), used, qty);
+      }
     }
     for (const auto& d : n.pending()) pending[FormatResources(d)]++;
     for (const auto& d : n.infeasible()) infeasible[FormatResources(d)]++;

@@ -19,7 +19,8 @@ struct StartArgs {
   int port = 6379;
   int raylet_port = 0;
   int num_cpus = -1;
-  int num_gpus = 0;
+  int num_gpus = -1;
+  double gpu_memory = 0;
   int64_t memory = 0;
   int64_t object_store_memory = 0;
   std::string resources_json;

@@ -28,8 +28,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   start_cmd->add_option("--num-cpus", start.num_cpus)
       ->check(CLI::Range(0, 100000));
-  start_cmd->add_option("--num-gpus", start.num_gpus)
-      ->check(CLI::Range(0, 1024));
+  start_cmd
+      ->add_option("--num-gpus", start.num_gpus,
+                   "GPUs to offer (default: those NVML finds)")
+      ->check(CLI::Range(-1, 1024));
+  start_cmd
+      ->add_option("--gpu-memory", start.gpu_memory,
+                   "Bytes of memory per GPU (default: NVML's)")
+      ->check(CLI::Range(0.0, 1e13));
   start_cmd->add_option("--memory", start.memory, "Bytes of memory to offer");
   start_cmd->add_option(
       "--object-store-memory", start.object_store_memory,

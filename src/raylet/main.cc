@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "src/common/process.h"
 #include "src/common/session.h"
 #include "src/common/wire.h"
+#include "src/raylet/gpus.h"
 #include "src/raylet/raylet_service.h"
 
 int main(int argc, char** argv) {
@@ -20,7 +22,8 @@ int main(int argc, char** argv) {
   loom::WatchLifelineFromEnv();
   CLI::App app{"loom-raylet: the Loom node daemon"};
   std::string host = "127.0.0.1", gcs_address, session_dir, resources_json;
-  int port = 0, metrics_port = 0, num_gpus = 0;
+  int port = 0, metrics_port = 0, num_gpus = -1;
+  double gpu_memory = 0;
   int num_cpus = static_cast<int>(std::thread::hardware_concurrency());
   int prestart = -1;
   int64_t object_store_memory = 0;
@@ -35,7 +38,11 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--session-dir", session_dir);
   app.add_option("--num-cpus", num_cpus)->check(CLI::Range(0, 100000));
-  app.add_option("--num-gpus", num_gpus)->check(CLI::Range(0, 1024));
+  app.add_option("--num-gpus", num_gpus, "-1: as many as NVML finds")
+      ->check(CLI::Range(-1, 1024));
+  app.add_option("--gpu-memory", gpu_memory,
+                 "Bytes of memory per GPU (default: what NVML reports)")
+      ->check(CLI::Range(0.0, 1e13));
   app.add_option("--memory", memory, "Bytes of memory to offer")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
   app.add_option("--resources", resources_json, "Custom resources, JSON");
@@ -63,7 +70,31 @@ int main(int argc, char** argv) {
   }
   std::map<std::string, double> quantities = *custom;
   quantities[loom::kCpu] = num_cpus;
-  if (num_gpus > 0) quantities[loom::kGpu] = num_gpus;
+  // GPUs: NVML's unless --num-gpus says; their memory is a resource too.
+  std::string why;
+  std::vector<loom::raylet::GpuInfo> found = loom::raylet::DiscoverGpus(&why);
+  if (num_gpus < 0) {
+    num_gpus = static_cast<int>(found.size());
+    if (found.empty()) spdlog::info("no GPUs: {}", why);
+  }
+  if (gpu_memory <= 0 && !found.empty()) {
+    gpu_memory = static_cast<double>(found[0].memory_bytes);
+    for (const auto& g : found) {
+      gpu_memory = std::min(gpu_memory, static_cast<double>(g.memory_bytes));
+    }
+  }
+  std::map<std::string, std::string> gpu_labels;
+  if (num_gpus > 0) {
+    quantities[loom::kGpu] = num_gpus;
+    gpu_labels = loom::raylet::GpuLabels(found);
+    if (gpu_memory > 0) {
+      quantities[loom::kGpuMemory] = gpu_memory * num_gpus;
+      gpu_labels["gpu_memory"] =
+          std::to_string(static_cast<int64_t>(gpu_memory));
+    }
+    spdlog::info("{} GPUs ({}), {} bytes each", num_gpus,
+                 found.empty() ? "declared" : found[0].name, gpu_memory);
+  }
   if (memory > 0) quantities[loom::kMemory] = static_cast<double>(memory);
   auto total = loom::ResourceSet::FromMap(quantities);
   if (!total.ok()) {
@@ -72,6 +103,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   loom::raylet::NodeManager::Options options;
+  options.labels = gpu_labels;  // user labels below override
   for (const auto& l : labels) {
     std::pair<std::string, std::string> kv =
         absl::StrSplit(l, absl::MaxSplits('=', 1));

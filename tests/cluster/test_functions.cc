@@ -1,5 +1,6 @@
 #include "tests/cluster/test_functions.h"
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -106,6 +107,25 @@ int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref,
   return static_cast<int64_t>(buffer->size());
 }
 
+int CudaDeviceCount() {
+  // The driver API, loaded at run time like every CUDA use in Loom.
+  void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) return -1;
+  using InitFn = int (*)(unsigned);
+  using CountFn = int (*)(int*);
+  auto init = reinterpret_cast<InitFn>(dlsym(lib, "cuInit"));
+  auto count = reinterpret_cast<CountFn>(dlsym(lib, "cuDeviceGetCount"));
+  if (init == nullptr || count == nullptr) return -1;
+  int rc = init(0);
+  if (rc == 100) return 0;  // CUDA_ERROR_NO_DEVICE: none visible
+  if (rc != 0) throw std::runtime_error("cuInit failed: " + std::to_string(rc));
+  int n = 0;
+  rc = count(&n);
+  if (rc != 0)
+    throw std::runtime_error("cuDeviceGetCount: " + std::to_string(rc));
+  return n;
+}
+
 int Counter::Pid() const { return getpid(); }
 int Counter::RayletPid() const { return ParentPid(); }
 int Counter::AddTo(loom::ActorHandle<Counter> other, int x) {
@@ -131,4 +151,4 @@ LOOM_REMOTE(MakeCounter, AddThroughHandle, &Counter::Add, &Counter::Get,
 LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
             HoldBuffer);
 LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,
-            Throw, Repeat, Range);
+            Throw, Repeat, Range, CudaDeviceCount);

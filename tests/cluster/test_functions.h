@@ -17,6 +17,9 @@ int Nest(int depth);
 int SleepMs(int ms);
 // The raylet that started this worker (through its fork server or not).
 int ParentPid();
+// GPUs the CUDA driver shows this task (CUDA_VISIBLE_DEVICES applies);
+// -1 when there is no CUDA driver.
+int CudaDeviceCount();
 int SelfPid();
 // Writes this worker's pid to `path` (appending a line), sleeps, returns x.
 int RecordPidAndSleep(std::string path, int ms, int x);

@@ -63,6 +63,35 @@ TEST(NodeResources, FractionalGpusPackBeforeTheNextGpu) {
   EXPECT_TRUE(node.CanFit(R({{"GPU", 2}})));
 }
 
+TEST(NodeResources, GpuMemoryIsReservedPerGpu) {
+  // One GPU declared with 16 GB (--gpu-memory): two 8 GB requests share it,
+  // a third waits; more than a GPU holds can never run.
+  NodeResources node(R({{"CPU", 8}, {"GPU", 1}, {"gpu_memory", 16e9}}));
+  auto a = node.Acquire(R({{"gpu_memory", 8e9}}));
+  auto b = node.Acquire(R({{"GPU", 0.25}, {"gpu_memory", 8e9}}));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->gpu_ids, std::vector<int>{0});
+  EXPECT_EQ(b->gpu_ids, std::vector<int>{0});
+  EXPECT_FALSE(node.CanFit(R({{"gpu_memory", 8e9}})));
+  EXPECT_FALSE(node.Acquire(R({{"gpu_memory", 8e9}})));
+  EXPECT_TRUE(node.IsFeasible(R({{"gpu_memory", 8e9}})));
+  EXPECT_FALSE(node.IsFeasible(R({{"gpu_memory", 17e9}})));
+  node.Release(*a);
+  EXPECT_TRUE(node.CanFit(R({{"gpu_memory", 8e9}})));
+  node.Release(*b);
+  EXPECT_EQ(node.available(), node.total());
+}
+
+TEST(NodeResources, GpuMemoryPicksAGpuWithRoom) {
+  NodeResources node(R({{"GPU", 2}, {"gpu_memory", 32e9}}));  // 16 GB each
+  auto a = node.Acquire(R({{"gpu_memory", 12e9}}));
+  auto b = node.Acquire(R({{"gpu_memory", 12e9}}));
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->gpu_ids, b->gpu_ids);  // 4 GB left on the first: not enough
+  EXPECT_FALSE(node.CanFit(R({{"gpu_memory", 8e9}})));
+  EXPECT_FALSE(node.IsFeasible(R({{"GPU", 2}, {"gpu_memory", 1e9}})));
+}
+
 TEST(NodeResources, WholeGpusNeedWholeFreeInstances) {
   NodeResources node(R({{"GPU", 2}}));
   auto frac = node.Acquire(R({{"GPU", 0.5}}));

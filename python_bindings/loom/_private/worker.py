@@ -18,10 +18,6 @@ _state = {"tail": None, "namespace": None, "worker": False}
 task_context = threading.local()
 actor_context = {"actor_id": None}
 
-_INIT_OPTIONS = ("address", "num_cpus", "num_gpus", "resources", "namespace",
-                 "object_store_memory", "ignore_reinit_error",
-                 "_session_root")
-
 
 def _bin_dir():
     """The daemons' directory inside an installed package, if any."""
@@ -73,7 +69,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
             os.environ["LOOM_BIN_DIR"] = bins
         try:
             _core.init(address or "", -1 if num_cpus is None else num_cpus,
-                       num_gpus or 0, resources,
+                       -1 if num_gpus is None else num_gpus, resources,
                        int(object_store_memory or 0), _session_root or "",
                        sys.executable, [p for p in sys.path],
                        os.getcwd())
