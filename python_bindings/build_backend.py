@@ -32,9 +32,11 @@ def _build_dir():
 
 
 def _configured_for_python(build):
+    # pybind11 found, and still there (an isolated build's is deleted).
     cache = build / "CMakeCache.txt"
-    return cache.exists() and re.search(r"^pybind11_DIR:\w+=/",
-                                        cache.read_text(), re.M) is not None
+    m = cache.exists() and re.search(r"^pybind11_DIR:\w+=(/.*)$",
+                                     cache.read_text(), re.M)
+    return bool(m) and Path(m.group(1)).is_dir()
 
 
 def _cmake_build(build):
