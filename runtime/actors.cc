@@ -66,6 +66,9 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
   spec->set_actor_id(actor.Binary());
   spec->set_actor_creation(true);
   spec->set_max_concurrency(options.max_concurrency);
+  auto strategy = StrategyToProto(options.strategy);
+  if (!strategy.ok()) return strategy.status();
+  *spec->mutable_strategy() = *strategy;
   *spec->mutable_resources() = ResourcesToProto(*demand);
   std::vector<ObjectId> deps;
   if (absl::Status s = BuildArgs(std::move(args), spec, &deps); !s.ok()) {

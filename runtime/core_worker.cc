@@ -199,6 +199,9 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   spec.set_job_id(job_.Binary());
   spec.set_function_name(function_name);
   spec.set_function_key(options.function_key);
+  auto strategy = StrategyToProto(options.strategy);
+  if (!strategy.ok()) return strategy.status();
+  *spec.mutable_strategy() = *strategy;
   if (options.num_returns > 1) spec.set_num_returns(options.num_returns);
   spec.mutable_caller()->set_host(options_.host);
   spec.mutable_caller()->set_port(port_);
@@ -215,8 +218,9 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
   // Leases are shared by tasks of one function and shape: how long its
   // tasks run decides whether to pipeline them (as Ray's scheduling keys).
-  std::string key = absl::StrCat(demand->ToString(), "|", function_name, "|",
-                                 options.function_key);
+  std::string key =
+      absl::StrCat(demand->ToString(), "|", function_name, "|",
+                   options.function_key, "|", strategy->SerializeAsString());
   submitter_->Submit(std::move(spec), std::move(key));
   return rets;
 }

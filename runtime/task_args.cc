@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace loom {
@@ -62,6 +63,26 @@ void ReleaseArgs(ObjectTable* objects, const rpc::TaskSpec& spec) {
   for (const auto& inner : spec.contained()) {
     if (auto id = ObjectId::FromBinary(inner); id.ok()) objects->RemoveRef(*id);
   }
+}
+
+absl::StatusOr<rpc::SchedulingStrategy> StrategyToProto(
+    const internal::Strategy& strategy) {
+  rpc::SchedulingStrategy out;
+  out.set_kind(static_cast<rpc::SchedulingStrategy::Kind>(strategy.kind));
+  if (strategy.kind == internal::Strategy::kNodeAffinity) {
+    auto node = NodeId::FromBinary(absl::HexStringToBytes(strategy.node_id));
+    if (!node.ok() || strategy.node_id.size() != 2 * NodeId::kSize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("node affinity needs a node id (", 2 * NodeId::kSize,
+                       " hex digits), got '", strategy.node_id, "'"));
+    }
+    out.set_node_id(node->Binary());
+    out.set_soft(strategy.soft);
+  }
+  for (const auto& [k, v] : strategy.label_selector) {
+    (*out.mutable_label_selector())[k] = v;
+  }
+  return out;
 }
 
 std::vector<ObjectId> ReturnIds(const rpc::TaskSpec& spec) {

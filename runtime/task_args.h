@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "loom/internal/runtime.h"
 #include "proto/worker.pb.h"
 #include "runtime/object_table.h"
 #include "src/common/event_loop.h"
@@ -37,6 +39,10 @@ std::optional<rpc::ErrorInfo> InlineArgs(ObjectTable* objects,
 // Drops the references held for a task that is done: its in-store
 // arguments and the refs serialized inside its arguments.
 void ReleaseArgs(ObjectTable* objects, const rpc::TaskSpec& spec);
+// The wire form of a strategy; InvalidArgument for a bad node id.
+absl::StatusOr<rpc::SchedulingStrategy> StrategyToProto(
+    const internal::Strategy& strategy);
+
 // The objects a task returns: ForReturn(task, 1..num_returns).
 std::vector<ObjectId> ReturnIds(const rpc::TaskSpec& spec);
 // Fails every object the task returns with `error`.

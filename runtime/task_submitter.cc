@@ -21,6 +21,7 @@ struct TaskSubmitter::Lease {
 struct TaskSubmitter::KeyState {
   std::string key;
   rpc::Resources resources;
+  rpc::SchedulingStrategy strategy;
   std::deque<rpc::TaskSpec> queue;
   std::vector<std::shared_ptr<Lease>> leases;
   bool requesting = false;
@@ -117,6 +118,7 @@ void TaskSubmitter::Enqueue(rpc::TaskSpec spec, const std::string& key) {
     ks = std::make_unique<KeyState>();
     ks->key = key;
     ks->resources = spec.resources();
+    ks->strategy = spec.strategy();
   }
   ks->queue.push_back(std::move(spec));
   // Pump once per burst of submissions, so that the queue shows the backlog.
@@ -171,6 +173,7 @@ void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
     call->lease_req.add_code_search_path(p);
   }
   *call->lease_req.mutable_runtime() = runtime_;
+  *call->lease_req.mutable_strategy() = ks.strategy;
   call->raylet = raylet;
   Track(&call->ctx);
   RayletStub(raylet)->async()->RequestWorkerLease(

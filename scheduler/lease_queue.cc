@@ -1,16 +1,33 @@
 #include "scheduler/lease_queue.h"
 
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace loom {
 
-Placement Place(const ResourceSet& demand, const NodeResources& node,
-                const std::vector<RemoteNode>& others, bool allow_spillback) {
-  if (node.CanFit(demand)) return {Placement::kHere};
+namespace {
+
+bool LabelsMatch(const std::map<std::string, std::string>& selector,
+                 const std::map<std::string, std::string>& labels) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+// The default policy over the nodes `eligible` admits.
+template <typename Eligible>
+Placement PlaceDefault(const ResourceSet& demand, const NodeResources& node,
+                       const std::vector<RemoteNode>& others,
+                       bool allow_spillback, bool local_ok, Eligible eligible) {
+  if (local_ok && node.CanFit(demand)) return {Placement::kHere};
   if (allow_spillback) {
     const RemoteNode* best = nullptr;
     for (const RemoteNode& r : others) {
-      if (!r.available.Contains(demand)) continue;
+      if (!eligible(r) || !r.available.Contains(demand)) continue;
       if (best == nullptr ||
           r.available.Get(kCpu) > best->available.Get(kCpu)) {
         best = &r;
@@ -18,18 +35,92 @@ Placement Place(const ResourceSet& demand, const NodeResources& node,
     }
     if (best) return {Placement::kRemote, best};
   }
-  if (node.IsFeasible(demand)) return {Placement::kQueue};
+  if (local_ok && node.IsFeasible(demand)) return {Placement::kQueue};
   if (allow_spillback) {
     for (const RemoteNode& r : others) {
-      if (r.total.Contains(demand)) return {Placement::kRemote, &r};
+      if (eligible(r) && r.total.Contains(demand)) {
+        return {Placement::kRemote, &r};
+      }
     }
   }
   return {Placement::kNowhere};
 }
 
+}  // namespace
+
+std::string Where(const Strategy& strategy) {
+  std::string out;
+  for (const auto& [k, v] : strategy.labels) {
+    absl::StrAppend(&out, out.empty() ? " on a node labelled " : ", ", k, "=",
+                    v);
+  }
+  if (strategy.kind == Strategy::kNodeAffinity && !strategy.soft) {
+    absl::StrAppend(&out, " on node ",
+                    absl::BytesToHexString(strategy.node_id).substr(0, 12));
+  }
+  return out;
+}
+
+Placement Place(const ResourceSet& demand, const NodeResources& node,
+                const std::vector<RemoteNode>& others, bool allow_spillback,
+                const Strategy& strategy, const LocalNode& self,
+                uint64_t* spread_next) {
+  auto labels_ok = [&](const RemoteNode& r) {
+    return LabelsMatch(strategy.labels, r.labels);
+  };
+  bool local_labels = LabelsMatch(strategy.labels, self.labels);
+  if (strategy.kind == Strategy::kNodeAffinity) {
+    bool here = strategy.node_id == self.node_id;
+    const RemoteNode* target = nullptr;
+    for (const RemoteNode& r : others) {
+      if (r.node_id == strategy.node_id) target = &r;
+    }
+    if (here && local_labels) {
+      if (node.CanFit(demand)) return {Placement::kHere};
+      if (!strategy.soft) {
+        return node.IsFeasible(demand) ? Placement{Placement::kQueue}
+                                       : Placement{Placement::kNowhere};
+      }
+    } else if (target != nullptr && allow_spillback && labels_ok(*target)) {
+      // Hard: the target queues it if it cannot run it now.
+      if (!strategy.soft || target->available.Contains(demand)) {
+        return {Placement::kRemote, target};
+      }
+    } else if (!strategy.soft) {
+      return {Placement::kNowhere};  // that node is gone or unknown
+    }
+    // Soft, and the node cannot run it now: anywhere, as by default.
+    return PlaceDefault(demand, node, others, allow_spillback, local_labels,
+                        labels_ok);
+  }
+  if (strategy.kind == Strategy::kSpread && allow_spillback) {
+    // The nodes that fit now, in a stable order; each request takes the
+    // next in turn.
+    std::vector<const RemoteNode*> fit;  // nullptr: this node
+    if (local_labels && node.CanFit(demand)) fit.push_back(nullptr);
+    for (const RemoteNode& r : others) {
+      if (labels_ok(r) && r.available.Contains(demand)) fit.push_back(&r);
+    }
+    if (!fit.empty()) {
+      std::sort(fit.begin(), fit.end(),
+                [&](const RemoteNode* a, const RemoteNode* b) {
+                  return (a ? a->node_id : self.node_id) <
+                         (b ? b->node_id : self.node_id);
+                });
+      uint64_t turn = spread_next ? (*spread_next)++ : 0;
+      const RemoteNode* pick = fit[turn % fit.size()];
+      return pick ? Placement{Placement::kRemote, pick}
+                  : Placement{Placement::kHere};
+    }
+  }
+  return PlaceDefault(demand, node, others, allow_spillback, local_labels,
+                      labels_ok);
+}
+
 void LeaseQueue::Add(uint64_t handle, ResourceSet demand, bool allow_spillback,
-                     absl::Time now) {
-  entries_.push_back(Entry{handle, std::move(demand), allow_spillback});
+                     absl::Time now, Strategy strategy) {
+  entries_.push_back(
+      Entry{handle, std::move(demand), allow_spillback, std::move(strategy)});
 }
 
 bool LeaseQueue::Remove(uint64_t handle) {
@@ -43,11 +134,12 @@ bool LeaseQueue::Remove(uint64_t handle) {
 }
 
 std::vector<LeaseDecision> LeaseQueue::Schedule(
-    absl::Time now, NodeResources& node,
-    const std::vector<RemoteNode>& others) {
+    absl::Time now, NodeResources& node, const std::vector<RemoteNode>& others,
+    const LocalNode& self) {
   std::vector<LeaseDecision> out;
   for (auto it = entries_.begin(); it != entries_.end();) {
-    Placement p = Place(it->demand, node, others, it->allow_spillback);
+    Placement p = Place(it->demand, node, others, it->allow_spillback,
+                        it->strategy, self, &spread_next_);
     LeaseDecision d{LeaseDecision::kGrant, it->handle};
     bool done = true;
     switch (p.kind) {
@@ -79,7 +171,7 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(
         d.kind = LeaseDecision::kInfeasible;
         d.message = absl::StrCat(
             "infeasible: no node in the cluster can satisfy the demand ",
-            it->demand.ToString(), " (waited ",
+            it->demand.ToString(), Where(it->strategy), " (waited ",
             absl::FormatDuration(options_.infeasible_grace),
             " for a node that fits to join)");
         break;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <list>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,29 @@ struct RemoteNode {
   int port = 0;
   ResourceSet total;
   ResourceSet available;
+  std::map<std::string, std::string> labels;
+};
+
+// Where a request may and should go. DEFAULT: here while it fits, else the
+// least loaded node that fits. SPREAD: the nodes that fit, in turn. Node
+// affinity: that node only (hard), or first (soft). A label selector keeps
+// to nodes whose labels match every entry.
+struct Strategy {
+  enum Kind { kDefault, kSpread, kNodeAffinity };
+  Kind kind = kDefault;
+  std::string node_id;  // binary; kNodeAffinity
+  bool soft = false;
+  std::map<std::string, std::string> labels;
+};
+
+// " on a node labelled k=v", " on node <id>": where a strategy confines a
+// request (for messages).
+std::string Where(const Strategy& strategy);
+
+// This node, as the policy sees it.
+struct LocalNode {
+  std::string node_id;  // binary
+  std::map<std::string, std::string> labels;
 };
 
 struct LeaseDecision {
@@ -48,13 +72,14 @@ class LeaseQueue {
   explicit LeaseQueue(Options options) : options_(options) {}
 
   void Add(uint64_t handle, ResourceSet demand, bool allow_spillback,
-           absl::Time now);
+           absl::Time now, Strategy strategy = {});
   bool Remove(uint64_t handle);
 
   // Decides every queued request in arrival order. Grants take resources
   // from `node`; each request that leaves the queue is returned.
   std::vector<LeaseDecision> Schedule(absl::Time now, NodeResources& node,
-                                      const std::vector<RemoteNode>& others);
+                                      const std::vector<RemoteNode>& others,
+                                      const LocalNode& self = {});
 
   size_t size() const { return entries_.size(); }
   std::vector<ResourceSet> PendingDemands() const;
@@ -65,11 +90,13 @@ class LeaseQueue {
     uint64_t handle;
     ResourceSet demand;
     bool allow_spillback;
+    Strategy strategy;
     absl::Time infeasible_since = absl::InfiniteFuture();
   };
 
   Options options_;
   std::list<Entry> entries_;
+  uint64_t spread_next_ = 0;  // SPREAD's turn
 };
 
 // The placement of one demand, for a request that just arrived or waits.
@@ -81,7 +108,9 @@ struct Placement {
   const RemoteNode* target = nullptr;
 };
 Placement Place(const ResourceSet& demand, const NodeResources& node,
-                const std::vector<RemoteNode>& others, bool allow_spillback);
+                const std::vector<RemoteNode>& others, bool allow_spillback,
+                const Strategy& strategy = {}, const LocalNode& self = {},
+                uint64_t* spread_next = nullptr);
 
 }  // namespace loom
 

@@ -91,7 +91,8 @@ class ActorClass:
         res = opts.resources(options, options.get("num_cpus"))
         with errors.translated():
             actor_id, handle = _core.create_actor(
-                self._name, key, packed, res, core_opts, contained)
+                self._name, key, packed, res, core_opts, contained,
+                opts.strategy(options))
         return ActorHandle(actor_id, handle, self._name, self._methods)
 
 

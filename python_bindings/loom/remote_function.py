@@ -84,5 +84,5 @@ class RemoteFunction:
                 self._name, key, packed, opts.resources(options, 1),
                 # retry_exceptions reruns in the worker; the core worker
                 # retries when the worker dies.
-                max_retries, n, contained)
+                max_retries, n, contained, opts.strategy(options))
         return refs[0] if n == 1 else refs

@@ -72,6 +72,16 @@ pyb::list Refs(const std::vector<ObjectId>& ids) {
   return out;
 }
 
+// (kind, node id hex, soft, label selector) from loom's options.
+internal::Strategy StrategyOf(const pyb::tuple& t) {
+  internal::Strategy s;
+  s.kind = static_cast<internal::Strategy::Kind>(t[0].cast<int>());
+  s.node_id = t[1].cast<std::string>();
+  s.soft = t[2].cast<bool>();
+  s.label_selector = t[3].cast<std::map<std::string, std::string>>();
+  return s;
+}
+
 std::map<std::string, double> Resources(const pyb::dict& d) {
   std::map<std::string, double> out;
   for (const auto& [k, v] : d) out[k.cast<std::string>()] = v.cast<double>();
@@ -80,13 +90,15 @@ std::map<std::string, double> Resources(const pyb::dict& d) {
 
 pyb::list SubmitTask(const std::string& name, const std::string& function_key,
                      pyb::list args, pyb::dict resources, int max_retries,
-                     int num_returns, std::vector<PyObjectRef*> contained) {
+                     int num_returns, std::vector<PyObjectRef*> contained,
+                     pyb::tuple strategy) {
   std::vector<std::shared_ptr<PyObjectRef>> temps;
   internal::TaskOptions options;
   options.resources = Resources(resources);
   options.max_retries = max_retries;
   options.num_returns = num_returns;
   options.function_key = function_key;
+  options.strategy = StrategyOf(strategy);
   auto packed = Args(args, &temps);
   std::vector<ObjectId> inner = TakeRefs(contained);
   auto ids = Core().SubmitTask(name, std::move(packed), options, inner);
@@ -100,7 +112,8 @@ pyb::list SubmitTask(const std::string& name, const std::string& function_key,
 pyb::tuple CreateActor(const std::string& class_name,
                        const std::string& function_key, pyb::list args,
                        pyb::dict resources, pyb::dict opts,
-                       std::vector<PyObjectRef*> contained) {
+                       std::vector<PyObjectRef*> contained,
+                       pyb::tuple strategy) {
   std::vector<std::shared_ptr<PyObjectRef>> temps;
   internal::ActorOptions options;
   options.resources = Resources(resources);
@@ -112,6 +125,7 @@ pyb::tuple CreateActor(const std::string& class_name,
   options.max_pending_calls = opts["max_pending_calls"].cast<int>();
   options.detached = opts["detached"].cast<bool>();
   options.get_if_exists = opts["get_if_exists"].cast<bool>();
+  options.strategy = StrategyOf(strategy);
   auto packed = Args(args, &temps);
   // The factory's name is the function table's key: the creation task
   // carries it as its function key too (see the executor).
@@ -299,7 +313,7 @@ void BindTasks(pyb::module_& m) {
       .def("finish", &TaskReply::Finish);
   m.def("submit_task", &SubmitTask, pyb::arg("name"), pyb::arg("function_key"),
         pyb::arg("args"), pyb::arg("resources"), pyb::arg("max_retries"),
-        pyb::arg("num_returns"), pyb::arg("contained"));
+        pyb::arg("num_returns"), pyb::arg("contained"), pyb::arg("strategy"));
   m.def("create_actor", &CreateActor);
   m.def("submit_actor_task", &SubmitActorTask);
   m.def("get_named_actor", [](const std::string& name, const std::string& ns) {

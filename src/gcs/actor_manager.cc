@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "proto/raylet.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
@@ -140,14 +142,37 @@ void ActorManager::Schedule(const ActorId& id) {
   std::optional<rpc::NodeInfo> best;
   FixedPoint best_cpu;
   absl::Time now = absl::Now();
-  for (rpc::NodeInfo& node : nodes_->All()) {
-    if (!node.alive()) continue;
+  // The creator's strategy: a label selector and node affinity restrict
+  // the nodes (soft affinity only prefers its node); SPREAD is what the
+  // least-loaded choice below does anyway.
+  const rpc::SchedulingStrategy& strategy = a.spec.creation().strategy();
+  bool affinity = strategy.kind() == rpc::SchedulingStrategy::NODE_AFFINITY;
+  auto eligible = [&](const rpc::NodeInfo& node) {
+    for (const auto& [k, v] : strategy.label_selector()) {
+      auto it = node.labels().find(k);
+      if (it == node.labels().end() || it->second != v) return false;
+    }
+    return !affinity || strategy.soft() || node.node_id() == strategy.node_id();
+  };
+  std::vector<rpc::NodeInfo> all = nodes_->All();
+  if (affinity && strategy.soft()) {
+    // The preferred node first, if it fits now.
+    std::stable_partition(all.begin(), all.end(), [&](const rpc::NodeInfo& n) {
+      return n.node_id() == strategy.node_id();
+    });
+  }
+  for (rpc::NodeInfo& node : all) {
+    if (!node.alive() || !eligible(node)) continue;
     if (auto u = unreachable_.find(node.node_id()); u != unreachable_.end()) {
       if (u->second > now) continue;
       unreachable_.erase(u);
     }
     auto available = ResourcesFromProto(node.available());
     if (!available.ok() || !available->Contains(placement)) continue;
+    if (affinity && strategy.soft() && node.node_id() == strategy.node_id()) {
+      best = std::move(node);  // preferred and fits
+      break;
+    }
     if (!best || available->Get(kCpu) > best_cpu) {  // the least loaded
       best_cpu = available->Get(kCpu);
       best = std::move(node);

@@ -106,6 +106,34 @@ rpc::NodeInfo NodeManager::SelfInfo() const {
   return info;
 }
 
+// The policy's form of a request's strategy; InvalidArgument when bad.
+static absl::StatusOr<Strategy> StrategyFromProto(
+    const rpc::SchedulingStrategy& s) {
+  Strategy out;
+  switch (s.kind()) {
+    case rpc::SchedulingStrategy::DEFAULT:
+      break;
+    case rpc::SchedulingStrategy::SPREAD:
+      out.kind = Strategy::kSpread;
+      break;
+    case rpc::SchedulingStrategy::NODE_AFFINITY: {
+      auto node = ParseId<NodeId>(s.node_id(), "strategy.node_id");
+      if (!node.ok()) return node.status();
+      out.kind = Strategy::kNodeAffinity;
+      out.node_id = s.node_id();
+      out.soft = s.soft();
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError("unknown scheduling strategy");
+  }
+  if (s.label_selector_size() > 64) {
+    return absl::InvalidArgumentError("label_selector too long");
+  }
+  for (const auto& [k, v] : s.label_selector()) out.labels[k] = v;
+  return out;
+}
+
 static absl::Status ValidateRuntime(const rpc::WorkerRuntime& runtime) {
   if (runtime.language() == rpc::WorkerRuntime::CPP) return absl::OkStatus();
   if (runtime.language() != rpc::WorkerRuntime::PYTHON) {
@@ -139,15 +167,19 @@ void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
     return done(absl::InvalidArgumentError("code_search_path too long"));
   }
   if (absl::Status s = ValidateRuntime(req.runtime()); !s.ok()) return done(s);
+  auto strategy = StrategyFromProto(req.strategy());
+  if (!strategy.ok()) return done(strategy.status());
   uint64_t handle = next_handle_++;
   pending_[handle] = PendingLease{req, reply, std::move(done), *job, requester};
-  queue_.Add(handle, *demand, !req.no_spillback(), options_.clock->Now());
+  queue_.Add(handle, *demand, !req.no_spillback(), options_.clock->Now(),
+             *std::move(strategy));
   Dispatch();
 }
 
 void NodeManager::Dispatch() {
   for (LeaseDecision& d :
-       queue_.Schedule(options_.clock->Now(), resources_, others_)) {
+       queue_.Schedule(options_.clock->Now(), resources_, others_,
+                       LocalNode{options_.node_id.Binary(), options_.labels})) {
     auto it = pending_.find(d.handle);
     if (it == pending_.end()) continue;
     PendingLease& p = it->second;
@@ -238,7 +270,8 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
           if (lit == leases_.end()) {  // the worker died meanwhile: retry
             auto demand = ResourcesFromProto(p.req.resources());
             queue_.Add(handle, *demand, !p.req.no_spillback(),
-                       options_.clock->Now());
+                       options_.clock->Now(),
+                       *StrategyFromProto(p.req.strategy()));
             return Dispatch();
           }
           if (s.ok()) {
@@ -551,12 +584,16 @@ void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
   }
   others_.clear();
   for (const auto& node : reply.nodes()) {
-    if (node.node_id() == options_.node_id.Binary()) continue;
+    if (node.node_id() == options_.node_id.Binary() || !node.alive()) continue;
     auto total = ResourcesFromProto(node.total());
     auto available = ResourcesFromProto(node.available());
     if (!total.ok() || !available.ok()) continue;
-    others_.push_back(RemoteNode{node.node_id(), node.host(),
-                                 node.raylet_port(), *total, *available});
+    others_.push_back(RemoteNode{node.node_id(),
+                                 node.host(),
+                                 node.raylet_port(),
+                                 *total,
+                                 *available,
+                                 {node.labels().begin(), node.labels().end()}});
   }
   Dispatch();
 }

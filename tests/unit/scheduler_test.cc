@@ -188,5 +188,87 @@ TEST_F(LeaseQueueTest, ANodeThatJoinsInTheGracePeriodTakesTheDemand) {
   EXPECT_EQ(d[0].kind, LeaseDecision::kSpillback);
 }
 
+// Strategies over four nodes: this one ("n1") and three others.
+class StrategyTest : public LeaseQueueTest {
+ protected:
+  void SetUp() override {
+    for (const char* id : {"n2", "n3", "n4"}) {
+      others.push_back(RemoteNode{
+          id, "h", 1, R({{"CPU", 2}}), R({{"CPU", 2}}), {{"zone", "b"}}});
+    }
+    others[2].labels["zone"] = "c";
+  }
+  // Where each of n requests submitted together goes ("n1": here).
+  std::vector<std::string> PlaceAll(int n, const Strategy& s) {
+    for (int i = 0; i < n; ++i) {
+      queue.Add(i, R({{"CPU", 1}}), true, clock.Now(), s);
+    }
+    std::vector<std::string> out;
+    for (const auto& d : queue.Schedule(clock.Now(), node, others, self)) {
+      out.push_back(d.kind == LeaseDecision::kGrant ? "n1"
+                    : d.target                      ? d.target->node_id
+                                                    : "infeasible");
+    }
+    return out;
+  }
+  LocalNode self{"n1", {{"zone", "a"}}};
+};
+
+TEST_F(StrategyTest, DefaultPacksHereWhileItFits) {
+  auto where = PlaceAll(2, Strategy{});
+  EXPECT_EQ(where, (std::vector<std::string>{"n1", "n1"}));
+}
+
+TEST_F(StrategyTest, SpreadTakesEachNodeInTurn) {
+  Strategy spread{Strategy::kSpread};
+  auto where = PlaceAll(4, spread);
+  EXPECT_EQ(where, (std::vector<std::string>{"n1", "n2", "n3", "n4"}));
+}
+
+TEST_F(StrategyTest, HardAffinityGoesToItsNodeEvenWhenBusy) {
+  others[1].available = R({{"CPU", 0}});
+  Strategy hard{Strategy::kNodeAffinity, "n3", false};
+  EXPECT_EQ(PlaceAll(1, hard), (std::vector<std::string>{"n3"}));
+  Strategy gone{Strategy::kNodeAffinity, "n9", false};
+  queue.Add(7, R({{"CPU", 1}}), true, clock.Now(), gone);
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others, self).empty());
+  clock.Advance(absl::Seconds(4));
+  auto d = queue.Schedule(clock.Now(), node, others, self);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kInfeasible);
+  EXPECT_NE(d[0].message.find("on node"), std::string::npos);
+}
+
+TEST_F(StrategyTest, SoftAffinityFallsBackWhenItsNodeIsFull) {
+  others[1].available = R({{"CPU", 0}});
+  Strategy soft{Strategy::kNodeAffinity, "n3", true};
+  EXPECT_EQ(PlaceAll(1, soft), (std::vector<std::string>{"n1"}));
+  Strategy free{Strategy::kNodeAffinity, "n2", true};
+  queue.Add(9, R({{"CPU", 1}}), true, clock.Now(), free);
+  auto d = queue.Schedule(clock.Now(), node, others, self);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].target->node_id, "n2");
+}
+
+TEST_F(StrategyTest, LabelSelectorKeepsToMatchingNodes) {
+  Strategy zone_c;
+  zone_c.labels = {{"zone", "c"}};
+  EXPECT_EQ(PlaceAll(1, zone_c), (std::vector<std::string>{"n4"}));
+  Strategy spread_b{Strategy::kSpread};
+  spread_b.labels = {{"zone", "b"}};
+  EXPECT_EQ(PlaceAll(3, spread_b),
+            (std::vector<std::string>{"n2", "n3", "n2"}));
+  Strategy nowhere;
+  nowhere.labels = {{"zone", "z"}};
+  queue.Add(5, R({{"CPU", 1}}), true, clock.Now(), nowhere);
+  clock.Advance(absl::Seconds(4));
+  queue.Schedule(clock.Now(), node, others, self);  // starts the grace
+  clock.Advance(absl::Seconds(4));
+  auto d = queue.Schedule(clock.Now(), node, others, self);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kInfeasible);
+  EXPECT_NE(d[0].message.find("zone=z"), std::string::npos) << d[0].message;
+}
+
 }  // namespace
 }  // namespace loom

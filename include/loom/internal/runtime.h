@@ -20,8 +20,18 @@ struct Arg {
   std::string data;
 };
 
+// Where a task or actor may run (see SchedulingStrategy in common.proto).
+struct Strategy {
+  enum Kind { kDefault = 0, kSpread = 1, kNodeAffinity = 2 };
+  Kind kind = kDefault;
+  std::string node_id;  // hex; kNodeAffinity
+  bool soft = false;
+  std::map<std::string, std::string> label_selector;
+};
+
 struct TaskOptions {
   std::map<std::string, double> resources;
+  Strategy strategy;
   int max_retries = 3;
   int num_returns = 1;
   std::string function_key;  // Python: the function table's key
@@ -120,6 +130,7 @@ std::shared_ptr<void> TakeCreatedInstance();
 // Actors (see loom/actor.h).
 struct ActorOptions {
   std::map<std::string, double> resources;
+  Strategy strategy;
   std::string name, ns;
   int max_restarts = 0;
   int max_task_retries = 0;

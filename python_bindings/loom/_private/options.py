@@ -3,10 +3,12 @@ does not support raises, it is never silently ignored."""
 import numbers
 
 TASK_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_retries",
-                "retry_exceptions", "num_returns", "name"}
+                "retry_exceptions", "num_returns", "name",
+                "scheduling_strategy", "label_selector"}
 ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts",
                  "max_task_retries", "max_concurrency", "max_pending_calls",
-                 "name", "namespace", "lifetime", "get_if_exists"}
+                 "name", "namespace", "lifetime", "get_if_exists",
+                 "scheduling_strategy", "label_selector"}
 METHOD_OPTIONS = {"num_returns", "name"}
 
 
@@ -59,6 +61,7 @@ def validate(options, allowed, what):
                              "exception types")
     if options.get("lifetime") not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be 'detached' or 'non_detached'")
+    strategy(options)  # raises on a bad one
     for k in ("name", "namespace"):
         if options.get(k) is not None and not isinstance(options[k], str):
             raise ValueError(f"{k} must be a string")
@@ -76,3 +79,22 @@ def resources(options, default_cpus):
     if options.get("num_gpus"):
         out["GPU"] = float(options["num_gpus"])
     return out
+
+
+def strategy(options):
+    """(kind, node id hex, soft, label selector) for the core worker."""
+    from loom.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    s = options.get("scheduling_strategy")
+    labels = options.get("label_selector") or {}
+    if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str)
+            for k, v in labels.items()):
+        raise ValueError("label_selector must map label names to strings")
+    if s is None or s == "DEFAULT":
+        return (0, "", False, labels)
+    if s == "SPREAD":
+        return (1, "", False, labels)
+    if isinstance(s, NodeAffinitySchedulingStrategy):
+        return (2, s.node_id, s.soft, labels)
+    raise ValueError("scheduling_strategy must be 'DEFAULT', 'SPREAD' or a "
+                     f"NodeAffinitySchedulingStrategy, got {s!r}")

@@ -1,0 +1,111 @@
+"""Scheduling strategies over four raylets: SPREAD, node affinity (hard and
+soft), label selectors, for tasks and actors."""
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import loom
+from loom.exceptions import InfeasibleError
+from loom.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from conftest import loom_cli, wait_until
+
+ZONES = ("a", "b", "b", "c")  # the head's raylet first
+
+
+def _start(processes, *args):
+    log = processes.tmp_dir / "loom-start.log"
+    with open(log, "a") as out:  # a file: the daemons inherit it
+        r = subprocess.run([loom_cli(), "start", *args, "--num-cpus", "1",
+                            "--session-root", processes.session_root],
+                           env=processes.env(), timeout=120, stdout=out,
+                           stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        pytest.fail(f"loom start {' '.join(args)}:\n{log.read_text()}")
+
+
+@pytest.fixture
+def four_nodes(processes):
+    """Four 1-CPU raylets labelled zone=a (head), b, b, c; this process is
+    their driver. Yields {node id: zone}."""
+    _start(processes, "--head", "--port", "0", "--labels", f"zone={ZONES[0]}")
+    latest = Path(processes.session_root) / "session_latest"
+    address = (latest / "address").read_text().strip()
+    for zone in ZONES[1:]:
+        _start(processes, "--address", address, "--labels", f"zone={zone}")
+    try:
+        loom.init(address=address)
+        nodes = wait_until(
+            lambda: [n for n in loom.nodes() if n["Alive"]]
+            if len([n for n in loom.nodes() if n["Alive"]]) == 4 else None,
+            timeout=60, what="four raylets")
+        yield {n["NodeID"]: n["Labels"]["zone"] for n in nodes}
+    finally:
+        loom.shutdown()
+        subprocess.run([loom_cli(), "stop", "--session-root",
+                        processes.session_root], env=processes.env(),
+                       timeout=120, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+@loom.remote
+def where(seconds=0.0):
+    time.sleep(seconds)
+    return loom.get_runtime_context().get_node_id()
+
+
+@loom.remote
+class Where:
+    def node(self):
+        return loom.get_runtime_context().get_node_id()
+
+
+def test_spread_uses_every_node(four_nodes):
+    refs = [where.options(scheduling_strategy="SPREAD").remote(0.5)
+            for _ in range(8)]
+    assert set(loom.get(refs, timeout=120)) == set(four_nodes)
+
+
+def test_hard_node_affinity_runs_on_that_node(four_nodes):
+    for node in four_nodes:
+        strategy = NodeAffinitySchedulingStrategy(node, soft=False)
+        assert loom.get(where.options(scheduling_strategy=strategy).remote(),
+                        timeout=60) == node
+    target = next(n for n, z in four_nodes.items() if z == "c")
+    actor = Where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        target)).remote()
+    assert loom.get(actor.node.remote(), timeout=60) == target
+
+
+def test_node_affinity_to_a_missing_node(four_nodes):
+    missing = "ab" * 16
+    soft = NodeAffinitySchedulingStrategy(missing, soft=True)
+    assert loom.get(where.options(scheduling_strategy=soft).remote(),
+                    timeout=60) in four_nodes
+    hard = NodeAffinitySchedulingStrategy(missing, soft=False)
+    with pytest.raises(InfeasibleError):
+        loom.get(where.options(scheduling_strategy=hard).remote(), timeout=60)
+
+
+def test_label_selector_keeps_to_matching_nodes(four_nodes):
+    zone_b = {n for n, z in four_nodes.items() if z == "b"}
+    refs = [where.options(label_selector={"zone": "b"}).remote(0.2)
+            for _ in range(6)]
+    assert set(loom.get(refs, timeout=120)) <= zone_b
+    zone_c = next(n for n, z in four_nodes.items() if z == "c")
+    actor = Where.options(label_selector={"zone": "c"}).remote()
+    assert loom.get(actor.node.remote(), timeout=60) == zone_c
+    with pytest.raises(InfeasibleError, match="zone=z"):
+        loom.get(where.options(label_selector={"zone": "z"}).remote(),
+                 timeout=60)
+
+
+def test_bad_strategies_are_refused(loom_cluster):
+    with pytest.raises(ValueError):
+        where.options(scheduling_strategy="PACKED").remote()
+    with pytest.raises(ValueError):
+        NodeAffinitySchedulingStrategy("not-a-node")
+    with pytest.raises(ValueError):
+        where.options(label_selector={"zone": 3}).remote()
