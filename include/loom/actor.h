@@ -126,6 +126,19 @@ class ActorCreator {
     for (const auto& [k, v] : r) options_.resources[k] = v;
     return *this;
   }
+  // Where it may run (as TaskCaller's): SPREAD is the head's least-loaded
+  // choice anyway; node affinity and label selectors restrict the nodes.
+  ActorCreator& SetNodeAffinity(const std::string& node_id, bool soft = false) {
+    options_.strategy.kind = internal::Strategy::kNodeAffinity;
+    options_.strategy.node_id = node_id;
+    options_.strategy.soft = soft;
+    return *this;
+  }
+  ActorCreator& SetLabelSelector(
+      const std::map<std::string, std::string>& labels) {
+    options_.strategy.label_selector = labels;
+    return *this;
+  }
   ActorCreator& SetName(const std::string& name) {
     options_.name = name;
     return *this;

@@ -74,6 +74,25 @@ class TaskCaller {
     options_.max_retries = n;
     return *this;
   }
+  // Where it may run: the nodes that fit, in turn (SPREAD); the node with
+  // this hex id (only there, or there first when soft); nodes whose labels
+  // match every entry. By default: its raylet while it fits, else the
+  // least loaded node.
+  TaskCaller& SetSpread() {
+    options_.strategy.kind = internal::Strategy::kSpread;
+    return *this;
+  }
+  TaskCaller& SetNodeAffinity(const std::string& node_id, bool soft = false) {
+    options_.strategy.kind = internal::Strategy::kNodeAffinity;
+    options_.strategy.node_id = node_id;
+    options_.strategy.soft = soft;
+    return *this;
+  }
+  TaskCaller& SetLabelSelector(
+      const std::map<std::string, std::string>& labels) {
+    options_.strategy.label_selector = labels;
+    return *this;
+  }
 
   template <typename... Args>
   ObjectRef<R> Remote(Args&&... args) {

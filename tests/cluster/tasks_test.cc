@@ -230,6 +230,26 @@ TEST_F(PrivateClusterTest, InfeasibleDemandFailsWithinSeconds) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
+TEST_F(PrivateClusterTest, StrategiesFromTheCppApi) {
+  StartCluster(1);
+  // SPREAD and a label this node has run; a label no node has, or a node
+  // that does not exist, fail as infeasible, saying where they looked.
+  EXPECT_EQ(*Get(Task(Echo).SetSpread().Remote(3)), 3);
+  auto nowhere = Task(Echo).SetLabelSelector({{"zone", "z"}}).Remote(1);
+  auto missing = Task(Echo).SetNodeAffinity(std::string(32, 'a')).Remote(1);
+  for (auto* ref : {&nowhere, &missing}) {
+    try {
+      Get(*ref, 20000);
+      FAIL() << "expected InfeasibleError";
+    } catch (const InfeasibleError& e) {
+      EXPECT_TRUE(std::string(e.what()).find("zone=z") != std::string::npos ||
+                  std::string(e.what()).find("on node") != std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_THROW(Task(Echo).SetNodeAffinity("not-hex").Remote(1), Error);
+}
+
 // A head plus raylets that join it, each with its own session root.
 class MultiNodeTest : public ::testing::Test {
  protected:
