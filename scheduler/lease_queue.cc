@@ -18,23 +18,53 @@ bool LabelsMatch(const std::map<std::string, std::string>& selector,
   return true;
 }
 
+// How busy a node is for a demand: the largest used fraction among the
+// resources the demand names (CPU when it names none).
+double Utilization(const ResourceSet& total, const ResourceSet& available,
+                   const ResourceSet& demand) {
+  double worst = 0;
+  bool any = false;
+  for (const auto& [name, qty] : demand.ToMap()) {
+    double t = total.Get(name).ToDouble();
+    if (qty <= 0 || t <= 0) continue;
+    any = true;
+    worst = std::max(worst, 1.0 - available.Get(name).ToDouble() / t);
+  }
+  if (!any) {
+    double t = total.Get(kCpu).ToDouble();
+    if (t > 0) worst = 1.0 - available.Get(kCpu).ToDouble() / t;
+  }
+  return worst;
+}
+
 // The default policy over the nodes `eligible` admits.
 template <typename Eligible>
 Placement PlaceDefault(const ResourceSet& demand, const NodeResources& node,
                        const std::vector<RemoteNode>& others,
                        bool allow_spillback, bool local_ok, Eligible eligible) {
-  if (local_ok && node.CanFit(demand)) return {Placement::kHere};
+  // Hybrid: pack here while this node is below the threshold; above it,
+  // the least utilized node that fits, here included.
+  bool fits_here = local_ok && node.CanFit(demand);
+  double here = Utilization(node.total(), node.available(), demand);
+  if (fits_here && (!allow_spillback || here < kPackThreshold)) {
+    return {Placement::kHere};
+  }
   if (allow_spillback) {
     const RemoteNode* best = nullptr;
+    double best_use = 2;
     for (const RemoteNode& r : others) {
       if (!eligible(r) || !r.available.Contains(demand)) continue;
-      if (best == nullptr ||
-          r.available.Get(kCpu) > best->available.Get(kCpu)) {
+      double use = Utilization(r.total, r.available, demand);
+      if (use < best_use) {
         best = &r;
+        best_use = use;
       }
     }
-    if (best) return {Placement::kRemote, best};
+    if (best && (!fits_here || best_use < here)) {
+      return {Placement::kRemote, best};
+    }
   }
+  if (fits_here) return {Placement::kHere};
   if (local_ok && node.IsFeasible(demand)) return {Placement::kQueue};
   if (allow_spillback) {
     for (const RemoteNode& r : others) {
@@ -133,9 +163,10 @@ bool LeaseQueue::Remove(uint64_t handle) {
   return false;
 }
 
-std::vector<LeaseDecision> LeaseQueue::Schedule(
-    absl::Time now, NodeResources& node, const std::vector<RemoteNode>& others,
-    const LocalNode& self) {
+std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
+                                                NodeResources& node,
+                                                std::vector<RemoteNode>& others,
+                                                const LocalNode& self) {
   std::vector<LeaseDecision> out;
   for (auto it = entries_.begin(); it != entries_.end();) {
     Placement p = Place(it->demand, node, others, it->allow_spillback,
@@ -152,10 +183,16 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(
         d.allocation = std::move(*alloc);
         break;
       }
-      case Placement::kRemote:
+      case Placement::kRemote: {
         d.kind = LeaseDecision::kSpillback;
         d.target = p.target;
+        // Count it there now, so that a burst does not all go one way.
+        auto* target = const_cast<RemoteNode*>(p.target);
+        if (target->available.Contains(it->demand)) {
+          target->available.Subtract(it->demand);
+        }
         break;
+      }
       case Placement::kQueue:
         it->infeasible_since = absl::InfiniteFuture();
         done = false;

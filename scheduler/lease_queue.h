@@ -77,8 +77,10 @@ class LeaseQueue {
 
   // Decides every queued request in arrival order. Grants take resources
   // from `node`; each request that leaves the queue is returned.
+  // A request spilled to another node counts against that node's available
+  // resources in `others` until the next view replaces it.
   std::vector<LeaseDecision> Schedule(absl::Time now, NodeResources& node,
-                                      const std::vector<RemoteNode>& others,
+                                      std::vector<RemoteNode>& others,
                                       const LocalNode& self = {});
 
   size_t size() const { return entries_.size(); }
@@ -100,8 +102,11 @@ class LeaseQueue {
 };
 
 // The placement of one demand, for a request that just arrived or waits.
-// Order: here if it fits now; another node that fits now; here later if this
-// node could ever run it; a node that could ever run it; else nowhere.
+// Default order: here if it fits now and this node is less than
+// kPackThreshold utilized; else the least utilized node that fits now (here
+// included); here later if this node could ever run it; a node that could
+// ever run it; else nowhere.
+inline constexpr double kPackThreshold = 0.5;
 struct Placement {
   enum Kind { kHere, kRemote, kQueue, kNowhere };
   Kind kind;

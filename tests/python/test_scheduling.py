@@ -109,3 +109,10 @@ def test_bad_strategies_are_refused(loom_cluster):
         NodeAffinitySchedulingStrategy("not-a-node")
     with pytest.raises(ValueError):
         where.options(label_selector={"zone": 3}).remote()
+
+
+def test_default_policy_leaves_a_busy_node(four_nodes):
+    # Each node has 1 CPU: once the driver's node is busy, tasks go to the
+    # least utilized nodes rather than waiting for it.
+    refs = [where.remote(1.0) for _ in range(4)]
+    assert len(set(loom.get(refs, timeout=120))) >= 3

@@ -214,9 +214,11 @@ class StrategyTest : public LeaseQueueTest {
   LocalNode self{"n1", {{"zone", "a"}}};
 };
 
-TEST_F(StrategyTest, DefaultPacksHereWhileItFits) {
-  auto where = PlaceAll(2, Strategy{});
-  EXPECT_EQ(where, (std::vector<std::string>{"n1", "n1"}));
+TEST_F(StrategyTest, DefaultPacksHereToHalfThenTheLeastUtilized) {
+  // n1 takes one (then it is half used); the idle nodes take one each
+  // (spilled requests count against them at once); all half used, n1 again.
+  auto where = PlaceAll(5, Strategy{});
+  EXPECT_EQ(where, (std::vector<std::string>{"n1", "n2", "n3", "n4", "n1"}));
 }
 
 TEST_F(StrategyTest, SpreadTakesEachNodeInTurn) {
