@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "runtime/task_args.h"
 #include "src/common/rpc.h"
@@ -161,6 +163,26 @@ void TaskSubmitter::Pump(KeyState& ks) {
   }
 }
 
+std::string TaskSubmitter::DataNode(const rpc::TaskSpec& spec) {
+  // Arguments in a store are above the inline threshold: the node holding
+  // the most of them holds most of the bytes, roughly.
+  std::map<std::string, int> count;
+  for (const auto& arg : spec.args()) {
+    if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
+      count[arg.ref().store_node_id()]++;
+    }
+  }
+  std::string best;
+  int most = 0;
+  for (const auto& [node, n] : count) {
+    if (n > most) {
+      best = node;
+      most = n;
+    }
+  }
+  return best;
+}
+
 void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
                                  bool no_spillback) {
   ks.requesting = true;
@@ -174,6 +196,9 @@ void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
   }
   *call->lease_req.mutable_runtime() = runtime_;
   *call->lease_req.mutable_strategy() = ks.strategy;
+  if (!ks.queue.empty()) {
+    call->lease_req.set_preferred_node_id(DataNode(ks.queue.front()));
+  }
   call->raylet = raylet;
   Track(&call->ctx);
   RayletStub(raylet)->async()->RequestWorkerLease(

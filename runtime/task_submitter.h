@@ -80,6 +80,8 @@ class TaskSubmitter {
   void Enqueue(rpc::TaskSpec spec, const std::string& key);
   void Pump(KeyState& ks);
   void RequestLease(KeyState& ks, const std::string& raylet, bool no_spillback);
+  // The node whose store holds most of the task's arguments ("": none).
+  static std::string DataNode(const rpc::TaskSpec& spec);
   void OnLeaseReply(const std::string& key, Call* call, const grpc::Status& s);
   void Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
             rpc::TaskSpec spec);

@@ -134,6 +134,22 @@ static absl::StatusOr<Strategy> StrategyFromProto(
   return out;
 }
 
+// A lease request's strategy, with locality: by default it prefers the node
+// holding its arguments, if that node can run it now.
+static absl::StatusOr<Strategy> LeaseStrategy(const rpc::LeaseRequest& req) {
+  auto strategy = StrategyFromProto(req.strategy());
+  if (!strategy.ok() || req.preferred_node_id().empty() ||
+      strategy->kind != Strategy::kDefault) {
+    return strategy;
+  }
+  auto node = ParseId<NodeId>(req.preferred_node_id(), "preferred_node_id");
+  if (!node.ok()) return node.status();
+  strategy->kind = Strategy::kNodeAffinity;
+  strategy->node_id = req.preferred_node_id();
+  strategy->soft = true;
+  return strategy;
+}
+
 static absl::Status ValidateRuntime(const rpc::WorkerRuntime& runtime) {
   if (runtime.language() == rpc::WorkerRuntime::CPP) return absl::OkStatus();
   if (runtime.language() != rpc::WorkerRuntime::PYTHON) {
@@ -167,7 +183,7 @@ void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
     return done(absl::InvalidArgumentError("code_search_path too long"));
   }
   if (absl::Status s = ValidateRuntime(req.runtime()); !s.ok()) return done(s);
-  auto strategy = StrategyFromProto(req.strategy());
+  auto strategy = LeaseStrategy(req);
   if (!strategy.ok()) return done(strategy.status());
   uint64_t handle = next_handle_++;
   pending_[handle] = PendingLease{req, reply, std::move(done), *job, requester};
@@ -270,8 +286,7 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
           if (lit == leases_.end()) {  // the worker died meanwhile: retry
             auto demand = ResourcesFromProto(p.req.resources());
             queue_.Add(handle, *demand, !p.req.no_spillback(),
-                       options_.clock->Now(),
-                       *StrategyFromProto(p.req.strategy()));
+                       options_.clock->Now(), *LeaseStrategy(p.req));
             return Dispatch();
           }
           if (s.ok()) {

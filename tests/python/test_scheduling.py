@@ -18,7 +18,7 @@ ZONES = ("a", "b", "b", "c")  # the head's raylet first
 def _start(processes, *args):
     log = processes.tmp_dir / "loom-start.log"
     with open(log, "a") as out:  # a file: the daemons inherit it
-        r = subprocess.run([loom_cli(), "start", *args, "--num-cpus", "1",
+        r = subprocess.run([loom_cli(), "start", *args, "--num-cpus", "2",
                             "--session-root", processes.session_root],
                            env=processes.env(), timeout=120, stdout=out,
                            stderr=subprocess.STDOUT)
@@ -28,7 +28,7 @@ def _start(processes, *args):
 
 @pytest.fixture
 def four_nodes(processes):
-    """Four 1-CPU raylets labelled zone=a (head), b, b, c; this process is
+    """Four 2-CPU raylets labelled zone=a (head), b, b, c; this process is
     their driver. Yields {node id: zone}."""
     _start(processes, "--head", "--port", "0", "--labels", f"zone={ZONES[0]}")
     latest = Path(processes.session_root) / "session_latest"
@@ -112,7 +112,28 @@ def test_bad_strategies_are_refused(loom_cluster):
 
 
 def test_default_policy_leaves_a_busy_node(four_nodes):
-    # Each node has 1 CPU: once the driver's node is busy, tasks go to the
+    # Once the driver's node is half busy, tasks go to the
     # least utilized nodes rather than waiting for it.
     refs = [where.remote(1.0) for _ in range(4)]
     assert len(set(loom.get(refs, timeout=120))) >= 3
+
+
+@loom.remote
+def make_big():
+    import numpy as np
+    return np.ones(1 << 20)  # 8 MiB: in the store of the node that ran it
+
+
+@loom.remote
+def where_with(array):
+    return loom.get_runtime_context().get_node_id(), float(array.sum())
+
+
+def test_tasks_go_where_their_large_arguments_are(four_nodes):
+    # The driver's node is idle, but the argument lives on zone c's node.
+    zone_c = next(n for n, z in four_nodes.items() if z == "c")
+    big = make_big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        zone_c)).remote()
+    loom.wait([big], timeout=60)
+    node, total = loom.get(where_with.remote(big), timeout=60)
+    assert (node, total) == (zone_c, float(1 << 20))
