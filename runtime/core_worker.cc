@@ -165,6 +165,12 @@ void CoreWorker::Shutdown() {
                       std::chrono::milliseconds(200));
   }
   if (exec_thread_.joinable()) exec_thread_.join();
+  std::vector<std::thread> waiters;
+  {
+    absl::MutexLock lock(&exec_mu_);
+    waiters.swap(pg_waiters_);
+  }
+  for (auto& t : waiters) t.join();
   for (auto& t : exec_pool_) t.join();
   if (owners_) owners_->Shutdown();
   loop_.Stop();
@@ -648,6 +654,44 @@ void CoreWorker::HandleCancelTask(const rpc::CancelTaskRequest& req,
   }
   auto task = TaskId::FromBinary(req.task_id());
   if (options_.cancel_handler && task.ok()) options_.cancel_handler(*task);
+}
+
+ObjectId CoreWorker::PlacementGroupReady(const std::string& pg_id,
+                                         std::string value) {
+  ObjectId id = NextPutId();
+  objects_.AddPending(id);
+  absl::MutexLock lock(&exec_mu_);
+  pg_waiters_.emplace_back([this, id, pg_id, value = std::move(value)] {
+    // Long polls of a second, so that Shutdown never waits long.
+    while (!shut_down_) {
+      auto info = raylet_->GetPlacementGroup(pg_id, true, 1000);
+      if (!info.ok()) {
+        if (info.status().code() == absl::StatusCode::kDeadlineExceeded) {
+          continue;
+        }
+        objects_.SetError(id, MakeError(rpc::ErrorInfo::INVALID,
+                                        std::string(info.status().message())));
+        return;
+      }
+      switch (info->state()) {
+        case rpc::PlacementGroupInfo::CREATED:
+          objects_.SetValue(id, value);
+          return;
+        case rpc::PlacementGroupInfo::INFEASIBLE:
+          objects_.SetError(id,
+                            MakeError(rpc::ErrorInfo::INFEASIBLE,
+                                      "placement group: " + info->message()));
+          return;
+        case rpc::PlacementGroupInfo::REMOVED:
+          objects_.SetError(id, MakeError(rpc::ErrorInfo::INVALID,
+                                          "the placement group was removed"));
+          return;
+        default:
+          continue;
+      }
+    }
+  });
+  return id;
 }
 
 bool CoreWorker::CancelTask(const ObjectId& ret, bool force) {

@@ -161,6 +161,9 @@ class CoreWorker {
   const std::string& gcs_address() const { return options_.gcs_address; }
   const NodeId& node_id() const { return node_id_; }
   const WorkerId& worker_id() const { return options_.worker_id; }
+  // An object that becomes `value` once the placement group is created (an
+  // INFEASIBLE error while it cannot be, OWNER_DIED... once removed).
+  ObjectId PlacementGroupReady(const std::string& pg_id, std::string value);
   // Cancels a task this process submitted (see CancelTaskRequest). False
   // when it is not pending here.
   bool CancelTask(const ObjectId& ret, bool force);
@@ -311,6 +314,8 @@ class CoreWorker {
   // Tasks running now (their ids), for CancelTask.
   absl::flat_hash_set<std::string> running_ ABSL_GUARDED_BY(exec_mu_);
   std::thread exec_thread_;
+  // PlacementGroupReady long polls.
+  std::vector<std::thread> pg_waiters_ ABSL_GUARDED_BY(exec_mu_);
   std::vector<std::thread> exec_pool_;  // an actor's extra threads
   // Actor side: the instance this worker serves, and per caller the next
   // sequence number to run and the calls that arrived early.

@@ -98,6 +98,51 @@ absl::StatusOr<rpc::GetClusterStatusReply> RayletClient::GetClusterStatus() {
   return reply;
 }
 
+absl::StatusOr<std::string> RayletClient::CreatePlacementGroup(
+    const rpc::PlacementGroupInfo& group) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::CreatePlacementGroupRequest req;
+  *req.mutable_group() = group;
+  rpc::CreatePlacementGroupReply reply;
+  absl::Status s = rpc::ToAbsl(gcs_->CreatePlacementGroup(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.pg_id();
+}
+
+absl::StatusOr<rpc::PlacementGroupInfo> RayletClient::GetPlacementGroup(
+    const std::string& pg_id, bool wait_ready, int64_t timeout_ms) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, wait_ready ? timeout_ms : kTimeoutMs);
+  rpc::GetPlacementGroupRequest req;
+  req.set_pg_id(pg_id);
+  req.set_wait_ready(wait_ready);
+  rpc::GetPlacementGroupReply reply;
+  absl::Status s = rpc::ToAbsl(gcs_->GetPlacementGroup(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.group();
+}
+
+absl::Status RayletClient::RemovePlacementGroup(const std::string& pg_id) {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::RemovePlacementGroupRequest req;
+  req.set_pg_id(pg_id);
+  rpc::RemovePlacementGroupReply reply;
+  return rpc::ToAbsl(gcs_->RemovePlacementGroup(&ctx, req, &reply));
+}
+
+absl::StatusOr<rpc::ListPlacementGroupsReply>
+RayletClient::ListPlacementGroups() {
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::ListPlacementGroupsReply reply;
+  absl::Status s = rpc::ToAbsl(gcs_->ListPlacementGroups(
+      &ctx, rpc::ListPlacementGroupsRequest(), &reply));
+  if (!s.ok()) return s;
+  return reply;
+}
+
 absl::StatusOr<NodeId> RayletClient::RegisterWorker(const WorkerId& worker,
                                                     int64_t pid, int port) {
   grpc::ClientContext ctx;

@@ -42,6 +42,14 @@ class RayletClient {
   absl::StatusOr<std::optional<std::string>> KvGet(const std::string& ns,
                                                    const std::string& key);
   absl::StatusOr<rpc::GetClusterStatusReply> GetClusterStatus();
+  // Placement groups at the head. GetPlacementGroup with wait_ready waits
+  // up to timeout_ms for the group to leave PENDING.
+  absl::StatusOr<std::string> CreatePlacementGroup(
+      const rpc::PlacementGroupInfo& group);
+  absl::StatusOr<rpc::PlacementGroupInfo> GetPlacementGroup(
+      const std::string& pg_id, bool wait_ready, int64_t timeout_ms);
+  absl::Status RemovePlacementGroup(const std::string& pg_id);
+  absl::StatusOr<rpc::ListPlacementGroupsReply> ListPlacementGroups();
   absl::StatusOr<NodeId> RegisterWorker(const WorkerId& worker, int64_t pid,
                                         int port);
   absl::Status NotifyBlocked(const WorkerId& worker, bool blocked);

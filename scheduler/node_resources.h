@@ -47,6 +47,17 @@ class NodeResources {
   void Lend(const ResourceSet& resources) { available_.Add(resources); }
   void Reclaim(const ResourceSet& resources) { available_.Subtract(resources); }
 
+  // Resources that appear or go (placement group bundles); the caller has
+  // stopped what used them first.
+  void AddCapacity(const ResourceSet& r) {
+    total_.Add(r);
+    available_.Add(r);
+  }
+  void RemoveCapacity(const ResourceSet& r) {
+    total_.Subtract(r);
+    available_.Subtract(r);
+  }
+
   const ResourceSet& total() const { return total_; }
   const ResourceSet& available() const { return available_; }
   const std::vector<FixedPoint>& gpu_available() const { return gpus_; }

@@ -8,6 +8,12 @@
 
 namespace loom {
 
+std::string BundleResource(const std::string& name, const std::string& pg_hex,
+                           int index) {
+  if (index < 0) return absl::StrCat(name, "_group_", pg_hex);
+  return absl::StrCat(name, "_group_", index, "_", pg_hex);
+}
+
 std::string FixedPoint::ToString() const {
   if (IsWhole()) return absl::StrCat(raw_ / kScale);
   std::string s = absl::StrFormat("%.4f", ToDouble());

@@ -20,6 +20,12 @@ namespace loom {
 inline constexpr char kCpu[] = "CPU";
 inline constexpr char kGpu[] = "GPU";
 inline constexpr char kMemory[] = "memory";
+// A placement group bundle's resources are offered under derived names:
+// "CPU_group_<index>_<pg hex>" for that bundle, "CPU_group_<pg hex>" for any
+// bundle of the group (index -1).
+std::string BundleResource(const std::string& name, const std::string& pg_hex,
+                           int index);
+
 // Bytes of GPU memory: a node's total is the sum over its GPUs; a demand is
 // placed on one GPU that has that much unreserved.
 inline constexpr char kGpuMemory[] = "gpu_memory";

@@ -217,6 +217,22 @@ def _wait_1k_refs(c):
     return run, 1
 
 
+@workload("placement_group_create/removal", unit="groups/s", target=0)
+def _placement_group_create_removal(c):
+    # Ray's: create a batch of one-bundle groups, wait for each, remove them.
+    util = importlib.import_module(c.rt.__name__ + ".util")
+    n = 100
+
+    def run():
+        pgs = [util.placement_group([{"CPU": 0.001}]) for _ in range(n)]
+        for pg in pgs:
+            pg.wait(timeout_seconds=30)
+        for pg in pgs:
+            util.remove_placement_group(pg)
+
+    return run, n
+
+
 @workload("single_client_tasks_sync")
 def _tasks_sync(c):
     f = c.remotes.small_value
@@ -556,9 +572,9 @@ def print_comparison(rows):
     print("\n" + header + "\n" + "-" * (len(header) + 8), file=sys.stderr)
     for w, a, b, ratio in rows:
         shown = "-" if ratio is None else f"{ratio:.2f}x"
-        target = f">={w.target:g}x"
+        target = f">={w.target:g}x" if w.target else "-"
         mark = ""
-        if ratio is not None:
+        if ratio is not None and w.target:
             mark = "  ok" if ratio >= w.target else "  below target"
         print(f"{w.name:<46}{a:>12}{b:>12}{shown:>10}{target:>9}"
               f"  {w.unit}{mark}", file=sys.stderr)

@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "bindings.h"
+#include "object_store/layout.h"
 #include "runtime/raylet_client.h"
 #include "src/common/logging.h"
 #include "src/common/process.h"
@@ -118,9 +119,97 @@ pyb::list Nodes() {
   return out;
 }
 
+pyb::dict GroupDict(const rpc::PlacementGroupInfo& g) {
+  pyb::dict d;
+  d["placement_group_id"] = absl::BytesToHexString(g.pg_id());
+  d["name"] = g.name();
+  d["strategy"] = rpc::PlacementGroupInfo::Strategy_Name(g.strategy());
+  d["state"] = rpc::PlacementGroupInfo::State_Name(g.state());
+  pyb::list bundles, nodes;
+  for (const auto& b : g.bundles()) {
+    pyb::dict r;
+    for (const auto& [k, v] : b.quantities()) r[pyb::str(k)] = v;
+    bundles.append(r);
+  }
+  for (const auto& n : g.bundle_nodes()) {
+    nodes.append(absl::BytesToHexString(n));
+  }
+  d["bundles"] = bundles;
+  d["bundle_nodes"] = nodes;
+  d["message"] = g.message();
+  return d;
+}
+
+pyb::bytes CreatePlacementGroup(
+    const std::vector<std::map<std::string, double>>& bundles, int strategy,
+    const std::string& name) {
+  rpc::PlacementGroupInfo g;
+  for (const auto& b : bundles) {
+    auto* r = g.add_bundles();
+    for (const auto& [k, v] : b) (*r->mutable_quantities())[k] = v;
+  }
+  g.set_strategy(static_cast<rpc::PlacementGroupInfo::Strategy>(strategy));
+  g.set_name(name);
+  g.set_job_id(Core().job().Binary());
+  absl::StatusOr<std::string> id;
+  {
+    pyb::gil_scoped_release release;
+    id = Core().raylet_client()->CreatePlacementGroup(g);
+  }
+  if (!id.ok()) ThrowStatus(id.status());
+  return pyb::bytes(*id);
+}
+
+pyb::object GetPlacementGroup(pyb::bytes pg_id, bool wait_ready,
+                              int64_t timeout_ms) {
+  std::string id = pg_id;
+  auto info = WaitInterruptibly<rpc::PlacementGroupInfo>(
+      wait_ready ? timeout_ms : 0,
+      [&](int64_t slice) -> std::optional<rpc::PlacementGroupInfo> {
+        auto r = Core().raylet_client()->GetPlacementGroup(
+            id, wait_ready, slice < 0 ? 1000 : std::max<int64_t>(slice, 1));
+        if (r.ok()) return *r;
+        if (r.status().code() != absl::StatusCode::kDeadlineExceeded) {
+          throw std::runtime_error(std::string(r.status().message()));
+        }
+        return std::nullopt;
+      });
+  if (!info) return pyb::none();  // still pending at the timeout
+  return GroupDict(*info);
+}
+
 }  // namespace
 
 void BindCluster(pyb::module_& m) {
+  m.def("create_placement_group", &CreatePlacementGroup);
+  m.def("get_placement_group", &GetPlacementGroup);
+  m.def("remove_placement_group", [](pyb::bytes pg_id) {
+    std::string id = pg_id;
+    absl::Status s;
+    {
+      pyb::gil_scoped_release release;
+      s = Core().raylet_client()->RemovePlacementGroup(id);
+    }
+    if (!s.ok()) ThrowStatus(s);
+  });
+  m.def("list_placement_groups", [] {
+    absl::StatusOr<rpc::ListPlacementGroupsReply> r;
+    {
+      pyb::gil_scoped_release release;
+      r = Core().raylet_client()->ListPlacementGroups();
+    }
+    if (!r.ok()) ThrowStatus(r.status());
+    pyb::list out;
+    for (const auto& g : r->groups()) out.append(GroupDict(g));
+    return out;
+  });
+  m.def("placement_group_ready", [](pyb::bytes pg_id, pyb::bytes pickled) {
+    // Resolves to the pickled value once the group is created.
+    std::string value =
+        EncodeLayout(Format::kPickle5, std::string(pickled), {});
+    ObjectId id = Core().PlacementGroupReady(std::string(pg_id), value);
+    return std::make_shared<PyObjectRef>(id, "");
+  });
   m.def("init", &Init);
   m.def("shutdown", [] {
     pyb::gil_scoped_release release;

@@ -1,4 +1,4 @@
-// `loom list actors` and `loom list nodes`.
+// `loom list actors`, `loom list nodes` and `loom list placement-groups`.
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -79,13 +79,48 @@ int ListNodes(const std::string& addr) {
   return 0;
 }
 
+int ListPlacementGroups(const std::string& addr) {
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(addr));
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 5000);
+  rpc::ListPlacementGroupsReply reply;
+  grpc::Status s = stub->ListPlacementGroups(
+      &ctx, rpc::ListPlacementGroupsRequest(), &reply);
+  if (!s.ok()) {
+    return Fail("cannot reach the head at " + addr + ": " + s.error_message());
+  }
+  std::printf("%-32s  %-12s  %-13s  %-10s  %s\n", "PLACEMENT_GROUP_ID", "NAME",
+              "STRATEGY", "STATE", "BUNDLES (node)");
+  for (const auto& g : reply.groups()) {
+    std::string bundles;
+    for (int i = 0; i < g.bundles_size(); ++i) {
+      auto r = ResourcesFromProto(g.bundles(i));
+      absl::StrAppend(&bundles, i ? "  " : "", r.ok() ? r->ToString() : "?");
+      if (i < g.bundle_nodes_size()) {
+        absl::StrAppend(&bundles, " (",
+                        HexEncode(g.bundle_nodes(i)).substr(0, 12), ")");
+      }
+    }
+    std::printf("%-32s  %-12s  %-13s  %-10s  %s\n",
+                HexEncode(g.pg_id()).c_str(),
+                g.name().empty() ? "-" : g.name().c_str(),
+                rpc::PlacementGroupInfo::Strategy_Name(g.strategy()).c_str(),
+                rpc::PlacementGroupInfo::State_Name(g.state()).c_str(),
+                bundles.c_str());
+    if (!g.message().empty()) std::printf("    %s\n", g.message().c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int List(const std::string& what, const std::string& session_root,
          const std::string& address) {
   auto addr = HeadAddress(session_root, address);
   if (!addr.ok()) return Fail(std::string(addr.status().message()));
-  return what == "actors" ? ListActors(*addr) : ListNodes(*addr);
+  if (what == "actors") return ListActors(*addr);
+  if (what == "placement-groups") return ListPlacementGroups(*addr);
+  return ListNodes(*addr);
 }
 
 }  // namespace loom::cli

@@ -65,10 +65,11 @@ int main(int argc, char** argv) {
                          "Head HOST:PORT (default: this root's)");
 
   std::string what;
-  auto* list_cmd = app.add_subcommand("list", "List actors or nodes");
-  list_cmd->add_option("what", what, "actors | nodes")
+  auto* list_cmd =
+      app.add_subcommand("list", "List actors, nodes or placement groups");
+  list_cmd->add_option("what", what, "actors | nodes | placement-groups")
       ->required()
-      ->check(CLI::IsMember({"actors", "nodes"}));
+      ->check(CLI::IsMember({"actors", "nodes", "placement-groups"}));
   list_cmd->add_option("--session-root", session_root);
   list_cmd->add_option("--address", address,
                        "Head HOST:PORT (default: this root's)");

@@ -100,6 +100,9 @@ struct ObjectTag {
 struct ActorTag {
   static constexpr const char* kName = "ActorId";
 };
+struct PlacementGroupTag {
+  static constexpr const char* kName = "PlacementGroupId";
+};
 
 class JobId : public FixedId<4, JobTag> {
  public:
@@ -113,6 +116,7 @@ using NodeId = FixedId<16, NodeTag>;
 using WorkerId = FixedId<16, WorkerTag>;
 using LeaseId = FixedId<16, LeaseTag>;
 using ActorId = FixedId<16, ActorTag>;
+using PlacementGroupId = FixedId<16, PlacementGroupTag>;
 
 // [job: 4 bytes][digest of parent and index: 12 bytes]
 class TaskId : public FixedId<16, TaskTag> {

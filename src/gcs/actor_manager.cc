@@ -439,6 +439,27 @@ void ActorManager::HandleListActors(const rpc::ListActorsRequest& req,
   done(absl::OkStatus());
 }
 
+void ActorManager::KillActorsInGroup(const std::string& pg_hex) {
+  std::vector<std::string> ids;
+  for (const auto& [id, a] : actors_) {
+    if (a->info.state() == rpc::ActorInfo::DEAD) continue;
+    for (const auto& [name, qty] :
+         a->spec.creation().resources().quantities()) {
+      if (name.find(pg_hex) != std::string::npos) {
+        ids.push_back(id.Binary());
+        break;
+      }
+    }
+  }
+  for (const auto& id : ids) {
+    rpc::KillActorRequest req;
+    req.set_actor_id(id);
+    req.set_no_restart(true);
+    rpc::KillActorReply reply;
+    HandleKillActor(req, &reply, [](absl::Status) {});
+  }
+}
+
 void ActorManager::OnJobFinished(const std::string& job_id) {
   for (auto& [id, a] : actors_) {
     if (a->info.job_id() != job_id || a->info.detached() ||

@@ -45,6 +45,9 @@ class ActorManager {
                        rpc::KillActorReply* reply, Done done);
   void HandleListActors(const rpc::ListActorsRequest& req,
                         rpc::ListActorsReply* reply, Done done);
+  // A placement group was removed: actors placed in its bundles stop for
+  // good (`pg_hex` appears in their resource names).
+  void KillActorsInGroup(const std::string& pg_hex);
   // The job's driver is gone: its actors that are not detached stop.
   void OnJobFinished(const std::string& job_id);
 

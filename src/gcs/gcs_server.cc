@@ -197,6 +197,7 @@ void GcsServer::HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
     publisher_.Publish(rpc::Event::JOB_FINISHED, it->second.job_id(),
                        req.driver_died() ? "driver died" : "finished");
     actors_.OnJobFinished(it->second.job_id());
+    groups_.OnJobFinished(it->second.job_id());
     spdlog::info("job {} {}", id->ToInt(),
                  req.driver_died() ? "lost its driver" : "finished");
   }

@@ -20,6 +20,7 @@
 #include "src/common/metrics.h"
 #include "src/gcs/actor_manager.h"
 #include "src/gcs/node_table.h"
+#include "src/gcs/placement_groups.h"
 #include "src/gcs/pubsub.h"
 #include "src/gcs/storage.h"
 
@@ -84,6 +85,25 @@ class GcsServer {
                         rpc::ListActorsReply* reply, Done done) {
     actors_.HandleListActors(req, reply, std::move(done));
   }
+  void HandleCreatePlacementGroup(const rpc::CreatePlacementGroupRequest& req,
+                                  rpc::CreatePlacementGroupReply* reply,
+                                  Done done) {
+    groups_.HandleCreate(req, reply, std::move(done));
+  }
+  void HandleGetPlacementGroup(const rpc::GetPlacementGroupRequest& req,
+                               rpc::GetPlacementGroupReply* reply, Done done) {
+    groups_.HandleGet(req, reply, std::move(done));
+  }
+  void HandleRemovePlacementGroup(const rpc::RemovePlacementGroupRequest& req,
+                                  rpc::RemovePlacementGroupReply* reply,
+                                  Done done) {
+    groups_.HandleRemove(req, reply, std::move(done));
+  }
+  void HandleListPlacementGroups(const rpc::ListPlacementGroupsRequest& req,
+                                 rpc::ListPlacementGroupsReply* reply,
+                                 Done done) {
+    groups_.HandleList(req, reply, std::move(done));
+  }
 
  private:
   struct ObjectEntry {
@@ -100,6 +120,7 @@ class GcsServer {
   Publisher publisher_;
   NodeTable nodes_;
   ActorManager actors_{&loop_, &nodes_, &publisher_};
+  PlacementGroupManager groups_{&loop_, &nodes_, &actors_};
   uint32_t next_job_ = 1;
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;

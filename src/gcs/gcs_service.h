@@ -41,6 +41,10 @@ class GcsService : public rpc::Gcs::CallbackService {
   LOOM_GCS_METHOD(GetActor)
   LOOM_GCS_METHOD(KillActor)
   LOOM_GCS_METHOD(ListActors)
+  LOOM_GCS_METHOD(CreatePlacementGroup)
+  LOOM_GCS_METHOD(GetPlacementGroup)
+  LOOM_GCS_METHOD(RemovePlacementGroup)
+  LOOM_GCS_METHOD(ListPlacementGroups)
 #undef LOOM_GCS_METHOD
 
  private:

@@ -42,6 +42,10 @@ absl::Status NodeTable::Heartbeat(const rpc::HeartbeatRequest& request,
   if (!id.ok()) return id.status();
   auto available = ResourcesFromProto(request.available());
   if (!available.ok()) return available.status();
+  if (request.has_total()) {
+    auto total = ResourcesFromProto(request.total());
+    if (!total.ok()) return total.status();
+  }
   for (const auto& list : {request.pending(), request.infeasible()}) {
     if (list.size() > 10000) {
       return absl::InvalidArgumentError("too many demands in one heartbeat");
@@ -63,6 +67,13 @@ absl::Status NodeTable::Heartbeat(const rpc::HeartbeatRequest& request,
     ++view_version_;
   }
   *node.mutable_available() = request.available();
+  if (request.has_total()) {
+    if (!(ResourcesFromProto(node.total()).value() ==
+          ResourcesFromProto(request.total()).value())) {
+      ++view_version_;
+    }
+    *node.mutable_total() = request.total();
+  }
   *node.mutable_pending() = request.pending();
   *node.mutable_infeasible() = request.infeasible();
   reply->set_view_version(view_version_);

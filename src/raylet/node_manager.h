@@ -77,6 +77,13 @@ class NodeManager {
                                      grpc::ByteBuffer* reply);
   void HandleFreeObjects(const rpc::FreeObjectsRequest& req,
                          rpc::FreeObjectsReply* reply, Done done);
+  // Placement group bundles (two-phase: prepare, commit; release).
+  void HandlePrepareBundle(const rpc::BundleRequest& req,
+                           rpc::BundleReply* reply, Done done);
+  void HandleCommitBundle(const rpc::BundleRequest& req,
+                          rpc::BundleReply* reply, Done done);
+  void HandleReleaseBundle(const rpc::BundleRequest& req,
+                           rpc::BundleReply* reply, Done done);
 
   void HandleRequestWorkerLease(const rpc::LeaseRequest& req,
                                 rpc::LeaseReply* reply, Done done);
@@ -144,6 +151,15 @@ class NodeManager {
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<GcsLink> gcs_;
   std::vector<RemoteNode> others_;
+  // Placement group bundles on this node, by pg id + index: the resources
+  // reserved, and (committed) those offered under the bundle's names.
+  struct Bundle {
+    Allocation reserved;
+    ResourceSet offered;
+    bool committed = false;
+  };
+  absl::flat_hash_map<std::string, Bundle> bundles_;
+  bool totals_changed_ = false;  // the next heartbeat carries the totals
   ObjectManager* object_manager_ = nullptr;
   mutable absl::Mutex addresses_mu_;
   absl::flat_hash_map<NodeId, std::string> addresses_

@@ -37,6 +37,9 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
   LOOM_RAYLET_METHOD(ReportTaskStats, ReportTaskStatsRequest,
                      ReportTaskStatsReply)
   LOOM_RAYLET_METHOD(GetNodeStats, GetNodeStatsRequest, GetNodeStatsReply)
+  LOOM_RAYLET_METHOD(PrepareBundle, BundleRequest, BundleReply)
+  LOOM_RAYLET_METHOD(CommitBundle, BundleRequest, BundleReply)
+  LOOM_RAYLET_METHOD(ReleaseBundle, BundleRequest, BundleReply)
 #undef LOOM_RAYLET_METHOD
 
   // Transfers stay off the loop: the handlers are thread-safe.

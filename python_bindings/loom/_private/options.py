@@ -69,7 +69,11 @@ def validate(options, allowed, what):
 
 
 def resources(options, default_cpus):
-    """The resource demand: {"CPU": n, "GPU": n, ...custom}."""
+    """The resource demand: {"CPU": n, "GPU": n, ...custom}; inside a
+    placement group, each under the bundle's name."""
+    from loom.util.scheduling_strategies import \
+        PlacementGroupSchedulingStrategy
+    from loom.util.placement_group import bundle_resources
     out = dict(options.get("resources") or {})
     cpus = options.get("num_cpus")
     if cpus is None:
@@ -78,20 +82,26 @@ def resources(options, default_cpus):
         out["CPU"] = float(cpus)
     if options.get("num_gpus"):
         out["GPU"] = float(options["num_gpus"])
+    s = options.get("scheduling_strategy")
+    if isinstance(s, PlacementGroupSchedulingStrategy):
+        out = bundle_resources(out, s.placement_group,
+                               s.placement_group_bundle_index)
     return out
 
 
 def strategy(options):
     """(kind, node id hex, soft, label selector) for the core worker."""
-    from loom.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from loom.util.scheduling_strategies import (
+        NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy)
     s = options.get("scheduling_strategy")
     labels = options.get("label_selector") or {}
     if not isinstance(labels, dict) or not all(
             isinstance(k, str) and isinstance(v, str)
             for k, v in labels.items()):
         raise ValueError("label_selector must map label names to strings")
-    if s is None or s == "DEFAULT":
-        return (0, "", False, labels)
+    if s is None or s == "DEFAULT" or \
+            isinstance(s, PlacementGroupSchedulingStrategy):
+        return (0, "", False, labels)  # a group: its resources say where
     if s == "SPREAD":
         return (1, "", False, labels)
     if isinstance(s, NodeAffinitySchedulingStrategy):

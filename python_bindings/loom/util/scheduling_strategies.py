@@ -21,3 +21,20 @@ class NodeAffinitySchedulingStrategy:
     def __repr__(self):
         return (f"NodeAffinitySchedulingStrategy({self.node_id!r}, "
                 f"soft={self.soft})")
+
+
+class PlacementGroupSchedulingStrategy:
+    """Run inside a placement group's bundle (`placement_group_bundle_index`,
+    -1: any of its bundles), taking the task's resources from it."""
+
+    def __init__(self, placement_group, placement_group_bundle_index=-1):
+        from loom.util.placement_group import PlacementGroup
+        if not isinstance(placement_group, PlacementGroup):
+            raise ValueError("placement_group must be a PlacementGroup")
+        n = placement_group.bundle_count
+        if not isinstance(placement_group_bundle_index, int) or \
+                not -1 <= placement_group_bundle_index < n:
+            raise ValueError(f"placement_group_bundle_index must be in "
+                             f"[-1, {n})")
+        self.placement_group = placement_group
+        self.placement_group_bundle_index = placement_group_bundle_index

@@ -1,0 +1,378 @@
+#include "src/gcs/placement_groups.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "proto/raylet.grpc.pb.h"
+#include "scheduler/resource_set.h"
+#include "src/common/rpc.h"
+#include "src/common/wire.h"
+
+namespace loom::gcs {
+namespace {
+
+constexpr absl::Duration kRetry = absl::Milliseconds(100);
+constexpr absl::Duration kRetryInfeasible = absl::Seconds(1);
+
+std::string Raylet(const rpc::NodeInfo& n) {
+  return absl::StrCat(n.host(), ":", n.raylet_port());
+}
+
+}  // namespace
+
+struct PlacementGroupManager::Group {
+  rpc::PlacementGroupInfo info;
+  std::vector<ResourceSet> bundles;
+  int64_t attempt = 0;  // each placement; stale replies check it
+  // The attempt in flight: each bundle's node, and the replies awaited.
+  std::vector<rpc::NodeInfo> nodes;
+  int outstanding = 0;
+  bool failed = false;
+  std::vector<std::pair<rpc::GetPlacementGroupReply*, Done>> waiters;
+};
+
+struct PlacementGroupManager::Rpc {
+  absl::flat_hash_map<std::string, std::unique_ptr<rpc::Raylet::Stub>> stubs;
+  rpc::Raylet::Stub* Raylet(const std::string& a) {
+    auto& s = stubs[a];
+    if (!s) s = rpc::Raylet::NewStub(rpc::MakeChannel(a));
+    return s.get();
+  }
+};
+
+PlacementGroupManager::PlacementGroupManager(EventLoop* loop, NodeTable* nodes,
+                                             ActorManager* actors)
+    : loop_(loop),
+      nodes_(nodes),
+      actors_(actors),
+      rpc_(std::make_unique<Rpc>()) {}
+
+PlacementGroupManager::~PlacementGroupManager() = default;
+
+void PlacementGroupManager::HandleCreate(
+    const rpc::CreatePlacementGroupRequest& req,
+    rpc::CreatePlacementGroupReply* reply, Done done) {
+  const rpc::PlacementGroupInfo& in = req.group();
+  if (in.bundles_size() == 0 || in.bundles_size() > 1000) {
+    return done(absl::InvalidArgumentError(
+        "a placement group needs 1 to 1000 bundles"));
+  }
+  if (!rpc::PlacementGroupInfo::Strategy_IsValid(in.strategy())) {
+    return done(absl::InvalidArgumentError("unknown placement strategy"));
+  }
+  auto g = std::make_unique<Group>();
+  for (const auto& b : in.bundles()) {
+    auto r = ResourcesFromProto(b);
+    if (!r.ok()) return done(r.status());
+    if (r->IsEmpty()) {
+      return done(absl::InvalidArgumentError("a bundle names no resources"));
+    }
+    g->bundles.push_back(*r);
+  }
+  PlacementGroupId id = PlacementGroupId::FromRandom();
+  g->info = in;
+  g->info.set_pg_id(id.Binary());
+  g->info.set_state(rpc::PlacementGroupInfo::PENDING);
+  g->info.clear_bundle_nodes();
+  spdlog::info("placement group {} ({} bundles, {}) registered", id.Hex(),
+               in.bundles_size(),
+               rpc::PlacementGroupInfo::Strategy_Name(in.strategy()));
+  groups_[id] = std::move(g);
+  reply->set_pg_id(id.Binary());
+  done(absl::OkStatus());
+  Schedule(id);
+}
+
+std::optional<std::vector<rpc::NodeInfo>> PlacementGroupManager::Assign(
+    const Group& g, std::string* infeasible) {
+  using S = rpc::PlacementGroupInfo;
+  std::vector<rpc::NodeInfo> nodes;
+  for (auto& n : nodes_->All()) {
+    if (n.alive()) nodes.push_back(std::move(n));
+  }
+  std::sort(nodes.begin(), nodes.end(), [](const auto& a, const auto& b) {
+    return a.node_id() < b.node_id();
+  });
+  std::vector<ResourceSet> total, free;
+  for (const auto& n : nodes) {
+    total.push_back(*ResourcesFromProto(n.total()));
+    free.push_back(*ResourcesFromProto(n.available()));
+  }
+  // Could any nodes ever hold it?
+  ResourceSet sum;
+  for (const auto& b : g.bundles) sum.Add(b);
+  auto fits_some = [&](const ResourceSet& r) {
+    return std::any_of(total.begin(), total.end(),
+                       [&](const ResourceSet& t) { return t.Contains(r); });
+  };
+  S::Strategy strategy = g.info.strategy();
+  for (const auto& b : g.bundles) {
+    if (!fits_some(b)) {
+      *infeasible = absl::StrCat("no node can hold the bundle ", b.ToString());
+      return std::nullopt;
+    }
+  }
+  if (strategy == S::STRICT_PACK && !fits_some(sum)) {
+    *infeasible =
+        absl::StrCat("STRICT_PACK: no node can hold all of ", sum.ToString());
+    return std::nullopt;
+  }
+  if (strategy == S::STRICT_SPREAD && nodes.size() < g.bundles.size()) {
+    *infeasible = absl::StrCat("STRICT_SPREAD needs ", g.bundles.size(),
+                               " nodes and the cluster has ", nodes.size());
+    return std::nullopt;
+  }
+  // Which node each bundle takes, from the free resources now.
+  std::vector<int> pick(g.bundles.size(), -1);
+  std::vector<int> used(nodes.size(), 0);
+  auto most_free = [&](const ResourceSet& b, bool unused_only) {
+    int best = -1;
+    for (int i = 0; i < static_cast<int>(nodes.size()); ++i) {
+      if (!free[i].Contains(b) || (unused_only && used[i] > 0)) continue;
+      if (best < 0 || free[i].Get(kCpu) > free[best].Get(kCpu)) best = i;
+    }
+    return best;
+  };
+  if (strategy == S::STRICT_PACK || strategy == S::PACK) {
+    for (int i = 0; i < static_cast<int>(nodes.size()); ++i) {
+      if (free[i].Contains(sum)) {  // all on one node, if one can
+        return std::vector<rpc::NodeInfo>(g.bundles.size(), nodes[i]);
+      }
+    }
+    if (strategy == S::STRICT_PACK) return std::nullopt;
+  }
+  for (size_t b = 0; b < g.bundles.size(); ++b) {
+    int n = -1;
+    if (strategy == S::PACK) {
+      // The node already holding the most of this group's bundles.
+      for (int i = 0; i < static_cast<int>(nodes.size()); ++i) {
+        if (used[i] > 0 && free[i].Contains(g.bundles[b]) &&
+            (n < 0 || used[i] > used[n])) {
+          n = i;
+        }
+      }
+      if (n < 0) n = most_free(g.bundles[b], false);
+    } else {
+      n = most_free(g.bundles[b], true);
+      if (n < 0 && strategy == S::SPREAD) n = most_free(g.bundles[b], false);
+    }
+    if (n < 0) return std::nullopt;
+    pick[b] = n;
+    used[n]++;
+    free[n].Subtract(g.bundles[b]);
+  }
+  std::vector<rpc::NodeInfo> out;
+  for (int n : pick) out.push_back(nodes[n]);
+  return out;
+}
+
+void PlacementGroupManager::Schedule(const PlacementGroupId& id) {
+  auto it = groups_.find(id);
+  if (it == groups_.end()) return;
+  Group& g = *it->second;
+  if (g.info.state() != rpc::PlacementGroupInfo::PENDING &&
+      g.info.state() != rpc::PlacementGroupInfo::INFEASIBLE) {
+    return;
+  }
+  int64_t attempt = ++g.attempt;
+  std::string infeasible;
+  auto nodes = Assign(g, &infeasible);
+  if (!nodes) {
+    if (!infeasible.empty() &&
+        g.info.state() != rpc::PlacementGroupInfo::INFEASIBLE) {
+      spdlog::warn("placement group {} is infeasible: {}", id.Hex(),
+                   infeasible);
+      g.info.set_state(rpc::PlacementGroupInfo::INFEASIBLE);
+      g.info.set_message(infeasible);
+      Answer(g);
+    }
+    loop_->PostAfter(infeasible.empty() ? kRetry : kRetryInfeasible,
+                     [this, id, attempt] { RetryLater(id, attempt); });
+    return;
+  }
+  // Phase one: every node reserves its bundles.
+  g.nodes = std::move(*nodes);
+  g.outstanding = static_cast<int>(g.nodes.size());
+  g.failed = false;
+  for (size_t b = 0; b < g.nodes.size(); ++b) {
+    SendBundle(Raylet(g.nodes[b]), "prepare", id, static_cast<int>(b),
+               g.info.bundles(b), [this, id, attempt](bool ok) {
+                 auto it = groups_.find(id);
+                 if (it == groups_.end()) return;
+                 Group& g = *it->second;
+                 if (g.attempt != attempt) return;
+                 g.failed |= !ok;
+                 if (--g.outstanding == 0) Prepared(id, attempt);
+               });
+  }
+}
+
+void PlacementGroupManager::Prepared(const PlacementGroupId& id,
+                                     int64_t attempt) {
+  Group& g = *groups_[id];
+  if (g.info.state() == rpc::PlacementGroupInfo::REMOVED) {
+    return ReleaseAll(g);
+  }
+  if (g.failed) {  // one refused: none keep theirs; try again
+    ReleaseAll(g);
+    loop_->PostAfter(kRetry, [this, id, attempt] { RetryLater(id, attempt); });
+    return;
+  }
+  // Phase two: all reserved; each node offers its bundles.
+  g.outstanding = static_cast<int>(g.nodes.size());
+  for (size_t b = 0; b < g.nodes.size(); ++b) {
+    SendBundle(Raylet(g.nodes[b]), "commit", id, static_cast<int>(b), {},
+               [this, id, attempt](bool ok) {
+                 auto it = groups_.find(id);
+                 if (it == groups_.end()) return;
+                 Group& g = *it->second;
+                 if (g.attempt != attempt) return;
+                 g.failed |= !ok;
+                 if (--g.outstanding == 0) Committed(id, attempt);
+               });
+  }
+}
+
+void PlacementGroupManager::Committed(const PlacementGroupId& id,
+                                      int64_t attempt) {
+  Group& g = *groups_[id];
+  if (g.info.state() == rpc::PlacementGroupInfo::REMOVED) {
+    return ReleaseAll(g);
+  }
+  if (g.failed) {  // a node went away between the phases
+    ReleaseAll(g);
+    loop_->PostAfter(kRetry, [this, id, attempt] { RetryLater(id, attempt); });
+    return;
+  }
+  g.info.set_state(rpc::PlacementGroupInfo::CREATED);
+  g.info.clear_message();
+  g.info.clear_bundle_nodes();
+  for (const auto& n : g.nodes) g.info.add_bundle_nodes(n.node_id());
+  spdlog::info("placement group {} created", id.Hex());
+  Answer(g);
+}
+
+void PlacementGroupManager::ReleaseAll(Group& g) {
+  PlacementGroupId id = *PlacementGroupId::FromBinary(g.info.pg_id());
+  for (size_t b = 0; b < g.nodes.size(); ++b) {
+    SendBundle(Raylet(g.nodes[b]), "release", id, static_cast<int>(b), {},
+               [](bool) {});
+  }
+  g.nodes.clear();
+}
+
+void PlacementGroupManager::RetryLater(const PlacementGroupId& id,
+                                       int64_t attempt) {
+  auto it = groups_.find(id);
+  if (it == groups_.end() || it->second->attempt != attempt) return;
+  Schedule(id);
+}
+
+void PlacementGroupManager::SendBundle(const std::string& raylet,
+                                       const std::string& method,
+                                       const PlacementGroupId& id, int index,
+                                       const rpc::Resources& resources,
+                                       std::function<void(bool)> done) {
+  struct Call {
+    grpc::ClientContext ctx;
+    rpc::BundleRequest req;
+    rpc::BundleReply reply;
+  };
+  auto* call = new Call;
+  call->req.set_pg_id(id.Binary());
+  call->req.set_index(index);
+  *call->req.mutable_resources() = resources;
+  rpc::SetTimeout(&call->ctx, 5000);
+  auto cb = [this, call, done = std::move(done)](grpc::Status s) {
+    loop_->Post([call, done, s] {
+      done(s.ok());
+      delete call;
+    });
+  };
+  auto* stub = rpc_->Raylet(raylet)->async();
+  if (method == "prepare") {
+    stub->PrepareBundle(&call->ctx, &call->req, &call->reply, cb);
+  } else if (method == "commit") {
+    stub->CommitBundle(&call->ctx, &call->req, &call->reply, cb);
+  } else {
+    stub->ReleaseBundle(&call->ctx, &call->req, &call->reply, cb);
+  }
+}
+
+void PlacementGroupManager::Answer(Group& g) {
+  for (auto& [reply, done] : g.waiters) {
+    *reply->mutable_group() = g.info;
+    done(absl::OkStatus());
+  }
+  g.waiters.clear();
+}
+
+void PlacementGroupManager::HandleGet(const rpc::GetPlacementGroupRequest& req,
+                                      rpc::GetPlacementGroupReply* reply,
+                                      Done done) {
+  auto id = ParseId<PlacementGroupId>(req.pg_id(), "pg_id");
+  if (!id.ok()) return done(id.status());
+  auto it = groups_.find(*id);
+  if (it == groups_.end()) {
+    return done(absl::NotFoundError("no such placement group"));
+  }
+  Group& g = *it->second;
+  if (req.wait_ready() && g.info.state() == rpc::PlacementGroupInfo::PENDING) {
+    g.waiters.emplace_back(reply, std::move(done));
+    return;
+  }
+  *reply->mutable_group() = g.info;
+  done(absl::OkStatus());
+}
+
+void PlacementGroupManager::HandleRemove(
+    const rpc::RemovePlacementGroupRequest& req,
+    rpc::RemovePlacementGroupReply* reply, Done done) {
+  auto id = ParseId<PlacementGroupId>(req.pg_id(), "pg_id");
+  if (!id.ok()) return done(id.status());
+  auto it = groups_.find(*id);
+  if (it == groups_.end()) {
+    return done(absl::NotFoundError("no such placement group"));
+  }
+  Group& g = *it->second;
+  if (g.info.state() != rpc::PlacementGroupInfo::REMOVED) {
+    bool placed = g.info.state() == rpc::PlacementGroupInfo::CREATED;
+    g.info.set_state(rpc::PlacementGroupInfo::REMOVED);
+    // Actors in the group stop for good; releasing the bundles stops the
+    // tasks (their workers) and frees the resources.
+    actors_->KillActorsInGroup(id->Hex());
+    // An attempt in flight releases what it reserved when its replies are
+    // in (Prepared and Committed see REMOVED).
+    if (placed) ReleaseAll(g);
+    spdlog::info("placement group {} removed", id->Hex());
+    Answer(g);
+  }
+  done(absl::OkStatus());
+}
+
+void PlacementGroupManager::HandleList(
+    const rpc::ListPlacementGroupsRequest& req,
+    rpc::ListPlacementGroupsReply* reply, Done done) {
+  for (const auto& [id, g] : groups_) *reply->add_groups() = g->info;
+  done(absl::OkStatus());
+}
+
+void PlacementGroupManager::OnJobFinished(const std::string& job_id) {
+  std::vector<std::string> ids;
+  for (const auto& [id, g] : groups_) {
+    if (g->info.job_id() == job_id &&
+        g->info.state() != rpc::PlacementGroupInfo::REMOVED) {
+      ids.push_back(id.Binary());
+    }
+  }
+  for (const auto& id : ids) {
+    rpc::RemovePlacementGroupRequest req;
+    req.set_pg_id(id);
+    rpc::RemovePlacementGroupReply reply;
+    HandleRemove(req, &reply, [](absl::Status) {});
+  }
+}
+
+}  // namespace loom::gcs

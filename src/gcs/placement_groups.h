@@ -1,0 +1,79 @@
+// src/gcs/placement_groups.h
+//
+// PlacementGroupManager: the head's placement groups. A group's bundles are
+// assigned to nodes by its strategy (PACK, SPREAD, STRICT_PACK,
+// STRICT_SPREAD) from the nodes' last reported free resources, then
+// reserved in two phases: every raylet prepares its bundles (reserving the
+// resources, or refusing), and only when all have does each commit them
+// (offering them as the bundle's resources). A refusal releases what was
+// prepared and the group tries again shortly: all bundles or none. A group
+// that no set of nodes could ever hold is reported INFEASIBLE (and tried
+// again as nodes join). Removing a group releases its bundles, which stops
+// the tasks and actors running in them.
+//
+//   PlacementGroupManager groups(&loop, &nodes, &actors);
+//   groups.HandleCreate(req, &reply, done);   // on the loop
+#ifndef LOOM_GCS_PLACEMENT_GROUPS_H_
+#define LOOM_GCS_PLACEMENT_GROUPS_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "proto/gcs.pb.h"
+#include "src/common/event_loop.h"
+#include "src/common/ids.h"
+#include "src/gcs/actor_manager.h"
+#include "src/gcs/node_table.h"
+
+namespace loom::gcs {
+
+// Not thread-safe: runs on the GCS loop.
+class PlacementGroupManager {
+ public:
+  PlacementGroupManager(EventLoop* loop, NodeTable* nodes,
+                        ActorManager* actors);
+  ~PlacementGroupManager();
+
+  void HandleCreate(const rpc::CreatePlacementGroupRequest& req,
+                    rpc::CreatePlacementGroupReply* reply, Done done);
+  void HandleGet(const rpc::GetPlacementGroupRequest& req,
+                 rpc::GetPlacementGroupReply* reply, Done done);
+  void HandleRemove(const rpc::RemovePlacementGroupRequest& req,
+                    rpc::RemovePlacementGroupReply* reply, Done done);
+  void HandleList(const rpc::ListPlacementGroupsRequest& req,
+                  rpc::ListPlacementGroupsReply* reply, Done done);
+  // The job's driver is gone: its groups are removed.
+  void OnJobFinished(const std::string& job_id);
+
+ private:
+  struct Group;
+  struct Rpc;
+  void Schedule(const PlacementGroupId& id);
+  // A node (its NodeInfo) per bundle, or nullopt when none fits now;
+  // `infeasible` is set when no nodes ever could.
+  std::optional<std::vector<rpc::NodeInfo>> Assign(const Group& g,
+                                                   std::string* infeasible);
+  void Prepared(const PlacementGroupId& id, int64_t attempt);
+  void Committed(const PlacementGroupId& id, int64_t attempt);
+  // Releases the bundles placed in attempt `g.placed` (all of them).
+  void ReleaseAll(Group& g);
+  void RetryLater(const PlacementGroupId& id, int64_t attempt);
+  void Answer(Group& g);  // wakes GetPlacementGroup(wait_ready) callers
+  void SendBundle(const std::string& raylet, const std::string& method,
+                  const PlacementGroupId& id, int index,
+                  const rpc::Resources& resources,
+                  std::function<void(bool)> done);
+
+  EventLoop* loop_;
+  NodeTable* nodes_;
+  ActorManager* actors_;
+  std::unique_ptr<Rpc> rpc_;
+  absl::flat_hash_map<PlacementGroupId, std::unique_ptr<Group>> groups_;
+};
+
+}  // namespace loom::gcs
+
+#endif  // LOOM_GCS_PLACEMENT_GROUPS_H_
