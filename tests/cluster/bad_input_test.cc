@@ -205,6 +205,39 @@ TEST_F(BadInputTest, GcsRefusesBadRequests) {
   ka.set_actor_id("x");
   EXPECT_FALSE(
       Invoke([&](auto* c) { return gcs_->KillActor(c, ka, &ka_reply); }).ok());
+
+  // Placement groups: no bundles, an empty or bad bundle, a bad strategy;
+  // unknown or malformed ids.
+  auto group = [](std::vector<rpc::Resources> bundles, int strategy) {
+    rpc::CreatePlacementGroupRequest req;
+    for (auto& b : bundles) *req.mutable_group()->add_bundles() = b;
+    req.mutable_group()->set_strategy(
+        static_cast<rpc::PlacementGroupInfo::Strategy>(strategy));
+    return req;
+  };
+  for (const auto& req :
+       {group({}, 0), group({rpc::Resources()}, 0), group({Res("CPU", -1)}, 0),
+        group({Res("CPU", NAN)}, 0), group({Res("CPU", 1)}, 99)}) {
+    rpc::CreatePlacementGroupReply reply;
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return gcs_->CreatePlacementGroup(c, req, &reply);
+                 }).ok());
+  }
+  for (const std::string& id :
+       {std::string("x"), kHuge, PlacementGroupId::FromRandom().Binary()}) {
+    rpc::GetPlacementGroupRequest get;
+    get.set_pg_id(id);
+    rpc::GetPlacementGroupReply get_reply;
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return gcs_->GetPlacementGroup(c, get, &get_reply);
+                 }).ok());
+    rpc::RemovePlacementGroupRequest rm;
+    rm.set_pg_id(id);
+    rpc::RemovePlacementGroupReply rm_reply;
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return gcs_->RemovePlacementGroup(c, rm, &rm_reply);
+                 }).ok());
+  }
   ExpectStillServing();
 }
 
@@ -252,6 +285,29 @@ TEST_F(BadInputTest, RayletRefusesBadRequests) {
                    return raylet_->NotifyBlocked(c, nb, &nb_reply);
                  }).ok());
   }
+  // Bundles: a bad group id or index, bad resources, more than the node
+  // has; committing what was never prepared.
+  auto bundle = [](const std::string& pg, int index, rpc::Resources r) {
+    rpc::BundleRequest req;
+    req.set_pg_id(pg);
+    req.set_index(index);
+    *req.mutable_resources() = r;
+    return req;
+  };
+  std::string pg = PlacementGroupId::FromRandom().Binary();
+  for (const auto& req :
+       {bundle("x", 0, Res("CPU", 1)), bundle(pg, -1, Res("CPU", 1)),
+        bundle(pg, 0, Res("CPU", NAN)), bundle(pg, 0, Res("CPU", 1e6))}) {
+    rpc::BundleReply reply;
+    EXPECT_FALSE(Invoke([&](auto* c) {
+                   return raylet_->PrepareBundle(c, req, &reply);
+                 }).ok());
+  }
+  rpc::BundleReply bundle_reply;
+  EXPECT_FALSE(Invoke([&](auto* c) {
+                 return raylet_->CommitBundle(c, bundle(pg, 0, {}),
+                                              &bundle_reply);
+               }).ok());
   rpc::RegisterDriverRequest drv;
   drv.set_job_id(kHuge);
   drv.set_pid(1);
