@@ -24,6 +24,7 @@
 
 #include "loom/errors.h"
 #include "loom/object_ref.h"
+#include "loom/placement_group.h"
 #include "loom/remote.h"
 #include "loom/task.h"
 
@@ -134,6 +135,12 @@ class ActorCreator {
     options_.strategy.soft = soft;
     return *this;
   }
+  // Placed inside bundle `index` (-1: any) of the group, on its resources.
+  ActorCreator& SetPlacementGroup(const PlacementGroup& group, int index = -1) {
+    group_ = group.id();
+    bundle_ = index;
+    return *this;
+  }
   ActorCreator& SetLabelSelector(
       const std::map<std::string, std::string>& labels) {
     options_.strategy.label_selector = labels;
@@ -190,13 +197,20 @@ class ActorCreator {
     internal::RefCollector refs;
     std::vector<internal::Arg> packed = {
         internal::PackArg<Params>(std::forward<Args>(args))...};
+    internal::ActorOptions options = options_;
+    if (!group_.empty()) {
+      options.resources =
+          internal::BundleDemand(options.resources, group_, bundle_);
+    }
     return ActorHandle<T>(internal::CreateActor(
-        factory_, typeid(T).name(), std::move(packed), options_, refs.Take()));
+        factory_, typeid(T).name(), std::move(packed), options, refs.Take()));
   }
 
  private:
   std::string factory_;
   internal::ActorOptions options_;
+  std::string group_;  // a placement group's hex id, or none
+  int bundle_ = -1;
 };
 
 template <typename T, typename... Params>

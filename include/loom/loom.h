@@ -19,6 +19,7 @@
 #include "loom/buffer.h"
 #include "loom/errors.h"
 #include "loom/object_ref.h"
+#include "loom/placement_group.h"
 #include "loom/remote.h"
 #include "loom/serialization.h"
 #include "loom/task.h"

@@ -19,6 +19,7 @@
 
 #include "loom/errors.h"
 #include "loom/object_ref.h"
+#include "loom/placement_group.h"
 #include "loom/serialization.h"
 
 namespace loom {
@@ -88,6 +89,12 @@ class TaskCaller {
     options_.strategy.soft = soft;
     return *this;
   }
+  // Runs inside bundle `index` (-1: any) of the group, on its resources.
+  TaskCaller& SetPlacementGroup(const PlacementGroup& group, int index = -1) {
+    group_ = group.id();
+    bundle_ = index;
+    return *this;
+  }
   TaskCaller& SetLabelSelector(
       const std::map<std::string, std::string>& labels) {
     options_.strategy.label_selector = labels;
@@ -101,8 +108,14 @@ class TaskCaller {
     internal::RefCollector refs;  // held until the task is done
     std::vector<internal::Arg> packed =
         Pack(std::index_sequence_for<Args...>{}, std::forward<Args>(args)...);
+    internal::TaskOptions options = options_;
+    if (!group_.empty()) {
+      auto demand = options.resources;
+      if (!demand.count("CPU")) demand["CPU"] = 1;  // the task's default
+      options.resources = internal::BundleDemand(demand, group_, bundle_);
+    }
     return ObjectRef<R>(
-        internal::SubmitTask(name_, std::move(packed), options_, refs.Take()));
+        internal::SubmitTask(name_, std::move(packed), options, refs.Take()));
   }
 
  private:
@@ -115,6 +128,8 @@ class TaskCaller {
 
   std::string name_;
   internal::TaskOptions options_;
+  std::string group_;  // a placement group's hex id, or none
+  int bundle_ = -1;
 };
 
 template <typename R, typename... Params>

@@ -439,7 +439,8 @@ void ActorManager::HandleListActors(const rpc::ListActorsRequest& req,
   done(absl::OkStatus());
 }
 
-void ActorManager::KillActorsInGroup(const std::string& pg_hex) {
+void ActorManager::KillActorsInGroup(const std::string& pg_hex,
+                                     std::function<void()> done) {
   std::vector<std::string> ids;
   for (const auto& [id, a] : actors_) {
     if (a->info.state() == rpc::ActorInfo::DEAD) continue;
@@ -451,12 +452,17 @@ void ActorManager::KillActorsInGroup(const std::string& pg_hex) {
       }
     }
   }
+  if (ids.empty()) return done();
+  auto left = std::make_shared<size_t>(ids.size());
+  auto shared = std::make_shared<std::function<void()>>(std::move(done));
   for (const auto& id : ids) {
     rpc::KillActorRequest req;
     req.set_actor_id(id);
     req.set_no_restart(true);
     rpc::KillActorReply reply;
-    HandleKillActor(req, &reply, [](absl::Status) {});
+    HandleKillActor(req, &reply, [left, shared](absl::Status) {
+      if (--*left == 0) (*shared)();
+    });
   }
 }
 

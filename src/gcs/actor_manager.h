@@ -47,7 +47,8 @@ class ActorManager {
                         rpc::ListActorsReply* reply, Done done);
   // A placement group was removed: actors placed in its bundles stop for
   // good (`pg_hex` appears in their resource names).
-  void KillActorsInGroup(const std::string& pg_hex);
+  // `done` runs once they are all gone.
+  void KillActorsInGroup(const std::string& pg_hex, std::function<void()> done);
   // The job's driver is gone: its actors that are not detached stop.
   void OnJobFinished(const std::string& job_id);
 

@@ -254,11 +254,16 @@ void PlacementGroupManager::Committed(const PlacementGroupId& id,
   Answer(g);
 }
 
-void PlacementGroupManager::ReleaseAll(Group& g) {
+void PlacementGroupManager::ReleaseAll(Group& g, std::function<void()> done) {
   PlacementGroupId id = *PlacementGroupId::FromBinary(g.info.pg_id());
+  auto left = std::make_shared<size_t>(g.nodes.size());
+  auto shared = std::make_shared<std::function<void()>>(std::move(done));
+  if (g.nodes.empty() && *shared) (*shared)();
   for (size_t b = 0; b < g.nodes.size(); ++b) {
     SendBundle(Raylet(g.nodes[b]), "release", id, static_cast<int>(b), {},
-               [](bool) {});
+               [left, shared](bool) {
+                 if (--*left == 0 && *shared) (*shared)();
+               });
   }
   g.nodes.clear();
 }
@@ -337,19 +342,24 @@ void PlacementGroupManager::HandleRemove(
     return done(absl::NotFoundError("no such placement group"));
   }
   Group& g = *it->second;
-  if (g.info.state() != rpc::PlacementGroupInfo::REMOVED) {
-    bool placed = g.info.state() == rpc::PlacementGroupInfo::CREATED;
-    g.info.set_state(rpc::PlacementGroupInfo::REMOVED);
-    // Actors in the group stop for good; releasing the bundles stops the
-    // tasks (their workers) and frees the resources.
-    actors_->KillActorsInGroup(id->Hex());
-    // An attempt in flight releases what it reserved when its replies are
-    // in (Prepared and Committed see REMOVED).
-    if (placed) ReleaseAll(g);
-    spdlog::info("placement group {} removed", id->Hex());
-    Answer(g);
+  if (g.info.state() == rpc::PlacementGroupInfo::REMOVED) {
+    return done(absl::OkStatus());
   }
-  done(absl::OkStatus());
+  bool placed = g.info.state() == rpc::PlacementGroupInfo::CREATED;
+  g.info.set_state(rpc::PlacementGroupInfo::REMOVED);
+  spdlog::info("placement group {} removed", id->Hex());
+  Answer(g);
+  // Answered once what ran inside has stopped: its actors (for good), then
+  // its bundles, whose release stops the tasks' workers and frees the
+  // resources. An attempt in flight releases what it reserved when its
+  // replies are in (Prepared and Committed see REMOVED).
+  actors_->KillActorsInGroup(
+      id->Hex(), [this, id = *id, placed, done = std::move(done)]() mutable {
+        auto it = groups_.find(id);
+        if (!placed || it == groups_.end()) return done(absl::OkStatus());
+        ReleaseAll(*it->second,
+                   [done = std::move(done)] { done(absl::OkStatus()); });
+      });
 }
 
 void PlacementGroupManager::HandleList(

@@ -58,8 +58,9 @@ class PlacementGroupManager {
                                                    std::string* infeasible);
   void Prepared(const PlacementGroupId& id, int64_t attempt);
   void Committed(const PlacementGroupId& id, int64_t attempt);
-  // Releases the bundles placed in attempt `g.placed` (all of them).
-  void ReleaseAll(Group& g);
+  // Releases the bundles of the attempt in `g.nodes`; `done` (if any) runs
+  // once every raylet answered.
+  void ReleaseAll(Group& g, std::function<void()> done = nullptr);
   void RetryLater(const PlacementGroupId& id, int64_t attempt);
   void Answer(Group& g);  // wakes GetPlacementGroup(wait_ready) callers
   void SendBundle(const std::string& raylet, const std::string& method,

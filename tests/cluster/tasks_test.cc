@@ -250,6 +250,26 @@ TEST_F(PrivateClusterTest, StrategiesFromTheCppApi) {
   EXPECT_THROW(Task(Echo).SetNodeAffinity("not-hex").Remote(1), Error);
 }
 
+TEST_F(PrivateClusterTest, PlacementGroupsFromTheCppApi) {
+  StartCluster(2);
+  auto pg = CreatePlacementGroup({{{"CPU", 1}}, {{"CPU", 1}}},
+                                 PlacementStrategy::kStrictPack);
+  ASSERT_TRUE(pg.Wait(30000));
+  // Tasks and actors run inside the bundles (the node's own CPUs are all
+  // reserved by the group, so they could run nowhere else).
+  EXPECT_EQ(*Get(Task(Echo).SetPlacementGroup(pg, 0).Remote(5)), 5);
+  EXPECT_EQ(*Get(Task(Echo).SetPlacementGroup(pg).Remote(6)), 6);
+  auto counter = Actor(MakeCounter).SetPlacementGroup(pg, 1).Remote(10);
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1)), 11);
+  RemovePlacementGroup(pg);
+  // Removal stops the actor; a group larger than the node is infeasible.
+  EXPECT_THROW(Get(counter.Task(&Counter::Add).Remote(1), 30000),
+               ActorDiedError);
+  auto big = CreatePlacementGroup({{{"CPU", 3}}});
+  EXPECT_THROW(big.Wait(30000), InfeasibleError);
+  EXPECT_THROW(CreatePlacementGroup({}), Error);
+}
+
 // A head plus raylets that join it, each with its own session root.
 class MultiNodeTest : public ::testing::Test {
  protected:
