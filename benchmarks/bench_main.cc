@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   loom::bench::AddClusterBenchmarks(&benchmarks);
   loom::bench::AddStoreBenchmarks(&benchmarks);
   loom::bench::AddStoreFloorBenchmarks(&benchmarks);
+  loom::bench::AddSchedulerBenchmarks(&benchmarks);
 
   int failed = 0;
   int ran = 0;

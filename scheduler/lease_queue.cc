@@ -7,8 +7,6 @@
 
 namespace loom {
 
-namespace {
-
 bool LabelsMatch(const std::map<std::string, std::string>& selector,
                  const std::map<std::string, std::string>& labels) {
   for (const auto& [k, v] : selector) {
@@ -18,8 +16,6 @@ bool LabelsMatch(const std::map<std::string, std::string>& selector,
   return true;
 }
 
-// How busy a node is for a demand: the largest used fraction among the
-// resources the demand names (CPU when it names none).
 double Utilization(const ResourceSet& total, const ResourceSet& available,
                    const ResourceSet& demand) {
   double worst = 0;
@@ -36,6 +32,8 @@ double Utilization(const ResourceSet& total, const ResourceSet& available,
   }
   return worst;
 }
+
+namespace {
 
 // The default policy over the nodes `eligible` admits.
 template <typename Eligible>

@@ -44,6 +44,14 @@ struct Strategy {
   std::map<std::string, std::string> labels;
 };
 
+// Whether a node's labels match every entry of a selector.
+bool LabelsMatch(const std::map<std::string, std::string>& selector,
+                 const std::map<std::string, std::string>& labels);
+// How busy a node is for a demand: the largest used fraction among the
+// resources the demand names (CPU when it names none).
+double Utilization(const ResourceSet& total, const ResourceSet& available,
+                   const ResourceSet& demand);
+
 // " on a node labelled k=v", " on node <id>": where a strategy confines a
 // request (for messages).
 std::string Where(const Strategy& strategy);

@@ -128,6 +128,22 @@ void ActorManager::HandleRegisterActor(const rpc::RegisterActorRequest& req,
   done(absl::OkStatus());
 }
 
+namespace {
+
+Strategy StrategyOf(const rpc::SchedulingStrategy& s) {
+  Strategy out;
+  if (s.kind() == rpc::SchedulingStrategy::SPREAD) out.kind = Strategy::kSpread;
+  if (s.kind() == rpc::SchedulingStrategy::NODE_AFFINITY) {
+    out.kind = Strategy::kNodeAffinity;
+    out.node_id = s.node_id();
+    out.soft = s.soft();
+  }
+  for (const auto& [k, v] : s.label_selector()) out.labels[k] = v;
+  return out;
+}
+
+}  // namespace
+
 void ActorManager::Schedule(const ActorId& id) {
   auto it = actors_.find(id);
   if (it == actors_.end()) return;
@@ -139,47 +155,30 @@ void ActorManager::Schedule(const ActorId& id) {
   if (placement.IsEmpty() && !a.spec.exact_placement()) {
     placement.Set(kCpu, FixedPoint::FromInt(1));
   }
-  std::optional<rpc::NodeInfo> best;
-  FixedPoint best_cpu;
+  // The head's scheduler picks among the alive, reachable nodes by the
+  // creator's strategy (label selector, node affinity, SPREAD) and load.
   absl::Time now = absl::Now();
-  // The creator's strategy: a label selector and node affinity restrict
-  // the nodes (soft affinity only prefers its node); SPREAD is what the
-  // least-loaded choice below does anyway.
-  const rpc::SchedulingStrategy& strategy = a.spec.creation().strategy();
-  bool affinity = strategy.kind() == rpc::SchedulingStrategy::NODE_AFFINITY;
-  auto eligible = [&](const rpc::NodeInfo& node) {
-    for (const auto& [k, v] : strategy.label_selector()) {
-      auto it = node.labels().find(k);
-      if (it == node.labels().end() || it->second != v) return false;
-    }
-    return !affinity || strategy.soft() || node.node_id() == strategy.node_id();
-  };
-  std::vector<rpc::NodeInfo> all = nodes_->All();
-  if (affinity && strategy.soft()) {
-    // The preferred node first, if it fits now.
-    std::stable_partition(all.begin(), all.end(), [&](const rpc::NodeInfo& n) {
-      return n.node_id() == strategy.node_id();
-    });
-  }
-  for (rpc::NodeInfo& node : all) {
-    if (!node.alive() || !eligible(node)) continue;
+  std::vector<rpc::NodeInfo> candidates;
+  std::vector<NodeState> states;
+  for (rpc::NodeInfo& node : nodes_->All()) {
+    if (!node.alive()) continue;
     if (auto u = unreachable_.find(node.node_id()); u != unreachable_.end()) {
       if (u->second > now) continue;
       unreachable_.erase(u);
     }
+    auto total = ResourcesFromProto(node.total());
     auto available = ResourcesFromProto(node.available());
-    if (!available.ok() || !available->Contains(placement)) continue;
-    if (affinity && strategy.soft() && node.node_id() == strategy.node_id()) {
-      best = std::move(node);  // preferred and fits
-      break;
-    }
-    if (!best || available->Get(kCpu) > best_cpu) {  // the least loaded
-      best_cpu = available->Get(kCpu);
-      best = std::move(node);
-    }
+    if (!total.ok() || !available.ok()) continue;
+    states.push_back(NodeState{node.node_id(),
+                               *total,
+                               *available,
+                               {node.labels().begin(), node.labels().end()}});
+    candidates.push_back(std::move(node));
   }
-  if (!best) return RetryLater(id, attempt);  // nothing fits now
-  Lease(id, attempt, *best);
+  int pick = scheduler_.Pick(states, placement,
+                             StrategyOf(a.spec.creation().strategy()));
+  if (pick < 0) return RetryLater(id, attempt);  // nothing fits now
+  Lease(id, attempt, candidates[pick]);
 }
 
 void ActorManager::RetryLater(const ActorId& id, int64_t attempt) {

@@ -22,6 +22,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "proto/gcs.pb.h"
+#include "scheduler/cluster_scheduler.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 #include "src/gcs/node_table.h"
@@ -75,6 +76,7 @@ class ActorManager {
   // Nodes whose raylet did not answer a lease request, until when they are
   // passed over (the node table declares them dead in time).
   absl::flat_hash_map<std::string, absl::Time> unreachable_;
+  ClusterScheduler scheduler_;
 };
 
 }  // namespace loom::gcs

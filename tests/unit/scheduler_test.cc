@@ -1,6 +1,9 @@
 // Unit tests for scheduler/: fixed point, resource sets, GPU instances and
 // the lease queue policy with an injected clock.
+#include <set>
+
 #include "gtest/gtest.h"
+#include "scheduler/cluster_scheduler.h"
 #include "scheduler/lease_queue.h"
 #include "src/common/clock.h"
 
@@ -270,6 +273,34 @@ TEST_F(StrategyTest, LabelSelectorKeepsToMatchingNodes) {
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].kind, LeaseDecision::kInfeasible);
   EXPECT_NE(d[0].message.find("zone=z"), std::string::npos) << d[0].message;
+}
+
+TEST(ClusterScheduler, PicksByStrategyLoadAndLocality) {
+  auto node = [](const std::string& id, double cpus, double free,
+                 const std::string& zone) {
+    return NodeState{
+        id, R({{"CPU", cpus}}), R({{"CPU", free}}), {{"zone", zone}}};
+  };
+  std::vector<NodeState> nodes = {node("a", 4, 1, "x"), node("b", 4, 3, "x"),
+                                  node("c", 4, 2, "y"), node("d", 4, 0, "y")};
+  ClusterScheduler s;
+  ResourceSet one = R({{"CPU", 1}});
+  EXPECT_EQ(s.Pick(nodes, one, {}), 1);       // the least utilized
+  EXPECT_EQ(s.Pick(nodes, one, {}, "c"), 2);  // where its data is
+  Strategy zone_y;
+  zone_y.labels = {{"zone", "y"}};
+  EXPECT_EQ(s.Pick(nodes, one, zone_y), 2);  // d is full
+  Strategy hard{Strategy::kNodeAffinity, "d", false};
+  EXPECT_EQ(s.Pick(nodes, one, hard), -1);
+  EXPECT_TRUE(ClusterScheduler::Feasible(nodes, one, hard));
+  Strategy soft{Strategy::kNodeAffinity, "d", true};
+  EXPECT_EQ(s.Pick(nodes, one, soft), 1);
+  Strategy spread{Strategy::kSpread};
+  std::set<int> seen;
+  for (int i = 0; i < 3; ++i) seen.insert(s.Pick(nodes, one, spread));
+  EXPECT_EQ(seen, (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(s.Pick(nodes, R({{"CPU", 5}}), {}), -1);
+  EXPECT_FALSE(ClusterScheduler::Feasible(nodes, R({{"CPU", 5}}), {}));
 }
 
 }  // namespace
