@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "bindings.h"
+#include "loom/placement_group.h"
 #include "object_store/layout.h"
 #include "runtime/raylet_client.h"
 #include "src/common/logging.h"
@@ -140,24 +141,14 @@ pyb::dict GroupDict(const rpc::PlacementGroupInfo& g) {
   return d;
 }
 
-pyb::bytes CreatePlacementGroup(
-    const std::vector<std::map<std::string, double>>& bundles, int strategy,
-    const std::string& name) {
-  rpc::PlacementGroupInfo g;
-  for (const auto& b : bundles) {
-    auto* r = g.add_bundles();
-    for (const auto& [k, v] : b) (*r->mutable_quantities())[k] = v;
-  }
-  g.set_strategy(static_cast<rpc::PlacementGroupInfo::Strategy>(strategy));
-  g.set_name(name);
-  g.set_job_id(Core().job().Binary());
-  absl::StatusOr<std::string> id;
-  {
+pyb::bytes CreatePlacementGroup(const std::vector<Bundle>& bundles,
+                                int strategy, const std::string& name) {
+  PlacementGroup pg = [&] {
     pyb::gil_scoped_release release;
-    id = Core().raylet_client()->CreatePlacementGroup(g);
-  }
-  if (!id.ok()) ThrowStatus(id.status());
-  return pyb::bytes(*id);
+    return loom::CreatePlacementGroup(
+        bundles, static_cast<PlacementStrategy>(strategy), name);
+  }();
+  return pyb::bytes(absl::HexStringToBytes(pg.id()));
 }
 
 pyb::object GetPlacementGroup(pyb::bytes pg_id, bool wait_ready,

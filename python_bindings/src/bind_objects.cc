@@ -58,6 +58,24 @@ pyb::tuple ErrorTuple(const rpc::ErrorInfo& e) {
                          e.task_name(), pyb::bytes(e.data()));
 }
 
+Serialized ViewSerialized(const pyb::handle& metadata,
+                          const pyb::handle& buffers) {
+  Serialized out;
+  out.metadata = metadata.cast<std::string_view>();
+  out.size = out.metadata.size();
+  for (const auto& b : buffers.cast<pyb::list>()) {
+    out.infos.push_back(b.cast<pyb::buffer>().request());
+    const auto& info = out.infos.back();
+    if (!PyBuffer_IsContiguous(info.view(), 'A')) {
+      throw pyb::value_error("out-of-band buffers must be contiguous");
+    }
+    out.buffers.emplace_back(static_cast<const char*>(info.ptr),
+                             info.size * info.itemsize);
+    out.size += out.buffers.back().size();
+  }
+  return out;
+}
+
 pyb::tuple ParseObject(const Pinned& pinned) {
   auto layout =
       ParseLayout(reinterpret_cast<const uint8_t*>(pinned.data), pinned.size);
@@ -96,32 +114,15 @@ std::vector<ObjectId> Take(const std::vector<PyObjectRef*>& refs) {
   return ids;
 }
 
-std::vector<std::string_view> Views(const std::vector<pyb::buffer>& buffers,
-                                    std::vector<pyb::buffer_info>* infos) {
-  std::vector<std::string_view> views;
-  for (const auto& b : buffers) {
-    infos->push_back(b.request());
-    const auto& info = infos->back();
-    if (!PyBuffer_IsContiguous(info.view(), 'A')) {
-      throw pyb::value_error("out-of-band buffers must be contiguous");
-    }
-    views.emplace_back(static_cast<const char*>(info.ptr),
-                       info.size * info.itemsize);
-  }
-  return views;
-}
-
-std::shared_ptr<PyObjectRef> Put(pyb::bytes metadata,
-                                 std::vector<pyb::buffer> buffers,
+std::shared_ptr<PyObjectRef> Put(pyb::bytes metadata, pyb::list buffers,
                                  std::vector<PyObjectRef*> contained) {
-  std::vector<pyb::buffer_info> infos;
-  std::vector<std::string_view> views = Views(buffers, &infos);
-  std::string_view meta = metadata;
+  Serialized value = ViewSerialized(metadata, buffers);
   std::vector<ObjectId> inner = Take(contained);
   absl::StatusOr<ObjectId> id;
   {
     pyb::gil_scoped_release release;  // copies large buffers
-    id = Core().PutLayout(Format::kPickle5, meta, views, inner);
+    id = Core().PutLayout(Format::kPickle5, value.metadata, value.buffers,
+                          inner);
   }
   if (!id.ok()) {
     for (const ObjectId& i : inner) Core().RemoveRef(i);

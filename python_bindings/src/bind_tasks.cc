@@ -25,28 +25,20 @@ std::vector<internal::Arg> Args(
       continue;
     }
     auto t = a.cast<pyb::tuple>();
-    std::string_view meta = t[0].cast<std::string_view>();
-    std::vector<pyb::buffer_info> infos;
-    std::vector<std::string_view> views;
-    uint64_t size = meta.size();
-    for (const auto& b : t[1].cast<pyb::list>()) {
-      infos.push_back(b.cast<pyb::buffer>().request());
-      views.emplace_back(static_cast<const char*>(infos.back().ptr),
-                         infos.back().size * infos.back().itemsize);
-      size += views.back().size();
-    }
-    if (size > kInlineThreshold && Core().has_store()) {
+    Serialized value = ViewSerialized(t[0], t[1]);
+    if (value.size > kInlineThreshold && Core().has_store()) {
       absl::StatusOr<ObjectId> id;
       {
         pyb::gil_scoped_release release;
-        id = Core().PutLayout(Format::kPickle5, meta, views, {});
+        id = Core().PutLayout(Format::kPickle5, value.metadata, value.buffers,
+                              {});
       }
       if (!id.ok()) ThrowStatus(id.status());
       temps->push_back(std::make_shared<PyObjectRef>(*id, ""));
       arg.is_ref = true;
       arg.data = id->Binary();
     } else {
-      arg.data = EncodeLayout(Format::kPickle5, meta, views);
+      arg.data = EncodeLayout(Format::kPickle5, value.metadata, value.buffers);
     }
     out.push_back(std::move(arg));
   }
@@ -184,23 +176,14 @@ class TaskReply {
     reply_->set_node_id(cw.node_id().Binary());
     for (size_t i = 0; i < rets.size(); ++i) {
       auto t = values[i].cast<pyb::tuple>();
-      std::string_view meta = t[0].cast<std::string_view>();
-      std::vector<pyb::buffer_info> infos;
-      std::vector<std::string_view> views;
-      uint64_t size = meta.size();
-      for (const auto& b : t[1].cast<pyb::list>()) {
-        infos.push_back(b.cast<pyb::buffer>().request());
-        views.emplace_back(static_cast<const char*>(infos.back().ptr),
-                           infos.back().size * infos.back().itemsize);
-        size += views.back().size();
-      }
-      bool in_store = size > kInlineThreshold && cw.has_store();
+      Serialized v = ViewSerialized(t[0], t[1]);
+      bool in_store = v.size > kInlineThreshold && cw.has_store();
       std::string value;
       if (in_store) {
         absl::Status s;
         {
           pyb::gil_scoped_release release;
-          s = cw.StoreLayout(rets[i], Format::kPickle5, meta, views);
+          s = cw.StoreLayout(rets[i], Format::kPickle5, v.metadata, v.buffers);
         }
         if (!s.ok()) {
           return SetError(s.code() == absl::StatusCode::kResourceExhausted
@@ -209,7 +192,7 @@ class TaskReply {
                           "", std::string(s.message()), pyb::bytes());
         }
       } else {
-        value = EncodeLayout(Format::kPickle5, meta, views);
+        value = EncodeLayout(Format::kPickle5, v.metadata, v.buffers);
       }
       if (rets.size() == 1) {
         reply_->set_in_store(in_store);

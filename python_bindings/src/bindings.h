@@ -77,6 +77,18 @@ std::optional<T> WaitInterruptibly(int64_t timeout_ms, Fn wait) {
   }
 }
 
+// A serialized Python value, (pickle bytes, [out-of-band buffers]), viewed
+// in place while this lives; raises ValueError for a buffer that is not
+// contiguous.
+struct Serialized {
+  std::string_view metadata;
+  std::vector<pyb::buffer_info> infos;
+  std::vector<std::string_view> buffers;
+  uint64_t size = 0;  // metadata and buffers
+};
+Serialized ViewSerialized(const pyb::handle& metadata,
+                          const pyb::handle& buffers);
+
 void BindObjects(pyb::module_& m);
 void BindTasks(pyb::module_& m);
 void BindCluster(pyb::module_& m);

@@ -194,17 +194,24 @@ void PlacementGroupManager::Schedule(const PlacementGroupId& id) {
   }
   // Phase one: every node reserves its bundles.
   g.nodes = std::move(*nodes);
-  g.outstanding = static_cast<int>(g.nodes.size());
   g.failed = false;
+  Phase(g, attempt, "prepare", &PlacementGroupManager::Prepared);
+}
+
+void PlacementGroupManager::Phase(Group& g, int64_t attempt,
+                                  const std::string& method, Next next) {
+  PlacementGroupId id = *PlacementGroupId::FromBinary(g.info.pg_id());
+  g.outstanding = static_cast<int>(g.nodes.size());
   for (size_t b = 0; b < g.nodes.size(); ++b) {
-    SendBundle(Raylet(g.nodes[b]), "prepare", id, static_cast<int>(b),
-               g.info.bundles(b), [this, id, attempt](bool ok) {
+    SendBundle(Raylet(g.nodes[b]), method, id, static_cast<int>(b),
+               method == "prepare" ? g.info.bundles(b) : rpc::Resources(),
+               [this, id, attempt, next](bool ok) {
                  auto it = groups_.find(id);
                  if (it == groups_.end()) return;
                  Group& g = *it->second;
                  if (g.attempt != attempt) return;
                  g.failed |= !ok;
-                 if (--g.outstanding == 0) Prepared(id, attempt);
+                 if (--g.outstanding == 0) (this->*next)(id, attempt);
                });
   }
 }
@@ -212,46 +219,35 @@ void PlacementGroupManager::Schedule(const PlacementGroupId& id) {
 void PlacementGroupManager::Prepared(const PlacementGroupId& id,
                                      int64_t attempt) {
   Group& g = *groups_[id];
-  if (g.info.state() == rpc::PlacementGroupInfo::REMOVED) {
-    return ReleaseAll(g);
-  }
-  if (g.failed) {  // one refused: none keep theirs; try again
-    ReleaseAll(g);
-    loop_->PostAfter(kRetry, [this, id, attempt] { RetryLater(id, attempt); });
-    return;
-  }
+  if (Abandon(g, attempt)) return;
   // Phase two: all reserved; each node offers its bundles.
-  g.outstanding = static_cast<int>(g.nodes.size());
-  for (size_t b = 0; b < g.nodes.size(); ++b) {
-    SendBundle(Raylet(g.nodes[b]), "commit", id, static_cast<int>(b), {},
-               [this, id, attempt](bool ok) {
-                 auto it = groups_.find(id);
-                 if (it == groups_.end()) return;
-                 Group& g = *it->second;
-                 if (g.attempt != attempt) return;
-                 g.failed |= !ok;
-                 if (--g.outstanding == 0) Committed(id, attempt);
-               });
-  }
+  Phase(g, attempt, "commit", &PlacementGroupManager::Committed);
 }
 
 void PlacementGroupManager::Committed(const PlacementGroupId& id,
                                       int64_t attempt) {
   Group& g = *groups_[id];
-  if (g.info.state() == rpc::PlacementGroupInfo::REMOVED) {
-    return ReleaseAll(g);
-  }
-  if (g.failed) {  // a node went away between the phases
-    ReleaseAll(g);
-    loop_->PostAfter(kRetry, [this, id, attempt] { RetryLater(id, attempt); });
-    return;
-  }
+  if (Abandon(g, attempt)) return;
   g.info.set_state(rpc::PlacementGroupInfo::CREATED);
   g.info.clear_message();
   g.info.clear_bundle_nodes();
   for (const auto& n : g.nodes) g.info.add_bundle_nodes(n.node_id());
   spdlog::info("placement group {} created", id.Hex());
   Answer(g);
+}
+
+bool PlacementGroupManager::Abandon(Group& g, int64_t attempt) {
+  if (g.info.state() == rpc::PlacementGroupInfo::REMOVED) {
+    ReleaseAll(g);
+    return true;
+  }
+  if (!g.failed) return false;
+  // A node refused (or went away between the phases): none keeps its
+  // bundles, and the group tries again.
+  ReleaseAll(g);
+  PlacementGroupId id = *PlacementGroupId::FromBinary(g.info.pg_id());
+  loop_->PostAfter(kRetry, [this, id, attempt] { RetryLater(id, attempt); });
+  return true;
 }
 
 void PlacementGroupManager::ReleaseAll(Group& g, std::function<void()> done) {

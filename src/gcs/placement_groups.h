@@ -56,6 +56,14 @@ class PlacementGroupManager {
   // `infeasible` is set when no nodes ever could.
   std::optional<std::vector<rpc::NodeInfo>> Assign(const Group& g,
                                                    std::string* infeasible);
+  // Sends one phase's call for every bundle of the attempt; `next` runs
+  // once all have answered (g.failed says whether any refused).
+  using Next = void (PlacementGroupManager::*)(const PlacementGroupId&,
+                                               int64_t);
+  void Phase(Group& g, int64_t attempt, const std::string& method, Next next);
+  // After a phase: true (and the bundles released, a retry planned) when
+  // the group was removed meanwhile or a node refused.
+  bool Abandon(Group& g, int64_t attempt);
   void Prepared(const PlacementGroupId& id, int64_t attempt);
   void Committed(const PlacementGroupId& id, int64_t attempt);
   // Releases the bundles of the attempt in `g.nodes`; `done` (if any) runs

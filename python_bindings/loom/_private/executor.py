@@ -50,6 +50,13 @@ def _unpack_args(values):
     return values, {}
 
 
+def _arguments(args):
+    """(positional, keyword) values of a task's serialized arguments."""
+    with serialization.borrows():
+        values = [serialization.deserialize(a) for a in args]
+    return _unpack_args(values)
+
+
 def _resolve(info):
     """The callable a task runs, and the function's options."""
     if info["actor_creation"]:
@@ -104,9 +111,7 @@ def _run_sync(info, args, reply):
         _running[task_id] = threading.get_ident()
     try:
         fn, options = _resolve(info)
-        with serialization.borrows():
-            values = [serialization.deserialize(a) for a in args]
-        positional, kwargs = _unpack_args(values)
+        positional, kwargs = _arguments(args)
         attempt = 0
         while True:
             try:
@@ -158,9 +163,7 @@ def _run_async(info, method, args, reply):
         async with _actor["semaphore"]:
             worker.task_context.task_id = task_id
             try:
-                with serialization.borrows():
-                    values = [serialization.deserialize(a) for a in args]
-                positional, kwargs = _unpack_args(values)
+                positional, kwargs = _arguments(args)
                 result = await method(*positional, **kwargs)
                 _send_result(info, result, reply)
             except asyncio.CancelledError as e:

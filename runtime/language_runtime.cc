@@ -1,0 +1,239 @@
+// What a language runtime (the Python client) uses of the core worker:
+// objects in the common layout (pickle5), tasks run by its task handler,
+// cancelling them, and placement-group readiness as an object.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "object_store/layout.h"
+#include "object_store/store_client.h"
+#include "runtime/core_worker.h"
+#include "runtime/raylet_client.h"
+#include "runtime/task_submitter.h"
+
+namespace loom {
+
+std::pair<uintptr_t, uint64_t> CoreWorker::StoreMapping() const {
+  if (!store_) return {0, 0};
+  return {reinterpret_cast<uintptr_t>(store_->arena().base()),
+          store_->arena().size()};
+}
+
+absl::Status CoreWorker::StoreLayout(
+    const ObjectId& id, Format format, std::string_view metadata,
+    const std::vector<std::string_view>& buffers) {
+  std::vector<uint64_t> sizes;
+  sizes.reserve(buffers.size());
+  for (const auto& b : buffers) sizes.push_back(b.size());
+  auto dst = CreateInStore(id, LayoutSize(metadata.size(), sizes), 0);
+  if (!dst.ok()) return dst.status();
+  auto at = WriteLayout(*dst, format, metadata, sizes);
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    std::memcpy(at[i], buffers[i].data(), buffers[i].size());
+  }
+  return store_->Seal(id);
+}
+
+absl::StatusOr<ObjectId> CoreWorker::PutLayout(
+    Format format, std::string_view metadata,
+    const std::vector<std::string_view>& buffers,
+    const std::vector<ObjectId>& contained) {
+  uint64_t size = metadata.size();
+  for (const auto& b : buffers) size += b.size();
+  ObjectId id = NextPutId();
+  if (size > kInlineThreshold && store_) {
+    absl::Status s = StoreLayout(id, format, metadata, buffers);
+    if (!s.ok()) return s;
+    objects_.AddPending(id);
+    if (!contained.empty()) objects_.SetContained(id, contained);
+    objects_.SetInStore(id, node_id_);
+    return id;
+  }
+  if (size > kInlineThreshold) {
+    return absl::InvalidArgumentError("no object store to hold a large value");
+  }
+  objects_.AddPending(id);
+  if (!contained.empty()) objects_.SetContained(id, contained);
+  objects_.SetValue(id, EncodeLayout(format, metadata, buffers));
+  return id;
+}
+
+std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::GetLayouts(
+    const std::vector<ObjectId>& ids, int64_t timeout_ms) {
+  auto results = WaitResults(ids, timeout_ms);
+  if (!results) return std::nullopt;
+  std::vector<LayoutResult> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ObjectResult& r = (*results)[i];
+    if (r.error) {
+      out[i].error = std::move(r.error);
+    } else if (r.store_node) {
+      auto view = PinLocal(ids[i], *r.store_node, timeout_ms);
+      if (!view.ok()) {
+        out[i].error = MakeError(rpc::ErrorInfo::INVALID,
+                                 std::string(view.status().message()));
+        continue;
+      }
+      std::shared_ptr<ObjectStoreClient> store = store_;
+      out[i].holder = std::shared_ptr<const void>(
+          view->data, [store, id = ids[i]](const void*) {
+            store->Release(id).IgnoreError();
+          });
+      out[i].bytes = std::string_view(reinterpret_cast<const char*>(view->data),
+                                      view->data_size);
+    } else {
+      out[i].bytes = *r.value;
+      out[i].holder = r.value;
+    }
+  }
+  return out;
+}
+
+void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
+  const rpc::TaskSpec& spec = e->req->spec();
+  rpc::PushTaskReply* reply = e->reply;
+  bool method = !spec.actor_id().empty() && !spec.actor_creation();
+  {
+    absl::MutexLock lock(&exec_mu_);
+    if (method && !actor_) {
+      reply->set_ok(false);
+      *reply->mutable_error() =
+          MakeError(rpc::ErrorInfo::INVALID, "this worker serves no actor",
+                    spec.function_name());
+      return Finish(*e);
+    }
+    running_.insert(spec.task_id());
+  }
+  std::vector<TaskArgView> args;
+  args.reserve(spec.args_size());
+  for (const auto& arg : spec.args()) {
+    if (!arg.has_ref()) {
+      args.push_back({arg.value(), nullptr});
+      continue;
+    }
+    auto id = ObjectId::FromBinary(arg.ref().object_id());
+    auto source = NodeId::FromBinary(arg.ref().store_node_id());
+    absl::StatusOr<ObjectView> view =
+        absl::InvalidArgumentError("bad argument id");
+    if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000);
+    if (!view.ok()) {
+      reply->set_ok(false);
+      *reply->mutable_error() = MakeError(
+          rpc::ErrorInfo::INVALID,
+          absl::StrCat("cannot read an argument: ", view.status().message()),
+          spec.function_name());
+      absl::MutexLock lock(&exec_mu_);
+      running_.erase(spec.task_id());
+      return Finish(*e);
+    }
+    std::shared_ptr<ObjectStoreClient> store = store_;
+    std::shared_ptr<const void> pin(view->data, [store, id = *id](const void*) {
+      store->Release(id).IgnoreError();
+    });
+    args.push_back({std::string_view(reinterpret_cast<const char*>(view->data),
+                                     view->data_size),
+                    std::move(pin)});
+  }
+  auto start = std::chrono::steady_clock::now();
+  options_.task_handler(spec, std::move(args), reply, [this, e, start] {
+    const rpc::TaskSpec& spec = e->req->spec();
+    // How long tasks run decides whether callers pipeline them.
+    e->reply->set_run_us(std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now() - start)
+                             .count());
+    {
+      absl::MutexLock lock(&exec_mu_);
+      running_.erase(spec.task_id());
+      if (spec.actor_creation() && e->reply->ok()) {
+        // The instance lives in the language runtime; this marks the
+        // worker as serving it. Calls run on max_concurrency threads.
+        actor_ = std::make_shared<int>(0);
+        for (int i = 1; i < spec.max_concurrency(); ++i) {
+          exec_pool_.emplace_back([this] { ExecuteLoop(); });
+        }
+      }
+    }
+    Finish(*e);
+  });
+}
+
+void CoreWorker::HandleCancelTask(const rpc::CancelTaskRequest& req,
+                                  rpc::CancelTaskReply* reply) {
+  std::optional<Execution> queued;
+  bool running = false;
+  {
+    absl::MutexLock lock(&exec_mu_);
+    for (auto it = exec_queue_.begin(); it != exec_queue_.end(); ++it) {
+      if (it->req->spec().task_id() != req.task_id()) continue;
+      queued = std::move(*it);
+      exec_queue_.erase(it);
+      break;
+    }
+    running = !queued && running_.contains(req.task_id());
+  }
+  reply->set_found(queued || running);
+  if (queued) {
+    queued->reply->set_ok(false);
+    *queued->reply->mutable_error() = MakeError(
+        rpc::ErrorInfo::TASK_CANCELLED, "the task was cancelled before it ran",
+        queued->req->spec().function_name());
+    Finish(*queued);
+    return;
+  }
+  if (!running) return;
+  if (req.force()) {
+    spdlog::info("task cancelled with force: worker exits");
+    _exit(1);
+  }
+  auto task = TaskId::FromBinary(req.task_id());
+  if (options_.cancel_handler && task.ok()) options_.cancel_handler(*task);
+}
+
+ObjectId CoreWorker::PlacementGroupReady(const std::string& pg_id,
+                                         std::string value) {
+  ObjectId id = NextPutId();
+  objects_.AddPending(id);
+  absl::MutexLock lock(&exec_mu_);
+  pg_waiters_.emplace_back([this, id, pg_id, value = std::move(value)] {
+    // Long polls of a second, so that Shutdown never waits long.
+    while (!shut_down_) {
+      auto info = raylet_->GetPlacementGroup(pg_id, true, 1000);
+      if (!info.ok()) {
+        if (info.status().code() == absl::StatusCode::kDeadlineExceeded) {
+          continue;
+        }
+        objects_.SetError(id, MakeError(rpc::ErrorInfo::INVALID,
+                                        std::string(info.status().message())));
+        return;
+      }
+      switch (info->state()) {
+        case rpc::PlacementGroupInfo::CREATED:
+          objects_.SetValue(id, value);
+          return;
+        case rpc::PlacementGroupInfo::INFEASIBLE:
+          objects_.SetError(id,
+                            MakeError(rpc::ErrorInfo::INFEASIBLE,
+                                      "placement group: " + info->message()));
+          return;
+        case rpc::PlacementGroupInfo::REMOVED:
+          objects_.SetError(id, MakeError(rpc::ErrorInfo::INVALID,
+                                          "the placement group was removed"));
+          return;
+        default:
+          continue;
+      }
+    }
+  });
+  return id;
+}
+
+bool CoreWorker::CancelTask(const ObjectId& ret, bool force) {
+  if (submitter_ == nullptr || objects_.TryGet(ret)) return false;
+  submitter_->Cancel(ret.Task(), force);
+  return true;
+}
+
+}  // namespace loom
