@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
@@ -201,6 +203,7 @@ void NodeManager::Dispatch() {
     PendingLease& p = it->second;
     switch (d.kind) {
       case LeaseDecision::kGrant:
+        AddBundleGpus(&d.allocation);
         waiting_for_worker_.push_back(Grant{d.handle, std::move(d.allocation)});
         continue;
       case LeaseDecision::kSpillback:
@@ -562,6 +565,23 @@ absl::StatusOr<std::string> BundleKey(const rpc::BundleRequest& req) {
 }
 
 }  // namespace
+
+void NodeManager::AddBundleGpus(Allocation* allocation) {
+  // A lease of a bundle's GPUs runs on the GPUs the bundle reserved.
+  if (!allocation->gpu_ids.empty() || bundles_.empty()) return;
+  std::set<int> ids;
+  for (const auto& [name, qty] : allocation->resources.ToMap()) {
+    if (name.rfind("GPU_group_", 0) != 0) continue;
+    for (const auto& [key, b] : bundles_) {
+      if (b.offered.Get(name) > FixedPoint()) {
+        ids.insert(b.reserved.gpu_ids.begin(), b.reserved.gpu_ids.end());
+      }
+    }
+  }
+  allocation->gpu_ids.assign(ids.begin(), ids.end());
+  // The bundle holds their capacity: releasing this lease returns none.
+  allocation->gpu_amounts.assign(ids.size(), FixedPoint());
+}
 
 void NodeManager::HandlePrepareBundle(const rpc::BundleRequest& req,
                                       rpc::BundleReply* reply, Done done) {

@@ -160,6 +160,8 @@ class NodeManager {
   };
   absl::flat_hash_map<std::string, Bundle> bundles_;
   bool totals_changed_ = false;  // the next heartbeat carries the totals
+  // A grant of a bundle's GPUs names the GPU ids the bundle reserved.
+  void AddBundleGpus(Allocation* allocation);
   ObjectManager* object_manager_ = nullptr;
   mutable absl::Mutex addresses_mu_;
   absl::flat_hash_map<NodeId, std::string> addresses_

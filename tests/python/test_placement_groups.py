@@ -96,3 +96,26 @@ def test_bad_groups_are_refused(loom_cluster):
             placement_group(bundles)
     with pytest.raises(ValueError):
         placement_group([{"CPU": 1}], strategy="TIGHT")
+
+
+@loom.remote
+def gpus_seen():
+    import os
+    return loom.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_a_bundles_gpus_are_the_tasks_gpus(new_cluster):
+    new_cluster(num_cpus=4, num_gpus=2)  # declared: no GPU needed
+    first = placement_group([{"CPU": 1, "GPU": 1}])
+    second = placement_group([{"CPU": 1, "GPU": 1}])
+    seen = []
+    for pg in (first, second):
+        assert loom.get(pg.ready(), timeout=60)
+        strategy = PlacementGroupSchedulingStrategy(pg, 0)
+        seen.append(loom.get(gpus_seen.options(
+            num_gpus=1, scheduling_strategy=strategy).remote(), timeout=60))
+    # Each bundle reserved one GPU of its own; its task sees exactly that.
+    assert sorted(ids[0] for ids, _ in seen) == [0, 1]
+    assert [env for _, env in seen] == [str(ids[0]) for ids, _ in seen]
+    for pg in (first, second):
+        remove_placement_group(pg)

@@ -180,8 +180,21 @@ def _run_async(info, method, args, reply):
         _running[task_id] = future
 
 
+_visible = {"gpus": None}
+
+
+def _sync_visible_gpus():
+    # The core worker sets CUDA_VISIBLE_DEVICES (C setenv) when a lease with
+    # GPUs assigns them; Python's os.environ is a copy taken at start.
+    ids = ",".join(str(i) for i in _core.gpu_ids())
+    if ids != _visible["gpus"]:
+        _visible["gpus"] = ids
+        os.environ["CUDA_VISIBLE_DEVICES"] = ids
+
+
 def execute(info, args, reply):
     """The core worker's task handler (on an execution thread)."""
+    _sync_visible_gpus()
     if info["actor_id"] and not info["actor_creation"] and \
             _actor["loop"] is not None:
         method = getattr(_actor["instance"], info["name"], None)
