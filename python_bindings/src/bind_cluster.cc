@@ -115,6 +115,7 @@ pyb::list Nodes() {
     d["Available"] = available;
     d["Labels"] = labels;
     d["SessionDir"] = n.session_dir();
+    d["Pid"] = n.pid();  // the raylet's
     out.append(d);
   }
   return out;

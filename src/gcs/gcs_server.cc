@@ -67,6 +67,7 @@ void GcsServer::UpdateGauges() {
 }
 
 void GcsServer::OnNodeDead(const NodeId& node) {
+  groups_.OnNodeDead(node.Binary());
   for (auto it = objects_.begin(); it != objects_.end();) {
     it->second.nodes.erase(node);
     if (it->second.nodes.empty()) {

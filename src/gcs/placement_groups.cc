@@ -365,6 +365,30 @@ void PlacementGroupManager::HandleList(
   done(absl::OkStatus());
 }
 
+void PlacementGroupManager::OnNodeDead(const std::string& node_id) {
+  for (auto& [id, g] : groups_) {
+    if (g->info.state() != rpc::PlacementGroupInfo::CREATED) continue;
+    bool hit = false;
+    for (const auto& n : g->info.bundle_nodes()) hit |= n == node_id;
+    if (!hit) continue;
+    spdlog::warn(
+        "placement group {} lost a bundle with its node; placing "
+        "it again",
+        id.Hex());
+    // Release on the nodes still there, by index: the dead node's go with it.
+    std::vector<rpc::NodeInfo> all = std::move(g->nodes);
+    for (size_t b = 0; b < all.size(); ++b) {
+      if (all[b].node_id() == node_id) continue;
+      SendBundle(Raylet(all[b]), "release", id, static_cast<int>(b), {},
+                 [](bool) {});
+    }
+    g->info.set_state(rpc::PlacementGroupInfo::PENDING);
+    g->info.clear_bundle_nodes();
+    PlacementGroupId pid = id;
+    loop_->Post([this, pid] { Schedule(pid); });
+  }
+}
+
 void PlacementGroupManager::OnJobFinished(const std::string& job_id) {
   std::vector<std::string> ids;
   for (const auto& [id, g] : groups_) {

@@ -45,6 +45,9 @@ class PlacementGroupManager {
                     rpc::RemovePlacementGroupReply* reply, Done done);
   void HandleList(const rpc::ListPlacementGroupsRequest& req,
                   rpc::ListPlacementGroupsReply* reply, Done done);
+  // A node died: groups with a bundle there release the rest and are
+  // placed again (PENDING until they are).
+  void OnNodeDead(const std::string& node_id);
   // The job's driver is gone: its groups are removed.
   void OnJobFinished(const std::string& job_id);
 

@@ -119,3 +119,22 @@ def test_a_bundles_gpus_are_the_tasks_gpus(new_cluster):
     assert [env for _, env in seen] == [str(ids[0]) for ids, _ in seen]
     for pg in (first, second):
         remove_placement_group(pg)
+
+
+def test_a_group_that_loses_a_node_is_placed_again(four_nodes):
+    import os
+    import signal
+    pg = placement_group([{"CPU": 1}] * 3, strategy="STRICT_SPREAD")
+    nodes = nodes_of(pg)
+    head = next(n for n, z in four_nodes.items() if z == "a")
+    victim = next(n for n in nodes if n != head)  # not the driver's raylet
+    pid = next(n["Pid"] for n in loom.nodes() if n["NodeID"] == victim)
+    os.kill(pid, signal.SIGKILL)
+
+    def placed_again():
+        info = placement_group_table(pg)
+        return (info["state"] == "CREATED" and victim not in
+                info["bundle_nodes"] and len(set(info["bundle_nodes"])) == 3)
+
+    wait_until(placed_again, timeout=60, what="the group placed again")
+    remove_placement_group(pg)
