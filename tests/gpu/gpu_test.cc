@@ -61,5 +61,19 @@ TEST_F(GpuClusterTest, NodeOffersItsGpusAndTasksSeeOnlyTheirs) {
   EXPECT_EQ(*loom::Get(actor.Task(&Counter::Gpus).Remote()), "0|0");
 }
 
+TEST_F(GpuClusterTest, ABundlesGpuIsItsTasksGpu) {
+  std::string why;
+  if (Gpus(&why).empty()) GTEST_SKIP() << "no GPU here: " << why;
+  StartCluster(2);
+  auto pg = CreatePlacementGroup({{{"CPU", 1}, {"GPU", 1}}});
+  ASSERT_TRUE(pg.Wait(30000));
+  auto in_bundle = loom::Task(CudaDeviceCount)
+                       .SetResource("GPU", 1)
+                       .SetPlacementGroup(pg, 0)
+                       .Remote();
+  EXPECT_EQ(*loom::Get(in_bundle), 1);
+  RemovePlacementGroup(pg);
+}
+
 }  // namespace
 }  // namespace loom::test
