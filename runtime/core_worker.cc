@@ -165,12 +165,14 @@ void CoreWorker::Shutdown() {
                       std::chrono::milliseconds(200));
   }
   if (exec_thread_.joinable()) exec_thread_.join();
-  std::vector<std::thread> waiters;
   {
+    // PlacementGroupReady's long polls end within a second of shut_down_.
     absl::MutexLock lock(&exec_mu_);
-    waiters.swap(pg_waiters_);
+    auto none = [this]() ABSL_SHARED_LOCKS_REQUIRED(exec_mu_) {
+      return pg_waiting_ == 0;
+    };
+    exec_mu_.Await(absl::Condition(&none));
   }
-  for (auto& t : waiters) t.join();
   for (auto& t : exec_pool_) t.join();
   if (owners_) owners_->Shutdown();
   loop_.Stop();

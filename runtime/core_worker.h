@@ -259,6 +259,9 @@ class CoreWorker {
   // Actor side: queues an actor call once the calls its caller sent before
   // it are queued (sequence numbers).
   void QueueInOrder(Execution e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_);
+  // PlacementGroupReady's thread: resolves `id` once the group is placed.
+  void WaitForPlacementGroup(const ObjectId& id, const std::string& pg_id,
+                             const std::string& value);
   // Asks the owner of a borrowed object for its value.
   void FetchBorrowed(const ObjectId& id, const std::string& owner);
   // Owner side: one borrow unit per id for `borrower`; ids we no longer
@@ -314,8 +317,8 @@ class CoreWorker {
   // Tasks running now (their ids), for CancelTask.
   absl::flat_hash_set<std::string> running_ ABSL_GUARDED_BY(exec_mu_);
   std::thread exec_thread_;
-  // PlacementGroupReady long polls.
-  std::vector<std::thread> pg_waiters_ ABSL_GUARDED_BY(exec_mu_);
+  // PlacementGroupReady's long polls (detached threads) still running.
+  int pg_waiting_ ABSL_GUARDED_BY(exec_mu_) = 0;
   std::vector<std::thread> exec_pool_;  // an actor's extra threads
   // Actor side: the instance this worker serves, and per caller the next
   // sequence number to run and the calls that arrived early.

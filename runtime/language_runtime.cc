@@ -196,38 +196,48 @@ ObjectId CoreWorker::PlacementGroupReady(const std::string& pg_id,
                                          std::string value) {
   ObjectId id = NextPutId();
   objects_.AddPending(id);
-  absl::MutexLock lock(&exec_mu_);
-  pg_waiters_.emplace_back([this, id, pg_id, value = std::move(value)] {
-    // Long polls of a second, so that Shutdown never waits long.
-    while (!shut_down_) {
-      auto info = raylet_->GetPlacementGroup(pg_id, true, 1000);
-      if (!info.ok()) {
-        if (info.status().code() == absl::StatusCode::kDeadlineExceeded) {
-          continue;
-        }
-        objects_.SetError(id, MakeError(rpc::ErrorInfo::INVALID,
-                                        std::string(info.status().message())));
-        return;
-      }
-      switch (info->state()) {
-        case rpc::PlacementGroupInfo::CREATED:
-          objects_.SetValue(id, value);
-          return;
-        case rpc::PlacementGroupInfo::INFEASIBLE:
-          objects_.SetError(id,
-                            MakeError(rpc::ErrorInfo::INFEASIBLE,
-                                      "placement group: " + info->message()));
-          return;
-        case rpc::PlacementGroupInfo::REMOVED:
-          objects_.SetError(id, MakeError(rpc::ErrorInfo::INVALID,
-                                          "the placement group was removed"));
-          return;
-        default:
-          continue;
-      }
-    }
-  });
+  {
+    absl::MutexLock lock(&exec_mu_);
+    ++pg_waiting_;
+  }
+  std::thread([this, id, pg_id, value = std::move(value)] {
+    WaitForPlacementGroup(id, pg_id, value);
+    absl::MutexLock lock(&exec_mu_);
+    --pg_waiting_;  // the last use of `this`
+  }).detach();
   return id;
+}
+
+void CoreWorker::WaitForPlacementGroup(const ObjectId& id,
+                                       const std::string& pg_id,
+                                       const std::string& value) {
+  // Long polls of a second, so that Shutdown never waits long.
+  while (!shut_down_) {
+    auto info = raylet_->GetPlacementGroup(pg_id, true, 1000);
+    if (!info.ok()) {
+      if (info.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        continue;
+      }
+      objects_.SetError(id, MakeError(rpc::ErrorInfo::INVALID,
+                                      std::string(info.status().message())));
+      return;
+    }
+    switch (info->state()) {
+      case rpc::PlacementGroupInfo::CREATED:
+        objects_.SetValue(id, value);
+        return;
+      case rpc::PlacementGroupInfo::INFEASIBLE:
+        objects_.SetError(id, MakeError(rpc::ErrorInfo::INFEASIBLE,
+                                        "placement group: " + info->message()));
+        return;
+      case rpc::PlacementGroupInfo::REMOVED:
+        objects_.SetError(id, MakeError(rpc::ErrorInfo::INVALID,
+                                        "the placement group was removed"));
+        return;
+      default:
+        continue;
+    }
+  }
 }
 
 bool CoreWorker::CancelTask(const ObjectId& ret, bool force) {
