@@ -49,4 +49,30 @@ absl::StatusOr<std::map<std::string, double>> ParseResourcesJson(
   return out;
 }
 
+absl::StatusOr<Strategy> StrategyFromProto(const rpc::SchedulingStrategy& s) {
+  Strategy out;
+  switch (s.kind()) {
+    case rpc::SchedulingStrategy::DEFAULT:
+      break;
+    case rpc::SchedulingStrategy::SPREAD:
+      out.kind = Strategy::kSpread;
+      break;
+    case rpc::SchedulingStrategy::NODE_AFFINITY: {
+      auto node = ParseId<NodeId>(s.node_id(), "strategy.node_id");
+      if (!node.ok()) return node.status();
+      out.kind = Strategy::kNodeAffinity;
+      out.node_id = s.node_id();
+      out.soft = s.soft();
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError("unknown scheduling strategy");
+  }
+  if (s.label_selector_size() > 64) {
+    return absl::InvalidArgumentError("label_selector too long");
+  }
+  for (const auto& [k, v] : s.label_selector()) out.labels[k] = v;
+  return out;
+}
+
 }  // namespace loom

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "proto/common.pb.h"
+#include "scheduler/lease_queue.h"
 #include "scheduler/resource_set.h"
 #include "src/common/ids.h"
 
@@ -31,6 +32,8 @@ absl::StatusOr<Id> ParseId(const std::string& binary, const char* field) {
 }
 
 absl::StatusOr<ResourceSet> ResourcesFromProto(const rpc::Resources& proto);
+// The scheduling policy's form of a strategy; InvalidArgument when bad.
+absl::StatusOr<Strategy> StrategyFromProto(const rpc::SchedulingStrategy& s);
 rpc::Resources ResourcesToProto(const ResourceSet& set);
 std::string FormatResources(const rpc::Resources& proto);
 

@@ -128,22 +128,6 @@ void ActorManager::HandleRegisterActor(const rpc::RegisterActorRequest& req,
   done(absl::OkStatus());
 }
 
-namespace {
-
-Strategy StrategyOf(const rpc::SchedulingStrategy& s) {
-  Strategy out;
-  if (s.kind() == rpc::SchedulingStrategy::SPREAD) out.kind = Strategy::kSpread;
-  if (s.kind() == rpc::SchedulingStrategy::NODE_AFFINITY) {
-    out.kind = Strategy::kNodeAffinity;
-    out.node_id = s.node_id();
-    out.soft = s.soft();
-  }
-  for (const auto& [k, v] : s.label_selector()) out.labels[k] = v;
-  return out;
-}
-
-}  // namespace
-
 void ActorManager::Schedule(const ActorId& id) {
   auto it = actors_.find(id);
   if (it == actors_.end()) return;
@@ -175,8 +159,9 @@ void ActorManager::Schedule(const ActorId& id) {
                                {node.labels().begin(), node.labels().end()}});
     candidates.push_back(std::move(node));
   }
-  int pick = scheduler_.Pick(states, placement,
-                             StrategyOf(a.spec.creation().strategy()));
+  int pick = scheduler_.Pick(
+      states, placement,
+      StrategyFromProto(a.spec.creation().strategy()).value_or(Strategy{}));
   if (pick < 0) return RetryLater(id, attempt);  // nothing fits now
   Lease(id, attempt, candidates[pick]);
 }

@@ -23,6 +23,7 @@ std::string Raylet(const rpc::NodeInfo& n) {
 }  // namespace
 
 struct PlacementGroupManager::Group {
+  PlacementGroupId id;
   rpc::PlacementGroupInfo info;
   std::vector<ResourceSet> bundles;
   int64_t attempt = 0;  // each placement; stale replies check it
@@ -72,6 +73,7 @@ void PlacementGroupManager::HandleCreate(
     g->bundles.push_back(*r);
   }
   PlacementGroupId id = PlacementGroupId::FromRandom();
+  g->id = id;
   g->info = in;
   g->info.set_pg_id(id.Binary());
   g->info.set_state(rpc::PlacementGroupInfo::PENDING);
@@ -310,16 +312,23 @@ void PlacementGroupManager::Answer(Group& g) {
   g.waiters.clear();
 }
 
+absl::StatusOr<PlacementGroupManager::Group*> PlacementGroupManager::Find(
+    const std::string& pg_id) {
+  auto id = ParseId<PlacementGroupId>(pg_id, "pg_id");
+  if (!id.ok()) return id.status();
+  auto it = groups_.find(*id);
+  if (it == groups_.end()) {
+    return absl::NotFoundError("no such placement group");
+  }
+  return it->second.get();
+}
+
 void PlacementGroupManager::HandleGet(const rpc::GetPlacementGroupRequest& req,
                                       rpc::GetPlacementGroupReply* reply,
                                       Done done) {
-  auto id = ParseId<PlacementGroupId>(req.pg_id(), "pg_id");
-  if (!id.ok()) return done(id.status());
-  auto it = groups_.find(*id);
-  if (it == groups_.end()) {
-    return done(absl::NotFoundError("no such placement group"));
-  }
-  Group& g = *it->second;
+  auto found = Find(req.pg_id());
+  if (!found.ok()) return done(found.status());
+  Group& g = **found;
   if (req.wait_ready() && g.info.state() == rpc::PlacementGroupInfo::PENDING) {
     g.waiters.emplace_back(reply, std::move(done));
     return;
@@ -331,26 +340,23 @@ void PlacementGroupManager::HandleGet(const rpc::GetPlacementGroupRequest& req,
 void PlacementGroupManager::HandleRemove(
     const rpc::RemovePlacementGroupRequest& req,
     rpc::RemovePlacementGroupReply* reply, Done done) {
-  auto id = ParseId<PlacementGroupId>(req.pg_id(), "pg_id");
-  if (!id.ok()) return done(id.status());
-  auto it = groups_.find(*id);
-  if (it == groups_.end()) {
-    return done(absl::NotFoundError("no such placement group"));
-  }
-  Group& g = *it->second;
+  auto found = Find(req.pg_id());
+  if (!found.ok()) return done(found.status());
+  Group& g = **found;
+  PlacementGroupId id = g.id;
   if (g.info.state() == rpc::PlacementGroupInfo::REMOVED) {
     return done(absl::OkStatus());
   }
   bool placed = g.info.state() == rpc::PlacementGroupInfo::CREATED;
   g.info.set_state(rpc::PlacementGroupInfo::REMOVED);
-  spdlog::info("placement group {} removed", id->Hex());
+  spdlog::info("placement group {} removed", id.Hex());
   Answer(g);
   // Answered once what ran inside has stopped: its actors (for good), then
   // its bundles, whose release stops the tasks' workers and frees the
   // resources. An attempt in flight releases what it reserved when its
   // replies are in (Prepared and Committed see REMOVED).
   actors_->KillActorsInGroup(
-      id->Hex(), [this, id = *id, placed, done = std::move(done)]() mutable {
+      id.Hex(), [this, id, placed, done = std::move(done)]() mutable {
         auto it = groups_.find(id);
         if (!placed || it == groups_.end()) return done(absl::OkStatus());
         ReleaseAll(*it->second,

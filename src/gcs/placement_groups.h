@@ -54,6 +54,8 @@ class PlacementGroupManager {
  private:
   struct Group;
   struct Rpc;
+  // The group with that (wire) id; InvalidArgument or NotFound.
+  absl::StatusOr<Group*> Find(const std::string& pg_id);
   void Schedule(const PlacementGroupId& id);
   // A node (its NodeInfo) per bundle, or nullopt when none fits now;
   // `infeasible` is set when no nodes ever could.

@@ -108,34 +108,6 @@ rpc::NodeInfo NodeManager::SelfInfo() const {
   return info;
 }
 
-// The policy's form of a request's strategy; InvalidArgument when bad.
-static absl::StatusOr<Strategy> StrategyFromProto(
-    const rpc::SchedulingStrategy& s) {
-  Strategy out;
-  switch (s.kind()) {
-    case rpc::SchedulingStrategy::DEFAULT:
-      break;
-    case rpc::SchedulingStrategy::SPREAD:
-      out.kind = Strategy::kSpread;
-      break;
-    case rpc::SchedulingStrategy::NODE_AFFINITY: {
-      auto node = ParseId<NodeId>(s.node_id(), "strategy.node_id");
-      if (!node.ok()) return node.status();
-      out.kind = Strategy::kNodeAffinity;
-      out.node_id = s.node_id();
-      out.soft = s.soft();
-      break;
-    }
-    default:
-      return absl::InvalidArgumentError("unknown scheduling strategy");
-  }
-  if (s.label_selector_size() > 64) {
-    return absl::InvalidArgumentError("label_selector too long");
-  }
-  for (const auto& [k, v] : s.label_selector()) out.labels[k] = v;
-  return out;
-}
-
 // A lease request's strategy, with locality: by default it prefers the node
 // holding its arguments, if that node can run it now.
 static absl::StatusOr<Strategy> LeaseStrategy(const rpc::LeaseRequest& req) {
