@@ -1,12 +1,52 @@
 #include "src/common/rpc.h"
 
+#include <grpcpp/generic/generic_stub.h>
+
+#include <mutex>
+
 #include "absl/strings/str_cat.h"
 
 namespace loom::rpc {
 
+namespace {
+
+// gRPC serves the callback API from one process-wide completion queue that
+// each channel references from its first callback call until it is
+// destroyed; when the count reaches zero the queue is torn down, and a
+// channel made meanwhile races that teardown (an abort in
+// grpc_cq_internal_unref: "assertion failed: prior > 0"). Loom makes and
+// drops channels and servers all the time (a private cluster per test, stubs
+// per peer), so one channel, never destroyed, holds a reference for the life of
+// the process: it makes one callback call, to a socket that does not exist,
+// which fails at once.
+void HoldCallbackQueue() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct Keeper {
+      std::shared_ptr<grpc::Channel> channel =
+          grpc::CreateChannel("unix:/nonexistent/loom-callback-queue-keeper",
+                              grpc::InsecureChannelCredentials());
+      grpc::GenericStub stub{channel};
+      grpc::ClientContext ctx;
+      grpc::ByteBuffer request, reply;
+    };
+    auto* keeper = new Keeper;  // never freed: it must outlive every channel
+    grpc::Slice empty("", 0);
+    keeper->request = grpc::ByteBuffer(&empty, 1);  // a default one is invalid
+    keeper->ctx.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::milliseconds(100));
+    keeper->stub.UnaryCall(&keeper->ctx, "/loom.Keeper/Hold", {},
+                           &keeper->request, &keeper->reply,
+                           [](grpc::Status) {});
+  });
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     const std::string& host, int port,
     const std::vector<grpc::Service*>& services, int* bound_port) {
+  HoldCallbackQueue();  // servers share that queue too
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(host, ":", port),
                            grpc::InsecureServerCredentials(), bound_port);
@@ -23,6 +63,7 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  HoldCallbackQueue();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
