@@ -133,6 +133,10 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
   for (const auto& [k, v] : options.labels) {
     argv.insert(argv.end(), {"--labels", absl::StrCat(k, "=", v)});
   }
+  if (options.heartbeat_ms > 0) {
+    argv.insert(argv.end(),
+                {"--heartbeat-ms", absl::StrCat(options.heartbeat_ms)});
+  }
   auto pid = SpawnDaemon("raylet", argv, *dir, options, child_fd);
   if (!pid.ok()) return fail(pid.status());
   cluster.pids.push_back(*pid);

@@ -36,7 +36,8 @@ struct ClusterOptions {
   std::map<std::string, double> resources;
   std::map<std::string, std::string> labels;
   int64_t node_timeout_ms = 5000;
-  bool detach = false;  // true for `loom start`
+  int64_t heartbeat_ms = 0;  // 0: the raylet's default
+  bool detach = false;       // true for `loom start`
 };
 
 struct ClusterHandle {

@@ -201,6 +201,10 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
         }
         if (now - it->infeasible_since < options_.infeasible_grace) {
           done = false;
+          if (it->allow_spillback && !it->asked_head) {
+            it->asked_head = true;
+            out.push_back(LeaseDecision{LeaseDecision::kAskHead, it->handle});
+          }
           break;
         }
         d.kind = LeaseDecision::kInfeasible;

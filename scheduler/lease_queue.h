@@ -62,8 +62,11 @@ struct LocalNode {
   std::map<std::string, std::string> labels;
 };
 
+// kAskHead: no node this raylet knows can ever run the request; the head,
+// which knows every node, is asked once, and the request stays queued (on
+// its infeasible grace clock) until the head's answer moves it.
 struct LeaseDecision {
-  enum Kind { kGrant, kSpillback, kInfeasible };
+  enum Kind { kGrant, kSpillback, kInfeasible, kAskHead };
   Kind kind;
   uint64_t handle;
   Allocation allocation;               // kGrant
@@ -86,7 +89,8 @@ class LeaseQueue {
   // Decides every queued request in arrival order. Grants take resources
   // from `node`; each request that leaves the queue is returned.
   // A request spilled to another node counts against that node's available
-  // resources in `others` until the next view replaces it.
+  // resources in `others` until the next view replaces it. A kAskHead
+  // decision leaves its request queued.
   std::vector<LeaseDecision> Schedule(absl::Time now, NodeResources& node,
                                       std::vector<RemoteNode>& others,
                                       const LocalNode& self = {});
@@ -102,6 +106,7 @@ class LeaseQueue {
     bool allow_spillback;
     Strategy strategy;
     absl::Time infeasible_since = absl::InfiniteFuture();
+    bool asked_head = false;
   };
 
   Options options_;

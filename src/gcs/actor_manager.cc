@@ -63,11 +63,12 @@ struct Call {
 };
 
 ActorManager::ActorManager(EventLoop* loop, NodeTable* nodes,
-                           Publisher* publisher)
+                           Publisher* publisher, GlobalScheduler* scheduler)
     : loop_(loop),
       nodes_(nodes),
       publisher_(publisher),
-      rpc_(std::make_unique<Rpc>()) {}
+      rpc_(std::make_unique<Rpc>()),
+      scheduler_(scheduler) {}
 
 ActorManager::~ActorManager() = default;
 
@@ -142,28 +143,20 @@ void ActorManager::Schedule(const ActorId& id) {
   // The head's scheduler picks among the alive, reachable nodes by the
   // creator's strategy (label selector, node affinity, SPREAD) and load.
   absl::Time now = absl::Now();
-  std::vector<rpc::NodeInfo> candidates;
-  std::vector<NodeState> states;
-  for (rpc::NodeInfo& node : nodes_->All()) {
-    if (!node.alive()) continue;
-    if (auto u = unreachable_.find(node.node_id()); u != unreachable_.end()) {
-      if (u->second > now) continue;
-      unreachable_.erase(u);
-    }
-    auto total = ResourcesFromProto(node.total());
-    auto available = ResourcesFromProto(node.available());
-    if (!total.ok() || !available.ok()) continue;
-    states.push_back(NodeState{node.node_id(),
-                               *total,
-                               *available,
-                               {node.labels().begin(), node.labels().end()}});
-    candidates.push_back(std::move(node));
-  }
-  int pick = scheduler_.Pick(
-      states, placement,
-      StrategyFromProto(a.spec.creation().strategy()).value_or(Strategy{}));
-  if (pick < 0) return RetryLater(id, attempt);  // nothing fits now
-  Lease(id, attempt, candidates[pick]);
+  auto node = scheduler_->Pick(
+      placement,
+      StrategyFromProto(a.spec.creation().strategy()).value_or(Strategy{}), "",
+      [&](const rpc::NodeInfo& node) {
+        auto u = unreachable_.find(node.node_id());
+        if (u == unreachable_.end()) return false;
+        if (u->second > now) return true;
+        unreachable_.erase(u);
+        return false;
+      });
+  if (!node) return RetryLater(id, attempt);  // nothing fits now
+  // What the actor holds while it lives counts there at once.
+  scheduler_->Debit(*node, *ResourcesFromProto(a.spec.creation().resources()));
+  Lease(id, attempt, *node);
 }
 
 void ActorManager::RetryLater(const ActorId& id, int64_t attempt) {

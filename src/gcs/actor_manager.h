@@ -22,20 +22,19 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "proto/gcs.pb.h"
-#include "scheduler/cluster_scheduler.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
+#include "src/gcs/global_scheduler.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/pubsub.h"
 
 namespace loom::gcs {
 
-using Done = std::function<void(absl::Status)>;
-
 // Not thread-safe: runs on the GCS loop.
 class ActorManager {
  public:
-  ActorManager(EventLoop* loop, NodeTable* nodes, Publisher* publisher);
+  ActorManager(EventLoop* loop, NodeTable* nodes, Publisher* publisher,
+               GlobalScheduler* scheduler);
   ~ActorManager();
 
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
@@ -76,7 +75,7 @@ class ActorManager {
   // Nodes whose raylet did not answer a lease request, until when they are
   // passed over (the node table declares them dead in time).
   absl::flat_hash_map<std::string, absl::Time> unreachable_;
-  ClusterScheduler scheduler_;
+  GlobalScheduler* scheduler_;
 };
 
 }  // namespace loom::gcs

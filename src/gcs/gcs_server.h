@@ -19,6 +19,7 @@
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
 #include "src/gcs/actor_manager.h"
+#include "src/gcs/global_scheduler.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/placement_groups.h"
 #include "src/gcs/pubsub.h"
@@ -46,6 +47,10 @@ class GcsServer {
                        rpc::HeartbeatReply* reply, Done done);
   void HandleUnregisterNode(const rpc::UnregisterNodeRequest& req,
                             rpc::UnregisterNodeReply* reply, Done done);
+  void HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
+                           rpc::ScheduleLeaseReply* reply, Done done) {
+    scheduler_.HandleScheduleLease(req, reply, std::move(done));
+  }
   void HandleGetClusterStatus(const rpc::GetClusterStatusRequest& req,
                               rpc::GetClusterStatusReply* reply, Done done);
   void HandleKvPut(const rpc::KvPutRequest& req, rpc::KvPutReply* reply,
@@ -119,7 +124,8 @@ class GcsServer {
   InMemoryStoreClient store_;
   Publisher publisher_;
   NodeTable nodes_;
-  ActorManager actors_{&loop_, &nodes_, &publisher_};
+  GlobalScheduler scheduler_{&nodes_};
+  ActorManager actors_{&loop_, &nodes_, &publisher_, &scheduler_};
   PlacementGroupManager groups_{&loop_, &nodes_, &actors_};
   uint32_t next_job_ = 1;
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;

@@ -26,6 +26,7 @@ class GcsService : public rpc::Gcs::CallbackService {
   LOOM_GCS_METHOD(RegisterNode)
   LOOM_GCS_METHOD(Heartbeat)
   LOOM_GCS_METHOD(UnregisterNode)
+  LOOM_GCS_METHOD(ScheduleLease)
   LOOM_GCS_METHOD(GetClusterStatus)
   LOOM_GCS_METHOD(KvPut)
   LOOM_GCS_METHOD(KvGet)

@@ -36,6 +36,16 @@ absl::Status NodeTable::Register(const rpc::NodeInfo& info) {
   return absl::OkStatus();
 }
 
+void NodeTable::Debit(const std::string& node_id,
+                      const ResourceSet& available) {
+  auto id = NodeId::FromBinary(node_id);
+  if (!id.ok()) return;
+  auto it = nodes_.find(*id);
+  if (it != nodes_.end()) {
+    *it->second.mutable_available() = ResourcesToProto(available);
+  }
+}
+
 absl::Status NodeTable::Heartbeat(const rpc::HeartbeatRequest& request,
                                   rpc::HeartbeatReply* reply) {
   auto id = ParseId<NodeId>(request.node_id(), "node_id");

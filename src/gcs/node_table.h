@@ -16,6 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "proto/gcs.pb.h"
+#include "scheduler/resource_set.h"
 #include "src/common/clock.h"
 #include "src/common/ids.h"
 #include "src/gcs/pubsub.h"
@@ -41,6 +42,9 @@ class NodeTable {
   absl::Status Heartbeat(const rpc::HeartbeatRequest& request,
                          rpc::HeartbeatReply* reply);
   absl::Status Unregister(const std::string& node_id);
+  // The head placed work on the node: until its next heartbeat, it is
+  // taken to have `available` left.
+  void Debit(const std::string& node_id, const ResourceSet& available);
   void CheckTimeouts();
 
   std::vector<rpc::NodeInfo> All() const;

@@ -114,6 +114,25 @@ void GcsLink::MarkJobFinished(const std::string& job_id, bool driver_died) {
                                   [call](grpc::Status) {});
 }
 
+void GcsLink::ScheduleLease(
+    rpc::ScheduleLeaseRequest req,
+    std::function<void(absl::Status, const rpc::ScheduleLeaseReply&)> done) {
+  struct Call {
+    grpc::ClientContext ctx;
+    rpc::ScheduleLeaseRequest req;
+    rpc::ScheduleLeaseReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->req = std::move(req);
+  rpc::SetTimeout(&call->ctx, 2000);
+  stub_->async()->ScheduleLease(
+      &call->ctx, &call->req, &call->reply,
+      [this, call, done = std::move(done)](grpc::Status s) {
+        options_.loop->Post(
+            [call, done, s] { done(rpc::ToAbsl(s), call->reply); });
+      });
+}
+
 void GcsLink::Unregister() {
   stopped_ = true;
   grpc::ClientContext ctx;

@@ -40,6 +40,11 @@ class GcsLink {
   absl::Status RegisterBlocking(absl::Duration timeout);
   void StartHeartbeats();
   void MarkJobFinished(const std::string& job_id, bool driver_died);
+  // Asks the head to place a request this node cannot; `done` runs on the
+  // loop.
+  void ScheduleLease(
+      rpc::ScheduleLeaseRequest req,
+      std::function<void(absl::Status, const rpc::ScheduleLeaseReply&)> done);
   void Unregister();
   bool connected() const { return connected_; }
 

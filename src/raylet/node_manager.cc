@@ -39,6 +39,9 @@ NodeManager::NodeManager(Options options, Metrics* metrics)
                                    "Lease requests sent to another node")),
       infeasible_(metrics->Counter("loom_lease_infeasible_total",
                                    "Lease requests failed as infeasible")),
+      head_placed_(metrics->Counter(
+          "loom_lease_head_placed_total",
+          "Lease requests this node could not place that the head placed")),
       queue_length_(metrics->Gauge("loom_lease_queue_length",
                                    "Lease requests waiting on this node")),
       store_capacity_(
@@ -174,6 +177,9 @@ void NodeManager::Dispatch() {
     if (it == pending_.end()) continue;
     PendingLease& p = it->second;
     switch (d.kind) {
+      case LeaseDecision::kAskHead:
+        AskHead(d.handle, p.req);
+        continue;
       case LeaseDecision::kGrant:
         AddBundleGpus(&d.allocation);
         waiting_for_worker_.push_back(Grant{d.handle, std::move(d.allocation)});
@@ -196,6 +202,36 @@ void NodeManager::Dispatch() {
   }
   AssignWorkers();
   queue_length_.Set(queue_.size() + waiting_for_worker_.size());
+}
+
+void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
+  rpc::ScheduleLeaseRequest req;
+  *req.mutable_resources() = lease.resources();
+  *req.mutable_strategy() = lease.strategy();
+  req.set_preferred_node_id(lease.preferred_node_id());
+  req.set_from_node_id(options_.node_id.Binary());
+  gcs_->ScheduleLease(
+      std::move(req),
+      [this, handle](absl::Status s, const rpc::ScheduleLeaseReply& r) {
+        if (!s.ok()) {
+          spdlog::debug("the head could not place a lease: {}", s.ToString());
+          return;
+        }
+        auto it = pending_.find(handle);
+        if (!r.placed() || r.node().node_id() == options_.node_id.Binary() ||
+            it == pending_.end() || !queue_.Remove(handle)) {
+          return;  // it stays queued here, on its grace clock
+        }
+        PendingLease& p = it->second;
+        p.reply->set_outcome(rpc::LeaseReply::SPILLBACK);
+        p.reply->set_spillback_host(r.node().host());
+        p.reply->set_spillback_port(r.node().raylet_port());
+        spillbacks_.Increment();
+        head_placed_.Increment();
+        p.done(absl::OkStatus());
+        pending_.erase(it);
+        queue_length_.Set(queue_.size() + waiting_for_worker_.size());
+      });
 }
 
 void NodeManager::AssignWorkers() {

@@ -127,6 +127,8 @@ class NodeManager {
   };
 
   void Dispatch();
+  // Hands a request no node known here can run to the head's scheduler.
+  void AskHead(uint64_t handle, const rpc::LeaseRequest& lease);
   void AssignWorkers();
   void Assign(Worker* worker, uint64_t handle, Allocation allocation);
   void ReleaseLease(const LeaseId& id, bool kill_worker);
@@ -179,6 +181,7 @@ class NodeManager {
   prometheus::Counter& leases_granted_;
   prometheus::Counter& spillbacks_;
   prometheus::Counter& infeasible_;
+  prometheus::Counter& head_placed_;
   prometheus::Gauge& queue_length_;
   prometheus::Gauge& store_capacity_;
   prometheus::Gauge& store_used_;

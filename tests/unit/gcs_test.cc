@@ -1,6 +1,8 @@
-// Unit tests for src/gcs: the node table's failure detection and pub-sub.
+// Unit tests for src/gcs: the node table's failure detection, pub-sub and
+// the global scheduler.
 #include "gtest/gtest.h"
 #include "src/common/wire.h"
+#include "src/gcs/global_scheduler.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/pubsub.h"
 
@@ -87,6 +89,68 @@ TEST_F(NodeTableTest, RefusesBadRegistrations) {
   bad = Node(NodeId::FromRandom());
   bad.set_raylet_port(70000);
   EXPECT_FALSE(nodes->Register(bad).ok());
+}
+
+// What raylets hand the head: placed by resources, labels and locality;
+// each placement counts against its node until the node's next heartbeat.
+TEST_F(NodeTableTest, TheGlobalSchedulerPlacesWhatRayletsCannot) {
+  GlobalScheduler scheduler(nodes.get());
+  NodeId plain = NodeId::FromRandom(), gpu = NodeId::FromRandom();
+  ASSERT_TRUE(nodes->Register(Node(plain)).ok());
+  rpc::NodeInfo g = Node(gpu);
+  (*g.mutable_total()->mutable_quantities())["GPU"] = 1;
+  (*g.mutable_labels())["zone"] = "b";
+  ASSERT_TRUE(nodes->Register(g).ok());
+  auto ask = [&](std::map<std::string, double> demand,
+                 const std::string& data_node = "",
+                 std::map<std::string, std::string> labels = {}) {
+    rpc::ScheduleLeaseRequest req;
+    for (const auto& [k, v] : demand) {
+      (*req.mutable_resources()->mutable_quantities())[k] = v;
+    }
+    for (const auto& [k, v] : labels) {
+      (*req.mutable_strategy()->mutable_label_selector())[k] = v;
+    }
+    req.set_preferred_node_id(data_node);
+    rpc::ScheduleLeaseReply reply;
+    absl::Status status;
+    scheduler.HandleScheduleLease(req, &reply,
+                                  [&](absl::Status s) { status = s; });
+    EXPECT_TRUE(status.ok()) << status;
+    return reply;
+  };
+  auto r = ask({{"GPU", 1}});
+  ASSERT_TRUE(r.placed());
+  EXPECT_EQ(r.node().node_id(), gpu.Binary());
+  EXPECT_EQ(r.node().raylet_port(), 7000);
+  // The GPU is taken until the node says otherwise: the next one waits.
+  r = ask({{"GPU", 1}});
+  EXPECT_FALSE(r.placed());
+  EXPECT_TRUE(r.feasible());
+  rpc::HeartbeatRequest hb;
+  hb.set_node_id(gpu.Binary());
+  *hb.mutable_available() = g.total();
+  rpc::HeartbeatReply hb_reply;
+  ASSERT_TRUE(nodes->Heartbeat(hb, &hb_reply).ok());
+  EXPECT_TRUE(ask({{"GPU", 1}}).placed());
+  // Locality: the node holding the data, when it fits.
+  EXPECT_EQ(ask({{"CPU", 1}}, plain.Binary()).node().node_id(), plain.Binary());
+  EXPECT_EQ(ask({{"CPU", 1}}, gpu.Binary()).node().node_id(), gpu.Binary());
+  // Labels confine it; what no node could ever run is infeasible.
+  EXPECT_EQ(ask({{"CPU", 1}}, "", {{"zone", "b"}}).node().node_id(),
+            gpu.Binary());
+  r = ask({{"CPU", 1}}, "", {{"zone", "z"}});
+  EXPECT_FALSE(r.placed());
+  EXPECT_FALSE(r.feasible());
+  EXPECT_FALSE(ask({{"unicorn", 1}}).feasible());
+  // A malformed demand is refused.
+  rpc::ScheduleLeaseRequest bad;
+  (*bad.mutable_resources()->mutable_quantities())["CPU"] = -1;
+  rpc::ScheduleLeaseReply reply;
+  absl::Status status;
+  scheduler.HandleScheduleLease(bad, &reply,
+                                [&](absl::Status s) { status = s; });
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Publisher, LongPollWakesOnPublish) {

@@ -169,6 +169,13 @@ TEST_F(LeaseQueueTest, SpilledRequestsAreNeverSpilledAgain) {
 
 TEST_F(LeaseQueueTest, InfeasibleFailsAfterTheGracePeriod) {
   queue.Add(1, R({{"CPU", 1}, {"unicorn", 1}}), true, clock.Now());
+  // No node known here can run it: the head is asked, once, and the
+  // request waits meanwhile.
+  auto asked = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].kind, LeaseDecision::kAskHead);
+  EXPECT_EQ(asked[0].handle, 1u);
+  EXPECT_EQ(queue.size(), 1u);
   EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
   EXPECT_EQ(queue.InfeasibleDemands().size(), 1u);
   clock.Advance(absl::Seconds(2));
@@ -180,9 +187,18 @@ TEST_F(LeaseQueueTest, InfeasibleFailsAfterTheGracePeriod) {
   EXPECT_NE(d[0].message.find("unicorn"), std::string::npos);
 }
 
+TEST_F(LeaseQueueTest, ASpilledRequestNeverAsksTheHead) {
+  queue.Add(1, R({{"unicorn", 1}}), /*allow_spillback=*/false, clock.Now());
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
+  clock.Advance(absl::Seconds(4));
+  auto d = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kInfeasible);
+}
+
 TEST_F(LeaseQueueTest, ANodeThatJoinsInTheGracePeriodTakesTheDemand) {
   queue.Add(1, R({{"unicorn", 1}}), true, clock.Now());
-  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
+  EXPECT_EQ(queue.Schedule(clock.Now(), node, others).size(), 1u);  // asks
   clock.Advance(absl::Seconds(2));
   others.push_back(
       RemoteNode{"n3", "h", 9, R({{"unicorn", 1}}), R({{"unicorn", 1}})});
@@ -236,7 +252,9 @@ TEST_F(StrategyTest, HardAffinityGoesToItsNodeEvenWhenBusy) {
   EXPECT_EQ(PlaceAll(1, hard), (std::vector<std::string>{"n3"}));
   Strategy gone{Strategy::kNodeAffinity, "n9", false};
   queue.Add(7, R({{"CPU", 1}}), true, clock.Now(), gone);
-  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others, self).empty());
+  auto asked = queue.Schedule(clock.Now(), node, others, self);
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].kind, LeaseDecision::kAskHead);
   clock.Advance(absl::Seconds(4));
   auto d = queue.Schedule(clock.Now(), node, others, self);
   ASSERT_EQ(d.size(), 1u);

@@ -1,0 +1,57 @@
+// src/gcs/global_scheduler.h
+//
+// GlobalScheduler: the head's choice of a node, over every alive node it
+// knows. Actors are placed through it, and raylets hand it the lease
+// requests they cannot place (ScheduleLease). A node it picks has the
+// demand counted against its available resources until the node's next
+// heartbeat says what it really has, so that a burst spreads out.
+//
+//   GlobalScheduler scheduler(&nodes);
+//   auto node = scheduler.Pick(demand, strategy, data_node, skip);
+//   scheduler.HandleScheduleLease(req, &reply, done);  // on the GCS loop
+#ifndef LOOM_GCS_GLOBAL_SCHEDULER_H_
+#define LOOM_GCS_GLOBAL_SCHEDULER_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "proto/gcs.pb.h"
+#include "scheduler/cluster_scheduler.h"
+#include "src/gcs/node_table.h"
+
+namespace loom::gcs {
+
+using Done = std::function<void(absl::Status)>;
+
+// Not thread-safe: runs on the GCS loop.
+class GlobalScheduler {
+ public:
+  explicit GlobalScheduler(NodeTable* nodes) : nodes_(nodes) {}
+
+  // The node to run `demand` on now, if any fits; `skip` passes over
+  // nodes (unreachable ones).
+  std::optional<rpc::NodeInfo> Pick(
+      const ResourceSet& demand, const Strategy& strategy,
+      const std::string& data_node = "",
+      const std::function<bool(const rpc::NodeInfo&)>& skip = nullptr);
+  // Counts `used` against the node until its next heartbeat.
+  void Debit(const rpc::NodeInfo& node, const ResourceSet& used);
+  // Whether some alive node could ever run `demand`.
+  bool Feasible(const ResourceSet& demand, const Strategy& strategy) const;
+
+  void HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
+                           rpc::ScheduleLeaseReply* reply, Done done);
+
+ private:
+  std::vector<NodeState> States(
+      std::vector<rpc::NodeInfo>* nodes,
+      const std::function<bool(const rpc::NodeInfo&)>& skip) const;
+
+  NodeTable* nodes_;
+  ClusterScheduler scheduler_;
+};
+
+}  // namespace loom::gcs
+
+#endif  // LOOM_GCS_GLOBAL_SCHEDULER_H_
