@@ -384,7 +384,8 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
     }
     for (auto& [node, r] : by_node) {
       auto address = options_.address_of(node);
-      if (!address) continue;
+      if (!address) address = AddressFromHead(node);  // our view may lag
+      if (!address) continue;  // gone: nothing of it to free
       auto stub = rpc::Raylet::NewStub(rpc::MakeChannel(*address));
       grpc::ClientContext ctx;
       rpc::SetTimeout(&ctx, 5000);
