@@ -36,8 +36,16 @@ TempRoot::~TempRoot() {
   std::system(("rm -rf " + path_).c_str());
 }
 
-std::string BinDir() { return LOOM_BIN_DIR_FOR_TESTS; }
-std::string TestLib() { return LOOM_TEST_LIB; }
+// The build's paths, unless the environment names a copy of the build
+// (to run the tests from elsewhere, e.g. on a GPU machine).
+std::string BinDir() {
+  const char* dir = std::getenv("LOOM_TEST_BIN_DIR");
+  return dir && *dir ? dir : LOOM_BIN_DIR_FOR_TESTS;
+}
+std::string TestLib() {
+  const char* lib = std::getenv("LOOM_TEST_LIB");
+  return lib && *lib ? lib : LOOM_TEST_LIB;
+}
 
 CommandResult RunCommand(const std::string& command) {
   CommandResult result{-1, ""};
