@@ -88,6 +88,20 @@ absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
   return std::optional<std::string>(std::move(*reply.mutable_value()));
 }
 
+absl::StatusOr<bool> RayletClient::KvDel(const std::string& ns,
+                                         const std::string& key) {
+  if (!gcs_) return absl::FailedPreconditionError("no head address");
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, kTimeoutMs);
+  rpc::KvDelRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  rpc::KvDelReply reply;
+  absl::Status s = rpc::ToAbsl(gcs_->KvDel(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.deleted();
+}
+
 absl::StatusOr<rpc::GetClusterStatusReply> RayletClient::GetClusterStatus() {
   grpc::ClientContext ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);

@@ -41,6 +41,8 @@ class RayletClient {
                      const std::string& value);
   absl::StatusOr<std::optional<std::string>> KvGet(const std::string& ns,
                                                    const std::string& key);
+  // Whether the key was there.
+  absl::StatusOr<bool> KvDel(const std::string& ns, const std::string& key);
   absl::StatusOr<rpc::GetClusterStatusReply> GetClusterStatus();
   // Placement groups at the head. GetPlacementGroup with wait_ready waits
   // up to timeout_ms for the group to leave PENDING.

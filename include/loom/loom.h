@@ -1,6 +1,7 @@
 // include/loom/loom.h
 //
-// Loom's C++ API: remote functions, object refs, Init/Get/Put/Wait.
+// Loom's C++ API: remote functions, object refs, Init/Get/Put/Wait, GPU
+// buffers (loom/gpu.h) and collective groups (loom/collective.h).
 //
 //   #include <loom/loom.h>
 //   int Square(int x) { return x * x; }
@@ -17,7 +18,9 @@
 #include "loom/actor.h"
 #include "loom/api.h"
 #include "loom/buffer.h"
+#include "loom/collective.h"
 #include "loom/errors.h"
+#include "loom/gpu.h"
 #include "loom/object_ref.h"
 #include "loom/placement_group.h"
 #include "loom/remote.h"

@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <stdexcept>
 #include <string>
@@ -147,6 +149,141 @@ int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
 LOOM_REMOTE(MakeCounter, AddThroughHandle, &Counter::Add, &Counter::Get,
             &Counter::Pid, &Counter::Append, &Counter::InOrder, &Counter::Sleep,
             &Counter::RayletPid, &Counter::Gpus, &Counter::AddTo);
+
+loom::CudaBuffer GpuWorker::Share(int64_t n) {
+  std::string bytes = Pattern(n);
+  kept_ = loom::CudaBuffer::Allocate(n);
+  kept_.CopyFromHost(bytes.data(), bytes.size());
+  return kept_;
+}
+
+std::string GpuWorker::Read(loom::CudaBuffer buffer) {
+  std::vector<uint8_t> bytes = buffer.ToHost();
+  return std::string(bytes.begin(), bytes.end());
+}
+
+bool GpuWorker::Write(loom::CudaBuffer buffer, std::string s) {
+  buffer.CopyFromHost(s.data(), s.size());
+  return !buffer.is_owner();
+}
+
+std::string GpuWorker::ReadKept() { return Read(kept_); }
+int GpuWorker::Pid() const { return getpid(); }
+
+int GpuWorker::Join(int world, int rank, std::string group) {
+  loom::collective::InitGroup(world, rank, "nccl", group);
+  return loom::collective::GetRank(group);
+}
+
+bool GpuWorker::Leave(std::string group) {
+  loom::collective::DestroyGroup(group);
+  return !loom::collective::IsGroupInitialized(group);
+}
+
+namespace {
+
+using loom::collective::DType;
+
+// A device array of floats, and a host copy of it.
+loom::CudaBuffer ToDevice(const std::vector<float>& v) {
+  auto b = loom::CudaBuffer::Allocate(v.size() * sizeof(float));
+  b.CopyFromHost(v.data(), v.size() * sizeof(float));
+  return b;
+}
+std::vector<float> FromDevice(const loom::CudaBuffer& b) {
+  std::vector<uint8_t> bytes = b.ToHost();
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
+  return v;
+}
+// "" when got[i] == want(i) for every i, else the first difference.
+std::string Compare(const std::string& what, const std::vector<float>& got,
+                    const std::function<float(size_t)>& want) {
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != want(i)) {
+      return what + ": element " + std::to_string(i) + " is " +
+             std::to_string(got[i]) + ", not " + std::to_string(want(i));
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string GpuWorker::RunCollectives(std::string group) {
+  namespace col = loom::collective;
+  const int world = col::GetWorldSize(group);
+  const int rank = col::GetRank(group);
+  const size_t n = 4096;
+  const float w = static_cast<float>(world), r = static_cast<float>(rank);
+  std::string diff;
+  auto fill = [n](const std::function<float(size_t)>& f, size_t count = 0) {
+    std::vector<float> v(count ? count : n);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = f(i);
+    return v;
+  };
+
+  // AllReduce (sum): every rank adds rank + 1 + i.
+  auto a = ToDevice(fill([&](size_t i) { return r + 1 + i % 100; }));
+  col::AllReduce(a, DType::kFloat32, col::ReduceOp::kSum, group);
+  diff += Compare("AllReduce", FromDevice(a),
+                  [&](size_t i) { return w * (w + 1) / 2 + w * (i % 100); });
+  // AllReduce (max), on a raw pointer.
+  auto m = ToDevice(fill([&](size_t i) { return r * 10 + i % 7; }));
+  col::AllReduce(m.data(), n, DType::kFloat32, col::ReduceOp::kMax, group);
+  diff += Compare("AllReduce max", FromDevice(m),
+                  [&](size_t i) { return (w - 1) * 10 + i % 7; });
+
+  // Broadcast from the last rank.
+  const int root = world - 1;
+  auto b = ToDevice(fill([&](size_t i) { return r * 100 + i % 50; }));
+  col::Broadcast(b, DType::kFloat32, root, group);
+  diff += Compare("Broadcast", FromDevice(b),
+                  [&](size_t i) { return root * 100.0f + i % 50; });
+
+  // AllGather: block k is rank k's.
+  auto g_send = ToDevice(fill([&](size_t i) { return r * 1000 + i % 10; }));
+  auto g_recv = loom::CudaBuffer::Allocate(n * world * sizeof(float));
+  col::AllGather(g_send, g_recv, DType::kFloat32, group);
+  diff += Compare("AllGather", FromDevice(g_recv),
+                  [&](size_t i) { return (i / n) * 1000.0f + (i % n) % 10; });
+
+  // ReduceScatter: block k of every rank holds rank + k.
+  auto s_send = ToDevice(fill([&](size_t i) { return r + i / n; }, n * world));
+  auto s_recv = loom::CudaBuffer::Allocate(n * sizeof(float));
+  col::ReduceScatter(s_send, s_recv, DType::kFloat32, col::ReduceOp::kSum,
+                     group);
+  diff += Compare("ReduceScatter", FromDevice(s_recv),
+                  [&](size_t) { return w * (w - 1) / 2 + w * r; });
+
+  // Reduce to rank 0: the others keep their own.
+  auto d = ToDevice(fill([&](size_t) { return r + 1; }));
+  col::Reduce(d.data(), n, DType::kFloat32, 0, col::ReduceOp::kSum, group);
+  diff += Compare("Reduce", FromDevice(d),
+                  [&](size_t) { return rank == 0 ? w * (w + 1) / 2 : r + 1; });
+
+  // Send/Recv between ranks 0 and 1, there and back.
+  if (world >= 2 && rank <= 1) {
+    auto p = ToDevice(fill([&](size_t i) { return r * 7 + i % 3; }));
+    for (int step = 0; step < 2; ++step) {
+      if (rank == step) {
+        col::Send(p.data(), n, DType::kFloat32, 1 - rank, group);
+      } else {
+        col::Recv(p.data(), n, DType::kFloat32, 1 - rank, group);
+      }
+    }
+    // Rank 1 got rank 0's, and sent it back: both hold rank 0's.
+    diff += Compare("Send/Recv", FromDevice(p),
+                    [&](size_t i) { return 0.0f + i % 3; });
+  }
+  col::Barrier(group);
+  return diff.empty() ? "ok" : diff;
+}
+
+GpuWorker* MakeGpuWorker() { return new GpuWorker(); }
+LOOM_REMOTE(MakeGpuWorker, &GpuWorker::Share, &GpuWorker::Read,
+            &GpuWorker::Write, &GpuWorker::ReadKept, &GpuWorker::Pid,
+            &GpuWorker::Join, &GpuWorker::RunCollectives, &GpuWorker::Leave);
 
 LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
             HoldBuffer);

@@ -8,6 +8,7 @@
 
 #include "loom/actor.h"
 #include "loom/buffer.h"
+#include "loom/gpu.h"
 #include "loom/object_ref.h"
 
 int Echo(int x);
@@ -77,5 +78,33 @@ class Counter {
 Counter* MakeCounter(int start);
 // Calls the actor from inside a task.
 int AddThroughHandle(loom::ActorHandle<Counter> counter, int x);
+
+// An actor on a GPU: shares device memory through CUDA IPC and joins NCCL
+// groups. Its methods throw loom::Error (a TaskError to the caller) when
+// CUDA or NCCL fails.
+class GpuWorker {
+ public:
+  // Allocates n bytes holding Pattern(n), keeps them (this process owns the
+  // memory) and returns them.
+  loom::CudaBuffer Share(int64_t n);
+  // The bytes of a buffer, read on this process's GPU.
+  std::string Read(loom::CudaBuffer buffer);
+  // Writes s at the start of the buffer; returns whether the buffer was
+  // mapped from another process (not allocated here).
+  bool Write(loom::CudaBuffer buffer, std::string s);
+  // The bytes of the buffer Share kept.
+  std::string ReadKept();
+  int Pid() const;
+  // loom::collective::InitGroup(world, rank, "nccl", group); returns rank.
+  int Join(int world, int rank, std::string group);
+  // Runs every collective on device memory with values made from the rank
+  // and checks each result; "ok", or what differed.
+  std::string RunCollectives(std::string group);
+  bool Leave(std::string group);
+
+ private:
+  loom::CudaBuffer kept_;
+};
+GpuWorker* MakeGpuWorker();
 
 #endif  // LOOM_TESTS_CLUSTER_TEST_FUNCTIONS_H_

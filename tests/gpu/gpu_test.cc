@@ -1,12 +1,15 @@
-// GPU tests (ctest label "gpu"): NVML discovery, and workers that see only
-// the GPUs their lease holds, checked through the CUDA driver. Each skips
-// when this machine has no NVIDIA GPU and driver.
+// GPU tests (ctest label "gpu"): NVML discovery, workers that see only the
+// GPUs their lease holds (checked through the CUDA driver), CudaBuffers
+// moving between actors through CUDA IPC, and NCCL groups among actors.
+// Each skips when this machine has no NVIDIA GPU and driver.
 #include <cstdlib>
 #include <fstream>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "loom/loom.h"
+#include "runtime/gpu/nccl_api.h"
+#include "runtime/internal_kv.h"
 #include "src/raylet/gpus.h"
 #include "tests/cluster/cluster_util.h"
 #include "tests/cluster/private_cluster.h"
@@ -73,6 +76,97 @@ TEST_F(GpuClusterTest, ABundlesGpuIsItsTasksGpu) {
                        .Remote();
   EXPECT_EQ(*loom::Get(in_bundle), 1);
   RemovePlacementGroup(pg);
+}
+
+TEST(CudaBufferTest, ReceivedInItsOwnProcessItIsTheSameMemory) {
+  std::string why;
+  if (Gpus(&why).empty()) GTEST_SKIP() << "no GPU here: " << why;
+  std::string bytes = Pattern(1 << 16);
+  auto buffer = loom::CudaBuffer::Allocate(bytes.size());
+  buffer.CopyFromHost(bytes.data(), bytes.size());
+  EXPECT_TRUE(buffer.is_owner());
+  EXPECT_FALSE(buffer.pci_bus_id().empty());
+  auto copy = loom::Deserialize<loom::CudaBuffer>(loom::Serialize(buffer));
+  EXPECT_EQ(copy.data(), buffer.data());
+  EXPECT_EQ(copy.size(), bytes.size());
+  std::vector<uint8_t> back = copy.ToHost();
+  EXPECT_EQ(std::string(back.begin(), back.end()), bytes);
+}
+
+TEST_F(GpuClusterTest, ACudaBufferMovesBetweenActorsSharingAGpu) {
+  std::string why;
+  if (Gpus(&why).empty()) GTEST_SKIP() << "no GPU here: " << why;
+  StartCluster(4);
+  // Both take half a GPU: they share GPU 0, in two processes.
+  auto a = loom::Actor(MakeGpuWorker).SetResource("GPU", 0.5).Remote();
+  auto b = loom::Actor(MakeGpuWorker).SetResource("GPU", 0.5).Remote();
+  ASSERT_NE(*loom::Get(a.Task(&GpuWorker::Pid).Remote()),
+            *loom::Get(b.Task(&GpuWorker::Pid).Remote()));
+  constexpr int64_t kBytes = 4 << 20;
+  auto shared = a.Task(&GpuWorker::Share).Remote(kBytes);
+
+  // B maps A's memory (the ref resolves in B, not here) and reads it.
+  std::string read = *loom::Get(b.Task(&GpuWorker::Read).Remote(shared));
+  ASSERT_EQ(read.size(), static_cast<size_t>(kBytes));
+  EXPECT_TRUE(IsPattern(read));
+
+  // B writes into it; A sees the write in the memory it kept.
+  const std::string note = "written by B";
+  EXPECT_TRUE(*loom::Get(b.Task(&GpuWorker::Write).Remote(shared, note)));
+  std::string kept = *loom::Get(a.Task(&GpuWorker::ReadKept).Remote());
+  ASSERT_EQ(kept.size(), static_cast<size_t>(kBytes));
+  EXPECT_EQ(kept.substr(0, note.size()), note);
+  EXPECT_EQ(kept.substr(note.size()), Pattern(kBytes).substr(note.size()));
+
+  // The driver can hold and pass the buffer on without mapping it; a
+  // received copy in A itself is A's own memory.
+  loom::CudaBuffer passed = *loom::Get(shared);
+  EXPECT_EQ(passed.size(), static_cast<size_t>(kBytes));
+  EXPECT_FALSE(passed.is_owner());
+  EXPECT_EQ(*loom::Get(b.Task(&GpuWorker::Read).Remote(passed)), kept);
+  EXPECT_FALSE(*loom::Get(a.Task(&GpuWorker::Write).Remote(passed, "A")));
+}
+
+TEST_F(GpuClusterTest, AnNcclGroupAmongActorsRunsEveryCollective) {
+  std::string why;
+  auto gpus = Gpus(&why);
+  if (gpus.empty()) GTEST_SKIP() << "no GPU here: " << why;
+  if (auto nccl = gpu::Nccl(); !nccl.ok()) {
+    GTEST_SKIP() << nccl.status().message();
+  }
+  // NCCL needs a GPU per rank: one actor per GPU.
+  const int world = static_cast<int>(gpus.size());
+  StartCluster(world + 1);
+  std::vector<loom::ActorHandle<GpuWorker>> actors;
+  for (int r = 0; r < world; ++r) {
+    actors.push_back(loom::Actor(MakeGpuWorker).SetResource("GPU", 1).Remote());
+  }
+  const std::string group = "gpu_test_group";
+  std::vector<loom::ObjectRef<int>> joined;
+  for (int r = 0; r < world; ++r) {  // all at once: InitGroup waits for all
+    joined.push_back(actors[r].Task(&GpuWorker::Join).Remote(world, r, group));
+  }
+  for (int r = 0; r < world; ++r) EXPECT_EQ(*loom::Get(joined[r]), r);
+
+  // Rank 0 published the unique id in the head's KV.
+  auto id = internal_kv::Get("fn", "collective:nccl:" + group);
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(id->has_value());
+  EXPECT_EQ((*id)->size(), 128u);
+
+  std::vector<loom::ObjectRef<std::string>> runs;
+  for (auto& a : actors) {
+    runs.push_back(a.Task(&GpuWorker::RunCollectives).Remote(group));
+  }
+  for (auto& r : runs) EXPECT_EQ(*loom::Get(r), "ok");
+
+  std::vector<loom::ObjectRef<bool>> left;
+  for (auto& a : actors)
+    left.push_back(a.Task(&GpuWorker::Leave).Remote(group));
+  for (auto& l : left) EXPECT_TRUE(*loom::Get(l));
+  id = internal_kv::Get("fn", "collective:nccl:" + group);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_FALSE(id->has_value()) << "rank 0 deletes the unique id";
 }
 
 }  // namespace
