@@ -92,6 +92,7 @@ Serialized ViewSerialized(const pyb::handle& metadata,
 void BindObjects(pyb::module_& m);
 void BindTasks(pyb::module_& m);
 void BindCluster(pyb::module_& m);
+void BindGpu(pyb::module_& m);
 
 // The (format, metadata, [buffers]) of a whole object's bytes, views into
 // `pinned`; raises ValueError when the bytes are not an object.

@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
   loom::py::BindObjects(m);
   loom::py::BindTasks(m);
   loom::py::BindCluster(m);
+  loom::py::BindGpu(m);
 }

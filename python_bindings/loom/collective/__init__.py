@@ -19,7 +19,11 @@ Backend "cpu" moves numpy arrays (anything exposing the buffer protocol)
 through Loom's object store: each rank puts its contribution, a rendezvous
 actor per group swaps the refs, and each rank reads the others' in place
 (shared memory on one node, a transfer across nodes) and reduces locally.
-Backend "nccl" is not available yet and raises.
+Backend "nccl" runs NCCL in the C++ core on GPU arrays that expose
+``__cuda_array_interface__`` (torch CUDA tensors, cupy arrays), in place and
+without host copies; one GPU per rank. Rank 0 publishes the NCCL unique id
+in the head's key-value store and the other ranks read it there.
+init_collective_group raises RuntimeError when NCCL or a GPU is missing.
 """
 from loom.collective.collective import (ReduceOp, allgather, allreduce,
                                         barrier, broadcast,

@@ -1,7 +1,9 @@
-"""The collective API over a rendezvous actor per group (backend "cpu")."""
+"""The collective API: backend "cpu" over a rendezvous actor per group,
+backend "nccl" over NCCL in the C++ core (loom/collective.h)."""
 import asyncio
 import enum
 import json
+import math
 
 import numpy as np
 
@@ -85,6 +87,57 @@ class _Group:
         return [next(values) if r is not None else None for r in refs]
 
 
+class _NcclGroup:
+    """A group in the C++ core: NCCL on this process's GPU."""
+
+    def __init__(self, world_size, rank, name):
+        error = _core.nccl_error()
+        if error is not None:
+            raise RuntimeError(f"backend 'nccl' is not available: {error}")
+        self.world_size = world_size
+        self.rank = rank
+        self.backend = "nccl"
+        self.name = name
+        _core.nccl_init(world_size, rank, name)  # RuntimeError: no GPU, ...
+
+    def destroy(self):
+        _core.nccl_destroy(self.name)
+
+
+# __cuda_array_interface__ typestr (without the byte order) -> NCCL dtype.
+_CUDA_DTYPES = {"i1": "int8", "u1": "uint8", "b1": "uint8", "i4": "int32",
+                "u4": "uint32", "i8": "int64", "u8": "uint64",
+                "f2": "float16", "f4": "float32", "f8": "float64"}
+
+
+def _cuda_array(tensor):
+    """(pointer, elements, dtype, stream) of a GPU array, from its
+    __cuda_array_interface__ (torch CUDA tensors, cupy arrays, numba)."""
+    cai = getattr(tensor, "__cuda_array_interface__", None)
+    if cai is None:
+        raise TypeError(
+            "backend 'nccl' takes GPU arrays exposing __cuda_array_interface__"
+            f" (torch CUDA tensors, cupy arrays), not {type(tensor).__name__}")
+    typestr = cai["typestr"]
+    dtype = _CUDA_DTYPES.get(typestr[1:])
+    if dtype is None or typestr[0] == ">":
+        raise TypeError(f"backend 'nccl' does not take dtype {typestr!r}")
+    shape = tuple(cai["shape"])
+    strides = cai.get("strides")
+    if strides is not None:
+        itemsize = int(typestr[2:])
+        expected, step = [], itemsize
+        for n in reversed(shape):
+            expected.append(step)
+            step *= n
+        if tuple(reversed(expected)) != tuple(strides) and \
+                math.prod(shape) > 1:
+            raise ValueError("backend 'nccl' needs contiguous arrays")
+    ptr, _ = cai["data"]
+    stream = cai.get("stream") or 0
+    return ptr, math.prod(shape), dtype, stream
+
+
 _groups = {}
 
 
@@ -97,9 +150,6 @@ def init_collective_group(world_size, rank, backend="cpu",
     """Joins this process (an actor or task) to the group as `rank`."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
-    if backend == "nccl":
-        raise NotImplementedError(
-            "the nccl backend is not available yet; use backend='cpu'")
     if not isinstance(world_size, int) or world_size < 1:
         raise ValueError("world_size must be an int >= 1")
     if not isinstance(rank, int) or not 0 <= rank < world_size:
@@ -107,7 +157,10 @@ def init_collective_group(world_size, rank, backend="cpu",
     if group_name in _groups:
         raise RuntimeError(f"group {group_name!r} is already initialized "
                            "in this process")
-    _groups[group_name] = _Group(world_size, rank, backend, group_name)
+    if backend == "nccl":
+        _groups[group_name] = _NcclGroup(world_size, rank, group_name)
+    else:
+        _groups[group_name] = _Group(world_size, rank, backend, group_name)
 
 
 def create_collective_group(actors, world_size, ranks, backend="cpu",
@@ -145,7 +198,9 @@ def is_group_initialized(group_name="default"):
 
 
 def destroy_collective_group(group_name="default"):
-    _groups.pop(group_name, None)
+    g = _groups.pop(group_name, None)
+    if isinstance(g, _NcclGroup):
+        g.destroy()
 
 
 def get_rank(group_name="default"):
@@ -173,6 +228,11 @@ def _assign(tensor, value):
 def allreduce(tensor, group_name="default", op=ReduceOp.SUM):
     """Replaces `tensor` (in place) with the reduction over all ranks."""
     g = _group(group_name)
+    if g.backend == "nccl":
+        ptr, n, dtype, stream = _cuda_array(tensor)
+        _core.nccl_allreduce(g.name, ptr, n, dtype, ReduceOp(op).value,
+                             stream)
+        return
     _assign(tensor, _reduce(g.exchange(np.asarray(tensor)), op))
 
 
@@ -181,6 +241,14 @@ def allgather(tensor_list, tensor, group_name="default"):
     g = _group(group_name)
     if len(tensor_list) != g.world_size:
         raise ValueError("tensor_list needs one tensor per rank")
+    if g.backend == "nccl":
+        ptr, n, dtype, stream = _cuda_array(tensor)
+        outs = [_cuda_array(t) for t in tensor_list]
+        if any(o[1] != n or o[2] != dtype for o in outs):
+            raise ValueError("tensor_list's tensors must match `tensor`")
+        _core.nccl_allgather(g.name, ptr, [o[0] for o in outs], n, dtype,
+                             stream)
+        return
     for dst, value in zip(tensor_list, g.exchange(np.asarray(tensor))):
         _assign(dst, value)
 
@@ -192,6 +260,14 @@ def reducescatter(tensor, tensor_list, group_name="default",
     g = _group(group_name)
     if len(tensor_list) != g.world_size:
         raise ValueError("tensor_list needs one tensor per rank")
+    if g.backend == "nccl":
+        ptr, n, dtype, stream = _cuda_array(tensor)
+        ins = [_cuda_array(t) for t in tensor_list]
+        if any(i[1] != n or i[2] != dtype for i in ins):
+            raise ValueError("tensor_list's tensors must match `tensor`")
+        _core.nccl_reducescatter(g.name, [i[0] for i in ins], ptr, n, dtype,
+                                 ReduceOp(op).value, stream)
+        return
     values = g.exchange([np.asarray(t) for t in tensor_list])
     _assign(tensor, _reduce([v[g.rank] for v in values], op))
 
@@ -199,6 +275,10 @@ def reducescatter(tensor, tensor_list, group_name="default",
 def broadcast(tensor, src_rank=0, group_name="default"):
     """Every rank's `tensor` becomes src_rank's."""
     g = _group(group_name)
+    if g.backend == "nccl":
+        ptr, n, dtype, stream = _cuda_array(tensor)
+        _core.nccl_broadcast(g.name, ptr, n, dtype, src_rank, stream)
+        return
     values = g.exchange(np.asarray(tensor) if g.rank == src_rank else None)
     if g.rank != src_rank:
         _assign(tensor, values[src_rank])
@@ -207,17 +287,30 @@ def broadcast(tensor, src_rank=0, group_name="default"):
 def reduce(tensor, dst_rank=0, group_name="default", op=ReduceOp.SUM):
     """dst_rank's `tensor` becomes the reduction over all ranks."""
     g = _group(group_name)
+    if g.backend == "nccl":
+        ptr, n, dtype, stream = _cuda_array(tensor)
+        _core.nccl_reduce(g.name, ptr, n, dtype, dst_rank, ReduceOp(op).value,
+                          stream)
+        return
     values = g.exchange(np.asarray(tensor))
     if g.rank == dst_rank:
         _assign(tensor, _reduce(values, op))
 
 
 def barrier(group_name="default"):
-    _group(group_name).exchange(None)
+    g = _group(group_name)
+    if g.backend == "nccl":
+        _core.nccl_barrier(g.name)
+        return
+    g.exchange(None)
 
 
 def send(tensor, dst_rank, group_name="default"):
     g = _group(group_name)
+    if g.backend == "nccl":
+        ptr, n, dtype, stream = _cuda_array(tensor)
+        _core.nccl_send(g.name, ptr, n, dtype, dst_rank, stream)
+        return
     n = g.sent.get(dst_rank, 0)
     g.sent[dst_rank] = n + 1
     loom.get(g.rendezvous.post.remote((g.rank, dst_rank, n),
@@ -226,6 +319,10 @@ def send(tensor, dst_rank, group_name="default"):
 
 def recv(tensor, src_rank, group_name="default"):
     g = _group(group_name)
+    if g.backend == "nccl":
+        ptr, n, dtype, stream = _cuda_array(tensor)
+        _core.nccl_recv(g.name, ptr, n, dtype, src_rank, stream)
+        return
     n = g.received.get(src_rank, 0)
     g.received[src_rank] = n + 1
     boxed = loom.get(g.rendezvous.take.remote((src_rank,
