@@ -4,6 +4,9 @@
 #ifndef LOOM_BENCHMARKS_BENCH_FUNCTIONS_H_
 #define LOOM_BENCHMARKS_BENCH_FUNCTIONS_H_
 
+#include <cstdint>
+#include <string>
+
 // Returns its argument: a task whose cost is all Loom's.
 int Noop(int x);
 
@@ -14,5 +17,17 @@ class BenchActor {
   int WithArg(int x, int arg) { return x + arg; }
 };
 BenchActor* MakeBenchActor();
+
+// An actor on one GPU in an NCCL group (loom-gpu-bench).
+class GpuBenchActor {
+ public:
+  // loom::collective::InitGroup(world, rank, "nccl", group); returns rank.
+  int Join(int world, int rank, std::string group);
+  // Seconds that `iters` out-of-place float32 AllReduces of `bytes` take
+  // here (each synchronized), after two warm-up calls and a barrier.
+  double AllReduceSeconds(int64_t bytes, int iters, std::string group);
+  bool Leave(std::string group);
+};
+GpuBenchActor* MakeGpuBenchActor();
 
 #endif  // LOOM_BENCHMARKS_BENCH_FUNCTIONS_H_
