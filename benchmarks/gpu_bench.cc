@@ -1,5 +1,5 @@
 // loom-gpu-bench: NCCL allreduce bandwidth among actors, one per GPU, one
-// JSON line per size on stdout ({"name": "allreduce_nccl_<N>MiB_gbps",
+// JSON line per size on stdout ({"name": "allreduce_nccl_<N>MiB_gigabytes",
 // "value": GB/s, "unit": "GB/s", "world_size": N}). The value is the
 // algorithm bandwidth (bytes / time of one out-of-place float32 allreduce,
 // each call synchronized), median of 3 runs; the slowest rank's time counts.
@@ -99,7 +99,7 @@ int main() {
       std::sort(rates.begin(), rates.end());
       // One rank: NCCL copies send to recv; nothing crosses a link.
       std::printf(
-          "{\"name\": \"allreduce_nccl_%lldMiB_gbps\", \"value\": %.3f, "
+          "{\"name\": \"allreduce_nccl_%lldMiB_gigabytes\", \"value\": %.3f, "
           "\"unit\": \"GB/s\", \"world_size\": %d%s}\n",
           static_cast<long long>(size.mib), rates[kRuns / 2], world,
           world == 1 ? ", \"note\": \"one GPU: a local copy\"" : "");
