@@ -9,6 +9,7 @@
 #ifndef LOOM_BENCHMARKS_BENCH_CLUSTER_H_
 #define LOOM_BENCHMARKS_BENCH_CLUSTER_H_
 
+#include <cstdlib>
 #include <string>
 
 #include "benchmarks/bench_util.h"
@@ -23,7 +24,9 @@ class PrivateCluster {
     loom::InitOptions options;
     options.num_cpus = num_cpus;
     options.object_store_memory = object_store_memory;
-    options.code_search_path = {LOOM_BENCH_FUNCTIONS_LIB};
+    // The build's library, unless the environment names a copy of it.
+    const char* lib = std::getenv("LOOM_BENCH_FUNCTIONS_LIB");
+    options.code_search_path = {lib && *lib ? lib : LOOM_BENCH_FUNCTIONS_LIB};
     options.session_root = root_.path();
     loom::Init(options);
   }

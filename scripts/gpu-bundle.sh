@@ -35,13 +35,15 @@ cat > "$OUT/run.sh" <<'RUN'
 #!/bin/bash
 # On the GPU machine: bash .devbundle/run.sh  (writes to $OUT when set)
 B=$(cd "$(dirname "$0")" && pwd)
-nccl=$(find / -name 'libnccl.so.2' -not -path '*/proc/*' 2>/dev/null | head -1)
-cudart=$(find / -name 'libcudart.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)
+# Where the machine keeps them (searching all of / takes minutes).
+nccl=$(find /usr/lib /usr/local /opt -name 'libnccl.so.2' 2>/dev/null | head -1)
+cudart=$(find /usr/local /usr/lib /opt -name 'libcudart.so.13' 2>/dev/null | head -1)
 echo "nccl: $nccl"; echo "cudart: $cudart"
 export LD_LIBRARY_PATH="$B/lib:$(dirname "$nccl"):$(dirname "$cudart")"
 export LOOM_NCCL_LIB="$nccl" LOOM_CUDART_LIB="$cudart"
 export LOOM_BIN_DIR="$B/bin" LOOM_TEST_BIN_DIR="$B/bin"
 export LOOM_TEST_LIB="$B/lib/libloom_test_functions.so"
+export LOOM_BENCH_FUNCTIONS_LIB="$B/lib/libloom_bench_functions.so"
 nvidia-smi -L
 "$B/bin/loom_gpu_tests" 2>&1 | tee "${OUT:-/tmp}/gpu_tests.log"
 "$B/bin/loom-gpu-bench" 2>&1 | tee "${OUT:-/tmp}/gpu_bench.log"

@@ -209,6 +209,14 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
               s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
             unreachable_[node_id] = absl::Now() + nodes_->timeout();
           }
+          if (s.ok() && call->reply.outcome() == rpc::LeaseReply::REJECTED) {
+            // Its worker cannot start or join the job (code that does not
+            // load, a runtime that fails): the same everywhere, so the
+            // actor dies saying why instead of being retried forever, as
+            // a task fails.
+            return MarkDead(*it->second, "cannot start the actor's worker: " +
+                                             call->reply.message());
+          }
           if (!granted) {
             spdlog::info("actor {}: lease at {} not granted ({})", id.Hex(),
                          raylet,

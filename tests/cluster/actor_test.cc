@@ -149,6 +149,31 @@ TEST_F(PrivateClusterTest, DroppingEveryHandleStopsTheActor) {
   EXPECT_EQ(kill(detached_pid, 0), 0);
 }
 
+// Code that cannot load fails the actor (and a task) at once, saying why,
+// instead of leaving its callers waiting while the head retries.
+TEST_F(PrivateClusterTest, AnActorWhoseCodeCannotLoadDiesSayingWhy) {
+  InitOptions options;
+  options.session_root = root_.path();
+  options.num_cpus = 2;
+  options.code_search_path = {TestLib(), root_.path() + "/missing.so"};
+  loom::Init(options);
+  auto counter = Actor(MakeCounter).Remote(1);
+  try {
+    Get(counter.Task(&Counter::Get).Remote(), 20000);
+    FAIL() << "the call should fail";
+  } catch (const ActorDiedError& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.so"), std::string::npos)
+        << e.what();
+  }
+  try {
+    Get(Task(Add).Remote(1, 2), 20000);
+    FAIL() << "the task should fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.so"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(PrivateClusterTest, LoomListShowsActorsAndNodes) {
   StartCluster(2);
   auto counter = Actor(MakeCounter).SetName("listed").Remote(1);
