@@ -16,14 +16,6 @@ constexpr const char* kCudartNames[] = {"libcudart.so.13", "libcudart.so",
                                         "/usr/local/cuda/lib64/libcudart.so.13",
                                         "/usr/local/cuda/lib64/libcudart.so"};
 
-template <typename Fn>
-bool Bind(void* lib, const char* name, Fn* out, std::string* missing) {
-  *out = reinterpret_cast<Fn>(dlsym(lib, name));
-  if (*out == nullptr)
-    absl::StrAppend(missing, missing->empty() ? "" : ", ", name);
-  return *out != nullptr;
-}
-
 absl::StatusOr<const CudaApi*> Load() {
   std::string error;
   void* lib = OpenFirst("LOOM_CUDART_LIB", kCudartNames,
@@ -59,6 +51,14 @@ absl::StatusOr<const CudaApi*> Load() {
 }
 
 }  // namespace
+
+void* FindSymbol(void* lib, const char* name, std::string* missing) {
+  void* sym = dlsym(lib, name);
+  if (sym == nullptr && missing != nullptr) {
+    absl::StrAppend(missing, missing->empty() ? "" : ", ", name);
+  }
+  return sym;
+}
 
 void* OpenFirst(const char* env_var, const char* const* names, size_t n,
                 std::string* error) {

@@ -88,6 +88,15 @@ const std::string& MachineId();
 void* OpenFirst(const char* env_var, const char* const* names, size_t n,
                 std::string* error);
 
+// Looks `name` up in `lib` into *out; a symbol that is not there leaves
+// *out null and is appended to *missing (unless missing is null: optional).
+void* FindSymbol(void* lib, const char* name, std::string* missing);
+template <typename Fn>
+bool Bind(void* lib, const char* name, Fn* out, std::string* missing) {
+  *out = reinterpret_cast<Fn>(FindSymbol(lib, name, missing));
+  return *out != nullptr;
+}
+
 }  // namespace loom::gpu
 
 #endif  // LOOM_RUNTIME_GPU_CUDA_API_H_

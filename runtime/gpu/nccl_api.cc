@@ -5,20 +5,13 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/gpu/cuda_api.h"
 
 namespace loom::gpu {
 namespace {
 
 constexpr const char* kNcclNames[] = {"libnccl.so.2", "libnccl.so",
                                       "/usr/local/cuda/lib64/libnccl.so.2"};
-
-template <typename Fn>
-void Bind(void* lib, const char* name, Fn* out, std::string* missing) {
-  *out = reinterpret_cast<Fn>(dlsym(lib, name));
-  if (*out == nullptr && missing != nullptr) {
-    absl::StrAppend(missing, missing->empty() ? "" : ", ", name);
-  }
-}
 
 absl::StatusOr<const NcclApi*> Load() {
   std::string error;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "loom/loom.h"
 #include "proto/gcs.grpc.pb.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
@@ -45,6 +46,45 @@ std::string BinDir() {
 std::string TestLib() {
   const char* lib = std::getenv("LOOM_TEST_LIB");
   return lib && *lib ? lib : LOOM_TEST_LIB;
+}
+
+HeadAndNode::HeadAndNode(std::map<std::string, double> resources,
+                         const std::function<void(ClusterOptions&)>& tune) {
+  ClusterOptions h;
+  h.session_root = head_root.path();
+  h.num_cpus = 1;
+  if (tune) tune(h);
+  auto started = StartCluster(h);
+  if (!started.ok()) {
+    status = started.status();
+    return;
+  }
+  head = *started;
+  ClusterOptions n;
+  n.session_root = node_root.path();
+  n.head_address = head.gcs_address;
+  n.num_cpus = 1;
+  n.resources = std::move(resources);
+  started = StartCluster(n);
+  if (!started.ok()) {
+    status = started.status();
+    return;
+  }
+  node = *started;
+}
+
+HeadAndNode::~HeadAndNode() {
+  loom::Shutdown();
+  if (!node.pids.empty()) StopCluster(node);
+  if (!head.pids.empty()) StopCluster(head);
+}
+
+void HeadAndNode::Connect() const {
+  InitOptions options;
+  options.address = head.gcs_address;
+  options.session_root = head_root.path();
+  options.code_search_path = {TestLib()};
+  loom::Init(options);
 }
 
 CommandResult RunCommand(const std::string& command) {

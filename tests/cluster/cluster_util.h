@@ -8,12 +8,14 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "proto/gcs.pb.h"
+#include "runtime/local_cluster.h"
 #include "src/common/process.h"
 
 namespace loom::test {
@@ -51,6 +53,23 @@ std::vector<pid_t> PidsMatching(const std::string& needle);
 // Whether `p` lies in this process's mapping of an object store arena.
 bool InStoreMapping(const void* p);
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
+
+// A head (1 CPU) and one node joined to it with `resources`, each under a
+// root of its own; `tune` adjusts the head's options first. Both stop (after
+// loom::Shutdown) when this goes away; `status` says whether they started.
+class HeadAndNode {
+ public:
+  explicit HeadAndNode(
+      std::map<std::string, double> resources,
+      const std::function<void(ClusterOptions&)>& tune = nullptr);
+  ~HeadAndNode();
+  // loom::Init as a driver of this cluster.
+  void Connect() const;
+
+  TempRoot head_root, node_root;
+  absl::Status status;
+  ClusterHandle head, node;
+};
 
 absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(
     const std::string& gcs_address);

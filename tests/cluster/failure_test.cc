@@ -146,24 +146,10 @@ int CountLocations(const std::string& gcs_address, const std::string& id) {
 }
 
 TEST(NodeDeath, CopiesAreReportedAgainAfterTheHeadRestarts) {
-  TempRoot root, far_root;
-  ClusterOptions head;
-  head.session_root = root.path();
-  head.num_cpus = 1;
-  auto h = StartCluster(head);
-  ASSERT_TRUE(h.ok()) << h.status();
-  ClusterOptions far_node;
-  far_node.session_root = far_root.path();
-  far_node.head_address = h->gcs_address;
-  far_node.num_cpus = 1;
-  far_node.resources = {{"far", 1}};
-  auto far = StartCluster(far_node);
-  ASSERT_TRUE(far.ok()) << far.status();
-  InitOptions options;
-  options.address = h->gcs_address;
-  options.session_root = root.path();
-  options.code_search_path = {TestLib()};
-  loom::Init(options);
+  HeadAndNode cluster({{"far", 1}});
+  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
+  const ClusterHandle* h = &cluster.head;
+  cluster.Connect();
   auto made = Task(Pattern).SetResource("far", 1).Remote(int64_t{16} << 20);
   EXPECT_EQ(Get(made, 60000)->size(), size_t{16} << 20);  // a copy here
   EXPECT_TRUE(WaitUntil(
@@ -177,8 +163,6 @@ TEST(NodeDeath, CopiesAreReportedAgainAfterTheHeadRestarts) {
       absl::Seconds(10)));
   loom::Shutdown();
   TerminateProcess(*gcs, absl::Seconds(2));
-  StopCluster(*far);
-  StopCluster(*h);
 }
 
 // Starts loom-test-driver and waits for its "ready" line.

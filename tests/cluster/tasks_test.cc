@@ -443,33 +443,16 @@ TEST_F(MultiNodeTest, ANodeThatJoinsInTheGracePeriodRunsTheDemand) {
 // to the head's scheduler, which places it there, long before the
 // request's infeasible grace period (3 s) would have failed it.
 TEST(HeadScheduling, WhatARayletCannotPlaceTheHeadPlaces) {
-  TempRoot head_root, node_root;
-  ClusterOptions head;
-  head.session_root = head_root.path();
-  head.num_cpus = 1;
-  head.heartbeat_ms = 60000;
-  head.node_timeout_ms = 120000;
-  auto h = StartCluster(head);
-  ASSERT_TRUE(h.ok()) << h.status();
-  ClusterOptions node;
-  node.session_root = node_root.path();
-  node.head_address = h->gcs_address;
-  node.num_cpus = 1;
-  node.resources = {{"special", 1}};
-  auto n = StartCluster(node);
-  ASSERT_TRUE(n.ok()) << n.status();
-  InitOptions options;
-  options.address = h->gcs_address;
-  options.session_root = head_root.path();
-  options.code_search_path = {TestLib()};
-  loom::Init(options);
+  HeadAndNode cluster({{"special", 1}}, [](ClusterOptions& head) {
+    head.heartbeat_ms = 60000;
+    head.node_timeout_ms = 120000;
+  });
+  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
+  cluster.Connect();
   absl::Time start = absl::Now();
   auto ref = Task(ParentPid).SetResource("special", 1).Remote();
-  EXPECT_EQ(*Get(ref, 20000), n->pids.back());
+  EXPECT_EQ(*Get(ref, 20000), cluster.node.pids.back());
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
-  loom::Shutdown();
-  StopCluster(*n);
-  StopCluster(*h);
 }
 
 }  // namespace
