@@ -262,9 +262,11 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
       break;
     }
     case rpc::LeaseReply::SPILLBACK:
+      // Spilled: that node grants or queues it. Sent to the data's node
+      // to decide: it runs it if it can, else places it elsewhere.
       RequestLease(
           ks, absl::StrCat(reply.spillback_host(), ":", reply.spillback_port()),
-          true);
+          !reply.spillback_may_spill());
       break;
     case rpc::LeaseReply::INFEASIBLE:
       ks.requesting = false;

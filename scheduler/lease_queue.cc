@@ -114,8 +114,15 @@ Placement Place(const ResourceSet& demand, const NodeResources& node,
       if (!strategy.soft || target->available.Contains(demand)) {
         return {Placement::kRemote, target};
       }
+      // The data's node looks busy, but this view of it may be a heartbeat
+      // old: it decides, and may place the task elsewhere.
+      if (strategy.locality && target->total.Contains(demand)) {
+        return {Placement::kRemote, target, /*may_spill=*/true};
+      }
     } else if (!strategy.soft) {
       return {Placement::kNowhere};  // that node is gone or unknown
+    } else if (target == nullptr && !here && allow_spillback) {
+      return {Placement::kAskHead};  // it may have just joined
     }
     // Soft, and the node cannot run it now: anywhere, as by default.
     return PlaceDefault(demand, node, others, allow_spillback, local_labels,
@@ -151,6 +158,12 @@ void LeaseQueue::Add(uint64_t handle, ResourceSet demand, bool allow_spillback,
       Entry{handle, std::move(demand), allow_spillback, std::move(strategy)});
 }
 
+void LeaseQueue::HeadAnswered(uint64_t handle) {
+  for (Entry& e : entries_) {
+    if (e.handle == handle) e.awaiting_head = false;
+  }
+}
+
 bool LeaseQueue::Remove(uint64_t handle) {
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->handle == handle) {
@@ -167,11 +180,26 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
                                                 const LocalNode& self) {
   std::vector<LeaseDecision> out;
   for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->awaiting_head) {
+      ++it;
+      continue;
+    }
     Placement p = Place(it->demand, node, others, it->allow_spillback,
                         it->strategy, self, &spread_next_);
+    if (p.kind == Placement::kAskHead && it->asked_head) {
+      Strategy fallback = it->strategy;  // soft: anywhere, as by default
+      fallback.kind = Strategy::kDefault;
+      p = Place(it->demand, node, others, it->allow_spillback, fallback, self,
+                &spread_next_);
+    }
     LeaseDecision d{LeaseDecision::kGrant, it->handle};
     bool done = true;
     switch (p.kind) {
+      case Placement::kAskHead:
+        it->asked_head = it->awaiting_head = true;
+        out.push_back(LeaseDecision{LeaseDecision::kAskHead, it->handle});
+        done = false;
+        break;
       case Placement::kHere: {
         auto alloc = node.Acquire(it->demand);
         if (!alloc) {  // CanFit said yes; keep waiting if that changed
@@ -184,6 +212,7 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
       case Placement::kRemote: {
         d.kind = LeaseDecision::kSpillback;
         d.target = p.target;
+        d.may_spill = p.may_spill;
         // Count it there now, so that a burst does not all go one way.
         auto* target = const_cast<RemoteNode*>(p.target);
         if (target->available.Contains(it->demand)) {
@@ -202,7 +231,7 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
         if (now - it->infeasible_since < options_.infeasible_grace) {
           done = false;
           if (it->allow_spillback && !it->asked_head) {
-            it->asked_head = true;
+            it->asked_head = it->awaiting_head = true;
             out.push_back(LeaseDecision{LeaseDecision::kAskHead, it->handle});
           }
           break;

@@ -41,6 +41,9 @@ struct Strategy {
   Kind kind = kDefault;
   std::string node_id;  // binary; kNodeAffinity
   bool soft = false;
+  // Soft affinity for data locality (the node holding the arguments): when
+  // that node looks busy, it is asked to decide rather than passed over.
+  bool locality = false;
   std::map<std::string, std::string> labels;
 };
 
@@ -62,15 +65,17 @@ struct LocalNode {
   std::map<std::string, std::string> labels;
 };
 
-// kAskHead: no node this raylet knows can ever run the request; the head,
-// which knows every node, is asked once, and the request stays queued (on
-// its infeasible grace clock) until the head's answer moves it.
+// kAskHead: no node this raylet knows can ever run the request, or its
+// soft affinity names a node this raylet does not know yet; the head, which
+// knows every node, is asked once, and the request waits in the queue (an
+// infeasible one on its grace clock) until HeadAnswered.
 struct LeaseDecision {
   enum Kind { kGrant, kSpillback, kInfeasible, kAskHead };
   Kind kind;
   uint64_t handle;
   Allocation allocation;               // kGrant
   const RemoteNode* target = nullptr;  // kSpillback
+  bool may_spill = false;              // kSpillback: the target may re-place
   std::string message;                 // kInfeasible
 };
 
@@ -85,6 +90,8 @@ class LeaseQueue {
   void Add(uint64_t handle, ResourceSet demand, bool allow_spillback,
            absl::Time now, Strategy strategy = {});
   bool Remove(uint64_t handle);
+  // The head did not move the request: it is decided here again.
+  void HeadAnswered(uint64_t handle);
 
   // Decides every queued request in arrival order. Grants take resources
   // from `node`; each request that leaves the queue is returned.
@@ -107,6 +114,7 @@ class LeaseQueue {
     Strategy strategy;
     absl::Time infeasible_since = absl::InfiniteFuture();
     bool asked_head = false;
+    bool awaiting_head = false;
   };
 
   Options options_;
@@ -120,10 +128,12 @@ class LeaseQueue {
 // included); here later if this node could ever run it; a node that could
 // ever run it; else nowhere.
 inline constexpr double kPackThreshold = 0.5;
+// kAskHead: a soft affinity's node is not in this view.
 struct Placement {
-  enum Kind { kHere, kRemote, kQueue, kNowhere };
+  enum Kind { kHere, kRemote, kQueue, kNowhere, kAskHead };
   Kind kind;
   const RemoteNode* target = nullptr;
+  bool may_spill = false;  // kRemote: the target decides again
 };
 Placement Place(const ResourceSet& demand, const NodeResources& node,
                 const std::vector<RemoteNode>& others, bool allow_spillback,

@@ -124,6 +124,7 @@ static absl::StatusOr<Strategy> LeaseStrategy(const rpc::LeaseRequest& req) {
   strategy->kind = Strategy::kNodeAffinity;
   strategy->node_id = req.preferred_node_id();
   strategy->soft = true;
+  strategy->locality = true;
   return strategy;
 }
 
@@ -188,6 +189,7 @@ void NodeManager::Dispatch() {
         p.reply->set_outcome(rpc::LeaseReply::SPILLBACK);
         p.reply->set_spillback_host(d.target->host);
         p.reply->set_spillback_port(d.target->port);
+        p.reply->set_spillback_may_spill(d.may_spill);
         spillbacks_.Increment();
         break;
       case LeaseDecision::kInfeasible:
@@ -215,12 +217,14 @@ void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
       [this, handle](absl::Status s, const rpc::ScheduleLeaseReply& r) {
         if (!s.ok()) {
           spdlog::debug("the head could not place a lease: {}", s.ToString());
-          return;
+          queue_.HeadAnswered(handle);
+          return Dispatch();
         }
         auto it = pending_.find(handle);
         if (!r.placed() || r.node().node_id() == options_.node_id.Binary() ||
             it == pending_.end() || !queue_.Remove(handle)) {
-          return;  // it stays queued here, on its grace clock
+          queue_.HeadAnswered(handle);  // decided here again
+          return Dispatch();
         }
         PendingLease& p = it->second;
         p.reply->set_outcome(rpc::LeaseReply::SPILLBACK);

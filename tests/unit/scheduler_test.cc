@@ -177,6 +177,8 @@ TEST_F(LeaseQueueTest, InfeasibleFailsAfterTheGracePeriod) {
   EXPECT_EQ(asked[0].handle, 1u);
   EXPECT_EQ(queue.size(), 1u);
   EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
+  queue.HeadAnswered(1);  // no node fits there either
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
   EXPECT_EQ(queue.InfeasibleDemands().size(), 1u);
   clock.Advance(absl::Seconds(2));
   EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
@@ -199,6 +201,7 @@ TEST_F(LeaseQueueTest, ASpilledRequestNeverAsksTheHead) {
 TEST_F(LeaseQueueTest, ANodeThatJoinsInTheGracePeriodTakesTheDemand) {
   queue.Add(1, R({{"unicorn", 1}}), true, clock.Now());
   EXPECT_EQ(queue.Schedule(clock.Now(), node, others).size(), 1u);  // asks
+  queue.HeadAnswered(1);
   clock.Advance(absl::Seconds(2));
   others.push_back(
       RemoteNode{"n3", "h", 9, R({{"unicorn", 1}}), R({{"unicorn", 1}})});
@@ -255,6 +258,7 @@ TEST_F(StrategyTest, HardAffinityGoesToItsNodeEvenWhenBusy) {
   auto asked = queue.Schedule(clock.Now(), node, others, self);
   ASSERT_EQ(asked.size(), 1u);
   EXPECT_EQ(asked[0].kind, LeaseDecision::kAskHead);
+  queue.HeadAnswered(7);
   clock.Advance(absl::Seconds(4));
   auto d = queue.Schedule(clock.Now(), node, others, self);
   ASSERT_EQ(d.size(), 1u);
@@ -273,6 +277,45 @@ TEST_F(StrategyTest, SoftAffinityFallsBackWhenItsNodeIsFull) {
   EXPECT_EQ(d[0].target->node_id, "n2");
 }
 
+TEST_F(StrategyTest, ASoftAffinitysUnknownNodeIsTheHeadsToFind) {
+  // n9 joined after this view was taken: the head is asked and the request
+  // waits for its answer; told nothing better, it is placed as by default.
+  Strategy data{Strategy::kNodeAffinity, "n9", true};
+  data.locality = true;
+  queue.Add(1, R({{"CPU", 1}}), true, clock.Now(), data);
+  auto d = queue.Schedule(clock.Now(), node, others, self);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kAskHead);
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others, self).empty());
+  queue.HeadAnswered(1);
+  d = queue.Schedule(clock.Now(), node, others, self);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kGrant);
+}
+
+TEST_F(StrategyTest, TheDatasNodeDecidesWhenItLooksBusy) {
+  others[1].available = R({{"CPU", 0}});  // n3, as this view last saw it
+  Strategy data{Strategy::kNodeAffinity, "n3", true};
+  data.locality = true;
+  queue.Add(1, R({{"CPU", 1}}), true, clock.Now(), data);
+  auto d = queue.Schedule(clock.Now(), node, others, self);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kSpillback);
+  EXPECT_EQ(d[0].target->node_id, "n3");
+  EXPECT_TRUE(d[0].may_spill);
+  // Free in the view: plainly spilled there, as any soft affinity.
+  others[1].available = R({{"CPU", 2}});
+  queue.Add(2, R({{"CPU", 1}}), true, clock.Now(), data);
+  d = queue.Schedule(clock.Now(), node, others, self);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_FALSE(d[0].may_spill);
+  // A node that could never run it is passed over, as before.
+  queue.Add(3, R({{"CPU", 4}}), true, clock.Now(), data);
+  d = queue.Schedule(clock.Now(), node, others, self);
+  EXPECT_TRUE(d.empty() || d[0].target == nullptr ||
+              d[0].target->node_id != "n3");
+}
+
 TEST_F(StrategyTest, LabelSelectorKeepsToMatchingNodes) {
   Strategy zone_c;
   zone_c.labels = {{"zone", "c"}};
@@ -286,6 +329,7 @@ TEST_F(StrategyTest, LabelSelectorKeepsToMatchingNodes) {
   queue.Add(5, R({{"CPU", 1}}), true, clock.Now(), nowhere);
   clock.Advance(absl::Seconds(4));
   queue.Schedule(clock.Now(), node, others, self);  // starts the grace
+  queue.HeadAnswered(5);
   clock.Advance(absl::Seconds(4));
   auto d = queue.Schedule(clock.Now(), node, others, self);
   ASSERT_EQ(d.size(), 1u);
