@@ -10,6 +10,11 @@ PY := $(VENV)/bin/python
 PY_FLAGS = -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) \
   -DPYBIND11_FINDPYTHON=ON -DPython_EXECUTABLE=$(abspath $(PY))
 
+# ccache: paths under the checkout hash as relative ones, so that another
+# clone of the repository (CI's fresh one) reuses what this one compiled.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+
 .PHONY: all deps venv configure build install-python test demo bench clean format
 
 all: build
