@@ -236,18 +236,24 @@ def allreduce(tensor, group_name="default", op=ReduceOp.SUM):
     _assign(tensor, _reduce(g.exchange(np.asarray(tensor)), op))
 
 
+def _cuda_arrays(tensor, tensor_list):
+    """`tensor`'s pointer, tensor_list's pointers, and the count, dtype and
+    stream they share (ValueError when the list's tensors differ)."""
+    ptr, n, dtype, stream = _cuda_array(tensor)
+    others = [_cuda_array(t) for t in tensor_list]
+    if any(o[1] != n or o[2] != dtype for o in others):
+        raise ValueError("tensor_list's tensors must match `tensor`")
+    return ptr, [o[0] for o in others], n, dtype, stream
+
+
 def allgather(tensor_list, tensor, group_name="default"):
     """Fills tensor_list[i] with rank i's `tensor`."""
     g = _group(group_name)
     if len(tensor_list) != g.world_size:
         raise ValueError("tensor_list needs one tensor per rank")
     if g.backend == "nccl":
-        ptr, n, dtype, stream = _cuda_array(tensor)
-        outs = [_cuda_array(t) for t in tensor_list]
-        if any(o[1] != n or o[2] != dtype for o in outs):
-            raise ValueError("tensor_list's tensors must match `tensor`")
-        _core.nccl_allgather(g.name, ptr, [o[0] for o in outs], n, dtype,
-                             stream)
+        ptr, ptrs, n, dtype, stream = _cuda_arrays(tensor, tensor_list)
+        _core.nccl_allgather(g.name, ptr, ptrs, n, dtype, stream)
         return
     for dst, value in zip(tensor_list, g.exchange(np.asarray(tensor))):
         _assign(dst, value)
@@ -261,11 +267,8 @@ def reducescatter(tensor, tensor_list, group_name="default",
     if len(tensor_list) != g.world_size:
         raise ValueError("tensor_list needs one tensor per rank")
     if g.backend == "nccl":
-        ptr, n, dtype, stream = _cuda_array(tensor)
-        ins = [_cuda_array(t) for t in tensor_list]
-        if any(i[1] != n or i[2] != dtype for i in ins):
-            raise ValueError("tensor_list's tensors must match `tensor`")
-        _core.nccl_reducescatter(g.name, [i[0] for i in ins], ptr, n, dtype,
+        ptr, ptrs, n, dtype, stream = _cuda_arrays(tensor, tensor_list)
+        _core.nccl_reducescatter(g.name, ptrs, ptr, n, dtype,
                                  ReduceOp(op).value, stream)
         return
     values = g.exchange([np.asarray(t) for t in tensor_list])
