@@ -48,6 +48,11 @@ double MetricValue(const std::string& text, const std::string& name);
 int RayletMetricsPort(const std::string& session_dir);
 double RayletMetric(const std::string& session_dir, const std::string& name);
 
+// A free port below the kernel's ephemeral range (32768 up), for a daemon
+// that a test restarts on the same port: no other process's outgoing
+// connection can take it meanwhile, as one can take an ephemeral port.
+int FreePortBelowEphemeralRange();
+
 // Processes whose command line contains `needle`.
 std::vector<pid_t> PidsMatching(const std::string& needle);
 // Whether `p` lies in this process's mapping of an object store arena.

@@ -102,8 +102,9 @@ TEST(NodeDeath, HeadSeesAKilledRayletAsDeadWithinItsTimeout) {
   StopCluster(*h);
 }
 
-// Kills the cluster's head (kill -9) and starts an empty one on its port;
-// returns the new head's pid.
+// Kills the cluster's head (kill -9) and starts an empty one on its port
+// (start the head on FreePortBelowEphemeralRange()); returns the new head's
+// pid.
 absl::StatusOr<pid_t> RestartHead(const ClusterHandle& cluster) {
   std::string port =
       cluster.gcs_address.substr(cluster.gcs_address.rfind(':') + 1);
@@ -119,6 +120,7 @@ TEST(NodeDeath, RayletReRegistersAfterTheHeadRestarts) {
   ClusterOptions head;
   head.session_root = root.path();
   head.num_cpus = 1;
+  head.gcs_port = FreePortBelowEphemeralRange();
   auto h = StartCluster(head);
   ASSERT_TRUE(h.ok()) << h.status();
   auto gcs = RestartHead(*h);
@@ -146,7 +148,9 @@ int CountLocations(const std::string& gcs_address, const std::string& id) {
 }
 
 TEST(NodeDeath, CopiesAreReportedAgainAfterTheHeadRestarts) {
-  HeadAndNode cluster({{"far", 1}});
+  HeadAndNode cluster({{"far", 1}}, [](ClusterOptions& head) {
+    head.gcs_port = FreePortBelowEphemeralRange();
+  });
   ASSERT_TRUE(cluster.status.ok()) << cluster.status;
   const ClusterHandle* h = &cluster.head;
   cluster.Connect();
