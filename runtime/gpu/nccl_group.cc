@@ -129,11 +129,10 @@ void Run(const std::string& name, const std::string& what,
   gpu::ScopedDevice on(g->cuda, g->device);
   Check(on.status());
   absl::Status s = enqueue(*g);
-  if (!s.ok()) {
-    throw Error(absl::StrCat(what, " on group \"", name, "\": ", s.message()));
+  if (s.ok()) {
+    s = gpu::CudaCheck(g->cuda->StreamSynchronize(g->stream),
+                       "cudaStreamSynchronize");
   }
-  s = gpu::CudaCheck(g->cuda->StreamSynchronize(g->stream),
-                     "cudaStreamSynchronize");
   if (!s.ok()) {
     throw Error(absl::StrCat(what, " on group \"", name, "\": ", s.message()));
   }

@@ -41,12 +41,6 @@ void GlobalScheduler::Debit(const rpc::NodeInfo& node,
   nodes_->Debit(node.node_id(), *left);
 }
 
-bool GlobalScheduler::Feasible(const ResourceSet& demand,
-                               const Strategy& strategy) const {
-  std::vector<rpc::NodeInfo> nodes;
-  return ClusterScheduler::Feasible(States(&nodes, nullptr), demand, strategy);
-}
-
 void GlobalScheduler::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
                                           rpc::ScheduleLeaseReply* reply,
                                           Done done) {
@@ -54,12 +48,16 @@ void GlobalScheduler::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
   if (!demand.ok()) return done(demand.status());
   auto strategy = StrategyFromProto(req.strategy());
   if (!strategy.ok()) return done(strategy.status());
-  if (auto node = Pick(*demand, *strategy, req.preferred_node_id())) {
-    Debit(*node, *demand);
+  std::vector<rpc::NodeInfo> nodes;  // one pass over the table for both
+  std::vector<NodeState> states = States(&nodes, nullptr);
+  int pick =
+      scheduler_.Pick(states, *demand, *strategy, req.preferred_node_id());
+  if (pick >= 0) {
+    Debit(nodes[pick], *demand);
     reply->set_placed(true);
-    *reply->mutable_node() = *std::move(node);
+    *reply->mutable_node() = std::move(nodes[pick]);
   }
-  reply->set_feasible(Feasible(*demand, *strategy));
+  reply->set_feasible(ClusterScheduler::Feasible(states, *demand, *strategy));
   done(absl::OkStatus());
 }
 

@@ -37,8 +37,6 @@ class GlobalScheduler {
       const std::function<bool(const rpc::NodeInfo&)>& skip = nullptr);
   // Counts `used` against the node until its next heartbeat.
   void Debit(const rpc::NodeInfo& node, const ResourceSet& used);
-  // Whether some alive node could ever run `demand`.
-  bool Feasible(const ResourceSet& demand, const Strategy& strategy) const;
 
   void HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
                            rpc::ScheduleLeaseReply* reply, Done done);

@@ -78,8 +78,7 @@ absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
   std::string tried;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const NodeId& node = candidates[i];
-    auto address = options_.address_of(node);
-    if (!address) address = AddressFromHead(node);  // our view may lag
+    auto address = AddressOf(node);
     absl::Status s =
         address ? Transfer(id, *address)
                 : absl::UnavailableError("not alive in the cluster view");
@@ -104,7 +103,8 @@ absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
                    candidates.size(), " locations (", tried, ")"));
 }
 
-std::optional<std::string> ObjectManager::AddressFromHead(const NodeId& node) {
+std::optional<std::string> ObjectManager::AddressOf(const NodeId& node) {
+  if (auto address = options_.address_of(node)) return address;
   if (!gcs_) return std::nullopt;
   grpc::ClientContext ctx;
   rpc::SetTimeout(&ctx, 2000);
@@ -383,8 +383,7 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
       }
     }
     for (auto& [node, r] : by_node) {
-      auto address = options_.address_of(node);
-      if (!address) address = AddressFromHead(node);  // our view may lag
+      auto address = AddressOf(node);
       if (!address) continue;  // gone: nothing of it to free
       auto stub = rpc::Raylet::NewStub(rpc::MakeChannel(*address));
       grpc::ClientContext ctx;

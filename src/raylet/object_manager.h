@@ -71,8 +71,9 @@ class ObjectManager {
   absl::Status PullFromAnywhere(const ObjectId& id, const NodeId& source);
   absl::Status Transfer(const ObjectId& id, const std::string& address);
   std::vector<NodeId> Locations(const ObjectId& id);
-  // A node this raylet's view does not list yet (it just joined).
-  std::optional<std::string> AddressFromHead(const NodeId& node);
+  // A node's raylet address: from this raylet's view, else (it just
+  // joined, the view lags) from the head.
+  std::optional<std::string> AddressOf(const NodeId& node);
   // Queues a directory update; the reporter thread sends them in batches.
   void ReportCopy(const ObjectId& id, uint64_t size, bool added);
   void ReportLoop();
