@@ -1,6 +1,10 @@
-"""loom.collective: the cpu backend (four actors, every operation), and
-the nccl backend (one actor per GPU, on torch, cupy or ctypes arrays;
-skipped without a GPU, and its clear error checked there)."""
+"""loom.collective: the cpu backend (groups of two and three actors, every
+operation), and the nccl backend (one actor per GPU, on torch, cupy or
+ctypes arrays; skipped without a GPU, and its clear error checked there).
+
+Every output is filled with NaN before the call, so a collective that
+writes nothing fails; every reduction runs on two ranks or more, where the
+result differs from each rank's input."""
 import ctypes
 
 import numpy as np
@@ -9,8 +13,14 @@ import pytest
 import loom
 import loom.collective as col
 
+WORLDS = [2, 3]
 
-@loom.remote
+
+def _nans(*shape):
+    return np.full(shape, np.nan)
+
+
+@loom.remote(num_cpus=0)
 class Rank:
     def __init__(self, world, rank, group):
         self.rank = rank
@@ -19,73 +29,106 @@ class Rank:
                                       group_name=group)
         self.group = group
 
+    def world(self):
+        return col.get_collective_group_size(self.group)
+
     def allreduce(self, op="sum"):
-        x = np.arange(6, dtype=np.float64) + self.rank
+        # In place: the output is the input, which differs from the result.
+        x = np.arange(1, 7, dtype=np.float64) + 10 * self.rank
         col.allreduce(x, group_name=self.group, op=col.ReduceOp(op))
         return x
 
     def allgather(self):
-        out = [np.zeros(3) for _ in range(col.get_collective_group_size(
-            self.group))]
-        col.allgather(out, np.full(3, float(self.rank)),
-                      group_name=self.group)
+        out = [_nans(3) for _ in range(self.world())]
+        col.allgather(out, np.full(3, self.rank + 1.0), group_name=self.group)
         return out
 
     def reducescatter(self):
-        world = col.get_collective_group_size(self.group)
-        parts = [np.full(2, float(self.rank * 10 + i)) for i in range(world)]
-        out = np.zeros(2)
+        parts = [np.full(2, self.rank * 10.0 + i) for i in range(self.world())]
+        out = _nans(2)
         col.reducescatter(out, parts, group_name=self.group)
         return out
 
-    def broadcast(self):
-        x = np.full(4, float(self.rank))
-        col.broadcast(x, src_rank=2, group_name=self.group)
+    def broadcast(self, src):
+        x = np.arange(4) + 100.0 if self.rank == src else _nans(4)
+        col.broadcast(x, src_rank=src, group_name=self.group)
         return x
 
-    def reduce(self):
-        x = np.full(2, float(self.rank + 1))
-        col.reduce(x, dst_rank=1, group_name=self.group)
+    def reduce(self, dst):
+        x = np.full(2, self.rank + 1.0)
+        col.reduce(x, dst_rank=dst, group_name=self.group)
         return x
 
     def ring(self):
         # Each rank sends to the next and receives from the previous.
-        world = col.get_collective_group_size(self.group)
-        col.send(np.full(3, float(self.rank)), (self.rank + 1) % world,
+        world = self.world()
+        col.send(np.full(3, self.rank + 1.0), (self.rank + 1) % world,
                  group_name=self.group)
-        got = np.zeros(3)
+        got = _nans(3)
         col.recv(got, (self.rank - 1) % world, group_name=self.group)
         return got
 
+    def barrier(self):
+        col.barrier(group_name=self.group)
+        return True
+
     def lazy_allreduce(self):  # a group declared from the driver
-        x = np.ones(3) * self.rank
+        x = np.ones(3) * (self.rank + 1)
         col.allreduce(x, group_name=self.group)
         return x, col.get_rank(self.group)
 
 
-def test_cpu_allreduce_across_four_actors(loom_cluster):
-    ranks = [Rank.remote(4, r, "ar") for r in range(4)]
-    results = loom.get([a.allreduce.remote() for a in ranks], timeout=60)
-    expected = sum(np.arange(6, dtype=np.float64) + r for r in range(4))
-    for x in results:
-        np.testing.assert_array_equal(x, expected)
-    mx = loom.get([a.allreduce.remote("max") for a in ranks], timeout=60)
-    np.testing.assert_array_equal(mx[0], np.arange(6) + 3)
+def _call_all(ranks, method, *args):
+    return loom.get([getattr(a, method).remote(*args) for a in ranks],
+                    timeout=60)
 
 
-def test_cpu_collectives(loom_cluster):
-    ranks = [Rank.remote(4, r, "all") for r in range(4)]
-    for got in loom.get([a.allgather.remote() for a in ranks], timeout=60):
-        assert [v[0] for v in got] == [0, 1, 2, 3]
-    rs = loom.get([a.reducescatter.remote() for a in ranks], timeout=60)
-    # rank r: sum over ranks k of (10k + r) = 60 + 4r
-    assert [v[0] for v in rs] == [60, 64, 68, 72]
-    bc = loom.get([a.broadcast.remote() for a in ranks], timeout=60)
-    assert all((v == 2).all() for v in bc)
-    red = loom.get([a.reduce.remote() for a in ranks], timeout=60)
-    assert red[1][0] == 10 and red[0][0] == 1  # only dst_rank changes
-    ring = loom.get([a.ring.remote() for a in ranks], timeout=60)
-    assert [v[0] for v in ring] == [3, 0, 1, 2]
+@pytest.mark.parametrize("world", WORLDS)
+def test_cpu_allreduce_every_op(loom_cluster, world):
+    ranks = [Rank.remote(world, r, f"ar{world}") for r in range(world)]
+    inputs = [np.arange(1, 7, dtype=np.float64) + 10 * r for r in range(world)]
+    reducers = {"sum": np.add, "product": np.multiply, "min": np.minimum,
+                "max": np.maximum}
+    for op, fn in reducers.items():
+        expected = inputs[0].copy()
+        for x in inputs[1:]:
+            expected = fn(expected, x)
+        for rank, x in enumerate(_call_all(ranks, "allreduce", op)):
+            assert x.dtype == np.float64
+            np.testing.assert_array_equal(x, expected,
+                                          err_msg=f"{op} on rank {rank}")
+    # sum and product differ from every rank's input: a rank whose array
+    # the call left alone fails above.
+    assert all((np.add.reduce(inputs) != x).all() for x in inputs)
+
+
+@pytest.mark.parametrize("world", WORLDS)
+def test_cpu_collectives(loom_cluster, world):
+    ranks = [Rank.remote(world, r, f"all{world}") for r in range(world)]
+    for rank, got in enumerate(_call_all(ranks, "allgather")):
+        np.testing.assert_array_equal(
+            np.stack(got), [np.full(3, r + 1.0) for r in range(world)],
+            err_msg=f"allgather on rank {rank}")
+    # rank r: the sum over ranks k of (10k + r)
+    for rank, got in enumerate(_call_all(ranks, "reducescatter")):
+        np.testing.assert_array_equal(
+            got, np.full(2, sum(10.0 * k + rank for k in range(world))),
+            err_msg=f"reducescatter on rank {rank}")
+    src = world - 1
+    for rank, got in enumerate(_call_all(ranks, "broadcast", src)):
+        np.testing.assert_array_equal(got, np.arange(4) + 100.0,
+                                      err_msg=f"broadcast on rank {rank}")
+    # Only dst_rank's array changes, to the sum of every rank's.
+    red = _call_all(ranks, "reduce", 1)
+    for rank, got in enumerate(red):
+        want = world * (world + 1) / 2 if rank == 1 else rank + 1.0
+        np.testing.assert_array_equal(got, np.full(2, want),
+                                      err_msg=f"reduce on rank {rank}")
+    for rank, got in enumerate(_call_all(ranks, "ring")):
+        np.testing.assert_array_equal(
+            got, np.full(3, (rank - 1) % world + 1.0),
+            err_msg=f"recv on rank {rank}")
+    assert _call_all(ranks, "barrier") == [True] * world
 
 
 def test_declared_group_joins_on_first_use(loom_cluster):
@@ -93,8 +136,8 @@ def test_declared_group_joins_on_first_use(loom_cluster):
     col.create_collective_group(actors, 3, [2, 0, 1], group_name="declared")
     out = loom.get([a.lazy_allreduce.remote() for a in actors], timeout=60)
     assert [rank for _, rank in out] == [2, 0, 1]
-    for x, _ in out:
-        np.testing.assert_array_equal(x, np.full(3, 3.0))
+    for x, _ in out:  # 1 + 2 + 3, from ones * (rank + 1)
+        np.testing.assert_array_equal(x, np.full(3, 6.0))
 
 
 def test_bad_groups_are_refused(loom_cluster):
@@ -236,20 +279,23 @@ class NcclRank:
         return x.get()  # cupy and _CudartArray
 
     def run(self, world, rank, group):
+        """Every collective once; outputs filled with NaN before each."""
         col.init_collective_group(world, rank, backend="nccl",
                                   group_name=group)
         out = {}
-        x = self._array(np.arange(8) + rank)
+        x = self._array(np.arange(8) + 10.0 * rank)  # in place
         col.allreduce(x, group_name=group)
         out["allreduce"] = self._host(x)
-        b = self._array(np.full(4, rank * 10.0))
-        col.broadcast(b, src_rank=world - 1, group_name=group)
+        src = world - 1
+        b = self._array(np.arange(4) + 100.0 if rank == src else
+                        np.full(4, np.nan))
+        col.broadcast(b, src_rank=src, group_name=group)
         out["broadcast"] = self._host(b)
-        parts = [self._array(np.zeros(3)) for _ in range(world)]
-        col.allgather(parts, self._array(np.full(3, float(rank))),
+        parts = [self._array(np.full(3, np.nan)) for _ in range(world)]
+        col.allgather(parts, self._array(np.full(3, rank + 1.0)),
                       group_name=group)
         out["allgather"] = [self._host(p) for p in parts]
-        mine = self._array(np.zeros(2))
+        mine = self._array(np.full(2, np.nan))
         col.reducescatter(mine, [self._array(np.full(2, rank * 10.0 + i))
                                  for i in range(world)], group_name=group)
         out["reducescatter"] = self._host(mine)
@@ -258,25 +304,60 @@ class NcclRank:
         return out
 
 
-def test_nccl_collectives_one_actor_per_gpu(loom_cluster):
+def _nccl_ranks(min_gpus):
+    """(array module, world): one rank per GPU; skips the test when the
+    machine has fewer than min_gpus GPUs or NCCL is not built in."""
     module = _gpu_array_module()
     world = _cuda_devices()
     if module is None or world == 0:
         pytest.skip("needs a GPU (and torch, cupy or libcudart)")
+    if world < min_gpus:
+        pytest.skip(f"needs {min_gpus} GPUs: this machine has {world}")
     from loom import _core
     if _core.nccl_error() is not None:
         pytest.skip(_core.nccl_error())
+    return module, world
+
+
+def _nccl_run(module, world, group):
+    from loom import _core
     ranks = [NcclRank.options(num_gpus=1).remote(module) for _ in
              range(world)]
-    outs = loom.get([a.run.remote(world, r, "nccl_py")
+    outs = loom.get([a.run.remote(world, r, group)
                      for r, a in enumerate(ranks)], timeout=120)
-    for rank, out in enumerate(outs):
+    assert _core.kv_get(f"collective:nccl:{group}") is None
+    return outs
+
+
+def _check_moved(out, rank, world):
+    """allgather and reducescatter, which write into NaN-filled outputs,
+    so that a call that moves nothing fails even with one rank."""
+    np.testing.assert_array_equal(
+        np.stack(out["allgather"]),
+        [np.full(3, r + 1.0) for r in range(world)],
+        err_msg=f"allgather on rank {rank}")
+    np.testing.assert_array_equal(
+        out["reducescatter"],
+        np.full(2, sum(r * 10.0 + rank for r in range(world))),
+        err_msg=f"reducescatter on rank {rank}")
+
+
+def test_nccl_moves_data_on_one_gpu(loom_cluster):
+    module, _ = _nccl_ranks(1)
+    (out,) = _nccl_run(module, 1, "nccl_one")
+    # One rank: allreduce and broadcast leave the array as it was, so only
+    # the calls with an output of their own are checked here.
+    _check_moved(out, 0, 1)
+
+
+def test_nccl_collectives_one_actor_per_gpu(loom_cluster):
+    # Reductions and broadcast change an array only with two ranks or more.
+    module, world = _nccl_ranks(2)
+    for rank, out in enumerate(_nccl_run(module, world, "nccl_py")):
         np.testing.assert_array_equal(
-            out["allreduce"], sum(np.arange(8) + r for r in range(world)))
-        np.testing.assert_array_equal(out["broadcast"],
-                                      np.full(4, (world - 1) * 10.0))
-        assert [p[0] for p in out["allgather"]] == list(range(world))
-        np.testing.assert_array_equal(
-            out["reducescatter"],
-            np.full(2, sum(r * 10.0 + rank for r in range(world))))
-    assert _core.kv_get("collective:nccl:nccl_py") is None
+            out["allreduce"],
+            sum(np.arange(8) + 10.0 * r for r in range(world)),
+            err_msg=f"allreduce on rank {rank}")
+        np.testing.assert_array_equal(out["broadcast"], np.arange(4) + 100.0,
+                                      err_msg=f"broadcast on rank {rank}")
+        _check_moved(out, rank, world)
