@@ -24,6 +24,11 @@ WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
     start_ms_ = &m->Histogram("loom_worker_start_ms",
                               "Milliseconds from spawn to registration",
                               {5, 10, 20, 50, 100, 200, 500, 1000, 5000});
+    cold_start_ms_ = &m->Histogram(
+        "loom_worker_start_with_fork_server_ms",
+        "Milliseconds from a fork server's spawn to the registration of the "
+        "first worker it forked",
+        {5, 10, 20, 50, 100, 200, 500, 1000, 5000});
     started_total_ =
         &m->Counter("loom_workers_started_total", "Worker processes started");
   }
@@ -102,6 +107,7 @@ WorkerPool::Zygote* WorkerPool::StartZygote(const rpc::WorkerRuntime& runtime) {
   z.pid = *pid;
   z.fd = fds[0];
   z.lifeline = lifeline->parent_fd;
+  z.spawned = options_.clock->Now();
   return &z;
 }
 
@@ -164,6 +170,8 @@ absl::Status WorkerPool::StartWorkers(int n,
       if (pid.ok()) {
         w->pid = *pid;
         w->started = options_.clock->Now();
+        if (!zygote->forked) w->fork_server_spawned = zygote->spawned;
+        zygote->forked = true;
         if (started_total_) started_total_->Increment();
         workers_[w->id] = std::move(w);
         continue;
@@ -231,6 +239,10 @@ absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
   w->idle_since = options_.clock->Now();
   if (start_ms_) {
     start_ms_->Observe(absl::ToDoubleMilliseconds(w->idle_since - w->started));
+  }
+  if (cold_start_ms_ && w->fork_server_spawned) {
+    cold_start_ms_->Observe(
+        absl::ToDoubleMilliseconds(w->idle_since - *w->fork_server_spawned));
   }
   UpdateGauges();
   return w;

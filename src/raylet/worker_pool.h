@@ -44,6 +44,9 @@ struct Worker {
   std::optional<JobId> job;
   std::vector<int> gpu_ids;
   absl::Time started;
+  // The first worker of a fork server: when that server was spawned, so
+  // that its registration also measures the server's start.
+  std::optional<absl::Time> fork_server_spawned;
   absl::Time idle_since;
   bool holds_objects = false;  // owns or borrows objects: not reaped
   bool detached = false;       // a detached actor: outlives its job
@@ -109,6 +112,8 @@ class WorkerPool {
     pid_t pid = -1;
     int fd = -1;        // control socket: worker id out, pid back
     int lifeline = -1;  // its lifeline (and its workers')
+    absl::Time spawned;
+    bool forked = false;  // has forked a worker
   };
   Zygote* StartZygote(const rpc::WorkerRuntime& runtime);
   void StopZygote(const std::string& key);
@@ -121,6 +126,7 @@ class WorkerPool {
   prometheus::Gauge* idle_ = nullptr;
   prometheus::Gauge* leased_ = nullptr;
   prometheus::Histogram* start_ms_ = nullptr;
+  prometheus::Histogram* cold_start_ms_ = nullptr;
   prometheus::Counter* started_total_ = nullptr;
 };
 
