@@ -1,13 +1,19 @@
-// Actor call throughput and creation, with ray_perf's names:
+// Actor call throughput and creation. Ray's ray_perf names measure what
+// Ray's workloads do (through the C++ API):
 //   1_1_actor_calls_sync            one caller, one actor: call, Get, repeat
-//   1_1_actor_calls_async           1000 calls, then Get each
+//   1_1_actor_calls_async           1000 calls, then one Get of all
 //   1_1_actor_calls_concurrent      the same on an actor with
 //                                   max_concurrency 16
-//   1_n_actor_calls_async           one caller, kActors actors, 1000 calls
+// and loom_ names where the shape is Loom's own (Ray's callers are actors
+// and tasks; these are the driver and its threads):
+//   loom_driver_1_n_actor_calls_async
+//                                   the driver, kActors actors, 1000 calls
 //                                   spread over them, then Get
-//   n_n_actor_calls_async           kActors caller threads, each with its own
+//   loom_multi_thread_n_n_actor_calls_async
+//                                   kActors driver threads, each with its own
 //                                   actor, batches of 1000; aggregate
-//   n_n_actor_calls_with_arg_async  the same, each call taking an ObjectRef
+//   loom_multi_thread_n_n_actor_calls_with_arg_async
+//                                   the same, each call taking an ObjectRef
 //                                   argument (a put value)
 //   actor_creation_per_second       kCreate actors created, each answering
 //                                   its first call, per second
@@ -80,7 +86,7 @@ std::vector<Result> RunOneToOne() {
   return {{"1_1_actor_calls_sync", sync, "calls/s"},
           {"1_1_actor_calls_async", async, "calls/s"},
           {"1_1_actor_calls_concurrent", conc, "calls/s"},
-          {"1_n_actor_calls_async", one_n, "calls/s"}};
+          {"loom_driver_1_n_actor_calls_async", one_n, "calls/s"}};
 }
 
 std::vector<Result> RunManyToMany() {
@@ -102,8 +108,9 @@ std::vector<Result> RunManyToMany() {
       return int64_t{kBatch};
     });
   });
-  return {{"n_n_actor_calls_async", plain, "calls/s"},
-          {"n_n_actor_calls_with_arg_async", with_arg, "calls/s"}};
+  return {{"loom_multi_thread_n_n_actor_calls_async", plain, "calls/s"},
+          {"loom_multi_thread_n_n_actor_calls_with_arg_async", with_arg,
+           "calls/s"}};
 }
 
 std::vector<Result> RunCreation() {
@@ -126,10 +133,12 @@ std::vector<Result> RunCreation() {
 }  // namespace
 
 void AddActorBenchmarks(std::vector<Benchmark>* out) {
-  out->push_back({{"1_1_actor_calls_sync", "1_1_actor_calls_async",
-                   "1_1_actor_calls_concurrent", "1_n_actor_calls_async"},
-                  RunOneToOne});
-  out->push_back({{"n_n_actor_calls_async", "n_n_actor_calls_with_arg_async"},
+  out->push_back(
+      {{"1_1_actor_calls_sync", "1_1_actor_calls_async",
+        "1_1_actor_calls_concurrent", "loom_driver_1_n_actor_calls_async"},
+       RunOneToOne});
+  out->push_back({{"loom_multi_thread_n_n_actor_calls_async",
+                   "loom_multi_thread_n_n_actor_calls_with_arg_async"},
                   RunManyToMany});
   out->push_back({{"actor_creation_per_second"}, RunCreation});
 }

@@ -1,14 +1,25 @@
 #include "benchmarks/bench_functions.h"
 
 #include <chrono>
+#include <vector>
 
 #include "loom/loom.h"
 
 int Noop(int x) { return x; }
 
+int PutMany(int n) {
+  static const std::vector<uint8_t> value(kStoreValueBytes, 7);
+  for (int i = 0; i < n; ++i) {
+    loom::ObjectRef<loom::Buffer> ref =
+        loom::Put(loom::Buffer(value.data(), value.size(), nullptr));
+  }
+  return n;
+}
+
 BenchActor* MakeBenchActor() { return new BenchActor; }
 
-LOOM_REMOTE(Noop, MakeBenchActor, &BenchActor::Noop, &BenchActor::WithArg);
+LOOM_REMOTE(Noop, PutMany, MakeBenchActor, &BenchActor::Noop,
+            &BenchActor::WithArg);
 
 int GpuBenchActor::Join(int world, int rank, std::string group) {
   loom::collective::InitGroup(world, rank, "nccl", group);

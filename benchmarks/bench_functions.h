@@ -4,11 +4,18 @@
 #ifndef LOOM_BENCHMARKS_BENCH_FUNCTIONS_H_
 #define LOOM_BENCHMARKS_BENCH_FUNCTIONS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
 // Returns its argument: a task whose cost is all Loom's.
 int Noop(int x);
+
+// The value size of the store-call benchmarks: large enough that a Put goes
+// into the shared-memory store rather than the owner's memory.
+inline constexpr size_t kStoreValueBytes = 100 * 1024;
+// Puts `n` values of kStoreValueBytes, each freed before the next; returns n.
+int PutMany(int n);
 
 // An actor whose methods cost nothing.
 class BenchActor {
