@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "loom/remote.h"
 #include "runtime/core_worker.h"
 
 namespace loom {
@@ -96,6 +97,8 @@ void ExecuteTask(const rpc::TaskSpec& spec,
       reply->set_ok(true);
       reply->set_value(std::move(value));
     }
+  } catch (const internal::BadArgumentsError& e) {
+    SetError(reply, rpc::ErrorInfo::INVALID, "BadArguments", e.what(), name);
   } catch (const std::exception& e) {
     SetError(reply, rpc::ErrorInfo::TASK_ERROR, Demangle(typeid(e).name()),
              e.what(), name);

@@ -25,12 +25,23 @@
 
 namespace loom::internal {
 
+// The arguments a worker received are not the function's (their number or
+// their types): the task could not run, and its code never did.
+class BadArgumentsError : public Error {
+ public:
+  using Error::Error;
+};
+
 template <typename... A, size_t... I>
 std::tuple<std::decay_t<A>...> DecodeArgs(
     const std::vector<std::string_view>& args, std::index_sequence<I...>) {
   BorrowScope borrow;
-  return std::tuple<std::decay_t<A>...>{
-      Deserialize<std::decay_t<A>>(args[I])...};
+  try {
+    return std::tuple<std::decay_t<A>...>{
+        Deserialize<std::decay_t<A>>(args[I])...};
+  } catch (const Error& e) {
+    throw BadArgumentsError(e.what());
+  }
 }
 
 // Runs `call` and serializes its result; a factory's new instance (a
@@ -96,8 +107,8 @@ std::string InvokeMethod(const void* method, void* self,
                          const std::vector<std::string_view>& args) {
   using T = MethodTraits<M>;
   if (args.size() != T::kArgs) {
-    throw Error("expected " + std::to_string(T::kArgs) + " arguments, got " +
-                std::to_string(args.size()));
+    throw BadArgumentsError("expected " + std::to_string(T::kArgs) +
+                            " arguments, got " + std::to_string(args.size()));
   }
   return T::Call(*static_cast<const M*>(method),
                  static_cast<typename T::Class*>(self), args, T::Indices());
@@ -106,8 +117,8 @@ std::string InvokeMethod(const void* method, void* self,
 template <typename R, typename... A>
 std::string Invoke(const void* fn, const std::vector<std::string_view>& args) {
   if (args.size() != sizeof...(A)) {
-    throw Error("expected " + std::to_string(sizeof...(A)) +
-                " arguments, got " + std::to_string(args.size()));
+    throw BadArgumentsError("expected " + std::to_string(sizeof...(A)) +
+                            " arguments, got " + std::to_string(args.size()));
   }
   auto typed = reinterpret_cast<R (*)(A...)>(const_cast<void*>(fn));
   return InvokeWith(typed, args, std::index_sequence_for<A...>{});

@@ -76,15 +76,19 @@ absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
   std::vector<NodeId> candidates = {source};
   bool asked_directory = false;
   std::string tried;
+  // NOT_FOUND when no live node had it; UNAVAILABLE when one may have and
+  // could not be read (worth a retry).
+  bool nowhere = true;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const NodeId& node = candidates[i];
     auto address = AddressOf(node);
-    absl::Status s =
-        address ? Transfer(id, *address)
-                : absl::UnavailableError("not alive in the cluster view");
+    absl::Status s = address
+                         ? Transfer(id, *address)
+                         : absl::NotFoundError("not alive in the cluster view");
     if (s.ok()) return s;
     // A full store here is not the source's fault: no point in another.
     if (s.code() == absl::StatusCode::kResourceExhausted) return s;
+    nowhere = nowhere && s.code() == absl::StatusCode::kNotFound;
     absl::StrAppend(&tried, tried.empty() ? "" : "; ", "node ",
                     node.Hex().substr(0, 12), ": ", s.message());
     if (i + 1 == candidates.size() && !asked_directory) {
@@ -98,7 +102,8 @@ absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
       }
     }
   }
-  return absl::UnavailableError(
+  return absl::Status(
+      nowhere ? absl::StatusCode::kNotFound : absl::StatusCode::kUnavailable,
       absl::StrCat("object ", id.Hex(), " could not be pulled from any of ",
                    candidates.size(), " locations (", tried, ")"));
 }

@@ -1,8 +1,12 @@
 // Cluster tests: every RPC method called with empty, oversized and unknown
-// IDs, bad resources and absurd sizes gets an error status, and the daemons
-// keep serving.
+// IDs, bad resources and absurd sizes is refused with the status code that
+// names what is wrong (INVALID_ARGUMENT for a malformed request, NOT_FOUND
+// for a well-formed one naming nothing the daemon knows, ...), and the
+// daemons answer a valid call after each case.
 #include <cmath>
+#include <functional>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "loom/loom.h"
@@ -18,13 +22,48 @@
 namespace loom::test {
 namespace {
 
+using Code = grpc::StatusCode;
+constexpr Code kInvalid = grpc::StatusCode::INVALID_ARGUMENT;
+constexpr Code kNotFound = grpc::StatusCode::NOT_FOUND;
+
 const std::string kHuge(1 << 20, 'x');  // a 1 MiB "id"
+
+std::string CodeName(Code code) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+}
 
 template <typename Call>
 grpc::Status Invoke(Call call) {
   grpc::ClientContext ctx;
   rpc::SetTimeout(&ctx, 5000);
   return call(&ctx);
+}
+
+// One bad request: what it is, how it is sent, the code it must get.
+struct BadCall {
+  std::string name;
+  std::function<grpc::Status(grpc::ClientContext*)> send;
+  Code want;
+};
+
+// A BadCall sending `request` through `method` of `stub`.
+template <typename Stub, typename Request, typename Reply>
+BadCall Call(std::string name, Stub* stub,
+             grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                          Reply*),
+             Request request, Code want) {
+  return {std::move(name),
+          [stub, method, request = std::move(request)](grpc::ClientContext* c) {
+            Reply reply;
+            return (stub->*method)(c, request, &reply);
+          },
+          want};
+}
+
+rpc::Resources Res(const std::string& name, double qty) {
+  rpc::Resources r;
+  (*r.mutable_quantities())[name] = qty;
+  return r;
 }
 
 class BadInputTest : public ::testing::Test {
@@ -41,31 +80,63 @@ class BadInputTest : public ::testing::Test {
   }
   void TearDown() override { StopCluster(cluster_); }
 
-  void ExpectStillServing() {
-    auto s = ClusterStatus(cluster_.gcs_address);
-    ASSERT_TRUE(s.ok()) << s.status();
-    EXPECT_EQ(CountNodes(*s, true), 1);
+  // Sends each call and expects its code; after each, the daemons must still
+  // answer, so that a crash or a wedged loop shows at the case that caused
+  // it. Stops at the first case after which a daemon does not answer.
+  void ExpectRefused(const std::vector<BadCall>& calls) {
+    for (const BadCall& call : calls) {
+      grpc::Status s = Invoke(call.send);
+      EXPECT_EQ(CodeName(s.error_code()), CodeName(call.want))
+          << call.name << ": " << s.error_message();
+      if (!ExpectServing(call.name)) return;
+    }
+  }
+
+  // Whether the head, the raylet and (once leased) the worker each answer a
+  // cheap valid call.
+  bool ExpectServing(const std::string& after) {
+    rpc::GetClusterStatusReply status;
+    grpc::Status head = Invoke([&](auto* c) {
+      return gcs_->GetClusterStatus(c, rpc::GetClusterStatusRequest(), &status);
+    });
+    EXPECT_TRUE(head.ok()) << "after " << after
+                           << ", the head: " << head.error_message();
+    EXPECT_EQ(CountNodes(status, true), 1) << "after " << after;
     rpc::GetNodeStatsReply stats;
-    EXPECT_TRUE(Invoke([&](auto* c) {
-                  return raylet_->GetNodeStats(c, rpc::GetNodeStatsRequest(),
-                                               &stats);
-                }).ok());
+    grpc::Status raylet = Invoke([&](auto* c) {
+      return raylet_->GetNodeStats(c, rpc::GetNodeStatsRequest(), &stats);
+    });
+    EXPECT_TRUE(raylet.ok())
+        << "after " << after << ", the raylet: " << raylet.error_message();
+    bool worker_ok = true;
+    if (worker_) {
+      rpc::PushTaskRequest echo;
+      echo.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
+      echo.mutable_spec()->set_function_name("Echo");
+      echo.mutable_spec()->add_args()->set_value(Serialize(41));
+      rpc::PushTaskReply reply;
+      grpc::Status s =
+          Invoke([&](auto* c) { return worker_->PushTask(c, echo, &reply); });
+      worker_ok = s.ok() && reply.ok() && Deserialize<int>(reply.value()) == 41;
+      EXPECT_TRUE(worker_ok)
+          << "after " << after << ", the worker: " << s.error_message() << " "
+          << reply.error().message();
+    }
+    return head.ok() && raylet.ok() && worker_ok;
   }
 
   TempRoot root_;
   ClusterHandle cluster_;
   std::unique_ptr<rpc::Gcs::Stub> gcs_;
   std::unique_ptr<rpc::Raylet::Stub> raylet_;
+  std::unique_ptr<rpc::CoreWorker::Stub> worker_;  // set by the worker test
 };
 
-rpc::Resources Res(const std::string& name, double qty) {
-  rpc::Resources r;
-  (*r.mutable_quantities())[name] = qty;
-  return r;
-}
-
 TEST_F(BadInputTest, GcsRefusesBadRequests) {
-  auto node_with = [](const std::string& id, rpc::Resources total, int port) {
+  using G = rpc::Gcs::Stub;
+  G* gcs = gcs_.get();
+  const std::string good_node = NodeId::FromRandom().Binary();
+  auto node = [](const std::string& id, rpc::Resources total, int port) {
     rpc::RegisterNodeRequest req;
     req.mutable_node()->set_node_id(id);
     req.mutable_node()->set_host("127.0.0.1");
@@ -73,141 +144,74 @@ TEST_F(BadInputTest, GcsRefusesBadRequests) {
     *req.mutable_node()->mutable_total() = total;
     return req;
   };
-  std::string good_id = NodeId::FromRandom().Binary();
-  std::vector<rpc::RegisterNodeRequest> bad_nodes = {
-      node_with("", Res("CPU", 1), 1),
-      node_with(kHuge, Res("CPU", 1), 1),
-      node_with(good_id, Res("CPU", -1), 1),
-      node_with(good_id, Res("CPU", NAN), 1),
-      node_with(good_id, Res("CPU", 1e300), 1),
-      node_with(good_id, Res("", 1), 1),
-      node_with(good_id, Res("CPU", 1), 0),
-      node_with(good_id, Res("CPU", 1), 1 << 20)};
-  for (const auto& req : bad_nodes) {
-    rpc::RegisterNodeReply reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return gcs_->RegisterNode(c, req, &reply);
-                 }).ok());
-  }
-  for (const std::string& id : {std::string(), kHuge, good_id}) {
-    rpc::HeartbeatRequest hb;
-    hb.set_node_id(id);
-    rpc::HeartbeatReply reply;
-    EXPECT_FALSE(
-        Invoke([&](auto* c) { return gcs_->Heartbeat(c, hb, &reply); }).ok());
-    rpc::UnregisterNodeRequest un;
-    un.set_node_id(id);
-    rpc::UnregisterNodeReply ur;
-    EXPECT_FALSE(
-        Invoke([&](auto* c) { return gcs_->UnregisterNode(c, un, &ur); }).ok());
-  }
-  rpc::KvPutRequest put;
-  rpc::KvPutReply put_reply;
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->KvPut(c, put, &put_reply); }).ok());
-  put.set_key(std::string(5000, 'k'));
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->KvPut(c, put, &put_reply); }).ok());
-  put.set_key("k");
-  put.set_value(std::string(65 << 20, 'v'));
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->KvPut(c, put, &put_reply); }).ok());
-  rpc::KvGetRequest get;
-  rpc::KvGetReply get_reply;
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->KvGet(c, get, &get_reply); }).ok());
-  rpc::KvDelRequest del;
-  rpc::KvDelReply del_reply;
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->KvDel(c, del, &del_reply); }).ok());
-
-  rpc::AddJobRequest job;
-  rpc::AddJobReply job_reply;
-  job.set_driver_pid(-1);
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->AddJob(c, job, &job_reply); }).ok());
-  job.set_driver_pid(1);
-  job.set_node_id(kHuge);
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->AddJob(c, job, &job_reply); }).ok());
-  for (const std::string& id :
-       {std::string(), kHuge, JobId::FromInt(999).Binary()}) {
-    rpc::MarkJobFinishedRequest fin;
-    fin.set_job_id(id);
-    rpc::MarkJobFinishedReply fin_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return gcs_->MarkJobFinished(c, fin, &fin_reply);
-                 }).ok());
-  }
-  rpc::UpdateObjectLocationsRequest loc;
-  auto* u = loc.add_updates();
-  u->set_object_id(kHuge);
-  u->set_node_id(good_id);
-  rpc::UpdateObjectLocationsReply loc_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return gcs_->UpdateObjectLocations(c, loc, &loc_reply);
-               }).ok());
-  u->set_object_id(ObjectId::ForReturn(TaskId::FromRandom(), 1).Binary());
-  u->set_size(-5);
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return gcs_->UpdateObjectLocations(c, loc, &loc_reply);
-               }).ok());
-  rpc::GetObjectLocationsRequest gl;
-  rpc::GetObjectLocationsReply gl_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return gcs_->GetObjectLocations(c, gl, &gl_reply);
-               }).ok());
-  rpc::PollEventsRequest poll;
-  rpc::PollEventsReply poll_reply;
-  poll.set_timeout_ms(-1);
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return gcs_->PollEvents(c, poll, &poll_reply);
-               }).ok());
-  poll.set_timeout_ms(int64_t{1} << 40);
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return gcs_->PollEvents(c, poll, &poll_reply);
-               }).ok());
-  // Actors: bad ids, no factory, bad options, unknown actors.
-  rpc::RegisterActorRequest ra;
-  rpc::RegisterActorReply ra_reply;
-  for (const std::string& id : {std::string(), kHuge}) {
-    ra.mutable_creation()->set_actor_id(id);
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return gcs_->RegisterActor(c, ra, &ra_reply);
-                 }).ok());
-  }
-  ra.mutable_creation()->set_actor_id(ActorId::FromRandom().Binary());
-  ra.mutable_creation()->set_job_id(JobId::FromInt(1).Binary());
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return gcs_->RegisterActor(c, ra, &ra_reply);
-               }).ok());  // no factory named
-  ra.mutable_creation()->set_function_name("MakeCounter");
-  ra.set_max_restarts(-7);
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return gcs_->RegisterActor(c, ra, &ra_reply);
-               }).ok());
-  ra.set_max_restarts(0);
-  (*ra.mutable_creation()->mutable_resources()->mutable_quantities())["CPU"] =
-      std::nan("");
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return gcs_->RegisterActor(c, ra, &ra_reply);
-               }).ok());
-  rpc::GetActorRequest ga;
-  rpc::GetActorReply ga_reply;
-  ga.set_actor_id(kHuge);
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->GetActor(c, ga, &ga_reply); }).ok());
-  ga.set_actor_id(ActorId::FromRandom().Binary());
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->GetActor(c, ga, &ga_reply); }).ok());
-  rpc::KillActorRequest ka;
-  rpc::KillActorReply ka_reply;
-  ka.set_actor_id("x");
-  EXPECT_FALSE(
-      Invoke([&](auto* c) { return gcs_->KillActor(c, ka, &ka_reply); }).ok());
-
-  // Placement groups: no bundles, an empty or bad bundle, a bad strategy;
-  // unknown or malformed ids.
+  auto heartbeat = [](const std::string& id) {
+    rpc::HeartbeatRequest req;
+    req.set_node_id(id);
+    return req;
+  };
+  auto unregister = [](const std::string& id) {
+    rpc::UnregisterNodeRequest req;
+    req.set_node_id(id);
+    return req;
+  };
+  auto kv_put = [](const std::string& key, size_t value_bytes) {
+    rpc::KvPutRequest req;
+    req.set_key(key);
+    req.set_value(std::string(value_bytes, 'v'));
+    return req;
+  };
+  auto add_job = [](int64_t pid, const std::string& node_id) {
+    rpc::AddJobRequest req;
+    req.set_driver_pid(pid);
+    req.set_node_id(node_id);
+    return req;
+  };
+  auto finish_job = [](const std::string& id) {
+    rpc::MarkJobFinishedRequest req;
+    req.set_job_id(id);
+    return req;
+  };
+  auto location = [&](const std::string& object_id, int64_t size) {
+    rpc::UpdateObjectLocationsRequest req;
+    auto* u = req.add_updates();
+    u->set_object_id(object_id);
+    u->set_node_id(good_node);
+    u->set_size(size);
+    return req;
+  };
+  auto poll = [](int64_t timeout_ms) {
+    rpc::PollEventsRequest req;
+    req.set_timeout_ms(timeout_ms);
+    return req;
+  };
+  auto schedule = [](rpc::Resources r, int kind, const std::string& node) {
+    rpc::ScheduleLeaseRequest req;
+    *req.mutable_resources() = r;
+    req.mutable_strategy()->set_kind(
+        static_cast<rpc::SchedulingStrategy::Kind>(kind));
+    req.mutable_strategy()->set_node_id(node);
+    return req;
+  };
+  auto actor = [](const std::string& id, const std::string& factory,
+                  int max_restarts, rpc::Resources r) {
+    rpc::RegisterActorRequest req;
+    req.mutable_creation()->set_actor_id(id);
+    req.mutable_creation()->set_job_id(JobId::FromInt(1).Binary());
+    req.mutable_creation()->set_function_name(factory);
+    *req.mutable_creation()->mutable_resources() = r;
+    req.set_max_restarts(max_restarts);
+    return req;
+  };
+  auto get_actor = [](const std::string& id) {
+    rpc::GetActorRequest req;
+    req.set_actor_id(id);
+    return req;
+  };
+  auto kill_actor = [](const std::string& id) {
+    rpc::KillActorRequest req;
+    req.set_actor_id(id);
+    return req;
+  };
   auto group = [](std::vector<rpc::Resources> bundles, int strategy) {
     rpc::CreatePlacementGroupRequest req;
     for (auto& b : bundles) *req.mutable_group()->add_bundles() = b;
@@ -215,165 +219,274 @@ TEST_F(BadInputTest, GcsRefusesBadRequests) {
         static_cast<rpc::PlacementGroupInfo::Strategy>(strategy));
     return req;
   };
-  for (const auto& req :
-       {group({}, 0), group({rpc::Resources()}, 0), group({Res("CPU", -1)}, 0),
-        group({Res("CPU", NAN)}, 0), group({Res("CPU", 1)}, 99)}) {
-    rpc::CreatePlacementGroupReply reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return gcs_->CreatePlacementGroup(c, req, &reply);
-                 }).ok());
-  }
-  for (const std::string& id :
-       {std::string("x"), kHuge, PlacementGroupId::FromRandom().Binary()}) {
-    rpc::GetPlacementGroupRequest get;
-    get.set_pg_id(id);
-    rpc::GetPlacementGroupReply get_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return gcs_->GetPlacementGroup(c, get, &get_reply);
-                 }).ok());
-    rpc::RemovePlacementGroupRequest rm;
-    rm.set_pg_id(id);
-    rpc::RemovePlacementGroupReply rm_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return gcs_->RemovePlacementGroup(c, rm, &rm_reply);
-                 }).ok());
-  }
-  ExpectStillServing();
+  auto get_group = [](const std::string& id) {
+    rpc::GetPlacementGroupRequest req;
+    req.set_pg_id(id);
+    return req;
+  };
+  auto remove_group = [](const std::string& id) {
+    rpc::RemovePlacementGroupRequest req;
+    req.set_pg_id(id);
+    return req;
+  };
+  const std::string new_actor = ActorId::FromRandom().Binary();
+  const std::string no_pg = PlacementGroupId::FromRandom().Binary();
+  const rpc::Resources cpu = Res("CPU", 1);
+
+  ExpectRefused({
+      // Nodes.
+      Call("node: empty id", gcs, &G::RegisterNode, node("", cpu, 1), kInvalid),
+      Call("node: 1 MiB id", gcs, &G::RegisterNode, node(kHuge, cpu, 1),
+           kInvalid),
+      Call("node: CPU -1", gcs, &G::RegisterNode,
+           node(good_node, Res("CPU", -1), 1), kInvalid),
+      Call("node: CPU NaN", gcs, &G::RegisterNode,
+           node(good_node, Res("CPU", NAN), 1), kInvalid),
+      Call("node: CPU 1e300", gcs, &G::RegisterNode,
+           node(good_node, Res("CPU", 1e300), 1), kInvalid),
+      Call("node: unnamed resource", gcs, &G::RegisterNode,
+           node(good_node, Res("", 1), 1), kInvalid),
+      Call("node: port 0", gcs, &G::RegisterNode, node(good_node, cpu, 0),
+           kInvalid),
+      Call("node: port 2^20", gcs, &G::RegisterNode,
+           node(good_node, cpu, 1 << 20), kInvalid),
+      Call("heartbeat: empty id", gcs, &G::Heartbeat, heartbeat(""), kInvalid),
+      Call("heartbeat: 1 MiB id", gcs, &G::Heartbeat, heartbeat(kHuge),
+           kInvalid),
+      Call("heartbeat: unknown node", gcs, &G::Heartbeat, heartbeat(good_node),
+           kNotFound),
+      Call("unregister: empty id", gcs, &G::UnregisterNode, unregister(""),
+           kInvalid),
+      Call("unregister: 1 MiB id", gcs, &G::UnregisterNode, unregister(kHuge),
+           kInvalid),
+      Call("unregister: unknown node", gcs, &G::UnregisterNode,
+           unregister(good_node), kNotFound),
+      // The global scheduler.
+      Call("schedule: CPU NaN", gcs, &G::ScheduleLease,
+           schedule(Res("CPU", NAN), 0, ""), kInvalid),
+      Call("schedule: strategy 99", gcs, &G::ScheduleLease,
+           schedule(cpu, 99, ""), kInvalid),
+      Call("schedule: affinity to a 5-byte node id", gcs, &G::ScheduleLease,
+           schedule(cpu, rpc::SchedulingStrategy::NODE_AFFINITY, "short"),
+           kInvalid),
+      // Key-value store.
+      Call("kv put: empty key", gcs, &G::KvPut, kv_put("", 0), kInvalid),
+      Call("kv put: 5000-byte key", gcs, &G::KvPut,
+           kv_put(std::string(5000, 'k'), 0), kInvalid),
+      Call("kv put: 65 MiB value", gcs, &G::KvPut, kv_put("k", 65 << 20),
+           kInvalid),
+      Call("kv get: empty key", gcs, &G::KvGet, rpc::KvGetRequest(), kInvalid),
+      Call("kv del: empty key", gcs, &G::KvDel, rpc::KvDelRequest(), kInvalid),
+      // Jobs.
+      Call("job: driver pid -1", gcs, &G::AddJob, add_job(-1, ""), kInvalid),
+      Call("job: 1 MiB node id", gcs, &G::AddJob, add_job(1, kHuge), kInvalid),
+      Call("finish job: empty id", gcs, &G::MarkJobFinished, finish_job(""),
+           kInvalid),
+      Call("finish job: 1 MiB id", gcs, &G::MarkJobFinished, finish_job(kHuge),
+           kInvalid),
+      Call("finish job: unknown job", gcs, &G::MarkJobFinished,
+           finish_job(JobId::FromInt(999).Binary()), kNotFound),
+      // The object directory and events.
+      Call("locations: 1 MiB object id", gcs, &G::UpdateObjectLocations,
+           location(kHuge, 1), kInvalid),
+      Call("locations: size -5", gcs, &G::UpdateObjectLocations,
+           location(ObjectId::ForReturn(TaskId::FromRandom(), 1).Binary(), -5),
+           kInvalid),
+      Call("get locations: empty id", gcs, &G::GetObjectLocations,
+           rpc::GetObjectLocationsRequest(), kInvalid),
+      Call("poll: timeout -1", gcs, &G::PollEvents, poll(-1), kInvalid),
+      Call("poll: timeout 2^40 ms", gcs, &G::PollEvents, poll(int64_t{1} << 40),
+           kInvalid),
+      // Actors.
+      Call("actor: empty id", gcs, &G::RegisterActor,
+           actor("", "MakeCounter", 0, cpu), kInvalid),
+      Call("actor: 1 MiB id", gcs, &G::RegisterActor,
+           actor(kHuge, "MakeCounter", 0, cpu), kInvalid),
+      Call("actor: no factory named", gcs, &G::RegisterActor,
+           actor(new_actor, "", 0, cpu), kInvalid),
+      Call("actor: max_restarts -7", gcs, &G::RegisterActor,
+           actor(new_actor, "MakeCounter", -7, cpu), kInvalid),
+      Call("actor: CPU NaN", gcs, &G::RegisterActor,
+           actor(new_actor, "MakeCounter", 0, Res("CPU", NAN)), kInvalid),
+      Call("get actor: 1 MiB id", gcs, &G::GetActor, get_actor(kHuge),
+           kInvalid),
+      Call("get actor: unknown actor", gcs, &G::GetActor,
+           get_actor(ActorId::FromRandom().Binary()), kNotFound),
+      Call("kill actor: 1-byte id", gcs, &G::KillActor, kill_actor("x"),
+           kInvalid),
+      Call("kill actor: unknown actor", gcs, &G::KillActor,
+           kill_actor(ActorId::FromRandom().Binary()), kNotFound),
+      // Placement groups.
+      Call("group: no bundles", gcs, &G::CreatePlacementGroup, group({}, 0),
+           kInvalid),
+      Call("group: an empty bundle", gcs, &G::CreatePlacementGroup,
+           group({rpc::Resources()}, 0), kInvalid),
+      Call("group: CPU -1", gcs, &G::CreatePlacementGroup,
+           group({Res("CPU", -1)}, 0), kInvalid),
+      Call("group: CPU NaN", gcs, &G::CreatePlacementGroup,
+           group({Res("CPU", NAN)}, 0), kInvalid),
+      Call("group: strategy 99", gcs, &G::CreatePlacementGroup,
+           group({cpu}, 99), kInvalid),
+      Call("get group: 1-byte id", gcs, &G::GetPlacementGroup, get_group("x"),
+           kInvalid),
+      Call("get group: 1 MiB id", gcs, &G::GetPlacementGroup, get_group(kHuge),
+           kInvalid),
+      Call("get group: unknown group", gcs, &G::GetPlacementGroup,
+           get_group(no_pg), kNotFound),
+      Call("remove group: 1-byte id", gcs, &G::RemovePlacementGroup,
+           remove_group("x"), kInvalid),
+      Call("remove group: 1 MiB id", gcs, &G::RemovePlacementGroup,
+           remove_group(kHuge), kInvalid),
+      Call("remove group: unknown group", gcs, &G::RemovePlacementGroup,
+           remove_group(no_pg), kNotFound),
+  });
 }
 
 TEST_F(BadInputTest, RayletRefusesBadRequests) {
-  std::string job = JobId::FromInt(1).Binary();
-  auto lease = [&](const std::string& job_id, rpc::Resources res,
-                   const std::string& requester) {
+  using R = rpc::Raylet::Stub;
+  R* raylet = raylet_.get();
+  const std::string job = JobId::FromInt(1).Binary();
+  const std::string pg = PlacementGroupId::FromRandom().Binary();
+  const std::string unknown_object =
+      ObjectId::ForPut(TaskId::FromRandom(), 1).Binary();
+  const rpc::Resources cpu = Res("CPU", 1);
+  auto lease = [](const std::string& job_id, rpc::Resources r,
+                  const std::string& requester) {
     rpc::LeaseRequest req;
     req.set_job_id(job_id);
-    *req.mutable_resources() = res;
+    *req.mutable_resources() = r;
     req.set_requester_worker_id(requester);
     return req;
   };
-  std::vector<rpc::LeaseRequest> bad = {
-      lease("", Res("CPU", 1), ""),         lease(kHuge, Res("CPU", 1), ""),
-      lease(job, Res("CPU", -1), ""),       lease(job, Res("CPU", NAN), ""),
-      lease(job, Res("CPU", INFINITY), ""), lease(job, Res("CPU", 1e300), ""),
-      lease(job, Res("GPU", 1.5), ""),      lease(job, Res("CPU", 1), "short")};
-  for (const auto& req : bad) {
-    rpc::LeaseReply reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return raylet_->RequestWorkerLease(c, req, &reply);
-                 }).ok());
-  }
-  for (const std::string& id :
-       {std::string(), kHuge, LeaseId::FromRandom().Binary()}) {
-    rpc::ReturnWorkerRequest ret;
-    ret.set_lease_id(id);
-    rpc::ReturnWorkerReply ret_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return raylet_->ReturnWorker(c, ret, &ret_reply);
-                 }).ok());
-    rpc::RegisterWorkerRequest reg;
-    reg.set_worker_id(id.size() == 16 ? WorkerId::FromRandom().Binary() : id);
-    reg.set_pid(1);
-    reg.set_port(1);
-    rpc::RegisterWorkerReply reg_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return raylet_->RegisterWorker(c, reg, &reg_reply);
-                 }).ok());
-    rpc::NotifyBlockedRequest nb;
-    nb.set_worker_id(reg.worker_id());
-    rpc::NotifyBlockedReply nb_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return raylet_->NotifyBlocked(c, nb, &nb_reply);
-                 }).ok());
-  }
-  // Bundles: a bad group id or index, bad resources, more than the node
-  // has; committing what was never prepared.
-  auto bundle = [](const std::string& pg, int index, rpc::Resources r) {
+  auto return_worker = [](const std::string& id) {
+    rpc::ReturnWorkerRequest req;
+    req.set_lease_id(id);
+    return req;
+  };
+  auto register_worker = [](const std::string& id) {
+    rpc::RegisterWorkerRequest req;
+    req.set_worker_id(id);
+    req.set_pid(1);
+    req.set_port(1);
+    return req;
+  };
+  auto blocked = [](const std::string& id) {
+    rpc::NotifyBlockedRequest req;
+    req.set_worker_id(id);
+    return req;
+  };
+  auto bundle = [](const std::string& pg_id, int index, rpc::Resources r) {
     rpc::BundleRequest req;
-    req.set_pg_id(pg);
+    req.set_pg_id(pg_id);
     req.set_index(index);
     *req.mutable_resources() = r;
     return req;
   };
-  std::string pg = PlacementGroupId::FromRandom().Binary();
-  for (const auto& req :
-       {bundle("x", 0, Res("CPU", 1)), bundle(pg, -1, Res("CPU", 1)),
-        bundle(pg, 0, Res("CPU", NAN)), bundle(pg, 0, Res("CPU", 1e6))}) {
-    rpc::BundleReply reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return raylet_->PrepareBundle(c, req, &reply);
-                 }).ok());
-  }
-  rpc::BundleReply bundle_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->CommitBundle(c, bundle(pg, 0, {}),
-                                              &bundle_reply);
-               }).ok());
-  rpc::RegisterDriverRequest drv;
-  drv.set_job_id(kHuge);
-  drv.set_pid(1);
-  drv.set_worker_id(WorkerId::FromRandom().Binary());
-  rpc::RegisterDriverReply drv_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->RegisterDriver(c, drv, &drv_reply);
-               }).ok());
-  drv.set_job_id(job);
-  drv.set_pid(-5);
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->RegisterDriver(c, drv, &drv_reply);
-               }).ok());
-  for (const std::string& id : {std::string(), kHuge}) {
-    rpc::PullObjectRequest pull;
-    pull.set_object_id(id);
-    pull.set_source_node_id(NodeId::FromRandom().Binary());
-    rpc::PullObjectReply pull_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return raylet_->PullObject(c, pull, &pull_reply);
-                 }).ok());
-    rpc::ReadObjectChunkRequest read;
-    read.set_object_id(id);
-    rpc::ReadObjectChunkReply read_reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return raylet_->ReadObjectChunk(c, read, &read_reply);
-                 }).ok());
-  }
-  // An unknown object, an unknown source node, an absurd chunk.
-  rpc::PullObjectRequest pull;
-  pull.set_object_id(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
-  pull.set_source_node_id(NodeId::FromRandom().Binary());
-  rpc::PullObjectReply pull_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->PullObject(c, pull, &pull_reply);
-               }).ok());
-  rpc::ReadObjectChunkRequest read;
-  read.set_object_id(pull.object_id());
-  read.set_length(uint64_t{1} << 62);
-  rpc::ReadObjectChunkReply read_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->ReadObjectChunk(c, read, &read_reply);
-               }).ok());
-  read.set_length(10);
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->ReadObjectChunk(c, read, &read_reply);
-               }).ok());
-  rpc::FreeObjectsRequest free_req;
-  free_req.add_object_ids(kHuge);
-  rpc::FreeObjectsReply free_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->FreeObjects(c, free_req, &free_reply);
-               }).ok());
-  free_req.set_object_ids(0,
-                          ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
-  free_req.add_node_ids("short");
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->FreeObjects(c, free_req, &free_reply);
-               }).ok());
-  rpc::ReportTaskStatsRequest stats;
-  stats.set_finished(-1);
-  rpc::ReportTaskStatsReply stats_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->ReportTaskStats(c, stats, &stats_reply);
-               }).ok());
-  ExpectStillServing();
+  auto driver = [](const std::string& job_id, int64_t pid) {
+    rpc::RegisterDriverRequest req;
+    req.set_job_id(job_id);
+    req.set_pid(pid);
+    req.set_worker_id(WorkerId::FromRandom().Binary());
+    return req;
+  };
+  auto pull = [](const std::string& id) {
+    rpc::PullObjectRequest req;
+    req.set_object_id(id);
+    req.set_source_node_id(NodeId::FromRandom().Binary());
+    return req;
+  };
+  auto read = [](const std::string& id, uint64_t length) {
+    rpc::ReadObjectChunkRequest req;
+    req.set_object_id(id);
+    req.set_length(length);
+    return req;
+  };
+  auto free_objects = [](const std::string& id, const std::string& node) {
+    rpc::FreeObjectsRequest req;
+    req.add_object_ids(id);
+    if (!node.empty()) req.add_node_ids(node);
+    return req;
+  };
+  rpc::ReportTaskStatsRequest negative_stats;
+  negative_stats.set_finished(-1);
+
+  ExpectRefused({
+      // Leases.
+      Call("lease: empty job id", raylet, &R::RequestWorkerLease,
+           lease("", cpu, ""), kInvalid),
+      Call("lease: 1 MiB job id", raylet, &R::RequestWorkerLease,
+           lease(kHuge, cpu, ""), kInvalid),
+      Call("lease: CPU -1", raylet, &R::RequestWorkerLease,
+           lease(job, Res("CPU", -1), ""), kInvalid),
+      Call("lease: CPU NaN", raylet, &R::RequestWorkerLease,
+           lease(job, Res("CPU", NAN), ""), kInvalid),
+      Call("lease: CPU infinity", raylet, &R::RequestWorkerLease,
+           lease(job, Res("CPU", INFINITY), ""), kInvalid),
+      Call("lease: CPU 1e300", raylet, &R::RequestWorkerLease,
+           lease(job, Res("CPU", 1e300), ""), kInvalid),
+      Call("lease: GPU 1.5", raylet, &R::RequestWorkerLease,
+           lease(job, Res("GPU", 1.5), ""), kInvalid),
+      Call("lease: 5-byte requester id", raylet, &R::RequestWorkerLease,
+           lease(job, cpu, "short"), kInvalid),
+      Call("return: empty lease id", raylet, &R::ReturnWorker,
+           return_worker(""), kInvalid),
+      Call("return: 1 MiB lease id", raylet, &R::ReturnWorker,
+           return_worker(kHuge), kInvalid),
+      Call("return: unknown lease", raylet, &R::ReturnWorker,
+           return_worker(LeaseId::FromRandom().Binary()), kNotFound),
+      // Workers.
+      Call("register worker: empty id", raylet, &R::RegisterWorker,
+           register_worker(""), kInvalid),
+      Call("register worker: 1 MiB id", raylet, &R::RegisterWorker,
+           register_worker(kHuge), kInvalid),
+      Call("register worker: one this raylet did not start", raylet,
+           &R::RegisterWorker, register_worker(WorkerId::FromRandom().Binary()),
+           kNotFound),
+      Call("blocked: empty worker id", raylet, &R::NotifyBlocked, blocked(""),
+           kInvalid),
+      Call("blocked: 1 MiB worker id", raylet, &R::NotifyBlocked,
+           blocked(kHuge), kInvalid),
+      Call("blocked: unknown worker", raylet, &R::NotifyBlocked,
+           blocked(WorkerId::FromRandom().Binary()), kNotFound),
+      Call("driver: 1 MiB job id", raylet, &R::RegisterDriver, driver(kHuge, 1),
+           kInvalid),
+      Call("driver: pid -5", raylet, &R::RegisterDriver, driver(job, -5),
+           kInvalid),
+      Call("task stats: finished -1", raylet, &R::ReportTaskStats,
+           negative_stats, kInvalid),
+      // Bundles: a bad group id or index, bad resources, more than the node
+      // has; committing what was never prepared.
+      Call("prepare: 1-byte group id", raylet, &R::PrepareBundle,
+           bundle("x", 0, cpu), kInvalid),
+      Call("prepare: index -1", raylet, &R::PrepareBundle, bundle(pg, -1, cpu),
+           kInvalid),
+      Call("prepare: CPU NaN", raylet, &R::PrepareBundle,
+           bundle(pg, 0, Res("CPU", NAN)), kInvalid),
+      Call("prepare: a million CPUs", raylet, &R::PrepareBundle,
+           bundle(pg, 0, Res("CPU", 1e6)), Code::RESOURCE_EXHAUSTED),
+      Call("commit: never prepared", raylet, &R::CommitBundle,
+           bundle(pg, 0, {}), kNotFound),
+      Call("release: 1-byte group id", raylet, &R::ReleaseBundle,
+           bundle("x", 0, {}), kInvalid),
+      // Objects.
+      Call("pull: empty object id", raylet, &R::PullObject, pull(""), kInvalid),
+      Call("pull: 1 MiB object id", raylet, &R::PullObject, pull(kHuge),
+           kInvalid),
+      Call("pull: an object no node has, from an unknown node", raylet,
+           &R::PullObject, pull(unknown_object), kNotFound),
+      Call("read chunk: empty object id", raylet, &R::ReadObjectChunk,
+           read("", 10), kInvalid),
+      Call("read chunk: 1 MiB object id", raylet, &R::ReadObjectChunk,
+           read(kHuge, 10), kInvalid),
+      Call("read chunk: 2^62 bytes", raylet, &R::ReadObjectChunk,
+           read(unknown_object, uint64_t{1} << 62), kInvalid),
+      Call("read chunk: unknown object", raylet, &R::ReadObjectChunk,
+           read(unknown_object, 10), kNotFound),
+      Call("free: 1 MiB object id", raylet, &R::FreeObjects,
+           free_objects(kHuge, ""), kInvalid),
+      Call("free: 5-byte node id", raylet, &R::FreeObjects,
+           free_objects(unknown_object, "short"), kInvalid),
+  });
 }
 
 TEST_F(BadInputTest, WorkerRefusesBadRequests) {
@@ -391,83 +504,100 @@ TEST_F(BadInputTest, WorkerRefusesBadRequests) {
                 return raylet_->RequestWorkerLease(c, req, &lease);
               }).ok());
   ASSERT_EQ(lease.outcome(), rpc::LeaseReply::GRANTED) << lease.message();
-  auto worker = rpc::CoreWorker::NewStub(rpc::MakeChannel(
+  worker_ = rpc::CoreWorker::NewStub(rpc::MakeChannel(
       absl::StrCat(lease.worker().host(), ":", lease.worker().port())));
+  ASSERT_TRUE(ExpectServing("the lease"));
 
-  for (const std::string& id : {std::string(), kHuge}) {
-    rpc::PushTaskRequest push;
-    push.mutable_spec()->set_task_id(id);
-    push.mutable_spec()->set_function_name("Echo");
+  using W = rpc::CoreWorker::Stub;
+  W* worker = worker_.get();
+  auto push = [](const std::string& task_id) {
+    rpc::PushTaskRequest req;
+    req.mutable_spec()->set_task_id(task_id);
+    req.mutable_spec()->set_function_name("Echo");
+    return req;
+  };
+  auto assign = [](const std::string& job_id) {
+    rpc::AssignJobRequest req;
+    req.set_job_id(job_id);
+    return req;
+  };
+  rpc::UpdateBorrowsRequest huge_borrow;
+  huge_borrow.add_add(kHuge);
+  rpc::GetObjectRequest short_object;
+  short_object.set_object_id("short");
+  rpc::LeaseRequest relative_python = req;
+  relative_python.mutable_runtime()->set_language(rpc::WorkerRuntime::PYTHON);
+  relative_python.mutable_runtime()->set_python_executable("relative/python");
+  relative_python.mutable_runtime()->set_cwd("/");
+
+  ExpectRefused({
+      Call("push: empty task id", worker, &W::PushTask, push(""), kInvalid),
+      Call("push: 1 MiB task id", worker, &W::PushTask, push(kHuge), kInvalid),
+      Call("assign: 1 MiB job id", worker, &W::AssignJob, assign(kHuge),
+           kInvalid),
+      Call("assign: another job than the lease's", worker, &W::AssignJob,
+           assign(JobId::FromInt(12345).Binary()), Code::FAILED_PRECONDITION),
+      Call("borrows: 1 MiB object id", worker, &W::UpdateBorrows, huge_borrow,
+           kInvalid),
+      Call("get object: 5-byte id", worker, &W::GetObject, short_object,
+           kInvalid),
+      Call("lease: a relative python executable", raylet_.get(),
+           &rpc::Raylet::Stub::RequestWorkerLease, relative_python, kInvalid),
+  });
+
+  // Well-formed requests that the worker answers with an error value (the
+  // call itself succeeds): the error names what was wrong.
+  auto push_reply = [&](rpc::PushTaskRequest request) {
     rpc::PushTaskReply reply;
-    EXPECT_FALSE(Invoke([&](auto* c) {
-                   return worker->PushTask(c, push, &reply);
-                 }).ok());
-  }
-  rpc::PushTaskRequest push;
-  push.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
-  push.mutable_spec()->set_function_name("NoSuchFunction");
-  rpc::PushTaskReply reply;
-  ASSERT_TRUE(
-      Invoke([&](auto* c) { return worker->PushTask(c, push, &reply); }).ok());
+    grpc::Status s =
+        Invoke([&](auto* c) { return worker_->PushTask(c, request, &reply); });
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return reply;
+  };
+  rpc::PushTaskRequest missing = push(TaskId::FromRandom().Binary());
+  missing.mutable_spec()->set_function_name("NoSuchFunction");
+  rpc::PushTaskReply reply = push_reply(missing);
   EXPECT_FALSE(reply.ok());
-  EXPECT_NE(reply.error().message().find("NoSuchFunction"), std::string::npos);
-  push.mutable_spec()->set_function_name("Echo");
-  push.mutable_spec()->add_args()->set_value("\xc1garbage");
-  ASSERT_TRUE(
-      Invoke([&](auto* c) { return worker->PushTask(c, push, &reply); }).ok());
+  EXPECT_EQ(reply.error().kind(), rpc::ErrorInfo::INVALID);
+  EXPECT_NE(reply.error().message().find("NoSuchFunction"), std::string::npos)
+      << reply.error().message();
+  ExpectServing("an unknown function");
+
+  rpc::PushTaskRequest garbage = push(TaskId::FromRandom().Binary());
+  garbage.mutable_spec()->add_args()->set_value("\xc1garbage");
+  reply = push_reply(garbage);
   EXPECT_FALSE(reply.ok());
-  rpc::AssignJobRequest assign;
-  assign.set_job_id(kHuge);
-  rpc::AssignJobReply assign_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return worker->AssignJob(c, assign, &assign_reply);
-               }).ok());
-  assign.set_job_id(JobId::FromInt(12345).Binary());
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return worker->AssignJob(c, assign, &assign_reply);
-               }).ok());
-  // Borrowing: bad ids are refused; an unknown object is an error value.
-  rpc::UpdateBorrowsRequest borrows;
-  borrows.add_add(kHuge);
-  rpc::UpdateBorrowsReply borrows_reply;
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return worker->UpdateBorrows(c, borrows, &borrows_reply);
-               }).ok());
-  borrows.Clear();
-  borrows.add_add(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
-  borrows.add_remove(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
-  ASSERT_TRUE(Invoke([&](auto* c) {
-                return worker->UpdateBorrows(c, borrows, &borrows_reply);
-              }).ok());
-  EXPECT_EQ(borrows_reply.unknown_size(), 1);
-  rpc::GetObjectRequest get_object;
-  rpc::GetObjectReply get_object_reply;
-  get_object.set_object_id("short");
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return worker->GetObject(c, get_object, &get_object_reply);
-               }).ok());
-  get_object.set_object_id(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
-  ASSERT_TRUE(Invoke([&](auto* c) {
-                return worker->GetObject(c, get_object, &get_object_reply);
-              }).ok());
-  EXPECT_FALSE(get_object_reply.ok());
-  // An actor call to a worker that serves no actor.
-  rpc::PushTaskRequest stray;
-  stray.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
+  EXPECT_EQ(reply.error().kind(), rpc::ErrorInfo::INVALID)
+      << reply.error().message();
+  ExpectServing("an argument that is not msgpack");
+
+  rpc::PushTaskRequest stray = push(TaskId::FromRandom().Binary());
   stray.mutable_spec()->set_function_name("Counter::Get");
   stray.mutable_spec()->set_actor_id(ActorId::FromRandom().Binary());
-  ASSERT_TRUE(
-      Invoke([&](auto* c) { return worker->PushTask(c, stray, &reply); }).ok());
+  reply = push_reply(stray);
   EXPECT_FALSE(reply.ok());
-  // The worker still runs real work.
-  rpc::PushTaskRequest good;
-  good.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
-  good.mutable_spec()->set_function_name("Echo");
-  good.mutable_spec()->add_args()->set_value(Serialize(41));
-  ASSERT_TRUE(
-      Invoke([&](auto* c) { return worker->PushTask(c, good, &reply); }).ok());
-  ASSERT_TRUE(reply.ok()) << reply.error().message();
-  EXPECT_EQ(Deserialize<int>(reply.value()), 41);
+  EXPECT_NE(reply.error().message().find("no actor"), std::string::npos)
+      << reply.error().message();
+  ExpectServing("an actor call to a worker that serves no actor");
+
+  // Borrowing: an unknown object is reported back, not an error.
+  rpc::UpdateBorrowsRequest borrows;
+  borrows.add_add(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
+  borrows.add_remove(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
+  rpc::UpdateBorrowsReply borrows_reply;
+  ASSERT_TRUE(Invoke([&](auto* c) {
+                return worker_->UpdateBorrows(c, borrows, &borrows_reply);
+              }).ok());
+  EXPECT_EQ(borrows_reply.unknown_size(), 1);
+  ExpectServing("borrowing unknown objects");
+  rpc::GetObjectRequest get_object;
+  get_object.set_object_id(ObjectId::ForPut(TaskId::FromRandom(), 1).Binary());
+  rpc::GetObjectReply get_object_reply;
+  ASSERT_TRUE(Invoke([&](auto* c) {
+                return worker_->GetObject(c, get_object, &get_object_reply);
+              }).ok());
+  EXPECT_FALSE(get_object_reply.ok());
+  ExpectServing("getting an unknown object");
 
   // An unloadable code path is refused with the reason, not a crash.
   rpc::LeaseRequest bad_code = req;
@@ -478,26 +608,22 @@ TEST_F(BadInputTest, WorkerRefusesBadRequests) {
                 return raylet_->RequestWorkerLease(c, bad_code, &bad_lease);
               }).ok());
   EXPECT_EQ(bad_lease.outcome(), rpc::LeaseReply::REJECTED);
-  EXPECT_NE(bad_lease.message().find("libnothing"), std::string::npos);
+  EXPECT_NE(bad_lease.message().find("libnothing"), std::string::npos)
+      << bad_lease.message();
+  ExpectServing("an unloadable code path");
 
-  // Python workers: a runtime that is not an interpreter is refused; one
-  // whose fork server exits (this "interpreter" exits at once) fails the
-  // lease, saying why, instead of leaving it waiting.
-  rpc::LeaseRequest py = req;
-  py.mutable_runtime()->set_language(rpc::WorkerRuntime::PYTHON);
-  py.mutable_runtime()->set_python_executable("relative/python");
-  py.mutable_runtime()->set_cwd("/");
-  EXPECT_FALSE(Invoke([&](auto* c) {
-                 return raylet_->RequestWorkerLease(c, py, &bad_lease);
-               }).ok());
+  // A Python "interpreter" whose fork server exits at once fails the lease,
+  // saying why, instead of leaving it waiting.
+  rpc::LeaseRequest py = relative_python;
   py.mutable_runtime()->set_python_executable("/bin/false");
   rpc::LeaseReply py_lease;
   ASSERT_TRUE(Invoke([&](auto* c) {
                 return raylet_->RequestWorkerLease(c, py, &py_lease);
               }).ok());
   EXPECT_EQ(py_lease.outcome(), rpc::LeaseReply::REJECTED);
-  EXPECT_NE(py_lease.message().find("/bin/false"), std::string::npos);
-  ExpectStillServing();
+  EXPECT_NE(py_lease.message().find("/bin/false"), std::string::npos)
+      << py_lease.message();
+  ExpectServing("a python runtime that exits");
 }
 
 }  // namespace

@@ -82,13 +82,13 @@ TEST_F(NodeTableTest, HeartbeatCarriesTheViewOnlyWhenItChanged) {
 TEST_F(NodeTableTest, RefusesBadRegistrations) {
   rpc::NodeInfo bad = Node(NodeId::FromRandom());
   bad.set_node_id("short");
-  EXPECT_FALSE(nodes->Register(bad).ok());
+  EXPECT_EQ(nodes->Register(bad).code(), absl::StatusCode::kInvalidArgument);
   bad = Node(NodeId::FromRandom());
   (*bad.mutable_total()->mutable_quantities())["CPU"] = -3;
-  EXPECT_FALSE(nodes->Register(bad).ok());
+  EXPECT_EQ(nodes->Register(bad).code(), absl::StatusCode::kInvalidArgument);
   bad = Node(NodeId::FromRandom());
   bad.set_raylet_port(70000);
-  EXPECT_FALSE(nodes->Register(bad).ok());
+  EXPECT_EQ(nodes->Register(bad).code(), absl::StatusCode::kInvalidArgument);
 }
 
 // What raylets hand the head: placed by resources, labels and locality;

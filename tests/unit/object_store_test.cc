@@ -27,7 +27,9 @@ TEST(Layout, RoundTripsWithSixtyFourByteAlignedBuffers) {
   for (auto buf : v->buffers) {
     EXPECT_EQ((reinterpret_cast<const uint8_t*>(buf.data()) - base) % 64, 0);
   }
-  EXPECT_FALSE(ParseSingleBuffer(base, bytes.size(), Format::kMsgpack).ok());
+  EXPECT_EQ(
+      ParseSingleBuffer(base, bytes.size(), Format::kMsgpack).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Layout, RejectsBytesThatAreNotAnObject) {
@@ -36,15 +38,17 @@ TEST(Layout, RejectsBytesThatAreNotAnObject) {
     return ParseLayout(reinterpret_cast<const uint8_t*>(s.data()), s.size());
   };
   EXPECT_TRUE(parse(good).ok());
-  EXPECT_FALSE(parse("").ok());
-  EXPECT_FALSE(parse(std::string(good.size(), 'x')).ok());    // no tag
-  EXPECT_FALSE(parse(good.substr(0, good.size() - 1)).ok());  // truncated
+  auto code = [&](const std::string& s) { return parse(s).status().code(); };
+  const absl::StatusCode kCorrupt = absl::StatusCode::kDataLoss;
+  EXPECT_EQ(code(""), kCorrupt);
+  EXPECT_EQ(code(std::string(good.size(), 'x')), kCorrupt);    // no tag
+  EXPECT_EQ(code(good.substr(0, good.size() - 1)), kCorrupt);  // truncated
   std::string huge_count = good;
   huge_count[12] = huge_count[13] = huge_count[14] = '\xff';
-  EXPECT_FALSE(parse(huge_count).ok());
+  EXPECT_EQ(code(huge_count), kCorrupt);
   std::string bad_offset = good;
   bad_offset[16] = 1;  // buffer 0 no longer 64-byte aligned
-  EXPECT_FALSE(parse(bad_offset).ok());
+  EXPECT_EQ(code(bad_offset), kCorrupt);
   std::mt19937 rng(7);
   for (int i = 0; i < 1000; ++i) {  // random bytes never crash the parser
     std::string noise = good;
@@ -139,8 +143,9 @@ TEST(LocalStore, CreateSealGetReleaseDelete) {
     got = r;
     answered = true;
   });
-  EXPECT_FALSE(answered);                           // waits for the seal
-  EXPECT_FALSE(store.Seal(id, /*client=*/2).ok());  // not the creator
+  EXPECT_FALSE(answered);                         // waits for the seal
+  EXPECT_EQ(store.Seal(id, /*client=*/2).code(),  // not the creator
+            absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(store.Seal(id, 1).ok());
   ASSERT_TRUE(answered);
   ASSERT_TRUE(got[0].has_value());
@@ -206,7 +211,8 @@ TEST(LocalStore, ADisconnectedClientReleasesPinsAndAbandonsCreations) {
   store.Disconnect(7);
   EXPECT_EQ(store.stats().pinned, 0u);
   EXPECT_EQ(store.stats().objects, 1u);
-  EXPECT_FALSE(store.Release(sealed, 7).ok());
+  EXPECT_EQ(store.Release(sealed, 7).code(),  // its pin went with it
+            absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -72,10 +72,12 @@ TEST(ExecuteTask, RefusesUnknownFunctionsBadArgsAndLargeValues) {
   rpc::PushTaskReply r1, r2, r3, r4;
   ExecuteTask(Spec("Nope", {}), &r1);
   EXPECT_EQ(r1.error().kind(), rpc::ErrorInfo::INVALID);
-  ExecuteTask(Spec("Twice", {}), &r2);
+  ExecuteTask(Spec("Twice", {}), &r2);  // too few arguments
   EXPECT_FALSE(r2.ok());
-  ExecuteTask(Spec("Twice", {Serialize(std::string("x"))}), &r3);
+  EXPECT_EQ(r2.error().kind(), rpc::ErrorInfo::INVALID) << r2.error().message();
+  ExecuteTask(Spec("Twice", {Serialize(std::string("x"))}), &r3);  // a string
   EXPECT_FALSE(r3.ok());
+  EXPECT_EQ(r3.error().kind(), rpc::ErrorInfo::INVALID) << r3.error().message();
   ExecuteTask(Spec("Big", {Serialize(200 * 1024)}), &r4);
   EXPECT_FALSE(r4.ok());
   EXPECT_NE(r4.error().message().find("object store"), std::string::npos);

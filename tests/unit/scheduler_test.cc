@@ -25,12 +25,17 @@ TEST(FixedPoint, FractionsAddUpExactly) {
 }
 
 TEST(ResourceSet, RefusesBadQuantities) {
-  EXPECT_FALSE(ResourceSet::FromMap({{"CPU", -1}}).ok());
-  EXPECT_FALSE(ResourceSet::FromMap({{"CPU", std::nan("")}}).ok());
-  EXPECT_FALSE(ResourceSet::FromMap({{"CPU", 1e300}}).ok());
-  EXPECT_FALSE(ResourceSet::FromMap({{"", 1}}).ok());
-  EXPECT_FALSE(ResourceSet::FromMap({{"GPU", 1.5}}).ok());
-  EXPECT_FALSE(ResourceSet::FromMap({{"CPU", 0.00001}}).ok());
+  for (const std::map<std::string, double>& bad :
+       std::vector<std::map<std::string, double>>{{{"CPU", -1}},
+                                                  {{"CPU", std::nan("")}},
+                                                  {{"CPU", 1e300}},
+                                                  {{"", 1}},
+                                                  {{"GPU", 1.5}},
+                                                  {{"CPU", 0.00001}}}) {
+    EXPECT_EQ(ResourceSet::FromMap(bad).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad.begin()->first << " " << bad.begin()->second;
+  }
   EXPECT_TRUE(ResourceSet::FromMap({{"GPU", 0.25}}).ok());
   EXPECT_TRUE(ResourceSet::FromMap({{"GPU", 2}}).ok());
 }
