@@ -1,7 +1,10 @@
 // Cluster tests: actors (creation, ordered calls, names, kill, restarts).
 #include <signal.h>
 
+#include <algorithm>
+
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loom/loom.h"
 #include "tests/cluster/cluster_util.h"
@@ -10,6 +13,9 @@
 
 namespace loom::test {
 namespace {
+
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
 
 TEST_F(PrivateClusterTest, AnActorKeepsStateAndRunsPipelinedCallsInOrder) {
   StartCluster(2);
@@ -31,11 +37,15 @@ TEST_F(PrivateClusterTest, NamedActorsAreFoundAndNamesAreUnique) {
   auto found = GetActor<Counter>("hits");
   EXPECT_EQ(found.Binary(), counter.Binary());
   EXPECT_EQ(*Get(found.Task(&Counter::Add).Remote(2), 30000), 3);
-  EXPECT_THROW(Actor(MakeCounter).SetName("hits").Remote(5), Error);
+  EXPECT_THAT([] { Actor(MakeCounter).SetName("hits").Remote(5); },
+              ThrowsMessage<Error>(HasSubstr("'hits' is taken")));
   auto same = Actor(MakeCounter).SetName("hits").SetGetIfExists().Remote(5);
   EXPECT_EQ(same.Binary(), counter.Binary());
-  EXPECT_THROW(GetActor<Counter>("hits", "elsewhere"), Error);
-  EXPECT_THROW(GetActor<Counter>("nobody"), Error);
+  EXPECT_THAT([] { GetActor<Counter>("hits", "elsewhere"); },
+              ThrowsMessage<Error>(
+                  HasSubstr("no actor named 'hits' in namespace 'elsewhere'")));
+  EXPECT_THAT([] { GetActor<Counter>("nobody"); },
+              ThrowsMessage<Error>(HasSubstr("no actor named 'nobody'")));
 }
 
 TEST_F(PrivateClusterTest, AKilledActorRestartsWithFreshStateThenDies) {
@@ -66,7 +76,8 @@ TEST_F(PrivateClusterTest, KillStopsAnActorForGood) {
   EXPECT_THROW(Get(counter.Task(&Counter::Get).Remote(), 30000),
                ActorDiedError);
   EXPECT_TRUE(WaitUntil([&] { return kill(pid, 0) != 0; }, absl::Seconds(5)));
-  EXPECT_THROW(GetActor<Counter>("doomed"), Error);  // the name is free
+  EXPECT_THAT([] { GetActor<Counter>("doomed"); },  // the name is free
+              ThrowsMessage<Error>(HasSubstr("no actor named 'doomed'")));
   auto again = Actor(MakeCounter).SetName("doomed").Remote(7);
   EXPECT_EQ(*Get(again.Task(&Counter::Get).Remote(), 30000), 7);
 }
@@ -119,6 +130,26 @@ TEST_F(PrivateClusterTest, MaxPendingCallsPushesBackAtOnce) {
   EXPECT_EQ(*Get(counter.Task(&Counter::Get).Remote(), 30000), 0);
 }
 
+// Drops `handle` (not its actor's last) together with the only handle of a
+// control actor, and returns whether `handle`'s actor process lives on
+// while the control's stops, and for as long again: the time in which it
+// would have stopped too, were the drop its last.
+bool StaysAliveWhileAControlStops(ActorHandle<Counter>& handle) {
+  int pid = *Get(handle.Task(&Counter::Pid).Remote(), 30000);
+  auto control = Actor(MakeCounter).Remote(0);
+  int control_pid = *Get(control.Task(&Counter::Pid).Remote(), 30000);
+  absl::Time dropped = absl::Now();
+  handle = ActorHandle<Counter>();
+  control = ActorHandle<Counter>();
+  auto alive = [&] { return kill(pid, 0) == 0; };
+  bool control_stopped = WaitUntil(
+      [&] { return !alive() || kill(control_pid, 0) != 0; }, absl::Seconds(5));
+  EXPECT_TRUE(control_stopped) << "control actor " << control_pid;
+  absl::Duration took =
+      std::max(absl::Now() - dropped, absl::Milliseconds(100));
+  return alive() && StaysTrue(alive, took);
+}
+
 TEST_F(PrivateClusterTest, DroppingEveryHandleStopsTheActor) {
   StartCluster(2);
   int pid = 0;
@@ -134,9 +165,8 @@ TEST_F(PrivateClusterTest, DroppingEveryHandleStopsTheActor) {
   auto named = Actor(MakeCounter).SetName("kept").Remote(3);
   int named_pid = *Get(named.Task(&Counter::Pid).Remote(), 30000);
   auto found = GetActor<Counter>("kept");
-  named = ActorHandle<Counter>();
-  absl::SleepFor(absl::Milliseconds(500));
-  EXPECT_EQ(kill(named_pid, 0), 0);
+  EXPECT_TRUE(StaysAliveWhileAControlStops(named))
+      << "actor process " << named_pid << " stopped with a handle left";
   EXPECT_EQ(*Get(found.Task(&Counter::Get).Remote(), 30000), 3);
   found = ActorHandle<Counter>();
   EXPECT_TRUE(
@@ -144,9 +174,8 @@ TEST_F(PrivateClusterTest, DroppingEveryHandleStopsTheActor) {
   // Detached: no handle holds it; it lives until killed.
   auto detached = Actor(MakeCounter).SetDetached().Remote(4);
   int detached_pid = *Get(detached.Task(&Counter::Pid).Remote(), 30000);
-  detached = ActorHandle<Counter>();
-  absl::SleepFor(absl::Milliseconds(500));
-  EXPECT_EQ(kill(detached_pid, 0), 0);
+  EXPECT_TRUE(StaysAliveWhileAControlStops(detached))
+      << "detached actor process " << detached_pid << " stopped";
 }
 
 // Code that cannot load fails the actor (and a task) at once, saying why,

@@ -14,6 +14,8 @@ namespace loom::test {
 namespace {
 
 constexpr int64_t kMiB = 1 << 20;
+// How often the raylet updates its store gauges (kTickPeriod).
+constexpr absl::Duration kRayletTick = absl::Milliseconds(100);
 
 double StoreUsed(const std::string& session) {
   return RayletMetric(session, "loom_object_store_used_bytes");
@@ -35,9 +37,16 @@ TEST_F(PrivateClusterTest, RefsInsideValuesKeepTheirObjectsAlive) {
   // A parameter that is a ref arrives unresolved.
   EXPECT_EQ(*Get(Task(SizeOfRef).Remote((*refs)[0]), 30000), kMiB);
 
-  // Made and owned by a worker, whose own ref is gone when it returns.
+  // Made and owned by a worker, whose own ref is gone when it returns: the
+  // object stays in the store (a free would show within a few of the
+  // raylet's ticks, which update the gauge).
+  std::string session = SessionDir();
   auto made = Get(Task(PutInside).Remote(2 * kMiB), 30000);
-  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_TRUE(WaitUntil([&] { return StoreUsed(session) >= 3 * kMiB; },
+                        absl::Seconds(5)));
+  EXPECT_TRUE(StaysTrue([&] { return StoreUsed(session) >= 3 * kMiB; },
+                        5 * kRayletTick))
+      << StoreUsed(session) << " bytes used: the borrowed object was freed";
   EXPECT_TRUE(IsPattern(*Get(made->second[0], 30000)));
   // Handed back by a borrower: this driver then borrows from the owner.
   auto passed = Get(Task(PassThrough).Remote(made->second), 30000);

@@ -214,6 +214,15 @@ bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout) {
   return condition();
 }
 
+bool StaysTrue(const std::function<bool()>& condition, absl::Duration period) {
+  absl::Time deadline = absl::Now() + period;
+  while (absl::Now() < deadline) {
+    if (!condition()) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return condition();
+}
+
 absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(
     const std::string& gcs_address) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));

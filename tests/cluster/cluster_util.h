@@ -57,7 +57,12 @@ int FreePortBelowEphemeralRange();
 std::vector<pid_t> PidsMatching(const std::string& needle);
 // Whether `p` lies in this process's mapping of an object store arena.
 bool InStoreMapping(const void* p);
+// Polls `condition` until it holds (true) or `timeout` passes (false).
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
+// Polls `condition` for `period`: whether it held at every check. For "did
+// not happen" checks: make `period` a multiple of the time in which the
+// thing would have happened (a control's, or the daemon's period).
+bool StaysTrue(const std::function<bool()>& condition, absl::Duration period);
 
 // A head (1 CPU) and one node joined to it with `resources`, each under a
 // root of its own; `tune` adjusts the head's options first. Both stop (after

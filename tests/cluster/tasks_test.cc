@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loom/loom.h"
 #include "runtime/local_cluster.h"
@@ -13,6 +14,9 @@
 
 namespace loom::test {
 namespace {
+
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
 
 TEST_F(PrivateClusterTest, TasksPutGetWaitAndErrors) {
   StartCluster(2);
@@ -52,7 +56,8 @@ TEST_F(PrivateClusterTest, TasksPutGetWaitAndErrors) {
   }
   EXPECT_THROW(Get(Task(Add).Remote(bad, 1)), TaskError);
 
-  EXPECT_THROW(Task(Echo).SetResource("CPU", -1).Remote(1), Error);
+  EXPECT_THAT([] { Task(Echo).SetResource("CPU", -1).Remote(1); },
+              ThrowsMessage<Error>(HasSubstr("'CPU' has invalid quantity -1")));
 }
 
 TEST_F(PrivateClusterTest, LargeValuesGoThroughTheObjectStore) {
@@ -247,7 +252,8 @@ TEST_F(PrivateClusterTest, StrategiesFromTheCppApi) {
           << e.what();
     }
   }
-  EXPECT_THROW(Task(Echo).SetNodeAffinity("not-hex").Remote(1), Error);
+  EXPECT_THAT([] { Task(Echo).SetNodeAffinity("not-hex").Remote(1); },
+              ThrowsMessage<Error>(HasSubstr("got 'not-hex'")));
 }
 
 TEST_F(PrivateClusterTest, PlacementGroupsFromTheCppApi) {
@@ -267,7 +273,8 @@ TEST_F(PrivateClusterTest, PlacementGroupsFromTheCppApi) {
                ActorDiedError);
   auto big = CreatePlacementGroup({{{"CPU", 3}}});
   EXPECT_THROW(big.Wait(30000), InfeasibleError);
-  EXPECT_THROW(CreatePlacementGroup({}), Error);
+  EXPECT_THAT([] { CreatePlacementGroup({}); },
+              ThrowsMessage<Error>(HasSubstr("needs 1 to 1000 bundles")));
 }
 
 // A head plus raylets that join it, each with its own session root.
@@ -433,7 +440,12 @@ TEST_F(MultiNodeTest, AnActorOnANodeThatDiesRestartsOnAnother) {
 TEST_F(MultiNodeTest, ANodeThatJoinsInTheGracePeriodRunsTheDemand) {
   Connect();
   auto ref = Task(ParentPid).SetResource("late", 1).Remote();
-  absl::SleepFor(absl::Milliseconds(300));
+  // The node joins once the demand waits in the head's raylet's queue.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return RayletMetric(head_.session_dir, "loom_lease_queue_length") >= 1;
+      },
+      absl::Seconds(2)));
   joined_.push_back(Join(root_a_, {{"late", 1}}));
   EXPECT_EQ(*Get(ref, 20000), joined_[0].pids.back());
 }

@@ -38,9 +38,12 @@ TEST(Ids, ObjectIdsCarryTaskAndIndex) {
 }
 
 TEST(Ids, FromBinaryRefusesWrongSizes) {
-  EXPECT_FALSE(ObjectId::FromBinary("").ok());
-  EXPECT_FALSE(ObjectId::FromBinary(std::string(21, 'x')).ok());
-  EXPECT_FALSE(NodeId::FromBinary(std::string(15, 'x')).ok());
+  EXPECT_EQ(ObjectId::FromBinary("").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ObjectId::FromBinary(std::string(21, 'x')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NodeId::FromBinary(std::string(15, 'x')).status().code(),
+            absl::StatusCode::kInvalidArgument);
   NodeId n = NodeId::FromRandom();
   auto parsed = NodeId::FromBinary(n.Binary());
   ASSERT_TRUE(parsed.ok());
@@ -64,12 +67,19 @@ TEST(EventLoop, PostAfterFollowsTheInjectedClock) {
   loop.Start();
   std::atomic<bool> fired{false};
   loop.PostAfter(absl::Seconds(10), [&] { fired = true; });
-  absl::SleepFor(absl::Milliseconds(100));
+  // Each pass of the loop runs what is posted, then the timers due; two
+  // round trips make sure a pass has looked at the timer and finished.
+  auto two_passes = [&] {
+    loop.RunSync([] {});
+    loop.RunSync([] {});
+  };
+  two_passes();
   EXPECT_FALSE(fired);
-  clock.Advance(absl::Seconds(10));
-  loop.Wakeup();
-  for (int i = 0; i < 100 && !fired; ++i)
-    absl::SleepFor(absl::Milliseconds(10));
+  clock.Advance(absl::Seconds(9));
+  two_passes();
+  EXPECT_FALSE(fired) << "fired a second early";
+  clock.Advance(absl::Seconds(1));
+  two_passes();
   EXPECT_TRUE(fired);
 }
 
@@ -106,8 +116,15 @@ TEST(Process, ChildExitsWhenLifelineCloses) {
   auto pid = Spawn(opts);
   ASSERT_TRUE(pid.ok());
   close(lifeline->child_fd);
-  absl::SleepFor(absl::Milliseconds(100));
-  EXPECT_TRUE(ProcessAlive(*pid));
+  // It lives while the lifeline is open (checked for 200 ms; closing it
+  // ends the process within milliseconds).
+  absl::Time until = absl::Now() + absl::Milliseconds(200);
+  bool alive = true;
+  while (alive && absl::Now() < until) {
+    alive = ProcessAlive(*pid);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(alive);
   close(lifeline->parent_fd);
   EXPECT_TRUE(WaitForExit(*pid, absl::Seconds(5)));
 }
