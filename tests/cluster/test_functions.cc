@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -210,70 +211,82 @@ std::string Compare(const std::string& what, const std::vector<float>& got,
 
 }  // namespace
 
+// Every output starts as NaN (a sentinel no collective writes), so a
+// collective that does nothing fails the check; in-place collectives start
+// from values that differ from the result whenever there are two ranks.
 std::string GpuWorker::RunCollectives(std::string group) {
   namespace col = loom::collective;
   const int world = col::GetWorldSize(group);
   const int rank = col::GetRank(group);
   const size_t n = 4096;
   const float w = static_cast<float>(world), r = static_cast<float>(rank);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
   std::string diff;
   auto fill = [n](const std::function<float(size_t)>& f, size_t count = 0) {
     std::vector<float> v(count ? count : n);
     for (size_t i = 0; i < v.size(); ++i) v[i] = f(i);
     return v;
   };
+  auto nans = [&](size_t count) {
+    return ToDevice(fill([&](size_t) { return nan; }, count));
+  };
 
-  // AllReduce (sum): every rank adds rank + 1 + i.
+  // AllReduce (sum), in place: every rank adds rank + 1 + i.
   auto a = ToDevice(fill([&](size_t i) { return r + 1 + i % 100; }));
   col::AllReduce(a, DType::kFloat32, col::ReduceOp::kSum, group);
   diff += Compare("AllReduce", FromDevice(a),
                   [&](size_t i) { return w * (w + 1) / 2 + w * (i % 100); });
-  // AllReduce (max), on a raw pointer.
-  auto m = ToDevice(fill([&](size_t i) { return r * 10 + i % 7; }));
-  col::AllReduce(m.data(), n, DType::kFloat32, col::ReduceOp::kMax, group);
-  diff += Compare("AllReduce max", FromDevice(m),
+  // AllReduce (max), out of place, on raw pointers.
+  auto m_send = ToDevice(fill([&](size_t i) { return r * 10 + i % 7; }));
+  auto m_recv = nans(n);
+  col::AllReduce(m_send.data(), m_recv.data(), n, DType::kFloat32,
+                 col::ReduceOp::kMax, group);
+  diff += Compare("AllReduce max (out of place)", FromDevice(m_recv),
                   [&](size_t i) { return (w - 1) * 10 + i % 7; });
 
-  // Broadcast from the last rank.
+  // Broadcast from the last rank; the others start from NaN.
   const int root = world - 1;
-  auto b = ToDevice(fill([&](size_t i) { return r * 100 + i % 50; }));
+  auto b = rank == root
+               ? ToDevice(fill([&](size_t i) { return r * 100 + i % 50; }))
+               : nans(n);
   col::Broadcast(b, DType::kFloat32, root, group);
   diff += Compare("Broadcast", FromDevice(b),
                   [&](size_t i) { return root * 100.0f + i % 50; });
 
   // AllGather: block k is rank k's.
   auto g_send = ToDevice(fill([&](size_t i) { return r * 1000 + i % 10; }));
-  auto g_recv = loom::CudaBuffer::Allocate(n * world * sizeof(float));
+  auto g_recv = nans(n * world);
   col::AllGather(g_send, g_recv, DType::kFloat32, group);
   diff += Compare("AllGather", FromDevice(g_recv),
                   [&](size_t i) { return (i / n) * 1000.0f + (i % n) % 10; });
 
   // ReduceScatter: block k of every rank holds rank + k.
   auto s_send = ToDevice(fill([&](size_t i) { return r + i / n; }, n * world));
-  auto s_recv = loom::CudaBuffer::Allocate(n * sizeof(float));
+  auto s_recv = nans(n);
   col::ReduceScatter(s_send, s_recv, DType::kFloat32, col::ReduceOp::kSum,
                      group);
   diff += Compare("ReduceScatter", FromDevice(s_recv),
                   [&](size_t) { return w * (w - 1) / 2 + w * r; });
 
-  // Reduce to rank 0: the others keep their own.
+  // Reduce to rank 0, in place: the others keep their own.
   auto d = ToDevice(fill([&](size_t) { return r + 1; }));
   col::Reduce(d.data(), n, DType::kFloat32, 0, col::ReduceOp::kSum, group);
   diff += Compare("Reduce", FromDevice(d),
                   [&](size_t) { return rank == 0 ? w * (w + 1) / 2 : r + 1; });
 
-  // Send/Recv between ranks 0 and 1, there and back.
+  // Send/Recv between ranks 0 and 1, there and back, each received into
+  // NaN: both end with rank 0's values.
   if (world >= 2 && rank <= 1) {
-    auto p = ToDevice(fill([&](size_t i) { return r * 7 + i % 3; }));
-    for (int step = 0; step < 2; ++step) {
-      if (rank == step) {
-        col::Send(p.data(), n, DType::kFloat32, 1 - rank, group);
-      } else {
-        col::Recv(p.data(), n, DType::kFloat32, 1 - rank, group);
-      }
+    auto mine = ToDevice(fill([&](size_t i) { return r * 7 + i % 3; }));
+    auto got = nans(n);
+    if (rank == 0) {
+      col::Send(mine.data(), n, DType::kFloat32, 1, group);
+      col::Recv(got.data(), n, DType::kFloat32, 1, group);
+    } else {
+      col::Recv(got.data(), n, DType::kFloat32, 0, group);
+      col::Send(got.data(), n, DType::kFloat32, 0, group);
     }
-    // Rank 1 got rank 0's, and sent it back: both hold rank 0's.
-    diff += Compare("Send/Recv", FromDevice(p),
+    diff += Compare("Send/Recv", FromDevice(got),
                     [&](size_t i) { return 0.0f + i % 3; });
   }
   col::Barrier(group);

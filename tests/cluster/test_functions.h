@@ -98,7 +98,9 @@ class GpuWorker {
   // loom::collective::InitGroup(world, rank, "nccl", group); returns rank.
   int Join(int world, int rank, std::string group);
   // Runs every collective on device memory with values made from the rank
-  // and checks each result; "ok", or what differed.
+  // and checks each result; "ok", or what differed. Outputs start as NaN,
+  // so a collective that does nothing fails; with one rank, only the
+  // out-of-place ones (AllReduce max, AllGather, ReduceScatter) can.
   std::string RunCollectives(std::string group);
   bool Leave(std::string group);
 

@@ -127,21 +127,14 @@ TEST_F(GpuClusterTest, ACudaBufferMovesBetweenActorsSharingAGpu) {
   EXPECT_FALSE(*loom::Get(a.Task(&GpuWorker::Write).Remote(passed, "A")));
 }
 
-TEST_F(GpuClusterTest, AnNcclGroupAmongActorsRunsEveryCollective) {
-  std::string why;
-  auto gpus = Gpus(&why);
-  if (gpus.empty()) GTEST_SKIP() << "no GPU here: " << why;
-  if (auto nccl = gpu::Nccl(); !nccl.ok()) {
-    GTEST_SKIP() << nccl.status().message();
-  }
-  // NCCL needs a GPU per rank: one actor per GPU.
-  const int world = static_cast<int>(gpus.size());
-  StartCluster(world + 1);
+// Forms an NCCL group of `world` actors, one GPU each (this cluster must
+// have started with world + 1 CPUs), runs every collective in each rank and
+// expects each result; then leaves the group.
+void RunNcclGroup(int world, const std::string& group) {
   std::vector<loom::ActorHandle<GpuWorker>> actors;
   for (int r = 0; r < world; ++r) {
     actors.push_back(loom::Actor(MakeGpuWorker).SetResource("GPU", 1).Remote());
   }
-  const std::string group = "gpu_test_group";
   std::vector<loom::ObjectRef<int>> joined;
   for (int r = 0; r < world; ++r) {  // all at once: InitGroup waits for all
     joined.push_back(actors[r].Task(&GpuWorker::Join).Remote(world, r, group));
@@ -158,7 +151,9 @@ TEST_F(GpuClusterTest, AnNcclGroupAmongActorsRunsEveryCollective) {
   for (auto& a : actors) {
     runs.push_back(a.Task(&GpuWorker::RunCollectives).Remote(group));
   }
-  for (auto& r : runs) EXPECT_EQ(*loom::Get(r), "ok");
+  for (int r = 0; r < world; ++r) {
+    EXPECT_EQ(*loom::Get(runs[r]), "ok") << "rank " << r << " of " << world;
+  }
 
   std::vector<loom::ObjectRef<bool>> left;
   for (auto& a : actors)
@@ -167,6 +162,42 @@ TEST_F(GpuClusterTest, AnNcclGroupAmongActorsRunsEveryCollective) {
   id = internal_kv::Get("fn", "collective:nccl:" + group);
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_FALSE(id->has_value()) << "rank 0 deletes the unique id";
+}
+
+// Why NCCL cannot run here ("" when it can).
+std::string NoNccl(const std::vector<raylet::GpuInfo>& gpus,
+                   const std::string& why) {
+  if (gpus.empty()) return "no GPU here: " + why;
+  if (auto nccl = gpu::Nccl(); !nccl.ok()) {
+    return std::string(nccl.status().message());
+  }
+  return "";
+}
+
+// One rank: every collective runs, and those that write an output other
+// than their input (out of place) must fill it.
+TEST_F(GpuClusterTest, AnNcclGroupOfOneRunsEveryCollective) {
+  std::string why;
+  auto gpus = Gpus(&why);
+  if (std::string no = NoNccl(gpus, why); !no.empty()) GTEST_SKIP() << no;
+  StartCluster(2);
+  RunNcclGroup(1, "gpu_test_group_of_one");
+}
+
+// Every GPU a rank (NCCL needs a GPU per rank): reductions add, gather and
+// broadcast across ranks, so in-place collectives that do nothing fail too.
+TEST_F(GpuClusterTest, AnNcclGroupAcrossGpusCombinesEveryRank) {
+  std::string why;
+  auto gpus = Gpus(&why);
+  if (std::string no = NoNccl(gpus, why); !no.empty()) GTEST_SKIP() << no;
+  if (gpus.size() < 2) {
+    GTEST_SKIP() << "needs 2 GPUs, found " << gpus.size()
+                 << ": reductions across ranks are checked only with one "
+                    "GPU per rank";
+  }
+  const int world = static_cast<int>(gpus.size());
+  StartCluster(world + 1);
+  RunNcclGroup(world, "gpu_test_group");
 }
 
 }  // namespace
