@@ -145,7 +145,7 @@ TEST(LocalStore, CreateSealGetReleaseDelete) {
   });
   EXPECT_FALSE(answered);                         // waits for the seal
   EXPECT_EQ(store.Seal(id, /*client=*/2).code(),  // not the creator
-            absl::StatusCode::kFailedPrecondition);
+            absl::StatusCode::kPermissionDenied);
   ASSERT_TRUE(store.Seal(id, 1).ok());
   ASSERT_TRUE(answered);
   ASSERT_TRUE(got[0].has_value());
