@@ -225,6 +225,8 @@ TEST_F(PrivateClusterTest, LoomListShowsActorsAndNodes) {
   EXPECT_NE(nodes.output.find("CPU"), std::string::npos);
   auto bad = RunCommand(BinDir() + "/loom list tasks 2>&1");
   EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("tasks not in {actors,nodes"), std::string::npos)
+      << bad.output;
 }
 
 TEST(ActorGpus, EachActorSeesOnlyTheGpusItHolds) {
