@@ -2,12 +2,16 @@
 
 A task's own exception re-raises in the caller as a ``TaskError`` subclass
 that is also an instance of the original exception's type, with the remote
-traceback in its message::
+traceback in its message and the original's attributes::
 
     try:
         loom.get(ref)
     except ValueError as e:          # the task raised ValueError
         assert isinstance(e, loom.exceptions.TaskError)
+
+It is a plain ``TaskError`` (``cause`` None, the traceback still in the
+message) when the caller cannot rebuild the exception: its class does not
+import here, or it does not pickle.
 """
 
 
@@ -52,6 +56,7 @@ class TaskError(LoomError):
                                "__init__": _dual_init,
                                "__str__": TaskError.__str__,
                                "__reduce__": TaskError.__reduce__,
+                               "__getattr__": _cause_attribute,
                            })
                 cls.__module__ = __name__
                 _dual_classes[cause_cls] = cls
@@ -72,6 +77,15 @@ def _dual_init(self, function_name, traceback_str, cause=None, pid=None):
     self.cause = cause
     self.pid = pid
     self.args = (TaskError._message(self),)
+
+
+def _cause_attribute(self, name):
+    # Attributes the dual instance lacks are the cause's (e.code of the
+    # user's exception), as in Ray.
+    cause = self.__dict__.get("cause")
+    if cause is None or name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(cause, name)
 
 
 def _rebuild_task_error(function_name, traceback_str, cause, pid):

@@ -6,6 +6,7 @@
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -76,6 +77,36 @@ def test_user_defined_exception_type(loom_cluster):
         assert "raise_quota_error" in str(err)
     else:
         pytest.fail("QuotaError was not raised")
+
+
+class RangeError(Exception):
+    """An exception whose __init__ takes other arguments than the args it
+    passes up: pickle alone cannot rebuild it (cls(*args) fails)."""
+
+    def __init__(self, low, high):
+        super().__init__(f"value outside [{low}, {high}]")
+        self.low = low
+        self.high = high
+
+
+@loom.remote
+def raise_range_error(low, high):
+    raise RangeError(low, high)
+
+
+def test_exception_with_a_two_argument_init_keeps_its_type(loom_cluster):
+    try:
+        loom.get(raise_range_error.remote(3, 9))
+    except RangeError as err:
+        assert isinstance(err, TaskError)
+        assert isinstance(err.cause, RangeError)
+        assert (err.low, err.high) == (3, 9)  # the attributes survive
+        assert (err.cause.low, err.cause.high) == (3, 9)
+        text = str(err)
+        assert "value outside [3, 9]" in text  # the message
+        assert "raise RangeError(low, high)" in text  # the remote traceback
+    else:
+        pytest.fail("RangeError was not raised")
 
 
 @loom.remote
@@ -203,6 +234,64 @@ def test_retry_exceptions_stops_after_max_retries(loom_cluster, tmp_path):
     assert len(os.listdir(tmp_path)) == 3  # the first try and two retries
 
 
+@loom.remote(max_retries=-1, retry_exceptions=True)
+def raise_five_times(marker_dir):
+    if _attempt(marker_dir) <= 5:
+        raise ValueError("transient")
+    return "ok"
+
+
+def test_retry_exceptions_with_max_retries_minus_one_retries_until_success(
+        loom_cluster, tmp_path):
+    assert loom.get(raise_five_times.remote(str(tmp_path)), timeout=60) == "ok"
+    assert len(os.listdir(tmp_path)) == 6
+
+
+@loom.remote
+def raise_once(marker_dir, kind):
+    if _attempt(marker_dir) == 1:
+        raise {"quota": QuotaError, "key": KeyError}[kind]("first attempt")
+    return "ok"
+
+
+def test_retry_exceptions_list_retries_only_the_listed_types(loom_cluster, tmp_path):
+    listed, unlisted = tmp_path / "listed", tmp_path / "unlisted"
+    listed.mkdir()
+    unlisted.mkdir()
+    task = raise_once.options(max_retries=2, retry_exceptions=[QuotaError])
+    assert loom.get(task.remote(str(listed), "quota"), timeout=60) == "ok"
+    assert len(os.listdir(listed)) == 2
+    with pytest.raises(KeyError):
+        loom.get(task.remote(str(unlisted), "key"), timeout=60)
+    assert len(os.listdir(unlisted)) == 1
+
+
+@loom.remote
+def exit_every_time(marker_dir):
+    _attempt(marker_dir)
+    os._exit(1)
+
+
+@pytest.mark.loom_timeout(180)
+def test_default_max_retries_is_three(loom_cluster, tmp_path):
+    with pytest.raises(WorkerCrashedError, match="3 retries are used up"):
+        loom.get(exit_every_time.remote(str(tmp_path)), timeout=150)
+    assert len(os.listdir(tmp_path)) == 4  # the first try and three retries
+
+
+@loom.remote(max_retries=-1)
+def exit_five_times(marker_dir):
+    if _attempt(marker_dir) <= 5:
+        os._exit(1)
+    return "survived"
+
+
+@pytest.mark.loom_timeout(180)
+def test_max_retries_minus_one_retries_worker_deaths_until_success(loom_cluster, tmp_path):
+    assert loom.get(exit_five_times.remote(str(tmp_path)), timeout=150) == "survived"
+    assert len(os.listdir(tmp_path)) == 6
+
+
 # --- timeouts and infeasible tasks ------------------------------------------
 
 
@@ -273,6 +362,9 @@ def test_owner_died(loom_cluster):
 # --- Ctrl-C ---------------------------------------------------------------------
 
 BLOCKED_DRIVER = """
+    import linecache
+    import sys
+    import threading
     import time
     import loom
 
@@ -283,8 +375,24 @@ BLOCKED_DRIVER = """
         while True:
             time.sleep(1)
 
+    def in_blocking_get(frame):
+        # The main thread's innermost Python frame is loom.get, on the line
+        # that calls into the extension (which waits without the GIL).
+        return (frame is not None and frame.f_code.co_name == "get" and
+                frame.f_code.co_filename.endswith("worker.py") and
+                "_core.get(" in linecache.getline(frame.f_code.co_filename,
+                                                  frame.f_lineno))
+
+    def announce_when_blocked():
+        main = threading.main_thread().ident
+        seen = 0
+        while seen < 10:  # 100 ms on that line: inside the call, not before it
+            seen = seen + 1 if in_blocking_get(sys._current_frames().get(main)) else 0
+            time.sleep(0.01)
+        print("IN GET", flush=True)
+
     ref = forever.remote()
-    print("BLOCKING", flush=True)
+    threading.Thread(target=announce_when_blocked, daemon=True).start()
     loom.get(ref)
     print("GET RETURNED", flush=True)
 """
@@ -296,13 +404,12 @@ def test_ctrl_c_interrupts_a_blocked_get(processes, target):
     """SIGINT to the driver alone, and to its whole process group as a
     terminal's Ctrl-C sends it."""
     proc = processes.start_driver(BLOCKED_DRIVER)
-    deadline = time.monotonic() + 120
-    line = ""
-    while "BLOCKING" not in line:
-        assert time.monotonic() < deadline, "driver never reached get"
+    # readline returns at the line, or at EOF when the driver exits early;
+    # the test's time limit bounds a driver that hangs before get.
+    line = None
+    while line != "IN GET\n":
         line = proc.stdout.readline()
-        assert line or proc.poll() is None, proc.stderr.read()
-    time.sleep(1.0)  # let it block in get
+        assert line, f"the driver exited before get:\n{proc.stderr.read()}"
     assert proc.poll() is None
 
     start = time.monotonic()
@@ -312,7 +419,7 @@ def test_ctrl_c_interrupts_a_blocked_get(processes, target):
         os.killpg(proc.pid, signal.SIGINT)
     try:
         out, err = proc.communicate(timeout=30)
-    except Exception:
+    except subprocess.TimeoutExpired:
         pytest.fail("the driver did not exit within 30 s of SIGINT")
     assert time.monotonic() - start < 30
     assert proc.returncode != 0

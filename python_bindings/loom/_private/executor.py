@@ -96,8 +96,12 @@ def _send_error(info, exc, reply, kind=errors.TASK_ERROR):
 
 
 def _should_retry(options, exc, attempt):
+    """Whether a task that raised exc on attempt (0 first) runs again:
+    retry_exceptions allows it (True, or exc is of a listed type) and
+    max_retries is not used up (-1: never)."""
     retry = options.get("retry_exceptions", False)
-    if not retry or attempt >= options.get("max_retries", 3):
+    max_retries = options.get("max_retries", 3)
+    if not retry or 0 <= max_retries <= attempt:
         return False
     if retry is True:
         return True
@@ -159,25 +163,30 @@ def _run_async(info, method, args, reply):
     """Schedules an async method on the actor's loop; replies when done."""
     task_id = info["task_id"]
 
-    async def run():
+    async def call():
         async with _actor["semaphore"]:
             worker.task_context.task_id = task_id
-            try:
-                positional, kwargs = _arguments(args)
-                result = await method(*positional, **kwargs)
-                _send_result(info, result, reply)
-            except asyncio.CancelledError as e:
-                _send_error(info, e, reply, errors.TASK_CANCELLED)
-            except Exception as e:  # noqa: BLE001 - reported to the caller
-                _send_error(info, e, reply)
-            finally:
-                with _running_lock:
-                    _running.pop(task_id, None)
-            reply.finish()
+            positional, kwargs = _arguments(args)
+            return await method(*positional, **kwargs)
 
-    future = asyncio.run_coroutine_threadsafe(run(), _actor["loop"])
+    async def run():
+        # A cancel may come while the call waits for the semaphore, too.
+        try:
+            _send_result(info, await call(), reply)
+        except asyncio.CancelledError as e:
+            _send_error(info, e, reply, errors.TASK_CANCELLED)
+        except Exception as e:  # noqa: BLE001 - reported to the caller
+            _send_error(info, e, reply)
+        finally:
+            with _running_lock:
+                _running.pop(task_id, None)
+        reply.finish()
+
+    # Registered before run() can reach its end (which unregisters it), and
+    # before cancel() can look for it.
     with _running_lock:
-        _running[task_id] = future
+        _running[task_id] = asyncio.run_coroutine_threadsafe(run(),
+                                                             _actor["loop"])
 
 
 _visible = {"gpus": None}

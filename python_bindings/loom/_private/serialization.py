@@ -99,10 +99,45 @@ def dumps_function(obj):
     return cloudpickle.dumps(obj, protocol=5)
 
 
+def _default_reduce(cls):
+    """True when cls pickles as BaseException does: rebuilt by calling
+    cls(*self.args), which fails for an __init__ whose parameters are not
+    the args it passes up (``__init__(self, a, b)`` calling
+    ``super().__init__(f"{a} {b}")``)."""
+    return cls.__reduce__ is BaseException.__reduce__ and \
+        cls.__reduce_ex__ is BaseException.__reduce_ex__
+
+
+def _rebuild_exception(cls, args, state):
+    """An exception as BaseException's pickling rebuilds it, except that
+    when cls(*args) raises, the instance is made without __init__: args and
+    __dict__ are set directly, so its type and attributes survive."""
+    try:
+        exc = cls(*args)
+    except Exception:  # noqa: BLE001 - any __init__ that refuses args
+        exc = cls.__new__(cls, *args)
+        exc.args = args
+    if state:
+        exc.__dict__.update(state)
+    return exc
+
+
+class _ErrorPickler(cloudpickle.CloudPickler):
+    def reducer_override(self, obj):
+        if isinstance(obj, BaseException) and _default_reduce(type(obj)):
+            return _rebuild_exception, (type(obj), obj.args,
+                                        getattr(obj, "__dict__", None))
+        return super().reducer_override(obj)
+
+
 def error_to_bytes(exc, tb_str):
     """The pickled (exception, traceback) a failed task sends back; the
     traceback alone when the exception does not pickle."""
-    try:
-        return cloudpickle.dumps((exc, tb_str), protocol=5)
-    except Exception:  # noqa: BLE001 - any unpicklable exception
-        return cloudpickle.dumps((None, tb_str), protocol=5)
+    for value in ((exc, tb_str), (None, tb_str)):
+        out = io.BytesIO()
+        try:
+            _ErrorPickler(out, protocol=5).dump(value)
+            return out.getvalue()
+        except Exception:  # noqa: BLE001 - any unpicklable exception
+            continue
+    return b""

@@ -1,0 +1,112 @@
+# tests/python/test_failures.py
+#
+# Node failures as docs/operations.md promises them: tasks running on a
+# raylet killed with -9 are retried elsewhere and their results arrive; a
+# driver whose own raylet died gets WorkerCrashedError for work it cannot
+# lease, in bounded time.
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+import loom
+from conftest import process_gone, touch, wait_for_file, wait_until
+from test_scheduling import four_nodes  # noqa: F401 - the fixture
+
+# The head declares a silent node dead after this (loom start's default).
+NODE_TIMEOUT_S = 5.0
+
+
+@loom.remote
+def run_until_gate(index, started_dir, gate):
+    node = loom.get_runtime_context().get_node_id()
+    touch(os.path.join(started_dir, f"{index}-{node}-{uuid.uuid4().hex}"))
+    wait_for_file(gate)
+    return node
+
+
+def starts(started_dir):
+    """[(task index, node)] for each time a task started."""
+    return [(int(name.split("-")[0]), name.split("-")[1])
+            for name in os.listdir(started_dir)]
+
+
+@pytest.mark.loom_timeout(180)
+def test_tasks_on_a_killed_raylet_are_retried(four_nodes, tmp_path):
+    started, gate = tmp_path / "started", str(tmp_path / "gate")
+    started.mkdir()
+    cpus = int(loom.cluster_resources()["CPU"])
+    refs = [run_until_gate.remote(i, str(started), gate) for i in range(cpus)]
+    driver_node = loom.get_runtime_context().get_node_id()
+    try:
+        # Some run on other nodes than the driver's (spilled back).
+        victim = wait_until(
+            lambda: next((n for _, n in starts(started) if n != driver_node), None),
+            timeout=60, what="a task on another node")
+        pid = next(n["Pid"] for n in loom.nodes() if n["NodeID"] == victim)
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: process_gone(pid), timeout=30, what="the raylet to exit")
+    finally:
+        touch(gate)
+    # Every result arrives, none from the dead node: what ran there ran again
+    # on another node.
+    results = loom.get(refs, timeout=12 * NODE_TIMEOUT_S)
+    assert victim not in results
+    by_task = {}
+    for index, node in starts(started):
+        by_task.setdefault(index, []).append(node)
+    on_victim = [i for i, nodes in by_task.items() if victim in nodes]
+    assert on_victim
+    for i in on_victim:
+        assert len(by_task[i]) == 2 and by_task[i][0] != by_task[i][1], by_task
+        assert results[i] != victim
+    # The head declares the node dead within its timeout.
+    wait_until(lambda: not next(n["Alive"] for n in loom.nodes()
+                                if n["NodeID"] == victim),
+               timeout=4 * NODE_TIMEOUT_S, what="the node declared dead")
+
+
+LEASELESS_DRIVER = """
+    import os, signal, time
+    import loom
+    from loom.exceptions import WorkerCrashedError
+
+    loom.init(num_cpus=1)
+
+    @loom.remote
+    def one():
+        return 1
+
+    assert loom.get(one.remote(), timeout=60) == 1
+    [node] = loom.nodes()
+    os.kill(node["Pid"], signal.SIGKILL)
+    from conftest import process_gone
+    while not process_gone(node["Pid"]):
+        time.sleep(0.01)
+
+    start = time.monotonic()
+    # Another shape than the task above: it needs a lease of its own.
+    ref = one.options(num_cpus=0.5).remote()
+    try:
+        loom.get(ref, timeout=120)
+        print("GOT A VALUE", flush=True)
+    except WorkerCrashedError as e:
+        print(f"CRASHED after {time.monotonic() - start:.1f} s: {e}", flush=True)
+"""
+
+
+@pytest.mark.loom_timeout(180)
+def test_a_driver_whose_raylet_died_gets_worker_crashed(processes):
+    # 50 lease attempts, 200 ms apart, then WorkerCrashedError.
+    code, out, err = processes.run_driver(LEASELESS_DRIVER, timeout=150)
+    assert "CRASHED after" in out, (out, err)
+    assert "cannot lease a worker" in out
+    seconds = float(out.split("CRASHED after ")[1].split(" s")[0])
+    assert 49 * 0.2 <= seconds < 60, out
+    assert err.count("; retrying") == 49, err  # then the 50th failure is final
+    assert code == 0, err
+    wait_until(lambda: not processes.leftovers(), timeout=30,
+               what="the driver's cluster processes to exit")
