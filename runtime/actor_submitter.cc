@@ -133,6 +133,7 @@ void ActorSubmitter::Pump(const ActorId& id) {
       return;
     }
     std::string address = state.address;
+    bool cancel = p.cancelled;
     state.stub->async()->PushTask(
         &call->ctx, &call->push_req, &call->push_reply,
         [this, id, index = index, address, call](grpc::Status s) {
@@ -148,7 +149,62 @@ void ActorSubmitter::Pump(const ActorId& id) {
             delete call;
           });
         });
+    if (cancel) SendCancel(state, p.spec.task_id());
   }
+}
+
+absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force) {
+  bool found = false;
+  options_.loop->RunSync([&] {
+    const std::string id = task.Binary();
+    for (auto& [actor, state] : actors_) {
+      for (auto it = state.calls.begin(); it != state.calls.end(); ++it) {
+        Pending& p = it->second;
+        if (p.spec.task_id() != id) continue;
+        found = true;
+        if (force) {
+          return;
+        } else if (p.seq <
+                   0) {  // no number yet: later calls do not wait for it
+          FailCall(p.spec, MakeError(rpc::ErrorInfo::TASK_CANCELLED,
+                                     "the call was cancelled before it ran"));
+          state.calls.erase(it);
+        } else if (p.sent) {
+          SendCancel(state, id);
+        } else {
+          p.cancelled = true;  // numbered: sent (and interrupted) in turn
+        }
+        return;
+      }
+    }
+  });
+  if (found && force) {
+    return absl::InvalidArgumentError(
+        "force=True cannot cancel an actor call (it would kill the actor's "
+        "process): cancel without force, or kill the actor");
+  }
+  return found;
+}
+
+void ActorSubmitter::SendCancel(State& state, const std::string& task_id) {
+  if (!state.stub) return;  // the actor is restarting: the call is resent
+  struct CancelCall {
+    grpc::ClientContext ctx;
+    rpc::CancelTaskRequest req;
+    rpc::CancelTaskReply reply;
+  };
+  auto* call = new CancelCall;
+  call->req.set_task_id(task_id);
+  rpc::SetTimeout(&call->ctx, 5000);
+  if (!Track(&call->ctx)) {
+    delete call;
+    return;
+  }
+  state.stub->async()->CancelTask(&call->ctx, &call->req, &call->reply,
+                                  [this, call](grpc::Status) {
+                                    Untrack(&call->ctx);
+                                    delete call;
+                                  });
 }
 
 void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,

@@ -21,6 +21,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/gcs.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
@@ -54,6 +55,13 @@ class ActorSubmitter {
   void Done(const ActorId& actor);
   // Thread-safe. This process killed the actor: later calls fail at once.
   void MarkDead(const ActorId& actor, const std::string& cause);
+  // Thread-safe. Cancels an unanswered call of this caller's: one not yet
+  // numbered fails here with TASK_CANCELLED; one sent (or numbered, once
+  // sent) is interrupted at the actor, which answers TASK_CANCELLED (a
+  // Python method gets KeyboardInterrupt, an async one's coroutine is
+  // cancelled). False when no unanswered call has this task id;
+  // INVALID_ARGUMENT for force=true on one (it would kill the actor).
+  absl::StatusOr<bool> Cancel(const TaskId& task, bool force);
   // Thread-safe. Cancels calls in flight and waits for them.
   void Shutdown();
 
@@ -65,6 +73,7 @@ class ActorSubmitter {
     bool sent = false;   // to the current incarnation
     int64_t seq = -1;    // in the current incarnation; -1: none yet
     int retries_left = 0;
+    bool cancelled = false;  // loom.cancel: interrupt it once sent
   };
   struct State {
     std::string address;  // empty: unknown (resolving, or dead)
@@ -85,6 +94,8 @@ class ActorSubmitter {
   void OnReply(const ActorId& id, uint64_t index, const std::string& address,
                Call* call, const grpc::Status& s);
   void FailAll(State& state, const rpc::ErrorInfo& error);
+  // Asks the actor at state's address to interrupt task_id.
+  void SendCancel(State& state, const std::string& task_id);
   // One call fails: its return object gets `error`, its references go,
   // and it no longer counts as pending (the caller erases it).
   void FailCall(const rpc::TaskSpec& spec, rpc::ErrorInfo error);

@@ -164,9 +164,10 @@ class CoreWorker {
   // An object that becomes `value` once the placement group is created (an
   // INFEASIBLE error while it cannot be, OWNER_DIED... once removed).
   ObjectId PlacementGroupReady(const std::string& pg_id, std::string value);
-  // Cancels a task this process submitted (see CancelTaskRequest). False
-  // when it is not pending here.
-  bool CancelTask(const ObjectId& ret, bool force);
+  // Cancels a task or actor call this process submitted (see
+  // CancelTaskRequest). False when it is not pending here. force=true on an
+  // actor call is INVALID_ARGUMENT (it would kill the actor): use KillActor.
+  absl::StatusOr<bool> CancelTask(const ObjectId& ret, bool force);
 
   void AddRef(const ObjectId& id) { objects_.AddRef(id); }
   void RemoveRef(const ObjectId& id) { objects_.RemoveRef(id); }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "object_store/layout.h"
 #include "object_store/store_client.h"
+#include "runtime/actor_submitter.h"
 #include "runtime/core_worker.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_submitter.h"
@@ -240,8 +241,12 @@ void CoreWorker::WaitForPlacementGroup(const ObjectId& id,
   }
 }
 
-bool CoreWorker::CancelTask(const ObjectId& ret, bool force) {
+absl::StatusOr<bool> CoreWorker::CancelTask(const ObjectId& ret, bool force) {
   if (submitter_ == nullptr || objects_.TryGet(ret)) return false;
+  if (actor_submitter_ != nullptr) {
+    auto actor_call = actor_submitter_->Cancel(ret.Task(), force);
+    if (!actor_call.ok() || *actor_call) return actor_call;
+  }
   submitter_->Cancel(ret.Task(), force);
   return true;
 }

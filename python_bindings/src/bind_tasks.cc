@@ -330,7 +330,13 @@ void BindTasks(pyb::module_& m) {
     if (!s.ok()) ThrowStatus(s);
   });
   m.def("cancel", [](PyObjectRef& ref, bool force) {
-    return Core().CancelTask(ref.id(), force);
+    absl::StatusOr<bool> found;
+    {
+      pyb::gil_scoped_release release;  // waits for the submitter's loop
+      found = Core().CancelTask(ref.id(), force);
+    }
+    if (!found.ok()) ThrowStatus(found.status());
+    return *found;
   });
 }
 

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 import loom
-from loom.exceptions import ActorDiedError
+from loom.exceptions import ActorDiedError, TaskCancelledError
 from conftest import process_gone, wait_until
 
 
@@ -135,24 +135,37 @@ def test_taken_name_is_an_error(loom_cluster):
     first = Counter.options(name=name).remote(5)
     try:
         loom.get(first.get.remote())
-        # The error may come from .remote() itself or from the first call.
-        with pytest.raises((ValueError, loom.exceptions.LoomError)):
-            dup = Counter.options(name=name).remote(0)
-            loom.get(dup.get.remote(), timeout=60)
+        # As in Ray: .remote() itself raises ValueError.
+        with pytest.raises(ValueError, match=f"'{name}' is taken"):
+            Counter.options(name=name).remote(0)
         assert loom.get(loom.get_actor(name).get.remote()) == 5
     finally:
         loom.kill(first)
 
 
-def test_kill(loom_cluster):
+@loom.remote
+class CountedCounter:
+    """A counter that counts its constructions (restarts) in a directory."""
+
+    def __init__(self, marker_dir):
+        with open(os.path.join(marker_dir, uuid.uuid4().hex), "w"):
+            pass
+        self.value = 0
+
+    def incr(self):
+        self.value += 1
+        return self.value
+
+    def pid(self):
+        return os.getpid()
+
+
+def test_kill(loom_cluster, tmp_path):
     name = unique("doomed")
-    c = Counter.options(name=name, max_restarts=3).remote()
+    c = CountedCounter.options(name=name, max_restarts=3).remote(str(tmp_path))
     pid = loom.get(c.pid.remote())
     loom.kill(c)  # no_restart=True by default: max_restarts does not apply
     wait_until(lambda: process_gone(pid), timeout=30, what="the actor's process to exit")
-    with pytest.raises(ActorDiedError):
-        loom.get(c.incr.remote(), timeout=60)
-    time.sleep(1.0)  # no restart comes
     with pytest.raises(ActorDiedError):
         loom.get(c.incr.remote(), timeout=60)
 
@@ -163,7 +176,12 @@ def test_kill(loom_cluster):
         except ValueError:
             return True
 
+    # The head frees the name once the actor is DEAD, a final state: a
+    # restarting actor keeps it. No restart came, and none will.
     wait_until(name_is_free, timeout=30, what="the name to be released")
+    with pytest.raises(ActorDiedError):
+        loom.get(c.incr.remote(), timeout=60)
+    assert len(os.listdir(tmp_path)) == 1  # constructed once, never again
     again = Counter.options(name=name).remote(50)
     try:
         assert loom.get(loom.get_actor(name).get.remote()) == 50
@@ -275,6 +293,7 @@ class AsyncWorker:
         self.active = 0
         self.max_active = 0
         self.event = None
+        self.waiters = 0
 
     async def nap(self, seconds):
         self.active += 1
@@ -291,6 +310,7 @@ class AsyncWorker:
     async def wait_for_release(self):
         if self.event is None:
             self.event = asyncio.Event()
+        self.waiters += 1
         await asyncio.wait_for(self.event.wait(), timeout=60)
         return "released"
 
@@ -311,6 +331,23 @@ class AsyncWorker:
 
     async def loop_is_running(self):
         return asyncio.get_running_loop().is_running()
+
+    async def waiting(self):
+        return self.waiters
+
+    async def hold(self, started):
+        self.cancelled = getattr(self, "cancelled", 0)
+        with open(started, "w"):
+            pass
+        try:
+            await asyncio.sleep(120)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return "not cancelled"
+
+    async def cancelled_count(self):
+        return getattr(self, "cancelled", 0)
 
 
 def test_async_actor_runs_calls_concurrently(loom_cluster):
@@ -343,8 +380,10 @@ def test_async_calls_interleave_on_the_event_loop(loom_cluster):
     try:
         assert loom.get(a.loop_is_running.remote()) is True
         waiting = [a.wait_for_release.remote() for _ in range(3)]
-        time.sleep(0.2)
-        assert loom.wait(waiting, num_returns=3, timeout=0.5)[0] == []
+        # All three wait on the loop at once; none can end before release.
+        wait_until(lambda: loom.get(a.waiting.remote()) == 3, timeout=30,
+                   what="three calls waiting together")
+        assert loom.wait(waiting, num_returns=3, timeout=0)[0] == []
         a.release.remote()
         assert loom.get(waiting, timeout=60) == ["released"] * 3
     finally:
@@ -358,6 +397,33 @@ def test_await_ref_inside_async_methods(loom_cluster):
         assert loom.get(a.sum_refs.remote({"refs": refs}), timeout=60) == 110
         assert loom.get(a.gather_refs.remote({"refs": refs}), timeout=60) == 110
         assert loom.get(a.submit_and_await.remote(12), timeout=60) == 144
+    finally:
+        loom.kill(a)
+
+
+def test_cancel_an_async_actor_call(loom_cluster, tmp_path):
+    a = AsyncWorker.options(max_concurrency=4).remote()
+    try:
+        started = tmp_path / "started"
+        held = a.hold.remote(str(started))
+        wait_until(started.exists, timeout=60, what="the call to start")
+        start = time.monotonic()
+        loom.cancel(held)
+        with pytest.raises(TaskCancelledError):
+            loom.get(held, timeout=60)
+        assert time.monotonic() - start < 30
+        # The coroutine itself was cancelled, and the actor serves on.
+        assert loom.get(a.cancelled_count.remote(), timeout=60) == 1
+        assert loom.get(a.nap.remote(0), timeout=60) == 0
+        # force=True would kill the actor: refused for actor calls.
+        other_started = tmp_path / "other"
+        other = a.hold.remote(str(other_started))
+        wait_until(other_started.exists, timeout=60, what="the call to start")
+        with pytest.raises(ValueError, match="force=True"):
+            loom.cancel(other, force=True)
+        loom.cancel(other)
+        with pytest.raises(TaskCancelledError):
+            loom.get(other, timeout=60)
     finally:
         loom.kill(a)
 
