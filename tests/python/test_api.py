@@ -293,23 +293,32 @@ def spin_until(gate, started):
     return "finished"
 
 
+@loom.remote
+def mark_and_square(marker, x):
+    touch(marker)
+    return x * x
+
+
 def test_cancel_a_queued_task(loom_cluster, tmp_path):
     gate = str(tmp_path / "gate")
     cpus = int(loom.cluster_resources()["CPU"])
     blockers = [wait_for_gate.remote(gate, str(tmp_path / f"b{i}")) for i in range(cpus)]
+    ran = tmp_path / "ran"
     try:
+        # Every CPU is held: the next task cannot start until the gate opens.
         wait_until(lambda: all((tmp_path / f"b{i}").exists() for i in range(cpus)),
                    timeout=60, what="blockers to start")
-        queued = square.remote(7)
-        time.sleep(0.5)
-        assert loom.wait([queued], timeout=0)[0] == []
+        queued = mark_and_square.remote(str(ran), 7)
         loom.cancel(queued)
         with pytest.raises(TaskCancelledError):
             loom.get(queued, timeout=60)
     finally:
         touch(gate)
     assert loom.get(blockers, timeout=60) == [True] * cpus
-    assert loom.get(square.remote(6), timeout=60) == 36
+    # The CPUs are free again and run later tasks; the cancelled one never ran.
+    assert loom.get([square.remote(i) for i in range(2 * cpus)], timeout=60) == [
+        i * i for i in range(2 * cpus)]
+    assert not ran.exists()
 
 
 @pytest.mark.parametrize("force", [False, True])

@@ -1,6 +1,10 @@
 """Placement groups over four raylets: each strategy, atomic reservation,
-infeasible groups reported, tasks and actors in bundles, removal."""
+infeasible groups reported, tasks and actors in bundles, removal; groups
+that go with their driver, and infeasible ones placed when a node joins."""
+import json
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -10,8 +14,11 @@ from loom.util import (placement_group, placement_group_table,
                        remove_placement_group)
 from loom.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from conftest import wait_until
+from conftest import loom_cli, touch, wait_until
 from test_scheduling import four_nodes  # noqa: F401 - the fixture
+
+# Raylets report their resources to the head this often (--heartbeat-ms).
+HEARTBEAT_S = 0.5
 
 
 @loom.remote
@@ -34,6 +41,14 @@ def free_cpus():
     return loom.available_resources().get("CPU", 0.0)
 
 
+def holds_for(predicate, seconds, what):
+    """Fails the test if predicate() is ever false during `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), what
+        time.sleep(0.05)
+
+
 def test_each_strategy_places_its_bundles(four_nodes):
     spread = placement_group([{"CPU": 0.5}] * 3, strategy="SPREAD")
     assert len(set(nodes_of(spread))) == 3
@@ -41,6 +56,10 @@ def test_each_strategy_places_its_bundles(four_nodes):
     assert set(nodes_of(strict)) == set(four_nodes)
     remove_placement_group(spread)
     remove_placement_group(strict)
+    # Released bundles come back with the nodes' next heartbeats; PACK needs
+    # them back to fit on one node.
+    wait_until(lambda: free_cpus() == 8.0, timeout=20 * HEARTBEAT_S,
+               what="the removed groups' CPUs back")
     pack = placement_group([{"CPU": 1}] * 2, strategy="PACK")
     assert len(set(nodes_of(pack))) == 1
     strict_pack = placement_group([{"CPU": 1}] * 2, strategy="STRICT_PACK")
@@ -62,8 +81,9 @@ def test_infeasible_groups_are_reported_and_reserve_nothing(four_nodes):
     one_bad = placement_group([{"CPU": 1}, {"CPU": 1}, {"CPU": 3}])
     with pytest.raises(InfeasibleError):
         one_bad.wait(timeout_seconds=30)
-    time.sleep(1.5)  # heartbeats carry any reservation
-    assert free_cpus() == 8.0
+    # A reservation would show in the next heartbeats: none comes.
+    holds_for(lambda: free_cpus() == 8.0, 4 * HEARTBEAT_S,
+              "an infeasible group reserved CPUs")
     remove_placement_group(too_spread)
     remove_placement_group(one_bad)
 
@@ -138,3 +158,90 @@ def test_a_group_that_loses_a_node_is_placed_again(four_nodes):
 
     wait_until(placed_again, timeout=60, what="the group placed again")
     remove_placement_group(pg)
+
+
+# --- groups and the cluster's life: drivers that end, nodes that join ---------
+
+
+def join(head_node):
+    """This process joins the head_node cluster; returns its address."""
+    latest = Path(head_node.session_root) / "session_latest"
+    address = (latest / "address").read_text().strip()
+    loom.init(address=address)
+    return address
+
+
+GROUP_DRIVER = """
+    import os
+    import loom
+    from conftest import wait_for_file
+    from loom.util import placement_group
+
+    loom.init(address="auto")
+    pg = placement_group([{{"CPU": 2}}])
+    assert loom.get(pg.ready(), timeout=60)
+    print("PLACED", pg.id, flush=True)
+    wait_for_file({gate!r})
+    print("EXITING", flush=True)
+"""
+
+
+def test_a_group_goes_when_its_driver_ends(head_node, tmp_path):
+    join(head_node)
+    try:
+        wait_until(lambda: free_cpus() == 3.0, timeout=30, what="an idle cluster")
+        gate = str(tmp_path / "gate")
+        proc = head_node.start_driver(GROUP_DRIVER.format(gate=gate))
+        line = proc.stdout.readline()
+        assert line.startswith("PLACED "), (line, proc.stderr.read())
+        pg_id = line.split()[1]
+        wait_until(lambda: free_cpus() == 1.0, timeout=20 * HEARTBEAT_S,
+                   what="the group's two CPUs reserved")
+        touch(gate)  # the driver exits without removing its group
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "EXITING" in out, err
+        wait_until(lambda: placement_group_table()[pg_id]["state"] == "REMOVED",
+                   timeout=20 * HEARTBEAT_S, what="the group removed")
+        wait_until(lambda: free_cpus() == 3.0, timeout=20 * HEARTBEAT_S,
+                   what="the bundle's CPUs back")
+    finally:
+        loom.shutdown()
+
+
+@loom.remote
+def where_am_i():
+    return loom.get_runtime_context().get_node_id()
+
+
+def test_an_infeasible_group_is_placed_when_a_node_joins(head_node):
+    address = join(head_node)
+    try:
+        pg = placement_group([{"CPU": 1, "accel": 1}])
+        with pytest.raises(InfeasibleError):
+            loom.get(pg.ready(), timeout=60)
+        assert placement_group_table(pg)["state"] == "INFEASIBLE"
+
+        log = head_node.tmp_dir / "join.log"
+        with open(log, "w") as out:  # a file: the daemons inherit it
+            r = subprocess.run(
+                [loom_cli(), "start", "--address", address, "--num-cpus", "1",
+                 "--resources", json.dumps({"accel": 1}),
+                 "--session-root", head_node.session_root],
+                env=head_node.env(), timeout=120, stdout=out,
+                stderr=subprocess.STDOUT)
+        assert r.returncode == 0, log.read_text()
+        joined = wait_until(
+            lambda: next((n["NodeID"] for n in loom.nodes()
+                          if n["Alive"] and "accel" in n["Resources"]), None),
+            timeout=30, what="the new node")
+
+        wait_until(lambda: placement_group_table(pg)["state"] == "CREATED",
+                   timeout=30, what="the group placed on the new node")
+        assert placement_group_table(pg)["bundle_nodes"] == [joined]
+        assert loom.get(pg.ready(), timeout=30) is True
+        in_bundle = PlacementGroupSchedulingStrategy(pg, 0)
+        assert loom.get(where_am_i.options(scheduling_strategy=in_bundle).remote(),
+                        timeout=60) == joined
+        remove_placement_group(pg)
+    finally:
+        loom.shutdown()
