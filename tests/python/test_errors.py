@@ -35,6 +35,10 @@ def raise_value_error_in_a_task(x):
     return x
 
 
+class HardQuotaError(QuotaError):
+    """A subclass of a type listed in retry_exceptions."""
+
+
 @loom.remote
 def raise_quota_error():
     raise QuotaError("over quota: 42 of 40")
@@ -250,17 +254,20 @@ def test_retry_exceptions_with_max_retries_minus_one_retries_until_success(
 @loom.remote
 def raise_once(marker_dir, kind):
     if _attempt(marker_dir) == 1:
-        raise {"quota": QuotaError, "key": KeyError}[kind]("first attempt")
+        raise {"quota": QuotaError, "hard": HardQuotaError,
+               "key": KeyError}[kind]("first attempt")
     return "ok"
 
 
 def test_retry_exceptions_list_retries_only_the_listed_types(loom_cluster, tmp_path):
-    listed, unlisted = tmp_path / "listed", tmp_path / "unlisted"
-    listed.mkdir()
-    unlisted.mkdir()
+    listed, subclass, unlisted = (tmp_path / d for d in ("listed", "subclass", "unlisted"))
+    for d in (listed, subclass, unlisted):
+        d.mkdir()
     task = raise_once.options(max_retries=2, retry_exceptions=[QuotaError])
     assert loom.get(task.remote(str(listed), "quota"), timeout=60) == "ok"
     assert len(os.listdir(listed)) == 2
+    assert loom.get(task.remote(str(subclass), "hard"), timeout=60) == "ok"
+    assert len(os.listdir(subclass)) == 2
     with pytest.raises(KeyError):
         loom.get(task.remote(str(unlisted), "key"), timeout=60)
     assert len(os.listdir(unlisted)) == 1
