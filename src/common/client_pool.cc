@@ -1,5 +1,7 @@
 #include "src/common/client_pool.h"
 
+#include <grpcpp/channel.h>
+
 #include <vector>
 
 #include "src/common/rpc.h"

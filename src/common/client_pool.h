@@ -18,8 +18,6 @@
 #ifndef LOOM_COMMON_CLIENT_POOL_H_
 #define LOOM_COMMON_CLIENT_POOL_H_
 
-#include <grpcpp/channel.h>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,6 +27,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "src/common/clock.h"
+
+namespace grpc {
+class Channel;
+}  // namespace grpc
 
 namespace loom {
 

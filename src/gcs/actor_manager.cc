@@ -37,24 +37,6 @@ struct ActorManager::Actor {
   std::vector<Done> kills;  // answered once the process is gone
 };
 
-// Stubs, one per address, and the calls' plumbing: each reply is posted
-// back to the loop.
-struct ActorManager::Rpc {
-  absl::flat_hash_map<std::string, std::unique_ptr<rpc::Raylet::Stub>> raylets;
-  absl::flat_hash_map<std::string, std::unique_ptr<rpc::CoreWorker::Stub>>
-      workers;
-  rpc::Raylet::Stub* Raylet(const std::string& a) {
-    auto& s = raylets[a];
-    if (!s) s = rpc::Raylet::NewStub(rpc::MakeChannel(a));
-    return s.get();
-  }
-  rpc::CoreWorker::Stub* Worker(const std::string& a) {
-    auto& s = workers[a];
-    if (!s) s = rpc::CoreWorker::NewStub(rpc::MakeChannel(a));
-    return s.get();
-  }
-};
-
 template <typename Req, typename Reply>
 struct Call {
   grpc::ClientContext ctx;
@@ -63,11 +45,12 @@ struct Call {
 };
 
 ActorManager::ActorManager(EventLoop* loop, NodeTable* nodes,
-                           Publisher* publisher, GlobalScheduler* scheduler)
+                           Publisher* publisher, GlobalScheduler* scheduler,
+                           ClientPool* clients)
     : loop_(loop),
       nodes_(nodes),
       publisher_(publisher),
-      rpc_(std::make_unique<Rpc>()),
+      clients_(clients),
       scheduler_(scheduler) {}
 
 ActorManager::~ActorManager() = default;
@@ -183,7 +166,7 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
   *call->req.mutable_runtime() = a.spec.runtime();
   rpc::SetTimeout(&call->ctx, 30000);
   std::string node_id = node.node_id();
-  rpc_->Raylet(raylet)->async()->RequestWorkerLease(
+  clients_->Stub<rpc::Raylet>(raylet)->async()->RequestWorkerLease(
       &call->ctx, &call->req, &call->reply,
       [this, call, id, attempt, raylet, node_id](grpc::Status s) {
         loop_->Post([this, call, id, attempt, raylet, node_id, s] {
@@ -199,7 +182,7 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
               ret->req.set_lease_id(call->reply.lease_id());
               ret->req.set_worker_failed(true);
               rpc::SetTimeout(&ret->ctx, 5000);
-              rpc_->Raylet(raylet)->async()->ReturnWorker(
+              clients_->Stub<rpc::Raylet>(raylet)->async()->ReturnWorker(
                   &ret->ctx, &ret->req, &ret->reply,
                   [ret](grpc::Status) { delete ret; });
             }
@@ -241,7 +224,7 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
   call->req.mutable_spec()->set_actor_creation(true);
   call->req.set_lease_id(a.lease_id);
   rpc::Address address = worker;
-  rpc_->Worker(AddressOf(worker))
+  clients_->Stub<rpc::CoreWorker>(AddressOf(worker))
       ->async()
       ->PushTask(
           &call->ctx, &call->req, &call->reply,
@@ -285,7 +268,7 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
 void ActorManager::Watch(const ActorId& id, int64_t attempt) {
   Actor& a = *actors_[id];
   auto* call = new Call<rpc::WatchBorrowerRequest, rpc::WatchBorrowerReply>;
-  rpc_->Worker(AddressOf(a.info.address()))
+  clients_->Stub<rpc::CoreWorker>(AddressOf(a.info.address()))
       ->async()
       ->WatchBorrower(&call->ctx, &call->req, &call->reply,
                       [this, call, id, attempt](grpc::Status s) {
@@ -307,6 +290,7 @@ void ActorManager::Died(const ActorId& id, int64_t attempt,
   Actor& a = *it->second;
   if (a.info.state() == rpc::ActorInfo::DEAD) return;
   Stop(a);  // frees the lease (and the process, if it lingers)
+  clients_->Drop(AddressOf(a.info.address()));
   a.info.clear_address();
   for (auto& done : a.kills) done(absl::OkStatus());  // it is gone
   a.kills.clear();
@@ -329,7 +313,7 @@ void ActorManager::Stop(Actor& a) {
   ret->req.set_lease_id(a.lease_id);
   ret->req.set_worker_failed(true);  // the raylet kills the process
   rpc::SetTimeout(&ret->ctx, 5000);
-  rpc_->Raylet(a.raylet)->async()->ReturnWorker(
+  clients_->Stub<rpc::Raylet>(a.raylet)->async()->ReturnWorker(
       &ret->ctx, &ret->req, &ret->reply, [ret](grpc::Status) { delete ret; });
   a.lease_id.clear();
 }

@@ -22,6 +22,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "proto/gcs.pb.h"
+#include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 #include "src/gcs/global_scheduler.h"
@@ -33,8 +34,9 @@ namespace loom::gcs {
 // Not thread-safe: runs on the GCS loop.
 class ActorManager {
  public:
+  // Calls out to raylets and actors' workers through `clients`.
   ActorManager(EventLoop* loop, NodeTable* nodes, Publisher* publisher,
-               GlobalScheduler* scheduler);
+               GlobalScheduler* scheduler, ClientPool* clients);
   ~ActorManager();
 
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
@@ -54,7 +56,6 @@ class ActorManager {
 
  private:
   struct Actor;
-  struct Rpc;
   void Schedule(const ActorId& id);
   void Lease(const ActorId& id, int64_t attempt, const rpc::NodeInfo& node);
   void Create(const ActorId& id, int64_t attempt, const rpc::Address& worker,
@@ -69,7 +70,7 @@ class ActorManager {
   EventLoop* loop_;
   NodeTable* nodes_;
   Publisher* publisher_;
-  std::unique_ptr<Rpc> rpc_;
+  ClientPool* clients_;
   absl::flat_hash_map<ActorId, std::unique_ptr<Actor>> actors_;
   absl::flat_hash_map<std::string, ActorId> names_;  // ns + '\0' + name
   // Nodes whose raylet did not answer a lease request, until when they are

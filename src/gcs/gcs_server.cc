@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/str_cat.h"
 #include "src/common/wire.h"
 
 namespace loom::gcs {
@@ -51,6 +52,7 @@ void GcsServer::Stop() { loop_.Stop(); }
 
 void GcsServer::CheckTimeoutsPeriodically() {
   nodes_.CheckTimeouts();
+  clients_.DropIdle();
   UpdateGauges();
   loop_.PostAfter(std::min(absl::Milliseconds(200), options_.node_timeout / 5),
                   [this] { CheckTimeoutsPeriodically(); });
@@ -67,6 +69,11 @@ void GcsServer::UpdateGauges() {
 }
 
 void GcsServer::OnNodeDead(const NodeId& node) {
+  for (const rpc::NodeInfo& info : nodes_.All()) {
+    if (info.node_id() == node.Binary()) {
+      clients_.Drop(absl::StrCat(info.host(), ":", info.raylet_port()));
+    }
+  }
   groups_.OnNodeDead(node.Binary());
   for (auto it = objects_.begin(); it != objects_.end();) {
     it->second.nodes.erase(node);

@@ -125,8 +125,9 @@ class GcsServer {
   Publisher publisher_;
   NodeTable nodes_;
   GlobalScheduler scheduler_{&nodes_};
-  ActorManager actors_{&loop_, &nodes_, &publisher_, &scheduler_};
-  PlacementGroupManager groups_{&loop_, &nodes_, &actors_};
+  ClientPool clients_;  // outgoing calls: raylets, actors' workers
+  ActorManager actors_{&loop_, &nodes_, &publisher_, &scheduler_, &clients_};
+  PlacementGroupManager groups_{&loop_, &nodes_, &actors_, &clients_};
   uint32_t next_job_ = 1;
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;

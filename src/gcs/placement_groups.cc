@@ -34,21 +34,10 @@ struct PlacementGroupManager::Group {
   std::vector<std::pair<rpc::GetPlacementGroupReply*, Done>> waiters;
 };
 
-struct PlacementGroupManager::Rpc {
-  absl::flat_hash_map<std::string, std::unique_ptr<rpc::Raylet::Stub>> stubs;
-  rpc::Raylet::Stub* Raylet(const std::string& a) {
-    auto& s = stubs[a];
-    if (!s) s = rpc::Raylet::NewStub(rpc::MakeChannel(a));
-    return s.get();
-  }
-};
-
 PlacementGroupManager::PlacementGroupManager(EventLoop* loop, NodeTable* nodes,
-                                             ActorManager* actors)
-    : loop_(loop),
-      nodes_(nodes),
-      actors_(actors),
-      rpc_(std::make_unique<Rpc>()) {}
+                                             ActorManager* actors,
+                                             ClientPool* clients)
+    : loop_(loop), nodes_(nodes), actors_(actors), clients_(clients) {}
 
 PlacementGroupManager::~PlacementGroupManager() = default;
 
@@ -294,13 +283,14 @@ void PlacementGroupManager::SendBundle(const std::string& raylet,
       delete call;
     });
   };
-  auto* stub = rpc_->Raylet(raylet)->async();
+  auto stub = clients_->Stub<rpc::Raylet>(raylet);
+  auto* async = stub->async();
   if (method == "prepare") {
-    stub->PrepareBundle(&call->ctx, &call->req, &call->reply, cb);
+    async->PrepareBundle(&call->ctx, &call->req, &call->reply, cb);
   } else if (method == "commit") {
-    stub->CommitBundle(&call->ctx, &call->req, &call->reply, cb);
+    async->CommitBundle(&call->ctx, &call->req, &call->reply, cb);
   } else {
-    stub->ReleaseBundle(&call->ctx, &call->req, &call->reply, cb);
+    async->ReleaseBundle(&call->ctx, &call->req, &call->reply, cb);
   }
 }
 

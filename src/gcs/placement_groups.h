@@ -23,6 +23,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "proto/gcs.pb.h"
+#include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 #include "src/gcs/actor_manager.h"
@@ -33,8 +34,9 @@ namespace loom::gcs {
 // Not thread-safe: runs on the GCS loop.
 class PlacementGroupManager {
  public:
-  PlacementGroupManager(EventLoop* loop, NodeTable* nodes,
-                        ActorManager* actors);
+  // Calls raylets through `clients`.
+  PlacementGroupManager(EventLoop* loop, NodeTable* nodes, ActorManager* actors,
+                        ClientPool* clients);
   ~PlacementGroupManager();
 
   void HandleCreate(const rpc::CreatePlacementGroupRequest& req,
@@ -53,7 +55,6 @@ class PlacementGroupManager {
 
  private:
   struct Group;
-  struct Rpc;
   // The group with that (wire) id; InvalidArgument or NotFound.
   absl::StatusOr<Group*> Find(const std::string& pg_id);
   void Schedule(const PlacementGroupId& id);
@@ -84,7 +85,7 @@ class PlacementGroupManager {
   EventLoop* loop_;
   NodeTable* nodes_;
   ActorManager* actors_;
-  std::unique_ptr<Rpc> rpc_;
+  ClientPool* clients_;
   absl::flat_hash_map<PlacementGroupId, std::unique_ptr<Group>> groups_;
 };
 
