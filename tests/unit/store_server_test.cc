@@ -132,28 +132,43 @@ TEST_F(StoreServerTest, MalformedBytesGetAnErrorAndTheStoreKeepsServing) {
   int arena_fd = -1;
   ASSERT_GT(RecvWithFd(fd, buf, sizeof(buf), &arena_fd), 0);  // hello
   close(arena_fd);
+  // One reply frame (a 4-byte little-endian length, then the message).
+  auto read_reply = [&](rpc::StoreReply* reply) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    return n > 4 && reply->ParseFromArray(buf + 4, static_cast<int>(n - 4));
+  };
   // A frame of random bytes: an error reply, connection still usable.
   std::string junk = std::string("\x0a\x00\x00\x00", 4) +
                      "\xff\xfe\xfd\x01\x02\x03\x04\x05\x06\x07";
   ASSERT_EQ(write(fd, junk.data(), junk.size()),
             static_cast<ssize_t>(junk.size()));
-  ssize_t n = read(fd, buf, sizeof(buf));
-  ASSERT_GT(n, 4);
   rpc::StoreReply reply;
-  ASSERT_TRUE(reply.ParseFromArray(buf + 4, static_cast<int>(n - 4)));
-  EXPECT_NE(reply.code(), 0);
+  ASSERT_TRUE(read_reply(&reply));
+  EXPECT_EQ(reply.code(), static_cast<int>(absl::StatusCode::kInvalidArgument))
+      << reply.message();
+  rpc::StoreRequest stats;
+  stats.set_seq(7);
+  stats.mutable_stats();
+  std::string frame = stats.SerializeAsString();
+  uint32_t len = static_cast<uint32_t>(frame.size());
+  frame.insert(0, reinterpret_cast<const char*>(&len), 4);
+  ASSERT_EQ(write(fd, frame.data(), frame.size()),
+            static_cast<ssize_t>(frame.size()));
+  ASSERT_TRUE(read_reply(&reply));
+  EXPECT_EQ(reply.code(), 0) << reply.message();
+  EXPECT_EQ(reply.seq(), 7u);
+  EXPECT_EQ(reply.capacity(), uint64_t{256} << 20);
   // A frame claiming 2 GiB: an error reply, then the store hangs up.
   std::string huge("\x00\x00\x00\x80", 4);
   ASSERT_EQ(write(fd, huge.data(), 4), 4);
-  n = read(fd, buf, sizeof(buf));
-  ASSERT_GT(n, 4);
-  ASSERT_TRUE(reply.ParseFromArray(buf + 4, static_cast<int>(n - 4)));
+  ASSERT_TRUE(read_reply(&reply));
+  EXPECT_EQ(reply.code(), static_cast<int>(absl::StatusCode::kInvalidArgument))
+      << reply.message();
   EXPECT_NE(reply.message().find("exceeds"), std::string::npos);
   EXPECT_EQ(read(fd, buf, sizeof(buf)), 0);
   close(fd);
   // Bad ids through the real client are refused too.
   auto client = Client();
-  rpc::StoreRequest req;
   EXPECT_EQ(client->Seal(NewId()).code(), absl::StatusCode::kNotFound);
   auto ok = client->Create(NewId(), 100, 0);
   EXPECT_TRUE(ok.ok()) << ok.status();
