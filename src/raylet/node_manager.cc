@@ -500,6 +500,7 @@ void NodeManager::Tick() {
   }
   for (const auto& [id, d] : dead) OnDriverDied(id, d);
   pool_->Maintain();
+  clients_.DropIdle();
   Dispatch();
   if (options_.object_store) {
     auto stats = options_.object_store->stats();
@@ -711,12 +712,17 @@ void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
   view_version_ = reply.view_version();
   {
     absl::MutexLock lock(&addresses_mu_);
+    auto before = std::move(addresses_);
     addresses_.clear();
     for (const auto& node : reply.nodes()) {
       auto id = NodeId::FromBinary(node.node_id());
       if (id.ok()) {
         addresses_[*id] = absl::StrCat(node.host(), ":", node.raylet_port());
       }
+    }
+    // A node gone from the view is dead: its channel goes too.
+    for (const auto& [id, address] : before) {
+      if (!addresses_.contains(id)) clients_.Drop(address);
     }
   }
   others_.clear();

@@ -66,6 +66,8 @@ class NodeManager {
   void set_port(int port) { options_.port = port; }
   void set_object_manager(ObjectManager* om) { object_manager_ = om; }
   const NodeId& node_id() const { return options_.node_id; }
+  // This raylet's outgoing channels, for its object manager too.
+  ClientPool* clients() { return &clients_; }
   // Thread-safe: a node's raylet address, from the latest cluster view.
   std::optional<std::string> AddressOf(const NodeId& node) const;
 
@@ -176,7 +178,8 @@ class NodeManager {
   absl::flat_hash_map<LeaseId, Lease> leases_;
   absl::flat_hash_map<WorkerId, LeaseId> lease_of_worker_;
   absl::flat_hash_map<WorkerId, Driver> drivers_;
-  WorkerClient workers_;
+  ClientPool clients_;  // outgoing calls: workers, other raylets
+  WorkerClient workers_{&clients_};
 
   prometheus::Counter& leases_granted_;
   prometheus::Counter& spillbacks_;

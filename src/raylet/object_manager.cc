@@ -221,7 +221,7 @@ class ChunkReader {
 
 absl::Status ObjectManager::Transfer(const ObjectId& id,
                                      const std::string& address) {
-  grpc::GenericStub stub(rpc::MakeChannel(address));
+  grpc::GenericStub stub(options_.clients->Channel(address));
   auto failed = [&](const absl::Status& s) {
     return absl::Status(
         s.code(), absl::StrCat("pulling object ", id.Hex(), " from ", address,
@@ -390,7 +390,7 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
     for (auto& [node, r] : by_node) {
       auto address = AddressOf(node);
       if (!address) continue;  // gone: nothing of it to free
-      auto stub = rpc::Raylet::NewStub(rpc::MakeChannel(*address));
+      auto stub = options_.clients->Stub<rpc::Raylet>(*address);
       grpc::ClientContext ctx;
       rpc::SetTimeout(&ctx, 5000);
       rpc::FreeObjectsReply reply;

@@ -31,6 +31,7 @@
 namespace grpc {
 class ByteBuffer;
 }
+#include "src/common/client_pool.h"
 #include "src/common/ids.h"
 
 namespace loom::raylet {
@@ -46,6 +47,7 @@ class ObjectManager {
     int chunks_in_flight = 4;
     NodeId self;
     std::string gcs_address;  // copies are reported to its object directory
+    ClientPool* clients = nullptr;  // channels to other raylets; required
   };
   explicit ObjectManager(Options options);
   ~ObjectManager();

@@ -5,19 +5,11 @@
 
 namespace loom::raylet {
 
-struct WorkerClient::Stubs {
-  absl::flat_hash_map<WorkerId, std::unique_ptr<rpc::CoreWorker::Stub>>
-      by_worker;
-};
-
-WorkerClient::WorkerClient() : stubs_(std::make_unique<Stubs>()) {}
-WorkerClient::~WorkerClient() = default;
-
 void WorkerClient::AssignJob(const WorkerId& worker, const std::string& address,
                              const JobAssignment& assignment,
                              std::function<void(absl::Status)> done) {
-  auto& stub = stubs_->by_worker[worker];
-  if (!stub) stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(address));
+  addresses_[worker] = address;
+  auto stub = clients_->Stub<rpc::CoreWorker>(address);
   struct Call {
     grpc::ClientContext ctx;
     rpc::AssignJobRequest req;
@@ -36,7 +28,10 @@ void WorkerClient::AssignJob(const WorkerId& worker, const std::string& address,
 }
 
 void WorkerClient::Forget(const WorkerId& worker) {
-  stubs_->by_worker.erase(worker);
+  auto it = addresses_.find(worker);
+  if (it == addresses_.end()) return;
+  clients_->Drop(it->second);
+  addresses_.erase(it);
 }
 
 }  // namespace loom::raylet

@@ -15,6 +15,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "src/common/client_pool.h"
 #include "src/common/ids.h"
 
 namespace loom::raylet {
@@ -28,8 +29,7 @@ struct JobAssignment {
 // Not thread-safe: used from the raylet's event loop.
 class WorkerClient {
  public:
-  WorkerClient();
-  ~WorkerClient();
+  explicit WorkerClient(ClientPool* clients) : clients_(clients) {}
 
   // Tells a worker which job it serves, the code to load and the GPUs it
   // holds. `done` runs on a gRPC thread.
@@ -40,8 +40,8 @@ class WorkerClient {
   void Forget(const WorkerId& worker);
 
  private:
-  struct Stubs;
-  std::unique_ptr<Stubs> stubs_;
+  ClientPool* clients_;
+  absl::flat_hash_map<WorkerId, std::string> addresses_;
 };
 
 }  // namespace loom::raylet
