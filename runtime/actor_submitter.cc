@@ -108,7 +108,7 @@ void ActorSubmitter::Pump(const ActorId& id) {
   if (state.dead) return FailAll(state, state.death);
   if (state.address.empty()) return Resolve(id);
   if (!state.stub) {
-    state.stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(state.address));
+    state.stub = options_.clients->Stub<rpc::CoreWorker>(state.address);
   }
   // Numbers go in submission order; a call whose arguments are not ready
   // yet holds the ones after it back at the actor, not here. The scan
@@ -225,6 +225,7 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
   spdlog::info("actor {} at {} failed: {}", id.Hex(), address,
                s.error_message());
   state.failed = state.address;
+  options_.clients->Drop(state.address);
   state.address.clear();
   state.stub.reset();
   state.next_seq = 0;  // the next incarnation counts from 0

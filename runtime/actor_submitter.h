@@ -26,6 +26,7 @@
 #include "proto/gcs.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
 #include "runtime/object_table.h"
+#include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 
@@ -38,6 +39,7 @@ class ActorSubmitter {
     ObjectTable* objects = nullptr;
     std::string gcs_address;
     std::string self_address;
+    ClientPool* clients = nullptr;  // the actors' workers; required
   };
   explicit ActorSubmitter(Options options);
   ~ActorSubmitter();
@@ -87,7 +89,7 @@ class ActorSubmitter {
     int64_t next_seq = 0;               // in the current incarnation
     uint64_t scan_from = 0;             // calls before it are numbered and sent
     std::map<uint64_t, Pending> calls;  // by submission order, not done
-    std::unique_ptr<rpc::CoreWorker::Stub> stub;
+    std::shared_ptr<rpc::CoreWorker::Stub> stub;
   };
   void Pump(const ActorId& id);
   void Resolve(const ActorId& id);

@@ -57,7 +57,7 @@ absl::Status CoreWorker::Connect() {
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
   address_ = absl::StrCat(options_.host, ":", port_);
-  owners_ = std::make_unique<OwnerClient>(&loop_);
+  owners_ = std::make_unique<OwnerClient>(&loop_, &clients_);
   objects_.set_on_owned_free([this](const ObjectId& id) {
     std::optional<ActorId> actor;
     {
@@ -657,6 +657,7 @@ void CoreWorker::RequestExit() {
 void CoreWorker::ReportStatsPeriodically() {
   if (shut_down_) return;
   ReportStats();
+  clients_.DropIdle();
   loop_.PostAfter(absl::Seconds(1), [this] { ReportStatsPeriodically(); });
 }
 
@@ -693,11 +694,11 @@ void CoreWorker::StartSubmitters(
     const std::vector<std::string>& code_search_path) {
   submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
       &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
-      options_.worker_id, code_search_path, address_});
+      options_.worker_id, code_search_path, address_, &clients_});
   submitter_->set_runtime(options_.runtime);
   if (!options_.gcs_address.empty()) {
     actor_submitter_ = std::make_unique<ActorSubmitter>(ActorSubmitter::Options{
-        &loop_, &objects_, options_.gcs_address, address_});
+        &loop_, &objects_, options_.gcs_address, address_, &clients_});
   }
 }
 

@@ -29,6 +29,7 @@
 #include "object_store/layout.h"
 #include "proto/worker.pb.h"
 #include "runtime/object_table.h"
+#include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 
@@ -283,6 +284,7 @@ class CoreWorker {
   ObjectTable objects_;
   EventLoop loop_;
   std::string address_;
+  ClientPool clients_;  // outgoing calls: raylets, workers, owners
   std::unique_ptr<OwnerClient> owners_;  // uses loop_
   std::unique_ptr<TaskCounters> counters_;
   std::unique_ptr<TaskSubmitter> submitter_;

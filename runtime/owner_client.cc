@@ -6,11 +6,9 @@
 
 namespace loom {
 
-rpc::CoreWorker::Stub* OwnerClient::Stub(const std::string& owner) {
-  absl::MutexLock lock(&mu_);
-  auto& stub = stubs_[owner];
-  if (!stub) stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(owner));
-  return stub.get();
+std::shared_ptr<rpc::CoreWorker::Stub> OwnerClient::Stub(
+    const std::string& owner) {
+  return clients_->Stub<rpc::CoreWorker>(owner);
 }
 
 bool OwnerClient::Start(std::shared_ptr<Call> call) {
@@ -118,7 +116,8 @@ void OwnerClient::WatchBorrower(const std::string& borrower,
   if (!Start(std::move(shared))) return done();
   Stub(borrower)->async()->WatchBorrower(
       &call->ctx, &call->watch_req, &call->watch_reply,
-      [this, call, done = std::move(done)](grpc::Status) {
+      [this, call, borrower, done = std::move(done)](grpc::Status) {
+        clients_->Drop(borrower);  // it exited or died
         done();
         Finish(call);
       });

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/worker.grpc.pb.h"
+#include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 
@@ -33,7 +34,9 @@ namespace loom {
 class OwnerClient {
  public:
   using FetchDone = std::function<void(absl::Status, rpc::GetObjectReply&)>;
-  explicit OwnerClient(EventLoop* loop) : loop_(loop) {}
+  // Calls owners and borrowers through `clients`.
+  OwnerClient(EventLoop* loop, ClientPool* clients)
+      : loop_(loop), clients_(clients) {}
   ~OwnerClient() { Shutdown(); }
 
   // `done` runs once, on a gRPC thread: with the owner's reply, or with an
@@ -63,16 +66,15 @@ class OwnerClient {
     rpc::WatchBorrowerRequest watch_req;
     rpc::WatchBorrowerReply watch_reply;
   };
-  rpc::CoreWorker::Stub* Stub(const std::string& owner);
+  std::shared_ptr<rpc::CoreWorker::Stub> Stub(const std::string& owner);
   void FlushRemoves();
   bool Start(std::shared_ptr<Call> call);  // false when shut down
   void Finish(Call* call);
 
   EventLoop* loop_;
+  ClientPool* clients_;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<std::string, std::unique_ptr<rpc::CoreWorker::Stub>>
-      stubs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Call*, std::shared_ptr<Call>> calls_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<std::string>> removes_
       ABSL_GUARDED_BY(mu_);

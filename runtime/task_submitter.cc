@@ -14,7 +14,7 @@ struct TaskSubmitter::Lease {
   std::string lease_id;
   std::string raylet;
   std::string worker_address;
-  std::unique_ptr<rpc::CoreWorker::Stub> stub;
+  std::shared_ptr<rpc::CoreWorker::Stub> stub;
   int inflight = 0;
   absl::Time idle_since;
   bool dead = false;
@@ -84,10 +84,9 @@ void TaskSubmitter::Shutdown() {
   }
 }
 
-rpc::Raylet::Stub* TaskSubmitter::RayletStub(const std::string& address) {
-  auto& stub = raylets_[address];
-  if (!stub) stub = rpc::Raylet::NewStub(rpc::MakeChannel(address));
-  return stub.get();
+std::shared_ptr<rpc::Raylet::Stub> TaskSubmitter::RayletStub(
+    const std::string& address) {
+  return options_.clients->Stub<rpc::Raylet>(address);
 }
 
 void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key) {
@@ -252,7 +251,7 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
       lease->worker_address =
           absl::StrCat(reply.worker().host(), ":", reply.worker().port());
       lease->stub =
-          rpc::CoreWorker::NewStub(rpc::MakeChannel(lease->worker_address));
+          options_.clients->Stub<rpc::CoreWorker>(lease->worker_address);
       lease->idle_since = options_.loop->clock()->Now();
       ks.leases.push_back(lease);
       Pump(ks);
@@ -381,6 +380,7 @@ void TaskSubmitter::ResolveReturn(Call* call) {
 void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
                               bool failed) {
   lease->dead = true;
+  if (failed) options_.clients->Drop(lease->worker_address);
   auto& v = ks.leases;
   v.erase(std::remove(v.begin(), v.end(), lease), v.end());
   auto* call = new Call;

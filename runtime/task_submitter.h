@@ -28,6 +28,7 @@
 #include "proto/raylet.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
 #include "runtime/object_table.h"
+#include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 
@@ -47,7 +48,8 @@ class TaskSubmitter {
     JobId job;
     WorkerId worker_id;
     std::vector<std::string> code_search_path;
-    std::string self_address;  // this core worker's, host:port
+    std::string self_address;       // this core worker's, host:port
+    ClientPool* clients = nullptr;  // raylets and leased workers; required
     absl::Duration lease_idle_timeout = absl::Seconds(1);
     int max_inflight_per_worker = 64;
   };
@@ -95,7 +97,7 @@ class TaskSubmitter {
   // Drops the references held on arguments that live in a store.
   void ReleaseStoreArgs(const rpc::TaskSpec& spec);
   void ReturnIdleLeases();
-  rpc::Raylet::Stub* RayletStub(const std::string& address);
+  std::shared_ptr<rpc::Raylet::Stub> RayletStub(const std::string& address);
 
   // gRPC calls in flight, so that Shutdown can cancel and wait for them.
   void Track(grpc::ClientContext* ctx);
@@ -104,7 +106,6 @@ class TaskSubmitter {
   Options options_;
   // Loop-owned state.
   absl::flat_hash_map<std::string, std::unique_ptr<KeyState>> keys_;
-  absl::flat_hash_map<std::string, std::unique_ptr<rpc::Raylet::Stub>> raylets_;
   bool shutting_down_ = false;
   rpc::WorkerRuntime runtime_;
   // Tasks pushed and not answered, by task id, and those cancelled.
