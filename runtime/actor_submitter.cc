@@ -29,27 +29,7 @@ ActorSubmitter::ActorSubmitter(Options options)
 
 ActorSubmitter::~ActorSubmitter() { Shutdown(); }
 
-bool ActorSubmitter::Track(grpc::ClientContext* ctx) {
-  absl::MutexLock lock(&calls_mu_);
-  if (shut_down_) return false;
-  calls_.insert(ctx);
-  return true;
-}
-
-void ActorSubmitter::Untrack(grpc::ClientContext* ctx) {
-  absl::MutexLock lock(&calls_mu_);
-  calls_.erase(ctx);
-}
-
-void ActorSubmitter::Shutdown() {
-  absl::MutexLock lock(&calls_mu_);
-  shut_down_ = true;
-  for (auto* ctx : calls_) ctx->TryCancel();
-  auto none = [this]() ABSL_SHARED_LOCKS_REQUIRED(calls_mu_) {
-    return calls_.empty();
-  };
-  calls_mu_.AwaitWithTimeout(absl::Condition(&none), absl::Seconds(5));
-}
+void ActorSubmitter::Shutdown() { calls_.Shutdown(); }
 
 void ActorSubmitter::Submit(const ActorId& actor, rpc::TaskSpec spec) {
   options_.loop->Post([this, actor, spec = std::move(spec)]() mutable {
@@ -128,7 +108,7 @@ void ActorSubmitter::Pump(const ActorId& id) {
     p.sent = true;
     auto* call = new Call;
     *call->push_req.mutable_spec() = p.spec;
-    if (!Track(&call->ctx)) {
+    if (!calls_.Start(&call->ctx)) {
       delete call;
       return;
     }
@@ -145,7 +125,7 @@ void ActorSubmitter::Pump(const ActorId& id) {
           }
           options_.loop->Post([this, id, index, address, call, s] {
             OnReply(id, index, address, call, s);
-            Untrack(&call->ctx);
+            calls_.Finish(&call->ctx);
             delete call;
           });
         });
@@ -196,13 +176,13 @@ void ActorSubmitter::SendCancel(State& state, const std::string& task_id) {
   auto* call = new CancelCall;
   call->req.set_task_id(task_id);
   rpc::SetTimeout(&call->ctx, 5000);
-  if (!Track(&call->ctx)) {
+  if (!calls_.Start(&call->ctx)) {
     delete call;
     return;
   }
   state.stub->async()->CancelTask(&call->ctx, &call->req, &call->reply,
                                   [this, call](grpc::Status) {
-                                    Untrack(&call->ctx);
+                                    calls_.Finish(&call->ctx);
                                     delete call;
                                   });
 }
@@ -260,7 +240,7 @@ void ActorSubmitter::Resolve(const ActorId& id) {
   auto* call = new Call;
   call->get_req.set_actor_id(id.Binary());
   call->get_req.set_wait_ready(true);
-  if (!Track(&call->ctx)) {
+  if (!calls_.Start(&call->ctx)) {
     delete call;
     return;
   }
@@ -300,7 +280,7 @@ void ActorSubmitter::Resolve(const ActorId& id) {
             state.address = AddressOf(info);
             Pump(id);
           }
-          Untrack(&call->ctx);
+          calls_.Finish(&call->ctx);
           delete call;
         });
       });

@@ -26,6 +26,7 @@
 #include "proto/gcs.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
 #include "runtime/object_table.h"
+#include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
@@ -101,8 +102,6 @@ class ActorSubmitter {
   // One call fails: its return object gets `error`, its references go,
   // and it no longer counts as pending (the caller erases it).
   void FailCall(const rpc::TaskSpec& spec, rpc::ErrorInfo error);
-  bool Track(grpc::ClientContext* ctx);
-  void Untrack(grpc::ClientContext* ctx);
 
   Options options_;
   std::unique_ptr<rpc::Gcs::Stub> gcs_;
@@ -114,9 +113,7 @@ class ActorSubmitter {
   };
   absl::flat_hash_map<ActorId, Pending_> pending_ ABSL_GUARDED_BY(pending_mu_);
 
-  absl::Mutex calls_mu_;
-  absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(calls_mu_);
-  bool shut_down_ ABSL_GUARDED_BY(calls_mu_) = false;
+  CallsInFlight calls_;
 };
 
 }  // namespace loom

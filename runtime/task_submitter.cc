@@ -51,16 +51,6 @@ TaskSubmitter::TaskSubmitter(Options options) : options_(std::move(options)) {
 
 TaskSubmitter::~TaskSubmitter() { Shutdown(); }
 
-void TaskSubmitter::Track(grpc::ClientContext* ctx) {
-  absl::MutexLock lock(&calls_mu_);
-  calls_.insert(ctx);
-}
-
-void TaskSubmitter::Untrack(grpc::ClientContext* ctx) {
-  absl::MutexLock lock(&calls_mu_);
-  calls_.erase(ctx);
-}
-
 void TaskSubmitter::Shutdown() {
   if (options_.loop->IsLoopThread() || shutdown_called_.exchange(true)) return;
   options_.loop->RunSync([this] {
@@ -72,16 +62,8 @@ void TaskSubmitter::Shutdown() {
       }
     }
   });
-  absl::MutexLock lock(&calls_mu_);
   // Give the lease returns a moment, then cancel whatever is still open.
-  auto none = [this]() ABSL_SHARED_LOCKS_REQUIRED(calls_mu_) {
-    return calls_.empty();
-  };
-  if (!calls_mu_.AwaitWithTimeout(absl::Condition(&none),
-                                  absl::Milliseconds(500))) {
-    for (auto* ctx : calls_) ctx->TryCancel();
-    calls_mu_.AwaitWithTimeout(absl::Condition(&none), absl::Seconds(5));
-  }
+  calls_.Shutdown(absl::Milliseconds(500));
 }
 
 std::shared_ptr<rpc::Raylet::Stub> TaskSubmitter::RayletStub(
@@ -199,13 +181,16 @@ void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
     call->lease_req.set_preferred_node_id(DataNode(ks.queue.front()));
   }
   call->raylet = raylet;
-  Track(&call->ctx);
+  if (!calls_.Start(&call->ctx)) {  // shutting down
+    delete call;
+    return;
+  }
   RayletStub(raylet)->async()->RequestWorkerLease(
       &call->ctx, &call->lease_req, &call->lease_reply,
       [this, call, key = ks.key](grpc::Status s) {
         options_.loop->Post([this, call, key, s] {
           OnLeaseReply(key, call, s);
-          Untrack(&call->ctx);
+          calls_.Finish(&call->ctx);
           delete call;
         });
       });
@@ -285,7 +270,15 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
   auto* call = new Call;
   *call->push_req.mutable_spec() = std::move(spec);
   call->push_req.set_lease_id(lease->lease_id);
-  Track(&call->ctx);
+  if (!calls_.Start(&call->ctx)) {  // shutting down
+    lease->inflight--;
+    pushed_.erase(call->push_req.spec().task_id());
+    Fail(call->push_req.spec(),
+         MakeError(rpc::ErrorInfo::TASK_CANCELLED,
+                   "not sent: this process is shutting down"));
+    delete call;
+    return;
+  }
   lease->stub->async()->PushTask(
       &call->ctx, &call->push_req, &call->push_reply,
       [this, call, lease, key = ks.key](grpc::Status s) {
@@ -294,7 +287,7 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
         if (s.ok()) ResolveReturn(call);
         options_.loop->Post([this, call, lease, key, s] {
           OnPushReply(key, lease, call, s);
-          Untrack(&call->ctx);
+          calls_.Finish(&call->ctx);
           delete call;
         });
       });
@@ -387,12 +380,15 @@ void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
   call->return_req.set_lease_id(lease->lease_id);
   call->return_req.set_worker_failed(failed);
   rpc::SetTimeout(&call->ctx, 2000);
-  Track(&call->ctx);
+  if (!calls_.Start(&call->ctx)) {  // shutting down: the raylet reclaims it
+    delete call;
+    return;
+  }
   RayletStub(lease->raylet)
       ->async()
       ->ReturnWorker(&call->ctx, &call->return_req, &call->return_reply,
                      [this, call](grpc::Status) {
-                       Untrack(&call->ctx);
+                       calls_.Finish(&call->ctx);
                        delete call;
                      });
 }

@@ -28,6 +28,7 @@
 #include "proto/raylet.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
 #include "runtime/object_table.h"
+#include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
@@ -99,10 +100,6 @@ class TaskSubmitter {
   void ReturnIdleLeases();
   std::shared_ptr<rpc::Raylet::Stub> RayletStub(const std::string& address);
 
-  // gRPC calls in flight, so that Shutdown can cancel and wait for them.
-  void Track(grpc::ClientContext* ctx);
-  void Untrack(grpc::ClientContext* ctx);
-
   Options options_;
   // Loop-owned state.
   absl::flat_hash_map<std::string, std::unique_ptr<KeyState>> keys_;
@@ -113,8 +110,8 @@ class TaskSubmitter {
   absl::flat_hash_set<std::string> cancelled_;
   std::atomic<bool> shutdown_called_{false};
 
-  absl::Mutex calls_mu_;
-  absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(calls_mu_);
+  // gRPC calls in flight, so that Shutdown can cancel and wait for them.
+  CallsInFlight calls_;
 };
 
 }  // namespace loom
