@@ -166,10 +166,12 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
   *call->req.mutable_runtime() = a.spec.runtime();
   rpc::SetTimeout(&call->ctx, 30000);
   std::string node_id = node.node_id();
+  if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
   clients_->Stub<rpc::Raylet>(raylet)->async()->RequestWorkerLease(
       &call->ctx, &call->req, &call->reply,
-      [this, call, id, attempt, raylet, node_id](grpc::Status s) {
-        loop_->Post([this, call, id, attempt, raylet, node_id, s] {
+      [this, loop = loop_, call, id, attempt, raylet, node_id](grpc::Status s) {
+        calls_.Finish(&call->ctx);
+        loop->Post([this, call, id, attempt, raylet, node_id, s] {
           std::unique_ptr<Call<rpc::LeaseRequest, rpc::LeaseReply>> owned(call);
           auto it = actors_.find(id);
           bool granted =
@@ -182,9 +184,12 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
               ret->req.set_lease_id(call->reply.lease_id());
               ret->req.set_worker_failed(true);
               rpc::SetTimeout(&ret->ctx, 5000);
+              if (!calls_.Start(&ret->ctx)) return delete ret;
               clients_->Stub<rpc::Raylet>(raylet)->async()->ReturnWorker(
-                  &ret->ctx, &ret->req, &ret->reply,
-                  [ret](grpc::Status) { delete ret; });
+                  &ret->ctx, &ret->req, &ret->reply, [this, ret](grpc::Status) {
+                    calls_.Finish(&ret->ctx);
+                    delete ret;
+                  });
             }
             return;
           }
@@ -224,12 +229,14 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
   call->req.mutable_spec()->set_actor_creation(true);
   call->req.set_lease_id(a.lease_id);
   rpc::Address address = worker;
+  if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
   clients_->Stub<rpc::CoreWorker>(AddressOf(worker))
       ->async()
       ->PushTask(
           &call->ctx, &call->req, &call->reply,
-          [this, call, id, attempt, address](grpc::Status s) {
-            loop_->Post([this, call, id, attempt, address, s] {
+          [this, loop = loop_, call, id, attempt, address](grpc::Status s) {
+            calls_.Finish(&call->ctx);
+            loop->Post([this, call, id, attempt, address, s] {
               std::unique_ptr<Call<rpc::PushTaskRequest, rpc::PushTaskReply>>
                   owned(call);
               auto it = actors_.find(id);
@@ -268,16 +275,18 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
 void ActorManager::Watch(const ActorId& id, int64_t attempt) {
   Actor& a = *actors_[id];
   auto* call = new Call<rpc::WatchBorrowerRequest, rpc::WatchBorrowerReply>;
+  if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
   clients_->Stub<rpc::CoreWorker>(AddressOf(a.info.address()))
       ->async()
       ->WatchBorrower(&call->ctx, &call->req, &call->reply,
-                      [this, call, id, attempt](grpc::Status s) {
+                      [this, loop = loop_, call, id, attempt](grpc::Status s) {
+                        calls_.Finish(&call->ctx);
                         delete call;
                         std::string cause = s.ok()
                                                 ? "the actor's process exited"
                                                 : "the actor's process died (" +
                                                       s.error_message() + ")";
-                        loop_->Post([this, id, attempt, cause] {
+                        loop->Post([this, id, attempt, cause] {
                           Died(id, attempt, cause);
                         });
                       });
@@ -313,9 +322,13 @@ void ActorManager::Stop(Actor& a) {
   ret->req.set_lease_id(a.lease_id);
   ret->req.set_worker_failed(true);  // the raylet kills the process
   rpc::SetTimeout(&ret->ctx, 5000);
-  clients_->Stub<rpc::Raylet>(a.raylet)->async()->ReturnWorker(
-      &ret->ctx, &ret->req, &ret->reply, [ret](grpc::Status) { delete ret; });
   a.lease_id.clear();
+  if (!calls_.Start(&ret->ctx)) return delete ret;  // shutting down
+  clients_->Stub<rpc::Raylet>(a.raylet)->async()->ReturnWorker(
+      &ret->ctx, &ret->req, &ret->reply, [this, ret](grpc::Status) {
+        calls_.Finish(&ret->ctx);
+        delete ret;
+      });
 }
 
 void ActorManager::MarkDead(Actor& a, const std::string& cause) {

@@ -22,6 +22,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "proto/gcs.pb.h"
+#include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
@@ -53,6 +54,10 @@ class ActorManager {
   void KillActorsInGroup(const std::string& pg_hex, std::function<void()> done);
   // The job's driver is gone: its actors that are not detached stop.
   void OnJobFinished(const std::string& job_id);
+  // Sends nothing more and cancels the calls in flight; when it returns, no
+  // reply will touch this manager (replies already posted to the loop
+  // still run there). Before the loop stops; from any other thread.
+  void Shutdown() { calls_.Shutdown(); }
 
  private:
   struct Actor;
@@ -71,6 +76,7 @@ class ActorManager {
   NodeTable* nodes_;
   Publisher* publisher_;
   ClientPool* clients_;
+  CallsInFlight calls_;
   absl::flat_hash_map<ActorId, std::unique_ptr<Actor>> actors_;
   absl::flat_hash_map<std::string, ActorId> names_;  // ns + '\0' + name
   // Nodes whose raylet did not answer a lease request, until when they are

@@ -48,7 +48,12 @@ void GcsServer::Start() {
   loop_.Post([this] { CheckTimeoutsPeriodically(); });
 }
 
-void GcsServer::Stop() { loop_.Stop(); }
+void GcsServer::Stop() {
+  // No reply to a call of theirs reaches the managers after this.
+  groups_.Shutdown();
+  actors_.Shutdown();
+  loop_.Stop();
+}
 
 void GcsServer::CheckTimeoutsPeriodically() {
   nodes_.CheckTimeouts();

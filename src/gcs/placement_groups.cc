@@ -277,8 +277,10 @@ void PlacementGroupManager::SendBundle(const std::string& raylet,
   call->req.set_index(index);
   *call->req.mutable_resources() = resources;
   rpc::SetTimeout(&call->ctx, 5000);
-  auto cb = [this, call, done = std::move(done)](grpc::Status s) {
-    loop_->Post([call, done, s] {
+  if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
+  auto cb = [this, loop = loop_, call, done = std::move(done)](grpc::Status s) {
+    calls_.Finish(&call->ctx);
+    loop->Post([call, done, s] {
       done(s.ok());
       delete call;
     });

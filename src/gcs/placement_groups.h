@@ -23,6 +23,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "proto/gcs.pb.h"
+#include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
@@ -52,6 +53,8 @@ class PlacementGroupManager {
   void OnNodeDead(const std::string& node_id);
   // The job's driver is gone: its groups are removed.
   void OnJobFinished(const std::string& job_id);
+  // Sends nothing more and cancels the calls in flight (see ActorManager).
+  void Shutdown() { calls_.Shutdown(); }
 
  private:
   struct Group;
@@ -86,6 +89,7 @@ class PlacementGroupManager {
   NodeTable* nodes_;
   ActorManager* actors_;
   ClientPool* clients_;
+  CallsInFlight calls_;
   absl::flat_hash_map<PlacementGroupId, std::unique_ptr<Group>> groups_;
 };
 
