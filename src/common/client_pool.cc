@@ -22,9 +22,14 @@ ClientPool::~ClientPool() {
 
 ClientPool::Peer& ClientPool::PeerOf(const std::string& address) {
   Peer& peer = peers_[address];
-  if (!peer.channel) peer.channel = rpc::MakeChannel(address);
+  if (!peer.channel) peer.channel = NewChannel(address);
   peer.last_used = options_.clock->Now();
   return peer;
+}
+
+std::shared_ptr<grpc::Channel> ClientPool::NewChannel(
+    const std::string& address) {
+  return rpc::MakeChannel(address);
 }
 
 std::shared_ptr<grpc::Channel> ClientPool::Channel(const std::string& address) {

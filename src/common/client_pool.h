@@ -14,6 +14,9 @@
 //   raylet->async()->PullObject(&call->ctx, &call->req, &call->reply, cb);
 //   pool.Drop("10.0.0.2:7001");  // the head declared that node dead
 //
+// Tests serve fake peers in-process: a subclass overrides NewChannel (see
+// tests/unit/fake_client_pool.h).
+//
 // Thread-safe.
 #ifndef LOOM_COMMON_CLIENT_POOL_H_
 #define LOOM_COMMON_CLIENT_POOL_H_
@@ -43,7 +46,7 @@ class ClientPool {
   };
   ClientPool();
   explicit ClientPool(Options options);
-  ~ClientPool();
+  virtual ~ClientPool();
   ClientPool(const ClientPool&) = delete;
   ClientPool& operator=(const ClientPool&) = delete;
 
@@ -69,6 +72,10 @@ class ClientPool {
   int DropIdle();
   // How many peers have a channel.
   int size() const;
+
+ protected:
+  // Makes the channel to `address`; rpc::MakeChannel unless overridden.
+  virtual std::shared_ptr<grpc::Channel> NewChannel(const std::string& address);
 
  private:
   using MakeStub = std::function<std::shared_ptr<void>(
