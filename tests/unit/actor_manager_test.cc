@@ -5,113 +5,14 @@
 
 #include <gtest/gtest.h>
 
-#include <deque>
-
-#include "proto/raylet.grpc.pb.h"
-#include "proto/worker.grpc.pb.h"
 #include "src/gcs/storage.h"
 #include "tests/unit/fake_client_pool.h"
+#include "tests/unit/fake_peers.h"
 
 namespace loom::gcs {
 namespace {
 
 constexpr char kRaylet[] = "10.0.0.1:7001";
-
-// Grants leases on workers 10.0.0.1:9001, :9002, ... unless told to reject.
-class FakeRaylet : public rpc::Raylet::CallbackService {
- public:
-  grpc::ServerUnaryReactor* RequestWorkerLease(
-      grpc::CallbackServerContext* ctx, const rpc::LeaseRequest*,
-      rpc::LeaseReply* reply) override {
-    absl::MutexLock lock(&mu_);
-    ++leases_;
-    if (!reject_.empty()) {
-      reply->set_outcome(rpc::LeaseReply::REJECTED);
-      reply->set_message(reject_);
-    } else {
-      reply->set_outcome(rpc::LeaseReply::GRANTED);
-      reply->set_lease_id("lease-" + std::to_string(leases_));
-      reply->mutable_worker()->set_host("10.0.0.1");
-      reply->mutable_worker()->set_port(9000 + leases_);
-    }
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-  grpc::ServerUnaryReactor* ReturnWorker(grpc::CallbackServerContext* ctx,
-                                         const rpc::ReturnWorkerRequest* req,
-                                         rpc::ReturnWorkerReply*) override {
-    absl::MutexLock lock(&mu_);
-    returned_.push_back(req->lease_id());
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-  void Reject(const std::string& why) {
-    absl::MutexLock lock(&mu_);
-    reject_ = why;
-  }
-  int leases() {
-    absl::MutexLock lock(&mu_);
-    return leases_;
-  }
-  std::vector<std::string> returned() {
-    absl::MutexLock lock(&mu_);
-    return returned_;
-  }
-
- private:
-  absl::Mutex mu_;
-  int leases_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string reject_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> returned_ ABSL_GUARDED_BY(mu_);
-};
-
-// Runs creation tasks; its watch answers when the test says it died.
-class FakeWorker : public rpc::CoreWorker::CallbackService {
- public:
-  grpc::ServerUnaryReactor* PushTask(grpc::CallbackServerContext* ctx,
-                                     const rpc::PushTaskRequest* req,
-                                     rpc::PushTaskReply* reply) override {
-    {
-      absl::MutexLock lock(&mu_);
-      created_ += req->spec().actor_creation();
-    }
-    reply->set_ok(true);
-    reply->set_pid(4242);
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-  grpc::ServerUnaryReactor* WatchBorrower(grpc::CallbackServerContext* ctx,
-                                          const rpc::WatchBorrowerRequest*,
-                                          rpc::WatchBorrowerReply*) override {
-    absl::MutexLock lock(&mu_);
-    watches_.push_back(ctx->DefaultReactor());
-    return watches_.back();
-  }
-  // The process is gone: its watches end as a broken connection would.
-  void Die() {
-    absl::MutexLock lock(&mu_);
-    for (auto* w : watches_) {
-      w->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "socket closed"));
-    }
-    watches_.clear();
-  }
-  int created() {
-    absl::MutexLock lock(&mu_);
-    return created_;
-  }
-  int watches() {
-    absl::MutexLock lock(&mu_);
-    return static_cast<int>(watches_.size());
-  }
-
- private:
-  absl::Mutex mu_;
-  int created_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<grpc::ServerUnaryReactor*> watches_ ABSL_GUARDED_BY(mu_);
-};
 
 class ActorManagerTest : public ::testing::Test {
  protected:
@@ -203,7 +104,7 @@ TEST_F(ActorManagerTest, AnActorIsLeasedCreatedAndWatched) {
   EXPECT_EQ(info.address().port(), 9001);
   EXPECT_EQ(info.pid(), 4242);
   EXPECT_EQ(raylet_.leases(), 1);
-  EXPECT_EQ(workers_[0].created(), 1);
+  EXPECT_EQ(workers_[0].ran().size(), 1u);
   // Its process is watched for death.
   absl::Time deadline = absl::Now() + absl::Seconds(5);
   while (workers_[0].watches() == 0 && absl::Now() < deadline) {
@@ -223,10 +124,10 @@ TEST_F(ActorManagerTest, ADeadWorkerRestartsTheActorOnANewOneAndIsDropped) {
   workers_[0].Die();
   ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE, /*restarts=*/1));
   EXPECT_EQ(Info(id).address().port(), 9002);
-  EXPECT_EQ(workers_[1].created(), 1);
+  EXPECT_EQ(workers_[1].ran().size(), 1u);
   EXPECT_EQ(raylet_.leases(), 2);
   // The dead incarnation's lease went back, its process to be killed.
-  EXPECT_EQ(raylet_.returned(), std::vector<std::string>{"lease-1"});
+  EXPECT_EQ(raylet_.returned(), std::vector<std::string>{"lease-1 failed"});
   // The dead worker's channel was dropped: the next call dials again.
   pool_.Channel("10.0.0.1:9001");
   EXPECT_EQ(pool_.channels_made("10.0.0.1:9001"), 2);
@@ -249,7 +150,7 @@ TEST_F(ActorManagerTest, AWorkerThatCannotStartKillsTheActorSayingWhy) {
             std::string::npos)
       << Info(id).death_cause();
   EXPECT_EQ(raylet_.leases(), 1);  // not retried
-  EXPECT_EQ(workers_[0].created(), 0);
+  EXPECT_TRUE(workers_[0].ran().empty());
 }
 
 }  // namespace

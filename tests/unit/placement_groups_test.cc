@@ -5,60 +5,12 @@
 
 #include <gtest/gtest.h>
 
-#include "proto/raylet.grpc.pb.h"
 #include "src/gcs/storage.h"
 #include "tests/unit/fake_client_pool.h"
+#include "tests/unit/fake_peers.h"
 
 namespace loom::gcs {
 namespace {
-
-// Records each bundle call as "<method> <index>"; refuses the first
-// `refuse` prepares.
-class FakeBundleRaylet : public rpc::Raylet::CallbackService {
- public:
-  explicit FakeBundleRaylet(int refuse = 0) : refuse_(refuse) {}
-  grpc::ServerUnaryReactor* PrepareBundle(grpc::CallbackServerContext* ctx,
-                                          const rpc::BundleRequest* req,
-                                          rpc::BundleReply*) override {
-    absl::MutexLock lock(&mu_);
-    calls_.push_back("prepare " + std::to_string(req->index()));
-    bool refused = refuse_ > 0;
-    if (refused) --refuse_;
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(refused ? grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                           "taken meanwhile")
-                            : grpc::Status::OK);
-    return reactor;
-  }
-  grpc::ServerUnaryReactor* CommitBundle(grpc::CallbackServerContext* ctx,
-                                         const rpc::BundleRequest* req,
-                                         rpc::BundleReply*) override {
-    return Record(ctx, "commit", *req);
-  }
-  grpc::ServerUnaryReactor* ReleaseBundle(grpc::CallbackServerContext* ctx,
-                                          const rpc::BundleRequest* req,
-                                          rpc::BundleReply*) override {
-    return Record(ctx, "release", *req);
-  }
-  std::vector<std::string> calls() {
-    absl::MutexLock lock(&mu_);
-    return calls_;
-  }
-
- private:
-  grpc::ServerUnaryReactor* Record(grpc::CallbackServerContext* ctx,
-                                   const std::string& method,
-                                   const rpc::BundleRequest& req) {
-    absl::MutexLock lock(&mu_);
-    calls_.push_back(method + " " + std::to_string(req.index()));
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-  absl::Mutex mu_;
-  int refuse_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
-};
 
 class PlacementGroupsTest : public ::testing::Test {
  protected:
@@ -80,7 +32,7 @@ class PlacementGroupsTest : public ::testing::Test {
     loop_.Stop();
   }
 
-  void AddNode(const std::string& id, int port, FakeBundleRaylet* raylet) {
+  void AddNode(const std::string& id, int port, FakeRaylet* raylet) {
     pool_.Serve("10.0.0.1:" + std::to_string(port), raylet);
     rpc::NodeInfo node;
     node.set_node_id(id);
@@ -129,8 +81,8 @@ class PlacementGroupsTest : public ::testing::Test {
     return false;
   }
 
-  FakeBundleRaylet a_;
-  FakeBundleRaylet b_{/*refuse=*/1};
+  FakeRaylet a_;
+  FakeRaylet b_{/*refuse_prepares=*/1};
   FakeClientPool pool_;
   EventLoop loop_;
   InMemoryStoreClient store_;
@@ -146,10 +98,12 @@ TEST_F(PlacementGroupsTest, ARefusedPrepareReleasesTheOtherNodeAndRetries) {
   ASSERT_TRUE(WaitCreated(id)) << Info(id).DebugString();
   // b refused its first prepare: a's reservation went back before the
   // group tried again, and each node committed only once.
-  EXPECT_EQ(a_.calls(), (std::vector<std::string>{"prepare 0", "release 0",
-                                                  "prepare 0", "commit 0"}));
-  EXPECT_EQ(b_.calls(), (std::vector<std::string>{"prepare 1", "release 1",
-                                                  "prepare 1", "commit 1"}));
+  EXPECT_EQ(a_.bundle_calls(),
+            (std::vector<std::string>{"prepare 0", "release 0", "prepare 0",
+                                      "commit 0"}));
+  EXPECT_EQ(b_.bundle_calls(),
+            (std::vector<std::string>{"prepare 1", "release 1", "prepare 1",
+                                      "commit 1"}));
   rpc::PlacementGroupInfo info = Info(id);
   ASSERT_EQ(info.bundle_nodes_size(), 2);
   EXPECT_EQ(info.bundle_nodes(0), std::string(16, 'a'));

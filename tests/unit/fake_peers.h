@@ -1,0 +1,181 @@
+// tests/unit/fake_peers.h
+//
+// Fake raylets and workers for unit tests of the components that call them,
+// served in-process through a FakeClientPool. They answer at once and record
+// what they were asked.
+//
+//   FakeRaylet raylet;   // grants leases on workers at 10.0.0.1:9001, :9002..
+//   FakeWorker worker;   // runs tasks, replying "ran <task id>"
+//   pool.Serve("10.0.0.1:7001", &raylet);
+//   pool.Serve("10.0.0.1:9001", &worker);
+//   worker.Die();        // its tasks and watches fail UNAVAILABLE from now
+//
+// Thread-safe.
+#ifndef LOOM_TESTS_UNIT_FAKE_PEERS_H_
+#define LOOM_TESTS_UNIT_FAKE_PEERS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "proto/raylet.grpc.pb.h"
+#include "proto/worker.grpc.pb.h"
+
+namespace loom {
+
+class FakeRaylet : public rpc::Raylet::CallbackService {
+ public:
+  // Leases on 10.0.0.1:9001, :9002, ... in turn; bundle prepares refused
+  // `refuse_prepares` times first.
+  explicit FakeRaylet(int refuse_prepares = 0) : refuse_(refuse_prepares) {}
+
+  // Every later lease is REJECTED with `why`.
+  void Reject(const std::string& why) {
+    absl::MutexLock lock(&mu_);
+    reject_ = why;
+  }
+  int leases() {
+    absl::MutexLock lock(&mu_);
+    return leases_;
+  }
+  // "<lease id> failed" or "<lease id> returned", in order.
+  std::vector<std::string> returned() {
+    absl::MutexLock lock(&mu_);
+    return returned_;
+  }
+  // "<prepare|commit|release> <bundle index>", in order.
+  std::vector<std::string> bundle_calls() {
+    absl::MutexLock lock(&mu_);
+    return bundle_calls_;
+  }
+
+  grpc::ServerUnaryReactor* RequestWorkerLease(
+      grpc::CallbackServerContext* ctx, const rpc::LeaseRequest*,
+      rpc::LeaseReply* reply) override {
+    absl::MutexLock lock(&mu_);
+    ++leases_;
+    if (!reject_.empty()) {
+      reply->set_outcome(rpc::LeaseReply::REJECTED);
+      reply->set_message(reject_);
+    } else {
+      reply->set_outcome(rpc::LeaseReply::GRANTED);
+      reply->set_lease_id("lease-" + std::to_string(leases_));
+      reply->mutable_worker()->set_host("10.0.0.1");
+      reply->mutable_worker()->set_port(9000 + leases_);
+    }
+    return Done(ctx, grpc::Status::OK);
+  }
+  grpc::ServerUnaryReactor* ReturnWorker(grpc::CallbackServerContext* ctx,
+                                         const rpc::ReturnWorkerRequest* req,
+                                         rpc::ReturnWorkerReply*) override {
+    absl::MutexLock lock(&mu_);
+    returned_.push_back(req->lease_id() +
+                        (req->worker_failed() ? " failed" : " returned"));
+    return Done(ctx, grpc::Status::OK);
+  }
+  grpc::ServerUnaryReactor* PrepareBundle(grpc::CallbackServerContext* ctx,
+                                          const rpc::BundleRequest* req,
+                                          rpc::BundleReply*) override {
+    absl::MutexLock lock(&mu_);
+    bundle_calls_.push_back("prepare " + std::to_string(req->index()));
+    if (refuse_ > 0) {
+      --refuse_;
+      return Done(ctx, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                    "taken meanwhile"));
+    }
+    return Done(ctx, grpc::Status::OK);
+  }
+  grpc::ServerUnaryReactor* CommitBundle(grpc::CallbackServerContext* ctx,
+                                         const rpc::BundleRequest* req,
+                                         rpc::BundleReply*) override {
+    absl::MutexLock lock(&mu_);
+    bundle_calls_.push_back("commit " + std::to_string(req->index()));
+    return Done(ctx, grpc::Status::OK);
+  }
+  grpc::ServerUnaryReactor* ReleaseBundle(grpc::CallbackServerContext* ctx,
+                                          const rpc::BundleRequest* req,
+                                          rpc::BundleReply*) override {
+    absl::MutexLock lock(&mu_);
+    bundle_calls_.push_back("release " + std::to_string(req->index()));
+    return Done(ctx, grpc::Status::OK);
+  }
+
+ private:
+  static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx,
+                                        const grpc::Status& status) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(status);
+    return reactor;
+  }
+
+  absl::Mutex mu_;
+  int refuse_ ABSL_GUARDED_BY(mu_);
+  std::string reject_ ABSL_GUARDED_BY(mu_);
+  int leases_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> returned_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> bundle_calls_ ABSL_GUARDED_BY(mu_);
+};
+
+class FakeWorker : public rpc::CoreWorker::CallbackService {
+ public:
+  // The process is gone: watches end and tasks fail as a broken connection
+  // would.
+  void Die() {
+    absl::MutexLock lock(&mu_);
+    dead_ = true;
+    for (auto* w : watches_) w->Finish(Gone());
+    watches_.clear();
+  }
+  // Task ids run, in order (actor creations included).
+  std::vector<std::string> ran() {
+    absl::MutexLock lock(&mu_);
+    return ran_;
+  }
+  int watches() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(watches_.size());
+  }
+
+  grpc::ServerUnaryReactor* PushTask(grpc::CallbackServerContext* ctx,
+                                     const rpc::PushTaskRequest* req,
+                                     rpc::PushTaskReply* reply) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    absl::MutexLock lock(&mu_);
+    if (dead_) {
+      reactor->Finish(Gone());
+      return reactor;
+    }
+    ran_.push_back(req->spec().task_id());
+    reply->set_ok(true);
+    reply->set_value("ran " + req->spec().task_id());
+    reply->set_pid(4242);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  grpc::ServerUnaryReactor* WatchBorrower(grpc::CallbackServerContext* ctx,
+                                          const rpc::WatchBorrowerRequest*,
+                                          rpc::WatchBorrowerReply*) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    absl::MutexLock lock(&mu_);
+    if (dead_) {
+      reactor->Finish(Gone());
+    } else {
+      watches_.push_back(reactor);
+    }
+    return reactor;
+  }
+
+ private:
+  static grpc::Status Gone() {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "socket closed");
+  }
+
+  absl::Mutex mu_;
+  bool dead_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::string> ran_ ABSL_GUARDED_BY(mu_);
+  std::vector<grpc::ServerUnaryReactor*> watches_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace loom
+
+#endif  // LOOM_TESTS_UNIT_FAKE_PEERS_H_

@@ -1,0 +1,123 @@
+// TaskSubmitter against a fake raylet and workers served in-process through
+// a FakeClientPool: tasks reuse a lease that goes back when idle, a
+// worker that dies has its task retried on a new lease (its channel
+// dropped), and a task out of retries fails WORKER_CRASHED.
+#include "runtime/task_submitter.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/fake_client_pool.h"
+#include "tests/unit/fake_peers.h"
+
+namespace loom {
+namespace {
+
+constexpr char kRaylet[] = "10.0.0.1:7001";
+
+class TaskSubmitterTest : public ::testing::Test {
+ protected:
+  TaskSubmitterTest() : loop_("submitter-test") {
+    pool_.Serve(kRaylet, &raylet_);
+    pool_.Serve("10.0.0.1:9001", &workers_[0]);
+    pool_.Serve("10.0.0.1:9002", &workers_[1]);
+    loop_.Start();
+    TaskSubmitter::Options options;
+    options.loop = &loop_;
+    options.objects = &objects_;
+    options.counters = &counters_;
+    options.local_raylet = kRaylet;
+    options.job = JobId::FromInt(1);
+    options.worker_id = WorkerId::FromRandom();
+    options.self_address = "10.0.0.9:5000";
+    options.clients = &pool_;
+    options.lease_idle_timeout = absl::Milliseconds(300);
+    submitter_ = std::make_unique<TaskSubmitter>(options);
+  }
+  ~TaskSubmitterTest() override {
+    submitter_->Shutdown();
+    loop_.Stop();
+  }
+
+  // Submits a no-argument task; returns its return object's id.
+  ObjectId Submit(int max_retries) {
+    TaskId task = TaskId::ForChild(TaskId::ForDriver(JobId::FromInt(1)), ++n_);
+    rpc::TaskSpec spec;
+    spec.set_task_id(task.Binary());
+    spec.set_job_id(JobId::FromInt(1).Binary());
+    spec.set_function_name("Noop");
+    spec.set_max_retries(max_retries);
+    (*spec.mutable_resources()->mutable_quantities())["CPU"] = 1;
+    ObjectId ret = ObjectId::ForReturn(task, 1);
+    objects_.AddPending(ret);
+    submitter_->Submit(std::move(spec), "CPU:1|Noop");
+    return ret;
+  }
+
+  ObjectResult Get(const ObjectId& id) {
+    auto results = objects_.Get({id}, absl::Now() + absl::Seconds(5));
+    EXPECT_TRUE(results.has_value()) << "no result for " << id.Hex();
+    return results ? (*results)[0] : ObjectResult{};
+  }
+
+  // Polls `cond` for up to 5 s.
+  template <typename Cond>
+  bool Eventually(Cond cond) {
+    absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (!cond()) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return true;
+  }
+
+  FakeRaylet raylet_;
+  FakeWorker workers_[2];
+  FakeClientPool pool_;
+  EventLoop loop_;
+  ObjectTable objects_;
+  TaskCounters counters_;
+  std::unique_ptr<TaskSubmitter> submitter_;
+  uint32_t n_ = 0;
+};
+
+TEST_F(TaskSubmitterTest, TasksOneAfterAnotherShareALeaseThatGoesBackIdle) {
+  for (int i = 0; i < 3; ++i) {
+    ObjectId ret = Submit(3);
+    ObjectResult r = Get(ret);
+    ASSERT_FALSE(r.error) << r.error->message();
+    ASSERT_NE(r.value, nullptr);
+    EXPECT_EQ(*r.value, "ran " + ret.Task().Binary());
+  }
+  EXPECT_EQ(raylet_.leases(), 1);
+  EXPECT_EQ(workers_[0].ran().size(), 3u);
+  // Idle past lease_idle_timeout, the worker goes back healthy.
+  EXPECT_TRUE(Eventually([&] { return !raylet_.returned().empty(); }));
+  EXPECT_EQ(raylet_.returned(), std::vector<std::string>{"lease-1 returned"});
+}
+
+TEST_F(TaskSubmitterTest, ATaskOnADeadWorkerIsRetriedOnANewLease) {
+  workers_[0].Die();
+  ObjectId ret = Submit(1);
+  ObjectResult r = Get(ret);
+  ASSERT_FALSE(r.error) << r.error->message();
+  EXPECT_EQ(*r.value, "ran " + ret.Task().Binary());
+  EXPECT_EQ(workers_[1].ran().size(), 1u);
+  EXPECT_EQ(counters_.retried, 1);
+  EXPECT_EQ(raylet_.returned().front(), "lease-1 failed");
+  // The dead worker's channel was dropped: a new call would dial again.
+  pool_.Channel("10.0.0.1:9001");
+  EXPECT_EQ(pool_.channels_made("10.0.0.1:9001"), 2);
+}
+
+TEST_F(TaskSubmitterTest, ATaskOutOfRetriesFailsWorkerCrashed) {
+  workers_[0].Die();
+  ObjectResult r = Get(Submit(0));
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->kind(), rpc::ErrorInfo::WORKER_CRASHED);
+  EXPECT_NE(r.error->message().find("0 retries are used up"), std::string::npos)
+      << r.error->message();
+  EXPECT_TRUE(workers_[1].ran().empty());
+}
+
+}  // namespace
+}  // namespace loom
