@@ -16,6 +16,10 @@ namespace loom {
 void BlockStopSignals();
 int WaitForStopSignal();
 
+// A raylet's exit status when the head fenced it: it had been declared dead
+// (cut off, or silent past the node timeout) and came back.
+inline constexpr int kFencedExitCode = 3;
+
 }  // namespace loom
 
 #endif  // LOOM_COMMON_DAEMON_H_

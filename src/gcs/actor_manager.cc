@@ -448,6 +448,19 @@ void ActorManager::KillActorsInGroup(const std::string& pg_hex,
   }
 }
 
+void ActorManager::OnNodeDead(const std::string& node_id) {
+  std::vector<std::pair<ActorId, int64_t>> lost;
+  for (const auto& [id, a] : actors_) {
+    if (a->info.node_id() == node_id &&
+        a->info.state() != rpc::ActorInfo::DEAD) {
+      lost.emplace_back(id, a->attempt);
+    }
+  }
+  for (const auto& [id, attempt] : lost) {
+    Died(id, attempt, "its node died (declared dead by the head)");
+  }
+}
+
 void ActorManager::OnJobFinished(const std::string& job_id) {
   for (auto& [id, a] : actors_) {
     if (a->info.job_id() != job_id || a->info.detached() ||

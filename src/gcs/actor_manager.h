@@ -54,6 +54,9 @@ class ActorManager {
   void KillActorsInGroup(const std::string& pg_hex, std::function<void()> done);
   // The job's driver is gone: its actors that are not detached stop.
   void OnJobFinished(const std::string& job_id);
+  // A node was declared dead: its actors died with it (restarted elsewhere
+  // while restarts remain), whether or not their connections broke.
+  void OnNodeDead(const std::string& node_id);
   // Sends nothing more and cancels the calls in flight; when it returns, no
   // reply will touch this manager (replies already posted to the loop
   // still run there). Before the loop stops; from any other thread.

@@ -79,6 +79,7 @@ void GcsServer::OnNodeDead(const NodeId& node) {
       clients_.Drop(absl::StrCat(info.host(), ":", info.raylet_port()));
     }
   }
+  actors_.OnNodeDead(node.Binary());
   groups_.OnNodeDead(node.Binary());
   for (auto it = objects_.begin(); it != objects_.end();) {
     it->second.nodes.erase(node);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/str_cat.h"
 #include "src/common/wire.h"
 
 namespace loom::gcs {
@@ -17,7 +18,10 @@ absl::Status NodeTable::Register(const rpc::NodeInfo& info) {
   }
   auto total = ResourcesFromProto(info.total());
   if (!total.ok()) return total.status();
-  bool is_new = !nodes_.contains(*id) || !nodes_[*id].alive();
+  if (auto it = nodes_.find(*id); it != nodes_.end() && !it->second.alive()) {
+    return Fenced(*id);
+  }
+  bool is_new = !nodes_.contains(*id);
   rpc::NodeInfo& node = nodes_[*id];
   node = info;
   node.set_alive(true);
@@ -66,9 +70,10 @@ absl::Status NodeTable::Heartbeat(const rpc::HeartbeatRequest& request,
     }
   }
   auto it = nodes_.find(*id);
-  if (it == nodes_.end() || !it->second.alive()) {
-    return absl::NotFoundError("unknown or dead node: register again");
+  if (it == nodes_.end()) {
+    return absl::NotFoundError("unknown node: register again");
   }
+  if (!it->second.alive()) return Fenced(*id);
   rpc::NodeInfo& node = it->second;
   absl::Time now = options_.clock->Now();
   last_seen_[*id] = now;
@@ -127,6 +132,13 @@ void NodeTable::MarkDead(rpc::NodeInfo& node, const std::string& why) {
                       [](absl::StatusOr<bool>) {});
   options_.publisher->Publish(rpc::Event::NODE_DEAD, id.Binary(), why);
   if (options_.on_node_dead) options_.on_node_dead(id);
+}
+
+absl::Status NodeTable::Fenced(const NodeId& id) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "node ", id.Hex(),
+      " was declared dead: it is fenced (its work was failed over or "
+      "restarted elsewhere); start the node again to join as a new one"));
 }
 
 std::vector<rpc::NodeInfo> NodeTable::All() const {

@@ -36,9 +36,11 @@ class NodeTable {
   };
   explicit NodeTable(Options options) : options_(std::move(options)) {}
 
+  // FailedPrecondition for a node this head declared dead: it is fenced.
   absl::Status Register(const rpc::NodeInfo& info);
-  // NotFound for a node that is unknown or was declared dead: it must
-  // register again.
+  // NotFound for a node that is unknown (a restarted head): it must register
+  // again. FailedPrecondition for one declared dead: it is fenced, and must
+  // stop; its work went elsewhere.
   absl::Status Heartbeat(const rpc::HeartbeatRequest& request,
                          rpc::HeartbeatReply* reply);
   absl::Status Unregister(const std::string& node_id);
@@ -53,6 +55,7 @@ class NodeTable {
 
  private:
   void MarkDead(rpc::NodeInfo& node, const std::string& why);
+  static absl::Status Fenced(const NodeId& id);
 
   Options options_;
   absl::flat_hash_map<NodeId, rpc::NodeInfo> nodes_;

@@ -65,6 +65,10 @@ void GcsLink::Heartbeat() {
           } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
             spdlog::warn("head does not know this node; registering again");
             ReRegister();
+          } else if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+            stopped_ = true;
+            if (options_.on_fenced) options_.on_fenced(s.error_message());
+            return;
           } else {
             if (connected_) {
               spdlog::warn("head unreachable: {}; backing off",
@@ -92,7 +96,12 @@ void GcsLink::ReRegister() {
   rpc::SetTimeout(&call->ctx, 2000);
   stub_->async()->RegisterNode(
       &call->ctx, &call->req, &call->reply, [this, call](grpc::Status s) {
-        if (!s.ok()) {
+        if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+          options_.loop->Post([this, s] {
+            stopped_ = true;
+            if (options_.on_fenced) options_.on_fenced(s.error_message());
+          });
+        } else if (!s.ok()) {
           spdlog::warn("re-register failed: {}", s.error_message());
         } else if (options_.on_reregistered) {
           options_.loop->Post([this] { options_.on_reregistered(); });

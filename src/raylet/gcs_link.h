@@ -34,6 +34,9 @@ class GcsLink {
     std::function<void(const rpc::HeartbeatReply&)> on_view;
     // After registering again with a head that restarted (on the loop).
     std::function<void()> on_reregistered;
+    // The head declared this node dead (it was cut off, or stopped
+    // answering): it must stop; the head's message says why (on the loop).
+    std::function<void(const std::string&)> on_fenced;
   };
   explicit GcsLink(Options options);
 

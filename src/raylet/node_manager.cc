@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -76,7 +77,8 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
       [this](const rpc::HeartbeatReply& r) { OnView(r); },
       [this] {
         if (object_manager_) object_manager_->ReReportCopies();
-      }});
+      },
+      [this](const std::string& why) { Fence(why); }});
   absl::Status s = gcs_->RegisterBlocking(register_timeout);
   if (!s.ok()) return s;
   loop_.Start();
@@ -86,6 +88,15 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
   });
   gcs_->StartHeartbeats();
   return absl::OkStatus();
+}
+
+void NodeManager::Fence(const std::string& why) {
+  // Its actors may run elsewhere now and its tasks were retried: nothing
+  // here may run on. The workers go first, then the process, at once.
+  spdlog::critical("fenced by the head, exiting: {}", why);
+  pool_->KillAll();
+  spdlog::default_logger()->flush();
+  std::_Exit(kFencedExitCode);
 }
 
 void NodeManager::Stop() {

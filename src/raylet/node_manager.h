@@ -20,6 +20,7 @@
 #include "object_store/store_server.h"
 #include "proto/raylet.pb.h"
 #include "scheduler/lease_queue.h"
+#include "src/common/daemon.h"
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
 #include "src/raylet/gcs_link.h"
@@ -144,6 +145,9 @@ class NodeManager {
       const std::string& why);
   void FillHeartbeat(rpc::HeartbeatRequest* req);
   void OnView(const rpc::HeartbeatReply& reply);
+  // The head declared this node dead: kill the workers and exit with
+  // kFencedExitCode.
+  [[noreturn]] void Fence(const std::string& why);
   rpc::NodeInfo SelfInfo() const;
   void Cancel(uint64_t handle, const std::string& why);
 

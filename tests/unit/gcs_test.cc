@@ -51,7 +51,15 @@ TEST_F(NodeTableTest, SilentNodeIsMarkedDeadAndPublished) {
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0], id);
   EXPECT_EQ(nodes->alive_count(), 0u);
-  // A dead node's heartbeat is refused: it must register again.
+  // A dead node is fenced: its heartbeat and its registering again are
+  // refused, so it stops instead of running what was restarted elsewhere.
+  EXPECT_EQ(nodes->Heartbeat(hb, &reply).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(nodes->Register(Node(id)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(nodes->alive_count(), 0u);
+  // A node this head never knew (it restarted) is told to register.
+  hb.set_node_id(NodeId::FromRandom().Binary());
   EXPECT_EQ(nodes->Heartbeat(hb, &reply).code(), absl::StatusCode::kNotFound);
   std::vector<rpc::Event> events;
   publisher.Poll(0, absl::ZeroDuration(),
