@@ -114,6 +114,7 @@ void ActorSubmitter::Pump(const ActorId& id) {
     }
     std::string address = state.address;
     bool cancel = p.cancelled;
+    state.pushes.insert(&call->ctx);
     state.stub->async()->PushTask(
         &call->ctx, &call->push_req, &call->push_reply,
         [this, id, index = index, address, call](grpc::Status s) {
@@ -124,6 +125,7 @@ void ActorSubmitter::Pump(const ActorId& id) {
                        call->push_req.spec(), call->push_reply);
           }
           options_.loop->Post([this, id, index, address, call, s] {
+            actors_[id].pushes.erase(&call->ctx);
             OnReply(id, index, address, call, s);
             calls_.Finish(&call->ctx);
             delete call;
@@ -200,10 +202,14 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
     return;
   }
   if (address != state.address) return;  // already handled for this one
+  Failover(id, s.error_message());
+}
+
+void ActorSubmitter::Failover(const ActorId& id, const std::string& why) {
+  State& state = actors_[id];
   // The actor's process is gone (or unreachable): every call sent to it is
   // sent again to the next incarnation while its retries last.
-  spdlog::info("actor {} at {} failed: {}", id.Hex(), address,
-               s.error_message());
+  spdlog::info("actor {} at {} failed: {}", id.Hex(), state.address, why);
   state.failed = state.address;
   options_.clients->Drop(state.address);
   state.address.clear();
@@ -219,10 +225,10 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
       continue;
     }
     if (p.sent && p.retries_left-- <= 0) {
-      FailCall(p.spec, MakeError(rpc::ErrorInfo::ACTOR_DIED,
-                                 "the actor died while running " +
-                                     p.spec.function_name() + " (" +
-                                     s.error_message() + ")"));
+      FailCall(p.spec,
+               MakeError(rpc::ErrorInfo::ACTOR_DIED,
+                         "the actor died while running " +
+                             p.spec.function_name() + " (" + why + ")"));
       c = state.calls.erase(c);
       continue;
     }
@@ -278,12 +284,23 @@ void ActorSubmitter::Resolve(const ActorId& id) {
             state.restarts = info.num_restarts();
             SetLimit(id, info.max_pending_calls());
             state.address = AddressOf(info);
+            state.node_id = info.node_id();
             Pump(id);
           }
           calls_.Finish(&call->ctx);
           delete call;
         });
       });
+}
+
+void ActorSubmitter::OnNodeDead(const std::string& node_id) {
+  for (auto& [id, state] : actors_) {
+    if (state.node_id != node_id || state.address.empty()) continue;
+    // Calls sent there are resent to the next incarnation, and later ones
+    // wait for it; the cancelled calls' replies find the address changed.
+    for (grpc::ClientContext* ctx : state.pushes) ctx->TryCancel();
+    Failover(id, "its node died");
+  }
 }
 
 void ActorSubmitter::FailAll(State& state, const rpc::ErrorInfo& error) {

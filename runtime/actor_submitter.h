@@ -67,6 +67,10 @@ class ActorSubmitter {
   absl::StatusOr<bool> Cancel(const TaskId& task, bool force);
   // Thread-safe. Cancels calls in flight and waits for them.
   void Shutdown();
+  // On the loop. The head declared `node_id` dead: calls in flight to
+  // actors there fail over now (resent to the restarted actor while retries
+  // last), without waiting for their connections to break.
+  void OnNodeDead(const std::string& node_id);
 
  private:
   struct Call;
@@ -80,7 +84,9 @@ class ActorSubmitter {
   };
   struct State {
     std::string address;  // empty: unknown (resolving, or dead)
-    std::string failed;   // the address a call just failed on
+    std::string node_id;  // the node the actor runs on
+    absl::flat_hash_set<grpc::ClientContext*> pushes;  // to `address`
+    std::string failed;  // the address a call just failed on
     int32_t restarts = -1;
     bool resolving = false;
     bool dead = false;
@@ -97,6 +103,9 @@ class ActorSubmitter {
   void OnReply(const ActorId& id, uint64_t index, const std::string& address,
                Call* call, const grpc::Status& s);
   void FailAll(State& state, const rpc::ErrorInfo& error);
+  // The actor at state's address is gone: calls sent there are resent to
+  // the next incarnation (while retries last), found through the head.
+  void Failover(const ActorId& id, const std::string& why);
   // Asks the actor at state's address to interrupt task_id.
   void SendCancel(State& state, const std::string& task_id);
   // One call fails: its return object gets `error`, its references go,

@@ -182,6 +182,7 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitActorTask(
   for (const ObjectId& ret : rets) objects_.AddPending(ret);
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
   for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
+  FollowNodeDeaths();
   actor_submitter_->Submit(actor, std::move(spec));
   return rets;
 }

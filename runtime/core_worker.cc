@@ -13,6 +13,7 @@
 #include "object_store/store_client.h"
 #include "runtime/actor_submitter.h"
 #include "runtime/core_worker_service.h"
+#include "runtime/head_events.h"
 #include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
@@ -136,6 +137,8 @@ CoreWorker::~CoreWorker() { Shutdown(); }
 
 void CoreWorker::Shutdown() {
   if (shut_down_.exchange(true)) return;
+  std::call_once(head_events_once_, [] {});  // none starts from now on
+  if (head_events_) head_events_->Shutdown();
   if (submitter_) submitter_->Shutdown();
   if (actor_submitter_) actor_submitter_->Shutdown();
   loop_.RunSync([this] { ReportStats(); });
@@ -176,6 +179,7 @@ void CoreWorker::Shutdown() {
   for (auto& t : exec_pool_) t.join();
   if (owners_) owners_->Shutdown();
   loop_.Stop();
+  head_events_.reset();  // its timers died with the loop
   submitter_.reset();
 }
 
@@ -229,6 +233,7 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   std::string key =
       absl::StrCat(demand->ToString(), "|", function_name, "|",
                    options.function_key, "|", strategy->SerializeAsString());
+  FollowNodeDeaths();
   submitter_->Submit(std::move(spec), std::move(key));
   return rets;
 }
@@ -700,6 +705,22 @@ void CoreWorker::StartSubmitters(
     actor_submitter_ = std::make_unique<ActorSubmitter>(ActorSubmitter::Options{
         &loop_, &objects_, options_.gcs_address, address_, &clients_});
   }
+}
+
+void CoreWorker::FollowNodeDeaths() {
+  if (options_.gcs_address.empty()) return;
+  // Once, when this process first sends work out (idle workers hold no
+  // subscription): what it has in flight on a node the head declares dead
+  // fails over at once.
+  std::call_once(head_events_once_, [this] {
+    head_events_ = std::make_unique<HeadEvents>(HeadEvents::Options{
+        &loop_, &clients_, options_.gcs_address, [this](const rpc::Event& e) {
+          if (e.kind() != rpc::Event::NODE_DEAD || shut_down_) return;
+          if (submitter_) submitter_->OnNodeDead(e.id());
+          if (actor_submitter_) actor_submitter_->OnNodeDead(e.id());
+        }});
+    head_events_->Start();
+  });
 }
 
 absl::Status CoreWorker::BuildArgs(std::vector<internal::Arg> args,

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,6 +48,7 @@ struct TaskCounters;
 class RayletClient;
 class OwnerClient;
 class ActorSubmitter;
+class HeadEvents;
 
 // Values above this size need the object store.
 inline constexpr size_t kInlineThreshold = 100 * 1024;
@@ -273,6 +275,8 @@ class CoreWorker {
                       std::vector<ObjectId>* unknown);
   void RemoveBorrowUnits(const std::string& borrower,
                          const std::vector<ObjectId>& ids);
+  // Subscribes to the head's node deaths (once; see head_events.h).
+  void FollowNodeDeaths();
   // Drops every unit of a borrower that exited or died.
   void BorrowerGone(const std::string& borrower);
 
@@ -289,6 +293,8 @@ class CoreWorker {
   std::unique_ptr<TaskCounters> counters_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<ActorSubmitter> actor_submitter_;
+  std::unique_ptr<HeadEvents> head_events_;  // node deaths, for failover
+  std::once_flag head_events_once_;
   std::unique_ptr<RayletClient> raylet_;
   std::shared_ptr<ObjectStoreClient> store_;
   NodeId node_id_;

@@ -13,7 +13,9 @@ namespace loom {
 struct TaskSubmitter::Lease {
   std::string lease_id;
   std::string raylet;
+  std::string node_id;  // where the worker runs
   std::string worker_address;
+  absl::flat_hash_set<grpc::ClientContext*> pushes;  // in flight
   std::shared_ptr<rpc::CoreWorker::Stub> stub;
   int inflight = 0;
   absl::Time idle_since;
@@ -235,6 +237,7 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
       lease->raylet = call->raylet;
       lease->worker_address =
           absl::StrCat(reply.worker().host(), ":", reply.worker().port());
+      lease->node_id = reply.worker().node_id();
       lease->stub =
           options_.clients->Stub<rpc::CoreWorker>(lease->worker_address);
       lease->idle_since = options_.loop->clock()->Now();
@@ -279,6 +282,7 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
     delete call;
     return;
   }
+  lease->pushes.insert(&call->ctx);
   lease->stub->async()->PushTask(
       &call->ctx, &call->push_req, &call->push_reply,
       [this, call, lease, key = ks.key](grpc::Status s) {
@@ -286,6 +290,7 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
         // Get wakes without waiting for the loop; bookkeeping follows there.
         if (s.ok()) ResolveReturn(call);
         options_.loop->Post([this, call, lease, key, s] {
+          lease->pushes.erase(&call->ctx);
           OnPushReply(key, lease, call, s);
           calls_.Finish(&call->ctx);
           delete call;
@@ -331,6 +336,23 @@ void TaskSubmitter::OnPushReply(const std::string& key,
     }
   }
   Pump(ks);
+}
+
+void TaskSubmitter::OnNodeDead(const std::string& node_id) {
+  for (auto& [key, ks] : keys_) {
+    std::vector<std::shared_ptr<Lease>> lost;
+    for (const auto& lease : ks->leases) {
+      if (lease->node_id == node_id) lost.push_back(lease);
+    }
+    for (const auto& lease : lost) {
+      spdlog::warn("worker {}: its node died; retrying its {} tasks",
+                   lease->worker_address, lease->pushes.size());
+      // Each fails as if the connection broke: retried on another lease.
+      for (grpc::ClientContext* ctx : lease->pushes) ctx->TryCancel();
+      // Nothing more goes there.
+      if (!lease->dead) DropLease(*ks, lease, true);
+    }
+  }
 }
 
 void TaskSubmitter::Cancel(const TaskId& task, bool force) {

@@ -63,6 +63,10 @@ class TaskSubmitter {
   // `key` names the task's resource shape and function; tasks with one key
   // share leases.
   void Submit(rpc::TaskSpec spec, std::string key);
+  // On the loop. The head declared `node_id` dead: tasks in flight on
+  // workers there are retried now (as their max_retries allow), without
+  // waiting for their connections to break.
+  void OnNodeDead(const std::string& node_id);
   // The kind of worker to lease (C++ unless set); before the first Submit.
   void set_runtime(rpc::WorkerRuntime runtime) {
     runtime_ = std::move(runtime);
