@@ -1,5 +1,6 @@
 // Cluster tests: workers, raylets and drivers that die.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include "loom/loom.h"
 #include "proto/gcs.grpc.pb.h"
 #include "runtime/local_cluster.h"
+#include "src/common/daemon.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
@@ -101,6 +103,120 @@ TEST(NodeDeath, HeadSeesAKilledRayletAsDeadWithinItsTimeout) {
                         absl::Seconds(5)));
   StopCluster(*n);
   StopCluster(*h);
+}
+
+// A host cut off long enough to be declared dead (its raylet and its actor
+// frozen with SIGSTOP) comes back: the head fences it, so its raylet exits
+// with the fenced status and takes its workers along, its actor runs only
+// where it was restarted, and the node stays dead.
+TEST(NodeDeath, ANodeDeclaredDeadIsFencedWhenItReturns) {
+  HeadAndNode cluster({{"pool", 1}},
+                      [](ClusterOptions& h) { h.node_timeout_ms = 1000; });
+  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
+  TempRoot other_root;
+  ClusterOptions other;
+  other.session_root = other_root.path();
+  other.head_address = cluster.head.gcs_address;
+  other.num_cpus = 1;
+  other.resources = {{"pool", 1}};
+  auto o = StartCluster(other);
+  ASSERT_TRUE(o.ok()) << o.status();
+  cluster.Connect();
+  auto counter = Actor(MakeCounter)
+                     .SetResource("pool", 1)
+                     .SetMaxRestarts(1)
+                     .SetMaxTaskRetries(-1)
+                     .Remote(5);
+  pid_t raylet = *Get(counter.Task(&Counter::RayletPid).Remote(), 30000);
+  pid_t actor = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
+  pid_t a = cluster.node.pids.back(), b = o->pids.back();
+  ASSERT_TRUE(raylet == a || raylet == b) << raylet;
+  // The host freezes: the head declares it dead within its timeout.
+  ASSERT_EQ(kill(raylet, SIGSTOP), 0);
+  ASSERT_EQ(kill(actor, SIGSTOP), 0);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto st = ClusterStatus(cluster.head.gcs_address);
+        return st.ok() && CountNodes(*st, false) == 1;
+      },
+      absl::Seconds(5)));
+  // The actor is restarted on the other node.
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 60000), 6);
+  EXPECT_EQ(*Get(counter.Task(&Counter::RayletPid).Remote(), 30000),
+            raylet == a ? b : a);
+  // The host comes back: its raylet is told it is dead and exits fenced.
+  ASSERT_EQ(kill(actor, SIGCONT), 0);
+  ASSERT_EQ(kill(raylet, SIGCONT), 0);
+  int status = 0;
+  ASSERT_TRUE(
+      WaitUntil([&] { return waitpid(raylet, &status, WNOHANG) == raylet; },
+                absl::Seconds(10)));
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), kFencedExitCode);
+  // Its old actor process went with it; the restarted one keeps state.
+  EXPECT_TRUE(WaitUntil([&] { return kill(actor, 0) != 0; }, absl::Seconds(5)));
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 30000), 7);
+  // It never rejoined: two nodes alive, one dead, for several heartbeats.
+  EXPECT_TRUE(StaysTrue(
+      [&] {
+        auto st = ClusterStatus(cluster.head.gcs_address);
+        return st.ok() && CountNodes(*st, true) == 2 &&
+               CountNodes(*st, false) == 1;
+      },
+      absl::Seconds(2)));
+  if (raylet == a) {
+    cluster.node.pids.pop_back();  // reaped already
+  } else {
+    o->pids.pop_back();
+  }
+  StopCluster(*o);
+}
+
+// A host that freezes (SIGSTOP: its connections stay open, as in a network
+// cut) while running a task: once the head declares it dead, the owner
+// retries the task elsewhere at once instead of waiting on the socket.
+TEST(NodeDeath, ATaskOnANodeDeclaredDeadIsRetriedElsewhereAtOnce) {
+  HeadAndNode cluster({{"pool", 1}},
+                      [](ClusterOptions& h) { h.node_timeout_ms = 1000; });
+  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
+  TempRoot other_root, files;
+  ClusterOptions other;
+  other.session_root = other_root.path();
+  other.head_address = cluster.head.gcs_address;
+  other.num_cpus = 1;
+  other.resources = {{"pool", 1}};
+  auto o = StartCluster(other);
+  ASSERT_TRUE(o.ok()) << o.status();
+  cluster.Connect();
+  std::string path = files.path() + "/attempts";
+  auto ref = Task(RecordPidAndSleep)
+                 .SetResource("pool", 1)
+                 .SetMaxRetries(1)
+                 .Remote(path, 2000, 7);
+  ASSERT_TRUE(
+      WaitUntil([&] { return ReadPids(path).size() == 1; }, absl::Seconds(30)));
+  // Freeze the host that runs it: its raylet and every worker there.
+  int first = ReadPids(path)[0];
+  std::string host_root = cluster.node_root.path();
+  std::vector<pid_t> frozen = PidsMatching(host_root);
+  if (std::find(frozen.begin(), frozen.end(), first) == frozen.end()) {
+    host_root = other_root.path();
+    frozen = PidsMatching(host_root);
+  }
+  ASSERT_NE(std::find(frozen.begin(), frozen.end(), first), frozen.end());
+  for (pid_t p : frozen) kill(p, SIGSTOP);
+  absl::Time cut = absl::Now();
+  // Declared dead after 1 s; the retry runs 2 s more on the other host.
+  EXPECT_EQ(*Get(ref, 30000), 7);
+  EXPECT_LT(absl::Now() - cut, absl::Seconds(1 + 2 + 5));
+  std::vector<int> attempts = ReadPids(path);
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_NE(attempts[1], first);
+  // The host comes back, is fenced, and its processes go.
+  for (pid_t p : frozen) kill(p, SIGCONT);
+  EXPECT_TRUE(WaitUntil([&] { return PidsMatching(host_root).empty(); },
+                        absl::Seconds(10)));
+  StopCluster(*o);
 }
 
 // Kills the cluster's head (kill -9) and starts an empty one on its port
