@@ -105,23 +105,43 @@ TEST(NodeDeath, HeadSeesAKilledRayletAsDeadWithinItsTimeout) {
   StopCluster(*h);
 }
 
+// A head whose nodes die after 1 s of silence, and two hosts with one
+// "pool" each (`cluster.node` and `other`), a driver connected.
+struct TwoPoolHosts {
+  TwoPoolHosts()
+      : cluster({{"pool", 1}},
+                [](ClusterOptions& h) { h.node_timeout_ms = 1000; }) {
+    if (!cluster.status.ok()) return;
+    ClusterOptions o;
+    o.session_root = other_root.path();
+    o.head_address = cluster.head.gcs_address;
+    o.num_cpus = 1;
+    o.resources = {{"pool", 1}};
+    auto started = StartCluster(o);
+    status = started.status();
+    if (!started.ok()) return;
+    other = *started;
+    cluster.Connect();
+  }
+  ~TwoPoolHosts() {
+    loom::Shutdown();
+    StopCluster(other);
+  }
+  HeadAndNode cluster;
+  TempRoot other_root;
+  ClusterHandle other;
+  absl::Status status = cluster.status;
+};
+
 // A host cut off long enough to be declared dead (its raylet and its actor
 // frozen with SIGSTOP) comes back: the head fences it, so its raylet exits
 // with the fenced status and takes its workers along, its actor runs only
 // where it was restarted, and the node stays dead.
 TEST(NodeDeath, ANodeDeclaredDeadIsFencedWhenItReturns) {
-  HeadAndNode cluster({{"pool", 1}},
-                      [](ClusterOptions& h) { h.node_timeout_ms = 1000; });
-  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
-  TempRoot other_root;
-  ClusterOptions other;
-  other.session_root = other_root.path();
-  other.head_address = cluster.head.gcs_address;
-  other.num_cpus = 1;
-  other.resources = {{"pool", 1}};
-  auto o = StartCluster(other);
-  ASSERT_TRUE(o.ok()) << o.status();
-  cluster.Connect();
+  TwoPoolHosts hosts;
+  ASSERT_TRUE(hosts.status.ok()) << hosts.status;
+  HeadAndNode& cluster = hosts.cluster;
+  ClusterHandle* o = &hosts.other;
   auto counter = Actor(MakeCounter)
                      .SetResource("pool", 1)
                      .SetMaxRestarts(1)
@@ -169,25 +189,17 @@ TEST(NodeDeath, ANodeDeclaredDeadIsFencedWhenItReturns) {
   } else {
     o->pids.pop_back();
   }
-  StopCluster(*o);
 }
 
 // A host that freezes (SIGSTOP: its connections stay open, as in a network
 // cut) while running a task: once the head declares it dead, the owner
 // retries the task elsewhere at once instead of waiting on the socket.
 TEST(NodeDeath, ATaskOnANodeDeclaredDeadIsRetriedElsewhereAtOnce) {
-  HeadAndNode cluster({{"pool", 1}},
-                      [](ClusterOptions& h) { h.node_timeout_ms = 1000; });
-  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
-  TempRoot other_root, files;
-  ClusterOptions other;
-  other.session_root = other_root.path();
-  other.head_address = cluster.head.gcs_address;
-  other.num_cpus = 1;
-  other.resources = {{"pool", 1}};
-  auto o = StartCluster(other);
-  ASSERT_TRUE(o.ok()) << o.status();
-  cluster.Connect();
+  TwoPoolHosts hosts;
+  ASSERT_TRUE(hosts.status.ok()) << hosts.status;
+  HeadAndNode& cluster = hosts.cluster;
+  TempRoot files;
+  std::string other_root = hosts.other_root.path();
   std::string path = files.path() + "/attempts";
   auto ref = Task(RecordPidAndSleep)
                  .SetResource("pool", 1)
@@ -200,7 +212,7 @@ TEST(NodeDeath, ATaskOnANodeDeclaredDeadIsRetriedElsewhereAtOnce) {
   std::string host_root = cluster.node_root.path();
   std::vector<pid_t> frozen = PidsMatching(host_root);
   if (std::find(frozen.begin(), frozen.end(), first) == frozen.end()) {
-    host_root = other_root.path();
+    host_root = other_root;
     frozen = PidsMatching(host_root);
   }
   ASSERT_NE(std::find(frozen.begin(), frozen.end(), first), frozen.end());
@@ -216,7 +228,6 @@ TEST(NodeDeath, ATaskOnANodeDeclaredDeadIsRetriedElsewhereAtOnce) {
   for (pid_t p : frozen) kill(p, SIGCONT);
   EXPECT_TRUE(WaitUntil([&] { return PidsMatching(host_root).empty(); },
                         absl::Seconds(10)));
-  StopCluster(*o);
 }
 
 // Kills the cluster's head (kill -9) and starts an empty one on its port
