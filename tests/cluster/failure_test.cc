@@ -8,11 +8,13 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loom/loom.h"
 #include "proto/gcs.grpc.pb.h"
 #include "runtime/local_cluster.h"
 #include "src/common/daemon.h"
+#include "src/common/ids.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
@@ -228,6 +230,37 @@ TEST(NodeDeath, ATaskOnANodeDeclaredDeadIsRetriedElsewhereAtOnce) {
   for (pid_t p : frozen) kill(p, SIGCONT);
   EXPECT_TRUE(WaitUntil([&] { return PidsMatching(host_root).empty(); },
                         absl::Seconds(10)));
+}
+
+// A task bound (hard affinity) to a node that died fails clearly, within
+// the infeasible grace period, instead of waiting or retrying forever.
+TEST(NodeDeath, ATaskBoundToADeadNodeFailsClearly) {
+  HeadAndNode cluster({}, [](ClusterOptions& h) { h.node_timeout_ms = 1000; });
+  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
+  auto st = ClusterStatus(cluster.head.gcs_address);
+  ASSERT_TRUE(st.ok());
+  std::string node_hex;
+  for (const auto& n : st->nodes()) {
+    if (n.pid() == cluster.node.pids.back()) {
+      node_hex = NodeId::FromBinary(n.node_id())->Hex();
+    }
+  }
+  ASSERT_FALSE(node_hex.empty());
+  kill(cluster.node.pids.back(), SIGKILL);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto s = ClusterStatus(cluster.head.gcs_address);
+        return s.ok() && CountNodes(*s, false) == 1;
+      },
+      absl::Seconds(5)));
+  cluster.Connect();
+  absl::Time start = absl::Now();
+  auto ref = Task(Echo).SetNodeAffinity(node_hex).Remote(1);
+  EXPECT_THAT([&] { Get(ref, 30000); },
+              ::testing::ThrowsMessage<InfeasibleError>(
+                  ::testing::HasSubstr(node_hex.substr(0, 12))));
+  // The raylet's infeasible grace period is 3 s.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
 // Kills the cluster's head (kill -9) and starts an empty one on its port
