@@ -23,6 +23,13 @@
 namespace loom::rpc {
 
 inline constexpr int kMaxMessageBytes = 512 * 1024 * 1024;
+// Keepalive: a channel with calls in flight and nothing received for
+// kKeepaliveTime pings its peer, and a peer that does not answer within
+// kKeepaliveTimeout is gone (its calls fail UNAVAILABLE). A host that
+// vanishes without a TCP reset (cut off, frozen) is noticed so, not after
+// TCP's 15 minutes; idle channels send nothing.
+inline constexpr int kKeepaliveTimeMs = 10000;
+inline constexpr int kKeepaliveTimeoutMs = 5000;
 
 // Binds host:port (0 picks a free port, written to *bound_port). Fails when
 // the port is taken: SO_REUSEPORT is off, so two daemons never share one.

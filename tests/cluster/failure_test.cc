@@ -263,6 +263,42 @@ TEST(NodeDeath, ATaskBoundToADeadNodeFailsClearly) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
+// A long call to a peer that froze (no TCP reset: as when its host is cut
+// off) fails within the channels' keepalive, not the call's own deadline.
+TEST(NodeDeath, ALongCallToAFrozenPeerFailsWithinTheKeepalive) {
+  TempRoot root;
+  ClusterOptions options;
+  options.session_root = root.path();
+  options.num_cpus = 1;
+  auto h = StartCluster(options);
+  ASSERT_TRUE(h.ok()) << h.status();
+  auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(h->gcs_address));
+  rpc::PollEventsReply now;
+  {
+    grpc::ClientContext ctx;
+    rpc::SetTimeout(&ctx, 5000);
+    rpc::PollEventsRequest req;
+    ASSERT_TRUE(gcs->PollEvents(&ctx, req, &now).ok());
+  }
+  ASSERT_EQ(kill(h->pids.front(), SIGSTOP), 0);
+  // Nothing will be published: the poll would wait its 60 s, its deadline
+  // 90 s.
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 90000);
+  rpc::PollEventsRequest req;
+  req.set_after_seq(now.last_seq());
+  req.set_timeout_ms(60000);
+  rpc::PollEventsReply reply;
+  absl::Time start = absl::Now();
+  grpc::Status s = gcs->PollEvents(&ctx, req, &reply);
+  absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_LT(took, absl::Milliseconds(rpc::kKeepaliveTimeMs +
+                                     rpc::kKeepaliveTimeoutMs + 5000));
+  kill(h->pids.front(), SIGCONT);
+  StopCluster(*h);
+}
+
 // Kills the cluster's head (kill -9) and starts an empty one on its port
 // (start the head on FreePortBelowEphemeralRange()); returns the new head's
 // pid.
