@@ -13,7 +13,7 @@
 #include "object_store/store_client.h"
 #include "runtime/actor_submitter.h"
 #include "runtime/core_worker_service.h"
-#include "runtime/head_events.h"
+#include "src/common/head_events.h"
 #include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"

@@ -87,6 +87,11 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
     Tick();
   });
   gcs_->StartHeartbeats();
+  head_events_ = std::make_unique<HeadEvents>(HeadEvents::Options{
+      &loop_, &clients_, options_.gcs_address, [this](const rpc::Event& e) {
+        if (e.kind() == rpc::Event::JOB_FINISHED) OnJobFinished(e.id());
+      }});
+  head_events_->Start();
   return absl::OkStatus();
 }
 
@@ -101,6 +106,7 @@ void NodeManager::Fence(const std::string& why) {
 
 void NodeManager::Stop() {
   if (!pool_) return;
+  if (head_events_) head_events_->Shutdown();
   loop_.RunSync([this] {
     gcs_->Unregister();
     pool_->KillAll();
@@ -560,6 +566,14 @@ void NodeManager::OnDriverDied(const WorkerId& id, const Driver& driver) {
       "the job's driver died");
   pool_->KillJob(driver.job);
   gcs_->MarkJobFinished(driver.job.Binary(), /*driver_died=*/true);
+}
+
+void NodeManager::OnJobFinished(const std::string& job_id) {
+  auto job = JobId::FromBinary(job_id);
+  if (!job.ok()) return;
+  FreeWhere([&](const WorkerId&, const JobId& j) { return j == *job; },
+            "the job ended");
+  pool_->KillJob(*job);
 }
 
 void NodeManager::FillHeartbeat(rpc::HeartbeatRequest* req) {

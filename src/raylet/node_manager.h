@@ -22,6 +22,7 @@
 #include "scheduler/lease_queue.h"
 #include "src/common/daemon.h"
 #include "src/common/event_loop.h"
+#include "src/common/head_events.h"
 #include "src/common/metrics.h"
 #include "src/raylet/gcs_link.h"
 
@@ -145,6 +146,9 @@ class NodeManager {
       const std::string& why);
   void FillHeartbeat(rpc::HeartbeatRequest* req);
   void OnView(const rpc::HeartbeatReply& reply);
+  // The head published the job's end (its driver finished or died, on any
+  // node): its leases, queued requests and workers here are freed.
+  void OnJobFinished(const std::string& job_id);
   // The head declared this node dead: kill the workers and exit with
   // kFencedExitCode.
   [[noreturn]] void Fence(const std::string& why);
@@ -183,6 +187,7 @@ class NodeManager {
   absl::flat_hash_map<WorkerId, LeaseId> lease_of_worker_;
   absl::flat_hash_map<WorkerId, Driver> drivers_;
   ClientPool clients_;  // outgoing calls: workers, other raylets
+  std::unique_ptr<HeadEvents> head_events_;  // jobs that end
   WorkerClient workers_{&clients_};
 
   prometheus::Counter& leases_granted_;

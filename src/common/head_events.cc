@@ -1,4 +1,4 @@
-#include "runtime/head_events.h"
+#include "src/common/head_events.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,11 +1,12 @@
-// runtime/head_events.h
+// src/common/head_events.h
 //
-// HeadEvents: a core worker's subscription to the head's published changes
-// (PollEvents, a long poll answered at once when there is news). It hands
-// each event to `on_event` on the core worker's loop, in order, and follows
-// a restarted head (whose sequence numbers start again). Owners act on
-// NODE_DEAD through it: what they had in flight on that node fails over at
-// once instead of waiting on a socket that may never break.
+// HeadEvents: a subscription to the head's published changes (PollEvents,
+// a long poll answered at once when there is news). It hands each event to
+// `on_event` on the owner's loop, in order, and follows a restarted head
+// (whose sequence numbers start again). Core workers act on NODE_DEAD
+// through it (what they had in flight there fails over at once, instead of
+// waiting on a socket that may never break); raylets on JOB_FINISHED (the
+// job's leases and workers here are freed, wherever its driver ran).
 //
 //   HeadEvents events({&loop, &clients, gcs_address,
 //                      [&](const rpc::Event& e) { ... }});
@@ -14,8 +15,8 @@
 //   events.Shutdown();  // cancels the poll; no callback after it returns
 //
 // Thread-safe.
-#ifndef LOOM_RUNTIME_HEAD_EVENTS_H_
-#define LOOM_RUNTIME_HEAD_EVENTS_H_
+#ifndef LOOM_COMMON_HEAD_EVENTS_H_
+#define LOOM_COMMON_HEAD_EVENTS_H_
 
 #include <functional>
 #include <string>
@@ -58,4 +59,4 @@ class HeadEvents {
 
 }  // namespace loom
 
-#endif  // LOOM_RUNTIME_HEAD_EVENTS_H_
+#endif  // LOOM_COMMON_HEAD_EVENTS_H_
