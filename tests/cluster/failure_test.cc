@@ -485,5 +485,39 @@ TEST(DriverDeath, ADeadDriversWorkersAndLeasesAreFreed) {
   StopCluster(*h);
 }
 
+// A driver killed while its task runs on another node (spilled there): the
+// head publishes the job's end, and that node frees the lease and kills the
+// worker, though the driver never talked to its raylet.
+TEST(DriverDeath, ADeadDriversLeasesOnOtherNodesAreFreed) {
+  HeadAndNode cluster({{"pool", 1}});
+  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
+  TempRoot files;
+  std::string path = files.path() + "/pid";
+  pid_t driver = StartDriver(
+      {"pool", cluster.head.gcs_address, cluster.head_root.path(), path},
+      files.path() + "/out");
+  ASSERT_GT(driver, 0);
+  ASSERT_TRUE(
+      WaitUntil([&] { return !ReadPids(path).empty(); }, absl::Seconds(30)));
+  int worker = ReadPids(path)[0];
+  auto pool_free = [&] {
+    auto st = ClusterStatus(cluster.head.gcs_address);
+    if (!st.ok()) return -1.0;
+    for (const auto& n : st->nodes()) {
+      auto q = n.available().quantities();
+      if (n.total().quantities().contains("pool")) {
+        return q.contains("pool") ? q.at("pool") : 0.0;
+      }
+    }
+    return -1.0;
+  };
+  ASSERT_TRUE(WaitUntil([&] { return pool_free() == 0; }, absl::Seconds(5)));
+  ASSERT_EQ(kill(driver, SIGKILL), 0);
+  WaitForExit(driver, absl::Seconds(5));
+  EXPECT_TRUE(
+      WaitUntil([&] { return kill(worker, 0) != 0; }, absl::Seconds(5)));
+  EXPECT_TRUE(WaitUntil([&] { return pool_free() == 1; }, absl::Seconds(5)));
+}
+
 }  // namespace
 }  // namespace loom::test

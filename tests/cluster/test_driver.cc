@@ -5,6 +5,10 @@
 //   loom-test-driver actors ADDRESS ROOT  joins, makes an actor and a
 //                                     detached one, prints "ready PID PID"
 //                                     (theirs) and waits
+//   loom-test-driver pool ADDRESS ROOT PATH  joins, runs a long task that
+//                                     needs resource "pool" (another node's),
+//                                     which writes its pid to PATH; prints
+//                                     "ready" and waits
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -35,6 +39,15 @@ int main(int argc, char** argv) {
     std::printf("ready %d %d\n", a, d);
     std::fflush(stdout);
     std::this_thread::sleep_for(std::chrono::hours(1));
+    return 0;
+  }
+  if (std::strcmp(argv[1], "pool") == 0 && argc >= 5) {
+    auto ref = loom::Task(RecordPidAndSleep)
+                   .SetResource("pool", 1)
+                   .Remote(std::string(argv[4]), 600000, 1);
+    std::printf("ready\n");
+    std::fflush(stdout);
+    loom::Get(ref);
     return 0;
   }
   // Hold a lease: a task that runs for a long time.
