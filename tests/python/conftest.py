@@ -67,6 +67,25 @@ def _real_stderr(config):
     return _watchdog_file
 
 
+_session_root = {"path": None}
+
+
+def pytest_configure(config):
+    # Private clusters (loom.init() with no address) make their session
+    # directories under $LOOM_SESSION_ROOT: the suite's own, removed at the
+    # end, not /tmp/loom.
+    if not os.environ.get("LOOM_SESSION_ROOT"):
+        _session_root["path"] = tempfile.mkdtemp(prefix="loom-pytest-")
+        os.environ["LOOM_SESSION_ROOT"] = _session_root["path"]
+
+
+def pytest_unconfigure(config):
+    if _session_root["path"]:
+        shutil.rmtree(_session_root["path"], ignore_errors=True)
+        del os.environ["LOOM_SESSION_ROOT"]
+        _session_root["path"] = None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     # Backstop for setup, call and teardown together: a process stuck where
