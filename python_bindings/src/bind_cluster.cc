@@ -3,12 +3,16 @@
 #include <unistd.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/synchronization/mutex.h"
 #include "bindings.h"
 #include "loom/placement_group.h"
 #include "object_store/layout.h"
+#include "proto/gcs.grpc.pb.h"
+#include "runtime/local_cluster.h"
 #include "runtime/raylet_client.h"
 #include "src/common/logging.h"
 #include "src/common/process.h"
+#include "src/common/rpc.h"
 
 namespace loom::py {
 
@@ -19,6 +23,12 @@ void RunPythonTask(const pyb::object& executor, const rpc::TaskSpec& spec,
 namespace {
 
 std::unique_ptr<CoreWorker> g_worker;  // a Python worker's core worker
+
+// The raylet may push a task before its reply to the worker's registration
+// (which carries the node id) arrives; tasks wait for it, so that the
+// runtime context they see is complete.
+absl::Mutex g_registered_mu;
+bool g_registered = false;
 
 rpc::WorkerRuntime PythonRuntime(const std::string& executable,
                                  const std::vector<std::string>& path,
@@ -72,6 +82,10 @@ void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
                                 std::vector<CoreWorker::TaskArgView> args,
                                 rpc::PushTaskReply* reply,
                                 std::function<void()> finish) {
+    {
+      absl::MutexLock lock(&g_registered_mu);
+      g_registered_mu.Await(absl::Condition(&g_registered));
+    }
     RunPythonTask(*exec, spec, std::move(args), reply, std::move(finish));
   };
   options.cancel_handler = [cancel](const TaskId& task) {
@@ -89,6 +103,8 @@ void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
   }
   if (!cw.ok()) ThrowStatus(cw.status());
   g_worker = std::move(*cw);
+  absl::MutexLock lock(&g_registered_mu);
+  g_registered = true;
 }
 
 pyb::list Nodes() {
@@ -170,6 +186,58 @@ pyb::object GetPlacementGroup(pyb::bytes pg_id, bool wait_ready,
   return GroupDict(*info);
 }
 
+// Daemons of one node of a test cluster (loom.cluster_utils): a head (GCS and
+// raylet) or a raylet that joins one, tied to this process by a lifeline.
+std::shared_ptr<ClusterHandle> StartNode(
+    const std::string& session_root, const std::string& head_address,
+    int num_cpus, int num_gpus, std::map<std::string, double> resources,
+    std::map<std::string, std::string> labels, int64_t object_store_memory,
+    int64_t memory, int64_t node_timeout_ms, int64_t heartbeat_ms) {
+  ClusterOptions options;
+  options.session_root = session_root;
+  options.head_address = head_address;
+  options.num_cpus = num_cpus;
+  options.num_gpus = num_gpus;
+  options.resources = std::move(resources);
+  options.labels = std::move(labels);
+  options.object_store_memory = object_store_memory;
+  options.memory = memory;
+  options.node_timeout_ms = node_timeout_ms;
+  options.heartbeat_ms = heartbeat_ms;
+  absl::StatusOr<ClusterHandle> started;
+  {
+    pyb::gil_scoped_release release;
+    started = StartCluster(options);
+  }
+  if (!started.ok()) ThrowStatus(started.status());
+  return std::make_shared<ClusterHandle>(std::move(*started));
+}
+
+// The head's node table, asked of the GCS itself (no driver needed).
+pyb::list HeadNodes(const std::string& gcs_address, int64_t timeout_ms) {
+  rpc::GetClusterStatusReply reply;
+  absl::Status s;
+  {
+    pyb::gil_scoped_release release;
+    auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
+    grpc::ClientContext ctx;
+    rpc::SetTimeout(&ctx, timeout_ms);
+    s = rpc::ToAbsl(
+        stub->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &reply));
+  }
+  if (!s.ok()) ThrowStatus(s);
+  pyb::list out;
+  for (const auto& n : reply.nodes()) {
+    pyb::dict d;
+    d["NodeID"] = absl::BytesToHexString(n.node_id());
+    d["Alive"] = n.alive();
+    d["SessionDir"] = n.session_dir();
+    d["Pid"] = n.pid();
+    out.append(d);
+  }
+  return out;
+}
+
 }  // namespace
 
 void BindCluster(pyb::module_& m) {
@@ -241,6 +309,17 @@ void BindCluster(pyb::module_& m) {
     return pyb::bytes(**v);
   });
   m.def("watch_lifeline", &WatchLifelineFromEnv);
+  pyb::class_<ClusterHandle, std::shared_ptr<ClusterHandle>>(m, "NodeDaemons")
+      .def_readonly("session_dir", &ClusterHandle::session_dir)
+      .def_readonly("gcs_address", &ClusterHandle::gcs_address)
+      .def_readonly("raylet_address", &ClusterHandle::raylet_address)
+      .def_readonly("pids", &ClusterHandle::pids);
+  m.def("start_node", &StartNode);
+  m.def("stop_node", [](ClusterHandle& node) {
+    pyb::gil_scoped_release release;
+    StopCluster(node);
+  });
+  m.def("head_nodes", &HeadNodes);
 }
 
 }  // namespace loom::py
