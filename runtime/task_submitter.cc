@@ -18,6 +18,10 @@ struct TaskSubmitter::Lease {
   absl::flat_hash_set<grpc::ClientContext*> pushes;  // in flight
   std::shared_ptr<rpc::CoreWorker::Stub> stub;
   int inflight = 0;
+  // Pushes answered OK whose bookkeeping (OnPushReply) has not run yet: the
+  // caller may already hold the value and submit again, and the worker is
+  // free for it.
+  std::atomic<int> answered{0};
   absl::Time idle_since;
   bool dead = false;
 };
@@ -120,7 +124,7 @@ void TaskSubmitter::Pump(KeyState& ks) {
   if (shutting_down_) return;
   // Idle workers first, one task each.
   for (auto& lease : ks.leases) {
-    if (lease->inflight == 0 && !ks.queue.empty()) {
+    if (lease->inflight - lease->answered.load() == 0 && !ks.queue.empty()) {
       rpc::TaskSpec spec = std::move(ks.queue.front());
       ks.queue.pop_front();
       Push(ks, lease, std::move(spec));
@@ -288,7 +292,10 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
       [this, call, lease, key = ks.key](grpc::Status s) {
         // The value lands now, on gRPC's thread, so that a caller blocked in
         // Get wakes without waiting for the loop; bookkeeping follows there.
-        if (s.ok()) ResolveReturn(call);
+        if (s.ok()) {
+          lease->answered.fetch_add(1);
+          ResolveReturn(call);
+        }
         options_.loop->Post([this, call, lease, key, s] {
           lease->pushes.erase(&call->ctx);
           OnPushReply(key, lease, call, s);
@@ -302,6 +309,7 @@ void TaskSubmitter::OnPushReply(const std::string& key,
                                 const std::shared_ptr<Lease>& lease, Call* call,
                                 const grpc::Status& s) {
   KeyState& ks = *keys_[key];
+  if (s.ok()) lease->answered.fetch_sub(1);
   if (--lease->inflight == 0) lease->idle_since = options_.loop->clock()->Now();
   const rpc::TaskSpec& spec = call->push_req.spec();
   pushed_.erase(spec.task_id());
