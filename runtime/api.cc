@@ -127,6 +127,9 @@ void InitWithRuntime(const InitOptions& options,
     if (!raylet.ok()) Throw(raylet.status());
     cw_options.gcs_address = address;
     cw_options.raylet_address = raylet->address;
+    // The driver serves its objects on its node's address, which workers
+    // on other nodes can reach.
+    cw_options.host = raylet->address.substr(0, raylet->address.rfind(':'));
     if (!raylet->session_dir.empty()) {
       cw_options.store_socket = raylet->session_dir + "/sockets/store";
     }

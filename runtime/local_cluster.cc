@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "proto/gcs.grpc.pb.h"
+#include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
@@ -197,12 +198,9 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
   char real[PATH_MAX];
   std::string latest;
   if (realpath(LatestSessionDir(root).c_str(), real)) latest = real;
-  // The raylet of this root's latest session, else one on this machine.
-  std::string head_host = gcs_address.substr(0, gcs_address.rfind(':'));
-  auto local = [&](const rpc::NodeInfo& n) {
-    return n.host() == "127.0.0.1" || n.host() == "localhost" ||
-           n.host() == head_host;
-  };
+  // The raylet of this root's latest session, else one on this machine
+  // (any address of its own: loopback or an interface's).
+  auto local = [&](const rpc::NodeInfo& n) { return IsLocalAddress(n.host()); };
   const rpc::NodeInfo* pick = nullptr;
   for (const auto& node : reply.nodes()) {
     if (!node.alive() || !local(node)) continue;

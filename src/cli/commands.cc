@@ -14,6 +14,7 @@
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
 #include "runtime/local_cluster.h"
+#include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
@@ -42,6 +43,12 @@ int Start(const StartArgs& args) {
   auto check = ResourceSet::FromMap(*resources);
   if (!check.ok()) return Fail(std::string(check.status().message()));
   ClusterOptions options;
+  if (!args.node_ip.empty()) {
+    if (auto s = CheckNodeIp(args.node_ip); !s.ok()) {
+      return Fail(std::string(s.message()));
+    }
+    options.host = args.node_ip;
+  }
   options.session_root = Root(args.session_root);
   options.head_address = args.address;
   options.gcs_port = args.port;

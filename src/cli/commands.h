@@ -27,6 +27,9 @@ struct StartArgs {
   std::vector<std::string> labels;
   int64_t node_timeout_ms = 5000;
   std::string session_root;
+  // The address this node's daemons listen on and advertise (one of this
+  // machine's); 127.0.0.1 when empty.
+  std::string node_ip;
 };
 
 int Start(const StartArgs& args);

@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
   start_cmd->add_option("--node-timeout-ms", start.node_timeout_ms,
                         "Head: a node silent this long is dead");
   start_cmd->add_option(
+      "--node-ip-address", start.node_ip,
+      "This node's address, one of this machine's: its daemons listen on it "
+      "and advertise it (default 127.0.0.1)");
+  start_cmd->add_option(
       "--session-root", session_root,
       "Root for session directories (default $LOOM_SESSION_ROOT or /tmp/loom)");
 
