@@ -2,7 +2,9 @@
 #include <regex>
 
 #include "gtest/gtest.h"
+#include "loom/loom.h"
 #include "tests/cluster/cluster_util.h"
+#include "tests/cluster/test_functions.h"
 
 namespace loom::test {
 namespace {
@@ -45,6 +47,72 @@ TEST(Cli, StartStatusStopLeavesNoProcesses) {
                PidsMatching(node_root.path()).empty();
       },
       absl::Seconds(5)));
+}
+
+// Every daemon of a node listens on and advertises its --node-ip-address,
+// not 127.0.0.1: a head on 127.0.0.2 and a node on 127.0.0.3 run a driver's
+// tasks and actors, move objects both ways and reach the driver as owner.
+TEST(Cli, NodesListenOnAndAdvertiseTheirNodeIp) {
+  TempRoot head_root, node_root;
+  auto start = RunCommand(
+      Loom("start --head --port 0 --num-cpus 1 --node-ip-address 127.0.0.2 "
+           "--session-root " +
+           head_root.path()));
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      start.output, m, std::regex("address:\\s+(127\\.0\\.0\\.2:\\d+)")))
+      << start.output;
+  std::string address = m[1];
+  auto join = RunCommand(Loom("start --address " + address +
+                              " --num-cpus 1 --node-ip-address 127.0.0.3"
+                              " --resources '{\"pool\": 1}' --session-root " +
+                              node_root.path()));
+  ASSERT_EQ(join.exit_code, 0) << join.output;
+  auto nodes =
+      RunCommand(Loom("list nodes --session-root " + head_root.path()));
+  ASSERT_EQ(nodes.exit_code, 0) << nodes.output;
+  EXPECT_NE(nodes.output.find("127.0.0.2"), std::string::npos) << nodes.output;
+  EXPECT_NE(nodes.output.find("127.0.0.3"), std::string::npos) << nodes.output;
+  EXPECT_EQ(nodes.output.find("127.0.0.1"), std::string::npos) << nodes.output;
+  {
+    InitOptions options;
+    options.address = address;
+    options.session_root = head_root.path();
+    options.code_search_path = {TestLib()};
+    loom::Init(options);
+    // A value the driver owns, read on the other node; the copy it returns
+    // comes back here.
+    std::string big(300000, 'y');
+    ObjectRef<std::string> ref = Put(big);
+    auto twice = Task(Repeat).SetResource("pool", 1).Remote(ref, 2);
+    EXPECT_EQ(*Get(twice, 60000), big + big);
+    auto counter = Actor(MakeCounter).SetResource("pool", 1).Remote(5);
+    EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 60000), 6);
+    loom::Shutdown();
+  }
+  EXPECT_EQ(
+      RunCommand(Loom("stop --session-root " + node_root.path())).exit_code, 0);
+  EXPECT_EQ(
+      RunCommand(Loom("stop --session-root " + head_root.path())).exit_code, 0);
+}
+
+TEST(Cli, ANodeIpMustBeOneOfThisMachinesIpv4Addresses) {
+  TempRoot root;
+  auto foreign = RunCommand(Loom(
+      "start --head --port 0 --node-ip-address 203.0.113.9 --session-root " +
+      root.path()));
+  EXPECT_NE(foreign.exit_code, 0);
+  EXPECT_NE(foreign.output.find("not an address of this machine"),
+            std::string::npos)
+      << foreign.output;
+  auto garbage = RunCommand(
+      Loom("start --head --port 0 --node-ip-address node-1 --session-root " +
+           root.path()));
+  EXPECT_NE(garbage.exit_code, 0);
+  EXPECT_NE(garbage.output.find("not an IPv4 address"), std::string::npos)
+      << garbage.output;
+  EXPECT_TRUE(PidsMatching(root.path()).empty());
 }
 
 TEST(Cli, BadArgumentsGetClearErrors) {
