@@ -11,21 +11,38 @@ namespace {
 
 std::string Loom(const std::string& args) { return BinDir() + "/loom " + args; }
 
+// `loom start --head` (1 CPU, any port) under `root` with `flags`: the
+// address it prints, on `ip`; empty (the output printed) when it fails.
+std::string StartHead(const std::string& root, const std::string& flags,
+                      const std::string& ip) {
+  auto start = RunCommand(Loom("start --head --port 0 --num-cpus 1 " + flags +
+                               " --session-root " + root));
+  std::smatch m;
+  std::string pattern = "address:\\s+(" +
+                        std::regex_replace(ip, std::regex("\\."), "\\.") +
+                        ":\\d+)";
+  if (start.exit_code != 0 ||
+      !std::regex_search(start.output, m, std::regex(pattern))) {
+    ADD_FAILURE() << start.output;
+    return "";
+  }
+  return m[1];
+}
+
+// `loom start --address` (1 CPU) under `root` with `flags`.
+bool Join(const std::string& address, const std::string& root,
+          const std::string& flags) {
+  auto join = RunCommand(Loom("start --address " + address + " --num-cpus 1 " +
+                              flags + " --session-root " + root));
+  EXPECT_EQ(join.exit_code, 0) << join.output;
+  return join.exit_code == 0;
+}
+
 TEST(Cli, StartStatusStopLeavesNoProcesses) {
   TempRoot head_root, node_root;
-  auto start = RunCommand(Loom(
-      "start --head --port 0 --num-cpus 1 --session-root " + head_root.path()));
-  ASSERT_EQ(start.exit_code, 0) << start.output;
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(
-      start.output, m, std::regex("address:\\s+(127\\.0\\.0\\.1:\\d+)")))
-      << start.output;
-  std::string address = m[1];
-  auto join = RunCommand(Loom("start --address " + address +
-                              " --num-cpus 1 --resources '{\"accel\": 2}'"
-                              " --session-root " +
-                              node_root.path()));
-  ASSERT_EQ(join.exit_code, 0) << join.output;
+  std::string address = StartHead(head_root.path(), "", "127.0.0.1");
+  ASSERT_FALSE(address.empty());
+  ASSERT_TRUE(Join(address, node_root.path(), "--resources '{\"accel\": 2}'"));
 
   auto status = RunCommand(Loom("status --session-root " + head_root.path()));
   ASSERT_EQ(status.exit_code, 0) << status.output;
@@ -54,21 +71,11 @@ TEST(Cli, StartStatusStopLeavesNoProcesses) {
 // tasks and actors, move objects both ways and reach the driver as owner.
 TEST(Cli, NodesListenOnAndAdvertiseTheirNodeIp) {
   TempRoot head_root, node_root;
-  auto start = RunCommand(
-      Loom("start --head --port 0 --num-cpus 1 --node-ip-address 127.0.0.2 "
-           "--session-root " +
-           head_root.path()));
-  ASSERT_EQ(start.exit_code, 0) << start.output;
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(
-      start.output, m, std::regex("address:\\s+(127\\.0\\.0\\.2:\\d+)")))
-      << start.output;
-  std::string address = m[1];
-  auto join = RunCommand(Loom("start --address " + address +
-                              " --num-cpus 1 --node-ip-address 127.0.0.3"
-                              " --resources '{\"pool\": 1}' --session-root " +
-                              node_root.path()));
-  ASSERT_EQ(join.exit_code, 0) << join.output;
+  std::string address =
+      StartHead(head_root.path(), "--node-ip-address 127.0.0.2", "127.0.0.2");
+  ASSERT_FALSE(address.empty());
+  ASSERT_TRUE(Join(address, node_root.path(),
+                   "--node-ip-address 127.0.0.3 --resources '{\"pool\": 1}'"));
   auto nodes =
       RunCommand(Loom("list nodes --session-root " + head_root.path()));
   ASSERT_EQ(nodes.exit_code, 0) << nodes.output;
