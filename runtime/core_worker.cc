@@ -13,11 +13,11 @@
 #include "object_store/store_client.h"
 #include "runtime/actor_submitter.h"
 #include "runtime/core_worker_service.h"
-#include "src/common/head_events.h"
 #include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
 #include "runtime/task_submitter.h"
+#include "src/common/head_events.h"
 #include "src/common/wire.h"
 
 namespace loom {
@@ -123,11 +123,13 @@ absl::Status CoreWorker::Connect() {
     driver_task_ = random;
     // Tasks may arrive as soon as the raylet knows this worker, and their
     // code calls the API: the worker is the process's core worker first.
+    // They queue until the registration's reply names this node: the
+    // executor starts only then, so no task sees an unset node id.
     SetGlobalCoreWorker(this);
-    exec_thread_ = std::thread([this] { ExecuteLoop(); });
     auto node = raylet_->RegisterWorker(options_.worker_id, getpid(), port_);
     if (!node.ok()) return node.status();
     node_id_ = *node;
+    exec_thread_ = std::thread([this] { ExecuteLoop(); });
   }
   loop_.PostAfter(absl::Seconds(1), [this] { ReportStatsPeriodically(); });
   return absl::OkStatus();

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include "absl/strings/escaping.h"
-#include "absl/synchronization/mutex.h"
 #include "bindings.h"
 #include "loom/placement_group.h"
 #include "object_store/layout.h"
@@ -23,12 +22,6 @@ void RunPythonTask(const pyb::object& executor, const rpc::TaskSpec& spec,
 namespace {
 
 std::unique_ptr<CoreWorker> g_worker;  // a Python worker's core worker
-
-// The raylet may push a task before its reply to the worker's registration
-// (which carries the node id) arrives; tasks wait for it, so that the
-// runtime context they see is complete.
-absl::Mutex g_registered_mu;
-bool g_registered = false;
 
 rpc::WorkerRuntime PythonRuntime(const std::string& executable,
                                  const std::vector<std::string>& path,
@@ -82,10 +75,6 @@ void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
                                 std::vector<CoreWorker::TaskArgView> args,
                                 rpc::PushTaskReply* reply,
                                 std::function<void()> finish) {
-    {
-      absl::MutexLock lock(&g_registered_mu);
-      g_registered_mu.Await(absl::Condition(&g_registered));
-    }
     RunPythonTask(*exec, spec, std::move(args), reply, std::move(finish));
   };
   options.cancel_handler = [cancel](const TaskId& task) {
@@ -103,8 +92,6 @@ void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
   }
   if (!cw.ok()) ThrowStatus(cw.status());
   g_worker = std::move(*cw);
-  absl::MutexLock lock(&g_registered_mu);
-  g_registered = true;
 }
 
 pyb::list Nodes() {
