@@ -42,10 +42,11 @@ absl::StatusOr<std::string> CreateSessionDir(const std::string& root) {
   }
   // Unique even for several clusters started by one process in one second.
   static std::atomic<int> sequence{0};
+  int n = sequence++;
   std::string name = absl::StrCat(
       "session_",
       absl::FormatTime("%Y%m%d_%H%M%S", absl::Now(), absl::LocalTimeZone()),
-      "_", getpid(), "_", sequence++);
+      "_", getpid(), "_", n);
   std::string dir = absl::StrCat(root, "/", name);
   if (access(dir.c_str(), F_OK) == 0) {
     return absl::AlreadyExistsError(absl::StrCat(dir, " exists already"));
@@ -55,7 +56,8 @@ absl::StatusOr<std::string> CreateSessionDir(const std::string& root) {
     if (!s.ok()) return s;
   }
   std::string link = root + "/session_latest";
-  std::string tmp = absl::StrCat(link, ".", getpid());
+  // Per call, not per process: threads of one process start nodes at once.
+  std::string tmp = absl::StrCat(link, ".", getpid(), ".", n);
   unlink(tmp.c_str());
   if (symlink(name.c_str(), tmp.c_str()) != 0 ||
       rename(tmp.c_str(), link.c_str()) != 0) {
