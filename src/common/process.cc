@@ -64,9 +64,18 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
 
+  // Ours, less LOOM_LIFELINE and what extra_env sets anew.
+  auto replaced = [&options](const char* e) {
+    if (std::strncmp(e, "LOOM_LIFELINE=", 14) == 0) return true;
+    for (const auto& x : options.extra_env) {
+      size_t eq = x.find('=');
+      if (std::strncmp(e, x.c_str(), eq + 1) == 0) return true;
+    }
+    return false;
+  };
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
-    if (std::strncmp(*e, "LOOM_LIFELINE=", 14) != 0) env.emplace_back(*e);
+    if (!replaced(*e)) env.emplace_back(*e);
   }
   if (options.lifeline_fd >= 0) env.push_back("LOOM_LIFELINE=1");
   for (const auto& e : options.extra_env) env.push_back(e);

@@ -34,7 +34,7 @@ absl::StatusOr<Lifeline> MakeLifeline();
 
 struct SpawnOptions {
   std::vector<std::string> argv;
-  std::vector<std::string> extra_env;  // "NAME=value", added to ours
+  std::vector<std::string> extra_env;  // "NAME=value", over ours
   std::string stdout_path;             // empty: inherit
   std::string stderr_path;             // empty: inherit
   int lifeline_fd = -1;                // becomes fd 3 in the child
