@@ -8,7 +8,9 @@ export LOOM_SESSION_ROOT=${LOOM_SESSION_ROOT:-/tmp/loom-demo}
 loom="$BUILD/bin/loom"
 "$loom" stop >/dev/null 2>&1 || true
 trap '"$loom" stop' EXIT
-"$loom" start --head --port 0 --num-cpus 2
+# One machine: stay on loopback (a real cluster advertises the default
+# route's address; see docs/operations.md).
+"$loom" start --head --port 0 --num-cpus 2 --node-ip-address 127.0.0.1
 echo
 "$BUILD/bin/loom-example" --address auto
 echo

@@ -109,6 +109,7 @@ void InitWithRuntime(const InitOptions& options,
     cluster.num_gpus = options.num_gpus;
     cluster.resources = options.resources;
     cluster.object_store_memory = options.object_store_memory;
+    cluster.no_auth = options.no_auth;
     auto started = StartCluster(cluster);
     if (!started.ok()) Throw(started.status());
     g_cluster = std::move(*started);
@@ -123,6 +124,7 @@ void InitWithRuntime(const InitOptions& options,
       if (!resolved.ok()) Throw(resolved.status());
       address = *resolved;
     }
+    UseTokenOf(address, options.session_root);
     auto raylet = FindLocalRaylet(address, options.session_root);
     if (!raylet.ok()) Throw(raylet.status());
     cw_options.gcs_address = address;

@@ -18,63 +18,64 @@ class CoreWorkerService : public rpc::CoreWorker::CallbackService {
   grpc::ServerUnaryReactor* PushTask(grpc::CallbackServerContext* ctx,
                                      const rpc::PushTaskRequest* req,
                                      rpc::PushTaskReply* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    cw_->HandlePushTask(*req, reply, [reactor](absl::Status s) {
-      reactor->Finish(rpc::ToGrpc(s));
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      cw_->HandlePushTask(*req, reply, [reactor](absl::Status s) {
+        reactor->Finish(rpc::ToGrpc(s));
+      });
     });
-    return reactor;
   }
 
   grpc::ServerUnaryReactor* AssignJob(grpc::CallbackServerContext* ctx,
                                       const rpc::AssignJobRequest* req,
                                       rpc::AssignJobReply* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(rpc::ToGrpc(cw_->HandleAssignJob(*req)));
-    return reactor;
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      reactor->Finish(rpc::ToGrpc(cw_->HandleAssignJob(*req)));
+    });
   }
 
   grpc::ServerUnaryReactor* GetObject(grpc::CallbackServerContext* ctx,
                                       const rpc::GetObjectRequest* req,
                                       rpc::GetObjectReply* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    cw_->HandleGetObject(*req, reply, [reactor](absl::Status s) {
-      reactor->Finish(rpc::ToGrpc(s));
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      cw_->HandleGetObject(*req, reply, [reactor](absl::Status s) {
+        reactor->Finish(rpc::ToGrpc(s));
+      });
     });
-    return reactor;
   }
 
   grpc::ServerUnaryReactor* UpdateBorrows(
       grpc::CallbackServerContext* ctx, const rpc::UpdateBorrowsRequest* req,
       rpc::UpdateBorrowsReply* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(rpc::ToGrpc(cw_->HandleUpdateBorrows(*req, reply)));
-    return reactor;
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      reactor->Finish(rpc::ToGrpc(cw_->HandleUpdateBorrows(*req, reply)));
+    });
   }
 
   grpc::ServerUnaryReactor* WatchBorrower(
       grpc::CallbackServerContext* ctx, const rpc::WatchBorrowerRequest* req,
       rpc::WatchBorrowerReply* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    cw_->HandleWatchBorrower([reactor] { reactor->Finish(grpc::Status::OK); });
-    return reactor;
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      cw_->HandleWatchBorrower(
+          [reactor] { reactor->Finish(grpc::Status::OK); });
+    });
   }
 
   grpc::ServerUnaryReactor* CancelTask(grpc::CallbackServerContext* ctx,
                                        const rpc::CancelTaskRequest* req,
                                        rpc::CancelTaskReply* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    cw_->HandleCancelTask(*req, reply);
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      cw_->HandleCancelTask(*req, reply);
+      reactor->Finish(grpc::Status::OK);
+    });
   }
 
   grpc::ServerUnaryReactor* Exit(grpc::CallbackServerContext* ctx,
                                  const rpc::ExitRequest* req,
                                  rpc::ExitReply* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    cw_->RequestExit();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      cw_->RequestExit();
+      reactor->Finish(grpc::Status::OK);
+    });
   }
 
  private:

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "proto/gcs.grpc.pb.h"
+#include "src/common/auth.h"
 #include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
@@ -51,13 +52,20 @@ absl::StatusOr<std::string> WaitReady(const std::string& path, pid_t pid,
       absl::StrCat("timed out waiting for ", path));
 }
 
+// The token reaches a daemon through its environment (argv is public).
 absl::StatusOr<pid_t> SpawnDaemon(const std::string& name,
                                   std::vector<std::string> argv,
                                   const std::string& session_dir,
-                                  const ClusterOptions& options,
+                                  const ClusterHandle& cluster,
                                   int lifeline_fd) {
   SpawnOptions spawn;
   spawn.argv = std::move(argv);
+  if (cluster.auth_token.empty()) {
+    spawn.argv.push_back("--no-auth");
+  } else {
+    spawn.extra_env.push_back(
+        absl::StrCat(kAuthTokenEnv, "=", cluster.auth_token));
+  }
   spawn.stdout_path = absl::StrCat(session_dir, "/logs/", name, ".out");
   spawn.stderr_path = absl::StrCat(session_dir, "/logs/", name, ".err");
   spawn.new_session = true;
@@ -86,14 +94,39 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
     if (child_fd >= 0) close(child_fd);
     return s;
   };
+  std::string bind =
+      options.bind_address.empty() ? options.host : options.bind_address;
+  if (auto s = CheckListenAddresses(options.host, bind, options.no_auth);
+      !s.ok()) {
+    return fail(s);
+  }
+  if (!options.no_auth) {
+    cluster.auth_token = options.auth_token;
+    if (cluster.auth_token.empty()) {
+      cluster.auth_token = options.head_address.empty() ? NewClusterToken()
+                                                        : rpc::ClusterToken();
+    }
+    if (cluster.auth_token.empty()) {
+      return fail(absl::FailedPreconditionError(absl::StrCat(
+          "joining ", options.head_address,
+          " needs the cluster's token: pass --auth-token-file (the head's "
+          "<session>/auth_token) or set $",
+          kAuthTokenEnv,
+          "; a cluster started with --no-auth takes --no-auth")));
+    }
+    auto s = WriteTokenFile(absl::StrCat(*dir, "/", kAuthTokenFile),
+                            cluster.auth_token);
+    if (!s.ok()) return fail(s);
+  }
+  if (options.head_address.empty()) rpc::SetClusterToken(cluster.auth_token);
 
   if (options.head_address.empty()) {
     auto pid = SpawnDaemon(
         "gcs",
-        {FindLoomBinary("loom-gcs"), "--host", options.host, "--port",
-         absl::StrCat(options.gcs_port), "--session-dir", *dir,
+        {FindLoomBinary("loom-gcs"), "--host", options.host, "--bind-address",
+         bind, "--port", absl::StrCat(options.gcs_port), "--session-dir", *dir,
          "--node-timeout-ms", absl::StrCat(options.node_timeout_ms)},
-        *dir, options, child_fd);
+        *dir, cluster, child_fd);
     if (!pid.ok()) return fail(pid.status());
     cluster.pids.push_back(*pid);
     auto addr = WaitReady(*dir + "/gcs.ready", *pid, *dir + "/logs/gcs.err");
@@ -106,6 +139,8 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
   std::vector<std::string> argv = {FindLoomBinary("loom-raylet"),
                                    "--host",
                                    options.host,
+                                   "--bind-address",
+                                   bind,
                                    "--port",
                                    absl::StrCat(options.raylet_port),
                                    "--gcs-address",
@@ -138,7 +173,7 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
     argv.insert(argv.end(),
                 {"--heartbeat-ms", absl::StrCat(options.heartbeat_ms)});
   }
-  auto pid = SpawnDaemon("raylet", argv, *dir, options, child_fd);
+  auto pid = SpawnDaemon("raylet", argv, *dir, cluster, child_fd);
   if (!pid.ok()) return fail(pid.status());
   cluster.pids.push_back(*pid);
   auto addr =
@@ -190,6 +225,13 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
   rpc::GetClusterStatusRequest req;
   rpc::GetClusterStatusReply reply;
   absl::Status s = rpc::ToAbsl(stub->GetClusterStatus(&ctx, req, &reply));
+  if (absl::IsUnauthenticated(s)) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the head at ", gcs_address,
+        " refused this process's cluster token: set $", kAuthTokenEnv,
+        " to the token in the head's <session>/", kAuthTokenFile,
+        ", or run on a machine whose node joined it"));
+  }
   if (!s.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot reach the head at ",
                                                gcs_address, ": ", s.message()));
@@ -214,6 +256,18 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
   }
   return LocalRaylet{absl::StrCat(pick->host(), ":", pick->raylet_port()),
                      pick->session_dir()};
+}
+
+void UseTokenOf(const std::string& gcs_address,
+                const std::string& session_root) {
+  if (auto env = TokenFromEnv(); env.ok()) {
+    rpc::SetClusterToken(*env);
+    return;
+  }
+  std::string root = session_root.empty() ? DefaultSessionRoot() : session_root;
+  if (auto found = FindSessionToken(root, gcs_address); found.ok()) {
+    rpc::SetClusterToken(*found);
+  }
 }
 
 }  // namespace loom

@@ -23,9 +23,15 @@
 namespace loom {
 
 struct ClusterOptions {
-  std::string session_root;  // empty: DefaultSessionRoot()
-  std::string head_address;  // empty: start a head here; else join it
-  std::string host = "127.0.0.1";
+  std::string session_root;        // empty: DefaultSessionRoot()
+  std::string head_address;        // empty: start a head here; else join it
+  std::string host = "127.0.0.1";  // advertised; `loom start`: PrimaryAddress
+  std::string bind_address;        // empty: host; may be 0.0.0.0
+  // The cluster token. A head: empty makes a new one. A joining node: empty
+  // takes this process's (rpc::ClusterToken: a head it started, or
+  // $LOOM_AUTH_TOKEN). Written 0600 to <session>/auth_token.
+  std::string auth_token;
+  bool no_auth = false;  // loopback-only clusters: no token at all
   int gcs_port = 0;
   int raylet_port = 0;
   int num_cpus = -1;      // -1: this machine's cores
@@ -44,10 +50,12 @@ struct ClusterHandle {
   std::string session_dir;
   std::string gcs_address;
   std::string raylet_address;
+  std::string auth_token;   // empty with no_auth
   std::vector<pid_t> pids;  // gcs (when started here), raylet
   int lifeline_fd = -1;     // held while the daemons should live
 };
 
+// Starting a head also makes its token this process's (rpc::SetClusterToken).
 absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options);
 // SIGTERM to each daemon, SIGKILL after a grace period; closes the lifeline.
 void StopCluster(ClusterHandle& cluster);
@@ -63,6 +71,12 @@ struct LocalRaylet {
 };
 absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
                                             const std::string& session_root);
+
+// Makes this process carry the token of the cluster at `gcs_address`:
+// $LOOM_AUTH_TOKEN, else the token of a session under `session_root` that
+// belongs to it (this machine's node), else the one it has.
+void UseTokenOf(const std::string& gcs_address,
+                const std::string& session_root);
 
 }  // namespace loom
 

@@ -39,6 +39,9 @@ struct InitOptions {
   int64_t object_store_memory = 0;
   // Where session directories live (empty: $LOOM_SESSION_ROOT or /tmp/loom).
   std::string session_root;
+  // For a private cluster: no cluster token (it stays on 127.0.0.1 either
+  // way). For measuring the token's cost; leave it off otherwise.
+  bool no_auth = false;
 };
 
 // Throws loom::Error when the cluster cannot be started or joined.

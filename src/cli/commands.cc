@@ -14,6 +14,7 @@
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
 #include "runtime/local_cluster.h"
+#include "src/common/auth.h"
 #include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
@@ -43,13 +44,29 @@ int Start(const StartArgs& args) {
   auto check = ResourceSet::FromMap(*resources);
   if (!check.ok()) return Fail(std::string(check.status().message()));
   ClusterOptions options;
-  if (!args.node_ip.empty()) {
-    if (auto s = CheckNodeIp(args.node_ip); !s.ok()) {
-      return Fail(std::string(s.message()));
-    }
-    options.host = args.node_ip;
+  options.host = args.node_ip.empty() ? PrimaryAddress() : args.node_ip;
+  if (auto s = CheckNodeIp(options.host); !s.ok()) {
+    return Fail(std::string(s.message()));
   }
+  options.bind_address = args.bind_address;
+  options.no_auth = args.no_auth;
   options.session_root = Root(args.session_root);
+  if (!args.no_auth) {
+    // A head makes a new token unless given one; a joining node needs its.
+    absl::StatusOr<std::string> token = absl::NotFoundError("");
+    if (!args.token_file.empty()) {
+      token = ReadTokenFile(args.token_file);
+    } else if (std::getenv(kAuthTokenEnv) != nullptr) {
+      token = TokenFromEnv();
+    } else if (!args.head) {
+      token = FindSessionToken(options.session_root, args.address);
+    }
+    if (token.ok()) {
+      options.auth_token = *token;
+    } else if (!absl::IsNotFound(token.status()) || !args.token_file.empty()) {
+      return Fail(std::string(token.status().message()));
+    }
+  }
   options.head_address = args.address;
   options.gcs_port = args.port;
   options.raylet_port = args.raylet_port;
@@ -72,17 +89,29 @@ int Start(const StartArgs& args) {
   if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
   double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
   if (args.head) {
+    std::string token_file =
+        absl::StrCat(cluster->session_dir, "/", kAuthTokenFile);
+    std::string join =
+        cluster->auth_token.empty()
+            ? absl::StrCat("loom start --address ", cluster->gcs_address,
+                           " --no-auth")
+            : absl::StrCat("loom start --address ", cluster->gcs_address,
+                           " --auth-token-file FILE\n"
+                           "                          (FILE: a copy of ",
+                           token_file, ", mode 0600)");
     std::printf(
         "Loom head started in %.0f ms.\n"
         "  address:  %s\n"
-        "  session:  %s\n\n"
-        "Join from another node:   loom start --address %s\n"
+        "  session:  %s\n"
+        "  token:    %s\n\n"
+        "Join from another node:   %s\n"
         "Connect from C++:         loom::Init({.address = \"%s\"})  (or "
         "\"auto\")\n"
         "Inspect:                  loom status\n"
         "Stop:                     loom stop\n",
         ms, cluster->gcs_address.c_str(), cluster->session_dir.c_str(),
-        cluster->gcs_address.c_str(), cluster->gcs_address.c_str());
+        cluster->auth_token.empty() ? "none (--no-auth)" : token_file.c_str(),
+        join.c_str(), cluster->gcs_address.c_str());
   } else {
     std::printf(
         "Loom node joined %s in %.0f ms.\n  raylet:   %s\n  session:  %s\n",
@@ -130,6 +159,20 @@ int Stop(const std::string& session_root) {
   return 0;
 }
 
+absl::Status UseToken(const std::string& token_file,
+                      const std::string& session_root,
+                      const std::string& address) {
+  if (!token_file.empty()) {
+    auto token = ReadTokenFile(token_file);
+    if (!token.ok()) return token.status();
+    rpc::SetClusterToken(*token);
+    return absl::OkStatus();
+  }
+  auto addr = HeadAddress(session_root, address);
+  if (addr.ok()) UseTokenOf(*addr, Root(session_root));
+  return absl::OkStatus();
+}
+
 // The head's address: --address, else this session root's cluster.
 absl::StatusOr<std::string> HeadAddress(const std::string& session_root,
                                         const std::string& address) {
@@ -152,6 +195,13 @@ absl::StatusOr<rpc::GetClusterStatusReply> FetchStatus(
   rpc::GetClusterStatusReply reply;
   grpc::Status s =
       stub->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &reply);
+  if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the head at ", addr,
+        " refused this command's cluster token: pass --auth-token-file or "
+        "set $",
+        kAuthTokenEnv));
+  }
   if (!s.ok()) {
     return absl::UnavailableError("cannot reach the head at " + addr + ": " +
                                   s.error_message());

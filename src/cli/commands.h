@@ -27,9 +27,13 @@ struct StartArgs {
   std::vector<std::string> labels;
   int64_t node_timeout_ms = 5000;
   std::string session_root;
-  // The address this node's daemons listen on and advertise (one of this
-  // machine's); 127.0.0.1 when empty.
+  // The address this node's daemons advertise (one of this machine's);
+  // PrimaryAddress() when empty. They listen on bind_address when set
+  // (0.0.0.0: everywhere), else on it, and on 127.0.0.1 too.
   std::string node_ip;
+  std::string bind_address;
+  std::string token_file;  // empty: $LOOM_AUTH_TOKEN, else found or made
+  bool no_auth = false;
 };
 
 int Start(const StartArgs& args);
@@ -39,6 +43,13 @@ int Memory(const std::string& session_root, const std::string& address);
 // `loom list actors|nodes`: one line per actor or node.
 int List(const std::string& what, const std::string& session_root,
          const std::string& address);
+
+// Makes this process carry the token of the cluster at `address` (else the
+// session root's): read from `token_file`, else $LOOM_AUTH_TOKEN, else this
+// machine's session of that cluster.
+absl::Status UseToken(const std::string& token_file,
+                      const std::string& session_root,
+                      const std::string& address);
 
 // The head's address: `address`, else the session root's cluster.
 absl::StatusOr<std::string> HeadAddress(const std::string& session_root,

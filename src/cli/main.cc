@@ -47,8 +47,18 @@ int main(int argc, char** argv) {
                         "Head: a node silent this long is dead");
   start_cmd->add_option(
       "--node-ip-address", start.node_ip,
-      "This node's address, one of this machine's: its daemons listen on it "
-      "and advertise it (default 127.0.0.1)");
+      "This node's address, one of this machine's: its daemons advertise it "
+      "and listen on it and on 127.0.0.1 (default: the source address of "
+      "the default route, else 127.0.0.1)");
+  start_cmd->add_option("--bind-address", start.bind_address,
+                        "Listen on this address instead (0.0.0.0: all of "
+                        "this machine's), still advertising the node IP");
+  start_cmd->add_option("--auth-token-file", start.token_file,
+                        "The cluster token (default: $LOOM_AUTH_TOKEN; a "
+                        "head makes one, a joining node finds this "
+                        "machine's)");
+  start_cmd->add_flag("--no-auth", start.no_auth,
+                      "No cluster token (only with loopback addresses)");
   start_cmd->add_option(
       "--session-root", session_root,
       "Root for session directories (default $LOOM_SESSION_ROOT or /tmp/loom)");
@@ -68,6 +78,13 @@ int main(int argc, char** argv) {
   memory_cmd->add_option("--address", address,
                          "Head HOST:PORT (default: this root's)");
 
+  std::string token_file;
+  for (auto* cmd : {status_cmd, memory_cmd}) {
+    cmd->add_option("--auth-token-file", token_file,
+                    "The cluster token (default: $LOOM_AUTH_TOKEN, else this "
+                    "machine's session of that cluster)");
+  }
+
   std::string what;
   auto* list_cmd =
       app.add_subcommand("list", "List actors, nodes or placement groups");
@@ -77,11 +94,17 @@ int main(int argc, char** argv) {
   list_cmd->add_option("--session-root", session_root);
   list_cmd->add_option("--address", address,
                        "Head HOST:PORT (default: this root's)");
+  list_cmd->add_option("--auth-token-file", token_file, "The cluster token");
 
   CLI11_PARSE(app, argc, argv);
   start.session_root = session_root;
   if (start_cmd->parsed()) return loom::cli::Start(start);
   if (stop_cmd->parsed()) return loom::cli::Stop(session_root);
+  if (auto s = loom::cli::UseToken(token_file, session_root, address);
+      !s.ok()) {
+    std::fprintf(stderr, "loom: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
   if (status_cmd->parsed()) return loom::cli::Status(session_root, address);
   if (memory_cmd->parsed()) return loom::cli::Memory(session_root, address);
   if (list_cmd->parsed()) {

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -50,6 +52,50 @@ bool IsLocalAddress(const std::string& host) {
   return found;
 }
 
+bool IsLoopbackAddress(const std::string& host) {
+  if (host == "localhost") return true;
+  int family = 0;
+  in_addr v4{};
+  in6_addr v6{};
+  if (!ParseIp(host, &family, &v6, &v4)) return false;
+  if (family == AF_INET) return (ntohl(v4.s_addr) >> 24) == 127;
+  return IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+std::string PrimaryAddress() {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "127.0.0.1";
+  // Any address outside this machine's networks selects the default route;
+  // connect() on a UDP socket only picks the route and source address.
+  sockaddr_in probe{};
+  probe.sin_family = AF_INET;
+  probe.sin_port = htons(9);
+  inet_pton(AF_INET, "198.51.100.1", &probe.sin_addr);  // TEST-NET-2
+  std::string result = "127.0.0.1";
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&probe), sizeof(probe)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0 &&
+      local.sin_addr.s_addr != htonl(INADDR_ANY)) {
+    char text[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, &local.sin_addr, text, sizeof(text))) result = text;
+  }
+  close(fd);
+  return result;
+}
+
+absl::Status CheckBindAddress(const std::string& address) {
+  if (address == "0.0.0.0") return absl::OkStatus();
+  in_addr v4{};
+  if (inet_pton(AF_INET, address.c_str(), &v4) != 1 ||
+      !IsLocalAddress(address)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--bind-address '", address,
+        "' is neither 0.0.0.0 nor an IPv4 address of this machine"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckNodeIp(const std::string& ip) {
   in_addr v4{};
   if (inet_pton(AF_INET, ip.c_str(), &v4) != 1) {
@@ -64,6 +110,24 @@ absl::Status CheckNodeIp(const std::string& ip) {
         "--node-ip-address ", ip,
         " is not an address of this machine (see `ip addr`); a node must "
         "be reachable at the address it advertises"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckListenAddresses(const std::string& host,
+                                  const std::string& bind, bool no_auth) {
+  if (!IsLocalAddress(host)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(host, " is not an address of this machine"));
+  }
+  if (absl::Status s = CheckBindAddress(bind); !s.ok()) return s;
+  if (no_auth && (!IsLoopbackAddress(host) || !IsLoopbackAddress(bind))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--no-auth is only for loopback clusters, and this one would listen "
+        "on ",
+        bind, " (advertising ", host,
+        "): anyone who reaches it could "
+        "run code in it; use the cluster token instead"));
   }
   return absl::OkStatus();
 }

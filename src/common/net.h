@@ -1,9 +1,11 @@
 // src/common/net.h
 //
 // This machine's addresses: whether an IP literal names this machine (so a
-// daemon can listen on it and a driver can tell its own node's raylet), and
-// the check `--node-ip-address` gets.
+// daemon can listen on it and a driver can tell its own node's raylet), the
+// default node address, and the checks `--node-ip-address` and
+// `--bind-address` get.
 //
+//   std::string ip = PrimaryAddress();  // what `loom start` advertises
 //   if (auto s = CheckNodeIp(ip); !s.ok()) return Fail(s.message());
 //   bool mine = IsLocalAddress(node.host());
 #ifndef LOOM_COMMON_NET_H_
@@ -18,11 +20,28 @@ namespace loom {
 // True for the loopback ranges (127.0.0.0/8, ::1), "localhost", and the
 // addresses of this machine's interfaces.
 bool IsLocalAddress(const std::string& host);
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackAddress(const std::string& host);
+
+// This machine's primary routable IPv4 address: the source address of its
+// default route (found by connecting a UDP socket, which sends nothing),
+// else 127.0.0.1.
+std::string PrimaryAddress();
+
+// InvalidArgument unless `address` is 0.0.0.0 or an IPv4 address of this
+// machine.
+absl::Status CheckBindAddress(const std::string& address);
 
 // InvalidArgument unless `ip` is an IPv4 literal that names this machine (a
 // node must be reachable at the address it advertises; IPv6 is not
 // supported yet, as addresses travel as "host:port").
 absl::Status CheckNodeIp(const std::string& ip);
+
+// A daemon's --host (advertised) and --bind-address: host must be this
+// machine's, bind 0.0.0.0 or this machine's, and --no-auth only with both on
+// loopback.
+absl::Status CheckListenAddresses(const std::string& host,
+                                  const std::string& bind, bool no_auth);
 
 }  // namespace loom
 

@@ -1,14 +1,59 @@
 #include "src/common/rpc.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/support/client_interceptor.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "src/common/auth.h"
+#include "src/common/net.h"
 
 namespace loom::rpc {
 
 namespace {
+
+struct TokenState {
+  absl::Mutex mu;
+  bool set ABSL_GUARDED_BY(mu) = false;
+  std::string token ABSL_GUARDED_BY(mu);
+  std::function<void()> on_refused ABSL_GUARDED_BY(mu);
+};
+
+TokenState& Tokens() {
+  static auto* state = new TokenState;  // never freed: threads may read late
+  return *state;
+}
+
+// Puts the cluster token into every call's initial metadata.
+class TokenInterceptor : public grpc::experimental::Interceptor {
+ public:
+  void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
+    if (m->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::
+                PRE_SEND_INITIAL_METADATA)) {
+      std::string token = ClusterToken();
+      if (!token.empty()) {
+        m->GetSendInitialMetadata()->emplace(kTokenMetadata, std::move(token));
+      }
+    }
+    m->Proceed();
+  }
+};
+
+class TokenInterceptorFactory
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new TokenInterceptor;
+  }
+};
 
 // gRPC serves the callback API from one process-wide completion queue that
 // each channel references from its first callback call until it is
@@ -43,13 +88,16 @@ void HoldCallbackQueue() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
-    const std::string& host, int port,
+namespace {
+
+std::unique_ptr<grpc::Server> TryStart(
+    const std::vector<std::string>& hosts, int port,
     const std::vector<grpc::Service*>& services, int* bound_port) {
-  HoldCallbackQueue();  // servers share that queue too
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(absl::StrCat(host, ":", port),
-                           grpc::InsecureServerCredentials(), bound_port);
+  for (const std::string& host : hosts) {
+    builder.AddListeningPort(absl::StrCat(host, ":", port),
+                             grpc::InsecureServerCredentials(), bound_port);
+  }
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -62,11 +110,55 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   for (grpc::Service* s : services) builder.RegisterService(s);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || *bound_port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", host, ":", port));
-  }
+  if (server == nullptr || *bound_port == 0) return nullptr;
   return server;
+}
+
+// A port free on `host` now (the kernel's pick), or 0.
+int FreePort(const std::string& host) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
+    const std::string& host, int port,
+    const std::vector<grpc::Service*>& services, int* bound_port,
+    bool also_loopback) {
+  HoldCallbackQueue();  // servers share that queue too
+  also_loopback =
+      also_loopback && host != "0.0.0.0" && !IsLoopbackAddress(host);
+  if (!also_loopback) {
+    auto server = TryStart({host}, port, services, bound_port);
+    if (server == nullptr) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", host, ":", port));
+    }
+    return server;
+  }
+  // Two addresses share one port: with port 0 pick one free on both first;
+  // another process may take it meanwhile, so try a few.
+  for (int attempt = 0; attempt < (port == 0 ? 5 : 1); ++attempt) {
+    int p = port != 0 ? port : FreePort(host);
+    if (p == 0) continue;
+    *bound_port = 0;
+    auto server = TryStart({host, "127.0.0.1"}, p, services, bound_port);
+    if (server != nullptr) return server;
+  }
+  return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":",
+                                             port, " and 127.0.0.1:", port));
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
@@ -82,8 +174,57 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   args);
+  std::vector<
+      std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(std::make_unique<TokenInterceptorFactory>());
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      address, grpc::InsecureChannelCredentials(), args,
+      std::move(interceptors));
+}
+
+void SetClusterToken(std::string token) {
+  TokenState& t = Tokens();
+  absl::MutexLock lock(&t.mu);
+  t.token = std::move(token);
+  t.set = true;
+}
+
+std::string ClusterToken() {
+  TokenState& t = Tokens();
+  absl::MutexLock lock(&t.mu);
+  if (!t.set) {
+    auto env = TokenFromEnv();
+    if (env.ok()) t.token = *env;
+    t.set = true;
+  }
+  return t.token;
+}
+
+void OnUnauthenticated(std::function<void()> count) {
+  TokenState& t = Tokens();
+  absl::MutexLock lock(&t.mu);
+  t.on_refused = std::move(count);
+}
+
+bool Authenticated(const grpc::CallbackServerContext& ctx) {
+  std::string token = ClusterToken();
+  if (token.empty()) return true;
+  const auto& metadata = ctx.client_metadata();
+  auto it = metadata.find(kTokenMetadata);
+  if (it != metadata.end() &&
+      ConstantTimeEquals(std::string(it->second.data(), it->second.size()),
+                         token)) {
+    return true;
+  }
+  std::function<void()> count;
+  {
+    TokenState& t = Tokens();
+    absl::MutexLock lock(&t.mu);
+    count = t.on_refused;
+  }
+  if (count) count();
+  return false;
 }
 
 absl::Status ToAbsl(const grpc::Status& status) {

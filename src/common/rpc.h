@@ -2,17 +2,25 @@
 //
 // The one place that creates gRPC servers and channels. Message-size limits
 // are set here explicitly (gRPC's 4 MiB default would refuse transfer
-// chunks), and this is where TLS credentials and the cluster token will be
-// added. Include only at a part's rpc edge.
+// chunks), and the cluster token is added to every call and checked by
+// every server here; TLS credentials will come here too. Include only at a
+// part's rpc edge.
 //
+//   rpc::SetClusterToken(token);  // before the first call or server
 //   int port = 0;
 //   auto server = rpc::StartServer("127.0.0.1", 0, {&service}, &port);
 //   auto stub = loom::rpc::Raylet::NewStub(rpc::MakeChannel("127.0.0.1:7000"));
+//
+// A service method passes its body through Serve (or PostToLoop), which
+// refuses a call without the token before the body runs:
+//
+//   return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) { ... });
 #ifndef LOOM_COMMON_RPC_H_
 #define LOOM_COMMON_RPC_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,11 +39,30 @@ inline constexpr int kMaxMessageBytes = 512 * 1024 * 1024;
 inline constexpr int kKeepaliveTimeMs = 10000;
 inline constexpr int kKeepaliveTimeoutMs = 5000;
 
+// The cluster token: every channel made here sends it (metadata
+// kTokenMetadata) and every server checks it. Empty: calls carry none and
+// servers take every call (`--no-auth`, loopback-only clusters). A process
+// not told one takes $LOOM_AUTH_TOKEN when it has it. Thread-safe; a driver
+// that joins another cluster sets the new one.
+inline constexpr char kTokenMetadata[] = "loom-token";
+void SetClusterToken(std::string token);
+std::string ClusterToken();
+// Called for each call refused for want of the token (a daemon counts them
+// in loom_rpc_unauthenticated_total).
+void OnUnauthenticated(std::function<void()> count);
+
+// True when the call carries the cluster token (or none is set); compared in
+// constant time.
+bool Authenticated(const grpc::CallbackServerContext& ctx);
+
 // Binds host:port (0 picks a free port, written to *bound_port). Fails when
 // the port is taken: SO_REUSEPORT is off, so two daemons never share one.
+// With `also_loopback`, a host that is neither loopback nor 0.0.0.0 is
+// joined by 127.0.0.1 on the same port, so local clients can use either.
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     const std::string& host, int port,
-    const std::vector<grpc::Service*>& services, int* bound_port);
+    const std::vector<grpc::Service*>& services, int* bound_port,
+    bool also_loopback = false);
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
@@ -53,19 +80,34 @@ void SetTimeout(grpc::ClientContext* ctx, int64_t timeout_ms);
 
 namespace loom::rpc {
 
+// Runs body(reactor) for an authenticated call; finishes any other with
+// UNAUTHENTICATED without running it.
+template <typename Body>
+grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, Body body) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (!Authenticated(*ctx)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                 "this call lacks the cluster token"));
+  } else {
+    body(reactor);
+  }
+  return reactor;
+}
+
 // Adapts a callback-API unary method to a handler on an event loop:
 // handler(request, reply, done) runs on `loop`; done(status) finishes the
-// call. The request and reply live until then.
+// call. The request and reply live until then. Unauthenticated calls are
+// refused first (Serve).
 template <typename Req, typename Reply, typename Handler>
 grpc::ServerUnaryReactor* PostToLoop(grpc::CallbackServerContext* ctx,
                                      EventLoop& loop, const Req* req,
                                      Reply* reply, Handler handler) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  loop.Post([req, reply, reactor, handler = std::move(handler)]() mutable {
-    handler(*req, reply,
-            [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
+  return Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+    loop.Post([req, reply, reactor, handler = std::move(handler)]() mutable {
+      handler(*req, reply,
+              [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
+    });
   });
-  return reactor;
 }
 
 }  // namespace loom::rpc

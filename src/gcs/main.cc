@@ -4,8 +4,10 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "src/common/auth.h"
 #include "src/common/daemon.h"
 #include "src/common/logging.h"
+#include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
@@ -20,7 +22,15 @@ int main(int argc, char** argv) {
   int metrics_port = 0;
   std::string session_dir;
   int64_t node_timeout_ms = 5000;
-  app.add_option("--host", host, "Address to listen on");
+  std::string bind_address, token_file;
+  bool no_auth = false;
+  app.add_option("--host", host, "The address this head advertises");
+  app.add_option("--bind-address", bind_address,
+                 "Address to listen on (default: --host; 0.0.0.0: all)");
+  app.add_option("--auth-token-file", token_file,
+                 "The cluster token (default: $LOOM_AUTH_TOKEN, else "
+                 "<session-dir>/auth_token)");
+  app.add_flag("--no-auth", no_auth, "Take calls without a token (loopback)");
   app.add_option("--port", port, "gRPC port (0: pick a free one)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--metrics-port", metrics_port, "Prometheus port (0: free)")
@@ -32,8 +42,23 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   loom::InitLogging("gcs", session_dir.empty() ? "" : session_dir + "/logs");
+  if (bind_address.empty()) bind_address = host;
+  auto token = loom::DaemonToken(token_file, session_dir, no_auth);
+  absl::Status checked =
+      loom::CheckListenAddresses(host, bind_address, no_auth);
+  if (!token.ok() || !checked.ok()) {
+    std::fprintf(
+        stderr, "loom-gcs: %s\n",
+        std::string((token.ok() ? checked : token.status()).message()).c_str());
+    return 2;
+  }
+  loom::rpc::SetClusterToken(*token);
   loom::Metrics metrics;
-  auto mport = metrics.Serve(host, metrics_port);
+  auto& refused =
+      metrics.Counter("loom_rpc_unauthenticated_total",
+                      "Calls refused for want of the cluster token");
+  loom::rpc::OnUnauthenticated([&refused] { refused.Increment(); });
+  auto mport = metrics.Serve(bind_address, metrics_port);
   if (!mport.ok()) {
     spdlog::error("{}", mport.status().ToString());
     return 1;
@@ -43,7 +68,9 @@ int main(int argc, char** argv) {
   server.Start();
   loom::gcs::GcsService service(&server);
   int bound = 0;
-  auto grpc_server = loom::rpc::StartServer(host, port, {&service}, &bound);
+  auto grpc_server =
+      loom::rpc::StartServer(bind_address, port, {&service}, &bound,
+                             /*also_loopback=*/true);
   if (!grpc_server.ok()) {
     spdlog::error("{}", grpc_server.status().ToString());
     std::fprintf(stderr, "loom-gcs: %s\n",

@@ -9,8 +9,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "src/common/auth.h"
 #include "src/common/daemon.h"
 #include "src/common/logging.h"
+#include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/session.h"
 #include "src/common/wire.h"
@@ -30,7 +32,15 @@ int main(int argc, char** argv) {
   int64_t memory = 0, heartbeat_ms = 500, idle_timeout_ms = 10000,
           infeasible_grace_ms = 3000;
   std::vector<std::string> labels;
-  app.add_option("--host", host, "Address to listen on");
+  std::string bind_address, token_file;
+  bool no_auth = false;
+  app.add_option("--host", host, "The address this node advertises");
+  app.add_option("--bind-address", bind_address,
+                 "Address to listen on (default: --host; 0.0.0.0: all)");
+  app.add_option("--auth-token-file", token_file,
+                 "The cluster token (default: $LOOM_AUTH_TOKEN, else "
+                 "<session-dir>/auth_token)");
+  app.add_flag("--no-auth", no_auth, "Take calls without a token (loopback)");
   app.add_option("--port", port, "gRPC port (0: pick one)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--metrics-port", metrics_port)->check(CLI::Range(0, 65535));
@@ -62,6 +72,17 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   loom::InitLogging("raylet", session_dir.empty() ? "" : session_dir + "/logs");
+  if (bind_address.empty()) bind_address = host;
+  auto token = loom::DaemonToken(token_file, session_dir, no_auth);
+  absl::Status checked =
+      loom::CheckListenAddresses(host, bind_address, no_auth);
+  if (!token.ok() || !checked.ok()) {
+    std::fprintf(
+        stderr, "loom-raylet: %s\n",
+        std::string((token.ok() ? checked : token.status()).message()).c_str());
+    return 2;
+  }
+  loom::rpc::SetClusterToken(*token);
   auto custom = loom::ParseResourcesJson(resources_json);
   if (!custom.ok()) {
     std::fprintf(stderr, "loom-raylet: %s\n",
@@ -110,7 +131,11 @@ int main(int argc, char** argv) {
     options.labels[kv.first] = kv.second;
   }
   loom::Metrics metrics;
-  auto mport = metrics.Serve(host, metrics_port);
+  auto& refused =
+      metrics.Counter("loom_rpc_unauthenticated_total",
+                      "Calls refused for want of the cluster token");
+  loom::rpc::OnUnauthenticated([&refused] { refused.Increment(); });
+  auto mport = metrics.Serve(bind_address, metrics_port);
   if (!mport.ok()) {
     std::fprintf(stderr, "loom-raylet: %s\n",
                  std::string(mport.status().message()).c_str());
@@ -174,7 +199,8 @@ int main(int argc, char** argv) {
   }
   loom::raylet::RayletService service(&node);
   int bound = 0;
-  auto server = loom::rpc::StartServer(host, port, {&service}, &bound);
+  auto server = loom::rpc::StartServer(bind_address, port, {&service}, &bound,
+                                       /*also_loopback=*/true);
   if (!server.ok()) {
     std::fprintf(stderr, "loom-raylet: %s\n",
                  std::string(server.status().message()).c_str());

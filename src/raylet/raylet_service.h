@@ -46,37 +46,38 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
   grpc::ServerUnaryReactor* PullObject(grpc::CallbackServerContext* ctx,
                                        const rpc::PullObjectRequest* req,
                                        rpc::PullObjectReply* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    node_->HandlePullObject(*req, reply, [reactor](absl::Status s) {
-      reactor->Finish(rpc::ToGrpc(s));
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      node_->HandlePullObject(*req, reply, [reactor](absl::Status s) {
+        reactor->Finish(rpc::ToGrpc(s));
+      });
     });
-    return reactor;
   }
   grpc::ServerUnaryReactor* FreeObjects(grpc::CallbackServerContext* ctx,
                                         const rpc::FreeObjectsRequest* req,
                                         rpc::FreeObjectsReply* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    node_->HandleFreeObjects(*req, reply, [reactor](absl::Status s) {
-      reactor->Finish(rpc::ToGrpc(s));
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      node_->HandleFreeObjects(*req, reply, [reactor](absl::Status s) {
+        reactor->Finish(rpc::ToGrpc(s));
+      });
     });
-    return reactor;
   }
   grpc::ServerUnaryReactor* ReadObjectChunk(grpc::CallbackServerContext* ctx,
                                             const grpc::ByteBuffer* req,
                                             grpc::ByteBuffer* reply) override {
-    auto* reactor = ctx->DefaultReactor();
-    rpc::ReadObjectChunkRequest parsed;
-    grpc::ByteBuffer copy(*req);  // parsing consumes the buffer
-    grpc::Status s =
-        grpc::GenericDeserialize<grpc::ProtoBufferReader,
-                                 rpc::ReadObjectChunkRequest>(&copy, &parsed);
-    if (!s.ok()) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "malformed ReadObjectChunkRequest"));
-    } else {
-      reactor->Finish(rpc::ToGrpc(node_->HandleReadObjectChunk(parsed, reply)));
-    }
-    return reactor;
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      rpc::ReadObjectChunkRequest parsed;
+      grpc::ByteBuffer copy(*req);  // parsing consumes the buffer
+      grpc::Status s =
+          grpc::GenericDeserialize<grpc::ProtoBufferReader,
+                                   rpc::ReadObjectChunkRequest>(&copy, &parsed);
+      if (!s.ok()) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "malformed ReadObjectChunkRequest"));
+      } else {
+        reactor->Finish(
+            rpc::ToGrpc(node_->HandleReadObjectChunk(parsed, reply)));
+      }
+    });
   }
 
  private:

@@ -11,12 +11,13 @@ namespace {
 
 std::string Loom(const std::string& args) { return BinDir() + "/loom " + args; }
 
-// `loom start --head` (1 CPU, any port) under `root` with `flags`: the
-// address it prints, on `ip`; empty (the output printed) when it fails.
+// `loom start --head` (1 CPU, any port, on `ip`) under `root` with `flags`:
+// the address it prints; empty (the output printed) when it fails.
 std::string StartHead(const std::string& root, const std::string& flags,
                       const std::string& ip) {
-  auto start = RunCommand(Loom("start --head --port 0 --num-cpus 1 " + flags +
-                               " --session-root " + root));
+  auto start =
+      RunCommand(Loom("start --head --port 0 --num-cpus 1 " + flags +
+                      " --node-ip-address " + ip + " --session-root " + root));
   std::smatch m;
   std::string pattern = "address:\\s+(" +
                         std::regex_replace(ip, std::regex("\\."), "\\.") +
@@ -29,11 +30,14 @@ std::string StartHead(const std::string& root, const std::string& flags,
   return m[1];
 }
 
-// `loom start --address` (1 CPU) under `root` with `flags`.
+// `loom start --address` (1 CPU) under `root` with `flags`, with the token of
+// the head started under `head_root`, as a user of another machine would.
 bool Join(const std::string& address, const std::string& root,
-          const std::string& flags) {
-  auto join = RunCommand(Loom("start --address " + address + " --num-cpus 1 " +
-                              flags + " --session-root " + root));
+          const std::string& head_root, const std::string& flags) {
+  auto join = RunCommand(Loom("start --address " + address +
+                              " --num-cpus 1 --auth-token-file " + head_root +
+                              "/session_latest/auth_token " + flags +
+                              " --session-root " + root));
   EXPECT_EQ(join.exit_code, 0) << join.output;
   return join.exit_code == 0;
 }
@@ -42,7 +46,8 @@ TEST(Cli, StartStatusStopLeavesNoProcesses) {
   TempRoot head_root, node_root;
   std::string address = StartHead(head_root.path(), "", "127.0.0.1");
   ASSERT_FALSE(address.empty());
-  ASSERT_TRUE(Join(address, node_root.path(), "--resources '{\"accel\": 2}'"));
+  ASSERT_TRUE(Join(address, node_root.path(), head_root.path(),
+                   "--node-ip-address 127.0.0.1 --resources '{\"accel\": 2}'"));
 
   auto status = RunCommand(Loom("status --session-root " + head_root.path()));
   ASSERT_EQ(status.exit_code, 0) << status.output;
@@ -71,10 +76,9 @@ TEST(Cli, StartStatusStopLeavesNoProcesses) {
 // tasks and actors, move objects both ways and reach the driver as owner.
 TEST(Cli, NodesListenOnAndAdvertiseTheirNodeIp) {
   TempRoot head_root, node_root;
-  std::string address =
-      StartHead(head_root.path(), "--node-ip-address 127.0.0.2", "127.0.0.2");
+  std::string address = StartHead(head_root.path(), "", "127.0.0.2");
   ASSERT_FALSE(address.empty());
-  ASSERT_TRUE(Join(address, node_root.path(),
+  ASSERT_TRUE(Join(address, node_root.path(), head_root.path(),
                    "--node-ip-address 127.0.0.3 --resources '{\"pool\": 1}'"));
   auto nodes =
       RunCommand(Loom("list nodes --session-root " + head_root.path()));
@@ -147,13 +151,16 @@ TEST(Cli, BadArgumentsGetClearErrors) {
 TEST(Cli, APortInUseIsRefused) {
   TempRoot a, b;
   auto first =
-      RunCommand(Loom("start --head --port 0 --session-root " + a.path()));
+      RunCommand(Loom("start --head --port 0 --node-ip-address 127.0.0.1 "
+                      "--session-root " +
+                      a.path()));
   ASSERT_EQ(first.exit_code, 0) << first.output;
   std::smatch m;
   ASSERT_TRUE(
       std::regex_search(first.output, m, std::regex("127\\.0\\.0\\.1:(\\d+)")));
   auto second = RunCommand(Loom("start --head --port " + std::string(m[1]) +
-                                " --session-root " + b.path()));
+                                " --node-ip-address 127.0.0.1 --session-root " +
+                                b.path()));
   EXPECT_NE(second.exit_code, 0);
   EXPECT_NE(second.output.find("cannot listen"), std::string::npos)
       << second.output;

@@ -44,7 +44,8 @@ TEST(ObjectStore, TheRayletServesItsNodesStore) {
       absl::Seconds(3)));
   // `loom memory` shows the node's use and its largest objects with owners.
   auto memory =
-      RunCommand(BinDir() + "/loom memory --address " + cluster->gcs_address);
+      RunCommand(BinDir() + "/loom memory --address " + cluster->gcs_address +
+                 " --session-root " + root.path());
   EXPECT_EQ(memory.exit_code, 0) << memory.output;
   EXPECT_NE(
       memory.output.find("1.0 MiB used of 64.0 MiB, 1 objects (1 pinned)"),

@@ -333,7 +333,8 @@ def loom_cli():
 
 @pytest.fixture
 def head_node(processes):
-    """A cluster started with `loom start --head --num-cpus 3` in a session
+    """A cluster started with `loom start --head --num-cpus 3` (on
+    127.0.0.1: tests stay on loopback) in a session
     root of its own; drivers started through `processes` join it with
     address="auto". Stopped with `loom stop` at the end."""
     cli = loom_cli()
@@ -341,7 +342,8 @@ def head_node(processes):
     log = processes.tmp_dir / "loom-start.log"
     with open(log, "w") as out:  # a file, not a pipe: the daemons inherit it
         start = subprocess.run(
-            [cli, "start", "--head", "--num-cpus", "3", "--session-root", root],
+            [cli, "start", "--head", "--num-cpus", "3", "--node-ip-address",
+             "127.0.0.1", "--session-root", root],
             env=processes.env(), timeout=120, stdout=out, stderr=subprocess.STDOUT,
         )
     if start.returncode != 0:

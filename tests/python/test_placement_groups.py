@@ -164,10 +164,11 @@ def test_a_group_that_loses_a_node_is_placed_again(four_nodes):
 
 
 def join(head_node):
-    """This process joins the head_node cluster; returns its address."""
+    """This process joins the head_node cluster; returns its address. Its
+    token is in the cluster's session root, as on a machine that runs it."""
     latest = Path(head_node.session_root) / "session_latest"
     address = (latest / "address").read_text().strip()
-    loom.init(address=address)
+    loom.init(address=address, _session_root=head_node.session_root)
     return address
 
 
@@ -225,6 +226,7 @@ def test_an_infeasible_group_is_placed_when_a_node_joins(head_node):
         with open(log, "w") as out:  # a file: the daemons inherit it
             r = subprocess.run(
                 [loom_cli(), "start", "--address", address, "--num-cpus", "1",
+                 "--node-ip-address", "127.0.0.1",
                  "--resources", json.dumps({"accel": 1}),
                  "--session-root", head_node.session_root],
                 env=head_node.env(), timeout=120, stdout=out,

@@ -19,6 +19,7 @@ def _start(processes, *args):
     log = processes.tmp_dir / "loom-start.log"
     with open(log, "a") as out:  # a file: the daemons inherit it
         r = subprocess.run([loom_cli(), "start", *args, "--num-cpus", "2",
+                            "--node-ip-address", "127.0.0.1",
                             "--session-root", processes.session_root],
                            env=processes.env(), timeout=120, stdout=out,
                            stderr=subprocess.STDOUT)
@@ -36,7 +37,7 @@ def four_nodes(processes):
     for zone in ZONES[1:]:
         _start(processes, "--address", address, "--labels", f"zone={zone}")
     try:
-        loom.init(address=address)
+        loom.init(address=address, _session_root=processes.session_root)
         nodes = wait_until(
             lambda: [n for n in loom.nodes() if n["Alive"]]
             if len([n for n in loom.nodes() if n["Alive"]]) == 4 else None,

@@ -1,0 +1,158 @@
+#include "src/common/auth.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "src/common/session.h"
+
+namespace loom {
+
+namespace {
+
+constexpr size_t kMinTokenLength = 16;
+
+absl::StatusOr<std::string> CheckToken(std::string token,
+                                       const std::string& from) {
+  token = std::string(absl::StripAsciiWhitespace(token));
+  if (token.size() < kMinTokenLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the cluster token in ", from, " is shorter than ",
+                     kMinTokenLength, " characters"));
+  }
+  for (char c : token) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the cluster token in ", from,
+                       " may hold only letters, digits, '-', '_' and '.'"));
+    }
+  }
+  return token;
+}
+
+}  // namespace
+
+std::string NewClusterToken() {
+  unsigned char bytes[32];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) std::abort();  // no kernel randomness: nothing safe to do
+    got += static_cast<size_t>(n);
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes)));
+}
+
+absl::Status WriteTokenFile(const std::string& path, const std::string& token) {
+  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+  }
+  fchmod(fd, 0600);  // whatever the umask
+  std::string data = token + "\n";
+  bool ok =
+      write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return absl::InternalError(
+        absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  auto data = ReadFileToString(path);
+  if (!data.ok()) return data.status();
+  return CheckToken(*data, path);
+}
+
+absl::StatusOr<std::string> TokenFromEnv() {
+  const char* env = std::getenv(kAuthTokenEnv);
+  if (env == nullptr || *env == '\0') {
+    return absl::NotFoundError(absl::StrCat("$", kAuthTokenEnv, " is unset"));
+  }
+  return CheckToken(env, absl::StrCat("$", kAuthTokenEnv));
+}
+
+absl::StatusOr<std::string> FindSessionToken(const std::string& root,
+                                             const std::string& gcs_address) {
+  DIR* dir = opendir(root.c_str());
+  if (dir == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no session root ", root));
+  }
+  // Session names start with their start time, so the greatest is newest.
+  std::string best_name;
+  absl::StatusOr<std::string> best = absl::NotFoundError(absl::StrCat(
+      "no session under ", root, " holds a token for ", gcs_address));
+  while (dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (!absl::StartsWith(name, "session_") || name == "session_latest" ||
+        name <= best_name) {
+      continue;
+    }
+    std::string path = absl::StrCat(root, "/", name);
+    auto address = ReadFileToString(path + "/address");
+    if (!address.ok() || absl::StripAsciiWhitespace(*address) != gcs_address) {
+      continue;
+    }
+    auto token = ReadTokenFile(absl::StrCat(path, "/", kAuthTokenFile));
+    if (!token.ok()) continue;
+    best_name = name;
+    best = std::move(token);
+  }
+  closedir(dir);
+  return best;
+}
+
+absl::StatusOr<std::string> DaemonToken(const std::string& file,
+                                        const std::string& session_dir,
+                                        bool no_auth) {
+  if (no_auth) {
+    unsetenv(kAuthTokenEnv);
+    return std::string();
+  }
+  absl::StatusOr<std::string> token = absl::NotFoundError("no cluster token");
+  if (!file.empty()) {
+    token = ReadTokenFile(file);
+  } else if (std::getenv(kAuthTokenEnv) != nullptr) {
+    token = TokenFromEnv();
+  } else if (!session_dir.empty()) {
+    token = ReadTokenFile(absl::StrCat(session_dir, "/", kAuthTokenFile));
+  }
+  if (absl::IsNotFound(token.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no cluster token: pass --auth-token-file, set $", kAuthTokenEnv,
+        ", or start a loopback-only cluster with --no-auth (",
+        token.status().message(), ")"));
+  }
+  if (!token.ok()) return token.status();
+  setenv(kAuthTokenEnv, token->c_str(), 1);
+  return token;
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  // Length is not secret (every token has the same); contents are.
+  if (a.size() != b.size()) return false;
+  volatile unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = diff | static_cast<unsigned char>(a[i] ^ b[i]);
+  }
+  return diff == 0;
+}
+
+}  // namespace loom

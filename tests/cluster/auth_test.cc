@@ -1,0 +1,227 @@
+// Cluster tests: the cluster token. Every method of every service — head,
+// raylet, worker — called without the token or with a wrong one gets
+// UNAUTHENTICATED, is counted in loom_rpc_unauthenticated_total, and changes
+// nothing; the same call with the token goes through; /metrics stays
+// readable without one.
+#include "src/common/auth.h"
+
+#include <grpcpp/generic/generic_stub.h>
+
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "loom/loom.h"
+#include "proto/gcs.grpc.pb.h"
+#include "proto/raylet.grpc.pb.h"
+#include "proto/worker.grpc.pb.h"
+#include "runtime/local_cluster.h"
+#include "src/common/ids.h"
+#include "src/common/rpc.h"
+#include "src/common/session.h"
+#include "tests/cluster/cluster_util.h"
+#include "tests/cluster/test_functions.h"
+
+namespace loom::test {
+namespace {
+
+// Calls `method` ("/pkg.Service/Method") at `address` with an empty request
+// on a channel that adds nothing, carrying `token` when it is not empty.
+grpc::Status RawCall(const std::string& address, const std::string& method,
+                     const std::string& token) {
+  auto channel =
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 5000);
+  if (!token.empty()) ctx.AddMetadata(rpc::kTokenMetadata, token);
+  grpc::Slice empty("", 0);
+  grpc::ByteBuffer request(&empty, 1), reply;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, method, {}, &request, &reply,
+                 [&done](grpc::Status s) { done.set_value(s); });
+  return done.get_future().get();
+}
+
+// "/loom.rpc.Gcs/RegisterNode", ... for every method of `service`.
+std::vector<std::string> Methods(const std::string& service) {
+  const auto* desc =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          service);
+  std::vector<std::string> methods;
+  if (desc == nullptr) return methods;
+  for (int i = 0; i < desc->method_count(); ++i) {
+    methods.push_back(absl::StrCat("/", service, "/", desc->method(i)->name()));
+  }
+  return methods;
+}
+
+int MetricsPort(const std::string& ready_file) {
+  auto ready = ReadFileToString(ready_file);
+  if (!ready.ok()) return 0;
+  std::vector<std::string> parts = absl::StrSplit(*ready, ' ');
+  return parts.size() == 2 ? std::atoi(parts[1].c_str()) : 0;
+}
+
+double Refused(int metrics_port) {
+  auto text = HttpGet(metrics_port, "/metrics");
+  return text.ok() ? MetricValue(*text, "loom_rpc_unauthenticated_total") : -1;
+}
+
+TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
+  TempRoot root;
+  ClusterOptions options;
+  options.session_root = root.path();
+  options.num_cpus = 1;
+  auto cluster = StartCluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const std::string token = cluster->auth_token;
+  ASSERT_EQ(token.size(), 64u);
+  auto on_disk =
+      ReadTokenFile(cluster->session_dir + "/" + std::string(kAuthTokenFile));
+  ASSERT_TRUE(on_disk.ok()) << on_disk.status();
+  EXPECT_EQ(*on_disk, token);
+
+  // A worker to call: lease one, as a driver would, with the token.
+  auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(cluster->gcs_address));
+  auto raylet = rpc::Raylet::NewStub(rpc::MakeChannel(cluster->raylet_address));
+  rpc::AddJobRequest add;
+  add.set_driver_pid(getpid());
+  rpc::AddJobReply job;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(gcs->AddJob(&ctx, add, &job).ok());
+  }
+  rpc::LeaseRequest lease_req;
+  lease_req.set_job_id(job.job_id());
+  (*lease_req.mutable_resources()->mutable_quantities())["CPU"] = 1;
+  lease_req.add_code_search_path(TestLib());
+  rpc::LeaseReply lease;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(raylet->RequestWorkerLease(&ctx, lease_req, &lease).ok());
+  }
+  ASSERT_EQ(lease.outcome(), rpc::LeaseReply::GRANTED) << lease.message();
+  std::string worker =
+      absl::StrCat(lease.worker().host(), ":", lease.worker().port());
+
+  std::string wrong = token;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';  // differs in one character
+  struct Daemon {
+    std::string address, service;
+    int metrics_port;  // 0: none (workers serve no metrics)
+  };
+  std::vector<Daemon> daemons = {
+      {cluster->gcs_address, "loom.rpc.Gcs",
+       MetricsPort(cluster->session_dir + "/gcs.ready")},
+      {cluster->raylet_address, "loom.rpc.Raylet",
+       RayletMetricsPort(cluster->session_dir)},
+      {worker, "loom.rpc.CoreWorker", 0}};
+  for (const Daemon& d : daemons) {
+    std::vector<std::string> methods = Methods(d.service);
+    ASSERT_GT(methods.size(), 5u) << d.service;
+    double before = d.metrics_port ? Refused(d.metrics_port) : 0;
+    for (const std::string& m : methods) {
+      for (const std::string& t : {std::string(), wrong}) {
+        grpc::Status s = RawCall(d.address, m, t);
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+            << m << (t.empty() ? " without a token" : " with a wrong token")
+            << ": " << s.error_message();
+      }
+    }
+    if (d.metrics_port) {
+      // Read without a token: scraping stays open.
+      EXPECT_EQ(Refused(d.metrics_port) - before, 2.0 * methods.size())
+          << d.service;
+    }
+  }
+  // The same raw call with the token goes through: the refusals above were
+  // for the token, not the call.
+  EXPECT_TRUE(
+      RawCall(cluster->gcs_address, "/loom.rpc.Gcs/GetClusterStatus", token)
+          .ok());
+
+  // Nothing changed: one node, alive; the job is not finished; the leased
+  // worker still runs a task for its lease holder.
+  rpc::GetClusterStatusReply status;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(
+        gcs->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &status)
+            .ok());
+  }
+  EXPECT_EQ(CountNodes(status, true), 1);
+  EXPECT_EQ(CountNodes(status, false), 0);
+  rpc::GetJobsReply jobs;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(gcs->GetJobs(&ctx, rpc::GetJobsRequest(), &jobs).ok());
+  }
+  ASSERT_EQ(jobs.jobs_size(), 1);
+  EXPECT_EQ(jobs.jobs(0).state(), rpc::JobInfo::RUNNING);
+  auto worker_stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(worker));
+  rpc::PushTaskRequest echo;
+  echo.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
+  echo.mutable_spec()->set_job_id(job.job_id());
+  echo.mutable_spec()->set_function_name("Echo");
+  echo.mutable_spec()->add_args()->set_value(Serialize(41));
+  rpc::PushTaskReply reply;
+  grpc::ClientContext ctx;
+  grpc::Status pushed = worker_stub->PushTask(&ctx, echo, &reply);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+  ASSERT_TRUE(reply.ok()) << reply.error().message();
+  EXPECT_EQ(Deserialize<int>(reply.value()), 41);
+  StopCluster(*cluster);
+}
+
+TEST(Auth, ADriverWithAWrongTokenIsToldWhatToDo) {
+  TempRoot root, elsewhere;
+  ClusterOptions options;
+  options.session_root = root.path();
+  options.num_cpus = 1;
+  auto cluster = StartCluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  // Another machine's driver: no session of this cluster, a wrong token.
+  setenv(kAuthTokenEnv, NewClusterToken().c_str(), 1);
+  InitOptions init;
+  init.address = cluster->gcs_address;
+  init.session_root = elsewhere.path();
+  try {
+    loom::Init(init);
+    ADD_FAILURE() << "Init with a wrong token succeeded";
+    loom::Shutdown();
+  } catch (const loom::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("refused this process's cluster "
+                                         "token"),
+              std::string::npos)
+        << e.what();
+  }
+  unsetenv(kAuthTokenEnv);
+  StopCluster(*cluster);
+}
+
+TEST(Auth, NoAuthIsForLoopbackOnly) {
+  TempRoot root;
+  ClusterOptions options;
+  options.session_root = root.path();
+  options.num_cpus = 1;
+  options.no_auth = true;
+  options.bind_address = "0.0.0.0";
+  auto refused = StartCluster(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("--no-auth is only for loopback"),
+            std::string::npos)
+      << refused.status();
+  // On loopback it runs, and takes calls with no token at all.
+  options.bind_address.clear();
+  auto cluster = StartCluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  EXPECT_TRUE(cluster->auth_token.empty());
+  EXPECT_TRUE(
+      RawCall(cluster->gcs_address, "/loom.rpc.Gcs/GetClusterStatus", "").ok());
+  StopCluster(*cluster);
+}
+
+}  // namespace
+}  // namespace loom::test
