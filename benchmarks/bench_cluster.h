@@ -20,9 +20,11 @@ namespace loom::bench {
 class PrivateCluster {
  public:
   // Throws loom::Error when the cluster cannot start.
-  explicit PrivateCluster(int num_cpus, int64_t object_store_memory = 0) {
+  explicit PrivateCluster(int num_cpus, int64_t object_store_memory = 0,
+                          bool no_auth = false) {
     loom::InitOptions options;
     options.num_cpus = num_cpus;
+    options.no_auth = no_auth;
     options.object_store_memory = object_store_memory;
     // The build's library, unless the environment names a copy of it.
     const char* lib = std::getenv("LOOM_BENCH_FUNCTIONS_LIB");

@@ -6,6 +6,10 @@
 //                                       counted in tasks
 //   single_client_tasks_and_get_batch   the same, counted in batches of 1000
 // and loom_ names where the shape is Loom's own:
+//   loom_single_client_tasks_sync_auth_on / _auth_off / loom_auth_overhead
+//                                       the first with and without the
+//                                       cluster token: the median of 7
+//                                       alternating pairs of clusters
 //   loom_multi_thread_tasks_async       kClients driver threads doing the
 //                                       last (Ray's multi_client_tasks_async
 //                                       submits from 4 actors instead)
@@ -68,6 +72,24 @@ std::vector<Result> RunAsync() {
           {"single_client_tasks_and_get_batch", rate / kBatch, "batches/s"}};
 }
 
+// The token's cost on the fast path: 7 clusters with it and 7 without,
+// alternating, each measured as single_client_tasks_sync is.
+std::vector<Result> RunAuthOverhead() {
+  constexpr int kPairs = 7;
+  std::vector<double> on, off;
+  for (int i = 0; i < kPairs; ++i) {
+    for (bool no_auth : {false, true}) {
+      PrivateCluster cluster(kNumCpus, 0, no_auth);
+      RateFor(0.2, SyncOne);  // warm the lease and the channels
+      (no_auth ? off : on).push_back(RateFor(1.0, SyncOne));
+    }
+  }
+  double rate_on = Median(on), rate_off = Median(off);
+  return {{"loom_single_client_tasks_sync_auth_on", rate_on, "tasks/s"},
+          {"loom_single_client_tasks_sync_auth_off", rate_off, "tasks/s"},
+          {"loom_auth_overhead", rate_off / rate_on - 1, "fraction"}};
+}
+
 std::vector<Result> RunMultiClient() {
   PrivateCluster cluster(kNumCpus);
   double rate = MedianOfRuns([](double s) {
@@ -86,6 +108,10 @@ void AddTaskBenchmarks(std::vector<Benchmark>* out) {
       {{"single_client_tasks_async", "single_client_tasks_and_get_batch"},
        RunAsync});
   out->push_back({{"loom_multi_thread_tasks_async"}, RunMultiClient});
+  out->push_back(
+      {{"loom_single_client_tasks_sync_auth_on",
+        "loom_single_client_tasks_sync_auth_off", "loom_auth_overhead"},
+       RunAuthOverhead});
 }
 
 }  // namespace loom::bench
