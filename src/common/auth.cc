@@ -145,7 +145,7 @@ absl::StatusOr<std::string> DaemonToken(const std::string& file,
   return token;
 }
 
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
   // Length is not secret (every token has the same); contents are.
   if (a.size() != b.size()) return false;
   volatile unsigned char diff = 0;

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace loom {
 
@@ -47,7 +48,7 @@ absl::StatusOr<std::string> DaemonToken(const std::string& file,
                                         bool no_auth);
 
 // Equal without leaking where they differ through timing.
-bool ConstantTimeEquals(const std::string& a, const std::string& b);
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 
 }  // namespace loom
 

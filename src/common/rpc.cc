@@ -18,16 +18,30 @@ namespace loom::rpc {
 
 namespace {
 
+// Read on every call, on both ends: a shared pointer copied under a lock,
+// never the string.
 struct TokenState {
   absl::Mutex mu;
   bool set ABSL_GUARDED_BY(mu) = false;
-  std::string token ABSL_GUARDED_BY(mu);
+  std::shared_ptr<const std::string> token ABSL_GUARDED_BY(mu) =
+      std::make_shared<const std::string>();
   std::function<void()> on_refused ABSL_GUARDED_BY(mu);
 };
 
 TokenState& Tokens() {
   static auto* state = new TokenState;  // never freed: threads may read late
   return *state;
+}
+
+std::shared_ptr<const std::string> CurrentToken() {
+  TokenState& t = Tokens();
+  absl::MutexLock lock(&t.mu);
+  if (!t.set) {
+    auto env = TokenFromEnv();
+    if (env.ok()) t.token = std::make_shared<const std::string>(*env);
+    t.set = true;
+  }
+  return t.token;
 }
 
 // Puts the cluster token into every call's initial metadata.
@@ -37,9 +51,9 @@ class TokenInterceptor : public grpc::experimental::Interceptor {
     if (m->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::
                 PRE_SEND_INITIAL_METADATA)) {
-      std::string token = ClusterToken();
-      if (!token.empty()) {
-        m->GetSendInitialMetadata()->emplace(kTokenMetadata, std::move(token));
+      std::shared_ptr<const std::string> token = CurrentToken();
+      if (!token->empty()) {
+        m->GetSendInitialMetadata()->emplace(kTokenMetadata, *token);
       }
     }
     m->Proceed();
@@ -174,6 +188,12 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  if (CurrentToken()->empty()) {
+    // No token (--no-auth): no interceptor either, so "auth off" costs
+    // nothing. A process gets its token before it makes its channels.
+    return grpc::CreateCustomChannel(
+        address, grpc::InsecureChannelCredentials(), args);
+  }
   std::vector<
       std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
       interceptors;
@@ -186,20 +206,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
 void SetClusterToken(std::string token) {
   TokenState& t = Tokens();
   absl::MutexLock lock(&t.mu);
-  t.token = std::move(token);
+  t.token = std::make_shared<const std::string>(std::move(token));
   t.set = true;
 }
 
-std::string ClusterToken() {
-  TokenState& t = Tokens();
-  absl::MutexLock lock(&t.mu);
-  if (!t.set) {
-    auto env = TokenFromEnv();
-    if (env.ok()) t.token = *env;
-    t.set = true;
-  }
-  return t.token;
-}
+std::string ClusterToken() { return *CurrentToken(); }
 
 void OnUnauthenticated(std::function<void()> count) {
   TokenState& t = Tokens();
@@ -208,13 +219,13 @@ void OnUnauthenticated(std::function<void()> count) {
 }
 
 bool Authenticated(const grpc::CallbackServerContext& ctx) {
-  std::string token = ClusterToken();
-  if (token.empty()) return true;
+  std::shared_ptr<const std::string> token = CurrentToken();
+  if (token->empty()) return true;
   const auto& metadata = ctx.client_metadata();
   auto it = metadata.find(kTokenMetadata);
   if (it != metadata.end() &&
-      ConstantTimeEquals(std::string(it->second.data(), it->second.size()),
-                         token)) {
+      ConstantTimeEquals(
+          absl::string_view(it->second.data(), it->second.size()), *token)) {
     return true;
   }
   std::function<void()> count;
