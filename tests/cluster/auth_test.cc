@@ -5,10 +5,6 @@
 // readable without one.
 #include "src/common/auth.h"
 
-#include <grpcpp/generic/generic_stub.h>
-
-#include <future>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
@@ -21,41 +17,11 @@
 #include "src/common/rpc.h"
 #include "src/common/session.h"
 #include "tests/cluster/cluster_util.h"
+#include "tests/cluster/probe.h"
 #include "tests/cluster/test_functions.h"
 
 namespace loom::test {
 namespace {
-
-// Calls `method` ("/pkg.Service/Method") at `address` with an empty request
-// on a channel that adds nothing, carrying `token` when it is not empty.
-grpc::Status RawCall(const std::string& address, const std::string& method,
-                     const std::string& token) {
-  auto channel =
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext ctx;
-  rpc::SetTimeout(&ctx, 5000);
-  if (!token.empty()) ctx.AddMetadata(rpc::kTokenMetadata, token);
-  grpc::Slice empty("", 0);
-  grpc::ByteBuffer request(&empty, 1), reply;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, method, {}, &request, &reply,
-                 [&done](grpc::Status s) { done.set_value(s); });
-  return done.get_future().get();
-}
-
-// "/loom.rpc.Gcs/RegisterNode", ... for every method of `service`.
-std::vector<std::string> Methods(const std::string& service) {
-  const auto* desc =
-      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-          service);
-  std::vector<std::string> methods;
-  if (desc == nullptr) return methods;
-  for (int i = 0; i < desc->method_count(); ++i) {
-    methods.push_back(absl::StrCat("/", service, "/", desc->method(i)->name()));
-  }
-  return methods;
-}
 
 int MetricsPort(const std::string& ready_file) {
   auto ready = ReadFileToString(ready_file);
@@ -119,12 +85,12 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
        RayletMetricsPort(cluster->session_dir)},
       {worker, "loom.rpc.CoreWorker", 0}};
   for (const Daemon& d : daemons) {
-    std::vector<std::string> methods = Methods(d.service);
+    std::vector<std::string> methods = ServiceMethods(d.service);
     ASSERT_GT(methods.size(), 5u) << d.service;
     double before = d.metrics_port ? Refused(d.metrics_port) : 0;
     for (const std::string& m : methods) {
       for (const std::string& t : {std::string(), wrong}) {
-        grpc::Status s = RawCall(d.address, m, t);
+        grpc::Status s = ProbeCall(d.address, m, t);
         EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
             << m << (t.empty() ? " without a token" : " with a wrong token")
             << ": " << s.error_message();
@@ -139,7 +105,7 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   // The same raw call with the token goes through: the refusals above were
   // for the token, not the call.
   EXPECT_TRUE(
-      RawCall(cluster->gcs_address, "/loom.rpc.Gcs/GetClusterStatus", token)
+      ProbeCall(cluster->gcs_address, "/loom.rpc.Gcs/GetClusterStatus", token)
           .ok());
 
   // Nothing changed: one node, alive; the job is not finished; the leased
@@ -219,7 +185,8 @@ TEST(Auth, NoAuthIsForLoopbackOnly) {
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   EXPECT_TRUE(cluster->auth_token.empty());
   EXPECT_TRUE(
-      RawCall(cluster->gcs_address, "/loom.rpc.Gcs/GetClusterStatus", "").ok());
+      ProbeCall(cluster->gcs_address, "/loom.rpc.Gcs/GetClusterStatus", "")
+          .ok());
   StopCluster(*cluster);
 }
 
