@@ -40,7 +40,9 @@ absl::Status GcsLink::RegisterBlocking(absl::Duration timeout) {
 }
 
 void GcsLink::StartHeartbeats() {
-  options_.loop->PostAfter(options_.heartbeat_period, [this] { Heartbeat(); });
+  // The first at once: its reply brings the cluster view, which a node that
+  // just joined needs before it spreads or spills work.
+  options_.loop->Post([this] { Heartbeat(); });
 }
 
 void GcsLink::Heartbeat() {

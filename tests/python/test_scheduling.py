@@ -1,5 +1,6 @@
 """Scheduling strategies over four raylets: SPREAD, node affinity (hard and
 soft), label selectors, for tasks and actors."""
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -37,7 +38,13 @@ def four_nodes(processes):
     for zone in ZONES[1:]:
         _start(processes, "--address", address, "--labels", f"zone={zone}")
     try:
-        loom.init(address=address, _session_root=processes.session_root)
+        # The token from the environment, as a driver elsewhere would; the
+        # driver attaches to the first raylet the head lists (zone a).
+        os.environ["LOOM_AUTH_TOKEN"] = (latest / "auth_token").read_text()
+        try:
+            loom.init(address=address)
+        finally:
+            del os.environ["LOOM_AUTH_TOKEN"]
         nodes = wait_until(
             lambda: [n for n in loom.nodes() if n["Alive"]]
             if len([n for n in loom.nodes() if n["Alive"]]) == 4 else None,
