@@ -16,10 +16,12 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "proto/gcs.pb.h"
+#include "src/common/calls_in_flight.h"
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
 #include "src/gcs/actor_manager.h"
 #include "src/gcs/global_scheduler.h"
+#include "src/gcs/log_channel.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/placement_groups.h"
 #include "src/gcs/pubsub.h"
@@ -74,6 +76,15 @@ class GcsServer {
                                 rpc::GetObjectLocationsReply* reply, Done done);
   void HandlePollEvents(const rpc::PollEventsRequest& req,
                         rpc::PollEventsReply* reply, Done done);
+  // Worker output (see log_channel.h).
+  void HandlePublishLogs(const rpc::PublishLogsRequest& req,
+                         rpc::PublishLogsReply* reply, Done done);
+  void HandlePollLogs(const rpc::PollLogsRequest& req,
+                      rpc::PollLogsReply* reply, Done done);
+  // Asks every alive raylet to publish the job's lines now (FlushLogs on
+  // the raylet) and answers when all did or the timeout passed.
+  void HandleFlushLogs(const rpc::FlushLogsRequest& req,
+                       rpc::FlushLogsReply* reply, Done done);
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
                            rpc::RegisterActorReply* reply, Done done) {
     actors_.HandleRegisterActor(req, reply, std::move(done));
@@ -117,6 +128,8 @@ class GcsServer {
   };
   void CheckTimeoutsPeriodically();
   void OnNodeDead(const NodeId& node);
+  // The job ended: its lines go a little later (its driver's last poll).
+  void ForgetLogsLater(const std::string& job_id);
   void UpdateGauges();
 
   Options options_;
@@ -131,6 +144,8 @@ class GcsServer {
   uint32_t next_job_ = 1;
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;
+  LogChannel logs_;
+  CallsInFlight log_flushes_;  // FlushLogs to raylets
 
   prometheus::Gauge& nodes_alive_;
   prometheus::Gauge& nodes_dead_;
