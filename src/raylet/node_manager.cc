@@ -92,7 +92,21 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
         if (e.kind() == rpc::Event::JOB_FINISHED) OnJobFinished(e.id());
       }});
   head_events_->Start();
+  if (!options_.session_dir.empty()) {
+    logs_ = std::make_unique<LogMonitor>(
+        LogMonitor::Options{options_.session_dir + "/logs", options_.host,
+                            options_.gcs_address, &clients_, metrics_});
+    logs_->Start();
+  }
   return absl::OkStatus();
+}
+
+void NodeManager::HandleFlushLogs(const rpc::FlushJobLogsRequest& req,
+                                  rpc::FlushJobLogsReply* reply, Done done) {
+  auto job = ParseId<JobId>(req.job_id(), "job_id");
+  if (!job.ok()) return done(job.status());
+  if (!logs_) return done(absl::OkStatus());  // no session: no files
+  logs_->Flush(*job, std::move(done));        // done on the monitor's thread
 }
 
 void NodeManager::Fence(const std::string& why) {
@@ -107,6 +121,7 @@ void NodeManager::Fence(const std::string& why) {
 void NodeManager::Stop() {
   if (!pool_) return;
   if (head_events_) head_events_->Shutdown();
+  if (logs_) logs_->Stop();
   loop_.RunSync([this] {
     gcs_->Unregister();
     pool_->KillAll();

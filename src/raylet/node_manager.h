@@ -25,6 +25,7 @@
 #include "src/common/head_events.h"
 #include "src/common/metrics.h"
 #include "src/raylet/gcs_link.h"
+#include "src/raylet/log_monitor.h"
 
 namespace grpc {
 class ByteBuffer;
@@ -103,6 +104,9 @@ class NodeManager {
                              rpc::ReportTaskStatsReply* reply, Done done);
   void HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
                           rpc::GetNodeStatsReply* reply, Done done);
+  // Publishes the job's worker output to the head now (see log_monitor.h).
+  void HandleFlushLogs(const rpc::FlushJobLogsRequest& req,
+                       rpc::FlushJobLogsReply* reply, Done done);
 
  private:
   struct PendingLease {
@@ -188,6 +192,7 @@ class NodeManager {
   absl::flat_hash_map<WorkerId, Driver> drivers_;
   ClientPool clients_;  // outgoing calls: workers, other raylets
   std::unique_ptr<HeadEvents> head_events_;  // jobs that end
+  std::unique_ptr<LogMonitor> logs_;         // workers' output, to the head
   WorkerClient workers_{&clients_};
 
   prometheus::Counter& leases_granted_;

@@ -40,6 +40,7 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
   LOOM_RAYLET_METHOD(PrepareBundle, BundleRequest, BundleReply)
   LOOM_RAYLET_METHOD(CommitBundle, BundleRequest, BundleReply)
   LOOM_RAYLET_METHOD(ReleaseBundle, BundleRequest, BundleReply)
+  LOOM_RAYLET_METHOD(FlushLogs, FlushJobLogsRequest, FlushJobLogsReply)
 #undef LOOM_RAYLET_METHOD
 
   // Transfers stay off the loop: the handlers are thread-safe.
