@@ -2,6 +2,7 @@
 // header templates call. Statuses and error values become exceptions here.
 #include "loom/api.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
@@ -9,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/core_worker.h"
+#include "runtime/driver_logs.h"
 #include "runtime/local_cluster.h"
 #include "src/common/logging.h"
 
@@ -20,6 +22,24 @@ std::unique_ptr<CoreWorker> g_owned ABSL_GUARDED_BY(g_mu);
 std::optional<ClusterHandle> g_cluster ABSL_GUARDED_BY(g_mu);
 std::string g_session_dir ABSL_GUARDED_BY(g_mu);
 std::atomic<CoreWorker*> g_core_worker{nullptr};
+// A C++ driver's printer of its workers' output (see driver_logs.h).
+std::thread g_printer ABSL_GUARDED_BY(g_mu);
+
+// How long Shutdown waits for the last lines workers printed.
+constexpr absl::Duration kLastLinesWait = absl::Seconds(2);
+
+void PrintWorkerLines(DriverLogs* logs) {
+  while (true) {
+    std::vector<DriverLogs::Line> lines = logs->Take(absl::Seconds(1));
+    for (const auto& l : lines) {
+      std::string text = DriverLogs::Format(l) + "\n";
+      std::fwrite(text.data(), 1, text.size(), l.is_err ? stderr : stdout);
+    }
+    if (lines.empty() && !g_core_worker.load()) return;  // shut down, drained
+    std::fflush(stdout);
+    std::fflush(stderr);
+  }
+}
 
 [[noreturn]] void Throw(const absl::Status& s) {
   if (s.code() == absl::StatusCode::kResourceExhausted) {
@@ -101,6 +121,7 @@ void InitWithRuntime(const InitOptions& options,
   (void)logging;
   CoreWorker::Options cw_options;
   cw_options.code_search_path = options.code_search_path;
+  cw_options.log_to_driver = options.log_to_driver;
   cw_options.runtime = runtime;
   if (options.address.empty()) {
     ClusterOptions cluster;
@@ -145,6 +166,11 @@ void InitWithRuntime(const InitOptions& options,
   }
   g_owned = std::move(*cw);
   g_core_worker.store(g_owned.get());
+  // A language runtime's driver (Python) prints them itself.
+  if (runtime.language() != rpc::WorkerRuntime::PYTHON &&
+      g_owned->driver_logs() != nullptr) {
+    g_printer = std::thread(PrintWorkerLines, g_owned->driver_logs());
+  }
   static bool registered = [] {
     std::atexit([] { Shutdown(); });
     return true;
@@ -155,7 +181,14 @@ void InitWithRuntime(const InitOptions& options,
 void Shutdown() {
   absl::MutexLock lock(&g_mu);
   if (g_owned == nullptr) return;
+  if (DriverLogs* logs = g_owned->driver_logs(); logs && g_printer.joinable()) {
+    // What workers printed before now is printed before Shutdown returns.
+    absl::Status s = logs->Flush(kLastLinesWait);
+    if (!s.ok()) spdlog::info("last worker output: {}", s.ToString());
+    logs->Shutdown();
+  }
   g_core_worker.store(nullptr);
+  if (g_printer.joinable()) g_printer.join();
   g_owned->Shutdown();
   g_owned.reset();
   if (g_cluster) StopCluster(*g_cluster);

@@ -13,6 +13,7 @@
 #include "object_store/store_client.h"
 #include "runtime/actor_submitter.h"
 #include "runtime/core_worker_service.h"
+#include "runtime/driver_logs.h"
 #include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
@@ -118,6 +119,11 @@ absl::Status CoreWorker::Connect() {
     }
     node_id_ = *node;
     StartSubmitters(options_.code_search_path);
+    if (options_.log_to_driver && !options_.gcs_address.empty()) {
+      driver_logs_ = std::make_unique<DriverLogs>(
+          DriverLogs::Options{&loop_, &clients_, options_.gcs_address, job_});
+      driver_logs_->Start();
+    }
   } else {
     TaskId random = TaskId::FromRandom();
     driver_task_ = random;
@@ -141,6 +147,7 @@ void CoreWorker::Shutdown() {
   if (shut_down_.exchange(true)) return;
   std::call_once(head_events_once_, [] {});  // none starts from now on
   if (head_events_) head_events_->Shutdown();
+  if (driver_logs_) driver_logs_->Shutdown();
   if (submitter_) submitter_->Shutdown();
   if (actor_submitter_) actor_submitter_->Shutdown();
   loop_.RunSync([this] { ReportStats(); });
@@ -435,6 +442,7 @@ absl::Status CoreWorker::HandleAssignJob(const rpc::AssignJobRequest& req) {
   absl::Status s = LoadCode(paths);
   if (!s.ok()) return s;
   job_ = *job;
+  if (options_.on_job) options_.on_job(job_);
   options_.code_search_path = paths;
   StartSubmitters(paths);
   code_loaded_ = true;

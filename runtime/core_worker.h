@@ -49,6 +49,7 @@ class RayletClient;
 class OwnerClient;
 class ActorSubmitter;
 class HeadEvents;
+class DriverLogs;
 
 // Values above this size need the object store.
 inline constexpr size_t kInlineThreshold = 100 * 1024;
@@ -84,6 +85,13 @@ class CoreWorker {
                        rpc::PushTaskReply*, std::function<void()>)>
         task_handler;
     std::function<void(const TaskId&)> cancel_handler;
+    // A driver: subscribe to what the job's workers print, on every node
+    // (see driver_logs.h; the caller prints what driver_logs() hands it).
+    bool log_to_driver = false;
+    // A worker: called once, when it first joins a job, before any of the
+    // job's tasks runs (loom-worker points its stdout and stderr at files
+    // its raylet follows; see src/raylet/log_monitor.h).
+    std::function<void(const JobId&)> on_job;
   };
   static absl::StatusOr<std::unique_ptr<CoreWorker>> Create(Options options);
   ~CoreWorker();
@@ -195,6 +203,8 @@ class CoreWorker {
   std::vector<int> gpu_ids() const;
   int port() const { return port_; }
   bool is_driver() const { return options_.is_driver; }
+  // What the job's workers print (drivers with log_to_driver; else null).
+  DriverLogs* driver_logs() const { return driver_logs_.get(); }
 
   // Worker side: called from the gRPC edge.
   void HandlePushTask(const rpc::PushTaskRequest& req,
@@ -295,6 +305,7 @@ class CoreWorker {
   std::unique_ptr<ActorSubmitter> actor_submitter_;
   std::unique_ptr<HeadEvents> head_events_;  // node deaths, for failover
   std::once_flag head_events_once_;
+  std::unique_ptr<DriverLogs> driver_logs_;  // uses loop_
   std::unique_ptr<RayletClient> raylet_;
   std::shared_ptr<ObjectStoreClient> store_;
   NodeId node_id_;

@@ -9,12 +9,15 @@
 // loaded and relocated once; each worker id the raylet writes on fd 4
 // becomes a forked worker, whose pid goes back on fd 4. A fork costs about
 // a millisecond where exec and dynamic linking cost about twelve.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -30,6 +33,25 @@ struct Args {
   std::string raylet, host = "127.0.0.1", session_dir, worker_id_hex, gcs;
   bool zygote = false;
 };
+
+// What the worker prints from now on goes to files of the job's own, which
+// its raylet follows and publishes to the job's driver: stdout and stderr,
+// line-buffered, to <session>/logs/cpp-<job>-<pid>.out and .err.
+void PrintToJobFiles(const std::string& session_dir, const loom::JobId& job) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  for (auto [fd, ext] : {std::pair{1, "out"}, std::pair{2, "err"}}) {
+    std::string path = absl::StrCat(session_dir, "/logs/cpp-", job.Hex(), "-",
+                                    getpid(), ".", ext);
+    int f = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (f < 0) {
+      spdlog::warn("cannot open {}: {}", path, strerror(errno));
+      continue;
+    }
+    dup2(f, fd);  // dup2 clears O_CLOEXEC on fd
+    close(f);
+  }
+}
 
 int RunWorker(const Args& args) {
   loom::WatchLifelineFromEnv();
@@ -49,6 +71,10 @@ int RunWorker(const Args& args) {
   options.worker_id = *worker_id;
   if (!args.session_dir.empty()) {
     options.store_socket = args.session_dir + "/sockets/store";
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line as it ends
+    options.on_job = [dir = args.session_dir](const loom::JobId& job) {
+      PrintToJobFiles(dir, job);
+    };
   }
   auto cw = loom::CoreWorker::Create(options);
   if (!cw.ok()) {

@@ -42,6 +42,10 @@ struct InitOptions {
   // For a private cluster: no cluster token (it stays on 127.0.0.1 either
   // way). For measuring the token's cost; leave it off otherwise.
   bool no_auth = false;
+  // Print what this job's workers print, on any node, on this process's
+  // stdout and stderr as "(pid=N, ip=IP) line". Shutdown() prints the last
+  // lines first (waiting up to 2 s for them).
+  bool log_to_driver = true;
 };
 
 // Throws loom::Error when the cluster cannot be started or joined.

@@ -338,6 +338,40 @@ TEST_F(MultiNodeTest, TasksNeedingACustomResourceRunWhereItIs) {
   for (const auto& pid : Get(refs, 30000)) EXPECT_EQ(*pid, special_raylet);
 }
 
+TEST_F(MultiNodeTest, WorkerPrintsOnAnotherNodeReachTheDriversStdoutAndStderr) {
+  joined_.push_back(Join(root_a_, {{"far", 1}}));
+  ASSERT_TRUE(WaitForNodes(2));
+  auto status = ClusterStatus(head_.gcs_address);
+  ASSERT_TRUE(status.ok());
+  std::string far_ip;
+  for (const auto& n : status->nodes()) {
+    if (n.total().quantities().contains("far")) far_ip = n.host();
+  }
+  ASSERT_FALSE(far_ip.empty());
+  std::string token = std::to_string(getpid()) + "-" +
+                      std::to_string(absl::ToUnixNanos(absl::Now()));
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  Connect();
+  int out_pid =
+      *Get(Task(PrintLine).SetResource("far", 1).Remote("out-" + token, false),
+           60000);
+  int err_pid =
+      *Get(Task(PrintLine).SetResource("far", 1).Remote("err-" + token, true),
+           60000);
+  loom::Shutdown();  // prints what the workers printed before it returns
+  std::string out = testing::internal::GetCapturedStdout();
+  std::string err = testing::internal::GetCapturedStderr();
+  std::string prefix = "(pid=" + std::to_string(out_pid) + ", ip=" + far_ip;
+  EXPECT_NE(out.find(prefix + ") out-" + token + "\n"), std::string::npos)
+      << out;
+  prefix = "(pid=" + std::to_string(err_pid) + ", ip=" + far_ip;
+  EXPECT_NE(err.find(prefix + ") err-" + token + "\n"), std::string::npos)
+      << err;
+  EXPECT_EQ(out.find("err-" + token), std::string::npos);
+  EXPECT_EQ(err.find("out-" + token), std::string::npos);
+}
+
 TEST_F(MultiNodeTest, ObjectsMoveBetweenNodes) {
   joined_.push_back(Join(root_a_, {{"far", 2}}));
   ASSERT_TRUE(WaitForNodes(2));

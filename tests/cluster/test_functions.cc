@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <iterator>
 #include <limits>
 #include <stdexcept>
@@ -300,5 +301,10 @@ LOOM_REMOTE(MakeGpuWorker, &GpuWorker::Share, &GpuWorker::Read,
 
 LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
             HoldBuffer);
+int PrintLine(std::string text, bool to_stderr) {
+  (to_stderr ? std::cerr : std::cout) << text << std::endl;
+  return getpid();
+}
+
 LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,
-            Throw, Repeat, Range, CudaDeviceCount);
+            Throw, Repeat, Range, CudaDeviceCount, PrintLine);

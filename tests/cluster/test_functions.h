@@ -22,6 +22,8 @@ int ParentPid();
 // -1 when there is no CUDA driver.
 int CudaDeviceCount();
 int SelfPid();
+// Prints `text` and a newline on stdout (or stderr); returns the pid.
+int PrintLine(std::string text, bool to_stderr);
 // Writes this worker's pid to `path` (appending a line), sleeps, returns x.
 int RecordPidAndSleep(std::string path, int ms, int x);
 int Throw(std::string message);
