@@ -7,6 +7,7 @@
 #include "loom/placement_group.h"
 #include "object_store/layout.h"
 #include "proto/gcs.grpc.pb.h"
+#include "runtime/driver_logs.h"
 #include "runtime/local_cluster.h"
 #include "runtime/raylet_client.h"
 #include "src/common/logging.h"
@@ -37,8 +38,10 @@ rpc::WorkerRuntime PythonRuntime(const std::string& executable,
 void Init(const std::string& address, int num_cpus, int num_gpus,
           std::map<std::string, double> resources, int64_t object_store_memory,
           const std::string& session_root, const std::string& executable,
-          const std::vector<std::string>& path, const std::string& cwd) {
+          const std::vector<std::string>& path, const std::string& cwd,
+          bool log_to_driver) {
   InitOptions options;
+  options.log_to_driver = log_to_driver;
   options.address = address;
   options.num_cpus = num_cpus;
   options.num_gpus = num_gpus;
@@ -258,6 +261,35 @@ void BindCluster(pyb::module_& m) {
     return std::make_shared<PyObjectRef>(id, "");
   });
   m.def("init", &Init);
+  // What the job's workers print (a Python driver's log thread prints it):
+  // [(is_err, "(pid=N, ip=IP) text")], waiting up to timeout_ms for some.
+  m.def("take_worker_logs", [](int64_t timeout_ms) {
+    std::vector<DriverLogs::Line> lines;
+    {
+      pyb::gil_scoped_release release;
+      CoreWorker* cw = GlobalCoreWorker();
+      if (cw == nullptr || cw->driver_logs() == nullptr) return pyb::list();
+      lines = cw->driver_logs()->Take(absl::Milliseconds(timeout_ms));
+    }
+    pyb::list out;
+    for (const auto& l : lines) {
+      std::string text = DriverLogs::Format(l);
+      out.append(pyb::make_tuple(
+          l.is_err, pyb::reinterpret_steal<pyb::str>(PyUnicode_DecodeUTF8(
+                        text.data(), text.size(), "replace"))));
+    }
+    return out;
+  });
+  // Before the job ends: the lines its workers printed so far, queued for
+  // take_worker_logs (waits up to timeout_ms); then no more are fetched.
+  m.def("close_worker_logs", [](int64_t timeout_ms) {
+    pyb::gil_scoped_release release;
+    CoreWorker* cw = GlobalCoreWorker();
+    if (cw == nullptr || cw->driver_logs() == nullptr) return;
+    absl::Status s = cw->driver_logs()->Flush(absl::Milliseconds(timeout_ms));
+    if (!s.ok()) spdlog::info("last worker output: {}", s.ToString());
+    cw->driver_logs()->Shutdown();
+  });
   m.def("shutdown", [] {
     pyb::gil_scoped_release release;
     Shutdown();

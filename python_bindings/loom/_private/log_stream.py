@@ -1,9 +1,11 @@
 """Workers' stdout and stderr, streamed to the driver.
 
 A Python worker writes each line it prints, prefixed with ``(pid=N)``, to
-``<session>/logs/python-<job>.out`` (one write per line, O_APPEND). The
-driver tails that file in every session directory of this machine and
-prints what arrives on its own stdout, as Ray's log monitor does.
+``<session>/logs/python-<job>.out`` (stdout) or ``.err`` (stderr), one
+write per line, O_APPEND. Its node's raylet follows those files and
+publishes new lines to the head (src/raylet/log_monitor.h); the job's
+driver, on whatever node, long-polls the head for them and prints each as
+``(pid=N, ip=IP) line`` on its own stdout or stderr (DriverPrinter).
 """
 import os
 import sys
@@ -34,7 +36,9 @@ class WorkerStream:
         if job != self._job and job and self._session_dir:
             if self._fd is not None:
                 os.close(self._fd)
-            path = os.path.join(self._session_dir, "logs", f"python-{job}.out")
+            ext = "err" if self._is_err else "out"
+            path = os.path.join(self._session_dir, "logs",
+                                f"python-{job}.{ext}")
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                                0o644)
             self._job = job
@@ -78,54 +82,47 @@ class WorkerStream:
         return "utf-8"
 
 
-class DriverTail:
-    """Prints what this job's workers print, from every session directory
-    of this machine."""
+class DriverPrinter:
+    """Prints what this job's workers print, on every node: a thread that
+    takes the lines the core worker receives from the head."""
 
-    def __init__(self, job, session_dirs):
-        self._name = f"python-{job}.out"
-        self._dirs = list(session_dirs)
-        self._offsets = {}
+    # How long stop() waits for the last lines (raylets publish them first).
+    LAST_LINES_MS = 2000
+
+    def __init__(self):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="loom-logs",
                                         daemon=True)
         self._thread.start()
 
-    def add_dirs(self, dirs):
-        for d in dirs:
-            if d not in self._dirs:
-                self._dirs.append(d)
-
-    def _poll(self):
-        out = []
-        for d in list(self._dirs):
-            path = os.path.join(d, "logs", self._name)
-            try:
-                with open(path, "rb") as f:
-                    f.seek(self._offsets.get(path, 0))
-                    data = f.read()
-            except OSError:
-                continue
-            end = data.rfind(b"\n")
-            if end < 0:
-                continue
-            self._offsets[path] = self._offsets.get(path, 0) + end + 1
-            out.append(data[:end + 1].decode("utf-8", "replace"))
-        if out:
-            sys.stdout.write("".join(out))
-            sys.stdout.flush()
+    @staticmethod
+    def _print(lines):
+        out = [text for is_err, text in lines if not is_err]
+        err = [text for is_err, text in lines if is_err]
+        for stream, texts in ((sys.stdout, out), (sys.stderr, err)):
+            if texts:
+                stream.write("\n".join(texts) + "\n")
+                stream.flush()
 
     def _run(self):
-        while not self._stop.wait(0.05):
+        while True:
             try:
-                self._poll()
+                lines = _core.take_worker_logs(1000)
             except Exception:  # noqa: BLE001 - never kill the driver
-                pass
+                return
+            if lines:
+                try:
+                    self._print(lines)
+                except Exception:  # noqa: BLE001
+                    pass
+            elif self._stop.is_set():
+                return
 
     def stop(self):
+        """Prints what workers printed until now, then stops."""
         self._stop.set()
-        self._thread.join(timeout=1)
         try:
-            self._poll()
-        except Exception:  # noqa: BLE001
+            _core.close_worker_logs(self.LAST_LINES_MS)
+        except Exception:  # noqa: BLE001 - logs are best effort
             pass
+        self._thread.join(timeout=5)

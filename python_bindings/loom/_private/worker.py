@@ -27,7 +27,7 @@ def _bin_dir():
 
 def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
          namespace=None, object_store_memory=None, ignore_reinit_error=False,
-         _session_root=None, **unsupported):
+         log_to_driver=True, _session_root=None, **unsupported):
     if unsupported:
         raise TypeError("loom.init() does not support: " +
                         ", ".join(sorted(unsupported)))
@@ -72,19 +72,13 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
                        -1 if num_gpus is None else num_gpus, resources,
                        int(object_store_memory or 0), _session_root or "",
                        sys.executable, [p for p in sys.path],
-                       os.getcwd())
+                       os.getcwd(), bool(log_to_driver))
         except RuntimeError as e:
             raise ConnectionError(str(e)) from None
         _state["namespace"] = namespace
         function_table.reset()
-        dirs = [_core.session_dir()]
-        try:
-            dirs += [n["SessionDir"] for n in _core.nodes()
-                     if n["SessionDir"] and os.path.isdir(n["SessionDir"])]
-        except Exception:  # noqa: BLE001 - logs are best effort
-            pass
-        _state["tail"] = log_stream.DriverTail(_core.job_id(),
-                                               [d for d in dirs if d])
+        if log_to_driver:
+            _state["tail"] = log_stream.DriverPrinter()
     atexit.register(shutdown)
 
 
