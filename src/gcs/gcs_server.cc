@@ -302,6 +302,7 @@ namespace loom::gcs {
 void GcsServer::ForgetLogsLater(const std::string& job_id) {
   auto job = JobId::FromBinary(job_id);
   if (!job.ok()) return;
+  logs_.End(*job);
   loop_.PostAfter(kEndedJobLogs, [this, job = *job] { logs_.Forget(job); });
 }
 

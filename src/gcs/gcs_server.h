@@ -128,7 +128,7 @@ class GcsServer {
   };
   void CheckTimeoutsPeriodically();
   void OnNodeDead(const NodeId& node);
-  // The job ended: its lines go a little later (its driver's last poll).
+  // The job ended: its polls are answered, its lines go a little later.
   void ForgetLogsLater(const std::string& job_id);
   void UpdateGauges();
 

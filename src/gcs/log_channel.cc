@@ -6,6 +6,16 @@ namespace loom::gcs {
 
 void LogChannel::Open(const JobId& job) { jobs_.try_emplace(job); }
 
+void LogChannel::End(const JobId& job) {
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return;
+  Job& j = it->second;
+  j.ended = true;
+  auto waiters = std::move(j.waiters);
+  j.waiters.clear();
+  for (auto& w : waiters) w.done(After(j, w.after_seq), j.last_seq, j.dropped);
+}
+
 void LogChannel::Forget(const JobId& job) {
   auto it = jobs_.find(job);
   if (it == jobs_.end()) return;
@@ -17,7 +27,9 @@ void LogChannel::Forget(const JobId& job) {
 
 absl::Status LogChannel::Publish(const JobId& job, rpc::LogBatch batch) {
   auto it = jobs_.find(job);
-  if (it == jobs_.end()) return absl::NotFoundError("unknown or ended job");
+  if (it == jobs_.end() || it->second.ended) {
+    return absl::NotFoundError("unknown or ended job");
+  }
   Job& j = it->second;
   batch.set_seq(++j.last_seq);
   j.bytes += batch.ByteSizeLong();
@@ -52,7 +64,7 @@ absl::Status LogChannel::Poll(const JobId& job, int64_t after_seq,
   auto it = jobs_.find(job);
   if (it == jobs_.end()) return absl::NotFoundError("unknown or ended job");
   Job& j = it->second;
-  if (after_seq != j.last_seq || timeout <= absl::ZeroDuration()) {
+  if (after_seq != j.last_seq || timeout <= absl::ZeroDuration() || j.ended) {
     done(after_seq > j.last_seq ? After(j, 0) : After(j, after_seq), j.last_seq,
          j.dropped);
     return absl::OkStatus();

@@ -12,7 +12,8 @@
 //   channel.Poll(job, after_seq, absl::Seconds(30),
 //                [](std::vector<rpc::LogBatch> b, int64_t last, int64_t
 //                dropped) {...});
-//   channel.Forget(job);
+//   channel.End(job);      // polls answered, nothing more kept
+//   channel.Forget(job);   // a while later
 //
 // Not thread-safe: every method runs on the GCS event loop.
 #ifndef LOOM_GCS_LOG_CHANNEL_H_
@@ -53,12 +54,17 @@ class LogChannel {
 
   // The job may publish and be polled from now on.
   void Open(const JobId& job);
+  // The job ended: its waiting polls are answered now, later polls do not
+  // wait, and nothing more is kept for it (its driver already asked for
+  // the last lines). A poll left waiting would also hold up the server's
+  // shutdown, whose callers may be gone.
+  void End(const JobId& job);
   // Drops the job's buffer; its waiting polls are answered with nothing.
   void Forget(const JobId& job);
   bool IsOpen(const JobId& job) const { return jobs_.contains(job); }
 
   // Numbers the batch, keeps it and wakes the job's polls. NotFound for a
-  // job that is not open (nothing is kept).
+  // job that is not open or has ended (nothing is kept).
   absl::Status Publish(const JobId& job, rpc::LogBatch batch);
   // Answers at once when the job has batches after `after_seq` (or
   // `after_seq` is ahead of the job's last: the head restarted), else on
@@ -82,6 +88,7 @@ class LogChannel {
     size_t bytes = 0;
     int64_t last_seq = 0;
     int64_t dropped = 0;  // lines dropped when the buffer was full
+    bool ended = false;
     std::list<Waiter> waiters;
   };
   static std::vector<rpc::LogBatch> After(const Job& job, int64_t seq);

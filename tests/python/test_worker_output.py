@@ -98,13 +98,19 @@ def test_lines_printed_just_before_a_task_returns_are_shown_before_shutdown(
         loom.init(num_cpus=1)
         pid = loom.get(chatty.remote(300, "last"))
         ip = loom.nodes()[0]["NodeManagerAddress"]
+        import time
+        start = time.monotonic()
         loom.shutdown()
-        print(f"shut down {pid} {ip}", flush=True)
+        took = time.monotonic() - start
+        print(f"shut down {pid} {ip} {took:.3f}", flush=True)
     """)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    pid, ip = re.search(r"^shut down (\d+) (\S+)$", out,
-                        re.MULTILINE).groups()
+    pid, ip, took = re.search(r"^shut down (\d+) (\S+) (\S+)$", out,
+                              re.MULTILINE).groups()
+    # Waiting for the last lines is quick: a poll left parked at the head
+    # (which held its exit up 5 s) or a flush that times out would show.
+    assert float(took) < 4.0, took
     end = out.index("shut down")
     for i in range(300):
         line = f"(pid={pid}, ip={ip}) last-{i}\n"

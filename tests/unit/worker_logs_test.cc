@@ -110,14 +110,29 @@ TEST(LogChannel, ALongPollWakesOnItsJobsBatchOnlyAndForgetAnswersIt) {
   ASSERT_TRUE(r.answered);
   ASSERT_EQ(r.batches.size(), 1u);
   EXPECT_EQ(r.batches[0].lines(0).text(), "mine");
-  PollResult waiting;
+  // The job ends: a waiting poll is answered at once (a poll left waiting
+  // would hold up the head's shutdown), later ones do not wait, and no more
+  // lines are kept.
+  PollResult waiting, after_end;
   loop.RunSync([&] {
     ASSERT_TRUE(channel.Poll(a, 1, absl::Seconds(30), Into(&waiting)).ok());
-    channel.Forget(a);
+    channel.End(a);
+    EXPECT_TRUE(waiting.answered);
+    ASSERT_TRUE(channel.Poll(a, 1, absl::Seconds(30), Into(&after_end)).ok());
+    EXPECT_TRUE(after_end.answered);
+    EXPECT_EQ(channel.Publish(a, Batch({"late"})).code(),
+              absl::StatusCode::kNotFound);
   });
-  EXPECT_TRUE(waiting.answered);
   EXPECT_TRUE(waiting.batches.empty());
-  EXPECT_FALSE(channel.IsOpen(a));
+  EXPECT_EQ(after_end.last, 1);
+  PollResult forgotten_wait;
+  loop.RunSync([&] {
+    ASSERT_TRUE(
+        channel.Poll(b, 1, absl::Seconds(30), Into(&forgotten_wait)).ok());
+    channel.Forget(b);
+  });
+  EXPECT_TRUE(forgotten_wait.answered);
+  EXPECT_FALSE(channel.IsOpen(b));
   loop.Stop();
 }
 
