@@ -184,6 +184,31 @@ TEST_F(BadInputTest, GcsRefusesBadRequests) {
     req.set_timeout_ms(timeout_ms);
     return req;
   };
+  auto publish = [](const std::string& job, int64_t pid, size_t text_bytes,
+                    int lines) {
+    rpc::PublishLogsRequest req;
+    rpc::LogBatch* b = req.add_batches();
+    b->set_job_id(job);
+    b->set_node_ip("127.0.0.1");
+    for (int i = 0; i < lines; ++i) {
+      rpc::LogLine* l = b->add_lines();
+      l->set_pid(pid);
+      l->set_text(std::string(text_bytes, 'x'));
+    }
+    return req;
+  };
+  auto poll_logs = [](const std::string& job, int64_t timeout_ms) {
+    rpc::PollLogsRequest req;
+    req.set_job_id(job);
+    req.set_timeout_ms(timeout_ms);
+    return req;
+  };
+  auto flush_logs = [](const std::string& job, int64_t timeout_ms) {
+    rpc::FlushLogsRequest req;
+    req.set_job_id(job);
+    req.set_timeout_ms(timeout_ms);
+    return req;
+  };
   auto schedule = [](rpc::Resources r, int kind, const std::string& node) {
     rpc::ScheduleLeaseRequest req;
     *req.mutable_resources() = r;
@@ -297,6 +322,25 @@ TEST_F(BadInputTest, GcsRefusesBadRequests) {
       Call("poll: timeout -1", gcs, &G::PollEvents, poll(-1), kInvalid),
       Call("poll: timeout 2^40 ms", gcs, &G::PollEvents, poll(int64_t{1} << 40),
            kInvalid),
+      // Worker output.
+      Call("publish logs: 1-byte job id", gcs, &G::PublishLogs,
+           publish("x", 1, 1, 1), kInvalid),
+      Call("publish logs: pid -1", gcs, &G::PublishLogs,
+           publish(JobId::FromInt(1).Binary(), -1, 1, 1), kInvalid),
+      Call("publish logs: a 100 KiB line", gcs, &G::PublishLogs,
+           publish(JobId::FromInt(1).Binary(), 1, 100 << 10, 1), kInvalid),
+      Call("publish logs: 20000 lines in a batch", gcs, &G::PublishLogs,
+           publish(JobId::FromInt(1).Binary(), 1, 1, 20000), kInvalid),
+      Call("poll logs: 1 MiB job id", gcs, &G::PollLogs, poll_logs(kHuge, 0),
+           kInvalid),
+      Call("poll logs: a 10^9 ms wait", gcs, &G::PollLogs,
+           poll_logs(JobId::FromInt(1).Binary(), 1000000000), kInvalid),
+      Call("poll logs: unknown job", gcs, &G::PollLogs,
+           poll_logs(JobId::FromInt(999999).Binary(), 0), kNotFound),
+      Call("flush logs: empty job id", gcs, &G::FlushLogs, flush_logs("", 0),
+           kInvalid),
+      Call("flush logs: timeout -1", gcs, &G::FlushLogs,
+           flush_logs(JobId::FromInt(1).Binary(), -1), kInvalid),
       // Actors.
       Call("actor: empty id", gcs, &G::RegisterActor,
            actor("", "MakeCounter", 0, cpu), kInvalid),
@@ -368,6 +412,11 @@ TEST_F(BadInputTest, RayletRefusesBadRequests) {
     req.set_worker_id(id);
     req.set_pid(1);
     req.set_port(1);
+    return req;
+  };
+  auto flush_logs = [](const std::string& job) {
+    rpc::FlushJobLogsRequest req;
+    req.set_job_id(job);
     return req;
   };
   auto blocked = [](const std::string& id) {
@@ -454,6 +503,8 @@ TEST_F(BadInputTest, RayletRefusesBadRequests) {
            kInvalid),
       Call("task stats: finished -1", raylet, &R::ReportTaskStats,
            negative_stats, kInvalid),
+      Call("flush logs: 1-byte job id", raylet, &R::FlushLogs, flush_logs("x"),
+           kInvalid),
       // Bundles: a bad group id or index, bad resources, more than the node
       // has; committing what was never prepared.
       Call("prepare: 1-byte group id", raylet, &R::PrepareBundle,
