@@ -42,9 +42,10 @@ absl::StatusOr<std::string> WaitReady(const std::string& path, pid_t pid,
     }
     if (!ProcessAlive(pid)) {
       auto log = ReadFileToString(err_log);
+      std::string file = path.substr(path.rfind('/') + 1);
       return absl::InternalError(absl::StrCat(
-          path.substr(path.rfind('/') + 1),
-          ": daemon exited before ready: ", log.ok() ? *log : "(no log)"));
+          "the ", file.substr(0, file.find('.')),
+          " exited before it was ready: ", log.ok() ? *log : "(no log)"));
     }
     absl::SleepFor(absl::Milliseconds(2));
   }

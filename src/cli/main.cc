@@ -9,10 +9,12 @@
 #include <iostream>
 
 #include "src/cli/commands.h"
+#include "src/common/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"loom: start, stop and inspect Loom clusters"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", loom::ToString(loom::ThisVersion()));
   loom::cli::StartArgs start;
   std::string session_root;
   std::string address;

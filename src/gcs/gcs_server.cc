@@ -30,9 +30,9 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
     : options_(options),
       loop_("gcs", options.clock),
       publisher_(&loop_),
-      nodes_(NodeTable::Options{&store_, &publisher_, options.clock,
-                                options.node_timeout,
-                                [this](const NodeId& n) { OnNodeDead(n); }}),
+      nodes_(NodeTable::Options{
+          &store_, &publisher_, options.clock, options.node_timeout,
+          [this](const NodeId& n) { OnNodeDead(n); }, options.version}),
       nodes_alive_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
                                   {{"state", "alive"}})),
       nodes_dead_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
@@ -103,7 +103,8 @@ void GcsServer::OnNodeDead(const NodeId& node) {
 void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
                                    rpc::RegisterNodeReply* reply, Done done) {
   reply->set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(nodes_.timeout()));
-  done(nodes_.Register(req.node()));
+  done(nodes_.Register(req.node(),
+                       Version{req.protocol_version(), req.build_version()}));
 }
 
 void GcsServer::HandleHeartbeat(const rpc::HeartbeatRequest& req,

@@ -18,6 +18,7 @@
 #include "proto/gcs.pb.h"
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
+#include "src/common/version.h"
 #include "src/gcs/actor_manager.h"
 #include "src/gcs/global_scheduler.h"
 #include "src/gcs/node_table.h"
@@ -33,6 +34,8 @@ class GcsServer {
   struct Options {
     absl::Duration node_timeout = absl::Seconds(5);
     Clock* clock = Clock::Real();
+    // What nodes must match to register (tests make a head of another build).
+    Version version = ThisVersion();
   };
   GcsServer(Options options, Metrics* metrics);
   ~GcsServer();

@@ -15,6 +15,7 @@
 #include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/session.h"
+#include "src/common/version.h"
 #include "src/common/wire.h"
 #include "src/raylet/gpus.h"
 #include "src/raylet/raylet_service.h"
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
   app.add_option("--idle-worker-timeout-ms", idle_timeout_ms);
   app.add_option("--infeasible-grace-ms", infeasible_grace_ms)
       ->check(CLI::Range(0, 3600000));
+  app.set_version_flag("--version", loom::ToString(loom::ThisVersion()));
   CLI11_PARSE(app, argc, argv);
 
   loom::InitLogging("raylet", session_dir.empty() ? "" : session_dir + "/logs");
@@ -209,8 +211,13 @@ int main(int argc, char** argv) {
   node.set_port(bound);
   absl::Status s = node.Start(absl::Seconds(30));
   if (!s.ok()) {
+    spdlog::critical("cannot join the head at {}: {}", gcs_address,
+                     std::string(s.message()));
+    spdlog::default_logger()->flush();
     std::fprintf(stderr, "loom-raylet: %s\n", std::string(s.message()).c_str());
-    return 1;
+    // Without destructors, as below: the metrics endpoint's take seconds.
+    spdlog::shutdown();
+    _exit(loom::IsVersionMismatch(s) ? loom::kVersionMismatchExitCode : 1);
   }
   spdlog::info("loom-raylet on {}:{} (metrics {}), resources {}", host, bound,
                *mport, total->ToString());

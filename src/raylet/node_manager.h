@@ -149,9 +149,10 @@ class NodeManager {
   // The head published the job's end (its driver finished or died, on any
   // node): its leases, queued requests and workers here are freed.
   void OnJobFinished(const std::string& job_id);
-  // The head declared this node dead: kill the workers and exit with
-  // kFencedExitCode.
-  [[noreturn]] void Fence(const std::string& why);
+  // The head refused this node (GcsLink's on_refused): kill the workers and
+  // exit, with kVersionMismatchExitCode for another version, else (declared
+  // dead: fenced) with kFencedExitCode.
+  [[noreturn]] void OnRefused(const absl::Status& why);
   rpc::NodeInfo SelfInfo() const;
   void Cancel(uint64_t handle, const std::string& why);
 

@@ -81,6 +81,14 @@ class HeadAndNode {
   ClusterHandle head, node;
 };
 
+// A head alone (loom-gcs, no raylet: a machine where no node runs) in a new
+// session under `root`, tied to this process by a lifeline; `extra_args` go
+// to loom-gcs. Its new token is written to the session and made this
+// process's (rpc::SetClusterToken), as StartCluster does. StopCluster stops
+// it.
+absl::StatusOr<ClusterHandle> StartHeadOnly(
+    const std::string& root, const std::vector<std::string>& extra_args = {});
+
 absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(
     const std::string& gcs_address);
 int CountNodes(const rpc::GetClusterStatusReply& status, bool alive);
