@@ -174,6 +174,7 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
     argv.insert(argv.end(),
                 {"--heartbeat-ms", absl::StrCat(options.heartbeat_ms)});
   }
+  if (options.restart_on_fence) argv.push_back("--restart-on-fence");
   auto pid = SpawnDaemon("raylet", argv, *dir, cluster, child_fd);
   if (!pid.ok()) return fail(pid.status());
   cluster.pids.push_back(*pid);

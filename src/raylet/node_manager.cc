@@ -103,6 +103,12 @@ void NodeManager::OnRefused(const absl::Status& why) {
   // once.
   pool_->KillAll();
   bool mismatch = IsVersionMismatch(why);
+  if (!mismatch && options_.restart_when_fenced) {
+    spdlog::critical("fenced by the head, restarting as a new node: {}",
+                     std::string(why.message()));
+    spdlog::default_logger()->flush();
+    options_.restart_when_fenced();
+  }
   spdlog::critical("{} by the head, exiting: {}",
                    mismatch ? "refused" : "fenced", std::string(why.message()));
   spdlog::default_logger()->flush();

@@ -56,6 +56,10 @@ class NodeManager {
     absl::Duration heartbeat_period = absl::Milliseconds(500);
     absl::Duration infeasible_grace = absl::Seconds(3);
     Clock* clock = Clock::Real();
+    // When the head fences this node: after its workers are killed, start
+    // again as a new node (--restart-on-fence: re-exec the raylet); returns
+    // only if that failed. Empty: exit with kFencedExitCode.
+    std::function<void()> restart_when_fenced;
   };
   NodeManager(Options options, Metrics* metrics);
   ~NodeManager();
@@ -151,7 +155,8 @@ class NodeManager {
   void OnJobFinished(const std::string& job_id);
   // The head refused this node (GcsLink's on_refused): kill the workers and
   // exit, with kVersionMismatchExitCode for another version, else (declared
-  // dead: fenced) with kFencedExitCode.
+  // dead: fenced) restart as a new node (restart_when_fenced) or exit with
+  // kFencedExitCode.
   [[noreturn]] void OnRefused(const absl::Status& why);
   rpc::NodeInfo SelfInfo() const;
   void Cancel(uint64_t handle, const std::string& why);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -191,6 +192,114 @@ TEST(NodeDeath, ANodeDeclaredDeadIsFencedWhenItReturns) {
   } else {
     o->pids.pop_back();
   }
+}
+
+// The id of the node whose raylet is `pid`, alive or dead; empty if none.
+std::string NodeOfRaylet(const std::string& gcs, pid_t pid, bool alive) {
+  auto st = ClusterStatus(gcs);
+  if (!st.ok()) return "";
+  for (const auto& n : st->nodes()) {
+    if (n.pid() == pid && n.alive() == alive) return n.node_id();
+  }
+  return "";
+}
+
+// The same with --restart-on-fence: the returning raylet kills its workers
+// and rejoins under a new node id (same process, same fixed port), the old
+// id stays dead, its actor runs only where it was restarted, and tasks run
+// on the new node.
+TEST(NodeDeath, AFencedNodeWithRestartOnFenceRejoinsAsANewNode) {
+  TempRoot head_root, b_root, c_root;
+  ClusterOptions head;
+  head.session_root = head_root.path();
+  head.num_cpus = 1;
+  head.node_timeout_ms = 1000;
+  auto h = StartCluster(head);
+  ASSERT_TRUE(h.ok()) << h.status();
+  ClusterOptions node;
+  node.head_address = h->gcs_address;
+  node.num_cpus = 1;
+  node.resources = {{"pool", 1}};
+  // B, the node that will be fenced, is the only one with a pool at first:
+  // the actor lands there.
+  ClusterOptions b_options = node;
+  b_options.session_root = b_root.path();
+  b_options.restart_on_fence = true;
+  b_options.raylet_port = FreePortBelowEphemeralRange();
+  auto b = StartCluster(b_options);
+  ASSERT_TRUE(b.ok()) << b.status();
+  InitOptions driver;
+  driver.address = h->gcs_address;
+  driver.session_root = head_root.path();
+  driver.code_search_path = {TestLib()};
+  loom::Init(driver);
+  auto counter = Actor(MakeCounter)
+                     .SetResource("pool", 1)
+                     .SetMaxRestarts(1)
+                     .SetMaxTaskRetries(-1)
+                     .Remote(5);
+  pid_t raylet = b->pids.back();
+  ASSERT_EQ(*Get(counter.Task(&Counter::RayletPid).Remote(), 30000), raylet);
+  pid_t actor = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
+  ClusterOptions c_options = node;
+  c_options.session_root = c_root.path();
+  auto c = StartCluster(c_options);
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::string old_id = NodeOfRaylet(h->gcs_address, raylet, true);
+  ASSERT_FALSE(old_id.empty());
+  // B freezes, is declared dead, and its actor restarts on C.
+  ASSERT_EQ(kill(raylet, SIGSTOP), 0);
+  ASSERT_EQ(kill(actor, SIGSTOP), 0);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return NodeOfRaylet(h->gcs_address, raylet, false) == old_id; },
+      absl::Seconds(5)));
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 60000), 6);
+  EXPECT_EQ(*Get(counter.Task(&Counter::RayletPid).Remote(), 30000),
+            c->pids.back());
+  // B comes back: fenced, it kills its old actor and rejoins as a new node
+  // (the same process: it re-executes itself).
+  ASSERT_EQ(kill(actor, SIGCONT), 0);
+  ASSERT_EQ(kill(raylet, SIGCONT), 0);
+  std::string new_id;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        new_id = NodeOfRaylet(h->gcs_address, raylet, true);
+        return !new_id.empty();
+      },
+      absl::Seconds(15)));
+  ASSERT_FALSE(new_id.empty());
+  EXPECT_NE(new_id, old_id);
+  EXPECT_EQ(NodeOfRaylet(h->gcs_address, raylet, false), old_id);
+  EXPECT_TRUE(WaitUntil([&] { return kill(actor, 0) != 0; }, absl::Seconds(5)));
+  auto st = ClusterStatus(h->gcs_address);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(CountNodes(*st, true), 3);
+  EXPECT_EQ(CountNodes(*st, false), 1);
+  for (const auto& n : st->nodes()) {
+    if (n.node_id() == new_id)
+      EXPECT_EQ(n.raylet_port(), b_options.raylet_port);
+  }
+  // It wrote its ready file again, with its (same) port.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto ready = ReadFileToString(b->session_dir + "/raylet.ready");
+        return ready.ok() &&
+               ready->find(absl::StrCat(":", b_options.raylet_port, " ")) !=
+                   std::string::npos;
+      },
+      absl::Seconds(5)));
+  // The restarted actor kept its state; a task runs on the new node.
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 30000), 7);
+  std::string new_hex = NodeId::FromBinary(new_id)->Hex();
+  EXPECT_EQ(*Get(Task(Echo).SetNodeAffinity(new_hex).Remote(3), 30000), 3);
+  loom::Shutdown();
+  // It still follows its lifeline: closing it stops the raylet.
+  close(b->lifeline_fd);
+  b->lifeline_fd = -1;
+  EXPECT_TRUE(WaitForExit(raylet, absl::Seconds(5)));
+  b->pids.pop_back();
+  StopCluster(*c);
+  StopCluster(*h);
 }
 
 // A host that freezes (SIGSTOP: its connections stay open, as in a network
