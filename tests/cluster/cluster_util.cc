@@ -66,45 +66,6 @@ int FreePortBelowEphemeralRange() {
   return 0;
 }
 
-HeadAndNode::HeadAndNode(std::map<std::string, double> resources,
-                         const std::function<void(ClusterOptions&)>& tune) {
-  ClusterOptions h;
-  h.session_root = head_root.path();
-  h.num_cpus = 1;
-  if (tune) tune(h);
-  auto started = StartCluster(h);
-  if (!started.ok()) {
-    status = started.status();
-    return;
-  }
-  head = *started;
-  ClusterOptions n;
-  n.session_root = node_root.path();
-  n.head_address = head.gcs_address;
-  n.num_cpus = 1;
-  n.resources = std::move(resources);
-  started = StartCluster(n);
-  if (!started.ok()) {
-    status = started.status();
-    return;
-  }
-  node = *started;
-}
-
-HeadAndNode::~HeadAndNode() {
-  loom::Shutdown();
-  if (!node.pids.empty()) StopCluster(node);
-  if (!head.pids.empty()) StopCluster(head);
-}
-
-void HeadAndNode::Connect() const {
-  InitOptions options;
-  options.address = head.gcs_address;
-  options.session_root = head_root.path();
-  options.code_search_path = {TestLib()};
-  loom::Init(options);
-}
-
 CommandResult RunCommand(const std::string& command) {
   CommandResult result{-1, ""};
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
