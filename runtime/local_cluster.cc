@@ -5,6 +5,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -42,9 +43,10 @@ absl::StatusOr<std::string> WaitReady(const std::string& path, pid_t pid,
     }
     if (!ProcessAlive(pid)) {
       auto log = ReadFileToString(err_log);
+      std::string file = path.substr(path.rfind('/') + 1);
       return absl::InternalError(absl::StrCat(
-          path.substr(path.rfind('/') + 1),
-          ": daemon exited before ready: ", log.ok() ? *log : "(no log)"));
+          "the ", file.substr(0, file.find('.')),
+          " exited before it was ready: ", log.ok() ? *log : "(no log)"));
     }
     absl::SleepFor(absl::Milliseconds(2));
   }
@@ -173,6 +175,7 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
     argv.insert(argv.end(),
                 {"--heartbeat-ms", absl::StrCat(options.heartbeat_ms)});
   }
+  if (options.restart_on_fence) argv.push_back("--restart-on-fence");
   auto pid = SpawnDaemon("raylet", argv, *dir, cluster, child_fd);
   if (!pid.ok()) return fail(pid.status());
   cluster.pids.push_back(*pid);
@@ -244,15 +247,27 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
   // (any address of its own: loopback or an interface's).
   auto local = [&](const rpc::NodeInfo& n) { return IsLocalAddress(n.host()); };
   const rpc::NodeInfo* pick = nullptr;
+  std::set<std::string> elsewhere;
   for (const auto& node : reply.nodes()) {
-    if (!node.alive() || !local(node)) continue;
+    if (!node.alive()) continue;
+    if (!local(node)) {
+      elsewhere.insert(node.host());
+      continue;
+    }
     if (pick == nullptr || node.session_dir() == latest) pick = &node;
   }
   if (pick == nullptr) {
-    return absl::UnavailableError(
-        "no raylet of this cluster runs on this machine: start one with "
-        "`loom start --address " +
-        gcs_address + "`");
+    return absl::UnavailableError(absl::StrCat(
+        "no raylet of the cluster at ", gcs_address, " runs on this machine (",
+        elsewhere.empty()
+            ? std::string("the head lists no alive node")
+            : "its nodes run on " + absl::StrJoin(elsewhere, ", "),
+        "), and a driver works through its own machine's raylet. Start one "
+        "here with `loom start --address ",
+        gcs_address,
+        "` and connect again, or run the driver on a machine of the cluster "
+        "(job submission, which runs a driver inside the cluster, is coming "
+        "later)"));
   }
   return LocalRaylet{absl::StrCat(pick->host(), ":", pick->raylet_port()),
                      pick->session_dir()};

@@ -44,6 +44,9 @@ struct ClusterOptions {
   int64_t node_timeout_ms = 5000;
   int64_t heartbeat_ms = 0;  // 0: the raylet's default
   bool detach = false;       // true for `loom start`
+  // The raylet rejoins as a new node when the head fences it, instead of
+  // exiting (loom-raylet --restart-on-fence).
+  bool restart_on_fence = false;
 };
 
 struct ClusterHandle {

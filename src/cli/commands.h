@@ -34,6 +34,8 @@ struct StartArgs {
   std::string bind_address;
   std::string token_file;  // empty: $LOOM_AUTH_TOKEN, else found or made
   bool no_auth = false;
+  // When the head fences this node's raylet, it rejoins as a new node.
+  bool restart_on_fence = false;
 };
 
 int Start(const StartArgs& args);

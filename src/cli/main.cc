@@ -9,10 +9,12 @@
 #include <iostream>
 
 #include "src/cli/commands.h"
+#include "src/common/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"loom: start, stop and inspect Loom clusters"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", loom::ToString(loom::ThisVersion()));
   loom::cli::StartArgs start;
   std::string session_root;
   std::string address;
@@ -59,6 +61,10 @@ int main(int argc, char** argv) {
                         "machine's)");
   start_cmd->add_flag("--no-auth", start.no_auth,
                       "No cluster token (only with loopback addresses)");
+  start_cmd->add_flag(
+      "--restart-on-fence", start.restart_on_fence,
+      "When the head declared this node dead and it comes back, kill its "
+      "workers and rejoin as a new node (default: its raylet exits)");
   start_cmd->add_option(
       "--session-root", session_root,
       "Root for session directories (default $LOOM_SESSION_ROOT or /tmp/loom)");

@@ -19,6 +19,9 @@ int WaitForStopSignal();
 // A raylet's exit status when the head fenced it: it had been declared dead
 // (cut off, or silent past the node timeout) and came back.
 inline constexpr int kFencedExitCode = 3;
+// A raylet's exit status when the head refused it for running another
+// protocol or build (see src/common/version.h); its stderr names both.
+inline constexpr int kVersionMismatchExitCode = 4;
 
 }  // namespace loom
 

@@ -1,11 +1,13 @@
 #include "src/common/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -98,10 +100,15 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
   return pid;
 }
 
+namespace {
+std::atomic<bool> g_follows_lifeline{false};
+}  // namespace
+
 void WatchLifelineFromEnv() {
   const char* env = std::getenv("LOOM_LIFELINE");
   if (env == nullptr || std::string(env) != "1") return;
   unsetenv("LOOM_LIFELINE");
+  g_follows_lifeline = true;
   fcntl(kLifelineFd, F_SETFD, FD_CLOEXEC);
   std::thread([] {
     char buf[64];
@@ -110,6 +117,36 @@ void WatchLifelineFromEnv() {
       if (n == 0 || (n < 0 && errno != EINTR)) _exit(0);
     }
   }).detach();
+}
+
+absl::Status ExecSelf(const std::vector<std::string>& argv) {
+  if (argv.empty()) return absl::InvalidArgumentError("empty argv");
+  bool lifeline = g_follows_lifeline;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(dir)) {
+      int fd = std::atoi(e->d_name);
+      if (fd <= 2 || fd == dirfd(dir) || (lifeline && fd == kLifelineFd)) {
+        continue;
+      }
+      fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    closedir(dir);
+  }
+  if (lifeline) {
+    fcntl(kLifelineFd, F_SETFD, 0);
+    setenv("LOOM_LIFELINE", "1", 1);
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv("/proc/self/exe", args.data());
+  int err = errno;
+  if (lifeline) {
+    fcntl(kLifelineFd, F_SETFD, FD_CLOEXEC);
+    unsetenv("LOOM_LIFELINE");
+  }
+  return absl::InternalError(
+      absl::StrCat("exec /proc/self/exe: ", std::strerror(err)));
 }
 
 bool ProcessAlive(pid_t pid) {

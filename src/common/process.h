@@ -47,6 +47,14 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);
 // process when the parent's end closes.
 void WatchLifelineFromEnv();
 
+// Replaces this process with a new run of its own executable
+// (/proc/self/exe: the same binary even if the file was replaced since; the
+// same pid) with `argv`. Every descriptor but stdin, stdout, stderr and the
+// lifeline this process follows (WatchLifelineFromEnv) closes on exec, so
+// the new run can bind the same ports and sockets, and still exits with its
+// parent. Returns only on failure.
+absl::Status ExecSelf(const std::vector<std::string>& argv);
+
 bool ProcessAlive(pid_t pid);
 // Reaps if pid is our child; for other processes polls kill(pid, 0).
 bool WaitForExit(pid_t pid, absl::Duration timeout);

@@ -46,9 +46,9 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
           &metrics->Counter("loom_gcs_log_lines_dropped_total",
                             "Worker output lines dropped because a job's "
                             "buffer at the head was full")}),
-      nodes_(NodeTable::Options{&store_, &publisher_, options.clock,
-                                options.node_timeout,
-                                [this](const NodeId& n) { OnNodeDead(n); }}),
+      nodes_(NodeTable::Options{
+          &store_, &publisher_, options.clock, options.node_timeout,
+          [this](const NodeId& n) { OnNodeDead(n); }, options.version}),
       nodes_alive_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
                                   {{"state", "alive"}})),
       nodes_dead_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
@@ -121,7 +121,8 @@ void GcsServer::OnNodeDead(const NodeId& node) {
 void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
                                    rpc::RegisterNodeReply* reply, Done done) {
   reply->set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(nodes_.timeout()));
-  done(nodes_.Register(req.node()));
+  done(nodes_.Register(req.node(),
+                       Version{req.protocol_version(), req.build_version()}));
 }
 
 void GcsServer::HandleHeartbeat(const rpc::HeartbeatRequest& req,

@@ -19,6 +19,7 @@
 #include "src/common/calls_in_flight.h"
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
+#include "src/common/version.h"
 #include "src/gcs/actor_manager.h"
 #include "src/gcs/global_scheduler.h"
 #include "src/gcs/log_channel.h"
@@ -35,6 +36,8 @@ class GcsServer {
   struct Options {
     absl::Duration node_timeout = absl::Seconds(5);
     Clock* clock = Clock::Real();
+    // What nodes must match to register (tests make a head of another build).
+    Version version = ThisVersion();
   };
   GcsServer(Options options, Metrics* metrics);
   ~GcsServer();

@@ -11,6 +11,7 @@
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
+#include "src/common/version.h"
 #include "src/gcs/gcs_service.h"
 
 int main(int argc, char** argv) {
@@ -39,6 +40,10 @@ int main(int argc, char** argv) {
   app.add_option("--node-timeout-ms", node_timeout_ms,
                  "A node silent this long is dead")
       ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  loom::Version version = loom::ThisVersion();
+  app.set_version_flag("--version", loom::ToString(version));
+  // Hidden: a head that claims another build, for tests of the refusal.
+  app.add_option("--build-version-for-testing", version.build)->group("");
   CLI11_PARSE(app, argc, argv);
 
   loom::InitLogging("gcs", session_dir.empty() ? "" : session_dir + "/logs");
@@ -64,7 +69,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   loom::gcs::GcsServer server(
-      {.node_timeout = absl::Milliseconds(node_timeout_ms)}, &metrics);
+      {.node_timeout = absl::Milliseconds(node_timeout_ms), .version = version},
+      &metrics);
   server.Start();
   loom::gcs::GcsService service(&server);
   int bound = 0;
@@ -77,8 +83,8 @@ int main(int argc, char** argv) {
                  std::string(grpc_server.status().message()).c_str());
     return 1;
   }
-  spdlog::info("loom-gcs listening on {}:{}, metrics on {}", host, bound,
-               *mport);
+  spdlog::info("loom-gcs listening on {}:{}, metrics on {}; {}", host, bound,
+               *mport, loom::ToString(version));
   if (!session_dir.empty()) {
     auto s = loom::WriteFileAtomic(session_dir + "/gcs.ready",
                                    absl::StrCat(host, ":", bound, " ", *mport));

@@ -7,7 +7,8 @@
 
 namespace loom::gcs {
 
-absl::Status NodeTable::Register(const rpc::NodeInfo& info) {
+absl::Status NodeTable::Register(const rpc::NodeInfo& info,
+                                 const Version& version) {
   auto id = ParseId<NodeId>(info.node_id(), "node_id");
   if (!id.ok()) return id.status();
   if (info.raylet_port() <= 0 || info.raylet_port() > 65535) {
@@ -18,6 +19,14 @@ absl::Status NodeTable::Register(const rpc::NodeInfo& info) {
   }
   auto total = ResourcesFromProto(info.total());
   if (!total.ok()) return total.status();
+  if (version.build.size() > 256) {
+    return absl::InvalidArgumentError("build_version longer than 256 bytes");
+  }
+  if (auto s = CheckNodeVersion(version, options_.version); !s.ok()) {
+    spdlog::warn("refused node {} at {}:{}: {}", id->Hex(), info.host(),
+                 info.raylet_port(), std::string(s.message()));
+    return s;
+  }
   if (auto it = nodes_.find(*id); it != nodes_.end() && !it->second.alive()) {
     return Fenced(*id);
   }

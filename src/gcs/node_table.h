@@ -19,6 +19,7 @@
 #include "scheduler/resource_set.h"
 #include "src/common/clock.h"
 #include "src/common/ids.h"
+#include "src/common/version.h"
 #include "src/gcs/pubsub.h"
 #include "src/gcs/storage.h"
 
@@ -33,11 +34,16 @@ class NodeTable {
     Clock* clock;
     absl::Duration timeout = absl::Seconds(5);
     std::function<void(const NodeId&)> on_node_dead;
+    // The head's own: a node must run the same protocol and build.
+    Version version = ThisVersion();
   };
   explicit NodeTable(Options options) : options_(std::move(options)) {}
 
-  // FailedPrecondition for a node this head declared dead: it is fenced.
-  absl::Status Register(const rpc::NodeInfo& info);
+  // FailedPrecondition for a node whose `version` differs from the head's
+  // (naming both; see CheckNodeVersion), and for a node this head declared
+  // dead: it is fenced. A refused node is not listed.
+  absl::Status Register(const rpc::NodeInfo& info,
+                        const Version& version = ThisVersion());
   // NotFound for a node that is unknown (a restarted head): it must register
   // again. FailedPrecondition for one declared dead: it is fenced, and must
   // stop; its work went elsewhere.

@@ -4,6 +4,7 @@
 
 #include "absl/time/clock.h"
 #include "src/common/rpc.h"
+#include "src/common/version.h"
 
 namespace loom::raylet {
 
@@ -11,14 +12,21 @@ GcsLink::GcsLink(Options options)
     : options_(std::move(options)),
       stub_(rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address))) {}
 
+rpc::RegisterNodeRequest GcsLink::Registration() const {
+  rpc::RegisterNodeRequest req;
+  *req.mutable_node() = options_.self;
+  req.set_protocol_version(kProtocolVersion);
+  req.set_build_version(BuildVersion());
+  return req;
+}
+
 absl::Status GcsLink::RegisterBlocking(absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   absl::Duration backoff = absl::Milliseconds(50);
   while (true) {
     grpc::ClientContext ctx;
     rpc::SetTimeout(&ctx, 2000);
-    rpc::RegisterNodeRequest req;
-    *req.mutable_node() = options_.self;
+    rpc::RegisterNodeRequest req = Registration();
     rpc::RegisterNodeReply reply;
     grpc::Status s = stub_->RegisterNode(&ctx, req, &reply);
     if (s.ok()) {
@@ -69,7 +77,7 @@ void GcsLink::Heartbeat() {
             ReRegister();
           } else if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
             stopped_ = true;
-            if (options_.on_fenced) options_.on_fenced(s.error_message());
+            if (options_.on_refused) options_.on_refused(rpc::ToAbsl(s));
             return;
           } else {
             if (connected_) {
@@ -94,14 +102,14 @@ void GcsLink::ReRegister() {
     rpc::RegisterNodeReply reply;
   };
   auto call = std::make_shared<Call>();
-  *call->req.mutable_node() = options_.self;
+  call->req = Registration();
   rpc::SetTimeout(&call->ctx, 2000);
   stub_->async()->RegisterNode(
       &call->ctx, &call->req, &call->reply, [this, call](grpc::Status s) {
         if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
           options_.loop->Post([this, s] {
             stopped_ = true;
-            if (options_.on_fenced) options_.on_fenced(s.error_message());
+            if (options_.on_refused) options_.on_refused(rpc::ToAbsl(s));
           });
         } else if (!s.ok()) {
           spdlog::warn("re-register failed: {}", s.error_message());

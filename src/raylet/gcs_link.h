@@ -34,12 +34,17 @@ class GcsLink {
     std::function<void(const rpc::HeartbeatReply&)> on_view;
     // After registering again with a head that restarted (on the loop).
     std::function<void()> on_reregistered;
-    // The head declared this node dead (it was cut off, or stopped
-    // answering): it must stop; the head's message says why (on the loop).
-    std::function<void(const std::string&)> on_fenced;
+    // The head refused this node after it had joined (on the loop): it
+    // declared it dead (it was cut off, or stopped answering: fenced), or,
+    // having restarted, it runs another version (IsVersionMismatch). Either
+    // way the node must not go on; the status says why.
+    std::function<void(const absl::Status&)> on_refused;
   };
   explicit GcsLink(Options options);
 
+  // Registers this node, retrying while the head is unreachable. A refusal
+  // is returned at once: FAILED_PRECONDITION for a node of another version
+  // (IsVersionMismatch) names both versions.
   absl::Status RegisterBlocking(absl::Duration timeout);
   void StartHeartbeats();
   void MarkJobFinished(const std::string& job_id, bool driver_died);
@@ -54,6 +59,7 @@ class GcsLink {
  private:
   void Heartbeat();
   void ReRegister();
+  rpc::RegisterNodeRequest Registration() const;
 
   Options options_;
   std::unique_ptr<rpc::Gcs::Stub> stub_;

@@ -1,5 +1,6 @@
 // loom-raylet: the node daemon. Registers with the head, grants worker
 // leases, runs the worker pool.
+#include <dirent.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -7,6 +8,7 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "src/common/auth.h"
@@ -15,9 +17,26 @@
 #include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/session.h"
+#include "src/common/version.h"
 #include "src/common/wire.h"
 #include "src/raylet/gpus.h"
 #include "src/raylet/raylet_service.h"
+
+namespace {
+
+// Deletes the object files the store spilled to `dir` (named by object id).
+void RemoveSpilledCopies(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    auto id = loom::ObjectId::FromBinary(absl::HexStringToBytes(name));
+    if (id.ok() && id->Hex() == name) unlink((dir + "/" + name).c_str());
+  }
+  closedir(d);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   loom::BlockStopSignals();
@@ -69,6 +88,12 @@ int main(int argc, char** argv) {
   app.add_option("--idle-worker-timeout-ms", idle_timeout_ms);
   app.add_option("--infeasible-grace-ms", infeasible_grace_ms)
       ->check(CLI::Range(0, 3600000));
+  bool restart_on_fence = false;
+  app.add_flag("--restart-on-fence", restart_on_fence,
+               "When the head fences this node (it declared it dead and it "
+               "came back), kill its workers and rejoin as a new node "
+               "instead of exiting");
+  app.set_version_flag("--version", loom::ToString(loom::ThisVersion()));
   CLI11_PARSE(app, argc, argv);
 
   loom::InitLogging("raylet", session_dir.empty() ? "" : session_dir + "/logs");
@@ -176,6 +201,20 @@ int main(int argc, char** argv) {
     store = std::move(*started);
     options.object_store = store.get();
   }
+  if (restart_on_fence) {
+    // The workers are dead by now; the exec frees the object store's
+    // memory, and the spilled copies go too: the node's objects are lost to
+    // the cluster. The new run writes raylet.ready again once registered.
+    options.restart_when_fenced =
+        [argv = std::vector<std::string>(argv, argv + argc), session_dir,
+         spill_dir] {
+          if (!session_dir.empty())
+            unlink((session_dir + "/raylet.ready").c_str());
+          if (!spill_dir.empty()) RemoveSpilledCopies(spill_dir);
+          absl::Status s = loom::ExecSelf(argv);
+          spdlog::error("cannot restart: {}", std::string(s.message()));
+        };
+  }
   loom::raylet::NodeManager node(options, &metrics);
   std::unique_ptr<loom::ObjectStoreClient> store_client;
   std::unique_ptr<loom::raylet::ObjectManager> object_manager;
@@ -209,8 +248,13 @@ int main(int argc, char** argv) {
   node.set_port(bound);
   absl::Status s = node.Start(absl::Seconds(30));
   if (!s.ok()) {
+    spdlog::critical("cannot join the head at {}: {}", gcs_address,
+                     std::string(s.message()));
+    spdlog::default_logger()->flush();
     std::fprintf(stderr, "loom-raylet: %s\n", std::string(s.message()).c_str());
-    return 1;
+    // Without destructors, as below: the metrics endpoint's take seconds.
+    spdlog::shutdown();
+    _exit(loom::IsVersionMismatch(s) ? loom::kVersionMismatchExitCode : 1);
   }
   spdlog::info("loom-raylet on {}:{} (metrics {}), resources {}", host, bound,
                *mport, total->ToString());

@@ -3,12 +3,14 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
+#include "src/common/version.h"
 #include "src/common/wire.h"
 
 namespace loom::raylet {
@@ -78,7 +80,7 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
       [this] {
         if (object_manager_) object_manager_->ReReportCopies();
       },
-      [this](const std::string& why) { Fence(why); }});
+      [this](const absl::Status& why) { OnRefused(why); }});
   absl::Status s = gcs_->RegisterBlocking(register_timeout);
   if (!s.ok()) return s;
   loop_.Start();
@@ -109,13 +111,23 @@ void NodeManager::HandleFlushLogs(const rpc::FlushJobLogsRequest& req,
   logs_->Flush(*job, std::move(done));        // done on the monitor's thread
 }
 
-void NodeManager::Fence(const std::string& why) {
-  // Its actors may run elsewhere now and its tasks were retried: nothing
-  // here may run on. The workers go first, then the process, at once.
-  spdlog::critical("fenced by the head, exiting: {}", why);
+void NodeManager::OnRefused(const absl::Status& why) {
+  // Fenced: its actors may run elsewhere now and its tasks were retried, so
+  // nothing here may run on. The workers go first, then the process, at
+  // once.
   pool_->KillAll();
+  bool mismatch = IsVersionMismatch(why);
+  if (!mismatch && options_.restart_when_fenced) {
+    spdlog::critical("fenced by the head, restarting as a new node: {}",
+                     std::string(why.message()));
+    spdlog::default_logger()->flush();
+    options_.restart_when_fenced();
+  }
+  spdlog::critical("{} by the head, exiting: {}",
+                   mismatch ? "refused" : "fenced", std::string(why.message()));
   spdlog::default_logger()->flush();
-  std::_Exit(kFencedExitCode);
+  std::fprintf(stderr, "loom-raylet: %s\n", std::string(why.message()).c_str());
+  std::_Exit(mismatch ? kVersionMismatchExitCode : kFencedExitCode);
 }
 
 void NodeManager::Stop() {

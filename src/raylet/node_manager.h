@@ -57,6 +57,10 @@ class NodeManager {
     absl::Duration heartbeat_period = absl::Milliseconds(500);
     absl::Duration infeasible_grace = absl::Seconds(3);
     Clock* clock = Clock::Real();
+    // When the head fences this node: after its workers are killed, start
+    // again as a new node (--restart-on-fence: re-exec the raylet); returns
+    // only if that failed. Empty: exit with kFencedExitCode.
+    std::function<void()> restart_when_fenced;
   };
   NodeManager(Options options, Metrics* metrics);
   ~NodeManager();
@@ -153,9 +157,11 @@ class NodeManager {
   // The head published the job's end (its driver finished or died, on any
   // node): its leases, queued requests and workers here are freed.
   void OnJobFinished(const std::string& job_id);
-  // The head declared this node dead: kill the workers and exit with
+  // The head refused this node (GcsLink's on_refused): kill the workers and
+  // exit, with kVersionMismatchExitCode for another version, else (declared
+  // dead: fenced) restart as a new node (restart_when_fenced) or exit with
   // kFencedExitCode.
-  [[noreturn]] void Fence(const std::string& why);
+  [[noreturn]] void OnRefused(const absl::Status& why);
   rpc::NodeInfo SelfInfo() const;
   void Cancel(uint64_t handle, const std::string& why);
 

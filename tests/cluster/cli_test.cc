@@ -1,8 +1,13 @@
 // Cluster tests: the loom command line.
 #include <regex>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loom/loom.h"
+#include "proto/gcs.grpc.pb.h"
+#include "src/common/ids.h"
+#include "src/common/rpc.h"
+#include "src/common/version.h"
 #include "tests/cluster/cluster_util.h"
 #include "tests/cluster/test_functions.h"
 
@@ -171,6 +176,46 @@ TEST(Cli, APortInUseIsRefused) {
         return PidsMatching(a.path()).empty() && PidsMatching(b.path()).empty();
       },
       absl::Seconds(5)));
+}
+
+// A driver joining a cluster with no raylet on this machine (a head alone,
+// whose only node runs on another host) is told to start one here or to run
+// the driver inside the cluster, and is left uninitialized.
+TEST(Join, ADriverOnAMachineWithoutARayletIsToldToStartOne) {
+  TempRoot root;
+  auto head = StartHeadOnly(root.path());
+  ASSERT_TRUE(head.ok()) << head.status();
+  const std::string& address = head->gcs_address;
+  InitOptions options;
+  options.address = address;
+  options.session_root = root.path();
+  auto refused = [&](const std::string& where) {
+    return ::testing::ThrowsMessage<Error>(::testing::AllOf(
+        ::testing::HasSubstr("no raylet of the cluster at " + address +
+                             " runs on this machine (" + where + ")"),
+        ::testing::HasSubstr("`loom start --address " + address + "`"),
+        ::testing::HasSubstr("job submission")));
+  };
+  EXPECT_THAT([&] { loom::Init(options); },
+              refused("the head lists no alive node"));
+  EXPECT_FALSE(loom::IsInitialized());
+  // A node on another host (registered by hand: nothing connects to it).
+  auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(address));
+  grpc::ClientContext ctx;
+  rpc::SetTimeout(&ctx, 5000);
+  rpc::RegisterNodeRequest req;
+  req.mutable_node()->set_node_id(NodeId::FromRandom().Binary());
+  req.mutable_node()->set_host("198.51.100.7");
+  req.mutable_node()->set_raylet_port(7000);
+  (*req.mutable_node()->mutable_total()->mutable_quantities())["CPU"] = 1;
+  req.set_protocol_version(kProtocolVersion);
+  req.set_build_version(BuildVersion());
+  rpc::RegisterNodeReply reply;
+  ASSERT_TRUE(gcs->RegisterNode(&ctx, req, &reply).ok());
+  EXPECT_THAT([&] { loom::Init(options); },
+              refused("its nodes run on 198.51.100.7"));
+  EXPECT_FALSE(loom::IsInitialized());
+  StopCluster(*head);
 }
 
 }  // namespace

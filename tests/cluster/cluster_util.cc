@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "loom/loom.h"
 #include "proto/gcs.grpc.pb.h"
+#include "src/common/auth.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
 
@@ -63,45 +64,6 @@ int FreePortBelowEphemeralRange() {
     if (free) return port;
   }
   return 0;
-}
-
-HeadAndNode::HeadAndNode(std::map<std::string, double> resources,
-                         const std::function<void(ClusterOptions&)>& tune) {
-  ClusterOptions h;
-  h.session_root = head_root.path();
-  h.num_cpus = 1;
-  if (tune) tune(h);
-  auto started = StartCluster(h);
-  if (!started.ok()) {
-    status = started.status();
-    return;
-  }
-  head = *started;
-  ClusterOptions n;
-  n.session_root = node_root.path();
-  n.head_address = head.gcs_address;
-  n.num_cpus = 1;
-  n.resources = std::move(resources);
-  started = StartCluster(n);
-  if (!started.ok()) {
-    status = started.status();
-    return;
-  }
-  node = *started;
-}
-
-HeadAndNode::~HeadAndNode() {
-  loom::Shutdown();
-  if (!node.pids.empty()) StopCluster(node);
-  if (!head.pids.empty()) StopCluster(head);
-}
-
-void HeadAndNode::Connect() const {
-  InitOptions options;
-  options.address = head.gcs_address;
-  options.session_root = head_root.path();
-  options.code_search_path = {TestLib()};
-  loom::Init(options);
 }
 
 CommandResult RunCommand(const std::string& command) {
@@ -221,6 +183,61 @@ bool StaysTrue(const std::function<bool()>& condition, absl::Duration period) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   return condition();
+}
+
+absl::StatusOr<ClusterHandle> StartHeadOnly(
+    const std::string& root, const std::vector<std::string>& extra_args) {
+  auto dir = CreateSessionDir(root);
+  if (!dir.ok()) return dir.status();
+  auto lifeline = MakeLifeline();
+  if (!lifeline.ok()) return lifeline.status();
+  ClusterHandle head;
+  head.session_dir = *dir;
+  head.lifeline_fd = lifeline->parent_fd;
+  // A token of its own, this process's too, as StartCluster makes one.
+  head.auth_token = NewClusterToken();
+  auto written = WriteTokenFile(*dir + "/" + kAuthTokenFile, head.auth_token);
+  if (!written.ok()) {
+    close(lifeline->child_fd);
+    StopCluster(head);
+    return written;
+  }
+  rpc::SetClusterToken(head.auth_token);
+  SpawnOptions spawn;
+  spawn.argv = {BinDir() + "/loom-gcs", "--port", "0", "--session-dir", *dir};
+  spawn.extra_env = {std::string(kAuthTokenEnv) + "=" + head.auth_token};
+  spawn.argv.insert(spawn.argv.end(), extra_args.begin(), extra_args.end());
+  spawn.stdout_path = *dir + "/logs/gcs.out";
+  spawn.stderr_path = *dir + "/logs/gcs.err";
+  spawn.lifeline_fd = lifeline->child_fd;
+  auto pid = Spawn(spawn);
+  close(lifeline->child_fd);
+  if (!pid.ok()) {
+    StopCluster(head);
+    return pid.status();
+  }
+  head.pids.push_back(*pid);
+  std::string ready;
+  WaitUntil(
+      [&] {
+        auto text = ReadFileToString(*dir + "/gcs.ready");
+        if (text.ok()) ready = *text;
+        return !ready.empty() || !ProcessAlive(*pid);
+      },
+      absl::Seconds(20));
+  if (ready.empty()) {
+    StopCluster(head);
+    return absl::UnavailableError("loom-gcs did not start; see " + *dir +
+                                  "/logs");
+  }
+  head.gcs_address = ready.substr(0, ready.find(' '));
+  // Drivers and the CLI find the cluster, and its token, by this file.
+  auto s = WriteFileAtomic(*dir + "/address", head.gcs_address);
+  if (!s.ok()) {
+    StopCluster(head);
+    return s;
+  }
+  return head;
 }
 
 absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(

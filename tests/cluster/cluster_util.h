@@ -64,22 +64,13 @@ bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
 // thing would have happened (a control's, or the daemon's period).
 bool StaysTrue(const std::function<bool()>& condition, absl::Duration period);
 
-// A head (1 CPU) and one node joined to it with `resources`, each under a
-// root of its own; `tune` adjusts the head's options first. Both stop (after
-// loom::Shutdown) when this goes away; `status` says whether they started.
-class HeadAndNode {
- public:
-  explicit HeadAndNode(
-      std::map<std::string, double> resources,
-      const std::function<void(ClusterOptions&)>& tune = nullptr);
-  ~HeadAndNode();
-  // loom::Init as a driver of this cluster.
-  void Connect() const;
-
-  TempRoot head_root, node_root;
-  absl::Status status;
-  ClusterHandle head, node;
-};
+// A head alone (loom-gcs, no raylet: a machine where no node runs) in a new
+// session under `root`, tied to this process by a lifeline; `extra_args` go
+// to loom-gcs. Its new token is written to the session and made this
+// process's (rpc::SetClusterToken), as StartCluster does. StopCluster stops
+// it.
+absl::StatusOr<ClusterHandle> StartHeadOnly(
+    const std::string& root, const std::vector<std::string>& extra_args = {});
 
 absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(
     const std::string& gcs_address);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -19,6 +20,7 @@
 #include "src/common/rpc.h"
 #include "src/common/session.h"
 #include "tests/cluster/cluster_util.h"
+#include "tests/cluster/test_cluster.h"
 #include "tests/cluster/test_functions.h"
 
 namespace loom::test {
@@ -72,67 +74,42 @@ TEST_F(WorkerDeathTest, RetriesUsedUpGiveWorkerCrashedError) {
 }
 
 TEST(NodeDeath, HeadSeesAKilledRayletAsDeadWithinItsTimeout) {
-  TempRoot head_root, node_root;
-  ClusterOptions head;
-  head.session_root = head_root.path();
-  head.num_cpus = 1;
-  head.node_timeout_ms = 1000;
-  auto h = StartCluster(head);
-  ASSERT_TRUE(h.ok()) << h.status();
-  ClusterOptions node;
-  node.session_root = node_root.path();
-  node.head_address = h->gcs_address;
-  node.num_cpus = 1;
-  auto n = StartCluster(node);
-  ASSERT_TRUE(n.ok()) << n.status();
-  auto s = ClusterStatus(h->gcs_address);
+  Cluster cluster({.node_timeout_ms = 1000});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  Cluster::Node* node = cluster.AddNode();
+  ASSERT_NE(node, nullptr);
+  auto s = ClusterStatus(cluster.address());
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(CountNodes(*s, true), 2);
-  ASSERT_TRUE(
-      WaitUntil([&] { return PidsMatching(node_root.path()).size() >= 2; },
-                absl::Seconds(5)));  // raylet and its workers
+  ASSERT_TRUE(WaitUntil([&] { return PidsMatching(node->root()).size() >= 2; },
+                        absl::Seconds(5)));  // raylet and its workers
   absl::Time killed = absl::Now();
-  kill(n->pids.back(), SIGKILL);
+  kill(node->raylet_pid(), SIGKILL);
   EXPECT_TRUE(WaitUntil(
       [&] {
-        auto st = ClusterStatus(h->gcs_address);
+        auto st = ClusterStatus(cluster.address());
         return st.ok() && CountNodes(*st, false) == 1;
       },
       absl::Seconds(4)));
   EXPECT_LT(absl::Now() - killed, absl::Seconds(4));
   // Its workers followed it (lifeline).
-  EXPECT_TRUE(WaitUntil([&] { return PidsMatching(node_root.path()).empty(); },
+  EXPECT_TRUE(WaitUntil([&] { return PidsMatching(node->root()).empty(); },
                         absl::Seconds(5)));
-  StopCluster(*n);
-  StopCluster(*h);
 }
 
 // A head whose nodes die after 1 s of silence, and two hosts with one
-// "pool" each (`cluster.node` and `other`), a driver connected.
+// "pool" each, a driver connected.
 struct TwoPoolHosts {
-  TwoPoolHosts()
-      : cluster({{"pool", 1}},
-                [](ClusterOptions& h) { h.node_timeout_ms = 1000; }) {
-    if (!cluster.status.ok()) return;
-    ClusterOptions o;
-    o.session_root = other_root.path();
-    o.head_address = cluster.head.gcs_address;
-    o.num_cpus = 1;
-    o.resources = {{"pool", 1}};
-    auto started = StartCluster(o);
-    status = started.status();
-    if (!started.ok()) return;
-    other = *started;
-    cluster.Connect();
+  TwoPoolHosts() {
+    if (!cluster.status().ok()) return;
+    a = cluster.AddNode({.resources = {{"pool", 1}}});
+    b = cluster.AddNode({.resources = {{"pool", 1}}});
+    if (a != nullptr && b != nullptr) cluster.Connect();
   }
-  ~TwoPoolHosts() {
-    loom::Shutdown();
-    StopCluster(other);
-  }
-  HeadAndNode cluster;
-  TempRoot other_root;
-  ClusterHandle other;
-  absl::Status status = cluster.status;
+  bool ok() const { return a != nullptr && b != nullptr; }
+  Cluster cluster{{.node_timeout_ms = 1000}};
+  Cluster::Node* a = nullptr;
+  Cluster::Node* b = nullptr;
 };
 
 // A host cut off long enough to be declared dead (its raylet and its actor
@@ -141,9 +118,7 @@ struct TwoPoolHosts {
 // where it was restarted, and the node stays dead.
 TEST(NodeDeath, ANodeDeclaredDeadIsFencedWhenItReturns) {
   TwoPoolHosts hosts;
-  ASSERT_TRUE(hosts.status.ok()) << hosts.status;
-  HeadAndNode& cluster = hosts.cluster;
-  ClusterHandle* o = &hosts.other;
+  ASSERT_TRUE(hosts.ok());
   auto counter = Actor(MakeCounter)
                      .SetResource("pool", 1)
                      .SetMaxRestarts(1)
@@ -151,14 +126,14 @@ TEST(NodeDeath, ANodeDeclaredDeadIsFencedWhenItReturns) {
                      .Remote(5);
   pid_t raylet = *Get(counter.Task(&Counter::RayletPid).Remote(), 30000);
   pid_t actor = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
-  pid_t a = cluster.node.pids.back(), b = o->pids.back();
+  pid_t a = hosts.a->raylet_pid(), b = hosts.b->raylet_pid();
   ASSERT_TRUE(raylet == a || raylet == b) << raylet;
   // The host freezes: the head declares it dead within its timeout.
   ASSERT_EQ(kill(raylet, SIGSTOP), 0);
   ASSERT_EQ(kill(actor, SIGSTOP), 0);
   EXPECT_TRUE(WaitUntil(
       [&] {
-        auto st = ClusterStatus(cluster.head.gcs_address);
+        auto st = ClusterStatus(hosts.cluster.address());
         return st.ok() && CountNodes(*st, false) == 1;
       },
       absl::Seconds(5)));
@@ -173,6 +148,7 @@ TEST(NodeDeath, ANodeDeclaredDeadIsFencedWhenItReturns) {
   ASSERT_TRUE(
       WaitUntil([&] { return waitpid(raylet, &status, WNOHANG) == raylet; },
                 absl::Seconds(10)));
+  (raylet == a ? hosts.a : hosts.b)->handle().pids.pop_back();  // reaped
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), kFencedExitCode);
   // Its old actor process went with it; the restarted one keeps state.
@@ -181,16 +157,98 @@ TEST(NodeDeath, ANodeDeclaredDeadIsFencedWhenItReturns) {
   // It never rejoined: two nodes alive, one dead, for several heartbeats.
   EXPECT_TRUE(StaysTrue(
       [&] {
-        auto st = ClusterStatus(cluster.head.gcs_address);
+        auto st = ClusterStatus(hosts.cluster.address());
         return st.ok() && CountNodes(*st, true) == 2 &&
                CountNodes(*st, false) == 1;
       },
       absl::Seconds(2)));
-  if (raylet == a) {
-    cluster.node.pids.pop_back();  // reaped already
-  } else {
-    o->pids.pop_back();
+}
+
+// The id of the node whose raylet is `pid`, alive or dead; empty if none.
+std::string NodeOfRaylet(const std::string& gcs, pid_t pid, bool alive) {
+  auto st = ClusterStatus(gcs);
+  if (!st.ok()) return "";
+  for (const auto& n : st->nodes()) {
+    if (n.pid() == pid && n.alive() == alive) return n.node_id();
   }
+  return "";
+}
+
+// The same with --restart-on-fence: the returning raylet kills its workers
+// and rejoins under a new node id (same process, same fixed port), the old
+// id stays dead, its actor runs only where it was restarted, and tasks run
+// on the new node.
+TEST(NodeDeath, AFencedNodeWithRestartOnFenceRejoinsAsANewNode) {
+  Cluster cluster({.node_timeout_ms = 1000});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  // B, the node that will be fenced, is the only one with a pool at first:
+  // the actor lands there.
+  const int port = FreePortBelowEphemeralRange();
+  Cluster::Node* b = cluster.AddNode({.resources = {{"pool", 1}},
+                                      .raylet_port = port,
+                                      .restart_on_fence = true});
+  ASSERT_NE(b, nullptr);
+  cluster.Connect();
+  auto counter = Actor(MakeCounter)
+                     .SetResource("pool", 1)
+                     .SetMaxRestarts(1)
+                     .SetMaxTaskRetries(-1)
+                     .Remote(5);
+  pid_t raylet = b->raylet_pid();
+  ASSERT_EQ(*Get(counter.Task(&Counter::RayletPid).Remote(), 30000), raylet);
+  pid_t actor = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
+  Cluster::Node* c = cluster.AddNode({.resources = {{"pool", 1}}});
+  ASSERT_NE(c, nullptr);
+  const std::string& gcs = cluster.address();
+  // B freezes, is declared dead, and its actor restarts on C.
+  ASSERT_EQ(kill(raylet, SIGSTOP), 0);
+  ASSERT_EQ(kill(actor, SIGSTOP), 0);
+  ASSERT_TRUE(
+      WaitUntil([&] { return NodeOfRaylet(gcs, raylet, false) == b->id(); },
+                absl::Seconds(5)));
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 60000), 6);
+  EXPECT_EQ(*Get(counter.Task(&Counter::RayletPid).Remote(), 30000),
+            c->raylet_pid());
+  // B comes back: fenced, it kills its old actor and rejoins as a new node
+  // (the same process: it re-executes itself).
+  ASSERT_EQ(kill(actor, SIGCONT), 0);
+  ASSERT_EQ(kill(raylet, SIGCONT), 0);
+  std::string new_id;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        new_id = NodeOfRaylet(gcs, raylet, true);
+        return !new_id.empty();
+      },
+      absl::Seconds(15)));
+  ASSERT_FALSE(new_id.empty());
+  EXPECT_NE(new_id, b->id());
+  EXPECT_EQ(NodeOfRaylet(gcs, raylet, false), b->id());
+  EXPECT_TRUE(WaitUntil([&] { return kill(actor, 0) != 0; }, absl::Seconds(5)));
+  auto st = ClusterStatus(gcs);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(CountNodes(*st, true), 3);
+  EXPECT_EQ(CountNodes(*st, false), 1);
+  for (const auto& n : st->nodes()) {
+    if (n.node_id() == new_id) EXPECT_EQ(n.raylet_port(), port);
+  }
+  // It wrote its ready file again, with its (same) port.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto ready = ReadFileToString(b->session_dir() + "/raylet.ready");
+        return ready.ok() &&
+               ready->find(absl::StrCat(":", port, " ")) != std::string::npos;
+      },
+      absl::Seconds(5)));
+  // The restarted actor kept its state; a task runs on the new node.
+  EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 30000), 7);
+  std::string new_hex = NodeId::FromBinary(new_id)->Hex();
+  EXPECT_EQ(*Get(Task(Echo).SetNodeAffinity(new_hex).Remote(3), 30000), 3);
+  loom::Shutdown();
+  // It still follows its lifeline: closing it stops the raylet.
+  close(b->handle().lifeline_fd);
+  b->handle().lifeline_fd = -1;
+  EXPECT_TRUE(WaitForExit(raylet, absl::Seconds(5)));
+  b->handle().pids.pop_back();  // reaped
 }
 
 // A host that freezes (SIGSTOP: its connections stay open, as in a network
@@ -198,10 +256,8 @@ TEST(NodeDeath, ANodeDeclaredDeadIsFencedWhenItReturns) {
 // retries the task elsewhere at once instead of waiting on the socket.
 TEST(NodeDeath, ATaskOnANodeDeclaredDeadIsRetriedElsewhereAtOnce) {
   TwoPoolHosts hosts;
-  ASSERT_TRUE(hosts.status.ok()) << hosts.status;
-  HeadAndNode& cluster = hosts.cluster;
+  ASSERT_TRUE(hosts.ok());
   TempRoot files;
-  std::string other_root = hosts.other_root.path();
   std::string path = files.path() + "/attempts";
   auto ref = Task(RecordPidAndSleep)
                  .SetResource("pool", 1)
@@ -211,10 +267,10 @@ TEST(NodeDeath, ATaskOnANodeDeclaredDeadIsRetriedElsewhereAtOnce) {
       WaitUntil([&] { return ReadPids(path).size() == 1; }, absl::Seconds(30)));
   // Freeze the host that runs it: its raylet and every worker there.
   int first = ReadPids(path)[0];
-  std::string host_root = cluster.node_root.path();
+  std::string host_root = hosts.a->root();
   std::vector<pid_t> frozen = PidsMatching(host_root);
   if (std::find(frozen.begin(), frozen.end(), first) == frozen.end()) {
-    host_root = other_root;
+    host_root = hosts.b->root();
     frozen = PidsMatching(host_root);
   }
   ASSERT_NE(std::find(frozen.begin(), frozen.end(), first), frozen.end());
@@ -235,21 +291,15 @@ TEST(NodeDeath, ATaskOnANodeDeclaredDeadIsRetriedElsewhereAtOnce) {
 // A task bound (hard affinity) to a node that died fails clearly, within
 // the infeasible grace period, instead of waiting or retrying forever.
 TEST(NodeDeath, ATaskBoundToADeadNodeFailsClearly) {
-  HeadAndNode cluster({}, [](ClusterOptions& h) { h.node_timeout_ms = 1000; });
-  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
-  auto st = ClusterStatus(cluster.head.gcs_address);
-  ASSERT_TRUE(st.ok());
-  std::string node_hex;
-  for (const auto& n : st->nodes()) {
-    if (n.pid() == cluster.node.pids.back()) {
-      node_hex = NodeId::FromBinary(n.node_id())->Hex();
-    }
-  }
-  ASSERT_FALSE(node_hex.empty());
-  kill(cluster.node.pids.back(), SIGKILL);
+  Cluster cluster({.node_timeout_ms = 1000});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  Cluster::Node* node = cluster.AddNode();
+  ASSERT_NE(node, nullptr);
+  std::string node_hex = node->id_hex();
+  kill(node->raylet_pid(), SIGKILL);
   ASSERT_TRUE(WaitUntil(
       [&] {
-        auto s = ClusterStatus(cluster.head.gcs_address);
+        auto s = ClusterStatus(cluster.address());
         return s.ok() && CountNodes(*s, false) == 1;
       },
       absl::Seconds(5)));
@@ -346,11 +396,10 @@ int CountLocations(const std::string& gcs_address, const std::string& id) {
 }
 
 TEST(NodeDeath, CopiesAreReportedAgainAfterTheHeadRestarts) {
-  HeadAndNode cluster({{"far", 1}}, [](ClusterOptions& head) {
-    head.gcs_port = FreePortBelowEphemeralRange();
-  });
-  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
-  const ClusterHandle* h = &cluster.head;
+  Cluster cluster({.gcs_port = FreePortBelowEphemeralRange()});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  ASSERT_NE(cluster.AddNode({.resources = {{"far", 1}}}), nullptr);
+  const ClusterHandle* h = &cluster.head().handle();
   cluster.Connect();
   auto made = Task(Pattern).SetResource("far", 1).Remote(int64_t{16} << 20);
   EXPECT_EQ(Get(made, 60000)->size(), size_t{16} << 20);  // a copy here
@@ -490,19 +539,20 @@ TEST(DriverDeath, ADeadDriversWorkersAndLeasesAreFreed) {
 // head publishes the job's end, and that node frees the lease and kills the
 // worker, though the driver never talked to its raylet.
 TEST(DriverDeath, ADeadDriversLeasesOnOtherNodesAreFreed) {
-  HeadAndNode cluster({{"pool", 1}});
-  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
+  Cluster cluster;
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  ASSERT_NE(cluster.AddNode({.resources = {{"pool", 1}}}), nullptr);
   TempRoot files;
   std::string path = files.path() + "/pid";
-  pid_t driver = StartDriver(
-      {"pool", cluster.head.gcs_address, cluster.head_root.path(), path},
-      files.path() + "/out");
+  pid_t driver =
+      StartDriver({"pool", cluster.address(), cluster.head().root(), path},
+                  files.path() + "/out");
   ASSERT_GT(driver, 0);
   ASSERT_TRUE(
       WaitUntil([&] { return !ReadPids(path).empty(); }, absl::Seconds(30)));
   int worker = ReadPids(path)[0];
   auto pool_free = [&] {
-    auto st = ClusterStatus(cluster.head.gcs_address);
+    auto st = ClusterStatus(cluster.address());
     if (!st.ok()) return -1.0;
     for (const auto& n : st->nodes()) {
       auto q = n.available().quantities();

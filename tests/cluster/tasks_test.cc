@@ -10,6 +10,7 @@
 #include "src/common/session.h"
 #include "tests/cluster/cluster_util.h"
 #include "tests/cluster/private_cluster.h"
+#include "tests/cluster/test_cluster.h"
 #include "tests/cluster/test_functions.h"
 
 namespace loom::test {
@@ -277,60 +278,21 @@ TEST_F(PrivateClusterTest, PlacementGroupsFromTheCppApi) {
               ThrowsMessage<Error>(HasSubstr("needs 1 to 1000 bundles")));
 }
 
-// A head plus raylets that join it, each with its own session root.
+// A head (1 CPU) plus raylets that join it, each with its own session root.
 class MultiNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ClusterOptions head;
-    head.session_root = head_root_.path();
-    head.num_cpus = 1;
-    auto c = StartCluster(head);
-    ASSERT_TRUE(c.ok()) << c.status();
-    head_ = *c;
+    ASSERT_TRUE(cluster_.status().ok()) << cluster_.status();
   }
-  ClusterHandle Join(const TempRoot& root,
-                     std::map<std::string, double> resources) {
-    ClusterOptions node;
-    node.session_root = root.path();
-    node.head_address = head_.gcs_address;
-    node.num_cpus = 1;
-    node.resources = std::move(resources);
-    auto c = StartCluster(node);
-    EXPECT_TRUE(c.ok()) << c.status();
-    return c.ok() ? *c : ClusterHandle{};
-  }
-  bool WaitForNodes(int alive) {
-    return WaitUntil(
-        [&] {
-          auto s = ClusterStatus(head_.gcs_address);
-          return s.ok() && CountNodes(*s, true) == alive;
-        },
-        absl::Seconds(5));
-  }
-  void Connect() {
-    InitOptions options;
-    options.address = head_.gcs_address;
-    options.session_root = head_root_.path();
-    options.code_search_path = {TestLib()};
-    loom::Init(options);
-  }
-  void TearDown() override {
-    loom::Shutdown();
-    for (auto& n : joined_) StopCluster(n);
-    StopCluster(head_);
-  }
-
-  TempRoot head_root_, root_a_, root_b_;
-  ClusterHandle head_;
-  std::vector<ClusterHandle> joined_;
+  Cluster cluster_;
 };
 
 TEST_F(MultiNodeTest, TasksNeedingACustomResourceRunWhereItIs) {
-  joined_.push_back(Join(root_a_, {}));
-  joined_.push_back(Join(root_b_, {{"special", 2}}));
-  pid_t special_raylet = joined_[1].pids.back();
-  ASSERT_TRUE(WaitForNodes(3));
-  Connect();
+  ASSERT_NE(cluster_.AddNode(), nullptr);
+  Cluster::Node* special = cluster_.AddNode({.resources = {{"special", 2}}});
+  ASSERT_NE(special, nullptr);
+  pid_t special_raylet = special->raylet_pid();
+  cluster_.Connect();
   std::vector<ObjectRef<int>> refs;
   for (int i = 0; i < 20; ++i) {
     refs.push_back(Task(ParentPid).SetResource("special", 1).Remote());
@@ -373,9 +335,8 @@ TEST_F(MultiNodeTest, WorkerPrintsOnAnotherNodeReachTheDriversStdoutAndStderr) {
 }
 
 TEST_F(MultiNodeTest, ObjectsMoveBetweenNodes) {
-  joined_.push_back(Join(root_a_, {{"far", 2}}));
-  ASSERT_TRUE(WaitForNodes(2));
-  Connect();
+  ASSERT_NE(cluster_.AddNode({.resources = {{"far", 2}}}), nullptr);
+  cluster_.Connect();
   // Made on the far node, read here: the head's raylet pulls it.
   const int64_t size = (64 << 20) + 12345;
   auto far = Task(Pattern).SetResource("far", 1).Remote(size);
@@ -395,11 +356,11 @@ TEST_F(MultiNodeTest, ObjectsMoveBetweenNodes) {
 }
 
 TEST_F(MultiNodeTest, DroppingTheLastReferenceFreesEveryCopy) {
-  joined_.push_back(Join(root_a_, {{"far", 1}}));
-  ASSERT_TRUE(WaitForNodes(2));
-  Connect();
-  std::string head_session = head_.session_dir,
-              far_session = joined_[0].session_dir;
+  Cluster::Node* far_node = cluster_.AddNode({.resources = {{"far", 1}}});
+  ASSERT_NE(far_node, nullptr);
+  cluster_.Connect();
+  std::string head_session = cluster_.head().session_dir(),
+              far_session = far_node->session_dir();
   {
     auto far = Task(Pattern).SetResource("far", 1).Remote(int64_t{32} << 20);
     EXPECT_EQ(Get(far, 60000)->size(), 32u << 20);  // pulled here: two copies
@@ -423,9 +384,8 @@ TEST_F(MultiNodeTest, DroppingTheLastReferenceFreesEveryCopy) {
 }
 
 TEST_F(MultiNodeTest, AGibibyteObjectArrivesByteExact) {
-  joined_.push_back(Join(root_a_, {{"far", 1}}));
-  ASSERT_TRUE(WaitForNodes(2));
-  Connect();
+  ASSERT_NE(cluster_.AddNode({.resources = {{"far", 1}}}), nullptr);
+  cluster_.Connect();
   const int64_t size = int64_t{1} << 30;
   auto far = Task(Pattern).SetResource("far", 1).Remote(size);
   // Checked on this node, after the pull, by a task reading it in place.
@@ -433,26 +393,27 @@ TEST_F(MultiNodeTest, AGibibyteObjectArrivesByteExact) {
 }
 
 TEST_F(MultiNodeTest, APullWhoseSourceDiedUsesAnotherCopy) {
-  joined_.push_back(Join(root_a_, {{"a", 1}}));
-  joined_.push_back(Join(root_b_, {{"b", 1}}));
-  ASSERT_TRUE(WaitForNodes(3));
-  Connect();
+  Cluster::Node* a = cluster_.AddNode({.resources = {{"a", 1}}});
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(cluster_.AddNode({.resources = {{"b", 1}}}), nullptr);
+  cluster_.Connect();
   const int64_t size = int64_t{24} << 20;
   auto made = Task(Pattern).SetResource("a", 1).Remote(size);
   // Read on node b: a second copy, listed in the head's directory.
   EXPECT_TRUE(*Get(Task(IsPattern).SetResource("b", 1).Remote(made), 60000));
   // The primary's node dies; this node's raylet pulls b's copy instead.
-  ASSERT_EQ(kill(joined_[0].pids.back(), SIGKILL), 0);
+  ASSERT_EQ(kill(a->raylet_pid(), SIGKILL), 0);
   std::shared_ptr<std::string> here = Get(made, 60000);
   ASSERT_EQ(static_cast<int64_t>(here->size()), size);
   EXPECT_TRUE(IsPattern(*here));
 }
 
 TEST_F(MultiNodeTest, AnActorOnANodeThatDiesRestartsOnAnother) {
-  joined_.push_back(Join(root_a_, {{"pool", 1}}));
-  joined_.push_back(Join(root_b_, {{"pool", 1}}));
-  ASSERT_TRUE(WaitForNodes(3));
-  Connect();
+  Cluster::Node* node_a = cluster_.AddNode({.resources = {{"pool", 1}}});
+  ASSERT_NE(node_a, nullptr);
+  Cluster::Node* node_b = cluster_.AddNode({.resources = {{"pool", 1}}});
+  ASSERT_NE(node_b, nullptr);
+  cluster_.Connect();
   auto counter = Actor(MakeCounter)
                      .SetResource("pool", 1)
                      .SetMaxRestarts(1)
@@ -460,7 +421,7 @@ TEST_F(MultiNodeTest, AnActorOnANodeThatDiesRestartsOnAnother) {
                      .Remote(5);
   int raylet = *Get(counter.Task(&Counter::RayletPid).Remote(), 30000);
   int actor = *Get(counter.Task(&Counter::Pid).Remote(), 30000);
-  pid_t a = joined_[0].pids.back(), b = joined_[1].pids.back();
+  pid_t a = node_a->raylet_pid(), b = node_b->raylet_pid();
   ASSERT_TRUE(raylet == a || raylet == b) << raylet;
   ASSERT_EQ(kill(raylet, SIGKILL), 0);
   // Its workers follow it (their lifeline breaks).
@@ -472,16 +433,64 @@ TEST_F(MultiNodeTest, AnActorOnANodeThatDiesRestartsOnAnother) {
 }
 
 TEST_F(MultiNodeTest, ANodeThatJoinsInTheGracePeriodRunsTheDemand) {
-  Connect();
+  cluster_.Connect();
   auto ref = Task(ParentPid).SetResource("late", 1).Remote();
   // The node joins once the demand waits in the head's raylet's queue.
   ASSERT_TRUE(WaitUntil(
       [&] {
-        return RayletMetric(head_.session_dir, "loom_lease_queue_length") >= 1;
+        return RayletMetric(cluster_.head().session_dir(),
+                            "loom_lease_queue_length") >= 1;
       },
       absl::Seconds(2)));
-  joined_.push_back(Join(root_a_, {{"late", 1}}));
-  EXPECT_EQ(*Get(ref, 20000), joined_[0].pids.back());
+  Cluster::Node* late = cluster_.AddNode({.resources = {{"late", 1}}});
+  ASSERT_NE(late, nullptr);
+  EXPECT_EQ(*Get(ref, 20000), late->raylet_pid());
+}
+
+// The test cluster helper itself: nodes join with what they were given,
+// are listed with distinct ids, run what needs them, and go when removed,
+// gracefully (dead at once) or killed (dead after the node timeout).
+TEST(TestCluster, NodesJoinRunWorkAndLeave) {
+  Cluster cluster({.node_timeout_ms = 1000});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  Cluster::Node* b = cluster.AddNode({.num_cpus = 2,
+                                      .resources = {{"special", 1}},
+                                      .labels = {{"zone", "b"}}});
+  ASSERT_NE(b, nullptr);
+  Cluster::Node* c = cluster.AddNode();
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(cluster.WaitForNodes());
+  EXPECT_EQ(cluster.nodes().size(), 3u);
+  auto status = ClusterStatus(cluster.address());
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(CountNodes(*status, true), 3);
+  for (const auto& n : status->nodes()) {
+    if (n.node_id() != b->id()) continue;
+    EXPECT_EQ(n.total().quantities().at("CPU"), 2);
+    EXPECT_EQ(n.labels().at("zone"), "b");
+  }
+  EXPECT_NE(b->id(), c->id());
+  EXPECT_NE(b->id(), cluster.head().id());
+  cluster.Connect();
+  EXPECT_EQ(*Get(Task(ParentPid).SetResource("special", 1).Remote(), 30000),
+            b->raylet_pid());
+  EXPECT_EQ(*Get(Task(ParentPid).SetNodeAffinity(c->id_hex()).Remote(), 30000),
+            c->raylet_pid());
+  cluster.RemoveNode(b);
+  EXPECT_TRUE(WaitUntil([&] { return PidsMatching(b->root()).empty(); },
+                        absl::Seconds(5)));
+  status = ClusterStatus(cluster.address());
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(CountNodes(*status, false), 1);  // at once: it unregistered
+  cluster.RemoveNode(c, /*graceful=*/false);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto st = ClusterStatus(cluster.address());
+        return st.ok() && CountNodes(*st, false) == 2;
+      },
+      absl::Seconds(10)));
+  EXPECT_EQ(cluster.nodes().size(), 1u);
+  EXPECT_TRUE(cluster.WaitForNodes());
 }
 
 // The head's raylet heartbeats rarely, so for the whole test it knows no
@@ -489,15 +498,14 @@ TEST_F(MultiNodeTest, ANodeThatJoinsInTheGracePeriodRunsTheDemand) {
 // to the head's scheduler, which places it there, long before the
 // request's infeasible grace period (3 s) would have failed it.
 TEST(HeadScheduling, WhatARayletCannotPlaceTheHeadPlaces) {
-  HeadAndNode cluster({{"special", 1}}, [](ClusterOptions& head) {
-    head.heartbeat_ms = 60000;
-    head.node_timeout_ms = 120000;
-  });
-  ASSERT_TRUE(cluster.status.ok()) << cluster.status;
+  Cluster cluster({.heartbeat_ms = 60000, .node_timeout_ms = 120000});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  Cluster::Node* node = cluster.AddNode({.resources = {{"special", 1}}});
+  ASSERT_NE(node, nullptr);
   cluster.Connect();
   absl::Time start = absl::Now();
   auto ref = Task(ParentPid).SetResource("special", 1).Remote();
-  EXPECT_EQ(*Get(ref, 20000), cluster.node.pids.back());
+  EXPECT_EQ(*Get(ref, 20000), node->raylet_pid());
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
 }
 

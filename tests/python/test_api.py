@@ -5,13 +5,16 @@
 
 import ctypes
 import os
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 import loom
+from loom._private import worker as _worker
 from loom.exceptions import GetTimeoutError, TaskCancelledError
-from conftest import has_gpu, touch, wait_for_file, wait_until
+from conftest import REPO_ROOT, has_gpu, touch, wait_for_file, wait_until
 
 
 @loom.remote
@@ -145,6 +148,34 @@ def test_init_auto_joins_a_running_cluster(head_node):
         assert code == 0, err
         line = next(x for x in out.splitlines() if x.startswith("RESULT "))
         assert line == 'RESULT {"cpus": 3.0, "value": 49}'
+
+
+def test_init_on_a_machine_without_a_raylet_says_to_start_one(processes):
+    # A head alone (loom-gcs, no raylet on this machine): a driver cannot
+    # attach here, and is told to start a raylet or to run inside the cluster.
+    bins = _worker._bin_dir() or str(REPO_ROOT / "build" / "bin")
+    session = Path(processes.session_root) / "head"
+    (session / "logs").mkdir(parents=True)
+    gcs = subprocess.Popen([os.path.join(bins, "loom-gcs"), "--port", "0",
+                            "--no-auth", "--session-dir", str(session)],
+                           env=processes.env(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        ready = session / "gcs.ready"
+        wait_until(lambda: ready.exists() and ready.read_text(), timeout=20,
+                   what="loom-gcs to start")
+        address = ready.read_text().split()[0]
+        with pytest.raises(ConnectionError) as e:
+            loom.init(address=address)
+        message = str(e.value)
+        assert (f"no raylet of the cluster at {address} runs on this machine"
+                in message), message
+        assert f"`loom start --address {address}`" in message, message
+        assert "job submission" in message, message
+        assert not loom.is_initialized()
+    finally:
+        gcs.terminate()
+        gcs.wait(timeout=30)
 
 
 # --- put / get / wait -------------------------------------------------------

@@ -1,5 +1,6 @@
 // Unit tests for src/gcs: the node table's failure detection, pub-sub and
 // the global scheduler.
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "src/common/wire.h"
 #include "src/gcs/global_scheduler.h"
@@ -97,6 +98,33 @@ TEST_F(NodeTableTest, RefusesBadRegistrations) {
   bad = Node(NodeId::FromRandom());
   bad.set_raylet_port(70000);
   EXPECT_EQ(nodes->Register(bad).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A node of another protocol or build than the head's is refused, with both
+// named, and not listed; a malformed build string is bad input.
+TEST_F(NodeTableTest, RefusesANodeOfAnotherVersion) {
+  NodeTable head(NodeTable::Options{&store, &publisher, &clock,
+                                    absl::Seconds(5), nullptr,
+                                    Version{7, "1.2.3+gabc"}});
+  NodeId id = NodeId::FromRandom();
+  absl::Status s = head.Register(Node(id), Version{8, "1.2.3+gabc"});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::StartsWith(
+                  "node runs protocol 8 (build 1.2.3+gabc), head runs "
+                  "protocol 7 (build 1.2.3+gabc)"));
+  EXPECT_TRUE(IsVersionMismatch(s));
+  s = head.Register(Node(id), Version{7, "1.2.4"});
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("node runs protocol 7 (build 1.2.4)"));
+  EXPECT_TRUE(IsVersionMismatch(s));
+  EXPECT_TRUE(head.All().empty());
+  EXPECT_EQ(head.Register(Node(id), Version{7, std::string(300, 'x')}).code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(head.Register(Node(id), Version{7, "1.2.3+gabc"}).ok());
+  EXPECT_EQ(head.alive_count(), 1u);
+  // A fenced node's refusal is not a version mismatch.
+  EXPECT_FALSE(IsVersionMismatch(absl::FailedPreconditionError("fenced")));
 }
 
 // What raylets hand the head: placed by resources, labels and locality;
