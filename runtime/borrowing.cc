@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/core_worker.h"
 #include "runtime/owner_client.h"
+#include "runtime/worker_checks.h"
 #include "src/common/wire.h"
 
 namespace loom {
@@ -207,6 +208,10 @@ void CoreWorker::HandleWatchBorrower(std::function<void()> done) {
 
 absl::Status CoreWorker::HandleUpdateBorrows(
     const rpc::UpdateBorrowsRequest& req, rpc::UpdateBorrowsReply* reply) {
+  if (auto s = ValidateBorrower(req.borrower()); !s.ok()) return s;
+  if (req.add_size() + req.remove_size() > (1 << 20)) {
+    return absl::InvalidArgumentError("more than 2^20 ids in one update");
+  }
   std::vector<ObjectId> add, remove;
   for (const auto& b : req.add()) {
     auto id = ParseId<ObjectId>(b, "add");

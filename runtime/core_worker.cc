@@ -18,6 +18,7 @@
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
 #include "runtime/task_submitter.h"
+#include "runtime/worker_checks.h"
 #include "src/common/head_events.h"
 #include "src/common/wire.h"
 
@@ -132,7 +133,8 @@ absl::Status CoreWorker::Connect() {
     // They queue until the registration's reply names this node: the
     // executor starts only then, so no task sees an unset node id.
     SetGlobalCoreWorker(this);
-    auto node = raylet_->RegisterWorker(options_.worker_id, getpid(), port_);
+    auto node = raylet_->RegisterWorker(options_.worker_id, getpid(), port_,
+                                        control_key_);
     if (!node.ok()) return node.status();
     node_id_ = *node;
     exec_thread_ = std::thread([this] { ExecuteLoop(); });
@@ -393,13 +395,14 @@ std::vector<int> CoreWorker::gpu_ids() const {
 void CoreWorker::HandlePushTask(const rpc::PushTaskRequest& req,
                                 rpc::PushTaskReply* reply,
                                 std::function<void(absl::Status)> done) {
-  auto task = ParseId<TaskId>(req.spec().task_id(), "task_id");
-  if (!task.ok()) return done(task.status());
+  // Every field first, then whether this worker may run it (a comparison
+  // of ids: no call out on the fast path).
+  absl::Status valid =
+      ValidatePushedSpec(req.spec(), options_.task_handler != nullptr);
+  if (!valid.ok()) return done(valid);
   absl::MutexLock lock(&exec_mu_);
   if (exec_stop_) return done(absl::UnavailableError("worker is exiting"));
-  if (!code_loaded_) {
-    return done(absl::FailedPreconditionError("worker has no job assigned"));
-  }
+  if (absl::Status s = AdmitPush(req); !s.ok()) return done(s);
   Execution e{&req, reply, std::move(done)};
   if (!req.spec().actor_id().empty() && !req.spec().actor_creation()) {
     return QueueInOrder(std::move(e));
@@ -421,32 +424,6 @@ void CoreWorker::QueueInOrder(Execution e) {
     exec_queue_.push_back(std::move(it->second));
     ++q.next;
   }
-}
-
-absl::Status CoreWorker::HandleAssignJob(const rpc::AssignJobRequest& req) {
-  auto job = ParseId<JobId>(req.job_id(), "job_id");
-  if (!job.ok()) return job.status();
-  absl::MutexLock lock(&exec_mu_);
-  if (code_loaded_ && *job != job_) {
-    return absl::FailedPreconditionError("worker already serves another job");
-  }
-  std::vector<int> gpus(req.gpu_ids().begin(), req.gpu_ids().end());
-  if (code_loaded_ && !gpu_ids_.empty() && gpus != gpu_ids_) {
-    return absl::FailedPreconditionError("worker already holds other GPUs");
-  }
-  gpu_ids_ = gpus;
-  setenv("CUDA_VISIBLE_DEVICES", absl::StrJoin(gpus, ",").c_str(), 1);
-  if (code_loaded_) return absl::OkStatus();
-  std::vector<std::string> paths(req.code_search_path().begin(),
-                                 req.code_search_path().end());
-  absl::Status s = LoadCode(paths);
-  if (!s.ok()) return s;
-  job_ = *job;
-  if (options_.on_job) options_.on_job(job_);
-  options_.code_search_path = paths;
-  StartSubmitters(paths);
-  code_loaded_ = true;
-  return absl::OkStatus();
 }
 
 void CoreWorker::ExecuteLoop() {

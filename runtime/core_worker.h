@@ -210,9 +210,12 @@ class CoreWorker {
   void HandlePushTask(const rpc::PushTaskRequest& req,
                       rpc::PushTaskReply* reply,
                       std::function<void(absl::Status)> done);
+  // From this worker's raylet only (the control key it registered with).
   absl::Status HandleAssignJob(const rpc::AssignJobRequest& req);
-  void HandleCancelTask(const rpc::CancelTaskRequest& req,
-                        rpc::CancelTaskReply* reply);
+  absl::Status HandleEndLease(const rpc::EndLeaseRequest& req);
+  absl::Status HandleExit(const rpc::ExitRequest& req);
+  absl::Status HandleCancelTask(const rpc::CancelTaskRequest& req,
+                                rpc::CancelTaskReply* reply);
   // Owner side: a borrower asks for a value (`done` runs once it is ready)
   // or takes / returns borrow units.
   void HandleGetObject(const rpc::GetObjectRequest& req,
@@ -234,6 +237,14 @@ class CoreWorker {
   };
   explicit CoreWorker(Options options);
   absl::Status Connect();
+  // What a worker accepts (worker_checks.cc): a pushed task runs only under
+  // the lease its raylet assigned, for that lease's job; an actor call only
+  // on the actor this worker serves. PermissionDenied or FailedPrecondition
+  // otherwise; records the actor a creation makes this worker serve.
+  absl::Status AdmitPush(const rpc::PushTaskRequest& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_);
+  // PermissionDenied unless `key` is the one this worker registered with.
+  absl::Status CheckControlKey(const std::string& key) const;
   void ExecuteLoop();
   void Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
   // The task handler's path: pins arguments, runs it, finishes later.
@@ -334,8 +345,16 @@ class CoreWorker {
   bool exit_requested_ ABSL_GUARDED_BY(exec_mu_) = false;
   std::vector<int> gpu_ids_ ABSL_GUARDED_BY(exec_mu_);
   bool code_loaded_ ABSL_GUARDED_BY(exec_mu_) = false;
-  // Tasks running now (their ids), for CancelTask.
-  absl::flat_hash_set<std::string> running_ ABSL_GUARDED_BY(exec_mu_);
+  // The key given to the raylet at registration; its control calls carry it.
+  const std::string control_key_ = NewControlKey();
+  // The lease pushes must carry (nil: none, e.g. returned), and the actor
+  // this worker serves once a creation was admitted (nil: none).
+  LeaseId lease_ ABSL_GUARDED_BY(exec_mu_);
+  ActorId actor_id_ ABSL_GUARDED_BY(exec_mu_);
+  // Tasks running now (their ids), for CancelTask, with the lease they were
+  // pushed under (empty for actor calls).
+  absl::flat_hash_map<std::string, std::string> running_
+      ABSL_GUARDED_BY(exec_mu_);
   std::thread exec_thread_;
   // PlacementGroupReady's long polls (detached threads) still running.
   int pg_waiting_ ABSL_GUARDED_BY(exec_mu_) = 0;

@@ -33,6 +33,14 @@ class CoreWorkerService : public rpc::CoreWorker::CallbackService {
     });
   }
 
+  grpc::ServerUnaryReactor* EndLease(grpc::CallbackServerContext* ctx,
+                                     const rpc::EndLeaseRequest* req,
+                                     rpc::EndLeaseReply* reply) override {
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      reactor->Finish(rpc::ToGrpc(cw_->HandleEndLease(*req)));
+    });
+  }
+
   grpc::ServerUnaryReactor* GetObject(grpc::CallbackServerContext* ctx,
                                       const rpc::GetObjectRequest* req,
                                       rpc::GetObjectReply* reply) override {
@@ -64,8 +72,7 @@ class CoreWorkerService : public rpc::CoreWorker::CallbackService {
                                        const rpc::CancelTaskRequest* req,
                                        rpc::CancelTaskReply* reply) override {
     return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
-      cw_->HandleCancelTask(*req, reply);
-      reactor->Finish(grpc::Status::OK);
+      reactor->Finish(rpc::ToGrpc(cw_->HandleCancelTask(*req, reply)));
     });
   }
 
@@ -73,8 +80,7 @@ class CoreWorkerService : public rpc::CoreWorker::CallbackService {
                                  const rpc::ExitRequest* req,
                                  rpc::ExitReply* reply) override {
     return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
-      cw_->RequestExit();
-      reactor->Finish(grpc::Status::OK);
+      reactor->Finish(rpc::ToGrpc(cw_->HandleExit(*req)));
     });
   }
 

@@ -14,6 +14,9 @@
 #include "runtime/core_worker.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_submitter.h"
+#include "runtime/worker_checks.h"
+#include "src/common/auth.h"
+#include "src/common/wire.h"
 
 namespace loom {
 
@@ -106,7 +109,7 @@ void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
                     spec.function_name());
       return Finish(*e);
     }
-    running_.insert(spec.task_id());
+    running_[spec.task_id()] = e->req->lease_id();
   }
   std::vector<TaskArgView> args;
   args.reserve(spec.args_size());
@@ -161,19 +164,46 @@ void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
   });
 }
 
-void CoreWorker::HandleCancelTask(const rpc::CancelTaskRequest& req,
-                                  rpc::CancelTaskReply* reply) {
+absl::Status CoreWorker::HandleCancelTask(const rpc::CancelTaskRequest& req,
+                                          rpc::CancelTaskReply* reply) {
+  auto task = ParseId<TaskId>(req.task_id(), "task_id");
+  if (!task.ok()) return task.status();
+  if (!req.lease_id().empty()) {
+    auto lease = ParseId<LeaseId>(req.lease_id(), "lease_id");
+    if (!lease.ok()) return lease.status();
+  }
+  // A task pushed under a lease is the lease holder's to cancel: the
+  // request names that lease. An actor call is never cancelled with force.
+  auto allowed = [&](const std::string& pushed_lease) {
+    if (pushed_lease.empty() && req.force()) {
+      return absl::InvalidArgumentError(
+          "force cannot cancel an actor call (it would kill the actor)");
+    }
+    if (!pushed_lease.empty() &&
+        !ConstantTimeEquals(pushed_lease, req.lease_id())) {
+      return absl::PermissionDeniedError(
+          "the task runs under another lease than the one named");
+    }
+    return absl::OkStatus();
+  };
   std::optional<Execution> queued;
   bool running = false;
   {
     absl::MutexLock lock(&exec_mu_);
     for (auto it = exec_queue_.begin(); it != exec_queue_.end(); ++it) {
       if (it->req->spec().task_id() != req.task_id()) continue;
+      if (auto s = allowed(it->req->lease_id()); !s.ok()) return s;
       queued = std::move(*it);
       exec_queue_.erase(it);
       break;
     }
-    running = !queued && running_.contains(req.task_id());
+    if (!queued) {
+      auto it = running_.find(req.task_id());
+      if (it != running_.end()) {
+        if (auto s = allowed(it->second); !s.ok()) return s;
+        running = true;
+      }
+    }
   }
   reply->set_found(queued || running);
   if (queued) {
@@ -182,15 +212,15 @@ void CoreWorker::HandleCancelTask(const rpc::CancelTaskRequest& req,
         rpc::ErrorInfo::TASK_CANCELLED, "the task was cancelled before it ran",
         queued->req->spec().function_name());
     Finish(*queued);
-    return;
+    return absl::OkStatus();
   }
-  if (!running) return;
+  if (!running) return absl::OkStatus();
   if (req.force()) {
     spdlog::info("task cancelled with force: worker exits");
     _exit(1);
   }
-  auto task = TaskId::FromBinary(req.task_id());
-  if (options_.cancel_handler && task.ok()) options_.cancel_handler(*task);
+  if (options_.cancel_handler) options_.cancel_handler(*task);
+  return absl::OkStatus();
 }
 
 ObjectId CoreWorker::PlacementGroupReady(const std::string& pg_id,

@@ -157,14 +157,16 @@ RayletClient::ListPlacementGroups() {
   return reply;
 }
 
-absl::StatusOr<NodeId> RayletClient::RegisterWorker(const WorkerId& worker,
-                                                    int64_t pid, int port) {
+absl::StatusOr<NodeId> RayletClient::RegisterWorker(
+    const WorkerId& worker, int64_t pid, int port,
+    const std::string& control_key) {
   grpc::ClientContext ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::RegisterWorkerRequest req;
   req.set_worker_id(worker.Binary());
   req.set_pid(pid);
   req.set_port(port);
+  req.set_control_key(control_key);
   rpc::RegisterWorkerReply reply;
   absl::Status s = rpc::ToAbsl(raylet_->RegisterWorker(&ctx, req, &reply));
   if (!s.ok()) return s;

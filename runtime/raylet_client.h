@@ -52,8 +52,10 @@ class RayletClient {
       const std::string& pg_id, bool wait_ready, int64_t timeout_ms);
   absl::Status RemovePlacementGroup(const std::string& pg_id);
   absl::StatusOr<rpc::ListPlacementGroupsReply> ListPlacementGroups();
+  // `control_key`: see RegisterWorkerRequest.
   absl::StatusOr<NodeId> RegisterWorker(const WorkerId& worker, int64_t pid,
-                                        int port);
+                                        int port,
+                                        const std::string& control_key);
   absl::Status NotifyBlocked(const WorkerId& worker, bool blocked);
   absl::Status ReportTaskStats(const rpc::ReportTaskStatsRequest& stats);
   // Has this node's raylet copy an object from `source`'s store into ours.

@@ -387,6 +387,7 @@ void TaskSubmitter::Cancel(const TaskId& task, bool force) {
     auto* call = new CancelCall;
     call->req.set_task_id(id);
     call->req.set_force(force);
+    call->req.set_lease_id(pushed->second->lease_id);
     call->ctx.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::seconds(5));
     pushed->second->stub->async()->CancelTask(

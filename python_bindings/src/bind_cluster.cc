@@ -84,8 +84,10 @@ void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
     pyb::gil_scoped_acquire gil;
     try {
       (*cancel)(pyb::bytes(task.Binary()));
-    } catch (pyb::error_already_set& e) {
+    } catch (const std::exception& e) {
       spdlog::warn("cancelling a task: {}", e.what());
+    } catch (...) {
+      spdlog::warn("cancelling a task: unknown exception");
     }
   };
   absl::StatusOr<std::unique_ptr<CoreWorker>> cw;

@@ -240,6 +240,16 @@ class TaskReply {
   bool done_ = false;
 };
 
+// Fails a task whose executor could not run it (with the GIL), unless its
+// reply was sent already.
+void FailTask(TaskReply& task, const std::string& what) {
+  try {
+    task.SetError(rpc::ErrorInfo::INVALID, "ExecutorError", what, pyb::bytes());
+    task.Finish();
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 // Runs on the core worker's execution threads: hands the task to Python.
@@ -277,15 +287,14 @@ void RunPythonTask(const pyb::object& executor, const rpc::TaskSpec& spec,
     info["attempt"] = spec.attempt();
     info["max_concurrency"] = spec.max_concurrency();
     executor(info, py_args, task);
-  } catch (pyb::error_already_set& e) {
-    // The executor itself failed (not the user's code, which it catches).
-    std::string what = e.what();
-    try {
-      task->SetError(rpc::ErrorInfo::INVALID, "ExecutorError", what,
-                     pyb::bytes());
-      task->Finish();
-    } catch (...) {
-    }
+  } catch (const std::exception& e) {
+    // The executor itself failed (not the user's code, which it catches),
+    // or an argument could not be read (pybind11's value_error): the task
+    // fails, the worker stays. Nothing may unwind into the core worker's
+    // execution thread, which would abort the process.
+    FailTask(*task, e.what());
+  } catch (...) {
+    FailTask(*task, "unknown exception");
   }
 }
 

@@ -1,5 +1,7 @@
 #include "src/common/ids.h"
 
+#include <sys/random.h>
+
 #include "absl/random/random.h"
 
 namespace loom {
@@ -42,6 +44,20 @@ std::string HexEncode(std::string_view bytes) {
 void FillRandom(uint8_t* out, size_t n) {
   thread_local absl::BitGen gen;
   for (size_t i = 0; i < n; ++i) out[i] = absl::Uniform<uint8_t>(gen);
+}
+
+std::string NewControlKey() {
+  // From the kernel's CSPRNG: the key guards what a worker runs.
+  std::string key(kControlKeySize, '\0');
+  auto* out = reinterpret_cast<uint8_t*>(key.data());
+  size_t got = 0;
+  while (got < key.size()) {
+    ssize_t n = getrandom(out + got, key.size() - got, 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got < key.size()) FillRandom(out + got, key.size() - got);
+  return key;
 }
 
 JobId JobId::FromInt(uint32_t value) {

@@ -112,6 +112,11 @@ class JobId : public FixedId<4, JobTag> {
   uint32_t ToInt() const;
 };
 
+// The key a worker gives its raylet when it registers: the raylet's control
+// calls to that worker (AssignJob, EndLease, Exit) carry it. Random.
+inline constexpr size_t kControlKeySize = 16;
+std::string NewControlKey();
+
 using NodeId = FixedId<16, NodeTag>;
 using WorkerId = FixedId<16, WorkerTag>;
 using LeaseId = FixedId<16, LeaseTag>;

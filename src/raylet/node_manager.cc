@@ -326,7 +326,9 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
   JobAssignment assignment{
       p.job,
       {p.req.code_search_path().begin(), p.req.code_search_path().end()},
-      lease.allocation.gpu_ids};
+      lease.allocation.gpu_ids,
+      lease_id,
+      worker->control_key};
   lease_of_worker_[worker->id] = lease_id;
   leases_[lease_id] = std::move(lease);
   int port = worker->port;
@@ -386,6 +388,8 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
       workers_.Forget(w->id);
       pool_->Kill(w->id);
     } else {
+      // Pushes under this lease are refused from now on.
+      workers_.EndLease(w->id, lease.id, w->control_key);
       pool_->PushIdle(w);
     }
   }
@@ -432,7 +436,7 @@ void NodeManager::HandleRegisterWorker(const rpc::RegisterWorkerRequest& req,
                                        Done done) {
   auto id = ParseId<WorkerId>(req.worker_id(), "worker_id");
   if (!id.ok()) return done(id.status());
-  auto w = pool_->Register(*id, req.pid(), req.port());
+  auto w = pool_->Register(*id, req.pid(), req.port(), req.control_key());
   if (!w.ok()) return done(w.status());
   reply->set_node_id(options_.node_id.Binary());
   done(absl::OkStatus());

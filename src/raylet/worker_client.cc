@@ -21,10 +21,30 @@ void WorkerClient::AssignJob(const WorkerId& worker, const std::string& address,
     call->req.add_code_search_path(path);
   }
   for (int id : assignment.gpu_ids) call->req.add_gpu_ids(id);
+  call->req.set_lease_id(assignment.lease.Binary());
+  call->req.set_control_key(assignment.control_key);
   rpc::SetTimeout(&call->ctx, 30000);
   stub->async()->AssignJob(
       &call->ctx, &call->req, &call->reply,
       [call, done = std::move(done)](grpc::Status s) { done(rpc::ToAbsl(s)); });
+}
+
+void WorkerClient::EndLease(const WorkerId& worker, const LeaseId& lease,
+                            const std::string& control_key) {
+  auto it = addresses_.find(worker);
+  if (it == addresses_.end()) return;
+  struct Call {
+    grpc::ClientContext ctx;
+    rpc::EndLeaseRequest req;
+    rpc::EndLeaseReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->req.set_lease_id(lease.Binary());
+  call->req.set_control_key(control_key);
+  rpc::SetTimeout(&call->ctx, 10000);
+  clients_->Stub<rpc::CoreWorker>(it->second)
+      ->async()
+      ->EndLease(&call->ctx, &call->req, &call->reply, [call](grpc::Status) {});
 }
 
 void WorkerClient::Forget(const WorkerId& worker) {

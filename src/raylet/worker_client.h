@@ -24,6 +24,8 @@ struct JobAssignment {
   JobId job;
   std::vector<std::string> code_search_path;
   std::vector<int> gpu_ids;
+  LeaseId lease;            // the worker runs pushes under this lease only
+  std::string control_key;  // the worker's, from its registration
 };
 
 // Not thread-safe: used from the raylet's event loop.
@@ -36,6 +38,11 @@ class WorkerClient {
   void AssignJob(const WorkerId& worker, const std::string& address,
                  const JobAssignment& assignment,
                  std::function<void(absl::Status)> done);
+  // Tells a worker its lease was returned: it refuses pushes under it from
+  // now on. Fire and forget (a worker that misses it is killed or gets a
+  // new lease, which replaces this one).
+  void EndLease(const WorkerId& worker, const LeaseId& lease,
+                const std::string& control_key);
   // Drops the connection to a worker that is gone.
   void Forget(const WorkerId& worker);
 

@@ -221,7 +221,8 @@ absl::Status WorkerPool::StartWorkers(int n,
 }
 
 absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
-                                             int port) {
+                                             int port,
+                                             const std::string& control_key) {
   auto it = workers_.find(id);
   if (it == workers_.end()) {
     return absl::NotFoundError("unknown worker id: not started by this raylet");
@@ -231,10 +232,15 @@ absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
   if (port <= 0 || port > 65535) {
     return absl::InvalidArgumentError("port out of range");
   }
+  if (control_key.size() != kControlKeySize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("control_key must be ", kControlKeySize, " bytes"));
+  }
   if (w->state != Worker::kStarting) {
     return absl::AlreadyExistsError("worker already registered");
   }
   w->port = port;
+  w->control_key = control_key;
   w->state = Worker::kIdle;
   w->idle_since = options_.clock->Now();
   if (start_ms_) {

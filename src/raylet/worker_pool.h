@@ -51,6 +51,9 @@ struct Worker {
   bool holds_objects = false;  // owns or borrows objects: not reaped
   bool detached = false;       // a detached actor: outlives its job
   std::string runtime;         // RuntimeKey; empty: C++
+  // The key the worker gave at registration: the raylet's control calls to
+  // it (AssignJob, EndLease) carry it.
+  std::string control_key;
 };
 
 // Workers of one runtime are interchangeable: "" for C++, else the Python
@@ -79,7 +82,8 @@ class WorkerPool {
   // server that exits, an interpreter that cannot import loom).
   absl::Status StartWorkers(int n, const rpc::WorkerRuntime& runtime = {});
   // A started worker reports its port. Unknown ids are refused.
-  absl::StatusOr<Worker*> Register(const WorkerId& id, pid_t pid, int port);
+  absl::StatusOr<Worker*> Register(const WorkerId& id, pid_t pid, int port,
+                                   const std::string& control_key);
   // An idle worker of `runtime` (a RuntimeKey) for `job` (or an unassigned
   // one) compatible with `gpus`.
   Worker* PopIdle(const JobId& job, const std::vector<int>& gpus,

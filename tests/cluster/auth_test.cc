@@ -132,6 +132,7 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   echo.mutable_spec()->set_job_id(job.job_id());
   echo.mutable_spec()->set_function_name("Echo");
   echo.mutable_spec()->add_args()->set_value(Serialize(41));
+  echo.set_lease_id(lease.lease_id());  // a worker runs tasks under its lease
   rpc::PushTaskReply reply;
   grpc::ClientContext ctx;
   grpc::Status pushed = worker_stub->PushTask(&ctx, echo, &reply);
