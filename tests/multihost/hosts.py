@@ -297,6 +297,7 @@ class Network:
     def __init__(self, n=3):
         check_available()
         sweep_stale()
+        _exit_on_sigterm()
         self.tag = f"{os.getpid():x}{secrets.token_hex(2)[:3]}"
         self.subnet = pick_subnet()
         self.bridge = f"{_PREFIX_BRIDGE}{self.tag}"
@@ -357,6 +358,15 @@ class Network:
 def _close_all():
     for net in list(Network._live):
         net.close()
+
+
+def _exit_on_sigterm():
+    """SIGTERM (a timeout's kill) unwinds like an exception, so finalizers
+    and the atexit hook above tear the hosts down."""
+    import threading  # noqa: PLC0415
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + 15))
 
 
 # --- Loom on the hosts ------------------------------------------------------
