@@ -164,8 +164,21 @@ def main():
             proc = cluster.start_driver(
                 h3, DRIVER.format(address=cluster.address, size=GIB,
                                   runs=RUNS))
+            records = {}
             for line in proc.stdout:
-                print(line, end="", flush=True)
+                record = json.loads(line)
+                records[record["name"]] = record
+                # Each figure beside its floor from this run.
+                if record["name"] == "transfer_gigabytes_cross_host":
+                    record["vs_tcp_stream_floor"] = round(
+                        record["value"] / floor[RUNS // 2], 2)
+                if record["name"] == "single_client_tasks_async":
+                    multi = records["multi_host_tasks_async"]
+                    multi["vs_single_client_tasks_async"] = round(
+                        multi["value"] / record["value"], 2)
+                    print(json.dumps(multi), flush=True)
+                if record["name"] != "multi_host_tasks_async":
+                    print(json.dumps(record), flush=True)
             err = proc.stderr.read()
             if proc.wait() != 0:
                 sys.exit(f"multihost benchmark driver failed:\n{err}")

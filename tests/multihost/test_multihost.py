@@ -1,8 +1,10 @@
 """Loom across three network hosts (namespaces, see hosts.py): the head on
 host 1, nodes on hosts 2 and 3, drivers on host 3."""
 import json
+import selectors
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -34,6 +36,36 @@ def received_bytes(cluster, host):
 
 def sent_bytes(cluster, host):
     return metric(cluster.metrics(host), "loom_object_manager_bytes_sent_total")
+
+
+# --- The hosts themselves ------------------------------------------------------
+
+
+def test_hosts_share_no_files_under_tmp_or_dev_shm_and_reach_each_other(net):
+    h1, h2, h3 = net.hosts
+    for d in ("/tmp", "/dev/shm"):
+        h2.run(["sh", "-c", f"echo here > {d}/only-on-host2"], check=True)
+        assert h2.run(["cat", f"{d}/only-on-host2"]).stdout == "here\n"
+        for other in (h1, h3):
+            assert other.run(["test", "-e", f"{d}/only-on-host2"]).returncode \
+                == 1, f"{other.name} sees host 2's {d}"
+    # The checkout (build/, .venv/) is visible on every host.
+    assert h3.run(["test", "-x", hosts.loom_cli()]).returncode == 0
+    # Each host has its own address, and reaches the others' over the bridge.
+    r = h3.run(["ip", "-4", "-o", "addr", "show", "dev", "eth0"], check=True)
+    assert f" {h3.ip}/" in r.stdout
+    ping = "import socket; socket.create_connection(('{ip}', {port}), 5)"
+    listener = h1.popen([sys.executable, "-c", "import socket, sys; s = socket."
+                         "socket(); s.bind(('%s', 0)); s.listen(1); "
+                         "print(s.getsockname()[1], flush=True); s.accept()"
+                         % h1.ip])
+    try:
+        port = listener.stdout.readline().strip()
+        r = h3.run([sys.executable, "-c", ping.format(ip=h1.ip, port=port)])
+        assert r.returncode == 0, r.stderr
+    finally:
+        listener.kill()
+        listener.communicate()
 
 
 # --- Tasks, objects and actors across hosts ---------------------------------
@@ -193,7 +225,6 @@ def read_lines_until(proc, predicate, timeout, what):
     returns the lines read. Fails after `timeout` s."""
     lines = []
     deadline = time.monotonic() + timeout
-    import selectors
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     try:
@@ -448,4 +479,4 @@ def test_a_killed_driver_frees_its_objects_on_other_hosts(cluster):
     h1, h2, _ = cluster.net.hosts
     start_and_kill_driver(cluster)
     wait_until(lambda: all(store_used(cluster, h) < 1 * MB for h in (h1, h2)),
-               20, "the stores of hosts 1 and 2 emptied")
+               15, "the stores of hosts 1 and 2 emptied")
