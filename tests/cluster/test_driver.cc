@@ -13,7 +13,8 @@
 //                                     offer resources "host1".."host3"
 //                                     (tests/multihost) and prints, then
 //                                     exits 0:
-//       spread IP N       for each host the 1,000 SPREAD tasks ran on
+//       spread IP N       for each host the 1,000 no-op SPREAD tasks ran on
+//       spread50 IP N     for each host 60 SPREAD tasks of 50 ms ran on
 //       transfer BOOL     100 MB made on host2, checked on host3
 //       actor IP VALUE    an actor on host2: where it runs, a call's result
 #include <cstdio>
@@ -59,14 +60,19 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (std::strcmp(argv[1], "multihost") == 0) {
-    std::vector<loom::ObjectRef<std::string>> refs;
-    for (int i = 0; i < 1000; ++i) {
-      refs.push_back(loom::Task(HostIps).SetSpread().Remote());
-    }
-    std::map<std::string, int> hosts;
-    for (const auto& ip : loom::Get(refs, 120000)) hosts[*ip]++;
-    for (const auto& [ip, n] : hosts)
-      std::printf("spread %s %d\n", ip.c_str(), n);
+    auto spread = [](const char* label, int n, int ms) {
+      std::vector<loom::ObjectRef<std::string>> refs;
+      for (int i = 0; i < n; ++i) {
+        refs.push_back(loom::Task(HostIpsAfter).SetSpread().Remote(ms));
+      }
+      std::map<std::string, int> hosts;
+      for (const auto& ip : loom::Get(refs, 120000)) hosts[*ip]++;
+      for (const auto& [ip, count] : hosts) {
+        std::printf("%s %s %d\n", label, ip.c_str(), count);
+      }
+    };
+    spread("spread50", 60, 50);
+    spread("spread", 1000, 0);
     auto made =
         loom::Task(Pattern).SetResource("host2", 1).Remote(int64_t{100} << 20);
     bool ok = *loom::Get(

@@ -149,6 +149,11 @@ std::string HostIps() {
   return out;
 }
 
+std::string HostIpsAfter(int ms) {
+  SleepMs(ms);
+  return HostIps();
+}
+
 int Counter::Pid() const { return getpid(); }
 int Counter::RayletPid() const { return ParentPid(); }
 int Counter::AddTo(loom::ActorHandle<Counter> other, int x) {
@@ -327,4 +332,5 @@ int PrintLine(std::string text, bool to_stderr) {
 }
 
 LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,
-            Throw, Repeat, Range, CudaDeviceCount, PrintLine, HostIps);
+            Throw, Repeat, Range, CudaDeviceCount, PrintLine, HostIps,
+            HostIpsAfter);

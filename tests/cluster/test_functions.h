@@ -27,6 +27,8 @@ int PrintLine(std::string text, bool to_stderr);
 // This machine's IPv4 addresses other than loopback, comma-separated (a
 // network-namespace host of tests/multihost has one).
 std::string HostIps();
+// Sleeps ms, then returns HostIps().
+std::string HostIpsAfter(int ms);
 // Writes this worker's pid to `path` (appending a line), sleeps, returns x.
 int RecordPidAndSleep(std::string path, int ms, int x);
 int Throw(std::string message);

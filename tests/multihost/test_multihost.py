@@ -70,51 +70,72 @@ def test_hosts_share_no_files_under_tmp_or_dev_shm_and_reach_each_other(net):
 
 # --- Tasks, objects and actors across hosts ---------------------------------
 
-SPREAD_GAP = ("SPREAD does not spread short tasks: the task submitter pipelines "
-              "a backlog onto its first lease (up to 64 tasks per worker, one "
-              "lease request at a time, runtime/task_submitter.cc Pump), so "
-              "1,000 no-op SPREAD tasks all run on the host of that lease")
+SPREAD_GAP = ("SPREAD spreads leases, not short tasks: the task submitter "
+              "asks for one lease at a time and pipelines a backlog of short "
+              "tasks onto the leases it holds (up to 64 per worker, "
+              "runtime/task_submitter.cc Pump), so most of 1,000 no-op SPREAD "
+              "tasks run where the first lease landed (often all: a fresh "
+              "node's first Python worker takes ~0.5 s); not strict, as warm "
+              "clusters sometimes spread them")
 
 PYTHON_SPREAD = """
-    import collections, json
+    import collections, json, time
     import loom
 
     loom.init(address="{address}")
     ip_of = {{n["NodeID"]: n["NodeManagerAddress"] for n in loom.nodes()}}
 
     @loom.remote
-    def where():
+    def where(seconds):
+        time.sleep(seconds)
         return loom.get_runtime_context().get_node_id()
 
-    refs = [where.options(scheduling_strategy="SPREAD").remote()
-            for _ in range(1000)]
+    refs = [where.options(scheduling_strategy="SPREAD").remote({seconds})
+            for _ in range({n})]
     print(json.dumps(collections.Counter(
         ip_of[n] for n in loom.get(refs, timeout=120))))
 """
 
 
-def spread_of_cpp_driver(cluster):
+def cpp_driver(cluster):
+    """Runs `loom-test-driver multihost` on host 3: its output as lists of
+    words."""
     r = cluster.net.hosts[2].run([hosts.test_driver_binary(), "multihost",
                                   cluster.address, hosts.SESSION_ROOT],
                                  timeout=180)
     assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
-    lines = [line.split() for line in r.stdout.splitlines()]
-    return {w[1]: int(w[2]) for w in lines if w[0] == "spread"}
+    return [line.split() for line in r.stdout.splitlines()]
 
 
-@pytest.mark.xfail(strict=True, reason=SPREAD_GAP)
+def spread(words, label):
+    return {w[1]: int(w[2]) for w in words if w[0] == label}
+
+
 @pytest.mark.parametrize("driver", ["python", "cpp"])
-def test_spread_tasks_run_on_every_host(cluster, driver):
+def test_spread_tasks_of_50_ms_run_on_every_host(cluster, driver):
     h1, h2, h3 = cluster.net.hosts
     if driver == "python":
-        out, _ = run_ok(cluster, h3,
-                        PYTHON_SPREAD.format(address=cluster.address))
-        spread = last_json(out)
+        out, _ = run_ok(cluster, h3, PYTHON_SPREAD.format(
+            address=cluster.address, seconds=0.05, n=60))
+        counts = last_json(out)
     else:
-        spread = spread_of_cpp_driver(cluster)
-    assert sum(spread.values()) == 1000
-    assert set(spread) == {h1.ip, h2.ip, h3.ip}, spread
-    assert min(spread.values()) >= 100, spread
+        counts = spread(cpp_driver(cluster), "spread50")
+    assert sum(counts.values()) == 60
+    assert set(counts) == {h1.ip, h2.ip, h3.ip}, counts
+    assert min(counts.values()) >= 3, counts
+
+
+@pytest.mark.xfail(strict=False, reason=SPREAD_GAP)
+def test_a_thousand_no_op_spread_tasks_run_on_every_host(cluster):
+    # On a fresh cluster (the C++ driver's are run after its 50 ms ones,
+    # on warm workers: see test_cpp_driver_moves_objects_...).
+    h1, h2, h3 = cluster.net.hosts
+    out, _ = run_ok(cluster, h3, PYTHON_SPREAD.format(
+        address=cluster.address, seconds=0, n=1000))
+    counts = last_json(out)
+    assert sum(counts.values()) == 1000
+    assert set(counts) == {h1.ip, h2.ip, h3.ip}, counts
+    assert min(counts.values()) >= 100, counts
 
 
 PYTHON_OBJECTS_AND_ACTORS = """
@@ -184,15 +205,11 @@ def test_python_driver_moves_objects_and_calls_actors_across_hosts(cluster):
 def test_cpp_driver_moves_objects_and_calls_actors_across_hosts(cluster):
     h1, h2, h3 = cluster.net.hosts
     received_before = received_bytes(cluster, h3)
-    r = h3.run([hosts.test_driver_binary(), "multihost", cluster.address,
-                hosts.SESSION_ROOT], timeout=180)
-    assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
-    lines = [line.split() for line in r.stdout.splitlines()]
-    spread = {w[1]: int(w[2]) for w in lines if w[0] == "spread"}
-    assert sum(spread.values()) == 1000
-    assert ["transfer", "true"] in lines, r.stdout
+    words = cpp_driver(cluster)
+    assert sum(spread(words, "spread").values()) == 1000
+    assert ["transfer", "true"] in words, words
     assert received_bytes(cluster, h3) - received_before >= 100 * MB
-    assert ["actor", h2.ip, "42"] in lines, r.stdout
+    assert ["actor", h2.ip, "42"] in words, words
 
 
 # --- Worker output reaches a driver on another host --------------------------
