@@ -526,12 +526,12 @@ class LoomCluster:
         return script
 
     def start_driver(self, host, source, env=None, **popen_args):
-        """Starts a Python driver (`source`, dedented; LOOM_ADDRESS is set,
-        so loom.init() or loom.init("auto") joins) on `host`; its stdout and
-        stderr are text pipes."""
+        """Starts a Python driver (`source`, dedented) on `host`; it joins
+        with loom.init(address=cluster.address) or loom.init("auto") (which
+        finds the host's own session directory). Its stdout and stderr are
+        text pipes."""
         script = self._write_driver(host, source)
-        extra = {"LOOM_ADDRESS": self.address,
-                 "PYTHONPATH": str(Path(__file__).resolve().parent)}
+        extra = {"PYTHONPATH": str(Path(__file__).resolve().parent)}
         extra.update(env or {})
         return host.popen([sys.executable, script], env=extra, cwd="/tmp",
                           **popen_args)

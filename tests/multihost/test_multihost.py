@@ -417,7 +417,9 @@ DRIVER_HOLDING_LEASES_AND_OBJECTS = """
     import numpy as np
     import loom
 
-    loom.init(address="{address}")
+    # "auto": the cluster of this host's own session directory (host 3's
+    # raylet), with nothing from host 1's file system.
+    loom.init(address="auto")
 
     @loom.remote
     def block(megabytes):
@@ -432,12 +434,12 @@ DRIVER_HOLDING_LEASES_AND_OBJECTS = """
         def ping(self):
             return 1
 
-    objects = [block.options(resources={{h: 1}}).remote(50)
+    objects = [block.options(resources={h: 1}).remote(50)
                for h in ("host1", "host2")]
     loom.wait(objects, num_returns=2, timeout=60)
-    leases = [hold.options(resources={{h: 1}}).remote()
+    leases = [hold.options(resources={h: 1}).remote()
               for h in ("host1", "host2")]
-    actor = Idle.options(resources={{"host2": 1}}).remote()
+    actor = Idle.options(resources={"host2": 1}).remote()
     loom.get(actor.ping.remote(), timeout=60)
     print("READY", flush=True)
     time.sleep(600)
@@ -458,8 +460,7 @@ def start_and_kill_driver(cluster):
     """Starts the driver above on host 3, waits until what it holds shows
     on hosts 1 and 2, and kills it with SIGKILL."""
     h1, h2, h3 = cluster.net.hosts
-    proc = cluster.start_driver(
-        h3, DRIVER_HOLDING_LEASES_AND_OBJECTS.format(address=cluster.address))
+    proc = cluster.start_driver(h3, DRIVER_HOLDING_LEASES_AND_OBJECTS)
     try:
         read_lines_until(proc, lambda line, _: line == "READY", 90, "READY")
         wait_until(lambda: all(store_used(cluster, h) >= 50 * MB
