@@ -241,13 +241,18 @@ class Host:
 
     def env(self, extra=None):
         """The environment of commands on this host: this process's, less
-        Loom's, plus the cluster's (session root, token) and `extra`."""
+        Loom's, plus the cluster's (session root, token) and `extra` (where
+        a value of None unsets the variable)."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("LOOM_")}
         env["LOOM_SESSION_ROOT"] = SESSION_ROOT
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.net.env)
-        env.update(extra or {})
+        for k, v in (extra or {}).items():
+            if v is None:
+                env.pop(k, None)  # None: not set at all
+            else:
+                env[k] = v
         return env
 
     def run(self, argv, timeout=60, env=None, check=False, cwd="/", **kw):
