@@ -26,6 +26,7 @@ import os
 import random
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -210,12 +211,15 @@ class Host:
     def _start_holder(self):
         keep = _paths_to_keep()
         stage = _staging_dir(keep)
-        script = [f"mount -t tmpfs -o mode=1777 tmpfs {stage}"]
-        for i, path in enumerate(keep):
-            rel = os.path.relpath(path, "/tmp")
-            script += [f"mkdir -p {stage}/{rel}",
-                       f"mount --rbind {path} {stage}/{rel}"]
-        script += [f"mount --move {stage} /tmp",
+        # A fresh tmpfs, mounted elsewhere first so that the paths to keep
+        # can be bound into it, then moved over /tmp.
+        q = shlex.quote
+        script = [f"mount -t tmpfs -o mode=1777 tmpfs {q(stage)}"]
+        for path in keep:
+            inside = os.path.join(stage, os.path.relpath(path, "/tmp"))
+            script += [f"mkdir -p {q(inside)}",
+                       f"mount --rbind {q(str(path))} {q(inside)}"]
+        script += [f"mount --move {q(stage)} /tmp",
                    "mount -t tmpfs -o mode=1777 tmpfs /dev/shm",
                    f"mkdir -p {SESSION_ROOT}",
                    "echo ready", "exec sleep infinity"]
