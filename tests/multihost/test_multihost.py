@@ -1,10 +1,9 @@
 """Loom across three network hosts (namespaces, see hosts.py): the head on
 host 1, nodes on hosts 2 and 3, drivers on host 3."""
 import json
-import selectors
-import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -237,27 +236,46 @@ PRINTS_ON_HOST2 = """
 """
 
 
-def read_lines_until(proc, predicate, timeout, what):
-    """Reads proc's stdout lines until predicate(line, lines) is truthy;
-    returns the lines read. Fails after `timeout` s."""
-    lines = []
-    deadline = time.monotonic() + timeout
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    try:
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break  # the driver exited
-            lines.append(line.rstrip("\n"))
-            if predicate(lines[-1], lines):
-                return lines
-    finally:
-        sel.close()
-    pytest.fail(f"no {what} within {timeout} s (exit code {proc.poll()}); "
-                f"stdout so far:\n" + "\n".join(lines))
+class Lines:
+    """A driver's stdout (and stderr), read line by line by threads of
+    their own, so that waiting for a line never blocks on a pipe. The
+    driver is killed with `kill()`, never waited for with communicate()."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.lines, self.errors = [], []
+        self._thread = threading.Thread(
+            target=self._read, args=(proc.stdout, self.lines), daemon=True)
+        self._thread.start()
+        threading.Thread(target=self._read, args=(proc.stderr, self.errors),
+                         daemon=True).start()
+
+    @staticmethod
+    def _read(pipe, into):
+        for line in pipe:
+            into.append(line.rstrip("\n"))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def wait_for(self, predicate, timeout, what):
+        """The first line predicate(line) accepts; fails the test after
+        `timeout` s or when the driver has exited without printing it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((line for line in list(self.lines) if predicate(line)),
+                         None)
+            if found is not None:
+                return found
+            exited = not self._thread.is_alive()
+            if exited or time.monotonic() > deadline:
+                pytest.fail(f"no {what} within {timeout} s (driver "
+                            f"{'exited' if exited else 'running'}); stdout:\n"
+                            + "\n".join(self.lines) + "\nstderr:\n"
+                            + "\n".join(self.errors))
+            time.sleep(0.05)
 
 
 @pytest.mark.xfail(strict=True, reason=LOGS_GAP)
@@ -266,17 +284,15 @@ def test_worker_prints_on_host2_appear_in_the_host3_driver_output(cluster):
     marker = f"hello-from-host2-{time.monotonic_ns()}"
     proc = cluster.start_driver(
         h3, PRINTS_ON_HOST2.format(address=cluster.address, marker=marker))
+    out = Lines(proc)
     try:
-        lines = read_lines_until(proc, lambda line, _: line.startswith("DONE"),
-                                 60, "DONE from the driver")
-        pid = int(lines[-1].split()[1])
-        expected = f"(pid={pid}, ip={h2.ip}) {marker}"
-        read_lines_until(
-            proc, lambda _, seen: expected in lines + seen, 10,
-            f"the line {expected!r}")
+        done = out.wait_for(lambda line: line.startswith("DONE"), 60,
+                            "DONE from the driver")
+        expected = f"(pid={done.split()[1]}, ip={h2.ip}) {marker}"
+        out.wait_for(lambda line: line == expected, 10,
+                     f"the line {expected!r}")
     finally:
-        proc.kill()
-        proc.communicate()
+        out.kill()
 
 
 # --- A host cut off during a workload ------------------------------------------
@@ -368,20 +384,18 @@ def test_a_cut_host_fails_over_and_is_fenced_when_mended(make_cluster):
         h3, DRIVER_THROUGH_A_CUT.format(address=cluster.address,
                                         host2_ip=h2.ip),
         stdin=subprocess.PIPE)
+    out = Lines(proc)
     try:
-        read_lines_until(proc, lambda line, _: line == "READY", 90,
-                         "READY (tasks running on host 2)")
+        out.wait_for(lambda line: line == "READY", 90,
+                     "READY (tasks running on host 2)")
         h2.cut()
         cut_at = time.time()
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        out, err = proc.communicate(timeout=90)
+        r = json.loads(out.wait_for(lambda line: line.startswith("{"), 90,
+                                    "the driver's results"))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, f"stdout:\n{out}\nstderr:\n{err}"
-    r = last_json(out)
+        out.kill()
     print("after the cut:",
           {k: (v - cut_at if k.endswith("_done") else v) for k, v in r.items()})
     bound = NODE_TIMEOUT_MS / 1000 + 5
@@ -465,20 +479,16 @@ def start_and_kill_driver(cluster):
     """Starts the driver above on host 3, waits until what it holds shows
     on hosts 1 and 2, and kills it with SIGKILL."""
     h1, h2, h3 = cluster.net.hosts
-    proc = cluster.start_driver(h3, DRIVER_HOLDING_LEASES_AND_OBJECTS)
+    out = Lines(cluster.start_driver(h3, DRIVER_HOLDING_LEASES_AND_OBJECTS))
     try:
-        read_lines_until(proc, lambda line, _: line == "READY", 90, "READY")
+        out.wait_for(lambda line: line == "READY", 90, "READY")
         wait_until(lambda: all(store_used(cluster, h) >= 50 * MB
                                for h in (h1, h2)), 10,
                    "50 MB in the stores of hosts 1 and 2")
         wait_until(lambda: not all_resources_free(cluster), 10,
                    "the driver's leases to show as used resources")
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out.kill()  # SIGKILL
 
 
 def test_a_killed_driver_frees_its_leases_and_actors_on_other_hosts(cluster):
