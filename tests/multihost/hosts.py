@@ -391,12 +391,17 @@ def loom_cli():
                        "run `make install-python` first")
 
 
-def test_driver_binary():
-    """The C++ driver the multihost tests run (tests/cluster/test_driver.cc)."""
-    path = REPO_ROOT / "build" / "bin" / "loom-test-driver"
+def test_binary(name):
+    """A test program of the build (loom-test-driver, loom-probe)."""
+    path = REPO_ROOT / "build" / "bin" / name
     if not os.access(path, os.X_OK):
         raise RuntimeError(f"no {path}: run `make build` first")
     return str(path)
+
+
+def test_driver_binary():
+    """The C++ driver the multihost tests run (tests/cluster/test_driver.cc)."""
+    return test_binary("loom-test-driver")
 
 
 class LoomCluster:
@@ -447,8 +452,9 @@ class LoomCluster:
         """The cluster token, passed to every later command through
         $LOOM_AUTH_TOKEN (the one place it is set)."""
         token = self.head.path(self.session_dir(self.head) + "/auth_token")
-        if token.exists():
-            self.net.env["LOOM_AUTH_TOKEN"] = token.read_text().strip()
+        if not token.exists():
+            raise RuntimeError(f"the head wrote no cluster token ({token})")
+        self.net.env["LOOM_AUTH_TOKEN"] = token.read_text().strip()
 
     def start(self):
         for host in self.net.hosts:
@@ -510,9 +516,10 @@ class LoomCluster:
         return wait_until(counts, timeout,
                           f"{alive} nodes alive and {dead} dead")
 
-    def metrics(self, host):
-        """The host's raylet /metrics, parsed: {name{labels}: value}."""
-        ready = host.path(self.session_dir(host) + "/raylet.ready")
+    def metrics(self, host, daemon="raylet"):
+        """/metrics of the host's raylet (or "gcs"), read over the network
+        with no token, parsed: {name{labels}: value}."""
+        ready = host.path(self.session_dir(host) + f"/{daemon}.ready")
         metrics_port = ready.read_text().split()[1]
         code = ("import sys, urllib.request; sys.stdout.write(urllib.request"
                 f".urlopen('http://{host.ip}:{metrics_port}/metrics', "

@@ -1,6 +1,7 @@
 """Loom across three network hosts (namespaces, see hosts.py): the head on
 host 1, nodes on hosts 2 and 3, drivers on host 3."""
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -517,29 +518,105 @@ def test_a_killed_driver_frees_its_objects_on_other_hosts(cluster):
 
 # --- The cluster token ---------------------------------------------------------
 
-TOKEN_GAP = ("no cluster token yet: `loom start --head` writes none to its "
-             "session directory (hosts.LoomCluster._read_token reads "
-             "auth_token) and the daemons take every call")
+DRIVER_WITH_AN_ACTOR_ON_HOST2 = """
+    import sys
+    import loom
+
+    loom.init(address="{address}")
+
+    @loom.remote(resources={{"host2": 1}})
+    class Pinger:
+        def ping(self):
+            return "pong"
+
+    @loom.remote
+    def where():
+        return loom.get_runtime_context().get_node_id()
+
+    pinger = Pinger.remote()
+    assert loom.get(pinger.ping.remote(), timeout=60) == "pong"
+    print("READY", flush=True)
+    sys.stdin.readline()  # the test probed every daemon
+    nodes = {{loom.get(where.options(resources={{h: 1}}).remote(), timeout=60)
+              for h in ("host1", "host2", "host3")}}
+    print("AFTER", loom.get(pinger.ping.remote(), timeout=60), len(nodes),
+          flush=True)
+"""
+
+def probe(host, address, service, token):
+    """loom-probe (tests/cluster/probe_main.cc) from `host`: every method of
+    `service` at `address`, without a token (None) or with `token`:
+    {method: status code name}."""
+    argv = [hosts.test_binary("loom-probe"), address, service] + \
+        ([token] if token else [])
+    r = host.run(argv, timeout=120)
+    assert r.returncode in (0, 1), f"loom-probe: {r.stderr}"
+    return dict(line.split() for line in r.stdout.splitlines())
 
 
-@pytest.mark.xfail(strict=True, reason=TOKEN_GAP)
-def test_clients_without_the_token_are_refused_and_metrics_stay_readable(
+def refused(cluster, host, daemon="raylet"):
+    return metric(cluster.metrics(host, daemon),
+                  "loom_rpc_unauthenticated_total")
+
+
+def test_clients_without_the_token_are_refused_everywhere_and_change_nothing(
         cluster):
     h1, h2, h3 = cluster.net.hosts
-    token = cluster.net.env.get("LOOM_AUTH_TOKEN")
-    assert token, "the head wrote no token to its session directory"
-    # A session root of its own: no token file to fall back on.
-    empty_root = "/tmp/no-session"
-    h3.run(["mkdir", "-p", empty_root], check=True)
-    for name, bad in (("no token", None), ("a wrong token", "x" + token[1:])):
-        for what in (["status"], ["list", "nodes"], ["memory"]):
-            r = cluster.cli_run(*what, "--address", cluster.address,
-                                "--session-root", empty_root, host=h3,
+    token = cluster.net.env["LOOM_AUTH_TOKEN"]
+    wrong = ("0" if token[0] != "0" else "1") + token[1:]
+    out = Lines(cluster.start_driver(
+        h3, DRIVER_WITH_AN_ACTOR_ON_HOST2.format(address=cluster.address),
+        stdin=subprocess.PIPE))
+    try:
+        out.wait_for(lambda line: line == "READY", 90, "READY")
+        # The daemons' ports: the head's, each raylet's, and the worker of
+        # the actor on host 2 (its address from the head's log).
+        gcs_log = cluster.head.path(cluster.session_dir(cluster.head) +
+                                    "/logs/gcs.log").read_text()
+        worker = re.findall(r"alive at (\S+)", gcs_log)[-1]
+        assert worker.startswith(h2.ip + ":"), worker
+        ports = [(cluster.address, "loom.rpc.Gcs")] + [
+            (f"{n['ip']}:{n['port']}", "loom.rpc.Raylet")
+            for n in cluster.nodes()] + [(worker, "loom.rpc.CoreWorker")]
+        assert len(ports) == 5
+        before = {h: refused(cluster, h) for h in (h1, h2, h3)}
+        gcs_before = refused(cluster, h1, "gcs")
+        # Every method on every port refuses calls from another host without
+        # the token or with a wrong one.
+        calls = {}
+        for address, service in ports:
+            for name, bad in (("no token", None), ("a wrong token", wrong)):
+                codes = probe(h3 if not address.startswith(h3.ip) else h1,
+                              address, service, bad)
+                assert len(codes) >= 5, codes
+                let_in = {m: c for m, c in codes.items()
+                          if c != "UNAUTHENTICATED"}
+                assert not let_in, f"{address} ({service}) with {name}: {let_in}"
+                calls[address] = calls.get(address, 0) + len(codes)
+        # Each refusal was counted where it happened; /metrics is read
+        # without a token.
+        for h in (h1, h2, h3):
+            raylet = cluster.node_of(h)
+            assert refused(cluster, h) - before[h] >= \
+                calls[f"{raylet['ip']}:{raylet['port']}"]
+        assert refused(cluster, h1, "gcs") - gcs_before >= \
+            calls[cluster.address]
+        # The CLI with a wrong token, or none (a session root without one),
+        # is refused too.
+        h3.run(["mkdir", "-p", "/tmp/no-session"], check=True)
+        for bad in (wrong, None):
+            r = cluster.cli_run("status", "--address", cluster.address,
+                                "--session-root", "/tmp/no-session", host=h3,
                                 env={"LOOM_AUTH_TOKEN": bad})
-            assert r.returncode != 0, f"loom {what} with {name}:\n{r.stdout}"
-            assert "UNAUTHENTICATED" in r.stderr.upper() or \
-                "token" in r.stderr.lower(), r.stderr
-    # Nothing changed, and every raylet's /metrics is still readable.
-    cluster.wait_for_nodes(alive=3, timeout=5)
-    for host in (h1, h2, h3):
-        assert "loom_leases_granted_total" in cluster.metrics(host)
+            assert r.returncode != 0, r.stdout
+            assert "token" in r.stderr.lower(), r.stderr
+        # Nothing changed: three nodes alive, the actor still answers, every
+        # host still runs tasks.
+        cluster.wait_for_nodes(alive=3, timeout=5)
+        out.proc.stdin.write("go\n")
+        out.proc.stdin.flush()
+        after = out.wait_for(lambda line: line.startswith("AFTER"), 60,
+                             "the driver's calls after the probes")
+        assert after == "AFTER pong 3", after
+    finally:
+        out.kill()
