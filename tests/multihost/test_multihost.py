@@ -214,12 +214,6 @@ def test_cpp_driver_moves_objects_and_calls_actors_across_hosts(cluster):
 
 # --- Worker output reaches a driver on another host --------------------------
 
-LOGS_GAP = ("worker output reaches only drivers on the worker's own host: a "
-            "Python worker writes its lines to <session>/logs/python-<job>.out "
-            "on its host and the driver tails its own host's session "
-            "directories (streaming through the raylets and the head, branch "
-            "`logs`, is not on main yet)")
-
 PRINTS_ON_HOST2 = """
     import os, sys, time
     import loom
@@ -279,7 +273,6 @@ class Lines:
             time.sleep(0.05)
 
 
-@pytest.mark.xfail(strict=True, reason=LOGS_GAP)
 def test_worker_prints_on_host2_appear_in_the_host3_driver_output(cluster):
     h1, h2, h3 = cluster.net.hosts
     marker = f"hello-from-host2-{time.monotonic_ns()}"
