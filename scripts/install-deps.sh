@@ -7,6 +7,7 @@ pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev prometheus-cpp-dev libmsgpack-cxx-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  iproute2  # tests/multihost: hosts made of network namespaces (`ip netns`)
 )
 missing=()
 for p in "${pkgs[@]}"; do

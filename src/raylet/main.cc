@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
         loom::raylet::ObjectManager::Options{
             store_client.get(),
             [&node](const loom::NodeId& id) { return node.AddressOf(id); },
-            8 << 20, 4, node.node_id(), gcs_address, node.clients()});
+            8 << 20, 4, node.node_id(), gcs_address, node.clients(), &metrics});
     node.set_object_manager(object_manager.get());
     evictions = object_manager.get();
   }

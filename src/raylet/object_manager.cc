@@ -35,6 +35,17 @@ struct ObjectManager::Gcs {
 };
 
 ObjectManager::ObjectManager(Options options) : options_(std::move(options)) {
+  if (Metrics* m = options_.metrics) {
+    bytes_received_ = &m->Counter(
+        "loom_object_manager_bytes_received_total",
+        "Bytes of objects pulled into this node's store from other nodes");
+    bytes_sent_ =
+        &m->Counter("loom_object_manager_bytes_sent_total",
+                    "Bytes of objects this node's store served to other nodes");
+    objects_received_ =
+        &m->Counter("loom_object_manager_objects_received_total",
+                    "Objects pulled into this node's store from other nodes");
+  }
   if (!options_.gcs_address.empty()) {
     gcs_ = std::make_unique<Gcs>(
         Gcs{rpc::Gcs::NewStub(rpc::MakeChannel(options_.gcs_address))});
@@ -293,7 +304,11 @@ absl::Status ObjectManager::Transfer(const ObjectId& id,
     return failed(error);
   }
   absl::Status sealed = options_.store->Seal(id);
-  if (sealed.ok()) ReportCopy(id, total, /*added=*/true);
+  if (sealed.ok()) {
+    ReportCopy(id, total, /*added=*/true);
+    if (bytes_received_) bytes_received_->Increment(static_cast<double>(total));
+    if (objects_received_) objects_received_->Increment();
+  }
   return sealed;
 }
 
@@ -447,6 +462,7 @@ absl::Status ObjectManager::ReadChunk(const rpc::ReadObjectChunkRequest& req,
                                },
                                pin)};
   *reply = grpc::ByteBuffer(slices, 2);
+  if (bytes_sent_) bytes_sent_->Increment(static_cast<double>(n));
   return absl::OkStatus();
 }
 

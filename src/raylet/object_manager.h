@@ -8,7 +8,8 @@
 // into the arena (no copy; the object stays pinned until gRPC has sent it).
 // A source that fails mid-transfer leaves nothing behind, and the pull tries
 // the other copies the head's directory lists before it fails with an error
-// naming each location tried.
+// naming each location tried. With `metrics`, the bytes it pulls and serves
+// are counted (loom_object_manager_bytes_received_total / _sent_total).
 //
 //   ObjectManager om({.store = &store_client, .address_of = ...});
 //   om.Pull(id, source_node, [](absl::Status s) { ... });  // any thread
@@ -33,6 +34,7 @@ class ByteBuffer;
 }
 #include "src/common/client_pool.h"
 #include "src/common/ids.h"
+#include "src/common/metrics.h"
 
 namespace loom::raylet {
 
@@ -48,6 +50,7 @@ class ObjectManager {
     NodeId self;
     std::string gcs_address;  // copies are reported to its object directory
     ClientPool* clients = nullptr;  // channels to other raylets; required
+    Metrics* metrics = nullptr;     // optional: byte counters
   };
   explicit ObjectManager(Options options);
   ~ObjectManager();
@@ -81,6 +84,9 @@ class ObjectManager {
   void ReportLoop();
 
   Options options_;
+  prometheus::Counter* bytes_received_ = nullptr;
+  prometheus::Counter* bytes_sent_ = nullptr;
+  prometheus::Counter* objects_received_ = nullptr;
   struct Gcs;
   std::unique_ptr<Gcs> gcs_;  // the head's object directory; null without one
   absl::Mutex mu_;

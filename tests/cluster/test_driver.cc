@@ -9,8 +9,17 @@
 //                                     needs resource "pool" (another node's),
 //                                     which writes its pid to PATH; prints
 //                                     "ready" and waits
+//   loom-test-driver multihost ADDRESS ROOT  joins a cluster whose nodes
+//                                     offer resources "host1".."host3"
+//                                     (tests/multihost) and prints, then
+//                                     exits 0:
+//       spread IP N       for each host the 1,000 no-op SPREAD tasks ran on
+//       spread50 IP N     for each host 60 SPREAD tasks of 50 ms ran on
+//       transfer BOOL     100 MB made on host2, checked on host3
+//       actor IP VALUE    an actor on host2: where it runs, a call's result
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -48,6 +57,32 @@ int main(int argc, char** argv) {
     std::printf("ready\n");
     std::fflush(stdout);
     loom::Get(ref);
+    return 0;
+  }
+  if (std::strcmp(argv[1], "multihost") == 0) {
+    auto spread = [](const char* label, int n, int ms) {
+      std::vector<loom::ObjectRef<std::string>> refs;
+      for (int i = 0; i < n; ++i) {
+        refs.push_back(loom::Task(HostIpsAfter).SetSpread().Remote(ms));
+      }
+      std::map<std::string, int> hosts;
+      for (const auto& ip : loom::Get(refs, 120000)) hosts[*ip]++;
+      for (const auto& [ip, count] : hosts) {
+        std::printf("%s %s %d\n", label, ip.c_str(), count);
+      }
+    };
+    spread("spread50", 60, 50);
+    spread("spread", 1000, 0);
+    auto made =
+        loom::Task(Pattern).SetResource("host2", 1).Remote(int64_t{100} << 20);
+    bool ok = *loom::Get(
+        loom::Task(IsPattern).SetResource("host3", 1).Remote(made), 120000);
+    std::printf("transfer %s\n", ok ? "true" : "false");
+    auto counter = loom::Actor(MakeCounter).SetResource("host2", 1).Remote(40);
+    std::string where = *loom::Get(counter.Task(&Counter::HostIps).Remote());
+    int value = *loom::Get(counter.Task(&Counter::Add).Remote(2), 60000);
+    std::printf("actor %s %d\n", where.c_str(), value);
+    std::fflush(stdout);
     return 0;
   }
   // Hold a lease: a task that runs for a long time.

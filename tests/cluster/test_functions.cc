@@ -1,6 +1,9 @@
 #include "tests/cluster/test_functions.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -130,6 +133,27 @@ int CudaDeviceCount() {
   return n;
 }
 
+std::string HostIps() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string out;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    char ip[INET_ADDRSTRLEN];
+    auto* in = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+    if (inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip)) == nullptr) continue;
+    if (std::strncmp(ip, "127.", 4) == 0) continue;
+    out += (out.empty() ? "" : ",") + std::string(ip);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+std::string HostIpsAfter(int ms) {
+  SleepMs(ms);
+  return HostIps();
+}
+
 int Counter::Pid() const { return getpid(); }
 int Counter::RayletPid() const { return ParentPid(); }
 int Counter::AddTo(loom::ActorHandle<Counter> other, int x) {
@@ -150,7 +174,8 @@ int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
 }
 LOOM_REMOTE(MakeCounter, AddThroughHandle, &Counter::Add, &Counter::Get,
             &Counter::Pid, &Counter::Append, &Counter::InOrder, &Counter::Sleep,
-            &Counter::RayletPid, &Counter::Gpus, &Counter::AddTo);
+            &Counter::RayletPid, &Counter::Gpus, &Counter::AddTo,
+            &Counter::HostIps);
 
 loom::CudaBuffer GpuWorker::Share(int64_t n) {
   std::string bytes = Pattern(n);
@@ -307,4 +332,5 @@ int PrintLine(std::string text, bool to_stderr) {
 }
 
 LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,
-            Throw, Repeat, Range, CudaDeviceCount, PrintLine);
+            Throw, Repeat, Range, CudaDeviceCount, PrintLine, HostIps,
+            HostIpsAfter);

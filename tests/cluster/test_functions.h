@@ -24,6 +24,11 @@ int CudaDeviceCount();
 int SelfPid();
 // Prints `text` and a newline on stdout (or stderr); returns the pid.
 int PrintLine(std::string text, bool to_stderr);
+// This machine's IPv4 addresses other than loopback, comma-separated (a
+// network-namespace host of tests/multihost has one).
+std::string HostIps();
+// Sleeps ms, then returns HostIps().
+std::string HostIpsAfter(int ms);
 // Writes this worker's pid to `path` (appending a line), sleeps, returns x.
 int RecordPidAndSleep(std::string path, int ms, int x);
 int Throw(std::string message);
@@ -59,6 +64,7 @@ class Counter {
   int Get() const { return value_; }
   int Pid() const;
   int RayletPid() const;  // the raylet that started this worker
+  std::string HostIps() const { return ::HostIps(); }
   // Calls another actor, whose handle it was passed.
   int AddTo(loom::ActorHandle<Counter> other, int x);
   // loom::GetGpuIds() and $CUDA_VISIBLE_DEVICES, as "ids|env".
