@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
@@ -92,6 +93,7 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
   head_events_ = std::make_unique<HeadEvents>(HeadEvents::Options{
       &loop_, &clients_, options_.gcs_address, [this](const rpc::Event& e) {
         if (e.kind() == rpc::Event::JOB_FINISHED) OnJobFinished(e.id());
+        if (e.kind() == rpc::Event::NODE_DEAD) OnNodeDead(e.id());
       }});
   head_events_->Start();
   if (!options_.session_dir.empty()) {
@@ -795,6 +797,22 @@ void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
                                  {node.labels().begin(), node.labels().end()}});
   }
   Dispatch();
+}
+
+void NodeManager::OnNodeDead(const std::string& node_id) {
+  // At once, not at the next view: owners retry the node's work as soon as
+  // they hear, and must not be spilled back to it meanwhile.
+  auto before = others_.size();
+  others_.erase(
+      std::remove_if(others_.begin(), others_.end(),
+                     [&](const RemoteNode& n) { return n.node_id == node_id; }),
+      others_.end());
+  if (others_.size() != before) {
+    spdlog::info("node {} is dead: out of this node's view",
+                 NodeId::FromBinary(node_id).ok()
+                     ? NodeId::FromBinary(node_id)->Hex()
+                     : std::string("?"));
+  }
 }
 
 }  // namespace loom::raylet

@@ -153,6 +153,8 @@ class NodeManager {
       const std::function<bool(const WorkerId&, const JobId&)>& match,
       const std::string& why);
   void FillHeartbeat(rpc::HeartbeatRequest* req);
+  // The head declared a node dead: out of the view before the next one.
+  void OnNodeDead(const std::string& node_id);
   void OnView(const rpc::HeartbeatReply& reply);
   // The head published the job's end (its driver finished or died, on any
   // node): its leases, queued requests and workers here are freed.

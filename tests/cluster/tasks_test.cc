@@ -301,9 +301,8 @@ TEST_F(MultiNodeTest, TasksNeedingACustomResourceRunWhereItIs) {
 }
 
 TEST_F(MultiNodeTest, WorkerPrintsOnAnotherNodeReachTheDriversStdoutAndStderr) {
-  joined_.push_back(Join(root_a_, {{"far", 1}}));
-  ASSERT_TRUE(WaitForNodes(2));
-  auto status = ClusterStatus(head_.gcs_address);
+  ASSERT_NE(cluster_.AddNode({.resources = {{"far", 1}}}), nullptr);
+  auto status = ClusterStatus(cluster_.address());
   ASSERT_TRUE(status.ok());
   std::string far_ip;
   for (const auto& n : status->nodes()) {
@@ -314,7 +313,7 @@ TEST_F(MultiNodeTest, WorkerPrintsOnAnotherNodeReachTheDriversStdoutAndStderr) {
                       std::to_string(absl::ToUnixNanos(absl::Now()));
   testing::internal::CaptureStdout();
   testing::internal::CaptureStderr();
-  Connect();
+  cluster_.Connect();
   int out_pid =
       *Get(Task(PrintLine).SetResource("far", 1).Remote("out-" + token, false),
            60000);
