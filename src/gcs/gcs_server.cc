@@ -41,14 +41,14 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
     : options_(options),
       loop_("gcs", options.clock),
       publisher_(&loop_),
+      nodes_(NodeTable::Options{
+          &store_, &publisher_, options.clock, options.node_timeout,
+          [this](const NodeId& n) { OnNodeDead(n); }, options.version}),
       logs_(LogChannel::Options{
           &loop_, LogChannel::kMaxBytesPerJob,
           &metrics->Counter("loom_gcs_log_lines_dropped_total",
                             "Worker output lines dropped because a job's "
                             "buffer at the head was full")}),
-      nodes_(NodeTable::Options{
-          &store_, &publisher_, options.clock, options.node_timeout,
-          [this](const NodeId& n) { OnNodeDead(n); }, options.version}),
       nodes_alive_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
                                   {{"state", "alive"}})),
       nodes_dead_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",

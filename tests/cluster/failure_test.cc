@@ -229,7 +229,9 @@ TEST(NodeDeath, AFencedNodeWithRestartOnFenceRejoinsAsANewNode) {
   EXPECT_EQ(CountNodes(*st, true), 3);
   EXPECT_EQ(CountNodes(*st, false), 1);
   for (const auto& n : st->nodes()) {
-    if (n.node_id() == new_id) EXPECT_EQ(n.raylet_port(), port);
+    if (n.node_id() == new_id) {
+      EXPECT_EQ(n.raylet_port(), port);
+    }
   }
   // It wrote its ready file again, with its (same) port.
   EXPECT_TRUE(WaitUntil(
