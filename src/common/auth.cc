@@ -14,6 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "src/common/net.h"
 #include "src/common/session.h"
 
 namespace loom {
@@ -142,6 +143,16 @@ absl::StatusOr<std::string> DaemonToken(const std::string& file,
   }
   if (!token.ok()) return token.status();
   setenv(kAuthTokenEnv, token->c_str(), 1);
+  return token;
+}
+
+absl::StatusOr<std::string> DaemonAuth(const std::string& file,
+                                       const std::string& session_dir,
+                                       bool no_auth, const std::string& host,
+                                       const std::string& bind) {
+  auto token = DaemonToken(file, session_dir, no_auth);
+  if (!token.ok()) return token;
+  if (auto s = CheckListenAddresses(host, bind, no_auth); !s.ok()) return s;
   return token;
 }
 

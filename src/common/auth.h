@@ -47,6 +47,13 @@ absl::StatusOr<std::string> DaemonToken(const std::string& file,
                                         const std::string& session_dir,
                                         bool no_auth);
 
+// A daemon's start: its token (DaemonToken), then its --host and
+// --bind-address checked (CheckListenAddresses in net.h).
+absl::StatusOr<std::string> DaemonAuth(const std::string& file,
+                                       const std::string& session_dir,
+                                       bool no_auth, const std::string& host,
+                                       const std::string& bind);
+
 // Equal without leaking where they differ through timing.
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 

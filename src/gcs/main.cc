@@ -7,7 +7,6 @@
 #include "src/common/auth.h"
 #include "src/common/daemon.h"
 #include "src/common/logging.h"
-#include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
@@ -48,13 +47,11 @@ int main(int argc, char** argv) {
 
   loom::InitLogging("gcs", session_dir.empty() ? "" : session_dir + "/logs");
   if (bind_address.empty()) bind_address = host;
-  auto token = loom::DaemonToken(token_file, session_dir, no_auth);
-  absl::Status checked =
-      loom::CheckListenAddresses(host, bind_address, no_auth);
-  if (!token.ok() || !checked.ok()) {
-    std::fprintf(
-        stderr, "loom-gcs: %s\n",
-        std::string((token.ok() ? checked : token.status()).message()).c_str());
+  auto token =
+      loom::DaemonAuth(token_file, session_dir, no_auth, host, bind_address);
+  if (!token.ok()) {
+    std::fprintf(stderr, "loom-gcs: %s\n",
+                 std::string(token.status().message()).c_str());
     return 2;
   }
   loom::rpc::SetClusterToken(*token);
