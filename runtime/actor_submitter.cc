@@ -5,12 +5,13 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/task_args.h"
 #include "src/common/rpc.h"
+#include "src/common/wire.h"
 
 namespace loom {
 namespace {
 
 std::string AddressOf(const rpc::ActorInfo& info) {
-  return absl::StrCat(info.address().host(), ":", info.address().port());
+  return HostPort(info.address());
 }
 
 }  // namespace

@@ -57,7 +57,7 @@ void CoreWorker::RegisterBorrows(
 void CoreWorker::LendToCaller(const std::vector<ObjectId>& ids,
                               const rpc::Address& caller,
                               rpc::PushTaskReply* reply) {
-  std::string borrower = absl::StrCat(caller.host(), ":", caller.port());
+  std::string borrower = HostPort(caller);
   absl::flat_hash_map<std::string, std::vector<ObjectId>> remote;
   for (const ObjectId& id : ids) {
     std::string owner = OwnerOf(id);

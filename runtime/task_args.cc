@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "src/common/wire.h"
 
 namespace loom {
 
@@ -109,8 +110,7 @@ void ApplyReply(ObjectTable* objects, const std::string& self_address,
   for (const auto& ref : reply.contained()) {
     auto id = ObjectId::FromBinary(ref.object_id());
     if (!id.ok()) continue;
-    std::string owner =
-        absl::StrCat(ref.owner().host(), ":", ref.owner().port());
+    std::string owner = HostPort(ref.owner());
     if (owner != self_address) objects->AddBorrowedUnit(*id, owner);
     inner.push_back(*id);
   }

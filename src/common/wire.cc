@@ -15,6 +15,10 @@ absl::StatusOr<ResourceSet> ResourcesFromProto(const rpc::Resources& proto) {
   return ResourceSet::FromMap(m);
 }
 
+std::string HostPort(const rpc::Address& address) {
+  return absl::StrCat(address.host(), ":", address.port());
+}
+
 rpc::Resources ResourcesToProto(const ResourceSet& set) {
   rpc::Resources proto;
   for (const auto& [name, qty] : set.quantities()) {

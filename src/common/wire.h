@@ -35,6 +35,9 @@ absl::StatusOr<ResourceSet> ResourcesFromProto(const rpc::Resources& proto);
 // The scheduling policy's form of a strategy; InvalidArgument when bad.
 absl::StatusOr<Strategy> StrategyFromProto(const rpc::SchedulingStrategy& s);
 rpc::Resources ResourcesToProto(const ResourceSet& set);
+// "host:port" of a core worker's address: how owners are named in maps,
+// the store and the head's events.
+std::string HostPort(const rpc::Address& address);
 std::string FormatResources(const rpc::Resources& proto);
 
 // Parses '{"name": qty, ...}' (the --resources flag). Quantities are checked

@@ -20,10 +20,6 @@ std::string NameKey(const std::string& ns, const std::string& name) {
   return ns + '\0' + name;
 }
 
-std::string AddressOf(const rpc::Address& a) {
-  return absl::StrCat(a.host(), ":", a.port());
-}
-
 }  // namespace
 
 struct ActorManager::Actor {
@@ -230,7 +226,7 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
   call->req.set_lease_id(a.lease_id);
   rpc::Address address = worker;
   if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
-  clients_->Stub<rpc::CoreWorker>(AddressOf(worker))
+  clients_->Stub<rpc::CoreWorker>(HostPort(worker))
       ->async()
       ->PushTask(
           &call->ctx, &call->req, &call->reply,
@@ -264,8 +260,7 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
               *a.info.mutable_address() = address;
               a.info.set_pid(call->reply.pid());
               a.info.set_state(rpc::ActorInfo::ALIVE);
-              spdlog::info("actor {} alive at {}", id.Hex(),
-                           AddressOf(address));
+              spdlog::info("actor {} alive at {}", id.Hex(), HostPort(address));
               Answer(a);
               Watch(id, attempt);
             });
@@ -276,7 +271,7 @@ void ActorManager::Watch(const ActorId& id, int64_t attempt) {
   Actor& a = *actors_[id];
   auto* call = new Call<rpc::WatchBorrowerRequest, rpc::WatchBorrowerReply>;
   if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
-  clients_->Stub<rpc::CoreWorker>(AddressOf(a.info.address()))
+  clients_->Stub<rpc::CoreWorker>(HostPort(a.info.address()))
       ->async()
       ->WatchBorrower(&call->ctx, &call->req, &call->reply,
                       [this, loop = loop_, call, id, attempt](grpc::Status s) {
@@ -299,7 +294,7 @@ void ActorManager::Died(const ActorId& id, int64_t attempt,
   Actor& a = *it->second;
   if (a.info.state() == rpc::ActorInfo::DEAD) return;
   Stop(a);  // frees the lease (and the process, if it lingers)
-  clients_->Drop(AddressOf(a.info.address()));
+  clients_->Drop(HostPort(a.info.address()));
   a.info.clear_address();
   for (auto& done : a.kills) done(absl::OkStatus());  // it is gone
   a.kills.clear();
