@@ -280,6 +280,19 @@ absl::Status LocalStore::Delete(const ObjectId& id) {
   return absl::OkStatus();
 }
 
+std::vector<ObjectId> LocalStore::DeleteOwnedBy(const std::string& owner,
+                                                const JobId& job) {
+  std::vector<ObjectId> owned;
+  if (owner.empty()) return owned;
+  // The job too: an address a dead driver had may be a new process's now.
+  for (const auto& [id, e] : objects_) {
+    if (e.sealed && e.owner == owner && id.Task().Job() == job)
+      owned.push_back(id);
+  }
+  for (const auto& id : owned) Delete(id).IgnoreError();
+  return owned;
+}
+
 bool LocalStore::Contains(const ObjectId& id) const {
   auto it = objects_.find(id);
   return it != objects_.end() && it->second.sealed;

@@ -77,6 +77,10 @@ class LocalStore {
   absl::Status Release(const ObjectId& id, ClientId client);
   // Frees the object now, or when its last pin is released.
   absl::Status Delete(const ObjectId& id);
+  // Deletes (as Delete) every sealed object of `job` whose owner is
+  // `owner`; returns their ids. An empty owner matches nothing.
+  std::vector<ObjectId> DeleteOwnedBy(const std::string& owner,
+                                      const JobId& job);
   bool Contains(const ObjectId& id) const;
   void Disconnect(ClientId client);
 

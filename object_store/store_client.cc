@@ -102,14 +102,15 @@ absl::StatusOr<std::unique_ptr<rpc::StoreReply>> ObjectStoreClient::Call(
 absl::StatusOr<uint8_t*> ObjectStoreClient::Create(const ObjectId& id,
                                                    uint64_t data_size,
                                                    uint64_t metadata_size,
-                                                   bool primary) {
+                                                   bool primary,
+                                                   const std::string& owner) {
   rpc::StoreRequest req;
   auto* c = req.mutable_create();
   c->set_object_id(id.Binary());
   c->set_data_size(data_size);
   c->set_metadata_size(metadata_size);
   c->set_primary(primary);
-  c->set_owner(owner_);
+  c->set_owner(owner.empty() ? owner_ : owner);
   auto reply = Call(req);
   if (!reply.ok()) return reply.status();
   if (auto s = StatusOf(**reply); !s.ok()) return s;
@@ -154,6 +155,23 @@ LOOM_STORE_SIMPLE_CALL(Abort, abort)
 LOOM_STORE_SIMPLE_CALL(Release, release)
 LOOM_STORE_SIMPLE_CALL(Delete, delete_)
 #undef LOOM_STORE_SIMPLE_CALL
+
+absl::StatusOr<std::vector<ObjectId>> ObjectStoreClient::DeleteOwnedBy(
+    const std::string& owner, const JobId& job) {
+  rpc::StoreRequest req;
+  req.mutable_delete_owned()->set_owner(owner);
+  req.mutable_delete_owned()->set_job_id(job.Binary());
+  auto reply = Call(req);
+  if (!reply.ok()) return reply.status();
+  if (auto s = StatusOf(**reply); !s.ok()) return s;
+  std::vector<ObjectId> deleted;
+  for (const auto& b : (*reply)->deleted()) {
+    auto id = ObjectId::FromBinary(b);
+    if (!id.ok()) return id.status();
+    deleted.push_back(*id);
+  }
+  return deleted;
+}
 
 absl::StatusOr<StoreUsage> ObjectStoreClient::Usage() {
   rpc::StoreRequest req;

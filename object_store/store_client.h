@@ -62,8 +62,10 @@ class ObjectStoreClient {
 
   // Reserves data_size + metadata_size bytes; returns where to write them
   // (data first, then metadata). The object is invisible until Seal.
+  // `owner` (host:port of the owner's core worker) defaults to set_owner's.
   absl::StatusOr<uint8_t*> Create(const ObjectId& id, uint64_t data_size,
-                                  uint64_t metadata_size, bool primary = true);
+                                  uint64_t metadata_size, bool primary = true,
+                                  const std::string& owner = "");
   absl::Status Seal(const ObjectId& id);
   absl::Status Abort(const ObjectId& id);
   // Waits until every id is sealed, or timeout_ms (< 0: no limit); an
@@ -72,10 +74,14 @@ class ObjectStoreClient {
       const std::vector<ObjectId>& ids, int64_t timeout_ms);
   absl::Status Release(const ObjectId& id);
   absl::Status Delete(const ObjectId& id);
+  // Deletes every object of `job` that `owner` owns here; returns their ids.
+  absl::StatusOr<std::vector<ObjectId>> DeleteOwnedBy(const std::string& owner,
+                                                      const JobId& job);
   absl::StatusOr<StoreUsage> Usage();
 
   const Arena& arena() const { return *arena_; }
-  // Recorded as the owner of what this client creates (`loom memory`).
+  // Recorded as the owner of what this client creates, unless Create names
+  // one (`loom memory`, DeleteOwnedBy).
   void set_owner(std::string owner) { owner_ = std::move(owner); }
 
  private:

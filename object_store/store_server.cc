@@ -265,6 +265,17 @@ void ObjectStoreServer::Handle(Conn& conn, const rpc::StoreRequest& req) {
       with_id(req.delete_().object_id(),
               [&](const ObjectId& id) { return store_.Delete(id); });
       break;
+    case rpc::StoreRequest::kDeleteOwned: {
+      const auto& d = req.delete_owned();
+      auto job = JobId::FromBinary(d.job_id());
+      if (!job.ok()) {
+        SetError(&reply, job.status());
+        break;
+      }
+      for (const auto& id : store_.DeleteOwnedBy(d.owner(), JobId(*job)))
+        reply.add_deleted(id.Binary());
+      break;
+    }
     case rpc::StoreRequest::kStats: {
       auto s = store_.stats();
       reply.set_capacity(s.capacity);

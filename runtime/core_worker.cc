@@ -91,8 +91,7 @@ absl::Status CoreWorker::Connect() {
     auto store = ObjectStoreClient::Connect(options_.store_socket);
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
-    store_->set_owner(absl::StrCat(options_.is_driver ? "driver" : "worker",
-                                   " pid ", getpid()));
+    store_->set_owner(address_);  // what it puts; returns name their caller
     // The owner frees what it put in this node's store when the last
     // reference is gone.
     objects_.set_on_free([this](const ObjectId& id, const NodeId& node) {
@@ -103,7 +102,7 @@ absl::Status CoreWorker::Connect() {
     });
   }
   if (options_.is_driver) {
-    auto job = raylet_->AddJob(getpid());
+    auto job = raylet_->AddJob(getpid(), address_);
     if (!job.ok()) {
       return absl::UnavailableError(
           absl::StrCat("cannot register a job with the head at ",
@@ -476,12 +475,13 @@ void CoreWorker::Finish(Execution& e) {
 
 absl::StatusOr<uint8_t*> CoreWorker::CreateInStore(const ObjectId& id,
                                                    uint64_t data_size,
-                                                   uint64_t metadata_size) {
+                                                   uint64_t metadata_size,
+                                                   const std::string& owner) {
   // A full store may drain as readers release pins: wait a bounded time,
   // unless the object could never fit.
   absl::Time deadline = absl::Now() + kStoreFullWait;
   while (true) {
-    auto dst = store_->Create(id, data_size, metadata_size);
+    auto dst = store_->Create(id, data_size, metadata_size, true, owner);
     if (dst.ok() ||
         dst.status().code() != absl::StatusCode::kResourceExhausted ||
         data_size + metadata_size > store_->arena().size() ||
@@ -492,9 +492,9 @@ absl::StatusOr<uint8_t*> CoreWorker::CreateInStore(const ObjectId& id,
   }
 }
 
-absl::Status CoreWorker::WriteToStore(const ObjectId& id,
-                                      std::string_view data) {
-  auto dst = CreateInStore(id, LayoutSize(0, {data.size()}), 0);
+absl::Status CoreWorker::WriteToStore(const ObjectId& id, std::string_view data,
+                                      const std::string& owner) {
+  auto dst = CreateInStore(id, LayoutSize(0, {data.size()}), 0, owner);
   if (!dst.ok()) return dst.status();
   auto at = WriteLayout(*dst, Format::kMsgpack, {}, {data.size()});
   std::memcpy(at[0], data.data(), data.size());
@@ -620,7 +620,7 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
   }
   if (reply->ok() && reply->value().size() > kInlineThreshold && store_) {
     ObjectId ret = ObjectId::ForReturn(*TaskId::FromBinary(spec.task_id()), 1);
-    absl::Status s = WriteToStore(ret, reply->value());
+    absl::Status s = WriteToStore(ret, reply->value(), HostPort(spec.caller()));
     if (!s.ok()) {
       reply->set_ok(false);
       *reply->mutable_error() =

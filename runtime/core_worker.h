@@ -160,10 +160,12 @@ class CoreWorker {
   };
   std::optional<std::vector<LayoutResult>> GetLayouts(
       const std::vector<ObjectId>& ids, int64_t timeout_ms);
-  // Executor: seals a return value in this node's store.
+  // Executor: seals a return value in this node's store, owned by `owner`
+  // (host:port; empty: this process, as for a put).
   absl::Status StoreLayout(const ObjectId& id, Format format,
                            std::string_view metadata,
-                           const std::vector<std::string_view>& buffers);
+                           const std::vector<std::string_view>& buffers,
+                           const std::string& owner = "");
   bool has_store() const { return store_ != nullptr; }
   // Where this process maps the node's store: (address, bytes); (0, 0)
   // without one.
@@ -251,13 +253,16 @@ class CoreWorker {
   void ExecuteWithHandler(std::shared_ptr<Execution> e);
   // After a task ran: the actor a creation task made, counters, the reply.
   void Finish(Execution& e);
-  // Seals `data` as object `id` in this node's store (the primary copy).
-  absl::Status WriteToStore(const ObjectId& id, std::string_view data);
+  // Seals `data` as object `id` in this node's store (the primary copy),
+  // owned by `owner` (empty: this process).
+  absl::Status WriteToStore(const ObjectId& id, std::string_view data,
+                            const std::string& owner = "");
   // The msgpack bytes of a C++ value in the store, in place.
   static absl::StatusOr<std::string_view> MsgpackInPlace(
       const ObjectId& id, const ObjectView& view);
   absl::StatusOr<uint8_t*> CreateInStore(const ObjectId& id, uint64_t data_size,
-                                         uint64_t metadata_size);
+                                         uint64_t metadata_size,
+                                         const std::string& owner = "");
   // Replaces in-store results with their bytes, read from this node's store.
   // Waits for the owner's results, lending the CPU meanwhile (workers).
   std::optional<std::vector<ObjectResult>> WaitResults(

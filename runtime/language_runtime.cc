@@ -28,11 +28,11 @@ std::pair<uintptr_t, uint64_t> CoreWorker::StoreMapping() const {
 
 absl::Status CoreWorker::StoreLayout(
     const ObjectId& id, Format format, std::string_view metadata,
-    const std::vector<std::string_view>& buffers) {
+    const std::vector<std::string_view>& buffers, const std::string& owner) {
   std::vector<uint64_t> sizes;
   sizes.reserve(buffers.size());
   for (const auto& b : buffers) sizes.push_back(b.size());
-  auto dst = CreateInStore(id, LayoutSize(metadata.size(), sizes), 0);
+  auto dst = CreateInStore(id, LayoutSize(metadata.size(), sizes), 0, owner);
   if (!dst.ok()) return dst.status();
   auto at = WriteLayout(*dst, format, metadata, sizes);
   for (size_t i = 0; i < buffers.size(); ++i) {

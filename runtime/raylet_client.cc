@@ -23,12 +23,14 @@ RayletClient::~RayletClient() {
   mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(6));
 }
 
-absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid) {
+absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid,
+                                           const std::string& address) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
   grpc::ClientContext ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::AddJobRequest req;
   req.set_driver_pid(pid);
+  req.set_driver_address(address);
   rpc::AddJobReply reply;
   absl::Status s = rpc::ToAbsl(gcs_->AddJob(&ctx, req, &reply));
   if (!s.ok()) return s;

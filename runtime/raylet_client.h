@@ -5,7 +5,7 @@
 // none of these may hang a caller.
 //
 //   RayletClient raylet("127.0.0.1:7001", "127.0.0.1:6379");
-//   auto job = raylet.AddJob(getpid(), node_id);
+//   auto job = raylet.AddJob(getpid(), "10.0.0.5:40123");
 //   raylet.NotifyBlocked(worker_id, true);
 #ifndef LOOM_RUNTIME_RAYLET_CLIENT_H_
 #define LOOM_RUNTIME_RAYLET_CLIENT_H_
@@ -31,7 +31,9 @@ class RayletClient {
   // must not outlive the channel.
   ~RayletClient();
 
-  absl::StatusOr<JobId> AddJob(int64_t pid);
+  // `address`: the driver's core worker (host:port); its objects are freed
+  // everywhere when the job ends.
+  absl::StatusOr<JobId> AddJob(int64_t pid, const std::string& address);
   absl::Status MarkJobFinished(const JobId& job);
   absl::StatusOr<NodeId> RegisterDriver(const JobId& job, int64_t pid,
                                         const WorkerId& worker,

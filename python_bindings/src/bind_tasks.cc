@@ -5,6 +5,7 @@
 #include "bindings.h"
 #include "object_store/layout.h"
 #include "runtime/task_args.h"
+#include "src/common/wire.h"
 
 namespace loom::py {
 namespace {
@@ -183,7 +184,8 @@ class TaskReply {
         absl::Status s;
         {
           pyb::gil_scoped_release release;
-          s = cw.StoreLayout(rets[i], Format::kPickle5, v.metadata, v.buffers);
+          s = cw.StoreLayout(rets[i], Format::kPickle5, v.metadata, v.buffers,
+                             HostPort(spec_->caller()));
         }
         if (!s.ok()) {
           return SetError(s.code() == absl::StatusCode::kResourceExhausted

@@ -112,7 +112,8 @@ void GcsServer::OnNodeDead(const NodeId& node) {
         job.node_id() == node.Binary()) {
       job.set_state(rpc::JobInfo::DRIVER_DIED);
       job.set_end_ms(NowMs());
-      publisher_.Publish(rpc::Event::JOB_FINISHED, job.job_id(), "node died");
+      publisher_.Publish(rpc::Event::JOB_FINISHED, job.job_id(), "node died",
+                         job.driver_address());
       ForgetLogsLater(job.job_id());
     }
   }
@@ -196,6 +197,9 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   if (req.driver_pid() <= 0) {
     return done(absl::InvalidArgumentError("driver_pid must be positive"));
   }
+  if (req.driver_address().size() > 256) {
+    return done(absl::InvalidArgumentError("driver_address: too long"));
+  }
   if (!req.node_id().empty()) {
     auto node = ParseId<NodeId>(req.node_id(), "node_id");
     if (!node.ok()) return done(node.status());
@@ -206,6 +210,7 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   job.set_state(rpc::JobInfo::RUNNING);
   job.set_driver_pid(req.driver_pid());
   job.set_node_id(req.node_id());
+  job.set_driver_address(req.driver_address());
   job.set_start_ms(NowMs());
   store_.Put("jobs", job.job_id(), job.SerializeAsString(), true,
              [](absl::StatusOr<bool>) {});
@@ -229,7 +234,8 @@ void GcsServer::HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
     store_.Put("jobs", it->second.job_id(), it->second.SerializeAsString(),
                true, [](absl::StatusOr<bool>) {});
     publisher_.Publish(rpc::Event::JOB_FINISHED, it->second.job_id(),
-                       req.driver_died() ? "driver died" : "finished");
+                       req.driver_died() ? "driver died" : "finished",
+                       it->second.driver_address());
     actors_.OnJobFinished(it->second.job_id());
     ForgetLogsLater(it->second.job_id());
     groups_.OnJobFinished(it->second.job_id());

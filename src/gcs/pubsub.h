@@ -31,7 +31,7 @@ class Publisher {
       : loop_(loop), capacity_(capacity) {}
 
   void Publish(rpc::Event::Kind kind, const std::string& id,
-               const std::string& detail);
+               const std::string& detail, const std::string& address = "");
   // Answers at once when events after `after_seq` exist, else on the next
   // publish or after `timeout` with none.
   void Poll(int64_t after_seq, absl::Duration timeout, PollCallback done);

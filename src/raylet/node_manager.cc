@@ -92,7 +92,8 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
   gcs_->StartHeartbeats();
   head_events_ = std::make_unique<HeadEvents>(HeadEvents::Options{
       &loop_, &clients_, options_.gcs_address, [this](const rpc::Event& e) {
-        if (e.kind() == rpc::Event::JOB_FINISHED) OnJobFinished(e.id());
+        if (e.kind() == rpc::Event::JOB_FINISHED)
+          OnJobFinished(e.id(), e.address());
         if (e.kind() == rpc::Event::NODE_DEAD) OnNodeDead(e.id());
       }});
   head_events_->Start();
@@ -601,12 +602,16 @@ void NodeManager::OnDriverDied(const WorkerId& id, const Driver& driver) {
   gcs_->MarkJobFinished(driver.job.Binary(), /*driver_died=*/true);
 }
 
-void NodeManager::OnJobFinished(const std::string& job_id) {
+void NodeManager::OnJobFinished(const std::string& job_id,
+                                const std::string& driver) {
   auto job = JobId::FromBinary(job_id);
   if (!job.ok()) return;
   FreeWhere([&](const WorkerId&, const JobId& j) { return j == *job; },
             "the job ended");
   pool_->KillJob(*job);
+  // Nobody can ask for a dead driver's objects any more (Ray's owner
+  // death). Objects its job's other workers owned are not found this way.
+  if (object_manager_) object_manager_->FreeOwnedBy(driver, *job);
 }
 
 void NodeManager::FillHeartbeat(rpc::HeartbeatRequest* req) {

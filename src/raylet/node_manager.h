@@ -158,7 +158,9 @@ class NodeManager {
   void OnView(const rpc::HeartbeatReply& reply);
   // The head published the job's end (its driver finished or died, on any
   // node): its leases, queued requests and workers here are freed.
-  void OnJobFinished(const std::string& job_id);
+  // Frees the job's leases and workers here, and the objects its driver (at
+  // `driver`, host:port) owned in this node's store.
+  void OnJobFinished(const std::string& job_id, const std::string& driver);
   // The head refused this node (GcsLink's on_refused): kill the workers and
   // exit, with kVersionMismatchExitCode for another version, else (declared
   // dead: fenced) restart as a new node (restart_when_fenced) or exit with

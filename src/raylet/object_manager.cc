@@ -6,6 +6,7 @@
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/proto_buffer_writer.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -413,6 +414,20 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
     }
   }).detach();
   return absl::OkStatus();
+}
+
+void ObjectManager::FreeOwnedBy(const std::string& owner, const JobId& job) {
+  auto deleted = options_.store->DeleteOwnedBy(owner, job);
+  if (!deleted.ok()) {
+    spdlog::warn("cannot free the objects {} owned: {}", owner,
+                 deleted.status().ToString());
+    return;
+  }
+  for (const auto& id : *deleted) ReportCopy(id, 0, /*added=*/false);
+  if (!deleted->empty()) {
+    spdlog::info("freed {} objects of job {} owned by {}", deleted->size(),
+                 job.ToInt(), owner);
+  }
 }
 
 absl::Status ObjectManager::ReadChunk(const rpc::ReadObjectChunkRequest& req,

@@ -66,6 +66,8 @@ class ObjectManager {
   // Deletes the objects here; unless local_only, also on the nodes named
   // and those the head's directory lists (on a background thread).
   absl::Status Free(const rpc::FreeObjectsRequest& req);
+  // Deletes what `owner` (a core worker's host:port) owned of `job` here.
+  void FreeOwnedBy(const std::string& owner, const JobId& job);
   // The store evicted a copy (any thread).
   void Evicted(const ObjectId& id) { ReportCopy(id, 0, /*added=*/false); }
   // The head restarted and forgot: report every copy held here again.

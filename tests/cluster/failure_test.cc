@@ -572,5 +572,40 @@ TEST(DriverDeath, ADeadDriversLeasesOnOtherNodesAreFreed) {
   EXPECT_TRUE(WaitUntil([&] { return pool_free() == 1; }, absl::Seconds(5)));
 }
 
+// A driver killed while it owns objects in two nodes' stores (its put on
+// its own node, a task's return on the other): both raylets delete them.
+TEST(DriverDeath, ADeadDriversObjectsAreDeletedOnEveryNode) {
+  Cluster cluster({.object_store_memory = 64 << 20});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  Cluster::Node* pool = cluster.AddNode(
+      {.resources = {{"pool", 1}}, .object_store_memory = 64 << 20});
+  ASSERT_NE(pool, nullptr);
+  TempRoot files;
+  pid_t driver =
+      StartDriver({"objects", cluster.address(), cluster.head().root()},
+                  files.path() + "/out");
+  ASSERT_GT(driver, 0);
+  auto out = ReadFileToString(files.path() + "/out");
+  ASSERT_TRUE(out.ok() && absl::StrContains(*out, "ready"))
+      << "the driver is not ready: " << out.value_or("");
+  auto used = [&](Cluster::Node& n) {
+    return RayletMetric(n.session_dir(), "loom_object_store_used_bytes");
+  };
+  const double four_mb = 4 << 20;
+  // The gauges follow the stores on each raylet's tick.
+  EXPECT_TRUE(WaitUntil(
+      [&] { return used(cluster.head()) >= four_mb && used(*pool) >= four_mb; },
+      absl::Seconds(5)))
+      << used(cluster.head()) << " and " << used(*pool);
+  ASSERT_EQ(kill(driver, SIGKILL), 0);
+  WaitForExit(driver, absl::Seconds(5));
+  EXPECT_TRUE(WaitUntil([&] { return used(cluster.head()) < four_mb; },
+                        absl::Seconds(5)))
+      << used(cluster.head());
+  EXPECT_TRUE(
+      WaitUntil([&] { return used(*pool) < four_mb; }, absl::Seconds(5)))
+      << used(*pool);
+}
+
 }  // namespace
 }  // namespace loom::test

@@ -9,6 +9,9 @@
 //                                     needs resource "pool" (another node's),
 //                                     which writes its pid to PATH; prints
 //                                     "ready" and waits
+//   loom-test-driver objects ADDRESS ROOT  joins, puts 4 MB and has a task
+//                                     on the node with resource "pool" make
+//                                     4 MB there; prints "ready" and waits
 //   loom-test-driver multihost ADDRESS ROOT  joins a cluster whose nodes
 //                                     offer resources "host1".."host3"
 //                                     (tests/multihost) and prints, then
@@ -17,11 +20,13 @@
 //       spread50 IP N     for each host 60 SPREAD tasks of 50 ms ran on
 //       transfer BOOL     100 MB made on host2, checked on host3
 //       actor IP VALUE    an actor on host2: where it runs, a call's result
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "loom/loom.h"
 #include "tests/cluster/test_functions.h"
@@ -57,6 +62,16 @@ int main(int argc, char** argv) {
     std::printf("ready\n");
     std::fflush(stdout);
     loom::Get(ref);
+    return 0;
+  }
+  if (std::strcmp(argv[1], "objects") == 0) {
+    auto put = loom::Put(Pattern(int64_t{4} << 20));
+    auto made =
+        loom::Task(Pattern).SetResource("pool", 1).Remote(int64_t{4} << 20);
+    if (loom::Wait(std::vector{made}, 1, 60000).ready.size() != 1) return 1;
+    std::printf("ready\n");
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::minutes(10));
     return 0;
   }
   if (std::strcmp(argv[1], "multihost") == 0) {

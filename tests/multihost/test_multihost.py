@@ -495,13 +495,6 @@ def test_a_killed_driver_frees_its_leases_and_actors_on_other_hosts(cluster):
     assert rows and all(" DEAD " in row for row in rows), actors.stdout
 
 
-DEAD_OWNER_GAP = ("a dead driver's objects stay in other hosts' stores: a job's "
-                  "end frees its leases and workers (NodeManager::OnJobFinished)"
-                  " but not the primary copies it owned, which are never "
-                  "evicted (only spilled)")
-
-
-@pytest.mark.xfail(strict=True, reason=DEAD_OWNER_GAP)
 def test_a_killed_driver_frees_its_objects_on_other_hosts(cluster):
     h1, h2, _ = cluster.net.hosts
     start_and_kill_driver(cluster)

@@ -2,6 +2,7 @@
 #include <random>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "object_store/allocator.h"
 #include "object_store/arena.h"
@@ -157,6 +158,39 @@ TEST(LocalStore, CreateSealGetReleaseDelete) {
   ASSERT_TRUE(store.Release(id, 2).ok());
   EXPECT_EQ(store.stats().objects, 0u);
   EXPECT_EQ(store.stats().used, 0u);
+}
+
+TEST(LocalStore, DeleteOwnedByTakesOnlyThatOwnersObjectsOfThatJob) {
+  LocalStore store({.capacity = 1 << 20});
+  TaskId driver = TaskId::ForDriver(JobId::FromInt(3));
+  TaskId other_job = TaskId::ForDriver(JobId::FromInt(4));
+  ObjectId put = ObjectId::ForPut(driver, 1);
+  ObjectId ret = ObjectId::ForReturn(TaskId::ForChild(driver, 1), 1);
+  ObjectId pinned = ObjectId::ForPut(driver, 2);
+  ObjectId unsealed = ObjectId::ForPut(driver, 3);
+  ObjectId someone_else = ObjectId::ForPut(driver, 4);
+  ObjectId reused_address = ObjectId::ForPut(other_job, 1);
+  const std::string owner = "10.0.0.3:4000";
+  for (const auto& id : {put, ret, pinned, unsealed, reused_address})
+    ASSERT_TRUE(store.Create(id, 100, 0, 1, true, owner).ok());
+  ASSERT_TRUE(
+      store.Create(someone_else, 100, 0, 1, true, "10.0.0.3:4001").ok());
+  for (const auto& id : {put, ret, pinned, someone_else, reused_address})
+    ASSERT_TRUE(store.Seal(id, 1).ok());
+  store.Get({pinned}, 2, absl::InfiniteFuture(), [](auto) {});
+
+  auto deleted = store.DeleteOwnedBy(owner, JobId::FromInt(3));
+  EXPECT_THAT(deleted, testing::UnorderedElementsAre(put, ret, pinned));
+  EXPECT_FALSE(store.Contains(put));
+  EXPECT_FALSE(store.Contains(ret));
+  // A reader's pin keeps the bytes until it is released.
+  EXPECT_TRUE(store.Contains(pinned));
+  ASSERT_TRUE(store.Release(pinned, 2).ok());
+  EXPECT_FALSE(store.Contains(pinned));
+  EXPECT_TRUE(store.Contains(someone_else));
+  EXPECT_TRUE(store.Contains(reused_address));
+  EXPECT_EQ(store.stats().objects, 3u);  // with the unsealed one
+  EXPECT_TRUE(store.DeleteOwnedBy("", JobId::FromInt(4)).empty());
 }
 
 TEST(LocalStore, GetTimesOutWithWhatIsSealed) {
