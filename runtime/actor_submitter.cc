@@ -17,7 +17,7 @@ std::string AddressOf(const rpc::ActorInfo& info) {
 }  // namespace
 
 struct ActorSubmitter::Call {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::GetActorRequest get_req;
   rpc::GetActorReply get_reply;
   rpc::PushTaskRequest push_req;
@@ -172,7 +172,7 @@ absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force) {
 void ActorSubmitter::SendCancel(State& state, const std::string& task_id) {
   if (!state.stub) return;  // the actor is restarting: the call is resent
   struct CancelCall {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::CancelTaskRequest req;
     rpc::CancelTaskReply reply;
   };

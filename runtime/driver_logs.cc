@@ -23,7 +23,7 @@ void DriverLogs::Shutdown() {
 
 void DriverLogs::Poll(int64_t after_seq) {
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::PollLogsRequest req;
     rpc::PollLogsReply reply;
   };
@@ -112,7 +112,7 @@ absl::Status DriverLogs::Flush(absl::Duration timeout) {
   req.set_job_id(options_.job.Binary());
   req.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
   rpc::FlushLogsReply reply;
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx,
                   absl::ToInt64Milliseconds(timeout + absl::Milliseconds(500)));
   absl::Status s =

@@ -223,7 +223,7 @@ absl::StatusOr<std::string> ResolveAutoAddress(
 absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
                                             const std::string& session_root) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 5000);
   rpc::GetClusterStatusRequest req;
   rpc::GetClusterStatusReply reply;

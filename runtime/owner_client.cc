@@ -51,7 +51,7 @@ void OwnerClient::Fetch(const std::string& owner, const ObjectId& id,
 absl::StatusOr<std::vector<ObjectId>> OwnerClient::AddBorrows(
     const std::string& owner, const std::vector<ObjectId>& ids,
     const std::string& borrower) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 10000);
   rpc::UpdateBorrowsRequest req;
   req.set_borrower(borrower);

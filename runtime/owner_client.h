@@ -27,6 +27,7 @@
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
+#include "src/common/rpc.h"
 
 namespace loom {
 
@@ -58,7 +59,7 @@ class OwnerClient {
 
  private:
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::GetObjectRequest get_req;
     rpc::GetObjectReply get_reply;
     rpc::UpdateBorrowsRequest update_req;

@@ -26,7 +26,7 @@ RayletClient::~RayletClient() {
 absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid,
                                            const std::string& address) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::AddJobRequest req;
   req.set_driver_pid(pid);
@@ -39,7 +39,7 @@ absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid,
 
 absl::Status RayletClient::MarkJobFinished(const JobId& job) {
   if (!gcs_) return absl::OkStatus();
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 2000);
   rpc::MarkJobFinishedRequest req;
   req.set_job_id(job.Binary());
@@ -50,7 +50,7 @@ absl::Status RayletClient::MarkJobFinished(const JobId& job) {
 absl::StatusOr<NodeId> RayletClient::RegisterDriver(
     const JobId& job, int64_t pid, const WorkerId& worker,
     const rpc::WorkerRuntime& runtime) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::RegisterDriverRequest req;
   req.set_job_id(job.Binary());
@@ -65,7 +65,7 @@ absl::StatusOr<NodeId> RayletClient::RegisterDriver(
 
 absl::Status RayletClient::KvPut(const std::string& ns, const std::string& key,
                                  const std::string& value) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::KvPutRequest req;
   req.set_ns(ns);
@@ -78,7 +78,7 @@ absl::Status RayletClient::KvPut(const std::string& ns, const std::string& key,
 
 absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
     const std::string& ns, const std::string& key) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::KvGetRequest req;
   req.set_ns(ns);
@@ -93,7 +93,7 @@ absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
 absl::StatusOr<bool> RayletClient::KvDel(const std::string& ns,
                                          const std::string& key) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::KvDelRequest req;
   req.set_ns(ns);
@@ -105,7 +105,7 @@ absl::StatusOr<bool> RayletClient::KvDel(const std::string& ns,
 }
 
 absl::StatusOr<rpc::GetClusterStatusReply> RayletClient::GetClusterStatus() {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::GetClusterStatusReply reply;
   absl::Status s = rpc::ToAbsl(
@@ -116,7 +116,7 @@ absl::StatusOr<rpc::GetClusterStatusReply> RayletClient::GetClusterStatus() {
 
 absl::StatusOr<std::string> RayletClient::CreatePlacementGroup(
     const rpc::PlacementGroupInfo& group) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::CreatePlacementGroupRequest req;
   *req.mutable_group() = group;
@@ -128,7 +128,7 @@ absl::StatusOr<std::string> RayletClient::CreatePlacementGroup(
 
 absl::StatusOr<rpc::PlacementGroupInfo> RayletClient::GetPlacementGroup(
     const std::string& pg_id, bool wait_ready, int64_t timeout_ms) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, wait_ready ? timeout_ms : kTimeoutMs);
   rpc::GetPlacementGroupRequest req;
   req.set_pg_id(pg_id);
@@ -140,7 +140,7 @@ absl::StatusOr<rpc::PlacementGroupInfo> RayletClient::GetPlacementGroup(
 }
 
 absl::Status RayletClient::RemovePlacementGroup(const std::string& pg_id) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::RemovePlacementGroupRequest req;
   req.set_pg_id(pg_id);
@@ -150,7 +150,7 @@ absl::Status RayletClient::RemovePlacementGroup(const std::string& pg_id) {
 
 absl::StatusOr<rpc::ListPlacementGroupsReply>
 RayletClient::ListPlacementGroups() {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::ListPlacementGroupsReply reply;
   absl::Status s = rpc::ToAbsl(gcs_->ListPlacementGroups(
@@ -162,7 +162,7 @@ RayletClient::ListPlacementGroups() {
 absl::StatusOr<NodeId> RayletClient::RegisterWorker(
     const WorkerId& worker, int64_t pid, int port,
     const std::string& control_key) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::RegisterWorkerRequest req;
   req.set_worker_id(worker.Binary());
@@ -176,7 +176,7 @@ absl::StatusOr<NodeId> RayletClient::RegisterWorker(
 }
 
 absl::Status RayletClient::NotifyBlocked(const WorkerId& worker, bool blocked) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::NotifyBlockedRequest req;
   req.set_worker_id(worker.Binary());
@@ -187,7 +187,7 @@ absl::Status RayletClient::NotifyBlocked(const WorkerId& worker, bool blocked) {
 
 absl::Status RayletClient::PullObject(const ObjectId& id,
                                       const NodeId& source) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 600000);
   rpc::PullObjectRequest req;
   req.set_object_id(id.Binary());
@@ -198,7 +198,7 @@ absl::Status RayletClient::PullObject(const ObjectId& id,
 
 void RayletClient::FreeObject(const ObjectId& id, const NodeId& holder) {
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::FreeObjectsRequest req;
     rpc::FreeObjectsReply reply;
   };
@@ -220,7 +220,7 @@ void RayletClient::FreeObject(const ObjectId& id, const NodeId& holder) {
 
 absl::Status RayletClient::ReportTaskStats(
     const rpc::ReportTaskStatsRequest& stats) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 2000);
   rpc::ReportTaskStatsReply reply;
   return rpc::ToAbsl(raylet_->ReportTaskStats(&ctx, stats, &reply));
@@ -229,7 +229,7 @@ absl::Status RayletClient::ReportTaskStats(
 absl::StatusOr<rpc::ActorInfo> RayletClient::RegisterActor(
     const rpc::RegisterActorRequest& req) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::RegisterActorReply reply;
   absl::Status s = rpc::ToAbsl(gcs_->RegisterActor(&ctx, req, &reply));
@@ -240,7 +240,7 @@ absl::StatusOr<rpc::ActorInfo> RayletClient::RegisterActor(
 absl::StatusOr<rpc::ActorInfo> RayletClient::GetActor(
     const rpc::GetActorRequest& req) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::GetActorReply reply;
   absl::Status s = rpc::ToAbsl(gcs_->GetActor(&ctx, req, &reply));
@@ -250,7 +250,7 @@ absl::StatusOr<rpc::ActorInfo> RayletClient::GetActor(
 
 absl::Status RayletClient::KillActor(const rpc::KillActorRequest& req) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::KillActorReply reply;
   return rpc::ToAbsl(gcs_->KillActor(&ctx, req, &reply));

@@ -40,7 +40,7 @@ struct TaskSubmitter::KeyState {
 
 // One client call: context, request and reply live until the callback.
 struct TaskSubmitter::Call {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   std::string raylet;  // the raylet a lease request went to
   rpc::LeaseRequest lease_req;
   rpc::LeaseReply lease_reply;
@@ -380,7 +380,7 @@ void TaskSubmitter::Cancel(const TaskId& task, bool force) {
     auto pushed = pushed_.find(id);
     if (pushed == pushed_.end()) return;
     struct CancelCall {
-      grpc::ClientContext ctx;
+      rpc::Context ctx;
       rpc::CancelTaskRequest req;
       rpc::CancelTaskReply reply;
     };

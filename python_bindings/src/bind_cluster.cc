@@ -212,7 +212,7 @@ pyb::list HeadNodes(const std::string& gcs_address, int64_t timeout_ms) {
   {
     pyb::gil_scoped_release release;
     auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::SetTimeout(&ctx, timeout_ms);
     s = rpc::ToAbsl(
         stub->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &reply));

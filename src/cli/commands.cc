@@ -191,7 +191,7 @@ absl::StatusOr<std::string> HeadAddress(const std::string& session_root,
 absl::StatusOr<rpc::GetClusterStatusReply> FetchStatus(
     const std::string& addr) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(addr));
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 5000);
   rpc::GetClusterStatusReply reply;
   grpc::Status s =
@@ -232,7 +232,7 @@ int Memory(const std::string& session_root, const std::string& address) {
     if (!n.alive()) continue;
     std::string raylet = absl::StrCat(n.host(), ":", n.raylet_port());
     auto stub = rpc::Raylet::NewStub(rpc::MakeChannel(raylet));
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::SetTimeout(&ctx, 5000);
     rpc::GetNodeStatsReply stats;
     grpc::Status s =

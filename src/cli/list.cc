@@ -33,7 +33,7 @@ const char* StateName(rpc::ActorInfo::State s) {
 
 int ListActors(const std::string& addr) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(addr));
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 5000);
   rpc::ListActorsReply reply;
   grpc::Status s = stub->ListActors(&ctx, rpc::ListActorsRequest(), &reply);
@@ -81,7 +81,7 @@ int ListNodes(const std::string& addr) {
 
 int ListPlacementGroups(const std::string& addr) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(addr));
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 5000);
   rpc::ListPlacementGroupsReply reply;
   grpc::Status s = stub->ListPlacementGroups(

@@ -11,7 +11,7 @@ void HeadEvents::Start() { Poll(0, /*from_now=*/true); }
 
 void HeadEvents::Poll(int64_t after_seq, bool from_now) {
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::PollEventsRequest req;
     rpc::PollEventsReply reply;
   };

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/support/client_interceptor.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,31 +43,6 @@ std::shared_ptr<const std::string> CurrentToken() {
   return t.token;
 }
 
-// Puts the cluster token into every call's initial metadata.
-class TokenInterceptor : public grpc::experimental::Interceptor {
- public:
-  void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
-    if (m->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::
-                PRE_SEND_INITIAL_METADATA)) {
-      std::shared_ptr<const std::string> token = CurrentToken();
-      if (!token->empty()) {
-        m->GetSendInitialMetadata()->emplace(kTokenMetadata, *token);
-      }
-    }
-    m->Proceed();
-  }
-};
-
-class TokenInterceptorFactory
-    : public grpc::experimental::ClientInterceptorFactoryInterface {
- public:
-  grpc::experimental::Interceptor* CreateClientInterceptor(
-      grpc::experimental::ClientRpcInfo*) override {
-    return new TokenInterceptor;
-  }
-};
-
 // gRPC serves the callback API from one process-wide completion queue that
 // each channel references from its first callback call until it is
 // destroyed; when the count reaches zero the queue is torn down, and a
@@ -86,7 +60,7 @@ void HoldCallbackQueue() {
           grpc::CreateChannel("unix:/nonexistent/loom-callback-queue-keeper",
                               grpc::InsecureChannelCredentials());
       grpc::GenericStub stub{channel};
-      grpc::ClientContext ctx;
+      rpc::Context ctx;
       grpc::ByteBuffer request, reply;
     };
     auto* keeper = new Keeper;  // never freed: it must outlive every channel
@@ -188,19 +162,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  if (CurrentToken()->empty()) {
-    // No token (--no-auth): no interceptor either, so "auth off" costs
-    // nothing. A process gets its token before it makes its channels.
-    return grpc::CreateCustomChannel(
-        address, grpc::InsecureChannelCredentials(), args);
-  }
-  std::vector<
-      std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
-      interceptors;
-  interceptors.push_back(std::make_unique<TokenInterceptorFactory>());
-  return grpc::experimental::CreateCustomChannelWithInterceptors(
-      address, grpc::InsecureChannelCredentials(), args,
-      std::move(interceptors));
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+Context::Context() {
+  std::shared_ptr<const std::string> token = CurrentToken();
+  if (!token->empty()) AddMetadata(kTokenMetadata, *token);
 }
 
 void SetClusterToken(std::string token) {

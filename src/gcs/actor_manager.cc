@@ -35,7 +35,7 @@ struct ActorManager::Actor {
 
 template <typename Req, typename Reply>
 struct Call {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   Req req;
   Reply reply;
 };

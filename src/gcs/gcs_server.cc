@@ -368,7 +368,7 @@ void GcsServer::HandleFlushLogs(const rpc::FlushLogsRequest& req,
     return done(absl::InvalidArgumentError("timeout_ms must be in [0, 60000]"));
   }
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::FlushJobLogsRequest req;
     rpc::FlushJobLogsReply reply;
   };

@@ -268,7 +268,7 @@ void PlacementGroupManager::SendBundle(const std::string& raylet,
                                        const rpc::Resources& resources,
                                        std::function<void(bool)> done) {
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::BundleRequest req;
     rpc::BundleReply reply;
   };

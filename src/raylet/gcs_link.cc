@@ -24,7 +24,7 @@ absl::Status GcsLink::RegisterBlocking(absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   absl::Duration backoff = absl::Milliseconds(50);
   while (true) {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::SetTimeout(&ctx, 2000);
     rpc::RegisterNodeRequest req = Registration();
     rpc::RegisterNodeReply reply;
@@ -56,7 +56,7 @@ void GcsLink::StartHeartbeats() {
 void GcsLink::Heartbeat() {
   if (stopped_) return;
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::HeartbeatRequest req;
     rpc::HeartbeatReply reply;
   };
@@ -97,7 +97,7 @@ void GcsLink::Heartbeat() {
 
 void GcsLink::ReRegister() {
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::RegisterNodeRequest req;
     rpc::RegisterNodeReply reply;
   };
@@ -121,7 +121,7 @@ void GcsLink::ReRegister() {
 
 void GcsLink::MarkJobFinished(const std::string& job_id, bool driver_died) {
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::MarkJobFinishedRequest req;
     rpc::MarkJobFinishedReply reply;
   };
@@ -137,7 +137,7 @@ void GcsLink::ScheduleLease(
     rpc::ScheduleLeaseRequest req,
     std::function<void(absl::Status, const rpc::ScheduleLeaseReply&)> done) {
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::ScheduleLeaseRequest req;
     rpc::ScheduleLeaseReply reply;
   };
@@ -154,7 +154,7 @@ void GcsLink::ScheduleLease(
 
 void GcsLink::Unregister() {
   stopped_ = true;
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 500);
   rpc::UnregisterNodeRequest req;
   req.set_node_id(options_.self.node_id());

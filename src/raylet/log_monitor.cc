@@ -318,7 +318,7 @@ bool LogMonitor::Send() {
         ++taken;
       }
     }
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::SetTimeout(&ctx, absl::ToInt64Milliseconds(kSendTimeout));
     rpc::PublishLogsReply reply;
     grpc::Status s = stub->PublishLogs(&ctx, req, &reply);

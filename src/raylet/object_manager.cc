@@ -123,7 +123,7 @@ absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
 std::optional<std::string> ObjectManager::AddressOf(const NodeId& node) {
   if (auto address = options_.address_of(node)) return address;
   if (!gcs_) return std::nullopt;
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 2000);
   rpc::GetClusterStatusReply reply;
   if (!gcs_->stub
@@ -142,7 +142,7 @@ std::optional<std::string> ObjectManager::AddressOf(const NodeId& node) {
 std::vector<NodeId> ObjectManager::Locations(const ObjectId& id) {
   std::vector<NodeId> out;
   if (!gcs_) return out;
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 2000);
   rpc::GetObjectLocationsRequest req;
   req.set_object_id(id.Binary());
@@ -176,7 +176,7 @@ class ChunkReader {
                                               rpc::ReadObjectChunkRequest>(
         req_, &request, &own);
     if (!ser.ok()) return rpc::ToAbsl(ser);
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::SetTimeout(&ctx, 60000);
     absl::Notification done;
     grpc::Status status;
@@ -357,7 +357,7 @@ void ObjectManager::ReportLoop() {
       for (auto& u : updates_) *req.add_updates() = std::move(u);
       updates_.clear();
     }
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::SetTimeout(&ctx, 2000);
     rpc::UpdateObjectLocationsReply reply;
     // Soft state: a head that missed this learns it again after restarting.
@@ -393,7 +393,7 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
     for (const auto& id : ids) {
       for (const auto& n : named) add(n, id);
       if (!gcs_) continue;
-      grpc::ClientContext ctx;
+      rpc::Context ctx;
       rpc::SetTimeout(&ctx, 2000);
       rpc::GetObjectLocationsRequest lreq;
       lreq.set_object_id(id.Binary());
@@ -407,7 +407,7 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
       auto address = AddressOf(node);
       if (!address) continue;  // gone: nothing of it to free
       auto stub = options_.clients->Stub<rpc::Raylet>(*address);
-      grpc::ClientContext ctx;
+      rpc::Context ctx;
       rpc::SetTimeout(&ctx, 5000);
       rpc::FreeObjectsReply reply;
       stub->FreeObjects(&ctx, r, &reply);  // a node that is gone has nothing

@@ -11,7 +11,7 @@ void WorkerClient::AssignJob(const WorkerId& worker, const std::string& address,
   addresses_[worker] = address;
   auto stub = clients_->Stub<rpc::CoreWorker>(address);
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::AssignJobRequest req;
     rpc::AssignJobReply reply;
   };
@@ -34,7 +34,7 @@ void WorkerClient::EndLease(const WorkerId& worker, const LeaseId& lease,
   auto it = addresses_.find(worker);
   if (it == addresses_.end()) return;
   struct Call {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::EndLeaseRequest req;
     rpc::EndLeaseReply reply;
   };

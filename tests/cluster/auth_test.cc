@@ -56,7 +56,7 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   add.set_driver_pid(getpid());
   rpc::AddJobReply job;
   {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     ASSERT_TRUE(gcs->AddJob(&ctx, add, &job).ok());
   }
   rpc::LeaseRequest lease_req;
@@ -65,7 +65,7 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   lease_req.add_code_search_path(TestLib());
   rpc::LeaseReply lease;
   {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     ASSERT_TRUE(raylet->RequestWorkerLease(&ctx, lease_req, &lease).ok());
   }
   ASSERT_EQ(lease.outcome(), rpc::LeaseReply::GRANTED) << lease.message();
@@ -112,7 +112,7 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   // worker still runs a task for its lease holder.
   rpc::GetClusterStatusReply status;
   {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     ASSERT_TRUE(
         gcs->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &status)
             .ok());
@@ -121,7 +121,7 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   EXPECT_EQ(CountNodes(status, false), 0);
   rpc::GetJobsReply jobs;
   {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     ASSERT_TRUE(gcs->GetJobs(&ctx, rpc::GetJobsRequest(), &jobs).ok());
   }
   ASSERT_EQ(jobs.jobs_size(), 1);
@@ -134,7 +134,7 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   echo.mutable_spec()->add_args()->set_value(Serialize(41));
   echo.set_lease_id(lease.lease_id());  // a worker runs tasks under its lease
   rpc::PushTaskReply reply;
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   grpc::Status pushed = worker_stub->PushTask(&ctx, echo, &reply);
   ASSERT_TRUE(pushed.ok()) << pushed.error_message();
   ASSERT_TRUE(reply.ok()) << reply.error().message();

@@ -201,7 +201,7 @@ TEST(Join, ADriverOnAMachineWithoutARayletIsToldToStartOne) {
   EXPECT_FALSE(loom::IsInitialized());
   // A node on another host (registered by hand: nothing connects to it).
   auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(address));
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 5000);
   rpc::RegisterNodeRequest req;
   req.mutable_node()->set_node_id(NodeId::FromRandom().Binary());

@@ -243,7 +243,7 @@ absl::StatusOr<ClusterHandle> StartHeadOnly(
 absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(
     const std::string& gcs_address) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 3000);
   rpc::GetClusterStatusReply reply;
   auto s = stub->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &reply);

@@ -327,7 +327,7 @@ TEST(NodeDeath, ALongCallToAFrozenPeerFailsWithinTheKeepalive) {
   auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(h->gcs_address));
   rpc::PollEventsReply now;
   {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::SetTimeout(&ctx, 5000);
     rpc::PollEventsRequest req;
     ASSERT_TRUE(gcs->PollEvents(&ctx, req, &now).ok());
@@ -335,7 +335,7 @@ TEST(NodeDeath, ALongCallToAFrozenPeerFailsWithinTheKeepalive) {
   ASSERT_EQ(kill(h->pids.front(), SIGSTOP), 0);
   // Nothing will be published: the poll would wait its 60 s, its deadline
   // 90 s.
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 90000);
   rpc::PollEventsRequest req;
   req.set_after_seq(now.last_seq());
@@ -388,7 +388,7 @@ TEST(NodeDeath, RayletReRegistersAfterTheHeadRestarts) {
 // The nodes the head's object directory lists for `id`.
 int CountLocations(const std::string& gcs_address, const std::string& id) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 2000);
   rpc::GetObjectLocationsRequest req;
   req.set_object_id(id);
@@ -472,7 +472,7 @@ TEST(DriverDeath, ADeadDriversActorsStopButDetachedOnesStay) {
   loom::Shutdown();
   // The head published each actor's states.
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(h->gcs_address));
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 5000);
   rpc::PollEventsRequest poll;
   rpc::PollEventsReply events;
@@ -527,7 +527,7 @@ TEST(DriverDeath, ADeadDriversWorkersAndLeasesAreFreed) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(h->gcs_address));
   EXPECT_TRUE(WaitUntil(
       [&] {
-        grpc::ClientContext ctx;
+        rpc::Context ctx;
         rpc::GetJobsReply jobs;
         stub->GetJobs(&ctx, rpc::GetJobsRequest(), &jobs);
         return jobs.jobs_size() == 1 &&

@@ -51,7 +51,7 @@ TEST(Version, TheHeadRefusesANodeOfAnotherProtocolOrBuild) {
   ASSERT_TRUE(head.ok()) << head.status();
   auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(head->gcs_address));
   auto call = [&](const rpc::RegisterNodeRequest& req) {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::SetTimeout(&ctx, 5000);
     rpc::RegisterNodeReply reply;
     return gcs->RegisterNode(&ctx, req, &reply);

@@ -36,7 +36,7 @@ std::string CodeName(Code code) {
 
 template <typename Call>
 grpc::Status Invoke(Call call) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 10000);
   return call(&ctx);
 }

@@ -34,7 +34,7 @@ TEST(ClientPool, ADroppedPeerGetsAFreshChannelAndHeldStubsStayUsable) {
   // What a caller holds (a call in flight, a lease) keeps the old channel
   // until it lets go, and still calls through it.
   EXPECT_FALSE(old.expired());
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 2000);
   rpc::GetNodeStatsReply reply;
   grpc::Status s = held->GetNodeStats(&ctx, {}, &reply);

@@ -210,7 +210,7 @@ TEST_F(LogMonitorTest, PublishesNewLinesToTheHeadWithPidStreamAndNode) {
   add.set_driver_pid(getpid());
   rpc::AddJobReply job;
   {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     ASSERT_TRUE(stub->AddJob(&ctx, add, &job).ok());
   }
   std::string hex = JobId::FromBinary(job.job_id())->Hex();
@@ -227,7 +227,7 @@ TEST_F(LogMonitorTest, PublishesNewLinesToTheHeadWithPidStreamAndNode) {
   std::string node_ip;
   int64_t seq = 0;
   ASSERT_TRUE(WaitFor([&] {
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     rpc::PollLogsRequest req;
     req.set_job_id(job.job_id());
     req.set_after_seq(seq);
@@ -269,10 +269,10 @@ TEST_F(LogMonitorTest, PublishesNewLinesToTheHeadWithPidStreamAndNode) {
     });
     ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
     ASSERT_TRUE(status.ok()) << status;
-    grpc::ClientContext ctx;
+    rpc::Context ctx;
     ASSERT_TRUE(stub->FlushLogs(&ctx, flush, &flushed).ok());  // no raylets
   }
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::PollLogsRequest req;
   req.set_job_id(job.job_id());
   req.set_after_seq(seq);
