@@ -32,9 +32,24 @@ std::shared_ptr<grpc::Channel> ClientPool::NewChannel(
   return rpc::MakeChannel(address);
 }
 
+std::shared_ptr<grpc::Channel> ClientPool::NewBulkChannel(
+    const std::string& address) {
+  return rpc::MakeBulkChannel(address);
+}
+
 std::shared_ptr<grpc::Channel> ClientPool::Channel(const std::string& address) {
   absl::MutexLock lock(&mu_);
   return PeerOf(address).channel;
+}
+
+std::vector<std::shared_ptr<grpc::Channel>> ClientPool::BulkChannels(
+    const std::string& address, int n) {
+  absl::MutexLock lock(&mu_);
+  Peer& peer = PeerOf(address);
+  while (static_cast<int>(peer.bulk.size()) < n) {
+    peer.bulk.push_back(NewBulkChannel(address));
+  }
+  return {peer.bulk.begin(), peer.bulk.begin() + n};
 }
 
 std::shared_ptr<void> ClientPool::StubOf(std::type_index service,

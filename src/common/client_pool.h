@@ -25,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <typeindex>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
@@ -53,6 +54,10 @@ class ClientPool {
   // The channel to `address` ("host:port" or "unix:path"), made on first
   // use.
   std::shared_ptr<grpc::Channel> Channel(const std::string& address);
+  // `n` channels to `address` for bulk transfers, each its own connection
+  // (rpc::MakeBulkChannel), made on first use and then the same ones.
+  std::vector<std::shared_ptr<grpc::Channel>> BulkChannels(
+      const std::string& address, int n);
 
   // A stub of `Service` (a generated service class, such as rpc::Raylet)
   // for the peer at `address`, made once and shared.
@@ -76,12 +81,17 @@ class ClientPool {
  protected:
   // Makes the channel to `address`; rpc::MakeChannel unless overridden.
   virtual std::shared_ptr<grpc::Channel> NewChannel(const std::string& address);
+  // Makes a bulk channel to `address`; rpc::MakeBulkChannel unless
+  // overridden.
+  virtual std::shared_ptr<grpc::Channel> NewBulkChannel(
+      const std::string& address);
 
  private:
   using MakeStub = std::function<std::shared_ptr<void>(
       const std::shared_ptr<grpc::Channel>&)>;
   struct Peer {
     std::shared_ptr<grpc::Channel> channel;
+    std::vector<std::shared_ptr<grpc::Channel>> bulk;
     absl::flat_hash_map<std::type_index, std::shared_ptr<void>> stubs;
     absl::Time last_used;
   };

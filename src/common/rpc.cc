@@ -149,9 +149,12 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
                                              port, " and 127.0.0.1:", port));
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+namespace {
+
+// `args` (the caller's tuning), plus what every channel has.
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
+                                          grpc::ChannelArguments args) {
   HoldCallbackQueue();
-  grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   // Reconnect quickly after a peer restarts (the head coming back).
@@ -164,6 +167,23 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
                                    args);
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  return NewChannel(address, grpc::ChannelArguments());
+}
+
+std::shared_ptr<grpc::Channel> MakeBulkChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  // Its own connection: gRPC shares one among equal channels otherwise.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // The largest frame the peer may send, and the window it may fill before
+  // we acknowledge (the default starts at 64 KiB and grows by probing).
+  args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 4 << 20);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 20);
+  return NewChannel(address, std::move(args));
 }
 
 Context::Context() {

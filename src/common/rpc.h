@@ -65,6 +65,12 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     bool also_loopback = false);
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+// A channel for bulk transfers (object chunks of several MiB): a TCP
+// connection of its own (each call makes another, shared with no other
+// channel), HTTP/2 frames up to 4 MiB instead of 16 KiB, and a flow-control
+// window larger than a chunk, so that the sender never waits for a window
+// update in mid-chunk.
+std::shared_ptr<grpc::Channel> MakeBulkChannel(const std::string& address);
 
 absl::Status ToAbsl(const grpc::Status& status);
 grpc::Status ToGrpc(const absl::Status& status);

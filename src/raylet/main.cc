@@ -38,6 +38,7 @@ void RemoveSpilledCopies(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  loom::raylet::TuneMallocForTransfers();
   loom::BlockStopSignals();
   loom::WatchLifelineFromEnv();
   CLI::App app{"loom-raylet: the Loom node daemon"};
