@@ -5,6 +5,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/spread_dealer.h"
 #include "runtime/task_args.h"
 #include "src/common/rpc.h"
 
@@ -32,8 +33,11 @@ struct TaskSubmitter::KeyState {
   rpc::SchedulingStrategy strategy;
   std::deque<rpc::TaskSpec> queue;
   std::vector<std::shared_ptr<Lease>> leases;
-  bool requesting = false;
+  int requesting = 0;  // lease requests in flight
   bool pump_posted = false;
+  // SPREAD only: deals the tasks to the nodes in turn.
+  std::unique_ptr<SpreadDealer> dealer;
+  bool hold_timer = false;  // a Pump is posted for when a hold ends
   int lease_failures = 0;
   double avg_run_us = -1;  // moving average of how long tasks run
 };
@@ -41,7 +45,8 @@ struct TaskSubmitter::KeyState {
 // One client call: context, request and reply live until the callback.
 struct TaskSubmitter::Call {
   rpc::Context ctx;
-  std::string raylet;  // the raylet a lease request went to
+  std::string raylet;    // the raylet a lease request went to
+  bool spilled = false;  // it went there on a spillback
   rpc::LeaseRequest lease_req;
   rpc::LeaseReply lease_reply;
   rpc::PushTaskRequest push_req;
@@ -108,6 +113,10 @@ void TaskSubmitter::Enqueue(rpc::TaskSpec spec, const std::string& key) {
     ks->key = key;
     ks->resources = spec.resources();
     ks->strategy = spec.strategy();
+    if (ks->strategy.kind() == rpc::SchedulingStrategy::SPREAD) {
+      ks->dealer = std::make_unique<SpreadDealer>(
+          SpreadDealer::Options{options_.spread_slack, options_.spread_hold});
+    }
   }
   ks->queue.push_back(std::move(spec));
   // Pump once per burst of submissions, so that the queue shows the backlog.
@@ -122,12 +131,23 @@ void TaskSubmitter::Enqueue(rpc::TaskSpec spec, const std::string& key) {
 
 void TaskSubmitter::Pump(KeyState& ks) {
   if (shutting_down_) return;
+  SpreadDealer* dealer = ks.dealer.get();
+  absl::Time now = dealer ? options_.loop->clock()->Now() : absl::Time();
+  // SPREAD: a lease takes a task only in its node's turn.
+  auto may_take = [&](const Lease& lease) {
+    return !ks.queue.empty() &&
+           (dealer == nullptr || dealer->MayTake(lease.raylet, now));
+  };
+  auto push_next = [&](const std::shared_ptr<Lease>& lease) {
+    rpc::TaskSpec spec = std::move(ks.queue.front());
+    ks.queue.pop_front();
+    if (dealer) dealer->Took(lease->raylet);
+    Push(ks, lease, std::move(spec));
+  };
   // Idle workers first, one task each.
   for (auto& lease : ks.leases) {
-    if (lease->inflight - lease->answered.load() == 0 && !ks.queue.empty()) {
-      rpc::TaskSpec spec = std::move(ks.queue.front());
-      ks.queue.pop_front();
-      Push(ks, lease, std::move(spec));
+    if (lease->inflight - lease->answered.load() == 0 && may_take(*lease)) {
+      push_next(lease);
     }
   }
   // Pipeline onto busy workers only for short tasks and a deep backlog: a
@@ -138,15 +158,37 @@ void TaskSubmitter::Pump(KeyState& ks) {
   if (pipeline) {
     for (auto& lease : ks.leases) {
       while (lease->inflight < options_.max_inflight_per_worker &&
-             !ks.queue.empty()) {
-        rpc::TaskSpec spec = std::move(ks.queue.front());
-        ks.queue.pop_front();
-        Push(ks, lease, std::move(spec));
+             may_take(*lease)) {
+        push_next(lease);
       }
     }
   }
-  if (!ks.queue.empty() && !ks.requesting) {
+  // One lease request in flight while tasks wait. SPREAD keeps several,
+  // while there are more tasks than leases (in flight too: a node must be
+  // asked before the first lease has run a backlog alone), each placed on
+  // the next node in turn, so that the nodes' workers start together.
+  size_t want = std::min<size_t>(ks.queue.size(), 1);
+  if (dealer && !ks.queue.empty()) {
+    size_t tasks = ks.queue.size();
+    for (const auto& lease : ks.leases) tasks += lease->inflight;
+    size_t more = tasks > ks.leases.size() ? tasks - ks.leases.size() : 0;
+    want = std::min<size_t>(more, options_.spread_lease_requests);
+  }
+  while (static_cast<size_t>(ks.requesting) < want) {
+    ks.requesting++;
+    if (dealer) dealer->Placing(now);
     RequestLease(ks, options_.local_raylet, false);
+  }
+  // Held back for a node whose lease is late: look again when it stops
+  // counting.
+  if (dealer && !ks.queue.empty() && !ks.hold_timer) {
+    if (auto end = dealer->HoldEnds(now)) {
+      ks.hold_timer = true;
+      options_.loop->PostAfter(*end - now, [this, k = &ks] {
+        k->hold_timer = false;
+        Pump(*k);
+      });
+    }
   }
 }
 
@@ -172,7 +214,6 @@ std::string TaskSubmitter::DataNode(const rpc::TaskSpec& spec) {
 
 void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
                                  bool no_spillback) {
-  ks.requesting = true;
   auto* call = new Call;
   call->lease_req.set_job_id(options_.job.Binary());
   *call->lease_req.mutable_resources() = ks.resources;
@@ -187,6 +228,7 @@ void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
     call->lease_req.set_preferred_node_id(DataNode(ks.queue.front()));
   }
   call->raylet = raylet;
+  call->spilled = raylet != options_.local_raylet;
   if (!calls_.Start(&call->ctx)) {  // shutting down
     delete call;
     return;
@@ -206,6 +248,21 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
                                  const grpc::Status& s) {
   KeyState& ks = *keys_[key];
   const rpc::LeaseReply& reply = call->lease_reply;
+  // SPREAD: the request stops holding the others where it waited once what
+  // it led to (a lease, a node asked) counts instead.
+  auto settle = [&] {
+    if (!ks.dealer) return;
+    if (call->spilled) {
+      ks.dealer->Answered(call->raylet);
+    } else {
+      ks.dealer->Placed();
+    }
+  };
+  if (shutting_down_ || !s.ok() ||
+      (reply.outcome() != rpc::LeaseReply::GRANTED &&
+       reply.outcome() != rpc::LeaseReply::SPILLBACK)) {
+    settle();
+  }
   if (shutting_down_) {
     if (s.ok() && reply.outcome() == rpc::LeaseReply::GRANTED) {
       auto lease = std::make_shared<Lease>();
@@ -216,7 +273,7 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
     return;
   }
   if (!s.ok()) {
-    ks.requesting = false;
+    ks.requesting--;
     if (++ks.lease_failures >= 50) {
       FailQueued(ks, MakeError(rpc::ErrorInfo::WORKER_CRASHED,
                                "cannot lease a worker: raylet " + call->raylet +
@@ -226,16 +283,14 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
     }
     spdlog::warn("lease request to {} failed: {}; retrying", call->raylet,
                  s.error_message());
-    options_.loop->PostAfter(absl::Milliseconds(200), [this, key] {
-      auto& ks = *keys_[key];
-      if (!ks.requesting) Pump(ks);
-    });
+    options_.loop->PostAfter(absl::Milliseconds(200),
+                             [this, key] { Pump(*keys_[key]); });
     return;
   }
   ks.lease_failures = 0;
   switch (reply.outcome()) {
     case rpc::LeaseReply::GRANTED: {
-      ks.requesting = false;
+      ks.requesting--;
       auto lease = std::make_shared<Lease>();
       lease->lease_id = reply.lease_id();
       lease->raylet = call->raylet;
@@ -246,25 +301,30 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
           options_.clients->Stub<rpc::CoreWorker>(lease->worker_address);
       lease->idle_since = options_.loop->clock()->Now();
       ks.leases.push_back(lease);
+      if (ks.dealer) ks.dealer->Leased(lease->raylet, lease->idle_since);
+      settle();
       Pump(ks);
       if (lease->inflight == 0 && ks.queue.empty()) {
         // Nothing left to run: the idle timer returns it.
       }
       break;
     }
-    case rpc::LeaseReply::SPILLBACK:
+    case rpc::LeaseReply::SPILLBACK: {
       // Spilled: that node grants or queues it. Sent to the data's node
       // to decide: it runs it if it can, else places it elsewhere.
-      RequestLease(
-          ks, absl::StrCat(reply.spillback_host(), ":", reply.spillback_port()),
-          !reply.spillback_may_spill());
+      std::string target =
+          absl::StrCat(reply.spillback_host(), ":", reply.spillback_port());
+      if (ks.dealer) ks.dealer->Asked(target, options_.loop->clock()->Now());
+      settle();
+      RequestLease(ks, target, !reply.spillback_may_spill());
       break;
+    }
     case rpc::LeaseReply::INFEASIBLE:
-      ks.requesting = false;
+      ks.requesting--;
       FailQueued(ks, MakeError(rpc::ErrorInfo::INFEASIBLE, reply.message()));
       break;
     default:
-      ks.requesting = false;
+      ks.requesting--;
       FailQueued(ks, MakeError(rpc::ErrorInfo::INVALID, reply.message()));
       break;
   }
@@ -406,7 +466,9 @@ void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
   lease->dead = true;
   if (failed) options_.clients->Drop(lease->worker_address);
   auto& v = ks.leases;
-  v.erase(std::remove(v.begin(), v.end(), lease), v.end());
+  auto gone = std::remove(v.begin(), v.end(), lease);
+  if (gone != v.end() && ks.dealer) ks.dealer->Dropped(lease->raylet);
+  v.erase(gone, v.end());
   auto* call = new Call;
   call->return_req.set_lease_id(lease->lease_id);
   call->return_req.set_worker_failed(failed);

@@ -6,7 +6,10 @@
 // gRPC with several in flight, keeps an idle lease for `lease_idle_timeout`,
 // and returns it after. ObjectRef arguments are resolved to values first. A
 // worker that dies takes its in-flight tasks with it: each is retried on
-// another lease up to max_retries, then fails with WORKER_CRASHED.
+// another lease up to max_retries, then fails with WORKER_CRASHED. A SPREAD
+// key asks for several leases at once (each raylet places them on the
+// nodes in turn) and deals its tasks to their nodes in turn
+// (SpreadDealer), so that short tasks do not all run on the first lease.
 //
 //   TaskSubmitter submitter(options);
 //   objects.AddPending(ObjectId::ForReturn(spec.task_id(), 1));
@@ -53,6 +56,11 @@ class TaskSubmitter {
     ClientPool* clients = nullptr;  // raylets and leased workers; required
     absl::Duration lease_idle_timeout = absl::Seconds(1);
     int max_inflight_per_worker = 64;
+    // SPREAD keys: lease requests in flight at once, and how tasks are
+    // dealt to nodes (runtime/spread_dealer.h).
+    int spread_lease_requests = 4;
+    int spread_slack = 16;
+    absl::Duration spread_hold = absl::Seconds(3);
   };
   explicit TaskSubmitter(Options options);
   ~TaskSubmitter();

@@ -9,12 +9,15 @@
 //   pool.Serve("10.0.0.1:7001", &raylet);
 //   pool.Serve("10.0.0.1:9001", &worker);
 //   worker.Die();        // its tasks and watches fail UNAVAILABLE from now
+//   raylet.SpillInTurn({"", "10.0.0.2:7001"});  // grant here, spill, ...
+//   other.HoldGrants();  // grants wait for ReleaseGrants()
 //
 // Thread-safe.
 #ifndef LOOM_TESTS_UNIT_FAKE_PEERS_H_
 #define LOOM_TESTS_UNIT_FAKE_PEERS_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -38,6 +41,34 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
     absl::MutexLock lock(&mu_);
     return leases_;
   }
+  // Leases are on `host`, at ports first_port, first_port + 1, ... and
+  // around again after `count`.
+  void WorkersAt(const std::string& host, int first_port, int count) {
+    absl::MutexLock lock(&mu_);
+    worker_host_ = host;
+    first_port_ = first_port;
+    worker_count_ = count;
+  }
+  // Requests that may spill are answered in turn: "" grants here, an
+  // address spills back to that raylet.
+  void SpillInTurn(std::vector<std::string> turns) {
+    absl::MutexLock lock(&mu_);
+    turns_ = std::move(turns);
+  }
+  // Grants wait (as for a worker starting) until ReleaseGrants.
+  void HoldGrants() {
+    absl::MutexLock lock(&mu_);
+    hold_ = true;
+  }
+  void ReleaseGrants() {
+    std::vector<grpc::ServerUnaryReactor*> held;
+    {
+      absl::MutexLock lock(&mu_);
+      hold_ = false;
+      held.swap(held_);
+    }
+    for (auto* reactor : held) reactor->Finish(grpc::Status::OK);
+  }
   // "<lease id> failed" or "<lease id> returned", in order.
   std::vector<std::string> returned() {
     absl::MutexLock lock(&mu_);
@@ -50,9 +81,18 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
   }
 
   grpc::ServerUnaryReactor* RequestWorkerLease(
-      grpc::CallbackServerContext* ctx, const rpc::LeaseRequest*,
+      grpc::CallbackServerContext* ctx, const rpc::LeaseRequest* req,
       rpc::LeaseReply* reply) override {
     absl::MutexLock lock(&mu_);
+    if (!turns_.empty() && !req->no_spillback()) {
+      const std::string& to = turns_[turn_++ % turns_.size()];
+      if (!to.empty()) {
+        reply->set_outcome(rpc::LeaseReply::SPILLBACK);
+        reply->set_spillback_host(to.substr(0, to.find(':')));
+        reply->set_spillback_port(std::stoi(to.substr(to.find(':') + 1)));
+        return Done(ctx, grpc::Status::OK);
+      }
+    }
     ++leases_;
     if (!reject_.empty()) {
       reply->set_outcome(rpc::LeaseReply::REJECTED);
@@ -60,8 +100,13 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
     } else {
       reply->set_outcome(rpc::LeaseReply::GRANTED);
       reply->set_lease_id("lease-" + std::to_string(leases_));
-      reply->mutable_worker()->set_host("10.0.0.1");
-      reply->mutable_worker()->set_port(9000 + leases_);
+      reply->mutable_worker()->set_host(worker_host_);
+      int n = worker_count_ > 0 ? (leases_ - 1) % worker_count_ + 1 : leases_;
+      reply->mutable_worker()->set_port(first_port_ - 1 + n);
+    }
+    if (hold_) {
+      held_.push_back(ctx->DefaultReactor());
+      return held_.back();
     }
     return Done(ctx, grpc::Status::OK);
   }
@@ -112,6 +157,13 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
   int refuse_ ABSL_GUARDED_BY(mu_);
   std::string reject_ ABSL_GUARDED_BY(mu_);
   int leases_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string worker_host_ ABSL_GUARDED_BY(mu_) = "10.0.0.1";
+  int first_port_ ABSL_GUARDED_BY(mu_) = 9001;
+  int worker_count_ ABSL_GUARDED_BY(mu_) = 0;  // 0: a new port each lease
+  std::vector<std::string> turns_ ABSL_GUARDED_BY(mu_);
+  size_t turn_ ABSL_GUARDED_BY(mu_) = 0;
+  bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<grpc::ServerUnaryReactor*> held_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> returned_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> bundle_calls_ ABSL_GUARDED_BY(mu_);
 };
