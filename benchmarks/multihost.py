@@ -111,13 +111,12 @@ DRIVER = """
          value=round({size} / statistics.median(runs) / 1e9, 3), unit="GB/s",
          runs_s=[round(r, 3) for r in runs])
 
+    # One function for the rate and the shares, so that the shares are
+    # those of the leases the rate was measured on (another function would
+    # be another scheduling key, with leases of its own).
     @loom.remote
-    def noop():
-        return None
-
-    @loom.remote
-    def where():
-        return loom.get_runtime_context().get_node_id()
+    def noop(where=False):
+        return loom.get_runtime_context().get_node_id() if where else None
 
     def tasks_per_s(options):
         loom.get([noop.options(**options).remote() for _ in range(1000)])
@@ -130,7 +129,7 @@ DRIVER = """
                 done += 1000
             rates.append(done / (time.perf_counter() - start))
         shares = {{}}
-        for n in loom.get([where.options(**options).remote()
+        for n in loom.get([noop.options(**options).remote(True)
                            for _ in range(3000)]):
             shares[ip_of[n]] = shares.get(ip_of[n], 0) + 1
         return statistics.median(rates), {{ip: round(c / 3000, 3)
