@@ -59,7 +59,7 @@ class TaskSubmitter {
     // SPREAD keys: lease requests in flight at once, and how tasks are
     // dealt to nodes (runtime/spread_dealer.h).
     int spread_lease_requests = 4;
-    int spread_slack = 16;
+    int spread_slack = 64;
     absl::Duration spread_hold = absl::Seconds(3);
   };
   explicit TaskSubmitter(Options options);
