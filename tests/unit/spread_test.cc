@@ -6,8 +6,8 @@
 
 #include "runtime/spread_dealer.h"
 #include "runtime/task_submitter.h"
-#include "tests/unit/fake_client_pool.h"
 #include "tests/unit/fake_peers.h"
+#include "tests/unit/submitter_harness.h"
 
 namespace loom {
 namespace {
@@ -71,61 +71,40 @@ constexpr int kSlack = 16;
 
 class SpreadSubmitterTest : public ::testing::Test {
  protected:
-  SpreadSubmitterTest() : loop_("spread-test") {
+  SpreadSubmitterTest() {
     for (int i = 0; i < 3; ++i) {
       std::string host = "10.0.0." + std::to_string(i + 1);
       raylets_[i].WorkersAt(host, 9001, 2);
-      pool_.Serve(kRaylets[i], &raylets_[i]);
+      h_.pool.Serve(kRaylets[i], &raylets_[i]);
       for (int w = 0; w < 2; ++w) {
-        pool_.Serve(host + ":" + std::to_string(9001 + w), &workers_[i][w]);
+        h_.pool.Serve(host + ":" + std::to_string(9001 + w), &workers_[i][w]);
       }
     }
     // The local raylet places SPREAD requests on the nodes in turn.
     raylets_[0].SpillInTurn({"", kRaylets[1], kRaylets[2]});
-    loop_.Start();
+    h_.loop.Start();
   }
   ~SpreadSubmitterTest() override {
     for (auto& r : raylets_) r.ReleaseGrants();
-    if (submitter_) submitter_->Shutdown();
-    loop_.Stop();
   }
 
   void Start(absl::Duration hold) {
-    TaskSubmitter::Options options;
-    options.loop = &loop_;
-    options.objects = &objects_;
-    options.counters = &counters_;
-    options.local_raylet = kRaylets[0];
-    options.job = JobId::FromInt(1);
-    options.worker_id = WorkerId::FromRandom();
-    options.self_address = "10.0.0.9:5000";
-    options.clients = &pool_;
+    TaskSubmitter::Options options = h_.Options(kRaylets[0]);
     options.spread_slack = kSlack;
     options.spread_hold = hold;
-    submitter_ = std::make_unique<TaskSubmitter>(options);
+    h_.Start(options);
   }
 
   std::vector<ObjectId> SubmitSpread(int n) {
     std::vector<ObjectId> out;
-    for (int i = 0; i < n; ++i) {
-      TaskId task =
-          TaskId::ForChild(TaskId::ForDriver(JobId::FromInt(1)), ++n_);
-      rpc::TaskSpec spec;
-      spec.set_task_id(task.Binary());
-      spec.set_job_id(JobId::FromInt(1).Binary());
-      spec.set_function_name("Noop");
-      (*spec.mutable_resources()->mutable_quantities())["CPU"] = 1;
-      spec.mutable_strategy()->set_kind(rpc::SchedulingStrategy::SPREAD);
-      out.push_back(ObjectId::ForReturn(task, 1));
-      objects_.AddPending(out.back());
-      submitter_->Submit(std::move(spec), "CPU:1|Noop|SPREAD");
-    }
+    for (int i = 0; i < n; ++i)
+      out.push_back(h_.SubmitNoop(0, /*spread=*/true));
     return out;
   }
 
   void ExpectAllRan(const std::vector<ObjectId>& refs) {
     for (const ObjectId& ref : refs) {
-      auto results = objects_.Get({ref}, absl::Now() + absl::Seconds(10));
+      auto results = h_.objects.Get({ref}, absl::Now() + absl::Seconds(10));
       ASSERT_TRUE(results.has_value()) << "no result for " << ref.Hex();
       ASSERT_FALSE((*results)[0].error) << (*results)[0].error->message();
     }
@@ -139,12 +118,7 @@ class SpreadSubmitterTest : public ::testing::Test {
 
   FakeRaylet raylets_[3];
   FakeWorker workers_[3][2];
-  FakeClientPool pool_;
-  EventLoop loop_;
-  ObjectTable objects_;
-  TaskCounters counters_;
-  std::unique_ptr<TaskSubmitter> submitter_;
-  uint32_t n_ = 0;
+  SubmitterHarness h_{"spread-test"};  // after the fakes
 };
 
 TEST_F(SpreadSubmitterTest, ShortTasksWaitTheirTurnOnNodesWhoseWorkersStart) {

@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/unit/fake_client_pool.h"
 #include "tests/unit/fake_peers.h"
+#include "tests/unit/submitter_harness.h"
 
 namespace loom {
 namespace {
@@ -16,45 +16,20 @@ constexpr char kRaylet[] = "10.0.0.1:7001";
 
 class TaskSubmitterTest : public ::testing::Test {
  protected:
-  TaskSubmitterTest() : loop_("submitter-test") {
-    pool_.Serve(kRaylet, &raylet_);
-    pool_.Serve("10.0.0.1:9001", &workers_[0]);
-    pool_.Serve("10.0.0.1:9002", &workers_[1]);
-    loop_.Start();
-    TaskSubmitter::Options options;
-    options.loop = &loop_;
-    options.objects = &objects_;
-    options.counters = &counters_;
-    options.local_raylet = kRaylet;
-    options.job = JobId::FromInt(1);
-    options.worker_id = WorkerId::FromRandom();
-    options.self_address = "10.0.0.9:5000";
-    options.clients = &pool_;
+  TaskSubmitterTest() {
+    h_.pool.Serve(kRaylet, &raylet_);
+    h_.pool.Serve("10.0.0.1:9001", &workers_[0]);
+    h_.pool.Serve("10.0.0.1:9002", &workers_[1]);
+    h_.loop.Start();
+    TaskSubmitter::Options options = h_.Options(kRaylet);
     options.lease_idle_timeout = absl::Milliseconds(300);
-    submitter_ = std::make_unique<TaskSubmitter>(options);
-  }
-  ~TaskSubmitterTest() override {
-    submitter_->Shutdown();
-    loop_.Stop();
+    h_.Start(options);
   }
 
-  // Submits a no-argument task; returns its return object's id.
-  ObjectId Submit(int max_retries) {
-    TaskId task = TaskId::ForChild(TaskId::ForDriver(JobId::FromInt(1)), ++n_);
-    rpc::TaskSpec spec;
-    spec.set_task_id(task.Binary());
-    spec.set_job_id(JobId::FromInt(1).Binary());
-    spec.set_function_name("Noop");
-    spec.set_max_retries(max_retries);
-    (*spec.mutable_resources()->mutable_quantities())["CPU"] = 1;
-    ObjectId ret = ObjectId::ForReturn(task, 1);
-    objects_.AddPending(ret);
-    submitter_->Submit(std::move(spec), "CPU:1|Noop");
-    return ret;
-  }
+  ObjectId Submit(int max_retries) { return h_.SubmitNoop(max_retries); }
 
   ObjectResult Get(const ObjectId& id) {
-    auto results = objects_.Get({id}, absl::Now() + absl::Seconds(5));
+    auto results = h_.objects.Get({id}, absl::Now() + absl::Seconds(5));
     EXPECT_TRUE(results.has_value()) << "no result for " << id.Hex();
     return results ? (*results)[0] : ObjectResult{};
   }
@@ -72,12 +47,7 @@ class TaskSubmitterTest : public ::testing::Test {
 
   FakeRaylet raylet_;
   FakeWorker workers_[2];
-  FakeClientPool pool_;
-  EventLoop loop_;
-  ObjectTable objects_;
-  TaskCounters counters_;
-  std::unique_ptr<TaskSubmitter> submitter_;
-  uint32_t n_ = 0;
+  SubmitterHarness h_{"submitter-test"};  // after the fakes
 };
 
 TEST_F(TaskSubmitterTest, TasksOneAfterAnotherShareALeaseThatGoesBackIdle) {
@@ -102,11 +72,11 @@ TEST_F(TaskSubmitterTest, ATaskOnADeadWorkerIsRetriedOnANewLease) {
   ASSERT_FALSE(r.error) << r.error->message();
   EXPECT_EQ(*r.value, "ran " + ret.Task().Binary());
   EXPECT_EQ(workers_[1].ran().size(), 1u);
-  EXPECT_EQ(counters_.retried, 1);
+  EXPECT_EQ(h_.counters.retried, 1);
   EXPECT_EQ(raylet_.returned().front(), "lease-1 failed");
   // The dead worker's channel was dropped: a new call would dial again.
-  pool_.Channel("10.0.0.1:9001");
-  EXPECT_EQ(pool_.channels_made("10.0.0.1:9001"), 2);
+  h_.pool.Channel("10.0.0.1:9001");
+  EXPECT_EQ(h_.pool.channels_made("10.0.0.1:9001"), 2);
 }
 
 TEST_F(TaskSubmitterTest, ATaskOutOfRetriesFailsWorkerCrashed) {
