@@ -245,6 +245,25 @@ void GcsServer::HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
   done(absl::OkStatus());
 }
 
+void GcsServer::HandleReportWorkerDeath(
+    const rpc::ReportWorkerDeathRequest& req, rpc::ReportWorkerDeathReply*,
+    Done done) {
+  auto worker = ParseId<WorkerId>(req.worker_id(), "worker_id");
+  if (!worker.ok()) return done(worker.status());
+  auto job = ParseId<JobId>(req.job_id(), "job_id");
+  if (!job.ok()) return done(job.status());
+  if (req.address().size() > 256) {
+    return done(absl::InvalidArgumentError("address: too long"));
+  }
+  rpc::Event e;
+  e.set_kind(rpc::Event::WORKER_DEAD);
+  e.set_id(req.worker_id());
+  e.set_address(req.address());
+  e.set_job_id(req.job_id());
+  publisher_.Publish(std::move(e));
+  done(absl::OkStatus());
+}
+
 void GcsServer::HandleGetJobs(const rpc::GetJobsRequest& req,
                               rpc::GetJobsReply* reply, Done done) {
   for (const auto& [n, job] : jobs_) *reply->add_jobs() = job;

@@ -68,6 +68,8 @@ class GcsServer {
                     Done done);
   void HandleAddJob(const rpc::AddJobRequest& req, rpc::AddJobReply* reply,
                     Done done);
+  void HandleReportWorkerDeath(const rpc::ReportWorkerDeathRequest& req,
+                               rpc::ReportWorkerDeathReply* reply, Done done);
   void HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
                              rpc::MarkJobFinishedReply* reply, Done done);
   void HandleGetJobs(const rpc::GetJobsRequest& req, rpc::GetJobsReply* reply,

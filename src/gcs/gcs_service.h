@@ -35,6 +35,7 @@ class GcsService : public rpc::Gcs::CallbackService {
   LOOM_GCS_METHOD(AddJob)
   LOOM_GCS_METHOD(MarkJobFinished)
   LOOM_GCS_METHOD(GetJobs)
+  LOOM_GCS_METHOD(ReportWorkerDeath)
   LOOM_GCS_METHOD(UpdateObjectLocations)
   LOOM_GCS_METHOD(GetObjectLocations)
   LOOM_GCS_METHOD(PollEvents)

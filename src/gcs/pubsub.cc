@@ -5,11 +5,15 @@ namespace loom::gcs {
 void Publisher::Publish(rpc::Event::Kind kind, const std::string& id,
                         const std::string& detail, const std::string& address) {
   rpc::Event e;
-  e.set_seq(++last_seq_);
   e.set_kind(kind);
   e.set_id(id);
   e.set_detail(detail);
   e.set_address(address);
+  Publish(std::move(e));
+}
+
+void Publisher::Publish(rpc::Event e) {
+  e.set_seq(++last_seq_);
   log_.push_back(std::move(e));
   while (log_.size() > capacity_) log_.pop_front();
   auto waiters = std::move(waiters_);

@@ -32,6 +32,8 @@ class Publisher {
 
   void Publish(rpc::Event::Kind kind, const std::string& id,
                const std::string& detail, const std::string& address = "");
+  // `event` as it is, numbered next.
+  void Publish(rpc::Event event);
   // Answers at once when events after `after_seq` exist, else on the next
   // publish or after `timeout` with none.
   void Poll(int64_t after_seq, absl::Duration timeout, PollCallback done);

@@ -133,6 +133,22 @@ void GcsLink::MarkJobFinished(const std::string& job_id, bool driver_died) {
                                   [call](grpc::Status) {});
 }
 
+void GcsLink::ReportWorkerDeath(const WorkerId& worker,
+                                const std::string& address, const JobId& job) {
+  struct Call {
+    rpc::Context ctx;
+    rpc::ReportWorkerDeathRequest req;
+    rpc::ReportWorkerDeathReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->req.set_worker_id(worker.Binary());
+  call->req.set_address(address);
+  call->req.set_job_id(job.Binary());
+  rpc::SetTimeout(&call->ctx, 5000);
+  stub_->async()->ReportWorkerDeath(&call->ctx, &call->req, &call->reply,
+                                    [call](grpc::Status) {});
+}
+
 void GcsLink::ScheduleLease(
     rpc::ScheduleLeaseRequest req,
     std::function<void(absl::Status, const rpc::ScheduleLeaseReply&)> done) {

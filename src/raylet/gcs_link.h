@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "proto/gcs.grpc.pb.h"
 #include "src/common/event_loop.h"
+#include "src/common/ids.h"
 
 namespace loom::raylet {
 
@@ -48,6 +49,11 @@ class GcsLink {
   absl::Status RegisterBlocking(absl::Duration timeout);
   void StartHeartbeats();
   void MarkJobFinished(const std::string& job_id, bool driver_died);
+  // Tells the head that a worker of `job` at `address` is gone (no reply
+  // awaited; a head that misses it leaves that worker's leases elsewhere to
+  // the job's end).
+  void ReportWorkerDeath(const WorkerId& worker, const std::string& address,
+                         const JobId& job);
   // Asks the head to place a request this node cannot; `done` runs on the
   // loop.
   void ScheduleLease(

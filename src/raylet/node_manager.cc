@@ -94,6 +94,7 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
         if (e.kind() == rpc::Event::JOB_FINISHED)
           OnJobFinished(e.id(), e.address());
         if (e.kind() == rpc::Event::NODE_DEAD) OnNodeDead(e.id());
+        if (e.kind() == rpc::Event::WORKER_DEAD) OnRemoteWorkerDead(e);
       }});
   head_events_->Start();
   if (!options_.session_dir.empty()) {
@@ -383,10 +384,10 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
   resources_.Release(lease.allocation);
   if (!lease.lent.IsEmpty()) resources_.Reclaim(lease.lent);
   lease_of_worker_.erase(lease.worker);
-  WorkerId killed;
+  std::optional<Worker> killed;
   if (Worker* w = pool_->Find(lease.worker)) {
     if (kill_worker) {
-      killed = w->id;
+      killed = *w;
       workers_.Forget(w->id);
       pool_->Kill(w->id);
     } else {
@@ -396,12 +397,13 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
     }
   }
   leases_.erase(it);
-  if (!killed.IsNil()) {
+  if (killed) {
     // What the killed worker leased or asked for (an actor's nested tasks)
     // goes with it, as when a worker dies by itself.
     FreeWhere([&](const WorkerId& requester,
-                  const JobId&) { return requester == killed; },
+                  const JobId&) { return requester == killed->id; },
               "the requesting worker was stopped");
+    ReportGone(*killed);
   }
   Dispatch();
 }
@@ -571,6 +573,25 @@ void NodeManager::OnWorkerDied(const Worker& worker) {
   FreeWhere([&](const WorkerId& requester,
                 const JobId&) { return requester == worker.id; },
             "the requesting worker died");
+  ReportGone(worker);
+}
+
+void NodeManager::ReportGone(const Worker& worker) {
+  // Other nodes may hold leases it asked for (spilled there) and objects it
+  // owned: the head tells them. A worker never given a job has neither.
+  if (!worker.job) return;
+  gcs_->ReportWorkerDeath(
+      worker.id, absl::StrCat(options_.host, ":", worker.port), *worker.job);
+}
+
+void NodeManager::OnRemoteWorkerDead(const rpc::Event& e) {
+  auto worker = WorkerId::FromBinary(e.id());
+  auto job = JobId::FromBinary(e.job_id());
+  if (!worker.ok() || !job.ok()) return;
+  FreeWhere([&](const WorkerId& requester,
+                const JobId&) { return requester == *worker; },
+            "the requesting worker died");
+  if (object_manager_) object_manager_->FreeOwnedBy(e.address(), *job);
 }
 
 void NodeManager::FreeWhere(
@@ -597,7 +618,7 @@ void NodeManager::OnDriverDied(const WorkerId& id, const Driver& driver) {
   FreeWhere(
       [&](const WorkerId&, const JobId& job) { return job == driver.job; },
       "the job's driver died");
-  pool_->KillJob(driver.job);
+  for (const Worker& w : pool_->KillJob(driver.job)) ReportGone(w);
   gcs_->MarkJobFinished(driver.job.Binary(), /*driver_died=*/true);
 }
 
@@ -607,9 +628,9 @@ void NodeManager::OnJobFinished(const std::string& job_id,
   if (!job.ok()) return;
   FreeWhere([&](const WorkerId&, const JobId& j) { return j == *job; },
             "the job ended");
-  pool_->KillJob(*job);
-  // Nobody can ask for a dead driver's objects any more (Ray's owner
-  // death). Objects its job's other workers owned are not found this way.
+  // Nobody can ask for a dead owner's objects any more (Ray's owner death):
+  // the driver's go here, its workers' on their WORKER_DEAD.
+  for (const Worker& w : pool_->KillJob(*job)) ReportGone(w);
   if (object_manager_) object_manager_->FreeOwnedBy(driver, *job);
 }
 

@@ -146,6 +146,11 @@ class NodeManager {
   void ReleaseLease(const LeaseId& id, bool kill_worker);
   void Tick();
   void OnWorkerDied(const Worker& worker);
+  // A worker of a job died or was killed: tells the head (WORKER_DEAD).
+  void ReportGone(const Worker& worker);
+  // WORKER_DEAD from the head (any node's worker, this one's too): frees
+  // the leases it held here and deletes the objects it owned here.
+  void OnRemoteWorkerDead(const rpc::Event& e);
   void OnDriverDied(const WorkerId& id, const Driver& driver);
   // Ends the leases (killing their workers) and cancels the queued requests
   // whose requester and job match.

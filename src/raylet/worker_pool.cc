@@ -340,12 +340,13 @@ void WorkerPool::Kill(const WorkerId& id) {
   UpdateGauges();
 }
 
-void WorkerPool::KillJob(const JobId& job) {
-  std::vector<WorkerId> ids;
+std::vector<Worker> WorkerPool::KillJob(const JobId& job) {
+  std::vector<Worker> killed;
   for (auto& [id, w] : workers_) {
-    if (w->job && *w->job == job && !w->detached) ids.push_back(id);
+    if (w->job && *w->job == job && !w->detached) killed.push_back(*w);
   }
-  for (const auto& id : ids) Kill(id);
+  for (const auto& w : killed) Kill(w.id);
+  return killed;
 }
 
 void WorkerPool::KillAll() {

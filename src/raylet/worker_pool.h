@@ -97,7 +97,8 @@ class WorkerPool {
   // starts workers back up to it.
   void Maintain();
   void Kill(const WorkerId& id);
-  void KillJob(const JobId& job);
+  // Kills the job's workers (not its detached actors); returns them.
+  std::vector<Worker> KillJob(const JobId& job);
   void KillAll();
 
   int CountState(Worker::State s) const;

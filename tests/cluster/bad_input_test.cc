@@ -155,6 +155,16 @@ TEST_F(BadInputTest, GcsRefusesBadRequests) {
     req.set_job_id(id);
     return req;
   };
+  auto worker_death = [](const std::string& worker, const std::string& job,
+                         size_t address_size) {
+    rpc::ReportWorkerDeathRequest req;
+    req.set_worker_id(worker);
+    req.set_job_id(job);
+    req.set_address(std::string(address_size, '1'));
+    return req;
+  };
+  const std::string a_worker = WorkerId::FromRandom().Binary();
+  const std::string job_1 = JobId::FromInt(1).Binary();
   auto location = [&](const std::string& object_id, int64_t size) {
     rpc::UpdateObjectLocationsRequest req;
     auto* u = req.add_updates();
@@ -295,6 +305,12 @@ TEST_F(BadInputTest, GcsRefusesBadRequests) {
            kInvalid),
       Call("finish job: unknown job", gcs, &G::MarkJobFinished,
            finish_job(JobId::FromInt(999).Binary()), kNotFound),
+      Call("worker death: empty worker id", gcs, &G::ReportWorkerDeath,
+           worker_death("", job_1, 10), kInvalid),
+      Call("worker death: 3-byte job id", gcs, &G::ReportWorkerDeath,
+           worker_death(a_worker, "abc", 10), kInvalid),
+      Call("worker death: 1000-byte address", gcs, &G::ReportWorkerDeath,
+           worker_death(a_worker, job_1, 1000), kInvalid),
       // The object directory and events.
       Call("locations: 1 MiB object id", gcs, &G::UpdateObjectLocations,
            location(kHuge, 1), kInvalid),

@@ -436,6 +436,20 @@ pid_t StartDriver(const std::vector<std::string>& args,
   return *pid;
 }
 
+// How much of resource "pool" the node that has it has free; -1 when the
+// head cannot be asked.
+double PoolAvailable(const std::string& head) {
+  auto st = ClusterStatus(head);
+  if (!st.ok()) return -1.0;
+  for (const auto& n : st->nodes()) {
+    auto q = n.available().quantities();
+    if (n.total().quantities().contains("pool")) {
+      return q.contains("pool") ? q.at("pool") : 0.0;
+    }
+  }
+  return -1.0;
+}
+
 TEST(DriverDeath, ADeadDriversActorsStopButDetachedOnesStay) {
   TempRoot root;
   ClusterOptions head;
@@ -553,17 +567,7 @@ TEST(DriverDeath, ADeadDriversLeasesOnOtherNodesAreFreed) {
   ASSERT_TRUE(
       WaitUntil([&] { return !ReadPids(path).empty(); }, absl::Seconds(30)));
   int worker = ReadPids(path)[0];
-  auto pool_free = [&] {
-    auto st = ClusterStatus(cluster.address());
-    if (!st.ok()) return -1.0;
-    for (const auto& n : st->nodes()) {
-      auto q = n.available().quantities();
-      if (n.total().quantities().contains("pool")) {
-        return q.contains("pool") ? q.at("pool") : 0.0;
-      }
-    }
-    return -1.0;
-  };
+  auto pool_free = [&] { return PoolAvailable(cluster.address()); };
   ASSERT_TRUE(WaitUntil([&] { return pool_free() == 0; }, absl::Seconds(5)));
   ASSERT_EQ(kill(driver, SIGKILL), 0);
   WaitForExit(driver, absl::Seconds(5));
@@ -573,12 +577,15 @@ TEST(DriverDeath, ADeadDriversLeasesOnOtherNodesAreFreed) {
 }
 
 // A driver killed while it owns objects in two nodes' stores (its put on
-// its own node, a task's return on the other): both raylets delete them.
+// its own node, a task's return on the other), and its actor there owns
+// one too: every one of them is deleted (the actor's when the job's end
+// stops it).
 TEST(DriverDeath, ADeadDriversObjectsAreDeletedOnEveryNode) {
   Cluster cluster({.object_store_memory = 64 << 20});
   ASSERT_TRUE(cluster.status().ok()) << cluster.status();
-  Cluster::Node* pool = cluster.AddNode(
-      {.resources = {{"pool", 1}}, .object_store_memory = 64 << 20});
+  Cluster::Node* pool = cluster.AddNode({.num_cpus = 2,
+                                         .resources = {{"pool", 2}},
+                                         .object_store_memory = 64 << 20});
   ASSERT_NE(pool, nullptr);
   TempRoot files;
   pid_t driver =
@@ -594,17 +601,53 @@ TEST(DriverDeath, ADeadDriversObjectsAreDeletedOnEveryNode) {
   const double four_mb = 4 << 20;
   // The gauges follow the stores on each raylet's tick.
   EXPECT_TRUE(WaitUntil(
-      [&] { return used(cluster.head()) >= four_mb && used(*pool) >= four_mb; },
+      [&] {
+        return used(cluster.head()) >= four_mb && used(*pool) >= 2 * four_mb;
+      },
       absl::Seconds(5)))
       << used(cluster.head()) << " and " << used(*pool);
   ASSERT_EQ(kill(driver, SIGKILL), 0);
   WaitForExit(driver, absl::Seconds(5));
-  EXPECT_TRUE(WaitUntil([&] { return used(cluster.head()) < four_mb; },
+  EXPECT_TRUE(WaitUntil([&] { return used(cluster.head()) < (1 << 20); },
                         absl::Seconds(5)))
       << used(cluster.head());
   EXPECT_TRUE(
-      WaitUntil([&] { return used(*pool) < four_mb; }, absl::Seconds(5)))
+      WaitUntil([&] { return used(*pool) < (1 << 20); }, absl::Seconds(5)))
       << used(*pool);
+}
+
+// A worker killed while it holds a lease on another node (a nested task
+// spilled there) and owns an object in that node's store: the head tells
+// that node, which frees the lease (killing its worker) and deletes the
+// object.
+TEST(WorkerDeath, ADeadWorkersLeasesAndObjectsOnOtherNodesAreFreed) {
+  Cluster cluster({.num_cpus = 2});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  Cluster::Node* pool = cluster.AddNode({.num_cpus = 2,
+                                         .resources = {{"pool", 2}},
+                                         .object_store_memory = 64 << 20});
+  ASSERT_NE(pool, nullptr);
+  cluster.Connect();
+  TempRoot files;
+  std::string path = files.path() + "/pids";
+  auto holder = loom::Task(HoldWorkOnThePool).SetMaxRetries(0).Remote(path);
+  ASSERT_TRUE(
+      WaitUntil([&] { return ReadPids(path).size() == 2; }, absl::Seconds(30)));
+  int sleeper = ReadPids(path)[0], worker = ReadPids(path)[1];
+  auto pool_free = [&] { return PoolAvailable(cluster.address()); };
+  auto used = [&] {
+    return RayletMetric(pool->session_dir(), "loom_object_store_used_bytes");
+  };
+  EXPECT_TRUE(WaitUntil([&] { return used() >= (4 << 20); }, absl::Seconds(5)));
+  EXPECT_LT(pool_free(), 2);
+  ASSERT_EQ(kill(worker, SIGKILL), 0);
+  EXPECT_TRUE(
+      WaitUntil([&] { return kill(sleeper, 0) != 0; }, absl::Seconds(5)));
+  EXPECT_TRUE(WaitUntil([&] { return pool_free() == 2; }, absl::Seconds(5)))
+      << pool_free();
+  EXPECT_TRUE(WaitUntil([&] { return used() < (4 << 20); }, absl::Seconds(5)))
+      << used();
+  EXPECT_THROW(loom::Get(holder, 10000), std::exception);
 }
 
 }  // namespace

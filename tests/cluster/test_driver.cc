@@ -9,9 +9,11 @@
 //                                     needs resource "pool" (another node's),
 //                                     which writes its pid to PATH; prints
 //                                     "ready" and waits
-//   loom-test-driver objects ADDRESS ROOT  joins, puts 4 MB and has a task
+//   loom-test-driver objects ADDRESS ROOT  joins, puts 4 MB and has tasks
 //                                     on the node with resource "pool" make
-//                                     4 MB there; prints "ready" and waits
+//                                     4 MB there (owned here), and an actor
+//                                     there put 4 MB (owned by the actor);
+//                                     prints "ready" and waits
 //   loom-test-driver multihost ADDRESS ROOT  joins a cluster whose nodes
 //                                     offer resources "host1".."host3"
 //                                     (tests/multihost) and prints, then
@@ -69,6 +71,9 @@ int main(int argc, char** argv) {
     auto made =
         loom::Task(Pattern).SetResource("pool", 1).Remote(int64_t{4} << 20);
     if (loom::Wait(std::vector{made}, 1, 60000).ready.size() != 1) return 1;
+    // And an actor there that puts 4 MB and keeps it (the actor owns it).
+    auto keeper = loom::Actor(MakeCounter).SetResource("pool", 1).Remote(0);
+    loom::Get(keeper.Task(&Counter::KeepPut).Remote(int64_t{4} << 20));
     std::printf("ready\n");
     std::fflush(stdout);
     std::this_thread::sleep_for(std::chrono::minutes(10));

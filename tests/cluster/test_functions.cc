@@ -59,6 +59,23 @@ int RecordPidAndSleep(std::string path, int ms, int x) {
   return x;
 }
 
+int HoldWorkOnThePool(std::string path) {
+  auto made =
+      loom::Task(Pattern).SetResource("pool", 1).Remote(int64_t{4} << 20);
+  loom::Wait(std::vector{made}, 1, 60000);
+  auto sleeper = loom::Task(RecordPidAndSleep)
+                     .SetResource("pool", 1)
+                     .Remote(path, 600000, 1);
+  // The sleeper's pid first: the test waits for two lines.
+  for (int i = 0; i < 3000; ++i) {
+    std::ifstream in(path);
+    std::string line;
+    if (std::getline(in, line)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return RecordPidAndSleep(path, 600000, 0);
+}
+
 int Throw(std::string message) { throw std::out_of_range(message); }
 
 std::string Repeat(std::string s, int n) {
@@ -168,6 +185,10 @@ std::string Counter::Gpus() const {
   return ids + "|" + (env ? env : "");
 }
 int Counter::Sleep(int ms) { return SleepMs(ms); }
+int Counter::KeepPut(int64_t n) {
+  kept_.push_back(loom::Put(Pattern(n)));
+  return getpid();
+}
 Counter* MakeCounter(int start) { return new Counter(start); }
 int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
   return *loom::Get(counter.Task(&Counter::Add).Remote(x));
@@ -175,7 +196,7 @@ int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
 LOOM_REMOTE(MakeCounter, AddThroughHandle, &Counter::Add, &Counter::Get,
             &Counter::Pid, &Counter::Append, &Counter::InOrder, &Counter::Sleep,
             &Counter::RayletPid, &Counter::Gpus, &Counter::AddTo,
-            &Counter::HostIps);
+            &Counter::KeepPut, &Counter::HostIps);
 
 loom::CudaBuffer GpuWorker::Share(int64_t n) {
   std::string bytes = Pattern(n);
@@ -332,5 +353,5 @@ int PrintLine(std::string text, bool to_stderr) {
 }
 
 LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,
-            Throw, Repeat, Range, CudaDeviceCount, PrintLine, HostIps,
-            HostIpsAfter);
+            HoldWorkOnThePool, Throw, Repeat, Range, CudaDeviceCount, PrintLine,
+            HostIps, HostIpsAfter);

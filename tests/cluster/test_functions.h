@@ -31,6 +31,10 @@ std::string HostIps();
 std::string HostIpsAfter(int ms);
 // Writes this worker's pid to `path` (appending a line), sleeps, returns x.
 int RecordPidAndSleep(std::string path, int ms, int x);
+// Has a task on the node with resource "pool" make Pattern(4 MiB) (owned
+// here), starts RecordPidAndSleep(path, 10 min) there too, then appends its
+// own pid to `path` after the other's and sleeps 10 min.
+int HoldWorkOnThePool(std::string path);
 int Throw(std::string message);
 std::string Repeat(std::string s, int n);
 std::vector<int> Range(int n);
@@ -77,8 +81,12 @@ class Counter {
   }
   bool InOrder() const { return in_order_; }
   int Sleep(int ms);
+  // Puts Pattern(n) and keeps the ref (this actor owns the object); returns
+  // the pid.
+  int KeepPut(int64_t n);
 
  private:
+  std::vector<loom::ObjectRef<std::string>> kept_;
   int value_;
   int appended_ = 0;
   bool in_order_ = true;
