@@ -25,8 +25,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import textwrap
 import time
+import re
 import uuid
 from pathlib import Path
 
@@ -361,3 +363,39 @@ def head_node(processes):
 
 def has_gpu():
     return os.path.exists("/dev/nvidia0")
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def driver_output(monkeypatch):
+    """Stands in for this driver's sys.stdout and sys.stderr from now on
+    (where it prints its workers' lines, from a thread of its own); returns
+    a function that gives (stdout, stderr) as printed since, colour codes
+    removed. Not capfd: readouterr() empties its file after reading it, so
+    a line another thread writes in between is lost, and a test that polls
+    it loses lines now and then."""
+    lock = threading.Lock()
+    parts = {"stdout": [], "stderr": []}
+
+    class Collector:
+        def __init__(self, name):
+            self._parts = parts[name]
+
+        def write(self, text):
+            with lock:
+                self._parts.append(text)
+            return len(text)
+
+        def flush(self):
+            pass
+
+    for name in parts:
+        monkeypatch.setattr(sys, name, Collector(name))
+
+    def read():
+        with lock:
+            return tuple(ANSI_ESCAPE.sub("", "".join(parts[n]))
+                         for n in ("stdout", "stderr"))
+
+    return read

@@ -18,9 +18,8 @@ import pytest
 import loom
 from loom.cluster_utils import Cluster
 
-from conftest import wait_until
+from conftest import driver_output, wait_until
 
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.fixture
@@ -41,7 +40,7 @@ def shout(token):
 
 
 def test_prints_on_another_node_reach_the_driver_with_pid_and_ip(cluster,
-                                                                 capfd):
+                                                                 monkeypatch):
     far = cluster.add_node(num_cpus=1, resources={"far": 1})
     cluster.wait_for_nodes(timeout=30)
     assert far.session_dir != cluster.head_node.session_dir
@@ -50,6 +49,7 @@ def test_prints_on_another_node_reach_the_driver_with_pid_and_ip(cluster,
     ip = {n["NodeID"]: n["NodeManagerAddress"]
           for n in loom.nodes()}[far.node_id]
 
+    printed = driver_output(monkeypatch)
     token = uuid.uuid4().hex
     pid, node = loom.get(shout.options(resources={"far": 1}).remote(token),
                          timeout=60)
@@ -61,9 +61,7 @@ def test_prints_on_another_node_reach_the_driver_with_pid_and_ip(cluster,
     seen = {"out": "", "err": ""}
 
     def read():
-        captured = capfd.readouterr()
-        seen["out"] += ANSI_ESCAPE.sub("", captured.out)
-        seen["err"] += ANSI_ESCAPE.sub("", captured.err)
+        seen["out"], seen["err"] = printed()
         return out_line.search(seen["out"]) and err_line.search(seen["err"])
 
     wait_until(read, timeout=15, interval=0.1,

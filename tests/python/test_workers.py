@@ -11,7 +11,7 @@ import sys
 import uuid
 
 import loom
-from conftest import wait_until
+from conftest import driver_output, wait_until
 
 
 @loom.remote
@@ -61,19 +61,10 @@ def test_workers_take_sys_path_and_cwd_from_init_time(new_cluster, tmp_path, mon
     assert cwd == os.path.realpath(work)
 
 
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def stdout_reader(capfd):
-    """Returns a function that gives everything the driver printed so far,
-    colour codes removed."""
-    seen = []
-
-    def read():
-        seen.append(ANSI_ESCAPE.sub("", capfd.readouterr().out))
-        return "".join(seen)
-
-    return read
+def stdout_reader(monkeypatch):
+    """What the driver prints on stdout from now on (conftest.driver_output)."""
+    read = driver_output(monkeypatch)
+    return lambda: read()[0]
 
 
 @loom.remote
@@ -82,13 +73,13 @@ def say(text):
     return os.getpid()
 
 
-def test_worker_stdout_reaches_the_driver_with_its_pid(loom_cluster, capfd):
+def test_worker_stdout_reaches_the_driver_with_its_pid(loom_cluster, monkeypatch):
+    read = stdout_reader(monkeypatch)
     token = f"hello-{uuid.uuid4().hex}"
     pid = loom.get(say.remote(token), timeout=60)
     # "(pid=1234) hello-..." (a task name before "pid=" is accepted too).
     pattern = re.compile(r"^\((?:\S+ )?pid=%d(?:,[^)]*)?\) %s$" % (pid, re.escape(token)),
                          re.MULTILINE)
-    read = stdout_reader(capfd)
     wait_until(lambda: pattern.search(read()), timeout=15, interval=0.2,
                what=f"{token!r} on the driver's stdout")
 
@@ -100,24 +91,24 @@ class Printer:
         return os.getpid()
 
 
-def test_actor_stdout_reaches_the_driver_with_its_pid(loom_cluster, capfd):
+def test_actor_stdout_reaches_the_driver_with_its_pid(loom_cluster, monkeypatch):
+    read = stdout_reader(monkeypatch)
     printer = Printer.remote()
     try:
         token = f"from-actor-{uuid.uuid4().hex}"
         pid = loom.get(printer.say.remote(token), timeout=60)
         pattern = re.compile(r"^\((?:\S+ )?pid=%d(?:,[^)]*)?\) %s$" % (pid, re.escape(token)),
                              re.MULTILINE)
-        read = stdout_reader(capfd)
         wait_until(lambda: pattern.search(read()), timeout=15, interval=0.2,
                    what=f"{token!r} on the driver's stdout")
     finally:
         loom.kill(printer)
 
 
-def test_stdout_of_many_tasks_arrives_in_full(loom_cluster, capfd):
+def test_stdout_of_many_tasks_arrives_in_full(loom_cluster, monkeypatch):
+    read = stdout_reader(monkeypatch)
     tag = uuid.uuid4().hex[:8]
     pids = loom.get([say.remote(f"line-{tag}-{i}") for i in range(50)], timeout=60)
-    read = stdout_reader(capfd)
 
     def all_arrived():
         text = read()
