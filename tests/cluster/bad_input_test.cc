@@ -16,49 +16,15 @@
 #include "runtime/local_cluster.h"
 #include "src/common/ids.h"
 #include "src/common/rpc.h"
+#include "tests/cluster/bad_call.h"
 #include "tests/cluster/cluster_util.h"
 #include "tests/cluster/test_functions.h"
 
 namespace loom::test {
 namespace {
 
-using Code = grpc::StatusCode;
 constexpr Code kInvalid = grpc::StatusCode::INVALID_ARGUMENT;
 constexpr Code kNotFound = grpc::StatusCode::NOT_FOUND;
-
-const std::string kHuge(1 << 20, 'x');  // a 1 MiB "id"
-
-std::string CodeName(Code code) {
-  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-}
-
-template <typename Call>
-grpc::Status Invoke(Call call) {
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, 5000);
-  return call(&ctx);
-}
-
-// One bad request: what it is, how it is sent, the code it must get.
-struct BadCall {
-  std::string name;
-  std::function<grpc::Status(grpc::ClientContext*)> send;
-  Code want;
-};
-
-// A BadCall sending `request` through `method` of `stub`.
-template <typename Stub, typename Request, typename Reply>
-BadCall Call(std::string name, Stub* stub,
-             grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
-                                          Reply*),
-             Request request, Code want) {
-  return {std::move(name),
-          [stub, method, request = std::move(request)](grpc::ClientContext* c) {
-            Reply reply;
-            return (stub->*method)(c, request, &reply);
-          },
-          want};
-}
 
 rpc::Resources Res(const std::string& name, double qty) {
   rpc::Resources r;

@@ -22,24 +22,12 @@
 #include "runtime/local_cluster.h"
 #include "src/common/ids.h"
 #include "src/common/rpc.h"
+#include "tests/cluster/bad_call.h"
 #include "tests/cluster/cluster_util.h"
 #include "tests/cluster/test_functions.h"
 
 namespace loom::test {
 namespace {
-
-using Code = grpc::StatusCode;
-
-std::string CodeName(Code code) {
-  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-}
-
-template <typename Call>
-grpc::Status Invoke(Call call) {
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, 10000);
-  return call(&ctx);
-}
 
 // The function table entry a Python worker runs: pickle.dumps((abs, {}),
 // protocol=0), a builtin, so that no code travels.
@@ -74,8 +62,9 @@ class WorkerInputTest : public ::testing::Test {
     rpc::AddJobRequest add;
     add.set_driver_pid(getpid());
     rpc::AddJobReply job;
-    ASSERT_TRUE(
-        Invoke([&](auto* c) { return gcs_->AddJob(c, add, &job); }).ok());
+    ASSERT_TRUE(Invoke<10000>([&](auto* c) {
+                  return gcs_->AddJob(c, add, &job);
+                }).ok());
     job_ = job.job_id();
   }
   void TearDown() override {
@@ -112,7 +101,7 @@ class WorkerInputTest : public ::testing::Test {
     Leased w;
     w.python = python;
     rpc::LeaseReply lease;
-    grpc::Status s = Invoke([&](auto* c) {
+    grpc::Status s = Invoke<10000>([&](auto* c) {
       return raylet_->RequestWorkerLease(c, LeaseRequest(python), &lease);
     });
     EXPECT_TRUE(s.ok()) << s.error_message();
@@ -148,7 +137,7 @@ class WorkerInputTest : public ::testing::Test {
   // Whether `w` runs a normal task and returns the right value.
   bool RunsNormalTask(const Leased& w, const std::string& after) {
     rpc::PushTaskReply reply;
-    grpc::Status s = Invoke(
+    grpc::Status s = Invoke<10000>(
         [&](auto* c) { return w.stub->PushTask(c, NormalTask(w), &reply); });
     bool right = false;
     if (s.ok() && reply.ok() && w.python) {
@@ -171,8 +160,9 @@ class WorkerInputTest : public ::testing::Test {
     put.set_key(kAbsKey);
     put.set_value(kAbsPickle);
     rpc::KvPutReply reply;
-    ASSERT_TRUE(
-        Invoke([&](auto* c) { return gcs_->KvPut(c, put, &reply); }).ok());
+    ASSERT_TRUE(Invoke<10000>([&](auto* c) {
+                  return gcs_->KvPut(c, put, &reply);
+                }).ok());
   }
 
   TempRoot root_;
@@ -182,29 +172,6 @@ class WorkerInputTest : public ::testing::Test {
   std::string job_;
   std::string python_path_;
 };
-
-// One request a worker must refuse: what it is, how it is sent, the code.
-struct BadCall {
-  std::string name;
-  std::function<grpc::Status(grpc::ClientContext*)> send;
-  Code want;
-};
-
-template <typename Request, typename Reply>
-BadCall Call(std::string name, rpc::CoreWorker::Stub* stub,
-             grpc::Status (rpc::CoreWorker::Stub::*method)(grpc::ClientContext*,
-                                                           const Request&,
-                                                           Reply*),
-             Request request, Code want) {
-  return {std::move(name),
-          [stub, method, request = std::move(request)](grpc::ClientContext* c) {
-            Reply reply;
-            return (stub->*method)(c, request, &reply);
-          },
-          want};
-}
-
-const std::string kHuge(1 << 20, 'x');  // a 1 MiB "id"
 
 class WorkerInputBothTest : public WorkerInputTest,
                             public ::testing::WithParamInterface<bool> {};
@@ -358,7 +325,7 @@ TEST_P(WorkerInputBothTest, RefusesBadRequestsAndKeepsServing) {
                          stub, &W::PushTask, short_arg, kInvalid));
   }
   for (const BadCall& call : calls) {
-    grpc::Status s = Invoke(call.send);
+    grpc::Status s = Invoke<10000>(call.send);
     EXPECT_EQ(CodeName(s.error_code()), CodeName(call.want))
         << call.name << ": " << s.error_message();
     EXPECT_FALSE(s.error_message().empty() && !s.ok()) << call.name;
@@ -368,8 +335,8 @@ TEST_P(WorkerInputBothTest, RefusesBadRequestsAndKeepsServing) {
   // Well-formed tasks the worker runs and that fail: the error says why.
   auto push_reply = [&](const rpc::PushTaskRequest& request) {
     rpc::PushTaskReply reply;
-    grpc::Status s =
-        Invoke([&](auto* c) { return stub->PushTask(c, request, &reply); });
+    grpc::Status s = Invoke<10000>(
+        [&](auto* c) { return stub->PushTask(c, request, &reply); });
     EXPECT_TRUE(s.ok()) << s.error_message();
     return reply;
   };
@@ -395,14 +362,14 @@ TEST_P(WorkerInputBothTest, RefusesBadRequestsAndKeepsServing) {
   rpc::ReturnWorkerRequest ret;
   ret.set_lease_id(w.lease_id);
   rpc::ReturnWorkerReply ret_reply;
-  ASSERT_TRUE(Invoke([&](auto* c) {
+  ASSERT_TRUE(Invoke<10000>([&](auto* c) {
                 return raylet_->ReturnWorker(c, ret, &ret_reply);
               }).ok());
   grpc::Status after;
   EXPECT_TRUE(WaitUntil(
       [&] {
         rpc::PushTaskReply reply;
-        after = Invoke(
+        after = Invoke<10000>(
             [&](auto* c) { return stub->PushTask(c, NormalTask(w), &reply); });
         return after.error_code() == kDenied;
       },
@@ -428,11 +395,12 @@ TEST_F(WorkerInputTest, ACancelMustNameTheTasksLease) {
   rpc::PushTaskReply sleep_reply, queued_reply;
   grpc::Status queued_status;
   std::thread first([&] {
-    Invoke([&](auto* c) { return w.stub->PushTask(c, sleep, &sleep_reply); });
+    Invoke<10000>(
+        [&](auto* c) { return w.stub->PushTask(c, sleep, &sleep_reply); });
   });
   std::thread second([&] {
     absl::SleepFor(absl::Milliseconds(200));  // behind the sleeping task
-    queued_status = Invoke(
+    queued_status = Invoke<10000>(
         [&](auto* c) { return w.stub->PushTask(c, queued, &queued_reply); });
   });
   rpc::CancelTaskRequest cancel;
@@ -444,7 +412,7 @@ TEST_F(WorkerInputTest, ACancelMustNameTheTasksLease) {
   // Polled: the queued push must have arrived to be found.
   EXPECT_TRUE(WaitUntil(
       [&] {
-        denied = Invoke(
+        denied = Invoke<10000>(
             [&](auto* c) { return w.stub->CancelTask(c, cancel, &reply); });
         return denied.error_code() == Code::PERMISSION_DENIED;
       },
@@ -452,8 +420,8 @@ TEST_F(WorkerInputTest, ACancelMustNameTheTasksLease) {
       << denied.error_message();
   cancel.set_lease_id(w.lease_id);
   cancel.set_force(false);
-  grpc::Status s =
-      Invoke([&](auto* c) { return w.stub->CancelTask(c, cancel, &reply); });
+  grpc::Status s = Invoke<10000>(
+      [&](auto* c) { return w.stub->CancelTask(c, cancel, &reply); });
   EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_TRUE(reply.found());
   first.join();
@@ -477,8 +445,9 @@ TEST_F(WorkerInputTest, AnActorTakesOnlyItsOwnCalls) {
   rpc::GetActorRequest get;
   get.set_name("kept");
   rpc::GetActorReply info;
-  ASSERT_TRUE(
-      Invoke([&](auto* c) { return gcs_->GetActor(c, get, &info); }).ok());
+  ASSERT_TRUE(Invoke<10000>([&](auto* c) {
+                return gcs_->GetActor(c, get, &info);
+              }).ok());
   const rpc::ActorInfo& actor = info.actor();
   Leased w;
   w.address = absl::StrCat(actor.address().host(), ":", actor.address().port());
@@ -515,7 +484,7 @@ TEST_F(WorkerInputTest, AnActorTakesOnlyItsOwnCalls) {
   };
   int expected = 6;
   for (const BadCall& bad : calls) {
-    grpc::Status s = Invoke(bad.send);
+    grpc::Status s = Invoke<10000>(bad.send);
     EXPECT_EQ(CodeName(s.error_code()), CodeName(bad.want))
         << bad.name << ": " << s.error_message();
     EXPECT_EQ(*Get(counter.Task(&Counter::Add).Remote(1), 30000), ++expected)
