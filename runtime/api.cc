@@ -64,6 +64,12 @@ void PrintWorkerLines(DriverLogs* logs) {
                                : e.task_name() + ": " + e.message());
     case rpc::ErrorInfo::OBJECT_STORE_FULL:
       throw ObjectStoreFullError(e.task_name() + ": " + e.message());
+    case rpc::ErrorInfo::OBJECT_LOST:
+      throw ObjectLostError(e.task_name().empty()
+                                ? e.message()
+                                : e.task_name() + ": " + e.message());
+    case rpc::ErrorInfo::OUT_OF_MEMORY:
+      throw OutOfMemoryError(e.task_name() + ": " + e.message());
     default:
       throw Error(e.task_name().empty() ? e.message()
                                         : e.task_name() + ": " + e.message());

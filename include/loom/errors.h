@@ -70,6 +70,20 @@ class OwnerDiedError : public Error {
   using Error::Error;
 };
 
+// Every copy of the object is gone and it cannot be rebuilt; the message
+// says why (which node died, that it was a put, that retries ran out).
+class ObjectLostError : public Error {
+ public:
+  using Error::Error;
+};
+
+// The node ran short of memory and its memory monitor killed the worker
+// running the task; the message names the task, node and memory figures.
+class OutOfMemoryError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Backpressure: the caller already has max_pending_calls calls to this
 // actor not yet answered.
 class PendingCallsLimitExceededError : public Error {

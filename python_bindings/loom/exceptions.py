@@ -127,4 +127,11 @@ class PendingCallsLimitExceededError(LoomError):
 
 
 class ObjectLostError(LoomError):
-    """The object cannot be read (lost, or not a Loom object)."""
+    """The object cannot be read: every copy is gone and it cannot be
+    rebuilt (the message says why), or it is not a Loom object."""
+
+
+class OutOfMemoryError(LoomError):
+    """The node ran short of memory and its memory monitor killed the
+    worker running the task (the message names the task, the node and the
+    memory figures)."""

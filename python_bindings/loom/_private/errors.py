@@ -5,7 +5,8 @@ import pickle
 from loom import exceptions
 
 TASK_ERROR, WORKER_CRASHED, INFEASIBLE, OWNER_DIED, INVALID, \
-    OBJECT_STORE_FULL, ACTOR_DIED, TASK_CANCELLED = range(8)
+    OBJECT_STORE_FULL, ACTOR_DIED, TASK_CANCELLED, OBJECT_LOST, \
+    OUT_OF_MEMORY = range(10)
 
 _BY_KIND = {
     WORKER_CRASHED: exceptions.WorkerCrashedError,
@@ -15,6 +16,8 @@ _BY_KIND = {
     OBJECT_STORE_FULL: exceptions.ObjectStoreFullError,
     ACTOR_DIED: exceptions.ActorDiedError,
     TASK_CANCELLED: exceptions.TaskCancelledError,
+    OBJECT_LOST: exceptions.ObjectLostError,
+    OUT_OF_MEMORY: exceptions.OutOfMemoryError,
 }
 
 
