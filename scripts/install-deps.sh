@@ -8,16 +8,32 @@ pkgs=(
   libabsl-dev libspdlog-dev prometheus-cpp-dev libmsgpack-cxx-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   iproute2  # tests/multihost: hosts made of network namespaces (`ip netns`)
+  libhiredis-dev  # the head's Redis storage (--storage redis://)
+  redis-server    # tests start their own on a free port; see below
 )
+# The packaged redis-server starts a service on 6379, the head's default
+# Redis port: stop and disable it so that nothing holds that port and tests
+# only ever talk to servers they started themselves.
+stop_packaged_redis() {
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
+  if command -v service >/dev/null 2>&1; then
+    $SUDO service redis-server stop >/dev/null 2>&1 || true
+  fi
+  $SUDO update-rc.d redis-server disable >/dev/null 2>&1 || true
+  pkill -x redis-server -u redis 2>/dev/null || true
+}
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "install-deps: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+stop_packaged_redis
