@@ -47,4 +47,9 @@ void InMemoryStoreClient::Keys(const std::string& table,
   done(std::move(keys));
 }
 
+void InMemoryStoreClient::GetAll(const std::string& table, AllCallback done) {
+  auto t = tables_.find(table);
+  done(t == tables_.end() ? Table() : t->second);
+}
+
 }  // namespace loom::gcs

@@ -1,8 +1,10 @@
 // src/gcs/storage.h
 //
 // StoreClient: the asynchronous storage every GCS table writes through, so
-// that a Redis-backed store can later let the head survive restarts. The
-// in-memory store answers at once, on the caller's thread.
+// that a Redis-backed store lets the head survive restarts. The in-memory
+// store answers at once, on the caller's thread; a remote one answers on
+// the head's event loop, in the order the calls were made. At start the
+// head reads every table back with GetAll (its load phase).
 //
 //   store->Put("nodes", id.Binary(), info.SerializeAsString(), [](absl::Status)
 //   {}); store->Get("kv", key, [](absl::StatusOr<std::optional<std::string>> v)
@@ -28,6 +30,8 @@ class StoreClient {
       std::function<void(absl::StatusOr<std::optional<std::string>>)>;
   using KeysCallback =
       std::function<void(absl::StatusOr<std::vector<std::string>>)>;
+  using Table = std::map<std::string, std::string>;
+  using AllCallback = std::function<void(absl::StatusOr<Table>)>;
 
   virtual ~StoreClient() = default;
   // `added` tells whether the key was new; with overwrite=false an existing
@@ -41,6 +45,8 @@ class StoreClient {
                       std::function<void(absl::StatusOr<bool>)> done) = 0;
   virtual void Keys(const std::string& table, const std::string& prefix,
                     KeysCallback done) = 0;
+  // Every key and value of the table (empty when it has none).
+  virtual void GetAll(const std::string& table, AllCallback done) = 0;
 };
 
 // Not thread-safe: used from the GCS event loop.
@@ -55,9 +61,10 @@ class InMemoryStoreClient : public StoreClient {
               std::function<void(absl::StatusOr<bool>)> done) override;
   void Keys(const std::string& table, const std::string& prefix,
             KeysCallback done) override;
+  void GetAll(const std::string& table, AllCallback done) override;
 
  private:
-  absl::flat_hash_map<std::string, std::map<std::string, std::string>> tables_;
+  absl::flat_hash_map<std::string, Table> tables_;
 };
 
 }  // namespace loom::gcs
