@@ -361,6 +361,109 @@ def head_node(processes):
         )
 
 
+# --- Redis ------------------------------------------------------------------
+
+
+def _free_port_below_ephemeral():
+    """A free loopback port in [20000, 32000): below the kernel's ephemeral
+    range, so no outgoing connection takes it while a server restarts."""
+    import random
+    import socket
+    for _ in range(1000):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    pytest.fail("no free port")
+
+
+def _redis_pong(port, timeout=1.0):
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return s.recv(64).startswith(b"+PONG")  # not -LOADING
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """A redis-server of a test's own on a free loopback port, in `directory`.
+    persistent=True: an append-only file fsynced at every write, so that
+    kill() (SIGKILL) then restart() keeps every write it acknowledged."""
+
+    def __init__(self, directory, persistent=False):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.persistent = persistent
+        self.port = _free_port_below_ephemeral()
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self):
+        binary = os.environ.get("LOOM_REDIS_SERVER") or shutil.which("redis-server")
+        if not binary:
+            pytest.fail("redis-server not found: scripts/install-deps.sh installs it")
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.dir), "--daemonize", "no", "--save", "",
+                "--logfile", "", "--loglevel", "warning",
+                "--appendonly", "yes" if self.persistent else "no"]
+        if self.persistent:
+            args += ["--appendfsync", "always"]
+        log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 10
+        while not _redis_pong(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"redis-server on port {self.port} did not start:\n"
+                            f"{(self.dir / 'redis.log').read_text(errors='replace')[-2000:]}")
+            time.sleep(0.01)
+
+    def kill(self):
+        """SIGKILL, as a crash; returns once it is reaped."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def restart(self):
+        """Starts it again on the same port and directory."""
+        self.kill()
+        self.start()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """Yields "redis://127.0.0.1:PORT": a redis-server of this test's own
+    (nothing kept on disk), killed at the end of the test."""
+    server = RedisServer(tmp_path / "redis")
+    try:
+        yield server.url
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path):
+    """A RedisServer (.url, .kill(), .restart()) that keeps its data across
+    kill() and restart(); killed at the end of the test."""
+    server = RedisServer(tmp_path / "redis", persistent=True)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
 def has_gpu():
     return os.path.exists("/dev/nvidia0")
 
