@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <thread>
 #include <utility>
@@ -336,13 +338,13 @@ class RedisStoreClient::Impl {
       }
       if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(ptrs.size()),
                                  ptrs.data(), lens.data()) != REDIS_OK) {
-        return Broken(ctx_->errstr);
+        return Broken(Why(ctx_.get()));
       }
     }
     for (; *done < batch.size(); ++*done) {
       void* raw = nullptr;
       if (redisGetReply(ctx_.get(), &raw) != REDIS_OK) {
-        return Broken(ctx_->errstr);
+        return Broken(Why(ctx_.get()));
       }
       ReplyPtr reply(static_cast<redisReply*>(raw));
       if (reply->type == REDIS_REPLY_ERROR &&
@@ -352,6 +354,16 @@ class RedisStoreClient::Impl {
       batch[*done].finish(reply.get());
     }
     return true;
+  }
+
+  // What went wrong on `c`, in words: a read that timed out says so.
+  std::string Why(const redisContext* c) const {
+    if (c->err == REDIS_ERR_IO &&
+        absl::string_view(c->errstr) == std::strerror(EAGAIN)) {
+      return absl::StrCat("no answer within ",
+                          absl::FormatDuration(options_.retry.io_timeout));
+    }
+    return c->errstr;
   }
 
   bool Broken(absl::string_view why) {
@@ -389,7 +401,7 @@ class RedisStoreClient::Impl {
     if (c == nullptr) return absl::UnavailableError("out of memory");
     if (c->err) {
       DrainSigpipe();
-      return absl::UnavailableError(c->errstr);
+      return absl::UnavailableError(Why(c.get()));
     }
     redisSetTimeout(c.get(), absl::ToTimeval(options_.retry.io_timeout));
     redisEnableKeepAlive(c.get());
@@ -398,7 +410,7 @@ class RedisStoreClient::Impl {
       ReplyPtr r = Command(c.get(), argv);
       if (r == nullptr) {
         DrainSigpipe();
-        return absl::UnavailableError(c->errstr);
+        return absl::UnavailableError(Why(c.get()));
       }
       if (r->type == REDIS_REPLY_ERROR &&
           absl::StartsWith(ReplyText(r.get()), "LOADING")) {
@@ -440,14 +452,63 @@ class RedisStoreClient::Impl {
       return absl::FailedPreconditionError(
           absl::StrCat("Redis at ", where_, " refused PING: ", text));
     }
+    Identity previous = identity_;
+    identity_ = Identify(c.get());
+    EndConnection(c.get(), previous);
     ctx_ = std::move(c);
     return absl::OkStatus();
+  }
+
+  // Which server process (INFO's run_id) and which of its clients (CLIENT
+  // ID) a connection is; empty/0 where the server will not say (old Redis,
+  // an ACL).
+  struct Identity {
+    std::string run_id;
+    long long client_id = 0;
+  };
+
+  static Identity Identify(redisContext* c) {
+    Identity id;
+    ReplyPtr client = Command(c, {"CLIENT", "ID"});
+    if (client && client->type == REDIS_REPLY_INTEGER) {
+      id.client_id = client->integer;
+    }
+    ReplyPtr info = Command(c, {"INFO", "server"});
+    if (info && info->type == REDIS_REPLY_STRING) {
+      absl::string_view text = ReplyText(info.get());
+      size_t at = text.find("run_id:");
+      if (at != absl::string_view::npos) {
+        text = text.substr(at + 7);
+        id.run_id = std::string(text.substr(0, text.find_first_of("\r\n")));
+      }
+    }
+    return id;
+  }
+
+  // A connection given up on for silence may still be alive in the same
+  // server, its unread calls waiting in the server's buffer: ended here
+  // before any call is sent again, so that none of them can run after a
+  // newer one.
+  void EndConnection(redisContext* c, const Identity& old) {
+    if (old.client_id == 0 || old.run_id.empty() ||
+        old.run_id != identity_.run_id ||
+        old.client_id == identity_.client_id) {
+      return;  // a new server process, or nothing known
+    }
+    ReplyPtr r =
+        Command(c, {"CLIENT", "KILL", "ID", absl::StrCat(old.client_id)});
+    if (r && r->type == REDIS_REPLY_ERROR &&
+        !absl::StrContains(ReplyText(r.get()), "No such client")) {
+      spdlog::warn("Redis at {} would not end the old connection: {}", where_,
+                   std::string(ReplyText(r.get())));
+    }
   }
 
   const RedisStoreOptions options_;
   const std::string where_;
   // The worker thread's alone.
   ContextPtr ctx_;
+  Identity identity_;  // of the last connection made
 
   absl::Mutex mu_;
   std::deque<Call> queue_ ABSL_GUARDED_BY(mu_);

@@ -17,14 +17,19 @@
 // after), so a burst of writes costs about one round trip.
 //
 // Failures. A call that meets a broken connection (the server died,
-// restarted, or is still loading its data after a restart) is retried, in
-// order with the calls after it, after reconnecting with backoff (doubling
-// from 10 ms, capped at 500 ms) for RedisRetryPolicy::retry_timeout (10 s);
-// then it and the calls sent with it fail UNAVAILABLE, naming HOST:PORT. A
-// later call starts a new retry window. An error reply from the server (e.g.
-// WRONGTYPE: a key `loom:<table>` that is not a hash) fails that call alone,
-// at once, with the reply's message. The head treats any failed write as
-// fatal: it exits rather than run on state it could not save.
+// restarted, is still loading its data after a restart, or was silent for
+// io_timeout) is retried, in order with the calls after it, after
+// reconnecting with backoff (doubling from 10 ms, capped at 500 ms) for
+// RedisRetryPolicy::retry_timeout (10 s); then it and the calls sent with it
+// fail UNAVAILABLE, naming HOST:PORT. A later call starts a new retry window.
+// An error reply from the server (e.g. WRONGTYPE: a key `loom:<table>` that
+// is not a hash) fails that call alone, at once, with the reply's message.
+// The head treats any failed write as fatal: it exits rather than run on
+// state it could not save.
+//
+// A connection given up on while its server lives on (silence) is ended
+// with CLIENT KILL on the new one before anything is sent again, so that
+// calls still in the server's buffer cannot run after newer ones.
 //
 // A retried write that had reached the server before the connection broke is
 // applied again: HSET and HDEL are idempotent, but the second attempt's

@@ -3,6 +3,8 @@
 // passwords, a server that dies and comes back, one that stays down.
 #include "src/gcs/redis_store.h"
 
+#include <signal.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -450,6 +452,74 @@ TEST_F(RedisStoreTest, AKilledAndRestartedServerLosesNoWrite) {
   for (int i = 0; i < kPuts; ++i) {
     ASSERT_EQ((*all)[absl::StrCat("k", i)], absl::StrCat(i)) << i;
   }
+}
+
+// A server that is alive but silent (SIGSTOP) counts as down: the head
+// gets UNAVAILABLE instead of waiting for good.
+TEST_F(RedisStoreTest, AFrozenServerCountsAsDown) {
+  auto server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  RedisRetryPolicy retry;
+  retry.io_timeout = absl::Milliseconds(200);
+  retry.retry_timeout = absl::Milliseconds(500);
+  auto store = MakeStoreClient((*server)->url(), &loop_, retry);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_EQ(kill((*server)->pid(), SIGSTOP), 0);
+  auto put = Caller(&loop_, store->get()).Put("t", "k", "v");
+  ASSERT_EQ(kill((*server)->pid(), SIGCONT), 0);
+  ASSERT_FALSE(put.ok());
+  EXPECT_TRUE(absl::IsUnavailable(put.status())) << put.status();
+  EXPECT_THAT(put.status().message(),
+              HasSubstr(absl::StrCat("Redis at ", (*server)->host_port(),
+                                     " unreachable for 500ms: no answer "
+                                     "within 200ms")));
+}
+
+// A server that stops answering (SIGSTOP) with calls half sent: the client
+// gives up on the silent connection, and once the server runs again every
+// call lands once more in order; the old connection's unread calls, still in
+// the server's buffer, must not run after newer ones.
+TEST_F(RedisStoreTest, AFrozenServerThatThawsKeepsTheOrder) {
+  auto server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  RedisRetryPolicy retry;
+  retry.io_timeout = absl::Milliseconds(200);
+  auto store = MakeStoreClient((*server)->url(), &loop_, retry);
+  ASSERT_TRUE(store.ok()) << store.status();
+
+  ASSERT_EQ(kill((*server)->pid(), SIGSTOP), 0);
+  constexpr int kPuts = 300;  // ~2.4 MB: more than the socket buffers hold
+  const std::string pad(8 << 10, 'x');
+  absl::Mutex mu;
+  int answered = 0;
+  bool in_order = true;
+  std::vector<std::string> errors;
+  loop_.Post([&] {
+    for (int i = 0; i <= kPuts; ++i) {
+      std::string value = i < kPuts ? absl::StrCat(i, pad) : "final";
+      (*store)->Put("t", "last", value, true, [&, i](absl::StatusOr<bool> r) {
+        absl::MutexLock lock(&mu);
+        if (!r.ok()) errors.push_back(r.status().ToString());
+        if (answered != i) in_order = false;
+        ++answered;
+      });
+    }
+  });
+  // Frozen for several I/O timeouts: the client drops the connection and
+  // tries new ones, which the frozen server accepts but never answers.
+  absl::SleepFor(retry.io_timeout * 4);
+  ASSERT_EQ(kill((*server)->pid(), SIGCONT), 0);
+  {
+    absl::MutexLock lock(&mu);
+    auto all = [&] { return answered == kPuts + 1; };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), kWait));
+    EXPECT_THAT(errors, ElementsAre());
+    EXPECT_TRUE(in_order);
+  }
+  Caller caller(&loop_, store->get());
+  // Read later again: an old call that ran late would show here.
+  EXPECT_EQ(caller.Get("t", "last").value(), "final");
+  EXPECT_EQ((*server)->Command({"HGET", "loom:t", "last"}).value(), "$5");
 }
 
 TEST_F(RedisStoreTest, AServerThatStaysDownFailsCallsUnavailable) {
