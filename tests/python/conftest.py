@@ -20,8 +20,10 @@
 
 import faulthandler
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -367,8 +369,6 @@ def head_node(processes):
 def _free_port_below_ephemeral():
     """A free loopback port in [20000, 32000): below the kernel's ephemeral
     range, so no outgoing connection takes it while a server restarts."""
-    import random
-    import socket
     for _ in range(1000):
         port = random.randrange(20000, 32000)
         with socket.socket() as s:
@@ -381,7 +381,6 @@ def _free_port_below_ephemeral():
 
 
 def _redis_pong(port, timeout=1.0):
-    import socket
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(b"*1\r\n$4\r\nPING\r\n")
