@@ -86,7 +86,8 @@ struct RedisStoreOptions {
 // Thread-safe: calls may come from any thread; their callbacks run on the
 // event loop. The destructor sends the calls already made while the
 // connection is up (without retrying), drops the rest, and joins its thread;
-// callbacks it has not posted by then never run.
+// callbacks it has not posted by then never run. Never block the loop's
+// thread waiting for a callback (e.g. in the load phase): it is posted there.
 class RedisStoreClient : public StoreClient {
  public:
   // Connects (AUTH, SELECT, and waits until the server has loaded its data);
