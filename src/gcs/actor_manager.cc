@@ -42,12 +42,52 @@ struct Call {
 
 ActorManager::ActorManager(EventLoop* loop, NodeTable* nodes,
                            Publisher* publisher, GlobalScheduler* scheduler,
-                           ClientPool* clients)
+                           ClientPool* clients, StoreClient* store)
     : loop_(loop),
       nodes_(nodes),
       publisher_(publisher),
       clients_(clients),
-      scheduler_(scheduler) {}
+      scheduler_(scheduler),
+      store_(store) {}
+
+void ActorManager::Save(const Actor& a, std::function<void()> then) {
+  rpc::ActorRecord record;
+  *record.mutable_info() = a.info;
+  *record.mutable_spec() = a.spec;
+  record.set_raylet(a.raylet);
+  record.set_lease_id(a.lease_id);
+  store_->Put("actors", a.info.actor_id(), record.SerializeAsString(), true,
+              MustSave("an actor", std::move(then)));
+}
+
+absl::Status ActorManager::Load(const StoreClient::Table& rows) {
+  std::vector<ActorId> watch, place;
+  for (const auto& [key, value] : rows) {
+    rpc::ActorRecord record;
+    auto id = ActorId::FromBinary(key);
+    if (!id.ok() || !record.ParseFromString(value)) {
+      return absl::DataLossError("a row of the actors table does not parse");
+    }
+    auto actor = std::make_unique<Actor>();
+    actor->info = record.info();
+    actor->spec = record.spec();
+    actor->raylet = record.raylet();
+    actor->lease_id = record.lease_id();
+    auto state = actor->info.state();
+    if (state != rpc::ActorInfo::DEAD && !actor->info.name().empty()) {
+      names_[NameKey(actor->info.ns(), actor->info.name())] = *id;
+    }
+    if (state == rpc::ActorInfo::ALIVE) {
+      watch.push_back(*id);
+    } else if (state != rpc::ActorInfo::DEAD) {
+      place.push_back(*id);
+    }
+    actors_[*id] = std::move(actor);
+  }
+  for (const ActorId& id : watch) Watch(id, ++actors_[id]->attempt);
+  for (const ActorId& id : place) Schedule(id);
+  return absl::OkStatus();
+}
 
 ActorManager::~ActorManager() = default;
 
@@ -102,10 +142,12 @@ void ActorManager::HandleRegisterActor(const rpc::RegisterActorRequest& req,
   info.set_job_id(req.creation().job_id());
   *reply->mutable_actor() = info;
   publisher_->Publish(rpc::Event::ACTOR_STATE, id->Binary(), "PENDING");
+  Actor& saved = *actor;
   actors_[*id] = std::move(actor);
   spdlog::info("actor {} ({}) registered", id->Hex(), req.class_name());
   Schedule(*id);
-  done(absl::OkStatus());
+  // Answered once saved: a head that restarts still knows it.
+  Save(saved, [done] { done(absl::OkStatus()); });
 }
 
 void ActorManager::Schedule(const ActorId& id) {
@@ -349,6 +391,7 @@ void ActorManager::Answer(Actor& a) {
     detail += ": " + a.info.death_cause();
   }
   publisher_->Publish(rpc::Event::ACTOR_STATE, a.info.actor_id(), detail);
+  Save(a);
   if (a.info.state() != rpc::ActorInfo::ALIVE) {
     for (auto& done : a.kills) done(absl::OkStatus());
     a.kills.clear();

@@ -29,17 +29,25 @@
 #include "src/gcs/global_scheduler.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/pubsub.h"
+#include "src/gcs/storage.h"
 
 namespace loom::gcs {
 
 // Not thread-safe: runs on the GCS loop.
 class ActorManager {
  public:
-  // Calls out to raylets and actors' workers through `clients`.
+  // Calls out to raylets and actors' workers through `clients`; saves
+  // every actor to `store` at each change of state.
   ActorManager(EventLoop* loop, NodeTable* nodes, Publisher* publisher,
-               GlobalScheduler* scheduler, ClientPool* clients);
+               GlobalScheduler* scheduler, ClientPool* clients,
+               StoreClient* store);
   ~ActorManager();
 
+  // The load phase of a restarted head (rows of ActorRecord): ALIVE actors
+  // are watched again (their processes kept running and their callers
+  // call them directly), PENDING and RESTARTING ones are placed again,
+  // DEAD ones are listed; names are taken again.
+  absl::Status Load(const StoreClient::Table& rows);
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
                            rpc::RegisterActorReply* reply, Done done);
   void HandleGetActor(const rpc::GetActorRequest& req,
@@ -74,6 +82,8 @@ class ActorManager {
   void MarkDead(Actor& actor, const std::string& cause);
   void Answer(Actor& actor);  // wakes GetActor(wait_ready) callers
   void RetryLater(const ActorId& id, int64_t attempt);
+  // Writes the actor's record; `then` runs once it is saved.
+  void Save(const Actor& actor, std::function<void()> then = nullptr);
 
   EventLoop* loop_;
   NodeTable* nodes_;
@@ -86,6 +96,7 @@ class ActorManager {
   // passed over (the node table declares them dead in time).
   absl::flat_hash_map<std::string, absl::Time> unreachable_;
   GlobalScheduler* scheduler_;
+  StoreClient* store_;
 };
 
 }  // namespace loom::gcs

@@ -2,10 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/rpc.h"
+#include "src/common/session.h"
 #include "src/common/wire.h"
+#include "src/gcs/redis_store.h"
 
 namespace loom::gcs {
 namespace {
@@ -26,6 +30,30 @@ std::string KvTable(const std::string& ns) { return "kv:" + ns; }
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
+// The least job number a head starting at `now` hands out: quarter seconds
+// since 2026-01-01 (fits 32 bits until 2060). A head that restarted with
+// nothing saved starts above every number its predecessor gave out unless
+// that one averaged more than 4 jobs a second over its whole life; the
+// saved counter (storage, or the session directory) covers that case.
+uint32_t JobNumberFloor(absl::Time now) {
+  constexpr int64_t kEpochMs = int64_t{1767225600} * 1000;
+  int64_t q = (absl::ToUnixMillis(now) - kEpochMs) / 250;
+  return static_cast<uint32_t>(std::clamp<int64_t>(q, 1, int64_t{1} << 31));
+}
+
+// The store named by `url`; on failure an in-memory one, with `status`
+// saying why (Start reports it).
+std::unique_ptr<StoreClient> OpenStore(const std::string& url, EventLoop* loop,
+                                       absl::Status* status) {
+  auto store = MakeStoreClient(url, loop);
+  if (store.ok()) return std::move(*store);
+  *status = store.status();
+  return std::make_unique<InMemoryStoreClient>();
+}
+
+constexpr char kMeta[] = "meta";
+constexpr char kNextJob[] = "next_job";
+
 // Worker output: how long an ended job's lines stay for its driver's last
 // poll, and the limits on what one PublishLogs may carry.
 constexpr absl::Duration kEndedJobLogs = absl::Seconds(10);
@@ -40,9 +68,13 @@ constexpr int64_t kDefaultFlushMs = 2000;
 GcsServer::GcsServer(Options options, Metrics* metrics)
     : options_(options),
       loop_("gcs", options.clock),
+      own_store_(options.store
+                     ? nullptr
+                     : OpenStore(options.storage, &loop_, &store_status_)),
+      store_(options.store ? options.store : own_store_.get()),
       publisher_(&loop_),
       nodes_(NodeTable::Options{
-          &store_, &publisher_, options.clock, options.node_timeout,
+          store_, &publisher_, options.clock, options.node_timeout,
           [this](const NodeId& n) { OnNodeDead(n); }, options.version}),
       logs_(LogChannel::Options{
           &loop_, LogChannel::kMaxBytesPerJob,
@@ -59,9 +91,97 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
 
 GcsServer::~GcsServer() { Stop(); }
 
-void GcsServer::Start() {
+absl::Status GcsServer::Start() {
+  if (!store_status_.ok()) return store_status_;
   loop_.Start();
+  if (auto s = Load(); !s.ok()) return s;
   loop_.Post([this] { CheckTimeoutsPeriodically(); });
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Every row of `table`. The load phase reads on the caller's thread while
+// the loop (where a remote store answers) runs.
+absl::StatusOr<StoreClient::Table> ReadAll(StoreClient* store,
+                                           const std::string& table) {
+  absl::StatusOr<StoreClient::Table> out;
+  absl::Notification answered;
+  store->GetAll(table, [&](absl::StatusOr<StoreClient::Table> rows) {
+    out = std::move(rows);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return out;
+}
+
+}  // namespace
+
+absl::Status GcsServer::Load() {
+  auto meta = ReadAll(store_, kMeta);
+  if (!meta.ok()) return meta.status();
+  uint32_t saved = 0;
+  if (auto it = meta->find(kNextJob); it != meta->end()) {
+    if (!absl::SimpleAtoi(it->second, &saved)) {
+      return absl::DataLossError("meta/next_job is not a number");
+    }
+  }
+  if (!store_->durable() && !options_.session_dir.empty()) {
+    auto text = ReadFileToString(options_.session_dir + "/gcs_next_job");
+    uint32_t in_file = 0;
+    if (text.ok() && absl::SimpleAtoi(*text, &in_file)) {
+      saved = std::max(saved, in_file);
+    }
+  }
+  auto jobs = ReadAll(store_, "jobs");
+  if (!jobs.ok()) return jobs.status();
+  auto nodes = ReadAll(store_, "nodes");
+  if (!nodes.ok()) return nodes.status();
+  auto actors = ReadAll(store_, "actors");
+  if (!actors.ok()) return actors.status();
+  auto groups = ReadAll(store_, "placement_groups");
+  if (!groups.ok()) return groups.status();
+  absl::Status applied;
+  loop_.RunSync([&] {
+    next_job_ = std::max(saved, JobNumberFloor(absl::Now()));
+    applied = Apply(*jobs, *nodes, *actors, *groups);
+  });
+  if (!applied.ok()) return applied;
+  if (!jobs->empty() || !nodes->empty() || !actors->empty()) {
+    spdlog::info(
+        "loaded {} jobs, {} nodes, {} actors, {} placement groups; "
+        "next job {}",
+        jobs->size(), nodes->size(), actors->size(), groups->size(), next_job_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GcsServer::Apply(const StoreClient::Table& jobs,
+                              const StoreClient::Table& nodes,
+                              const StoreClient::Table& actors,
+                              const StoreClient::Table& groups) {
+  for (const auto& [key, value] : jobs) {
+    rpc::JobInfo job;
+    auto id = JobId::FromBinary(key);
+    if (!id.ok() || !job.ParseFromString(value)) {
+      return absl::DataLossError("a row of the jobs table does not parse");
+    }
+    if (job.state() == rpc::JobInfo::RUNNING) logs_.Open(*id);
+    jobs_[JobId(*id).ToInt()] = std::move(job);
+  }
+  if (auto s = nodes_.Load(nodes); !s.ok()) return s;
+  if (auto s = actors_.Load(actors); !s.ok()) return s;
+  return groups_.Load(groups);
+}
+
+void GcsServer::SaveJobCounter(std::function<void()> then) {
+  if (!store_->durable() && !options_.session_dir.empty()) {
+    auto s = WriteFileAtomic(options_.session_dir + "/gcs_next_job",
+                             absl::StrCat(next_job_));
+    if (!s.ok()) MustSave("the job counter")(s);
+  }
+  store_->Put(kMeta, kNextJob, absl::StrCat(next_job_), true,
+              MustSave("the job counter", std::move(then)));
 }
 
 void GcsServer::Stop() {
@@ -112,6 +232,8 @@ void GcsServer::OnNodeDead(const NodeId& node) {
         job.node_id() == node.Binary()) {
       job.set_state(rpc::JobInfo::DRIVER_DIED);
       job.set_end_ms(NowMs());
+      store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
+                  MustSave("a job"));
       publisher_.Publish(rpc::Event::JOB_FINISHED, job.job_id(), "node died",
                          job.driver_address());
       ForgetLogsLater(job.job_id());
@@ -151,45 +273,45 @@ void GcsServer::HandleKvPut(const rpc::KvPutRequest& req,
   if (req.value().size() > kMaxValueBytes) {
     return done(absl::InvalidArgumentError("value larger than 64 MiB"));
   }
-  store_.Put(KvTable(req.ns()), req.key(), req.value(), req.overwrite(),
-             [reply, done](absl::StatusOr<bool> added) {
-               if (added.ok()) reply->set_added(*added);
-               done(added.status());
-             });
+  store_->Put(KvTable(req.ns()), req.key(), req.value(), req.overwrite(),
+              [reply, done](absl::StatusOr<bool> added) {
+                if (added.ok()) reply->set_added(*added);
+                done(added.status());
+              });
 }
 
 void GcsServer::HandleKvGet(const rpc::KvGetRequest& req,
                             rpc::KvGetReply* reply, Done done) {
   if (auto s = CheckKey(req.ns(), req.key()); !s.ok()) return done(s);
-  store_.Get(KvTable(req.ns()), req.key(),
-             [reply, done](absl::StatusOr<std::optional<std::string>> v) {
-               if (v.ok() && v->has_value()) {
-                 reply->set_found(true);
-                 reply->set_value(**v);
-               }
-               done(v.status());
-             });
+  store_->Get(KvTable(req.ns()), req.key(),
+              [reply, done](absl::StatusOr<std::optional<std::string>> v) {
+                if (v.ok() && v->has_value()) {
+                  reply->set_found(true);
+                  reply->set_value(**v);
+                }
+                done(v.status());
+              });
 }
 
 void GcsServer::HandleKvDel(const rpc::KvDelRequest& req,
                             rpc::KvDelReply* reply, Done done) {
   if (auto s = CheckKey(req.ns(), req.key()); !s.ok()) return done(s);
-  store_.Delete(KvTable(req.ns()), req.key(),
-                [reply, done](absl::StatusOr<bool> deleted) {
-                  if (deleted.ok()) reply->set_deleted(*deleted);
-                  done(deleted.status());
-                });
+  store_->Delete(KvTable(req.ns()), req.key(),
+                 [reply, done](absl::StatusOr<bool> deleted) {
+                   if (deleted.ok()) reply->set_deleted(*deleted);
+                   done(deleted.status());
+                 });
 }
 
 void GcsServer::HandleKvKeys(const rpc::KvKeysRequest& req,
                              rpc::KvKeysReply* reply, Done done) {
-  store_.Keys(KvTable(req.ns()), req.prefix(),
-              [reply, done](absl::StatusOr<std::vector<std::string>> keys) {
-                if (keys.ok()) {
-                  for (auto& k : *keys) reply->add_keys(std::move(k));
-                }
-                done(keys.status());
-              });
+  store_->Keys(KvTable(req.ns()), req.prefix(),
+               [reply, done](absl::StatusOr<std::vector<std::string>> keys) {
+                 if (keys.ok()) {
+                   for (auto& k : *keys) reply->add_keys(std::move(k));
+                 }
+                 done(keys.status());
+               });
 }
 
 void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
@@ -212,12 +334,16 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   job.set_node_id(req.node_id());
   job.set_driver_address(req.driver_address());
   job.set_start_ms(NowMs());
-  store_.Put("jobs", job.job_id(), job.SerializeAsString(), true,
-             [](absl::StatusOr<bool>) {});
-  reply->set_job_id(job.job_id());
   logs_.Open(JobId::FromInt(n));
   spdlog::info("job {} started by driver pid {}", n, req.driver_pid());
-  done(absl::OkStatus());
+  // The id goes out only once the counter past it is saved: a head that
+  // restarts never hands it out again.
+  SaveJobCounter([] {});
+  store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
+              MustSave("a job", [reply, done, id = job.job_id()] {
+                reply->set_job_id(id);
+                done(absl::OkStatus());
+              }));
 }
 
 void GcsServer::HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
@@ -231,8 +357,8 @@ void GcsServer::HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
     it->second.set_state(req.driver_died() ? rpc::JobInfo::DRIVER_DIED
                                            : rpc::JobInfo::FINISHED);
     it->second.set_end_ms(NowMs());
-    store_.Put("jobs", it->second.job_id(), it->second.SerializeAsString(),
-               true, [](absl::StatusOr<bool>) {});
+    store_->Put("jobs", it->second.job_id(), it->second.SerializeAsString(),
+                true, MustSave("a job"));
     publisher_.Publish(rpc::Event::JOB_FINISHED, it->second.job_id(),
                        req.driver_died() ? "driver died" : "finished",
                        it->second.driver_address());

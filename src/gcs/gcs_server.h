@@ -38,11 +38,23 @@ class GcsServer {
     Clock* clock = Clock::Real();
     // What nodes must match to register (tests make a head of another build).
     Version version = ThisVersion();
+    // Where the tables live (not owned; must outlive the server); null: an
+    // in-memory store of the server's own.
+    StoreClient* store = nullptr;
+    // Else where the server keeps them: "" (in memory) or redis://...
+    // (see MakeStoreClient); Start() fails when it cannot connect.
+    std::string storage;
+    // With a store that is not durable, the job counter is also kept in
+    // <session_dir>/gcs_next_job, so that a head restarted on the same
+    // session continues it.
+    std::string session_dir;
   };
   GcsServer(Options options, Metrics* metrics);
   ~GcsServer();
 
-  void Start();
+  // Loads every table from the store (the load phase), then serves; an
+  // error when the store cannot be read.
+  absl::Status Start();
   void Stop();
   EventLoop& loop() { return loop_; }
 
@@ -131,6 +143,15 @@ class GcsServer {
     absl::flat_hash_set<NodeId> nodes;
     int64_t size = 0;
   };
+  // Reads the head's tables back from the store (on the caller's thread),
+  // then gives them to the tables (Apply, on the loop).
+  absl::Status Load();
+  absl::Status Apply(const StoreClient::Table& jobs,
+                     const StoreClient::Table& nodes,
+                     const StoreClient::Table& actors,
+                     const StoreClient::Table& groups);
+  // Saves next_job_, then runs `then`.
+  void SaveJobCounter(std::function<void()> then);
   void CheckTimeoutsPeriodically();
   void OnNodeDead(const NodeId& node);
   // The job ended: its polls are answered, its lines go a little later.
@@ -139,13 +160,19 @@ class GcsServer {
 
   Options options_;
   EventLoop loop_;
-  InMemoryStoreClient store_;
+  absl::Status store_status_;  // connecting to options_.storage
+  std::unique_ptr<StoreClient> own_store_;
+  StoreClient* store_;
   Publisher publisher_;
   NodeTable nodes_;
   GlobalScheduler scheduler_{&nodes_};
   ClientPool clients_;  // outgoing calls: raylets, actors' workers
-  ActorManager actors_{&loop_, &nodes_, &publisher_, &scheduler_, &clients_};
-  PlacementGroupManager groups_{&loop_, &nodes_, &actors_, &clients_};
+  ActorManager actors_{&loop_,      &nodes_,   &publisher_,
+                       &scheduler_, &clients_, store_};
+  PlacementGroupManager groups_{&loop_, &nodes_, &actors_, &clients_, store_};
+  // The next job's number; saved before a job id is handed out, and never
+  // below the clock's floor (see FirstJobNumber), so that ids never repeat
+  // across restarts of the head.
   uint32_t next_job_ = 1;
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;

@@ -31,6 +31,7 @@ absl::Status NodeTable::Register(const rpc::NodeInfo& info,
     return Fenced(*id);
   }
   bool is_new = !nodes_.contains(*id);
+  must_register_.erase(*id);
   rpc::NodeInfo& node = nodes_[*id];
   node = info;
   node.set_alive(true);
@@ -39,7 +40,7 @@ absl::Status NodeTable::Register(const rpc::NodeInfo& info,
   node.set_last_heartbeat_ms(absl::ToUnixMillis(last_seen_[*id]));
   ++view_version_;
   options_.store->Put("nodes", id->Binary(), node.SerializeAsString(), true,
-                      [](absl::StatusOr<bool>) {});
+                      MustSave("a node"));
   if (is_new) {
     spdlog::info("node {} registered at {}:{} with {}", id->Hex(), info.host(),
                  info.raylet_port(), total->ToString());
@@ -79,7 +80,7 @@ absl::Status NodeTable::Heartbeat(const rpc::HeartbeatRequest& request,
     }
   }
   auto it = nodes_.find(*id);
-  if (it == nodes_.end()) {
+  if (it == nodes_.end() || must_register_.contains(*id)) {
     return absl::NotFoundError("unknown node: register again");
   }
   if (!it->second.alive()) return Fenced(*id);
@@ -137,10 +138,29 @@ void NodeTable::MarkDead(rpc::NodeInfo& node, const std::string& why) {
   node.clear_infeasible();
   ++view_version_;
   spdlog::warn("node {} is dead: {}", id.Hex(), why);
+  must_register_.erase(id);
   options_.store->Put("nodes", id.Binary(), node.SerializeAsString(), true,
-                      [](absl::StatusOr<bool>) {});
+                      MustSave("a node"));
   options_.publisher->Publish(rpc::Event::NODE_DEAD, id.Binary(), why);
   if (options_.on_node_dead) options_.on_node_dead(id);
+}
+
+absl::Status NodeTable::Load(const StoreClient::Table& rows) {
+  absl::Time now = options_.clock->Now();
+  for (const auto& [key, value] : rows) {
+    rpc::NodeInfo node;
+    auto id = NodeId::FromBinary(key);
+    if (!id.ok() || !node.ParseFromString(value)) {
+      return absl::DataLossError("a row of the nodes table does not parse");
+    }
+    if (node.alive()) {
+      must_register_.insert(*id);
+      last_seen_[*id] = now;
+    }
+    nodes_[*id] = std::move(node);
+  }
+  ++view_version_;
+  return absl::OkStatus();
 }
 
 absl::Status NodeTable::Fenced(const NodeId& id) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "proto/gcs.pb.h"
 #include "scheduler/resource_set.h"
 #include "src/common/clock.h"
@@ -50,6 +51,11 @@ class NodeTable {
   absl::Status Heartbeat(const rpc::HeartbeatRequest& request,
                          rpc::HeartbeatReply* reply);
   absl::Status Unregister(const std::string& node_id);
+  // The load phase of a restarted head: the nodes it had. Dead ones stay
+  // dead (fenced); alive ones must register again (their heartbeats are
+  // answered NotFound until they do, so they report their objects anew)
+  // and are declared dead if they stay silent for `timeout`.
+  absl::Status Load(const StoreClient::Table& rows);
   // The head placed work on the node: until its next heartbeat, it is
   // taken to have `available` left.
   void Debit(const std::string& node_id, const ResourceSet& available);
@@ -66,6 +72,7 @@ class NodeTable {
   Options options_;
   absl::flat_hash_map<NodeId, rpc::NodeInfo> nodes_;
   absl::flat_hash_map<NodeId, absl::Time> last_seen_;
+  absl::flat_hash_set<NodeId> must_register_;  // loaded alive
   int64_t view_version_ = 1;
 };
 

@@ -36,8 +36,53 @@ struct PlacementGroupManager::Group {
 
 PlacementGroupManager::PlacementGroupManager(EventLoop* loop, NodeTable* nodes,
                                              ActorManager* actors,
-                                             ClientPool* clients)
-    : loop_(loop), nodes_(nodes), actors_(actors), clients_(clients) {}
+                                             ClientPool* clients,
+                                             StoreClient* store)
+    : loop_(loop),
+      nodes_(nodes),
+      actors_(actors),
+      clients_(clients),
+      store_(store) {}
+
+void PlacementGroupManager::Save(const Group& g, std::function<void()> then) {
+  store_->Put("placement_groups", g.info.pg_id(), g.info.SerializeAsString(),
+              true, MustSave("a placement group", std::move(then)));
+}
+
+absl::Status PlacementGroupManager::Load(const StoreClient::Table& rows) {
+  absl::flat_hash_map<std::string, rpc::NodeInfo> nodes;
+  for (auto& n : nodes_->All()) nodes[n.node_id()] = std::move(n);
+  std::vector<PlacementGroupId> place;
+  for (const auto& [key, value] : rows) {
+    auto g = std::make_unique<Group>();
+    auto id = PlacementGroupId::FromBinary(key);
+    if (!id.ok() || !g->info.ParseFromString(value)) {
+      return absl::DataLossError(
+          "a row of the placement_groups table does not parse");
+    }
+    g->id = *id;
+    for (const auto& b : g->info.bundles()) {
+      auto r = ResourcesFromProto(b);
+      if (!r.ok()) return r.status();
+      g->bundles.push_back(*r);
+    }
+    using S = rpc::PlacementGroupInfo;
+    if (g->info.state() == S::CREATED) {
+      for (const auto& n : g->info.bundle_nodes()) {
+        auto it = nodes.find(n);
+        if (it == nodes.end()) {
+          return absl::DataLossError("a placement group's node is unknown");
+        }
+        g->nodes.push_back(it->second);
+      }
+    } else if (g->info.state() != S::REMOVED) {
+      place.push_back(*id);
+    }
+    groups_[*id] = std::move(g);
+  }
+  for (const auto& id : place) Schedule(id);
+  return absl::OkStatus();
+}
 
 PlacementGroupManager::~PlacementGroupManager() = default;
 
@@ -70,9 +115,13 @@ void PlacementGroupManager::HandleCreate(
   spdlog::info("placement group {} ({} bundles, {}) registered", id.Hex(),
                in.bundles_size(),
                rpc::PlacementGroupInfo::Strategy_Name(in.strategy()));
+  Group& saved = *g;
   groups_[id] = std::move(g);
-  reply->set_pg_id(id.Binary());
-  done(absl::OkStatus());
+  // Answered once saved: a head that restarts still knows it.
+  Save(saved, [reply, done, id] {
+    reply->set_pg_id(id.Binary());
+    done(absl::OkStatus());
+  });
   Schedule(id);
 }
 
@@ -297,6 +346,7 @@ void PlacementGroupManager::SendBundle(const std::string& raylet,
 }
 
 void PlacementGroupManager::Answer(Group& g) {
+  Save(g);
   for (auto& [reply, done] : g.waiters) {
     *reply->mutable_group() = g.info;
     done(absl::OkStatus());
@@ -382,6 +432,7 @@ void PlacementGroupManager::OnNodeDead(const std::string& node_id) {
     }
     g->info.set_state(rpc::PlacementGroupInfo::PENDING);
     g->info.clear_bundle_nodes();
+    Save(*g);
     PlacementGroupId pid = id;
     loop_->Post([this, pid] { Schedule(pid); });
   }

@@ -29,17 +29,23 @@
 #include "src/common/ids.h"
 #include "src/gcs/actor_manager.h"
 #include "src/gcs/node_table.h"
+#include "src/gcs/storage.h"
 
 namespace loom::gcs {
 
 // Not thread-safe: runs on the GCS loop.
 class PlacementGroupManager {
  public:
-  // Calls raylets through `clients`.
+  // Calls raylets through `clients`; saves each group to `store` at each
+  // change of state.
   PlacementGroupManager(EventLoop* loop, NodeTable* nodes, ActorManager* actors,
-                        ClientPool* clients);
+                        ClientPool* clients, StoreClient* store);
   ~PlacementGroupManager();
 
+  // The load phase of a restarted head (rows of PlacementGroupInfo, after
+  // the nodes were loaded): CREATED groups keep their bundles where they
+  // are, PENDING and INFEASIBLE ones are placed again.
+  absl::Status Load(const StoreClient::Table& rows);
   void HandleCreate(const rpc::CreatePlacementGroupRequest& req,
                     rpc::CreatePlacementGroupReply* reply, Done done);
   void HandleGet(const rpc::GetPlacementGroupRequest& req,
@@ -79,7 +85,8 @@ class PlacementGroupManager {
   // once every raylet answered.
   void ReleaseAll(Group& g, std::function<void()> done = nullptr);
   void RetryLater(const PlacementGroupId& id, int64_t attempt);
-  void Answer(Group& g);  // wakes GetPlacementGroup(wait_ready) callers
+  void Answer(Group& g);  // saves; wakes GetPlacementGroup(wait_ready) callers
+  void Save(const Group& g, std::function<void()> then = nullptr);
   void SendBundle(const std::string& raylet, const std::string& method,
                   const PlacementGroupId& id, int index,
                   const rpc::Resources& resources,
@@ -90,6 +97,7 @@ class PlacementGroupManager {
   ActorManager* actors_;
   ClientPool* clients_;
   CallsInFlight calls_;
+  StoreClient* store_;
   absl::flat_hash_map<PlacementGroupId, std::unique_ptr<Group>> groups_;
 };
 

@@ -1,8 +1,34 @@
 #include "src/gcs/storage.h"
 
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "absl/strings/match.h"
 
 namespace loom::gcs {
+
+std::function<void(absl::StatusOr<bool>)> MustSave(std::string what,
+                                                   std::function<void()> then) {
+  return
+      [what = std::move(what), then = std::move(then)](absl::StatusOr<bool> r) {
+        if (r.ok()) {
+          if (then) then();
+          return;
+        }
+        std::string text = "the head cannot save " + what + ": " +
+                           r.status().ToString() + "; exiting";
+        spdlog::critical("{}", text);
+        spdlog::shutdown();
+        std::fprintf(stderr, "loom-gcs: %s\n", text.c_str());
+        _exit(70);
+      };
+}
+
+std::function<void(absl::StatusOr<bool>)> MustSave(std::string what) {
+  return MustSave(std::move(what), nullptr);
+}
 
 void InMemoryStoreClient::Put(const std::string& table, const std::string& key,
                               std::string value, bool overwrite,

@@ -34,6 +34,8 @@ class StoreClient {
   using AllCallback = std::function<void(absl::StatusOr<Table>)>;
 
   virtual ~StoreClient() = default;
+  // Whether what is written outlives this head process (Redis: yes).
+  virtual bool durable() const { return false; }
   // `added` tells whether the key was new; with overwrite=false an existing
   // value is kept.
   virtual void Put(const std::string& table, const std::string& key,
@@ -48,6 +50,14 @@ class StoreClient {
   // Every key and value of the table (empty when it has none).
   virtual void GetAll(const std::string& table, AllCallback done) = 0;
 };
+
+// The callback for a write the head cannot go on without: the head never
+// continues with state it could not save, so a failed write (after the
+// store's own retries) ends the process loudly, naming `what`.
+std::function<void(absl::StatusOr<bool>)> MustSave(std::string what);
+// The same after which `then` runs (on success only).
+std::function<void(absl::StatusOr<bool>)> MustSave(std::string what,
+                                                   std::function<void()> then);
 
 // Not thread-safe: used from the GCS event loop.
 class InMemoryStoreClient : public StoreClient {

@@ -21,7 +21,7 @@ class ActorManagerTest : public ::testing::Test {
         publisher_(&loop_),
         nodes_({&store_, &publisher_, Clock::Real(), absl::Seconds(5), {}}),
         scheduler_(&nodes_),
-        actors_(&loop_, &nodes_, &publisher_, &scheduler_, &pool_) {
+        actors_(&loop_, &nodes_, &publisher_, &scheduler_, &pool_, &store_) {
     pool_.Serve(kRaylet, &raylet_);
     pool_.Serve("10.0.0.1:9001", &workers_[0]);
     pool_.Serve("10.0.0.1:9002", &workers_[1]);
@@ -37,6 +37,7 @@ class ActorManagerTest : public ::testing::Test {
   ~ActorManagerTest() override {
     for (auto& w : workers_) w.Die();  // no watch outlives its server
     actors_.Shutdown();  // no reply reaches the manager after this
+    if (restarted_) restarted_->Shutdown();
     loop_.Stop();
   }
 
@@ -94,6 +95,7 @@ class ActorManagerTest : public ::testing::Test {
   NodeTable nodes_;
   GlobalScheduler scheduler_;
   ActorManager actors_;
+  std::unique_ptr<ActorManager> restarted_;  // a second head's, on one store
 };
 
 TEST_F(ActorManagerTest, AnActorIsLeasedCreatedAndWatched) {
@@ -151,6 +153,64 @@ TEST_F(ActorManagerTest, AWorkerThatCannotStartKillsTheActorSayingWhy) {
       << Info(id).death_cause();
   EXPECT_EQ(raylet_.leases(), 1);  // not retried
   EXPECT_TRUE(workers_[0].ran().empty());
+}
+
+}  // namespace
+}  // namespace loom::gcs
+
+namespace loom::gcs {
+namespace {
+
+// A restarted head reads its actors back: an ALIVE one stays ALIVE at the
+// same address, is watched again, and is found by its name.
+TEST_F(ActorManagerTest, ARestartedHeadFindsItsActorsAgain) {
+  rpc::RegisterActorRequest req;
+  ActorId id = ActorId::FromRandom();
+  req.mutable_creation()->set_actor_id(id.Binary());
+  req.mutable_creation()->set_job_id(JobId::FromInt(1).Binary());
+  req.mutable_creation()->set_function_name("MakeCounter");
+  req.set_class_name("Counter");
+  req.set_name("counter");
+  req.set_ns("ns");
+  loop_.RunSync([&] {
+    rpc::RegisterActorReply reply;
+    actors_.HandleRegisterActor(req, &reply, [](absl::Status) {});
+  });
+  ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE));
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (workers_[0].watches() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(workers_[0].watches(), 1);
+  // The new head: the same store, a new manager that loads it.
+  restarted_ = std::make_unique<ActorManager>(&loop_, &nodes_, &publisher_,
+                                              &scheduler_, &pool_, &store_);
+  ActorManager& restarted = *restarted_;
+  absl::Status loaded = absl::UnknownError("not run");
+  loop_.RunSync([&] {
+    store_.GetAll("actors", [&](absl::StatusOr<StoreClient::Table> rows) {
+      ASSERT_TRUE(rows.ok());
+      loaded = restarted.Load(*rows);
+    });
+  });
+  ASSERT_TRUE(loaded.ok()) << loaded;
+  rpc::GetActorReply got;
+  absl::Status found = absl::UnknownError("not answered");
+  loop_.RunSync([&] {
+    rpc::GetActorRequest get;
+    get.set_name("counter");
+    get.set_ns("ns");
+    restarted.HandleGetActor(get, &got, [&](absl::Status s) { found = s; });
+  });
+  ASSERT_TRUE(found.ok()) << found;
+  EXPECT_EQ(got.actor().state(), rpc::ActorInfo::ALIVE);
+  EXPECT_EQ(got.actor().address().port(), 9001);
+  deadline = absl::Now() + absl::Seconds(5);
+  while (workers_[0].watches() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(workers_[0].watches(), 2);  // watched again by the new head
+  EXPECT_EQ(raylet_.leases(), 1);       // not placed a second time
 }
 
 }  // namespace

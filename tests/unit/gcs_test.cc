@@ -1,8 +1,12 @@
 // Unit tests for src/gcs: the node table's failure detection, pub-sub and
 // the global scheduler.
+#include <filesystem>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "src/common/session.h"
 #include "src/common/wire.h"
+#include "src/gcs/gcs_server.h"
 #include "src/gcs/global_scheduler.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/pubsub.h"
@@ -206,6 +210,103 @@ TEST(Publisher, LongPollWakesOnPublish) {
   EXPECT_TRUE(answered);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].detail(), "done");
+}
+
+}  // namespace
+}  // namespace loom::gcs
+
+namespace loom::gcs {
+namespace {
+
+// A restarted head loads its nodes: a dead one stays fenced, an alive one
+// is asked to register again (so it reports its objects anew), and one
+// that never does is declared dead after the timeout.
+TEST_F(NodeTableTest, ARestartedHeadKeepsTheDeadFencedAndAsksTheRestToRejoin) {
+  NodeId alive = NodeId::FromRandom(), dead_node = NodeId::FromRandom(),
+         silent = NodeId::FromRandom();
+  ASSERT_TRUE(nodes->Register(Node(alive)).ok());
+  ASSERT_TRUE(nodes->Register(Node(dead_node)).ok());
+  ASSERT_TRUE(nodes->Register(Node(silent)).ok());
+  ASSERT_TRUE(nodes->Unregister(dead_node.Binary()).ok());
+  NodeTable restarted(
+      NodeTable::Options{&store, &publisher, &clock, absl::Seconds(5),
+                         [this](const NodeId& n) { dead.push_back(n); }});
+  store.GetAll("nodes", [&](absl::StatusOr<StoreClient::Table> rows) {
+    ASSERT_TRUE(rows.ok());
+    ASSERT_TRUE(restarted.Load(*rows).ok());
+  });
+  rpc::HeartbeatReply reply;
+  rpc::HeartbeatRequest hb;
+  hb.set_node_id(dead_node.Binary());
+  EXPECT_EQ(restarted.Heartbeat(hb, &reply).code(),
+            absl::StatusCode::kFailedPrecondition);
+  hb.set_node_id(alive.Binary());
+  EXPECT_EQ(restarted.Heartbeat(hb, &reply).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(restarted.Register(Node(alive)).ok());
+  EXPECT_TRUE(restarted.Heartbeat(hb, &reply).ok());
+  dead.clear();
+  clock.Advance(absl::Seconds(4));
+  ASSERT_TRUE(restarted.Heartbeat(hb, &reply).ok());
+  clock.Advance(absl::Seconds(2));
+  restarted.CheckTimeouts();
+  EXPECT_EQ(dead, std::vector<NodeId>{silent});
+  EXPECT_EQ(restarted.alive_count(), 1u);
+}
+
+JobId AddJob(GcsServer& gcs) {
+  rpc::AddJobRequest req;
+  req.set_driver_pid(1234);
+  rpc::AddJobReply reply;
+  absl::Status status = absl::UnknownError("not answered");
+  gcs.loop().RunSync([&] {
+    gcs.HandleAddJob(req, &reply, [&](absl::Status s) { status = s; });
+  });
+  EXPECT_TRUE(status.ok()) << status;
+  return *JobId::FromBinary(reply.job_id());
+}
+
+// Job ids (and so object ids) never repeat across restarts of the head:
+// the counter is saved before an id goes out, in the store and, for a store
+// that does not outlive the head, in the session directory.
+TEST(GcsRestart, JobIdsContinueAfterARestart) {
+  Metrics metrics;
+  InMemoryStoreClient store;
+  std::vector<uint32_t> before;
+  {
+    GcsServer first({.store = &store}, &metrics);
+    ASSERT_TRUE(first.Start().ok());
+    for (int i = 0; i < 3; ++i) before.push_back(AddJob(first).ToInt());
+  }
+  GcsServer second({.store = &store}, &metrics);
+  ASSERT_TRUE(second.Start().ok());
+  EXPECT_GT(AddJob(second).ToInt(), before.back());
+  // A store that does not outlive the head: the session directory keeps it.
+  // Far ahead of the clock's floor, as a head that made many jobs quickly.
+  char dir[] = "/tmp/loom-gcs-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  ASSERT_TRUE(WriteFileAtomic(std::string(dir) + "/gcs_next_job",
+                              std::to_string(uint32_t{2000000000}))
+                  .ok());
+  {
+    GcsServer third({.session_dir = dir}, &metrics);
+    ASSERT_TRUE(third.Start().ok());
+    EXPECT_EQ(AddJob(third).ToInt(), 2000000000u);
+  }
+  GcsServer fourth({.session_dir = dir}, &metrics);
+  ASSERT_TRUE(fourth.Start().ok());
+  EXPECT_EQ(AddJob(fourth).ToInt(), 2000000001u);
+  std::filesystem::remove_all(dir);
+}
+
+// Even with nothing saved, a new head starts above the clock's floor: far
+// above the small numbers a head that restarted would hand out again.
+TEST(GcsRestart, AHeadWithNothingSavedStartsAtTheClocksFloor) {
+  Metrics metrics;
+  GcsServer gcs({}, &metrics);
+  ASSERT_TRUE(gcs.Start().ok());
+  // 2026-12 is about 11 months of quarter seconds past 2026-01-01.
+  EXPECT_GT(AddJob(gcs).ToInt(), 100000000u);
 }
 
 }  // namespace

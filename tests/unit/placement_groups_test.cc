@@ -19,8 +19,8 @@ class PlacementGroupsTest : public ::testing::Test {
         publisher_(&loop_),
         nodes_({&store_, &publisher_, Clock::Real(), absl::Seconds(5), {}}),
         scheduler_(&nodes_),
-        actors_(&loop_, &nodes_, &publisher_, &scheduler_, &pool_),
-        groups_(&loop_, &nodes_, &actors_, &pool_) {
+        actors_(&loop_, &nodes_, &publisher_, &scheduler_, &pool_, &store_),
+        groups_(&loop_, &nodes_, &actors_, &pool_, &store_) {
     // Node ids sort "a..." before "b...": bundle 0 lands on a, 1 on b.
     AddNode(std::string(16, 'a'), 7001, &a_);
     AddNode(std::string(16, 'b'), 7002, &b_);

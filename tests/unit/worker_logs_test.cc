@@ -199,7 +199,7 @@ class LogMonitorTest : public ::testing::Test {
 TEST_F(LogMonitorTest, PublishesNewLinesToTheHeadWithPidStreamAndNode) {
   Metrics metrics;
   gcs::GcsServer head({}, &metrics);
-  head.Start();
+  ASSERT_TRUE(head.Start().ok());
   gcs::GcsService service(&head);
   int port = 0;
   auto server = rpc::StartServer("127.0.0.1", 0, {&service}, &port);
