@@ -127,7 +127,8 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
         "gcs",
         {FindLoomBinary("loom-gcs"), "--host", options.host, "--bind-address",
          bind, "--port", absl::StrCat(options.gcs_port), "--session-dir", *dir,
-         "--node-timeout-ms", absl::StrCat(options.node_timeout_ms)},
+         "--node-timeout-ms", absl::StrCat(options.node_timeout_ms),
+         "--storage", options.storage.empty() ? "memory" : options.storage},
         *dir, cluster, child_fd);
     if (!pid.ok()) return fail(pid.status());
     cluster.pids.push_back(*pid);

@@ -42,6 +42,8 @@ struct ClusterOptions {
   std::map<std::string, double> resources;
   std::map<std::string, std::string> labels;
   int64_t node_timeout_ms = 5000;
+  // Head: where it keeps its tables ("": memory; redis://HOST:PORT).
+  std::string storage;
   int64_t heartbeat_ms = 0;  // 0: the raylet's default
   bool detach = false;       // true for `loom start`
   // The raylet rejoins as a new node when the head fences it, instead of

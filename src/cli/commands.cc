@@ -77,6 +77,7 @@ int Start(const StartArgs& args) {
   options.object_store_memory = args.object_store_memory;
   options.resources = *resources;
   options.node_timeout_ms = args.node_timeout_ms;
+  options.storage = args.storage;
   options.restart_on_fence = args.restart_on_fence;
   options.detach = true;
   for (const auto& l : args.labels) {

@@ -48,6 +48,11 @@ int main(int argc, char** argv) {
   start_cmd->add_option("--node-timeout-ms", start.node_timeout_ms,
                         "Head: a node silent this long is dead");
   start_cmd->add_option(
+      "--storage", start.storage,
+      "Head: where it keeps its tables: memory (default) or "
+      "redis://[:PASSWORD@]HOST:PORT[/DB], so that a head restarted on the "
+      "same port finds its actors, jobs and placement groups again");
+  start_cmd->add_option(
       "--node-ip-address", start.node_ip,
       "This node's address, one of this machine's: its daemons advertise it "
       "and listen on it and on 127.0.0.1 (default: the source address of "

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   int64_t node_timeout_ms = 5000;
   std::string bind_address, token_file;
   bool no_auth = false;
+  std::string storage;
   app.add_option("--host", host, "The address this head advertises");
   app.add_option("--bind-address", bind_address,
                  "Address to listen on (default: --host; 0.0.0.0: all)");
@@ -36,6 +37,9 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-port", metrics_port, "Prometheus port (0: free)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--session-dir", session_dir, "Session directory");
+  app.add_option("--storage", storage,
+                 "Where the head keeps its tables: memory (default) or "
+                 "redis://[:PASSWORD@]HOST:PORT[/DB], which outlives the head");
   app.add_option("--node-timeout-ms", node_timeout_ms,
                  "A node silent this long is dead")
       ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
@@ -66,9 +70,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   loom::gcs::GcsServer server(
-      {.node_timeout = absl::Milliseconds(node_timeout_ms), .version = version},
+      {.node_timeout = absl::Milliseconds(node_timeout_ms),
+       .version = version,
+       .storage = storage,
+       .session_dir = session_dir},
       &metrics);
-  server.Start();
+  if (auto s = server.Start(); !s.ok()) {
+    spdlog::error("cannot load the head's state: {}", s.ToString());
+    std::fprintf(stderr, "loom-gcs: cannot load the head's state: %s\n",
+                 s.ToString().c_str());
+    return 1;
+  }
   loom::gcs::GcsService service(&server);
   int bound = 0;
   auto grpc_server =

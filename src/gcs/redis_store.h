@@ -108,6 +108,7 @@ class RedisStoreClient : public StoreClient {
   void Keys(const std::string& table, const std::string& prefix,
             KeysCallback done) override;
   void GetAll(const std::string& table, AllCallback done) override;
+  bool durable() const override { return true; }
 
   class Impl;  // hiredis stays in redis_store.cc
 

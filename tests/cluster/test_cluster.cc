@@ -45,6 +45,7 @@ absl::Status Cluster::Start(Node& node, const NodeOptions& options,
   o.restart_on_fence = options.restart_on_fence;
   o.gcs_port = options.gcs_port;
   o.node_timeout_ms = options.node_timeout_ms;
+  o.storage = options.storage;
   auto started = StartCluster(o);
   if (!started.ok()) {
     node.removed_ = true;

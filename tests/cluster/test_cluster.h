@@ -46,6 +46,7 @@ struct NodeOptions {
   // The head's only.
   int gcs_port = 0;  // 0: any free port
   int64_t node_timeout_ms = 5000;
+  std::string storage;  // "": in memory; redis://HOST:PORT
 };
 
 class Cluster {
