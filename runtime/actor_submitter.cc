@@ -258,15 +258,26 @@ void ActorSubmitter::Resolve(const ActorId& id) {
           State& state = actors_[id];
           state.resolving = false;
           const rpc::ActorInfo& info = call->get_reply.actor();
+          absl::Time now = absl::Now();
+          if (rpc::HeadUnreachable(s)) {
+            state.head_lost = std::min(state.head_lost, now);
+          }
           if (!s.ok() && s.error_code() == grpc::StatusCode::CANCELLED) {
             // shutting down
+          } else if (rpc::HeadUnreachable(s) &&
+                     now - state.head_lost < rpc::HeadWait()) {
+            // The head is down or restarting: its calls wait for it.
+            options_.loop->PostAfter(rpc::HeadBackoff(state.head_tries++),
+                                     [this, id] { Resolve(id); });
           } else if (!s.ok() || info.state() == rpc::ActorInfo::DEAD) {
             state.dead = true;
-            state.death =
-                MakeError(rpc::ErrorInfo::ACTOR_DIED,
-                          s.ok() ? "the actor is dead: " + info.death_cause()
-                                 : "cannot reach the head to find the actor: " +
-                                       s.error_message());
+            std::string why = rpc::HeadUnreachable(s)
+                                  ? rpc::HeadGone(s).error_message()
+                                  : s.error_message();
+            state.death = MakeError(
+                rpc::ErrorInfo::ACTOR_DIED,
+                s.ok() ? "the actor is dead: " + info.death_cause()
+                       : "cannot reach the head to find the actor: " + why);
             FailAll(state, state.death);
           } else if (AddressOf(info) == state.failed) {
             // The head has not seen the death yet: ask again shortly.
@@ -274,6 +285,8 @@ void ActorSubmitter::Resolve(const ActorId& id) {
                                      [this, id] { Resolve(id); });
           } else {
             state.failed.clear();
+            state.head_tries = 0;
+            state.head_lost = absl::InfiniteFuture();
             if (state.restarts < 0) {  // first contact: the retry budget
               state.max_task_retries = info.max_task_retries() < 0
                                            ? 1 << 30

@@ -89,6 +89,8 @@ class ActorSubmitter {
     std::string failed;  // the address a call just failed on
     int32_t restarts = -1;
     bool resolving = false;
+    int head_tries = 0;  // resolves that failed for want of the head
+    absl::Time head_lost = absl::InfiniteFuture();  // since when
     bool dead = false;
     int max_task_retries = 0;
     rpc::ErrorInfo death;

@@ -1,5 +1,6 @@
 #include "runtime/raylet_client.h"
 
+#include "absl/strings/match.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 
@@ -26,13 +27,14 @@ RayletClient::~RayletClient() {
 absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid,
                                            const std::string& address) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::AddJobRequest req;
   req.set_driver_pid(pid);
   req.set_driver_address(address);
   rpc::AddJobReply reply;
-  absl::Status s = rpc::ToAbsl(gcs_->AddJob(&ctx, req, &reply));
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->AddJob(ctx, req, &reply);
+      }));
   if (!s.ok()) return s;
   return ParseId<JobId>(reply.job_id(), "job_id");
 }
@@ -65,26 +67,27 @@ absl::StatusOr<NodeId> RayletClient::RegisterDriver(
 
 absl::Status RayletClient::KvPut(const std::string& ns, const std::string& key,
                                  const std::string& value) {
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::KvPutRequest req;
   req.set_ns(ns);
   req.set_key(key);
   req.set_value(value);
   req.set_overwrite(true);
   rpc::KvPutReply reply;
-  return rpc::ToAbsl(gcs_->KvPut(&ctx, req, &reply));
+  return rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+    return gcs_->KvPut(ctx, req, &reply);
+  }));
 }
 
 absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
     const std::string& ns, const std::string& key) {
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::KvGetRequest req;
   req.set_ns(ns);
   req.set_key(key);
   rpc::KvGetReply reply;
-  absl::Status s = rpc::ToAbsl(gcs_->KvGet(&ctx, req, &reply));
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->KvGet(ctx, req, &reply);
+      }));
   if (!s.ok()) return s;
   if (!reply.found()) return std::optional<std::string>();
   return std::optional<std::string>(std::move(*reply.mutable_value()));
@@ -93,68 +96,73 @@ absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
 absl::StatusOr<bool> RayletClient::KvDel(const std::string& ns,
                                          const std::string& key) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::KvDelRequest req;
   req.set_ns(ns);
   req.set_key(key);
   rpc::KvDelReply reply;
-  absl::Status s = rpc::ToAbsl(gcs_->KvDel(&ctx, req, &reply));
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->KvDel(ctx, req, &reply);
+      }));
   if (!s.ok()) return s;
   return reply.deleted();
 }
 
 absl::StatusOr<rpc::GetClusterStatusReply> RayletClient::GetClusterStatus() {
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::GetClusterStatusReply reply;
-  absl::Status s = rpc::ToAbsl(
-      gcs_->GetClusterStatus(&ctx, rpc::GetClusterStatusRequest(), &reply));
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->GetClusterStatus(ctx, rpc::GetClusterStatusRequest(),
+                                      &reply);
+      }));
   if (!s.ok()) return s;
   return reply;
 }
 
 absl::StatusOr<std::string> RayletClient::CreatePlacementGroup(
     const rpc::PlacementGroupInfo& group) {
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::CreatePlacementGroupRequest req;
   *req.mutable_group() = group;
   rpc::CreatePlacementGroupReply reply;
-  absl::Status s = rpc::ToAbsl(gcs_->CreatePlacementGroup(&ctx, req, &reply));
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->CreatePlacementGroup(ctx, req, &reply);
+      }));
   if (!s.ok()) return s;
   return reply.pg_id();
 }
 
 absl::StatusOr<rpc::PlacementGroupInfo> RayletClient::GetPlacementGroup(
     const std::string& pg_id, bool wait_ready, int64_t timeout_ms) {
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, wait_ready ? timeout_ms : kTimeoutMs);
   rpc::GetPlacementGroupRequest req;
   req.set_pg_id(pg_id);
   req.set_wait_ready(wait_ready);
   rpc::GetPlacementGroupReply reply;
-  absl::Status s = rpc::ToAbsl(gcs_->GetPlacementGroup(&ctx, req, &reply));
+  absl::Status s = rpc::ToAbsl(rpc::CallHead(
+      wait_ready ? timeout_ms : kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->GetPlacementGroup(ctx, req, &reply);
+      }));
   if (!s.ok()) return s;
   return reply.group();
 }
 
 absl::Status RayletClient::RemovePlacementGroup(const std::string& pg_id) {
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::RemovePlacementGroupRequest req;
   req.set_pg_id(pg_id);
   rpc::RemovePlacementGroupReply reply;
-  return rpc::ToAbsl(gcs_->RemovePlacementGroup(&ctx, req, &reply));
+  return rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+    return gcs_->RemovePlacementGroup(ctx, req, &reply);
+  }));
 }
 
 absl::StatusOr<rpc::ListPlacementGroupsReply>
 RayletClient::ListPlacementGroups() {
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::ListPlacementGroupsReply reply;
-  absl::Status s = rpc::ToAbsl(gcs_->ListPlacementGroups(
-      &ctx, rpc::ListPlacementGroupsRequest(), &reply));
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->ListPlacementGroups(ctx, rpc::ListPlacementGroupsRequest(),
+                                         &reply);
+      }));
   if (!s.ok()) return s;
   return reply;
 }
@@ -229,10 +237,20 @@ absl::Status RayletClient::ReportTaskStats(
 absl::StatusOr<rpc::ActorInfo> RayletClient::RegisterActor(
     const rpc::RegisterActorRequest& req) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::RegisterActorReply reply;
-  absl::Status s = rpc::ToAbsl(gcs_->RegisterActor(&ctx, req, &reply));
+  int tries = 0;
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        ++tries;
+        return gcs_->RegisterActor(ctx, req, &reply);
+      }));
+  if (tries > 1 && absl::IsAlreadyExists(s) &&
+      absl::StrContains(s.message(), "registered twice")) {
+    // A try whose reply the head's restart lost had registered it.
+    rpc::GetActorRequest get;
+    get.set_actor_id(req.creation().actor_id());
+    return GetActor(get);
+  }
   if (!s.ok()) return s;
   return reply.actor();
 }
@@ -240,20 +258,21 @@ absl::StatusOr<rpc::ActorInfo> RayletClient::RegisterActor(
 absl::StatusOr<rpc::ActorInfo> RayletClient::GetActor(
     const rpc::GetActorRequest& req) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::GetActorReply reply;
-  absl::Status s = rpc::ToAbsl(gcs_->GetActor(&ctx, req, &reply));
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->GetActor(ctx, req, &reply);
+      }));
   if (!s.ok()) return s;
   return reply.actor();
 }
 
 absl::Status RayletClient::KillActor(const rpc::KillActorRequest& req) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, kTimeoutMs);
   rpc::KillActorReply reply;
-  return rpc::ToAbsl(gcs_->KillActor(&ctx, req, &reply));
+  return rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+    return gcs_->KillActor(ctx, req, &reply);
+  }));
 }
 
 }  // namespace loom

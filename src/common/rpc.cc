@@ -6,10 +6,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "src/common/auth.h"
 #include "src/common/net.h"
 
@@ -159,7 +163,7 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   // Reconnect quickly after a peer restarts (the head coming back).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
   // Long calls to a peer that vanished fail within about 15 s.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
@@ -241,6 +245,35 @@ grpc::Status ToGrpc(const absl::Status& status) {
 void SetTimeout(grpc::ClientContext* ctx, int64_t timeout_ms) {
   ctx->set_deadline(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(timeout_ms));
+}
+
+absl::Duration HeadWait() {
+  static const absl::Duration wait = [] {
+    const char* env = std::getenv("LOOM_HEAD_WAIT_MS");
+    int64_t ms = 0;
+    if (env != nullptr && absl::SimpleAtoi(env, &ms) && ms >= 0) {
+      return absl::Milliseconds(ms);
+    }
+    return absl::Seconds(60);
+  }();
+  return wait;
+}
+
+absl::Duration HeadBackoff(int tries) {
+  return std::min(absl::Milliseconds(50) * (1 << std::min(tries, 4)),
+                  absl::Milliseconds(500));
+}
+
+bool HeadUnreachable(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE;
+}
+
+grpc::Status HeadGone(const grpc::Status& last) {
+  return grpc::Status(
+      grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat("the head did not come back within ",
+                   absl::FormatDuration(HeadWait()),
+                   " ($LOOM_HEAD_WAIT_MS): ", last.error_message()));
 }
 
 }  // namespace loom::rpc

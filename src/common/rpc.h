@@ -27,6 +27,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace loom::rpc {
 
@@ -85,6 +87,31 @@ class Context : public grpc::ClientContext {
 
 // A deadline `timeout` from now, for a context.
 void SetTimeout(grpc::ClientContext* ctx, int64_t timeout_ms);
+
+// Calls that need the head wait for it while it is down or restarting:
+// tried again after HeadBackoff (50 ms, doubling, capped at 500 ms) until
+// HeadWait() has passed ($LOOM_HEAD_WAIT_MS, default 60 s), then failed
+// naming the head. Only UNAVAILABLE (no connection) is waited out.
+absl::Duration HeadWait();
+absl::Duration HeadBackoff(int tries);
+bool HeadUnreachable(const grpc::Status& s);
+// The error a call that waited HeadWait() in vain ends with.
+grpc::Status HeadGone(const grpc::Status& last);
+
+// Runs call(&ctx) with a fresh Context (timeout_ms each try) until it does
+// not fail for want of the head, or HeadWait() has passed.
+template <typename Call>
+grpc::Status CallHead(int64_t timeout_ms, Call call) {
+  absl::Time give_up = absl::Now() + HeadWait();
+  for (int tries = 0;; ++tries) {
+    Context ctx;
+    SetTimeout(&ctx, timeout_ms);
+    grpc::Status s = call(&ctx);
+    if (!HeadUnreachable(s)) return s;
+    if (absl::Now() >= give_up) return HeadGone(s);
+    absl::SleepFor(HeadBackoff(tries));
+  }
+}
 
 }  // namespace loom::rpc
 

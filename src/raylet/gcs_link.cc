@@ -85,10 +85,10 @@ void GcsLink::Heartbeat() {
                            s.error_message());
             }
             connected_ = false;
-            ++failures_;
-            next = std::min(
-                options_.heartbeat_period * (1 << std::min(failures_, 3)),
-                absl::Seconds(2));
+            // Try again soon (at most 500 ms apart): a restarted head
+            // must hear from its nodes quickly.
+            next = std::min(rpc::HeadBackoff(failures_++),
+                            options_.heartbeat_period);
           }
           options_.loop->PostAfter(next, [this] { Heartbeat(); });
         });
