@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   loom::bench::AddTaskBenchmarks(&benchmarks);
   loom::bench::AddActorBenchmarks(&benchmarks);
   loom::bench::AddClusterBenchmarks(&benchmarks);
+  loom::bench::AddRecoveryBenchmarks(&benchmarks);
   loom::bench::AddStoreBenchmarks(&benchmarks);
   loom::bench::AddStoreFloorBenchmarks(&benchmarks);
   loom::bench::AddSchedulerBenchmarks(&benchmarks);

@@ -42,6 +42,7 @@ struct Benchmark {
 void AddGrpcBenchmarks(std::vector<Benchmark>* out);
 void AddTaskBenchmarks(std::vector<Benchmark>* out);
 void AddClusterBenchmarks(std::vector<Benchmark>* out);
+void AddRecoveryBenchmarks(std::vector<Benchmark>* out);
 void AddStoreBenchmarks(std::vector<Benchmark>* out);
 void AddStoreFloorBenchmarks(std::vector<Benchmark>* out);
 void AddActorBenchmarks(std::vector<Benchmark>* out);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -255,6 +256,28 @@ int CountNodes(const rpc::GetClusterStatusReply& status, bool alive) {
   int n = 0;
   for (const auto& node : status.nodes()) n += node.alive() == alive;
   return n;
+}
+
+void KillHead(const ClusterHandle& cluster) {
+  kill(cluster.pids.front(), SIGKILL);
+  WaitForExit(cluster.pids.front(), absl::Seconds(5));
+}
+
+absl::StatusOr<pid_t> StartHeadAgain(const ClusterHandle& cluster,
+                                     std::vector<std::string> args) {
+  std::string port =
+      cluster.gcs_address.substr(cluster.gcs_address.rfind(':') + 1);
+  SpawnOptions opts;
+  opts.argv = {BinDir() + "/loom-gcs", "--port", port, "--session-dir",
+               cluster.session_dir};
+  opts.argv.insert(opts.argv.end(), args.begin(), args.end());
+  return Spawn(opts);
+}
+
+absl::StatusOr<pid_t> RestartHead(const ClusterHandle& cluster,
+                                  std::vector<std::string> args) {
+  KillHead(cluster);
+  return StartHeadAgain(cluster, std::move(args));
 }
 
 }  // namespace loom::test

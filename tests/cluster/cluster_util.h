@@ -53,6 +53,15 @@ double RayletMetric(const std::string& session_dir, const std::string& name);
 // connection can take it meanwhile, as one can take an ephemeral port.
 int FreePortBelowEphemeralRange();
 
+// Kills the cluster's head (kill -9) and starts another on its port (start
+// the head on FreePortBelowEphemeralRange()) and session directory, whose
+// token it reuses, with `args` added (e.g. --storage); returns its pid.
+void KillHead(const ClusterHandle& cluster);
+absl::StatusOr<pid_t> StartHeadAgain(const ClusterHandle& cluster,
+                                     std::vector<std::string> args = {});
+absl::StatusOr<pid_t> RestartHead(const ClusterHandle& cluster,
+                                  std::vector<std::string> args = {});
+
 // Processes whose command line contains `needle`.
 std::vector<pid_t> PidsMatching(const std::string& needle);
 // Whether `p` lies in this process's mapping of an object store arena.

@@ -351,20 +351,6 @@ TEST(NodeDeath, ALongCallToAFrozenPeerFailsWithinTheKeepalive) {
   StopCluster(*h);
 }
 
-// Kills the cluster's head (kill -9) and starts an empty one on its port
-// (start the head on FreePortBelowEphemeralRange()) and session directory,
-// whose token it reuses; returns the new head's pid.
-absl::StatusOr<pid_t> RestartHead(const ClusterHandle& cluster) {
-  std::string port =
-      cluster.gcs_address.substr(cluster.gcs_address.rfind(':') + 1);
-  kill(cluster.pids.front(), SIGKILL);
-  WaitForExit(cluster.pids.front(), absl::Seconds(5));
-  SpawnOptions opts;
-  opts.argv = {BinDir() + "/loom-gcs", "--port", port, "--session-dir",
-               cluster.session_dir};
-  return Spawn(opts);
-}
-
 TEST(NodeDeath, RayletReRegistersAfterTheHeadRestarts) {
   TempRoot root;
   ClusterOptions head;

@@ -1,0 +1,143 @@
+// A head killed with kill -9 and started again on its port: on Redis it
+// finds its actors, jobs and functions again; calls that need it while it
+// is down wait for it; and job ids never repeat, on Redis or not.
+#include <future>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "loom/loom.h"
+#include "proto/gcs.grpc.pb.h"
+#include "src/common/ids.h"
+#include "src/common/process.h"
+#include "src/common/rpc.h"
+#include "tests/cluster/cluster_util.h"
+#include "tests/cluster/test_cluster.h"
+#include "tests/cluster/test_functions.h"
+#include "tests/common/redis_server.h"
+
+namespace loom::test {
+namespace {
+
+// A job id from the head, as a driver gets one.
+absl::StatusOr<uint32_t> NewJob(const std::string& gcs_address) {
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
+  rpc::AddJobReply reply;
+  grpc::Status s = rpc::CallHead(5000, [&](rpc::Context* ctx) {
+    rpc::AddJobRequest req;
+    req.set_driver_pid(getpid());
+    return stub->AddJob(ctx, req, &reply);
+  });
+  if (!s.ok()) return rpc::ToAbsl(s);
+  auto id = JobId::FromBinary(reply.job_id());
+  if (!id.ok()) return id.status();
+  return JobId(*id).ToInt();
+}
+
+// Without Redis, a head started again on the same session directory goes
+// on from its job counter: a new driver's ids cannot equal an old one's.
+TEST(HeadRestart, JobIdsNeverRepeatWithoutRedis) {
+  Cluster cluster({.gcs_port = FreePortBelowEphemeralRange()});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  const ClusterHandle& h = cluster.head().handle();
+  uint32_t last = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto job = NewJob(h.gcs_address);
+    ASSERT_TRUE(job.ok()) << job.status();
+    last = *job;
+  }
+  auto gcs = RestartHead(h);
+  ASSERT_TRUE(gcs.ok()) << gcs.status();
+  auto next = NewJob(h.gcs_address);  // waits for the new head
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_GT(*next, last);
+  TerminateProcess(*gcs, absl::Seconds(2));
+}
+
+class HeadOnRedis : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto redis = RedisServer::Start();
+    ASSERT_TRUE(redis.ok()) << redis.status();
+    redis_ = std::move(*redis);
+    cluster_ = std::make_unique<Cluster>(
+        NodeOptions{.num_cpus = 2,
+                    .gcs_port = FreePortBelowEphemeralRange(),
+                    .storage = redis_->url()});
+    ASSERT_TRUE(cluster_->status().ok()) << cluster_->status();
+  }
+  void TearDown() override {
+    loom::Shutdown();
+    if (gcs_ > 0) TerminateProcess(gcs_, absl::Seconds(2));
+    cluster_.reset();
+  }
+  const ClusterHandle& head() { return cluster_->head().handle(); }
+  // The head started again on its port and session, on the same Redis.
+  void StartHeadAgain() {
+    auto pid = test::StartHeadAgain(
+        head(), {"--storage", redis_->url(), "--host", "127.0.0.1",
+                 "--node-timeout-ms", "5000"});
+    ASSERT_TRUE(pid.ok()) << pid.status();
+    gcs_ = *pid;
+  }
+
+  std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<Cluster> cluster_;
+  pid_t gcs_ = -1;
+};
+
+// What a restarted head must know again: a named detached actor (found by
+// name, its state kept: calls go on to the same process), the function
+// table (a task runs), job ids (they go on). A new actor can be created.
+TEST_F(HeadOnRedis, ActorsJobsAndFunctionsSurviveAHeadRestart) {
+  cluster_->Connect();
+  auto keeper =
+      loom::Actor(MakeCounter).SetName("keeper").SetDetached().Remote(10);
+  ASSERT_EQ(*Get(keeper.Task(&Counter::Add).Remote(1), 30000), 11);
+  int pid = *Get(keeper.Task(&Counter::Pid).Remote(), 30000);
+  ASSERT_EQ(*Get(Task(Add).Remote(1, 2), 30000), 3);
+  auto before = NewJob(head().gcs_address);
+  ASSERT_TRUE(before.ok()) << before.status();
+
+  KillHead(head());
+  // Direct calls to an actor need no head.
+  EXPECT_EQ(*Get(keeper.Task(&Counter::Add).Remote(1), 30000), 12);
+  absl::Time restart = absl::Now();
+  StartHeadAgain();
+  auto found = loom::GetActor<Counter>("keeper");
+  EXPECT_EQ(*Get(found.Task(&Counter::Add).Remote(1), 30000), 13);
+  EXPECT_EQ(*Get(found.Task(&Counter::Pid).Remote(), 30000), pid);
+  auto fresh = loom::Actor(MakeCounter).Remote(100);
+  EXPECT_EQ(*Get(fresh.Task(&Counter::Add).Remote(1), 30000), 101);
+  EXPECT_EQ(*Get(Task(Add).Remote(2, 3), 30000), 5);
+  auto after = NewJob(head().gcs_address);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_GT(*after, *before);
+  std::printf("recovered in %s\n",
+              absl::FormatDuration(absl::Now() - restart).c_str());
+  loom::Kill(keeper);
+}
+
+// While the head is down, what needs it (creating an actor, finding one by
+// name) waits and completes once it is back, instead of failing.
+TEST_F(HeadOnRedis, CallsThatNeedTheHeadWaitWhileItIsDown) {
+  cluster_->Connect();
+  auto named = loom::Actor(MakeCounter).SetName("named").Remote(1);
+  ASSERT_EQ(*Get(named.Task(&Counter::Add).Remote(1), 30000), 2);
+  KillHead(head());
+  auto created = std::async(std::launch::async, [] {
+    auto a = loom::Actor(MakeCounter).Remote(7);
+    return *Get(a.Task(&Counter::Add).Remote(1), 60000);
+  });
+  auto looked_up = std::async(std::launch::async, [] {
+    auto a = loom::GetActor<Counter>("named");
+    return *Get(a.Task(&Counter::Get).Remote(), 60000);
+  });
+  EXPECT_EQ(created.wait_for(std::chrono::seconds(2)),
+            std::future_status::timeout);  // waiting, not failed
+  StartHeadAgain();
+  EXPECT_EQ(created.get(), 8);
+  EXPECT_EQ(looked_up.get(), 2);
+}
+
+}  // namespace
+}  // namespace loom::test
