@@ -1,0 +1,110 @@
+"""A head on Redis killed with kill -9 and started again on its port: what
+Python users had before it (functions, a named detached actor, job ids) is
+there after it."""
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from conftest import _free_port_below_ephemeral, loom_cli, wait_until
+
+BEFORE = """
+import os
+import loom
+
+loom.init(address="auto", namespace="keep")
+
+@loom.remote(max_restarts=2, max_task_retries=2)
+class Tally:
+    def __init__(self):
+        self.n = 0
+    def incr(self):
+        self.n += 1
+        return self.n
+    def pid(self):
+        return os.getpid()
+
+@loom.remote
+def square(x):
+    return x * x
+
+tally = Tally.options(name="tally", lifetime="detached").remote()
+print("tally", loom.get(tally.incr.remote()))
+print("square", loom.get(square.remote(7)))
+print("pid", loom.get(tally.pid.remote()))
+print("job", int(loom.get_runtime_context().get_job_id(), 16))
+"""
+
+AFTER = """
+import loom
+
+loom.init(address="auto", namespace="keep")
+tally = loom.get_actor("tally")
+print("tally", loom.get(tally.incr.remote()))
+print("job", int(loom.get_runtime_context().get_job_id(), 16))
+"""
+
+RESTARTED = """
+import loom
+
+loom.init(address="auto", namespace="keep")
+tally = loom.get_actor("tally")
+print("tally", loom.get(tally.incr.remote(), timeout=60))
+loom.kill(tally)
+"""
+
+
+def values(out):
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+def head_pid(root):
+    return int((Path(root) / "session_latest" / "pids").read_text().split()[0])
+
+
+def test_a_head_restarted_on_redis_keeps_actors_functions_and_job_ids(
+        processes, redis_server):
+    cli = loom_cli()
+    root = processes.session_root
+    port = _free_port_below_ephemeral()
+    start = subprocess.run(
+        [cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
+         "--node-ip-address", "127.0.0.1", "--session-root", root,
+         "--storage", redis_server],
+        env=processes.env(), timeout=120, capture_output=True, text=True)
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        rc, out, err = processes.run_driver(BEFORE)
+        assert rc == 0, err
+        before = values(out)
+        assert before["tally"] == "1" and before["square"] == "49"
+
+        # kill -9 the head, and start it again with the same command line.
+        pid = head_pid(root)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)
+        head = subprocess.Popen([a.decode() for a in argv], env=processes.env(),
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        processes._popens.append(head)
+
+        # The named detached actor is found again and keeps its state; the
+        # new driver's job id goes on from the old one's.
+        rc, out, err = processes.run_driver(AFTER)
+        assert rc == 0, err
+        after = values(out)
+        assert after["tally"] == "2"
+        assert int(after["job"]) > int(before["job"])
+
+        # The actor dies after the restart: the new head restarts it, and
+        # its new worker finds the class in the function table (Redis).
+        os.kill(int(before["pid"]), signal.SIGKILL)
+        rc, out, err = processes.run_driver(RESTARTED)
+        assert rc == 0, err
+        assert values(out)["tally"] == "1"  # a fresh instance
+    finally:
+        subprocess.run([cli, "stop", "--session-root", root],
+                       env=processes.env(), check=False, timeout=120,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
