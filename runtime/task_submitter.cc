@@ -428,6 +428,7 @@ void TaskSubmitter::DeathLearned(const std::shared_ptr<Lease>& lease,
   lease->death_known = true;
   if (death != nullptr && death->kind() != rpc::ErrorInfo::TASK_ERROR) {
     lease->death = *death;
+    spdlog::warn("worker {}: {}", lease->worker_address, death->message());
   }
   for (auto& then : std::exchange(lease->on_death_known, {})) then();
 }

@@ -77,3 +77,8 @@ def test_a_task_with_retries_left_is_retried(cluster, tmp_path):
     assert loom.get(hog_once.remote(marker, HOG_MIB), timeout=30) == \
         "second attempt"
     assert os.path.exists(marker)
+    # The kill used the one retry: a task that always holds too much fails
+    # after its retry, as after a crash.
+    with pytest.raises(loom.exceptions.OutOfMemoryError,
+                       match="1 retries are used up"):
+        loom.get(hog.options(max_retries=1).remote(HOG_MIB), timeout=30)
