@@ -7,6 +7,7 @@
 # retried when it has retries left; the raylet lives on and runs what
 # follows. The machine's own memory is never filled.
 
+import gc
 import os
 import time
 
@@ -28,6 +29,10 @@ def cluster(no_cluster):
         c.connect()
         yield c
     finally:
+        # The refs that pytest.raises keeps in its traceback go with this
+        # driver, not with a later test's, whose objects may have the same
+        # ids (job 1 of a fresh head, the same task counter).
+        gc.collect()
         c.shutdown()
 
 
