@@ -177,6 +177,14 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
                 {"--heartbeat-ms", absl::StrCat(options.heartbeat_ms)});
   }
   if (options.restart_on_fence) argv.push_back("--restart-on-fence");
+  if (options.memory_usage_threshold >= 0) {
+    argv.insert(argv.end(), {"--memory-usage-threshold",
+                             absl::StrCat(options.memory_usage_threshold)});
+  }
+  if (options.memory_monitor_limit_bytes > 0) {
+    argv.insert(argv.end(), {"--memory-monitor-limit-bytes",
+                             absl::StrCat(options.memory_monitor_limit_bytes)});
+  }
   auto pid = SpawnDaemon("raylet", argv, *dir, cluster, child_fd);
   if (!pid.ok()) return fail(pid.status());
   cluster.pids.push_back(*pid);

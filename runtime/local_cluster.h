@@ -49,6 +49,10 @@ struct ClusterOptions {
   // The raylet rejoins as a new node when the head fences it, instead of
   // exiting (loom-raylet --restart-on-fence).
   bool restart_on_fence = false;
+  // The raylet's memory monitor: --memory-usage-threshold (< 0: the
+  // raylet's default, 0.95) and --memory-monitor-limit-bytes (0: none).
+  double memory_usage_threshold = -1;
+  int64_t memory_monitor_limit_bytes = 0;
 };
 
 struct ClusterHandle {

@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/spread_dealer.h"
@@ -25,6 +28,12 @@ struct TaskSubmitter::Lease {
   std::atomic<int> answered{0};
   absl::Time idle_since;
   bool dead = false;
+  // Once dropped as failed: whether its raylet said why the worker died
+  // (ReturnWorker's reply), the cause if it killed it, and the failures
+  // that wait to know it.
+  bool death_known = false;
+  std::optional<rpc::ErrorInfo> death;
+  std::vector<std::function<void()>> on_death_known;
 };
 
 struct TaskSubmitter::KeyState {
@@ -225,7 +234,9 @@ void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
   *call->lease_req.mutable_runtime() = runtime_;
   *call->lease_req.mutable_strategy() = ks.strategy;
   if (!ks.queue.empty()) {
-    call->lease_req.set_preferred_node_id(DataNode(ks.queue.front()));
+    const rpc::TaskSpec& next = ks.queue.front();
+    call->lease_req.set_preferred_node_id(DataNode(next));
+    call->lease_req.set_retriable(next.attempt() < next.max_retries());
   }
   call->raylet = raylet;
   call->spilled = raylet != options_.local_raylet;
@@ -395,15 +406,49 @@ void TaskSubmitter::OnPushReply(const std::string& key,
       options_.counters->retried++;
       ks.queue.push_front(std::move(retry));
     } else {
-      Fail(spec,
-           MakeError(rpc::ErrorInfo::WORKER_CRASHED,
-                     absl::StrCat("the worker running ", spec.function_name(),
-                                  " died (", s.error_message(), ") and ",
-                                  spec.max_retries(), " retries are used up"),
-                     spec.function_name()));
+      // The raylet may have killed the worker (out of memory): fail with
+      // its cause once the lease's return says.
+      WhenDeathKnown(lease, [this, lease, spec, why = s.error_message()] {
+        Fail(spec, DeathError(spec, lease, why));
+      });
     }
   }
   Pump(ks);
+}
+
+void TaskSubmitter::WhenDeathKnown(const std::shared_ptr<Lease>& lease,
+                                   std::function<void()> then) {
+  if (lease->death_known) return then();
+  lease->on_death_known.push_back(std::move(then));
+}
+
+void TaskSubmitter::DeathLearned(const std::shared_ptr<Lease>& lease,
+                                 const rpc::ErrorInfo* death) {
+  if (lease->death_known) return;
+  lease->death_known = true;
+  if (death != nullptr && death->kind() != rpc::ErrorInfo::TASK_ERROR) {
+    lease->death = *death;
+    spdlog::warn("worker {}: {}", lease->worker_address, death->message());
+  }
+  for (auto& then : std::exchange(lease->on_death_known, {})) then();
+}
+
+rpc::ErrorInfo TaskSubmitter::DeathError(const rpc::TaskSpec& spec,
+                                         const std::shared_ptr<Lease>& lease,
+                                         const std::string& why) {
+  std::string retries =
+      absl::StrCat(spec.max_retries(), " retries are used up");
+  if (lease->death) {
+    rpc::ErrorInfo e = *lease->death;
+    // Shown after the task's name: "f: the memory monitor of node ...".
+    e.set_message(absl::StrCat(e.message(), "; ", retries));
+    e.set_task_name(spec.function_name());
+    return e;
+  }
+  return MakeError(rpc::ErrorInfo::WORKER_CRASHED,
+                   absl::StrCat("the worker running ", spec.function_name(),
+                                " died (", why, ") and ", retries),
+                   spec.function_name());
 }
 
 void TaskSubmitter::OnNodeDead(const std::string& node_id) {
@@ -417,8 +462,9 @@ void TaskSubmitter::OnNodeDead(const std::string& node_id) {
                    lease->worker_address, lease->pushes.size());
       // Each fails as if the connection broke: retried on another lease.
       for (grpc::ClientContext* ctx : lease->pushes) ctx->TryCancel();
-      // Nothing more goes there.
+      // Nothing more goes there; its raylet cannot say more.
       if (!lease->dead) DropLease(*ks, lease, true);
+      DeathLearned(lease, nullptr);
     }
   }
 }
@@ -465,6 +511,8 @@ void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
                               bool failed) {
   lease->dead = true;
   if (failed) options_.clients->Drop(lease->worker_address);
+  // Returned whole: nothing to learn of its worker.
+  if (!failed) DeathLearned(lease, nullptr);
   auto& v = ks.leases;
   auto gone = std::remove(v.begin(), v.end(), lease);
   if (gone != v.end() && ks.dealer) ks.dealer->Dropped(lease->raylet);
@@ -475,12 +523,24 @@ void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
   rpc::SetTimeout(&call->ctx, 2000);
   if (!calls_.Start(&call->ctx)) {  // shutting down: the raylet reclaims it
     delete call;
+    DeathLearned(lease, nullptr);
     return;
   }
   RayletStub(lease->raylet)
       ->async()
       ->ReturnWorker(&call->ctx, &call->return_req, &call->return_reply,
-                     [this, call](grpc::Status) {
+                     [this, call, lease, failed](grpc::Status s) {
+                       if (failed) {
+                         // Learned on the loop; a failed return says nothing
+                         // more.
+                         std::optional<rpc::ErrorInfo> death;
+                         if (s.ok() && call->return_reply.has_death()) {
+                           death = call->return_reply.death();
+                         }
+                         options_.loop->Post([this, lease, death] {
+                           DeathLearned(lease, death ? &*death : nullptr);
+                         });
+                       }
                        calls_.Finish(&call->ctx);
                        delete call;
                      });

@@ -21,7 +21,9 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,6 +107,18 @@ class TaskSubmitter {
   void ResolveReturn(Call* call);
   void DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
                  bool failed);
+  // A lease dropped as failed: runs `then` once its raylet has said why the
+  // worker died (or could not say), at once if it has.
+  void WhenDeathKnown(const std::shared_ptr<Lease>& lease,
+                      std::function<void()> then);
+  // `death`: the raylet's cause (it killed the worker), or null.
+  void DeathLearned(const std::shared_ptr<Lease>& lease,
+                    const rpc::ErrorInfo* death);
+  // The error of a task whose worker died with its retries used up: the
+  // raylet's cause (OUT_OF_MEMORY) when it gave one, else WORKER_CRASHED.
+  static rpc::ErrorInfo DeathError(const rpc::TaskSpec& spec,
+                                   const std::shared_ptr<Lease>& lease,
+                                   const std::string& why);
   void FailQueued(KeyState& ks, const rpc::ErrorInfo& error);
   void Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error);
   // Drops the references held on arguments that live in a store.

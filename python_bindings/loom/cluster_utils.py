@@ -35,7 +35,8 @@ from loom._private import worker as _worker
 __all__ = ["Cluster", "ClusterNode"]
 
 _NODE_ARGS = ("num_cpus", "num_gpus", "resources", "labels",
-              "object_store_memory", "memory")
+              "object_store_memory", "memory", "memory_usage_threshold",
+              "memory_monitor_limit_bytes")
 _HEAD_ARGS = _NODE_ARGS + ("node_timeout_ms", "heartbeat_ms")
 
 
@@ -73,7 +74,10 @@ class ClusterNode:
                 int(a.get("object_store_memory") or 0),
                 int(a.get("memory") or 0),
                 int(a.get("node_timeout_ms") or 5000),
-                int(a.get("heartbeat_ms") or 0))
+                int(a.get("heartbeat_ms") or 0),
+                -1.0 if a.get("memory_usage_threshold") is None
+                else float(a["memory_usage_threshold"]),
+                int(a.get("memory_monitor_limit_bytes") or 0))
         except RuntimeError as e:
             self._error = str(e)
             return
@@ -100,7 +104,8 @@ class Cluster:
 
     Cluster(initialize_head=True, head_node_args={...}): head_node_args takes
     num_cpus, num_gpus, resources, labels, object_store_memory, memory,
-    node_timeout_ms (how long the head waits before declaring a silent node
+    memory_usage_threshold and memory_monitor_limit_bytes (the raylet's
+    memory monitor: docs/operations.md), node_timeout_ms (how long the head waits before declaring a silent node
     dead; 5000) and heartbeat_ms. With initialize_head=False, add_node()'s
     first call starts the head.
     """

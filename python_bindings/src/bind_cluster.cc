@@ -184,7 +184,8 @@ std::shared_ptr<ClusterHandle> StartNode(
     const std::string& session_root, const std::string& head_address,
     int num_cpus, int num_gpus, std::map<std::string, double> resources,
     std::map<std::string, std::string> labels, int64_t object_store_memory,
-    int64_t memory, int64_t node_timeout_ms, int64_t heartbeat_ms) {
+    int64_t memory, int64_t node_timeout_ms, int64_t heartbeat_ms,
+    double memory_usage_threshold, int64_t memory_monitor_limit_bytes) {
   ClusterOptions options;
   options.session_root = session_root;
   options.head_address = head_address;
@@ -196,6 +197,8 @@ std::shared_ptr<ClusterHandle> StartNode(
   options.memory = memory;
   options.node_timeout_ms = node_timeout_ms;
   options.heartbeat_ms = heartbeat_ms;
+  options.memory_usage_threshold = memory_usage_threshold;
+  options.memory_monitor_limit_bytes = memory_monitor_limit_bytes;
   absl::StatusOr<ClusterHandle> started;
   {
     pyb::gil_scoped_release release;

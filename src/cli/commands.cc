@@ -79,6 +79,8 @@ int Start(const StartArgs& args) {
   options.node_timeout_ms = args.node_timeout_ms;
   options.storage = args.storage;
   options.restart_on_fence = args.restart_on_fence;
+  options.memory_usage_threshold = args.memory_usage_threshold;
+  options.memory_monitor_limit_bytes = args.memory_monitor_limit_bytes;
   options.detach = true;
   for (const auto& l : args.labels) {
     std::pair<std::string, std::string> kv =

@@ -37,6 +37,10 @@ struct StartArgs {
   bool no_auth = false;
   // When the head fences this node's raylet, it rejoins as a new node.
   bool restart_on_fence = false;
+  // The raylet's memory monitor (loom-raylet's flags of the same names);
+  // a threshold < 0 keeps the raylet's default.
+  double memory_usage_threshold = -1;
+  int64_t memory_monitor_limit_bytes = 0;
 };
 
 int Start(const StartArgs& args);

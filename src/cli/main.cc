@@ -70,6 +70,19 @@ int main(int argc, char** argv) {
       "--restart-on-fence", start.restart_on_fence,
       "When the head declared this node dead and it comes back, kill its "
       "workers and rejoin as a new node (default: its raylet exits)");
+  start_cmd
+      ->add_option("--memory-usage-threshold", start.memory_usage_threshold,
+                   "Fraction of the memory limit above which the raylet's "
+                   "memory monitor kills a worker; 0 or 1: off (default "
+                   "0.95)")
+      ->check(CLI::Range(0.0, 1.0));
+  start_cmd
+      ->add_option("--memory-monitor-limit-bytes",
+                   start.memory_monitor_limit_bytes,
+                   "The memory monitor's limit, measured against the "
+                   "raylet's workers' memory (default: the node's or its "
+                   "container's limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
   start_cmd->add_option(
       "--session-root", session_root,
       "Root for session directories (default $LOOM_SESSION_ROOT or /tmp/loom)");

@@ -200,6 +200,7 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
   *call->req.mutable_resources() = a.spec.creation().resources();
   call->req.set_no_spillback(true);
   call->req.set_detached(a.spec.detached());
+  call->req.set_actor(true);
   *call->req.mutable_code_search_path() = a.spec.code_search_path();
   *call->req.mutable_runtime() = a.spec.runtime();
   rpc::SetTimeout(&call->ctx, 30000);

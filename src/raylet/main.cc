@@ -88,6 +88,17 @@ int main(int argc, char** argv) {
   app.add_option("--idle-worker-timeout-ms", idle_timeout_ms);
   app.add_option("--infeasible-grace-ms", infeasible_grace_ms)
       ->check(CLI::Range(0, 3600000));
+  double memory_usage_threshold = 0.95;
+  int64_t memory_monitor_limit = 0;
+  app.add_option("--memory-usage-threshold", memory_usage_threshold,
+                 "Fraction of the memory limit above which the memory "
+                 "monitor kills a worker; 0 or 1 turns it off")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--memory-monitor-limit-bytes", memory_monitor_limit,
+                 "The memory monitor's limit: measured against this "
+                 "raylet's workers' memory (default 0: the node's, or its "
+                 "container's, limit and usage)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
   bool restart_on_fence = false;
   app.add_flag("--restart-on-fence", restart_on_fence,
                "When the head fences this node (it declared it dead and it "
@@ -174,6 +185,8 @@ int main(int argc, char** argv) {
   options.idle_worker_timeout = absl::Milliseconds(idle_timeout_ms);
   options.heartbeat_period = absl::Milliseconds(heartbeat_ms);
   options.infeasible_grace = absl::Milliseconds(infeasible_grace_ms);
+  options.memory_usage_threshold = memory_usage_threshold;
+  options.memory_limit_bytes = memory_monitor_limit;
   std::unique_ptr<loom::ObjectStoreServer> store;
   // Set once the object manager exists; the store tells it of evictions.
   std::atomic<loom::raylet::ObjectManager*> evictions{nullptr};

@@ -63,7 +63,13 @@ NodeManager::NodeManager(Options options, Metrics* metrics)
                                      "Tasks that ended in an error")),
       tasks_retried_(
           metrics->Counter("loom_tasks_retried_total",
-                           "Task attempts retried after a worker died")) {}
+                           "Task attempts retried after a worker died")),
+      memory_kills_(metrics->Counter(
+          "loom_memory_monitor_kills_total",
+          "Workers the memory monitor killed for lack of memory")),
+      memory_used_(
+          metrics->Gauge("loom_memory_monitor_used_bytes",
+                         "Memory in use as the memory monitor measures it")) {}
 
 NodeManager::~NodeManager() { Stop(); }
 
@@ -87,6 +93,7 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
   loop_.Post([this] {
     pool_->Prestart();
     Tick();
+    CheckMemory();
   });
   gcs_->StartHeartbeats();
   head_events_ = std::make_unique<HeadEvents>(HeadEvents::Options{
@@ -324,6 +331,9 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
   const PendingLease& p = pending_.at(handle);
   Lease lease{LeaseId::FromRandom(), worker->id,    p.requester,     p.job,
               std::move(allocation), ResourceSet(), p.req.detached()};
+  lease.actor = p.req.actor();
+  lease.retriable = p.req.retriable();
+  lease.granted = options_.clock->Now();
   worker->detached = p.req.detached();
   LeaseId lease_id = lease.id;
   JobAssignment assignment{
@@ -430,7 +440,14 @@ void NodeManager::HandleReturnWorker(const rpc::ReturnWorkerRequest& req,
                                      rpc::ReturnWorkerReply* reply, Done done) {
   auto id = ParseId<LeaseId>(req.lease_id(), "lease_id");
   if (!id.ok()) return done(id.status());
-  if (!leases_.contains(*id)) return done(absl::NotFoundError("unknown lease"));
+  // A worker this raylet killed: its owner learns why.
+  if (auto d = deaths_.find(*id); d != deaths_.end()) {
+    *reply->mutable_death() = d->second;
+  }
+  if (!leases_.contains(*id)) {
+    return done(reply->has_death() ? absl::OkStatus()
+                                   : absl::NotFoundError("unknown lease"));
+  }
   ReleaseLease(*id, req.worker_failed());
   done(absl::OkStatus());
 }

@@ -12,6 +12,7 @@
 #ifndef LOOM_SRC_RAYLET_NODE_MANAGER_H_
 #define LOOM_SRC_RAYLET_NODE_MANAGER_H_
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "src/common/metrics.h"
 #include "src/raylet/gcs_link.h"
 #include "src/raylet/log_monitor.h"
+#include "src/raylet/memory_monitor.h"
 
 namespace grpc {
 class ByteBuffer;
@@ -61,6 +63,14 @@ class NodeManager {
     // again as a new node (--restart-on-fence: re-exec the raylet); returns
     // only if that failed. Empty: exit with kFencedExitCode.
     std::function<void()> restart_when_fenced;
+    // The memory monitor (memory_monitor.h). Above `memory_usage_threshold`
+    // of the limit it kills a worker; a threshold <= 0 or >= 1 turns it off.
+    // A limit > 0 is measured against this raylet's workers' memory (their
+    // PSS) instead of the node's; files are read under `memory_root`.
+    double memory_usage_threshold = 0.95;
+    int64_t memory_limit_bytes = 0;
+    absl::Duration memory_check_period = absl::Milliseconds(250);
+    std::string memory_root = "/";
   };
   NodeManager(Options options, Metrics* metrics);
   ~NodeManager();
@@ -132,6 +142,9 @@ class NodeManager {
     Allocation allocation;
     ResourceSet lent;       // CPU lent back while the worker is blocked
     bool detached = false;  // a detached actor's: outlives the driver
+    bool actor = false;     // for the memory monitor's choice
+    bool retriable = false;
+    absl::Time granted;
   };
   struct Driver {
     JobId job;
@@ -172,6 +185,11 @@ class NodeManager {
   // kFencedExitCode.
   [[noreturn]] void OnRefused(const absl::Status& why);
   rpc::NodeInfo SelfInfo() const;
+  // The memory monitor's round (node_memory.cc): above the threshold, kills
+  // one leased worker and records why for its owner's ReturnWorker.
+  void CheckMemory();
+  absl::StatusOr<MemoryUsage> MeasureMemory();
+  void RecordDeath(const LeaseId& lease, rpc::ErrorInfo death);
   void Cancel(uint64_t handle, const std::string& why);
 
   Options options_;
@@ -209,6 +227,13 @@ class NodeManager {
   std::unique_ptr<HeadEvents> head_events_;  // jobs that end
   std::unique_ptr<LogMonitor> logs_;         // workers' output, to the head
   WorkerClient workers_{&clients_};
+  // Why this raylet killed a lease's worker (the memory monitor), kept for
+  // the owner's ReturnWorker; the oldest go first past a bound.
+  absl::flat_hash_map<LeaseId, rpc::ErrorInfo> deaths_;
+  std::deque<LeaseId> death_order_;
+  absl::Time last_memory_kill_ = absl::InfinitePast();
+  prometheus::Counter& memory_kills_;
+  prometheus::Gauge& memory_used_;
 
   prometheus::Counter& leases_granted_;
   prometheus::Counter& spillbacks_;

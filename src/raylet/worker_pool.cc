@@ -331,6 +331,13 @@ void WorkerPool::Maintain() {
   }
 }
 
+std::vector<const Worker*> WorkerPool::All() const {
+  std::vector<const Worker*> all;
+  all.reserve(workers_.size());
+  for (const auto& [id, w] : workers_) all.push_back(w.get());
+  return all;
+}
+
 void WorkerPool::Kill(const WorkerId& id) {
   auto it = workers_.find(id);
   if (it == workers_.end()) return;

@@ -90,6 +90,8 @@ class WorkerPool {
                   const std::string& runtime = "");
   void PushIdle(Worker* worker);
   Worker* Find(const WorkerId& id);
+  // Every worker process, whatever its state.
+  std::vector<const Worker*> All() const;
 
   // Reaps exited processes; returns the workers that died.
   std::vector<Worker> ReapDead();

@@ -16,6 +16,7 @@
 #ifndef LOOM_TESTS_UNIT_FAKE_PEERS_H_
 #define LOOM_TESTS_UNIT_FAKE_PEERS_H_
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,12 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
   void Reject(const std::string& why) {
     absl::MutexLock lock(&mu_);
     reject_ = why;
+  }
+  // Failed workers' returns say they died of `death` (as a raylet whose
+  // memory monitor killed them does).
+  void SetDeath(rpc::ErrorInfo death) {
+    absl::MutexLock lock(&mu_);
+    death_ = std::move(death);
   }
   int leases() {
     absl::MutexLock lock(&mu_);
@@ -110,12 +117,13 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
     }
     return Done(ctx, grpc::Status::OK);
   }
-  grpc::ServerUnaryReactor* ReturnWorker(grpc::CallbackServerContext* ctx,
-                                         const rpc::ReturnWorkerRequest* req,
-                                         rpc::ReturnWorkerReply*) override {
+  grpc::ServerUnaryReactor* ReturnWorker(
+      grpc::CallbackServerContext* ctx, const rpc::ReturnWorkerRequest* req,
+      rpc::ReturnWorkerReply* reply) override {
     absl::MutexLock lock(&mu_);
     returned_.push_back(req->lease_id() +
                         (req->worker_failed() ? " failed" : " returned"));
+    if (death_ && req->worker_failed()) *reply->mutable_death() = *death_;
     return Done(ctx, grpc::Status::OK);
   }
   grpc::ServerUnaryReactor* PrepareBundle(grpc::CallbackServerContext* ctx,
@@ -156,6 +164,7 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
   absl::Mutex mu_;
   int refuse_ ABSL_GUARDED_BY(mu_);
   std::string reject_ ABSL_GUARDED_BY(mu_);
+  std::optional<rpc::ErrorInfo> death_ ABSL_GUARDED_BY(mu_);
   int leases_ ABSL_GUARDED_BY(mu_) = 0;
   std::string worker_host_ ABSL_GUARDED_BY(mu_) = "10.0.0.1";
   int first_port_ ABSL_GUARDED_BY(mu_) = 9001;

@@ -1,7 +1,8 @@
 // TaskSubmitter against a fake raylet and workers served in-process through
 // a FakeClientPool: tasks reuse a lease that goes back when idle, a
 // worker that dies has its task retried on a new lease (its channel
-// dropped), and a task out of retries fails WORKER_CRASHED.
+// dropped), and a task out of retries fails WORKER_CRASHED, or
+// OUT_OF_MEMORY when the raylet says it killed the worker for memory.
 #include "runtime/task_submitter.h"
 
 #include <gtest/gtest.h>
@@ -87,6 +88,21 @@ TEST_F(TaskSubmitterTest, ATaskOutOfRetriesFailsWorkerCrashed) {
   EXPECT_NE(r.error->message().find("0 retries are used up"), std::string::npos)
       << r.error->message();
   EXPECT_TRUE(workers_[1].ran().empty());
+}
+
+TEST_F(TaskSubmitterTest, AWorkerTheRayletKilledForMemoryFailsOutOfMemory) {
+  rpc::ErrorInfo death;
+  death.set_kind(rpc::ErrorInfo::OUT_OF_MEMORY);
+  death.set_message("the memory monitor of node n1 killed its worker");
+  raylet_.SetDeath(death);
+  workers_[0].Die();
+  ObjectResult r = Get(Submit(0));
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->kind(), rpc::ErrorInfo::OUT_OF_MEMORY);
+  EXPECT_EQ(r.error->message(),
+            "the memory monitor of node n1 killed its worker; 0 retries are "
+            "used up");
+  EXPECT_FALSE(r.error->task_name().empty());
 }
 
 }  // namespace

@@ -1,0 +1,89 @@
+# tests/python/test_memory_monitor.py
+#
+# The raylet's memory monitor (docs/operations.md, "Memory monitor"), on a
+# cluster of the test's own whose raylet measures its workers against a
+# 200 MiB limit (--memory-monitor-limit-bytes): a task that holds 300 MiB is
+# killed and fails with OutOfMemoryError naming it and the figures, or is
+# retried when it has retries left; the raylet lives on and runs what
+# follows. The machine's own memory is never filled.
+
+import gc
+import os
+import time
+
+import pytest
+
+import loom
+from loom.cluster_utils import Cluster
+from conftest import process_gone, touch
+
+LIMIT = 200 << 20
+HOG_MIB = 300
+
+
+@pytest.fixture
+def cluster(no_cluster):
+    c = Cluster(head_node_args={"num_cpus": 2,
+                                "memory_monitor_limit_bytes": LIMIT})
+    try:
+        c.connect()
+        yield c
+    finally:
+        # The refs that pytest.raises keeps in its traceback go with this
+        # driver, not with a later test's, whose objects may have the same
+        # ids (job 1 of a fresh head, the same task counter).
+        gc.collect()
+        c.shutdown()
+
+
+def hold(mib):
+    block = b"x" * (mib << 20)  # written, so resident
+    time.sleep(60)  # until the monitor kills this worker
+    return len(block)
+
+
+@loom.remote(max_retries=0)
+def hog(mib):
+    return hold(mib)
+
+
+@loom.remote(max_retries=1)
+def hog_once(marker, mib):
+    if not os.path.exists(marker):
+        touch(marker)
+        hold(mib)
+    return "second attempt"
+
+
+@loom.remote
+def small(x):
+    return x + 1
+
+
+@pytest.mark.loom_timeout(60)
+def test_a_task_over_the_limit_fails_with_out_of_memory(cluster):
+    with pytest.raises(loom.exceptions.OutOfMemoryError) as info:
+        loom.get(hog.remote(HOG_MIB), timeout=30)
+    text = str(info.value)
+    assert "hog" in text
+    assert "memory monitor" in text
+    assert "of a 200.0 MiB limit" in text
+    assert "threshold 0.95" in text
+    assert "0 retries are used up" in text
+    # The raylet and the head live on, and run what comes next.
+    assert not any(process_gone(pid) for pid in cluster.head_node.pids)
+    assert loom.get([small.remote(i) for i in range(4)], timeout=30) == \
+        [1, 2, 3, 4]
+
+
+@pytest.mark.loom_timeout(60)
+def test_a_task_with_retries_left_is_retried(cluster, tmp_path):
+    marker = str(tmp_path / "first-attempt")
+    assert loom.get(hog_once.remote(marker, HOG_MIB), timeout=30) == \
+        "second attempt"
+    assert os.path.exists(marker)
+    # The kill used the one retry: a task that always holds too much fails
+    # after its retry, as after a crash.
+    with pytest.raises(loom.exceptions.OutOfMemoryError,
+                       match="1 retries are used up"):
+        loom.get(hog.options(max_retries=1).remote(HOG_MIB), timeout=30)
