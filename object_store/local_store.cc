@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <memory>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "object_store/spill_file.h"
@@ -30,9 +33,10 @@ absl::StatusOr<ObjectInfo> LocalStore::Create(const ObjectId& id,
   std::optional<uint64_t> offset = Allocate(total);
   if (!offset) {
     auto s = allocator_.stats();
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "object store full: ", total, " bytes requested, ", s.free, " free of ",
-        s.capacity, " (largest free run ", s.largest_free, ")"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("object store full: ", total, " bytes requested, ", s.free,
+                     " free of ", s.capacity, " (largest free run ",
+                     s.largest_free, ")", SpillFailure()));
   }
   Entry& e = objects_[id];
   e.info = ObjectInfo{*offset, data_size, metadata_size};
@@ -92,6 +96,7 @@ bool LocalStore::EvictFor(uint64_t bytes) {
 }
 
 std::optional<uint64_t> LocalStore::Allocate(uint64_t bytes) {
+  spill_error_ = absl::OkStatus();
   std::optional<uint64_t> offset = allocator_.Allocate(bytes);
   if (!offset && EvictFor(bytes)) offset = allocator_.Allocate(bytes);
   if (!offset && SpillFor(bytes)) offset = allocator_.Allocate(bytes);
@@ -139,30 +144,86 @@ void LocalStore::SpillAboveWatermark() {
 bool LocalStore::Spill(const ObjectId& id, Entry& e) {
   if (options_.base == nullptr || options_.spill_dir.empty()) return false;
   uint64_t size = e.info.data_size + e.info.metadata_size;
-  if (!WriteSpillFile(SpillPath(id), options_.base + e.info.offset, size)) {
+  absl::Status written =
+      WriteSpillFile(SpillPath(id), options_.base + e.info.offset, size);
+  if (!written.ok()) {
+    spill_error_ = written;
     return false;
   }
   allocator_.Free(e.info.offset);
   e.spilled = true;
   spilled_bytes_ += size;
   ++spilled_objects_;
+  if (displaced_ != nullptr) displaced_->push_back(id);
   return true;
+}
+
+std::string LocalStore::SpillFailure() const {
+  if (spill_error_.ok()) return "";
+  std::optional<uint64_t> free = FreeDiskBytes(options_.spill_dir);
+  return absl::StrCat(
+      "; cannot spill to make room: ",
+      spill_error_.code() == absl::StatusCode::kResourceExhausted
+          ? "the spill directory is full, "
+          : "",
+      options_.spill_dir, " has ",
+      free ? absl::StrCat(*free, " bytes")
+           : std::string("an unknown number of bytes"),
+      " free (", spill_error_.message(), ")");
 }
 
 bool LocalStore::Restore(const ObjectId& id, Entry& e) {
   uint64_t size = e.info.data_size + e.info.metadata_size;
   std::optional<uint64_t> offset = Allocate(size);  // e is not a candidate
-  if (!offset) return false;
-  if (!ReadSpillFile(SpillPath(id), options_.base + *offset, size)) {
-    allocator_.Free(*offset);
+  if (!offset) {
+    return spill_error_.code() == absl::StatusCode::kResourceExhausted &&
+           SwapIn(id, e);
+  }
+  return ReadBack(id, e, *offset);
+}
+
+bool LocalStore::ReadBack(const ObjectId& id, Entry& e, uint64_t offset) {
+  uint64_t size = e.info.data_size + e.info.metadata_size;
+  if (!ReadSpillFile(SpillPath(id), options_.base + offset, size)) {
+    allocator_.Free(offset);
     return false;
   }
   unlink(SpillPath(id).c_str());
-  e.info.offset = *offset;
+  e.info.offset = offset;
   e.spilled = false;
   spilled_bytes_ -= size;
   --spilled_objects_;
   return true;
+}
+
+bool LocalStore::SwapIn(const ObjectId& id, Entry& e) {
+  uint64_t size = e.info.data_size + e.info.metadata_size;
+  std::unique_ptr<uint8_t[]> bytes(new (std::nothrow) uint8_t[size]);
+  if (!bytes || !ReadSpillFile(SpillPath(id), bytes.get(), size)) return false;
+  unlink(SpillPath(id).c_str());
+  std::vector<ObjectId> displaced;
+  displaced_ = &displaced;
+  std::optional<uint64_t> offset = Allocate(size);
+  displaced_ = nullptr;
+  if (offset) {
+    std::memcpy(options_.base + *offset, bytes.get(), size);
+    e.info.offset = *offset;
+    e.spilled = false;
+    spilled_bytes_ -= size;
+    --spilled_objects_;
+    return true;
+  }
+  // Still no run large enough: the displaced objects go back where their
+  // bytes were (still free: nothing else ran), which gives their disk
+  // space back for this object's file.
+  for (auto it = displaced.rbegin(); it != displaced.rend(); ++it) {
+    Entry& d = objects_[*it];
+    std::optional<uint64_t> at =
+        allocator_.Allocate(d.info.data_size + d.info.metadata_size);
+    if (at) ReadBack(*it, d, *at);
+  }
+  spill_error_ = WriteSpillFile(SpillPath(id), bytes.get(), size);
+  return false;
 }
 
 void LocalStore::Free(const ObjectId& id) {

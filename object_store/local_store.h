@@ -21,6 +21,7 @@
 #include <functional>
 #include <list>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -127,7 +128,15 @@ class LocalStore {
   bool SpillFor(uint64_t bytes);
   void SpillAboveWatermark();
   bool Spill(const ObjectId& id, Entry& e);
+  // Brings a spilled object back into the arena; false when there is no
+  // room. With the arena full and the spill disk full too, the object's own
+  // file is the disk space the objects it displaces need (SwapIn).
   bool Restore(const ObjectId& id, Entry& e);
+  bool SwapIn(const ObjectId& id, Entry& e);
+  bool ReadBack(const ObjectId& id, Entry& e, uint64_t offset);
+  // Why the last allocation could not spill, for its error ("" if it did
+  // not try or did not fail): the directory and its free bytes.
+  std::string SpillFailure() const;
   std::optional<uint64_t> Allocate(uint64_t bytes);
   std::string SpillPath(const ObjectId& id) const;
   void Free(const ObjectId& id);
@@ -145,6 +154,8 @@ class LocalStore {
   uint64_t use_clock_ = 0;
   uint64_t spilled_bytes_ = 0;
   uint64_t spilled_objects_ = 0;
+  absl::Status spill_error_;  // of the last allocation's spilling
+  std::vector<ObjectId>* displaced_ = nullptr;  // SwapIn's spills, in order
 };
 
 }  // namespace loom

@@ -75,25 +75,36 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
     return s;
   }
   // The head pushes the creation itself (again on each restart): its ref
-  // arguments are resolved here, now, and held for the actor's lifetime.
+  // arguments are resolved here, now, and those in a store are held, with
+  // the refs inside the arguments, until the actor dies for good
+  // (ReleaseCreationRefs).
+  FollowHeadEvents();  // before the actor exists: its death is not missed
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
   auto ready = objects_.Get(deps, absl::InfiniteFuture());
+  (void)ready;
+  std::vector<ObjectId> held;
+  absl::Status resolved;
   for (auto& arg : *spec->mutable_args()) {
     if (!arg.has_ref()) continue;
     auto id = *ObjectId::FromBinary(arg.ref().object_id());
     auto r = objects_.TryGet(id);
-    if (!r || r->error) {
-      return absl::FailedPreconditionError(
+    if (resolved.ok() && (!r || r->error)) {
+      resolved = absl::FailedPreconditionError(
           absl::StrCat("an argument of the actor's factory failed: ",
                        r && r->error ? r->error->message() : "lost"));
     }
-    if (r->store_node) {
+    if (resolved.ok() && r->store_node) {
       arg.mutable_ref()->set_store_node_id(r->store_node->Binary());
-    } else {
-      arg.set_value(*r->value);
+      held.push_back(id);
+      continue;
     }
+    if (resolved.ok()) arg.set_value(*r->value);
+    objects_.RemoveRef(id);  // inlined in the spec, or failed
   }
-  (void)ready;
+  if (!resolved.ok()) {
+    for (const ObjectId& id : held) objects_.RemoveRef(id);
+    return resolved;
+  }
   for (const ObjectId& inner : contained) spec->add_contained(inner.Binary());
   req.set_class_name(Demangle(class_name));
   req.set_name(options.name);
@@ -117,6 +128,7 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
   }
   auto info = raylet_->RegisterActor(req);
   auto drop = [&] {  // the handle object is not needed: free it
+    for (const ObjectId& id : held) objects_.RemoveRef(id);
     if (!handle) return;
     objects_.AddRef(*handle);
     objects_.RemoveRef(*handle);
@@ -135,7 +147,13 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
   }
   if (*id != actor) {  // get-if-exists found another: hold that one's
     drop();
+    for (const ObjectId& inner : contained) objects_.RemoveRef(inner);
     return RefOf(*info, *id, address_);
+  }
+  held.insert(held.end(), contained.begin(), contained.end());
+  if (!held.empty()) {
+    absl::MutexLock lock(&handles_mu_);
+    creation_refs_[*id] = std::move(held);
   }
   if (handle) {
     absl::MutexLock lock(&handles_mu_);
@@ -182,7 +200,7 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitActorTask(
   for (const ObjectId& ret : rets) objects_.AddPending(ret);
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
   for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
-  FollowNodeDeaths();
+  FollowHeadEvents();
   actor_submitter_->Submit(actor, std::move(spec));
   return rets;
 }
@@ -211,7 +229,20 @@ absl::Status CoreWorker::KillActor(const ActorId& actor, bool no_restart) {
   if (s.ok() && no_restart && actor_submitter_) {
     actor_submitter_->MarkDead(actor, "the actor was killed by loom::Kill");
   }
+  if (s.ok() && no_restart) ReleaseCreationRefs(actor);
   return s;
+}
+
+void CoreWorker::ReleaseCreationRefs(const ActorId& actor) {
+  std::vector<ObjectId> held;
+  {
+    absl::MutexLock lock(&handles_mu_);
+    auto it = creation_refs_.find(actor);
+    if (it == creation_refs_.end()) return;
+    held = std::move(it->second);
+    creation_refs_.erase(it);
+  }
+  for (const ObjectId& id : held) objects_.RemoveRef(id);
 }
 
 }  // namespace loom

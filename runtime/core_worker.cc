@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "object_store/layout.h"
@@ -243,7 +244,7 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   std::string key =
       absl::StrCat(demand->ToString(), "|", function_name, "|",
                    options.function_key, "|", strategy->SerializeAsString());
-  FollowNodeDeaths();
+  FollowHeadEvents();
   submitter_->Submit(std::move(spec), std::move(key));
   return rets;
 }
@@ -694,7 +695,7 @@ void CoreWorker::StartSubmitters(
   }
 }
 
-void CoreWorker::FollowNodeDeaths() {
+void CoreWorker::FollowHeadEvents() {
   if (options_.gcs_address.empty()) return;
   // Once, when this process first sends work out (idle workers hold no
   // subscription): what it has in flight on a node the head declares dead
@@ -702,9 +703,16 @@ void CoreWorker::FollowNodeDeaths() {
   std::call_once(head_events_once_, [this] {
     head_events_ = std::make_unique<HeadEvents>(HeadEvents::Options{
         &loop_, &clients_, options_.gcs_address, [this](const rpc::Event& e) {
-          if (e.kind() != rpc::Event::NODE_DEAD || shut_down_) return;
-          if (submitter_) submitter_->OnNodeDead(e.id());
-          if (actor_submitter_) actor_submitter_->OnNodeDead(e.id());
+          if (shut_down_) return;
+          if (e.kind() == rpc::Event::NODE_DEAD) {
+            if (submitter_) submitter_->OnNodeDead(e.id());
+            if (actor_submitter_) actor_submitter_->OnNodeDead(e.id());
+          } else if (e.kind() == rpc::Event::ACTOR_STATE &&
+                     absl::StartsWith(e.detail(), "DEAD")) {
+            if (auto actor = ActorId::FromBinary(e.id()); actor.ok()) {
+              ReleaseCreationRefs(*actor);
+            }
+          }
         }});
     head_events_->Start();
   });

@@ -301,8 +301,13 @@ class CoreWorker {
                       std::vector<ObjectId>* unknown);
   void RemoveBorrowUnits(const std::string& borrower,
                          const std::vector<ObjectId>& ids);
-  // Subscribes to the head's node deaths (once; see head_events.h).
-  void FollowNodeDeaths();
+  // Subscribes to the head's events (once; see head_events.h): node deaths
+  // fail over what is in flight there, and the death for good of an actor
+  // this process created releases its creation's refs.
+  void FollowHeadEvents();
+  // The refs an actor's creation held (its arguments in a store, the refs
+  // inside its arguments): released once the actor is dead for good.
+  void ReleaseCreationRefs(const ActorId& actor);
   // Drops every unit of a borrower that exited or died.
   void BorrowerGone(const std::string& borrower);
 
@@ -319,7 +324,7 @@ class CoreWorker {
   std::unique_ptr<TaskCounters> counters_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<ActorSubmitter> actor_submitter_;
-  std::unique_ptr<HeadEvents> head_events_;  // node deaths, for failover
+  std::unique_ptr<HeadEvents> head_events_;  // node and actor deaths
   std::once_flag head_events_once_;
   std::unique_ptr<DriverLogs> driver_logs_;  // uses loop_
   std::unique_ptr<RayletClient> raylet_;
@@ -335,6 +340,9 @@ class CoreWorker {
   // Handle objects of the actors this process created -> the actor.
   absl::Mutex handles_mu_;
   absl::flat_hash_map<ObjectId, ActorId> handles_ ABSL_GUARDED_BY(handles_mu_);
+  // Actors this process created -> the refs their creation holds.
+  absl::flat_hash_map<ActorId, std::vector<ObjectId>> creation_refs_
+      ABSL_GUARDED_BY(handles_mu_);
 
   // Owner side: borrow units held by other core workers, per borrower.
   absl::Mutex borrowers_mu_;

@@ -597,8 +597,11 @@ void NodeManager::ReportGone(const Worker& worker) {
   // Other nodes may hold leases it asked for (spilled there) and objects it
   // owned: the head tells them. A worker never given a job has neither.
   if (!worker.job) return;
-  gcs_->ReportWorkerDeath(
-      worker.id, absl::StrCat(options_.host, ":", worker.port), *worker.job);
+  std::string address = absl::StrCat(options_.host, ":", worker.port);
+  // Its objects here are freed now, not on the head's echo: that needs the
+  // head up, and the store should not wait on it.
+  if (object_manager_) object_manager_->FreeOwnedBy(address, *worker.job);
+  gcs_->ReportWorkerDeath(worker.id, address, *worker.job);
 }
 
 void NodeManager::OnRemoteWorkerDead(const rpc::Event& e) {

@@ -159,7 +159,8 @@ class NodeManager {
   void ReleaseLease(const LeaseId& id, bool kill_worker);
   void Tick();
   void OnWorkerDied(const Worker& worker);
-  // A worker of a job died or was killed: tells the head (WORKER_DEAD).
+  // A worker of a job died or was killed: deletes the objects it owned
+  // here and tells the head (WORKER_DEAD), which tells the other nodes.
   void ReportGone(const Worker& worker);
   // WORKER_DEAD from the head (any node's worker, this one's too): frees
   // the leases it held here and deletes the objects it owned here.

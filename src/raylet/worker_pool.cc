@@ -165,7 +165,12 @@ absl::Status WorkerPool::StartWorkers(int n,
     } else if (!key.empty()) {
       zygote = StartZygote(runtime);
     }
-    if (zygote != nullptr) {
+    // A fork server that has forked before and fails now died (killed, or
+    // crashed): it is a system failure, not the runtime's, so a fresh one
+    // is started once. One that fails on its first fork cannot start
+    // workers of this runtime at all.
+    bool fork_ok = false;
+    for (int attempt = 0; zygote != nullptr && !fork_ok; ++attempt) {
       auto pid = ForkWorker(*zygote, w->id);
       if (pid.ok()) {
         w->pid = *pid;
@@ -174,13 +179,19 @@ absl::Status WorkerPool::StartWorkers(int n,
         zygote->forked = true;
         if (started_total_) started_total_->Increment();
         workers_[w->id] = std::move(w);
-        continue;
+        fork_ok = true;
+        break;
       }
-      spdlog::warn(
-          "fork server failed ({}); {}", pid.status().ToString(),
-          key.empty() ? "spawning workers from now on" : "starting a new one");
+      bool restart = zygote->forked && attempt == 0;
+      spdlog::warn("fork server pid {} failed ({}); {}", zygote->pid,
+                   pid.status().ToString(),
+                   restart       ? "starting a new one"
+                   : key.empty() ? "spawning workers from now on"
+                                 : "giving up on this runtime");
       StopZygote(key);
+      zygote = restart ? StartZygote(runtime) : nullptr;
     }
+    if (fork_ok) continue;
     if (!key.empty()) {
       std::string why = absl::StrCat(
           "cannot start Python workers with ", runtime.python_executable(),

@@ -78,6 +78,26 @@ TEST_F(PrivateClusterTest, StoreMemoryReturnsToBaselineWhenRefsDrop) {
       << StoreUsed(session) << " bytes still used";
 }
 
+// Refs inside an actor's creation arguments are held while it may restart,
+// and released once it is dead for good: killed, it no longer keeps the
+// object after its creator drops its own ref.
+TEST_F(PrivateClusterTest, RefsInsideAKilledActorsCreationArgsAreFreed) {
+  StartCluster(2, 256 * kMiB);
+  std::string session = SessionDir();
+  ASSERT_EQ(StoreUsed(session), 0);
+  auto inner = Put(Pattern(4 * kMiB));
+  auto holder = Actor(MakeCounterHolding).Remote(PatternRefs{inner});
+  int pid = *Get(holder.Task(&Counter::Pid).Remote(), 30000);
+  EXPECT_TRUE(WaitUntil([&] { return StoreUsed(session) >= 4 * kMiB; },
+                        absl::Seconds(5)));
+  Kill(holder);
+  ASSERT_TRUE(WaitUntil([&] { return kill(pid, 0) != 0; }, absl::Seconds(10)));
+  inner = ObjectRef<std::string>();
+  EXPECT_TRUE(
+      WaitUntil([&] { return StoreUsed(session) == 0; }, absl::Seconds(10)))
+      << StoreUsed(session) << " bytes still used: the creation's refs leaked";
+}
+
 TEST_F(PrivateClusterTest, AGetWhoseOwnerDiedFailsPromptly) {
   StartCluster(2, 256 * kMiB);
   auto made = Get(Task(PutInside).Remote(kMiB), 30000);

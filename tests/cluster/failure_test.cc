@@ -73,6 +73,38 @@ TEST_F(WorkerDeathTest, RetriesUsedUpGiveWorkerCrashedError) {
   EXPECT_EQ(*Get(Task(Echo).Remote(3), 30000), 3);
 }
 
+// An actor killed with -9 while it owns three 8 MiB puts: its raylet frees
+// them when it reaps the process, and the store is back where it was within
+// seconds. The head is frozen meanwhile (SIGSTOP): the free must not wait
+// on its WORKER_DEAD.
+TEST(WorkerDeath, AKilledWorkersPutsAreFreedByItsRaylet) {
+  // A frozen head must not declare the node dead meanwhile.
+  Cluster cluster({.num_cpus = 2, .node_timeout_ms = 30000});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  cluster.Connect();
+  auto used = [&] {
+    return RayletMetric(cluster.head().session_dir(),
+                        "loom_object_store_used_bytes");
+  };
+  double baseline = used();
+  auto keeper = Actor(MakeCounter).Remote(0);
+  int pid = 0;
+  for (int i = 0; i < 3; ++i) {
+    pid = *Get(keeper.Task(&Counter::KeepPut).Remote(int64_t{8} << 20), 30000);
+  }
+  const double puts = 3 * (8 << 20);
+  ASSERT_TRUE(
+      WaitUntil([&] { return used() >= baseline + puts; }, absl::Seconds(5)))
+      << used();
+  pid_t gcs = cluster.head().handle().pids.front();
+  ASSERT_EQ(kill(gcs, SIGSTOP), 0);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  bool freed = WaitUntil([&] { return used() <= baseline; }, absl::Seconds(5));
+  kill(gcs, SIGCONT);
+  EXPECT_TRUE(freed) << "still used: " << used() << " bytes (baseline "
+                     << baseline << ")";
+}
+
 TEST(NodeDeath, HeadSeesAKilledRayletAsDeadWithinItsTimeout) {
   Cluster cluster({.node_timeout_ms = 1000});
   ASSERT_TRUE(cluster.status().ok()) << cluster.status();

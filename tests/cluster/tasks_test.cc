@@ -1,6 +1,11 @@
 // Cluster tests: tasks end to end on real processes.
 #include <signal.h>
+#include <sys/mount.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -183,6 +188,64 @@ TEST_F(PrivateClusterTest, ThreeTimesTheStoreStaysReadableBySpilling) {
       },
       absl::Seconds(5)))
       << "left behind: " << RunCommand("ls -A " + session + "/spill").output;
+}
+
+// A tmpfs of `bytes` mounted on `dir` for the test's life (root only): a
+// disk that really fills, without touching the machine's.
+class SmallDisk {
+ public:
+  SmallDisk(const std::string& dir, int64_t bytes) : dir_(dir) {
+    std::string size = "size=" + std::to_string(bytes);
+    if (mount("tmpfs", dir.c_str(), "tmpfs", 0, size.c_str()) != 0) {
+      error_ = strerror(errno);
+    }
+  }
+  ~SmallDisk() {
+    if (error_.empty()) umount2(dir_.c_str(), MNT_DETACH);
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string dir_;
+  std::string error_;
+};
+
+TEST_F(PrivateClusterTest, AFullSpillDiskFailsNewPutsAndKeepsSpilledReadable) {
+  StartCluster(1, 32 << 20);
+  std::string spill =
+      std::filesystem::canonical(SessionDir() + "/spill").string();
+  SmallDisk disk(spill, 12 << 20);  // one 8 MiB object, not two
+  if (!disk.error().empty()) {
+    GTEST_SKIP() << "cannot mount a tmpfs on " << spill << ": " << disk.error();
+  }
+  std::vector<ObjectRef<Buffer>> refs;
+  std::vector<uint8_t> bytes(8 << 20);
+  std::string full;
+  for (int i = 0; i < 10 && full.empty(); ++i) {
+    std::fill(bytes.begin(), bytes.end(), static_cast<uint8_t>(i + 1));
+    try {
+      refs.push_back(Put(Buffer(bytes.data(), bytes.size(), nullptr)));
+    } catch (const ObjectStoreFullError& e) {
+      full = e.what();
+    }
+  }
+  // The store filled, then the disk: the error names the disk.
+  ASSERT_FALSE(full.empty()) << refs.size() << " puts of 8 MiB all fit";
+  EXPECT_THAT(full, HasSubstr(spill + " has "));
+  EXPECT_THAT(full, HasSubstr(" bytes free"));
+  EXPECT_GT(refs.size(), 3u) << full;  // one or more spilled first
+  EXPECT_FALSE(RunCommand("ls -A " + spill).output.empty());
+  // Every object put is readable, the spilled ones too.
+  for (size_t i = 0; i < refs.size(); ++i) {
+    try {
+      std::shared_ptr<Buffer> b = Get(refs[i], 30000);
+      ASSERT_EQ(b->size(), 8u << 20);
+      EXPECT_EQ(b->data()[0], i + 1);
+      EXPECT_EQ(b->data()[(8 << 20) - 1], i + 1);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "object " << i << ": " << e.what();
+    }
+  }
 }
 
 TEST_F(PrivateClusterTest, FiveDeepNestingOnOneCpu) {

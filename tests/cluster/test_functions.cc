@@ -190,13 +190,16 @@ int Counter::KeepPut(int64_t n) {
   return getpid();
 }
 Counter* MakeCounter(int start) { return new Counter(start); }
+Counter* MakeCounterHolding(PatternRefs refs) {
+  return new Counter(std::move(refs));
+}
 int AddThroughHandle(loom::ActorHandle<Counter> counter, int x) {
   return *loom::Get(counter.Task(&Counter::Add).Remote(x));
 }
-LOOM_REMOTE(MakeCounter, AddThroughHandle, &Counter::Add, &Counter::Get,
-            &Counter::Pid, &Counter::Append, &Counter::InOrder, &Counter::Sleep,
-            &Counter::RayletPid, &Counter::Gpus, &Counter::AddTo,
-            &Counter::KeepPut, &Counter::HostIps);
+LOOM_REMOTE(MakeCounter, MakeCounterHolding, AddThroughHandle, &Counter::Add,
+            &Counter::Get, &Counter::Pid, &Counter::Append, &Counter::InOrder,
+            &Counter::Sleep, &Counter::RayletPid, &Counter::Gpus,
+            &Counter::AddTo, &Counter::KeepPut, &Counter::HostIps);
 
 loom::CudaBuffer GpuWorker::Share(int64_t n) {
   std::string bytes = Pattern(n);

@@ -61,6 +61,9 @@ int64_t HoldBuffer(std::string path, loom::ObjectRef<loom::Buffer> ref, int ms);
 class Counter {
  public:
   explicit Counter(int start) : value_(start) {}
+  // Keeps `refs` (borrowed from its creator) for its life.
+  explicit Counter(std::vector<loom::ObjectRef<std::string>> refs)
+      : kept_(std::move(refs)), value_(0) {}
   int Add(int x) {
     value_ += x;
     return value_;
@@ -92,6 +95,9 @@ class Counter {
   bool in_order_ = true;
 };
 Counter* MakeCounter(int start);
+// A counter at 0 that holds refs it was created with (refs inside its
+// creation's arguments).
+Counter* MakeCounterHolding(PatternRefs refs);
 // Calls the actor from inside a task.
 int AddThroughHandle(loom::ActorHandle<Counter> counter, int x);
 

@@ -6,6 +6,7 @@
 # lease, in bounded time.
 
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -110,3 +111,60 @@ def test_a_driver_whose_raylet_died_gets_worker_crashed(processes):
     assert code == 0, err
     wait_until(lambda: not processes.leftovers(), timeout=30,
                what="the driver's cluster processes to exit")
+
+
+def python_fork_servers(raylet_pid):
+    """Pids of the raylet's Python fork servers (its children running
+    executor.zygote_main)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if ppid == raylet_pid and b"zygote_main" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+@loom.remote
+def wait_at_gate(started_dir, gate):
+    touch(os.path.join(started_dir, str(os.getpid())))
+    wait_for_file(gate)
+    return os.getpid()
+
+
+@pytest.mark.loom_timeout(120)
+def test_a_killed_fork_server_is_restarted(new_cluster, tmp_path):
+    new_cluster(num_cpus=2)  # two Python workers start with the driver
+    started, gate = tmp_path / "started", str(tmp_path / "gate")
+    started.mkdir()
+    touch(gate)
+    # The fork server has forked the driver's first workers.
+    loom.get(wait_at_gate.remote(str(started), gate), timeout=60)
+    [node] = loom.nodes()
+    [server] = python_fork_servers(node["Pid"])
+    os.kill(server, signal.SIGKILL)
+    wait_until(lambda: process_gone(server), what="the fork server to exit")
+    os.remove(gate)
+    shutil.rmtree(started)
+    started.mkdir()
+    # Four at once on two CPUs: two wait for workers the dead server would
+    # have forked.
+    half = wait_at_gate.options(num_cpus=0.5)
+    refs = [half.remote(str(started), gate) for _ in range(4)]
+    try:
+        wait_until(lambda: len(os.listdir(started)) == 4, timeout=60,
+                   what="four tasks running at once")
+    finally:
+        touch(gate)
+    assert len(set(loom.get(refs, timeout=60))) == 4
+    # A new fork server forked them, and serves later work too.
+    [again] = python_fork_servers(node["Pid"])
+    assert again != server
+    assert loom.get(wait_at_gate.remote(str(started), gate), timeout=60) > 0
