@@ -284,9 +284,10 @@ class CoreWorker {
   // gone): it was passed to Recover, and the caller waits for it again.
   bool FetchFromStore(std::vector<ObjectResult>& results,
                       const std::vector<ObjectId>& ids, int64_t timeout_ms);
-  // GetLayouts' one pass: empty when an object was lost (see Recover).
+  // GetLayouts' one pass; sets `lost` when an object was lost (see
+  // Recover), and the caller waits again.
   std::optional<std::vector<LayoutResult>> TryGetLayouts(
-      const std::vector<ObjectId>& ids, int64_t timeout_ms);
+      const std::vector<ObjectId>& ids, int64_t timeout_ms, bool* lost);
   // Lineage reconstruction (reconstruction.cc). `id`, last in `node`'s
   // store, has no copy left: makes it pending again and re-runs the task
   // that made it (first those of its lost arguments), or fails it with

@@ -71,14 +71,15 @@ std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::GetLayouts(
                             ? absl::InfiniteFuture()
                             : absl::Now() + absl::Milliseconds(timeout_ms);
   while (true) {
-    auto out = TryGetLayouts(ids, RemainingMs(deadline));
-    if (!out || !out->empty()) return out;
-    // Empty: an object was lost and is being rebuilt (or failed): again.
+    bool lost = false;
+    auto out = TryGetLayouts(ids, RemainingMs(deadline), &lost);
+    // An object was lost and is being rebuilt (or failed): wait again.
+    if (!lost) return out;
   }
 }
 
 std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::TryGetLayouts(
-    const std::vector<ObjectId>& ids, int64_t timeout_ms) {
+    const std::vector<ObjectId>& ids, int64_t timeout_ms, bool* lost) {
   auto results = WaitResults(ids, timeout_ms);
   if (!results) return std::nullopt;
   std::vector<LayoutResult> out(ids.size());
@@ -90,7 +91,8 @@ std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::TryGetLayouts(
       auto view = PinLocal(ids[i], *r.store_node, timeout_ms);
       if (view.status().code() == absl::StatusCode::kDataLoss) {
         Recover(ids[i], *r.store_node);
-        return std::vector<LayoutResult>();  // the pins taken go with `out`
+        *lost = true;
+        return std::nullopt;  // the pins taken go with `out`
       }
       if (!view.ok()) {
         out[i].error = MakeError(rpc::ErrorInfo::INVALID,

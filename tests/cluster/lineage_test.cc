@@ -38,11 +38,14 @@ ObjectRef<std::string> Chain(const std::string& path) {
 // Kills `node`'s raylet (its workers follow) and waits until the head
 // declares it dead.
 void KillNode(Cluster& cluster, Cluster::Node* node) {
+  auto before = ClusterStatus(cluster.address());
+  ASSERT_TRUE(before.ok()) << before.status();
+  int alive = CountNodes(*before, true);
   ASSERT_EQ(kill(node->raylet_pid(), SIGKILL), 0);
   ASSERT_TRUE(WaitUntil(
       [&] {
         auto s = ClusterStatus(cluster.address());
-        return s.ok() && CountNodes(*s, true) == 2;
+        return s.ok() && CountNodes(*s, true) == alive - 1;
       },
       absl::Seconds(20)));
 }
@@ -89,6 +92,30 @@ TEST(Lineage, AnObjectWhoseLineageWasEvictedSaysSo) {
     EXPECT_NE(what.find("evicted"), std::string::npos) << what;
     EXPECT_NE(what.find(doomed->id_hex().substr(0, 12)), std::string::npos)
         << what;
+  }
+}
+
+TEST(Lineage, AnActorTasksLostResultSaysItCannotBeRebuilt) {
+  Cluster cluster({.node_timeout_ms = 1000});
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  Cluster::Node* doomed = cluster.AddNode({.resources = {{"pool", 1}}});
+  ASSERT_NE(doomed, nullptr);
+  cluster.Connect();
+  auto counter = Actor(MakeCounter).SetResource("pool", 1).Remote(0);
+  auto bytes = counter.Task(&Counter::Bytes).Remote(int64_t{256} << 10);
+  auto [ready, unready] = loom::Wait(std::vector{bytes}, 1, 60000);
+  ASSERT_EQ(ready.size(), 1u);
+  KillNode(cluster, doomed);
+  try {
+    Get(bytes, 60000);
+    FAIL() << "expected ObjectLostError";
+  } catch (const ObjectLostError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find(doomed->id_hex().substr(0, 12) + ", which held its "
+                                                         "only copy, died"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("actor task's result"), std::string::npos) << what;
   }
 }
 

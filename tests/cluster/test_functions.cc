@@ -350,7 +350,7 @@ LOOM_REMOTE(MakeGpuWorker, &GpuWorker::Share, &GpuWorker::Read,
             &GpuWorker::Write, &GpuWorker::ReadKept, &GpuWorker::Pid,
             &GpuWorker::Join, &GpuWorker::RunCollectives, &GpuWorker::Leave);
 
-LOOM_REMOTE(Layer);
+LOOM_REMOTE(Layer, &Counter::Bytes);
 LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
             HoldBuffer);
 int PrintLine(std::string text, bool to_stderr) {

@@ -69,6 +69,8 @@ class Counter {
     return value_;
   }
   int Get() const { return value_; }
+  // n bytes of 'z' (in a store when above the inline limit).
+  std::string Bytes(int64_t n) const { return std::string(n, 'z'); }
   int Pid() const;
   int RayletPid() const;  // the raylet that started this worker
   std::string HostIps() const { return ::HostIps(); }
