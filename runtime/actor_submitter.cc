@@ -122,6 +122,13 @@ void ActorSubmitter::Pump(const ActorId& id) {
           // The value lands now, on gRPC's thread, so that a caller blocked
           // in Get wakes without waiting for the loop.
           if (s.ok()) {
+            const rpc::TaskSpec& spec = call->push_req.spec();
+            if (options_.lineage && ReturnsInStore(call->push_reply)) {
+              options_.lineage->Unrecoverable(
+                  *TaskId::FromBinary(spec.task_id()), spec.num_returns(),
+                  "it is an actor task's result, and actor tasks are not "
+                  "re-run to rebuild their results");
+            }
             ApplyReply(options_.objects, options_.self_address,
                        call->push_req.spec(), call->push_reply);
           }

@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "proto/gcs.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
+#include "runtime/lineage.h"
 #include "runtime/object_table.h"
 #include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
@@ -41,6 +42,7 @@ class ActorSubmitter {
     std::string gcs_address;
     std::string self_address;
     ClientPool* clients = nullptr;  // the actors' workers; required
+    Lineage* lineage = nullptr;     // told which results cannot be rebuilt
   };
   explicit ActorSubmitter(Options options);
   ~ActorSubmitter();

@@ -128,6 +128,7 @@ void InitWithRuntime(const InitOptions& options,
   CoreWorker::Options cw_options;
   cw_options.code_search_path = options.code_search_path;
   cw_options.log_to_driver = options.log_to_driver;
+  cw_options.max_lineage_bytes = options.max_lineage_bytes;
   cw_options.runtime = runtime;
   if (options.address.empty()) {
     ClusterOptions cluster;

@@ -3,11 +3,13 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "object_store/layout.h"
@@ -15,6 +17,7 @@
 #include "runtime/actor_submitter.h"
 #include "runtime/core_worker_service.h"
 #include "runtime/driver_logs.h"
+#include "runtime/lineage.h"
 #include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
@@ -39,7 +42,28 @@ absl::Time Deadline(int64_t timeout_ms) {
                         : absl::Now() + absl::Milliseconds(timeout_ms);
 }
 
+// How long a pull retries a source that does not answer, before the head
+// declares its node dead (the head's node timeout is 5 s by default).
+constexpr absl::Duration kUnreachableSourceWait = absl::Seconds(30);
+
 }  // namespace
+
+int64_t RemainingMs(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return -1;
+  return std::max<int64_t>(0,
+                           absl::ToInt64Milliseconds(deadline - absl::Now()));
+}
+
+namespace {}  // namespace
+
+int64_t MaxLineageBytes(const CoreWorker::Options& options) {
+  if (options.max_lineage_bytes >= 0) return options.max_lineage_bytes;
+  const char* env = std::getenv("LOOM_MAX_LINEAGE_BYTES");
+  int64_t bytes = 0;
+  if (env && absl::SimpleAtoi(env, &bytes) && bytes >= 0) return bytes;
+  if (env) spdlog::warn("ignoring LOOM_MAX_LINEAGE_BYTES={}: not bytes", env);
+  return kDefaultMaxLineageBytes;
+}
 
 CoreWorker::CoreWorker(Options options)
     : options_(std::move(options)),
@@ -62,7 +86,9 @@ absl::Status CoreWorker::Connect() {
   server_ = std::move(*server);
   address_ = absl::StrCat(options_.host, ":", port_);
   owners_ = std::make_unique<OwnerClient>(&loop_, &clients_);
+  lineage_ = std::make_unique<Lineage>(MaxLineageBytes(options_), &objects_);
   objects_.set_on_owned_free([this](const ObjectId& id) {
+    lineage_->OnFreed(id);
     std::optional<ActorId> actor;
     {
       absl::MutexLock lock(&handles_mu_);
@@ -296,9 +322,12 @@ std::optional<std::vector<ObjectResult>> CoreWorker::WaitResults(
 
 std::optional<std::vector<ObjectResult>> CoreWorker::Get(
     const std::vector<ObjectId>& ids, int64_t timeout_ms) {
-  auto results = WaitResults(ids, timeout_ms);
-  if (results) FetchFromStore(*results, ids, timeout_ms);
-  return results;
+  absl::Time deadline = Deadline(timeout_ms);
+  while (true) {
+    // A lost object is pending again (being rebuilt) or failed: wait anew.
+    auto results = WaitResults(ids, RemainingMs(deadline));
+    if (!results || !FetchFromStore(*results, ids, timeout_ms)) return results;
+  }
 }
 
 ObjectId CoreWorker::NextPutId() {
@@ -330,8 +359,18 @@ absl::StatusOr<ObjectId> CoreWorker::PutRaw(std::string_view data,
 
 std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
                                                         int64_t timeout_ms) {
-  auto results = WaitResults({id}, timeout_ms);
-  if (!results) return std::nullopt;
+  absl::Time deadline = Deadline(timeout_ms);
+  std::optional<std::vector<ObjectResult>> results;
+  absl::StatusOr<ObjectView> view = absl::UnknownError("not read");
+  while (true) {
+    results = WaitResults({id}, RemainingMs(deadline));
+    if (!results) return std::nullopt;
+    ObjectResult& r = (*results)[0];
+    if (r.error || !r.store_node) break;
+    view = PinLocal(id, *r.store_node, timeout_ms);
+    if (view.status().code() != absl::StatusCode::kDataLoss) break;
+    Recover(id, *r.store_node);  // then wait for it again
+  }
   ObjectResult& r = (*results)[0];
   RawResult out;
   if (r.error) {
@@ -339,7 +378,6 @@ std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
     return out;
   }
   if (r.store_node) {
-    auto view = PinLocal(id, *r.store_node, timeout_ms);
     if (!view.ok()) {
       out.error = MakeError(rpc::ErrorInfo::INVALID,
                             std::string(view.status().message()));
@@ -517,7 +555,19 @@ absl::Status CoreWorker::MakeLocal(const ObjectId& id, const NodeId& node) {
   if (!store_)
     return absl::FailedPreconditionError("this process has no object store");
   if (node == node_id_) return absl::OkStatus();
-  return raylet_->PullObject(id, node);
+  absl::Status s = raylet_->PullObject(id, node);
+  // A node killed moments ago does not answer until the head declares it
+  // dead; from then on a pull that finds no live copy says NOT_FOUND.
+  absl::Time until = absl::Now() + kUnreachableSourceWait;
+  while (s.code() == absl::StatusCode::kUnavailable && absl::Now() < until &&
+         !shut_down_) {
+    absl::SleepFor(absl::Milliseconds(200));
+    s = raylet_->PullObject(id, node);
+  }
+  if (s.code() == absl::StatusCode::kNotFound) {
+    return absl::DataLossError(s.message());
+  }
+  return s;
 }
 
 absl::StatusOr<ObjectView> CoreWorker::PinLocal(const ObjectId& id,
@@ -526,6 +576,16 @@ absl::StatusOr<ObjectView> CoreWorker::PinLocal(const ObjectId& id,
   absl::Status local = MakeLocal(id, node);
   if (!local.ok()) return local;
   auto views = store_->Get({id}, timeout_ms < 0 ? 30000 : timeout_ms);
+  if (node == node_id_ &&
+      views.status().code() == absl::StatusCode::kUnavailable) {
+    // This node's store does not answer: its raylet died. The copy is lost
+    // once the head, declaring the node dead, knows no other.
+    absl::Time until = absl::Now() + kUnreachableSourceWait;
+    while (HasLiveCopy(id) && absl::Now() < until && !shut_down_) {
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    if (!HasLiveCopy(id)) return absl::DataLossError(views.status().message());
+  }
   if (!views.ok()) return views.status();
   if (!(*views)[0]) {
     return absl::NotFoundError(absl::StrCat(
@@ -534,13 +594,19 @@ absl::StatusOr<ObjectView> CoreWorker::PinLocal(const ObjectId& id,
   return *(*views)[0];
 }
 
-void CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
+bool CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
                                 const std::vector<ObjectId>& ids,
                                 int64_t timeout_ms) {
+  bool lost = false;
   for (size_t i = 0; i < results.size(); ++i) {
     ObjectResult& r = results[i];
     if (!r.store_node) continue;
     auto view = PinLocal(ids[i], *r.store_node, timeout_ms);
+    if (view.status().code() == absl::StatusCode::kDataLoss) {
+      Recover(ids[i], *r.store_node);
+      lost = true;
+      continue;
+    }
     if (!view.ok()) {
       r.error = MakeError(rpc::ErrorInfo::INVALID,
                           std::string(view.status().message()));
@@ -558,6 +624,7 @@ void CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
     r.store_node.reset();
     store_->Release(ids[i]).IgnoreError();
   }
+  return lost;
 }
 
 void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
@@ -687,11 +754,13 @@ void CoreWorker::StartSubmitters(
     const std::vector<std::string>& code_search_path) {
   submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
       &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
-      options_.worker_id, code_search_path, address_, &clients_});
+      options_.worker_id, code_search_path, address_, &clients_,
+      lineage_.get()});
   submitter_->set_runtime(options_.runtime);
   if (!options_.gcs_address.empty()) {
-    actor_submitter_ = std::make_unique<ActorSubmitter>(ActorSubmitter::Options{
-        &loop_, &objects_, options_.gcs_address, address_, &clients_});
+    actor_submitter_ = std::make_unique<ActorSubmitter>(
+        ActorSubmitter::Options{&loop_, &objects_, options_.gcs_address,
+                                address_, &clients_, lineage_.get()});
   }
 }
 

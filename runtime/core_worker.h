@@ -42,6 +42,7 @@ class Service;
 namespace loom {
 
 class TaskSubmitter;
+class Lineage;
 class ObjectStoreClient;
 struct ObjectView;
 struct TaskCounters;
@@ -92,6 +93,9 @@ class CoreWorker {
     // job's tasks runs (loom-worker points its stdout and stderr at files
     // its raylet follows; see src/raylet/log_monitor.h).
     std::function<void(const JobId&)> on_job;
+    // Bytes of task specs kept to rebuild lost objects (lineage.h); -1:
+    // $LOOM_MAX_LINEAGE_BYTES, else kDefaultMaxLineageBytes. 0 keeps none.
+    int64_t max_lineage_bytes = -1;
   };
   static absl::StatusOr<std::unique_ptr<CoreWorker>> Create(Options options);
   ~CoreWorker();
@@ -276,8 +280,21 @@ class CoreWorker {
                                       int64_t timeout_ms);
   template <typename Fn>
   auto WhileBlocked(const std::vector<ObjectId>& ids, Fn wait);
-  void FetchFromStore(std::vector<ObjectResult>& results,
+  // Reads in-store results into values. True when one was lost (every copy
+  // gone): it was passed to Recover, and the caller waits for it again.
+  bool FetchFromStore(std::vector<ObjectResult>& results,
                       const std::vector<ObjectId>& ids, int64_t timeout_ms);
+  // GetLayouts' one pass; sets `lost` when an object was lost (see
+  // Recover), and the caller waits again.
+  std::optional<std::vector<LayoutResult>> TryGetLayouts(
+      const std::vector<ObjectId>& ids, int64_t timeout_ms, bool* lost);
+  // Lineage reconstruction (reconstruction.cc). `id`, last in `node`'s
+  // store, has no copy left: makes it pending again and re-runs the task
+  // that made it (first those of its lost arguments), or fails it with
+  // OBJECT_LOST saying why it cannot be rebuilt.
+  void Recover(const ObjectId& id, const NodeId& node);
+  // Whether the head's directory knows a copy on a live node.
+  bool HasLiveCopy(const ObjectId& id);
   TaskId NextTaskId();
   void ReportStatsPeriodically();
   void ReportStats();
@@ -322,6 +339,7 @@ class CoreWorker {
   ClientPool clients_;  // outgoing calls: raylets, workers, owners
   std::unique_ptr<OwnerClient> owners_;  // uses loop_
   std::unique_ptr<TaskCounters> counters_;
+  std::unique_ptr<Lineage> lineage_;  // before the submitters that feed it
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<ActorSubmitter> actor_submitter_;
   std::unique_ptr<HeadEvents> head_events_;  // node and actor deaths
@@ -382,6 +400,11 @@ class CoreWorker {
   absl::flat_hash_map<std::string, CallerQueue> callers_
       ABSL_GUARDED_BY(exec_mu_);
 };
+
+// Options::max_lineage_bytes, or what $LOOM_MAX_LINEAGE_BYTES says.
+int64_t MaxLineageBytes(const CoreWorker::Options& options);
+// Milliseconds left until `deadline` (-1: none; 0 once past).
+int64_t RemainingMs(absl::Time deadline);
 
 // The process's core worker for the API (null before Init / after Shutdown).
 CoreWorker* GlobalCoreWorker();

@@ -67,6 +67,19 @@ absl::StatusOr<ObjectId> CoreWorker::PutLayout(
 
 std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::GetLayouts(
     const std::vector<ObjectId>& ids, int64_t timeout_ms) {
+  absl::Time deadline = timeout_ms < 0
+                            ? absl::InfiniteFuture()
+                            : absl::Now() + absl::Milliseconds(timeout_ms);
+  while (true) {
+    bool lost = false;
+    auto out = TryGetLayouts(ids, RemainingMs(deadline), &lost);
+    // An object was lost and is being rebuilt (or failed): wait again.
+    if (!lost) return out;
+  }
+}
+
+std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::TryGetLayouts(
+    const std::vector<ObjectId>& ids, int64_t timeout_ms, bool* lost) {
   auto results = WaitResults(ids, timeout_ms);
   if (!results) return std::nullopt;
   std::vector<LayoutResult> out(ids.size());
@@ -76,6 +89,11 @@ std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::GetLayouts(
       out[i].error = std::move(r.error);
     } else if (r.store_node) {
       auto view = PinLocal(ids[i], *r.store_node, timeout_ms);
+      if (view.status().code() == absl::StatusCode::kDataLoss) {
+        Recover(ids[i], *r.store_node);
+        *lost = true;
+        return std::nullopt;  // the pins taken go with `out`
+      }
       if (!view.ok()) {
         out[i].error = MakeError(rpc::ErrorInfo::INVALID,
                                  std::string(view.status().message()));

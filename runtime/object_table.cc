@@ -56,6 +56,18 @@ void ObjectTable::Resolve(const ObjectId& id, ObjectResult result) {
   for (auto& cb : callbacks) cb();
 }
 
+bool ObjectTable::Unready(const ObjectId& id,
+                          const std::optional<NodeId>& node) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || !it->second.ready) return false;
+  Entry& e = it->second;
+  if (node && e.result.store_node != node) return false;
+  e.ready = false;
+  e.result = ObjectResult();
+  return true;
+}
+
 void ObjectTable::Freed(const ObjectId& id, Entry e) {
   if (e.owner.empty()) {
     if (e.result.store_node && on_free_) on_free_(id, *e.result.store_node);

@@ -91,6 +91,9 @@ class ObjectTable {
   std::vector<bool> Wait(const std::vector<ObjectId>& ids, size_t num_ready,
                          absl::Time deadline);
 
+  // Makes a ready object pending again (it is being rebuilt): true when it
+  // was ready and, given `node`, in that node's store. Readers wait anew.
+  bool Unready(const ObjectId& id, const std::optional<NodeId>& node);
   // Makes every object still pending an error (the process shuts down).
   void FailPending(const rpc::ErrorInfo& error);
   // References to an id this table does not hold are ignored (false).

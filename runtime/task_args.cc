@@ -95,6 +95,15 @@ std::vector<ObjectId> ReturnIds(const rpc::TaskSpec& spec) {
   return ids;
 }
 
+bool ReturnsInStore(const rpc::PushTaskReply& reply) {
+  if (!reply.ok()) return false;
+  if (reply.in_store()) return true;
+  for (const auto& r : reply.returns()) {
+    if (r.in_store()) return true;
+  }
+  return false;
+}
+
 void SetReturnsError(ObjectTable* objects, const rpc::TaskSpec& spec,
                      const rpc::ErrorInfo& error) {
   for (const ObjectId& id : ReturnIds(spec)) objects->SetError(id, error);

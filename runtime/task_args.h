@@ -45,6 +45,9 @@ absl::StatusOr<rpc::SchedulingStrategy> StrategyToProto(
 
 // The objects a task returns: ForReturn(task, 1..num_returns).
 std::vector<ObjectId> ReturnIds(const rpc::TaskSpec& spec);
+// Whether a successful reply left a return value in an object store (only
+// those can be lost with a node, and need lineage).
+bool ReturnsInStore(const rpc::PushTaskReply& reply);
 // Fails every object the task returns with `error`.
 void SetReturnsError(ObjectTable* objects, const rpc::TaskSpec& spec,
                      const rpc::ErrorInfo& error);

@@ -99,6 +99,14 @@ void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key) {
       });
 }
 
+void TaskSubmitter::Resubmit(rpc::TaskSpec spec, std::string key) {
+  options_.counters->retried++;
+  options_.loop->Post(
+      [this, spec = std::move(spec), key = std::move(key)]() mutable {
+        Resolve(std::move(spec), std::move(key));
+      });
+}
+
 void TaskSubmitter::Resolve(rpc::TaskSpec spec, std::string key) {
   // Each dependency is held (SubmitTask took a reference) until it is
   // inlined; then the task is enqueued on the loop.
@@ -365,7 +373,7 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
         // Get wakes without waiting for the loop; bookkeeping follows there.
         if (s.ok()) {
           lease->answered.fetch_add(1);
-          ResolveReturn(call);
+          ResolveReturn(call, key);
         }
         options_.loop->Post([this, call, lease, key, s] {
           lease->pushes.erase(&call->ctx);
@@ -502,7 +510,21 @@ void TaskSubmitter::Cancel(const TaskId& task, bool force) {
   });
 }
 
-void TaskSubmitter::ResolveReturn(Call* call) {
+void TaskSubmitter::ResolveReturn(Call* call, const std::string& key) {
+  // Lineage first, while the returns are still pending in the table: their
+  // frees count it down from then on. Small values live in the table and
+  // are never lost: the fast path keeps nothing.
+  const rpc::TaskSpec& spec = call->push_req.spec();
+  if (options_.lineage && ReturnsInStore(call->push_reply)) {
+    if (spec.contained_size() > 0) {
+      options_.lineage->Unrecoverable(
+          *TaskId::FromBinary(spec.task_id()), spec.num_returns(),
+          "its task's arguments carried object refs, and lineage is not "
+          "kept for such tasks");
+    } else {
+      options_.lineage->Record(spec, key);
+    }
+  }
   ApplyReply(options_.objects, options_.self_address, call->push_req.spec(),
              call->push_reply);
 }

@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "proto/raylet.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
+#include "runtime/lineage.h"
 #include "runtime/object_table.h"
 #include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
@@ -56,6 +57,8 @@ class TaskSubmitter {
     std::vector<std::string> code_search_path;
     std::string self_address;       // this core worker's, host:port
     ClientPool* clients = nullptr;  // raylets and leased workers; required
+    // Keeps the spec of each task whose return lands in a store (null: none).
+    Lineage* lineage = nullptr;
     absl::Duration lease_idle_timeout = absl::Seconds(1);
     int max_inflight_per_worker = 64;
     // SPREAD keys: lease requests in flight at once, and how tasks are
@@ -73,6 +76,10 @@ class TaskSubmitter {
   // `key` names the task's resource shape and function; tasks with one key
   // share leases.
   void Submit(rpc::TaskSpec spec, std::string key);
+  // Thread-safe. Runs a task again to rebuild its lost returns (pending in
+  // the table again); the caller holds a reference on each ref argument, as
+  // for Submit. `spec`'s ref arguments name no store node.
+  void Resubmit(rpc::TaskSpec spec, std::string key);
   // On the loop. The head declared `node_id` dead: tasks in flight on
   // workers there are retried now (as their max_retries allow), without
   // waiting for their connections to break.
@@ -104,7 +111,7 @@ class TaskSubmitter {
             rpc::TaskSpec spec);
   void OnPushReply(const std::string& key, const std::shared_ptr<Lease>& lease,
                    Call* call, const grpc::Status& s);
-  void ResolveReturn(Call* call);
+  void ResolveReturn(Call* call, const std::string& key);
   void DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
                  bool failed);
   // A lease dropped as failed: runs `then` once its raylet has said why the

@@ -46,6 +46,10 @@ struct InitOptions {
   // stdout and stderr as "(pid=N, ip=IP) line". Shutdown() prints the last
   // lines first (waiting up to 2 s for them).
   bool log_to_driver = true;
+  // Bytes of task specs this process keeps to rebuild lost objects from
+  // their lineage, oldest evicted first (-1: $LOOM_MAX_LINEAGE_BYTES, else
+  // 64 MiB; 0: none, and lost task results fail with ObjectLostError).
+  int64_t max_lineage_bytes = -1;
 };
 
 // Throws loom::Error when the cluster cannot be started or joined.

@@ -39,9 +39,10 @@ void Init(const std::string& address, int num_cpus, int num_gpus,
           std::map<std::string, double> resources, int64_t object_store_memory,
           const std::string& session_root, const std::string& executable,
           const std::vector<std::string>& path, const std::string& cwd,
-          bool log_to_driver) {
+          bool log_to_driver, int64_t max_lineage_bytes) {
   InitOptions options;
   options.log_to_driver = log_to_driver;
+  options.max_lineage_bytes = max_lineage_bytes;
   options.address = address;
   options.num_cpus = num_cpus;
   options.num_gpus = num_gpus;

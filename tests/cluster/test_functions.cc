@@ -96,6 +96,11 @@ std::string Pattern(int64_t n) {
   return s;
 }
 
+std::string Layer(std::string path, std::string below, int n) {
+  std::ofstream(path, std::ios::app) << n << "\n";
+  return below + std::string(128 << 10, static_cast<char>('a' + n));
+}
+
 bool IsPattern(std::string s) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] != static_cast<char>((i * 31 + 7) % 251)) return false;
@@ -348,6 +353,7 @@ LOOM_REMOTE(MakeGpuWorker, &GpuWorker::Share, &GpuWorker::Read,
             &GpuWorker::Write, &GpuWorker::ReadKept, &GpuWorker::Pid,
             &GpuWorker::Join, &GpuWorker::RunCollectives, &GpuWorker::Leave);
 
+LOOM_REMOTE(Layer, &Counter::Bytes);
 LOOM_REMOTE(Pattern, IsPattern, PutInside, AllPatterns, PassThrough, SizeOfRef,
             HoldBuffer);
 int PrintLine(std::string text, bool to_stderr) {

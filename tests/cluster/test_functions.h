@@ -42,6 +42,9 @@ std::vector<int> Range(int n);
 std::string Pattern(int64_t n);
 // Whether s is Pattern(s.size()).
 bool IsPattern(std::string s);
+// Lineage: `below` then 128 KiB of the letter 'a' + n (so in a store);
+// appends "n\n" to `path` each time it runs.
+std::string Layer(std::string path, std::string below, int n);
 
 // Borrowing. Puts Pattern(n) in this worker (its owner) and returns a ref
 // to it inside a vector, with the worker's pid.
@@ -69,6 +72,8 @@ class Counter {
     return value_;
   }
   int Get() const { return value_; }
+  // n bytes of 'z' (in a store when above the inline limit).
+  std::string Bytes(int64_t n) const { return std::string(n, 'z'); }
   int Pid() const;
   int RayletPid() const;  // the raylet that started this worker
   std::string HostIps() const { return ::HostIps(); }

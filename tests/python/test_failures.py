@@ -3,7 +3,8 @@
 # Node failures as docs/operations.md promises them: tasks running on a
 # raylet killed with -9 are retried elsewhere and their results arrive; a
 # driver whose own raylet died gets WorkerCrashedError for work it cannot
-# lease, in bounded time.
+# lease, in bounded time; objects lost with a node are rebuilt from lineage
+# or fail with ObjectLostError saying why.
 
 import os
 import shutil
@@ -14,6 +15,7 @@ import uuid
 import pytest
 
 import loom
+from loom.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from conftest import process_gone, touch, wait_for_file, wait_until
 from test_scheduling import four_nodes  # noqa: F401 - the fixture
 
@@ -168,3 +170,63 @@ def test_a_killed_fork_server_is_restarted(new_cluster, tmp_path):
     [again] = python_fork_servers(node["Pid"])
     assert again != server
     assert loom.get(wait_at_gate.remote(str(started), gate), timeout=60) > 0
+
+
+@loom.remote
+def layer(below, n):
+    """`below` and 256 KiB of the letter 'a' + n: above the inline limit, so
+    each result lives in the store of the node that made it."""
+    return below + bytes([ord("a") + n]) * (256 << 10)
+
+
+@pytest.mark.loom_timeout(180)
+def test_a_chain_lost_with_its_node_is_rebuilt(four_nodes):
+    # Not the driver's own node: its raylet serves the driver's leases.
+    driver_node = loom.get_runtime_context().get_node_id()
+    victim = next(n for n in four_nodes if n != driver_node)
+    there = layer.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        victim, soft=True))
+    a = there.remote(b"", 0)
+    b = there.remote(a, 1)
+    c = there.remote(b, 2)
+    # Done there, and read nowhere else: the only copies are on the victim.
+    ready, _ = loom.wait([c], timeout=60)
+    assert ready == [c]
+    pid = next(n["Pid"] for n in loom.nodes() if n["NodeID"] == victim)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not next(n["Alive"] for n in loom.nodes()
+                                if n["NodeID"] == victim),
+               timeout=4 * NODE_TIMEOUT_S, what="the node declared dead")
+    expected = b"".join(bytes([ord("a") + n]) * (256 << 10) for n in range(3))
+    assert loom.get(c, timeout=120) == expected
+    assert loom.get(a, timeout=60) == expected[:256 << 10]
+
+
+LOST_PUT_DRIVER = """
+    import os, time
+    import loom
+    from loom.exceptions import ObjectLostError
+
+    loom.init(num_cpus=1)
+    ref = loom.put(b"x" * (1 << 20))
+    [node] = loom.nodes()
+    os.kill(node["Pid"], 9)
+    # The head declares the node dead after its timeout.
+    while next(n["Alive"] for n in loom.nodes()):
+        time.sleep(0.05)
+    try:
+        loom.get(ref, timeout=60)
+        print("GOT A VALUE", flush=True)
+    except ObjectLostError as e:
+        print(f"LOST {node['NodeID']}: {e}", flush=True)
+"""
+
+
+@pytest.mark.loom_timeout(120)
+def test_a_put_lost_with_its_node_raises_object_lost_error(processes):
+    code, out, err = processes.run_driver(LOST_PUT_DRIVER, timeout=100)
+    assert "LOST " in out, (out, err)
+    node, message = out.split("LOST ")[1].split(": ", 1)
+    assert "was made by put" in message and "cannot be rebuilt" in message
+    assert f"node {node[:12]}" in message and "died" in message, message
+    assert code == 0, err

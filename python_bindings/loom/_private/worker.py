@@ -27,7 +27,8 @@ def _bin_dir():
 
 def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
          namespace=None, object_store_memory=None, ignore_reinit_error=False,
-         log_to_driver=True, _session_root=None, **unsupported):
+         log_to_driver=True, _session_root=None, _system_config=None,
+         **unsupported):
     if unsupported:
         raise TypeError("loom.init() does not support: " +
                         ", ".join(sorted(unsupported)))
@@ -64,6 +65,16 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
                                  f"resources={{'{k}': ...}}")
         if namespace is not None and not isinstance(namespace, str):
             raise ValueError("namespace must be a string")
+        # Core worker settings: max_lineage_bytes (bytes of task specs kept
+        # to rebuild lost objects; default $LOOM_MAX_LINEAGE_BYTES or 64 MiB).
+        system_config = dict(_system_config or {})
+        max_lineage_bytes = system_config.pop("max_lineage_bytes", -1)
+        if system_config:
+            raise ValueError("_system_config does not support: " +
+                             ", ".join(sorted(system_config)))
+        if not isinstance(max_lineage_bytes, int) or max_lineage_bytes < -1:
+            raise ValueError("max_lineage_bytes must be an int >= 0, got "
+                             f"{max_lineage_bytes!r}")
         bins = _bin_dir()
         if bins and "LOOM_BIN_DIR" not in os.environ:
             os.environ["LOOM_BIN_DIR"] = bins
@@ -72,7 +83,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
                        -1 if num_gpus is None else num_gpus, resources,
                        int(object_store_memory or 0), _session_root or "",
                        sys.executable, [p for p in sys.path],
-                       os.getcwd(), bool(log_to_driver))
+                       os.getcwd(), bool(log_to_driver), max_lineage_bytes)
         except RuntimeError as e:
             raise ConnectionError(str(e)) from None
         _state["namespace"] = namespace
