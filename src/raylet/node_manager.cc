@@ -16,6 +16,9 @@
 namespace loom::raylet {
 namespace {
 
+// See PendingLease::join_failures.
+constexpr int kMaxJoinFailures = 3;
+
 constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
 
 // Heartbeats carry no negative quantities (lending can dip below zero).
@@ -357,7 +360,16 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
             return;
           }
           PendingLease& p = pit->second;
-          if (lit == leases_.end()) {  // the worker died meanwhile: retry
+          // The worker died meanwhile, or as it joined (the call broke
+          // rather than the worker refusing): a system failure, so the
+          // request waits for another worker, unless workers keep dying
+          // as they join (code that crashes its process as it loads).
+          bool broke = !s.ok() && !absl::IsInvalidArgument(s) &&
+                       !absl::IsFailedPrecondition(s) && !absl::IsNotFound(s) &&
+                       !absl::IsPermissionDenied(s);
+          if (lit == leases_.end() ||
+              (broke && ++p.join_failures <= kMaxJoinFailures)) {
+            if (lit != leases_.end()) ReleaseLease(lease_id, true);
             auto demand = ResourcesFromProto(p.req.resources());
             queue_.Add(handle, *demand, !p.req.no_spillback(),
                        options_.clock->Now(), *LeaseStrategy(p.req));

@@ -129,6 +129,9 @@ class NodeManager {
     Done done;
     JobId job;
     WorkerId requester;
+    // Workers that died as they were joining the job for it: tried again
+    // (a system failure) up to kMaxJoinFailures, then refused.
+    int join_failures = 0;
   };
   struct Grant {  // resources taken, waiting for a worker
     uint64_t handle;
