@@ -643,10 +643,8 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
       if (view.ok()) pinned.push_back(*id);
       if (!bytes.ok()) {
         reply->set_ok(false);
-        *reply->mutable_error() = MakeError(
-            rpc::ErrorInfo::INVALID,
-            absl::StrCat("cannot read an argument: ", bytes.status().message()),
-            spec.function_name());
+        *reply->mutable_error() = ArgumentError(
+            id.ok() ? *id : ObjectId(), bytes.status(), spec.function_name());
         for (const auto& p : pinned) store_->Release(p).IgnoreError();
         return;
       }
@@ -754,8 +752,12 @@ void CoreWorker::StartSubmitters(
     const std::vector<std::string>& code_search_path) {
   submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
       &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
-      options_.worker_id, code_search_path, address_, &clients_,
-      lineage_.get()});
+      options_.worker_id, code_search_path, address_, &clients_, lineage_.get(),
+      [this](const ObjectId& id, const NodeId& node) {
+        // A copy may live elsewhere (the task pulls it on its next run);
+        // if not, it is rebuilt as a get would.
+        if (!HasLiveCopy(id)) Recover(id, node);
+      }});
   submitter_->set_runtime(options_.runtime);
   if (!options_.gcs_address.empty()) {
     actor_submitter_ = std::make_unique<ActorSubmitter>(

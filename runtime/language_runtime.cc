@@ -13,6 +13,7 @@
 #include "runtime/actor_submitter.h"
 #include "runtime/core_worker.h"
 #include "runtime/raylet_client.h"
+#include "runtime/task_args.h"
 #include "runtime/task_submitter.h"
 #include "runtime/worker_checks.h"
 #include "src/common/auth.h"
@@ -143,10 +144,8 @@ void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
     if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000);
     if (!view.ok()) {
       reply->set_ok(false);
-      *reply->mutable_error() = MakeError(
-          rpc::ErrorInfo::INVALID,
-          absl::StrCat("cannot read an argument: ", view.status().message()),
-          spec.function_name());
+      *reply->mutable_error() = ArgumentError(
+          id.ok() ? *id : ObjectId(), view.status(), spec.function_name());
       absl::MutexLock lock(&exec_mu_);
       running_.erase(spec.task_id());
       return Finish(*e);

@@ -153,4 +153,28 @@ void ApplyReply(ObjectTable* objects, const std::string& self_address,
   }
 }
 
+rpc::ErrorInfo ArgumentError(const ObjectId& id, const absl::Status& why,
+                             const std::string& function_name) {
+  std::string text = absl::StrCat("cannot read an argument: ", why.message());
+  // DataLoss: no live copy is left (CoreWorker::PinLocal).
+  if (!absl::IsDataLoss(why) && !absl::IsNotFound(why) &&
+      !absl::IsUnavailable(why)) {
+    return MakeError(rpc::ErrorInfo::INVALID, text, function_name);
+  }
+  rpc::ErrorInfo e = MakeError(rpc::ErrorInfo::OBJECT_LOST, text, function_name,
+                               kArgumentLost);
+  e.set_data(id.Binary());
+  return e;
+}
+
+std::optional<ObjectId> ArgumentLost(const rpc::PushTaskReply& reply) {
+  if (reply.ok() || reply.error().kind() != rpc::ErrorInfo::OBJECT_LOST ||
+      reply.error().type() != kArgumentLost) {
+    return std::nullopt;
+  }
+  auto id = ObjectId::FromBinary(reply.error().data());
+  if (!id.ok()) return std::nullopt;
+  return *id;
+}
+
 }  // namespace loom

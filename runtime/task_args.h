@@ -48,6 +48,17 @@ std::vector<ObjectId> ReturnIds(const rpc::TaskSpec& spec);
 // Whether a successful reply left a return value in an object store (only
 // those can be lost with a node, and need lineage).
 bool ReturnsInStore(const rpc::PushTaskReply& reply);
+
+// The error of a task whose argument `id` its worker could not read. When
+// no live copy could be pulled (the node holding it died) it is
+// OBJECT_LOST of type kArgumentLost with the id in `data`: the owner
+// rebuilds the argument and runs the task again (ArgumentLost). Otherwise
+// INVALID.
+inline constexpr char kArgumentLost[] = "ArgumentLost";
+rpc::ErrorInfo ArgumentError(const ObjectId& id, const absl::Status& why,
+                             const std::string& function_name);
+// The argument a reply says was lost, if it says so.
+std::optional<ObjectId> ArgumentLost(const rpc::PushTaskReply& reply);
 // Fails every object the task returns with `error`.
 void SetReturnsError(ObjectTable* objects, const rpc::TaskSpec& spec,
                      const rpc::ErrorInfo& error);

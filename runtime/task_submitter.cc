@@ -373,7 +373,7 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
         // Get wakes without waiting for the loop; bookkeeping follows there.
         if (s.ok()) {
           lease->answered.fetch_add(1);
-          ResolveReturn(call, key);
+          if (!RunsAgainForLostArgument(*call)) ResolveReturn(call, key);
         }
         options_.loop->Post([this, call, lease, key, s] {
           lease->pushes.erase(&call->ctx);
@@ -397,6 +397,25 @@ void TaskSubmitter::OnPushReply(const std::string& key,
     if (!lease->dead) DropLease(ks, lease, true);
     Fail(spec, MakeError(rpc::ErrorInfo::TASK_CANCELLED,
                          "the task was cancelled while it ran (force)"));
+  } else if (s.ok() && RunsAgainForLostArgument(*call)) {
+    // A system failure: the argument is rebuilt (or found elsewhere) and
+    // the task runs again once it is ready, as a retry.
+    ObjectId lost = *ArgumentLost(call->push_reply);
+    rpc::TaskSpec retry = spec;
+    retry.set_attempt(retry.attempt() + 1);
+    NodeId node;
+    for (auto& arg : *retry.mutable_args()) {
+      if (arg.has_ref() && arg.ref().object_id() == lost.Binary()) {
+        if (auto n = NodeId::FromBinary(arg.ref().store_node_id()); n.ok()) {
+          node = *n;
+        }
+        arg.mutable_ref()->clear_store_node_id();
+      }
+    }
+    spdlog::warn("{}: {}; running it again", spec.function_name(),
+                 call->push_reply.error().message());
+    options_.on_argument_lost(lost, node);
+    Resubmit(std::move(retry), key);
   } else if (s.ok()) {
     double run = static_cast<double>(call->push_reply.run_us());
     ks.avg_run_us = ks.avg_run_us < 0 ? run : 0.8 * ks.avg_run_us + 0.2 * run;
@@ -422,6 +441,12 @@ void TaskSubmitter::OnPushReply(const std::string& key,
     }
   }
   Pump(ks);
+}
+
+bool TaskSubmitter::RunsAgainForLostArgument(const Call& call) const {
+  const rpc::TaskSpec& spec = call.push_req.spec();
+  return options_.on_argument_lost && spec.attempt() < spec.max_retries() &&
+         ArgumentLost(call.push_reply).has_value();
 }
 
 void TaskSubmitter::WhenDeathKnown(const std::shared_ptr<Lease>& lease,

@@ -59,6 +59,10 @@ class TaskSubmitter {
     ClientPool* clients = nullptr;  // raylets and leased workers; required
     // Keeps the spec of each task whose return lands in a store (null: none).
     Lineage* lineage = nullptr;
+    // A worker could not read argument `id` (its node died): rebuild it if
+    // this process can; the task then runs again once it is ready.
+    std::function<void(const ObjectId& id, const NodeId& node)>
+        on_argument_lost;
     absl::Duration lease_idle_timeout = absl::Seconds(1);
     int max_inflight_per_worker = 64;
     // SPREAD keys: lease requests in flight at once, and how tasks are
@@ -116,6 +120,9 @@ class TaskSubmitter {
                  bool failed);
   // A lease dropped as failed: runs `then` once its raylet has said why the
   // worker died (or could not say), at once if it has.
+  // The worker could not read an argument that is lost, and the task has
+  // retries left: it runs again (OnPushReply) instead of failing.
+  bool RunsAgainForLostArgument(const Call& call) const;
   void WhenDeathKnown(const std::shared_ptr<Lease>& lease,
                       std::function<void()> then);
   // `death`: the raylet's cause (it killed the worker), or null.
