@@ -202,6 +202,27 @@ def test_a_chain_lost_with_its_node_is_rebuilt(four_nodes):
     assert loom.get(a, timeout=60) == expected[:256 << 10]
 
 
+@pytest.mark.loom_timeout(180)
+def test_a_task_whose_argument_was_lost_with_its_node_runs_again(four_nodes):
+    # The argument's only copy is on a node that dies before the task that
+    # reads it runs: the worker cannot pull it, the owner rebuilds it from
+    # lineage and runs the task again (not a failure of the task).
+    driver_node = loom.get_runtime_context().get_node_id()
+    victim = next(n for n in four_nodes if n != driver_node)
+    a = layer.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        victim, soft=True)).remote(b"", 0)
+    ready, _ = loom.wait([a], timeout=60)
+    assert ready == [a]
+    pid = next(n["Pid"] for n in loom.nodes() if n["NodeID"] == victim)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not next(n["Alive"] for n in loom.nodes()
+                                if n["NodeID"] == victim),
+               timeout=4 * NODE_TIMEOUT_S, what="the node declared dead")
+    b = layer.remote(a, 1)
+    expected = b"".join(bytes([ord("a") + n]) * (256 << 10) for n in range(2))
+    assert loom.get(b, timeout=120) == expected
+
+
 LOST_PUT_DRIVER = """
     import os, time
     import loom
