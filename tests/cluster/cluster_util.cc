@@ -50,23 +50,6 @@ std::string TestLib() {
   return lib && *lib ? lib : LOOM_TEST_LIB;
 }
 
-int FreePortBelowEphemeralRange() {
-  unsigned seed = static_cast<unsigned>(getpid()) ^
-                  static_cast<unsigned>(absl::ToUnixNanos(absl::Now()));
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    int port = 20000 + static_cast<int>(rand_r(&seed) % 12000);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (free) return port;
-  }
-  return 0;
-}
-
 CommandResult RunCommand(const std::string& command) {
   CommandResult result{-1, ""};
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");

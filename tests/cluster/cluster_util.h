@@ -17,6 +17,7 @@
 #include "proto/gcs.pb.h"
 #include "runtime/local_cluster.h"
 #include "src/common/process.h"
+#include "tests/common/free_port.h"
 
 namespace loom::test {
 
@@ -47,11 +48,6 @@ double MetricValue(const std::string& text, const std::string& name);
 // The raylet's metrics port, from <session_dir>/raylet.ready.
 int RayletMetricsPort(const std::string& session_dir);
 double RayletMetric(const std::string& session_dir, const std::string& name);
-
-// A free port below the kernel's ephemeral range (32768 up), for a daemon
-// that a test restarts on the same port: no other process's outgoing
-// connection can take it meanwhile, as one can take an ephemeral port.
-int FreePortBelowEphemeralRange();
 
 // Kills the cluster's head (kill -9) and starts another on its port (start
 // the head on FreePortBelowEphemeralRange()) and session directory, whose

@@ -21,31 +21,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "tests/common/free_port.h"
 
 namespace loom::test {
 namespace {
 
 constexpr absl::Duration kReadyTimeout = absl::Seconds(10);
 constexpr absl::Duration kStopGrace = absl::Seconds(10);
-
-// A free loopback port in [20000, 32000): below the kernel's ephemeral
-// range, so no outgoing connection takes it while the server is down.
-int FreePort() {
-  unsigned seed = static_cast<unsigned>(getpid()) ^
-                  static_cast<unsigned>(absl::ToUnixNanos(absl::Now()));
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    int port = 20000 + static_cast<int>(rand_r(&seed) % 12000);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (free) return port;
-  }
-  return 0;
-}
 
 std::string RespCommand(const std::vector<std::string>& argv) {
   std::string out = absl::StrCat("*", argv.size(), "\r\n");
@@ -125,7 +107,7 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
   for (int attempt = 0; attempt < 5; ++attempt) {
     char tmpl[] = "/tmp/lr_XXXXXX";
     if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
-    int port = FreePort();
+    int port = FreePortBelowEphemeralRange();
     if (port == 0) return absl::UnavailableError("no free port");
     std::unique_ptr<RedisServer> server(new RedisServer(options, tmpl, port));
     last = server->Launch();

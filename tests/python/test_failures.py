@@ -179,6 +179,15 @@ def layer(below, n):
     return below + bytes([ord("a") + n]) * (256 << 10)
 
 
+def kill_node(node_id):
+    """kill -9 the node's raylet; returns once the head declared it dead."""
+    pid = next(n["Pid"] for n in loom.nodes() if n["NodeID"] == node_id)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not next(n["Alive"] for n in loom.nodes()
+                                if n["NodeID"] == node_id),
+               timeout=4 * NODE_TIMEOUT_S, what="the node declared dead")
+
+
 @pytest.mark.loom_timeout(180)
 def test_a_chain_lost_with_its_node_is_rebuilt(four_nodes):
     # Not the driver's own node: its raylet serves the driver's leases.
@@ -192,11 +201,7 @@ def test_a_chain_lost_with_its_node_is_rebuilt(four_nodes):
     # Done there, and read nowhere else: the only copies are on the victim.
     ready, _ = loom.wait([c], timeout=60)
     assert ready == [c]
-    pid = next(n["Pid"] for n in loom.nodes() if n["NodeID"] == victim)
-    os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not next(n["Alive"] for n in loom.nodes()
-                                if n["NodeID"] == victim),
-               timeout=4 * NODE_TIMEOUT_S, what="the node declared dead")
+    kill_node(victim)
     expected = b"".join(bytes([ord("a") + n]) * (256 << 10) for n in range(3))
     assert loom.get(c, timeout=120) == expected
     assert loom.get(a, timeout=60) == expected[:256 << 10]
@@ -213,11 +218,7 @@ def test_a_task_whose_argument_was_lost_with_its_node_runs_again(four_nodes):
         victim, soft=True)).remote(b"", 0)
     ready, _ = loom.wait([a], timeout=60)
     assert ready == [a]
-    pid = next(n["Pid"] for n in loom.nodes() if n["NodeID"] == victim)
-    os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not next(n["Alive"] for n in loom.nodes()
-                                if n["NodeID"] == victim),
-               timeout=4 * NODE_TIMEOUT_S, what="the node declared dead")
+    kill_node(victim)
     b = layer.remote(a, 1)
     expected = b"".join(bytes([ord("a") + n]) * (256 << 10) for n in range(2))
     assert loom.get(b, timeout=120) == expected

@@ -41,14 +41,20 @@ class ActorManagerTest : public ::testing::Test {
     loop_.Stop();
   }
 
-  ActorId Register(int max_restarts) {
+  // A Counter actor's registration, with a new id.
+  static rpc::RegisterActorRequest Spec(int max_restarts) {
     rpc::RegisterActorRequest req;
-    ActorId id = ActorId::FromRandom();
-    req.mutable_creation()->set_actor_id(id.Binary());
+    req.mutable_creation()->set_actor_id(ActorId::FromRandom().Binary());
     req.mutable_creation()->set_job_id(JobId::FromInt(1).Binary());
     req.mutable_creation()->set_function_name("MakeCounter");
     req.set_class_name("Counter");
     req.set_max_restarts(max_restarts);
+    return req;
+  }
+
+  ActorId Register(int max_restarts) {
+    rpc::RegisterActorRequest req = Spec(max_restarts);
+    ActorId id = *ActorId::FromBinary(req.creation().actor_id());
     absl::Status status = absl::UnknownError("not answered");
     loop_.RunSync([&] {
       rpc::RegisterActorReply reply;
@@ -164,12 +170,8 @@ namespace {
 // A restarted head reads its actors back: an ALIVE one stays ALIVE at the
 // same address, is watched again, and is found by its name.
 TEST_F(ActorManagerTest, ARestartedHeadFindsItsActorsAgain) {
-  rpc::RegisterActorRequest req;
-  ActorId id = ActorId::FromRandom();
-  req.mutable_creation()->set_actor_id(id.Binary());
-  req.mutable_creation()->set_job_id(JobId::FromInt(1).Binary());
-  req.mutable_creation()->set_function_name("MakeCounter");
-  req.set_class_name("Counter");
+  rpc::RegisterActorRequest req = Spec(0);
+  ActorId id = *ActorId::FromBinary(req.creation().actor_id());
   req.set_name("counter");
   req.set_ns("ns");
   loop_.RunSync([&] {
