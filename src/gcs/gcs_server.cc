@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "proto/raylet.grpc.pb.h"
+#include "src/common/auth.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
 #include "src/common/wire.h"
@@ -53,6 +54,7 @@ std::unique_ptr<StoreClient> OpenStore(const std::string& url, EventLoop* loop,
 
 constexpr char kMeta[] = "meta";
 constexpr char kNextJob[] = "next_job";
+constexpr char kToken[] = "token";
 
 // Worker output: how long an ended job's lines stay for its driver's last
 // poll, and the limits on what one PublishLogs may carry.
@@ -126,6 +128,11 @@ absl::Status GcsServer::Load() {
       return absl::DataLossError("meta/next_job is not a number");
     }
   }
+  std::optional<std::string> stored_token;
+  if (auto it = meta->find(kToken); it != meta->end()) {
+    stored_token = it->second;
+  }
+  if (auto s = SettleToken(stored_token); !s.ok()) return s;
   if (!store_->durable() && !options_.session_dir.empty()) {
     auto text = ReadFileToString(options_.session_dir + "/gcs_next_job");
     uint32_t in_file = 0;
@@ -172,6 +179,39 @@ absl::Status GcsServer::Apply(const StoreClient::Table& jobs,
   if (auto s = nodes_.Load(nodes); !s.ok()) return s;
   if (auto s = actors_.Load(actors); !s.ok()) return s;
   return groups_.Load(groups);
+}
+
+absl::Status GcsServer::SettleToken(const std::optional<std::string>& stored) {
+  std::string* token = options_.cluster_token;
+  if (token == nullptr) return absl::OkStatus();
+  if (!store_->durable()) {
+    if (token->empty()) return absl::NotFoundError("no cluster token");
+    return absl::OkStatus();
+  }
+  if (token->empty()) {
+    if (!stored) {
+      return absl::NotFoundError(
+          "no cluster token, and the head's storage "
+          "holds none");
+    }
+    *token = *stored;
+    rpc::SetClusterToken(*token);  // before any call of the load phase
+    return absl::OkStatus();
+  }
+  if (stored) {
+    if (!ConstantTimeEquals(*stored, *token)) {
+      return absl::FailedPreconditionError(
+          "this head's cluster token differs from the one its storage holds "
+          "(the cluster's): start it with the cluster's token, or with none "
+          "to take it from storage");
+    }
+    return absl::OkStatus();
+  }
+  absl::Notification saved;
+  store_->Put(kMeta, kToken, *token, true,
+              MustSave("the cluster token", [&] { saved.Notify(); }));
+  saved.WaitForNotification();
+  return absl::OkStatus();
 }
 
 void GcsServer::SaveJobCounter(std::function<void()> then) {

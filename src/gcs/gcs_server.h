@@ -12,6 +12,8 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -48,6 +50,13 @@ class GcsServer {
     // <session_dir>/gcs_next_job, so that a head restarted on the same
     // session continues it.
     std::string session_dir;
+    // The cluster's token goes through storage (null: no token, --no-auth).
+    // At load, with none given (empty) this head takes the stored one
+    // (Start fails NotFound when there is none) and makes it this
+    // process's; with one given, it must equal the stored one (Start fails
+    // FailedPrecondition saying so), or is stored when none is. A store
+    // that does not outlive the head keeps nothing.
+    std::string* cluster_token = nullptr;
   };
   GcsServer(Options options, Metrics* metrics);
   ~GcsServer();
@@ -56,6 +65,7 @@ class GcsServer {
   // error when the store cannot be read.
   absl::Status Start();
   void Stop();
+
   EventLoop& loop() { return loop_; }
 
   void HandleRegisterNode(const rpc::RegisterNodeRequest& req,
@@ -150,6 +160,8 @@ class GcsServer {
                      const StoreClient::Table& nodes,
                      const StoreClient::Table& actors,
                      const StoreClient::Table& groups);
+  // See Options::cluster_token; `stored` is meta/token.
+  absl::Status SettleToken(const std::optional<std::string>& stored);
   // Saves next_job_, then runs `then`.
   void SaveJobCounter(std::function<void()> then);
   void CheckTimeoutsPeriodically();
@@ -174,6 +186,7 @@ class GcsServer {
   // below the clock's floor (see FirstJobNumber), so that ids never repeat
   // across restarts of the head.
   uint32_t next_job_ = 1;
+
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;
   LogChannel logs_;

@@ -3,10 +3,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "src/common/auth.h"
 #include "src/common/daemon.h"
 #include "src/common/logging.h"
+#include "src/common/net.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
@@ -51,14 +53,23 @@ int main(int argc, char** argv) {
 
   loom::InitLogging("gcs", session_dir.empty() ? "" : session_dir + "/logs");
   if (bind_address.empty()) bind_address = host;
-  auto token =
-      loom::DaemonAuth(token_file, session_dir, no_auth, host, bind_address);
-  if (!token.ok()) {
+  auto token = loom::DaemonToken(token_file, session_dir, no_auth);
+  // A head on storage that outlives it may take the cluster's token from
+  // there (a head started again elsewhere, without its session directory).
+  bool from_storage = !token.ok() && token_file.empty() &&
+                      absl::StartsWith(storage, "redis://");
+  if (!token.ok() && !from_storage) {
     std::fprintf(stderr, "loom-gcs: %s\n",
                  std::string(token.status().message()).c_str());
     return 2;
   }
-  loom::rpc::SetClusterToken(*token);
+  if (auto s = loom::CheckListenAddresses(host, bind_address, no_auth);
+      !s.ok()) {
+    std::fprintf(stderr, "loom-gcs: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  std::string cluster_token = token.ok() ? *token : "";
+  loom::rpc::SetClusterToken(cluster_token);
   loom::Metrics metrics;
   auto& refused =
       metrics.Counter("loom_rpc_unauthenticated_total",
@@ -73,13 +84,25 @@ int main(int argc, char** argv) {
       {.node_timeout = absl::Milliseconds(node_timeout_ms),
        .version = version,
        .storage = storage,
-       .session_dir = session_dir},
+       .session_dir = session_dir,
+       .cluster_token = no_auth ? nullptr : &cluster_token},
       &metrics);
   if (auto s = server.Start(); !s.ok()) {
     spdlog::error("cannot load the head's state: {}", s.ToString());
     std::fprintf(stderr, "loom-gcs: cannot load the head's state: %s\n",
-                 s.ToString().c_str());
+                 std::string(s.message()).c_str());
     return 1;
+  }
+  if (from_storage) {
+    // The cluster's token, taken from storage: this session's too, for the
+    // CLI and the daemon's children.
+    setenv(loom::kAuthTokenEnv, cluster_token.c_str(), 1);
+    if (!session_dir.empty()) {
+      auto s = loom::WriteTokenFile(
+          absl::StrCat(session_dir, "/", loom::kAuthTokenFile), cluster_token);
+      if (!s.ok()) spdlog::error("{}", s.ToString());
+    }
+    spdlog::info("took the cluster token from storage");
   }
   loom::gcs::GcsService service(&server);
   int bound = 0;

@@ -3,13 +3,17 @@
 // is down wait for it; and job ids never repeat, on Redis or not.
 #include <future>
 
+#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loom/loom.h"
 #include "proto/gcs.grpc.pb.h"
+#include "src/common/auth.h"
 #include "src/common/ids.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
+#include "src/common/session.h"
 #include "tests/cluster/cluster_util.h"
 #include "tests/cluster/test_cluster.h"
 #include "tests/cluster/test_functions.h"
@@ -137,6 +141,50 @@ TEST_F(HeadOnRedis, CallsThatNeedTheHeadWaitWhileItIsDown) {
   StartHeadAgain();
   EXPECT_EQ(created.get(), 8);
   EXPECT_EQ(looked_up.get(), 2);
+}
+
+// The cluster's token goes through storage: a head started again without
+// its session directory (as on another machine) takes it from Redis, and
+// the nodes and drivers holding it go on.
+TEST_F(HeadOnRedis, AHeadWithoutItsSessionTakesTheTokenFromStorage) {
+  ASSERT_EQ(std::getenv("LOOM_AUTH_TOKEN"), nullptr);
+  cluster_->Connect();
+  ASSERT_EQ(*Get(Task(Add).Remote(1, 2), 30000), 3);
+  KillHead(head());
+  TempRoot elsewhere;
+  std::string port =
+      head().gcs_address.substr(head().gcs_address.rfind(':') + 1);
+  auto pid =
+      Spawn({.argv = {BinDir() + "/loom-gcs", "--port", port, "--session-dir",
+                      elsewhere.path(), "--storage", redis_->url()}});
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  gcs_ = *pid;
+  auto found = loom::Actor(MakeCounter).Remote(1);
+  EXPECT_EQ(*Get(found.Task(&Counter::Add).Remote(1), 30000), 2);
+  EXPECT_EQ(*Get(Task(Add).Remote(2, 3), 30000), 5);
+  std::string kept =
+      ReadFileToString(elsewhere.path() + "/auth_token").value_or("");
+  EXPECT_EQ(absl::StripTrailingAsciiWhitespace(kept), head().auth_token);
+}
+
+// A head given another token than the cluster's refuses to start, saying
+// why, instead of running a head its nodes cannot talk to.
+TEST_F(HeadOnRedis, AHeadWithAnotherTokenRefusesToStart) {
+  KillHead(head());
+  TempRoot elsewhere;
+  std::string other = elsewhere.path() + "/other_token";
+  ASSERT_TRUE(WriteTokenFile(other, std::string(64, 'a')).ok());
+  std::string port =
+      head().gcs_address.substr(head().gcs_address.rfind(':') + 1);
+  std::string err = elsewhere.path() + "/gcs.err";
+  auto pid = Spawn({.argv = {BinDir() + "/loom-gcs", "--port", port,
+                             "--session-dir", elsewhere.path(), "--storage",
+                             redis_->url(), "--auth-token-file", other},
+                    .stderr_path = err});
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  EXPECT_TRUE(WaitForExit(*pid, absl::Seconds(10)));
+  EXPECT_THAT(ReadFileToString(err).value_or(""),
+              ::testing::HasSubstr("differs from the one its storage holds"));
 }
 
 }  // namespace
