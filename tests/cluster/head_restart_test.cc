@@ -91,7 +91,8 @@ class HeadOnRedis : public ::testing::Test {
 
 // What a restarted head must know again: a named detached actor (found by
 // name, its state kept: calls go on to the same process), the function
-// table (a task runs), job ids (they go on). A new actor can be created.
+// table (a task runs), job ids (they go on), a placement group (its bundle
+// kept). A new actor can be created.
 TEST_F(HeadOnRedis, ActorsJobsAndFunctionsSurviveAHeadRestart) {
   cluster_->Connect();
   auto keeper =
@@ -99,6 +100,8 @@ TEST_F(HeadOnRedis, ActorsJobsAndFunctionsSurviveAHeadRestart) {
   ASSERT_EQ(*Get(keeper.Task(&Counter::Add).Remote(1), 30000), 11);
   int pid = *Get(keeper.Task(&Counter::Pid).Remote(), 30000);
   ASSERT_EQ(*Get(Task(Add).Remote(1, 2), 30000), 3);
+  auto group = loom::CreatePlacementGroup({{{"CPU", 1}}});
+  ASSERT_TRUE(group.Wait(30000));
   auto before = NewJob(head().gcs_address);
   ASSERT_TRUE(before.ok()) << before.status();
 
@@ -112,6 +115,9 @@ TEST_F(HeadOnRedis, ActorsJobsAndFunctionsSurviveAHeadRestart) {
   EXPECT_EQ(*Get(found.Task(&Counter::Pid).Remote(), 30000), pid);
   auto fresh = loom::Actor(MakeCounter).Remote(100);
   EXPECT_EQ(*Get(fresh.Task(&Counter::Add).Remote(1), 30000), 101);
+  // The placement group kept its bundle: a task runs inside it.
+  EXPECT_TRUE(group.Wait(30000));
+  EXPECT_EQ(*Get(Task(Add).SetPlacementGroup(group, 0).Remote(3, 4), 30000), 7);
   EXPECT_EQ(*Get(Task(Add).Remote(2, 3), 30000), 5);
   auto after = NewJob(head().gcs_address);
   ASSERT_TRUE(after.ok()) << after.status();
@@ -121,8 +127,9 @@ TEST_F(HeadOnRedis, ActorsJobsAndFunctionsSurviveAHeadRestart) {
   loom::Kill(keeper);
 }
 
-// While the head is down, what needs it (creating an actor, finding one by
-// name) waits and completes once it is back, instead of failing.
+// While the head is down, what needs it (creating an actor or a placement
+// group, finding an actor by name) waits and completes once it is back,
+// instead of failing.
 TEST_F(HeadOnRedis, CallsThatNeedTheHeadWaitWhileItIsDown) {
   cluster_->Connect();
   auto named = loom::Actor(MakeCounter).SetName("named").Remote(1);
@@ -136,11 +143,16 @@ TEST_F(HeadOnRedis, CallsThatNeedTheHeadWaitWhileItIsDown) {
     auto a = loom::GetActor<Counter>("named");
     return *Get(a.Task(&Counter::Get).Remote(), 60000);
   });
+  auto grouped = std::async(std::launch::async, [] {
+    auto group = loom::CreatePlacementGroup({{{"CPU", 1}}});
+    return group.Wait(60000);
+  });
   EXPECT_EQ(created.wait_for(std::chrono::seconds(2)),
             std::future_status::timeout);  // waiting, not failed
   StartHeadAgain();
   EXPECT_EQ(created.get(), 8);
   EXPECT_EQ(looked_up.get(), 2);
+  EXPECT_TRUE(grouped.get());
 }
 
 // The cluster's token goes through storage: a head started again without
