@@ -39,7 +39,7 @@ def four_nodes(processes):
         _start(processes, "--address", address, "--labels", f"zone={zone}")
     try:
         # The token from the environment, as a driver elsewhere would; the
-        # driver attaches to the first raylet the head lists (zone a).
+        # driver attaches to the first raylet the head lists (any zone).
         os.environ["LOOM_AUTH_TOKEN"] = (latest / "auth_token").read_text()
         try:
             loom.init(address=address)
@@ -49,6 +49,10 @@ def four_nodes(processes):
             lambda: [n for n in loom.nodes() if n["Alive"]]
             if len([n for n in loom.nodes() if n["Alive"]]) == 4 else None,
             timeout=60, what="four raylets")
+        # The head lists all four; each raylet learns of the nodes that
+        # joined after it on its next heartbeat (every 500 ms), and no API
+        # shows a raylet's view: two periods, so that spillback sees them.
+        time.sleep(1.0)
         yield {n["NodeID"]: n["Labels"]["zone"] for n in nodes}
     finally:
         loom.shutdown()
