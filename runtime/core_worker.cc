@@ -9,7 +9,6 @@
 #include <cstring>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "object_store/layout.h"
@@ -42,27 +41,12 @@ absl::Time Deadline(int64_t timeout_ms) {
                         : absl::Now() + absl::Milliseconds(timeout_ms);
 }
 
-// How long a pull retries a source that does not answer, before the head
-// declares its node dead (the head's node timeout is 5 s by default).
-constexpr absl::Duration kUnreachableSourceWait = absl::Seconds(30);
-
 }  // namespace
 
 int64_t RemainingMs(absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return -1;
   return std::max<int64_t>(0,
                            absl::ToInt64Milliseconds(deadline - absl::Now()));
-}
-
-namespace {}  // namespace
-
-int64_t MaxLineageBytes(const CoreWorker::Options& options) {
-  if (options.max_lineage_bytes >= 0) return options.max_lineage_bytes;
-  const char* env = std::getenv("LOOM_MAX_LINEAGE_BYTES");
-  int64_t bytes = 0;
-  if (env && absl::SimpleAtoi(env, &bytes) && bytes >= 0) return bytes;
-  if (env) spdlog::warn("ignoring LOOM_MAX_LINEAGE_BYTES={}: not bytes", env);
-  return kDefaultMaxLineageBytes;
 }
 
 CoreWorker::CoreWorker(Options options)
@@ -86,7 +70,8 @@ absl::Status CoreWorker::Connect() {
   server_ = std::move(*server);
   address_ = absl::StrCat(options_.host, ":", port_);
   owners_ = std::make_unique<OwnerClient>(&loop_, &clients_);
-  lineage_ = std::make_unique<Lineage>(MaxLineageBytes(options_), &objects_);
+  lineage_ = std::make_unique<Lineage>(
+      MaxLineageBytes(options_.max_lineage_bytes), &objects_);
   objects_.set_on_owned_free([this](const ObjectId& id) {
     lineage_->OnFreed(id);
     std::optional<ActorId> actor;
@@ -549,49 +534,6 @@ absl::StatusOr<std::string_view> CoreWorker::MsgpackInPlace(
                      " is not a C++ value: ", layout.status().message()));
   }
   return layout->buffers[0];
-}
-
-absl::Status CoreWorker::MakeLocal(const ObjectId& id, const NodeId& node) {
-  if (!store_)
-    return absl::FailedPreconditionError("this process has no object store");
-  if (node == node_id_) return absl::OkStatus();
-  absl::Status s = raylet_->PullObject(id, node);
-  // A node killed moments ago does not answer until the head declares it
-  // dead; from then on a pull that finds no live copy says NOT_FOUND.
-  absl::Time until = absl::Now() + kUnreachableSourceWait;
-  while (s.code() == absl::StatusCode::kUnavailable && absl::Now() < until &&
-         !shut_down_) {
-    absl::SleepFor(absl::Milliseconds(200));
-    s = raylet_->PullObject(id, node);
-  }
-  if (s.code() == absl::StatusCode::kNotFound) {
-    return absl::DataLossError(s.message());
-  }
-  return s;
-}
-
-absl::StatusOr<ObjectView> CoreWorker::PinLocal(const ObjectId& id,
-                                                const NodeId& node,
-                                                int64_t timeout_ms) {
-  absl::Status local = MakeLocal(id, node);
-  if (!local.ok()) return local;
-  auto views = store_->Get({id}, timeout_ms < 0 ? 30000 : timeout_ms);
-  if (node == node_id_ &&
-      views.status().code() == absl::StatusCode::kUnavailable) {
-    // This node's store does not answer: its raylet died. The copy is lost
-    // once the head, declaring the node dead, knows no other.
-    absl::Time until = absl::Now() + kUnreachableSourceWait;
-    while (HasLiveCopy(id) && absl::Now() < until && !shut_down_) {
-      absl::SleepFor(absl::Milliseconds(200));
-    }
-    if (!HasLiveCopy(id)) return absl::DataLossError(views.status().message());
-  }
-  if (!views.ok()) return views.status();
-  if (!(*views)[0]) {
-    return absl::NotFoundError(absl::StrCat(
-        "object ", id.Hex(), " is missing from this node's store"));
-  }
-  return *(*views)[0];
 }
 
 bool CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,

@@ -401,8 +401,6 @@ class CoreWorker {
       ABSL_GUARDED_BY(exec_mu_);
 };
 
-// Options::max_lineage_bytes, or what $LOOM_MAX_LINEAGE_BYTES says.
-int64_t MaxLineageBytes(const CoreWorker::Options& options);
 // Milliseconds left until `deadline` (-1: none; 0 once past).
 int64_t RemainingMs(absl::Time deadline);
 

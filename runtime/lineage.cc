@@ -1,12 +1,25 @@
 #include "runtime/lineage.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/task_args.h"
 
 namespace loom {
+
+int64_t MaxLineageBytes(int64_t configured) {
+  if (configured >= 0) return configured;
+  const char* env = std::getenv("LOOM_MAX_LINEAGE_BYTES");
+  int64_t bytes = 0;
+  if (env && absl::SimpleAtoi(env, &bytes) && bytes >= 0) return bytes;
+  if (env) spdlog::warn("ignoring LOOM_MAX_LINEAGE_BYTES={}: not bytes", env);
+  return kDefaultMaxLineageBytes;
+}
 
 Lineage::Lineage(int64_t max_bytes, ObjectTable* objects)
     : max_bytes_(max_bytes), objects_(objects) {}

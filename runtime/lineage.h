@@ -33,6 +33,9 @@ namespace loom {
 
 // Default bound on the bytes of lineage one owner keeps.
 inline constexpr int64_t kDefaultMaxLineageBytes = 64 << 20;
+// The bound: `configured` when it is >= 0, else $LOOM_MAX_LINEAGE_BYTES,
+// else kDefaultMaxLineageBytes.
+int64_t MaxLineageBytes(int64_t configured);
 
 // Thread-safe. Objects' references are taken and dropped outside the lock.
 class Lineage {

@@ -1,10 +1,12 @@
-// Lineage reconstruction (docs/architecture.md): a `get` that finds every
-// copy of an object gone re-runs the task that made it, first those of its
-// lost arguments, within each task's max_retries; what cannot be rebuilt
-// fails with OBJECT_LOST saying why.
+// Lost objects (docs/architecture.md, "Lineage reconstruction"): reading an
+// object into this node's store finds it lost (DataLoss) once no live node
+// holds a copy; a `get` that does re-runs the task that made it, first those
+// of its lost arguments, within each task's max_retries; what cannot be
+// rebuilt fails with OBJECT_LOST saying why.
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "object_store/store_client.h"
 #include "proto/gcs.grpc.pb.h"
 #include "runtime/core_worker.h"
 #include "runtime/lineage.h"
@@ -14,6 +16,56 @@
 #include "src/common/rpc.h"
 
 namespace loom {
+namespace {
+
+// How long a pull retries a source that does not answer, before the head
+// declares its node dead (the head's node timeout is 5 s by default).
+constexpr absl::Duration kUnreachableSourceWait = absl::Seconds(30);
+
+}  // namespace
+
+absl::Status CoreWorker::MakeLocal(const ObjectId& id, const NodeId& node) {
+  if (!store_)
+    return absl::FailedPreconditionError("this process has no object store");
+  if (node == node_id_) return absl::OkStatus();
+  absl::Status s = raylet_->PullObject(id, node);
+  // A node killed moments ago does not answer until the head declares it
+  // dead; from then on a pull that finds no live copy says NOT_FOUND.
+  absl::Time until = absl::Now() + kUnreachableSourceWait;
+  while (s.code() == absl::StatusCode::kUnavailable && absl::Now() < until &&
+         !shut_down_) {
+    absl::SleepFor(absl::Milliseconds(200));
+    s = raylet_->PullObject(id, node);
+  }
+  if (s.code() == absl::StatusCode::kNotFound) {
+    return absl::DataLossError(s.message());
+  }
+  return s;
+}
+
+absl::StatusOr<ObjectView> CoreWorker::PinLocal(const ObjectId& id,
+                                                const NodeId& node,
+                                                int64_t timeout_ms) {
+  absl::Status local = MakeLocal(id, node);
+  if (!local.ok()) return local;
+  auto views = store_->Get({id}, timeout_ms < 0 ? 30000 : timeout_ms);
+  if (node == node_id_ &&
+      views.status().code() == absl::StatusCode::kUnavailable) {
+    // This node's store does not answer: its raylet died. The copy is lost
+    // once the head, declaring the node dead, knows no other.
+    absl::Time until = absl::Now() + kUnreachableSourceWait;
+    while (HasLiveCopy(id) && absl::Now() < until && !shut_down_) {
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    if (!HasLiveCopy(id)) return absl::DataLossError(views.status().message());
+  }
+  if (!views.ok()) return views.status();
+  if (!(*views)[0]) {
+    return absl::NotFoundError(absl::StrCat(
+        "object ", id.Hex(), " is missing from this node's store"));
+  }
+  return *(*views)[0];
+}
 
 bool CoreWorker::HasLiveCopy(const ObjectId& id) {
   if (options_.gcs_address.empty()) return true;
