@@ -56,6 +56,9 @@ struct TaskSubmitter::Call {
   rpc::Context ctx;
   std::string raylet;    // the raylet a lease request went to
   bool spilled = false;  // it went there on a spillback
+  // The worker could not read a lost argument and the task runs again
+  // (RunsAgainForLostArgument), decided once as the reply lands.
+  bool runs_again = false;
   rpc::LeaseRequest lease_req;
   rpc::LeaseReply lease_reply;
   rpc::PushTaskRequest push_req;
@@ -373,7 +376,8 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
         // Get wakes without waiting for the loop; bookkeeping follows there.
         if (s.ok()) {
           lease->answered.fetch_add(1);
-          if (!RunsAgainForLostArgument(*call)) ResolveReturn(call, key);
+          call->runs_again = RunsAgainForLostArgument(*call);
+          if (!call->runs_again) ResolveReturn(call, key);
         }
         options_.loop->Post([this, call, lease, key, s] {
           lease->pushes.erase(&call->ctx);
@@ -397,7 +401,7 @@ void TaskSubmitter::OnPushReply(const std::string& key,
     if (!lease->dead) DropLease(ks, lease, true);
     Fail(spec, MakeError(rpc::ErrorInfo::TASK_CANCELLED,
                          "the task was cancelled while it ran (force)"));
-  } else if (s.ok() && RunsAgainForLostArgument(*call)) {
+  } else if (s.ok() && call->runs_again) {
     // A system failure: the argument is rebuilt (or found elsewhere) and
     // the task runs again once it is ready, as a retry.
     ObjectId lost = *ArgumentLost(call->push_reply);
