@@ -3,80 +3,25 @@
 //                     on its port: from the new head's exec until a named
 //                     actor was found and called, a new actor created and
 //                     called, and a task ran on every node (two nodes)
-// A private Redis (Debian's redis-server) on a free port, two nodes (the
+// A private Redis (tests/common/redis_server.h) on a free port, two nodes (the
 // head's and one more) and a driver; one warm-up restart, then kRuns timed
 // ones on the same cluster, median reported.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "benchmarks/bench_functions.h"
 #include "benchmarks/bench_util.h"
 #include "loom/loom.h"
 #include "runtime/local_cluster.h"
 #include "src/common/process.h"
+#include "tests/common/free_port.h"
+#include "tests/common/redis_server.h"
 
 namespace loom::bench {
 namespace {
-
-// A port free now and below the ephemeral range (so that the head can take
-// it again after a restart without a client's socket holding it).
-int FreeFixedPort() {
-  for (int port = 20000 + getpid() % 5000; port < 32000; port += 7) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (free) return port;
-  }
-  throw std::runtime_error("no free port below 32000");
-}
-
-// The first `name` on $PATH.
-std::string OnPath(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path ? path : "/usr/bin", ':')) {
-    std::string full = absl::StrCat(dir, "/", name);
-    if (access(full.c_str(), X_OK) == 0) return full;
-  }
-  throw std::runtime_error(name + " is not on $PATH (scripts/install-deps.sh)");
-}
-
-// redis-server on a free port, killed on destruction.
-class Redis {
- public:
-  explicit Redis(const std::string& dir) : port_(FreeFixedPort()) {
-    auto pid =
-        Spawn({.argv = {OnPath("redis-server"), "--port", std::to_string(port_),
-                        "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                        "no", "--dir", dir},
-               .stdout_path = dir + "/redis.log"});
-    if (!pid.ok()) throw std::runtime_error(pid.status().ToString());
-    pid_ = *pid;
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  }
-  ~Redis() {
-    kill(pid_, SIGKILL);
-    WaitForExit(pid_, absl::Seconds(5));
-  }
-  std::string url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
-
- private:
-  int port_;
-  pid_t pid_ = -1;
-};
 
 ClusterHandle Start(ClusterOptions options) {
   auto h = StartCluster(options);
@@ -109,13 +54,15 @@ double RecoverOnce(ClusterHandle& head, const std::string& storage) {
 
 std::vector<Result> RunHeadRecovery() {
   TempDir root, other;
-  Redis redis(root.path());
+  auto redis = test::RedisServer::Start();
+  if (!redis.ok()) throw std::runtime_error(redis.status().ToString());
+  std::string url = (*redis)->url();
   ClusterOptions options;
   options.session_root = root.path();
-  options.gcs_port = FreeFixedPort();
+  options.gcs_port = test::FreePortBelowEphemeralRange();
   options.num_cpus = 2;
   options.resources = {{"first", 1}};
-  options.storage = redis.url();
+  options.storage = url;
   ClusterHandle head = Start(options);
   ClusterOptions second;
   second.session_root = other.path();
@@ -134,9 +81,8 @@ std::vector<Result> RunHeadRecovery() {
     auto keeper =
         loom::Actor(MakeBenchActor).SetName("recovery").SetDetached().Remote();
     loom::Get(keeper.Task(&BenchActor::Noop).Remote(1), 60000);
-    RecoverOnce(head, redis.url());  // warm-up
-    for (int i = 0; i < kRuns; ++i)
-      ms.push_back(RecoverOnce(head, redis.url()));
+    RecoverOnce(head, url);  // warm-up
+    for (int i = 0; i < kRuns; ++i) ms.push_back(RecoverOnce(head, url));
     loom::Kill(keeper);
     loom::Shutdown();
   } catch (...) {
