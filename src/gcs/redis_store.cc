@@ -106,7 +106,7 @@ void DrainSigpipe() {
   }
 }
 
-ReplyPtr Command(redisContext* c, const std::vector<std::string>& argv) {
+ReplyPtr RunCommand(redisContext* c, const std::vector<std::string>& argv) {
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
   for (const auto& a : argv) {
@@ -407,7 +407,7 @@ class RedisStoreClient::Impl {
     redisEnableKeepAlive(c.get());
     auto run =
         [&](const std::vector<std::string>& argv) -> absl::StatusOr<ReplyPtr> {
-      ReplyPtr r = Command(c.get(), argv);
+      ReplyPtr r = RunCommand(c.get(), argv);
       if (r == nullptr) {
         DrainSigpipe();
         return absl::UnavailableError(Why(c.get()));
@@ -469,11 +469,11 @@ class RedisStoreClient::Impl {
 
   static Identity Identify(redisContext* c) {
     Identity id;
-    ReplyPtr client = Command(c, {"CLIENT", "ID"});
+    ReplyPtr client = RunCommand(c, {"CLIENT", "ID"});
     if (client && client->type == REDIS_REPLY_INTEGER) {
       id.client_id = client->integer;
     }
-    ReplyPtr info = Command(c, {"INFO", "server"});
+    ReplyPtr info = RunCommand(c, {"INFO", "server"});
     if (info && info->type == REDIS_REPLY_STRING) {
       absl::string_view text = ReplyText(info.get());
       size_t at = text.find("run_id:");
@@ -496,7 +496,7 @@ class RedisStoreClient::Impl {
       return;  // a new server process, or nothing known
     }
     ReplyPtr r =
-        Command(c, {"CLIENT", "KILL", "ID", absl::StrCat(old.client_id)});
+        RunCommand(c, {"CLIENT", "KILL", "ID", absl::StrCat(old.client_id)});
     if (r && r->type == REDIS_REPLY_ERROR &&
         !absl::StrContains(ReplyText(r.get()), "No such client")) {
       spdlog::warn("Redis at {} would not end the old connection: {}", where_,
@@ -634,6 +634,26 @@ void RedisStoreClient::GetAll(const std::string& table, AllCallback done) {
   };
   impl_->Submit({"HGETALL", TableKey(table)},
                 PostTo<Table>(impl_.get(), convert, std::move(done)));
+}
+
+void RedisStoreClient::Command(
+    std::vector<std::string> argv,
+    std::function<void(absl::StatusOr<Reply>)> done) {
+  Convert<Reply> convert = [](const redisReply* r) -> absl::StatusOr<Reply> {
+    switch (r->type) {
+      case REDIS_REPLY_NIL:
+        return Reply();
+      case REDIS_REPLY_INTEGER:
+        return Reply(absl::StrCat(r->integer));
+      case REDIS_REPLY_STRING:
+      case REDIS_REPLY_STATUS:
+        return Reply(std::string(ReplyText(r)));
+      default:
+        return Unexpected(r);
+    }
+  };
+  impl_->Submit(std::move(argv),
+                PostTo<Reply>(impl_.get(), convert, std::move(done)));
 }
 
 absl::StatusOr<std::unique_ptr<StoreClient>> MakeStoreClient(

@@ -38,9 +38,12 @@
 #ifndef LOOM_GCS_REDIS_STORE_H_
 #define LOOM_GCS_REDIS_STORE_H_
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -109,6 +112,13 @@ class RedisStoreClient : public StoreClient {
             KeysCallback done) override;
   void GetAll(const std::string& table, AllCallback done) override;
   bool durable() const override { return true; }
+
+  // Any other command (e.g. the leader lease's SET and EVAL), in order with
+  // the rest and retried the same way. Its reply: nil (nullopt), a string,
+  // or an integer as decimal text; an error reply fails the call.
+  using Reply = std::optional<std::string>;
+  void Command(std::vector<std::string> argv,
+               std::function<void(absl::StatusOr<Reply>)> done);
 
   class Impl;  // hiredis stays in redis_store.cc
 
