@@ -41,6 +41,17 @@ absl::StatusOr<std::string> CheckToken(std::string token,
   return token;
 }
 
+// Whether two head addresses name a head in common (either may be a list:
+// an active head and its standby).
+bool SameHead(const std::string& a, const std::string& b) {
+  for (const std::string& x : HeadAddresses(a)) {
+    for (const std::string& y : HeadAddresses(b)) {
+      if (x == y) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string NewClusterToken() {
@@ -108,9 +119,7 @@ absl::StatusOr<std::string> FindSessionToken(const std::string& root,
     }
     std::string path = absl::StrCat(root, "/", name);
     auto address = ReadFileToString(path + "/address");
-    if (!address.ok() || absl::StripAsciiWhitespace(*address) != gcs_address) {
-      continue;
-    }
+    if (!address.ok() || !SameHead(*address, gcs_address)) continue;
     auto token = ReadTokenFile(absl::StrCat(path, "/", kAuthTokenFile));
     if (!token.ok()) continue;
     best_name = name;

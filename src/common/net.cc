@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,6 +10,10 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "src/common/logging.h"
 
 namespace loom {
 namespace {
@@ -130,6 +135,42 @@ absl::Status CheckListenAddresses(const std::string& host,
         "run code in it; use the cluster token instead"));
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> HeadAddresses(const std::string& address) {
+  std::vector<std::string> out;
+  for (absl::string_view a : absl::StrSplit(address, ',', absl::SkipEmpty())) {
+    a = absl::StripAsciiWhitespace(a);
+    if (!a.empty()) out.emplace_back(a);
+  }
+  return out;
+}
+
+std::string ChannelTarget(const std::string& address) {
+  if (address.find(',') == std::string::npos) return address;
+  std::vector<std::string> resolved;
+  for (const std::string& a : HeadAddresses(address)) {
+    size_t colon = a.rfind(':');
+    std::string host = a.substr(0, colon);
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (colon == std::string::npos ||
+        getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 ||
+        found == nullptr) {
+      spdlog::warn("head address {} does not resolve to IPv4; left out", a);
+      continue;
+    }
+    char ip[INET_ADDRSTRLEN] = {0};
+    inet_ntop(AF_INET,
+              &reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr, ip,
+              sizeof(ip));
+    freeaddrinfo(found);
+    resolved.push_back(absl::StrCat(ip, a.substr(colon)));
+  }
+  if (resolved.empty()) return address;
+  return absl::StrCat("ipv4:", absl::StrJoin(resolved, ","));
 }
 
 }  // namespace loom

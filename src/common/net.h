@@ -12,6 +12,7 @@
 #define LOOM_COMMON_NET_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -42,6 +43,15 @@ absl::Status CheckNodeIp(const std::string& ip);
 // loopback.
 absl::Status CheckListenAddresses(const std::string& host,
                                   const std::string& bind, bool no_auth);
+
+// What gRPC dials for a head address. "HOST:PORT" stays as it is; a list
+// "HOST:PORT,HOST:PORT" (an active head and its standby) becomes one target
+// of IPv4 addresses ("ipv4:10.0.0.5:6380,10.0.0.6:6380", names resolved now)
+// whose channel uses the first that answers, in order, and tries them again
+// when it breaks. An entry that does not resolve is left out (logged).
+std::string ChannelTarget(const std::string& address);
+// The addresses of a head address list, in order ("HOST:PORT" gives one).
+std::vector<std::string> HeadAddresses(const std::string& address);
 
 }  // namespace loom
 
