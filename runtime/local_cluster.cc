@@ -58,13 +58,15 @@ absl::StatusOr<std::string> WaitReady(const std::string& path, pid_t pid,
 absl::StatusOr<pid_t> SpawnDaemon(const std::string& name,
                                   std::vector<std::string> argv,
                                   const std::string& session_dir,
-                                  const ClusterHandle& cluster,
-                                  int lifeline_fd) {
+                                  const ClusterHandle& cluster, int lifeline_fd,
+                                  bool no_auth,
+                                  std::vector<std::string> env = {}) {
   SpawnOptions spawn;
   spawn.argv = std::move(argv);
-  if (cluster.auth_token.empty()) {
+  spawn.extra_env = std::move(env);
+  if (no_auth) {
     spawn.argv.push_back("--no-auth");
-  } else {
+  } else if (!cluster.auth_token.empty()) {
     spawn.extra_env.push_back(
         absl::StrCat(kAuthTokenEnv, "=", cluster.auth_token));
   }
@@ -73,6 +75,24 @@ absl::StatusOr<pid_t> SpawnDaemon(const std::string& name,
   spawn.new_session = true;
   spawn.lifeline_fd = lifeline_fd;
   return Spawn(spawn);
+}
+
+// The daemons are up: the session says where its head is, and which
+// processes `loom stop` stops (only detached daemons are its to stop; a
+// private cluster stops with its driver).
+template <typename Fail>
+absl::StatusOr<ClusterHandle> Finish(ClusterHandle& cluster,
+                                     const ClusterOptions& options,
+                                     const std::string& dir, int& child_fd,
+                                     Fail& fail) {
+  if (child_fd >= 0) close(child_fd);
+  child_fd = -1;
+  auto s = WriteFileAtomic(dir + "/address", cluster.gcs_address);
+  if (s.ok() && options.detach) {
+    s = WriteFileAtomic(dir + "/pids", absl::StrJoin(cluster.pids, " "));
+  }
+  if (!s.ok()) return fail(s);
+  return cluster;
 }
 
 }  // namespace
@@ -102,7 +122,9 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
       !s.ok()) {
     return fail(s);
   }
-  if (!options.no_auth) {
+  // A standby given no token takes the active head's from storage.
+  bool token_from_storage = options.standby && options.auth_token.empty();
+  if (!options.no_auth && !token_from_storage) {
     cluster.auth_token = options.auth_token;
     if (cluster.auth_token.empty()) {
       cluster.auth_token = options.head_address.empty() ? NewClusterToken()
@@ -123,21 +145,39 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
   if (options.head_address.empty()) rpc::SetClusterToken(cluster.auth_token);
 
   if (options.head_address.empty()) {
-    auto pid = SpawnDaemon(
-        "gcs",
-        {FindLoomBinary("loom-gcs"), "--host", options.host, "--bind-address",
-         bind, "--port", absl::StrCat(options.gcs_port), "--session-dir", *dir,
-         "--node-timeout-ms", absl::StrCat(options.node_timeout_ms),
-         "--storage", options.storage.empty() ? "memory" : options.storage},
-        *dir, cluster, child_fd);
+    std::vector<std::string> argv = {FindLoomBinary("loom-gcs"),
+                                     "--host",
+                                     options.host,
+                                     "--bind-address",
+                                     bind,
+                                     "--port",
+                                     absl::StrCat(options.gcs_port),
+                                     "--session-dir",
+                                     *dir,
+                                     "--node-timeout-ms",
+                                     absl::StrCat(options.node_timeout_ms)};
+    if (options.standby) argv.push_back("--standby");
+    // Through the environment: argv is public, and the URL may hold a
+    // password.
+    std::string storage = absl::StrCat(
+        "LOOM_STORAGE=", options.storage.empty() ? "memory" : options.storage);
+    auto pid = SpawnDaemon("gcs", argv, *dir, cluster, child_fd,
+                           options.no_auth, {storage});
     if (!pid.ok()) return fail(pid.status());
     cluster.pids.push_back(*pid);
-    auto addr = WaitReady(*dir + "/gcs.ready", *pid, *dir + "/logs/gcs.err");
+    // A standby is ready once it waits for the lease.
+    auto addr = WaitReady(
+        absl::StrCat(*dir, options.standby ? "/gcs.standby" : "/gcs.ready"),
+        *pid, *dir + "/logs/gcs.err");
     if (!addr.ok()) return fail(addr.status());
     cluster.gcs_address = *addr;
+    if (!options.standby_addresses.empty()) {
+      absl::StrAppend(&cluster.gcs_address, ",", options.standby_addresses);
+    }
   } else {
     cluster.gcs_address = options.head_address;
   }
+  if (options.standby) return Finish(cluster, options, *dir, child_fd, fail);
 
   std::vector<std::string> argv = {FindLoomBinary("loom-raylet"),
                                    "--host",
@@ -185,23 +225,15 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
     argv.insert(argv.end(), {"--memory-monitor-limit-bytes",
                              absl::StrCat(options.memory_monitor_limit_bytes)});
   }
-  auto pid = SpawnDaemon("raylet", argv, *dir, cluster, child_fd);
+  auto pid =
+      SpawnDaemon("raylet", argv, *dir, cluster, child_fd, options.no_auth);
   if (!pid.ok()) return fail(pid.status());
   cluster.pids.push_back(*pid);
   auto addr =
       WaitReady(*dir + "/raylet.ready", *pid, *dir + "/logs/raylet.err");
   if (!addr.ok()) return fail(addr.status());
   cluster.raylet_address = *addr;
-  if (child_fd >= 0) close(child_fd);
-
-  auto s = WriteFileAtomic(*dir + "/address", cluster.gcs_address);
-  // Only detached daemons are `loom stop`'s to stop; a private cluster
-  // stops with its driver.
-  if (s.ok() && options.detach) {
-    s = WriteFileAtomic(*dir + "/pids", absl::StrJoin(cluster.pids, " "));
-  }
-  if (!s.ok()) return fail(s);
-  return cluster;
+  return Finish(cluster, options, *dir, child_fd, fail);
 }
 
 void StopCluster(ClusterHandle& cluster) {
@@ -232,11 +264,22 @@ absl::StatusOr<std::string> ResolveAutoAddress(
 absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
                                             const std::string& session_root) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, 5000);
   rpc::GetClusterStatusRequest req;
   rpc::GetClusterStatusReply reply;
-  absl::Status s = rpc::ToAbsl(stub->GetClusterStatus(&ctx, req, &reply));
+  auto call = [&](rpc::Context* ctx) {
+    return stub->GetClusterStatus(ctx, req, &reply);
+  };
+  // A head with standbys may be in the middle of a takeover: wait for one
+  // as every call that needs the head does. One head that does not answer
+  // is more often a wrong address: say so at once.
+  absl::Status s;
+  if (HeadAddresses(gcs_address).size() > 1) {
+    s = rpc::ToAbsl(rpc::CallHead(5000, call));
+  } else {
+    rpc::Context ctx;
+    rpc::SetTimeout(&ctx, 5000);
+    s = rpc::ToAbsl(call(&ctx));
+  }
   if (absl::IsUnauthenticated(s)) {
     return absl::UnauthenticatedError(absl::StrCat(
         "the head at ", gcs_address,

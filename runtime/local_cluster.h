@@ -44,6 +44,13 @@ struct ClusterOptions {
   int64_t node_timeout_ms = 5000;
   // Head: where it keeps its tables ("": memory; redis://HOST:PORT).
   std::string storage;
+  // Head: a standby (needs redis:// storage and a gcs_port): only loom-gcs
+  // starts here, and serves once the active head stops renewing its lease.
+  bool standby = false;
+  // Head: its standby heads' HOST:PORT, comma-separated. This node's raylet,
+  // the session's address and what joining nodes are told name them after
+  // the head, so that all of them follow a takeover.
+  std::string standby_addresses;
   int64_t heartbeat_ms = 0;  // 0: the raylet's default
   bool detach = false;       // true for `loom start`
   // The raylet rejoins as a new node when the head fences it, instead of
@@ -60,7 +67,7 @@ struct ClusterHandle {
   std::string gcs_address;
   std::string raylet_address;
   std::string auth_token;   // empty with no_auth
-  std::vector<pid_t> pids;  // gcs (when started here), raylet
+  std::vector<pid_t> pids;  // gcs (when started here), raylet (not standby)
   int lifeline_fd = -1;     // held while the daemons should live
 };
 

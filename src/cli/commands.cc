@@ -39,6 +39,7 @@ int Start(const StartArgs& args) {
   if (args.head == !args.address.empty()) {
     return Fail("start needs exactly one of --head or --address HOST:PORT");
   }
+  if (args.standby && !args.head) return Fail("--standby goes with --head");
   auto resources = ParseResourcesJson(args.resources_json);
   if (!resources.ok()) return Fail(std::string(resources.status().message()));
   auto check = ResourceSet::FromMap(*resources);
@@ -78,6 +79,8 @@ int Start(const StartArgs& args) {
   options.resources = *resources;
   options.node_timeout_ms = args.node_timeout_ms;
   options.storage = args.storage;
+  options.standby = args.standby;
+  options.standby_addresses = args.standby_addresses;
   options.restart_on_fence = args.restart_on_fence;
   options.memory_usage_threshold = args.memory_usage_threshold;
   options.memory_monitor_limit_bytes = args.memory_monitor_limit_bytes;
@@ -92,7 +95,15 @@ int Start(const StartArgs& args) {
   auto cluster = StartCluster(options);
   if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
   double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
-  if (args.head) {
+  if (args.standby) {
+    std::printf(
+        "Loom standby head on %s, started in %.0f ms: it serves once the "
+        "active head stops renewing its lease in its storage.\n"
+        "  session:  %s\n\n"
+        "Clients and nodes name both heads: --address ACTIVE:PORT,%s\n",
+        cluster->gcs_address.c_str(), ms, cluster->session_dir.c_str(),
+        cluster->gcs_address.c_str());
+  } else if (args.head) {
     std::string token_file =
         absl::StrCat(cluster->session_dir, "/", kAuthTokenFile);
     std::string join =

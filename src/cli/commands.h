@@ -26,7 +26,9 @@ struct StartArgs {
   std::string resources_json;
   std::vector<std::string> labels;
   int64_t node_timeout_ms = 5000;
-  std::string storage;  // head: "" (memory) or redis://...
+  std::string storage;            // head: "" (memory) or redis://...
+  bool standby = false;           // head: loom-gcs alone, waiting for the lease
+  std::string standby_addresses;  // head: its standbys, HOST:PORT,...
   std::string session_root;
   // The address this node's daemons advertise (one of this machine's);
   // PrimaryAddress() when empty. They listen on bind_address when set

@@ -47,11 +47,23 @@ int main(int argc, char** argv) {
   start_cmd->add_option("--labels", start.labels, "Node labels, k=v");
   start_cmd->add_option("--node-timeout-ms", start.node_timeout_ms,
                         "Head: a node silent this long is dead");
+  start_cmd
+      ->add_option(
+          "--storage", start.storage,
+          "Head: where it keeps its tables: memory (default) or "
+          "redis://[:PASSWORD@]HOST:PORT[/DB], so that a head restarted on the "
+          "same port finds its actors, jobs and placement groups again (a "
+          "password is better given as $LOOM_STORAGE: argv is public)")
+      ->envname("LOOM_STORAGE");
+  start_cmd->add_flag(
+      "--standby", start.standby,
+      "Head: a standby on --storage redis://... and a fixed --port; it "
+      "serves once the active head stops renewing its lease (clients pass "
+      "--address ACTIVE:PORT,STANDBY:PORT)");
   start_cmd->add_option(
-      "--storage", start.storage,
-      "Head: where it keeps its tables: memory (default) or "
-      "redis://[:PASSWORD@]HOST:PORT[/DB], so that a head restarted on the "
-      "same port finds its actors, jobs and placement groups again");
+      "--standby-addresses", start.standby_addresses,
+      "Head: its standby heads, HOST:PORT[,HOST:PORT]: this node and the "
+      "nodes that join follow a takeover");
   start_cmd->add_option(
       "--node-ip-address", start.node_ip,
       "This node's address, one of this machine's: its daemons advertise it "

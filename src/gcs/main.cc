@@ -14,6 +14,41 @@
 #include "src/common/session.h"
 #include "src/common/version.h"
 #include "src/gcs/gcs_service.h"
+#include "src/gcs/leader_lease.h"
+
+namespace {
+
+// Takes the leader lease (a standby waits for it, telling the session it
+// waits: <session>/gcs.standby), and keeps it: a head that finds another
+// holding it stops at once (status 71), so that two never serve together.
+absl::StatusOr<std::unique_ptr<loom::gcs::LeaderLease>> TakeLeaderLease(
+    const std::string& storage, const std::string& holder, absl::Duration ttl,
+    bool standby, const std::string& session_dir) {
+  auto lease = loom::gcs::LeaderLease::Connect(
+      {.storage = storage, .holder = holder, .ttl = ttl});
+  if (!lease.ok()) return lease.status();
+  if (standby) {
+    spdlog::info("standby head {}: waiting for the leader lease", holder);
+    if (!session_dir.empty()) {
+      auto s = loom::WriteFileAtomic(session_dir + "/gcs.standby", holder);
+      if (!s.ok()) spdlog::error("{}", s.ToString());
+    }
+  }
+  auto s = (*lease)->Take(standby, [](const std::string& active) {
+    spdlog::info("standby: the active head is {}", active);
+  });
+  if (!s.ok()) return s;
+  spdlog::info("holding the leader lease as {}", (*lease)->id());
+  (*lease)->KeepRenewing([](const std::string& other) {
+    spdlog::critical(
+        "another head ({}) holds the leader lease now: this head stops", other);
+    spdlog::shutdown();
+    _exit(71);
+  });
+  return lease;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   loom::BlockStopSignals();
@@ -27,6 +62,8 @@ int main(int argc, char** argv) {
   std::string bind_address, token_file;
   bool no_auth = false;
   std::string storage;
+  bool standby = false;
+  int64_t lease_ms = 2000;
   app.add_option("--host", host, "The address this head advertises");
   app.add_option("--bind-address", bind_address,
                  "Address to listen on (default: --host; 0.0.0.0: all)");
@@ -41,7 +78,17 @@ int main(int argc, char** argv) {
   app.add_option("--session-dir", session_dir, "Session directory");
   app.add_option("--storage", storage,
                  "Where the head keeps its tables: memory (default) or "
-                 "redis://[:PASSWORD@]HOST:PORT[/DB], which outlives the head");
+                 "redis://[:PASSWORD@]HOST:PORT[/DB], which outlives the head "
+                 "(a password is better given as $LOOM_STORAGE: argv is "
+                 "public)")
+      ->envname("LOOM_STORAGE");
+  app.add_flag("--standby", standby,
+               "Wait until the head holding the leader lease in --storage "
+               "stops renewing it, then take over (needs redis:// and --port)");
+  app.add_option("--leader-lease-ms", lease_ms,
+                 "How long the leader lease lasts unrenewed (a head on Redis "
+                 "renews it every quarter of this)")
+      ->check(CLI::Range(int64_t{200}, int64_t{60000}));
   app.add_option("--node-timeout-ms", node_timeout_ms,
                  "A node silent this long is dead")
       ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
@@ -58,6 +105,13 @@ int main(int argc, char** argv) {
   // there (a head started again elsewhere, without its session directory).
   bool from_storage = !token.ok() && token_file.empty() &&
                       absl::StartsWith(storage, "redis://");
+  if (standby && (!absl::StartsWith(storage, "redis://") || port == 0)) {
+    std::fprintf(stderr,
+                 "loom-gcs: --standby needs --storage redis://... (where the "
+                 "active head keeps its tables) and a fixed --port (clients "
+                 "must know it before it serves)\n");
+    return 2;
+  }
   if (!token.ok() && !from_storage) {
     std::fprintf(stderr, "loom-gcs: %s\n",
                  std::string(token.status().message()).c_str());
@@ -79,6 +133,19 @@ int main(int argc, char** argv) {
   if (!mport.ok()) {
     spdlog::error("{}", mport.status().ToString());
     return 1;
+  }
+  // Heads on Redis hold its leader lease: one at a time serves.
+  std::unique_ptr<loom::gcs::LeaderLease> lease;
+  if (absl::StartsWith(storage, "redis://")) {
+    auto taken =
+        TakeLeaderLease(storage, absl::StrCat(host, ":", port),
+                        absl::Milliseconds(lease_ms), standby, session_dir);
+    if (!taken.ok()) {
+      std::fprintf(stderr, "loom-gcs: %s\n",
+                   std::string(taken.status().message()).c_str());
+      return 1;
+    }
+    lease = *std::move(taken);
   }
   loom::gcs::GcsServer server(
       {.node_timeout = absl::Milliseconds(node_timeout_ms),
@@ -124,6 +191,7 @@ int main(int argc, char** argv) {
   }
   int sig = loom::WaitForStopSignal();
   spdlog::info("loom-gcs stopping on signal {}", sig);
+  if (lease != nullptr) lease->Release();  // a standby need not wait
   (*grpc_server)
       ->Shutdown(std::chrono::system_clock::now() +
                  std::chrono::milliseconds(500));

@@ -46,6 +46,7 @@ absl::Status Cluster::Start(Node& node, const NodeOptions& options,
   o.gcs_port = options.gcs_port;
   o.node_timeout_ms = options.node_timeout_ms;
   o.storage = options.storage;
+  o.standby_addresses = options.standby_addresses;
   auto started = StartCluster(o);
   if (!started.ok()) {
     node.removed_ = true;

@@ -46,7 +46,8 @@ struct NodeOptions {
   // The head's only.
   int gcs_port = 0;  // 0: any free port
   int64_t node_timeout_ms = 5000;
-  std::string storage;  // "": in memory; redis://HOST:PORT
+  std::string storage;            // "": in memory; redis://HOST:PORT
+  std::string standby_addresses;  // HOST:PORT,...: nodes follow a takeover
 };
 
 class Cluster {

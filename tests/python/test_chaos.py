@@ -207,7 +207,10 @@ def test_nothing_is_lost_under_kills(processes, persistent_redis, tmp_path,
                 killed.append(("head", gcs_pid, round(time.monotonic() - start, 1)))
                 time.sleep(rng.uniform(0.2, 1.0))
                 restarted_at = time.monotonic()
-                head = subprocess.Popen([a.decode() for a in gcs_argv], env=env,
+                # The same command and storage (`loom start` passes it in
+                # the environment: argv is public), as a supervisor would.
+                head = subprocess.Popen([a.decode() for a in gcs_argv],
+                                        env=dict(env, LOOM_STORAGE=persistent_redis.url),
                                         stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL,
                                         start_new_session=True)

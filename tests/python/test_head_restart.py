@@ -2,14 +2,17 @@
 Python users had before it (functions, a named detached actor, job ids) is
 there after it."""
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 from conftest import _free_port_below_ephemeral, loom_cli, wait_until
 
 BEFORE = """
 import os
+import shutil
 import loom
 
 loom.init(address="auto", namespace="keep")
@@ -79,12 +82,14 @@ def test_a_head_restarted_on_redis_keeps_actors_functions_and_job_ids(
         before = values(out)
         assert before["tally"] == "1" and before["square"] == "49"
 
-        # kill -9 the head, and start it again with the same command line.
+        # kill -9 the head, and start it again with the same command line
+        # and storage (`loom start` passes it in the environment).
         pid = head_pid(root)
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)
-        head = subprocess.Popen([a.decode() for a in argv], env=processes.env(),
+        head = subprocess.Popen([a.decode() for a in argv],
+                                env=dict(processes.env(), LOOM_STORAGE=redis_server),
                                 stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -108,3 +113,49 @@ def test_a_head_restarted_on_redis_keeps_actors_functions_and_job_ids(
         subprocess.run([cli, "stop", "--session-root", root],
                        env=processes.env(), check=False, timeout=120,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_standby_head_started_by_the_cli_takes_over(processes, redis_server):
+    cli = loom_cli()
+    root = processes.session_root
+    standby_root = tempfile.mkdtemp(prefix="ls-", dir="/tmp")
+    port = _free_port_below_ephemeral()
+    standby_port = _free_port_below_ephemeral()
+    assert port != standby_port
+
+    def start(args, session_root):
+        done = subprocess.run(
+            [cli, "start", "--head", "--node-ip-address", "127.0.0.1",
+             "--session-root", session_root, "--storage", redis_server]
+            + args, env=processes.env(), timeout=120, capture_output=True,
+            text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    try:
+        start(["--port", str(port), "--num-cpus", "2", "--standby-addresses",
+               f"127.0.0.1:{standby_port}"], root)
+        out = start(["--standby", "--port", str(standby_port)], standby_root)
+        assert "standby head on" in out
+        rc, out, err = processes.run_driver(BEFORE)
+        assert rc == 0, err
+        before = values(out)
+
+        # kill -9 the active head: nobody starts it again; the standby takes
+        # over, and the raylet and a new driver (address "auto": the list
+        # in the session) follow.
+        pid = head_pid(root)
+        os.kill(pid, signal.SIGKILL)
+        rc, out, err = processes.run_driver(AFTER)
+        assert rc == 0, err
+        after = values(out)
+        assert after["tally"] == "2"
+        assert int(after["job"]) > int(before["job"])
+        assert (Path(standby_root) / "session_latest" / "gcs.ready").exists()
+    finally:
+        for r in (root, standby_root):
+            subprocess.run([cli, "stop", "--session-root", r],
+                           env=processes.env(), check=False, timeout=120,
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        shutil.rmtree(standby_root, ignore_errors=True)
