@@ -119,34 +119,57 @@ void GcsLink::ReRegister() {
       });
 }
 
-void GcsLink::MarkJobFinished(const std::string& job_id, bool driver_died) {
+template <typename Request, typename Reply>
+void GcsLink::Report(AsyncMethod<Request, Reply> send, Request req,
+                     absl::Time give_up, int tries) {
   struct Call {
     rpc::Context ctx;
-    rpc::MarkJobFinishedRequest req;
-    rpc::MarkJobFinishedReply reply;
+    Request req;
+    Reply reply;
   };
   auto call = std::make_shared<Call>();
-  call->req.set_job_id(job_id);
-  call->req.set_driver_died(driver_died);
+  call->req = std::move(req);
   rpc::SetTimeout(&call->ctx, 5000);
-  stub_->async()->MarkJobFinished(&call->ctx, &call->req, &call->reply,
-                                  [call](grpc::Status) {});
+  (stub_->async()->*send)(
+      &call->ctx, &call->req, &call->reply,
+      [this, send, call, give_up, tries](grpc::Status s) {
+        if (!rpc::HeadUnreachable(s)) {
+          if (!s.ok()) {
+            spdlog::warn("the head refused a report: {}", s.error_message());
+          }
+          return;
+        }
+        if (absl::Now() >= give_up) {
+          spdlog::error("the head never heard a report: {}",
+                        rpc::HeadGone(s).error_message());
+          return;
+        }
+        options_.loop->PostAfter(
+            rpc::HeadBackoff(tries), [this, send, call, give_up, tries] {
+              Report<Request, Reply>(send, std::move(call->req), give_up,
+                                     tries + 1);
+            });
+      });
+}
+
+void GcsLink::MarkJobFinished(const std::string& job_id, bool driver_died) {
+  rpc::MarkJobFinishedRequest req;
+  req.set_job_id(job_id);
+  req.set_driver_died(driver_died);
+  Report<rpc::MarkJobFinishedRequest, rpc::MarkJobFinishedReply>(
+      &rpc::Gcs::Stub::async::MarkJobFinished, std::move(req),
+      absl::Now() + rpc::HeadWait());
 }
 
 void GcsLink::ReportWorkerDeath(const WorkerId& worker,
                                 const std::string& address, const JobId& job) {
-  struct Call {
-    rpc::Context ctx;
-    rpc::ReportWorkerDeathRequest req;
-    rpc::ReportWorkerDeathReply reply;
-  };
-  auto call = std::make_shared<Call>();
-  call->req.set_worker_id(worker.Binary());
-  call->req.set_address(address);
-  call->req.set_job_id(job.Binary());
-  rpc::SetTimeout(&call->ctx, 5000);
-  stub_->async()->ReportWorkerDeath(&call->ctx, &call->req, &call->reply,
-                                    [call](grpc::Status) {});
+  rpc::ReportWorkerDeathRequest req;
+  req.set_worker_id(worker.Binary());
+  req.set_address(address);
+  req.set_job_id(job.Binary());
+  Report<rpc::ReportWorkerDeathRequest, rpc::ReportWorkerDeathReply>(
+      &rpc::Gcs::Stub::async::ReportWorkerDeath, std::move(req),
+      absl::Now() + rpc::HeadWait());
 }
 
 void GcsLink::ScheduleLease(

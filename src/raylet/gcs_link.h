@@ -48,10 +48,10 @@ class GcsLink {
   // (IsVersionMismatch) names both versions.
   absl::Status RegisterBlocking(absl::Duration timeout);
   void StartHeartbeats();
+  // Reports the head must hear: sent again with backoff while the head is
+  // unreachable (a restart, a takeover), for rpc::HeadWait().
   void MarkJobFinished(const std::string& job_id, bool driver_died);
-  // Tells the head that a worker of `job` at `address` is gone (no reply
-  // awaited; a head that misses it leaves that worker's leases elsewhere to
-  // the job's end).
+  // Tells the head that a worker of `job` at `address` is gone.
   void ReportWorkerDeath(const WorkerId& worker, const std::string& address,
                          const JobId& job);
   // Asks the head to place a request this node cannot; `done` runs on the
@@ -63,6 +63,15 @@ class GcsLink {
   bool connected() const { return connected_; }
 
  private:
+  // Sends `req` by the async stub method `send`, again while the head is
+  // unreachable, until `give_up`.
+  template <typename Request, typename Reply>
+  using AsyncMethod = void (rpc::Gcs::Stub::async::*)(
+      grpc::ClientContext*, const Request*, Reply*,
+      std::function<void(grpc::Status)>);
+  template <typename Request, typename Reply>
+  void Report(AsyncMethod<Request, Reply> send, Request req, absl::Time give_up,
+              int tries = 0);
   void Heartbeat();
   void ReRegister();
   rpc::RegisterNodeRequest Registration() const;

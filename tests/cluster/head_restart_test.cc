@@ -1,6 +1,8 @@
 // A head killed with kill -9 and started again on its port: on Redis it
 // finds its actors, jobs and functions again; calls that need it while it
 // is down wait for it; and job ids never repeat, on Redis or not.
+#include <signal.h>
+
 #include <future>
 
 #include "absl/strings/ascii.h"
@@ -197,6 +199,42 @@ TEST_F(HeadOnRedis, AHeadWithAnotherTokenRefusesToStart) {
   EXPECT_TRUE(WaitForExit(*pid, absl::Seconds(10)));
   EXPECT_THAT(ReadFileToString(err).value_or(""),
               ::testing::HasSubstr("differs from the one its storage holds"));
+}
+
+// A driver that dies while the head is down: its raylet keeps telling the
+// head until it is back, so the job ends DRIVER_DIED, not RUNNING for ever.
+TEST_F(HeadOnRedis, ADriverThatDiesWhileTheHeadIsDownIsRecordedDead) {
+  TempRoot files;
+  std::string out = files.path() + "/driver.out";
+  auto driver = Spawn({.argv = {BinDir() + "/loom-test-driver", "actors",
+                                head().gcs_address, cluster_->head().root()},
+                       .stdout_path = out});
+  ASSERT_TRUE(driver.ok()) << driver.status();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return ReadFileToString(out).value_or("").find("ready") !=
+               std::string::npos;
+      },
+      absl::Seconds(30)));
+  KillHead(head());
+  ASSERT_EQ(kill(*driver, SIGKILL), 0);
+  ASSERT_TRUE(WaitForExit(*driver, absl::Seconds(5)));
+  absl::SleepFor(absl::Seconds(1));  // the raylet's first reports fail
+  StartHeadAgain();
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(head().gcs_address));
+  rpc::JobInfo::State state = rpc::JobInfo::RUNNING;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        rpc::Context ctx;
+        rpc::GetJobsReply jobs;
+        stub->GetJobs(&ctx, rpc::GetJobsRequest(), &jobs);
+        for (const auto& job : jobs.jobs()) {
+          if (job.driver_pid() == *driver) state = job.state();
+        }
+        return state == rpc::JobInfo::DRIVER_DIED;
+      },
+      absl::Seconds(20)))
+      << "the job is " << rpc::JobInfo::State_Name(state);
 }
 
 }  // namespace
