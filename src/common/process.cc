@@ -1,6 +1,7 @@
 #include "src/common/process.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -198,10 +200,24 @@ std::string ExecutableDir() {
   return path.substr(0, path.rfind('/'));
 }
 
+std::string CodeDir() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&CodeDir), &info) == 0 ||
+      info.dli_fname == nullptr) {
+    return ".";
+  }
+  char real[PATH_MAX];
+  if (realpath(info.dli_fname, real) == nullptr) return ".";
+  std::string path(real);
+  return path.substr(0, path.rfind('/'));
+}
+
 std::string FindLoomBinary(const std::string& name) {
   std::vector<std::string> dirs;
   if (const char* env = std::getenv("LOOM_BIN_DIR")) dirs.push_back(env);
   dirs.push_back(ExecutableDir());
+  // An installed libloom.so: P/lib, beside P/bin.
+  dirs.push_back(CodeDir() + "/../bin");
 #ifdef LOOM_BUILD_BIN_DIR
   dirs.push_back(LOOM_BUILD_BIN_DIR);
 #endif

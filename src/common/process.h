@@ -66,8 +66,12 @@ int64_t RssAnonKb();
 
 // The directory holding this executable.
 std::string ExecutableDir();
-// Finds a Loom binary: $LOOM_BIN_DIR, beside this executable, then the
-// build directory this was compiled in.
+// The directory of the file holding Loom's code in this process: libloom.so
+// (a driver) or the executable (a daemon).
+std::string CodeDir();
+// Finds a Loom binary: $LOOM_BIN_DIR, beside this executable, CodeDir()/../bin
+// (an installed libloom.so's bin/), then the build directory this was
+// compiled in.
 std::string FindLoomBinary(const std::string& name);
 
 }  // namespace loom
