@@ -186,6 +186,12 @@ class CoreWorker {
   // actor call is INVALID_ARGUMENT (it would kill the actor): use KillActor.
   absl::StatusOr<bool> CancelTask(const ObjectId& ret, bool force);
 
+  // Runs `fn` once `id` is ready here (a value, an error, or unknown to
+  // this process), on the thread that makes it so, or at once if it is.
+  // `fn` must be quick and must not block: it may run on the event loop.
+  void OnReady(const ObjectId& id, std::function<void()> fn) {
+    objects_.OnReady(id, std::move(fn));
+  }
   void AddRef(const ObjectId& id) { objects_.AddRef(id); }
   void RemoveRef(const ObjectId& id) { objects_.RemoveRef(id); }
 

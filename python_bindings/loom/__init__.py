@@ -19,6 +19,7 @@ from loom.actor import ActorClass, ActorHandle, get_actor, kill, method
 from loom.remote_function import RemoteFunction
 from loom.runtime_context import get_gpu_ids, get_runtime_context
 from loom import util  # noqa: F401
+from loom._private import futures as _futures
 
 __version__ = "0.1.0"
 
@@ -40,14 +41,8 @@ def remote(*args, **options):
     return wrap
 
 
-def _await_ref(ref):
-    """`await ref` inside async code: resolves without blocking the loop."""
-    import asyncio
-    loop = asyncio.get_running_loop()
-    return loop.run_in_executor(None, get, ref).__await__()
-
-
-ObjectRef.__await__ = _await_ref
+# ref.future(), ref.as_future(), ref._on_completed(cb), `await ref`.
+_futures.install()
 
 __all__ = ["init", "shutdown", "is_initialized", "remote", "get", "put",
            "wait", "kill", "cancel", "get_actor", "method", "nodes",

@@ -93,6 +93,7 @@ void BindObjects(pyb::module_& m);
 void BindTasks(pyb::module_& m);
 void BindCluster(pyb::module_& m);
 void BindGpu(pyb::module_& m);
+void BindFutures(pyb::module_& m);
 
 // The (format, metadata, [buffers]) of a whole object's bytes, views into
 // `pinned`; raises ValueError when the bytes are not an object.

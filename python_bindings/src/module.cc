@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   loom::py::BindTasks(m);
   loom::py::BindCluster(m);
   loom::py::BindGpu(m);
+  loom::py::BindFutures(m);
 }

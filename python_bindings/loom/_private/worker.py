@@ -100,6 +100,8 @@ def shutdown():
             tail.stop()
         if _core.is_initialized() and not _state["worker"]:
             _core.shutdown()
+            from loom._private import futures
+            futures.fail_pending(exceptions.LoomError(futures.SHUT_DOWN))
 
 
 def is_initialized():
