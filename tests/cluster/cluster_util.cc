@@ -20,6 +20,7 @@
 #include "loom/loom.h"
 #include "proto/gcs.grpc.pb.h"
 #include "src/common/auth.h"
+#include "src/common/ids.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
 
@@ -261,6 +262,20 @@ absl::StatusOr<pid_t> RestartHead(const ClusterHandle& cluster,
                                   std::vector<std::string> args) {
   KillHead(cluster);
   return StartHeadAgain(cluster, std::move(args));
+}
+
+absl::StatusOr<uint32_t> NewJob(const std::string& gcs_address) {
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
+  rpc::AddJobReply reply;
+  grpc::Status s = rpc::CallHead(30000, [&](rpc::Context* ctx) {
+    rpc::AddJobRequest req;
+    req.set_driver_pid(getpid());
+    return stub->AddJob(ctx, req, &reply);
+  });
+  if (!s.ok()) return rpc::ToAbsl(s);
+  auto id = JobId::FromBinary(reply.job_id());
+  if (!id.ok()) return id.status();
+  return JobId(*id).ToInt();
 }
 
 }  // namespace loom::test

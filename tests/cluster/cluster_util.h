@@ -80,6 +80,9 @@ absl::StatusOr<ClusterHandle> StartHeadOnly(
 absl::StatusOr<rpc::GetClusterStatusReply> ClusterStatus(
     const std::string& gcs_address);
 int CountNodes(const rpc::GetClusterStatusReply& status, bool alive);
+// A new job's number from the head (waiting for it while it is down, as a
+// driver does; any head of a list), as a driver gets one.
+absl::StatusOr<uint32_t> NewJob(const std::string& gcs_address);
 
 }  // namespace loom::test
 

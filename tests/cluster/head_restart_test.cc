@@ -24,21 +24,6 @@
 namespace loom::test {
 namespace {
 
-// A job id from the head, as a driver gets one.
-absl::StatusOr<uint32_t> NewJob(const std::string& gcs_address) {
-  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
-  rpc::AddJobReply reply;
-  grpc::Status s = rpc::CallHead(5000, [&](rpc::Context* ctx) {
-    rpc::AddJobRequest req;
-    req.set_driver_pid(getpid());
-    return stub->AddJob(ctx, req, &reply);
-  });
-  if (!s.ok()) return rpc::ToAbsl(s);
-  auto id = JobId::FromBinary(reply.job_id());
-  if (!id.ok()) return id.status();
-  return JobId(*id).ToInt();
-}
-
 // Without Redis, a head started again on the same session directory goes
 // on from its job counter: a new driver's ids cannot equal an old one's.
 TEST(HeadRestart, JobIdsNeverRepeatWithoutRedis) {

@@ -22,21 +22,6 @@
 namespace loom::test {
 namespace {
 
-// A job id from the head (whichever of the list serves), as a driver's.
-absl::StatusOr<uint32_t> NewJob(const std::string& gcs_address) {
-  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
-  rpc::AddJobReply reply;
-  grpc::Status s = rpc::CallHead(30000, [&](rpc::Context* ctx) {
-    rpc::AddJobRequest req;
-    req.set_driver_pid(getpid());
-    return stub->AddJob(ctx, req, &reply);
-  });
-  if (!s.ok()) return rpc::ToAbsl(s);
-  auto id = JobId::FromBinary(reply.job_id());
-  if (!id.ok()) return id.status();
-  return JobId(*id).ToInt();
-}
-
 bool FileExists(const std::string& path) { return ReadFileToString(path).ok(); }
 
 class StandbyHead : public ::testing::Test {
