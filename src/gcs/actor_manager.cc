@@ -1,8 +1,10 @@
 #include "src/gcs/actor_manager.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "proto/raylet.grpc.pb.h"
@@ -180,6 +182,14 @@ void ActorManager::Schedule(const ActorId& id) {
   Lease(id, attempt, *node);
 }
 
+bool ActorManager::HoldsLease(const std::string& raylet,
+                              const std::string& lease_id) const {
+  for (const auto& [id, a] : actors_) {
+    if (a->raylet == raylet && a->lease_id == lease_id) return true;
+  }
+  return false;
+}
+
 void ActorManager::RetryLater(const ActorId& id, int64_t attempt) {
   loop_->PostAfter(kRetry, [this, id, attempt] {
     auto it = actors_.find(id);
@@ -201,6 +211,7 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
   call->req.set_no_spillback(true);
   call->req.set_detached(a.spec.detached());
   call->req.set_actor(true);
+  call->req.set_head_epoch(head_epoch_);
   *call->req.mutable_code_search_path() = a.spec.code_search_path();
   *call->req.mutable_runtime() = a.spec.runtime();
   rpc::SetTimeout(&call->ctx, 30000);
@@ -249,6 +260,11 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
                          raylet,
                          s.ok() ? call->reply.message() : s.error_message());
             return RetryLater(id, attempt);
+          }
+          // Tests of a head that dies holding a lease it has not saved.
+          if (const char* at = std::getenv("LOOM_TESTING_HEAD_EXIT_AT");
+              at != nullptr && std::string(at) == "actor-lease") {
+            _exit(9);
           }
           Actor& a = *it->second;
           a.raylet = raylet;

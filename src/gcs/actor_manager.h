@@ -69,6 +69,11 @@ class ActorManager {
   // reply will touch this manager (replies already posted to the loop
   // still run there). Before the loop stops; from any other thread.
   void Shutdown() { calls_.Shutdown(); }
+  // This head's incarnation, sent with its lease requests (see
+  // RegisterNodeRequest.held).
+  void set_head_epoch(std::string epoch) { head_epoch_ = std::move(epoch); }
+  // Whether an actor holds that lease at that raylet (HOST:PORT).
+  bool HoldsLease(const std::string& raylet, const std::string& lease_id) const;
 
  private:
   struct Actor;
@@ -89,6 +94,7 @@ class ActorManager {
   NodeTable* nodes_;
   Publisher* publisher_;
   ClientPool* clients_;
+  std::string head_epoch_;
   CallsInFlight calls_;
   absl::flat_hash_map<ActorId, std::unique_ptr<Actor>> actors_;
   absl::flat_hash_map<std::string, ActorId> names_;  // ns + '\0' + name

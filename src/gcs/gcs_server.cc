@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -17,6 +18,13 @@ namespace {
 
 constexpr size_t kMaxKeyBytes = 4096;
 constexpr size_t kMaxValueBytes = 64 << 20;
+
+// A random incarnation id (8 bytes).
+std::string NewEpoch() {
+  absl::BitGen gen;
+  uint64_t v = absl::Uniform<uint64_t>(gen);
+  return std::string(reinterpret_cast<const char*>(&v), sizeof(v));
+}
 
 absl::Status CheckKey(const std::string& ns, const std::string& key) {
   if (key.empty()) return absl::InvalidArgumentError("empty key");
@@ -69,6 +77,7 @@ constexpr int64_t kDefaultFlushMs = 2000;
 
 GcsServer::GcsServer(Options options, Metrics* metrics)
     : options_(options),
+      epoch_(options.epoch.empty() ? NewEpoch() : options.epoch),
       loop_("gcs", options.clock),
       own_store_(options.store
                      ? nullptr
@@ -89,7 +98,10 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
                                  {{"state", "dead"}})),
       jobs_running_(metrics->Gauge("loom_gcs_jobs_running", "Running jobs")),
       heartbeats_(metrics->Counter("loom_gcs_heartbeats_total",
-                                   "Heartbeats received")) {}
+                                   "Heartbeats received")) {
+  actors_.set_head_epoch(epoch_);
+  groups_.set_head_epoch(epoch_);
+}
 
 GcsServer::~GcsServer() { Stop(); }
 
@@ -284,8 +296,23 @@ void GcsServer::OnNodeDead(const NodeId& node) {
 void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
                                    rpc::RegisterNodeReply* reply, Done done) {
   reply->set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(nodes_.timeout()));
-  done(nodes_.Register(req.node(),
-                       Version{req.protocol_version(), req.build_version()}));
+  absl::Status s = nodes_.Register(
+      req.node(), Version{req.protocol_version(), req.build_version()});
+  if (s.ok()) {
+    // What an earlier head asked this node for and never saved (it died
+    // first): nobody will use or return it.
+    std::string raylet =
+        absl::StrCat(req.node().host(), ":", req.node().raylet_port());
+    for (const rpc::HeldForHead& held : req.held()) {
+      if (held.head_epoch() == epoch_) continue;
+      bool known = held.lease_id().empty()
+                       ? groups_.HoldsBundle(held.pg_id(), held.index(),
+                                             req.node().node_id())
+                       : actors_.HoldsLease(raylet, held.lease_id());
+      if (!known) *reply->add_release() = held;
+    }
+  }
+  done(s);
 }
 
 void GcsServer::HandleHeartbeat(const rpc::HeartbeatRequest& req,

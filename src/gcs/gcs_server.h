@@ -57,6 +57,11 @@ class GcsServer {
     // FailedPrecondition saying so), or is stored when none is. A store
     // that does not outlive the head keeps nothing.
     std::string* cluster_token = nullptr;
+    // This incarnation of the head ("": a random one). Its actor leases and
+    // bundle prepares carry it; a node that re-registers holding what an
+    // earlier incarnation asked for and this one does not know is told to
+    // release it.
+    std::string epoch;
   };
   GcsServer(Options options, Metrics* metrics);
   ~GcsServer();
@@ -171,6 +176,7 @@ class GcsServer {
   void UpdateGauges();
 
   Options options_;
+  std::string epoch_;  // see Options::epoch
   EventLoop loop_;
   absl::Status store_status_;  // connecting to options_.storage
   std::unique_ptr<StoreClient> own_store_;

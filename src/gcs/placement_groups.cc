@@ -44,6 +44,17 @@ PlacementGroupManager::PlacementGroupManager(EventLoop* loop, NodeTable* nodes,
       clients_(clients),
       store_(store) {}
 
+bool PlacementGroupManager::HoldsBundle(const std::string& pg_id, int index,
+                                        const std::string& node_id) {
+  auto g = Find(pg_id);
+  if (!g.ok() || (*g)->info.state() == rpc::PlacementGroupInfo::REMOVED) {
+    return false;
+  }
+  const auto& nodes = (*g)->nodes;
+  return index >= 0 && index < static_cast<int>(nodes.size()) &&
+         nodes[index].node_id() == node_id;
+}
+
 void PlacementGroupManager::Save(const Group& g, std::function<void()> then) {
   store_->Put("placement_groups", g.info.pg_id(), g.info.SerializeAsString(),
               true, MustSave("a placement group", std::move(then)));
@@ -325,6 +336,7 @@ void PlacementGroupManager::SendBundle(const std::string& raylet,
   call->req.set_pg_id(id.Binary());
   call->req.set_index(index);
   *call->req.mutable_resources() = resources;
+  call->req.set_head_epoch(head_epoch_);
   rpc::SetTimeout(&call->ctx, 5000);
   if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
   auto cb = [this, loop = loop_, call, done = std::move(done)](grpc::Status s) {

@@ -61,6 +61,12 @@ class PlacementGroupManager {
   void OnJobFinished(const std::string& job_id);
   // Sends nothing more and cancels the calls in flight (see ActorManager).
   void Shutdown() { calls_.Shutdown(); }
+  // This head's incarnation, sent with its prepares (see
+  // RegisterNodeRequest.held).
+  void set_head_epoch(std::string epoch) { head_epoch_ = std::move(epoch); }
+  // Whether a group placed bundle `index` on that node.
+  bool HoldsBundle(const std::string& pg_id, int index,
+                   const std::string& node_id);
 
  private:
   struct Group;
@@ -96,6 +102,7 @@ class PlacementGroupManager {
   NodeTable* nodes_;
   ActorManager* actors_;
   ClientPool* clients_;
+  std::string head_epoch_;
   CallsInFlight calls_;
   StoreClient* store_;
   absl::flat_hash_map<PlacementGroupId, std::unique_ptr<Group>> groups_;

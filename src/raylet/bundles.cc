@@ -3,11 +3,14 @@
 // NodeManager's side of placement groups: a bundle is prepared (its
 // resources reserved), committed (offered under the group's own resource
 // names, so that only its tasks fit), and released (what runs in it stops).
-// A lease of a bundle's GPUs runs on the GPUs the bundle reserved.
+// A lease of a bundle's GPUs runs on the GPUs the bundle reserved. What an
+// earlier head asked for and a restarted one does not know (an actor's
+// lease, a bundle) is released when the node registers with it again.
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/resource_set.h"
+#include "src/common/logging.h"
 #include "src/common/wire.h"
 #include "src/raylet/node_manager.h"
 
@@ -49,14 +52,21 @@ void NodeManager::HandlePrepareBundle(const rpc::BundleRequest& req,
   if (!key.ok()) return done(key.status());
   auto demand = ResourcesFromProto(req.resources());
   if (!demand.ok()) return done(demand.status());
-  if (bundles_.contains(*key)) return done(absl::OkStatus());  // a retry
+  if (auto it = bundles_.find(*key); it != bundles_.end()) {  // a retry
+    it->second.head_epoch = req.head_epoch();  // maybe of a restarted head
+    return done(absl::OkStatus());
+  }
   auto alloc = resources_.Acquire(*demand);
   if (!alloc) {
     return done(absl::ResourceExhaustedError(absl::StrCat(
         "bundle ", demand->ToString(), " does not fit now: available ",
         resources_.available().ToString())));
   }
-  bundles_[*key].reserved = std::move(*alloc);
+  Bundle& b = bundles_[*key];
+  b.pg_id = req.pg_id();
+  b.index = req.index();
+  b.head_epoch = req.head_epoch();
+  b.reserved = std::move(*alloc);
   done(absl::OkStatus());
 }
 
@@ -92,8 +102,14 @@ void NodeManager::HandleReleaseBundle(const rpc::BundleRequest& req,
                                       rpc::BundleReply* reply, Done done) {
   auto key = BundleKey(req);
   if (!key.ok()) return done(key.status());
-  auto it = bundles_.find(*key);
-  if (it == bundles_.end()) return done(absl::OkStatus());  // released
+  ReleaseBundle(*key);  // none: released already
+  done(absl::OkStatus());
+  Dispatch();
+}
+
+bool NodeManager::ReleaseBundle(const std::string& key) {
+  auto it = bundles_.find(key);
+  if (it == bundles_.end()) return false;
   if (it->second.committed) {
     // What runs in the bundle stops: leases holding any of its resources.
     std::vector<LeaseId> inside;
@@ -106,13 +122,47 @@ void NodeManager::HandleReleaseBundle(const rpc::BundleRequest& req,
       }
     }
     for (const LeaseId& id : inside) ReleaseLease(id, /*kill_worker=*/true);
-    it = bundles_.find(*key);
+    it = bundles_.find(key);
     resources_.RemoveCapacity(it->second.offered);
     totals_changed_ = true;
   }
   resources_.Release(it->second.reserved);
   bundles_.erase(it);
-  done(absl::OkStatus());
+  return true;
+}
+
+void NodeManager::FillHeld(rpc::RegisterNodeRequest* req) const {
+  for (const auto& [id, lease] : leases_) {
+    if (lease.head_epoch.empty()) continue;
+    rpc::HeldForHead* held = req->add_held();
+    held->set_lease_id(id.Binary());
+    held->set_head_epoch(lease.head_epoch);
+  }
+  for (const auto& [key, b] : bundles_) {
+    rpc::HeldForHead* held = req->add_held();
+    held->set_pg_id(b.pg_id);
+    held->set_index(b.index);
+    held->set_head_epoch(b.head_epoch);
+  }
+}
+
+void NodeManager::ReleaseUnknown(const rpc::RegisterNodeReply& reply) {
+  for (const rpc::HeldForHead& held : reply.release()) {
+    if (!held.lease_id().empty()) {
+      auto id = LeaseId::FromBinary(held.lease_id());
+      if (!id.ok() || !leases_.contains(*id)) continue;
+      spdlog::warn(
+          "releasing lease {}: asked for by a head that died before "
+          "saving it",
+          id->Hex());
+      ReleaseLease(*id, /*kill_worker=*/true);
+    } else if (ReleaseBundle(absl::StrCat(held.pg_id(), "#", held.index()))) {
+      spdlog::warn(
+          "released bundle {} of group {}: prepared for a head that "
+          "died before saving it",
+          held.index(), HexEncode(held.pg_id()));
+    }
+  }
   Dispatch();
 }
 

@@ -17,6 +17,7 @@ rpc::RegisterNodeRequest GcsLink::Registration() const {
   *req.mutable_node() = options_.self;
   req.set_protocol_version(kProtocolVersion);
   req.set_build_version(BuildVersion());
+  if (options_.fill_held) options_.fill_held(&req);
   return req;
 }
 
@@ -114,7 +115,8 @@ void GcsLink::ReRegister() {
         } else if (!s.ok()) {
           spdlog::warn("re-register failed: {}", s.error_message());
         } else if (options_.on_reregistered) {
-          options_.loop->Post([this] { options_.on_reregistered(); });
+          options_.loop->Post(
+              [this, call] { options_.on_reregistered(call->reply); });
         }
       });
 }

@@ -33,13 +33,16 @@ class GcsLink {
     // Fills node_id, load and demands for the next heartbeat.
     std::function<void(rpc::HeartbeatRequest*)> fill_heartbeat;
     std::function<void(const rpc::HeartbeatReply&)> on_view;
-    // After registering again with a head that restarted (on the loop).
-    std::function<void()> on_reregistered;
+    // After registering again with a head that restarted (on the loop),
+    // with its reply (what to release).
+    std::function<void(const rpc::RegisterNodeReply&)> on_reregistered;
     // The head refused this node after it had joined (on the loop): it
     // declared it dead (it was cut off, or stopped answering: fenced), or,
     // having restarted, it runs another version (IsVersionMismatch). Either
     // way the node must not go on; the status says why.
     std::function<void(const absl::Status&)> on_refused;
+    // Adds what the node holds for heads to a registration (on the loop).
+    std::function<void(rpc::RegisterNodeRequest*)> fill_held;
   };
   explicit GcsLink(Options options);
 

@@ -86,10 +86,12 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
       options_.gcs_address, &loop_, SelfInfo(), options_.heartbeat_period,
       [this](rpc::HeartbeatRequest* r) { FillHeartbeat(r); },
       [this](const rpc::HeartbeatReply& r) { OnView(r); },
-      [this] {
+      [this](const rpc::RegisterNodeReply& reply) {
         if (object_manager_) object_manager_->ReReportCopies();
+        ReleaseUnknown(reply);
       },
-      [this](const absl::Status& why) { OnRefused(why); }});
+      [this](const absl::Status& why) { OnRefused(why); },
+      [this](rpc::RegisterNodeRequest* req) { FillHeld(req); }});
   absl::Status s = gcs_->RegisterBlocking(register_timeout);
   if (!s.ok()) return s;
   loop_.Start();
@@ -336,6 +338,7 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
               std::move(allocation), ResourceSet(), p.req.detached()};
   lease.actor = p.req.actor();
   lease.retriable = p.req.retriable();
+  lease.head_epoch = p.req.head_epoch();
   lease.granted = options_.clock->Now();
   worker->detached = p.req.detached();
   LeaseId lease_id = lease.id;

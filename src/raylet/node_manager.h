@@ -148,6 +148,7 @@ class NodeManager {
     bool actor = false;     // for the memory monitor's choice
     bool retriable = false;
     absl::Time granted;
+    std::string head_epoch;  // asked by the head: its incarnation
   };
   struct Driver {
     JobId job;
@@ -207,10 +208,19 @@ class NodeManager {
   // Placement group bundles on this node, by pg id + index: the resources
   // reserved, and (committed) those offered under the bundle's names.
   struct Bundle {
+    std::string pg_id;
+    int index = 0;
+    std::string head_epoch;  // the head incarnation that prepared it
     Allocation reserved;
     ResourceSet offered;
     bool committed = false;
   };
+  // Releases the bundle (what runs in it stops); false when none.
+  bool ReleaseBundle(const std::string& key);
+  // Re-registering: what this node holds for heads, and releasing what the
+  // head says it no longer knows.
+  void FillHeld(rpc::RegisterNodeRequest* req) const;
+  void ReleaseUnknown(const rpc::RegisterNodeReply& reply);
   absl::flat_hash_map<std::string, Bundle> bundles_;
   bool totals_changed_ = false;  // the next heartbeat carries the totals
   // A grant of a bundle's GPUs names the GPU ids the bundle reserved.

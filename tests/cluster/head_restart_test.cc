@@ -222,5 +222,43 @@ TEST_F(HeadOnRedis, ADriverThatDiesWhileTheHeadIsDownIsRecordedDead) {
       << "the job is " << rpc::JobInfo::State_Name(state);
 }
 
+// A head that dies after a raylet granted it an actor's lease and before
+// it saved it: the next head places the actor again, and the raylet,
+// registering with it, releases the lease nobody knows (its worker stops).
+// The actor alive from before keeps its own lease.
+TEST_F(HeadOnRedis, ALeaseAHeadDiedBeforeSavingIsReleased) {
+  cluster_->Connect();
+  auto old = loom::Actor(MakeCounter).SetName("old").SetDetached().Remote(1);
+  ASSERT_EQ(*Get(old.Task(&Counter::Add).Remote(1), 30000), 2);
+  const std::string& session = cluster_->head().session_dir();
+  const std::string leased = "loom_workers{state=\"leased\"}";
+  double before = RayletMetric(session, leased);
+  KillHead(head());
+  std::string port =
+      head().gcs_address.substr(head().gcs_address.rfind(':') + 1);
+  auto dying = Spawn(
+      {.argv = {BinDir() + "/loom-gcs", "--port", port, "--session-dir",
+                session, "--storage", redis_->url(), "--host", "127.0.0.1"},
+       .extra_env = {"LOOM_TESTING_HEAD_EXIT_AT=actor-lease"}});
+  ASSERT_TRUE(dying.ok()) << dying.status();
+  auto created = std::async(std::launch::async, [] {
+    auto a = loom::Actor(MakeCounter).Remote(7);
+    return *Get(a.Task(&Counter::Add).Remote(1), 60000);
+  });
+  ASSERT_TRUE(WaitForExit(*dying, absl::Seconds(30)));
+  EXPECT_TRUE(WaitUntil(  // the orphan
+      [&] { return RayletMetric(session, leased) == before + 1; },
+      absl::Seconds(5)));
+  StartHeadAgain();
+  EXPECT_EQ(created.get(), 8);
+  // The old actor's and the new one's: the orphan is gone.
+  EXPECT_TRUE(
+      WaitUntil([&] { return RayletMetric(session, leased) == before + 1; },
+                absl::Seconds(20)))
+      << RayletMetric(session, leased) << " leased, " << before << " before";
+  EXPECT_EQ(*Get(old.Task(&Counter::Add).Remote(1), 30000), 3);
+  loom::Kill(old);
+}
+
 }  // namespace
 }  // namespace loom::test

@@ -309,5 +309,41 @@ TEST(GcsRestart, AHeadWithNothingSavedStartsAtTheClocksFloor) {
   EXPECT_GT(AddJob(gcs).ToInt(), 100000000u);
 }
 
+// A node re-registering with a restarted head reports what it holds for
+// heads; the head tells it to release what an earlier incarnation asked
+// for and nobody it knows holds (it died before saving it), and keeps what
+// it asked for itself (its answer may still be on the way).
+TEST(GcsRestart, ANodeReleasesWhatAnEarlierHeadAskedForAndForgot) {
+  Metrics metrics;
+  GcsServer gcs({.epoch = "new"}, &metrics);
+  ASSERT_TRUE(gcs.Start().ok());
+  rpc::RegisterNodeRequest req;
+  *req.mutable_node() = Node(NodeId::FromRandom());
+  req.set_protocol_version(ThisVersion().protocol);
+  req.set_build_version(ThisVersion().build);
+  auto held = [&](const std::string& lease, const std::string& pg,
+                  const std::string& epoch) {
+    rpc::HeldForHead* h = req.add_held();
+    h->set_lease_id(lease);
+    h->set_pg_id(pg);
+    h->set_head_epoch(epoch);
+  };
+  std::string forgotten = LeaseId::FromRandom().Binary();
+  std::string fresh = LeaseId::FromRandom().Binary();
+  std::string group = PlacementGroupId::FromRandom().Binary();
+  held(forgotten, "", "old");
+  held(fresh, "", "new");
+  held("", group, "old");
+  rpc::RegisterNodeReply reply;
+  absl::Status status = absl::UnknownError("not answered");
+  gcs.loop().RunSync([&] {
+    gcs.HandleRegisterNode(req, &reply, [&](absl::Status s) { status = s; });
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(reply.release_size(), 2);
+  EXPECT_EQ(reply.release(0).lease_id(), forgotten);
+  EXPECT_EQ(reply.release(1).pg_id(), group);
+}
+
 }  // namespace
 }  // namespace loom::gcs
