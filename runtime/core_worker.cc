@@ -21,6 +21,7 @@
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
 #include "runtime/task_submitter.h"
+#include "runtime/thread_caps.h"
 #include "runtime/worker_checks.h"
 #include "src/common/head_events.h"
 #include "src/common/wire.h"
@@ -474,6 +475,7 @@ void CoreWorker::ExecuteLoop() {
       e = std::move(exec_queue_.front());
       exec_queue_.pop_front();
     }
+    ApplyThreadCap(thread_cap_.load());
     TaskContext ctx;
     ctx.task = *TaskId::FromBinary(e.req->spec().task_id());
     tls_task = &ctx;

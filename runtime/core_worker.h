@@ -207,6 +207,9 @@ class CoreWorker {
 
   const JobId& job() const { return job_; }
   std::vector<int> gpu_ids() const;
+  // The threads its lease's CPUs allow the math libraries (thread_caps.h);
+  // 0: no cap (a driver, no lease yet, or the user set the variables).
+  int thread_cap() const { return thread_cap_.load(); }
   int port() const { return port_; }
   bool is_driver() const { return options_.is_driver; }
   // What the job's workers print (drivers with log_to_driver; else null).
@@ -375,6 +378,7 @@ class CoreWorker {
   bool exec_stop_ ABSL_GUARDED_BY(exec_mu_) = false;
   bool exit_requested_ ABSL_GUARDED_BY(exec_mu_) = false;
   std::vector<int> gpu_ids_ ABSL_GUARDED_BY(exec_mu_);
+  std::atomic<int> thread_cap_{0};
   bool code_loaded_ ABSL_GUARDED_BY(exec_mu_) = false;
   // The key given to the raylet at registration; its control calls carry it.
   const std::string control_key_ = NewControlKey();
