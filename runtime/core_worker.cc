@@ -21,6 +21,7 @@
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
 #include "runtime/task_submitter.h"
+#include "runtime/thread_caps.h"
 #include "runtime/worker_checks.h"
 #include "src/common/head_events.h"
 #include "src/common/wire.h"
@@ -41,6 +42,9 @@ absl::Time Deadline(int64_t timeout_ms) {
                         : absl::Now() + absl::Milliseconds(timeout_ms);
 }
 
+// Core workers made in this process so far: never reset.
+std::atomic<uint32_t> g_incarnations{0};
+
 }  // namespace
 
 int64_t RemainingMs(absl::Time deadline) {
@@ -52,7 +56,8 @@ int64_t RemainingMs(absl::Time deadline) {
 CoreWorker::CoreWorker(Options options)
     : options_(std::move(options)),
       loop_(options_.is_driver ? "driver" : "worker"),
-      counters_(std::make_unique<TaskCounters>()) {}
+      counters_(std::make_unique<TaskCounters>()),
+      incarnation_(++g_incarnations) {}
 
 absl::StatusOr<std::unique_ptr<CoreWorker>> CoreWorker::Create(
     Options options) {
@@ -121,7 +126,14 @@ absl::Status CoreWorker::Connect() {
                        options_.gcs_address, ": ", job.status().message()));
     }
     job_ = *job;
+    // A process that starts Loom again (shutdown, then init) may be given
+    // the job number of its last driver (a new head counts from the
+    // clock, in steps of 250 ms): a root of its own keeps every task and
+    // object id of this driver apart from the last one's.
     driver_task_ = TaskId::ForDriver(job_);
+    if (incarnation_ > 1) {
+      driver_task_ = TaskId::ForChild(driver_task_, 0x80000000u | incarnation_);
+    }
     auto node = raylet_->RegisterDriver(job_, getpid(), options_.worker_id,
                                         options_.runtime);
     if (!node.ok()) {
@@ -474,6 +486,7 @@ void CoreWorker::ExecuteLoop() {
       e = std::move(exec_queue_.front());
       exec_queue_.pop_front();
     }
+    ApplyThreadCap(thread_cap_.load());
     TaskContext ctx;
     ctx.task = *TaskId::FromBinary(e.req->spec().task_id());
     tls_task = &ctx;

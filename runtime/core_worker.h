@@ -212,7 +212,13 @@ class CoreWorker {
                     const rpc::Address& caller, rpc::PushTaskReply* reply);
 
   const JobId& job() const { return job_; }
+  // Which of this process's core workers this is (1 for the first; never
+  // reused): a ref counted by one is never released on a later one.
+  uint32_t incarnation() const { return incarnation_; }
   std::vector<int> gpu_ids() const;
+  // The threads its lease's CPUs allow the math libraries (thread_caps.h);
+  // 0: no cap (a driver, no lease yet, or the user set the variables).
+  int thread_cap() const { return thread_cap_.load(); }
   int port() const { return port_; }
   bool is_driver() const { return options_.is_driver; }
   // What the job's workers print (drivers with log_to_driver; else null).
@@ -381,9 +387,11 @@ class CoreWorker {
   bool exec_stop_ ABSL_GUARDED_BY(exec_mu_) = false;
   bool exit_requested_ ABSL_GUARDED_BY(exec_mu_) = false;
   std::vector<int> gpu_ids_ ABSL_GUARDED_BY(exec_mu_);
+  std::atomic<int> thread_cap_{0};
   bool code_loaded_ ABSL_GUARDED_BY(exec_mu_) = false;
   // The key given to the raylet at registration; its control calls carry it.
   const std::string control_key_ = NewControlKey();
+  const uint32_t incarnation_;
   // The lease pushes must carry (nil: none, e.g. returned), and the actor
   // this worker serves once a creation was admitted (nil: none).
   LeaseId lease_ ABSL_GUARDED_BY(exec_mu_);

@@ -2,6 +2,7 @@
 // a push must match, and the control calls only its raylet may make.
 #include "runtime/worker_checks.h"
 
+#include <cmath>
 #include <cstdlib>
 
 #include "absl/strings/numbers.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "object_store/layout.h"
 #include "runtime/core_worker.h"
+#include "runtime/thread_caps.h"
 #include "src/common/auth.h"
 #include "src/common/wire.h"
 
@@ -184,6 +186,9 @@ absl::Status CoreWorker::HandleAssignJob(const rpc::AssignJobRequest& req) {
   for (int g : req.gpu_ids()) {
     if (g < 0) return absl::InvalidArgumentError("gpu_ids must be >= 0");
   }
+  if (!std::isfinite(req.cpus()) || req.cpus() < 0 || req.cpus() > 1e6) {
+    return absl::InvalidArgumentError("cpus must be in [0, 1e6]");
+  }
   if (auto s = CheckControlKey(req.control_key()); !s.ok()) return s;
   absl::MutexLock lock(&exec_mu_);
   if (code_loaded_ && *job != job_) {
@@ -195,6 +200,11 @@ absl::Status CoreWorker::HandleAssignJob(const rpc::AssignJobRequest& req) {
   }
   gpu_ids_ = gpus;
   setenv("CUDA_VISIBLE_DEVICES", absl::StrJoin(gpus, ",").c_str(), 1);
+  // The execution threads cap the loaded libraries before their next task.
+  if (int cap = ThreadCapFor(req.cpus()); cap != thread_cap_.load()) {
+    SetThreadCapEnv(cap);
+    thread_cap_.store(cap);
+  }
   if (!code_loaded_) {
     std::vector<std::string> paths(req.code_search_path().begin(),
                                    req.code_search_path().end());

@@ -1,8 +1,10 @@
 #include "scheduler/resource_set.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -49,6 +51,17 @@ absl::StatusOr<ResourceSet> ResourceSet::FromMap(
 FixedPoint ResourceSet::Get(const std::string& name) const {
   auto it = quantities_.find(name);
   return it == quantities_.end() ? FixedPoint() : it->second;
+}
+
+double ResourceSet::Cpus() const {
+  double cpus = Get(kCpu).ToDouble();
+  const std::string prefix = absl::StrCat(kCpu, "_group_");
+  for (const auto& [name, quantity] : quantities_) {
+    if (absl::StartsWith(name, prefix)) {
+      cpus = std::max(cpus, quantity.ToDouble());
+    }
+  }
+  return cpus;
 }
 
 void ResourceSet::Set(const std::string& name, FixedPoint value) {

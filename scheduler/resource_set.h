@@ -40,6 +40,9 @@ class ResourceSet {
       const std::map<std::string, double>& quantities);
 
   FixedPoint Get(const std::string& name) const;
+  // The CPUs it holds: "CPU", or inside a placement group the bundle's
+  // ("CPU_group_..."), whichever is more (a demand names one of them).
+  double Cpus() const;
   void Set(const std::string& name, FixedPoint value);
   bool Contains(const ResourceSet& other) const;  // every quantity >=
   void Add(const ResourceSet& other);

@@ -47,6 +47,16 @@ class ActorClass:
         raise TypeError(f"actor class {self._name} cannot be instantiated "
                         "directly: use .remote()")
 
+    def __mro_entries__(self, bases):
+        # `class B(A)` where A is an actor class (what @loom.remote made).
+        cls = self._cls.__qualname__
+        raise TypeError(
+            f"cannot subclass the actor class {self._name}: subclass the "
+            f"original class instead and make the subclass an actor. Keep "
+            f"the undecorated class (class {cls}: ...; {cls}Actor = "
+            f"loom.remote({cls})), write `class Sub({cls})`, then "
+            f"loom.remote(Sub).")
+
     def options(self, **options):
         merged = dict(self._options)
         merged.update(opts.validate(dict(options), opts.ACTOR_OPTIONS,

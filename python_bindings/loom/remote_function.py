@@ -1,4 +1,6 @@
 """@loom.remote on a function: RemoteFunction.remote(...) submits a task."""
+import inspect
+
 from loom import _core
 from loom._private import errors
 from loom._private import function_table
@@ -33,6 +35,13 @@ def pack_args(args, kwargs):
 
 class RemoteFunction:
     def __init__(self, fn, options):
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            raise ValueError(
+                f"@loom.remote on 'async def' {fn.__qualname__}: a remote "
+                "function must be a plain 'def' (its worker runs no event "
+                "loop). Run the coroutine inside one, e.g. "
+                "`return asyncio.run(main())`, or make it a method of an "
+                "async actor (a class with 'async def' methods).")
         self._fn = fn
         self._options = opts.validate(dict(options), opts.TASK_OPTIONS,
                                       "@loom.remote on a function")

@@ -10,6 +10,7 @@
 #include "runtime/driver_logs.h"
 #include "runtime/local_cluster.h"
 #include "runtime/raylet_client.h"
+#include "runtime/thread_caps.h"
 #include "src/common/logging.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
@@ -312,6 +313,12 @@ void BindCluster(pyb::module_& m) {
   m.def("worker_id", [] { return Core().worker_id().Hex(); });
   m.def("address", [] { return Core().address(); });
   m.def("gpu_ids", [] { return Core().gpu_ids(); });
+  m.def("thread_cap", [] { return Core().thread_cap(); });
+  pyb::tuple cap_vars(kThreadCapVariables.size());
+  for (size_t i = 0; i < kThreadCapVariables.size(); ++i) {
+    cap_vars[i] = pyb::str(kThreadCapVariables[i]);
+  }
+  m.attr("THREAD_CAP_VARIABLES") = cap_vars;
   m.def("session_dir", [] { return g_worker ? std::string() : SessionDir(); });
   m.def("nodes", &Nodes);
   m.def("kv_put", [](const std::string& key, pyb::bytes value) {

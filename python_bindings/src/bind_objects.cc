@@ -20,13 +20,14 @@ PyObjectRef::PyObjectRef(ObjectId id, std::string owner)
     : id_(std::move(id)), owner_(std::move(owner)) {
   if (CoreWorker* cw = GlobalCoreWorker()) {
     cw->AddRef(id_);
-    counted_ = true;
+    counted_by_ = cw->incarnation();
   }
 }
 
 PyObjectRef::~PyObjectRef() {
-  if (!counted_) return;
-  if (CoreWorker* cw = GlobalCoreWorker()) cw->RemoveRef(id_);
+  if (counted_by_ == 0) return;
+  CoreWorker* cw = GlobalCoreWorker();
+  if (cw != nullptr && cw->incarnation() == counted_by_) cw->RemoveRef(id_);
 }
 
 std::string PyObjectRef::owner() const {

@@ -38,7 +38,9 @@ class PyObjectRef {
  private:
   ObjectId id_;
   std::string owner_;
-  bool counted_ = false;
+  // The incarnation of the core worker that counted it (0: none); a ref
+  // kept past shutdown() is never released on the next init()'s.
+  uint32_t counted_by_ = 0;
 };
 
 // Read-only bytes that keep what backs them (a store pin, a string) alive.

@@ -347,7 +347,8 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
       {p.req.code_search_path().begin(), p.req.code_search_path().end()},
       lease.allocation.gpu_ids,
       lease_id,
-      worker->control_key};
+      worker->control_key,
+      lease.allocation.resources.Cpus()};
   lease_of_worker_[worker->id] = lease_id;
   leases_[lease_id] = std::move(lease);
   int port = worker->port;

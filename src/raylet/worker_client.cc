@@ -23,6 +23,7 @@ void WorkerClient::AssignJob(const WorkerId& worker, const std::string& address,
   for (int id : assignment.gpu_ids) call->req.add_gpu_ids(id);
   call->req.set_lease_id(assignment.lease.Binary());
   call->req.set_control_key(assignment.control_key);
+  call->req.set_cpus(assignment.cpus);
   rpc::SetTimeout(&call->ctx, 30000);
   stub->async()->AssignJob(
       &call->ctx, &call->req, &call->reply,

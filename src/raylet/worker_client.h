@@ -26,6 +26,7 @@ struct JobAssignment {
   std::vector<int> gpu_ids;
   LeaseId lease;            // the worker runs pushes under this lease only
   std::string control_key;  // the worker's, from its registration
+  double cpus = 0;          // the lease's CPUs: the worker's thread cap
 };
 
 // Not thread-safe: used from the raylet's event loop.

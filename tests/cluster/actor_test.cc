@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loom/loom.h"
+#include "src/common/ids.h"
 #include "tests/cluster/cluster_util.h"
 #include "tests/cluster/private_cluster.h"
 #include "tests/cluster/test_functions.h"
@@ -176,6 +177,30 @@ TEST_F(PrivateClusterTest, DroppingEveryHandleStopsTheActor) {
   int detached_pid = *Get(detached.Task(&Counter::Pid).Remote(), 30000);
   EXPECT_TRUE(StaysAliveWhileAControlStops(detached))
       << "detached actor process " << detached_pid << " stopped";
+}
+
+// After Shutdown and Init in one process, the new driver's ids start from a
+// root of their own (a new head may hand out the job number the last driver
+// had), so a handle kept from the first cluster and dropped in the second
+// leaves the second's actor alone.
+TEST_F(PrivateClusterTest, ReinitInOneProcessNeverRepeatsAnId) {
+  StartCluster(2);
+  auto old_counter = Actor(MakeCounter).Remote(1);
+  ASSERT_EQ(*Get(old_counter.Task(&Counter::Get).Remote(), 30000), 1);
+  auto old_put = Put(std::string("x"));
+  loom::Shutdown();
+  StartCluster(2);
+  auto counter = Actor(MakeCounter).Remote(2);
+  ASSERT_EQ(*Get(counter.Task(&Counter::Get).Remote(), 30000), 2);
+  auto put = Put(std::string("x"));
+  ObjectId id = *ObjectId::FromBinary(put.Binary());
+  EXPECT_NE(id.Task(), TaskId::ForDriver(id.Task().Job()));
+  EXPECT_NE(put.Binary(), old_put.Binary());
+  old_counter = ActorHandle<Counter>();
+  old_put = ObjectRef<std::string>();
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(*Get(counter.Task(&Counter::Get).Remote(), 30000), 2);
+  }
 }
 
 // Code that cannot load fails the actor (and a task) at once, saying why,

@@ -1,11 +1,15 @@
-// Unit tests for runtime/: serialization round trips, the object table, and
-// running a task spec through the function table.
+// Unit tests for runtime/: serialization round trips, the object table,
+// running a task spec through the function table, and thread caps.
+#include <dlfcn.h>
+
+#include <cmath>
 #include <map>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "loom/loom.h"
 #include "runtime/core_worker.h"
+#include "runtime/thread_caps.h"
 
 namespace {
 
@@ -138,6 +142,40 @@ TEST(ObjectTable, DroppingTheLastReferenceFreesTheValue) {
   EXPECT_EQ(table.size(), 1u);
   table.SetValue(b, "late");
   EXPECT_EQ(table.size(), 0u);
+}
+
+TEST(ThreadCaps, TheCapIsTheLeasesWholeCpusAtLeastOne) {
+  if (UserSetThreadCounts()) {  // this process started with one set
+    EXPECT_EQ(ThreadCapFor(4), 0);
+    return;
+  }
+  EXPECT_EQ(ThreadCapFor(0), 1);
+  EXPECT_EQ(ThreadCapFor(0.5), 1);
+  EXPECT_EQ(ThreadCapFor(1), 1);
+  EXPECT_EQ(ThreadCapFor(2.99), 2);
+  EXPECT_EQ(ThreadCapFor(3), 3);
+  EXPECT_EQ(ThreadCapFor(std::nan("")), 1);
+}
+
+// OpenMP loaded privately (RTLD_LOCAL, as a Python extension's copy is):
+// found among the loaded objects all the same, and capped per thread.
+TEST(ThreadCaps, ApplyCapsAnOpenMpLoadedLocallyOnTheCallingThread) {
+  void* gomp = dlopen("libgomp.so.1", RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(gomp, nullptr) << dlerror();
+  auto max_threads =
+      reinterpret_cast<int (*)()>(dlsym(gomp, "omp_get_max_threads"));
+  ASSERT_NE(max_threads, nullptr);
+  ApplyThreadCap(7);
+  EXPECT_EQ(max_threads(), 7);
+  std::thread other([&] {
+    ApplyThreadCap(3);
+    EXPECT_EQ(max_threads(), 3);
+  });
+  other.join();
+  EXPECT_EQ(max_threads(), 7);  // its own setting
+  ApplyThreadCap(3);
+  EXPECT_EQ(max_threads(), 3);
+  dlclose(gomp);
 }
 
 }  // namespace

@@ -51,6 +51,15 @@ TEST(ResourceSet, ContainsAddSubtract) {
   EXPECT_EQ(total.ToString(), "{CPU: 3.5, x: 1}");
 }
 
+TEST(ResourceSet, CpusCountsPlainOrBundleCpu) {
+  EXPECT_EQ(R({}).Cpus(), 0);
+  EXPECT_EQ(R({{"CPU", 2}, {"GPU", 1}}).Cpus(), 2);
+  EXPECT_EQ(R({{"CPU", 0.5}}).Cpus(), 0.5);
+  // Inside a placement group the demand names the bundle's CPU instead.
+  EXPECT_EQ(R({{"CPU_group_0_ab", 3}, {"CPU_group_ab", 3}}).Cpus(), 3);
+  EXPECT_EQ(R({{"CPUS_custom", 8}, {"bundle_group_ab", 0.001}}).Cpus(), 0);
+}
+
 TEST(NodeResources, FractionalGpusPackBeforeTheNextGpu) {
   NodeResources node(R({{"CPU", 8}, {"GPU", 2}}));
   auto a = node.Acquire(R({{"GPU", 0.25}}));

@@ -189,21 +189,29 @@ def _run_async(info, method, args, reply):
                                                              _actor["loop"])
 
 
-_visible = {"gpus": None}
+_visible = {"gpus": None, "thread_cap": 0}
 
 
-def _sync_visible_gpus():
-    # The core worker sets CUDA_VISIBLE_DEVICES (C setenv) when a lease with
-    # GPUs assigns them; Python's os.environ is a copy taken at start.
+def _sync_environ():
+    # The core worker sets CUDA_VISIBLE_DEVICES when a lease with GPUs
+    # assigns them, and the thread caps (OMP_NUM_THREADS, ...) to the
+    # lease's CPUs (C setenv; it also caps the loaded BLAS and OpenMP
+    # pools); Python's os.environ is a copy taken at start.
     ids = ",".join(str(i) for i in _core.gpu_ids())
     if ids != _visible["gpus"]:
         _visible["gpus"] = ids
         os.environ["CUDA_VISIBLE_DEVICES"] = ids
+    cap = _core.thread_cap()
+    if cap != _visible["thread_cap"]:
+        _visible["thread_cap"] = cap
+        if cap > 0:
+            for name in _core.THREAD_CAP_VARIABLES:
+                os.environ[name] = str(cap)
 
 
 def execute(info, args, reply):
     """The core worker's task handler (on an execution thread)."""
-    _sync_visible_gpus()
+    _sync_environ()
     if info["actor_id"] and not info["actor_creation"] and \
             _actor["loop"] is not None:
         method = getattr(_actor["instance"], info["name"], None)

@@ -1,5 +1,7 @@
 """Validating the options of @loom.remote and .options(): an option Loom
-does not support raises, it is never silently ignored."""
+does not support raises, it is never silently ignored. As in Ray, a value
+of the wrong type raises TypeError (num_cpus="2"), a value of the right
+type out of range ValueError (num_cpus=-1)."""
 import numbers
 
 TASK_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_retries",
@@ -13,13 +15,25 @@ METHOD_OPTIONS = {"num_returns", "name"}
 
 
 def _number(name, v, minimum=0):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or v < minimum:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a number, got "
+                        f"{type(v).__name__} {v!r}")
+    if not v >= minimum:  # NaN too
         raise ValueError(f"{name} must be a number >= {minimum}, got {v!r}")
 
 
 def _int(name, v, minimum):
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got "
+                        f"{type(v).__name__} {v!r}")
+    if v < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
+
+
+def _str(name, v):
+    if v is not None and not isinstance(v, str):
+        raise TypeError(f"{name} must be a string, got "
+                        f"{type(v).__name__} {v!r}")
 
 
 def validate(options, allowed, what):
@@ -38,10 +52,11 @@ def validate(options, allowed, what):
     res = options.get("resources")
     if res is not None:
         if not isinstance(res, dict):
-            raise ValueError("resources must be a dict")
+            raise TypeError("resources must be a dict, got "
+                            f"{type(res).__name__}")
         for k, v in res.items():
             if not isinstance(k, str):
-                raise ValueError("resource names must be strings")
+                raise TypeError("resource names must be strings")
             if k in ("CPU", "GPU"):
                 raise ValueError(f"use num_cpus / num_gpus, not "
                                  f"resources={{'{k}': ...}}")
@@ -57,14 +72,17 @@ def validate(options, allowed, what):
                 isinstance(r, (list, tuple)) and
                 all(isinstance(c, type) and issubclass(c, BaseException)
                     for c in r)):
-            raise ValueError("retry_exceptions must be a bool or a list of "
-                             "exception types")
+            raise TypeError("retry_exceptions must be a bool or a list of "
+                            "exception types")
+    for k in ("name", "namespace", "lifetime"):
+        _str(k, options.get(k))
     if options.get("lifetime") not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be 'detached' or 'non_detached'")
+    labels = options.get("label_selector")
+    if labels is not None and not isinstance(labels, dict):
+        raise TypeError("label_selector must be a dict, got "
+                        f"{type(labels).__name__}")
     strategy(options)  # raises on a bad one
-    for k in ("name", "namespace"):
-        if options.get(k) is not None and not isinstance(options[k], str):
-            raise ValueError(f"{k} must be a string")
     return options
 
 
@@ -106,5 +124,7 @@ def strategy(options):
         return (1, "", False, labels)
     if isinstance(s, NodeAffinitySchedulingStrategy):
         return (2, s.node_id, s.soft, labels)
-    raise ValueError("scheduling_strategy must be 'DEFAULT', 'SPREAD' or a "
-                     f"NodeAffinitySchedulingStrategy, got {s!r}")
+    error = ValueError if isinstance(s, str) else TypeError
+    raise error("scheduling_strategy must be 'DEFAULT', 'SPREAD', a "
+                "PlacementGroupSchedulingStrategy or a "
+                f"NodeAffinitySchedulingStrategy, got {s!r}")

@@ -109,8 +109,19 @@ def is_initialized():
 
 
 def check_connected():
-    if not _core.is_initialized():
-        raise exceptions.LoomError("Loom is not initialized: call loom.init()")
+    """Connected, or (in a driver) connects: the first use of the API
+    without loom.init() starts a private local cluster, as loom.init()
+    would (set LOOM_ENABLE_AUTO_CONNECT=0 to raise instead)."""
+    if _core.is_initialized():
+        return
+    with _lock:
+        if _core.is_initialized():
+            return
+        if not _state["worker"] and \
+                os.environ.get("LOOM_ENABLE_AUTO_CONNECT", "") != "0":
+            init()
+            return
+    raise exceptions.LoomError("Loom is not initialized: call loom.init()")
 
 
 def namespace():
@@ -172,6 +183,8 @@ def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
         if not isinstance(r, _core.ObjectRef):
             raise TypeError(f"loom.wait() expects ObjectRefs, got "
                             f"{type(r).__name__}")
+    if not refs:
+        return [], []
     if len(set(refs)) != len(refs):
         raise ValueError("loom.wait() got the same ObjectRef twice")
     if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):

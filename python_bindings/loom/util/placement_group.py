@@ -55,6 +55,15 @@ class PlacementGroup:
     def __repr__(self):
         return f"PlacementGroup({self.id})"
 
+    # The same group however obtained (a copy passed to a task, a lookup).
+    def __eq__(self, other):
+        if not isinstance(other, PlacementGroup):
+            return NotImplemented
+        return self._id == other._id
+
+    def __hash__(self):
+        return hash(self._id)
+
 
 def placement_group(bundles, strategy="PACK", name=""):
     worker.check_connected()
