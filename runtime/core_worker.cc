@@ -302,7 +302,9 @@ auto CoreWorker::WhileBlocked(const std::vector<ObjectId>& ids, Fn wait) {
 std::optional<std::vector<ObjectResult>> CoreWorker::WaitResults(
     const std::vector<ObjectId>& ids, int64_t timeout_ms) {
   absl::Time deadline = Deadline(timeout_ms);
-  return WhileBlocked(ids, [&] { return objects_.Get(ids, deadline); });
+  // The first error ends the wait: the caller raises it at once.
+  return WhileBlocked(
+      ids, [&] { return objects_.Get(ids, deadline, /*stop_at_error=*/true); });
 }
 
 std::optional<std::vector<ObjectResult>> CoreWorker::Get(
