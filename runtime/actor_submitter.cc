@@ -49,6 +49,7 @@ void ActorSubmitter::Submit(const ActorId& actor, rpc::TaskSpec spec) {
             // Runs as a call that fails: later calls keep order.
             FailCall(it->second.spec, *error);
             state.calls.erase(it);
+            CheckIdle(state);
           } else {
             it->second.ready = true;
           }
@@ -159,6 +160,7 @@ absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force) {
           FailCall(p.spec, MakeError(rpc::ErrorInfo::TASK_CANCELLED,
                                      "the call was cancelled before it ran"));
           state.calls.erase(it);
+          CheckIdle(state);
         } else if (p.sent) {
           SendCancel(state, id);
         } else {
@@ -207,6 +209,7 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
     ReleaseArgs(options_.objects, it->second.spec);
     state.calls.erase(it);
     Done(id);
+    CheckIdle(state);
     return;
   }
   if (address != state.address) return;  // already handled for this one
@@ -244,6 +247,7 @@ void ActorSubmitter::Failover(const ActorId& id, const std::string& why) {
     p.seq = -1;
     ++c;
   }
+  CheckIdle(state);
   Resolve(id);
 }
 
@@ -327,6 +331,22 @@ void ActorSubmitter::OnNodeDead(const std::string& node_id) {
 void ActorSubmitter::FailAll(State& state, const rpc::ErrorInfo& error) {
   for (auto& [index, p] : state.calls) FailCall(p.spec, error);
   state.calls.clear();
+  CheckIdle(state);
+}
+
+void ActorSubmitter::WhenIdle(const ActorId& actor, std::function<void()> fn) {
+  options_.loop->Post([this, actor, fn = std::move(fn)]() mutable {
+    auto it = actors_.find(actor);
+    if (it == actors_.end() || it->second.calls.empty()) return fn();
+    it->second.when_idle.push_back(std::move(fn));
+  });
+}
+
+void ActorSubmitter::CheckIdle(State& state) {
+  if (!state.calls.empty() || state.when_idle.empty()) return;
+  // Posted: a callback may call back in (MarkDead runs on the loop).
+  for (auto& fn : state.when_idle) options_.loop->Post(std::move(fn));
+  state.when_idle.clear();
 }
 
 void ActorSubmitter::FailCall(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {

@@ -15,9 +15,11 @@
 #ifndef LOOM_RUNTIME_ACTOR_SUBMITTER_H_
 #define LOOM_RUNTIME_ACTOR_SUBMITTER_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -60,6 +62,10 @@ class ActorSubmitter {
   void Done(const ActorId& actor);
   // Thread-safe. This process killed the actor: later calls fail at once.
   void MarkDead(const ActorId& actor, const std::string& cause);
+  // Thread-safe. Runs `fn` on the loop once this caller has no call to the
+  // actor left unanswered (at once if none): the calls submitted before
+  // this one finish, or fail, first.
+  void WhenIdle(const ActorId& actor, std::function<void()> fn);
   // Thread-safe. Cancels an unanswered call of this caller's: one not yet
   // numbered fails here with TASK_CANCELLED; one sent (or numbered, once
   // sent) is interrupted at the actor, which answers TASK_CANCELLED (a
@@ -100,6 +106,7 @@ class ActorSubmitter {
     int64_t next_seq = 0;               // in the current incarnation
     uint64_t scan_from = 0;             // calls before it are numbered and sent
     std::map<uint64_t, Pending> calls;  // by submission order, not done
+    std::vector<std::function<void()>> when_idle;  // WhenIdle's, waiting
     std::shared_ptr<rpc::CoreWorker::Stub> stub;
   };
   void Pump(const ActorId& id);
@@ -107,6 +114,8 @@ class ActorSubmitter {
   void OnReply(const ActorId& id, uint64_t index, const std::string& address,
                Call* call, const grpc::Status& s);
   void FailAll(State& state, const rpc::ErrorInfo& error);
+  // Runs (posts) the WhenIdle callbacks once state has no call left.
+  void CheckIdle(State& state);
   // The actor at state's address is gone: calls sent there are resent to
   // the next incarnation (while retries last), found through the head.
   void Failover(const ActorId& id, const std::string& why);

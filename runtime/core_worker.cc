@@ -87,13 +87,19 @@ absl::Status CoreWorker::Connect() {
       actor = it->second;
       handles_.erase(it);
     }
-    // The last handle is gone: the actor stops (off the caller's thread).
-    loop_.Post([this, actor = *actor] {
+    // The last handle is gone: the actor stops (off the caller's thread),
+    // once the calls this process sent it are answered.
+    auto stop = [this, actor = *actor] {
       if (shut_down_) return;
       absl::Status s = KillActor(actor, /*no_restart=*/true);
       if (!s.ok())
         spdlog::warn("stopping actor {}: {}", actor.Hex(), s.ToString());
-    });
+    };
+    if (actor_submitter_) {
+      actor_submitter_->WhenIdle(*actor, std::move(stop));
+    } else {
+      loop_.Post(std::move(stop));
+    }
   });
   objects_.set_on_fetch([this](const ObjectId& id, const std::string& owner) {
     FetchBorrowed(id, owner);
@@ -314,7 +320,9 @@ auto CoreWorker::WhileBlocked(const std::vector<ObjectId>& ids, Fn wait) {
 std::optional<std::vector<ObjectResult>> CoreWorker::WaitResults(
     const std::vector<ObjectId>& ids, int64_t timeout_ms) {
   absl::Time deadline = Deadline(timeout_ms);
-  return WhileBlocked(ids, [&] { return objects_.Get(ids, deadline); });
+  // The first error ends the wait: the caller raises it at once.
+  return WhileBlocked(
+      ids, [&] { return objects_.Get(ids, deadline, /*stop_at_error=*/true); });
 }
 
 std::optional<std::vector<ObjectResult>> CoreWorker::Get(

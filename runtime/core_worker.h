@@ -280,7 +280,9 @@ class CoreWorker {
                                          uint64_t metadata_size,
                                          const std::string& owner = "");
   // Replaces in-store results with their bytes, read from this node's store.
-  // Waits for the owner's results, lending the CPU meanwhile (workers).
+  // Waits for the owner's results, lending the CPU meanwhile (workers),
+  // until all are ready or one holds an error (ObjectTable::Get's
+  // stop_at_error: the first error is raised without waiting for the rest).
   std::optional<std::vector<ObjectResult>> WaitResults(
       const std::vector<ObjectId>& ids, int64_t timeout_ms);
   ObjectId NextPutId();

@@ -46,6 +46,7 @@ void ObjectTable::Resolve(const ObjectId& id, ObjectResult result) {
     if (e.ready) return;
     e.ready = true;
     e.result = std::move(result);
+    if (e.result.error) ++errors_;
     callbacks.swap(e.on_ready);
     if (e.released && e.refs <= 0 && callbacks.empty()) {
       freed = std::move(e);
@@ -183,25 +184,51 @@ bool ObjectTable::AllReady(const std::vector<ObjectId>& ids) const {
   return true;
 }
 
+const rpc::ErrorInfo* ObjectTable::ErrorLocked(const ObjectId& id) const {
+  auto it = entries_.find(id);
+  if (it == entries_.end() || !it->second.ready || !it->second.result.error) {
+    return nullptr;
+  }
+  return &*it->second.result.error;
+}
+
 std::optional<std::vector<ObjectResult>> ObjectTable::Get(
-    const std::vector<ObjectId>& ids, absl::Time deadline) {
+    const std::vector<ObjectId>& ids, absl::Time deadline, bool stop_at_error) {
   Fetch(ids);
   absl::MutexLock lock(&mu_);
   // Readiness only moves forward while the caller holds its refs, so each
   // check resumes where the last one stopped: O(n) in all, not O(n^2).
+  // Errors past the cursor are looked for only when one lands somewhere.
   size_t cursor = 0;
-  auto all_ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+  int64_t errors_seen = -1;
+  std::optional<rpc::ErrorInfo> failed;
+  // The mutex may evaluate it again once true: it stays true.
+  auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (failed) return true;
     while (cursor < ids.size() && ReadyLocked(ids[cursor])) ++cursor;
-    return cursor == ids.size();
+    if (cursor == ids.size()) return true;
+    if (!stop_at_error || errors_ == errors_seen) return false;
+    errors_seen = errors_;
+    for (const auto& id : ids) {
+      if (const rpc::ErrorInfo* e = ErrorLocked(id)) {
+        failed = *e;
+        return true;
+      }
+    }
+    return false;
   };
-  if (!mu_.AwaitWithDeadline(absl::Condition(&all_ready), deadline)) {
+  if (!mu_.AwaitWithDeadline(absl::Condition(&done), deadline)) {
     return std::nullopt;
   }
   std::vector<ObjectResult> out;
   out.reserve(ids.size());
   for (const auto& id : ids) {
     auto it = entries_.find(id);
-    if (it == entries_.end()) {
+    if (it != entries_.end() && !it->second.ready) {
+      ObjectResult r;  // only when stopped at `failed`
+      r.error = failed;
+      out.push_back(std::move(r));
+    } else if (it == entries_.end()) {
       ObjectResult r;
       r.error = MakeError(
           rpc::ErrorInfo::OWNER_DIED,

@@ -84,9 +84,12 @@ class ObjectTable {
   bool AllReady(const std::vector<ObjectId>& ids) const;
 
   // Waits until all are ready or `deadline`; nullopt on timeout. An unknown
-  // id yields an error result.
+  // id yields an error result. With `stop_at_error`, it returns as soon as
+  // one of them holds an error: each one still pending then holds that same
+  // error, so that the caller raises it without waiting for the rest.
   std::optional<std::vector<ObjectResult>> Get(const std::vector<ObjectId>& ids,
-                                               absl::Time deadline);
+                                               absl::Time deadline,
+                                               bool stop_at_error = false);
   // Waits until `num_ready` are ready or `deadline`; ready flags per id.
   std::vector<bool> Wait(const std::vector<ObjectId>& ids, size_t num_ready,
                          absl::Time deadline);
@@ -115,6 +118,9 @@ class ObjectTable {
   };
   void Resolve(const ObjectId& id, ObjectResult result);
   bool ReadyLocked(const ObjectId& id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The error of a ready entry that holds one; null otherwise.
+  const rpc::ErrorInfo* ErrorLocked(const ObjectId& id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Asks owners for the borrowed values among `ids` not yet asked for.
   void Fetch(const std::vector<ObjectId>& ids);
   // Erases a freed entry and says so (outside the lock: Freed).
@@ -129,6 +135,9 @@ class ObjectTable {
   std::function<void(const ObjectId&, const std::string&, int64_t)> on_release_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // Entries that became ready with an error, ever: a reader that stops at
+  // errors looks for one among its ids only when this moves.
+  int64_t errors_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 rpc::ErrorInfo MakeError(rpc::ErrorInfo::Kind kind, std::string message,

@@ -2,8 +2,9 @@
 returns its handle; handle.method.remote(...) calls it.
 
 A handle carries a ref to the actor's handle object: refs to it, anywhere,
-are the actor's handles, and when the last is gone the actor stops (named
-and detached actors as in the C++ API)."""
+are the actor's handles, and when the last is gone the actor stops once the
+calls its creator already sent are answered (named and detached actors as
+in the C++ API)."""
 import inspect
 
 from loom import _core

@@ -9,6 +9,11 @@ traceback in its message and the original's attributes::
     except ValueError as e:          # the task raised ValueError
         assert isinstance(e, loom.exceptions.TaskError)
 
+The same holds through nested tasks: a task that lets the error of a task
+it called propagate re-raises, in its caller, as an instance of the
+original type (``cause`` is the original exception; the message holds both
+tracebacks).
+
 It is a plain ``TaskError`` (``cause`` None, the traceback still in the
 message) when the caller cannot rebuild the exception: its class does not
 import here, or it does not pickle.
@@ -43,7 +48,13 @@ class TaskError(LoomError):
 
     def as_instanceof_cause(self):
         """This error as an instance of both TaskError and the cause's
-        type (plain TaskError when the two cannot be combined)."""
+        type (plain TaskError when the two cannot be combined). A cause
+        that is itself a TaskError (a task re-raised what a task it called
+        raised) gives way to the original exception, so that its type holds
+        through every level of nesting."""
+        while isinstance(self.cause, TaskError) and \
+                self.cause.cause is not None:
+            self.cause = self.cause.cause
         cause_cls = type(self.cause) if self.cause is not None else None
         if cause_cls is None or issubclass(cause_cls, TaskError) or \
                 not issubclass(cause_cls, Exception):

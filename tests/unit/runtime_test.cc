@@ -109,6 +109,42 @@ TEST(ObjectTable, GetWaitsForValuesAndTimesOut) {
   EXPECT_EQ(*(*results)[1].value, "B");
 }
 
+TEST(ObjectTable, GetStopsAtTheFirstErrorWhenAsked) {
+  ObjectTable table;
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(ObjectId::ForReturn(TaskId::FromRandom(), 1));
+    table.AddPending(ids.back());
+    table.AddRef(ids.back());
+  }
+  table.SetValue(ids[0], "0");
+  // Without stop_at_error an error changes nothing while others pend.
+  table.SetError(ids[2], MakeError(rpc::ErrorInfo::TASK_ERROR, "bad"));
+  EXPECT_FALSE(
+      table.Get(ids, absl::Now() + absl::Milliseconds(20)).has_value());
+  // With it, an error already there ends the wait; the pending one holds
+  // the same error.
+  auto results = table.Get(ids, absl::InfiniteFuture(), true);
+  ASSERT_TRUE(results.has_value());
+  EXPECT_EQ(*(*results)[0].value, "0");
+  ASSERT_TRUE((*results)[1].error.has_value());
+  EXPECT_EQ((*results)[1].error->message(), "bad");
+  EXPECT_EQ((*results)[2].error->message(), "bad");
+  // An error landing while it waits ends the wait too, past a pending one.
+  ObjectId late = ObjectId::ForReturn(TaskId::FromRandom(), 1);
+  table.AddPending(late);
+  table.AddRef(late);
+  std::thread setter([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    table.SetError(late, MakeError(rpc::ErrorInfo::TASK_ERROR, "late"));
+  });
+  results = table.Get({ids[1], late}, absl::InfiniteFuture(), true);
+  setter.join();
+  ASSERT_TRUE(results.has_value());
+  EXPECT_EQ((*results)[0].error->message(), "late");
+  EXPECT_EQ((*results)[1].error->message(), "late");
+}
+
 TEST(ObjectTable, WaitKeepsInputOrderAndCountsReady) {
   ObjectTable table;
   std::vector<ObjectId> ids;

@@ -3,8 +3,11 @@ tasks the core worker hands it.
 
 Sync tasks and methods run on the core worker's execution threads (one, or
 max_concurrency for a threaded actor), holding the GIL while in Python.
-An actor with ``async def`` methods runs them on its own event loop thread,
-up to max_concurrency at once; the execution thread only schedules them.
+An actor with ``async def`` methods runs every method on its own event loop
+thread, up to max_concurrency at once; the execution thread only schedules
+them. Its plain ``def`` methods run there too, one at a time and blocking
+the loop while they run (as in Ray), so that they can touch the asyncio
+objects its coroutines wait on (``asyncio.Event.set()``).
 """
 import asyncio
 import ctypes
@@ -160,14 +163,19 @@ def _start_actor(instance, options, actor_id):
 
 
 def _run_async(info, method, args, reply):
-    """Schedules an async method on the actor's loop; replies when done."""
+    """Schedules a method of an async actor on the actor's loop (a
+    coroutine is awaited, a plain method called there); replies when
+    done."""
     task_id = info["task_id"]
+    is_coroutine = inspect.iscoroutinefunction(method)
 
     async def call():
         async with _actor["semaphore"]:
             worker.task_context.task_id = task_id
             positional, kwargs = _arguments(args)
-            return await method(*positional, **kwargs)
+            if is_coroutine:
+                return await method(*positional, **kwargs)
+            return method(*positional, **kwargs)
 
     async def run():
         # A cancel may come while the call waits for the semaphore, too.
@@ -215,7 +223,7 @@ def execute(info, args, reply):
     if info["actor_id"] and not info["actor_creation"] and \
             _actor["loop"] is not None:
         method = getattr(_actor["instance"], info["name"], None)
-        if method is not None and inspect.iscoroutinefunction(method):
+        if callable(method):
             return _run_async(info, method, args, reply)
     _run_sync(info, args, reply)
 

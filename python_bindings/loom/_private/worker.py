@@ -87,6 +87,9 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
         except RuntimeError as e:
             raise ConnectionError(str(e)) from None
         _state["namespace"] = namespace
+        if namespace:
+            # The job's namespace, at the head, for its workers.
+            _core.kv_put(_namespace_key(_core.job_id()), namespace.encode())
         function_table.reset()
         if log_to_driver:
             _state["tail"] = log_stream.DriverPrinter()
@@ -124,8 +127,18 @@ def check_connected():
     raise exceptions.LoomError("Loom is not initialized: call loom.init()")
 
 
+def _namespace_key(job_hex):
+    return f"job_namespace:{job_hex}"
+
+
 def namespace():
-    return _state["namespace"]
+    """The job's namespace (None: the default one). A worker reads its
+    job's from the head once: tasks and actors inherit the driver's."""
+    with _lock:
+        if _state["worker"] and _state["namespace"] is None:
+            value = _core.kv_get(_namespace_key(_core.job_id()))
+            _state["namespace"] = value.decode() if value else ""
+        return _state["namespace"]
 
 
 def _timeout_ms(timeout):
