@@ -12,7 +12,7 @@ from loom._private import errors
 from loom._private import function_table
 from loom._private import options as opts
 from loom._private import worker
-from loom.remote_function import pack_args
+from loom.remote_function import check_args, pack_args, signature_of
 
 
 def _methods(cls):
@@ -23,6 +23,18 @@ def _methods(cls):
             continue
         out[name] = (inspect.iscoroutinefunction(m),
                      getattr(m, "__loom_num_returns__", 1))
+    return out
+
+
+def _signatures(cls):
+    """name -> signature (without self) of the class's public methods;
+    static and class methods take no self."""
+    out = {}
+    for name, m in inspect.getmembers(cls, inspect.isfunction):
+        if name.startswith("__") and name != "__call__":
+            continue
+        static = isinstance(inspect.getattr_static(cls, name), staticmethod)
+        out[name] = signature_of(m, drop_first=not static)
     return out
 
 
@@ -40,9 +52,27 @@ class ActorClass:
         self._options = opts.validate(dict(options), opts.ACTOR_OPTIONS,
                                       "@loom.remote on a class")
         self._methods = _methods(cls)
+        self._signatures = _signatures(cls)
+        self._init_signature = signature_of(cls.__init__, drop_first=True) \
+            if cls.__init__ is not object.__init__ else inspect.Signature()
         self._is_async = any(a for a, _ in self._methods.values())
         self._name = f"{cls.__module__}.{cls.__qualname__}"
         self._keys = {}
+        self.__doc__ = cls.__doc__
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__module__ = cls.__module__
+
+    def __getattr__(self, name):
+        # The user's class shows through: class attributes, class and
+        # static methods (MyActor.VERSION, MyActor.from_config(...)).
+        if name.startswith("__") or "_cls" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["_cls"], name)
+
+    def __dir__(self):
+        return sorted(set(dir(type(self))) | set(self.__dict__) |
+                      set(dir(self._cls)))
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor class {self._name} cannot be instantiated "
@@ -74,6 +104,8 @@ class ActorClass:
         return self._create(args, kwargs, self._options)
 
     def _create(self, args, kwargs, options):
+        check_args(self._init_signature, f"actor class {self._name}", args,
+                   kwargs)
         worker.check_connected()
         default_concurrency = 1000 if self._is_async else 1
         concurrency = options.get("max_concurrency") or default_concurrency
@@ -104,7 +136,9 @@ class ActorClass:
             actor_id, handle = _core.create_actor(
                 self._name, key, packed, res, core_opts, contained,
                 opts.strategy(options))
-        return ActorHandle(actor_id, handle, self._name, self._methods)
+        h = ActorHandle(actor_id, handle, self._name, self._methods)
+        h._signatures = self._signatures  # this process's copy only
+        return h
 
 
 class ActorMethod:
@@ -143,6 +177,10 @@ class ActorHandle:
                              f"no method {name!r}")
 
     def _call(self, name, args, kwargs, num_returns):
+        sigs = self.__dict__.get("_signatures")
+        if sigs:
+            check_args(sigs.get(name), f"actor method {self._class_name}."
+                       f"{name}", args, kwargs)
         worker.check_connected()
         packed, contained = pack_args(args, kwargs)
         with errors.translated():

@@ -10,6 +10,34 @@ from loom._private import worker
 from loom._private.executor import KwargsMarker
 
 
+def signature_of(fn, drop_first=False):
+    """fn's signature (without its first parameter: a method's self), or
+    None when Python cannot tell (a builtin, a C extension)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    if drop_first:
+        params = list(sig.parameters.values())
+        if not params or params[0].kind not in (
+                inspect.Parameter.POSITIONAL_ONLY,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            return None  # e.g. def m(*args): self is inside args
+        sig = sig.replace(parameters=params[1:])
+    return sig
+
+
+def check_args(sig, what, args, kwargs):
+    """TypeError at .remote() for arguments `what` cannot take, as a local
+    call would raise it (not later, inside the worker)."""
+    if sig is None:
+        return
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{what}: {e}") from None
+
+
 def pack_args(args, kwargs):
     """The task's arguments for the core worker, and the refs serialized
     inside them. Top-level ObjectRefs pass by reference (the task gets
@@ -48,6 +76,7 @@ class RemoteFunction:
         self._name = options.get("name") or \
             f"{fn.__module__}.{fn.__qualname__}"
         self._keys = {}  # exported (fn, options) per execution options
+        self._signature = signature_of(fn)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", "remote_function")
 
@@ -83,6 +112,8 @@ class RemoteFunction:
         return exported.ensure()
 
     def _submit(self, args, kwargs, options):
+        check_args(self._signature, f"remote function {self._name}", args,
+                   kwargs)
         worker.check_connected()
         key = self._key(options)
         packed, contained = pack_args(args, kwargs)
