@@ -246,6 +246,8 @@ TEST_F(HeadOnRedis, ALeaseAHeadDiedBeforeSavingIsReleased) {
     return *Get(a.Task(&Counter::Add).Remote(1), 60000);
   });
   ASSERT_TRUE(WaitForExit(*dying, absl::Seconds(30)));
+  std::printf("leased before %g, after the dying head %g\n", before,
+              RayletMetric(session, leased));
   EXPECT_TRUE(WaitUntil(  // the orphan
       [&] { return RayletMetric(session, leased) == before + 1; },
       absl::Seconds(5)));
