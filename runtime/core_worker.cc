@@ -37,6 +37,9 @@ struct TaskContext {
 };
 thread_local TaskContext* tls_task = nullptr;
 
+// How long a worker's get or wait waits before it lends its CPU.
+constexpr absl::Duration kLendAfter = absl::Milliseconds(50);
+
 absl::Time Deadline(int64_t timeout_ms) {
   return timeout_ms < 0 ? absl::InfiniteFuture()
                         : absl::Now() + absl::Milliseconds(timeout_ms);
@@ -307,13 +310,19 @@ absl::StatusOr<ObjectId> CoreWorker::Put(
   return id;
 }
 
-template <typename Fn>
-auto CoreWorker::WhileBlocked(const std::vector<ObjectId>& ids, Fn wait) {
-  // A worker waiting on objects not yet ready lends its CPU to the raylet.
-  bool lend = !options_.is_driver && !objects_.AllReady(ids);
-  if (lend) raylet_->NotifyBlocked(options_.worker_id, true).IgnoreError();
-  auto result = wait();
-  if (lend) raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
+template <typename Fn, typename Done>
+auto CoreWorker::WhileBlocked(const std::vector<ObjectId>& ids,
+                              absl::Time deadline, Fn wait, Done done) {
+  // A worker waiting on objects not yet ready lends its CPU to the raylet,
+  // unless they are ready within a moment (a borrowed object whose owner
+  // answers, one already in this node's store): lending then would only
+  // make the raylet start another worker for nothing.
+  if (options_.is_driver || objects_.AllReady(ids)) return wait(deadline);
+  auto result = wait(std::min(deadline, absl::Now() + kLendAfter));
+  if (done(result) || absl::Now() >= deadline) return result;
+  raylet_->NotifyBlocked(options_.worker_id, true).IgnoreError();
+  result = wait(deadline);
+  raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
   return result;
 }
 
@@ -322,7 +331,11 @@ std::optional<std::vector<ObjectResult>> CoreWorker::WaitResults(
   absl::Time deadline = Deadline(timeout_ms);
   // The first error ends the wait: the caller raises it at once.
   return WhileBlocked(
-      ids, [&] { return objects_.Get(ids, deadline, /*stop_at_error=*/true); });
+      ids, deadline,
+      [&](absl::Time until) {
+        return objects_.Get(ids, until, /*stop_at_error=*/true);
+      },
+      [](const auto& results) { return results.has_value(); });
 }
 
 std::optional<std::vector<ObjectResult>> CoreWorker::Get(
@@ -427,7 +440,11 @@ std::vector<bool> CoreWorker::Wait(const std::vector<ObjectId>& ids,
                                    int num_returns, int64_t timeout_ms) {
   absl::Time deadline = Deadline(timeout_ms);
   return WhileBlocked(
-      ids, [&] { return objects_.Wait(ids, num_returns, deadline); });
+      ids, deadline,
+      [&](absl::Time until) { return objects_.Wait(ids, num_returns, until); },
+      [num_returns](const std::vector<bool>& ready) {
+        return std::count(ready.begin(), ready.end(), true) >= num_returns;
+      });
 }
 
 std::vector<int> CoreWorker::gpu_ids() const {

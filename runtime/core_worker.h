@@ -292,8 +292,11 @@ class CoreWorker {
   // MakeLocal, then a view of it pinned in this node's store (Release it).
   absl::StatusOr<ObjectView> PinLocal(const ObjectId& id, const NodeId& node,
                                       int64_t timeout_ms);
-  template <typename Fn>
-  auto WhileBlocked(const std::vector<ObjectId>& ids, Fn wait);
+  // Runs wait(until) for `ids`, lending this worker's CPU to the raylet
+  // meanwhile unless done(result) within a moment.
+  template <typename Fn, typename Done>
+  auto WhileBlocked(const std::vector<ObjectId>& ids, absl::Time deadline,
+                    Fn wait, Done done);
   // Reads in-store results into values. True when one was lost (every copy
   // gone): it was passed to Recover, and the caller waits for it again.
   bool FetchFromStore(std::vector<ObjectResult>& results,

@@ -130,3 +130,24 @@ def test_workers_are_reused(loom_cluster):
     # No process per task: a handful of workers serve them all.
     assert len(counts) <= 4, counts
     assert counts.most_common(1)[0][1] >= 10, counts
+
+
+@loom.remote
+def read_both(refs):
+    loom.get(refs[0])
+    loom.get(refs[1])
+    return os.getpid()
+
+
+def test_a_get_of_objects_at_hand_does_not_start_more_workers(new_cluster):
+    # A get inside a task lends the task's CPU to the raylet only when it
+    # must wait: objects already in the node's store, or answered at once
+    # by their owner, keep it, so no extra workers start for them.
+    new_cluster(num_cpus=2)
+    big = loom.put(bytes(8 << 20))  # in the store
+    small = loom.put(5)
+    pids = loom.get([read_both.remote([big, small]) for _ in range(40)],
+                    timeout=120)
+    # The two CPUs' workers, and room for one more on a busy machine
+    # (every get lent the CPU before: five or more).
+    assert len(set(pids)) <= 3, collections.Counter(pids)
