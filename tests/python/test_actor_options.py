@@ -271,6 +271,48 @@ def test_calls_queued_behind_exit_fail(loom_cluster):
             loom.get(r, timeout=60)
 
 
+@loom.remote(max_concurrency=2)
+class BusyExiter:
+    def __init__(self):
+        self.entered = threading.Event()
+
+    def slow(self):
+        self.entered.set()
+        time.sleep(1.5)
+        return "finished"
+
+    def leave(self):
+        self.entered.wait(30)
+        exit_actor()
+
+
+@loom.remote
+class AsyncBusyExiter:
+    def __init__(self):
+        self.entered = None
+
+    async def slow(self):
+        self.entered = True
+        await asyncio.sleep(1.5)
+        return "finished"
+
+    async def leave(self):
+        while not self.entered:
+            await asyncio.sleep(0.01)
+        exit_actor()
+
+
+@pytest.mark.parametrize("cls", [BusyExiter, AsyncBusyExiter])
+def test_calls_running_at_exit_finish(loom_cluster, cls):
+    a = cls.options(max_restarts=1).remote()
+    slow = a.slow.remote()
+    with pytest.raises(ActorDiedError, match="exit_actor"):
+        loom.get(a.leave.remote(), timeout=60)
+    assert loom.get(slow, timeout=60) == "finished"
+    with pytest.raises(ActorDiedError):
+        loom.get(a.slow.remote(), timeout=60)
+
+
 def test_exit_actor_outside_an_actor(loom_cluster):
     with pytest.raises(TypeError):
         exit_actor()

@@ -28,6 +28,7 @@ import select
 import signal
 import sys
 import threading
+import time
 import traceback
 
 from loom import _core
@@ -130,7 +131,20 @@ def _should_retry(options, exc, attempt):
     return isinstance(exc, tuple(retry))
 
 
+def _refuse_if_exiting(info, reply):
+    """True (and the call answered) when exit_actor() came before the call
+    started."""
+    if not (_actor["exiting"] and info["actor_id"] and
+            not info["actor_creation"]):
+        return False
+    reply.set_error(errors.ACTOR_DIED, "ActorDiedError", EXIT_MESSAGE, b"")
+    reply.finish()
+    return True
+
+
 def _run_sync(info, args, reply):
+    if _refuse_if_exiting(info, reply):
+        return
     task_id = info["task_id"]
     worker.task_context.task_id = task_id
     with _running_lock:
@@ -171,14 +185,20 @@ def _send_exit(info, reply):
 
 
 def _exit_if_asked(info):
-    """After exit_actor()'s reply: the head stops this actor, no restart
-    (from another thread: the kill waits for this process to go)."""
+    """After exit_actor()'s reply: once the calls already running have
+    finished, the head stops this actor, no restart (from another thread:
+    the kill waits for this process to go)."""
     if not _actor["exiting"] or _actor.get("exit_sent"):
         return
     _actor["exit_sent"] = True
     actor_id = info["actor_id"]
 
     def stop():
+        while True:
+            with _running_lock:
+                if not _running:
+                    break
+            time.sleep(0.02)
         try:
             _core.kill_actor(actor_id, True)
         except Exception:  # noqa: BLE001 - the process goes either way
@@ -238,6 +258,8 @@ def _run_async(info, method, args, reply):
 
     async def call():
         async with semaphore:
+            if _actor["exiting"]:  # it had not started
+                raise ActorExit()
             worker.task_context.task_id = task_id
             positional, kwargs = _arguments(args)
             if is_coroutine:
@@ -290,11 +312,9 @@ def _sync_environ():
 def execute(info, args, reply):
     """The core worker's task handler (on an execution thread)."""
     _sync_environ()
+    if _refuse_if_exiting(info, reply):
+        return
     if info["actor_id"] and not info["actor_creation"]:
-        if _actor["exiting"]:
-            reply.set_error(errors.ACTOR_DIED, "ActorDiedError",
-                            EXIT_MESSAGE, b"")
-            return reply.finish()
         method = getattr(_actor["instance"], info["name"].split(":")[0],
                          None)
         try:
