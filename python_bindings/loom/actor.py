@@ -15,14 +15,20 @@ from loom._private import worker
 from loom.remote_function import check_args, pack_args, signature_of
 
 
+READY = "__loom_ready__"  # answers True once the constructor ran
+_READY_NAMES = (READY, "__ray_ready__")
+
+
 def _methods(cls):
-    """name -> (is_async, num_returns) for the class's public methods."""
+    """name -> (is_async, num_returns, concurrency group or None) for the
+    class's public methods."""
     out = {}
     for name, m in inspect.getmembers(cls, inspect.isfunction):
         if name.startswith("__") and name != "__call__":
             continue
         out[name] = (inspect.iscoroutinefunction(m),
-                     getattr(m, "__loom_num_returns__", 1))
+                     getattr(m, "__loom_num_returns__", 1),
+                     getattr(m, "__loom_concurrency_group__", None))
     return out
 
 
@@ -38,12 +44,29 @@ def _signatures(cls):
     return out
 
 
-def method(num_returns=1):
-    """@loom.method(num_returns=n) on an actor method."""
+def method(num_returns=1, concurrency_group=None):
+    """@loom.method(num_returns=n, concurrency_group="io") on an actor
+    method."""
+    opts.validate({"num_returns": num_returns,
+                   "concurrency_group": concurrency_group},
+                  opts.METHOD_OPTIONS, "@loom.method")
+
     def mark(m):
         m.__loom_num_returns__ = num_returns
+        if concurrency_group is not None:
+            m.__loom_concurrency_group__ = concurrency_group
         return m
     return mark
+
+
+def _check_groups(class_name, methods, groups):
+    """ValueError for a method marked with a group the class lacks."""
+    for name, (_, _, group) in methods.items():
+        if group is not None and group not in groups:
+            raise ValueError(
+                f"method {class_name}.{name} is in concurrency group "
+                f"{group!r}, which the actor does not declare (its "
+                f"concurrency_groups: {sorted(groups)})")
 
 
 class ActorClass:
@@ -55,7 +78,7 @@ class ActorClass:
         self._signatures = _signatures(cls)
         self._init_signature = signature_of(cls.__init__, drop_first=True) \
             if cls.__init__ is not object.__init__ else inspect.Signature()
-        self._is_async = any(a for a, _ in self._methods.values())
+        self._is_async = any(m[0] for m in self._methods.values())
         self._name = f"{cls.__module__}.{cls.__qualname__}"
         self._keys = {}
         self.__doc__ = cls.__doc__
@@ -109,11 +132,15 @@ class ActorClass:
         worker.check_connected()
         default_concurrency = 1000 if self._is_async else 1
         concurrency = options.get("max_concurrency") or default_concurrency
-        exported = self._keys.get(concurrency)
+        groups = dict(options.get("concurrency_groups") or {})
+        _check_groups(self._name, self._methods, groups)
+        cache_key = (concurrency, tuple(sorted(groups.items())))
+        exported = self._keys.get(cache_key)
         if exported is None:
             exported = function_table.Exported(
-                self._cls, {"max_concurrency": concurrency})
-            self._keys[concurrency] = exported
+                self._cls, {"max_concurrency": concurrency,
+                            "concurrency_groups": groups})
+            self._keys[cache_key] = exported
         key = exported.ensure()
         packed, contained = pack_args(args, kwargs)
         ns = options.get("namespace")
@@ -125,8 +152,10 @@ class ActorClass:
             "max_restarts": options.get("max_restarts", 0),
             "max_task_retries": options.get("max_task_retries", 0),
             # Async actors interleave on their event loop (Python counts
-            # max_concurrency); threaded ones run on that many threads.
-            "max_concurrency": 1 if self._is_async else concurrency,
+            # max_concurrency); threaded ones run on that many threads,
+            # or, with concurrency groups, on a Python pool per group.
+            "max_concurrency": 1 if self._is_async or groups
+            else concurrency,
             "max_pending_calls": max(0, options.get("max_pending_calls", -1)),
             "detached": options.get("lifetime") == "detached",
             "get_if_exists": bool(options.get("get_if_exists", False)),
@@ -137,15 +166,17 @@ class ActorClass:
                 self._name, key, packed, res, core_opts, contained,
                 opts.strategy(options))
         h = ActorHandle(actor_id, handle, self._name, self._methods)
+        h._groups = groups  # this process's copy only
         h._signatures = self._signatures  # this process's copy only
         return h
 
 
 class ActorMethod:
-    def __init__(self, handle, name, num_returns):
+    def __init__(self, handle, name, num_returns, group=None):
         self._handle = handle
         self._name = name
         self._num_returns = num_returns
+        self._group = group  # None: the method's own (or the default)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor method {self._name} cannot be called "
@@ -155,11 +186,18 @@ class ActorMethod:
         opts.validate(dict(options), opts.METHOD_OPTIONS,
                       ".options() on an actor method")
         n = options.get("num_returns", self._num_returns)
-        return ActorMethod(self._handle, self._name, n)
+        group = options.get("concurrency_group", self._group)
+        known = self._handle.__dict__.get("_groups")
+        if group is not None and known is not None and group not in known:
+            raise ValueError(f"no concurrency group {group!r} on this actor "
+                             f"(its groups: {sorted(known)})")
+        return ActorMethod(self._handle, self._name, n, group)
 
     def remote(self, *args, **kwargs):
-        return self._handle._call(self._name, args, kwargs,
-                                  self._num_returns)
+        # The worker reads a call's group from its name: "method:group".
+        name = self._name if self._group is None else \
+            f"{self._name}:{self._group}"
+        return self._handle._call(name, args, kwargs, self._num_returns)
 
 
 class ActorHandle:
@@ -173,13 +211,16 @@ class ActorHandle:
         methods = self.__dict__.get("_methods", {})
         if name in methods:
             return ActorMethod(self, name, methods[name][1])
+        if name in _READY_NAMES:
+            return ActorMethod(self, READY, 1)
         raise AttributeError(f"actor {self.__dict__.get('_class_name')} has "
                              f"no method {name!r}")
 
     def _call(self, name, args, kwargs, num_returns):
         sigs = self.__dict__.get("_signatures")
         if sigs:
-            check_args(sigs.get(name), f"actor method {self._class_name}."
+            check_args(sigs.get(name.split(":")[0]),
+                       f"actor method {self._class_name}."
                        f"{name}", args, kwargs)
         worker.check_connected()
         packed, contained = pack_args(args, kwargs)
@@ -222,6 +263,8 @@ class _NamedActorHandle(ActorHandle):
         super().__init__(actor_id, handle_ref, name, methods or {})
 
     def __getattr__(self, name):
+        if name in _READY_NAMES:
+            return ActorMethod(self, READY, 1)
         if name.startswith("__"):
             raise AttributeError(name)
         methods = self.__dict__.get("_methods", {})
@@ -238,3 +281,13 @@ def kill(actor, *, no_restart=True):
         raise TypeError("loom.kill() takes an actor handle")
     with errors.translated():
         _core.kill_actor(actor._actor_id, bool(no_restart))
+
+
+def exit_actor():
+    """Inside an actor method: ends the actor on purpose. The call that
+    made it fails with ActorDiedError for its caller, later calls too, and
+    the actor is not restarted (whatever its max_restarts)."""
+    from loom._private import executor
+    if not worker.actor_context.get("actor_id"):
+        raise TypeError("exit_actor() can only be called inside an actor")
+    raise executor.ActorExit()

@@ -8,8 +8,19 @@ thread, up to max_concurrency at once; the execution thread only schedules
 them. Its plain ``def`` methods run there too, one at a time and blocking
 the loop while they run (as in Ray), so that they can touch the asyncio
 objects its coroutines wait on (``asyncio.Event.set()``).
+
+Concurrency groups: an async actor holds a semaphore per group on its loop;
+a threaded actor with groups runs each group's calls on a thread pool of
+the group's size (the default group: max_concurrency threads), and the
+execution thread only hands them over. A call's group is its method's
+(@loom.method(concurrency_group=...)), or the one its name carries
+("method:group", from .options(concurrency_group=...)).
+
+exit_actor() raises ActorExit in the method: its caller gets
+ActorDiedError, and the actor asks the head to stop it with no restart.
 """
 import asyncio
+import concurrent.futures
 import ctypes
 import inspect
 import os
@@ -17,6 +28,7 @@ import select
 import signal
 import sys
 import threading
+import time
 import traceback
 
 from loom import _core
@@ -27,7 +39,15 @@ from loom._private import log_stream
 from loom._private import serialization
 from loom._private import worker
 
-_actor = {"instance": None, "loop": None, "semaphore": None}
+_actor = {"instance": None, "loop": None, "semaphore": None,
+          "groups": None, "default": None, "exiting": False}
+EXIT_MESSAGE = ("the actor exited on purpose: exit_actor() was called; it "
+                "is not restarted")
+
+
+class ActorExit(BaseException):
+    """Raised by exit_actor(); not an Exception, so that a method's
+    `except Exception` does not swallow it."""
 _running = {}  # task id -> thread ident (sync) or concurrent future (async)
 _running_lock = threading.Lock()
 
@@ -69,7 +89,7 @@ def _resolve(info):
         inst = _actor["instance"]
         if inst is None:
             raise exceptions.LoomError("this worker serves no actor")
-        name = info["name"]
+        name = info["name"].split(":")[0]
         if name == "__loom_ready__":
             return (lambda: True), {}
         return getattr(inst, name), {}
@@ -111,7 +131,20 @@ def _should_retry(options, exc, attempt):
     return isinstance(exc, tuple(retry))
 
 
+def _refuse_if_exiting(info, reply):
+    """True (and the call answered) when exit_actor() came before the call
+    started."""
+    if not (_actor["exiting"] and info["actor_id"] and
+            not info["actor_creation"]):
+        return False
+    reply.set_error(errors.ACTOR_DIED, "ActorDiedError", EXIT_MESSAGE, b"")
+    reply.finish()
+    return True
+
+
 def _run_sync(info, args, reply):
+    if _refuse_if_exiting(info, reply):
+        return
     task_id = info["task_id"]
     worker.task_context.task_id = task_id
     with _running_lock:
@@ -134,6 +167,8 @@ def _run_sync(info, args, reply):
         _send_result(info, result, reply)
     except KeyboardInterrupt as e:
         _send_error(info, e, reply, errors.TASK_CANCELLED)
+    except ActorExit:
+        _send_exit(info, reply)
     except Exception as e:  # noqa: BLE001 - reported to the caller
         _send_error(info, e, reply)
     finally:
@@ -141,25 +176,74 @@ def _run_sync(info, args, reply):
             _running.pop(task_id, None)
         worker.task_context.task_id = None
     reply.finish()
+    _exit_if_asked(info)
+
+
+def _send_exit(info, reply):
+    _actor["exiting"] = True
+    reply.set_error(errors.ACTOR_DIED, "ActorDiedError", EXIT_MESSAGE, b"")
+
+
+def _exit_if_asked(info):
+    """After exit_actor()'s reply: once the calls already running have
+    finished, the head stops this actor, no restart (from another thread:
+    the kill waits for this process to go)."""
+    if not _actor["exiting"] or _actor.get("exit_sent"):
+        return
+    _actor["exit_sent"] = True
+    actor_id = info["actor_id"]
+
+    def stop():
+        while True:
+            with _running_lock:
+                if not _running:
+                    break
+            time.sleep(0.02)
+        try:
+            _core.kill_actor(actor_id, True)
+        except Exception:  # noqa: BLE001 - the process goes either way
+            pass
+    threading.Thread(target=stop, name="loom-exit-actor",
+                     daemon=True).start()
 
 
 def _start_actor(instance, options, actor_id):
     _actor["instance"] = instance
     worker.actor_context["actor_id"] = actor_id
+    groups = options.get("concurrency_groups") or {}
     is_async = any(inspect.iscoroutinefunction(m) for _, m in
                    inspect.getmembers(type(instance), inspect.isfunction))
     if not is_async:
+        if groups:
+            def pool(n, name):
+                return concurrent.futures.ThreadPoolExecutor(
+                    n, thread_name_prefix=f"loom-group-{name}")
+            _actor["groups"] = {g: pool(n, g) for g, n in groups.items()}
+            _actor["default"] = pool(options.get("max_concurrency", 1),
+                                     "default")
         return
     loop = asyncio.new_event_loop()
     _actor["loop"] = loop
     threading.Thread(target=loop.run_forever, name="loom-actor-loop",
                      daemon=True).start()
 
-    async def make_semaphore():
-        return asyncio.Semaphore(options.get("max_concurrency", 1000))
+    async def make_semaphores():
+        return (asyncio.Semaphore(options.get("max_concurrency", 1000)),
+                {g: asyncio.Semaphore(n) for g, n in groups.items()})
 
-    _actor["semaphore"] = asyncio.run_coroutine_threadsafe(
-        make_semaphore(), loop).result()
+    _actor["semaphore"], _actor["groups"] = \
+        asyncio.run_coroutine_threadsafe(make_semaphores(), loop).result()
+
+
+def _group_of(info, method):
+    """The group a call runs in: the one its name carries, else its
+    method's; None for the default group. LookupError for an unknown one."""
+    _, _, group = info["name"].partition(":")
+    if not group:
+        group = getattr(method, "__loom_concurrency_group__", None)
+    if group is not None and group not in (_actor["groups"] or {}):
+        raise LookupError(f"the actor has no concurrency group {group!r}")
+    return group
 
 
 def _run_async(info, method, args, reply):
@@ -168,9 +252,14 @@ def _run_async(info, method, args, reply):
     done."""
     task_id = info["task_id"]
     is_coroutine = inspect.iscoroutinefunction(method)
+    group = _group_of(info, method)
+    semaphore = _actor["semaphore"] if group is None else \
+        _actor["groups"][group]
 
     async def call():
-        async with _actor["semaphore"]:
+        async with semaphore:
+            if _actor["exiting"]:  # it had not started
+                raise ActorExit()
             worker.task_context.task_id = task_id
             positional, kwargs = _arguments(args)
             if is_coroutine:
@@ -183,12 +272,15 @@ def _run_async(info, method, args, reply):
             _send_result(info, await call(), reply)
         except asyncio.CancelledError as e:
             _send_error(info, e, reply, errors.TASK_CANCELLED)
+        except ActorExit:
+            _send_exit(info, reply)
         except Exception as e:  # noqa: BLE001 - reported to the caller
             _send_error(info, e, reply)
         finally:
             with _running_lock:
                 _running.pop(task_id, None)
         reply.finish()
+        _exit_if_asked(info)
 
     # Registered before run() can reach its end (which unregisters it), and
     # before cancel() can look for it.
@@ -220,11 +312,23 @@ def _sync_environ():
 def execute(info, args, reply):
     """The core worker's task handler (on an execution thread)."""
     _sync_environ()
-    if info["actor_id"] and not info["actor_creation"] and \
-            _actor["loop"] is not None:
-        method = getattr(_actor["instance"], info["name"], None)
-        if callable(method):
-            return _run_async(info, method, args, reply)
+    if _refuse_if_exiting(info, reply):
+        return
+    if info["actor_id"] and not info["actor_creation"]:
+        method = getattr(_actor["instance"], info["name"].split(":")[0],
+                         None)
+        try:
+            if _actor["loop"] is not None and callable(method):
+                return _run_async(info, method, args, reply)
+            if _actor["default"] is not None:  # threaded, with groups
+                group = _group_of(info, method)
+                pool = _actor["default"] if group is None else \
+                    _actor["groups"][group]
+                pool.submit(_run_sync, info, args, reply)
+                return
+        except LookupError as e:
+            _send_error(info, e, reply)
+            return reply.finish()
     _run_sync(info, args, reply)
 
 

@@ -10,8 +10,8 @@ TASK_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_retries",
 ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts",
                  "max_task_retries", "max_concurrency", "max_pending_calls",
                  "name", "namespace", "lifetime", "get_if_exists",
-                 "scheduling_strategy", "label_selector"}
-METHOD_OPTIONS = {"num_returns", "name"}
+                 "scheduling_strategy", "label_selector", "concurrency_groups"}
+METHOD_OPTIONS = {"num_returns", "name", "concurrency_group"}
 
 
 def _number(name, v, minimum=0):
@@ -78,6 +78,17 @@ def validate(options, allowed, what):
         _str(k, options.get(k))
     if options.get("lifetime") not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be 'detached' or 'non_detached'")
+    groups = options.get("concurrency_groups")
+    if groups is not None:
+        if not isinstance(groups, dict):
+            raise TypeError("concurrency_groups must be a dict of group "
+                            f"name -> limit, got {type(groups).__name__}")
+        for k, v in groups.items():
+            if not isinstance(k, str) or not k or ":" in k:
+                raise ValueError("concurrency group names must be non-empty "
+                                 f"strings without ':', got {k!r}")
+            _int(f"concurrency_groups[{k!r}]", v, 1)
+    _str("concurrency_group", options.get("concurrency_group"))
     labels = options.get("label_selector")
     if labels is not None and not isinstance(labels, dict):
         raise TypeError("label_selector must be a dict, got "
