@@ -51,12 +51,16 @@ uint64_t ReadUint(const std::string& path, const std::string& key) {
 
 }  // namespace
 
-uint64_t DefaultObjectStoreBytes() {
+uint64_t AvailableMemoryBytes() {
   uint64_t available = ReadUint("/proc/meminfo", "MemAvailable:") * 1024;
   uint64_t cgroup = ReadUint("/sys/fs/cgroup/memory.max", "");
   if (cgroup > 0 && cgroup < available) available = cgroup;
   if (available == 0) available = uint64_t{1} << 30;
-  return AlignUp(available * 3 / 10);
+  return available;
+}
+
+uint64_t DefaultObjectStoreBytes() {
+  return AlignUp(AvailableMemoryBytes() * 3 / 10);
 }
 
 absl::StatusOr<std::unique_ptr<ObjectStoreServer>> ObjectStoreServer::Start(

@@ -31,6 +31,9 @@ class StoreRequest;
 class StoreReply;
 }  // namespace rpc
 
+// The node's available memory: MemAvailable, capped by the cgroup's limit
+// (1 GiB when neither can be read).
+uint64_t AvailableMemoryBytes();
 // 30% of available memory, capped by MemAvailable and the cgroup's limit.
 uint64_t DefaultObjectStoreBytes();
 

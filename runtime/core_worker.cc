@@ -248,6 +248,9 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   if (options.num_returns < 1 || options.num_returns > 1000) {
     return absl::InvalidArgumentError("num_returns must be in [1, 1000]");
   }
+  if (options.max_calls < 0) {
+    return absl::InvalidArgumentError("max_calls must be >= 0");
+  }
   TaskId task = NextTaskId();
   rpc::TaskSpec spec;
   spec.set_task_id(task.Binary());
@@ -273,11 +276,11 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
   // Leases are shared by tasks of one function and shape: how long its
   // tasks run decides whether to pipeline them (as Ray's scheduling keys).
-  std::string key =
-      absl::StrCat(demand->ToString(), "|", function_name, "|",
-                   options.function_key, "|", strategy->SerializeAsString());
+  std::string key = absl::StrCat(
+      demand->ToString(), "|", function_name, "|", options.function_key, "|",
+      strategy->SerializeAsString(), "|", options.max_calls);
   FollowHeadEvents();
-  submitter_->Submit(std::move(spec), std::move(key));
+  submitter_->Submit(std::move(spec), std::move(key), options.max_calls);
   return rets;
 }
 

@@ -22,6 +22,7 @@ struct TaskSubmitter::Lease {
   absl::flat_hash_set<grpc::ClientContext*> pushes;  // in flight
   std::shared_ptr<rpc::CoreWorker::Stub> stub;
   int inflight = 0;
+  int pushed_total = 0;  // tasks ever pushed under this lease
   // Pushes answered OK whose bookkeeping (OnPushReply) has not run yet: the
   // caller may already hold the value and submit again, and the worker is
   // free for it.
@@ -49,6 +50,11 @@ struct TaskSubmitter::KeyState {
   bool hold_timer = false;  // a Pump is posted for when a hold ends
   int lease_failures = 0;
   double avg_run_us = -1;  // moving average of how long tasks run
+  int max_calls = 0;       // > 0: tasks per worker before it is replaced
+  // Whether `lease` has run its share and takes no more tasks.
+  bool UsedUp(const Lease& lease) const {
+    return max_calls > 0 && lease.pushed_total >= max_calls;
+  }
 };
 
 // One client call: context, request and reply live until the callback.
@@ -94,12 +100,13 @@ std::shared_ptr<rpc::Raylet::Stub> TaskSubmitter::RayletStub(
   return options_.clients->Stub<rpc::Raylet>(address);
 }
 
-void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key) {
+void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls) {
   options_.counters->submitted++;
-  options_.loop->Post(
-      [this, spec = std::move(spec), key = std::move(key)]() mutable {
-        Resolve(std::move(spec), std::move(key));
-      });
+  options_.loop->Post([this, spec = std::move(spec), key = std::move(key),
+                       max_calls]() mutable {
+    if (max_calls > 0) max_calls_[key] = max_calls;
+    Resolve(std::move(spec), std::move(key));
+  });
 }
 
 void TaskSubmitter::Resubmit(rpc::TaskSpec spec, std::string key) {
@@ -133,6 +140,9 @@ void TaskSubmitter::Enqueue(rpc::TaskSpec spec, const std::string& key) {
     ks->key = key;
     ks->resources = spec.resources();
     ks->strategy = spec.strategy();
+    if (auto it = max_calls_.find(key); it != max_calls_.end()) {
+      ks->max_calls = it->second;
+    }
     if (ks->strategy.kind() == rpc::SchedulingStrategy::SPREAD) {
       ks->dealer = std::make_unique<SpreadDealer>(
           SpreadDealer::Options{options_.spread_slack, options_.spread_hold});
@@ -155,7 +165,7 @@ void TaskSubmitter::Pump(KeyState& ks) {
   absl::Time now = dealer ? options_.loop->clock()->Now() : absl::Time();
   // SPREAD: a lease takes a task only in its node's turn.
   auto may_take = [&](const Lease& lease) {
-    return !ks.queue.empty() &&
+    return !ks.queue.empty() && !ks.UsedUp(lease) &&
            (dealer == nullptr || dealer->MayTake(lease.raylet, now));
   };
   auto push_next = [&](const std::shared_ptr<Lease>& lease) {
@@ -355,6 +365,7 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
 void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
                          rpc::TaskSpec spec) {
   lease->inflight++;
+  lease->pushed_total++;
   pushed_[spec.task_id()] = lease;
   auto* call = new Call;
   *call->push_req.mutable_spec() = std::move(spec);
@@ -424,6 +435,11 @@ void TaskSubmitter::OnPushReply(const std::string& key,
     double run = static_cast<double>(call->push_reply.run_us());
     ks.avg_run_us = ks.avg_run_us < 0 ? run : 0.8 * ks.avg_run_us + 0.2 * run;
     ReleaseStoreArgs(spec);
+    if (ks.UsedUp(*lease) && lease->inflight == 0 && !lease->dead) {
+      // max_calls: its worker has run its share; the raylet stops it and
+      // the next task gets a fresh one.
+      DropLease(ks, lease, /*failed=*/true);
+    }
   } else if (!shutting_down_) {
     // The worker is gone (or unreachable): drop the lease, retry the task.
     if (!lease->dead) {
@@ -626,7 +642,9 @@ void TaskSubmitter::ReturnIdleLeases() {
     for (auto lease : std::vector<std::shared_ptr<Lease>>(ks->leases)) {
       if (lease->inflight == 0 &&
           now - lease->idle_since >= options_.lease_idle_timeout) {
-        DropLease(*ks, lease, false);
+        // max_calls: the worker goes too, so that no worker runs more
+        // than max_calls of the key's tasks across leases.
+        DropLease(*ks, lease, /*failed=*/ks->max_calls > 0);
       }
     }
   }

@@ -78,8 +78,10 @@ class TaskSubmitter {
   // the caller holds one reference on each ObjectRef argument, which the
   // submitter releases once the argument is inlined.
   // `key` names the task's resource shape and function; tasks with one key
-  // share leases.
-  void Submit(rpc::TaskSpec spec, std::string key);
+  // share leases. max_calls > 0: a lease's worker runs at most that many of
+  // the key's tasks; then (or when the lease goes idle first) it is
+  // returned with its worker stopped, and a fresh worker takes over.
+  void Submit(rpc::TaskSpec spec, std::string key, int max_calls = 0);
   // Thread-safe. Runs a task again to rebuild its lost returns (pending in
   // the table again); the caller holds a reference on each ref argument, as
   // for Submit. `spec`'s ref arguments name no store node.
@@ -148,6 +150,8 @@ class TaskSubmitter {
   // Tasks pushed and not answered, by task id, and those cancelled.
   absl::flat_hash_map<std::string, std::shared_ptr<Lease>> pushed_;
   absl::flat_hash_set<std::string> cancelled_;
+  // Keys submitted with max_calls > 0, and their limit.
+  absl::flat_hash_map<std::string, int> max_calls_;
   std::atomic<bool> shutdown_called_{false};
 
   // gRPC calls in flight, so that Shutdown can cancel and wait for them.

@@ -7,6 +7,7 @@ from loom._private import function_table
 from loom._private import options as opts
 from loom._private import serialization
 from loom._private import worker
+from loom._private import executor
 from loom._private.executor import KwargsMarker
 
 
@@ -124,5 +125,10 @@ class RemoteFunction:
                 self._name, key, packed, opts.resources(options, 1),
                 # retry_exceptions reruns in the worker; the core worker
                 # retries when the worker dies.
-                max_retries, n, contained, opts.strategy(options))
+                max_retries, n, contained, opts.strategy(options),
+                # A worker runs this function at most max_calls times,
+                # then exits and is replaced (0: no limit).
+                options.get("max_calls") or 0)
+        if worker.is_worker():
+            executor.add_children(refs)
         return refs[0] if n == 1 else refs

@@ -84,9 +84,10 @@ std::map<std::string, double> Resources(const pyb::dict& d) {
 pyb::list SubmitTask(const std::string& name, const std::string& function_key,
                      pyb::list args, pyb::dict resources, int max_retries,
                      int num_returns, std::vector<PyObjectRef*> contained,
-                     pyb::tuple strategy) {
+                     pyb::tuple strategy, int max_calls) {
   std::vector<std::shared_ptr<PyObjectRef>> temps;
   internal::TaskOptions options;
+  options.max_calls = max_calls;
   options.resources = Resources(resources);
   options.max_retries = max_retries;
   options.num_returns = num_returns;
@@ -307,7 +308,8 @@ void BindTasks(pyb::module_& m) {
       .def("finish", &TaskReply::Finish);
   m.def("submit_task", &SubmitTask, pyb::arg("name"), pyb::arg("function_key"),
         pyb::arg("args"), pyb::arg("resources"), pyb::arg("max_retries"),
-        pyb::arg("num_returns"), pyb::arg("contained"), pyb::arg("strategy"));
+        pyb::arg("num_returns"), pyb::arg("contained"), pyb::arg("strategy"),
+        pyb::arg("max_calls") = 0);
   m.def("create_actor", &CreateActor);
   m.def("submit_actor_task", &SubmitActorTask);
   m.def("get_named_actor", [](const std::string& name, const std::string& ns) {

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   int num_cpus = static_cast<int>(std::thread::hardware_concurrency());
   int prestart = -1;
   int64_t object_store_memory = 0;
-  int64_t memory = 0, heartbeat_ms = 500, idle_timeout_ms = 10000,
+  int64_t memory = -1, heartbeat_ms = 500, idle_timeout_ms = 10000,
           infeasible_grace_ms = 3000;
   std::vector<std::string> labels;
   std::string bind_address, token_file;
@@ -72,7 +72,9 @@ int main(int argc, char** argv) {
   app.add_option("--gpu-memory", gpu_memory,
                  "Bytes of memory per GPU (default: what NVML reports)")
       ->check(CLI::Range(0.0, 1e13));
-  app.add_option("--memory", memory, "Bytes of memory to offer")
+  app.add_option("--memory", memory,
+                 "Bytes of memory to offer as the \"memory\" resource "
+                 "(default: available memory less the object store's)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
   app.add_option("--resources", resources_json, "Custom resources, JSON");
   app.add_option(
@@ -149,6 +151,15 @@ int main(int argc, char** argv) {
     }
     spdlog::info("{} GPUs ({}), {} bytes each", num_gpus,
                  found.empty() ? "declared" : found[0].name, gpu_memory);
+  }
+  if (memory < 0) {
+    // As Ray: what the object store leaves of the available memory, for
+    // tasks and actors that ask for memory=.
+    uint64_t available = loom::AvailableMemoryBytes();
+    uint64_t store = object_store_memory > 0
+                         ? static_cast<uint64_t>(object_store_memory)
+                         : loom::DefaultObjectStoreBytes();
+    memory = available > store ? static_cast<int64_t>(available - store) : 0;
   }
   if (memory > 0) quantities[loom::kMemory] = static_cast<double>(memory);
   auto total = loom::ResourceSet::FromMap(quantities);

@@ -47,7 +47,8 @@ struct SubmitterHarness {
 
   // Submits a no-op task of job 1 needing 1 CPU (SPREAD when `spread`);
   // returns its return object's id.
-  ObjectId SubmitNoop(int max_retries, bool spread = false) {
+  // max_calls > 0: a worker runs at most that many of them.
+  ObjectId SubmitNoop(int max_retries, bool spread = false, int max_calls = 0) {
     TaskId task = TaskId::ForChild(TaskId::ForDriver(JobId::FromInt(1)), ++n);
     rpc::TaskSpec spec;
     spec.set_task_id(task.Binary());
@@ -61,7 +62,7 @@ struct SubmitterHarness {
     ObjectId ret = ObjectId::ForReturn(task, 1);
     objects.AddPending(ret);
     submitter->Submit(std::move(spec),
-                      spread ? "CPU:1|Noop|SPREAD" : "CPU:1|Noop");
+                      spread ? "CPU:1|Noop|SPREAD" : "CPU:1|Noop", max_calls);
     return ret;
   }
 

@@ -2,7 +2,8 @@
 // a FakeClientPool: tasks reuse a lease that goes back when idle, a
 // worker that dies has its task retried on a new lease (its channel
 // dropped), and a task out of retries fails WORKER_CRASHED, or
-// OUT_OF_MEMORY when the raylet says it killed the worker for memory.
+// OUT_OF_MEMORY when the raylet says it killed the worker for memory; with
+// max_calls a worker is returned stopped once it ran its share.
 #include "runtime/task_submitter.h"
 
 #include <gtest/gtest.h>
@@ -64,6 +65,22 @@ TEST_F(TaskSubmitterTest, TasksOneAfterAnotherShareALeaseThatGoesBackIdle) {
   // Idle past lease_idle_timeout, the worker goes back healthy.
   EXPECT_TRUE(Eventually([&] { return !raylet_.returned().empty(); }));
   EXPECT_EQ(raylet_.returned(), std::vector<std::string>{"lease-1 returned"});
+}
+
+TEST_F(TaskSubmitterTest, MaxCallsStopsTheWorkerAfterItsShare) {
+  // max_calls=2: the first lease's worker runs two tasks and is returned
+  // stopped ("failed": the raylet kills it); the third task gets a new one.
+  for (int i = 0; i < 3; ++i) {
+    ObjectResult r = Get(h_.SubmitNoop(0, false, /*max_calls=*/2));
+    ASSERT_FALSE(r.error) << r.error->message();
+  }
+  EXPECT_EQ(raylet_.leases(), 2);
+  EXPECT_EQ(workers_[0].ran().size(), 2u);
+  EXPECT_EQ(workers_[1].ran().size(), 1u);
+  // Idle, the second goes back stopped too: no worker outlives its share.
+  EXPECT_TRUE(Eventually([&] { return raylet_.returned().size() == 2; }));
+  EXPECT_EQ(raylet_.returned(),
+            (std::vector<std::string>{"lease-1 failed", "lease-2 failed"}));
 }
 
 TEST_F(TaskSubmitterTest, ATaskOnADeadWorkerIsRetriedOnANewLease) {

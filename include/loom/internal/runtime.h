@@ -35,6 +35,9 @@ struct TaskOptions {
   int max_retries = 3;
   int num_returns = 1;
   std::string function_key;  // Python: the function table's key
+  // A worker runs this function at most max_calls times, then exits and
+  // is replaced (0: no limit).
+  int max_calls = 0;
 };
 
 // Each returns or takes object ids as binary strings; each throws

@@ -49,6 +49,8 @@ class ActorExit(BaseException):
     """Raised by exit_actor(); not an Exception, so that a method's
     `except Exception` does not swallow it."""
 _running = {}  # task id -> thread ident (sync) or concurrent future (async)
+# Running task id -> refs of the tasks it submitted, cancelled with it.
+_children = {}
 _running_lock = threading.Lock()
 
 
@@ -174,6 +176,7 @@ def _run_sync(info, args, reply):
     finally:
         with _running_lock:
             _running.pop(task_id, None)
+            _children.pop(task_id, None)
         worker.task_context.task_id = None
     reply.finish()
     _exit_if_asked(info)
@@ -279,6 +282,7 @@ def _run_async(info, method, args, reply):
         finally:
             with _running_lock:
                 _running.pop(task_id, None)
+                _children.pop(task_id, None)
         reply.finish()
         _exit_if_asked(info)
 
@@ -332,11 +336,35 @@ def execute(info, args, reply):
     _run_sync(info, args, reply)
 
 
+def add_children(refs):
+    """Tasks the running task submitted: cancelling it cancels them
+    (loom.cancel's recursive=True). Held until the task ends."""
+    parent = getattr(worker.task_context, "task_id", None)
+    if parent is None:
+        return
+    with _running_lock:
+        if parent in _running:
+            _children.setdefault(parent, []).extend(refs)
+
+
+def _cancel_children(refs):
+    for ref in refs:
+        try:
+            _core.cancel(ref, False)
+        except Exception:  # noqa: BLE001 - done or gone: nothing to cancel
+            pass
+
+
 def cancel(task_id):
     """Interrupts a running task: KeyboardInterrupt in its thread, or the
-    cancellation of its coroutine."""
+    cancellation of its coroutine; then cancels the tasks it submitted
+    (off this thread: each cancel waits for its submitter)."""
     with _running_lock:
         target = _running.get(task_id)
+        children = _children.pop(task_id, None)
+    if children:
+        threading.Thread(target=_cancel_children, args=(children,),
+                         name="loom-cancel-children", daemon=True).start()
     if target is None:
         return
     if isinstance(target, int):

@@ -4,10 +4,10 @@ of the wrong type raises TypeError (num_cpus="2"), a value of the right
 type out of range ValueError (num_cpus=-1)."""
 import numbers
 
-TASK_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_retries",
-                "retry_exceptions", "num_returns", "name",
+TASK_OPTIONS = {"num_cpus", "num_gpus", "memory", "resources", "max_retries",
+                "retry_exceptions", "num_returns", "name", "max_calls",
                 "scheduling_strategy", "label_selector"}
-ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts",
+ACTOR_OPTIONS = {"num_cpus", "num_gpus", "memory", "resources", "max_restarts",
                  "max_task_retries", "max_concurrency", "max_pending_calls",
                  "name", "namespace", "lifetime", "get_if_exists",
                  "scheduling_strategy", "label_selector", "concurrency_groups"}
@@ -42,7 +42,7 @@ def validate(options, allowed, what):
         raise TypeError(f"{what} does not support the option(s) "
                         f"{', '.join(sorted(unknown))}; supported: "
                         f"{', '.join(sorted(allowed))}")
-    for k in ("num_cpus", "num_gpus"):
+    for k in ("num_cpus", "num_gpus", "memory"):
         if options.get(k) is not None:
             _number(k, options[k])
     if options.get("num_gpus") and options["num_gpus"] > 1 and \
@@ -57,13 +57,14 @@ def validate(options, allowed, what):
         for k, v in res.items():
             if not isinstance(k, str):
                 raise TypeError("resource names must be strings")
-            if k in ("CPU", "GPU"):
-                raise ValueError(f"use num_cpus / num_gpus, not "
+            if k in ("CPU", "GPU", "memory"):
+                raise ValueError(f"use num_cpus / num_gpus / memory, not "
                                  f"resources={{'{k}': ...}}")
             _number(f"resources[{k!r}]", v)
     for k, minimum in (("max_retries", -1), ("max_restarts", -1),
                        ("max_task_retries", -1), ("max_concurrency", 1),
-                       ("max_pending_calls", -1), ("num_returns", 1)):
+                       ("max_pending_calls", -1), ("num_returns", 1),
+                       ("max_calls", 0)):
         if options.get(k) is not None:
             _int(k, options[k], minimum)
     if "retry_exceptions" in options:
@@ -98,8 +99,8 @@ def validate(options, allowed, what):
 
 
 def resources(options, default_cpus):
-    """The resource demand: {"CPU": n, "GPU": n, ...custom}; inside a
-    placement group, each under the bundle's name."""
+    """The resource demand: {"CPU": n, "GPU": n, "memory": bytes,
+    ...custom}; inside a placement group, each under the bundle's name."""
     from loom.util.scheduling_strategies import \
         PlacementGroupSchedulingStrategy
     from loom.util.placement_group import bundle_resources
@@ -111,6 +112,9 @@ def resources(options, default_cpus):
         out["CPU"] = float(cpus)
     if options.get("num_gpus"):
         out["GPU"] = float(options["num_gpus"])
+    if options.get("memory"):
+        # Bytes, rounded down to a whole number as in Ray.
+        out["memory"] = float(int(options["memory"]))
     s = options.get("scheduling_strategy")
     if isinstance(s, PlacementGroupSchedulingStrategy):
         out = bundle_resources(out, s.placement_group,

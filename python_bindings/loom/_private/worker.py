@@ -144,7 +144,10 @@ def namespace():
 def _timeout_ms(timeout):
     if timeout is None:
         return -1
-    if not isinstance(timeout, (int, float)) or timeout < 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number, got "
+                        f"{type(timeout).__name__}")
+    if not timeout >= 0:  # NaN too
         raise ValueError(f"timeout must be None or a number >= 0, "
                          f"got {timeout!r}")
     return int(timeout * 1000)
@@ -187,22 +190,37 @@ def get(refs, timeout=None):
 
 
 def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
+    """(ready, not ready): the first num_returns refs to be ready, or those
+    ready when timeout (seconds; None: no limit) passes, in the order given.
+    Ray's rules: a list of distinct ObjectRefs, 1 <= num_returns <=
+    len(refs). fetch_local is accepted (values are read where they are)."""
     check_connected()
     if isinstance(refs, _core.ObjectRef) or not isinstance(refs,
                                                            (list, tuple)):
-        raise TypeError("loom.wait() takes a list of ObjectRefs")
+        raise TypeError("loom.wait() takes a list of ObjectRefs, not "
+                        f"{type(refs).__name__}")
     refs = list(refs)
     for r in refs:
         if not isinstance(r, _core.ObjectRef):
             raise TypeError(f"loom.wait() expects ObjectRefs, got "
                             f"{type(r).__name__}")
+    if isinstance(num_returns, bool) or not isinstance(num_returns, int):
+        raise TypeError("num_returns must be an int, got "
+                        f"{type(num_returns).__name__}")
+    if not isinstance(fetch_local, bool):
+        raise TypeError("fetch_local must be a bool, got "
+                        f"{type(fetch_local).__name__}")
+    timeout_ms = _timeout_ms(timeout)
     if not refs:
         return [], []
     if len(set(refs)) != len(refs):
         raise ValueError("loom.wait() got the same ObjectRef twice")
-    if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):
-        raise ValueError(f"num_returns must be in [0, {len(refs)}]")
-    ready_flags = _core.wait(refs, num_returns, _timeout_ms(timeout))
+    if num_returns < 1:
+        raise ValueError(f"num_returns must be >= 1, got {num_returns}")
+    if num_returns > len(refs):
+        raise ValueError(f"num_returns ({num_returns}) cannot be greater "
+                         f"than the number of refs ({len(refs)})")
+    ready_flags = _core.wait(refs, num_returns, timeout_ms)
     ready, unready = [], []
     for r, flag in zip(refs, ready_flags):
         (ready if flag and len(ready) < num_returns else unready).append(r)
@@ -210,6 +228,12 @@ def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
 
 
 def cancel(ref, *, force=False, recursive=True):
+    """Cancels the task or actor call that returns `ref`: queued, it never
+    runs; running, it is interrupted (KeyboardInterrupt in a sync task, a
+    cancelled coroutine in an async actor; force=True ends a task's worker
+    and is refused for actor calls). Its get raises TaskCancelledError. A
+    running task's own tasks are cancelled with it (Ray's recursive=True;
+    recursive=False is not yet honoured: they are cancelled too)."""
     check_connected()
     if not isinstance(ref, _core.ObjectRef):
         raise TypeError("loom.cancel() takes an ObjectRef")
@@ -241,3 +265,7 @@ def available_resources():
 
 def mark_worker():
     _state["worker"] = True
+
+
+def is_worker():
+    return _state["worker"]
