@@ -727,10 +727,6 @@ void CoreWorker::ReportStats() {
   }
 }
 
-}  // namespace loom
-
-namespace loom {
-
 void CoreWorker::StartSubmitters(
     const std::vector<std::string>& code_search_path) {
   submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
