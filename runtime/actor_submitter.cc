@@ -10,6 +10,11 @@
 namespace loom {
 namespace {
 
+// A cancel the actor does not know yet (it overtook the call's push) is
+// sent again this often, this many times, while the call is pending.
+constexpr absl::Duration kCancelRetry = absl::Milliseconds(20);
+constexpr int kCancelTries = 50;
+
 std::string AddressOf(const rpc::ActorInfo& info) {
   return HostPort(info.address());
 }
@@ -140,7 +145,7 @@ void ActorSubmitter::Pump(const ActorId& id) {
             delete call;
           });
         });
-    if (cancel) SendCancel(state, p.spec.task_id());
+    if (cancel) SendCancel(id, state, p.spec.task_id());
   }
 }
 
@@ -162,7 +167,7 @@ absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force) {
           state.calls.erase(it);
           CheckIdle(state);
         } else if (p.sent) {
-          SendCancel(state, id);
+          SendCancel(actor, state, id);
         } else {
           p.cancelled = true;  // numbered: sent (and interrupted) in turn
         }
@@ -178,7 +183,8 @@ absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force) {
   return found;
 }
 
-void ActorSubmitter::SendCancel(State& state, const std::string& task_id) {
+void ActorSubmitter::SendCancel(const ActorId& id, State& state,
+                                const std::string& task_id, int tries) {
   if (!state.stub) return;  // the actor is restarting: the call is resent
   struct CancelCall {
     rpc::Context ctx;
@@ -192,11 +198,23 @@ void ActorSubmitter::SendCancel(State& state, const std::string& task_id) {
     delete call;
     return;
   }
-  state.stub->async()->CancelTask(&call->ctx, &call->req, &call->reply,
-                                  [this, call](grpc::Status) {
-                                    calls_.Finish(&call->ctx);
-                                    delete call;
-                                  });
+  state.stub->async()->CancelTask(
+      &call->ctx, &call->req, &call->reply,
+      [this, call, id, task_id, tries](grpc::Status s) {
+        bool unknown = s.ok() && !call->reply.found();
+        calls_.Finish(&call->ctx);
+        delete call;
+        if (!unknown || tries >= kCancelTries) return;
+        options_.loop->PostAfter(kCancelRetry, [this, id, task_id, tries] {
+          auto it = actors_.find(id);
+          if (it == actors_.end()) return;
+          for (const auto& [index, p] : it->second.calls) {
+            if (p.spec.task_id() == task_id && p.sent) {
+              return SendCancel(id, it->second, task_id, tries + 1);
+            }
+          }
+        });
+      });
 }
 
 void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,

@@ -119,8 +119,11 @@ class ActorSubmitter {
   // The actor at state's address is gone: calls sent there are resent to
   // the next incarnation (while retries last), found through the head.
   void Failover(const ActorId& id, const std::string& why);
-  // Asks the actor at state's address to interrupt task_id.
-  void SendCancel(State& state, const std::string& task_id);
+  // Asks the actor at state's address to interrupt task_id; asks again
+  // while the actor does not know it yet (the cancel overtook the push)
+  // and the call is still pending.
+  void SendCancel(const ActorId& id, State& state, const std::string& task_id,
+                  int tries = 0);
   // One call fails: its return object gets `error`, its references go,
   // and it no longer counts as pending (the caller erases it).
   void FailCall(const rpc::TaskSpec& spec, rpc::ErrorInfo error);
