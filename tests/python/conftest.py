@@ -201,12 +201,22 @@ def wait_for_file(path, timeout=120.0):
 
 
 def process_gone(pid):
-    """True once process pid has exited (a zombie counts as exited)."""
+    """True once process pid has exited: every thread of it gone or a zombie
+    (a zombie counts as exited). The main thread turns zombie before the
+    others finish exiting, and the last one out closes the process's files:
+    until then its pipes and sockets are still open."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return True
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    return False
+        except OSError:
+            pass  # that thread is gone
+    return True
 
 
 def touch(path):

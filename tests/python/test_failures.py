@@ -26,15 +26,20 @@ NODE_TIMEOUT_S = 5.0
 @loom.remote
 def run_until_gate(index, started_dir, gate):
     node = loom.get_runtime_context().get_node_id()
-    touch(os.path.join(started_dir, f"{index}-{node}-{uuid.uuid4().hex}"))
+    touch(os.path.join(started_dir,
+                       f"{index}-{node}-{os.getpid()}-{uuid.uuid4().hex}"))
     wait_for_file(gate)
     return node
 
 
-def starts(started_dir):
-    """[(task index, node)] for each time a task started."""
-    return [(int(name.split("-")[0]), name.split("-")[1])
-            for name in os.listdir(started_dir)]
+def starts(started_dir, pids=False):
+    """[(task index, node)] for each time a task started; with pids,
+    [(task index, node, worker pid)]."""
+    out = []
+    for name in os.listdir(started_dir):
+        index, node, pid = name.split("-")[:3]
+        out.append((int(index), node, int(pid)) if pids else (int(index), node))
+    return out
 
 
 @pytest.mark.loom_timeout(180)
@@ -52,15 +57,19 @@ def test_tasks_on_a_killed_raylet_are_retried(four_nodes, tmp_path):
         pid = next(n["Pid"] for n in loom.nodes() if n["NodeID"] == victim)
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: process_gone(pid), timeout=30, what="the raylet to exit")
+        # Its workers follow it (they see their lifeline close).
+        workers = [p for _, n, p in starts(started, pids=True) if n == victim]
+        wait_until(lambda: all(process_gone(p) for p in workers), timeout=30,
+                   what="the dead raylet's workers to exit")
     finally:
         touch(gate)
     # Every result arrives, none from the dead node: what ran there ran again
     # on another node.
     results = loom.get(refs, timeout=12 * NODE_TIMEOUT_S)
-    assert victim not in results
     by_task = {}
     for index, node in starts(started):
         by_task.setdefault(index, []).append(node)
+    assert victim not in results, (victim, results, by_task)
     on_victim = [i for i, nodes in by_task.items() if victim in nodes]
     assert on_victim
     for i in on_victim:

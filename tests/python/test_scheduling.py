@@ -3,6 +3,7 @@ soft), label selectors, for tasks and actors."""
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import loom
 from loom.exceptions import InfeasibleError
 from loom.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from conftest import loom_cli, wait_until
+from conftest import loom_cli, touch, wait_until
 
 ZONES = ("a", "b", "b", "c")  # the head's raylet first
 
@@ -123,10 +124,22 @@ def test_bad_strategies_are_refused(loom_cluster):
         where.options(label_selector={"zone": 3}).remote()
 
 
-def test_default_policy_leaves_a_busy_node(four_nodes):
+@loom.remote
+def where_together(started_dir, count):
+    """Its node, once `count` tasks have started (or after 30 s): none ends
+    before all are placed, so none runs on a worker another one freed."""
+    touch(os.path.join(started_dir, uuid.uuid4().hex))
+    deadline = time.monotonic() + 30
+    while (len(os.listdir(started_dir)) < count
+           and time.monotonic() < deadline):
+        time.sleep(0.02)
+    return loom.get_runtime_context().get_node_id()
+
+
+def test_default_policy_leaves_a_busy_node(four_nodes, tmp_path):
     # Once the driver's node is half busy, tasks go to the
     # least utilized nodes rather than waiting for it.
-    refs = [where.remote(1.0) for _ in range(4)]
+    refs = [where_together.remote(str(tmp_path), 4) for _ in range(4)]
     assert len(set(loom.get(refs, timeout=120))) >= 3
 
 
