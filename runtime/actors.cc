@@ -165,7 +165,7 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
 absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitActorTask(
     const ActorId& actor, const std::string& method,
     std::vector<internal::Arg> args, const std::vector<ObjectId>& contained,
-    int num_returns) {
+    int num_returns, int64_t stream_window) {
   if (shut_down_) return absl::FailedPreconditionError("Loom is shut down");
   if (actor_submitter_ == nullptr) {
     return absl::FailedPreconditionError(
@@ -184,6 +184,10 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitActorTask(
     return absl::InvalidArgumentError("num_returns must be in [1, 1000]");
   }
   if (num_returns > 1) spec.set_num_returns(num_returns);
+  if (stream_window < -2) {
+    return absl::InvalidArgumentError("stream_window must be >= -2");
+  }
+  spec.set_stream_window(stream_window);
   if (!actor_submitter_->Admit(actor)) {
     // kAborted marks backpressure (a full store is kResourceExhausted).
     return absl::AbortedError(
@@ -198,6 +202,7 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitActorTask(
   }
   std::vector<ObjectId> rets = ReturnIds(spec);
   for (const ObjectId& ret : rets) objects_.AddPending(ret);
+  if (stream_window != 0) OpenStream(task, stream_window, rets[0]);
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
   for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
   FollowHeadEvents();

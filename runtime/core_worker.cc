@@ -82,6 +82,9 @@ absl::Status CoreWorker::Connect() {
       MaxLineageBytes(options_.max_lineage_bytes), &objects_);
   objects_.set_on_owned_free([this](const ObjectId& id) {
     lineage_->OnFreed(id);
+    if (streams_open_.load(std::memory_order_relaxed) > 0 && id.Index() == 1) {
+      streams_.Close(id.Task());  // a streaming task's return: its stream
+    }
     std::optional<ActorId> actor;
     {
       absl::MutexLock lock(&handles_mu_);
@@ -251,6 +254,9 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   if (options.max_calls < 0) {
     return absl::InvalidArgumentError("max_calls must be >= 0");
   }
+  if (options.stream_window < -2) {
+    return absl::InvalidArgumentError("stream_window must be >= -2");
+  }
   TaskId task = NextTaskId();
   rpc::TaskSpec spec;
   spec.set_task_id(task.Binary());
@@ -261,6 +267,7 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   if (!strategy.ok()) return strategy.status();
   *spec.mutable_strategy() = *strategy;
   if (options.num_returns > 1) spec.set_num_returns(options.num_returns);
+  spec.set_stream_window(options.stream_window);
   spec.mutable_caller()->set_host(options_.host);
   spec.mutable_caller()->set_port(port_);
   *spec.mutable_resources() = ResourcesToProto(*demand);
@@ -271,6 +278,8 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   }
   std::vector<ObjectId> rets = ReturnIds(spec);
   for (const ObjectId& ret : rets) objects_.AddPending(ret);
+  if (options.stream_window != 0)
+    OpenStream(task, options.stream_window, rets[0]);
   // Hold the arguments now: the caller's refs may be temporaries.
   for (const ObjectId& dep : deps) objects_.AddRef(dep);
   for (const ObjectId& inner : contained) spec.add_contained(inner.Binary());
@@ -327,6 +336,11 @@ auto CoreWorker::WhileBlocked(const std::vector<ObjectId>& ids,
   result = wait(deadline);
   raylet_->NotifyBlocked(options_.worker_id, false).IgnoreError();
   return result;
+}
+
+bool CoreWorker::BlockedWait(const ObjectId& watch, absl::Time deadline,
+                             const std::function<bool(absl::Time)>& wait) {
+  return WhileBlocked({watch}, deadline, wait, [](bool done) { return done; });
 }
 
 std::optional<std::vector<ObjectResult>> CoreWorker::WaitResults(

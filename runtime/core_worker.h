@@ -30,6 +30,7 @@
 #include "object_store/layout.h"
 #include "proto/worker.pb.h"
 #include "runtime/object_table.h"
+#include "runtime/streams.h"
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
@@ -130,7 +131,7 @@ class CoreWorker {
   absl::StatusOr<std::vector<ObjectId>> SubmitActorTask(
       const ActorId& actor, const std::string& method,
       std::vector<internal::Arg> args, const std::vector<ObjectId>& contained,
-      int num_returns = 1);
+      int num_returns = 1, int64_t stream_window = 0);
   absl::StatusOr<ActorRef> GetNamedActor(const std::string& name,
                                          const std::string& ns);
   absl::Status KillActor(const ActorId& actor, bool no_restart);
@@ -186,6 +187,22 @@ class CoreWorker {
   // actor call is INVALID_ARGUMENT (it would kill the actor): use KillActor.
   absl::StatusOr<bool> CancelTask(const ObjectId& ret, bool force);
 
+  // Streaming generators (streams.h), caller side: `ret` is the task's
+  // return. The next item's object (its reference passes to the caller,
+  // who drops it once it took its own), nullopt once the stream has ended
+  // (the return then holds the count, or the error that ended it);
+  // DeadlineExceeded after timeout_ms (< 0: none).
+  absl::StatusOr<std::optional<ObjectId>> StreamNext(const ObjectId& ret,
+                                                     int64_t index,
+                                                     int64_t timeout_ms);
+  // The consumer is gone: unread items are freed, the executor stops.
+  void CloseStream(const ObjectId& ret);
+  // Executor side: sends an item to its owner; `done(status, stop)` runs
+  // on a gRPC thread with the owner's answer.
+  void SendStreamItem(const std::string& owner,
+                      rpc::ReportStreamItemRequest req,
+                      std::function<void(absl::Status, bool)> done);
+
   // Runs `fn` once `id` is ready here (a value, an error, or unknown to
   // this process), on the thread that makes it so, or at once if it is.
   // `fn` must be quick and must not block: it may run on the event loop.
@@ -239,6 +256,10 @@ class CoreWorker {
   void HandleGetObject(const rpc::GetObjectRequest& req,
                        rpc::GetObjectReply* reply,
                        std::function<void(absl::Status)> done);
+  // Owner side: an item of a streaming generator this process called.
+  void HandleReportStreamItem(const rpc::ReportStreamItemRequest& req,
+                              rpc::ReportStreamItemReply* reply,
+                              std::function<void(absl::Status)> done);
   absl::Status HandleUpdateBorrows(const rpc::UpdateBorrowsRequest& req,
                                    rpc::UpdateBorrowsReply* reply);
   // Borrower side: `done` runs when this core worker shuts down.
@@ -283,6 +304,12 @@ class CoreWorker {
   // Waits for the owner's results, lending the CPU meanwhile (workers),
   // until all are ready or one holds an error (ObjectTable::Get's
   // stop_at_error: the first error is raised without waiting for the rest).
+  // WhileBlocked for a wait(until) that says whether it is done, watching
+  // `watch` (no CPU is lent once it is ready).
+  bool BlockedWait(const ObjectId& watch, absl::Time deadline,
+                   const std::function<bool(absl::Time)>& wait);
+  // Before a streaming task is submitted: its stream, ended by `ret`.
+  void OpenStream(const TaskId& task, int64_t window, const ObjectId& ret);
   std::optional<std::vector<ObjectResult>> WaitResults(
       const std::vector<ObjectId>& ids, int64_t timeout_ms);
   ObjectId NextPutId();
@@ -351,6 +378,8 @@ class CoreWorker {
   std::atomic<uint32_t> driver_children_{0};
   std::atomic<uint32_t> driver_puts_{0};
   ObjectTable objects_;
+  StreamTable streams_{&objects_};  // streaming generators called from here
+  std::atomic<int64_t> streams_open_{0};  // ever: frees look them up
   EventLoop loop_;
   std::string address_;
   ClientPool clients_;  // outgoing calls: raylets, workers, owners

@@ -51,6 +51,16 @@ class CoreWorkerService : public rpc::CoreWorker::CallbackService {
     });
   }
 
+  grpc::ServerUnaryReactor* ReportStreamItem(
+      grpc::CallbackServerContext* ctx, const rpc::ReportStreamItemRequest* req,
+      rpc::ReportStreamItemReply* reply) override {
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      cw_->HandleReportStreamItem(*req, reply, [reactor](absl::Status s) {
+        reactor->Finish(rpc::ToGrpc(s));
+      });
+    });
+  }
+
   grpc::ServerUnaryReactor* UpdateBorrows(
       grpc::CallbackServerContext* ctx, const rpc::UpdateBorrowsRequest* req,
       rpc::UpdateBorrowsReply* reply) override {

@@ -109,6 +109,25 @@ void OwnerClient::FlushRemoves() {
   }
 }
 
+void OwnerClient::ReportStreamItem(
+    const std::string& owner, rpc::ReportStreamItemRequest req,
+    std::function<void(absl::Status, bool)> done) {
+  auto shared = std::make_shared<Call>();
+  Call* call = shared.get();
+  call->item_req = std::move(req);
+  if (!Start(std::move(shared))) {
+    return done(absl::CancelledError("shutting down"), true);
+  }
+  // No deadline: the owner answers when its consumer catches up
+  // (backpressure); a dead owner breaks the call at once.
+  Stub(owner)->async()->ReportStreamItem(
+      &call->ctx, &call->item_req, &call->item_reply,
+      [this, call, done = std::move(done)](grpc::Status s) {
+        done(rpc::ToAbsl(s), call->item_reply.stop());
+        Finish(call);
+      });
+}
+
 void OwnerClient::WatchBorrower(const std::string& borrower,
                                 std::function<void()> done) {
   auto shared = std::make_shared<Call>();

@@ -52,6 +52,11 @@ class OwnerClient {
   // batched with others on the loop.
   void RemoveBorrows(const std::string& owner, const ObjectId& id,
                      int64_t units, const std::string& self);
+  // Executor side: a streaming generator's item (streams.h); `done(status,
+  // stop)` runs once, on a gRPC thread.
+  void ReportStreamItem(const std::string& owner,
+                        rpc::ReportStreamItemRequest req,
+                        std::function<void(absl::Status, bool)> done);
   // Owner side: `done` runs once `borrower` has exited or died (or on
   // shutdown).
   void WatchBorrower(const std::string& borrower, std::function<void()> done);
@@ -66,6 +71,8 @@ class OwnerClient {
     rpc::UpdateBorrowsReply update_reply;
     rpc::WatchBorrowerRequest watch_req;
     rpc::WatchBorrowerReply watch_reply;
+    rpc::ReportStreamItemRequest item_req;
+    rpc::ReportStreamItemReply item_reply;
   };
   std::shared_ptr<rpc::CoreWorker::Stub> Stub(const std::string& owner);
   void FlushRemoves();

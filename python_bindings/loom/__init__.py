@@ -20,6 +20,8 @@ from loom.remote_function import RemoteFunction
 from loom.runtime_context import get_gpu_ids, get_runtime_context
 from loom import util  # noqa: F401
 from loom._private import futures as _futures
+from loom._private.generators import (DynamicObjectRefGenerator,
+                                      ObjectRefGenerator)
 
 __version__ = "0.1.0"
 
@@ -47,4 +49,5 @@ _futures.install()
 __all__ = ["init", "shutdown", "is_initialized", "remote", "get", "put",
            "wait", "kill", "cancel", "get_actor", "method", "nodes",
            "cluster_resources", "available_resources", "get_runtime_context",
-           "get_gpu_ids", "ObjectRef", "ActorHandle", "exceptions"]
+           "get_gpu_ids", "ObjectRef", "ActorHandle", "exceptions",
+           "ObjectRefGenerator", "DynamicObjectRefGenerator"]

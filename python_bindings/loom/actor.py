@@ -10,6 +10,7 @@ import inspect
 from loom import _core
 from loom._private import errors
 from loom._private import function_table
+from loom._private import generators
 from loom._private import options as opts
 from loom._private import worker
 from loom.remote_function import check_args, pack_args, signature_of
@@ -26,7 +27,8 @@ def _methods(cls):
     for name, m in inspect.getmembers(cls, inspect.isfunction):
         if name.startswith("__") and name != "__call__":
             continue
-        out[name] = (inspect.iscoroutinefunction(m),
+        out[name] = (inspect.iscoroutinefunction(m) or
+                     inspect.isasyncgenfunction(m),
                      getattr(m, "__loom_num_returns__", 1),
                      getattr(m, "__loom_concurrency_group__", None))
     return out
@@ -172,11 +174,12 @@ class ActorClass:
 
 
 class ActorMethod:
-    def __init__(self, handle, name, num_returns, group=None):
+    def __init__(self, handle, name, num_returns, group=None, window=None):
         self._handle = handle
         self._name = name
         self._num_returns = num_returns
         self._group = group  # None: the method's own (or the default)
+        self._window = window  # _generator_backpressure_num_objects
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor method {self._name} cannot be called "
@@ -191,13 +194,16 @@ class ActorMethod:
         if group is not None and known is not None and group not in known:
             raise ValueError(f"no concurrency group {group!r} on this actor "
                              f"(its groups: {sorted(known)})")
-        return ActorMethod(self._handle, self._name, n, group)
+        window = options.get("_generator_backpressure_num_objects",
+                             self._window)
+        return ActorMethod(self._handle, self._name, n, group, window)
 
     def remote(self, *args, **kwargs):
         # The worker reads a call's group from its name: "method:group".
         name = self._name if self._group is None else \
             f"{self._name}:{self._group}"
-        return self._handle._call(name, args, kwargs, self._num_returns)
+        return self._handle._call(name, args, kwargs, self._num_returns,
+                                  self._window)
 
 
 class ActorHandle:
@@ -216,7 +222,7 @@ class ActorHandle:
         raise AttributeError(f"actor {self.__dict__.get('_class_name')} has "
                              f"no method {name!r}")
 
-    def _call(self, name, args, kwargs, num_returns):
+    def _call(self, name, args, kwargs, num_returns, window=None):
         sigs = self.__dict__.get("_signatures")
         if sigs:
             check_args(sigs.get(name.split(":")[0]),
@@ -224,10 +230,12 @@ class ActorHandle:
                        f"{name}", args, kwargs)
         worker.check_connected()
         packed, contained = pack_args(args, kwargs)
+        n, stream_window = generators.window_of(
+            {"_generator_backpressure_num_objects": window}, num_returns)
         with errors.translated():
             refs = _core.submit_actor_task(self._actor_id, name, packed,
-                                           contained, num_returns)
-        return refs[0] if num_returns == 1 else refs
+                                           contained, n, stream_window)
+        return generators.wrap(refs, num_returns)
 
     def __reduce__(self):
         return ActorHandle, (self._actor_id, self._handle_ref,

@@ -146,3 +146,8 @@ class OutOfMemoryError(LoomError):
     """The node ran short of memory and its memory monitor killed the
     worker running the task (the message names the task, the node and the
     memory figures)."""
+
+
+class RuntimeEnvSetupError(LoomError):
+    """A task's or actor's runtime_env could not be set up on its node (a
+    package failed to install or to arrive); the message names the log."""

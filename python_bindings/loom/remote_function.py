@@ -4,6 +4,7 @@ import inspect
 from loom import _core
 from loom._private import errors
 from loom._private import function_table
+from loom._private import generators
 from loom._private import options as opts
 from loom._private import serialization
 from loom._private import worker
@@ -119,7 +120,8 @@ class RemoteFunction:
         key = self._key(options)
         packed, contained = pack_args(args, kwargs)
         max_retries = options.get("max_retries", 3)
-        n = options.get("num_returns", 1)
+        num_returns = options.get("num_returns", 1)
+        n, window = generators.window_of(options, num_returns)
         with errors.translated():
             refs = _core.submit_task(
                 self._name, key, packed, opts.resources(options, 1),
@@ -128,7 +130,7 @@ class RemoteFunction:
                 max_retries, n, contained, opts.strategy(options),
                 # A worker runs this function at most max_calls times,
                 # then exits and is replaced (0: no limit).
-                options.get("max_calls") or 0)
+                options.get("max_calls") or 0, window)
         if worker.is_worker():
             executor.add_children(refs)
-        return refs[0] if n == 1 else refs
+        return generators.wrap(refs, num_returns)

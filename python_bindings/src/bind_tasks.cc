@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "bindings.h"
 #include "object_store/layout.h"
+#include "runtime/streams.h"
 #include "runtime/task_args.h"
 #include "src/common/wire.h"
 
@@ -84,13 +85,15 @@ std::map<std::string, double> Resources(const pyb::dict& d) {
 pyb::list SubmitTask(const std::string& name, const std::string& function_key,
                      pyb::list args, pyb::dict resources, int max_retries,
                      int num_returns, std::vector<PyObjectRef*> contained,
-                     pyb::tuple strategy, int max_calls) {
+                     pyb::tuple strategy, int max_calls,
+                     int64_t stream_window) {
   std::vector<std::shared_ptr<PyObjectRef>> temps;
   internal::TaskOptions options;
   options.max_calls = max_calls;
   options.resources = Resources(resources);
   options.max_retries = max_retries;
   options.num_returns = num_returns;
+  options.stream_window = stream_window;
   options.function_key = function_key;
   options.strategy = StrategyOf(strategy);
   auto packed = Args(args, &temps);
@@ -142,14 +145,14 @@ pyb::tuple CreateActor(const std::string& class_name,
 
 pyb::list SubmitActorTask(pyb::bytes actor_id, const std::string& method,
                           pyb::list args, std::vector<PyObjectRef*> contained,
-                          int num_returns) {
+                          int num_returns, int64_t stream_window) {
   auto actor = ActorId::FromBinary(std::string(actor_id));
   if (!actor.ok()) throw pyb::value_error("bad actor id");
   std::vector<std::shared_ptr<PyObjectRef>> temps;
   auto packed = Args(args, &temps);
   std::vector<ObjectId> inner = TakeRefs(contained);
   auto ids = Core().SubmitActorTask(*actor, method, std::move(packed), inner,
-                                    num_returns);
+                                    num_returns, stream_window);
   if (!ids.ok()) {
     DropRefs(inner);
     ThrowStatus(ids.status());
@@ -215,6 +218,55 @@ class TaskReply {
     reply_->set_ok(true);
   }
 
+  // A streaming generator's items (runtime/streams.h). StreamRoom waits up
+  // to timeout_ms for room to send one (true: room, or stopped); the
+  // executor loops on it so that a cancel can interrupt the wait.
+  bool StreamRoom(int64_t timeout_ms) {
+    Check();
+    StreamWriter& w = Writer();
+    pyb::gil_scoped_release release;
+    return w.WaitRoom(absl::Milliseconds(timeout_ms));
+  }
+
+  // False: stop producing (the consumer dropped the stream, or the caller
+  // is gone).
+  bool ReportItem(int64_t index, pyb::tuple value,
+                  std::vector<PyObjectRef*> contained) {
+    Check();
+    StreamWriter& w = Writer();
+    CoreWorker& cw = Core();
+    Serialized v = ViewSerialized(value[0], value[1]);
+    bool in_store = v.size > kInlineThreshold && cw.has_store();
+    std::vector<ObjectId> inner;
+    for (auto* r : contained) inner.push_back(r->id());
+    ObjectId id = StreamItemId(*TaskId::FromBinary(spec_->task_id()), index);
+    absl::Status s;
+    bool go;
+    {
+      pyb::gil_scoped_release release;
+      std::string bytes;
+      if (in_store) {
+        s = cw.StoreLayout(id, Format::kPickle5, v.metadata, v.buffers,
+                           HostPort(spec_->caller()));
+        // An earlier attempt on this node sealed it already: that copy.
+        if (absl::IsAlreadyExists(s)) s = absl::OkStatus();
+      } else {
+        bytes = EncodeLayout(Format::kPickle5, v.metadata, v.buffers);
+      }
+      go = s.ok() && w.Write(index, std::move(bytes), in_store, inner);
+    }
+    if (!s.ok()) ThrowStatus(s);
+    return go;
+  }
+
+  // Waits for every item's answer; false as for ReportItem.
+  bool EndStream() {
+    Check();
+    StreamWriter& w = Writer();
+    pyb::gil_scoped_release release;
+    return w.Flush();
+  }
+
   void SetError(int kind, const std::string& type, const std::string& message,
                 pyb::bytes data) {
     Check();
@@ -237,6 +289,14 @@ class TaskReply {
   void Check() const {
     if (done_) throw std::runtime_error("the task's reply was sent already");
   }
+  StreamWriter& Writer() {
+    if (spec_->stream_window() == 0) {
+      throw std::runtime_error("the task is not a streaming generator");
+    }
+    if (!writer_) writer_ = std::make_unique<StreamWriter>(&Core(), *spec_);
+    return *writer_;
+  }
+  std::unique_ptr<StreamWriter> writer_;
   const rpc::TaskSpec* spec_;
   rpc::PushTaskReply* reply_;
   std::function<void()> finish_;
@@ -289,6 +349,7 @@ void RunPythonTask(const pyb::object& executor, const rpc::TaskSpec& spec,
     info["num_returns"] = std::max(1, spec.num_returns());
     info["attempt"] = spec.attempt();
     info["max_concurrency"] = spec.max_concurrency();
+    info["stream_window"] = spec.stream_window();
     executor(info, py_args, task);
   } catch (const std::exception& e) {
     // The executor itself failed (not the user's code, which it catches),
@@ -305,13 +366,46 @@ void BindTasks(pyb::module_& m) {
   pyb::class_<TaskReply, std::shared_ptr<TaskReply>>(m, "TaskReply")
       .def("set_returns", &TaskReply::SetReturns)
       .def("set_error", &TaskReply::SetError)
+      .def("stream_room", &TaskReply::StreamRoom)
+      .def("report_item", &TaskReply::ReportItem)
+      .def("end_stream", &TaskReply::EndStream)
       .def("finish", &TaskReply::Finish);
   m.def("submit_task", &SubmitTask, pyb::arg("name"), pyb::arg("function_key"),
         pyb::arg("args"), pyb::arg("resources"), pyb::arg("max_retries"),
         pyb::arg("num_returns"), pyb::arg("contained"), pyb::arg("strategy"),
-        pyb::arg("max_calls") = 0);
+        pyb::arg("max_calls") = 0, pyb::arg("stream_window") = 0);
   m.def("create_actor", &CreateActor);
-  m.def("submit_actor_task", &SubmitActorTask);
+  m.def("submit_actor_task", &SubmitActorTask, pyb::arg("actor_id"),
+        pyb::arg("method"), pyb::arg("args"), pyb::arg("contained"),
+        pyb::arg("num_returns"), pyb::arg("stream_window") = 0);
+  // A streaming generator's next item after `index` items: its ref, None
+  // once the stream has ended, False on timeout.
+  m.def("stream_next",
+        [](PyObjectRef& ret, int64_t index, int64_t timeout_ms) -> pyb::object {
+          auto next = WaitInterruptibly<std::optional<ObjectId>>(
+              timeout_ms,
+              [&](int64_t slice) -> std::optional<std::optional<ObjectId>> {
+                auto n = Core().StreamNext(ret.id(), index, slice);
+                if (!n.ok()) return std::nullopt;
+                return *n;
+              });
+          if (!next) return pyb::bool_(false);
+          if (!*next) return pyb::none();
+          // The stream's reference passes to the new ref.
+          auto ref = std::make_shared<PyObjectRef>(**next, "");
+          Core().RemoveRef(**next);
+          return pyb::cast(ref);
+        });
+  // Item `index` of a dynamic generator task this process called.
+  m.def("stream_item_ref", [](pyb::bytes task_id, int64_t index) {
+    auto task = TaskId::FromBinary(std::string(task_id));
+    if (!task.ok()) throw pyb::value_error("bad task id");
+    return std::make_shared<PyObjectRef>(StreamItemId(*task, index), "");
+  });
+  m.def("stream_close", [](PyObjectRef& ret) {
+    pyb::gil_scoped_release release;
+    Core().CloseStream(ret.id());
+  });
   m.def("get_named_actor", [](const std::string& name, const std::string& ns) {
     absl::StatusOr<CoreWorker::ActorRef> ref;
     {

@@ -111,7 +111,7 @@ def test_shutdown_and_exit_stop_the_private_cluster(processes):
     proc.kill()
 
 
-@pytest.mark.parametrize("kwargs", [{"num_cpu": 2}, {"runtime_env": {}}, {"bogus": 1}])
+@pytest.mark.parametrize("kwargs", [{"num_cpu": 2}, {"job_config": None}, {"bogus": 1}])
 def test_init_rejects_unknown_keywords_with_type_error(new_cluster, kwargs):
     with pytest.raises(TypeError):
         loom.init(**kwargs)

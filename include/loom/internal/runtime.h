@@ -38,6 +38,9 @@ struct TaskOptions {
   // A worker runs this function at most max_calls times, then exits and
   // is replaced (0: no limit).
   int max_calls = 0;
+  // Not 0: a streaming generator whose executor runs at most this many
+  // items ahead of the consumer (< 0: no bound); see runtime/streams.h.
+  int64_t stream_window = 0;
 };
 
 // Each returns or takes object ids as binary strings; each throws

@@ -35,7 +35,9 @@ from loom import _core
 from loom import exceptions
 from loom._private import errors
 from loom._private import function_table
+from loom._private import generators
 from loom._private import log_stream
+from loom._private import runtime_env
 from loom._private import serialization
 from loom._private import worker
 
@@ -158,6 +160,8 @@ def _run_sync(info, args, reply):
         while True:
             try:
                 result = fn(*positional, **kwargs)
+                if info["stream_window"]:
+                    result = _stream(info, result, reply)
                 break
             except Exception as e:  # noqa: BLE001 - the user's error
                 if not _should_retry(options, e, attempt):
@@ -180,6 +184,79 @@ def _run_sync(info, args, reply):
         worker.task_context.task_id = None
     reply.finish()
     _exit_if_asked(info)
+
+
+def _not_a_generator(info, result):
+    return TypeError(
+        f"{info['name']} was called with num_returns='streaming' or "
+        f"'dynamic' but returned {type(result).__name__}, not a generator")
+
+
+def _report(reply, index, value):
+    """Sends item `index` once there is room; False: stop producing. The
+    wait is in slices, so that a cancel (KeyboardInterrupt) can end it."""
+    data, buffers, inner = serialization.serialize(value)
+    while not reply.stream_room(100):
+        pass
+    return reply.report_item(index, (data, buffers), inner)
+
+
+def _stream(info, gen, reply):
+    """Reports each item a generator yields; the task's return: how many
+    (a DynamicObjectRefGenerator's for a dynamic call). An error the
+    generator raises ends the task after the items before it."""
+    if not inspect.isgenerator(gen):
+        raise _not_a_generator(info, gen)
+    index = 0
+    try:
+        for value in gen:
+            if not _report(reply, index, value):
+                gen.close()  # the consumer is gone
+                break
+            index += 1
+    finally:
+        reply.end_stream()
+    return _stream_result(info, index)
+
+
+def _stream_result(info, count):
+    if info["stream_window"] == generators.DYNAMIC:
+        return generators.DynamicValue(info["task_id"], count)
+    return count
+
+
+async def _stream_async(info, gen, reply):
+    """_stream on an async actor's loop: an async generator, or a plain
+    one (run on the loop, as its plain methods are); the waits for room
+    run off the loop."""
+    loop = asyncio.get_running_loop()
+
+    async def report(index, value):
+        data, buffers, inner = serialization.serialize(value)
+        while not await loop.run_in_executor(None, reply.stream_room, 100):
+            pass
+        return await loop.run_in_executor(None, reply.report_item, index,
+                                          (data, buffers), inner)
+
+    index = 0
+    try:
+        if inspect.isasyncgen(gen):
+            async for value in gen:
+                if not await report(index, value):
+                    await gen.aclose()
+                    break
+                index += 1
+        elif inspect.isgenerator(gen):
+            for value in gen:
+                if not await report(index, value):
+                    gen.close()
+                    break
+                index += 1
+        else:
+            raise _not_a_generator(info, gen)
+    finally:
+        await loop.run_in_executor(None, reply.end_stream)
+    return _stream_result(info, index)
 
 
 def _send_exit(info, reply):
@@ -214,7 +291,8 @@ def _start_actor(instance, options, actor_id):
     _actor["instance"] = instance
     worker.actor_context["actor_id"] = actor_id
     groups = options.get("concurrency_groups") or {}
-    is_async = any(inspect.iscoroutinefunction(m) for _, m in
+    is_async = any(inspect.iscoroutinefunction(m) or
+                   inspect.isasyncgenfunction(m) for _, m in
                    inspect.getmembers(type(instance), inspect.isfunction))
     if not is_async:
         if groups:
@@ -265,6 +343,9 @@ def _run_async(info, method, args, reply):
                 raise ActorExit()
             worker.task_context.task_id = task_id
             positional, kwargs = _arguments(args)
+            if info["stream_window"]:
+                return await _stream_async(
+                    info, method(*positional, **kwargs), reply)
             if is_coroutine:
                 return await method(*positional, **kwargs)
             return method(*positional, **kwargs)
@@ -294,6 +375,27 @@ def _run_async(info, method, args, reply):
 
 
 _visible = {"gpus": None, "thread_cap": 0}
+# This worker's runtime_env, set up before its first task (once).
+_env = {"done": False, "error": None, "lock": threading.Lock(),
+        "session_dir": ""}
+
+
+def _ensure_env():
+    """Sets up the worker's runtime_env (from its fork server's environment)
+    on the first task; raises the setup's error for every task after a
+    failed one."""
+    if not _env["done"]:
+        with _env["lock"]:
+            if not _env["done"]:
+                try:
+                    env = worker.runtime_env()
+                    if env:
+                        runtime_env.apply(env, _env["session_dir"])
+                except Exception as e:  # noqa: BLE001 - each task reports it
+                    _env["error"] = e
+                _env["done"] = True
+    if _env["error"] is not None:
+        raise _env["error"]
 
 
 def _sync_environ():
@@ -318,6 +420,11 @@ def execute(info, args, reply):
     _sync_environ()
     if _refuse_if_exiting(info, reply):
         return
+    try:
+        _ensure_env()
+    except Exception as e:  # noqa: BLE001 - the task fails with it
+        _send_error(info, e, reply)
+        return reply.finish()
     if info["actor_id"] and not info["actor_creation"]:
         method = getattr(_actor["instance"], info["name"].split(":")[0],
                          None)
@@ -387,6 +494,7 @@ def worker_main(worker_id, opts):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker.mark_worker()
     session = opts.get("session_dir", "")
+    _env["session_dir"] = session
     _core.start_worker(worker_id, opts["raylet_address"],
                        opts.get("host", "127.0.0.1"), session,
                        opts.get("gcs_address", ""), sys.executable,

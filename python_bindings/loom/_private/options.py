@@ -6,12 +6,17 @@ import numbers
 
 TASK_OPTIONS = {"num_cpus", "num_gpus", "memory", "resources", "max_retries",
                 "retry_exceptions", "num_returns", "name", "max_calls",
-                "scheduling_strategy", "label_selector"}
+                "scheduling_strategy", "label_selector", "runtime_env",
+                "_generator_backpressure_num_objects"}
 ACTOR_OPTIONS = {"num_cpus", "num_gpus", "memory", "resources", "max_restarts",
                  "max_task_retries", "max_concurrency", "max_pending_calls",
                  "name", "namespace", "lifetime", "get_if_exists",
-                 "scheduling_strategy", "label_selector", "concurrency_groups"}
-METHOD_OPTIONS = {"num_returns", "name", "concurrency_group"}
+                 "scheduling_strategy", "label_selector", "concurrency_groups",
+                 "runtime_env"}
+METHOD_OPTIONS = {"num_returns", "name", "concurrency_group",
+                  "_generator_backpressure_num_objects"}
+# num_returns may also name a generator call (see _private/generators.py).
+GENERATORS = ("streaming", "dynamic")
 
 
 def _number(name, v, minimum=0):
@@ -61,12 +66,20 @@ def validate(options, allowed, what):
                 raise ValueError(f"use num_cpus / num_gpus / memory, not "
                                  f"resources={{'{k}': ...}}")
             _number(f"resources[{k!r}]", v)
+    ints = options
+    n = options.get("num_returns")
+    if isinstance(n, str):
+        if n not in GENERATORS:
+            raise TypeError("num_returns must be an int >= 1, 'streaming' "
+                             f"or 'dynamic', got {n!r}")
+        ints = {k: v for k, v in options.items() if k != "num_returns"}
     for k, minimum in (("max_retries", -1), ("max_restarts", -1),
                        ("max_task_retries", -1), ("max_concurrency", 1),
                        ("max_pending_calls", -1), ("num_returns", 1),
-                       ("max_calls", 0)):
-        if options.get(k) is not None:
-            _int(k, options[k], minimum)
+                       ("max_calls", 0),
+                       ("_generator_backpressure_num_objects", -1)):
+        if ints.get(k) is not None:
+            _int(k, ints[k], minimum)
     if "retry_exceptions" in options:
         r = options["retry_exceptions"]
         if not isinstance(r, bool) and not (
@@ -95,6 +108,9 @@ def validate(options, allowed, what):
         raise TypeError("label_selector must be a dict, got "
                         f"{type(labels).__name__}")
     strategy(options)  # raises on a bad one
+    if options.get("runtime_env") is not None:
+        from loom._private import runtime_env
+        options["runtime_env"] = runtime_env.validate(options["runtime_env"])
     return options
 
 

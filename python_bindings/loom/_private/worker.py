@@ -10,10 +10,12 @@ from loom import exceptions
 from loom._private import errors
 from loom._private import function_table
 from loom._private import log_stream
+from loom._private import runtime_env as rt
 from loom._private import serialization
 
 _lock = threading.RLock()
-_state = {"tail": None, "namespace": None, "worker": False}
+_state = {"tail": None, "namespace": None, "worker": False, "env": None,
+          "env_packed": None}
 # The task and actor this thread runs (workers).
 task_context = threading.local()
 actor_context = {"actor_id": None}
@@ -27,8 +29,8 @@ def _bin_dir():
 
 def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
          namespace=None, object_store_memory=None, ignore_reinit_error=False,
-         log_to_driver=True, _session_root=None, _system_config=None,
-         **unsupported):
+         log_to_driver=True, runtime_env=None, _session_root=None,
+         _system_config=None, **unsupported):
     if unsupported:
         raise TypeError("loom.init() does not support: " +
                         ", ".join(sorted(unsupported)))
@@ -65,6 +67,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
                                  f"resources={{'{k}': ...}}")
         if namespace is not None and not isinstance(namespace, str):
             raise ValueError("namespace must be a string")
+        job_env = rt.validate(runtime_env)
         # Core worker settings: max_lineage_bytes (bytes of task specs kept
         # to rebuild lost objects; default $LOOM_MAX_LINEAGE_BYTES or 64 MiB).
         system_config = dict(_system_config or {})
@@ -87,6 +90,13 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
         except RuntimeError as e:
             raise ConnectionError(str(e)) from None
         _state["namespace"] = namespace
+        # The job's runtime_env: its directories uploaded once, now.
+        try:
+            _state["env_packed"] = rt.pack(job_env)
+        except BaseException:
+            _core.shutdown()
+            raise
+        _state["env"] = rt.unpack(_state["env_packed"][1])
         if namespace:
             # The job's namespace, at the head, for its workers.
             _core.kv_put(_namespace_key(_core.job_id()), namespace.encode())
@@ -102,6 +112,8 @@ def shutdown():
         if tail is not None:
             tail.stop()
         if _core.is_initialized() and not _state["worker"]:
+            _state["env"] = _state["env_packed"] = None
+            rt.forget_uploads()  # the next cluster has none of them
             _core.shutdown()
             from loom._private import futures
             futures.fail_pending(exceptions.LoomError(futures.SHUT_DOWN))
@@ -125,6 +137,26 @@ def check_connected():
             init()
             return
     raise exceptions.LoomError("Loom is not initialized: call loom.init()")
+
+
+def runtime_env():
+    """The runtime_env this process's tasks and actors inherit (packed: its
+    directories named by hash): the job's (loom.init) in a driver, the one
+    it runs in in a worker."""
+    if _state["env"] is None:
+        _state["env"] = rt.unpack(os.environ.get(rt.ENV_VARIABLE, ""))
+    return _state["env"]
+
+
+def packed_env(options):
+    """(env_vars, packed JSON) for a task or actor with these options: the
+    inherited runtime_env, with its own over it."""
+    own = options.get("runtime_env")
+    if own is None:
+        if _state["env_packed"] is None:
+            _state["env_packed"] = rt.pack(runtime_env())
+        return _state["env_packed"]
+    return rt.pack(rt.merge(runtime_env(), own))
 
 
 def _namespace_key(job_hex):
@@ -235,6 +267,9 @@ def cancel(ref, *, force=False, recursive=True):
     running task's own tasks are cancelled with it (Ray's recursive=True;
     recursive=False is not yet honoured: they are cancelled too)."""
     check_connected()
+    from loom._private.generators import ObjectRefGenerator
+    if isinstance(ref, ObjectRefGenerator):
+        ref = ref.completed()  # the generator's task
     if not isinstance(ref, _core.ObjectRef):
         raise TypeError("loom.cancel() takes an ObjectRef")
     _core.cancel(ref, bool(force))
