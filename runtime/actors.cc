@@ -115,7 +115,8 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
   req.set_detached(options.detached);
   req.set_get_if_exists(options.get_if_exists);
   for (const auto& p : options_.code_search_path) req.add_code_search_path(p);
-  *req.mutable_runtime() = options_.runtime;
+  *req.mutable_runtime() =
+      options.env.set ? RuntimeFor(options.env) : options_.runtime;
   req.set_exact_placement(options.resources.count(kCpu) > 0);
   std::optional<ObjectId> handle;
   if (!options.detached) {

@@ -308,6 +308,13 @@ class CoreWorker {
   // `watch` (no CPU is lent once it is ready).
   bool BlockedWait(const ObjectId& watch, absl::Time deadline,
                    const std::function<bool(absl::Time)>& wait);
+  // The job's runtime with a task's or actor's own environment.
+  rpc::WorkerRuntime RuntimeFor(const internal::WorkerEnv& env) const {
+    rpc::WorkerRuntime r = options_.runtime;
+    r.mutable_env_vars()->insert(env.env_vars.begin(), env.env_vars.end());
+    r.set_runtime_env(env.packed);
+    return r;
+  }
   // Before a streaming task is submitted: its stream, ended by `ret`.
   void OpenStream(const TaskId& task, int64_t window, const ObjectId& ret);
   std::optional<std::vector<ObjectResult>> WaitResults(

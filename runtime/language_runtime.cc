@@ -1,6 +1,7 @@
 // What a language runtime (the Python client) uses of the core worker:
 // objects in the common layout (pickle5), tasks run by its task handler,
-// cancelling them, and placement-group readiness as an object.
+// cancelling them, placement-group readiness as an object; and raw objects
+// (bytes plus metadata: Buffer, Tensor), which C++ and Python share.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -296,6 +297,93 @@ absl::StatusOr<bool> CoreWorker::CancelTask(const ObjectId& ret, bool force) {
   }
   submitter_->Cancel(ret.Task(), force);
   return true;
+}
+
+// Raw objects (Buffer, Tensor): bytes plus a small metadata string.
+
+absl::StatusOr<ObjectId> CoreWorker::PutRaw(std::string_view data,
+                                            std::string_view metadata) {
+  ObjectId id = NextPutId();
+  if (data.size() + metadata.size() > kInlineThreshold && store_) {
+    auto dst = CreateInStore(id, LayoutSize(metadata.size(), {data.size()}), 0);
+    if (!dst.ok()) return dst.status();  // ResourceExhausted names the sizes
+    auto at = WriteLayout(*dst, Format::kRaw, metadata, {data.size()});
+    std::memcpy(at[0], data.data(), data.size());
+    absl::Status s = store_->Seal(id);
+    if (!s.ok()) return s;
+    objects_.AddPending(id);
+    objects_.SetInStore(id, node_id_);
+    return id;
+  }
+  if (data.size() > kInlineThreshold) {
+    return absl::InvalidArgumentError("no object store to hold a large buffer");
+  }
+  objects_.AddPending(id);
+  objects_.SetValue(id, EncodeLayout(Format::kRaw, metadata, {data}));
+  return id;
+}
+
+std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
+                                                        int64_t timeout_ms) {
+  absl::Time deadline = timeout_ms < 0
+                            ? absl::InfiniteFuture()
+                            : absl::Now() + absl::Milliseconds(timeout_ms);
+  std::optional<std::vector<ObjectResult>> results;
+  absl::StatusOr<ObjectView> view = absl::UnknownError("not read");
+  while (true) {
+    results = WaitResults({id}, RemainingMs(deadline));
+    if (!results) return std::nullopt;
+    ObjectResult& r = (*results)[0];
+    if (r.error || !r.store_node) break;
+    view = PinLocal(id, *r.store_node, timeout_ms);
+    if (view.status().code() != absl::StatusCode::kDataLoss) break;
+    Recover(id, *r.store_node);  // then wait for it again
+  }
+  ObjectResult& r = (*results)[0];
+  RawResult out;
+  if (r.error) {
+    out.error = r.error;
+    return out;
+  }
+  if (r.store_node) {
+    if (!view.ok()) {
+      out.error = MakeError(rpc::ErrorInfo::INVALID,
+                            std::string(view.status().message()));
+      return out;
+    }
+    // The pin lasts as long as the view: released with the last holder.
+    std::shared_ptr<ObjectStoreClient> store = store_;
+    out.object.holder = std::shared_ptr<const void>(
+        view->data,
+        [store, id](const void*) { store->Release(id).IgnoreError(); });
+    auto layout = ParseSingleBuffer(view->data, view->data_size, Format::kRaw);
+    if (!layout.ok()) {
+      out.error = MakeError(rpc::ErrorInfo::INVALID,
+                            "object is not a Buffer or Tensor: " +
+                                std::string(layout.status().message()));
+      return out;
+    }
+    out.object.data =
+        reinterpret_cast<const uint8_t*>(layout->buffers[0].data());
+    out.object.size = layout->buffers[0].size();
+    out.object.metadata = std::string(layout->metadata);
+    return out;
+  }
+  const std::string& value = *r.value;
+  auto layout =
+      ParseSingleBuffer(reinterpret_cast<const uint8_t*>(value.data()),
+                        value.size(), Format::kRaw);
+  if (!layout.ok()) {
+    out.error = MakeError(rpc::ErrorInfo::INVALID,
+                          "object is not a Buffer or Tensor: " +
+                              std::string(layout.status().message()));
+    return out;
+  }
+  out.object.metadata = std::string(layout->metadata);
+  out.object.data = reinterpret_cast<const uint8_t*>(layout->buffers[0].data());
+  out.object.size = layout->buffers[0].size();
+  out.object.holder = r.value;
+  return out;
 }
 
 }  // namespace loom

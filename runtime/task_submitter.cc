@@ -100,11 +100,13 @@ std::shared_ptr<rpc::Raylet::Stub> TaskSubmitter::RayletStub(
   return options_.clients->Stub<rpc::Raylet>(address);
 }
 
-void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls) {
+void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls,
+                           std::optional<rpc::WorkerRuntime> runtime) {
   options_.counters->submitted++;
   options_.loop->Post([this, spec = std::move(spec), key = std::move(key),
-                       max_calls]() mutable {
+                       max_calls, runtime = std::move(runtime)]() mutable {
     if (max_calls > 0) max_calls_[key] = max_calls;
+    if (runtime) runtimes_[key] = std::move(*runtime);
     Resolve(std::move(spec), std::move(key));
   });
 }
@@ -252,7 +254,9 @@ void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
   for (const auto& p : options_.code_search_path) {
     call->lease_req.add_code_search_path(p);
   }
-  *call->lease_req.mutable_runtime() = runtime_;
+  auto own = runtimes_.find(ks.key);
+  *call->lease_req.mutable_runtime() =
+      own == runtimes_.end() ? runtime_ : own->second;
   *call->lease_req.mutable_strategy() = ks.strategy;
   if (!ks.queue.empty()) {
     const rpc::TaskSpec& next = ks.queue.front();

@@ -81,7 +81,9 @@ class TaskSubmitter {
   // share leases. max_calls > 0: a lease's worker runs at most that many of
   // the key's tasks; then (or when the lease goes idle first) it is
   // returned with its worker stopped, and a fresh worker takes over.
-  void Submit(rpc::TaskSpec spec, std::string key, int max_calls = 0);
+  // `runtime`: the workers the key's tasks need, when not the job's.
+  void Submit(rpc::TaskSpec spec, std::string key, int max_calls = 0,
+              std::optional<rpc::WorkerRuntime> runtime = std::nullopt);
   // Thread-safe. Runs a task again to rebuild its lost returns (pending in
   // the table again); the caller holds a reference on each ref argument, as
   // for Submit. `spec`'s ref arguments name no store node.
@@ -152,6 +154,7 @@ class TaskSubmitter {
   absl::flat_hash_set<std::string> cancelled_;
   // Keys submitted with max_calls > 0, and their limit.
   absl::flat_hash_map<std::string, int> max_calls_;
+  absl::flat_hash_map<std::string, rpc::WorkerRuntime> runtimes_;
   std::atomic<bool> shutdown_called_{false};
 
   // gRPC calls in flight, so that Shutdown can cancel and wait for them.

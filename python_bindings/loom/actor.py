@@ -161,6 +161,7 @@ class ActorClass:
             "max_pending_calls": max(0, options.get("max_pending_calls", -1)),
             "detached": options.get("lifetime") == "detached",
             "get_if_exists": bool(options.get("get_if_exists", False)),
+            "env": worker.packed_env(options),
         }
         res = opts.resources(options, options.get("num_cpus"))
         with errors.translated():

@@ -130,7 +130,8 @@ class RemoteFunction:
                 max_retries, n, contained, opts.strategy(options),
                 # A worker runs this function at most max_calls times,
                 # then exits and is replaced (0: no limit).
-                options.get("max_calls") or 0, window)
+                options.get("max_calls") or 0, window,
+                worker.packed_env(options))
         if worker.is_worker():
             executor.add_children(refs)
         return generators.wrap(refs, num_returns)

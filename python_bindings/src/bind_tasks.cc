@@ -76,6 +76,17 @@ internal::Strategy StrategyOf(const pyb::tuple& t) {
   return s;
 }
 
+// None (the job's), or (env_vars, packed runtime_env).
+internal::WorkerEnv EnvOf(const pyb::object& env) {
+  internal::WorkerEnv out;
+  if (env.is_none()) return out;
+  auto t = env.cast<pyb::tuple>();
+  out.set = true;
+  out.env_vars = t[0].cast<std::map<std::string, std::string>>();
+  out.packed = t[1].cast<std::string>();
+  return out;
+}
+
 std::map<std::string, double> Resources(const pyb::dict& d) {
   std::map<std::string, double> out;
   for (const auto& [k, v] : d) out[k.cast<std::string>()] = v.cast<double>();
@@ -85,8 +96,8 @@ std::map<std::string, double> Resources(const pyb::dict& d) {
 pyb::list SubmitTask(const std::string& name, const std::string& function_key,
                      pyb::list args, pyb::dict resources, int max_retries,
                      int num_returns, std::vector<PyObjectRef*> contained,
-                     pyb::tuple strategy, int max_calls,
-                     int64_t stream_window) {
+                     pyb::tuple strategy, int max_calls, int64_t stream_window,
+                     pyb::object env) {
   std::vector<std::shared_ptr<PyObjectRef>> temps;
   internal::TaskOptions options;
   options.max_calls = max_calls;
@@ -94,6 +105,7 @@ pyb::list SubmitTask(const std::string& name, const std::string& function_key,
   options.max_retries = max_retries;
   options.num_returns = num_returns;
   options.stream_window = stream_window;
+  options.env = EnvOf(env);
   options.function_key = function_key;
   options.strategy = StrategyOf(strategy);
   auto packed = Args(args, &temps);
@@ -123,6 +135,7 @@ pyb::tuple CreateActor(const std::string& class_name,
   options.detached = opts["detached"].cast<bool>();
   options.get_if_exists = opts["get_if_exists"].cast<bool>();
   options.strategy = StrategyOf(strategy);
+  options.env = EnvOf(opts["env"]);
   auto packed = Args(args, &temps);
   // The factory's name is the function table's key: the creation task
   // carries it as its function key too (see the executor).
@@ -373,7 +386,8 @@ void BindTasks(pyb::module_& m) {
   m.def("submit_task", &SubmitTask, pyb::arg("name"), pyb::arg("function_key"),
         pyb::arg("args"), pyb::arg("resources"), pyb::arg("max_retries"),
         pyb::arg("num_returns"), pyb::arg("contained"), pyb::arg("strategy"),
-        pyb::arg("max_calls") = 0, pyb::arg("stream_window") = 0);
+        pyb::arg("max_calls") = 0, pyb::arg("stream_window") = 0,
+        pyb::arg("env") = pyb::none());
   m.def("create_actor", &CreateActor);
   m.def("submit_actor_task", &SubmitActorTask, pyb::arg("actor_id"),
         pyb::arg("method"), pyb::arg("args"), pyb::arg("contained"),

@@ -38,9 +38,14 @@ WorkerPool::~WorkerPool() { KillAll(); }
 
 std::string RuntimeKey(const rpc::WorkerRuntime& runtime) {
   if (runtime.language() != rpc::WorkerRuntime::PYTHON) return "";
-  return absl::StrCat("python\n", runtime.python_executable(), "\n",
-                      absl::StrJoin(runtime.python_path(), ":"), "\n",
-                      runtime.cwd());
+  std::string key =
+      absl::StrCat("python\n", runtime.python_executable(), "\n",
+                   absl::StrJoin(runtime.python_path(), ":"), "\n",
+                   runtime.cwd(), "\n", runtime.runtime_env());
+  std::map<std::string, std::string> vars(runtime.env_vars().begin(),
+                                          runtime.env_vars().end());
+  for (const auto& [k, v] : vars) absl::StrAppend(&key, "\n", k, "=", v);
+  return key;
 }
 
 void WorkerPool::Prestart() {
@@ -59,7 +64,8 @@ std::vector<std::string> WorkerPool::WorkerArgs() const {
 static constexpr char kPythonBootstrap[] =
     "import os, sys\n"
     "sys.path[:] = os.environ['LOOM_PYTHON_PATH'].split(os.pathsep)\n"
-    "os.chdir(os.environ['LOOM_CWD'])\n"
+    "cwd = os.environ['LOOM_CWD']\n"
+    "if os.path.isdir(cwd): os.chdir(cwd)  # else not on this host\n"
     "from loom._private import executor\n"
     "executor.zygote_main(sys.argv[1:])\n";
 
@@ -83,7 +89,11 @@ WorkerPool::Zygote* WorkerPool::StartZygote(const rpc::WorkerRuntime& runtime) {
     spawn.argv = {runtime.python_executable(), "-c", kPythonBootstrap};
     spawn.extra_env = {
         "LOOM_PYTHON_PATH=" + absl::StrJoin(runtime.python_path(), ":"),
-        "LOOM_CWD=" + runtime.cwd(), "PYTHONUNBUFFERED=1"};
+        "LOOM_CWD=" + runtime.cwd(), "PYTHONUNBUFFERED=1",
+        "LOOM_RUNTIME_ENV=" + runtime.runtime_env()};
+    for (const auto& [k, v] : runtime.env_vars()) {
+      spawn.extra_env.push_back(absl::StrCat(k, "=", v));
+    }
   }
   for (auto& a : WorkerArgs()) spawn.argv.push_back(a);
   if (!options_.session_dir.empty()) {

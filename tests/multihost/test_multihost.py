@@ -600,3 +600,84 @@ def test_clients_without_the_token_are_refused_everywhere_and_change_nothing(
         assert after == "AFTER pong 3", after
     finally:
         out.kill()
+
+
+# --- runtime_env across hosts ---------------------------------------------------
+
+DRIVER_WITH_A_RUNTIME_ENV = """
+    import base64, hashlib, json, os, sys, tempfile, zipfile
+    import loom
+
+    # Everything the tasks need lives only in this host's private /tmp.
+    root = tempfile.mkdtemp(dir="/tmp")
+    wd, mods = os.path.join(root, "project"), os.path.join(root, "mods")
+    os.makedirs(os.path.join(wd, "skip"))
+    os.makedirs(os.path.join(mods, "extra_mod"))
+    with open(os.path.join(wd, "settings.txt"), "w") as f:
+        f.write("from the working dir")
+    with open(os.path.join(wd, "helper.py"), "w") as f:
+        f.write("def hello():\\n    return 'hello from helper'\\n")
+    with open(os.path.join(wd, "skip", "big.bin"), "w") as f:
+        f.write("excluded")
+    with open(os.path.join(mods, "extra_mod", "__init__.py"), "w") as f:
+        f.write("VALUE = 7\\n")
+    wheel = os.path.join(root, "loomwheel-0.1-py3-none-any.whl")
+    files = {{"loomwheel/__init__.py": b"ANSWER = 42\\n",
+             "loomwheel-0.1.dist-info/METADATA":
+                 b"Metadata-Version: 2.1\\nName: loomwheel\\nVersion: 0.1\\n",
+             "loomwheel-0.1.dist-info/WHEEL":
+                 b"Wheel-Version: 1.0\\nGenerator: test\\n"
+                 b"Root-Is-Purelib: true\\nTag: py3-none-any\\n"}}
+    def digest(d):
+        raw = hashlib.sha256(d).digest()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    record = "".join("%s,sha256=%s,%d\\n" % (n, digest(d), len(d))
+                     for n, d in files.items())
+    record += "loomwheel-0.1.dist-info/RECORD,,\\n"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for n, d in files.items():
+            z.writestr(n, d)
+        z.writestr("loomwheel-0.1.dist-info/RECORD", record)
+
+    loom.init(address="{address}", runtime_env={{
+        "working_dir": wd, "excludes": ["skip"],
+        "env_vars": {{"LOOM_TEST_FLAVOUR": "mint"}}}})
+
+    @loom.remote(resources={{"host2": 1}})
+    def inspect():
+        import helper
+        return {{"cwd_file": open("settings.txt").read(),
+                "helper": helper.hello(),
+                "excluded": os.path.exists(os.path.join("skip", "big.bin")),
+                "flavour": os.environ.get("LOOM_TEST_FLAVOUR"),
+                "node": loom.get_runtime_context().get_node_id()}}
+
+    @loom.remote(resources={{"host2": 1}},
+                 runtime_env={{"py_modules": [os.path.join(mods, "extra_mod")],
+                               "pip": [wheel]}})
+    def with_modules():
+        import extra_mod, loomwheel
+        return extra_mod.VALUE, loomwheel.ANSWER, \\
+            os.environ.get("LOOM_TEST_FLAVOUR")
+
+    ip_of = {{n["NodeID"]: n["NodeManagerAddress"] for n in loom.nodes()}}
+    r = loom.get(inspect.remote(), timeout=120)
+    r["node"] = ip_of[r["node"]]
+    r["modules"] = loom.get(with_modules.remote(), timeout=300)
+    print(json.dumps(r))
+"""
+
+
+def test_a_runtime_env_reaches_a_host_without_the_drivers_files(cluster):
+    h1, h2, h3 = cluster.net.hosts
+    out, _ = run_ok(cluster, h3, DRIVER_WITH_A_RUNTIME_ENV.format(
+        address=cluster.address), timeout=360)
+    r = last_json(out)
+    assert r["node"] == h2.ip
+    assert r["cwd_file"] == "from the working dir"
+    assert r["helper"] == "hello from helper"
+    assert r["excluded"] is False
+    assert r["flavour"] == "mint"
+    # py_modules and a wheel built here, installed on host 2 into a venv;
+    # the job's env_vars hold under the task's own runtime_env.
+    assert r["modules"] == [7, 42, "mint"]

@@ -29,6 +29,15 @@ struct Strategy {
   std::map<std::string, std::string> label_selector;
 };
 
+// A task's or actor's own worker environment (Python's runtime_env):
+// variables set in its workers, and the whole of it as the language runtime
+// packed it. Unset: the job's.
+struct WorkerEnv {
+  bool set = false;
+  std::map<std::string, std::string> env_vars;
+  std::string packed;
+};
+
 struct TaskOptions {
   std::map<std::string, double> resources;
   Strategy strategy;
@@ -41,6 +50,7 @@ struct TaskOptions {
   // Not 0: a streaming generator whose executor runs at most this many
   // items ahead of the consumer (< 0: no bound); see runtime/streams.h.
   int64_t stream_window = 0;
+  WorkerEnv env;
 };
 
 // Each returns or takes object ids as binary strings; each throws
@@ -144,6 +154,7 @@ struct ActorOptions {
   bool get_if_exists = false;
   int max_concurrency = 1;
   int max_pending_calls = 0;  // 0: without limit
+  WorkerEnv env;
 };
 // The actor's id, and (for an actor that is neither named nor detached)
 // the id of an object whose references are the actor's handles: when the

@@ -13,8 +13,9 @@ head's key-value store (in chunks). A worker sets its environment up before
 its first task: each package is fetched and unpacked once per node under
 <session>/runtime_resources/, guarded by a file lock; `pip` installs into a
 venv per requirements hash, once per node, made with the driver's
-interpreter and its packages visible (--system-site-packages); the venv's
-site-packages then go first on the worker's sys.path. The install's output
+interpreter and its packages visible (--system-site-packages, and a .pth
+file naming the driver's site-packages, so that pip adds only what they
+lack); the venv's site-packages then go first on the worker's sys.path. The install's output
 is in <session>/logs/runtime_env-pip-<hash>.log; a failed install fails the
 tasks with RuntimeEnvSetupError naming that log.
 
@@ -253,6 +254,16 @@ def _fetch(uri, root):
     return dest
 
 
+def _layer(site):
+    """Makes the venv see this interpreter's packages (a virtualenv's too,
+    which --system-site-packages alone would not), so that pip installs
+    only what they lack."""
+    parents = [p for p in sys.path
+               if p.endswith("site-packages") and os.path.isdir(p)]
+    with open(os.path.join(site, "_loom_parent.pth"), "w") as f:
+        f.write("\n".join(parents) + "\n")
+
+
 def _venv(reqs, root, logs):
     """A venv with `reqs` installed, once per node; its site-packages."""
     digest = hashlib.sha256("\n".join([sys.version] + reqs).encode())
@@ -284,7 +295,9 @@ def _venv(reqs, root, logs):
                      [os.path.join(dest, "bin", "python"), "-m", "pip",
                       "install", "--disable-pip-version-check",
                       "--no-input", *args]]
-            for step in steps:
+            for i, step in enumerate(steps):
+                if i == 1:
+                    _layer(site)
                 r = subprocess.run(step, stdout=out, stderr=subprocess.STDOUT)
                 if r.returncode != 0:
                     with open(log) as f:

@@ -150,8 +150,10 @@ def runtime_env():
 
 def packed_env(options):
     """(env_vars, packed JSON) for a task or actor with these options: the
-    inherited runtime_env, with its own over it."""
+    inherited runtime_env, with its own over it; None when there is none."""
     own = options.get("runtime_env")
+    if own is None and not runtime_env():
+        return None
     if own is None:
         if _state["env_packed"] is None:
             _state["env_packed"] = rt.pack(runtime_env())
