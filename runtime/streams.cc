@@ -3,6 +3,7 @@
 #include "absl/status/status.h"
 #include "runtime/core_worker.h"
 #include "runtime/owner_client.h"
+#include "runtime/task_args.h"
 #include "src/common/wire.h"
 
 namespace loom {
@@ -45,16 +46,7 @@ void StreamTable::Enter(const ObjectId& id,
                         const std::string& self) {
   objects_->AddPending(id);
   objects_->AddRef(id);
-  // Refs inside the value, as for a task's return (ApplyReply).
-  std::vector<ObjectId> inner;
-  for (const auto& ref : req.contained()) {
-    auto inner_id = ObjectId::FromBinary(ref.object_id());
-    if (!inner_id.ok()) continue;
-    std::string owner = HostPort(ref.owner());
-    if (owner != self) objects_->AddBorrowedUnit(*inner_id, owner);
-    inner.push_back(*inner_id);
-  }
-  if (!inner.empty()) objects_->SetContained(id, std::move(inner));
+  HoldContained(objects_, self, id, req.contained());  // as for a return
   auto node = NodeId::FromBinary(req.node_id());
   if (req.in_store() && node.ok()) {
     objects_->SetInStore(id, *node);

@@ -109,21 +109,27 @@ void SetReturnsError(ObjectTable* objects, const rpc::TaskSpec& spec,
   for (const ObjectId& id : ReturnIds(spec)) objects->SetError(id, error);
 }
 
+void HoldContained(
+    ObjectTable* objects, const std::string& self_address, const ObjectId& id,
+    const google::protobuf::RepeatedPtrField<rpc::ObjectRef>& refs) {
+  std::vector<ObjectId> inner;
+  for (const auto& ref : refs) {
+    auto inner_id = ObjectId::FromBinary(ref.object_id());
+    if (!inner_id.ok()) continue;
+    std::string owner = HostPort(ref.owner());
+    if (owner != self_address) objects->AddBorrowedUnit(*inner_id, owner);
+    inner.push_back(*inner_id);
+  }
+  if (!inner.empty()) objects->SetContained(id, std::move(inner));
+}
+
 void ApplyReply(ObjectTable* objects, const std::string& self_address,
                 const rpc::TaskSpec& spec, rpc::PushTaskReply& reply) {
   std::vector<ObjectId> rets = ReturnIds(spec);
   ObjectId ret = rets[0];
-  // Refs inside the value: the executor registered us as their borrower;
-  // the return object holds them while it lives (the first, with several).
-  std::vector<ObjectId> inner;
-  for (const auto& ref : reply.contained()) {
-    auto id = ObjectId::FromBinary(ref.object_id());
-    if (!id.ok()) continue;
-    std::string owner = HostPort(ref.owner());
-    if (owner != self_address) objects->AddBorrowedUnit(*id, owner);
-    inner.push_back(*id);
-  }
-  if (!inner.empty()) objects->SetContained(ret, std::move(inner));
+  // The return object holds the refs inside the value while it lives (the
+  // first, with several).
+  HoldContained(objects, self_address, ret, reply.contained());
   auto node = NodeId::FromBinary(reply.node_id());
   if (!reply.ok()) return SetReturnsError(objects, spec, reply.error());
   if (rets.size() > 1) {

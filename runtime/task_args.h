@@ -62,6 +62,11 @@ std::optional<ObjectId> ArgumentLost(const rpc::PushTaskReply& reply);
 // Fails every object the task returns with `error`.
 void SetReturnsError(ObjectTable* objects, const rpc::TaskSpec& spec,
                      const rpc::ErrorInfo& error);
+// Refs inside a value that arrived here (its executor registered us as
+// their borrower): object `id` holds them while it lives.
+void HoldContained(
+    ObjectTable* objects, const std::string& self_address, const ObjectId& id,
+    const google::protobuf::RepeatedPtrField<rpc::ObjectRef>& refs);
 // Records a reply in the task's return objects: the value (inline or in a
 // store) or the error, and the refs the value carries.
 void ApplyReply(ObjectTable* objects, const std::string& self_address,
