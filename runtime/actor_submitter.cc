@@ -145,11 +145,12 @@ void ActorSubmitter::Pump(const ActorId& id) {
             delete call;
           });
         });
-    if (cancel) SendCancel(id, state, p.spec.task_id());
+    if (cancel) SendCancel(id, state, p.spec.task_id(), p.keep_children);
   }
 }
 
-absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force) {
+absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force,
+                                            bool keep_children) {
   bool found = false;
   options_.loop->RunSync([&] {
     const std::string id = task.Binary();
@@ -158,6 +159,7 @@ absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force) {
         Pending& p = it->second;
         if (p.spec.task_id() != id) continue;
         found = true;
+        p.keep_children = keep_children;
         if (force) {
           return;
         } else if (p.seq <
@@ -167,7 +169,7 @@ absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force) {
           state.calls.erase(it);
           CheckIdle(state);
         } else if (p.sent) {
-          SendCancel(actor, state, id);
+          SendCancel(actor, state, id, keep_children);
         } else {
           p.cancelled = true;  // numbered: sent (and interrupted) in turn
         }
@@ -184,7 +186,8 @@ absl::StatusOr<bool> ActorSubmitter::Cancel(const TaskId& task, bool force) {
 }
 
 void ActorSubmitter::SendCancel(const ActorId& id, State& state,
-                                const std::string& task_id, int tries) {
+                                const std::string& task_id, bool keep_children,
+                                int tries) {
   if (!state.stub) return;  // the actor is restarting: the call is resent
   struct CancelCall {
     rpc::Context ctx;
@@ -193,6 +196,7 @@ void ActorSubmitter::SendCancel(const ActorId& id, State& state,
   };
   auto* call = new CancelCall;
   call->req.set_task_id(task_id);
+  call->req.set_keep_children(keep_children);
   rpc::SetTimeout(&call->ctx, 5000);
   if (!calls_.Start(&call->ctx)) {
     delete call;
@@ -210,7 +214,8 @@ void ActorSubmitter::SendCancel(const ActorId& id, State& state,
           if (it == actors_.end()) return;
           for (const auto& [index, p] : it->second.calls) {
             if (p.spec.task_id() == task_id && p.sent) {
-              return SendCancel(id, it->second, task_id, tries + 1);
+              return SendCancel(id, it->second, task_id, p.keep_children,
+                                tries + 1);
             }
           }
         });

@@ -72,7 +72,9 @@ class ActorSubmitter {
   // Python method gets KeyboardInterrupt, an async one's coroutine is
   // cancelled). False when no unanswered call has this task id;
   // INVALID_ARGUMENT for force=true on one (it would kill the actor).
-  absl::StatusOr<bool> Cancel(const TaskId& task, bool force);
+  // keep_children: the calls' own tasks are not cancelled with it.
+  absl::StatusOr<bool> Cancel(const TaskId& task, bool force,
+                              bool keep_children = false);
   // Thread-safe. Cancels calls in flight and waits for them.
   void Shutdown();
   // On the loop. The head declared `node_id` dead: calls in flight to
@@ -88,7 +90,8 @@ class ActorSubmitter {
     bool sent = false;   // to the current incarnation
     int64_t seq = -1;    // in the current incarnation; -1: none yet
     int retries_left = 0;
-    bool cancelled = false;  // loom.cancel: interrupt it once sent
+    bool cancelled = false;      // loom.cancel: interrupt it once sent
+    bool keep_children = false;  // and not the tasks it submitted
   };
   struct State {
     std::string address;  // empty: unknown (resolving, or dead)
@@ -123,7 +126,7 @@ class ActorSubmitter {
   // while the actor does not know it yet (the cancel overtook the push)
   // and the call is still pending.
   void SendCancel(const ActorId& id, State& state, const std::string& task_id,
-                  int tries = 0);
+                  bool keep_children, int tries = 0);
   // One call fails: its return object gets `error`, its references go,
   // and it no longer counts as pending (the caller erases it).
   void FailCall(const rpc::TaskSpec& spec, rpc::ErrorInfo error);

@@ -227,13 +227,16 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::GetNamedActor(
   return RefOf(*info, *id, address_);
 }
 
-absl::Status CoreWorker::KillActor(const ActorId& actor, bool no_restart) {
+absl::Status CoreWorker::KillActor(const ActorId& actor, bool no_restart,
+                                   const std::string& reason) {
   rpc::KillActorRequest req;
   req.set_actor_id(actor.Binary());
   req.set_no_restart(no_restart);
+  req.set_reason(reason);
   absl::Status s = raylet_->KillActor(req);
   if (s.ok() && no_restart && actor_submitter_) {
-    actor_submitter_->MarkDead(actor, "the actor was killed by loom::Kill");
+    actor_submitter_->MarkDead(
+        actor, reason.empty() ? "the actor was killed by loom::Kill" : reason);
   }
   if (s.ok() && no_restart) ReleaseCreationRefs(actor);
   return s;

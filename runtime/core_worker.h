@@ -86,7 +86,7 @@ class CoreWorker {
     std::function<void(const rpc::TaskSpec&, std::vector<TaskArgView>,
                        rpc::PushTaskReply*, std::function<void()>)>
         task_handler;
-    std::function<void(const TaskId&)> cancel_handler;
+    std::function<void(const TaskId&, bool keep_children)> cancel_handler;
     // A driver: subscribe to what the job's workers print, on every node
     // (see driver_logs.h; the caller prints what driver_logs() hands it).
     bool log_to_driver = false;
@@ -134,7 +134,9 @@ class CoreWorker {
       int num_returns = 1, int64_t stream_window = 0);
   absl::StatusOr<ActorRef> GetNamedActor(const std::string& name,
                                          const std::string& ns);
-  absl::Status KillActor(const ActorId& actor, bool no_restart);
+  // `reason`: its death cause (empty: "killed by loom::Kill").
+  absl::Status KillActor(const ActorId& actor, bool no_restart,
+                         const std::string& reason = "");
   // nullopt on timeout (timeout_ms < 0: none).
   std::optional<std::vector<ObjectResult>> Get(const std::vector<ObjectId>& ids,
                                                int64_t timeout_ms);
@@ -185,7 +187,9 @@ class CoreWorker {
   // Cancels a task or actor call this process submitted (see
   // CancelTaskRequest). False when it is not pending here. force=true on an
   // actor call is INVALID_ARGUMENT (it would kill the actor): use KillActor.
-  absl::StatusOr<bool> CancelTask(const ObjectId& ret, bool force);
+  // keep_children: the tasks a running one submitted are not cancelled.
+  absl::StatusOr<bool> CancelTask(const ObjectId& ret, bool force,
+                                  bool keep_children = false);
 
   // Streaming generators (streams.h), caller side: `ret` is the task's
   // return. The next item's object (its reference passes to the caller,

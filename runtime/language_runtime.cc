@@ -237,7 +237,9 @@ absl::Status CoreWorker::HandleCancelTask(const rpc::CancelTaskRequest& req,
     spdlog::info("task cancelled with force: worker exits");
     _exit(1);
   }
-  if (options_.cancel_handler) options_.cancel_handler(*task);
+  if (options_.cancel_handler) {
+    options_.cancel_handler(*task, req.keep_children());
+  }
   return absl::OkStatus();
 }
 
@@ -289,13 +291,15 @@ void CoreWorker::WaitForPlacementGroup(const ObjectId& id,
   }
 }
 
-absl::StatusOr<bool> CoreWorker::CancelTask(const ObjectId& ret, bool force) {
+absl::StatusOr<bool> CoreWorker::CancelTask(const ObjectId& ret, bool force,
+                                            bool keep_children) {
   if (submitter_ == nullptr || objects_.TryGet(ret)) return false;
   if (actor_submitter_ != nullptr) {
-    auto actor_call = actor_submitter_->Cancel(ret.Task(), force);
+    auto actor_call =
+        actor_submitter_->Cancel(ret.Task(), force, keep_children);
     if (!actor_call.ok() || *actor_call) return actor_call;
   }
-  submitter_->Cancel(ret.Task(), force);
+  submitter_->Cancel(ret.Task(), force, keep_children);
   return true;
 }
 

@@ -526,8 +526,8 @@ void TaskSubmitter::OnNodeDead(const std::string& node_id) {
   }
 }
 
-void TaskSubmitter::Cancel(const TaskId& task, bool force) {
-  options_.loop->Post([this, id = task.Binary(), force] {
+void TaskSubmitter::Cancel(const TaskId& task, bool force, bool keep_children) {
+  options_.loop->Post([this, id = task.Binary(), force, keep_children] {
     for (auto& [key, ks] : keys_) {
       for (auto it = ks->queue.begin(); it != ks->queue.end(); ++it) {
         if (it->task_id() != id) continue;
@@ -550,6 +550,7 @@ void TaskSubmitter::Cancel(const TaskId& task, bool force) {
     auto* call = new CancelCall;
     call->req.set_task_id(id);
     call->req.set_force(force);
+    call->req.set_keep_children(keep_children);
     call->req.set_lease_id(pushed->second->lease_id);
     call->ctx.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::seconds(5));

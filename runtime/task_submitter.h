@@ -99,7 +99,7 @@ class TaskSubmitter {
   // Thread-safe. A task still queued fails with TASK_CANCELLED; one
   // pushed to a worker is cancelled there (force: the worker exits), and
   // fails the same way rather than being retried.
-  void Cancel(const TaskId& task, bool force);
+  void Cancel(const TaskId& task, bool force, bool keep_children = false);
   // Thread-safe. Returns every lease and waits for calls in flight.
   void Shutdown();
 

@@ -289,7 +289,8 @@ def kill(actor, *, no_restart=True):
     if not isinstance(actor, ActorHandle):
         raise TypeError("loom.kill() takes an actor handle")
     with errors.translated():
-        _core.kill_actor(actor._actor_id, bool(no_restart))
+        _core.kill_actor(actor._actor_id, bool(no_restart),
+                         "killed by loom.kill()")
 
 
 def exit_actor():

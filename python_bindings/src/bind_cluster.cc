@@ -2,6 +2,8 @@
 // core worker; what the cluster looks like (nodes, resources, the KV).
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include "absl/strings/escaping.h"
 #include "bindings.h"
 #include "loom/placement_group.h"
@@ -25,14 +27,18 @@ namespace {
 
 std::unique_ptr<CoreWorker> g_worker;  // a Python worker's core worker
 
+// `preimport`: modules the fork server imports once for every worker it
+// forks (those the driver had imported: nothing the user did not ask for).
 rpc::WorkerRuntime PythonRuntime(const std::string& executable,
                                  const std::vector<std::string>& path,
-                                 const std::string& cwd) {
+                                 const std::string& cwd,
+                                 const std::string& preimport) {
   rpc::WorkerRuntime r;
   r.set_language(rpc::WorkerRuntime::PYTHON);
   r.set_python_executable(executable);
   for (const auto& p : path) r.add_python_path(p);
   r.set_cwd(cwd);
+  if (!preimport.empty()) (*r.mutable_env_vars())["LOOM_PREIMPORT"] = preimport;
   return r;
 }
 
@@ -40,7 +46,8 @@ void Init(const std::string& address, int num_cpus, int num_gpus,
           std::map<std::string, double> resources, int64_t object_store_memory,
           const std::string& session_root, const std::string& executable,
           const std::vector<std::string>& path, const std::string& cwd,
-          bool log_to_driver, int64_t max_lineage_bytes) {
+          bool log_to_driver, int64_t max_lineage_bytes,
+          const std::string& preimport) {
   InitOptions options;
   options.log_to_driver = log_to_driver;
   options.max_lineage_bytes = max_lineage_bytes;
@@ -51,7 +58,7 @@ void Init(const std::string& address, int num_cpus, int num_gpus,
   options.object_store_memory = object_store_memory;
   options.session_root = session_root;
   pyb::gil_scoped_release release;
-  InitWithRuntime(options, PythonRuntime(executable, path, cwd));
+  InitWithRuntime(options, PythonRuntime(executable, path, cwd, preimport));
 }
 
 void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
@@ -70,7 +77,10 @@ void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
   options.raylet_address = raylet;
   options.gcs_address = gcs;
   options.worker_id = *id;
-  options.runtime = PythonRuntime(executable, path, cwd);
+  // The job's fork server's: its workers' children share it.
+  const char* preimport = std::getenv("LOOM_PREIMPORT");
+  options.runtime =
+      PythonRuntime(executable, path, cwd, preimport ? preimport : "");
   if (!session_dir.empty())
     options.store_socket = session_dir + "/sockets/store";
   // Held for the process's life (it exits with os._exit).
@@ -82,10 +92,10 @@ void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
                                 std::function<void()> finish) {
     RunPythonTask(*exec, spec, std::move(args), reply, std::move(finish));
   };
-  options.cancel_handler = [cancel](const TaskId& task) {
+  options.cancel_handler = [cancel](const TaskId& task, bool keep_children) {
     pyb::gil_scoped_acquire gil;
     try {
-      (*cancel)(pyb::bytes(task.Binary()));
+      (*cancel)(pyb::bytes(task.Binary()), keep_children);
     } catch (const std::exception& e) {
       spdlog::warn("cancelling a task: {}", e.what());
     } catch (...) {

@@ -440,21 +440,22 @@ void BindTasks(pyb::module_& m) {
     }
     return pyb::make_tuple(pyb::bytes(ref->actor.Binary()), handle);
   });
-  m.def("kill_actor", [](pyb::bytes actor_id, bool no_restart) {
-    auto actor = ActorId::FromBinary(std::string(actor_id));
-    if (!actor.ok()) throw pyb::value_error("bad actor id");
-    absl::Status s;
-    {
-      pyb::gil_scoped_release release;
-      s = Core().KillActor(*actor, no_restart);
-    }
-    if (!s.ok()) ThrowStatus(s);
-  });
-  m.def("cancel", [](PyObjectRef& ref, bool force) {
+  m.def("kill_actor",
+        [](pyb::bytes actor_id, bool no_restart, const std::string& reason) {
+          auto actor = ActorId::FromBinary(std::string(actor_id));
+          if (!actor.ok()) throw pyb::value_error("bad actor id");
+          absl::Status s;
+          {
+            pyb::gil_scoped_release release;
+            s = Core().KillActor(*actor, no_restart, reason);
+          }
+          if (!s.ok()) ThrowStatus(s);
+        });
+  m.def("cancel", [](PyObjectRef& ref, bool force, bool recursive) {
     absl::StatusOr<bool> found;
     {
       pyb::gil_scoped_release release;  // waits for the submitter's loop
-      found = Core().CancelTask(ref.id(), force);
+      found = Core().CancelTask(ref.id(), force, !recursive);
     }
     if (!found.ok()) ThrowStatus(found.status());
     return *found;

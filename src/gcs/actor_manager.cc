@@ -29,7 +29,8 @@ struct ActorManager::Actor {
   rpc::RegisterActorRequest spec;
   int64_t attempt = 0;    // each placement; stale replies check it
   bool stopping = false;  // killed: no restart
-  std::string raylet;     // the node's raylet holding the lease
+  std::string stop_reason = "killed by loom::Kill";  // its death cause then
+  std::string raylet;  // the node's raylet holding the lease
   std::string lease_id;
   std::vector<std::pair<rpc::GetActorReply*, Done>> waiters;
   std::vector<Done> kills;  // answered once the process is gone
@@ -357,7 +358,7 @@ void ActorManager::Died(const ActorId& id, int64_t attempt,
   a.info.clear_address();
   for (auto& done : a.kills) done(absl::OkStatus());  // it is gone
   a.kills.clear();
-  if (a.stopping) return MarkDead(a, "killed by loom::Kill");
+  if (a.stopping) return MarkDead(a, a.stop_reason);
   int max = a.info.max_restarts();
   if (max == -1 || a.info.num_restarts() < max) {
     a.info.set_num_restarts(a.info.num_restarts() + 1);
@@ -457,7 +458,10 @@ void ActorManager::HandleKillActor(const rpc::KillActorRequest& req,
   if (it == actors_.end()) return done(absl::NotFoundError("no such actor"));
   Actor& a = *it->second;
   if (a.info.state() == rpc::ActorInfo::DEAD) return done(absl::OkStatus());
-  if (req.no_restart()) a.stopping = true;
+  if (req.no_restart()) {
+    a.stopping = true;
+    if (!req.reason().empty()) a.stop_reason = req.reason();
+  }
   if (a.info.state() == rpc::ActorInfo::ALIVE) {
     Stop(a);  // the watch sees the process go, then Died decides
     a.kills.push_back(std::move(done));
@@ -465,7 +469,7 @@ void ActorManager::HandleKillActor(const rpc::KillActorRequest& req,
   } else if (a.stopping) {
     ++a.attempt;  // what is in flight for it is discarded
     Stop(a);
-    MarkDead(a, "killed by loom::Kill");
+    MarkDead(a, a.stop_reason);
   }
   done(absl::OkStatus());
 }

@@ -251,11 +251,20 @@ def test_exit_actor(loom_cluster, cls):
         loom.get(a.leave.remote(), timeout=60)
     wait_until(lambda: process_gone(pid), timeout=30,
                what="the actor's process to exit")
-    # Not restarted, despite max_restarts: later calls fail.
-    with pytest.raises(ActorDiedError):
+    # Not restarted, despite max_restarts: later calls fail, saying why,
+    # also once the head has it dead.
+    with pytest.raises(ActorDiedError, match="exit_actor"):
         loom.get(a.pid.remote(), timeout=60)
     time.sleep(1)
-    with pytest.raises(ActorDiedError):
+    with pytest.raises(ActorDiedError, match="exit_actor"):
+        loom.get(a.pid.remote(), timeout=60)
+
+
+def test_a_killed_actor_says_so(loom_cluster):
+    a = Exiter.remote()
+    loom.get(a.pid.remote())
+    loom.kill(a)
+    with pytest.raises(ActorDiedError, match=r"killed by loom\.kill\(\)"):
         loom.get(a.pid.remote(), timeout=60)
 
 

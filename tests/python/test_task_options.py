@@ -289,6 +289,42 @@ def parent_waits(started, cancelled):
     return loom.get(child_spins.remote(started, cancelled))
 
 
+@loom.remote
+def child_waits(started, gate, cancelled, finished):
+    touch(started)
+    try:
+        wait_for_file(gate, timeout=60)
+    except KeyboardInterrupt:
+        touch(cancelled)
+        raise
+    touch(finished)
+    return "child finished"
+
+
+@loom.remote
+def parent_of_waiting_child(*paths):
+    return loom.get(child_waits.remote(*paths))
+
+
+def test_cancel_not_recursive_leaves_the_children(loom_cluster, tmp_path):
+    started, gate, cancelled, finished = (
+        str(tmp_path / n) for n in ("started", "gate", "cancelled",
+                                    "finished"))
+    parent = parent_of_waiting_child.remote(started, gate, cancelled,
+                                            finished)
+    wait_until(lambda: os.path.exists(started), timeout=60,
+               what="the child task to start")
+    loom.cancel(parent, recursive=False)
+    # The parent, blocked in its get, is interrupted once the get returns:
+    # when its child, left running, finishes.
+    touch(gate)
+    with pytest.raises(TaskCancelledError):
+        loom.get(parent, timeout=60)
+    wait_until(lambda: os.path.exists(finished), timeout=60,
+               what="the child task to finish")
+    assert not os.path.exists(cancelled)
+
+
 def test_cancel_is_recursive(loom_cluster, tmp_path):
     started, cancelled = str(tmp_path / "started"), str(tmp_path / "cancelled")
     parent = parent_waits.remote(started, cancelled)

@@ -10,6 +10,8 @@ import re
 import sys
 import uuid
 
+import pytest
+
 import loom
 from conftest import driver_output, wait_until
 
@@ -151,3 +153,29 @@ def test_a_get_of_objects_at_hand_does_not_start_more_workers(new_cluster):
     # The two CPUs' workers, and room for one more on a busy machine
     # (every get lent the CPU before: five or more).
     assert len(set(pids)) <= 3, collections.Counter(pids)
+
+
+NUMPY_IN_WORKERS = """
+    import sys
+    {imports}
+    import loom
+
+    loom.init(num_cpus=1)
+
+    @loom.remote
+    def has_numpy():
+        return "numpy" in sys.modules
+
+    print("NUMPY", loom.get(has_numpy.remote(), timeout=60))
+    loom.shutdown()
+"""
+
+
+@pytest.mark.parametrize("imports,expected", [("", "False"),
+                                              ("import numpy", "True")])
+def test_workers_import_numpy_only_when_the_driver_did(processes, imports,
+                                                       expected):
+    code, out, err = processes.run_driver(
+        NUMPY_IN_WORKERS.format(imports=imports))
+    assert code == 0, err
+    assert f"NUMPY {expected}" in out, out

@@ -280,7 +280,7 @@ def _exit_if_asked(info):
                     break
             time.sleep(0.02)
         try:
-            _core.kill_actor(actor_id, True)
+            _core.kill_actor(actor_id, True, EXIT_MESSAGE)
         except Exception:  # noqa: BLE001 - the process goes either way
             pass
     threading.Thread(target=stop, name="loom-exit-actor",
@@ -457,19 +457,20 @@ def add_children(refs):
 def _cancel_children(refs):
     for ref in refs:
         try:
-            _core.cancel(ref, False)
+            _core.cancel(ref, False, True)
         except Exception:  # noqa: BLE001 - done or gone: nothing to cancel
             pass
 
 
-def cancel(task_id):
+def cancel(task_id, keep_children=False):
     """Interrupts a running task: KeyboardInterrupt in its thread, or the
-    cancellation of its coroutine; then cancels the tasks it submitted
-    (off this thread: each cancel waits for its submitter)."""
+    cancellation of its coroutine; then, unless keep_children, cancels the
+    tasks it submitted (off this thread: each cancel waits for its
+    submitter)."""
     with _running_lock:
         target = _running.get(task_id)
         children = _children.pop(task_id, None)
-    if children:
+    if children and not keep_children:
         threading.Thread(target=_cancel_children, args=(children,),
                          name="loom-cancel-children", daemon=True).start()
     if target is None:
@@ -514,8 +515,15 @@ def zygote_main(argv):
     """The fork server: imports once, then forks a worker per worker id
     the raylet writes on fd 4 (the worker's pid goes back); exits with the
     raylet (EOF on fd 3)."""
-    import numpy  # noqa: F401 - imported once here, shared by every fork
+    import importlib
     import cloudpickle  # noqa: F401
+    # What the driver imported of the heavy modules (worker.PREIMPORT):
+    # imported once here, shared by every fork.
+    for name in filter(None, os.environ.get("LOOM_PREIMPORT", "").split(",")):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     opts = _parse(argv)
     lifeline, control = 3, 4
     buf = b""

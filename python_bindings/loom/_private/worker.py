@@ -21,6 +21,11 @@ task_context = threading.local()
 actor_context = {"actor_id": None}
 
 
+# Heavy modules the workers' fork server imports once when the driver uses
+# them (never otherwise).
+PREIMPORT = ("numpy",)
+
+
 def _bin_dir():
     """The daemons' directory inside an installed package, if any."""
     here = os.path.join(os.path.dirname(os.path.dirname(__file__)), "bin")
@@ -86,7 +91,10 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
                        -1 if num_gpus is None else num_gpus, resources,
                        int(object_store_memory or 0), _session_root or "",
                        sys.executable, [p for p in sys.path],
-                       os.getcwd(), bool(log_to_driver), max_lineage_bytes)
+                       os.getcwd(), bool(log_to_driver), max_lineage_bytes,
+                       # Imported once in the fork server, for every
+                       # worker: what this driver imported of these.
+                       ",".join(m for m in PREIMPORT if m in sys.modules))
         except RuntimeError as e:
             raise ConnectionError(str(e)) from None
         _state["namespace"] = namespace
@@ -266,15 +274,15 @@ def cancel(ref, *, force=False, recursive=True):
     runs; running, it is interrupted (KeyboardInterrupt in a sync task, a
     cancelled coroutine in an async actor; force=True ends a task's worker
     and is refused for actor calls). Its get raises TaskCancelledError. A
-    running task's own tasks are cancelled with it (Ray's recursive=True;
-    recursive=False is not yet honoured: they are cancelled too)."""
+    running task's own tasks are cancelled with it, unless
+    recursive=False."""
     check_connected()
     from loom._private.generators import ObjectRefGenerator
     if isinstance(ref, ObjectRefGenerator):
         ref = ref.completed()  # the generator's task
     if not isinstance(ref, _core.ObjectRef):
         raise TypeError("loom.cancel() takes an ObjectRef")
-    _core.cancel(ref, bool(force))
+    _core.cancel(ref, bool(force), bool(recursive))
 
 
 def nodes():
