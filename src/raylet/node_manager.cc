@@ -741,6 +741,7 @@ void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
       if (!addresses_.contains(id)) clients_.Drop(address);
     }
   }
+  size_t known = others_.size();
   others_.clear();
   for (const auto& node : reply.nodes()) {
     if (node.node_id() == options_.node_id.Binary() || !node.alive()) continue;
@@ -753,6 +754,9 @@ void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
                                  *total,
                                  *available,
                                  {node.labels().begin(), node.labels().end()}});
+  }
+  if (others_.size() != known) {
+    spdlog::info("this node's view: {} other nodes alive", others_.size());
   }
   Dispatch();
 }

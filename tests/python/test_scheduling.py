@@ -29,6 +29,18 @@ def _start(processes, *args):
         pytest.fail(f"loom start {' '.join(args)}:\n{log.read_text()}")
 
 
+def _knows(node, others):
+    """Whether the raylet of `node` (a loom.nodes() entry) last logged a
+    view of `others` other nodes alive."""
+    try:
+        text = (Path(node["SessionDir"]) / "logs" / "raylet.log").read_text()
+    except OSError:
+        return False
+    views = [line.split("view: ")[1] for line in text.splitlines()
+             if f"[raylet {node['Pid']}]" in line and "node's view: " in line]
+    return bool(views) and views[-1].startswith(f"{others} other")
+
+
 @pytest.fixture
 def four_nodes(processes):
     """Four 2-CPU raylets labelled zone=a (head), b, b, c; this process is
@@ -51,9 +63,11 @@ def four_nodes(processes):
             if len([n for n in loom.nodes() if n["Alive"]]) == 4 else None,
             timeout=60, what="four raylets")
         # The head lists all four; each raylet learns of the nodes that
-        # joined after it on its next heartbeat (every 500 ms), and no API
-        # shows a raylet's view: two periods, so that spillback sees them.
-        time.sleep(1.0)
+        # joined after it on a later heartbeat, and logs its view when it
+        # changes: wait until each knows the other three, so that spillback
+        # sees them.
+        wait_until(lambda: all(_knows(n, 3) for n in nodes), timeout=60,
+                   what="every raylet to know the other three")
         yield {n["NodeID"]: n["Labels"]["zone"] for n in nodes}
     finally:
         loom.shutdown()
