@@ -26,6 +26,8 @@ which setting it ran under.
 
     python benchmarks/python/numpy_pipeline.py
     python benchmarks/python/numpy_pipeline.py --rounds 5 --items 200
+    /tmp/loom-ray-venv/bin/python benchmarks/python/numpy_pipeline.py \
+        --backend both          # and Ray (numpy_pipeline_ray), ray-venv.sh
 """
 
 import argparse
@@ -62,11 +64,12 @@ def blas_threads():
     return None
 
 
-def run_pipeline(num_cpus, items, size, warmup):
+def run_pipeline(backend, num_cpus, items, size, warmup):
     """One driver: a private cluster, then the timed pipeline. Returns
     items/s and the thread counts its workers saw."""
+    import importlib
     import numpy as np
-    import loom
+    loom = importlib.import_module(backend)  # the same API on both
 
     loom.init(num_cpus=num_cpus)
 
@@ -107,6 +110,11 @@ def run_pipeline(num_cpus, items, size, warmup):
     return items / elapsed, seen
 
 
+# Modes: Loom capped and uncapped; Ray as it comes (it sets its workers'
+# OMP_NUM_THREADS itself).
+BACKEND_OF = {"capped": "loom", "uncapped": "loom", "ray": "ray"}
+
+
 def child_env(mode):
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     if mode == "uncapped":
@@ -116,7 +124,7 @@ def child_env(mode):
 
 def run_child(mode, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--child",
-           "--num-cpus", str(args.num_cpus), "--items", str(args.items),
+           "--backend", BACKEND_OF[mode], "--num-cpus", str(args.num_cpus), "--items", str(args.items),
            "--size", str(args.size), "--warmup", str(args.warmup)]
     out = subprocess.run(cmd, env=child_env(mode), capture_output=True,
                          text=True, timeout=args.timeout)
@@ -134,22 +142,27 @@ def main():
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--backend", choices=("loom", "ray", "both"),
+                        default="loom",
+                        help="both: Loom's two modes and Ray, in the one "
+                        "interpreter ray-venv.sh makes")
     parser.add_argument("--child", action="store_true",
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        rate, seen = run_pipeline(args.num_cpus, args.items, args.size,
-                                  args.warmup)
+        rate, seen = run_pipeline(args.backend, args.num_cpus, args.items,
+                                  args.size, args.warmup)
         print(json.dumps({"rate": rate, "seen": seen}))
         return 0
 
-    runs = {"capped": [], "uncapped": []}
+    modes = {"loom": ["capped", "uncapped"], "ray": ["ray"],
+             "both": ["capped", "uncapped", "ray"]}[args.backend]
+    runs = {mode: [] for mode in modes}
     seen = {}
     for r in range(args.rounds):
-        # Alternate which mode goes first, so that drift in the machine's
+        # Rotate which mode goes first, so that drift in the machine's
         # load does not favour one.
-        order = ("capped", "uncapped") if r % 2 == 0 else \
-            ("uncapped", "capped")
+        order = modes[r % len(modes):] + modes[:r % len(modes)]
         for mode in order:
             result = run_child(mode, args)
             runs[mode].append(round(result["rate"], 3))
@@ -157,7 +170,7 @@ def main():
             print(f"round {r + 1} {mode}: {result['rate']:.2f} items/s "
                   f"threads {result['seen']}", file=sys.stderr)
     medians = {mode: statistics.median(v) for mode, v in runs.items()}
-    for mode in ("capped", "uncapped"):
+    for mode in modes:
         print(json.dumps({
             "name": f"numpy_pipeline_{mode}", "value": round(medians[mode], 3),
             "unit": "items/s", "runs": runs[mode],
@@ -165,10 +178,16 @@ def main():
             "blas_threads_actors": [t[0] for t in seen[mode]["actors"]],
             "num_cpus": args.num_cpus, "cores": os.cpu_count(),
             "matrix": args.size, "items": args.items}))
-    print(json.dumps({"name": "numpy_pipeline_cap_speedup",
-                      "value": round(medians["capped"] / medians["uncapped"],
-                                     3),
-                      "unit": "x"}))
+    if "uncapped" in medians:
+        print(json.dumps({"name": "numpy_pipeline_cap_speedup",
+                          "value": round(medians["capped"] /
+                                         medians["uncapped"], 3),
+                          "unit": "x"}))
+    if "ray" in medians:
+        print(json.dumps({"name": "numpy_pipeline_loom_vs_ray",
+                          "value": round(medians["capped"] / medians["ray"],
+                                         3) if "capped" in medians else None,
+                          "unit": "loom/ray"}))
     return 0
 
 

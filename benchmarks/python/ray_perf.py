@@ -121,6 +121,12 @@ def define_remotes(rt):
                 refs.extend(server.small_value.remote() for _ in range(n))
             rt.get(refs)
 
+    def stream_items(n):
+        for _ in range(n):
+            yield b"ok"
+
+    stream_items = rt.remote(num_returns="streaming")(stream_items)
+
     def work(actors):
         n = N_N_CALLS_PER_TASK
         rt.get([actors[i % len(actors)].small_value.remote() for i in range(n)])
@@ -136,6 +142,7 @@ def define_remotes(rt):
         async_actor=rt.remote(AsyncActor),
         client=rt.remote(Client).options(num_cpus=0),
         work=rt.remote(work),
+        stream_items=stream_items,
     )
 
 
@@ -148,6 +155,7 @@ class Remotes:
     async_actor: object
     client: object
     work: object
+    stream_items: object
 
 
 @dataclasses.dataclass
@@ -368,6 +376,19 @@ def _async_actor_calls_sync(c):
 @workload("1_1_async_actor_calls_async")
 def _async_actor_calls_async(c):
     return call_batches(c, c.remotes.async_actor.remote())
+
+
+# Not in Ray's ray_perf: a streaming generator task (num_returns="streaming")
+# yielding 1000 small values, each read by the caller as it comes.
+@workload("streaming_generator_items", unit="items/s", target=0)
+def _streaming_generator_items(c):
+    n, f = 1000, c.remotes.stream_items
+
+    def run():
+        for ref in f.remote(n):
+            c.rt.get(ref)
+
+    return run, n
 
 
 def call_batches(c, actor):
