@@ -280,7 +280,10 @@ Worker* WorkerPool::PopIdle(const JobId& job, const std::vector<int>& gpus,
   Worker* fresh = nullptr;
   for (auto& [id, w] : workers_) {
     if (w->state != Worker::kIdle || w->runtime != runtime) continue;
-    bool gpus_ok = w->gpu_ids.empty() || w->gpu_ids == gpus;
+    // GPUs only to a worker that held none or the same, and never ran
+    // without.
+    bool gpus_ok = (w->gpu_ids.empty() || w->gpu_ids == gpus) &&
+                   (gpus.empty() || !w->ran_without_gpus);
     if (!gpus_ok) continue;
     if (w->job && *w->job == job) {
       fresh = w.get();
@@ -292,6 +295,7 @@ Worker* WorkerPool::PopIdle(const JobId& job, const std::vector<int>& gpus,
     fresh->state = Worker::kLeased;
     fresh->job = job;
     if (!gpus.empty()) fresh->gpu_ids = gpus;
+    if (gpus.empty()) fresh->ran_without_gpus = true;
     UpdateGauges();
   }
   return fresh;

@@ -43,6 +43,9 @@ struct Worker {
   int port = 0;
   std::optional<JobId> job;
   std::vector<int> gpu_ids;
+  // It ran a lease without GPUs: never given one with GPUs (what it loaded
+  // may have set up CUDA with no device, or all of them).
+  bool ran_without_gpus = false;
   absl::Time started;
   // The first worker of a fork server: when that server was spawned, so
   // that its registration also measures the server's start.

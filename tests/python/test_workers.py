@@ -179,3 +179,17 @@ def test_workers_import_numpy_only_when_the_driver_did(processes, imports,
         NUMPY_IN_WORKERS.format(imports=imports))
     assert code == 0, err
     assert f"NUMPY {expected}" in out, out
+
+
+@loom.remote
+def pid_and_devices():
+    return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_a_worker_that_ran_cpu_tasks_is_not_given_a_gpu_task(new_cluster):
+    # Declared GPUs (no device is needed to schedule on them).
+    new_cluster(num_cpus=1, num_gpus=1)
+    cpu_pids = {loom.get(pid_and_devices.remote())[0] for _ in range(3)}
+    gpu_pid, devices = loom.get(pid_and_devices.options(num_gpus=1).remote())
+    assert devices == "0"
+    assert gpu_pid not in cpu_pids
