@@ -487,6 +487,7 @@ absl::StatusOr<uint8_t*> CoreWorker::CreateInStore(const ObjectId& id,
   absl::Time deadline = absl::Now() + kStoreFullWait;
   while (true) {
     auto dst = store_->Create(id, data_size, metadata_size, true, owner);
+    if (!dst.ok()) ExitIfStoreGone(dst.status());
     if (dst.ok() ||
         dst.status().code() != absl::StatusCode::kResourceExhausted ||
         data_size + metadata_size > store_->arena().size() ||
@@ -503,7 +504,15 @@ absl::Status CoreWorker::WriteToStore(const ObjectId& id, std::string_view data,
   if (!dst.ok()) return dst.status();
   auto at = WriteLayout(*dst, Format::kMsgpack, {}, {data.size()});
   std::memcpy(at[0], data.data(), data.size());
-  return store_->Seal(id);
+  absl::Status s = store_->Seal(id);
+  ExitIfStoreGone(s);
+  return s;
+}
+
+void CoreWorker::ExitIfStoreGone(const absl::Status& s) const {
+  if (options_.is_driver || !absl::IsUnavailable(s)) return;
+  spdlog::error("this node's object store is gone ({}): exiting", s.ToString());
+  _exit(1);
 }
 
 absl::StatusOr<std::string_view> CoreWorker::MsgpackInPlace(

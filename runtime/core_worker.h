@@ -301,6 +301,10 @@ class CoreWorker {
   // The msgpack bytes of a C++ value in the store, in place.
   static absl::StatusOr<std::string_view> MsgpackInPlace(
       const ObjectId& id, const ObjectView& view);
+  // A worker whose node's store stopped answering (Unavailable) has lost
+  // its raylet: it exits, as its lifeline would make it, so that its
+  // caller retries the task rather than failing it. Drivers go on.
+  void ExitIfStoreGone(const absl::Status& s) const;
   absl::StatusOr<uint8_t*> CreateInStore(const ObjectId& id, uint64_t data_size,
                                          uint64_t metadata_size,
                                          const std::string& owner = "");

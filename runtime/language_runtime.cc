@@ -40,7 +40,9 @@ absl::Status CoreWorker::StoreLayout(
   for (size_t i = 0; i < buffers.size(); ++i) {
     std::memcpy(at[i], buffers[i].data(), buffers[i].size());
   }
-  return store_->Seal(id);
+  absl::Status s = store_->Seal(id);
+  ExitIfStoreGone(s);
+  return s;
 }
 
 absl::StatusOr<ObjectId> CoreWorker::PutLayout(
