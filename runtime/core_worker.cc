@@ -40,15 +40,15 @@ thread_local TaskContext* tls_task = nullptr;
 // How long a worker's get or wait waits before it lends its CPU.
 constexpr absl::Duration kLendAfter = absl::Milliseconds(50);
 
-absl::Time Deadline(int64_t timeout_ms) {
-  return timeout_ms < 0 ? absl::InfiniteFuture()
-                        : absl::Now() + absl::Milliseconds(timeout_ms);
-}
-
 // Core workers made in this process so far: never reset.
 std::atomic<uint32_t> g_incarnations{0};
 
 }  // namespace
+
+absl::Time Deadline(int64_t timeout_ms) {
+  return timeout_ms < 0 ? absl::InfiniteFuture()
+                        : absl::Now() + absl::Milliseconds(timeout_ms);
+}
 
 int64_t RemainingMs(absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return -1;

@@ -464,7 +464,9 @@ class CoreWorker {
       ABSL_GUARDED_BY(exec_mu_);
 };
 
-// Milliseconds left until `deadline` (-1: none; 0 once past).
+// The time `timeout_ms` from now (< 0: none), and back: milliseconds left
+// until `deadline` (-1: none; 0 once past).
+absl::Time Deadline(int64_t timeout_ms);
 int64_t RemainingMs(absl::Time deadline);
 
 // The process's core worker for the API (null before Init / after Shutdown).

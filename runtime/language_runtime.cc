@@ -71,9 +71,7 @@ absl::StatusOr<ObjectId> CoreWorker::PutLayout(
 
 std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::GetLayouts(
     const std::vector<ObjectId>& ids, int64_t timeout_ms) {
-  absl::Time deadline = timeout_ms < 0
-                            ? absl::InfiniteFuture()
-                            : absl::Now() + absl::Milliseconds(timeout_ms);
+  absl::Time deadline = Deadline(timeout_ms);
   while (true) {
     bool lost = false;
     auto out = TryGetLayouts(ids, RemainingMs(deadline), &lost);
@@ -331,9 +329,7 @@ absl::StatusOr<ObjectId> CoreWorker::PutRaw(std::string_view data,
 
 std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
                                                         int64_t timeout_ms) {
-  absl::Time deadline = timeout_ms < 0
-                            ? absl::InfiniteFuture()
-                            : absl::Now() + absl::Milliseconds(timeout_ms);
+  absl::Time deadline = Deadline(timeout_ms);
   std::optional<std::vector<ObjectResult>> results;
   absl::StatusOr<ObjectView> view = absl::UnknownError("not read");
   while (true) {

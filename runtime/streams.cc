@@ -61,38 +61,32 @@ void StreamTable::Report(const TaskId& task,
                          std::function<void(bool stop)> answer) {
   const int64_t index = req.index();
   const ObjectId id = StreamItemId(task, index);
-  bool enter = false;
+  // kKeep: a new item. kDrop: nobody will read it (the stream is closed),
+  // but it was sealed for us: entered and dropped at once, so that its
+  // store copy is freed. kIgnore: a retry's copy of an item here or read.
+  enum { kKeep, kDrop, kIgnore } what = kIgnore;
+  bool closed;
   {
     absl::MutexLock lock(&mu_);
     auto it = streams_.find(task);
-    if (it != streams_.end() && !it->second.closed) {
+    closed = it == streams_.end() || it->second.closed;
+    if (closed) {
+      bool unread = it == streams_.end() || index >= it->second.taken;
+      if (req.in_store() && unread) what = kDrop;
+    } else {
       Stream& s = it->second;
-      // A retry's copy of an item already here (or read) is dropped.
-      enter = index >= s.taken && !s.have.contains(index) &&
-              !s.arriving.contains(index);
-      if (enter) s.arriving.insert(index);
-    }
-  }
-  if (!enter) {
-    // Nobody will read it (the stream is closed), or it is a copy: an
-    // item sealed for a closed stream is entered and dropped at once, so
-    // that its store copy is freed.
-    bool closed;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = streams_.find(task);
-      closed = it == streams_.end() || it->second.closed;
-      if (closed && req.in_store() &&
-          (it == streams_.end() || index >= it->second.taken)) {
-        enter = true;
+      if (index >= s.taken && !s.have.contains(index) &&
+          !s.arriving.contains(index)) {
+        what = kKeep;
+        s.arriving.insert(index);
       }
     }
-    if (closed && enter) {
-      Enter(id, req, self);
-      objects_->RemoveRef(id);
-    }
-    return answer(closed);
   }
+  if (what == kDrop) {
+    Enter(id, req, self);
+    objects_->RemoveRef(id);
+  }
+  if (what != kKeep) return answer(/*stop=*/closed);
   Enter(id, req, self);
   bool stop = false, hold = false, drop = false;
   {
@@ -242,9 +236,7 @@ void CoreWorker::OpenStream(const TaskId& task, int64_t window,
 
 absl::StatusOr<std::optional<ObjectId>> CoreWorker::StreamNext(
     const ObjectId& ret, int64_t index, int64_t timeout_ms) {
-  absl::Time deadline = timeout_ms < 0
-                            ? absl::InfiniteFuture()
-                            : absl::Now() + absl::Milliseconds(timeout_ms);
+  absl::Time deadline = Deadline(timeout_ms);
   StreamTable::Next next = StreamTable::Next::kTimeout;
   BlockedWait(ret, deadline, [&](absl::Time until) {
     next = streams_.Wait(ret.Task(), index, until);
