@@ -89,9 +89,11 @@ class Where:
         return loom.get_runtime_context().get_node_id()
 
 
-def test_spread_uses_every_node(four_nodes):
-    refs = [where.options(scheduling_strategy="SPREAD").remote(0.5)
-            for _ in range(8)]
+def test_spread_uses_every_node(four_nodes, tmp_path):
+    # The tasks wait for each other, so that none runs on a worker another
+    # one freed (slow worker starts would let fast nodes take them all).
+    refs = [where_together.options(scheduling_strategy="SPREAD").remote(
+        str(tmp_path), 8) for _ in range(8)]
     assert set(loom.get(refs, timeout=120)) == set(four_nodes)
 
 
