@@ -113,82 +113,109 @@ auto ActorHandle<T>::Task(M method) const {
   return typename internal::ActorCallerFor<T, M>::type(id_, *name);
 }
 
+namespace internal {
+
+// The options an actor creation sets (ActorCreator's, and
+// PyActorCreator's in loom/cross_language.h); each setter returns it.
+template <typename Derived>
+class ActorOptionsBuilder {
+ public:
+  Derived& SetResource(const std::string& name, double quantity) {
+    options_.resources[name] = quantity;
+    return Self();
+  }
+  Derived& SetResources(const std::map<std::string, double>& r) {
+    for (const auto& [k, v] : r) options_.resources[k] = v;
+    return Self();
+  }
+  // Where it may run (as TaskCaller's): SPREAD is the head's least-loaded
+  // choice anyway; node affinity and label selectors restrict the nodes.
+  Derived& SetNodeAffinity(const std::string& node_id, bool soft = false) {
+    options_.strategy.kind = Strategy::kNodeAffinity;
+    options_.strategy.node_id = node_id;
+    options_.strategy.soft = soft;
+    return Self();
+  }
+  // Placed inside bundle `index` (-1: any) of the group, on its resources.
+  Derived& SetPlacementGroup(const PlacementGroup& group, int index = -1) {
+    group_ = group.id();
+    bundle_ = index;
+    return Self();
+  }
+  Derived& SetLabelSelector(const std::map<std::string, std::string>& labels) {
+    options_.strategy.label_selector = labels;
+    return Self();
+  }
+  Derived& SetName(const std::string& name) {
+    options_.name = name;
+    return Self();
+  }
+  Derived& SetNamespace(const std::string& ns) {
+    options_.ns = ns;
+    return Self();
+  }
+  // How often a dead actor is restarted (-1: without limit; default 0).
+  Derived& SetMaxRestarts(int n) {
+    options_.max_restarts = n;
+    return Self();
+  }
+  // How often a call cut short by the actor's death is sent again to the
+  // restarted actor (default 0: it fails with ActorDiedError).
+  Derived& SetMaxTaskRetries(int n) {
+    options_.max_task_retries = n;
+    return Self();
+  }
+  // Detached actors outlive their driver, until killed.
+  Derived& SetDetached(bool detached = true) {
+    options_.detached = detached;
+    return Self();
+  }
+  Derived& SetLifetime(ActorLifetime lifetime) {
+    return SetDetached(lifetime == ActorLifetime::kDetached);
+  }
+  // Calls run on a pool of this many threads (default 1: one at a time).
+  Derived& SetMaxConcurrency(int n) {
+    options_.max_concurrency = n;
+    return Self();
+  }
+  // A caller with this many calls not yet answered gets
+  // PendingCallsLimitExceededError at once for the next (0: no limit).
+  Derived& SetMaxPendingCalls(int n) {
+    options_.max_pending_calls = n;
+    return Self();
+  }
+  // With a name already taken: return that actor instead of failing.
+  Derived& SetGetIfExists(bool get = true) {
+    options_.get_if_exists = get;
+    return Self();
+  }
+
+ protected:
+  // The options of one creation: a placement group's bundle demand.
+  ActorOptions Options() const {
+    ActorOptions options = options_;
+    if (!group_.empty()) {
+      options.resources = BundleDemand(options.resources, group_, bundle_);
+    }
+    return options;
+  }
+  ActorOptions options_;
+
+ private:
+  Derived& Self() { return static_cast<Derived&>(*this); }
+  std::string group_;  // a placement group's hex id, or none
+  int bundle_ = -1;
+};
+
+}  // namespace internal
+
 template <typename T, typename... Params>
-class ActorCreator {
+class ActorCreator
+    : public internal::ActorOptionsBuilder<ActorCreator<T, Params...>> {
  public:
   explicit ActorCreator(T* (*factory)(Params...))
       : factory_(
             internal::RegisteredName(reinterpret_cast<const void*>(factory))) {}
-  ActorCreator& SetResource(const std::string& name, double quantity) {
-    options_.resources[name] = quantity;
-    return *this;
-  }
-  ActorCreator& SetResources(const std::map<std::string, double>& r) {
-    for (const auto& [k, v] : r) options_.resources[k] = v;
-    return *this;
-  }
-  // Where it may run (as TaskCaller's): SPREAD is the head's least-loaded
-  // choice anyway; node affinity and label selectors restrict the nodes.
-  ActorCreator& SetNodeAffinity(const std::string& node_id, bool soft = false) {
-    options_.strategy.kind = internal::Strategy::kNodeAffinity;
-    options_.strategy.node_id = node_id;
-    options_.strategy.soft = soft;
-    return *this;
-  }
-  // Placed inside bundle `index` (-1: any) of the group, on its resources.
-  ActorCreator& SetPlacementGroup(const PlacementGroup& group, int index = -1) {
-    group_ = group.id();
-    bundle_ = index;
-    return *this;
-  }
-  ActorCreator& SetLabelSelector(
-      const std::map<std::string, std::string>& labels) {
-    options_.strategy.label_selector = labels;
-    return *this;
-  }
-  ActorCreator& SetName(const std::string& name) {
-    options_.name = name;
-    return *this;
-  }
-  ActorCreator& SetNamespace(const std::string& ns) {
-    options_.ns = ns;
-    return *this;
-  }
-  // How often a dead actor is restarted (-1: without limit; default 0).
-  ActorCreator& SetMaxRestarts(int n) {
-    options_.max_restarts = n;
-    return *this;
-  }
-  // How often a call cut short by the actor's death is sent again to the
-  // restarted actor (default 0: it fails with ActorDiedError).
-  ActorCreator& SetMaxTaskRetries(int n) {
-    options_.max_task_retries = n;
-    return *this;
-  }
-  // Detached actors outlive their driver, until killed.
-  ActorCreator& SetDetached(bool detached = true) {
-    options_.detached = detached;
-    return *this;
-  }
-  ActorCreator& SetLifetime(ActorLifetime lifetime) {
-    return SetDetached(lifetime == ActorLifetime::kDetached);
-  }
-  // Calls run on a pool of this many threads (default 1: one at a time).
-  ActorCreator& SetMaxConcurrency(int n) {
-    options_.max_concurrency = n;
-    return *this;
-  }
-  // A caller with this many calls not yet answered gets
-  // PendingCallsLimitExceededError at once for the next (0: no limit).
-  ActorCreator& SetMaxPendingCalls(int n) {
-    options_.max_pending_calls = n;
-    return *this;
-  }
-  // With a name already taken: return that actor instead of failing.
-  ActorCreator& SetGetIfExists(bool get = true) {
-    options_.get_if_exists = get;
-    return *this;
-  }
 
   template <typename... Args>
   ActorHandle<T> Remote(Args&&... args) {
@@ -197,20 +224,13 @@ class ActorCreator {
     internal::RefCollector refs;
     std::vector<internal::Arg> packed = {
         internal::PackArg<Params>(std::forward<Args>(args))...};
-    internal::ActorOptions options = options_;
-    if (!group_.empty()) {
-      options.resources =
-          internal::BundleDemand(options.resources, group_, bundle_);
-    }
-    return ActorHandle<T>(internal::CreateActor(
-        factory_, typeid(T).name(), std::move(packed), options, refs.Take()));
+    return ActorHandle<T>(internal::CreateActor(factory_, typeid(T).name(),
+                                                std::move(packed),
+                                                this->Options(), refs.Take()));
   }
 
  private:
   std::string factory_;
-  internal::ActorOptions options_;
-  std::string group_;  // a placement group's hex id, or none
-  int bundle_ = -1;
 };
 
 template <typename T, typename... Params>

@@ -56,50 +56,78 @@ Arg PackArg(A&& a) {
 
 }  // namespace internal
 
-template <typename R, typename... Params>
-class TaskCaller {
- public:
-  explicit TaskCaller(R (*fn)(Params...))
-      : name_(internal::RegisteredName(reinterpret_cast<const void*>(fn))) {}
+namespace internal {
 
-  TaskCaller& SetResource(const std::string& name, double quantity) {
+// The options a task call sets (TaskCaller's, and PyTaskCaller's in
+// loom/cross_language.h); each setter returns the call.
+template <typename Derived>
+class TaskOptionsBuilder {
+ public:
+  Derived& SetResource(const std::string& name, double quantity) {
     options_.resources[name] = quantity;
-    return *this;
+    return Self();
   }
-  TaskCaller& SetResources(const std::map<std::string, double>& resources) {
+  Derived& SetResources(const std::map<std::string, double>& resources) {
     for (const auto& [k, v] : resources) options_.resources[k] = v;
-    return *this;
+    return Self();
   }
   // How often a task whose worker died is run again (default 3).
-  TaskCaller& SetMaxRetries(int n) {
+  Derived& SetMaxRetries(int n) {
     options_.max_retries = n;
-    return *this;
+    return Self();
   }
   // Where it may run: the nodes that fit, in turn (SPREAD); the node with
   // this hex id (only there, or there first when soft); nodes whose labels
   // match every entry. By default: its raylet while it fits, else the
   // least loaded node.
-  TaskCaller& SetSpread() {
-    options_.strategy.kind = internal::Strategy::kSpread;
-    return *this;
+  Derived& SetSpread() {
+    options_.strategy.kind = Strategy::kSpread;
+    return Self();
   }
-  TaskCaller& SetNodeAffinity(const std::string& node_id, bool soft = false) {
-    options_.strategy.kind = internal::Strategy::kNodeAffinity;
+  Derived& SetNodeAffinity(const std::string& node_id, bool soft = false) {
+    options_.strategy.kind = Strategy::kNodeAffinity;
     options_.strategy.node_id = node_id;
     options_.strategy.soft = soft;
-    return *this;
+    return Self();
   }
   // Runs inside bundle `index` (-1: any) of the group, on its resources.
-  TaskCaller& SetPlacementGroup(const PlacementGroup& group, int index = -1) {
+  Derived& SetPlacementGroup(const PlacementGroup& group, int index = -1) {
     group_ = group.id();
     bundle_ = index;
-    return *this;
+    return Self();
   }
-  TaskCaller& SetLabelSelector(
-      const std::map<std::string, std::string>& labels) {
+  Derived& SetLabelSelector(const std::map<std::string, std::string>& labels) {
     options_.strategy.label_selector = labels;
-    return *this;
+    return Self();
   }
+
+ protected:
+  // The options of one submission: a placement group's bundle demand.
+  TaskOptions Options() const {
+    TaskOptions options = options_;
+    if (!group_.empty()) {
+      auto demand = options.resources;
+      if (!demand.count("CPU")) demand["CPU"] = 1;  // the task's default
+      options.resources = BundleDemand(demand, group_, bundle_);
+    }
+    return options;
+  }
+  TaskOptions options_;
+
+ private:
+  Derived& Self() { return static_cast<Derived&>(*this); }
+  std::string group_;  // a placement group's hex id, or none
+  int bundle_ = -1;
+};
+
+}  // namespace internal
+
+template <typename R, typename... Params>
+class TaskCaller
+    : public internal::TaskOptionsBuilder<TaskCaller<R, Params...>> {
+ public:
+  explicit TaskCaller(R (*fn)(Params...))
+      : name_(internal::RegisteredName(reinterpret_cast<const void*>(fn))) {}
 
   template <typename... Args>
   ObjectRef<R> Remote(Args&&... args) {
@@ -108,14 +136,8 @@ class TaskCaller {
     internal::RefCollector refs;  // held until the task is done
     std::vector<internal::Arg> packed =
         Pack(std::index_sequence_for<Args...>{}, std::forward<Args>(args)...);
-    internal::TaskOptions options = options_;
-    if (!group_.empty()) {
-      auto demand = options.resources;
-      if (!demand.count("CPU")) demand["CPU"] = 1;  // the task's default
-      options.resources = internal::BundleDemand(demand, group_, bundle_);
-    }
-    return ObjectRef<R>(
-        internal::SubmitTask(name_, std::move(packed), options, refs.Take()));
+    return ObjectRef<R>(internal::SubmitTask(name_, std::move(packed),
+                                             this->Options(), refs.Take()));
   }
 
  private:
@@ -127,9 +149,6 @@ class TaskCaller {
   }
 
   std::string name_;
-  internal::TaskOptions options_;
-  std::string group_;  // a placement group's hex id, or none
-  int bundle_ = -1;
 };
 
 template <typename R, typename... Params>
