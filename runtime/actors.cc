@@ -66,6 +66,7 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
   spec->set_actor_id(actor.Binary());
   spec->set_actor_creation(true);
   spec->set_max_concurrency(options.max_concurrency);
+  spec->set_msgpack_values(options.msgpack_values);
   auto strategy = StrategyToProto(options.strategy);
   if (!strategy.ok()) return strategy.status();
   *spec->mutable_strategy() = *strategy;
@@ -117,6 +118,13 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
   for (const auto& p : options_.code_search_path) req.add_code_search_path(p);
   *req.mutable_runtime() =
       options.env.set ? RuntimeFor(options.env) : options_.runtime;
+  if (req.runtime().language() == rpc::WorkerRuntime::PYTHON &&
+      req.runtime().python_executable().empty()) {
+    for (const ObjectId& id : held) objects_.RemoveRef(id);
+    return absl::FailedPreconditionError(
+        "no Python interpreter for Python actors: set "
+        "InitOptions::python_executable or $LOOM_PYTHON");
+  }
   req.set_exact_placement(options.resources.count(kCpu) > 0);
   std::optional<ObjectId> handle;
   if (!options.detached) {
@@ -166,7 +174,7 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
 absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitActorTask(
     const ActorId& actor, const std::string& method,
     std::vector<internal::Arg> args, const std::vector<ObjectId>& contained,
-    int num_returns, int64_t stream_window) {
+    int num_returns, int64_t stream_window, bool msgpack_values) {
   if (shut_down_) return absl::FailedPreconditionError("Loom is shut down");
   if (actor_submitter_ == nullptr) {
     return absl::FailedPreconditionError(
@@ -189,6 +197,7 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitActorTask(
     return absl::InvalidArgumentError("stream_window must be >= -2");
   }
   spec.set_stream_window(stream_window);
+  spec.set_msgpack_values(msgpack_values);
   if (!actor_submitter_->Admit(actor)) {
     // kAborted marks backpressure (a full store is kResourceExhausted).
     return absl::AbortedError(

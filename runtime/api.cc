@@ -2,11 +2,14 @@
 // header templates call. Statuses and error values become exceptions here.
 #include "loom/api.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/core_worker.h"
@@ -98,6 +101,42 @@ std::vector<ObjectId> ParseIds(const std::vector<std::string>& ids) {
   return out;
 }
 
+// The interpreter's absolute path: a name with a slash as it is (made
+// absolute), else found on PATH; empty when there is none.
+std::string FindExecutable(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    if (access(name.c_str(), X_OK) != 0) return "";
+    if (name[0] == '/') return name;
+    char cwd[4096];
+    return getcwd(cwd, sizeof(cwd)) ? absl::StrCat(cwd, "/", name) : "";
+  }
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir :
+       absl::StrSplit(path ? path : "/usr/bin:/bin", ':', absl::SkipEmpty())) {
+    std::string candidate = absl::StrCat(dir, "/", name);
+    if (candidate[0] == '/' && access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return "";
+}
+
+// The Python workers a C++ driver's Python calls run on (unset when no
+// interpreter is found: those calls then fail saying so).
+rpc::WorkerRuntime PythonWorkersFor(const InitOptions& options) {
+  std::string name = options.python_executable;
+  const char* env = std::getenv("LOOM_PYTHON");
+  if (name.empty()) name = env && *env ? env : "python3";
+  std::string exe = FindExecutable(name);
+  if (exe.empty()) return rpc::WorkerRuntime();
+  char cwd[4096];
+  rpc::WorkerRuntime r = PythonRuntime(
+      exe, options.python_path, getcwd(cwd, sizeof(cwd)) ? cwd : "/", "");
+  // Before the interpreter's own sys.path, which has loom.
+  (*r.mutable_env_vars())["LOOM_PYTHON_PATH_MODE"] = "prepend";
+  return r;
+}
+
 }  // namespace
 
 CoreWorker* GlobalCoreWorker() { return g_core_worker.load(); }
@@ -105,6 +144,19 @@ void SetGlobalCoreWorker(CoreWorker* cw) { g_core_worker.store(cw); }
 
 void Init(const InitOptions& options) {
   InitWithRuntime(options, rpc::WorkerRuntime());
+}
+
+rpc::WorkerRuntime PythonRuntime(const std::string& executable,
+                                 const std::vector<std::string>& path,
+                                 const std::string& cwd,
+                                 const std::string& preimport) {
+  rpc::WorkerRuntime r;
+  r.set_language(rpc::WorkerRuntime::PYTHON);
+  r.set_python_executable(executable);
+  for (const auto& p : path) r.add_python_path(p);
+  r.set_cwd(cwd);
+  if (!preimport.empty()) (*r.mutable_env_vars())["LOOM_PREIMPORT"] = preimport;
+  return r;
 }
 
 std::string SessionDir() {
@@ -130,6 +182,9 @@ void InitWithRuntime(const InitOptions& options,
   cw_options.log_to_driver = options.log_to_driver;
   cw_options.max_lineage_bytes = options.max_lineage_bytes;
   cw_options.runtime = runtime;
+  if (runtime.language() != rpc::WorkerRuntime::PYTHON) {
+    cw_options.python_workers = PythonWorkersFor(options);
+  }
   if (options.address.empty()) {
     ClusterOptions cluster;
     cluster.session_root = options.session_root;
@@ -237,11 +292,29 @@ ObjectRef<Tensor> Put(const Tensor& tensor) {
 
 std::shared_ptr<Buffer> Get(const ObjectRef<Buffer>& ref, int64_t timeout_ms) {
   internal::RawObject raw = internal::GetRaw(ref.Binary(), timeout_ms);
+  if (raw.msgpack) throw Error("object is a msgpack value, not a Buffer");
   return std::make_shared<Buffer>(raw.data, raw.size, raw.holder);
 }
 
 std::shared_ptr<Tensor> Get(const ObjectRef<Tensor>& ref, int64_t timeout_ms) {
   internal::RawObject raw = internal::GetRaw(ref.Binary(), timeout_ms);
+  if (raw.msgpack) {
+    // A task's returned Tensor (C++ or numpy from Python): viewed in place.
+    msgpack::object_handle h;
+    try {
+      h = msgpack::unpack(reinterpret_cast<const char*>(raw.data), raw.size,
+                          &internal::ReferenceInPlace);
+    } catch (const std::exception& e) {
+      throw Error(std::string("cannot read the value: ") + e.what());
+    }
+    const msgpack::object& o = h.get();
+    if (o.type != msgpack::type::EXT ||
+        o.via.ext.type() != internal::kTensorExt) {
+      throw Error("object is a msgpack value, not a Tensor");
+    }
+    return std::make_shared<Tensor>(
+        internal::TensorFromExt(o.via.ext.data(), o.via.ext.size, raw.holder));
+  }
   std::vector<std::string> parts = absl::StrSplit(raw.metadata, ';');
   if (parts.size() != 3 || parts[0] != "tensor") {
     throw Error("object is not a Tensor (metadata '" + raw.metadata + "')");
@@ -280,7 +353,9 @@ RawObject GetRaw(const std::string& id, int64_t timeout_ms) {
 std::string SubmitTask(const std::string& function_name, std::vector<Arg> args,
                        const TaskOptions& options,
                        std::vector<std::string> contained) {
-  auto id = Current()->SubmitTask(function_name, std::move(args), options,
+  TaskOptions with = options;
+  with.msgpack_values = true;  // the C++ API's values
+  auto id = Current()->SubmitTask(function_name, std::move(args), with,
                                   ParseIds(contained));
   if (!id.ok()) {
     for (const auto& c : contained) RemoveLocalRef(c);
@@ -325,8 +400,10 @@ CreatedActor CreateActor(const std::string& factory,
                          const std::string& class_name, std::vector<Arg> args,
                          const ActorOptions& options,
                          std::vector<std::string> contained) {
-  auto id = Current()->CreateActor(factory, class_name, std::move(args),
-                                   options, ParseIds(contained));
+  ActorOptions with = options;
+  with.msgpack_values = true;
+  auto id = Current()->CreateActor(factory, class_name, std::move(args), with,
+                                   ParseIds(contained));
   if (!id.ok()) {
     for (const auto& c : contained) RemoveLocalRef(c);
     Throw(id.status());
@@ -341,7 +418,7 @@ std::string SubmitActorTask(const std::string& actor_id,
   auto actor = ActorId::FromBinary(actor_id);
   if (!actor.ok()) Throw(actor.status());
   auto id = Current()->SubmitActorTask(*actor, method, std::move(args),
-                                       ParseIds(contained));
+                                       ParseIds(contained), 1, 0, true);
   if (!id.ok()) {
     for (const auto& c : contained) RemoveLocalRef(c);
     if (id.status().code() == absl::StatusCode::kAborted) {

@@ -21,6 +21,7 @@
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
 #include "runtime/task_submitter.h"
+#include "runtime/tensor_codec.h"
 #include "runtime/thread_caps.h"
 #include "runtime/worker_checks.h"
 #include "src/common/head_events.h"
@@ -268,6 +269,7 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   *spec.mutable_strategy() = *strategy;
   if (options.num_returns > 1) spec.set_num_returns(options.num_returns);
   spec.set_stream_window(options.stream_window);
+  spec.set_msgpack_values(options.msgpack_values);
   spec.mutable_caller()->set_host(options_.host);
   spec.mutable_caller()->set_port(port_);
   *spec.mutable_resources() = ResourcesToProto(*demand);
@@ -291,7 +293,14 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   std::optional<rpc::WorkerRuntime> runtime;
   if (options.env.set) {
     runtime = RuntimeFor(options.env);
-    absl::StrAppend(&key, "|", options.env.packed);
+    if (runtime->language() == rpc::WorkerRuntime::PYTHON &&
+        runtime->python_executable().empty()) {
+      return absl::FailedPreconditionError(
+          "no Python interpreter for Python calls: set "
+          "InitOptions::python_executable or $LOOM_PYTHON");
+    }
+    absl::StrAppend(&key, "|", static_cast<int>(options.env.language), "|",
+                    options.env.packed);
     for (const auto& [k, v] : options.env.env_vars) {
       absl::StrAppend(&key, "|", k, "=", v);
     }
@@ -300,6 +309,20 @@ absl::StatusOr<std::vector<ObjectId>> CoreWorker::SubmitTask(
   submitter_->Submit(std::move(spec), std::move(key), options.max_calls,
                      std::move(runtime));
   return rets;
+}
+
+rpc::WorkerRuntime CoreWorker::RuntimeFor(
+    const internal::WorkerEnv& env) const {
+  using Language = internal::WorkerEnv::Language;
+  rpc::WorkerRuntime r = options_.runtime;
+  if (env.language == Language::kCpp) return rpc::WorkerRuntime();
+  if (env.language == Language::kPython &&
+      r.language() != rpc::WorkerRuntime::PYTHON) {
+    r = options_.python_workers;
+  }
+  r.mutable_env_vars()->insert(env.env_vars.begin(), env.env_vars.end());
+  r.set_runtime_env(env.packed);
+  return r;
 }
 
 absl::StatusOr<ObjectId> CoreWorker::Put(
@@ -560,9 +583,10 @@ bool CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
 }
 
 void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
-  // Arguments in this node's store are read in place: views, no copies.
+  // Arguments in this node's store are read in place: views, no copies
+  // (a Tensor argument keeps its pin while it lives).
   std::vector<std::string_view> args;
-  std::vector<ObjectId> pinned;
+  ArgumentPins pins;
   for (const auto& arg : spec.args()) {
     if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
       auto id = ObjectId::FromBinary(arg.ref().object_id());
@@ -572,12 +596,18 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
       if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000);
       absl::StatusOr<std::string_view> bytes =
           view.ok() ? MsgpackInPlace(*id, *view) : view.status();
-      if (view.ok()) pinned.push_back(*id);
+      if (view.ok()) {
+        std::shared_ptr<ObjectStoreClient> store = store_;
+        pins.Add(view->data, view->data_size,
+                 std::shared_ptr<const void>(view->data,
+                                             [store, id = *id](const void*) {
+                                               store->Release(id).IgnoreError();
+                                             }));
+      }
       if (!bytes.ok()) {
         reply->set_ok(false);
         *reply->mutable_error() = ArgumentError(
             id.ok() ? *id : ObjectId(), bytes.status(), spec.function_name());
-        for (const auto& p : pinned) store_->Release(p).IgnoreError();
         return;
       }
       args.push_back(*bytes);
@@ -586,9 +616,11 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
     }
   }
   std::shared_ptr<void> actor;
+  std::string actor_class;
   if (!spec.actor_id().empty() && !spec.actor_creation()) {
     absl::MutexLock lock(&exec_mu_);
     actor = actor_;
+    actor_class = actor_class_;
   }
   if (!spec.actor_id().empty() && !spec.actor_creation() && !actor) {
     reply->set_ok(false);
@@ -597,12 +629,11 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
                   spec.function_name());
   } else {
     ExecuteTask(spec, args, store_ ? UINT64_MAX : kInlineThreshold, reply,
-                actor.get());
+                actor.get(), actor_class);
   }
-  for (const auto& p : pinned) store_->Release(p).IgnoreError();
   if (spec.actor_creation() && reply->ok()) {
     absl::MutexLock lock(&exec_mu_);
-    actor_ = internal::TakeCreatedInstance();
+    actor_ = internal::TakeCreatedInstance(&actor_class_);
     if (!actor_) {
       reply->set_ok(false);
       *reply->mutable_error() =

@@ -79,6 +79,9 @@ class CoreWorker {
     std::string store_socket;
     // The workers this process's tasks and actors need (C++ by default).
     rpc::WorkerRuntime runtime;
+    // A C++ process's calls of Python functions and actors run on these
+    // (an interpreter that imports loom); unset: such calls fail.
+    rpc::WorkerRuntime python_workers;
     // A worker of a language runtime (Python) runs every task with this
     // instead of the C++ function table. It must call `finish` once, when
     // the reply is filled, from any thread. cancel_handler interrupts a
@@ -131,7 +134,8 @@ class CoreWorker {
   absl::StatusOr<std::vector<ObjectId>> SubmitActorTask(
       const ActorId& actor, const std::string& method,
       std::vector<internal::Arg> args, const std::vector<ObjectId>& contained,
-      int num_returns = 1, int64_t stream_window = 0);
+      int num_returns = 1, int64_t stream_window = 0,
+      bool msgpack_values = false);
   absl::StatusOr<ActorRef> GetNamedActor(const std::string& name,
                                          const std::string& ns);
   // `reason`: its death cause (empty: "killed by loom::Kill").
@@ -152,6 +156,10 @@ class CoreWorker {
     internal::RawObject object;
   };
   std::optional<RawResult> GetRaw(const ObjectId& id, int64_t timeout_ms);
+  // The raw buffer or msgpack bytes of an object's bytes (an inline value
+  // may be bare msgpack); an error for a Python (pickle) value.
+  static absl::Status ViewRaw(const uint8_t* data, uint64_t size,
+                              bool inline_value, internal::RawObject* out);
   // Objects in the common layout (Python values): inline when small, else
   // written straight into this node's store.
   absl::StatusOr<ObjectId> PutLayout(
@@ -316,13 +324,9 @@ class CoreWorker {
   // `watch` (no CPU is lent once it is ready).
   bool BlockedWait(const ObjectId& watch, absl::Time deadline,
                    const std::function<bool(absl::Time)>& wait);
-  // The job's runtime with a task's or actor's own environment.
-  rpc::WorkerRuntime RuntimeFor(const internal::WorkerEnv& env) const {
-    rpc::WorkerRuntime r = options_.runtime;
-    r.mutable_env_vars()->insert(env.env_vars.begin(), env.env_vars.end());
-    r.set_runtime_env(env.packed);
-    return r;
-  }
+  // The job's runtime with a task's or actor's own environment, or the
+  // other language's workers for a cross-language call.
+  rpc::WorkerRuntime RuntimeFor(const internal::WorkerEnv& env) const;
   // Before a streaming task is submitted: its stream, ended by `ret`.
   void OpenStream(const TaskId& task, int64_t window, const ObjectId& ret);
   std::optional<std::vector<ObjectResult>> WaitResults(
@@ -456,6 +460,7 @@ class CoreWorker {
   // Actor side: the instance this worker serves, and per caller the next
   // sequence number to run and the calls that arrived early.
   std::shared_ptr<void> actor_ ABSL_GUARDED_BY(exec_mu_);
+  std::string actor_class_ ABSL_GUARDED_BY(exec_mu_);
   struct CallerQueue {
     int64_t next = 0;
     std::map<int64_t, Execution> early;
@@ -475,14 +480,23 @@ void SetGlobalCoreWorker(CoreWorker* cw);
 
 // Runs one task through the function table (worker side), one view per
 // argument. Fills the reply with the value or the error; never throws.
-// `actor`: the instance a method call runs on (null for functions).
+// `actor`: the instance a method call runs on (null for functions), of
+// class `actor_class` (a typeid name), whose methods other languages name
+// without the class ("Add" for "Counter::Add").
 void ExecuteTask(const rpc::TaskSpec& spec,
                  const std::vector<std::string_view>& args,
                  uint64_t max_return_bytes, rpc::PushTaskReply* reply,
-                 void* actor = nullptr);
+                 void* actor = nullptr, const std::string& actor_class = "");
 // The same with the spec's inline arguments, returns up to kInlineThreshold.
 void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply);
 
+// Workers of the Python interpreter `executable` (an absolute path) with
+// `path` first on sys.path, in `cwd`; their fork server imports
+// `preimport` (comma-separated modules) before forking.
+rpc::WorkerRuntime PythonRuntime(const std::string& executable,
+                                 const std::vector<std::string>& path,
+                                 const std::string& cwd,
+                                 const std::string& preimport);
 // loom::Init for a language runtime's driver (Python): its tasks and
 // actors run in workers of `runtime`.
 void InitWithRuntime(const InitOptions& options,

@@ -21,9 +21,12 @@ struct Registry {
   // (class, member pointer bytes) -> name
   absl::flat_hash_map<std::string, std::string> method_names
       ABSL_GUARDED_BY(mu);
+  // (class, "Add") -> "Counter::Add"
+  absl::flat_hash_map<std::string, std::string> short_names ABSL_GUARDED_BY(mu);
 };
 
 thread_local std::shared_ptr<void> tls_created;
+thread_local std::string tls_created_class;
 
 Registry& GetRegistry() {
   static Registry* registry = new Registry;
@@ -71,6 +74,10 @@ void RegisterMethod(const std::string& name, const char* cls, std::string key,
   absl::MutexLock lock(&r.mu);
   r.methods[name] = {method, invoker};
   r.method_names[std::string(cls) + '\0' + key] = name;
+  size_t colons = name.rfind("::");
+  if (colons != std::string::npos) {
+    r.short_names[std::string(cls) + '\0' + name.substr(colons + 2)] = name;
+  }
 }
 
 const std::string* MethodName(const char* cls, const std::string& key) {
@@ -91,10 +98,27 @@ bool FindMethod(const std::string& name, const void** method,
   return true;
 }
 
-void SetCreatedInstance(std::shared_ptr<void> instance) {
-  tls_created = std::move(instance);
+bool FindMethodOf(const std::string& cls, const std::string& short_name,
+                  const void** method, MethodInvoker* invoker) {
+  std::string name;
+  {
+    Registry& r = GetRegistry();
+    absl::MutexLock lock(&r.mu);
+    auto it = r.short_names.find(cls + '\0' + short_name);
+    if (it == r.short_names.end()) return false;
+    name = it->second;
+  }
+  return FindMethod(name, method, invoker);
 }
 
-std::shared_ptr<void> TakeCreatedInstance() { return std::move(tls_created); }
+void SetCreatedInstance(std::shared_ptr<void> instance, const char* cls) {
+  tls_created = std::move(instance);
+  tls_created_class = cls;
+}
+
+std::shared_ptr<void> TakeCreatedInstance(std::string* cls) {
+  *cls = std::move(tls_created_class);
+  return std::move(tls_created);
+}
 
 }  // namespace loom::internal

@@ -347,6 +347,8 @@ std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
     out.error = r.error;
     return out;
   }
+  const uint8_t* data;
+  uint64_t size;
   if (r.store_node) {
     if (!view.ok()) {
       out.error = MakeError(rpc::ErrorInfo::INVALID,
@@ -358,34 +360,39 @@ std::optional<CoreWorker::RawResult> CoreWorker::GetRaw(const ObjectId& id,
     out.object.holder = std::shared_ptr<const void>(
         view->data,
         [store, id](const void*) { store->Release(id).IgnoreError(); });
-    auto layout = ParseSingleBuffer(view->data, view->data_size, Format::kRaw);
-    if (!layout.ok()) {
-      out.error = MakeError(rpc::ErrorInfo::INVALID,
-                            "object is not a Buffer or Tensor: " +
-                                std::string(layout.status().message()));
-      return out;
-    }
-    out.object.data =
-        reinterpret_cast<const uint8_t*>(layout->buffers[0].data());
-    out.object.size = layout->buffers[0].size();
-    out.object.metadata = std::string(layout->metadata);
-    return out;
+    data = view->data;
+    size = view->data_size;
+  } else {
+    out.object.holder = r.value;
+    data = reinterpret_cast<const uint8_t*>(r.value->data());
+    size = r.value->size();
   }
-  const std::string& value = *r.value;
-  auto layout =
-      ParseSingleBuffer(reinterpret_cast<const uint8_t*>(value.data()),
-                        value.size(), Format::kRaw);
-  if (!layout.ok()) {
-    out.error = MakeError(rpc::ErrorInfo::INVALID,
-                          "object is not a Buffer or Tensor: " +
-                              std::string(layout.status().message()));
-    return out;
-  }
-  out.object.metadata = std::string(layout->metadata);
-  out.object.data = reinterpret_cast<const uint8_t*>(layout->buffers[0].data());
-  out.object.size = layout->buffers[0].size();
-  out.object.holder = r.value;
+  absl::Status s = ViewRaw(data, size, !r.store_node, &out.object);
+  if (!s.ok()) out.error = MakeError(rpc::ErrorInfo::INVALID, s.ToString());
   return out;
+}
+
+absl::Status CoreWorker::ViewRaw(const uint8_t* data, uint64_t size,
+                                 bool inline_value, internal::RawObject* out) {
+  auto layout = ParseLayout(data, size);
+  if (!layout.ok() && inline_value) {
+    // An inline C++ value is its msgpack bytes alone.
+    out->msgpack = true;
+    out->data = data;
+    out->size = size;
+    return absl::OkStatus();
+  }
+  if (layout.ok() && layout->buffers.size() == 1 &&
+      (layout->format == Format::kRaw || layout->format == Format::kMsgpack)) {
+    out->msgpack = layout->format == Format::kMsgpack;
+    out->metadata = std::string(layout->metadata);
+    out->data = reinterpret_cast<const uint8_t*>(layout->buffers[0].data());
+    out->size = layout->buffers[0].size();
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      layout.ok() ? "object is a Python value (pickle), not a C++ one"
+                  : std::string(layout.status().message()));
 }
 
 }  // namespace loom

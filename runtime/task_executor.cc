@@ -52,13 +52,14 @@ void ExecuteTask(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
 void ExecuteTask(const rpc::TaskSpec& spec,
                  const std::vector<std::string_view>& args,
                  uint64_t max_return_bytes, rpc::PushTaskReply* reply,
-                 void* actor) {
+                 void* actor, const std::string& actor_class) {
   const std::string& name = spec.function_name();
   const void* fn = nullptr;
   internal::Invoker invoker = nullptr;
   internal::MethodInvoker method = nullptr;
   if (actor != nullptr) {
-    if (!internal::FindMethod(name, &fn, &method)) {
+    if (!internal::FindMethod(name, &fn, &method) &&
+        !internal::FindMethodOf(actor_class, name, &fn, &method)) {
       return SetError(
           reply, rpc::ErrorInfo::INVALID, "MethodNotFound",
           absl::StrCat("method '", name, "' is not registered in worker pid ",

@@ -95,6 +95,8 @@ absl::Status ValidatePushedSpec(const rpc::TaskSpec& spec, bool layout_args) {
       spec.caller().host().size() > 255) {
     return Invalid("caller: host longer than 255 bytes or port out of range");
   }
+  // A C++ caller's inline arguments are bare msgpack, checked on use.
+  layout_args = layout_args && !spec.msgpack_values();
   for (int i = 0; i < spec.args_size(); ++i) {
     if (auto s = CheckArg(spec.args(i), i, layout_args); !s.ok()) return s;
   }
@@ -208,8 +210,12 @@ absl::Status CoreWorker::HandleAssignJob(const rpc::AssignJobRequest& req) {
   if (!code_loaded_) {
     std::vector<std::string> paths(req.code_search_path().begin(),
                                    req.code_search_path().end());
-    absl::Status s = LoadCode(paths);
-    if (!s.ok()) return s;
+    // A language runtime's worker (Python) runs no C++ functions: it only
+    // passes the path on to the tasks it submits.
+    if (!options_.task_handler) {
+      absl::Status s = LoadCode(paths);
+      if (!s.ok()) return s;
+    }
     job_ = *job;
     if (options_.on_job) options_.on_job(job_);
     options_.code_search_path = paths;

@@ -25,7 +25,8 @@ inline constexpr int kMaxConcurrency = 1000;
 // Every field of a pushed task a worker reads: ids of the right sizes,
 // counts in range, and ref arguments that name the store holding them.
 // `layout_args`: inline arguments must be objects in the common layout (a
-// language runtime's worker, which hands them to its executor as such).
+// language runtime's worker, which hands them to its executor as such),
+// unless the caller is C++ (msgpack_values: bare msgpack).
 absl::Status ValidatePushedSpec(const rpc::TaskSpec& spec, bool layout_args);
 
 // A borrower's address: host:port, as core workers give theirs.

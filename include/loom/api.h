@@ -50,6 +50,12 @@ struct InitOptions {
   // their lineage, oldest evicted first (-1: $LOOM_MAX_LINEAGE_BYTES, else
   // 64 MiB; 0: none, and lost task results fail with ObjectLostError).
   int64_t max_lineage_bytes = -1;
+  // Python functions and actors called from C++ (loom/cross_language.h)
+  // run on this interpreter, which must import loom (empty:
+  // $LOOM_PYTHON, else python3 on PATH), with these directories first on
+  // sys.path (and the driver's working directory).
+  std::string python_executable;
+  std::vector<std::string> python_path;
 };
 
 // Throws loom::Error when the cluster cannot be started or joined.

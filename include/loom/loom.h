@@ -19,6 +19,7 @@
 #include "loom/api.h"
 #include "loom/buffer.h"
 #include "loom/collective.h"
+#include "loom/cross_language.h"
 #include "loom/errors.h"
 #include "loom/gpu.h"
 #include "loom/object_ref.h"

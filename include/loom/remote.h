@@ -54,7 +54,8 @@ std::string SerializeResult(Call&& call) {
   } else if constexpr (std::is_pointer_v<R>) {
     R p = call();
     SetCreatedInstance(
-        std::shared_ptr<void>(p, [](void* q) { delete static_cast<R>(q); }));
+        std::shared_ptr<void>(p, [](void* q) { delete static_cast<R>(q); }),
+        typeid(std::remove_pointer_t<R>).name());
     return Serialize(msgpack::type::nil_t());
   } else {
     return Serialize(call());

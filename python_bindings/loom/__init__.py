@@ -19,6 +19,7 @@ from loom.actor import ActorClass, ActorHandle, get_actor, kill, method
 from loom.remote_function import RemoteFunction
 from loom.runtime_context import get_gpu_ids, get_runtime_context
 from loom import util  # noqa: F401
+from loom import cross_language  # noqa: F401
 from loom._private import futures as _futures
 from loom._private.generators import (DynamicObjectRefGenerator,
                                       ObjectRefGenerator)

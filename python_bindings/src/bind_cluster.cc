@@ -29,26 +29,15 @@ std::unique_ptr<CoreWorker> g_worker;  // a Python worker's core worker
 
 // `preimport`: modules the fork server imports once for every worker it
 // forks (those the driver had imported: nothing the user did not ask for).
-rpc::WorkerRuntime PythonRuntime(const std::string& executable,
-                                 const std::vector<std::string>& path,
-                                 const std::string& cwd,
-                                 const std::string& preimport) {
-  rpc::WorkerRuntime r;
-  r.set_language(rpc::WorkerRuntime::PYTHON);
-  r.set_python_executable(executable);
-  for (const auto& p : path) r.add_python_path(p);
-  r.set_cwd(cwd);
-  if (!preimport.empty()) (*r.mutable_env_vars())["LOOM_PREIMPORT"] = preimport;
-  return r;
-}
-
 void Init(const std::string& address, int num_cpus, int num_gpus,
           std::map<std::string, double> resources, int64_t object_store_memory,
           const std::string& session_root, const std::string& executable,
           const std::vector<std::string>& path, const std::string& cwd,
           bool log_to_driver, int64_t max_lineage_bytes,
-          const std::string& preimport) {
+          const std::string& preimport,
+          std::vector<std::string> code_search_path) {
   InitOptions options;
+  options.code_search_path = std::move(code_search_path);
   options.log_to_driver = log_to_driver;
   options.max_lineage_bytes = max_lineage_bytes;
   options.address = address;

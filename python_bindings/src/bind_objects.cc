@@ -80,6 +80,13 @@ Serialized ViewSerialized(const pyb::handle& metadata,
 pyb::tuple ParseObject(const Pinned& pinned) {
   auto layout =
       ParseLayout(reinterpret_cast<const uint8_t*>(pinned.data), pinned.size);
+  if (!layout.ok() &&
+      (pinned.size < 4 || std::memcmp(pinned.data, "LOOM", 4) != 0)) {
+    pyb::list buffers;
+    buffers.append(pyb::memoryview(pyb::cast(pinned)));
+    return pyb::make_tuple(static_cast<int>(Format::kMsgpack), pyb::bytes(),
+                           buffers);
+  }
   if (!layout.ok()) {
     throw pyb::value_error(
         absl::StrCat("not a Loom object: ", layout.status().message()));

@@ -12,8 +12,8 @@ namespace loom::py {
 namespace {
 
 // Arguments: an ObjectRef passes by reference; (metadata, buffers) is a
-// serialized value, inline when small, else put in the store first (kept
-// alive by `temps` until submitted).
+// serialized value, and bytes a msgpack one (for C++), inline when small,
+// else put in the store first (kept alive by `temps` until submitted).
 std::vector<internal::Arg> Args(
     const pyb::list& args, std::vector<std::shared_ptr<PyObjectRef>>* temps) {
   std::vector<internal::Arg> out;
@@ -26,19 +26,28 @@ std::vector<internal::Arg> Args(
       out.push_back(std::move(arg));
       continue;
     }
-    auto t = a.cast<pyb::tuple>();
-    Serialized value = ViewSerialized(t[0], t[1]);
+    Format format = Format::kPickle5;
+    Serialized value;
+    if (pyb::isinstance<pyb::bytes>(a)) {
+      format = Format::kMsgpack;
+      value.buffers.push_back(a.cast<std::string_view>());
+      value.size = value.buffers[0].size();
+    } else {
+      auto t = a.cast<pyb::tuple>();
+      value = ViewSerialized(t[0], t[1]);
+    }
     if (value.size > kInlineThreshold && Core().has_store()) {
       absl::StatusOr<ObjectId> id;
       {
         pyb::gil_scoped_release release;
-        id = Core().PutLayout(Format::kPickle5, value.metadata, value.buffers,
-                              {});
+        id = Core().PutLayout(format, value.metadata, value.buffers, {});
       }
       if (!id.ok()) ThrowStatus(id.status());
       temps->push_back(std::make_shared<PyObjectRef>(*id, ""));
       arg.is_ref = true;
       arg.data = id->Binary();
+    } else if (format == Format::kMsgpack) {
+      arg.data = std::string(value.buffers[0]);  // bare, as C++ sends it
     } else {
       arg.data = EncodeLayout(Format::kPickle5, value.metadata, value.buffers);
     }
@@ -76,7 +85,8 @@ internal::Strategy StrategyOf(const pyb::tuple& t) {
   return s;
 }
 
-// None (the job's), or (env_vars, packed runtime_env).
+// None (the job's), or (env_vars, packed runtime_env[, "cpp"]): "cpp"
+// runs it on C++ workers (a cross-language call).
 internal::WorkerEnv EnvOf(const pyb::object& env) {
   internal::WorkerEnv out;
   if (env.is_none()) return out;
@@ -84,6 +94,9 @@ internal::WorkerEnv EnvOf(const pyb::object& env) {
   out.set = true;
   out.env_vars = t[0].cast<std::map<std::string, std::string>>();
   out.packed = t[1].cast<std::string>();
+  if (t.size() > 2 && t[2].cast<std::string>() == "cpp") {
+    out.language = internal::WorkerEnv::Language::kCpp;
+  }
   return out;
 }
 
@@ -193,15 +206,24 @@ class TaskReply {
     CoreWorker& cw = Core();
     reply_->set_node_id(cw.node_id().Binary());
     for (size_t i = 0; i < rets.size(); ++i) {
-      auto t = values[i].cast<pyb::tuple>();
-      Serialized v = ViewSerialized(t[0], t[1]);
+      // bytes: a msgpack value, for a C++ caller (msgpack_values).
+      Format format = Format::kPickle5;
+      Serialized v;
+      if (pyb::isinstance<pyb::bytes>(values[i])) {
+        format = Format::kMsgpack;
+        v.buffers.push_back(values[i].cast<std::string_view>());
+        v.size = v.buffers[0].size();
+      } else {
+        auto t = values[i].cast<pyb::tuple>();
+        v = ViewSerialized(t[0], t[1]);
+      }
       bool in_store = v.size > kInlineThreshold && cw.has_store();
       std::string value;
       if (in_store) {
         absl::Status s;
         {
           pyb::gil_scoped_release release;
-          s = cw.StoreLayout(rets[i], Format::kPickle5, v.metadata, v.buffers,
+          s = cw.StoreLayout(rets[i], format, v.metadata, v.buffers,
                              HostPort(spec_->caller()));
         }
         if (!s.ok()) {
@@ -210,6 +232,8 @@ class TaskReply {
                               : rpc::ErrorInfo::INVALID,
                           "", std::string(s.message()), pyb::bytes());
         }
+      } else if (format == Format::kMsgpack) {
+        value = std::string(v.buffers[0]);  // bare, as C++ reads it
       } else {
         value = EncodeLayout(Format::kPickle5, v.metadata, v.buffers);
       }
@@ -363,6 +387,7 @@ void RunPythonTask(const pyb::object& executor, const rpc::TaskSpec& spec,
     info["attempt"] = spec.attempt();
     info["max_concurrency"] = spec.max_concurrency();
     info["stream_window"] = spec.stream_window();
+    info["msgpack_values"] = spec.msgpack_values();
     executor(info, py_args, task);
   } catch (const std::exception& e) {
     // The executor itself failed (not the user's code, which it catches),

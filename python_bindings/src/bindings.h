@@ -96,9 +96,11 @@ void BindTasks(pyb::module_& m);
 void BindCluster(pyb::module_& m);
 void BindGpu(pyb::module_& m);
 void BindFutures(pyb::module_& m);
+void BindMsgpack(pyb::module_& m);
 
 // The (format, metadata, [buffers]) of a whole object's bytes, views into
-// `pinned`; raises ValueError when the bytes are not an object.
+// `pinned`; bytes without the layout's tag are a bare msgpack value (an
+// inline C++ value): (kMsgpack, b"", [the bytes]).
 pyb::tuple ParseObject(const Pinned& pinned);
 // The error tuple Python turns into an exception:
 // (kind, type, message, task_name, data).

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   loom::py::BindCluster(m);
   loom::py::BindGpu(m);
   loom::py::BindFutures(m);
+  loom::py::BindMsgpack(m);
 }

@@ -60,10 +60,16 @@ std::vector<std::string> WorkerPool::WorkerArgs() const {
 }
 
 // The Python fork server: the driver's interpreter, its sys.path and
-// working directory, with loom, numpy and cloudpickle imported once.
+// working directory, with loom, numpy and cloudpickle imported once. A C++
+// driver's Python workers put their path before the interpreter's own
+// (LOOM_PYTHON_PATH_MODE=prepend).
 static constexpr char kPythonBootstrap[] =
     "import os, sys\n"
-    "sys.path[:] = os.environ['LOOM_PYTHON_PATH'].split(os.pathsep)\n"
+    "path = os.environ['LOOM_PYTHON_PATH'].split(os.pathsep)\n"
+    "if os.environ.get('LOOM_PYTHON_PATH_MODE') == 'prepend':\n"
+    "    sys.path[:0] = [p for p in path if p]\n"
+    "else:\n"
+    "    sys.path[:] = path\n"
     "cwd = os.environ['LOOM_CWD']\n"
     "if os.path.isdir(cwd): os.chdir(cwd)  # else not on this host\n"
     "from loom._private import executor\n"

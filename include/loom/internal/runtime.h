@@ -34,6 +34,10 @@ struct Strategy {
 // packed it. Unset: the job's.
 struct WorkerEnv {
   bool set = false;
+  // The language of its workers (kJob: the job's). Cross-language calls
+  // set it: a C++ function from Python, a Python one from C++.
+  enum class Language { kJob, kCpp, kPython };
+  Language language = Language::kJob;
   std::map<std::string, std::string> env_vars;
   std::string packed;
 };
@@ -51,6 +55,9 @@ struct TaskOptions {
   // items ahead of the consumer (< 0: no bound); see runtime/streams.h.
   int64_t stream_window = 0;
   WorkerEnv env;
+  // The caller's values are msgpack (the C++ API): a Python executor
+  // returns msgpack too.
+  bool msgpack_values = false;
 };
 
 // Each returns or takes object ids as binary strings; each throws
@@ -74,6 +81,9 @@ struct RawObject {
   const uint8_t* data = nullptr;
   uint64_t size = 0;
   std::string metadata;
+  // The object is a msgpack value (a task's return): data and size are its
+  // msgpack bytes, and metadata is empty.
+  bool msgpack = false;
   std::shared_ptr<const void> holder;
 };
 std::string PutRaw(const void* data, uint64_t size,
@@ -138,10 +148,15 @@ void RegisterMethod(const std::string& name, const char* cls, std::string key,
 const std::string* MethodName(const char* cls, const std::string& key);
 bool FindMethod(const std::string& name, const void** method,
                 MethodInvoker* invoker);
-// A factory (a LOOM_REMOTE function returning T*) hands its new instance
-// to the worker that creates the actor through this slot (per thread).
-void SetCreatedInstance(std::shared_ptr<void> instance);
-std::shared_ptr<void> TakeCreatedInstance();
+// The method `short_name` ("Add") of class `cls` (a typeid name), as
+// registered under "Class::Add": how other languages name methods.
+bool FindMethodOf(const std::string& cls, const std::string& short_name,
+                  const void** method, MethodInvoker* invoker);
+// A factory (a LOOM_REMOTE function returning T*) hands its new instance,
+// with T's typeid name, to the worker that creates the actor through this
+// slot (per thread).
+void SetCreatedInstance(std::shared_ptr<void> instance, const char* cls);
+std::shared_ptr<void> TakeCreatedInstance(std::string* cls);
 
 // Actors (see loom/actor.h).
 struct ActorOptions {
@@ -155,6 +170,7 @@ struct ActorOptions {
   int max_concurrency = 1;
   int max_pending_calls = 0;  // 0: without limit
   WorkerEnv env;
+  bool msgpack_values = false;  // as in TaskOptions
 };
 // The actor's id, and (for an actor that is neither named nor detached)
 // the id of an object whose references are the actor's handles: when the

@@ -31,7 +31,8 @@ def from_tuple(err):
                 cause, tb_str = pickle.loads(data)
             except Exception:  # noqa: BLE001 - the cause's class is unknown here
                 cause = None
-        if not tb_str:
+        if not data and type_name:
+            # A C++ exception (nothing pickled): its type name and what().
             tb_str = f"{type_name}: {message}"
         return exceptions.TaskError(task_name, tb_str, cause) \
             .as_instanceof_cause()

@@ -22,6 +22,7 @@ ActorDiedError, and the actor asks the head to stop it with no restart.
 import asyncio
 import concurrent.futures
 import ctypes
+import importlib
 import inspect
 import os
 import select
@@ -84,8 +85,26 @@ def _arguments(args):
     return _unpack_args(values)
 
 
+def _import(name):
+    """The function or class a C++ caller names "module.name", and its
+    options (a @loom.remote one's own)."""
+    module, _, attr = name.rpartition(".")
+    if not module:
+        raise exceptions.LoomError(
+            f"{name!r}: a call from C++ names a Python function or class as "
+            "module.name")
+    obj = getattr(importlib.import_module(module), attr)
+    for inner in ("_fn", "_cls"):  # RemoteFunction, ActorClass
+        if hasattr(obj, inner) and hasattr(obj, "_options"):
+            return getattr(obj, inner), dict(obj._options)
+    return obj, {}
+
+
 def _resolve(info):
     """The callable a task runs, and the function's options."""
+    if info["msgpack_values"] and not info["function_key"] and \
+            (info["actor_creation"] or not info["actor_id"]):
+        return _import(info["name"])
     if info["actor_creation"]:
         # The creation task's name is the class's function table key.
         return function_table.load(info["function_key"] or info["name"])
@@ -106,6 +125,9 @@ def _send_result(info, result, reply):
         values = [result]
     else:
         values = list(result)
+    if info["msgpack_values"]:  # a C++ caller reads msgpack
+        reply.set_returns([_core.msgpack_dumps(v) for v in values], [])
+        return
     serialized, refs = [], []
     for v in values:
         data, buffers, inner = serialization.serialize(v)

@@ -89,10 +89,22 @@ def deserialize(obj):
     fmt, metadata, buffers = obj
     if fmt == FORMAT_PICKLE5:
         return pickle.loads(metadata, buffers=buffers)
-    if fmt == FORMAT_RAW:  # a C++ Buffer or Tensor: its bytes, in place
-        return buffers[0]
-    raise exceptions.ObjectLostError(
-        "the object holds a C++ (msgpack) value, which Python cannot read")
+    if fmt == FORMAT_MSGPACK:  # a C++ value (arrays in place)
+        return _core.msgpack_loads(buffers[0])
+    if fmt == FORMAT_RAW:  # a C++ Buffer (its bytes) or Tensor, in place
+        return _raw(bytes(metadata), buffers[0])
+    raise exceptions.LoomError(f"unknown object format {fmt}")
+
+
+def _raw(metadata, buffer):
+    """A C++ Tensor (metadata "tensor;DTYPE;D0,D1,...") as a numpy array
+    over the store's bytes; a Buffer as a memoryview."""
+    parts = metadata.decode(errors="replace").split(";")
+    if len(parts) != 3 or parts[0] != "tensor":
+        return buffer
+    import numpy  # noqa: PLC0415 - only for C++ tensors
+    shape = tuple(int(d) for d in parts[2].split(",") if d)
+    return numpy.frombuffer(buffer, dtype=parts[1]).reshape(shape)
 
 
 def dumps_function(obj):

@@ -34,8 +34,8 @@ def _bin_dir():
 
 def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
          namespace=None, object_store_memory=None, ignore_reinit_error=False,
-         log_to_driver=True, runtime_env=None, _session_root=None,
-         _system_config=None, **unsupported):
+         log_to_driver=True, runtime_env=None, code_search_path=None,
+         _session_root=None, _system_config=None, **unsupported):
     if unsupported:
         raise TypeError("loom.init() does not support: " +
                         ", ".join(sorted(unsupported)))
@@ -73,6 +73,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
         if namespace is not None and not isinstance(namespace, str):
             raise ValueError("namespace must be a string")
         job_env = rt.validate(runtime_env)
+        code_search_path = _code_search_path(code_search_path)
         # Core worker settings: max_lineage_bytes (bytes of task specs kept
         # to rebuild lost objects; default $LOOM_MAX_LINEAGE_BYTES or 64 MiB).
         system_config = dict(_system_config or {})
@@ -94,7 +95,8 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
                        os.getcwd(), bool(log_to_driver), max_lineage_bytes,
                        # Imported once in the fork server, for every
                        # worker: what this driver imported of these.
-                       ",".join(m for m in PREIMPORT if m in sys.modules))
+                       ",".join(m for m in PREIMPORT if m in sys.modules),
+                       code_search_path)
         except RuntimeError as e:
             raise ConnectionError(str(e)) from None
         _state["namespace"] = namespace
@@ -112,6 +114,25 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
         if log_to_driver:
             _state["tail"] = log_stream.DriverPrinter()
     atexit.register(shutdown)
+
+
+def _code_search_path(paths):
+    """The shared libraries (or directories of them) holding the C++
+    functions and actors this job calls (loom.cross_language), absolute."""
+    if paths is None:
+        return []
+    if isinstance(paths, str):
+        paths = [paths]
+    out = []
+    for p in paths:
+        if not isinstance(p, (str, os.PathLike)):
+            raise TypeError("code_search_path takes paths (str), got "
+                            f"{type(p).__name__}")
+        p = os.path.abspath(os.fspath(p))
+        if not os.path.exists(p):
+            raise ValueError(f"code_search_path: {p} does not exist")
+        out.append(p)
+    return out
 
 
 def shutdown():
