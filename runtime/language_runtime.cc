@@ -13,6 +13,7 @@
 #include "object_store/store_client.h"
 #include "runtime/actor_submitter.h"
 #include "runtime/core_worker.h"
+#include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
 #include "runtime/task_submitter.h"
@@ -186,6 +187,16 @@ absl::Status CoreWorker::HandleCancelTask(const rpc::CancelTaskRequest& req,
                                           rpc::CancelTaskReply* reply) {
   auto task = ParseId<TaskId>(req.task_id(), "task_id");
   if (!task.ok()) return task.status();
+  if (req.as_owner()) {
+    // A borrower's loom.cancel: ours to cancel only if we own the return
+    // (never passed on again).
+    ObjectId ret = ObjectId::ForReturn(*task, 1);
+    if (!objects_.OwnerOf(ret).empty()) return absl::OkStatus();
+    auto found = CancelTask(ret, req.force(), req.keep_children());
+    if (!found.ok()) return found.status();
+    reply->set_found(*found);
+    return absl::OkStatus();
+  }
   if (!req.lease_id().empty()) {
     auto lease = ParseId<LeaseId>(req.lease_id(), "lease_id");
     if (!lease.ok()) return lease.status();
@@ -293,6 +304,11 @@ void CoreWorker::WaitForPlacementGroup(const ObjectId& id,
 
 absl::StatusOr<bool> CoreWorker::CancelTask(const ObjectId& ret, bool force,
                                             bool keep_children) {
+  if (std::string owner = objects_.OwnerOf(ret); !owner.empty()) {
+    // Borrowed: its owner submitted the task and cancels it.
+    if (objects_.TryGet(ret)) return false;
+    return owners_->CancelAtOwner(owner, ret.Task(), force, keep_children);
+  }
   if (submitter_ == nullptr || objects_.TryGet(ret)) return false;
   if (actor_submitter_ != nullptr) {
     auto actor_call =

@@ -66,6 +66,22 @@ absl::StatusOr<std::vector<ObjectId>> OwnerClient::AddBorrows(
   return unknown;
 }
 
+absl::StatusOr<bool> OwnerClient::CancelAtOwner(const std::string& owner,
+                                                const TaskId& task, bool force,
+                                                bool keep_children) {
+  rpc::Context ctx;
+  rpc::SetTimeout(&ctx, 10000);
+  rpc::CancelTaskRequest req;
+  req.set_task_id(task.Binary());
+  req.set_force(force);
+  req.set_keep_children(keep_children);
+  req.set_as_owner(true);
+  rpc::CancelTaskReply reply;
+  absl::Status s = rpc::ToAbsl(Stub(owner)->CancelTask(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.found();
+}
+
 void OwnerClient::RemoveBorrows(const std::string& owner, const ObjectId& id,
                                 int64_t units, const std::string& self) {
   {

@@ -52,6 +52,11 @@ class OwnerClient {
   // batched with others on the loop.
   void RemoveBorrows(const std::string& owner, const ObjectId& id,
                      int64_t units, const std::string& self);
+  // loom.cancel of a borrowed ref: the owner of task `task`'s return
+  // cancels it; true when it found the task unfinished.
+  absl::StatusOr<bool> CancelAtOwner(const std::string& owner,
+                                     const TaskId& task, bool force,
+                                     bool keep_children);
   // Executor side: a streaming generator's item (streams.h); `done(status,
   // stop)` runs once, on a gRPC thread.
   void ReportStreamItem(const std::string& owner,

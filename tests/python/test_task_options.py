@@ -337,3 +337,26 @@ def test_cancel_is_recursive(loom_cluster, tmp_path):
     wait_until(lambda: os.path.exists(cancelled), timeout=30,
                what="the child task to be cancelled")
     assert loom.get(nap.remote(0), timeout=60) == 0
+
+
+@loom.remote
+def cancel_borrowed(refs):
+    # The ref is borrowed here: the driver owns it, and cancels it for us.
+    loom.cancel(refs[0])
+    return "asked"
+
+
+def test_cancel_of_a_ref_another_worker_owns(loom_cluster, tmp_path):
+    started, gate, cancelled, finished = (
+        str(tmp_path / n) for n in ("started", "gate", "cancelled",
+                                    "finished"))
+    running = child_waits.remote(started, gate, cancelled, finished)
+    wait_until(lambda: os.path.exists(started), timeout=60,
+               what="the task to start")
+    # Inside a list, the ref reaches the task unresolved.
+    assert loom.get(cancel_borrowed.remote([running]), timeout=60) == "asked"
+    with pytest.raises(TaskCancelledError):
+        loom.get(running, timeout=60)
+    wait_until(lambda: os.path.exists(cancelled), timeout=30,
+               what="the task to be interrupted")
+    assert not os.path.exists(finished)
