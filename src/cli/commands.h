@@ -53,6 +53,16 @@ int Memory(const std::string& session_root, const std::string& address);
 int List(const std::string& what, const std::string& session_root,
          const std::string& address);
 
+// `loom logs`: every node's log files; with `file`, its contents on the
+// node chosen (by id prefix or IP, else the only node that has it): the
+// last `tail` lines (-1: all), then, with `follow`, new lines as they come.
+struct LogsArgs {
+  std::string session_root, address, file, node_id, node_ip;
+  int64_t tail = -1;
+  bool follow = false;
+};
+int Logs(const LogsArgs& args);
+
 // Makes this process carry the token of the cluster at `address` (else the
 // session root's): read from `token_file`, else $LOOM_AUTH_TOKEN, else this
 // machine's session of that cluster.

@@ -132,6 +132,23 @@ int main(int argc, char** argv) {
                        "Head HOST:PORT (default: this root's)");
   list_cmd->add_option("--auth-token-file", token_file, "The cluster token");
 
+  loom::cli::LogsArgs logs;
+  auto* logs_cmd = app.add_subcommand(
+      "logs", "List every node's log files, or print one (through the head)");
+  logs_cmd->add_option("file", logs.file,
+                       "A file `loom logs` listed (without it: the list)");
+  logs_cmd->add_option("--node-id", logs.node_id,
+                       "The node (its id, or a prefix of it)");
+  logs_cmd->add_option("--node-ip", logs.node_ip, "The node, by IP");
+  logs_cmd->add_option("--tail", logs.tail, "Only the last N lines")
+      ->check(CLI::NonNegativeNumber);
+  logs_cmd->add_flag("--follow,-f", logs.follow,
+                     "Keep printing new lines as they come");
+  logs_cmd->add_option("--session-root", session_root);
+  logs_cmd->add_option("--address", address,
+                       "Head HOST:PORT (default: this root's)");
+  logs_cmd->add_option("--auth-token-file", token_file, "The cluster token");
+
   CLI11_PARSE(app, argc, argv);
   start.session_root = session_root;
   if (start_cmd->parsed()) return loom::cli::Start(start);
@@ -145,6 +162,11 @@ int main(int argc, char** argv) {
   if (memory_cmd->parsed()) return loom::cli::Memory(session_root, address);
   if (list_cmd->parsed()) {
     return loom::cli::List(what, session_root, address);
+  }
+  if (logs_cmd->parsed()) {
+    logs.session_root = session_root;
+    logs.address = address;
+    return loom::cli::Logs(logs);
   }
   return 2;
 }

@@ -239,6 +239,7 @@ void GcsServer::SaveJobCounter(std::function<void()> then) {
 void GcsServer::Stop() {
   // No reply to a call of theirs reaches the managers after this.
   log_flushes_.Shutdown();
+  log_reads_.Shutdown();
   groups_.Shutdown();
   actors_.Shutdown();
   loop_.Stop();

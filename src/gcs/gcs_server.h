@@ -117,6 +117,12 @@ class GcsServer {
   // the raylet) and answers when all did or the timeout passed.
   void HandleFlushLogs(const rpc::FlushLogsRequest& req,
                        rpc::FlushLogsReply* reply, Done done);
+  // `loom logs`: a node's log files, listed and read by asking its raylet
+  // (src/gcs/log_files.cc).
+  void HandleListLogs(const rpc::ListLogsRequest& req,
+                      rpc::ListLogsReply* reply, Done done);
+  void HandleReadLog(const rpc::ReadLogRequest& req, rpc::ReadLogReply* reply,
+                     Done done);
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
                            rpc::RegisterActorReply* reply, Done done) {
     actors_.HandleRegisterActor(req, reply, std::move(done));
@@ -197,6 +203,7 @@ class GcsServer {
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;
   LogChannel logs_;
   CallsInFlight log_flushes_;  // FlushLogs to raylets
+  CallsInFlight log_reads_;    // ListLogFiles and ReadLogFile to raylets
 
   prometheus::Gauge& nodes_alive_;
   prometheus::Gauge& nodes_dead_;

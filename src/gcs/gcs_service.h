@@ -50,6 +50,8 @@ class GcsService : public rpc::Gcs::CallbackService {
   LOOM_GCS_METHOD(GetPlacementGroup)
   LOOM_GCS_METHOD(RemovePlacementGroup)
   LOOM_GCS_METHOD(ListPlacementGroups)
+  LOOM_GCS_METHOD(ListLogs)
+  LOOM_GCS_METHOD(ReadLog)
 #undef LOOM_GCS_METHOD
 
  private:

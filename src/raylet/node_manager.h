@@ -83,6 +83,10 @@ class NodeManager {
   void set_port(int port) { options_.port = port; }
   void set_object_manager(ObjectManager* om) { object_manager_ = om; }
   const NodeId& node_id() const { return options_.node_id; }
+  // Where this node's log files are ("" without a session directory).
+  std::string log_dir() const {
+    return options_.session_dir.empty() ? "" : options_.session_dir + "/logs";
+  }
   // This raylet's outgoing channels, for its object manager too.
   ClientPool* clients() { return &clients_; }
   // Thread-safe: a node's raylet address, from the latest cluster view.

@@ -9,6 +9,7 @@
 
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/rpc.h"
+#include "src/raylet/log_files.h"
 #include "src/raylet/node_manager.h"
 
 namespace loom::raylet {
@@ -60,6 +61,26 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
       node_->HandleFreeObjects(*req, reply, [reactor](absl::Status s) {
         reactor->Finish(rpc::ToGrpc(s));
       });
+    });
+  }
+  // Log files: file IO, off the loop.
+  grpc::ServerUnaryReactor* ListLogFiles(
+      grpc::CallbackServerContext* ctx, const rpc::ListLogFilesRequest*,
+      rpc::ListLogFilesReply* reply) override {
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      auto files = raylet::ListLogFiles(node_->log_dir());
+      if (files.ok()) {
+        for (auto& f : *files) *reply->add_files() = std::move(f);
+      }
+      reactor->Finish(rpc::ToGrpc(files.status()));
+    });
+  }
+  grpc::ServerUnaryReactor* ReadLogFile(grpc::CallbackServerContext* ctx,
+                                        const rpc::ReadLogFileRequest* req,
+                                        rpc::ReadLogFileReply* reply) override {
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      reactor->Finish(
+          rpc::ToGrpc(raylet::ReadLogFile(node_->log_dir(), *req, reply)));
     });
   }
   grpc::ServerUnaryReactor* ReadObjectChunk(grpc::CallbackServerContext* ctx,

@@ -302,9 +302,11 @@ def _venv(reqs, root, logs):
                 if r.returncode != 0:
                     with open(log) as f:
                         tail = f.read()[-2000:]
+                    node = _core.node_id()
                     raise exceptions.RuntimeEnvSetupError(
                         f"pip could not install {reqs} (exit {r.returncode};"
-                        f" log: {log}):\n{tail}")
+                        f" log: {log}, from any machine: `loom logs "
+                        f"{os.path.basename(log)} --node-id {node}`):\n{tail}")
         open(ready, "w").close()
     return site
 
