@@ -71,6 +71,25 @@ def _check_groups(class_name, methods, groups):
                 f"concurrency_groups: {sorted(groups)})")
 
 
+def core_actor_options(options, max_concurrency, env):
+    """The core worker's options for creating an actor with these options,
+    running its calls on max_concurrency threads in workers of env."""
+    ns = options.get("namespace")
+    if ns is None:
+        ns = worker.namespace() or ""
+    return {
+        "name": options.get("name") or "",
+        "namespace": ns,
+        "max_restarts": options.get("max_restarts", 0),
+        "max_task_retries": options.get("max_task_retries", 0),
+        "max_concurrency": max_concurrency,
+        "max_pending_calls": max(0, options.get("max_pending_calls", -1)),
+        "detached": options.get("lifetime") == "detached",
+        "get_if_exists": bool(options.get("get_if_exists", False)),
+        "env": env,
+    }
+
+
 class ActorClass:
     def __init__(self, cls, options):
         self._cls = cls
@@ -145,24 +164,12 @@ class ActorClass:
             self._keys[cache_key] = exported
         key = exported.ensure()
         packed, contained = pack_args(args, kwargs)
-        ns = options.get("namespace")
-        if ns is None:
-            ns = worker.namespace() or ""
-        core_opts = {
-            "name": options.get("name") or "",
-            "namespace": ns,
-            "max_restarts": options.get("max_restarts", 0),
-            "max_task_retries": options.get("max_task_retries", 0),
-            # Async actors interleave on their event loop (Python counts
-            # max_concurrency); threaded ones run on that many threads,
-            # or, with concurrency groups, on a Python pool per group.
-            "max_concurrency": 1 if self._is_async or groups
-            else concurrency,
-            "max_pending_calls": max(0, options.get("max_pending_calls", -1)),
-            "detached": options.get("lifetime") == "detached",
-            "get_if_exists": bool(options.get("get_if_exists", False)),
-            "env": worker.packed_env(options),
-        }
+        # Async actors interleave on their event loop (Python counts
+        # max_concurrency); threaded ones run on that many threads, or, with
+        # concurrency groups, on a Python pool per group.
+        core_opts = core_actor_options(
+            options, 1 if self._is_async or groups else concurrency,
+            worker.packed_env(options))
         res = opts.resources(options, options.get("num_cpus"))
         with errors.translated():
             actor_id, handle = _core.create_actor(

@@ -19,7 +19,7 @@ from loom import _core
 from loom._private import errors
 from loom._private import options as opts
 from loom._private import worker
-from loom.actor import ActorHandle
+from loom.actor import ActorHandle, core_actor_options
 
 _CPP = ({}, "", "cpp")  # an environment of C++ workers
 
@@ -96,20 +96,7 @@ class CppActorClass:
         packed = _pack(args, kwargs, f"C++ actor factory {self._factory}")
         worker.check_connected()
         o = self._options
-        ns = o.get("namespace")
-        if ns is None:
-            ns = worker.namespace() or ""
-        core_opts = {
-            "name": o.get("name") or "",
-            "namespace": ns,
-            "max_restarts": o.get("max_restarts", 0),
-            "max_task_retries": o.get("max_task_retries", 0),
-            "max_concurrency": o.get("max_concurrency") or 1,
-            "max_pending_calls": max(0, o.get("max_pending_calls", -1)),
-            "detached": o.get("lifetime") == "detached",
-            "get_if_exists": bool(o.get("get_if_exists", False)),
-            "env": _CPP,
-        }
+        core_opts = core_actor_options(o, o.get("max_concurrency") or 1, _CPP)
         name = self._class_name or self._factory
         with errors.translated():
             actor_id, handle = _core.create_actor(
