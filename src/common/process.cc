@@ -151,18 +151,43 @@ absl::Status ExecSelf(const std::vector<std::string>& argv) {
       absl::StrCat("exec /proc/self/exe: ", std::strerror(err)));
 }
 
+namespace {
+
+// A thread's state letter from its stat line ('?' when unreadable).
+char ThreadState(const std::string& stat_path) {
+  std::ifstream stat(stat_path);
+  std::string line;
+  if (!std::getline(stat, line)) return '?';
+  size_t paren = line.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= line.size()) return '?';
+  return line[paren + 2];
+}
+
+}  // namespace
+
 bool ProcessAlive(pid_t pid) {
   if (pid <= 0) return false;
   int status;
   if (waitpid(pid, &status, WNOHANG) == pid) return false;
   if (kill(pid, 0) != 0 && errno != EPERM) return false;
-  // A zombie (exited, not yet reaped by its parent) is not alive.
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  size_t paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() ||
-         line[paren + 2] != 'Z';
+  // A zombie (exited, not yet reaped by its parent) is not alive; but the
+  // main thread turns zombie before the others have finished exiting (a
+  // raylet unmapping its store), and the last one out closes the
+  // process's files: alive while any thread is not a zombie.
+  std::string task_dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* dir = opendir(task_dir.c_str());
+  if (dir == nullptr) return false;
+  bool alive = false;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    char state = ThreadState(absl::StrCat(task_dir, "/", e->d_name, "/stat"));
+    if (state != 'Z' && state != '?') {
+      alive = true;
+      break;
+    }
+  }
+  closedir(dir);
+  return alive;
 }
 
 bool WaitForExit(pid_t pid, absl::Duration timeout) {

@@ -55,6 +55,7 @@ void WatchLifelineFromEnv();
 // parent. Returns only on failure.
 absl::Status ExecSelf(const std::vector<std::string>& argv);
 
+// False once pid has exited: reaped, gone, or every thread a zombie.
 bool ProcessAlive(pid_t pid);
 // Reaps if pid is our child; for other processes polls kill(pid, 0).
 bool WaitForExit(pid_t pid, absl::Duration timeout);
