@@ -149,7 +149,7 @@ def test_a_failed_install_is_a_clear_error_with_its_log(loom_cluster):
         loom.get(bad.remote("X"), timeout=300)
     message = str(e.value)
     assert "loom-no-such-package-anywhere" in message
-    log = message.split("log: ")[1].split(")")[0]
+    log = message.split("log: ")[1].split(", from any machine")[0]
     assert os.path.exists(log)
     # The cluster serves other work as before.
     assert loom.get(env_var.remote("HOME"))[0] is not None
