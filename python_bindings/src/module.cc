@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   loom::py::BindGpu(m);
   loom::py::BindFutures(m);
   loom::py::BindMsgpack(m);
+  loom::py::BindLogs(m);
 }

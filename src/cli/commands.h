@@ -54,10 +54,12 @@ int List(const std::string& what, const std::string& session_root,
          const std::string& address);
 
 // `loom logs`: every node's log files; with `file`, its contents on the
-// node chosen (by id prefix or IP, else the only node that has it): the
-// last `tail` lines (-1: all), then, with `follow`, new lines as they come.
+// node chosen (by id prefix or IP, else the only node that has it), or the
+// output of a process (`pid` on that node, or an actor's): the last `tail`
+// lines (-1: all), then, with `follow`, new lines as they come.
 struct LogsArgs {
-  std::string session_root, address, file, node_id, node_ip;
+  std::string session_root, address, file, node_id, node_ip, actor_id;
+  int64_t pid = 0;
   int64_t tail = -1;
   bool follow = false;
 };

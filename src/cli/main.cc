@@ -140,6 +140,12 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("--node-id", logs.node_id,
                        "The node (its id, or a prefix of it)");
   logs_cmd->add_option("--node-ip", logs.node_ip, "The node, by IP");
+  logs_cmd->add_option("--actor-id", logs.actor_id,
+                       "What this actor's process printed");
+  logs_cmd
+      ->add_option("--pid", logs.pid,
+                   "What this worker process printed (on the node named)")
+      ->check(CLI::PositiveNumber);
   logs_cmd->add_option("--tail", logs.tail, "Only the last N lines")
       ->check(CLI::NonNegativeNumber);
   logs_cmd->add_flag("--follow,-f", logs.follow,

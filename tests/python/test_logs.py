@@ -102,3 +102,49 @@ def test_a_failed_pip_install_names_the_loom_logs_command(loom_cluster):
     log = run_logs(*command).stdout
     assert "loom-no-such-package-either" in log
     assert loom.get(noop.remote()) > 0
+
+
+@loom.remote
+class Talker:
+    def say(self, text):
+        print(text)
+        return os.getpid()
+
+
+def test_a_process_output_by_actor_or_pid(loom_cluster):
+    talker = Talker.remote()
+    pid = loom.get(talker.say.remote("talker line one"))
+    loom.get(talker.say.remote("talker line two"))
+    actor = talker._actor_id.hex()
+
+    def shown(*args):
+        return run_logs(*args).stdout
+
+    wait_until(lambda: "talker line two" in shown("--actor-id", actor),
+               timeout=30, what="the actor's output")
+    # Its own lines only, without their "(pid=N) " prefix, and the tail.
+    by_actor = shown("--actor-id", actor)
+    assert by_actor.splitlines() == ["talker line one", "talker line two"]
+    node = loom.get_runtime_context().get_node_id()
+    assert shown("--pid", str(pid), "--node-id", node, "--tail", "1") == \
+        "talker line two\n"
+    r = run_logs("--actor-id", "00" * 3, check=False)
+    assert r.returncode == 1 and "not an actor id" in r.stderr
+
+
+def test_the_python_state_api_reads_logs(loom_cluster):
+    from loom.util.state import get_log, list_logs
+    node = loom.get_runtime_context().get_node_id()
+    assert "raylet.log" in list_logs()[node]
+    with open(os.path.join(log_dir(), "loom-test-state.log"), "w") as f:
+        f.write("a\nb\nc\n")
+    assert "".join(get_log("loom-test-state.log", tail=2)) == "b\nc\n"
+    assert "".join(get_log("loom-test-state.log", node_id=node,
+                           tail=-1)) == "a\nb\nc\n"
+    talker = Talker.remote()
+    loom.get(talker.say.remote("said through the state api"))
+    wait_until(lambda: "said through the state api" in
+               "".join(get_log(actor_id=talker)), timeout=30,
+               what="the actor's output through get_log")
+    with pytest.raises(ValueError):
+        next(get_log())
