@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "proto/gcs.pb.h"
+#include "runtime/log_reader.h"
 
 namespace loom::cli {
 
@@ -58,10 +59,8 @@ int List(const std::string& what, const std::string& session_root,
 // output of a process (`pid` on that node, or an actor's): the last `tail`
 // lines (-1: all), then, with `follow`, new lines as they come.
 struct LogsArgs {
-  std::string session_root, address, file, node_id, node_ip, actor_id;
-  int64_t pid = 0;
-  int64_t tail = -1;
-  bool follow = false;
+  std::string session_root, address;
+  LogQuery query;
 };
 int Logs(const LogsArgs& args);
 

@@ -36,14 +36,7 @@ int PrintList(const rpc::ListLogsReply& logs) {
 int Logs(const LogsArgs& args) {
   auto head = HeadAddress(args.session_root, args.address);
   if (!head.ok()) return Fail(std::string(head.status().message()));
-  LogQuery q;
-  q.file = args.file;
-  q.node_id = args.node_id;
-  q.node_ip = args.node_ip;
-  q.actor_id = args.actor_id;
-  q.pid = args.pid;
-  q.tail = args.tail;
-  q.follow = args.follow;
+  const LogQuery& q = args.query;
   if (q.file.empty() && q.pid <= 0 && q.actor_id.empty()) {
     auto logs = ListLogs(*head, "");
     if (!logs.ok()) {

@@ -135,20 +135,20 @@ int main(int argc, char** argv) {
   loom::cli::LogsArgs logs;
   auto* logs_cmd = app.add_subcommand(
       "logs", "List every node's log files, or print one (through the head)");
-  logs_cmd->add_option("file", logs.file,
+  logs_cmd->add_option("file", logs.query.file,
                        "A file `loom logs` listed (without it: the list)");
-  logs_cmd->add_option("--node-id", logs.node_id,
+  logs_cmd->add_option("--node-id", logs.query.node_id,
                        "The node (its id, or a prefix of it)");
-  logs_cmd->add_option("--node-ip", logs.node_ip, "The node, by IP");
-  logs_cmd->add_option("--actor-id", logs.actor_id,
+  logs_cmd->add_option("--node-ip", logs.query.node_ip, "The node, by IP");
+  logs_cmd->add_option("--actor-id", logs.query.actor_id,
                        "What this actor's process printed");
   logs_cmd
-      ->add_option("--pid", logs.pid,
+      ->add_option("--pid", logs.query.pid,
                    "What this worker process printed (on the node named)")
       ->check(CLI::PositiveNumber);
-  logs_cmd->add_option("--tail", logs.tail, "Only the last N lines")
+  logs_cmd->add_option("--tail", logs.query.tail, "Only the last N lines")
       ->check(CLI::NonNegativeNumber);
-  logs_cmd->add_flag("--follow,-f", logs.follow,
+  logs_cmd->add_flag("--follow,-f", logs.query.follow,
                      "Keep printing new lines as they come");
   logs_cmd->add_option("--session-root", session_root);
   logs_cmd->add_option("--address", address,
