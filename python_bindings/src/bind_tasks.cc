@@ -11,9 +11,29 @@
 namespace loom::py {
 namespace {
 
-// Arguments: an ObjectRef passes by reference; (metadata, buffers) is a
-// serialized value, and bytes a msgpack one (for C++), inline when small,
-// else put in the store first (kept alive by `temps` until submitted).
+// A value the executor or a caller hands over: bytes are a msgpack one
+// (for C++), (metadata, buffers) a pickled one; viewed in place.
+Format ViewValue(const pyb::handle& value, Serialized* out) {
+  if (pyb::isinstance<pyb::bytes>(value)) {
+    out->buffers.push_back(value.cast<std::string_view>());
+    out->size = out->buffers[0].size();
+    return Format::kMsgpack;
+  }
+  auto t = value.cast<pyb::tuple>();
+  *out = ViewSerialized(t[0], t[1]);
+  return Format::kPickle5;
+}
+
+// An inline value's bytes: msgpack bare, as C++ sends and reads it; a
+// pickled one in the common layout.
+std::string InlineBytes(Format format, const Serialized& v) {
+  if (format == Format::kMsgpack) return std::string(v.buffers[0]);
+  return EncodeLayout(format, v.metadata, v.buffers);
+}
+
+// Arguments: an ObjectRef passes by reference; a value (ViewValue) goes
+// inline when small, else in the store first (kept alive by `temps` until
+// submitted).
 std::vector<internal::Arg> Args(
     const pyb::list& args, std::vector<std::shared_ptr<PyObjectRef>>* temps) {
   std::vector<internal::Arg> out;
@@ -26,16 +46,8 @@ std::vector<internal::Arg> Args(
       out.push_back(std::move(arg));
       continue;
     }
-    Format format = Format::kPickle5;
     Serialized value;
-    if (pyb::isinstance<pyb::bytes>(a)) {
-      format = Format::kMsgpack;
-      value.buffers.push_back(a.cast<std::string_view>());
-      value.size = value.buffers[0].size();
-    } else {
-      auto t = a.cast<pyb::tuple>();
-      value = ViewSerialized(t[0], t[1]);
-    }
+    Format format = ViewValue(a, &value);
     if (value.size > kInlineThreshold && Core().has_store()) {
       absl::StatusOr<ObjectId> id;
       {
@@ -46,10 +58,8 @@ std::vector<internal::Arg> Args(
       temps->push_back(std::make_shared<PyObjectRef>(*id, ""));
       arg.is_ref = true;
       arg.data = id->Binary();
-    } else if (format == Format::kMsgpack) {
-      arg.data = std::string(value.buffers[0]);  // bare, as C++ sends it
     } else {
-      arg.data = EncodeLayout(Format::kPickle5, value.metadata, value.buffers);
+      arg.data = InlineBytes(format, value);
     }
     out.push_back(std::move(arg));
   }
@@ -207,16 +217,8 @@ class TaskReply {
     reply_->set_node_id(cw.node_id().Binary());
     for (size_t i = 0; i < rets.size(); ++i) {
       // bytes: a msgpack value, for a C++ caller (msgpack_values).
-      Format format = Format::kPickle5;
       Serialized v;
-      if (pyb::isinstance<pyb::bytes>(values[i])) {
-        format = Format::kMsgpack;
-        v.buffers.push_back(values[i].cast<std::string_view>());
-        v.size = v.buffers[0].size();
-      } else {
-        auto t = values[i].cast<pyb::tuple>();
-        v = ViewSerialized(t[0], t[1]);
-      }
+      Format format = ViewValue(values[i], &v);
       bool in_store = v.size > kInlineThreshold && cw.has_store();
       std::string value;
       if (in_store) {
@@ -232,10 +234,8 @@ class TaskReply {
                               : rpc::ErrorInfo::INVALID,
                           "", std::string(s.message()), pyb::bytes());
         }
-      } else if (format == Format::kMsgpack) {
-        value = std::string(v.buffers[0]);  // bare, as C++ reads it
       } else {
-        value = EncodeLayout(Format::kPickle5, v.metadata, v.buffers);
+        value = InlineBytes(format, v);
       }
       if (rets.size() == 1) {
         reply_->set_in_store(in_store);

@@ -537,7 +537,6 @@ def zygote_main(argv):
     """The fork server: imports once, then forks a worker per worker id
     the raylet writes on fd 4 (the worker's pid goes back); exits with the
     raylet (EOF on fd 3)."""
-    import importlib
     import cloudpickle  # noqa: F401
     # What the driver imported of the heavy modules (worker.PREIMPORT):
     # imported once here, shared by every fork.
