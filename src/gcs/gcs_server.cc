@@ -92,6 +92,7 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
           &metrics->Counter("loom_gcs_log_lines_dropped_total",
                             "Worker output lines dropped because a job's "
                             "buffer at the head was full")}),
+      tasks_(TaskStore::Options{options.max_tasks_per_job}),
       nodes_alive_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
                                   {{"state", "alive"}})),
       nodes_dead_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",

@@ -29,6 +29,7 @@
 #include "src/gcs/placement_groups.h"
 #include "src/gcs/pubsub.h"
 #include "src/gcs/storage.h"
+#include "src/gcs/task_store.h"
 
 namespace loom::gcs {
 
@@ -62,6 +63,8 @@ class GcsServer {
     // earlier incarnation asked for and this one does not know is told to
     // release it.
     std::string epoch;
+    // Task records kept per job for the state API (TaskStore).
+    int64_t max_tasks_per_job = 100000;
   };
   GcsServer(Options options, Metrics* metrics);
   ~GcsServer();
@@ -72,6 +75,8 @@ class GcsServer {
   void Stop();
 
   EventLoop& loop() { return loop_; }
+  // Thread-safe: its handlers run off the loop.
+  TaskStore& tasks() { return tasks_; }
 
   void HandleRegisterNode(const rpc::RegisterNodeRequest& req,
                           rpc::RegisterNodeReply* reply, Done done);
@@ -125,6 +130,7 @@ class GcsServer {
                      Done done);
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
                            rpc::RegisterActorReply* reply, Done done) {
+    tasks_.NameActor(req.creation().actor_id(), req.class_name());
     actors_.HandleRegisterActor(req, reply, std::move(done));
   }
   void HandleGetActor(const rpc::GetActorRequest& req,
@@ -202,6 +208,7 @@ class GcsServer {
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;
   LogChannel logs_;
+  TaskStore tasks_;
   CallsInFlight log_flushes_;  // FlushLogs to raylets
   CallsInFlight log_reads_;    // ListLogFiles and ReadLogFile to raylets
 

@@ -54,6 +54,32 @@ class GcsService : public rpc::Gcs::CallbackService {
   LOOM_GCS_METHOD(ReadLog)
 #undef LOOM_GCS_METHOD
 
+  // Task events and the state API over them: on gRPC's thread, under the
+  // store's own lock, never on the head's loop.
+  grpc::ServerUnaryReactor* ReportTaskEvents(
+      grpc::CallbackServerContext* ctx, const rpc::ReportTaskEventsRequest* req,
+      rpc::ReportTaskEventsReply*) override {
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      server_->tasks().Report(*req);
+      reactor->Finish(grpc::Status::OK);
+    });
+  }
+  grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* ctx,
+                                      const rpc::ListTasksRequest* req,
+                                      rpc::ListTasksReply* reply) override {
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      reactor->Finish(rpc::ToGrpc(server_->tasks().List(*req, reply)));
+    });
+  }
+  grpc::ServerUnaryReactor* SummarizeTasks(
+      grpc::CallbackServerContext* ctx, const rpc::SummarizeTasksRequest* req,
+      rpc::SummarizeTasksReply* reply) override {
+    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+      server_->tasks().Summarize(*req, reply);
+      reactor->Finish(grpc::Status::OK);
+    });
+  }
+
  private:
   GcsServer* server_;
 };

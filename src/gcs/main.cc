@@ -92,6 +92,13 @@ int main(int argc, char** argv) {
   app.add_option("--node-timeout-ms", node_timeout_ms,
                  "A node silent this long is dead")
       ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  int64_t max_tasks_per_job = 100000;
+  app.add_option("--task-events-max-per-job", max_tasks_per_job,
+                 "Task records the head keeps per job for `loom list tasks` "
+                 "(past it the oldest ended ones go; summaries still count "
+                 "them)")
+      ->envname("LOOM_TASK_EVENTS_MAX_PER_JOB")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
   loom::Version version = loom::ThisVersion();
   app.set_version_flag("--version", loom::ToString(version));
   // Hidden: a head that claims another build, for tests of the refusal.
@@ -152,7 +159,8 @@ int main(int argc, char** argv) {
        .version = version,
        .storage = storage,
        .session_dir = session_dir,
-       .cluster_token = no_auth ? nullptr : &cluster_token},
+       .cluster_token = no_auth ? nullptr : &cluster_token,
+       .max_tasks_per_job = max_tasks_per_job},
       &metrics);
   if (auto s = server.Start(); !s.ok()) {
     spdlog::error("cannot load the head's state: {}", s.ToString());

@@ -555,6 +555,18 @@ void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
   reply->set_workers_leased(pool_->CountState(Worker::kLeased));
   reply->set_workers_starting(pool_->CountState(Worker::kStarting));
   reply->set_queued_leases(queue_.size() + waiting_for_worker_.size());
+  for (const Worker* w : pool_->All()) {
+    rpc::WorkerSummary* out = reply->add_workers();
+    out->set_worker_id(w->id.Binary());
+    out->set_pid(w->pid);
+    out->set_state(w->state == Worker::kStarting ? "STARTING"
+                   : w->state == Worker::kIdle   ? "IDLE"
+                                                 : "LEASED");
+    if (w->job) out->set_job_id(w->job->Binary());
+    out->set_language(w->runtime.empty() ? "CPP" : "PYTHON");
+    out->set_started_ms(absl::ToUnixMillis(w->started));
+    out->set_detached(w->detached);
+  }
   if (object_manager_) {
     auto usage = object_manager_->Usage();
     if (usage.ok()) {
