@@ -38,6 +38,7 @@ ActorSubmitter::~ActorSubmitter() { Shutdown(); }
 void ActorSubmitter::Shutdown() { calls_.Shutdown(); }
 
 void ActorSubmitter::Submit(const ActorId& actor, rpc::TaskSpec spec) {
+  RecordEvent(options_.events, spec, TaskEvents::kSubmitted);
   options_.loop->Post([this, actor, spec = std::move(spec)]() mutable {
     State& state = actors_[actor];
     uint64_t index = state.next_index++;
@@ -57,6 +58,8 @@ void ActorSubmitter::Submit(const ActorId& actor, rpc::TaskSpec spec) {
             CheckIdle(state);
           } else {
             it->second.ready = true;
+            RecordEvent(options_.events, it->second.spec,
+                        TaskEvents::kArgsReady);
           }
           Pump(actor);
         });
@@ -113,6 +116,7 @@ void ActorSubmitter::Pump(const ActorId& id) {
     if (prefix) state.scan_from = index + 1;
     if (!p.ready || p.sent) continue;
     p.sent = true;
+    RecordEvent(options_.events, p.spec, TaskEvents::kPushed);
     auto* call = new Call;
     *call->push_req.mutable_spec() = p.spec;
     if (!calls_.Start(&call->ctx)) {
@@ -229,6 +233,12 @@ void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
   auto it = state.calls.find(index);
   if (it == state.calls.end()) return;
   if (s.ok()) {  // the reply is applied already
+    if (call->push_reply.ok()) {
+      RecordEvent(options_.events, it->second.spec, TaskEvents::kFinished);
+    } else {
+      RecordEvent(options_.events, it->second.spec, TaskEvents::kFailed,
+                  &call->push_reply.error());
+    }
     ReleaseArgs(options_.objects, it->second.spec);
     state.calls.erase(it);
     Done(id);
@@ -374,6 +384,7 @@ void ActorSubmitter::CheckIdle(State& state) {
 
 void ActorSubmitter::FailCall(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {
   error.set_task_name(spec.function_name());
+  RecordEvent(options_.events, spec, TaskEvents::kFailed, &error);
   SetReturnsError(options_.objects, spec, error);
   ReleaseArgs(options_.objects, spec);
   Done(*ActorId::FromBinary(spec.actor_id()));

@@ -29,6 +29,7 @@
 #include "proto/worker.grpc.pb.h"
 #include "runtime/lineage.h"
 #include "runtime/object_table.h"
+#include "runtime/task_events.h"
 #include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
@@ -45,6 +46,7 @@ class ActorSubmitter {
     std::string self_address;
     ClientPool* clients = nullptr;  // the actors' workers; required
     Lineage* lineage = nullptr;     // told which results cannot be rebuilt
+    TaskEvents* events = nullptr;   // null: none recorded
   };
   explicit ActorSubmitter(Options options);
   ~ActorSubmitter();

@@ -155,6 +155,7 @@ absl::Status CoreWorker::Connect() {
                                                  node.status().message()));
     }
     node_id_ = *node;
+    StartTaskEvents();
     StartSubmitters(options_.code_search_path);
     if (options_.log_to_driver && !options_.gcs_address.empty()) {
       driver_logs_ = std::make_unique<DriverLogs>(
@@ -173,6 +174,7 @@ absl::Status CoreWorker::Connect() {
                                         control_key_);
     if (!node.ok()) return node.status();
     node_id_ = *node;
+    StartTaskEvents();
     exec_thread_ = std::thread([this] { ExecuteLoop(); });
   }
   loop_.PostAfter(absl::Seconds(1), [this] { ReportStatsPeriodically(); });
@@ -224,6 +226,8 @@ void CoreWorker::Shutdown() {
     exec_mu_.Await(absl::Condition(&none));
   }
   for (auto& t : exec_pool_) t.join();
+  // What the last tasks did reaches the head before the process goes.
+  if (events_) events_->Shutdown(absl::Seconds(1));
   if (owners_) owners_->Shutdown();
   loop_.Stop();
   head_events_.reset();  // its timers died with the loop
@@ -478,6 +482,7 @@ void CoreWorker::ExecuteLoop() {
       exec_queue_.pop_front();
     }
     ApplyThreadCap(thread_cap_.load());
+    RecordEvent(events_.get(), e.req->spec(), TaskEvents::kExecStart);
     TaskContext ctx;
     ctx.task = *TaskId::FromBinary(e.req->spec().task_id());
     tls_task = &ctx;
@@ -493,10 +498,14 @@ void CoreWorker::ExecuteLoop() {
 
 void CoreWorker::Finish(Execution& e) {
   e.reply->set_pid(getpid());
+  const rpc::TaskSpec& spec = e.req->spec();
+  RecordEvent(events_.get(), spec, TaskEvents::kExecEnd);
   if (e.reply->ok()) {
     counters_->finished++;
+    RecordEvent(events_.get(), spec, TaskEvents::kFinished);
   } else {
     counters_->failed++;
+    RecordEvent(events_.get(), spec, TaskEvents::kFailed, &e.reply->error());
   }
   e.done(absl::OkStatus());
 }
@@ -628,8 +637,10 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
         MakeError(rpc::ErrorInfo::INVALID, "this worker serves no actor",
                   spec.function_name());
   } else {
+    RecordEvent(events_.get(), spec, TaskEvents::kRunStart);
     ExecuteTask(spec, args, store_ ? UINT64_MAX : kInlineThreshold, reply,
                 actor.get(), actor_class);
+    RecordEvent(events_.get(), spec, TaskEvents::kRunEnd);
   }
   if (spec.actor_creation() && reply->ok()) {
     absl::MutexLock lock(&exec_mu_);
@@ -707,21 +718,41 @@ void CoreWorker::ReportStats() {
   }
 }
 
+void CoreWorker::StartTaskEvents() {
+  events_ = std::make_unique<TaskEvents>(
+      TaskEvents::Options{.loop = &loop_,
+                          .clients = &clients_,
+                          .head = options_.gcs_address,
+                          .node = node_id_,
+                          .worker = options_.worker_id,
+                          .pid = getpid()});
+}
+
 void CoreWorker::StartSubmitters(
     const std::vector<std::string>& code_search_path) {
-  submitter_ = std::make_unique<TaskSubmitter>(TaskSubmitter::Options{
-      &loop_, &objects_, counters_.get(), options_.raylet_address, job_,
-      options_.worker_id, code_search_path, address_, &clients_, lineage_.get(),
-      [this](const ObjectId& id, const NodeId& node) {
-        // A copy may live elsewhere (the task pulls it on its next run);
-        // if not, it is rebuilt as a get would.
-        if (!HasLiveCopy(id)) Recover(id, node);
-      }});
+  TaskSubmitter::Options tasks{&loop_,
+                               &objects_,
+                               counters_.get(),
+                               options_.raylet_address,
+                               job_,
+                               options_.worker_id,
+                               code_search_path,
+                               address_,
+                               &clients_,
+                               lineage_.get(),
+                               [this](const ObjectId& id, const NodeId& node) {
+                                 // A copy may live elsewhere (the task pulls it
+                                 // on its next run); if not, it is rebuilt as a
+                                 // get would.
+                                 if (!HasLiveCopy(id)) Recover(id, node);
+                               }};
+  tasks.events = events_.get();
+  submitter_ = std::make_unique<TaskSubmitter>(std::move(tasks));
   submitter_->set_runtime(options_.runtime);
   if (!options_.gcs_address.empty()) {
-    actor_submitter_ = std::make_unique<ActorSubmitter>(
-        ActorSubmitter::Options{&loop_, &objects_, options_.gcs_address,
-                                address_, &clients_, lineage_.get()});
+    actor_submitter_ = std::make_unique<ActorSubmitter>(ActorSubmitter::Options{
+        &loop_, &objects_, options_.gcs_address, address_, &clients_,
+        lineage_.get(), events_.get()});
   }
 }
 

@@ -31,6 +31,7 @@
 #include "proto/worker.pb.h"
 #include "runtime/object_table.h"
 #include "runtime/streams.h"
+#include "runtime/task_events.h"
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
@@ -365,6 +366,7 @@ class CoreWorker {
   // and passed as refs, ObjectRefs as refs (in `deps`).
   absl::Status BuildArgs(std::vector<internal::Arg> args, rpc::TaskSpec* spec,
                          std::vector<ObjectId>* deps);
+  void StartTaskEvents();
   void StartSubmitters(const std::vector<std::string>& code_search_path);
   // Actor side: queues an actor call once the calls its caller sent before
   // it are queued (sequence numbers).
@@ -404,6 +406,9 @@ class CoreWorker {
   ClientPool clients_;  // outgoing calls: raylets, workers, owners
   std::unique_ptr<OwnerClient> owners_;  // uses loop_
   std::unique_ptr<TaskCounters> counters_;
+  // What this process sees of tasks, for the head's state API; made once
+  // the node is known.
+  std::unique_ptr<TaskEvents> events_;
   std::unique_ptr<Lineage> lineage_;  // before the submitters that feed it
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<ActorSubmitter> actor_submitter_;

@@ -103,6 +103,7 @@ std::shared_ptr<rpc::Raylet::Stub> TaskSubmitter::RayletStub(
 void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls,
                            std::optional<rpc::WorkerRuntime> runtime) {
   options_.counters->submitted++;
+  RecordEvent(options_.events, spec, TaskEvents::kSubmitted);
   options_.loop->Post([this, spec = std::move(spec), key = std::move(key),
                        max_calls, runtime = std::move(runtime)]() mutable {
     if (max_calls > 0) max_calls_[key] = max_calls;
@@ -113,6 +114,7 @@ void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls,
 
 void TaskSubmitter::Resubmit(rpc::TaskSpec spec, std::string key) {
   options_.counters->retried++;
+  RecordEvent(options_.events, spec, TaskEvents::kSubmitted);
   options_.loop->Post(
       [this, spec = std::move(spec), key = std::move(key)]() mutable {
         Resolve(std::move(spec), std::move(key));
@@ -136,6 +138,7 @@ void TaskSubmitter::Enqueue(rpc::TaskSpec spec, const std::string& key) {
     return Fail(spec, MakeError(rpc::ErrorInfo::TASK_CANCELLED,
                                 "the task was cancelled before it ran"));
   }
+  RecordEvent(options_.events, spec, TaskEvents::kArgsReady);
   auto& ks = keys_[key];
   if (!ks) {
     ks = std::make_unique<KeyState>();
@@ -371,6 +374,7 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
   lease->inflight++;
   lease->pushed_total++;
   pushed_[spec.task_id()] = lease;
+  RecordEvent(options_.events, spec, TaskEvents::kPushed);
   auto* call = new Call;
   *call->push_req.mutable_spec() = std::move(spec);
   call->push_req.set_lease_id(lease->lease_id);
@@ -433,9 +437,17 @@ void TaskSubmitter::OnPushReply(const std::string& key,
     }
     spdlog::warn("{}: {}; running it again", spec.function_name(),
                  call->push_reply.error().message());
+    RecordEvent(options_.events, spec, TaskEvents::kFailed,
+                &call->push_reply.error(), /*retried=*/true);
     options_.on_argument_lost(lost, node);
     Resubmit(std::move(retry), key);
   } else if (s.ok()) {
+    if (call->push_reply.ok()) {
+      RecordEvent(options_.events, spec, TaskEvents::kFinished);
+    } else {
+      RecordEvent(options_.events, spec, TaskEvents::kFailed,
+                  &call->push_reply.error());
+    }
     double run = static_cast<double>(call->push_reply.run_us());
     ks.avg_run_us = ks.avg_run_us < 0 ? run : 0.8 * ks.avg_run_us + 0.2 * run;
     ReleaseStoreArgs(spec);
@@ -453,6 +465,10 @@ void TaskSubmitter::OnPushReply(const std::string& key,
     }
     rpc::TaskSpec retry = spec;
     if (retry.attempt() < retry.max_retries()) {
+      rpc::ErrorInfo crash =
+          MakeError(rpc::ErrorInfo::WORKER_CRASHED, s.error_message());
+      RecordEvent(options_.events, spec, TaskEvents::kFailed, &crash,
+                  /*retried=*/true);
       retry.set_attempt(retry.attempt() + 1);
       options_.counters->retried++;
       ks.queue.push_front(std::move(retry));
@@ -636,6 +652,7 @@ void TaskSubmitter::Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {
   ReleaseStoreArgs(spec);
   options_.counters->failed++;
   if (error.task_name().empty()) error.set_task_name(spec.function_name());
+  RecordEvent(options_.events, spec, TaskEvents::kFailed, &error);
   SetReturnsError(options_.objects, spec, error);
 }
 

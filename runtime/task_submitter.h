@@ -34,6 +34,7 @@
 #include "proto/worker.grpc.pb.h"
 #include "runtime/lineage.h"
 #include "runtime/object_table.h"
+#include "runtime/task_events.h"
 #include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
@@ -70,6 +71,7 @@ class TaskSubmitter {
     int spread_lease_requests = 4;
     int spread_slack = 64;
     absl::Duration spread_hold = absl::Seconds(3);
+    TaskEvents* events = nullptr;  // null: none recorded
   };
   explicit TaskSubmitter(Options options);
   ~TaskSubmitter();
