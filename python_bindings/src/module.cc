@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   loom::py::BindFutures(m);
   loom::py::BindMsgpack(m);
   loom::py::BindLogs(m);
+  loom::py::BindState(m);
 }

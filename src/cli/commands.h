@@ -50,9 +50,22 @@ int Start(const StartArgs& args);
 int Stop(const std::string& session_root);
 int Status(const std::string& session_root, const std::string& address);
 int Memory(const std::string& session_root, const std::string& address);
-// `loom list actors|nodes`: one line per actor or node.
-int List(const std::string& what, const std::string& session_root,
-         const std::string& address);
+// `loom list KIND`, `loom get KIND ID`, `loom summary KIND` (see
+// runtime/state_api.h): rows as a table, JSON or YAML; notes on what a
+// listing lacks go to stderr.
+struct StateArgs {
+  std::string session_root, address;
+  std::string kind;
+  std::vector<std::string> filters;  // key=value or key!=value
+  int64_t limit = 100;
+  bool detail = false;
+  std::string format = "table";  // table, json, yaml
+  std::string id;                // get
+  std::string job;               // summary: one job (hex)
+};
+int List(const StateArgs& args);
+int Get(const StateArgs& args);
+int Summary(const StateArgs& args);
 
 // `loom logs`: every node's log files; with `file`, its contents on the
 // node chosen (by id prefix or IP, else the only node that has it), or the

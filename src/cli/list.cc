@@ -1,12 +1,14 @@
-// `loom list actors`, `loom list nodes` and `loom list placement-groups`.
+// `loom list`, `loom get` and `loom summary`: the rows of runtime/state_api.h
+// as a table, JSON or YAML.
 #include <cstdio>
+#include <string>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "proto/gcs.grpc.pb.h"
+#include "runtime/state_api.h"
 #include "src/cli/commands.h"
-#include "src/common/ids.h"
-#include "src/common/rpc.h"
-#include "src/common/wire.h"
 
 namespace loom::cli {
 namespace {
@@ -16,111 +18,162 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-const char* StateName(rpc::ActorInfo::State s) {
-  switch (s) {
-    case rpc::ActorInfo::PENDING:
-      return "PENDING";
-    case rpc::ActorInfo::ALIVE:
-      return "ALIVE";
-    case rpc::ActorInfo::RESTARTING:
-      return "RESTARTING";
-    case rpc::ActorInfo::DEAD:
-      return "DEAD";
-    default:
-      return "?";
-  }
-}
-
-int ListActors(const std::string& addr) {
-  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(addr));
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, 5000);
-  rpc::ListActorsReply reply;
-  grpc::Status s = stub->ListActors(&ctx, rpc::ListActorsRequest(), &reply);
-  if (!s.ok()) {
-    return Fail("cannot reach the head at " + addr + ": " + s.error_message());
-  }
-  std::printf("%-32s  %-20s  %-16s  %-10s  %-12s  %-7s  %s\n", "ACTOR_ID",
-              "CLASS", "NAME", "STATE", "NODE", "PID", "RESTARTS");
-  for (const auto& a : reply.actors()) {
-    std::string name =
-        a.name().empty()
-            ? "-"
-            : (a.ns().empty() ? a.name() : a.ns() + "/" + a.name());
-    std::printf("%-32s  %-20s  %-16s  %-10s  %-12s  %-7lld  %d\n",
-                HexEncode(a.actor_id()).c_str(), a.class_name().c_str(),
-                name.c_str(), StateName(a.state()),
-                a.node_id().empty()
-                    ? "-"
-                    : HexEncode(a.node_id()).substr(0, 12).c_str(),
-                static_cast<long long>(a.pid()), a.num_restarts());
-    if (a.state() == rpc::ActorInfo::DEAD && !a.death_cause().empty()) {
-      std::printf("    died: %s\n", a.death_cause().c_str());
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
     }
   }
-  return 0;
+  return out + "\"";
 }
 
-int ListNodes(const std::string& addr) {
-  auto status = FetchStatus(addr);
-  if (!status.ok()) return Fail(std::string(status.status().message()));
-  std::printf("%-32s  %-22s  %-6s  %-8s  %s\n", "NODE_ID", "RAYLET", "STATE",
-              "PID", "RESOURCES (available / total)");
-  for (const auto& n : status->nodes()) {
-    auto total = ResourcesFromProto(n.total());
-    auto available = ResourcesFromProto(n.available());
-    std::printf("%-32s  %-22s  %-6s  %-8lld  %s / %s\n",
-                HexEncode(n.node_id()).c_str(),
-                absl::StrCat(n.host(), ":", n.raylet_port()).c_str(),
-                n.alive() ? "ALIVE" : "DEAD", static_cast<long long>(n.pid()),
-                available.ok() ? available->ToString().c_str() : "?",
-                total.ok() ? total->ToString().c_str() : "?");
+// Numbers stay numbers in JSON and YAML; ids and names stay strings.
+std::string Scalar(const std::string& column, const std::string& value) {
+  double number;
+  bool text_column = absl::EndsWith(column, "_id") || column == "name" ||
+                     column == "class_name";
+  if (!text_column && !value.empty() && absl::SimpleAtod(value, &number) &&
+      value.find_first_not_of("0123456789.-") == std::string::npos) {
+    return value;
   }
-  return 0;
+  return JsonString(value);
 }
 
-int ListPlacementGroups(const std::string& addr) {
-  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(addr));
-  rpc::Context ctx;
-  rpc::SetTimeout(&ctx, 5000);
-  rpc::ListPlacementGroupsReply reply;
-  grpc::Status s = stub->ListPlacementGroups(
-      &ctx, rpc::ListPlacementGroupsRequest(), &reply);
-  if (!s.ok()) {
-    return Fail("cannot reach the head at " + addr + ": " + s.error_message());
-  }
-  std::printf("%-32s  %-12s  %-13s  %-10s  %s\n", "PLACEMENT_GROUP_ID", "NAME",
-              "STRATEGY", "STATE", "BUNDLES (node)");
-  for (const auto& g : reply.groups()) {
-    std::string bundles;
-    for (int i = 0; i < g.bundles_size(); ++i) {
-      auto r = ResourcesFromProto(g.bundles(i));
-      absl::StrAppend(&bundles, i ? "  " : "", r.ok() ? r->ToString() : "?");
-      if (i < g.bundle_nodes_size()) {
-        absl::StrAppend(&bundles, " (",
-                        HexEncode(g.bundle_nodes(i)).substr(0, 12), ")");
-      }
+void PrintJson(const std::vector<StateRow>& rows, bool one) {
+  if (!one) std::printf("[\n");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::printf("%s{", one ? "" : "  ");
+    for (size_t j = 0; j < rows[i].size(); ++j) {
+      const auto& [column, value] = rows[i][j];
+      std::printf("%s%s: %s", j ? ", " : "", JsonString(column).c_str(),
+                  Scalar(column, value).c_str());
     }
-    std::printf("%-32s  %-12s  %-13s  %-10s  %s\n",
-                HexEncode(g.pg_id()).c_str(),
-                g.name().empty() ? "-" : g.name().c_str(),
-                rpc::PlacementGroupInfo::Strategy_Name(g.strategy()).c_str(),
-                rpc::PlacementGroupInfo::State_Name(g.state()).c_str(),
-                bundles.c_str());
-    if (!g.message().empty()) std::printf("    %s\n", g.message().c_str());
+    std::printf("}%s\n", !one && i + 1 < rows.size() ? "," : "");
   }
-  return 0;
+  if (!one) std::printf("]\n");
+}
+
+void PrintYaml(const std::vector<StateRow>& rows, bool one) {
+  for (const auto& row : rows) {
+    bool first = true;
+    for (const auto& [column, value] : row) {
+      std::printf("%s%s: %s\n", one ? "" : (first ? "- " : "  "),
+                  column.c_str(), Scalar(column, value).c_str());
+      first = false;
+    }
+  }
+  if (rows.empty() && !one) std::printf("[]\n");
+}
+
+void PrintTable(const std::vector<std::string>& columns,
+                const std::vector<StateRow>& rows) {
+  std::vector<size_t> width(columns.size());
+  for (size_t c = 0; c < columns.size(); ++c) width[c] = columns[c].size();
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < columns.size() && c < row.size(); ++c) {
+      width[c] = std::max(width[c], std::max<size_t>(row[c].second.size(), 1));
+    }
+  }
+  std::string line;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    std::string header = absl::AsciiStrToUpper(columns[c]);
+    absl::StrAppend(&line, c ? "  " : "", header,
+                    c + 1 < columns.size()
+                        ? std::string(width[c] - header.size(), ' ')
+                        : "");
+  }
+  std::printf("%s\n", line.c_str());
+  for (const auto& row : rows) {
+    line.clear();
+    for (size_t c = 0; c < columns.size() && c < row.size(); ++c) {
+      std::string v = row[c].second.empty() ? "-" : row[c].second;
+      absl::StrAppend(
+          &line, c ? "  " : "", v,
+          c + 1 < columns.size() ? std::string(width[c] - v.size(), ' ') : "");
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+void Print(const StateListing& listing, const std::string& format) {
+  if (format == "json") {
+    PrintJson(listing.rows, false);
+  } else if (format == "yaml") {
+    PrintYaml(listing.rows, false);
+  } else {
+    PrintTable(listing.columns, listing.rows);
+  }
+  for (const auto& w : listing.warnings) {
+    std::fprintf(stderr, "loom: note: %s\n", w.c_str());
+  }
+}
+
+absl::StatusOr<std::string> Head(const StateArgs& args) {
+  return HeadAddress(args.session_root, args.address);
 }
 
 }  // namespace
 
-int List(const std::string& what, const std::string& session_root,
-         const std::string& address) {
-  auto addr = HeadAddress(session_root, address);
-  if (!addr.ok()) return Fail(std::string(addr.status().message()));
-  if (what == "actors") return ListActors(*addr);
-  if (what == "placement-groups") return ListPlacementGroups(*addr);
-  return ListNodes(*addr);
+int List(const StateArgs& args) {
+  auto head = Head(args);
+  if (!head.ok()) return Fail(std::string(head.status().message()));
+  StateQuery query{args.kind, {}, args.limit, args.detail};
+  for (const auto& text : args.filters) {
+    auto f = ParseFilter(text);
+    if (!f.ok()) return Fail(std::string(f.status().message()));
+    query.filters.push_back(*f);
+  }
+  auto listing = ListState(*head, query);
+  if (!listing.ok()) return Fail(std::string(listing.status().message()));
+  Print(*listing, args.format);
+  if (listing->total > static_cast<int64_t>(listing->rows.size())) {
+    std::fprintf(stderr, "loom: note: %zu of %lld %s shown; --limit for more\n",
+                 listing->rows.size(), static_cast<long long>(listing->total),
+                 args.kind.c_str());
+  }
+  return 0;
+}
+
+int Get(const StateArgs& args) {
+  auto head = Head(args);
+  if (!head.ok()) return Fail(std::string(head.status().message()));
+  auto row = GetState(*head, args.kind, args.id);
+  if (!row.ok()) return Fail(std::string(row.status().message()));
+  if (args.format == "json") {
+    PrintJson({*row}, true);
+  } else {
+    PrintYaml({*row}, true);
+  }
+  return 0;
+}
+
+int Summary(const StateArgs& args) {
+  auto head = Head(args);
+  if (!head.ok()) return Fail(std::string(head.status().message()));
+  auto listing = SummarizeState(*head, args.kind, args.job);
+  if (!listing.ok()) return Fail(std::string(listing.status().message()));
+  Print(*listing, args.format);
+  return 0;
 }
 
 }  // namespace loom::cli

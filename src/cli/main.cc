@@ -121,16 +121,49 @@ int main(int argc, char** argv) {
                     "machine's session of that cluster)");
   }
 
-  std::string what;
+  loom::cli::StateArgs state;
+  const std::vector<std::string> kinds = {
+      "tasks", "actors",  "objects",         "nodes",
+      "jobs",  "workers", "placement-groups"};
   auto* list_cmd =
-      app.add_subcommand("list", "List actors, nodes or placement groups");
-  list_cmd->add_option("what", what, "actors | nodes | placement-groups")
+      app.add_subcommand("list",
+                         "List tasks, actors, objects, nodes, jobs, workers or "
+                         "placement groups");
+  list_cmd
+      ->add_option("kind", state.kind,
+                   "tasks | actors | objects | nodes "
+                   "| jobs | workers | "
+                   "placement-groups")
       ->required()
-      ->check(CLI::IsMember({"actors", "nodes", "placement-groups"}));
-  list_cmd->add_option("--session-root", session_root);
-  list_cmd->add_option("--address", address,
-                       "Head HOST:PORT (default: this root's)");
-  list_cmd->add_option("--auth-token-file", token_file, "The cluster token");
+      ->check(CLI::IsMember(kinds));
+  list_cmd->add_option("--filter,-f", state.filters,
+                       "key=value or key!=value on a column (repeatable; ids "
+                       "match by prefix)");
+  list_cmd->add_option("--limit", state.limit, "At most this many rows")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  list_cmd->add_flag("--detail", state.detail, "Every column");
+  auto* get_cmd =
+      app.add_subcommand("get", "One task, actor, node, ... by id (prefix)");
+  get_cmd->add_option("kind", state.kind, "tasks | actors | ...")
+      ->required()
+      ->check(CLI::IsMember(kinds));
+  get_cmd->add_option("id", state.id, "Its id, or a prefix of it")->required();
+  auto* summary_cmd = app.add_subcommand(
+      "summary",
+      "Tasks per function (states, run-time percentiles), actors "
+      "per class, objects per node");
+  summary_cmd->add_option("kind", state.kind, "tasks | actors | objects")
+      ->required()
+      ->check(CLI::IsMember({"tasks", "actors", "objects"}));
+  summary_cmd->add_option("--job-id", state.job, "Only this job (tasks)");
+  for (auto* cmd : {list_cmd, get_cmd, summary_cmd}) {
+    cmd->add_option("--format", state.format, "table | json | yaml")
+        ->check(CLI::IsMember({"table", "json", "yaml"}));
+    cmd->add_option("--session-root", session_root);
+    cmd->add_option("--address", address,
+                    "Head HOST:PORT (default: this root's)");
+    cmd->add_option("--auth-token-file", token_file, "The cluster token");
+  }
 
   loom::cli::LogsArgs logs;
   auto* logs_cmd = app.add_subcommand(
@@ -166,9 +199,11 @@ int main(int argc, char** argv) {
   }
   if (status_cmd->parsed()) return loom::cli::Status(session_root, address);
   if (memory_cmd->parsed()) return loom::cli::Memory(session_root, address);
-  if (list_cmd->parsed()) {
-    return loom::cli::List(what, session_root, address);
-  }
+  state.session_root = session_root;
+  state.address = address;
+  if (list_cmd->parsed()) return loom::cli::List(state);
+  if (get_cmd->parsed()) return loom::cli::Get(state);
+  if (summary_cmd->parsed()) return loom::cli::Summary(state);
   if (logs_cmd->parsed()) {
     logs.session_root = session_root;
     logs.address = address;

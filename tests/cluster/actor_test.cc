@@ -248,9 +248,9 @@ TEST_F(PrivateClusterTest, LoomListShowsActorsAndNodes) {
   ASSERT_EQ(nodes.exit_code, 0) << nodes.output;
   EXPECT_NE(nodes.output.find("ALIVE"), std::string::npos) << nodes.output;
   EXPECT_NE(nodes.output.find("CPU"), std::string::npos);
-  auto bad = RunCommand(BinDir() + "/loom list tasks 2>&1");
+  auto bad = RunCommand(BinDir() + "/loom list things 2>&1");
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_NE(bad.output.find("tasks not in {actors,nodes"), std::string::npos)
+  EXPECT_NE(bad.output.find("things not in {tasks,actors"), std::string::npos)
       << bad.output;
 }
 
