@@ -2,9 +2,22 @@
 
 #include <pthread.h>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 
 namespace loom {
+namespace {
+
+// Debian builds Abseil without NDEBUG, so every Mutex::Lock also updates a
+// process-wide lock-order graph (deadlock detection) under a global lock:
+// a debugging aid that costs every lock on the fast path. Every Loom
+// process runs an EventLoop, so this file turns it off for all of them.
+const bool kNoDeadlockGraph = [] {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return true;
+}();
+
+}  // namespace
 
 EventLoop::EventLoop(std::string name, Clock* clock)
     : name_(std::move(name)), clock_(clock) {}
