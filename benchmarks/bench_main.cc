@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   loom::bench::AddStoreBenchmarks(&benchmarks);
   loom::bench::AddStoreFloorBenchmarks(&benchmarks);
   loom::bench::AddSchedulerBenchmarks(&benchmarks);
+  loom::bench::AddStateBenchmarks(&benchmarks);
 
   int failed = 0;
   int ran = 0;

@@ -47,6 +47,7 @@ void AddStoreBenchmarks(std::vector<Benchmark>* out);
 void AddStoreFloorBenchmarks(std::vector<Benchmark>* out);
 void AddActorBenchmarks(std::vector<Benchmark>* out);
 void AddSchedulerBenchmarks(std::vector<Benchmark>* out);
+void AddStateBenchmarks(std::vector<Benchmark>* out);
 // loom-bench --store-writer SOCKET SIZE ID...: writes objects from another
 // process (argv from SOCKET on).
 int RunStoreWriter(int argc, char** argv);

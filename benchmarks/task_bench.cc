@@ -10,10 +10,17 @@
 //                                       the first with and without the
 //                                       cluster token: the median of 7
 //                                       alternating pairs of clusters
+//   loom_single_client_tasks_async_events_on / _events_off /
+//   loom_task_events_overhead           single_client_tasks_async with and
+//                                       without task events (the state
+//                                       API's feed): the median of 7
+//                                       alternating pairs of clusters
 //   loom_multi_thread_tasks_async       kClients driver threads doing the
 //                                       last (Ray's multi_client_tasks_async
 //                                       submits from 4 actors instead)
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -90,6 +97,30 @@ std::vector<Result> RunAuthOverhead() {
           {"loom_auth_overhead", rate_off / rate_on - 1, "fraction"}};
 }
 
+// Task events' cost: $LOOM_TASK_EVENTS, read by every core worker of the
+// cluster (its daemons and workers inherit it), on and off in turn.
+std::vector<Result> RunTaskEventsOverhead() {
+  constexpr int kPairs = 7;
+  std::vector<double> on, off;
+  for (int i = 0; i < kPairs; ++i) {
+    // Which goes first alternates too: a cluster's start is slower right
+    // after another's shutdown.
+    for (bool events : {i % 2 == 0, i % 2 != 0}) {
+      setenv("LOOM_TASK_EVENTS", events ? "1" : "0", 1);
+      PrivateCluster cluster(kNumCpus);
+      RateFor(0.3, GetBatch);  // warm the leases and the channels
+      (events ? on : off).push_back(RateFor(kRunSeconds, GetBatch));
+      std::fprintf(stderr, "events %s: %.0f tasks/s\n", events ? "on" : "off",
+                   (events ? on : off).back());
+    }
+  }
+  unsetenv("LOOM_TASK_EVENTS");
+  double rate_on = Median(on), rate_off = Median(off);
+  return {{"loom_single_client_tasks_async_events_on", rate_on, "tasks/s"},
+          {"loom_single_client_tasks_async_events_off", rate_off, "tasks/s"},
+          {"loom_task_events_overhead", rate_off / rate_on - 1, "fraction"}};
+}
+
 std::vector<Result> RunMultiClient() {
   PrivateCluster cluster(kNumCpus);
   double rate = MedianOfRuns([](double s) {
@@ -112,6 +143,10 @@ void AddTaskBenchmarks(std::vector<Benchmark>* out) {
       {{"loom_single_client_tasks_sync_auth_on",
         "loom_single_client_tasks_sync_auth_off", "loom_auth_overhead"},
        RunAuthOverhead});
+  out->push_back({{"loom_single_client_tasks_async_events_on",
+                   "loom_single_client_tasks_async_events_off",
+                   "loom_task_events_overhead"},
+                  RunTaskEventsOverhead});
 }
 
 }  // namespace loom::bench

@@ -38,8 +38,11 @@ ActorSubmitter::~ActorSubmitter() { Shutdown(); }
 void ActorSubmitter::Shutdown() { calls_.Shutdown(); }
 
 void ActorSubmitter::Submit(const ActorId& actor, rpc::TaskSpec spec) {
-  RecordEvent(options_.events, spec, TaskEvents::kSubmitted);
-  options_.loop->Post([this, actor, spec = std::move(spec)]() mutable {
+  int64_t now = options_.events ? TaskEvents::Now() : 0;
+  options_.loop->Post([this, actor, spec = std::move(spec), now]() mutable {
+    if (options_.events) {
+      options_.events->RecordAt(spec, {{TaskEvents::kSubmitted, now}});
+    }
     State& state = actors_[actor];
     uint64_t index = state.next_index++;
     state.calls[index].spec = std::move(spec);

@@ -35,6 +35,7 @@ struct TaskContext {
   TaskId task;
   uint32_t children = 0;
   uint32_t puts = 0;
+  int64_t run_start_us = 0, run_end_us = 0;  // task events
 };
 thread_local TaskContext* tls_task = nullptr;
 
@@ -490,6 +491,8 @@ void CoreWorker::ExecuteLoop() {
       ExecuteWithHandler(std::make_shared<Execution>(std::move(e)));
     } else {
       Execute(e.req->spec(), e.reply);
+      e.run_start_us = ctx.run_start_us;
+      e.run_end_us = ctx.run_end_us;
       Finish(e);
     }
     tls_task = nullptr;
@@ -498,14 +501,21 @@ void CoreWorker::ExecuteLoop() {
 
 void CoreWorker::Finish(Execution& e) {
   e.reply->set_pid(getpid());
-  const rpc::TaskSpec& spec = e.req->spec();
-  RecordEvent(events_.get(), spec, TaskEvents::kExecEnd);
+  if (events_ && events_->enabled()) {
+    // What the run took, in one record.
+    int64_t now = TaskEvents::Now();
+    bool ok = e.reply->ok();
+    events_->RecordAt(e.req->spec(),
+                      {{TaskEvents::kRunStart, e.run_start_us},
+                       {TaskEvents::kRunEnd, e.run_end_us},
+                       {TaskEvents::kExecEnd, now},
+                       {ok ? TaskEvents::kFinished : TaskEvents::kFailed, now}},
+                      ok ? nullptr : &e.reply->error());
+  }
   if (e.reply->ok()) {
     counters_->finished++;
-    RecordEvent(events_.get(), spec, TaskEvents::kFinished);
   } else {
     counters_->failed++;
-    RecordEvent(events_.get(), spec, TaskEvents::kFailed, &e.reply->error());
   }
   e.done(absl::OkStatus());
 }
@@ -637,10 +647,10 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
         MakeError(rpc::ErrorInfo::INVALID, "this worker serves no actor",
                   spec.function_name());
   } else {
-    RecordEvent(events_.get(), spec, TaskEvents::kRunStart);
+    if (tls_task) tls_task->run_start_us = TaskEvents::Now();
     ExecuteTask(spec, args, store_ ? UINT64_MAX : kInlineThreshold, reply,
                 actor.get(), actor_class);
-    RecordEvent(events_.get(), spec, TaskEvents::kRunEnd);
+    if (tls_task) tls_task->run_end_us = TaskEvents::Now();
   }
   if (spec.actor_creation() && reply->ok()) {
     absl::MutexLock lock(&exec_mu_);

@@ -286,6 +286,9 @@ class CoreWorker {
     const rpc::PushTaskRequest* req;
     rpc::PushTaskReply* reply;
     std::function<void(absl::Status)> done;
+    // For task events (TaskEvents::Now(); 0: not reached), reported once
+    // by Finish.
+    int64_t run_start_us = 0, run_end_us = 0;
   };
   explicit CoreWorker(Options options);
   absl::Status Connect();

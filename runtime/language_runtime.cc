@@ -161,10 +161,10 @@ void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
                     std::move(pin)});
   }
   auto start = std::chrono::steady_clock::now();
-  RecordEvent(events_.get(), spec, TaskEvents::kRunStart);
+  e->run_start_us = TaskEvents::Now();
   options_.task_handler(spec, std::move(args), reply, [this, e, start] {
     const rpc::TaskSpec& spec = e->req->spec();
-    RecordEvent(events_.get(), spec, TaskEvents::kRunEnd);
+    e->run_end_us = TaskEvents::Now();
     // How long tasks run decides whether callers pipeline them.
     e->reply->set_run_us(std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::steady_clock::now() - start)

@@ -20,26 +20,27 @@ rpc::TaskEvent::Type TypeOf(const rpc::TaskSpec& spec) {
   return rpc::TaskEvent::NORMAL_TASK;
 }
 
-void SetTime(rpc::TaskEvent& e, TaskEvents::Kind kind, int64_t now) {
+void SetTime(rpc::TaskEvent& e, int kind, int64_t at) {
+  if (at == 0) return;
   switch (kind) {
     case TaskEvents::kSubmitted:
-      return e.set_submitted_us(now);
+      return e.set_submitted_us(at);
     case TaskEvents::kArgsReady:
-      return e.set_args_ready_us(now);
+      return e.set_args_ready_us(at);
     case TaskEvents::kPushed:
-      return e.set_pushed_us(now);
+      return e.set_pushed_us(at);
     case TaskEvents::kExecStart:
-      return e.set_exec_start_us(now);
+      return e.set_exec_start_us(at);
     case TaskEvents::kRunStart:
-      return e.set_run_start_us(now);
+      return e.set_run_start_us(at);
     case TaskEvents::kRunEnd:
-      return e.set_run_end_us(now);
+      return e.set_run_end_us(at);
     case TaskEvents::kExecEnd:
-      return e.set_exec_end_us(now);
+      return e.set_exec_end_us(at);
     case TaskEvents::kFinished:
-      return e.set_finished_us(now);
+      return e.set_finished_us(at);
     case TaskEvents::kFailed:
-      return e.set_failed_us(now);
+      return e.set_failed_us(at);
   }
 }
 
@@ -50,49 +51,94 @@ TaskEvents::TaskEvents(Options options)
 
 TaskEvents::~TaskEvents() { Shutdown(absl::ZeroDuration()); }
 
+int64_t TaskEvents::Now() { return absl::ToUnixMicros(absl::Now()); }
+
+TaskEvents::Pending* TaskEvents::EntryFor(const rpc::TaskSpec& spec,
+                                          const TaskId& id) {
+  auto [it, added] = buffered_.try_emplace(Key(id, spec.attempt()));
+  Pending& p = it->second;
+  if (!added) return &p;
+  if (buffered_.size() > options_.max_buffered) {
+    buffered_.erase(it);
+    dropped_++;
+    return nullptr;
+  }
+  p.type = TypeOf(spec);
+  auto [name, named] =
+      name_index_.try_emplace(spec.function_name(), names_.size());
+  if (named) names_.push_back(spec.function_name());
+  p.name = name->second;
+  if (auto job = JobId::FromBinary(spec.job_id()); job.ok()) p.job = *job;
+  if (auto actor = ActorId::FromBinary(spec.actor_id()); actor.ok()) {
+    p.actor = *actor;
+  }
+  return &p;
+}
+
 void TaskEvents::Record(const rpc::TaskSpec& spec, Kind kind,
                         const rpc::ErrorInfo* error, bool retried) {
+  if (enabled_) RecordAt(spec, {{kind, Now()}}, error, retried);
+}
+
+void TaskEvents::RecordAt(const rpc::TaskSpec& spec,
+                          std::initializer_list<std::pair<Kind, int64_t>> times,
+                          const rpc::ErrorInfo* error, bool retried) {
   if (!enabled_) return;
   auto id = TaskId::FromBinary(spec.task_id());
   if (!id.ok()) return;
-  int64_t now = absl::ToUnixMicros(absl::Now());
-  bool arm = false;
+  bool post = false;
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) return;
-    auto it = buffered_.find(std::make_pair(*id, spec.attempt()));
-    if (it == buffered_.end()) {
-      if (buffered_.size() >= options_.max_buffered) {
-        dropped_++;
-        return;
-      }
-      it = buffered_.try_emplace(std::make_pair(*id, spec.attempt())).first;
-      rpc::TaskEvent& e = it->second;
-      e.set_task_id(spec.task_id());
-      e.set_attempt(spec.attempt());
-      e.set_name(spec.function_name());
-      e.set_job_id(spec.job_id());
-      e.set_actor_id(spec.actor_id());
-      e.set_type(TypeOf(spec));
-    }
-    rpc::TaskEvent& e = it->second;
-    SetTime(e, kind, now);
-    if (kind >= kExecStart && kind <= kExecEnd && e.worker_id().empty()) {
-      e.set_node_id(options_.node.Binary());
-      e.set_worker_id(options_.worker.Binary());
-      e.set_pid(options_.pid);
+    Pending* p = EntryFor(spec, *id);
+    if (p == nullptr) return;
+    for (const auto& [kind, at] : times) {
+      if (at != 0) p->times[kind] = at;
+      p->executed |= kind >= kExecStart && kind <= kExecEnd;
     }
     if (error) {
-      e.set_error_kind(error->kind());
-      e.set_error_message(error->type().empty()
-                              ? error->message()
-                              : error->type() + ": " + error->message());
+      p->error = errors_.size();
+      errors_.emplace_back(error->kind(),
+                           error->type().empty()
+                               ? error->message()
+                               : error->type() + ": " + error->message());
     }
-    if (retried) e.set_retried(true);
-    arm = !armed_;
+    p->retried |= retried;
+    post = !armed_;
     armed_ = true;
   }
-  if (arm) options_.loop->PostAfter(options_.interval, [this] { Send(); });
+  if (post) options_.loop->PostAfter(options_.interval, [this] { Send(); });
+}
+
+void TaskEvents::Drain(rpc::ReportTaskEventsRequest* req) {
+  req->mutable_events()->Reserve(buffered_.size());
+  std::string node = options_.node.Binary();
+  std::string worker = options_.worker.Binary();
+  for (const auto& [key, p] : buffered_) {
+    rpc::TaskEvent* e = req->add_events();
+    e->set_task_id(key.first.Binary());
+    e->set_attempt(key.second);
+    e->set_name(names_[p.name]);
+    e->set_job_id(p.job.Binary());
+    if (!p.actor.IsNil()) e->set_actor_id(p.actor.Binary());
+    e->set_type(static_cast<rpc::TaskEvent::Type>(p.type));
+    for (int k = 0; k <= kFailed; ++k) SetTime(*e, k, p.times[k]);
+    if (p.executed) {
+      e->set_node_id(node);
+      e->set_worker_id(worker);
+      e->set_pid(options_.pid);
+    }
+    if (p.error >= 0) {
+      e->set_error_kind(
+          static_cast<rpc::ErrorInfo::Kind>(errors_[p.error].first));
+      e->set_error_message(errors_[p.error].second);
+    }
+    e->set_retried(p.retried);
+  }
+  buffered_.clear();
+  errors_.clear();
+  req->set_dropped(dropped_);
+  dropped_ = 0;
 }
 
 void TaskEvents::Send() {
@@ -113,13 +159,7 @@ void TaskEvents::Send() {
       return delete call;
     }
     if (buffered_.empty() && dropped_ == 0) return delete call;
-    call->req.mutable_events()->Reserve(buffered_.size());
-    for (auto& [key, e] : buffered_) {
-      *call->req.add_events() = std::move(e);
-    }
-    buffered_.clear();
-    call->req.set_dropped(dropped_);
-    dropped_ = 0;
+    Drain(&call->req);
     sending_ = true;
   }
   rpc::SetTimeout(&call->ctx, 10000);
@@ -145,9 +185,7 @@ void TaskEvents::Shutdown(absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
     if (shut_down_) return;
     shut_down_ = true;
-    for (auto& [key, e] : buffered_) *req.add_events() = std::move(e);
-    buffered_.clear();
-    req.set_dropped(dropped_);
+    Drain(&req);
   }
   calls_.Shutdown(timeout);
   if (!enabled_ || timeout <= absl::ZeroDuration() ||

@@ -17,8 +17,11 @@
 #ifndef LOOM_RUNTIME_TASK_EVENTS_H_
 #define LOOM_RUNTIME_TASK_EVENTS_H_
 
+#include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
@@ -62,22 +65,53 @@ class TaskEvents {
   ~TaskEvents();
 
   bool enabled() const { return enabled_; }
+  // Now, as events carry it: microseconds since the epoch.
+  static int64_t Now();
   // `error`: with kFailed, why; `retried`: the attempt failed and the task
   // runs again.
   void Record(const rpc::TaskSpec& spec, Kind kind,
               const rpc::ErrorInfo* error = nullptr, bool retried = false);
+  // Several at once, each at its time (one lock for all): what an executor
+  // measured while it ran the task, say.
+  void RecordAt(const rpc::TaskSpec& spec,
+                std::initializer_list<std::pair<Kind, int64_t>> times,
+                const rpc::ErrorInfo* error = nullptr, bool retried = false);
   // Sends what is buffered (waiting up to `timeout` for the head), then
   // records nothing more.
   void Shutdown(absl::Duration timeout);
 
  private:
+  // What the batch holds of one task attempt: plain values, so that
+  // recording allocates nothing (protos are made when the batch is sent).
+  struct Pending {
+    uint8_t type = 0;
+    bool retried = false;
+    bool executed = false;  // holds this process's executor stamps
+    uint32_t name = 0;      // names_
+    int32_t error = -1;     // errors_
+    JobId job;
+    ActorId actor;
+    int64_t times[kFailed + 1] = {};
+  };
+  using Key = std::pair<TaskId, int32_t>;  // task, attempt
+
   void Send();
+  // The batch's entry for the spec's attempt, or null when the batch is
+  // full (counted as dropped).
+  Pending* EntryFor(const rpc::TaskSpec& spec, const TaskId& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The batch as a request (empties it).
+  void Drain(rpc::ReportTaskEventsRequest* req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   const bool enabled_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::pair<TaskId, int32_t>, rpc::TaskEvent> buffered_
-      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Key, Pending> buffered_ ABSL_GUARDED_BY(mu_);
+  // Function names seen (few: one per function), and this batch's errors.
+  std::vector<std::string> names_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint32_t> name_index_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<int, std::string>> errors_ ABSL_GUARDED_BY(mu_);
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   bool armed_ ABSL_GUARDED_BY(mu_) = false;  // a Send is scheduled
   bool sending_ ABSL_GUARDED_BY(mu_) = false;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <optional>
@@ -103,9 +104,18 @@ std::shared_ptr<rpc::Raylet::Stub> TaskSubmitter::RayletStub(
 void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls,
                            std::optional<rpc::WorkerRuntime> runtime) {
   options_.counters->submitted++;
-  RecordEvent(options_.events, spec, TaskEvents::kSubmitted);
+  // Recorded on the loop, as every later state is: one thread records.
+  int64_t now = options_.events ? TaskEvents::Now() : 0;
   options_.loop->Post([this, spec = std::move(spec), key = std::move(key),
-                       max_calls, runtime = std::move(runtime)]() mutable {
+                       max_calls, runtime = std::move(runtime), now]() mutable {
+    if (options_.events) {
+      // Without ObjectRef arguments it is ready as it is submitted.
+      bool refs = std::any_of(spec.args().begin(), spec.args().end(),
+                              [](const auto& a) { return a.has_ref(); });
+      options_.events->RecordAt(spec,
+                                {{TaskEvents::kSubmitted, now},
+                                 {TaskEvents::kArgsReady, refs ? 0 : now}});
+    }
     if (max_calls > 0) max_calls_[key] = max_calls;
     if (runtime) runtimes_[key] = std::move(*runtime);
     Resolve(std::move(spec), std::move(key));
@@ -125,10 +135,16 @@ void TaskSubmitter::Resolve(rpc::TaskSpec spec, std::string key) {
   // Each dependency is held (SubmitTask took a reference) until it is
   // inlined; then the task is enqueued on the loop.
   auto pending = std::make_shared<rpc::TaskSpec>(std::move(spec));
+  bool refs = std::any_of(pending->args().begin(), pending->args().end(),
+                          [](const auto& a) { return a.has_ref(); });
   WhenArgsReady(options_.objects, options_.loop, *pending,
-                [this, pending, key = std::move(key)] {
+                [this, pending, refs, key = std::move(key)] {
                   auto error = InlineArgs(options_.objects, pending.get());
                   if (error) return Fail(*pending, *error);
+                  if (refs) {
+                    RecordEvent(options_.events, *pending,
+                                TaskEvents::kArgsReady);
+                  }
                   Enqueue(std::move(*pending), key);
                 });
 }
@@ -138,7 +154,6 @@ void TaskSubmitter::Enqueue(rpc::TaskSpec spec, const std::string& key) {
     return Fail(spec, MakeError(rpc::ErrorInfo::TASK_CANCELLED,
                                 "the task was cancelled before it ran"));
   }
-  RecordEvent(options_.events, spec, TaskEvents::kArgsReady);
   auto& ks = keys_[key];
   if (!ks) {
     ks = std::make_unique<KeyState>();
