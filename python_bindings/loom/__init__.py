@@ -47,8 +47,25 @@ def remote(*args, **options):
 # ref.future(), ref.as_future(), ref._on_completed(cb), `await ref`.
 _futures.install()
 
+def timeline(filename=None, job_id=None):
+    """The tasks the head holds as a Chrome trace (Perfetto and
+    chrome://tracing open it): written to `filename`, else returned as a
+    list of trace events. A process per node, a thread per worker, a slice
+    per task with its phases; see docs/observability.md."""
+    import json
+    from loom._private import worker as _worker
+    _worker.check_connected()
+    trace = _core.timeline("", job_id or "")
+    if filename is None:
+        return json.loads(trace)["traceEvents"]
+    with open(filename, "w") as f:
+        f.write(trace)
+    return None
+
+
 __all__ = ["init", "shutdown", "is_initialized", "remote", "get", "put",
            "wait", "kill", "cancel", "get_actor", "method", "nodes",
+           "timeline",
            "cluster_resources", "available_resources", "get_runtime_context",
            "get_gpu_ids", "ObjectRef", "ActorHandle", "exceptions",
            "ObjectRefGenerator", "DynamicObjectRefGenerator"]

@@ -2,6 +2,7 @@
 // loom.util.state.list_* / get_* / summarize_*.
 #include "bindings.h"
 #include "runtime/state_api.h"
+#include "runtime/timeline.h"
 
 namespace loom::py {
 namespace {
@@ -76,6 +77,16 @@ pyb::tuple SummarizeStateRows(const std::string& address,
   return pyb::make_tuple(Rows(listing->rows), Warnings(*listing));
 }
 
+std::string Timeline(const std::string& address, const std::string& job) {
+  absl::StatusOr<std::string> trace;
+  {
+    pyb::gil_scoped_release release;
+    trace = TimelineJson(Head(address), job);
+  }
+  if (!trace.ok()) ThrowStatus(trace.status());
+  return *trace;
+}
+
 }  // namespace
 
 void BindState(pyb::module_& m) {
@@ -85,6 +96,7 @@ void BindState(pyb::module_& m) {
         pyb::arg("id"));
   m.def("summarize_state", &SummarizeStateRows, pyb::arg("address"),
         pyb::arg("kind"), pyb::arg("job") = "");
+  m.def("timeline", &Timeline, pyb::arg("address"), pyb::arg("job") = "");
 }
 
 }  // namespace loom::py

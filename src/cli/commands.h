@@ -64,6 +64,9 @@ struct StateArgs {
   std::string job;               // summary: one job (hex)
 };
 int List(const StateArgs& args);
+// `loom timeline`: a Chrome trace of the tasks the head holds (one job's
+// with args.job) written to `out`.
+int Timeline(const StateArgs& args, const std::string& out);
 int Get(const StateArgs& args);
 int Summary(const StateArgs& args);
 

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/state_api.h"
+#include "runtime/timeline.h"
 #include "src/cli/commands.h"
 
 namespace loom::cli {
@@ -164,6 +165,24 @@ int Get(const StateArgs& args) {
   } else {
     PrintYaml({*row}, true);
   }
+  return 0;
+}
+
+int Timeline(const StateArgs& args, const std::string& out) {
+  auto head = Head(args);
+  if (!head.ok()) return Fail(std::string(head.status().message()));
+  int64_t events = 0;
+  auto trace = TimelineJson(*head, args.job, &events);
+  if (!trace.ok()) return Fail(std::string(trace.status().message()));
+  FILE* f = std::fopen(out.c_str(), "w");
+  if (f == nullptr) return Fail("cannot write " + out);
+  bool ok = std::fwrite(trace->data(), 1, trace->size(), f) == trace->size();
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) return Fail("cannot write " + out);
+  std::printf(
+      "wrote %lld trace events to %s: open it in https://ui.perfetto.dev or "
+      "chrome://tracing\n",
+      static_cast<long long>(events), out.c_str());
   return 0;
 }
 

@@ -156,9 +156,18 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"tasks", "actors", "objects"}));
   summary_cmd->add_option("--job-id", state.job, "Only this job (tasks)");
+  std::string timeline_out = "loom-timeline.json";
+  auto* timeline_cmd = app.add_subcommand(
+      "timeline", "Write a Chrome trace of the tasks the head holds (open it "
+                  "in Perfetto or chrome://tracing)");
+  timeline_cmd->add_option("--job-id", state.job, "Only this job's tasks");
+  timeline_cmd->add_option("-o,--output", timeline_out,
+                           "The file (default loom-timeline.json)");
   for (auto* cmd : {list_cmd, get_cmd, summary_cmd}) {
     cmd->add_option("--format", state.format, "table | json | yaml")
         ->check(CLI::IsMember({"table", "json", "yaml"}));
+  }
+  for (auto* cmd : {list_cmd, get_cmd, summary_cmd, timeline_cmd}) {
     cmd->add_option("--session-root", session_root);
     cmd->add_option("--address", address,
                     "Head HOST:PORT (default: this root's)");
@@ -204,6 +213,9 @@ int main(int argc, char** argv) {
   if (list_cmd->parsed()) return loom::cli::List(state);
   if (get_cmd->parsed()) return loom::cli::Get(state);
   if (summary_cmd->parsed()) return loom::cli::Summary(state);
+  if (timeline_cmd->parsed()) {
+    return loom::cli::Timeline(state, timeline_out);
+  }
   if (logs_cmd->parsed()) {
     logs.session_root = session_root;
     logs.address = address;

@@ -210,6 +210,34 @@ def test_bad_filters_and_unknown_ids_are_clear_errors(two_nodes):
     assert len(cli(cluster, "list", "nodes").stdout.splitlines()) == 3
 
 
+def test_timeline_has_a_row_per_worker_and_a_slice_per_task(two_nodes,
+                                                            tmp_path):
+    wait_until(lambda: settled(tasks_named("where")), 20)
+    events = loom.timeline()
+    runs = [e for e in events if e.get("cat") == "task" and
+            e["name"] == "where"]
+    assert len(runs) == 7 and all(e["ph"] == "X" and e["dur"] >= 0
+                                  for e in runs)
+    phases = {e["name"] for e in events if e.get("cat") == "phase"}
+    assert {"fetch arguments", "run where", "store result"} <= phases
+    nodes = {e["args"]["name"] for e in events
+             if e["name"] == "process_name"}
+    assert len(nodes) == 2
+    pending = [e for e in events if e.get("cat") == "pending"]
+    assert pending and {e["ph"] for e in pending} == {"b", "e"}
+    out = tmp_path / "trace.json"
+    r = cli(two_nodes["cluster"], "timeline", "-o", str(out), "--job-id",
+            runs[0]["args"]["job_id"])
+    assert "open it in https://ui.perfetto.dev" in r.stdout
+    with open(out) as f:
+        trace = json.load(f)
+    assert len([e for e in trace["traceEvents"] if e.get("cat") == "task"
+                and e["name"] == "where"]) == 7
+    r = cli(two_nodes["cluster"], "timeline", "-o", str(out), "--job-id",
+            "zz", check=False)
+    assert r.returncode == 1 and "job id must be 8 hex digits" in r.stderr
+
+
 @loom.remote(num_cpus=0)
 def tiny(i):
     return i

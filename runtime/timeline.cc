@@ -1,0 +1,145 @@
+#include "runtime/timeline.h"
+
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "proto/gcs.grpc.pb.h"
+#include "src/common/ids.h"
+#include "src/common/rpc.h"
+
+namespace loom {
+namespace {
+
+// A JSON string literal.
+std::string Quote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+class Trace {
+ public:
+  void Slice(const std::string& name, const char* cat, int pid, int64_t tid,
+             int64_t from_us, int64_t to_us, const std::string& args) {
+    if (from_us <= 0 || to_us < from_us) return;
+    Add(absl::StrCat("{\"name\":", Quote(name), ",\"cat\":\"", cat,
+                     "\",\"ph\":\"X\",\"ts\":", from_us,
+                     ",\"dur\":", to_us - from_us, ",\"pid\":", pid,
+                     ",\"tid\":", tid, ",\"args\":{", args, "}}"));
+  }
+  // Overlapping spans on one track (Chrome's async events).
+  void Span(const std::string& name, int pid, const std::string& id,
+            int64_t from_us, int64_t to_us) {
+    if (from_us <= 0 || to_us < from_us) return;
+    for (auto [ph, ts] : {std::pair{"b", from_us}, std::pair{"e", to_us}}) {
+      Add(absl::StrCat("{\"name\":", Quote(name),
+                       ",\"cat\":\"pending\",\"ph\":\"", ph, "\",\"id\":\"",
+                       id, "\",\"ts\":", ts, ",\"pid\":", pid, ",\"tid\":0}"));
+    }
+  }
+  void Name(const char* what, int pid, int64_t tid, const std::string& name) {
+    Add(absl::StrCat("{\"name\":\"", what, "\",\"ph\":\"M\",\"pid\":", pid,
+                     ",\"tid\":", tid, ",\"args\":{\"name\":", Quote(name),
+                     "}}"));
+  }
+  std::string Json() const { return "{\"traceEvents\":[\n" + body_ + "\n]}\n"; }
+  int64_t size() const { return count_; }
+
+ private:
+  void Add(const std::string& event) {
+    if (count_++ > 0) body_ += ",\n";
+    body_ += event;
+  }
+  std::string body_;
+  int64_t count_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> TimelineJson(const std::string& head,
+                                         const std::string& job_hex,
+                                         int64_t* events) {
+  rpc::ListTasksRequest req;
+  req.set_limit(int64_t{1} << 40);  // all the head holds
+  if (!job_hex.empty()) {
+    if (job_hex.size() != 2 * JobId::kSize ||
+        job_hex.find_first_not_of("0123456789abcdefABCDEF") !=
+            std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "job id must be ", 2 * JobId::kSize, " hex digits, got '", job_hex,
+          "'"));
+    }
+    rpc::StateFilter* f = req.add_filters();
+    f->set_key("job_id");
+    f->set_op("=");
+    f->set_value(job_hex);
+  }
+  rpc::ListTasksReply reply;
+  grpc::Status s = rpc::CallHead(60000, [&](rpc::Context* ctx) {
+    return rpc::Gcs::NewStub(rpc::MakeChannel(head))
+        ->ListTasks(ctx, req, &reply);
+  });
+  if (!s.ok()) {
+    absl::Status status = rpc::ToAbsl(s);
+    if (absl::IsInvalidArgument(status)) return status;
+    return absl::UnavailableError(absl::StrCat(
+        "cannot reach the head at ", head, ": ", s.error_message()));
+  }
+  Trace trace;
+  std::map<std::string, int> nodes;  // node id -> trace pid
+  std::map<std::pair<int, int64_t>, bool> workers;
+  // Oldest first, so that the trace reads in order.
+  for (int i = reply.tasks_size() - 1; i >= 0; --i) {
+    const rpc::TaskEvent& t = reply.tasks(i);
+    if (t.node_id().empty()) continue;  // never ran (yet)
+    auto [node, added] = nodes.try_emplace(t.node_id(), nodes.size() + 1);
+    int pid = node->second;
+    if (added) {
+      trace.Name("process_name", pid, 0,
+                 "node " + HexEncode(t.node_id()).substr(0, 12));
+      trace.Name("thread_name", pid, 0, "pending (per task)");
+    }
+    if (!workers[{pid, t.pid()}]) {
+      workers[{pid, t.pid()}] = true;
+      trace.Name("thread_name", pid, t.pid(),
+                 absl::StrCat("worker ", t.pid(), " (",
+                              HexEncode(t.worker_id()).substr(0, 8), ")"));
+    }
+    std::string id = HexEncode(t.task_id());
+    std::string args = absl::StrCat(
+        "\"task_id\":\"", id, "\",\"state\":\"", t.state(),
+        "\",\"attempt\":", t.attempt(), ",\"job_id\":\"",
+        HexEncode(t.job_id()), "\"",
+        t.error_message().empty() ? ""
+                                  : ",\"error\":" + Quote(t.error_message()));
+    int64_t end = t.exec_end_us() ? t.exec_end_us() : t.run_end_us();
+    trace.Slice(t.name(), "task", pid, t.pid(), t.exec_start_us(), end, args);
+    trace.Slice("fetch arguments", "phase", pid, t.pid(), t.exec_start_us(),
+                t.run_start_us(), "");
+    trace.Slice("run " + t.name(), "phase", pid, t.pid(), t.run_start_us(),
+                t.run_end_us(), "");
+    trace.Slice("store result", "phase", pid, t.pid(), t.run_end_us(),
+                t.exec_end_us(), "");
+    trace.Span("wait for arguments: " + t.name(), pid, id, t.submitted_us(),
+               t.args_ready_us());
+    trace.Span("wait for a worker: " + t.name(), pid, id,
+               t.args_ready_us() ? t.args_ready_us() : t.submitted_us(),
+               t.exec_start_us());
+  }
+  if (events) *events = trace.size();
+  return trace.Json();
+}
+
+}  // namespace loom
