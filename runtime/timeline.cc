@@ -45,8 +45,8 @@ class Trace {
     if (from_us <= 0 || to_us < from_us) return;
     for (auto [ph, ts] : {std::pair{"b", from_us}, std::pair{"e", to_us}}) {
       Add(absl::StrCat("{\"name\":", Quote(name),
-                       ",\"cat\":\"pending\",\"ph\":\"", ph, "\",\"id\":\"",
-                       id, "\",\"ts\":", ts, ",\"pid\":", pid, ",\"tid\":0}"));
+                       ",\"cat\":\"pending\",\"ph\":\"", ph, "\",\"id\":\"", id,
+                       "\",\"ts\":", ts, ",\"pid\":", pid, ",\"tid\":0}"));
     }
   }
   void Name(const char* what, int pid, int64_t tid, const std::string& name) {
@@ -77,9 +77,9 @@ absl::StatusOr<std::string> TimelineJson(const std::string& head,
     if (job_hex.size() != 2 * JobId::kSize ||
         job_hex.find_first_not_of("0123456789abcdefABCDEF") !=
             std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "job id must be ", 2 * JobId::kSize, " hex digits, got '", job_hex,
-          "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("job id must be ", 2 * JobId::kSize,
+                       " hex digits, got '", job_hex, "'"));
     }
     rpc::StateFilter* f = req.add_filters();
     f->set_key("job_id");
@@ -94,8 +94,8 @@ absl::StatusOr<std::string> TimelineJson(const std::string& head,
   if (!s.ok()) {
     absl::Status status = rpc::ToAbsl(s);
     if (absl::IsInvalidArgument(status)) return status;
-    return absl::UnavailableError(absl::StrCat(
-        "cannot reach the head at ", head, ": ", s.error_message()));
+    return absl::UnavailableError(absl::StrCat("cannot reach the head at ",
+                                               head, ": ", s.error_message()));
   }
   Trace trace;
   std::map<std::string, int> nodes;  // node id -> trace pid
@@ -120,8 +120,8 @@ absl::StatusOr<std::string> TimelineJson(const std::string& head,
     std::string id = HexEncode(t.task_id());
     std::string args = absl::StrCat(
         "\"task_id\":\"", id, "\",\"state\":\"", t.state(),
-        "\",\"attempt\":", t.attempt(), ",\"job_id\":\"",
-        HexEncode(t.job_id()), "\"",
+        "\",\"attempt\":", t.attempt(), ",\"job_id\":\"", HexEncode(t.job_id()),
+        "\"",
         t.error_message().empty() ? ""
                                   : ",\"error\":" + Quote(t.error_message()));
     int64_t end = t.exec_end_us() ? t.exec_end_us() : t.run_end_us();

@@ -26,6 +26,7 @@
 #include "loom/placement_group.h"
 #include "loom/remote.h"
 #include "loom/serialization.h"
+#include "loom/state.h"
 #include "loom/task.h"
 
 #endif  // LOOM_LOOM_H_

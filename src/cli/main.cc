@@ -158,8 +158,9 @@ int main(int argc, char** argv) {
   summary_cmd->add_option("--job-id", state.job, "Only this job (tasks)");
   std::string timeline_out = "loom-timeline.json";
   auto* timeline_cmd = app.add_subcommand(
-      "timeline", "Write a Chrome trace of the tasks the head holds (open it "
-                  "in Perfetto or chrome://tracing)");
+      "timeline",
+      "Write a Chrome trace of the tasks the head holds (open it "
+      "in Perfetto or chrome://tracing)");
   timeline_cmd->add_option("--job-id", state.job, "Only this job's tasks");
   timeline_cmd->add_option("-o,--output", timeline_out,
                            "The file (default loom-timeline.json)");

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -569,6 +571,49 @@ TEST(HeadScheduling, WhatARayletCannotPlaceTheHeadPlaces) {
   auto ref = Task(ParentPid).SetResource("special", 1).Remote();
   EXPECT_EQ(*Get(ref, 20000), node->raylet_pid());
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+// loom::state: the tasks a C++ driver ran, as the head records them from
+// task events, listed, fetched, summarized and traced; bad filters throw.
+TEST_F(PrivateClusterTest, StateApiListsTheTasksItRan) {
+  StartCluster(2);
+  std::vector<ObjectRef<int>> refs;
+  for (int i = 0; i < 5; ++i) refs.push_back(Task(Add).Remote(i, 1));
+  for (auto& r : refs) ASSERT_NE(Get(r, 30000), nullptr);
+  EXPECT_THROW(Get(Task(Throw).Remote(std::string("no")), 30000), TaskError);
+  state::Listing finished;
+  for (int i = 0; i < 100; ++i) {
+    finished = state::List("tasks", {"name=Add", "state=FINISHED"});
+    bool ran = finished.rows.size() == 5 &&
+               state::List("tasks", {"state=FAILED"}).rows.size() == 1;
+    for (const auto& row : finished.rows) ran = ran && !row.at("pid").empty();
+    if (ran) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_EQ(finished.rows.size(), 5u);
+  EXPECT_EQ(finished.total, 5);
+  auto failed = state::List("tasks", {"state=FAILED"}, 10, true);
+  ASSERT_EQ(failed.rows.size(), 1u);
+  EXPECT_EQ(failed.rows[0].at("error_type"), "TASK_ERROR");
+  auto one = state::Get("tasks", finished.rows[0].at("task_id").substr(0, 14));
+  ASSERT_TRUE(one.has_value());
+  EXPECT_EQ(one->at("name"), "Add");
+  EXPECT_FALSE(state::Get("tasks", "ffffffffffffffff").has_value());
+  auto summary = state::Summarize("tasks");
+  bool counted = false;
+  for (const auto& row : summary.rows) {
+    if (row.at("name") == "Add") counted = row.at("FINISHED") == "5";
+  }
+  EXPECT_TRUE(counted);
+  EXPECT_THROW(state::List("tasks", {"colour=red"}), Error);
+  EXPECT_THROW(state::List("things"), Error);
+  std::string trace = root_.path() + "/trace.json";
+  state::Timeline(trace);
+  std::ifstream in(trace);
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"traceEvents\""), std::string::npos);
+  EXPECT_NE(text.find("\"run Add\""), std::string::npos);
 }
 
 }  // namespace
