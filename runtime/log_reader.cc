@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "proto/gcs.grpc.pb.h"
+#include "runtime/state_api.h"
 #include "src/common/ids.h"
 #include "src/common/rpc.h"
 
@@ -111,6 +112,27 @@ absl::Status ResolveActor(const std::string& head, LogQuery* q,
   return absl::OkStatus();
 }
 
+// The process that ran a task (the head's task record), or a worker's
+// (its raylet's list): its pid and node.
+absl::Status ResolveByState(const std::string& head, const std::string& kind,
+                            const std::string& id, LogQuery* q,
+                            std::string* node) {
+  auto row = GetState(head, kind, id);
+  if (!row.ok()) return row.status();
+  std::string pid, node_hex;
+  for (const auto& [column, value] : *row) {
+    if (column == "pid") pid = value;
+    if (column == "node_id") node_hex = value;
+  }
+  if (pid.empty() || node_hex.empty() || !absl::SimpleAtoi(pid, &q->pid)) {
+    return absl::NotFoundError(absl::StrCat(
+        kind.substr(0, kind.size() - 1), " ", id,
+        " has not run on a worker yet (`loom get ", kind, " ", id, "`)"));
+  }
+  *node = absl::HexStringToBytes(node_hex);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct LogStream::Target {
@@ -142,12 +164,20 @@ absl::StatusOr<rpc::ListLogsReply> ListLogs(const std::string& head,
 absl::StatusOr<std::unique_ptr<LogStream>> LogStream::Open(
     const std::string& head, const LogQuery& query) {
   LogQuery q = query;
-  if (q.file.empty() && q.pid <= 0 && q.actor_id.empty()) {
-    return absl::InvalidArgumentError("name a log file, a pid or an actor");
+  if (q.file.empty() && q.pid <= 0 && q.actor_id.empty() && q.task_id.empty() &&
+      q.worker_id.empty()) {
+    return absl::InvalidArgumentError(
+        "name a log file, a pid, an actor, a task or a worker");
   }
   std::string actor_node;
   if (!q.actor_id.empty()) {
     if (auto s = ResolveActor(head, &q, &actor_node); !s.ok()) return s;
+  } else if (!q.task_id.empty()) {
+    auto s = ResolveByState(head, "tasks", q.task_id, &q, &actor_node);
+    if (!s.ok()) return s;
+  } else if (!q.worker_id.empty()) {
+    auto s = ResolveByState(head, "workers", q.worker_id, &q, &actor_node);
+    if (!s.ok()) return s;
   }
   auto logs = ListLogs(head, "");
   if (!logs.ok()) return logs.status();

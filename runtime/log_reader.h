@@ -29,10 +29,12 @@ struct LogQuery {
   std::string file;     // a name `loom logs` lists
   std::string node_id;  // hex, or a prefix of it
   std::string node_ip;
-  std::string actor_id;  // hex: its process's output
-  int64_t pid = 0;       // this process's output (on the node named)
-  int64_t tail = -1;     // only the last lines of each file (-1: all)
-  bool follow = false;   // then what is appended, until the caller stops
+  std::string actor_id;   // hex: its process's output
+  std::string task_id;    // hex (or a prefix): the process that ran it
+  std::string worker_id;  // hex (or a prefix): that worker process's
+  int64_t pid = 0;        // this process's output (on the node named)
+  int64_t tail = -1;      // only the last lines of each file (-1: all)
+  bool follow = false;    // then what is appended, until the caller stops
 };
 
 // Every alive node's log files (node_id_hex empty: all), through the head.

@@ -31,9 +31,12 @@ pyb::dict ListLogFiles(const std::string& node_id) {
 std::unique_ptr<LogStream> OpenLog(const std::string& file,
                                    const std::string& node_id,
                                    const std::string& node_ip,
-                                   const std::string& actor_id, int64_t pid,
+                                   const std::string& actor_id,
+                                   const std::string& task_id,
+                                   const std::string& worker_id, int64_t pid,
                                    int64_t tail, bool follow) {
-  LogQuery q{file, node_id, node_ip, actor_id, pid, tail, follow};
+  LogQuery q{file,      node_id, node_ip, actor_id, task_id,
+             worker_id, pid,     tail,    follow};
   absl::StatusOr<std::unique_ptr<LogStream>> stream;
   {
     pyb::gil_scoped_release release;

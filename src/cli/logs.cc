@@ -37,7 +37,8 @@ int Logs(const LogsArgs& args) {
   auto head = HeadAddress(args.session_root, args.address);
   if (!head.ok()) return Fail(std::string(head.status().message()));
   const LogQuery& q = args.query;
-  if (q.file.empty() && q.pid <= 0 && q.actor_id.empty()) {
+  if (q.file.empty() && q.pid <= 0 && q.actor_id.empty() && q.task_id.empty() &&
+      q.worker_id.empty()) {
     auto logs = ListLogs(*head, "");
     if (!logs.ok()) {
       return Fail(absl::StrCat("cannot list logs through the head at ", *head,

@@ -185,6 +185,10 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("--node-ip", logs.query.node_ip, "The node, by IP");
   logs_cmd->add_option("--actor-id", logs.query.actor_id,
                        "What this actor's process printed");
+  logs_cmd->add_option("--task-id", logs.query.task_id,
+                       "What the worker that ran this task printed");
+  logs_cmd->add_option("--worker-id", logs.query.worker_id,
+                       "What this worker process printed");
   logs_cmd
       ->add_option("--pid", logs.query.pid,
                    "What this worker process printed (on the node named)")

@@ -237,6 +237,28 @@ def test_timeline_has_a_row_per_worker_and_a_slice_per_task(two_nodes,
             "zz", check=False)
     assert r.returncode == 1 and "job id must be 8 hex digits" in r.stderr
 
+@loom.remote(num_cpus=0)
+def shout(word):
+    print(f"shouting {word}", flush=True)
+    return os.getpid()
+
+
+def test_logs_of_a_task_and_of_a_worker(two_nodes):
+    pid = loom.get(shout.remote("tangerine"))
+    task = wait_until(lambda: settled(tasks_named("shout")), 20)[0]
+    assert task.pid == pid
+    text = wait_until(lambda: "".join(state.get_log(task_id=task.task_id,
+                                                    tail=-1)), 20)
+    assert "shouting tangerine" in text
+    worker = state.get_task(task.task_id).worker_id
+    r = cli(two_nodes["cluster"], "logs", "--worker-id", worker[:12],
+            "--tail", "5")
+    assert "shouting tangerine" in r.stdout
+    r = cli(two_nodes["cluster"], "logs", "--task-id", "ffffffffffff",
+            check=False)
+    assert r.returncode == 1 and "no task with id ffffffffffff" in r.stderr
+
+
 
 @loom.remote(num_cpus=0)
 def tiny(i):

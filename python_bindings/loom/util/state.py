@@ -246,15 +246,22 @@ def list_logs(node_id=None):
 
 
 def get_log(filename=None, *, node_id=None, node_ip=None, actor_id=None,
-            pid=None, tail=1000, follow=False, poll_interval_s=0.5):
+            task_id=None, worker_id=None, pid=None, tail=1000, follow=False,
+            poll_interval_s=0.5):
     """Yields the text of a log file (`filename` on the node named, else
     the only node that has it) or what a worker process printed (`pid` on
-    the node named, or an actor's process), in chunks of whole lines for a
+    the node named, an actor's process, the one that ran task_id, or
+    worker_id's), in chunks of whole lines for a
     process: its last `tail` lines (-1: all), then, with follow=True, what
     is appended, until the caller stops iterating."""
     worker.check_connected()
-    if filename is None and pid is None and actor_id is None:
-        raise ValueError("get_log needs a filename, a pid or an actor_id")
+    if filename is None and pid is None and actor_id is None and \
+            task_id is None and worker_id is None:
+        raise ValueError("get_log needs a filename, a pid, an actor_id, a "
+                         "task_id or a worker_id")
+    for name, value in (("task_id", task_id), ("worker_id", worker_id)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a hex str, got {value!r}")
     if pid is not None and (not isinstance(pid, int) or pid <= 0):
         raise ValueError(f"pid must be a positive int, got {pid!r}")
     if not isinstance(tail, int) or tail < -1:
@@ -263,7 +270,8 @@ def get_log(filename=None, *, node_id=None, node_ip=None, actor_id=None,
         actor_id = getattr(actor_id, "_actor_id", actor_id)
         actor_id = actor_id.hex() if isinstance(actor_id, bytes) else actor_id
     stream = _core.open_log(filename or "", node_id or "", node_ip or "",
-                            actor_id or "", pid or 0, tail, bool(follow))
+                            actor_id or "", task_id or "", worker_id or "",
+                            pid or 0, tail, bool(follow))
     while not stream.done():
         text = stream.next()
         if text:
