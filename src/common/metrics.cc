@@ -40,8 +40,14 @@ prometheus::Histogram& Metrics::Histogram(const std::string& name,
 
 absl::StatusOr<int> Metrics::Serve(const std::string& host, int port) {
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(
-        absl::StrCat(host, ":", port), /*num_threads=*/1);
+    // civetweb gives each connection a thread until it closes or sends
+    // nothing for request_timeout_ms: a few threads and a short timeout, so
+    // that an idle or slow client neither blocks the endpoint nor holds a
+    // thread for long.
+    exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", absl::StrCat(host, ":", port), "num_threads",
+        std::to_string(kServingThreads), "request_timeout_ms",
+        std::to_string(kRequestTimeoutMs)});
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("metrics endpoint on ", host, ":", port, ": ", e.what()));

@@ -41,6 +41,11 @@ class Metrics {
                                    const std::vector<double>& buckets,
                                    const Labels& labels = {});
 
+  // /metrics serves this many connections at once, and drops one that
+  // sends no request for this long.
+  static constexpr int kServingThreads = 4;
+  static constexpr int kRequestTimeoutMs = 2000;
+
   // Starts serving /metrics; returns the bound port.
   absl::StatusOr<int> Serve(const std::string& host, int port);
 
