@@ -38,6 +38,9 @@ struct StateListing {
   std::vector<std::string> warnings;
 };
 
+// `s` as a JSON string literal, quotes included.
+std::string JsonString(const std::string& s);
+
 // The kinds ListState knows.
 const std::vector<std::string>& StateKinds();
 // InvalidArgument for an unknown kind or filter; Unavailable when the head

@@ -5,36 +5,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/gcs.grpc.pb.h"
+#include "runtime/state_api.h"
 #include "src/common/ids.h"
 #include "src/common/rpc.h"
 
 namespace loom {
 namespace {
 
-// A JSON string literal.
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 class Trace {
  public:
   void Slice(const std::string& name, const char* cat, int pid, int64_t tid,
              int64_t from_us, int64_t to_us, const std::string& args) {
     if (from_us <= 0 || to_us < from_us) return;
-    Add(absl::StrCat("{\"name\":", Quote(name), ",\"cat\":\"", cat,
+    Add(absl::StrCat("{\"name\":", JsonString(name), ",\"cat\":\"", cat,
                      "\",\"ph\":\"X\",\"ts\":", from_us,
                      ",\"dur\":", to_us - from_us, ",\"pid\":", pid,
                      ",\"tid\":", tid, ",\"args\":{", args, "}}"));
@@ -44,14 +27,14 @@ class Trace {
             int64_t from_us, int64_t to_us) {
     if (from_us <= 0 || to_us < from_us) return;
     for (auto [ph, ts] : {std::pair{"b", from_us}, std::pair{"e", to_us}}) {
-      Add(absl::StrCat("{\"name\":", Quote(name),
+      Add(absl::StrCat("{\"name\":", JsonString(name),
                        ",\"cat\":\"pending\",\"ph\":\"", ph, "\",\"id\":\"", id,
                        "\",\"ts\":", ts, ",\"pid\":", pid, ",\"tid\":0}"));
     }
   }
   void Name(const char* what, int pid, int64_t tid, const std::string& name) {
     Add(absl::StrCat("{\"name\":\"", what, "\",\"ph\":\"M\",\"pid\":", pid,
-                     ",\"tid\":", tid, ",\"args\":{\"name\":", Quote(name),
+                     ",\"tid\":", tid, ",\"args\":{\"name\":", JsonString(name),
                      "}}"));
   }
   std::string Json() const { return "{\"traceEvents\":[\n" + body_ + "\n]}\n"; }
@@ -118,12 +101,13 @@ absl::StatusOr<std::string> TimelineJson(const std::string& head,
                               HexEncode(t.worker_id()).substr(0, 8), ")"));
     }
     std::string id = HexEncode(t.task_id());
-    std::string args = absl::StrCat(
-        "\"task_id\":\"", id, "\",\"state\":\"", t.state(),
-        "\",\"attempt\":", t.attempt(), ",\"job_id\":\"", HexEncode(t.job_id()),
-        "\"",
-        t.error_message().empty() ? ""
-                                  : ",\"error\":" + Quote(t.error_message()));
+    std::string args =
+        absl::StrCat("\"task_id\":\"", id, "\",\"state\":\"", t.state(),
+                     "\",\"attempt\":", t.attempt(), ",\"job_id\":\"",
+                     HexEncode(t.job_id()), "\"",
+                     t.error_message().empty()
+                         ? ""
+                         : ",\"error\":" + JsonString(t.error_message()));
     int64_t end = t.exec_end_us() ? t.exec_end_us() : t.run_end_us();
     trace.Slice(t.name(), "task", pid, t.pid(), t.exec_start_us(), end, args);
     trace.Slice("fetch arguments", "phase", pid, t.pid(), t.exec_start_us(),
