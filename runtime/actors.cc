@@ -135,8 +135,11 @@ absl::StatusOr<CoreWorker::ActorRef> CoreWorker::CreateActor(
     req.set_handle_object(handle->Binary());
     req.set_owner(address_);
   }
-  RecordEvent(events_.get(), *spec, TaskEvents::kSubmitted);
-  RecordEvent(events_.get(), *spec, TaskEvents::kArgsReady);
+  if (events_) {
+    int64_t now = TaskEvents::Now();  // its arguments are resolved above
+    events_->RecordAt(
+        *spec, {{TaskEvents::kSubmitted, now}, {TaskEvents::kArgsReady, now}});
+  }
   auto info = raylet_->RegisterActor(req);
   auto drop = [&] {  // the handle object is not needed: free it
     for (const ObjectId& id : held) objects_.RemoveRef(id);

@@ -94,26 +94,23 @@ absl::StatusOr<Rows> TaskRows(const std::string& head, const StateQuery& q) {
   rpc::ListTasksRequest req;
   for (const auto& f : q.filters) *req.add_filters() = f;
   req.set_limit(q.limit);
-  rpc::ListTasksReply reply;
-  grpc::Status s = rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
-    return HeadStub(head)->ListTasks(ctx, req, &reply);
-  });
-  if (!s.ok()) return Unreachable(head, s);
+  auto reply = ListTaskRecords(head, req, kTimeoutMs);
+  if (!reply.ok()) return reply.status();
   Rows out;
   out.columns = ColumnsOf(TaskRow(rpc::TaskEvent()));
   out.brief = {"task_id", "attempt", "name", "state",
                "type",    "node_id", "pid",  "error_type"};
-  for (const auto& t : reply.tasks()) out.rows.push_back(TaskRow(t));
-  out.total = reply.total();
-  if (reply.evicted() > 0) {
+  for (const auto& t : reply->tasks()) out.rows.push_back(TaskRow(t));
+  out.total = reply->total();
+  if (reply->evicted() > 0) {
     out.warnings.push_back(absl::StrCat(
-        "the head dropped the records of ", reply.evicted(),
+        "the head dropped the records of ", reply->evicted(),
         " tasks past its bound (--task-events-max-per-job); `loom summary "
         "tasks` still counts them"));
   }
-  if (reply.dropped_events() > 0) {
+  if (reply->dropped_events() > 0) {
     out.warnings.push_back(absl::StrCat(
-        reply.dropped_events(),
+        reply->dropped_events(),
         " task events were dropped before reaching the head (a worker's "
         "buffer was full or the head was unreachable)"));
   }
@@ -399,6 +396,26 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
+absl::StatusOr<std::string> JobIdFromHex(const std::string& hex) {
+  if (hex.size() != 2 * JobId::kSize ||
+      hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "job id must be ", 2 * JobId::kSize, " hex digits, got '", hex, "'"));
+  }
+  return absl::HexStringToBytes(hex);
+}
+
+absl::StatusOr<rpc::ListTasksReply> ListTaskRecords(
+    const std::string& head, const rpc::ListTasksRequest& req,
+    int64_t timeout_ms) {
+  rpc::ListTasksReply reply;
+  grpc::Status s = rpc::CallHead(timeout_ms, [&](rpc::Context* ctx) {
+    return HeadStub(head)->ListTasks(ctx, req, &reply);
+  });
+  if (!s.ok()) return Unreachable(head, s);
+  return reply;
+}
+
 const std::vector<std::string>& StateKinds() {
   static const auto* kinds = new std::vector<std::string>{
       "tasks", "actors",  "objects",         "nodes",
@@ -475,13 +492,9 @@ absl::StatusOr<StateListing> SummarizeState(const std::string& head,
   if (kind == "tasks") {
     rpc::SummarizeTasksRequest req;
     if (!job_hex.empty()) {
-      if (job_hex.size() != 2 * JobId::kSize ||
-          job_hex.find_first_not_of("0123456789abcdefABCDEF") !=
-              std::string::npos) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("job id must be ", 2 * JobId::kSize, " hex digits"));
-      }
-      req.set_job_id(absl::HexStringToBytes(job_hex));
+      auto job = JobIdFromHex(job_hex);
+      if (!job.ok()) return job.status();
+      req.set_job_id(*job);
     }
     rpc::SummarizeTasksReply reply;
     grpc::Status s = rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {

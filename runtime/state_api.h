@@ -38,6 +38,15 @@ struct StateListing {
   std::vector<std::string> warnings;
 };
 
+// The binary job id that `hex` spells: InvalidArgument unless it is
+// 2 * JobId::kSize hex digits.
+absl::StatusOr<std::string> JobIdFromHex(const std::string& hex);
+// The head's task records (Gcs.ListTasks): InvalidArgument for a bad
+// filter, Unavailable when the head cannot be reached.
+absl::StatusOr<rpc::ListTasksReply> ListTaskRecords(
+    const std::string& head, const rpc::ListTasksRequest& req,
+    int64_t timeout_ms);
+
 // `s` as a JSON string literal, quotes included.
 std::string JsonString(const std::string& s);
 

@@ -4,10 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "proto/gcs.grpc.pb.h"
 #include "runtime/state_api.h"
 #include "src/common/ids.h"
-#include "src/common/rpc.h"
 
 namespace loom {
 namespace {
@@ -57,29 +55,15 @@ absl::StatusOr<std::string> TimelineJson(const std::string& head,
   rpc::ListTasksRequest req;
   req.set_limit(int64_t{1} << 40);  // all the head holds
   if (!job_hex.empty()) {
-    if (job_hex.size() != 2 * JobId::kSize ||
-        job_hex.find_first_not_of("0123456789abcdefABCDEF") !=
-            std::string::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("job id must be ", 2 * JobId::kSize,
-                       " hex digits, got '", job_hex, "'"));
-    }
+    if (auto job = JobIdFromHex(job_hex); !job.ok()) return job.status();
     rpc::StateFilter* f = req.add_filters();
     f->set_key("job_id");
     f->set_op("=");
     f->set_value(job_hex);
   }
-  rpc::ListTasksReply reply;
-  grpc::Status s = rpc::CallHead(60000, [&](rpc::Context* ctx) {
-    return rpc::Gcs::NewStub(rpc::MakeChannel(head))
-        ->ListTasks(ctx, req, &reply);
-  });
-  if (!s.ok()) {
-    absl::Status status = rpc::ToAbsl(s);
-    if (absl::IsInvalidArgument(status)) return status;
-    return absl::UnavailableError(absl::StrCat("cannot reach the head at ",
-                                               head, ": ", s.error_message()));
-  }
+  auto records = ListTaskRecords(head, req, 60000);
+  if (!records.ok()) return records.status();
+  const rpc::ListTasksReply& reply = *records;
   Trace trace;
   std::map<std::string, int> nodes;  // node id -> trace pid
   std::map<std::pair<int, int64_t>, bool> workers;
