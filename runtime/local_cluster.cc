@@ -157,6 +157,9 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
                                      "--node-timeout-ms",
                                      absl::StrCat(options.node_timeout_ms)};
     if (options.standby) argv.push_back("--standby");
+    if (!options.metrics_sd_file.empty()) {
+      argv.insert(argv.end(), {"--metrics-sd-file", options.metrics_sd_file});
+    }
     // Through the environment: argv is public, and the URL may hold a
     // password.
     std::string storage = absl::StrCat(

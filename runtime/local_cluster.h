@@ -51,6 +51,9 @@ struct ClusterOptions {
   // the session's address and what joining nodes are told name them after
   // the head, so that all of them follow a takeover.
   std::string standby_addresses;
+  // Head: where it writes the Prometheus discovery file ("": its session
+  // directory's prometheus_sd.json).
+  std::string metrics_sd_file;
   int64_t heartbeat_ms = 0;  // 0: the raylet's default
   bool detach = false;       // true for `loom start`
   // The raylet rejoins as a new node when the head fences it, instead of

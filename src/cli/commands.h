@@ -28,6 +28,7 @@ struct StartArgs {
   std::vector<std::string> labels;
   int64_t node_timeout_ms = 5000;
   std::string storage;            // head: "" (memory) or redis://...
+  std::string metrics_sd_file;    // head: "" (its session directory)
   bool standby = false;           // head: loom-gcs alone, waiting for the lease
   std::string standby_addresses;  // head: its standbys, HOST:PORT,...
   std::string session_root;

@@ -65,6 +65,10 @@ int main(int argc, char** argv) {
       "Head: its standby heads, HOST:PORT[,HOST:PORT]: this node and the "
       "nodes that join follow a takeover");
   start_cmd->add_option(
+      "--metrics-sd-file", start.metrics_sd_file,
+      "Head: where it keeps the Prometheus file_sd list of every metrics "
+      "endpoint (default: <session dir>/prometheus_sd.json)");
+  start_cmd->add_option(
       "--node-ip-address", start.node_ip,
       "This node's address, one of this machine's: its daemons advertise it "
       "and listen on it and on 127.0.0.1 (default: the source address of "

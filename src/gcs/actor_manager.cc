@@ -480,6 +480,19 @@ void ActorManager::HandleListActors(const rpc::ListActorsRequest& req,
   done(absl::OkStatus());
 }
 
+std::map<std::pair<std::string, std::string>, int64_t>
+ActorManager::CountByState() const {
+  std::map<std::pair<std::string, std::string>, int64_t> out;
+  for (const auto& [id, a] : actors_) {
+    std::string_view name = a->info.class_name();
+    if (size_t dot = name.rfind('.'); dot != std::string_view::npos) {
+      name.remove_prefix(dot + 1);
+    }
+    out[{rpc::ActorInfo::State_Name(a->info.state()), std::string(name)}]++;
+  }
+  return out;
+}
+
 void ActorManager::KillActorsInGroup(const std::string& pg_hex,
                                      std::function<void()> done) {
   std::vector<std::string> ids;

@@ -16,6 +16,7 @@
 #ifndef LOOM_GCS_ACTOR_MANAGER_H_
 #define LOOM_GCS_ACTOR_MANAGER_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,6 +73,9 @@ class ActorManager {
   // This head's incarnation, sent with its lease requests (see
   // RegisterNodeRequest.held).
   void set_head_epoch(std::string epoch) { head_epoch_ = std::move(epoch); }
+  // How many actors are in each (state, class) (the class without its
+  // module), for loom_actors.
+  std::map<std::pair<std::string, std::string>, int64_t> CountByState() const;
   // Whether an actor holds that lease at that raylet (HOST:PORT).
   bool HoldsLease(const std::string& raylet, const std::string& lease_id) const;
 

@@ -93,6 +93,14 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
                             "Worker output lines dropped because a job's "
                             "buffer at the head was full")}),
       tasks_(TaskStore::Options{options.max_tasks_per_job}),
+      head_metrics_(HeadMetrics::Options{
+          .metrics = metrics,
+          .tasks = &tasks_,
+          .sd_file = !options.metrics_sd_file.empty() ? options.metrics_sd_file
+                     : options.session_dir.empty()
+                         ? ""
+                         : options.session_dir + "/prometheus_sd.json",
+          .self_target = options.metrics_target}),
       nodes_alive_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
                                   {{"state", "alive"}})),
       nodes_dead_(metrics->Gauge("loom_gcs_nodes", "Nodes by state",
@@ -262,6 +270,12 @@ void GcsServer::UpdateGauges() {
   for (const auto& [id, job] : jobs_)
     running += job.state() == rpc::JobInfo::RUNNING;
   jobs_running_.Set(running);
+  // Actors, groups and the discovery file: once a second is enough.
+  absl::Time now = absl::Now();
+  if (now - metrics_refreshed_ < absl::Seconds(1)) return;
+  metrics_refreshed_ = now;
+  head_metrics_.Refresh(actors_.CountByState(), groups_.CountByState(),
+                        nodes_.All());
 }
 
 void GcsServer::OnNodeDead(const NodeId& node) {

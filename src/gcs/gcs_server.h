@@ -24,6 +24,7 @@
 #include "src/common/version.h"
 #include "src/gcs/actor_manager.h"
 #include "src/gcs/global_scheduler.h"
+#include "src/gcs/head_metrics.h"
 #include "src/gcs/log_channel.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/placement_groups.h"
@@ -65,6 +66,11 @@ class GcsServer {
     std::string epoch;
     // Task records kept per job for the state API (TaskStore).
     int64_t max_tasks_per_job = 100000;
+    // The Prometheus discovery file ("": <session_dir>/prometheus_sd.json,
+    // or none without a session directory) and the head's own metrics
+    // endpoint listed in it (HOST:PORT; "": not listed).
+    std::string metrics_sd_file;
+    std::string metrics_target;
   };
   GcsServer(Options options, Metrics* metrics);
   ~GcsServer();
@@ -211,6 +217,8 @@ class GcsServer {
   TaskStore tasks_;
   CallsInFlight log_flushes_;  // FlushLogs to raylets
   CallsInFlight log_reads_;    // ListLogFiles and ReadLogFile to raylets
+  HeadMetrics head_metrics_;
+  absl::Time metrics_refreshed_ = absl::InfinitePast();
 
   prometheus::Gauge& nodes_alive_;
   prometheus::Gauge& nodes_dead_;

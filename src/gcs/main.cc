@@ -99,6 +99,11 @@ int main(int argc, char** argv) {
                  "them)")
       ->envname("LOOM_TASK_EVENTS_MAX_PER_JOB")
       ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  std::string metrics_sd_file;
+  app.add_option(
+      "--metrics-sd-file", metrics_sd_file,
+      "Where the head keeps the Prometheus file_sd list of every "
+      "metrics endpoint (default: <session-dir>/prometheus_sd.json)");
   loom::Version version = loom::ThisVersion();
   app.set_version_flag("--version", loom::ToString(version));
   // Hidden: a head that claims another build, for tests of the refusal.
@@ -160,7 +165,9 @@ int main(int argc, char** argv) {
        .storage = storage,
        .session_dir = session_dir,
        .cluster_token = no_auth ? nullptr : &cluster_token,
-       .max_tasks_per_job = max_tasks_per_job},
+       .max_tasks_per_job = max_tasks_per_job,
+       .metrics_sd_file = metrics_sd_file,
+       .metrics_target = absl::StrCat(host, ":", *mport)},
       &metrics);
   if (auto s = server.Start(); !s.ok()) {
     spdlog::error("cannot load the head's state: {}", s.ToString());

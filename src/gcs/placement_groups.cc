@@ -44,6 +44,14 @@ PlacementGroupManager::PlacementGroupManager(EventLoop* loop, NodeTable* nodes,
       clients_(clients),
       store_(store) {}
 
+std::map<std::string, int64_t> PlacementGroupManager::CountByState() const {
+  std::map<std::string, int64_t> out;
+  for (const auto& [id, g] : groups_) {
+    out[rpc::PlacementGroupInfo::State_Name(g->info.state())]++;
+  }
+  return out;
+}
+
 bool PlacementGroupManager::HoldsBundle(const std::string& pg_id, int index,
                                         const std::string& node_id) {
   auto g = Find(pg_id);

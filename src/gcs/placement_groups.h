@@ -16,6 +16,7 @@
 #ifndef LOOM_GCS_PLACEMENT_GROUPS_H_
 #define LOOM_GCS_PLACEMENT_GROUPS_H_
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,8 @@ class PlacementGroupManager {
   // This head's incarnation, sent with its prepares (see
   // RegisterNodeRequest.held).
   void set_head_epoch(std::string epoch) { head_epoch_ = std::move(epoch); }
+  // How many groups are in each state, for loom_placement_groups.
+  std::map<std::string, int64_t> CountByState() const;
   // Whether a group placed bundle `index` on that node.
   bool HoldsBundle(const std::string& pg_id, int index,
                    const std::string& node_id);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -51,14 +52,33 @@ std::string HexPrefix(std::string_view binary, size_t hex_chars) {
 
 }  // namespace
 
+const std::vector<double>& DurationHistogram::ExportBounds() {
+  static constexpr double kBounds[] = {
+      0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+      0.5,    1,      2.5,   5,      10,    30,   60,    300,  3600};
+  static_assert(std::size(kBounds) + 1 == kExportBuckets);
+  static const auto* bounds =
+      new std::vector<double>(std::begin(kBounds), std::end(kBounds));
+  return *bounds;
+}
+
+std::vector<uint64_t> DurationHistogram::ExportCounts() const {
+  return std::vector<uint64_t>(exported_.begin(), exported_.end());
+}
+
 void DurationHistogram::Add(int64_t micros) {
   buckets_[BucketOf(micros)]++;
+  const std::vector<double>& bounds = ExportBounds();
+  double seconds = static_cast<double>(micros) / 1e6;
+  exported_[std::lower_bound(bounds.begin(), bounds.end(), seconds) -
+            bounds.begin()]++;
   count_++;
   sum_us_ += static_cast<double>(std::max<int64_t>(micros, 0));
 }
 
 void DurationHistogram::Merge(const DurationHistogram& other) {
   for (int i = 0; i < kBuckets; ++i) buckets_[i] += other.buckets_[i];
+  for (int i = 0; i < kExportBuckets; ++i) exported_[i] += other.exported_[i];
   count_ += other.count_;
   sum_us_ += other.sum_us_;
 }
@@ -454,6 +474,50 @@ void TaskStore::Summarize(const rpc::SummarizeTasksRequest& req,
   }
   reply->set_evicted(evicted_);
   reply->set_dropped_events(dropped_events_);
+}
+
+MetricFamilies TaskStore::Collect() const {
+  std::map<std::string, Function> by_name;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Function& f : functions_) {
+      Function& m = by_name[f.name];
+      for (int s = 0; s < kNumStates; ++s) m.states[s] += f.states[s];
+      m.run.Merge(f.run);
+      m.queued.Merge(f.queued);
+    }
+  }
+  prometheus::MetricFamily tasks{
+      "loom_tasks",
+      "Tasks by state and function (as Ray's ray_tasks)",
+      prometheus::MetricType::Gauge,
+      {}};
+  prometheus::MetricFamily run{"loom_task_run_seconds",
+                               "Time tasks ran, per function",
+                               prometheus::MetricType::Histogram,
+                               {}};
+  prometheus::MetricFamily queued{
+      "loom_task_queued_seconds",
+      "Time from submission until a worker started the task, per function",
+      prometheus::MetricType::Histogram,
+      {}};
+  const std::vector<double>& bounds = DurationHistogram::ExportBounds();
+  for (const auto& [name, f] : by_name) {
+    for (int s = 0; s < kNumStates; ++s) {
+      if (f.states[s] == 0) continue;
+      prometheus::ClientMetric m;
+      m.label = {MetricLabel("name", name), MetricLabel("state", StateName(s))};
+      m.gauge.value = static_cast<double>(f.states[s]);
+      tasks.metric.push_back(std::move(m));
+    }
+    run.metric.push_back(HistogramSample({MetricLabel("name", name)}, bounds,
+                                         f.run.ExportCounts(),
+                                         f.run.sum_seconds()));
+    queued.metric.push_back(HistogramSample({MetricLabel("name", name)}, bounds,
+                                            f.queued.ExportCounts(),
+                                            f.queued.sum_seconds()));
+  }
+  return {std::move(tasks), std::move(run), std::move(queued)};
 }
 
 }  // namespace loom::gcs

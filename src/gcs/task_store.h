@@ -27,11 +27,13 @@
 #include "absl/synchronization/mutex.h"
 #include "proto/gcs.pb.h"
 #include "src/common/ids.h"
+#include "src/common/metrics.h"
 
 namespace loom::gcs {
 
 // Counts of durations in buckets 10% apart from 1 us to ~3 h, so that a
-// percentile read from it is within 5% of the exact one.
+// percentile read from it is within 5% of the exact one; and, for
+// Prometheus, exact counts in the coarser buckets of ExportBounds.
 class DurationHistogram {
  public:
   void Add(int64_t micros);
@@ -40,10 +42,18 @@ class DurationHistogram {
   double QuantileMs(double q) const;
   double MeanMs() const;
   int64_t count() const { return count_; }
+  double sum_seconds() const { return sum_us_ / 1e6; }
+
+  // Upper bounds in seconds, 100 us to 1 h; counts in them (the last is
+  // above them all) as HistogramSample takes them.
+  static const std::vector<double>& ExportBounds();
+  std::vector<uint64_t> ExportCounts() const;
 
  private:
   static constexpr int kBuckets = 240;
+  static constexpr int kExportBuckets = 20;  // ExportBounds().size() + 1
   std::array<int64_t, kBuckets> buckets_{};
+  std::array<int64_t, kExportBuckets> exported_{};
   int64_t count_ = 0;
   double sum_us_ = 0;
 };
@@ -68,6 +78,10 @@ class TaskStore {
   void Summarize(const rpc::SummarizeTasksRequest& req,
                  rpc::SummarizeTasksReply* reply) const;
   int64_t size() const;
+  // For /metrics, over every job: loom_tasks{state,name} (tasks by state,
+  // as Ray's ray_tasks) and per function the histograms
+  // loom_task_run_seconds and loom_task_queued_seconds.
+  MetricFamilies Collect() const;
   // The columns tasks are listed with and filtered on.
   static const std::vector<std::string>& Columns();
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "src/common/state_filter.h"
+#include "src/gcs/head_metrics.h"
 
 namespace loom::gcs {
 namespace {
@@ -161,6 +162,64 @@ TEST(TaskStore, MalformedIdsAreCountedNotStored) {
   store.Report(req);
   EXPECT_EQ(store.size(), 0);
   EXPECT_EQ(List(store, {}).dropped_events(), 5);
+}
+
+TEST(TaskStore, MetricsCountByStateAndBucketRunTimesOverJobs) {
+  TaskStore store({});
+  int64_t run_us[] = {2000, 300000};  // 2 ms and 0.3 s
+  for (uint32_t job : {1, 2}) {
+    rpc::TaskEvent e = Event(Task(job, 1), "f");
+    e.set_submitted_us(1000);
+    e.set_run_start_us(1000);
+    e.set_run_end_us(1000 + run_us[job - 1]);
+    e.set_finished_us(2000 + run_us[job - 1]);
+    Report(store, {e});
+  }
+  Report(store, {Event(Task(1, 2), "g")});  // just submitted
+  MetricFamilies families = store.Collect();
+  ASSERT_EQ(families.size(), 3u);
+  std::map<std::string, double> tasks;
+  for (const auto& m : families[0].metric) {
+    tasks[m.label[0].value + "/" + m.label[1].value] = m.gauge.value;
+  }
+  EXPECT_EQ(tasks["f/FINISHED"], 2);
+  EXPECT_EQ(tasks["g/PENDING_ARGS_AVAIL"], 1);
+  EXPECT_EQ(families[1].name, "loom_task_run_seconds");
+  const auto& f = families[1].metric[0];
+  EXPECT_EQ(f.label[0].value, "f");
+  EXPECT_EQ(f.histogram.sample_count, 2u);
+  EXPECT_NEAR(f.histogram.sample_sum, 0.302, 1e-9);
+  for (const auto& b : f.histogram.bucket) {
+    uint64_t want = b.upper_bound < 0.0025 ? 0 : b.upper_bound < 0.5 ? 1 : 2;
+    EXPECT_EQ(b.cumulative_count, want) << "le=" << b.upper_bound;
+  }
+}
+
+TEST(HeadMetrics, TheDiscoveryFileListsTheHeadAndAliveNodes) {
+  rpc::NodeInfo a, b, c;
+  a.set_node_id(std::string(28, '\x01'));
+  a.set_host("10.0.0.2");
+  a.set_metrics_port(8081);
+  a.set_alive(true);
+  b = a;
+  b.set_alive(false);
+  c = a;
+  c.set_host("::1");
+  std::string json = HeadMetrics::DiscoveryJson({a, b, c}, "10.0.0.1:8080");
+  EXPECT_NE(
+      json.find(
+          R"({"targets": ["10.0.0.1:8080"], "labels": {"loom_component": "head"}})"),
+      std::string::npos)
+      << json;
+  EXPECT_NE(
+      json.find(
+          R"("10.0.0.2:8081"], "labels": {"loom_component": "raylet", "node_id": "0101)"),
+      std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"("[::1]:8081")"), std::string::npos) << json;
+  EXPECT_EQ(json.find("10.0.0.2", json.find("10.0.0.2") + 1), std::string::npos)
+      << "the dead node is not listed: " << json;
+  EXPECT_EQ(HeadMetrics::DiscoveryJson({}, ""), "[]\n");
 }
 
 TEST(StateFilter, ParsesAndMatches) {
