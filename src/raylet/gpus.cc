@@ -23,6 +23,10 @@ using CountFn = int (*)(unsigned*);
 using HandleFn = int (*)(unsigned, NvmlDevice*);
 using NameFn = int (*)(NvmlDevice, char*, unsigned);
 using MemoryFn = int (*)(NvmlDevice, NvmlMemory*);
+struct NvmlUtilization {
+  unsigned gpu, memory;  // percent of the last sample period
+};
+using UtilizationFn = int (*)(NvmlDevice, NvmlUtilization*);
 
 // Indices named by CUDA_VISIBLE_DEVICES; nullopt when unset or not indices.
 std::optional<std::vector<unsigned>> VisibleDevices() {
@@ -39,26 +43,42 @@ std::optional<std::vector<unsigned>> VisibleDevices() {
 
 }  // namespace
 
-std::vector<GpuInfo> DiscoverGpus(std::string* why) {
-  void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    *why = "no NVIDIA driver (libnvidia-ml.so.1 not found)";
-    return {};
-  }
-  auto sym = [&](const char* name) { return dlsym(lib, name); };
-  auto init = reinterpret_cast<InitFn>(sym("nvmlInit_v2"));
-  auto shutdown = reinterpret_cast<InitFn>(sym("nvmlShutdown"));
-  auto count = reinterpret_cast<CountFn>(sym("nvmlDeviceGetCount_v2"));
-  auto handle =
-      reinterpret_cast<HandleFn>(sym("nvmlDeviceGetHandleByIndex_v2"));
-  auto name = reinterpret_cast<NameFn>(sym("nvmlDeviceGetName"));
-  auto memory = reinterpret_cast<MemoryFn>(sym("nvmlDeviceGetMemoryInfo"));
-  std::vector<GpuInfo> gpus;
-  if (!init || !shutdown || !count || !handle || !name || !memory) {
-    *why = "libnvidia-ml.so.1 lacks the NVML functions needed";
-  } else if (int rc = init(); rc != 0) {
-    *why = absl::StrCat("nvmlInit failed (NVML error ", rc, ")");
-  } else {
+// NVML loaded and initialised, and the visible GPUs' handles.
+struct Nvml {
+  void* lib = nullptr;
+  InitFn shutdown = nullptr;
+  NameFn name = nullptr;
+  MemoryFn memory = nullptr;
+  UtilizationFn utilization = nullptr;  // may be missing
+  std::vector<NvmlDevice> devices;
+
+  // False, with *why, when there is no usable NVML.
+  bool Open(std::string* why) {
+    lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      *why = "no NVIDIA driver (libnvidia-ml.so.1 not found)";
+      return false;
+    }
+    auto sym = [&](const char* s) { return dlsym(lib, s); };
+    auto init = reinterpret_cast<InitFn>(sym("nvmlInit_v2"));
+    shutdown = reinterpret_cast<InitFn>(sym("nvmlShutdown"));
+    auto count = reinterpret_cast<CountFn>(sym("nvmlDeviceGetCount_v2"));
+    auto handle =
+        reinterpret_cast<HandleFn>(sym("nvmlDeviceGetHandleByIndex_v2"));
+    name = reinterpret_cast<NameFn>(sym("nvmlDeviceGetName"));
+    memory = reinterpret_cast<MemoryFn>(sym("nvmlDeviceGetMemoryInfo"));
+    utilization =
+        reinterpret_cast<UtilizationFn>(sym("nvmlDeviceGetUtilizationRates"));
+    if (!init || !shutdown || !count || !handle || !name || !memory) {
+      *why = "libnvidia-ml.so.1 lacks the NVML functions needed";
+      shutdown = nullptr;
+      return false;
+    }
+    if (int rc = init(); rc != 0) {
+      *why = absl::StrCat("nvmlInit failed (NVML error ", rc, ")");
+      shutdown = nullptr;
+      return false;
+    }
     unsigned n = 0;
     if (int rc = count(&n); rc != 0) {
       *why = absl::StrCat("nvmlDeviceGetCount failed (NVML error ", rc, ")");
@@ -74,19 +94,64 @@ std::vector<GpuInfo> DiscoverGpus(std::string* why) {
     }
     for (unsigned i : indices) {
       NvmlDevice dev = nullptr;
-      if (handle(i, &dev) != 0) continue;
-      GpuInfo g;
-      char buf[96] = {0};
-      if (name(dev, buf, sizeof(buf)) == 0) g.name = buf;
-      NvmlMemory mem{};
-      if (memory(dev, &mem) == 0) g.memory_bytes = mem.total;
-      gpus.push_back(std::move(g));
+      if (handle(i, &dev) == 0) devices.push_back(dev);
     }
-    if (gpus.empty() && why->empty()) *why = "NVML reports no GPUs";
-    shutdown();
+    if (devices.empty() && why->empty()) *why = "NVML reports no GPUs";
+    return !devices.empty();
   }
-  dlclose(lib);
+
+  ~Nvml() {
+    if (shutdown) shutdown();
+    if (lib) dlclose(lib);
+  }
+};
+
+std::vector<GpuInfo> DiscoverGpus(std::string* why) {
+  Nvml nvml;
+  std::vector<GpuInfo> gpus;
+  if (!nvml.Open(why)) return gpus;
+  for (NvmlDevice dev : nvml.devices) {
+    GpuInfo g;
+    char buf[96] = {0};
+    if (nvml.name(dev, buf, sizeof(buf)) == 0) g.name = buf;
+    NvmlMemory mem{};
+    if (nvml.memory(dev, &mem) == 0) g.memory_bytes = mem.total;
+    gpus.push_back(std::move(g));
+  }
   return gpus;
+}
+
+std::unique_ptr<GpuMonitor> GpuMonitor::Open() {
+  auto nvml = std::make_unique<Nvml>();
+  std::string why;
+  if (!nvml->Open(&why)) return nullptr;
+  return std::unique_ptr<GpuMonitor>(new GpuMonitor(std::move(nvml)));
+}
+
+GpuMonitor::GpuMonitor(std::unique_ptr<Nvml> nvml) : nvml_(std::move(nvml)) {}
+GpuMonitor::~GpuMonitor() = default;
+
+std::vector<GpuMonitor::Sample> GpuMonitor::Read() {
+  absl::MutexLock lock(&mu_);
+  std::vector<Sample> out;
+  for (size_t i = 0; i < nvml_->devices.size(); ++i) {
+    NvmlDevice dev = nvml_->devices[i];
+    Sample s;
+    s.index = static_cast<int>(i);
+    char buf[96] = {0};
+    if (nvml_->name(dev, buf, sizeof(buf)) == 0) s.name = buf;
+    NvmlMemory mem{};
+    if (nvml_->memory(dev, &mem) == 0) {
+      s.memory_used = mem.used;
+      s.memory_total = mem.total;
+    }
+    NvmlUtilization util{};
+    if (nvml_->utilization && nvml_->utilization(dev, &util) == 0) {
+      s.utilization_percent = util.gpu;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 std::map<std::string, std::string> GpuLabels(const std::vector<GpuInfo>& gpus) {

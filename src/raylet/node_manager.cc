@@ -72,7 +72,10 @@ NodeManager::NodeManager(Options options, Metrics* metrics)
           "Workers the memory monitor killed for lack of memory")),
       memory_used_(
           metrics->Gauge("loom_memory_monitor_used_bytes",
-                         "Memory in use as the memory monitor measures it")) {}
+                         "Memory in use as the memory monitor measures it")) {
+  node_metrics_ = std::make_unique<NodeMetrics>(NodeMetrics::Options{
+      .metrics = metrics, .disk_path = options_.session_dir});
+}
 
 NodeManager::~NodeManager() { Stop(); }
 
@@ -538,6 +541,7 @@ void NodeManager::HandleReportTaskStats(const rpc::ReportTaskStatsRequest& req,
   tasks_finished_.Increment(req.finished());
   tasks_failed_.Increment(req.failed());
   tasks_retried_.Increment(req.retried());
+  if (req.metrics_size() > 0) node_metrics_->AddUserPoints(req.metrics());
   if (!req.worker_id().empty()) {
     auto id = ParseId<WorkerId>(req.worker_id(), "worker_id");
     if (!id.ok()) return done(id.status());
@@ -605,7 +609,19 @@ void NodeManager::Tick() {
     store_used_.Set(static_cast<double>(stats.used));
     store_objects_.Set(static_cast<double>(stats.objects));
   }
+  PublishMetrics();
   loop_.PostAfter(kTickPeriod, [this] { Tick(); });
+}
+
+void NodeManager::PublishMetrics() {
+  absl::Time now = absl::Now();
+  if (now - metrics_published_ < absl::Seconds(1)) return;
+  metrics_published_ = now;
+  node_metrics_->PublishResources(resources_.total(), resources_.available());
+  if (options_.object_store) {
+    auto stats = options_.object_store->stats();
+    node_metrics_->PublishStore(stats.used, stats.spilled_bytes);
+  }
 }
 
 void NodeManager::OnWorkerDied(const Worker& worker) {

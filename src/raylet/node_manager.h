@@ -28,6 +28,7 @@
 #include "src/raylet/gcs_link.h"
 #include "src/raylet/log_monitor.h"
 #include "src/raylet/memory_monitor.h"
+#include "src/raylet/node_metrics.h"
 
 namespace grpc {
 class ByteBuffer;
@@ -166,6 +167,8 @@ class NodeManager {
   void Assign(Worker* worker, uint64_t handle, Allocation allocation);
   void ReleaseLease(const LeaseId& id, bool kill_worker);
   void Tick();
+  // Resources and store memory for /metrics, at most once a second.
+  void PublishMetrics();
   void OnWorkerDied(const Worker& worker);
   // A worker of a job died or was killed: deletes the objects it owned
   // here and tells the head (WORKER_DEAD), which tells the other nodes.
@@ -244,6 +247,8 @@ class NodeManager {
   ClientPool clients_;  // outgoing calls: workers, other raylets
   std::unique_ptr<HeadEvents> head_events_;  // jobs that end
   std::unique_ptr<LogMonitor> logs_;         // workers' output, to the head
+  std::unique_ptr<NodeMetrics> node_metrics_;
+  absl::Time metrics_published_ = absl::InfinitePast();
   WorkerClient workers_{&clients_};
   // Why this raylet killed a lease's worker (the memory monitor), kept for
   // the owner's ReturnWorker; the oldest go first past a bound.
