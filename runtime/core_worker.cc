@@ -17,6 +17,7 @@
 #include "runtime/core_worker_service.h"
 #include "runtime/driver_logs.h"
 #include "runtime/lineage.h"
+#include "runtime/metric_recorder.h"
 #include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
@@ -719,12 +720,16 @@ void CoreWorker::ReportStats() {
     req.set_worker_id(options_.worker_id.Binary());
     req.set_live_objects(now[4]);
   }
+  MetricRecorder& user_metrics = MetricRecorder::Global();
+  user_metrics.Drain(req.mutable_metrics());
   if (req.submitted() == 0 && req.finished() == 0 && req.failed() == 0 &&
-      req.retried() == 0 && !holds_changed) {
+      req.retried() == 0 && !holds_changed && req.metrics_size() == 0) {
     return;
   }
   if (raylet_->ReportTaskStats(req).ok()) {
     for (int i = 0; i < 5; ++i) last[i] = now[i];
+  } else {
+    user_metrics.Restore(req.metrics());
   }
 }
 

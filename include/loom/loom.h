@@ -22,6 +22,7 @@
 #include "loom/cross_language.h"
 #include "loom/errors.h"
 #include "loom/gpu.h"
+#include "loom/metrics.h"
 #include "loom/object_ref.h"
 #include "loom/placement_group.h"
 #include "loom/remote.h"

@@ -99,6 +99,7 @@ void BindFutures(pyb::module_& m);
 void BindMsgpack(pyb::module_& m);
 void BindLogs(pyb::module_& m);
 void BindState(pyb::module_& m);
+void BindMetrics(pyb::module_& m);
 
 // The (format, metadata, [buffers]) of a whole object's bytes, views into
 // `pinned`; bytes without the layout's tag are a bare msgpack value (an

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   loom::py::BindMsgpack(m);
   loom::py::BindLogs(m);
   loom::py::BindState(m);
+  loom::py::BindMetrics(m);
 }
