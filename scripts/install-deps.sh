@@ -10,19 +10,22 @@ pkgs=(
   iproute2  # tests/multihost: hosts made of network namespaces (`ip netns`)
   libhiredis-dev  # the head's Redis storage (--storage redis://)
   redis-server    # tests start their own on a free port; see below
+  prometheus      # tests/python/test_prometheus.py scrapes a cluster with it
 )
 # The packaged redis-server starts a service on 6379, the head's default
-# Redis port: stop and disable it so that nothing holds that port and tests
-# only ever talk to servers they started themselves.
-stop_packaged_redis() {
+# Redis port, and prometheus one on 9090: stop and disable both, so that
+# nothing holds those ports and tests only ever talk to servers they started
+# themselves.
+stop_packaged_service() {
+  local name=$1
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+    $SUDO systemctl disable --now "$name" >/dev/null 2>&1 || true
   fi
   if command -v service >/dev/null 2>&1; then
-    $SUDO service redis-server stop >/dev/null 2>&1 || true
+    $SUDO service "$name" stop >/dev/null 2>&1 || true
   fi
-  $SUDO update-rc.d redis-server disable >/dev/null 2>&1 || true
-  pkill -x redis-server -u redis 2>/dev/null || true
+  $SUDO update-rc.d "$name" disable >/dev/null 2>&1 || true
+  pkill -x "$name" -u "$2" 2>/dev/null || true
 }
 missing=()
 for p in "${pkgs[@]}"; do
@@ -36,4 +39,5 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-stop_packaged_redis
+stop_packaged_service redis-server redis
+stop_packaged_service prometheus prometheus
