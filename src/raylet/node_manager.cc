@@ -253,6 +253,10 @@ void NodeManager::Dispatch() {
         p.reply->set_spillback_port(d.target->port);
         p.reply->set_spillback_may_spill(d.may_spill);
         spillbacks_.Increment();
+        if (auto demand = ResourcesFromProto(p.req.resources()); demand.ok()) {
+          spill_debits_[d.target->node_id].push_back(
+              {*std::move(demand), options_.clock->Now()});
+        }
         break;
       case LeaseDecision::kInfeasible:
         p.reply->set_outcome(rpc::LeaseReply::INFEASIBLE);
@@ -749,60 +753,6 @@ void NodeManager::HandleFreeObjects(const rpc::FreeObjectsRequest& req,
     return done(absl::InvalidArgumentError("too many ids in one request"));
   }
   done(object_manager_->Free(req));
-}
-
-void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
-  if (!reply.view_included()) return;
-  view_version_ = reply.view_version();
-  {
-    absl::MutexLock lock(&addresses_mu_);
-    auto before = std::move(addresses_);
-    addresses_.clear();
-    for (const auto& node : reply.nodes()) {
-      auto id = NodeId::FromBinary(node.node_id());
-      if (id.ok()) {
-        addresses_[*id] = absl::StrCat(node.host(), ":", node.raylet_port());
-      }
-    }
-    // A node gone from the view is dead: its channel goes too.
-    for (const auto& [id, address] : before) {
-      if (!addresses_.contains(id)) clients_.Drop(address);
-    }
-  }
-  size_t known = others_.size();
-  others_.clear();
-  for (const auto& node : reply.nodes()) {
-    if (node.node_id() == options_.node_id.Binary() || !node.alive()) continue;
-    auto total = ResourcesFromProto(node.total());
-    auto available = ResourcesFromProto(node.available());
-    if (!total.ok() || !available.ok()) continue;
-    others_.push_back(RemoteNode{node.node_id(),
-                                 node.host(),
-                                 node.raylet_port(),
-                                 *total,
-                                 *available,
-                                 {node.labels().begin(), node.labels().end()}});
-  }
-  if (others_.size() != known) {
-    spdlog::info("this node's view: {} other nodes alive", others_.size());
-  }
-  Dispatch();
-}
-
-void NodeManager::OnNodeDead(const std::string& node_id) {
-  // At once, not at the next view: owners retry the node's work as soon as
-  // they hear, and must not be spilled back to it meanwhile.
-  auto before = others_.size();
-  others_.erase(
-      std::remove_if(others_.begin(), others_.end(),
-                     [&](const RemoteNode& n) { return n.node_id == node_id; }),
-      others_.end());
-  if (others_.size() != before) {
-    spdlog::info("node {} is dead: out of this node's view",
-                 NodeId::FromBinary(node_id).ok()
-                     ? NodeId::FromBinary(node_id)->Hex()
-                     : std::string("?"));
-  }
 }
 
 }  // namespace loom::raylet

@@ -167,6 +167,9 @@ class NodeManager {
   void Assign(Worker* worker, uint64_t handle, Allocation allocation);
   void ReleaseLease(const LeaseId& id, bool kill_worker);
   void Tick();
+  // Takes off `node`'s view what was spilled to it after its `heartbeat`
+  // (see spill_debits_), and forgets what the heartbeat already counts.
+  void ApplySpillDebits(RemoteNode& node, absl::Time heartbeat);
   // Resources and store memory for /metrics, at most once a second.
   void PublishMetrics();
   void OnWorkerDied(const Worker& worker);
@@ -212,6 +215,14 @@ class NodeManager {
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<GcsLink> gcs_;
   std::vector<RemoteNode> others_;
+  // What this node spilled to each other node (by id) and when: a view
+  // from a heartbeat older than a spillback does not count it yet, so
+  // OnView takes it off again (else a burst piles onto one node).
+  struct SpillDebit {
+    ResourceSet demand;
+    absl::Time at;
+  };
+  absl::flat_hash_map<std::string, std::vector<SpillDebit>> spill_debits_;
   // Placement group bundles on this node, by pg id + index: the resources
   // reserved, and (committed) those offered under the bundle's names.
   struct Bundle {
