@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/raylet.pb.h"
+#include "src/common/metrics.h"
 
 namespace loom {
 
@@ -58,12 +59,9 @@ class MetricRecorder {
   bool HasChanges() const;
 
  private:
-  using LabelSet = std::vector<std::pair<std::string, std::string>>;
-  struct Series {
-    double value = 0;
-    std::vector<uint64_t> counts;
-    double sum = 0;
-    bool changed = false;
+  using LabelSet = MetricLabelSet;
+  struct Series : MetricSeries {
+    bool changed = false;  // since the last drain
   };
   struct Metric {
     Definition def;

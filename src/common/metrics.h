@@ -116,6 +116,16 @@ absl::Status CheckMetricDefinition(const std::string& name,
                                    const std::vector<std::string>& label_names,
                                    const std::vector<double>& boundaries);
 
+// One series of a user metric (a metric's samples for one set of label
+// values), as processes and raylets keep it: a counter's or gauge's value,
+// or a histogram's count per bucket (the last above every boundary) and sum.
+using MetricLabelSet = std::vector<std::pair<std::string, std::string>>;
+struct MetricSeries {
+  double value = 0;
+  std::vector<uint64_t> counts;
+  double sum = 0;
+};
+
 // Builders for sources.
 prometheus::ClientMetric::Label MetricLabel(std::string name,
                                             std::string value);

@@ -38,12 +38,8 @@ class UserMetrics {
   MetricFamilies Collect() const;
 
  private:
-  using LabelSet = std::vector<std::pair<std::string, std::string>>;
-  struct Series {
-    double value = 0;
-    std::vector<uint64_t> counts;
-    double sum = 0;
-  };
+  using LabelSet = MetricLabelSet;
+  using Series = MetricSeries;
   struct Metric {
     std::string help;
     rpc::MetricPoint::Kind kind;
