@@ -367,35 +367,6 @@ std::string IdColumn(const std::string& kind) {
 
 }  // namespace
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 absl::StatusOr<std::string> JobIdFromHex(const std::string& hex) {
   if (hex.size() != 2 * JobId::kSize ||
       hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {

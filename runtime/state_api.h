@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "src/common/json.h"  // JsonString, for listings as JSON
 #include "src/common/state_filter.h"
 
 namespace loom {
@@ -46,9 +47,6 @@ absl::StatusOr<std::string> JobIdFromHex(const std::string& hex);
 absl::StatusOr<rpc::ListTasksReply> ListTaskRecords(
     const std::string& head, const rpc::ListTasksRequest& req,
     int64_t timeout_ms);
-
-// `s` as a JSON string literal, quotes included.
-std::string JsonString(const std::string& s);
 
 // The kinds ListState knows.
 const std::vector<std::string>& StateKinds();

@@ -1,0 +1,99 @@
+// src/common/http_server.h
+//
+// HttpServer: a small HTTP/1.1 server on civetweb (Debian's libcivetweb,
+// the library prometheus-cpp serves /metrics with) for the head's REST API.
+// Routes are URI prefixes; a handler gets the request whole (its body read
+// up to the route's limit) and returns the response. With a token, every
+// request must carry "Authorization: Bearer <token>" or gets 401.
+//
+//   HttpServer http({.token = &token});
+//   http.Route("/api/version", 1 << 20, [](const HttpRequest& r) {
+//     return HttpResponse{200, R"({"version": "4"})"};
+//   });
+//   absl::StatusOr<int> port = http.Start("127.0.0.1", 8265);
+#ifndef LOOM_COMMON_HTTP_SERVER_H_
+#define LOOM_COMMON_HTTP_SERVER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/common/json.h"
+
+struct mg_context;
+struct mg_connection;
+
+namespace loom {
+
+struct HttpRequest {
+  std::string method;  // GET, POST, PUT, DELETE...
+  std::string path;    // decoded, without the query
+  std::string query;   // after '?', as sent
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+// Thread-safe: handlers run on the server's threads, several at once.
+class HttpServer {
+ public:
+  struct Options {
+    const std::string* token = nullptr;  // null: no token needed
+    int threads = 8;
+    int request_timeout_ms = 30000;
+  };
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  // Writes one text frame; false once the client is gone or the server
+  // stops. An empty string writes nothing: it only asks.
+  using Send = std::function<bool(const std::string&)>;
+  using StreamHandler = std::function<void(const HttpRequest&, const Send&)>;
+
+  explicit HttpServer(Options options);
+  ~HttpServer();  // stops serving; waits for handlers in progress
+
+  // Before Start. A body longer than max_body_bytes gets 413 unread.
+  void Route(std::string prefix, int64_t max_body_bytes, Handler handler);
+  // Before Start: a WebSocket route. The handler sends text frames while it
+  // runs; when it returns the socket closes normally (1000).
+  void Stream(std::string prefix, StreamHandler handler);
+  // Listens on host:port (0: any free port); returns the bound port.
+  // Unavailable when it cannot (the port is taken).
+  absl::StatusOr<int> Start(const std::string& host, int port);
+
+  // A JSON error body: {"error": message}.
+  static HttpResponse Error(int status, const std::string& message);
+
+ private:
+  struct RouteEntry {
+    std::string prefix;
+    int64_t max_body_bytes;
+    Handler handler;
+  };
+  struct StreamEntry {
+    HttpServer* server;
+    StreamHandler handler;
+  };
+  static int Serve(mg_connection* conn, void* self);
+  int Serve(mg_connection* conn);
+  bool Authorized(const mg_connection* conn) const;
+  static void Write(mg_connection* conn, const HttpResponse& response);
+
+  Options options_;
+  std::vector<RouteEntry> routes_;
+  std::vector<std::pair<std::string, std::unique_ptr<StreamEntry>>> streams_;
+  mg_context* ctx_ = nullptr;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace loom
+
+#endif  // LOOM_COMMON_HTTP_SERVER_H_

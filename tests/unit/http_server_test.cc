@@ -1,0 +1,82 @@
+// The HTTP server and client behind the head's job API: routes by prefix,
+// the cluster token, body limits, and JSON strings for any bytes.
+#include "src/common/http_server.h"
+
+#include "gtest/gtest.h"
+#include "src/common/http_client.h"
+#include "src/common/json.h"
+
+namespace loom {
+namespace {
+
+TEST(HttpServer, RoutesChecksTheTokenAndLimitsBodies) {
+  std::string token = "s3cret-token";
+  HttpServer http({.token = &token});
+  http.Route("/api", 100, [](const HttpRequest& r) {
+    return HttpResponse{200,
+                        r.method + " " + r.path + "?" + r.query + " " + r.body};
+  });
+  http.Route("/api/special", 100, [](const HttpRequest&) {
+    return HttpResponse{201, "longest prefix"};
+  });
+  auto port = http.Start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.status();
+  HttpCallOptions call{
+      .host = "127.0.0.1", .port = *port, .path = "/api/x?a=1"};
+  auto r = HttpCall(call);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 401);
+  EXPECT_NE(r->body.find("Bearer"), std::string::npos);
+  call.token = "wrong-token!";
+  EXPECT_EQ(HttpCall(call)->status, 401);
+  call.token = token;
+  call.method = "POST";
+  call.body = "hello";
+  r = HttpCall(call);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "POST /api/x?a=1 hello");
+  call.path = "/api/special/y";
+  EXPECT_EQ(HttpCall(call)->status, 201);
+  call.path = "/elsewhere";
+  EXPECT_EQ(HttpCall(call)->status, 404);
+  call.path = "/api/x";
+  call.body = std::string(101, 'x');
+  r = HttpCall(call);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(r->body.find("limit of 100 bytes"), std::string::npos);
+}
+
+TEST(HttpServer, APortInUseIsAnErrorNotACrash) {
+  HttpServer first({}), second({});
+  auto port = first.Start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok());
+  auto taken = second.Start("127.0.0.1", *port);
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(HttpClient, ParsesAddressesAndSaysWhenNothingListens) {
+  std::string host;
+  int port = 0;
+  ASSERT_TRUE(ParseHttpAddress("http://10.0.0.1:8265/", &host, &port).ok());
+  EXPECT_EQ(host, "10.0.0.1");
+  EXPECT_EQ(port, 8265);
+  ASSERT_TRUE(ParseHttpAddress("127.0.0.1:80", &host, &port).ok());
+  EXPECT_FALSE(ParseHttpAddress("https://x:1", &host, &port).ok());
+  EXPECT_FALSE(ParseHttpAddress("nohost", &host, &port).ok());
+  int free_port = 0;
+  {
+    HttpServer http({});
+    free_port = *http.Start("127.0.0.1", 0);
+  }  // stopped: nothing listens there now
+  auto r = HttpCall({.host = "127.0.0.1", .port = free_port});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(Json, StringsAreEscapedAndAlwaysValidUtf8) {
+  EXPECT_EQ(JsonString("a\"b\\c\n\t\x01"), R"("a\"b\\c\n\t\u0001")");
+  EXPECT_EQ(JsonString("caf\xc3\xa9"), "\"caf\xc3\xa9\"");  // UTF-8 kept
+  EXPECT_EQ(JsonString("bad\xff\xc3"), R"("bad\ufffd\ufffd")");
+}
+
+}  // namespace
+}  // namespace loom
