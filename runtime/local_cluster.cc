@@ -157,6 +157,8 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
                                      "--node-timeout-ms",
                                      absl::StrCat(options.node_timeout_ms)};
     if (options.standby) argv.push_back("--standby");
+    argv.insert(argv.end(),
+                {"--dashboard-port", absl::StrCat(options.dashboard_port)});
     if (!options.metrics_sd_file.empty()) {
       argv.insert(argv.end(), {"--metrics-sd-file", options.metrics_sd_file});
     }
@@ -298,6 +300,10 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
   char real[PATH_MAX];
   std::string latest;
   if (realpath(LatestSessionDir(root).c_str(), real)) latest = real;
+  // A submitted job's entrypoint attaches to the raylet that started it.
+  if (const char* env = std::getenv("LOOM_RAYLET_SESSION_DIR"); env && *env) {
+    latest = env;
+  }
   // The raylet of this root's latest session, else one on this machine
   // (any address of its own: loopback or an interface's).
   auto local = [&](const rpc::NodeInfo& n) { return IsLocalAddress(n.host()); };

@@ -54,6 +54,9 @@ struct ClusterOptions {
   // Head: where it writes the Prometheus discovery file ("": its session
   // directory's prometheus_sd.json).
   std::string metrics_sd_file;
+  // Head: the job API's port (0: any free one; -1: none, as a private
+  // cluster has).
+  int dashboard_port = -1;
   int64_t heartbeat_ms = 0;  // 0: the raylet's default
   bool detach = false;       // true for `loom start`
   // The raylet rejoins as a new node when the head fences it, instead of

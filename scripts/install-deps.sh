@@ -11,6 +11,8 @@ pkgs=(
   libhiredis-dev  # the head's Redis storage (--storage redis://)
   redis-server    # tests start their own on a free port; see below
   prometheus      # tests/python/test_prometheus.py scrapes a cluster with it
+  libcivetweb-dev # the head's job API serves HTTP on it
+  libzip-dev      # submitted jobs' working directories come as zips
 )
 # The packaged redis-server starts a service on 6379, the head's default
 # Redis port, and prometheus one on 9090: stop and disable both, so that

@@ -200,6 +200,9 @@ std::shared_ptr<ClusterHandle> StartNode(
   options.heartbeat_ms = heartbeat_ms;
   options.memory_usage_threshold = memory_usage_threshold;
   options.memory_monitor_limit_bytes = memory_monitor_limit_bytes;
+  // Test clusters' heads serve the job API on a free port (the session's
+  // dashboard_address says which).
+  options.dashboard_port = 0;
   absl::StatusOr<ClusterHandle> started;
   {
     pyb::gil_scoped_release release;

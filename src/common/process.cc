@@ -56,6 +56,9 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
     posix_spawn_file_actions_adddup2(&actions, options.lifeline_fd,
                                      kLifelineFd);
   }
+  if (!options.cwd.empty()) {
+    posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+  }
   if (options.control_fd >= 0) {
     posix_spawn_file_actions_adddup2(&actions, options.control_fd, kControlFd);
   }

@@ -40,6 +40,7 @@ struct SpawnOptions {
   int lifeline_fd = -1;                // becomes fd 3 in the child
   int control_fd = -1;                 // becomes fd 4 in the child
   bool new_session = false;            // setsid: survives the terminal
+  std::string cwd;                     // empty: ours
 };
 absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);
 

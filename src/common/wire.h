@@ -31,6 +31,9 @@ absl::StatusOr<Id> ParseId(const std::string& binary, const char* field) {
   return Id(*id);
 }
 
+// The head's KV namespace of uploaded working directories (zips), by name.
+inline constexpr char kPackagesNamespace[] = "packages";
+
 absl::StatusOr<ResourceSet> ResourcesFromProto(const rpc::Resources& proto);
 // The scheduling policy's form of a strategy; InvalidArgument when bad.
 absl::StatusOr<Strategy> StrategyFromProto(const rpc::SchedulingStrategy& s);

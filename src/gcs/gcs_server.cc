@@ -169,17 +169,20 @@ absl::Status GcsServer::Load() {
   if (!actors.ok()) return actors.status();
   auto groups = ReadAll(store_, "placement_groups");
   if (!groups.ok()) return groups.status();
+  auto submissions = ReadAll(store_, "submissions");
+  if (!submissions.ok()) return submissions.status();
   absl::Status applied;
   loop_.RunSync([&] {
     next_job_ = std::max(saved, JobNumberFloor(absl::Now()));
-    applied = Apply(*jobs, *nodes, *actors, *groups);
+    applied = Apply(*jobs, *nodes, *actors, *groups, *submissions);
   });
   if (!applied.ok()) return applied;
   if (!jobs->empty() || !nodes->empty() || !actors->empty()) {
     spdlog::info(
-        "loaded {} jobs, {} nodes, {} actors, {} placement groups; "
-        "next job {}",
-        jobs->size(), nodes->size(), actors->size(), groups->size(), next_job_);
+        "loaded {} jobs, {} nodes, {} actors, {} placement groups, {} job "
+        "submissions; next job {}",
+        jobs->size(), nodes->size(), actors->size(), groups->size(),
+        submissions->size(), next_job_);
   }
   return absl::OkStatus();
 }
@@ -187,7 +190,8 @@ absl::Status GcsServer::Load() {
 absl::Status GcsServer::Apply(const StoreClient::Table& jobs,
                               const StoreClient::Table& nodes,
                               const StoreClient::Table& actors,
-                              const StoreClient::Table& groups) {
+                              const StoreClient::Table& groups,
+                              const StoreClient::Table& submissions) {
   for (const auto& [key, value] : jobs) {
     rpc::JobInfo job;
     auto id = JobId::FromBinary(key);
@@ -199,6 +203,7 @@ absl::Status GcsServer::Apply(const StoreClient::Table& jobs,
   }
   if (auto s = nodes_.Load(nodes); !s.ok()) return s;
   if (auto s = actors_.Load(actors); !s.ok()) return s;
+  if (auto s = submissions_.Load(submissions); !s.ok()) return s;
   return groups_.Load(groups);
 }
 
@@ -251,6 +256,7 @@ void GcsServer::Stop() {
   log_reads_.Shutdown();
   groups_.Shutdown();
   actors_.Shutdown();
+  submissions_.Shutdown();
   loop_.Stop();
 }
 
@@ -286,6 +292,7 @@ void GcsServer::OnNodeDead(const NodeId& node) {
   }
   actors_.OnNodeDead(node.Binary());
   groups_.OnNodeDead(node.Binary());
+  submissions_.OnNodeDead(node.Binary());
   for (auto it = objects_.begin(); it != objects_.end();) {
     it->second.nodes.erase(node);
     if (it->second.nodes.empty()) {

@@ -25,6 +25,7 @@
 #include "src/gcs/actor_manager.h"
 #include "src/gcs/global_scheduler.h"
 #include "src/gcs/head_metrics.h"
+#include "src/gcs/job_manager.h"
 #include "src/gcs/log_channel.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/placement_groups.h"
@@ -83,6 +84,8 @@ class GcsServer {
   EventLoop& loop() { return loop_; }
   // Thread-safe: its handlers run off the loop.
   TaskStore& tasks() { return tasks_; }
+  // Jobs submitted over HTTP (job_api.h); on the loop only.
+  JobManager& submissions() { return submissions_; }
 
   void HandleRegisterNode(const rpc::RegisterNodeRequest& req,
                           rpc::RegisterNodeReply* reply, Done done);
@@ -165,6 +168,13 @@ class GcsServer {
                                   Done done) {
     groups_.HandleRemove(req, reply, std::move(done));
   }
+  // A raylet says a submitted job's entrypoint ended.
+  void HandleReportEntrypointExit(const rpc::ReportEntrypointExitRequest& req,
+                                  rpc::ReportEntrypointExitReply* reply,
+                                  Done done) {
+    submissions_.OnEntrypointExit(req);
+    done(absl::OkStatus());
+  }
   void HandleListPlacementGroups(const rpc::ListPlacementGroupsRequest& req,
                                  rpc::ListPlacementGroupsReply* reply,
                                  Done done) {
@@ -182,7 +192,8 @@ class GcsServer {
   absl::Status Apply(const StoreClient::Table& jobs,
                      const StoreClient::Table& nodes,
                      const StoreClient::Table& actors,
-                     const StoreClient::Table& groups);
+                     const StoreClient::Table& groups,
+                     const StoreClient::Table& submissions);
   // See Options::cluster_token; `stored` is meta/token.
   absl::Status SettleToken(const std::optional<std::string>& stored);
   // Saves next_job_, then runs `then`.
@@ -206,6 +217,8 @@ class GcsServer {
   ActorManager actors_{&loop_,      &nodes_,   &publisher_,
                        &scheduler_, &clients_, store_};
   PlacementGroupManager groups_{&loop_, &nodes_, &actors_, &clients_, store_};
+  JobManager submissions_{JobManager::Options{&loop_, &nodes_, &clients_,
+                                              store_, options_.session_dir}};
   // The next job's number; saved before a job id is handed out, and never
   // below the clock's floor (see FirstJobNumber), so that ids never repeat
   // across restarts of the head.

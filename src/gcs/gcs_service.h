@@ -52,6 +52,7 @@ class GcsService : public rpc::Gcs::CallbackService {
   LOOM_GCS_METHOD(ListPlacementGroups)
   LOOM_GCS_METHOD(ListLogs)
   LOOM_GCS_METHOD(ReadLog)
+  LOOM_GCS_METHOD(ReportEntrypointExit)
 #undef LOOM_GCS_METHOD
 
   // Task events and the state API over them: on gRPC's thread, under the

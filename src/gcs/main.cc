@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "src/common/auth.h"
 #include "src/common/daemon.h"
+#include "src/common/http_server.h"
 #include "src/common/logging.h"
 #include "src/common/net.h"
 #include "src/common/process.h"
@@ -14,6 +15,7 @@
 #include "src/common/session.h"
 #include "src/common/version.h"
 #include "src/gcs/gcs_service.h"
+#include "src/gcs/job_api.h"
 #include "src/gcs/leader_lease.h"
 
 namespace {
@@ -99,6 +101,12 @@ int main(int argc, char** argv) {
                  "them)")
       ->envname("LOOM_TASK_EVENTS_MAX_PER_JOB")
       ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  int dashboard_port = 8265;
+  app.add_option("--dashboard-port", dashboard_port,
+                 "The job submission HTTP API's port (Ray's 8265; 0: any "
+                 "free port; -1: none). A port in use is warned about and the "
+                 "head runs without it")
+      ->check(CLI::Range(-1, 65535));
   std::string metrics_sd_file;
   app.add_option(
       "--metrics-sd-file", metrics_sd_file,
@@ -204,12 +212,34 @@ int main(int argc, char** argv) {
                                    absl::StrCat(host, ":", bound, " ", *mport));
     if (!s.ok()) spdlog::error("{}", s.ToString());
   }
+  loom::gcs::JobApi job_api(&server);
+  std::unique_ptr<loom::HttpServer> http;
+  if (dashboard_port >= 0) {
+    http = std::make_unique<loom::HttpServer>(
+        loom::HttpServer::Options{.token = no_auth ? nullptr : &cluster_token});
+    job_api.AddRoutes(http.get());
+    auto dport = http->Start(bind_address, dashboard_port);
+    if (!dport.ok()) {
+      spdlog::warn("{}: the head runs without its job API (--dashboard-port)",
+                   std::string(dport.status().message()));
+      std::fprintf(stderr, "loom-gcs: warning: %s: no job API\n",
+                   std::string(dport.status().message()).c_str());
+    } else {
+      spdlog::info("job API on http://{}:{}", host, *dport);
+      if (!session_dir.empty()) {
+        auto s = loom::WriteFileAtomic(session_dir + "/dashboard_address",
+                                       absl::StrCat(host, ":", *dport));
+        if (!s.ok()) spdlog::error("{}", s.ToString());
+      }
+    }
+  }
   int sig = loom::WaitForStopSignal();
   spdlog::info("loom-gcs stopping on signal {}", sig);
   if (lease != nullptr) lease->Release();  // a standby need not wait
   (*grpc_server)
       ->Shutdown(std::chrono::system_clock::now() +
                  std::chrono::milliseconds(500));
+  http.reset();  // no handler runs past this
   server.Stop();
   // Skip destructors: the metrics endpoint's threads take a second to wind
   // down, and nothing else needs unwinding.

@@ -75,6 +75,13 @@ NodeManager::NodeManager(Options options, Metrics* metrics)
                          "Memory in use as the memory monitor measures it")) {
   node_metrics_ = std::make_unique<NodeMetrics>(NodeMetrics::Options{
       .metrics = metrics, .disk_path = options_.session_dir});
+  entrypoints_ = std::make_unique<Entrypoints>(
+      Entrypoints::Options{.loop = &loop_,
+                           .clients = &clients_,
+                           .resources = &resources_,
+                           .gcs_address = options_.gcs_address,
+                           .session_dir = options_.session_dir,
+                           .node_id = options_.node_id.Binary()});
 }
 
 NodeManager::~NodeManager() { Stop(); }
@@ -155,6 +162,7 @@ void NodeManager::Stop() {
   loop_.RunSync([this] {
     gcs_->Unregister();
     pool_->KillAll();
+    entrypoints_->KillAll();
   });
   loop_.Stop();
   pool_.reset();
@@ -605,6 +613,7 @@ void NodeManager::Tick() {
   }
   for (const auto& [id, d] : dead) OnDriverDied(id, d);
   pool_->Maintain();
+  entrypoints_->Reap();
   clients_.DropIdle();
   Dispatch();
   if (options_.object_store) {

@@ -25,6 +25,7 @@
 #include "src/common/event_loop.h"
 #include "src/common/head_events.h"
 #include "src/common/metrics.h"
+#include "src/raylet/entrypoints.h"
 #include "src/raylet/gcs_link.h"
 #include "src/raylet/log_monitor.h"
 #include "src/raylet/memory_monitor.h"
@@ -126,6 +127,15 @@ class NodeManager {
   // Publishes the job's worker output to the head now (see log_monitor.h).
   void HandleFlushLogs(const rpc::FlushJobLogsRequest& req,
                        rpc::FlushJobLogsReply* reply, Done done);
+  // Submitted jobs' entrypoints (entrypoints.h).
+  void HandleStartEntrypoint(const rpc::StartEntrypointRequest& req,
+                             rpc::StartEntrypointReply* reply, Done done) {
+    entrypoints_->Start(req, reply, std::move(done));
+  }
+  void HandleStopEntrypoint(const rpc::StopEntrypointRequest& req,
+                            rpc::StopEntrypointReply* reply, Done done) {
+    entrypoints_->Stop(req, reply, std::move(done));
+  }
 
  private:
   struct PendingLease {
@@ -259,6 +269,7 @@ class NodeManager {
   std::unique_ptr<HeadEvents> head_events_;  // jobs that end
   std::unique_ptr<LogMonitor> logs_;         // workers' output, to the head
   std::unique_ptr<NodeMetrics> node_metrics_;
+  std::unique_ptr<Entrypoints> entrypoints_;
   absl::Time metrics_published_ = absl::InfinitePast();
   WorkerClient workers_{&clients_};
   // Why this raylet killed a lease's worker (the memory monitor), kept for

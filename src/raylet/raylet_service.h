@@ -42,6 +42,9 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
   LOOM_RAYLET_METHOD(CommitBundle, BundleRequest, BundleReply)
   LOOM_RAYLET_METHOD(ReleaseBundle, BundleRequest, BundleReply)
   LOOM_RAYLET_METHOD(FlushLogs, FlushJobLogsRequest, FlushJobLogsReply)
+  LOOM_RAYLET_METHOD(StartEntrypoint, StartEntrypointRequest,
+                     StartEntrypointReply)
+  LOOM_RAYLET_METHOD(StopEntrypoint, StopEntrypointRequest, StopEntrypointReply)
 #undef LOOM_RAYLET_METHOD
 
   // Transfers stay off the loop: the handlers are thread-safe.

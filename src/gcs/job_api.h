@@ -1,0 +1,59 @@
+// src/gcs/job_api.h
+//
+// JobApi: the head's HTTP API for job submission (docs/jobs.md), shaped as
+// Ray's job REST API so that Ray's `ray job submit --address
+// http://HEAD:8265` and JobSubmissionClient work against a Loom head, and
+// `loom job` and loom.job_submission use it too:
+//
+//   GET    /api/version
+//   POST   /api/jobs/                  {"entrypoint": ..., "submission_id":
+//   ...} GET    /api/jobs/                  every job GET    /api/jobs/{id} one
+//   job GET    /api/jobs/{id}/logs         {"logs": ...} (?offset=N: from byte
+//   N) WS     /api/jobs/{id}/logs/tail    the output as it comes (WebSocket)
+//   POST   /api/jobs/{id}/stop         {"stopped": bool}
+//   DELETE /api/jobs/{id}              {"deleted": bool}
+//   GET    /api/packages/gcs/{name}    200 when the head has that package
+//   PUT    /api/packages/gcs/{name}    uploads a working directory's zip
+//
+// Handlers run on the HTTP server's threads and hand the work to the head's
+// loop, waiting for its answer.
+//
+//   JobApi api(&server);
+//   api.AddRoutes(&http);
+#ifndef LOOM_GCS_JOB_API_H_
+#define LOOM_GCS_JOB_API_H_
+
+#include <string>
+
+#include "proto/gcs.pb.h"
+#include "src/common/http_server.h"
+
+namespace loom::gcs {
+
+class GcsServer;
+
+// Thread-safe.
+class JobApi {
+ public:
+  // Packages are kept in the head's KV, at most this large.
+  static constexpr int64_t kMaxPackageBytes = 64 << 20;
+
+  explicit JobApi(GcsServer* server) : server_(server) {}
+  void AddRoutes(HttpServer* http);
+
+ private:
+  HttpResponse Jobs(const HttpRequest& req);
+  HttpResponse Submit(const HttpRequest& req);
+  HttpResponse Logs(const std::string& id, const HttpRequest& req);
+  void Tail(const HttpRequest& req, const HttpServer::Send& send);
+  // Appends the job's output from *at on (at most 64 MiB), moving *at.
+  absl::Status ReadLog(const rpc::JobSubmission& job, int64_t* at,
+                       std::string* logs);
+  HttpResponse Packages(const HttpRequest& req);
+
+  GcsServer* server_;
+};
+
+}  // namespace loom::gcs
+
+#endif  // LOOM_GCS_JOB_API_H_
