@@ -80,6 +80,7 @@ int Start(const StartArgs& args) {
   options.node_timeout_ms = args.node_timeout_ms;
   options.storage = args.storage;
   options.metrics_sd_file = args.metrics_sd_file;
+  options.dashboard_port = args.dashboard_port;
   options.standby = args.standby;
   options.standby_addresses = args.standby_addresses;
   options.restart_on_fence = args.restart_on_fence;

@@ -29,6 +29,7 @@ struct StartArgs {
   int64_t node_timeout_ms = 5000;
   std::string storage;            // head: "" (memory) or redis://...
   std::string metrics_sd_file;    // head: "" (its session directory)
+  int dashboard_port = 8265;      // head: the job API (-1: none)
   bool standby = false;           // head: loom-gcs alone, waiting for the lease
   std::string standby_addresses;  // head: its standbys, HOST:PORT,...
   std::string session_root;
@@ -70,6 +71,22 @@ int List(const StateArgs& args);
 int Timeline(const StateArgs& args, const std::string& out);
 int Get(const StateArgs& args);
 int Summary(const StateArgs& args);
+
+// `loom job submit|status|logs|stop|list|delete` (src/cli/job.cc): jobs
+// through the head's HTTP API at `address` (http://HOST:PORT; default:
+// $LOOM_DASHBOARD_ADDRESS, $RAY_ADDRESS, else this machine's head).
+struct JobArgs {
+  std::string command;  // submit, status, logs, stop, list, delete
+  std::string session_root, address;
+  std::string id;
+  std::vector<std::string> entrypoint;  // submit: the words after --
+  std::string working_dir, submission_id;
+  std::string runtime_env_json, metadata_json, resources_json;
+  double num_cpus = 0, num_gpus = 0;
+  bool no_wait = false;
+  bool follow = false;  // logs
+};
+int Job(const JobArgs& args);
 
 // `loom logs`: every node's log files; with `file`, its contents on the
 // node chosen (by id prefix or IP, else the only node that has it), or the

@@ -64,6 +64,12 @@ int main(int argc, char** argv) {
       "--standby-addresses", start.standby_addresses,
       "Head: its standby heads, HOST:PORT[,HOST:PORT]: this node and the "
       "nodes that join follow a takeover");
+  start_cmd
+      ->add_option("--dashboard-port", start.dashboard_port,
+                   "Head: the job submission HTTP API's port (default 8265, "
+                   "Ray's; 0: any free port; -1: none). If it is in use the "
+                   "head warns and runs without it")
+      ->check(CLI::Range(-1, 65535));
   start_cmd->add_option(
       "--metrics-sd-file", start.metrics_sd_file,
       "Head: where it keeps the Prometheus file_sd list of every metrics "
@@ -206,7 +212,62 @@ int main(int argc, char** argv) {
                        "Head HOST:PORT (default: this root's)");
   logs_cmd->add_option("--auth-token-file", token_file, "The cluster token");
 
+  loom::cli::JobArgs job;
+  auto* job_cmd = app.add_subcommand(
+      "job", "Submit jobs to a cluster and follow them (the head's HTTP API)");
+  job_cmd->require_subcommand(1);
+  auto* job_submit = job_cmd->add_subcommand(
+      "submit",
+      "Run a command as a driver in the cluster: loom job submit "
+      "[options] -- python script.py");
+  job_submit->add_option("entrypoint", job.entrypoint, "The command, after --")
+      ->required();
+  job_submit->add_option("--working-dir", job.working_dir,
+                         "A directory to upload; the command runs in a copy "
+                         "of it");
+  job_submit->add_option("--submission-id", job.submission_id,
+                         "The job's id (submitting the same id again returns "
+                         "that job, never a second)");
+  job_submit->add_option("--entrypoint-num-cpus", job.num_cpus)
+      ->check(CLI::NonNegativeNumber);
+  job_submit->add_option("--entrypoint-num-gpus", job.num_gpus)
+      ->check(CLI::NonNegativeNumber);
+  job_submit->add_option("--entrypoint-resources", job.resources_json,
+                         "Custom resources as JSON, e.g. '{\"accel\": 1}'");
+  job_submit->add_option("--runtime-env-json", job.runtime_env_json,
+                         "e.g. '{\"env_vars\": {\"K\": \"v\"}}'");
+  job_submit->add_option("--metadata-json", job.metadata_json);
+  job_submit->add_flag("--no-wait", job.no_wait,
+                       "Return once submitted (default: print its output "
+                       "until it ends; exit 1 unless it succeeded)");
+  auto* job_status = job_cmd->add_subcommand("status", "A job's status");
+  auto* job_logs = job_cmd->add_subcommand("logs", "A job's output");
+  job_logs->add_flag("--follow,-f", job.follow, "Until the job ends");
+  auto* job_stop = job_cmd->add_subcommand("stop", "Stop a job");
+  auto* job_delete =
+      job_cmd->add_subcommand("delete", "Forget a job that ended");
+  auto* job_list = job_cmd->add_subcommand("list", "Every job");
+  for (auto* cmd : {job_status, job_logs, job_stop, job_delete}) {
+    cmd->add_option("id", job.id, "The submission id")->required();
+  }
+  for (auto* cmd :
+       {job_submit, job_status, job_logs, job_stop, job_delete, job_list}) {
+    cmd->add_option("--address", job.address,
+                    "The job API, http://HEAD:8265 (default: "
+                    "$LOOM_DASHBOARD_ADDRESS, $RAY_ADDRESS, else this "
+                    "machine's head)");
+    cmd->add_option("--session-root", session_root);
+  }
+
   CLI11_PARSE(app, argc, argv);
+  if (job_cmd->parsed()) {
+    for (auto* cmd :
+         {job_submit, job_status, job_logs, job_stop, job_delete, job_list}) {
+      if (cmd->parsed()) job.command = cmd->get_name();
+    }
+    job.session_root = session_root;
+    return loom::cli::Job(job);
+  }
   start.session_root = session_root;
   if (start_cmd->parsed()) return loom::cli::Start(start);
   if (stop_cmd->parsed()) return loom::cli::Stop(session_root);
