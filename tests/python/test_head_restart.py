@@ -159,3 +159,63 @@ def test_a_standby_head_started_by_the_cli_takes_over(processes, redis_server):
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
         shutil.rmtree(standby_root, ignore_errors=True)
+
+
+def test_submitted_jobs_survive_a_head_restart_on_redis(processes,
+                                                        redis_server):
+    from loom.job_submission import JobStatus, JobSubmissionClient
+    cli = loom_cli()
+    root = processes.session_root
+    port = _free_port_below_ephemeral()
+    start = subprocess.run(
+        [cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
+         "--node-ip-address", "127.0.0.1", "--session-root", root,
+         "--storage", redis_server, "--dashboard-port", "0"],
+        env=processes.env(), timeout=120, capture_output=True, text=True)
+    assert start.returncode == 0, start.stdout + start.stderr
+    session = Path(root) / "session_latest"
+
+    def client():
+        token = (session / "auth_token").read_text().strip()
+        return JobSubmissionClient(
+            "http://" + (session / "dashboard_address").read_text().strip(),
+            headers={"Authorization": f"Bearer {token}"})
+
+    try:
+        before = client()
+        done = before.submit_job(entrypoint="echo first", submission_id="a-1")
+        wait_until(lambda: before.get_job_status(done) == JobStatus.SUCCEEDED,
+                   timeout=60, what="the first job to succeed")
+        running = before.submit_job(entrypoint="sleep 5; echo second-done",
+                                    submission_id="b-1")
+        wait_until(lambda: before.get_job_status(running) == JobStatus.RUNNING,
+                   timeout=60, what="the second job to run")
+
+        pid = head_pid(root)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        (session / "dashboard_address").unlink()
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)
+        head = subprocess.Popen([a.decode() for a in argv],
+                                env=dict(processes.env(), LOOM_STORAGE=redis_server),
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        processes._popens.append(head)
+        wait_until(lambda: (session / "dashboard_address").exists(),
+                   timeout=60, what="the restarted head's job API")
+
+        # What ended before is still there; what ran goes on, and its end,
+        # reported by the raylet to the new head, is recorded.
+        after = client()
+        assert after.get_job_status("a-1") == JobStatus.SUCCEEDED
+        assert "first" in after.get_job_logs("a-1")
+        wait_until(lambda: after.get_job_status("b-1") == JobStatus.SUCCEEDED,
+                   timeout=60, what="the second job to succeed after it")
+        assert "second-done" in after.get_job_logs("b-1")
+        assert after.submit_job(entrypoint="echo again",
+                                submission_id="b-1") == "b-1"
+    finally:
+        subprocess.run([cli, "stop", "--session-root", root],
+                       env=processes.env(), check=False, timeout=120,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
