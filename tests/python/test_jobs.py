@@ -236,3 +236,34 @@ def test_the_loom_job_cli(cluster, tmp_path):
     bad = subprocess.run([loom_cli(), "job", "list", "--address", "ftp://x"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "http://HOST:PORT" in bad.stderr
+
+
+def test_a_head_whose_job_port_is_taken_warns_and_runs(processes):
+    import socket
+    from conftest import loom_cli
+    from pathlib import Path
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    taken = holder.getsockname()[1]
+    root = processes.session_root
+    try:
+        r = subprocess.run(
+            [loom_cli(), "start", "--head", "--port", "0", "--num-cpus", "1",
+             "--node-ip-address", "127.0.0.1", "--dashboard-port", str(taken),
+             "--session-root", root],
+            env=processes.env(), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        session = Path(root) / "session_latest"
+        assert not (session / "dashboard_address").exists()
+        err = (session / "logs" / "gcs.err").read_text()
+        assert "no job API" in err and str(taken) in err
+        status = subprocess.run([loom_cli(), "status", "--session-root", root],
+                                env=processes.env(), capture_output=True,
+                                text=True, timeout=60)
+        assert status.returncode == 0, status.stderr  # the head serves
+    finally:
+        holder.close()
+        subprocess.run([loom_cli(), "stop", "--session-root", root],
+                       env=processes.env(), timeout=120,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
