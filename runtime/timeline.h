@@ -5,7 +5,8 @@
 // a process per node and a thread per worker process, a slice per task
 // with its phases (fetching arguments, running, storing the result), and
 // on a "pending" track per node how long each task waited for its
-// arguments and then for a worker.
+// arguments and then for a worker; on an "object transfers" track per node
+// each object pulled between nodes (a slice on both, an arrow between).
 //
 //   auto trace = TimelineJson(head, /*job_hex=*/"");  // every job
 //   WriteFile("timeline.json", *trace);

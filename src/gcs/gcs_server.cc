@@ -93,6 +93,7 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
                             "Worker output lines dropped because a job's "
                             "buffer at the head was full")}),
       tasks_(TaskStore::Options{options.max_tasks_per_job}),
+      transfers_(TransferLog::Options{options.max_tasks_per_job}),
       head_metrics_(HeadMetrics::Options{
           .metrics = metrics,
           .tasks = &tasks_,

@@ -32,6 +32,7 @@
 #include "src/gcs/pubsub.h"
 #include "src/gcs/storage.h"
 #include "src/gcs/task_store.h"
+#include "src/gcs/transfer_log.h"
 
 namespace loom::gcs {
 
@@ -84,6 +85,7 @@ class GcsServer {
   EventLoop& loop() { return loop_; }
   // Thread-safe: its handlers run off the loop.
   TaskStore& tasks() { return tasks_; }
+  TransferLog& transfers() { return transfers_; }
   // Jobs submitted over HTTP (job_api.h); on the loop only.
   JobManager& submissions() { return submissions_; }
 
@@ -228,6 +230,7 @@ class GcsServer {
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;
   LogChannel logs_;
   TaskStore tasks_;
+  TransferLog transfers_;
   CallsInFlight log_flushes_;  // FlushLogs to raylets
   CallsInFlight log_reads_;    // ListLogFiles and ReadLogFile to raylets
   HeadMetrics head_metrics_;

@@ -62,6 +62,9 @@ class GcsService : public rpc::Gcs::CallbackService {
       rpc::ReportTaskEventsReply*) override {
     return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
       server_->tasks().Report(*req);
+      if (req->transfers_size() > 0 || req->dropped_transfers() > 0) {
+        server_->transfers().Report(*req);
+      }
       reactor->Finish(grpc::Status::OK);
     });
   }
@@ -69,7 +72,9 @@ class GcsService : public rpc::Gcs::CallbackService {
                                       const rpc::ListTasksRequest* req,
                                       rpc::ListTasksReply* reply) override {
     return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
-      reactor->Finish(rpc::ToGrpc(server_->tasks().List(*req, reply)));
+      absl::Status s = server_->tasks().List(*req, reply);
+      if (s.ok() && req->transfers()) server_->transfers().List(*req, reply);
+      reactor->Finish(rpc::ToGrpc(s));
     });
   }
   grpc::ServerUnaryReactor* SummarizeTasks(

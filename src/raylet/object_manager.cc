@@ -115,9 +115,14 @@ absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
   for (size_t i = 0; i < candidates.size(); ++i) {
     const NodeId& node = candidates[i];
     auto address = AddressOf(node);
+    absl::Time begun = absl::Now();
+    uint64_t bytes = 0;
     absl::Status s = address
-                         ? Transfer(id, *address)
+                         ? Transfer(id, *address, &bytes)
                          : absl::NotFoundError("not alive in the cluster view");
+    if (address && (bytes > 0 || !s.ok())) {
+      RecordTransfer(id, node, bytes, begun, !s.ok());
+    }
     if (s.ok()) return s;
     // A full store here is not the source's fault: no point in another.
     if (s.code() == absl::StatusCode::kResourceExhausted) return s;
@@ -254,8 +259,36 @@ class ChunkReader {
 
 }  // namespace
 
+void ObjectManager::RecordTransfer(const ObjectId& id, const NodeId& from,
+                                   uint64_t bytes, absl::Time start,
+                                   bool failed) {
+  rpc::ObjectTransfer t;
+  t.set_object_id(id.Binary());
+  t.set_from_node(from.Binary());
+  t.set_to_node(options_.self.Binary());
+  t.set_bytes(bytes);
+  t.set_start_us(absl::ToUnixMicros(start));
+  t.set_end_us(absl::ToUnixMicros(absl::Now()));
+  t.set_failed(failed);
+  absl::MutexLock lock(&transfers_mu_);
+  if (transfers_.size() >= kMaxTransfers) {
+    ++dropped_transfers_;
+    return;
+  }
+  transfers_.push_back(std::move(t));
+}
+
+void ObjectManager::TakeTransfers(rpc::ReportTaskEventsRequest* into) {
+  absl::MutexLock lock(&transfers_mu_);
+  for (auto& t : transfers_) *into->add_transfers() = std::move(t);
+  transfers_.clear();
+  into->set_dropped_transfers(dropped_transfers_);
+  dropped_transfers_ = 0;
+}
+
 absl::Status ObjectManager::Transfer(const ObjectId& id,
-                                     const std::string& address) {
+                                     const std::string& address,
+                                     uint64_t* bytes) {
   absl::Time start = absl::Now();
   // Chunks travel over connections of their own (not behind other calls to
   // that raylet), `connections` of them: with two, a 1 GiB pull between two
@@ -341,6 +374,7 @@ absl::Status ObjectManager::Transfer(const ObjectId& id,
   spdlog::debug("pulled object {} ({} bytes) from {} in {:.3f} s: {:.2f} GB/s",
                 id.Hex(), total, address, seconds, total / seconds / 1e9);
   if (sealed.ok()) {
+    *bytes = total;
     ReportCopy(id, total, /*added=*/true);
     if (bytes_received_) bytes_received_->Increment(static_cast<double>(total));
     if (objects_received_) objects_received_->Increment();
@@ -377,6 +411,7 @@ void ObjectManager::ReReportCopies() {
 }
 
 void ObjectManager::ReportLoop() {
+  absl::Time transfers_sent = absl::Now();
   while (true) {
     rpc::UpdateObjectLocationsRequest req;
     {
@@ -384,19 +419,42 @@ void ObjectManager::ReportLoop() {
       auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(report_mu_) {
         return stop_ || !updates_.empty();
       };
-      report_mu_.Await(absl::Condition(&ready));
+      report_mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
       if (stop_) return;
-      // A short window gathers the updates of a burst into one call.
-      report_mu_.AwaitWithTimeout(absl::Condition(&stop_),
-                                  absl::Milliseconds(10));
-      for (auto& u : updates_) *req.add_updates() = std::move(u);
-      updates_.clear();
+      if (!updates_.empty()) {
+        // A short window gathers the updates of a burst into one call.
+        report_mu_.AwaitWithTimeout(absl::Condition(&stop_),
+                                    absl::Milliseconds(10));
+        for (auto& u : updates_) *req.add_updates() = std::move(u);
+        updates_.clear();
+      }
     }
-    rpc::Context ctx;
-    rpc::SetTimeout(&ctx, 2000);
-    rpc::UpdateObjectLocationsReply reply;
-    // Soft state: a head that missed this learns it again after restarting.
-    gcs_->stub->UpdateObjectLocations(&ctx, req, &reply);
+    if (req.updates_size() > 0) {
+      rpc::Context ctx;
+      rpc::SetTimeout(&ctx, 2000);
+      rpc::UpdateObjectLocationsReply reply;
+      // Soft state: a head that missed this learns it again after
+      // restarting.
+      gcs_->stub->UpdateObjectLocations(&ctx, req, &reply);
+    }
+    if (absl::Now() - transfers_sent >= absl::Seconds(1)) {
+      transfers_sent = absl::Now();
+      SendTransfers();
+    }
+  }
+}
+
+void ObjectManager::SendTransfers() {
+  rpc::ReportTaskEventsRequest req;
+  TakeTransfers(&req);
+  if (req.transfers_size() == 0 && req.dropped_transfers() == 0) return;
+  rpc::Context ctx;
+  rpc::SetTimeout(&ctx, 2000);
+  rpc::ReportTaskEventsReply reply;
+  grpc::Status s = gcs_->stub->ReportTaskEvents(&ctx, req, &reply);
+  if (!s.ok()) {
+    spdlog::warn("{} records of object transfers not sent to the head: {}",
+                 req.transfers_size(), s.error_message());
   }
 }
 

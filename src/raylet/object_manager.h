@@ -85,11 +85,21 @@ class ObjectManager {
   void Evicted(const ObjectId& id) { ReportCopy(id, 0, /*added=*/false); }
   // The head restarted and forgot: report every copy held here again.
   void ReReportCopies();
+  // The pulls since the last call (at most kMaxTransfers kept between
+  // calls; the rest counted), for the head's timeline.
+  void TakeTransfers(rpc::ReportTaskEventsRequest* into);
+  // Sends what TakeTransfers gives to the head (from the report thread).
+  void SendTransfers();
+  static constexpr size_t kMaxTransfers = 10000;
 
  private:
   // Tries `source`, then every other location the directory lists.
   absl::Status PullFromAnywhere(const ObjectId& id, const NodeId& source);
-  absl::Status Transfer(const ObjectId& id, const std::string& address);
+  // *bytes: the object's size once it is here (0 when it was not moved).
+  absl::Status Transfer(const ObjectId& id, const std::string& address,
+                        uint64_t* bytes);
+  void RecordTransfer(const ObjectId& id, const NodeId& from, uint64_t bytes,
+                      absl::Time start, bool failed);
   std::vector<NodeId> Locations(const ObjectId& id);
   // A node's raylet address: from this raylet's view, else (it just
   // joined, the view lags) from the head.
@@ -107,6 +117,10 @@ class ObjectManager {
   absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, std::vector<std::function<void(absl::Status)>>>
       pulls_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex transfers_mu_;
+  std::vector<rpc::ObjectTransfer> transfers_ ABSL_GUARDED_BY(transfers_mu_);
+  int64_t dropped_transfers_ ABSL_GUARDED_BY(transfers_mu_) = 0;
 
   absl::Mutex report_mu_;
   absl::flat_hash_map<ObjectId, uint64_t> copies_ ABSL_GUARDED_BY(report_mu_);

@@ -238,6 +238,33 @@ def test_timeline_has_a_row_per_worker_and_a_slice_per_task(two_nodes,
     assert r.returncode == 1 and "job id must be 8 hex digits" in r.stderr
 
 @loom.remote(num_cpus=0)
+def make_array():
+    import numpy as np
+    return np.ones(1 << 20)  # 8 MiB: stays in the store of the node that ran it
+
+
+def test_timeline_shows_objects_pulled_between_nodes(two_nodes):
+    there = make_array.options(resources={"other": 0.1}).remote()
+    # The driver's node pulls it from the other node's store.
+    assert float(loom.get(there).sum()) == float(1 << 20)
+
+    def pulls():
+        return [e for e in loom.timeline() if e.get("cat") == "transfer" and
+                e.get("ph") == "X" and e["name"].startswith("pull ") and
+                e["args"]["bytes"] >= 8 << 20]
+
+    pull = wait_until(pulls, 20, interval=0.5, what="a pull in the timeline")[0]
+    assert pull["args"]["from_node"] == two_nodes["other_node"]
+    assert pull["args"]["to_node"] == two_nodes["head_node"]
+    assert not pull["args"]["failed"] and pull["dur"] >= 0
+    events = loom.timeline()
+    assert any(e["name"] == "thread_name" and
+               e["args"]["name"] == "object transfers" for e in events)
+    assert {"s", "f"} <= {e["ph"] for e in events
+                          if e.get("cat") == "transfer"}
+
+
+@loom.remote(num_cpus=0)
 def shout(word):
     print(f"shouting {word}", flush=True)
     return os.getpid()
