@@ -175,6 +175,19 @@ def no_cluster():
 # --- Waiting ----------------------------------------------------------------
 
 
+def two_node_cluster(head_cpus):
+    """A cluster of this module's own: a head with head_cpus CPUs and a
+    1-CPU node offering the custom resource "other". Returns (Cluster, that
+    node); the caller connects and shuts it down."""
+    from loom.cluster_utils import Cluster
+    if loom.is_initialized():
+        loom.shutdown()
+    cluster = Cluster(head_node_args={"num_cpus": head_cpus})
+    other = cluster.add_node(num_cpus=1, resources={"other": 1})
+    cluster.wait_for_nodes(timeout=30)
+    return cluster, other
+
+
 def wait_until(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Polls predicate() until it is truthy and returns its value; fails the
     test after timeout seconds."""

@@ -65,35 +65,44 @@ def head_pid(root):
     return int((Path(root) / "session_latest" / "pids").read_text().split()[0])
 
 
+def start_head_on_redis(processes, redis_server, *args):
+    """`loom start --head` on a free port, its tables in redis_server."""
+    start = subprocess.run(
+        [loom_cli(), "start", "--head", "--port",
+         str(_free_port_below_ephemeral()), "--num-cpus", "2",
+         "--node-ip-address", "127.0.0.1", "--session-root",
+         processes.session_root, "--storage", redis_server, *args],
+        env=processes.env(), timeout=120, capture_output=True, text=True)
+    assert start.returncode == 0, start.stdout + start.stderr
+
+
+def kill_and_restart_head(processes, root, redis_server):
+    """kill -9 the head, and start it again with the same command line and
+    storage (`loom start` passes it in the environment)."""
+    pid = head_pid(root)
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)
+    head = subprocess.Popen([a.decode() for a in argv],
+                            env=dict(processes.env(), LOOM_STORAGE=redis_server),
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    processes._popens.append(head)
+
+
 def test_a_head_restarted_on_redis_keeps_actors_functions_and_job_ids(
         processes, redis_server):
     cli = loom_cli()
     root = processes.session_root
-    port = _free_port_below_ephemeral()
-    start = subprocess.run(
-        [cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
-         "--node-ip-address", "127.0.0.1", "--session-root", root,
-         "--storage", redis_server],
-        env=processes.env(), timeout=120, capture_output=True, text=True)
-    assert start.returncode == 0, start.stdout + start.stderr
+    start_head_on_redis(processes, redis_server)
     try:
         rc, out, err = processes.run_driver(BEFORE)
         assert rc == 0, err
         before = values(out)
         assert before["tally"] == "1" and before["square"] == "49"
 
-        # kill -9 the head, and start it again with the same command line
-        # and storage (`loom start` passes it in the environment).
-        pid = head_pid(root)
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-        os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)
-        head = subprocess.Popen([a.decode() for a in argv],
-                                env=dict(processes.env(), LOOM_STORAGE=redis_server),
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        processes._popens.append(head)
+        kill_and_restart_head(processes, root, redis_server)
 
         # The named detached actor is found again and keeps its state; the
         # new driver's job id goes on from the old one's.
@@ -166,13 +175,7 @@ def test_submitted_jobs_survive_a_head_restart_on_redis(processes,
     from loom.job_submission import JobStatus, JobSubmissionClient
     cli = loom_cli()
     root = processes.session_root
-    port = _free_port_below_ephemeral()
-    start = subprocess.run(
-        [cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
-         "--node-ip-address", "127.0.0.1", "--session-root", root,
-         "--storage", redis_server, "--dashboard-port", "0"],
-        env=processes.env(), timeout=120, capture_output=True, text=True)
-    assert start.returncode == 0, start.stdout + start.stderr
+    start_head_on_redis(processes, redis_server, "--dashboard-port", "0")
     session = Path(root) / "session_latest"
 
     def client():
@@ -191,17 +194,8 @@ def test_submitted_jobs_survive_a_head_restart_on_redis(processes,
         wait_until(lambda: before.get_job_status(running) == JobStatus.RUNNING,
                    timeout=60, what="the second job to run")
 
-        pid = head_pid(root)
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
         (session / "dashboard_address").unlink()
-        os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)
-        head = subprocess.Popen([a.decode() for a in argv],
-                                env=dict(processes.env(), LOOM_STORAGE=redis_server),
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        processes._popens.append(head)
+        kill_and_restart_head(processes, root, redis_server)
         wait_until(lambda: (session / "dashboard_address").exists(),
                    timeout=60, what="the restarted head's job API")
 

@@ -17,11 +17,10 @@ import urllib.request
 import pytest
 
 import loom
-from loom.cluster_utils import Cluster
 from loom.job_submission import JobStatus, JobSubmissionClient
 import loom.job_submission as job_submission
 
-from conftest import wait_until
+from conftest import two_node_cluster, wait_until
 
 SCRIPT = """
 import os, loom
@@ -38,11 +37,7 @@ print("answer", loom.get(add_one.remote(41)), os.environ.get("GREETING"),
 
 @pytest.fixture(scope="module")
 def cluster():
-    if loom.is_initialized():
-        loom.shutdown()
-    c = Cluster(head_node_args={"num_cpus": 2})
-    other = c.add_node(num_cpus=1, resources={"other": 1})
-    c.wait_for_nodes(timeout=30)
+    c, other = two_node_cluster(head_cpus=2)
     head_dir = c.head_node.session_dir
     with open(os.path.join(head_dir, "dashboard_address")) as f:
         address = "http://" + f.read().strip()

@@ -16,11 +16,10 @@ import urllib.request
 import pytest
 
 import loom
-from loom.cluster_utils import Cluster
 from loom.util.metrics import Counter, Gauge, Histogram
 from loom.util.placement_group import placement_group
 
-from conftest import wait_until
+from conftest import two_node_cluster, wait_until
 
 
 @loom.remote(num_cpus=0)
@@ -52,11 +51,7 @@ class Model:
 
 @pytest.fixture(scope="module")
 def cluster():
-    if loom.is_initialized():
-        loom.shutdown()
-    c = Cluster(head_node_args={"num_cpus": 2})
-    other = c.add_node(num_cpus=1, resources={"other": 1})
-    c.wait_for_nodes(timeout=30)
+    c, other = two_node_cluster(head_cpus=2)
     c.connect()
     yield {"cluster": c, "other": other}
     loom.shutdown()

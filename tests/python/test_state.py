@@ -13,10 +13,9 @@ import subprocess
 import pytest
 
 import loom
-from loom.cluster_utils import Cluster
 from loom.util import state
 
-from conftest import loom_cli, wait_until
+from conftest import loom_cli, two_node_cluster, wait_until
 
 
 @loom.remote(num_cpus=0)
@@ -45,11 +44,7 @@ class Greeter:
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
-    if loom.is_initialized():
-        loom.shutdown()
-    cluster = Cluster(head_node_args={"num_cpus": 1})
-    other = cluster.add_node(num_cpus=1, resources={"other": 1})
-    cluster.wait_for_nodes(timeout=30)
+    cluster, other = two_node_cluster(head_cpus=1)
     cluster.connect()
     marker = str(tmp_path_factory.mktemp("state") / "crashed")
     here = loom.get([where.remote(i) for i in range(4)])
