@@ -67,11 +67,13 @@ absl::StatusOr<Api> FindApi(const JobArgs& args) {
   if (auto s = ParseHttpAddress(address, &api.host, &api.port); !s.ok()) {
     return s;
   }
-  api.token = Env(kAuthTokenEnv);
-  if (api.token.empty()) api.token = Env("RAY_AUTH_TOKEN");
-  if (api.token.empty()) {
-    auto t = ReadFileToString(absl::StrCat(session, "/", kAuthTokenFile));
-    if (t.ok()) api.token = *t;
+  if (auto t = TokenFromEnv(); t.ok()) {
+    api.token = *t;
+  } else if (!Env("RAY_AUTH_TOKEN").empty()) {
+    api.token = Env("RAY_AUTH_TOKEN");
+  } else if (auto f = ReadTokenFile(absl::StrCat(session, "/", kAuthTokenFile));
+             f.ok()) {
+    api.token = *f;
   }
   return api;
 }

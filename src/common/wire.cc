@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace loom {
@@ -17,6 +18,20 @@ absl::StatusOr<ResourceSet> ResourcesFromProto(const rpc::Resources& proto) {
 
 std::string HostPort(const rpc::Address& address) {
   return absl::StrCat(address.host(), ":", address.port());
+}
+
+std::string RayletAddress(const rpc::NodeInfo& node) {
+  return absl::StrCat(node.host(), ":", node.raylet_port());
+}
+
+bool IsPlainName(absl::string_view s, size_t max_size) {
+  if (s.empty() || s.size() > max_size || s[0] == '.') return false;
+  for (char c : s) {
+    if (!absl::ascii_isalnum(c) && c != '_' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
 }
 
 rpc::Resources ResourcesToProto(const ResourceSet& set) {

@@ -41,6 +41,11 @@ rpc::Resources ResourcesToProto(const ResourceSet& set);
 // "host:port" of a core worker's address: how owners are named in maps,
 // the store and the head's events.
 std::string HostPort(const rpc::Address& address);
+// "host:port" of a node's raylet.
+std::string RayletAddress(const rpc::NodeInfo& node);
+// Whether `s` can name a file of its own: 1..max_size letters, digits, '_',
+// '-' and '.', not starting with '.' (so no '/', no "..").
+bool IsPlainName(absl::string_view s, size_t max_size);
 std::string FormatResources(const rpc::Resources& proto);
 
 // Parses '{"name": qty, ...}' (the --resources flag). Quantities are checked

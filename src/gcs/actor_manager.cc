@@ -205,7 +205,7 @@ void ActorManager::RetryLater(const ActorId& id, int64_t attempt) {
 void ActorManager::Lease(const ActorId& id, int64_t attempt,
                          const rpc::NodeInfo& node) {
   Actor& a = *actors_[id];
-  std::string raylet = absl::StrCat(node.host(), ":", node.raylet_port());
+  std::string raylet = RayletAddress(node);
   auto* call = new Call<rpc::LeaseRequest, rpc::LeaseReply>;
   call->req.set_job_id(a.spec.creation().job_id());
   *call->req.mutable_resources() = a.spec.creation().resources();

@@ -288,7 +288,7 @@ void GcsServer::UpdateGauges() {
 void GcsServer::OnNodeDead(const NodeId& node) {
   for (const rpc::NodeInfo& info : nodes_.All()) {
     if (info.node_id() == node.Binary()) {
-      clients_.Drop(absl::StrCat(info.host(), ":", info.raylet_port()));
+      clients_.Drop(RayletAddress(info));
     }
   }
   actors_.OnNodeDead(node.Binary());
@@ -325,8 +325,7 @@ void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
   if (s.ok()) {
     // What an earlier head asked this node for and never saved (it died
     // first): nobody will use or return it.
-    std::string raylet =
-        absl::StrCat(req.node().host(), ":", req.node().raylet_port());
+    std::string raylet = RayletAddress(req.node());
     for (const rpc::HeldForHead& held : req.held()) {
       if (held.head_epoch() == epoch_) continue;
       bool known = held.lease_id().empty()
@@ -630,8 +629,7 @@ void GcsServer::HandleFlushLogs(const rpc::FlushLogsRequest& req,
       break;  // shutting down
     }
     ++fanout->pending;
-    clients_
-        .Stub<rpc::Raylet>(absl::StrCat(node.host(), ":", node.raylet_port()))
+    clients_.Stub<rpc::Raylet>(RayletAddress(node))
         ->async()
         ->FlushLogs(&call->ctx, &call->req, &call->reply,
                     [this, call, fanout](grpc::Status) {

@@ -286,10 +286,14 @@ HttpResponse JobApi::Jobs(const HttpRequest& req) {
             absl::StrCat(R"({"deleted": )", *deleted ? "true" : "false", "}")};
   }
   if (req.method != "GET") return HttpServer::Error(405, "GET or DELETE");
-  auto job = OnLoop<rpc::JobSubmission>(
-      server_, [this, id](auto done) { done(server_->submissions().Get(id)); });
+  auto job = GetJob(id);
   if (!job.ok()) return ErrorFor(job.status());
   return {200, JobJson(*job)};
+}
+
+absl::StatusOr<rpc::JobSubmission> JobApi::GetJob(const std::string& id) {
+  return OnLoop<rpc::JobSubmission>(
+      server_, [this, id](auto done) { done(server_->submissions().Get(id)); });
 }
 
 HttpResponse JobApi::Submit(const HttpRequest& req) {
@@ -344,9 +348,7 @@ void JobApi::Tail(const HttpRequest& req, const HttpServer::Send& send) {
   const std::string& id = parts[2];
   int64_t at = 0;
   while (true) {
-    auto job = OnLoop<rpc::JobSubmission>(server_, [this, id](auto done) {
-      done(server_->submissions().Get(id));
-    });
+    auto job = GetJob(id);
     if (!job.ok()) return;
     bool ended = JobManager::Ended(job->status());
     std::string text;
@@ -373,8 +375,7 @@ HttpResponse JobApi::Logs(const std::string& id, const HttpRequest& req) {
       return HttpServer::Error(400, "offset must be a number");
     }
   }
-  auto job = OnLoop<rpc::JobSubmission>(
-      server_, [this, id](auto done) { done(server_->submissions().Get(id)); });
+  auto job = GetJob(id);
   if (!job.ok()) return ErrorFor(job.status());
   std::string logs;
   int64_t at = std::max<int64_t>(offset, 0);
@@ -411,19 +412,21 @@ HttpResponse JobApi::Packages(const HttpRequest& req) {
   }
   if (req.method != "PUT") return HttpServer::Error(405, "GET or PUT");
   if (req.body.empty()) return HttpServer::Error(400, "an empty package");
-  // The body is copied: the loop may run this after a timeout here.
-  auto added = OnLoop<bool>(server_, [this, name, body = req.body](auto done) {
-    rpc::KvPutRequest put;
-    put.set_ns(kPackagesNamespace);
-    put.set_key(name);
-    put.set_value(body);
-    put.set_overwrite(true);
-    auto reply = std::make_shared<rpc::KvPutReply>();
-    server_->HandleKvPut(put, reply.get(), [reply, done](absl::Status s) {
-      if (!s.ok()) return done(s);
-      done(true);
-    });
-  });
+  // The body is copied once (the loop may run this after a timeout here),
+  // then moved.
+  auto added =
+      OnLoop<bool>(server_, [this, name, body = req.body](auto done) mutable {
+        rpc::KvPutRequest put;
+        put.set_ns(kPackagesNamespace);
+        put.set_key(name);
+        put.set_value(std::move(body));
+        put.set_overwrite(true);
+        auto reply = std::make_shared<rpc::KvPutReply>();
+        server_->HandleKvPut(put, reply.get(), [reply, done](absl::Status s) {
+          if (!s.ok()) return done(s);
+          done(true);
+        });
+      });
   if (!added.ok()) return ErrorFor(added.status());
   return {200, "{}"};
 }

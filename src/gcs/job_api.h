@@ -46,6 +46,8 @@ class JobApi {
   HttpResponse Submit(const HttpRequest& req);
   HttpResponse Logs(const std::string& id, const HttpRequest& req);
   void Tail(const HttpRequest& req, const HttpServer::Send& send);
+  // The job, from the head's loop; NotFound for an unknown id.
+  absl::StatusOr<rpc::JobSubmission> GetJob(const std::string& id);
   // Appends the job's output from *at on (at most 64 MiB), moving *at.
   absl::Status ReadLog(const rpc::JobSubmission& job, int64_t* at,
                        std::string* logs);

@@ -21,17 +21,6 @@ constexpr size_t kMaxIdLength = 128;
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
-// Letters, digits, '_', '-' and '.': ids name files on the node.
-bool ValidId(const std::string& id) {
-  if (id.empty() || id.size() > kMaxIdLength || id[0] == '.') return false;
-  for (char c : id) {
-    if (!absl::ascii_isalnum(c) && c != '_' && c != '-' && c != '.') {
-      return false;
-    }
-  }
-  return true;
-}
-
 // runtime_env's env_vars (a JSON object of strings), as Ray takes them.
 std::map<std::string, std::string> EnvVars(const std::string& runtime_env) {
   std::map<std::string, std::string> out;
@@ -92,7 +81,8 @@ void JobManager::Submit(
     return done(absl::InvalidArgumentError("a job needs an entrypoint"));
   }
   if (job.submission_id().empty()) job.set_submission_id(NewSubmissionId());
-  if (!ValidId(job.submission_id())) {
+  // Ids name files on the node.
+  if (!IsPlainName(job.submission_id(), kMaxIdLength)) {
     return done(absl::InvalidArgumentError(absl::StrCat(
         "submission_id '", job.submission_id(),
         "': up to 128 letters, digits, '_', '-' and '.', not starting "
@@ -116,13 +106,18 @@ void JobManager::Submit(
   });
 }
 
-absl::StatusOr<rpc::JobSubmission> JobManager::Get(
-    const std::string& id) const {
+absl::StatusOr<rpc::JobSubmission*> JobManager::Find(const std::string& id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) {
     return absl::NotFoundError(absl::StrCat("no job with submission id ", id));
   }
-  return it->second;
+  return &it->second;
+}
+
+absl::StatusOr<rpc::JobSubmission> JobManager::Get(const std::string& id) {
+  auto job = Find(id);
+  if (!job.ok()) return job.status();
+  return **job;
 }
 
 std::vector<rpc::JobSubmission> JobManager::List() const {
@@ -133,12 +128,9 @@ std::vector<rpc::JobSubmission> JobManager::List() const {
 
 void JobManager::Stop(const std::string& id,
                       std::function<void(absl::StatusOr<bool>)> done) {
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) {
-    return done(
-        absl::NotFoundError(absl::StrCat("no job with submission id ", id)));
-  }
-  rpc::JobSubmission& job = it->second;
+  auto found = Find(id);
+  if (!found.ok()) return done(found.status());
+  rpc::JobSubmission& job = **found;
   if (Ended(job.status())) return done(false);
   job.set_stop_requested(true);
   if (job.status() == rpc::JobSubmission::PENDING && !starting_.count(id)) {
@@ -154,8 +146,7 @@ void JobManager::Stop(const std::string& id,
     call->req.set_submission_id(id);
     rpc::SetTimeout(&call->ctx, 5000);
     if (!calls_.Start(&call->ctx)) return delete call;
-    options_.clients
-        ->Stub<rpc::Raylet>(absl::StrCat(node.host(), ":", node.raylet_port()))
+    options_.clients->Stub<rpc::Raylet>(RayletAddress(node))
         ->async()
         ->StopEntrypoint(
             &call->ctx, &call->req, &call->reply, [this, call](grpc::Status s) {
@@ -171,18 +162,14 @@ void JobManager::Stop(const std::string& id,
 
 void JobManager::Delete(const std::string& id,
                         std::function<void(absl::StatusOr<bool>)> done) {
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) {
-    return done(
-        absl::NotFoundError(absl::StrCat("no job with submission id ", id)));
+  auto found = Find(id);
+  if (!found.ok()) return done(found.status());
+  if (!Ended((*found)->status())) {
+    return done(absl::FailedPreconditionError(absl::StrCat(
+        "job ", id, " is ", rpc::JobSubmission::Status_Name((*found)->status()),
+        ": stop it first")));
   }
-  if (!Ended(it->second.status())) {
-    return done(absl::FailedPreconditionError(
-        absl::StrCat("job ", id, " is ",
-                     rpc::JobSubmission::Status_Name(it->second.status()),
-                     ": stop it first")));
-  }
-  jobs_.erase(it);
+  jobs_.erase(id);
   options_.store->Delete("submissions", id,
                          [done](absl::StatusOr<bool> deleted) {
                            if (!deleted.ok()) return done(deleted.status());
@@ -304,8 +291,7 @@ void JobManager::Start(const std::string& id, const rpc::NodeInfo& node) {
       delete call;
     });
   };
-  options_.clients
-      ->Stub<rpc::Raylet>(absl::StrCat(node.host(), ":", node.raylet_port()))
+  options_.clients->Stub<rpc::Raylet>(RayletAddress(node))
       ->async()
       ->StartEntrypoint(&call->ctx, &call->req, &call->reply, cb);
 }

@@ -53,7 +53,7 @@ class JobManager {
   void Submit(rpc::JobSubmission job,
               std::function<void(absl::StatusOr<rpc::JobSubmission>)> done);
   // NotFound for an unknown id.
-  absl::StatusOr<rpc::JobSubmission> Get(const std::string& id) const;
+  absl::StatusOr<rpc::JobSubmission> Get(const std::string& id);
   std::vector<rpc::JobSubmission> List() const;
   // Stops a PENDING or RUNNING job (its process group gets SIGTERM, then
   // SIGKILL); false when it had already ended. NotFound for an unknown id.
@@ -75,6 +75,8 @@ class JobManager {
   }
 
  private:
+  // NotFound for an unknown id.
+  absl::StatusOr<rpc::JobSubmission*> Find(const std::string& id);
   // The node to run `job` on now, or null when none fits.
   const rpc::NodeInfo* PickNode(const rpc::JobSubmission& job,
                                 const std::vector<rpc::NodeInfo>& nodes) const;

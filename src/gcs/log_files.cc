@@ -11,10 +11,6 @@ namespace {
 
 constexpr int64_t kLogCallMs = 10000;
 
-std::string RayletAddress(const rpc::NodeInfo& n) {
-  return absl::StrCat(n.host(), ":", n.raylet_port());
-}
-
 }  // namespace
 
 void GcsServer::HandleListLogs(const rpc::ListLogsRequest& req,

@@ -16,10 +16,6 @@ namespace {
 constexpr absl::Duration kRetry = absl::Milliseconds(100);
 constexpr absl::Duration kRetryInfeasible = absl::Seconds(1);
 
-std::string Raylet(const rpc::NodeInfo& n) {
-  return absl::StrCat(n.host(), ":", n.raylet_port());
-}
-
 }  // namespace
 
 struct PlacementGroupManager::Group {
@@ -262,7 +258,7 @@ void PlacementGroupManager::Phase(Group& g, int64_t attempt,
   PlacementGroupId id = *PlacementGroupId::FromBinary(g.info.pg_id());
   g.outstanding = static_cast<int>(g.nodes.size());
   for (size_t b = 0; b < g.nodes.size(); ++b) {
-    SendBundle(Raylet(g.nodes[b]), method, id, static_cast<int>(b),
+    SendBundle(RayletAddress(g.nodes[b]), method, id, static_cast<int>(b),
                method == "prepare" ? g.info.bundles(b) : rpc::Resources(),
                [this, id, attempt, next](bool ok) {
                  auto it = groups_.find(id);
@@ -315,8 +311,8 @@ void PlacementGroupManager::ReleaseAll(Group& g, std::function<void()> done) {
   auto shared = std::make_shared<std::function<void()>>(std::move(done));
   if (g.nodes.empty() && *shared) (*shared)();
   for (size_t b = 0; b < g.nodes.size(); ++b) {
-    SendBundle(Raylet(g.nodes[b]), "release", id, static_cast<int>(b), {},
-               [left, shared](bool) {
+    SendBundle(RayletAddress(g.nodes[b]), "release", id, static_cast<int>(b),
+               {}, [left, shared](bool) {
                  if (--*left == 0 && *shared) (*shared)();
                });
   }
@@ -447,7 +443,7 @@ void PlacementGroupManager::OnNodeDead(const std::string& node_id) {
     std::vector<rpc::NodeInfo> all = std::move(g->nodes);
     for (size_t b = 0; b < all.size(); ++b) {
       if (all[b].node_id() == node_id) continue;
-      SendBundle(Raylet(all[b]), "release", id, static_cast<int>(b), {},
+      SendBundle(RayletAddress(all[b]), "release", id, static_cast<int>(b), {},
                  [](bool) {});
     }
     g->info.set_state(rpc::PlacementGroupInfo::PENDING);

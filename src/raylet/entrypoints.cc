@@ -26,17 +26,7 @@ namespace fs = std::filesystem;
 
 constexpr absl::Duration kStopGrace = absl::Seconds(3);
 constexpr absl::Duration kResendPeriod = absl::Seconds(2);
-
-// A name for a file or directory of its own: no '/' and no leading '.'.
-bool PlainName(const std::string& s) {
-  if (s.empty() || s.size() > 200 || s[0] == '.') return false;
-  for (char c : s) {
-    if (!absl::ascii_isalnum(c) && c != '_' && c != '-' && c != '.') {
-      return false;
-    }
-  }
-  return true;
-}
+constexpr size_t kMaxNameSize = 200;
 
 }  // namespace
 
@@ -98,7 +88,9 @@ absl::Status Unzip(const std::string& data, const std::string& dir) {
 void Entrypoints::Start(const rpc::StartEntrypointRequest& req,
                         rpc::StartEntrypointReply* reply, Done done) {
   const std::string& id = req.submission_id();
-  if (!PlainName(id) || !PlainName(req.log_file())) {
+  // Both name files here.
+  if (!IsPlainName(id, kMaxNameSize) ||
+      !IsPlainName(req.log_file(), kMaxNameSize)) {
     return done(absl::InvalidArgumentError(
         "submission_id and log_file must be plain names"));
   }

@@ -26,7 +26,7 @@ void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
     for (const auto& node : reply.nodes()) {
       auto id = NodeId::FromBinary(node.node_id());
       if (id.ok()) {
-        addresses_[*id] = absl::StrCat(node.host(), ":", node.raylet_port());
+        addresses_[*id] = RayletAddress(node);
       }
     }
     // A node gone from the view is dead: its channel goes too.

@@ -22,6 +22,7 @@
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/rpc.h"
+#include "src/common/wire.h"
 
 namespace loom::raylet {
 namespace {
@@ -159,7 +160,7 @@ std::optional<std::string> ObjectManager::AddressOf(const NodeId& node) {
   }
   for (const auto& n : reply.nodes()) {
     if (n.alive() && n.node_id() == node.Binary()) {
-      return absl::StrCat(n.host(), ":", n.raylet_port());
+      return RayletAddress(n);
     }
   }
   return std::nullopt;

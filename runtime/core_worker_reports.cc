@@ -1,0 +1,60 @@
+// CoreWorker's reports: task counts, the objects it holds and its user
+// metrics to its raylet each second (ReportTaskStats), and task events to the
+// head (TaskEvents).
+#include <unistd.h>
+
+#include "runtime/core_worker.h"
+#include "runtime/metric_recorder.h"
+#include "runtime/raylet_client.h"
+#include "runtime/task_events.h"
+#include "runtime/task_submitter.h"  // TaskCounters
+
+namespace loom {
+
+void CoreWorker::ReportStatsPeriodically() {
+  if (shut_down_) return;
+  ReportStats();
+  clients_.DropIdle();
+  loop_.PostAfter(absl::Seconds(1), [this] { ReportStatsPeriodically(); });
+}
+
+void CoreWorker::ReportStats() {
+  // Submitters report submitted/retried; executors report finished/failed.
+  int64_t* last = reported_;
+  int64_t now[5] = {counters_->submitted, counters_->finished,
+                    counters_->failed, counters_->retried,
+                    static_cast<int64_t>(objects_.size())};
+  rpc::ReportTaskStatsRequest req;
+  req.set_submitted(now[0] - last[0]);
+  req.set_finished(now[1] - last[1]);
+  req.set_failed(now[2] - last[2]);
+  req.set_retried(now[3] - last[3]);
+  bool holds_changed = !options_.is_driver && (now[4] > 0) != (last[4] > 0);
+  if (holds_changed) {
+    req.set_worker_id(options_.worker_id.Binary());
+    req.set_live_objects(now[4]);
+  }
+  MetricRecorder& user_metrics = MetricRecorder::Global();
+  user_metrics.Drain(req.mutable_metrics());
+  if (req.submitted() == 0 && req.finished() == 0 && req.failed() == 0 &&
+      req.retried() == 0 && !holds_changed && req.metrics_size() == 0) {
+    return;
+  }
+  if (raylet_->ReportTaskStats(req).ok()) {
+    for (int i = 0; i < 5; ++i) last[i] = now[i];
+  } else {
+    user_metrics.Restore(req.metrics());
+  }
+}
+
+void CoreWorker::StartTaskEvents() {
+  events_ = std::make_unique<TaskEvents>(
+      TaskEvents::Options{.loop = &loop_,
+                          .clients = &clients_,
+                          .head = options_.gcs_address,
+                          .node = node_id_,
+                          .worker = options_.worker_id,
+                          .pid = getpid()});
+}
+
+}  // namespace loom
