@@ -16,6 +16,10 @@ const char* Reason(int status) {
   switch (status) {
     case 200:
       return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
     case 400:
       return "Bad Request";
     case 401:
@@ -28,10 +32,20 @@ const char* Reason(int status) {
       return "Conflict";
     case 413:
       return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Entity";
+    case 429:
+      return "Too Many Requests";
     case 500:
       return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     default:
       return "";
   }
@@ -47,6 +61,14 @@ bool SameToken(absl::string_view a, absl::string_view b) {
 }
 
 }  // namespace
+
+const std::string* HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (absl::EqualsIgnoreCase(k, absl::string_view(name.data(), name.size())))
+      return &v;
+  }
+  return nullptr;
+}
 
 HttpServer::HttpServer(Options options) : options_(options) {}
 
@@ -69,9 +91,15 @@ absl::StatusOr<int> HttpServer::Start(const std::string& host, int port) {
   std::string listen = absl::StrCat(host, ":", port);
   std::string threads = std::to_string(options_.threads);
   std::string timeout = std::to_string(options_.request_timeout_ms);
-  const char* opts[] = {
-      "listening_ports",    listen.c_str(),  "num_threads", threads.c_str(),
-      "request_timeout_ms", timeout.c_str(), nullptr};
+  const char* opts[] = {"listening_ports",
+                        listen.c_str(),
+                        "num_threads",
+                        threads.c_str(),
+                        "request_timeout_ms",
+                        timeout.c_str(),
+                        "enable_keep_alive",
+                        options_.keep_alive ? "yes" : "no",
+                        nullptr};
   mg_callbacks callbacks{};
   // civetweb prints why it could not start to stderr through this.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
@@ -123,12 +151,16 @@ void HttpServer::Stream(std::string prefix, StreamHandler handler) {
 }
 
 bool HttpServer::Authorized(const mg_connection* conn) const {
-  if (options_.token == nullptr) return true;
+  if (options_.token == nullptr && options_.api_key == nullptr) return true;
   const char* auth = mg_get_header(conn, "Authorization");
   if (auth == nullptr) auth = mg_get_header(conn, "X-Ray-Authorization");
   absl::string_view given = auth ? auth : "";
-  return absl::ConsumePrefix(&given, "Bearer ") &&
-         SameToken(given, *options_.token);
+  if (absl::ConsumePrefix(&given, "Bearer ")) {
+    if (options_.token && SameToken(given, *options_.token)) return true;
+    if (options_.api_key && SameToken(given, *options_.api_key)) return true;
+  }
+  const char* key = mg_get_header(conn, "X-API-Key");
+  return key && options_.api_key && SameToken(key, *options_.api_key);
 }
 
 int HttpServer::Serve(mg_connection* conn) {
@@ -137,12 +169,19 @@ int HttpServer::Serve(mg_connection* conn) {
   req.method = info->request_method ? info->request_method : "";
   req.path = info->local_uri ? info->local_uri : "";
   req.query = info->query_string ? info->query_string : "";
+  req.headers.reserve(info->num_headers);
+  for (int i = 0; i < info->num_headers; ++i) {
+    req.headers.emplace_back(info->http_headers[i].name,
+                             info->http_headers[i].value);
+  }
   if (!Authorized(conn)) {
-    Write(conn, Error(401,
-                      "this cluster needs its token: send \"Authorization: "
-                      "Bearer <token>\" (the head's <session>/auth_token; "
-                      "Ray's clients send it with RAY_AUTH_MODE=token and "
-                      "RAY_AUTH_TOKEN)"));
+    Write(conn,
+          Error(401,
+                "this cluster needs its token: send \"Authorization: "
+                "Bearer <token>\" (the head's <session>/auth_token; "
+                "Ray's clients send it with RAY_AUTH_MODE=token and "
+                "RAY_AUTH_TOKEN)"),
+          /*close=*/true);
     return 401;
   }
   const RouteEntry* route = nullptr;
@@ -153,14 +192,16 @@ int HttpServer::Serve(mg_connection* conn) {
     }
   }
   if (route == nullptr) {
-    Write(conn, Error(404, absl::StrCat("no such path: ", req.path)));
+    Write(conn, Error(404, absl::StrCat("no such path: ", req.path)),
+          /*close=*/true);
     return 404;
   }
   if (info->content_length > route->max_body_bytes) {
     Write(conn,
           Error(413, absl::StrCat("the request body (", info->content_length,
                                   " bytes) is over this route's limit of ",
-                                  route->max_body_bytes, " bytes")));
+                                  route->max_body_bytes, " bytes")),
+          /*close=*/true);
     return 413;
   }
   char buf[64 * 1024];
@@ -169,9 +210,11 @@ int HttpServer::Serve(mg_connection* conn) {
     if (n <= 0) break;
     req.body.append(buf, n);
     if (static_cast<int64_t>(req.body.size()) > route->max_body_bytes) {
-      Write(conn, Error(413, absl::StrCat("the request body is over this "
-                                          "route's limit of ",
-                                          route->max_body_bytes, " bytes")));
+      Write(conn,
+            Error(413, absl::StrCat("the request body is over this "
+                                    "route's limit of ",
+                                    route->max_body_bytes, " bytes")),
+            /*close=*/true);
       return 413;
     }
   }
@@ -180,13 +223,26 @@ int HttpServer::Serve(mg_connection* conn) {
   return response.status;
 }
 
-void HttpServer::Write(mg_connection* conn, const HttpResponse& response) {
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-            "Connection: close\r\n\r\n",
-            response.status, Reason(response.status),
-            response.content_type.c_str(), response.body.size());
-  mg_write(conn, response.body.data(), response.body.size());
+void HttpServer::Write(mg_connection* conn, const HttpResponse& response,
+                       bool close) const {
+  std::string head =
+      absl::StrCat("HTTP/1.1 ", response.status, " ", Reason(response.status),
+                   "\r\nContent-Type: ", response.content_type,
+                   "\r\nContent-Length: ", response.body.size(), "\r\n");
+  for (const auto& [name, value] : response.headers) {
+    absl::StrAppend(&head, name, ": ", value, "\r\n");
+  }
+  absl::StrAppend(&head, close || !options_.keep_alive
+                             ? "Connection: close\r\n\r\n"
+                             : "Connection: keep-alive\r\n\r\n");
+  // One write for a small response: the header and body in one packet.
+  if (response.body.size() <= 16 * 1024) {
+    head += response.body;
+    mg_write(conn, head.data(), head.size());
+  } else {
+    mg_write(conn, head.data(), head.size());
+    mg_write(conn, response.body.data(), response.body.size());
+  }
 }
 
 }  // namespace loom

@@ -20,6 +20,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -35,12 +37,18 @@ struct HttpRequest {
   std::string path;    // decoded, without the query
   std::string query;   // after '?', as sent
   std::string body;
+  // As sent, in order (names as the client spelled them).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // The first header of that name (any case); null when absent.
+  const std::string* Header(std::string_view name) const;
 };
 
 struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+  // Extra headers (Retry-After...); not Content-Type or Content-Length.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // Thread-safe: handlers run on the server's threads, several at once.
@@ -48,8 +56,14 @@ class HttpServer {
  public:
   struct Options {
     const std::string* token = nullptr;  // null: no token needed
+    // Also accepted, as a bearer token or an "X-API-Key" header (the serve
+    // ingress's key for clients outside the cluster); null: none.
+    const std::string* api_key = nullptr;
+    // civetweb serves a connection on one thread while it is open, so a
+    // keep-alive server needs a thread per client it serves at once.
     int threads = 8;
     int request_timeout_ms = 30000;
+    bool keep_alive = false;  // HTTP/1.1 connections stay open
   };
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
   // Writes one text frame; false once the client is gone or the server
@@ -85,7 +99,8 @@ class HttpServer {
   static int Serve(mg_connection* conn, void* self);
   int Serve(mg_connection* conn);
   bool Authorized(const mg_connection* conn) const;
-  static void Write(mg_connection* conn, const HttpResponse& response);
+  void Write(mg_connection* conn, const HttpResponse& response,
+             bool close = false) const;
 
   Options options_;
   std::vector<RouteEntry> routes_;

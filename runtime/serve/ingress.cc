@@ -1,0 +1,192 @@
+#include "runtime/serve/ingress.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "loom/serialization.h"
+
+namespace loom::serve {
+namespace {
+
+// The replica method an HTTP request calls (python_bindings/loom/serve).
+constexpr char kHttpMethod[] = "_loom_serve_http";
+// The batch key of HTTP requests: the user's __call__.
+constexpr char kHttpBatchKey[] = "__call__";
+constexpr int64_t kMaxDeadlineMs = 24LL * 3600 * 1000;
+
+std::string JsonError(const std::string& message) {
+  return absl::StrCat(R"({"error": )", JsonString(message), "}");
+}
+
+}  // namespace
+
+std::string PackHttpRequest(const HttpRequest& request,
+                            const std::string& prefix) {
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> p(b);
+  p.pack_array(6);
+  p.pack(request.method);
+  p.pack(request.path);
+  p.pack(request.query);
+  p.pack_map(request.headers.size());
+  for (const auto& [name, value] : request.headers) {
+    p.pack(absl::AsciiStrToLower(name));
+    p.pack(value);
+  }
+  p.pack_bin(request.body.size());
+  p.pack_bin_body(request.body.data(), request.body.size());
+  p.pack(prefix);
+  return std::string(b.data(), b.size());
+}
+
+absl::StatusOr<HttpResponse> UnpackHttpAnswer(const std::string& bytes) {
+  try {
+    msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object& o = h.get();
+    if (o.type != msgpack::type::ARRAY || o.via.array.size != 4) {
+      return absl::InvalidArgumentError(
+          "a replica's HTTP answer is [status, content type, headers, body]");
+    }
+    const msgpack::object* a = o.via.array.ptr;
+    HttpResponse r;
+    r.status = a[0].as<int>();
+    r.content_type = a[1].as<std::string>();
+    auto headers = a[2].as<std::vector<std::pair<std::string, std::string>>>();
+    for (auto& [name, value] : headers) {
+      std::string lower = absl::AsciiStrToLower(name);
+      if (lower == "content-length" || lower == "content-type" ||
+          lower == "connection") {
+        continue;  // the server writes these
+      }
+      if (name.find_first_of("\r\n:") != std::string::npos ||
+          value.find_first_of("\r\n") != std::string::npos) {
+        return absl::InvalidArgumentError("a response header has CR or LF");
+      }
+      r.headers.emplace_back(std::move(name), std::move(value));
+    }
+    if (a[3].type == msgpack::type::BIN) {
+      r.body.assign(a[3].via.bin.ptr, a[3].via.bin.size);
+    } else {
+      r.body = a[3].as<std::string>();
+    }
+    if (r.status < 100 || r.status > 599) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a replica answered HTTP status ", r.status));
+    }
+    return r;
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a replica's HTTP answer is malformed: ", e.what()));
+  }
+}
+
+Ingress::Ingress(Options options)
+    : options_(std::move(options)),
+      routes_(std::make_shared<std::vector<RouteTarget>>()) {}
+
+Ingress::~Ingress() { http_.reset(); }  // waits for requests in progress
+
+void Ingress::SetRoutes(std::vector<RouteTarget> routes) {
+  auto next =
+      std::make_shared<const std::vector<RouteTarget>>(std::move(routes));
+  absl::MutexLock lock(&mu_);
+  routes_ = std::move(next);
+}
+
+absl::StatusOr<int> Ingress::Start(const std::string& host, int port) {
+  HttpServer::Options http;
+  http.token = options_.token.empty() ? nullptr : &options_.token;
+  http.api_key = options_.api_key.empty() ? nullptr : &options_.api_key;
+  http.threads = options_.threads;
+  http.keep_alive = true;
+  http_ = std::make_unique<HttpServer>(http);
+  http_->Route("/", options_.max_body_bytes,
+               [this](const HttpRequest& r) { return Handle(r); });
+  absl::StatusOr<int> bound = http_->Start(host, port);
+  if (!bound.ok()) http_.reset();
+  return bound;
+}
+
+HttpResponse Ingress::Handle(const HttpRequest& request) {
+  std::shared_ptr<const std::vector<RouteTarget>> routes;
+  {
+    absl::MutexLock lock(&mu_);
+    routes = routes_;
+  }
+  if (request.path == "/-/healthz") return {200, "success", "text/plain"};
+  if (request.path == "/-/routes") {
+    std::string body = "{";
+    for (const RouteTarget& r : *routes) {
+      if (body.size() > 1) body += ", ";
+      absl::StrAppend(&body, JsonString(r.prefix), ": ",
+                      JsonString(r.deployment));
+    }
+    return {200, body + "}"};
+  }
+  const RouteTarget* route = nullptr;
+  for (const RouteTarget& r : *routes) {
+    bool match = request.path == r.prefix || r.prefix == "/" ||
+                 (request.path.rfind(r.prefix, 0) == 0 &&
+                  request.path[r.prefix.size()] == '/');
+    if (match && (route == nullptr || r.prefix.size() > route->prefix.size())) {
+      route = &r;
+    }
+  }
+  if (route == nullptr) {
+    return {404, JsonError(absl::StrCat("no route for path ", request.path,
+                                        " (GET /-/routes lists them)"))};
+  }
+  ServeRequest call;
+  call.method = kHttpMethod;
+  call.batch_key = kHttpBatchKey;
+  if (const std::string* d = request.Header("X-Loom-Deadline-Ms")) {
+    int64_t ms = 0;
+    if (!absl::SimpleAtoi(*d, &ms) || ms <= 0 || ms > kMaxDeadlineMs) {
+      return {400, JsonError(absl::StrCat(
+                       "X-Loom-Deadline-Ms must be whole milliseconds from "
+                       "now, 1 to ",
+                       kMaxDeadlineMs, "; got \"", *d, "\""))};
+    }
+    call.deadline = absl::Now() + absl::Milliseconds(ms);
+  }
+  if (const std::string* p = request.Header("X-Loom-Priority")) {
+    if (!absl::SimpleAtoi(*p, &call.priority)) {
+      return {400,
+              JsonError(absl::StrCat(
+                  "X-Loom-Priority must be an integer; got \"", *p, "\""))};
+    }
+  }
+  call.retryable = request.method == "GET" || request.method == "HEAD" ||
+                   request.Header("Idempotency-Key") != nullptr;
+  call.payload = PackHttpRequest(request, route->prefix);
+
+  struct Wait {
+    absl::Notification done;
+    ServeReply reply;
+  };
+  auto wait = std::make_shared<Wait>();
+  options_.router->Submit(route->deployment, std::move(call),
+                          [wait](ServeReply reply) {
+                            wait->reply = std::move(reply);
+                            wait->done.Notify();
+                          });
+  wait->done.WaitForNotification();
+  ServeReply& reply = wait->reply;
+  if (reply.code == ServeReply::kOk) {
+    absl::StatusOr<HttpResponse> answer = UnpackHttpAnswer(reply.value);
+    if (!answer.ok()) return {500, JsonError(answer.status().ToString())};
+    return std::move(*answer);
+  }
+  HttpResponse r{HttpCodeOf(reply.code), JsonError(reply.message)};
+  if (reply.code == ServeReply::kBackPressure) {
+    r.headers.emplace_back("Retry-After",
+                           std::to_string(options_.retry_after_s));
+  }
+  return r;
+}
+
+}  // namespace loom::serve
