@@ -52,6 +52,8 @@ ReadyQueue& Queue() {
 
 }  // namespace
 
+void PushReadyToken(int64_t token) { Queue().Push(token); }
+
 void BindFutures(pyb::module_& m) {
   m.def(
       "notify_when_ready",

@@ -100,6 +100,11 @@ void BindMsgpack(pyb::module_& m);
 void BindLogs(pyb::module_& m);
 void BindState(pyb::module_& m);
 void BindMetrics(pyb::module_& m);
+void BindServe(pyb::module_& m);
+
+// Queues a token for loom/_private/futures.py's thread (bind_futures.cc):
+// for completions that are not objects (a serve handle's reply).
+void PushReadyToken(int64_t token);
 
 // The (format, metadata, [buffers]) of a whole object's bytes, views into
 // `pinned`; bytes without the layout's tag are a bare msgpack value (an

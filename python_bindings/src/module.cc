@@ -13,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
   loom::py::BindLogs(m);
   loom::py::BindState(m);
   loom::py::BindMetrics(m);
+  loom::py::BindServe(m);
 }

@@ -53,7 +53,9 @@ ActorCaller::ActorCaller(CoreWorker* core_worker)
   loop_.Start();
 }
 
-ActorCaller::~ActorCaller() { loop_.Stop(); }
+ActorCaller::~ActorCaller() { Stop(); }
+
+void ActorCaller::Stop() { loop_.Stop(); }
 
 void ActorCaller::Call(const std::string& replica, const std::string& method,
                        std::vector<std::string> payloads, bool batch,
@@ -70,10 +72,12 @@ void ActorCaller::Call(const std::string& replica, const std::string& method,
     arg.data = std::move(payloads[0]);
   }
   absl::StatusOr<std::vector<ObjectId>> ids =
-      actor.ok() ? cw_->SubmitActorTask(*actor, method, {std::move(arg)}, {},
-                                        /*num_returns=*/1, /*stream_window=*/0,
-                                        /*msgpack_values=*/true)
-                 : absl::StatusOr<std::vector<ObjectId>>(actor.status());
+      actor.ok()
+          ? cw_->SubmitActorTask(*actor, batch ? method + "_batch" : method,
+                                 {std::move(arg)}, {},
+                                 /*num_returns=*/1, /*stream_window=*/0,
+                                 /*msgpack_values=*/true)
+          : absl::StatusOr<std::vector<ObjectId>>(actor.status());
   if (!ids.ok()) {
     CallOutcome out = Failed(
         ids.status().code() == absl::StatusCode::kNotFound

@@ -3,9 +3,9 @@
 // ActorCaller: the router's ReplicaCaller on a core worker. A call is an
 // actor call with msgpack values (the cross-language path: a Python or a
 // C++ replica reads the same bytes); a batch goes as one call whose one
-// argument is the list of payloads. When the call's result is ready, it is
-// read (and fetched, when the replica's node stored it) on the caller's own
-// thread, never on the core worker's loops.
+// argument is the list of payloads, to the method's "_batch" twin. When the
+// call's result is ready, it is read (and fetched, when the replica's node
+// stored it) on the caller's own thread, never on the core worker's loops.
 //
 //   ActorCaller caller(&core_worker);
 //   Router router({.caller = &caller});
@@ -30,7 +30,10 @@ namespace loom::serve {
 class ActorCaller : public ReplicaCaller {
  public:
   explicit ActorCaller(CoreWorker* core_worker);
-  ~ActorCaller() override;  // drops what has not been read
+  ~ActorCaller() override;  // Stop()
+  // Reads nothing more: answers that arrive later are dropped. The caller
+  // must still outlive the core worker's callbacks (they point at it).
+  void Stop();
 
   void Call(const std::string& replica, const std::string& method,
             std::vector<std::string> payloads, bool batch,

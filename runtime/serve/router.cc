@@ -54,20 +54,23 @@ Router::Router(Options options)
   loop_.Start();
 }
 
-Router::~Router() {
-  loop_.Stop();
+Router::~Router() { Shutdown(); }
+
+void Router::Shutdown() {
   Replies replies;
   {
     absl::MutexLock lock(&mu_);
+    stopped_ = true;
+    ServeReply stopped{ServeReply::kFailed, "",
+                       "serving stopped in this process (shutdown)"};
     for (auto& [name, d] : deployments_) {
-      for (const auto& p : d->queue) {
-        replies.emplace_back(p->done,
-                             ServeReply{ServeReply::kFailed, "",
-                                        "the router stopped (shutdown)"});
-      }
+      for (const auto& p : d->queue) replies.emplace_back(p->done, stopped);
       d->queue.clear();
     }
+    for (const auto& p : running_) replies.emplace_back(p->done, stopped);
+    running_.clear();
   }
+  loop_.Stop();
   for (auto& [done, reply] : replies) done(std::move(reply));
 }
 
@@ -126,7 +129,11 @@ void Router::Submit(const std::string& deployment, ServeRequest request,
   {
     absl::MutexLock lock(&mu_);
     auto it = deployments_.find(deployment);
-    if (it == deployments_.end()) {
+    if (stopped_) {
+      replies.emplace_back(std::move(done),
+                           ServeReply{ServeReply::kFailed, "",
+                                      "serving stopped in this process"});
+    } else if (it == deployments_.end()) {
       replies.emplace_back(
           std::move(done),
           ServeReply{ServeReply::kNoDeployment, "",
@@ -281,6 +288,7 @@ bool Router::PumpOnce(Deployment& d, std::vector<Send>* sends) {
     send.batch = true;
   }
   int size = static_cast<int>(send.requests.size());
+  for (const auto& p : send.requests) running_.insert(p);
   replica->ongoing += size;
   d.ongoing += size;
   if (send.batch) ++d.batch_sizes[size];
@@ -368,6 +376,7 @@ void Router::Complete(const Send& send, absl::Time started,
     }
     for (int i = 0; i < size; ++i) {
       const auto& p = send.requests[i];
+      if (running_.erase(p) == 0) continue;  // answered at shutdown
       ServeReply reply;
       if (outcome.kind == CallOutcome::kOk) {
         if (i < static_cast<int>(outcome.values.size())) {

@@ -115,7 +115,12 @@ class Router {
     uint64_t seed = 0;  // 0: random
   };
   explicit Router(Options options);
-  ~Router();  // fails what is still queued (kFailed)
+  ~Router();  // Shutdown()
+
+  // Answers every queued and running request (kFailed) and every later
+  // Submit; a call that ends afterwards is dropped. The router must still
+  // outlive calls in flight (their callbacks point at it).
+  void Shutdown();
 
   // Adds or replaces a deployment. Replicas no longer listed get no new
   // requests and are forgotten once their calls end.
@@ -170,6 +175,9 @@ class Router {
       ABSL_GUARDED_BY(mu_);
   // Replicas seen to die: never sent to again, whatever a table says.
   absl::flat_hash_set<std::string> dead_ ABSL_GUARDED_BY(mu_);
+  // Sent and not answered yet (a request is answered once).
+  absl::flat_hash_set<std::shared_ptr<Pending>> running_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -91,6 +91,7 @@ absl::StatusOr<int> HttpServer::Start(const std::string& host, int port) {
   std::string listen = absl::StrCat(host, ":", port);
   std::string threads = std::to_string(options_.threads);
   std::string timeout = std::to_string(options_.request_timeout_ms);
+  std::string idle = std::to_string(options_.keep_alive_timeout_ms);
   const char* opts[] = {"listening_ports",
                         listen.c_str(),
                         "num_threads",
@@ -99,6 +100,8 @@ absl::StatusOr<int> HttpServer::Start(const std::string& host, int port) {
                         timeout.c_str(),
                         "enable_keep_alive",
                         options_.keep_alive ? "yes" : "no",
+                        "keep_alive_timeout_ms",
+                        idle.c_str(),
                         nullptr};
   mg_callbacks callbacks{};
   // civetweb prints why it could not start to stderr through this.

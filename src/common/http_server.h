@@ -63,7 +63,8 @@ class HttpServer {
     // keep-alive server needs a thread per client it serves at once.
     int threads = 8;
     int request_timeout_ms = 30000;
-    bool keep_alive = false;  // HTTP/1.1 connections stay open
+    bool keep_alive = false;           // HTTP/1.1 connections stay open
+    int keep_alive_timeout_ms = 5000;  // then an idle one is closed
   };
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
   // Writes one text frame; false once the client is gone or the server

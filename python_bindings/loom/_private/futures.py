@@ -49,6 +49,20 @@ def when_ready(ref, callback):
         raise
 
 
+def on_signal(callback):
+    """A token for _core (a serve call's completion): once it is queued,
+    callback() runs on the futures thread."""
+    worker.check_connected()
+    with _lock:
+        if _thread["pid"] != os.getpid():
+            _thread["pid"] = os.getpid()
+            threading.Thread(target=_dispatch, name="loom-ref-futures",
+                             daemon=True).start()
+        token = next(_tokens)
+        _pending[token] = (None, lambda _ref, _error: callback())
+    return token
+
+
 def fail_pending(error):
     """Completes every watched ref with `error` (loom.shutdown: the core
     worker that would have said they are ready is gone)."""

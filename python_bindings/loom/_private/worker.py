@@ -143,6 +143,7 @@ def shutdown():
         if _core.is_initialized() and not _state["worker"]:
             _state["env"] = _state["env_packed"] = None
             rt.forget_uploads()  # the next cluster has none of them
+            _core.serve_reset()  # loom.serve's router and ingress, if any
             _core.shutdown()
             from loom._private import futures
             futures.fail_pending(exceptions.LoomError(futures.SHUT_DOWN))
