@@ -87,6 +87,9 @@ int Start(const StartArgs& args) {
   options.memory_usage_threshold = args.memory_usage_threshold;
   options.memory_monitor_limit_bytes = args.memory_monitor_limit_bytes;
   options.detach = true;
+  if (args.serve_port) {
+    options.labels["serve_port"] = std::to_string(*args.serve_port);
+  }
   for (const auto& l : args.labels) {
     std::pair<std::string, std::string> kv =
         absl::StrSplit(l, absl::MaxSplits('=', 1));

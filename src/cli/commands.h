@@ -5,6 +5,7 @@
 #ifndef LOOM_SRC_CLI_COMMANDS_H_
 #define LOOM_SRC_CLI_COMMANDS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct StartArgs {
   int64_t object_store_memory = 0;
   std::string resources_json;
   std::vector<std::string> labels;
+  // loom.serve's HTTP port on this node (the "serve_port" label); unset:
+  // the port serve.start() names (8000 by default). 0: any free port.
+  std::optional<int> serve_port;
   int64_t node_timeout_ms = 5000;
   std::string storage;            // head: "" (memory) or redis://...
   std::string metrics_sd_file;    // head: "" (its session directory)
@@ -97,6 +101,9 @@ struct LogsArgs {
   LogQuery query;
 };
 int Logs(const LogsArgs& args);
+
+// loom serve ARGS...: runs `python -m loom.serve ARGS...` in its place.
+int Serve(const std::vector<std::string>& args);
 
 // Makes this process carry the token of the cluster at `address` (else the
 // session root's): read from `token_file`, else $LOOM_AUTH_TOKEN, else this

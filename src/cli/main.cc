@@ -45,6 +45,12 @@ int main(int argc, char** argv) {
   start_cmd->add_option("--resources", start.resources_json,
                         "Custom resources as JSON, e.g. '{\"accel\": 2}'");
   start_cmd->add_option("--labels", start.labels, "Node labels, k=v");
+  start_cmd
+      ->add_option("--serve-port", start.serve_port,
+                   "loom.serve's HTTP port on this node (default: the port "
+                   "serve.start() names, 8000 unless told; 0: any free "
+                   "port, which `loom serve status` lists)")
+      ->check(CLI::Range(0, 65535));
   start_cmd->add_option("--node-timeout-ms", start.node_timeout_ms,
                         "Head: a node silent this long is dead");
   start_cmd
@@ -259,7 +265,15 @@ int main(int argc, char** argv) {
     cmd->add_option("--session-root", session_root);
   }
 
+  auto* serve_cmd = app.add_subcommand(
+      "serve",
+      "Serve models over HTTP (loom.serve, in Python): run MODULE:APP, "
+      "deploy CONFIG, status, shutdown; see `loom serve --help`");
+  serve_cmd->prefix_command();
+  serve_cmd->set_help_flag();  // --help goes to Python too
+
   CLI11_PARSE(app, argc, argv);
+  if (serve_cmd->parsed()) return loom::cli::Serve(serve_cmd->remaining());
   if (job_cmd->parsed()) {
     for (auto* cmd :
          {job_submit, job_status, job_logs, job_stop, job_delete, job_list}) {

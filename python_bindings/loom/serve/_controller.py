@@ -9,7 +9,12 @@ table; one being stopped leaves the table first, then gets
 graceful_shutdown_timeout_s to finish what it runs, then is killed. An
 update starts the new version's replicas and retires an old one each time
 a new one is RUNNING, so the deployment never runs below its target.
-A replica whose health check fails or whose process dies is replaced."""
+A replica whose health check fails or whose process dies is replaced.
+
+Replicas and proxies are detached actors, like the controller, so that
+they outlive the driver that deployed them (the job ends, serving does
+not); the controller kills them when their application is deleted or
+serving shuts down."""
 import asyncio
 import math
 import time
@@ -262,7 +267,7 @@ class ServeController:
         opts.setdefault("num_cpus", 1)
         handle = self._replica_class.options(
             name=f"SERVE_REPLICA::{d.full}#{uuid.uuid4().hex[:6]}",
-            namespace=NAMESPACE, max_restarts=0,
+            namespace=NAMESPACE, max_restarts=0, lifetime="detached",
             max_concurrency=c["max_ongoing_requests"] + 8, **opts).remote(
             d.full, d.spec["definition"], d.spec["init_args"],
             c.get("user_config"), d.spec["is_function"])
@@ -437,7 +442,7 @@ class ServeController:
                 continue
             from loom.serve import _proxy
             handle = loom.remote(_proxy.Proxy).options(
-                num_cpus=0, max_restarts=0,
+                num_cpus=0, max_restarts=0, lifetime="detached",
                 name=f"SERVE_PROXY::{node[:12]}", namespace=NAMESPACE,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node)
             ).remote(self._http.get("host", "0.0.0.0"), port,
