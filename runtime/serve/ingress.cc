@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "loom/serialization.h"
+#include "runtime/serve/serve_metrics.h"
 
 namespace loom::serve {
 namespace {
@@ -17,6 +18,7 @@ constexpr char kHttpMethod[] = "_loom_serve_http";
 // The batch key of HTTP requests: the user's __call__.
 constexpr char kHttpBatchKey[] = "__call__";
 constexpr int64_t kMaxDeadlineMs = 24LL * 3600 * 1000;
+constexpr size_t kMaxIdempotencyKey = 256;
 
 std::string JsonError(const std::string& message) {
   return absl::StrCat(R"({"error": )", JsonString(message), "}");
@@ -104,19 +106,27 @@ absl::StatusOr<int> Ingress::Start(const std::string& host, int port) {
   http.threads = options_.threads;
   http.keep_alive = true;
   http_ = std::make_unique<HttpServer>(http);
-  http_->Route("/", options_.max_body_bytes,
-               [this](const HttpRequest& r) { return Handle(r); });
+  http_->Route("/", options_.max_body_bytes, [this](const HttpRequest& r) {
+    absl::Time start = absl::Now();
+    std::string route;
+    HttpResponse response = Handle(r, &route);
+    ServeMetrics::Get().Http(route, r.method, response.status,
+                             absl::ToDoubleMilliseconds(absl::Now() - start));
+    return response;
+  });
   absl::StatusOr<int> bound = http_->Start(host, port);
   if (!bound.ok()) http_.reset();
   return bound;
 }
 
-HttpResponse Ingress::Handle(const HttpRequest& request) {
+HttpResponse Ingress::Handle(const HttpRequest& request,
+                             std::string* route_out) {
   std::shared_ptr<const std::vector<RouteTarget>> routes;
   {
     absl::MutexLock lock(&mu_);
     routes = routes_;
   }
+  *route_out = "/-/";
   if (request.path == "/-/healthz") return {200, "success", "text/plain"};
   if (request.path == "/-/routes") {
     std::string body = "{";
@@ -136,6 +146,7 @@ HttpResponse Ingress::Handle(const HttpRequest& request) {
       route = &r;
     }
   }
+  *route_out = route ? route->prefix : "(none)";
   if (route == nullptr) {
     return {404, JsonError(absl::StrCat("no route for path ", request.path,
                                         " (GET /-/routes lists them)"))};
@@ -160,16 +171,32 @@ HttpResponse Ingress::Handle(const HttpRequest& request) {
                   "X-Loom-Priority must be an integer; got \"", *p, "\""))};
     }
   }
-  call.retryable = request.method == "GET" || request.method == "HEAD" ||
-                   request.Header("Idempotency-Key") != nullptr;
+  const std::string* key = request.Header("Idempotency-Key");
+  call.retryable =
+      request.method == "GET" || request.method == "HEAD" || key != nullptr;
   call.payload = PackHttpRequest(request, route->prefix);
+  if (key == nullptr) return Forward(route->deployment, std::move(call));
+  if (key->empty() || key->size() > kMaxIdempotencyKey) {
+    return {400, JsonError(absl::StrCat("Idempotency-Key must be 1 to ",
+                                        kMaxIdempotencyKey, " characters"))};
+  }
+  // Keys are per deployment: two services may pick the same one.
+  std::string cache_key = absl::StrCat(route->deployment, "\n", *key);
+  IdempotencyCache::Begun begun = idempotency_.Begin(cache_key);
+  if (begun.kept) return std::move(*begun.kept);
+  HttpResponse r = Forward(route->deployment, std::move(call));
+  idempotency_.Finish(cache_key, r);
+  return r;
+}
 
+HttpResponse Ingress::Forward(const std::string& deployment,
+                              ServeRequest call) {
   struct Wait {
     absl::Notification done;
     ServeReply reply;
   };
   auto wait = std::make_shared<Wait>();
-  options_.router->Submit(route->deployment, std::move(call),
+  options_.router->Submit(deployment, std::move(call),
                           [wait](ServeReply reply) {
                             wait->reply = std::move(reply);
                             wait->done.Notify();

@@ -18,7 +18,9 @@
 //   504    the request's deadline (X-Loom-Deadline-Ms, from arrival) cannot
 //          be met: refused at once, not after waiting
 // A GET, or a request with an Idempotency-Key header, is run again on
-// another replica when its replica dies.
+// another replica when its replica dies. A request whose Idempotency-Key
+// this ingress has seen runs once: a retry waits for the first's answer,
+// or gets it (marked Idempotent-Replayed) while it is kept (10 minutes).
 //
 //   Ingress ingress({.router = &router});
 //   ingress.SetRoutes({{"/model", "app#Model"}});
@@ -34,6 +36,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "runtime/serve/idempotency.h"
 #include "runtime/serve/router.h"
 #include "src/common/http_server.h"
 
@@ -63,9 +66,12 @@ class Ingress {
   absl::StatusOr<int> Start(const std::string& host, int port);
 
  private:
-  HttpResponse Handle(const HttpRequest& request);
+  // `route`: the prefix that matched, for metrics.
+  HttpResponse Handle(const HttpRequest& request, std::string* route);
+  HttpResponse Forward(const std::string& deployment, ServeRequest call);
 
   Options options_;
+  IdempotencyCache idempotency_{{}};
   std::unique_ptr<HttpServer> http_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const std::vector<RouteTarget>> routes_ ABSL_GUARDED_BY(mu_);
