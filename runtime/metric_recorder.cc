@@ -15,7 +15,17 @@ MetricRecorder& MetricRecorder::Global() {
 }
 
 absl::StatusOr<int> MetricRecorder::Define(const Definition& def) {
-  if (auto s = CheckMetricDefinition(def.name, def.label_names, def.boundaries);
+  return DefineChecked(def, /*own=*/false);
+}
+
+absl::StatusOr<int> MetricRecorder::DefineOwn(const Definition& def) {
+  return DefineChecked(def, /*own=*/true);
+}
+
+absl::StatusOr<int> MetricRecorder::DefineChecked(const Definition& def,
+                                                  bool own) {
+  if (auto s =
+          CheckMetricDefinition(def.name, def.label_names, def.boundaries, own);
       !s.ok()) {
     return s;
   }

@@ -44,6 +44,9 @@ class MetricRecorder {
   // boundaries and labels returns the same handle; InvalidArgument for a
   // malformed definition (see CheckMetricDefinition) or a different one.
   absl::StatusOr<int> Define(const Definition& def);
+  // Loom's own metrics that worker processes report (loom.serve's, named
+  // loom_serve_*; see kWorkerOwnPrefix).
+  absl::StatusOr<int> DefineOwn(const Definition& def);
   // Adds to a counter (value >= 0), sets a gauge, observes into a
   // histogram. InvalidArgument for an unknown handle, a label not defined,
   // a negative counter increment or a value that is not finite;
@@ -67,6 +70,7 @@ class MetricRecorder {
     Definition def;
     std::map<LabelSet, Series> series;
   };
+  absl::StatusOr<int> DefineChecked(const Definition& def, bool own);
   Series* SeriesFor(Metric& m, LabelSet labels)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -21,17 +21,18 @@ void BindMetrics(pyb::module_& m) {
       "metric_define",
       [](const std::string& name, const std::string& help,
          const std::string& kind, const std::vector<double>& boundaries,
-         const std::vector<std::string>& label_names) {
+         const std::vector<std::string>& label_names, bool own) {
         MetricRecorder::Definition def{name, help, rpc::MetricPoint::COUNTER,
                                        boundaries, label_names};
         if (kind == "gauge") def.kind = rpc::MetricPoint::GAUGE;
         if (kind == "histogram") def.kind = rpc::MetricPoint::HISTOGRAM;
-        auto id = MetricRecorder::Global().Define(def);
+        auto id = own ? MetricRecorder::Global().DefineOwn(def)
+                      : MetricRecorder::Global().Define(def);
         if (!id.ok()) Raise(id.status());
         return *id;
       },
       pyb::arg("name"), pyb::arg("help"), pyb::arg("kind"),
-      pyb::arg("boundaries"), pyb::arg("label_names"));
+      pyb::arg("boundaries"), pyb::arg("label_names"), pyb::arg("own") = false);
   m.def(
       "metric_record",
       [](int metric, const std::map<std::string, std::string>& labels,

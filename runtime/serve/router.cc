@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/serve/serve_metrics.h"
 
 namespace loom::serve {
 
@@ -210,6 +211,8 @@ void Router::Pump(Deployment& d, std::vector<Send>* sends, Replies* replies) {
                    p->request.deadline - Estimate(d, p->request.batch_key, 1));
   }
   if (due != absl::InfiniteFuture()) ArmTimer(d, due);
+  ServeMetrics::Get().Load(d.config.name, static_cast<int>(d.queue.size()),
+                           d.ongoing);
 }
 
 void Router::ExpireDeadlines(Deployment& d, Replies* replies) {
@@ -291,7 +294,10 @@ bool Router::PumpOnce(Deployment& d, std::vector<Send>* sends) {
   for (const auto& p : send.requests) running_.insert(p);
   replica->ongoing += size;
   d.ongoing += size;
-  if (send.batch) ++d.batch_sizes[size];
+  if (send.batch) {
+    ++d.batch_sizes[size];
+    ServeMetrics::Get().Batch(d.config.name, size);
+  }
   sends->push_back(std::move(send));
   return true;
 }
@@ -322,8 +328,11 @@ void Router::OnTimer(const std::string& name) {
 
 void Router::Reply(Deployment& d, std::shared_ptr<Pending> p, ServeReply reply,
                    Replies* replies) {
-  ++d.codes[HttpCodeOf(reply.code)];
-  d.latency.Add(absl::ToDoubleMilliseconds(options_.clock->Now() - p->arrival));
+  int code = HttpCodeOf(reply.code);
+  double ms = absl::ToDoubleMilliseconds(options_.clock->Now() - p->arrival);
+  ++d.codes[code];
+  d.latency.Add(ms);
+  ServeMetrics::Get().Reply(d.config.name, code, ms);
   replies->emplace_back(std::move(p->done), std::move(reply));
 }
 

@@ -25,13 +25,15 @@ bool PrometheusName(const std::string& s, bool colon) {
 
 absl::Status CheckMetricDefinition(const std::string& name,
                                    const std::vector<std::string>& label_names,
-                                   const std::vector<double>& boundaries) {
+                                   const std::vector<double>& boundaries,
+                                   bool own) {
   if (!PrometheusName(name, true)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "metric name '", name,
         "' must match [a-zA-Z_:][a-zA-Z0-9_:]* (Prometheus' rule)"));
   }
-  if (absl::StartsWith(name, "loom_")) {
+  if (absl::StartsWith(name, "loom_") &&
+      !(own && absl::StartsWith(name, kWorkerOwnPrefix))) {
     return absl::InvalidArgumentError(absl::StrCat(
         "metric name '", name, "': names under loom_ are Loom's own"));
   }

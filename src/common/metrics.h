@@ -112,9 +112,13 @@ class GaugeSnapshot {
 // made and where the raylet takes it:
 // InvalidArgument naming what is wrong (the name or a label name not in
 // Prometheus' form, a name under loom_, boundaries not increasing).
+// Names under kWorkerOwnPrefix are Loom's own too, but reported by worker
+// processes (loom.serve's routers and replicas): allowed with own = true.
+inline constexpr char kWorkerOwnPrefix[] = "loom_serve_";
 absl::Status CheckMetricDefinition(const std::string& name,
                                    const std::vector<std::string>& label_names,
-                                   const std::vector<double>& boundaries);
+                                   const std::vector<double>& boundaries,
+                                   bool own = false);
 
 // One series of a user metric (a metric's samples for one set of label
 // values), as processes and raylets keep it: a counter's or gauge's value,

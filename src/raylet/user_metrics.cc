@@ -12,7 +12,9 @@ absl::Status UserMetrics::Add(const rpc::MetricPoint& p) {
   std::sort(labels.begin(), labels.end());
   for (const auto& [k, v] : labels) label_names.push_back(k);
   std::vector<double> bounds(p.boundaries().begin(), p.boundaries().end());
-  if (auto s = CheckMetricDefinition(p.name(), label_names, bounds); !s.ok()) {
+  if (auto s = CheckMetricDefinition(p.name(), label_names, bounds,
+                                     /*own=*/true);
+      !s.ok()) {
     return s;
   }
   bool histogram = p.kind() == rpc::MetricPoint::HISTOGRAM;

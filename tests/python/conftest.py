@@ -29,8 +29,9 @@ import sys
 import tempfile
 import threading
 import textwrap
-import time
 import re
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -524,3 +525,23 @@ def driver_output(monkeypatch):
                          for n in ("stdout", "stderr"))
 
     return read
+
+
+# Prometheus text from a /metrics endpoint, and one sample's value.
+def scrape(target):
+    with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as r:
+        assert r.status == 200
+        return r.read().decode()
+
+
+def sample(text, metric, **labels):
+    """The value of the sample `metric{labels...}` (labels in any order, others
+    allowed), or None."""
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
+        if not m or m.group(1) != metric:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        if all(found.get(k) == str(v) for k, v in labels.items()):
+            return float(m.group(4))
+    return None

@@ -9,9 +9,7 @@
 
 import json
 import os
-import re
 import time
-import urllib.request
 
 import pytest
 
@@ -19,7 +17,7 @@ import loom
 from loom.util.metrics import Counter, Gauge, Histogram
 from loom.util.placement_group import placement_group
 
-from conftest import two_node_cluster, wait_until
+from conftest import sample, scrape, two_node_cluster, wait_until
 
 
 @loom.remote(num_cpus=0)
@@ -56,25 +54,6 @@ def cluster():
     yield {"cluster": c, "other": other}
     loom.shutdown()
     c.shutdown()
-
-
-def scrape(target):
-    with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as r:
-        assert r.status == 200
-        return r.read().decode()
-
-
-def sample(text, metric, **labels):
-    """The value of the sample `metric{labels...}` (labels in any order, others
-    allowed), or None."""
-    for line in text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
-        if not m or m.group(1) != metric:
-            continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        if all(found.get(k) == str(v) for k, v in labels.items()):
-            return float(m.group(4))
-    return None
 
 
 def discovery(cluster):

@@ -2,9 +2,11 @@
 // replica limits, power of two choices, backpressure, deadlines, priority,
 // batching (full, wait, preferred sizes, deadline-driven) and dead replicas.
 #include <deque>
+#include <set>
 
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "runtime/metric_recorder.h"
 #include "runtime/serve/router.h"
 
 namespace loom::serve {
@@ -273,6 +275,33 @@ TEST_F(RouterTest, AnUnlistedReplicaFinishesItsCallsAndGetsNoMore) {
   router_.Remove("d");
   router_.Submit("d", Req("z"), replies_.Add());
   EXPECT_EQ(replies_.Snapshot().back().code, ServeReply::kNoDeployment);
+}
+
+}  // namespace
+}  // namespace loom::serve
+
+namespace loom::serve {
+namespace {
+
+TEST_F(RouterTest, AnswersAndBatchesAreExportedAsMetrics) {
+  google::protobuf::RepeatedPtrField<rpc::MetricPoint> drained;
+  MetricRecorder::Global().Drain(&drained);  // what earlier tests left
+  router_.Update(
+      {.name = "metrics#d", .max_ongoing_requests = 1, .replicas = {"a"}});
+  router_.Submit("metrics#d", Req("x"), replies_.Add());
+  auto c = caller_.Take();
+  FakeCaller::Echo(c);
+  drained.Clear();
+  MetricRecorder::Global().Drain(&drained);
+  std::set<std::string> names;
+  for (const auto& p : drained) {
+    for (const auto& [k, v] : p.labels()) {
+      if (k == "deployment" && v == "metrics#d") names.insert(p.name());
+    }
+  }
+  EXPECT_TRUE(names.count("loom_serve_deployment_requests_total"));
+  EXPECT_TRUE(names.count("loom_serve_deployment_latency_ms"));
+  EXPECT_TRUE(names.count("loom_serve_deployment_queued_requests"));
 }
 
 }  // namespace

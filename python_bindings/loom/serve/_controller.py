@@ -88,6 +88,8 @@ class ServeController:
         self._bumped = None
         self._next_node_check = 0.0
         self._replica_class = loom.remote(_replica.Replica)
+        self._replica_gauge = None
+        self._exported = {}
 
     # ---- API (called by loom.serve) --------------------------------------
 
@@ -265,12 +267,18 @@ class ServeController:
         opts = {k: v for k, v in (c.get("ray_actor_options") or {}).items()
                 if k in _ACTOR_OPTIONS}
         opts.setdefault("num_cpus", 1)
-        handle = self._replica_class.options(
-            name=f"SERVE_REPLICA::{d.full}#{uuid.uuid4().hex[:6]}",
-            namespace=NAMESPACE, max_restarts=0, lifetime="detached",
-            max_concurrency=c["max_ongoing_requests"] + 8, **opts).remote(
-            d.full, d.spec["definition"], d.spec["init_args"],
-            c.get("user_config"), d.spec["is_function"])
+        opts.update(name=f"SERVE_REPLICA::{d.full}#{uuid.uuid4().hex[:6]}",
+                    namespace=NAMESPACE, max_restarts=0, lifetime="detached",
+                    max_concurrency=c["max_ongoing_requests"] + 8)
+        if d.spec.get("cpp_factory"):  # include/loom/serve.h
+            from loom.cross_language import cpp_actor_class
+            opts.pop("runtime_env", None)
+            handle = cpp_actor_class(d.spec["cpp_factory"]).options(
+                **opts).remote(*d.spec["cpp_args"])
+        else:
+            handle = self._replica_class.options(**opts).remote(
+                d.full, d.spec["definition"], d.spec["init_args"],
+                c.get("user_config"), d.spec["is_function"])
         r = _ReplicaState(handle, d.spec["version"], c.get("user_config"))
         d.replicas.append(r)
         r.task = asyncio.ensure_future(self._await_start(d, r))
@@ -399,7 +407,30 @@ class ServeController:
         app, _, name = full.partition("#")
         return self._apps.get(app, {}).get("deployments", {}).get(name)
 
+    def _export_replicas(self):
+        """loom_serve_deployment_replicas{deployment, state}."""
+        if self._replica_gauge is None:
+            from loom.util.metrics import Gauge
+            self._replica_gauge = Gauge(
+                "loom_serve_deployment_replicas", "Replicas by state",
+                ("deployment", "state"), _own=True)
+        counts = {}
+        for app in self._apps.values():
+            for d in app["deployments"].values():
+                for state in ("STARTING", "RUNNING", "STOPPING"):
+                    counts[(d.full, state)] = 0
+                for r in d.replicas:
+                    counts[(d.full, r.state)] += 1
+        for key in set(self._exported) - set(counts):
+            counts[key] = 0  # a deleted deployment reads 0, not its last
+        for (full, state), n in counts.items():
+            if self._exported.get((full, state)) != n:
+                self._replica_gauge.set(n, {"deployment": full,
+                                            "state": state})
+        self._exported = counts
+
     def _publish(self):
+        self._export_replicas()
         deployments = {}
         routes = []
         for name, app in self._apps.items():

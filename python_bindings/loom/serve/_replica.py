@@ -9,6 +9,7 @@ Sync user methods run on the replica's event loop, as in Ray Serve."""
 import asyncio
 import inspect
 import pickle
+import time
 import traceback
 
 import cloudpickle
@@ -25,6 +26,26 @@ def _pickled_error(exc):
     except Exception:  # noqa: BLE001 - an exception that does not pickle
         return cloudpickle.dumps((RuntimeError(f"{type(exc).__name__}: "
                                                f"{exc}"), tb))
+
+
+_metrics = {}
+
+
+def _record(deployment, outcome, seconds, n=1):
+    """loom_serve_replica_* (exported by the node's raylet)."""
+    if not _metrics:
+        from loom.util.metrics import Counter, Histogram
+        _metrics["requests"] = Counter(
+            "loom_serve_replica_requests_total", "Requests a replica ran, by "
+            "outcome (ok, error)", ("deployment", "outcome"), _own=True)
+        _metrics["latency"] = Histogram(
+            "loom_serve_replica_processing_latency_ms", "Time in the user's "
+            "code per call (a batch counts once)",
+            [0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 10000],
+            ("deployment",), _own=True)
+    tags = {"deployment": deployment, "outcome": outcome}
+    _metrics["requests"].inc(n, tags)
+    _metrics["latency"].observe(seconds * 1000, {"deployment": deployment})
 
 
 class Replica:
@@ -95,10 +116,16 @@ class Replica:
         return getattr(self._user, name)
 
     async def _invoke(self, name, args, kwargs):
-        out = self._method(name)(*args, **kwargs)
-        if inspect.isawaitable(out):
-            out = await out
-        return out
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            out = self._method(name)(*args, **kwargs)
+            if inspect.isawaitable(out):
+                out = await out
+            outcome = "ok"
+            return out
+        finally:
+            _record(self._deployment, outcome, time.perf_counter() - start)
 
     async def _invoke_batch(self, name, items):
         fn = self._method(name)
@@ -106,7 +133,15 @@ class Replica:
         if raw is None:  # not batched here: one call each
             return [await self._invoke(name, (i,), {}) for i in items]
         bound = () if self._is_function else (self._user,)
-        return await _batching.call_batch(raw, bound, items)
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            out = await _batching.call_batch(raw, bound, items)
+            outcome = "ok"
+            return out
+        finally:
+            _record(self._deployment, outcome, time.perf_counter() - start,
+                    len(items))
 
     async def _loom_serve_http(self, fields):
         self._ongoing += 1

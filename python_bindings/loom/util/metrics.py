@@ -26,7 +26,8 @@ class Metric:
 
     _kind = None
 
-    def __init__(self, name, description="", tag_keys=None, boundaries=()):
+    def __init__(self, name, description="", tag_keys=None, boundaries=(),
+                 _own=False):
         if not isinstance(name, str) or not name:
             raise ValueError("a metric needs a non-empty name")
         if tag_keys is None:
@@ -40,7 +41,7 @@ class Metric:
         self._default_tags = {}
         self._id = _core.metric_define(name, self._description, self._kind,
                                        [float(b) for b in boundaries],
-                                       list(self._tag_keys))
+                                       list(self._tag_keys), own=_own)
 
     @property
     def info(self):
@@ -74,8 +75,8 @@ class Counter(Metric):
 
     _kind = "counter"
 
-    def __init__(self, name, description="", tag_keys=None):
-        super().__init__(name, description, tag_keys)
+    def __init__(self, name, description="", tag_keys=None, _own=False):
+        super().__init__(name, description, tag_keys, _own=_own)
 
     def inc(self, value=1.0, tags=None):
         if value <= 0:
@@ -89,8 +90,8 @@ class Gauge(Metric):
 
     _kind = "gauge"
 
-    def __init__(self, name, description="", tag_keys=None):
-        super().__init__(name, description, tag_keys)
+    def __init__(self, name, description="", tag_keys=None, _own=False):
+        super().__init__(name, description, tag_keys, _own=_own)
 
     def set(self, value, tags=None):
         if value is None:
@@ -104,11 +105,13 @@ class Histogram(Metric):
 
     _kind = "histogram"
 
-    def __init__(self, name, description="", boundaries=None, tag_keys=None):
+    def __init__(self, name, description="", boundaries=None, tag_keys=None,
+                 _own=False):
         if not boundaries:
             raise ValueError(f"histogram {name} needs boundaries")
         self._boundaries = [float(b) for b in boundaries]
-        super().__init__(name, description, tag_keys, self._boundaries)
+        super().__init__(name, description, tag_keys, self._boundaries,
+                         _own=_own)
 
     @property
     def info(self):
