@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "loom/loom.h"
+#include "loom/serve.h"
 
 namespace {
 
@@ -80,6 +81,43 @@ class Counter {
 Counter* MakeCounter(int start) { return new Counter(start); }
 
 }  // namespace
+
+// C++ deployments for tests/python/test_serve_cpp.py (loom/serve.h).
+namespace {
+
+struct Scorer {
+  explicit Scorer(double bias) : bias(bias) {}
+  loom::serve::Response operator()(const loom::serve::Request& r) {
+    std::string type = r.headers.count("content-type")
+                           ? r.headers.at("content-type")
+                           : std::string("none");
+    return {r.method == "POST" ? 200 : 405,
+            "application/json",
+            {{"X-Scorer", "cpp"}},
+            "{\"score\": " + std::to_string(r.body.size() + bias) +
+                ", \"path\": \"" + r.path + "\", \"type\": \"" + type + "\"}"};
+  }
+  double bias;
+};
+Scorer* MakeScorer(double bias) { return new Scorer(bias); }
+
+// Answers each request with the size of the batch it came in.
+struct BatchSizer {
+  loom::serve::Response operator()(const loom::serve::Request&) {
+    return {200, "text/plain", {}, "1"};
+  }
+  std::vector<loom::serve::Response> Batch(
+      const std::vector<loom::serve::Request>& rs) {
+    return std::vector<loom::serve::Response>(
+        rs.size(), {200, "text/plain", {}, std::to_string(rs.size())});
+  }
+};
+BatchSizer* MakeBatchSizer() { return new BatchSizer(); }
+
+}  // namespace
+
+LOOM_SERVE_DEPLOYMENT(MakeScorer);
+LOOM_SERVE_BATCHED_DEPLOYMENT(MakeBatchSizer);
 
 LOOM_REMOTE(Add, Greet, Scale, CountWords, Reverse, Nested, Describe, Iota,
             Fail, MakeCounter, &Counter::Increment, &Counter::Get,

@@ -17,7 +17,8 @@ BackPressureError), refuses early what cannot meet its deadline (504 /
 DeadlineExceededError), and forms batches for @serve.batch methods.
 Replicas are actors; a controller actor keeps them running, rolls updates
 over and autoscales. See docs/serving.md."""
-from loom.serve._api import (Application, Deployment, delete, deployment,
+from loom.serve._api import (Application, Deployment, cpp_deployment,
+                             delete, deployment,
                              get_app_handle, get_deployment_handle, run,
                              shutdown, start, status)
 from loom.serve._batching import batch
@@ -25,7 +26,7 @@ from loom.serve._handle import DeploymentHandle, DeploymentResponse
 from loom.serve._http import Request, Response
 from loom.serve import exceptions
 
-__all__ = ["Application", "Deployment", "DeploymentHandle",
+__all__ = ["Application", "Deployment", "DeploymentHandle", "cpp_deployment",
            "DeploymentResponse", "Request", "Response", "batch", "delete",
            "deployment", "exceptions", "get_app_handle",
            "get_deployment_handle", "run", "shutdown", "start", "status"]

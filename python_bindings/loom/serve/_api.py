@@ -71,14 +71,17 @@ class Deployment:
     """A class or function made a deployment: `.bind(...)` makes an
     Application; `.options(...)` a changed copy."""
 
-    def __init__(self, target, options):
+    def __init__(self, target, options, cpp=None):
         _check_options(options)
         self._target = target
         self._options = dict(options)
-        self.name = options.get("name") or target.__name__
+        self._cpp = cpp  # {"factory", "batch"} for a C++ deployment
+        self.name = options.get("name") or \
+            (cpp["factory"] if cpp else target.__name__)
 
     def options(self, **options):
-        return Deployment(self._target, {**self._options, **options})
+        return Deployment(self._target, {**self._options, **options},
+                          self._cpp)
 
     def bind(self, *args, **kwargs):
         return Application(self, args, kwargs)
@@ -122,6 +125,28 @@ def deployment(_target=None, **options):
     return wrap(_target) if _target is not None else wrap
 
 
+def cpp_deployment(factory, *, batch=None, **options):
+    """A deployment of C++ code: `factory` is the name LOOM_SERVE_DEPLOYMENT
+    registered (include/loom/serve.h), in a library the cluster's C++
+    workers load (loom.init(code_search_path=[...])). Its .bind() takes
+    the factory's arguments (msgpack values). batch: {"max_batch_size",
+    "batch_wait_timeout_s", "preferred_batch_sizes"} to send requests in
+    batches."""
+    if not isinstance(factory, str) or not factory:
+        raise TypeError("cpp_deployment needs the factory's registered name")
+    cpp = {"factory": factory, "batch": None}
+    if batch is not None:
+        b = dict(batch)
+        size = b.pop("max_batch_size", 10)
+        wait = b.pop("batch_wait_timeout_s", 0.01)
+        preferred = list(b.pop("preferred_batch_sizes", None) or ())
+        if b:
+            raise TypeError(f"unknown batch keys {sorted(b)}")
+        _batching._check(size, wait, preferred)
+        cpp["batch"] = (size, float(wait), preferred)
+    return Deployment(None, options, cpp)
+
+
 def _build(app, app_name):
     """The ingress deployment's name and every deployment's spec."""
     specs = {}
@@ -142,6 +167,22 @@ def _build(app, app_name):
         args = tuple(handle(v) for v in a._args)
         kwargs = {k: handle(v) for k, v in a._kwargs.items()}
         config = d._config()
+        if d._cpp:
+            if kwargs or any(isinstance(v, DeploymentHandle) for v in args):
+                raise TypeError(f"C++ deployment {d.name} takes positional "
+                                "msgpack values, not keywords or handles")
+            specs[d.name] = {
+                "_app": a, "name": d.name, "definition": b"",
+                "init_args": b"", "is_function": False, "config": config,
+                "cpp_factory": d._cpp["factory"], "cpp_args": list(args),
+                "batched": {"__call__": d._cpp["batch"]}
+                if d._cpp["batch"] else {},
+                "version": str(d._options.get("version") or hashlib.sha1(
+                    repr((d._cpp, args, config["ray_actor_options"],
+                          config["max_ongoing_requests"])).encode()
+                ).hexdigest()[:16]),
+            }
+            return d.name
         definition = cloudpickle.dumps(d._target)
         init_args = cloudpickle.dumps((args, kwargs))
         h = hashlib.sha1(definition + init_args)
