@@ -136,8 +136,17 @@ def _deploy(serve, numpy_model):
             ys = (xs @ self.w).sum(axis=1)
             return [float(y) for y in ys]
 
+    @serve.deployment(ray_actor_options={"num_cpus": 0},
+                      max_ongoing_requests=1, max_queued_requests=1)
+    class Busy:
+        async def __call__(self, request):
+            import asyncio
+            await asyncio.sleep(30)
+            return "late"
+
     serve.run(Noop.bind(), name="noop", route_prefix="/noop")
     serve.run(Model.bind(), name="model", route_prefix="/model")
+    serve.run(Busy.bind(), name="busy", route_prefix="/busy")
 
 
 # ---- the benchmark ----------------------------------------------------------
@@ -181,6 +190,9 @@ def bench(backend, python, concurrencies, duration):
                          p50 - static[1], "ms")
                 if workload == "model" and rps > peak[0]:
                     peak = (rps, c)
+        refusal = refusal_p99(info["port"], token)
+        if refusal is not None:
+            emit(f"{backend}_serve_503_p99_ms", refusal, "ms")
         if backend == "loom":  # deadlines are Loom's
             # The concurrency whose rate is nearest 90% of the peak.
             target = 0.9 * peak[0]
@@ -205,6 +217,40 @@ def bench(backend, python, concurrencies, duration):
             server.wait(60)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def refusal_p99(port, token, n=2000):
+    """p99 of the time to a 503, from one client on a keep-alive connection
+    while the deployment's one slot and one queue place are taken: an
+    upper bound of the server's own time (it includes the client's)."""
+    import http.client
+    import threading
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def hold():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("GET", "/busy", headers=headers)
+        try:
+            c.getresponse().read()
+        except OSError:
+            pass
+
+    holders = [threading.Thread(target=hold, daemon=True) for _ in range(2)]
+    for t in holders:
+        t.start()
+    time.sleep(1)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        c.request("GET", "/busy", headers=headers)
+        r = c.getresponse()
+        r.read()
+        if r.status != 503:
+            return None  # this backend does not refuse (Ray: no limit hit)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    return times[int(0.99 * len(times))]
 
 
 def ray_python(venv):

@@ -13,7 +13,7 @@ import pytest
 import loom
 from loom import serve
 from loom.serve.exceptions import (BackPressureError, DeadlineExceededError)
-from conftest import wait_until
+from conftest import sample, scrape, wait_until
 
 pytestmark = pytest.mark.loom_timeout(240)
 
@@ -32,7 +32,7 @@ def cluster():
         token = f.read().strip()
     proxies = wait_until(lambda: _healthy_proxies(2), timeout=60,
                          what="a proxy on each node")
-    yield {"token": token, "proxies": proxies}
+    yield {"token": token, "proxies": proxies, "cluster": c}
     serve.shutdown()
     loom.shutdown()
     c.shutdown()
@@ -355,3 +355,117 @@ def test_delete_removes_the_route(cluster):
     serve.delete("plain")
     assert "plain" not in serve.status().applications
     assert client(cluster).request("GET", "/plain")[0] == 404
+
+
+def test_an_idempotency_key_runs_a_request_once(cluster):
+    @serve.deployment(ray_actor_options={"num_cpus": 0},
+                      max_ongoing_requests=8)
+    class Counted:
+        def __init__(self):
+            self.runs = 0
+
+        async def __call__(self, request):
+            import asyncio
+            self.runs += 1
+            await asyncio.sleep(0.2)
+            return {"run": self.runs}
+
+        def count(self):
+            return self.runs
+
+    handle = serve.run(Counted.bind(), name="once", route_prefix="/once")
+    key = {"Idempotency-Key": "order-17"}
+    c = client(cluster)
+    status, headers, first = c.request("POST", "/once", body="x",
+                                       headers=key)
+    assert status == 200 and "Idempotent-Replayed" not in headers
+    status, headers, again = c.request("POST", "/once", body="x",
+                                       headers=key)
+    assert (status, again) == (200, first)
+    assert headers["Idempotent-Replayed"] == "true"
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(
+            lambda _: client(cluster).request(
+                "POST", "/once", headers={"Idempotency-Key": "order-18"})[2],
+            range(3)))
+    assert len(set(answers)) == 1  # the retries waited for the first
+    assert handle.count.remote().result() == 2
+    assert c.request("POST", "/once",
+                     headers={"Idempotency-Key": "k" * 300})[0] == 400
+
+
+def test_a_replica_failing_its_health_check_is_replaced(cluster, tmp_path):
+    flag = str(tmp_path / "sick")
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0},
+                      health_check_period_s=0.2, health_check_timeout_s=2)
+    class Fragile:
+        def __call__(self, request):
+            return os.getpid()
+
+        def check_health(self):
+            if os.path.exists(flag):
+                raise RuntimeError("sick")
+
+    serve.run(Fragile.bind(), name="fragile", route_prefix="/fragile")
+    c = client(cluster)
+    pid = int(c.request("GET", "/fragile")[2])
+    open(flag, "w").close()
+    wait_until(lambda: "health check" in serve.status().applications[
+        "fragile"].deployments["Fragile"].message, timeout=30,
+        what="the failed health check in the status")
+    os.unlink(flag)
+    new = wait_until(lambda: (lambda r: r[0] == 200 and int(r[2]) != pid
+                              and int(r[2]))(c.request("GET", "/fragile")),
+                     timeout=60, what="a new replica answering")
+    assert new != pid
+
+
+def test_a_killed_replica_fails_an_unsafe_request_with_a_502(cluster):
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    async def hangs(request):
+        import asyncio
+        await asyncio.sleep(60)
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    def whoami(request):
+        return os.getpid()
+
+    serve.run(hangs.bind(), name="hangs", route_prefix="/hangs")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(lambda: client(cluster).request("POST",
+                                                              "/hangs"))
+        time.sleep(0.5)
+        from loom.util.state import list_actors
+        [replica] = [a for a in list_actors(limit=10000)
+                     if a["state"] == "ALIVE" and "hangs" in a["name"]]
+        os.kill(replica["pid"], 9)
+        status, _, data = pending.result(timeout=30)
+    assert status == 502 and b"died" in data.lower()
+
+
+def test_serve_metrics_reach_prometheus(cluster):
+    c = client(cluster)
+    for _ in range(5):
+        assert c.request("GET", "/echo")[0] == 200
+    path = os.path.join(cluster["cluster"].head_node.session_dir,
+                        "prometheus_sd.json")
+    with open(path) as f:
+        raylets = [t for g in json.load(f) for t in g["targets"]
+                   if g["labels"]["loom_component"] == "raylet"]
+
+    def exported():
+        text = "".join(scrape(t) for t in raylets)
+        http = sample(text, "loom_serve_http_requests_total", route="/echo",
+                      method="GET", code="200")
+        routed = sample(text, "loom_serve_deployment_requests_total",
+                        deployment="echo#Echo", code="200")
+        ran = sample(text, "loom_serve_replica_requests_total",
+                     deployment="echo#Echo", outcome="ok")
+        replicas = sample(text, "loom_serve_deployment_replicas",
+                          deployment="echo#Echo", state="RUNNING")
+        return http and routed and ran and replicas == 2 and text
+
+    text = wait_until(exported, timeout=30, what="serve metrics")
+    assert sample(text, "loom_serve_http_request_latency_ms_count",
+                  route="/echo") >= 5
