@@ -84,5 +84,25 @@ def test_run_status_deploy_and_shutdown(head):
     cfg = status["applications"]["cfg"]["deployments"]["Hello"]
     assert cfg["replica_states"] == {"RUNNING": 2}
     assert "serving stopped" in loom_cmd(head, "serve", "shutdown", "--yes")
+    # A C++ application from the config alone: no Python of the user's.
+    # (Its library must be in the code_search_path of the driver that
+    # starts serving: the controller's job is the one replicas run in.)
+    lib = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "build", "lib",
+        "libloom_xlang_functions.so")
+    with open(config, "w") as f:
+        json.dump({"code_search_path": [lib], "applications": [{
+            "name": "cpp", "route_prefix": "/cpp",
+            "cpp_factory": "MakeScorer", "args": [1.0],
+            "deployments": [{"name": "MakeScorer",
+                             "ray_actor_options": {"num_cpus": 0}}]}]}, f)
+    out = loom_cmd(head, "serve", "deploy", config)
+    url = out.strip().split()[-2]  # a new proxy: a new free port
+    req = urllib.request.Request(
+        url, data=b"xy",
+        headers={"Authorization": f"Bearer {head['token']}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert json.loads(r.read())["score"] == 3.0
+    assert "serving stopped" in loom_cmd(head, "serve", "shutdown", "--yes")
     status = json.loads(loom_cmd(head, "serve", "status"))
     assert status["applications"] == {}

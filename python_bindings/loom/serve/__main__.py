@@ -12,7 +12,9 @@ import path names (an Application, or a Deployment to bind), and serves
 until Ctrl-C, when it deletes the application (--non-blocking: returns
 once it runs). `deploy` takes Ray Serve's config file: applications with
 name, route_prefix, import_path and deployment overrides, and
-http_options. YAML needs PyYAML; JSON always works."""
+http_options; a C++ application names cpp_factory (with args, batch and
+code_search_path) instead of import_path. YAML needs PyYAML; JSON always
+works."""
 import argparse
 import importlib
 import json
@@ -26,14 +28,16 @@ from loom import serve
 from loom.serve._api import Application, Deployment
 
 
-def _connect(address):
+def _connect(address, code_search_path=None):
+    extra = {"code_search_path": code_search_path} if code_search_path \
+        else {}
     if address:
-        loom.init(address=address)
+        loom.init(address=address, **extra)
         return
     try:
-        loom.init(address="auto")
+        loom.init(address="auto", **extra)
     except Exception:  # noqa: BLE001 - no cluster here: a private one
-        loom.init()
+        loom.init(**extra)
 
 
 def _import_app(path):
@@ -125,12 +129,29 @@ def _print_routes(name):
                   flush=True)
 
 
+def _cpp_app(a):
+    """A C++ application: {"cpp_factory": "MakeScorer", "args": [...],
+    "batch": {...}, "deployments": [{"name": ..., options}]}."""
+    options = {}
+    for o in a.get("deployments") or ():
+        options.update({k: v for k, v in o.items() if k != "name"})
+    return serve.cpp_deployment(a["cpp_factory"], batch=a.get("batch"),
+                                **options).bind(*a.get("args", []))
+
+
 def cmd_deploy(args):
     config = _load_config(args.config)
-    _connect(args.address)
+    paths = list(config.get("code_search_path") or ())
+    for a in config.get("applications") or ():
+        paths.extend(a.get("code_search_path") or ())
+    _connect(args.address, paths)
     serve.start(http_options=config.get("http_options") or {})
     for a in config.get("applications") or ():
-        app = _override(_import_app(a["import_path"]), a.get("deployments"))
+        if "cpp_factory" in a:
+            app = _cpp_app(a)
+        else:
+            app = _override(_import_app(a["import_path"]),
+                            a.get("deployments"))
         name = a.get("name", "default")
         serve.run(app, name=name, route_prefix=a.get("route_prefix", "/"))
         _print_routes(name)
