@@ -244,51 +244,8 @@ bool Router::PumpOnce(Deployment& d, std::vector<Send>* sends) {
   if (head->request.batch_key.empty() || batched == d.config.batched.end()) {
     send.requests.push_back(head);
     d.queue.erase(d.queue.begin());
-  } else {
-    const BatchConfig& b = batched->second;
-    int room = d.config.max_ongoing_requests - replica->ongoing;
-    int cap = std::max(1, std::min(b.max_batch_size, room));
-    std::vector<std::shared_ptr<Pending>> members;
-    absl::Time oldest = absl::InfiniteFuture();
-    absl::Time earliest = absl::InfiniteFuture();
-    int same = 0;  // every queued request this batch could take
-    for (const auto& p : d.queue) {
-      if (p->request.method != send.method ||
-          p->request.batch_key != head->request.batch_key) {
-        continue;
-      }
-      ++same;
-      oldest = std::min(oldest, p->arrival);
-      earliest = std::min(earliest, p->request.deadline);
-      if (static_cast<int>(members.size()) < cap) members.push_back(p);
-    }
-    int n = static_cast<int>(members.size());
-    int largest_preferred = 0;
-    for (int s : b.preferred) {
-      if (s <= cap) largest_preferred = std::max(largest_preferred, s);
-    }
-    absl::Time now = options_.clock->Now();
-    std::string key = head->request.batch_key;
-    absl::Time wait_until = oldest + b.wait;
-    absl::Time deadline_until =
-        earliest == absl::InfiniteFuture()
-            ? absl::InfiniteFuture()
-            : earliest - Estimate(d, key, std::min(cap, same + 1));
-    bool full = n >= cap || (largest_preferred > 0 && n >= largest_preferred);
-    if (!full && now < wait_until && now < deadline_until) {
-      ArmTimer(d, std::min(wait_until, deadline_until));
-      return false;
-    }
-    int size = n;  // else the largest preferred size there is
-    int best = 0;
-    for (int s : b.preferred) {
-      if (s <= n) best = std::max(best, s);
-    }
-    if (best > 0) size = best;
-    members.resize(size);
-    for (const auto& p : members) d.queue.erase(p);
-    send.requests = std::move(members);
-    send.batch = true;
+  } else if (!FormBatch(d, batched->second, *replica, &send)) {
+    return false;  // it waits (a timer is armed)
   }
   int size = static_cast<int>(send.requests.size());
   for (const auto& p : send.requests) running_.insert(p);
@@ -299,6 +256,55 @@ bool Router::PumpOnce(Deployment& d, std::vector<Send>* sends) {
     ServeMetrics::Get().Batch(d.config.name, size);
   }
   sends->push_back(std::move(send));
+  return true;
+}
+
+bool Router::FormBatch(Deployment& d, const BatchConfig& b,
+                       const ReplicaState& replica, Send* send) {
+  const ServeRequest& head = (*d.queue.begin())->request;
+  // A batch is at most the replica's free slots.
+  int room = d.config.max_ongoing_requests - replica.ongoing;
+  int cap = std::max(1, std::min(b.max_batch_size, room));
+  std::vector<std::shared_ptr<Pending>> members;
+  absl::Time oldest = absl::InfiniteFuture();
+  absl::Time earliest = absl::InfiniteFuture();
+  int same = 0;  // every queued request this batch could take
+  for (const auto& p : d.queue) {
+    if (p->request.method != head.method ||
+        p->request.batch_key != head.batch_key) {
+      continue;
+    }
+    ++same;
+    oldest = std::min(oldest, p->arrival);
+    earliest = std::min(earliest, p->request.deadline);
+    if (static_cast<int>(members.size()) < cap) members.push_back(p);
+  }
+  int n = static_cast<int>(members.size());
+  int largest_preferred = 0;  // that fits
+  for (int s : b.preferred) {
+    if (s <= cap) largest_preferred = std::max(largest_preferred, s);
+  }
+  absl::Time now = options_.clock->Now();
+  absl::Time wait_until = oldest + b.wait;
+  // Waiting past this would miss the earliest deadline, by the measured
+  // run time of the batch that waiting would make.
+  absl::Time deadline_until =
+      earliest == absl::InfiniteFuture()
+          ? absl::InfiniteFuture()
+          : earliest - Estimate(d, head.batch_key, std::min(cap, same + 1));
+  bool full = n >= cap || (largest_preferred > 0 && n >= largest_preferred);
+  if (!full && now < wait_until && now < deadline_until) {
+    ArmTimer(d, std::min(wait_until, deadline_until));
+    return false;
+  }
+  int best = 0;  // the largest preferred size there is, else all
+  for (int s : b.preferred) {
+    if (s <= n) best = std::max(best, s);
+  }
+  members.resize(best > 0 ? best : n);
+  for (const auto& p : members) d.queue.erase(p);
+  send->requests = std::move(members);
+  send->batch = true;
   return true;
 }
 

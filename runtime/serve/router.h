@@ -153,10 +153,15 @@ class Router {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool PumpOnce(Deployment& d, std::vector<Send>* sends)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  struct ReplicaState;
+  // Fills `send` with the batch to send now; false (a timer armed) when
+  // the batch should wait.
+  bool FormBatch(Deployment& d, const BatchConfig& b,
+                 const ReplicaState& replica, Send* send)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireDeadlines(Deployment& d, Replies* replies)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A replica with a free slot (power of two choices); null when none.
-  struct ReplicaState;
   ReplicaState* Pick(Deployment& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration Estimate(const Deployment& d, const std::string& method,
                           int size) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

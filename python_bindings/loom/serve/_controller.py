@@ -62,7 +62,10 @@ class _Deployment:
         self.spec = spec
         self.config = spec["config"]
         auto = self.config.get("autoscaling_config")
-        if auto:
+        if auto and hasattr(self, "target"):  # an update keeps its scale
+            self.target = min(max(self.target, auto["min_replicas"]),
+                              auto["max_replicas"])
+        elif auto:
             self.target = max(auto.get("initial_replicas") or
                               auto["min_replicas"], auto["min_replicas"])
         else:
