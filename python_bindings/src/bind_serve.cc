@@ -155,18 +155,21 @@ void BindServe(pyb::module_& m) {
   m.def(
       "serve_update",
       [](const std::string& name, int max_ongoing, int max_queued,
-         const pyb::dict& batched, const std::vector<pyb::bytes>& replicas) {
+         const pyb::dict& batched, const std::vector<pyb::bytes>& replicas,
+         const std::vector<std::string>& streaming) {
         if (max_ongoing < 1) {
           throw pyb::value_error("max_ongoing_requests must be at least 1");
         }
         auto config =
             ToConfig(name, max_ongoing, max_queued, batched, replicas);
+        config.streaming.insert(streaming.begin(), streaming.end());
         serve::Router& router = RouterNow();
         pyb::gil_scoped_release release;
         router.Update(std::move(config));
       },
       pyb::arg("name"), pyb::arg("max_ongoing"), pyb::arg("max_queued"),
-      pyb::arg("batched"), pyb::arg("replicas"));
+      pyb::arg("batched"), pyb::arg("replicas"),
+      pyb::arg("streaming") = std::vector<std::string>{});
   m.def(
       "serve_remove",
       [](const std::string& name) {

@@ -267,12 +267,15 @@ class TaskReply {
 
   // False: stop producing (the consumer dropped the stream, or the caller
   // is gone).
-  bool ReportItem(int64_t index, pyb::tuple value,
+  // `value`: (metadata, buffers) pickled, or bytes of msgpack (an item for
+  // a C++ caller).
+  bool ReportItem(int64_t index, pyb::object value,
                   std::vector<PyObjectRef*> contained) {
     Check();
     StreamWriter& w = Writer();
     CoreWorker& cw = Core();
-    Serialized v = ViewSerialized(value[0], value[1]);
+    Serialized v;
+    Format format = ViewValue(value, &v);
     bool in_store = v.size > kInlineThreshold && cw.has_store();
     std::vector<ObjectId> inner;
     for (auto* r : contained) inner.push_back(r->id());
@@ -283,12 +286,12 @@ class TaskReply {
       pyb::gil_scoped_release release;
       std::string bytes;
       if (in_store) {
-        s = cw.StoreLayout(id, Format::kPickle5, v.metadata, v.buffers,
+        s = cw.StoreLayout(id, format, v.metadata, v.buffers,
                            HostPort(spec_->caller()));
         // An earlier attempt on this node sealed it already: that copy.
         if (absl::IsAlreadyExists(s)) s = absl::OkStatus();
       } else {
-        bytes = EncodeLayout(Format::kPickle5, v.metadata, v.buffers);
+        bytes = InlineBytes(format, v);
       }
       go = s.ok() && w.Write(index, std::move(bytes), in_store, inner);
     }

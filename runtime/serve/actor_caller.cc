@@ -46,6 +46,59 @@ absl::StatusOr<std::vector<std::string>> SplitArray(const uint8_t* data,
   return out;
 }
 
+// Items a replica's generator sent, read from the core worker's stream.
+class ActorReplyStream : public ReplyStream {
+ public:
+  ActorReplyStream(CoreWorker* cw, ObjectId ret) : cw_(cw), ret_(ret) {
+    cw_->AddRef(ret_);  // its own: the caller's goes when the call ends
+  }
+  ~ActorReplyStream() override {
+    if (!ended_) cw_->CloseStream(ret_);
+    cw_->RemoveRef(ret_);
+  }
+  absl::StatusOr<std::optional<std::string>> Next(
+      absl::Duration timeout) override {
+    absl::StatusOr<std::optional<ObjectId>> item =
+        cw_->StreamNext(ret_, index_, absl::ToInt64Milliseconds(timeout));
+    if (!item.ok()) return item.status();
+    if (!item->has_value()) {  // ended: by an error?
+      ended_ = true;
+      std::optional<CoreWorker::RawResult> end = cw_->GetRaw(ret_, 1000);
+      if (end && end->error) {
+        return absl::AbortedError(
+            absl::StrCat(end->error->type(), ": ", end->error->message()));
+      }
+      return std::optional<std::string>();
+    }
+    ++index_;
+    std::optional<CoreWorker::RawResult> raw =
+        cw_->GetRaw(**item, kReadTimeoutMs);
+    std::string bytes;
+    absl::Status status = absl::OkStatus();
+    if (!raw) {
+      status = absl::DeadlineExceededError("a stream item could not be read");
+    } else if (raw->error) {
+      status = absl::AbortedError(raw->error->message());
+    } else {
+      bytes.assign(reinterpret_cast<const char*>(raw->object.data),
+                   raw->object.size);
+    }
+    raw.reset();
+    cw_->RemoveRef(**item);
+    if (!status.ok()) return status;
+    return std::optional<std::string>(std::move(bytes));
+  }
+
+ private:
+  CoreWorker* const cw_;
+  const ObjectId ret_;
+  int64_t index_ = 0;
+  bool ended_ = false;
+};
+
+// Items a stream may run ahead of its reader.
+constexpr int64_t kStreamWindow = 16;
+
 }  // namespace
 
 ActorCaller::ActorCaller(CoreWorker* core_worker)
@@ -57,9 +110,11 @@ ActorCaller::~ActorCaller() { Stop(); }
 
 void ActorCaller::Stop() { loop_.Stop(); }
 
-void ActorCaller::Call(const std::string& replica, const std::string& method,
-                       std::vector<std::string> payloads, bool batch,
-                       std::function<void(CallOutcome)> done) {
+void ActorCaller::Call(
+    const std::string& replica, const std::string& method,
+    std::vector<std::string> payloads, bool batch,
+    std::function<void(CallOutcome)> done,
+    std::function<void(std::shared_ptr<ReplyStream>)> on_stream) {
   auto actor = ActorId::FromBinary(replica);
   internal::Arg arg;
   size_t expected = payloads.size();
@@ -71,13 +126,15 @@ void ActorCaller::Call(const std::string& replica, const std::string& method,
   } else {
     arg.data = std::move(payloads[0]);
   }
+  std::string name = batch       ? method + "_batch"
+                     : on_stream ? method + "_stream"
+                                 : method;
   absl::StatusOr<std::vector<ObjectId>> ids =
-      actor.ok()
-          ? cw_->SubmitActorTask(*actor, batch ? method + "_batch" : method,
-                                 {std::move(arg)}, {},
-                                 /*num_returns=*/1, /*stream_window=*/0,
-                                 /*msgpack_values=*/true)
-          : absl::StatusOr<std::vector<ObjectId>>(actor.status());
+      actor.ok() ? cw_->SubmitActorTask(*actor, name, {std::move(arg)}, {},
+                                        /*num_returns=*/1,
+                                        on_stream ? kStreamWindow : 0,
+                                        /*msgpack_values=*/true)
+                 : absl::StatusOr<std::vector<ObjectId>>(actor.status());
   if (!ids.ok()) {
     CallOutcome out = Failed(
         ids.status().code() == absl::StatusCode::kNotFound
@@ -88,6 +145,11 @@ void ActorCaller::Call(const std::string& replica, const std::string& method,
     return;
   }
   ObjectId id = (*ids)[0];
+  cw_->AddRef(id);  // this call's, dropped once its answer is read
+  if (on_stream) {
+    auto stream = std::make_shared<ActorReplyStream>(cw_, id);
+    loop_.Post([on_stream, stream] { on_stream(stream); });
+  }
   cw_->OnReady(id, [this, id, batch, expected, done] {
     loop_.Post(
         [this, id, batch, expected, done] { Read(id, batch, expected, done); });

@@ -13,6 +13,7 @@
 #define LOOM_RUNTIME_SERVE_ACTOR_CALLER_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,9 +36,11 @@ class ActorCaller : public ReplicaCaller {
   // must still outlive the core worker's callbacks (they point at it).
   void Stop();
 
-  void Call(const std::string& replica, const std::string& method,
-            std::vector<std::string> payloads, bool batch,
-            std::function<void(CallOutcome)> done) override;
+  void Call(
+      const std::string& replica, const std::string& method,
+      std::vector<std::string> payloads, bool batch,
+      std::function<void(CallOutcome)> done,
+      std::function<void(std::shared_ptr<ReplyStream>)> on_stream) override;
 
  private:
   void Read(const ObjectId& id, bool batch, size_t expected,

@@ -25,8 +25,8 @@ void IdempotencyCache::Finish(const std::string& key,
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
-  if (response.status >= 500) {
-    entries_.erase(it);  // the next attempt runs
+  if (response.status >= 500 || response.stream) {
+    entries_.erase(it);  // the next attempt runs (a stream is not kept)
   } else {
     it->second.running = false;
     it->second.response = response;

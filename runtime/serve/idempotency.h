@@ -4,7 +4,7 @@
 // The first request with a key runs; one that arrives while it runs waits
 // for its answer; one that arrives later gets the kept answer, until it
 // expires (ttl) or is pushed out (max_entries, oldest first). Only answers
-// below 500 are kept: after a failure the next attempt runs again.
+// below 500 are kept, and no stream: the next attempt runs again.
 //
 //   IdempotencyCache cache({});
 //   auto begun = cache.Begin(key);

@@ -19,9 +19,36 @@ constexpr char kHttpMethod[] = "_loom_serve_http";
 constexpr char kHttpBatchKey[] = "__call__";
 constexpr int64_t kMaxDeadlineMs = 24LL * 3600 * 1000;
 constexpr size_t kMaxIdempotencyKey = 256;
+// A streamed body waits this long for its next chunk, then is cut.
+constexpr int kStreamItemTimeoutS = 300;
 
 std::string JsonError(const std::string& message) {
   return absl::StrCat(R"({"error": )", JsonString(message), "}");
+}
+
+// Bytes or a string, as a replica sends a body or a chunk.
+std::string MsgpackBytes(const msgpack::object& o) {
+  if (o.type == msgpack::type::BIN)
+    return std::string(o.via.bin.ptr, o.via.bin.size);
+  return o.as<std::string>();
+}
+
+// The body of a streamed answer: its items after the first, each bytes.
+std::function<int(std::string*)> StreamBody(std::shared_ptr<ReplyStream> s) {
+  return [s](std::string* chunk) {
+    absl::StatusOr<std::optional<std::string>> item =
+        s->Next(absl::Seconds(kStreamItemTimeoutS));
+    if (!item.ok()) return -1;
+    if (!item->has_value()) return 0;
+    try {
+      msgpack::object_handle h =
+          msgpack::unpack((*item)->data(), (*item)->size());
+      *chunk = MsgpackBytes(h.get());
+    } catch (const std::exception&) {
+      return -1;
+    }
+    return 1;
+  };
 }
 
 }  // namespace
@@ -49,7 +76,10 @@ absl::StatusOr<HttpResponse> UnpackHttpAnswer(const std::string& bytes) {
   try {
     msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size());
     const msgpack::object& o = h.get();
-    if (o.type != msgpack::type::ARRAY || o.via.array.size != 4) {
+    // [status, content type, headers, body]; a stream's first item is the
+    // same without the body.
+    if (o.type != msgpack::type::ARRAY ||
+        (o.via.array.size != 4 && o.via.array.size != 3)) {
       return absl::InvalidArgumentError(
           "a replica's HTTP answer is [status, content type, headers, body]");
     }
@@ -61,7 +91,7 @@ absl::StatusOr<HttpResponse> UnpackHttpAnswer(const std::string& bytes) {
     for (auto& [name, value] : headers) {
       std::string lower = absl::AsciiStrToLower(name);
       if (lower == "content-length" || lower == "content-type" ||
-          lower == "connection") {
+          lower == "connection" || lower == "transfer-encoding") {
         continue;  // the server writes these
       }
       if (name.find_first_of("\r\n:") != std::string::npos ||
@@ -70,11 +100,7 @@ absl::StatusOr<HttpResponse> UnpackHttpAnswer(const std::string& bytes) {
       }
       r.headers.emplace_back(std::move(name), std::move(value));
     }
-    if (a[3].type == msgpack::type::BIN) {
-      r.body.assign(a[3].via.bin.ptr, a[3].via.bin.size);
-    } else {
-      r.body = a[3].as<std::string>();
-    }
+    if (o.via.array.size == 4) r.body = MsgpackBytes(a[3]);
     if (r.status < 100 || r.status > 599) {
       return absl::InvalidArgumentError(
           absl::StrCat("a replica answered HTTP status ", r.status));
@@ -175,6 +201,7 @@ HttpResponse Ingress::Handle(const HttpRequest& request,
   call.retryable =
       request.method == "GET" || request.method == "HEAD" || key != nullptr;
   call.payload = PackHttpRequest(request, route->prefix);
+  call.accepts_stream = true;
   if (key == nullptr) return Forward(route->deployment, std::move(call));
   if (key->empty() || key->size() > kMaxIdempotencyKey) {
     return {400, JsonError(absl::StrCat("Idempotency-Key must be 1 to ",
@@ -203,6 +230,20 @@ HttpResponse Ingress::Forward(const std::string& deployment,
                           });
   wait->done.WaitForNotification();
   ServeReply& reply = wait->reply;
+  if (reply.code == ServeReply::kOk && reply.stream) {
+    // The first item is the head: [status, content type, headers].
+    absl::StatusOr<std::optional<std::string>> head =
+        reply.stream->Next(absl::Seconds(kStreamItemTimeoutS));
+    if (!head.ok() || !head->has_value()) {
+      return {502, JsonError(absl::StrCat(
+                       "the replica's stream ended before its first item: ",
+                       head.ok() ? "empty" : head.status().ToString()))};
+    }
+    absl::StatusOr<HttpResponse> answer = UnpackHttpAnswer(**head);
+    if (!answer.ok()) return {500, JsonError(answer.status().ToString())};
+    answer->stream = StreamBody(std::move(reply.stream));
+    return std::move(*answer);
+  }
   if (reply.code == ServeReply::kOk) {
     absl::StatusOr<HttpResponse> answer = UnpackHttpAnswer(reply.value);
     if (!answer.ok()) return {500, JsonError(answer.status().ToString())};

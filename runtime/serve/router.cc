@@ -242,6 +242,8 @@ bool Router::PumpOnce(Deployment& d, std::vector<Send>* sends) {
   Send send{d.config.name, replica->id, head->request.method};
   auto batched = d.config.batched.find(head->request.batch_key);
   if (head->request.batch_key.empty() || batched == d.config.batched.end()) {
+    send.stream = head->request.accepts_stream &&
+                  d.config.streaming.count(head->request.batch_key) > 0;
     send.requests.push_back(head);
     d.queue.erase(d.queue.begin());
   } else if (!FormBatch(d, batched->second, *replica, &send)) {
@@ -350,12 +352,35 @@ void Router::Run(std::vector<Send> sends, Replies replies) {
     for (const auto& p : send.requests) payloads.push_back(p->request.payload);
     absl::Time started = options_.clock->Now();
     auto shared = std::make_shared<Send>(std::move(send));
-    options_.caller->Call(shared->replica, shared->method, std::move(payloads),
-                          shared->batch,
-                          [this, shared, started](CallOutcome outcome) {
-                            Complete(*shared, started, std::move(outcome));
-                          });
+    std::function<void(std::shared_ptr<ReplyStream>)> on_stream;
+    if (shared->stream) {
+      on_stream = [this, shared](std::shared_ptr<ReplyStream> stream) {
+        Started(*shared, std::move(stream));
+      };
+    }
+    options_.caller->Call(
+        shared->replica, shared->method, std::move(payloads), shared->batch,
+        [this, shared, started](CallOutcome outcome) {
+          Complete(*shared, started, std::move(outcome));
+        },
+        std::move(on_stream));
   }
+}
+
+void Router::Started(const Send& send, std::shared_ptr<ReplyStream> stream) {
+  Replies replies;
+  {
+    absl::MutexLock lock(&mu_);
+    const auto& p = send.requests[0];
+    auto it = deployments_.find(send.deployment);
+    // Answered now; it stays running (its slot taken) until the end.
+    if (it != deployments_.end() && running_.contains(p) && p->done) {
+      ServeReply reply;
+      reply.stream = std::move(stream);
+      Reply(*it->second, p, std::move(reply), &replies);
+    }
+  }
+  Run({}, std::move(replies));
 }
 
 void Router::Complete(const Send& send, absl::Time started,
@@ -392,6 +417,7 @@ void Router::Complete(const Send& send, absl::Time started,
     for (int i = 0; i < size; ++i) {
       const auto& p = send.requests[i];
       if (running_.erase(p) == 0) continue;  // answered at shutdown
+      if (!p->done) continue;  // a stream, answered when it started
       ServeReply reply;
       if (outcome.kind == CallOutcome::kOk) {
         if (i < static_cast<int>(outcome.values.size())) {

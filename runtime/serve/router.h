@@ -18,7 +18,10 @@
 //     batch_wait_timeout, or when waiting longer would miss the earliest
 //     deadline (by the measured run time of a batch of that size);
 //   - a replica that dies: its retryable requests go back to the front of
-//     the queue, the others fail with kReplicaDied (502).
+//     the queue, the others fail with kReplicaDied (502);
+//   - a streaming method's call (to a caller that accepts a stream) is
+//     answered as soon as it is sent, with its items to read; the replica's
+//     slot is taken until the stream ends.
 //
 //   Router router({.caller = &caller});
 //   router.Update({.name = "app#Model", .replicas = {a, b}});
@@ -35,12 +38,15 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "runtime/serve/serve_stats.h"
@@ -62,6 +68,9 @@ struct DeploymentConfig {
   int max_queued_requests = -1;  // -1: no limit
   // Methods whose calls are batched (the key a request names).
   std::map<std::string, BatchConfig> batched;
+  // Methods whose answers stream (generators): a request that accepts a
+  // stream gets its answer item by item.
+  std::set<std::string> streaming;
   std::vector<std::string> replicas;  // actor ids (binary)
 };
 
@@ -70,8 +79,19 @@ struct ServeRequest {
   std::string batch_key;  // the user's method, when it may be batched
   std::string payload;    // msgpack bytes: the call's one argument
   absl::Time deadline = absl::InfiniteFuture();
-  int priority = 0;        // higher first
-  bool retryable = false;  // safe to run again if its replica dies
+  int priority = 0;             // higher first
+  bool retryable = false;       // safe to run again if its replica dies
+  bool accepts_stream = false;  // the caller reads a ReplyStream
+};
+
+// A streamed answer's items, in order (msgpack bytes each). Thread-safe.
+class ReplyStream {
+ public:
+  virtual ~ReplyStream() = default;  // stops the stream if unread
+  // The next item; nullopt at the end; an error when the stream failed
+  // (the replica raised or died), or DeadlineExceeded after `timeout`.
+  virtual absl::StatusOr<std::optional<std::string>> Next(
+      absl::Duration timeout) = 0;
 };
 
 struct ServeReply {
@@ -86,6 +106,8 @@ struct ServeReply {
   Code code = kOk;
   std::string value;
   std::string message;
+  // kOk for a streamed answer: its items (value is empty).
+  std::shared_ptr<ReplyStream> stream;
 };
 
 // How the router reaches replicas (a CoreWorker's actor calls; a fake in
@@ -100,10 +122,14 @@ struct CallOutcome {
 class ReplicaCaller {
  public:
   virtual ~ReplicaCaller() = default;
-  // Runs done exactly once, from any thread, never inside Call.
-  virtual void Call(const std::string& replica, const std::string& method,
-                    std::vector<std::string> payloads, bool batch,
-                    std::function<void(CallOutcome)> done) = 0;
+  // Runs done exactly once, from any thread, never inside Call. With
+  // on_stream (one payload, no batch) the call streams: on_stream gets the
+  // items as soon as the call is sent, and done runs when it has ended.
+  virtual void Call(
+      const std::string& replica, const std::string& method,
+      std::vector<std::string> payloads, bool batch,
+      std::function<void(CallOutcome)> done,
+      std::function<void(std::shared_ptr<ReplyStream>)> on_stream) = 0;
 };
 
 class Router {
@@ -142,6 +168,7 @@ class Router {
     std::string replica;
     std::string method;
     bool batch = false;
+    bool stream = false;
     std::vector<std::shared_ptr<Pending>> requests;
   };
   using Replies = std::vector<std::pair<Done, ServeReply>>;
@@ -169,6 +196,7 @@ class Router {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnTimer(const std::string& name);
   void Complete(const Send& send, absl::Time started, CallOutcome outcome);
+  void Started(const Send& send, std::shared_ptr<ReplyStream> stream);
   void Reply(Deployment& d, std::shared_ptr<Pending> p, ServeReply reply,
              Replies* replies) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(std::vector<Send> sends, Replies replies);

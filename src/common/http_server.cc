@@ -226,8 +226,35 @@ int HttpServer::Serve(mg_connection* conn) {
   return response.status;
 }
 
+void HttpServer::WriteStream(mg_connection* conn,
+                             const HttpResponse& response) const {
+  std::string head =
+      absl::StrCat("HTTP/1.1 ", response.status, " ", Reason(response.status),
+                   "\r\nContent-Type: ", response.content_type,
+                   "\r\nTransfer-Encoding: chunked\r\n");
+  for (const auto& [name, value] : response.headers) {
+    absl::StrAppend(&head, name, ": ", value, "\r\n");
+  }
+  head += "Connection: close\r\n\r\n";
+  if (mg_write(conn, head.data(), head.size()) <= 0) return;
+  std::string chunk;
+  while (!stopping_) {
+    chunk.clear();
+    int more = response.stream(&chunk);
+    if (more < 0) return;  // no last chunk: the client sees it cut short
+    if (more == 0) break;
+    if (chunk.empty()) continue;  // an empty chunk would end the body
+    std::string framed = absl::StrCat(absl::Hex(chunk.size()), "\r\n");
+    framed += chunk;
+    framed += "\r\n";
+    if (mg_write(conn, framed.data(), framed.size()) <= 0) return;
+  }
+  mg_write(conn, "0\r\n\r\n", 5);
+}
+
 void HttpServer::Write(mg_connection* conn, const HttpResponse& response,
                        bool close) const {
+  if (response.stream) return WriteStream(conn, response);
   std::string head =
       absl::StrCat("HTTP/1.1 ", response.status, " ", Reason(response.status),
                    "\r\nContent-Type: ", response.content_type,

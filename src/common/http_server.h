@@ -49,6 +49,11 @@ struct HttpResponse {
   std::string content_type = "application/json";
   // Extra headers (Retry-After...); not Content-Type or Content-Length.
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set: the body is streamed (chunked, then the connection closes) from
+  // what this returns: 1 with a chunk, 0 at the end, -1 when it failed (the
+  // connection closes without the last chunk, so the client sees the body
+  // is incomplete).
+  std::function<int(std::string* chunk)> stream;
 };
 
 // Thread-safe: handlers run on the server's threads, several at once.
@@ -102,6 +107,7 @@ class HttpServer {
   bool Authorized(const mg_connection* conn) const;
   void Write(mg_connection* conn, const HttpResponse& response,
              bool close = false) const;
+  void WriteStream(mg_connection* conn, const HttpResponse& response) const;
 
   Options options_;
   std::vector<RouteEntry> routes_;

@@ -469,3 +469,46 @@ def test_serve_metrics_reach_prometheus(cluster):
     text = wait_until(exported, timeout=30, what="serve metrics")
     assert sample(text, "loom_serve_http_request_latency_ms_count",
                   route="/echo") >= 5
+
+
+def test_a_generator_streams_its_answer(cluster):
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class Tokens:
+        async def __call__(self, request):
+            import asyncio
+            n = int(request.query_params.get("n", "3"))
+            for i in range(n):
+                yield f"token{i} "
+                await asyncio.sleep(0.3)
+            if request.query_params.get("fail"):
+                raise RuntimeError("the model broke mid-answer")
+
+    serve.run(Tokens.bind(), name="tokens", route_prefix="/tokens")
+    proxy = cluster["proxies"][0]
+    conn = http.client.HTTPConnection(proxy["node_ip"], proxy["port"],
+                                      timeout=60)
+    conn.request("GET", "/tokens?n=3",
+                 headers={"Authorization": f"Bearer {cluster['token']}"})
+    t = time.monotonic()
+    r = conn.getresponse()
+    assert r.status == 200
+    assert r.getheader("Transfer-Encoding") == "chunked"
+    first = r.read1()
+    assert first.startswith(b"token0") and time.monotonic() - t < 0.3
+    rest = r.read()  # the others come as they are made
+    assert (first + rest) == b"token0 token1 token2 "
+    assert time.monotonic() - t >= 0.6
+    conn.close()
+    # A failure mid-stream cuts the body short: the client can tell.
+    conn = http.client.HTTPConnection(proxy["node_ip"], proxy["port"],
+                                      timeout=60)
+    conn.request("GET", "/tokens?n=1&fail=1",
+                 headers={"Authorization": f"Bearer {cluster['token']}"})
+    r = conn.getresponse()
+    with pytest.raises(http.client.IncompleteRead):
+        r.read()
+    conn.close()
+    # A handle gets the items whole.
+    assert serve.get_app_handle("tokens").remote(
+        serve.Request("GET", "/tokens", "n=2", {}, b"", "/tokens")
+    ).result() == ["token0 ", "token1 "]

@@ -20,9 +20,12 @@ class FakeCaller : public ReplicaCaller {
     bool batch;
     std::function<void(CallOutcome)> done;
   };
-  void Call(const std::string& replica, const std::string& method,
-            std::vector<std::string> payloads, bool batch,
-            std::function<void(CallOutcome)> done) override {
+  void Call(
+      const std::string& replica, const std::string& method,
+      std::vector<std::string> payloads, bool batch,
+      std::function<void(CallOutcome)> done,
+      std::function<void(std::shared_ptr<ReplyStream>)> on_stream) override {
+    if (on_stream) on_stream(nullptr);  // "sent": the test ends it later
     absl::MutexLock lock(&mu_);
     calls_.push_back(
         {replica, method, std::move(payloads), batch, std::move(done)});
@@ -302,6 +305,30 @@ TEST_F(RouterTest, AnswersAndBatchesAreExportedAsMetrics) {
   EXPECT_TRUE(names.count("loom_serve_deployment_requests_total"));
   EXPECT_TRUE(names.count("loom_serve_deployment_latency_ms"));
   EXPECT_TRUE(names.count("loom_serve_deployment_queued_requests"));
+}
+
+}  // namespace
+}  // namespace loom::serve
+
+namespace loom::serve {
+namespace {
+
+TEST_F(RouterTest, AStreamIsAnsweredWhenSentAndHoldsItsSlotUntilItEnds) {
+  DeploymentConfig d{.name = "d", .max_ongoing_requests = 1, .replicas = {"a"}};
+  d.streaming.insert("gen");
+  router_.Update(d);
+  ServeRequest r = Req("x", "gen");
+  r.accepts_stream = true;
+  router_.Submit("d", r, replies_.Add());
+  ASSERT_EQ(replies_.Snapshot().size(), 1u);  // answered at once
+  EXPECT_EQ(replies_.Snapshot()[0].code, ServeReply::kOk);
+  auto running = caller_.Take();
+  router_.Submit("d", Req("next"), replies_.Add());
+  EXPECT_EQ(caller_.Count(), 0u);             // the stream holds the only slot
+  FakeCaller::Echo(running);                  // the stream ends
+  EXPECT_EQ(replies_.Snapshot().size(), 1u);  // not answered twice
+  ASSERT_EQ(caller_.Count(), 1u);
+  EXPECT_EQ(caller_.Take().payloads[0], "next");
 }
 
 }  // namespace

@@ -254,11 +254,15 @@ async def _stream_async(info, gen, reply):
     loop = asyncio.get_running_loop()
 
     async def report(index, value):
-        data, buffers, inner = serialization.serialize(value)
+        if info["msgpack_values"]:  # a C++ caller reads msgpack items
+            item, inner = _core.msgpack_dumps(value), []
+        else:
+            data, buffers, inner = serialization.serialize(value)
+            item = (data, buffers)
         while not await loop.run_in_executor(None, reply.stream_room, 100):
             pass
         return await loop.run_in_executor(None, reply.report_item, index,
-                                          (data, buffers), inner)
+                                          item, inner)
 
     index = 0
     try:

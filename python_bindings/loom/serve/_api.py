@@ -194,6 +194,7 @@ def _build(app, app_name):
             "init_args": init_args, "is_function": inspect.isfunction(
                 d._target), "config": config,
             "batched": _batching.batched_methods(d._target),
+            "streaming": _batching.streaming_methods(d._target),
             "version": str(d._options.get("version") or h.hexdigest()[:16]),
         }
         return d.name

@@ -121,6 +121,17 @@ class _LocalBatcher:
                     fut.set_exception(e)
 
 
+def streaming_methods(target):
+    """The methods (\"__call__\" for a function) that are generators: their
+    HTTP answers stream."""
+    def streams(f):
+        return inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f)
+    if inspect.isfunction(target):
+        return ["__call__"] if streams(target) else []
+    return [name for name, member in inspect.getmembers(target)
+            if callable(member) and streams(member)]
+
+
 def batched_methods(target):
     """{method name: (max size, wait s, preferred)} for a class or function
     deployment ("__call__" for a batched function)."""

@@ -443,6 +443,7 @@ class ServeController:
                     "max_ongoing": c["max_ongoing_requests"],
                     "max_queued": c["max_queued_requests"],
                     "batched": d.spec["batched"],
+                    "streaming": d.spec.get("streaming", []),
                     "replicas": [r.id for r in d.running()],
                 }
             if app["route_prefix"] is not None and not app.get("deleting"):

@@ -100,6 +100,16 @@ def to_answer(result):
     return [200, "application/json", [], json.dumps(result).encode()]
 
 
+def chunk(value):
+    """A streamed chunk as bytes: bytes as they are, str encoded, anything
+    else as a line of JSON."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    return (json.dumps(value) + "\n").encode()
+
+
 def error_answer(status, exc):
     body = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
     return [status, "application/json", [], body]

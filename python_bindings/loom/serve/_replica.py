@@ -155,6 +155,41 @@ class Replica:
         finally:
             self._ongoing -= 1
 
+    async def _loom_serve_http_stream(self, fields):
+        """A generator's answer, item by item: [status, content type,
+        headers], then each chunk as bytes."""
+        self._ongoing += 1
+        try:
+            try:
+                out = self._method("__call__")(
+                    _http.Request.from_wire(fields))
+                if inspect.isawaitable(out):
+                    out = await out
+                status, media, headers = 200, "text/plain; charset=utf-8", []
+                if hasattr(out, "body_iterator"):  # a StreamingResponse
+                    status = int(out.status_code)
+                    media = out.media_type or media
+                    headers = [(k, v) for k, v in out.headers.items()
+                               if k.lower() != "content-type"]
+                    out = out.body_iterator
+            except Exception as e:  # noqa: BLE001 - before any byte: a 500
+                traceback.print_exc()
+                head = _http.error_answer(500, e)
+                yield head[:3]
+                yield head[3]
+                return
+            yield [status, media, headers]
+            if inspect.isasyncgen(out):
+                async for chunk in out:
+                    yield _http.chunk(chunk)
+            elif inspect.isgenerator(out) or isinstance(out, (list, tuple)):
+                for chunk in out:
+                    yield _http.chunk(chunk)
+            else:
+                yield _http.chunk(out)
+        finally:
+            self._ongoing -= 1
+
     async def _loom_serve_http_batch(self, batch):
         self._ongoing += len(batch)
         try:
@@ -173,6 +208,10 @@ class Replica:
             name, blob = payload
             args, kwargs = pickle.loads(blob)
             value = await self._invoke(name, args, kwargs)
+            if inspect.isasyncgen(value):  # a handle gets a stream whole
+                value = [v async for v in value]
+            elif inspect.isgenerator(value):
+                value = list(value)
             return [True, cloudpickle.dumps(value)]
         except Exception as e:  # noqa: BLE001 - raised at the caller
             return [False, _pickled_error(e)]

@@ -103,7 +103,8 @@ def _apply(version, table):
             batched = {k: (v[0], v[1], list(v[2]))
                        for k, v in d["batched"].items()}
             _core.serve_update(name, d["max_ongoing"], d["max_queued"],
-                               batched, list(d["replicas"]))
+                               batched, list(d["replicas"]),
+                               list(d.get("streaming", ())))
         for name in _state["known"] - set(deployments):
             _core.serve_remove(name)
         _state["known"] = set(deployments)
