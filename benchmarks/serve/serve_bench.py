@@ -186,60 +186,95 @@ def settle(url, token, body=None, timeout_s=120):
         time.sleep(1)
 
 
-def bench(backend, python, concurrencies, duration):
-    server, info = start_server(backend, python)
-    try:
-        base = f"http://127.0.0.1:{info['port']}"
-        token = info["token"]
-        wrk(base + "/noop", 4, 1, token)  # warm-up
-        wrk(base + "/model", 4, 1, token, body=VECTOR)
-        static = wrk(base + "/-/healthz", 1, duration, token)
-        emit(f"{backend}_static_handler_p50_ms", static[1], "ms")
-        peak = (0, 0)
-        for workload, body in (("noop", None), ("model", VECTOR)):
-            for c in concurrencies:
-                settle(base + "/" + workload, token, body)
-                rps, p50, p99, bad = wrk(base + "/" + workload, c, duration,
-                                         token, body=body)
-                emit(f"{backend}_serve_{workload}_c{c}_rps", rps, "req/s")
-                emit(f"{backend}_serve_{workload}_c{c}_p50_ms", p50, "ms")
-                emit(f"{backend}_serve_{workload}_c{c}_p99_ms", p99, "ms")
-                if bad:
-                    emit(f"{backend}_serve_{workload}_c{c}_non_2xx", bad,
-                         "responses")
-                if workload == "noop" and c == 1:
-                    emit(f"{backend}_serve_added_latency_ms",
-                         p50 - static[1], "ms")
-                if workload == "model" and rps > peak[0]:
-                    peak = (rps, c)
-        settle(base + "/noop", token)
-        refusal = refusal_p99(info["port"], token)
-        if refusal is not None:
-            emit(f"{backend}_serve_503_p99_ms", refusal, "ms")
-        if backend == "loom":  # deadlines are Loom's
-            # The concurrency whose rate is nearest 90% of the peak.
-            target = 0.9 * peak[0]
-            best = None
-            for c in range(1, peak[1] + 1):
-                rps, _, p99, bad = wrk(base + "/model", c, 2, token,
-                                       body=VECTOR)
-                if best is None or abs(rps - target) < abs(best[0] - target):
-                    best = (rps, c)
-                if rps >= target:
-                    break
-            rps, p50, p99, bad = wrk(
-                base + "/model", best[1], duration, token, body=VECTOR,
-                headers=["X-Loom-Deadline-Ms: 100"])
-            emit("loom_serve_model_90pct_peak_rps", rps, "req/s")
-            emit("loom_serve_model_90pct_peak_p99_ms_deadline_100", p99,
-                 "ms")
-            emit("loom_serve_model_90pct_peak_refused", bad, "responses")
-    finally:
-        server.stdin.close()
+class Server:
+    """A backend's server process (on CPU 1) for one part of the run: a
+    server that fell behind (Ray Serve keeps working through requests
+    whose clients left) must not slow the next part."""
+
+    def __init__(self, backend, python):
+        self.process, info = start_server(backend, python)
+        self.port, self.token = info["port"], info["token"]
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.process.stdin.close()
         try:
-            server.wait(60)
+            self.process.wait(60)
         except subprocess.TimeoutExpired:
-            server.kill()
+            self.process.kill()
+
+
+def sweep(backend, s, workload, body, concurrencies, duration, static_p50,
+          fresh=None):
+    """requests/s, p50 and p99 at each concurrency; the peak (rps, c).
+    fresh(): a new server for each concurrency (see bench)."""
+    peak = (0, 0)
+    for c in concurrencies:
+        if fresh is not None:
+            s.__exit__()
+            s = fresh()
+        settle(s.base + "/" + workload, s.token, body)  # and warms up
+        rps, p50, p99, bad = wrk(s.base + "/" + workload, c, duration,
+                                 s.token, body=body)
+        emit(f"{backend}_serve_{workload}_c{c}_rps", rps, "req/s")
+        emit(f"{backend}_serve_{workload}_c{c}_p50_ms", p50, "ms")
+        emit(f"{backend}_serve_{workload}_c{c}_p99_ms", p99, "ms")
+        if bad:
+            emit(f"{backend}_serve_{workload}_c{c}_non_2xx", bad, "responses")
+        if workload == "noop" and c == 1:
+            emit(f"{backend}_serve_added_latency_ms", p50 - static_p50, "ms")
+        if rps > peak[0]:
+            peak = (rps, c)
+    return peak
+
+
+def deadline_run(s, peak, duration):
+    """The batched model at about 90% of its peak rate, with a deadline."""
+    target = 0.9 * peak[0]
+    best = None
+    for c in range(1, peak[1] + 1):  # the concurrency nearest 90%
+        rps, _, _, _ = wrk(s.base + "/model", c, 2, s.token, body=VECTOR)
+        if best is None or abs(rps - target) < abs(best[0] - target):
+            best = (rps, c)
+        if rps >= target:
+            break
+    rps, _, p99, bad = wrk(s.base + "/model", best[1], duration, s.token,
+                           body=VECTOR, headers=["X-Loom-Deadline-Ms: 100"])
+    emit("loom_serve_model_90pct_peak_rps", rps, "req/s")
+    emit("loom_serve_model_90pct_peak_p99_ms_deadline_100", p99, "ms")
+    emit("loom_serve_model_90pct_peak_refused", bad, "responses")
+
+
+def bench(backend, python, concurrencies, duration, parts):
+    static = (0, 0, 0, 0)
+    with Server(backend, python) as s:
+        static = wrk(s.base + "/-/healthz", 1, duration, s.token)
+        emit(f"{backend}_static_handler_p50_ms", static[1], "ms")
+        if "static" in parts:
+            refusal = refusal_p99(s.port, s.token)
+            if refusal is not None:
+                emit(f"{backend}_serve_503_p99_ms", refusal, "ms")
+    if "noop" in parts:
+        with Server(backend, python) as s:
+            sweep(backend, s, "noop", None, concurrencies, duration,
+                  static[1])
+    if "model" not in parts:
+        return
+    # The batched model on a fresh server for each concurrency: Ray Serve
+    # 2.40's @serve.batch stopped answering once clients had left in the
+    # middle of a batch (as wrk's do at the end of every run): every
+    # request after that hung for 30 s.
+    s = Server(backend, python)
+    peak = sweep(backend, s, "model", VECTOR, concurrencies, duration,
+                 static[1], fresh=lambda: Server(backend, python))
+    s.__exit__()
+    if backend == "loom":  # deadlines are Loom's
+        with Server(backend, python) as s:
+            settle(s.base + "/model", s.token, VECTOR)
+            deadline_run(s, peak, duration)
 
 
 def refusal_p99(port, token, n=2000):
@@ -293,6 +328,8 @@ def main():
                     default="loom")
     ap.add_argument("--concurrency", default="1,4,16,64,256")
     ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--parts", default="static,noop,model",
+                    help="which parts to run")
     ap.add_argument("--ray-venv",
                     default=os.path.join(REPO, "build", "ray-serve-venv"))
     args = ap.parse_args()
@@ -303,11 +340,12 @@ def main():
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: run scripts/install-deps.sh")
     concurrencies = [int(c) for c in args.concurrency.split(",")]
+    parts = args.parts.split(",")
     if args.backend in ("loom", "both"):
-        bench("loom", sys.executable, concurrencies, args.duration)
+        bench("loom", sys.executable, concurrencies, args.duration, parts)
     if args.backend in ("ray", "both"):
         bench("ray", ray_python(args.ray_venv), concurrencies,
-              args.duration)
+              args.duration, parts)
 
 
 if __name__ == "__main__":
