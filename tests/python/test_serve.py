@@ -2,6 +2,7 @@
 composition, handles, batching, deadlines, backpressure, bad requests, a
 killed replica and a rolling update under load, autoscaling."""
 import concurrent.futures
+import contextlib
 import http.client
 import json
 import os
@@ -269,21 +270,31 @@ def _load(cluster, path, stop, results):
             c = client(cluster)
 
 
-def test_a_killed_replica_under_load_loses_no_idempotent_request(cluster):
+@contextlib.contextmanager
+def load(cluster, path, clients=3):
+    """GETs on `path` from `clients` threads until the block ends; yields
+    the list of what each got (a status, or the error)."""
     stop, results = threading.Event(), []
     threads = [threading.Thread(target=_load,
-                                args=(cluster, "/echo", stop, results))
-               for _ in range(3)]
+                                args=(cluster, path, stop, results))
+               for _ in range(clients)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
+    try:
+        yield results
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+
+def test_a_killed_replica_under_load_loses_no_idempotent_request(cluster):
     c = client(cluster)
-    pid = json.loads(c.request("GET", "/echo")[2])["pid"]
-    os.kill(pid, 9)
-    time.sleep(1.0)
-    stop.set()
-    for t in threads:
-        t.join()
+    with load(cluster, "/echo") as results:
+        time.sleep(0.5)
+        pid = json.loads(c.request("GET", "/echo")[2])["pid"]
+        os.kill(pid, 9)
+        time.sleep(1.0)
     assert results and all(r == 200 for r in results), \
         [r for r in results if r != 200][:5]
     wait_until(lambda: serve.status().applications["echo"]
@@ -295,21 +306,14 @@ def test_a_killed_replica_under_load_loses_no_idempotent_request(cluster):
 
 
 def test_a_rolling_update_under_load_fails_nothing(cluster):
-    stop, results = threading.Event(), []
-    threads = [threading.Thread(target=_load,
-                                args=(cluster, "/echo", stop, results))
-               for _ in range(3)]
-    for t in threads:
-        t.start()
-    time.sleep(0.3)
-    serve.run(Echo.bind("hello"), name="echo", route_prefix="/echo")
     c = client(cluster)
-    wait_until(lambda: all(
-        json.loads(c.request("GET", "/echo")[2])["greeting"] == "hello"
-        for _ in range(10)), timeout=60, what="the new version everywhere")
-    stop.set()
-    for t in threads:
-        t.join()
+    with load(cluster, "/echo") as results:
+        time.sleep(0.3)
+        serve.run(Echo.bind("hello"), name="echo", route_prefix="/echo")
+        wait_until(lambda: all(
+            json.loads(c.request("GET", "/echo")[2])["greeting"] == "hello"
+            for _ in range(10)), timeout=60,
+            what="the new version everywhere")
     assert len(results) > 20
     assert all(r == 200 for r in results), \
         [r for r in results if r != 200][:5]
@@ -335,18 +339,8 @@ def test_autoscaling_follows_a_ramp_up_and_back_down(cluster):
             "work"].target_replicas
 
     assert replicas() == 1
-    stop, results = threading.Event(), []
-    threads = [threading.Thread(target=_load,
-                                args=(cluster, "/auto", stop, results))
-               for _ in range(4)]
-    for t in threads:
-        t.start()
-    try:
+    with load(cluster, "/auto", clients=4) as results:
         wait_until(lambda: replicas() >= 2, timeout=60, what="upscaling")
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
     assert all(r == 200 for r in results)
     wait_until(lambda: replicas() == 1, timeout=60, what="downscaling")
 
