@@ -128,7 +128,13 @@ def test_http_routes_reach_the_right_deployment(cluster):
         {"RUNNING": 2}
 
 
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+async def parse(request):
+    return await request.json()
+
+
 def test_bad_requests_get_the_right_4xx_and_the_server_serves_on(cluster):
+    serve.run(parse.bind(), name="json", route_prefix="/json")
     c = client(cluster)
     assert c.request("GET", "/nowhere")[0] == 404
     assert c.request("GET", "/echo", token=False)[0] == 401
@@ -141,6 +147,9 @@ def test_bad_requests_get_the_right_4xx_and_the_server_serves_on(cluster):
                      headers={"X-Loom-Priority": "high"})[0] == 400
     status, _, _ = c.request("POST", "/echo", body=b"x" * (65 << 20))
     assert status == 413
+    status, _, data = c.request("POST", "/json", body=b"{not json")
+    assert status == 400 and b"not JSON" in data
+    assert c.request("POST", "/json", body=b'{"a": 1}')[2] == b'{"a": 1}'
     status, _, data = c.request("GET", "/plain?fail=1")
     assert status == 500 and b"asked to fail" in data
     assert client(cluster).request("GET", "/echo")[0] == 200

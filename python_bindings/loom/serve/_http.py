@@ -54,7 +54,13 @@ class Request:
         return self.data
 
     async def json(self):
-        return json.loads(self.data)
+        """The body as JSON; BadRequestError (HTTP 400) when it is not."""
+        try:
+            return json.loads(self.data)
+        except ValueError as e:
+            from loom.serve.exceptions import BadRequestError
+            raise BadRequestError(f"the request body is not JSON: {e}") \
+                from None
 
     @property
     def text(self):
@@ -108,6 +114,12 @@ def chunk(value):
     if isinstance(value, str):
         return value.encode()
     return (json.dumps(value) + "\n").encode()
+
+
+def status_of(exc):
+    """The HTTP status a deployment's exception answers with."""
+    from loom.serve.exceptions import BadRequestError
+    return 400 if isinstance(exc, BadRequestError) else 500
 
 
 def error_answer(status, exc):

@@ -150,8 +150,10 @@ class Replica:
                 "__call__", (_http.Request.from_wire(fields),), {})
             return _http.to_answer(result)
         except Exception as e:  # noqa: BLE001 - the user's error: a 500
-            traceback.print_exc()
-            return _http.error_answer(500, e)
+            status = _http.status_of(e)
+            if status >= 500:
+                traceback.print_exc()
+            return _http.error_answer(status, e)
         finally:
             self._ongoing -= 1
 

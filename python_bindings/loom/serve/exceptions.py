@@ -23,3 +23,9 @@ class DeploymentUnavailableError(LoomError):
 
 class RayServeException(LoomError):
     """A deployment, application or API call was refused (Ray's name)."""
+
+
+class BadRequestError(LoomError, ValueError):
+    """The request cannot be read (a body that is not JSON when JSON was
+    asked for): the client's fault, HTTP 400. Raise it from a deployment
+    to answer 400 with its message."""
