@@ -122,6 +122,10 @@ def test_http_routes_reach_the_right_deployment(cluster):
     for _ in range(20):
         pids.add(json.loads(c.request("GET", "/echo")[2])["pid"])
     assert len(pids) == 2  # both replicas answer
+    from loom.util.state import list_actors
+    nodes = {a["node_id"] for a in list_actors(limit=10000)
+             if a["state"] == "ALIVE" and "echo#Echo" in (a["name"] or "")}
+    assert len(nodes) == 2  # spread over the two nodes
     s = serve.status()
     assert s.applications["echo"].status == "RUNNING"
     assert s.applications["echo"].deployments["Echo"].replica_states == \

@@ -270,6 +270,8 @@ class ServeController:
         opts = {k: v for k, v in (c.get("ray_actor_options") or {}).items()
                 if k in _ACTOR_OPTIONS}
         opts.setdefault("num_cpus", 1)
+        # Replicas spread over the nodes, as Ray Serve's do.
+        opts.setdefault("scheduling_strategy", "SPREAD")
         opts.update(name=f"SERVE_REPLICA::{d.full}#{uuid.uuid4().hex[:6]}",
                     namespace=NAMESPACE, max_restarts=0, lifetime="detached",
                     max_concurrency=c["max_ongoing_requests"] + 8)
