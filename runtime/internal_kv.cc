@@ -23,11 +23,25 @@ absl::Status Put(const std::string& ns, const std::string& key,
   return (*client)->KvPut(ns, key, value);
 }
 
+absl::StatusOr<bool> PutIfAbsent(const std::string& ns, const std::string& key,
+                                 const std::string& value) {
+  auto client = Client();
+  if (!client.ok()) return client.status();
+  return (*client)->KvPutIfAbsent(ns, key, value);
+}
+
 absl::StatusOr<std::optional<std::string>> Get(const std::string& ns,
                                                const std::string& key) {
   auto client = Client();
   if (!client.ok()) return client.status();
   return (*client)->KvGet(ns, key);
+}
+
+absl::StatusOr<std::vector<std::string>> Keys(const std::string& ns,
+                                              const std::string& prefix) {
+  auto client = Client();
+  if (!client.ok()) return client.status();
+  return (*client)->KvKeys(ns, prefix);
 }
 
 absl::StatusOr<bool> Del(const std::string& ns, const std::string& key) {

@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -21,8 +22,13 @@ namespace loom::internal_kv {
 // (no core worker in this process), or with the RPC's error.
 absl::Status Put(const std::string& ns, const std::string& key,
                  const std::string& value);
+// Puts only when the key is absent (an atomic claim); whether it did.
+absl::StatusOr<bool> PutIfAbsent(const std::string& ns, const std::string& key,
+                                 const std::string& value);
 absl::StatusOr<std::optional<std::string>> Get(const std::string& ns,
                                                const std::string& key);
+absl::StatusOr<std::vector<std::string>> Keys(const std::string& ns,
+                                              const std::string& prefix);
 // Whether the key was there.
 absl::StatusOr<bool> Del(const std::string& ns, const std::string& key);
 

@@ -78,6 +78,37 @@ absl::Status RayletClient::KvPut(const std::string& ns, const std::string& key,
   }));
 }
 
+absl::StatusOr<std::vector<std::string>> RayletClient::KvKeys(
+    const std::string& ns, const std::string& prefix) {
+  rpc::KvKeysRequest req;
+  req.set_ns(ns);
+  req.set_prefix(prefix);
+  rpc::KvKeysReply reply;
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->KvKeys(ctx, req, &reply);
+      }));
+  if (!s.ok()) return s;
+  return std::vector<std::string>(reply.keys().begin(), reply.keys().end());
+}
+
+absl::StatusOr<bool> RayletClient::KvPutIfAbsent(const std::string& ns,
+                                                 const std::string& key,
+                                                 const std::string& value) {
+  rpc::KvPutRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  req.set_value(value);
+  req.set_overwrite(false);
+  rpc::KvPutReply reply;
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->KvPut(ctx, req, &reply);
+      }));
+  if (!s.ok()) return s;
+  return reply.added();
+}
+
 absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
     const std::string& ns, const std::string& key) {
   rpc::KvGetRequest req;

@@ -41,6 +41,13 @@ class RayletClient {
   // The head's key-value store (the Python function table).
   absl::Status KvPut(const std::string& ns, const std::string& key,
                      const std::string& value);
+  // The keys of a namespace that start with `prefix`.
+  absl::StatusOr<std::vector<std::string>> KvKeys(const std::string& ns,
+                                                  const std::string& prefix);
+  // Puts only when the key is absent; whether it did.
+  absl::StatusOr<bool> KvPutIfAbsent(const std::string& ns,
+                                     const std::string& key,
+                                     const std::string& value);
   absl::StatusOr<std::optional<std::string>> KvGet(const std::string& ns,
                                                    const std::string& key);
   // Whether the key was there.

@@ -18,6 +18,7 @@
 #include "runtime/serve/actor_caller.h"
 #include "runtime/serve/ingress.h"
 #include "runtime/serve/router.h"
+#include "runtime/serve/shared_idempotency.h"
 #include "src/common/rpc.h"
 
 namespace loom::py {
@@ -256,6 +257,10 @@ void BindServe(pyb::module_& m) {
         s.ingress->SetRoutes(std::move(targets));
       },
       pyb::arg("routes"));
+  m.def("serve_sweep_idempotency", [] {
+    pyb::gil_scoped_release release;
+    return serve::SharedIdempotency::Sweep();
+  });
   m.def("serve_reset", [] {
     pyb::gil_scoped_release release;
     absl::MutexLock lock(&state_mu);

@@ -211,7 +211,11 @@ HttpResponse Ingress::Handle(const HttpRequest& request,
   std::string cache_key = absl::StrCat(route->deployment, "\n", *key);
   IdempotencyCache::Begun begun = idempotency_.Begin(cache_key);
   if (begun.kept) return std::move(*begun.kept);
-  HttpResponse r = Forward(route->deployment, std::move(call));
+  // Then the cluster's record: a retry may come through another ingress.
+  SharedIdempotency::Claim claim = shared_idempotency_.Begin(cache_key);
+  HttpResponse r = claim.kept ? std::move(*claim.kept)
+                              : Forward(route->deployment, std::move(call));
+  if (!claim.kept) shared_idempotency_.Finish(cache_key, r);
   idempotency_.Finish(cache_key, r);
   return r;
 }

@@ -19,8 +19,10 @@
 //          be met: refused at once, not after waiting
 // A GET, or a request with an Idempotency-Key header, is run again on
 // another replica when its replica dies. A request whose Idempotency-Key
-// this ingress has seen runs once: a retry waits for the first's answer,
-// or gets it (marked Idempotent-Replayed) while it is kept (10 minutes).
+// was seen runs once, through any ingress of the cluster: a retry waits
+// for the first's answer, or gets it (marked Idempotent-Replayed) while it
+// is kept (10 minutes; this ingress's cache, then the head's KV: see
+// shared_idempotency.h).
 //
 //   Ingress ingress({.router = &router});
 //   ingress.SetRoutes({{"/model", "app#Model"}});
@@ -38,6 +40,7 @@
 #include "absl/synchronization/mutex.h"
 #include "runtime/serve/idempotency.h"
 #include "runtime/serve/router.h"
+#include "runtime/serve/shared_idempotency.h"
 #include "src/common/http_server.h"
 
 namespace loom::serve {
@@ -72,6 +75,7 @@ class Ingress {
 
   Options options_;
   IdempotencyCache idempotency_{{}};
+  SharedIdempotency shared_idempotency_{{}};
   std::unique_ptr<HttpServer> http_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const std::vector<RouteTarget>> routes_ ABSL_GUARDED_BY(mu_);

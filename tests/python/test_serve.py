@@ -397,6 +397,17 @@ def test_an_idempotency_key_runs_a_request_once(cluster):
             range(3)))
     assert len(set(answers)) == 1  # the retries waited for the first
     assert handle.count.remote().result() == 2
+    # A retry through the other node's ingress runs once too.
+    key = {"Idempotency-Key": "order-19"}
+    status, _, first = client(cluster, 0).request("POST", "/once",
+                                                  headers=key)
+    status, headers, again = client(cluster, 1).request("POST", "/once",
+                                                        headers=key)
+    assert (status, again) == (200, first)
+    assert headers["Idempotent-Replayed"] == "true"
+    assert handle.count.remote().result() == 3
+    from loom import _core
+    assert _core.serve_sweep_idempotency() == 0  # nothing has lapsed yet
     assert c.request("POST", "/once",
                      headers={"Idempotency-Key": "k" * 300})[0] == 400
 

@@ -28,6 +28,7 @@ CONTROLLER_NAME = "SERVE_CONTROLLER"
 NAMESPACE = "serve"
 _TICK_S = 0.1
 _NODE_CHECK_S = 2.0
+_IDEMPOTENCY_SWEEP_S = 60.0
 _MAX_START_FAILURES = 3
 _ROUTER_STALE_S = 10.0
 _ACTOR_OPTIONS = ("num_cpus", "num_gpus", "resources", "memory",
@@ -90,6 +91,7 @@ class ServeController:
         self._started = False
         self._bumped = None
         self._next_node_check = 0.0
+        self._next_sweep = 0.0
         self._replica_class = loom.remote(_replica.Replica)
         self._replica_gauge = None
         self._exported = {}
@@ -214,6 +216,12 @@ class ServeController:
         if now >= self._next_node_check:
             self._next_node_check = now + _NODE_CHECK_S
             self._check_proxies()
+        if now >= self._next_sweep:
+            self._next_sweep = now + _IDEMPOTENCY_SWEEP_S
+            # Idempotency-Key records past their time (shared_idempotency.h).
+            from loom import _core
+            await asyncio.get_running_loop().run_in_executor(
+                None, _core.serve_sweep_idempotency)
         changed = False
         for name, app in list(self._apps.items()):
             for dname, d in list(app["deployments"].items()):
