@@ -271,6 +271,10 @@ def test_batches_form_and_the_wait_holds(cluster):
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         sizes = list(pool.map(one, range(4)))
     assert max(sizes) >= 2, sizes  # at least some went together
+    # serve status shows the batch sizes the routers sent.
+    wait_until(lambda: any(size >= 2 for size in serve.status().applications[
+        "batch"].deployments["Batched"].stats["batch_sizes"]),
+        timeout=30, what="batch sizes in serve status")
 
 
 def _load(cluster, path, stop, results):

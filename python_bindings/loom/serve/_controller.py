@@ -56,7 +56,7 @@ class _Deployment:
         self.failures = 0
         self.message = ""
         self.scale_since = None
-        self.totals = {"requests": 0, "codes": {}}
+        self.totals = {"requests": 0, "codes": {}, "batch_sizes": {}}
         self.set_spec(spec)
 
     def set_spec(self, spec):
@@ -169,6 +169,9 @@ class ServeController:
                     for code, n in s["codes"].items():
                         d.totals["codes"][code] = \
                             d.totals["codes"].get(code, 0) + n
+                    for size, n in s["batch_sizes"].items():
+                        d.totals["batch_sizes"][size] = \
+                            d.totals["batch_sizes"].get(size, 0) + n
         if known_version == self._version:
             try:
                 await asyncio.wait_for(asyncio.shield(self._bumped), wait_s)
@@ -544,6 +547,7 @@ class ServeController:
                         stats[q] = max(stats[q], s[q])
         stats["requests"] = d.totals["requests"]
         stats["codes"] = dict(d.totals["codes"])
+        stats["batch_sizes"] = dict(d.totals["batch_sizes"])
         return {"status": status, "message": message,
                 "target_replicas": d.target, "replica_states": counts,
                 "stats": stats}
