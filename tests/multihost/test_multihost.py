@@ -222,7 +222,7 @@ PRINTS_ON_HOST2 = """
     pid = loom.get(shout.remote("{marker}"), timeout=60)
     # One write: print() writes its pieces one by one, and the thread that
     # prints the workers' lines could land between them.
-    sys.stdout.write(f"DONE {{pid}}\n")
+    sys.stdout.write(f"DONE {{pid}}\\n")
     sys.stdout.flush()
     time.sleep(60)  # keeps streaming until the test has seen the line
 """
