@@ -119,8 +119,21 @@ def cmd_run(args):
     return 0
 
 
-def _print_routes(name):
-    s = serve.status()
+def _print_routes(name, timeout_s=60):
+    """Each proxy's URL for the application, once the proxies have
+    started (they start beside the first deployment, on every node)."""
+    end = time.monotonic() + timeout_s
+    while True:
+        s = serve.status()
+        states = [p["state"] for p in s.proxies.values()]
+        if (states and "STARTING" not in states) or \
+                time.monotonic() > end:
+            break
+        time.sleep(0.1)
+    for p in s.proxies.values():
+        if p["state"] == "UNHEALTHY":
+            print(f"{name}: the proxy on {p['node_ip']} does not serve: "
+                  f"{p['message']}", file=sys.stderr, flush=True)
     app = s.applications[name]
     for p in s.proxies.values():
         if p["state"] == "HEALTHY":
