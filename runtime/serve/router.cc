@@ -68,7 +68,10 @@ void Router::Shutdown() {
       for (const auto& p : d->queue) replies.emplace_back(p->done, stopped);
       d->queue.clear();
     }
-    for (const auto& p : running_) replies.emplace_back(p->done, stopped);
+    for (const auto& p : running_) {
+      // A stream was answered when it started: nothing more to say.
+      if (p->done) replies.emplace_back(p->done, stopped);
+    }
     running_.clear();
   }
   loop_.Stop();

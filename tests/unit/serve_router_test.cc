@@ -333,3 +333,24 @@ TEST_F(RouterTest, AStreamIsAnsweredWhenSentAndHoldsItsSlotUntilItEnds) {
 
 }  // namespace
 }  // namespace loom::serve
+
+namespace loom::serve {
+namespace {
+
+TEST_F(RouterTest, ShutdownAnswersWhatWaitsButNotAStreamAlreadyAnswered) {
+  DeploymentConfig d{.name = "d", .max_ongoing_requests = 1, .replicas = {"a"}};
+  d.streaming.insert("gen");
+  router_.Update(d);
+  ServeRequest r = Req("x", "gen");
+  r.accepts_stream = true;
+  router_.Submit("d", r, replies_.Add());         // streaming, answered at once
+  router_.Submit("d", Req("y"), replies_.Add());  // waits for the slot
+  router_.Shutdown();
+  auto got = replies_.Snapshot();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].code, ServeReply::kOk);
+  EXPECT_EQ(got[1].code, ServeReply::kFailed);
+}
+
+}  // namespace
+}  // namespace loom::serve
