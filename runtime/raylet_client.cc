@@ -65,17 +65,27 @@ absl::StatusOr<NodeId> RayletClient::RegisterDriver(
   return ParseId<NodeId>(reply.node_id(), "node_id");
 }
 
-absl::Status RayletClient::KvPut(const std::string& ns, const std::string& key,
-                                 const std::string& value) {
+absl::StatusOr<bool> RayletClient::KvPutWith(const std::string& ns,
+                                             const std::string& key,
+                                             const std::string& value,
+                                             bool overwrite) {
   rpc::KvPutRequest req;
   req.set_ns(ns);
   req.set_key(key);
   req.set_value(value);
-  req.set_overwrite(true);
+  req.set_overwrite(overwrite);
   rpc::KvPutReply reply;
-  return rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
-    return gcs_->KvPut(ctx, req, &reply);
-  }));
+  absl::Status s =
+      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
+        return gcs_->KvPut(ctx, req, &reply);
+      }));
+  if (!s.ok()) return s;
+  return reply.added();
+}
+
+absl::Status RayletClient::KvPut(const std::string& ns, const std::string& key,
+                                 const std::string& value) {
+  return KvPutWith(ns, key, value, /*overwrite=*/true).status();
 }
 
 absl::StatusOr<std::vector<std::string>> RayletClient::KvKeys(
@@ -95,18 +105,7 @@ absl::StatusOr<std::vector<std::string>> RayletClient::KvKeys(
 absl::StatusOr<bool> RayletClient::KvPutIfAbsent(const std::string& ns,
                                                  const std::string& key,
                                                  const std::string& value) {
-  rpc::KvPutRequest req;
-  req.set_ns(ns);
-  req.set_key(key);
-  req.set_value(value);
-  req.set_overwrite(false);
-  rpc::KvPutReply reply;
-  absl::Status s =
-      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
-        return gcs_->KvPut(ctx, req, &reply);
-      }));
-  if (!s.ok()) return s;
-  return reply.added();
+  return KvPutWith(ns, key, value, /*overwrite=*/false);
 }
 
 absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(

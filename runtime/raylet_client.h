@@ -79,6 +79,9 @@ class RayletClient {
   absl::Status KillActor(const rpc::KillActorRequest& req);
 
  private:
+  // KvPut with overwrite or not; whether the value was written.
+  absl::StatusOr<bool> KvPutWith(const std::string& ns, const std::string& key,
+                                 const std::string& value, bool overwrite);
   std::unique_ptr<rpc::Raylet::Stub> raylet_;
   std::unique_ptr<rpc::Gcs::Stub> gcs_;
   absl::Mutex mu_;

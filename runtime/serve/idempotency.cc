@@ -2,6 +2,15 @@
 
 namespace loom::serve {
 
+HttpResponse Replayed(HttpResponse kept) {
+  constexpr char kHeader[] = "Idempotent-Replayed";
+  for (const auto& [name, value] : kept.headers) {
+    if (name == kHeader) return kept;  // replayed through another ingress
+  }
+  kept.headers.emplace_back(kHeader, "true");
+  return kept;
+}
+
 IdempotencyCache::Begun IdempotencyCache::Begin(const std::string& key) {
   absl::MutexLock lock(&mu_);
   while (true) {
@@ -11,11 +20,7 @@ IdempotencyCache::Begun IdempotencyCache::Begin(const std::string& key) {
       entries_[key] = Entry{};
       return {};
     }
-    if (!it->second.running) {
-      HttpResponse r = it->second.response;
-      r.headers.emplace_back("Idempotent-Replayed", "true");
-      return {std::move(r)};
-    }
+    if (!it->second.running) return {Replayed(it->second.response)};
     changed_.Wait(&mu_);
   }
 }
@@ -25,7 +30,7 @@ void IdempotencyCache::Finish(const std::string& key,
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
-  if (response.status >= 500 || response.stream) {
+  if (!Keepable(response)) {
     entries_.erase(it);  // the next attempt runs (a stream is not kept)
   } else {
     it->second.running = false;

@@ -29,6 +29,13 @@
 
 namespace loom::serve {
 
+// What a kept answer is sent with: the header that marks a replay (added
+// once), and whether an answer may be kept at all (below 500, no stream).
+HttpResponse Replayed(HttpResponse kept);
+inline bool Keepable(const HttpResponse& r) {
+  return r.status < 500 && !r.stream;
+}
+
 class IdempotencyCache {
  public:
   struct Options {

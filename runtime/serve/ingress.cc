@@ -22,17 +22,6 @@ constexpr size_t kMaxIdempotencyKey = 256;
 // A streamed body waits this long for its next chunk, then is cut.
 constexpr int kStreamItemTimeoutS = 300;
 
-std::string JsonError(const std::string& message) {
-  return absl::StrCat(R"({"error": )", JsonString(message), "}");
-}
-
-// Bytes or a string, as a replica sends a body or a chunk.
-std::string MsgpackBytes(const msgpack::object& o) {
-  if (o.type == msgpack::type::BIN)
-    return std::string(o.via.bin.ptr, o.via.bin.size);
-  return o.as<std::string>();
-}
-
 // The body of a streamed answer: its items after the first, each bytes.
 std::function<int(std::string*)> StreamBody(std::shared_ptr<ReplyStream> s) {
   return [s](std::string* chunk) {
@@ -43,7 +32,7 @@ std::function<int(std::string*)> StreamBody(std::shared_ptr<ReplyStream> s) {
     try {
       msgpack::object_handle h =
           msgpack::unpack((*item)->data(), (*item)->size());
-      *chunk = MsgpackBytes(h.get());
+      *chunk = h.get().as<std::string>();  // bin or str
     } catch (const std::exception&) {
       return -1;
     }
@@ -100,7 +89,7 @@ absl::StatusOr<HttpResponse> UnpackHttpAnswer(const std::string& bytes) {
       }
       r.headers.emplace_back(std::move(name), std::move(value));
     }
-    if (o.via.array.size == 4) r.body = MsgpackBytes(a[3]);
+    if (o.via.array.size == 4) r.body = a[3].as<std::string>();  // bin or str
     if (r.status < 100 || r.status > 599) {
       return absl::InvalidArgumentError(
           absl::StrCat("a replica answered HTTP status ", r.status));
@@ -174,8 +163,9 @@ HttpResponse Ingress::Handle(const HttpRequest& request,
   }
   *route_out = route ? route->prefix : "(none)";
   if (route == nullptr) {
-    return {404, JsonError(absl::StrCat("no route for path ", request.path,
-                                        " (GET /-/routes lists them)"))};
+    return HttpServer::Error(404,
+                             absl::StrCat("no route for path ", request.path,
+                                          " (GET /-/routes lists them)"));
   }
   ServeRequest call;
   call.method = kHttpMethod;
@@ -183,18 +173,19 @@ HttpResponse Ingress::Handle(const HttpRequest& request,
   if (const std::string* d = request.Header("X-Loom-Deadline-Ms")) {
     int64_t ms = 0;
     if (!absl::SimpleAtoi(*d, &ms) || ms <= 0 || ms > kMaxDeadlineMs) {
-      return {400, JsonError(absl::StrCat(
-                       "X-Loom-Deadline-Ms must be whole milliseconds from "
+      return HttpServer::Error(
+          400,
+          absl::StrCat("X-Loom-Deadline-Ms must be whole milliseconds from "
                        "now, 1 to ",
-                       kMaxDeadlineMs, "; got \"", *d, "\""))};
+                       kMaxDeadlineMs, "; got \"", *d, "\""));
     }
     call.deadline = absl::Now() + absl::Milliseconds(ms);
   }
   if (const std::string* p = request.Header("X-Loom-Priority")) {
     if (!absl::SimpleAtoi(*p, &call.priority)) {
-      return {400,
-              JsonError(absl::StrCat(
-                  "X-Loom-Priority must be an integer; got \"", *p, "\""))};
+      return HttpServer::Error(
+          400,
+          absl::StrCat("X-Loom-Priority must be an integer; got \"", *p, "\""));
     }
   }
   const std::string* key = request.Header("Idempotency-Key");
@@ -204,8 +195,9 @@ HttpResponse Ingress::Handle(const HttpRequest& request,
   call.accepts_stream = true;
   if (key == nullptr) return Forward(route->deployment, std::move(call));
   if (key->empty() || key->size() > kMaxIdempotencyKey) {
-    return {400, JsonError(absl::StrCat("Idempotency-Key must be 1 to ",
-                                        kMaxIdempotencyKey, " characters"))};
+    return HttpServer::Error(
+        400, absl::StrCat("Idempotency-Key must be 1 to ", kMaxIdempotencyKey,
+                          " characters"));
   }
   // Keys are per deployment: two services may pick the same one.
   std::string cache_key = absl::StrCat(route->deployment, "\n", *key);
@@ -239,21 +231,22 @@ HttpResponse Ingress::Forward(const std::string& deployment,
     absl::StatusOr<std::optional<std::string>> head =
         reply.stream->Next(absl::Seconds(kStreamItemTimeoutS));
     if (!head.ok() || !head->has_value()) {
-      return {502, JsonError(absl::StrCat(
-                       "the replica's stream ended before its first item: ",
-                       head.ok() ? "empty" : head.status().ToString()))};
+      return HttpServer::Error(
+          502,
+          absl::StrCat("the replica's stream ended before its first item: ",
+                       head.ok() ? "empty" : head.status().ToString()));
     }
     absl::StatusOr<HttpResponse> answer = UnpackHttpAnswer(**head);
-    if (!answer.ok()) return {500, JsonError(answer.status().ToString())};
+    if (!answer.ok()) return HttpServer::Error(500, answer.status().ToString());
     answer->stream = StreamBody(std::move(reply.stream));
     return std::move(*answer);
   }
   if (reply.code == ServeReply::kOk) {
     absl::StatusOr<HttpResponse> answer = UnpackHttpAnswer(reply.value);
-    if (!answer.ok()) return {500, JsonError(answer.status().ToString())};
+    if (!answer.ok()) return HttpServer::Error(500, answer.status().ToString());
     return std::move(*answer);
   }
-  HttpResponse r{HttpCodeOf(reply.code), JsonError(reply.message)};
+  HttpResponse r = HttpServer::Error(HttpCodeOf(reply.code), reply.message);
   if (reply.code == ServeReply::kBackPressure) {
     r.headers.emplace_back("Retry-After",
                            std::to_string(options_.retry_after_s));

@@ -5,6 +5,7 @@
 
 #include "loom/serialization.h"
 #include "runtime/internal_kv.h"
+#include "runtime/serve/idempotency.h"
 
 namespace loom::serve {
 namespace {
@@ -46,9 +47,7 @@ std::optional<Record> Unpack(const std::string& bytes) {
     r.response.content_type = a[3].as<std::string>();
     r.response.headers =
         a[4].as<std::vector<std::pair<std::string, std::string>>>();
-    r.response.body = a[5].type == msgpack::type::BIN
-                          ? std::string(a[5].via.bin.ptr, a[5].via.bin.size)
-                          : a[5].as<std::string>();
+    r.response.body = a[5].as<std::string>();  // bin or str
     return r;
   } catch (const std::exception&) {
     return std::nullopt;
@@ -76,10 +75,7 @@ SharedIdempotency::Claim SharedIdempotency::Begin(const std::string& key) {
       (void)internal_kv::Del(kIdempotencyNamespace, key);
       continue;
     }
-    if (r->state == "D") {
-      r->response.headers.emplace_back("Idempotent-Replayed", "true");
-      return {std::move(r->response)};
-    }
+    if (r->state == "D") return {Replayed(std::move(r->response))};
     absl::SleepFor(options_.poll);  // another ingress runs it
   }
   return {};
@@ -87,8 +83,7 @@ SharedIdempotency::Claim SharedIdempotency::Begin(const std::string& key) {
 
 void SharedIdempotency::Finish(const std::string& key,
                                const HttpResponse& response) {
-  if (response.status >= 500 || response.stream ||
-      response.body.size() > options_.max_kept_bytes) {
+  if (!Keepable(response) || response.body.size() > options_.max_kept_bytes) {
     (void)internal_kv::Del(kIdempotencyNamespace, key);
     return;
   }

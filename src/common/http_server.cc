@@ -60,6 +60,19 @@ bool SameToken(absl::string_view a, absl::string_view b) {
   return diff == 0;
 }
 
+// The status line and headers, ending with `framing` (the body's length or
+// encoding, and the connection's fate) and the blank line.
+std::string Head(const HttpResponse& response, absl::string_view framing) {
+  std::string head =
+      absl::StrCat("HTTP/1.1 ", response.status, " ", Reason(response.status),
+                   "\r\nContent-Type: ", response.content_type, "\r\n");
+  for (const auto& [name, value] : response.headers) {
+    absl::StrAppend(&head, name, ": ", value, "\r\n");
+  }
+  absl::StrAppend(&head, framing, "\r\n\r\n");
+  return head;
+}
+
 }  // namespace
 
 const std::string* HttpRequest::Header(std::string_view name) const {
@@ -229,13 +242,7 @@ int HttpServer::Serve(mg_connection* conn) {
 void HttpServer::WriteStream(mg_connection* conn,
                              const HttpResponse& response) const {
   std::string head =
-      absl::StrCat("HTTP/1.1 ", response.status, " ", Reason(response.status),
-                   "\r\nContent-Type: ", response.content_type,
-                   "\r\nTransfer-Encoding: chunked\r\n");
-  for (const auto& [name, value] : response.headers) {
-    absl::StrAppend(&head, name, ": ", value, "\r\n");
-  }
-  head += "Connection: close\r\n\r\n";
+      Head(response, "Transfer-Encoding: chunked\r\nConnection: close");
   if (mg_write(conn, head.data(), head.size()) <= 0) return;
   std::string chunk;
   while (!stopping_) {
@@ -256,15 +263,10 @@ void HttpServer::Write(mg_connection* conn, const HttpResponse& response,
                        bool close) const {
   if (response.stream) return WriteStream(conn, response);
   std::string head =
-      absl::StrCat("HTTP/1.1 ", response.status, " ", Reason(response.status),
-                   "\r\nContent-Type: ", response.content_type,
-                   "\r\nContent-Length: ", response.body.size(), "\r\n");
-  for (const auto& [name, value] : response.headers) {
-    absl::StrAppend(&head, name, ": ", value, "\r\n");
-  }
-  absl::StrAppend(&head, close || !options_.keep_alive
-                             ? "Connection: close\r\n\r\n"
-                             : "Connection: keep-alive\r\n\r\n");
+      Head(response, absl::StrCat("Content-Length: ", response.body.size(),
+                                  close || !options_.keep_alive
+                                      ? "\r\nConnection: close"
+                                      : "\r\nConnection: keep-alive"));
   // One write for a small response: the header and body in one packet.
   if (response.body.size() <= 16 * 1024) {
     head += response.body;
