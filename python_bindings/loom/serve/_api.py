@@ -205,9 +205,7 @@ def _build(app, app_name):
     return ingress, list(specs.values())
 
 
-def _get_controller():
-    return loom.get_actor(_controller.CONTROLLER_NAME,
-                          namespace=_controller.NAMESPACE)
+_get_controller = _controller.get
 
 
 def start(http_options=None, **_ignored):

@@ -35,6 +35,12 @@ _ACTOR_OPTIONS = ("num_cpus", "num_gpus", "resources", "memory",
                   "runtime_env", "scheduling_strategy", "label_selector")
 
 
+def get():
+    """The running controller's handle; ValueError when serving is not
+    started."""
+    return loom.get_actor(CONTROLLER_NAME, namespace=NAMESPACE)
+
+
 class _ReplicaState:
     def __init__(self, handle, version, user_config):
         self.handle = handle
@@ -219,6 +225,8 @@ class ServeController:
         if now >= self._next_node_check:
             self._next_node_check = now + _NODE_CHECK_S
             self._check_proxies()
+            self._loads = {r: v for r, v in self._loads.items()
+                           if now - v[0] <= _ROUTER_STALE_S}
         if now >= self._next_sweep:
             self._next_sweep = now + _IDEMPOTENCY_SWEEP_S
             # Idempotency-Key records past their time (shared_idempotency.h).
@@ -390,14 +398,8 @@ class ServeController:
         auto = d.config.get("autoscaling_config")
         if not auto or d.spec.get("removed"):
             return
-        load, p95 = 0, 0.0
-        for seen, stats in self._loads.values():
-            if now - seen > _ROUTER_STALE_S:
-                continue
-            for s in stats:
-                if s["name"] == d.full:
-                    load += s["queued"] + s["ongoing"]
-                    p95 = max(p95, s["p95_ms"])
+        seen = self._load_of(d, now)
+        load, p95 = seen["queued"] + seen["ongoing"], seen["p95_ms"]
         current = d.target
         want = math.ceil(load / auto["target_ongoing_requests"])
         target_p95 = auto.get("target_p95_latency_ms")
@@ -515,6 +517,22 @@ class ServeController:
             pass
         p["state"] = "DEAD"
 
+    def _load_of(self, d, now):
+        """d's load over the routers that reported lately: requests queued
+        and ongoing (summed), latency percentiles (the worst router's)."""
+        out = {"queued": 0, "ongoing": 0, "p50_ms": 0.0, "p95_ms": 0.0,
+               "p99_ms": 0.0}
+        for seen, loads in self._loads.values():
+            if now - seen > _ROUTER_STALE_S:
+                continue
+            for s in loads:
+                if s["name"] == d.full:
+                    out["queued"] += s["queued"]
+                    out["ongoing"] += s["ongoing"]
+                    for q in ("p50_ms", "p95_ms", "p99_ms"):
+                        out[q] = max(out[q], s[q])
+        return out
+
     def _deployment_status(self, d, now):
         counts = {}
         for r in d.replicas:
@@ -534,17 +552,7 @@ class ServeController:
                 min(now - r.started for r in starting) > 5:
             message = ("replicas are waiting for resources: "
                        f"{d.config.get('ray_actor_options') or {}}")
-        stats = {"queued": 0, "ongoing": 0, "p50_ms": 0.0, "p95_ms": 0.0,
-                 "p99_ms": 0.0}
-        for seen, loads in self._loads.values():
-            if now - seen > _ROUTER_STALE_S:
-                continue
-            for s in loads:
-                if s["name"] == d.full:
-                    stats["queued"] += s["queued"]
-                    stats["ongoing"] += s["ongoing"]
-                    for q in ("p50_ms", "p95_ms", "p99_ms"):
-                        stats[q] = max(stats[q], s[q])
+        stats = self._load_of(d, now)
         stats["requests"] = d.totals["requests"]
         stats["codes"] = dict(d.totals["codes"])
         stats["batch_sizes"] = dict(d.totals["batch_sizes"])

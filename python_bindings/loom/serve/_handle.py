@@ -53,26 +53,42 @@ class DeploymentResponse:
         self._future = concurrent.futures.Future()
         self._lock = threading.Lock()
         self._call = None
+        self._outcome = None  # (value, exception), decoded once
 
     def _submit(self, *args):
         with self._lock:  # _finish may run before serve_submit returns
             token = futures.on_signal(self._finish)
             self._call = _core.serve_submit(*args, token=token)
 
+    def _decoded(self, answer):
+        """The answer's (value, exception), unpickled once however many
+        ask (the futures thread and .result())."""
+        with self._lock:
+            if self._outcome is None:
+                try:
+                    self._outcome = (_decode(*answer), None)
+                except BaseException as e:  # noqa: BLE001 - for the waiter
+                    self._outcome = (None, e)
+            return self._outcome
+
     def _finish(self):
         with self._lock:
             call = self._call
-        try:
-            self._future.set_result(_decode(*call.wait(0)))
-        except BaseException as e:  # noqa: BLE001 - handed to the waiter
-            self._future.set_exception(e)
+        value, exc = self._decoded(call.wait(0))
+        if exc is None:
+            self._future.set_result(value)
+        else:
+            self._future.set_exception(exc)
 
     def result(self, timeout_s=None):
         ms = -1 if timeout_s is None else int(timeout_s * 1000)
         out = self._call.wait(ms)
         if out is None:
             raise TimeoutError(f"no answer within {timeout_s} s")
-        return _decode(*out)
+        value, exc = self._decoded(out)
+        if exc is not None:
+            raise exc
+        return value
 
     def __await__(self):
         return asyncio.wrap_future(self._future).__await__()

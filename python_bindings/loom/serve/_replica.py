@@ -7,6 +7,7 @@ The router (C++) calls it with msgpack values: `_loom_serve_http` with
 exception]. Each has a `_batch` twin taking a list, for batched methods.
 Sync user methods run on the replica's event loop, as in Ray Serve."""
 import asyncio
+import contextlib
 import inspect
 import pickle
 import time
@@ -107,6 +108,16 @@ class Replica:
             await asyncio.sleep(0.02)
         return self._ongoing
 
+    @contextlib.contextmanager
+    def _running(self, n):
+        """Counts n requests as running here while the block runs (what
+        prepare_for_shutdown waits on)."""
+        self._ongoing += n
+        try:
+            yield
+        finally:
+            self._ongoing -= n
+
     def _method(self, name):
         if self._is_function:
             if name != "__call__":
@@ -144,29 +155,24 @@ class Replica:
                     len(items))
 
     async def _loom_serve_http(self, fields):
-        self._ongoing += 1
-        try:
-            result = await self._invoke(
-                "__call__", (_http.Request.from_wire(fields),), {})
-            return _http.to_answer(result)
-        except Exception as e:  # noqa: BLE001 - the user's error: a 500
-            status = _http.status_of(e)
-            if status >= 500:
-                traceback.print_exc()
-            return _http.error_answer(status, e)
-        finally:
-            self._ongoing -= 1
+        with self._running(1):
+            try:
+                result = await self._invoke(
+                    "__call__", (_http.Request.from_wire(fields),), {})
+                return _http.to_answer(result)
+            except Exception as e:  # noqa: BLE001 - the user's error: a 500
+                status = _http.status_of(e)
+                if status >= 500:
+                    traceback.print_exc()
+                return _http.error_answer(status, e)
 
     async def _loom_serve_http_stream(self, fields):
         """A generator's answer, item by item: [status, content type,
         headers], then each chunk as bytes."""
-        self._ongoing += 1
-        try:
+        with self._running(1):
             try:
-                out = self._method("__call__")(
-                    _http.Request.from_wire(fields))
-                if inspect.isawaitable(out):
-                    out = await out
+                out = await self._invoke(
+                    "__call__", (_http.Request.from_wire(fields),), {})
                 status, media, headers = 200, "text/plain; charset=utf-8", []
                 if hasattr(out, "body_iterator"):  # a StreamingResponse
                     status = int(out.status_code)
@@ -174,9 +180,11 @@ class Replica:
                     headers = [(k, v) for k, v in out.headers.items()
                                if k.lower() != "content-type"]
                     out = out.body_iterator
-            except Exception as e:  # noqa: BLE001 - before any byte: a 500
-                traceback.print_exc()
-                head = _http.error_answer(500, e)
+            except Exception as e:  # noqa: BLE001 - before any byte
+                status = _http.status_of(e)
+                if status >= 500:
+                    traceback.print_exc()
+                head = _http.error_answer(status, e)
                 yield head[:3]
                 yield head[3]
                 return
@@ -189,51 +197,43 @@ class Replica:
                     yield _http.chunk(chunk)
             else:
                 yield _http.chunk(out)
-        finally:
-            self._ongoing -= 1
 
     async def _loom_serve_http_batch(self, batch):
-        self._ongoing += len(batch)
-        try:
-            requests = [_http.Request.from_wire(f) for f in batch]
-            out = await self._invoke_batch("__call__", requests)
-            return [_http.to_answer(r) for r in out]
-        except Exception as e:  # noqa: BLE001 - each request gets a 500
-            traceback.print_exc()
-            return [_http.error_answer(500, e)] * len(batch)
-        finally:
-            self._ongoing -= len(batch)
+        with self._running(len(batch)):
+            try:
+                requests = [_http.Request.from_wire(f) for f in batch]
+                out = await self._invoke_batch("__call__", requests)
+                return [_http.to_answer(r) for r in out]
+            except Exception as e:  # noqa: BLE001 - each request gets a 500
+                traceback.print_exc()
+                return [_http.error_answer(500, e)] * len(batch)
 
     async def _loom_serve_call(self, payload):
-        self._ongoing += 1
-        try:
-            name, blob = payload
-            args, kwargs = pickle.loads(blob)
-            value = await self._invoke(name, args, kwargs)
-            if inspect.isasyncgen(value):  # a handle gets a stream whole
-                value = [v async for v in value]
-            elif inspect.isgenerator(value):
-                value = list(value)
-            return [True, cloudpickle.dumps(value)]
-        except Exception as e:  # noqa: BLE001 - raised at the caller
-            return [False, _pickled_error(e)]
-        finally:
-            self._ongoing -= 1
+        with self._running(1):
+            try:
+                name, blob = payload
+                args, kwargs = pickle.loads(blob)
+                value = await self._invoke(name, args, kwargs)
+                if inspect.isasyncgen(value):  # a handle gets a stream whole
+                    value = [v async for v in value]
+                elif inspect.isgenerator(value):
+                    value = list(value)
+                return [True, cloudpickle.dumps(value)]
+            except Exception as e:  # noqa: BLE001 - raised at the caller
+                return [False, _pickled_error(e)]
 
     async def _loom_serve_call_batch(self, payloads):
-        self._ongoing += len(payloads)
-        try:
-            name = payloads[0][0]
-            items = []
-            for _, blob in payloads:
-                args, kwargs = pickle.loads(blob)
-                if len(args) != 1 or kwargs:
-                    raise TypeError("a @serve.batch method is called with "
-                                    "one positional argument")
-                items.append(args[0])
-            out = await self._invoke_batch(name, items)
-            return [[True, cloudpickle.dumps(v)] for v in out]
-        except Exception as e:  # noqa: BLE001 - raised at each caller
-            return [[False, _pickled_error(e)]] * len(payloads)
-        finally:
-            self._ongoing -= len(payloads)
+        with self._running(len(payloads)):
+            try:
+                name = payloads[0][0]
+                items = []
+                for _, blob in payloads:
+                    args, kwargs = pickle.loads(blob)
+                    if len(args) != 1 or kwargs:
+                        raise TypeError("a @serve.batch method is called with "
+                                        "one positional argument")
+                    items.append(args[0])
+                out = await self._invoke_batch(name, items)
+                return [[True, cloudpickle.dumps(v)] for v in out]
+            except Exception as e:  # noqa: BLE001 - raised at each caller
+                return [[False, _pickled_error(e)]] * len(payloads)

@@ -18,7 +18,7 @@ _BUSY_WAIT_S = 1.0
 
 def _controller():
     from loom.serve import _controller as c
-    return loom.get_actor(c.CONTROLLER_NAME, namespace=c.NAMESPACE)
+    return c.get()
 
 
 def watch(ingress=False):
