@@ -51,6 +51,13 @@ void EventLoop::PostAfter(absl::Duration delay, Fn fn) {
   wakeup_ = true;
 }
 
+void EventLoop::PostLazy(absl::Duration delay, absl::Duration slack, Fn fn) {
+  absl::Time due = clock_->Now() + delay;
+  absl::MutexLock lock(&mu_);
+  lazy_.push_back(LazyTimer{due, due + slack, std::move(fn)});
+  wakeup_ = true;
+}
+
 void EventLoop::RunSync(Fn fn) {
   if (IsLoopThread()) return fn();  // waiting on ourselves would never end
   {
@@ -88,22 +95,33 @@ void EventLoop::Run() {
       auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return stopping_ || !queue_.empty() || wakeup_;
       };
-      // Sleep until work arrives or the earliest timer falls due. The wait
-      // is capped so that a ManualClock moved by a test is noticed.
-      absl::Duration wait = absl::Milliseconds(50);
-      if (!timers_.empty()) {
-        wait = std::min(wait, timers_.top().due - clock_->Now());
-      }
+      // Sleep until work arrives or the earliest timer falls due: an idle
+      // loop does not wake. Under a ManualClock moved by a test the wait
+      // is capped so that the move is noticed.
+      absl::Duration wait = clock_ == Clock::Real() ? absl::InfiniteDuration()
+                                                    : absl::Milliseconds(50);
+      absl::Time now = clock_->Now();
+      if (!timers_.empty()) wait = std::min(wait, timers_.top().due - now);
+      for (const LazyTimer& t : lazy_) wait = std::min(wait, t.latest - now);
       if (wait > absl::ZeroDuration()) {
         mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
       }
       if (stopping_) return;
       wakeup_ = false;
       batch.swap(queue_);
-      absl::Time now = clock_->Now();
+      now = clock_->Now();
       while (!timers_.empty() && timers_.top().due <= now) {
         due.push_back(std::move(const_cast<Timer&>(timers_.top()).fn));
         timers_.pop();
+      }
+      for (size_t i = 0; i < lazy_.size();) {
+        if (lazy_[i].due > now) {
+          ++i;
+          continue;
+        }
+        due.push_back(std::move(lazy_[i].fn));
+        lazy_[i] = std::move(lazy_.back());
+        lazy_.pop_back();
       }
     }
     for (auto& fn : batch) fn();

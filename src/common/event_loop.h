@@ -8,6 +8,7 @@
 //   loop.Start();
 //   loop.Post([&] { scheduler.Dispatch(); });
 //   loop.PostAfter(absl::Seconds(1), [&] { SendHeartbeat(); });
+//   loop.PostLazy(absl::Milliseconds(100), absl::Seconds(1), [&] { Tidy(); });
 //   loop.Stop();  // runs nothing more; joins the thread
 #ifndef LOOM_COMMON_EVENT_LOOP_H_
 #define LOOM_COMMON_EVENT_LOOP_H_
@@ -37,6 +38,10 @@ class EventLoop {
 
   void Post(Fn fn);
   void PostAfter(absl::Duration delay, Fn fn);
+  // Runs fn once `delay` has passed, when the loop next wakes for other
+  // work, and at the latest after delay + slack: housekeeping that rides on
+  // other wakeups instead of waking an idle process on its own.
+  void PostLazy(absl::Duration delay, absl::Duration slack, Fn fn);
   // Runs fn on the loop and waits for it; runs it on the caller's thread
   // when that is the loop's own, or when the loop is not running.
   void RunSync(Fn fn);
@@ -63,6 +68,11 @@ class EventLoop {
   std::vector<Fn> queue_ ABSL_GUARDED_BY(mu_);
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_
       ABSL_GUARDED_BY(mu_);
+  struct LazyTimer {
+    absl::Time due, latest;
+    Fn fn;
+  };
+  std::vector<LazyTimer> lazy_ ABSL_GUARDED_BY(mu_);  // few: a linear scan
   uint64_t timer_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool wakeup_ ABSL_GUARDED_BY(mu_) = false;
