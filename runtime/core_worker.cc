@@ -17,6 +17,7 @@
 #include "runtime/core_worker_service.h"
 #include "runtime/driver_logs.h"
 #include "runtime/lineage.h"
+#include "runtime/metric_recorder.h"
 #include "runtime/owner_client.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_args.h"
@@ -24,6 +25,7 @@
 #include "runtime/tensor_codec.h"
 #include "runtime/thread_caps.h"
 #include "runtime/worker_checks.h"
+#include "src/common/daemon.h"
 #include "src/common/head_events.h"
 #include "src/common/wire.h"
 
@@ -73,6 +75,8 @@ absl::StatusOr<std::unique_ptr<CoreWorker>> CoreWorker::Create(
 }
 
 absl::Status CoreWorker::Connect() {
+  // A driver talks to every actor it made: a socket each.
+  if (options_.is_driver) RaiseDescriptorLimit();
   loop_.Start();
   service_ = std::make_unique<CoreWorkerService>(this);
   auto server = rpc::StartServer(options_.host, 0, {service_.get()}, &port_);
@@ -82,7 +86,10 @@ absl::Status CoreWorker::Connect() {
   owners_ = std::make_unique<OwnerClient>(&loop_, &clients_);
   lineage_ = std::make_unique<Lineage>(
       MaxLineageBytes(options_.max_lineage_bytes), &objects_);
+  counters_->on_count = [this] { WakeReports(); };
+  MetricRecorder::Global().set_on_change(this, [this] { WakeReports(); });
   objects_.set_on_owned_free([this](const ObjectId& id) {
+    WakeReports();  // what it holds changed: the raylet may reap it when idle
     lineage_->OnFreed(id);
     if (streams_open_.load(std::memory_order_relaxed) > 0 && id.Index() == 1) {
       streams_.Close(id.Task());  // a streaming task's return: its stream
@@ -186,6 +193,7 @@ CoreWorker::~CoreWorker() { Shutdown(); }
 
 void CoreWorker::Shutdown() {
   if (shut_down_.exchange(true)) return;
+  MetricRecorder::Global().set_on_change(this, nullptr);
   std::call_once(head_events_once_, [] {});  // none starts from now on
   if (head_events_) head_events_->Shutdown();
   if (driver_logs_) driver_logs_->Shutdown();
@@ -512,11 +520,7 @@ void CoreWorker::Finish(Execution& e) {
                        {ok ? TaskEvents::kFinished : TaskEvents::kFailed, now}},
                       ok ? nullptr : &e.reply->error());
   }
-  if (e.reply->ok()) {
-    counters_->finished++;
-  } else {
-    counters_->failed++;
-  }
+  counters_->Count(e.reply->ok() ? counters_->finished : counters_->failed);
   e.done(absl::OkStatus());
 }
 

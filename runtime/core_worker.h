@@ -364,7 +364,12 @@ class CoreWorker {
   bool HasLiveCopy(const ObjectId& id);
   TaskId NextTaskId();
   void ReportStatsPeriodically();
-  void ReportStats();
+  // Whether it had anything to report (sent, or failed and kept).
+  bool ReportStats();
+  // Whether counts, held objects or metrics changed since the last report.
+  bool ReportsPending() const;
+  // Restarts reports that sleep; cheap when they do not. Any thread.
+  void WakeReports();
   // Fills the spec's arguments: values inline, large ones put in the store
   // and passed as refs, ObjectRefs as refs (in `deps`).
   absl::Status BuildArgs(std::vector<internal::Arg> args, rpc::TaskSpec* spec,
@@ -427,6 +432,7 @@ class CoreWorker {
   std::atomic<bool> shut_down_{false};
   // Task counters and live objects last reported (loop).
   int64_t reported_[5] = {0, 0, 0, 0, 0};
+  std::atomic<bool> reports_asleep_{false};
 
   // Handle objects of the actors this process created -> the actor.
   absl::Mutex handles_mu_;

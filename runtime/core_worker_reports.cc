@@ -13,12 +13,34 @@ namespace loom {
 
 void CoreWorker::ReportStatsPeriodically() {
   if (shut_down_) return;
-  ReportStats();
+  bool sent = ReportStats();
   clients_.DropIdle();
+  if (!sent) {
+    // A second with nothing to say: sleep until a count, a metric or a
+    // free wakes the reports (WakeReports), so an idle worker stays idle.
+    reports_asleep_ = true;
+    if (!ReportsPending() || !reports_asleep_.exchange(false)) return;
+  }
   loop_.PostAfter(absl::Seconds(1), [this] { ReportStatsPeriodically(); });
 }
 
-void CoreWorker::ReportStats() {
+void CoreWorker::WakeReports() {
+  if (reports_asleep_.load(std::memory_order_relaxed) &&
+      reports_asleep_.exchange(false)) {
+    loop_.PostAfter(absl::Seconds(1), [this] { ReportStatsPeriodically(); });
+  }
+}
+
+bool CoreWorker::ReportsPending() const {
+  const int64_t* last = reported_;
+  bool holds_changed =
+      !options_.is_driver && (objects_.size() > 0) != (last[4] > 0);
+  return counters_->submitted != last[0] || counters_->finished != last[1] ||
+         counters_->failed != last[2] || counters_->retried != last[3] ||
+         holds_changed || MetricRecorder::Global().HasChanges();
+}
+
+bool CoreWorker::ReportStats() {
   // Submitters report submitted/retried; executors report finished/failed.
   int64_t* last = reported_;
   int64_t now[5] = {counters_->submitted, counters_->finished,
@@ -38,13 +60,14 @@ void CoreWorker::ReportStats() {
   user_metrics.Drain(req.mutable_metrics());
   if (req.submitted() == 0 && req.finished() == 0 && req.failed() == 0 &&
       req.retried() == 0 && !holds_changed && req.metrics_size() == 0) {
-    return;
+    return false;
   }
   if (raylet_->ReportTaskStats(req).ok()) {
     for (int i = 0; i < 5; ++i) last[i] = now[i];
   } else {
     user_metrics.Restore(req.metrics());
   }
+  return true;
 }
 
 void CoreWorker::StartTaskEvents() {

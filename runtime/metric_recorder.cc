@@ -108,9 +108,17 @@ absl::Status MetricRecorder::Record(
       s->sum += value;
     }
   }
-  if (!s->changed) ++changed_;
+  if (!s->changed && changed_++ == 0 && on_change_) on_change_();
   s->changed = true;
   return absl::OkStatus();
+}
+
+void MetricRecorder::set_on_change(const void* owner,
+                                   std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  if (fn == nullptr && on_change_owner_ != owner) return;
+  on_change_owner_ = fn ? owner : nullptr;
+  on_change_ = std::move(fn);
 }
 
 void MetricRecorder::Drain(

@@ -14,6 +14,7 @@
 #ifndef LOOM_RUNTIME_METRIC_RECORDER_H_
 #define LOOM_RUNTIME_METRIC_RECORDER_H_
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -60,6 +61,10 @@ class MetricRecorder {
   // up again; a gauge keeps a value set since).
   void Restore(const google::protobuf::RepeatedPtrField<rpc::MetricPoint>& in);
   bool HasChanges() const;
+  // fn runs (under the recorder's lock: it must not call back) when a
+  // drained recorder records again; one owner at a time, nullptr clears it
+  // if `owner` set it.
+  void set_on_change(const void* owner, std::function<void()> fn);
 
  private:
   using LabelSet = MetricLabelSet;
@@ -78,6 +83,8 @@ class MetricRecorder {
   std::vector<Metric> metrics_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> by_name_ ABSL_GUARDED_BY(mu_);
   size_t series_ ABSL_GUARDED_BY(mu_) = 0;
+  const void* on_change_owner_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::function<void()> on_change_ ABSL_GUARDED_BY(mu_);
   size_t changed_ ABSL_GUARDED_BY(mu_) = 0;  // series with changes
 };
 

@@ -74,9 +74,14 @@ struct TaskSubmitter::Call {
   rpc::ReturnWorkerReply return_reply;
 };
 
-TaskSubmitter::TaskSubmitter(Options options) : options_(std::move(options)) {
-  options_.loop->PostAfter(absl::Milliseconds(100),
-                           [this] { ReturnIdleLeases(); });
+TaskSubmitter::TaskSubmitter(Options options) : options_(std::move(options)) {}
+
+void TaskSubmitter::ArmIdleCheck(absl::Duration after) {
+  // One timer, set when a lease goes idle: a worker with no leases does
+  // not wake to look for idle ones.
+  if (idle_check_armed_ || shutting_down_) return;
+  idle_check_armed_ = true;
+  options_.loop->PostAfter(after, [this] { ReturnIdleLeases(); });
 }
 
 TaskSubmitter::~TaskSubmitter() { Shutdown(); }
@@ -103,7 +108,7 @@ std::shared_ptr<rpc::Raylet::Stub> TaskSubmitter::RayletStub(
 
 void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls,
                            std::optional<rpc::WorkerRuntime> runtime) {
-  options_.counters->submitted++;
+  options_.counters->Count(options_.counters->submitted);
   // Recorded on the loop, as every later state is: one thread records.
   int64_t now = options_.events ? TaskEvents::Now() : 0;
   options_.loop->Post([this, spec = std::move(spec), key = std::move(key),
@@ -123,7 +128,7 @@ void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls,
 }
 
 void TaskSubmitter::Resubmit(rpc::TaskSpec spec, std::string key) {
-  options_.counters->retried++;
+  options_.counters->Count(options_.counters->retried);
   RecordEvent(options_.events, spec, TaskEvents::kSubmitted);
   options_.loop->Post(
       [this, spec = std::move(spec), key = std::move(key)]() mutable {
@@ -355,6 +360,7 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
           options_.clients->Stub<rpc::CoreWorker>(lease->worker_address);
       lease->idle_since = options_.loop->clock()->Now();
       ks.leases.push_back(lease);
+      ArmIdleCheck(options_.lease_idle_timeout);
       if (ks.dealer) ks.dealer->Leased(lease->raylet, lease->idle_since);
       settle();
       Pump(ks);
@@ -427,7 +433,10 @@ void TaskSubmitter::OnPushReply(const std::string& key,
                                 const grpc::Status& s) {
   KeyState& ks = *keys_[key];
   if (s.ok()) lease->answered.fetch_sub(1);
-  if (--lease->inflight == 0) lease->idle_since = options_.loop->clock()->Now();
+  if (--lease->inflight == 0) {
+    lease->idle_since = options_.loop->clock()->Now();
+    ArmIdleCheck(options_.lease_idle_timeout);
+  }
   const rpc::TaskSpec& spec = call->push_req.spec();
   pushed_.erase(spec.task_id());
   bool cancelled = cancelled_.erase(spec.task_id()) > 0;
@@ -485,7 +494,7 @@ void TaskSubmitter::OnPushReply(const std::string& key,
       RecordEvent(options_.events, spec, TaskEvents::kFailed, &crash,
                   /*retried=*/true);
       retry.set_attempt(retry.attempt() + 1);
-      options_.counters->retried++;
+      options_.counters->Count(options_.counters->retried);
       ks.queue.push_front(std::move(retry));
     } else {
       // The raylet may have killed the worker (out of memory): fail with
@@ -665,28 +674,33 @@ void TaskSubmitter::ReleaseStoreArgs(const rpc::TaskSpec& spec) {
 
 void TaskSubmitter::Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {
   ReleaseStoreArgs(spec);
-  options_.counters->failed++;
+  options_.counters->Count(options_.counters->failed);
   if (error.task_name().empty()) error.set_task_name(spec.function_name());
   RecordEvent(options_.events, spec, TaskEvents::kFailed, &error);
   SetReturnsError(options_.objects, spec, error);
 }
 
 void TaskSubmitter::ReturnIdleLeases() {
+  idle_check_armed_ = false;
   if (shutting_down_) return;
   absl::Time now = options_.loop->clock()->Now();
+  // The next lease to reach its idle timeout, if any is idle and kept.
+  absl::Duration next = absl::InfiniteDuration();
   for (auto& [key, ks] : keys_) {
-    if (!ks->queue.empty()) continue;
     for (auto lease : std::vector<std::shared_ptr<Lease>>(ks->leases)) {
-      if (lease->inflight == 0 &&
-          now - lease->idle_since >= options_.lease_idle_timeout) {
+      if (lease->inflight != 0) continue;  // arms the check when it ends
+      absl::Duration left =
+          lease->idle_since + options_.lease_idle_timeout - now;
+      if (left <= absl::ZeroDuration() && ks->queue.empty()) {
         // max_calls: the worker goes too, so that no worker runs more
         // than max_calls of the key's tasks across leases.
         DropLease(*ks, lease, /*failed=*/ks->max_calls > 0);
+      } else {
+        next = std::min(next, std::max(left, absl::Milliseconds(100)));
       }
     }
   }
-  options_.loop->PostAfter(absl::Milliseconds(100),
-                           [this] { ReturnIdleLeases(); });
+  if (next != absl::InfiniteDuration()) ArmIdleCheck(next);
 }
 
 }  // namespace loom

@@ -44,6 +44,13 @@ namespace loom {
 
 struct TaskCounters {
   std::atomic<int64_t> submitted{0}, finished{0}, failed{0}, retried{0};
+  // Called after each count: wakes reports that sleep while nothing
+  // happens (CoreWorker). Set before the counters are shared.
+  std::function<void()> on_count;
+  void Count(std::atomic<int64_t>& counter) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+    if (on_count) on_count();
+  }
 };
 
 class TaskSubmitter {
@@ -144,12 +151,15 @@ class TaskSubmitter {
   // Drops the references held on arguments that live in a store.
   void ReleaseStoreArgs(const rpc::TaskSpec& spec);
   void ReturnIdleLeases();
+  // Sets the idle-lease timer unless it is set.
+  void ArmIdleCheck(absl::Duration after);
   std::shared_ptr<rpc::Raylet::Stub> RayletStub(const std::string& address);
 
   Options options_;
   // Loop-owned state.
   absl::flat_hash_map<std::string, std::unique_ptr<KeyState>> keys_;
   bool shutting_down_ = false;
+  bool idle_check_armed_ = false;  // a ReturnIdleLeases is posted
   rpc::WorkerRuntime runtime_;
   // Tasks pushed and not answered, by task id, and those cancelled.
   absl::flat_hash_map<std::string, std::shared_ptr<Lease>> pushed_;

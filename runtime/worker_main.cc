@@ -11,6 +11,7 @@
 // a millisecond where exec and dynamic linking cost about twelve.
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,12 +102,13 @@ bool ReadLine(int fd, std::string* line) {
 }
 
 int RunZygote(Args args) {
+  // The kernel reaps the workers (none becomes a zombie): the server sleeps
+  // until the raylet writes, instead of waking to reap.
+  signal(SIGCHLD, SIG_IGN);
   while (true) {
     pollfd fds[2] = {{loom::kLifelineFd, POLLIN, 0},
                      {loom::kControlFd, POLLIN, 0}};
-    int ready = poll(fds, 2, 200);
-    while (waitpid(-1, nullptr, WNOHANG) > 0) {
-    }  // reap the workers that exited
+    int ready = poll(fds, 2, -1);
     if (ready < 0) continue;
     if (fds[0].revents) _exit(0);  // the raylet is gone; workers follow
     if (!fds[1].revents) continue;
@@ -114,12 +116,13 @@ int RunZygote(Args args) {
     if (!ReadLine(loom::kControlFd, &id)) _exit(0);
     pid_t pid = fork();
     if (pid == 0) {
+      signal(SIGCHLD, SIG_DFL);  // the worker's own children are waited for
       close(loom::kControlFd);
       args.worker_id_hex = id;
       args.zygote = false;
       _exit(RunWorker(args));
     }
-    std::string reply = absl::StrCat(pid < 0 ? -1 : pid, "\n");
+    std::string reply = absl::StrCat(pid < 0 ? -errno : pid, "\n");
     if (write(loom::kControlFd, reply.data(), reply.size()) < 0) _exit(1);
   }
 }

@@ -1,6 +1,12 @@
 #include "src/common/daemon.h"
 
 #include <signal.h>
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
 
 namespace loom {
 namespace {
@@ -18,6 +24,45 @@ void BlockStopSignals() {
   sigset_t set = StopSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+}
+
+long RaiseDescriptorLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return -1;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  return lim.rlim_cur == RLIM_INFINITY ? -1 : static_cast<long>(lim.rlim_cur);
+}
+
+std::string DescribeResourceError(int err) {
+  auto limit = [](int resource) {
+    rlimit lim{};
+    if (getrlimit(resource, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
+      return std::string("unlimited");
+    }
+    return absl::StrCat(lim.rlim_cur);
+  };
+  switch (err) {
+    case EMFILE:
+      return absl::StrCat(
+          "out of file descriptors: this process reached RLIMIT_NOFILE (",
+          limit(RLIMIT_NOFILE),
+          "); raise the hard limit (ulimit -Hn, limits.conf, LimitNOFILE=) "
+          "and restart the node");
+    case ENFILE:
+      return "out of file descriptors: the system-wide limit (fs.file-max) "
+             "is reached";
+    case EAGAIN:
+      return absl::StrCat(
+          "out of processes or threads: RLIMIT_NPROC (", limit(RLIMIT_NPROC),
+          "), kernel.pid_max, kernel.threads-max or the cgroup's pids.max "
+          "is reached");
+    default:
+      return std::strerror(err);
+  }
 }
 
 int WaitForStopSignal() {

@@ -11,10 +11,21 @@
 #ifndef LOOM_COMMON_DAEMON_H_
 #define LOOM_COMMON_DAEMON_H_
 
+#include <string>
+
 namespace loom {
 
 void BlockStopSignals();
 int WaitForStopSignal();
+
+// Raises this process's soft limit on open descriptors to its hard limit
+// (children inherit it: a raylet's workers too) and returns the limit now
+// in force. A node with thousands of actors holds a socket or two each.
+long RaiseDescriptorLimit();
+
+// An errno from fork, exec, socket or open, said with the limit it hit
+// when it is one (EMFILE, ENFILE, EAGAIN from fork), else strerror.
+std::string DescribeResourceError(int err);
 
 // A raylet's exit status when the head fenced it: it had been declared dead
 // (cut off, or silent past the node timeout) and came back.

@@ -18,22 +18,36 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "src/common/daemon.h"
 
 extern char** environ;
 
 namespace loom {
+namespace {
+
+// ResourceExhausted, naming the limit, when the system ran out of
+// something; Internal otherwise.
+absl::Status SystemError(absl::string_view what, int err) {
+  std::string text = absl::StrCat(what, ": ", DescribeResourceError(err));
+  bool exhausted =
+      err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM;
+  return exhausted ? absl::ResourceExhaustedError(text)
+                   : absl::InternalError(text);
+}
+
+}  // namespace
 
 absl::StatusOr<Lifeline> MakeLifeline() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+    return SystemError("pipe", errno);
   }
   // Keep the child's end above fd 3 so that dup2 onto 3 clears CLOEXEC.
   int child = fcntl(fds[0], F_DUPFD_CLOEXEC, 10);
   close(fds[0]);
   if (child < 0) {
     close(fds[1]);
-    return absl::InternalError(absl::StrCat("dup: ", std::strerror(errno)));
+    return SystemError("dup", errno);
   }
   return Lifeline{fds[1], child};
 }
@@ -99,8 +113,7 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
-    return absl::InternalError(
-        absl::StrCat("spawn ", options.argv[0], ": ", std::strerror(rc)));
+    return SystemError(absl::StrCat("spawn ", options.argv[0]), rc);
   }
   return pid;
 }

@@ -265,8 +265,12 @@ void GcsServer::CheckTimeoutsPeriodically() {
   nodes_.CheckTimeouts();
   clients_.DropIdle();
   UpdateGauges();
-  loop_.PostAfter(std::min(absl::Milliseconds(200), options_.node_timeout / 5),
-                  [this] { CheckTimeoutsPeriodically(); });
+  // Rides on the loop's other wakeups (the nodes' heartbeats): an idle
+  // head does not wake five times a second on its own.
+  absl::Duration period =
+      std::min(absl::Milliseconds(200), options_.node_timeout / 5);
+  loop_.PostLazy(period, std::min(absl::Seconds(1), options_.node_timeout / 5),
+                 [this] { CheckTimeoutsPeriodically(); });
 }
 
 void GcsServer::UpdateGauges() {

@@ -245,7 +245,8 @@ void JobManager::PlacePending() {
 void JobManager::PlacePeriodically() {
   if (stopped_) return;
   PlacePending();
-  options_.loop->PostAfter(absl::Seconds(1), [this] { PlacePeriodically(); });
+  options_.loop->PostLazy(absl::Seconds(1), absl::Seconds(1),
+                          [this] { PlacePeriodically(); });
 }
 
 void JobManager::Start(const std::string& id, const rpc::NodeInfo& node) {

@@ -54,6 +54,7 @@ absl::StatusOr<std::unique_ptr<loom::gcs::LeaderLease>> TakeLeaderLease(
 
 int main(int argc, char** argv) {
   loom::BlockStopSignals();
+  loom::RaiseDescriptorLimit();  // a socket per node and per client
   loom::WatchLifelineFromEnv();
   CLI::App app{"loom-gcs: the Loom head (global control service)"};
   std::string host = "127.0.0.1";

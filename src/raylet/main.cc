@@ -40,6 +40,8 @@ void RemoveSpilledCopies(const std::string& dir) {
 int main(int argc, char** argv) {
   loom::raylet::TuneMallocForTransfers();
   loom::BlockStopSignals();
+  // Sockets, lifelines and pidfds per worker; the workers inherit it.
+  loom::RaiseDescriptorLimit();
   loom::WatchLifelineFromEnv();
   CLI::App app{"loom-raylet: the Loom node daemon"};
   std::string host = "127.0.0.1", gcs_address, session_dir, resources_json;

@@ -20,6 +20,7 @@ namespace {
 constexpr int kMaxJoinFailures = 3;
 
 constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
+constexpr absl::Duration kQuietTickSlack = absl::Seconds(1);
 
 // Heartbeats carry no negative quantities (lending can dip below zero).
 rpc::Resources NonNegative(const ResourceSet& set) {
@@ -87,11 +88,17 @@ NodeManager::NodeManager(Options options, Metrics* metrics)
 NodeManager::~NodeManager() { Stop(); }
 
 absl::Status NodeManager::Start(absl::Duration register_timeout) {
+  watch_ = std::make_unique<ProcessWatch>([this](pid_t) {
+    loop_.Post([this] {
+      pool_->NoteExited();
+      ReapEnded();
+    });
+  });
   pool_ = std::make_unique<WorkerPool>(WorkerPool::Options{
       options_.worker_binary, options_.session_dir,
       absl::StrCat(options_.host, ":", options_.port), options_.host,
       options_.prestart_workers, options_.idle_worker_timeout, options_.clock,
-      metrics_, options_.gcs_address});
+      metrics_, options_.gcs_address, watch_.get()});
   gcs_ = std::make_unique<GcsLink>(GcsLink::Options{
       options_.gcs_address, &loop_, SelfInfo(), options_.heartbeat_period,
       [this](rpc::HeartbeatRequest* r) { FillHeartbeat(r); },
@@ -334,7 +341,9 @@ void NodeManager::AssignWorkers() {
     int starting = pool_->CountStarting(key);
     if (n.first <= starting) continue;
     absl::Status s = pool_->StartWorkers(n.first - starting, *n.second);
-    if (s.ok() || key.empty()) continue;
+    // C++ workers that fail to spawn are tried again on the next tick,
+    // unless the node is out of processes or descriptors.
+    if (s.ok() || (key.empty() && !absl::IsResourceExhausted(s))) continue;
     // No worker of this runtime can start: its leases fail, saying why.
     std::vector<uint64_t> doomed;
     for (const Grant& g : waiting_for_worker_) {
@@ -507,6 +516,7 @@ void NodeManager::HandleRegisterDriver(const rpc::RegisterDriverRequest& req,
   }
   if (absl::Status s = ValidateRuntime(req.runtime()); !s.ok()) return done(s);
   drivers_[*id] = Driver{*job, static_cast<pid_t>(req.pid())};
+  watch_->Watch(static_cast<pid_t>(req.pid()));  // else the tick polls it
   reply->set_node_id(options_.node_id.Binary());
   rpc::WorkerRuntime runtime = req.runtime();
   done(absl::OkStatus());  // `req` is gone from here on
@@ -605,13 +615,25 @@ void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
   done(absl::OkStatus());
 }
 
-void NodeManager::Tick() {
+void NodeManager::ReapEnded() {
   for (const Worker& w : pool_->ReapDead()) OnWorkerDied(w);
   std::vector<std::pair<WorkerId, Driver>> dead;
   for (const auto& [id, d] : drivers_) {
     if (!ProcessAlive(d.pid)) dead.emplace_back(id, d);
   }
-  for (const auto& [id, d] : dead) OnDriverDied(id, d);
+  for (const auto& [id, d] : dead) {
+    watch_->Forget(d.pid);
+    OnDriverDied(id, d);
+  }
+}
+
+bool NodeManager::Quiet() const {
+  return queue_.size() == 0 && waiting_for_worker_.empty() &&
+         !pool_->AnyStarting();
+}
+
+void NodeManager::Tick() {
+  ReapEnded();
   pool_->Maintain();
   entrypoints_->Reap();
   clients_.DropIdle();
@@ -623,7 +645,13 @@ void NodeManager::Tick() {
     store_objects_.Set(static_cast<double>(stats.objects));
   }
   PublishMetrics();
-  loop_.PostAfter(kTickPeriod, [this] { Tick(); });
+  // A quiet node ticks when the loop wakes anyway (heartbeats), at the
+  // latest a second later: an idle raylet does not wake ten times a second.
+  if (Quiet()) {
+    loop_.PostLazy(kTickPeriod, kQuietTickSlack, [this] { Tick(); });
+  } else {
+    loop_.PostAfter(kTickPeriod, [this] { Tick(); });
+  }
 }
 
 void NodeManager::PublishMetrics() {

@@ -177,6 +177,11 @@ class NodeManager {
   void Assign(Worker* worker, uint64_t handle, Allocation allocation);
   void ReleaseLease(const LeaseId& id, bool kill_worker);
   void Tick();
+  // Reaps workers and drivers that ended (the watch said, or polling).
+  void ReapEnded();
+  // Nothing waits on time: no lease request queued or waiting for a
+  // worker, no worker starting. The tick then rides on other wakeups.
+  bool Quiet() const;
   // Takes off `node`'s view what was spilled to it after its `heartbeat`
   // (see spill_debits_), and forgets what the heartbeat already counts.
   void ApplySpillDebits(RemoteNode& node, absl::Time heartbeat);
@@ -222,6 +227,8 @@ class NodeManager {
   NodeResources resources_;
   LeaseQueue queue_;
   Metrics* metrics_;
+  // Says when a worker or driver process ends (posts a reap to the loop).
+  std::unique_ptr<ProcessWatch> watch_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<GcsLink> gcs_;
   std::vector<RemoteNode> others_;

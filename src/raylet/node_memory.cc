@@ -36,7 +36,10 @@ absl::StatusOr<MemoryUsage> NodeManager::MeasureMemory() {
 void NodeManager::CheckMemory() {
   double threshold = options_.memory_usage_threshold;
   if (threshold <= 0 || threshold >= 1) return;  // off
-  loop_.PostAfter(options_.memory_check_period, [this] { CheckMemory(); });
+  // Rides on the loop's other wakeups (heartbeats, requests), a second
+  // late at most: a busy node wakes often, an idle one uses no memory.
+  loop_.PostLazy(options_.memory_check_period, absl::Seconds(1),
+                 [this] { CheckMemory(); });
   auto m = MeasureMemory();
   if (!m.ok()) {
     spdlog::warn("memory monitor: {}", m.status().ToString());

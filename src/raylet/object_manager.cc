@@ -415,12 +415,21 @@ void ObjectManager::ReportLoop() {
   absl::Time transfers_sent = absl::Now();
   while (true) {
     rpc::UpdateObjectLocationsRequest req;
+    bool transfers_waiting;
+    {
+      absl::MutexLock lock(&transfers_mu_);
+      transfers_waiting = !transfers_.empty() || dropped_transfers_ > 0;
+    }
     {
       absl::MutexLock lock(&report_mu_);
       auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(report_mu_) {
         return stop_ || !updates_.empty();
       };
-      report_mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+      // Idle (nothing to send, no transfer records to flush within the
+      // second): sleep until an update comes.
+      report_mu_.AwaitWithTimeout(
+          absl::Condition(&ready),
+          transfers_waiting ? absl::Seconds(1) : absl::InfiniteDuration());
       if (stop_) return;
       if (!updates_.empty()) {
         // A short window gathers the updates of a burst into one call.

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "src/common/daemon.h"
 #include "src/common/process.h"
 
 namespace loom::raylet {
@@ -164,6 +165,10 @@ absl::StatusOr<pid_t> WorkerPool::ForkWorker(Zygote& zygote,
                  absl::FormatDuration(absl::Now() - start));
   }
   pid_t pid = std::atoi(reply.c_str());
+  if (pid < -1) {  // -errno from the fork server
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "fork server could not fork a worker: ", DescribeResourceError(-pid)));
+  }
   if (pid <= 0) return absl::InternalError("fork failed");
   return pid;
 }
@@ -190,6 +195,7 @@ absl::Status WorkerPool::StartWorkers(int n,
       auto pid = ForkWorker(*zygote, w->id);
       if (pid.ok()) {
         w->pid = *pid;
+        Watch(w->pid);
         w->started = options_.clock->Now();
         if (!zygote->forked) w->fork_server_spawned = zygote->spawned;
         zygote->forked = true;
@@ -197,6 +203,13 @@ absl::Status WorkerPool::StartWorkers(int n,
         workers_[w->id] = std::move(w);
         fork_ok = true;
         break;
+      }
+      if (absl::IsResourceExhausted(pid.status())) {
+        // Out of processes or memory: not the server's fault, and a new
+        // one would not fork either. The leases fail naming the limit.
+        spdlog::error("{}", pid.status().ToString());
+        UpdateGauges();
+        return pid.status();
       }
       bool restart = zygote->forked && attempt == 0;
       spdlog::warn("fork server pid {} failed ({}); {}", zygote->pid,
@@ -238,6 +251,7 @@ absl::Status WorkerPool::StartWorkers(int n,
       return pid.status();
     }
     w->pid = *pid;
+    Watch(w->pid);
     w->lifeline_fd = lifeline->parent_fd;
     w->started = options_.clock->Now();
     if (started_total_) started_total_->Increment();
@@ -318,8 +332,16 @@ Worker* WorkerPool::Find(const WorkerId& id) {
   return it == workers_.end() ? nullptr : it->second.get();
 }
 
+void WorkerPool::Watch(pid_t pid) {
+  if (options_.watch == nullptr || !options_.watch->Watch(pid)) {
+    unwatched_ = true;
+  }
+}
+
 std::vector<Worker> WorkerPool::ReapDead() {
   std::vector<Worker> dead;
+  if (!exited_seen_ && !unwatched_) return dead;
+  exited_seen_ = false;
   for (auto& [id, w] : workers_) {
     int status = 0;
     pid_t r = waitpid(w->pid, &status, WNOHANG);
@@ -402,7 +424,15 @@ void WorkerPool::Remove(const WorkerId& id) {
   auto it = workers_.find(id);
   if (it == workers_.end()) return;
   if (it->second->lifeline_fd >= 0) close(it->second->lifeline_fd);
+  if (options_.watch != nullptr) options_.watch->Forget(it->second->pid);
   workers_.erase(it);
+}
+
+bool WorkerPool::AnyStarting() const {
+  for (const auto& [id, w] : workers_) {
+    if (w->state == Worker::kStarting) return true;
+  }
+  return false;
 }
 
 int WorkerPool::CountStarting(const std::string& runtime) const {

@@ -31,6 +31,7 @@
 #include "src/common/clock.h"
 #include "src/common/ids.h"
 #include "src/common/metrics.h"
+#include "src/common/process_watch.h"
 
 namespace loom::raylet {
 
@@ -76,6 +77,9 @@ class WorkerPool {
     Clock* clock = Clock::Real();
     Metrics* metrics = nullptr;
     std::string gcs_address;  // for actor calls from workers
+    // Told of every worker process; without it (or when a watch fails)
+    // ReapDead looks at every worker each time it is called.
+    ProcessWatch* watch = nullptr;
   };
   explicit WorkerPool(Options options);
   ~WorkerPool();
@@ -96,8 +100,11 @@ class WorkerPool {
   // Every worker process, whatever its state.
   std::vector<const Worker*> All() const;
 
-  // Reaps exited processes; returns the workers that died.
+  // Reaps exited processes; returns the workers that died. Cheap when the
+  // watch saw no exit (NoteExited) and every worker is watched.
   std::vector<Worker> ReapDead();
+  // The watch saw a worker's process end.
+  void NoteExited() { exited_seen_ = true; }
   // Stops idle workers past the timeout beyond the prestart count, and
   // starts workers back up to it.
   void Maintain();
@@ -108,10 +115,12 @@ class WorkerPool {
 
   int CountState(Worker::State s) const;
   int CountStarting(const std::string& runtime) const;
+  bool AnyStarting() const;
   int CountRuntime(const std::string& runtime) const;
 
  private:
   void UpdateGauges();
+  void Watch(pid_t pid);
   void Remove(const WorkerId& id);
   std::vector<std::string> WorkerArgs() const;
   // Fork servers (loom-worker --zygote; python ... zygote_main): workers are
@@ -132,6 +141,8 @@ class WorkerPool {
 
   Options options_;
   absl::flat_hash_map<WorkerId, std::unique_ptr<Worker>> workers_;
+  bool exited_seen_ = false;  // since the last ReapDead
+  bool unwatched_ = false;    // some process is not watched: poll
   prometheus::Gauge* starting_ = nullptr;
   prometheus::Gauge* idle_ = nullptr;
   prometheus::Gauge* leased_ = nullptr;

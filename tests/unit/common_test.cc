@@ -1,14 +1,20 @@
 // Unit tests for src/common: IDs, the event loop, sessions, processes.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
+#include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 #include "src/common/process.h"
+#include "src/common/process_watch.h"
 #include "src/common/session.h"
 
 namespace loom {
@@ -83,6 +89,54 @@ TEST(EventLoop, PostAfterFollowsTheInjectedClock) {
   EXPECT_TRUE(fired);
 }
 
+TEST(EventLoop, PostLazyRidesOnOtherWorkAndKeepsItsLatest) {
+  ManualClock clock;
+  EventLoop loop("test", &clock);
+  loop.Start();
+  std::atomic<int> fired{0};
+  loop.PostLazy(absl::Seconds(1), absl::Seconds(9), [&] { fired++; });
+  auto pass = [&] {
+    loop.RunSync([] {});
+    loop.RunSync([] {});
+  };
+  pass();
+  EXPECT_EQ(fired, 0) << "ran before its delay";
+  clock.Advance(absl::Seconds(1));
+  pass();  // other work woke the loop past the delay: it runs now
+  EXPECT_EQ(fired, 1);
+
+  loop.PostLazy(absl::Seconds(1), absl::Seconds(9), [&] { fired++; });
+  clock.Advance(absl::Seconds(10));  // nothing else posted: its latest
+  for (int i = 0; i < 100 && fired < 2; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(fired, 2);
+}
+
+TEST(EventLoop, AnIdleLoopDoesNotWake) {
+  EventLoop loop("test");
+  loop.Start();
+  loop.RunSync([] {});
+  // Nothing posted and no timers: the loop thread sleeps. Its voluntary
+  // context switches over 300 ms stay near zero (a 50 ms poll made ~6).
+  std::string status_path;
+  loop.RunSync([&] {
+    status_path = absl::StrCat("/proc/self/task/", gettid(), "/status");
+  });
+  auto switches = [&] {
+    std::ifstream in(status_path);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (absl::StartsWith(line, "voluntary_ctxt_switches:")) {
+        return std::stoi(line.substr(line.find(':') + 1));
+      }
+    }
+    return -1;
+  };
+  int before = switches();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_LE(switches() - before, 1);
+}
+
 TEST(EventLoop, RunSyncAfterStopRunsInline) {
   EventLoop loop("test");
   loop.Start();
@@ -90,6 +144,37 @@ TEST(EventLoop, RunSyncAfterStopRunsInline) {
   bool ran = false;
   loop.RunSync([&] { ran = true; });
   EXPECT_TRUE(ran);
+}
+
+TEST(ProcessWatch, SaysWhenAProcessEnds) {
+  absl::Mutex mu;
+  std::vector<pid_t> ended;
+  ProcessWatch watch([&](pid_t pid) {
+    absl::MutexLock lock(&mu);
+    ended.push_back(pid);
+  });
+  SpawnOptions quick, slow;
+  quick.argv = {"/bin/sleep", "0.2"};
+  slow.argv = {"/bin/sleep", "30"};
+  auto a = Spawn(quick);
+  auto b = Spawn(slow);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(watch.Watch(*a));
+  ASSERT_TRUE(watch.Watch(*b));
+  {
+    absl::MutexLock lock(&mu);
+    auto one = [&] { return !ended.empty(); };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&one), absl::Seconds(5)));
+    EXPECT_EQ(ended, std::vector<pid_t>{*a});
+  }
+  waitpid(*a, nullptr, 0);
+  watch.Forget(*b);  // not said once forgotten
+  kill(*b, SIGKILL);
+  waitpid(*b, nullptr, 0);
+  absl::SleepFor(absl::Milliseconds(100));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(ended.size(), 1u);
+  EXPECT_FALSE(watch.Watch(*b)) << "a reaped process cannot be watched";
 }
 
 TEST(Session, CreatesDirectoryAndLatestLink) {

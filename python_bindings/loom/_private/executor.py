@@ -552,13 +552,11 @@ def zygote_main(argv):
     opts = _parse(argv)
     lifeline, control = 3, 4
     buf = b""
+    # The kernel reaps the workers (none becomes a zombie): the server sleeps
+    # until the raylet writes, instead of waking to reap.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     while True:
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
-        ready, _, _ = select.select([lifeline, control], [], [], 0.2)
+        ready, _, _ = select.select([lifeline, control], [], [])
         if lifeline in ready:
             os._exit(0)
         if control not in ready:
@@ -569,8 +567,13 @@ def zygote_main(argv):
         buf += chunk
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError as e:  # out of processes or memory: -errno
+                os.write(control, f"{-(e.errno or 1)}\n".encode())
+                continue
             if pid == 0:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # user code waits
                 os.close(control)
                 try:
                     worker_main(line.decode(), opts)
