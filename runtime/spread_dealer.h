@@ -13,7 +13,7 @@
 // fewest, so it does not take a long run of tasks to catch up. Pure logic:
 // time comes in as an argument.
 //
-//   SpreadDealer dealer({.slack = 64, .hold = absl::Seconds(3)});
+//   SpreadDealer dealer({.slack = 8, .hold = absl::Seconds(3)});
 //   dealer.Asked("10.0.0.2:7001", now);   // a request spilled there
 //   dealer.Leased("10.0.0.3:7001", now);  // a lease granted there
 //   if (dealer.MayTake("10.0.0.3:7001", now)) {
@@ -35,7 +35,7 @@ namespace loom {
 class SpreadDealer {
  public:
   struct Options {
-    int64_t slack = 64;  // how far a node may run ahead of the last one
+    int64_t slack = 8;  // how far a node may run ahead of the last one
     absl::Duration hold = absl::Seconds(3);  // how long an asked node counts
     // How long a request the local raylet has not placed yet counts, as a
     // node of its own: it is placed within a round trip unless no node

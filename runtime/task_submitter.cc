@@ -208,8 +208,9 @@ void TaskSubmitter::Pump(KeyState& ks) {
   // Pipeline onto busy workers only for short tasks and a deep backlog: a
   // task queued behind a long one on a busy worker would wait for it, while
   // a new lease may run it at once.
-  bool pipeline = ks.avg_run_us >= 0 && ks.avg_run_us < 2000 &&
-                  ks.queue.size() > ks.leases.size();
+  // Never for SPREAD: each task goes to the next node in turn.
+  bool pipeline = dealer == nullptr && ks.avg_run_us >= 0 &&
+                  ks.avg_run_us < 2000 && ks.queue.size() > ks.leases.size();
   if (pipeline) {
     for (auto& lease : ks.leases) {
       while (lease->inflight < options_.max_inflight_per_worker &&

@@ -73,10 +73,10 @@ class TaskSubmitter {
         on_argument_lost;
     absl::Duration lease_idle_timeout = absl::Seconds(1);
     int max_inflight_per_worker = 64;
-    // SPREAD keys: lease requests in flight at once, and how tasks are
-    // dealt to nodes (runtime/spread_dealer.h).
-    int spread_lease_requests = 4;
-    int spread_slack = 64;
+    // SPREAD keys: lease requests in flight at once (each placed on the
+    // next node), and how tasks are dealt to nodes (spread_dealer.h).
+    int spread_lease_requests = 32;
+    int spread_slack = 8;
     absl::Duration spread_hold = absl::Seconds(3);
     TaskEvents* events = nullptr;  // null: none recorded
   };
