@@ -105,6 +105,7 @@ int RunZygote(Args args) {
   // The kernel reaps the workers (none becomes a zombie): the server sleeps
   // until the raylet writes, instead of waking to reap.
   signal(SIGCHLD, SIG_IGN);
+  if (write(loom::kControlFd, "ready\n", 6) != 6) _exit(1);
   while (true) {
     pollfd fds[2] = {{loom::kLifelineFd, POLLIN, 0},
                      {loom::kControlFd, POLLIN, 0}};

@@ -98,7 +98,11 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
       options_.worker_binary, options_.session_dir,
       absl::StrCat(options_.host, ":", options_.port), options_.host,
       options_.prestart_workers, options_.idle_worker_timeout, options_.clock,
-      metrics_, options_.gcs_address, watch_.get()});
+      metrics_, options_.gcs_address, watch_.get(),
+      [this](std::function<void()> fn) { loop_.Post(std::move(fn)); },
+      [this](const std::string& key, const std::string& why) {
+        FailRuntime(key, why);
+      }});
   gcs_ = std::make_unique<GcsLink>(GcsLink::Options{
       options_.gcs_address, &loop_, SelfInfo(), options_.heartbeat_period,
       [this](rpc::HeartbeatRequest* r) { FillHeartbeat(r); },
@@ -344,15 +348,19 @@ void NodeManager::AssignWorkers() {
     // C++ workers that fail to spawn are tried again on the next tick,
     // unless the node is out of processes or descriptors.
     if (s.ok() || (key.empty() && !absl::IsResourceExhausted(s))) continue;
-    // No worker of this runtime can start: its leases fail, saying why.
-    std::vector<uint64_t> doomed;
-    for (const Grant& g : waiting_for_worker_) {
-      if (RuntimeKey(pending_.at(g.handle).req.runtime()) == key) {
-        doomed.push_back(g.handle);
-      }
-    }
-    for (uint64_t h : doomed) Cancel(h, std::string(s.message()));
+    FailRuntime(key, std::string(s.message()));
   }
+}
+
+void NodeManager::FailRuntime(const std::string& key, const std::string& why) {
+  // No worker of this runtime can start: its leases fail, saying why.
+  std::vector<uint64_t> doomed;
+  for (const Grant& g : waiting_for_worker_) {
+    if (RuntimeKey(pending_.at(g.handle).req.runtime()) == key) {
+      doomed.push_back(g.handle);
+    }
+  }
+  for (uint64_t h : doomed) Cancel(h, why);
 }
 
 void NodeManager::Assign(Worker* worker, uint64_t handle,

@@ -182,6 +182,9 @@ class NodeManager {
   // Nothing waits on time: no lease request queued or waiting for a
   // worker, no worker starting. The tick then rides on other wakeups.
   bool Quiet() const;
+  // No worker of this runtime (RuntimeKey) can start: its waiting leases
+  // fail with `why`.
+  void FailRuntime(const std::string& key, const std::string& why);
   // Takes off `node`'s view what was spilled to it after its `heartbeat`
   // (see spill_debits_), and forgets what the heartbeat already counts.
   void ApplySpillDebits(RemoteNode& node, absl::Time heartbeat);

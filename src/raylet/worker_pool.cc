@@ -1,5 +1,6 @@
 #include "src/raylet/worker_pool.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -64,6 +66,25 @@ std::vector<std::string> WorkerPool::WorkerArgs() const {
 // working directory, with loom, numpy and cloudpickle imported once. A C++
 // driver's Python workers put their path before the interpreter's own
 // (LOOM_PYTHON_PATH_MODE=prepend).
+namespace {
+
+// A fork server's first line, once its imports are done: "ready". False
+// when it closes the socket (it died) or stays silent for two minutes.
+bool WaitForReady(int fd) {
+  std::string line;
+  while (line.empty() || line.back() != '\n') {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 120000) <= 0) return false;
+    char c;
+    if (read(fd, &c, 1) != 1) return false;  // one byte: nothing after it
+    line.push_back(c);
+    if (line.size() > 16) return false;
+  }
+  return line == "ready\n";
+}
+
+}  // namespace
+
 static constexpr char kPythonBootstrap[] =
     "import os, sys\n"
     "path = os.environ['LOOM_PYTHON_PATH'].split(os.pathsep)\n"
@@ -125,7 +146,51 @@ WorkerPool::Zygote* WorkerPool::StartZygote(const rpc::WorkerRuntime& runtime) {
   z.fd = fds[0];
   z.lifeline = lifeline->parent_fd;
   z.spawned = options_.clock->Now();
+  z.runtime = runtime;
+  z.generation = ++zygote_generation_;
+  if (!options_.post) {
+    z.ready = WaitForReady(z.fd);
+    return &z;
+  }
+  // Its "ready" is read off the loop: the raylet goes on heartbeating and
+  // granting while the server imports.
+  int fd = fcntl(z.fd, F_DUPFD_CLOEXEC, 0);
+  z.waiter = std::thread([this, fd, key, generation = z.generation] {
+    bool ok = fd >= 0 && WaitForReady(fd);
+    if (fd >= 0) close(fd);
+    options_.post(
+        [this, key, generation, ok] { ZygoteStarted(key, generation, ok); });
+  });
   return &z;
+}
+
+void WorkerPool::ZygoteStarted(const std::string& key, uint64_t generation,
+                               bool ok) {
+  auto it = zygotes_.find(key);
+  if (it == zygotes_.end() || it->second.generation != generation) return;
+  Zygote& z = it->second;
+  int pending = std::exchange(z.pending, 0);
+  rpc::WorkerRuntime runtime = z.runtime;
+  if (ok) {
+    z.ready = true;
+    spdlog::info("fork server pid {} ready in {}", z.pid,
+                 absl::FormatDuration(options_.clock->Now() - z.spawned));
+    StartWorkers(pending, runtime).IgnoreError();  // logged
+    return;
+  }
+  spdlog::warn("fork server pid {} exited before it was ready", z.pid);
+  StopZygote(key);
+  if (key.empty()) {  // C++: spawned one by one from now on
+    StartWorkers(pending, runtime).IgnoreError();
+    return;
+  }
+  std::string why = absl::StrCat(
+      "cannot start Python workers with ", runtime.python_executable(),
+      ": its fork server exited (does that interpreter import loom? see ",
+      options_.session_dir, "/logs/workers.err)");
+  spdlog::error("{}", why);
+  UpdateGauges();
+  if (options_.on_runtime_failed) options_.on_runtime_failed(key, why);
 }
 
 void WorkerPool::StopZygote(const std::string& key) {
@@ -134,6 +199,7 @@ void WorkerPool::StopZygote(const std::string& key) {
   Zygote& z = it->second;
   kill(z.pid, SIGKILL);
   waitpid(z.pid, nullptr, 0);
+  if (z.waiter.joinable()) z.waiter.join();  // it saw the socket close
   close(z.fd);
   close(z.lifeline);
   zygotes_.erase(it);
@@ -150,8 +216,8 @@ absl::StatusOr<pid_t> WorkerPool::ForkWorker(Zygote& zygote,
   std::string reply;
   while (reply.empty() || reply.back() != '\n') {
     pollfd p{zygote.fd, POLLIN, 0};
-    // A Python fork server answers its first request once its imports
-    // are done.
+    // It said "ready": a fork takes milliseconds (seconds when the machine
+    // is very loaded).
     if (poll(&p, 1, 30000) <= 0) {
       return absl::DeadlineExceededError("fork server silent");
     }
@@ -186,6 +252,14 @@ absl::Status WorkerPool::StartWorkers(int n,
     } else if (!key.empty()) {
       zygote = StartZygote(runtime);
     }
+    // A fork server still starting forks this worker once it is ready
+    // (ZygoteStarted).
+    auto queue_for = [](Zygote* z) {
+      if (z == nullptr || z->ready || !z->waiter.joinable()) return false;
+      z->pending++;
+      return true;
+    };
+    if (queue_for(zygote)) continue;
     // A fork server that has forked before and fails now died (killed, or
     // crashed): it is a system failure, not the runtime's, so a fresh one
     // is started once. One that fails on its first fork cannot start
@@ -219,8 +293,9 @@ absl::Status WorkerPool::StartWorkers(int n,
                                  : "giving up on this runtime");
       StopZygote(key);
       zygote = restart ? StartZygote(runtime) : nullptr;
+      if (queue_for(zygote)) break;
     }
-    if (fork_ok) continue;
+    if (fork_ok || (zygote != nullptr && !zygote->ready)) continue;
     if (!key.empty()) {
       std::string why = absl::StrCat(
           "cannot start Python workers with ", runtime.python_executable(),
@@ -429,6 +504,9 @@ void WorkerPool::Remove(const WorkerId& id) {
 }
 
 bool WorkerPool::AnyStarting() const {
+  for (const auto& [key, z] : zygotes_) {
+    if (z.pending > 0) return true;
+  }
   for (const auto& [id, w] : workers_) {
     if (w->state == Worker::kStarting) return true;
   }
@@ -436,7 +514,8 @@ bool WorkerPool::AnyStarting() const {
 }
 
 int WorkerPool::CountStarting(const std::string& runtime) const {
-  int n = 0;
+  auto z = zygotes_.find(runtime);
+  int n = z == zygotes_.end() ? 0 : z->second.pending;
   for (const auto& [id, w] : workers_) {
     n += w->state == Worker::kStarting && w->runtime == runtime;
   }
@@ -444,7 +523,8 @@ int WorkerPool::CountStarting(const std::string& runtime) const {
 }
 
 int WorkerPool::CountRuntime(const std::string& runtime) const {
-  int n = 0;
+  auto z = zygotes_.find(runtime);
+  int n = z == zygotes_.end() ? 0 : z->second.pending;
   for (const auto& [id, w] : workers_) n += w->runtime == runtime;
   return n;
 }

@@ -20,9 +20,11 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -80,6 +82,16 @@ class WorkerPool {
     // Told of every worker process; without it (or when a watch fails)
     // ReapDead looks at every worker each time it is called.
     ProcessWatch* watch = nullptr;
+    // Runs a function on the pool's loop (any thread may call it). With it,
+    // a new fork server's start (a Python one imports for a second or more,
+    // much longer on a loaded machine) is waited for off the loop, and the
+    // workers asked of it meanwhile are forked once it is ready. Without
+    // it, StartWorkers waits for the fork server.
+    std::function<void(std::function<void()>)> post;
+    // A fork server of this runtime (RuntimeKey) could not start: its
+    // waiting leases fail with `why`. Called on the loop.
+    std::function<void(const std::string& key, const std::string& why)>
+        on_runtime_failed;
   };
   explicit WorkerPool(Options options);
   ~WorkerPool();
@@ -129,15 +141,23 @@ class WorkerPool {
   // Without one (it failed), C++ workers are spawned.
   struct Zygote {
     pid_t pid = -1;
-    int fd = -1;        // control socket: worker id out, pid back
+    int fd = -1;        // control socket: "ready", then worker id out, pid back
     int lifeline = -1;  // its lifeline (and its workers')
     absl::Time spawned;
     bool forked = false;  // has forked a worker
+    bool ready = false;   // said "ready": forks answer in milliseconds
+    int pending = 0;      // workers to fork once ready
+    uint64_t generation = 0;
+    rpc::WorkerRuntime runtime;
+    std::thread waiter;  // waits for "ready" off the loop
   };
   Zygote* StartZygote(const rpc::WorkerRuntime& runtime);
   void StopZygote(const std::string& key);
+  // On the loop: the fork server said "ready" (or died first).
+  void ZygoteStarted(const std::string& key, uint64_t generation, bool ok);
   absl::StatusOr<pid_t> ForkWorker(Zygote& zygote, const WorkerId& id);
   absl::flat_hash_map<std::string, Zygote> zygotes_;
+  uint64_t zygote_generation_ = 0;
 
   Options options_;
   absl::flat_hash_map<WorkerId, std::unique_ptr<Worker>> workers_;

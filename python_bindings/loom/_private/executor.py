@@ -555,6 +555,7 @@ def zygote_main(argv):
     # The kernel reaps the workers (none becomes a zombie): the server sleeps
     # until the raylet writes, instead of waking to reap.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    os.write(control, b"ready\n")  # imports done: forks answer at once
     while True:
         ready, _, _ = select.select([lifeline, control], [], [])
         if lifeline in ready:
