@@ -298,6 +298,18 @@ def where_function():
     return where.options(scheduling_strategy="SPREAD")
 
 
+def pinger_class():
+    """An actor class whose ping() returns its process id."""
+    import loom
+
+    @loom.remote
+    class Pinger:
+        def ping(self):
+            return os.getpid()
+
+    return Pinger
+
+
 def warm(where, node_ids, args):
     """Rounds of SPREAD tasks until every node has run one; the nodes that
     have."""
@@ -450,11 +462,7 @@ def measure_actors(args):
     import loom
     cluster = one_node_cluster(args)
     try:
-        @loom.remote
-        class Pinger:
-            def ping(self):
-                return os.getpid()
-
+        Pinger = pinger_class()
         # The job's fork server starts with its first worker: not counted.
         first = Pinger.remote()
         loom.get(first.ping.remote(), timeout=args.timeout)
@@ -483,11 +491,7 @@ def measure_idle_actors(args):
     n = args.idle_actors
     cluster = one_node_cluster(args)
     try:
-        @loom.remote
-        class Idler:
-            def ping(self):
-                return os.getpid()
-
+        Idler = pinger_class()
         actors = [Idler.remote() for _ in range(n)]
         actor_pids = set(loom.get([a.ping.remote() for a in actors],
                                   timeout=max(args.timeout, n / 5)))

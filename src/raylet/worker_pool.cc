@@ -184,13 +184,18 @@ void WorkerPool::ZygoteStarted(const std::string& key, uint64_t generation,
     StartWorkers(pending, runtime).IgnoreError();
     return;
   }
+  std::string why = NoPythonWorkers(runtime);
+  if (options_.on_runtime_failed) options_.on_runtime_failed(key, why);
+}
+
+std::string WorkerPool::NoPythonWorkers(const rpc::WorkerRuntime& runtime) {
   std::string why = absl::StrCat(
       "cannot start Python workers with ", runtime.python_executable(),
       ": its fork server exited (does that interpreter import loom? see ",
       options_.session_dir, "/logs/workers.err)");
   spdlog::error("{}", why);
   UpdateGauges();
-  if (options_.on_runtime_failed) options_.on_runtime_failed(key, why);
+  return why;
 }
 
 void WorkerPool::StopZygote(const std::string& key) {
@@ -297,13 +302,7 @@ absl::Status WorkerPool::StartWorkers(int n,
     }
     if (fork_ok || (zygote != nullptr && !zygote->ready)) continue;
     if (!key.empty()) {
-      std::string why = absl::StrCat(
-          "cannot start Python workers with ", runtime.python_executable(),
-          ": its fork server exited (does that interpreter import loom? see ",
-          options_.session_dir, "/logs/workers.err)");
-      spdlog::error("{}", why);
-      UpdateGauges();
-      return absl::FailedPreconditionError(why);
+      return absl::FailedPreconditionError(NoPythonWorkers(runtime));
     }
     auto lifeline = MakeLifeline();
     if (!lifeline.ok()) {

@@ -155,6 +155,8 @@ class WorkerPool {
   void StopZygote(const std::string& key);
   // On the loop: the fork server said "ready" (or died first).
   void ZygoteStarted(const std::string& key, uint64_t generation, bool ok);
+  // Says (logs) that no Python worker of `runtime` can start; returns why.
+  std::string NoPythonWorkers(const rpc::WorkerRuntime& runtime);
   absl::StatusOr<pid_t> ForkWorker(Zygote& zygote, const WorkerId& id);
   absl::flat_hash_map<std::string, Zygote> zygotes_;
   uint64_t zygote_generation_ = 0;
