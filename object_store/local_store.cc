@@ -1,5 +1,6 @@
 #include "object_store/local_store.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +14,29 @@
 namespace loom {
 
 LocalStore::LocalStore(Options options)
-    : options_(options), allocator_(options.capacity) {}
+    : options_(options),
+      allocator_(options.capacity),
+      warm_reserve_(options.warm_reserve > 0
+                        ? options.warm_reserve
+                        : std::min<uint64_t>(options.capacity / 4, 512 << 20)) {
+}
+
+void LocalStore::FreeBlock(uint64_t offset, uint64_t size) {
+  allocator_.Free(offset);
+  if (options_.base == nullptr) return;
+  resident_free_ += AlignUp(size);
+  if (resident_free_ <= warm_reserve_) return;
+  // Past the reserve: the block's whole pages go back to the kernel (the
+  // arena is a memfd: MADV_REMOVE frees its pages; a later put there
+  // faults in zeroed ones).
+  static const uint64_t kPage = sysconf(_SC_PAGESIZE);
+  uint64_t first = (offset + kPage - 1) / kPage * kPage;
+  uint64_t end = (offset + size) / kPage * kPage;
+  if (end <= first) return;
+  if (madvise(options_.base + first, end - first, MADV_REMOVE) == 0) {
+    resident_free_ -= std::min(resident_free_, end - first);
+  }
+}
 
 absl::StatusOr<ObjectInfo> LocalStore::Create(const ObjectId& id,
                                               uint64_t data_size,
@@ -100,6 +123,8 @@ std::optional<uint64_t> LocalStore::Allocate(uint64_t bytes) {
   std::optional<uint64_t> offset = allocator_.Allocate(bytes);
   if (!offset && EvictFor(bytes)) offset = allocator_.Allocate(bytes);
   if (!offset && SpillFor(bytes)) offset = allocator_.Allocate(bytes);
+  // Best fit takes warm blocks first, roughly: they were freed whole.
+  if (offset) resident_free_ -= std::min(resident_free_, AlignUp(bytes));
   return offset;
 }
 
@@ -150,7 +175,7 @@ bool LocalStore::Spill(const ObjectId& id, Entry& e) {
     spill_error_ = written;
     return false;
   }
-  allocator_.Free(e.info.offset);
+  FreeBlock(e.info.offset, size);
   e.spilled = true;
   spilled_bytes_ += size;
   ++spilled_objects_;
@@ -185,7 +210,7 @@ bool LocalStore::Restore(const ObjectId& id, Entry& e) {
 bool LocalStore::ReadBack(const ObjectId& id, Entry& e, uint64_t offset) {
   uint64_t size = e.info.data_size + e.info.metadata_size;
   if (!ReadSpillFile(SpillPath(id), options_.base + offset, size)) {
-    allocator_.Free(offset);
+    FreeBlock(offset, size);
     return false;
   }
   unlink(SpillPath(id).c_str());
@@ -235,7 +260,8 @@ void LocalStore::Free(const ObjectId& id) {
     spilled_bytes_ -= it->second.info.data_size + it->second.info.metadata_size;
     --spilled_objects_;
   } else {
-    allocator_.Free(it->second.info.offset);
+    FreeBlock(it->second.info.offset,
+              it->second.info.data_size + it->second.info.metadata_size);
   }
   objects_.erase(it);
 }

@@ -52,6 +52,11 @@ class LocalStore {
     double spill_watermark = 0.8;  // spill after a seal leaves more in use
     // Told of each secondary copy evicted (on the store's thread).
     std::function<void(const ObjectId&)> on_evict;
+    // Freed bytes kept resident for the next puts (writes to warm pages are
+    // several times faster than faulting new ones); past this the pages of
+    // freed blocks go back to the kernel. Default (0): a quarter of the
+    // capacity, at most 512 MiB. Needs `base`.
+    uint64_t warm_reserve = 0;
   };
   struct Stats {
     uint64_t capacity = 0, used = 0, objects = 0, pinned = 0, evicted = 0;
@@ -145,7 +150,12 @@ class LocalStore {
   void OnSealed(const ObjectId& id);
 
   Options options_;
+  // Frees the block at `offset` of `size` bytes, giving its pages back to
+  // the kernel once more than the warm reserve is free and resident.
+  void FreeBlock(uint64_t offset, uint64_t size);
   Allocator allocator_;
+  uint64_t warm_reserve_ = 0;
+  uint64_t resident_free_ = 0;  // freed bytes still resident (an estimate)
   absl::flat_hash_map<ObjectId, Entry> objects_;
   std::list<ObjectId> lru_;  // unpinned sealed secondary copies, oldest first
   std::list<Waiter> waiters_;

@@ -1,4 +1,7 @@
 // Unit tests for object_store/: the allocator and the arena.
+#include <sys/stat.h>
+
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -254,6 +257,41 @@ TEST(LocalStore, ADisconnectedClientReleasesPinsAndAbandonsCreations) {
 
 namespace loom {
 namespace {
+
+TEST(LocalStore, FreedPagesPastTheWarmReserveGoBackToTheKernel) {
+  constexpr uint64_t kMiB = 1 << 20;
+  auto arena = Arena::Create(64 * kMiB);
+  ASSERT_TRUE(arena.ok());
+  LocalStore store({.capacity = 64 * kMiB,
+                    .base = (*arena)->base(),
+                    .warm_reserve = 8 * kMiB});
+  auto resident = [&] {  // the memfd's pages in memory
+    struct stat st {};
+    fstat((*arena)->fd(), &st);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 6; ++i) {
+    ObjectId id = NewId();
+    auto info = store.Create(id, 8 * kMiB, 0, 1, /*primary=*/true);
+    ASSERT_TRUE(info.ok()) << info.status();
+    std::memset((*arena)->base() + info->offset, 'x', 8 * kMiB);
+    ASSERT_TRUE(store.Seal(id, 1).ok());
+    ids.push_back(id);
+  }
+  EXPECT_GE(resident(), 48 * kMiB);
+  for (const ObjectId& id : ids) ASSERT_TRUE(store.Delete(id).ok());
+  EXPECT_EQ(store.stats().used, 0u);
+  // 48 MiB freed: what is past the 8 MiB reserve went back.
+  EXPECT_LE(resident(), 8 * kMiB + 64 * 1024);
+  EXPECT_GE(resident(), 8 * kMiB - 64 * 1024) << "the reserve stays warm";
+  // And the store still works where pages were given back.
+  ObjectId again = NewId();
+  auto info = store.Create(again, 40 * kMiB, 0, 1, true);
+  ASSERT_TRUE(info.ok()) << info.status();
+  std::memset((*arena)->base() + info->offset, 'y', 40 * kMiB);
+  EXPECT_EQ((*arena)->base()[info->offset + 40 * kMiB - 1], 'y');
+}
 
 TEST(LocalStoreSpilling, PrimariesSpillToFilesAndComeBackOnGet) {
   char tmpl[] = "/tmp/lsp_XXXXXX";
