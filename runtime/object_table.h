@@ -125,6 +125,9 @@ class ObjectTable {
   void Fetch(const std::vector<ObjectId>& ids);
   // Erases a freed entry and says so (outside the lock: Freed).
   void Freed(const ObjectId& id, Entry e);
+  // Erases it, and shrinks the table when it is mostly empty.
+  void EraseLocked(absl::flat_hash_map<ObjectId, Entry>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::function<void(const ObjectId&, const NodeId&)> on_free_;
   std::function<void(const ObjectId&, const std::string&)> on_fetch_;
