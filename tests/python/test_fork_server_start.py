@@ -5,7 +5,6 @@
 # granting leases to other work and stays alive, and the tasks that wait for
 # the slow server run once it is ready.
 
-import sys
 import time
 
 import loom
@@ -17,21 +16,19 @@ def node():
 
 
 def test_a_slow_fork_server_does_not_stall_its_node(new_cluster, tmp_path):
-    (tmp_path / "slow_to_import.py").write_text("import time\ntime.sleep(6)\n")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        new_cluster(num_cpus=2)
-        here = loom.get(node.remote(), timeout=60)  # the usual server is up
-        slow_env = {"env_vars": {"LOOM_PREIMPORT": "slow_to_import"}}
-        start = time.monotonic()
-        slow = node.options(runtime_env=slow_env).remote()
-        time.sleep(0.5)  # its fork server is importing now
-        # Other work is granted and runs meanwhile: the loop is not waiting.
-        assert loom.get(node.remote(), timeout=3) == here
-        assert time.monotonic() - start < 4
-        assert all(n["Alive"] for n in loom.nodes())
-        # And the slow one runs once its server is ready.
-        assert loom.get(slow, timeout=60) == here
-        assert time.monotonic() - start >= 5
-    finally:
-        sys.path.remove(str(tmp_path))
+    # An interpreter started with this directory on PYTHONPATH sleeps 6 s
+    # at startup (site imports sitecustomize): a slow fork server.
+    (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(6)\n")
+    new_cluster(num_cpus=2)
+    here = loom.get(node.remote(), timeout=60)  # the usual server is up
+    slow_env = {"env_vars": {"PYTHONPATH": str(tmp_path)}}
+    start = time.monotonic()
+    slow = node.options(runtime_env=slow_env).remote()
+    time.sleep(0.5)  # its fork server is starting now
+    # Other work is granted and runs meanwhile: the loop is not waiting.
+    assert loom.get(node.remote(), timeout=3) == here
+    assert time.monotonic() - start < 4
+    assert all(n["Alive"] for n in loom.nodes())
+    # And the slow one runs once its server is ready.
+    assert loom.get(slow, timeout=60) == here
+    assert time.monotonic() - start >= 5

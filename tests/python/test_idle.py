@@ -81,7 +81,8 @@ def test_an_idle_cluster_sleeps(new_cluster):
     assert own["fork server"] <= 5, own
     # Heartbeats every 500 ms: the raylet's loop wakes to send each and to
     # read its reply (40); the head's to answer (20). The HTTP server's
-    # listener adds ~5.
-    assert own["raylet"] <= 55, own
+    # listener adds ~5, and the log monitor wakes when a log of the session
+    # grows (0-9 seen). Before: ~280.
+    assert own["raylet"] <= 70, own
     assert own["head"] <= 35, own
     assert loom.get(actor.pid.remote()) == actor_pid  # still serving
