@@ -157,6 +157,13 @@ absl::StatusOr<Rows> ActorRows(const std::string& head) {
              : absl::StrCat(a.address().host(), ":", a.address().port())},
     });
   }
+  if (reply->erased_dead() > 0) {
+    out.warnings.push_back(
+        absl::StrCat(reply->erased_dead(),
+                     " older dead actors were erased: the head keeps "
+                     "the last ",
+                     reply->max_dead(), " (loom-gcs --max-dead-actors)"));
+  }
   return out;
 }
 

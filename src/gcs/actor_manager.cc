@@ -45,13 +45,25 @@ struct Call {
 
 ActorManager::ActorManager(EventLoop* loop, NodeTable* nodes,
                            Publisher* publisher, GlobalScheduler* scheduler,
-                           ClientPool* clients, StoreClient* store)
+                           ClientPool* clients, StoreClient* store,
+                           size_t max_dead)
     : loop_(loop),
       nodes_(nodes),
       publisher_(publisher),
       clients_(clients),
       scheduler_(scheduler),
-      store_(store) {}
+      store_(store),
+      dead_({.limit = max_dead,
+             .erase = [this](const ActorId& id) { Erase(id); }}) {}
+
+void ActorManager::Erase(const ActorId& id) {
+  auto it = actors_.find(id);
+  if (it == actors_.end() || it->second->info.state() != rpc::ActorInfo::DEAD) {
+    return;
+  }
+  actors_.erase(it);
+  store_->Delete("actors", id.Binary(), MustSave("an erased actor"));
+}
 
 void ActorManager::Save(const Actor& a, std::function<void()> then) {
   rpc::ActorRecord record;
@@ -87,6 +99,15 @@ absl::Status ActorManager::Load(const StoreClient::Table& rows) {
     }
     actors_[*id] = std::move(actor);
   }
+  // The dead in the order they died; past the limit the oldest go now.
+  std::vector<std::pair<int64_t, ActorId>> dead;
+  for (const auto& [id, a] : actors_) {
+    if (a->info.state() == rpc::ActorInfo::DEAD) {
+      dead.emplace_back(a->info.end_time_ms(), id);
+    }
+  }
+  std::sort(dead.begin(), dead.end());
+  for (const auto& [when, id] : dead) dead_.Ended(id);
   for (const ActorId& id : watch) Watch(id, ++actors_[id]->attempt);
   for (const ActorId& id : place) Schedule(id);
   return absl::OkStatus();
@@ -389,6 +410,7 @@ void ActorManager::Stop(Actor& a) {
 void ActorManager::MarkDead(Actor& a, const std::string& cause) {
   a.info.set_state(rpc::ActorInfo::DEAD);
   a.info.set_death_cause(cause);
+  a.info.set_end_time_ms(absl::ToUnixMillis(absl::Now()));
   a.info.clear_address();
   if (!a.info.name().empty()) {
     auto key = NameKey(a.info.ns(), a.info.name());
@@ -399,6 +421,10 @@ void ActorManager::MarkDead(Actor& a, const std::string& cause) {
   }
   spdlog::info("actor {} dead: {}", HexEncode(a.info.actor_id()), cause);
   Answer(a);
+  // Kept for the state API until newer dead push it out; off this call
+  // chain, whose callers may still hold `a`.
+  auto id = ActorId::FromBinary(a.info.actor_id());
+  if (id.ok()) loop_->Post([this, id = *id] { dead_.Ended(id); });
 }
 
 void ActorManager::Answer(Actor& a) {
@@ -477,6 +503,8 @@ void ActorManager::HandleKillActor(const rpc::KillActorRequest& req,
 void ActorManager::HandleListActors(const rpc::ListActorsRequest& req,
                                     rpc::ListActorsReply* reply, Done done) {
   for (const auto& [id, a] : actors_) *reply->add_actors() = a->info;
+  reply->set_erased_dead(dead_.erased());
+  reply->set_max_dead(static_cast<int64_t>(dead_.limit()));
   done(absl::OkStatus());
 }
 

@@ -28,6 +28,7 @@
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 #include "src/gcs/global_scheduler.h"
+#include "src/gcs/history.h"
 #include "src/gcs/node_table.h"
 #include "src/gcs/pubsub.h"
 #include "src/gcs/storage.h"
@@ -39,9 +40,10 @@ class ActorManager {
  public:
   // Calls out to raylets and actors' workers through `clients`; saves
   // every actor to `store` at each change of state.
+  // Keeps the last `max_dead` dead actors (and their stored records).
   ActorManager(EventLoop* loop, NodeTable* nodes, Publisher* publisher,
                GlobalScheduler* scheduler, ClientPool* clients,
-               StoreClient* store);
+               StoreClient* store, size_t max_dead = 10000);
   ~ActorManager();
 
   // The load phase of a restarted head (rows of ActorRecord): ALIVE actors
@@ -107,6 +109,9 @@ class ActorManager {
   absl::flat_hash_map<std::string, absl::Time> unreachable_;
   GlobalScheduler* scheduler_;
   StoreClient* store_;
+  // The dead, oldest first; past its limit they go (Erase).
+  BoundedHistory<ActorId> dead_;
+  void Erase(const ActorId& id);
 };
 
 }  // namespace loom::gcs

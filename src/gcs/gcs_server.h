@@ -68,6 +68,9 @@ class GcsServer {
     std::string epoch;
     // Task records kept per job for the state API (TaskStore).
     int64_t max_tasks_per_job = 100000;
+    // Dead actors kept for the state API; past it the oldest are erased
+    // from memory and storage.
+    size_t max_dead_actors = 10000;
     // The Prometheus discovery file ("": <session_dir>/prometheus_sd.json,
     // or none without a session directory) and the head's own metrics
     // endpoint listed in it (HOST:PORT; "": not listed).
@@ -216,8 +219,13 @@ class GcsServer {
   NodeTable nodes_;
   GlobalScheduler scheduler_{&nodes_};
   ClientPool clients_;  // outgoing calls: raylets, actors' workers
-  ActorManager actors_{&loop_,      &nodes_,   &publisher_,
-                       &scheduler_, &clients_, store_};
+  ActorManager actors_{&loop_,
+                       &nodes_,
+                       &publisher_,
+                       &scheduler_,
+                       &clients_,
+                       store_,
+                       options_.max_dead_actors};
   PlacementGroupManager groups_{&loop_, &nodes_, &actors_, &clients_, store_};
   JobManager submissions_{JobManager::Options{&loop_, &nodes_, &clients_,
                                               store_, options_.session_dir}};

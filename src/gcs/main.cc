@@ -95,6 +95,11 @@ int main(int argc, char** argv) {
   app.add_option("--node-timeout-ms", node_timeout_ms,
                  "A node silent this long is dead")
       ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  size_t max_dead_actors = 10000;
+  app.add_option("--max-dead-actors", max_dead_actors,
+                 "Dead actors the head keeps for `loom list actors`; past it "
+                 "the oldest are erased, from its storage too")
+      ->envname("LOOM_MAX_DEAD_ACTORS");
   int64_t max_tasks_per_job = 100000;
   app.add_option("--task-events-max-per-job", max_tasks_per_job,
                  "Task records the head keeps per job for `loom list tasks` "
@@ -175,6 +180,7 @@ int main(int argc, char** argv) {
        .session_dir = session_dir,
        .cluster_token = no_auth ? nullptr : &cluster_token,
        .max_tasks_per_job = max_tasks_per_job,
+       .max_dead_actors = max_dead_actors,
        .metrics_sd_file = metrics_sd_file,
        .metrics_target = absl::StrCat(host, ":", *mport)},
       &metrics);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/synchronization/notification.h"
 #include "src/gcs/storage.h"
 #include "tests/unit/fake_client_pool.h"
 #include "tests/unit/fake_peers.h"
@@ -159,6 +160,49 @@ TEST_F(ActorManagerTest, AWorkerThatCannotStartKillsTheActorSayingWhy) {
       << Info(id).death_cause();
   EXPECT_EQ(raylet_.leases(), 1);  // not retried
   EXPECT_TRUE(workers_[0].ran().empty());
+}
+
+TEST_F(ActorManagerTest, DeadActorsPastTheLimitAreErasedFromMemoryAndStore) {
+  restarted_ = std::make_unique<ActorManager>(&loop_, &nodes_, &publisher_,
+                                              &scheduler_, &pool_, &store_,
+                                              /*max_dead=*/2);
+  raylet_.Reject("cannot load libmissing.so");  // each dies at once
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    rpc::RegisterActorRequest req = Spec(-1);
+    ids.push_back(req.creation().actor_id());
+    loop_.RunSync([&] {
+      rpc::RegisterActorReply reply;
+      restarted_->HandleRegisterActor(req, &reply, [](absl::Status) {});
+    });
+    absl::SleepFor(absl::Milliseconds(50));  // they die in this order
+  }
+  rpc::ListActorsReply listed;
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (listed.erased_dead() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+    loop_.RunSync([&] {
+      listed.Clear();
+      restarted_->HandleListActors({}, &listed, [](absl::Status) {});
+    });
+  }
+  EXPECT_EQ(listed.erased_dead(), 1);
+  EXPECT_EQ(listed.max_dead(), 2);
+  ASSERT_EQ(listed.actors_size(), 2);
+  for (const auto& a : listed.actors()) {
+    EXPECT_NE(a.actor_id(), ids[0]) << "the oldest dead stays erased";
+    EXPECT_GT(a.end_time_ms(), 0);
+  }
+  // Its stored record went too: a restarted head would not list it.
+  StoreClient::Table rows;
+  absl::Notification read;
+  store_.GetAll("actors", [&](absl::StatusOr<StoreClient::Table> t) {
+    if (t.ok()) rows = *t;
+    read.Notify();
+  });
+  read.WaitForNotification();
+  EXPECT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows.count(ids[0]), 0u);
 }
 
 }  // namespace
