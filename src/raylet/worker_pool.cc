@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -247,6 +248,12 @@ absl::StatusOr<pid_t> WorkerPool::ForkWorker(Zygote& zygote,
 absl::Status WorkerPool::StartWorkers(int n,
                                       const rpc::WorkerRuntime& runtime) {
   std::string key = RuntimeKey(runtime);
+  int cap = std::max(8, options_.max_starting > 0 ? options_.max_starting
+                                                  : 2 * options_.prestart);
+  int starting = 0;
+  for (const auto& [k, z] : zygotes_) starting += z.pending;
+  starting += CountState(Worker::kStarting);
+  n = std::min(n, std::max(0, cap - starting));
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->id = WorkerId::FromRandom();

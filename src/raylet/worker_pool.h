@@ -92,6 +92,11 @@ class WorkerPool {
     // waiting leases fail with `why`. Called on the loop.
     std::function<void(const std::string& key, const std::string& why)>
         on_runtime_failed;
+    // Workers starting at once (forked or spawned, not yet registered),
+    // at least 8: a burst of 2,000 actors forked in one go blocked the
+    // raylet's loop past the node timeout. The rest start as these
+    // register (the caller asks again for what it still needs).
+    int max_starting = 0;  // 0: twice the prestart count
   };
   explicit WorkerPool(Options options);
   ~WorkerPool();
