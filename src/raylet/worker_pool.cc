@@ -63,10 +63,6 @@ std::vector<std::string> WorkerPool::WorkerArgs() const {
           "--gcs-address",    options_.gcs_address};
 }
 
-// The Python fork server: the driver's interpreter, its sys.path and
-// working directory, with loom, numpy and cloudpickle imported once. A C++
-// driver's Python workers put their path before the interpreter's own
-// (LOOM_PYTHON_PATH_MODE=prepend).
 namespace {
 
 // A fork server's first line, once its imports are done: "ready". False
@@ -86,6 +82,10 @@ bool WaitForReady(int fd) {
 
 }  // namespace
 
+// The Python fork server: the driver's interpreter, its sys.path and
+// working directory, with loom, numpy and cloudpickle imported once. A C++
+// driver's Python workers put their path before the interpreter's own
+// (LOOM_PYTHON_PATH_MODE=prepend).
 static constexpr char kPythonBootstrap[] =
     "import os, sys\n"
     "path = os.environ['LOOM_PYTHON_PATH'].split(os.pathsep)\n"
