@@ -140,7 +140,7 @@ absl::Status CoreWorker::Connect() {
     });
   }
   if (options_.is_driver) {
-    auto job = raylet_->AddJob(getpid(), address_);
+    auto job = raylet_->AddJob(getpid(), address_, options_.runtime);
     if (!job.ok()) {
       return absl::UnavailableError(
           absl::StrCat("cannot register a job with the head at ",

@@ -25,11 +25,13 @@ RayletClient::~RayletClient() {
 }
 
 absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid,
-                                           const std::string& address) {
+                                           const std::string& address,
+                                           const rpc::WorkerRuntime& runtime) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
   rpc::AddJobRequest req;
   req.set_driver_pid(pid);
   req.set_driver_address(address);
+  *req.mutable_runtime() = runtime;
   rpc::AddJobReply reply;
   absl::Status s =
       rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {

@@ -33,7 +33,9 @@ class RayletClient {
 
   // `address`: the driver's core worker (host:port); its objects are freed
   // everywhere when the job ends.
-  absl::StatusOr<JobId> AddJob(int64_t pid, const std::string& address);
+  // `runtime`: the driver's (a Python one has fork servers started).
+  absl::StatusOr<JobId> AddJob(int64_t pid, const std::string& address,
+                               const rpc::WorkerRuntime& runtime = {});
   absl::Status MarkJobFinished(const JobId& job);
   absl::StatusOr<NodeId> RegisterDriver(const JobId& job, int64_t pid,
                                         const WorkerId& worker,

@@ -205,6 +205,12 @@ absl::StatusOr<Rows> NodeRows(const std::string& head) {
              : ""},
     });
   }
+  if (reply->erased_dead() > 0) {
+    out.warnings.push_back(
+        absl::StrCat(reply->erased_dead(),
+                     " older dead nodes were erased: the head keeps the last ",
+                     reply->max_dead(), " (loom-gcs --max-dead-nodes)"));
+  }
   return out;
 }
 
@@ -229,6 +235,12 @@ absl::StatusOr<Rows> JobRows(const std::string& head) {
          j.end_ms() ? TimeText(absl::FromUnixMillis(j.end_ms())) : ""},
         {"driver_address", j.driver_address()},
     });
+  }
+  if (reply.erased_finished() > 0) {
+    out.warnings.push_back(
+        absl::StrCat(reply.erased_finished(),
+                     " older ended jobs were erased: the head keeps the last ",
+                     reply.max_finished(), " (loom-gcs --max-finished-jobs)"));
   }
   return out;
 }

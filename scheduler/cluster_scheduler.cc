@@ -3,7 +3,9 @@
 namespace loom {
 namespace {
 
-bool Admits(const Strategy& s, const NodeState& n) {
+bool Admits(const Strategy& s, const NodeState& n,
+            const std::function<bool(const NodeState&)>& skip) {
+  if (skip && skip(n)) return false;
   if (!LabelsMatch(s.labels, n.labels)) return false;
   return s.kind != Strategy::kNodeAffinity || s.soft || n.node_id == s.node_id;
 }
@@ -12,13 +14,14 @@ bool Admits(const Strategy& s, const NodeState& n) {
 
 int ClusterScheduler::Pick(const std::vector<NodeState>& nodes,
                            const ResourceSet& demand, const Strategy& strategy,
-                           const std::string& data_node) {
+                           const std::string& data_node,
+                           const std::function<bool(const NodeState&)>& skip) {
   int best = -1, preferred = -1, local = -1;
   double best_use = 2;
   int fitting = 0;
   for (int i = 0; i < static_cast<int>(nodes.size()); ++i) {
     const NodeState& n = nodes[i];
-    if (!Admits(strategy, n) || !n.available.Contains(demand)) continue;
+    if (!Admits(strategy, n, skip) || !n.available.Contains(demand)) continue;
     ++fitting;
     if (strategy.kind == Strategy::kNodeAffinity &&
         n.node_id == strategy.node_id) {
@@ -37,7 +40,8 @@ int ClusterScheduler::Pick(const std::vector<NodeState>& nodes,
     // The fitting nodes in turn.
     uint64_t turn = spread_next_++ % fitting;
     for (int i = 0; i < static_cast<int>(nodes.size()); ++i) {
-      if (!Admits(strategy, nodes[i]) || !nodes[i].available.Contains(demand)) {
+      if (!Admits(strategy, nodes[i], skip) ||
+          !nodes[i].available.Contains(demand)) {
         continue;
       }
       if (turn-- == 0) return i;
@@ -51,7 +55,7 @@ bool ClusterScheduler::Feasible(const std::vector<NodeState>& nodes,
                                 const ResourceSet& demand,
                                 const Strategy& strategy) {
   for (const NodeState& n : nodes) {
-    if (Admits(strategy, n) && n.total.Contains(demand)) return true;
+    if (Admits(strategy, n, nullptr) && n.total.Contains(demand)) return true;
   }
   return false;
 }

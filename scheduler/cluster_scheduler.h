@@ -13,6 +13,7 @@
 #define LOOM_SCHEDULER_CLUSTER_SCHEDULER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,9 +33,11 @@ struct NodeState {
 class ClusterScheduler {
  public:
   // The index in `nodes` of the node to run the demand on; -1 when none
-  // fits now. `data_node`: where most of its arguments' bytes are.
+  // fits now. `data_node`: where most of its arguments' bytes are; `skip`
+  // passes over nodes (unreachable ones).
   int Pick(const std::vector<NodeState>& nodes, const ResourceSet& demand,
-           const Strategy& strategy, const std::string& data_node = "");
+           const Strategy& strategy, const std::string& data_node = "",
+           const std::function<bool(const NodeState&)>& skip = nullptr);
   // Whether any node could ever run the demand (its totals).
   static bool Feasible(const std::vector<NodeState>& nodes,
                        const ResourceSet& demand, const Strategy& strategy);

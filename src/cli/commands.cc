@@ -291,7 +291,7 @@ int Status(const std::string& session_root, const std::string& address) {
   for (const auto& n : reply.nodes()) (n.alive() ? alive : dead)++;
   std::printf("Cluster %s: %d node%s alive, %d dead\n\n", addr.c_str(), alive,
               alive == 1 ? "" : "s", dead);
-  std::map<std::string, int> pending, infeasible;
+  std::map<std::string, int64_t> pending, infeasible;
   for (const auto& n : reply.nodes()) {
     std::printf("Node %s  %s:%d  %s  pid %lld\n",
                 HexEncode(n.node_id()).substr(0, 12).c_str(), n.host().c_str(),
@@ -325,15 +325,20 @@ int Status(const std::string& session_root, const std::string& address) {
         std::printf("  %-12s %g/%g used\n", name.c_str(), used, qty);
       }
     }
-    for (const auto& d : n.pending()) pending[FormatResources(d)]++;
-    for (const auto& d : n.infeasible()) infeasible[FormatResources(d)]++;
+    for (const auto& d : n.pending()) {
+      pending[FormatResources(d.shape())] += d.count();
+    }
+    for (const auto& d : n.infeasible()) {
+      infeasible[FormatResources(d.shape())] += d.count();
+    }
   }
   std::printf("\nPending demands:%s\n", pending.empty() ? " none" : "");
   for (const auto& [d, count] : pending)
-    std::printf("  %s x%d\n", d.c_str(), count);
+    std::printf("  %s x%lld\n", d.c_str(), static_cast<long long>(count));
   std::printf("Infeasible demands:%s\n", infeasible.empty() ? " none" : "");
   for (const auto& [d, count] : infeasible) {
-    std::printf("  %s x%d (no node can run this)\n", d.c_str(), count);
+    std::printf("  %s x%lld (no node can run this)\n", d.c_str(),
+                static_cast<long long>(count));
   }
   return 0;
 }

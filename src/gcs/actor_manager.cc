@@ -191,8 +191,8 @@ void ActorManager::Schedule(const ActorId& id) {
   auto node = scheduler_->Pick(
       placement,
       StrategyFromProto(a.spec.creation().strategy()).value_or(Strategy{}), "",
-      [&](const rpc::NodeInfo& node) {
-        auto u = unreachable_.find(node.node_id());
+      [&](const NodeState& node) {
+        auto u = unreachable_.find(node.node_id);
         if (u == unreachable_.end()) return false;
         if (u->second > now) return true;
         unreachable_.erase(u);
@@ -200,7 +200,8 @@ void ActorManager::Schedule(const ActorId& id) {
       });
   if (!node) return RetryLater(id, attempt);  // nothing fits now
   // What the actor holds while it lives counts there at once.
-  scheduler_->Debit(*node, *ResourcesFromProto(a.spec.creation().resources()));
+  scheduler_->Debit(node->node_id(),
+                    *ResourcesFromProto(a.spec.creation().resources()));
   Lease(id, attempt, *node);
 }
 

@@ -84,9 +84,17 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
                      : OpenStore(options.storage, &loop_, &store_status_)),
       store_(options.store ? options.store : own_store_.get()),
       publisher_(&loop_),
-      nodes_(NodeTable::Options{
-          store_, &publisher_, options.clock, options.node_timeout,
-          [this](const NodeId& n) { OnNodeDead(n); }, options.version}),
+      nodes_(NodeTable::Options{store_, &publisher_, options.clock,
+                                options.node_timeout,
+                                [this](const NodeId& n) { OnNodeDead(n); },
+                                options.version, options.max_dead_nodes}),
+      finished_jobs_({.limit = options.max_finished_jobs,
+                      .erase =
+                          [this](uint32_t n) {
+                            store_->Delete("jobs", JobId::FromInt(n).Binary(),
+                                           [](absl::StatusOr<bool>) {});
+                            jobs_.erase(n);
+                          }}),
       logs_(LogChannel::Options{
           &loop_, LogChannel::kMaxBytesPerJob,
           &metrics->Counter("loom_gcs_log_lines_dropped_total",
@@ -202,6 +210,14 @@ absl::Status GcsServer::Apply(const StoreClient::Table& jobs,
     if (job.state() == rpc::JobInfo::RUNNING) logs_.Open(*id);
     jobs_[JobId(*id).ToInt()] = std::move(job);
   }
+  // Ended jobs as history, oldest first.
+  std::vector<std::pair<int64_t, uint32_t>> ended;
+  for (const auto& [n, job] : jobs_) {
+    if (job.state() != rpc::JobInfo::RUNNING)
+      ended.emplace_back(job.end_ms(), n);
+  }
+  std::sort(ended.begin(), ended.end());
+  for (const auto& [ms, n] : ended) finished_jobs_.Ended(n);
   if (auto s = nodes_.Load(nodes); !s.ok()) return s;
   if (auto s = actors_.Load(actors); !s.ok()) return s;
   if (auto s = submissions_.Load(submissions); !s.ok()) return s;
@@ -276,7 +292,7 @@ void GcsServer::CheckTimeoutsPeriodically() {
 void GcsServer::UpdateGauges() {
   size_t alive = nodes_.alive_count();
   nodes_alive_.Set(alive);
-  nodes_dead_.Set(nodes_.All().size() - alive);
+  nodes_dead_.Set(nodes_.size() - alive);
   size_t running = 0;
   for (const auto& [id, job] : jobs_)
     running += job.state() == rpc::JobInfo::RUNNING;
@@ -285,15 +301,22 @@ void GcsServer::UpdateGauges() {
   absl::Time now = absl::Now();
   if (now - metrics_refreshed_ < absl::Seconds(1)) return;
   metrics_refreshed_ = now;
+  std::vector<rpc::NodeInfo> alive_nodes;
+  for (const NodeState& n : nodes_.alive()) {
+    rpc::NodeInfo& info = alive_nodes.emplace_back();
+    const rpc::NodeInfo& full = *nodes_.Find(n.node_id);
+    info.set_node_id(full.node_id());
+    info.set_host(full.host());
+    info.set_metrics_port(full.metrics_port());
+    info.set_alive(true);
+  }
   head_metrics_.Refresh(actors_.CountByState(), groups_.CountByState(),
-                        nodes_.All());
+                        alive_nodes);
 }
 
 void GcsServer::OnNodeDead(const NodeId& node) {
-  for (const rpc::NodeInfo& info : nodes_.All()) {
-    if (info.node_id() == node.Binary()) {
-      clients_.Drop(RayletAddress(info));
-    }
+  if (const rpc::NodeInfo* info = nodes_.Find(node.Binary())) {
+    clients_.Drop(RayletAddress(*info));
   }
   actors_.OnNodeDead(node.Binary());
   groups_.OnNodeDead(node.Binary());
@@ -307,18 +330,32 @@ void GcsServer::OnNodeDead(const NodeId& node) {
     }
   }
   // Drivers on a dead node are gone with it.
-  for (auto& [id, job] : jobs_) {
+  std::vector<uint32_t> lost;
+  for (auto& [n, job] : jobs_) {
     if (job.state() == rpc::JobInfo::RUNNING &&
         job.node_id() == node.Binary()) {
-      job.set_state(rpc::JobInfo::DRIVER_DIED);
-      job.set_end_ms(NowMs());
-      store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
-                  MustSave("a job"));
-      publisher_.Publish(rpc::Event::JOB_FINISHED, job.job_id(), "node died",
-                         job.driver_address());
-      ForgetLogsLater(job.job_id());
+      lost.push_back(n);
     }
   }
+  for (uint32_t n : lost) {
+    EndJob(jobs_.at(n), rpc::JobInfo::DRIVER_DIED, "node died");
+  }
+}
+
+void GcsServer::EndJob(rpc::JobInfo& job, rpc::JobInfo::State state,
+                       const std::string& why) {
+  job.set_state(state);
+  job.set_end_ms(NowMs());
+  store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
+              MustSave("a job"));
+  publisher_.Publish(rpc::Event::JOB_FINISHED, job.job_id(), why,
+                     job.driver_address());
+  actors_.OnJobFinished(job.job_id());
+  ForgetLogsLater(job.job_id());
+  groups_.OnJobFinished(job.job_id());
+  uint32_t n = JobId(*JobId::FromBinary(job.job_id())).ToInt();
+  spdlog::info("job {} {}", n, why);
+  finished_jobs_.Ended(n);  // may erase the oldest (not this one)
 }
 
 void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
@@ -357,7 +394,9 @@ void GcsServer::HandleUnregisterNode(const rpc::UnregisterNodeRequest& req,
 void GcsServer::HandleGetClusterStatus(const rpc::GetClusterStatusRequest& req,
                                        rpc::GetClusterStatusReply* reply,
                                        Done done) {
-  for (auto& n : nodes_.All()) *reply->add_nodes() = std::move(n);
+  nodes_.ForEach([reply](const rpc::NodeInfo& n) { *reply->add_nodes() = n; });
+  reply->set_erased_dead(nodes_.erased_dead());
+  reply->set_max_dead(static_cast<int64_t>(nodes_.max_dead()));
   done(absl::OkStatus());
 }
 
@@ -416,6 +455,9 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   if (req.driver_address().size() > 256) {
     return done(absl::InvalidArgumentError("driver_address: too long"));
   }
+  if (req.runtime().ByteSizeLong() > (1 << 20)) {
+    return done(absl::InvalidArgumentError("runtime: over 1 MiB"));
+  }
   if (!req.node_id().empty()) {
     auto node = ParseId<NodeId>(req.node_id(), "node_id");
     if (!node.ok()) return done(node.status());
@@ -430,6 +472,15 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   job.set_start_ms(NowMs());
   logs_.Open(JobId::FromInt(n));
   spdlog::info("job {} started by driver pid {}", n, req.driver_pid());
+  if (req.runtime().language() == rpc::WorkerRuntime::PYTHON) {
+    // Every node starts a fork server for its workers now, not at its
+    // first task.
+    rpc::Event e;
+    e.set_kind(rpc::Event::JOB_STARTED);
+    e.set_id(job.job_id());
+    *e.mutable_runtime() = req.runtime();
+    publisher_.Publish(std::move(e));
+  }
   // The id goes out only once the counter past it is saved: a head that
   // restarts never hands it out again.
   SaveJobCounter([] {});
@@ -448,19 +499,10 @@ void GcsServer::HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
   auto it = jobs_.find(id->ToInt());
   if (it == jobs_.end()) return done(absl::NotFoundError("unknown job"));
   if (it->second.state() == rpc::JobInfo::RUNNING) {
-    it->second.set_state(req.driver_died() ? rpc::JobInfo::DRIVER_DIED
-                                           : rpc::JobInfo::FINISHED);
-    it->second.set_end_ms(NowMs());
-    store_->Put("jobs", it->second.job_id(), it->second.SerializeAsString(),
-                true, MustSave("a job"));
-    publisher_.Publish(rpc::Event::JOB_FINISHED, it->second.job_id(),
-                       req.driver_died() ? "driver died" : "finished",
-                       it->second.driver_address());
-    actors_.OnJobFinished(it->second.job_id());
-    ForgetLogsLater(it->second.job_id());
-    groups_.OnJobFinished(it->second.job_id());
-    spdlog::info("job {} {}", id->ToInt(),
-                 req.driver_died() ? "lost its driver" : "finished");
+    EndJob(
+        it->second,
+        req.driver_died() ? rpc::JobInfo::DRIVER_DIED : rpc::JobInfo::FINISHED,
+        req.driver_died() ? "driver died" : "finished");
   }
   done(absl::OkStatus());
 }
@@ -487,6 +529,8 @@ void GcsServer::HandleReportWorkerDeath(
 void GcsServer::HandleGetJobs(const rpc::GetJobsRequest& req,
                               rpc::GetJobsReply* reply, Done done) {
   for (const auto& [n, job] : jobs_) *reply->add_jobs() = job;
+  reply->set_erased_finished(finished_jobs_.erased());
+  reply->set_max_finished(static_cast<int64_t>(finished_jobs_.limit()));
   done(absl::OkStatus());
 }
 
@@ -623,8 +667,8 @@ void GcsServer::HandleFlushLogs(const rpc::FlushLogsRequest& req,
   };
   int64_t timeout_ms =
       req.timeout_ms() > 0 ? req.timeout_ms() : kDefaultFlushMs;
-  for (const rpc::NodeInfo& node : nodes_.All()) {
-    if (!node.alive()) continue;
+  for (const NodeState& alive : nodes_.alive()) {
+    const rpc::NodeInfo& node = *nodes_.Find(alive.node_id);
     auto* call = new Call;
     call->req.set_job_id(req.job_id());
     rpc::SetTimeout(&call->ctx, timeout_ms);

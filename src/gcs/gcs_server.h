@@ -71,6 +71,9 @@ class GcsServer {
     // Dead actors kept for the state API; past it the oldest are erased
     // from memory and storage.
     size_t max_dead_actors = 10000;
+    // Dead nodes and ended jobs kept likewise.
+    size_t max_dead_nodes = 1000;
+    size_t max_finished_jobs = 10000;
     // The Prometheus discovery file ("": <session_dir>/prometheus_sd.json,
     // or none without a session directory) and the head's own metrics
     // endpoint listed in it (HOST:PORT; "": not listed).
@@ -207,6 +210,10 @@ class GcsServer {
   void OnNodeDead(const NodeId& node);
   // The job ended: its polls are answered, its lines go a little later.
   void ForgetLogsLater(const std::string& job_id);
+  // The job (RUNNING until now) ended: saved, published, its actors and
+  // groups told; kept as history.
+  void EndJob(rpc::JobInfo& job, rpc::JobInfo::State state,
+              const std::string& why);
   void UpdateGauges();
 
   Options options_;
@@ -235,6 +242,7 @@ class GcsServer {
   uint32_t next_job_ = 1;
 
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
+  BoundedHistory<uint32_t> finished_jobs_;
   absl::flat_hash_map<ObjectId, ObjectEntry> objects_;
   LogChannel logs_;
   TaskStore tasks_;

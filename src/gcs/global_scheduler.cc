@@ -4,41 +4,24 @@
 
 namespace loom::gcs {
 
-std::vector<NodeState> GlobalScheduler::States(
-    std::vector<rpc::NodeInfo>* nodes,
-    const std::function<bool(const rpc::NodeInfo&)>& skip) const {
-  std::vector<NodeState> states;
-  for (rpc::NodeInfo& node : nodes_->All()) {
-    if (!node.alive() || (skip && skip(node))) continue;
-    auto total = ResourcesFromProto(node.total());
-    auto available = ResourcesFromProto(node.available());
-    if (!total.ok() || !available.ok()) continue;
-    states.push_back(NodeState{node.node_id(),
-                               *total,
-                               *available,
-                               {node.labels().begin(), node.labels().end()}});
-    nodes->push_back(std::move(node));
-  }
-  return states;
-}
-
 std::optional<rpc::NodeInfo> GlobalScheduler::Pick(
     const ResourceSet& demand, const Strategy& strategy,
     const std::string& data_node,
-    const std::function<bool(const rpc::NodeInfo&)>& skip) {
-  std::vector<rpc::NodeInfo> nodes;
-  std::vector<NodeState> states = States(&nodes, skip);
-  int pick = scheduler_.Pick(states, demand, strategy, data_node);
+    const std::function<bool(const NodeState&)>& skip) {
+  const std::vector<NodeState>& alive = nodes_->alive();
+  int pick = scheduler_.Pick(alive, demand, strategy, data_node, skip);
   if (pick < 0) return std::nullopt;
-  return std::move(nodes[pick]);
+  return *nodes_->Find(alive[pick].node_id);
 }
 
-void GlobalScheduler::Debit(const rpc::NodeInfo& node,
+void GlobalScheduler::Debit(const std::string& node_id,
                             const ResourceSet& used) {
-  auto left = ResourcesFromProto(node.available());
+  const rpc::NodeInfo* node = nodes_->Find(node_id);
+  if (!node || !node->alive()) return;
+  auto left = ResourcesFromProto(node->available());
   if (!left.ok() || !left->Contains(used)) return;
   left->Subtract(used);
-  nodes_->Debit(node.node_id(), *left);
+  nodes_->Debit(node_id, *left);
 }
 
 void GlobalScheduler::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
@@ -48,16 +31,16 @@ void GlobalScheduler::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
   if (!demand.ok()) return done(demand.status());
   auto strategy = StrategyFromProto(req.strategy());
   if (!strategy.ok()) return done(strategy.status());
-  std::vector<rpc::NodeInfo> nodes;  // one pass over the table for both
-  std::vector<NodeState> states = States(&nodes, nullptr);
+  const std::vector<NodeState>& alive = nodes_->alive();
   int pick =
-      scheduler_.Pick(states, *demand, *strategy, req.preferred_node_id());
+      scheduler_.Pick(alive, *demand, *strategy, req.preferred_node_id());
   if (pick >= 0) {
-    Debit(nodes[pick], *demand);
+    std::string node_id = alive[pick].node_id;
+    Debit(node_id, *demand);
     reply->set_placed(true);
-    *reply->mutable_node() = std::move(nodes[pick]);
+    *reply->mutable_node() = *nodes_->Find(node_id);
   }
-  reply->set_feasible(ClusterScheduler::Feasible(states, *demand, *strategy));
+  reply->set_feasible(ClusterScheduler::Feasible(alive, *demand, *strategy));
   done(absl::OkStatus());
 }
 

@@ -1,10 +1,11 @@
 // src/gcs/global_scheduler.h
 //
 // GlobalScheduler: the head's choice of a node, over every alive node it
-// knows. Actors are placed through it, and raylets hand it the lease
-// requests they cannot place (ScheduleLease). A node it picks has the
-// demand counted against its available resources until the node's next
-// heartbeat says what it really has, so that a burst spreads out.
+// knows (the node table's live resources, read in place). Actors are placed
+// through it, and raylets hand it the lease requests they cannot place
+// (ScheduleLease). A node it picks has the demand counted against its available
+// resources until the node's next heartbeat says what it really has, so that a
+// burst spreads out.
 //
 //   GlobalScheduler scheduler(&nodes);
 //   auto node = scheduler.Pick(demand, strategy, data_node, skip);
@@ -34,18 +35,14 @@ class GlobalScheduler {
   std::optional<rpc::NodeInfo> Pick(
       const ResourceSet& demand, const Strategy& strategy,
       const std::string& data_node = "",
-      const std::function<bool(const rpc::NodeInfo&)>& skip = nullptr);
+      const std::function<bool(const NodeState&)>& skip = nullptr);
   // Counts `used` against the node until its next heartbeat.
-  void Debit(const rpc::NodeInfo& node, const ResourceSet& used);
+  void Debit(const std::string& node_id, const ResourceSet& used);
 
   void HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
                            rpc::ScheduleLeaseReply* reply, Done done);
 
  private:
-  std::vector<NodeState> States(
-      std::vector<rpc::NodeInfo>* nodes,
-      const std::function<bool(const rpc::NodeInfo&)>& skip) const;
-
   NodeTable* nodes_;
   ClusterScheduler scheduler_;
 };

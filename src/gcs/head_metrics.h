@@ -10,7 +10,7 @@
 //   HeadMetrics head({.metrics = &metrics, .tasks = &tasks,
 //                     .sd_file = dir + "/prometheus_sd.json",
 //                     .self_target = "10.0.0.1:8080"});
-//   head.Refresh(actors.CountByState(), groups.CountByState(), nodes.All());
+//   head.Refresh(actors.CountByState(), groups.CountByState(), alive_nodes);
 #ifndef LOOM_GCS_HEAD_METRICS_H_
 #define LOOM_GCS_HEAD_METRICS_H_
 

@@ -140,8 +140,8 @@ void JobManager::Stop(const std::string& id,
   Save(job);
   done(true);
   if (job.status() != rpc::JobSubmission::RUNNING) return;  // once started
-  for (const rpc::NodeInfo& node : options_.nodes->All()) {
-    if (node.node_id() != job.node_id()) continue;
+  if (const rpc::NodeInfo* found = options_.nodes->Find(job.node_id())) {
+    const rpc::NodeInfo& node = *found;
     auto* call = new Call<rpc::StopEntrypointRequest, rpc::StopEntrypointReply>;
     call->req.set_submission_id(id);
     rpc::SetTimeout(&call->ctx, 5000);
@@ -212,17 +212,13 @@ void JobManager::OnNodeDead(const std::string& node_id) {
   }
 }
 
-const rpc::NodeInfo* JobManager::PickNode(
-    const rpc::JobSubmission& job,
-    const std::vector<rpc::NodeInfo>& nodes) const {
+const rpc::NodeInfo* JobManager::PickNode(const rpc::JobSubmission& job) const {
   auto demand = ResourcesFromProto(job.entrypoint_resources());
   if (!demand.ok()) return nullptr;
   const rpc::NodeInfo* pick = nullptr;
-  for (const rpc::NodeInfo& node : nodes) {
-    auto available = ResourcesFromProto(node.available());
-    if (!node.alive() || !available.ok() || !available->Contains(*demand)) {
-      continue;
-    }
+  for (const NodeState& alive : options_.nodes->alive()) {
+    if (!alive.available.Contains(*demand)) continue;
+    const rpc::NodeInfo& node = *options_.nodes->Find(alive.node_id);
     bool head = !options_.head_session_dir.empty() &&
                 node.session_dir() == options_.head_session_dir;
     if (pick == nullptr || head) pick = &node;
@@ -232,13 +228,11 @@ const rpc::NodeInfo* JobManager::PickNode(
 }
 
 void JobManager::PlacePending() {
-  std::vector<rpc::NodeInfo> nodes;
   for (auto& [id, job] : jobs_) {
     if (job.status() != rpc::JobSubmission::PENDING || starting_.count(id)) {
       continue;
     }
-    if (nodes.empty()) nodes = options_.nodes->All();
-    if (const rpc::NodeInfo* node = PickNode(job, nodes)) Start(id, *node);
+    if (const rpc::NodeInfo* node = PickNode(job)) Start(id, *node);
   }
 }
 

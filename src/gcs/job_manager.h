@@ -78,8 +78,7 @@ class JobManager {
   // NotFound for an unknown id.
   absl::StatusOr<rpc::JobSubmission*> Find(const std::string& id);
   // The node to run `job` on now, or null when none fits.
-  const rpc::NodeInfo* PickNode(const rpc::JobSubmission& job,
-                                const std::vector<rpc::NodeInfo>& nodes) const;
+  const rpc::NodeInfo* PickNode(const rpc::JobSubmission& job) const;
   void Start(const std::string& id, const rpc::NodeInfo& node);
   void End(rpc::JobSubmission& job, rpc::JobSubmission::Status status,
            std::string message);

@@ -16,10 +16,9 @@ constexpr int64_t kLogCallMs = 10000;
 void GcsServer::HandleListLogs(const rpc::ListLogsRequest& req,
                                rpc::ListLogsReply* reply, Done done) {
   std::vector<rpc::NodeInfo> nodes;
-  for (rpc::NodeInfo& n : nodes_.All()) {
-    if (!n.alive()) continue;
-    if (!req.node_id().empty() && n.node_id() != req.node_id()) continue;
-    nodes.push_back(std::move(n));
+  for (const NodeState& alive : nodes_.alive()) {
+    if (!req.node_id().empty() && alive.node_id != req.node_id()) continue;
+    nodes.push_back(*nodes_.Find(alive.node_id));
   }
   if (!req.node_id().empty() && nodes.empty()) {
     return done(absl::NotFoundError(absl::StrCat(
@@ -71,9 +70,8 @@ void GcsServer::HandleReadLog(const rpc::ReadLogRequest& req,
   auto node = ParseId<NodeId>(req.node_id(), "node_id");
   if (!node.ok()) return done(node.status());
   std::optional<rpc::NodeInfo> target;
-  for (rpc::NodeInfo& n : nodes_.All()) {
-    if (n.alive() && n.node_id() == req.node_id()) target = std::move(n);
-  }
+  const rpc::NodeInfo* found = nodes_.Find(req.node_id());
+  if (found && found->alive()) target = *found;
   if (!target) {
     return done(absl::NotFoundError(
         absl::StrCat("no alive node ", node->Hex(), " (see `loom status`)")));

@@ -100,6 +100,16 @@ int main(int argc, char** argv) {
                  "Dead actors the head keeps for `loom list actors`; past it "
                  "the oldest are erased, from its storage too")
       ->envname("LOOM_MAX_DEAD_ACTORS");
+  size_t max_dead_nodes = 1000;
+  app.add_option("--max-dead-nodes", max_dead_nodes,
+                 "Dead nodes the head keeps for `loom list nodes`; past it "
+                 "the oldest are erased, from its storage too")
+      ->envname("LOOM_MAX_DEAD_NODES");
+  size_t max_finished_jobs = 10000;
+  app.add_option("--max-finished-jobs", max_finished_jobs,
+                 "Ended jobs (drivers) the head keeps for `loom list jobs`; "
+                 "past it the oldest are erased, from its storage too")
+      ->envname("LOOM_MAX_FINISHED_JOBS");
   int64_t max_tasks_per_job = 100000;
   app.add_option("--task-events-max-per-job", max_tasks_per_job,
                  "Task records the head keeps per job for `loom list tasks` "
@@ -181,6 +191,8 @@ int main(int argc, char** argv) {
        .cluster_token = no_auth ? nullptr : &cluster_token,
        .max_tasks_per_job = max_tasks_per_job,
        .max_dead_actors = max_dead_actors,
+       .max_dead_nodes = max_dead_nodes,
+       .max_finished_jobs = max_finished_jobs,
        .metrics_sd_file = metrics_sd_file,
        .metrics_target = absl::StrCat(host, ":", *mport)},
       &metrics);

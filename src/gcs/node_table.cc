@@ -2,10 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "src/common/wire.h"
 
 namespace loom::gcs {
+
+NodeTable::NodeTable(Options options)
+    : options_(std::move(options)),
+      dead_({.limit = options_.max_dead,
+             .erase = [this](const NodeId& id) { Erase(id); }}),
+      view_version_(
+          std::max<int64_t>(1, absl::ToUnixMicros(options_.clock->Now()))),
+      first_version_(view_version_) {}
 
 absl::Status NodeTable::Register(const rpc::NodeInfo& info,
                                  const Version& version) {
@@ -27,20 +37,23 @@ absl::Status NodeTable::Register(const rpc::NodeInfo& info,
                  info.raylet_port(), std::string(s.message()));
     return s;
   }
-  if (auto it = nodes_.find(*id); it != nodes_.end() && !it->second.alive()) {
+  auto it = nodes_.find(*id);
+  if ((it != nodes_.end() && !it->second.info.alive()) || fenced_.count(*id)) {
     return Fenced(*id);
   }
-  bool is_new = !nodes_.contains(*id);
+  bool is_new = it == nodes_.end();
   must_register_.erase(*id);
-  rpc::NodeInfo& node = nodes_[*id];
-  node = info;
-  node.set_alive(true);
-  *node.mutable_available() = info.total();
-  last_seen_[*id] = options_.clock->Now();
-  node.set_last_heartbeat_ms(absl::ToUnixMillis(last_seen_[*id]));
-  ++view_version_;
-  options_.store->Put("nodes", id->Binary(), node.SerializeAsString(), true,
-                      MustSave("a node"));
+  Node& node = nodes_[*id];
+  node.info = info;
+  node.info.set_alive(true);
+  node.info.clear_pending();
+  node.info.clear_infeasible();
+  *node.info.mutable_available() = info.total();
+  node.last_seen = options_.clock->Now();
+  node.info.set_last_heartbeat_ms(absl::ToUnixMillis(node.last_seen));
+  Changed(node);
+  options_.store->Put("nodes", id->Binary(), node.info.SerializeAsString(),
+                      true, MustSave("a node"));
   if (is_new) {
     spdlog::info("node {} registered at {}:{} with {}", id->Hex(), info.host(),
                  info.raylet_port(), total->ToString());
@@ -55,9 +68,9 @@ void NodeTable::Debit(const std::string& node_id,
   auto id = NodeId::FromBinary(node_id);
   if (!id.ok()) return;
   auto it = nodes_.find(*id);
-  if (it != nodes_.end()) {
-    *it->second.mutable_available() = ResourcesToProto(available);
-  }
+  if (it == nodes_.end() || !it->second.info.alive()) return;
+  *it->second.info.mutable_available() = ResourcesToProto(available);
+  alive_[alive_index_.at(node_id)].available = available;
 }
 
 absl::Status NodeTable::Heartbeat(const rpc::HeartbeatRequest& request,
@@ -66,49 +79,84 @@ absl::Status NodeTable::Heartbeat(const rpc::HeartbeatRequest& request,
   if (!id.ok()) return id.status();
   auto available = ResourcesFromProto(request.available());
   if (!available.ok()) return available.status();
+  std::optional<ResourceSet> total;
   if (request.has_total()) {
-    auto total = ResourcesFromProto(request.total());
-    if (!total.ok()) return total.status();
+    auto parsed = ResourcesFromProto(request.total());
+    if (!parsed.ok()) return parsed.status();
+    total = *std::move(parsed);
   }
   for (const auto& list : {request.pending(), request.infeasible()}) {
     if (list.size() > 10000) {
       return absl::InvalidArgumentError("too many demands in one heartbeat");
     }
     for (const auto& d : list) {
-      auto parsed = ResourcesFromProto(d);
+      auto parsed = ResourcesFromProto(d.shape());
       if (!parsed.ok()) return parsed.status();
+      if (d.count() <= 0) {
+        return absl::InvalidArgumentError("a demand's count must be positive");
+      }
     }
   }
   auto it = nodes_.find(*id);
   if (it == nodes_.end() || must_register_.contains(*id)) {
     return absl::NotFoundError("unknown node: register again");
   }
-  if (!it->second.alive()) return Fenced(*id);
-  rpc::NodeInfo& node = it->second;
-  absl::Time now = options_.clock->Now();
-  last_seen_[*id] = now;
-  node.set_last_heartbeat_ms(absl::ToUnixMillis(now));
-  if (!(ResourcesFromProto(node.available()).value() == *available)) {
-    ++view_version_;
-  }
-  *node.mutable_available() = request.available();
-  if (request.has_total()) {
-    if (!(ResourcesFromProto(node.total()).value() ==
-          ResourcesFromProto(request.total()).value())) {
-      ++view_version_;
-    }
-    *node.mutable_total() = request.total();
-  }
-  *node.mutable_pending() = request.pending();
-  *node.mutable_infeasible() = request.infeasible();
-  reply->set_view_version(view_version_);
-  if (request.view_version() != view_version_) {
-    reply->set_view_included(true);
-    for (const auto& [nid, info] : nodes_) {
-      if (info.alive()) *reply->add_nodes() = info;
-    }
-  }
+  Node& node = it->second;
+  if (!node.info.alive()) return Fenced(*id);
+  node.last_seen = options_.clock->Now();
+  node.info.set_last_heartbeat_ms(absl::ToUnixMillis(node.last_seen));
+  NodeState& state = alive_[alive_index_.at(request.node_id())];
+  bool changed =
+      !(state.available == *available) || (total && !(state.total == *total));
+  *node.info.mutable_available() = request.available();
+  if (total) *node.info.mutable_total() = request.total();
+  *node.info.mutable_pending() = request.pending();
+  *node.info.mutable_infeasible() = request.infeasible();
+  if (changed) Changed(node);
+  FillView(request.view_version(), reply);
   return absl::OkStatus();
+}
+
+void NodeTable::FillView(int64_t since, rpc::HeartbeatReply* reply) const {
+  reply->set_view_version(view_version_);
+  if (since == view_version_) return;
+  bool delta = since >= first_version_ && since < view_version_;
+  reply->set_view_included(true);
+  reply->set_view_delta(delta);
+  for (const auto& [nid, node] : nodes_) {
+    if (delta ? node.changed <= since : !node.info.alive()) continue;
+    rpc::NodeInfo* out = reply->add_nodes();
+    *out = node.info;
+    out->clear_pending();  // raylets place by resources, not demands
+    out->clear_infeasible();
+  }
+}
+
+void NodeTable::Changed(Node& node) {
+  node.changed = ++view_version_;
+  const std::string& id = node.info.node_id();
+  auto at = alive_index_.find(id);
+  if (!node.info.alive()) {
+    if (at == alive_index_.end()) return;
+    size_t i = at->second;
+    alive_index_.erase(at);
+    if (i + 1 != alive_.size()) {
+      alive_[i] = std::move(alive_.back());
+      alive_index_[alive_[i].node_id] = i;
+    }
+    alive_.pop_back();
+    return;
+  }
+  if (at == alive_index_.end()) {
+    at = alive_index_.emplace(id, alive_.size()).first;
+    alive_.emplace_back();
+  }
+  NodeState& state = alive_[at->second];
+  state.node_id = id;
+  state.total = ResourcesFromProto(node.info.total()).value_or(ResourceSet());
+  state.available =
+      ResourcesFromProto(node.info.available()).value_or(ResourceSet());
+  state.labels = {node.info.labels().begin(), node.info.labels().end()};
 }
 
 absl::Status NodeTable::Unregister(const std::string& node_id) {
@@ -116,50 +164,78 @@ absl::Status NodeTable::Unregister(const std::string& node_id) {
   if (!id.ok()) return id.status();
   auto it = nodes_.find(*id);
   if (it == nodes_.end()) return absl::NotFoundError("unknown node");
-  if (it->second.alive()) MarkDead(it->second, "unregistered (stopped)");
+  if (it->second.info.alive()) MarkDead(it->second, "unregistered (stopped)");
   return absl::OkStatus();
 }
 
 void NodeTable::CheckTimeouts() {
   absl::Time now = options_.clock->Now();
+  std::vector<NodeId> late;
   for (auto& [id, node] : nodes_) {
-    if (node.alive() && now - last_seen_[id] > options_.timeout) {
-      MarkDead(node, "missed heartbeats for " +
-                         absl::FormatDuration(now - last_seen_[id]));
+    if (node.info.alive() && now - node.last_seen > options_.timeout) {
+      late.push_back(id);
     }
+  }
+  // MarkDead may erase the oldest dead node: not while iterating.
+  for (const NodeId& id : late) {
+    Node& node = nodes_.at(id);
+    MarkDead(node, "missed heartbeats for " +
+                       absl::FormatDuration(now - node.last_seen));
   }
 }
 
-void NodeTable::MarkDead(rpc::NodeInfo& node, const std::string& why) {
-  NodeId id = *NodeId::FromBinary(node.node_id());
-  node.set_alive(false);
-  node.clear_available();
-  node.clear_pending();
-  node.clear_infeasible();
-  ++view_version_;
+void NodeTable::MarkDead(Node& node, const std::string& why) {
+  NodeId id = *NodeId::FromBinary(node.info.node_id());
+  node.info.set_alive(false);
+  node.info.clear_available();
+  node.info.clear_pending();
+  node.info.clear_infeasible();
+  Changed(node);
   spdlog::warn("node {} is dead: {}", id.Hex(), why);
   must_register_.erase(id);
-  options_.store->Put("nodes", id.Binary(), node.SerializeAsString(), true,
+  options_.store->Put("nodes", id.Binary(), node.info.SerializeAsString(), true,
                       MustSave("a node"));
   options_.publisher->Publish(rpc::Event::NODE_DEAD, id.Binary(), why);
   if (options_.on_node_dead) options_.on_node_dead(id);
+  dead_.Ended(id);  // may erase the oldest dead node (not this one)
+}
+
+void NodeTable::Erase(const NodeId& id) {
+  nodes_.erase(id);
+  options_.store->Delete("nodes", id.Binary(), [](absl::StatusOr<bool>) {});
+  // A node missing from the view is dead to a raylet that had it; one
+  // whose version predates this one gets the whole view.
+  first_version_ = view_version_;
+  fenced_.insert(id);
+  fenced_order_.push_back(id);
+  if (fenced_order_.size() > kMaxFenced) {
+    fenced_.erase(fenced_order_.front());
+    fenced_order_.pop_front();
+  }
 }
 
 absl::Status NodeTable::Load(const StoreClient::Table& rows) {
   absl::Time now = options_.clock->Now();
+  std::vector<std::pair<int64_t, NodeId>> dead;
   for (const auto& [key, value] : rows) {
-    rpc::NodeInfo node;
+    Node node;
     auto id = NodeId::FromBinary(key);
-    if (!id.ok() || !node.ParseFromString(value)) {
+    if (!id.ok() || !node.info.ParseFromString(value)) {
       return absl::DataLossError("a row of the nodes table does not parse");
     }
-    if (node.alive()) {
+    if (node.info.alive()) {
       must_register_.insert(*id);
-      last_seen_[*id] = now;
+      node.last_seen = now;
+    } else {
+      dead.emplace_back(node.info.last_heartbeat_ms(), *id);
     }
-    nodes_[*id] = std::move(node);
+    Node& kept = nodes_[*id] = std::move(node);
+    Changed(kept);
   }
-  ++view_version_;
+  // Oldest first, so that the bound erases those that died first.
+  std::sort(dead.begin(), dead.end());
+  for (const auto& [ms, id] : dead) dead_.Ended(id);
+  first_version_ = view_version_;
   return absl::OkStatus();
 }
 
@@ -170,16 +246,11 @@ absl::Status NodeTable::Fenced(const NodeId& id) {
       "restarted elsewhere); start the node again to join as a new one"));
 }
 
-std::vector<rpc::NodeInfo> NodeTable::All() const {
-  std::vector<rpc::NodeInfo> out;
-  for (const auto& [id, node] : nodes_) out.push_back(node);
-  return out;
-}
-
-size_t NodeTable::alive_count() const {
-  size_t n = 0;
-  for (const auto& [id, node] : nodes_) n += node.alive();
-  return n;
+const rpc::NodeInfo* NodeTable::Find(const std::string& node_id) const {
+  auto id = NodeId::FromBinary(node_id);
+  if (!id.ok()) return nullptr;
+  auto it = nodes_.find(*id);
+  return it == nodes_.end() ? nullptr : &it->second.info;
 }
 
 }  // namespace loom::gcs

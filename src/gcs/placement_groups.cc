@@ -65,8 +65,6 @@ void PlacementGroupManager::Save(const Group& g, std::function<void()> then) {
 }
 
 absl::Status PlacementGroupManager::Load(const StoreClient::Table& rows) {
-  absl::flat_hash_map<std::string, rpc::NodeInfo> nodes;
-  for (auto& n : nodes_->All()) nodes[n.node_id()] = std::move(n);
   std::vector<PlacementGroupId> place;
   for (const auto& [key, value] : rows) {
     auto g = std::make_unique<Group>();
@@ -84,11 +82,19 @@ absl::Status PlacementGroupManager::Load(const StoreClient::Table& rows) {
     using S = rpc::PlacementGroupInfo;
     if (g->info.state() == S::CREATED) {
       for (const auto& n : g->info.bundle_nodes()) {
-        auto it = nodes.find(n);
-        if (it == nodes.end()) {
-          return absl::DataLossError("a placement group's node is unknown");
-        }
-        g->nodes.push_back(it->second);
+        const rpc::NodeInfo* node = nodes_->Find(n);
+        if (!node) break;  // a dead node past the history: placed again
+        g->nodes.push_back(*node);
+      }
+      if (g->nodes.size() != g->bundles.size()) {
+        spdlog::warn(
+            "placement group {} held a bundle on a node erased "
+            "from the head's history; placing it again",
+            id->Hex());
+        g->nodes.clear();
+        g->info.set_state(S::PENDING);
+        g->info.clear_bundle_nodes();
+        place.push_back(*id);
       }
     } else if (g->info.state() != S::REMOVED) {
       place.push_back(*id);
@@ -143,17 +149,17 @@ void PlacementGroupManager::HandleCreate(
 std::optional<std::vector<rpc::NodeInfo>> PlacementGroupManager::Assign(
     const Group& g, std::string* infeasible) {
   using S = rpc::PlacementGroupInfo;
-  std::vector<rpc::NodeInfo> nodes;
-  for (auto& n : nodes_->All()) {
-    if (n.alive()) nodes.push_back(std::move(n));
-  }
-  std::sort(nodes.begin(), nodes.end(), [](const auto& a, const auto& b) {
-    return a.node_id() < b.node_id();
+  std::vector<const NodeState*> alive;
+  for (const NodeState& n : nodes_->alive()) alive.push_back(&n);
+  std::sort(alive.begin(), alive.end(), [](const auto* a, const auto* b) {
+    return a->node_id < b->node_id;
   });
+  std::vector<rpc::NodeInfo> nodes;
   std::vector<ResourceSet> total, free;
-  for (const auto& n : nodes) {
-    total.push_back(*ResourcesFromProto(n.total()));
-    free.push_back(*ResourcesFromProto(n.available()));
+  for (const NodeState* n : alive) {
+    nodes.push_back(*nodes_->Find(n->node_id));
+    total.push_back(n->total);
+    free.push_back(n->available);
   }
   // Could any nodes ever hold it?
   ResourceSet sum;

@@ -87,6 +87,22 @@ NodeManager::NodeManager(Options options, Metrics* metrics)
 
 NodeManager::~NodeManager() { Stop(); }
 
+static absl::Status ValidateRuntime(const rpc::WorkerRuntime& runtime) {
+  if (runtime.language() == rpc::WorkerRuntime::CPP) return absl::OkStatus();
+  if (runtime.language() != rpc::WorkerRuntime::PYTHON) {
+    return absl::InvalidArgumentError("unknown worker language");
+  }
+  const std::string& exe = runtime.python_executable();
+  if (exe.empty() || exe[0] != '/' || access(exe.c_str(), X_OK) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "python_executable '", exe, "' is not an executable absolute path"));
+  }
+  if (runtime.python_path_size() > 4096 || runtime.cwd().empty()) {
+    return absl::InvalidArgumentError("python_path too long or cwd missing");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status NodeManager::Start(absl::Duration register_timeout) {
   watch_ = std::make_unique<ProcessWatch>([this](pid_t) {
     loop_.Post([this] {
@@ -108,6 +124,7 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
       [this](rpc::HeartbeatRequest* r) { FillHeartbeat(r); },
       [this](const rpc::HeartbeatReply& r) { OnView(r); },
       [this](const rpc::RegisterNodeReply& reply) {
+        view_version_ = 0;  // a new head's view comes whole
         if (object_manager_) object_manager_->ReReportCopies();
         ReleaseUnknown(reply);
       },
@@ -128,6 +145,10 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
           OnJobFinished(e.id(), e.address());
         if (e.kind() == rpc::Event::NODE_DEAD) OnNodeDead(e.id());
         if (e.kind() == rpc::Event::WORKER_DEAD) OnRemoteWorkerDead(e);
+        if (e.kind() == rpc::Event::JOB_STARTED &&
+            ValidateRuntime(e.runtime()).ok()) {
+          pool_->PrestartForkServer(e.runtime());
+        }
       }});
   head_events_->Start();
   if (!options_.session_dir.empty()) {
@@ -207,22 +228,6 @@ static absl::StatusOr<Strategy> LeaseStrategy(const rpc::LeaseRequest& req) {
   strategy->soft = true;
   strategy->locality = true;
   return strategy;
-}
-
-static absl::Status ValidateRuntime(const rpc::WorkerRuntime& runtime) {
-  if (runtime.language() == rpc::WorkerRuntime::CPP) return absl::OkStatus();
-  if (runtime.language() != rpc::WorkerRuntime::PYTHON) {
-    return absl::InvalidArgumentError("unknown worker language");
-  }
-  const std::string& exe = runtime.python_executable();
-  if (exe.empty() || exe[0] != '/' || access(exe.c_str(), X_OK) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "python_executable '", exe, "' is not an executable absolute path"));
-  }
-  if (runtime.python_path_size() > 4096 || runtime.cwd().empty()) {
-    return absl::InvalidArgumentError("python_path too long or cwd missing");
-  }
-  return absl::OkStatus();
 }
 
 void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
@@ -754,12 +759,32 @@ void NodeManager::FillHeartbeat(rpc::HeartbeatRequest* req) {
     totals_changed_ = false;
   }
   *req->mutable_available() = NonNegative(resources_.available());
-  for (const auto& d : queue_.PendingDemands())
-    *req->add_pending() = ResourcesToProto(d);
-  for (const auto& d : queue_.InfeasibleDemands()) {
-    *req->add_infeasible() = ResourcesToProto(d);
-  }
+  AddDemands(queue_.PendingDemands(), req->mutable_pending());
+  AddDemands(queue_.InfeasibleDemands(), req->mutable_infeasible());
   req->set_view_version(view_version_);
+}
+
+void NodeManager::AddDemands(
+    const std::vector<ResourceSet>& demands,
+    google::protobuf::RepeatedPtrField<rpc::Demand>* into) {
+  // By shape, with counts: a queue of 100,000 tasks of one shape is one
+  // entry. The head takes at most 10,000 shapes.
+  constexpr size_t kMaxShapes = 10000;
+  std::vector<std::pair<ResourceSet, int64_t>> shapes;
+  for (const ResourceSet& d : demands) {
+    auto it = std::find_if(shapes.begin(), shapes.end(),
+                           [&](const auto& s) { return s.first == d; });
+    if (it != shapes.end()) {
+      ++it->second;
+    } else if (shapes.size() < kMaxShapes) {
+      shapes.emplace_back(d, 1);
+    }
+  }
+  for (const auto& [shape, count] : shapes) {
+    rpc::Demand* out = into->Add();
+    *out->mutable_shape() = ResourcesToProto(shape);
+    out->set_count(count);
+  }
 }
 
 std::optional<std::string> NodeManager::AddressOf(const NodeId& node) const {

@@ -204,6 +204,8 @@ class NodeManager {
       const std::function<bool(const WorkerId&, const JobId&)>& match,
       const std::string& why);
   void FillHeartbeat(rpc::HeartbeatRequest* req);
+  static void AddDemands(const std::vector<ResourceSet>& demands,
+                         google::protobuf::RepeatedPtrField<rpc::Demand>* into);
   // The head declared a node dead: out of the view before the next one.
   void OnNodeDead(const std::string& node_id);
   void OnView(const rpc::HeartbeatReply& reply);
@@ -235,6 +237,12 @@ class NodeManager {
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<GcsLink> gcs_;
   std::vector<RemoteNode> others_;
+  // What each of them last reported (the head's view), and when.
+  struct Reported {
+    ResourceSet available;
+    absl::Time heartbeat;
+  };
+  absl::flat_hash_map<std::string, Reported> reported_;
   // What this node spilled to each other node (by id) and when: a view
   // from a heartbeat older than a spillback does not count it yet, so
   // OnView takes it off again (else a burst piles onto one node).
@@ -267,7 +275,7 @@ class NodeManager {
   mutable absl::Mutex addresses_mu_;
   absl::flat_hash_map<NodeId, std::string> addresses_
       ABSL_GUARDED_BY(addresses_mu_);
-  int64_t view_version_ = 0;
+  int64_t view_version_ = 0;  // of the head's view held (0: none)
 
   uint64_t next_handle_ = 1;
   absl::flat_hash_map<uint64_t, PendingLease> pending_;

@@ -57,6 +57,17 @@ void WorkerPool::Prestart() {
   StartWorkers(options_.prestart).IgnoreError();  // logged
 }
 
+void WorkerPool::PrestartForkServer(const rpc::WorkerRuntime& runtime) {
+  std::string key = RuntimeKey(runtime);
+  if (key.empty() || zygotes_.count(key)) return;
+  int python = 0;
+  for (const auto& [k, z] : zygotes_) python += !k.empty();
+  if (python >= kMaxPrestartedRuntimes) return;
+  spdlog::info("starting a fork server for {}'s workers",
+               runtime.python_executable());
+  StartZygote(runtime);
+}
+
 std::vector<std::string> WorkerPool::WorkerArgs() const {
   return {"--raylet-address", options_.raylet_address, "--host",
           options_.host,      "--session-dir",         options_.session_dir,

@@ -102,6 +102,11 @@ class WorkerPool {
   ~WorkerPool();
 
   void Prestart();
+  // A Python driver joined the cluster: its runtime's fork server starts
+  // here now (importing takes about a second), unless one runs already or
+  // kMaxPrestartedRuntimes others do (those start at their first lease).
+  void PrestartForkServer(const rpc::WorkerRuntime& runtime);
+  static constexpr int kMaxPrestartedRuntimes = 4;
   // Fails when workers of `runtime` cannot be started (a Python fork
   // server that exits, an interpreter that cannot import loom).
   absl::Status StartWorkers(int n, const rpc::WorkerRuntime& runtime = {});

@@ -92,6 +92,109 @@ TEST_F(NodeTableTest, HeartbeatCarriesTheViewOnlyWhenItChanged) {
   EXPECT_FALSE(r2.view_included());
 }
 
+// A node that acknowledges a view gets only the nodes changed since (dead
+// ones included); views carry no demands, which the head's table keeps by
+// shape with counts; the scheduler's live table follows each change.
+TEST_F(NodeTableTest, HeartbeatsCarryDeltasSinceTheAcknowledgedView) {
+  NodeId a = NodeId::FromRandom(), b = NodeId::FromRandom(),
+         c = NodeId::FromRandom();
+  for (const NodeId& id : {a, b, c})
+    ASSERT_TRUE(nodes->Register(Node(id)).ok());
+  auto beat = [&](const NodeId& id, double cpus, int64_t version) {
+    rpc::HeartbeatRequest hb;
+    hb.set_node_id(id.Binary());
+    (*hb.mutable_available()->mutable_quantities())["CPU"] = cpus;
+    hb.set_view_version(version);
+    rpc::Demand* d = hb.add_pending();
+    (*d->mutable_shape()->mutable_quantities())["CPU"] = 1;
+    d->set_count(5000);
+    rpc::HeartbeatReply reply;
+    EXPECT_TRUE(nodes->Heartbeat(hb, &reply).ok());
+    return reply;
+  };
+  rpc::HeartbeatReply whole = beat(a, 2, 0);
+  EXPECT_TRUE(whole.view_included());
+  EXPECT_FALSE(whole.view_delta());
+  EXPECT_EQ(whole.nodes_size(), 3);
+  for (const auto& n : whole.nodes()) EXPECT_EQ(n.pending_size(), 0);
+  // b's load changes; a, holding the whole view, hears only of b.
+  beat(b, 0.5, 0);
+  rpc::HeartbeatReply delta = beat(a, 2, whole.view_version());
+  EXPECT_TRUE(delta.view_delta());
+  ASSERT_EQ(delta.nodes_size(), 1);
+  EXPECT_EQ(delta.nodes(0).node_id(), b.Binary());
+  EXPECT_DOUBLE_EQ(delta.nodes(0).available().quantities().at("CPU"), 0.5);
+  EXPECT_EQ(delta.nodes(0).pending_size(), 0);
+  EXPECT_FALSE(beat(a, 2, delta.view_version()).view_included());
+  // The head's own table has the demands, by shape.
+  const rpc::NodeInfo* info = nodes->Find(b.Binary());
+  ASSERT_NE(info, nullptr);
+  ASSERT_EQ(info->pending_size(), 1);
+  EXPECT_EQ(info->pending(0).count(), 5000);
+  // The scheduler reads the live table.
+  ASSERT_EQ(nodes->alive().size(), 3u);
+  for (const NodeState& n : nodes->alive()) {
+    if (n.node_id == b.Binary()) {
+      EXPECT_EQ(n.available.Get(kCpu), FixedPoint::FromDouble(0.5));
+    }
+  }
+  // c dies: the delta says so.
+  ASSERT_TRUE(nodes->Unregister(c.Binary()).ok());
+  rpc::HeartbeatReply gone = beat(a, 2, delta.view_version());
+  ASSERT_EQ(gone.nodes_size(), 1);
+  EXPECT_EQ(gone.nodes(0).node_id(), c.Binary());
+  EXPECT_FALSE(gone.nodes(0).alive());
+  EXPECT_EQ(nodes->alive().size(), 2u);
+  // A version this head never gave (an earlier head's) gets the whole view.
+  rpc::HeartbeatReply fresh = beat(a, 2, 12345);
+  EXPECT_FALSE(fresh.view_delta());
+  EXPECT_EQ(fresh.nodes_size(), 2);
+  // Bad counts are refused.
+  rpc::HeartbeatRequest bad;
+  bad.set_node_id(a.Binary());
+  bad.add_pending()->set_count(0);
+  rpc::HeartbeatReply reply;
+  EXPECT_EQ(nodes->Heartbeat(bad, &reply).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Past --max-dead-nodes the oldest dead node is erased, from storage too;
+// it stays fenced; a raylet whose view predates the erasure gets it whole.
+TEST_F(NodeTableTest, DeadNodesAreBoundedHistory) {
+  NodeTable table(NodeTable::Options{&store, &publisher, &clock,
+                                     absl::Seconds(5), nullptr, ThisVersion(),
+                                     /*max_dead=*/1});
+  NodeId a = NodeId::FromRandom(), b = NodeId::FromRandom(),
+         c = NodeId::FromRandom();
+  for (const NodeId& id : {a, b, c}) ASSERT_TRUE(table.Register(Node(id)).ok());
+  rpc::HeartbeatRequest hb;
+  hb.set_node_id(c.Binary());
+  rpc::HeartbeatReply before;
+  ASSERT_TRUE(table.Heartbeat(hb, &before).ok());
+  ASSERT_TRUE(table.Unregister(a.Binary()).ok());
+  EXPECT_NE(table.Find(a.Binary()), nullptr);
+  ASSERT_TRUE(table.Unregister(b.Binary()).ok());
+  EXPECT_EQ(table.Find(a.Binary()), nullptr);
+  EXPECT_NE(table.Find(b.Binary()), nullptr);
+  EXPECT_EQ(table.size(), 2u);
+  EXPECT_EQ(table.erased_dead(), 1);
+  EXPECT_EQ(table.max_dead(), 1u);
+  bool stored = true;
+  store.Get("nodes", a.Binary(),
+            [&](absl::StatusOr<std::optional<std::string>> v) {
+              stored = v.ok() && v->has_value();
+            });
+  EXPECT_FALSE(stored);
+  EXPECT_EQ(table.Register(Node(a)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  hb.set_view_version(before.view_version());
+  rpc::HeartbeatReply after;
+  ASSERT_TRUE(table.Heartbeat(hb, &after).ok());
+  EXPECT_FALSE(after.view_delta());
+  ASSERT_EQ(after.nodes_size(), 1);
+  EXPECT_EQ(after.nodes(0).node_id(), c.Binary());
+}
+
 TEST_F(NodeTableTest, RefusesBadRegistrations) {
   rpc::NodeInfo bad = Node(NodeId::FromRandom());
   bad.set_node_id("short");
@@ -122,7 +225,7 @@ TEST_F(NodeTableTest, RefusesANodeOfAnotherVersion) {
   EXPECT_THAT(std::string(s.message()),
               ::testing::HasSubstr("node runs protocol 7 (build 1.2.4)"));
   EXPECT_TRUE(IsVersionMismatch(s));
-  EXPECT_TRUE(head.All().empty());
+  EXPECT_EQ(head.size(), 0u);
   EXPECT_EQ(head.Register(Node(id), Version{7, std::string(300, 'x')}).code(),
             absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(head.Register(Node(id), Version{7, "1.2.3+gabc"}).ok());
@@ -297,6 +400,42 @@ TEST(GcsRestart, JobIdsContinueAfterARestart) {
   ASSERT_TRUE(fourth.Start().ok());
   EXPECT_EQ(AddJob(fourth).ToInt(), 2000000001u);
   std::filesystem::remove_all(dir);
+}
+
+// Past --max-finished-jobs the oldest ended job is erased, from storage
+// too, and the listing says how many.
+TEST(GcsJobs, EndedJobsAreBoundedHistory) {
+  Metrics metrics;
+  InMemoryStoreClient store;
+  GcsServer gcs({.store = &store, .max_finished_jobs = 2}, &metrics);
+  ASSERT_TRUE(gcs.Start().ok());
+  std::vector<JobId> jobs;
+  for (int i = 0; i < 4; ++i) jobs.push_back(AddJob(gcs));
+  for (const JobId& job : jobs) {
+    rpc::MarkJobFinishedRequest req;
+    req.set_job_id(job.Binary());
+    rpc::MarkJobFinishedReply reply;
+    gcs.loop().RunSync([&] {
+      gcs.HandleMarkJobFinished(
+          req, &reply, [](absl::Status s) { EXPECT_TRUE(s.ok()) << s; });
+    });
+  }
+  rpc::GetJobsReply listed;
+  gcs.loop().RunSync(
+      [&] { gcs.HandleGetJobs({}, &listed, [](absl::Status) {}); });
+  ASSERT_EQ(listed.jobs_size(), 2);
+  EXPECT_EQ(listed.erased_finished(), 2);
+  EXPECT_EQ(listed.max_finished(), 2);
+  for (const auto& j : listed.jobs()) {
+    EXPECT_TRUE(j.job_id() == jobs[2].Binary() ||
+                j.job_id() == jobs[3].Binary());
+  }
+  bool stored = true;
+  store.Get("jobs", jobs[0].Binary(),
+            [&](absl::StatusOr<std::optional<std::string>> v) {
+              stored = v.ok() && v->has_value();
+            });
+  EXPECT_FALSE(stored);
 }
 
 // Even with nothing saved, a new head starts above the clock's floor: far
