@@ -576,6 +576,12 @@ bool CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
                                 const std::vector<ObjectId>& ids,
                                 int64_t timeout_ms) {
   bool lost = false;
+  std::vector<std::pair<ObjectId, NodeId>> stored;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].store_node)
+      stored.emplace_back(ids[i], *results[i].store_node);
+  }
+  Prefetch(stored);
   for (size_t i = 0; i < results.size(); ++i) {
     ObjectResult& r = results[i];
     if (!r.store_node) continue;
@@ -610,6 +616,7 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
   // (a Tensor argument keeps its pin while it lives).
   std::vector<std::string_view> args;
   ArgumentPins pins;
+  PrefetchArgs(spec);
   for (const auto& arg : spec.args()) {
     if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
       auto id = ObjectId::FromBinary(arg.ref().object_id());

@@ -339,6 +339,12 @@ class CoreWorker {
   // Makes an object that lives in `node`'s store present in this node's
   // (the raylet pulls it).
   absl::Status MakeLocal(const ObjectId& id, const NodeId& node);
+  // Before reading several objects: those on other nodes are pulled here
+  // together, several at a time, not one by one as each is read (errors
+  // come when each is read). One on another node, or none: nothing to do.
+  void Prefetch(const std::vector<std::pair<ObjectId, NodeId>>& objects);
+  // Prefetch of a task's arguments passed by reference.
+  void PrefetchArgs(const rpc::TaskSpec& spec);
   // MakeLocal, then a view of it pinned in this node's store (Release it).
   absl::StatusOr<ObjectView> PinLocal(const ObjectId& id, const NodeId& node,
                                       int64_t timeout_ms);

@@ -86,6 +86,12 @@ std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::TryGetLayouts(
   auto results = WaitResults(ids, timeout_ms);
   if (!results) return std::nullopt;
   std::vector<LayoutResult> out(ids.size());
+  std::vector<std::pair<ObjectId, NodeId>> stored;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const ObjectResult& r = (*results)[i];
+    if (!r.error && r.store_node) stored.emplace_back(ids[i], *r.store_node);
+  }
+  Prefetch(stored);
   for (size_t i = 0; i < ids.size(); ++i) {
     ObjectResult& r = (*results)[i];
     if (r.error) {
@@ -134,6 +140,7 @@ void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
   }
   std::vector<TaskArgView> args;
   args.reserve(spec.args_size());
+  PrefetchArgs(spec);
   for (const auto& arg : spec.args()) {
     if (!arg.has_ref()) {
       args.push_back({arg.value(), nullptr});

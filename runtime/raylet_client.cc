@@ -236,6 +236,44 @@ absl::Status RayletClient::PullObject(const ObjectId& id,
   return rpc::ToAbsl(raylet_->PullObject(&ctx, req, &reply));
 }
 
+void RayletClient::PullObjects(
+    const std::vector<std::pair<ObjectId, NodeId>>& objects, int window) {
+  struct Call {
+    rpc::Context ctx;
+    rpc::PullObjectRequest req;
+    rpc::PullObjectReply reply;
+  };
+  std::vector<Call> calls(objects.size());
+  absl::Mutex mu;
+  size_t started = 0, finished = 0;
+  mu.Lock();
+  while (finished < objects.size()) {
+    // Keep `window` in flight; the calls start outside the lock (a
+    // callback may run on this thread).
+    while (started < objects.size() &&
+           started - finished < static_cast<size_t>(std::max(1, window))) {
+      Call& call = calls[started];
+      rpc::SetTimeout(&call.ctx, 600000);
+      call.req.set_object_id(objects[started].first.Binary());
+      call.req.set_source_node_id(objects[started].second.Binary());
+      ++started;
+      mu.Unlock();
+      raylet_->async()->PullObject(&call.ctx, &call.req, &call.reply,
+                                   [&](grpc::Status) {
+                                     absl::MutexLock lock(&mu);
+                                     ++finished;
+                                   });
+      mu.Lock();
+    }
+    size_t seen = finished;
+    auto progress = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) {
+      return finished != seen;
+    };
+    mu.Await(absl::Condition(&progress));
+  }
+  mu.Unlock();
+}
+
 void RayletClient::FreeObject(const ObjectId& id, const NodeId& holder) {
   struct Call {
     rpc::Context ctx;

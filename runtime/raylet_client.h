@@ -74,6 +74,11 @@ class RayletClient {
   // Asks this node's raylet to delete the object everywhere (asynchronous,
   // best effort: a copy that survives is evicted in time).
   void FreeObject(const ObjectId& id, const NodeId& holder);
+  // Pulls each object from its node into this node's store, `window` at a
+  // time, and returns when all have ended; their outcome is not kept (a
+  // later PullObject of one that failed says why).
+  void PullObjects(const std::vector<std::pair<ObjectId, NodeId>>& objects,
+                   int window = 16);
   // The head's actor directory.
   absl::StatusOr<rpc::ActorInfo> RegisterActor(
       const rpc::RegisterActorRequest& req);

@@ -43,6 +43,27 @@ absl::Status CoreWorker::MakeLocal(const ObjectId& id, const NodeId& node) {
   return s;
 }
 
+void CoreWorker::Prefetch(
+    const std::vector<std::pair<ObjectId, NodeId>>& objects) {
+  if (!store_) return;
+  std::vector<std::pair<ObjectId, NodeId>> remote;
+  for (const auto& [id, node] : objects) {
+    if (node != node_id_) remote.emplace_back(id, node);
+  }
+  if (remote.size() > 1) raylet_->PullObjects(remote);
+}
+
+void CoreWorker::PrefetchArgs(const rpc::TaskSpec& spec) {
+  std::vector<std::pair<ObjectId, NodeId>> refs;
+  for (const auto& arg : spec.args()) {
+    if (!arg.has_ref() || arg.ref().store_node_id().empty()) continue;
+    auto id = ObjectId::FromBinary(arg.ref().object_id());
+    auto node = NodeId::FromBinary(arg.ref().store_node_id());
+    if (id.ok() && node.ok()) refs.emplace_back(*id, *node);
+  }
+  Prefetch(refs);
+}
+
 absl::StatusOr<ObjectView> CoreWorker::PinLocal(const ObjectId& id,
                                                 const NodeId& node,
                                                 int64_t timeout_ms) {

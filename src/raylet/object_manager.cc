@@ -57,7 +57,11 @@ struct ObjectManager::Gcs {
   std::unique_ptr<rpc::Gcs::Stub> stub;
 };
 
-ObjectManager::ObjectManager(Options options) : options_(std::move(options)) {
+ObjectManager::ObjectManager(Options options)
+    : options_(std::move(options)),
+      pull_queue_(std::make_unique<WorkQueue>(
+          "pull", std::max(1, options_.pull_threads))),
+      free_queue_(std::make_unique<WorkQueue>("free", 1)) {
   if (Metrics* m = options_.metrics) {
     bytes_received_ = &m->Counter(
         "loom_object_manager_bytes_received_total",
@@ -77,6 +81,9 @@ ObjectManager::ObjectManager(Options options) : options_(std::move(options)) {
 }
 
 ObjectManager::~ObjectManager() {
+  stopping_ = true;
+  pull_queue_.reset();  // what is queued answers Cancelled
+  free_queue_.reset();
   {
     absl::MutexLock lock(&report_mu_);
     stop_ = true;
@@ -93,8 +100,9 @@ void ObjectManager::Pull(const ObjectId& id, const NodeId& source,
     waiters.push_back(std::move(done));
     if (waiters.size() > 1) return;  // joins the transfer already running
   }
-  std::thread([this, id, source] {
-    absl::Status s = PullFromAnywhere(id, source);
+  pull_queue_->Post([this, id, source] {
+    absl::Status s = stopping_ ? absl::CancelledError("the raylet is stopping")
+                               : PullFromAnywhere(id, source);
     std::vector<std::function<void(absl::Status)>> waiters;
     {
       absl::MutexLock lock(&mu_);
@@ -102,7 +110,7 @@ void ObjectManager::Pull(const ObjectId& id, const NodeId& source,
       pulls_.erase(id);
     }
     for (auto& w : waiters) w(s);
-  }).detach();
+  });
 }
 
 absl::Status ObjectManager::PullFromAnywhere(const ObjectId& id,
@@ -340,7 +348,11 @@ absl::Status ObjectManager::Transfer(const ObjectId& id,
   absl::Mutex err_mu;
   absl::Status error;
   std::vector<std::thread> workers;
-  for (int i = 0; i < options_.chunks_in_flight; ++i) {
+  uint64_t chunks_left =
+      (total - first + options_.chunk_bytes - 1) / options_.chunk_bytes;
+  int readers = static_cast<int>(
+      std::min<uint64_t>(options_.chunks_in_flight, chunks_left));
+  for (int i = 0; i < readers; ++i) {
     workers.emplace_back([&, i] {
       ChunkReader reader(stubs[i % stubs.size()].get(), id);
       while (true) {
@@ -485,7 +497,8 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
     if (options_.store->Delete(id).ok()) ReportCopy(id, 0, /*added=*/false);
   }
   if (req.local_only()) return absl::OkStatus();
-  std::thread([this, ids, named] {
+  free_queue_->Post([this, ids, named] {
+    if (stopping_) return;
     absl::flat_hash_map<NodeId, rpc::FreeObjectsRequest> by_node;
     auto add = [&](const NodeId& node, const ObjectId& id) {
       if (node == options_.self) return;
@@ -515,7 +528,7 @@ absl::Status ObjectManager::Free(const rpc::FreeObjectsRequest& req) {
       rpc::FreeObjectsReply reply;
       stub->FreeObjects(&ctx, r, &reply);  // a node that is gone has nothing
     }
-  }).detach();
+  });
   return absl::OkStatus();
 }
 

@@ -1,7 +1,8 @@
 // src/raylet/object_manager.h
 //
 // ObjectManager: moves objects between nodes' stores. Pull copies an object
-// from the raylet whose store holds it into this node's store, in chunks
+// from the raylet whose store holds it into this node's store (on a pool of
+// `pull_threads`; an object that fits one chunk takes one call), in chunks
 // (default 8 MiB, several in flight over connections of their own), written
 // straight into the arena, whose pages are mapped ahead of each chunk; pulls
 // of one object that overlap share one transfer. ReadChunk serves the other
@@ -17,6 +18,7 @@
 #ifndef LOOM_SRC_RAYLET_OBJECT_MANAGER_H_
 #define LOOM_SRC_RAYLET_OBJECT_MANAGER_H_
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -36,6 +38,7 @@ class ByteBuffer;
 #include "src/common/client_pool.h"
 #include "src/common/ids.h"
 #include "src/common/metrics.h"
+#include "src/common/work_queue.h"
 
 namespace loom::raylet {
 
@@ -64,6 +67,9 @@ class ObjectManager {
     ClientPool* clients = nullptr;  // channels to other raylets; required
     Metrics* metrics = nullptr;     // optional: byte counters
     int connections = 2;  // to each source, for the chunks (at least 1)
+    // Pulls run on this many threads (more wait their turn in order); the
+    // frees of other nodes' copies on one.
+    int pull_threads = 8;
   };
   explicit ObjectManager(Options options);
   ~ObjectManager();
@@ -127,6 +133,11 @@ class ObjectManager {
   std::vector<rpc::ObjectLocationUpdate> updates_ ABSL_GUARDED_BY(report_mu_);
   bool stop_ ABSL_GUARDED_BY(report_mu_) = false;
   std::thread reporter_;
+
+  // Stopping: queued pulls answer Cancelled instead of starting.
+  std::atomic<bool> stopping_{false};
+  std::unique_ptr<WorkQueue> pull_queue_;
+  std::unique_ptr<WorkQueue> free_queue_;
 };
 
 }  // namespace loom::raylet

@@ -3,9 +3,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +18,7 @@
 #include "src/common/process.h"
 #include "src/common/process_watch.h"
 #include "src/common/session.h"
+#include "src/common/work_queue.h"
 
 namespace loom {
 namespace {
@@ -222,6 +225,40 @@ TEST(Process, TerminateStopsAProcess) {
   EXPECT_TRUE(ProcessAlive(*pid));
   TerminateProcess(*pid, absl::Seconds(2));
   EXPECT_FALSE(ProcessAlive(*pid));
+}
+
+// A WorkQueue runs at most its threads' worth at once, and its destructor
+// runs what is still queued before it joins.
+TEST(WorkQueue, BoundedAndDrainedOnDestruction) {
+  std::atomic<int> running{0}, most{0};
+  std::vector<int> order;
+  absl::Mutex mu;
+  absl::Notification release;
+  {
+    WorkQueue queue("test", 2);
+    for (int i = 0; i < 6; ++i) {
+      queue.Post([&, i] {
+        int now = ++running;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        release.WaitForNotification();
+        {
+          absl::MutexLock lock(&mu);
+          order.push_back(i);
+        }
+        --running;
+      });
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+    EXPECT_EQ(running.load(), 2);  // two threads: the rest wait their turn
+    EXPECT_EQ(queue.queued(), 4u);
+    release.Notify();
+  }  // the destructor ran the rest
+  EXPECT_EQ(most.load(), 2);
+  ASSERT_EQ(order.size(), 6u);
+  std::sort(order.begin(), order.end());
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5}));
 }
 
 }  // namespace
