@@ -12,6 +12,7 @@
 #ifndef LOOM_RUNTIME_CORE_WORKER_H_
 #define LOOM_RUNTIME_CORE_WORKER_H_
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -374,6 +375,10 @@ class CoreWorker {
   bool ReportStats();
   // Whether counts, held objects or metrics changed since the last report.
   bool ReportsPending() const;
+  // The counts a report carries, in reported_'s order, and whether the
+  // worker started or stopped owning objects since the last report.
+  std::array<int64_t, 5> StatsNow() const;
+  bool HoldsChanged(const std::array<int64_t, 5>& now) const;
   // Restarts reports that sleep; cheap when they do not. Any thread.
   void WakeReports();
   // Fills the spec's arguments: values inline, large ones put in the store

@@ -31,27 +31,34 @@ void CoreWorker::WakeReports() {
   }
 }
 
+std::array<int64_t, 5> CoreWorker::StatsNow() const {
+  return {counters_->submitted, counters_->finished, counters_->failed,
+          counters_->retried, static_cast<int64_t>(objects_.size())};
+}
+
+bool CoreWorker::HoldsChanged(const std::array<int64_t, 5>& now) const {
+  // A worker says when it starts or stops owning objects (drivers do not).
+  return !options_.is_driver && (now[4] > 0) != (reported_[4] > 0);
+}
+
 bool CoreWorker::ReportsPending() const {
-  const int64_t* last = reported_;
-  bool holds_changed =
-      !options_.is_driver && (objects_.size() > 0) != (last[4] > 0);
-  return counters_->submitted != last[0] || counters_->finished != last[1] ||
-         counters_->failed != last[2] || counters_->retried != last[3] ||
-         holds_changed || MetricRecorder::Global().HasChanges();
+  std::array<int64_t, 5> now = StatsNow();
+  for (int i = 0; i < 4; ++i) {
+    if (now[i] != reported_[i]) return true;
+  }
+  return HoldsChanged(now) || MetricRecorder::Global().HasChanges();
 }
 
 bool CoreWorker::ReportStats() {
   // Submitters report submitted/retried; executors report finished/failed.
-  int64_t* last = reported_;
-  int64_t now[5] = {counters_->submitted, counters_->finished,
-                    counters_->failed, counters_->retried,
-                    static_cast<int64_t>(objects_.size())};
+  const int64_t* last = reported_;
+  std::array<int64_t, 5> now = StatsNow();
   rpc::ReportTaskStatsRequest req;
   req.set_submitted(now[0] - last[0]);
   req.set_finished(now[1] - last[1]);
   req.set_failed(now[2] - last[2]);
   req.set_retried(now[3] - last[3]);
-  bool holds_changed = !options_.is_driver && (now[4] > 0) != (last[4] > 0);
+  bool holds_changed = HoldsChanged(now);
   if (holds_changed) {
     req.set_worker_id(options_.worker_id.Binary());
     req.set_live_objects(now[4]);
@@ -63,7 +70,7 @@ bool CoreWorker::ReportStats() {
     return false;
   }
   if (raylet_->ReportTaskStats(req).ok()) {
-    for (int i = 0; i < 5; ++i) last[i] = now[i];
+    for (int i = 0; i < 5; ++i) reported_[i] = now[i];
   } else {
     user_metrics.Restore(req.metrics());
   }

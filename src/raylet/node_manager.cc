@@ -22,7 +22,8 @@ constexpr int kMaxJoinFailures = 3;
 constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
 constexpr absl::Duration kQuietTickSlack = absl::Seconds(1);
 
-// Heartbeats carry no negative quantities (lending can dip below zero).
+}  // namespace
+
 rpc::Resources NonNegative(const ResourceSet& set) {
   rpc::Resources proto;
   for (const auto& [name, qty] : set.quantities()) {
@@ -31,8 +32,6 @@ rpc::Resources NonNegative(const ResourceSet& set) {
   }
   return proto;
 }
-
-}  // namespace
 
 NodeManager::NodeManager(Options options, Metrics* metrics)
     : options_(std::move(options)),
@@ -628,18 +627,6 @@ void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
   done(absl::OkStatus());
 }
 
-void NodeManager::ReapEnded() {
-  for (const Worker& w : pool_->ReapDead()) OnWorkerDied(w);
-  std::vector<std::pair<WorkerId, Driver>> dead;
-  for (const auto& [id, d] : drivers_) {
-    if (!ProcessAlive(d.pid)) dead.emplace_back(id, d);
-  }
-  for (const auto& [id, d] : dead) {
-    watch_->Forget(d.pid);
-    OnDriverDied(id, d);
-  }
-}
-
 bool NodeManager::Quiet() const {
   return queue_.size() == 0 && waiting_for_worker_.empty() &&
          !pool_->AnyStarting();
@@ -675,115 +662,6 @@ void NodeManager::PublishMetrics() {
   if (options_.object_store) {
     auto stats = options_.object_store->stats();
     node_metrics_->PublishStore(stats.used, stats.spilled_bytes);
-  }
-}
-
-void NodeManager::OnWorkerDied(const Worker& worker) {
-  workers_.Forget(worker.id);
-  if (auto it = lease_of_worker_.find(worker.id);
-      it != lease_of_worker_.end()) {
-    ReleaseLease(it->second, false);
-  }
-  // Leases this worker held for its own nested tasks die with it.
-  FreeWhere([&](const WorkerId& requester,
-                const JobId&) { return requester == worker.id; },
-            "the requesting worker died");
-  ReportGone(worker);
-}
-
-void NodeManager::ReportGone(const Worker& worker) {
-  // Other nodes may hold leases it asked for (spilled there) and objects it
-  // owned: the head tells them. A worker never given a job has neither.
-  if (!worker.job) return;
-  std::string address = absl::StrCat(options_.host, ":", worker.port);
-  // Its objects here are freed now, not on the head's echo: that needs the
-  // head up, and the store should not wait on it.
-  if (object_manager_) object_manager_->FreeOwnedBy(address, *worker.job);
-  gcs_->ReportWorkerDeath(worker.id, address, *worker.job);
-}
-
-void NodeManager::OnRemoteWorkerDead(const rpc::Event& e) {
-  auto worker = WorkerId::FromBinary(e.id());
-  auto job = JobId::FromBinary(e.job_id());
-  if (!worker.ok() || !job.ok()) return;
-  FreeWhere([&](const WorkerId& requester,
-                const JobId&) { return requester == *worker; },
-            "the requesting worker died");
-  if (object_manager_) object_manager_->FreeOwnedBy(e.address(), *job);
-}
-
-void NodeManager::FreeWhere(
-    const std::function<bool(const WorkerId&, const JobId&)>& match,
-    const std::string& why) {
-  std::vector<LeaseId> leases;
-  for (const auto& [id, lease] : leases_) {
-    if (match(lease.requester, lease.job) && !lease.detached) {
-      leases.push_back(id);
-    }
-  }
-  for (const auto& id : leases) ReleaseLease(id, /*kill_worker=*/true);
-  std::vector<uint64_t> requests;
-  for (const auto& [handle, p] : pending_) {
-    if (match(p.requester, p.job)) requests.push_back(handle);
-  }
-  for (uint64_t h : requests) Cancel(h, why);
-}
-
-void NodeManager::OnDriverDied(const WorkerId& id, const Driver& driver) {
-  spdlog::info("driver pid {} of job {} is gone; freeing its workers",
-               driver.pid, driver.job.ToInt());
-  drivers_.erase(id);
-  FreeWhere(
-      [&](const WorkerId&, const JobId& job) { return job == driver.job; },
-      "the job's driver died");
-  for (const Worker& w : pool_->KillJob(driver.job)) ReportGone(w);
-  gcs_->MarkJobFinished(driver.job.Binary(), /*driver_died=*/true);
-}
-
-void NodeManager::OnJobFinished(const std::string& job_id,
-                                const std::string& driver) {
-  auto job = JobId::FromBinary(job_id);
-  if (!job.ok()) return;
-  FreeWhere([&](const WorkerId&, const JobId& j) { return j == *job; },
-            "the job ended");
-  // Nobody can ask for a dead owner's objects any more (Ray's owner death):
-  // the driver's go here, its workers' on their WORKER_DEAD.
-  for (const Worker& w : pool_->KillJob(*job)) ReportGone(w);
-  if (object_manager_) object_manager_->FreeOwnedBy(driver, *job);
-}
-
-void NodeManager::FillHeartbeat(rpc::HeartbeatRequest* req) {
-  req->set_node_id(options_.node_id.Binary());
-  if (totals_changed_) {
-    *req->mutable_total() = ResourcesToProto(resources_.total());
-    totals_changed_ = false;
-  }
-  *req->mutable_available() = NonNegative(resources_.available());
-  AddDemands(queue_.PendingDemands(), req->mutable_pending());
-  AddDemands(queue_.InfeasibleDemands(), req->mutable_infeasible());
-  req->set_view_version(view_version_);
-}
-
-void NodeManager::AddDemands(
-    const std::vector<ResourceSet>& demands,
-    google::protobuf::RepeatedPtrField<rpc::Demand>* into) {
-  // By shape, with counts: a queue of 100,000 tasks of one shape is one
-  // entry. The head takes at most 10,000 shapes.
-  constexpr size_t kMaxShapes = 10000;
-  std::vector<std::pair<ResourceSet, int64_t>> shapes;
-  for (const ResourceSet& d : demands) {
-    auto it = std::find_if(shapes.begin(), shapes.end(),
-                           [&](const auto& s) { return s.first == d; });
-    if (it != shapes.end()) {
-      ++it->second;
-    } else if (shapes.size() < kMaxShapes) {
-      shapes.emplace_back(d, 1);
-    }
-  }
-  for (const auto& [shape, count] : shapes) {
-    rpc::Demand* out = into->Add();
-    *out->mutable_shape() = ResourcesToProto(shape);
-    out->set_count(count);
   }
 }
 

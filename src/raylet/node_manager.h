@@ -43,6 +43,10 @@ namespace loom::raylet {
 using Done = std::function<void(absl::Status)>;
 
 // Not thread-safe: every Handle* runs on loop().
+// What a heartbeat or a node's stats say is available: negative quantities
+// (lending can dip below zero) as none.
+rpc::Resources NonNegative(const ResourceSet& set);
+
 class NodeManager {
  public:
   struct Options {

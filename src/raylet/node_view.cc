@@ -1,11 +1,12 @@
 // src/raylet/node_view.cc
 //
-// NodeManager's view of the other nodes: replaced by a whole view from the
-// head, or changed by a delta (the nodes that changed since the version
-// this node acknowledged with its heartbeat, dead ones included), less what
-// this node spilled to a node after that node's last heartbeat (so that a
-// burst of spillbacks does not all go to the node that looked idle), and
-// cut at once when the head says a node died.
+// NodeManager's heartbeat (its resources, and its queued and infeasible
+// demands by shape) and its view of the other nodes: replaced by a whole
+// view from the head, or changed by a delta (the nodes that changed since
+// the version this node acknowledged with its heartbeat, dead ones
+// included), less what this node spilled to a node after that node's last
+// heartbeat (so that a burst of spillbacks does not all go to the node that
+// looked idle), and cut at once when the head says a node died.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -17,6 +18,41 @@
 #include "src/raylet/node_manager.h"
 
 namespace loom::raylet {
+
+void NodeManager::FillHeartbeat(rpc::HeartbeatRequest* req) {
+  req->set_node_id(options_.node_id.Binary());
+  if (totals_changed_) {
+    *req->mutable_total() = ResourcesToProto(resources_.total());
+    totals_changed_ = false;
+  }
+  *req->mutable_available() = NonNegative(resources_.available());
+  AddDemands(queue_.PendingDemands(), req->mutable_pending());
+  AddDemands(queue_.InfeasibleDemands(), req->mutable_infeasible());
+  req->set_view_version(view_version_);
+}
+
+void NodeManager::AddDemands(
+    const std::vector<ResourceSet>& demands,
+    google::protobuf::RepeatedPtrField<rpc::Demand>* into) {
+  // By shape, with counts: a queue of 100,000 tasks of one shape is one
+  // entry. The head takes at most 10,000 shapes.
+  constexpr size_t kMaxShapes = 10000;
+  std::vector<std::pair<ResourceSet, int64_t>> shapes;
+  for (const ResourceSet& d : demands) {
+    auto it = std::find_if(shapes.begin(), shapes.end(),
+                           [&](const auto& s) { return s.first == d; });
+    if (it != shapes.end()) {
+      ++it->second;
+    } else if (shapes.size() < kMaxShapes) {
+      shapes.emplace_back(d, 1);
+    }
+  }
+  for (const auto& [shape, count] : shapes) {
+    rpc::Demand* out = into->Add();
+    *out->mutable_shape() = ResourcesToProto(shape);
+    out->set_count(count);
+  }
+}
 
 void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
   if (!reply.view_included()) return;
