@@ -41,6 +41,11 @@ Parts (--only, comma-separated; default all):
           actor process and the head's and raylet's; threads per actor.
   cpp     `loom-bench --filter actor_creation_per_second` (C++ actors; the
           binary's fixed 20 actors on a 2-CPU private cluster).
+  pulls   a head and one more node on loopback: a task on the other node
+          puts --pull-objects numpy arrays of --pull-mib MiB and returns
+          their refs; the driver (on the head's node) gets them all at once:
+          small_objects_pulled_gigabytes = bytes / seconds of that get,
+          median of --pull-rounds (fresh objects each round).
 
 One JSON line per result on stdout, {"name", "value", "unit"} and sometimes
 more fields; errors go to stderr and make the exit status 1. Every cluster
@@ -62,7 +67,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 MIB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PARTS = ("nodes", "spread", "tasks", "actors", "idle", "cpp")
+PARTS = ("nodes", "spread", "tasks", "actors", "idle", "cpp", "pulls")
 
 
 def emit(name, value, unit, **extra):
@@ -172,9 +177,10 @@ def head_metric(cluster, name):
         rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
-def head_bytes_received(cluster):
-    """{peer: bytes} the head's gRPC port has received on each of its
-    established TCP connections (`ss -ti`); None without a working ss."""
+def head_bytes_received(cluster, field="bytes_received"):
+    """{peer: bytes} the head's gRPC port has received (or, with field
+    "bytes_sent", sent) on each of its established TCP connections
+    (`ss -ti`); None without a working ss."""
     if shutil.which("ss") is None:
         return None
     port = cluster.address.rsplit(":", 1)[1]
@@ -188,7 +194,7 @@ def head_bytes_received(cluster):
     received = {}
     for line in out.splitlines():
         fields = line.split()
-        got = re.search(r"\bbytes_received:(\d+)", line)
+        got = re.search(rf"\b{field}:(\d+)", line)
         if len(fields) >= 4:
             received[fields[3]] = int(got.group(1)) if got else 0
     return received
@@ -353,10 +359,21 @@ def measure_spread(cluster, n, args):
         # Warm again: leases left idle after the no-op burst went back, and
         # a lone lease would take a backlog alone.
         warmed = warm(where, node_ids, args)
+        sent0 = head_bytes_received(cluster, "bytes_sent")
+        beats0 = head_metric(cluster, "loom_gcs_heartbeats_total")
         start = time.monotonic()
         loom.get([where.remote(args.sleep_s)
                   for _ in range(args.sleep_tasks)], timeout=args.timeout)
         elapsed = time.monotonic() - start
+        sent1 = head_bytes_received(cluster, "bytes_sent")
+        beats = head_metric(cluster, "loom_gcs_heartbeats_total") - beats0
+        if sent0 is not None and sent1 is not None and beats > 0:
+            # Heartbeat replies (the view) are most of what the head sends
+            # while nodes' loads change; task results go driver to worker.
+            sent = sum(v - sent0.get(k, 0) for k, v in sent1.items())
+            emit(f"head_grpc_bytes_sent_per_heartbeat_busy_{tag}",
+                 sent / beats, "B", heartbeats=int(beats),
+                 seconds=round(elapsed, 2))
         ideal = args.sleep_tasks * args.sleep_s / n
         emit(f"spread_sleep_tasks_seconds_{tag}", elapsed, "s",
              tasks=args.sleep_tasks, sleep_s=args.sleep_s,
@@ -411,6 +428,48 @@ def measure_tasks(args):
                  before=round(before[i], 1), queued=round(queued[i], 1))
         del refs
     finally:
+        cluster.shutdown()
+
+
+# ---- pulls ----------------------------------------------------------------
+
+def measure_pulls(args):
+    import numpy as np
+
+    import loom
+    from loom.cluster_utils import Cluster
+    size = args.pull_mib * MIB
+    store = max(2 * args.pull_objects * size, 512 * MIB)
+    cluster = Cluster(head_node_args={"num_cpus": 1, "num_gpus": 0,
+                                      "object_store_memory": store})
+    try:
+        cluster.add_node(num_cpus=1, num_gpus=0, object_store_memory=store,
+                         resources={"far": 1})
+        cluster.wait_for_nodes(timeout=60)
+        cluster.connect(log_to_driver=False)
+
+        @loom.remote(resources={"far": 1})
+        def make(n, nbytes):
+            return [loom.put(np.full(nbytes, i % 251, dtype=np.uint8))
+                    for i in range(n)]
+
+        rates = []
+        for _ in range(args.pull_rounds):
+            refs = loom.get(make.remote(args.pull_objects, size),
+                            timeout=args.timeout)
+            start = time.monotonic()
+            values = loom.get(refs, timeout=args.timeout)
+            elapsed = time.monotonic() - start
+            for i, v in enumerate(values):
+                if v.nbytes != size or v[0] != i % 251 or v[-1] != i % 251:
+                    raise RuntimeError(f"object {i} came back wrong")
+            rates.append(args.pull_objects * size / elapsed / 1e9)
+            del values, refs
+        emit("small_objects_pulled_gigabytes", statistics.median(rates),
+             "GB/s", objects=args.pull_objects, mib=args.pull_mib,
+             runs=[round(r, 3) for r in rates])
+    finally:
+        loom.shutdown()
         cluster.shutdown()
 
 
@@ -609,6 +668,9 @@ def parse_args():
                     help="idle Python actors (part idle)")
     ap.add_argument("--idle-actors-window-s", type=float, default=30.0,
                     help="the idle part's window (--idle-s is the nodes')")
+    ap.add_argument("--pull-objects", type=int, default=1000)
+    ap.add_argument("--pull-mib", type=int, default=1)
+    ap.add_argument("--pull-rounds", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=300,
                     help="seconds any one get may take (more for big ones)")
     args = ap.parse_args()
@@ -665,6 +727,8 @@ def main():
         failed += run_part("idle", measure_idle_actors, args)
     if "cpp" in args.only:
         failed += run_part("cpp", measure_cpp, args)
+    if "pulls" in args.only:
+        failed += run_part("pulls", measure_pulls, args)
     sys.exit(1 if failed else 0)
 
 
