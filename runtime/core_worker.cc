@@ -581,11 +581,12 @@ bool CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
     if (results[i].store_node)
       stored.emplace_back(ids[i], *results[i].store_node);
   }
-  Prefetch(stored);
+  Prefetched pinned(store_);
+  Prefetch(stored, &pinned);
   for (size_t i = 0; i < results.size(); ++i) {
     ObjectResult& r = results[i];
     if (!r.store_node) continue;
-    auto view = PinLocal(ids[i], *r.store_node, timeout_ms);
+    auto view = PinLocal(ids[i], *r.store_node, timeout_ms, &pinned);
     if (view.status().code() == absl::StatusCode::kDataLoss) {
       Recover(ids[i], *r.store_node);
       lost = true;

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "loom/api.h"
 #include "loom/internal/runtime.h"
 #include "object_store/layout.h"
+#include "object_store/store_client.h"
 #include "proto/worker.pb.h"
 #include "runtime/object_table.h"
 #include "runtime/streams.h"
@@ -342,13 +344,19 @@ class CoreWorker {
   absl::Status MakeLocal(const ObjectId& id, const NodeId& node);
   // Before reading several objects: those on other nodes are pulled here
   // together, several at a time, not one by one as each is read (errors
-  // come when each is read). One on another node, or none: nothing to do.
-  void Prefetch(const std::vector<std::pair<ObjectId, NodeId>>& objects);
+  // come when each is read), then pinned with one store call. One on
+  // another node, or none: nothing to do.
+  // `pinned` (optional) gets the views.
+  class Prefetched;
+  void Prefetch(const std::vector<std::pair<ObjectId, NodeId>>& objects,
+                Prefetched* pinned = nullptr);
   // Prefetch of a task's arguments passed by reference.
   void PrefetchArgs(const rpc::TaskSpec& spec);
   // MakeLocal, then a view of it pinned in this node's store (Release it).
+  // With `prefetched`, a view it pinned already is taken from it.
   absl::StatusOr<ObjectView> PinLocal(const ObjectId& id, const NodeId& node,
-                                      int64_t timeout_ms);
+                                      int64_t timeout_ms,
+                                      Prefetched* prefetched = nullptr);
   // Runs wait(until) for `ids`, lending this worker's CPU to the raylet
   // meanwhile unless done(result) within a moment.
   template <typename Fn, typename Done>
@@ -492,6 +500,33 @@ class CoreWorker {
   };
   absl::flat_hash_map<std::string, CallerQueue> callers_
       ABSL_GUARDED_BY(exec_mu_);
+};
+
+// Views CoreWorker::Prefetch pinned: each taken once (Take), the rest
+// released with it.
+class CoreWorker::Prefetched {
+ public:
+  explicit Prefetched(std::shared_ptr<ObjectStoreClient> store)
+      : store_(std::move(store)) {}
+  Prefetched(const Prefetched&) = delete;
+  Prefetched& operator=(const Prefetched&) = delete;
+  ~Prefetched() {
+    for (const auto& [id, view] : views_) store_->Release(id).IgnoreError();
+  }
+  void Add(const ObjectId& id, const ObjectView& view) {
+    if (!views_.emplace(id, view).second) store_->Release(id).IgnoreError();
+  }
+  std::optional<ObjectView> Take(const ObjectId& id) {
+    auto it = views_.find(id);
+    if (it == views_.end()) return std::nullopt;
+    ObjectView view = it->second;
+    views_.erase(it);
+    return view;
+  }
+
+ private:
+  std::shared_ptr<ObjectStoreClient> store_;
+  absl::flat_hash_map<ObjectId, ObjectView> views_;
 };
 
 // The time `timeout_ms` from now (< 0: none), and back: milliseconds left

@@ -91,13 +91,14 @@ std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::TryGetLayouts(
     const ObjectResult& r = (*results)[i];
     if (!r.error && r.store_node) stored.emplace_back(ids[i], *r.store_node);
   }
-  Prefetch(stored);
+  Prefetched pinned(store_);
+  Prefetch(stored, &pinned);
   for (size_t i = 0; i < ids.size(); ++i) {
     ObjectResult& r = (*results)[i];
     if (r.error) {
       out[i].error = std::move(r.error);
     } else if (r.store_node) {
-      auto view = PinLocal(ids[i], *r.store_node, timeout_ms);
+      auto view = PinLocal(ids[i], *r.store_node, timeout_ms, &pinned);
       if (view.status().code() == absl::StatusCode::kDataLoss) {
         Recover(ids[i], *r.store_node);
         *lost = true;

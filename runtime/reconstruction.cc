@@ -44,13 +44,26 @@ absl::Status CoreWorker::MakeLocal(const ObjectId& id, const NodeId& node) {
 }
 
 void CoreWorker::Prefetch(
-    const std::vector<std::pair<ObjectId, NodeId>>& objects) {
+    const std::vector<std::pair<ObjectId, NodeId>>& objects,
+    Prefetched* pinned) {
   if (!store_) return;
   std::vector<std::pair<ObjectId, NodeId>> remote;
   for (const auto& [id, node] : objects) {
     if (node != node_id_) remote.emplace_back(id, node);
   }
-  if (remote.size() > 1) raylet_->PullObjects(remote);
+  if (remote.size() <= 1) return;
+  raylet_->PullObjects(remote);
+  if (!pinned) return;
+  // Those here now, pinned in one call (without waiting): each read then
+  // skips its own pull and store round trips. One evicted meanwhile, or
+  // not pulled, is read the usual way.
+  std::vector<ObjectId> ids;
+  for (const auto& [id, node] : remote) ids.push_back(id);
+  auto views = store_->Get(ids, 0);
+  if (!views.ok()) return;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if ((*views)[i]) pinned->Add(ids[i], *(*views)[i]);
+  }
 }
 
 void CoreWorker::PrefetchArgs(const rpc::TaskSpec& spec) {
@@ -66,7 +79,11 @@ void CoreWorker::PrefetchArgs(const rpc::TaskSpec& spec) {
 
 absl::StatusOr<ObjectView> CoreWorker::PinLocal(const ObjectId& id,
                                                 const NodeId& node,
-                                                int64_t timeout_ms) {
+                                                int64_t timeout_ms,
+                                                Prefetched* prefetched) {
+  if (prefetched) {
+    if (auto view = prefetched->Take(id)) return *view;
+  }
   absl::Status local = MakeLocal(id, node);
   if (!local.ok()) return local;
   auto views = store_->Get({id}, timeout_ms < 0 ? 30000 : timeout_ms);

@@ -233,6 +233,25 @@ def process_gone(pid):
     return True
 
 
+def python_fork_servers(raylet_pid):
+    """Pids of the raylet's Python fork servers (its children running
+    executor.zygote_main)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if ppid == raylet_pid and b"zygote_main" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
 def touch(path):
     Path(path).touch()
 

@@ -16,7 +16,8 @@ import pytest
 
 import loom
 from loom.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from conftest import process_gone, touch, wait_for_file, wait_until
+from conftest import (process_gone, python_fork_servers, touch, wait_for_file,
+                      wait_until)
 from test_scheduling import four_nodes  # noqa: F401 - the fixture
 
 # The head declares a silent node dead after this (loom start's default).
@@ -122,25 +123,6 @@ def test_a_driver_whose_raylet_died_gets_worker_crashed(processes):
     assert code == 0, err
     wait_until(lambda: not processes.leftovers(), timeout=30,
                what="the driver's cluster processes to exit")
-
-
-def python_fork_servers(raylet_pid):
-    """Pids of the raylet's Python fork servers (its children running
-    executor.zygote_main)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if ppid == raylet_pid and b"zygote_main" in cmdline:
-            pids.append(int(entry))
-    return pids
 
 
 @loom.remote
