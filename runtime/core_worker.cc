@@ -576,13 +576,8 @@ bool CoreWorker::FetchFromStore(std::vector<ObjectResult>& results,
                                 const std::vector<ObjectId>& ids,
                                 int64_t timeout_ms) {
   bool lost = false;
-  std::vector<std::pair<ObjectId, NodeId>> stored;
-  for (size_t i = 0; i < results.size(); ++i) {
-    if (results[i].store_node)
-      stored.emplace_back(ids[i], *results[i].store_node);
-  }
   Prefetched pinned(store_);
-  Prefetch(stored, &pinned);
+  PrefetchResults(ids, results, &pinned);
   for (size_t i = 0; i < results.size(); ++i) {
     ObjectResult& r = results[i];
     if (!r.store_node) continue;
@@ -617,14 +612,15 @@ void CoreWorker::Execute(const rpc::TaskSpec& spec, rpc::PushTaskReply* reply) {
   // (a Tensor argument keeps its pin while it lives).
   std::vector<std::string_view> args;
   ArgumentPins pins;
-  PrefetchArgs(spec);
+  Prefetched pinned(store_);
+  PrefetchArgs(spec, &pinned);
   for (const auto& arg : spec.args()) {
     if (arg.has_ref() && !arg.ref().store_node_id().empty()) {
       auto id = ObjectId::FromBinary(arg.ref().object_id());
       auto source = NodeId::FromBinary(arg.ref().store_node_id());
       absl::StatusOr<ObjectView> view =
           absl::InvalidArgumentError("bad argument id");
-      if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000);
+      if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000, &pinned);
       absl::StatusOr<std::string_view> bytes =
           view.ok() ? MsgpackInPlace(*id, *view) : view.status();
       if (view.ok()) {

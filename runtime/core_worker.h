@@ -350,8 +350,12 @@ class CoreWorker {
   class Prefetched;
   void Prefetch(const std::vector<std::pair<ObjectId, NodeId>>& objects,
                 Prefetched* pinned = nullptr);
-  // Prefetch of a task's arguments passed by reference.
-  void PrefetchArgs(const rpc::TaskSpec& spec);
+  // Prefetch of the objects among `results` that live in a store, and of
+  // a task's arguments passed by reference.
+  void PrefetchResults(const std::vector<ObjectId>& ids,
+                       const std::vector<ObjectResult>& results,
+                       Prefetched* pinned);
+  void PrefetchArgs(const rpc::TaskSpec& spec, Prefetched* pinned);
   // MakeLocal, then a view of it pinned in this node's store (Release it).
   // With `prefetched`, a view it pinned already is taken from it.
   absl::StatusOr<ObjectView> PinLocal(const ObjectId& id, const NodeId& node,

@@ -86,13 +86,8 @@ std::optional<std::vector<CoreWorker::LayoutResult>> CoreWorker::TryGetLayouts(
   auto results = WaitResults(ids, timeout_ms);
   if (!results) return std::nullopt;
   std::vector<LayoutResult> out(ids.size());
-  std::vector<std::pair<ObjectId, NodeId>> stored;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const ObjectResult& r = (*results)[i];
-    if (!r.error && r.store_node) stored.emplace_back(ids[i], *r.store_node);
-  }
   Prefetched pinned(store_);
-  Prefetch(stored, &pinned);
+  PrefetchResults(ids, *results, &pinned);
   for (size_t i = 0; i < ids.size(); ++i) {
     ObjectResult& r = (*results)[i];
     if (r.error) {
@@ -141,7 +136,8 @@ void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
   }
   std::vector<TaskArgView> args;
   args.reserve(spec.args_size());
-  PrefetchArgs(spec);
+  Prefetched pinned(store_);
+  PrefetchArgs(spec, &pinned);
   for (const auto& arg : spec.args()) {
     if (!arg.has_ref()) {
       args.push_back({arg.value(), nullptr});
@@ -151,7 +147,7 @@ void CoreWorker::ExecuteWithHandler(std::shared_ptr<Execution> e) {
     auto source = NodeId::FromBinary(arg.ref().store_node_id());
     absl::StatusOr<ObjectView> view =
         absl::InvalidArgumentError("bad argument id");
-    if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000);
+    if (id.ok() && source.ok()) view = PinLocal(*id, *source, 30000, &pinned);
     if (!view.ok()) {
       reply->set_ok(false);
       *reply->mutable_error() = ArgumentError(

@@ -66,7 +66,18 @@ void CoreWorker::Prefetch(
   }
 }
 
-void CoreWorker::PrefetchArgs(const rpc::TaskSpec& spec) {
+void CoreWorker::PrefetchResults(const std::vector<ObjectId>& ids,
+                                 const std::vector<ObjectResult>& results,
+                                 Prefetched* pinned) {
+  std::vector<std::pair<ObjectId, NodeId>> stored;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const ObjectResult& r = results[i];
+    if (!r.error && r.store_node) stored.emplace_back(ids[i], *r.store_node);
+  }
+  Prefetch(stored, pinned);
+}
+
+void CoreWorker::PrefetchArgs(const rpc::TaskSpec& spec, Prefetched* pinned) {
   std::vector<std::pair<ObjectId, NodeId>> refs;
   for (const auto& arg : spec.args()) {
     if (!arg.has_ref() || arg.ref().store_node_id().empty()) continue;
@@ -74,7 +85,7 @@ void CoreWorker::PrefetchArgs(const rpc::TaskSpec& spec) {
     auto node = NodeId::FromBinary(arg.ref().store_node_id());
     if (id.ok() && node.ok()) refs.emplace_back(*id, *node);
   }
-  Prefetch(refs);
+  Prefetch(refs, pinned);
 }
 
 absl::StatusOr<ObjectView> CoreWorker::PinLocal(const ObjectId& id,

@@ -106,8 +106,7 @@ absl::Status ActorManager::Load(const StoreClient::Table& rows) {
       dead.emplace_back(a->info.end_time_ms(), id);
     }
   }
-  std::sort(dead.begin(), dead.end());
-  for (const auto& [when, id] : dead) dead_.Ended(id);
+  dead_.Load(std::move(dead));
   for (const ActorId& id : watch) Watch(id, ++actors_[id]->attempt);
   for (const ActorId& id : place) Schedule(id);
   return absl::OkStatus();

@@ -216,8 +216,7 @@ absl::Status GcsServer::Apply(const StoreClient::Table& jobs,
     if (job.state() != rpc::JobInfo::RUNNING)
       ended.emplace_back(job.end_ms(), n);
   }
-  std::sort(ended.begin(), ended.end());
-  for (const auto& [ms, n] : ended) finished_jobs_.Ended(n);
+  finished_jobs_.Load(std::move(ended));
   if (auto s = nodes_.Load(nodes); !s.ok()) return s;
   if (auto s = actors_.Load(actors); !s.ok()) return s;
   if (auto s = submissions_.Load(submissions); !s.ok()) return s;
@@ -303,12 +302,7 @@ void GcsServer::UpdateGauges() {
   metrics_refreshed_ = now;
   std::vector<rpc::NodeInfo> alive_nodes;
   for (const NodeState& n : nodes_.alive()) {
-    rpc::NodeInfo& info = alive_nodes.emplace_back();
-    const rpc::NodeInfo& full = *nodes_.Find(n.node_id);
-    info.set_node_id(full.node_id());
-    info.set_host(full.host());
-    info.set_metrics_port(full.metrics_port());
-    info.set_alive(true);
+    alive_nodes.push_back(*nodes_.Find(n.node_id));
   }
   head_metrics_.Refresh(actors_.CountByState(), groups_.CountByState(),
                         alive_nodes);

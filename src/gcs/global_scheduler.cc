@@ -14,16 +14,6 @@ std::optional<rpc::NodeInfo> GlobalScheduler::Pick(
   return *nodes_->Find(alive[pick].node_id);
 }
 
-void GlobalScheduler::Debit(const std::string& node_id,
-                            const ResourceSet& used) {
-  const rpc::NodeInfo* node = nodes_->Find(node_id);
-  if (!node || !node->alive()) return;
-  auto left = ResourcesFromProto(node->available());
-  if (!left.ok() || !left->Contains(used)) return;
-  left->Subtract(used);
-  nodes_->Debit(node_id, *left);
-}
-
 void GlobalScheduler::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
                                           rpc::ScheduleLeaseReply* reply,
                                           Done done) {
@@ -36,7 +26,7 @@ void GlobalScheduler::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
       scheduler_.Pick(alive, *demand, *strategy, req.preferred_node_id());
   if (pick >= 0) {
     std::string node_id = alive[pick].node_id;
-    Debit(node_id, *demand);
+    nodes_->Debit(node_id, *demand);
     reply->set_placed(true);
     *reply->mutable_node() = *nodes_->Find(node_id);
   }

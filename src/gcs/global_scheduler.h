@@ -37,7 +37,9 @@ class GlobalScheduler {
       const std::string& data_node = "",
       const std::function<bool(const NodeState&)>& skip = nullptr);
   // Counts `used` against the node until its next heartbeat.
-  void Debit(const std::string& node_id, const ResourceSet& used);
+  void Debit(const std::string& node_id, const ResourceSet& used) {
+    nodes_->Debit(node_id, used);
+  }
 
   void HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
                            rpc::ScheduleLeaseReply* reply, Done done);

@@ -12,9 +12,12 @@
 #ifndef LOOM_GCS_HISTORY_H_
 #define LOOM_GCS_HISTORY_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <utility>
+#include <vector>
 
 namespace loom::gcs {
 
@@ -37,6 +40,13 @@ class BoundedHistory {
       ++erased_;
       options_.erase(oldest);
     }
+  }
+  // The load phase: what had ended, with when (any unit that orders
+  // them), taken oldest first.
+  void Load(std::vector<std::pair<int64_t, Id>> ended) {
+    std::sort(ended.begin(), ended.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [when, id] : ended) Ended(id);
   }
   int64_t erased() const { return erased_; }
   size_t kept() const { return order_.size(); }

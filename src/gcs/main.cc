@@ -95,21 +95,23 @@ int main(int argc, char** argv) {
   app.add_option("--node-timeout-ms", node_timeout_ms,
                  "A node silent this long is dead")
       ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
-  size_t max_dead_actors = 10000;
-  app.add_option("--max-dead-actors", max_dead_actors,
-                 "Dead actors the head keeps for `loom list actors`; past it "
-                 "the oldest are erased, from its storage too")
-      ->envname("LOOM_MAX_DEAD_ACTORS");
-  size_t max_dead_nodes = 1000;
-  app.add_option("--max-dead-nodes", max_dead_nodes,
-                 "Dead nodes the head keeps for `loom list nodes`; past it "
-                 "the oldest are erased, from its storage too")
-      ->envname("LOOM_MAX_DEAD_NODES");
-  size_t max_finished_jobs = 10000;
-  app.add_option("--max-finished-jobs", max_finished_jobs,
-                 "Ended jobs (drivers) the head keeps for `loom list jobs`; "
-                 "past it the oldest are erased, from its storage too")
-      ->envname("LOOM_MAX_FINISHED_JOBS");
+  // What has ended, kept as bounded history (src/gcs/history.h).
+  auto history = [&app](const std::string& flag, size_t* limit,
+                        const std::string& what, const std::string& env) {
+    app.add_option(flag, *limit,
+                   what +
+                       " the head keeps for `loom list`; past it the "
+                       "oldest are erased, from its storage too")
+        ->envname(env);
+  };
+  size_t max_dead_actors = 10000, max_dead_nodes = 1000,
+         max_finished_jobs = 10000;
+  history("--max-dead-actors", &max_dead_actors, "Dead actors",
+          "LOOM_MAX_DEAD_ACTORS");
+  history("--max-dead-nodes", &max_dead_nodes, "Dead nodes",
+          "LOOM_MAX_DEAD_NODES");
+  history("--max-finished-jobs", &max_finished_jobs, "Ended jobs (drivers)",
+          "LOOM_MAX_FINISHED_JOBS");
   int64_t max_tasks_per_job = 100000;
   app.add_option("--task-events-max-per-job", max_tasks_per_job,
                  "Task records the head keeps per job for `loom list tasks` "

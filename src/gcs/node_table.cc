@@ -63,14 +63,14 @@ absl::Status NodeTable::Register(const rpc::NodeInfo& info,
   return absl::OkStatus();
 }
 
-void NodeTable::Debit(const std::string& node_id,
-                      const ResourceSet& available) {
-  auto id = NodeId::FromBinary(node_id);
-  if (!id.ok()) return;
-  auto it = nodes_.find(*id);
-  if (it == nodes_.end() || !it->second.info.alive()) return;
-  *it->second.info.mutable_available() = ResourcesToProto(available);
-  alive_[alive_index_.at(node_id)].available = available;
+void NodeTable::Debit(const std::string& node_id, const ResourceSet& used) {
+  auto at = alive_index_.find(node_id);
+  if (at == alive_index_.end()) return;
+  ResourceSet& available = alive_[at->second].available;
+  if (!available.Contains(used)) return;
+  available.Subtract(used);
+  *nodes_.at(*NodeId::FromBinary(node_id)).info.mutable_available() =
+      ResourcesToProto(available);
 }
 
 absl::Status NodeTable::Heartbeat(const rpc::HeartbeatRequest& request,
@@ -232,9 +232,7 @@ absl::Status NodeTable::Load(const StoreClient::Table& rows) {
     Node& kept = nodes_[*id] = std::move(node);
     Changed(kept);
   }
-  // Oldest first, so that the bound erases those that died first.
-  std::sort(dead.begin(), dead.end());
-  for (const auto& [ms, id] : dead) dead_.Ended(id);
+  dead_.Load(std::move(dead));  // the bound erases those that died first
   first_version_ = view_version_;
   return absl::OkStatus();
 }

@@ -69,9 +69,9 @@ class NodeTable {
   // answered NotFound until they do, so they report their objects anew)
   // and are declared dead if they stay silent for `timeout`.
   absl::Status Load(const StoreClient::Table& rows);
-  // The head placed work on the node: until its next heartbeat, it is
-  // taken to have `available` left.
-  void Debit(const std::string& node_id, const ResourceSet& available);
+  // The head placed `used` on the alive node: until its next heartbeat it
+  // counts against what the node has available (unless it does not fit).
+  void Debit(const std::string& node_id, const ResourceSet& used);
   void CheckTimeouts();
 
   // The alive nodes, as the scheduler reads them (current, not a copy).
