@@ -467,33 +467,45 @@ def test_a_killed_replica_fails_an_unsafe_request_with_a_502(cluster):
 
 
 def test_serve_metrics_reach_prometheus(cluster):
+    # An application of its own, so that every figure is exactly this
+    # test's 5 requests.
+    serve.run(Echo.options(num_replicas=1).bind("m"), name="metered",
+              route_prefix="/metered")
     c = client(cluster)
     for _ in range(5):
-        assert c.request("GET", "/echo")[0] == 200
+        assert c.request("GET", "/metered")[0] == 200
     path = os.path.join(cluster["cluster"].head_node.session_dir,
                         "prometheus_sd.json")
     with open(path) as f:
         raylets = [t for g in json.load(f) for t in g["targets"]
                    if g["labels"]["loom_component"] == "raylet"]
+    want = {
+        ("loom_serve_http_requests_total", ("route", "/metered"),
+         ("method", "GET"), ("code", "200")): 5,
+        ("loom_serve_http_request_latency_ms_count",
+         ("route", "/metered")): 5,
+        ("loom_serve_deployment_requests_total",
+         ("deployment", "metered#Echo"), ("code", "200")): 5,
+        ("loom_serve_replica_requests_total",
+         ("deployment", "metered#Echo"), ("outcome", "ok")): 5,
+        ("loom_serve_deployment_replicas", ("deployment", "metered#Echo"),
+         ("state", "RUNNING")): 1,
+    }
 
     def exported():
-        text = "".join(scrape(t) for t in raylets)
-        http = sample(text, "loom_serve_http_requests_total", route="/echo",
-                      method="GET", code="200")
-        routed = sample(text, "loom_serve_deployment_requests_total",
-                        deployment="echo#Echo", code="200")
-        ran = sample(text, "loom_serve_replica_requests_total",
-                     deployment="echo#Echo", outcome="ok")
-        replicas = sample(text, "loom_serve_deployment_replicas",
-                          deployment="echo#Echo", state="RUNNING")
-        # Each process reports once a second: all 5 requests may take two
-        # reports to arrive.
-        latencies = sample(text, "loom_serve_http_request_latency_ms_count",
-                           route="/echo")
-        return ((http or 0) >= 5 and routed and ran and replicas == 2
-                and (latencies or 0) >= 5 and text)
+        # Each raylet exports its own node's series: a figure is their sum.
+        texts = [scrape(t) for t in raylets]
+        got.update({k: sum(sample(t, k[0], **dict(k[1:])) or 0
+                           for t in texts) for k in want})
+        return got == want
 
-    wait_until(exported, timeout=30, what="all 5 requests in serve metrics")
+    got = {}
+    # Each process reports once a second: all 5 may take two reports.
+    try:
+        wait_until(exported, timeout=30, what="exactly 5 requests")
+    except pytest.fail.Exception:
+        pytest.fail(f"the metrics never showed 5 requests; last seen: {got}")
+    serve.delete("metered")
 
 
 def test_a_generator_streams_its_answer(cluster):
