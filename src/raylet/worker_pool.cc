@@ -1,6 +1,5 @@
 #include "src/raylet/worker_pool.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -160,16 +159,11 @@ WorkerPool::Zygote* WorkerPool::StartZygote(const rpc::WorkerRuntime& runtime) {
   z.spawned = options_.clock->Now();
   z.runtime = runtime;
   z.generation = ++zygote_generation_;
-  if (!options_.post) {
-    z.ready = WaitForReady(z.fd);
-    return &z;
-  }
   // Its "ready" is read off the loop: the raylet goes on heartbeating and
   // granting while the server imports.
-  int fd = fcntl(z.fd, F_DUPFD_CLOEXEC, 0);
-  z.waiter = std::thread([this, fd, key, generation = z.generation] {
-    bool ok = fd >= 0 && WaitForReady(fd);
-    if (fd >= 0) close(fd);
+  z.io = std::make_unique<WorkQueue>("fork-server", 1);
+  z.io->Post([this, fd = z.fd, key, generation = z.generation] {
+    bool ok = WaitForReady(fd);
     options_.post(
         [this, key, generation, ok] { ZygoteStarted(key, generation, ok); });
   });
@@ -216,30 +210,33 @@ void WorkerPool::StopZygote(const std::string& key) {
   Zygote& z = it->second;
   kill(z.pid, SIGKILL);
   waitpid(z.pid, nullptr, 0);
-  if (z.waiter.joinable()) z.waiter.join();  // it saw the socket close
+  z.io.reset();  // its socket closed: what it waits for fails at once
   close(z.fd);
   close(z.lifeline);
   zygotes_.erase(it);
 }
 
-absl::StatusOr<pid_t> WorkerPool::ForkWorker(Zygote& zygote,
-                                             const WorkerId& id) {
+namespace {
+
+// Writes a worker id on a fork server's control socket and reads the pid of
+// the worker it forked back. Off the loop.
+absl::StatusOr<pid_t> ForkOver(int fd, const WorkerId& id) {
   std::string line = id.Hex() + "\n";
-  if (write(zygote.fd, line.data(), line.size()) !=
+  if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(line.size())) {
     return absl::UnavailableError("fork server closed");
   }
   absl::Time start = absl::Now();
   std::string reply;
   while (reply.empty() || reply.back() != '\n') {
-    pollfd p{zygote.fd, POLLIN, 0};
+    pollfd p{fd, POLLIN, 0};
     // It said "ready": a fork takes milliseconds (seconds when the machine
     // is very loaded).
     if (poll(&p, 1, 30000) <= 0) {
       return absl::DeadlineExceededError("fork server silent");
     }
     char buf[32];
-    ssize_t n = read(zygote.fd, buf, sizeof(buf));
+    ssize_t n = read(fd, buf, sizeof(buf));
     if (n <= 0) return absl::UnavailableError("fork server closed");
     reply.append(buf, n);
   }
@@ -256,6 +253,89 @@ absl::StatusOr<pid_t> WorkerPool::ForkWorker(Zygote& zygote,
   return pid;
 }
 
+}  // namespace
+
+void WorkerPool::Fork(Zygote& zygote, const std::string& key) {
+  auto w = std::make_unique<Worker>();
+  w->id = WorkerId::FromRandom();
+  w->runtime = key;
+  w->started = options_.clock->Now();
+  if (!zygote.asked) w->fork_server_spawned = zygote.spawned;
+  zygote.asked = true;
+  zygote.io->Post(
+      [this, fd = zygote.fd, id = w->id, key, generation = zygote.generation] {
+        absl::StatusOr<pid_t> pid = ForkOver(fd, id);
+        options_.post([this, key, generation, id, pid] {
+          Forked(key, generation, id, pid);
+        });
+      });
+  forking_[w->id] = std::move(w);
+}
+
+void WorkerPool::Forked(const std::string& key, uint64_t generation,
+                        const WorkerId& id, const absl::StatusOr<pid_t>& pid) {
+  auto z = zygotes_.find(key);
+  bool current = z != zygotes_.end() && z->second.generation == generation;
+  auto it = forking_.find(id);
+  if (it == forking_.end()) {
+    if (workers_.count(id)) {  // registered before this answer came
+      if (current) z->second.forked = true;
+    } else if (pid.ok()) {
+      kill(*pid, SIGKILL);  // dropped with the pool's workers (KillAll)
+    }
+    return;
+  }
+  std::unique_ptr<Worker> w = std::move(it->second);
+  forking_.erase(it);
+  if (pid.ok()) {
+    w->pid = *pid;
+    Watch(w->pid);
+    if (current) z->second.forked = true;
+    if (started_total_) started_total_->Increment();
+    workers_[id] = std::move(w);
+    UpdateGauges();
+    return;
+  }
+  UpdateGauges();
+  if (absl::IsResourceExhausted(pid.status())) {
+    // Out of processes or memory: not the server's fault, and a new one
+    // would not fork either. The leases fail naming the limit.
+    spdlog::error("{}", pid.status().ToString());
+    if (options_.on_runtime_failed) {
+      options_.on_runtime_failed(key, std::string(pid.status().message()));
+    }
+    return;
+  }
+  if (!current) {
+    // Its fork server was stopped meanwhile: asked again of the one that
+    // replaced it, or spawned (C++ without one).
+    if (z != zygotes_.end()) {
+      StartWorkers(1, z->second.runtime).IgnoreError();  // logged
+    } else if (key.empty()) {
+      StartWorkers(1).IgnoreError();
+    }
+    return;
+  }
+  // A fork server that has forked before and fails now died (killed, or
+  // crashed): it is a system failure, not the runtime's, so a fresh one is
+  // started once. One that fails on its first fork cannot start workers of
+  // this runtime at all.
+  bool restart = z->second.forked;
+  rpc::WorkerRuntime runtime = z->second.runtime;
+  spdlog::warn("fork server pid {} failed ({}); {}", z->second.pid,
+               pid.status().ToString(),
+               restart       ? "starting a new one"
+               : key.empty() ? "spawning workers from now on"
+                             : "giving up on this runtime");
+  StopZygote(key);
+  if (restart) StartZygote(runtime);
+  if (restart || key.empty()) {
+    StartWorkers(1, runtime).IgnoreError();  // logged
+  } else if (options_.on_runtime_failed) {
+    options_.on_runtime_failed(key, NoPythonWorkers(runtime));
+  }
+}
+
 absl::Status WorkerPool::StartWorkers(int n,
                                       const rpc::WorkerRuntime& runtime) {
   std::string key = RuntimeKey(runtime);
@@ -263,65 +343,30 @@ absl::Status WorkerPool::StartWorkers(int n,
                                                   : 2 * options_.prestart);
   int starting = 0;
   for (const auto& [k, z] : zygotes_) starting += z.pending;
-  starting += CountState(Worker::kStarting);
+  starting += CountState(Worker::kStarting) + forking_.size();
   n = std::min(n, std::max(0, cap - starting));
   for (int i = 0; i < n; ++i) {
-    auto w = std::make_unique<Worker>();
-    w->id = WorkerId::FromRandom();
-    w->runtime = key;
     Zygote* zygote = nullptr;
     if (auto it = zygotes_.find(key); it != zygotes_.end()) {
       zygote = &it->second;
     } else if (!key.empty()) {
       zygote = StartZygote(runtime);
     }
-    // A fork server still starting forks this worker once it is ready
-    // (ZygoteStarted).
-    auto queue_for = [](Zygote* z) {
-      if (z == nullptr || z->ready || !z->waiter.joinable()) return false;
-      z->pending++;
-      return true;
-    };
-    if (queue_for(zygote)) continue;
-    // A fork server that has forked before and fails now died (killed, or
-    // crashed): it is a system failure, not the runtime's, so a fresh one
-    // is started once. One that fails on its first fork cannot start
-    // workers of this runtime at all.
-    bool fork_ok = false;
-    for (int attempt = 0; zygote != nullptr && !fork_ok; ++attempt) {
-      auto pid = ForkWorker(*zygote, w->id);
-      if (pid.ok()) {
-        w->pid = *pid;
-        Watch(w->pid);
-        w->started = options_.clock->Now();
-        if (!zygote->forked) w->fork_server_spawned = zygote->spawned;
-        zygote->forked = true;
-        if (started_total_) started_total_->Increment();
-        workers_[w->id] = std::move(w);
-        fork_ok = true;
-        break;
+    if (zygote != nullptr) {
+      // A fork server still starting forks this worker once it is ready
+      // (ZygoteStarted).
+      if (zygote->ready) {
+        Fork(*zygote, key);
+      } else {
+        zygote->pending++;
       }
-      if (absl::IsResourceExhausted(pid.status())) {
-        // Out of processes or memory: not the server's fault, and a new
-        // one would not fork either. The leases fail naming the limit.
-        spdlog::error("{}", pid.status().ToString());
-        UpdateGauges();
-        return pid.status();
-      }
-      bool restart = zygote->forked && attempt == 0;
-      spdlog::warn("fork server pid {} failed ({}); {}", zygote->pid,
-                   pid.status().ToString(),
-                   restart       ? "starting a new one"
-                   : key.empty() ? "spawning workers from now on"
-                                 : "giving up on this runtime");
-      StopZygote(key);
-      zygote = restart ? StartZygote(runtime) : nullptr;
-      if (queue_for(zygote)) break;
+      continue;
     }
-    if (fork_ok || (zygote != nullptr && !zygote->ready)) continue;
     if (!key.empty()) {
       return absl::FailedPreconditionError(NoPythonWorkers(runtime));
     }
+    auto w = std::make_unique<Worker>();
+    w->id = WorkerId::FromRandom();
     auto lifeline = MakeLifeline();
     if (!lifeline.ok()) {
       spdlog::error("worker lifeline: {}", lifeline.status().ToString());
@@ -356,7 +401,17 @@ absl::Status WorkerPool::StartWorkers(int n,
 absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
                                              int port,
                                              const std::string& control_key) {
+  if (pid <= 0) return absl::InvalidArgumentError("pid must be positive");
   auto it = workers_.find(id);
+  if (auto f = forking_.find(id); it == workers_.end() && f != forking_.end()) {
+    // Forked, and registering before the fork server's answer reached the
+    // loop (Forked then finds it here).
+    f->second->pid = pid;
+    Watch(pid);
+    if (started_total_) started_total_->Increment();
+    it = workers_.emplace(id, std::move(f->second)).first;
+    forking_.erase(f);
+  }
   if (it == workers_.end()) {
     return absl::NotFoundError("unknown worker id: not started by this raylet");
   }
@@ -454,6 +509,7 @@ std::vector<Worker> WorkerPool::ReapDead() {
 void WorkerPool::Maintain() {
   absl::Time now = options_.clock->Now();
   int fresh = 0;
+  for (const auto& [id, w] : forking_) fresh += w->runtime.empty();
   std::vector<WorkerId> stale;
   for (auto& [id, w] : workers_) {
     if (w->runtime.empty() && (w->state == Worker::kStarting ||
@@ -471,7 +527,8 @@ void WorkerPool::Maintain() {
   }
   for (const auto& id : stale) Kill(id);
   if (fresh < options_.prestart &&
-      static_cast<int>(workers_.size()) < options_.prestart * 4) {
+      static_cast<int>(workers_.size() + forking_.size()) <
+          options_.prestart * 4) {
     StartWorkers(options_.prestart - fresh).IgnoreError();  // logged
   }
 }
@@ -503,6 +560,7 @@ std::vector<Worker> WorkerPool::KillJob(const JobId& job) {
 
 void WorkerPool::KillAll() {
   while (!zygotes_.empty()) StopZygote(zygotes_.begin()->first);
+  forking_.clear();  // their fork servers' lifelines closed: they exit
   for (auto& [id, w] : workers_) kill(w->pid, SIGKILL);
   for (auto& [id, w] : workers_) {
     waitpid(w->pid, nullptr, 0);  // forked ones are the fork server's
@@ -524,6 +582,7 @@ bool WorkerPool::AnyStarting() const {
   for (const auto& [key, z] : zygotes_) {
     if (z.pending > 0) return true;
   }
+  if (!forking_.empty()) return true;
   for (const auto& [id, w] : workers_) {
     if (w->state == Worker::kStarting) return true;
   }
@@ -533,6 +592,7 @@ bool WorkerPool::AnyStarting() const {
 int WorkerPool::CountStarting(const std::string& runtime) const {
   auto z = zygotes_.find(runtime);
   int n = z == zygotes_.end() ? 0 : z->second.pending;
+  for (const auto& [id, w] : forking_) n += w->runtime == runtime;
   for (const auto& [id, w] : workers_) {
     n += w->state == Worker::kStarting && w->runtime == runtime;
   }
@@ -542,6 +602,7 @@ int WorkerPool::CountStarting(const std::string& runtime) const {
 int WorkerPool::CountRuntime(const std::string& runtime) const {
   auto z = zygotes_.find(runtime);
   int n = z == zygotes_.end() ? 0 : z->second.pending;
+  for (const auto& [id, w] : forking_) n += w->runtime == runtime;
   for (const auto& [id, w] : workers_) n += w->runtime == runtime;
   return n;
 }

@@ -24,7 +24,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -34,6 +33,7 @@
 #include "src/common/ids.h"
 #include "src/common/metrics.h"
 #include "src/common/process_watch.h"
+#include "src/common/work_queue.h"
 
 namespace loom::raylet {
 
@@ -82,11 +82,10 @@ class WorkerPool {
     // Told of every worker process; without it (or when a watch fails)
     // ReapDead looks at every worker each time it is called.
     ProcessWatch* watch = nullptr;
-    // Runs a function on the pool's loop (any thread may call it). With it,
-    // a new fork server's start (a Python one imports for a second or more,
-    // much longer on a loaded machine) is waited for off the loop, and the
-    // workers asked of it meanwhile are forked once it is ready. Without
-    // it, StartWorkers waits for the fork server.
+    // Runs a function on the pool's loop (any thread may call it);
+    // required. A fork server's start (a Python one imports for a second or
+    // more, much longer on a loaded machine) and each fork are waited for
+    // off the loop, on the server's own thread, and their answers posted.
     std::function<void(std::function<void()>)> post;
     // A fork server of this runtime (RuntimeKey) could not start: its
     // waiting leases fail with `why`. Called on the loop.
@@ -107,8 +106,11 @@ class WorkerPool {
   // kMaxPrestartedRuntimes others do (those start at their first lease).
   void PrestartForkServer(const rpc::WorkerRuntime& runtime);
   static constexpr int kMaxPrestartedRuntimes = 4;
-  // Fails when workers of `runtime` cannot be started (a Python fork
-  // server that exits, an interpreter that cannot import loom).
+  // Asks for n workers of `runtime`; forks are answered later, off the
+  // loop (a fork that fails for want of processes or memory fails the
+  // runtime's leases through on_runtime_failed). Fails at once when workers
+  // of `runtime` cannot be started (a C++ worker that cannot be spawned, a
+  // Python fork server that cannot).
   absl::Status StartWorkers(int n, const rpc::WorkerRuntime& runtime = {});
   // A started worker reports its port. Unknown ids are refused.
   absl::StatusOr<Worker*> Register(const WorkerId& id, pid_t pid, int port,
@@ -155,11 +157,15 @@ class WorkerPool {
     int lifeline = -1;  // its lifeline (and its workers')
     absl::Time spawned;
     bool forked = false;  // has forked a worker
+    bool asked = false;   // a fork has been asked of it
     bool ready = false;   // said "ready": forks answer in milliseconds
     int pending = 0;      // workers to fork once ready
     uint64_t generation = 0;
     rpc::WorkerRuntime runtime;
-    std::thread waiter;  // waits for "ready" off the loop
+    // One thread: waits for "ready", then writes each worker id and reads
+    // its pid back, off the loop (a fork takes a millisecond, seconds on a
+    // loaded machine).
+    std::unique_ptr<WorkQueue> io;
   };
   Zygote* StartZygote(const rpc::WorkerRuntime& runtime);
   void StopZygote(const std::string& key);
@@ -167,8 +173,14 @@ class WorkerPool {
   void ZygoteStarted(const std::string& key, uint64_t generation, bool ok);
   // Says (logs) that no Python worker of `runtime` can start; returns why.
   std::string NoPythonWorkers(const rpc::WorkerRuntime& runtime);
-  absl::StatusOr<pid_t> ForkWorker(Zygote& zygote, const WorkerId& id);
+  // Asks the fork server for a worker of runtime `key`; Forked takes the
+  // answer on the loop.
+  void Fork(Zygote& zygote, const std::string& key);
+  void Forked(const std::string& key, uint64_t generation, const WorkerId& id,
+              const absl::StatusOr<pid_t>& pid);
   absl::flat_hash_map<std::string, Zygote> zygotes_;
+  // Workers asked of a fork server, whose pid has not come back yet.
+  absl::flat_hash_map<WorkerId, std::unique_ptr<Worker>> forking_;
   uint64_t zygote_generation_ = 0;
 
   Options options_;

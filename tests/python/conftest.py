@@ -19,6 +19,7 @@
 # side effects at import.
 
 import faulthandler
+import glob
 import os
 import random
 import shutil
@@ -231,6 +232,20 @@ def process_gone(pid):
         except OSError:
             pass  # that thread is gone
     return True
+
+
+def child_pids(pid):
+    """Pids of the processes whose parent is pid."""
+    kids = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.split("/")[2]))
+    return kids
 
 
 def python_fork_servers(raylet_pid):

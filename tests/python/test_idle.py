@@ -12,6 +12,7 @@ import os
 import time
 
 import loom
+from conftest import child_pids
 
 GRPC_THREADS = {"nexting_thread", "timer_manager", "grpc_global_tim",
                 "event_engine", "default-executo", "resolver-execut"}
@@ -29,18 +30,6 @@ def _switches(pid):
         except OSError:
             pass  # a thread that ended meanwhile
     return out
-
-
-def _children(pid):
-    kids = []
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            fields = open(stat).read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.split("/")[2]))
-    return kids
 
 
 def _comm(pid):
@@ -61,7 +50,7 @@ def test_an_idle_cluster_sleeps(new_cluster):
     new_cluster(num_cpus=2)
     actor = Idle.remote()
     actor_pid = loom.get(actor.pid.remote())
-    daemons = {_comm(p): p for p in _children(os.getpid())}
+    daemons = {_comm(p): p for p in child_pids(os.getpid())}
     watched = {"head": daemons["loom-gcs"], "raylet": daemons["loom-raylet"],
                "actor": actor_pid, "fork server": _parent(actor_pid)}
     time.sleep(3)  # leases return, reports go to sleep

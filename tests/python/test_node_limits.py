@@ -2,12 +2,18 @@
 #
 # Daemons raise their own descriptor limit: a node started from a shell with
 # a low soft limit (ulimit -Sn 256, under a higher hard limit) still runs
-# with the hard limit, and its workers inherit it.
+# with the hard limit, and its workers inherit it. A node out of processes
+# fails actor creation with an error naming the limit, and serves on.
 
+import os
 import resource
 import subprocess
+import uuid
 
-from conftest import loom_cli, wait_until
+import pytest
+
+import loom
+from conftest import child_pids, loom_cli, wait_until
 
 
 def _open_files_limit(pid):
@@ -56,3 +62,64 @@ def test_daemons_raise_their_descriptor_limit(processes):
     finally:
         subprocess.run([cli, "stop", "--session-root", root],
                        env=processes.env(), timeout=120, capture_output=True)
+
+
+PIDS_CGROUP = "/sys/fs/cgroup/pids"  # cgroup v1's pids controller
+
+
+@loom.remote
+class Pid:
+    def pid(self):
+        return os.getpid()
+
+
+def test_out_of_processes_fails_creation_naming_the_limit(new_cluster):
+    if not os.access(PIDS_CGROUP, os.W_OK):
+        pytest.skip(f"needs root and cgroup v1's pids controller at "
+                    f"{PIDS_CGROUP}")
+    new_cluster(num_cpus=2)
+    assert loom.get(Pid.remote().pid.remote()) > 0  # fork server warm
+    # The head, the raylet and everything they started go into a cgroup
+    # that allows no more tasks (processes or threads) than it holds.
+    cgroup = f"{PIDS_CGROUP}/loom-test-{uuid.uuid4().hex[:12]}"
+    os.mkdir(cgroup)
+    try:
+        tree, todo = set(), child_pids(os.getpid())
+        while todo:
+            pid = todo.pop()
+            tree.add(pid)
+            todo += child_pids(pid)
+        for pid in tree:
+            with open(f"{cgroup}/cgroup.procs", "w") as f:
+                f.write(str(pid))
+        with open(f"{cgroup}/pids.current") as f:
+            full = f.read().strip()
+        with open(f"{cgroup}/pids.max", "w") as f:
+            f.write(full)
+        # A prestarted worker may take one; the others need a fork.
+        actors = [Pid.remote() for _ in range(4)]
+        errors = []
+        for a in actors:
+            try:
+                loom.get(a.pid.remote(), timeout=60)
+            except loom.exceptions.ActorDiedError as e:
+                errors.append(str(e))
+        assert errors, "every actor started in a full cgroup"
+        for e in errors:
+            assert "out of processes or threads" in e, e
+            assert "pids.max" in e and "RLIMIT_NPROC" in e, e
+        # Room again: the node serves on.
+        with open(f"{cgroup}/pids.max", "w") as f:
+            f.write("max")
+        assert loom.get(Pid.remote().pid.remote(), timeout=60) > 0
+    finally:
+        loom.shutdown()
+        with open(f"{cgroup}/cgroup.procs") as f:
+            left = f.read().split()
+        for pid in left:  # back to the root, so that the cgroup can go
+            try:
+                with open(f"{PIDS_CGROUP}/cgroup.procs", "w") as f:
+                    f.write(pid)
+            except ProcessLookupError:
+                pass  # it exited meanwhile
+        os.rmdir(cgroup)
