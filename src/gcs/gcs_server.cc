@@ -174,6 +174,8 @@ absl::Status GcsServer::Load() {
   if (!jobs.ok()) return jobs.status();
   auto nodes = ReadAll(store_, "nodes");
   if (!nodes.ok()) return nodes.status();
+  auto fenced = ReadAll(store_, NodeTable::kFencedTable);
+  if (!fenced.ok()) return fenced.status();
   auto actors = ReadAll(store_, "actors");
   if (!actors.ok()) return actors.status();
   auto groups = ReadAll(store_, "placement_groups");
@@ -183,7 +185,7 @@ absl::Status GcsServer::Load() {
   absl::Status applied;
   loop_.RunSync([&] {
     next_job_ = std::max(saved, JobNumberFloor(absl::Now()));
-    applied = Apply(*jobs, *nodes, *actors, *groups, *submissions);
+    applied = Apply(*jobs, *nodes, *fenced, *actors, *groups, *submissions);
   });
   if (!applied.ok()) return applied;
   if (!jobs->empty() || !nodes->empty() || !actors->empty()) {
@@ -198,6 +200,7 @@ absl::Status GcsServer::Load() {
 
 absl::Status GcsServer::Apply(const StoreClient::Table& jobs,
                               const StoreClient::Table& nodes,
+                              const StoreClient::Table& fenced,
                               const StoreClient::Table& actors,
                               const StoreClient::Table& groups,
                               const StoreClient::Table& submissions) {
@@ -217,7 +220,7 @@ absl::Status GcsServer::Apply(const StoreClient::Table& jobs,
       ended.emplace_back(job.end_ms(), n);
   }
   finished_jobs_.Load(std::move(ended));
-  if (auto s = nodes_.Load(nodes); !s.ok()) return s;
+  if (auto s = nodes_.Load(nodes, fenced); !s.ok()) return s;
   if (auto s = actors_.Load(actors); !s.ok()) return s;
   if (auto s = submissions_.Load(submissions); !s.ok()) return s;
   return groups_.Load(groups);

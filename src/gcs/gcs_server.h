@@ -199,6 +199,7 @@ class GcsServer {
   absl::Status Load();
   absl::Status Apply(const StoreClient::Table& jobs,
                      const StoreClient::Table& nodes,
+                     const StoreClient::Table& fenced,
                      const StoreClient::Table& actors,
                      const StoreClient::Table& groups,
                      const StoreClient::Table& submissions);

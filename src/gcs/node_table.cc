@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "src/common/wire.h"
 
@@ -206,15 +207,39 @@ void NodeTable::Erase(const NodeId& id) {
   // A node missing from the view is dead to a raylet that had it; one
   // whose version predates this one gets the whole view.
   first_version_ = view_version_;
-  fenced_.insert(id);
+  Fence(id, absl::ToUnixMillis(options_.clock->Now()), /*save=*/true);
+}
+
+void NodeTable::Fence(const NodeId& id, int64_t erased_ms, bool save) {
+  if (!fenced_.insert(id).second) return;
   fenced_order_.push_back(id);
+  if (save) {
+    options_.store->Put(kFencedTable, id.Binary(), absl::StrCat(erased_ms),
+                        true, MustSave("a fenced node"));
+  }
   if (fenced_order_.size() > kMaxFenced) {
-    fenced_.erase(fenced_order_.front());
+    NodeId oldest = fenced_order_.front();
+    fenced_.erase(oldest);
     fenced_order_.pop_front();
+    options_.store->Delete(kFencedTable, oldest.Binary(),
+                           [](absl::StatusOr<bool>) {});
   }
 }
 
-absl::Status NodeTable::Load(const StoreClient::Table& rows) {
+absl::Status NodeTable::Load(const StoreClient::Table& rows,
+                             const StoreClient::Table& fenced) {
+  std::vector<std::pair<int64_t, NodeId>> erased;
+  for (const auto& [key, value] : fenced) {
+    auto id = NodeId::FromBinary(key);
+    int64_t ms = 0;
+    if (!id.ok() || !absl::SimpleAtoi(value, &ms)) {
+      return absl::DataLossError(
+          absl::StrCat("a row of the ", kFencedTable, " table does not parse"));
+    }
+    erased.emplace_back(ms, *id);
+  }
+  std::sort(erased.begin(), erased.end());
+  for (const auto& [ms, id] : erased) Fence(id, ms, /*save=*/false);
   absl::Time now = options_.clock->Now();
   std::vector<std::pair<int64_t, NodeId>> dead;
   for (const auto& [key, value] : rows) {

@@ -10,7 +10,8 @@
 // alive nodes' parsed resources are kept for the scheduler, which reads
 // them in place. Dead nodes are kept as bounded history (the last
 // `max_dead`); older ones are erased here and from storage, their ids kept
-// (fenced) so that they cannot join again under the same id.
+// (fenced, in the table "fenced_nodes", so across head restarts too) so
+// that they cannot join again under the same id.
 //
 //   NodeTable nodes({.store = &store, .publisher = &pub, .clock = clock});
 //   nodes.Register(info);
@@ -67,8 +68,11 @@ class NodeTable {
   // The load phase of a restarted head: the nodes it had. Dead ones stay
   // dead (fenced); alive ones must register again (their heartbeats are
   // answered NotFound until they do, so they report their objects anew)
-  // and are declared dead if they stay silent for `timeout`.
-  absl::Status Load(const StoreClient::Table& rows);
+  // and are declared dead if they stay silent for `timeout`. `fenced`: the
+  // ids of erased dead nodes ("fenced_nodes": id -> erased at, ms).
+  absl::Status Load(const StoreClient::Table& rows,
+                    const StoreClient::Table& fenced = {});
+  static constexpr char kFencedTable[] = "fenced_nodes";
   // The head placed `used` on the alive node: until its next heartbeat it
   // counts against what the node has available (unless it does not fit).
   void Debit(const std::string& node_id, const ResourceSet& used);
@@ -96,6 +100,9 @@ class NodeTable {
   };
   void MarkDead(Node& node, const std::string& why);
   void Erase(const NodeId& id);
+  // Remembers an erased node's id (and forgets the oldest past
+  // kMaxFenced), here and in storage when `save`.
+  void Fence(const NodeId& id, int64_t erased_ms, bool save);
   static absl::Status Fenced(const NodeId& id);
   // The node changed: it takes the next view version, and its entry in
   // alive_ follows its info (added, updated or removed).

@@ -193,6 +193,30 @@ TEST_F(NodeTableTest, DeadNodesAreBoundedHistory) {
   EXPECT_FALSE(after.view_delta());
   ASSERT_EQ(after.nodes_size(), 1);
   EXPECT_EQ(after.nodes(0).node_id(), c.Binary());
+  // A restarted head keeps the erased node fenced: its id is stored.
+  auto table_of = [&](const std::string& name) {
+    StoreClient::Table rows;
+    store.GetAll(name, [&](absl::StatusOr<StoreClient::Table> t) {
+      ASSERT_TRUE(t.ok());
+      rows = *t;
+    });
+    return rows;
+  };
+  StoreClient::Table fenced = table_of(NodeTable::kFencedTable);
+  ASSERT_EQ(fenced.size(), 1u);
+  EXPECT_EQ(fenced.begin()->first, a.Binary());
+  NodeTable restarted(NodeTable::Options{&store, &publisher, &clock,
+                                         absl::Seconds(5), nullptr,
+                                         ThisVersion(), /*max_dead=*/1});
+  ASSERT_TRUE(restarted.Load(table_of("nodes"), fenced).ok());
+  EXPECT_EQ(restarted.Register(Node(a)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(restarted.Register(Node(b)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  // A stored row that does not parse is data loss, not a silent gap.
+  NodeTable broken(NodeTable::Options{&store, &publisher, &clock});
+  EXPECT_EQ(broken.Load({}, {{a.Binary(), "soon"}}).code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(NodeTableTest, RefusesBadRegistrations) {
