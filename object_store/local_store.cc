@@ -255,6 +255,7 @@ void LocalStore::Free(const ObjectId& id) {
   auto it = objects_.find(id);
   if (it == objects_.end()) return;
   if (it->second.in_lru) lru_.erase(it->second.lru);
+  if (!it->second.pins.empty()) --pinned_;
   if (it->second.spilled) {
     unlink(SpillPath(id).c_str());
     spilled_bytes_ -= it->second.info.data_size + it->second.info.metadata_size;
@@ -292,6 +293,7 @@ void LocalStore::Answer(Waiter& w) {
       out.push_back(std::nullopt);  // no room to bring it back now
       continue;
     }
+    if (it->second.pins.empty()) ++pinned_;
     it->second.pins[w.client]++;
     Touch(id, it->second);
     out.push_back(it->second.info);
@@ -346,7 +348,10 @@ absl::Status LocalStore::Release(const ObjectId& id, ClientId client) {
     return absl::FailedPreconditionError(
         "release: object not pinned by this client");
   }
-  if (--pin->second == 0) e.pins.erase(pin);
+  if (--pin->second == 0) {
+    e.pins.erase(pin);
+    if (e.pins.empty()) --pinned_;
+  }
   if (e.pins.empty() && e.delete_pending) {
     Free(id);
   } else {
@@ -389,7 +394,10 @@ void LocalStore::Disconnect(ClientId client) {
   std::vector<ObjectId> abandoned, released;
   for (auto& [id, e] : objects_) {
     if (!e.sealed && e.creator == client) abandoned.push_back(id);
-    if (e.pins.erase(client) > 0) released.push_back(id);
+    if (e.pins.erase(client) > 0) {
+      released.push_back(id);
+      if (e.pins.empty()) --pinned_;
+    }
   }
   for (const auto& id : abandoned) Free(id);
   for (const auto& id : released) {
@@ -425,7 +433,7 @@ LocalStore::Stats LocalStore::stats() const {
   s.capacity = a.capacity;
   s.used = a.used;
   s.objects = objects_.size();
-  for (const auto& [id, e] : objects_) s.pinned += !e.pins.empty();
+  s.pinned = pinned_;
   s.evicted = evicted_;
   s.spilled_bytes = spilled_bytes_;
   s.spilled_objects = spilled_objects_;

@@ -161,6 +161,7 @@ class LocalStore {
   std::list<Waiter> waiters_;
   uint64_t next_waiter_ = 0;
   uint64_t evicted_ = 0;
+  uint64_t pinned_ = 0;  // objects with at least one pin (stats, per request)
   uint64_t use_clock_ = 0;
   uint64_t spilled_bytes_ = 0;
   uint64_t spilled_objects_ = 0;

@@ -244,8 +244,11 @@ TEST(LocalStore, ADisconnectedClientReleasesPinsAndAbandonsCreations) {
   ASSERT_TRUE(store.Seal(sealed, 1).ok());
   ASSERT_TRUE(store.Create(unsealed, 100, 0, 7, true).ok());
   store.Get({sealed}, 7, absl::InfiniteFuture(), [](auto) {});
-  EXPECT_EQ(store.stats().pinned, 1u);
+  store.Get({sealed}, 8, absl::InfiniteFuture(), [](auto) {});
+  EXPECT_EQ(store.stats().pinned, 1u);  // objects pinned, not pins
   store.Disconnect(7);
+  EXPECT_EQ(store.stats().pinned, 1u);  // 8 still holds it
+  ASSERT_TRUE(store.Release(sealed, 8).ok());
   EXPECT_EQ(store.stats().pinned, 0u);
   EXPECT_EQ(store.stats().objects, 1u);
   EXPECT_EQ(store.Release(sealed, 7).code(),  // its pin went with it
