@@ -4,12 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
-#include <memory>
-#include <new>
 
 #include "absl/strings/str_cat.h"
-#include "object_store/spill_file.h"
 
 namespace loom {
 
@@ -78,7 +74,7 @@ absl::Status LocalStore::Seal(const ObjectId& id, ClientId client) {
   }
   it->second.sealed = true;
   Touch(id, it->second);
-  OnSealed(id);
+  AnswerDue();
   SpillAboveWatermark();
   return absl::OkStatus();
 }
@@ -128,132 +124,13 @@ std::optional<uint64_t> LocalStore::Allocate(uint64_t bytes) {
   return offset;
 }
 
-std::string LocalStore::SpillPath(const ObjectId& id) const {
-  return options_.spill_dir + "/" + id.Hex();
-}
-
-bool LocalStore::SpillFor(uint64_t bytes) {
-  bool spilled = false;
-  while (allocator_.stats().largest_free < AlignUp(bytes)) {
-    const ObjectId* victim = nullptr;
-    uint64_t oldest = UINT64_MAX;
-    for (auto& [id, e] : objects_) {
-      if (e.sealed && e.primary && !e.spilled && e.pins.empty() &&
-          e.last_used < oldest) {
-        oldest = e.last_used;
-        victim = &id;
-      }
-    }
-    if (victim == nullptr) break;
-    ObjectId id = *victim;
-    if (!Spill(id, objects_[id])) break;
-    spilled = true;
-  }
-  return spilled;
-}
-
-void LocalStore::SpillAboveWatermark() {
-  auto s = allocator_.stats();
-  double limit = options_.spill_watermark * static_cast<double>(s.capacity);
-  if (options_.base == nullptr || static_cast<double>(s.used) <= limit) return;
-  // Spill least recently used primaries until use is back under the mark.
-  while (static_cast<double>(allocator_.stats().used) > limit) {
-    uint64_t before = allocator_.stats().used;
-    if (!SpillFor(allocator_.stats().largest_free + kAlignment) ||
-        allocator_.stats().used >= before) {
-      return;
-    }
-  }
-}
-
-bool LocalStore::Spill(const ObjectId& id, Entry& e) {
-  if (options_.base == nullptr || options_.spill_dir.empty()) return false;
-  uint64_t size = e.info.data_size + e.info.metadata_size;
-  absl::Status written =
-      WriteSpillFile(SpillPath(id), options_.base + e.info.offset, size);
-  if (!written.ok()) {
-    spill_error_ = written;
-    return false;
-  }
-  FreeBlock(e.info.offset, size);
-  e.spilled = true;
-  spilled_bytes_ += size;
-  ++spilled_objects_;
-  if (displaced_ != nullptr) displaced_->push_back(id);
-  return true;
-}
-
-std::string LocalStore::SpillFailure() const {
-  if (spill_error_.ok()) return "";
-  std::optional<uint64_t> free = FreeDiskBytes(options_.spill_dir);
-  return absl::StrCat(
-      "; cannot spill to make room: ",
-      spill_error_.code() == absl::StatusCode::kResourceExhausted
-          ? "the spill directory is full, "
-          : "",
-      options_.spill_dir, " has ",
-      free ? absl::StrCat(*free, " bytes")
-           : std::string("an unknown number of bytes"),
-      " free (", spill_error_.message(), ")");
-}
-
-bool LocalStore::Restore(const ObjectId& id, Entry& e) {
-  uint64_t size = e.info.data_size + e.info.metadata_size;
-  std::optional<uint64_t> offset = Allocate(size);  // e is not a candidate
-  if (!offset) {
-    return spill_error_.code() == absl::StatusCode::kResourceExhausted &&
-           SwapIn(id, e);
-  }
-  return ReadBack(id, e, *offset);
-}
-
-bool LocalStore::ReadBack(const ObjectId& id, Entry& e, uint64_t offset) {
-  uint64_t size = e.info.data_size + e.info.metadata_size;
-  if (!ReadSpillFile(SpillPath(id), options_.base + offset, size)) {
-    FreeBlock(offset, size);
-    return false;
-  }
-  unlink(SpillPath(id).c_str());
-  e.info.offset = offset;
-  e.spilled = false;
-  spilled_bytes_ -= size;
-  --spilled_objects_;
-  return true;
-}
-
-bool LocalStore::SwapIn(const ObjectId& id, Entry& e) {
-  uint64_t size = e.info.data_size + e.info.metadata_size;
-  std::unique_ptr<uint8_t[]> bytes(new (std::nothrow) uint8_t[size]);
-  if (!bytes || !ReadSpillFile(SpillPath(id), bytes.get(), size)) return false;
-  unlink(SpillPath(id).c_str());
-  std::vector<ObjectId> displaced;
-  displaced_ = &displaced;
-  std::optional<uint64_t> offset = Allocate(size);
-  displaced_ = nullptr;
-  if (offset) {
-    std::memcpy(options_.base + *offset, bytes.get(), size);
-    e.info.offset = *offset;
-    e.spilled = false;
-    spilled_bytes_ -= size;
-    --spilled_objects_;
-    return true;
-  }
-  // Still no run large enough: the displaced objects go back where their
-  // bytes were (still free: nothing else ran), which gives their disk
-  // space back for this object's file.
-  for (auto it = displaced.rbegin(); it != displaced.rend(); ++it) {
-    Entry& d = objects_[*it];
-    std::optional<uint64_t> at =
-        allocator_.Allocate(d.info.data_size + d.info.metadata_size);
-    if (at) ReadBack(*it, d, *at);
-  }
-  spill_error_ = WriteSpillFile(SpillPath(id), bytes.get(), size);
-  return false;
-}
-
 void LocalStore::Free(const ObjectId& id) {
   auto it = objects_.find(id);
   if (it == objects_.end()) return;
+  if (it->second.spilling || it->second.restoring) {
+    it->second.delete_pending = true;  // once its file IO is done
+    return;
+  }
   if (it->second.in_lru) lru_.erase(it->second.lru);
   if (!it->second.pins.empty()) --pinned_;
   if (it->second.spilled) {
@@ -269,14 +146,50 @@ void LocalStore::Free(const ObjectId& id) {
 
 void LocalStore::Get(const std::vector<ObjectId>& ids, ClientId client,
                      absl::Time deadline, GetCallback done) {
-  Waiter w{next_waiter_++, ids, client, deadline, std::move(done)};
-  bool all = true;
-  for (const auto& id : ids) {
-    auto it = objects_.find(id);
-    if (it == objects_.end() || !it->second.sealed) all = false;
+  waiters_.push_back(
+      Waiter{next_waiter_++, ids, client, deadline, std::move(done)});
+  TryAnswer(std::prev(waiters_.end()), /*expired=*/false);
+}
+
+void LocalStore::TryAnswer(std::list<Waiter>::iterator it, bool expired) {
+  Waiter& w = *it;
+  for (const auto& id : w.ids) {
+    if (expired) break;
+    auto o = objects_.find(id);
+    if (o == objects_.end() || !o->second.sealed) return;  // not due yet
   }
-  if (all) return Answer(w);
-  waiters_.push_back(std::move(w));
+  // Due: spilled objects come back first (once per get).
+  bool restoring = false;
+  for (const auto& id : w.ids) {
+    auto o = objects_.find(id);
+    if (o == objects_.end() || !o->second.sealed || o->second.delete_pending) {
+      continue;
+    }
+    Entry& e = o->second;
+    if (e.spilled && !e.restoring && !w.restored) StartRestore(id, e);
+    restoring = restoring || e.restoring;
+  }
+  w.restored = true;
+  if (restoring) {
+    w.expired = w.expired || expired;
+    return;
+  }
+  Waiter due = std::move(w);
+  waiters_.erase(it);
+  Answer(due);
+}
+
+void LocalStore::AnswerDue() {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    auto next = std::next(it);
+    TryAnswer(it, it->expired);
+    it = next;
+  }
+}
+
+void LocalStore::Complete(const std::function<void()>& done) {
+  done();
+  AnswerDue();
 }
 
 void LocalStore::Answer(Waiter& w) {
@@ -284,13 +197,10 @@ void LocalStore::Answer(Waiter& w) {
   out.reserve(w.ids.size());
   for (const auto& id : w.ids) {
     auto it = objects_.find(id);
+    // Spilled still: no room to bring it back, or its file unreadable.
     if (it == objects_.end() || !it->second.sealed ||
-        it->second.delete_pending) {
+        it->second.delete_pending || it->second.spilled) {
       out.push_back(std::nullopt);
-      continue;
-    }
-    if (it->second.spilled && !Restore(id, it->second)) {
-      out.push_back(std::nullopt);  // no room to bring it back now
       continue;
     }
     if (it->second.pins.empty()) ++pinned_;
@@ -301,38 +211,18 @@ void LocalStore::Answer(Waiter& w) {
   w.done(std::move(out));
 }
 
-void LocalStore::OnSealed(const ObjectId& id) {
-  for (auto it = waiters_.begin(); it != waiters_.end();) {
-    bool all = true;
-    for (const auto& wid : it->ids) {
-      auto o = objects_.find(wid);
-      if (o == objects_.end() || !o->second.sealed) all = false;
-    }
-    if (all) {
-      Waiter w = std::move(*it);
-      it = waiters_.erase(it);
-      Answer(w);
-    } else {
-      ++it;
-    }
-  }
-}
-
 void LocalStore::ExpireWaiters(absl::Time now) {
   for (auto it = waiters_.begin(); it != waiters_.end();) {
-    if (it->deadline <= now) {
-      Waiter w = std::move(*it);
-      it = waiters_.erase(it);
-      Answer(w);
-    } else {
-      ++it;
-    }
+    auto next = std::next(it);
+    if (it->deadline <= now && !it->expired) TryAnswer(it, /*expired=*/true);
+    it = next;
   }
 }
 
 std::optional<absl::Time> LocalStore::NextDeadline() const {
   std::optional<absl::Time> next;
   for (const auto& w : waiters_) {
+    if (w.expired) continue;  // waits for its restores, not for time
     if (!next || w.deadline < *next) next = w.deadline;
   }
   return next;

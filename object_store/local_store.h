@@ -8,6 +8,9 @@
 // are evicted least recently used when space runs short; primary copies
 // never are: with a spill directory they are written to files when space
 // runs short (or use passes the high watermark) and read back on get.
+// Spilling past the watermark and restoring for a get do their file IO off
+// the store's thread (Options::run_io): meanwhile the store serves on, and
+// the get waits for its objects to come back.
 //
 //   LocalStore store({.capacity = 1 << 30});
 //   auto info = store.Create(id, size, 0, client, /*primary=*/true);
@@ -57,6 +60,10 @@ class LocalStore {
     // freed blocks go back to the kernel. Default (0): a quarter of the
     // capacity, at most 512 MiB. Needs `base`.
     uint64_t warm_reserve = 0;
+    // Runs blocking file IO (a spill's write, a restore's read) off the
+    // store's thread; what the job returns is given back to Complete on
+    // the store's thread. Without it the IO runs inline.
+    std::function<void(std::function<std::function<void()>()>)> run_io;
   };
   struct Stats {
     uint64_t capacity = 0, used = 0, objects = 0, pinned = 0, evicted = 0;
@@ -92,6 +99,9 @@ class LocalStore {
 
   // Answers the waiters whose deadline has passed.
   void ExpireWaiters(absl::Time now);
+  // On the store's thread: the result of a job given to run_io. Answers the
+  // gets it was holding.
+  void Complete(const std::function<void()>& done);
   std::optional<absl::Time> NextDeadline() const;
   Stats stats() const;
 
@@ -118,6 +128,10 @@ class LocalStore {
     bool in_lru = false;
     uint64_t last_used = 0;
     bool spilled = false;  // bytes in spill_dir/<id>, not in the arena
+    // File IO in flight: its arena block is being written out or read into
+    // (Free waits for it: delete_pending).
+    bool spilling = false;
+    bool restoring = false;
   };
   struct Waiter {
     uint64_t id;
@@ -125,6 +139,8 @@ class LocalStore {
     ClientId client;
     absl::Time deadline;
     GetCallback done;
+    bool expired = false;   // answered once its restores are done
+    bool restored = false;  // restores started: a failed one is not retried
   };
 
   bool EvictFor(uint64_t bytes);
@@ -132,11 +148,19 @@ class LocalStore {
   // of `bytes` is free; false when nothing could be spilled.
   bool SpillFor(uint64_t bytes);
   void SpillAboveWatermark();
+  // The least recently used primary copy that could be spilled now.
+  const ObjectId* SpillVictim() const;
   bool Spill(const ObjectId& id, Entry& e);
-  // Brings a spilled object back into the arena; false when there is no
-  // room. With the arena full and the spill disk full too, the object's own
-  // file is the disk space the objects it displaces need (SwapIn).
-  bool Restore(const ObjectId& id, Entry& e);
+  // Spills in the background (run_io); FinishSpill takes the result.
+  void StartSpill(const ObjectId& id, Entry& e);
+  void FinishSpill(const ObjectId& id, const absl::Status& written);
+  // Brings a spilled object back into the arena in the background
+  // (FinishRestore); without room, nothing. With the arena full and the
+  // spill disk full too, the object's own file is the disk space the
+  // objects it displaces need (SwapIn, inline).
+  void StartRestore(const ObjectId& id, Entry& e);
+  void FinishRestore(const ObjectId& id, uint64_t offset, bool read);
+  void RunIo(std::function<std::function<void()>()> job);
   bool SwapIn(const ObjectId& id, Entry& e);
   bool ReadBack(const ObjectId& id, Entry& e, uint64_t offset);
   // Why the last allocation could not spill, for its error ("" if it did
@@ -146,8 +170,11 @@ class LocalStore {
   std::string SpillPath(const ObjectId& id) const;
   void Free(const ObjectId& id);
   void Touch(const ObjectId& id, Entry& e);
+  // Answers the waiter if it is due (its objects sealed, or `expired`) and
+  // none of them is being restored; starts the restores it needs.
+  void TryAnswer(std::list<Waiter>::iterator it, bool expired);
+  void AnswerDue();
   void Answer(Waiter& w);
-  void OnSealed(const ObjectId& id);
 
   Options options_;
   // Frees the block at `offset` of `size` bytes, giving its pages back to
@@ -165,7 +192,8 @@ class LocalStore {
   uint64_t use_clock_ = 0;
   uint64_t spilled_bytes_ = 0;
   uint64_t spilled_objects_ = 0;
-  absl::Status spill_error_;  // of the last allocation's spilling
+  uint64_t spilling_bytes_ = 0;  // being written out in the background
+  absl::Status spill_error_;     // of the last allocation's spilling
   std::vector<ObjectId>* displaced_ = nullptr;  // SwapIn's spills, in order
 };
 

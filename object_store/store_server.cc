@@ -22,6 +22,7 @@ namespace {
 
 constexpr uint64_t kWakeTag = ~uint64_t{0};
 constexpr uint64_t kListenTag = 0;
+constexpr uint64_t kIoTag = ~uint64_t{0} - 1;
 
 void SetError(rpc::StoreReply* reply, const absl::Status& s) {
   reply->set_code(static_cast<int>(s.code()));
@@ -97,6 +98,9 @@ absl::StatusOr<std::unique_ptr<ObjectStoreServer>> ObjectStoreServer::Start(
   epoll_ctl(server->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
   epoll_event wake{EPOLLIN, {.u64 = kWakeTag}};
   epoll_ctl(server->epoll_fd_, EPOLL_CTL_ADD, server->wake_fd_, &wake);
+  server->io_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_event io{EPOLLIN, {.u64 = kIoTag}};
+  epoll_ctl(server->epoll_fd_, EPOLL_CTL_ADD, server->io_fd_, &io);
   server->PublishStats();
   server->thread_ = std::thread([s = server.get()] { s->Run(); });
   return server;
@@ -109,16 +113,20 @@ ObjectStoreServer::ObjectStoreServer(Options options,
       store_({.capacity = arena_->size(),
               .base = arena_->base(),
               .spill_dir = options_.spill_dir,
-              .on_evict = options_.on_evict}) {}
+              .on_evict = options_.on_evict,
+              .run_io = [this](auto job) { RunIo(std::move(job)); }}),
+      io_(std::make_unique<WorkQueue>("store-io", 2)) {}
 
 ObjectStoreServer::~ObjectStoreServer() {
   uint64_t one = 1;
   if (wake_fd_ >= 0) (void)write(wake_fd_, &one, sizeof(one));
   if (thread_.joinable()) thread_.join();
+  io_.reset();  // IO in flight finishes (the arena outlives it)
   for (auto& [id, c] : conns_) close(c->fd);
   if (listen_fd_ >= 0) close(listen_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
+  if (io_fd_ >= 0) close(io_fd_);
   unlink(options_.socket_path.c_str());
 }
 
@@ -130,6 +138,29 @@ LocalStore::Stats ObjectStoreServer::stats() const {
 void ObjectStoreServer::PublishStats() {
   absl::MutexLock lock(&stats_mu_);
   stats_ = store_.stats();
+}
+
+void ObjectStoreServer::RunIo(std::function<std::function<void()>()> job) {
+  io_->Post([this, job = std::move(job)] {
+    std::function<void()> done = job();
+    {
+      absl::MutexLock lock(&io_mu_);
+      completed_.push_back(std::move(done));
+    }
+    uint64_t one = 1;
+    (void)write(io_fd_, &one, sizeof(one));
+  });
+}
+
+void ObjectStoreServer::RunCompleted() {
+  uint64_t count;
+  (void)read(io_fd_, &count, sizeof(count));
+  std::deque<std::function<void()>> done;
+  {
+    absl::MutexLock lock(&io_mu_);
+    done.swap(completed_);
+  }
+  for (const auto& fn : done) store_.Complete(fn);
 }
 
 void ObjectStoreServer::Run() {
@@ -145,6 +176,10 @@ void ObjectStoreServer::Run() {
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
       if (tag == kWakeTag) return;
+      if (tag == kIoTag) {
+        RunCompleted();
+        continue;
+      }
       if (tag == kListenTag) {
         Accept();
         continue;

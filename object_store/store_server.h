@@ -5,7 +5,9 @@
 // memfd once on connect, then speaks the length-prefixed protocol of
 // proto/object_store.proto. One thread owns the store and every connection
 // (epoll). A malformed message gets an error reply and the store keeps
-// serving; a client that disconnects or dies releases its pins.
+// serving; a client that disconnects or dies releases its pins. Spill and
+// restore file IO runs on two threads of its own, its results brought back
+// to the store's thread (an eventfd wakes it).
 //
 //   auto server = ObjectStoreServer::Start({.socket_path = dir +
 //   "/sockets/store",
@@ -14,6 +16,8 @@
 #ifndef LOOM_OBJECT_STORE_STORE_SERVER_H_
 #define LOOM_OBJECT_STORE_STORE_SERVER_H_
 
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "object_store/arena.h"
 #include "object_store/local_store.h"
+#include "src/common/work_queue.h"
 
 namespace loom {
 
@@ -70,6 +75,10 @@ class ObjectStoreServer {
   void Flush(Conn& conn);
   void Close(ClientId client);
   void PublishStats();
+  // LocalStore's file IO: runs `job` on io_, and its result on the store's
+  // thread (RunCompleted).
+  void RunIo(std::function<std::function<void()>()> job);
+  void RunCompleted();
 
   Options options_;
   std::unique_ptr<Arena> arena_;
@@ -77,9 +86,13 @@ class ObjectStoreServer {
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
+  int io_fd_ = -1;  // eventfd: file IO completed
   ClientId next_client_ = 1;
   absl::flat_hash_map<ClientId, std::unique_ptr<Conn>> conns_;
   std::thread thread_;
+  std::unique_ptr<WorkQueue> io_;
+  absl::Mutex io_mu_;
+  std::deque<std::function<void()>> completed_ ABSL_GUARDED_BY(io_mu_);
 
   mutable absl::Mutex stats_mu_;
   LocalStore::Stats stats_ ABSL_GUARDED_BY(stats_mu_);

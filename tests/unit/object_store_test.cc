@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -327,6 +328,77 @@ TEST(LocalStoreSpilling, PrimariesSpillToFilesAndComeBackOnGet) {
   }
   for (const auto& id : ids) ASSERT_TRUE(store.Delete(id).ok());
   EXPECT_EQ(store.stats().spilled_objects, 0u);
+  EXPECT_EQ(rmdir(dir.c_str()), 0) << "spill files left behind";
+}
+
+// With run_io, spills past the watermark and restores for a get happen in
+// the background: the store answers other gets meanwhile, a get of a
+// spilled object waits for its restore (past its deadline too), and a
+// delete during the IO takes effect when the IO is done.
+TEST(LocalStoreSpilling, FileIoRunsInTheBackground) {
+  char tmpl[] = "/tmp/lsp_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto arena = Arena::Create(1 << 20);
+  ASSERT_TRUE(arena.ok());
+  std::vector<std::function<std::function<void()>()>> io;
+  LocalStore store({.capacity = 1 << 20,
+                    .base = (*arena)->base(),
+                    .spill_dir = dir,
+                    .run_io = [&](auto job) { io.push_back(std::move(job)); }});
+  auto run_io = [&] {  // as the server does: jobs off, results back on
+    auto jobs = std::move(io);
+    io.clear();
+    for (auto& job : jobs) store.Complete(job());
+  };
+  constexpr uint64_t kSize = 300 << 10;
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 3; ++i) {  // 900 KiB of 1 MiB: past the watermark
+    ObjectId id = ObjectId::ForPut(TaskId::FromRandom(), 1);
+    auto info = store.Create(id, kSize, 0, 1, /*primary=*/true);
+    ASSERT_TRUE(info.ok()) << info.status();
+    std::memset((*arena)->base() + info->offset, 'a' + i, kSize);
+    ASSERT_TRUE(store.Seal(id, 1).ok());
+    ids.push_back(id);
+  }
+  ASSERT_EQ(io.size(), 1u);  // the oldest is being written out
+  EXPECT_EQ(store.stats().spilled_objects, 0u);
+  run_io();
+  EXPECT_EQ(store.stats().spilled_objects, 1u);
+  EXPECT_EQ(store.stats().used, 2 * kSize);
+  // A get of the spilled one waits for its restore, past its deadline too;
+  // a get of another is answered meanwhile.
+  std::optional<std::vector<std::optional<ObjectInfo>>> spilled, other;
+  store.Get({ids[0]}, 2, absl::Now(), [&](auto r) { spilled = r; });
+  store.Get({ids[1]}, 3, absl::InfiniteFuture(), [&](auto r) { other = r; });
+  ASSERT_TRUE(other.has_value() && (*other)[0].has_value());
+  store.ExpireWaiters(absl::Now() + absl::Seconds(1));
+  EXPECT_FALSE(spilled.has_value());
+  EXPECT_FALSE(store.NextDeadline().has_value());  // nothing to wake for
+  ASSERT_EQ(io.size(), 1u);
+  run_io();
+  ASSERT_TRUE(spilled.has_value() && (*spilled)[0].has_value());
+  const uint8_t* p = (*arena)->base() + (*spilled)[0]->offset;
+  EXPECT_EQ(p[0], 'a');
+  EXPECT_EQ(p[kSize - 1], 'a');
+  EXPECT_EQ(store.stats().spilled_objects, 0u);
+  // Back in: past the watermark again, so the least recently used unpinned
+  // one (ids[2]) goes out; deleted meanwhile, it is gone once written.
+  ASSERT_TRUE(store.Release(ids[0], 2).ok());
+  ASSERT_TRUE(store.Release(ids[1], 3).ok());
+  ObjectId last = ObjectId::ForPut(TaskId::FromRandom(), 1);
+  ASSERT_TRUE(store.Create(last, 1, 0, 1, true).ok());
+  ASSERT_TRUE(store.Seal(last, 1).ok());
+  ASSERT_EQ(io.size(), 1u);
+  ASSERT_TRUE(store.Delete(ids[2]).ok());
+  EXPECT_TRUE(store.Contains(ids[2]));  // its block is being written out
+  run_io();
+  EXPECT_FALSE(store.Contains(ids[2]));
+  EXPECT_EQ(store.stats().spilled_objects, 0u);
+  for (const ObjectId& id : {ids[0], ids[1], last}) {
+    ASSERT_TRUE(store.Delete(id).ok());
+  }
+  run_io();
+  EXPECT_EQ(store.stats().used, 0u);
   EXPECT_EQ(rmdir(dir.c_str()), 0) << "spill files left behind";
 }
 
