@@ -292,7 +292,7 @@ void WorkerPool::Forked(const std::string& key, uint64_t generation,
     Watch(w->pid);
     if (current) z->second.forked = true;
     if (started_total_) started_total_->Increment();
-    workers_[id] = std::move(w);
+    Add(std::move(w));
     UpdateGauges();
     return;
   }
@@ -392,7 +392,7 @@ absl::Status WorkerPool::StartWorkers(int n,
     w->lifeline_fd = lifeline->parent_fd;
     w->started = options_.clock->Now();
     if (started_total_) started_total_->Increment();
-    workers_[w->id] = std::move(w);
+    Add(std::move(w));
   }
   UpdateGauges();
   return absl::OkStatus();
@@ -409,8 +409,9 @@ absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
     f->second->pid = pid;
     Watch(pid);
     if (started_total_) started_total_->Increment();
-    it = workers_.emplace(id, std::move(f->second)).first;
+    Add(std::move(f->second));
     forking_.erase(f);
+    it = workers_.find(id);
   }
   if (it == workers_.end()) {
     return absl::NotFoundError("unknown worker id: not started by this raylet");
@@ -429,7 +430,7 @@ absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
   }
   w->port = port;
   w->control_key = control_key;
-  w->state = Worker::kIdle;
+  SetState(w, Worker::kIdle);
   w->idle_since = options_.clock->Now();
   if (start_ms_) {
     start_ms_->Observe(absl::ToDoubleMilliseconds(w->idle_since - w->started));
@@ -444,22 +445,23 @@ absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
 
 Worker* WorkerPool::PopIdle(const JobId& job, const std::vector<int>& gpus,
                             const std::string& runtime) {
+  auto idle = idle_workers_.find(runtime);
+  if (idle == idle_workers_.end()) return nullptr;
   Worker* fresh = nullptr;
-  for (auto& [id, w] : workers_) {
-    if (w->state != Worker::kIdle || w->runtime != runtime) continue;
+  for (Worker* w : idle->second) {
     // GPUs only to a worker that held none or the same, and never ran
     // without.
     bool gpus_ok = (w->gpu_ids.empty() || w->gpu_ids == gpus) &&
                    (gpus.empty() || !w->ran_without_gpus);
     if (!gpus_ok) continue;
     if (w->job && *w->job == job) {
-      fresh = w.get();
+      fresh = w;
       break;  // a worker that already serves the job: code is loaded
     }
-    if (!w->job && fresh == nullptr) fresh = w.get();
+    if (!w->job && fresh == nullptr) fresh = w;
   }
   if (fresh) {
-    fresh->state = Worker::kLeased;
+    SetState(fresh, Worker::kLeased);
     fresh->job = job;
     if (!gpus.empty()) fresh->gpu_ids = gpus;
     if (gpus.empty()) fresh->ran_without_gpus = true;
@@ -469,7 +471,7 @@ Worker* WorkerPool::PopIdle(const JobId& job, const std::vector<int>& gpus,
 }
 
 void WorkerPool::PushIdle(Worker* worker) {
-  worker->state = Worker::kIdle;
+  SetState(worker, Worker::kIdle);
   worker->idle_since = options_.clock->Now();
   UpdateGauges();
 }
@@ -567,7 +569,40 @@ void WorkerPool::KillAll() {
     if (w->lifeline_fd >= 0) close(w->lifeline_fd);
   }
   workers_.clear();
+  for (int& n : counts_) n = 0;
+  starting_by_runtime_.clear();
+  idle_workers_.clear();
   UpdateGauges();
+}
+
+Worker* WorkerPool::Add(std::unique_ptr<Worker> w) {
+  Worker* added = w.get();
+  workers_[w->id] = std::move(w);
+  Track(added, +1);
+  return added;
+}
+
+void WorkerPool::SetState(Worker* w, Worker::State state) {
+  Track(w, -1);
+  w->state = state;
+  Track(w, +1);
+}
+
+void WorkerPool::Track(Worker* w, int delta) {
+  counts_[w->state] += delta;
+  if (w->state == Worker::kStarting) {
+    int& n = starting_by_runtime_[w->runtime];
+    n += delta;
+    if (n == 0) starting_by_runtime_.erase(w->runtime);
+  } else if (w->state == Worker::kIdle) {
+    auto& idle = idle_workers_[w->runtime];
+    if (delta > 0) {
+      idle.insert(w);
+    } else {
+      idle.erase(w);
+      if (idle.empty()) idle_workers_.erase(w->runtime);
+    }
+  }
 }
 
 void WorkerPool::Remove(const WorkerId& id) {
@@ -575,6 +610,7 @@ void WorkerPool::Remove(const WorkerId& id) {
   if (it == workers_.end()) return;
   if (it->second->lifeline_fd >= 0) close(it->second->lifeline_fd);
   if (options_.watch != nullptr) options_.watch->Forget(it->second->pid);
+  Track(it->second.get(), -1);
   workers_.erase(it);
 }
 
@@ -582,21 +618,15 @@ bool WorkerPool::AnyStarting() const {
   for (const auto& [key, z] : zygotes_) {
     if (z.pending > 0) return true;
   }
-  if (!forking_.empty()) return true;
-  for (const auto& [id, w] : workers_) {
-    if (w->state == Worker::kStarting) return true;
-  }
-  return false;
+  return !forking_.empty() || counts_[Worker::kStarting] > 0;
 }
 
 int WorkerPool::CountStarting(const std::string& runtime) const {
   auto z = zygotes_.find(runtime);
   int n = z == zygotes_.end() ? 0 : z->second.pending;
   for (const auto& [id, w] : forking_) n += w->runtime == runtime;
-  for (const auto& [id, w] : workers_) {
-    n += w->state == Worker::kStarting && w->runtime == runtime;
-  }
-  return n;
+  auto starting = starting_by_runtime_.find(runtime);
+  return n + (starting == starting_by_runtime_.end() ? 0 : starting->second);
 }
 
 int WorkerPool::CountRuntime(const std::string& runtime) const {
@@ -607,11 +637,7 @@ int WorkerPool::CountRuntime(const std::string& runtime) const {
   return n;
 }
 
-int WorkerPool::CountState(Worker::State s) const {
-  int n = 0;
-  for (const auto& [id, w] : workers_) n += w->state == s;
-  return n;
-}
+int WorkerPool::CountState(Worker::State s) const { return counts_[s]; }
 
 void WorkerPool::UpdateGauges() {
   if (!starting_) return;

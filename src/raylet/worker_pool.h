@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "proto/common.pb.h"
 #include "src/common/clock.h"
@@ -145,7 +146,12 @@ class WorkerPool {
  private:
   void UpdateGauges();
   void Watch(pid_t pid);
+  // A worker enters workers_ (Add) or leaves it (Remove), or changes state
+  // (SetState): the counts and the idle index follow (Track).
+  Worker* Add(std::unique_ptr<Worker> w);
   void Remove(const WorkerId& id);
+  void SetState(Worker* w, Worker::State state);
+  void Track(Worker* w, int delta);
   std::vector<std::string> WorkerArgs() const;
   // Fork servers (loom-worker --zygote; python ... zygote_main): workers are
   // forked from them, a millisecond each instead of a dozen for exec and
@@ -185,6 +191,12 @@ class WorkerPool {
 
   Options options_;
   absl::flat_hash_map<WorkerId, std::unique_ptr<Worker>> workers_;
+  // Kept as workers come, go and change state, so that a lease's PopIdle
+  // looks at idle workers only (with 2,000 actors it walked every worker
+  // for every waiting lease) and the counts do not walk at all.
+  int counts_[3] = {0, 0, 0};  // by Worker::State
+  absl::flat_hash_map<std::string, int> starting_by_runtime_;
+  absl::flat_hash_map<std::string, absl::flat_hash_set<Worker*>> idle_workers_;
   bool exited_seen_ = false;  // since the last ReapDead
   bool unwatched_ = false;    // some process is not watched: poll
   prometheus::Gauge* starting_ = nullptr;
