@@ -1,5 +1,6 @@
 #include "src/common/daemon.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -7,6 +8,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 
 namespace loom {
 namespace {
@@ -70,6 +73,46 @@ int WaitForStopSignal() {
   int sig = 0;
   sigwait(&set, &sig);
   return sig;
+}
+
+namespace {
+
+// Descriptors this process has open now: /proc/self/fd's entries.
+int OpenDescriptors() {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int n = 0;
+  while (readdir(dir) != nullptr) ++n;
+  closedir(dir);
+  return n - 3;  // ".", ".." and the directory's own descriptor
+}
+
+}  // namespace
+
+absl::Status CheckDescriptorHeadroom(int needed, const std::string& who,
+                                     const std::string& what) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
+    return absl::OkStatus();
+  }
+  const int64_t limit = static_cast<int64_t>(lim.rlim_cur);
+  static absl::Mutex mu;
+  static int open = 0;
+  static absl::Time counted = absl::InfinitePast();
+  absl::MutexLock lock(&mu);
+  absl::Time now = absl::Now();
+  if (open > limit / 2 || now - counted > absl::Milliseconds(100)) {
+    open = OpenDescriptors();
+    counted = now;
+  }
+  if (open < 0 || open + needed + kDescriptorReserve <= limit) {
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "out of file descriptors: ", who, " has ", open, " open of its ",
+      "RLIMIT_NOFILE (", limit, "), and ", what, " needs ", needed,
+      " more; raise the hard limit (ulimit -Hn, limits.conf, LimitNOFILE=) "
+      "and restart the node"));
 }
 
 }  // namespace loom

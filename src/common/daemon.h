@@ -13,6 +13,8 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+
 namespace loom {
 
 void BlockStopSignals();
@@ -26,6 +28,16 @@ long RaiseDescriptorLimit();
 // An errno from fork, exec, socket or open, said with the limit it hit
 // when it is one (EMFILE, ENFILE, EAGAIN from fork), else strerror.
 std::string DescribeResourceError(int err);
+
+// ResourceExhausted when opening `needed` more descriptors (for `what`, e.g.
+// "a worker") would leave this process (`who`, e.g. "the raylet") fewer
+// than kDescriptorReserve under its RLIMIT_NOFILE; the message names the
+// limit, the count and how to raise it. OK otherwise. Counts
+// /proc/self/fd, at most every 100 ms while well under the limit.
+// Thread-safe.
+absl::Status CheckDescriptorHeadroom(int needed, const std::string& who,
+                                     const std::string& what);
+inline constexpr int kDescriptorReserve = 32;
 
 // A raylet's exit status when the head fenced it: it had been declared dead
 // (cut off, or silent past the node timeout) and came back.

@@ -345,6 +345,17 @@ absl::Status WorkerPool::StartWorkers(int n,
   for (const auto& [k, z] : zygotes_) starting += z.pending;
   starting += CountState(Worker::kStarting) + forking_.size();
   n = std::min(n, std::max(0, cap - starting));
+  // Each worker holds a few of the raylet's descriptors (its connection in,
+  // a channel out, a pidfd, a lifeline when spawned): out of them, a worker
+  // could not even register, and would be started again and again.
+  if (n > 0) {
+    if (absl::Status s = CheckDescriptorHeadroom(kDescriptorsPerWorker,
+                                                 "the raylet", "a worker");
+        !s.ok()) {
+      spdlog::error("not starting workers: {}", s.ToString());
+      return s;
+    }
+  }
   for (int i = 0; i < n; ++i) {
     Zygote* zygote = nullptr;
     if (auto it = zygotes_.find(key); it != zygotes_.end()) {

@@ -107,6 +107,8 @@ class WorkerPool {
   // kMaxPrestartedRuntimes others do (those start at their first lease).
   void PrestartForkServer(const rpc::WorkerRuntime& runtime);
   static constexpr int kMaxPrestartedRuntimes = 4;
+  // The raylet's descriptors a worker holds, at most.
+  static constexpr int kDescriptorsPerWorker = 4;
   // Asks for n workers of `runtime`; forks are answered later, off the
   // loop (a fork that fails for want of processes or memory fails the
   // runtime's leases through on_runtime_failed). Fails at once when workers

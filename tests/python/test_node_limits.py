@@ -3,11 +3,13 @@
 # Daemons raise their own descriptor limit: a node started from a shell with
 # a low soft limit (ulimit -Sn 256, under a higher hard limit) still runs
 # with the hard limit, and its workers inherit it. A node out of processes
-# fails actor creation with an error naming the limit, and serves on.
+# or descriptors fails actor creation at once with an error naming the
+# limit, and serves on once there is room.
 
 import os
 import resource
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -123,3 +125,51 @@ def test_out_of_processes_fails_creation_naming_the_limit(new_cluster):
             except ProcessLookupError:
                 pass  # it exited meanwhile
         os.rmdir(cgroup)
+
+
+def test_out_of_descriptors_fails_creation_naming_the_limit(processes):
+    cli, root = loom_cli(), processes.session_root
+
+    def low_limit():  # the hard limit too: the daemons cannot raise it
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+    start = subprocess.run(
+        [cli, "start", "--head", "--num-cpus", "2", "--node-ip-address",
+         "127.0.0.1", "--session-root", root, "--dashboard-port", "-1"],
+        env=processes.env(), timeout=120, capture_output=True, text=True,
+        preexec_fn=low_limit)
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        loom.init(address="auto", _session_root=root)
+        # About 5 of the raylet's descriptors each: 150 cannot all start.
+        actors = [Pid.remote() for _ in range(150)]
+        started, errors = 0, []
+        begun = time.monotonic()
+        for a in actors:
+            try:
+                loom.get(a.pid.remote(), timeout=60)
+                started += 1
+            except loom.exceptions.ActorDiedError as e:
+                errors.append(str(e))
+        # Before: workers that could not connect were started again and
+        # again, and the caller saw only GetTimeoutError.
+        assert started >= 10 and errors, (started, errors[:1])
+        assert time.monotonic() - begun < 60
+        for e in errors:
+            assert "out of file descriptors: the raylet" in e, e
+            assert "RLIMIT_NOFILE (300)" in e, e
+        # Room again once the actors are gone.
+        for a in actors:
+            loom.kill(a)
+
+        def one_more():
+            try:
+                return loom.get(Pid.remote().pid.remote(), timeout=30)
+            except loom.exceptions.ActorDiedError:
+                return None
+
+        wait_until(one_more, timeout=60, what="an actor once there is room")
+    finally:
+        loom.shutdown()
+        subprocess.run([cli, "stop", "--session-root", root],
+                       env=processes.env(), timeout=120, capture_output=True)
