@@ -18,6 +18,18 @@ import loom
 from conftest import child_pids, loom_cli, wait_until
 
 
+def _start_node(processes, cpus, open_files):
+    """`loom start --head` with RLIMIT_NOFILE set to (soft, hard) first."""
+    start = subprocess.run(
+        [loom_cli(), "start", "--head", "--num-cpus", str(cpus),
+         "--node-ip-address", "127.0.0.1", "--session-root",
+         processes.session_root, "--dashboard-port", "-1"],
+        env=processes.env(), timeout=120, capture_output=True, text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                              open_files))
+    assert start.returncode == 0, start.stdout + start.stderr
+
+
 def _open_files_limit(pid):
     """(soft, hard) of "Max open files" in /proc/PID/limits."""
     for line in open(f"/proc/{pid}/limits"):
@@ -38,15 +50,7 @@ def test_daemons_raise_their_descriptor_limit(processes):
     cli, root = loom_cli(), processes.session_root
     before = {n: _pids_named(n) for n in ("loom-gcs", "loom-raylet")}
 
-    def low_soft_limit():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-
-    start = subprocess.run(
-        [cli, "start", "--head", "--num-cpus", "1", "--node-ip-address",
-         "127.0.0.1", "--session-root", root, "--dashboard-port", "-1"],
-        env=processes.env(), timeout=120, capture_output=True, text=True,
-        preexec_fn=low_soft_limit)
-    assert start.returncode == 0, start.stdout + start.stderr
+    _start_node(processes, cpus=1, open_files=(256, hard))
     try:
         new = {n: _pids_named(n) - before[n] for n in before}
         assert new["loom-gcs"] and new["loom-raylet"], new
@@ -140,16 +144,8 @@ def test_out_of_processes_fails_creation_naming_the_limit(new_cluster):
 
 def test_out_of_descriptors_fails_creation_naming_the_limit(processes):
     cli, root = loom_cli(), processes.session_root
-
-    def low_limit():  # the hard limit too: the daemons cannot raise it
-        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
-
-    start = subprocess.run(
-        [cli, "start", "--head", "--num-cpus", "2", "--node-ip-address",
-         "127.0.0.1", "--session-root", root, "--dashboard-port", "-1"],
-        env=processes.env(), timeout=120, capture_output=True, text=True,
-        preexec_fn=low_limit)
-    assert start.returncode == 0, start.stdout + start.stderr
+    # The hard limit too: the daemons cannot raise it.
+    _start_node(processes, cpus=2, open_files=(300, 300))
     try:
         loom.init(address="auto", _session_root=root)
         # About 5 of the raylet's descriptors each: 150 cannot all start.
