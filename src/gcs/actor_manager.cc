@@ -10,6 +10,7 @@
 #include "proto/raylet.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
 #include "scheduler/resource_set.h"
+#include "src/common/daemon.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 
@@ -134,6 +135,13 @@ void ActorManager::HandleRegisterActor(const rpc::RegisterActorRequest& req,
   }
   if (actors_.contains(*id)) {
     return done(absl::AlreadyExistsError("actor id registered twice"));
+  }
+  // An actor holds a couple of the head's descriptors (its worker's
+  // connection in, a channel out): refused now rather than never reached.
+  if (auto s =
+          CheckDescriptorHeadroom(kDescriptorsPerActor, "the head", "an actor");
+      !s.ok()) {
+    return done(s);
   }
   if (!req.name().empty()) {
     auto taken = names_.find(NameKey(req.ns(), req.name()));

@@ -51,6 +51,9 @@ class ActorManager {
   // call them directly), PENDING and RESTARTING ones are placed again,
   // DEAD ones are listed; names are taken again.
   absl::Status Load(const StoreClient::Table& rows);
+  // The head's descriptors an actor holds, at most (see
+  // CheckDescriptorHeadroom): past the limit, registration is refused.
+  static constexpr int kDescriptorsPerActor = 2;
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
                            rpc::RegisterActorReply* reply, Done done);
   void HandleGetActor(const rpc::GetActorRequest& req,

@@ -4,6 +4,9 @@
 #include "src/gcs/actor_manager.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <filesystem>
 
 #include "absl/synchronization/notification.h"
 #include "src/gcs/storage.h"
@@ -160,6 +163,36 @@ TEST_F(ActorManagerTest, AWorkerThatCannotStartKillsTheActorSayingWhy) {
       << Info(id).death_cause();
   EXPECT_EQ(raylet_.leases(), 1);  // not retried
   EXPECT_TRUE(workers_[0].ran().empty());
+}
+
+// With the head's descriptors nearly all open, a registration is refused
+// naming the limit; with room again, it is taken.
+TEST_F(ActorManagerTest, RegistrationIsRefusedWhenTheHeadIsOutOfDescriptors) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int open = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)entry;
+    ++open;
+  }
+  rlimit low = saved;
+  low.rlim_cur = open + 16;  // under the reserve
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  rpc::RegisterActorRequest req = Spec(0);
+  absl::Status status;
+  loop_.RunSync([&] {
+    rpc::RegisterActorReply reply;
+    actors_.HandleRegisterActor(req, &reply,
+                                [&](absl::Status s) { status = s; });
+  });
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_NE(status.message().find("the head has"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("RLIMIT_NOFILE"), std::string::npos)
+      << status;
+  absl::SleepFor(absl::Milliseconds(150));  // past the count's cache
+  Register(0);                              // room again
 }
 
 TEST_F(ActorManagerTest, DeadActorsPastTheLimitAreErasedFromMemoryAndStore) {
