@@ -43,6 +43,11 @@ class ClientPool {
   struct Options {
     // A channel not asked for during this long is dropped by DropIdle.
     absl::Duration idle_timeout = absl::Minutes(5);
+    // The head's and the raylet's: they hold a channel to every worker
+    // they started or placed an actor on, for short control calls. Each
+    // open connection costs memory and wakes both ends for its keepalive
+    // timer every 10 s; reconnecting costs a connect.
+    static Options ForDaemon() { return {.idle_timeout = absl::Seconds(30)}; }
     Clock* clock = Clock::Real();
   };
   ClientPool();

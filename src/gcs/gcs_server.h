@@ -226,7 +226,9 @@ class GcsServer {
   Publisher publisher_;
   NodeTable nodes_;
   GlobalScheduler scheduler_{&nodes_};
-  ClientPool clients_;  // outgoing calls: raylets, actors' workers
+  ClientPool clients_{
+      ClientPool::Options::ForDaemon()};  // outgoing calls: raylets, actors'
+                                          // workers
   ActorManager actors_{&loop_,
                        &nodes_,
                        &publisher_,

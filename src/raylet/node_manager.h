@@ -287,7 +287,9 @@ class NodeManager {
   absl::flat_hash_map<LeaseId, Lease> leases_;
   absl::flat_hash_map<WorkerId, LeaseId> lease_of_worker_;
   absl::flat_hash_map<WorkerId, Driver> drivers_;
-  ClientPool clients_;  // outgoing calls: workers, other raylets
+  ClientPool clients_{
+      ClientPool::Options::ForDaemon()};     // outgoing calls: workers, other
+                                             // raylets
   std::unique_ptr<HeadEvents> head_events_;  // jobs that end
   std::unique_ptr<LogMonitor> logs_;         // workers' output, to the head
   std::unique_ptr<NodeMetrics> node_metrics_;
