@@ -74,7 +74,12 @@ PIDS_CGROUP = "/sys/fs/cgroup/pids"  # cgroup v1's pids controller
 
 
 def _comm(pid):
+    """Its name, or "" for one gone or a zombie (an earlier test's daemon
+    not yet reaped)."""
     try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return ""
         with open(f"/proc/{pid}/comm") as f:
             return f.read().strip()
     except OSError:
