@@ -266,25 +266,33 @@ absl::StatusOr<std::string> ResolveAutoAddress(
   return *addr;
 }
 
-absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
-                                            const std::string& session_root) {
+namespace {
+
+// The head's GetClusterStatus, with this process's token. A head with
+// standbys may be in the middle of a takeover: wait for one as every call
+// that needs the head does. One head that does not answer is more often a
+// wrong address: say so at once.
+absl::Status HeadStatus(const std::string& gcs_address,
+                        rpc::GetClusterStatusReply* reply) {
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
   rpc::GetClusterStatusRequest req;
-  rpc::GetClusterStatusReply reply;
   auto call = [&](rpc::Context* ctx) {
-    return stub->GetClusterStatus(ctx, req, &reply);
+    return stub->GetClusterStatus(ctx, req, reply);
   };
-  // A head with standbys may be in the middle of a takeover: wait for one
-  // as every call that needs the head does. One head that does not answer
-  // is more often a wrong address: say so at once.
-  absl::Status s;
   if (HeadAddresses(gcs_address).size() > 1) {
-    s = rpc::ToAbsl(rpc::CallHead(5000, call));
-  } else {
-    rpc::Context ctx;
-    rpc::SetTimeout(&ctx, 5000);
-    s = rpc::ToAbsl(call(&ctx));
+    return rpc::ToAbsl(rpc::CallHead(5000, call));
   }
+  rpc::Context ctx;
+  rpc::SetTimeout(&ctx, 5000);
+  return rpc::ToAbsl(call(&ctx));
+}
+
+}  // namespace
+
+absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
+                                            const std::string& session_root) {
+  rpc::GetClusterStatusReply reply;
+  absl::Status s = HeadStatus(gcs_address, &reply);
   if (absl::IsUnauthenticated(s)) {
     return absl::UnauthenticatedError(absl::StrCat(
         "the head at ", gcs_address,
@@ -340,10 +348,27 @@ void UseTokenOf(const std::string& gcs_address,
     rpc::SetClusterToken(*env);
     return;
   }
-  std::string root = session_root.empty() ? DefaultSessionRoot() : session_root;
-  if (auto found = FindSessionToken(root, gcs_address); found.ok()) {
-    rpc::SetClusterToken(*found);
+  // The one this process holds (it may have started the head itself, under
+  // another root), then this machine's sessions of that head, newest first.
+  std::vector<std::string> tokens;
+  if (std::string mine = rpc::ClusterToken(); !mine.empty()) {
+    tokens.push_back(std::move(mine));
   }
+  std::string root = session_root.empty() ? DefaultSessionRoot() : session_root;
+  for (std::string& t : FindSessionTokens(root, gcs_address)) {
+    if (tokens.empty() || t != tokens.front()) tokens.push_back(std::move(t));
+  }
+  if (tokens.empty()) return;
+  // With a choice, the first the head takes: a stopped head's session may
+  // name the same address (its port given out again) with a stale token.
+  if (tokens.size() > 1) {
+    for (const std::string& t : tokens) {
+      rpc::SetClusterToken(t);
+      rpc::GetClusterStatusReply reply;
+      if (!absl::IsUnauthenticated(HeadStatus(gcs_address, &reply))) return;
+    }
+  }
+  rpc::SetClusterToken(tokens.front());
 }
 
 }  // namespace loom

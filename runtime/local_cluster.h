@@ -95,8 +95,9 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
                                             const std::string& session_root);
 
 // Makes this process carry the token of the cluster at `gcs_address`:
-// $LOOM_AUTH_TOKEN, else the token of a session under `session_root` that
-// belongs to it (this machine's node), else the one it has.
+// $LOOM_AUTH_TOKEN, else, of the one it has and those of the sessions under
+// `session_root` that belong to it (this machine's node), the first the head
+// accepts (asked only when there are several).
 void UseTokenOf(const std::string& gcs_address,
                 const std::string& session_root);
 

@@ -6,9 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -101,32 +104,42 @@ absl::StatusOr<std::string> TokenFromEnv() {
   return CheckToken(env, absl::StrCat("$", kAuthTokenEnv));
 }
 
-absl::StatusOr<std::string> FindSessionToken(const std::string& root,
-                                             const std::string& gcs_address) {
+std::vector<std::string> FindSessionTokens(const std::string& root,
+                                           const std::string& gcs_address) {
   DIR* dir = opendir(root.c_str());
-  if (dir == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no session root ", root));
-  }
+  if (dir == nullptr) return {};
   // Session names start with their start time, so the greatest is newest.
-  std::string best_name;
-  absl::StatusOr<std::string> best = absl::NotFoundError(absl::StrCat(
-      "no session under ", root, " holds a token for ", gcs_address));
+  std::vector<std::pair<std::string, std::string>> found;  // name, token
   while (dirent* e = readdir(dir)) {
     std::string name = e->d_name;
-    if (!absl::StartsWith(name, "session_") || name == "session_latest" ||
-        name <= best_name) {
+    if (!absl::StartsWith(name, "session_") || name == "session_latest") {
       continue;
     }
     std::string path = absl::StrCat(root, "/", name);
     auto address = ReadFileToString(path + "/address");
     if (!address.ok() || !SameHead(*address, gcs_address)) continue;
     auto token = ReadTokenFile(absl::StrCat(path, "/", kAuthTokenFile));
-    if (!token.ok()) continue;
-    best_name = name;
-    best = std::move(token);
+    if (token.ok()) found.emplace_back(std::move(name), std::move(*token));
   }
   closedir(dir);
-  return best;
+  std::sort(found.begin(), found.end(), std::greater<>());
+  std::vector<std::string> tokens;
+  for (auto& [name, token] : found) {
+    if (std::find(tokens.begin(), tokens.end(), token) == tokens.end()) {
+      tokens.push_back(std::move(token));
+    }
+  }
+  return tokens;
+}
+
+absl::StatusOr<std::string> FindSessionToken(const std::string& root,
+                                             const std::string& gcs_address) {
+  std::vector<std::string> tokens = FindSessionTokens(root, gcs_address);
+  if (tokens.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "no session under ", root, " holds a token for ", gcs_address));
+  }
+  return std::move(tokens.front());
 }
 
 absl::StatusOr<std::string> DaemonToken(const std::string& file,

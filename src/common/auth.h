@@ -13,6 +13,7 @@
 #define LOOM_COMMON_AUTH_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -38,6 +39,10 @@ absl::StatusOr<std::string> TokenFromEnv();
 // none has one.
 absl::StatusOr<std::string> FindSessionToken(const std::string& root,
                                              const std::string& gcs_address);
+// The distinct tokens of every such session, newest first: a session left
+// by a stopped head that had the same address may come before the live one.
+std::vector<std::string> FindSessionTokens(const std::string& root,
+                                           const std::string& gcs_address);
 
 // A daemon's token: from `file` when named, else $LOOM_AUTH_TOKEN, else
 // <session_dir>/auth_token (a restarted head reuses its own); empty with

@@ -4,6 +4,7 @@
 # the GCS) on this machine, under a session root of the cluster's own.
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -220,3 +221,40 @@ def test_daemons_exit_with_a_killed_owner(tmp_path, no_cluster):
             for pid in _processes_mentioning(root):
                 os.kill(pid, signal.SIGKILL)
             subprocess.run(["rm", "-rf", root], check=False)
+
+
+def _stale_session(root, address):
+    """A session a stopped head left under `root`: same address (its port
+    given out again), another token, and a name newer than any live one."""
+    path = os.path.join(root, "session_99991231_235959_1_0")
+    os.makedirs(path)
+    with open(os.path.join(path, "address"), "w") as f:
+        f.write(address)
+    with open(os.path.join(path, "auth_token"), "w") as f:
+        f.write("0" * 64)
+    return path
+
+
+def test_a_stale_session_with_the_heads_address_does_not_shadow_its_token(
+        cluster):
+    # This process started the head (it holds the token); the default root
+    # holds a stale session naming the same address.
+    stale = _stale_session(os.environ["LOOM_SESSION_ROOT"], cluster.address)
+    try:
+        loom.init(address=cluster.address)
+        assert loom.get(where.remote(), timeout=60) == \
+            cluster.head_node.node_id
+        loom.shutdown()
+        # A driver with no token of its own finds the live session beside
+        # the stale one, which is newer.
+        _stale_session(cluster.session_root, cluster.address)
+        env = dict(os.environ, LOOM_SESSION_ROOT=cluster.session_root)
+        env.pop("LOOM_AUTH_TOKEN", None)
+        code = (f"import loom; loom.init(address={cluster.address!r}); "
+                "print(len(loom.nodes()))")
+        done = subprocess.run([sys.executable, "-c", code], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split()[-1] == "1"
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
