@@ -14,6 +14,13 @@ NodeTable::NodeTable(Options options)
     : options_(std::move(options)),
       dead_({.limit = options_.max_dead,
              .erase = [this](const NodeId& id) { Erase(id); }}),
+      fenced_order_({.limit = kMaxFenced,
+                     .erase =
+                         [this](const NodeId& id) {
+                           fenced_.erase(id);
+                           options_.store->Delete(kFencedTable, id.Binary(),
+                                                  [](absl::StatusOr<bool>) {});
+                         }}),
       view_version_(
           std::max<int64_t>(1, absl::ToUnixMicros(options_.clock->Now()))),
       first_version_(view_version_) {}
@@ -207,23 +214,14 @@ void NodeTable::Erase(const NodeId& id) {
   // A node missing from the view is dead to a raylet that had it; one
   // whose version predates this one gets the whole view.
   first_version_ = view_version_;
-  Fence(id, absl::ToUnixMillis(options_.clock->Now()), /*save=*/true);
+  Fence(id, absl::ToUnixMillis(options_.clock->Now()));
 }
 
-void NodeTable::Fence(const NodeId& id, int64_t erased_ms, bool save) {
+void NodeTable::Fence(const NodeId& id, int64_t erased_ms) {
   if (!fenced_.insert(id).second) return;
-  fenced_order_.push_back(id);
-  if (save) {
-    options_.store->Put(kFencedTable, id.Binary(), absl::StrCat(erased_ms),
-                        true, MustSave("a fenced node"));
-  }
-  if (fenced_order_.size() > kMaxFenced) {
-    NodeId oldest = fenced_order_.front();
-    fenced_.erase(oldest);
-    fenced_order_.pop_front();
-    options_.store->Delete(kFencedTable, oldest.Binary(),
-                           [](absl::StatusOr<bool>) {});
-  }
+  options_.store->Put(kFencedTable, id.Binary(), absl::StrCat(erased_ms), true,
+                      MustSave("a fenced node"));
+  fenced_order_.Ended(id);  // may forget the oldest
 }
 
 absl::Status NodeTable::Load(const StoreClient::Table& rows,
@@ -236,10 +234,9 @@ absl::Status NodeTable::Load(const StoreClient::Table& rows,
       return absl::DataLossError(
           absl::StrCat("a row of the ", kFencedTable, " table does not parse"));
     }
-    erased.emplace_back(ms, *id);
+    if (fenced_.insert(*id).second) erased.emplace_back(ms, *id);
   }
-  std::sort(erased.begin(), erased.end());
-  for (const auto& [ms, id] : erased) Fence(id, ms, /*save=*/false);
+  fenced_order_.Load(std::move(erased));  // the bound forgets the oldest
   absl::Time now = options_.clock->Now();
   std::vector<std::pair<int64_t, NodeId>> dead;
   for (const auto& [key, value] : rows) {

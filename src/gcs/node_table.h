@@ -21,7 +21,6 @@
 #ifndef LOOM_GCS_NODE_TABLE_H_
 #define LOOM_GCS_NODE_TABLE_H_
 
-#include <deque>
 #include <functional>
 #include <vector>
 
@@ -100,9 +99,9 @@ class NodeTable {
   };
   void MarkDead(Node& node, const std::string& why);
   void Erase(const NodeId& id);
-  // Remembers an erased node's id (and forgets the oldest past
-  // kMaxFenced), here and in storage when `save`.
-  void Fence(const NodeId& id, int64_t erased_ms, bool save);
+  // Remembers an erased node's id, here and in storage (and forgets the
+  // oldest past kMaxFenced).
+  void Fence(const NodeId& id, int64_t erased_ms);
   static absl::Status Fenced(const NodeId& id);
   // The node changed: it takes the next view version, and its entry in
   // alive_ follows its info (added, updated or removed).
@@ -116,9 +115,9 @@ class NodeTable {
   absl::flat_hash_set<NodeId> must_register_;             // loaded alive
   BoundedHistory<NodeId> dead_;
   // Erased dead nodes: still refused. At most kMaxFenced, oldest forgotten.
-  absl::flat_hash_set<NodeId> fenced_;
-  std::deque<NodeId> fenced_order_;
   static constexpr size_t kMaxFenced = 100000;
+  absl::flat_hash_set<NodeId> fenced_;
+  BoundedHistory<NodeId> fenced_order_;
   // Versions start at the head's start time (microseconds), so that a view
   // from an earlier head is never taken for one of this head's.
   int64_t view_version_;

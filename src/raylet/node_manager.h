@@ -301,8 +301,6 @@ class NodeManager {
   absl::flat_hash_map<LeaseId, rpc::ErrorInfo> deaths_;
   std::deque<LeaseId> death_order_;
   absl::Time last_memory_kill_ = absl::InfinitePast();
-  prometheus::Counter& memory_kills_;
-  prometheus::Gauge& memory_used_;
 
   prometheus::Counter& leases_granted_;
   prometheus::Counter& spillbacks_;
@@ -316,6 +314,8 @@ class NodeManager {
   prometheus::Counter& tasks_finished_;
   prometheus::Counter& tasks_failed_;
   prometheus::Counter& tasks_retried_;
+  prometheus::Counter& memory_kills_;
+  prometheus::Gauge& memory_used_;
 };
 
 }  // namespace loom::raylet

@@ -288,11 +288,8 @@ void WorkerPool::Forked(const std::string& key, uint64_t generation,
   std::unique_ptr<Worker> w = std::move(it->second);
   forking_.erase(it);
   if (pid.ok()) {
-    w->pid = *pid;
-    Watch(w->pid);
     if (current) z->second.forked = true;
-    if (started_total_) started_total_->Increment();
-    Add(std::move(w));
+    Started(std::move(w), *pid);
     UpdateGauges();
     return;
   }
@@ -398,12 +395,9 @@ absl::Status WorkerPool::StartWorkers(int n,
       spdlog::error("cannot start worker: {}", pid.status().ToString());
       return pid.status();
     }
-    w->pid = *pid;
-    Watch(w->pid);
     w->lifeline_fd = lifeline->parent_fd;
     w->started = options_.clock->Now();
-    if (started_total_) started_total_->Increment();
-    Add(std::move(w));
+    Started(std::move(w), *pid);
   }
   UpdateGauges();
   return absl::OkStatus();
@@ -417,10 +411,7 @@ absl::StatusOr<Worker*> WorkerPool::Register(const WorkerId& id, pid_t pid,
   if (auto f = forking_.find(id); it == workers_.end() && f != forking_.end()) {
     // Forked, and registering before the fork server's answer reached the
     // loop (Forked then finds it here).
-    f->second->pid = pid;
-    Watch(pid);
-    if (started_total_) started_total_->Increment();
-    Add(std::move(f->second));
+    Started(std::move(f->second), pid);
     forking_.erase(f);
     it = workers_.find(id);
   }
@@ -490,6 +481,13 @@ void WorkerPool::PushIdle(Worker* worker) {
 Worker* WorkerPool::Find(const WorkerId& id) {
   auto it = workers_.find(id);
   return it == workers_.end() ? nullptr : it->second.get();
+}
+
+void WorkerPool::Started(std::unique_ptr<Worker> w, pid_t pid) {
+  w->pid = pid;
+  Watch(pid);
+  if (started_total_) started_total_->Increment();
+  Add(std::move(w));
 }
 
 void WorkerPool::Watch(pid_t pid) {

@@ -148,6 +148,8 @@ class WorkerPool {
  private:
   void UpdateGauges();
   void Watch(pid_t pid);
+  // A started process joins the pool: watched, counted, starting.
+  void Started(std::unique_ptr<Worker> w, pid_t pid);
   // A worker enters workers_ (Add) or leaves it (Remove), or changes state
   // (SetState): the counts and the idle index follow (Track).
   Worker* Add(std::unique_ptr<Worker> w);
