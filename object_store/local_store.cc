@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -34,35 +35,62 @@ void LocalStore::FreeBlock(uint64_t offset, uint64_t size) {
   }
 }
 
-absl::StatusOr<ObjectInfo> LocalStore::Create(const ObjectId& id,
-                                              uint64_t data_size,
-                                              uint64_t metadata_size,
-                                              ClientId creator, bool primary,
-                                              std::string owner) {
-  if (objects_.contains(id)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("object ", id.Hex(), " exists"));
+void LocalStore::Create(const ObjectId& id, uint64_t data_size,
+                        uint64_t metadata_size, ClientId creator, bool primary,
+                        std::string owner, CreateCallback done) {
+  PendingCreate c{id,      data_size,        metadata_size,  creator,
+                  primary, std::move(owner), std::move(done)};
+  // Behind those already waiting: room made for them is theirs first.
+  if (!creates_.empty() || !TryCreate(c, /*may_wait=*/true)) {
+    creates_.push_back(std::move(c));
   }
-  uint64_t total = data_size + metadata_size;
-  if (total < data_size || total > allocator_.stats().capacity) {
-    return absl::ResourceExhaustedError(
+}
+
+bool LocalStore::TryCreate(PendingCreate& c, bool may_wait) {
+  if (objects_.contains(c.id)) {
+    c.done(absl::AlreadyExistsError(
+        absl::StrCat("object ", c.id.Hex(), " exists")));
+    return true;
+  }
+  uint64_t total = c.data_size + c.metadata_size;
+  if (total < c.data_size || total > allocator_.stats().capacity) {
+    c.done(absl::ResourceExhaustedError(
         absl::StrCat("object of ", total, " bytes can never fit in a store of ",
-                     allocator_.stats().capacity, " bytes"));
+                     allocator_.stats().capacity, " bytes")));
+    return true;
   }
-  std::optional<uint64_t> offset = Allocate(total);
+  // With IO threads, spills for a create run there too.
+  bool background = static_cast<bool>(options_.run_io);
+  std::optional<uint64_t> offset = Allocate(total, /*spill=*/!background);
+  if (!offset && background && may_wait && StartSpillsFor(total)) {
+    return false;
+  }
   if (!offset) {
     auto s = allocator_.stats();
-    return absl::ResourceExhaustedError(
+    c.done(absl::ResourceExhaustedError(
         absl::StrCat("object store full: ", total, " bytes requested, ", s.free,
                      " free of ", s.capacity, " (largest free run ",
-                     s.largest_free, ")", SpillFailure()));
+                     s.largest_free, ")", SpillFailure())));
+    return true;
   }
-  Entry& e = objects_[id];
-  e.info = ObjectInfo{*offset, data_size, metadata_size};
-  e.primary = primary;
-  e.creator = creator;
-  e.owner = std::move(owner);
-  return e.info;
+  Entry& e = objects_[c.id];
+  e.info = ObjectInfo{*offset, c.data_size, c.metadata_size};
+  e.primary = c.primary;
+  e.creator = c.creator;
+  e.owner = std::move(c.owner);
+  c.done(e.info);
+  return true;
+}
+
+void LocalStore::RetryCreates(bool spill_failed) {
+  while (!creates_.empty()) {
+    // After a failed spill the first waiting create fails with its error
+    // (each failure answers one: a broken disk is not retried forever).
+    bool may_wait = !spill_failed;
+    spill_failed = false;
+    if (!TryCreate(creates_.front(), may_wait)) return;
+    creates_.pop_front();
+  }
 }
 
 absl::Status LocalStore::Seal(const ObjectId& id, ClientId client) {
@@ -114,11 +142,11 @@ bool LocalStore::EvictFor(uint64_t bytes) {
   return evicted;
 }
 
-std::optional<uint64_t> LocalStore::Allocate(uint64_t bytes) {
-  spill_error_ = absl::OkStatus();
+std::optional<uint64_t> LocalStore::Allocate(uint64_t bytes, bool spill) {
+  if (spill) spill_error_ = absl::OkStatus();
   std::optional<uint64_t> offset = allocator_.Allocate(bytes);
   if (!offset && EvictFor(bytes)) offset = allocator_.Allocate(bytes);
-  if (!offset && SpillFor(bytes)) offset = allocator_.Allocate(bytes);
+  if (!offset && spill && SpillFor(bytes)) offset = allocator_.Allocate(bytes);
   // Best fit takes warm blocks first, roughly: they were freed whole.
   if (offset) resident_free_ -= std::min(resident_free_, AlignUp(bytes));
   return offset;
@@ -189,6 +217,7 @@ void LocalStore::AnswerDue() {
 
 void LocalStore::Complete(const std::function<void()>& done) {
   done();
+  RetryCreates(std::exchange(spill_failed_, false));
   AnswerDue();
 }
 
@@ -300,6 +329,11 @@ void LocalStore::Disconnect(ClientId client) {
     }
   }
   waiters_.remove_if([client](const Waiter& w) { return w.client == client; });
+  creates_.erase(std::remove_if(creates_.begin(), creates_.end(),
+                                [client](const PendingCreate& c) {
+                                  return c.creator == client;
+                                }),
+                 creates_.end());
 }
 
 std::vector<LocalStore::Summary> LocalStore::Largest(size_t n) const {

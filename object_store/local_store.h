@@ -8,19 +8,21 @@
 // are evicted least recently used when space runs short; primary copies
 // never are: with a spill directory they are written to files when space
 // runs short (or use passes the high watermark) and read back on get.
-// Spilling past the watermark and restoring for a get do their file IO off
-// the store's thread (Options::run_io): meanwhile the store serves on, and
-// the get waits for its objects to come back.
+// Spilling (past the watermark, or for a create) and restoring for a get
+// do their file IO off the store's thread (Options::run_io): meanwhile the
+// store serves on, and the create or get waits.
 //
 //   LocalStore store({.capacity = 1 << 30});
-//   auto info = store.Create(id, size, 0, client, /*primary=*/true);
-//   ... write at info->offset ...
+//   store.Create(id, size, 0, client, /*primary=*/true, owner,
+//                [](absl::StatusOr<ObjectInfo> info) {
+//                  ... write at info->offset ... });
 //   store.Seal(id, client);
 //   store.Get({id}, reader, deadline, [](std::vector<std::optional<ObjectInfo>>
 //   r) {...}); store.Release(id, reader);
 #ifndef LOOM_OBJECT_STORE_LOCAL_STORE_H_
 #define LOOM_OBJECT_STORE_LOCAL_STORE_H_
 
+#include <deque>
 #include <functional>
 #include <list>
 #include <optional>
@@ -75,11 +77,16 @@ class LocalStore {
 
   explicit LocalStore(Options options);
 
-  // Reserves data_size + metadata_size bytes. AlreadyExists for a known id;
-  // ResourceExhausted (naming the sizes) when eviction cannot make room.
-  absl::StatusOr<ObjectInfo> Create(const ObjectId& id, uint64_t data_size,
-                                    uint64_t metadata_size, ClientId creator,
-                                    bool primary, std::string owner = "");
+  using CreateCallback = std::function<void(absl::StatusOr<ObjectInfo>)>;
+  // Reserves data_size + metadata_size bytes and calls `done` with where.
+  // AlreadyExists for a known id; ResourceExhausted (naming the sizes) when
+  // neither eviction nor spilling can make room. When room must come from
+  // spilling and run_io is set, creates wait, in order, for the spills'
+  // file IO off the store's thread; otherwise `done` runs before this
+  // returns.
+  void Create(const ObjectId& id, uint64_t data_size, uint64_t metadata_size,
+              ClientId creator, bool primary, std::string owner,
+              CreateCallback done);
   absl::Status Seal(const ObjectId& id, ClientId client);
   // The creator gives up an object it has not sealed.
   absl::Status Abort(const ObjectId& id, ClientId client);
@@ -100,7 +107,7 @@ class LocalStore {
   // Answers the waiters whose deadline has passed.
   void ExpireWaiters(absl::Time now);
   // On the store's thread: the result of a job given to run_io. Answers the
-  // gets it was holding.
+  // gets and creates it was holding.
   void Complete(const std::function<void()>& done);
   std::optional<absl::Time> NextDeadline() const;
   Stats stats() const;
@@ -143,6 +150,23 @@ class LocalStore {
     bool restored = false;  // restores started: a failed one is not retried
   };
 
+  struct PendingCreate {
+    ObjectId id;
+    uint64_t data_size = 0, metadata_size = 0;
+    ClientId creator = 0;
+    bool primary = false;
+    std::string owner;
+    CreateCallback done;
+  };
+  // Answers `c`, or starts spills for it and answers false (it waits) when
+  // `may_wait`.
+  bool TryCreate(PendingCreate& c, bool may_wait);
+  // Answers the waiting creates that can be answered now, in order; with
+  // `spill_failed`, the first that still needs room fails.
+  void RetryCreates(bool spill_failed);
+  // Starts spills until what is free and on its way out covers `bytes`
+  // (one at least); false when none is in flight.
+  bool StartSpillsFor(uint64_t bytes);
   bool EvictFor(uint64_t bytes);
   // Spills unpinned primary copies, least recently used first, until a run
   // of `bytes` is free; false when nothing could be spilled.
@@ -166,7 +190,8 @@ class LocalStore {
   // Why the last allocation could not spill, for its error ("" if it did
   // not try or did not fail): the directory and its free bytes.
   std::string SpillFailure() const;
-  std::optional<uint64_t> Allocate(uint64_t bytes);
+  // Evicts, then spills inline when `spill`, for room.
+  std::optional<uint64_t> Allocate(uint64_t bytes, bool spill = true);
   std::string SpillPath(const ObjectId& id) const;
   void Free(const ObjectId& id);
   void Touch(const ObjectId& id, Entry& e);
@@ -186,6 +211,7 @@ class LocalStore {
   absl::flat_hash_map<ObjectId, Entry> objects_;
   std::list<ObjectId> lru_;  // unpinned sealed secondary copies, oldest first
   std::list<Waiter> waiters_;
+  std::deque<PendingCreate> creates_;  // waiting for spills, in order
   uint64_t next_waiter_ = 0;
   uint64_t evicted_ = 0;
   uint64_t pinned_ = 0;  // objects with at least one pin (stats, per request)
@@ -194,6 +220,7 @@ class LocalStore {
   uint64_t spilled_objects_ = 0;
   uint64_t spilling_bytes_ = 0;  // being written out in the background
   absl::Status spill_error_;     // of the last allocation's spilling
+  bool spill_failed_ = false;    // by the IO job being completed
   std::vector<ObjectId>* displaced_ = nullptr;  // SwapIn's spills, in order
 };
 

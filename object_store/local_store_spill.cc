@@ -1,7 +1,8 @@
 // LocalStore's spilling: primary copies written to files (spill_dir/<id>)
-// and read back. Space for a create is made inline (the create needs it
-// now); spills past the watermark and restores for a get run their file IO
-// through Options::run_io, off the store's thread.
+// and read back. Spills (past the watermark, or for a create, which waits
+// for them) and restores for a get run their file IO through
+// Options::run_io, off the store's thread; room for a restore is still
+// made inline.
 #include <unistd.h>
 
 #include <cstring>
@@ -49,6 +50,21 @@ bool LocalStore::SpillFor(uint64_t bytes) {
     spilled = true;
   }
   return spilled;
+}
+
+bool LocalStore::StartSpillsFor(uint64_t bytes) {
+  if (options_.base == nullptr || options_.spill_dir.empty()) return false;
+  uint64_t need = AlignUp(bytes);
+  // Free runs may not join up: with spills in flight their end is waited
+  // for, and the create tried again (which may start more).
+  while (spilling_bytes_ == 0 ||
+         allocator_.stats().free + spilling_bytes_ < need) {
+    const ObjectId* victim = SpillVictim();
+    if (victim == nullptr) break;
+    ObjectId id = *victim;
+    StartSpill(id, objects_[id]);
+  }
+  return spilling_bytes_ > 0;
 }
 
 void LocalStore::SpillAboveWatermark() {
@@ -111,8 +127,10 @@ void LocalStore::FinishSpill(const ObjectId& id, const absl::Status& written) {
     e.spilled = true;
     spilled_bytes_ += size;
     ++spilled_objects_;
+    spill_error_ = absl::OkStatus();
   } else {
     spill_error_ = written;  // the next full store's error says why
+    spill_failed_ = true;
   }
   if (e.delete_pending && e.pins.empty()) Free(id);
 }

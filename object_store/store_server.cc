@@ -280,13 +280,23 @@ void ObjectStoreServer::Handle(Conn& conn, const rpc::StoreRequest& req) {
   switch (req.op_case()) {
     case rpc::StoreRequest::kCreate: {
       const auto& c = req.create();
-      with_id(c.object_id(), [&](const ObjectId& id) {
-        auto info = store_.Create(id, c.data_size(), c.metadata_size(), client,
-                                  c.primary(), c.owner());
-        if (info.ok()) fill(reply.mutable_created(), *info);
-        return info.status();
-      });
-      break;
+      auto id = ParseObjectId(c.object_id());
+      if (!id.ok()) {
+        SetError(&reply, id.status());
+        break;
+      }
+      // Answered now, or once spills have made room.
+      store_.Create(*id, c.data_size(), c.metadata_size(), client, c.primary(),
+                    c.owner(),
+                    [this, client, seq = req.seq(),
+                     fill](absl::StatusOr<ObjectInfo> info) {
+                      rpc::StoreReply created;
+                      created.set_seq(seq);
+                      if (info.ok()) fill(created.mutable_created(), *info);
+                      SetError(&created, info.status());
+                      Reply(client, created);
+                    });
+      return;
     }
     case rpc::StoreRequest::kSeal:
       with_id(req.seal().object_id(),

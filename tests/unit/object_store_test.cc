@@ -134,13 +134,24 @@ namespace {
 
 ObjectId NewId() { return ObjectId::ForPut(TaskId::FromRandom(), 1); }
 
+// Create's answer when it comes at once; Unavailable while it waits.
+absl::StatusOr<ObjectInfo> CreateNow(LocalStore& store, const ObjectId& id,
+                                     uint64_t data_size, uint64_t metadata_size,
+                                     ClientId creator, bool primary,
+                                     std::string owner = "") {
+  absl::StatusOr<ObjectInfo> got = absl::UnavailableError("waiting");
+  store.Create(id, data_size, metadata_size, creator, primary, std::move(owner),
+               [&](absl::StatusOr<ObjectInfo> info) { got = std::move(info); });
+  return got;
+}
+
 TEST(LocalStore, CreateSealGetReleaseDelete) {
   LocalStore store({.capacity = 1 << 20});
   ObjectId id = NewId();
-  auto info = store.Create(id, 1000, 24, /*creator=*/1, /*primary=*/true);
+  auto info = CreateNow(store, id, 1000, 24, /*creator=*/1, /*primary=*/true);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->offset % kAlignment, 0u);
-  EXPECT_EQ(store.Create(id, 10, 0, 1, true).status().code(),
+  EXPECT_EQ(CreateNow(store, id, 10, 0, 1, true).status().code(),
             absl::StatusCode::kAlreadyExists);
   std::vector<std::optional<ObjectInfo>> got;
   bool answered = false;
@@ -176,9 +187,9 @@ TEST(LocalStore, DeleteOwnedByTakesOnlyThatOwnersObjectsOfThatJob) {
   ObjectId reused_address = ObjectId::ForPut(other_job, 1);
   const std::string owner = "10.0.0.3:4000";
   for (const auto& id : {put, ret, pinned, unsealed, reused_address})
-    ASSERT_TRUE(store.Create(id, 100, 0, 1, true, owner).ok());
+    ASSERT_TRUE(CreateNow(store, id, 100, 0, 1, true, owner).ok());
   ASSERT_TRUE(
-      store.Create(someone_else, 100, 0, 1, true, "10.0.0.3:4001").ok());
+      CreateNow(store, someone_else, 100, 0, 1, true, "10.0.0.3:4001").ok());
   for (const auto& id : {put, ret, pinned, someone_else, reused_address})
     ASSERT_TRUE(store.Seal(id, 1).ok());
   store.Get({pinned}, 2, absl::InfiniteFuture(), [](auto) {});
@@ -200,7 +211,7 @@ TEST(LocalStore, DeleteOwnedByTakesOnlyThatOwnersObjectsOfThatJob) {
 TEST(LocalStore, GetTimesOutWithWhatIsSealed) {
   LocalStore store({.capacity = 1 << 20});
   ObjectId a = NewId(), b = NewId();
-  ASSERT_TRUE(store.Create(a, 10, 0, 1, true).ok());
+  ASSERT_TRUE(CreateNow(store, a, 10, 0, 1, true).ok());
   ASSERT_TRUE(store.Seal(a, 1).ok());
   std::vector<std::optional<ObjectInfo>> got;
   absl::Time deadline = absl::UnixEpoch() + absl::Seconds(5);
@@ -220,19 +231,19 @@ TEST(LocalStore, EvictsUnpinnedSecondaryCopiesLeastRecentlyUsedFirst) {
                     }});
   ObjectId old_copy = NewId(), new_copy = NewId(), primary = NewId();
   for (const ObjectId& id : {old_copy, new_copy}) {
-    ASSERT_TRUE(store.Create(id, 20 * 1024, 0, 1, /*primary=*/false).ok());
+    ASSERT_TRUE(CreateNow(store, id, 20 * 1024, 0, 1, /*primary=*/false).ok());
     ASSERT_TRUE(store.Seal(id, 1).ok());
   }
-  ASSERT_TRUE(store.Create(primary, 20 * 1024, 0, 1, true).ok());
+  ASSERT_TRUE(CreateNow(store, primary, 20 * 1024, 0, 1, true).ok());
   ASSERT_TRUE(store.Seal(primary, 1).ok());
   // Room for one more 20 KiB object only after evicting the oldest copy.
-  ASSERT_TRUE(store.Create(NewId(), 20 * 1024, 0, 1, true).ok());
+  ASSERT_TRUE(CreateNow(store, NewId(), 20 * 1024, 0, 1, true).ok());
   EXPECT_FALSE(store.Contains(old_copy));
   EXPECT_EQ(evicted, std::vector<ObjectId>{old_copy});
   EXPECT_TRUE(store.Contains(new_copy));
   EXPECT_TRUE(store.Contains(primary));
   // Primaries are never evicted: a second one fails clearly.
-  auto full = store.Create(NewId(), 40 * 1024, 0, 1, true);
+  auto full = CreateNow(store, NewId(), 40 * 1024, 0, 1, true);
   EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(full.status().message().find("40960 bytes requested"),
             std::string::npos);
@@ -241,9 +252,9 @@ TEST(LocalStore, EvictsUnpinnedSecondaryCopiesLeastRecentlyUsedFirst) {
 TEST(LocalStore, ADisconnectedClientReleasesPinsAndAbandonsCreations) {
   LocalStore store({.capacity = 1 << 20});
   ObjectId sealed = NewId(), unsealed = NewId();
-  ASSERT_TRUE(store.Create(sealed, 100, 0, 1, true).ok());
+  ASSERT_TRUE(CreateNow(store, sealed, 100, 0, 1, true).ok());
   ASSERT_TRUE(store.Seal(sealed, 1).ok());
-  ASSERT_TRUE(store.Create(unsealed, 100, 0, 7, true).ok());
+  ASSERT_TRUE(CreateNow(store, unsealed, 100, 0, 7, true).ok());
   store.Get({sealed}, 7, absl::InfiniteFuture(), [](auto) {});
   store.Get({sealed}, 8, absl::InfiniteFuture(), [](auto) {});
   EXPECT_EQ(store.stats().pinned, 1u);  // objects pinned, not pins
@@ -277,7 +288,7 @@ TEST(LocalStore, FreedPagesPastTheWarmReserveGoBackToTheKernel) {
   std::vector<ObjectId> ids;
   for (int i = 0; i < 6; ++i) {
     ObjectId id = NewId();
-    auto info = store.Create(id, 8 * kMiB, 0, 1, /*primary=*/true);
+    auto info = CreateNow(store, id, 8 * kMiB, 0, 1, /*primary=*/true);
     ASSERT_TRUE(info.ok()) << info.status();
     std::memset((*arena)->base() + info->offset, 'x', 8 * kMiB);
     ASSERT_TRUE(store.Seal(id, 1).ok());
@@ -291,7 +302,7 @@ TEST(LocalStore, FreedPagesPastTheWarmReserveGoBackToTheKernel) {
   EXPECT_GE(resident(), 8 * kMiB - 64 * 1024) << "the reserve stays warm";
   // And the store still works where pages were given back.
   ObjectId again = NewId();
-  auto info = store.Create(again, 40 * kMiB, 0, 1, true);
+  auto info = CreateNow(store, again, 40 * kMiB, 0, 1, true);
   ASSERT_TRUE(info.ok()) << info.status();
   std::memset((*arena)->base() + info->offset, 'y', 40 * kMiB);
   EXPECT_EQ((*arena)->base()[info->offset + 40 * kMiB - 1], 'y');
@@ -307,7 +318,7 @@ TEST(LocalStoreSpilling, PrimariesSpillToFilesAndComeBackOnGet) {
   std::vector<ObjectId> ids;
   for (int i = 0; i < 6; ++i) {  // 6 x 300 KiB into 1 MiB
     ObjectId id = ObjectId::ForPut(TaskId::FromRandom(), 1);
-    auto info = store.Create(id, 300 << 10, 0, 1, /*primary=*/true);
+    auto info = CreateNow(store, id, 300 << 10, 0, 1, /*primary=*/true);
     ASSERT_TRUE(info.ok()) << i << ": " << info.status();
     std::memset((*arena)->base() + info->offset, 'a' + i, 300 << 10);
     ASSERT_TRUE(store.Seal(id, 1).ok());
@@ -354,7 +365,7 @@ TEST(LocalStoreSpilling, FileIoRunsInTheBackground) {
   std::vector<ObjectId> ids;
   for (int i = 0; i < 3; ++i) {  // 900 KiB of 1 MiB: past the watermark
     ObjectId id = ObjectId::ForPut(TaskId::FromRandom(), 1);
-    auto info = store.Create(id, kSize, 0, 1, /*primary=*/true);
+    auto info = CreateNow(store, id, kSize, 0, 1, /*primary=*/true);
     ASSERT_TRUE(info.ok()) << info.status();
     std::memset((*arena)->base() + info->offset, 'a' + i, kSize);
     ASSERT_TRUE(store.Seal(id, 1).ok());
@@ -386,7 +397,7 @@ TEST(LocalStoreSpilling, FileIoRunsInTheBackground) {
   ASSERT_TRUE(store.Release(ids[0], 2).ok());
   ASSERT_TRUE(store.Release(ids[1], 3).ok());
   ObjectId last = ObjectId::ForPut(TaskId::FromRandom(), 1);
-  ASSERT_TRUE(store.Create(last, 1, 0, 1, true).ok());
+  ASSERT_TRUE(CreateNow(store, last, 1, 0, 1, true).ok());
   ASSERT_TRUE(store.Seal(last, 1).ok());
   ASSERT_EQ(io.size(), 1u);
   ASSERT_TRUE(store.Delete(ids[2]).ok());
@@ -399,6 +410,73 @@ TEST(LocalStoreSpilling, FileIoRunsInTheBackground) {
   }
   run_io();
   EXPECT_EQ(store.stats().used, 0u);
+  EXPECT_EQ(rmdir(dir.c_str()), 0) << "spill files left behind";
+}
+
+// With run_io, a create that needs room from spilling waits for the spill
+// (the store serves other clients meanwhile), creates behind it wait their
+// turn, a waiting create of a client that goes away is dropped, and a
+// spill that fails fails the create with why.
+TEST(LocalStoreSpilling, ACreateWaitsForItsSpills) {
+  char tmpl[] = "/tmp/lsp_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  for (const std::string& spill_dir : {dir, dir + "/gone"}) {
+    auto arena = Arena::Create(1 << 20);
+    ASSERT_TRUE(arena.ok());
+    std::vector<std::function<std::function<void()>()>> io;
+    LocalStore store(
+        {.capacity = 1 << 20,
+         .base = (*arena)->base(),
+         .spill_dir = spill_dir,
+         .spill_watermark = 1.0,  // only creates spill
+         .run_io = [&](auto job) { io.push_back(std::move(job)); }});
+    auto run_io = [&] {
+      auto jobs = std::move(io);
+      io.clear();
+      for (auto& job : jobs) store.Complete(job());
+    };
+    constexpr uint64_t kSize = 300 << 10;
+    std::vector<ObjectId> ids;
+    for (int i = 0; i < 3; ++i) {
+      ids.push_back(NewId());
+      ASSERT_TRUE(CreateNow(store, ids.back(), kSize, 0, 1, true).ok());
+      ASSERT_TRUE(store.Seal(ids.back(), 1).ok());
+    }
+    EXPECT_TRUE(io.empty());
+    std::vector<absl::StatusOr<ObjectInfo>> answers;
+    auto answer = [&](absl::StatusOr<ObjectInfo> info) {
+      answers.push_back(std::move(info));
+    };
+    store.Create(NewId(), kSize, 0, 1, true, "", answer);  // needs a spill
+    store.Create(NewId(), 10, 0, 2, true, "", answer);     // would fit
+    store.Create(NewId(), 10, 0, 3, true, "", answer);     // goes away
+    EXPECT_TRUE(answers.empty());
+    ASSERT_EQ(io.size(), 1u);  // one object out makes room
+    std::optional<ObjectInfo> other;
+    store.Get({ids[2]}, 4, absl::InfiniteFuture(),
+              [&](auto r) { other = r[0]; });
+    EXPECT_TRUE(other.has_value());
+    store.Disconnect(3);
+    run_io();
+    if (spill_dir == dir) {
+      ASSERT_EQ(answers.size(), 2u);
+      EXPECT_TRUE(answers[0].ok()) << answers[0].status();
+      EXPECT_TRUE(answers[1].ok()) << answers[1].status();
+      EXPECT_EQ(store.stats().spilled_objects, 1u);
+    } else {
+      // The first fails naming the spill directory; the next, small, fits.
+      ASSERT_EQ(answers.size(), 2u);
+      EXPECT_EQ(answers[0].status().code(),
+                absl::StatusCode::kResourceExhausted);
+      EXPECT_NE(answers[0].status().message().find("cannot spill"),
+                std::string::npos)
+          << answers[0].status();
+      EXPECT_TRUE(answers[1].ok()) << answers[1].status();
+      EXPECT_EQ(store.stats().spilled_objects, 0u);
+    }
+    EXPECT_TRUE(io.empty());
+    for (const ObjectId& id : ids) ASSERT_TRUE(store.Delete(id).ok());
+  }
   EXPECT_EQ(rmdir(dir.c_str()), 0) << "spill files left behind";
 }
 
