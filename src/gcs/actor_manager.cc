@@ -358,6 +358,9 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
               a.info.set_pid(call->reply.pid());
               a.info.set_state(rpc::ActorInfo::ALIVE);
               spdlog::info("actor {} alive at {}", id.Hex(), HostPort(address));
+              // The head calls an actor only to create it: a channel kept
+              // would cost memory and a keepalive per actor.
+              clients_->Drop(HostPort(address));
               Answer(a);
             });
           });
