@@ -7,7 +7,23 @@
 namespace loom {
 namespace {
 constexpr int64_t kTimeoutMs = 10000;
+
+// Reads change nothing: a head too busy to answer one within kTimeoutMs
+// (hundreds of workers starting at once on a loaded machine) is asked
+// again until HeadWait() has passed, as an unreachable one is, instead of
+// failing the task that needed its function's code.
+template <typename Call>
+absl::Status ReadFromHead(Call call) {
+  absl::Time give_up = absl::Now() + rpc::HeadWait();
+  while (true) {
+    grpc::Status s = rpc::CallHead(kTimeoutMs, call);
+    if (s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED ||
+        absl::Now() >= give_up) {
+      return rpc::ToAbsl(s);
+    }
+  }
 }
+}  // namespace
 
 RayletClient::RayletClient(const std::string& raylet_address,
                            const std::string& gcs_address)
@@ -96,10 +112,8 @@ absl::StatusOr<std::vector<std::string>> RayletClient::KvKeys(
   req.set_ns(ns);
   req.set_prefix(prefix);
   rpc::KvKeysReply reply;
-  absl::Status s =
-      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
-        return gcs_->KvKeys(ctx, req, &reply);
-      }));
+  absl::Status s = ReadFromHead(
+      [&](rpc::Context* ctx) { return gcs_->KvKeys(ctx, req, &reply); });
   if (!s.ok()) return s;
   return std::vector<std::string>(reply.keys().begin(), reply.keys().end());
 }
@@ -116,10 +130,8 @@ absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
   req.set_ns(ns);
   req.set_key(key);
   rpc::KvGetReply reply;
-  absl::Status s =
-      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
-        return gcs_->KvGet(ctx, req, &reply);
-      }));
+  absl::Status s = ReadFromHead(
+      [&](rpc::Context* ctx) { return gcs_->KvGet(ctx, req, &reply); });
   if (!s.ok()) return s;
   if (!reply.found()) return std::optional<std::string>();
   return std::optional<std::string>(std::move(*reply.mutable_value()));

@@ -6,7 +6,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
+
+import loom
+from loom import _core
 
 from conftest import _free_port_below_ephemeral, loom_cli, wait_until
 
@@ -213,3 +218,31 @@ def test_submitted_jobs_survive_a_head_restart_on_redis(processes,
         subprocess.run([cli, "stop", "--session-root", root],
                        env=processes.env(), check=False, timeout=120,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_read_from_a_head_too_busy_to_answer_in_time_is_asked_again(
+        no_cluster):
+    # A head that answers nothing for 12 s (stopped: as one starved of CPU
+    # by hundreds of workers starting at once): a worker's read of a
+    # function's code outlasts its 10 s call deadline and is asked again,
+    # instead of failing the task.
+    from loom.cluster_utils import Cluster
+    cluster = Cluster(head_node_args={"num_cpus": 1,
+                                      "node_timeout_ms": 120000})
+    try:
+        cluster.connect()
+        _core.kv_put("busy-head-key", b"value")
+        gcs = cluster.head_node.pids[0]
+        os.kill(gcs, signal.SIGSTOP)
+        wake = threading.Timer(12, os.kill, (gcs, signal.SIGCONT))
+        wake.start()
+        try:
+            start = time.monotonic()
+            assert _core.kv_get("busy-head-key") == b"value"
+            assert time.monotonic() - start >= 11
+        finally:
+            wake.cancel()
+            os.kill(gcs, signal.SIGCONT)
+    finally:
+        loom.shutdown()
+        cluster.shutdown()
