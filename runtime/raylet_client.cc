@@ -8,12 +8,13 @@ namespace loom {
 namespace {
 constexpr int64_t kTimeoutMs = 10000;
 
-// Reads change nothing: a head too busy to answer one within kTimeoutMs
-// (hundreds of workers starting at once on a loaded machine) is asked
-// again until HeadWait() has passed, as an unreachable one is, instead of
-// failing the task that needed its function's code.
+// Calls that may run twice (reads, and writes that set a value whatever
+// was there): a head too busy to answer one within kTimeoutMs (hundreds of
+// processes starting at once on a loaded machine) is asked again until
+// HeadWait() has passed, as an unreachable one is, instead of failing the
+// task that needed its function's code or the driver exporting it.
 template <typename Call>
-absl::Status ReadFromHead(Call call) {
+absl::Status CallHeadAgainWhenSlow(Call call) {
   absl::Time give_up = absl::Now() + rpc::HeadWait();
   while (true) {
     grpc::Status s = rpc::CallHead(kTimeoutMs, call);
@@ -93,10 +94,10 @@ absl::StatusOr<bool> RayletClient::KvPutWith(const std::string& ns,
   req.set_value(value);
   req.set_overwrite(overwrite);
   rpc::KvPutReply reply;
-  absl::Status s =
-      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
-        return gcs_->KvPut(ctx, req, &reply);
-      }));
+  auto call = [&](rpc::Context* ctx) { return gcs_->KvPut(ctx, req, &reply); };
+  // Put-if-absent is not asked twice: the second would find its own value.
+  absl::Status s = overwrite ? CallHeadAgainWhenSlow(call)
+                             : rpc::ToAbsl(rpc::CallHead(kTimeoutMs, call));
   if (!s.ok()) return s;
   return reply.added();
 }
@@ -112,7 +113,7 @@ absl::StatusOr<std::vector<std::string>> RayletClient::KvKeys(
   req.set_ns(ns);
   req.set_prefix(prefix);
   rpc::KvKeysReply reply;
-  absl::Status s = ReadFromHead(
+  absl::Status s = CallHeadAgainWhenSlow(
       [&](rpc::Context* ctx) { return gcs_->KvKeys(ctx, req, &reply); });
   if (!s.ok()) return s;
   return std::vector<std::string>(reply.keys().begin(), reply.keys().end());
@@ -130,7 +131,7 @@ absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
   req.set_ns(ns);
   req.set_key(key);
   rpc::KvGetReply reply;
-  absl::Status s = ReadFromHead(
+  absl::Status s = CallHeadAgainWhenSlow(
       [&](rpc::Context* ctx) { return gcs_->KvGet(ctx, req, &reply); });
   if (!s.ok()) return s;
   if (!reply.found()) return std::optional<std::string>();

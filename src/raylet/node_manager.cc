@@ -426,6 +426,9 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
             for (int g : lit->second.allocation.gpu_ids)
               p.reply->add_gpu_ids(g);
             leases_granted_.Increment();
+            // An actor's worker is called again only when its lease ends:
+            // a channel kept would wake both ends for its keepalive.
+            if (lit->second.actor) workers_.Idle(wid);
           } else {
             spdlog::warn("worker could not join job: {}", s.ToString());
             ReleaseLease(lease_id, true);

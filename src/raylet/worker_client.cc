@@ -55,4 +55,9 @@ void WorkerClient::Forget(const WorkerId& worker) {
   addresses_.erase(it);
 }
 
+void WorkerClient::Idle(const WorkerId& worker) {
+  auto it = addresses_.find(worker);
+  if (it != addresses_.end()) clients_->Drop(it->second);
+}
+
 }  // namespace loom::raylet

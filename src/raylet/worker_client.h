@@ -46,6 +46,9 @@ class WorkerClient {
                 const std::string& control_key);
   // Drops the connection to a worker that is gone.
   void Forget(const WorkerId& worker);
+  // Drops the connection to a worker that will not be called for long (an
+  // actor's, once it joined its job): the next call dials again.
+  void Idle(const WorkerId& worker);
 
  private:
   ClientPool* clients_;
