@@ -216,6 +216,8 @@ def start_cluster(args, n):
     head_args = node_args(args, 1)
     if args.heartbeat_ms:
         head_args["heartbeat_ms"] = args.heartbeat_ms
+    if args.node_timeout_ms:
+        head_args["node_timeout_ms"] = args.node_timeout_ms
     cluster = Cluster(head_node_args=head_args)
     try:
         start = time.monotonic()
@@ -381,6 +383,12 @@ def measure_spread(cluster, n, args):
              ideal_s=round(ideal, 3), over_ideal=round(elapsed / ideal, 2),
              warm_nodes=len(warmed))
     finally:
+        # Nodes the head declared dead meanwhile (missed heartbeats).
+        try:
+            dead = sum(1 for node in loom.nodes() if not node["Alive"])
+            emit(f"spread_dead_nodes_{n}_nodes", dead, "nodes")
+        except Exception as e:  # noqa: BLE001 - the part's error matters more
+            warn(f"cannot list nodes: {e}")
         loom.shutdown()
 
 
@@ -649,6 +657,9 @@ def parse_args():
                     help="each node's object store in the N-node clusters")
     ap.add_argument("--heartbeat-ms", type=int, default=0,
                     help="raylets' heartbeat period (0: the raylet's)")
+    ap.add_argument("--node-timeout-ms", type=int, default=0,
+                    help="how long the head waits for a silent node before "
+                    "declaring it dead (0: Cluster's 5000)")
     ap.add_argument("--join-wave", type=int, default=50,
                     help="nodes started at once (0: all)")
     ap.add_argument("--join-timeout", type=float, default=300)
