@@ -400,6 +400,18 @@ std::optional<std::vector<ObjectResult>> CoreWorker::WaitResults(
       [](const auto& results) { return results.has_value(); });
 }
 
+bool CoreWorker::WaitReady(const std::vector<ObjectId>& ids,
+                           ObjectTable::Progress* progress,
+                           int64_t timeout_ms) {
+  return WhileBlocked(
+      ids, Deadline(timeout_ms),
+      [&](absl::Time until) {
+        return objects_.WaitReady(ids, progress, until,
+                                  /*stop_at_error=*/true);
+      },
+      [](bool done) { return done; });
+}
+
 std::optional<std::vector<ObjectResult>> CoreWorker::Get(
     const std::vector<ObjectId>& ids, int64_t timeout_ms) {
   absl::Time deadline = Deadline(timeout_ms);

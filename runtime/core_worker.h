@@ -179,6 +179,12 @@ class CoreWorker {
   };
   std::optional<std::vector<LayoutResult>> GetLayouts(
       const std::vector<ObjectId>& ids, int64_t timeout_ms);
+  // Waits up to `timeout_ms` until every object is ready or one failed;
+  // true when so. Waits in slices (a language's get that checks for
+  // interrupts between them) resume where `progress` stopped, so that a
+  // get of a million refs does not look at every one again each slice.
+  bool WaitReady(const std::vector<ObjectId>& ids,
+                 ObjectTable::Progress* progress, int64_t timeout_ms);
   // Executor: seals a return value in this node's store, owned by `owner`
   // (host:port; empty: this process, as for a put).
   absl::Status StoreLayout(const ObjectId& id, Format format,

@@ -206,33 +206,65 @@ const rpc::ErrorInfo* ObjectTable::ErrorLocked(const ObjectId& id) const {
   return &*it->second.result.error;
 }
 
-std::optional<std::vector<ObjectResult>> ObjectTable::Get(
-    const std::vector<ObjectId>& ids, absl::Time deadline, bool stop_at_error) {
+bool ObjectTable::WaitReady(const std::vector<ObjectId>& ids,
+                            Progress* progress, absl::Time deadline,
+                            bool stop_at_error) {
   Fetch(ids);
   absl::MutexLock lock(&mu_);
+  return AwaitReadyLocked(ids, progress, deadline, stop_at_error);
+}
+
+bool ObjectTable::AwaitReadyLocked(const std::vector<ObjectId>& ids,
+                                   Progress* progress, absl::Time deadline,
+                                   bool stop_at_error) {
   // Readiness only moves forward while the caller holds its refs, so each
   // check resumes where the last one stopped: O(n) in all, not O(n^2).
-  // Errors past the cursor are looked for only when one lands somewhere.
-  size_t cursor = 0;
-  int64_t errors_seen = -1;
-  std::optional<rpc::ErrorInfo> failed;
+  // Errors are noted as the cursor passes them; past it they are looked
+  // for only when one lands somewhere.
   // The mutex may evaluate it again once true: it stays true.
+  Progress& p = *progress;
   auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    if (failed) return true;
-    while (cursor < ids.size() && ReadyLocked(ids[cursor])) ++cursor;
-    if (cursor == ids.size()) return true;
-    if (!stop_at_error || errors_ == errors_seen) return false;
-    errors_seen = errors_;
-    for (const auto& id : ids) {
-      if (const rpc::ErrorInfo* e = ErrorLocked(id)) {
-        failed = *e;
+    if (p.failed) return true;
+    for (; p.cursor < ids.size(); ++p.cursor) {
+      auto it = entries_.find(ids[p.cursor]);
+      if (it == entries_.end()) continue;  // unknown: answered as an error
+      if (!it->second.ready) break;
+      if (stop_at_error && it->second.result.error) {
+        p.failed = true;
+        return true;
+      }
+    }
+    if (p.cursor == ids.size()) return true;
+    if (!stop_at_error || errors_ == p.errors_seen) return false;
+    p.errors_seen = errors_;
+    for (size_t i = p.cursor; i < ids.size(); ++i) {
+      if (ErrorLocked(ids[i]) != nullptr) {
+        p.failed = true;
         return true;
       }
     }
     return false;
   };
-  if (!mu_.AwaitWithDeadline(absl::Condition(&done), deadline)) {
+  return mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+}
+
+std::optional<std::vector<ObjectResult>> ObjectTable::Get(
+    const std::vector<ObjectId>& ids, absl::Time deadline, bool stop_at_error) {
+  Fetch(ids);
+  absl::MutexLock lock(&mu_);
+  Progress progress;
+  if (!AwaitReadyLocked(ids, &progress, deadline, stop_at_error)) {
     return std::nullopt;
+  }
+  // The first error among them, for those still pending.
+  std::optional<rpc::ErrorInfo> failed;
+  if (progress.failed) {
+    for (const auto& id : ids) {
+      if (const rpc::ErrorInfo* e = ErrorLocked(id)) {
+        failed = *e;
+        break;
+      }
+    }
   }
   std::vector<ObjectResult> out;
   out.reserve(ids.size());

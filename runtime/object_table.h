@@ -90,6 +90,18 @@ class ObjectTable {
   std::optional<std::vector<ObjectResult>> Get(const std::vector<ObjectId>& ids,
                                                absl::Time deadline,
                                                bool stop_at_error = false);
+  // Where a wait for a long list stopped, so that the next wait (of the
+  // same list, its refs still held) resumes there: the ready ones before
+  // `cursor` are not looked at again. `failed`: one of them holds an error.
+  struct Progress {
+    size_t cursor = 0;
+    int64_t errors_seen = -1;
+    bool failed = false;
+  };
+  // Waits until all are ready (or, with `stop_at_error`, one failed) or
+  // `deadline`; true when done. Get in slices costs O(n) in all this way.
+  bool WaitReady(const std::vector<ObjectId>& ids, Progress* progress,
+                 absl::Time deadline, bool stop_at_error);
   // Waits until `num_ready` are ready or `deadline`; ready flags per id.
   std::vector<bool> Wait(const std::vector<ObjectId>& ids, size_t num_ready,
                          absl::Time deadline);
@@ -138,6 +150,9 @@ class ObjectTable {
   std::function<void(const ObjectId&, const std::string&, int64_t)> on_release_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  bool AwaitReadyLocked(const std::vector<ObjectId>& ids, Progress* progress,
+                        absl::Time deadline, bool stop_at_error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Entries that became ready with an error, ever: a reader that stops at
   // errors looks for one among its ids only when this moves.
   int64_t errors_ ABSL_GUARDED_BY(mu_) = 0;

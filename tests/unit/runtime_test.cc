@@ -188,6 +188,49 @@ TEST(ObjectTable, GetStopsAtTheFirstErrorWhenAsked) {
   EXPECT_EQ((*results)[1].error->message(), "late");
 }
 
+// A wait in slices resumes where the last stopped: what it passed is not
+// looked at again, and an error it passed (or one that lands later) ends it.
+TEST(ObjectTable, WaitReadyResumesWhereTheLastSliceStopped) {
+  ObjectTable table;
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(ObjectId::ForReturn(TaskId::FromRandom(), 1));
+    table.AddPending(ids.back());
+    table.AddRef(ids.back());
+  }
+  auto soon = [] { return absl::Now() + absl::Milliseconds(10); };
+  ObjectTable::Progress progress;
+  EXPECT_FALSE(table.WaitReady(ids, &progress, soon(), true));
+  EXPECT_EQ(progress.cursor, 0u);
+  table.SetValue(ids[0], "0");
+  table.SetValue(ids[1], "1");
+  EXPECT_FALSE(table.WaitReady(ids, &progress, soon(), true));
+  EXPECT_EQ(progress.cursor, 2u);
+  table.SetError(ids[2], MakeError(rpc::ErrorInfo::TASK_ERROR, "bad"));
+  EXPECT_TRUE(table.WaitReady(ids, &progress, soon(), true));
+  EXPECT_TRUE(progress.failed);
+  // Without stopping at errors, it waits for the last one.
+  ObjectTable::Progress all;
+  EXPECT_FALSE(table.WaitReady(ids, &all, soon(), false));
+  EXPECT_EQ(all.cursor, 3u);
+  table.SetValue(ids[3], "3");
+  EXPECT_TRUE(table.WaitReady(ids, &all, soon(), false));
+  EXPECT_FALSE(all.failed);
+  // An error behind a pending one is found when it lands.
+  ObjectTable::Progress late;
+  std::vector<ObjectId> two = {ObjectId::ForReturn(TaskId::FromRandom(), 1),
+                               ObjectId::ForReturn(TaskId::FromRandom(), 1)};
+  for (const auto& id : two) {
+    table.AddPending(id);
+    table.AddRef(id);
+  }
+  EXPECT_FALSE(table.WaitReady(two, &late, soon(), true));
+  table.SetError(two[1], MakeError(rpc::ErrorInfo::TASK_ERROR, "bad"));
+  EXPECT_TRUE(table.WaitReady(two, &late, soon(), true));
+  EXPECT_TRUE(late.failed);
+  EXPECT_EQ(late.cursor, 0u);
+}
+
 TEST(ObjectTable, WaitKeepsInputOrderAndCountsReady) {
   ObjectTable table;
   std::vector<ObjectId> ids;
