@@ -152,14 +152,20 @@ TEST(ObjectTable, GetWaitsForValuesAndTimesOut) {
   EXPECT_EQ(*(*results)[1].value, "B");
 }
 
-TEST(ObjectTable, GetStopsAtTheFirstErrorWhenAsked) {
-  ObjectTable table;
+// `n` new pending objects the caller holds refs to.
+std::vector<ObjectId> PendingIds(ObjectTable& table, int n) {
   std::vector<ObjectId> ids;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < n; ++i) {
     ids.push_back(ObjectId::ForReturn(TaskId::FromRandom(), 1));
     table.AddPending(ids.back());
     table.AddRef(ids.back());
   }
+  return ids;
+}
+
+TEST(ObjectTable, GetStopsAtTheFirstErrorWhenAsked) {
+  ObjectTable table;
+  std::vector<ObjectId> ids = PendingIds(table, 3);
   table.SetValue(ids[0], "0");
   // Without stop_at_error an error changes nothing while others pend.
   table.SetError(ids[2], MakeError(rpc::ErrorInfo::TASK_ERROR, "bad"));
@@ -192,12 +198,7 @@ TEST(ObjectTable, GetStopsAtTheFirstErrorWhenAsked) {
 // looked at again, and an error it passed (or one that lands later) ends it.
 TEST(ObjectTable, WaitReadyResumesWhereTheLastSliceStopped) {
   ObjectTable table;
-  std::vector<ObjectId> ids;
-  for (int i = 0; i < 4; ++i) {
-    ids.push_back(ObjectId::ForReturn(TaskId::FromRandom(), 1));
-    table.AddPending(ids.back());
-    table.AddRef(ids.back());
-  }
+  std::vector<ObjectId> ids = PendingIds(table, 4);
   auto soon = [] { return absl::Now() + absl::Milliseconds(10); };
   ObjectTable::Progress progress;
   EXPECT_FALSE(table.WaitReady(ids, &progress, soon(), true));
@@ -218,12 +219,7 @@ TEST(ObjectTable, WaitReadyResumesWhereTheLastSliceStopped) {
   EXPECT_FALSE(all.failed);
   // An error behind a pending one is found when it lands.
   ObjectTable::Progress late;
-  std::vector<ObjectId> two = {ObjectId::ForReturn(TaskId::FromRandom(), 1),
-                               ObjectId::ForReturn(TaskId::FromRandom(), 1)};
-  for (const auto& id : two) {
-    table.AddPending(id);
-    table.AddRef(id);
-  }
+  std::vector<ObjectId> two = PendingIds(table, 2);
   EXPECT_FALSE(table.WaitReady(two, &late, soon(), true));
   table.SetError(two[1], MakeError(rpc::ErrorInfo::TASK_ERROR, "bad"));
   EXPECT_TRUE(table.WaitReady(two, &late, soon(), true));
@@ -233,12 +229,7 @@ TEST(ObjectTable, WaitReadyResumesWhereTheLastSliceStopped) {
 
 TEST(ObjectTable, WaitKeepsInputOrderAndCountsReady) {
   ObjectTable table;
-  std::vector<ObjectId> ids;
-  for (int i = 0; i < 4; ++i) {
-    ids.push_back(ObjectId::ForReturn(TaskId::FromRandom(), 1));
-    table.AddPending(ids.back());
-    table.AddRef(ids.back());
-  }
+  std::vector<ObjectId> ids = PendingIds(table, 4);
   table.SetValue(ids[3], "3");
   table.SetValue(ids[1], "1");
   auto ready = table.Wait(ids, 1, absl::InfiniteFuture());
