@@ -143,22 +143,15 @@ std::shared_ptr<PyObjectRef> Put(pyb::bytes metadata, pyb::list buffers,
 pyb::object Get(std::vector<PyObjectRef*> refs, int64_t timeout_ms) {
   std::vector<ObjectId> ids = Ids(refs);
   // Slices (for Ctrl-C) of one wait that resumes where the last stopped;
-  // then the values, all at hand.
+  // once all are ready (later slices pass at once), the values.
   ObjectTable::Progress progress;
-  absl::Time start = absl::Now();
-  auto ready = WaitInterruptibly<bool>(
-      timeout_ms, [&](int64_t slice) -> std::optional<bool> {
-        if (!Core().WaitReady(ids, &progress, slice)) return std::nullopt;
-        return true;
-      });
-  if (!ready) return pyb::none();
-  int64_t left = -1;
-  if (timeout_ms >= 0) {
-    left = std::max<int64_t>(
-        0, timeout_ms - absl::ToInt64Milliseconds(absl::Now() - start));
-  }
   auto results = WaitInterruptibly<std::vector<CoreWorker::LayoutResult>>(
-      left, [&](int64_t slice) { return Core().GetLayouts(ids, slice); });
+      timeout_ms,
+      [&](int64_t slice)
+          -> std::optional<std::vector<CoreWorker::LayoutResult>> {
+        if (!Core().WaitReady(ids, &progress, slice)) return std::nullopt;
+        return Core().GetLayouts(ids, slice);
+      });
   if (!results) return pyb::none();
   pyb::list out;
   for (auto& r : *results) {
