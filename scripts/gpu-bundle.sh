@@ -50,7 +50,8 @@ nvidia-smi -L
 if [ -d "$B/py" ]; then
   export PYTHONPATH="$B/py" PYTHONUNBUFFERED=1
   python3 -m pytest -q -p no:cacheprovider tests/python/test_collective.py \
-    tests/python/test_scheduling.py -k "nccl or gpu or GPU" 2>&1 |
+    tests/python/test_scheduling.py tests/python/test_api.py \
+    -k "nccl or gpu or GPU" 2>&1 |
     tee "${OUT:-/tmp}/gpu_pytest.log"
 fi
 RUN
