@@ -103,9 +103,9 @@ static absl::Status ValidateRuntime(const rpc::WorkerRuntime& runtime) {
 }
 
 absl::Status NodeManager::Start(absl::Duration register_timeout) {
-  watch_ = std::make_unique<ProcessWatch>([this](pid_t) {
-    loop_.Post([this] {
-      pool_->NoteExited();
+  watch_ = std::make_unique<ProcessWatch>([this](pid_t pid) {
+    loop_.Post([this, pid] {
+      pool_->NoteExited(pid);
       ReapEnded();
     });
   });
@@ -632,7 +632,7 @@ void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
 
 bool NodeManager::Quiet() const {
   return queue_.size() == 0 && waiting_for_worker_.empty() &&
-         !pool_->AnyStarting();
+         !pool_->AnyStarting() && !pool_->ExitsPending();
 }
 
 void NodeManager::Tick() {

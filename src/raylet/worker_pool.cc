@@ -498,9 +498,11 @@ void WorkerPool::Watch(pid_t pid) {
 
 std::vector<Worker> WorkerPool::ReapDead() {
   std::vector<Worker> dead;
-  if (!exited_seen_ && !unwatched_) return dead;
-  exited_seen_ = false;
+  if (exited_.empty() && !unwatched_) return dead;
+  absl::flat_hash_set<pid_t> lingering;
   for (auto& [id, w] : workers_) {
+    bool noted = exited_.contains(w->pid);
+    if (!noted && !unwatched_) continue;
     int status = 0;
     pid_t r = waitpid(w->pid, &status, WNOHANG);
     if (r == w->pid) {
@@ -510,8 +512,12 @@ std::vector<Worker> WorkerPool::ReapDead() {
       // Forked by the fork server (its child, not ours): gone or a zombie.
       spdlog::info("worker pid {} exited", w->pid);
       dead.push_back(*w);
+    } else if (noted) {
+      lingering.insert(w->pid);
     }
   }
+  // Pids that are no worker's (a driver's, a worker already removed) go.
+  exited_ = std::move(lingering);
   for (const Worker& w : dead) Remove(w.id);
   if (!dead.empty()) UpdateGauges();
   return dead;

@@ -127,11 +127,15 @@ class WorkerPool {
   // Every worker process, whatever its state.
   std::vector<const Worker*> All() const;
 
-  // Reaps exited processes; returns the workers that died. Cheap when the
-  // watch saw no exit (NoteExited) and every worker is watched.
+  // Reaps exited processes; returns the workers that died. Looks only at
+  // the processes the watch said ended (NoteExited) unless some worker is
+  // not watched. One that still looks alive (a thread not yet exited) is
+  // looked at again on the next call until it is gone (ExitsPending).
   std::vector<Worker> ReapDead();
-  // The watch saw a worker's process end.
-  void NoteExited() { exited_seen_ = true; }
+  // The watch saw process `pid` end.
+  void NoteExited(pid_t pid) { exited_.insert(pid); }
+  // Some ended process has not been found dead yet: call ReapDead again.
+  bool ExitsPending() const { return !exited_.empty(); }
   // Stops idle workers past the timeout beyond the prestart count, and
   // starts workers back up to it.
   void Maintain();
@@ -201,8 +205,8 @@ class WorkerPool {
   int counts_[3] = {0, 0, 0};  // by Worker::State
   absl::flat_hash_map<std::string, int> starting_by_runtime_;
   absl::flat_hash_map<std::string, absl::flat_hash_set<Worker*>> idle_workers_;
-  bool exited_seen_ = false;  // since the last ReapDead
-  bool unwatched_ = false;    // some process is not watched: poll
+  absl::flat_hash_set<pid_t> exited_;  // the watch's, not yet found dead
+  bool unwatched_ = false;             // some process is not watched: poll
   prometheus::Gauge* starting_ = nullptr;
   prometheus::Gauge* idle_ = nullptr;
   prometheus::Gauge* leased_ = nullptr;
