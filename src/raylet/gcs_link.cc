@@ -135,7 +135,10 @@ void GcsLink::Report(AsyncMethod<Request, Reply> send, Request req,
   (stub_->async()->*send)(
       &call->ctx, &call->req, &call->reply,
       [this, send, call, give_up, tries](grpc::Status s) {
-        if (!rpc::HeadUnreachable(s)) {
+        // Reports say the same thing twice harmlessly: one the head was too
+        // busy to answer in time is sent again, as one it never got.
+        if (!rpc::HeadUnreachable(s) &&
+            s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
           if (!s.ok()) {
             spdlog::warn("the head refused a report: {}", s.error_message());
           }

@@ -52,7 +52,8 @@ class GcsLink {
   absl::Status RegisterBlocking(absl::Duration timeout);
   void StartHeartbeats();
   // Reports the head must hear: sent again with backoff while the head is
-  // unreachable (a restart, a takeover), for rpc::HeadWait().
+  // unreachable (a restart, a takeover) or too busy to answer in time, for
+  // rpc::HeadWait().
   void MarkJobFinished(const std::string& job_id, bool driver_died);
   // Tells the head that a worker of `job` at `address` is gone.
   void ReportWorkerDeath(const WorkerId& worker, const std::string& address,
