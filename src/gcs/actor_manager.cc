@@ -33,6 +33,7 @@ struct ActorManager::Actor {
   std::string stop_reason = "killed by loom::Kill";  // its death cause then
   std::string raylet;  // the node's raylet holding the lease
   std::string lease_id;
+  std::string worker_id;  // the leased worker's (in by_worker_)
   std::vector<std::pair<rpc::GetActorReply*, Done>> waiters;
   std::vector<Done> kills;  // answered once the process is gone
 };
@@ -62,6 +63,7 @@ void ActorManager::Erase(const ActorId& id) {
   if (it == actors_.end() || it->second->info.state() != rpc::ActorInfo::DEAD) {
     return;
   }
+  Bind(id, *it->second, "");
   actors_.erase(it);
   store_->Delete("actors", id.Binary(), MustSave("an erased actor"));
 }
@@ -108,7 +110,12 @@ absl::Status ActorManager::Load(const StoreClient::Table& rows) {
     }
   }
   dead_.Load(std::move(dead));
-  for (const ActorId& id : watch) Watch(id, ++actors_[id]->attempt);
+  // Deaths while the head was away: each node tells what it still holds
+  // when it registers again (OnNodeRegistered).
+  for (const ActorId& id : watch) {
+    Actor& a = *actors_[id];
+    Bind(id, a, a.info.address().worker_id());
+  }
   for (const ActorId& id : place) Schedule(id);
   return absl::OkStatus();
 }
@@ -299,6 +306,7 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
           Actor& a = *it->second;
           a.raylet = raylet;
           a.lease_id = call->reply.lease_id();
+          Bind(id, a, call->reply.worker().worker_id());
           a.info.set_node_id(node_id);
           Create(id, attempt, call->reply.worker(), raylet);
         });
@@ -350,30 +358,44 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
               a.info.set_pid(call->reply.pid());
               a.info.set_state(rpc::ActorInfo::ALIVE);
               spdlog::info("actor {} alive at {}", id.Hex(), HostPort(address));
+              // The head calls an actor only to create it: a channel kept
+              // would cost memory and a keepalive per actor.
+              clients_->Drop(HostPort(address));
               Answer(a);
-              Watch(id, attempt);
             });
           });
 }
 
-void ActorManager::Watch(const ActorId& id, int64_t attempt) {
-  Actor& a = *actors_[id];
-  auto* call = new Call<rpc::WatchBorrowerRequest, rpc::WatchBorrowerReply>;
-  if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
-  clients_->Stub<rpc::CoreWorker>(HostPort(a.info.address()))
-      ->async()
-      ->WatchBorrower(&call->ctx, &call->req, &call->reply,
-                      [this, loop = loop_, call, id, attempt](grpc::Status s) {
-                        calls_.Finish(&call->ctx);
-                        delete call;
-                        std::string cause = s.ok()
-                                                ? "the actor's process exited"
-                                                : "the actor's process died (" +
-                                                      s.error_message() + ")";
-                        loop->Post([this, id, attempt, cause] {
-                          Died(id, attempt, cause);
-                        });
-                      });
+void ActorManager::Bind(const ActorId& id, Actor& a,
+                        const std::string& worker_id) {
+  if (!a.worker_id.empty()) by_worker_.erase(a.worker_id);
+  a.worker_id = worker_id;
+  if (!worker_id.empty()) by_worker_[worker_id] = id;
+}
+
+void ActorManager::OnWorkerDead(const std::string& worker_id) {
+  auto it = by_worker_.find(worker_id);
+  if (it == by_worker_.end()) return;
+  ActorId id = it->second;
+  Died(id, actors_[id]->attempt,
+       "the actor's process exited (its node's raylet saw it end)");
+}
+
+void ActorManager::OnNodeRegistered(
+    const std::string& node_id,
+    const absl::flat_hash_set<std::string>& held_leases) {
+  std::vector<std::pair<ActorId, int64_t>> gone;
+  for (const auto& [id, a] : actors_) {
+    if (a->info.state() == rpc::ActorInfo::ALIVE &&
+        a->info.node_id() == node_id && !held_leases.contains(a->lease_id)) {
+      gone.emplace_back(id, a->attempt);
+    }
+  }
+  for (const auto& [id, attempt] : gone) {
+    Died(id, attempt,
+         "the actor's process ended while its node was out of touch with "
+         "the head");
+  }
 }
 
 void ActorManager::Died(const ActorId& id, int64_t attempt,
@@ -383,6 +405,7 @@ void ActorManager::Died(const ActorId& id, int64_t attempt,
   Actor& a = *it->second;
   if (a.info.state() == rpc::ActorInfo::DEAD) return;
   Stop(a);  // frees the lease (and the process, if it lingers)
+  Bind(id, a, "");
   clients_->Drop(HostPort(a.info.address()));
   a.info.clear_address();
   for (auto& done : a.kills) done(absl::OkStatus());  // it is gone

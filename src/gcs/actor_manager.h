@@ -5,11 +5,12 @@
 // placement demand (1 CPU unless it names its own resources), leases a
 // worker there for the actor's lifetime resources (none unless named: a
 // 2-CPU node hosts many actors), pushes the creation task to that worker
-// and, once it ran, marks the actor ALIVE with its address. It then long-
-// polls the worker (CoreWorker.WatchBorrower): when the call ends the
-// process is gone, and the actor is restarted (RESTARTING, placed again)
-// while restarts remain, else DEAD with the cause. Readers wait for ALIVE
-// or DEAD with GetActor(wait_ready).
+// and, once it ran, marks the actor ALIVE with its address. The node's
+// raylet sees the process end and reports it (ReportWorkerDeath, or, after
+// the head was away, by what it no longer holds when it registers again):
+// the actor is restarted (RESTARTING, placed again) while restarts remain,
+// else DEAD with the cause. The head holds no call or connection per actor.
+// Readers wait for ALIVE or DEAD with GetActor(wait_ready).
 //
 //   ActorManager actors(&loop, &nodes);
 //   actors.HandleRegisterActor(req, &reply, done);   // on the loop
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "proto/gcs.pb.h"
 #include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
@@ -47,9 +49,9 @@ class ActorManager {
   ~ActorManager();
 
   // The load phase of a restarted head (rows of ActorRecord): ALIVE actors
-  // are watched again (their processes kept running and their callers
-  // call them directly), PENDING and RESTARTING ones are placed again,
-  // DEAD ones are listed; names are taken again.
+  // stay so (their processes kept running and their callers call them
+  // directly) until their nodes say otherwise, PENDING and RESTARTING ones
+  // are placed again, DEAD ones are listed; names are taken again.
   absl::Status Load(const StoreClient::Table& rows);
   // The head's descriptors an actor holds, at most (see
   // CheckDescriptorHeadroom): past the limit, registration is refused.
@@ -71,6 +73,13 @@ class ActorManager {
   // A node was declared dead: its actors died with it (restarted elsewhere
   // while restarts remain), whether or not their connections broke.
   void OnNodeDead(const std::string& node_id);
+  // A worker's process ended (its raylet saw it): the actor it was leased
+  // for, if any, died.
+  void OnWorkerDead(const std::string& worker_id);
+  // A node registered (again) holding `held_leases` for heads: its ALIVE
+  // actors whose leases are not among them died while it could not say so.
+  void OnNodeRegistered(const std::string& node_id,
+                        const absl::flat_hash_set<std::string>& held_leases);
   // Sends nothing more and cancels the calls in flight; when it returns, no
   // reply will touch this manager (replies already posted to the loop
   // still run there). Before the loop stops; from any other thread.
@@ -90,7 +99,8 @@ class ActorManager {
   void Lease(const ActorId& id, int64_t attempt, const rpc::NodeInfo& node);
   void Create(const ActorId& id, int64_t attempt, const rpc::Address& worker,
               const std::string& raylet);
-  void Watch(const ActorId& id, int64_t attempt);
+  // The actor's worker is `worker_id` ("": none): by_worker_ follows.
+  void Bind(const ActorId& id, Actor& actor, const std::string& worker_id);
   void Died(const ActorId& id, int64_t attempt, const std::string& cause);
   void Stop(Actor& actor);
   void MarkDead(Actor& actor, const std::string& cause);
@@ -106,7 +116,8 @@ class ActorManager {
   std::string head_epoch_;
   CallsInFlight calls_;
   absl::flat_hash_map<ActorId, std::unique_ptr<Actor>> actors_;
-  absl::flat_hash_map<std::string, ActorId> names_;  // ns + '\0' + name
+  absl::flat_hash_map<std::string, ActorId> names_;      // ns + '\0' + name
+  absl::flat_hash_map<std::string, ActorId> by_worker_;  // binary worker id
   // Nodes whose raylet did not answer a lease request, until when they are
   // passed over (the node table declares them dead in time).
   absl::flat_hash_map<std::string, absl::Time> unreachable_;

@@ -364,7 +364,9 @@ void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
     // What an earlier head asked this node for and never saved (it died
     // first): nobody will use or return it.
     std::string raylet = RayletAddress(req.node());
+    absl::flat_hash_set<std::string> leases;
     for (const rpc::HeldForHead& held : req.held()) {
+      if (!held.lease_id().empty()) leases.insert(held.lease_id());
       if (held.head_epoch() == epoch_) continue;
       bool known = held.lease_id().empty()
                        ? groups_.HoldsBundle(held.pg_id(), held.index(),
@@ -372,6 +374,9 @@ void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
                        : actors_.HoldsLease(raylet, held.lease_id());
       if (!known) *reply->add_release() = held;
     }
+    // And what this head asked for that the node no longer holds: those
+    // actors' processes ended while it could not tell the head.
+    actors_.OnNodeRegistered(req.node().node_id(), leases);
   }
   done(s);
 }
@@ -520,6 +525,7 @@ void GcsServer::HandleReportWorkerDeath(
   e.set_address(req.address());
   e.set_job_id(req.job_id());
   publisher_.Publish(std::move(e));
+  actors_.OnWorkerDead(req.worker_id());
   done(absl::OkStatus());
 }
 

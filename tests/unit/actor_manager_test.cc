@@ -108,7 +108,7 @@ class ActorManagerTest : public ::testing::Test {
   std::unique_ptr<ActorManager> restarted_;  // a second head's, on one store
 };
 
-TEST_F(ActorManagerTest, AnActorIsLeasedCreatedAndWatched) {
+TEST_F(ActorManagerTest, AnActorIsLeasedAndCreatedAndNoCallStaysOpen) {
   ActorId id = Register(0);
   ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE));
   rpc::ActorInfo info = Info(id);
@@ -117,23 +117,21 @@ TEST_F(ActorManagerTest, AnActorIsLeasedCreatedAndWatched) {
   EXPECT_EQ(info.pid(), 4242);
   EXPECT_EQ(raylet_.leases(), 1);
   EXPECT_EQ(workers_[0].ran().size(), 1u);
-  // Its process is watched for death.
-  absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (workers_[0].watches() == 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  EXPECT_EQ(workers_[0].watches(), 1);
+  // Its death comes from its raylet: the head holds no call to it.
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(workers_[0].watches(), 0);
 }
 
 TEST_F(ActorManagerTest, ADeadWorkerRestartsTheActorOnANewOneAndIsDropped) {
   ActorId id = Register(1);
   ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE));
-  absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (workers_[0].watches() == 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
   EXPECT_EQ(pool_.channels_made("10.0.0.1:9001"), 1);
+  // A worker that is not an actor's: nothing happens.
+  loop_.RunSync([&] { actors_.OnWorkerDead("worker-77"); });
+  EXPECT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE));
+  // Its raylet reports the actor's process gone (ReportWorkerDeath).
   workers_[0].Die();
+  loop_.RunSync([&] { actors_.OnWorkerDead("worker-1"); });
   ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE, /*restarts=*/1));
   EXPECT_EQ(Info(id).address().port(), 9002);
   EXPECT_EQ(workers_[1].ran().size(), 1u);
@@ -143,11 +141,11 @@ TEST_F(ActorManagerTest, ADeadWorkerRestartsTheActorOnANewOneAndIsDropped) {
   // The dead worker's channel was dropped: the next call dials again.
   pool_.Channel("10.0.0.1:9001");
   EXPECT_EQ(pool_.channels_made("10.0.0.1:9001"), 2);
+  // A report of the first process again changes nothing.
+  loop_.RunSync([&] { actors_.OnWorkerDead("worker-1"); });
+  EXPECT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE, /*restarts=*/1));
   // Out of restarts, the next death is final.
-  while (workers_[1].watches() == 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  workers_[1].Die();
+  loop_.RunSync([&] { actors_.OnWorkerDead("worker-2"); });
   ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::DEAD, /*restarts=*/1));
   EXPECT_NE(Info(id).death_cause().find("restarts are used up"),
             std::string::npos)
@@ -245,7 +243,8 @@ namespace loom::gcs {
 namespace {
 
 // A restarted head reads its actors back: an ALIVE one stays ALIVE at the
-// same address, is watched again, and is found by its name.
+// same address, is found by its name, and dies when its worker is
+// reported gone.
 TEST_F(ActorManagerTest, ARestartedHeadFindsItsActorsAgain) {
   rpc::RegisterActorRequest req = Spec(0);
   ActorId id = *ActorId::FromBinary(req.creation().actor_id());
@@ -256,11 +255,6 @@ TEST_F(ActorManagerTest, ARestartedHeadFindsItsActorsAgain) {
     actors_.HandleRegisterActor(req, &reply, [](absl::Status) {});
   });
   ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE));
-  absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (workers_[0].watches() == 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  ASSERT_EQ(workers_[0].watches(), 1);
   // The new head: the same store, a new manager that loads it.
   restarted_ = std::make_unique<ActorManager>(&loop_, &nodes_, &publisher_,
                                               &scheduler_, &pool_, &store_);
@@ -284,12 +278,46 @@ TEST_F(ActorManagerTest, ARestartedHeadFindsItsActorsAgain) {
   ASSERT_TRUE(found.ok()) << found;
   EXPECT_EQ(got.actor().state(), rpc::ActorInfo::ALIVE);
   EXPECT_EQ(got.actor().address().port(), 9001);
-  deadline = absl::Now() + absl::Seconds(5);
-  while (workers_[0].watches() < 2 && absl::Now() < deadline) {
+  EXPECT_EQ(raylet_.leases(), 1);  // not placed a second time
+  // Its node registers again with the new head, still holding the lease:
+  // the actor lives on. A report of its worker's end then reaches it.
+  std::string node_id = got.actor().node_id();
+  loop_.RunSync([&] { restarted.OnNodeRegistered(node_id, {"lease-1"}); });
+  loop_.RunSync([&] {
+    rpc::GetActorReply again;
+    rpc::GetActorRequest get;
+    get.set_actor_id(id.Binary());
+    restarted.HandleGetActor(get, &again, [](absl::Status) {});
+    EXPECT_EQ(again.actor().state(), rpc::ActorInfo::ALIVE);
+  });
+  loop_.RunSync([&] { restarted.OnWorkerDead("worker-1"); });
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  rpc::GetActorReply after;
+  while (absl::Now() < deadline) {
+    loop_.RunSync([&] {
+      after.Clear();
+      rpc::GetActorRequest get;
+      get.set_actor_id(id.Binary());
+      restarted.HandleGetActor(get, &after, [](absl::Status) {});
+    });
+    if (after.actor().state() == rpc::ActorInfo::DEAD) break;
     absl::SleepFor(absl::Milliseconds(5));
   }
-  EXPECT_EQ(workers_[0].watches(), 2);  // watched again by the new head
-  EXPECT_EQ(raylet_.leases(), 1);       // not placed a second time
+  EXPECT_EQ(after.actor().state(), rpc::ActorInfo::DEAD);
+}
+
+// A node that registers again without an actor's lease (its process ended
+// while the head was away): the actor died then.
+TEST_F(ActorManagerTest, ANodeThatNoLongerHoldsTheLeaseEndsTheActor) {
+  ActorId id = Register(0);
+  ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE));
+  std::string node_id = Info(id).node_id();
+  loop_.RunSync([&] { actors_.OnNodeRegistered("another node", {}); });
+  EXPECT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE));
+  loop_.RunSync([&] { actors_.OnNodeRegistered(node_id, {"lease-9"}); });
+  ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::DEAD));
+  EXPECT_NE(Info(id).death_cause().find("out of touch"), std::string::npos)
+      << Info(id).death_cause();
 }
 
 }  // namespace

@@ -110,6 +110,9 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
       reply->mutable_worker()->set_host(worker_host_);
       int n = worker_count_ > 0 ? (leases_ - 1) % worker_count_ + 1 : leases_;
       reply->mutable_worker()->set_port(first_port_ - 1 + n);
+      // A new process for each lease.
+      reply->mutable_worker()->set_worker_id("worker-" +
+                                             std::to_string(leases_));
     }
     if (hold_) {
       held_.push_back(ctx->DefaultReactor());
