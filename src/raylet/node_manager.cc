@@ -230,7 +230,8 @@ static absl::StatusOr<Strategy> LeaseStrategy(const rpc::LeaseRequest& req) {
 }
 
 void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
-                                           rpc::LeaseReply* reply, Done done) {
+                                           rpc::LeaseReply* reply, Done done,
+                                           std::function<bool()> abandoned) {
   auto job = ParseId<JobId>(req.job_id(), "job_id");
   if (!job.ok()) return done(job.status());
   WorkerId requester;
@@ -249,7 +250,8 @@ void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
   auto strategy = LeaseStrategy(req);
   if (!strategy.ok()) return done(strategy.status());
   uint64_t handle = next_handle_++;
-  pending_[handle] = PendingLease{req, reply, std::move(done), *job, requester};
+  pending_[handle] = PendingLease{req,       reply, std::move(done),     *job,
+                                  requester, 0,     std::move(abandoned)};
   queue_.Add(handle, *demand, !req.no_spillback(), options_.clock->Now(),
              *std::move(strategy));
   Dispatch();
@@ -330,9 +332,15 @@ void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
 void NodeManager::AssignWorkers() {
   // Per runtime: workers still needed, and the runtime to start them in.
   std::map<std::string, std::pair<int, const rpc::WorkerRuntime*>> need;
+  std::vector<uint64_t> abandoned;
   for (auto it = waiting_for_worker_.begin();
        it != waiting_for_worker_.end();) {
     const PendingLease& p = pending_.at(it->handle);
+    if (p.Abandoned()) {
+      abandoned.push_back(it->handle);
+      ++it;
+      continue;
+    }
     std::string key = RuntimeKey(p.req.runtime());
     Worker* w = pool_->PopIdle(p.job, it->allocation.gpu_ids, key);
     if (w == nullptr) {
@@ -345,6 +353,7 @@ void NodeManager::AssignWorkers() {
     Assign(w, it->handle, std::move(it->allocation));
     it = waiting_for_worker_.erase(it);
   }
+  for (uint64_t h : abandoned) Cancel(h, "the caller gave up");
   for (const auto& [key, n] : need) {
     int starting = pool_->CountStarting(key);
     if (n.first <= starting) continue;
@@ -400,6 +409,12 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
             return;
           }
           PendingLease& p = pit->second;
+          if (p.Abandoned()) {  // nobody would use or return it
+            ReleaseLease(lease_id, false);
+            p.done(absl::CancelledError("the caller gave up"));
+            pending_.erase(pit);
+            return Dispatch();
+          }
           // The worker died meanwhile, or as it joined (the call broke
           // rather than the worker refusing): a system failure, so the
           // request waits for another worker, unless workers keep dying
@@ -635,8 +650,17 @@ bool NodeManager::Quiet() const {
          !pool_->AnyStarting() && !pool_->ExitsPending();
 }
 
+void NodeManager::DropAbandoned() {
+  std::vector<uint64_t> abandoned;
+  for (const auto& [handle, p] : pending_) {
+    if (p.Abandoned()) abandoned.push_back(handle);
+  }
+  for (uint64_t h : abandoned) Cancel(h, "the caller gave up");
+}
+
 void NodeManager::Tick() {
   ReapEnded();
+  DropAbandoned();
   pool_->Maintain();
   entrypoints_->Reap();
   clients_.DropIdle();

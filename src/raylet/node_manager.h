@@ -114,8 +114,12 @@ class NodeManager {
   void HandleReleaseBundle(const rpc::BundleRequest& req,
                            rpc::BundleReply* reply, Done done);
 
+  // `abandoned` says whether the caller gave up on its call (cancelled it,
+  // or its deadline passed): such a request is dropped, never granted a
+  // worker nobody would use or return.
   void HandleRequestWorkerLease(const rpc::LeaseRequest& req,
-                                rpc::LeaseReply* reply, Done done);
+                                rpc::LeaseReply* reply, Done done,
+                                std::function<bool()> abandoned = nullptr);
   void HandleReturnWorker(const rpc::ReturnWorkerRequest& req,
                           rpc::ReturnWorkerReply* reply, Done done);
   void HandleRegisterWorker(const rpc::RegisterWorkerRequest& req,
@@ -151,6 +155,8 @@ class NodeManager {
     // Workers that died as they were joining the job for it: tried again
     // (a system failure) up to kMaxJoinFailures, then refused.
     int join_failures = 0;
+    std::function<bool()> abandoned;  // see HandleRequestWorkerLease
+    bool Abandoned() const { return abandoned && abandoned(); }
   };
   struct Grant {  // resources taken, waiting for a worker
     uint64_t handle;
@@ -181,6 +187,8 @@ class NodeManager {
   void Assign(Worker* worker, uint64_t handle, Allocation allocation);
   void ReleaseLease(const LeaseId& id, bool kill_worker);
   void Tick();
+  // Cancels the requests whose callers gave up.
+  void DropAbandoned();
   // Reaps workers and drivers that ended (the watch said, or polling).
   void ReapEnded();
   // Nothing waits on time: no lease request queued or waiting for a

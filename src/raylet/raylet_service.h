@@ -30,7 +30,17 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
                              n->Handle##Name(r, p, std::move(d));        \
                            });                                           \
   }
-  LOOM_RAYLET_METHOD(RequestWorkerLease, LeaseRequest, LeaseReply)
+  grpc::ServerUnaryReactor* RequestWorkerLease(
+      grpc::CallbackServerContext* ctx, const rpc::LeaseRequest* req,
+      rpc::LeaseReply* reply) override {
+    // The context lives until the call is finished: asked only before.
+    return rpc::PostToLoop(ctx, node_->loop(), req, reply,
+                           [n = node_, ctx](const auto& r, auto* p, Done d) {
+                             n->HandleRequestWorkerLease(
+                                 r, p, std::move(d),
+                                 [ctx] { return ctx->IsCancelled(); });
+                           });
+  }
   LOOM_RAYLET_METHOD(ReturnWorker, ReturnWorkerRequest, ReturnWorkerReply)
   LOOM_RAYLET_METHOD(RegisterWorker, RegisterWorkerRequest, RegisterWorkerReply)
   LOOM_RAYLET_METHOD(RegisterDriver, RegisterDriverRequest, RegisterDriverReply)

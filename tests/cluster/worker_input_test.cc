@@ -3,7 +3,8 @@
 // it is not entitled to run (no lease, another lease, another job, another
 // actor, a control call not from its raylet) with PERMISSION_DENIED or
 // FAILED_PRECONDITION, and after each still runs a normal task pushed
-// under its lease; an actor keeps its state.
+// under its lease; an actor keeps its state. The raylet grants no worker to
+// a lease request its caller gave up on.
 #include <unistd.h>
 
 #include <functional>
@@ -430,6 +431,32 @@ TEST_F(WorkerInputTest, ACancelMustNameTheTasksLease) {
   EXPECT_TRUE(queued_status.ok());
   EXPECT_EQ(queued_reply.error().kind(), rpc::ErrorInfo::TASK_CANCELLED);
   EXPECT_TRUE(RunsNormalTask(w, "the cancels"));
+}
+
+// A lease request whose caller gave up (its deadline passed while it
+// waited for a CPU) is never granted: the freed CPU goes to the next
+// request, not to a worker nobody would use or return (the head's actor
+// leases time out so under load, and each one left a worker held).
+TEST_F(WorkerInputTest, ALeaseRequestItsCallerGaveUpOnIsNeverGranted) {
+  std::vector<Leased> all;
+  for (int i = 0; i < 4; ++i) all.push_back(Lease(/*python=*/false));
+  rpc::LeaseReply late;
+  grpc::Status gave_up = Invoke<1000>([&](auto* c) {
+    return raylet_->RequestWorkerLease(c, LeaseRequest(false), &late);
+  });
+  ASSERT_EQ(gave_up.error_code(), Code::DEADLINE_EXCEEDED);
+  rpc::ReturnWorkerRequest ret;
+  ret.set_lease_id(all[0].lease_id);
+  rpc::ReturnWorkerReply ret_reply;
+  ASSERT_TRUE(Invoke<10000>([&](auto* c) {
+                return raylet_->ReturnWorker(c, ret, &ret_reply);
+              }).ok());
+  rpc::LeaseReply next;
+  grpc::Status s = Invoke<10000>([&](auto* c) {
+    return raylet_->RequestWorkerLease(c, LeaseRequest(false), &next);
+  });
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(next.outcome(), rpc::LeaseReply::GRANTED) << next.message();
 }
 
 // An actor's worker takes only that actor's calls, and no task, creation or
