@@ -217,7 +217,10 @@ void LocalStore::AnswerDue() {
 
 void LocalStore::Complete(const std::function<void()>& done) {
   done();
-  RetryCreates(std::exchange(spill_failed_, false));
+  // Restores first: their gets want what is already there.
+  bool spill_failed = std::exchange(spill_failed_, false);
+  RetryRestores(spill_failed);
+  RetryCreates(spill_failed);
   AnswerDue();
 }
 

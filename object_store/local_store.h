@@ -179,10 +179,18 @@ class LocalStore {
   void StartSpill(const ObjectId& id, Entry& e);
   void FinishSpill(const ObjectId& id, const absl::Status& written);
   // Brings a spilled object back into the arena in the background
-  // (FinishRestore); without room, nothing. With the arena full and the
-  // spill disk full too, the object's own file is the disk space the
-  // objects it displaces need (SwapIn, inline).
+  // (FinishRestore). Without room, with IO threads, spills for it start
+  // there and it waits (restores_, RetryRestores); without room to be
+  // made, nothing. With the arena full and the spill disk full too, the
+  // object's own file is the disk space the objects it displaces need
+  // (SwapIn, inline).
   void StartRestore(const ObjectId& id, Entry& e);
+  // Reads the object's file into the arena at `offset`, off the loop.
+  void ReadInBackground(const ObjectId& id, Entry& e, uint64_t offset);
+  // Starts the waiting restores that have room now, in order; with
+  // `spill_failed` (or no spill left to start), the first that still needs
+  // room stops waiting (its get answers it as missing).
+  void RetryRestores(bool spill_failed);
   void FinishRestore(const ObjectId& id, uint64_t offset, bool read);
   void RunIo(std::function<std::function<void()>()> job);
   bool SwapIn(const ObjectId& id, Entry& e);
@@ -212,6 +220,7 @@ class LocalStore {
   std::list<ObjectId> lru_;  // unpinned sealed secondary copies, oldest first
   std::list<Waiter> waiters_;
   std::deque<PendingCreate> creates_;  // waiting for spills, in order
+  std::deque<ObjectId> restores_;      // likewise (restoring, no IO yet)
   uint64_t next_waiter_ = 0;
   uint64_t evicted_ = 0;
   uint64_t pinned_ = 0;  // objects with at least one pin (stats, per request)

@@ -151,20 +151,61 @@ std::string LocalStore::SpillFailure() const {
 
 void LocalStore::StartRestore(const ObjectId& id, Entry& e) {
   uint64_t size = e.info.data_size + e.info.metadata_size;
-  std::optional<uint64_t> offset = Allocate(size);  // e is not a candidate
-  if (!offset) {
-    if (spill_error_.code() == absl::StatusCode::kResourceExhausted) {
-      SwapIn(id, e);
-    }
+  bool background = static_cast<bool>(options_.run_io);
+  // e is not a spill candidate.
+  std::optional<uint64_t> offset = Allocate(size, /*spill=*/!background);
+  if (offset) return ReadInBackground(id, e, *offset);
+  if (background && StartSpillsFor(size)) {
+    e.restoring = true;  // its get waits, and a delete waits for it
+    restores_.push_back(id);
     return;
   }
+  if (spill_error_.code() == absl::StatusCode::kResourceExhausted) {
+    SwapIn(id, e);
+  }
+}
+
+void LocalStore::ReadInBackground(const ObjectId& id, Entry& e,
+                                  uint64_t offset) {
+  uint64_t size = e.info.data_size + e.info.metadata_size;
   e.restoring = true;
-  RunIo([this, id, path = SpillPath(id), dst = options_.base + *offset, size,
-         at = *offset] {
+  RunIo([this, id, path = SpillPath(id), dst = options_.base + offset, size,
+         at = offset] {
     bool read = ReadSpillFile(path, dst, size);
     if (read) unlink(path.c_str());
     return [this, id, at, read] { FinishRestore(id, at, read); };
   });
+}
+
+void LocalStore::RetryRestores(bool spill_failed) {
+  while (!restores_.empty()) {
+    ObjectId id = restores_.front();
+    auto it = objects_.find(id);
+    if (it == objects_.end()) {  // cannot happen: Free waits for it
+      restores_.pop_front();
+      continue;
+    }
+    Entry& e = it->second;
+    uint64_t size = e.info.data_size + e.info.metadata_size;
+    if (e.delete_pending && e.pins.empty()) {
+      restores_.pop_front();
+      e.restoring = false;
+      Free(id);
+      continue;
+    }
+    if (std::optional<uint64_t> offset = Allocate(size, /*spill=*/false)) {
+      restores_.pop_front();
+      ReadInBackground(id, e, *offset);
+      continue;
+    }
+    if (!spill_failed && StartSpillsFor(size)) return;  // waits for those
+    spill_failed = false;
+    restores_.pop_front();
+    e.restoring = false;
+    if (spill_error_.code() == absl::StatusCode::kResourceExhausted) {
+      SwapIn(id, e);
+    }
+  }
 }
 
 void LocalStore::FinishRestore(const ObjectId& id, uint64_t offset, bool read) {

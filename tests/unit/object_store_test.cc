@@ -480,5 +480,75 @@ TEST(LocalStoreSpilling, ACreateWaitsForItsSpills) {
   EXPECT_EQ(rmdir(dir.c_str()), 0) << "spill files left behind";
 }
 
+// With run_io, a get whose restore needs room waits while spills make it
+// off the loop (nothing is written inline), then the object is read back;
+// one deleted while it waits is freed when the spill is done.
+TEST(LocalStoreSpilling, ARestoreWaitsForItsSpills) {
+  char tmpl[] = "/tmp/lsp_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto arena = Arena::Create(1 << 20);
+  ASSERT_TRUE(arena.ok());
+  std::vector<std::function<std::function<void()>()>> io;
+  LocalStore store({.capacity = 1 << 20,
+                    .base = (*arena)->base(),
+                    .spill_dir = dir,
+                    .spill_watermark = 1.0,  // only creates and restores spill
+                    .run_io = [&](auto job) { io.push_back(std::move(job)); }});
+  auto run_io = [&] {
+    auto jobs = std::move(io);
+    io.clear();
+    for (auto& job : jobs) store.Complete(job());
+  };
+  constexpr uint64_t kSize = 300 << 10;
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 4; ++i) {  // the fourth spills the first
+    ids.push_back(NewId());
+    absl::StatusOr<ObjectInfo> info = absl::UnavailableError("waiting");
+    store.Create(ids.back(), kSize, 0, 1, true, "",
+                 [&](absl::StatusOr<ObjectInfo> r) { info = std::move(r); });
+    run_io();
+    ASSERT_TRUE(info.ok()) << info.status();
+    std::memset((*arena)->base() + info->offset, 'a' + i, kSize);
+    ASSERT_TRUE(store.Seal(ids.back(), 1).ok());
+  }
+  ASSERT_EQ(store.stats().spilled_objects, 1u);
+  std::optional<std::vector<std::optional<ObjectInfo>>> first;
+  store.Get({ids[0]}, 2, absl::InfiniteFuture(), [&](auto r) { first = r; });
+  ASSERT_EQ(io.size(), 1u);  // ids[1] is being written out for it
+  EXPECT_EQ(store.stats().spilled_objects, 1u);
+  EXPECT_FALSE(first.has_value());
+  run_io();  // the spill is done: the read starts
+  EXPECT_EQ(store.stats().spilled_objects, 2u);
+  ASSERT_EQ(io.size(), 1u);
+  EXPECT_FALSE(first.has_value());
+  run_io();
+  ASSERT_TRUE(first.has_value() && (*first)[0].has_value());
+  const uint8_t* p = (*arena)->base() + (*first)[0]->offset;
+  EXPECT_EQ(p[0], 'a');
+  EXPECT_EQ(p[kSize - 1], 'a');
+  EXPECT_EQ(store.stats().spilled_objects, 1u);
+
+  std::optional<std::vector<std::optional<ObjectInfo>>> second;
+  store.Get({ids[1]}, 3, absl::Now() + absl::Seconds(30),
+            [&](auto r) { second = r; });
+  ASSERT_EQ(io.size(), 1u);  // ids[2] goes out for it (ids[0] is pinned)
+  ASSERT_TRUE(store.Delete(ids[1]).ok());
+  run_io();
+  EXPECT_TRUE(io.empty());  // no read of a deleted object
+  EXPECT_FALSE(store.Contains(ids[1]));
+  store.ExpireWaiters(absl::Now() + absl::Minutes(1));  // as for any get
+  ASSERT_TRUE(second.has_value());
+  EXPECT_FALSE((*second)[0].has_value());
+  EXPECT_FALSE(store.Contains(ids[1]));
+
+  ASSERT_TRUE(store.Release(ids[0], 2).ok());
+  for (const ObjectId& id : {ids[0], ids[2], ids[3]}) {
+    ASSERT_TRUE(store.Delete(id).ok());
+  }
+  run_io();
+  EXPECT_EQ(store.stats().used, 0u);
+  EXPECT_EQ(rmdir(dir.c_str()), 0) << "spill files left behind";
+}
+
 }  // namespace
 }  // namespace loom
