@@ -169,6 +169,10 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A channel with no call for kChannelIdleMs closes its connection (the
+  // next call opens it again): an idle actor's worker does not hold one
+  // into the head, nor a driver one to every actor it called once.
+  args.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, kChannelIdleMs);
   // Loom's peers are inside the cluster: never through the http_proxy or
   // https_proxy a user has set for the outside world.
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);

@@ -40,6 +40,9 @@ inline constexpr int kMaxMessageBytes = 512 * 1024 * 1024;
 // TCP's 15 minutes; idle channels send nothing.
 inline constexpr int kKeepaliveTimeMs = 10000;
 inline constexpr int kKeepaliveTimeoutMs = 5000;
+// A channel with no call in flight for this long closes its connection;
+// the next call opens a new one.
+inline constexpr int kChannelIdleMs = 30000;
 
 // The cluster token: every call made with a Context sends it (metadata
 // kTokenMetadata) and every server checks it. Empty: calls carry none and
