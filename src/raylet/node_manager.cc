@@ -353,7 +353,7 @@ void NodeManager::AssignWorkers() {
     Assign(w, it->handle, std::move(it->allocation));
     it = waiting_for_worker_.erase(it);
   }
-  for (uint64_t h : abandoned) Cancel(h, "the caller gave up");
+  for (uint64_t h : abandoned) Abandon(h);
   for (const auto& [key, n] : need) {
     int starting = pool_->CountStarting(key);
     if (n.first <= starting) continue;
@@ -411,8 +411,7 @@ void NodeManager::Assign(Worker* worker, uint64_t handle,
           PendingLease& p = pit->second;
           if (p.Abandoned()) {  // nobody would use or return it
             ReleaseLease(lease_id, false);
-            p.done(absl::CancelledError("the caller gave up"));
-            pending_.erase(pit);
+            Abandon(handle);
             return Dispatch();
           }
           // The worker died meanwhile, or as it joined (the call broke
@@ -488,7 +487,7 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
   Dispatch();
 }
 
-void NodeManager::Cancel(uint64_t handle, const std::string& why) {
+bool NodeManager::TakeBack(uint64_t handle) {
   queue_.Remove(handle);
   for (auto it = waiting_for_worker_.begin(); it != waiting_for_worker_.end();
        ++it) {
@@ -498,12 +497,23 @@ void NodeManager::Cancel(uint64_t handle, const std::string& why) {
       break;
     }
   }
-  auto it = pending_.find(handle);
-  if (it == pending_.end()) return;
-  it->second.reply->set_outcome(rpc::LeaseReply::REJECTED);
-  it->second.reply->set_message(why);
-  it->second.done(absl::OkStatus());
-  pending_.erase(it);
+  return pending_.contains(handle);
+}
+
+void NodeManager::Cancel(uint64_t handle, const std::string& why) {
+  if (!TakeBack(handle)) return;
+  PendingLease& p = pending_.at(handle);
+  p.reply->set_outcome(rpc::LeaseReply::REJECTED);
+  p.reply->set_message(why);
+  p.done(absl::OkStatus());
+  pending_.erase(handle);
+}
+
+void NodeManager::Abandon(uint64_t handle) {
+  if (!TakeBack(handle)) return;
+  pending_.at(handle).done(absl::DeadlineExceededError(
+      "the caller's deadline came before a worker was ready"));
+  pending_.erase(handle);
 }
 
 void NodeManager::HandleReturnWorker(const rpc::ReturnWorkerRequest& req,
@@ -655,7 +665,7 @@ void NodeManager::DropAbandoned() {
   for (const auto& [handle, p] : pending_) {
     if (p.Abandoned()) abandoned.push_back(handle);
   }
-  for (uint64_t h : abandoned) Cancel(h, "the caller gave up");
+  for (uint64_t h : abandoned) Abandon(h);
 }
 
 void NodeManager::Tick() {

@@ -115,8 +115,8 @@ class NodeManager {
                            rpc::BundleReply* reply, Done done);
 
   // `abandoned` says whether the caller gave up on its call (cancelled it,
-  // or its deadline passed): such a request is dropped, never granted a
-  // worker nobody would use or return.
+  // or its deadline is less than a second away): such a request is
+  // dropped, never granted a worker nobody would use or return.
   void HandleRequestWorkerLease(const rpc::LeaseRequest& req,
                                 rpc::LeaseReply* reply, Done done,
                                 std::function<bool()> abandoned = nullptr);
@@ -237,7 +237,14 @@ class NodeManager {
   void CheckMemory();
   absl::StatusOr<MemoryUsage> MeasureMemory();
   void RecordDeath(const LeaseId& lease, rpc::ErrorInfo death);
+  // Takes the request back (its resources, its place in the queue) and
+  // answers it REJECTED with `why`.
   void Cancel(uint64_t handle, const std::string& why);
+  // Takes it back and answers DEADLINE_EXCEEDED: its caller gave up, or
+  // will before a grant could reach it (it asks again).
+  void Abandon(uint64_t handle);
+  // Its resources and its place in the queue go back; false if unknown.
+  bool TakeBack(uint64_t handle);
 
   Options options_;
   EventLoop loop_;

@@ -7,6 +7,8 @@
 
 #include <grpcpp/support/proto_buffer_reader.h>
 
+#include <chrono>
+
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/rpc.h"
 #include "src/raylet/log_files.h"
@@ -33,13 +35,18 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
   grpc::ServerUnaryReactor* RequestWorkerLease(
       grpc::CallbackServerContext* ctx, const rpc::LeaseRequest* req,
       rpc::LeaseReply* reply) override {
-    // The context lives until the call is finished: asked only before.
-    return rpc::PostToLoop(ctx, node_->loop(), req, reply,
-                           [n = node_, ctx](const auto& r, auto* p, Done d) {
-                             n->HandleRequestWorkerLease(
-                                 r, p, std::move(d),
-                                 [ctx] { return ctx->IsCancelled(); });
-                           });
+    // The context lives until the call is finished: asked only before. A
+    // grant sent in the deadline's last second could reach the caller too
+    // late, and the worker would be held by nobody.
+    return rpc::PostToLoop(
+        ctx, node_->loop(), req, reply,
+        [n = node_, ctx](const auto& r, auto* p, Done d) {
+          n->HandleRequestWorkerLease(r, p, std::move(d), [ctx] {
+            return ctx->IsCancelled() ||
+                   std::chrono::system_clock::now() + std::chrono::seconds(1) >
+                       ctx->deadline();
+          });
+        });
   }
   LOOM_RAYLET_METHOD(ReturnWorker, ReturnWorkerRequest, ReturnWorkerReply)
   LOOM_RAYLET_METHOD(RegisterWorker, RegisterWorkerRequest, RegisterWorkerReply)
