@@ -50,10 +50,9 @@ absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid,
   req.set_driver_address(address);
   *req.mutable_runtime() = runtime;
   rpc::AddJobReply reply;
-  absl::Status s =
-      rpc::ToAbsl(rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
-        return gcs_->AddJob(ctx, req, &reply);
-      }));
+  // Asked again, the head answers with the job it made for this driver.
+  absl::Status s = CallHeadAgainWhenSlow(
+      [&](rpc::Context* ctx) { return gcs_->AddJob(ctx, req, &reply); });
   if (!s.ok()) return s;
   return ParseId<JobId>(reply.job_id(), "job_id");
 }

@@ -464,6 +464,22 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
     auto node = ParseId<NodeId>(req.node_id(), "node_id");
     if (!node.ok()) return done(node.status());
   }
+  // The same driver asking again (its first call timed out on a busy
+  // head) gets the job it has, once that is saved.
+  if (!req.driver_address().empty()) {
+    for (const auto& [n, job] : jobs_) {
+      if (job.state() == rpc::JobInfo::RUNNING &&
+          job.driver_address() == req.driver_address() &&
+          job.driver_pid() == req.driver_pid()) {
+        store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
+                    MustSave("a job", [reply, done, id = job.job_id()] {
+                      reply->set_job_id(id);
+                      done(absl::OkStatus());
+                    }));
+        return;
+      }
+    }
+  }
   uint32_t n = next_job_++;
   rpc::JobInfo& job = jobs_[n];
   job.set_job_id(JobId::FromInt(n).Binary());

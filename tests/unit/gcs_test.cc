@@ -381,9 +381,11 @@ TEST_F(NodeTableTest, ARestartedHeadKeepsTheDeadFencedAndAsksTheRestToRejoin) {
   EXPECT_EQ(restarted.alive_count(), 1u);
 }
 
-JobId AddJob(GcsServer& gcs) {
+JobId AddJob(GcsServer& gcs, const std::string& driver_address = "",
+             int pid = 1234) {
   rpc::AddJobRequest req;
-  req.set_driver_pid(1234);
+  req.set_driver_pid(pid);
+  req.set_driver_address(driver_address);
   rpc::AddJobReply reply;
   absl::Status status = absl::UnknownError("not answered");
   gcs.loop().RunSync([&] {
@@ -424,6 +426,26 @@ TEST(GcsRestart, JobIdsContinueAfterARestart) {
   ASSERT_TRUE(fourth.Start().ok());
   EXPECT_EQ(AddJob(fourth).ToInt(), 2000000001u);
   std::filesystem::remove_all(dir);
+}
+
+// A driver asks again when its first AddJob timed out on a busy head: it
+// gets the job it has, not a second one. Another driver, or the same one
+// once its job ended, gets a new job.
+TEST(GcsJobs, ADriverAskingAgainGetsTheJobItHas) {
+  Metrics metrics;
+  InMemoryStoreClient store;
+  GcsServer gcs({.store = &store}, &metrics);
+  ASSERT_TRUE(gcs.Start().ok());
+  JobId first = AddJob(gcs, "127.0.0.1:4000", 77);
+  EXPECT_EQ(AddJob(gcs, "127.0.0.1:4000", 77), first);
+  EXPECT_NE(AddJob(gcs, "127.0.0.1:4001", 77), first);
+  EXPECT_NE(AddJob(gcs, "127.0.0.1:4000", 78), first);
+  rpc::MarkJobFinishedRequest req;
+  req.set_job_id(first.Binary());
+  rpc::MarkJobFinishedReply reply;
+  gcs.loop().RunSync(
+      [&] { gcs.HandleMarkJobFinished(req, &reply, [](absl::Status) {}); });
+  EXPECT_NE(AddJob(gcs, "127.0.0.1:4000", 77), first);
 }
 
 // Past --max-finished-jobs the oldest ended job is erased, from storage
