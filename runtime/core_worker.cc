@@ -27,6 +27,7 @@
 #include "runtime/worker_checks.h"
 #include "src/common/daemon.h"
 #include "src/common/head_events.h"
+#include "src/common/tls.h"
 #include "src/common/wire.h"
 
 namespace loom {
@@ -68,6 +69,8 @@ CoreWorker::CoreWorker(Options options)
 
 absl::StatusOr<std::unique_ptr<CoreWorker>> CoreWorker::Create(
     Options options) {
+  // $LOOM_TLS_DIR set but unusable: said now, not as every call failing.
+  if (const auto& tls = ProcessTls(); !tls.ok()) return tls.status();
   std::unique_ptr<CoreWorker> cw(new CoreWorker(std::move(options)));
   absl::Status s = cw->Connect();
   if (!s.ok()) return s;

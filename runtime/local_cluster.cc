@@ -17,6 +17,7 @@
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
+#include "src/common/tls.h"
 
 namespace loom {
 namespace {
@@ -301,8 +302,9 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
         ", or run on a machine whose node joined it"));
   }
   if (!s.ok()) {
-    return absl::UnavailableError(absl::StrCat("cannot reach the head at ",
-                                               gcs_address, ": ", s.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach the head at ", gcs_address, ": ",
+                     s.message(), TlsHint(std::string(s.message()))));
   }
   std::string root = session_root.empty() ? DefaultSessionRoot() : session_root;
   char real[PATH_MAX];

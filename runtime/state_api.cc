@@ -12,6 +12,7 @@
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/ids.h"
 #include "src/common/rpc.h"
+#include "src/common/tls.h"
 #include "src/common/wire.h"
 
 namespace loom {
@@ -41,8 +42,9 @@ std::string Between(int64_t a_us, int64_t b_us) {
 absl::Status Unreachable(const std::string& head, const grpc::Status& s) {
   absl::Status status = rpc::ToAbsl(s);
   if (absl::IsInvalidArgument(status)) return status;
-  return absl::UnavailableError(
-      absl::StrCat("cannot reach the head at ", head, ": ", s.error_message()));
+  return absl::UnavailableError(absl::StrCat("cannot reach the head at ", head,
+                                             ": ", s.error_message(),
+                                             TlsHint(s.error_message())));
 }
 
 std::unique_ptr<rpc::Gcs::Stub> HeadStub(const std::string& head) {

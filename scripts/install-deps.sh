@@ -13,6 +13,7 @@ pkgs=(
   prometheus      # tests/python/test_prometheus.py scrapes a cluster with it
   libcivetweb-dev # the head's job API serves HTTP on it
   libzip-dev      # submitted jobs' working directories come as zips
+  libssl-dev      # `loom tls init` makes certificates with libcrypto
   wrk             # benchmarks/serve: HTTP load (a timed test never needs it)
 )
 # The packaged redis-server starts a service on 6379, the head's default

@@ -19,6 +19,7 @@
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
+#include "src/common/tls.h"
 #include "src/common/wire.h"
 
 namespace loom::cli {
@@ -48,6 +49,13 @@ int Start(const StartArgs& args) {
   options.host = args.node_ip.empty() ? PrimaryAddress() : args.node_ip;
   if (auto s = CheckNodeIp(options.host); !s.ok()) {
     return Fail(std::string(s.message()));
+  }
+  if (const auto& tls = ProcessTls(); !tls.ok()) {
+    return Fail(std::string(tls.status().message()));
+  } else if (tls->has_value()) {
+    if (auto s = CheckCertNamesIp(**tls, options.host); !s.ok()) {
+      return Fail(std::string(s.message()));
+    }
   }
   options.bind_address = args.bind_address;
   options.no_auth = args.no_auth;
@@ -224,7 +232,8 @@ absl::StatusOr<rpc::GetClusterStatusReply> FetchStatus(
   }
   if (!s.ok()) {
     return absl::UnavailableError("cannot reach the head at " + addr + ": " +
-                                  s.error_message());
+                                  s.error_message() +
+                                  TlsHint(s.error_message()));
   }
   return reply;
 }

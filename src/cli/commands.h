@@ -54,6 +54,11 @@ struct StartArgs {
 
 int Start(const StartArgs& args);
 int Stop(const std::string& session_root);
+// `loom tls init DIR --ip IP...`: see CreateClusterCerts (src/common/tls.h);
+// this machine's address is named too.
+int TlsInit(const std::string& dir, std::vector<std::string> ips);
+// `path` made absolute against the working directory.
+std::string Absolute(const std::string& path);
 int Status(const std::string& session_root, const std::string& address);
 int Memory(const std::string& session_root, const std::string& address);
 // `loom list KIND`, `loom get KIND ID`, `loom summary KIND` (see

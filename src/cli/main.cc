@@ -4,8 +4,10 @@
 //   loom start --address 127.0.0.1:6379  # another raylet joins
 //   loom status
 //   loom stop
+//   loom tls init DIR --ip 10.0.0.2  # then loom start --tls-dir DIR
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "src/cli/commands.h"
@@ -94,6 +96,11 @@ int main(int argc, char** argv) {
                         "machine's)");
   start_cmd->add_flag("--no-auth", start.no_auth,
                       "No cluster token (only with loopback addresses)");
+  std::string tls_dir;
+  start_cmd->add_option(
+      "--tls-dir", tls_dir,
+      "Mutual TLS on every link, with ca.pem, node.pem and node.key from "
+      "DIR (made by `loom tls init`; default: $LOOM_TLS_DIR)");
   start_cmd->add_flag(
       "--restart-on-fence", start.restart_on_fence,
       "When the head declared this node dead and it comes back, kill its "
@@ -114,6 +121,16 @@ int main(int argc, char** argv) {
   start_cmd->add_option(
       "--session-root", session_root,
       "Root for session directories (default $LOOM_SESSION_ROOT or /tmp/loom)");
+
+  auto* tls_cmd = app.add_subcommand("tls", "TLS certificates");
+  tls_cmd->require_subcommand(1);
+  auto* tls_init = tls_cmd->add_subcommand(
+      "init", "Make a cluster CA and the nodes' certificate in DIR");
+  std::vector<std::string> tls_ips;
+  tls_init->add_option("dir", tls_dir, "Where (made if missing)")->required();
+  tls_init->add_option("--ip", tls_ips,
+                       "A node's IP address, for the certificate's subject "
+                       "alternative names (127.0.0.1 and localhost always)");
 
   auto* stop_cmd =
       app.add_subcommand("stop", "Stop what this session root started");
@@ -282,8 +299,15 @@ int main(int argc, char** argv) {
     job.session_root = session_root;
     return loom::cli::Job(job);
   }
+  if (tls_init->parsed()) return loom::cli::TlsInit(tls_dir, tls_ips);
   start.session_root = session_root;
-  if (start_cmd->parsed()) return loom::cli::Start(start);
+  if (start_cmd->parsed()) {
+    if (!tls_dir.empty()) {
+      // The daemons it starts inherit it; so does every process they start.
+      setenv("LOOM_TLS_DIR", loom::cli::Absolute(tls_dir).c_str(), 1);
+    }
+    return loom::cli::Start(start);
+  }
   if (stop_cmd->parsed()) return loom::cli::Stop(session_root);
   if (auto s = loom::cli::UseToken(token_file, session_root, address);
       !s.ok()) {

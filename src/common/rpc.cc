@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "src/common/auth.h"
 #include "src/common/net.h"
+#include "src/common/tls.h"
 
 namespace loom::rpc {
 
@@ -82,13 +83,37 @@ void HoldCallbackQueue() {
 
 namespace {
 
+// Mutual TLS with $LOOM_TLS_DIR's files when set: a client must present a
+// certificate from the cluster's CA.
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials() {
+  const auto& tls = ProcessTls();
+  if (!tls.ok() || !tls->has_value()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = (*tls)->ca;
+  options.pem_key_cert_pairs.push_back({(*tls)->key, (*tls)->cert});
+  return grpc::SslServerCredentials(options);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() {
+  const auto& tls = ProcessTls();
+  if (!tls.ok() || !tls->has_value()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = (*tls)->ca;
+  options.pem_private_key = (*tls)->key;
+  options.pem_cert_chain = (*tls)->cert;
+  return grpc::SslCredentials(options);
+}
+
 std::unique_ptr<grpc::Server> TryStart(
     const std::vector<std::string>& hosts, int port,
     const std::vector<grpc::Service*>& services, int* bound_port) {
   grpc::ServerBuilder builder;
   for (const std::string& host : hosts) {
-    builder.AddListeningPort(absl::StrCat(host, ":", port),
-                             grpc::InsecureServerCredentials(), bound_port);
+    builder.AddListeningPort(absl::StrCat(host, ":", port), ServerCredentials(),
+                             bound_port);
   }
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -130,6 +155,7 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     const std::vector<grpc::Service*>& services, int* bound_port,
     bool also_loopback) {
   HoldCallbackQueue();  // servers share that queue too
+  if (const auto& tls = ProcessTls(); !tls.ok()) return tls.status();
   also_loopback =
       also_loopback && host != "0.0.0.0" && !IsLoopbackAddress(host);
   if (!also_loopback) {
@@ -176,8 +202,8 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
   // Loom's peers are inside the cluster: never through the http_proxy or
   // https_proxy a user has set for the outside world.
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
-  return grpc::CreateCustomChannel(ChannelTarget(address),
-                                   grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(ChannelTarget(address), ChannelCredentials(),
+                                   args);
 }
 
 }  // namespace

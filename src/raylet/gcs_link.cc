@@ -4,6 +4,7 @@
 
 #include "absl/time/clock.h"
 #include "src/common/rpc.h"
+#include "src/common/tls.h"
 #include "src/common/version.h"
 
 namespace loom::raylet {
@@ -39,9 +40,9 @@ absl::Status GcsLink::RegisterBlocking(absl::Duration timeout) {
       return rpc::ToAbsl(s);
     }
     if (absl::Now() + backoff > deadline) {
-      return absl::UnavailableError("cannot reach the head at " +
-                                    options_.gcs_address + ": " +
-                                    s.error_message());
+      return absl::UnavailableError(
+          "cannot reach the head at " + options_.gcs_address + ": " +
+          s.error_message() + TlsHint(s.error_message()));
     }
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(1));
