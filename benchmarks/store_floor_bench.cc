@@ -155,7 +155,7 @@ std::vector<Result> RunGetLatency() {
 }
 
 NodeId NodeOf(rpc::Raylet::Stub* raylet) {
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 5000);
   rpc::GetNodeStatsReply reply;
   if (!raylet->GetNodeStats(&ctx, rpc::GetNodeStatsRequest(), &reply).ok()) {
@@ -174,7 +174,7 @@ double PullOnce(const std::string& raylet_address, const ObjectId& id,
   rpc::PullObjectRequest pull;
   pull.set_object_id(id.Binary());
   pull.set_source_node_id(source.Binary());
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 120000);
   rpc::PullObjectReply pulled;
   int64_t start = NowNs();
@@ -210,7 +210,7 @@ void FreeLocalCopy(const std::string& raylet_address, const ObjectId& id) {
   rpc::FreeObjectsRequest drop;
   drop.add_object_ids(id.Binary());
   drop.set_local_only(true);
-  grpc::ClientContext ctx;
+  rpc::Context ctx;
   rpc::SetTimeout(&ctx, 5000);
   rpc::FreeObjectsReply dropped;
   if (!raylet->FreeObjects(&ctx, drop, &dropped).ok()) Fail("FreeObjects");
