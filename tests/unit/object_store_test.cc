@@ -346,28 +346,41 @@ TEST(LocalStoreSpilling, PrimariesSpillToFilesAndComeBackOnGet) {
 // the background: the store answers other gets meanwhile, a get of a
 // spilled object waits for its restore (past its deadline too), and a
 // delete during the IO takes effect when the IO is done.
-TEST(LocalStoreSpilling, FileIoRunsInTheBackground) {
-  char tmpl[] = "/tmp/lsp_XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  auto arena = Arena::Create(1 << 20);
-  ASSERT_TRUE(arena.ok());
-  std::vector<std::function<std::function<void()>()>> io;
-  LocalStore store({.capacity = 1 << 20,
-                    .base = (*arena)->base(),
-                    .spill_dir = dir,
-                    .run_io = [&](auto job) { io.push_back(std::move(job)); }});
-  auto run_io = [&] {  // as the server does: jobs off, results back on
+// A 1 MiB store spilling to `spill_dir`, its file IO queued and run by
+// hand (RunIo), as the store server runs it off its thread and brings the
+// results back.
+struct ManualIo {
+  ManualIo(const std::string& spill_dir, double watermark)
+      : arena(Arena::Create(1 << 20).value()),
+        store({.capacity = 1 << 20,
+               .base = arena->base(),
+               .spill_dir = spill_dir,
+               .spill_watermark = watermark,
+               .run_io = [this](auto job) { io.push_back(std::move(job)); }}) {}
+  void RunIo() {
     auto jobs = std::move(io);
     io.clear();
     for (auto& job : jobs) store.Complete(job());
-  };
+  }
+  std::unique_ptr<Arena> arena;
+  std::vector<std::function<std::function<void()>()>> io;
+  LocalStore store;
+};
+
+TEST(LocalStoreSpilling, FileIoRunsInTheBackground) {
+  char tmpl[] = "/tmp/lsp_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  ManualIo m(dir, 0.8);
+  auto& io = m.io;
+  LocalStore& store = m.store;
+  auto run_io = [&] { m.RunIo(); };
   constexpr uint64_t kSize = 300 << 10;
   std::vector<ObjectId> ids;
   for (int i = 0; i < 3; ++i) {  // 900 KiB of 1 MiB: past the watermark
     ObjectId id = ObjectId::ForPut(TaskId::FromRandom(), 1);
     auto info = CreateNow(store, id, kSize, 0, 1, /*primary=*/true);
     ASSERT_TRUE(info.ok()) << info.status();
-    std::memset((*arena)->base() + info->offset, 'a' + i, kSize);
+    std::memset(m.arena->base() + info->offset, 'a' + i, kSize);
     ASSERT_TRUE(store.Seal(id, 1).ok());
     ids.push_back(id);
   }
@@ -388,7 +401,7 @@ TEST(LocalStoreSpilling, FileIoRunsInTheBackground) {
   ASSERT_EQ(io.size(), 1u);
   run_io();
   ASSERT_TRUE(spilled.has_value() && (*spilled)[0].has_value());
-  const uint8_t* p = (*arena)->base() + (*spilled)[0]->offset;
+  const uint8_t* p = m.arena->base() + (*spilled)[0]->offset;
   EXPECT_EQ(p[0], 'a');
   EXPECT_EQ(p[kSize - 1], 'a');
   EXPECT_EQ(store.stats().spilled_objects, 0u);
@@ -421,20 +434,10 @@ TEST(LocalStoreSpilling, ACreateWaitsForItsSpills) {
   char tmpl[] = "/tmp/lsp_XXXXXX";
   std::string dir = mkdtemp(tmpl);
   for (const std::string& spill_dir : {dir, dir + "/gone"}) {
-    auto arena = Arena::Create(1 << 20);
-    ASSERT_TRUE(arena.ok());
-    std::vector<std::function<std::function<void()>()>> io;
-    LocalStore store(
-        {.capacity = 1 << 20,
-         .base = (*arena)->base(),
-         .spill_dir = spill_dir,
-         .spill_watermark = 1.0,  // only creates spill
-         .run_io = [&](auto job) { io.push_back(std::move(job)); }});
-    auto run_io = [&] {
-      auto jobs = std::move(io);
-      io.clear();
-      for (auto& job : jobs) store.Complete(job());
-    };
+    ManualIo m(spill_dir, 1.0);  // only creates spill
+    auto& io = m.io;
+    LocalStore& store = m.store;
+    auto run_io = [&] { m.RunIo(); };
     constexpr uint64_t kSize = 300 << 10;
     std::vector<ObjectId> ids;
     for (int i = 0; i < 3; ++i) {
@@ -486,19 +489,10 @@ TEST(LocalStoreSpilling, ACreateWaitsForItsSpills) {
 TEST(LocalStoreSpilling, ARestoreWaitsForItsSpills) {
   char tmpl[] = "/tmp/lsp_XXXXXX";
   std::string dir = mkdtemp(tmpl);
-  auto arena = Arena::Create(1 << 20);
-  ASSERT_TRUE(arena.ok());
-  std::vector<std::function<std::function<void()>()>> io;
-  LocalStore store({.capacity = 1 << 20,
-                    .base = (*arena)->base(),
-                    .spill_dir = dir,
-                    .spill_watermark = 1.0,  // only creates and restores spill
-                    .run_io = [&](auto job) { io.push_back(std::move(job)); }});
-  auto run_io = [&] {
-    auto jobs = std::move(io);
-    io.clear();
-    for (auto& job : jobs) store.Complete(job());
-  };
+  ManualIo m(dir, 1.0);  // only creates and restores spill
+  auto& io = m.io;
+  LocalStore& store = m.store;
+  auto run_io = [&] { m.RunIo(); };
   constexpr uint64_t kSize = 300 << 10;
   std::vector<ObjectId> ids;
   for (int i = 0; i < 4; ++i) {  // the fourth spills the first
@@ -508,7 +502,7 @@ TEST(LocalStoreSpilling, ARestoreWaitsForItsSpills) {
                  [&](absl::StatusOr<ObjectInfo> r) { info = std::move(r); });
     run_io();
     ASSERT_TRUE(info.ok()) << info.status();
-    std::memset((*arena)->base() + info->offset, 'a' + i, kSize);
+    std::memset(m.arena->base() + info->offset, 'a' + i, kSize);
     ASSERT_TRUE(store.Seal(ids.back(), 1).ok());
   }
   ASSERT_EQ(store.stats().spilled_objects, 1u);
@@ -523,7 +517,7 @@ TEST(LocalStoreSpilling, ARestoreWaitsForItsSpills) {
   EXPECT_FALSE(first.has_value());
   run_io();
   ASSERT_TRUE(first.has_value() && (*first)[0].has_value());
-  const uint8_t* p = (*arena)->base() + (*first)[0]->offset;
+  const uint8_t* p = m.arena->base() + (*first)[0]->offset;
   EXPECT_EQ(p[0], 'a');
   EXPECT_EQ(p[kSize - 1], 'a');
   EXPECT_EQ(store.stats().spilled_objects, 1u);
