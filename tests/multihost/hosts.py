@@ -42,6 +42,7 @@ _PREFIX_BRIDGE = "lmb"  # lmb<pid hex><3 hex>
 _PREFIX_VETH = "lmv"  # lmv<pid hex><3 hex><i>
 SESSION_ROOT = "/tmp/loom"  # on each host's private /tmp
 HEAD_PORT = 6379  # every host has ports of its own
+TLS_DIR = "/tmp/loom-tls"  # a TLS cluster's certificates, on each host
 
 
 class Unavailable(Exception):
@@ -411,8 +412,9 @@ class LoomCluster:
     sent to a host by name, from Python and C++ alike."""
 
     def __init__(self, net, num_cpus=2, node_timeout_ms=None,
-                 object_store_memory=512 << 20):
+                 object_store_memory=512 << 20, tls=False):
         self.net = net
+        self.tls = tls  # `loom tls init` on host 1, copied to every host
         self.num_cpus = num_cpus
         self.node_timeout_ms = node_timeout_ms
         self.object_store_memory = object_store_memory
@@ -426,6 +428,8 @@ class LoomCluster:
                 "--num-cpus", self.num_cpus,
                 "--object-store-memory", self.object_store_memory,
                 "--resources", json.dumps({host.name: 100})]
+        if self.tls:
+            args += ["--tls-dir", TLS_DIR]
         if host is self.head:
             args += ["--head", "--port", HEAD_PORT]
             if self.node_timeout_ms is not None:
@@ -456,7 +460,26 @@ class LoomCluster:
             raise RuntimeError(f"the head wrote no cluster token ({token})")
         self.net.env["LOOM_AUTH_TOKEN"] = token.read_text().strip()
 
+    def make_certificates(self):
+        """A CA and the nodes' certificate naming every host, made on host 1
+        and copied into each host's TLS_DIR; every command on the hosts then
+        takes $LOOM_TLS_DIR."""
+        ips = []
+        for h in self.net.hosts:
+            ips += ["--ip", h.ip]
+        self.head.run([self.cli, "tls", "init", TLS_DIR, *ips], check=True)
+        made = self.head.path(TLS_DIR)
+        for host in self.net.hosts[1:]:
+            to = host.path(TLS_DIR)
+            to.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for name in ("ca.pem", "node.pem", "node.key"):
+                (to / name).write_bytes((made / name).read_bytes())
+                (to / name).chmod(0o600)
+        self.net.env["LOOM_TLS_DIR"] = TLS_DIR
+
     def start(self):
+        if self.tls:
+            self.make_certificates()
         for host in self.net.hosts:
             self.start_node(host)
         self.wait_for_nodes(alive=len(self.net.hosts))
@@ -466,6 +489,7 @@ class LoomCluster:
         for host in reversed(self.started):
             host.run([self.cli, "stop"], timeout=60)
         self.started = []
+        self.net.env.pop("LOOM_TLS_DIR", None)
 
     # --- Inspecting ---------------------------------------------------------
 
