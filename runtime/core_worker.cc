@@ -69,8 +69,7 @@ CoreWorker::CoreWorker(Options options)
 
 absl::StatusOr<std::unique_ptr<CoreWorker>> CoreWorker::Create(
     Options options) {
-  // $LOOM_TLS_DIR set but unusable: said now, not as every call failing.
-  if (const auto& tls = ProcessTls(); !tls.ok()) return tls.status();
+  if (const auto& tls = ProcessTls(); !tls.ok()) return tls.status();  // now
   std::unique_ptr<CoreWorker> cw(new CoreWorker(std::move(options)));
   absl::Status s = cw->Connect();
   if (!s.ok()) return s;

@@ -302,9 +302,7 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
         ", or run on a machine whose node joined it"));
   }
   if (!s.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot reach the head at ", gcs_address, ": ",
-                     s.message(), TlsHint(std::string(s.message()))));
+    return HeadUnreachableError(gcs_address, std::string(s.message()));
   }
   std::string root = session_root.empty() ? DefaultSessionRoot() : session_root;
   char real[PATH_MAX];

@@ -42,9 +42,7 @@ std::string Between(int64_t a_us, int64_t b_us) {
 absl::Status Unreachable(const std::string& head, const grpc::Status& s) {
   absl::Status status = rpc::ToAbsl(s);
   if (absl::IsInvalidArgument(status)) return status;
-  return absl::UnavailableError(absl::StrCat("cannot reach the head at ", head,
-                                             ": ", s.error_message(),
-                                             TlsHint(s.error_message())));
+  return HeadUnreachableError(head, s.error_message());
 }
 
 std::unique_ptr<rpc::Gcs::Stub> HeadStub(const std::string& head) {

@@ -231,9 +231,7 @@ absl::StatusOr<rpc::GetClusterStatusReply> FetchStatus(
         kAuthTokenEnv));
   }
   if (!s.ok()) {
-    return absl::UnavailableError("cannot reach the head at " + addr + ": " +
-                                  s.error_message() +
-                                  TlsHint(s.error_message()));
+    return HeadUnreachableError(addr, s.error_message());
   }
   return reply;
 }

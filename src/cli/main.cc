@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "src/cli/commands.h"
+#include "src/common/tls.h"
 #include "src/common/version.h"
 
 int main(int argc, char** argv) {
@@ -304,7 +305,7 @@ int main(int argc, char** argv) {
   if (start_cmd->parsed()) {
     if (!tls_dir.empty()) {
       // The daemons it starts inherit it; so does every process they start.
-      setenv("LOOM_TLS_DIR", loom::cli::Absolute(tls_dir).c_str(), 1);
+      setenv(loom::kTlsDirEnv, loom::cli::Absolute(tls_dir).c_str(), 1);
     }
     return loom::cli::Start(start);
   }

@@ -33,10 +33,10 @@ int TlsInit(const std::string& dir, std::vector<std::string> ips) {
   }
   std::printf(
       "A cluster CA and the nodes' certificate are in %s (names: localhost, "
-      "127.0.0.1%s%s).\nCopy ca.pem, node.pem and node.key to every node and "
+      "127.0.0.1, %s).\nCopy ca.pem, node.pem and node.key to every node and "
       "start each with --tls-dir DIR (drivers: $LOOM_TLS_DIR=DIR); keep "
       "ca.key to yourself.\n",
-      Absolute(dir).c_str(), ", ", absl::StrJoin(ips, ", ").c_str());
+      Absolute(dir).c_str(), absl::StrJoin(ips, ", ").c_str());
   return 0;
 }
 

@@ -161,6 +161,12 @@ std::string TlsHint(const std::string& message) {
   return "";
 }
 
+absl::Status HeadUnreachableError(const std::string& address,
+                                  const std::string& message) {
+  return absl::UnavailableError(absl::StrCat(
+      "cannot reach the head at ", address, ": ", message, TlsHint(message)));
+}
+
 absl::Status CheckCertNamesIp(const TlsFiles& files, const std::string& ip) {
   std::unique_ptr<BIO, Freer> bio(
       BIO_new_mem_buf(files.cert.data(), static_cast<int>(files.cert.size())));

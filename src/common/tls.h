@@ -39,6 +39,10 @@ const absl::StatusOr<std::optional<TlsFiles>>& ProcessTls();
 // looks like a TLS mismatch: certificates from another CA, or one end
 // without TLS. "" otherwise.
 std::string TlsHint(const std::string& message);
+// UNAVAILABLE: "cannot reach the head at `address`: `message`", with the
+// TlsHint when there is one.
+absl::Status HeadUnreachableError(const std::string& address,
+                                  const std::string& message);
 
 // OK when `files`' certificate names `ip` (a subject alternative name);
 // else an error that says how to make one that does.

@@ -40,9 +40,7 @@ absl::Status GcsLink::RegisterBlocking(absl::Duration timeout) {
       return rpc::ToAbsl(s);
     }
     if (absl::Now() + backoff > deadline) {
-      return absl::UnavailableError(
-          "cannot reach the head at " + options_.gcs_address + ": " +
-          s.error_message() + TlsHint(s.error_message()));
+      return HeadUnreachableError(options_.gcs_address, s.error_message());
     }
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(1));

@@ -332,15 +332,9 @@ void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
 void NodeManager::AssignWorkers() {
   // Per runtime: workers still needed, and the runtime to start them in.
   std::map<std::string, std::pair<int, const rpc::WorkerRuntime*>> need;
-  std::vector<uint64_t> abandoned;
   for (auto it = waiting_for_worker_.begin();
        it != waiting_for_worker_.end();) {
     const PendingLease& p = pending_.at(it->handle);
-    if (p.Abandoned()) {
-      abandoned.push_back(it->handle);
-      ++it;
-      continue;
-    }
     std::string key = RuntimeKey(p.req.runtime());
     Worker* w = pool_->PopIdle(p.job, it->allocation.gpu_ids, key);
     if (w == nullptr) {
@@ -353,7 +347,6 @@ void NodeManager::AssignWorkers() {
     Assign(w, it->handle, std::move(it->allocation));
     it = waiting_for_worker_.erase(it);
   }
-  for (uint64_t h : abandoned) Abandon(h);
   for (const auto& [key, n] : need) {
     int starting = pool_->CountStarting(key);
     if (n.first <= starting) continue;
