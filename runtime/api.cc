@@ -207,7 +207,9 @@ void InitWithRuntime(const InitOptions& options,
       if (!resolved.ok()) Throw(resolved.status());
       address = *resolved;
     }
-    UseTokenOf(address, options.session_root);
+    if (auto s = UseTokenOf(address, options.session_root); !s.ok()) {
+      Throw(s);
+    }
     auto raylet = FindLocalRaylet(address, options.session_root);
     if (!raylet.ok()) Throw(raylet.status());
     cw_options.gcs_address = address;

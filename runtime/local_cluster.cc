@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -342,11 +343,34 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
                      pick->session_dir()};
 }
 
-void UseTokenOf(const std::string& gcs_address,
-                const std::string& session_root) {
+absl::Status TradePersonToken(const std::string& gcs_address) {
+  std::string token = rpc::ClusterToken();
+  if (!absl::StartsWith(token, kPersonTokenPrefix)) return absl::OkStatus();
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(gcs_address));
+  rpc::AuthenticateReply reply;
+  grpc::Status s = rpc::CallHead(10000, [&](rpc::Context* ctx) {
+    return stub->Authenticate(ctx, rpc::AuthenticateRequest(), &reply);
+  });
+  if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the head at ", gcs_address,
+        " does not know this token (revoked, or another cluster's); ask the "
+        "cluster's admin for one (`loom token create`)"));
+  }
+  if (!s.ok()) return rpc::ToAbsl(s);
+  auto role = ParseRole(reply.role());
+  if (!role.ok()) return role.status();
+  rpc::UseCredential(reply.credential(),
+                     Identity{reply.name(), *role, TokenId(token)},
+                     reply.cluster_hash());
+  return absl::OkStatus();
+}
+
+absl::Status UseTokenOf(const std::string& gcs_address,
+                        const std::string& session_root) {
   if (auto env = TokenFromEnv(); env.ok()) {
     rpc::SetClusterToken(*env);
-    return;
+    return TradePersonToken(gcs_address);
   }
   // The one this process holds (it may have started the head itself, under
   // another root), then this machine's sessions of that head, newest first.
@@ -358,17 +382,20 @@ void UseTokenOf(const std::string& gcs_address,
   for (std::string& t : FindSessionTokens(root, gcs_address)) {
     if (tokens.empty() || t != tokens.front()) tokens.push_back(std::move(t));
   }
-  if (tokens.empty()) return;
+  if (tokens.empty()) return absl::OkStatus();
   // With a choice, the first the head takes: a stopped head's session may
   // name the same address (its port given out again) with a stale token.
   if (tokens.size() > 1) {
     for (const std::string& t : tokens) {
       rpc::SetClusterToken(t);
       rpc::GetClusterStatusReply reply;
-      if (!absl::IsUnauthenticated(HeadStatus(gcs_address, &reply))) return;
+      if (!absl::IsUnauthenticated(HeadStatus(gcs_address, &reply))) {
+        return absl::OkStatus();
+      }
     }
   }
   rpc::SetClusterToken(tokens.front());
+  return absl::OkStatus();
 }
 
 }  // namespace loom

@@ -97,9 +97,13 @@ absl::StatusOr<LocalRaylet> FindLocalRaylet(const std::string& gcs_address,
 // Makes this process carry the token of the cluster at `gcs_address`:
 // $LOOM_AUTH_TOKEN, else, of the one it has and those of the sessions under
 // `session_root` that belong to it (this machine's node), the first the head
-// accepts (asked only when there are several).
-void UseTokenOf(const std::string& gcs_address,
-                const std::string& session_root);
+// accepts (asked only when there are several). A person's token (roles.h)
+// is traded at the head for a credential; Unauthenticated when the head
+// does not know it (revoked, or another cluster's).
+absl::Status UseTokenOf(const std::string& gcs_address,
+                        const std::string& session_root);
+// Trades this process's token, when it is a person's, for a credential.
+absl::Status TradePersonToken(const std::string& gcs_address);
 
 }  // namespace loom
 

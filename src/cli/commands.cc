@@ -190,14 +190,14 @@ int Stop(const std::string& session_root) {
 absl::Status UseToken(const std::string& token_file,
                       const std::string& session_root,
                       const std::string& address) {
+  auto addr = HeadAddress(session_root, address);
   if (!token_file.empty()) {
     auto token = ReadTokenFile(token_file);
     if (!token.ok()) return token.status();
     rpc::SetClusterToken(*token);
-    return absl::OkStatus();
+    return addr.ok() ? TradePersonToken(*addr) : absl::OkStatus();
   }
-  auto addr = HeadAddress(session_root, address);
-  if (addr.ok()) UseTokenOf(*addr, Root(session_root));
+  if (addr.ok()) return UseTokenOf(*addr, Root(session_root));
   return absl::OkStatus();
 }
 

@@ -110,6 +110,21 @@ int Logs(const LogsArgs& args);
 // loom serve ARGS...: runs `python -m loom.serve ARGS...` in its place.
 int Serve(const std::vector<std::string>& args);
 
+// `loom token create|list|revoke` (command): people's tokens, made with a
+// role and a name (roles.h), listed, revoked by name.
+struct TokenArgs {
+  std::string command, name, role = "viewer", session_root, address;
+};
+int Token(const TokenArgs& args);
+
+// `loom audit`: the head's audit log from `since` (a time, or how long ago),
+// then, with `follow`, new entries as they come.
+struct AuditArgs {
+  std::string since, session_root, address;
+  bool follow = false;
+};
+int Audit(const AuditArgs& args);
+
 // Makes this process carry the token of the cluster at `address` (else the
 // session root's): read from `token_file`, else $LOOM_AUTH_TOKEN, else this
 // machine's session of that cluster.

@@ -5,6 +5,8 @@
 //   loom status
 //   loom stop
 //   loom tls init DIR --ip 10.0.0.2  # then loom start --tls-dir DIR
+//   loom token create --role viewer --name alice
+//   loom audit --since 1h
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -283,6 +285,41 @@ int main(int argc, char** argv) {
     cmd->add_option("--session-root", session_root);
   }
 
+  loom::cli::TokenArgs token;
+  auto* token_cmd = app.add_subcommand(
+      "token", "People's tokens, each with a role (admin only)");
+  token_cmd->require_subcommand(1);
+  auto* token_create = token_cmd->add_subcommand(
+      "create", "Make a token; it is printed once, as the last line");
+  token_create
+      ->add_option("--role", token.role,
+                   "viewer (reads state and logs), submitter (also runs "
+                   "jobs; kills only its own jobs' actors) or admin")
+      ->check(CLI::IsMember({"viewer", "submitter", "admin"}));
+  token_create->add_option("--name", token.name,
+                           "Its name in `loom token list` and the audit log "
+                           "(default: ROLE-xxxxxx)");
+  auto* token_list = token_cmd->add_subcommand("list", "Every token");
+  auto* token_revoke =
+      token_cmd->add_subcommand("revoke", "Stop a token from working");
+  token_revoke->add_option("name", token.name, "Its name")->required();
+  loom::cli::AuditArgs audit;
+  auto* audit_cmd = app.add_subcommand(
+      "audit", "The head's audit log, JSON lines (admin only)");
+  audit_cmd->add_option("--since", audit.since,
+                        "From this time (2026-12-04T10:00:00Z) or this long "
+                        "ago (30m, 2h)");
+  audit_cmd->add_flag("--follow,-f", audit.follow,
+                      "Keep printing new entries as they come");
+  for (auto* cmd : {token_create, token_list, token_revoke, audit_cmd}) {
+    cmd->add_option("--session-root", session_root);
+    cmd->add_option("--address", address,
+                    "Head HOST:PORT (default: this root's)");
+    cmd->add_option("--auth-token-file", token_file,
+                    "An admin's token (default: $LOOM_AUTH_TOKEN, else "
+                    "this machine's cluster token)");
+  }
+
   auto* serve_cmd = app.add_subcommand(
       "serve",
       "Serve models over HTTP (loom.serve, in Python): run MODULE:APP, "
@@ -324,6 +361,19 @@ int main(int argc, char** argv) {
   if (summary_cmd->parsed()) return loom::cli::Summary(state);
   if (timeline_cmd->parsed()) {
     return loom::cli::Timeline(state, timeline_out);
+  }
+  if (token_cmd->parsed()) {
+    for (auto* cmd : {token_create, token_list, token_revoke}) {
+      if (cmd->parsed()) token.command = cmd->get_name();
+    }
+    token.session_root = session_root;
+    token.address = address;
+    return loom::cli::Token(token);
+  }
+  if (audit_cmd->parsed()) {
+    audit.session_root = session_root;
+    audit.address = address;
+    return loom::cli::Audit(audit);
   }
   if (logs_cmd->parsed()) {
     logs.session_root = session_root;

@@ -4,10 +4,13 @@
 
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "src/common/http_tls.h"
+#include "src/common/tls.h"
 
 namespace loom {
 namespace {
@@ -92,8 +95,9 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::Route(std::string prefix, int64_t max_body_bytes,
-                       Handler handler) {
-  routes_.push_back({std::move(prefix), max_body_bytes, std::move(handler)});
+                       Handler handler, Access access) {
+  routes_.push_back(
+      {std::move(prefix), max_body_bytes, std::move(handler), access});
 }
 
 HttpResponse HttpServer::Error(int status, const std::string& message) {
@@ -101,25 +105,39 @@ HttpResponse HttpServer::Error(int status, const std::string& message) {
 }
 
 absl::StatusOr<int> HttpServer::Start(const std::string& host, int port) {
-  std::string listen = absl::StrCat(host, ":", port);
+  // With $LOOM_TLS_DIR: HTTPS only (the port's "s"), TLS 1.2 or later; a
+  // client certificate is asked for and, when given, must be the CA's
+  // (people's browsers and curl have none: their token says who they are).
+  const auto& tls = ProcessTls();
+  if (!tls.ok()) return tls.status();
+  const TlsPaths& pem = ProcessTlsPaths();
+  bool https = tls->has_value();
+  if (https && (pem.cert_and_key.empty() || pem.ca.empty())) {
+    return absl::InternalError("HTTPS: cannot hold the certificate in memory");
+  }
+  std::string listen = absl::StrCat(host, ":", port, https ? "s" : "");
   std::string threads = std::to_string(options_.threads);
   std::string timeout = std::to_string(options_.request_timeout_ms);
   std::string idle = std::to_string(options_.keep_alive_timeout_ms);
-  const char* opts[] = {"listening_ports",
-                        listen.c_str(),
-                        "num_threads",
-                        threads.c_str(),
-                        "request_timeout_ms",
-                        timeout.c_str(),
-                        "enable_keep_alive",
-                        options_.keep_alive ? "yes" : "no",
-                        "keep_alive_timeout_ms",
-                        idle.c_str(),
-                        nullptr};
+  std::vector<const char*> opts = {
+      "listening_ports",       listen.c_str(),
+      "num_threads",           threads.c_str(),
+      "request_timeout_ms",    timeout.c_str(),
+      "enable_keep_alive",     options_.keep_alive ? "yes" : "no",
+      "keep_alive_timeout_ms", idle.c_str()};
+  if (https) {
+    if (auto s = PrepareCivetwebTls(); !s.ok()) return s;
+    for (const char* o : {"ssl_certificate", pem.cert_and_key.c_str(),
+                          "ssl_ca_file", pem.ca.c_str(), "ssl_verify_peer",
+                          "optional", "ssl_protocol_version", "4"}) {
+      opts.push_back(o);
+    }
+  }
+  opts.push_back(nullptr);
   mg_callbacks callbacks{};
   // civetweb prints why it could not start to stderr through this.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
-  ctx_ = mg_start(&callbacks, this, opts);
+  ctx_ = mg_start(&callbacks, this, opts.data());
   if (ctx_ == nullptr) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve HTTP on ", listen, " (in use?)"));
@@ -130,7 +148,7 @@ absl::StatusOr<int> HttpServer::Start(const std::string& host, int port) {
         ctx_, prefix.c_str(),
         [](const mg_connection* conn, void* data) -> int {
           auto* e = static_cast<StreamEntry*>(data);
-          return e->server->Authorized(conn) ? 0 : 1;  // 0: accept
+          return e->server->Identify(conn).has_value() ? 0 : 1;  // 0: accept
         },
         [](mg_connection* conn, void* data) {
           auto* e = static_cast<StreamEntry*>(data);
@@ -166,17 +184,33 @@ void HttpServer::Stream(std::string prefix, StreamHandler handler) {
       std::make_unique<StreamEntry>(StreamEntry{this, std::move(handler)}));
 }
 
-bool HttpServer::Authorized(const mg_connection* conn) const {
-  if (options_.token == nullptr && options_.api_key == nullptr) return true;
+std::optional<Identity> HttpServer::Identify(const mg_connection* conn) const {
+  Identity cluster{kClusterName, Role::kAdmin, ""};
+  if (options_.token == nullptr && options_.api_key == nullptr &&
+      !options_.identify) {
+    return cluster;
+  }
+  // The serve ingress's key: calls a deployment, reads nothing else.
+  Identity key_holder{"api-key", Role::kSubmitter, "api-key"};
   const char* auth = mg_get_header(conn, "Authorization");
   if (auth == nullptr) auth = mg_get_header(conn, "X-Ray-Authorization");
   absl::string_view given = auth ? auth : "";
   if (absl::ConsumePrefix(&given, "Bearer ")) {
-    if (options_.token && SameToken(given, *options_.token)) return true;
-    if (options_.api_key && SameToken(given, *options_.api_key)) return true;
+    if (options_.token && SameToken(given, *options_.token)) return cluster;
+    if (options_.api_key && SameToken(given, *options_.api_key)) {
+      return key_holder;
+    }
+    if (options_.identify) {
+      std::optional<Identity> who =
+          options_.identify(std::string_view(given.data(), given.size()));
+      if (who.has_value()) return who;
+    }
   }
   const char* key = mg_get_header(conn, "X-API-Key");
-  return key && options_.api_key && SameToken(key, *options_.api_key);
+  if (key && options_.api_key && SameToken(key, *options_.api_key)) {
+    return key_holder;
+  }
+  return std::nullopt;
 }
 
 int HttpServer::Serve(mg_connection* conn) {
@@ -190,7 +224,8 @@ int HttpServer::Serve(mg_connection* conn) {
     req.headers.emplace_back(info->http_headers[i].name,
                              info->http_headers[i].value);
   }
-  if (!Authorized(conn)) {
+  std::optional<Identity> who = Identify(conn);
+  if (!who.has_value()) {
     Write(conn,
           Error(401,
                 "this cluster needs its token: send \"Authorization: "
@@ -211,6 +246,17 @@ int HttpServer::Serve(mg_connection* conn) {
     Write(conn, Error(404, absl::StrCat("no such path: ", req.path)),
           /*close=*/true);
     return 404;
+  }
+  req.caller = *std::move(who);
+  req.peer = absl::StrCat(info->remote_addr, ":", info->remote_port);
+  bool read = req.method == "GET" || req.method == "HEAD";
+  Role need = read ? route->access.read : route->access.write;
+  if (req.caller.role < need) {
+    std::string why = DeniedMessage(
+        req.caller, absl::StrCat(req.method, " ", req.path), need);
+    if (options_.on_denied) options_.on_denied(req, why);
+    Write(conn, Error(403, why), /*close=*/true);
+    return 403;
   }
   if (info->content_length > route->max_body_bytes) {
     Write(conn,

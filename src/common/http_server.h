@@ -4,7 +4,9 @@
 // the library prometheus-cpp serves /metrics with) for the head's REST API.
 // Routes are URI prefixes; a handler gets the request whole (its body read
 // up to the route's limit) and returns the response. With a token, every
-// request must carry "Authorization: Bearer <token>" or gets 401.
+// request must carry "Authorization: Bearer <token>" or gets 401; with
+// people's tokens (Options::identify), a route's reads and writes need the
+// roles it names, or get 403.
 //
 //   HttpServer http({.token = &token});
 //   http.Route("/api/version", 1 << 20, [](const HttpRequest& r) {
@@ -19,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "src/common/json.h"
+#include "src/common/roles.h"
 
 struct mg_context;
 struct mg_connection;
@@ -41,6 +45,8 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   // The first header of that name (any case); null when absent.
   const std::string* Header(std::string_view name) const;
+  Identity caller;   // who its token says it is (roles.h)
+  std::string peer;  // the client's IP:port
 };
 
 struct HttpResponse {
@@ -56,11 +62,23 @@ struct HttpResponse {
   std::function<int(std::string* chunk)> stream;
 };
 
+// The least role for a route's reads (GET, HEAD) and its other methods; a
+// caller below gets 403 naming its role.
+struct RouteAccess {
+  Role read = Role::kViewer;
+  Role write = Role::kSubmitter;
+};
+
 // Thread-safe: handlers run on the server's threads, several at once.
 class HttpServer {
  public:
   struct Options {
     const std::string* token = nullptr;  // null: no token needed
+    // Else, or also: who a bearer token is (people's tokens, roles.h);
+    // nullopt for one it does not know.
+    std::function<std::optional<Identity>(std::string_view token)> identify;
+    // Called for each request refused for its role (the head audits them).
+    std::function<void(const HttpRequest&, const std::string& why)> on_denied;
     // Also accepted, as a bearer token or an "X-API-Key" header (the serve
     // ingress's key for clients outside the cluster); null: none.
     const std::string* api_key = nullptr;
@@ -80,8 +98,10 @@ class HttpServer {
   explicit HttpServer(Options options);
   ~HttpServer();  // stops serving; waits for handlers in progress
 
+  using Access = RouteAccess;
   // Before Start. A body longer than max_body_bytes gets 413 unread.
-  void Route(std::string prefix, int64_t max_body_bytes, Handler handler);
+  void Route(std::string prefix, int64_t max_body_bytes, Handler handler,
+             Access access = {});
   // Before Start: a WebSocket route. The handler sends text frames while it
   // runs; when it returns the socket closes normally (1000).
   void Stream(std::string prefix, StreamHandler handler);
@@ -97,6 +117,7 @@ class HttpServer {
     std::string prefix;
     int64_t max_body_bytes;
     Handler handler;
+    Access access;
   };
   struct StreamEntry {
     HttpServer* server;
@@ -104,7 +125,8 @@ class HttpServer {
   };
   static int Serve(mg_connection* conn, void* self);
   int Serve(mg_connection* conn);
-  bool Authorized(const mg_connection* conn) const;
+  // Who the request's token says it is; nullopt without a token it knows.
+  std::optional<Identity> Identify(const mg_connection* conn) const;
   void Write(mg_connection* conn, const HttpResponse& response,
              bool close = false) const;
   void WriteStream(mg_connection* conn, const HttpResponse& response) const;

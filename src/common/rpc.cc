@@ -22,14 +22,25 @@ namespace loom::rpc {
 
 namespace {
 
-// Read on every call, on both ends: a shared pointer copied under a lock,
-// never the string.
+// What a process sends and accepts. Read on every call, on both ends: a
+// snapshot shared under a lock, replaced whole, never changed.
+struct Auth {
+  std::string send;     // what this process's calls carry
+  std::string cluster;  // the cluster token, when this process holds it
+  // Else (a process holding a credential) the cluster token's hash, and
+  // the credential's identity.
+  std::string cluster_hash;
+  std::optional<Identity> own;
+  std::shared_ptr<const PeopleTokens> people;  // the head's; else null
+};
+
 struct TokenState {
   absl::Mutex mu;
   bool set ABSL_GUARDED_BY(mu) = false;
-  std::shared_ptr<const std::string> token ABSL_GUARDED_BY(mu) =
-      std::make_shared<const std::string>();
+  std::shared_ptr<const Auth> auth ABSL_GUARDED_BY(mu) =
+      std::make_shared<const Auth>();
   std::function<void()> on_refused ABSL_GUARDED_BY(mu);
+  std::function<void(const Caller&, const Need&)> on_denied ABSL_GUARDED_BY(mu);
 };
 
 TokenState& Tokens() {
@@ -37,15 +48,58 @@ TokenState& Tokens() {
   return *state;
 }
 
-std::shared_ptr<const std::string> CurrentToken() {
+std::shared_ptr<const Auth> CurrentAuth() {
   TokenState& t = Tokens();
   absl::MutexLock lock(&t.mu);
   if (!t.set) {
     auto env = TokenFromEnv();
-    if (env.ok()) t.token = std::make_shared<const std::string>(*env);
+    if (env.ok()) t.auth = std::make_shared<const Auth>(Auth{*env, *env});
     t.set = true;
   }
-  return t.token;
+  return t.auth;
+}
+
+// Replaces the snapshot with change(a copy of it).
+template <typename Change>
+void ChangeAuth(Change change) {
+  CurrentAuth();  // settles $LOOM_AUTH_TOKEN first
+  TokenState& t = Tokens();
+  absl::MutexLock lock(&t.mu);
+  Auth next = *t.auth;
+  change(next);
+  t.auth = std::make_shared<const Auth>(std::move(next));
+}
+
+// Who `token` is, to a process whose snapshot is `auth`.
+std::optional<Identity> IdentityOf(const Auth& auth, absl::string_view token) {
+  Identity cluster{kClusterName, Role::kAdmin, ""};
+  if (!auth.cluster.empty()) {
+    if (ConstantTimeEquals(token, auth.cluster)) return cluster;
+    std::optional<Identity> who = ReadCredential(auth.cluster, token);
+    if (who.has_value()) {
+      // The head: only while the token it was given for is not revoked.
+      if (auth.people != nullptr && !auth.people->contains(who->token_id)) {
+        return std::nullopt;
+      }
+      return who;
+    }
+    if (auth.people == nullptr) return std::nullopt;
+    std::string hash = HashToken(token);
+    auto it = auth.people->find(hash.substr(0, 16));
+    if (it == auth.people->end() ||
+        !ConstantTimeEquals(hash, it->second.hash)) {
+      return std::nullopt;
+    }
+    return it->second.who;
+  }
+  if (auth.own.has_value() && ConstantTimeEquals(token, auth.send)) {
+    return auth.own;
+  }
+  if (!auth.cluster_hash.empty() &&
+      ConstantTimeEquals(HashToken(token), auth.cluster_hash)) {
+    return cluster;
+  }
+  return std::nullopt;
 }
 
 // gRPC serves the callback API from one process-wide completion queue that
@@ -224,18 +278,46 @@ std::shared_ptr<grpc::Channel> MakeBulkChannel(const std::string& address) {
 }
 
 Context::Context() {
-  std::shared_ptr<const std::string> token = CurrentToken();
-  if (!token->empty()) AddMetadata(kTokenMetadata, *token);
+  std::shared_ptr<const Auth> auth = CurrentAuth();
+  if (!auth->send.empty()) AddMetadata(kTokenMetadata, auth->send);
 }
 
 void SetClusterToken(std::string token) {
-  TokenState& t = Tokens();
-  absl::MutexLock lock(&t.mu);
-  t.token = std::make_shared<const std::string>(std::move(token));
-  t.set = true;
+  ChangeAuth([&](Auth& a) {
+    a.send = token;
+    a.cluster = std::move(token);
+    a.cluster_hash.clear();
+    a.own.reset();
+  });
 }
 
-std::string ClusterToken() { return *CurrentToken(); }
+std::string ClusterToken() { return CurrentAuth()->send; }
+
+void UseCredential(std::string credential, Identity who,
+                   std::string cluster_hash) {
+  ChangeAuth([&](Auth& a) {
+    a.send = std::move(credential);
+    a.cluster.clear();
+    a.cluster_hash = std::move(cluster_hash);
+    a.own = std::move(who);
+  });
+}
+
+Identity Whoami() {
+  std::shared_ptr<const Auth> auth = CurrentAuth();
+  if (auth->own.has_value()) return *auth->own;
+  return Identity{kClusterName, Role::kAdmin, ""};
+}
+
+void SetPeopleTokens(std::shared_ptr<const PeopleTokens> tokens) {
+  ChangeAuth([&](Auth& a) { a.people = std::move(tokens); });
+}
+
+std::optional<Identity> IdentifyToken(std::string_view token) {
+  std::shared_ptr<const Auth> auth = CurrentAuth();
+  if (auth->send.empty()) return Identity{kClusterName, Role::kAdmin, ""};
+  return IdentityOf(*auth, absl::string_view(token.data(), token.size()));
+}
 
 void OnUnauthenticated(std::function<void()> count) {
   TokenState& t = Tokens();
@@ -243,24 +325,49 @@ void OnUnauthenticated(std::function<void()> count) {
   t.on_refused = std::move(count);
 }
 
-bool Authenticated(const grpc::CallbackServerContext& ctx) {
-  std::shared_ptr<const std::string> token = CurrentToken();
-  if (token->empty()) return true;
+void OnDenied(std::function<void(const Caller&, const Need&)> denied) {
+  TokenState& t = Tokens();
+  absl::MutexLock lock(&t.mu);
+  t.on_denied = std::move(denied);
+}
+
+std::optional<Caller> Admit(const grpc::CallbackServerContext& ctx,
+                            const Need& need, grpc::Status* refusal) {
+  std::shared_ptr<const Auth> auth = CurrentAuth();
+  if (auth->send.empty()) {  // no token: every call is the cluster's
+    return Caller{Identity{kClusterName, Role::kAdmin, ""}, ""};
+  }
   const auto& metadata = ctx.client_metadata();
   auto it = metadata.find(kTokenMetadata);
-  if (it != metadata.end() &&
-      ConstantTimeEquals(
-          absl::string_view(it->second.data(), it->second.size()), *token)) {
-    return true;
+  std::optional<Identity> who;
+  if (it != metadata.end()) {
+    who = IdentityOf(*auth,
+                     absl::string_view(it->second.data(), it->second.size()));
   }
-  std::function<void()> count;
+  TokenState& t = Tokens();
+  if (!who.has_value()) {
+    std::function<void()> count;
+    {
+      absl::MutexLock lock(&t.mu);
+      count = t.on_refused;
+    }
+    if (count) count();
+    *refusal = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                            "this call lacks the cluster token (or a valid "
+                            "token of the cluster's)");
+    return std::nullopt;
+  }
+  Caller caller{*std::move(who), ctx.peer()};
+  if (caller.who.role >= need.role) return caller;
+  std::function<void(const Caller&, const Need&)> denied;
   {
-    TokenState& t = Tokens();
     absl::MutexLock lock(&t.mu);
-    count = t.on_refused;
+    denied = t.on_denied;
   }
-  if (count) count();
-  return false;
+  if (denied) denied(caller, need);
+  *refusal = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          DeniedMessage(caller.who, need.method, need.role));
+  return std::nullopt;
 }
 
 absl::Status ToAbsl(const grpc::Status& status) {

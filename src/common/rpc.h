@@ -3,7 +3,8 @@
 // The one place that creates gRPC servers and channels. Message-size limits
 // are set here explicitly (gRPC's 4 MiB default would refuse transfer
 // chunks), and the cluster token is added to every call and checked by
-// every server here; TLS credentials will come here too. Include only at a
+// every server here (roles.h: who may call what), with TLS when the
+// process has $LOOM_TLS_DIR. Include only at a
 // part's rpc edge.
 //
 //   rpc::SetClusterToken(token);  // before the first call or server
@@ -12,9 +13,11 @@
 //   auto stub = loom::rpc::Raylet::NewStub(rpc::MakeChannel("127.0.0.1:7000"));
 //
 // A service method passes its body through Serve (or PostToLoop), which
-// refuses a call without the token before the body runs:
+// refuses a call without the token, or from a role below the method's,
+// before the body runs:
 //
-//   return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) { ... });
+//   return rpc::Serve(ctx, {"KillActor", Role::kSubmitter},
+//                     [&](grpc::ServerUnaryReactor* reactor) { ... });
 #ifndef LOOM_COMMON_RPC_H_
 #define LOOM_COMMON_RPC_H_
 
@@ -22,13 +25,17 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "src/common/roles.h"
 
 namespace loom::rpc {
 
@@ -51,14 +58,48 @@ inline constexpr int kChannelIdleMs = 30000;
 // that joins another cluster sets the new one.
 inline constexpr char kTokenMetadata[] = "loom-token";
 void SetClusterToken(std::string token);
+// What this process's calls carry: the cluster token, or a credential.
 std::string ClusterToken();
+// A process holding a person's token instead (roles.h): its calls carry
+// `credential` (identifying it as `who`), and calls to it are taken from
+// the cluster's processes (whose token hashes to `cluster_hash`) and from
+// itself.
+void UseCredential(std::string credential, Identity who,
+                   std::string cluster_hash);
+// This process's identity: the credential's, else the cluster's.
+Identity Whoami();
+// The head: people's tokens (roles.h). A credential whose token id is not
+// among them (revoked) is refused; without a table (raylets, workers) the
+// credential's signature is enough.
+void SetPeopleTokens(std::shared_ptr<const PeopleTokens> tokens);
+
+// Who `token` is to this process (the cluster, a credential, or on the head
+// a person's token); nullopt for a token it does not take.
+std::optional<Identity> IdentifyToken(std::string_view token);
+
 // Called for each call refused for want of the token (a daemon counts them
 // in loom_rpc_unauthenticated_total).
 void OnUnauthenticated(std::function<void()> count);
 
-// True when the call carries the cluster token (or none is set); compared in
-// constant time.
-bool Authenticated(const grpc::CallbackServerContext& ctx);
+// What a method needs: its name (for errors and the audit log) and the
+// least role that may call it.
+struct Need {
+  const char* method;
+  Role role;
+};
+// Who called: the identity its token gives, and its address ("ipv4:...").
+struct Caller {
+  Identity who;
+  std::string peer;
+};
+// Called for each call refused for its role (the head audits them).
+void OnDenied(std::function<void(const Caller&, const Need&)> denied);
+
+// The caller of an admitted call; nullopt (the call finished with
+// `*refusal`: UNAUTHENTICATED or PERMISSION_DENIED) for one without the
+// token or outside its role.
+std::optional<Caller> Admit(const grpc::CallbackServerContext& ctx,
+                            const Need& need, grpc::Status* refusal);
 
 // Binds host:port (0 picks a free port, written to *bound_port). Fails when
 // the port is taken: SO_REUSEPORT is off, so two daemons never share one.
@@ -122,14 +163,19 @@ grpc::Status CallHead(int64_t timeout_ms, Call call) {
 
 namespace loom::rpc {
 
-// Runs body(reactor) for an authenticated call; finishes any other with
-// UNAUTHENTICATED without running it.
+// Runs body(reactor) (or body(reactor, caller)) for a call admitted for
+// `need` (Admit); finishes any other with its refusal, without running it.
 template <typename Body>
-grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, Body body) {
+grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
+                                const Need& need, Body body) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (!Authenticated(*ctx)) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                                 "this call lacks the cluster token"));
+  grpc::Status refusal;
+  std::optional<Caller> caller = Admit(*ctx, need, &refusal);
+  if (!caller.has_value()) {
+    reactor->Finish(refusal);
+  } else if constexpr (std::is_invocable_v<Body, grpc::ServerUnaryReactor*,
+                                           const Caller&>) {
+    body(reactor, *caller);
   } else {
     body(reactor);
   }
@@ -138,13 +184,14 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, Body body) {
 
 // Adapts a callback-API unary method to a handler on an event loop:
 // handler(request, reply, done) runs on `loop`; done(status) finishes the
-// call. The request and reply live until then. Unauthenticated calls are
-// refused first (Serve).
+// call. The request and reply live until then. Calls not admitted for
+// `need` are refused first (Serve).
 template <typename Req, typename Reply, typename Handler>
 grpc::ServerUnaryReactor* PostToLoop(grpc::CallbackServerContext* ctx,
-                                     EventLoop& loop, const Req* req,
-                                     Reply* reply, Handler handler) {
-  return Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
+                                     EventLoop& loop, const Need& need,
+                                     const Req* req, Reply* reply,
+                                     Handler handler) {
+  return Serve(ctx, need, [&](grpc::ServerUnaryReactor* reactor) {
     loop.Post([req, reply, reactor, handler = std::move(handler)]() mutable {
       handler(*req, reply,
               [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });

@@ -4,7 +4,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -134,6 +136,36 @@ const absl::StatusOr<std::optional<TlsFiles>>& ProcessTls() {
     return new absl::StatusOr<std::optional<TlsFiles>>(*std::move(files));
   }();
   return *tls;
+}
+
+namespace {
+
+// A memfd holding `text`, by path; "" when it cannot be made.
+std::string MemoryFile(const char* name, const std::string& text) {
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return "";
+  if (write(fd, text.data(), text.size()) !=
+      static_cast<ssize_t>(text.size())) {
+    close(fd);
+    return "";
+  }
+  return absl::StrCat("/proc/self/fd/", fd);
+}
+
+}  // namespace
+
+const TlsPaths& ProcessTlsPaths() {
+  static const auto* paths = [] {
+    auto* p = new TlsPaths;
+    const auto& tls = ProcessTls();
+    if (tls.ok() && tls->has_value()) {
+      p->cert_and_key =
+          MemoryFile("loom-tls-node", (*tls)->cert + "\n" + (*tls)->key);
+      p->ca = MemoryFile("loom-tls-ca", (*tls)->ca);
+    }
+    return p;
+  }();
+  return *paths;
 }
 
 std::string TlsHint(const std::string& message) {

@@ -35,6 +35,16 @@ absl::StatusOr<TlsFiles> ReadTlsDir(const std::string& dir);
 // unset or empty. Thread-safe.
 const absl::StatusOr<std::optional<TlsFiles>>& ProcessTls();
 
+// For libraries that read PEM files by path (civetweb's HTTPS): this
+// process's certificate and key together, and its CA, each in a memfd
+// ("/proc/self/fd/N", open for the life of the process) so that no copy of
+// the key lands on disk. Empty paths without TLS.
+struct TlsPaths {
+  std::string cert_and_key;
+  std::string ca;
+};
+const TlsPaths& ProcessTlsPaths();
+
 // What to add to an error reaching a peer that failed `message`, when it
 // looks like a TLS mismatch: certificates from another CA, or one end
 // without TLS. "" otherwise.

@@ -592,6 +592,11 @@ void ActorManager::OnNodeDead(const std::string& node_id) {
   }
 }
 
+std::string ActorManager::JobOf(const ActorId& id) const {
+  auto it = actors_.find(id);
+  return it == actors_.end() ? "" : it->second->info.job_id();
+}
+
 void ActorManager::OnJobFinished(const std::string& job_id) {
   for (auto& [id, a] : actors_) {
     if (a->info.job_id() != job_id || a->info.detached() ||

@@ -90,6 +90,8 @@ class ActorManager {
   // How many actors are in each (state, class) (the class without its
   // module), for loom_actors.
   std::map<std::pair<std::string, std::string>, int64_t> CountByState() const;
+  // The binary id of the actor's job; "" for an actor it does not know.
+  std::string JobOf(const ActorId& id) const;
   // Whether an actor holds that lease at that raylet (HOST:PORT).
   bool HoldsLease(const std::string& raylet, const std::string& lease_id) const;
 

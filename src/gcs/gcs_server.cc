@@ -102,6 +102,11 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
                             "buffer at the head was full")}),
       tasks_(TaskStore::Options{options.max_tasks_per_job}),
       transfers_(TransferLog::Options{options.max_tasks_per_job}),
+      tokens_(TokenTable::Options{store_, rpc::SetPeopleTokens, options.clock}),
+      audit_(AuditLog::Options{.path = options.session_dir.empty()
+                                           ? ""
+                                           : options.session_dir + "/audit.log",
+                               .clock = options.clock}),
       head_metrics_(HeadMetrics::Options{
           .metrics = metrics,
           .tasks = &tasks_,
@@ -182,10 +187,15 @@ absl::Status GcsServer::Load() {
   if (!groups.ok()) return groups.status();
   auto submissions = ReadAll(store_, "submissions");
   if (!submissions.ok()) return submissions.status();
+  auto tokens = ReadAll(store_, TokenTable::kTable);
+  if (!tokens.ok()) return tokens.status();
   absl::Status applied;
   loop_.RunSync([&] {
     next_job_ = std::max(saved, JobNumberFloor(absl::Now()));
     applied = Apply(*jobs, *nodes, *fenced, *actors, *groups, *submissions);
+    if (applied.ok() && options_.cluster_token != nullptr) {
+      applied = tokens_.Load(*tokens);  // none without auth: all is allowed
+    }
   });
   if (!applied.ok()) return applied;
   if (!jobs->empty() || !nodes->empty() || !actors->empty()) {
@@ -450,7 +460,8 @@ void GcsServer::HandleKvKeys(const rpc::KvKeysRequest& req,
 }
 
 void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
-                             rpc::AddJobReply* reply, Done done) {
+                             rpc::AddJobReply* reply, Done done,
+                             const Identity& who) {
   if (req.driver_pid() <= 0) {
     return done(absl::InvalidArgumentError("driver_pid must be positive"));
   }
@@ -487,6 +498,7 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   job.set_driver_pid(req.driver_pid());
   job.set_node_id(req.node_id());
   job.set_driver_address(req.driver_address());
+  job.set_owner(who.name);
   job.set_start_ms(NowMs());
   logs_.Open(JobId::FromInt(n));
   spdlog::info("job {} started by driver pid {}", n, req.driver_pid());
@@ -507,6 +519,30 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
                 reply->set_job_id(id);
                 done(absl::OkStatus());
               }));
+}
+
+bool GcsServer::Owns(const std::string& name, const std::string& job_id) const {
+  auto id = JobId::FromBinary(job_id);
+  if (!id.ok()) return false;
+  auto it = jobs_.find(JobId(*id).ToInt());
+  return it != jobs_.end() && it->second.owner() == name;
+}
+
+void GcsServer::HandleKillActor(const rpc::KillActorRequest& req,
+                                rpc::KillActorReply* reply, Done done,
+                                const Identity& who) {
+  if (who.role < Role::kAdmin) {
+    auto id = ParseId<ActorId>(req.actor_id(), "actor_id");
+    if (!id.ok()) return done(id.status());
+    std::string job = actors_.JobOf(*id);
+    if (!job.empty() && !Owns(who.name, job)) {
+      return done(absl::PermissionDeniedError(absl::StrCat(
+          "the token \"", who.name, "\" has the role ", RoleName(who.role),
+          ", which may kill only the actors of jobs it started; actor ",
+          id->Hex(), " is another's")));
+    }
+  }
+  actors_.HandleKillActor(req, reply, std::move(done));
 }
 
 void GcsServer::HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,

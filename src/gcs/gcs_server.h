@@ -21,8 +21,10 @@
 #include "src/common/calls_in_flight.h"
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
+#include "src/common/roles.h"
 #include "src/common/version.h"
 #include "src/gcs/actor_manager.h"
+#include "src/gcs/audit_log.h"
 #include "src/gcs/global_scheduler.h"
 #include "src/gcs/head_metrics.h"
 #include "src/gcs/job_manager.h"
@@ -32,6 +34,7 @@
 #include "src/gcs/pubsub.h"
 #include "src/gcs/storage.h"
 #include "src/gcs/task_store.h"
+#include "src/gcs/token_table.h"
 #include "src/gcs/transfer_log.h"
 
 namespace loom::gcs {
@@ -115,8 +118,11 @@ class GcsServer {
                    Done done);
   void HandleKvKeys(const rpc::KvKeysRequest& req, rpc::KvKeysReply* reply,
                     Done done);
+  // The job's owner is `who` (roles.h): a submitter may stop and kill only
+  // what its own jobs made.
   void HandleAddJob(const rpc::AddJobRequest& req, rpc::AddJobReply* reply,
-                    Done done);
+                    Done done,
+                    const Identity& who = {kClusterName, Role::kAdmin, ""});
   void HandleReportWorkerDeath(const rpc::ReportWorkerDeathRequest& req,
                                rpc::ReportWorkerDeathReply* reply, Done done);
   void HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,
@@ -154,10 +160,16 @@ class GcsServer {
                       rpc::GetActorReply* reply, Done done) {
     actors_.HandleGetActor(req, reply, std::move(done));
   }
+  // A submitter kills only its own jobs' actors.
   void HandleKillActor(const rpc::KillActorRequest& req,
-                       rpc::KillActorReply* reply, Done done) {
-    actors_.HandleKillActor(req, reply, std::move(done));
-  }
+                       rpc::KillActorReply* reply, Done done,
+                       const Identity& who = {kClusterName, Role::kAdmin, ""});
+  // Whether the job (binary id) was started by the token `name`.
+  bool Owns(const std::string& name, const std::string& job_id) const;
+  // People's tokens and the audit log (roles.h): on the loop, and
+  // thread-safe, respectively.
+  TokenTable& tokens() { return tokens_; }
+  AuditLog& audit() { return audit_; }
   void HandleListActors(const rpc::ListActorsRequest& req,
                         rpc::ListActorsReply* reply, Done done) {
     actors_.HandleListActors(req, reply, std::move(done));
@@ -252,6 +264,8 @@ class GcsServer {
   TransferLog transfers_;
   CallsInFlight log_flushes_;  // FlushLogs to raylets
   CallsInFlight log_reads_;    // ListLogFiles and ReadLogFile to raylets
+  TokenTable tokens_;
+  AuditLog audit_;
   HeadMetrics head_metrics_;
   absl::Time metrics_refreshed_ = absl::InfinitePast();
 

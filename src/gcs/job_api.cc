@@ -37,6 +37,8 @@ int StatusFor(const absl::Status& s) {
       return 400;
     case absl::StatusCode::kNotFound:
       return 404;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
     case absl::StatusCode::kFailedPrecondition:
       return 409;
     case absl::StatusCode::kResourceExhausted:
@@ -243,6 +245,30 @@ void JobApi::AddRoutes(HttpServer* http) {
                });
   http->Route("/api/packages", kMaxPackageBytes,
               [this](const HttpRequest& req) { return Packages(req); });
+  // The audit log (audit_log.h), admins only: {"entries": [...],
+  // "last_seq": N}; ?after_seq=N&since_ms=T to go on from an earlier page.
+  http->Route("/api/audit", kMaxBodyBytes,
+              [this](const HttpRequest& req) { return AuditEntries(req); },
+              {Role::kAdmin, Role::kAdmin});
+}
+
+HttpResponse JobApi::AuditEntries(const HttpRequest& req) {
+  if (req.method != "GET") return HttpServer::Error(405, "GET");
+  int64_t after = 0, since = 0;
+  for (absl::string_view kv : absl::StrSplit(req.query, '&')) {
+    int64_t* into = absl::ConsumePrefix(&kv, "after_seq=")  ? &after
+                    : absl::ConsumePrefix(&kv, "since_ms=") ? &since
+                                                            : nullptr;
+    if (into != nullptr && !absl::SimpleAtoi(kv, into)) {
+      return HttpServer::Error(400, "after_seq and since_ms are numbers");
+    }
+  }
+  AuditLog::Page page = server_->audit().Read(after, since, 1000);
+  std::string out = R"({"entries": [)";
+  for (size_t i = 0; i < page.lines.size(); ++i) {
+    absl::StrAppend(&out, i ? ", " : "", page.lines[i]);
+  }
+  return {200, absl::StrCat(out, R"(], "last_seq": )", page.last_seq, "}")};
 }
 
 HttpResponse JobApi::Jobs(const HttpRequest& req) {
@@ -270,17 +296,21 @@ HttpResponse JobApi::Jobs(const HttpRequest& req) {
   if (action == "logs") return Logs(id, req);
   if (action == "stop") {
     if (req.method != "POST") return HttpServer::Error(405, "POST");
+    if (auto s = MayChange(req, id, "stop"); !s.ok()) return ErrorFor(s);
     auto stopped = OnLoop<bool>(server_, [this, id](auto done) {
       server_->submissions().Stop(id, std::move(done));
     });
+    Audit(req, "StopJob", id, stopped.status());
     if (!stopped.ok()) return ErrorFor(stopped.status());
     return {200,
             absl::StrCat(R"({"stopped": )", *stopped ? "true" : "false", "}")};
   }
   if (req.method == "DELETE") {
+    if (auto s = MayChange(req, id, "delete"); !s.ok()) return ErrorFor(s);
     auto deleted = OnLoop<bool>(server_, [this, id](auto done) {
       server_->submissions().Delete(id, std::move(done));
     });
+    Audit(req, "DeleteJob", id, deleted.status());
     if (!deleted.ok()) return ErrorFor(deleted.status());
     return {200,
             absl::StrCat(R"({"deleted": )", *deleted ? "true" : "false", "}")};
@@ -291,6 +321,25 @@ HttpResponse JobApi::Jobs(const HttpRequest& req) {
   return {200, JobJson(*job)};
 }
 
+absl::Status JobApi::MayChange(const HttpRequest& req, const std::string& id,
+                               const char* what) {
+  if (req.caller.role >= Role::kAdmin) return absl::OkStatus();
+  auto job = GetJob(id);
+  if (!job.ok() || job->owner() == req.caller.name) return absl::OkStatus();
+  absl::Status denied = absl::PermissionDeniedError(
+      absl::StrCat("the token \"", req.caller.name, "\" has the role ",
+                   RoleName(req.caller.role), ", which may ", what,
+                   " only the jobs it submitted; job ", id, " is another's"));
+  Audit(req, what == std::string("stop") ? "StopJob" : "DeleteJob", id, denied);
+  return denied;
+}
+
+void JobApi::Audit(const HttpRequest& req, const std::string& action,
+                   const std::string& target, const absl::Status& result) {
+  server_->audit().Append(req.caller, req.peer, action, "job " + target,
+                          result);
+}
+
 absl::StatusOr<rpc::JobSubmission> JobApi::GetJob(const std::string& id) {
   return OnLoop<rpc::JobSubmission>(
       server_, [this, id](auto done) { done(server_->submissions().Get(id)); });
@@ -299,10 +348,14 @@ absl::StatusOr<rpc::JobSubmission> JobApi::GetJob(const std::string& id) {
 HttpResponse JobApi::Submit(const HttpRequest& req) {
   auto job = ParseSubmission(req.body);
   if (!job.ok()) return ErrorFor(job.status());
+  job->set_owner(req.caller.name);
   auto submitted = OnLoop<rpc::JobSubmission>(
       server_, [this, job = *std::move(job)](auto done) mutable {
         server_->submissions().Submit(std::move(job), std::move(done));
       });
+  Audit(req, "SubmitJob",
+        submitted.ok() ? submitted->submission_id() : std::string("(none)"),
+        submitted.status());
   if (!submitted.ok()) return ErrorFor(submitted.status());
   std::string id = JsonString(submitted->submission_id());
   return {200, absl::StrCat(R"({"job_id": )", id, R"(, "submission_id": )", id,

@@ -14,6 +14,7 @@
 //   DELETE /api/jobs/{id}              {"deleted": bool}
 //   GET    /api/packages/gcs/{name}    200 when the head has that package
 //   PUT    /api/packages/gcs/{name}    uploads a working directory's zip
+//   GET    /api/audit                  the audit log (admins only)
 //
 // Handlers run on the HTTP server's threads and hand the work to the head's
 // loop, waiting for its answer.
@@ -48,6 +49,14 @@ class JobApi {
   void Tail(const HttpRequest& req, const HttpServer::Send& send);
   // The job, from the head's loop; NotFound for an unknown id.
   absl::StatusOr<rpc::JobSubmission> GetJob(const std::string& id);
+  HttpResponse AuditEntries(const HttpRequest& req);
+  // A submitter may stop or delete (`what`) only the jobs it submitted;
+  // PermissionDenied (audited) for another's.
+  absl::Status MayChange(const HttpRequest& req, const std::string& id,
+                         const char* what);
+  // An entry in the head's audit log for the request.
+  void Audit(const HttpRequest& req, const std::string& action,
+             const std::string& target, const absl::Status& result);
   // Appends the job's output from *at on (at most 64 MiB), moving *at.
   absl::Status ReadLog(const rpc::JobSubmission& job, int64_t* at,
                        std::string* logs);

@@ -13,6 +13,7 @@
 #include "src/common/process.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
+#include "src/common/tls.h"
 #include "src/common/version.h"
 #include "src/gcs/gcs_service.h"
 #include "src/gcs/job_api.h"
@@ -204,6 +205,12 @@ int main(int argc, char** argv) {
                  std::string(s.message()).c_str());
     return 1;
   }
+  // Calls refused for their role go to the audit log.
+  loom::rpc::OnDenied([&server](const loom::rpc::Caller& c,
+                                const loom::rpc::Need& need) {
+    server.audit().Denied(c.who, c.peer, need.method,
+                          loom::DeniedMessage(c.who, need.method, need.role));
+  });
   if (from_storage) {
     // The cluster's token, taken from storage: this session's too, for the
     // CLI and the daemon's children.
@@ -236,8 +243,17 @@ int main(int argc, char** argv) {
   loom::gcs::JobApi job_api(&server);
   std::unique_ptr<loom::HttpServer> http;
   if (dashboard_port >= 0) {
-    http = std::make_unique<loom::HttpServer>(
-        loom::HttpServer::Options{.token = no_auth ? nullptr : &cluster_token});
+    loom::HttpServer::Options http_options;
+    if (!no_auth) {
+      // The cluster token, and people's tokens with their roles.
+      http_options.identify = loom::rpc::IdentifyToken;
+      http_options.on_denied = [&server](const loom::HttpRequest& req,
+                                         const std::string& why) {
+        server.audit().Denied(req.caller, req.peer,
+                              absl::StrCat(req.method, " ", req.path), why);
+      };
+    }
+    http = std::make_unique<loom::HttpServer>(std::move(http_options));
     job_api.AddRoutes(http.get());
     auto dport = http->Start(bind_address, dashboard_port);
     if (!dport.ok()) {
@@ -246,7 +262,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "loom-gcs: warning: %s: no job API\n",
                    std::string(dport.status().message()).c_str());
     } else {
-      spdlog::info("job API on http://{}:{}", host, *dport);
+      const auto& tls = loom::ProcessTls();
+      spdlog::info("job API on {}://{}:{}",
+                   tls.ok() && tls->has_value() ? "https" : "http", host,
+                   *dport);
       if (!session_dir.empty()) {
         auto s = loom::WriteFileAtomic(session_dir + "/dashboard_address",
                                        absl::StrCat(host, ":", *dport));

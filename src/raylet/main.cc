@@ -182,6 +182,11 @@ int main(int argc, char** argv) {
       metrics.Counter("loom_rpc_unauthenticated_total",
                       "Calls refused for want of the cluster token");
   loom::rpc::OnUnauthenticated([&refused] { refused.Increment(); });
+  loom::rpc::OnDenied([](const loom::rpc::Caller& c,
+                         const loom::rpc::Need& need) {
+    spdlog::warn("refused {} from {} ({}): {}", need.method, c.peer, c.who.name,
+                 loom::DeniedMessage(c.who, need.method, need.role));
+  });
   auto mport = metrics.Serve(bind_address, metrics_port);
   if (!mport.ok()) {
     std::fprintf(stderr, "loom-raylet: %s\n",

@@ -23,11 +23,14 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
  public:
   explicit RayletService(NodeManager* node) : node_(node) {}
 
-#define LOOM_RAYLET_METHOD(Name, Req, Reply)                             \
+  // Each method names the least role that may call it (roles.h): drivers
+  // run as submitters; kAdmin is for the head and the cluster's processes.
+#define LOOM_RAYLET_METHOD(Name, Req, Reply, role)                       \
   grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx,       \
                                  const rpc::Req* req, rpc::Reply* reply) \
       override {                                                         \
-    return rpc::PostToLoop(ctx, node_->loop(), req, reply,               \
+    return rpc::PostToLoop(ctx, node_->loop(), {#Name, Role::role}, req, \
+                           reply,                                        \
                            [n = node_](const auto& r, auto* p, Done d) { \
                              n->Handle##Name(r, p, std::move(d));        \
                            });                                           \
@@ -39,8 +42,8 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
     // grant sent in the deadline's last second could reach the caller too
     // late, and the worker would be held by nobody.
     return rpc::PostToLoop(
-        ctx, node_->loop(), req, reply,
-        [n = node_, ctx](const auto& r, auto* p, Done d) {
+        ctx, node_->loop(), {"RequestWorkerLease", Role::kSubmitter}, req,
+        reply, [n = node_, ctx](const auto& r, auto* p, Done d) {
           n->HandleRequestWorkerLease(r, p, std::move(d), [ctx] {
             return ctx->IsCancelled() ||
                    std::chrono::system_clock::now() + std::chrono::seconds(1) >
@@ -48,78 +51,95 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
           });
         });
   }
-  LOOM_RAYLET_METHOD(ReturnWorker, ReturnWorkerRequest, ReturnWorkerReply)
-  LOOM_RAYLET_METHOD(RegisterWorker, RegisterWorkerRequest, RegisterWorkerReply)
-  LOOM_RAYLET_METHOD(RegisterDriver, RegisterDriverRequest, RegisterDriverReply)
-  LOOM_RAYLET_METHOD(NotifyBlocked, NotifyBlockedRequest, NotifyBlockedReply)
+  LOOM_RAYLET_METHOD(ReturnWorker, ReturnWorkerRequest, ReturnWorkerReply,
+                     kSubmitter)
+  LOOM_RAYLET_METHOD(RegisterWorker, RegisterWorkerRequest, RegisterWorkerReply,
+                     kAdmin)
+  LOOM_RAYLET_METHOD(RegisterDriver, RegisterDriverRequest, RegisterDriverReply,
+                     kSubmitter)
+  LOOM_RAYLET_METHOD(NotifyBlocked, NotifyBlockedRequest, NotifyBlockedReply,
+                     kSubmitter)
   LOOM_RAYLET_METHOD(ReportTaskStats, ReportTaskStatsRequest,
-                     ReportTaskStatsReply)
-  LOOM_RAYLET_METHOD(GetNodeStats, GetNodeStatsRequest, GetNodeStatsReply)
-  LOOM_RAYLET_METHOD(PrepareBundle, BundleRequest, BundleReply)
-  LOOM_RAYLET_METHOD(CommitBundle, BundleRequest, BundleReply)
-  LOOM_RAYLET_METHOD(ReleaseBundle, BundleRequest, BundleReply)
-  LOOM_RAYLET_METHOD(FlushLogs, FlushJobLogsRequest, FlushJobLogsReply)
+                     ReportTaskStatsReply, kSubmitter)
+  LOOM_RAYLET_METHOD(GetNodeStats, GetNodeStatsRequest, GetNodeStatsReply,
+                     kViewer)
+  LOOM_RAYLET_METHOD(PrepareBundle, BundleRequest, BundleReply, kAdmin)
+  LOOM_RAYLET_METHOD(CommitBundle, BundleRequest, BundleReply, kAdmin)
+  LOOM_RAYLET_METHOD(ReleaseBundle, BundleRequest, BundleReply, kAdmin)
+  LOOM_RAYLET_METHOD(FlushLogs, FlushJobLogsRequest, FlushJobLogsReply,
+                     kSubmitter)
   LOOM_RAYLET_METHOD(StartEntrypoint, StartEntrypointRequest,
-                     StartEntrypointReply)
-  LOOM_RAYLET_METHOD(StopEntrypoint, StopEntrypointRequest, StopEntrypointReply)
+                     StartEntrypointReply, kAdmin)
+  LOOM_RAYLET_METHOD(StopEntrypoint, StopEntrypointRequest, StopEntrypointReply,
+                     kAdmin)
 #undef LOOM_RAYLET_METHOD
 
   // Transfers stay off the loop: the handlers are thread-safe.
   grpc::ServerUnaryReactor* PullObject(grpc::CallbackServerContext* ctx,
                                        const rpc::PullObjectRequest* req,
                                        rpc::PullObjectReply* reply) override {
-    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
-      node_->HandlePullObject(*req, reply, [reactor](absl::Status s) {
-        reactor->Finish(rpc::ToGrpc(s));
-      });
-    });
+    return rpc::Serve(ctx, {"PullObject", Role::kSubmitter},
+                      [&](grpc::ServerUnaryReactor* reactor) {
+                        node_->HandlePullObject(
+                            *req, reply, [reactor](absl::Status s) {
+                              reactor->Finish(rpc::ToGrpc(s));
+                            });
+                      });
   }
   grpc::ServerUnaryReactor* FreeObjects(grpc::CallbackServerContext* ctx,
                                         const rpc::FreeObjectsRequest* req,
                                         rpc::FreeObjectsReply* reply) override {
-    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
-      node_->HandleFreeObjects(*req, reply, [reactor](absl::Status s) {
-        reactor->Finish(rpc::ToGrpc(s));
-      });
-    });
+    return rpc::Serve(ctx, {"FreeObjects", Role::kSubmitter},
+                      [&](grpc::ServerUnaryReactor* reactor) {
+                        node_->HandleFreeObjects(
+                            *req, reply, [reactor](absl::Status s) {
+                              reactor->Finish(rpc::ToGrpc(s));
+                            });
+                      });
   }
   // Log files: file IO, off the loop.
   grpc::ServerUnaryReactor* ListLogFiles(
       grpc::CallbackServerContext* ctx, const rpc::ListLogFilesRequest*,
       rpc::ListLogFilesReply* reply) override {
-    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
-      auto files = raylet::ListLogFiles(node_->log_dir());
-      if (files.ok()) {
-        for (auto& f : *files) *reply->add_files() = std::move(f);
-      }
-      reactor->Finish(rpc::ToGrpc(files.status()));
-    });
+    return rpc::Serve(ctx, {"ListLogFiles", Role::kViewer},
+                      [&](grpc::ServerUnaryReactor* reactor) {
+                        auto files = raylet::ListLogFiles(node_->log_dir());
+                        if (files.ok()) {
+                          for (auto& f : *files)
+                            *reply->add_files() = std::move(f);
+                        }
+                        reactor->Finish(rpc::ToGrpc(files.status()));
+                      });
   }
   grpc::ServerUnaryReactor* ReadLogFile(grpc::CallbackServerContext* ctx,
                                         const rpc::ReadLogFileRequest* req,
                                         rpc::ReadLogFileReply* reply) override {
-    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
-      reactor->Finish(
-          rpc::ToGrpc(raylet::ReadLogFile(node_->log_dir(), *req, reply)));
-    });
+    return rpc::Serve(ctx, {"ReadLogFile", Role::kViewer},
+                      [&](grpc::ServerUnaryReactor* reactor) {
+                        reactor->Finish(rpc::ToGrpc(raylet::ReadLogFile(
+                            node_->log_dir(), *req, reply)));
+                      });
   }
   grpc::ServerUnaryReactor* ReadObjectChunk(grpc::CallbackServerContext* ctx,
                                             const grpc::ByteBuffer* req,
                                             grpc::ByteBuffer* reply) override {
-    return rpc::Serve(ctx, [&](grpc::ServerUnaryReactor* reactor) {
-      rpc::ReadObjectChunkRequest parsed;
-      grpc::ByteBuffer copy(*req);  // parsing consumes the buffer
-      grpc::Status s =
-          grpc::GenericDeserialize<grpc::ProtoBufferReader,
-                                   rpc::ReadObjectChunkRequest>(&copy, &parsed);
-      if (!s.ok()) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                     "malformed ReadObjectChunkRequest"));
-      } else {
-        reactor->Finish(
-            rpc::ToGrpc(node_->HandleReadObjectChunk(parsed, reply)));
-      }
-    });
+    return rpc::Serve(
+        ctx, {"ReadObjectChunk", Role::kSubmitter},
+        [&](grpc::ServerUnaryReactor* reactor) {
+          rpc::ReadObjectChunkRequest parsed;
+          grpc::ByteBuffer copy(*req);  // parsing consumes the buffer
+          grpc::Status s =
+              grpc::GenericDeserialize<grpc::ProtoBufferReader,
+                                       rpc::ReadObjectChunkRequest>(&copy,
+                                                                    &parsed);
+          if (!s.ok()) {
+            reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                         "malformed ReadObjectChunkRequest"));
+          } else {
+            reactor->Finish(
+                rpc::ToGrpc(node_->HandleReadObjectChunk(parsed, reply)));
+          }
+        });
   }
 
  private:

@@ -2,8 +2,11 @@
 // raylet, worker — called without the token or with a wrong one gets
 // UNAUTHENTICATED, is counted in loom_rpc_unauthenticated_total, and changes
 // nothing; the same call with the token goes through; /metrics stays
-// readable without one.
+// readable without one. People's tokens get what their roles allow, and
+// nothing more, on every daemon.
 #include "src/common/auth.h"
+
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -14,6 +17,7 @@
 #include "proto/worker.grpc.pb.h"
 #include "runtime/local_cluster.h"
 #include "src/common/ids.h"
+#include "src/common/roles.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
 #include "tests/cluster/cluster_util.h"
@@ -139,6 +143,151 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   ASSERT_TRUE(pushed.ok()) << pushed.error_message();
   ASSERT_TRUE(reply.ok()) << reply.error().message();
   EXPECT_EQ(Deserialize<int>(reply.value()), 41);
+  StopCluster(*cluster);
+}
+
+// A person's token made at the head (CreateToken, with the cluster token).
+std::string MakeToken(rpc::Gcs::Stub* gcs, const std::string& name,
+                      const std::string& role) {
+  rpc::CreateTokenRequest req;
+  req.set_name(name);
+  req.set_role(role);
+  rpc::CreateTokenReply reply;
+  rpc::Context ctx;
+  grpc::Status s = gcs->CreateToken(&ctx, req, &reply);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return reply.token();
+}
+
+// "/loom.rpc.Gcs/GetJobs" -> "GetJobs".
+std::string Short(const std::string& method) {
+  return method.substr(method.rfind('/') + 1);
+}
+
+// Every method of every daemon, called as a viewer and as a submitter:
+// refused (PERMISSION_DENIED, naming the role and the method) exactly where
+// the role has no right. The head takes the people's tokens themselves;
+// raylets and workers take the credentials the head trades them for.
+TEST(Auth, EachRoleIsRefusedOutsideItsRightsOnEveryDaemon) {
+  TempRoot root;
+  ClusterOptions options;
+  options.session_root = root.path();
+  options.num_cpus = 1;
+  auto cluster = StartCluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(cluster->gcs_address));
+  auto raylet = rpc::Raylet::NewStub(rpc::MakeChannel(cluster->raylet_address));
+  std::string viewer = MakeToken(gcs.get(), "vera", "viewer");
+  std::string submitter = MakeToken(gcs.get(), "sam", "submitter");
+  // A worker to call, leased with the cluster token.
+  rpc::AddJobRequest add;
+  add.set_driver_pid(getpid());
+  rpc::AddJobReply job;
+  {
+    rpc::Context ctx;
+    ASSERT_TRUE(gcs->AddJob(&ctx, add, &job).ok());
+  }
+  rpc::LeaseRequest lease_req;
+  lease_req.set_job_id(job.job_id());
+  (*lease_req.mutable_resources()->mutable_quantities())["CPU"] = 1;
+  lease_req.add_code_search_path(TestLib());
+  rpc::LeaseReply lease;
+  {
+    rpc::Context ctx;
+    ASSERT_TRUE(raylet->RequestWorkerLease(&ctx, lease_req, &lease).ok());
+  }
+  ASSERT_EQ(lease.outcome(), rpc::LeaseReply::GRANTED) << lease.message();
+  std::string worker =
+      absl::StrCat(lease.worker().host(), ":", lease.worker().port());
+
+  // What each role may call beyond the one below it.
+  const std::set<std::string> reads = {"GetClusterStatus",
+                                       "KvGet",
+                                       "KvKeys",
+                                       "GetJobs",
+                                       "GetObjectLocations",
+                                       "PollEvents",
+                                       "PollLogs",
+                                       "GetActor",
+                                       "ListActors",
+                                       "GetPlacementGroup",
+                                       "ListPlacementGroups",
+                                       "ListLogs",
+                                       "ReadLog",
+                                       "ListTasks",
+                                       "SummarizeTasks",
+                                       "Authenticate",
+                                       "GetNodeStats",
+                                       "ListLogFiles",
+                                       "ReadLogFile"};
+  const std::set<std::string> admin_only = {"RegisterNode",
+                                            "Heartbeat",
+                                            "UnregisterNode",
+                                            "ReportWorkerDeath",
+                                            "ReportEntrypointExit",
+                                            "CreateToken",
+                                            "ListTokens",
+                                            "RevokeToken",
+                                            "ReadAudit",
+                                            "RegisterWorker",
+                                            "PrepareBundle",
+                                            "CommitBundle",
+                                            "ReleaseBundle",
+                                            "StartEntrypoint",
+                                            "StopEntrypoint",
+                                            "AssignJob",
+                                            "EndLease",
+                                            "Exit"};
+  auto credential = [&](const std::string& token, const std::string& name,
+                        Role role) {
+    return MintCredential(cluster->auth_token, Identity{name, role, ""},
+                          TokenId(token));
+  };
+  struct Daemon {
+    std::string address, service;
+    bool head;
+  };
+  for (const Daemon& d :
+       {Daemon{cluster->gcs_address, "loom.rpc.Gcs", true},
+        Daemon{cluster->raylet_address, "loom.rpc.Raylet", false},
+        Daemon{worker, "loom.rpc.CoreWorker", false}}) {
+    std::string as_viewer =
+        d.head ? viewer : credential(viewer, "vera", Role::kViewer);
+    std::string as_submitter =
+        d.head ? submitter : credential(submitter, "sam", Role::kSubmitter);
+    for (const std::string& m : ServiceMethods(d.service)) {
+      std::string name = Short(m);
+      grpc::Status v = ProbeCall(d.address, m, as_viewer);
+      if (reads.count(name)) {
+        EXPECT_NE(v.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << name << " refused a viewer: " << v.error_message();
+        EXPECT_NE(v.error_code(), grpc::StatusCode::UNAUTHENTICATED) << name;
+      } else {
+        EXPECT_EQ(v.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << name << " let a viewer in";
+        EXPECT_NE(v.error_message().find("role viewer, which may not " + name),
+                  std::string::npos)
+            << v.error_message();
+      }
+      if (admin_only.count(name)) {
+        grpc::Status s = ProbeCall(d.address, m, as_submitter);
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << name << " let a submitter in";
+      }
+    }
+  }
+  // A credential for a token the head never made (or revoked) is refused
+  // at the head; one signed with another key, everywhere.
+  std::string unknown = credential(NewClusterToken(), "eve", Role::kAdmin);
+  EXPECT_EQ(ProbeCall(cluster->gcs_address, "/loom.rpc.Gcs/GetJobs", unknown)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  std::string forged = MintCredential(
+      NewClusterToken(), Identity{"eve", Role::kAdmin, ""}, TokenId(viewer));
+  EXPECT_EQ(ProbeCall(cluster->raylet_address, "/loom.rpc.Raylet/GetNodeStats",
+                      forged)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
   StopCluster(*cluster);
 }
 

@@ -4,9 +4,15 @@
 # $LOOM_TLS_DIR): a cluster started with TLS runs tasks and actors for a
 # driver with the cluster's certificates; a driver or command with none, or
 # with another cluster's, is refused, saying why; a node certificate that
-# does not name the node's address is refused at start.
+# does not name the node's address is refused at start. The head's HTTP
+# API, `loom job` and the serve ingress speak HTTPS with the same files.
 
+import http.client
+import ssl
 import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +129,83 @@ def test_a_missing_tls_directory_is_a_clear_error(processes, tmp_path):
     assert start.returncode != 0
     assert "cannot read" in start.stderr and "loom tls init" in start.stderr, (
         start.stdout + start.stderr)
+
+
+def _https(url, ca, token):
+    """GET `url` trusting only `ca`; (status, body)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=30, context=context) as r:
+        return r.status, r.read()
+
+
+def test_the_http_api_speaks_only_https_with_the_clusters_certificate(
+        tls_cluster, tmp_path, monkeypatch):
+    processes, ours = tls_cluster
+    session = Path(processes.session_root) / "session_latest"
+    address = (session / "dashboard_address").read_text().strip()
+    token = (session / "auth_token").read_text().strip()
+    status, body = _https(f"https://{address}/api/version", ours / "ca.pem",
+                          token)
+    assert status == 200 and b"version" in body
+    # Plain HTTP gets no answer; a client trusting another CA refuses the
+    # head's certificate.
+    with pytest.raises((urllib.error.URLError, http.client.HTTPException,
+                        ConnectionError)):
+        urllib.request.urlopen(f"http://{address}/api/version", timeout=10)
+    theirs = _tls_init(tmp_path / "theirs")
+    with pytest.raises(urllib.error.URLError) as refused:
+        _https(f"https://{address}/api/version", theirs / "ca.pem", token)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
+    # `loom job` goes over HTTPS with $LOOM_TLS_DIR.
+    monkeypatch.setenv("LOOM_TLS_DIR", str(ours))
+    submit = subprocess.run(
+        [loom_cli(), "job", "submit", "--session-root", processes.session_root,
+         "--", "echo", "over-tls"],
+        env=processes.env(), capture_output=True, text=True, timeout=120)
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    assert "over-tls" in submit.stdout
+
+
+SERVE_DRIVER = """
+import os, ssl, time, urllib.request
+import loom
+from loom import serve
+
+loom.init(address="auto")
+serve.start(http_options={"port": 0})
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+def hello(request):
+    return "hello over tls"
+
+serve.run(hello.bind(), name="hello", route_prefix="/hello")
+deadline = time.time() + 60
+while True:
+    healthy = [p for p in serve.status().proxies.values()
+               if p["state"] == "HEALTHY"]
+    if healthy or time.time() > deadline:
+        break
+    time.sleep(0.2)
+assert healthy, serve.status().proxies
+proxy = healthy[0]
+context = ssl.create_default_context(
+    cafile=os.path.join(os.environ["LOOM_TLS_DIR"], "ca.pem"))
+req = urllib.request.Request(
+    f"https://{proxy['node_ip']}:{proxy['port']}/hello",
+    headers={"Authorization": "Bearer " + os.environ["TOKEN"]})
+with urllib.request.urlopen(req, timeout=60, context=context) as r:
+    print("answer", r.status, r.read().decode())
+serve.shutdown()
+loom.shutdown()
+"""
+
+
+def test_the_serve_ingress_speaks_https(tls_cluster, monkeypatch):
+    processes, ours = tls_cluster
+    session = Path(processes.session_root) / "session_latest"
+    monkeypatch.setenv("LOOM_TLS_DIR", str(ours))
+    monkeypatch.setenv("TOKEN", (session / "auth_token").read_text().strip())
+    code, out, err = processes.run_driver(SERVE_DRIVER, timeout=180)
+    assert code == 0, out + err
+    assert "answer 200 hello over tls" in out
