@@ -528,21 +528,35 @@ bool GcsServer::Owns(const std::string& name, const std::string& job_id) const {
   return it != jobs_.end() && it->second.owner() == name;
 }
 
+absl::Status GcsServer::MayTouch(const Identity& who, const std::string& job,
+                                 const std::string& what) const {
+  if (who.role >= Role::kAdmin || job.empty() || Owns(who.name, job)) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "the token \"", who.name, "\" has the role ", RoleName(who.role),
+      ", which may ", what, " only of jobs it started; this one is another's"));
+}
+
 void GcsServer::HandleKillActor(const rpc::KillActorRequest& req,
                                 rpc::KillActorReply* reply, Done done,
                                 const Identity& who) {
-  if (who.role < Role::kAdmin) {
-    auto id = ParseId<ActorId>(req.actor_id(), "actor_id");
-    if (!id.ok()) return done(id.status());
-    std::string job = actors_.JobOf(*id);
-    if (!job.empty() && !Owns(who.name, job)) {
-      return done(absl::PermissionDeniedError(absl::StrCat(
-          "the token \"", who.name, "\" has the role ", RoleName(who.role),
-          ", which may kill only the actors of jobs it started; actor ",
-          id->Hex(), " is another's")));
-    }
-  }
+  auto id = ParseId<ActorId>(req.actor_id(), "actor_id");
+  if (!id.ok()) return done(id.status());
+  absl::Status may = MayTouch(who, actors_.JobOf(*id), "kill the actors");
+  if (!may.ok()) return done(may);
   actors_.HandleKillActor(req, reply, std::move(done));
+}
+
+void GcsServer::HandleRemovePlacementGroup(
+    const rpc::RemovePlacementGroupRequest& req,
+    rpc::RemovePlacementGroupReply* reply, Done done, const Identity& who) {
+  auto id = ParseId<PlacementGroupId>(req.pg_id(), "pg_id");
+  if (!id.ok()) return done(id.status());
+  absl::Status may =
+      MayTouch(who, groups_.JobOf(*id), "remove the placement groups");
+  if (!may.ok()) return done(may);
+  groups_.HandleRemove(req, reply, std::move(done));
 }
 
 void GcsServer::HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,

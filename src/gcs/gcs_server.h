@@ -166,6 +166,11 @@ class GcsServer {
                        const Identity& who = {kClusterName, Role::kAdmin, ""});
   // Whether the job (binary id) was started by the token `name`.
   bool Owns(const std::string& name, const std::string& job_id) const;
+  // PermissionDenied unless `who` may act on what the job (binary id; ""
+  // unknown) made: an admin, or the token that started it. `what` names
+  // the action ("kill the actors").
+  absl::Status MayTouch(const Identity& who, const std::string& job,
+                        const std::string& what) const;
   // People's tokens and the audit log (roles.h): on the loop, and
   // thread-safe, respectively.
   TokenTable& tokens() { return tokens_; }
@@ -183,11 +188,12 @@ class GcsServer {
                                rpc::GetPlacementGroupReply* reply, Done done) {
     groups_.HandleGet(req, reply, std::move(done));
   }
+  // A submitter removes only its own jobs' groups.
   void HandleRemovePlacementGroup(const rpc::RemovePlacementGroupRequest& req,
                                   rpc::RemovePlacementGroupReply* reply,
-                                  Done done) {
-    groups_.HandleRemove(req, reply, std::move(done));
-  }
+                                  Done done,
+                                  const Identity& who = {kClusterName,
+                                                         Role::kAdmin, ""});
   // A raylet says a submitted job's entrypoint ended.
   void HandleReportEntrypointExit(const rpc::ReportEntrypointExitRequest& req,
                                   rpc::ReportEntrypointExitReply* reply,

@@ -143,7 +143,9 @@ class GcsService : public rpc::Gcs::CallbackService {
         [](const auto& r, const auto&, const Identity&) {
           return "placement group " + HexEncode(r.pg_id());
         },
-        internal::Plain(&GcsServer::HandleRemovePlacementGroup));
+        [s = server_](const auto& r, auto* p, Done d, const Identity& who) {
+          s->HandleRemovePlacementGroup(r, p, std::move(d), who);
+        });
   }
   // KV writes: see internal::KvTarget.
   grpc::ServerUnaryReactor* KvPut(grpc::CallbackServerContext* ctx,

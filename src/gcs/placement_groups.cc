@@ -428,6 +428,11 @@ void PlacementGroupManager::HandleRemove(
       });
 }
 
+std::string PlacementGroupManager::JobOf(const PlacementGroupId& id) const {
+  auto it = groups_.find(id);
+  return it == groups_.end() ? "" : it->second->info.job_id();
+}
+
 void PlacementGroupManager::HandleList(
     const rpc::ListPlacementGroupsRequest& req,
     rpc::ListPlacementGroupsReply* reply, Done done) {

@@ -55,6 +55,8 @@ class PlacementGroupManager {
                     rpc::RemovePlacementGroupReply* reply, Done done);
   void HandleList(const rpc::ListPlacementGroupsRequest& req,
                   rpc::ListPlacementGroupsReply* reply, Done done);
+  // The binary id of the group's job; "" for a group it does not know.
+  std::string JobOf(const PlacementGroupId& id) const;
   // A node died: groups with a bundle there release the rest and are
   // placed again (PENDING until they are).
   void OnNodeDead(const std::string& node_id);

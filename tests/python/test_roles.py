@@ -2,7 +2,7 @@
 #
 # People's tokens and their roles (`loom token create --role`), refused
 # outside their rights on the head's gRPC port (drivers, `loom` commands)
-# and its HTTP API, the audit log that records each action once with who
+# and its HTTP API (a submitter touches only what its own jobs made), the audit log that records each action once with who
 # did it (refusals included), revocation, and tokens surviving a head
 # restart on Redis.
 
@@ -132,7 +132,7 @@ def test_each_role_gets_its_rights_and_the_audit_log_says_who_did_what(
     rc, out, err = run_as(processes, submitter, SUBMITTER)
     assert rc == 0, err
     assert "sum 5" in out and "mine 1" in out and "killed own" in out, out
-    assert "refused" in out and "kill only the actors of jobs it started" in out
+    assert "refused" in out and "kill the actors only of jobs it started" in out
     refused = cli(processes, "token", "create", "--role", "admin",
                   token=submitter)
     assert refused.returncode == 1
@@ -212,3 +212,45 @@ loom.shutdown()
         assert "kept" in listed.stdout and "submitter" in listed.stdout
     finally:
         cli(processes, "stop")
+
+
+def test_a_submitter_removes_only_its_own_placement_groups(head_node, tmp_path):
+    processes = head_node
+    submitter = make_token(processes, "submitter", "sam")
+    done = tmp_path / "done"
+    holder = processes.start_driver(f"""
+import os, time
+import loom
+from loom.util.placement_group import placement_group
+loom.init(address="auto")
+pg = placement_group([{{"CPU": 1}}])
+print("pg", pg.id, flush=True)
+while not os.path.exists({str(done)!r}):
+    time.sleep(0.1)
+loom.shutdown()
+""")
+    try:
+        line = holder.stdout.readline()
+        assert line.startswith("pg "), line + holder.stderr.read()
+        theirs = line.split()[1]
+        rc, out, err = run_as(processes, submitter, f"""
+import loom
+from loom.util.placement_group import (PlacementGroup, placement_group,
+                                       remove_placement_group)
+loom.init(address="auto")
+mine = placement_group([{{"CPU": 1}}])
+remove_placement_group(mine)
+print("removed own")
+try:
+    remove_placement_group(PlacementGroup(bytes.fromhex({theirs!r}), []))
+    print("removed theirs")
+except Exception as e:
+    print("refused", e)
+loom.shutdown()
+""")
+        assert rc == 0, out + err
+        assert "removed own" in out and "removed theirs" not in out, out
+        assert "remove the placement groups only of jobs it started" in out
+    finally:
+        done.touch()
+        holder.communicate(timeout=60)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import loom_cli
+from conftest import loom_cli, wait_until
 
 DRIVER = """
 import loom
@@ -165,6 +165,15 @@ def test_the_http_api_speaks_only_https_with_the_clusters_certificate(
         env=processes.env(), capture_output=True, text=True, timeout=120)
     assert submit.returncode == 0, submit.stdout + submit.stderr
     assert "over-tls" in submit.stdout
+    # So does the Python client (Ray's JobSubmissionClient), https:// by
+    # default with $LOOM_TLS_DIR.
+    from loom.job_submission import JobStatus, JobSubmissionClient
+    monkeypatch.setenv("LOOM_AUTH_TOKEN", token)
+    client = JobSubmissionClient(address)
+    job = client.submit_job(entrypoint="echo python-over-tls")
+    wait_until(lambda: client.get_job_status(job) == JobStatus.SUCCEEDED,
+               timeout=60, what="the job to succeed")
+    assert "python-over-tls" in client.get_job_logs(job)
 
 
 SERVE_DRIVER = """

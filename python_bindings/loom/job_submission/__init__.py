@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
 import zipfile
@@ -118,8 +119,29 @@ def _resolve_address(address):
             "LOOM_DASHBOARD_ADDRESS, or run on a machine whose session runs "
             "a head")
     if "://" not in address:
-        address = "http://" + address
+        # A cluster with TLS ($LOOM_TLS_DIR) serves its API over HTTPS only.
+        scheme = "https" if os.environ.get("LOOM_TLS_DIR") else "http"
+        address = f"{scheme}://{address}"
     return address.rstrip("/")
+
+
+def _tls_context(address, verify):
+    """The TLS context for an https:// job API: the cluster's CA from
+    $LOOM_TLS_DIR (or `verify` when it names a CA file; verify=False checks
+    nothing), presenting the node certificate there when there is one."""
+    if not address.startswith("https://"):
+        return None
+    tls_dir = os.environ.get("LOOM_TLS_DIR")
+    cafile = verify if isinstance(verify, str) else (
+        os.path.join(tls_dir, "ca.pem") if tls_dir else None)
+    context = ssl.create_default_context(cafile=cafile)
+    if verify is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls_dir:
+        context.load_cert_chain(os.path.join(tls_dir, "node.pem"),
+                                os.path.join(tls_dir, "node.key"))
+    return context
 
 
 def _package(directory):
@@ -157,6 +179,7 @@ class JobSubmissionClient:
     def __init__(self, address=None, create_cluster_if_needed=False,
                  cookies=None, metadata=None, headers=None, verify=True):
         self._address = _resolve_address(address)
+        self._context = _tls_context(self._address, verify)
         self._headers = dict(headers or {})
         if not any(k.lower() == "authorization" for k in self._headers):
             token = (os.environ.get("LOOM_AUTH_TOKEN") or
@@ -176,7 +199,8 @@ class JobSubmissionClient:
         req = urllib.request.Request(self._address + path, data=data,
                                      method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with urllib.request.urlopen(req, timeout=120,
+                                        context=self._context) as r:
                 status, text = r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             status, text = e.code, e.read().decode(errors="replace")
