@@ -39,6 +39,38 @@ double Refused(int metrics_port) {
   return text.ok() ? MetricValue(*text, "loom_rpc_unauthenticated_total") : -1;
 }
 
+struct LeasedWorker {
+  std::string job_id, lease_id, address;
+};
+
+// A worker to call: a job added and a worker leased for it, as a driver
+// would, with this process's (the cluster's) token.
+absl::StatusOr<LeasedWorker> LeaseWorker(rpc::Gcs::Stub* gcs,
+                                         rpc::Raylet::Stub* raylet) {
+  rpc::AddJobRequest add;
+  add.set_driver_pid(getpid());
+  rpc::AddJobReply job;
+  rpc::Context add_ctx;
+  if (auto s = gcs->AddJob(&add_ctx, add, &job); !s.ok()) {
+    return rpc::ToAbsl(s);
+  }
+  rpc::LeaseRequest req;
+  req.set_job_id(job.job_id());
+  (*req.mutable_resources()->mutable_quantities())["CPU"] = 1;
+  req.add_code_search_path(TestLib());
+  rpc::LeaseReply lease;
+  rpc::Context lease_ctx;
+  if (auto s = raylet->RequestWorkerLease(&lease_ctx, req, &lease); !s.ok()) {
+    return rpc::ToAbsl(s);
+  }
+  if (lease.outcome() != rpc::LeaseReply::GRANTED) {
+    return absl::UnavailableError("no lease: " + lease.message());
+  }
+  return LeasedWorker{
+      job.job_id(), lease.lease_id(),
+      absl::StrCat(lease.worker().host(), ":", lease.worker().port())};
+}
+
 TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   TempRoot root;
   ClusterOptions options;
@@ -53,28 +85,11 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   ASSERT_TRUE(on_disk.ok()) << on_disk.status();
   EXPECT_EQ(*on_disk, token);
 
-  // A worker to call: lease one, as a driver would, with the token.
   auto gcs = rpc::Gcs::NewStub(rpc::MakeChannel(cluster->gcs_address));
   auto raylet = rpc::Raylet::NewStub(rpc::MakeChannel(cluster->raylet_address));
-  rpc::AddJobRequest add;
-  add.set_driver_pid(getpid());
-  rpc::AddJobReply job;
-  {
-    rpc::Context ctx;
-    ASSERT_TRUE(gcs->AddJob(&ctx, add, &job).ok());
-  }
-  rpc::LeaseRequest lease_req;
-  lease_req.set_job_id(job.job_id());
-  (*lease_req.mutable_resources()->mutable_quantities())["CPU"] = 1;
-  lease_req.add_code_search_path(TestLib());
-  rpc::LeaseReply lease;
-  {
-    rpc::Context ctx;
-    ASSERT_TRUE(raylet->RequestWorkerLease(&ctx, lease_req, &lease).ok());
-  }
-  ASSERT_EQ(lease.outcome(), rpc::LeaseReply::GRANTED) << lease.message();
-  std::string worker =
-      absl::StrCat(lease.worker().host(), ":", lease.worker().port());
+  auto leased = LeaseWorker(gcs.get(), raylet.get());
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  const std::string& worker = leased->address;
 
   std::string wrong = token;
   wrong.back() = wrong.back() == '0' ? '1' : '0';  // differs in one character
@@ -133,10 +148,10 @@ TEST(Auth, EveryMethodOfEveryDaemonRefusesCallsWithoutTheToken) {
   auto worker_stub = rpc::CoreWorker::NewStub(rpc::MakeChannel(worker));
   rpc::PushTaskRequest echo;
   echo.mutable_spec()->set_task_id(TaskId::FromRandom().Binary());
-  echo.mutable_spec()->set_job_id(job.job_id());
+  echo.mutable_spec()->set_job_id(leased->job_id);
   echo.mutable_spec()->set_function_name("Echo");
   echo.mutable_spec()->add_args()->set_value(Serialize(41));
-  echo.set_lease_id(lease.lease_id());  // a worker runs tasks under its lease
+  echo.set_lease_id(leased->lease_id);  // a worker runs tasks under its lease
   rpc::PushTaskReply reply;
   rpc::Context ctx;
   grpc::Status pushed = worker_stub->PushTask(&ctx, echo, &reply);
@@ -179,26 +194,9 @@ TEST(Auth, EachRoleIsRefusedOutsideItsRightsOnEveryDaemon) {
   auto raylet = rpc::Raylet::NewStub(rpc::MakeChannel(cluster->raylet_address));
   std::string viewer = MakeToken(gcs.get(), "vera", "viewer");
   std::string submitter = MakeToken(gcs.get(), "sam", "submitter");
-  // A worker to call, leased with the cluster token.
-  rpc::AddJobRequest add;
-  add.set_driver_pid(getpid());
-  rpc::AddJobReply job;
-  {
-    rpc::Context ctx;
-    ASSERT_TRUE(gcs->AddJob(&ctx, add, &job).ok());
-  }
-  rpc::LeaseRequest lease_req;
-  lease_req.set_job_id(job.job_id());
-  (*lease_req.mutable_resources()->mutable_quantities())["CPU"] = 1;
-  lease_req.add_code_search_path(TestLib());
-  rpc::LeaseReply lease;
-  {
-    rpc::Context ctx;
-    ASSERT_TRUE(raylet->RequestWorkerLease(&ctx, lease_req, &lease).ok());
-  }
-  ASSERT_EQ(lease.outcome(), rpc::LeaseReply::GRANTED) << lease.message();
-  std::string worker =
-      absl::StrCat(lease.worker().host(), ":", lease.worker().port());
+  auto leased = LeaseWorker(gcs.get(), raylet.get());
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  const std::string& worker = leased->address;
 
   // What each role may call beyond the one below it.
   const std::set<std::string> reads = {"GetClusterStatus",
