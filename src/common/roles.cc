@@ -33,9 +33,16 @@ std::string Hmac(absl::string_view key, absl::string_view data) {
 }
 
 // The signing key: never the cluster token itself, so that a credential's
-// MAC says nothing usable about the token.
-std::string SigningKey(absl::string_view cluster_token) {
-  return Hmac(cluster_token, "loom credential signing key v1");
+// MAC says nothing usable about the token. Every call a node takes with a
+// credential checks its MAC: each thread keeps the key of the last token
+// it derived one for instead of deriving it again.
+const std::string& SigningKey(absl::string_view cluster_token) {
+  thread_local std::string token, key;
+  if (key.empty() || !ConstantTimeEquals(token, cluster_token)) {
+    key = Hmac(cluster_token, "loom credential signing key v1");
+    token = std::string(cluster_token);
+  }
+  return key;
 }
 
 std::string Mac(absl::string_view cluster_token,
