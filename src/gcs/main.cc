@@ -235,11 +235,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("loom-gcs listening on {}:{}, metrics on {}; {}", host, bound,
                *mport, loom::ToString(version));
-  if (!session_dir.empty()) {
-    auto s = loom::WriteFileAtomic(session_dir + "/gcs.ready",
-                                   absl::StrCat(host, ":", bound, " ", *mport));
-    if (!s.ok()) spdlog::error("{}", s.ToString());
-  }
+  // The job API first: a head is ready once all its ports answer.
   loom::gcs::JobApi job_api(&server);
   std::unique_ptr<loom::HttpServer> http;
   if (dashboard_port >= 0) {
@@ -272,6 +268,11 @@ int main(int argc, char** argv) {
         if (!s.ok()) spdlog::error("{}", s.ToString());
       }
     }
+  }
+  if (!session_dir.empty()) {
+    auto s = loom::WriteFileAtomic(session_dir + "/gcs.ready",
+                                   absl::StrCat(host, ":", bound, " ", *mport));
+    if (!s.ok()) spdlog::error("{}", s.ToString());
   }
   int sig = loom::WaitForStopSignal();
   spdlog::info("loom-gcs stopping on signal {}", sig);
