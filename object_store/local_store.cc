@@ -59,6 +59,10 @@ bool LocalStore::TryCreate(PendingCreate& c, bool may_wait) {
                      allocator_.stats().capacity, " bytes")));
     return true;
   }
+  if (auto s = CheckJobLimit(c, total); !s.ok()) {
+    c.done(s);
+    return true;
+  }
   // With IO threads, spills for a create run there too.
   bool background = static_cast<bool>(options_.run_io);
   std::optional<uint64_t> offset = Allocate(total, /*spill=*/!background);
@@ -78,8 +82,26 @@ bool LocalStore::TryCreate(PendingCreate& c, bool may_wait) {
   e.primary = c.primary;
   e.creator = c.creator;
   e.owner = std::move(c.owner);
+  if (c.primary) job_bytes_[c.id.Task().Job()] += total;
   c.done(e.info);
   return true;
+}
+
+absl::Status LocalStore::CheckJobLimit(const PendingCreate& c,
+                                       uint64_t bytes) const {
+  if (!c.primary || job_limits_.empty()) return absl::OkStatus();
+  JobId job = c.id.Task().Job();
+  auto limit = job_limits_.find(job);
+  if (limit == job_limits_.end()) return absl::OkStatus();
+  auto held = job_bytes_.find(job);
+  uint64_t used = held == job_bytes_.end() ? 0 : held->second;
+  if (used + bytes <= limit->second) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "job ", job.Hex(), " is at its object-store quota: its objects hold ",
+      used, " bytes on this node, where it may hold ", limit->second,
+      " (--max-object-store-bytes, less what it holds on other nodes); a new "
+      "object of ",
+      bytes, " bytes does not fit. Drop references to free some."));
 }
 
 void LocalStore::RetryCreates(bool spill_failed) {
@@ -161,6 +183,13 @@ void LocalStore::Free(const ObjectId& id) {
   }
   if (it->second.in_lru) lru_.erase(it->second.lru);
   if (!it->second.pins.empty()) --pinned_;
+  if (it->second.primary) {
+    auto held = job_bytes_.find(id.Task().Job());
+    uint64_t size = it->second.info.data_size + it->second.info.metadata_size;
+    if (held != job_bytes_.end() && (held->second -= size) == 0) {
+      job_bytes_.erase(held);
+    }
+  }
   if (it->second.spilled) {
     unlink(SpillPath(id).c_str());
     spilled_bytes_ -= it->second.info.data_size + it->second.info.metadata_size;

@@ -104,6 +104,17 @@ class LocalStore {
   bool Contains(const ObjectId& id) const;
   void Disconnect(ClientId client);
 
+  // Per-job quotas: the bytes of primary copies (spilled ones included)
+  // each job's objects (by the job in their id) may hold here. A create
+  // past its job's limit fails with ResourceExhausted naming the quota.
+  void SetJobLimits(absl::flat_hash_map<JobId, uint64_t> limits) {
+    job_limits_ = std::move(limits);
+  }
+  // What each job's primary copies hold here, in bytes.
+  const absl::flat_hash_map<JobId, uint64_t>& job_bytes() const {
+    return job_bytes_;
+  }
+
   // Answers the waiters whose deadline has passed.
   void ExpireWaiters(absl::Time now);
   // On the store's thread: the result of a job given to run_io. Answers the
@@ -217,6 +228,10 @@ class LocalStore {
   uint64_t warm_reserve_ = 0;
   uint64_t resident_free_ = 0;  // freed bytes still resident (an estimate)
   absl::flat_hash_map<ObjectId, Entry> objects_;
+  absl::flat_hash_map<JobId, uint64_t> job_bytes_;
+  absl::flat_hash_map<JobId, uint64_t> job_limits_;
+  // A create that would take its job past its limit: the error, or OK.
+  absl::Status CheckJobLimit(const PendingCreate& c, uint64_t bytes) const;
   std::list<ObjectId> lru_;  // unpinned sealed secondary copies, oldest first
   std::list<Waiter> waiters_;
   std::deque<PendingCreate> creates_;  // waiting for spills, in order

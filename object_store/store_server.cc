@@ -138,6 +138,22 @@ LocalStore::Stats ObjectStoreServer::stats() const {
 void ObjectStoreServer::PublishStats() {
   absl::MutexLock lock(&stats_mu_);
   stats_ = store_.stats();
+  if (!job_bytes_.empty() || !store_.job_bytes().empty()) {
+    job_bytes_ = store_.job_bytes();
+  }
+}
+
+void ObjectStoreServer::SetJobLimits(
+    absl::flat_hash_map<JobId, uint64_t> limits) {
+  absl::MutexLock lock(&limits_mu_);
+  if (limits == limits_) return;  // most heartbeats change nothing
+  limits_ = limits;
+  new_limits_ = std::move(limits);
+}
+
+absl::flat_hash_map<JobId, uint64_t> ObjectStoreServer::job_bytes() const {
+  absl::MutexLock lock(&stats_mu_);
+  return job_bytes_;
 }
 
 void ObjectStoreServer::RunIo(std::function<std::function<void()>()> job) {
@@ -284,6 +300,13 @@ void ObjectStoreServer::Handle(Conn& conn, const rpc::StoreRequest& req) {
       if (!id.ok()) {
         SetError(&reply, id.status());
         break;
+      }
+      {
+        absl::MutexLock lock(&limits_mu_);
+        if (new_limits_) {
+          store_.SetJobLimits(*std::move(new_limits_));
+          new_limits_.reset();
+        }
       }
       // Answered now, or once spills have made room.
       store_.Create(*id, c.data_size(), c.metadata_size(), client, c.primary(),

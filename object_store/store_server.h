@@ -19,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -57,6 +58,10 @@ class ObjectStoreServer {
   // Thread-safe: a copy of the store's counters as of the last request.
   LocalStore::Stats stats() const;
   uint64_t capacity() const { return arena_->size(); }
+  // Thread-safe: per-job quotas (LocalStore::SetJobLimits), taken before
+  // the next create; and each job's bytes as of the last request.
+  void SetJobLimits(absl::flat_hash_map<JobId, uint64_t> limits);
+  absl::flat_hash_map<JobId, uint64_t> job_bytes() const;
 
  private:
   struct Conn {
@@ -96,6 +101,11 @@ class ObjectStoreServer {
 
   mutable absl::Mutex stats_mu_;
   LocalStore::Stats stats_ ABSL_GUARDED_BY(stats_mu_);
+  absl::flat_hash_map<JobId, uint64_t> job_bytes_ ABSL_GUARDED_BY(stats_mu_);
+  absl::Mutex limits_mu_;
+  std::optional<absl::flat_hash_map<JobId, uint64_t>> new_limits_
+      ABSL_GUARDED_BY(limits_mu_);
+  absl::flat_hash_map<JobId, uint64_t> limits_ ABSL_GUARDED_BY(limits_mu_);
 };
 
 }  // namespace loom

@@ -357,6 +357,7 @@ std::string SubmitTask(const std::string& function_name, std::vector<Arg> args,
                        std::vector<std::string> contained) {
   TaskOptions with = options;
   with.msgpack_values = true;  // the C++ API's values
+  Current()->WaitForTaskRoom();
   auto id = Current()->SubmitTask(function_name, std::move(args), with,
                                   ParseIds(contained));
   if (!id.ok()) {

@@ -142,13 +142,15 @@ absl::Status CoreWorker::Connect() {
     });
   }
   if (options_.is_driver) {
-    auto job = raylet_->AddJob(getpid(), address_, options_.runtime);
+    rpc::JobQuota quota;  // a submitted job's, which max_pending_tasks_ keeps
+    auto job = raylet_->AddJob(getpid(), address_, options_.runtime, &quota);
     if (!job.ok()) {
       return absl::UnavailableError(
           absl::StrCat("cannot register a job with the head at ",
                        options_.gcs_address, ": ", job.status().message()));
     }
     job_ = *job;
+    max_pending_tasks_ = quota.max_pending_tasks();
     // A process that starts Loom again (shutdown, then init) may be given
     // the job number of its last driver (a new head counts from the
     // clock, in steps of 250 ms): a root of its own keeps every task and
@@ -211,9 +213,8 @@ void CoreWorker::Shutdown() {
     exec_stop_ = true;
     exit_requested_ = true;
   }
-  // Calls parked here must finish before the server can stop: borrowers
-  // waiting for values get errors, owners watching us see us go (and drop
-  // our borrow units).
+  // Parked calls finish before the server stops: waiting borrowers get
+  // errors, owners watching us see us go (and drop our borrow units).
   objects_.FailPending(MakeError(rpc::ErrorInfo::OWNER_DIED,
                                  "the owner " + address_ + " shut down"));
   std::vector<std::function<void()>> watchers;
@@ -542,8 +543,7 @@ absl::StatusOr<uint8_t*> CoreWorker::CreateInStore(const ObjectId& id,
                                                    uint64_t data_size,
                                                    uint64_t metadata_size,
                                                    const std::string& owner) {
-  // A full store may drain as readers release pins: wait a bounded time,
-  // unless the object could never fit.
+  // A full store drains as pins go: wait a bounded time unless it can't fit.
   absl::Time deadline = absl::Now() + kStoreFullWait;
   while (true) {
     auto dst = store_->Create(id, data_size, metadata_size, true, owner);

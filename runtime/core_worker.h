@@ -117,6 +117,10 @@ class CoreWorker {
       const std::string& function_name, std::vector<internal::Arg> args,
       const internal::TaskOptions& options,
       const std::vector<ObjectId>& contained);
+  // Blocks while this driver's job has its quota of pending tasks
+  // (max_pending_tasks) submitted here and not yet finished; at once
+  // otherwise. Callers of SubmitTask call it first, without locks held.
+  void WaitForTaskRoom();
   absl::StatusOr<ObjectId> Put(std::string value,
                                const std::vector<ObjectId>& contained = {});
 
@@ -432,6 +436,7 @@ class CoreWorker {
 
   Options options_;
   JobId job_;
+  int64_t max_pending_tasks_ = 0;  // the job's quota (a driver's); 0: none
   TaskId driver_task_;
   std::atomic<uint32_t> driver_children_{0};
   std::atomic<uint32_t> driver_puts_{0};

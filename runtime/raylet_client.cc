@@ -1,5 +1,7 @@
 #include "runtime/raylet_client.h"
 
+#include <cstdlib>
+
 #include "absl/strings/match.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
@@ -43,17 +45,22 @@ RayletClient::~RayletClient() {
 
 absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid,
                                            const std::string& address,
-                                           const rpc::WorkerRuntime& runtime) {
+                                           const rpc::WorkerRuntime& runtime,
+                                           rpc::JobQuota* quota) {
   if (!gcs_) return absl::FailedPreconditionError("no head address");
   rpc::AddJobRequest req;
   req.set_driver_pid(pid);
   req.set_driver_address(address);
   *req.mutable_runtime() = runtime;
+  if (const char* id = std::getenv("LOOM_JOB_SUBMISSION_ID")) {
+    req.set_submission_id(id);
+  }
   rpc::AddJobReply reply;
   // Asked again, the head answers with the job it made for this driver.
   absl::Status s = CallHeadAgainWhenSlow(
       [&](rpc::Context* ctx) { return gcs_->AddJob(ctx, req, &reply); });
   if (!s.ok()) return s;
+  if (quota != nullptr) *quota = reply.quota();
   return ParseId<JobId>(reply.job_id(), "job_id");
 }
 

@@ -34,8 +34,11 @@ class RayletClient {
   // `address`: the driver's core worker (host:port); its objects are freed
   // everywhere when the job ends.
   // `runtime`: the driver's (a Python one has fork servers started).
+  // A driver a job submission started names it ($LOOM_JOB_SUBMISSION_ID):
+  // the job gets its quota, which `quota` receives.
   absl::StatusOr<JobId> AddJob(int64_t pid, const std::string& address,
-                               const rpc::WorkerRuntime& runtime = {});
+                               const rpc::WorkerRuntime& runtime = {},
+                               rpc::JobQuota* quota = nullptr);
   absl::Status MarkJobFinished(const JobId& job);
   absl::StatusOr<NodeId> RegisterDriver(const JobId& job, int64_t pid,
                                         const WorkerId& worker,

@@ -214,6 +214,20 @@ absl::StatusOr<Rows> NodeRows(const std::string& head) {
   return out;
 }
 
+// "max-cpus 2, max-actors 4" ("" without limits).
+std::string QuotaText(const rpc::JobQuota& q) {
+  std::vector<std::string> parts;
+  auto add = [&](const char* name, auto v) {
+    if (v > 0) parts.push_back(absl::StrCat(name, " ", v));
+  };
+  add("max-cpus", q.max_cpus());
+  add("max-gpus", q.max_gpus());
+  add("max-object-store-bytes", q.max_object_store_bytes());
+  add("max-actors", q.max_actors());
+  add("max-pending-tasks", q.max_pending_tasks());
+  return absl::StrJoin(parts, ", ");
+}
+
 absl::StatusOr<Rows> JobRows(const std::string& head) {
   rpc::GetJobsReply reply;
   grpc::Status s = rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
@@ -234,7 +248,22 @@ absl::StatusOr<Rows> JobRows(const std::string& head) {
         {"end_time",
          j.end_ms() ? TimeText(absl::FromUnixMillis(j.end_ms())) : ""},
         {"driver_address", j.driver_address()},
+        {"owner", j.owner()},
+        {"quota", QuotaText(j.quota())},
+        {"use", j.has_use()
+                    ? absl::StrCat(j.use().cpus(), " CPUs, ", j.use().gpus(),
+                                   " GPUs, ", j.use().object_store_bytes(),
+                                   " object-store bytes, ", j.use().actors(),
+                                   " actors")
+                    : ""},
     });
+    if (j.use().waiting() > 0) {
+      out.warnings.push_back(absl::StrCat(
+          "job ", Hex(j.job_id()), ": ", j.use().waiting(),
+          " lease requests of its tasks and actors wait for its quota (",
+          QuotaText(j.quota()), "; it holds ", j.use().cpus(), " CPUs and ",
+          j.use().gpus(), " GPUs)"));
+    }
   }
   if (reply.erased_finished() > 0) {
     out.warnings.push_back(

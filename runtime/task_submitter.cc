@@ -109,6 +109,7 @@ std::shared_ptr<rpc::Raylet::Stub> TaskSubmitter::RayletStub(
 void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls,
                            std::optional<rpc::WorkerRuntime> runtime) {
   options_.counters->Count(options_.counters->submitted);
+  Opened();
   // Recorded on the loop, as every later state is: one thread records.
   int64_t now = options_.events ? TaskEvents::Now() : 0;
   options_.loop->Post([this, spec = std::move(spec), key = std::move(key),
@@ -129,6 +130,7 @@ void TaskSubmitter::Submit(rpc::TaskSpec spec, std::string key, int max_calls,
 
 void TaskSubmitter::Resubmit(rpc::TaskSpec spec, std::string key) {
   options_.counters->Count(options_.counters->retried);
+  Opened();
   RecordEvent(options_.events, spec, TaskEvents::kSubmitted);
   options_.loop->Post(
       [this, spec = std::move(spec), key = std::move(key)]() mutable {
@@ -602,6 +604,7 @@ void TaskSubmitter::Cancel(const TaskId& task, bool force, bool keep_children) {
 }
 
 void TaskSubmitter::ResolveReturn(Call* call, const std::string& key) {
+  Closed();
   // Lineage first, while the returns are still pending in the table: their
   // frees count it down from then on. Small values live in the table and
   // are never lost: the fast path keeps nothing.
@@ -673,7 +676,29 @@ void TaskSubmitter::ReleaseStoreArgs(const rpc::TaskSpec& spec) {
   ReleaseArgs(options_.objects, spec);
 }
 
+void TaskSubmitter::Opened() {
+  absl::MutexLock lock(&open_mu_);
+  ++open_;
+}
+
+void TaskSubmitter::Closed() {
+  absl::MutexLock lock(&open_mu_);
+  --open_;
+}
+
+bool TaskSubmitter::WaitForRoom(int64_t max) {
+  if (max <= 0) return true;
+  absl::MutexLock lock(&open_mu_);
+  if (open_ < max) return true;
+  auto room = [this, max]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(open_mu_) {
+    return open_ < max;
+  };
+  open_mu_.Await(absl::Condition(&room));
+  return false;
+}
+
 void TaskSubmitter::Fail(const rpc::TaskSpec& spec, rpc::ErrorInfo error) {
+  Closed();
   ReleaseStoreArgs(spec);
   options_.counters->Count(options_.counters->failed);
   if (error.task_name().empty()) error.set_task_name(spec.function_name());

@@ -111,6 +111,9 @@ class TaskSubmitter {
   void Cancel(const TaskId& task, bool force, bool keep_children = false);
   // Thread-safe. Returns every lease and waits for calls in flight.
   void Shutdown();
+  // Thread-safe: blocks while `max` or more tasks submitted here have not
+  // finished or failed (max <= 0: returns at once); false if it waited.
+  bool WaitForRoom(int64_t max);
 
  private:
   struct Lease;
@@ -118,6 +121,8 @@ class TaskSubmitter {
   struct Call;
 
   void Resolve(rpc::TaskSpec spec, std::string key);
+  void Opened();
+  void Closed();  // a task finished or failed for good
   void Enqueue(rpc::TaskSpec spec, const std::string& key);
   void Pump(KeyState& ks);
   void RequestLease(KeyState& ks, const std::string& raylet, bool no_spillback);
@@ -171,6 +176,8 @@ class TaskSubmitter {
 
   // gRPC calls in flight, so that Shutdown can cancel and wait for them.
   CallsInFlight calls_;
+  absl::Mutex open_mu_;
+  int64_t open_ ABSL_GUARDED_BY(open_mu_) = 0;
 };
 
 }  // namespace loom

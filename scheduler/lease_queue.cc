@@ -177,10 +177,12 @@ bool LeaseQueue::Remove(uint64_t handle) {
 std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
                                                 NodeResources& node,
                                                 std::vector<RemoteNode>& others,
-                                                const LocalNode& self) {
+                                                const LocalNode& self,
+                                                LeaseGate* gate) {
   std::vector<LeaseDecision> out;
   for (auto it = entries_.begin(); it != entries_.end();) {
-    if (it->awaiting_head) {
+    it->held = gate != nullptr && gate->Holds(it->handle, it->demand);
+    if (it->awaiting_head || it->held) {
       ++it;
       continue;
     }
@@ -207,6 +209,7 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
           break;
         }
         d.allocation = std::move(*alloc);
+        if (gate != nullptr) gate->Granted(it->handle, it->demand);
         break;
       }
       case Placement::kRemote: {
@@ -257,7 +260,9 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
 std::vector<ResourceSet> LeaseQueue::PendingDemands() const {
   std::vector<ResourceSet> out;
   for (const Entry& e : entries_) {
-    if (e.infeasible_since == absl::InfiniteFuture()) out.push_back(e.demand);
+    if (e.infeasible_since == absl::InfiniteFuture() && !e.held) {
+      out.push_back(e.demand);
+    }
   }
   return out;
 }

@@ -79,6 +79,17 @@ struct LeaseDecision {
   std::string message;                 // kInfeasible
 };
 
+// Limits beyond the node's resources (a job's quota): a request the gate
+// holds stays queued, placed neither here nor elsewhere, until a later
+// Schedule; the gate hears of each grant here at once, so that requests
+// decided after it in the same pass see it.
+class LeaseGate {
+ public:
+  virtual ~LeaseGate() = default;
+  virtual bool Holds(uint64_t handle, const ResourceSet& demand) = 0;
+  virtual void Granted(uint64_t handle, const ResourceSet& demand) = 0;
+};
+
 // Not thread-safe: owned by the raylet's event loop.
 class LeaseQueue {
  public:
@@ -97,12 +108,14 @@ class LeaseQueue {
   // from `node`; each request that leaves the queue is returned.
   // A request spilled to another node counts against that node's available
   // resources in `others` until the next view replaces it. A kAskHead
-  // decision leaves its request queued.
+  // decision leaves its request queued, as does one `gate` holds.
   std::vector<LeaseDecision> Schedule(absl::Time now, NodeResources& node,
                                       std::vector<RemoteNode>& others,
-                                      const LocalNode& self = {});
+                                      const LocalNode& self = {},
+                                      LeaseGate* gate = nullptr);
 
   size_t size() const { return entries_.size(); }
+  // Waiting for resources (held ones not: more nodes would not help them).
   std::vector<ResourceSet> PendingDemands() const;
   std::vector<ResourceSet> InfeasibleDemands() const;
 
@@ -115,6 +128,7 @@ class LeaseQueue {
     absl::Time infeasible_since = absl::InfiniteFuture();
     bool asked_head = false;
     bool awaiting_head = false;
+    bool held = false;  // by the gate, at the last Schedule
   };
 
   Options options_;

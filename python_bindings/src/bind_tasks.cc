@@ -133,6 +133,10 @@ pyb::list SubmitTask(const std::string& name, const std::string& function_key,
   options.strategy = StrategyOf(strategy);
   auto packed = Args(args, &temps);
   std::vector<ObjectId> inner = TakeRefs(contained);
+  {
+    pyb::gil_scoped_release release;  // finishing tasks may need the GIL
+    Core().WaitForTaskRoom();
+  }
   auto ids = Core().SubmitTask(name, std::move(packed), options, inner);
   if (!ids.ok()) {
     DropRefs(inner);

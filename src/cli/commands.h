@@ -92,6 +92,9 @@ struct JobArgs {
   std::string working_dir, submission_id;
   std::string runtime_env_json, metadata_json, resources_json;
   double num_cpus = 0, num_gpus = 0;
+  // The job's quota (0: no limit), docs/security.md.
+  double max_cpus = 0, max_gpus = 0;
+  int64_t max_object_store_bytes = 0, max_actors = 0, max_pending_tasks = 0;
   bool no_wait = false;
   bool follow = false;  // logs
 };

@@ -210,6 +210,18 @@ int Submit(const Api& api, const JobArgs& args) {
     f["entrypoint_num_cpus"].set_number_value(args.num_cpus);
   if (args.num_gpus > 0)
     f["entrypoint_num_gpus"].set_number_value(args.num_gpus);
+  Struct quota;
+  for (auto [key, v] :
+       {std::pair{"max_cpus", args.max_cpus},
+        std::pair{"max_gpus", args.max_gpus},
+        std::pair{"max_object_store_bytes",
+                  static_cast<double>(args.max_object_store_bytes)},
+        std::pair{"max_actors", static_cast<double>(args.max_actors)},
+        std::pair{"max_pending_tasks",
+                  static_cast<double>(args.max_pending_tasks)}}) {
+    if (v > 0) (*quota.mutable_fields())[key].set_number_value(v);
+  }
+  if (!quota.fields().empty()) *f["quota"].mutable_struct_value() = quota;
   if (!args.resources_json.empty()) {
     Struct resources;
     if (!google::protobuf::util::JsonStringToMessage(args.resources_json,

@@ -258,6 +258,27 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   job_submit->add_option("--entrypoint-num-gpus", job.num_gpus)
       ->check(CLI::NonNegativeNumber);
+  job_submit
+      ->add_option("--max-cpus", job.max_cpus,
+                   "The job's quota: CPUs its tasks and actors hold at "
+                   "once (more wait)")
+      ->check(CLI::NonNegativeNumber);
+  job_submit->add_option("--max-gpus", job.max_gpus, "Likewise, GPUs")
+      ->check(CLI::NonNegativeNumber);
+  job_submit
+      ->add_option("--max-object-store-bytes", job.max_object_store_bytes,
+                   "Bytes its objects hold in the stores (puts past it "
+                   "fail)")
+      ->check(CLI::NonNegativeNumber);
+  job_submit
+      ->add_option("--max-actors", job.max_actors,
+                   "Actors alive at once (more are refused)")
+      ->check(CLI::NonNegativeNumber);
+  job_submit
+      ->add_option("--max-pending-tasks", job.max_pending_tasks,
+                   "Tasks its driver has pending (submitting more "
+                   "waits)")
+      ->check(CLI::NonNegativeNumber);
   job_submit->add_option("--entrypoint-resources", job.resources_json,
                          "Custom resources as JSON, e.g. '{\"accel\": 1}'");
   job_submit->add_option("--runtime-env-json", job.runtime_env_json,

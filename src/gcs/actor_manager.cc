@@ -150,6 +150,11 @@ void ActorManager::HandleRegisterActor(const rpc::RegisterActorRequest& req,
       !s.ok()) {
     return done(s);
   }
+  bool existing = !req.name().empty() && req.get_if_exists() &&
+                  names_.contains(NameKey(req.ns(), req.name()));
+  if (admit_ && !existing) {
+    if (auto s = admit_(req.creation().job_id()); !s.ok()) return done(s);
+  }
   if (!req.name().empty()) {
     auto taken = names_.find(NameKey(req.ns(), req.name()));
     if (taken != names_.end()) {
@@ -217,6 +222,15 @@ void ActorManager::Schedule(const ActorId& id) {
   scheduler_->Debit(node->node_id(),
                     *ResourcesFromProto(a.spec.creation().resources()));
   Lease(id, attempt, *node);
+}
+
+int64_t ActorManager::CountAlive(const std::string& job_id) const {
+  int64_t n = 0;
+  for (const auto& [id, actor] : actors_) {
+    n += actor->info.state() != rpc::ActorInfo::DEAD &&
+         actor->info.job_id() == job_id;
+  }
+  return n;
 }
 
 bool ActorManager::HoldsLease(const std::string& raylet,

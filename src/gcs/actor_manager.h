@@ -94,6 +94,13 @@ class ActorManager {
   std::string JobOf(const ActorId& id) const;
   // Whether an actor holds that lease at that raylet (HOST:PORT).
   bool HoldsLease(const std::string& raylet, const std::string& lease_id) const;
+  // The actors of a job (binary id) not dead.
+  int64_t CountAlive(const std::string& job_id) const;
+  // Asked before a new actor is registered, with its job's binary id: an
+  // error refuses it (a job's actor quota).
+  void set_admit(std::function<absl::Status(const std::string&)> admit) {
+    admit_ = std::move(admit);
+  }
 
  private:
   struct Actor;
@@ -125,6 +132,7 @@ class ActorManager {
   absl::flat_hash_map<std::string, absl::Time> unreachable_;
   GlobalScheduler* scheduler_;
   StoreClient* store_;
+  std::function<absl::Status(const std::string&)> admit_;
   // The dead, oldest first; past its limit they go (Erase).
   BoundedHistory<ActorId> dead_;
   void Erase(const ActorId& id);

@@ -123,6 +123,7 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
       heartbeats_(metrics->Counter("loom_gcs_heartbeats_total",
                                    "Heartbeats received")) {
   actors_.set_head_epoch(epoch_);
+  actors_.set_admit([this](const std::string& job) { return AdmitActor(job); });
   groups_.set_head_epoch(epoch_);
 }
 
@@ -220,7 +221,10 @@ absl::Status GcsServer::Apply(const StoreClient::Table& jobs,
     if (!id.ok() || !job.ParseFromString(value)) {
       return absl::DataLossError("a row of the jobs table does not parse");
     }
-    if (job.state() == rpc::JobInfo::RUNNING) logs_.Open(*id);
+    if (job.state() == rpc::JobInfo::RUNNING) {
+      logs_.Open(*id);
+      quotas_.Start(key, job.quota());
+    }
     jobs_[JobId(*id).ToInt()] = std::move(job);
   }
   // Ended jobs as history, oldest first.
@@ -326,6 +330,7 @@ void GcsServer::OnNodeDead(const NodeId& node) {
     clients_.Drop(RayletAddress(*info));
   }
   actors_.OnNodeDead(node.Binary());
+  quotas_.OnNodeDead(node.Binary());
   groups_.OnNodeDead(node.Binary());
   submissions_.OnNodeDead(node.Binary());
   for (auto it = objects_.begin(); it != objects_.end();) {
@@ -353,6 +358,7 @@ void GcsServer::EndJob(rpc::JobInfo& job, rpc::JobInfo::State state,
                        const std::string& why) {
   job.set_state(state);
   job.set_end_ms(NowMs());
+  quotas_.End(job.job_id());
   store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
               MustSave("a job"));
   publisher_.Publish(rpc::Event::JOB_FINISHED, job.job_id(), why,
@@ -394,7 +400,12 @@ void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
 void GcsServer::HandleHeartbeat(const rpc::HeartbeatRequest& req,
                                 rpc::HeartbeatReply* reply, Done done) {
   heartbeats_.Increment();
-  done(nodes_.Heartbeat(req, reply));
+  absl::Status s = nodes_.Heartbeat(req, reply);
+  if (s.ok()) {
+    reply->set_next_job(next_job_);
+    quotas_.OnHeartbeat(req, reply);
+  }
+  done(s);
 }
 
 void GcsServer::HandleUnregisterNode(const rpc::UnregisterNodeRequest& req,
@@ -475,6 +486,8 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
     auto node = ParseId<NodeId>(req.node_id(), "node_id");
     if (!node.ok()) return done(node.status());
   }
+  auto quota = QuotaForJob(req);
+  if (!quota.ok()) return done(quota.status());
   // The same driver asking again (its first call timed out on a busy
   // head) gets the job it has, once that is saved.
   if (!req.driver_address().empty()) {
@@ -483,8 +496,10 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
           job.driver_address() == req.driver_address() &&
           job.driver_pid() == req.driver_pid()) {
         store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
-                    MustSave("a job", [reply, done, id = job.job_id()] {
+                    MustSave("a job", [reply, done, id = job.job_id(),
+                                       quota = job.quota()] {
                       reply->set_job_id(id);
+                      *reply->mutable_quota() = quota;
                       done(absl::OkStatus());
                     }));
         return;
@@ -500,8 +515,11 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   job.set_driver_address(req.driver_address());
   job.set_owner(who.name);
   job.set_start_ms(NowMs());
+  *job.mutable_quota() = *quota;
+  quotas_.Start(job.job_id(), *quota);
   logs_.Open(JobId::FromInt(n));
-  spdlog::info("job {} started by driver pid {}", n, req.driver_pid());
+  spdlog::info("job {} started by driver pid {} (quota: {})", n,
+               req.driver_pid(), DescribeQuota(*quota));
   if (req.runtime().language() == rpc::WorkerRuntime::PYTHON) {
     // Every node starts a fork server for its workers now, not at its
     // first task.
@@ -514,11 +532,13 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   // The id goes out only once the counter past it is saved: a head that
   // restarts never hands it out again.
   SaveJobCounter([] {});
-  store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
-              MustSave("a job", [reply, done, id = job.job_id()] {
-                reply->set_job_id(id);
-                done(absl::OkStatus());
-              }));
+  store_->Put(
+      "jobs", job.job_id(), job.SerializeAsString(), true,
+      MustSave("a job", [reply, done, id = job.job_id(), quota = *quota] {
+        reply->set_job_id(id);
+        *reply->mutable_quota() = quota;
+        done(absl::OkStatus());
+      }));
 }
 
 bool GcsServer::Owns(const std::string& name, const std::string& job_id) const {
@@ -597,7 +617,7 @@ void GcsServer::HandleReportWorkerDeath(
 
 void GcsServer::HandleGetJobs(const rpc::GetJobsRequest& req,
                               rpc::GetJobsReply* reply, Done done) {
-  for (const auto& [n, job] : jobs_) *reply->add_jobs() = job;
+  for (const auto& [n, job] : jobs_) *reply->add_jobs() = WithUse(job);
   reply->set_erased_finished(finished_jobs_.erased());
   reply->set_max_finished(static_cast<int64_t>(finished_jobs_.limit()));
   done(absl::OkStatus());

@@ -32,6 +32,7 @@
 #include "src/gcs/node_table.h"
 #include "src/gcs/placement_groups.h"
 #include "src/gcs/pubsub.h"
+#include "src/gcs/quota_book.h"
 #include "src/gcs/storage.h"
 #include "src/gcs/task_store.h"
 #include "src/gcs/token_table.h"
@@ -231,6 +232,12 @@ class GcsServer {
   void ForgetLogsLater(const std::string& job_id);
   // The job (RUNNING until now) ended: saved, published, its actors and
   // groups told; kept as history.
+  // Per-job quotas (gcs_quotas.cc). A new job's quota: its submission's,
+  // for a driver a submission started (it names it); else what it asks.
+  absl::StatusOr<rpc::JobQuota> QuotaForJob(const rpc::AddJobRequest& req);
+  absl::Status AdmitActor(const std::string& job_id);
+  // A job's info for GetJobs: with its use over all nodes, under a quota.
+  rpc::JobInfo WithUse(const rpc::JobInfo& job) const;
   void EndJob(rpc::JobInfo& job, rpc::JobInfo::State state,
               const std::string& why);
   void UpdateGauges();
@@ -261,6 +268,7 @@ class GcsServer {
   // below the clock's floor (see FirstJobNumber), so that ids never repeat
   // across restarts of the head.
   uint32_t next_job_ = 1;
+  QuotaBook quotas_;
 
   absl::flat_hash_map<uint32_t, rpc::JobInfo> jobs_;
   BoundedHistory<uint32_t> finished_jobs_;

@@ -77,6 +77,45 @@ std::string OrNull(const std::string& s) {
   return s.empty() ? "null" : JsonString(s);
 }
 
+// "quota": {"max_cpus": 2, ...}: each key a JobQuota field, a number >= 0.
+absl::Status ParseQuota(const google::protobuf::Value& v, rpc::JobQuota* q) {
+  if (!v.has_struct_value()) {
+    return absl::InvalidArgumentError("quota must be an object");
+  }
+  for (const auto& [k, n] : v.struct_value().fields()) {
+    double x = n.number_value();
+    if (!n.has_number_value() || x < 0 || x > 1e18) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("quota.", k, " must be a number >= 0 (0: no limit)"));
+    }
+    if (k == "max_cpus") {
+      q->set_max_cpus(x);
+    } else if (k == "max_gpus") {
+      q->set_max_gpus(x);
+    } else if (k == "max_object_store_bytes") {
+      q->set_max_object_store_bytes(static_cast<int64_t>(x));
+    } else if (k == "max_actors") {
+      q->set_max_actors(static_cast<int64_t>(x));
+    } else if (k == "max_pending_tasks") {
+      q->set_max_pending_tasks(static_cast<int64_t>(x));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "quota has no limit \"", k,
+          "\": max_cpus, max_gpus, max_object_store_bytes, max_actors and "
+          "max_pending_tasks"));
+    }
+  }
+  return ValidateQuota(*q);
+}
+
+std::string QuotaJson(const rpc::JobQuota& q) {
+  return absl::StrCat(
+      R"({"max_cpus": )", Num(q.max_cpus()), R"(, "max_gpus": )",
+      Num(q.max_gpus()), R"(, "max_object_store_bytes": )",
+      q.max_object_store_bytes(), R"(, "max_actors": )", q.max_actors(),
+      R"(, "max_pending_tasks": )", q.max_pending_tasks(), "}");
+}
+
 // A job as Ray's JobDetails.
 std::string JobJson(const rpc::JobSubmission& job) {
   bool ended = JobManager::Ended(job.status());
@@ -122,7 +161,8 @@ std::string JobJson(const rpc::JobSubmission& job) {
       R"(, "driver_exit_code": )", ended ? Num(job.exit_code()) : "null",
       R"(, "entrypoint_num_cpus": )", Num(cpus), R"(, "entrypoint_num_gpus": )",
       Num(gpus), R"(, "entrypoint_memory": )", Num(memory),
-      R"(, "entrypoint_resources": )", custom_json, "}");
+      R"(, "entrypoint_resources": )", custom_json, R"(, "quota": )",
+      QuotaJson(job.quota()), "}");
 }
 
 // The submission a POST body describes; InvalidArgument saying what is
@@ -222,6 +262,10 @@ absl::StatusOr<rpc::JobSubmission> ParseSubmission(const std::string& body) {
   auto resources = ResourceSet::FromMap(quantities);
   if (!resources.ok()) return resources.status();
   *job.mutable_entrypoint_resources() = ResourcesToProto(*resources);
+  if (auto it = f.find("quota");
+      it != f.end() && !it->second.has_null_value()) {
+    if (auto s = ParseQuota(it->second, job.mutable_quota()); !s.ok()) return s;
+  }
   return job;
 }
 

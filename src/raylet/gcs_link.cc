@@ -50,11 +50,22 @@ absl::Status GcsLink::RegisterBlocking(absl::Duration timeout) {
 void GcsLink::StartHeartbeats() {
   // The first at once: its reply brings the cluster view, which a node that
   // just joined needs before it spreads or spills work.
-  options_.loop->Post([this] { Heartbeat(); });
+  options_.loop->Post([this] { HeartbeatSoon(); });
+}
+
+void GcsLink::HeartbeatSoon() {
+  if (stopped_) return;
+  if (in_flight_) {
+    again_ = true;
+    return;
+  }
+  ++chain_;  // the one scheduled after the period is dropped
+  Heartbeat();
 }
 
 void GcsLink::Heartbeat() {
   if (stopped_) return;
+  in_flight_ = true;
   struct Call {
     rpc::Context ctx;
     rpc::HeartbeatRequest req;
@@ -66,6 +77,7 @@ void GcsLink::Heartbeat() {
   stub_->async()->Heartbeat(
       &call->ctx, &call->req, &call->reply, [this, call](grpc::Status s) {
         options_.loop->Post([this, call, s] {
+          in_flight_ = false;
           absl::Duration next = options_.heartbeat_period;
           if (s.ok()) {
             if (!connected_) spdlog::info("head is back");
@@ -90,7 +102,11 @@ void GcsLink::Heartbeat() {
             next = std::min(rpc::HeadBackoff(failures_++),
                             options_.heartbeat_period);
           }
-          options_.loop->PostAfter(next, [this] { Heartbeat(); });
+          if (again_ && s.ok()) next = absl::ZeroDuration();
+          again_ = false;
+          options_.loop->PostAfter(next, [this, chain = chain_] {
+            if (chain == chain_) Heartbeat();
+          });
         });
       });
 }

@@ -51,6 +51,9 @@ class GcsLink {
   // (IsVersionMismatch) names both versions.
   absl::Status RegisterBlocking(absl::Duration timeout);
   void StartHeartbeats();
+  // Sends the next heartbeat now (or as soon as the one in flight is
+  // answered) rather than after the period.
+  void HeartbeatSoon();
   // Reports the head must hear: sent again with backoff while the head is
   // unreachable (a restart, a takeover) or too busy to answer in time, for
   // rpc::HeadWait().
@@ -83,6 +86,9 @@ class GcsLink {
   Options options_;
   std::unique_ptr<rpc::Gcs::Stub> stub_;
   int failures_ = 0;
+  bool in_flight_ = false;  // a heartbeat
+  bool again_ = false;      // HeartbeatSoon while one was in flight
+  uint64_t chain_ = 0;      // a scheduled heartbeat of an older chain drops
   bool connected_ = false;
   bool stopped_ = false;
 };

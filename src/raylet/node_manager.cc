@@ -258,9 +258,10 @@ void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
 }
 
 void NodeManager::Dispatch() {
-  for (LeaseDecision& d :
-       queue_.Schedule(options_.clock->Now(), resources_, others_,
-                       LocalNode{options_.node_id.Binary(), options_.labels})) {
+  quotas_.BeginPass();
+  for (LeaseDecision& d : queue_.Schedule(
+           options_.clock->Now(), resources_, others_,
+           LocalNode{options_.node_id.Binary(), options_.labels}, &job_gate_)) {
     auto it = pending_.find(d.handle);
     if (it == pending_.end()) continue;
     PendingLease& p = it->second;
@@ -295,6 +296,8 @@ void NodeManager::Dispatch() {
   }
   AssignWorkers();
   queue_length_.Set(queue_.size() + waiting_for_worker_.size());
+  // A job started after the head's last answer: is it under a quota?
+  if (quotas_.AnyUnknown()) gcs_->HeartbeatSoon();
 }
 
 void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
@@ -454,6 +457,7 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
   if (it == leases_.end()) return;
   Lease& lease = it->second;
   resources_.Release(lease.allocation);
+  GiveBack(lease.job, lease.allocation, lease.lent);
   if (!lease.lent.IsEmpty()) resources_.Reclaim(lease.lent);
   lease_of_worker_.erase(lease.worker);
   std::optional<Worker> killed;
@@ -486,6 +490,9 @@ bool NodeManager::TakeBack(uint64_t handle) {
        ++it) {
     if (it->handle == handle) {
       resources_.Release(it->allocation);
+      if (auto p = pending_.find(handle); p != pending_.end()) {
+        quotas_.Give(p->second.job, it->allocation.resources);
+      }
       waiting_for_worker_.erase(it);
       break;
     }
@@ -552,7 +559,9 @@ void NodeManager::HandleRegisterDriver(const rpc::RegisterDriverRequest& req,
   watch_->Watch(static_cast<pid_t>(req.pid()));  // else the tick polls it
   reply->set_node_id(options_.node_id.Binary());
   rpc::WorkerRuntime runtime = req.runtime();
-  done(absl::OkStatus());  // `req` is gone from here on
+  // Its job's quota holds here before the driver puts anything.
+  WhenQuotaKnown(*job, [done = std::move(done)] { done(absl::OkStatus()); });
+  // `req` is gone from here on.
   // A Python driver's first tasks find workers of its runtime started.
   std::string key = RuntimeKey(runtime);
   if (!key.empty() && pool_->CountRuntime(key) == 0) {
@@ -573,9 +582,11 @@ void NodeManager::HandleNotifyBlocked(const rpc::NotifyBlockedRequest& req,
   if (req.blocked() && lease.lent.IsEmpty()) {
     lease.lent.Set(kCpu, lease.allocation.resources.Get(kCpu));
     resources_.Lend(lease.lent);
+    quotas_.Give(lease.job, lease.lent);
     Dispatch();
   } else if (!req.blocked() && !lease.lent.IsEmpty()) {
     resources_.Reclaim(lease.lent);
+    quotas_.Take(lease.job, lease.lent);
     lease.lent = ResourceSet();
   }
   done(absl::OkStatus());

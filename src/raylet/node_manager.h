@@ -35,6 +35,7 @@ namespace grpc {
 class ByteBuffer;
 }
 #include "src/raylet/object_manager.h"
+#include "src/raylet/quota_gate.h"
 #include "src/raylet/worker_client.h"
 #include "src/raylet/worker_pool.h"
 
@@ -245,6 +246,28 @@ class NodeManager {
   void Abandon(uint64_t handle);
   // Its resources and its place in the queue go back; false if unknown.
   bool TakeBack(uint64_t handle);
+
+  // Per-job quotas (node_quotas.cc): the queue asks quotas_ through
+  // job_gate_; heartbeats carry each job's use and bring its allowance.
+  class JobGate : public LeaseGate {
+   public:
+    explicit JobGate(NodeManager* node) : node_(node) {}
+    bool Holds(uint64_t handle, const ResourceSet& demand) override;
+    void Granted(uint64_t handle, const ResourceSet& demand) override;
+
+   private:
+    NodeManager* node_;
+  };
+  void OnQuotas(const rpc::HeartbeatReply& reply);
+  // Runs `then` once the head has said whether `job` has a quota (a
+  // heartbeat asks at once when it has not).
+  void WhenQuotaKnown(const JobId& job, std::function<void()> then);
+  std::vector<std::pair<JobId, std::function<void()>>> quota_waiters_;
+  // What a lease no longer holds goes back to its job's use here.
+  void GiveBack(const JobId& job, const Allocation& allocation,
+                const ResourceSet& lent);
+  QuotaGate quotas_;
+  JobGate job_gate_{this};
 
   Options options_;
   EventLoop loop_;

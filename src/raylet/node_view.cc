@@ -29,6 +29,10 @@ void NodeManager::FillHeartbeat(rpc::HeartbeatRequest* req) {
   AddDemands(queue_.PendingDemands(), req->mutable_pending());
   AddDemands(queue_.InfeasibleDemands(), req->mutable_infeasible());
   req->set_view_version(view_version_);
+  quotas_.FillUse(options_.object_store != nullptr
+                      ? options_.object_store->job_bytes()
+                      : absl::flat_hash_map<JobId, uint64_t>(),
+                  req);
 }
 
 void NodeManager::AddDemands(
@@ -55,6 +59,7 @@ void NodeManager::AddDemands(
 }
 
 void NodeManager::OnView(const rpc::HeartbeatReply& reply) {
+  OnQuotas(reply);
   if (!reply.view_included()) return;
   view_version_ = reply.view_version();
   bool whole = !reply.view_delta();

@@ -208,6 +208,30 @@ TEST(LocalStore, DeleteOwnedByTakesOnlyThatOwnersObjectsOfThatJob) {
   EXPECT_TRUE(store.DeleteOwnedBy("", JobId::FromInt(4)).empty());
 }
 
+TEST(LocalStore, AJobsPrimaryCopiesStopAtItsLimit) {
+  LocalStore store({.capacity = 1 << 20});
+  TaskId greedy = TaskId::ForDriver(JobId::FromInt(5));
+  TaskId other = TaskId::ForDriver(JobId::FromInt(6));
+  store.SetJobLimits({{JobId::FromInt(5), 1000}});
+  ASSERT_TRUE(
+      CreateNow(store, ObjectId::ForPut(greedy, 1), 600, 0, 1, true).ok());
+  auto refused = CreateNow(store, ObjectId::ForPut(greedy, 2), 500, 0, 1, true);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.status().message()),
+              testing::HasSubstr("--max-object-store-bytes"));
+  // Secondary copies (pulled, evictable) and other jobs do not count.
+  EXPECT_TRUE(
+      CreateNow(store, ObjectId::ForPut(greedy, 3), 500, 0, 1, false).ok());
+  EXPECT_TRUE(
+      CreateNow(store, ObjectId::ForPut(other, 1), 5000, 0, 1, true).ok());
+  EXPECT_EQ(store.job_bytes().at(JobId::FromInt(5)), 600u);
+  // Freeing gives the room back.
+  ASSERT_TRUE(store.Abort(ObjectId::ForPut(greedy, 1), 1).ok());
+  EXPECT_FALSE(store.job_bytes().contains(JobId::FromInt(5)));
+  EXPECT_TRUE(
+      CreateNow(store, ObjectId::ForPut(greedy, 2), 900, 0, 1, true).ok());
+}
+
 TEST(LocalStore, GetTimesOutWithWhatIsSealed) {
   LocalStore store({.capacity = 1 << 20});
   ObjectId a = NewId(), b = NewId();

@@ -158,6 +158,41 @@ TEST_F(LeaseQueueTest, GrantsWhatFitsAndQueuesTheRest) {
   EXPECT_EQ(d[0].handle, 3u);
 }
 
+// Holds odd handles; counts grants.
+class OddGate : public LeaseGate {
+ public:
+  bool Holds(uint64_t handle, const ResourceSet&) override {
+    return handle % 2 == 1;
+  }
+  void Granted(uint64_t handle, const ResourceSet&) override {
+    granted.push_back(handle);
+  }
+  std::vector<uint64_t> granted;
+};
+
+TEST_F(LeaseQueueTest, AGateHoldsRequestsHereWithoutSpillingThem) {
+  for (uint64_t h = 1; h <= 4; ++h) {
+    queue.Add(h, R({{"CPU", 1}}), true, clock.Now());
+  }
+  OddGate gate;
+  auto d = queue.Schedule(clock.Now(), node, others, {}, &gate);
+  ASSERT_EQ(d.size(), 2u);  // 2 and 4 granted here; 1 and 3 held
+  EXPECT_EQ(d[0].handle, 2u);
+  EXPECT_EQ(d[1].handle, 4u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kGrant);
+  EXPECT_EQ(gate.granted, (std::vector<uint64_t>{2, 4}));
+  EXPECT_EQ(queue.size(), 2u);
+  // Held requests are no demand for more nodes.
+  EXPECT_TRUE(queue.PendingDemands().empty());
+  // Without the gate they go (spilled: this node is full). With the gate
+  // they would stay, wherever there is room.
+  others.push_back(RemoteNode{"n2", "h", 1, R({{"CPU", 4}}), R({{"CPU", 4}})});
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others, {}, &gate).empty());
+  d = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kSpillback);
+}
+
 TEST_F(LeaseQueueTest, SpillsBackToANodeWithTheResource) {
   others.push_back(RemoteNode{"n2", "127.0.0.1", 7001,
                               R({{"CPU", 1}, {"gpu_box", 1}}),

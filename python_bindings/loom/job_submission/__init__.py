@@ -79,6 +79,9 @@ class JobDetails:
     entrypoint_num_gpus: Optional[float] = None
     entrypoint_memory: Optional[int] = None
     entrypoint_resources: Optional[Dict[str, float]] = None
+    # Loom's: the job's limits (max_cpus, max_gpus, max_object_store_bytes,
+    # max_actors, max_pending_tasks; 0: none). docs/security.md.
+    quota: Optional[Dict[str, float]] = None
 
     @classmethod
     def from_json(cls, d):
@@ -234,9 +237,11 @@ class JobSubmissionClient:
     def submit_job(self, *, entrypoint, job_id=None, runtime_env=None,
                    metadata=None, submission_id=None,
                    entrypoint_num_cpus=None, entrypoint_num_gpus=None,
-                   entrypoint_memory=None, entrypoint_resources=None):
+                   entrypoint_memory=None, entrypoint_resources=None,
+                   quota=None):
         """Submits; returns the submission id. The same submission_id again
-        returns that job: it is never started twice."""
+        returns that job: it is never started twice. `quota` (Loom's): the
+        job's limits, e.g. {"max_cpus": 2, "max_actors": 4}."""
         body = {"entrypoint": entrypoint,
                 "submission_id": submission_id or job_id,
                 "runtime_env": self._upload_working_dir(dict(runtime_env or {})),
@@ -244,7 +249,8 @@ class JobSubmissionClient:
                 "entrypoint_num_cpus": entrypoint_num_cpus,
                 "entrypoint_num_gpus": entrypoint_num_gpus,
                 "entrypoint_memory": entrypoint_memory,
-                "entrypoint_resources": entrypoint_resources}
+                "entrypoint_resources": entrypoint_resources,
+                "quota": quota}
         body = {k: v for k, v in body.items() if v is not None}
         return self._request("POST", "/api/jobs/", body)[1]["submission_id"]
 
