@@ -323,15 +323,43 @@ void BindCluster(pyb::module_& m) {
   m.attr("THREAD_CAP_VARIABLES") = cap_vars;
   m.def("session_dir", [] { return g_worker ? std::string() : SessionDir(); });
   m.def("nodes", &Nodes);
-  m.def("kv_put", [](const std::string& key, pyb::bytes value) {
-    std::string v = value;
-    absl::Status s;
-    {
-      pyb::gil_scoped_release release;
-      s = Core().raylet_client()->KvPut("fn", key, v);
-    }
-    if (!s.ok()) ThrowStatus(s);
-  });
+  // The head's KV store; namespace "fn" (the function table) unless named.
+  m.def(
+      "kv_put",
+      [](const std::string& key, pyb::bytes value, const std::string& ns) {
+        std::string v = value;
+        absl::Status s;
+        {
+          pyb::gil_scoped_release release;
+          s = Core().raylet_client()->KvPut(ns, key, v);
+        }
+        if (!s.ok()) ThrowStatus(s);
+      },
+      pyb::arg("key"), pyb::arg("value"), pyb::arg("ns") = "fn");
+  m.def(
+      "kv_del",
+      [](const std::string& key, const std::string& ns) {
+        absl::StatusOr<bool> deleted;
+        {
+          pyb::gil_scoped_release release;
+          deleted = Core().raylet_client()->KvDel(ns, key);
+        }
+        if (!deleted.ok()) ThrowStatus(deleted.status());
+        return *deleted;
+      },
+      pyb::arg("key"), pyb::arg("ns"));
+  m.def(
+      "kv_keys",
+      [](const std::string& prefix, const std::string& ns) {
+        absl::StatusOr<std::vector<std::string>> keys;
+        {
+          pyb::gil_scoped_release release;
+          keys = Core().raylet_client()->KvKeys(ns, prefix);
+        }
+        if (!keys.ok()) ThrowStatus(keys.status());
+        return *keys;
+      },
+      pyb::arg("prefix"), pyb::arg("ns"));
   m.def("kv_get", [](const std::string& key) -> pyb::object {
     absl::StatusOr<std::optional<std::string>> v;
     {

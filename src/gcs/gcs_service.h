@@ -24,12 +24,26 @@ auto Plain(void (GcsServer::*handle)(const Req&, Reply*, Done)) {
                   const Identity&) { (s->*handle)(r, p, std::move(d)); };
 }
 
+// What an audited call acted on, when a target function names its action
+// too ("": the method's name); an empty target is not logged.
+struct AuditWhat {
+  std::string action;
+  std::string target;
+};
+
 // KV writes are audited when a person's token makes them outside a job's
-// function table (namespace "fn", which drivers fill as they run).
-inline auto KvTarget() {
-  return [](const auto& r, const auto&, const Identity& who) -> std::string {
-    if (who.cluster() || r.ns() == "fn") return "";  // not audited
-    return "kv " + r.ns() + "/" + r.key();
+// function table (namespace "fn", which drivers fill as they run). Serve
+// applications (namespace "serve", key "app/NAME"), which the serve client
+// writes as it deploys and deletes them, are logged whoever writes them, as
+// `serve_action`.
+inline auto KvTarget(const char* serve_action) {
+  return [serve_action](const auto& r, const auto&,
+                        const Identity& who) -> AuditWhat {
+    if (r.ns() == "serve" && r.key().rfind("app/", 0) == 0) {
+      return {serve_action, "serve app " + r.key().substr(4)};
+    }
+    if (who.cluster() || r.ns() == "fn") return {};  // not audited
+    return {"", "kv " + r.ns() + "/" + r.key()};
   };
 }
 
@@ -152,14 +166,14 @@ class GcsService : public rpc::Gcs::CallbackService {
                                   const rpc::KvPutRequest* req,
                                   rpc::KvPutReply* reply) override {
     return Audited(ctx, {"KvPut", Role::kSubmitter}, req, reply,
-                   internal::KvTarget(),
+                   internal::KvTarget("ServeDeploy"),
                    internal::Plain(&GcsServer::HandleKvPut));
   }
   grpc::ServerUnaryReactor* KvDel(grpc::CallbackServerContext* ctx,
                                   const rpc::KvDelRequest* req,
                                   rpc::KvDelReply* reply) override {
     return Audited(ctx, {"KvDel", Role::kSubmitter}, req, reply,
-                   internal::KvTarget(),
+                   internal::KvTarget("ServeDelete"),
                    internal::Plain(&GcsServer::HandleKvDel));
   }
 
@@ -297,8 +311,15 @@ class GcsService : public rpc::Gcs::CallbackService {
                           target, handle]() mutable {
             Done done = [s, req, reply, reactor, caller, action,
                          target](absl::Status status) {
-              std::string what = target(*req, *reply, caller.who);
-              if (!what.empty()) {
+              auto what = target(*req, *reply, caller.who);
+              if constexpr (std::is_same_v<decltype(what),
+                                           internal::AuditWhat>) {
+                if (!what.target.empty()) {
+                  s->audit().Append(caller.who, caller.peer,
+                                    what.action.empty() ? action : what.action,
+                                    what.target, status);
+                }
+              } else if (!what.empty()) {
                 s->audit().Append(caller.who, caller.peer, action, what,
                                   status);
               }

@@ -254,3 +254,46 @@ loom.shutdown()
     finally:
         done.touch()
         holder.communicate(timeout=60)
+
+
+SERVE = """
+import loom
+from loom import serve
+loom.init(address="auto")
+serve.start(http_options={"port": 0})
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+def hello(request):
+    return "hello"
+
+try:
+    serve.run(hello.bind(), name="greeter", route_prefix="/hello")
+    print("deployed")
+    serve.delete("greeter")
+    print("deleted")
+except Exception as e:
+    print("refused", e)
+loom.shutdown()
+"""
+
+
+def test_serve_deploys_and_deletes_are_in_the_audit_log(head_node):
+    processes = head_node
+    viewer = make_token(processes, "viewer", "vera")
+    submitter = make_token(processes, "submitter", "sam")
+    rc, out, err = run_as(processes, viewer, SERVE)
+    assert "deployed" not in out, out + err
+    rc, out, err = run_as(processes, submitter, SERVE)
+    assert rc == 0 and "deployed" in out and "deleted" in out, out + err
+    processes.run_driver("""
+import loom
+from loom import serve
+loom.init(address="auto")
+serve.shutdown()
+""")
+    audit = cli(processes, "audit")
+    entries = [json.loads(line) for line in audit.stdout.splitlines()]
+    serve = [(e["action"], e["result"], e["name"], e["target"])
+             for e in entries if e["action"].startswith("Serve")]
+    assert serve == [("ServeDeploy", "ok", "sam", "serve app greeter"),
+                     ("ServeDelete", "ok", "sam", "serve app greeter")], serve

@@ -1,11 +1,13 @@
 """loom.serve's public API, with Ray Serve's names (see __init__.py)."""
 import hashlib
 import inspect
+import json
 import time
 
 import cloudpickle
 
 import loom
+from loom import _core
 from loom.serve import _batching
 from loom.serve import _controller
 from loom.serve import _router
@@ -238,6 +240,21 @@ def _prefix(route_prefix):
     return route_prefix.rstrip("/") or "/"
 
 
+# Each application deployed is recorded in the head's KV store (namespace
+# "serve", key "app/NAME"); the head's audit log records who deployed and
+# deleted what (docs/security.md). Written before the controller is asked,
+# so that a caller without the right is refused, and logged, first.
+def _record_deploy(name, route_prefix, ingress, specs):
+    record = {"route_prefix": route_prefix, "ingress": ingress,
+              "deployments": {s["name"]: s["version"] for s in specs},
+              "time": time.time()}
+    _core.kv_put(f"app/{name}", json.dumps(record).encode(), ns="serve")
+
+
+def _record_delete(name):
+    _core.kv_del(f"app/{name}", ns="serve")
+
+
 def run(target, blocking=False, name="default", route_prefix="/",
         _timeout_s=None, **_ignored):
     """Deploys an application (updating it in place when it runs) and
@@ -250,6 +267,7 @@ def run(target, blocking=False, name="default", route_prefix="/",
     controller = start()
     ingress, specs = _build(target, name)
     route = target._deployment._options.get("route_prefix", route_prefix)
+    _record_deploy(name, _prefix(route), ingress, specs)
     loom.get(controller.deploy_app.remote(name, _prefix(route), ingress,
                                           specs))
     _wait(name, lambda s: s is not None and s["status"] == "RUNNING",
@@ -312,6 +330,7 @@ def status():
 
 def delete(name, _blocking=True):
     """Deletes an application: its replicas stop, its route goes."""
+    _record_delete(name)
     loom.get(_get_controller().delete_app.remote(name))
     if _blocking:
         _wait(name, lambda s: s is None, 60)
@@ -323,6 +342,8 @@ def shutdown():
         controller = _get_controller()
     except ValueError:
         return
+    for key in _core.kv_keys("app/", ns="serve"):
+        _record_delete(key[len("app/"):])
     loom.get(controller.shutdown.remote())
     loom.kill(controller)
     _router.forget()
