@@ -33,10 +33,12 @@ int TlsInit(const std::string& dir, std::vector<std::string> ips) {
   }
   std::printf(
       "A cluster CA and the nodes' certificate are in %s (names: localhost, "
-      "127.0.0.1, %s).\nCopy ca.pem, node.pem and node.key to every node and "
-      "start each with --tls-dir DIR (drivers: $LOOM_TLS_DIR=DIR); keep "
-      "ca.key to yourself.\n",
-      Absolute(dir).c_str(), absl::StrJoin(ips, ", ").c_str());
+      "127.0.0.1, %s), and each node's own in %s/nodes/IP.\nCopy a node's "
+      "directory (ca.pem, node.pem, node.key) to it, or the shared files to "
+      "every node, and start each with --tls-dir DIR (drivers: "
+      "$LOOM_TLS_DIR=DIR); keep ca.key to yourself.\n",
+      Absolute(dir).c_str(), absl::StrJoin(ips, ", ").c_str(),
+      Absolute(dir).c_str());
   return 0;
 }
 

@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -214,7 +216,7 @@ absl::Status CheckCertNamesIp(const TlsFiles& files, const std::string& ip) {
       files.dir, "/node.pem does not name this node's address ", ip,
       ", so other nodes would refuse it: make certificates that do with "
       "`loom tls init DIR --ip ",
-      ip, "` (one --ip per node)"));
+      ip, "` (one --ip per node; DIR/nodes/", ip, " is that node's own)"));
 }
 
 absl::Status CreateClusterCerts(const std::string& dir,
@@ -229,25 +231,13 @@ absl::Status CreateClusterCerts(const std::string& dir,
         absl::StrCat(dir, " already holds a CA (ca.key): not overwritten"));
   }
   Key ca_key(EVP_EC_gen("P-256"));
-  Key node_key(EVP_EC_gen("P-256"));
-  if (!ca_key || !node_key) return OpenSslError("EC key generation");
+  if (!ca_key) return OpenSslError("EC key generation");
   auto ca =
       MakeCert(ca_key.get(), "Loom cluster CA", nullptr, ca_key.get(), days, 1,
                {{NID_basic_constraints, "critical,CA:TRUE"},
                 {NID_key_usage, "critical,keyCertSign,cRLSign"},
                 {NID_subject_key_identifier, "hash"}});
   if (!ca.ok()) return ca.status();
-  std::vector<std::string> names = {"DNS:localhost", "IP:127.0.0.1"};
-  for (const std::string& ip : ips) {
-    if (ip != "127.0.0.1") names.push_back("IP:" + ip);
-  }
-  auto node =
-      MakeCert(node_key.get(), "Loom node", ca->get(), ca_key.get(), days, 2,
-               {{NID_basic_constraints, "critical,CA:FALSE"},
-                {NID_key_usage, "critical,digitalSignature,keyEncipherment"},
-                {NID_ext_key_usage, "serverAuth,clientAuth"},
-                {NID_subject_alt_name, absl::StrJoin(names, ",")}});
-  if (!node.ok()) return node.status();
   auto key_writer = [](EVP_PKEY* k) {
     return [k](BIO* b) {
       return PEM_write_bio_PrivateKey(b, k, nullptr, nullptr, 0, nullptr,
@@ -257,12 +247,49 @@ absl::Status CreateClusterCerts(const std::string& dir,
   auto cert_writer = [](X509* c) {
     return [c](BIO* b) { return PEM_write_bio_X509(b, c); };
   };
-  for (auto s :
-       {WritePem(dir + "/ca.key", true, key_writer(ca_key.get())),
-        WritePem(dir + "/ca.pem", false, cert_writer(ca->get())),
-        WritePem(dir + "/node.key", true, key_writer(node_key.get())),
-        WritePem(dir + "/node.pem", false, cert_writer(node->get()))}) {
-    if (!s.ok()) return s;
+  // A node certificate and its key in `to`, naming localhost, 127.0.0.1
+  // and `node_ips`, with the CA's certificate beside them.
+  long serial = 2;
+  auto node_files = [&](const std::string& to,
+                        const std::vector<std::string>& node_ips) {
+    Key node_key(EVP_EC_gen("P-256"));
+    if (!node_key) return OpenSslError("EC key generation");
+    std::vector<std::string> names = {"DNS:localhost", "IP:127.0.0.1"};
+    for (const std::string& ip : node_ips) {
+      if (ip != "127.0.0.1") names.push_back("IP:" + ip);
+    }
+    auto node = MakeCert(
+        node_key.get(), "Loom node", ca->get(), ca_key.get(), days, serial++,
+        {{NID_basic_constraints, "critical,CA:FALSE"},
+         {NID_key_usage, "critical,digitalSignature,keyEncipherment"},
+         {NID_ext_key_usage, "serverAuth,clientAuth"},
+         {NID_subject_alt_name, absl::StrJoin(names, ",")}});
+    if (!node.ok()) return node.status();
+    for (auto s :
+         {WritePem(to + "/ca.pem", false, cert_writer(ca->get())),
+          WritePem(to + "/node.key", true, key_writer(node_key.get())),
+          WritePem(to + "/node.pem", false, cert_writer(node->get()))}) {
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
+  if (auto s = WritePem(dir + "/ca.key", true, key_writer(ca_key.get()));
+      !s.ok()) {
+    return s;
+  }
+  // One certificate every node may use, and each node's own.
+  if (auto s = node_files(dir, ips); !s.ok()) return s;
+  mkdir((dir + "/nodes").c_str(), 0700);
+  for (const std::string& ip : ips) {
+    if (absl::StrContains(ip, "/")) {
+      return absl::InvalidArgumentError(ip + " is not an IP address");
+    }
+    std::string to = absl::StrCat(dir, "/nodes/", ip);
+    if (mkdir(to.c_str(), 0700) != 0 && errno != EEXIST) {
+      return absl::InternalError(
+          absl::StrCat("cannot make ", to, ": ", strerror(errno)));
+    }
+    if (auto s = node_files(to, {ip}); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

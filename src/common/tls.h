@@ -61,7 +61,9 @@ absl::Status CheckCertNamesIp(const TlsFiles& files, const std::string& ip);
 // Writes a new CA (ca.pem, ca.key) and a certificate signed by it for the
 // cluster's nodes (node.pem, node.key) into `dir` (made if missing; keys
 // 0600): EC P-256, valid `days`, its subject alternative names `ips`
-// plus 127.0.0.1 and localhost. Refuses to overwrite an existing CA.
+// plus 127.0.0.1 and localhost. And each node's own, naming only its
+// address (and 127.0.0.1, localhost), in dir/nodes/IP/ with ca.pem: a
+// directory to copy to that node. Refuses to overwrite an existing CA.
 absl::Status CreateClusterCerts(const std::string& dir,
                                 const std::vector<std::string>& ips,
                                 int days = 3650);

@@ -461,19 +461,22 @@ class LoomCluster:
         self.net.env["LOOM_AUTH_TOKEN"] = token.read_text().strip()
 
     def make_certificates(self):
-        """A CA and the nodes' certificate naming every host, made on host 1
-        and copied into each host's TLS_DIR; every command on the hosts then
+        """A CA and each host's own certificate (naming only its address),
+        made on host 1 with `loom tls init` and copied from its nodes/IP
+        directory into that host's TLS_DIR; every command on the hosts then
         takes $LOOM_TLS_DIR."""
         ips = []
         for h in self.net.hosts:
             ips += ["--ip", h.ip]
-        self.head.run([self.cli, "tls", "init", TLS_DIR, *ips], check=True)
-        made = self.head.path(TLS_DIR)
-        for host in self.net.hosts[1:]:
+        made_dir = TLS_DIR + ".made"
+        self.head.run([self.cli, "tls", "init", made_dir, *ips], check=True)
+        made = self.head.path(made_dir)
+        for host in self.net.hosts:
             to = host.path(TLS_DIR)
             to.mkdir(mode=0o700, parents=True, exist_ok=True)
             for name in ("ca.pem", "node.pem", "node.key"):
-                (to / name).write_bytes((made / name).read_bytes())
+                (to / name).write_bytes(
+                    (made / "nodes" / host.ip / name).read_bytes())
                 (to / name).chmod(0o600)
         self.net.env["LOOM_TLS_DIR"] = TLS_DIR
 

@@ -124,6 +124,39 @@ def test_a_certificate_that_does_not_name_the_node_is_refused_at_start(
     assert "--ip 127.0.0.5" in start.stderr
 
 
+def test_each_node_gets_a_certificate_of_its_own(processes, tmp_path,
+                                                monkeypatch):
+    certs = _tls_init(tmp_path / "certs", "127.0.0.5", "127.0.0.6")
+    own, other = certs / "nodes" / "127.0.0.5", certs / "nodes" / "127.0.0.6"
+    names = ssl._ssl._test_decode_cert(str(own / "node.pem"))["subjectAltName"]
+    assert ("IP Address", "127.0.0.5") in names
+    assert ("IP Address", "127.0.0.6") not in names
+
+    def start(tls_dir):
+        env = processes.env()
+        env.pop("LOOM_TLS_DIR", None)
+        return subprocess.run(
+            [loom_cli(), "start", "--head", "--num-cpus", "2",
+             "--node-ip-address", "127.0.0.5", "--session-root",
+             processes.session_root, "--tls-dir", str(tls_dir)],
+            env=env, capture_output=True, text=True, timeout=120)
+
+    refused = start(other)  # another node's certificate
+    assert refused.returncode != 0
+    assert "nodes/127.0.0.5 is that node's own" in refused.stderr
+    started = start(own)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        # A driver with another node's certificate from the same CA runs.
+        monkeypatch.setenv("LOOM_TLS_DIR", str(other))
+        code, out, err = processes.run_driver(DRIVER)
+        assert code == 0 and "result 5 2" in out, out + err
+    finally:
+        subprocess.run([loom_cli(), "stop", "--session-root",
+                        processes.session_root], env=processes.env(),
+                       timeout=120, capture_output=True)
+
+
 def test_a_missing_tls_directory_is_a_clear_error(processes, tmp_path):
     start = _start(processes, tmp_path / "nowhere")
     assert start.returncode != 0
