@@ -16,8 +16,13 @@ run. One JSON line per result on stdout, as loom-bench prints them:
 Needs root and iproute2; run from the repository root with the venv's
 python after `make install-python`:
 
-    sudo .venv/bin/python benchmarks/multihost.py
+    sudo .venv/bin/python benchmarks/multihost.py [--tls] [--transfer-only]
+
+--tls: the cluster with `loom start --tls-dir` (mutual TLS on every link);
+--transfer-only: the floor and the transfer, not the task rates
+(benchmarks/tls_cross_host_ab.sh alternates plain and TLS runs).
 """
+import argparse
 import json
 import sys
 import textwrap
@@ -109,7 +114,9 @@ DRIVER = """
         del a, ref
     emit(name="transfer_gigabytes_cross_host",
          value=round({size} / statistics.median(runs) / 1e9, 3), unit="GB/s",
-         runs_s=[round(r, 3) for r in runs])
+         runs_s=[round(r, 3) for r in runs], tls={tls})
+    if {transfer_only}:
+        sys.exit(0)
 
     # One function for the rate and the shares, so that the shares are
     # those of the leases the rate was measured on (another function would
@@ -145,6 +152,10 @@ DRIVER = """
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tls", action="store_true")
+    parser.add_argument("--transfer-only", action="store_true")
+    args = parser.parse_args()
     try:
         hosts.check_available()
     except hosts.Unavailable as e:
@@ -152,7 +163,8 @@ def main():
     with hosts.Network(3) as net:
         _, h2, h3 = net.hosts
         cluster = hosts.LoomCluster(net, num_cpus=2,
-                                    object_store_memory=3 * GIB // 2).start()
+                                    object_store_memory=3 * GIB // 2,
+                                    tls=args.tls).start()
         try:
             floor = sorted(tcp_stream_gbps(h2, h3) for _ in range(RUNS))
             print(json.dumps({"name": "tcp_stream_gigabytes_floor",
@@ -162,7 +174,8 @@ def main():
                   flush=True)
             proc = cluster.start_driver(
                 h3, DRIVER.format(address=cluster.address, size=GIB,
-                                  runs=RUNS))
+                                  runs=RUNS, tls=args.tls,
+                                  transfer_only=args.transfer_only))
             records = {}
             for line in proc.stdout:
                 record = json.loads(line)

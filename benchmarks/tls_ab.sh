@@ -26,16 +26,4 @@ for ((i = 0; i < RUNS; i++)); do
     done
   done
 done
-python3 - "$out" <<'PY'
-import json, statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    runs.setdefault(r["name"], {}).setdefault(r["tls"], []).append(r["value"])
-for name, by in sorted(runs.items()):
-    if False in by and True in by:
-        off, on = statistics.median(by[False]), statistics.median(by[True])
-        print(json.dumps({"name": f"{name}_tls_vs_plain", "value":
-                          round(on / off, 3), "unit": "ratio",
-                          "plain": off, "tls": on, "runs": len(by[True])}))
-PY
+python3 "$(dirname "$0")/ab_summary.py" "$out"
