@@ -121,6 +121,7 @@ class CoreWorker {
   // (max_pending_tasks) submitted here and not yet finished; at once
   // otherwise. Callers of SubmitTask call it first, without locks held.
   void WaitForTaskRoom();
+  bool limits_pending_tasks() const { return max_pending_tasks_ > 0; }
   absl::StatusOr<ObjectId> Put(std::string value,
                                const std::vector<ObjectId>& contained = {});
 

@@ -17,6 +17,7 @@
 #include "bindings.h"
 #include "runtime/serve/actor_caller.h"
 #include "runtime/serve/ingress.h"
+#include "runtime/serve/person_tokens.h"
 #include "runtime/serve/router.h"
 #include "runtime/serve/shared_idempotency.h"
 #include "src/common/rpc.h"
@@ -229,6 +230,12 @@ void BindServe(pyb::module_& m) {
         o.token = rpc::ClusterToken();
         o.api_key = api_key;
         if (threads > 0) o.threads = threads;
+        // People's tokens with their roles, traded at the head.
+        auto people =
+            std::make_shared<serve::PersonTokens>(Core().gcs_address());
+        o.identify = [people](std::string_view token) {
+          return people->Identify(token);
+        };
         auto ingress = std::make_unique<serve::Ingress>(o);
         absl::StatusOr<int> bound;
         {

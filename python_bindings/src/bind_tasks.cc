@@ -133,7 +133,7 @@ pyb::list SubmitTask(const std::string& name, const std::string& function_key,
   options.strategy = StrategyOf(strategy);
   auto packed = Args(args, &temps);
   std::vector<ObjectId> inner = TakeRefs(contained);
-  {
+  if (Core().limits_pending_tasks()) {
     pyb::gil_scoped_release release;  // finishing tasks may need the GIL
     Core().WaitForTaskRoom();
   }

@@ -118,17 +118,22 @@ absl::StatusOr<int> Ingress::Start(const std::string& host, int port) {
   HttpServer::Options http;
   http.token = options_.token.empty() ? nullptr : &options_.token;
   http.api_key = options_.api_key.empty() ? nullptr : &options_.api_key;
+  http.identify = options_.identify;
   http.threads = options_.threads;
   http.keep_alive = true;
   http_ = std::make_unique<HttpServer>(http);
-  http_->Route("/", options_.max_body_bytes, [this](const HttpRequest& r) {
-    absl::Time start = absl::Now();
-    std::string route;
-    HttpResponse response = Handle(r, &route);
-    ServeMetrics::Get().Http(route, r.method, response.status,
-                             absl::ToDoubleMilliseconds(absl::Now() - start));
-    return response;
-  });
+  // Every request runs a deployment, a GET too: submitters' work.
+  http_->Route("/", options_.max_body_bytes,
+               [this](const HttpRequest& r) {
+                 absl::Time start = absl::Now();
+                 std::string route;
+                 HttpResponse response = Handle(r, &route);
+                 ServeMetrics::Get().Http(
+                     route, r.method, response.status,
+                     absl::ToDoubleMilliseconds(absl::Now() - start));
+                 return response;
+               },
+               {Role::kSubmitter, Role::kSubmitter});
   absl::StatusOr<int> bound = http_->Start(host, port);
   if (!bound.ok()) http_.reset();
   return bound;

@@ -4,12 +4,14 @@
 // deployment by the longest route prefix, hands the request to the
 // process's Router as msgpack [method, path, query, headers, body, prefix],
 // and writes the replica's answer [status, content type, headers, body].
-// HTTP/1.1 keep-alive; behind the cluster token or an ingress API key.
+// HTTP/1.1 keep-alive; behind the cluster token, an ingress API key, or a
+// person's token whose role may submit work (a viewer's gets 403).
 //
 // What a caller sees:
 //   200..  the replica's own answer
 //   400    a bad X-Loom-Deadline-Ms or X-Loom-Priority header
 //   401    no token or API key (when the cluster has one)
+//   403    a person's token whose role may not submit (a viewer's)
 //   404    no route for the path
 //   413    a body over max_body_bytes
 //   500    the replica raised (the error's type and message)
@@ -31,8 +33,11 @@
 #define LOOM_RUNTIME_SERVE_INGRESS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -55,6 +60,9 @@ class Ingress {
     int threads = 320;    // connections served at once (keep-alive)
     int64_t max_body_bytes = 64 << 20;
     int retry_after_s = 1;  // the 503's Retry-After
+    // Who other bearer tokens are (people's tokens, with their roles:
+    // PersonTokens); unset: only the cluster token and the API key.
+    std::function<std::optional<Identity>(std::string_view)> identify;
   };
   struct RouteTarget {
     std::string prefix;      // "/model"; "/" takes every path

@@ -297,3 +297,53 @@ serve.shutdown()
              for e in entries if e["action"].startswith("Serve")]
     assert serve == [("ServeDeploy", "ok", "sam", "serve app greeter"),
                      ("ServeDelete", "ok", "sam", "serve app greeter")], serve
+
+
+INGRESS = """
+import os, time, urllib.error, urllib.request
+import loom
+from loom import serve
+loom.init(address="auto")
+serve.start(http_options={"port": 0})
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+def hello(request):
+    return "hello"
+
+serve.run(hello.bind(), name="greeter", route_prefix="/hello")
+deadline = time.time() + 60
+while True:
+    healthy = [p for p in serve.status().proxies.values()
+               if p["state"] == "HEALTHY"]
+    if healthy or time.time() > deadline:
+        break
+    time.sleep(0.2)
+proxy = healthy[0]
+for who in ("VIEWER", "SUBMITTER", "FORGED"):
+    req = urllib.request.Request(
+        f"http://{proxy['node_ip']}:{proxy['port']}/hello",
+        headers={"Authorization": "Bearer " + os.environ[who]})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            print(who, r.status, r.read().decode())
+    except urllib.error.HTTPError as e:
+        print(who, e.code, e.read().decode())
+serve.shutdown()
+loom.shutdown()
+"""
+
+
+def test_the_serve_ingress_takes_peoples_tokens_by_their_roles(
+        head_node, monkeypatch):
+    processes = head_node
+    monkeypatch.setenv("VIEWER", make_token(processes, "viewer", "vera"))
+    monkeypatch.setenv("SUBMITTER", make_token(processes, "submitter", "sam"))
+    monkeypatch.setenv("FORGED", "loomtok_" + "x" * 40)
+    rc, out, err = processes.run_driver(INGRESS, timeout=180)
+    assert rc == 0, out + err
+    lines = dict(line.split(" ", 1) for line in out.splitlines()
+                 if line.split(" ", 1)[0] in ("VIEWER", "SUBMITTER", "FORGED"))
+    assert lines["SUBMITTER"] == "200 hello", out
+    assert lines["VIEWER"].startswith("403") and "role viewer" in lines[
+        "VIEWER"], out
+    assert lines["FORGED"].startswith("401"), out
