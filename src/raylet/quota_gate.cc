@@ -1,8 +1,6 @@
 // src/raylet/quota_gate.cc
 #include "src/raylet/quota_gate.h"
 
-#include "absl/strings/str_cat.h"
-
 namespace loom::raylet {
 namespace {
 
@@ -103,17 +101,6 @@ absl::flat_hash_map<JobId, uint64_t> QuotaGate::StoreLimits() const {
     }
   }
   return out;
-}
-
-std::string QuotaGate::Reason(const JobId& job) const {
-  auto a = allowed_.find(job);
-  if (a == allowed_.end()) return "waits for the head to say the job's quota";
-  auto u = use_.find(job);
-  Use use = u == use_.end() ? Use{} : u->second;
-  return absl::StrCat("job ", job.Hex(), " holds ", Round(use.cpus),
-                      " CPUs and ", Round(use.gpus), " GPUs here and may hold ",
-                      a->second.cpus(), " and ", a->second.gpus(),
-                      " (its quota less its use elsewhere)");
 }
 
 }  // namespace loom::raylet

@@ -16,7 +16,6 @@
 #define LOOM_SRC_RAYLET_QUOTA_GATE_H_
 
 #include <cstdint>
-#include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -56,8 +55,6 @@ class QuotaGate {
                rpc::HeartbeatRequest* req);
   // The bytes each job with an object-store quota may hold in this store.
   absl::flat_hash_map<JobId, uint64_t> StoreLimits() const;
-  // Why `job`'s requests wait here, for logs and errors.
-  std::string Reason(const JobId& job) const;
 
  private:
   struct Use {
