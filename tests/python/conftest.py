@@ -190,6 +190,36 @@ def two_node_cluster(head_cpus):
     return cluster, other
 
 
+# A driver's first half: serves `hello` (answering `answer`) at /hello and
+# finds a healthy proxy (`proxy`: node_ip, port); `then` is the rest.
+_SERVE_HELLO = """
+import os, ssl, time, urllib.error, urllib.request
+import loom
+from loom import serve
+loom.init(address="auto")
+serve.start(http_options={"port": 0})
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+def hello(request):
+    return ANSWER
+
+serve.run(hello.bind(), name="hello", route_prefix="/hello")
+deadline = time.time() + 60
+while True:
+    healthy = [p for p in serve.status().proxies.values()
+               if p["state"] == "HEALTHY"]
+    if healthy or time.time() > deadline:
+        break
+    time.sleep(0.2)
+assert healthy, serve.status().proxies
+proxy = healthy[0]
+"""
+
+
+def serve_hello_driver(answer, then):
+    return _SERVE_HELLO.replace("ANSWER", repr(answer)) + then
+
+
 def wait_until(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Polls predicate() until it is truthy and returns its value; fails the
     test after timeout seconds."""

@@ -12,7 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import loom_cli, redis_server  # noqa: F401 (a fixture)
+from conftest import (loom_cli, redis_server,  # noqa: F401 (a fixture)
+                      serve_hello_driver)
 from test_head_restart import kill_and_restart_head, start_head_on_redis
 
 SHARED = """
@@ -299,26 +300,7 @@ serve.shutdown()
                      ("ServeDelete", "ok", "sam", "serve app greeter")], serve
 
 
-INGRESS = """
-import os, time, urllib.error, urllib.request
-import loom
-from loom import serve
-loom.init(address="auto")
-serve.start(http_options={"port": 0})
-
-@serve.deployment(ray_actor_options={"num_cpus": 0})
-def hello(request):
-    return "hello"
-
-serve.run(hello.bind(), name="greeter", route_prefix="/hello")
-deadline = time.time() + 60
-while True:
-    healthy = [p for p in serve.status().proxies.values()
-               if p["state"] == "HEALTHY"]
-    if healthy or time.time() > deadline:
-        break
-    time.sleep(0.2)
-proxy = healthy[0]
+INGRESS = serve_hello_driver("hello", """
 for who in ("VIEWER", "SUBMITTER", "FORGED"):
     req = urllib.request.Request(
         f"http://{proxy['node_ip']}:{proxy['port']}/hello",
@@ -330,7 +312,7 @@ for who in ("VIEWER", "SUBMITTER", "FORGED"):
         print(who, e.code, e.read().decode())
 serve.shutdown()
 loom.shutdown()
-"""
+""")
 
 
 def test_the_serve_ingress_takes_peoples_tokens_by_their_roles(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import loom_cli, wait_until
+from conftest import loom_cli, serve_hello_driver, wait_until
 
 DRIVER = """
 import loom
@@ -209,28 +209,7 @@ def test_the_http_api_speaks_only_https_with_the_clusters_certificate(
     assert "python-over-tls" in client.get_job_logs(job)
 
 
-SERVE_DRIVER = """
-import os, ssl, time, urllib.request
-import loom
-from loom import serve
-
-loom.init(address="auto")
-serve.start(http_options={"port": 0})
-
-@serve.deployment(ray_actor_options={"num_cpus": 0})
-def hello(request):
-    return "hello over tls"
-
-serve.run(hello.bind(), name="hello", route_prefix="/hello")
-deadline = time.time() + 60
-while True:
-    healthy = [p for p in serve.status().proxies.values()
-               if p["state"] == "HEALTHY"]
-    if healthy or time.time() > deadline:
-        break
-    time.sleep(0.2)
-assert healthy, serve.status().proxies
-proxy = healthy[0]
+SERVE_DRIVER = serve_hello_driver("hello over tls", """
 context = ssl.create_default_context(
     cafile=os.path.join(os.environ["LOOM_TLS_DIR"], "ca.pem"))
 req = urllib.request.Request(
@@ -240,7 +219,7 @@ with urllib.request.urlopen(req, timeout=60, context=context) as r:
     print("answer", r.status, r.read().decode())
 serve.shutdown()
 loom.shutdown()
-"""
+""")
 
 
 def test_the_serve_ingress_speaks_https(tls_cluster, monkeypatch):
