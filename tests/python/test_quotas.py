@@ -49,11 +49,11 @@ del small
 @loom.remote
 def hold(i):
     start = time.time()
-    time.sleep(0.6)
+    time.sleep(0.8)
     return start, time.time()
 
 t0 = time.time()
-refs = [hold.remote(i) for i in range(8)]
+refs = [hold.remote(i) for i in range(12)]
 out["submit_s"] = time.time() - t0
 spans = loom.get(refs, timeout=120)
 edges = sorted([(s, 1) for s, e in spans] + [(e, -1) for s, e in spans])
@@ -129,8 +129,9 @@ def test_a_greedy_jobs_quota_holds_and_other_jobs_run_beside_it(
     assert "--max-actors" in result["second_actor"], result
     assert result["big_put"].startswith("ObjectStoreFullError"), result
     assert "object-store quota" in result["big_put"], result
-    # 8 tasks of 0.6 s on one CPU, at most 4 pending: the last submissions
-    # waited for the first tasks to finish.
+    # 12 tasks of 0.8 s on one CPU (about 10 s, long enough for the other
+    # job to run beside it), at most 4 pending: the last submissions waited
+    # for the first tasks to finish.
     assert result["submit_s"] > 1.5, result
 
     # The HTTP API shows the submission's quota.
