@@ -65,6 +65,9 @@ absl::StatusOr<HttpResponse> HttpCall(const HttpCallOptions& o) {
   std::string auth =
       o.token.empty() ? ""
                       : absl::StrCat("Authorization: Bearer ", o.token, "\r\n");
+  for (const auto& [name, value] : o.headers) {
+    absl::StrAppend(&auth, name, ": ", value, "\r\n");
+  }
   mg_printf(conn,
             "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%sContent-Type: %s\r\n"
             "Content-Length: %zu\r\nConnection: close\r\n\r\n",

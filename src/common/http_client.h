@@ -10,6 +10,8 @@
 #define LOOM_COMMON_HTTP_CLIENT_H_
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "src/common/http_server.h"
@@ -25,6 +27,8 @@ struct HttpCallOptions {
   std::string content_type = "application/json";
   std::string token;  // sent as "Authorization: Bearer" when not empty
   int timeout_ms = 60000;
+  // More request headers (Cookie...), as sent.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // Unavailable when the server cannot be reached or does not answer.

@@ -23,10 +23,14 @@ const char* Reason(int status) {
       return "Created";
     case 204:
       return "No Content";
+    case 303:
+      return "See Other";
     case 400:
       return "Bad Request";
     case 401:
       return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 404:
       return "Not Found";
     case 405:
@@ -84,6 +88,14 @@ const std::string* HttpRequest::Header(std::string_view name) const {
       return &v;
   }
   return nullptr;
+}
+
+std::string UrlParam(std::string_view encoded, std::string_view name) {
+  std::string key(name);
+  std::vector<char> out(encoded.size() + 1);
+  int n = mg_get_var(encoded.data(), encoded.size(), key.c_str(), out.data(),
+                     out.size());
+  return n > 0 ? std::string(out.data(), n) : "";
 }
 
 HttpServer::HttpServer(Options options) : options_(options) {}
@@ -184,31 +196,46 @@ void HttpServer::Stream(std::string prefix, StreamHandler handler) {
       std::make_unique<StreamEntry>(StreamEntry{this, std::move(handler)}));
 }
 
-std::optional<Identity> HttpServer::Identify(const mg_connection* conn) const {
-  Identity cluster{kClusterName, Role::kAdmin, ""};
-  if (options_.token == nullptr && options_.api_key == nullptr &&
-      !options_.identify) {
-    return cluster;
+std::optional<Identity> HttpServer::IdentifyToken(
+    std::string_view token) const {
+  absl::string_view given(token.data(), token.size());
+  if (given.empty()) return std::nullopt;
+  if (options_.token && SameToken(given, *options_.token)) {
+    return Identity{kClusterName, Role::kAdmin, ""};
   }
   // The serve ingress's key: calls a deployment, reads nothing else.
-  Identity key_holder{"api-key", Role::kSubmitter, "api-key"};
+  if (options_.api_key && SameToken(given, *options_.api_key)) {
+    return Identity{"api-key", Role::kSubmitter, "api-key"};
+  }
+  if (options_.identify) return options_.identify(token);
+  return std::nullopt;
+}
+
+std::optional<Identity> HttpServer::Identify(const mg_connection* conn,
+                                             bool* by_cookie) const {
+  if (by_cookie) *by_cookie = false;
+  if (options_.token == nullptr && options_.api_key == nullptr &&
+      !options_.identify) {
+    return Identity{kClusterName, Role::kAdmin, ""};
+  }
   const char* auth = mg_get_header(conn, "Authorization");
   if (auth == nullptr) auth = mg_get_header(conn, "X-Ray-Authorization");
   absl::string_view given = auth ? auth : "";
   if (absl::ConsumePrefix(&given, "Bearer ")) {
-    if (options_.token && SameToken(given, *options_.token)) return cluster;
-    if (options_.api_key && SameToken(given, *options_.api_key)) {
-      return key_holder;
-    }
-    if (options_.identify) {
-      std::optional<Identity> who =
-          options_.identify(std::string_view(given.data(), given.size()));
-      if (who.has_value()) return who;
-    }
+    auto who = IdentifyToken(std::string_view(given.data(), given.size()));
+    if (who.has_value()) return who;
   }
   const char* key = mg_get_header(conn, "X-API-Key");
   if (key && options_.api_key && SameToken(key, *options_.api_key)) {
-    return key_holder;
+    return IdentifyToken(key);
+  }
+  const char* cookies = mg_get_header(conn, "Cookie");
+  char value[512];
+  if (cookies != nullptr &&
+      mg_get_cookie(cookies, kTokenCookie, value, sizeof(value)) > 0) {
+    auto who = IdentifyToken(value);
+    if (who.has_value() && by_cookie) *by_cookie = true;
+    return who;
   }
   return std::nullopt;
 }
@@ -224,7 +251,19 @@ int HttpServer::Serve(mg_connection* conn) {
     req.headers.emplace_back(info->http_headers[i].name,
                              info->http_headers[i].value);
   }
-  std::optional<Identity> who = Identify(conn);
+  bool by_cookie = false;
+  std::optional<Identity> who = Identify(conn, &by_cookie);
+  const RouteEntry* route = nullptr;
+  for (const RouteEntry& r : routes_) {
+    if (absl::StartsWith(req.path, r.prefix) &&
+        (route == nullptr || r.prefix.size() > route->prefix.size())) {
+      route = &r;
+    }
+  }
+  if (!who.has_value() && route != nullptr && route->access.open) {
+    who = Identity{"anonymous", Role::kViewer, ""};
+    req.anonymous = true;
+  }
   if (!who.has_value()) {
     Write(conn,
           Error(401,
@@ -235,13 +274,6 @@ int HttpServer::Serve(mg_connection* conn) {
           /*close=*/true);
     return 401;
   }
-  const RouteEntry* route = nullptr;
-  for (const RouteEntry& r : routes_) {
-    if (absl::StartsWith(req.path, r.prefix) &&
-        (route == nullptr || r.prefix.size() > route->prefix.size())) {
-      route = &r;
-    }
-  }
   if (route == nullptr) {
     Write(conn, Error(404, absl::StrCat("no such path: ", req.path)),
           /*close=*/true);
@@ -250,8 +282,20 @@ int HttpServer::Serve(mg_connection* conn) {
   req.caller = *std::move(who);
   req.peer = absl::StrCat(info->remote_addr, ":", info->remote_port);
   bool read = req.method == "GET" || req.method == "HEAD";
+  if (by_cookie && !read && !route->access.open &&
+      req.Header("X-Loom-Dashboard") == nullptr) {
+    // A form on another site could post with the browser's cookie; it
+    // cannot add a header.
+    Write(conn,
+          Error(403,
+                "a change asked with the dashboard's cookie needs the "
+                "header X-Loom-Dashboard (or send the token as "
+                "\"Authorization: Bearer <token>\")"),
+          /*close=*/true);
+    return 403;
+  }
   Role need = read ? route->access.read : route->access.write;
-  if (req.caller.role < need) {
+  if (req.caller.role < need && !route->access.open) {
     std::string why = DeniedMessage(
         req.caller, absl::StrCat(req.method, " ", req.path), need);
     if (options_.on_denied) options_.on_denied(req, why);

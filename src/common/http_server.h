@@ -47,7 +47,14 @@ struct HttpRequest {
   const std::string* Header(std::string_view name) const;
   Identity caller;   // who its token says it is (roles.h)
   std::string peer;  // the client's IP:port
+  // On an open route only: no token it knows came with it (caller is then
+  // a viewer named "anonymous").
+  bool anonymous = false;
 };
+
+// The value of `name` in a URL-encoded query or form body ("a=1&b=x%20y"),
+// decoded; "" when absent.
+std::string UrlParam(std::string_view encoded, std::string_view name);
 
 struct HttpResponse {
   int status = 200;
@@ -67,6 +74,10 @@ struct HttpResponse {
 struct RouteAccess {
   Role read = Role::kViewer;
   Role write = Role::kSubmitter;
+  // Served without a token too (req.anonymous), whatever the method and
+  // role: the dashboard's login form and its static files, whose handlers
+  // decide what a stranger sees.
+  bool open = false;
 };
 
 // Thread-safe: handlers run on the server's threads, several at once.
@@ -98,6 +109,9 @@ class HttpServer {
   explicit HttpServer(Options options);
   ~HttpServer();  // stops serving; waits for handlers in progress
 
+  // The cookie a browser's token travels in (HttpOnly, SameSite=Strict).
+  static constexpr char kTokenCookie[] = "loom_token";
+
   using Access = RouteAccess;
   // Before Start. A body longer than max_body_bytes gets 413 unread.
   void Route(std::string prefix, int64_t max_body_bytes, Handler handler,
@@ -111,6 +125,10 @@ class HttpServer {
 
   // A JSON error body: {"error": message}.
   static HttpResponse Error(int status, const std::string& message);
+
+  // Who this token is (the cluster's, the API key, or a person's); nullopt
+  // when none of those. Thread-safe.
+  std::optional<Identity> IdentifyToken(std::string_view token) const;
 
  private:
   struct RouteEntry {
@@ -126,7 +144,9 @@ class HttpServer {
   static int Serve(mg_connection* conn, void* self);
   int Serve(mg_connection* conn);
   // Who the request's token says it is; nullopt without a token it knows.
-  std::optional<Identity> Identify(const mg_connection* conn) const;
+  // *by_cookie: the token came only in kTokenCookie.
+  std::optional<Identity> Identify(const mg_connection* conn,
+                                   bool* by_cookie = nullptr) const;
   void Write(mg_connection* conn, const HttpResponse& response,
              bool close = false) const;
   void WriteStream(mg_connection* conn, const HttpResponse& response) const;

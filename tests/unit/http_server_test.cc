@@ -46,6 +46,48 @@ TEST(HttpServer, RoutesChecksTheTokenAndLimitsBodies) {
   EXPECT_NE(r->body.find("limit of 100 bytes"), std::string::npos);
 }
 
+TEST(HttpServer, OpenRoutesServeStrangersAndTheCookieCarriesATokenForReads) {
+  std::string token = "s3cret-token";
+  HttpServer http({.token = &token});
+  RouteAccess open;
+  open.open = true;
+  http.Route(
+      "/", 100,
+      [](const HttpRequest& r) {
+        return HttpResponse{200, r.anonymous ? "stranger" : r.caller.name};
+      },
+      open);
+  http.Route("/api", 100, [](const HttpRequest& r) {
+    return HttpResponse{200, r.method + " by " + r.caller.name};
+  });
+  auto port = http.Start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.status();
+  HttpCallOptions call{.host = "127.0.0.1", .port = *port, .path = "/"};
+  EXPECT_EQ(HttpCall(call)->body, "stranger");
+  call.method = "POST";  // an open route takes any method from anyone
+  EXPECT_EQ(HttpCall(call)->status, 200);
+  call.method = "GET";
+  call.path = "/api/x";
+  EXPECT_EQ(HttpCall(call)->status, 401);
+  call.headers = {{"Cookie", "other=1; loom_token=s3cret-token"}};
+  auto r = HttpCall(call);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "GET by cluster");
+  // A change on the cookie alone needs the dashboard's header.
+  call.method = "POST";
+  r = HttpCall(call);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_NE(r->body.find("X-Loom-Dashboard"), std::string::npos);
+  call.headers.emplace_back("X-Loom-Dashboard", "1");
+  EXPECT_EQ(HttpCall(call)->status, 200);
+  call.headers = {{"Cookie", "loom_token=wrong"}};
+  EXPECT_EQ(HttpCall(call)->status, 401);
+  EXPECT_EQ(http.IdentifyToken("s3cret-token")->role, Role::kAdmin);
+  EXPECT_FALSE(http.IdentifyToken("wrong").has_value());
+  EXPECT_EQ(UrlParam("a=1&token=x%20y+z&b=", "token"), "x y z");
+  EXPECT_EQ(UrlParam("a=1", "token"), "");
+}
+
 TEST(HttpServer, APortInUseIsAnErrorNotACrash) {
   HttpServer first({}), second({});
   auto port = first.Start("127.0.0.1", 0);
