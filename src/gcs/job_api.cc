@@ -15,23 +15,11 @@
 #include "src/common/version.h"
 #include "src/common/wire.h"
 #include "src/gcs/gcs_server.h"
+#include "src/gcs/http_edge.h"
 
 namespace loom::gcs {
-namespace {
 
-using google::protobuf::Struct;
-using google::protobuf::Value;
-
-constexpr int64_t kMaxBodyBytes = 1 << 20;
-constexpr auto kHeadWait = std::chrono::seconds(30);
-// Ray's job API version that its clients check for.
-constexpr char kApiVersion[] = "4";
-constexpr int64_t kMaxLogBytes = 64 << 20;
-// The Ray version this API answers as: its clients check it (>= 2.8 for
-// every field Loom takes).
-constexpr char kRayCompatibleVersion[] = "2.40.0";
-
-int StatusFor(const absl::Status& s) {
+int HttpStatusFor(const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kInvalidArgument:
       return 400;
@@ -48,23 +36,18 @@ int StatusFor(const absl::Status& s) {
   }
 }
 
-HttpResponse ErrorFor(const absl::Status& s) {
-  return HttpServer::Error(StatusFor(s), std::string(s.message()));
-}
+namespace {
 
-// Runs `fn` on the head's loop and waits for the value it gives `done`.
-template <typename T, typename Fn>
-absl::StatusOr<T> OnLoop(GcsServer* server, Fn fn) {
-  auto promise = std::make_shared<std::promise<absl::StatusOr<T>>>();
-  auto future = promise->get_future();
-  server->loop().Post([fn = std::move(fn), promise]() mutable {
-    fn([promise](absl::StatusOr<T> v) { promise->set_value(std::move(v)); });
-  });
-  if (future.wait_for(kHeadWait) != std::future_status::ready) {
-    return absl::UnavailableError("the head did not answer in time");
-  }
-  return future.get();
-}
+using google::protobuf::Struct;
+using google::protobuf::Value;
+
+constexpr int64_t kMaxBodyBytes = 1 << 20;
+// Ray's job API version that its clients check for.
+constexpr char kApiVersion[] = "4";
+constexpr int64_t kMaxLogBytes = 64 << 20;
+// The Ray version this API answers as: its clients check it (>= 2.8 for
+// every field Loom takes).
+constexpr char kRayCompatibleVersion[] = "2.40.0";
 
 std::string Num(double v) {
   if (v == std::floor(v) && std::fabs(v) < 1e15) {
