@@ -625,6 +625,7 @@ void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
   reply->set_workers_leased(pool_->CountState(Worker::kLeased));
   reply->set_workers_starting(pool_->CountState(Worker::kStarting));
   reply->set_queued_leases(queue_.size() + waiting_for_worker_.size());
+  if (node_metrics_) node_metrics_->FillHost(reply->mutable_host());
   for (const Worker* w : pool_->All()) {
     rpc::WorkerSummary* out = reply->add_workers();
     out->set_worker_id(w->id.Binary());

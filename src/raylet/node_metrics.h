@@ -39,6 +39,8 @@ class NodeMetrics {
 
   void PublishResources(const ResourceSet& total, const ResourceSet& available);
   void PublishStore(uint64_t in_memory_bytes, uint64_t spilled_bytes);
+  // The machine's figures for GetNodeStats (NodeStats::Fill).
+  void FillHost(rpc::HostStats* out) { machine_.Fill(out); }
   // Keeps a worker's points; one that UserMetrics refuses is counted
   // (loom_user_metrics_rejected_total) and logged once per metric.
   void AddUserPoints(

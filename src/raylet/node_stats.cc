@@ -87,11 +87,52 @@ prometheus::MetricFamily Gauge(std::string name, std::string help,
           {std::move(m)}};
 }
 
+// The session filesystem's size and use, bytes; false when unknown.
+bool ReadDisk(const std::string& path, double* total, double* used,
+              double* free) {
+  struct statvfs fs {};
+  if (statvfs(path.empty() ? "/" : path.c_str(), &fs) != 0) return false;
+  double block = static_cast<double>(fs.f_frsize);
+  *total = fs.f_blocks * block;
+  *free = fs.f_bavail * block;
+  *used = *total - fs.f_bfree * block;
+  return true;
+}
+
 }  // namespace
 
 NodeStats::NodeStats(Options options)
     : options_(std::move(options)), gpus_(GpuMonitor::Open()) {}
 NodeStats::~NodeStats() = default;
+
+void NodeStats::Fill(rpc::HostStats* out) {
+  CpuTimes cpu = ReadCpu(options_.proc);
+  {
+    absl::MutexLock lock(&mu_);
+    uint64_t total = cpu.total - std::min(cpu.total, last_fill_cpu_.total);
+    uint64_t busy = cpu.busy - std::min(cpu.busy, last_fill_cpu_.busy);
+    out->set_cpu_percent(total > 0 ? 100.0 * busy / total : 0);
+    last_fill_cpu_ = cpu;
+  }
+  out->set_cpus(std::thread::hardware_concurrency());
+  auto [mem_total, mem_available] = ReadMemory(options_.proc);
+  out->set_mem_total(mem_total);
+  out->set_mem_used(mem_total - std::min(mem_total, mem_available));
+  double total = 0, used = 0, free = 0;
+  if (ReadDisk(options_.disk_path, &total, &used, &free)) {
+    out->set_disk_total(total);
+    out->set_disk_used(used);
+  }
+  if (!gpus_) return;
+  for (const GpuMonitor::Sample& g : gpus_->Read()) {
+    rpc::GpuStats* gpu = out->add_gpus();
+    gpu->set_index(g.index);
+    gpu->set_name(g.name);
+    gpu->set_utilization_percent(g.utilization_percent);
+    gpu->set_memory_used(g.memory_used);
+    gpu->set_memory_total(g.memory_total);
+  }
+}
 
 MetricFamilies NodeStats::Collect() {
   CpuTimes cpu = ReadCpu(options_.proc);
@@ -127,12 +168,8 @@ MetricFamilies NodeStats::Collect() {
                       double(mem_available)));
   out.push_back(Gauge("loom_node_mem_used", "Memory in use, bytes",
                       double(mem_total - std::min(mem_total, mem_available))));
-  struct statvfs fs {};
-  std::string disk = options_.disk_path.empty() ? "/" : options_.disk_path;
-  if (statvfs(disk.c_str(), &fs) == 0) {
-    double block = static_cast<double>(fs.f_frsize);
-    double total = fs.f_blocks * block, free = fs.f_bavail * block;
-    double used = total - fs.f_bfree * block;
+  if (double total = 0, used = 0, free = 0;
+      ReadDisk(options_.disk_path, &total, &used, &free)) {
     out.push_back(Gauge("loom_node_disk_usage",
                         "Bytes used on the session's filesystem", used));
     out.push_back(Gauge("loom_node_disk_free",

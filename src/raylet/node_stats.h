@@ -17,6 +17,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "proto/raylet.pb.h"
 #include "src/common/metrics.h"
 #include "src/raylet/gpus.h"
 
@@ -35,6 +36,9 @@ class NodeStats {
   ~NodeStats();
 
   MetricFamilies Collect();
+  // The same figures for GetNodeStats (the dashboard), CPU over the time
+  // since the previous Fill: a window of its own, apart from the scrapes'.
+  void Fill(rpc::HostStats* out);
 
   struct CpuTimes {
     uint64_t busy = 0, total = 0;  // jiffies since boot
@@ -50,6 +54,7 @@ class NodeStats {
   CpuTimes last_cpu_ ABSL_GUARDED_BY(mu_);
   Network last_net_ ABSL_GUARDED_BY(mu_);
   absl::Time last_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  CpuTimes last_fill_cpu_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace loom::raylet
