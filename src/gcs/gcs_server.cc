@@ -515,6 +515,9 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   job.set_driver_address(req.driver_address());
   job.set_owner(who.name);
   job.set_start_ms(NowMs());
+  if (submissions_.Get(req.submission_id()).ok()) {
+    job.set_submission_id(req.submission_id());
+  }
   *job.mutable_quota() = *quota;
   quotas_.Start(job.job_id(), *quota);
   logs_.Open(JobId::FromInt(n));
