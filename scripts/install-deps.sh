@@ -15,6 +15,7 @@ pkgs=(
   libzip-dev      # submitted jobs' working directories come as zips
   libssl-dev      # `loom tls init` makes certificates with libcrypto
   wrk             # benchmarks/serve: HTTP load (a timed test never needs it)
+  chromium chromium-driver  # tests/python/test_dashboard.py: a real browser
 )
 # The packaged redis-server starts a service on 6379, the head's default
 # Redis port, and prometheus one on 9090: stop and disable both, so that

@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "proto/gcs.pb.h"
+#include "proto/raylet.pb.h"
 #include "src/common/calls_in_flight.h"
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
@@ -152,6 +153,15 @@ class GcsServer {
                       rpc::ListLogsReply* reply, Done done);
   void HandleReadLog(const rpc::ReadLogRequest& req, rpc::ReadLogReply* reply,
                      Done done);
+  // Each named node's GetNodeStats, asked of its raylet (node_stats_calls.cc),
+  // in the order named; a node that is not alive, or did not answer within
+  // 5 s, has its id in node.node_id and why in errors[i].
+  struct NodeStatsReplies {
+    std::vector<rpc::GetNodeStatsReply> stats;
+    std::vector<std::string> errors;
+  };
+  void AskNodeStats(const std::vector<std::string>& node_ids,
+                    std::function<void(NodeStatsReplies)> done);
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
                            rpc::RegisterActorReply* reply, Done done) {
     tasks_.NameActor(req.creation().actor_id(), req.class_name());
@@ -277,7 +287,7 @@ class GcsServer {
   TaskStore tasks_;
   TransferLog transfers_;
   CallsInFlight log_flushes_;  // FlushLogs to raylets
-  CallsInFlight log_reads_;    // ListLogFiles and ReadLogFile to raylets
+  CallsInFlight log_reads_;    // ListLogFiles, ReadLogFile, GetNodeStats
   TokenTable tokens_;
   AuditLog audit_;
   HeadMetrics head_metrics_;

@@ -15,6 +15,7 @@
 #include "src/common/session.h"
 #include "src/common/tls.h"
 #include "src/common/version.h"
+#include "src/gcs/dashboard.h"
 #include "src/gcs/gcs_service.h"
 #include "src/gcs/job_api.h"
 #include "src/gcs/leader_lease.h"
@@ -237,6 +238,7 @@ int main(int argc, char** argv) {
                *mport, loom::ToString(version));
   // The job API first: a head is ready once all its ports answer.
   loom::gcs::JobApi job_api(&server);
+  loom::gcs::Dashboard dashboard(&server);
   std::unique_ptr<loom::HttpServer> http;
   if (dashboard_port >= 0) {
     loom::HttpServer::Options http_options;
@@ -251,6 +253,7 @@ int main(int argc, char** argv) {
     }
     http = std::make_unique<loom::HttpServer>(std::move(http_options));
     job_api.AddRoutes(http.get());
+    dashboard.AddRoutes(http.get());
     auto dport = http->Start(bind_address, dashboard_port);
     if (!dport.ok()) {
       spdlog::warn("{}: the head runs without its job API (--dashboard-port)",

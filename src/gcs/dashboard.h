@@ -1,0 +1,75 @@
+// src/gcs/dashboard.h
+//
+// Dashboard: the head's web pages (docs/observability.md "Dashboard") and
+// the JSON they read, on the head's HTTP port beside the job API:
+//
+//   GET  /                       the pages (one HTML file, app.js, style.css,
+//   GET  /dashboard/{file}         compiled into the binary); without a
+//                                  token: the login form
+//   POST /login                  form field "token": sets the cookie
+//                                  HttpServer::kTokenCookie, back to /
+//   POST /logout                 clears it
+//   GET  /api/dashboard/cluster            nodes (paged), their machines,
+//                                          resources, demands
+//   GET  /api/dashboard/jobs               drivers and submissions, newest
+//                                          first (paged)
+//   GET  /api/dashboard/actors             filtered, sorted, paged
+//   GET  /api/dashboard/actors/{id}        one actor and its calls
+//   GET  /api/dashboard/tasks              filtered, paged task records
+//   GET  /api/dashboard/tasks/summary      per function: states, p50/95/99
+//   GET  /api/dashboard/placement_groups
+//   GET  /api/dashboard/objects            each node's store (paged)
+//   GET  /api/dashboard/logs?node=ID       a node's log files
+//   GET  /api/dashboard/log?node=ID&name=F&offset=N   part of one
+//
+// Every list is filtered and paged here (?offset=&limit=, at most 500), so
+// a page asks for what it shows. Jobs come from the job API (job_api.h).
+// Handlers run on the HTTP server's threads; tables owned by the head's
+// loop are read there (a copy of what the page shows), task records off it.
+#ifndef LOOM_GCS_DASHBOARD_H_
+#define LOOM_GCS_DASHBOARD_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "src/common/http_server.h"
+
+namespace loom::gcs {
+
+class GcsServer;
+
+// The bytes of a hex id ("" for ""); InvalidArgument naming `name` when it
+// is not hex.
+absl::StatusOr<std::string> IdFromHex(const std::string& hex, const char* name);
+
+// Thread-safe.
+class Dashboard {
+ public:
+  explicit Dashboard(GcsServer* server) : server_(server) {}
+  // `http` must outlive the routes (the login asks it who a token is).
+  void AddRoutes(HttpServer* http);
+
+ private:
+  HttpResponse Page(const HttpRequest& req) const;
+  HttpResponse Login(const HttpRequest& req) const;
+  HttpResponse Api(const HttpRequest& req) const;
+
+  // dashboard_state.cc: the JSON.
+  HttpResponse Cluster(const HttpRequest& req) const;
+  HttpResponse Jobs(const HttpRequest& req) const;
+  HttpResponse Actors(const HttpRequest& req) const;
+  HttpResponse Actor(const std::string& id) const;
+  HttpResponse Tasks(const HttpRequest& req) const;
+  HttpResponse TaskSummary(const HttpRequest& req) const;
+  HttpResponse PlacementGroups() const;
+  HttpResponse Objects(const HttpRequest& req) const;
+  HttpResponse Logs(const HttpRequest& req) const;
+  HttpResponse Log(const HttpRequest& req) const;
+
+  GcsServer* server_;
+  HttpServer* http_ = nullptr;
+};
+
+}  // namespace loom::gcs
+
+#endif  // LOOM_GCS_DASHBOARD_H_

@@ -1,0 +1,272 @@
+# tests/python/test_dashboard.py
+#
+# The dashboard (docs/observability.md "Dashboard") in a real browser:
+# Debian's headless Chromium driven by Selenium through Debian's
+# chromedriver, against a real cluster with a running submitted job, an
+# alive and a dead actor, failed tasks, spilled objects and a placement
+# group. A request without the token gets the login form, not data; once
+# signed in, each page loads with no console error and shows those
+# entities; the job's page follows a line printed after it opened; the job
+# is stopped from its page (with confirmation). A screenshot of each page
+# goes to build/test-output/dashboard/.
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, loom_cli, wait_until
+
+SHOTS = REPO_ROOT / "build" / "test-output" / "dashboard"
+
+JOB = """
+import os, sys, time
+import numpy as np
+import loom
+loom.init(address="auto")
+from loom.util.placement_group import placement_group
+
+@loom.remote(num_cpus=0)
+class Keeper:
+    def ping(self):
+        return "pong"
+
+keeper = Keeper.options(name="keeper-alive").remote()
+gone = Keeper.options(name="keeper-gone").remote()
+loom.get([keeper.ping.remote(), gone.ping.remote()], timeout=60)
+loom.kill(gone)
+
+@loom.remote(max_retries=0)
+def doomed(i):
+    raise ValueError(f"dashboard-marker-failure {i}")
+
+for ref in [doomed.remote(i) for i in range(3)]:
+    try:
+        loom.get(ref, timeout=60)
+    except Exception:
+        pass
+
+# 6 x 16 MiB held in a 64 MiB store: the first ones spill to disk.
+held = [loom.put(np.full(16 << 20, i, dtype=np.uint8)) for i in range(6)]
+pg = placement_group([{"CPU": 1}], strategy="PACK", name="dash-pg")
+loom.get(pg.ready(), timeout=60)
+print("dashboard-job-ready", flush=True)
+go = sys.argv[1]
+while not os.path.exists(go):
+    time.sleep(0.1)
+print("dashboard-late-line", flush=True)
+while True:
+    time.sleep(0.5)
+"""
+
+
+@pytest.fixture
+def small_store_head(processes):
+    """`loom start --head` (3 CPUs, a 64 MiB store) in a session root of its
+    own; stopped with `loom stop` at the end."""
+    cli = loom_cli()
+    root = processes.session_root
+    log = processes.tmp_dir / "loom-start.log"
+    with open(log, "w") as out:
+        start = subprocess.run(
+            [cli, "start", "--head", "--num-cpus", "3", "--node-ip-address",
+             "127.0.0.1", "--object-store-memory", str(64 << 20),
+             "--session-root", root],
+            env=processes.env(), timeout=120, stdout=out,
+            stderr=subprocess.STDOUT)
+    if start.returncode != 0:
+        pytest.fail(f"loom start exited with {start.returncode}:\n"
+                    f"{log.read_text()}")
+    try:
+        yield processes
+    finally:
+        subprocess.run([cli, "stop", "--session-root", root],
+                       env=processes.env(), check=False, timeout=120,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium")
+    driver = shutil.which("chromedriver")
+    assert chromium and driver, (
+        "chromium and chromium-driver (Debian) are needed: "
+        "scripts/install-deps.sh installs them")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-dev-shm-usage", "--window-size=1280,900",
+                "--no-first-run", "--disable-extensions"]:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def _console_errors(browser):
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_the_dashboard_shows_the_cluster_in_a_browser(small_store_head,
+                                                      tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    processes = small_store_head
+    session = Path(processes.session_root) / "session_latest"
+    address = (session / "dashboard_address").read_text().strip()
+    token = (session / "auth_token").read_text().strip()
+    base = f"http://{address}"
+
+    # Without the token: no data, and the pages are the login form.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{base}/api/dashboard/cluster", timeout=30)
+    assert refused.value.code == 401
+    with urllib.request.urlopen(f"{base}/", timeout=30) as r:
+        page = r.read().decode()
+    assert 'name="token"' in page and "127.0.0.1" not in page
+
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    go = tmp_path / "go"
+    submit = subprocess.run(
+        [loom_cli(), "job", "submit", "--session-root",
+         processes.session_root, "--submission-id", "dash-job", "--no-wait",
+         "--", sys.executable, str(script), str(go)],
+        env=processes.env(), capture_output=True, text=True, timeout=60)
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+
+    def api(path):
+        req = urllib.request.Request(
+            base + path, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def job_output():
+        req = urllib.request.Request(
+            f"{base}/api/jobs/dash-job/logs",
+            headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())["logs"]
+    wait_until(lambda: "dashboard-job-ready" in job_output(), timeout=120,
+               interval=0.5, what="the job to set up its actors and objects")
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser = _browser()
+    try:
+        wait = WebDriverWait(browser, 30)
+
+        def shows(*texts):
+            wait.until(lambda b: all(t in b.find_element(By.ID, "view").text
+                                     for t in texts))
+
+        def visit(name, hash_, *texts):
+            browser.get(f"{base}/#/{hash_}")
+            shows(*texts)
+            browser.save_screenshot(str(SHOTS / f"{name}.png"))
+            text = browser.find_element(By.ID, "view").text
+            for broken in ["[object", "undefined", "NaN"]:
+                assert broken not in text, f"{name}: {broken} in {text}"
+            assert "null" not in text.splitlines(), f"{name}: {text}"
+            errors = _console_errors(browser)
+            assert not errors, f"{name}: {errors}"
+
+        browser.get(f"{base}/")
+        assert browser.find_elements(By.NAME, "token")
+        browser.save_screenshot(str(SHOTS / "login.png"))
+        field = browser.find_element(By.NAME, "token")
+        field.send_keys("not-the-token")
+        field.submit()
+        wait.until(lambda b: "not one this cluster knows" in b.page_source)
+        # That refusal (401) is the one error the console should have.
+        refusals = _console_errors(browser)
+        assert all("/login" in e["message"] for e in refusals), refusals
+        field = browser.find_element(By.NAME, "token")
+        field.send_keys(token)
+        field.submit()
+        shows("Nodes", "127.0.0.1")
+
+        visit("cluster", "cluster", "127.0.0.1", "ALIVE", "nodes alive",
+              "% of ", "GiB", "leased")
+        visit("jobs", "jobs", "dash-job", "RUNNING")
+        visit("actors", "actors", "Keeper", "keeper-alive", "keeper-gone",
+              "DEAD")
+        visit("tasks", "tasks", "doomed", "dashboard-marker-failure",
+              "ValueError")
+        visit("objects", "objects", "Store used", "Largest objects")
+        spilled = browser.find_element(By.ID, "view").text
+        assert "(0 objects)" not in spilled, spilled
+        visit("placement-groups", "placement-groups", "dash-pg", "CREATED")
+        visit("logs", "logs", "127.0.0.1", "raylet.log")
+        dead = api("/api/dashboard/actors?state=DEAD")["actors"][0]
+        visit("actor", f"actors/{dead['actor_id']}", "keeper-gone",
+              "killed by", "Calls")
+        node = dead["node_id"]
+        visit("log-file", f"logs?node={node}&name=raylet.log",
+              "Every file of this node", "raylet")
+
+        # The job's page follows its output: a line printed after it opened.
+        visit("job", "jobs/dash-job", "dashboard-job-ready", "Stop job",
+              "Entrypoint", "job.py", "RUNNING", "Its actors")
+        go.touch()
+        wait.until(lambda b: "dashboard-late-line" in
+                   b.find_element(By.ID, "job-log").text)
+        browser.save_screenshot(str(SHOTS / "job-following.png"))
+
+        # Stopping it asks first.
+        browser.find_element(By.XPATH, "//button[text()='Stop job']").click()
+        wait.until(lambda b: b.switch_to.alert)
+        browser.switch_to.alert.accept()
+
+        def stopped():
+            req = urllib.request.Request(
+                f"{base}/api/jobs/dash-job",
+                headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return json.loads(r.read())["status"] == "STOPPED"
+        wait_until(stopped, timeout=60, interval=0.5, what="the job to stop")
+        errors = _console_errors(browser)
+        assert not errors, errors
+    finally:
+        browser.quit()
+
+
+def test_a_change_on_the_strength_of_the_cookie_alone_needs_the_header(
+        head_node):
+    processes = head_node
+    session = Path(processes.session_root) / "session_latest"
+    address = (session / "dashboard_address").read_text().strip()
+    token = (session / "auth_token").read_text().strip()
+    cookie = {"Cookie": f"loom_token={token}"}
+    # Reads with the cookie work; a stop without the header is refused
+    # (another site's form could send the cookie, not the header).
+    req = urllib.request.Request(f"http://{address}/api/dashboard/jobs",
+                                 headers=cookie)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert "jobs" in json.loads(r.read())
+    req = urllib.request.Request(f"http://{address}/api/jobs/nope/stop",
+                                 method="POST", headers=cookie, data=b"")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=30)
+    assert refused.value.code == 403
+    assert "X-Loom-Dashboard" in refused.value.read().decode()
+    req = urllib.request.Request(
+        f"http://{address}/api/jobs/nope/stop", method="POST", data=b"",
+        headers=dict(cookie, **{"X-Loom-Dashboard": "1"}))
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(req, timeout=30)
+    assert missing.value.code == 404  # past the check: no such job
+    # Bad paging is refused, saying why.
+    req = urllib.request.Request(
+        f"http://{address}/api/dashboard/actors?limit=100000", headers=cookie)
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        urllib.request.urlopen(req, timeout=30)
+    assert bad.value.code == 400
+    assert "limit must be a number from 1 to 500" in bad.value.read().decode()
