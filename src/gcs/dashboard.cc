@@ -85,6 +85,11 @@ std::string TokenCookie(const std::string& value, bool clear) {
 
 }  // namespace
 
+Dashboard::Dashboard(GcsServer* server) : Dashboard(server, Options()) {}
+
+Dashboard::Dashboard(GcsServer* server, Options options)
+    : server_(server), options_(options), history_(options.samples) {}
+
 void Dashboard::AddRoutes(HttpServer* http) {
   http_ = http;
   RouteAccess open;
@@ -140,8 +145,9 @@ HttpResponse Dashboard::Login(const HttpRequest& req) const {
   return Redirect("/", TokenCookie(token, /*clear=*/false));
 }
 
-HttpResponse Dashboard::Api(const HttpRequest& req) const {
+HttpResponse Dashboard::Api(const HttpRequest& req) {
   if (req.method != "GET") return HttpServer::Error(405, "GET");
+  last_looked_ms_ = absl::ToUnixMillis(absl::Now());
   // /api/dashboard/{what}[/{id}]
   std::vector<std::string> parts =
       absl::StrSplit(req.path, '/', absl::SkipEmpty());
@@ -158,6 +164,7 @@ HttpResponse Dashboard::Api(const HttpRequest& req) const {
     if (what == "objects" && rest.empty()) return Objects(req);
     if (what == "logs" && rest.empty()) return Logs(req);
     if (what == "log" && rest.empty()) return Log(req);
+    if (what == "history" && rest.empty()) return History(req);
   }
   return HttpServer::Error(404, absl::StrCat("no such path: ", req.path));
 }

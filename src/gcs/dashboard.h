@@ -21,6 +21,7 @@
 //   GET  /api/dashboard/objects            each node's store (paged)
 //   GET  /api/dashboard/logs?node=ID       a node's log files
 //   GET  /api/dashboard/log?node=ID&name=F&offset=N   part of one
+//   GET  /api/dashboard/history?since_ms=T   the last hour's samples
 //
 // Every list is filtered and paged here (?offset=&limit=, at most 500), so
 // a page asks for what it shows. Jobs come from the job API (job_api.h).
@@ -29,10 +30,13 @@
 #ifndef LOOM_GCS_DASHBOARD_H_
 #define LOOM_GCS_DASHBOARD_H_
 
+#include <atomic>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "src/common/http_server.h"
+#include "src/gcs/cluster_history.h"
 
 namespace loom::gcs {
 
@@ -45,14 +49,27 @@ absl::StatusOr<std::string> IdFromHex(const std::string& hex, const char* name);
 // Thread-safe.
 class Dashboard {
  public:
-  explicit Dashboard(GcsServer* server) : server_(server) {}
+  struct Options {
+    absl::Duration sample_every = absl::Seconds(10);
+    size_t samples = 360;  // an hour of them
+    // Raylets are asked for their machines' figures only while the
+    // dashboard was looked at within this (an unwatched cluster's raylets
+    // are left alone).
+    absl::Duration watched_for = absl::Minutes(10);
+  };
+  explicit Dashboard(GcsServer* server);
+  Dashboard(GcsServer* server, Options options);
   // `http` must outlive the routes (the login asks it who a token is).
   void AddRoutes(HttpServer* http);
+  // Samples the cluster into the history from now on, on the head's loop
+  // when it wakes anyway (dashboard_history.cc). The head's loop must stop
+  // before this is destroyed.
+  void StartHistory();
 
  private:
   HttpResponse Page(const HttpRequest& req) const;
   HttpResponse Login(const HttpRequest& req) const;
-  HttpResponse Api(const HttpRequest& req) const;
+  HttpResponse Api(const HttpRequest& req);
 
   // dashboard_state.cc: the JSON.
   HttpResponse Cluster(const HttpRequest& req) const;
@@ -65,9 +82,17 @@ class Dashboard {
   HttpResponse Objects(const HttpRequest& req) const;
   HttpResponse Logs(const HttpRequest& req) const;
   HttpResponse Log(const HttpRequest& req) const;
+  HttpResponse History(const HttpRequest& req) const;
+
+  // On the head's loop.
+  void Sample();
+  void ArmSample();
 
   GcsServer* server_;
+  const Options options_;
   HttpServer* http_ = nullptr;
+  ClusterHistory history_;
+  std::atomic<int64_t> last_looked_ms_{0};  // the last dashboard request
 };
 
 }  // namespace loom::gcs

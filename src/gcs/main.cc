@@ -254,6 +254,7 @@ int main(int argc, char** argv) {
     http = std::make_unique<loom::HttpServer>(std::move(http_options));
     job_api.AddRoutes(http.get());
     dashboard.AddRoutes(http.get());
+    dashboard.StartHistory();
     auto dport = http->Start(bind_address, dashboard_port);
     if (!dport.ok()) {
       spdlog::warn("{}: the head runs without its job API (--dashboard-port)",

@@ -194,7 +194,8 @@ def test_the_dashboard_shows_the_cluster_in_a_browser(small_store_head,
         shows("Nodes", "127.0.0.1")
 
         visit("cluster", "cluster", "127.0.0.1", "ALIVE", "nodes alive",
-              "% of ", "GiB", "leased")
+              "% of ", "GiB", "leased", "Tasks per second",
+              "Resources in use", "Memory and object store")
         visit("jobs", "jobs", "dash-job", "RUNNING")
         visit("actors", "actors", "Keeper", "keeper-alive", "keeper-gone",
               "DEAD")
@@ -232,6 +233,15 @@ def test_the_dashboard_shows_the_cluster_in_a_browser(small_store_head,
             with urllib.request.urlopen(req, timeout=30) as r:
                 return json.loads(r.read())["status"] == "STOPPED"
         wait_until(stopped, timeout=60, interval=0.5, what="the job to stop")
+
+        # The charts' history: a sample every 10 s, with the node's CPUs
+        # and, while the dashboard is looked at, its memory and store.
+        def sampled():
+            return [s for s in api("/api/dashboard/history")["samples"]
+                    if s["cpu_total"] == 3 and "store_capacity" in s]
+        wait_until(sampled, timeout=30, interval=1,
+                   what="a sample of the node in the history")
+        assert sampled()[-1]["store_capacity"] == 64 << 20
         errors = _console_errors(browser)
         assert not errors, errors
     finally:

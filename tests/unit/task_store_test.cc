@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "src/common/state_filter.h"
+#include "src/gcs/cluster_history.h"
 #include "src/gcs/head_metrics.h"
 
 namespace loom::gcs {
@@ -233,6 +234,29 @@ TEST(StateFilter, ParsesAndMatches) {
   auto g = ParseFilter("state=alive");
   EXPECT_TRUE(RowMatches({{"state", "ALIVE"}}, {*g}));
   EXPECT_FALSE(RowMatches({{"state", "ALIVEX"}}, {*g}));
+}
+
+}  // namespace
+}  // namespace loom::gcs
+
+namespace loom::gcs {
+namespace {
+
+// The dashboard's history keeps its last `capacity` samples, oldest first.
+TEST(ClusterHistory, KeepsTheLastSamplesAndAnswersFromATime) {
+  ClusterHistory history(3);
+  for (int64_t t = 1; t <= 5; ++t) {
+    HistorySample s;
+    s.t_ms = t * 1000;
+    s.tasks_finished = t;
+    history.Add(s);
+  }
+  std::vector<HistorySample> all = history.Since(0);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all.front().t_ms, 3000);
+  EXPECT_EQ(all.back().tasks_finished, 5);
+  EXPECT_EQ(history.Since(4000).size(), 1u);
+  EXPECT_TRUE(history.Since(5000).empty());
 }
 
 }  // namespace

@@ -104,6 +104,64 @@ function used(total, available) {
   }).join(", ") || "—";
 }
 
+// A line chart of the last hour: series [{name, points: [[t_ms, v]]}],
+// values from 0 to max (a fixed max: percentages), as an SVG the page draws.
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+
+function chart(title, series, opts) {
+  // From the first sample (a young cluster fills the width) to now.
+  const W = 320, H = 110, now = Date.now();
+  const first = Math.min(now - 60 * 1000, ...series.flatMap((s) => s.points.map((p) => p[0])));
+  const from = Math.max(now - 3600 * 1000, first);
+  const all = series.flatMap((s) => s.points.map((p) => p[1]));
+  const max = opts.max || Math.max(1, ...all) * 1.1;
+  const x = (t) => ((t - from) / (now - from)) * W;
+  const y = (v) => H - (Math.min(v, max) / max) * H;
+  const last = series.map((s) => `${s.name} ${s.points.length ? opts.format(s.points[s.points.length - 1][1]) : "—"}`).join(", ");
+  const pic = svg("svg", {viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title}, the last hour: now ${last}`, class: "chart"});
+  pic.append(svg("rect", {x: 0, y: 0, width: W, height: H, class: "chart-bg"}));
+  series.forEach((s, i) => {
+    if (s.points.length < 2) return;
+    pic.append(svg("polyline", {class: `s${i}`, fill: "none", "stroke-width": 1.5,
+                                points: s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ")}));
+  });
+  return h("figure", {class: "chart-box"}, h("figcaption", {}, title), pic,
+           h("div", {class: "legend"}, series.map((s, i) => h("span", {class: `s${i}`}, "■ ", s.name, ": ",
+             s.points.length ? opts.format(s.points[s.points.length - 1][1]) : "—")),
+             h("span", {class: "muted"}, ` (max ${opts.format(max)})`)));
+}
+
+const history = {samples: []};
+
+async function historyCharts() {
+  const since = history.samples.length ? history.samples[history.samples.length - 1].t_ms : Date.now() - 3600 * 1000;
+  const got = await api("/api/dashboard/history" + query({since_ms: since}));
+  history.samples = history.samples.concat(got.samples).filter((s) => s.t_ms > Date.now() - 3600 * 1000);
+  const ss = history.samples;
+  const rate = (key) => ss.slice(1).map((s, i) => [s.t_ms, Math.max(0, (s[key] - ss[i][key]) / ((s.t_ms - ss[i].t_ms) / 1000))]);
+  const pct = (used, total) => ss.filter((s) => s[total] > 0).map((s) => [s.t_ms, (100 * s[used]) / s[total]]);
+  const percent = (v) => `${v.toFixed(0)}%`;
+  const perSecond = (v) => `${v.toFixed(v < 10 ? 1 : 0)}/s`;
+  const charts = [
+    chart("Tasks per second", [{name: "finished", points: rate("tasks_finished")},
+                               {name: "failed", points: rate("tasks_failed")}], {format: perSecond}),
+    chart("Resources in use", [{name: "CPU", points: pct("cpu_used", "cpu_total")},
+                               {name: "GPU", points: pct("gpu_used", "gpu_total")}], {max: 100, format: percent}),
+    chart("Memory and object store", [{name: "memory", points: pct("mem_used", "mem_total")},
+                                      {name: "object store", points: pct("store_used", "store_capacity")}], {max: 100, format: percent}),
+  ];
+  if (ss.some((s) => s.gpu_total > 0)) {
+    charts.push(chart("GPU busy (mean)", [{name: "GPUs", points: ss.filter((s) => s.machine).map((s) => [s.t_ms, s.gpu_percent])}],
+                      {max: 100, format: percent}));
+  }
+  return h("div", {class: "charts"}, charts);
+}
+
 // ---- asking the head ----
 
 async function api(path, options) {
@@ -213,6 +271,9 @@ async function clusterPage(r) {
       card(used(c.resources.total, c.resources.available), "resources used"),
       card(c.pending.reduce((s, d) => s + d.count, 0), "demands pending"),
       card(c.infeasible.reduce((s, d) => s + d.count, 0), "demands infeasible")),
+    h("h2", {}, "The last hour"),
+    await historyCharts(),
+    h("p", {class: "muted"}, "Sampled by the head every 10 s; memory and stores while someone looks at this dashboard."),
     h("h2", {}, "Nodes"),
     table([{title: "Node"}, {title: "Address"}, {title: "State"}, {title: "CPU"}, {title: "Memory"},
            {title: "Disk", narrow: true}, {title: "GPUs", narrow: true}, {title: "Resources used"},
