@@ -8,6 +8,7 @@
 # API, `loom job` and the serve ingress speak HTTPS with the same files.
 
 import http.client
+import json
 import ssl
 import subprocess
 import urllib.error
@@ -181,6 +182,20 @@ def test_the_http_api_speaks_only_https_with_the_clusters_certificate(
     status, body = _https(f"https://{address}/api/version", ours / "ca.pem",
                           token)
     assert status == 200 and b"version" in body
+    # The dashboard too: its data, and a login whose cookie is Secure.
+    status, body = _https(f"https://{address}/api/dashboard/cluster",
+                          ours / "ca.pem", token)
+    assert status == 200 and json.loads(body)["alive_nodes"] >= 1
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPSConnection(
+        host, int(port), timeout=30,
+        context=ssl.create_default_context(cafile=str(ours / "ca.pem")))
+    conn.request("POST", "/login", body=f"token={token}",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    login = conn.getresponse()
+    assert login.status == 303
+    assert "; Secure" in login.getheader("Set-Cookie"), login.getheaders()
+    conn.close()
     # Plain HTTP gets no answer; a client trusting another CA refuses the
     # head's certificate.
     with pytest.raises((urllib.error.URLError, http.client.HTTPException,
