@@ -82,7 +82,10 @@ bool LocalStore::TryCreate(PendingCreate& c, bool may_wait) {
   e.primary = c.primary;
   e.creator = c.creator;
   e.owner = std::move(c.owner);
-  if (c.primary) job_bytes_[c.id.Task().Job()] += total;
+  if (c.primary) {
+    job_bytes_[c.id.Task().Job()] += total;
+    ++job_bytes_version_;
+  }
   c.done(e.info);
   return true;
 }
@@ -189,6 +192,7 @@ void LocalStore::Free(const ObjectId& id) {
     if (held != job_bytes_.end() && (held->second -= size) == 0) {
       job_bytes_.erase(held);
     }
+    ++job_bytes_version_;
   }
   if (it->second.spilled) {
     unlink(SpillPath(id).c_str());

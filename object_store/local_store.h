@@ -110,10 +110,12 @@ class LocalStore {
   void SetJobLimits(absl::flat_hash_map<JobId, uint64_t> limits) {
     job_limits_ = std::move(limits);
   }
-  // What each job's primary copies hold here, in bytes.
+  // What each job's primary copies hold here, in bytes, and a number that
+  // changes whenever that does (so a copy is made only then).
   const absl::flat_hash_map<JobId, uint64_t>& job_bytes() const {
     return job_bytes_;
   }
+  uint64_t job_bytes_version() const { return job_bytes_version_; }
 
   // Answers the waiters whose deadline has passed.
   void ExpireWaiters(absl::Time now);
@@ -229,6 +231,7 @@ class LocalStore {
   uint64_t resident_free_ = 0;  // freed bytes still resident (an estimate)
   absl::flat_hash_map<ObjectId, Entry> objects_;
   absl::flat_hash_map<JobId, uint64_t> job_bytes_;
+  uint64_t job_bytes_version_ = 0;
   absl::flat_hash_map<JobId, uint64_t> job_limits_;
   // A create that would take its job past its limit: the error, or OK.
   absl::Status CheckJobLimit(const PendingCreate& c, uint64_t bytes) const;

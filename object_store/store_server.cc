@@ -138,8 +138,10 @@ LocalStore::Stats ObjectStoreServer::stats() const {
 void ObjectStoreServer::PublishStats() {
   absl::MutexLock lock(&stats_mu_);
   stats_ = store_.stats();
-  if (!job_bytes_.empty() || !store_.job_bytes().empty()) {
+  // Read by the heartbeat twice a second; copied only when it changed.
+  if (store_.job_bytes_version() != job_bytes_version_) {
     job_bytes_ = store_.job_bytes();
+    job_bytes_version_ = store_.job_bytes_version();
   }
 }
 

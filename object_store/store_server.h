@@ -102,6 +102,7 @@ class ObjectStoreServer {
   mutable absl::Mutex stats_mu_;
   LocalStore::Stats stats_ ABSL_GUARDED_BY(stats_mu_);
   absl::flat_hash_map<JobId, uint64_t> job_bytes_ ABSL_GUARDED_BY(stats_mu_);
+  uint64_t job_bytes_version_ ABSL_GUARDED_BY(stats_mu_) = 0;
   absl::Mutex limits_mu_;
   std::optional<absl::flat_hash_map<JobId, uint64_t>> new_limits_
       ABSL_GUARDED_BY(limits_mu_);
