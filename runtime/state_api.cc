@@ -11,6 +11,7 @@
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/ids.h"
+#include "src/common/quota_text.h"
 #include "src/common/rpc.h"
 #include "src/common/tls.h"
 #include "src/common/wire.h"
@@ -215,19 +216,6 @@ absl::StatusOr<Rows> NodeRows(const std::string& head) {
 }
 
 // "max-cpus 2, max-actors 4" ("" without limits).
-std::string QuotaText(const rpc::JobQuota& q) {
-  std::vector<std::string> parts;
-  auto add = [&](const char* name, auto v) {
-    if (v > 0) parts.push_back(absl::StrCat(name, " ", v));
-  };
-  add("max-cpus", q.max_cpus());
-  add("max-gpus", q.max_gpus());
-  add("max-object-store-bytes", q.max_object_store_bytes());
-  add("max-actors", q.max_actors());
-  add("max-pending-tasks", q.max_pending_tasks());
-  return absl::StrJoin(parts, ", ");
-}
-
 absl::StatusOr<Rows> JobRows(const std::string& head) {
   rpc::GetJobsReply reply;
   grpc::Status s = rpc::CallHead(kTimeoutMs, [&](rpc::Context* ctx) {
@@ -249,7 +237,7 @@ absl::StatusOr<Rows> JobRows(const std::string& head) {
          j.end_ms() ? TimeText(absl::FromUnixMillis(j.end_ms())) : ""},
         {"driver_address", j.driver_address()},
         {"owner", j.owner()},
-        {"quota", QuotaText(j.quota())},
+        {"quota", DescribeQuota(j.quota())},
         {"use", j.has_use()
                     ? absl::StrCat(j.use().cpus(), " CPUs, ", j.use().gpus(),
                                    " GPUs, ", j.use().object_store_bytes(),
@@ -261,7 +249,7 @@ absl::StatusOr<Rows> JobRows(const std::string& head) {
       out.warnings.push_back(absl::StrCat(
           "job ", Hex(j.job_id()), ": ", j.use().waiting(),
           " lease requests of its tasks and actors wait for its quota (",
-          QuotaText(j.quota()), "; it holds ", j.use().cpus(), " CPUs and ",
+          DescribeQuota(j.quota()), "; it holds ", j.use().cpus(), " CPUs and ",
           j.use().gpus(), " GPUs)"));
     }
   }

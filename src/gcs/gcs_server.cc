@@ -8,6 +8,7 @@
 #include "absl/synchronization/notification.h"
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/auth.h"
+#include "src/common/quota_text.h"
 #include "src/common/rpc.h"
 #include "src/common/session.h"
 #include "src/common/wire.h"
@@ -522,7 +523,8 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   quotas_.Start(job.job_id(), *quota);
   logs_.Open(JobId::FromInt(n));
   spdlog::info("job {} started by driver pid {} (quota: {})", n,
-               req.driver_pid(), DescribeQuota(*quota));
+               req.driver_pid(),
+               HasLimits(*quota) ? DescribeQuota(*quota) : "none");
   if (req.runtime().language() == rpc::WorkerRuntime::PYTHON) {
     // Every node starts a fork server for its workers now, not at its
     // first task.

@@ -34,25 +34,6 @@ bool HasLimits(const rpc::JobQuota& q) {
          q.max_pending_tasks() > 0;
 }
 
-std::string DescribeQuota(const rpc::JobQuota& q) {
-  std::vector<std::string> parts;
-  if (q.max_cpus() > 0)
-    parts.push_back(absl::StrCat("max-cpus ", q.max_cpus()));
-  if (q.max_gpus() > 0)
-    parts.push_back(absl::StrCat("max-gpus ", q.max_gpus()));
-  if (q.max_object_store_bytes() > 0) {
-    parts.push_back(
-        absl::StrCat("max-object-store-bytes ", q.max_object_store_bytes()));
-  }
-  if (q.max_actors() > 0) {
-    parts.push_back(absl::StrCat("max-actors ", q.max_actors()));
-  }
-  if (q.max_pending_tasks() > 0) {
-    parts.push_back(absl::StrCat("max-pending-tasks ", q.max_pending_tasks()));
-  }
-  return parts.empty() ? "none" : absl::StrJoin(parts, ", ");
-}
-
 void QuotaBook::Start(const std::string& job_id, const rpc::JobQuota& quota) {
   if (HasLimits(quota)) jobs_[job_id].quota = quota;
 }

@@ -27,8 +27,6 @@ namespace loom::gcs {
 // InvalidArgument for a negative or not finite limit.
 absl::Status ValidateQuota(const rpc::JobQuota& quota);
 bool HasLimits(const rpc::JobQuota& quota);
-// "max-cpus 2, max-actors 4", for logs and errors.
-std::string DescribeQuota(const rpc::JobQuota& quota);
 
 // Not thread-safe: runs on the head's loop.
 class QuotaBook {
