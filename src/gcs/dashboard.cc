@@ -3,6 +3,8 @@
 #include "src/gcs/dashboard.h"
 
 #include <cstddef>
+#include <functional>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -40,10 +42,29 @@ const Asset kAssets[] = {
      "text/css; charset=utf-8"},
 };
 
+// Names this build's script and style sheet: the pages ask for
+// "/dashboard/app.js?v=VERSION", which browsers may keep for good (another
+// head build answers to another version).
+const std::string& AssetVersion() {
+  static const std::string* version = [] {
+    size_t h = 0;
+    for (const Asset& a : kAssets) {
+      h = h * 31 + std::hash<std::string_view>()(std::string_view(
+                       reinterpret_cast<const char*>(a.bytes), *a.size));
+    }
+    return new std::string(absl::StrCat(absl::Hex(h)));
+  }();
+  return *version;
+}
+
 HttpResponse Html(int status, const unsigned char* bytes, size_t size) {
   HttpResponse r{status,
                  std::string(reinterpret_cast<const char*>(bytes), size),
                  "text/html; charset=utf-8"};
+  std::string v = absl::StrCat("?v=", AssetVersion(), "\"");
+  absl::StrReplaceAll({{"/dashboard/app.js\"", "/dashboard/app.js" + v},
+                       {"/dashboard/style.css\"", "/dashboard/style.css" + v}},
+                      &r.body);
   // The pages never run in another site's frame, nor are they cached with
   // data in them.
   r.headers = {{"X-Frame-Options", "DENY"},
@@ -121,7 +142,10 @@ HttpResponse Dashboard::Page(const HttpRequest& req) const {
       HttpResponse r{
           200, std::string(reinterpret_cast<const char*>(a.bytes), *a.size),
           a.type};
-      r.headers = {{"Cache-Control", "no-cache"}};
+      bool versioned = req.query == "v=" + AssetVersion();
+      r.headers = {{"Cache-Control", versioned
+                                         ? "public, max-age=31536000, immutable"
+                                         : "no-cache"}};
       return r;
     }
   }

@@ -568,8 +568,13 @@ HttpResponse Dashboard::Objects(const HttpRequest& req) const {
 }
 
 HttpResponse Dashboard::Logs(const HttpRequest& req) const {
+  // Each node's files whose name holds ?q=, newest first, at most ?limit=
+  // of them per node (a node with 1,000 actors has thousands).
   auto node = IdParam(req, "node");
+  auto limit = IntParam(req, "limit", 50, 1, kMaxPage);
   if (!node.ok()) return ErrorFor(node.status());
+  if (!limit.ok()) return ErrorFor(limit.status());
+  std::string text = UrlParam(req.query, "q");
   rpc::ListLogsRequest ask;
   ask.set_node_id(*node);
   GcsServer* server = server_;
@@ -581,15 +586,28 @@ HttpResponse Dashboard::Logs(const HttpRequest& req) const {
   std::string out = R"({"nodes": [)";
   for (int i = 0; i < list->nodes_size(); ++i) {
     const rpc::NodeLogFiles& n = list->nodes(i);
-    std::string files = "[";
+    std::vector<const rpc::LogFile*> match;
     for (const rpc::LogFile& f : n.files()) {
-      absl::StrAppend(&files, files.size() > 1 ? ", " : "", R"({"name": )",
-                      JsonString(f.name()), R"(, "size": )", f.size(),
-                      R"(, "mtime_ms": )", f.mtime_ms(), "}");
+      if (text.empty() || absl::StrContains(f.name(), text)) {
+        match.push_back(&f);
+      }
+    }
+    std::stable_sort(match.begin(), match.end(), [](auto* a, auto* b) {
+      return a->mtime_ms() > b->mtime_ms();
+    });
+    std::string files = "[";
+    for (int64_t k = 0; k < static_cast<int64_t>(match.size()) && k < *limit;
+         ++k) {
+      absl::StrAppend(&files, k ? ", " : "", R"({"name": )",
+                      JsonString(match[k]->name()), R"(, "size": )",
+                      match[k]->size(), R"(, "mtime_ms": )",
+                      match[k]->mtime_ms(), "}");
     }
     absl::StrAppend(&out, i ? ", " : "", R"({"node_id": ")", Hex(n.node_id()),
                     R"(", "host": )", JsonString(n.host()), R"(, "error": )",
-                    JsonString(n.error()), R"(, "files": )", files, "]}");
+                    JsonString(n.error()), R"(, "total_files": )",
+                    n.files_size(), R"(, "matching": )", match.size(),
+                    R"(, "files": )", files, "]}");
   }
   return {200, out + "]}"};
 }

@@ -517,16 +517,18 @@ async function groupsPage() {
 async function logsPage(r, self) {
   const p = r.params;
   if (p.node && p.name) return logFile(p, self);
-  const l = await api("/api/dashboard/logs" + query({node: p.node}));
-  const out = [h("h1", {}, "Logs")];
+  // Each node's newest files (at most 50 a node), filtered by name.
+  const l = await api("/api/dashboard/logs" + query({node: p.node, q: p.q || p.pid, limit: 50}));
+  const out = [h("h1", {}, "Logs"),
+    h("div", {class: "filters"}, h("label", {}, "File name contains",
+      h("input", {id: "log-q", type: "search", value: p.q || p.pid || "",
+                  onchange: (e) => go("logs", "", {node: p.node, q: e.target.value})})))];
   for (const n of l.nodes) {
-    let files = n.files;
-    if (p.pid) files = files.filter((f) => f.name.includes(p.pid));
     out.push(h("h2", {}, `${n.host} `, short(n.node_id)));
     if (n.error) out.push(h("p", {class: "error"}, n.error));
     out.push(table([{title: "File"}, {title: "Size", num: true}, {title: "Changed", narrow: true}],
-      files.map((f) => [link(`#/logs?node=${n.node_id}&name=${encodeURIComponent(f.name)}`, f.name), bytes(f.size), when(f.mtime_ms)]),
-      {empty: "No files."}));
+      n.files.map((f) => [link(`#/logs?node=${n.node_id}&name=${encodeURIComponent(f.name)}`, f.name), bytes(f.size), when(f.mtime_ms)]),
+      {empty: "No files.", caption: `${n.files.length} newest of ${n.matching} matching (${n.total_files} files)`}));
   }
   return out;
 }
