@@ -189,6 +189,7 @@ HttpResponse Dashboard::Api(const HttpRequest& req) {
     if (what == "logs" && rest.empty()) return Logs(req);
     if (what == "log" && rest.empty()) return Log(req);
     if (what == "history" && rest.empty()) return History(req);
+    if (what == "serve" && rest.empty()) return Serve();
   }
   return HttpServer::Error(404, absl::StrCat("no such path: ", req.path));
 }

@@ -22,6 +22,7 @@
 //   GET  /api/dashboard/logs?node=ID       a node's log files
 //   GET  /api/dashboard/log?node=ID&name=F&offset=N   part of one
 //   GET  /api/dashboard/history?since_ms=T   the last hour's samples
+//   GET  /api/dashboard/serve              the serve controller's status
 //
 // Every list is filtered and paged here (?offset=&limit=, at most 500), so
 // a page asks for what it shows. Jobs come from the job API (job_api.h).
@@ -79,6 +80,7 @@ class Dashboard {
   HttpResponse Tasks(const HttpRequest& req) const;
   HttpResponse TaskSummary(const HttpRequest& req) const;
   HttpResponse PlacementGroups() const;
+  HttpResponse Serve() const;
   HttpResponse Objects(const HttpRequest& req) const;
   HttpResponse Logs(const HttpRequest& req) const;
   HttpResponse Log(const HttpRequest& req) const;

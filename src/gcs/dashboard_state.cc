@@ -1,5 +1,8 @@
 // The dashboard's JSON (dashboard.h): the head's tables, filtered, sorted
 // and paged for what one page shows. Ids are hex, as `loom list` shows them.
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -21,6 +24,7 @@ namespace {
 
 constexpr int64_t kMaxPage = 500;
 constexpr int64_t kMaxLogRead = 1 << 20;
+constexpr int64_t kLogNodesPerPage = 10;
 
 std::string Hex(const std::string& bytes) {
   return bytes.empty() ? "" : HexEncode(bytes);
@@ -567,23 +571,78 @@ HttpResponse Dashboard::Objects(const HttpRequest& req) const {
   return {200, out + "]}"};
 }
 
+HttpResponse Dashboard::Serve() const {
+  // The serve controller puts its status in the KV once a second while it
+  // changes (loom/serve/_controller.py), and serve.shutdown deletes it.
+  rpc::KvGetRequest ask;
+  ask.set_ns("serve");
+  ask.set_key("status");
+  GcsServer* server = server_;
+  auto got = AskLoop<rpc::KvGetReply>(
+      server, [server, ask](rpc::KvGetReply* reply, Done done) {
+        server->HandleKvGet(ask, reply, std::move(done));
+      });
+  if (!got.ok()) return ErrorFor(got.status());
+  if (!got->found()) return {200, R"({"serving": false})"};
+  google::protobuf::Struct parsed;  // anyone in a job may write the key
+  if (!google::protobuf::util::JsonStringToMessage(got->value(), &parsed)
+           .ok()) {
+    return {200, R"({"serving": true, "error": "the serve controller's )"
+                 R"(status in the head's KV is not JSON"})"};
+  }
+  return {200,
+          absl::StrCat(R"({"serving": true, "status": )", got->value(), "}")};
+}
+
 HttpResponse Dashboard::Logs(const HttpRequest& req) const {
-  // Each node's files whose name holds ?q=, newest first, at most ?limit=
-  // of them per node (a node with 1,000 actors has thousands).
+  // One node's files (?node=), or a page of alive nodes' (?offset=, 10 a
+  // page): whose name holds ?q=, newest first, at most ?files= of them per
+  // node (a node with 1,000 actors has thousands).
   auto node = IdParam(req, "node");
-  auto limit = IntParam(req, "limit", 50, 1, kMaxPage);
+  auto limit = IntParam(req, "files", 50, 1, kMaxPage);
+  auto offset = IntParam(req, "offset", 0, 0, INT32_MAX);
   if (!node.ok()) return ErrorFor(node.status());
   if (!limit.ok()) return ErrorFor(limit.status());
+  if (!offset.ok()) return ErrorFor(offset.status());
   std::string text = UrlParam(req.query, "q");
-  rpc::ListLogsRequest ask;
-  ask.set_node_id(*node);
   GcsServer* server = server_;
-  auto list = AskLoop<rpc::ListLogsReply>(
-      server, [server, ask](rpc::ListLogsReply* reply, Done done) {
-        server->HandleListLogs(ask, reply, std::move(done));
-      });
-  if (!list.ok()) return ErrorFor(list.status());
-  std::string out = R"({"nodes": [)";
+  std::vector<std::string> nodes = {*node};
+  int64_t alive = 1;
+  if (node->empty()) {
+    int64_t from = *offset;
+    auto page = OnLoop<std::pair<std::vector<std::string>, int64_t>>(
+        server, [server, from](auto done) {
+          rpc::GetClusterStatusReply status;
+          server->HandleGetClusterStatus({}, &status, [](absl::Status) {});
+          std::vector<std::string> ids;
+          int64_t i = 0;
+          for (const rpc::NodeInfo& n : status.nodes()) {
+            if (!n.alive()) continue;
+            if (i >= from && i < from + kLogNodesPerPage) {
+              ids.push_back(n.node_id());
+            }
+            ++i;
+          }
+          done(std::make_pair(std::move(ids), i));
+        });
+    if (!page.ok()) return ErrorFor(page.status());
+    nodes = std::move(page->first);
+    alive = page->second;
+  }
+  rpc::ListLogsReply all;
+  for (const std::string& id : nodes) {
+    rpc::ListLogsRequest ask;
+    ask.set_node_id(id);
+    auto one = AskLoop<rpc::ListLogsReply>(
+        server, [server, ask](rpc::ListLogsReply* reply, Done done) {
+          server->HandleListLogs(ask, reply, std::move(done));
+        });
+    if (!one.ok() && !node->empty()) return ErrorFor(one.status());
+    if (one.ok()) all.MergeFrom(*one);  // a node gone since: left out
+  }
+  const rpc::ListLogsReply* list = &all;
+  std::string out = absl::StrCat(R"({"alive_nodes": )", alive,
+                                 R"(, "offset": )", *offset, R"(, "nodes": [)");
   for (int i = 0; i < list->nodes_size(); ++i) {
     const rpc::NodeLogFiles& n = list->nodes(i);
     std::vector<const rpc::LogFile*> match;

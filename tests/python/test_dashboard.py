@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, loom_cli, wait_until
+from conftest import REPO_ROOT, loom_cli, serve_hello_driver, wait_until
 
 SHOTS = REPO_ROOT / "build" / "test-output" / "dashboard"
 
@@ -246,6 +246,91 @@ def test_the_dashboard_shows_the_cluster_in_a_browser(small_store_head,
         assert not errors, errors
     finally:
         browser.quit()
+
+
+SERVING = serve_hello_driver("hello from serve", '''
+for _ in range(5):
+    req = urllib.request.Request(
+        f"http://{proxy['node_ip']}:{proxy['port']}/hello",
+        headers={"Authorization": "Bearer " + os.environ["TOKEN"]})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        r.read()
+print("served", flush=True)
+while not os.path.exists("GO"):  # the test's signal, in the cwd
+    time.sleep(0.1)
+serve.shutdown()
+from loom import _core
+_core.kv_put("status", b"not json {", ns="serve")
+print("garbled", flush=True)
+loom.shutdown()
+''')
+
+
+def test_the_serve_page_shows_deployments_from_the_controller(head_node,
+                                                             monkeypatch):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    processes = head_node
+    session = Path(processes.session_root) / "session_latest"
+    base = "http://" + (session / "dashboard_address").read_text().strip()
+    token = (session / "auth_token").read_text().strip()
+
+    def api(path):
+        req = urllib.request.Request(
+            base + path, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    assert api("/api/dashboard/serve") == {"serving": False}
+    monkeypatch.setenv("TOKEN", token)
+    go = processes.tmp_dir / "GO"  # the driver's working directory
+    driver = processes.start_driver(SERVING)
+    try:
+        # The controller puts its status once a second while it changes.
+        def served():
+            s = api("/api/dashboard/serve")
+            if not s["serving"]:
+                return None
+            app = s["status"]["applications"].get("hello")
+            dep = app and app["deployments"].get("hello")
+            return dep and dep["stats"]["requests"] >= 5 and s
+        status = wait_until(served, timeout=90, interval=0.5,
+                            what="the controller's status with 5 requests")
+        assert status["status"]["applications"]["hello"]["status"] == \
+            "RUNNING"
+        browser = _browser()
+        try:
+            browser.get(f"{base}/")
+            field = browser.find_element(By.NAME, "token")
+            field.send_keys(token)
+            field.submit()
+            browser.get(f"{base}/#/serve")
+            WebDriverWait(browser, 30).until(
+                lambda b: "HEALTHY" in b.find_element(By.ID, "view").text)
+            text = browser.find_element(By.ID, "view").text
+            for shown in ["hello", "RUNNING", "/hello", "Proxies",
+                          "Requests/s", "503s"]:
+                assert shown in text, text
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(SHOTS / "serve.png"))
+            errors = _console_errors(browser)
+            assert not errors, errors
+        finally:
+            browser.quit()
+        go.touch()
+        # After serve.shutdown nothing is served; a garbled status written
+        # by a job is refused with a clear message, not passed on.
+        wait_until(lambda: "error" in api("/api/dashboard/serve"),
+                   timeout=60, interval=0.5, what="the garbled status")
+        assert "not JSON" in api("/api/dashboard/serve")["error"]
+        out, err = driver.communicate(timeout=60)
+        assert driver.returncode == 0, out + err
+        assert "garbled" in out
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
 
 
 def test_a_change_on_the_strength_of_the_cookie_alone_needs_the_header(

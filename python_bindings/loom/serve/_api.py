@@ -346,6 +346,7 @@ def shutdown():
         _record_delete(key[len("app/"):])
     loom.get(controller.shutdown.remote())
     loom.kill(controller)
+    _core.kv_del("status", ns="serve")  # the dashboard's: nothing serves
     _router.forget()
 
 

@@ -16,6 +16,7 @@ they outlive the driver that deployed them (the job ends, serving does
 not); the controller kills them when their application is deleted or
 serving shuts down."""
 import asyncio
+import json
 import math
 import time
 import uuid
@@ -29,6 +30,9 @@ NAMESPACE = "serve"
 _TICK_S = 0.1
 _NODE_CHECK_S = 2.0
 _IDEMPOTENCY_SWEEP_S = 60.0
+# The status is put in the head's KV (namespace "serve", key "status") this
+# often, when it changed: the head's dashboard shows it (docs/serving.md).
+_STATUS_PUBLISH_S = 1.0
 _MAX_START_FAILURES = 3
 _ROUTER_STALE_S = 10.0
 _ACTOR_OPTIONS = ("num_cpus", "num_gpus", "resources", "memory",
@@ -98,6 +102,8 @@ class ServeController:
         self._bumped = None
         self._next_node_check = 0.0
         self._next_sweep = 0.0
+        self._next_status = 0.0
+        self._published = None
         self._replica_class = loom.remote(_replica.Replica)
         self._replica_gauge = None
         self._exported = {}
@@ -227,6 +233,9 @@ class ServeController:
             self._check_proxies()
             self._loads = {r: v for r, v in self._loads.items()
                            if now - v[0] <= _ROUTER_STALE_S}
+        if now >= self._next_status:
+            self._next_status = now + _STATUS_PUBLISH_S
+            await self._publish_status()
         if now >= self._next_sweep:
             self._next_sweep = now + _IDEMPOTENCY_SWEEP_S
             # Idempotency-Key records past their time (shared_idempotency.h).
@@ -516,6 +525,19 @@ class ServeController:
         except Exception:  # noqa: BLE001 - died: started again next check
             pass
         p["state"] = "DEAD"
+
+    async def _publish_status(self):
+        status = await self.status()
+        if status == self._published:
+            return
+        self._published = status
+        from loom import _core
+        body = json.dumps(dict(status, t_ms=int(time.time() * 1000))).encode()
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: _core.kv_put("status", body, ns="serve"))
+        except Exception:  # noqa: BLE001 - the next change tries again
+            self._published = None
 
     def _load_of(self, d, now):
         """d's load over the routers that reported lately: requests queued

@@ -517,18 +517,25 @@ async function groupsPage() {
 async function logsPage(r, self) {
   const p = r.params;
   if (p.node && p.name) return logFile(p, self);
-  // Each node's newest files (at most 50 a node), filtered by name.
-  const l = await api("/api/dashboard/logs" + query({node: p.node, q: p.q || p.pid, limit: 50}));
+  // 10 nodes a page (or one), each with its 50 newest files, filtered by name.
+  const offset = +p.offset || 0;
+  const l = await api("/api/dashboard/logs" + query({node: p.node, q: p.q || p.pid, offset, files: 50}));
   const out = [h("h1", {}, "Logs"),
     h("div", {class: "filters"}, h("label", {}, "File name contains",
       h("input", {id: "log-q", type: "search", value: p.q || p.pid || "",
                   onchange: (e) => go("logs", "", {node: p.node, q: e.target.value})})))];
   for (const n of l.nodes) {
-    out.push(h("h2", {}, `${n.host} `, short(n.node_id)));
+    out.push(h("h2", {}, `${n.host} `, link(`#/logs?node=${n.node_id}`, n.node_id.slice(0, 12))));
     if (n.error) out.push(h("p", {class: "error"}, n.error));
     out.push(table([{title: "File"}, {title: "Size", num: true}, {title: "Changed", narrow: true}],
       n.files.map((f) => [link(`#/logs?node=${n.node_id}&name=${encodeURIComponent(f.name)}`, f.name), bytes(f.size), when(f.mtime_ms)]),
       {empty: "No files.", caption: `${n.files.length} newest of ${n.matching} matching (${n.total_files} files)`}));
+  }
+  if (!p.node) {
+    out.push(h("div", {class: "pager"},
+      h("button", {type: "button", disabled: offset <= 0, onclick: () => go("logs", "", {q: p.q, offset: Math.max(0, offset - 10)})}, "Previous nodes"),
+      h("span", {}, `nodes ${Math.min(offset + 1, l.alive_nodes)}–${Math.min(offset + 10, l.alive_nodes)} of ${l.alive_nodes}`),
+      h("button", {type: "button", disabled: offset + 10 >= l.alive_nodes, onclick: () => go("logs", "", {q: p.q, offset: offset + 10})}, "Next nodes")));
   }
   return out;
 }
@@ -555,6 +562,50 @@ function logFile(p, self) {
   return [h("h1", {}, p.name), h("p", {}, link(`#/logs?node=${p.node}`, "Every file of this node")), pre];
 }
 
+// Requests per second come from the totals of two polls in a row.
+const serveSeen = {t: 0, requests: {}};
+
+async function servePage() {
+  const s = await api("/api/dashboard/serve");
+  const out = [h("h1", {}, "Serve")];
+  if (!s.serving) return out.concat(h("p", {}, "Nothing is served (loom.serve.run starts it)."));
+  if (s.error) return out.concat(h("p", {class: "error"}, s.error));
+  const st = s.status;
+  const dt = (st.t_ms - serveSeen.t) / 1000;
+  const rates = {};
+  const apps = Object.entries(st.applications || {});
+  out.push(h("p", {class: "muted"}, `As the serve controller said at ${new Date(st.t_ms).toLocaleTimeString()}.`),
+    table([{title: "Application"}, {title: "Status"}, {title: "Route"}, {title: "Ingress"}],
+          apps.map(([name, a]) => [name, state(a.status), h("code", {}, a.route_prefix || "—"), a.ingress || "—"]),
+          {empty: "No applications."}));
+  for (const [name, a] of apps) {
+    const rows = Object.entries(a.deployments || {}).map(([dname, d]) => {
+      const key = `${name}#${dname}`;
+      const total = d.stats.requests || 0;
+      rates[key] = total;
+      const before = serveSeen.requests[key];
+      const rate = before !== undefined && dt > 0 && dt < 30 ? Math.max(0, (total - before) / dt) : null;
+      const states = Object.entries(d.replica_states || {}).map(([k, n]) => `${n} ${k.toLowerCase()}`).join(", ");
+      return [dname, state(d.status), `${d.target_replicas} (${states || "none"})`,
+              rate === null ? "—" : rate.toFixed(1), ms(d.stats.p50_ms), ms(d.stats.p95_ms), ms(d.stats.p99_ms),
+              d.stats.queued, d.stats.ongoing, (d.stats.codes || {})["503"] || 0, total, d.message || "—"];
+    });
+    out.push(h("h2", {}, `Deployments of ${name}`),
+      table([{title: "Deployment"}, {title: "Status"}, {title: "Replicas"}, {title: "Requests/s", num: true},
+             {title: "p50", num: true}, {title: "p95", num: true}, {title: "p99", num: true},
+             {title: "Queued", num: true}, {title: "Running", num: true}, {title: "503s", num: true},
+             {title: "Requests", num: true, narrow: true}, {title: "Message", narrow: true}], rows));
+  }
+  serveSeen.t = st.t_ms;
+  serveSeen.requests = rates;
+  const proxies = Object.values(st.proxies || {});
+  out.push(h("h2", {}, "Proxies"),
+    table([{title: "Node"}, {title: "Address"}, {title: "State"}],
+          proxies.map((x) => [short(x.node_id), x.port ? `${x.node_ip}:${x.port}` : x.node_ip, state(x.state)]),
+          {empty: "No proxies."}));
+  return out;
+}
+
 const PAGES = {
   "cluster": clusterPage,
   "jobs": (r, self) => (r.id ? jobPage(r, self) : jobsPage(r)),
@@ -563,6 +614,7 @@ const PAGES = {
   "objects": objectsPage,
   "placement-groups": groupsPage,
   "logs": logsPage,
+  "serve": servePage,
 };
 
 window.addEventListener("hashchange", show);
