@@ -213,6 +213,14 @@ def test_the_dashboard_shows_the_cluster_in_a_browser(small_store_head,
         visit("log-file", f"logs?node={node}&name=raylet.log",
               "Every file of this node", "raylet")
 
+        # On a phone's width the page fits (tables scroll inside it).
+        browser.set_window_size(390, 844)
+        visit("cluster-phone", "cluster", "127.0.0.1", "nodes alive")
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow} px wider than a phone"
+        browser.set_window_size(1280, 900)
+
         # The job's page follows its output: a line printed after it opened.
         visit("job", "jobs/dash-job", "dashboard-job-ready", "Stop job",
               "Entrypoint", "job.py", "RUNNING", "Its actors")
