@@ -171,6 +171,32 @@ std::string TaskJson(const rpc::TaskEvent& t) {
       R"(, "retried": )", t.retried() ? "true" : "false", "}");
 }
 
+// On the head's loop: the alive nodes from the offset-th on, at most
+// `limit`, and how many are alive.
+struct AlivePage {
+  std::vector<rpc::NodeInfo> nodes;
+  int64_t alive = 0;
+};
+AlivePage AliveNodes(GcsServer* server, int64_t offset, int64_t limit) {
+  rpc::GetClusterStatusReply status;
+  server->HandleGetClusterStatus({}, &status, [](absl::Status) {});
+  AlivePage page;
+  for (const rpc::NodeInfo& n : status.nodes()) {
+    if (!n.alive()) continue;
+    if (page.alive >= offset && page.alive < offset + limit) {
+      page.nodes.push_back(n);
+    }
+    ++page.alive;
+  }
+  return page;
+}
+
+std::vector<std::string> IdsOf(const std::vector<rpc::NodeInfo>& nodes) {
+  std::vector<std::string> ids;
+  for (const rpc::NodeInfo& n : nodes) ids.push_back(n.node_id());
+  return ids;
+}
+
 // An actor's field a page sorts by.
 bool ActorBefore(const rpc::ActorInfo& a, const rpc::ActorInfo& b,
                  const std::string& by) {
@@ -532,19 +558,8 @@ HttpResponse Dashboard::Objects(const HttpRequest& req) const {
   };
   auto view = OnLoop<std::shared_ptr<View>>(server, [server, p](auto done) {
     auto v = std::make_shared<View>();
-    rpc::GetClusterStatusReply status;
-    server->HandleGetClusterStatus({}, &status, [](absl::Status) {});
-    std::vector<std::string> ids;
-    int64_t i = 0;
-    for (const rpc::NodeInfo& n : status.nodes()) {
-      if (!n.alive()) continue;
-      if (i >= p.offset && i < p.offset + p.limit) {
-        ids.push_back(n.node_id());
-        v->nodes.push_back(n);
-      }
-      ++i;
-    }
-    server->AskNodeStats(ids, [v, done](GcsServer::NodeStatsReplies r) {
+    v->nodes = AliveNodes(server, p.offset, p.limit).nodes;
+    server->AskNodeStats(IdsOf(v->nodes), [v, done](auto r) {
       v->stats = std::move(r);
       done(v);
     });
@@ -610,24 +625,12 @@ HttpResponse Dashboard::Logs(const HttpRequest& req) const {
   int64_t alive = 1;
   if (node->empty()) {
     int64_t from = *offset;
-    auto page = OnLoop<std::pair<std::vector<std::string>, int64_t>>(
-        server, [server, from](auto done) {
-          rpc::GetClusterStatusReply status;
-          server->HandleGetClusterStatus({}, &status, [](absl::Status) {});
-          std::vector<std::string> ids;
-          int64_t i = 0;
-          for (const rpc::NodeInfo& n : status.nodes()) {
-            if (!n.alive()) continue;
-            if (i >= from && i < from + kLogNodesPerPage) {
-              ids.push_back(n.node_id());
-            }
-            ++i;
-          }
-          done(std::make_pair(std::move(ids), i));
-        });
+    auto page = OnLoop<AlivePage>(server, [server, from](auto done) {
+      done(AliveNodes(server, from, kLogNodesPerPage));
+    });
     if (!page.ok()) return ErrorFor(page.status());
-    nodes = std::move(page->first);
-    alive = page->second;
+    nodes = IdsOf(page->nodes);
+    alive = page->alive;
   }
   rpc::ListLogsReply all;
   for (const std::string& id : nodes) {
