@@ -5,6 +5,7 @@
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 #include "src/gcs/gcs_server.h"
+#include "src/gcs/raylet_call.h"
 
 namespace loom::gcs {
 namespace {
@@ -24,11 +25,6 @@ void GcsServer::HandleListLogs(const rpc::ListLogsRequest& req,
     return done(absl::NotFoundError(absl::StrCat(
         "no alive node ", HexEncode(req.node_id()), " (see `loom status`)")));
   }
-  struct Call {
-    rpc::Context ctx;
-    rpc::ListLogFilesRequest req;
-    rpc::ListLogFilesReply reply;
-  };
   auto pending = std::make_shared<int>(static_cast<int>(nodes.size()));
   if (nodes.empty()) return done(absl::OkStatus());
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -37,31 +33,22 @@ void GcsServer::HandleListLogs(const rpc::ListLogsRequest& req,
     entry->set_host(nodes[i].host());
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
-    auto* call = new Call;
-    rpc::SetTimeout(&call->ctx, kLogCallMs);
-    auto finish = [this, reply, pending, done, i](const grpc::Status& s,
-                                                  Call* call) {
-      loop_.Post([reply, pending, done, i, s, files = call->reply] {
-        rpc::NodeLogFiles* entry = reply->mutable_nodes(i);
-        if (s.ok()) {
-          *entry->mutable_files() = files.files();
-        } else {
-          entry->set_error(s.error_message());
-        }
-        if (--*pending == 0) done(absl::OkStatus());
-      });
-      log_reads_.Finish(&call->ctx);
-      delete call;
-    };
-    if (!log_reads_.Start(&call->ctx)) {  // shutting down
-      finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "head stopping"),
-             call);
-      continue;
-    }
-    clients_.Stub<rpc::Raylet>(RayletAddress(nodes[i]))
-        ->async()
-        ->ListLogFiles(&call->ctx, &call->req, &call->reply,
-                       [finish, call](grpc::Status s) { finish(s, call); });
+    CallRaylet<rpc::ListLogFilesReply>(
+        clients_, log_reads_, loop_, RayletAddress(nodes[i]),
+        rpc::ListLogFilesRequest(), kLogCallMs,
+        [](auto* async, auto* ctx, auto* req, auto* out, auto cb) {
+          async->ListLogFiles(ctx, req, out, std::move(cb));
+        },
+        [reply, pending, done, i](const grpc::Status& s,
+                                  rpc::ListLogFilesReply files) {
+          rpc::NodeLogFiles* entry = reply->mutable_nodes(i);
+          if (s.ok()) {
+            entry->mutable_files()->Swap(files.mutable_files());
+          } else {
+            entry->set_error(s.error_message());
+          }
+          if (--*pending == 0) done(absl::OkStatus());
+        });
   }
 }
 
@@ -76,27 +63,16 @@ void GcsServer::HandleReadLog(const rpc::ReadLogRequest& req,
     return done(absl::NotFoundError(
         absl::StrCat("no alive node ", node->Hex(), " (see `loom status`)")));
   }
-  struct Call {
-    rpc::Context ctx;
-    rpc::ReadLogFileRequest req;
-    rpc::ReadLogFileReply reply;
-  };
-  auto* call = new Call;
-  call->req = req.read();
-  rpc::SetTimeout(&call->ctx, kLogCallMs);
-  if (!log_reads_.Start(&call->ctx)) {
-    delete call;
-    return done(absl::UnavailableError("the head is stopping"));
-  }
-  clients_.Stub<rpc::Raylet>(RayletAddress(*target))
-      ->async()
-      ->ReadLogFile(&call->ctx, &call->req, &call->reply,
-                    [this, call, reply, done](grpc::Status s) {
-                      if (s.ok()) reply->mutable_read()->Swap(&call->reply);
-                      log_reads_.Finish(&call->ctx);
-                      delete call;
-                      done(rpc::ToAbsl(s));
-                    });
+  CallRaylet<rpc::ReadLogFileReply>(
+      clients_, log_reads_, loop_, RayletAddress(*target), req.read(),
+      kLogCallMs,
+      [](auto* async, auto* ctx, auto* ask, auto* out, auto cb) {
+        async->ReadLogFile(ctx, ask, out, std::move(cb));
+      },
+      [reply, done](const grpc::Status& s, rpc::ReadLogFileReply read) {
+        if (s.ok()) reply->mutable_read()->Swap(&read);
+        done(rpc::ToAbsl(s));
+      });
 }
 
 }  // namespace loom::gcs

@@ -7,6 +7,7 @@
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 #include "src/gcs/gcs_server.h"
+#include "src/gcs/raylet_call.h"
 
 namespace loom::gcs {
 namespace {
@@ -31,36 +32,22 @@ void GcsServer::AskNodeStats(const std::vector<std::string>& node_ids,
       out->errors[i] = "not alive";
       continue;
     }
-    struct Call {
-      rpc::Context ctx;
-      rpc::GetNodeStatsRequest req;
-      rpc::GetNodeStatsReply reply;
-    };
-    auto* call = new Call;
-    rpc::SetTimeout(&call->ctx, kStatsCallMs);
     ++*pending;
-    auto finish = [this, out, finish_one, i](const grpc::Status& s,
-                                             Call* call) {
-      loop_.Post([out, finish_one, i, s, reply = std::move(call->reply)] {
-        if (s.ok()) {
-          out->stats[i] = reply;
-        } else {
-          out->errors[i] = s.error_message();
-        }
-        finish_one();
-      });
-      log_reads_.Finish(&call->ctx);
-      delete call;
-    };
-    if (!log_reads_.Start(&call->ctx)) {  // shutting down
-      finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "head stopping"),
-             call);
-      continue;
-    }
-    clients_.Stub<rpc::Raylet>(RayletAddress(*node))
-        ->async()
-        ->GetNodeStats(&call->ctx, &call->req, &call->reply,
-                       [finish, call](grpc::Status s) { finish(s, call); });
+    CallRaylet<rpc::GetNodeStatsReply>(
+        clients_, log_reads_, loop_, RayletAddress(*node),
+        rpc::GetNodeStatsRequest(), kStatsCallMs,
+        [](auto* async, auto* ctx, auto* req, auto* reply, auto cb) {
+          async->GetNodeStats(ctx, req, reply, std::move(cb));
+        },
+        [out, finish_one, i](const grpc::Status& s,
+                             rpc::GetNodeStatsReply reply) {
+          if (s.ok()) {
+            out->stats[i] = std::move(reply);
+          } else {
+            out->errors[i] = s.error_message();
+          }
+          finish_one();
+        });
   }
   finish_one();
 }
