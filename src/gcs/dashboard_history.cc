@@ -8,17 +8,6 @@
 #include "src/gcs/http_edge.h"
 
 namespace loom::gcs {
-namespace {
-
-std::string Num(double v) {
-  if (v == static_cast<double>(static_cast<int64_t>(v))) {
-    return std::to_string(static_cast<int64_t>(v));
-  }
-  return absl::StrCat(v);
-}
-
-}  // namespace
-
 void Dashboard::StartHistory() {
   server_->loop().Post([this] { Sample(); });
 }
@@ -94,19 +83,19 @@ HttpResponse Dashboard::History(const HttpRequest& req) const {
   std::string out = R"({"samples": [)";
   bool first = true;
   for (const HistorySample& s : history_.Since(since)) {
-    absl::StrAppend(&out, first ? "" : ", ", R"({"t_ms": )", s.t_ms,
-                    R"(, "tasks_finished": )", s.tasks_finished,
-                    R"(, "tasks_failed": )", s.tasks_failed,
-                    R"(, "nodes_alive": )", s.nodes_alive, R"(, "cpu_used": )",
-                    Num(s.cpu_used), R"(, "cpu_total": )", Num(s.cpu_total),
-                    R"(, "gpu_used": )", Num(s.gpu_used), R"(, "gpu_total": )",
-                    Num(s.gpu_total));
+    absl::StrAppend(
+        &out, first ? "" : ", ", R"({"t_ms": )", s.t_ms,
+        R"(, "tasks_finished": )", s.tasks_finished, R"(, "tasks_failed": )",
+        s.tasks_failed, R"(, "nodes_alive": )", s.nodes_alive,
+        R"(, "cpu_used": )", JsonNumber(s.cpu_used), R"(, "cpu_total": )",
+        JsonNumber(s.cpu_total), R"(, "gpu_used": )", JsonNumber(s.gpu_used),
+        R"(, "gpu_total": )", JsonNumber(s.gpu_total));
     if (s.machine) {
-      absl::StrAppend(&out, R"(, "mem_used": )", Num(s.mem_used),
-                      R"(, "mem_total": )", Num(s.mem_total),
-                      R"(, "store_used": )", Num(s.store_used),
-                      R"(, "store_capacity": )", Num(s.store_capacity),
-                      R"(, "gpu_percent": )", Num(s.gpu_percent));
+      absl::StrAppend(&out, R"(, "mem_used": )", JsonNumber(s.mem_used),
+                      R"(, "mem_total": )", JsonNumber(s.mem_total),
+                      R"(, "store_used": )", JsonNumber(s.store_used),
+                      R"(, "store_capacity": )", JsonNumber(s.store_capacity),
+                      R"(, "gpu_percent": )", JsonNumber(s.gpu_percent));
     }
     out += "}";
     first = false;

@@ -62,20 +62,13 @@ absl::StatusOr<std::string> IdParam(const HttpRequest& req, const char* name) {
   return IdFromHex(v, name);
 }
 
-std::string Num(double v) {
-  if (v == static_cast<double>(static_cast<int64_t>(v))) {
-    return std::to_string(static_cast<int64_t>(v));
-  }
-  return absl::StrCat(v);
-}
-
 std::string ResourcesJson(const rpc::Resources& r) {
   std::map<std::string, double> sorted(r.quantities().begin(),
                                        r.quantities().end());
   std::string out = "{";
   for (const auto& [name, v] : sorted) {
     absl::StrAppend(&out, out.size() > 1 ? ", " : "", JsonString(name), ": ",
-                    Num(v));
+                    JsonNumber(v));
   }
   return out + "}";
 }
@@ -119,11 +112,11 @@ std::string NodeJson(const rpc::NodeInfo& n, const rpc::GetNodeStatsReply* s,
       absl::StrAppend(
           &gpus, gpus.size() > 1 ? ", " : "", R"({"index": )", g.index(),
           R"(, "name": )", JsonString(g.name()), R"(, "utilization_percent": )",
-          Num(g.utilization_percent()), R"(, "memory_used": )", g.memory_used(),
-          R"(, "memory_total": )", g.memory_total(), "}");
+          JsonNumber(g.utilization_percent()), R"(, "memory_used": )",
+          g.memory_used(), R"(, "memory_total": )", g.memory_total(), "}");
     }
     absl::StrAppend(
-        &out, R"(, "machine": {"cpu_percent": )", Num(h.cpu_percent()),
+        &out, R"(, "machine": {"cpu_percent": )", JsonNumber(h.cpu_percent()),
         R"(, "cpus": )", h.cpus(), R"(, "mem_total": )", h.mem_total(),
         R"(, "mem_used": )", h.mem_used(), R"(, "disk_total": )",
         h.disk_total(), R"(, "disk_used": )", h.disk_used(), R"(, "gpus": )",
@@ -425,20 +418,22 @@ HttpResponse Dashboard::Actors(const HttpRequest& req) const {
 HttpResponse Dashboard::Actor(const std::string& id) const {
   auto actor_id = IdFromHex(id, "the actor id");
   if (!actor_id.ok()) return ErrorFor(actor_id.status());
+  rpc::GetActorRequest ask;
+  ask.set_actor_id(*actor_id);
   GcsServer* server = server_;
-  auto list = AskLoop<rpc::ListActorsReply>(
-      server, [server](rpc::ListActorsReply* reply, Done done) {
-        server->HandleListActors({}, reply, std::move(done));
+  auto got = AskLoop<rpc::GetActorReply>(
+      server, [server, ask](rpc::GetActorReply* reply, Done done) {
+        server->HandleGetActor(ask, reply, std::move(done));
       });
-  if (!list.ok()) return ErrorFor(list.status());
-  const rpc::ActorInfo* found = nullptr;
-  for (const rpc::ActorInfo& a : list->actors()) {
-    if (a.actor_id() == *actor_id) found = &a;
-  }
-  if (found == nullptr) {
+  if (!got.ok()) {
+    if (got.status().code() != absl::StatusCode::kNotFound &&
+        got.status().code() != absl::StatusCode::kInvalidArgument) {
+      return ErrorFor(got.status());
+    }
     return HttpServer::Error(
         404, absl::StrCat("no actor ", id, " (erased, or never known)"));
   }
+  const rpc::ActorInfo* found = &got->actor();
   rpc::ListTasksRequest calls;
   calls.set_limit(50);
   rpc::StateFilter* f = calls.add_filters();
@@ -507,12 +502,13 @@ HttpResponse Dashboard::TaskSummary(const HttpRequest& req) const {
     absl::StrAppend(&out, i ? ", " : "", R"({"name": )", JsonString(f.name()),
                     R"(, "type": ")", rpc::TaskEvent::Type_Name(f.type()),
                     R"(", "states": )", states, "}", R"(, "run_samples": )",
-                    f.run_samples(), R"(, "run_p50_ms": )", Num(f.run_p50_ms()),
-                    R"(, "run_p95_ms": )", Num(f.run_p95_ms()),
-                    R"(, "run_p99_ms": )", Num(f.run_p99_ms()),
-                    R"(, "queued_p50_ms": )", Num(f.queued_p50_ms()),
-                    R"(, "queued_p95_ms": )", Num(f.queued_p95_ms()),
-                    R"(, "queued_p99_ms": )", Num(f.queued_p99_ms()), "}");
+                    f.run_samples(), R"(, "run_p50_ms": )",
+                    JsonNumber(f.run_p50_ms()), R"(, "run_p95_ms": )",
+                    JsonNumber(f.run_p95_ms()), R"(, "run_p99_ms": )",
+                    JsonNumber(f.run_p99_ms()), R"(, "queued_p50_ms": )",
+                    JsonNumber(f.queued_p50_ms()), R"(, "queued_p95_ms": )",
+                    JsonNumber(f.queued_p95_ms()), R"(, "queued_p99_ms": )",
+                    JsonNumber(f.queued_p99_ms()), "}");
   }
   return {200, out + "]}"};
 }

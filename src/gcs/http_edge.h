@@ -1,8 +1,8 @@
 // src/gcs/http_edge.h
 //
-// What the head's HTTP handlers (job_api.cc, dashboard.cc) share: running
+// What the head's HTTP handlers (job_api.cc, dashboard*.cc) share: running
 // work on the head's loop from a server thread and waiting for its answer,
-// and turning a Status into an HTTP error.
+// turning a Status into an HTTP error, writing a number in JSON.
 //
 //   auto jobs = OnLoop<std::vector<rpc::JobSubmission>>(
 //       server, [&](auto done) { done(server->submissions().List()); });
@@ -14,12 +14,15 @@
 #define LOOM_GCS_HTTP_EDGE_H_
 
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "src/common/http_server.h"
 #include "src/gcs/gcs_server.h"
 
@@ -33,6 +36,14 @@ int HttpStatusFor(const absl::Status& s);
 
 inline HttpResponse ErrorFor(const absl::Status& s) {
   return HttpServer::Error(HttpStatusFor(s), std::string(s.message()));
+}
+
+// A number in JSON: whole ones without a fraction ("2", not "2.0").
+inline std::string JsonNumber(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    return std::to_string(static_cast<int64_t>(v));
+  }
+  return absl::StrCat(v);
 }
 
 // Runs fn(done) on the head's loop and waits for the value it gives done.

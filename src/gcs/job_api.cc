@@ -49,13 +49,6 @@ constexpr int64_t kMaxLogBytes = 64 << 20;
 // every field Loom takes).
 constexpr char kRayCompatibleVersion[] = "2.40.0";
 
-std::string Num(double v) {
-  if (v == std::floor(v) && std::fabs(v) < 1e15) {
-    return std::to_string(static_cast<int64_t>(v));
-  }
-  return absl::StrCat(v);
-}
-
 std::string OrNull(const std::string& s) {
   return s.empty() ? "null" : JsonString(s);
 }
@@ -93,8 +86,8 @@ absl::Status ParseQuota(const google::protobuf::Value& v, rpc::JobQuota* q) {
 
 std::string QuotaJson(const rpc::JobQuota& q) {
   return absl::StrCat(
-      R"({"max_cpus": )", Num(q.max_cpus()), R"(, "max_gpus": )",
-      Num(q.max_gpus()), R"(, "max_object_store_bytes": )",
+      R"({"max_cpus": )", JsonNumber(q.max_cpus()), R"(, "max_gpus": )",
+      JsonNumber(q.max_gpus()), R"(, "max_object_store_bytes": )",
       q.max_object_store_bytes(), R"(, "max_actors": )", q.max_actors(),
       R"(, "max_pending_tasks": )", q.max_pending_tasks(), "}");
 }
@@ -126,7 +119,7 @@ std::string JobJson(const rpc::JobSubmission& job) {
   std::string custom_json = "{";
   for (const auto& [k, v] : custom) {
     absl::StrAppend(&custom_json, custom_json.size() > 1 ? ", " : "",
-                    JsonString(k), ": ", Num(v));
+                    JsonString(k), ": ", JsonNumber(v));
   }
   custom_json += "}";
   return absl::StrCat(
@@ -136,14 +129,15 @@ std::string JobJson(const rpc::JobSubmission& job) {
       R"(, "entrypoint": )", JsonString(job.entrypoint()), R"(, "message": )",
       JsonString(job.message()), R"(, "error_type": )",
       OrNull(job.error_type()), R"(, "start_time": )", job.start_time_ms(),
-      R"(, "end_time": )", ended ? Num(job.end_time_ms()) : "null",
+      R"(, "end_time": )", ended ? JsonNumber(job.end_time_ms()) : "null",
       R"(, "metadata": )", metadata, R"(, "runtime_env": )",
       job.runtime_env_json().empty() ? "{}" : job.runtime_env_json(),
       R"(, "driver_agent_http_address": null, "driver_node_id": )",
       OrNull(job.node_id().empty() ? "" : HexEncode(job.node_id())),
-      R"(, "driver_exit_code": )", ended ? Num(job.exit_code()) : "null",
-      R"(, "entrypoint_num_cpus": )", Num(cpus), R"(, "entrypoint_num_gpus": )",
-      Num(gpus), R"(, "entrypoint_memory": )", Num(memory),
+      R"(, "driver_exit_code": )", ended ? JsonNumber(job.exit_code()) : "null",
+      R"(, "entrypoint_num_cpus": )", JsonNumber(cpus),
+      R"(, "entrypoint_num_gpus": )", JsonNumber(gpus),
+      R"(, "entrypoint_memory": )", JsonNumber(memory),
       R"(, "entrypoint_resources": )", custom_json, R"(, "quota": )",
       QuotaJson(job.quota()), "}");
 }

@@ -24,9 +24,9 @@ void Publisher::Publish(rpc::Event e) {
 }
 
 std::vector<rpc::Event> Publisher::After(int64_t seq) const {
-  // The log is in seq order: find the first newer one, not scan them all
-  // (each publish answers every waiting subscriber, one per worker and
-  // raylet: a scan made killing 1,000 actors take ~100 s of the head's CPU).
+  // The log is in seq order: find the first newer one rather than scan it
+  // (each publish answers every waiting subscriber: each raylet, and each
+  // process that has sent work out).
   auto first = std::upper_bound(
       log_.begin(), log_.end(), seq,
       [](int64_t s, const rpc::Event& e) { return s < e.seq(); });
