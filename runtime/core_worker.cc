@@ -752,19 +752,21 @@ void CoreWorker::FollowHeadEvents() {
   // subscription): what it has in flight on a node the head declares dead
   // fails over at once.
   std::call_once(head_events_once_, [this] {
-    head_events_ = std::make_unique<HeadEvents>(HeadEvents::Options{
-        &loop_, &clients_, options_.gcs_address, [this](const rpc::Event& e) {
-          if (shut_down_) return;
-          if (e.kind() == rpc::Event::NODE_DEAD) {
-            if (submitter_) submitter_->OnNodeDead(e.id());
-            if (actor_submitter_) actor_submitter_->OnNodeDead(e.id());
-          } else if (e.kind() == rpc::Event::ACTOR_STATE &&
-                     absl::StartsWith(e.detail(), "DEAD")) {
-            if (auto actor = ActorId::FromBinary(e.id()); actor.ok()) {
-              ReleaseCreationRefs(*actor);
-            }
-          }
-        }});
+    HeadEvents::Options events{&loop_, &clients_, options_.gcs_address};
+    events.on_event = [this](const rpc::Event& e) {
+      if (shut_down_) return;
+      if (e.kind() == rpc::Event::NODE_DEAD) {
+        if (submitter_) submitter_->OnNodeDead(e.id());
+        if (actor_submitter_) actor_submitter_->OnNodeDead(e.id());
+      } else if (e.kind() == rpc::Event::ACTOR_STATE &&
+                 absl::StartsWith(e.detail(), "DEAD")) {
+        if (auto actor = ActorId::FromBinary(e.id()); actor.ok()) {
+          ReleaseCreationRefs(*actor);
+        }
+      }
+    };
+    events.kinds = {rpc::Event::NODE_DEAD, rpc::Event::ACTOR_STATE};
+    head_events_ = std::make_unique<HeadEvents>(std::move(events));
     head_events_->Start();
   });
 }

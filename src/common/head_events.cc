@@ -17,6 +17,7 @@ void HeadEvents::Poll(int64_t after_seq, bool from_now) {
   };
   auto* call = new Call;
   call->req.set_after_seq(after_seq);
+  for (rpc::Event::Kind kind : options_.kinds) call->req.add_kinds(kind);
   // The first poll only learns where the head's sequence stands.
   call->req.set_timeout_ms(from_now ? 0 : absl::ToInt64Milliseconds(kPollWait));
   rpc::SetTimeout(&call->ctx,

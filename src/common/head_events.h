@@ -20,6 +20,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "proto/gcs.pb.h"
@@ -41,6 +42,9 @@ class HeadEvents {
     ClientPool* clients = nullptr;
     std::string gcs_address;
     std::function<void(const rpc::Event&)> on_event;  // on `loop`
+    // Only these kinds are asked for (none: every kind): the head wakes
+    // this poll only for them.
+    std::vector<rpc::Event::Kind> kinds;
   };
   explicit HeadEvents(Options options) : options_(std::move(options)) {}
   ~HeadEvents() { Shutdown(); }

@@ -68,6 +68,9 @@ constexpr char kToken[] = "token";
 // Worker output: how long an ended job's lines stay for its driver's last
 // poll, and the limits on what one PublishLogs may carry.
 constexpr absl::Duration kEndedJobLogs = absl::Seconds(10);
+// Events published within this go to each subscriber in one reply (pubsub.h):
+// killing 1,000 actors publishes thousands, each answered to every raylet.
+constexpr absl::Duration kEventGather = absl::Milliseconds(20);
 constexpr int kMaxLinesPerBatch = 10000;
 constexpr size_t kMaxLineBytes = 64 << 10;
 constexpr size_t kMaxNodeIpBytes = 256;
@@ -84,7 +87,7 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
                      ? nullptr
                      : OpenStore(options.storage, &loop_, &store_status_)),
       store_(options.store ? options.store : own_store_.get()),
-      publisher_(&loop_),
+      publisher_(&loop_, /*capacity=*/10000, kEventGather),
       nodes_(NodeTable::Options{store_, &publisher_, options.clock,
                                 options.node_timeout,
                                 [this](const NodeId& n) { OnNodeDead(n); },
@@ -671,7 +674,14 @@ void GcsServer::HandlePollEvents(const rpc::PollEventsRequest& req,
   if (req.timeout_ms() < 0 || req.timeout_ms() > 60000) {
     return done(absl::InvalidArgumentError("timeout_ms must be in [0, 60000]"));
   }
-  publisher_.Poll(req.after_seq(), absl::Milliseconds(req.timeout_ms()),
+  for (int kind : req.kinds()) {
+    if (!rpc::Event::Kind_IsValid(kind)) {
+      return done(absl::InvalidArgumentError(
+          absl::StrCat("kinds: ", kind, " is not an event kind")));
+    }
+  }
+  publisher_.Poll(req.after_seq(), Publisher::MaskOf(req.kinds()),
+                  absl::Milliseconds(req.timeout_ms()),
                   [reply, done](std::vector<rpc::Event> events, int64_t last) {
                     for (auto& e : events) *reply->add_events() = std::move(e);
                     reply->set_last_seq(last);

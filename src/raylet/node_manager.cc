@@ -138,17 +138,22 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
     CheckMemory();
   });
   gcs_->StartHeartbeats();
-  head_events_ = std::make_unique<HeadEvents>(HeadEvents::Options{
-      &loop_, &clients_, options_.gcs_address, [this](const rpc::Event& e) {
-        if (e.kind() == rpc::Event::JOB_FINISHED)
-          OnJobFinished(e.id(), e.address());
-        if (e.kind() == rpc::Event::NODE_DEAD) OnNodeDead(e.id());
-        if (e.kind() == rpc::Event::WORKER_DEAD) OnRemoteWorkerDead(e);
-        if (e.kind() == rpc::Event::JOB_STARTED &&
-            ValidateRuntime(e.runtime()).ok()) {
-          pool_->PrestartForkServer(e.runtime());
-        }
-      }});
+  HeadEvents::Options events{&loop_, &clients_, options_.gcs_address};
+  events.on_event = [this](const rpc::Event& e) {
+    if (e.kind() == rpc::Event::JOB_FINISHED) {
+      OnJobFinished(e.id(), e.address());
+    }
+    if (e.kind() == rpc::Event::NODE_DEAD) OnNodeDead(e.id());
+    if (e.kind() == rpc::Event::WORKER_DEAD) OnRemoteWorkerDead(e);
+    if (e.kind() == rpc::Event::JOB_STARTED &&
+        ValidateRuntime(e.runtime()).ok()) {
+      pool_->PrestartForkServer(e.runtime());
+    }
+  };
+  // Only what it acts on: actors' states do not wake it.
+  events.kinds = {rpc::Event::JOB_FINISHED, rpc::Event::NODE_DEAD,
+                  rpc::Event::WORKER_DEAD, rpc::Event::JOB_STARTED};
+  head_events_ = std::make_unique<HeadEvents>(std::move(events));
   head_events_->Start();
   if (!options_.session_dir.empty()) {
     logs_ = std::make_unique<LogMonitor>(

@@ -339,6 +339,71 @@ TEST(Publisher, LongPollWakesOnPublish) {
   EXPECT_EQ(got[0].detail(), "done");
 }
 
+// A subscriber is woken only by the kinds it asked for; the others are
+// passed over (last_seq counts them) and never handed to it.
+TEST(Publisher, APollWaitsOnlyForTheKindsItNames) {
+  EventLoop loop("pub-test");
+  loop.Start();
+  Publisher pub(&loop);
+  std::vector<rpc::Event> got;
+  int64_t last = 0;
+  int answers = 0;
+  loop.RunSync([&] {
+    pub.Poll(0, Publisher::MaskOf(std::vector{rpc::Event::NODE_DEAD}),
+             absl::Seconds(30), [&](std::vector<rpc::Event> e, int64_t l) {
+               got = e;
+               last = l;
+               ++answers;
+             });
+    pub.Publish(rpc::Event::ACTOR_STATE, "a", "DEAD");
+    pub.Publish(rpc::Event::WORKER_DEAD, "w", "exited");
+    EXPECT_EQ(answers, 0);
+    pub.Publish(rpc::Event::NODE_DEAD, "n", "missed heartbeats");
+  });
+  ASSERT_EQ(answers, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id(), "n");
+  EXPECT_EQ(last, 3);
+  // Asked again from before the others: only its kind comes back.
+  loop.RunSync([&] {
+    pub.Poll(0, Publisher::MaskOf(std::vector{rpc::Event::NODE_DEAD}),
+             absl::Seconds(30), [&](std::vector<rpc::Event> e, int64_t l) {
+               got = e;
+               last = l;
+               ++answers;
+             });
+  });
+  ASSERT_EQ(answers, 2);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].seq(), 3);
+  // None named: every kind.
+  EXPECT_EQ(Publisher::MaskOf(std::vector<int>{}), Publisher::kAllKinds);
+}
+
+// With a gathering time, events published together reach a subscriber in
+// one reply.
+TEST(Publisher, EventsPublishedTogetherGoOutInOneReply) {
+  EventLoop loop("pub-test");
+  loop.Start();
+  Publisher pub(&loop, 10000, absl::Milliseconds(50));
+  absl::Mutex mu;
+  std::vector<std::vector<rpc::Event>> replies;
+  loop.RunSync([&] {
+    pub.Poll(0, absl::Seconds(30), [&](std::vector<rpc::Event> e, int64_t) {
+      absl::MutexLock lock(&mu);
+      replies.push_back(e);
+    });
+    for (int i = 0; i < 5; ++i) {
+      pub.Publish(rpc::Event::ACTOR_STATE, std::to_string(i), "DEAD");
+    }
+  });
+  absl::MutexLock lock(&mu);
+  auto one = [&replies] { return !replies.empty(); };
+  ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&one), absl::Seconds(10)));
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].size(), 5u);
+}
+
 }  // namespace
 }  // namespace loom::gcs
 
