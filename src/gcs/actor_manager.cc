@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "proto/raylet.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
@@ -23,6 +24,18 @@ std::string NameKey(const std::string& ns, const std::string& name) {
   return ns + '\0' + name;
 }
 
+// A call that failed before any connection to its peer was made (gRPC's
+// words for it): nothing of it ran there.
+bool NeverConnected(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         absl::StrContains(s.error_message(),
+                           "failed to connect to all addresses");
+}
+
+// How many leased workers that could not be reached an actor's creation
+// passes over before it dies saying so.
+constexpr int kUnreachableWorkers = 3;
+
 }  // namespace
 
 struct ActorManager::Actor {
@@ -35,7 +48,8 @@ struct ActorManager::Actor {
   std::string lease_id;
   std::string worker_id;  // the leased worker's (in by_worker_)
   std::vector<std::pair<rpc::GetActorReply*, Done>> waiters;
-  std::vector<Done> kills;  // answered once the process is gone
+  std::vector<Done> kills;      // answered once the process is gone
+  int unreachable_workers = 0;  // passed over (kUnreachableWorkers)
 };
 
 template <typename Req, typename Reply>
@@ -351,6 +365,28 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
                 return;
               }
               Actor& a = *it->second;
+              if (!s.ok() && NeverConnected(s) && !a.stopping &&
+                  a.unreachable_workers < kUnreachableWorkers) {
+                // The creation never reached that worker: another one is
+                // leased, not counted as a restart (the constructor did
+                // not run).
+                ++a.unreachable_workers;
+                spdlog::warn(
+                    "actor {}: its worker at {} could not be "
+                    "reached ({}); leasing another",
+                    id.Hex(), HostPort(address), s.error_message());
+                Stop(a);
+                Bind(id, a, "");
+                clients_->Drop(HostPort(address));
+                return Schedule(id);
+              }
+              if (!s.ok() && NeverConnected(s)) {
+                return Died(id, attempt,
+                            absl::StrCat("the actor's leased workers could "
+                                         "not be reached (",
+                                         a.unreachable_workers + 1,
+                                         " in a row): ", s.error_message()));
+              }
               if (!s.ok()) {
                 return Died(id, attempt,
                             "the actor's process died while it was being "

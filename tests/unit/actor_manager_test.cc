@@ -163,6 +163,30 @@ TEST_F(ActorManagerTest, AWorkerThatCannotStartKillsTheActorSayingWhy) {
   EXPECT_TRUE(workers_[0].ran().empty());
 }
 
+// A leased worker that cannot be reached never ran the constructor: the
+// actor is created on the next one, not counted as a restart, and the
+// unreachable one's lease goes back as failed.
+TEST_F(ActorManagerTest, AnUnreachableWorkerIsPassedOverWithoutARestart) {
+  raylet_.WorkersAt("10.0.0.1", 9000, 3);  // nothing serves 9000
+  ActorId id = Register(0);
+  ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE));
+  EXPECT_EQ(Info(id).address().port(), 9001);
+  EXPECT_EQ(raylet_.leases(), 2);
+  EXPECT_EQ(workers_[0].ran().size(), 1u);
+  EXPECT_EQ(raylet_.returned(), std::vector<std::string>{"lease-1 failed"});
+}
+
+// Worker after worker out of reach: the actor dies saying so, after a few.
+TEST_F(ActorManagerTest, WorkersNeverReachableKillTheActorSayingWhy) {
+  raylet_.WorkersAt("10.0.0.2", 9100, 100);  // none served
+  ActorId id = Register(0);
+  ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::DEAD));
+  EXPECT_NE(Info(id).death_cause().find("could not be reached"),
+            std::string::npos)
+      << Info(id).death_cause();
+  EXPECT_EQ(raylet_.leases(), 4);
+}
+
 // With the head's descriptors nearly all open, a registration is refused
 // naming the limit; with room again, it is taken.
 TEST_F(ActorManagerTest, RegistrationIsRefusedWhenTheHeadIsOutOfDescriptors) {
