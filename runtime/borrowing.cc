@@ -206,6 +206,46 @@ void CoreWorker::HandleWatchBorrower(std::function<void()> done) {
   done();
 }
 
+absl::Status CoreWorker::HandleGetReferences(
+    const rpc::GetReferencesRequest& req, rpc::GetReferencesReply* reply) {
+  if (req.object_ids_size() > 1000) {
+    return absl::InvalidArgumentError("more than 1,000 ids in one ask");
+  }
+  std::vector<ObjectId> ids;
+  for (const std::string& raw : req.object_ids()) {
+    auto id = ParseId<ObjectId>(raw, "object_ids");
+    if (!id.ok()) return id.status();
+    ids.push_back(*id);
+  }
+  // Lent ids -> (borrowers, units).
+  absl::flat_hash_map<ObjectId, std::pair<int64_t, int64_t>> lent;
+  {
+    absl::MutexLock lock(&borrowers_mu_);
+    for (const auto& [borrower, units] : borrowers_) {
+      for (const ObjectId& id : ids) {
+        auto it = units.find(id);
+        if (it == units.end()) continue;
+        auto& [who, n] = lent[id];
+        who++;
+        n += it->second;
+      }
+    }
+  }
+  for (const ObjectId& id : ids) {
+    rpc::ObjectReferences* out = reply->add_objects();
+    out->set_object_id(id.Binary());
+    std::optional<int64_t> refs = objects_.OwnedRefs(id);
+    out->set_owned(refs.has_value());
+    if (!refs) continue;
+    out->set_total(*refs);
+    auto it = lent.find(id);
+    if (it == lent.end()) continue;
+    out->set_borrowers(it->second.first);
+    out->set_borrowed_units(it->second.second);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CoreWorker::HandleUpdateBorrows(
     const rpc::UpdateBorrowsRequest& req, rpc::UpdateBorrowsReply* reply) {
   if (auto s = ValidateBorrower(req.borrower()); !s.ok()) return s;

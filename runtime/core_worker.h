@@ -291,6 +291,8 @@ class CoreWorker {
                                    rpc::UpdateBorrowsReply* reply);
   // Borrower side: `done` runs when this core worker shuts down.
   void HandleWatchBorrower(std::function<void()> done);
+  absl::Status HandleGetReferences(const rpc::GetReferencesRequest& req,
+                                   rpc::GetReferencesReply* reply);
   // Blocks until Exit is requested (workers' main thread).
   void WaitForExit();
   void RequestExit();

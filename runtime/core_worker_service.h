@@ -82,6 +82,16 @@ class CoreWorkerService : public rpc::CoreWorker::CallbackService {
         });
   }
 
+  grpc::ServerUnaryReactor* GetReferences(
+      grpc::CallbackServerContext* ctx, const rpc::GetReferencesRequest* req,
+      rpc::GetReferencesReply* reply) override {
+    return rpc::Serve(
+        ctx, {"GetReferences", Role::kViewer},
+        [&](grpc::ServerUnaryReactor* reactor) {
+          reactor->Finish(rpc::ToGrpc(cw_->HandleGetReferences(*req, reply)));
+        });
+  }
+
   grpc::ServerUnaryReactor* WatchBorrower(
       grpc::CallbackServerContext* ctx, const rpc::WatchBorrowerRequest* req,
       rpc::WatchBorrowerReply* reply) override {

@@ -164,6 +164,12 @@ absl::StatusOr<ClusterHandle> StartCluster(const ClusterOptions& options) {
     if (!options.metrics_sd_file.empty()) {
       argv.insert(argv.end(), {"--metrics-sd-file", options.metrics_sd_file});
     }
+    if (!options.grafana_url.empty()) {
+      argv.insert(argv.end(), {"--grafana-url", options.grafana_url});
+    }
+    if (!options.prometheus_url.empty()) {
+      argv.insert(argv.end(), {"--prometheus-url", options.prometheus_url});
+    }
     // Through the environment: argv is public, and the URL may hold a
     // password.
     std::string storage = absl::StrCat(

@@ -66,6 +66,10 @@ struct ClusterOptions {
   // raylet's default, 0.95) and --memory-monitor-limit-bytes (0: none).
   double memory_usage_threshold = -1;
   int64_t memory_monitor_limit_bytes = 0;
+  // Head: the Grafana and Prometheus the dashboard links ("": the head's
+  // $LOOM_GRAFANA_URL and $LOOM_PROMETHEUS_URL, else none).
+  std::string grafana_url;
+  std::string prometheus_url;
 };
 
 struct ClusterHandle {

@@ -333,6 +333,13 @@ bool ObjectTable::AddRef(const ObjectId& id) {
   return true;
 }
 
+std::optional<int64_t> ObjectTable::OwnedRefs(const ObjectId& id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || !it->second.owner.empty()) return std::nullopt;
+  return it->second.refs;
+}
+
 void ObjectTable::RemoveRef(const ObjectId& id) {
   std::optional<Entry> freed;
   {

@@ -114,6 +114,9 @@ class ObjectTable {
   // References to an id this table does not hold are ignored (false).
   bool AddRef(const ObjectId& id);
   void RemoveRef(const ObjectId& id);
+  // The references counted on an object owned here (borrow units
+  // included); nullopt when it is not held, or borrowed from elsewhere.
+  std::optional<int64_t> OwnedRefs(const ObjectId& id) const;
   size_t size() const;
 
  private:

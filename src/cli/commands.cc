@@ -89,6 +89,8 @@ int Start(const StartArgs& args) {
   options.storage = args.storage;
   options.metrics_sd_file = args.metrics_sd_file;
   options.dashboard_port = args.dashboard_port;
+  options.grafana_url = args.grafana_url;
+  options.prometheus_url = args.prometheus_url;
   options.standby = args.standby;
   options.standby_addresses = args.standby_addresses;
   options.restart_on_fence = args.restart_on_fence;

@@ -34,6 +34,8 @@ struct StartArgs {
   std::string storage;            // head: "" (memory) or redis://...
   std::string metrics_sd_file;    // head: "" (its session directory)
   int dashboard_port = 8265;      // head: the job API (-1: none)
+  std::string grafana_url;        // head: linked from the dashboard
+  std::string prometheus_url;     // head: linked from the dashboard
   bool standby = false;           // head: loom-gcs alone, waiting for the lease
   std::string standby_addresses;  // head: its standbys, HOST:PORT,...
   std::string session_root;

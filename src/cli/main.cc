@@ -81,6 +81,12 @@ int main(int argc, char** argv) {
                    "Ray's; 0: any free port; -1: none). If it is in use the "
                    "head warns and runs without it")
       ->check(CLI::Range(-1, 65535));
+  start_cmd->add_option("--grafana-url", start.grafana_url,
+                        "Head: your Grafana's URL, linked from the dashboard "
+                        "(default: $LOOM_GRAFANA_URL)");
+  start_cmd->add_option("--prometheus-url", start.prometheus_url,
+                        "Head: your Prometheus' URL, linked from the "
+                        "dashboard (default: $LOOM_PROMETHEUS_URL)");
   start_cmd->add_option(
       "--metrics-sd-file", start.metrics_sd_file,
       "Head: where it keeps the Prometheus file_sd list of every metrics "

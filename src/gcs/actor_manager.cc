@@ -647,6 +647,12 @@ std::string ActorManager::JobOf(const ActorId& id) const {
   return it == actors_.end() ? "" : it->second->info.job_id();
 }
 
+rpc::Resources ActorManager::ResourcesOf(const ActorId& id) const {
+  auto it = actors_.find(id);
+  return it == actors_.end() ? rpc::Resources()
+                             : it->second->spec.creation().resources();
+}
+
 void ActorManager::OnJobFinished(const std::string& job_id) {
   for (auto& [id, a] : actors_) {
     if (a->info.job_id() != job_id || a->info.detached() ||

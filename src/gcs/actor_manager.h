@@ -92,6 +92,9 @@ class ActorManager {
   std::map<std::pair<std::string, std::string>, int64_t> CountByState() const;
   // The binary id of the actor's job; "" for an actor it does not know.
   std::string JobOf(const ActorId& id) const;
+  // The resources the actor asks for (held while it is alive); empty for
+  // an actor it does not know.
+  rpc::Resources ResourcesOf(const ActorId& id) const;
   // Whether an actor holds that lease at that raylet (HOST:PORT).
   bool HoldsLease(const std::string& raylet, const std::string& lease_id) const;
   // The actors of a job (binary id) not dead.

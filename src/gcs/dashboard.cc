@@ -108,6 +108,21 @@ std::string TokenCookie(const std::string& value, bool clear) {
 
 Dashboard::Dashboard(GcsServer* server) : Dashboard(server, Options()) {}
 
+std::string Dashboard::CheckLinkUrl(const std::string& url) {
+  if (url.empty()) return "";
+  if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
+    return absl::StrCat("\"", url, "\" is not an http:// or https:// URL");
+  }
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == '"' || c == '<' ||
+        c == '>' || c == 0x7f) {
+      return absl::StrCat("\"", url,
+                          "\" holds a space, a quote or a control character");
+    }
+  }
+  return "";
+}
+
 Dashboard::Dashboard(GcsServer* server, Options options)
     : server_(server), options_(options), history_(options.samples) {}
 

@@ -57,7 +57,13 @@ class Dashboard {
     // dashboard was looked at within this (an unwatched cluster's raylets
     // are left alone).
     absl::Duration watched_for = absl::Minutes(10);
+    // Where the operator's Grafana and Prometheus are (http(s) URLs, ""
+    // when there are none): the pages link them.
+    std::string grafana_url;
+    std::string prometheus_url;
   };
+  // "" for an http:// or https:// URL; else what is wrong with it.
+  static std::string CheckLinkUrl(const std::string& url);
   explicit Dashboard(GcsServer* server);
   Dashboard(GcsServer* server, Options options);
   // `http` must outlive the routes (the login asks it who a token is).

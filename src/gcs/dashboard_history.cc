@@ -55,9 +55,9 @@ void Dashboard::Sample() {
   server_->AskNodeStats(alive,
                         [this, s](GcsServer::NodeStatsReplies r) mutable {
                           int gpus = 0;
-                          for (size_t i = 0; i < r.stats.size(); ++i) {
+                          for (size_t i = 0; i < r.replies.size(); ++i) {
                             if (!r.errors[i].empty()) continue;
-                            const rpc::GetNodeStatsReply& n = r.stats[i];
+                            const rpc::GetNodeStatsReply& n = r.replies[i];
                             s.machine = true;
                             s.mem_used += n.host().mem_used();
                             s.mem_total += n.host().mem_total();

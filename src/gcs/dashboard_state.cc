@@ -8,6 +8,7 @@
 #include <map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -60,6 +61,10 @@ absl::StatusOr<Paging> PageOf(const HttpRequest& req) {
 absl::StatusOr<std::string> IdParam(const HttpRequest& req, const char* name) {
   std::string v = UrlParam(req.query, name);
   return IdFromHex(v, name);
+}
+
+std::string LinkJson(const std::string& url) {
+  return url.empty() ? "null" : JsonString(url);
 }
 
 std::string ResourcesJson(const rpc::Resources& r) {
@@ -279,12 +284,14 @@ HttpResponse Dashboard::Cluster(const HttpRequest& req) const {
       alive, R"(, "erased_dead": )", v.status.erased_dead(),
       R"(, "resources": {"total": )", sums(total), R"(, "available": )",
       sums(available), R"(}, "pending": )", demands(pending),
-      R"(, "infeasible": )", demands(infeasible), R"(, "offset": )", p.offset,
+      R"(, "infeasible": )", demands(infeasible), R"(, "links": {"grafana": )",
+      LinkJson(options_.grafana_url), R"(, "prometheus": )",
+      LinkJson(options_.prometheus_url), R"(}, "offset": )", p.offset,
       R"(, "nodes": [)");
   for (size_t i = 0; i < v.shown.size(); ++i) {
     absl::StrAppend(
         &out, i ? ", " : "",
-        NodeJson(*v.shown[i], &v.stats.stats[i], v.stats.errors[i]));
+        NodeJson(*v.shown[i], &v.stats.replies[i], v.stats.errors[i]));
   }
   return {200, out + "]}"};
 }
@@ -434,6 +441,13 @@ HttpResponse Dashboard::Actor(const std::string& id) const {
         404, absl::StrCat("no actor ", id, " (erased, or never known)"));
   }
   const rpc::ActorInfo* found = &got->actor();
+  auto actor = ActorId::FromBinary(*actor_id);
+  if (!actor.ok()) return ErrorFor(actor.status());
+  auto resources =
+      OnLoop<rpc::Resources>(server, [server, a = *actor](auto done) {
+        done(server->actors().ResourcesOf(a));
+      });
+  if (!resources.ok()) return ErrorFor(resources.status());
   rpc::ListTasksRequest calls;
   calls.set_limit(50);
   rpc::StateFilter* f = calls.add_filters();
@@ -445,7 +459,8 @@ HttpResponse Dashboard::Actor(const std::string& id) const {
     return ErrorFor(s);
   }
   std::string out =
-      absl::StrCat(R"({"actor": )", ActorJson(*found), R"(, "calls_total": )",
+      absl::StrCat(R"({"actor": )", ActorJson(*found), R"(, "resources": )",
+                   ResourcesJson(*resources), R"(, "calls_total": )",
                    tasks.total(), R"(, "calls": [)");
   for (int i = 0; i < tasks.tasks_size(); ++i) {
     absl::StrAppend(&out, i ? ", " : "", TaskJson(tasks.tasks(i)));
@@ -543,7 +558,7 @@ HttpResponse Dashboard::PlacementGroups() const {
 
 HttpResponse Dashboard::Objects(const HttpRequest& req) const {
   // The cluster page's nodes carry their stores; this adds the largest
-  // objects of each.
+  // objects of each, with their references as their owners count them.
   auto page = PageOf(req);
   if (!page.ok()) return ErrorFor(page.status());
   GcsServer* server = server_;
@@ -551,31 +566,70 @@ HttpResponse Dashboard::Objects(const HttpRequest& req) const {
   struct View {
     std::vector<rpc::NodeInfo> nodes;
     GcsServer::NodeStatsReplies stats;
+    // Object id (binary) -> its references, or why they are not known.
+    absl::flat_hash_map<std::string, rpc::ObjectReferences> refs;
+    absl::flat_hash_map<std::string, std::string> refs_errors;
   };
   auto view = OnLoop<std::shared_ptr<View>>(server, [server, p](auto done) {
     auto v = std::make_shared<View>();
     v->nodes = AliveNodes(server, p.offset, p.limit).nodes;
-    server->AskNodeStats(IdsOf(v->nodes), [v, done](auto r) {
+    server->AskNodeStats(IdsOf(v->nodes), [server, v, done](auto r) {
       v->stats = std::move(r);
-      done(v);
+      std::vector<std::pair<std::string, std::vector<std::string>>> asks;
+      absl::flat_hash_map<std::string, size_t> owner_at;
+      for (const rpc::GetNodeStatsReply& s : v->stats.replies) {
+        for (const rpc::ObjectSummary& o : s.largest_objects()) {
+          auto [it, fresh] = owner_at.try_emplace(o.owner(), asks.size());
+          if (fresh) asks.push_back({o.owner(), {}});
+          asks[it->second].second.push_back(o.object_id());
+        }
+      }
+      server->AskReferences(asks, [v, asks, done](auto refs) {
+        for (size_t i = 0; i < asks.size(); ++i) {
+          for (const std::string& id : asks[i].second) {
+            if (!refs.errors[i].empty()) {
+              v->refs_errors[id] =
+                  absl::StrCat("its owner did not answer: ", refs.errors[i]);
+            }
+          }
+          for (const rpc::ObjectReferences& r : refs.replies[i].objects()) {
+            if (r.owned()) {
+              v->refs[r.object_id()] = r;
+            } else {
+              v->refs_errors[r.object_id()] = "its owner no longer holds it";
+            }
+          }
+        }
+        done(v);
+      });
     });
   });
   if (!view.ok()) return ErrorFor(view.status());
-  const GcsServer::NodeStatsReplies* stats = &(*view)->stats;
+  const View& v = **view;
   std::string out = absl::StrCat(R"({"offset": )", p.offset, R"(, "nodes": [)");
-  for (size_t i = 0; i < stats->stats.size(); ++i) {
-    const rpc::GetNodeStatsReply& s = stats->stats[i];
+  for (size_t i = 0; i < v.stats.replies.size(); ++i) {
+    const rpc::GetNodeStatsReply& s = v.stats.replies[i];
     std::string largest = "[";
     for (const rpc::ObjectSummary& o : s.largest_objects()) {
-      absl::StrAppend(&largest, largest.size() > 1 ? ", " : "",
-                      R"({"object_id": ")", Hex(o.object_id()),
-                      R"(", "size": )", o.size(), R"(, "owner": )",
-                      JsonString(o.owner()), R"(, "primary": )",
-                      o.primary() ? "true" : "false", R"(, "pinned": )",
-                      o.pinned() ? "true" : "false", "}");
+      std::string refs = "null";
+      if (auto r = v.refs.find(o.object_id()); r != v.refs.end()) {
+        refs = absl::StrCat(R"({"total": )", r->second.total(),
+                            R"(, "borrowers": )", r->second.borrowers(),
+                            R"(, "borrowed_units": )",
+                            r->second.borrowed_units(), "}");
+      }
+      auto why = v.refs_errors.find(o.object_id());
+      absl::StrAppend(
+          &largest, largest.size() > 1 ? ", " : "", R"({"object_id": ")",
+          Hex(o.object_id()), R"(", "size": )", o.size(), R"(, "owner": )",
+          JsonString(o.owner()), R"(, "primary": )",
+          o.primary() ? "true" : "false", R"(, "pinned": )",
+          o.pinned() ? "true" : "false", R"(, "references": )", refs,
+          R"(, "references_error": )",
+          why == v.refs_errors.end() ? "null" : JsonString(why->second), "}");
     }
     absl::StrAppend(&out, i ? ", " : "",
-                    NodeJson((*view)->nodes[i], &s, stats->errors[i]));
+                    NodeJson(v.nodes[i], &s, v.stats.errors[i]));
     out.pop_back();  // the node's closing brace: its objects go inside
     absl::StrAppend(&out, R"(, "largest_objects": )", largest, "]}");
   }

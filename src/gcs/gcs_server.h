@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "proto/gcs.pb.h"
 #include "proto/raylet.pb.h"
+#include "proto/worker.pb.h"
 #include "src/common/calls_in_flight.h"
 #include "src/common/event_loop.h"
 #include "src/common/metrics.h"
@@ -96,6 +97,7 @@ class GcsServer {
   EventLoop& loop() { return loop_; }
   // Thread-safe: its handlers run off the loop.
   TaskStore& tasks() { return tasks_; }
+  const ActorManager& actors() const { return actors_; }  // on the loop
   TransferLog& transfers() { return transfers_; }
   // Jobs submitted over HTTP (job_api.h); on the loop only.
   JobManager& submissions() { return submissions_; }
@@ -156,12 +158,24 @@ class GcsServer {
   // Each named node's GetNodeStats, asked of its raylet (node_stats_calls.cc),
   // in the order named; a node that is not alive, or did not answer within
   // 5 s, has its id in node.node_id and why in errors[i].
-  struct NodeStatsReplies {
-    std::vector<rpc::GetNodeStatsReply> stats;
+  // Answers from peers asked at once: errors[i] says why call i failed
+  // ("" when it did not).
+  template <typename Reply>
+  struct PeerReplies {
+    std::vector<Reply> replies;
     std::vector<std::string> errors;
   };
+  using NodeStatsReplies = PeerReplies<rpc::GetNodeStatsReply>;
   void AskNodeStats(const std::vector<std::string>& node_ids,
                     std::function<void(NodeStatsReplies)> done);
+  // How objects are referenced, asked of their owners (core workers at
+  // host:port) at once: one reply per owner, each for its ids; an owner
+  // that did not answer within 2 s has why in errors[i].
+  using ReferenceReplies = PeerReplies<rpc::GetReferencesReply>;
+  void AskReferences(
+      const std::vector<std::pair<std::string, std::vector<std::string>>>&
+          owners_ids,
+      std::function<void(ReferenceReplies)> done);
   void HandleRegisterActor(const rpc::RegisterActorRequest& req,
                            rpc::RegisterActorReply* reply, Done done) {
     tasks_.NameActor(req.creation().actor_id(), req.class_name());

@@ -5,7 +5,7 @@
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 #include "src/gcs/gcs_server.h"
-#include "src/gcs/raylet_call.h"
+#include "src/gcs/peer_call.h"
 
 namespace loom::gcs {
 namespace {
@@ -33,7 +33,7 @@ void GcsServer::HandleListLogs(const rpc::ListLogsRequest& req,
     entry->set_host(nodes[i].host());
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
-    CallRaylet<rpc::ListLogFilesReply>(
+    CallPeer<rpc::Raylet, rpc::ListLogFilesReply>(
         clients_, log_reads_, loop_, RayletAddress(nodes[i]),
         rpc::ListLogFilesRequest(), kLogCallMs,
         [](auto* async, auto* ctx, auto* req, auto* out, auto cb) {
@@ -63,7 +63,7 @@ void GcsServer::HandleReadLog(const rpc::ReadLogRequest& req,
     return done(absl::NotFoundError(
         absl::StrCat("no alive node ", node->Hex(), " (see `loom status`)")));
   }
-  CallRaylet<rpc::ReadLogFileReply>(
+  CallPeer<rpc::Raylet, rpc::ReadLogFileReply>(
       clients_, log_reads_, loop_, RayletAddress(*target), req.read(),
       kLogCallMs,
       [](auto* async, auto* ctx, auto* ask, auto* out, auto cb) {

@@ -127,6 +127,17 @@ int main(int argc, char** argv) {
                  "free port; -1: none). A port in use is warned about and the "
                  "head runs without it")
       ->check(CLI::Range(-1, 65535));
+  std::string grafana_url, prometheus_url;
+  app.add_option("--grafana-url", grafana_url,
+                 "Your Grafana's URL (http:// or https://): the dashboard "
+                 "links it")
+      ->envname("LOOM_GRAFANA_URL")
+      ->check(loom::gcs::Dashboard::CheckLinkUrl, "an http(s) URL");
+  app.add_option("--prometheus-url", prometheus_url,
+                 "Your Prometheus' URL (http:// or https://): the dashboard "
+                 "links it")
+      ->envname("LOOM_PROMETHEUS_URL")
+      ->check(loom::gcs::Dashboard::CheckLinkUrl, "an http(s) URL");
   std::string metrics_sd_file;
   app.add_option(
       "--metrics-sd-file", metrics_sd_file,
@@ -238,7 +249,10 @@ int main(int argc, char** argv) {
                *mport, loom::ToString(version));
   // The job API first: a head is ready once all its ports answer.
   loom::gcs::JobApi job_api(&server);
-  loom::gcs::Dashboard dashboard(&server);
+  loom::gcs::Dashboard::Options dashboard_options;
+  dashboard_options.grafana_url = grafana_url;
+  dashboard_options.prometheus_url = prometheus_url;
+  loom::gcs::Dashboard dashboard(&server, dashboard_options);
   std::unique_ptr<loom::HttpServer> http;
   if (dashboard_port >= 0) {
     loom::HttpServer::Options http_options;

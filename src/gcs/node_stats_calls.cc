@@ -1,55 +1,72 @@
-// The dashboard's view of nodes at the head: each node's GetNodeStats
-// (workers, store, the machine), asked of its raylet, all at once.
+// The dashboard's asks at the head: each node's GetNodeStats (workers,
+// store, the machine) of its raylet, and how the largest objects are
+// referenced of their owners, each all at once.
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "proto/raylet.grpc.pb.h"
+#include "proto/worker.grpc.pb.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 #include "src/gcs/gcs_server.h"
-#include "src/gcs/raylet_call.h"
+#include "src/gcs/peer_call.h"
 
 namespace loom::gcs {
 namespace {
 
 constexpr int64_t kStatsCallMs = 5000;
+constexpr int64_t kReferencesCallMs = 2000;
 
 }  // namespace
 
 void GcsServer::AskNodeStats(const std::vector<std::string>& node_ids,
                              std::function<void(NodeStatsReplies)> done) {
-  auto out = std::make_shared<NodeStatsReplies>();
-  out->stats.resize(node_ids.size());
-  out->errors.resize(node_ids.size());
-  auto pending = std::make_shared<int>(1);  // one for the loop below
-  auto finish_one = [out, pending, done] {
-    if (--*pending == 0) done(std::move(*out));
-  };
-  for (size_t i = 0; i < node_ids.size(); ++i) {
-    out->stats[i].mutable_node()->set_node_id(node_ids[i]);
-    const rpc::NodeInfo* node = nodes_.Find(node_ids[i]);
-    if (node == nullptr || !node->alive()) {
-      out->errors[i] = "not alive";
-      continue;
-    }
-    ++*pending;
-    CallRaylet<rpc::GetNodeStatsReply>(
-        clients_, log_reads_, loop_, RayletAddress(*node),
-        rpc::GetNodeStatsRequest(), kStatsCallMs,
-        [](auto* async, auto* ctx, auto* req, auto* reply, auto cb) {
-          async->GetNodeStats(ctx, req, reply, std::move(cb));
-        },
-        [out, finish_one, i](const grpc::Status& s,
-                             rpc::GetNodeStatsReply reply) {
-          if (s.ok()) {
-            out->stats[i] = std::move(reply);
-          } else {
-            out->errors[i] = s.error_message();
-          }
-          finish_one();
-        });
+  std::vector<std::string> raylets;
+  for (const std::string& id : node_ids) {
+    const rpc::NodeInfo* node = nodes_.Find(id);
+    raylets.push_back(node != nullptr && node->alive() ? RayletAddress(*node)
+                                                       : "");
   }
-  finish_one();
+  CallPeers<rpc::Raylet, rpc::GetNodeStatsReply>(
+      clients_, log_reads_, loop_, raylets,
+      std::vector<rpc::GetNodeStatsRequest>(node_ids.size()), kStatsCallMs,
+      [](auto* async, auto* ctx, auto* req, auto* reply, auto cb) {
+        async->GetNodeStats(ctx, req, reply, std::move(cb));
+      },
+      "not alive",
+      [node_ids, done](std::vector<rpc::GetNodeStatsReply> stats,
+                       std::vector<std::string> errors) {
+        for (size_t i = 0; i < stats.size(); ++i) {
+          if (!errors[i].empty()) {
+            stats[i].mutable_node()->set_node_id(node_ids[i]);
+          }
+        }
+        done({std::move(stats), std::move(errors)});
+      });
+}
+
+void GcsServer::AskReferences(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>&
+        owners_ids,
+    std::function<void(ReferenceReplies)> done) {
+  std::vector<std::string> owners;
+  std::vector<rpc::GetReferencesRequest> asks(owners_ids.size());
+  for (size_t i = 0; i < owners_ids.size(); ++i) {
+    owners.push_back(owners_ids[i].first);
+    for (const std::string& id : owners_ids[i].second) {
+      asks[i].add_object_ids(id);
+    }
+  }
+  CallPeers<rpc::CoreWorker, rpc::GetReferencesReply>(
+      clients_, log_reads_, loop_, owners, std::move(asks), kReferencesCallMs,
+      [](auto* async, auto* ctx, auto* req, auto* reply, auto cb) {
+        async->GetReferences(ctx, req, reply, std::move(cb));
+      },
+      "no owner recorded",
+      [done](std::vector<rpc::GetReferencesReply> replies,
+             std::vector<std::string> errors) {
+        done({std::move(replies), std::move(errors)});
+      });
 }
 
 }  // namespace loom::gcs

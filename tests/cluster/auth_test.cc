@@ -217,7 +217,8 @@ TEST(Auth, EachRoleIsRefusedOutsideItsRightsOnEveryDaemon) {
                                        "Authenticate",
                                        "GetNodeStats",
                                        "ListLogFiles",
-                                       "ReadLogFile"};
+                                       "ReadLogFile",
+                                       "GetReferences"};
   const std::set<std::string> admin_only = {"RegisterNode",
                                             "Heartbeat",
                                             "UnregisterNode",

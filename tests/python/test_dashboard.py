@@ -37,7 +37,7 @@ class Keeper:
     def ping(self):
         return "pong"
 
-keeper = Keeper.options(name="keeper-alive").remote()
+keeper = Keeper.options(name="keeper-alive", num_cpus=1).remote()
 gone = Keeper.options(name="keeper-gone").remote()
 loom.get([keeper.ping.remote(), gone.ping.remote()], timeout=60)
 loom.kill(gone)
@@ -66,6 +66,11 @@ while True:
 """
 
 
+# Linked from the cluster page (nothing listens there).
+GRAFANA = "http://127.0.0.1:9/d/loom?orgId=1"
+PROMETHEUS = "https://127.0.0.1:9/graph"
+
+
 @pytest.fixture
 def small_store_head(processes):
     """`loom start --head` (3 CPUs, a 64 MiB store) in a session root of its
@@ -77,6 +82,7 @@ def small_store_head(processes):
         start = subprocess.run(
             [cli, "start", "--head", "--num-cpus", "3", "--node-ip-address",
              "127.0.0.1", "--object-store-memory", str(64 << 20),
+             "--grafana-url", GRAFANA, "--prometheus-url", PROMETHEUS,
              "--session-root", root],
             env=processes.env(), timeout=120, stdout=out,
             stderr=subprocess.STDOUT)
@@ -196,16 +202,34 @@ def test_the_dashboard_shows_the_cluster_in_a_browser(small_store_head,
         visit("cluster", "cluster", "127.0.0.1", "ALIVE", "nodes alive",
               "% of ", "GiB", "leased", "Tasks per second",
               "Resources in use", "Memory and object store")
+        links = {a.text: a.get_attribute("href")
+                 for a in browser.find_elements(By.CSS_SELECTOR, "p.links a")}
+        assert links == {"Grafana ↗": GRAFANA,
+                         "Prometheus ↗": PROMETHEUS}, links
         visit("jobs", "jobs", "dash-job", "RUNNING")
         visit("actors", "actors", "Keeper", "keeper-alive", "keeper-gone",
               "DEAD")
         visit("tasks", "tasks", "doomed", "dashboard-marker-failure",
               "ValueError")
-        visit("objects", "objects", "Store used", "Largest objects")
+        visit("objects", "objects", "Store used", "Largest objects",
+              "References")
         spilled = browser.find_element(By.ID, "view").text
         assert "(0 objects)" not in spilled, spilled
+        # The job's driver owns and holds the objects: their owner counts
+        # its references.
+        largest = [o for n in api("/api/dashboard/objects")["nodes"]
+                   for o in n["largest_objects"]]
+        held = [o for o in largest if o["size"] >= 16 << 20]
+        assert held, largest
+        for o in held:
+            assert o["references_error"] is None, o
+            assert o["references"]["total"] >= 1, o
         visit("placement-groups", "placement-groups", "dash-pg", "CREATED")
         visit("logs", "logs", "127.0.0.1", "raylet.log")
+        alive = api("/api/dashboard/actors?state=ALIVE")["actors"]
+        keeper = next(a for a in alive if a["name"] == "keeper-alive")
+        visit("actor-alive", f"actors/{keeper['actor_id']}", "keeper-alive",
+              "Resources held", "CPU: 1")
         dead = api("/api/dashboard/actors?state=DEAD")["actors"][0]
         visit("actor", f"actors/{dead['actor_id']}", "keeper-gone",
               "killed by", "Calls")
@@ -373,3 +397,20 @@ def test_a_change_on_the_strength_of_the_cookie_alone_needs_the_header(
         urllib.request.urlopen(req, timeout=30)
     assert bad.value.code == 400
     assert "limit must be a number from 1 to 500" in bad.value.read().decode()
+
+
+def test_a_metrics_link_that_is_not_an_http_url_is_refused(processes):
+    # The head refuses it at start (the page would otherwise carry it).
+    start = subprocess.run(
+        [loom_cli(), "start", "--head", "--num-cpus", "1",
+         "--node-ip-address", "127.0.0.1", "--session-root",
+         processes.session_root, "--grafana-url", "javascript:alert(1)"],
+        env=processes.env(), timeout=120, capture_output=True, text=True)
+    try:
+        assert start.returncode != 0, start.stdout + start.stderr
+        out = start.stdout + start.stderr
+        assert "--grafana-url" in out and "http" in out, out
+    finally:
+        subprocess.run([loom_cli(), "stop", "--session-root",
+                        processes.session_root], env=processes.env(),
+                       check=False, timeout=120, capture_output=True)

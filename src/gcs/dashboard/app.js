@@ -241,6 +241,17 @@ function show() {
 
 // ---- pages ----
 
+// The operator's Grafana and Prometheus (loom start --grafana-url,
+// --prometheus-url), when the head was told of them.
+function metricsLinks(links) {
+  const out = [];
+  for (const [name, url] of [["Grafana", links && links.grafana], ["Prometheus", links && links.prometheus]]) {
+    if (!url || !/^https?:\/\//.test(url)) continue;
+    out.push(out.length ? " · " : "", h("a", {href: url, target: "_blank", rel: "noopener noreferrer"}, `${name} ↗`));
+  }
+  return out.length ? h("p", {class: "links"}, "Metrics: ", out) : null;
+}
+
 async function clusterPage(r) {
   const offset = +r.params.offset || 0;
   const c = await api("/api/dashboard/cluster" + query({offset, limit: PAGE}));
@@ -271,6 +282,7 @@ async function clusterPage(r) {
       card(used(c.resources.total, c.resources.available), "resources used"),
       card(c.pending.reduce((s, d) => s + d.count, 0), "demands pending"),
       card(c.infeasible.reduce((s, d) => s + d.count, 0), "demands infeasible")),
+    metricsLinks(c.links),
     h("h2", {}, "The last hour"),
     await historyCharts(),
     h("p", {class: "muted"}, "Sampled by the head every 10 s; memory and stores while someone looks at this dashboard."),
@@ -406,6 +418,7 @@ async function actorPage(r) {
       ["Job", x.job_id ? link(`#/jobs/${x.job_id}`, x.job_id) : "—"],
       ["Node", x.node_id ? link(`#/logs?node=${x.node_id}`, x.node_id) : "—"], ["PID", x.pid || "—"],
       ["Restarts", `${x.num_restarts} of ${x.max_restarts < 0 ? "unlimited" : x.max_restarts}`],
+      [x.state === "ALIVE" ? "Resources held" : "Resources (held while alive)", resources(d.resources)],
       ["Detached", x.detached ? "yes" : "no"], ["Death cause", x.death_cause || "—"],
       ["Ended", x.end_time_ms ? when(x.end_time_ms) : "—"],
     ]),
@@ -483,6 +496,14 @@ async function tasksPage(r) {
   ];
 }
 
+// As the owner counts them: its own and those lent to other processes.
+function references(x) {
+  const r = x.references;
+  if (!r) return x.references_error || "—";
+  const lent = r.borrowers ? `, ${r.borrowed_units} lent to ${r.borrowers} other process${r.borrowers > 1 ? "es" : ""}` : "";
+  return `${r.total}${lent}`;
+}
+
 async function objectsPage(r) {
   const offset = +r.params.offset || 0;
   const o = await api("/api/dashboard/objects" + query({offset, limit: 20}));
@@ -496,9 +517,11 @@ async function objectsPage(r) {
   for (const n of o.nodes) {
     if (!n.largest_objects || !n.largest_objects.length) continue;
     out.push(h("h2", {}, `Largest objects on ${n.host}`),
-             table([{title: "Object"}, {title: "Size", num: true}, {title: "Owner"}, {title: "Copy"}, {title: "Pinned"}],
+             table([{title: "Object"}, {title: "Size", num: true}, {title: "Owner"}, {title: "References"},
+                    {title: "Copy"}, {title: "Pinned"}],
                    n.largest_objects.map((x) => [h("code", {}, x.object_id), bytes(x.size), x.owner || "—",
-                                                 x.primary ? "primary" : "secondary", x.pinned ? "yes" : "no"])));
+                                                 references(x), x.primary ? "primary" : "secondary",
+                                                 x.pinned ? "yes" : "no"])));
   }
   return out;
 }
