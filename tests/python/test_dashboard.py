@@ -26,7 +26,7 @@ from conftest import REPO_ROOT, loom_cli, serve_hello_driver, wait_until
 SHOTS = REPO_ROOT / "build" / "test-output" / "dashboard"
 
 JOB = """
-import os, sys, time
+import os, sys, threading, time
 import numpy as np
 import loom
 loom.init(address="auto")
@@ -34,10 +34,20 @@ from loom.util.placement_group import placement_group
 
 @loom.remote(num_cpus=0)
 class Keeper:
+    def __init__(self, tick=False):
+        def ticks():
+            i = 0
+            while True:
+                print(f"keeper-tick {i}", flush=True)
+                i += 1
+                time.sleep(0.5)
+        if tick:
+            threading.Thread(target=ticks, daemon=True).start()
+
     def ping(self):
         return "pong"
 
-keeper = Keeper.options(name="keeper-alive", num_cpus=1).remote()
+keeper = Keeper.options(name="keeper-alive", num_cpus=1).remote(True)
 gone = Keeper.options(name="keeper-gone").remote()
 loom.get([keeper.ping.remote(), gone.ping.remote()], timeout=60)
 loom.kill(gone)
@@ -229,7 +239,15 @@ def test_the_dashboard_shows_the_cluster_in_a_browser(small_store_head,
         alive = api("/api/dashboard/actors?state=ALIVE")["actors"]
         keeper = next(a for a in alive if a["name"] == "keeper-alive")
         visit("actor-alive", f"actors/{keeper['actor_id']}", "keeper-alive",
-              "Resources held", "CPU: 1")
+              "Resources held", "CPU: 1", "keeper-tick")
+        # Its output follows on the page: more lines come without a reload.
+
+        def ticks():
+            return browser.find_element(By.ID, "actor-log").text.count(
+                "keeper-tick")
+        seen = ticks()
+        wait.until(lambda b: ticks() >= seen + 2)
+        assert "(pid=" not in browser.find_element(By.ID, "actor-log").text
         dead = api("/api/dashboard/actors?state=DEAD")["actors"][0]
         visit("actor", f"actors/{dead['actor_id']}", "keeper-gone",
               "killed by", "Calls")

@@ -406,7 +406,7 @@ async function actorsPage(r) {
   ];
 }
 
-async function actorPage(r) {
+async function actorPage(r, self) {
   const d = await api(`/api/dashboard/actors/${encodeURIComponent(r.id)}`);
   const x = d.actor;
   const calls = d.calls.map((t) => [t.name, state(t.state), ms(t.run_end_us && t.run_start_us ? (t.run_end_us - t.run_start_us) / 1000 : 0),
@@ -424,8 +424,70 @@ async function actorPage(r) {
     ]),
     h("h2", {}, `Calls (latest ${d.calls.length} of ${d.calls_total})`),
     table([{title: "Method"}, {title: "State"}, {title: "Ran", num: true}, {title: "Error"}], calls, {empty: "No calls recorded."}),
-    x.node_id && x.pid ? h("p", {}, link(`#/logs?node=${x.node_id}&pid=${x.pid}`, "Its output (the node's log files)")) : null,
+    h("h2", {}, "Output"),
+    actorOutput(x, self),
+    x.node_id && x.pid ? h("p", {}, link(`#/logs?node=${x.node_id}&pid=${x.pid}`, "Its node's log files")) : null,
   ];
+}
+
+// What the actor's process printed: its "(pid=N) " lines in its job's
+// Python output files and its own C++ output files on its node (as `loom
+// logs --actor-id` reads them), the last 64 KiB of each, then followed
+// once a second while it lives. Kept across the page's redraws.
+function actorOutput(x, self) {
+  if (self.output) return self.output;
+  const pre = h("pre", {class: "log", id: "actor-log", "aria-label": "Actor output"});
+  self.output = pre;
+  if (!x.node_id || !x.pid || !x.job_id) {
+    pre.append("(no process yet)");
+    return pre;
+  }
+  const prefix = `(pid=${x.pid}) `;
+  const files = [`python-${x.job_id}.out`, `python-${x.job_id}.err`,
+                 `cpp-${x.job_id}-${x.pid}.out`, `cpp-${x.job_id}-${x.pid}.err`];
+  const next = {};     // file -> where the next read starts
+  const partial = {};  // file -> its unfinished last line
+  const alive = x.state !== "DEAD";
+  let present = [];    // which of them exist, asked again every 10 s
+  let round = 0;
+  const follow = async () => {
+    if (self.stopped) return;
+    let text = "";
+    try {
+      if (round++ % 10 === 0) {
+        const l = await api("/api/dashboard/logs" + query({node: x.node_id, q: x.job_id, files: 500}));
+        const names = new Set(l.nodes.flatMap((n) => n.files.map((f) => f.name)));
+        present = files.filter((f) => names.has(f));
+      }
+    } catch (e) { setStatus(`Output: ${e.message}`, true); }
+    for (const name of present) {
+      let l;
+      try {
+        l = await api("/api/dashboard/log" + query({node: x.node_id, name, offset: name in next ? next[name] : -65536}));
+      } catch (e) {
+        setStatus(`Output: ${e.message}`, true);
+        continue;
+      }
+      let data = (partial[name] || "") + (l.data || "");
+      // Read from within the file: its first line may be cut.
+      if (!(name in next) && l.offset > 0) data = data.slice(data.indexOf("\n") + 1);
+      next[name] = l.next;
+      const cut = data.lastIndexOf("\n") + 1;
+      partial[name] = data.slice(cut);
+      for (const line of data.slice(0, cut).split("\n").slice(0, -1)) {
+        if (!name.startsWith("python-")) text += line + "\n";
+        else if (line.startsWith(prefix)) text += line.slice(prefix.length) + "\n";
+      }
+    }
+    if (text) {
+      const bottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.append(text);
+      if (bottom) pre.scrollTop = pre.scrollHeight;
+    }
+    if (!self.stopped && alive) self.follow = setTimeout(follow, FOLLOW_MS);
+  };
+  follow();
+  return pre;
 }
 
 // A Chrome trace (chrome://tracing, ui.perfetto.dev) of task records.
@@ -632,7 +694,7 @@ async function servePage() {
 const PAGES = {
   "cluster": clusterPage,
   "jobs": (r, self) => (r.id ? jobPage(r, self) : jobsPage(r)),
-  "actors": (r) => (r.id ? actorPage(r) : actorsPage(r)),
+  "actors": (r, self) => (r.id ? actorPage(r, self) : actorsPage(r)),
   "tasks": tasksPage,
   "objects": objectsPage,
   "placement-groups": groupsPage,
