@@ -39,6 +39,11 @@ Parts (--only, comma-separated; default all):
           voluntary context switches (wakeups) per 10 s, summed over each
           process's threads (/proc/PID/task/*/status), mean and max per
           actor process and the head's and raylet's; threads per actor.
+  kills   on the same cluster: --kill-actors Python actors (no CPU, on the
+          driver's node), one no-op call on each; then each loom.kill()ed:
+          the seconds until every actor process has exited and the head's
+          CPU (% of one core) meanwhile. Every raylet follows the head's
+          events, so this is where their fan-out shows.
   cpp     `loom-bench --filter actor_creation_per_second` (C++ actors; the
           binary's fixed 20 actors on a 2-CPU private cluster).
   pulls   a head and one more node on loopback: a task on the other node
@@ -68,7 +73,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 MIB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PARTS = ("nodes", "spread", "tasks", "actors", "idle", "cpp", "pulls")
+PARTS = ("nodes", "spread", "kills", "tasks", "actors", "idle", "cpp",
+         "pulls")
 
 
 def emit(name, value, unit, **extra):
@@ -508,7 +514,7 @@ def actor_round(Pinger, cluster, n, args):
     kill_round(actors, pids, args)
 
 
-def kill_round(actors, pids, args):
+def kill_round(actors, pids, args, tag=""):
     """loom.kill of each actor, then waits for their processes to exit."""
     import loom
     n = len(actors)
@@ -523,8 +529,34 @@ def kill_round(actors, pids, args):
                                f"processes still run after "
                                f"{deadline - start:.0f} s")
         time.sleep(0.05)
-    emit(f"actor_kill_seconds_{n}_actors", time.monotonic() - start, "s",
+    emit(f"actor_kill_seconds_{n}_actors{tag}", time.monotonic() - start, "s",
          note="loom.kill of each until every actor process exited")
+
+
+def measure_kills(cluster, n, args):
+    import loom
+    from loom.util.scheduling_strategies import \
+        NodeAffinitySchedulingStrategy
+    cluster.connect(log_to_driver=False)
+    try:
+        # On the driver's node, as benchmarks/dashboard placed them when the
+        # kills were first timed: the other raylets only follow the events.
+        here = NodeAffinitySchedulingStrategy(
+            loom.get_runtime_context().get_node_id(), soft=False)
+        Pinger = pinger_class().options(num_cpus=0, scheduling_strategy=here)
+        start = time.monotonic()
+        actors = [Pinger.remote() for _ in range(args.kill_actors)]
+        pids = loom.get([a.ping.remote() for a in actors],
+                        timeout=max(args.timeout, len(actors) / 5))
+        emit(f"actor_creation_per_second_{len(actors)}_actors_{n}_nodes",
+             len(actors) / (time.monotonic() - start), "actors/s")
+        gcs = gcs_pid(cluster)
+        cpu0, t0 = cpu_seconds(gcs), time.monotonic()
+        kill_round(actors, pids, args, tag=f"_{n}_nodes")
+        emit(f"head_cpu_percent_during_kills_{n}_nodes",
+             100 * (cpu_seconds(gcs) - cpu0) / (time.monotonic() - t0), "%")
+    finally:
+        loom.shutdown()
 
 
 def measure_actors(args):
@@ -652,7 +684,7 @@ def parse_args():
     ap.add_argument("--only", default=",".join(PARTS),
                     help="parts to run, comma-separated: " + ",".join(PARTS))
     ap.add_argument("--nodes", type=counts, default=[10, 100, 300],
-                    help="cluster sizes for nodes and spread (10,100,300)")
+                    help="cluster sizes for nodes, spread and kills (10,100,300)")
     ap.add_argument("--store-mib", type=int, default=64,
                     help="each node's object store in the N-node clusters")
     ap.add_argument("--heartbeat-ms", type=int, default=0,
@@ -677,6 +709,8 @@ def parse_args():
                     help="CPUs of the one-node cluster (tasks, actors, "
                     "idle)")
     ap.add_argument("--actors", type=counts, default=[100, 1000, 2000])
+    ap.add_argument("--kill-actors", type=int, default=1000,
+                    help="actors killed over the N-node cluster (kills)")
     ap.add_argument("--idle-actors", type=int, default=2000,
                     help="idle Python actors (part idle)")
     ap.add_argument("--idle-actors-window-s", type=float, default=30.0,
@@ -720,6 +754,9 @@ def run_cluster_parts(args, n):
         if "spread" in args.only:
             failed += run_part(f"spread at {n}", measure_spread, cluster, n,
                                args)
+        if "kills" in args.only:
+            failed += run_part(f"kills at {n}", measure_kills, cluster, n,
+                               args)
     finally:
         cluster.shutdown()
     return failed
@@ -729,7 +766,7 @@ def main():
     args = parse_args()
     raise_fd_limit()
     failed = 0
-    if "nodes" in args.only or "spread" in args.only:
+    if {"nodes", "spread", "kills"} & set(args.only):
         for n in args.nodes:
             failed += run_cluster_parts(args, n)
     if "tasks" in args.only:
