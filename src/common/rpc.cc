@@ -282,6 +282,15 @@ Context::Context() {
   if (!auth->send.empty()) AddMetadata(kTokenMetadata, auth->send);
 }
 
+Context::Context(const std::string& credential) {
+  if (credential.empty()) {
+    std::shared_ptr<const Auth> auth = CurrentAuth();
+    if (!auth->send.empty()) AddMetadata(kTokenMetadata, auth->send);
+  } else {
+    AddMetadata(kTokenMetadata, credential);
+  }
+}
+
 void SetClusterToken(std::string token) {
   ChangeAuth([&](Auth& a) {
     a.send = token;

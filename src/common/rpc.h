@@ -127,6 +127,11 @@ grpc::Status ToGrpc(const absl::Status& status);
 class Context : public grpc::ClientContext {
  public:
   Context();
+  // Sends `credential` instead of this process's own, when not empty: a
+  // credential of fewer rights, for a peer whose address came from
+  // someone who is not the cluster (an object's owner, as its creator
+  // named it), so that the cluster token never goes there.
+  explicit Context(const std::string& credential);
 };
 
 // A deadline `timeout` from now, for a context.

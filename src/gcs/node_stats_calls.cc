@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "proto/raylet.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
+#include "src/common/roles.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 #include "src/gcs/gcs_server.h"
@@ -16,6 +17,17 @@ namespace {
 
 constexpr int64_t kStatsCallMs = 5000;
 constexpr int64_t kReferencesCallMs = 2000;
+
+// An owner's address is whatever its object's creator wrote in the store:
+// it is asked with a viewer's credential (enough for GetReferences), never
+// with the cluster token, which would go to any address named there.
+std::string OwnerAskCredential() {
+  std::string token = rpc::ClusterToken();
+  if (token.empty()) return "";  // a cluster without auth
+  constexpr char kName[] = "head-objects-page";
+  return MintCredential(token, Identity{kName, Role::kViewer, ""},
+                        TokenId(kName));
+}
 
 }  // namespace
 
@@ -66,7 +78,8 @@ void GcsServer::AskReferences(
       [done](std::vector<rpc::GetReferencesReply> replies,
              std::vector<std::string> errors) {
         done({std::move(replies), std::move(errors)});
-      });
+      },
+      OwnerAskCredential());
 }
 
 }  // namespace loom::gcs

@@ -30,17 +30,20 @@
 
 namespace loom::gcs {
 
+// `send_as`: a credential sent instead of the head's own (rpc::Context),
+// for a peer whose address did not come from the cluster.
 template <typename Service, typename Reply, typename Request, typename Start>
 void CallPeer(ClientPool& clients, CallsInFlight& calls, EventLoop& loop,
               const std::string& address, Request req, int64_t timeout_ms,
-              Start start,
-              std::function<void(const grpc::Status&, Reply)> then) {
+              Start start, std::function<void(const grpc::Status&, Reply)> then,
+              const std::string& send_as = "") {
   struct Call {
+    explicit Call(const std::string& as) : ctx(as) {}
     rpc::Context ctx;
     Request req;
     Reply reply;
   };
-  auto* call = new Call;
+  auto* call = new Call(send_as);
   call->req = std::move(req);
   rpc::SetTimeout(&call->ctx, timeout_ms);
   if (!calls.Start(&call->ctx)) {  // the head is stopping
@@ -72,7 +75,8 @@ void CallPeers(ClientPool& clients, CallsInFlight& calls, EventLoop& loop,
                const std::string& missing,
                std::function<void(std::vector<Reply> replies,
                                   std::vector<std::string> errors)>
-                   done) {
+                   done,
+               const std::string& send_as = "") {
   struct Out {
     std::vector<Reply> replies;
     std::vector<std::string> errors;
@@ -94,14 +98,16 @@ void CallPeers(ClientPool& clients, CallsInFlight& calls, EventLoop& loop,
     ++*pending;
     CallPeer<Service, Reply>(
         clients, calls, loop, addresses[i], std::move(reqs[i]), timeout_ms,
-        start, [out, finish_one, i](const grpc::Status& s, Reply reply) {
+        start,
+        [out, finish_one, i](const grpc::Status& s, Reply reply) {
           if (s.ok()) {
             out->replies[i] = std::move(reply);
           } else {
             out->errors[i] = s.error_message();
           }
           finish_one();
-        });
+        },
+        send_as);
   }
   finish_one();
 }

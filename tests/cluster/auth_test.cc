@@ -12,10 +12,12 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "loom/loom.h"
+#include "object_store/store_client.h"
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
 #include "runtime/local_cluster.h"
+#include "src/common/http_client.h"
 #include "src/common/ids.h"
 #include "src/common/roles.h"
 #include "src/common/rpc.h"
@@ -313,6 +315,79 @@ TEST(Auth, ADriverWithAWrongTokenIsToldWhatToDo) {
         << e.what();
   }
   unsetenv(kAuthTokenEnv);
+  StopCluster(*cluster);
+}
+
+// A core worker of the test's own that records the token each
+// GetReferences call carries.
+class ListeningOwner : public rpc::CoreWorker::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* GetReferences(grpc::CallbackServerContext* ctx,
+                                          const rpc::GetReferencesRequest*,
+                                          rpc::GetReferencesReply*) override {
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = ctx->client_metadata().find(rpc::kTokenMetadata);
+      sent_.push_back(it == ctx->client_metadata().end()
+                          ? ""
+                          : std::string(it->second.data(), it->second.size()));
+    }
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  std::vector<std::string> sent() {
+    absl::MutexLock lock(&mu_);
+    return sent_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> sent_ ABSL_GUARDED_BY(mu_);
+};
+
+// An object's owner is whatever its creator wrote in the store: the head
+// asks it for references (the dashboard's objects page) with a viewer's
+// credential, never with the cluster token.
+TEST(Auth, AnObjectsOwnerIsAskedWithAViewersCredentialNotTheToken) {
+  TempRoot root;
+  ClusterOptions options;
+  options.session_root = root.path();
+  options.num_cpus = 1;
+  options.object_store_memory = 64 << 20;
+  options.dashboard_port = 0;
+  auto cluster = StartCluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ListeningOwner owner;
+  int port = 0;
+  auto server = rpc::StartServer("127.0.0.1", 0, {&owner}, &port);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto writer =
+      ObjectStoreClient::Connect(cluster->session_dir + "/sockets/store");
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  (*writer)->set_owner(absl::StrCat("127.0.0.1:", port));
+  ObjectId id = ObjectId::ForPut(TaskId::FromRandom(), 1);
+  ASSERT_TRUE((*writer)->Create(id, 1 << 20, 0).ok());
+  ASSERT_TRUE((*writer)->Seal(id).ok());
+
+  auto address = ReadFileToString(cluster->session_dir + "/dashboard_address");
+  ASSERT_TRUE(address.ok()) << address.status();
+  std::vector<std::string> host_port = absl::StrSplit(*address, ':');
+  ASSERT_EQ(host_port.size(), 2u) << *address;
+  auto page = HttpCall({.host = host_port[0],
+                        .port = std::atoi(host_port[1].c_str()),
+                        .path = "/api/dashboard/objects",
+                        .token = cluster->auth_token});
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->status, 200) << page->body;
+  EXPECT_NE(page->body.find(id.Hex()), std::string::npos) << page->body;
+  std::vector<std::string> sent = owner.sent();
+  ASSERT_EQ(sent.size(), 1u) << page->body;
+  EXPECT_NE(sent[0], cluster->auth_token);
+  std::optional<Identity> who = ReadCredential(cluster->auth_token, sent[0]);
+  ASSERT_TRUE(who.has_value()) << sent[0];
+  EXPECT_EQ(who->role, Role::kViewer);
+  (*server)->Shutdown();
   StopCluster(*cluster);
 }
 
