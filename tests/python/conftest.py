@@ -245,23 +245,29 @@ def wait_for_file(path, timeout=120.0):
     return True
 
 
+def thread_states(pid):
+    """The state letter (R, S, T, Z, ...) of each live thread of process
+    pid; [] when it is gone."""
+    states = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return states
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            pass  # that thread is gone
+    return states
+
+
 def process_gone(pid):
     """True once process pid has exited: every thread of it gone or a zombie
     (a zombie counts as exited). The main thread turns zombie before the
     others finish exiting, and the last one out closes the process's files:
     until then its pipes and sockets are still open."""
-    try:
-        threads = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return True
-    for tid in threads:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    return False
-        except OSError:
-            pass  # that thread is gone
-    return True
+    return all(state == "Z" for state in thread_states(pid))
 
 
 def child_pids(pid):

@@ -13,7 +13,8 @@ from pathlib import Path
 import loom
 from loom import _core
 
-from conftest import _free_port_below_ephemeral, loom_cli, wait_until
+from conftest import (_free_port_below_ephemeral, loom_cli, thread_states,
+                      wait_until)
 
 BEFORE = """
 import os
@@ -220,22 +221,6 @@ def test_submitted_jobs_survive_a_head_restart_on_redis(processes,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _thread_states(pid):
-    """The state letter of each thread of pid (R, S, T, ...)."""
-    states = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return states
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                states.append(f.read().rsplit(")", 1)[1].split()[0])
-        except OSError:
-            pass  # exited meanwhile
-    return states
-
-
 def test_a_read_from_a_head_too_busy_to_answer_in_time_is_asked_again(
         no_cluster):
     # A head that answers nothing for 12 s (stopped: as one starved of CPU
@@ -249,20 +234,20 @@ def test_a_read_from_a_head_too_busy_to_answer_in_time_is_asked_again(
         cluster.connect()
         _core.kv_put("busy-head-key", b"value")
         gcs = cluster.head_node.pids[0]
-        assert _thread_states(gcs), f"no head process {gcs}"
+        assert thread_states(gcs), f"no head process {gcs}"
         os.kill(gcs, signal.SIGSTOP)
         wake = threading.Timer(12, os.kill, (gcs, signal.SIGCONT))
         wake.start()
         try:
             # Every thread of the head stopped before the read is sent.
-            wait_until(lambda: set(_thread_states(gcs)) == {"T"}, timeout=5,
+            wait_until(lambda: set(thread_states(gcs)) == {"T"}, timeout=5,
                        interval=0.01, what="the head's threads to stop")
             start = time.monotonic()
             assert _core.kv_get("busy-head-key") == b"value"
             took = time.monotonic() - start
             assert took >= 11, (
                 f"answered in {took:.4f} s by a head whose threads are "
-                f"{_thread_states(gcs)} (pid {gcs}, at {cluster.address})")
+                f"{thread_states(gcs)} (pid {gcs}, at {cluster.address})")
         finally:
             wake.cancel()
             os.kill(gcs, signal.SIGCONT)

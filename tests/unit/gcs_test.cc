@@ -348,13 +348,16 @@ TEST(Publisher, APollWaitsOnlyForTheKindsItNames) {
   std::vector<rpc::Event> got;
   int64_t last = 0;
   int answers = 0;
-  loop.RunSync([&] {
+  auto poll_node_deaths = [&] {
     pub.Poll(0, Publisher::MaskOf(std::vector{rpc::Event::NODE_DEAD}),
              absl::Seconds(30), [&](std::vector<rpc::Event> e, int64_t l) {
                got = e;
                last = l;
                ++answers;
              });
+  };
+  loop.RunSync([&] {
+    poll_node_deaths();
     pub.Publish(rpc::Event::ACTOR_STATE, "a", "DEAD");
     pub.Publish(rpc::Event::WORKER_DEAD, "w", "exited");
     EXPECT_EQ(answers, 0);
@@ -365,14 +368,7 @@ TEST(Publisher, APollWaitsOnlyForTheKindsItNames) {
   EXPECT_EQ(got[0].id(), "n");
   EXPECT_EQ(last, 3);
   // Asked again from before the others: only its kind comes back.
-  loop.RunSync([&] {
-    pub.Poll(0, Publisher::MaskOf(std::vector{rpc::Event::NODE_DEAD}),
-             absl::Seconds(30), [&](std::vector<rpc::Event> e, int64_t l) {
-               got = e;
-               last = l;
-               ++answers;
-             });
-  });
+  loop.RunSync(poll_node_deaths);
   ASSERT_EQ(answers, 2);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].seq(), 3);
