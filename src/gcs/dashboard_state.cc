@@ -302,12 +302,18 @@ HttpResponse Dashboard::Jobs(const HttpRequest& req) const {
   struct Both {
     rpc::GetJobsReply drivers;
     std::vector<rpc::JobSubmission> submitted;
+    // An alive node's host -> its id; "" for a host with several.
+    std::map<std::string, std::string> node_at;
   };
   GcsServer* server = server_;
   auto both = OnLoop<std::shared_ptr<Both>>(server, [server](auto done) {
     auto b = std::make_shared<Both>();
     server->HandleGetJobs({}, &b->drivers, [](absl::Status) {});
     b->submitted = server->submissions().List();
+    for (const rpc::NodeInfo& n : AliveNodes(server, 0, INT64_MAX).nodes) {
+      auto [it, fresh] = b->node_at.try_emplace(n.host(), n.node_id());
+      if (!fresh) it->second.clear();
+    }
     done(b);
   });
   if (!both.ok()) return ErrorFor(both.status());
@@ -319,6 +325,17 @@ HttpResponse Dashboard::Jobs(const HttpRequest& req) const {
   };
   std::map<std::string, const rpc::JobSubmission*> by_id;
   for (const auto& s : (*both)->submitted) by_id[s.submission_id()] = &s;
+  // A driver's node: the one it named, else its submission's (where its
+  // entrypoint runs), else the one alive node at its address's host.
+  auto driver_node = [&node_at = (*both)->node_at](
+                         const rpc::JobInfo& j, const rpc::JobSubmission* s) {
+    if (!j.node_id().empty()) return j.node_id();
+    if (s != nullptr && !s->node_id().empty()) return s->node_id();
+    std::string host = j.driver_address().substr(
+        0, std::min(j.driver_address().rfind(':'), j.driver_address().size()));
+    auto it = node_at.find(host);
+    return it == node_at.end() ? std::string() : it->second;
+  };
   std::vector<Row> rows;
   for (const rpc::JobInfo& j : (*both)->drivers.jobs()) {
     const rpc::JobSubmission* s = nullptr;
@@ -336,7 +353,7 @@ HttpResponse Dashboard::Jobs(const HttpRequest& req) const {
                : "null",
              R"(, "entrypoint": )", JsonString(s ? s->entrypoint() : ""),
              R"(, "start_ms": )", j.start_ms(), R"(, "end_ms": )", j.end_ms(),
-             R"(, "driver_node_id": ")", Hex(j.node_id()),
+             R"(, "driver_node_id": ")", Hex(driver_node(j, s)),
              R"(", "driver_pid": )", j.driver_pid(), R"(, "owner": )",
              JsonString(j.owner()), "}")});
   }

@@ -252,6 +252,9 @@ def test_the_dashboard_shows_the_cluster_in_a_browser(small_store_head,
         visit("actor", f"actors/{dead['actor_id']}", "keeper-gone",
               "killed by", "Calls")
         node = dead["node_id"]
+        job = next(j for j in api("/api/dashboard/jobs")["jobs"]
+                   if j["submission_id"] == "dash-job")
+        assert job["driver_node_id"] == node, job
         visit("log-file", f"logs?node={node}&name=raylet.log",
               "Every file of this node", "raylet")
 
