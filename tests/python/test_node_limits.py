@@ -59,10 +59,11 @@ def test_daemons_raise_their_descriptor_limit(processes):
                 assert _open_files_limit(pid)[0] == hard, (name, pid)
         # The raylet's prestarted workers inherit the raised limit.
         raylet = next(iter(new["loom-raylet"]))
+        # (Other tests' workers may be exiting meanwhile: child_pids passes
+        # over processes that go while it reads /proc.)
         workers = wait_until(
-            lambda: [p for p in _pids_named("loom-worker")
-                     if int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1]
-                            .split()[1]) == raylet],
+            lambda: [p for p in child_pids(raylet)
+                     if _comm(p) == "loom-worker"],
             what="a worker of the raylet")
         assert _open_files_limit(workers[0])[0] == hard
     finally:
