@@ -36,9 +36,11 @@ void HeadEvents::Poll(int64_t after_seq, bool from_now) {
                 delete call;
                 return;
               }
-            } else if (call->reply.last_seq() < after_seq) {
+            } else if (!from_now && call->reply.last_seq() < after_seq) {
               // A restarted head numbers from 1 again: what it published
-              // before we asked is gone, so follow it from now.
+              // before we asked is gone, so follow it from now (the next
+              // poll takes its position; asked from ours again, it would
+              // answer at once, again and again).
               spdlog::info("the head restarted; following its events anew");
               restart_from_now = true;
             } else {
