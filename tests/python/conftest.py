@@ -270,6 +270,19 @@ def process_gone(pid):
     return all(state == "Z" for state in thread_states(pid))
 
 
+def process_name(pid):
+    """Its name (/proc/PID/comm), or "" for one gone or a zombie (an earlier
+    test's process not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return ""
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def child_pids(pid):
     """Pids of the processes whose parent is pid."""
     kids = []

@@ -12,7 +12,7 @@ import os
 import time
 
 import loom
-from conftest import child_pids
+from conftest import child_pids, process_name
 
 GRPC_THREADS = {"nexting_thread", "timer_manager", "grpc_global_tim",
                 "event_engine", "default-executo", "resolver-execut"}
@@ -32,10 +32,6 @@ def _switches(pid):
     return out
 
 
-def _comm(pid):
-    return open(f"/proc/{pid}/comm").read().strip()
-
-
 def _parent(pid):
     return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
 
@@ -50,7 +46,7 @@ def test_an_idle_cluster_sleeps(new_cluster):
     new_cluster(num_cpus=2)
     actor = Idle.remote()
     actor_pid = loom.get(actor.pid.remote())
-    daemons = {_comm(p): p for p in child_pids(os.getpid())}
+    daemons = {process_name(p): p for p in child_pids(os.getpid())}
     watched = {"head": daemons["loom-gcs"], "raylet": daemons["loom-raylet"],
                "actor": actor_pid, "fork server": _parent(actor_pid)}
     time.sleep(3)  # leases return, reports go to sleep

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 import loom
-from conftest import child_pids, loom_cli, wait_until
+from conftest import child_pids, loom_cli, process_name, wait_until
 
 
 def _start_node(processes, cpus, open_files):
@@ -63,7 +63,7 @@ def test_daemons_raise_their_descriptor_limit(processes):
         # over processes that go while it reads /proc.)
         workers = wait_until(
             lambda: [p for p in child_pids(raylet)
-                     if _comm(p) == "loom-worker"],
+                     if process_name(p) == "loom-worker"],
             what="a worker of the raylet")
         assert _open_files_limit(workers[0])[0] == hard
     finally:
@@ -72,19 +72,6 @@ def test_daemons_raise_their_descriptor_limit(processes):
 
 
 PIDS_CGROUP = "/sys/fs/cgroup/pids"  # cgroup v1's pids controller
-
-
-def _comm(pid):
-    """Its name, or "" for one gone or a zombie (an earlier test's daemon
-    not yet reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return ""
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 @loom.remote
@@ -105,7 +92,7 @@ def test_out_of_processes_fails_creation_naming_the_limit(new_cluster):
     os.mkdir(cgroup)
     try:
         todo = [p for p in child_pids(os.getpid())
-                if _comm(p) in ("loom-gcs", "loom-raylet")]
+                if process_name(p) in ("loom-gcs", "loom-raylet")]
         assert len(todo) == 2, todo
         while todo:
             pid = todo.pop()
