@@ -445,26 +445,30 @@ HttpResponse Dashboard::Actor(const std::string& id) const {
   rpc::GetActorRequest ask;
   ask.set_actor_id(*actor_id);
   GcsServer* server = server_;
-  auto got = AskLoop<rpc::GetActorReply>(
-      server, [server, ask](rpc::GetActorReply* reply, Done done) {
-        server->HandleGetActor(ask, reply, std::move(done));
-      });
-  if (!got.ok()) {
-    if (got.status().code() != absl::StatusCode::kNotFound &&
-        got.status().code() != absl::StatusCode::kInvalidArgument) {
-      return ErrorFor(got.status());
+  struct Found {
+    rpc::GetActorReply got;
+    rpc::Resources resources;  // what it holds, or asks for
+  };
+  auto found = OnLoop<std::shared_ptr<Found>>(server, [server, ask](auto done) {
+    auto f = std::make_shared<Found>();
+    server->HandleGetActor(
+        ask, &f->got, [server, f, done, id = ask.actor_id()](absl::Status s) {
+          if (!s.ok()) return done(s);
+          if (auto a = ActorId::FromBinary(id); a.ok()) {
+            f->resources = server->actors().ResourcesOf(*a);
+          }
+          done(f);
+        });
+  });
+  if (!found.ok()) {
+    if (found.status().code() != absl::StatusCode::kNotFound &&
+        found.status().code() != absl::StatusCode::kInvalidArgument) {
+      return ErrorFor(found.status());
     }
     return HttpServer::Error(
         404, absl::StrCat("no actor ", id, " (erased, or never known)"));
   }
-  const rpc::ActorInfo* found = &got->actor();
-  auto actor = ActorId::FromBinary(*actor_id);
-  if (!actor.ok()) return ErrorFor(actor.status());
-  auto resources =
-      OnLoop<rpc::Resources>(server, [server, a = *actor](auto done) {
-        done(server->actors().ResourcesOf(a));
-      });
-  if (!resources.ok()) return ErrorFor(resources.status());
+  const rpc::ActorInfo& actor = (*found)->got.actor();
   rpc::ListTasksRequest calls;
   calls.set_limit(50);
   rpc::StateFilter* f = calls.add_filters();
@@ -476,8 +480,8 @@ HttpResponse Dashboard::Actor(const std::string& id) const {
     return ErrorFor(s);
   }
   std::string out =
-      absl::StrCat(R"({"actor": )", ActorJson(*found), R"(, "resources": )",
-                   ResourcesJson(*resources), R"(, "calls_total": )",
+      absl::StrCat(R"({"actor": )", ActorJson(actor), R"(, "resources": )",
+                   ResourcesJson((*found)->resources), R"(, "calls_total": )",
                    tasks.total(), R"(, "calls": [)");
   for (int i = 0; i < tasks.tasks_size(); ++i) {
     absl::StrAppend(&out, i ? ", " : "", TaskJson(tasks.tasks(i)));
@@ -603,11 +607,12 @@ HttpResponse Dashboard::Objects(const HttpRequest& req) const {
       }
       server->AskReferences(asks, [v, asks, done](auto refs) {
         for (size_t i = 0; i < asks.size(); ++i) {
-          for (const std::string& id : asks[i].second) {
-            if (!refs.errors[i].empty()) {
+          if (!refs.errors[i].empty()) {
+            for (const std::string& id : asks[i].second) {
               v->refs_errors[id] =
                   absl::StrCat("its owner did not answer: ", refs.errors[i]);
             }
+            continue;
           }
           for (const rpc::ObjectReferences& r : refs.replies[i].objects()) {
             if (r.owned()) {
@@ -688,29 +693,29 @@ HttpResponse Dashboard::Logs(const HttpRequest& req) const {
   if (!offset.ok()) return ErrorFor(offset.status());
   std::string text = UrlParam(req.query, "q");
   GcsServer* server = server_;
-  std::vector<std::string> nodes = {*node};
-  int64_t alive = 1;
-  if (node->empty()) {
-    int64_t from = *offset;
-    auto page = OnLoop<AlivePage>(server, [server, from](auto done) {
-      done(AliveNodes(server, from, kLogNodesPerPage));
-    });
-    if (!page.ok()) return ErrorFor(page.status());
-    nodes = IdsOf(page->nodes);
-    alive = page->alive;
-  }
-  rpc::ListLogsReply all;
-  for (const std::string& id : nodes) {
-    rpc::ListLogsRequest ask;
-    ask.set_node_id(id);
-    auto one = AskLoop<rpc::ListLogsReply>(
-        server, [server, ask](rpc::ListLogsReply* reply, Done done) {
-          server->HandleListLogs(ask, reply, std::move(done));
-        });
-    if (!one.ok() && !node->empty()) return ErrorFor(one.status());
-    if (one.ok()) all.MergeFrom(*one);  // a node gone since: left out
-  }
-  const rpc::ListLogsReply* list = &all;
+  struct Listed {
+    rpc::ListLogsReply list;
+    int64_t alive = 1;
+  };
+  auto listed = OnLoop<std::shared_ptr<Listed>>(
+      server, [server, id = *node, from = *offset](auto done) {
+        auto l = std::make_shared<Listed>();
+        auto answer = [l, done](absl::Status s) {
+          if (s.ok()) return done(l);
+          done(s);
+        };
+        if (!id.empty()) {
+          rpc::ListLogsRequest ask;
+          ask.set_node_id(id);
+          return server->HandleListLogs(ask, &l->list, answer);
+        }
+        AlivePage page = AliveNodes(server, from, kLogNodesPerPage);
+        l->alive = page.alive;
+        server->ListLogsOf(IdsOf(page.nodes), &l->list, answer);
+      });
+  if (!listed.ok()) return ErrorFor(listed.status());
+  const rpc::ListLogsReply* list = &(*listed)->list;
+  int64_t alive = (*listed)->alive;
   std::string out = absl::StrCat(R"({"alive_nodes": )", alive,
                                  R"(, "offset": )", *offset, R"(, "nodes": [)");
   for (int i = 0; i < list->nodes_size(); ++i) {

@@ -153,6 +153,10 @@ class GcsServer {
   // (src/gcs/log_files.cc).
   void HandleListLogs(const rpc::ListLogsRequest& req,
                       rpc::ListLogsReply* reply, Done done);
+  // The files of those of `node_ids` alive, each asked of its raylet at
+  // once (a raylet that does not answer has its error in its entry).
+  void ListLogsOf(const std::vector<std::string>& node_ids,
+                  rpc::ListLogsReply* reply, Done done);
   void HandleReadLog(const rpc::ReadLogRequest& req, rpc::ReadLogReply* reply,
                      Done done);
   // Each named node's GetNodeStats, asked of its raylet (node_stats_calls.cc),

@@ -16,40 +16,50 @@ constexpr int64_t kLogCallMs = 10000;
 
 void GcsServer::HandleListLogs(const rpc::ListLogsRequest& req,
                                rpc::ListLogsReply* reply, Done done) {
-  std::vector<rpc::NodeInfo> nodes;
-  for (const NodeState& alive : nodes_.alive()) {
-    if (!req.node_id().empty() && alive.node_id != req.node_id()) continue;
-    nodes.push_back(*nodes_.Find(alive.node_id));
+  std::vector<std::string> ids;
+  if (req.node_id().empty()) {
+    for (const NodeState& alive : nodes_.alive()) ids.push_back(alive.node_id);
+  } else {
+    const rpc::NodeInfo* node = nodes_.Find(req.node_id());
+    if (node == nullptr || !node->alive()) {
+      return done(absl::NotFoundError(absl::StrCat(
+          "no alive node ", HexEncode(req.node_id()), " (see `loom status`)")));
+    }
+    ids.push_back(req.node_id());
   }
-  if (!req.node_id().empty() && nodes.empty()) {
-    return done(absl::NotFoundError(absl::StrCat(
-        "no alive node ", HexEncode(req.node_id()), " (see `loom status`)")));
-  }
-  auto pending = std::make_shared<int>(static_cast<int>(nodes.size()));
-  if (nodes.empty()) return done(absl::OkStatus());
-  for (size_t i = 0; i < nodes.size(); ++i) {
+  ListLogsOf(ids, reply, std::move(done));
+}
+
+void GcsServer::ListLogsOf(const std::vector<std::string>& node_ids,
+                           rpc::ListLogsReply* reply, Done done) {
+  std::vector<std::string> raylets;
+  for (const std::string& id : node_ids) {
+    const rpc::NodeInfo* node = nodes_.Find(id);
+    if (node == nullptr || !node->alive()) continue;
     rpc::NodeLogFiles* entry = reply->add_nodes();
-    entry->set_node_id(nodes[i].node_id());
-    entry->set_host(nodes[i].host());
+    entry->set_node_id(id);
+    entry->set_host(node->host());
+    raylets.push_back(RayletAddress(*node));
   }
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    CallPeer<rpc::Raylet, rpc::ListLogFilesReply>(
-        clients_, log_reads_, loop_, RayletAddress(nodes[i]),
-        rpc::ListLogFilesRequest(), kLogCallMs,
-        [](auto* async, auto* ctx, auto* req, auto* out, auto cb) {
-          async->ListLogFiles(ctx, req, out, std::move(cb));
-        },
-        [reply, pending, done, i](const grpc::Status& s,
-                                  rpc::ListLogFilesReply files) {
+  CallPeers<rpc::Raylet, rpc::ListLogFilesReply>(
+      clients_, log_reads_, loop_, raylets,
+      std::vector<rpc::ListLogFilesRequest>(raylets.size()), kLogCallMs,
+      [](auto* async, auto* ctx, auto* req, auto* out, auto cb) {
+        async->ListLogFiles(ctx, req, out, std::move(cb));
+      },
+      "",
+      [reply, done](std::vector<rpc::ListLogFilesReply> files,
+                    std::vector<std::string> errors) {
+        for (size_t i = 0; i < files.size(); ++i) {
           rpc::NodeLogFiles* entry = reply->mutable_nodes(i);
-          if (s.ok()) {
-            entry->mutable_files()->Swap(files.mutable_files());
+          if (errors[i].empty()) {
+            entry->mutable_files()->Swap(files[i].mutable_files());
           } else {
-            entry->set_error(s.error_message());
+            entry->set_error(errors[i]);
           }
-          if (--*pending == 0) done(absl::OkStatus());
-        });
-  }
+        }
+        done(absl::OkStatus());
+      });
 }
 
 void GcsServer::HandleReadLog(const rpc::ReadLogRequest& req,
