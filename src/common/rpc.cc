@@ -277,18 +277,12 @@ std::shared_ptr<grpc::Channel> MakeBulkChannel(const std::string& address) {
   return NewChannel(address, std::move(args));
 }
 
-Context::Context() {
-  std::shared_ptr<const Auth> auth = CurrentAuth();
-  if (!auth->send.empty()) AddMetadata(kTokenMetadata, auth->send);
-}
+Context::Context() : Context(std::string()) {}
 
 Context::Context(const std::string& credential) {
-  if (credential.empty()) {
-    std::shared_ptr<const Auth> auth = CurrentAuth();
-    if (!auth->send.empty()) AddMetadata(kTokenMetadata, auth->send);
-  } else {
-    AddMetadata(kTokenMetadata, credential);
-  }
+  std::shared_ptr<const Auth> auth = CurrentAuth();
+  const std::string& send = credential.empty() ? auth->send : credential;
+  if (!send.empty()) AddMetadata(kTokenMetadata, send);
 }
 
 void SetClusterToken(std::string token) {
