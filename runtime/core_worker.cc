@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "object_store/layout.h"
@@ -744,31 +743,6 @@ void CoreWorker::StartSubmitters(
         &loop_, &objects_, options_.gcs_address, address_, &clients_,
         lineage_.get(), events_.get()});
   }
-}
-
-void CoreWorker::FollowHeadEvents() {
-  if (options_.gcs_address.empty()) return;
-  // Once, when this process first sends work out (idle workers hold no
-  // subscription): what it has in flight on a node the head declares dead
-  // fails over at once.
-  std::call_once(head_events_once_, [this] {
-    HeadEvents::Options events{&loop_, &clients_, options_.gcs_address};
-    events.on_event = [this](const rpc::Event& e) {
-      if (shut_down_) return;
-      if (e.kind() == rpc::Event::NODE_DEAD) {
-        if (submitter_) submitter_->OnNodeDead(e.id());
-        if (actor_submitter_) actor_submitter_->OnNodeDead(e.id());
-      } else if (e.kind() == rpc::Event::ACTOR_STATE &&
-                 absl::StartsWith(e.detail(), "DEAD")) {
-        if (auto actor = ActorId::FromBinary(e.id()); actor.ok()) {
-          ReleaseCreationRefs(*actor);
-        }
-      }
-    };
-    events.kinds = {rpc::Event::NODE_DEAD, rpc::Event::ACTOR_STATE};
-    head_events_ = std::make_unique<HeadEvents>(std::move(events));
-    head_events_->Start();
-  });
 }
 
 absl::Status CoreWorker::BuildArgs(std::vector<internal::Arg> args,

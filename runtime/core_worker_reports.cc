@@ -1,13 +1,16 @@
 // CoreWorker's reports: task counts, the objects it holds and its user
 // metrics to its raylet each second (ReportTaskStats), and task events to the
-// head (TaskEvents).
+// head (TaskEvents); and the head's events it follows (HeadEvents).
 #include <unistd.h>
 
+#include "absl/strings/match.h"
+#include "runtime/actor_submitter.h"
 #include "runtime/core_worker.h"
 #include "runtime/metric_recorder.h"
 #include "runtime/raylet_client.h"
 #include "runtime/task_events.h"
 #include "runtime/task_submitter.h"  // TaskCounters
+#include "src/common/head_events.h"
 
 namespace loom {
 
@@ -85,6 +88,31 @@ void CoreWorker::StartTaskEvents() {
                           .node = node_id_,
                           .worker = options_.worker_id,
                           .pid = getpid()});
+}
+
+void CoreWorker::FollowHeadEvents() {
+  if (options_.gcs_address.empty()) return;
+  // Once, when this process first sends work out (idle workers hold no
+  // subscription): what it has in flight on a node the head declares dead
+  // fails over at once.
+  std::call_once(head_events_once_, [this] {
+    HeadEvents::Options events{&loop_, &clients_, options_.gcs_address};
+    events.on_event = [this](const rpc::Event& e) {
+      if (shut_down_) return;
+      if (e.kind() == rpc::Event::NODE_DEAD) {
+        if (submitter_) submitter_->OnNodeDead(e.id());
+        if (actor_submitter_) actor_submitter_->OnNodeDead(e.id());
+      } else if (e.kind() == rpc::Event::ACTOR_STATE &&
+                 absl::StartsWith(e.detail(), "DEAD")) {
+        if (auto actor = ActorId::FromBinary(e.id()); actor.ok()) {
+          ReleaseCreationRefs(*actor);
+        }
+      }
+    };
+    events.kinds = {rpc::Event::NODE_DEAD, rpc::Event::ACTOR_STATE};
+    head_events_ = std::make_unique<HeadEvents>(std::move(events));
+    head_events_->Start();
+  });
 }
 
 }  // namespace loom
