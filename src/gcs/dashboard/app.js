@@ -181,6 +181,13 @@ function query(params) {
   return s ? "?" + s : "";
 }
 
+// Appends to a followed log; it stays scrolled to the end if it was there.
+function appendFollowing(pre, text) {
+  const bottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  pre.append(text);
+  if (bottom) pre.scrollTop = pre.scrollHeight;
+}
+
 function setStatus(text, bad) {
   const el = document.getElementById("status");
   el.textContent = text || "";
@@ -363,11 +370,7 @@ async function jobPage(r, self) {
     if (self.stopped) return;
     try {
       const l = await api(`/api/jobs/${encodeURIComponent(job.submission_id)}/logs?offset=${at}`);
-      if (l.logs) {
-        const bottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-        pre.append(l.logs);
-        if (bottom) pre.scrollTop = pre.scrollHeight;
-      }
+      if (l.logs) appendFollowing(pre, l.logs);
       at = l.offset;
     } catch (e) { setStatus(`Output: ${e.message}`, true); }
     if (!self.stopped) self.follow = setTimeout(follow, FOLLOW_MS);
@@ -479,11 +482,7 @@ function actorOutput(x, self) {
         else if (line.startsWith(prefix)) text += line.slice(prefix.length) + "\n";
       }
     }
-    if (text) {
-      const bottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-      pre.append(text);
-      if (bottom) pre.scrollTop = pre.scrollHeight;
-    }
+    if (text) appendFollowing(pre, text);
     if (!self.stopped && alive) self.follow = setTimeout(follow, FOLLOW_MS);
   };
   follow();
@@ -634,11 +633,7 @@ function logFile(p, self) {
     if (self.stopped) return;
     try {
       const l = await api("/api/dashboard/log" + query({node: p.node, name: p.name, offset: next === null ? -65536 : next}));
-      if (l.data) {
-        const bottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-        pre.append(l.data);
-        if (bottom) pre.scrollTop = pre.scrollHeight;
-      }
+      if (l.data) appendFollowing(pre, l.data);
       next = l.next;
     } catch (e) { setStatus(`${p.name}: ${e.message}`, true); }
     if (!self.stopped) self.follow = setTimeout(follow, FOLLOW_MS);
