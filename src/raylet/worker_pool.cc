@@ -9,11 +9,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "src/common/daemon.h"
+#include "src/common/grpc_cores.h"
 #include "src/common/process.h"
 
 namespace loom::raylet {
@@ -75,6 +77,13 @@ std::vector<std::string> WorkerPool::WorkerArgs() const {
 
 namespace {
 
+// Workers (and the fork servers they come from) tell gRPC they have one
+// core (grpc_cores.h), unless the raylet was told a number itself.
+std::vector<std::string> WorkerEnv() {
+  if (std::getenv(rpc::kGrpcCoresEnv) != nullptr) return {};
+  return {absl::StrCat(rpc::kGrpcCoresEnv, "=1")};
+}
+
 // A fork server's first line, once its imports are done: "ready". False
 // when it closes the socket (it died) or stays silent for two minutes.
 bool WaitForReady(int fd) {
@@ -124,12 +133,15 @@ WorkerPool::Zygote* WorkerPool::StartZygote(const rpc::WorkerRuntime& runtime) {
   SpawnOptions spawn;
   if (key.empty()) {
     spawn.argv = {options_.worker_binary, "--zygote"};
+    spawn.extra_env = WorkerEnv();
   } else {
     spawn.argv = {runtime.python_executable(), "-c", kPythonBootstrap};
-    spawn.extra_env = {
-        "LOOM_PYTHON_PATH=" + absl::StrJoin(runtime.python_path(), ":"),
-        "LOOM_CWD=" + runtime.cwd(), "PYTHONUNBUFFERED=1",
-        "LOOM_RUNTIME_ENV=" + runtime.runtime_env()};
+    spawn.extra_env = WorkerEnv();
+    spawn.extra_env.insert(
+        spawn.extra_env.end(),
+        {"LOOM_PYTHON_PATH=" + absl::StrJoin(runtime.python_path(), ":"),
+         "LOOM_CWD=" + runtime.cwd(), "PYTHONUNBUFFERED=1",
+         "LOOM_RUNTIME_ENV=" + runtime.runtime_env()});
     for (const auto& [k, v] : runtime.env_vars()) {
       spawn.extra_env.push_back(absl::StrCat(k, "=", v));
     }
@@ -383,6 +395,7 @@ absl::Status WorkerPool::StartWorkers(int n,
     SpawnOptions spawn;
     spawn.argv = {options_.worker_binary, "--worker-id", w->id.Hex()};
     for (auto& a : WorkerArgs()) spawn.argv.push_back(a);
+    spawn.extra_env = WorkerEnv();
     if (!options_.session_dir.empty()) {
       spawn.stderr_path = options_.session_dir + "/logs/workers.err";
       spawn.stdout_path = options_.session_dir + "/logs/workers.out";

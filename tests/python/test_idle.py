@@ -7,9 +7,12 @@
 # gRPC's own threads (pollers, timers) are counted apart and printed: the
 # gRPC Debian ships (1.51) wakes them on its own schedule.
 
+import collections
 import glob
 import os
 import time
+
+import pytest
 
 import loom
 from conftest import child_pids, process_name
@@ -71,3 +74,36 @@ def test_an_idle_cluster_sleeps(new_cluster):
     assert own["raylet"] <= 70, own
     assert own["head"] <= 35, own
     assert loom.get(actor.pid.remote()) == actor_pid  # still serving
+
+
+def _thread_names(pid):
+    names = collections.Counter()
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            names[open(f"{task}/comm").read().strip()] += 1
+        except OSError:
+            pass  # a thread that ended meanwhile
+    return names
+
+
+@pytest.mark.parametrize("told, pollers", [(None, 2), ("8", 4)])
+def test_workers_size_grpc_by_the_cores_they_are_told(new_cluster, monkeypatch,
+                                                      told, pollers):
+    # gRPC sizes its timer shards, callback pollers (one per two cores, at
+    # least two) and EventEngine threads by the cores it is told. Workers
+    # are told 1 (LOOM_GRPC_CORES from the raylet) unless the cluster was
+    # started with a number of its own.
+    if told is None:
+        monkeypatch.delenv("LOOM_GRPC_CORES", raising=False)
+    else:
+        monkeypatch.setenv("LOOM_GRPC_CORES", told)
+    new_cluster(num_cpus=1)
+    actor = Idle.remote()
+    pid = loom.get(actor.pid.remote())
+    environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    assert f"LOOM_GRPC_CORES={told or 1}".encode() in environ
+    names = _thread_names(pid)
+    assert names["nexting_thread"] == pollers, names
+    if told is not None:  # gRPC took this process's answer, not libgpr's
+        assert names["event_engine"] >= int(told), names
+    assert loom.get(actor.pid.remote()) == pid
