@@ -81,13 +81,14 @@ bool CoreWorker::ReportStats() {
 }
 
 void CoreWorker::StartTaskEvents() {
-  events_ = std::make_unique<TaskEvents>(
-      TaskEvents::Options{.loop = &loop_,
-                          .clients = &clients_,
-                          .head = options_.gcs_address,
-                          .node = node_id_,
-                          .worker = options_.worker_id,
-                          .pid = getpid()});
+  events_ = std::make_unique<TaskEvents>(TaskEvents::Options{
+      .loop = &loop_,
+      .clients = &clients_,
+      .head = options_.gcs_address,
+      .node = node_id_,
+      .worker = options_.worker_id,
+      .pid = getpid(),
+      .relay = options_.is_driver ? std::string() : options_.raylet_address});
 }
 
 void CoreWorker::FollowHeadEvents() {

@@ -137,8 +137,10 @@ absl::StatusOr<std::optional<std::string>> RayletClient::KvGet(
   req.set_ns(ns);
   req.set_key(key);
   rpc::KvGetReply reply;
+  // Through the raylet, which asks the head over its own channel: a worker
+  // that only loads its functions opens no connection to the head.
   absl::Status s = CallHeadAgainWhenSlow(
-      [&](rpc::Context* ctx) { return gcs_->KvGet(ctx, req, &reply); });
+      [&](rpc::Context* ctx) { return raylet_->KvGet(ctx, req, &reply); });
   if (!s.ok()) return s;
   if (!reply.found()) return std::optional<std::string>();
   return std::optional<std::string>(std::move(*reply.mutable_value()));

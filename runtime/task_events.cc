@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "proto/gcs.grpc.pb.h"
+#include "proto/raylet.grpc.pb.h"
 #include "src/common/rpc.h"
 
 namespace loom {
@@ -164,19 +165,25 @@ void TaskEvents::Send() {
   }
   rpc::SetTimeout(&call->ctx, 10000);
   if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
-  options_.clients->Stub<rpc::Gcs>(options_.head)
-      ->async()
-      ->ReportTaskEvents(&call->ctx, &call->req, &call->reply,
-                         [this, call](grpc::Status s) {
-                           {
-                             absl::MutexLock lock(&mu_);
-                             sending_ = false;
-                             // Lost with the head: say so next time.
-                             if (!s.ok()) dropped_ += call->req.events_size();
-                           }
-                           calls_.Finish(&call->ctx);
-                           delete call;
-                         });
+  auto sent = [this, call](grpc::Status s) {
+    {
+      absl::MutexLock lock(&mu_);
+      sending_ = false;
+      // Lost with the head: say so next time.
+      if (!s.ok()) dropped_ += call->req.events_size();
+    }
+    calls_.Finish(&call->ctx);
+    delete call;
+  };
+  if (options_.relay.empty()) {
+    options_.clients->Stub<rpc::Gcs>(options_.head)
+        ->async()
+        ->ReportTaskEvents(&call->ctx, &call->req, &call->reply, sent);
+  } else {
+    options_.clients->Stub<rpc::Raylet>(options_.relay)
+        ->async()
+        ->ReportTaskEvents(&call->ctx, &call->req, &call->reply, sent);
+  }
 }
 
 void TaskEvents::Shutdown(absl::Duration timeout) {
@@ -195,9 +202,15 @@ void TaskEvents::Shutdown(absl::Duration timeout) {
   rpc::Context ctx;
   rpc::SetTimeout(&ctx, absl::ToInt64Milliseconds(timeout));
   rpc::ReportTaskEventsReply reply;
-  options_.clients->Stub<rpc::Gcs>(options_.head)
-      ->ReportTaskEvents(&ctx, req, &reply)
-      .ok();
+  if (options_.relay.empty()) {
+    options_.clients->Stub<rpc::Gcs>(options_.head)
+        ->ReportTaskEvents(&ctx, req, &reply)
+        .ok();
+  } else {
+    options_.clients->Stub<rpc::Raylet>(options_.relay)
+        ->ReportTaskEvents(&ctx, req, &reply)
+        .ok();
+  }
 }
 
 }  // namespace loom

@@ -48,6 +48,10 @@ class TaskEvents {
     NodeId node;
     WorkerId worker;
     int64_t pid = 0;
+    // A worker's raylet (host:port): reports go to the head through it, so
+    // the worker holds no connection to the head for them. Empty (drivers):
+    // straight to the head.
+    std::string relay;
   };
   enum Kind {
     kSubmitted,

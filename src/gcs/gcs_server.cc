@@ -300,6 +300,7 @@ void GcsServer::Stop() {
 void GcsServer::CheckTimeoutsPeriodically() {
   nodes_.CheckTimeouts();
   clients_.DropIdle();
+  trim_.Maybe(absl::Now());
   UpdateGauges();
   // Rides on the loop's other wakeups (the nodes' heartbeats): an idle
   // head does not wake five times a second on its own.

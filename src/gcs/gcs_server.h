@@ -22,6 +22,7 @@
 #include "proto/worker.pb.h"
 #include "src/common/calls_in_flight.h"
 #include "src/common/event_loop.h"
+#include "src/common/memory_trim.h"
 #include "src/common/metrics.h"
 #include "src/common/roles.h"
 #include "src/common/version.h"
@@ -279,6 +280,8 @@ class GcsServer {
   Publisher publisher_;
   NodeTable nodes_;
   GlobalScheduler scheduler_{&nodes_};
+  // Freed memory back to the kernel, from the periodic tick.
+  MemoryTrim trim_;
   ClientPool clients_{
       ClientPool::Options::ForDaemon()};  // outgoing calls: raylets, actors'
                                           // workers

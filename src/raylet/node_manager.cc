@@ -684,6 +684,7 @@ void NodeManager::Tick() {
   pool_->Maintain();
   entrypoints_->Reap();
   clients_.DropIdle();
+  trim_.Maybe(absl::Now());
   Dispatch();
   if (options_.object_store) {
     auto stats = options_.object_store->stats();

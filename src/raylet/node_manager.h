@@ -24,6 +24,7 @@
 #include "src/common/daemon.h"
 #include "src/common/event_loop.h"
 #include "src/common/head_events.h"
+#include "src/common/memory_trim.h"
 #include "src/common/metrics.h"
 #include "src/raylet/entrypoints.h"
 #include "src/raylet/gcs_link.h"
@@ -96,6 +97,8 @@ class NodeManager {
   }
   // This raylet's outgoing channels, for its object manager too.
   ClientPool* clients() { return &clients_; }
+  // The head (host:port[,standby...]); empty without one.
+  const std::string& gcs_address() const { return options_.gcs_address; }
   // Thread-safe: a node's raylet address, from the latest cluster view.
   std::optional<std::string> AddressOf(const NodeId& node) const;
 
@@ -325,6 +328,8 @@ class NodeManager {
   absl::flat_hash_map<LeaseId, Lease> leases_;
   absl::flat_hash_map<WorkerId, LeaseId> lease_of_worker_;
   absl::flat_hash_map<WorkerId, Driver> drivers_;
+  // Freed memory back to the kernel, from the periodic tick.
+  MemoryTrim trim_;
   ClientPool clients_{
       ClientPool::Options::ForDaemon()};     // outgoing calls: workers, other
                                              // raylets

@@ -9,6 +9,7 @@
 
 #include <chrono>
 
+#include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
 #include "src/common/rpc.h"
 #include "src/raylet/log_files.h"
@@ -142,7 +143,50 @@ class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
         });
   }
 
+  // A worker's function-table reads and task events go to the head over
+  // this raylet's channel (a connection to the head held per worker cost
+  // the head ~25 KiB each while open). The head's answer, its errors
+  // (UNAVAILABLE while it is down) and its deadline are the caller's.
+  grpc::ServerUnaryReactor* KvGet(grpc::CallbackServerContext* ctx,
+                                  const rpc::KvGetRequest* req,
+                                  rpc::KvGetReply* reply) override {
+    return Relay(ctx, {"KvGet", Role::kViewer}, &rpc::Gcs::Stub::async::KvGet,
+                 req, reply);
+  }
+  grpc::ServerUnaryReactor* ReportTaskEvents(
+      grpc::CallbackServerContext* ctx, const rpc::ReportTaskEventsRequest* req,
+      rpc::ReportTaskEventsReply* reply) override {
+    return Relay(ctx, {"ReportTaskEvents", Role::kSubmitter},
+                 &rpc::Gcs::Stub::async::ReportTaskEvents, req, reply);
+  }
+
  private:
+  template <typename Req, typename Reply>
+  using HeadMethod =
+      void (rpc::Gcs::Stub::async::*)(grpc::ClientContext*, const Req*, Reply*,
+                                      std::function<void(grpc::Status)>);
+  template <typename Req, typename Reply>
+  grpc::ServerUnaryReactor* Relay(grpc::CallbackServerContext* ctx,
+                                  const rpc::Need& need,
+                                  HeadMethod<Req, Reply> method, const Req* req,
+                                  Reply* reply) {
+    return rpc::Serve(ctx, need, [&](grpc::ServerUnaryReactor* reactor) {
+      if (node_->gcs_address().empty()) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                     "this raylet has no head"));
+        return;
+      }
+      auto stub = node_->clients()->Stub<rpc::Gcs>(node_->gcs_address());
+      auto* call = new rpc::Context;
+      call->set_deadline(ctx->deadline());
+      (stub->async()->*method)(call, req, reply,
+                               [reactor, call, stub](grpc::Status s) {
+                                 delete call;
+                                 reactor->Finish(s);
+                               });
+    });
+  }
+
   NodeManager* node_;
 };
 

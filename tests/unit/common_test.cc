@@ -7,6 +7,7 @@
 #include <atomic>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -15,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
+#include "src/common/memory_trim.h"
 #include "src/common/process.h"
 #include "src/common/process_watch.h"
 #include "src/common/session.h"
@@ -259,6 +261,47 @@ TEST(WorkQueue, BoundedAndDrainedOnDestruction) {
   ASSERT_EQ(order.size(), 6u);
   std::sort(order.begin(), order.end());
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+}
+
+int64_t ResidentKiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+TEST(MemoryTrim, GivesBackWhatAThreadFreedOnceEnoughPiledUp) {
+  // A thread's arena: 64 MiB in 1 KiB blocks, written, then all freed but
+  // every 64th (what stays pins the arena's top, as live objects do in a
+  // daemon), so only a trim of the free pages inside it gives them back.
+  std::vector<char*> kept;
+  std::thread([&] {
+    std::vector<char*> blocks(64 << 10);
+    for (char*& b : blocks) {
+      b = static_cast<char*>(malloc(1024));
+      std::fill(b, b + 1024, 'x');
+    }
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      if (i % 64 == 0) {
+        kept.push_back(blocks[i]);
+      } else {
+        free(blocks[i]);
+      }
+    }
+  }).join();
+  MemoryTrim trim({.period = absl::Seconds(5), .free_bytes = 4 << 20});
+  absl::Time t0 = absl::Now();
+  int64_t before = ResidentKiB();
+  EXPECT_TRUE(trim.Maybe(t0));
+  int64_t after = ResidentKiB();
+  EXPECT_LT(after, before - 32 * 1024) << before << " KiB -> " << after;
+  // Not again within the period, nor when little is free.
+  EXPECT_FALSE(trim.Maybe(t0 + absl::Seconds(1)));
+  MemoryTrim high({.period = absl::Seconds(5), .free_bytes = size_t{1} << 40});
+  EXPECT_FALSE(high.Maybe(t0));
+  for (char* b : kept) free(b);
 }
 
 }  // namespace
