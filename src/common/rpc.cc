@@ -161,6 +161,13 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() {
   return grpc::SslCredentials(options);
 }
 
+// A server closes a connection that carried no call for this long (GOAWAY;
+// the client connects again for its next call): gRPC 1.51's client idle
+// timeout (kChannelIdleMs) stops working once a channel has reconnected,
+// and each open connection costs the server ~20 KiB and both ends a
+// keepalive timer.
+constexpr int kServerConnectionIdleMs = 60000;
+
 std::unique_ptr<grpc::Server> TryStart(
     const std::vector<std::string>& hosts, int port,
     const std::vector<grpc::Service*>& services, int* bound_port) {
@@ -179,6 +186,8 @@ std::unique_ptr<grpc::Server> TryStart(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
       kKeepaliveTimeMs / 2);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             kServerConnectionIdleMs);
   for (grpc::Service* s : services) builder.RegisterService(s);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || *bound_port == 0) return nullptr;
