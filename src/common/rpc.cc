@@ -165,8 +165,16 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() {
 // the client connects again for its next call): gRPC 1.51's client idle
 // timeout (kChannelIdleMs) stops working once a channel has reconnected,
 // and each open connection costs the server ~20 KiB and both ends a
-// keepalive timer.
-constexpr int kServerConnectionIdleMs = 60000;
+// keepalive timer. $LOOM_SERVER_IDLE_MS (at least 1000) overrides it.
+int ServerConnectionIdleMs() {
+  static const int ms = [] {
+    int v = 0;
+    const char* env = std::getenv("LOOM_SERVER_IDLE_MS");
+    if (env != nullptr && absl::SimpleAtoi(env, &v) && v >= 1000) return v;
+    return 60000;
+  }();
+  return ms;
+}
 
 std::unique_ptr<grpc::Server> TryStart(
     const std::vector<std::string>& hosts, int port,
@@ -187,7 +195,7 @@ std::unique_ptr<grpc::Server> TryStart(
       kKeepaliveTimeMs / 2);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-                             kServerConnectionIdleMs);
+                             ServerConnectionIdleMs());
   for (grpc::Service* s : services) builder.RegisterService(s);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || *bound_port == 0) return nullptr;

@@ -107,3 +107,50 @@ def test_workers_size_grpc_by_the_cores_they_are_told(new_cluster, monkeypatch,
     if told is not None:  # gRPC took this process's answer, not libgpr's
         assert names["event_engine"] >= int(told), names
     assert loom.get(actor.pid.remote()) == pid
+
+
+
+def _tcp(pid, state):
+    """(local port, remote port) of pid's TCP sockets in `state` (the
+    kernel's hex code: "01" established, "0A" listening)."""
+    inodes = set()
+    for fd in glob.glob(f"/proc/{pid}/fd/*"):
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in open(table).read().splitlines()[1:]:
+            f = row.split()
+            if f[3] == state and f[9] in inodes:
+                out.append((int(f[1].rsplit(":", 1)[1], 16),
+                            int(f[2].rsplit(":", 1)[1], 16)))
+    return out
+
+def test_servers_close_connections_left_idle(new_cluster, monkeypatch):
+    # gRPC 1.51 closes an idle client channel's connection only the first
+    # time; the servers close what carried no call for LOOM_SERVER_IDLE_MS,
+    # so an idle actor holds no connection to its raylet (each cost the
+    # raylet ~20 KiB) and the next call connects again.
+    monkeypatch.setenv("LOOM_SERVER_IDLE_MS", "3000")
+    new_cluster(num_cpus=1)
+    actor = Idle.remote()
+    pid = loom.get(actor.pid.remote())
+    daemons = {process_name(p): p for p in child_pids(os.getpid())}
+    raylet = daemons["loom-raylet"]
+    raylet_ports = {local for local, _ in _tcp(raylet, "0A")}
+
+    def to_raylet():
+        return [c for c in _tcp(pid, "01") if c[1] in raylet_ports]
+
+    assert to_raylet()  # the worker's own link to its node
+    deadline = time.time() + 15
+    while to_raylet() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not to_raylet()
+    assert loom.get(actor.pid.remote(), timeout=30) == pid
+    assert loom.get(Idle.remote().pid.remote(), timeout=60) > 0
+
