@@ -126,19 +126,25 @@ def pss_kib(pid):
 
 
 def wakeups(pid):
-    """Voluntary context switches of a process: the sum over its live
-    threads (/proc/PID/task/*/status); a thread's count goes with it."""
-    total = 0
+    """{tid: voluntary context switches} of a process's live threads
+    (/proc/PID/task/*/status); a thread's count goes with it."""
+    out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/status") as f:
                 for line in f:
                     if line.startswith("voluntary_ctxt_switches:"):
-                        total += int(line.split()[1])
+                        out[tid] = int(line.split()[1])
                         break
         except OSError:
             pass  # the thread exited
-    return total
+    return out
+
+
+def wakeups_between(before, after):
+    """Switches in between: each thread alive at the end, less its count at
+    the start (0 for one started since); one that exited is not counted."""
+    return sum(n - before.get(tid, 0) for tid, n in after.items())
 
 
 def descendants(root):
@@ -621,7 +627,8 @@ def emit_idle_actors(cluster, n, actor_pids, before, after, window):
     if gone:
         warn(f"idle: {gone} of {len(before)} processes exited in the window")
     pct = {p: 100 * (after[p][0] - before[p][0]) / window for p in both}
-    per10 = {p: (after[p][1] - before[p][1]) * 10 / window for p in both}
+    per10 = {p: wakeups_between(before[p][1], after[p][1]) * 10 / window
+             for p in both}
     head, raylet = gcs_pid(cluster), raylet_pids(cluster)[0]
     actors = [p for p in both if p in actor_pids]
     others = [p for p in both if p not in actor_pids and p not in
