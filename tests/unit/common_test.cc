@@ -263,15 +263,6 @@ TEST(WorkQueue, BoundedAndDrainedOnDestruction) {
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5}));
 }
 
-int64_t ResidentKiB() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 TEST(MemoryTrim, GivesBackWhatAThreadFreedOnceEnoughPiledUp) {
   // A thread's arena: 64 MiB in 1 KiB blocks, written, then all freed but
   // every 64th (what stays pins the arena's top, as live objects do in a
@@ -293,9 +284,9 @@ TEST(MemoryTrim, GivesBackWhatAThreadFreedOnceEnoughPiledUp) {
   }).join();
   MemoryTrim trim({.period = absl::Seconds(5), .free_bytes = 4 << 20});
   absl::Time t0 = absl::Now();
-  int64_t before = ResidentKiB();
+  int64_t before = RssAnonKb();
   EXPECT_TRUE(trim.Maybe(t0));
-  int64_t after = ResidentKiB();
+  int64_t after = RssAnonKb();
   EXPECT_LT(after, before - 32 * 1024) << before << " KiB -> " << after;
   // Not again within the period, nor when little is free.
   EXPECT_FALSE(trim.Maybe(t0 + absl::Seconds(1)));
