@@ -3,7 +3,6 @@
 #include <grpc/support/cpu.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/numbers.h"
@@ -13,7 +12,7 @@ namespace loom::rpc {
 
 unsigned GrpcCores() {
   static const unsigned cores = [] {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    long online = sysconf(_SC_NPROCESSORS_CONF);  // as libgpr counts
     unsigned machine = online > 0 ? static_cast<unsigned>(online) : 1;
     if (const char* env = std::getenv(kGrpcCoresEnv); env != nullptr) {
       unsigned n = 0;
@@ -21,7 +20,7 @@ unsigned GrpcCores() {
       spdlog::warn("{}={} is not a number of cores from 1 to 1024: ignored",
                    kGrpcCoresEnv, env);
     }
-    return std::min(machine, kDefaultGrpcCores);
+    return machine;
   }();
   return cores;
 }

@@ -7,16 +7,15 @@
 // gpr_cpu_num_cores(). A worker runs one task at a time and an idle one
 // should sleep, so this process answers that call itself (grpc_cores.cc
 // defines gpr_cpu_num_cores, found before gRPC's own): $LOOM_GRPC_CORES
-// when set (the raylet sets 1 for its workers), else the machine's cores,
-// at most kDefaultGrpcCores. On a 16-core machine an idle actor had 33
-// threads and woke 321 times in 10 s; told 1 core, 13 and ~100.
+// when set (the raylet sets 1 for its workers), else the machine's cores.
+// On a 16-core machine an idle actor had 33 threads and woke 321 times in
+// 10 s; told 1 core, 13 and ~100.
 #ifndef LOOM_COMMON_GRPC_CORES_H_
 #define LOOM_COMMON_GRPC_CORES_H_
 
 namespace loom::rpc {
 
 inline constexpr char kGrpcCoresEnv[] = "LOOM_GRPC_CORES";
-inline constexpr unsigned kDefaultGrpcCores = 4;
 
 // What gRPC is told: read once, at gRPC's first question (its init).
 unsigned GrpcCores();
