@@ -161,18 +161,23 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() {
   return grpc::SslCredentials(options);
 }
 
+// Milliseconds from $name when it is a number of at least `least`, else
+// `otherwise`.
+int64_t EnvMs(const char* name, int64_t least, int64_t otherwise) {
+  const char* env = std::getenv(name);
+  int64_t ms = 0;
+  if (env != nullptr && absl::SimpleAtoi(env, &ms) && ms >= least) return ms;
+  return otherwise;
+}
+
 // A server closes a connection that carried no call for this long (GOAWAY;
 // the client connects again for its next call): gRPC 1.51's client idle
 // timeout (kChannelIdleMs) stops working once a channel has reconnected,
 // and each open connection costs the server ~20 KiB and both ends a
 // keepalive timer. $LOOM_SERVER_IDLE_MS (at least 1000) overrides it.
 int ServerConnectionIdleMs() {
-  static const int ms = [] {
-    int v = 0;
-    const char* env = std::getenv("LOOM_SERVER_IDLE_MS");
-    if (env != nullptr && absl::SimpleAtoi(env, &v) && v >= 1000) return v;
-    return 60000;
-  }();
+  static const int ms =
+      static_cast<int>(EnvMs("LOOM_SERVER_IDLE_MS", 1000, 60000));
   return ms;
 }
 
@@ -408,14 +413,8 @@ void SetTimeout(grpc::ClientContext* ctx, int64_t timeout_ms) {
 }
 
 absl::Duration HeadWait() {
-  static const absl::Duration wait = [] {
-    const char* env = std::getenv("LOOM_HEAD_WAIT_MS");
-    int64_t ms = 0;
-    if (env != nullptr && absl::SimpleAtoi(env, &ms) && ms >= 0) {
-      return absl::Milliseconds(ms);
-    }
-    return absl::Seconds(60);
-  }();
+  static const absl::Duration wait =
+      absl::Milliseconds(EnvMs("LOOM_HEAD_WAIT_MS", 0, 60000));
   return wait;
 }
 
