@@ -142,6 +142,16 @@ void TaskEvents::Drain(rpc::ReportTaskEventsRequest* req) {
   dropped_ = 0;
 }
 
+template <typename Use>
+void TaskEvents::WithStub(Use use) {
+  // The same ReportTaskEvents at both: the raylet passes it to the head.
+  if (options_.relay.empty()) {
+    use(*options_.clients->Stub<rpc::Gcs>(options_.head));
+  } else {
+    use(*options_.clients->Stub<rpc::Raylet>(options_.relay));
+  }
+}
+
 void TaskEvents::Send() {
   struct Call {
     rpc::Context ctx;
@@ -175,15 +185,9 @@ void TaskEvents::Send() {
     calls_.Finish(&call->ctx);
     delete call;
   };
-  if (options_.relay.empty()) {
-    options_.clients->Stub<rpc::Gcs>(options_.head)
-        ->async()
-        ->ReportTaskEvents(&call->ctx, &call->req, &call->reply, sent);
-  } else {
-    options_.clients->Stub<rpc::Raylet>(options_.relay)
-        ->async()
-        ->ReportTaskEvents(&call->ctx, &call->req, &call->reply, sent);
-  }
+  WithStub([&](auto& stub) {
+    stub.async()->ReportTaskEvents(&call->ctx, &call->req, &call->reply, sent);
+  });
 }
 
 void TaskEvents::Shutdown(absl::Duration timeout) {
@@ -202,15 +206,7 @@ void TaskEvents::Shutdown(absl::Duration timeout) {
   rpc::Context ctx;
   rpc::SetTimeout(&ctx, absl::ToInt64Milliseconds(timeout));
   rpc::ReportTaskEventsReply reply;
-  if (options_.relay.empty()) {
-    options_.clients->Stub<rpc::Gcs>(options_.head)
-        ->ReportTaskEvents(&ctx, req, &reply)
-        .ok();
-  } else {
-    options_.clients->Stub<rpc::Raylet>(options_.relay)
-        ->ReportTaskEvents(&ctx, req, &reply)
-        .ok();
-  }
+  WithStub([&](auto& stub) { stub.ReportTaskEvents(&ctx, req, &reply).ok(); });
 }
 
 }  // namespace loom

@@ -100,6 +100,9 @@ class TaskEvents {
   using Key = std::pair<TaskId, int32_t>;  // task, attempt
 
   void Send();
+  // use(stub) with the stub reports go to: the relay's, else the head's.
+  template <typename Use>
+  void WithStub(Use use);
   // The batch's entry for the spec's attempt, or null when the batch is
   // full (counted as dropped).
   Pending* EntryFor(const rpc::TaskSpec& spec, const TaskId& id)
