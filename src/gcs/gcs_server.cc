@@ -65,17 +65,9 @@ constexpr char kMeta[] = "meta";
 constexpr char kNextJob[] = "next_job";
 constexpr char kToken[] = "token";
 
-// Worker output: how long an ended job's lines stay for its driver's last
-// poll, and the limits on what one PublishLogs may carry.
-constexpr absl::Duration kEndedJobLogs = absl::Seconds(10);
 // Events published within this go to each subscriber in one reply (pubsub.h):
 // killing 1,000 actors publishes thousands, each answered to every raylet.
 constexpr absl::Duration kEventGather = absl::Milliseconds(20);
-constexpr int kMaxLinesPerBatch = 10000;
-constexpr size_t kMaxLineBytes = 64 << 10;
-constexpr size_t kMaxNodeIpBytes = 256;
-constexpr int64_t kMaxPollMs = 60000;
-constexpr int64_t kDefaultFlushMs = 2000;
 
 }  // namespace
 
@@ -688,114 +680,6 @@ void GcsServer::HandlePollEvents(const rpc::PollEventsRequest& req,
                     reply->set_last_seq(last);
                     done(absl::OkStatus());
                   });
-}
-
-}  // namespace loom::gcs
-
-namespace loom::gcs {
-
-void GcsServer::ForgetLogsLater(const std::string& job_id) {
-  auto job = JobId::FromBinary(job_id);
-  if (!job.ok()) return;
-  logs_.End(*job);
-  loop_.PostAfter(kEndedJobLogs, [this, job = *job] { logs_.Forget(job); });
-}
-
-void GcsServer::HandlePublishLogs(const rpc::PublishLogsRequest& req,
-                                  rpc::PublishLogsReply* reply, Done done) {
-  // Validate the whole request before publishing any of it.
-  for (const auto& b : req.batches()) {
-    auto job = ParseId<JobId>(b.job_id(), "job_id");
-    if (!job.ok()) return done(job.status());
-    if (b.node_ip().size() > kMaxNodeIpBytes) {
-      return done(absl::InvalidArgumentError("node_ip too long"));
-    }
-    if (b.lines_size() > kMaxLinesPerBatch) {
-      return done(absl::InvalidArgumentError(
-          absl::StrCat("more than ", kMaxLinesPerBatch, " lines in a batch")));
-    }
-    for (const auto& l : b.lines()) {
-      if (l.pid() < 0) return done(absl::InvalidArgumentError("negative pid"));
-      if (l.text().size() > kMaxLineBytes) {
-        return done(absl::InvalidArgumentError("line longer than 64 KiB"));
-      }
-    }
-  }
-  for (const auto& b : req.batches()) {
-    // Lines of a job that ended (or that this head does not know) have
-    // no driver to go to: dropped.
-    logs_.Publish(*JobId::FromBinary(b.job_id()), b).IgnoreError();
-  }
-  done(absl::OkStatus());
-}
-
-void GcsServer::HandlePollLogs(const rpc::PollLogsRequest& req,
-                               rpc::PollLogsReply* reply, Done done) {
-  auto job = ParseId<JobId>(req.job_id(), "job_id");
-  if (!job.ok()) return done(job.status());
-  if (req.timeout_ms() < 0 || req.timeout_ms() > kMaxPollMs) {
-    return done(absl::InvalidArgumentError("timeout_ms must be in [0, 60000]"));
-  }
-  absl::Status s =
-      logs_.Poll(*job, req.after_seq(), absl::Milliseconds(req.timeout_ms()),
-                 [reply, done](std::vector<rpc::LogBatch> batches, int64_t last,
-                               int64_t dropped) {
-                   for (auto& b : batches) *reply->add_batches() = std::move(b);
-                   reply->set_last_seq(last);
-                   reply->set_dropped_lines(dropped);
-                   done(absl::OkStatus());
-                 });
-  if (!s.ok()) done(s);
-}
-
-void GcsServer::HandleFlushLogs(const rpc::FlushLogsRequest& req,
-                                rpc::FlushLogsReply* reply, Done done) {
-  auto job = ParseId<JobId>(req.job_id(), "job_id");
-  if (!job.ok()) return done(job.status());
-  if (req.timeout_ms() < 0 || req.timeout_ms() > kMaxPollMs) {
-    return done(absl::InvalidArgumentError("timeout_ms must be in [0, 60000]"));
-  }
-  struct Call {
-    rpc::Context ctx;
-    rpc::FlushJobLogsRequest req;
-    rpc::FlushJobLogsReply reply;
-  };
-  struct Fanout {
-    int pending = 0;
-    std::function<void()> finish;
-  };
-  auto fanout = std::make_shared<Fanout>();
-  JobId id = *job;
-  fanout->finish = [this, id, reply, done] {
-    reply->set_last_seq(logs_.last_seq(id));
-    done(absl::OkStatus());
-  };
-  int64_t timeout_ms =
-      req.timeout_ms() > 0 ? req.timeout_ms() : kDefaultFlushMs;
-  for (const NodeState& alive : nodes_.alive()) {
-    const rpc::NodeInfo& node = *nodes_.Find(alive.node_id);
-    auto* call = new Call;
-    call->req.set_job_id(req.job_id());
-    rpc::SetTimeout(&call->ctx, timeout_ms);
-    if (!log_flushes_.Start(&call->ctx)) {
-      delete call;
-      break;  // shutting down
-    }
-    ++fanout->pending;
-    clients_.Stub<rpc::Raylet>(RayletAddress(node))
-        ->async()
-        ->FlushLogs(&call->ctx, &call->req, &call->reply,
-                    [this, call, fanout](grpc::Status) {
-                      // A raylet that cannot flush (gone, slow) is not
-                      // waited for longer than the timeout.
-                      loop_.Post([fanout] {
-                        if (--fanout->pending == 0) fanout->finish();
-                      });
-                      log_flushes_.Finish(&call->ctx);
-                      delete call;
-                    });
-  }
-  if (fanout->pending == 0) fanout->finish();
 }
 
 }  // namespace loom::gcs

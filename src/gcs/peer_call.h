@@ -1,11 +1,11 @@
 // src/gcs/peer_call.h
 //
 // One asynchronous call from the head to a raylet or a core worker (the
-// head's rpc edge: log_files.cc, node_stats_calls.cc; the caller includes
-// the service's header): through the head's client pool, with
-// a deadline, counted in `calls` so that the head's shutdown waits for it,
-// its answer handed to `then` on the head's loop. Called on the loop (once
-// the head is stopping, `then` runs at once with UNAVAILABLE).
+// head's rpc edge: log_files.cc, job_logs.cc, node_stats_calls.cc; the caller
+// includes the service's header): through the head's client pool, with a
+// deadline, counted in `calls` so that the head's shutdown waits for it, its
+// answer handed to `then` on the head's loop. Called on the loop (once the head
+// is stopping, `then` runs at once with UNAVAILABLE).
 //
 //   CallPeer<rpc::Raylet, rpc::GetNodeStatsReply>(
 //       clients_, log_reads_, loop_, RayletAddress(node),
