@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/task_args.h"
+#include "src/common/async_call.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 
@@ -129,8 +130,9 @@ void ActorSubmitter::Pump(const ActorId& id) {
     std::string address = state.address;
     bool cancel = p.cancelled;
     state.pushes.insert(&call->ctx);
-    state.stub->async()->PushTask(
-        &call->ctx, &call->push_req, &call->push_reply,
+    rpc::AsyncCall(
+        *state.stub, &rpc::CoreWorker::Stub::PrepareAsyncPushTask, &call->ctx,
+        call->push_req, &call->push_reply,
         [this, id, index = index, address, call](grpc::Status s) {
           // The value lands now, on gRPC's thread, so that a caller blocked
           // in Get wakes without waiting for the loop.
@@ -209,24 +211,25 @@ void ActorSubmitter::SendCancel(const ActorId& id, State& state,
     delete call;
     return;
   }
-  state.stub->async()->CancelTask(
-      &call->ctx, &call->req, &call->reply,
-      [this, call, id, task_id, tries](grpc::Status s) {
-        bool unknown = s.ok() && !call->reply.found();
-        calls_.Finish(&call->ctx);
-        delete call;
-        if (!unknown || tries >= kCancelTries) return;
-        options_.loop->PostAfter(kCancelRetry, [this, id, task_id, tries] {
-          auto it = actors_.find(id);
-          if (it == actors_.end()) return;
-          for (const auto& [index, p] : it->second.calls) {
-            if (p.spec.task_id() == task_id && p.sent) {
-              return SendCancel(id, it->second, task_id, p.keep_children,
-                                tries + 1);
-            }
-          }
-        });
-      });
+  rpc::AsyncCall(*state.stub, &rpc::CoreWorker::Stub::PrepareAsyncCancelTask,
+                 &call->ctx, call->req, &call->reply,
+                 [this, call, id, task_id, tries](grpc::Status s) {
+                   bool unknown = s.ok() && !call->reply.found();
+                   calls_.Finish(&call->ctx);
+                   delete call;
+                   if (!unknown || tries >= kCancelTries) return;
+                   options_.loop->PostAfter(
+                       kCancelRetry, [this, id, task_id, tries] {
+                         auto it = actors_.find(id);
+                         if (it == actors_.end()) return;
+                         for (const auto& [index, p] : it->second.calls) {
+                           if (p.spec.task_id() == task_id && p.sent) {
+                             return SendCancel(id, it->second, task_id,
+                                               p.keep_children, tries + 1);
+                           }
+                         }
+                       });
+                 });
 }
 
 void ActorSubmitter::OnReply(const ActorId& id, uint64_t index,
@@ -298,9 +301,9 @@ void ActorSubmitter::Resolve(const ActorId& id) {
     delete call;
     return;
   }
-  gcs_->async()->GetActor(
-      &call->ctx, &call->get_req, &call->get_reply,
-      [this, id, call](grpc::Status s) {
+  rpc::AsyncCall(
+      *gcs_, &rpc::Gcs::Stub::PrepareAsyncGetActor, &call->ctx, call->get_req,
+      &call->get_reply, [this, id, call](grpc::Status s) {
         options_.loop->Post([this, id, call, s] {
           State& state = actors_[id];
           state.resolving = false;

@@ -80,9 +80,9 @@ absl::Status CoreWorker::Connect() {
   if (options_.is_driver) RaiseDescriptorLimit();
   loop_.Start();
   service_ = std::make_unique<CoreWorkerService>(this);
-  auto server = rpc::StartServer(options_.host, 0, {service_.get()}, &port_);
-  if (!server.ok()) return server.status();
-  server_ = std::move(*server);
+  if (absl::Status s = service_->Start(options_.host, &port_); !s.ok()) {
+    return s;
+  }
   address_ = absl::StrCat(options_.host, ":", port_);
   owners_ = std::make_unique<OwnerClient>(&loop_, &clients_);
   lineage_ = std::make_unique<Lineage>(
@@ -223,10 +223,7 @@ void CoreWorker::Shutdown() {
     watchers.swap(watchers_);
   }
   for (auto& w : watchers) w();
-  if (server_) {
-    server_->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(200));
-  }
+  if (service_) service_->Shutdown(absl::Milliseconds(200));
   if (exec_thread_.joinable()) exec_thread_.join();
   {
     // PlacementGroupReady's long polls end within a second of shut_down_.

@@ -39,13 +39,9 @@
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 
-namespace grpc {
-class Server;
-class Service;
-}  // namespace grpc
-
 namespace loom {
 
+class CoreWorkerService;
 class TaskSubmitter;
 class Lineage;
 class ObjectStoreClient;
@@ -463,8 +459,7 @@ class CoreWorker {
   std::unique_ptr<RayletClient> raylet_;
   std::shared_ptr<ObjectStoreClient> store_;
   NodeId node_id_;
-  std::unique_ptr<grpc::Service> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<CoreWorkerService> service_;
   int port_ = 0;
   std::atomic<bool> shut_down_{false};
   // Task counters and live objects last reported (loop).

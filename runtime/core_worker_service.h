@@ -3,126 +3,80 @@
 // CoreWorkerService: the gRPC edge of a core worker. It translates calls
 // into CoreWorker methods and their results back into replies. Drivers call
 // workers as submitters (roles.h); the raylet's lease and exit orders need
-// the cluster's own token.
+// the cluster's own token. It serves from a completion queue of its own
+// (async_server.h), not gRPC's callback API, so that an idle worker sleeps.
 #ifndef LOOM_RUNTIME_CORE_WORKER_SERVICE_H_
 #define LOOM_RUNTIME_CORE_WORKER_SERVICE_H_
 
+#include <string>
+
 #include "proto/worker.grpc.pb.h"
 #include "runtime/core_worker.h"
-#include "src/common/rpc.h"
+#include "src/common/async_server.h"
 
 namespace loom {
 
-class CoreWorkerService : public rpc::CoreWorker::CallbackService {
+class CoreWorkerService {
  public:
-  explicit CoreWorkerService(CoreWorker* cw) : cw_(cw) {}
-
-  grpc::ServerUnaryReactor* PushTask(grpc::CallbackServerContext* ctx,
-                                     const rpc::PushTaskRequest* req,
-                                     rpc::PushTaskReply* reply) override {
-    return rpc::Serve(ctx, {"PushTask", Role::kSubmitter},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        cw_->HandlePushTask(*req, reply,
-                                            [reactor](absl::Status s) {
-                                              reactor->Finish(rpc::ToGrpc(s));
-                                            });
-                      });
+  explicit CoreWorkerService(CoreWorker* cw) {
+    using S = rpc::CoreWorker::AsyncService;
+    using rpc::Done;
+    server_.Unary(
+        &service_, &S::RequestPushTask, {"PushTask", Role::kSubmitter},
+        [cw](const rpc::PushTaskRequest& req, rpc::PushTaskReply* reply,
+             Done done) { cw->HandlePushTask(req, reply, std::move(done)); });
+    server_.Unary(&service_, &S::RequestAssignJob, {"AssignJob", Role::kAdmin},
+                  [cw](const rpc::AssignJobRequest& req, rpc::AssignJobReply*,
+                       Done done) { done(cw->HandleAssignJob(req)); });
+    server_.Unary(&service_, &S::RequestEndLease, {"EndLease", Role::kAdmin},
+                  [cw](const rpc::EndLeaseRequest& req, rpc::EndLeaseReply*,
+                       Done done) { done(cw->HandleEndLease(req)); });
+    server_.Unary(
+        &service_, &S::RequestGetObject, {"GetObject", Role::kSubmitter},
+        [cw](const rpc::GetObjectRequest& req, rpc::GetObjectReply* reply,
+             Done done) { cw->HandleGetObject(req, reply, std::move(done)); });
+    server_.Unary(&service_, &S::RequestReportStreamItem,
+                  {"ReportStreamItem", Role::kSubmitter},
+                  [cw](const rpc::ReportStreamItemRequest& req,
+                       rpc::ReportStreamItemReply* reply, Done done) {
+                    cw->HandleReportStreamItem(req, reply, std::move(done));
+                  });
+    server_.Unary(&service_, &S::RequestUpdateBorrows,
+                  {"UpdateBorrows", Role::kSubmitter},
+                  [cw](const rpc::UpdateBorrowsRequest& req,
+                       rpc::UpdateBorrowsReply* reply, Done done) {
+                    done(cw->HandleUpdateBorrows(req, reply));
+                  });
+    server_.Unary(&service_, &S::RequestGetReferences,
+                  {"GetReferences", Role::kViewer},
+                  [cw](const rpc::GetReferencesRequest& req,
+                       rpc::GetReferencesReply* reply, Done done) {
+                    done(cw->HandleGetReferences(req, reply));
+                  });
+    server_.Unary(&service_, &S::RequestWatchBorrower,
+                  {"WatchBorrower", Role::kSubmitter},
+                  [cw](const rpc::WatchBorrowerRequest&,
+                       rpc::WatchBorrowerReply*, Done done) {
+                    cw->HandleWatchBorrower(
+                        [done = std::move(done)] { done(absl::OkStatus()); });
+                  });
+    server_.Unary(
+        &service_, &S::RequestCancelTask, {"CancelTask", Role::kSubmitter},
+        [cw](const rpc::CancelTaskRequest& req, rpc::CancelTaskReply* reply,
+             Done done) { done(cw->HandleCancelTask(req, reply)); });
+    server_.Unary(&service_, &S::RequestExit, {"Exit", Role::kAdmin},
+                  [cw](const rpc::ExitRequest& req, rpc::ExitReply*,
+                       Done done) { done(cw->HandleExit(req)); });
   }
 
-  grpc::ServerUnaryReactor* AssignJob(grpc::CallbackServerContext* ctx,
-                                      const rpc::AssignJobRequest* req,
-                                      rpc::AssignJobReply* reply) override {
-    return rpc::Serve(
-        ctx, {"AssignJob", Role::kAdmin},
-        [&](grpc::ServerUnaryReactor* reactor) {
-          reactor->Finish(rpc::ToGrpc(cw_->HandleAssignJob(*req)));
-        });
+  absl::Status Start(const std::string& host, int* bound_port) {
+    return server_.Start(host, 0, &service_, bound_port);
   }
-
-  grpc::ServerUnaryReactor* EndLease(grpc::CallbackServerContext* ctx,
-                                     const rpc::EndLeaseRequest* req,
-                                     rpc::EndLeaseReply* reply) override {
-    return rpc::Serve(ctx, {"EndLease", Role::kAdmin},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        reactor->Finish(rpc::ToGrpc(cw_->HandleEndLease(*req)));
-                      });
-  }
-
-  grpc::ServerUnaryReactor* GetObject(grpc::CallbackServerContext* ctx,
-                                      const rpc::GetObjectRequest* req,
-                                      rpc::GetObjectReply* reply) override {
-    return rpc::Serve(ctx, {"GetObject", Role::kSubmitter},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        cw_->HandleGetObject(*req, reply,
-                                             [reactor](absl::Status s) {
-                                               reactor->Finish(rpc::ToGrpc(s));
-                                             });
-                      });
-  }
-
-  grpc::ServerUnaryReactor* ReportStreamItem(
-      grpc::CallbackServerContext* ctx, const rpc::ReportStreamItemRequest* req,
-      rpc::ReportStreamItemReply* reply) override {
-    return rpc::Serve(ctx, {"ReportStreamItem", Role::kSubmitter},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        cw_->HandleReportStreamItem(
-                            *req, reply, [reactor](absl::Status s) {
-                              reactor->Finish(rpc::ToGrpc(s));
-                            });
-                      });
-  }
-
-  grpc::ServerUnaryReactor* UpdateBorrows(
-      grpc::CallbackServerContext* ctx, const rpc::UpdateBorrowsRequest* req,
-      rpc::UpdateBorrowsReply* reply) override {
-    return rpc::Serve(
-        ctx, {"UpdateBorrows", Role::kSubmitter},
-        [&](grpc::ServerUnaryReactor* reactor) {
-          reactor->Finish(rpc::ToGrpc(cw_->HandleUpdateBorrows(*req, reply)));
-        });
-  }
-
-  grpc::ServerUnaryReactor* GetReferences(
-      grpc::CallbackServerContext* ctx, const rpc::GetReferencesRequest* req,
-      rpc::GetReferencesReply* reply) override {
-    return rpc::Serve(
-        ctx, {"GetReferences", Role::kViewer},
-        [&](grpc::ServerUnaryReactor* reactor) {
-          reactor->Finish(rpc::ToGrpc(cw_->HandleGetReferences(*req, reply)));
-        });
-  }
-
-  grpc::ServerUnaryReactor* WatchBorrower(
-      grpc::CallbackServerContext* ctx, const rpc::WatchBorrowerRequest* req,
-      rpc::WatchBorrowerReply* reply) override {
-    return rpc::Serve(ctx, {"WatchBorrower", Role::kSubmitter},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        cw_->HandleWatchBorrower(
-                            [reactor] { reactor->Finish(grpc::Status::OK); });
-                      });
-  }
-
-  grpc::ServerUnaryReactor* CancelTask(grpc::CallbackServerContext* ctx,
-                                       const rpc::CancelTaskRequest* req,
-                                       rpc::CancelTaskReply* reply) override {
-    return rpc::Serve(
-        ctx, {"CancelTask", Role::kSubmitter},
-        [&](grpc::ServerUnaryReactor* reactor) {
-          reactor->Finish(rpc::ToGrpc(cw_->HandleCancelTask(*req, reply)));
-        });
-  }
-
-  grpc::ServerUnaryReactor* Exit(grpc::CallbackServerContext* ctx,
-                                 const rpc::ExitRequest* req,
-                                 rpc::ExitReply* reply) override {
-    return rpc::Serve(ctx, {"Exit", Role::kAdmin},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        reactor->Finish(rpc::ToGrpc(cw_->HandleExit(*req)));
-                      });
-  }
+  void Shutdown(absl::Duration grace) { server_.Shutdown(grace); }
 
  private:
-  CoreWorker* cw_;
+  rpc::CoreWorker::AsyncService service_;
+  rpc::AsyncServer server_;
 };
 
 }  // namespace loom

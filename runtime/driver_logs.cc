@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/gcs.grpc.pb.h"
+#include "src/common/async_call.h"
 #include "src/common/rpc.h"
 
 namespace loom {
@@ -34,37 +35,35 @@ void DriverLogs::Poll(int64_t after_seq) {
   rpc::SetTimeout(&call->ctx,
                   absl::ToInt64Milliseconds(kPollWait + absl::Seconds(5)));
   if (!calls_.Start(&call->ctx)) return delete call;  // shut down
-  options_.clients->Stub<rpc::Gcs>(options_.gcs_address)
-      ->async()
-      ->PollLogs(
-          &call->ctx, &call->req, &call->reply,
-          [this, call, after_seq](grpc::Status s) {
-            if (s.error_code() == grpc::StatusCode::CANCELLED) {
-              calls_.Finish(&call->ctx);  // shutting down
-              delete call;
-              return;
+  rpc::AsyncCall(
+      *options_.clients->Stub<rpc::Gcs>(options_.gcs_address),
+      &rpc::Gcs::Stub::PrepareAsyncPollLogs, &call->ctx, call->req,
+      &call->reply, [this, call, after_seq](grpc::Status s) {
+        if (s.error_code() == grpc::StatusCode::CANCELLED) {
+          calls_.Finish(&call->ctx);  // shutting down
+          delete call;
+          return;
+        }
+        int64_t next = after_seq;
+        if (s.ok()) {
+          // A restarted head numbers from 1 again and sends all it has.
+          std::vector<Line> lines;
+          for (const auto& b : call->reply.batches()) {
+            if (b.seq() <= after_seq && call->reply.last_seq() >= after_seq) {
+              continue;  // seen
             }
-            int64_t next = after_seq;
-            if (s.ok()) {
-              // A restarted head numbers from 1 again and sends all it has.
-              std::vector<Line> lines;
-              for (const auto& b : call->reply.batches()) {
-                if (b.seq() <= after_seq &&
-                    call->reply.last_seq() >= after_seq) {
-                  continue;  // seen
-                }
-                for (const auto& l : b.lines()) {
-                  lines.push_back({l.pid(), l.is_err(), b.node_ip(), l.text()});
-                }
-              }
-              next = call->reply.last_seq();
-              Queue(std::move(lines), next, call->reply.dropped_lines());
+            for (const auto& l : b.lines()) {
+              lines.push_back({l.pid(), l.is_err(), b.node_ip(), l.text()});
             }
-            absl::Duration wait = s.ok() ? absl::ZeroDuration() : kRetryWait;
-            options_.loop->PostAfter(wait, [this, next] { Poll(next); });
-            calls_.Finish(&call->ctx);
-            delete call;
-          });
+          }
+          next = call->reply.last_seq();
+          Queue(std::move(lines), next, call->reply.dropped_lines());
+        }
+        absl::Duration wait = s.ok() ? absl::ZeroDuration() : kRetryWait;
+        options_.loop->PostAfter(wait, [this, next] { Poll(next); });
+        calls_.Finish(&call->ctx);
+        delete call;
+      });
 }
 
 void DriverLogs::Queue(std::vector<Line> lines, int64_t seq,

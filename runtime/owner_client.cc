@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "src/common/async_call.h"
 #include "src/common/rpc.h"
 
 namespace loom {
@@ -40,12 +41,12 @@ void OwnerClient::Fetch(const std::string& owner, const ObjectId& id,
   }
   // No deadline: the owner replies when the value is ready, however long
   // the task that makes it runs; a dead owner breaks the call at once.
-  Stub(owner)->async()->GetObject(
-      &call->ctx, &call->get_req, &call->get_reply,
-      [this, call, done = std::move(done)](grpc::Status s) {
-        done(rpc::ToAbsl(s), call->get_reply);
-        Finish(call);
-      });
+  rpc::AsyncCall(*Stub(owner), &rpc::CoreWorker::Stub::PrepareAsyncGetObject,
+                 &call->ctx, call->get_req, &call->get_reply,
+                 [this, call, done = std::move(done)](grpc::Status s) {
+                   done(rpc::ToAbsl(s), call->get_reply);
+                   Finish(call);
+                 });
 }
 
 absl::StatusOr<std::vector<ObjectId>> OwnerClient::AddBorrows(
@@ -112,16 +113,18 @@ void OwnerClient::FlushRemoves() {
     for (auto& id : ids) call->update_req.add_remove(std::move(id));
     rpc::SetTimeout(&call->ctx, 10000);
     if (!Start(std::move(shared))) continue;
-    Stub(owner)->async()->UpdateBorrows(
-        &call->ctx, &call->update_req, &call->update_reply,
-        [this, call, owner = owner](grpc::Status s) {
-          // A dead owner freed everything it owned: nothing to return.
-          if (!s.ok()) {
-            spdlog::debug("returning borrows to {}: {}", owner,
-                          s.error_message());
-          }
-          Finish(call);
-        });
+    rpc::AsyncCall(*Stub(owner),
+                   &rpc::CoreWorker::Stub::PrepareAsyncUpdateBorrows,
+                   &call->ctx, call->update_req, &call->update_reply,
+                   [this, call, owner = owner](grpc::Status s) {
+                     // A dead owner freed everything it owned: nothing to
+                     // return.
+                     if (!s.ok()) {
+                       spdlog::debug("returning borrows to {}: {}", owner,
+                                     s.error_message());
+                     }
+                     Finish(call);
+                   });
   }
 }
 
@@ -136,12 +139,13 @@ void OwnerClient::ReportStreamItem(
   }
   // No deadline: the owner answers when its consumer catches up
   // (backpressure); a dead owner breaks the call at once.
-  Stub(owner)->async()->ReportStreamItem(
-      &call->ctx, &call->item_req, &call->item_reply,
-      [this, call, done = std::move(done)](grpc::Status s) {
-        done(rpc::ToAbsl(s), call->item_reply.stop());
-        Finish(call);
-      });
+  rpc::AsyncCall(*Stub(owner),
+                 &rpc::CoreWorker::Stub::PrepareAsyncReportStreamItem,
+                 &call->ctx, call->item_req, &call->item_reply,
+                 [this, call, done = std::move(done)](grpc::Status s) {
+                   done(rpc::ToAbsl(s), call->item_reply.stop());
+                   Finish(call);
+                 });
 }
 
 void OwnerClient::WatchBorrower(const std::string& borrower,
@@ -149,13 +153,14 @@ void OwnerClient::WatchBorrower(const std::string& borrower,
   auto shared = std::make_shared<Call>();
   Call* call = shared.get();
   if (!Start(std::move(shared))) return done();
-  Stub(borrower)->async()->WatchBorrower(
-      &call->ctx, &call->watch_req, &call->watch_reply,
-      [this, call, borrower, done = std::move(done)](grpc::Status) {
-        clients_->Drop(borrower);  // it exited or died
-        done();
-        Finish(call);
-      });
+  rpc::AsyncCall(*Stub(borrower),
+                 &rpc::CoreWorker::Stub::PrepareAsyncWatchBorrower, &call->ctx,
+                 call->watch_req, &call->watch_reply,
+                 [this, call, borrower, done = std::move(done)](grpc::Status) {
+                   clients_->Drop(borrower);  // it exited or died
+                   done();
+                   Finish(call);
+                 });
 }
 
 void OwnerClient::Shutdown() {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "absl/strings/match.h"
+#include "src/common/async_call.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 
@@ -279,11 +280,11 @@ void RayletClient::PullObjects(
       call.req.set_source_node_id(objects[started].second.Binary());
       ++started;
       mu.Unlock();
-      raylet_->async()->PullObject(&call.ctx, &call.req, &call.reply,
-                                   [&](grpc::Status) {
-                                     absl::MutexLock lock(&mu);
-                                     ++finished;
-                                   });
+      rpc::AsyncCall(*raylet_, &rpc::Raylet::Stub::PrepareAsyncPullObject,
+                     &call.ctx, call.req, &call.reply, [&](grpc::Status) {
+                       absl::MutexLock lock(&mu);
+                       ++finished;
+                     });
       mu.Lock();
     }
     size_t seen = finished;
@@ -309,12 +310,13 @@ void RayletClient::FreeObject(const ObjectId& id, const NodeId& holder) {
     absl::MutexLock lock(&mu_);
     ++inflight_;
   }
-  raylet_->async()->FreeObjects(&call->ctx, &call->req, &call->reply,
-                                [this, call](grpc::Status) {
-                                  delete call;
-                                  absl::MutexLock lock(&mu_);
-                                  --inflight_;
-                                });
+  rpc::AsyncCall(*raylet_, &rpc::Raylet::Stub::PrepareAsyncFreeObjects,
+                 &call->ctx, call->req, &call->reply,
+                 [this, call](grpc::Status) {
+                   delete call;
+                   absl::MutexLock lock(&mu_);
+                   --inflight_;
+                 });
 }
 
 absl::Status RayletClient::ReportTaskStats(

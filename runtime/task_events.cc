@@ -5,6 +5,7 @@
 
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
+#include "src/common/async_call.h"
 #include "src/common/rpc.h"
 
 namespace loom {
@@ -186,7 +187,9 @@ void TaskEvents::Send() {
     delete call;
   };
   WithStub([&](auto& stub) {
-    stub.async()->ReportTaskEvents(&call->ctx, &call->req, &call->reply, sent);
+    rpc::AsyncCall(stub,
+                   &std::decay_t<decltype(stub)>::PrepareAsyncReportTaskEvents,
+                   &call->ctx, call->req, &call->reply, sent);
   });
 }
 

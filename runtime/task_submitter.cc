@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/spread_dealer.h"
 #include "runtime/task_args.h"
+#include "src/common/async_call.h"
 #include "src/common/rpc.h"
 
 namespace loom {
@@ -295,15 +296,16 @@ void TaskSubmitter::RequestLease(KeyState& ks, const std::string& raylet,
     delete call;
     return;
   }
-  RayletStub(raylet)->async()->RequestWorkerLease(
-      &call->ctx, &call->lease_req, &call->lease_reply,
-      [this, call, key = ks.key](grpc::Status s) {
-        options_.loop->Post([this, call, key, s] {
-          OnLeaseReply(key, call, s);
-          calls_.Finish(&call->ctx);
-          delete call;
-        });
-      });
+  rpc::AsyncCall(*RayletStub(raylet),
+                 &rpc::Raylet::Stub::PrepareAsyncRequestWorkerLease, &call->ctx,
+                 call->lease_req, &call->lease_reply,
+                 [this, call, key = ks.key](grpc::Status s) {
+                   options_.loop->Post([this, call, key, s] {
+                     OnLeaseReply(key, call, s);
+                     calls_.Finish(&call->ctx);
+                     delete call;
+                   });
+                 });
 }
 
 void TaskSubmitter::OnLeaseReply(const std::string& key, Call* call,
@@ -412,23 +414,24 @@ void TaskSubmitter::Push(KeyState& ks, const std::shared_ptr<Lease>& lease,
     return;
   }
   lease->pushes.insert(&call->ctx);
-  lease->stub->async()->PushTask(
-      &call->ctx, &call->push_req, &call->push_reply,
-      [this, call, lease, key = ks.key](grpc::Status s) {
-        // The value lands now, on gRPC's thread, so that a caller blocked in
-        // Get wakes without waiting for the loop; bookkeeping follows there.
-        if (s.ok()) {
-          lease->answered.fetch_add(1);
-          call->runs_again = RunsAgainForLostArgument(*call);
-          if (!call->runs_again) ResolveReturn(call, key);
-        }
-        options_.loop->Post([this, call, lease, key, s] {
-          lease->pushes.erase(&call->ctx);
-          OnPushReply(key, lease, call, s);
-          calls_.Finish(&call->ctx);
-          delete call;
-        });
-      });
+  rpc::AsyncCall(*lease->stub, &rpc::CoreWorker::Stub::PrepareAsyncPushTask,
+                 &call->ctx, call->push_req, &call->push_reply,
+                 [this, call, lease, key = ks.key](grpc::Status s) {
+                   // The value lands now, on gRPC's thread, so that a caller
+                   // blocked in Get wakes without waiting for the loop;
+                   // bookkeeping follows there.
+                   if (s.ok()) {
+                     lease->answered.fetch_add(1);
+                     call->runs_again = RunsAgainForLostArgument(*call);
+                     if (!call->runs_again) ResolveReturn(call, key);
+                   }
+                   options_.loop->Post([this, call, lease, key, s] {
+                     lease->pushes.erase(&call->ctx);
+                     OnPushReply(key, lease, call, s);
+                     calls_.Finish(&call->ctx);
+                     delete call;
+                   });
+                 });
 }
 
 void TaskSubmitter::OnPushReply(const std::string& key,
@@ -597,9 +600,10 @@ void TaskSubmitter::Cancel(const TaskId& task, bool force, bool keep_children) {
     call->req.set_lease_id(pushed->second->lease_id);
     call->ctx.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::seconds(5));
-    pushed->second->stub->async()->CancelTask(
-        &call->ctx, &call->req, &call->reply,
-        [call](grpc::Status) { delete call; });
+    rpc::AsyncCall(*pushed->second->stub,
+                   &rpc::CoreWorker::Stub::PrepareAsyncCancelTask, &call->ctx,
+                   call->req, &call->reply,
+                   [call](grpc::Status) { delete call; });
   });
 }
 
@@ -642,24 +646,24 @@ void TaskSubmitter::DropLease(KeyState& ks, const std::shared_ptr<Lease>& lease,
     DeathLearned(lease, nullptr);
     return;
   }
-  RayletStub(lease->raylet)
-      ->async()
-      ->ReturnWorker(&call->ctx, &call->return_req, &call->return_reply,
-                     [this, call, lease, failed](grpc::Status s) {
-                       if (failed) {
-                         // Learned on the loop; a failed return says nothing
-                         // more.
-                         std::optional<rpc::ErrorInfo> death;
-                         if (s.ok() && call->return_reply.has_death()) {
-                           death = call->return_reply.death();
-                         }
-                         options_.loop->Post([this, lease, death] {
-                           DeathLearned(lease, death ? &*death : nullptr);
-                         });
-                       }
-                       calls_.Finish(&call->ctx);
-                       delete call;
+  rpc::AsyncCall(*RayletStub(lease->raylet),
+                 &rpc::Raylet::Stub::PrepareAsyncReturnWorker, &call->ctx,
+                 call->return_req, &call->return_reply,
+                 [this, call, lease, failed](grpc::Status s) {
+                   if (failed) {
+                     // Learned on the loop; a failed return says nothing
+                     // more.
+                     std::optional<rpc::ErrorInfo> death;
+                     if (s.ok() && call->return_reply.has_death()) {
+                       death = call->return_reply.death();
+                     }
+                     options_.loop->Post([this, lease, death] {
+                       DeathLearned(lease, death ? &*death : nullptr);
                      });
+                   }
+                   calls_.Finish(&call->ctx);
+                   delete call;
+                 });
 }
 
 void TaskSubmitter::FailQueued(KeyState& ks, const rpc::ErrorInfo& error) {

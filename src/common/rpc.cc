@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 
@@ -102,37 +103,6 @@ std::optional<Identity> IdentityOf(const Auth& auth, absl::string_view token) {
   return std::nullopt;
 }
 
-// gRPC serves the callback API from one process-wide completion queue that
-// each channel references from its first callback call until it is
-// destroyed; when the count reaches zero the queue is torn down, and a
-// channel made meanwhile races that teardown (an abort in
-// grpc_cq_internal_unref: "assertion failed: prior > 0"). Loom makes and
-// drops channels and servers all the time (a private cluster per test, stubs
-// per peer), so one channel, never destroyed, holds a reference for the life of
-// the process: it makes one callback call, to a socket that does not exist,
-// which fails at once.
-void HoldCallbackQueue() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct Keeper {
-      std::shared_ptr<grpc::Channel> channel =
-          grpc::CreateChannel("unix:/nonexistent/loom-callback-queue-keeper",
-                              grpc::InsecureChannelCredentials());
-      grpc::GenericStub stub{channel};
-      rpc::Context ctx;
-      grpc::ByteBuffer request, reply;
-    };
-    auto* keeper = new Keeper;  // never freed: it must outlive every channel
-    grpc::Slice empty("", 0);
-    keeper->request = grpc::ByteBuffer(&empty, 1);  // a default one is invalid
-    keeper->ctx.set_deadline(std::chrono::system_clock::now() +
-                             std::chrono::milliseconds(100));
-    keeper->stub.UnaryCall(&keeper->ctx, "/loom.Keeper/Hold", {},
-                           &keeper->request, &keeper->reply,
-                           [](grpc::Status) {});
-  });
-}
-
 }  // namespace
 
 namespace {
@@ -183,7 +153,8 @@ int ServerConnectionIdleMs() {
 
 std::unique_ptr<grpc::Server> TryStart(
     const std::vector<std::string>& hosts, int port,
-    const std::vector<grpc::Service*>& services, int* bound_port) {
+    const std::vector<grpc::Service*>& services, int* bound_port,
+    std::unique_ptr<grpc::ServerCompletionQueue>* cq) {
   grpc::ServerBuilder builder;
   for (const std::string& host : hosts) {
     builder.AddListeningPort(absl::StrCat(host, ":", port), ServerCredentials(),
@@ -202,6 +173,7 @@ std::unique_ptr<grpc::Server> TryStart(
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
                              ServerConnectionIdleMs());
   for (grpc::Service* s : services) builder.RegisterService(s);
+  if (cq != nullptr) *cq = builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || *bound_port == 0) return nullptr;
   return server;
@@ -226,16 +198,45 @@ int FreePort(const std::string& host) {
 
 }  // namespace
 
+namespace {
+std::atomic<bool> callback_queue_held{false};
+}  // namespace
+
+bool CallbackQueueHeld() { return callback_queue_held.load(); }
+
+void HoldCallbackQueue() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    callback_queue_held = true;
+    struct Keeper {
+      std::shared_ptr<grpc::Channel> channel =
+          grpc::CreateChannel("unix:/nonexistent/loom-callback-queue-keeper",
+                              grpc::InsecureChannelCredentials());
+      grpc::GenericStub stub{channel};
+      rpc::Context ctx;
+      grpc::ByteBuffer request, reply;
+    };
+    auto* keeper = new Keeper;  // never freed: it must outlive every channel
+    grpc::Slice empty("", 0);
+    keeper->request = grpc::ByteBuffer(&empty, 1);  // a default one is invalid
+    keeper->ctx.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::milliseconds(100));
+    keeper->stub.UnaryCall(&keeper->ctx, "/loom.Keeper/Hold", {},
+                           &keeper->request, &keeper->reply,
+                           [](grpc::Status) {});
+  });
+}
+
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     const std::string& host, int port,
     const std::vector<grpc::Service*>& services, int* bound_port,
-    bool also_loopback) {
-  HoldCallbackQueue();  // servers share that queue too
+    bool also_loopback, std::unique_ptr<grpc::ServerCompletionQueue>* cq) {
+  if (cq == nullptr) HoldCallbackQueue();  // callback servers share it
   if (const auto& tls = ProcessTls(); !tls.ok()) return tls.status();
   also_loopback =
       also_loopback && host != "0.0.0.0" && !IsLoopbackAddress(host);
   if (!also_loopback) {
-    auto server = TryStart({host}, port, services, bound_port);
+    auto server = TryStart({host}, port, services, bound_port, cq);
     if (server == nullptr) {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", host, ":", port));
@@ -248,7 +249,7 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     int p = port != 0 ? port : FreePort(host);
     if (p == 0) continue;
     *bound_port = 0;
-    auto server = TryStart({host, "127.0.0.1"}, p, services, bound_port);
+    auto server = TryStart({host, "127.0.0.1"}, p, services, bound_port, cq);
     if (server != nullptr) return server;
   }
   return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":",
@@ -260,7 +261,6 @@ namespace {
 // `args` (the caller's tuning), plus what every channel has.
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
                                           grpc::ChannelArguments args) {
-  HoldCallbackQueue();
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   // Reconnect quickly after a peer restarts (the head coming back).
@@ -356,7 +356,7 @@ void OnDenied(std::function<void(const Caller&, const Need&)> denied) {
   t.on_denied = std::move(denied);
 }
 
-std::optional<Caller> Admit(const grpc::CallbackServerContext& ctx,
+std::optional<Caller> Admit(const grpc::ServerContextBase& ctx,
                             const Need& need, grpc::Status* refusal) {
   std::shared_ptr<const Auth> auth = CurrentAuth();
   if (auth->send.empty()) {  // no token: every call is the cluster's

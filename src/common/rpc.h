@@ -98,17 +98,36 @@ void OnDenied(std::function<void(const Caller&, const Need&)> denied);
 // The caller of an admitted call; nullopt (the call finished with
 // `*refusal`: UNAUTHENTICATED or PERMISSION_DENIED) for one without the
 // token or outside its role.
-std::optional<Caller> Admit(const grpc::CallbackServerContext& ctx,
+std::optional<Caller> Admit(const grpc::ServerContextBase& ctx,
                             const Need& need, grpc::Status* refusal);
 
 // Binds host:port (0 picks a free port, written to *bound_port). Fails when
 // the port is taken: SO_REUSEPORT is off, so two daemons never share one.
 // With `also_loopback`, a host that is neither loopback nor 0.0.0.0 is
 // joined by 127.0.0.1 on the same port, so local clients can use either.
+// Services of asynchronous methods (async_server.h) pass `cq`, which
+// receives the server's completion queue.
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     const std::string& host, int port,
     const std::vector<grpc::Service*>& services, int* bound_port,
-    bool also_loopback = false);
+    bool also_loopback = false,
+    std::unique_ptr<grpc::ServerCompletionQueue>* cq = nullptr);
+
+// gRPC serves the callback API from one process-wide completion queue that
+// each channel references from its first callback call until it is
+// destroyed; when the count reaches zero the queue is torn down, and a
+// channel made meanwhile races that teardown (an abort in
+// grpc_cq_internal_unref: "assertion failed: prior > 0"). A process that
+// uses the callback API (the daemons; StartServer for a callback service
+// calls it) holds a reference for its whole life with this: one channel,
+// never destroyed, that makes one callback call, to a socket that does not
+// exist. Core workers do not use that API (async_call.h) and never call it:
+// the queue's threads would wake them every second.
+void HoldCallbackQueue();
+// Whether HoldCallbackQueue was called: a process that serves with the
+// callback API makes its calls with it too, so that Loom's call queue
+// (async_call.h) does not poll beside gRPC's.
+bool CallbackQueueHeld();
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 // A channel for bulk transfers (object chunks of several MiB): a TCP

@@ -175,6 +175,7 @@ int main(int argc, char** argv) {
   }
   std::string cluster_token = token.ok() ? *token : "";
   loom::rpc::SetClusterToken(cluster_token);
+  loom::rpc::HoldCallbackQueue();  // its servers and calls use that API
   loom::Metrics metrics;
   auto& refused =
       metrics.Counter("loom_rpc_unauthenticated_total",

@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   loom::rpc::SetClusterToken(*token);
+  loom::rpc::HoldCallbackQueue();  // its servers and calls use that API
   auto custom = loom::ParseResourcesJson(resources_json);
   if (!custom.ok()) {
     std::fprintf(stderr, "loom-raylet: %s\n",

@@ -5,7 +5,9 @@
 # between raylet and head), not to poll. Counted as voluntary context
 # switches, summed over each process's threads (/proc/PID/task/*/status).
 # gRPC's own threads (pollers, timers) are counted apart and printed: the
-# gRPC Debian ships (1.51) wakes them on its own schedule.
+# gRPC Debian ships (1.51) wakes them on its own schedule. An idle actor
+# makes no use of gRPC's callback API, whose pollers wake every second
+# (src/common/async_call.h): all its threads together wake at most 50 times.
 
 import collections
 import glob
@@ -67,6 +69,8 @@ def test_an_idle_cluster_sleeps(new_cluster):
     # 100 ms (~200), the fork server reaped every 200 ms (50).
     assert own["actor"] <= 5, own
     assert own["fork server"] <= 5, own
+    # gRPC's timers (~26 seen); with the callback API's pollers, ~90.
+    assert own["actor"] + grpc["actor"] <= 50, (own, grpc)
     # Heartbeats every 500 ms: the raylet's loop wakes to send each and to
     # read its reply (40); the head's to answer (20). The HTTP server's
     # listener adds ~5, and the log monitor wakes when a log of the session
@@ -86,13 +90,13 @@ def _thread_names(pid):
     return names
 
 
-@pytest.mark.parametrize("told, pollers", [(None, 2), ("8", 4)])
+@pytest.mark.parametrize("told, pollers", [(None, 1), ("8", 4)])
 def test_workers_size_grpc_by_the_cores_they_are_told(new_cluster, monkeypatch,
                                                       told, pollers):
-    # gRPC sizes its timer shards, callback pollers (one per two cores, at
-    # least two) and EventEngine threads by the cores it is told. Workers
-    # are told 1 (LOOM_GRPC_CORES from the raylet) unless the cluster was
-    # started with a number of its own.
+    # gRPC sizes its timer shards and EventEngine threads by the cores it is
+    # told, and Loom its call queue's threads (one per two cores, at least
+    # two; one for one core). Workers are told 1 (LOOM_GRPC_CORES from the
+    # raylet) unless the cluster was started with a number of its own.
     if told is None:
         monkeypatch.delenv("LOOM_GRPC_CORES", raising=False)
     else:
@@ -103,7 +107,13 @@ def test_workers_size_grpc_by_the_cores_they_are_told(new_cluster, monkeypatch,
     environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     assert f"LOOM_GRPC_CORES={told or 1}".encode() in environ
     names = _thread_names(pid)
-    assert names["nexting_thread"] == pollers, names
+    deadline = time.time() + 10
+    while "loom-rpc-calls" not in names and time.time() < deadline:
+        time.sleep(0.2)  # its first call out (task events) starts them
+        names = _thread_names(pid)
+    assert names["loom-rpc-calls"] == pollers, names
+    assert names["loom-rpc-serve"] == 1, names
+    assert "nexting_thread" not in names, names  # no callback API
     if told is not None:  # gRPC took this process's answer, not libgpr's
         assert names["event_engine"] >= int(told), names
     assert loom.get(actor.pid.remote()) == pid
