@@ -18,13 +18,17 @@ namespace loom {
 
 class CoreWorkerService {
  public:
+  // Pushed tasks arrive back to back (a submitter pipelines them).
+  static constexpr int kPushesWaiting = 8;
+
   explicit CoreWorkerService(CoreWorker* cw) {
     using S = rpc::CoreWorker::AsyncService;
     using rpc::Done;
     server_.Unary(
         &service_, &S::RequestPushTask, {"PushTask", Role::kSubmitter},
         [cw](const rpc::PushTaskRequest& req, rpc::PushTaskReply* reply,
-             Done done) { cw->HandlePushTask(req, reply, std::move(done)); });
+             Done done) { cw->HandlePushTask(req, reply, std::move(done)); },
+        kPushesWaiting);
     server_.Unary(&service_, &S::RequestAssignJob, {"AssignJob", Role::kAdmin},
                   [cw](const rpc::AssignJobRequest& req, rpc::AssignJobReply*,
                        Done done) { done(cw->HandleAssignJob(req)); });

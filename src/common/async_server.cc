@@ -14,7 +14,9 @@ absl::Status AsyncServer::Start(const std::string& host, int port,
     absl::MutexLock lock(&queue_->mu);
     queue_->cq = cq_.get();
   }
-  for (auto& method : methods_) method->Listen();
+  for (auto& method : methods_) {
+    for (int i = 0; i < method->Waiting(); ++i) method->Listen();
+  }
   thread_ = std::thread([cq = cq_.get()] { DrainQueue(cq, "loom-rpc-serve"); });
   return absl::OkStatus();
 }

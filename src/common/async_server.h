@@ -54,14 +54,16 @@ class AsyncServer {
   ~AsyncServer() { Shutdown(absl::ZeroDuration()); }
 
   // Serves `request` (&Service::RequestMethod) with
-  // handler(const Req&, Reply*, Done). Before Start.
+  // handler(const Req&, Reply*, Done). Before Start. `waiting` calls are
+  // asked for at a time: a hot method takes more than one, so that calls
+  // arriving together need not wait for the queue's thread to ask again.
   template <typename Service, typename Base, typename Req, typename Reply,
             typename Handler>
   void Unary(Service* service, RequestUnary<Base, Req, Reply> request,
-             Need need, Handler handler) {
+             Need need, Handler handler, int waiting = 1) {
     Base* base = service;
     methods_.push_back(std::make_unique<Method<Req, Reply>>(
-        queue_, need,
+        queue_, need, waiting,
         [base, request](grpc::ServerContext* ctx, Req* req,
                         grpc::ServerAsyncResponseWriter<Reply>* writer,
                         grpc::ServerCompletionQueue* cq, void* tag) {
@@ -89,6 +91,7 @@ class AsyncServer {
   struct MethodBase {
     virtual ~MethodBase() = default;
     virtual void Listen() = 0;  // for the next call
+    virtual int Waiting() const = 0;
   };
 
   template <typename Req, typename Reply>
@@ -120,14 +123,18 @@ class AsyncServer {
     using Handler = std::function<void(const Req&, Reply*, Done)>;
     std::shared_ptr<Queue> queue;
     Need need;
+    int waiting;
     Request request;
     Handler handler;
 
-    Method(std::shared_ptr<Queue> q, Need n, Request r, Handler h)
+    Method(std::shared_ptr<Queue> q, Need n, int w, Request r, Handler h)
         : queue(std::move(q)),
           need(n),
+          waiting(w),
           request(std::move(r)),
           handler(std::move(h)) {}
+
+    int Waiting() const override { return waiting; }
 
     void Listen() override {
       auto call = std::make_shared<Call<Req, Reply>>();
