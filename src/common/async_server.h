@@ -105,6 +105,7 @@ class AsyncServer {
     grpc::ServerAsyncResponseWriter<Reply> writer{&ctx};
     Method<Req, Reply>* method = nullptr;
     bool arrived = false;
+    bool sent = false;  // its reply (queue's mutex): a second done is ignored
     std::shared_ptr<Call> queued;  // itself, while a tag of its is queued
 
     void Complete(bool ok) override {
@@ -161,7 +162,8 @@ class AsyncServer {
     static void Send(Queue* queue, std::shared_ptr<Call<Req, Reply>> call,
                      const grpc::Status& status) {
       absl::MutexLock lock(&queue->mu);
-      if (queue->cq == nullptr || call->queued != nullptr) return;
+      if (queue->cq == nullptr || call->sent) return;
+      call->sent = true;
       call->queued = call;
       call->writer.Finish(call->reply, status, call.get());
     }
