@@ -20,6 +20,15 @@ constexpr size_t kMaxNodeIpBytes = 256;
 constexpr int64_t kMaxPollMs = 60000;
 constexpr int64_t kDefaultFlushMs = 2000;
 
+// The job a poll or flush of its output names, once its wait is in range.
+absl::StatusOr<JobId> AskedJob(const std::string& job_id, int64_t timeout_ms) {
+  auto job = ParseId<JobId>(job_id, "job_id");
+  if (job.ok() && (timeout_ms < 0 || timeout_ms > kMaxPollMs)) {
+    return absl::InvalidArgumentError("timeout_ms must be in [0, 60000]");
+  }
+  return job;
+}
+
 }  // namespace
 
 void GcsServer::ForgetLogsLater(const std::string& job_id) {
@@ -59,11 +68,8 @@ void GcsServer::HandlePublishLogs(const rpc::PublishLogsRequest& req,
 
 void GcsServer::HandlePollLogs(const rpc::PollLogsRequest& req,
                                rpc::PollLogsReply* reply, Done done) {
-  auto job = ParseId<JobId>(req.job_id(), "job_id");
+  auto job = AskedJob(req.job_id(), req.timeout_ms());
   if (!job.ok()) return done(job.status());
-  if (req.timeout_ms() < 0 || req.timeout_ms() > kMaxPollMs) {
-    return done(absl::InvalidArgumentError("timeout_ms must be in [0, 60000]"));
-  }
   absl::Status s =
       logs_.Poll(*job, req.after_seq(), absl::Milliseconds(req.timeout_ms()),
                  [reply, done](std::vector<rpc::LogBatch> batches, int64_t last,
@@ -78,11 +84,8 @@ void GcsServer::HandlePollLogs(const rpc::PollLogsRequest& req,
 
 void GcsServer::HandleFlushLogs(const rpc::FlushLogsRequest& req,
                                 rpc::FlushLogsReply* reply, Done done) {
-  auto job = ParseId<JobId>(req.job_id(), "job_id");
+  auto job = AskedJob(req.job_id(), req.timeout_ms());
   if (!job.ok()) return done(job.status());
-  if (req.timeout_ms() < 0 || req.timeout_ms() > kMaxPollMs) {
-    return done(absl::InvalidArgumentError("timeout_ms must be in [0, 60000]"));
-  }
   std::vector<std::string> raylets;
   for (const NodeState& alive : nodes_.alive()) {
     raylets.push_back(RayletAddress(*nodes_.Find(alive.node_id)));
