@@ -181,6 +181,9 @@ void JobManager::OnEntrypointExit(const rpc::ReportEntrypointExitRequest& req) {
   auto it = jobs_.find(req.submission_id());
   if (it == jobs_.end() || Ended(it->second.status())) return;
   rpc::JobSubmission& job = it->second;
+  // The report can overtake StartEntrypoint's reply (a quick command): the
+  // node that ran it is where its output is read from.
+  if (job.node_id().empty()) job.set_node_id(req.node_id());
   job.set_exit_code(req.exit_code());
   if (job.stop_requested()) {
     return End(job, rpc::JobSubmission::STOPPED, "stopped by a user");

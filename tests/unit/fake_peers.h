@@ -62,7 +62,8 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
     absl::MutexLock lock(&mu_);
     turns_ = std::move(turns);
   }
-  // Grants wait (as for a worker starting) until ReleaseGrants.
+  // Grants (and entrypoint starts) wait, as for a worker starting, until
+  // ReleaseGrants.
   void HoldGrants() {
     absl::MutexLock lock(&mu_);
     hold_ = true;
@@ -114,6 +115,19 @@ class FakeRaylet : public rpc::Raylet::CallbackService {
       reply->mutable_worker()->set_worker_id("worker-" +
                                              std::to_string(leases_));
     }
+    if (hold_) {
+      held_.push_back(ctx->DefaultReactor());
+      return held_.back();
+    }
+    return Done(ctx, grpc::Status::OK);
+  }
+  // Starts nothing: answers started, pid 4242 (held as grants are).
+  grpc::ServerUnaryReactor* StartEntrypoint(
+      grpc::CallbackServerContext* ctx, const rpc::StartEntrypointRequest*,
+      rpc::StartEntrypointReply* reply) override {
+    absl::MutexLock lock(&mu_);
+    reply->set_started(true);
+    reply->set_pid(4242);
     if (hold_) {
       held_.push_back(ctx->DefaultReactor());
       return held_.back();
