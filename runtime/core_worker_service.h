@@ -28,7 +28,7 @@ class CoreWorkerService {
         &service_, &S::RequestPushTask, {"PushTask", Role::kSubmitter},
         [cw](const rpc::PushTaskRequest& req, rpc::PushTaskReply* reply,
              Done done) { cw->HandlePushTask(req, reply, std::move(done)); },
-        kPushesWaiting);
+        {.waiting = kPushesWaiting});
     server_.Unary(&service_, &S::RequestAssignJob, {"AssignJob", Role::kAdmin},
                   [cw](const rpc::AssignJobRequest& req, rpc::AssignJobReply*,
                        Done done) { done(cw->HandleAssignJob(req)); });

@@ -1,13 +1,15 @@
 #include "src/common/async_server.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace loom::rpc {
 
 absl::Status AsyncServer::Start(const std::string& host, int port,
-                                grpc::Service* service, int* bound_port) {
-  auto server = StartServer(host, port, {service}, bound_port,
-                            /*also_loopback=*/false, &cq_);
+                                grpc::Service* service, int* bound_port,
+                                bool also_loopback, int threads) {
+  auto server =
+      StartServer(host, port, {service}, bound_port, also_loopback, &cq_);
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
   {
@@ -17,7 +19,10 @@ absl::Status AsyncServer::Start(const std::string& host, int port,
   for (auto& method : methods_) {
     for (int i = 0; i < method->Waiting(); ++i) method->Listen();
   }
-  thread_ = std::thread([cq = cq_.get()] { DrainQueue(cq, "loom-rpc-serve"); });
+  for (int i = 0; i < std::max(threads, 1); ++i) {
+    threads_.emplace_back(
+        [cq = cq_.get()] { DrainQueue(cq, "loom-rpc-serve"); });
+  }
   return absl::OkStatus();
 }
 
@@ -32,7 +37,8 @@ void AsyncServer::Shutdown(absl::Duration grace) {
     queue_->cq = nullptr;
   }
   cq_->Shutdown();
-  thread_.join();  // every queued tag completed (not ok) and freed
+  for (auto& t : threads_) t.join();  // every queued tag completed and freed
+  threads_.clear();
   server_.reset();
 }
 

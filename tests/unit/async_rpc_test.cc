@@ -1,7 +1,8 @@
 // AsyncServer and AsyncCall (src/common/async_server.h, async_call.h), the
 // core workers' rpc without gRPC's callback API: replies sent from any
 // thread, calls without the cluster token refused before the handler runs,
-// and a reply sent after the server stopped dropped without harm.
+// a reply sent after the server stopped dropped without harm, and what a
+// handler learns of its call (caller, deadline, a caller that left).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -90,6 +91,54 @@ TEST(AsyncServer, AReplyAfterShutdownIsDropped) {
   done(absl::OkStatus());  // twice: still nothing
   server.reset();
   done(absl::OkStatus());  // the server is gone: the call's state is not
+}
+
+TEST(AsyncServer, AHandlerSeesItsCallerAndDeadlineAndAWatchedCallerLeaving) {
+  rpc::SetClusterToken("async-test-token");
+  S service;
+  rpc::AsyncServer server;
+  std::promise<rpc::Incoming> seen;
+  std::promise<rpc::Done> held;
+  server.Unary(&service, &S::RequestExit, {"Exit", Role::kAdmin},
+               [&](const rpc::ExitRequest&, rpc::ExitReply*, rpc::Done done,
+                   const rpc::Incoming& in) {
+                 seen.set_value(in);
+                 held.set_value(std::move(done));
+               },
+               {.watch = true});
+  int port = 0;
+  // Two threads drain the queue: a reply may come from either.
+  ASSERT_TRUE(server
+                  .Start("127.0.0.1", 0, &service, &port,
+                         /*also_loopback=*/false, /*threads=*/2)
+                  .ok());
+  auto stub = rpc::CoreWorker::NewStub(
+      rpc::MakeChannel("127.0.0.1:" + std::to_string(port)));
+  rpc::Context ctx;
+  rpc::SetTimeout(&ctx, 300);
+  absl::Time sent = absl::Now();
+  rpc::ExitRequest req;
+  rpc::ExitReply reply;
+  std::promise<grpc::Status> finished;
+  rpc::AsyncCall(*stub, &rpc::CoreWorker::Stub::PrepareAsyncExit, &ctx, req,
+                 &reply, [&](grpc::Status s) { finished.set_value(s); });
+  rpc::Incoming in = seen.get_future().get();
+  EXPECT_TRUE(in.caller.who.cluster());  // the cluster token's
+  EXPECT_NE(in.caller.peer.find("127.0.0.1"), std::string::npos);
+  EXPECT_GT(in.deadline, sent);
+  EXPECT_LT(in.deadline, sent + absl::Seconds(1));
+  EXPECT_FALSE(in.gone());  // the caller still waits
+  // Its deadline passes: the caller gives up, and the handler can tell.
+  EXPECT_EQ(finished.get_future().get().error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (!in.gone() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(in.gone());
+  held.get_future().get()(absl::OkStatus());  // too late: nobody hears it
+  server.Shutdown(absl::ZeroDuration());
+  rpc::SetClusterToken("");
 }
 
 }  // namespace
