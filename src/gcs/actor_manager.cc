@@ -11,6 +11,7 @@
 #include "proto/raylet.grpc.pb.h"
 #include "proto/worker.grpc.pb.h"
 #include "scheduler/resource_set.h"
+#include "src/common/async_call.h"
 #include "src/common/daemon.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
@@ -282,8 +283,10 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
   rpc::SetTimeout(&call->ctx, 30000);
   std::string node_id = node.node_id();
   if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
-  clients_->Stub<rpc::Raylet>(raylet)->async()->RequestWorkerLease(
-      &call->ctx, &call->req, &call->reply,
+  rpc::AsyncCall(
+      *clients_->Stub<rpc::Raylet>(raylet),
+      &rpc::Raylet::Stub::PrepareAsyncRequestWorkerLease, &call->ctx, call->req,
+      &call->reply,
       [this, loop = loop_, call, id, attempt, raylet, node_id](grpc::Status s) {
         calls_.Finish(&call->ctx);
         loop->Post([this, call, id, attempt, raylet, node_id, s] {
@@ -300,11 +303,13 @@ void ActorManager::Lease(const ActorId& id, int64_t attempt,
               ret->req.set_worker_failed(true);
               rpc::SetTimeout(&ret->ctx, 5000);
               if (!calls_.Start(&ret->ctx)) return delete ret;
-              clients_->Stub<rpc::Raylet>(raylet)->async()->ReturnWorker(
-                  &ret->ctx, &ret->req, &ret->reply, [this, ret](grpc::Status) {
-                    calls_.Finish(&ret->ctx);
-                    delete ret;
-                  });
+              rpc::AsyncCall(*clients_->Stub<rpc::Raylet>(raylet),
+                             &rpc::Raylet::Stub::PrepareAsyncReturnWorker,
+                             &ret->ctx, ret->req, &ret->reply,
+                             [this, ret](grpc::Status) {
+                               calls_.Finish(&ret->ctx);
+                               delete ret;
+                             });
             }
             return;
           }
@@ -351,69 +356,69 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
   call->req.set_lease_id(a.lease_id);
   rpc::Address address = worker;
   if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
-  clients_->Stub<rpc::CoreWorker>(HostPort(worker))
-      ->async()
-      ->PushTask(
-          &call->ctx, &call->req, &call->reply,
-          [this, loop = loop_, call, id, attempt, address](grpc::Status s) {
-            calls_.Finish(&call->ctx);
-            loop->Post([this, call, id, attempt, address, s] {
-              std::unique_ptr<Call<rpc::PushTaskRequest, rpc::PushTaskReply>>
-                  owned(call);
-              auto it = actors_.find(id);
-              if (it == actors_.end() || it->second->attempt != attempt) {
-                return;
-              }
-              Actor& a = *it->second;
-              if (!s.ok() && NeverConnected(s) && !a.stopping &&
-                  a.unreachable_workers < kUnreachableWorkers) {
-                // The creation never reached that worker: another one is
-                // leased, not counted as a restart (the constructor did
-                // not run).
-                ++a.unreachable_workers;
-                spdlog::warn(
-                    "actor {}: its worker at {} could not be "
-                    "reached ({}); leasing another",
-                    id.Hex(), HostPort(address), s.error_message());
-                Stop(a);
-                Bind(id, a, "");
-                clients_->Drop(HostPort(address));
-                return Schedule(id);
-              }
-              if (!s.ok() && NeverConnected(s)) {
-                return Died(id, attempt,
-                            absl::StrCat("the actor's leased workers could "
-                                         "not be reached (",
-                                         a.unreachable_workers + 1,
-                                         " in a row): ", s.error_message()));
-              }
-              if (!s.ok()) {
-                return Died(id, attempt,
-                            "the actor's process died while it was being "
-                            "created: " +
-                                s.error_message());
-              }
-              if (!call->reply.ok()) {
-                a.stopping = true;  // its constructor fails: no restart
-                Stop(a);
-                return MarkDead(a, "the actor's factory failed: " +
-                                       call->reply.error().type() + ": " +
-                                       call->reply.error().message());
-              }
-              if (a.stopping) {  // killed while being created
-                Stop(a);
-                return;
-              }
-              *a.info.mutable_address() = address;
-              a.info.set_pid(call->reply.pid());
-              a.info.set_state(rpc::ActorInfo::ALIVE);
-              spdlog::info("actor {} alive at {}", id.Hex(), HostPort(address));
-              // The head calls an actor only to create it: a channel kept
-              // would cost memory and a keepalive per actor.
-              clients_->Drop(HostPort(address));
-              Answer(a);
-            });
-          });
+  rpc::AsyncCall(
+      *clients_->Stub<rpc::CoreWorker>(HostPort(worker)),
+      &rpc::CoreWorker::Stub::PrepareAsyncPushTask, &call->ctx, call->req,
+      &call->reply,
+      [this, loop = loop_, call, id, attempt, address](grpc::Status s) {
+        calls_.Finish(&call->ctx);
+        loop->Post([this, call, id, attempt, address, s] {
+          std::unique_ptr<Call<rpc::PushTaskRequest, rpc::PushTaskReply>> owned(
+              call);
+          auto it = actors_.find(id);
+          if (it == actors_.end() || it->second->attempt != attempt) {
+            return;
+          }
+          Actor& a = *it->second;
+          if (!s.ok() && NeverConnected(s) && !a.stopping &&
+              a.unreachable_workers < kUnreachableWorkers) {
+            // The creation never reached that worker: another one is
+            // leased, not counted as a restart (the constructor did
+            // not run).
+            ++a.unreachable_workers;
+            spdlog::warn(
+                "actor {}: its worker at {} could not be "
+                "reached ({}); leasing another",
+                id.Hex(), HostPort(address), s.error_message());
+            Stop(a);
+            Bind(id, a, "");
+            clients_->Drop(HostPort(address));
+            return Schedule(id);
+          }
+          if (!s.ok() && NeverConnected(s)) {
+            return Died(id, attempt,
+                        absl::StrCat("the actor's leased workers could "
+                                     "not be reached (",
+                                     a.unreachable_workers + 1,
+                                     " in a row): ", s.error_message()));
+          }
+          if (!s.ok()) {
+            return Died(id, attempt,
+                        "the actor's process died while it was being "
+                        "created: " +
+                            s.error_message());
+          }
+          if (!call->reply.ok()) {
+            a.stopping = true;  // its constructor fails: no restart
+            Stop(a);
+            return MarkDead(
+                a, "the actor's factory failed: " + call->reply.error().type() +
+                       ": " + call->reply.error().message());
+          }
+          if (a.stopping) {  // killed while being created
+            Stop(a);
+            return;
+          }
+          *a.info.mutable_address() = address;
+          a.info.set_pid(call->reply.pid());
+          a.info.set_state(rpc::ActorInfo::ALIVE);
+          spdlog::info("actor {} alive at {}", id.Hex(), HostPort(address));
+          // The head calls an actor only to create it: a channel kept
+          // would cost memory and a keepalive per actor.
+          clients_->Drop(HostPort(address));
+          Answer(a);
+        });
+      });
 }
 
 void ActorManager::Bind(const ActorId& id, Actor& a,
@@ -481,11 +486,12 @@ void ActorManager::Stop(Actor& a) {
   rpc::SetTimeout(&ret->ctx, 5000);
   a.lease_id.clear();
   if (!calls_.Start(&ret->ctx)) return delete ret;  // shutting down
-  clients_->Stub<rpc::Raylet>(a.raylet)->async()->ReturnWorker(
-      &ret->ctx, &ret->req, &ret->reply, [this, ret](grpc::Status) {
-        calls_.Finish(&ret->ctx);
-        delete ret;
-      });
+  rpc::AsyncCall(*clients_->Stub<rpc::Raylet>(a.raylet),
+                 &rpc::Raylet::Stub::PrepareAsyncReturnWorker, &ret->ctx,
+                 ret->req, &ret->reply, [this, ret](grpc::Status) {
+                   calls_.Finish(&ret->ctx);
+                   delete ret;
+                 });
 }
 
 void ActorManager::MarkDead(Actor& a, const std::string& cause) {

@@ -98,10 +98,7 @@ void GcsServer::HandleFlushLogs(const rpc::FlushLogsRequest& req,
       clients_, log_flushes_, loop_, raylets,
       std::vector<rpc::FlushJobLogsRequest>(raylets.size(), flush),
       req.timeout_ms() > 0 ? req.timeout_ms() : kDefaultFlushMs,
-      [](auto* async, auto* ctx, auto* r, auto* out, auto cb) {
-        async->FlushLogs(ctx, r, out, std::move(cb));
-      },
-      "",
+      &rpc::Raylet::Stub::PrepareAsyncFlushLogs, "",
       [this, id = *job, reply, done](std::vector<rpc::FlushJobLogsReply>,
                                      std::vector<std::string>) {
         reply->set_last_seq(logs_.last_seq(id));

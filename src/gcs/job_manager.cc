@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "proto/raylet.grpc.pb.h"
 #include "scheduler/resource_set.h"
+#include "src/common/async_call.h"
 #include "src/common/ids.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
@@ -146,17 +147,17 @@ void JobManager::Stop(const std::string& id,
     call->req.set_submission_id(id);
     rpc::SetTimeout(&call->ctx, 5000);
     if (!calls_.Start(&call->ctx)) return delete call;
-    options_.clients->Stub<rpc::Raylet>(RayletAddress(node))
-        ->async()
-        ->StopEntrypoint(
-            &call->ctx, &call->req, &call->reply, [this, call](grpc::Status s) {
-              calls_.Finish(&call->ctx);
-              if (!s.ok()) {
-                spdlog::warn("stopping job {}: {}", call->req.submission_id(),
-                             s.error_message());
-              }
-              delete call;
-            });
+    rpc::AsyncCall(*options_.clients->Stub<rpc::Raylet>(RayletAddress(node)),
+                   &rpc::Raylet::Stub::PrepareAsyncStopEntrypoint, &call->ctx,
+                   call->req, &call->reply, [this, call](grpc::Status s) {
+                     calls_.Finish(&call->ctx);
+                     if (!s.ok()) {
+                       spdlog::warn("stopping job {}: {}",
+                                    call->req.submission_id(),
+                                    s.error_message());
+                     }
+                     delete call;
+                   });
   }
 }
 
@@ -289,9 +290,9 @@ void JobManager::Start(const std::string& id, const rpc::NodeInfo& node) {
       delete call;
     });
   };
-  options_.clients->Stub<rpc::Raylet>(RayletAddress(node))
-      ->async()
-      ->StartEntrypoint(&call->ctx, &call->req, &call->reply, cb);
+  rpc::AsyncCall(*options_.clients->Stub<rpc::Raylet>(RayletAddress(node)),
+                 &rpc::Raylet::Stub::PrepareAsyncStartEntrypoint, &call->ctx,
+                 call->req, &call->reply, cb);
 }
 
 void JobManager::End(rpc::JobSubmission& job, rpc::JobSubmission::Status status,

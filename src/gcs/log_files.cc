@@ -44,10 +44,7 @@ void GcsServer::ListLogsOf(const std::vector<std::string>& node_ids,
   CallPeers<rpc::Raylet, rpc::ListLogFilesReply>(
       clients_, log_reads_, loop_, raylets,
       std::vector<rpc::ListLogFilesRequest>(raylets.size()), kLogCallMs,
-      [](auto* async, auto* ctx, auto* req, auto* out, auto cb) {
-        async->ListLogFiles(ctx, req, out, std::move(cb));
-      },
-      "",
+      &rpc::Raylet::Stub::PrepareAsyncListLogFiles, "",
       [reply, done](std::vector<rpc::ListLogFilesReply> files,
                     std::vector<std::string> errors) {
         for (size_t i = 0; i < files.size(); ++i) {
@@ -75,10 +72,7 @@ void GcsServer::HandleReadLog(const rpc::ReadLogRequest& req,
   }
   CallPeer<rpc::Raylet, rpc::ReadLogFileReply>(
       clients_, log_reads_, loop_, RayletAddress(*target), req.read(),
-      kLogCallMs,
-      [](auto* async, auto* ctx, auto* ask, auto* out, auto cb) {
-        async->ReadLogFile(ctx, ask, out, std::move(cb));
-      },
+      kLogCallMs, &rpc::Raylet::Stub::PrepareAsyncReadLogFile,
       [reply, done](const grpc::Status& s, rpc::ReadLogFileReply read) {
         if (s.ok()) reply->mutable_read()->Swap(&read);
         done(rpc::ToAbsl(s));

@@ -42,10 +42,7 @@ void GcsServer::AskNodeStats(const std::vector<std::string>& node_ids,
   CallPeers<rpc::Raylet, rpc::GetNodeStatsReply>(
       clients_, log_reads_, loop_, raylets,
       std::vector<rpc::GetNodeStatsRequest>(node_ids.size()), kStatsCallMs,
-      [](auto* async, auto* ctx, auto* req, auto* reply, auto cb) {
-        async->GetNodeStats(ctx, req, reply, std::move(cb));
-      },
-      "not alive",
+      &rpc::Raylet::Stub::PrepareAsyncGetNodeStats, "not alive",
       [node_ids, done](std::vector<rpc::GetNodeStatsReply> stats,
                        std::vector<std::string> errors) {
         for (size_t i = 0; i < stats.size(); ++i) {
@@ -71,10 +68,7 @@ void GcsServer::AskReferences(
   }
   CallPeers<rpc::CoreWorker, rpc::GetReferencesReply>(
       clients_, log_reads_, loop_, owners, std::move(asks), kReferencesCallMs,
-      [](auto* async, auto* ctx, auto* req, auto* reply, auto cb) {
-        async->GetReferences(ctx, req, reply, std::move(cb));
-      },
-      "no owner recorded",
+      &rpc::CoreWorker::Stub::PrepareAsyncGetReferences, "no owner recorded",
       [done](std::vector<rpc::GetReferencesReply> replies,
              std::vector<std::string> errors) {
         done({std::move(replies), std::move(errors)});

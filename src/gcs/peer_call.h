@@ -10,9 +10,7 @@
 //   CallPeer<rpc::Raylet, rpc::GetNodeStatsReply>(
 //       clients_, log_reads_, loop_, RayletAddress(node),
 //       rpc::GetNodeStatsRequest(), 5000,
-//       [](auto* async, auto* ctx, auto* req, auto* reply, auto cb) {
-//         async->GetNodeStats(ctx, req, reply, std::move(cb));
-//       },
+//       &rpc::Raylet::Stub::PrepareAsyncGetNodeStats,
 //       [](const grpc::Status& s, rpc::GetNodeStatsReply reply) { ... });
 #ifndef LOOM_GCS_PEER_CALL_H_
 #define LOOM_GCS_PEER_CALL_H_
@@ -23,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "src/common/async_call.h"
 #include "src/common/calls_in_flight.h"
 #include "src/common/client_pool.h"
 #include "src/common/event_loop.h"
@@ -32,10 +31,11 @@ namespace loom::gcs {
 
 // `send_as`: a credential sent instead of the head's own (rpc::Context),
 // for a peer whose address did not come from the cluster.
-template <typename Service, typename Reply, typename Request, typename Start>
+template <typename Service, typename Reply, typename Request>
 void CallPeer(ClientPool& clients, CallsInFlight& calls, EventLoop& loop,
               const std::string& address, Request req, int64_t timeout_ms,
-              Start start, std::function<void(const grpc::Status&, Reply)> then,
+              rpc::PrepareUnary<typename Service::Stub, Request, Reply> method,
+              std::function<void(const grpc::Status&, Reply)> then,
               const std::string& send_as = "") {
   struct Call {
     explicit Call(const std::string& as) : ctx(as) {}
@@ -52,26 +52,27 @@ void CallPeer(ClientPool& clients, CallsInFlight& calls, EventLoop& loop,
         grpc::Status(grpc::StatusCode::UNAVAILABLE, "the head is stopping"),
         Reply());
   }
-  start(clients.Stub<Service>(address)->async(), &call->ctx, &call->req,
-        &call->reply,
-        [&calls, &loop, call, then = std::move(then)](grpc::Status s) mutable {
-          loop.Post([s, reply = std::move(call->reply),
-                     then = std::move(then)]() mutable {
-            then(s, std::move(reply));
-          });
-          calls.Finish(&call->ctx);
-          delete call;
-        });
+  rpc::AsyncCall(
+      *clients.Stub<Service>(address), method, &call->ctx, call->req,
+      &call->reply,
+      [&calls, &loop, call, then = std::move(then)](grpc::Status s) mutable {
+        loop.Post(
+            [s, reply = std::move(call->reply),
+             then = std::move(then)]() mutable { then(s, std::move(reply)); });
+        calls.Finish(&call->ctx);
+        delete call;
+      });
 }
 
 // Calls each of `addresses` with its request at once (as CallPeer); `done`
 // gets every reply, in order, on the loop once the last is in, and errors[i]
 // saying why call i failed ("" when it did not). An empty address is not
 // called: its error is `missing`.
-template <typename Service, typename Reply, typename Request, typename Start>
+template <typename Service, typename Reply, typename Request>
 void CallPeers(ClientPool& clients, CallsInFlight& calls, EventLoop& loop,
                const std::vector<std::string>& addresses,
-               std::vector<Request> reqs, int64_t timeout_ms, Start start,
+               std::vector<Request> reqs, int64_t timeout_ms,
+               rpc::PrepareUnary<typename Service::Stub, Request, Reply> method,
                const std::string& missing,
                std::function<void(std::vector<Reply> replies,
                                   std::vector<std::string> errors)>
@@ -98,7 +99,7 @@ void CallPeers(ClientPool& clients, CallsInFlight& calls, EventLoop& loop,
     ++*pending;
     CallPeer<Service, Reply>(
         clients, calls, loop, addresses[i], std::move(reqs[i]), timeout_ms,
-        start,
+        method,
         [out, finish_one, i](const grpc::Status& s, Reply reply) {
           if (s.ok()) {
             out->replies[i] = std::move(reply);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "proto/raylet.grpc.pb.h"
 #include "scheduler/resource_set.h"
+#include "src/common/async_call.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 
@@ -356,15 +357,12 @@ void PlacementGroupManager::SendBundle(const std::string& raylet,
       delete call;
     });
   };
-  auto stub = clients_->Stub<rpc::Raylet>(raylet);
-  auto* async = stub->async();
-  if (method == "prepare") {
-    async->PrepareBundle(&call->ctx, &call->req, &call->reply, cb);
-  } else if (method == "commit") {
-    async->CommitBundle(&call->ctx, &call->req, &call->reply, cb);
-  } else {
-    async->ReleaseBundle(&call->ctx, &call->req, &call->reply, cb);
-  }
+  using Stub = rpc::Raylet::Stub;
+  auto prepare = method == "prepare"  ? &Stub::PrepareAsyncPrepareBundle
+                 : method == "commit" ? &Stub::PrepareAsyncCommitBundle
+                                      : &Stub::PrepareAsyncReleaseBundle;
+  rpc::AsyncCall(*clients_->Stub<rpc::Raylet>(raylet), prepare, &call->ctx,
+                 call->req, &call->reply, std::move(cb));
 }
 
 void PlacementGroupManager::Answer(Group& g) {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "proto/gcs.grpc.pb.h"
+#include "src/common/async_call.h"
 #include "src/common/auth.h"
 #include "src/common/process.h"
 #include "src/common/rpc.h"
@@ -246,18 +247,17 @@ void Entrypoints::Report(rpc::ReportEntrypointExitRequest report) {
   auto* call = new Call;
   call->req = std::move(report);
   rpc::SetTimeout(&call->ctx, 5000);
-  options_.clients->Stub<rpc::Gcs>(options_.gcs_address)
-      ->async()
-      ->ReportEntrypointExit(
-          &call->ctx, &call->req, &call->reply,
-          [this, call, loop = options_.loop](grpc::Status s) {
-            loop->Post([this, call, s] {
-              std::string id = call->req.submission_id();
-              reporting_.erase(id);
-              if (s.ok()) unreported_.erase(id);
-              delete call;
-            });
-          });
+  rpc::AsyncCall(*options_.clients->Stub<rpc::Gcs>(options_.gcs_address),
+                 &rpc::Gcs::Stub::PrepareAsyncReportEntrypointExit, &call->ctx,
+                 call->req, &call->reply,
+                 [this, call, loop = options_.loop](grpc::Status s) {
+                   loop->Post([this, call, s] {
+                     std::string id = call->req.submission_id();
+                     reporting_.erase(id);
+                     if (s.ok()) unreported_.erase(id);
+                     delete call;
+                   });
+                 });
 }
 
 void Entrypoints::KillAll() {

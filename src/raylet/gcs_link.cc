@@ -74,8 +74,9 @@ void GcsLink::Heartbeat() {
   auto call = std::make_shared<Call>();
   options_.fill_heartbeat(&call->req);
   rpc::SetTimeout(&call->ctx, 2000);
-  stub_->async()->Heartbeat(
-      &call->ctx, &call->req, &call->reply, [this, call](grpc::Status s) {
+  rpc::AsyncCall(
+      *stub_, &rpc::Gcs::Stub::PrepareAsyncHeartbeat, &call->ctx, call->req,
+      &call->reply, [this, call](grpc::Status s) {
         options_.loop->Post([this, call, s] {
           in_flight_ = false;
           absl::Duration next = options_.heartbeat_period;
@@ -120,8 +121,9 @@ void GcsLink::ReRegister() {
   auto call = std::make_shared<Call>();
   call->req = Registration();
   rpc::SetTimeout(&call->ctx, 2000);
-  stub_->async()->RegisterNode(
-      &call->ctx, &call->req, &call->reply, [this, call](grpc::Status s) {
+  rpc::AsyncCall(
+      *stub_, &rpc::Gcs::Stub::PrepareAsyncRegisterNode, &call->ctx, call->req,
+      &call->reply, [this, call](grpc::Status s) {
         if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
           options_.loop->Post([this, s] {
             stopped_ = true;
@@ -137,8 +139,8 @@ void GcsLink::ReRegister() {
 }
 
 template <typename Request, typename Reply>
-void GcsLink::Report(AsyncMethod<Request, Reply> send, Request req,
-                     absl::Time give_up, int tries) {
+void GcsLink::Report(rpc::PrepareUnary<rpc::Gcs::Stub, Request, Reply> send,
+                     Request req, absl::Time give_up, int tries) {
   struct Call {
     rpc::Context ctx;
     Request req;
@@ -147,8 +149,8 @@ void GcsLink::Report(AsyncMethod<Request, Reply> send, Request req,
   auto call = std::make_shared<Call>();
   call->req = std::move(req);
   rpc::SetTimeout(&call->ctx, 5000);
-  (stub_->async()->*send)(
-      &call->ctx, &call->req, &call->reply,
+  rpc::AsyncCall(
+      *stub_, send, &call->ctx, call->req, &call->reply,
       [this, send, call, give_up, tries](grpc::Status s) {
         // Reports say the same thing twice harmlessly: one the head was too
         // busy to answer in time is sent again, as one it never got.
@@ -177,7 +179,7 @@ void GcsLink::MarkJobFinished(const std::string& job_id, bool driver_died) {
   req.set_job_id(job_id);
   req.set_driver_died(driver_died);
   Report<rpc::MarkJobFinishedRequest, rpc::MarkJobFinishedReply>(
-      &rpc::Gcs::Stub::async::MarkJobFinished, std::move(req),
+      &rpc::Gcs::Stub::PrepareAsyncMarkJobFinished, std::move(req),
       absl::Now() + rpc::HeadWait());
 }
 
@@ -188,7 +190,7 @@ void GcsLink::ReportWorkerDeath(const WorkerId& worker,
   req.set_address(address);
   req.set_job_id(job.Binary());
   Report<rpc::ReportWorkerDeathRequest, rpc::ReportWorkerDeathReply>(
-      &rpc::Gcs::Stub::async::ReportWorkerDeath, std::move(req),
+      &rpc::Gcs::Stub::PrepareAsyncReportWorkerDeath, std::move(req),
       absl::Now() + rpc::HeadWait());
 }
 
@@ -203,12 +205,12 @@ void GcsLink::ScheduleLease(
   auto call = std::make_shared<Call>();
   call->req = std::move(req);
   rpc::SetTimeout(&call->ctx, 2000);
-  stub_->async()->ScheduleLease(
-      &call->ctx, &call->req, &call->reply,
-      [this, call, done = std::move(done)](grpc::Status s) {
-        options_.loop->Post(
-            [call, done, s] { done(rpc::ToAbsl(s), call->reply); });
-      });
+  rpc::AsyncCall(*stub_, &rpc::Gcs::Stub::PrepareAsyncScheduleLease, &call->ctx,
+                 call->req, &call->reply,
+                 [this, call, done = std::move(done)](grpc::Status s) {
+                   options_.loop->Post(
+                       [call, done, s] { done(rpc::ToAbsl(s), call->reply); });
+                 });
 }
 
 void GcsLink::Unregister() {

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "proto/gcs.grpc.pb.h"
+#include "src/common/async_call.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 
@@ -70,15 +71,11 @@ class GcsLink {
   bool connected() const { return connected_; }
 
  private:
-  // Sends `req` by the async stub method `send`, again while the head is
-  // unreachable, until `give_up`.
+  // Sends `req` by the stub method `send` (PrepareAsyncX), again while the
+  // head is unreachable, until `give_up`.
   template <typename Request, typename Reply>
-  using AsyncMethod = void (rpc::Gcs::Stub::async::*)(
-      grpc::ClientContext*, const Request*, Reply*,
-      std::function<void(grpc::Status)>);
-  template <typename Request, typename Reply>
-  void Report(AsyncMethod<Request, Reply> send, Request req, absl::Time give_up,
-              int tries = 0);
+  void Report(rpc::PrepareUnary<rpc::Gcs::Stub, Request, Reply> send,
+              Request req, absl::Time give_up, int tries = 0);
   void Heartbeat();
   void ReRegister();
   rpc::RegisterNodeRequest Registration() const;

@@ -1,6 +1,7 @@
 #include "src/raylet/worker_client.h"
 
 #include "proto/worker.grpc.pb.h"
+#include "src/common/async_call.h"
 #include "src/common/rpc.h"
 
 namespace loom::raylet {
@@ -25,8 +26,9 @@ void WorkerClient::AssignJob(const WorkerId& worker, const std::string& address,
   call->req.set_control_key(assignment.control_key);
   call->req.set_cpus(assignment.cpus);
   rpc::SetTimeout(&call->ctx, 30000);
-  stub->async()->AssignJob(
-      &call->ctx, &call->req, &call->reply,
+  rpc::AsyncCall(
+      *stub, &rpc::CoreWorker::Stub::PrepareAsyncAssignJob, &call->ctx,
+      call->req, &call->reply,
       [call, done = std::move(done)](grpc::Status s) { done(rpc::ToAbsl(s)); });
 }
 
@@ -43,9 +45,9 @@ void WorkerClient::EndLease(const WorkerId& worker, const LeaseId& lease,
   call->req.set_lease_id(lease.Binary());
   call->req.set_control_key(control_key);
   rpc::SetTimeout(&call->ctx, 10000);
-  clients_->Stub<rpc::CoreWorker>(it->second)
-      ->async()
-      ->EndLease(&call->ctx, &call->req, &call->reply, [call](grpc::Status) {});
+  rpc::AsyncCall(*clients_->Stub<rpc::CoreWorker>(it->second),
+                 &rpc::CoreWorker::Stub::PrepareAsyncEndLease, &call->ctx,
+                 call->req, &call->reply, [call](grpc::Status) {});
 }
 
 void WorkerClient::Forget(const WorkerId& worker) {
