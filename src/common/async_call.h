@@ -7,7 +7,7 @@
 // one completion queue that Loom's own threads drain with no deadline, so
 // they wake only when a call completes. Core workers (drivers and workers)
 // make all their asynchronous calls here and serve from AsyncServer
-// (async_server.h); the daemons keep the callback API.
+// (async_server.h), as do the head and the raylet.
 //
 //   rpc::AsyncCall(*stub, &rpc::Raylet::Stub::PrepareAsyncFreeObjects,
 //                  &call->ctx, call->req, &call->reply,

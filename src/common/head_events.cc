@@ -58,14 +58,8 @@ void HeadEvents::Poll(int64_t after_seq, bool from_now) {
     delete call;
   };
   auto stub = options_.clients->Stub<rpc::Gcs>(options_.gcs_address);
-  // A daemon serves with the callback API anyway: a queue of Loom's would
-  // add threads that poll beside gRPC's (async_call.h).
-  if (rpc::CallbackQueueHeld()) {
-    stub->async()->PollEvents(&call->ctx, &call->req, &call->reply, done);
-  } else {
-    rpc::AsyncCall(*stub, &rpc::Gcs::Stub::PrepareAsyncPollEvents, &call->ctx,
-                   call->req, &call->reply, done);
-  }
+  rpc::AsyncCall(*stub, &rpc::Gcs::Stub::PrepareAsyncPollEvents, &call->ctx,
+                 call->req, &call->reply, done);
 }
 
 }  // namespace loom

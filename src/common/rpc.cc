@@ -196,18 +196,19 @@ int FreePort(const std::string& host) {
   return port;
 }
 
-}  // namespace
-
-namespace {
-std::atomic<bool> callback_queue_held{false};
-}  // namespace
-
-bool CallbackQueueHeld() { return callback_queue_held.load(); }
-
+// gRPC serves the callback API from one process-wide completion queue that
+// each channel references from its first callback call until it is
+// destroyed; when the count reaches zero the queue is torn down, and a
+// channel made meanwhile races that teardown (an abort in
+// grpc_cq_internal_unref: "assertion failed: prior > 0"). A process that
+// serves a callback service (tests' fakes) holds a reference for its whole
+// life with this: one channel, never destroyed, that makes one callback
+// call, to a socket that does not exist. Loom's daemons and workers do not
+// use that API (async_call.h, async_server.h): its threads wake every
+// second.
 void HoldCallbackQueue() {
   static std::once_flag once;
   std::call_once(once, [] {
-    callback_queue_held = true;
     struct Keeper {
       std::shared_ptr<grpc::Channel> channel =
           grpc::CreateChannel("unix:/nonexistent/loom-callback-queue-keeper",
@@ -226,6 +227,8 @@ void HoldCallbackQueue() {
                            [](grpc::Status) {});
   });
 }
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     const std::string& host, int port,

@@ -12,12 +12,9 @@
 //   auto server = rpc::StartServer("127.0.0.1", 0, {&service}, &port);
 //   auto stub = loom::rpc::Raylet::NewStub(rpc::MakeChannel("127.0.0.1:7000"));
 //
-// A service method passes its body through Serve (or PostToLoop), which
-// refuses a call without the token, or from a role below the method's,
-// before the body runs:
-//
-//   return rpc::Serve(ctx, {"KillActor", Role::kSubmitter},
-//                     [&](grpc::ServerUnaryReactor* reactor) { ... });
+// Servers serve through AsyncServer (async_server.h), which refuses a call
+// without the token, or from a role below the method's (Admit), before its
+// handler runs.
 #ifndef LOOM_COMMON_RPC_H_
 #define LOOM_COMMON_RPC_H_
 
@@ -113,22 +110,6 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     bool also_loopback = false,
     std::unique_ptr<grpc::ServerCompletionQueue>* cq = nullptr);
 
-// gRPC serves the callback API from one process-wide completion queue that
-// each channel references from its first callback call until it is
-// destroyed; when the count reaches zero the queue is torn down, and a
-// channel made meanwhile races that teardown (an abort in
-// grpc_cq_internal_unref: "assertion failed: prior > 0"). A process that
-// uses the callback API (the daemons; StartServer for a callback service
-// calls it) holds a reference for its whole life with this: one channel,
-// never destroyed, that makes one callback call, to a socket that does not
-// exist. Core workers do not use that API (async_call.h) and never call it:
-// the queue's threads would wake them every second.
-void HoldCallbackQueue();
-// Whether HoldCallbackQueue was called: a process that serves with the
-// callback API makes its calls with it too, so that Loom's call queue
-// (async_call.h) does not poll beside gRPC's.
-bool CallbackQueueHeld();
-
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 // A channel for bulk transfers (object chunks of several MiB): a TCP
 // connection of its own (each call makes another, shared with no other
@@ -179,48 +160,6 @@ grpc::Status CallHead(int64_t timeout_ms, Call call) {
     if (absl::Now() >= give_up) return HeadGone(s);
     absl::SleepFor(HeadBackoff(tries));
   }
-}
-
-}  // namespace loom::rpc
-
-#include "src/common/event_loop.h"
-
-namespace loom::rpc {
-
-// Runs body(reactor) (or body(reactor, caller)) for a call admitted for
-// `need` (Admit); finishes any other with its refusal, without running it.
-template <typename Body>
-grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
-                                const Need& need, Body body) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  grpc::Status refusal;
-  std::optional<Caller> caller = Admit(*ctx, need, &refusal);
-  if (!caller.has_value()) {
-    reactor->Finish(refusal);
-  } else if constexpr (std::is_invocable_v<Body, grpc::ServerUnaryReactor*,
-                                           const Caller&>) {
-    body(reactor, *caller);
-  } else {
-    body(reactor);
-  }
-  return reactor;
-}
-
-// Adapts a callback-API unary method to a handler on an event loop:
-// handler(request, reply, done) runs on `loop`; done(status) finishes the
-// call. The request and reply live until then. Calls not admitted for
-// `need` are refused first (Serve).
-template <typename Req, typename Reply, typename Handler>
-grpc::ServerUnaryReactor* PostToLoop(grpc::CallbackServerContext* ctx,
-                                     EventLoop& loop, const Need& need,
-                                     const Req* req, Reply* reply,
-                                     Handler handler) {
-  return Serve(ctx, need, [&](grpc::ServerUnaryReactor* reactor) {
-    loop.Post([req, reply, reactor, handler = std::move(handler)]() mutable {
-      handler(*req, reply,
-              [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
-    });
-  });
 }
 
 }  // namespace loom::rpc

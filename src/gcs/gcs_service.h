@@ -1,7 +1,15 @@
 // src/gcs/gcs_service.h
 //
-// GcsService: the gRPC edge of the head. Each method posts its request to
-// the GcsServer's event loop and finishes when the handler is done.
+// GcsService: the gRPC edge of the head. Most methods post their request to
+// the GcsServer's event loop and finish when the handler is done; the task
+// store, the audit log and identities answer in place. It serves from a
+// completion queue of its own (async_server.h), not gRPC's callback API, so
+// that an idle head sleeps.
+//
+//   GcsService service(&server);
+//   int port = 0;
+//   absl::Status s = service.Start("0.0.0.0", 6379, &port);
+//   service.Shutdown(absl::Milliseconds(300));
 #ifndef LOOM_GCS_GCS_SERVICE_H_
 #define LOOM_GCS_GCS_SERVICE_H_
 
@@ -10,6 +18,7 @@
 #include <type_traits>
 
 #include "proto/gcs.grpc.pb.h"
+#include "src/common/async_server.h"
 #include "src/common/roles.h"
 #include "src/gcs/gcs_server.h"
 
@@ -49,164 +58,114 @@ inline auto KvTarget(const char* serve_action) {
 
 }  // namespace internal
 
-class GcsService : public rpc::Gcs::CallbackService {
+class GcsService {
  public:
-  explicit GcsService(GcsServer* server) : server_(server) {}
-
-  // Each method names the least role that may call it (roles.h): kViewer
-  // reads, kSubmitter runs jobs, kAdmin is for the cluster's own processes
-  // (nodes, raylets) and administrators.
-#define LOOM_GCS_METHOD(Name, role)                                        \
-  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx,         \
-                                 const rpc::Name##Request* req,            \
-                                 rpc::Name##Reply* reply) override {       \
-    return rpc::PostToLoop(ctx, server_->loop(), {#Name, Role::role}, req, \
-                           reply,                                          \
-                           [s = server_](const auto& r, auto* p, Done d) { \
-                             s->Handle##Name(r, p, std::move(d));          \
-                           });                                             \
-  }
-  LOOM_GCS_METHOD(Heartbeat, kAdmin)
-  LOOM_GCS_METHOD(ScheduleLease, kSubmitter)
-  LOOM_GCS_METHOD(GetClusterStatus, kViewer)
-  LOOM_GCS_METHOD(KvGet, kViewer)
-  LOOM_GCS_METHOD(KvKeys, kViewer)
-  LOOM_GCS_METHOD(MarkJobFinished, kSubmitter)
-  LOOM_GCS_METHOD(GetJobs, kViewer)
-  LOOM_GCS_METHOD(ReportWorkerDeath, kAdmin)
-  LOOM_GCS_METHOD(UpdateObjectLocations, kSubmitter)
-  LOOM_GCS_METHOD(GetObjectLocations, kViewer)
-  LOOM_GCS_METHOD(PollEvents, kViewer)
-  LOOM_GCS_METHOD(PublishLogs, kSubmitter)
-  LOOM_GCS_METHOD(PollLogs, kViewer)
-  LOOM_GCS_METHOD(FlushLogs, kSubmitter)
-  LOOM_GCS_METHOD(RegisterActor, kSubmitter)
-  LOOM_GCS_METHOD(GetActor, kViewer)
-  LOOM_GCS_METHOD(ListActors, kViewer)
-  LOOM_GCS_METHOD(GetPlacementGroup, kViewer)
-  LOOM_GCS_METHOD(ListPlacementGroups, kViewer)
-  LOOM_GCS_METHOD(ListLogs, kViewer)
-  LOOM_GCS_METHOD(ReadLog, kViewer)
-  LOOM_GCS_METHOD(ReportEntrypointExit, kAdmin)
+  explicit GcsService(GcsServer* server) : server_(server) {
+    using S = rpc::Gcs::AsyncService;
+    // Each method names the least role that may call it (roles.h): kViewer
+    // reads, kSubmitter runs jobs, kAdmin is for the cluster's own processes
+    // (nodes, raylets) and administrators.
+#define LOOM_GCS_METHOD(Name, role, ...)                      \
+  OnLoop(                                                     \
+      &S::Request##Name, {#Name, Role::role},                 \
+      [](GcsServer* s, const auto& r, auto* p, rpc::Done d) { \
+        s->Handle##Name(r, p, std::move(d));                  \
+      },                                                      \
+      ##__VA_ARGS__)
+    // Every raylet's, every few hundred milliseconds.
+    LOOM_GCS_METHOD(Heartbeat, kAdmin, {.waiting = 4});
+    LOOM_GCS_METHOD(ScheduleLease, kSubmitter, {.waiting = 4});
+    LOOM_GCS_METHOD(GetClusterStatus, kViewer);
+    LOOM_GCS_METHOD(KvGet, kViewer, {.waiting = 4});
+    LOOM_GCS_METHOD(KvKeys, kViewer);
+    LOOM_GCS_METHOD(MarkJobFinished, kSubmitter);
+    LOOM_GCS_METHOD(GetJobs, kViewer);
+    LOOM_GCS_METHOD(ReportWorkerDeath, kAdmin);
+    LOOM_GCS_METHOD(UpdateObjectLocations, kSubmitter, {.waiting = 4});
+    LOOM_GCS_METHOD(GetObjectLocations, kViewer, {.waiting = 4});
+    LOOM_GCS_METHOD(PollEvents, kViewer);
+    LOOM_GCS_METHOD(PublishLogs, kSubmitter);
+    LOOM_GCS_METHOD(PollLogs, kViewer);
+    LOOM_GCS_METHOD(FlushLogs, kSubmitter);
+    LOOM_GCS_METHOD(RegisterActor, kSubmitter, {.waiting = 4});
+    LOOM_GCS_METHOD(GetActor, kViewer, {.waiting = 4});
+    LOOM_GCS_METHOD(ListActors, kViewer);
+    LOOM_GCS_METHOD(GetPlacementGroup, kViewer);
+    LOOM_GCS_METHOD(ListPlacementGroups, kViewer);
+    LOOM_GCS_METHOD(ListLogs, kViewer);
+    LOOM_GCS_METHOD(ReadLog, kViewer);
+    LOOM_GCS_METHOD(ReportEntrypointExit, kAdmin);
 #undef LOOM_GCS_METHOD
+    OnLoop(&S::RequestListTokens, {"ListTokens", Role::kAdmin},
+           [](GcsServer* s, const auto&, auto* p, rpc::Done d) {
+             s->tokens().List(p);
+             d(absl::OkStatus());
+           });
 
-  // Audited: each call goes to the audit log with what it acted on.
-  grpc::ServerUnaryReactor* RegisterNode(
-      grpc::CallbackServerContext* ctx, const rpc::RegisterNodeRequest* req,
-      rpc::RegisterNodeReply* reply) override {
-    return Audited(
-        ctx, {"RegisterNode", Role::kAdmin}, req, reply,
+    // Audited: each call goes to the audit log with what it acted on.
+    Audited(
+        &S::RequestRegisterNode, {"RegisterNode", Role::kAdmin},
         [](const auto& r, const auto&, const Identity&) {
           return "node " + HexEncode(r.node().node_id()) + " at " +
                  r.node().host();
         },
         internal::Plain(&GcsServer::HandleRegisterNode));
-  }
-  grpc::ServerUnaryReactor* UnregisterNode(
-      grpc::CallbackServerContext* ctx, const rpc::UnregisterNodeRequest* req,
-      rpc::UnregisterNodeReply* reply) override {
-    return Audited(
-        ctx, {"UnregisterNode", Role::kAdmin}, req, reply,
+    Audited(
+        &S::RequestUnregisterNode, {"UnregisterNode", Role::kAdmin},
         [](const auto& r, const auto&, const Identity&) {
           return "node " + HexEncode(r.node_id());
         },
         internal::Plain(&GcsServer::HandleUnregisterNode));
-  }
-  grpc::ServerUnaryReactor* AddJob(grpc::CallbackServerContext* ctx,
-                                   const rpc::AddJobRequest* req,
-                                   rpc::AddJobReply* reply) override {
-    return Audited(
-        ctx, {"AddJob", Role::kSubmitter}, req, reply,
+    Audited(
+        &S::RequestAddJob, {"AddJob", Role::kSubmitter},
         [](const auto& r, const auto& p, const Identity&) {
           return "job " + HexEncode(p.job_id()) + " (driver pid " +
                  std::to_string(r.driver_pid()) + ")";
         },
-        [s = server_](const auto& r, auto* p, Done d, const Identity& who) {
-          s->HandleAddJob(r, p, std::move(d), who);
-        });
-  }
-  grpc::ServerUnaryReactor* KillActor(grpc::CallbackServerContext* ctx,
-                                      const rpc::KillActorRequest* req,
-                                      rpc::KillActorReply* reply) override {
-    return Audited(
-        ctx, {"KillActor", Role::kSubmitter}, req, reply,
+        [](GcsServer* s, const auto& r, auto* p, rpc::Done d,
+           const Identity& who) { s->HandleAddJob(r, p, std::move(d), who); });
+    Audited(
+        &S::RequestKillActor, {"KillActor", Role::kSubmitter},
         [](const auto& r, const auto&, const Identity&) {
           return "actor " + HexEncode(r.actor_id());
         },
-        [s = server_](const auto& r, auto* p, Done d, const Identity& who) {
+        [](GcsServer* s, const auto& r, auto* p, rpc::Done d,
+           const Identity& who) {
           s->HandleKillActor(r, p, std::move(d), who);
         });
-  }
-  grpc::ServerUnaryReactor* CreatePlacementGroup(
-      grpc::CallbackServerContext* ctx,
-      const rpc::CreatePlacementGroupRequest* req,
-      rpc::CreatePlacementGroupReply* reply) override {
-    return Audited(
-        ctx, {"CreatePlacementGroup", Role::kSubmitter}, req, reply,
+    Audited(
+        &S::RequestCreatePlacementGroup,
+        {"CreatePlacementGroup", Role::kSubmitter},
         [](const auto&, const auto& p, const Identity&) {
           return "placement group " + HexEncode(p.pg_id());
         },
         internal::Plain(&GcsServer::HandleCreatePlacementGroup));
-  }
-  grpc::ServerUnaryReactor* RemovePlacementGroup(
-      grpc::CallbackServerContext* ctx,
-      const rpc::RemovePlacementGroupRequest* req,
-      rpc::RemovePlacementGroupReply* reply) override {
-    return Audited(
-        ctx, {"RemovePlacementGroup", Role::kSubmitter}, req, reply,
+    Audited(
+        &S::RequestRemovePlacementGroup,
+        {"RemovePlacementGroup", Role::kSubmitter},
         [](const auto& r, const auto&, const Identity&) {
           return "placement group " + HexEncode(r.pg_id());
         },
-        [s = server_](const auto& r, auto* p, Done d, const Identity& who) {
+        [](GcsServer* s, const auto& r, auto* p, rpc::Done d,
+           const Identity& who) {
           s->HandleRemovePlacementGroup(r, p, std::move(d), who);
         });
-  }
-  // KV writes: see internal::KvTarget.
-  grpc::ServerUnaryReactor* KvPut(grpc::CallbackServerContext* ctx,
-                                  const rpc::KvPutRequest* req,
-                                  rpc::KvPutReply* reply) override {
-    return Audited(ctx, {"KvPut", Role::kSubmitter}, req, reply,
-                   internal::KvTarget("ServeDeploy"),
-                   internal::Plain(&GcsServer::HandleKvPut));
-  }
-  grpc::ServerUnaryReactor* KvDel(grpc::CallbackServerContext* ctx,
-                                  const rpc::KvDelRequest* req,
-                                  rpc::KvDelReply* reply) override {
-    return Audited(ctx, {"KvDel", Role::kSubmitter}, req, reply,
-                   internal::KvTarget("ServeDelete"),
-                   internal::Plain(&GcsServer::HandleKvDel));
-  }
-
-  // Who the caller's token says it is; a person's token gets a credential
-  // (roles.h) that every node checks, and the cluster token's hash.
-  grpc::ServerUnaryReactor* Authenticate(
-      grpc::CallbackServerContext* ctx, const rpc::AuthenticateRequest*,
-      rpc::AuthenticateReply* reply) override {
-    return rpc::Serve(
-        ctx, {"Authenticate", Role::kViewer},
-        [&](grpc::ServerUnaryReactor* reactor, const rpc::Caller& caller) {
-          reply->set_name(caller.who.name);
-          reply->set_role(RoleName(caller.who.role));
-          if (!caller.who.cluster()) {
-            std::string cluster = rpc::ClusterToken();
-            reply->set_credential(
-                MintCredential(cluster, caller.who, caller.who.token_id));
-            reply->set_cluster_hash(HashToken(cluster));
-          }
-          reactor->Finish(grpc::Status::OK);
-        });
-  }
-  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx,
-                                        const rpc::CreateTokenRequest* req,
-                                        rpc::CreateTokenReply* reply) override {
-    return Audited(
-        ctx, {"CreateToken", Role::kAdmin}, req, reply,
+    // KV writes: see internal::KvTarget.
+    Audited(&S::RequestKvPut, {"KvPut", Role::kSubmitter},
+            internal::KvTarget("ServeDeploy"),
+            internal::Plain(&GcsServer::HandleKvPut));
+    Audited(&S::RequestKvDel, {"KvDel", Role::kSubmitter},
+            internal::KvTarget("ServeDelete"),
+            internal::Plain(&GcsServer::HandleKvDel));
+    Audited(
+        &S::RequestCreateToken, {"CreateToken", Role::kAdmin},
         [](const auto& r, const auto& p, const Identity&) {
           return "token " +
                  (p.info().name().empty() ? r.name() : p.info().name()) + " (" +
                  r.role() + ")";
         },
-        [s = server_](const auto& r, auto* p, Done d, const Identity& who) {
+        [](GcsServer* s, const auto& r, auto* p, rpc::Done d,
+           const Identity& who) {
           auto role = ParseRole(r.role());
           if (!role.ok()) return d(role.status());
           s->tokens().Create(r.name(), *role, who.name,
@@ -218,100 +177,118 @@ class GcsService : public rpc::Gcs::CallbackService {
                                d(made.status());
                              });
         });
-  }
-  grpc::ServerUnaryReactor* ListTokens(grpc::CallbackServerContext* ctx,
-                                       const rpc::ListTokensRequest* req,
-                                       rpc::ListTokensReply* reply) override {
-    return rpc::PostToLoop(ctx, server_->loop(), {"ListTokens", Role::kAdmin},
-                           req, reply,
-                           [s = server_](const auto&, auto* p, Done d) {
-                             s->tokens().List(p);
-                             d(absl::OkStatus());
-                           });
-  }
-  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx,
-                                        const rpc::RevokeTokenRequest* req,
-                                        rpc::RevokeTokenReply* reply) override {
-    return Audited(
-        ctx, {"RevokeToken", Role::kAdmin}, req, reply,
+    Audited(
+        &S::RequestRevokeToken, {"RevokeToken", Role::kAdmin},
         [](const auto& r, const auto&, const Identity&) {
           return "token " + r.name();
         },
-        [s = server_](const auto& r, auto*, Done d, const Identity&) {
+        [](GcsServer* s, const auto& r, auto*, rpc::Done d, const Identity&) {
           s->tokens().Revoke(r.name(), std::move(d));
         });
-  }
-  // The audit log: file IO, off the loop.
-  grpc::ServerUnaryReactor* ReadAudit(grpc::CallbackServerContext* ctx,
-                                      const rpc::ReadAuditRequest* req,
-                                      rpc::ReadAuditReply* reply) override {
-    return rpc::Serve(ctx, {"ReadAudit", Role::kAdmin},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        int max =
-                            req->max() > 0 ? std::min(req->max(), 10000) : 1000;
-                        AuditLog::Page page = server_->audit().Read(
-                            req->after_seq(), req->since_ms(), max);
-                        for (auto& line : page.lines)
-                          reply->add_lines(std::move(line));
-                        reply->set_last_seq(page.last_seq);
-                        reactor->Finish(grpc::Status::OK);
-                      });
+
+    // In place, on the serve threads, never on the head's loop.
+    GcsServer* s = server_;
+    // Who the caller's token says it is; a person's token gets a credential
+    // (roles.h) that every node checks, and the cluster token's hash.
+    rpc_.Unary(
+        &service_, &S::RequestAuthenticate, {"Authenticate", Role::kViewer},
+        [](const rpc::AuthenticateRequest&, rpc::AuthenticateReply* p,
+           rpc::Done d, const rpc::Incoming& in) {
+          const Identity& who = in.caller.who;
+          p->set_name(who.name);
+          p->set_role(RoleName(who.role));
+          if (!who.cluster()) {
+            std::string cluster = rpc::ClusterToken();
+            p->set_credential(MintCredential(cluster, who, who.token_id));
+            p->set_cluster_hash(HashToken(cluster));
+          }
+          d(absl::OkStatus());
+        });
+    // The audit log: file IO.
+    rpc_.Unary(&service_, &S::RequestReadAudit, {"ReadAudit", Role::kAdmin},
+               [s](const rpc::ReadAuditRequest& r, rpc::ReadAuditReply* p,
+                   rpc::Done d) {
+                 int max = r.max() > 0 ? std::min(r.max(), 10000) : 1000;
+                 AuditLog::Page page =
+                     s->audit().Read(r.after_seq(), r.since_ms(), max);
+                 for (auto& line : page.lines) p->add_lines(std::move(line));
+                 p->set_last_seq(page.last_seq);
+                 d(absl::OkStatus());
+               });
+    // Task events and the state API over them, under the store's own lock.
+    rpc_.Unary(&service_, &S::RequestReportTaskEvents,
+               {"ReportTaskEvents", Role::kSubmitter},
+               [s](const rpc::ReportTaskEventsRequest& r,
+                   rpc::ReportTaskEventsReply*, rpc::Done d) {
+                 s->tasks().Report(r);
+                 if (r.transfers_size() > 0 || r.dropped_transfers() > 0) {
+                   s->transfers().Report(r);
+                 }
+                 d(absl::OkStatus());
+               },
+               {.waiting = 4});
+    rpc_.Unary(&service_, &S::RequestListTasks, {"ListTasks", Role::kViewer},
+               [s](const rpc::ListTasksRequest& r, rpc::ListTasksReply* p,
+                   rpc::Done d) {
+                 absl::Status status = s->tasks().List(r, p);
+                 if (status.ok() && r.transfers()) s->transfers().List(r, p);
+                 d(status);
+               });
+    rpc_.Unary(&service_, &S::RequestSummarizeTasks,
+               {"SummarizeTasks", Role::kViewer},
+               [s](const rpc::SummarizeTasksRequest& r,
+                   rpc::SummarizeTasksReply* p, rpc::Done d) {
+                 s->tasks().Summarize(r, p);
+                 d(absl::OkStatus());
+               });
   }
 
-  // Task events and the state API over them: on gRPC's thread, under the
-  // store's own lock, never on the head's loop.
-  grpc::ServerUnaryReactor* ReportTaskEvents(
-      grpc::CallbackServerContext* ctx, const rpc::ReportTaskEventsRequest* req,
-      rpc::ReportTaskEventsReply*) override {
-    return rpc::Serve(
-        ctx, {"ReportTaskEvents", Role::kSubmitter},
-        [&](grpc::ServerUnaryReactor* reactor) {
-          server_->tasks().Report(*req);
-          if (req->transfers_size() > 0 || req->dropped_transfers() > 0) {
-            server_->transfers().Report(*req);
-          }
-          reactor->Finish(grpc::Status::OK);
-        });
+  // Listens on host:port (0: a free one, written to *bound_port), and on
+  // 127.0.0.1 too for a host that is neither loopback nor 0.0.0.0.
+  absl::Status Start(const std::string& host, int port, int* bound_port) {
+    return rpc_.Start(host, port, &service_, bound_port,
+                      /*also_loopback=*/true, kServeThreads);
   }
-  grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* ctx,
-                                      const rpc::ListTasksRequest* req,
-                                      rpc::ListTasksReply* reply) override {
-    return rpc::Serve(ctx, {"ListTasks", Role::kViewer},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        absl::Status s = server_->tasks().List(*req, reply);
-                        if (s.ok() && req->transfers())
-                          server_->transfers().List(*req, reply);
-                        reactor->Finish(rpc::ToGrpc(s));
-                      });
-  }
-  grpc::ServerUnaryReactor* SummarizeTasks(
-      grpc::CallbackServerContext* ctx, const rpc::SummarizeTasksRequest* req,
-      rpc::SummarizeTasksReply* reply) override {
-    return rpc::Serve(ctx, {"SummarizeTasks", Role::kViewer},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        server_->tasks().Summarize(*req, reply);
-                        reactor->Finish(grpc::Status::OK);
-                      });
-  }
+  void Shutdown(absl::Duration grace) { rpc_.Shutdown(grace); }
 
  private:
-  // Runs handle(req, reply, done, who) on the head's loop for a call
-  // admitted for `need`; when it is done, target(req, reply, who) names
-  // what the call acted on for the audit log ("": not logged).
-  template <typename Req, typename Reply, typename Target, typename Handle>
-  grpc::ServerUnaryReactor* Audited(grpc::CallbackServerContext* ctx,
-                                    const rpc::Need& need, const Req* req,
-                                    Reply* reply, Target target,
-                                    Handle handle) {
-    return rpc::Serve(
-        ctx, need,
-        [&](grpc::ServerUnaryReactor* reactor, const rpc::Caller& caller) {
-          GcsServer* s = server_;
-          s->loop().Post([s, req, reply, reactor, caller, action = need.method,
-                          target, handle]() mutable {
-            Done done = [s, req, reply, reactor, caller, action,
-                         target](absl::Status status) {
-              auto what = target(*req, *reply, caller.who);
+  // The methods answered in place (a page of tasks, of the audit log) may
+  // take a while: a second thread keeps heartbeats flowing meanwhile.
+  static constexpr int kServeThreads = 2;
+
+  // Runs handle(server, request, reply, done) on the head's loop.
+  template <typename Base, typename Req, typename Reply, typename Handle>
+  void OnLoop(rpc::RequestUnary<Base, Req, Reply> request, rpc::Need need,
+              Handle handle, rpc::MethodOptions options = {}) {
+    GcsServer* s = server_;
+    rpc_.Unary(
+        &service_, request, need,
+        [s, handle](const Req& r, Reply* p, rpc::Done d) {
+          // The request and reply live until done has run.
+          s->loop().Post([s, handle, req = &r, p, d = std::move(d)]() mutable {
+            handle(s, *req, p, std::move(d));
+          });
+        },
+        options);
+  }
+
+  // Runs handle(server, request, reply, done, who) on the head's loop;
+  // when it is done, target(req, reply, who) names what the call acted on
+  // for the audit log ("": not logged).
+  template <typename Base, typename Req, typename Reply, typename Target,
+            typename Handle>
+  void Audited(rpc::RequestUnary<Base, Req, Reply> request, rpc::Need need,
+               Target target, Handle handle) {
+    GcsServer* s = server_;
+    rpc_.Unary(
+        &service_, request, need,
+        [s, action = need.method, target, handle](
+            const Req& r, Reply* p, rpc::Done d, const rpc::Incoming& in) {
+          s->loop().Post([s, req = &r, p, d = std::move(d), caller = in.caller,
+                          action, target, handle]() mutable {
+            rpc::Done done = [s, req, p, d = std::move(d), caller, action,
+                              target](absl::Status status) {
+              auto what = target(*req, *p, caller.who);
               if constexpr (std::is_same_v<decltype(what),
                                            internal::AuditWhat>) {
                 if (!what.target.empty()) {
@@ -323,19 +300,16 @@ class GcsService : public rpc::Gcs::CallbackService {
                 s->audit().Append(caller.who, caller.peer, action, what,
                                   status);
               }
-              reactor->Finish(rpc::ToGrpc(status));
+              d(status);
             };
-            if constexpr (std::is_invocable_v<Handle, GcsServer*, const Req&,
-                                              Reply*, Done, const Identity&>) {
-              handle(s, *req, reply, std::move(done), caller.who);
-            } else {
-              handle(*req, reply, std::move(done), caller.who);
-            }
+            handle(s, *req, p, std::move(done), caller.who);
           });
         });
   }
 
   GcsServer* server_;
+  rpc::Gcs::AsyncService service_;
+  rpc::AsyncServer rpc_;
 };
 
 }  // namespace loom::gcs

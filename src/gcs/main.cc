@@ -175,7 +175,6 @@ int main(int argc, char** argv) {
   }
   std::string cluster_token = token.ok() ? *token : "";
   loom::rpc::SetClusterToken(cluster_token);
-  loom::rpc::HoldCallbackQueue();  // its servers and calls use that API
   loom::Metrics metrics;
   auto& refused =
       metrics.Counter("loom_rpc_unauthenticated_total",
@@ -237,13 +236,9 @@ int main(int argc, char** argv) {
   }
   loom::gcs::GcsService service(&server);
   int bound = 0;
-  auto grpc_server =
-      loom::rpc::StartServer(bind_address, port, {&service}, &bound,
-                             /*also_loopback=*/true);
-  if (!grpc_server.ok()) {
-    spdlog::error("{}", grpc_server.status().ToString());
-    std::fprintf(stderr, "loom-gcs: %s\n",
-                 std::string(grpc_server.status().message()).c_str());
+  if (auto s = service.Start(bind_address, port, &bound); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    std::fprintf(stderr, "loom-gcs: %s\n", std::string(s.message()).c_str());
     return 1;
   }
   spdlog::info("loom-gcs listening on {}:{}, metrics on {}; {}", host, bound,
@@ -296,9 +291,7 @@ int main(int argc, char** argv) {
   int sig = loom::WaitForStopSignal();
   spdlog::info("loom-gcs stopping on signal {}", sig);
   if (lease != nullptr) lease->Release();  // a standby need not wait
-  (*grpc_server)
-      ->Shutdown(std::chrono::system_clock::now() +
-                 std::chrono::milliseconds(500));
+  service.Shutdown(absl::Milliseconds(500));
   http.reset();  // no handler runs past this
   server.Stop();
   // Skip destructors: the metrics endpoint's threads take a second to wind

@@ -121,7 +121,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   loom::rpc::SetClusterToken(*token);
-  loom::rpc::HoldCallbackQueue();  // its servers and calls use that API
   auto custom = loom::ParseResourcesJson(resources_json);
   if (!custom.ok()) {
     std::fprintf(stderr, "loom-raylet: %s\n",
@@ -268,11 +267,9 @@ int main(int argc, char** argv) {
   }
   loom::raylet::RayletService service(&node);
   int bound = 0;
-  auto server = loom::rpc::StartServer(bind_address, port, {&service}, &bound,
-                                       /*also_loopback=*/true);
-  if (!server.ok()) {
+  if (auto started = service.Start(bind_address, port, &bound); !started.ok()) {
     std::fprintf(stderr, "loom-raylet: %s\n",
-                 std::string(server.status().message()).c_str());
+                 std::string(started.message()).c_str());
     return 1;
   }
   node.set_port(bound);
@@ -296,8 +293,7 @@ int main(int argc, char** argv) {
   int sig = loom::WaitForStopSignal();
   spdlog::info("loom-raylet stopping on signal {}", sig);
   node.Stop();
-  (*server)->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(300));
+  service.Shutdown(absl::Milliseconds(300));
   // Skip destructors: the metrics endpoint's threads take a second to wind
   // down, and nothing else needs unwinding.
   spdlog::shutdown();

@@ -1,16 +1,24 @@
 // src/raylet/raylet_service.h
 //
-// RayletService: the gRPC edge of the raylet. Each method posts its request
-// to the NodeManager's event loop and finishes when the handler is done.
+// RayletService: the gRPC edge of the raylet. Most methods post their
+// request to the NodeManager's event loop and finish when the handler is
+// done; transfers, log files and relays to the head answer in place. It
+// serves from a completion queue of its own (async_server.h), not gRPC's
+// callback API, so that an idle raylet sleeps.
+//
+//   RayletService service(&node);
+//   int port = 0;
+//   absl::Status s = service.Start("0.0.0.0", 0, &port);
+//   service.Shutdown(absl::Milliseconds(300));
 #ifndef LOOM_SRC_RAYLET_RAYLET_SERVICE_H_
 #define LOOM_SRC_RAYLET_RAYLET_SERVICE_H_
 
 #include <grpcpp/support/proto_buffer_reader.h>
 
-#include <chrono>
-
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
+#include "src/common/async_call.h"
+#include "src/common/async_server.h"
 #include "src/common/rpc.h"
 #include "src/raylet/log_files.h"
 #include "src/raylet/node_manager.h"
@@ -19,175 +27,159 @@ namespace loom::raylet {
 
 // ReadObjectChunk is raw: its reply is a ByteBuffer that points into the
 // object store (see ObjectManager::ReadChunk).
-class RayletService : public rpc::Raylet::WithRawCallbackMethod_ReadObjectChunk<
-                          rpc::Raylet::CallbackService> {
+using RayletAsyncService =
+    rpc::Raylet::WithRawMethod_ReadObjectChunk<rpc::Raylet::AsyncService>;
+
+class RayletService {
  public:
-  explicit RayletService(NodeManager* node) : node_(node) {}
-
-  // Each method names the least role that may call it (roles.h): drivers
-  // run as submitters; kAdmin is for the head and the cluster's processes.
-#define LOOM_RAYLET_METHOD(Name, Req, Reply, role)                       \
-  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx,       \
-                                 const rpc::Req* req, rpc::Reply* reply) \
-      override {                                                         \
-    return rpc::PostToLoop(ctx, node_->loop(), {#Name, Role::role}, req, \
-                           reply,                                        \
-                           [n = node_](const auto& r, auto* p, Done d) { \
-                             n->Handle##Name(r, p, std::move(d));        \
-                           });                                           \
-  }
-  grpc::ServerUnaryReactor* RequestWorkerLease(
-      grpc::CallbackServerContext* ctx, const rpc::LeaseRequest* req,
-      rpc::LeaseReply* reply) override {
-    // The context lives until the call is finished: asked only before. A
-    // grant sent in the deadline's last second could reach the caller too
-    // late, and the worker would be held by nobody.
-    return rpc::PostToLoop(
-        ctx, node_->loop(), {"RequestWorkerLease", Role::kSubmitter}, req,
-        reply, [n = node_, ctx](const auto& r, auto* p, Done d) {
-          n->HandleRequestWorkerLease(r, p, std::move(d), [ctx] {
-            return ctx->IsCancelled() ||
-                   std::chrono::system_clock::now() + std::chrono::seconds(1) >
-                       ctx->deadline();
-          });
-        });
-  }
-  LOOM_RAYLET_METHOD(ReturnWorker, ReturnWorkerRequest, ReturnWorkerReply,
-                     kSubmitter)
-  LOOM_RAYLET_METHOD(RegisterWorker, RegisterWorkerRequest, RegisterWorkerReply,
-                     kAdmin)
-  LOOM_RAYLET_METHOD(RegisterDriver, RegisterDriverRequest, RegisterDriverReply,
-                     kSubmitter)
-  LOOM_RAYLET_METHOD(NotifyBlocked, NotifyBlockedRequest, NotifyBlockedReply,
-                     kSubmitter)
-  LOOM_RAYLET_METHOD(ReportTaskStats, ReportTaskStatsRequest,
-                     ReportTaskStatsReply, kSubmitter)
-  LOOM_RAYLET_METHOD(GetNodeStats, GetNodeStatsRequest, GetNodeStatsReply,
-                     kViewer)
-  LOOM_RAYLET_METHOD(PrepareBundle, BundleRequest, BundleReply, kAdmin)
-  LOOM_RAYLET_METHOD(CommitBundle, BundleRequest, BundleReply, kAdmin)
-  LOOM_RAYLET_METHOD(ReleaseBundle, BundleRequest, BundleReply, kAdmin)
-  LOOM_RAYLET_METHOD(FlushLogs, FlushJobLogsRequest, FlushJobLogsReply,
-                     kSubmitter)
-  LOOM_RAYLET_METHOD(StartEntrypoint, StartEntrypointRequest,
-                     StartEntrypointReply, kAdmin)
-  LOOM_RAYLET_METHOD(StopEntrypoint, StopEntrypointRequest, StopEntrypointReply,
-                     kAdmin)
+  explicit RayletService(NodeManager* node) : node_(node) {
+    using S = RayletAsyncService;
+    // Each method names the least role that may call it (roles.h): drivers
+    // run as submitters; kAdmin is for the head and the cluster's processes.
+#define LOOM_RAYLET_METHOD(Name, role, ...)                     \
+  OnLoop(                                                       \
+      &S::Request##Name, {#Name, Role::role},                   \
+      [](NodeManager* n, const auto& r, auto* p, rpc::Done d) { \
+        n->Handle##Name(r, p, std::move(d));                    \
+      },                                                        \
+      ##__VA_ARGS__)
+    LOOM_RAYLET_METHOD(ReturnWorker, kSubmitter, {.waiting = 4});
+    LOOM_RAYLET_METHOD(RegisterWorker, kAdmin, {.waiting = 4});
+    LOOM_RAYLET_METHOD(RegisterDriver, kSubmitter);
+    LOOM_RAYLET_METHOD(NotifyBlocked, kSubmitter);
+    LOOM_RAYLET_METHOD(ReportTaskStats, kSubmitter);
+    LOOM_RAYLET_METHOD(GetNodeStats, kViewer);
+    LOOM_RAYLET_METHOD(PrepareBundle, kAdmin);
+    LOOM_RAYLET_METHOD(CommitBundle, kAdmin);
+    LOOM_RAYLET_METHOD(ReleaseBundle, kAdmin);
+    LOOM_RAYLET_METHOD(FlushLogs, kSubmitter);
+    LOOM_RAYLET_METHOD(StartEntrypoint, kAdmin);
+    LOOM_RAYLET_METHOD(StopEntrypoint, kAdmin);
 #undef LOOM_RAYLET_METHOD
+    NodeManager* n = node_;
+    // Watched: a grant sent in the deadline's last second could reach the
+    // caller too late, or one whose caller cancelled reach nobody, and the
+    // worker would be held by nobody.
+    rpc_.Unary(
+        &service_, &S::RequestRequestWorkerLease,
+        {"RequestWorkerLease", Role::kSubmitter},
+        [n](const rpc::LeaseRequest& r, rpc::LeaseReply* p, rpc::Done d,
+            const rpc::Incoming& in) {
+          n->loop().Post([n, req = &r, p, d = std::move(d), gone = in.gone,
+                          deadline = in.deadline]() mutable {
+            n->HandleRequestWorkerLease(
+                *req, p, std::move(d), [gone, deadline] {
+                  return gone() || absl::Now() + absl::Seconds(1) > deadline;
+                });
+          });
+        },
+        {.waiting = 4, .watch = true});
 
-  // Transfers stay off the loop: the handlers are thread-safe.
-  grpc::ServerUnaryReactor* PullObject(grpc::CallbackServerContext* ctx,
-                                       const rpc::PullObjectRequest* req,
-                                       rpc::PullObjectReply* reply) override {
-    return rpc::Serve(ctx, {"PullObject", Role::kSubmitter},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        node_->HandlePullObject(
-                            *req, reply, [reactor](absl::Status s) {
-                              reactor->Finish(rpc::ToGrpc(s));
-                            });
-                      });
-  }
-  grpc::ServerUnaryReactor* FreeObjects(grpc::CallbackServerContext* ctx,
-                                        const rpc::FreeObjectsRequest* req,
-                                        rpc::FreeObjectsReply* reply) override {
-    return rpc::Serve(ctx, {"FreeObjects", Role::kSubmitter},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        node_->HandleFreeObjects(
-                            *req, reply, [reactor](absl::Status s) {
-                              reactor->Finish(rpc::ToGrpc(s));
-                            });
-                      });
-  }
-  // Log files: file IO, off the loop.
-  grpc::ServerUnaryReactor* ListLogFiles(
-      grpc::CallbackServerContext* ctx, const rpc::ListLogFilesRequest*,
-      rpc::ListLogFilesReply* reply) override {
-    return rpc::Serve(ctx, {"ListLogFiles", Role::kViewer},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        auto files = raylet::ListLogFiles(node_->log_dir());
-                        if (files.ok()) {
-                          for (auto& f : *files)
-                            *reply->add_files() = std::move(f);
-                        }
-                        reactor->Finish(rpc::ToGrpc(files.status()));
-                      });
-  }
-  grpc::ServerUnaryReactor* ReadLogFile(grpc::CallbackServerContext* ctx,
-                                        const rpc::ReadLogFileRequest* req,
-                                        rpc::ReadLogFileReply* reply) override {
-    return rpc::Serve(ctx, {"ReadLogFile", Role::kViewer},
-                      [&](grpc::ServerUnaryReactor* reactor) {
-                        reactor->Finish(rpc::ToGrpc(raylet::ReadLogFile(
-                            node_->log_dir(), *req, reply)));
-                      });
-  }
-  grpc::ServerUnaryReactor* ReadObjectChunk(grpc::CallbackServerContext* ctx,
-                                            const grpc::ByteBuffer* req,
-                                            grpc::ByteBuffer* reply) override {
-    return rpc::Serve(
-        ctx, {"ReadObjectChunk", Role::kSubmitter},
-        [&](grpc::ServerUnaryReactor* reactor) {
+    // Transfers stay off the loop: the handlers are thread-safe.
+    rpc_.Unary(&service_, &S::RequestPullObject,
+               {"PullObject", Role::kSubmitter},
+               [n](const rpc::PullObjectRequest& r, rpc::PullObjectReply* p,
+                   rpc::Done d) { n->HandlePullObject(r, p, std::move(d)); });
+    rpc_.Unary(&service_, &S::RequestFreeObjects,
+               {"FreeObjects", Role::kSubmitter},
+               [n](const rpc::FreeObjectsRequest& r, rpc::FreeObjectsReply* p,
+                   rpc::Done d) { n->HandleFreeObjects(r, p, std::move(d)); });
+    rpc_.Unary(
+        &service_, &S::RequestReadObjectChunk,
+        {"ReadObjectChunk", Role::kSubmitter},
+        [n](const grpc::ByteBuffer& r, grpc::ByteBuffer* p, rpc::Done d) {
           rpc::ReadObjectChunkRequest parsed;
-          grpc::ByteBuffer copy(*req);  // parsing consumes the buffer
+          grpc::ByteBuffer copy(r);  // parsing consumes the buffer
           grpc::Status s =
               grpc::GenericDeserialize<grpc::ProtoBufferReader,
                                        rpc::ReadObjectChunkRequest>(&copy,
                                                                     &parsed);
           if (!s.ok()) {
-            reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                         "malformed ReadObjectChunkRequest"));
-          } else {
-            reactor->Finish(
-                rpc::ToGrpc(node_->HandleReadObjectChunk(parsed, reply)));
+            return d(
+                absl::InvalidArgumentError("malformed ReadObjectChunkRequest"));
           }
+          d(n->HandleReadObjectChunk(parsed, p));
+        },
+        {.waiting = 4});
+    // Log files: file IO, off the loop.
+    rpc_.Unary(&service_, &S::RequestListLogFiles,
+               {"ListLogFiles", Role::kViewer},
+               [n](const rpc::ListLogFilesRequest&, rpc::ListLogFilesReply* p,
+                   rpc::Done d) {
+                 auto files = raylet::ListLogFiles(n->log_dir());
+                 if (files.ok()) {
+                   for (auto& f : *files) *p->add_files() = std::move(f);
+                 }
+                 d(files.status());
+               });
+    rpc_.Unary(
+        &service_, &S::RequestReadLogFile, {"ReadLogFile", Role::kViewer},
+        [n](const rpc::ReadLogFileRequest& r, rpc::ReadLogFileReply* p,
+            rpc::Done d) { d(raylet::ReadLogFile(n->log_dir(), r, p)); });
+
+    // A worker's function-table reads and task events go to the head over
+    // this raylet's channel (a connection to the head held per worker cost
+    // the head ~25 KiB each while open). The head's answer, its errors
+    // (UNAVAILABLE while it is down) and its deadline are the caller's.
+    Relay(&S::RequestKvGet, {"KvGet", Role::kViewer},
+          &rpc::Gcs::Stub::PrepareAsyncKvGet);
+    Relay(&S::RequestReportTaskEvents, {"ReportTaskEvents", Role::kSubmitter},
+          &rpc::Gcs::Stub::PrepareAsyncReportTaskEvents);
+  }
+
+  // Listens on host:port (0: a free one, written to *bound_port), and on
+  // 127.0.0.1 too for a host that is neither loopback nor 0.0.0.0.
+  absl::Status Start(const std::string& host, int port, int* bound_port) {
+    return rpc_.Start(host, port, &service_, bound_port,
+                      /*also_loopback=*/true, kServeThreads);
+  }
+  void Shutdown(absl::Duration grace) { rpc_.Shutdown(grace); }
+
+ private:
+  // Chunks read for several pulls at once.
+  static constexpr int kServeThreads = 2;
+
+  // Runs handle(node, request, reply, done) on the node's loop.
+  template <typename Base, typename Req, typename Reply, typename Handle>
+  void OnLoop(rpc::RequestUnary<Base, Req, Reply> request, rpc::Need need,
+              Handle handle, rpc::MethodOptions options = {}) {
+    NodeManager* n = node_;
+    rpc_.Unary(
+        &service_, request, need,
+        [n, handle](const Req& r, Reply* p, rpc::Done d) {
+          // The request and reply live until done has run.
+          n->loop().Post([n, handle, req = &r, p, d = std::move(d)]() mutable {
+            handle(n, *req, p, std::move(d));
+          });
+        },
+        options);
+  }
+
+  template <typename Base, typename Req, typename Reply>
+  void Relay(rpc::RequestUnary<Base, Req, Reply> request, rpc::Need need,
+             rpc::PrepareUnary<rpc::Gcs::Stub, Req, Reply> method) {
+    NodeManager* n = node_;
+    rpc_.Unary(
+        &service_, request, need,
+        [n, method](const Req& r, Reply* p, rpc::Done d,
+                    const rpc::Incoming& in) {
+          if (n->gcs_address().empty()) {
+            return d(absl::FailedPreconditionError("this raylet has no head"));
+          }
+          auto* ctx = new rpc::Context;
+          ctx->set_deadline(absl::ToChronoTime(in.deadline));
+          rpc::AsyncCall(*n->clients()->Stub<rpc::Gcs>(n->gcs_address()),
+                         method, ctx, r, p,
+                         [ctx, d = std::move(d)](grpc::Status s) {
+                           delete ctx;
+                           d(rpc::ToAbsl(s));
+                         });
         });
   }
 
-  // A worker's function-table reads and task events go to the head over
-  // this raylet's channel (a connection to the head held per worker cost
-  // the head ~25 KiB each while open). The head's answer, its errors
-  // (UNAVAILABLE while it is down) and its deadline are the caller's.
-  grpc::ServerUnaryReactor* KvGet(grpc::CallbackServerContext* ctx,
-                                  const rpc::KvGetRequest* req,
-                                  rpc::KvGetReply* reply) override {
-    return Relay(ctx, {"KvGet", Role::kViewer}, &rpc::Gcs::Stub::async::KvGet,
-                 req, reply);
-  }
-  grpc::ServerUnaryReactor* ReportTaskEvents(
-      grpc::CallbackServerContext* ctx, const rpc::ReportTaskEventsRequest* req,
-      rpc::ReportTaskEventsReply* reply) override {
-    return Relay(ctx, {"ReportTaskEvents", Role::kSubmitter},
-                 &rpc::Gcs::Stub::async::ReportTaskEvents, req, reply);
-  }
-
- private:
-  template <typename Req, typename Reply>
-  using HeadMethod =
-      void (rpc::Gcs::Stub::async::*)(grpc::ClientContext*, const Req*, Reply*,
-                                      std::function<void(grpc::Status)>);
-  template <typename Req, typename Reply>
-  grpc::ServerUnaryReactor* Relay(grpc::CallbackServerContext* ctx,
-                                  const rpc::Need& need,
-                                  HeadMethod<Req, Reply> method, const Req* req,
-                                  Reply* reply) {
-    return rpc::Serve(ctx, need, [&](grpc::ServerUnaryReactor* reactor) {
-      if (node_->gcs_address().empty()) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                     "this raylet has no head"));
-        return;
-      }
-      auto stub = node_->clients()->Stub<rpc::Gcs>(node_->gcs_address());
-      auto* call = new rpc::Context;
-      call->set_deadline(ctx->deadline());
-      (stub->async()->*method)(call, req, reply,
-                               [reactor, call, stub](grpc::Status s) {
-                                 delete call;
-                                 reactor->Finish(s);
-                               });
-    });
-  }
-
   NodeManager* node_;
+  RayletAsyncService service_;
+  rpc::AsyncServer rpc_;
 };
 
 }  // namespace loom::raylet

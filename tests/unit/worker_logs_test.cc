@@ -202,8 +202,8 @@ TEST_F(LogMonitorTest, PublishesNewLinesToTheHeadWithPidStreamAndNode) {
   ASSERT_TRUE(head.Start().ok());
   gcs::GcsService service(&head);
   int port = 0;
-  auto server = rpc::StartServer("127.0.0.1", 0, {&service}, &port);
-  ASSERT_TRUE(server.ok()) << server.status();
+  auto started = service.Start("127.0.0.1", 0, &port);
+  ASSERT_TRUE(started.ok()) << started;
   std::string address = "127.0.0.1:" + std::to_string(port);
   auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(address));
   rpc::AddJobRequest add;
@@ -282,7 +282,7 @@ TEST_F(LogMonitorTest, PublishesNewLinesToTheHeadWithPidStreamAndNode) {
   EXPECT_EQ(reply.batches(0).lines(0).text(), "last words");
   EXPECT_EQ(flushed.last_seq(), reply.last_seq());
   monitor.Stop();
-  (*server)->Shutdown();
+  service.Shutdown(absl::Seconds(5));
   head.Stop();
 }
 
