@@ -170,6 +170,10 @@ std::unique_ptr<grpc::Server> TryStart(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
       kKeepaliveTimeMs / 2);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  // No BDP probes (a PING and its answer per burst received: two more
+  // wakeups a call at both ends) for Loom's small messages; bulk transfers
+  // are read by clients with windows set for them (MakeBulkChannel).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
                              ServerConnectionIdleMs());
   for (grpc::Service* s : services) builder.RegisterService(s);
@@ -288,7 +292,9 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
 }  // namespace
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
-  return NewChannel(address, grpc::ChannelArguments());
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // as servers (TryStart)
+  return NewChannel(address, std::move(args));
 }
 
 std::shared_ptr<grpc::Channel> MakeBulkChannel(const std::string& address) {
