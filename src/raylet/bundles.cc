@@ -48,6 +48,7 @@ void NodeManager::AddBundleGpus(Allocation* allocation) {
 
 void NodeManager::HandlePrepareBundle(const rpc::BundleRequest& req,
                                       rpc::BundleReply* reply, Done done) {
+  if (gcs_) gcs_->Active();
   auto key = BundleKey(req);
   if (!key.ok()) return done(key.status());
   auto demand = ResourcesFromProto(req.resources());
@@ -72,6 +73,7 @@ void NodeManager::HandlePrepareBundle(const rpc::BundleRequest& req,
 
 void NodeManager::HandleCommitBundle(const rpc::BundleRequest& req,
                                      rpc::BundleReply* reply, Done done) {
+  if (gcs_) gcs_->Active();
   auto key = BundleKey(req);
   if (!key.ok()) return done(key.status());
   auto it = bundles_.find(*key);
@@ -100,6 +102,7 @@ void NodeManager::HandleCommitBundle(const rpc::BundleRequest& req,
 
 void NodeManager::HandleReleaseBundle(const rpc::BundleRequest& req,
                                       rpc::BundleReply* reply, Done done) {
+  if (gcs_) gcs_->Active();
   auto key = BundleKey(req);
   if (!key.ok()) return done(key.status());
   ReleaseBundle(*key);  // none: released already

@@ -1,6 +1,9 @@
 #include "src/raylet/gcs_link.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "absl/time/clock.h"
 #include "src/common/rpc.h"
@@ -33,6 +36,7 @@ absl::Status GcsLink::RegisterBlocking(absl::Duration timeout) {
     grpc::Status s = stub_->RegisterNode(&ctx, req, &reply);
     if (s.ok()) {
       connected_ = true;
+      head_timeout_ = absl::Milliseconds(reply.heartbeat_timeout_ms());
       return absl::OkStatus();
     }
     if (s.error_code() != grpc::StatusCode::UNAVAILABLE &&
@@ -51,6 +55,18 @@ void GcsLink::StartHeartbeats() {
   // The first at once: its reply brings the cluster view, which a node that
   // just joined needs before it spreads or spills work.
   options_.loop->Post([this] { HeartbeatSoon(); });
+}
+
+absl::Duration GcsLink::Period() const {
+  absl::Duration period = options_.heartbeat_period;
+  if (quiet_ < kQuietBeats) return period;
+  return std::max(period, std::min(4 * period, head_timeout_ / 3));
+}
+
+void GcsLink::Active() {
+  if (quiet_ < kQuietBeats) return;
+  quiet_ = 0;
+  HeartbeatSoon();
 }
 
 void GcsLink::HeartbeatSoon() {
@@ -79,7 +95,17 @@ void GcsLink::Heartbeat() {
       &call->reply, [this, call](grpc::Status s) {
         options_.loop->Post([this, call, s] {
           in_flight_ = false;
-          absl::Duration next = options_.heartbeat_period;
+          if (s.ok()) {
+            using google::protobuf::util::MessageDifferencer;
+            bool same = MessageDifferencer::Equals(call->req, last_sent_) &&
+                        MessageDifferencer::Equals(call->reply, last_heard_);
+            quiet_ = same ? quiet_ + 1 : 0;
+            last_sent_ = call->req;
+            last_heard_ = call->reply;
+          } else {
+            quiet_ = 0;
+          }
+          absl::Duration next = Period();
           if (s.ok()) {
             if (!connected_) spdlog::info("head is back");
             connected_ = true;
@@ -131,9 +157,12 @@ void GcsLink::ReRegister() {
           });
         } else if (!s.ok()) {
           spdlog::warn("re-register failed: {}", s.error_message());
-        } else if (options_.on_reregistered) {
-          options_.loop->Post(
-              [this, call] { options_.on_reregistered(call->reply); });
+        } else {
+          options_.loop->Post([this, call] {
+            head_timeout_ =
+                absl::Milliseconds(call->reply.heartbeat_timeout_ms());
+            if (options_.on_reregistered) options_.on_reregistered(call->reply);
+          });
         }
       });
 }

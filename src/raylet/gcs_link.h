@@ -55,6 +55,9 @@ class GcsLink {
   // Sends the next heartbeat now (or as soon as the one in flight is
   // answered) rather than after the period.
   void HeartbeatSoon();
+  // Work arrived (a lease, a bundle): a link that had slowed to the idle
+  // period heartbeats now, and at the full rate again.
+  void Active();
   // Reports the head must hear: sent again with backoff while the head is
   // unreachable (a restart, a takeover) or too busy to answer in time, for
   // rpc::HeadWait().
@@ -88,6 +91,15 @@ class GcsLink {
   uint64_t chain_ = 0;      // a scheduled heartbeat of an older chain drops
   bool connected_ = false;
   bool stopped_ = false;
+  // A node whose heartbeats said nothing new kQuietBeats times running, and
+  // heard nothing new back, heartbeats at the idle period: slower, but
+  // well inside the head's timeout for it (RegisterNodeReply).
+  static constexpr int kQuietBeats = 4;
+  absl::Duration Period() const;
+  absl::Duration head_timeout_ = absl::ZeroDuration();
+  int quiet_ = 0;
+  rpc::HeartbeatRequest last_sent_;
+  rpc::HeartbeatReply last_heard_;
 };
 
 }  // namespace loom::raylet

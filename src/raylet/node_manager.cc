@@ -237,6 +237,7 @@ static absl::StatusOr<Strategy> LeaseStrategy(const rpc::LeaseRequest& req) {
 void NodeManager::HandleRequestWorkerLease(const rpc::LeaseRequest& req,
                                            rpc::LeaseReply* reply, Done done,
                                            std::function<bool()> abandoned) {
+  if (gcs_) gcs_->Active();
   auto job = ParseId<JobId>(req.job_id(), "job_id");
   if (!job.ok()) return done(job.status());
   WorkerId requester;
@@ -523,6 +524,7 @@ void NodeManager::Abandon(uint64_t handle) {
 
 void NodeManager::HandleReturnWorker(const rpc::ReturnWorkerRequest& req,
                                      rpc::ReturnWorkerReply* reply, Done done) {
+  if (gcs_) gcs_->Active();
   auto id = ParseId<LeaseId>(req.lease_id(), "lease_id");
   if (!id.ok()) return done(id.status());
   // A worker this raylet killed: its owner learns why.
