@@ -19,10 +19,12 @@
 #ifndef LOOM_COMMON_ASYNC_CALL_H_
 #define LOOM_COMMON_ASYNC_CALL_H_
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <utility>
 
 namespace loom::rpc {
@@ -69,6 +71,13 @@ void AsyncCall(Stub& stub, PrepareUnary<Stub, Req, Reply> prepare,
   pending->reader->StartCall();
   pending->reader->Finish(reply, &pending->status, pending);
 }
+
+// A call through a generic stub (raw bytes both ways: the object manager's
+// chunks), as AsyncCall.
+void AsyncGenericCall(grpc::GenericStub& stub, const std::string& method,
+                      grpc::ClientContext* ctx, const grpc::ByteBuffer& req,
+                      grpc::ByteBuffer* reply,
+                      std::function<void(grpc::Status)> done);
 
 }  // namespace loom::rpc
 

@@ -7,12 +7,12 @@
 //
 //   auto* call = new PingCall;
 //   if (!calls_.Start(&call->ctx)) return delete call;  // shutting down
-//   stub->async()->Ping(&call->ctx, &call->req, &call->reply,
-//                       [this, call](grpc::Status s) {
-//                         OnPing(call, s);
-//                         calls_.Finish(&call->ctx);  // `this` no more
-//                         delete call;
-//                       });
+//   rpc::AsyncCall(*stub, &Stub::PrepareAsyncPing, &call->ctx, call->req,
+//                  &call->reply, [this, call](grpc::Status s) {
+//                    OnPing(call, s);
+//                    calls_.Finish(&call->ctx);  // `this` no more
+//                    delete call;
+//                  });
 //   ...
 //   calls_.Shutdown(absl::Milliseconds(500));  // grace, cancel, wait
 //

@@ -11,7 +11,8 @@
 //
 //   ClientPool pool;
 //   auto raylet = pool.Stub<rpc::Raylet>("10.0.0.2:7001");
-//   raylet->async()->PullObject(&call->ctx, &call->req, &call->reply, cb);
+//   rpc::AsyncCall(*raylet, &rpc::Raylet::Stub::PrepareAsyncPullObject,
+//                  &call->ctx, call->req, &call->reply, cb);
 //   pool.Drop("10.0.0.2:7001");  // the head declared that node dead
 //
 // Tests serve fake peers in-process: a subclass overrides NewChannel (see

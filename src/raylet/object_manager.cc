@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "proto/gcs.grpc.pb.h"
 #include "proto/raylet.grpc.pb.h"
+#include "src/common/async_call.h"
 #include "src/common/rpc.h"
 #include "src/common/wire.h"
 
@@ -216,11 +217,11 @@ class ChunkReader {
     rpc::SetTimeout(&ctx, 60000);
     absl::Notification done;
     grpc::Status status;
-    stub_->UnaryCall(&ctx, "/loom.rpc.Raylet/ReadObjectChunk", {}, &request,
-                     &reply, [&](grpc::Status s) {
-                       status = std::move(s);
-                       done.Notify();
-                     });
+    rpc::AsyncGenericCall(*stub_, "/loom.rpc.Raylet/ReadObjectChunk", &ctx,
+                          request, &reply, [&](grpc::Status s) {
+                            status = std::move(s);
+                            done.Notify();
+                          });
     if (meanwhile) meanwhile();  // while the chunk is on its way
     done.WaitForNotification();
     if (!status.ok()) return rpc::ToAbsl(status);
