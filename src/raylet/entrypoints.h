@@ -57,6 +57,11 @@ class Entrypoints {
   void Reap();
   // The raylet stops: every entrypoint's process group is killed.
   void KillAll();
+  // One is starting or running, or its end is not yet reported: Reap has
+  // work (the raylet ticks at its full rate).
+  bool Busy() const {
+    return !running_.empty() || !starting_.empty() || !unreported_.empty();
+  }
 
  private:
   struct Running {

@@ -20,7 +20,9 @@ namespace {
 constexpr int kMaxJoinFailures = 3;
 
 constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
-constexpr absl::Duration kQuietTickSlack = absl::Seconds(1);
+// Longer than an idle node's heartbeat period (GcsLink, 1.67 s), so that
+// a quiet tick always rides on a heartbeat's wakeup.
+constexpr absl::Duration kQuietTickSlack = absl::Seconds(2);
 
 }  // namespace
 
@@ -669,7 +671,8 @@ void NodeManager::HandleGetNodeStats(const rpc::GetNodeStatsRequest& req,
 
 bool NodeManager::Quiet() const {
   return queue_.size() == 0 && waiting_for_worker_.empty() &&
-         !pool_->AnyStarting() && !pool_->ExitsPending();
+         !pool_->AnyStarting() && !pool_->ExitsPending() &&
+         !entrypoints_->Busy();
 }
 
 void NodeManager::DropAbandoned() {
@@ -696,12 +699,23 @@ void NodeManager::Tick() {
   }
   PublishMetrics();
   // A quiet node ticks when the loop wakes anyway (heartbeats), at the
-  // latest a second later: an idle raylet does not wake ten times a second.
+  // latest two seconds later: an idle raylet does not wake ten times a
+  // second. A job's entrypoint running here keeps it ticking (its end is
+  // reaped within 100 ms).
+  auto next = [this, chain = ++tick_chain_] {
+    if (chain == tick_chain_) Tick();
+  };
   if (Quiet()) {
-    loop_.PostLazy(kTickPeriod, kQuietTickSlack, [this] { Tick(); });
+    loop_.PostLazy(kTickPeriod, kQuietTickSlack, next);
   } else {
-    loop_.PostAfter(kTickPeriod, [this] { Tick(); });
+    loop_.PostAfter(kTickPeriod, next);
   }
+}
+
+void NodeManager::TickSoon() {
+  loop_.Post([this, chain = ++tick_chain_] {
+    if (chain == tick_chain_) Tick();
+  });
 }
 
 void NodeManager::PublishMetrics() {

@@ -143,6 +143,7 @@ class NodeManager {
   void HandleStartEntrypoint(const rpc::StartEntrypointRequest& req,
                              rpc::StartEntrypointReply* reply, Done done) {
     entrypoints_->Start(req, reply, std::move(done));
+    TickSoon();  // not quiet any more: its end is reaped promptly
   }
   void HandleStopEntrypoint(const rpc::StopEntrypointRequest& req,
                             rpc::StopEntrypointReply* reply, Done done) {
@@ -191,6 +192,9 @@ class NodeManager {
   void Assign(Worker* worker, uint64_t handle, Allocation allocation);
   void ReleaseLease(const LeaseId& id, bool kill_worker);
   void Tick();
+  // Ticks now, and from then on at the rate Quiet() asks for (the tick
+  // scheduled before is dropped).
+  void TickSoon();
   // Cancels the requests whose callers gave up.
   void DropAbandoned();
   // Reaps workers and drivers that ended (the watch said, or polling).
@@ -281,6 +285,7 @@ class NodeManager {
   std::unique_ptr<ProcessWatch> watch_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<GcsLink> gcs_;
+  uint64_t tick_chain_ = 0;  // a scheduled tick of an older chain drops
   std::vector<RemoteNode> others_;
   // What each of them last reported (the head's view), and when.
   struct Reported {
