@@ -9,20 +9,6 @@
 #include "spdlog/spdlog.h"
 
 namespace loom::rpc {
-namespace {
-
-// gRPC's client channels poll every 5 s on a timer of their own (the
-// "backup poller"), for processes in which no thread waits on a completion
-// queue. In Loom's processes threads always do (async_call.h,
-// async_server.h; a blocking call waits on its own), so it only wakes an
-// idle process: off, unless the user set it. Before gRPC's init reads it:
-// this runs as the program (or libloom.so) is loaded.
-const bool kNoBackupPoller = [] {
-  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "0", /*overwrite=*/0);
-  return true;
-}();
-
-}  // namespace
 
 unsigned GrpcCores() {
   static const unsigned cores = [] {

@@ -9,8 +9,7 @@
 // defines gpr_cpu_num_cores, found before gRPC's own): $LOOM_GRPC_CORES
 // when set (the raylet sets 1 for its workers), else the machine's cores.
 // On a 16-core machine an idle actor had 33 threads and woke 321 times in
-// 10 s; told 1 core, 13 and ~100. Loading it also turns gRPC's backup
-// poller off (grpc_cores.cc): an idle actor woke ~21 times in 10 s, not ~26.
+// 10 s; told 1 core, 13 and ~100.
 #ifndef LOOM_COMMON_GRPC_CORES_H_
 #define LOOM_COMMON_GRPC_CORES_H_
 
