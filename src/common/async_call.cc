@@ -29,24 +29,4 @@ grpc::CompletionQueue* CallQueue() {
   return queue;
 }
 
-void AsyncGenericCall(grpc::GenericStub& stub, const std::string& method,
-                      grpc::ClientContext* ctx, const grpc::ByteBuffer& req,
-                      grpc::ByteBuffer* reply,
-                      std::function<void(grpc::Status)> done) {
-  struct Pending final : CompletionTag {
-    std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
-    grpc::Status status;
-    std::function<void(grpc::Status)> done;
-    void Complete(bool) override {
-      done(std::move(status));
-      delete this;
-    }
-  };
-  auto* pending = new Pending;
-  pending->done = std::move(done);
-  pending->reader = stub.PrepareUnaryCall(ctx, method, req, CallQueue());
-  pending->reader->StartCall();
-  pending->reader->Finish(reply, &pending->status, pending);
-}
-
 }  // namespace loom::rpc

@@ -52,10 +52,13 @@ template <typename Stub, typename Req, typename Reply>
 using PrepareUnary = std::unique_ptr<grpc::ClientAsyncResponseReader<Reply>> (
     Stub::*)(grpc::ClientContext*, const Req&, grpc::CompletionQueue*);
 
-template <typename Stub, typename Req, typename Reply>
-void AsyncCall(Stub& stub, PrepareUnary<Stub, Req, Reply> prepare,
-               grpc::ClientContext* ctx, const Req& req, Reply* reply,
-               std::function<void(grpc::Status)> done) {
+namespace internal {
+
+// Starts a call prepared on CallQueue(); done gets its status there.
+template <typename Reply>
+void StartOnQueue(
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Reply>> reader,
+    Reply* reply, std::function<void(grpc::Status)> done) {
   struct Pending final : CompletionTag {
     std::unique_ptr<grpc::ClientAsyncResponseReader<Reply>> reader;
     grpc::Status status;
@@ -67,17 +70,31 @@ void AsyncCall(Stub& stub, PrepareUnary<Stub, Req, Reply> prepare,
   };
   auto* pending = new Pending;
   pending->done = std::move(done);
-  pending->reader = (stub.*prepare)(ctx, req, CallQueue());
+  pending->reader = std::move(reader);
   pending->reader->StartCall();
   pending->reader->Finish(reply, &pending->status, pending);
 }
 
+}  // namespace internal
+
+template <typename Stub, typename Req, typename Reply>
+void AsyncCall(Stub& stub, PrepareUnary<Stub, Req, Reply> prepare,
+               grpc::ClientContext* ctx, const Req& req, Reply* reply,
+               std::function<void(grpc::Status)> done) {
+  internal::StartOnQueue((stub.*prepare)(ctx, req, CallQueue()), reply,
+                         std::move(done));
+}
+
 // A call through a generic stub (raw bytes both ways: the object manager's
 // chunks), as AsyncCall.
-void AsyncGenericCall(grpc::GenericStub& stub, const std::string& method,
-                      grpc::ClientContext* ctx, const grpc::ByteBuffer& req,
-                      grpc::ByteBuffer* reply,
-                      std::function<void(grpc::Status)> done);
+inline void AsyncGenericCall(grpc::GenericStub& stub, const std::string& method,
+                             grpc::ClientContext* ctx,
+                             const grpc::ByteBuffer& req,
+                             grpc::ByteBuffer* reply,
+                             std::function<void(grpc::Status)> done) {
+  internal::StartOnQueue(stub.PrepareUnaryCall(ctx, method, req, CallQueue()),
+                         reply, std::move(done));
+}
 
 }  // namespace loom::rpc
 

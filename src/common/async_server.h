@@ -39,6 +39,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "src/common/async_call.h"
+#include "src/common/event_loop.h"
 #include "src/common/rpc.h"
 
 namespace loom::rpc {
@@ -103,6 +104,23 @@ class AsyncServer {
           (base->*request)(ctx, req, writer, cq, cq, tag);
         },
         std::move(full)));
+  }
+
+  // As Unary, with handler(const Req&, Reply*, Done) run on `loop` (the
+  // request and reply live until done has run).
+  template <typename Service, typename Base, typename Req, typename Reply,
+            typename Handler>
+  void UnaryOnLoop(Service* service, RequestUnary<Base, Req, Reply> request,
+                   Need need, EventLoop* loop, Handler handler,
+                   MethodOptions options = {}) {
+    Unary(
+        service, request, need,
+        [loop, handler](const Req& r, Reply* p, Done d) {
+          loop->Post([handler, req = &r, p, d = std::move(d)]() mutable {
+            handler(*req, p, std::move(d));
+          });
+        },
+        options);
   }
 
   // Listens on host:port (0: a free one, written to *bound_port; with

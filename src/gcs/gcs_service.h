@@ -65,12 +65,13 @@ class GcsService {
     // Each method names the least role that may call it (roles.h): kViewer
     // reads, kSubmitter runs jobs, kAdmin is for the cluster's own processes
     // (nodes, raylets) and administrators.
-#define LOOM_GCS_METHOD(Name, role, ...)                      \
-  OnLoop(                                                     \
-      &S::Request##Name, {#Name, Role::role},                 \
-      [](GcsServer* s, const auto& r, auto* p, rpc::Done d) { \
-        s->Handle##Name(r, p, std::move(d));                  \
-      },                                                      \
+    GcsServer* s = server_;
+#define LOOM_GCS_METHOD(Name, role, ...)                             \
+  rpc_.UnaryOnLoop(                                                  \
+      &service_, &S::Request##Name, {#Name, Role::role}, &s->loop(), \
+      [s](const auto& r, auto* p, rpc::Done d) {                     \
+        s->Handle##Name(r, p, std::move(d));                         \
+      },                                                             \
       ##__VA_ARGS__)
     // Every raylet's, every few hundred milliseconds.
     LOOM_GCS_METHOD(Heartbeat, kAdmin, {.waiting = 4});
@@ -96,11 +97,13 @@ class GcsService {
     LOOM_GCS_METHOD(ReadLog, kViewer);
     LOOM_GCS_METHOD(ReportEntrypointExit, kAdmin);
 #undef LOOM_GCS_METHOD
-    OnLoop(&S::RequestListTokens, {"ListTokens", Role::kAdmin},
-           [](GcsServer* s, const auto&, auto* p, rpc::Done d) {
-             s->tokens().List(p);
-             d(absl::OkStatus());
-           });
+    rpc_.UnaryOnLoop(&service_, &S::RequestListTokens,
+                     {"ListTokens", Role::kAdmin}, &s->loop(),
+                     [s](const rpc::ListTokensRequest&, rpc::ListTokensReply* p,
+                         rpc::Done d) {
+                       s->tokens().List(p);
+                       d(absl::OkStatus());
+                     });
 
     // Audited: each call goes to the audit log with what it acted on.
     Audited(
@@ -187,7 +190,6 @@ class GcsService {
         });
 
     // In place, on the serve threads, never on the head's loop.
-    GcsServer* s = server_;
     // Who the caller's token says it is; a person's token gets a credential
     // (roles.h) that every node checks, and the cluster token's hash.
     rpc_.Unary(
@@ -255,22 +257,6 @@ class GcsService {
   // The methods answered in place (a page of tasks, of the audit log) may
   // take a while: a second thread keeps heartbeats flowing meanwhile.
   static constexpr int kServeThreads = 2;
-
-  // Runs handle(server, request, reply, done) on the head's loop.
-  template <typename Base, typename Req, typename Reply, typename Handle>
-  void OnLoop(rpc::RequestUnary<Base, Req, Reply> request, rpc::Need need,
-              Handle handle, rpc::MethodOptions options = {}) {
-    GcsServer* s = server_;
-    rpc_.Unary(
-        &service_, request, need,
-        [s, handle](const Req& r, Reply* p, rpc::Done d) {
-          // The request and reply live until done has run.
-          s->loop().Post([s, handle, req = &r, p, d = std::move(d)]() mutable {
-            handle(s, *req, p, std::move(d));
-          });
-        },
-        options);
-  }
 
   // Runs handle(server, request, reply, done, who) on the head's loop;
   // when it is done, target(req, reply, who) names what the call acted on

@@ -36,12 +36,13 @@ class RayletService {
     using S = RayletAsyncService;
     // Each method names the least role that may call it (roles.h): drivers
     // run as submitters; kAdmin is for the head and the cluster's processes.
-#define LOOM_RAYLET_METHOD(Name, role, ...)                     \
-  OnLoop(                                                       \
-      &S::Request##Name, {#Name, Role::role},                   \
-      [](NodeManager* n, const auto& r, auto* p, rpc::Done d) { \
-        n->Handle##Name(r, p, std::move(d));                    \
-      },                                                        \
+    NodeManager* n = node_;
+#define LOOM_RAYLET_METHOD(Name, role, ...)                          \
+  rpc_.UnaryOnLoop(                                                  \
+      &service_, &S::Request##Name, {#Name, Role::role}, &n->loop(), \
+      [n](const auto& r, auto* p, rpc::Done d) {                     \
+        n->Handle##Name(r, p, std::move(d));                         \
+      },                                                             \
       ##__VA_ARGS__)
     LOOM_RAYLET_METHOD(ReturnWorker, kSubmitter, {.waiting = 4});
     LOOM_RAYLET_METHOD(RegisterWorker, kAdmin, {.waiting = 4});
@@ -56,7 +57,6 @@ class RayletService {
     LOOM_RAYLET_METHOD(StartEntrypoint, kAdmin);
     LOOM_RAYLET_METHOD(StopEntrypoint, kAdmin);
 #undef LOOM_RAYLET_METHOD
-    NodeManager* n = node_;
     // Watched: a grant sent in the deadline's last second could reach the
     // caller too late, or one whose caller cancelled reach nobody, and the
     // worker would be held by nobody.
@@ -138,22 +138,6 @@ class RayletService {
  private:
   // Chunks read for several pulls at once.
   static constexpr int kServeThreads = 2;
-
-  // Runs handle(node, request, reply, done) on the node's loop.
-  template <typename Base, typename Req, typename Reply, typename Handle>
-  void OnLoop(rpc::RequestUnary<Base, Req, Reply> request, rpc::Need need,
-              Handle handle, rpc::MethodOptions options = {}) {
-    NodeManager* n = node_;
-    rpc_.Unary(
-        &service_, request, need,
-        [n, handle](const Req& r, Reply* p, rpc::Done d) {
-          // The request and reply live until done has run.
-          n->loop().Post([n, handle, req = &r, p, d = std::move(d)]() mutable {
-            handle(n, *req, p, std::move(d));
-          });
-        },
-        options);
-  }
 
   template <typename Base, typename Req, typename Reply>
   void Relay(rpc::RequestUnary<Base, Req, Reply> request, rpc::Need need,
