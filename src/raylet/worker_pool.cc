@@ -78,10 +78,22 @@ std::vector<std::string> WorkerPool::WorkerArgs() const {
 namespace {
 
 // Workers (and the fork servers they come from) tell gRPC they have one
-// core (grpc_cores.h), unless the raylet was told a number itself.
+// core (grpc_cores.h), unless the raylet was told a number itself. And
+// they run without gRPC's client-channel backup poller (a 5 s timer for a
+// process in which no thread polls: a client making only blocking calls,
+// whose channel would not reconnect between them without it): a worker's
+// serve thread always waits on its queue, so the poller only woke it (an
+// idle actor ~21 times in 10 s without it, ~25 with). Unless set already.
 std::vector<std::string> WorkerEnv() {
-  if (std::getenv(rpc::kGrpcCoresEnv) != nullptr) return {};
-  return {absl::StrCat(rpc::kGrpcCoresEnv, "=1")};
+  std::vector<std::string> env;
+  if (std::getenv(rpc::kGrpcCoresEnv) == nullptr) {
+    env.push_back(absl::StrCat(rpc::kGrpcCoresEnv, "=1"));
+  }
+  constexpr char kBackupPoll[] = "GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS";
+  if (std::getenv(kBackupPoll) == nullptr) {
+    env.push_back(absl::StrCat(kBackupPoll, "=0"));
+  }
+  return env;
 }
 
 // A fork server's first line, once its imports are done: "ready". False

@@ -112,6 +112,8 @@ def test_workers_size_grpc_by_the_cores_they_are_told(new_cluster, monkeypatch,
     pid = loom.get(actor.pid.remote())
     environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     assert f"LOOM_GRPC_CORES={told or 1}".encode() in environ
+    # Nor does it run gRPC's backup poller: its serve thread always polls.
+    assert b"GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS=0" in environ
     names = _thread_names(pid)
     deadline = time.time() + 10
     while "loom-rpc-calls" not in names and time.time() < deadline:
