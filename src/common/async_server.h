@@ -106,21 +106,34 @@ class AsyncServer {
         std::move(full)));
   }
 
-  // As Unary, with handler(const Req&, Reply*, Done) run on `loop` (the
-  // request and reply live until done has run).
+  // As Unary, with the handler run on `loop` (the request and reply live
+  // until done has run; the Incoming is copied there for a handler that
+  // takes it).
   template <typename Service, typename Base, typename Req, typename Reply,
             typename Handler>
   void UnaryOnLoop(Service* service, RequestUnary<Base, Req, Reply> request,
                    Need need, EventLoop* loop, Handler handler,
                    MethodOptions options = {}) {
-    Unary(
-        service, request, need,
-        [loop, handler](const Req& r, Reply* p, Done d) {
-          loop->Post([handler, req = &r, p, d = std::move(d)]() mutable {
-            handler(*req, p, std::move(d));
-          });
-        },
-        options);
+    if constexpr (std::is_invocable_v<Handler, const Req&, Reply*, Done,
+                                      const Incoming&>) {
+      Unary(
+          service, request, need,
+          [loop, handler](const Req& r, Reply* p, Done d, const Incoming& in) {
+            loop->Post([handler, req = &r, p, d = std::move(d), in]() mutable {
+              handler(*req, p, std::move(d), in);
+            });
+          },
+          options);
+    } else {
+      Unary(
+          service, request, need,
+          [loop, handler](const Req& r, Reply* p, Done d) {
+            loop->Post([handler, req = &r, p, d = std::move(d)]() mutable {
+              handler(*req, p, std::move(d));
+            });
+          },
+          options);
+    }
   }
 
   // Listens on host:port (0: a free one, written to *bound_port; with

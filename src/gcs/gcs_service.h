@@ -266,30 +266,26 @@ class GcsService {
   void Audited(rpc::RequestUnary<Base, Req, Reply> request, rpc::Need need,
                Target target, Handle handle) {
     GcsServer* s = server_;
-    rpc_.Unary(
-        &service_, request, need,
+    rpc_.UnaryOnLoop(
+        &service_, request, need, &s->loop(),
         [s, action = need.method, target, handle](
             const Req& r, Reply* p, rpc::Done d, const rpc::Incoming& in) {
-          s->loop().Post([s, req = &r, p, d = std::move(d), caller = in.caller,
-                          action, target, handle]() mutable {
-            rpc::Done done = [s, req, p, d = std::move(d), caller, action,
-                              target](absl::Status status) {
-              auto what = target(*req, *p, caller.who);
-              if constexpr (std::is_same_v<decltype(what),
-                                           internal::AuditWhat>) {
-                if (!what.target.empty()) {
-                  s->audit().Append(caller.who, caller.peer,
-                                    what.action.empty() ? action : what.action,
-                                    what.target, status);
-                }
-              } else if (!what.empty()) {
-                s->audit().Append(caller.who, caller.peer, action, what,
-                                  status);
+          rpc::Done done = [s, req = &r, p, d = std::move(d),
+                            caller = in.caller, action,
+                            target](absl::Status status) {
+            auto what = target(*req, *p, caller.who);
+            if constexpr (std::is_same_v<decltype(what), internal::AuditWhat>) {
+              if (!what.target.empty()) {
+                s->audit().Append(caller.who, caller.peer,
+                                  what.action.empty() ? action : what.action,
+                                  what.target, status);
               }
-              d(status);
-            };
-            handle(s, *req, p, std::move(done), caller.who);
-          });
+            } else if (!what.empty()) {
+              s->audit().Append(caller.who, caller.peer, action, what, status);
+            }
+            d(status);
+          };
+          handle(s, r, p, std::move(done), in.caller.who);
         });
   }
 

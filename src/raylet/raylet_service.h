@@ -60,18 +60,15 @@ class RayletService {
     // Watched: a grant sent in the deadline's last second could reach the
     // caller too late, or one whose caller cancelled reach nobody, and the
     // worker would be held by nobody.
-    rpc_.Unary(
+    rpc_.UnaryOnLoop(
         &service_, &S::RequestRequestWorkerLease,
-        {"RequestWorkerLease", Role::kSubmitter},
+        {"RequestWorkerLease", Role::kSubmitter}, &n->loop(),
         [n](const rpc::LeaseRequest& r, rpc::LeaseReply* p, rpc::Done d,
             const rpc::Incoming& in) {
-          n->loop().Post([n, req = &r, p, d = std::move(d), gone = in.gone,
-                          deadline = in.deadline]() mutable {
-            n->HandleRequestWorkerLease(
-                *req, p, std::move(d), [gone, deadline] {
-                  return gone() || absl::Now() + absl::Seconds(1) > deadline;
-                });
-          });
+          n->HandleRequestWorkerLease(
+              r, p, std::move(d), [gone = in.gone, deadline = in.deadline] {
+                return gone() || absl::Now() + absl::Seconds(1) > deadline;
+              });
         },
         {.waiting = 4, .watch = true});
 
