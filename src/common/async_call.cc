@@ -19,7 +19,7 @@ void DrainQueue(grpc::CompletionQueue* cq, const char* thread_name) {
 grpc::CompletionQueue* CallQueue() {
   static grpc::CompletionQueue* const queue = [] {
     auto* cq = new grpc::CompletionQueue;  // outlives every call
-    int cores = static_cast<int>(GrpcCores());
+    int cores = static_cast<int>(LoomCores());
     int threads = cores <= 1 ? 1 : std::clamp(cores / 2, 2, 16);
     for (int i = 0; i < threads; ++i) {
       std::thread([cq] { DrainQueue(cq, "loom-rpc-calls"); }).detach();

@@ -10,19 +10,30 @@
 
 namespace loom::rpc {
 
-unsigned GrpcCores() {
-  static const unsigned cores = [] {
-    long online = sysconf(_SC_NPROCESSORS_CONF);  // as libgpr counts
-    unsigned machine = online > 0 ? static_cast<unsigned>(online) : 1;
-    if (const char* env = std::getenv(kGrpcCoresEnv); env != nullptr) {
-      unsigned n = 0;
-      if (absl::SimpleAtoi(env, &n) && n >= 1 && n <= 1024) return n;
-      spdlog::warn("{}={} is not a number of cores from 1 to 1024: ignored",
-                   kGrpcCoresEnv, env);
-    }
-    return machine;
+namespace {
+
+// $LOOM_GRPC_CORES, or 0 when unset or not a number (warned once).
+unsigned Told() {
+  static const unsigned told = [] {
+    const char* env = std::getenv(kGrpcCoresEnv);
+    if (env == nullptr) return 0u;
+    unsigned n = 0;
+    if (absl::SimpleAtoi(env, &n) && n >= 1 && n <= 1024) return n;
+    spdlog::warn("{}={} is not a number of cores from 1 to 1024: ignored",
+                 kGrpcCoresEnv, env);
+    return 0u;
   }();
-  return cores;
+  return told;
+}
+
+}  // namespace
+
+unsigned GrpcCores() { return Told() > 0 ? Told() : 1; }
+
+unsigned LoomCores() {
+  if (Told() > 0) return Told();
+  long online = sysconf(_SC_NPROCESSORS_CONF);  // as libgpr counts
+  return online > 0 ? static_cast<unsigned>(online) : 1;
 }
 
 }  // namespace loom::rpc
