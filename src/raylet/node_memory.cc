@@ -10,6 +10,8 @@
 namespace loom::raylet {
 namespace {
 
+constexpr absl::Duration kMemoryCheckSlack = absl::Seconds(2);
+
 // After a kill the next waits this long: the kernel frees the victim's
 // memory, and the node's figures catch up, before another worker goes.
 constexpr absl::Duration kKillGap = absl::Seconds(1);
@@ -36,9 +38,10 @@ absl::StatusOr<MemoryUsage> NodeManager::MeasureMemory() {
 void NodeManager::CheckMemory() {
   double threshold = options_.memory_usage_threshold;
   if (threshold <= 0 || threshold >= 1) return;  // off
-  // Rides on the loop's other wakeups (heartbeats, requests), a second
-  // late at most: a busy node wakes often, an idle one uses no memory.
-  loop_.PostLazy(options_.memory_check_period, absl::Seconds(1),
+  // Rides on the loop's other wakeups (heartbeats, requests), two seconds
+  // late at most: a busy node wakes often, and an idle one heartbeats at
+  // least every 2 s (gcs_link.h), so the check never wakes it on its own.
+  loop_.PostLazy(options_.memory_check_period, kMemoryCheckSlack,
                  [this] { CheckMemory(); });
   auto m = MeasureMemory();
   if (!m.ok()) {
