@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -68,6 +70,9 @@ constexpr char kToken[] = "token";
 // Events published within this go to each subscriber in one reply (pubsub.h):
 // killing 1,000 actors publishes thousands, each answered to every raylet.
 constexpr absl::Duration kEventGather = absl::Milliseconds(20);
+// How late the periodic check (node timeouts, idle channels, gauges) may
+// run when nothing else wakes the loop and no node is about to time out.
+constexpr absl::Duration kMaxCheckSlack = absl::Seconds(2);
 
 }  // namespace
 
@@ -290,16 +295,19 @@ void GcsServer::Stop() {
 }
 
 void GcsServer::CheckTimeoutsPeriodically() {
-  nodes_.CheckTimeouts();
+  absl::Time next_timeout = nodes_.CheckTimeouts();
   clients_.DropIdle();
   trim_.Maybe(absl::Now());
   UpdateGauges();
   // Rides on the loop's other wakeups (the nodes' heartbeats): an idle
-  // head does not wake five times a second on its own.
+  // head does not wake on its own while its nodes heartbeat, yet wakes when
+  // the next node could time out, so a silent one is found at once.
   absl::Duration period =
       std::min(absl::Milliseconds(200), options_.node_timeout / 5);
-  loop_.PostLazy(period, std::min(absl::Seconds(1), options_.node_timeout / 5),
-                 [this] { CheckTimeoutsPeriodically(); });
+  absl::Duration until = next_timeout - loop_.clock()->Now();
+  absl::Duration slack =
+      std::clamp(until - period, absl::ZeroDuration(), kMaxCheckSlack);
+  loop_.PostLazy(period, slack, [this] { CheckTimeoutsPeriodically(); });
 }
 
 void GcsServer::UpdateGauges() {

@@ -176,12 +176,16 @@ absl::Status NodeTable::Unregister(const std::string& node_id) {
   return absl::OkStatus();
 }
 
-void NodeTable::CheckTimeouts() {
+absl::Time NodeTable::CheckTimeouts() {
   absl::Time now = options_.clock->Now();
+  absl::Time next = absl::InfiniteFuture();
   std::vector<NodeId> late;
   for (auto& [id, node] : nodes_) {
-    if (node.info.alive() && now - node.last_seen > options_.timeout) {
+    if (!node.info.alive()) continue;
+    if (now - node.last_seen > options_.timeout) {
       late.push_back(id);
+    } else {
+      next = std::min(next, node.last_seen + options_.timeout);
     }
   }
   // MarkDead may erase the oldest dead node: not while iterating.
@@ -190,6 +194,7 @@ void NodeTable::CheckTimeouts() {
     MarkDead(node, "missed heartbeats for " +
                        absl::FormatDuration(now - node.last_seen));
   }
+  return next;
 }
 
 void NodeTable::MarkDead(Node& node, const std::string& why) {

@@ -75,7 +75,9 @@ class NodeTable {
   // The head placed `used` on the alive node: until its next heartbeat it
   // counts against what the node has available (unless it does not fit).
   void Debit(const std::string& node_id, const ResourceSet& used);
-  void CheckTimeouts();
+  // Declares dead the alive nodes silent for longer than `timeout`; returns
+  // when the next could be (InfiniteFuture with none alive).
+  absl::Time CheckTimeouts();
 
   // The alive nodes, as the scheduler reads them (current, not a copy).
   const std::vector<NodeState>& alive() const { return alive_; }

@@ -40,19 +40,22 @@ class NodeTableTest : public ::testing::Test {
 
 TEST_F(NodeTableTest, SilentNodeIsMarkedDeadAndPublished) {
   NodeId id = NodeId::FromRandom();
+  absl::Time registered = clock.Now();
   ASSERT_TRUE(nodes->Register(Node(id)).ok());
   clock.Advance(absl::Seconds(4));
-  nodes->CheckTimeouts();
+  // When the next check is due: the head's loop sleeps until then.
+  EXPECT_EQ(nodes->CheckTimeouts(), registered + absl::Seconds(5));
   EXPECT_TRUE(dead.empty());
   rpc::HeartbeatRequest hb;
   hb.set_node_id(id.Binary());
   rpc::HeartbeatReply reply;
   ASSERT_TRUE(nodes->Heartbeat(hb, &reply).ok());
+  absl::Time heard = clock.Now();
   clock.Advance(absl::Seconds(4));
-  nodes->CheckTimeouts();
+  EXPECT_EQ(nodes->CheckTimeouts(), heard + absl::Seconds(5));
   EXPECT_TRUE(dead.empty());
   clock.Advance(absl::Seconds(2));
-  nodes->CheckTimeouts();
+  EXPECT_EQ(nodes->CheckTimeouts(), absl::InfiniteFuture());  // none alive
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0], id);
   EXPECT_EQ(nodes->alive_count(), 0u);
