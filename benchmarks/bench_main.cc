@@ -5,12 +5,15 @@
 //   build/bin/loom-bench                      # everything
 //   build/bin/loom-bench --filter grpc        # names containing "grpc"
 //   build/bin/loom-bench --list
+//   build/bin/loom-bench --filter actor_creation --actors 100,1000,2000
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "benchmarks/bench_util.h"
 
 namespace {
@@ -23,7 +26,8 @@ bool Matches(const loom::bench::Benchmark& b, const std::string& filter) {
 }
 
 int Usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--filter NAME] [--list]\n", argv0);
+  std::fprintf(
+      stderr, "usage: %s [--filter NAME] [--list] [--actors N,N,...]\n", argv0);
   return 2;
 }
 
@@ -43,6 +47,12 @@ int main(int argc, char** argv) {
       filter = argv[++i];
     } else if (std::strncmp(argv[i], "--filter=", 9) == 0) {
       filter = argv[i] + 9;
+    } else if (std::strcmp(argv[i], "--actors") == 0 && i + 1 < argc) {
+      for (absl::string_view n : absl::StrSplit(argv[++i], ',')) {
+        int count = 0;
+        if (!absl::SimpleAtoi(n, &count) || count < 1) return Usage(argv[0]);
+        loom::bench::CreationCounts().push_back(count);
+      }
     } else {
       return Usage(argv[0]);
     }

@@ -87,6 +87,11 @@ void PrintResult(const Result& result) {
   std::fflush(stdout);
 }
 
+std::vector<int>& CreationCounts() {
+  static std::vector<int> counts;
+  return counts;
+}
+
 TempDir::TempDir() {
   char tmpl[] = "/tmp/lb_XXXXXX";
   if (mkdtemp(tmpl) == nullptr) {

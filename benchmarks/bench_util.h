@@ -38,6 +38,11 @@ struct Benchmark {
   std::function<std::vector<Result>()> run;
 };
 
+// loom-bench --actors N,N,...: actor_creation_per_second measures each N
+// on a fresh cluster (actor_creation_per_second_{N}_actors) instead of its
+// default rounds of 20. Empty unless given.
+std::vector<int>& CreationCounts();
+
 // Each file adds its benchmarks, in the order they should run.
 void AddGrpcBenchmarks(std::vector<Benchmark>* out);
 void AddTaskBenchmarks(std::vector<Benchmark>* out);

@@ -44,8 +44,9 @@ Parts (--only, comma-separated; default all):
           the seconds until every actor process has exited and the head's
           CPU (% of one core) meanwhile. Every raylet follows the head's
           events, so this is where their fan-out shows.
-  cpp     `loom-bench --filter actor_creation_per_second` (C++ actors; the
-          binary's fixed 20 actors on a 2-CPU private cluster).
+  cpp     `loom-bench --filter actor_creation_per_second --actors A,...`:
+          C++ actors, for each A of --actors a fresh 2-CPU private cluster,
+          one warm-up actor, then A actors each answering its first call.
   pulls   a head and one more node on loopback: a task on the other node
           puts --pull-objects numpy arrays of --pull-mib MiB and returns
           their refs; the driver (on the head's node) gets them all at once:
@@ -666,16 +667,17 @@ def measure_cpp(args):
     if not found:
         raise RuntimeError("build/bin/loom-bench is missing (make bench)")
     binary = found[0]
-    run = subprocess.run([binary, "--filter", "actor_creation_per_second"],
-                         capture_output=True, text=True, timeout=600)
+    counts_arg = ",".join(str(a) for a in args.actors)
+    run = subprocess.run([binary, "--filter", "actor_creation_per_second",
+                          "--actors", counts_arg],
+                         capture_output=True, text=True,
+                         timeout=600 + 2 * sum(args.actors))
     if run.returncode != 0:
         raise RuntimeError(f"loom-bench failed: {run.stderr.strip()}")
     for line in run.stdout.splitlines():
         record = json.loads(line)
-        if record["name"] == "actor_creation_per_second":
-            emit("cpp_actor_creation_per_second_20_actors", record["value"],
-                 record["unit"], note="loom-bench: 20 C++ actors, 2 CPUs, "
-                 "median of 5 rounds")
+        emit(f"cpp_{record['name']}", record["value"], record["unit"],
+             note="loom-bench: C++ actors on a 2-CPU cluster, one round")
 
 
 # ---- main -----------------------------------------------------------------
