@@ -40,7 +40,8 @@ void NodeManager::CheckMemory() {
   if (threshold <= 0 || threshold >= 1) return;  // off
   // Rides on the loop's other wakeups (heartbeats, requests), two seconds
   // late at most: a busy node wakes often, and an idle one heartbeats at
-  // least every 2 s (gcs_link.h), so the check never wakes it on its own.
+  // least every 2 s with the default period (gcs_link.h), so the check does
+  // not wake it on its own.
   loop_.PostLazy(options_.memory_check_period, kMemoryCheckSlack,
                  [this] { CheckMemory(); });
   auto m = MeasureMemory();
