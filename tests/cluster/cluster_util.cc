@@ -252,10 +252,21 @@ absl::StatusOr<pid_t> StartHeadAgain(const ClusterHandle& cluster,
   std::string port =
       cluster.gcs_address.substr(cluster.gcs_address.rfind(':') + 1);
   SpawnOptions opts;
-  opts.argv = {BinDir() + "/loom-gcs", "--port", port, "--session-dir",
-               cluster.session_dir};
+  // The job API on any free port: 8265 may be anyone's.
+  opts.argv = {
+      BinDir() + "/loom-gcs", "--port",           port, "--session-dir",
+      cluster.session_dir,    "--dashboard-port", "0"};
   opts.argv.insert(opts.argv.end(), args.begin(), args.end());
-  return Spawn(opts);
+  // Tied to this process: a failed assertion that skips the test's own
+  // cleanup does not leave the head running after the test binary exits.
+  // The parent's end stays open until then.
+  auto lifeline = MakeLifeline();
+  if (!lifeline.ok()) return lifeline.status();
+  opts.lifeline_fd = lifeline->child_fd;
+  auto pid = Spawn(opts);
+  close(lifeline->child_fd);
+  if (!pid.ok()) close(lifeline->parent_fd);
+  return pid;
 }
 
 absl::StatusOr<pid_t> RestartHead(const ClusterHandle& cluster,

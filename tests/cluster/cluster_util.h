@@ -51,7 +51,8 @@ double RayletMetric(const std::string& session_dir, const std::string& name);
 
 // Kills the cluster's head (kill -9) and starts another on its port (start
 // the head on FreePortBelowEphemeralRange()) and session directory, whose
-// token it reuses, with `args` added (e.g. --storage); returns its pid.
+// token it reuses, with its job API on any free port and `args` added (e.g.
+// --storage); returns its pid. The new head exits with this process.
 void KillHead(const ClusterHandle& cluster);
 absl::StatusOr<pid_t> StartHeadAgain(const ClusterHandle& cluster,
                                      std::vector<std::string> args = {});
