@@ -166,6 +166,14 @@ absl::Status CoreWorker::Connect() {
                                                  node.status().message()));
     }
     node_id_ = *node;
+    // A job whose driver's node dies ends with it: the head must know
+    // which node that is.
+    if (absl::Status s =
+            raylet_->SetJobNode(job_, getpid(), address_, node_id_);
+        !s.ok()) {
+      spdlog::warn("the head does not know this driver's node: {}",
+                   s.ToString());
+    }
     StartTaskEvents();
     StartSubmitters(options_.code_search_path);
     if (options_.log_to_driver && !options_.gcs_address.empty()) {

@@ -65,6 +65,29 @@ absl::StatusOr<JobId> RayletClient::AddJob(int64_t pid,
   return ParseId<JobId>(reply.job_id(), "job_id");
 }
 
+absl::Status RayletClient::SetJobNode(const JobId& job, int64_t pid,
+                                      const std::string& address,
+                                      const NodeId& node) {
+  if (!gcs_) return absl::FailedPreconditionError("no head address");
+  if (address.empty()) {
+    return absl::FailedPreconditionError("no driver address to name the job");
+  }
+  // AddJob asked again by the same driver answers with its job, and records
+  // the node it names (gcs_server.cc).
+  rpc::AddJobRequest req;
+  req.set_driver_pid(pid);
+  req.set_driver_address(address);
+  req.set_node_id(node.Binary());
+  rpc::AddJobReply reply;
+  absl::Status s = CallHeadAgainWhenSlow(
+      [&](rpc::Context* ctx) { return gcs_->AddJob(ctx, req, &reply); });
+  if (!s.ok()) return s;
+  if (reply.job_id() != job.Binary()) {
+    return absl::InternalError("the head answered with another job");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RayletClient::MarkJobFinished(const JobId& job) {
   if (!gcs_) return absl::OkStatus();
   rpc::Context ctx;

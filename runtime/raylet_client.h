@@ -39,6 +39,11 @@ class RayletClient {
   absl::StatusOr<JobId> AddJob(int64_t pid, const std::string& address,
                                const rpc::WorkerRuntime& runtime = {},
                                rpc::JobQuota* quota = nullptr);
+  // Tells the head the node of the job that AddJob(pid, address) made: the
+  // driver learns it only from RegisterDriver, which needs the job. The
+  // head ends a job whose driver's node dies.
+  absl::Status SetJobNode(const JobId& job, int64_t pid,
+                          const std::string& address, const NodeId& node);
   absl::Status MarkJobFinished(const JobId& job);
   absl::StatusOr<NodeId> RegisterDriver(const JobId& job, int64_t pid,
                                         const WorkerId& worker,

@@ -494,12 +494,14 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
   auto quota = QuotaForJob(req);
   if (!quota.ok()) return done(quota.status());
   // The same driver asking again (its first call timed out on a busy
-  // head) gets the job it has, once that is saved.
+  // head, or it names its node, learned from its raylet since) gets the job
+  // it has, once that is saved.
   if (!req.driver_address().empty()) {
-    for (const auto& [n, job] : jobs_) {
+    for (auto& [n, job] : jobs_) {
       if (job.state() == rpc::JobInfo::RUNNING &&
           job.driver_address() == req.driver_address() &&
           job.driver_pid() == req.driver_pid()) {
+        if (job.node_id().empty()) job.set_node_id(req.node_id());
         store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
                     MustSave("a job", [reply, done, id = job.job_id(),
                                        quota = job.quota()] {

@@ -569,6 +569,39 @@ TEST(DriverDeath, ADeadDriversWorkersAndLeasesAreFreed) {
   StopCluster(*h);
 }
 
+// A driver whose node dies (its raylet killed, the driver itself frozen, so
+// that nothing on that node reports it): the head ends the job with the
+// node, DRIVER_DIED, rather than keeping it running for ever.
+TEST(DriverDeath, AJobEndsWhenItsDriversNodeDies) {
+  TempRoot root, driver_root;
+  ClusterOptions head;
+  head.session_root = root.path();
+  head.num_cpus = 2;
+  head.node_timeout_ms = 1000;
+  auto h = StartCluster(head);
+  ASSERT_TRUE(h.ok()) << h.status();
+  ASSERT_EQ(h->pids.size(), 2u);  // loom-gcs, loom-raylet
+  pid_t driver = StartDriver({"join", h->gcs_address, root.path()},
+                             driver_root.path() + "/out");
+  ASSERT_GT(driver, 0);
+  auto stub = rpc::Gcs::NewStub(rpc::MakeChannel(h->gcs_address));
+  auto state = [&] {
+    rpc::Context ctx;
+    rpc::GetJobsReply jobs;
+    stub->GetJobs(&ctx, rpc::GetJobsRequest(), &jobs);
+    return jobs.jobs_size() == 1 ? jobs.jobs(0).state()
+                                 : rpc::JobInfo::State(-1);
+  };
+  EXPECT_EQ(state(), rpc::JobInfo::RUNNING);
+  kill(driver, SIGSTOP);
+  kill(h->pids[1], SIGKILL);
+  EXPECT_TRUE(WaitUntil([&] { return state() == rpc::JobInfo::DRIVER_DIED; },
+                        absl::Seconds(10)));
+  kill(driver, SIGKILL);
+  WaitForExit(driver, absl::Seconds(5));
+  StopCluster(*h);
+}
+
 // A driver killed while its task runs on another node (spilled there): the
 // head publishes the job's end, and that node frees the lease and kills the
 // worker, though the driver never talked to its raylet.
