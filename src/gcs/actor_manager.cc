@@ -51,6 +51,9 @@ struct ActorManager::Actor {
   std::vector<std::pair<rpc::GetActorReply*, Done>> waiters;
   std::vector<Done> kills;      // answered once the process is gone
   int unreachable_workers = 0;  // passed over (kUnreachableWorkers)
+  // Its creation task ended (ALIVE once, or loaded by a restarted head):
+  // CreationEnded reports it once.
+  bool created = false;
 };
 
 template <typename Req, typename Reply>
@@ -106,6 +109,8 @@ absl::Status ActorManager::Load(const StoreClient::Table& rows) {
     actor->spec = record.spec();
     actor->raylet = record.raylet();
     actor->lease_id = record.lease_id();
+    // Task records are not kept across a head's restart: nor is this one's.
+    actor->created = true;
     auto state = actor->info.state();
     if (state != rpc::ActorInfo::DEAD && !actor->info.name().empty()) {
       names_[NameKey(actor->info.ns(), actor->info.name())] = *id;
@@ -412,6 +417,7 @@ void ActorManager::Create(const ActorId& id, int64_t attempt,
           *a.info.mutable_address() = address;
           a.info.set_pid(call->reply.pid());
           a.info.set_state(rpc::ActorInfo::ALIVE);
+          CreationEnded(a, "");
           spdlog::info("actor {} alive at {}", id.Hex(), HostPort(address));
           // The head calls an actor only to create it: a channel kept
           // would cost memory and a keepalive per actor.
@@ -494,7 +500,36 @@ void ActorManager::Stop(Actor& a) {
                  });
 }
 
+void ActorManager::CreationEnded(Actor& a, const std::string& failure) {
+  if (a.created) return;
+  a.created = true;
+  if (!on_creation_) return;
+  // What the head saw of the creation task: its worker may never report
+  // (an actor killed during or just after __init__ takes its unsent task
+  // events with it), and the task's record would stay pending for ever.
+  const rpc::TaskSpec& spec = a.spec.creation();
+  rpc::TaskEvent e;
+  e.set_task_id(spec.task_id());
+  e.set_attempt(spec.attempt());
+  e.set_job_id(spec.job_id());
+  e.set_actor_id(a.info.actor_id());
+  e.set_type(rpc::TaskEvent::ACTOR_CREATION_TASK);
+  int64_t now = absl::ToUnixMicros(absl::Now());
+  if (failure.empty()) {
+    e.set_finished_us(now);
+    e.set_node_id(a.info.node_id());
+    e.set_worker_id(a.worker_id);
+    e.set_pid(a.info.pid());
+  } else {
+    e.set_failed_us(now);
+    e.set_error_kind(rpc::ErrorInfo::ACTOR_DIED);
+    e.set_error_message(failure);
+  }
+  on_creation_(e);
+}
+
 void ActorManager::MarkDead(Actor& a, const std::string& cause) {
+  CreationEnded(a, cause);  // unless it was created
   a.info.set_state(rpc::ActorInfo::DEAD);
   a.info.set_death_cause(cause);
   a.info.set_end_time_ms(absl::ToUnixMillis(absl::Now()));

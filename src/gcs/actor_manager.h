@@ -104,6 +104,11 @@ class ActorManager {
   void set_admit(std::function<absl::Status(const std::string&)> admit) {
     admit_ = std::move(admit);
   }
+  // Gets an event of each actor's creation task as the head saw it end
+  // (FINISHED once ALIVE, FAILED if it died before), for the task records.
+  void set_on_creation(std::function<void(const rpc::TaskEvent&)> f) {
+    on_creation_ = std::move(f);
+  }
 
  private:
   struct Actor;
@@ -116,6 +121,9 @@ class ActorManager {
   void Died(const ActorId& id, int64_t attempt, const std::string& cause);
   void Stop(Actor& actor);
   void MarkDead(Actor& actor, const std::string& cause);
+  // Its creation task ended: `failure` empty once ALIVE, else why it died
+  // first (on_creation_, once per actor).
+  void CreationEnded(Actor& actor, const std::string& failure);
   void Answer(Actor& actor);  // wakes GetActor(wait_ready) callers
   void RetryLater(const ActorId& id, int64_t attempt);
   // Writes the actor's record; `then` runs once it is saved.
@@ -136,6 +144,7 @@ class ActorManager {
   GlobalScheduler* scheduler_;
   StoreClient* store_;
   std::function<absl::Status(const std::string&)> admit_;
+  std::function<void(const rpc::TaskEvent&)> on_creation_;
   // The dead, oldest first; past its limit they go (Erase).
   BoundedHistory<ActorId> dead_;
   void Erase(const ActorId& id);

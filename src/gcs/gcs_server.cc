@@ -125,6 +125,11 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
                                    "Heartbeats received")) {
   actors_.set_head_epoch(epoch_);
   actors_.set_admit([this](const std::string& job) { return AdmitActor(job); });
+  actors_.set_on_creation([this](const rpc::TaskEvent& e) {
+    rpc::ReportTaskEventsRequest report;
+    *report.add_events() = e;
+    tasks_.Report(report);
+  });
   groups_.set_head_epoch(epoch_);
 }
 

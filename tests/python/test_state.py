@@ -298,3 +298,36 @@ def test_the_head_bounds_records_per_job_and_says_so(new_cluster,
     with pytest.warns(UserWarning, match="dropped the records of 40 tasks"):
         rows = state.list_tasks(limit=100)
     assert len(rows) == 20
+
+
+@loom.remote(num_cpus=0)
+class SlowInit:
+    def __init__(self):
+        import time
+        time.sleep(5)
+
+
+@loom.remote(num_cpus=0)
+class KilledAfterInit:
+    def hello(self):
+        return "hi"
+
+
+def test_a_killed_actors_creation_task_ends(two_nodes):
+    # Last in this file: it adds a failed task, which the tests above do not
+    # expect among the module cluster's records.
+    # Killed with its process, an actor's worker never sends its last task
+    # events: the head ends the creation task's record itself. (Killed
+    # before or during its __init__, the record ends FAILED either way.)
+    slow = SlowInit.remote()
+    loom.kill(slow)
+    quick = KilledAfterInit.remote()
+    assert loom.get(quick.hello.remote()) == "hi"
+    loom.kill(quick)
+    failed = wait_until(lambda: [t for t in tasks_named("SlowInit.__init__")
+                                 if t.state == "FAILED"], 20,
+                        what="the killed __init__ failed")
+    assert failed[0].error_type == "ACTOR_DIED"
+    wait_until(lambda: [t for t in tasks_named("KilledAfterInit.__init__")
+                        if t.state == "FINISHED"], 20,
+               what="the finished __init__")
