@@ -42,9 +42,9 @@ class CompletionTag {
 void DrainQueue(grpc::CompletionQueue* cq, const char* thread_name);
 
 // The process's queue for outgoing calls, never destroyed. Its threads
-// ("loom-rpc-calls": one when gRPC is told one core, as workers are; else
-// half the cores, 2 to 16, as gRPC sizes its own pollers) start with the
-// first call.
+// ("loom-rpc-calls": one with LOOM_GRPC_CORES=1, as workers have it; else
+// half of LoomCores(), 2 to 16, as gRPC sizes its own pollers) start with
+// the first call.
 grpc::CompletionQueue* CallQueue();
 
 // A stub's PrepareAsyncMethod.
