@@ -481,8 +481,16 @@ void GcsServer::HandleKvKeys(const rpc::KvKeysRequest& req,
 }
 
 void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
-                             rpc::AddJobReply* reply, Done done,
-                             const Identity& who) {
+                             rpc::AddJobReply* reply, Done answer,
+                             const Identity& who, const std::string& peer) {
+  Done done = [this, who, peer, reply, pid = req.driver_pid(),
+               answer](absl::Status status) {
+    audit_.Append(who, peer, "AddJob",
+                  absl::StrCat("job ", HexEncode(reply->job_id()),
+                               " (driver pid ", pid, ")"),
+                  status);
+    answer(status);
+  };
   if (req.driver_pid() <= 0) {
     return done(absl::InvalidArgumentError("driver_pid must be positive"));
   }
@@ -508,11 +516,11 @@ void GcsServer::HandleAddJob(const rpc::AddJobRequest& req,
           job.driver_pid() == req.driver_pid()) {
         if (job.node_id().empty()) job.set_node_id(req.node_id());
         store_->Put("jobs", job.job_id(), job.SerializeAsString(), true,
-                    MustSave("a job", [reply, done, id = job.job_id(),
+                    MustSave("a job", [reply, answer, id = job.job_id(),
                                        quota = job.quota()] {
                       reply->set_job_id(id);
                       *reply->mutable_quota() = quota;
-                      done(absl::OkStatus());
+                      answer(absl::OkStatus());
                     }));
         return;
       }

@@ -123,11 +123,14 @@ class GcsServer {
                    Done done);
   void HandleKvKeys(const rpc::KvKeysRequest& req, rpc::KvKeysReply* reply,
                     Done done);
-  // The job's owner is `who` (roles.h): a submitter may stop and kill only
-  // what its own jobs made.
+  // The job's owner is the caller (roles.h): a submitter may stop and kill
+  // only what its own jobs made. A job started, or a refused one, goes to
+  // the audit log; the same driver asking again (after a slow answer, or to
+  // name its node) starts none and is not logged.
   void HandleAddJob(const rpc::AddJobRequest& req, rpc::AddJobReply* reply,
                     Done done,
-                    const Identity& who = {kClusterName, Role::kAdmin, ""});
+                    const Identity& who = {kClusterName, Role::kAdmin, ""},
+                    const std::string& peer = "");
   void HandleReportWorkerDeath(const rpc::ReportWorkerDeathRequest& req,
                                rpc::ReportWorkerDeathReply* reply, Done done);
   void HandleMarkJobFinished(const rpc::MarkJobFinishedRequest& req,

@@ -119,14 +119,13 @@ class GcsService {
           return "node " + HexEncode(r.node_id());
         },
         internal::Plain(&GcsServer::HandleUnregisterNode));
-    Audited(
-        &S::RequestAddJob, {"AddJob", Role::kSubmitter},
-        [](const auto& r, const auto& p, const Identity&) {
-          return "job " + HexEncode(p.job_id()) + " (driver pid " +
-                 std::to_string(r.driver_pid()) + ")";
-        },
-        [](GcsServer* s, const auto& r, auto* p, rpc::Done d,
-           const Identity& who) { s->HandleAddJob(r, p, std::move(d), who); });
+    // Audited by the handler: only a job started (or refused) is logged.
+    rpc_.UnaryOnLoop(
+        &service_, &S::RequestAddJob, {"AddJob", Role::kSubmitter}, &s->loop(),
+        [s](const rpc::AddJobRequest& r, rpc::AddJobReply* p, rpc::Done d,
+            const rpc::Incoming& in) {
+          s->HandleAddJob(r, p, std::move(d), in.caller.who, in.caller.peer);
+        });
     Audited(
         &S::RequestKillActor, {"KillActor", Role::kSubmitter},
         [](const auto& r, const auto&, const Identity&) {
