@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
@@ -125,11 +126,16 @@ GcsServer::GcsServer(Options options, Metrics* metrics)
                                    "Heartbeats received")) {
   actors_.set_head_epoch(epoch_);
   actors_.set_admit([this](const std::string& job) { return AdmitActor(job); });
-  actors_.set_on_creation([this](const rpc::TaskEvent& e) {
-    rpc::ReportTaskEventsRequest report;
-    *report.add_events() = e;
-    tasks_.Report(report);
-  });
+  // Task recording is off for the cluster with LOOM_TASK_EVENTS=0 where
+  // the daemons start (they pass it on to their workers).
+  if (const char* events = std::getenv("LOOM_TASK_EVENTS");
+      events == nullptr || std::string(events) != "0") {
+    actors_.set_on_creation([this](const rpc::TaskEvent& e) {
+      rpc::ReportTaskEventsRequest report;
+      *report.add_events() = e;
+      tasks_.Report(report);
+    });
+  }
   groups_.set_head_epoch(epoch_);
 }
 
