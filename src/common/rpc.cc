@@ -337,12 +337,6 @@ void UseCredential(std::string credential, Identity who,
   });
 }
 
-Identity Whoami() {
-  std::shared_ptr<const Auth> auth = CurrentAuth();
-  if (auth->own.has_value()) return *auth->own;
-  return Identity{kClusterName, Role::kAdmin, ""};
-}
-
 void SetPeopleTokens(std::shared_ptr<const PeopleTokens> tokens) {
   ChangeAuth([&](Auth& a) { a.people = std::move(tokens); });
 }

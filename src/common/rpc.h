@@ -63,8 +63,6 @@ std::string ClusterToken();
 // itself.
 void UseCredential(std::string credential, Identity who,
                    std::string cluster_hash);
-// This process's identity: the credential's, else the cluster's.
-Identity Whoami();
 // The head: people's tokens (roles.h). A credential whose token id is not
 // among them (revoked) is refused; without a table (raylets, workers) the
 // credential's signature is enough.
