@@ -22,6 +22,7 @@ ActorDiedError, and the actor asks the head to stop it with no restart.
 import asyncio
 import concurrent.futures
 import ctypes
+import gc
 import importlib
 import inspect
 import os
@@ -568,6 +569,10 @@ def zygote_main(argv):
         buf += chunk
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
+            # What the server holds goes out of the collector's sight: a
+            # worker's full collection would otherwise write to every
+            # object's header and copy the whole shared heap (+4 MiB each).
+            gc.freeze()
             try:
                 pid = os.fork()
             except OSError as e:  # out of processes or memory: -errno
