@@ -31,6 +31,12 @@ Parts (--only, comma-separated; default all):
           VmRSS growth per actor (KiB), each actor process's PSS
           (/proc/PID/smaps_rollup) and threads, mean; then each loom.kill()ed
           and the time until every actor process has exited.
+  forks   no Loom: fork_baseline.py, for each N of --actors, a parent
+          forking N children in turn, each copying 700 of its pages (a
+          Python actor's PSS): the machine's cost per copied page, first
+          and last tenth of the children, and children per second, to read
+          beside actor creation (on a VM that backs memory lazily, the later
+          copies cost several times the first).
   idle    a fresh one-node cluster (--cpus CPUs): --idle-actors Python
           actors, one no-op call on each; after --settle-s, a
           --idle-actors-window-s window over every process descended from
@@ -74,8 +80,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 MIB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PARTS = ("nodes", "spread", "kills", "tasks", "actors", "idle", "cpp",
-         "pulls")
+PARTS = ("nodes", "spread", "kills", "tasks", "actors", "forks", "idle",
+         "cpp", "pulls")
 
 
 def emit(name, value, unit, **extra):
@@ -680,6 +686,17 @@ def measure_cpp(args):
              note="loom-bench: C++ actors on a 2-CPU cluster, one round")
 
 
+def measure_forks(args):
+    run = subprocess.run(
+        [sys.executable, os.path.join(HERE, "fork_baseline.py"),
+         "--children", ",".join(str(a) for a in args.actors)],
+        capture_output=True, text=True, timeout=600 + 0.1 * sum(args.actors))
+    if run.returncode != 0:
+        raise RuntimeError(f"fork_baseline.py failed: {run.stderr.strip()}")
+    sys.stdout.write(run.stdout)
+    sys.stdout.flush()
+
+
 # ---- main -----------------------------------------------------------------
 
 def counts(text):
@@ -782,6 +799,8 @@ def main():
         failed += run_part("tasks", measure_tasks, args)
     if "actors" in args.only:
         failed += run_part("actors", measure_actors, args)
+    if "forks" in args.only:
+        failed += run_part("forks", measure_forks, args)
     if "idle" in args.only:
         failed += run_part("idle", measure_idle_actors, args)
     if "cpp" in args.only:
