@@ -110,8 +110,12 @@ void StartWorker(const std::string& worker_id_hex, const std::string& raylet,
   {
     pyb::gil_scoped_release release;
     std::thread([&] {
-      cw = CreateWorker(worker_id_hex, raylet, host, session_dir, gcs,
-                        executable, path, cwd, exec, cancel);
+      try {
+        cw = CreateWorker(worker_id_hex, raylet, host, session_dir, gcs,
+                          executable, path, cwd, exec, cancel);
+      } catch (const std::exception& e) {  // thrown on, not terminated
+        cw = absl::InternalError(e.what());
+      }
     }).join();
   }
   if (!cw.ok()) ThrowStatus(cw.status());
