@@ -20,9 +20,6 @@ namespace {
 constexpr int kMaxJoinFailures = 3;
 
 constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
-// Longer than an idle node's heartbeat period (GcsLink, 1.67 s), so that
-// a quiet tick always rides on a heartbeat's wakeup.
-constexpr absl::Duration kQuietTickSlack = absl::Seconds(2);
 
 }  // namespace
 
@@ -706,7 +703,7 @@ void NodeManager::Tick() {
     if (chain == tick_chain_) Tick();
   };
   if (Quiet()) {
-    loop_.PostLazy(kTickPeriod, kQuietTickSlack, next);
+    loop_.PostLazy(kTickPeriod, kQuietSlack, next);
   } else {
     loop_.PostAfter(kTickPeriod, next);
   }

@@ -44,6 +44,11 @@ namespace loom::raylet {
 
 using Done = std::function<void(absl::Status)>;
 
+// How long an idle node's periodic work (the tick, the memory check) may
+// wait for another wakeup: longer than an idle node's heartbeat period
+// (GcsLink, 1.67 s), so that it rides on a heartbeat's.
+inline constexpr absl::Duration kQuietSlack = absl::Seconds(2);
+
 // Not thread-safe: every Handle* runs on loop().
 // What a heartbeat or a node's stats say is available: negative quantities
 // (lending can dip below zero) as none.

@@ -10,8 +10,6 @@
 namespace loom::raylet {
 namespace {
 
-constexpr absl::Duration kMemoryCheckSlack = absl::Seconds(2);
-
 // After a kill the next waits this long: the kernel frees the victim's
 // memory, and the node's figures catch up, before another worker goes.
 constexpr absl::Duration kKillGap = absl::Seconds(1);
@@ -42,7 +40,7 @@ void NodeManager::CheckMemory() {
   // late at most: a busy node wakes often, and an idle one heartbeats at
   // least every 2 s with the default period (gcs_link.h), so the check does
   // not wake it on its own.
-  loop_.PostLazy(options_.memory_check_period, kMemoryCheckSlack,
+  loop_.PostLazy(options_.memory_check_period, kQuietSlack,
                  [this] { CheckMemory(); });
   auto m = MeasureMemory();
   if (!m.ok()) {
