@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
 #include "src/common/daemon.h"
 
 extern char** environ;
@@ -114,6 +116,16 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     return SystemError(absl::StrCat("spawn ", options.argv[0]), rc);
+  }
+  if (options.niceness != 0) {
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0 && setpriority(PRIO_PROCESS, pid, now + options.niceness)) {
+      // Only a lower priority is asked for, which anyone may set: this is
+      // a child that exited already.
+      spdlog::debug("niceness of {} (pid {}): {}", options.argv[0], pid,
+                    std::strerror(errno));
+    }
   }
   return pid;
 }

@@ -41,6 +41,9 @@ struct SpawnOptions {
   int control_fd = -1;                 // becomes fd 4 in the child
   bool new_session = false;            // setsid: survives the terminal
   std::string cwd;                     // empty: ours
+  // Added to the child's niceness (setpriority, once it has exec'd and
+  // before it starts threads of its own, which inherit it): 0 keeps ours.
+  int niceness = 0;
 };
 absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);
 

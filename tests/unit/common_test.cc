@@ -1,5 +1,6 @@
 // Unit tests for src/common: IDs, the event loop, sessions, processes.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -217,6 +218,22 @@ TEST(Process, ChildExitsWhenLifelineCloses) {
   EXPECT_TRUE(alive);
   close(lifeline->parent_fd);
   EXPECT_TRUE(WaitForExit(*pid, absl::Seconds(5)));
+}
+
+TEST(Process, SpawnsAChildThatMuchNicer) {
+  errno = 0;
+  const int ours = getpriority(PRIO_PROCESS, 0);
+  ASSERT_EQ(errno, 0);
+  SpawnOptions opts;
+  opts.argv = {"/bin/sleep", "60"};
+  opts.niceness = 5;
+  auto pid = Spawn(opts);
+  ASSERT_TRUE(pid.ok());
+  errno = 0;
+  EXPECT_EQ(getpriority(PRIO_PROCESS, *pid), std::min(19, ours + 5));
+  EXPECT_EQ(errno, 0);
+  EXPECT_EQ(getpriority(PRIO_PROCESS, 0), ours) << "ours is unchanged";
+  TerminateProcess(*pid, absl::Seconds(2));
 }
 
 TEST(Process, TerminateStopsAProcess) {
