@@ -88,6 +88,12 @@ int main(int argc, char** argv) {
                  "Where primary copies spill (default: <session>/spill)");
   app.add_option("--labels", labels, "Node labels, k=v");
   app.add_option("--prestart-workers", prestart, "-1: one per CPU (max 16)");
+  int worker_niceness = 15;
+  app.add_option("--worker-niceness", worker_niceness,
+                 "Added to this raylet's niceness for the workers it starts "
+                 "(default 15; 0: as the raylet; also $LOOM_WORKER_NICENESS)")
+      ->envname("LOOM_WORKER_NICENESS")
+      ->check(CLI::Range(0, 19));
   app.add_option("--heartbeat-ms", heartbeat_ms)->check(CLI::Range(10, 60000));
   app.add_option("--idle-worker-timeout-ms", idle_timeout_ms);
   app.add_option("--infeasible-grace-ms", infeasible_grace_ms)
@@ -205,6 +211,7 @@ int main(int argc, char** argv) {
   options.infeasible_grace = absl::Milliseconds(infeasible_grace_ms);
   options.memory_usage_threshold = memory_usage_threshold;
   options.memory_limit_bytes = memory_monitor_limit;
+  options.worker_niceness = worker_niceness;
   std::unique_ptr<loom::ObjectStoreServer> store;
   // Set once the object manager exists; the store tells it of evictions.
   std::atomic<loom::raylet::ObjectManager*> evictions{nullptr};

@@ -116,7 +116,8 @@ absl::Status NodeManager::Start(absl::Duration register_timeout) {
       [this](std::function<void()> fn) { loop_.Post(std::move(fn)); },
       [this](const std::string& key, const std::string& why) {
         FailRuntime(key, why);
-      }});
+      },
+      /*max_starting=*/0, options_.worker_niceness});
   gcs_ = std::make_unique<GcsLink>(GcsLink::Options{
       options_.gcs_address, &loop_, SelfInfo(), options_.heartbeat_period,
       [this](rpc::HeartbeatRequest* r) { FillHeartbeat(r); },

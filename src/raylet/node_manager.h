@@ -84,6 +84,10 @@ class NodeManager {
     int64_t memory_limit_bytes = 0;
     absl::Duration memory_check_period = absl::Milliseconds(250);
     std::string memory_root = "/";
+    // Added to the raylet's niceness for the workers and fork servers it
+    // starts (not drivers), so that busy workers do not starve the
+    // daemons' heartbeats (the raylet's flag: 15, as Ray's workers).
+    int worker_niceness = 0;
   };
   NodeManager(Options options, Metrics* metrics);
   ~NodeManager();

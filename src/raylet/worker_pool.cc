@@ -165,6 +165,7 @@ WorkerPool::Zygote* WorkerPool::StartZygote(const rpc::WorkerRuntime& runtime) {
   }
   spawn.lifeline_fd = lifeline->child_fd;
   spawn.control_fd = fds[1];
+  spawn.niceness = options_.niceness;  // its workers inherit it
   auto pid = Spawn(spawn);
   close(lifeline->child_fd);
   close(fds[1]);
@@ -413,6 +414,7 @@ absl::Status WorkerPool::StartWorkers(int n,
       spawn.stdout_path = options_.session_dir + "/logs/workers.out";
     }
     spawn.lifeline_fd = lifeline->child_fd;
+    spawn.niceness = options_.niceness;
     auto pid = Spawn(spawn);
     close(lifeline->child_fd);
     if (!pid.ok()) {

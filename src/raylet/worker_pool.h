@@ -97,6 +97,8 @@ class WorkerPool {
     // raylet's loop past the node timeout. The rest start as these
     // register (the caller asks again for what it still needs).
     int max_starting = 0;  // 0: twice the prestart count
+    // Added to the raylet's niceness for every worker and fork server.
+    int niceness = 0;
   };
   explicit WorkerPool(Options options);
   ~WorkerPool();

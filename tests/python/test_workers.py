@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 import loom
-from conftest import driver_output, wait_until
+from conftest import child_pids, driver_output, process_name, wait_until
 
 
 @loom.remote
@@ -229,3 +229,55 @@ def test_a_full_collection_in_a_worker_copies_no_shared_heap(loom_cluster):
     grown_kib, found = loom.get(actor.collect.remote(), timeout=60)
     assert grown_kib < 512, grown_kib
     assert found >= 2
+
+
+@loom.remote
+def niceness():
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+@loom.remote(num_cpus=0)
+class Niceness:
+    def get(self):
+        return os.getpriority(os.PRIO_PROCESS, 0), os.getppid()
+
+
+def _niceness_of_threads(pid):
+    # Linux keeps a niceness per thread: every one of them, from /proc.
+    out = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = open(f"/proc/{pid}/task/{task}/stat").read()
+            out.add(int(fields.rsplit(")", 1)[1].split()[16]))
+        except OSError:
+            pass  # a thread that ended meanwhile
+    return out
+
+
+@pytest.mark.parametrize("told, expected", [(None, 15), ("0", 0), ("5", 5)])
+def test_workers_run_below_the_daemons_priority(new_cluster, monkeypatch,
+                                                told, expected):
+    # Busy workers must not starve the raylet's heartbeats (nor the head):
+    # the workers and fork servers a raylet starts are 15 nicer than it (as
+    # Ray's), or $LOOM_WORKER_NICENESS where the cluster starts.
+    if told is None:
+        monkeypatch.delenv("LOOM_WORKER_NICENESS", raising=False)
+    else:
+        monkeypatch.setenv("LOOM_WORKER_NICENESS", told)
+    new_cluster(num_cpus=1)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)  # the daemons', as they start
+    expected = min(19, ours + expected)
+    assert loom.get(niceness.remote(), timeout=60) == expected
+    mine, fork_server = loom.get(Niceness.remote().get.remote(), timeout=60)
+    assert mine == expected
+    daemons = {process_name(p): p for p in child_pids(os.getpid())}
+    raylet = daemons["loom-raylet"]
+    assert _niceness_of_threads(raylet) == {ours}
+    assert _niceness_of_threads(daemons["loom-gcs"]) == {ours}
+    # The actor's fork server, and every thread of the C++ workers the
+    # raylet prestarted (threads inherit it from the main one).
+    assert _niceness_of_threads(fork_server) == {expected}
+    cpp = [p for p in child_pids(raylet) if process_name(p) == "loom-worker"]
+    assert cpp, "no prestarted C++ worker"
+    for pid in cpp:
+        assert _niceness_of_threads(pid) == {expected}, pid
