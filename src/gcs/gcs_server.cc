@@ -74,6 +74,10 @@ constexpr absl::Duration kEventGather = absl::Milliseconds(20);
 // How late the periodic check (node timeouts, idle channels, gauges) may
 // run when nothing else wakes the loop and no node is about to time out.
 constexpr absl::Duration kMaxCheckSlack = absl::Seconds(2);
+// The periodic check running this much later than it could have: the
+// loop stalled (the head stopped, starved of CPU, a VM paused), and the
+// nodes' silence over that stretch is excused (NodeTable::Excuse).
+constexpr absl::Duration kLoopStall = absl::Seconds(1);
 
 }  // namespace
 
@@ -306,6 +310,14 @@ void GcsServer::Stop() {
 }
 
 void GcsServer::CheckTimeoutsPeriodically() {
+  // Heartbeats are heard on this loop: while it stalled, none was, and the
+  // nodes are not to blame. Without this a head that stalled for longer
+  // than the node timeout declared every node dead and fenced them all.
+  // When the stall began since the last run is not known: all of that
+  // stretch is excused (a dead node is found at most period + slack later).
+  absl::Time now = loop_.clock()->Now();
+  if (now - check_due_ > kLoopStall) nodes_.Excuse(now - check_ran_);
+  check_ran_ = now;
   absl::Time next_timeout = nodes_.CheckTimeouts();
   clients_.DropIdle();
   trim_.Maybe(absl::Now());
@@ -318,6 +330,7 @@ void GcsServer::CheckTimeoutsPeriodically() {
   absl::Duration until = next_timeout - loop_.clock()->Now();
   absl::Duration slack =
       std::clamp(until - period, absl::ZeroDuration(), kMaxCheckSlack);
+  check_due_ = loop_.clock()->Now() + period + slack;
   loop_.PostLazy(period, slack, [this] { CheckTimeoutsPeriodically(); });
 }
 

@@ -316,6 +316,11 @@ class GcsServer {
   AuditLog audit_;
   HeadMetrics head_metrics_;
   absl::Time metrics_refreshed_ = absl::InfinitePast();
+  // When the periodic check last ran, and when it should run next at the
+  // latest (after its delay and slack): running much later, the loop had
+  // stalled somewhere since the last run.
+  absl::Time check_ran_ = absl::InfinitePast();
+  absl::Time check_due_ = absl::InfiniteFuture();
 
   prometheus::Gauge& nodes_alive_;
   prometheus::Gauge& nodes_dead_;

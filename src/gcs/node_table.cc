@@ -197,6 +197,20 @@ absl::Time NodeTable::CheckTimeouts() {
   return next;
 }
 
+void NodeTable::Excuse(absl::Duration stall) {
+  absl::Time now = options_.clock->Now();
+  int alive = 0;
+  for (auto& [id, node] : nodes_) {
+    if (!node.info.alive()) continue;
+    node.last_seen = std::min(now, node.last_seen + stall);
+    ++alive;
+  }
+  spdlog::warn(
+      "the head's loop stalled: the last {} are not counted in its {} alive "
+      "nodes' silence",
+      absl::FormatDuration(stall), alive);
+}
+
 void NodeTable::MarkDead(Node& node, const std::string& why) {
   NodeId id = *NodeId::FromBinary(node.info.node_id());
   node.info.set_alive(false);

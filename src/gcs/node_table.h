@@ -78,6 +78,10 @@ class NodeTable {
   // Declares dead the alive nodes silent for longer than `timeout`; returns
   // when the next could be (InfiniteFuture with none alive).
   absl::Time CheckTimeouts();
+  // The head could not hear heartbeats for up to `stall` (its loop stalled
+  // within that stretch): each alive node's silence is counted as that
+  // much shorter, never past now.
+  void Excuse(absl::Duration stall);
 
   // The alive nodes, as the scheduler reads them (current, not a copy).
   const std::vector<NodeState>& alive() const { return alive_; }

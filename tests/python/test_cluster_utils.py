@@ -258,3 +258,29 @@ def test_a_stale_session_with_the_heads_address_does_not_shadow_its_token(
         assert done.stdout.split()[-1] == "1"
     finally:
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def test_a_head_stopped_past_the_node_timeout_declares_no_node_dead(cluster):
+    # The head's loop did not run for 2.5 node timeouts (stopped here; a
+    # head starved of CPU or a paused VM is the same to it): the nodes'
+    # heartbeats went unheard, not unsent. Once it runs again it must not
+    # declare them all dead and fence them (their raylets would exit).
+    node = cluster.add_node(num_cpus=1, resources={"other": 1})
+    cluster.wait_for_nodes(timeout=30)
+    ids = {cluster.head_node.node_id, node.node_id}
+    gcs = cluster.head_node.pids[0]
+    os.kill(gcs, signal.SIGSTOP)
+    try:
+        time.sleep(NODE_TIMEOUT_MS * 2.5 / 1000)
+    finally:
+        os.kill(gcs, signal.SIGCONT)
+    time.sleep(NODE_TIMEOUT_MS * 1.5 / 1000)  # deaths would be declared by now
+    assert head_view(cluster) == {i: True for i in ids}
+    assert not process_gone(node.pids[-1]), "the node's raylet exited"
+    cluster.connect()
+
+    @loom.remote(num_cpus=0, resources={"other": 1})
+    def on_other():
+        return loom.get_runtime_context().get_node_id()
+
+    assert loom.get(on_other.remote(), timeout=30) == node.node_id

@@ -38,6 +38,37 @@ class NodeTableTest : public ::testing::Test {
   std::vector<NodeId> dead;
 };
 
+TEST_F(NodeTableTest, SilenceWhileTheHeadStalledIsExcused) {
+  NodeId a = NodeId::FromRandom(), b = NodeId::FromRandom();
+  ASSERT_TRUE(nodes->Register(Node(a)).ok());
+  ASSERT_TRUE(nodes->Register(Node(b)).ok());
+  auto beat = [&](const NodeId& id) {
+    rpc::HeartbeatRequest hb;
+    hb.set_node_id(id.Binary());
+    rpc::HeartbeatReply reply;
+    ASSERT_TRUE(nodes->Heartbeat(hb, &reply).ok());
+  };
+  clock.Advance(absl::Seconds(3));
+  beat(a);
+  clock.Advance(absl::Seconds(1));
+  beat(b);
+  absl::Time heard = clock.Now();
+  // The head's loop did not run for 20 s: it heard nobody, and that is
+  // not held against a (heard 1 s before) nor b.
+  clock.Advance(absl::Seconds(20));
+  nodes->Excuse(absl::Seconds(20));
+  EXPECT_EQ(nodes->CheckTimeouts(), heard + absl::Seconds(24));
+  EXPECT_TRUE(dead.empty());
+  // Silent after that, each is dead once the timeout has run on its
+  // silence with the head listening: a first, then b.
+  clock.Advance(absl::Milliseconds(4500));
+  nodes->CheckTimeouts();
+  EXPECT_EQ(dead, std::vector<NodeId>{a});
+  clock.Advance(absl::Seconds(1));
+  nodes->CheckTimeouts();
+  EXPECT_EQ(dead.size(), 2u);
+}
+
 TEST_F(NodeTableTest, SilentNodeIsMarkedDeadAndPublished) {
   NodeId id = NodeId::FromRandom();
   absl::Time registered = clock.Now();
