@@ -315,8 +315,14 @@ void GcsServer::CheckTimeoutsPeriodically() {
   // than the node timeout declared every node dead and fenced them all.
   // When the stall began since the last run is not known: all of that
   // stretch is excused (a dead node is found at most period + slack later).
+  // A loop late again at the next check is overloaded rather than stalled:
+  // only the lateness is excused then, or a head always a second late would
+  // never find a dead node.
   absl::Time now = loop_.clock()->Now();
-  if (now - check_due_ > kLoopStall) nodes_.Excuse(now - check_ran_);
+  absl::Duration late = now - check_due_;
+  bool stalled = late > kLoopStall;
+  if (stalled) nodes_.Excuse(stalled_last_check_ ? late : now - check_ran_);
+  stalled_last_check_ = stalled;
   check_ran_ = now;
   absl::Time next_timeout = nodes_.CheckTimeouts();
   clients_.DropIdle();

@@ -321,6 +321,7 @@ class GcsServer {
   // stalled somewhere since the last run.
   absl::Time check_ran_ = absl::InfinitePast();
   absl::Time check_due_ = absl::InfiniteFuture();
+  bool stalled_last_check_ = false;
 
   prometheus::Gauge& nodes_alive_;
   prometheus::Gauge& nodes_dead_;
