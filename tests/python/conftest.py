@@ -220,6 +220,15 @@ def serve_hello_driver(answer, then):
     return _SERVE_HELLO.replace("ANSWER", repr(answer)) + then
 
 
+def set_env(monkeypatch, name, value):
+    """$name is value for this test, or unset for None (the clusters it
+    starts inherit it)."""
+    if value is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, value)
+
+
 def wait_until(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Polls predicate() until it is truthy and returns its value; fails the
     test after timeout seconds."""

@@ -19,7 +19,7 @@ import time
 import pytest
 
 import loom
-from conftest import child_pids, process_name
+from conftest import child_pids, process_name, set_env
 
 GRPC_THREADS = {"nexting_thread", "timer_manager", "grpc_global_tim",
                 "event_engine", "default-executo", "resolver-execut"}
@@ -105,10 +105,7 @@ def test_workers_size_grpc_by_the_cores_they_are_told(new_cluster, monkeypatch,
     # told, and Loom its call queue's threads (one per two cores, at least
     # two; one for one core). Workers are told 1 (LOOM_GRPC_CORES from the
     # raylet) unless the cluster was started with a number of its own.
-    if told is None:
-        monkeypatch.delenv("LOOM_GRPC_CORES", raising=False)
-    else:
-        monkeypatch.setenv("LOOM_GRPC_CORES", told)
+    set_env(monkeypatch, "LOOM_GRPC_CORES", told)
     new_cluster(num_cpus=1)
     actor = Idle.remote()
     pid = loom.get(actor.pid.remote())

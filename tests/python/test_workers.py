@@ -13,7 +13,8 @@ import uuid
 import pytest
 
 import loom
-from conftest import child_pids, driver_output, process_name, wait_until
+from conftest import (child_pids, driver_output, process_name, set_env,
+                      wait_until)
 
 
 @loom.remote
@@ -260,10 +261,7 @@ def test_workers_run_below_the_daemons_priority(new_cluster, monkeypatch,
     # Busy workers must not starve the raylet's heartbeats (nor the head):
     # the workers and fork servers a raylet starts are 15 nicer than it (as
     # Ray's), or $LOOM_WORKER_NICENESS where the cluster starts.
-    if told is None:
-        monkeypatch.delenv("LOOM_WORKER_NICENESS", raising=False)
-    else:
-        monkeypatch.setenv("LOOM_WORKER_NICENESS", told)
+    set_env(monkeypatch, "LOOM_WORKER_NICENESS", told)
     new_cluster(num_cpus=1)
     ours = os.getpriority(os.PRIO_PROCESS, 0)  # the daemons', as they start
     expected = min(19, ours + expected)
