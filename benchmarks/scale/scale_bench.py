@@ -76,10 +76,12 @@ import sys
 import time
 import urllib.request
 
+from proc_stats import (alive, cpu_seconds, descendants, pss_kib, rss_mib,
+                        status_field, wakeups, wakeups_between)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 MIB = 1 << 20
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PARTS = ("nodes", "spread", "kills", "tasks", "actors", "forks", "idle",
          "cpp", "pulls")
 
@@ -100,88 +102,6 @@ def raise_fd_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-# ---- /proc --------------------------------------------------------------
-
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def status_field(pid, key):
-    """A number from /proc/PID/status (VmRSS in KiB, Threads)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {key} in /proc/{pid}/status")
-
-
-def rss_mib(pid):
-    return status_field(pid, "VmRSS") / 1024
-
-
-def pss_kib(pid):
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no Pss in /proc/{pid}/smaps_rollup")
-
-
-def wakeups(pid):
-    """{tid: voluntary context switches} of a process's live threads
-    (/proc/PID/task/*/status); a thread's count goes with it."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                for line in f:
-                    if line.startswith("voluntary_ctxt_switches:"):
-                        out[tid] = int(line.split()[1])
-                        break
-        except OSError:
-            pass  # the thread exited
-    return out
-
-
-def wakeups_between(before, after):
-    """Switches in between: each thread alive at the end, less its count at
-    the start (0 for one started since); one that exited is not counted."""
-    return sum(n - before.get(tid, 0) for tid, n in after.items())
-
-
-def descendants(root):
-    """Pids of the live processes descended from root, root excluded (each
-    /proc/PID/stat's ppid)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found.extend(kids)
-        todo.extend(kids)
-    return found
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # ---- the head -------------------------------------------------------------
@@ -665,6 +585,15 @@ def emit_idle_actors(cluster, n, actor_pids, before, after, window):
 
 # ---- C++ actors -------------------------------------------------------------
 
+def program_records(argv, timeout, what):
+    """Runs a benchmark program; its JSON lines, parsed (it failing raises)."""
+    run = subprocess.run(argv, capture_output=True, text=True,
+                         timeout=timeout)
+    if run.returncode != 0:
+        raise RuntimeError(f"{what} failed: {run.stderr.strip()}")
+    return [json.loads(line) for line in run.stdout.splitlines()]
+
+
 def measure_cpp(args):
     # The build's (an installed package holds no loom-bench).
     dirs = [os.path.join(REPO, "build", "bin"), os.environ.get("LOOM_BIN_DIR")]
@@ -672,29 +601,20 @@ def measure_cpp(args):
     found = [b for b in found if os.path.exists(b)]
     if not found:
         raise RuntimeError("build/bin/loom-bench is missing (make bench)")
-    binary = found[0]
     counts_arg = ",".join(str(a) for a in args.actors)
-    run = subprocess.run([binary, "--filter", "actor_creation_per_second",
-                          "--actors", counts_arg],
-                         capture_output=True, text=True,
-                         timeout=600 + 2 * sum(args.actors))
-    if run.returncode != 0:
-        raise RuntimeError(f"loom-bench failed: {run.stderr.strip()}")
-    for line in run.stdout.splitlines():
-        record = json.loads(line)
+    for record in program_records(
+            [found[0], "--filter", "actor_creation_per_second", "--actors",
+             counts_arg], 600 + 2 * sum(args.actors), "loom-bench"):
         emit(f"cpp_{record['name']}", record["value"], record["unit"],
              note="loom-bench: C++ actors on a 2-CPU cluster, one round")
 
 
 def measure_forks(args):
-    run = subprocess.run(
-        [sys.executable, os.path.join(HERE, "fork_baseline.py"),
-         "--children", ",".join(str(a) for a in args.actors)],
-        capture_output=True, text=True, timeout=600 + 0.1 * sum(args.actors))
-    if run.returncode != 0:
-        raise RuntimeError(f"fork_baseline.py failed: {run.stderr.strip()}")
-    sys.stdout.write(run.stdout)
-    sys.stdout.flush()
+    for record in program_records(
+            [sys.executable, os.path.join(HERE, "fork_baseline.py"),
+             "--children", ",".join(str(a) for a in args.actors)],
+            600 + 0.1 * sum(args.actors), "fork_baseline.py"):
+        emit(**record)
 
 
 # ---- main -----------------------------------------------------------------
