@@ -32,9 +32,10 @@ std::string DescribeResourceError(int err);
 // ResourceExhausted when opening `needed` more descriptors (for `what`, e.g.
 // "a worker") would leave this process (`who`, e.g. "the raylet") fewer
 // than kDescriptorReserve under its RLIMIT_NOFILE; the message names the
-// limit, the count and how to raise it. OK otherwise. Counts
-// /proc/self/fd, at most every 100 ms while well under the limit.
-// Thread-safe.
+// limit, the count and how to raise it. OK otherwise. Reads the size of
+// the descriptor table (an upper bound of the count, cheap); only when that
+// comes near the limit counts /proc/self/fd, at most every 100 ms while
+// well under it. Thread-safe.
 absl::Status CheckDescriptorHeadroom(int needed, const std::string& who,
                                      const std::string& what);
 inline constexpr int kDescriptorReserve = 32;

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "src/common/daemon.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
 #include "src/common/memory_trim.h"
@@ -234,6 +235,27 @@ TEST(Process, SpawnsAChildThatMuchNicer) {
   EXPECT_EQ(errno, 0);
   EXPECT_EQ(getpriority(PRIO_PROCESS, 0), ours) << "ours is unchanged";
   TerminateProcess(*pid, absl::Seconds(2));
+}
+
+// Well under the limit the check reads only the descriptor table's size;
+// near it, it counts what is open and names the limit it would hit. In a
+// child (EXPECT_EXIT): the limit set is the process's.
+void CheckHeadroomUnderALowLimit() {
+  rlimit lim{256, 256};
+  setrlimit(RLIMIT_NOFILE, &lim);
+  bool fine = CheckDescriptorHeadroom(10, "the test", "a worker").ok();
+  for (int i = 0; i < 200; ++i) dup(0);
+  absl::SleepFor(absl::Milliseconds(110));  // past the count's reuse
+  absl::Status s = CheckDescriptorHeadroom(40, "the test", "a worker");
+  bool named = absl::IsResourceExhausted(s) &&
+               absl::StrContains(s.message(),
+                                 "out of file descriptors: the test has 2") &&
+               absl::StrContains(s.message(), "RLIMIT_NOFILE (256)");
+  _exit(fine && named ? 0 : 1);
+}
+
+TEST(DaemonDeathTest, DescriptorHeadroomNamesTheLimitNearIt) {
+  EXPECT_EXIT(CheckHeadroomUnderALowLimit(), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(Process, TerminateStopsAProcess) {
