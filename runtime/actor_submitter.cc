@@ -15,6 +15,10 @@ namespace {
 // sent again this often, this many times, while the call is pending.
 constexpr absl::Duration kCancelRetry = absl::Milliseconds(20);
 constexpr int kCancelTries = 50;
+// How long a call the actor died running waits for the head to say why it
+// died (the raylet reports a worker it killed at once; a crash is seen
+// when the process ends) before it fails saying only how it broke.
+constexpr absl::Duration kDeathCauseWait = absl::Seconds(1);
 
 std::string AddressOf(const rpc::ActorInfo& info) {
   return HostPort(info.address());
@@ -275,10 +279,8 @@ void ActorSubmitter::Failover(const ActorId& id, const std::string& why) {
       continue;
     }
     if (p.sent && p.retries_left-- <= 0) {
-      FailCall(p.spec,
-               MakeError(rpc::ErrorInfo::ACTOR_DIED,
-                         "the actor died while running " +
-                             p.spec.function_name() + " (" + why + ")"));
+      state.lost.push_back(
+          {std::move(p.spec), why, absl::Now() + kDeathCauseWait});
       c = state.calls.erase(c);
       continue;
     }
@@ -286,8 +288,36 @@ void ActorSubmitter::Failover(const ActorId& id, const std::string& why) {
     p.seq = -1;
     ++c;
   }
+  if (!state.lost.empty()) {
+    options_.loop->PostAfter(kDeathCauseWait, [this, id] {
+      if (auto it = actors_.find(id); it != actors_.end()) {
+        FailLost(it->second, "", /*all=*/false);
+      }
+    });
+  }
   CheckIdle(state);
   Resolve(id);
+}
+
+void ActorSubmitter::FailLost(State& state, const std::string& death_cause,
+                              bool all) {
+  absl::Time now = absl::Now();
+  auto kept = state.lost.begin();
+  for (auto& l : state.lost) {
+    if (!all && death_cause.empty() && l.until > now) {
+      *kept++ = std::move(l);
+      continue;
+    }
+    std::string fn = l.spec.function_name();
+    FailCall(l.spec,
+             MakeError(rpc::ErrorInfo::ACTOR_DIED,
+                       death_cause.empty()
+                           ? absl::StrCat("the actor died while running ", fn,
+                                          " (", l.why, ")")
+                           : absl::StrCat("the actor died while running ", fn,
+                                          ": ", death_cause)));
+  }
+  state.lost.erase(kept, state.lost.end());
 }
 
 void ActorSubmitter::Resolve(const ActorId& id) {
@@ -328,12 +358,14 @@ void ActorSubmitter::Resolve(const ActorId& id) {
                 rpc::ErrorInfo::ACTOR_DIED,
                 s.ok() ? "the actor is dead: " + info.death_cause()
                        : "cannot reach the head to find the actor: " + why);
+            FailLost(state, s.ok() ? info.death_cause() : "", /*all=*/true);
             FailAll(state, state.death);
           } else if (AddressOf(info) == state.failed) {
             // The head has not seen the death yet: ask again shortly.
             options_.loop->PostAfter(absl::Milliseconds(50),
                                      [this, id] { Resolve(id); });
           } else {
+            FailLost(state, "", /*all=*/true);  // it was restarted
             state.failed.clear();
             state.head_tries = 0;
             state.head_lost = absl::InfiniteFuture();

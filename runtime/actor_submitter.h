@@ -111,6 +111,14 @@ class ActorSubmitter {
     int64_t next_seq = 0;               // in the current incarnation
     uint64_t scan_from = 0;             // calls before it are numbered and sent
     std::map<uint64_t, Pending> calls;  // by submission order, not done
+    // Calls the actor died running, with no retries left: failed once the
+    // head says why it died (its death cause), or after a second.
+    struct Lost {
+      rpc::TaskSpec spec;
+      std::string why;  // how the call broke
+      absl::Time until;
+    };
+    std::vector<Lost> lost;
     std::vector<std::function<void()>> when_idle;  // WhenIdle's, waiting
     std::shared_ptr<rpc::CoreWorker::Stub> stub;
   };
@@ -124,6 +132,9 @@ class ActorSubmitter {
   // The actor at state's address is gone: calls sent there are resent to
   // the next incarnation (while retries last), found through the head.
   void Failover(const ActorId& id, const std::string& why);
+  // Fails the lost calls: all of them, saying `death_cause` when the head
+  // gave one; else, with `all` false, those whose wait is over.
+  void FailLost(State& state, const std::string& death_cause, bool all);
   // Asks the actor at state's address to interrupt task_id; asks again
   // while the actor does not know it yet (the cancel overtook the push)
   // and the call is still pending.

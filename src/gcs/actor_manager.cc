@@ -434,12 +434,15 @@ void ActorManager::Bind(const ActorId& id, Actor& a,
   if (!worker_id.empty()) by_worker_[worker_id] = id;
 }
 
-void ActorManager::OnWorkerDead(const std::string& worker_id) {
+void ActorManager::OnWorkerDead(const std::string& worker_id,
+                                const std::string& cause) {
   auto it = by_worker_.find(worker_id);
   if (it == by_worker_.end()) return;
   ActorId id = it->second;
   Died(id, actors_[id]->attempt,
-       "the actor's process exited (its node's raylet saw it end)");
+       cause.empty()
+           ? "the actor's process exited (its node's raylet saw it end)"
+           : cause);
 }
 
 void ActorManager::OnNodeRegistered(

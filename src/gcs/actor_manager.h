@@ -73,9 +73,10 @@ class ActorManager {
   // A node was declared dead: its actors died with it (restarted elsewhere
   // while restarts remain), whether or not their connections broke.
   void OnNodeDead(const std::string& node_id);
-  // A worker's process ended (its raylet saw it): the actor it was leased
-  // for, if any, died.
-  void OnWorkerDead(const std::string& worker_id);
+  // A worker's process ended (its raylet saw it, or killed it: `cause`
+  // says why then): the actor it was leased for, if any, died.
+  void OnWorkerDead(const std::string& worker_id,
+                    const std::string& cause = "");
   // A node registered (again) holding `held_leases` for heads: its ALIVE
   // actors whose leases are not among them died while it could not say so.
   void OnNodeRegistered(const std::string& node_id,

@@ -654,13 +654,16 @@ void GcsServer::HandleReportWorkerDeath(
   if (req.address().size() > 256) {
     return done(absl::InvalidArgumentError("address: too long"));
   }
+  if (req.cause().size() > 4096) {
+    return done(absl::InvalidArgumentError("cause: too long"));
+  }
   rpc::Event e;
   e.set_kind(rpc::Event::WORKER_DEAD);
   e.set_id(req.worker_id());
   e.set_address(req.address());
   e.set_job_id(req.job_id());
   publisher_.Publish(std::move(e));
-  actors_.OnWorkerDead(req.worker_id());
+  actors_.OnWorkerDead(req.worker_id(), req.cause());
   done(absl::OkStatus());
 }
 

@@ -213,11 +213,13 @@ void GcsLink::MarkJobFinished(const std::string& job_id, bool driver_died) {
 }
 
 void GcsLink::ReportWorkerDeath(const WorkerId& worker,
-                                const std::string& address, const JobId& job) {
+                                const std::string& address, const JobId& job,
+                                const std::string& cause) {
   rpc::ReportWorkerDeathRequest req;
   req.set_worker_id(worker.Binary());
   req.set_address(address);
   req.set_job_id(job.Binary());
+  req.set_cause(cause);
   Report<rpc::ReportWorkerDeathRequest, rpc::ReportWorkerDeathReply>(
       &rpc::Gcs::Stub::PrepareAsyncReportWorkerDeath, std::move(req),
       absl::Now() + rpc::HeadWait());

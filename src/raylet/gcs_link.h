@@ -62,9 +62,10 @@ class GcsLink {
   // unreachable (a restart, a takeover) or too busy to answer in time, for
   // rpc::HeadWait().
   void MarkJobFinished(const std::string& job_id, bool driver_died);
-  // Tells the head that a worker of `job` at `address` is gone.
+  // Tells the head that a worker of `job` at `address` is gone, and why
+  // when this raylet knows (it killed it).
   void ReportWorkerDeath(const WorkerId& worker, const std::string& address,
-                         const JobId& job);
+                         const JobId& job, const std::string& cause);
   // Asks the head to place a request this node cannot; `done` runs on the
   // loop.
   void ScheduleLease(

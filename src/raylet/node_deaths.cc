@@ -37,7 +37,7 @@ void NodeManager::OnWorkerDied(const Worker& worker) {
   ReportGone(worker);
 }
 
-void NodeManager::ReportGone(const Worker& worker) {
+void NodeManager::ReportGone(const Worker& worker, const std::string& cause) {
   // Other nodes may hold leases it asked for (spilled there) and objects it
   // owned: the head tells them. A worker never given a job has neither.
   if (!worker.job) return;
@@ -45,7 +45,7 @@ void NodeManager::ReportGone(const Worker& worker) {
   // Its objects here are freed now, not on the head's echo: that needs the
   // head up, and the store should not wait on it.
   if (object_manager_) object_manager_->FreeOwnedBy(address, *worker.job);
-  gcs_->ReportWorkerDeath(worker.id, address, *worker.job);
+  gcs_->ReportWorkerDeath(worker.id, address, *worker.job, cause);
 }
 
 void NodeManager::OnRemoteWorkerDead(const rpc::Event& e) {

@@ -221,8 +221,9 @@ class NodeManager {
   void PublishMetrics();
   void OnWorkerDied(const Worker& worker);
   // A worker of a job died or was killed: deletes the objects it owned
-  // here and tells the head (WORKER_DEAD), which tells the other nodes.
-  void ReportGone(const Worker& worker);
+  // here and tells the head (WORKER_DEAD), which tells the other nodes;
+  // `cause` says why when this raylet killed it (out of memory).
+  void ReportGone(const Worker& worker, const std::string& cause = "");
   // WORKER_DEAD from the head (any node's worker, this one's too): frees
   // the leases it held here and deletes the objects it owned here.
   void OnRemoteWorkerDead(const rpc::Event& e);

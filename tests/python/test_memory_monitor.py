@@ -4,8 +4,9 @@
 # cluster of the test's own whose raylet measures its workers against a
 # 200 MiB limit (--memory-monitor-limit-bytes): a task that holds 300 MiB is
 # killed and fails with OutOfMemoryError naming it and the figures, or is
-# retried when it has retries left; the raylet lives on and runs what
-# follows. The machine's own memory is never filled.
+# retried when it has retries left; an actor killed so dies saying it; the
+# raylet lives on and runs what follows. The machine's own memory is never
+# filled.
 
 import gc
 import os
@@ -15,6 +16,7 @@ import pytest
 
 import loom
 from loom.cluster_utils import Cluster
+from loom.util import state
 from conftest import process_gone, touch
 
 LIMIT = 200 << 20
@@ -60,6 +62,15 @@ def small(x):
     return x + 1
 
 
+@loom.remote
+class Holder:
+    def hold(self, mib):
+        return hold(mib)
+
+    def ready(self):
+        return True
+
+
 @pytest.mark.loom_timeout(60)
 def test_a_task_over_the_limit_fails_with_out_of_memory(cluster):
     with pytest.raises(loom.exceptions.OutOfMemoryError) as info:
@@ -87,3 +98,21 @@ def test_a_task_with_retries_left_is_retried(cluster, tmp_path):
     with pytest.raises(loom.exceptions.OutOfMemoryError,
                        match="1 retries are used up"):
         loom.get(hog.options(max_retries=1).remote(HOG_MIB), timeout=30)
+
+
+@pytest.mark.loom_timeout(60)
+def test_an_actor_killed_for_memory_dies_saying_so(cluster):
+    holder = Holder.remote()  # no restarts
+    assert loom.get(holder.ready.remote(), timeout=30)
+    with pytest.raises(loom.exceptions.ActorDiedError) as info:
+        loom.get(holder.hold.remote(HOG_MIB), timeout=30)
+    text = str(info.value)
+    assert "out of memory: the memory monitor of node" in text, text
+    assert "of a 200.0 MiB limit" in text and "threshold 0.95" in text
+    # The head's record says it too (state API, `loom list actors`).
+    [row] = [a for a in state.list_actors(limit=1000)
+             if a.class_name.endswith("Holder")]
+    assert row.state == "DEAD"
+    assert row.death_cause.startswith("out of memory: the memory monitor")
+    # The node lives on.
+    assert loom.get(small.remote(1), timeout=30) == 2

@@ -144,12 +144,14 @@ TEST_F(ActorManagerTest, ADeadWorkerRestartsTheActorOnANewOneAndIsDropped) {
   // A report of the first process again changes nothing.
   loop_.RunSync([&] { actors_.OnWorkerDead("worker-1"); });
   EXPECT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE, /*restarts=*/1));
-  // Out of restarts, the next death is final.
-  loop_.RunSync([&] { actors_.OnWorkerDead("worker-2"); });
+  // Out of restarts, the next death is final; a raylet that killed the
+  // process (its memory monitor) said why, and the cause says it.
+  loop_.RunSync([&] {
+    actors_.OnWorkerDead("worker-2", "out of memory: the memory monitor ...");
+  });
   ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::DEAD, /*restarts=*/1));
-  EXPECT_NE(Info(id).death_cause().find("restarts are used up"),
-            std::string::npos)
-      << Info(id).death_cause();
+  EXPECT_EQ(Info(id).death_cause(),
+            "out of memory: the memory monitor ...; its restarts are used up");
 }
 
 TEST_F(ActorManagerTest, AWorkerThatCannotStartKillsTheActorSayingWhy) {
