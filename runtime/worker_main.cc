@@ -6,7 +6,8 @@
 //   loom-worker --zygote ...the same, without --worker-id
 //
 // As a zygote (fork server) it stays single-threaded, with the libraries
-// loaded and relocated once; each worker id the raylet writes on fd 4
+// loaded and relocated once (every symbol bound: the raylet starts it with
+// LD_BIND_NOW); each worker id the raylet writes on fd 4
 // becomes a forked worker, whose pid goes back on fd 4. A fork costs about
 // a millisecond where exec and dynamic linking cost about twelve.
 #include <fcntl.h>
@@ -119,6 +120,12 @@ int RunZygote(Args args) {
     if (pid == 0) {
       signal(SIGCHLD, SIG_DFL);  // the worker's own children are waited for
       close(loom::kControlFd);
+      if (getenv("LOOM_UNSET_BIND_NOW") != nullptr) {
+        // Set for the zygote alone (worker_pool.cc): the worker's own
+        // children bind lazily, as usual.
+        unsetenv("LD_BIND_NOW");
+        unsetenv("LOOM_UNSET_BIND_NOW");
+      }
       args.worker_id_hex = id;
       args.zygote = false;
       _exit(RunWorker(args));

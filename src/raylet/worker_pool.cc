@@ -146,6 +146,15 @@ WorkerPool::Zygote* WorkerPool::StartZygote(const rpc::WorkerRuntime& runtime) {
   if (key.empty()) {
     spawn.argv = {options_.worker_binary, "--zygote"};
     spawn.extra_env = WorkerEnv();
+    // It binds every symbol of its libraries as it starts, so that its
+    // workers inherit resolved tables instead of each looking up what it
+    // calls first (and copying the pages it writes them to): ~10% more
+    // C++ actors a second. Its workers drop the variable again. (Python
+    // loads its extension modules, and what they need, bound already.)
+    if (std::getenv("LD_BIND_NOW") == nullptr) {
+      spawn.extra_env.push_back("LD_BIND_NOW=1");
+      spawn.extra_env.push_back("LOOM_UNSET_BIND_NOW=1");
+    }
   } else {
     spawn.argv = {runtime.python_executable(), "-c", kPythonBootstrap};
     spawn.extra_env = WorkerEnv();
