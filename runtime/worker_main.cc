@@ -58,7 +58,8 @@ void PrintToJobFiles(const std::string& session_dir, const loom::JobId& job) {
 int RunWorker(const Args& args) {
   loom::WatchLifelineFromEnv();
   loom::InitLogging(absl::StrCat("worker-", getpid()),
-                    args.session_dir.empty() ? "" : args.session_dir + "/logs");
+                    args.session_dir.empty() ? "" : args.session_dir + "/logs",
+                    /*create_on_first_message=*/true);
   auto worker_id =
       loom::WorkerId::FromBinary(absl::HexStringToBytes(args.worker_id_hex));
   if (!worker_id.ok()) {

@@ -64,7 +64,8 @@ absl::StatusOr<std::unique_ptr<CoreWorker>> CreateWorker(
     pyb::object* exec, pyb::object* cancel) {
   WatchLifelineFromEnv();
   InitLogging("worker-" + std::to_string(getpid()),
-              session_dir.empty() ? "" : session_dir + "/logs");
+              session_dir.empty() ? "" : session_dir + "/logs",
+              /*create_on_first_message=*/true);
   auto id = WorkerId::FromBinary(absl::HexStringToBytes(worker_id_hex));
   if (!id.ok()) return absl::InvalidArgumentError("bad worker id");
   CoreWorker::Options options;

@@ -1,7 +1,8 @@
 // src/common/logging.h
 //
 // Sets up spdlog for a process: one file per process in the session's logs
-// directory, or stderr when there is none.
+// directory, or stderr when there is none. Workers ask for their file to be
+// created with their first message (most never log: no empty file each).
 //
 //   InitLogging("raylet", session_dir + "/logs");
 //   spdlog::info("registered with {}", gcs_address);
@@ -14,7 +15,8 @@
 
 namespace loom {
 
-void InitLogging(const std::string& name, const std::string& log_dir);
+void InitLogging(const std::string& name, const std::string& log_dir,
+                 bool create_on_first_message = false);
 
 }  // namespace loom
 

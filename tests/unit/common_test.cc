@@ -18,6 +18,7 @@
 #include "src/common/daemon.h"
 #include "src/common/event_loop.h"
 #include "src/common/ids.h"
+#include "src/common/logging.h"
 #include "src/common/memory_trim.h"
 #include "src/common/process.h"
 #include "src/common/process_watch.h"
@@ -196,6 +197,28 @@ TEST(Session, CreatesDirectoryAndLatestLink) {
   EXPECT_EQ(*addr, "127.0.0.1:1");
   EXPECT_FALSE(CreateSessionDir(std::string(100, 'a')).ok());
   std::system(("rm -rf " + root).c_str());
+}
+
+// A worker's log file appears with its first message, not before: most
+// workers log nothing. In a child (EXPECT_EXIT): the default logger is the
+// process's.
+void LogToAFileCreatedOnFirstMessage(const std::string& dir) {
+  const std::string path = dir + "/worker-7.log";
+  InitLogging("worker-7", dir, /*create_on_first_message=*/true);
+  bool none_before = access(path.c_str(), F_OK) != 0;
+  spdlog::info("first words");
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  _exit(none_before && absl::StrContains(text, "[info] first words") ? 0 : 1);
+}
+
+TEST(LoggingDeathTest, AWorkersLogFileAppearsWithItsFirstMessage) {
+  char tmpl[] = "/tmp/ll_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  EXPECT_EXIT(LogToAFileCreatedOnFirstMessage(tmpl),
+              ::testing::ExitedWithCode(0), "");
+  std::system(absl::StrCat("rm -rf ", tmpl).c_str());
 }
 
 TEST(Process, ChildExitsWhenLifelineCloses) {
