@@ -259,6 +259,13 @@ TEST_F(PrivateClusterTest, FiveDeepNestingOnOneCpu) {
   }
 }
 
+// The C++ fork server binds every symbol as it starts, so that its forks
+// inherit resolved tables; the workers' own children bind as usual.
+TEST_F(PrivateClusterTest, TheForkServerBindsEagerlyItsWorkersDoNot) {
+  StartCluster(1);
+  EXPECT_EQ(*Get(Task(BindNow).Remote(), 30000), "server 1, worker -");
+}
+
 TEST_F(PrivateClusterTest, TenThousandTasksNeedNoMoreLeasesThanWorkers) {
   StartCluster(2);
   std::vector<ObjectRef<int>> refs;

@@ -49,6 +49,16 @@ int ParentPid() {
   return std::atoi(line.c_str() + paren + 4);
 }
 int SelfPid() { return getpid(); }
+std::string BindNow() {
+  std::ifstream environ("/proc/" + std::to_string(getppid()) + "/environ");
+  bool server = false;
+  for (std::string entry; std::getline(environ, entry, '\0');) {
+    server = server || entry == "LD_BIND_NOW=1";
+  }
+  const char* own = std::getenv("LD_BIND_NOW");
+  return std::string("server ") + (server ? "1" : "-") + ", worker " +
+         (own ? own : "-");
+}
 
 int RecordPidAndSleep(std::string path, int ms, int x) {
   {
@@ -361,6 +371,6 @@ int PrintLine(std::string text, bool to_stderr) {
   return getpid();
 }
 
-LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, RecordPidAndSleep,
-            HoldWorkOnThePool, Throw, Repeat, Range, CudaDeviceCount, PrintLine,
-            HostIps, HostIpsAfter);
+LOOM_REMOTE(Echo, Add, Nest, SleepMs, ParentPid, SelfPid, BindNow,
+            RecordPidAndSleep, HoldWorkOnThePool, Throw, Repeat, Range,
+            CudaDeviceCount, PrintLine, HostIps, HostIpsAfter);

@@ -22,6 +22,9 @@ int ParentPid();
 // -1 when there is no CUDA driver.
 int CudaDeviceCount();
 int SelfPid();
+// "server 1, worker -": LD_BIND_NOW=1 in the fork server's environment (it
+// binds every symbol as it starts), none in the worker's.
+std::string BindNow();
 // Prints `text` and a newline on stdout (or stderr); returns the pid.
 int PrintLine(std::string text, bool to_stderr);
 // This machine's IPv4 addresses other than loopback, comma-separated (a
