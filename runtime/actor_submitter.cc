@@ -365,7 +365,13 @@ void ActorSubmitter::Resolve(const ActorId& id) {
             options_.loop->PostAfter(absl::Milliseconds(50),
                                      [this, id] { Resolve(id); });
           } else {
-            FailLost(state, "", /*all=*/true);  // it was restarted
+            // It was restarted: what it was running says why it died.
+            FailLost(state,
+                     info.num_restarts() > state.restarts &&
+                             !info.restart_cause().empty()
+                         ? info.restart_cause() + "; it was restarted"
+                         : "",
+                     /*all=*/true);
             state.failed.clear();
             state.head_tries = 0;
             state.head_lost = absl::InfiniteFuture();

@@ -478,6 +478,7 @@ void ActorManager::Died(const ActorId& id, int64_t attempt,
   int max = a.info.max_restarts();
   if (max == -1 || a.info.num_restarts() < max) {
     a.info.set_num_restarts(a.info.num_restarts() + 1);
+    a.info.set_restart_cause(cause);
     a.info.set_state(rpc::ActorInfo::RESTARTING);
     Answer(a);  // published; no caller waits on RESTARTING
     spdlog::info("actor {} restarting ({}): {}", id.Hex(),

@@ -116,3 +116,15 @@ def test_an_actor_killed_for_memory_dies_saying_so(cluster):
     assert row.death_cause.startswith("out of memory: the memory monitor")
     # The node lives on.
     assert loom.get(small.remote(1), timeout=30) == 2
+
+
+@pytest.mark.loom_timeout(60)
+def test_a_restarted_actors_lost_call_says_out_of_memory(cluster):
+    holder = Holder.options(max_restarts=1).remote()
+    assert loom.get(holder.ready.remote(), timeout=30)
+    with pytest.raises(loom.exceptions.ActorDiedError) as info:
+        loom.get(holder.hold.remote(HOG_MIB), timeout=30)
+    text = str(info.value)
+    assert "out of memory: the memory monitor of node" in text, text
+    assert "it was restarted" in text, text
+    assert loom.get(holder.ready.remote(), timeout=30)  # the new one serves

@@ -134,6 +134,8 @@ TEST_F(ActorManagerTest, ADeadWorkerRestartsTheActorOnANewOneAndIsDropped) {
   loop_.RunSync([&] { actors_.OnWorkerDead("worker-1"); });
   ASSERT_TRUE(WaitFor(id, rpc::ActorInfo::ALIVE, /*restarts=*/1));
   EXPECT_EQ(Info(id).address().port(), 9002);
+  EXPECT_EQ(Info(id).restart_cause(),
+            "the actor's process exited (its node's raylet saw it end)");
   EXPECT_EQ(workers_[1].ran().size(), 1u);
   EXPECT_EQ(raylet_.leases(), 2);
   // The dead incarnation's lease went back, its process to be killed.
