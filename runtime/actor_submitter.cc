@@ -305,7 +305,8 @@ void ActorSubmitter::FailLost(State& state, const std::string& death_cause,
   auto kept = state.lost.begin();
   for (auto& l : state.lost) {
     if (!all && death_cause.empty() && l.until > now) {
-      *kept++ = std::move(l);
+      if (&*kept != &l) *kept = std::move(l);
+      ++kept;
       continue;
     }
     std::string fn = l.spec.function_name();
