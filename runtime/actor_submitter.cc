@@ -304,7 +304,7 @@ void ActorSubmitter::FailLost(State& state, const std::string& death_cause,
   absl::Time now = absl::Now();
   auto kept = state.lost.begin();
   for (auto& l : state.lost) {
-    if (!all && death_cause.empty() && l.until > now) {
+    if (!all && l.until > now) {
       if (&*kept != &l) *kept = std::move(l);
       ++kept;
       continue;

@@ -132,8 +132,8 @@ class ActorSubmitter {
   // The actor at state's address is gone: calls sent there are resent to
   // the next incarnation (while retries last), found through the head.
   void Failover(const ActorId& id, const std::string& why);
-  // Fails the lost calls: all of them, saying `death_cause` when the head
-  // gave one; else, with `all` false, those whose wait is over.
+  // Fails the lost calls (with `all` false, only those whose wait is over),
+  // saying `death_cause` when the head gave one, else how each broke.
   void FailLost(State& state, const std::string& death_cause, bool all);
   // Asks the actor at state's address to interrupt task_id; asks again
   // while the actor does not know it yet (the cancel overtook the push)

@@ -485,11 +485,10 @@ void NodeManager::ReleaseLease(const LeaseId& id, bool kill_worker) {
     FreeWhere([&](const WorkerId& requester,
                   const JobId&) { return requester == killed->id; },
               "the requesting worker was stopped");
-    // Killed by the memory monitor: the head records why (an actor's death
-    // cause).
+    // Killed by the memory monitor (the only deaths recorded): the head
+    // records why (an actor's death cause).
     auto d = deaths_.find(id);
-    ReportGone(*killed, d == deaths_.end() || d->second.kind() !=
-                                                  rpc::ErrorInfo::OUT_OF_MEMORY
+    ReportGone(*killed, d == deaths_.end()
                             ? std::string()
                             : "out of memory: " + d->second.message());
   }
