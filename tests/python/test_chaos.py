@@ -7,11 +7,13 @@ within [calls, calls + retries].
 
 Run by ctest (label `chaos`, `make test`); pytest skips it otherwise (-m
 "not chaos" in pytest.ini). More load: LOOM_CHAOS_TASKS (default 10000),
-LOOM_CHAOS_SEED (default: random, printed).
+LOOM_CHAOS_SEED (default: random, printed). LOOM_CHAOS_KEEP_LOGS=DIR copies
+the session logs there.
 """
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -144,6 +146,24 @@ def _kill(pid):
         pass
 
 
+def _tails(driver, roots, lines=40):
+    """What a failed run leaves to read: the driver's stderr and the end of
+    every daemon's log."""
+    out = []
+    if driver is not None:
+        if driver.poll() is None:
+            driver.kill()
+        out.append("driver stderr:\n" + driver.stderr.read()[-4000:])
+    for root in roots:
+        for name in ("gcs.log", "raylet.log", "workers.err"):
+            log = Path(root) / "session_latest" / "logs" / name
+            if not log.exists():
+                continue
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"{log}:\n" + "\n".join(text))
+    return "\n".join(out)
+
+
 def test_nothing_is_lost_under_kills(processes, persistent_redis, tmp_path,
                                      monkeypatch):
     seed = int(os.environ.get("LOOM_CHAOS_SEED") or random.randrange(1 << 30))
@@ -161,6 +181,8 @@ def test_nothing_is_lost_under_kills(processes, persistent_redis, tmp_path,
     port = _free_port_below_ephemeral()
     address = f"127.0.0.1:{port}"
     killed = []
+    driver = None
+    passed = False
     try:
         _start(cli, env, ["--head", "--port", str(port), "--num-cpus", "2",
                           "--session-root", head_root, "--storage",
@@ -220,7 +242,8 @@ def test_nothing_is_lost_under_kills(processes, persistent_redis, tmp_path,
                 # are still being killed.
                 before = progress()
                 gate.touch()
-                wait_until(lambda: progress() > before, timeout=120,
+                wait_until(lambda: progress() > before or
+                           driver.poll() is not None, timeout=120,
                            what="progress after the head restart")
                 recovery = time.monotonic() - restarted_at
         driver.wait(timeout=120)
@@ -237,7 +260,16 @@ def test_nothing_is_lost_under_kills(processes, persistent_redis, tmp_path,
         assert result["calls"] <= result["count"] <= \
             result["calls"] + 5 * len(killed), result
         assert raylet_killed and head_killed, "the run ended before every kill"
+        passed = True
     finally:
+        keep = os.environ.get("LOOM_CHAOS_KEEP_LOGS")
+        for i, root in enumerate([head_root] + roots if keep else []):
+            logs = Path(root) / "session_latest" / "logs"
+            if logs.exists():
+                shutil.copytree(logs, Path(keep) / str(i), dirs_exist_ok=True)
+        if not passed:
+            print(f"chaos: killed {killed}")
+            print(_tails(driver, [head_root] + roots))
         for root in [head_root] + roots:
             subprocess.run([cli, "stop", "--session-root", root], env=env,
                            check=False, timeout=120, stdout=subprocess.DEVNULL,
