@@ -154,13 +154,27 @@ Placement Place(const ResourceSet& demand, const NodeResources& node,
 
 void LeaseQueue::Add(uint64_t handle, ResourceSet demand, bool allow_spillback,
                      absl::Time now, Strategy strategy) {
+  bool group = false;
+  for (const auto& [name, quantity] : demand.quantities()) {
+    group = group || !BundleGroupHex(name).empty();
+  }
   entries_.push_back(
       Entry{handle, std::move(demand), allow_spillback, std::move(strategy)});
+  entries_.back().names_group = group;
 }
 
 void LeaseQueue::HeadAnswered(uint64_t handle) {
   for (Entry& e : entries_) {
     if (e.handle == handle) e.awaiting_head = false;
+  }
+}
+
+void LeaseQueue::WaitForHead(uint64_t handle, absl::Time until) {
+  for (Entry& e : entries_) {
+    if (e.handle != handle) continue;
+    e.awaiting_head = e.asked_head = false;
+    e.infeasible_since = absl::InfiniteFuture();
+    e.head_wait = until;
   }
 }
 
@@ -228,12 +242,18 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
         done = false;
         break;
       case Placement::kNowhere:
+        if (now < it->head_wait) {
+          done = false;
+          break;
+        }
         if (it->infeasible_since == absl::InfiniteFuture()) {
           it->infeasible_since = now;
         }
         if (now - it->infeasible_since < options_.infeasible_grace) {
           done = false;
-          if (it->allow_spillback && !it->asked_head) {
+          // A spilled request asks too when its group's bundle is not
+          // here (the group is placed again, maybe elsewhere).
+          if ((it->allow_spillback || it->names_group) && !it->asked_head) {
             it->asked_head = it->awaiting_head = true;
             out.push_back(LeaseDecision{LeaseDecision::kAskHead, it->handle});
           }

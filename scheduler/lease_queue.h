@@ -68,7 +68,9 @@ struct LocalNode {
 // kAskHead: no node this raylet knows can ever run the request, or its
 // soft affinity names a node this raylet does not know yet; the head, which
 // knows every node, is asked once, and the request waits in the queue (an
-// infeasible one on its grace clock) until HeadAnswered.
+// infeasible one on its grace clock) until HeadAnswered, or WaitForHead when
+// the head says a placement group's bundle it names is coming. A spilled
+// request asks only for a bundle (the group may be placed elsewhere now).
 struct LeaseDecision {
   enum Kind { kGrant, kSpillback, kInfeasible, kAskHead };
   Kind kind;
@@ -103,6 +105,10 @@ class LeaseQueue {
   bool Remove(uint64_t handle);
   // The head did not move the request: it is decided here again.
   void HeadAnswered(uint64_t handle);
+  // The head says the request's placement group is being placed (or could
+  // not be asked): until `until` the request waits where no node fits it,
+  // off its infeasibility clock, and then asks again.
+  void WaitForHead(uint64_t handle, absl::Time until);
 
   // Decides every queued request in arrival order. Grants take resources
   // from `node`; each request that leaves the queue is returned.
@@ -129,6 +135,8 @@ class LeaseQueue {
     bool asked_head = false;
     bool awaiting_head = false;
     bool held = false;  // by the gate, at the last Schedule
+    absl::Time head_wait = absl::InfinitePast();  // WaitForHead's
+    bool names_group = false;  // a placement group's bundle resource
   };
 
   Options options_;

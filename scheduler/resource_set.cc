@@ -16,6 +16,13 @@ std::string BundleResource(const std::string& name, const std::string& pg_hex,
   return absl::StrCat(name, "_group_", index, "_", pg_hex);
 }
 
+std::string BundleGroupHex(const std::string& name) {
+  size_t at = name.find("_group_");
+  if (at == std::string::npos) return "";
+  size_t last = name.rfind('_');
+  return last + 1 < name.size() ? name.substr(last + 1) : "";
+}
+
 std::string FixedPoint::ToString() const {
   if (IsWhole()) return absl::StrCat(raw_ / kScale);
   std::string s = absl::StrFormat("%.4f", ToDouble());

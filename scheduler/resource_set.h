@@ -25,6 +25,9 @@ inline constexpr char kMemory[] = "memory";
 // bundle of the group (index -1).
 std::string BundleResource(const std::string& name, const std::string& pg_hex,
                            int index);
+// The group (its hex id) whose bundle resource `name` is; "" for a resource
+// of no group.
+std::string BundleGroupHex(const std::string& name);
 
 // Bytes of GPU memory: a node's total is the sum over its GPUs; a demand is
 // placed on one GPU that has that much unreserved.

@@ -432,6 +432,16 @@ void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
   done(s);
 }
 
+void GcsServer::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
+                                    rpc::ScheduleLeaseReply* reply, Done done) {
+  absl::Status s = scheduler_.ScheduleLease(req, reply);
+  // A group's bundle no node offers now: the group says whether to wait.
+  if (s.ok() && !reply->placed()) {
+    groups_.ExplainUnplaced(req.resources(), reply);
+  }
+  done(s);
+}
+
 void GcsServer::HandleHeartbeat(const rpc::HeartbeatRequest& req,
                                 rpc::HeartbeatReply* reply, Done done) {
   heartbeats_.Increment();

@@ -110,9 +110,7 @@ class GcsServer {
   void HandleUnregisterNode(const rpc::UnregisterNodeRequest& req,
                             rpc::UnregisterNodeReply* reply, Done done);
   void HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
-                           rpc::ScheduleLeaseReply* reply, Done done) {
-    scheduler_.HandleScheduleLease(req, reply, std::move(done));
-  }
+                           rpc::ScheduleLeaseReply* reply, Done done);
   void HandleGetClusterStatus(const rpc::GetClusterStatusRequest& req,
                               rpc::GetClusterStatusReply* reply, Done done);
   void HandleKvPut(const rpc::KvPutRequest& req, rpc::KvPutReply* reply,

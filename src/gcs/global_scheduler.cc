@@ -14,13 +14,12 @@ std::optional<rpc::NodeInfo> GlobalScheduler::Pick(
   return *nodes_->Find(alive[pick].node_id);
 }
 
-void GlobalScheduler::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
-                                          rpc::ScheduleLeaseReply* reply,
-                                          Done done) {
+absl::Status GlobalScheduler::ScheduleLease(
+    const rpc::ScheduleLeaseRequest& req, rpc::ScheduleLeaseReply* reply) {
   auto demand = ResourcesFromProto(req.resources());
-  if (!demand.ok()) return done(demand.status());
+  if (!demand.ok()) return demand.status();
   auto strategy = StrategyFromProto(req.strategy());
-  if (!strategy.ok()) return done(strategy.status());
+  if (!strategy.ok()) return strategy.status();
   const std::vector<NodeState>& alive = nodes_->alive();
   int pick =
       scheduler_.Pick(alive, *demand, *strategy, req.preferred_node_id());
@@ -31,7 +30,7 @@ void GlobalScheduler::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
     *reply->mutable_node() = *nodes_->Find(node_id);
   }
   reply->set_feasible(ClusterScheduler::Feasible(alive, *demand, *strategy));
-  done(absl::OkStatus());
+  return absl::OkStatus();
 }
 
 }  // namespace loom::gcs

@@ -9,7 +9,7 @@
 //
 //   GlobalScheduler scheduler(&nodes);
 //   auto node = scheduler.Pick(demand, strategy, data_node, skip);
-//   scheduler.HandleScheduleLease(req, &reply, done);  // on the GCS loop
+//   absl::Status s = scheduler.ScheduleLease(req, &reply);  // on the GCS loop
 #ifndef LOOM_GCS_GLOBAL_SCHEDULER_H_
 #define LOOM_GCS_GLOBAL_SCHEDULER_H_
 
@@ -41,8 +41,9 @@ class GlobalScheduler {
     nodes_->Debit(node_id, used);
   }
 
-  void HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
-                           rpc::ScheduleLeaseReply* reply, Done done);
+  // A raylet's request it could not place (InvalidArgument when malformed).
+  absl::Status ScheduleLease(const rpc::ScheduleLeaseRequest& req,
+                             rpc::ScheduleLeaseReply* reply);
 
  private:
   NodeTable* nodes_;

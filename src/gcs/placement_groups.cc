@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "proto/raylet.grpc.pb.h"
 #include "scheduler/resource_set.h"
@@ -47,6 +49,31 @@ std::map<std::string, int64_t> PlacementGroupManager::CountByState() const {
     out[rpc::PlacementGroupInfo::State_Name(g->info.state())]++;
   }
   return out;
+}
+
+void PlacementGroupManager::ExplainUnplaced(
+    const rpc::Resources& demand, rpc::ScheduleLeaseReply* reply) const {
+  for (const auto& [name, quantity] : demand.quantities()) {
+    std::string hex = BundleGroupHex(name);
+    if (hex.size() != 2 * PlacementGroupId::kSize ||
+        !std::all_of(hex.begin(), hex.end(), ::isxdigit)) {
+      continue;
+    }
+    auto id = PlacementGroupId::FromBinary(absl::HexStringToBytes(hex));
+    auto it = groups_.find(*id);
+    if (it == groups_.end()) continue;
+    const rpc::PlacementGroupInfo& info = it->second->info;
+    if (info.state() == rpc::PlacementGroupInfo::REMOVED) {
+      reply->set_infeasible(
+          absl::StrCat("its placement group ", hex, " was removed"));
+    } else if (info.state() == rpc::PlacementGroupInfo::INFEASIBLE) {
+      reply->set_infeasible(absl::StrCat(
+          "its placement group ", hex, " cannot be placed: ", info.message()));
+    } else {
+      reply->set_wait(true);  // being placed, or its node not yet seen
+    }
+    return;
+  }
 }
 
 bool PlacementGroupManager::HoldsBundle(const std::string& pg_id, int index,

@@ -20,6 +20,9 @@ namespace {
 constexpr int kMaxJoinFailures = 3;
 
 constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
+// A request the head said to wait for (its placement group is being placed)
+// asks the head again after this long.
+constexpr absl::Duration kHeadRecheck = absl::Seconds(1);
 
 }  // namespace
 
@@ -291,10 +294,7 @@ void NodeManager::Dispatch() {
         }
         break;
       case LeaseDecision::kInfeasible:
-        p.reply->set_outcome(rpc::LeaseReply::INFEASIBLE);
-        p.reply->set_message(d.message);
-        infeasible_.Increment();
-        spdlog::warn("{}", d.message);
+        Infeasible(p, d.message);
         break;
     }
     p.done(absl::OkStatus());
@@ -306,6 +306,13 @@ void NodeManager::Dispatch() {
   if (quotas_.AnyUnknown()) gcs_->HeartbeatSoon();
 }
 
+void NodeManager::Infeasible(PendingLease& p, const std::string& message) {
+  p.reply->set_outcome(rpc::LeaseReply::INFEASIBLE);
+  p.reply->set_message(message);
+  infeasible_.Increment();
+  spdlog::warn("{}", message);
+}
+
 void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
   rpc::ScheduleLeaseRequest req;
   *req.mutable_resources() = lease.resources();
@@ -315,12 +322,30 @@ void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
   gcs_->ScheduleLease(
       std::move(req),
       [this, handle](absl::Status s, const rpc::ScheduleLeaseReply& r) {
+        bool unreachable =
+            absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
         if (!s.ok()) {
           spdlog::debug("the head could not place a lease: {}", s.ToString());
+        }
+        if (unreachable || (s.ok() && r.wait())) {
+          // Its group comes, or the head (which would know of a node that
+          // joined) cannot say yet: no infeasibility clock until it does.
+          queue_.WaitForHead(handle, options_.clock->Now() + kHeadRecheck);
+          return;
+        }
+        if (!s.ok()) {
           queue_.HeadAnswered(handle);
           return Dispatch();
         }
         auto it = pending_.find(handle);
+        if (!r.infeasible().empty() && it != pending_.end() &&
+            queue_.Remove(handle)) {
+          Infeasible(it->second, "infeasible: " + r.infeasible());
+          it->second.done(absl::OkStatus());
+          pending_.erase(it);
+          queue_length_.Set(queue_.size() + waiting_for_worker_.size());
+          return;
+        }
         if (!r.placed() || r.node().node_id() == options_.node_id.Binary() ||
             it == pending_.end() || !queue_.Remove(handle)) {
           queue_.HeadAnswered(handle);  // decided here again

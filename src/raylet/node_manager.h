@@ -197,6 +197,8 @@ class NodeManager {
   void Dispatch();
   // Hands a request no node known here can run to the head's scheduler.
   void AskHead(uint64_t handle, const rpc::LeaseRequest& lease);
+  // Answers the request INFEASIBLE (the caller sends the reply).
+  void Infeasible(PendingLease& p, const std::string& message);
   void AssignWorkers();
   void Assign(Worker* worker, uint64_t handle, Allocation allocation);
   void ReleaseLease(const LeaseId& id, bool kill_worker);

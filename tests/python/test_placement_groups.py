@@ -2,6 +2,8 @@
 infeasible groups reported, tasks and actors in bundles, removal; groups
 that go with their driver, and infeasible ones placed when a node joins."""
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +14,8 @@ import loom
 from loom.exceptions import ActorDiedError, InfeasibleError
 from loom.util import (placement_group, placement_group_table,
                        remove_placement_group)
-from loom.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from loom.util.scheduling_strategies import (NodeAffinitySchedulingStrategy,
+                                             PlacementGroupSchedulingStrategy)
 
 from conftest import loom_cli, touch, wait_until
 from test_scheduling import four_nodes  # noqa: F401 - the fixture
@@ -161,6 +164,50 @@ def test_a_group_that_loses_a_node_is_placed_again(four_nodes):
 
     wait_until(placed_again, timeout=60, what="the group placed again")
     remove_placement_group(pg)
+
+
+@loom.remote(num_cpus=2)
+def hold_node(started, release):
+    Path(started).touch()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_task_waits_while_its_group_is_placed_again(four_nodes, tmp_path):
+    # Three whole nodes in a group, the fourth kept busy: when a node of the
+    # group dies, the group cannot be placed again until the fourth is free.
+    pg = placement_group([{"CPU": 2}] * 3, strategy="STRICT_SPREAD")
+    nodes = nodes_of(pg)
+    spare = next(n for n in four_nodes if n not in nodes)
+    started, release = tmp_path / "started", tmp_path / "release"
+    held = hold_node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        spare, soft=False)).remote(str(started), str(release))
+    wait_until(started.exists, timeout=60, what="the spare node busy")
+    # Not the head's node nor the driver's (their end ends the job).
+    head = next(n for n, z in four_nodes.items() if z == "a")
+    mine = loom.get_runtime_context().get_node_id()
+    index, victim = next((i, n) for i, n in enumerate(nodes)
+                         if n not in (head, mine))
+    os.kill(next(n["Pid"] for n in loom.nodes() if n["NodeID"] == victim),
+            signal.SIGKILL)
+    wait_until(lambda: placement_group_table(pg)["state"] == "PENDING",
+               timeout=60, what="the group waiting to be placed again")
+    in_bundle = PlacementGroupSchedulingStrategy(pg, index)
+    ref = where.options(scheduling_strategy=in_bundle).remote()
+    # Longer than a raylet waits for a node that fits (3 s): a task of a
+    # group being placed waits for it, not infeasible.
+    ready, _ = loom.wait([ref], timeout=5)
+    assert not ready, loom.get(ref)
+    touch(release)
+    loom.get(held, timeout=60)
+    assert loom.get(ref, timeout=60) == \
+        placement_group_table(pg)["bundle_nodes"][index]
+    # A removed group's task fails, saying so.
+    remove_placement_group(pg)
+    with pytest.raises(InfeasibleError, match="placement group .* was removed"):
+        loom.get(where.options(scheduling_strategy=in_bundle).remote(),
+                 timeout=30)
 
 
 # --- groups and the cluster's life: drivers that end, nodes that join ---------

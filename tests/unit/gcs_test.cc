@@ -314,9 +314,7 @@ TEST_F(NodeTableTest, TheGlobalSchedulerPlacesWhatRayletsCannot) {
     }
     req.set_preferred_node_id(data_node);
     rpc::ScheduleLeaseReply reply;
-    absl::Status status;
-    scheduler.HandleScheduleLease(req, &reply,
-                                  [&](absl::Status s) { status = s; });
+    absl::Status status = scheduler.ScheduleLease(req, &reply);
     EXPECT_TRUE(status.ok()) << status;
     return reply;
   };
@@ -348,9 +346,7 @@ TEST_F(NodeTableTest, TheGlobalSchedulerPlacesWhatRayletsCannot) {
   rpc::ScheduleLeaseRequest bad;
   (*bad.mutable_resources()->mutable_quantities())["CPU"] = -1;
   rpc::ScheduleLeaseReply reply;
-  absl::Status status;
-  scheduler.HandleScheduleLease(bad, &reply,
-                                [&](absl::Status s) { status = s; });
+  absl::Status status = scheduler.ScheduleLease(bad, &reply);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "scheduler/resource_set.h"
 #include "src/gcs/storage.h"
 #include "tests/unit/fake_client_pool.h"
 #include "tests/unit/fake_peers.h"
@@ -108,6 +109,38 @@ TEST_F(PlacementGroupsTest, ARefusedPrepareReleasesTheOtherNodeAndRetries) {
   ASSERT_EQ(info.bundle_nodes_size(), 2);
   EXPECT_EQ(info.bundle_nodes(0), std::string(16, 'a'));
   EXPECT_EQ(info.bundle_nodes(1), std::string(16, 'b'));
+}
+
+TEST_F(PlacementGroupsTest, ALeaseForABundleWaitsWhileItsGroupLives) {
+  std::string id = Create();
+  auto explain = [&](const std::string& resource) {
+    rpc::Resources demand;
+    (*demand.mutable_quantities())[resource] = 1;
+    rpc::ScheduleLeaseReply reply;
+    loop_.RunSync([&] { groups_.ExplainUnplaced(demand, &reply); });
+    return reply;
+  };
+  std::string hex = PlacementGroupId::FromBinary(id)->Hex();
+  std::string bundle = BundleResource("CPU", hex, 1);
+  // Being placed or placed: a request no node can run yet waits.
+  EXPECT_TRUE(explain(bundle).wait());
+  ASSERT_TRUE(WaitCreated(id));
+  EXPECT_TRUE(explain(bundle).wait());
+  // Not a group's (or not a group this head knows): nothing to say.
+  EXPECT_FALSE(explain("CPU").wait());
+  EXPECT_FALSE(explain(BundleResource("CPU", std::string(32, 'f'), 0)).wait());
+  EXPECT_EQ(explain("CPU").infeasible(), "");
+  // Removed: it never can run, and says why.
+  loop_.RunSync([&] {
+    rpc::RemovePlacementGroupRequest req;
+    req.set_pg_id(id);
+    rpc::RemovePlacementGroupReply reply;
+    groups_.HandleRemove(req, &reply, [](absl::Status) {});
+  });
+  rpc::ScheduleLeaseReply removed = explain(bundle);
+  EXPECT_FALSE(removed.wait());
+  EXPECT_EQ(removed.infeasible(),
+            "its placement group " + hex + " was removed");
 }
 
 }  // namespace

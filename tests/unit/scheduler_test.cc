@@ -238,6 +238,47 @@ TEST_F(LeaseQueueTest, InfeasibleFailsAfterTheGracePeriod) {
   EXPECT_NE(d[0].message.find("unicorn"), std::string::npos);
 }
 
+TEST_F(LeaseQueueTest, ARequestTheHeadSaysToWaitForOutlivesTheGrace) {
+  std::string bundle = BundleResource(kCpu, std::string(32, 'c'), 0);
+  queue.Add(1, R({{bundle, 1}}), true, clock.Now());
+  ASSERT_EQ(queue.Schedule(clock.Now(), node, others).size(), 1u);  // asks
+  // Its group is being placed again: past the grace, it still waits, and
+  // is no infeasible demand meanwhile.
+  queue.WaitForHead(1, clock.Now() + absl::Seconds(5));
+  clock.Advance(absl::Seconds(4));
+  EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
+  EXPECT_TRUE(queue.InfeasibleDemands().empty());
+  // Its bundle appears here: granted at once.
+  node.AddCapacity(R({{bundle, 1}}));
+  auto d = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].kind, LeaseDecision::kGrant);
+  // Told to wait and never placed: it asks again when the wait is over.
+  queue.Add(2, R({{BundleResource(kCpu, std::string(32, 'd'), 0), 1}}), true,
+            clock.Now());
+  ASSERT_EQ(queue.Schedule(clock.Now(), node, others).size(), 1u);
+  queue.WaitForHead(2, clock.Now() + absl::Seconds(1));
+  clock.Advance(absl::Seconds(1));
+  auto again = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].kind, LeaseDecision::kAskHead);
+  // A spilled request asks as well, when a bundle is what it lacks.
+  queue.Add(3, R({{BundleResource(kCpu, std::string(32, 'a'), 0), 1}}),
+            /*allow_spillback=*/false, clock.Now());
+  auto spilled = queue.Schedule(clock.Now(), node, others);
+  ASSERT_EQ(spilled.size(), 1u);
+  EXPECT_EQ(spilled[0].handle, 3u);
+  EXPECT_EQ(spilled[0].kind, LeaseDecision::kAskHead);
+}
+
+TEST(ResourceSet, BundleResourcesNameTheirGroup) {
+  std::string hex(32, 'e');
+  EXPECT_EQ(BundleGroupHex(BundleResource(kCpu, hex, 3)), hex);
+  EXPECT_EQ(BundleGroupHex(BundleResource("GPU", hex, -1)), hex);
+  EXPECT_EQ(BundleGroupHex(kCpu), "");
+  EXPECT_EQ(BundleGroupHex("accel_group_"), "");
+}
+
 TEST_F(LeaseQueueTest, ASpilledRequestNeverAsksTheHead) {
   queue.Add(1, R({{"unicorn", 1}}), /*allow_spillback=*/false, clock.Now());
   EXPECT_TRUE(queue.Schedule(clock.Now(), node, others).empty());
