@@ -434,12 +434,16 @@ void GcsServer::HandleRegisterNode(const rpc::RegisterNodeRequest& req,
 
 void GcsServer::HandleScheduleLease(const rpc::ScheduleLeaseRequest& req,
                                     rpc::ScheduleLeaseReply* reply, Done done) {
-  absl::Status s = scheduler_.ScheduleLease(req, reply);
-  // A group's bundle no node offers now: the group says whether to wait.
-  if (s.ok() && !reply->placed()) {
-    groups_.ExplainUnplaced(req.resources(), reply);
+  // A bundle's demand: a removed group's never runs, a live group's waits
+  // for the bundle where no node offers it now.
+  std::string why;
+  auto group = groups_.GroupOf(req.resources(), &why);
+  if (group == PlacementGroupManager::DemandGroup::kGone) {
+    reply->set_infeasible(why);
+    return done(absl::OkStatus());
   }
-  done(s);
+  reply->set_wait(group == PlacementGroupManager::DemandGroup::kLive);
+  done(scheduler_.ScheduleLease(req, reply));
 }
 
 void GcsServer::HandleHeartbeat(const rpc::HeartbeatRequest& req,

@@ -51,8 +51,8 @@ std::map<std::string, int64_t> PlacementGroupManager::CountByState() const {
   return out;
 }
 
-void PlacementGroupManager::ExplainUnplaced(
-    const rpc::Resources& demand, rpc::ScheduleLeaseReply* reply) const {
+PlacementGroupManager::DemandGroup PlacementGroupManager::GroupOf(
+    const rpc::Resources& demand, std::string* why) const {
   for (const auto& [name, quantity] : demand.quantities()) {
     std::string hex = BundleGroupHex(name);
     if (hex.size() != 2 * PlacementGroupId::kSize ||
@@ -64,16 +64,16 @@ void PlacementGroupManager::ExplainUnplaced(
     if (it == groups_.end()) continue;
     const rpc::PlacementGroupInfo& info = it->second->info;
     if (info.state() == rpc::PlacementGroupInfo::REMOVED) {
-      reply->set_infeasible(
-          absl::StrCat("its placement group ", hex, " was removed"));
+      *why = absl::StrCat("its placement group ", hex, " was removed");
     } else if (info.state() == rpc::PlacementGroupInfo::INFEASIBLE) {
-      reply->set_infeasible(absl::StrCat(
-          "its placement group ", hex, " cannot be placed: ", info.message()));
+      *why = absl::StrCat("its placement group ", hex,
+                          " cannot be placed: ", info.message());
     } else {
-      reply->set_wait(true);  // being placed, or its node not yet seen
+      return DemandGroup::kLive;
     }
-    return;
+    return DemandGroup::kGone;
   }
+  return DemandGroup::kNone;
 }
 
 bool PlacementGroupManager::HoldsBundle(const std::string& pg_id, int index,

@@ -69,11 +69,11 @@ class PlacementGroupManager {
   void set_head_epoch(std::string epoch) { head_epoch_ = std::move(epoch); }
   // How many groups are in each state, for loom_placement_groups.
   std::map<std::string, int64_t> CountByState() const;
-  // A lease request no node can run now (`reply` not placed): when its
-  // demand names a bundle of a known group, says to wait while the group is
-  // placed (again) or its bundle not yet seen, or why it never can run.
-  void ExplainUnplaced(const rpc::Resources& demand,
-                       rpc::ScheduleLeaseReply* reply) const;
+  // The group whose bundle a lease's demand names: kNone when it names no
+  // group this head knows; kGone (with `why`) when the group was removed or
+  // cannot be placed; else kLive.
+  enum class DemandGroup { kNone, kLive, kGone };
+  DemandGroup GroupOf(const rpc::Resources& demand, std::string* why) const;
   // Whether a group placed bundle `index` on that node.
   bool HoldsBundle(const std::string& pg_id, int index,
                    const std::string& node_id);

@@ -319,48 +319,47 @@ void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
   *req.mutable_strategy() = lease.strategy();
   req.set_preferred_node_id(lease.preferred_node_id());
   req.set_from_node_id(options_.node_id.Binary());
-  gcs_->ScheduleLease(
-      std::move(req),
-      [this, handle](absl::Status s, const rpc::ScheduleLeaseReply& r) {
-        bool unreachable =
-            absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
-        if (!s.ok()) {
-          spdlog::debug("the head could not place a lease: {}", s.ToString());
-        }
-        if (unreachable || (s.ok() && r.wait())) {
-          // Its group comes, or the head (which would know of a node that
-          // joined) cannot say yet: no infeasibility clock until it does.
-          queue_.WaitForHead(handle, options_.clock->Now() + kHeadRecheck);
-          return;
-        }
-        if (!s.ok()) {
-          queue_.HeadAnswered(handle);
-          return Dispatch();
-        }
-        auto it = pending_.find(handle);
-        if (!r.infeasible().empty() && it != pending_.end() &&
-            queue_.Remove(handle)) {
-          Infeasible(it->second, "infeasible: " + r.infeasible());
-          it->second.done(absl::OkStatus());
-          pending_.erase(it);
-          queue_length_.Set(queue_.size() + waiting_for_worker_.size());
-          return;
-        }
-        if (!r.placed() || r.node().node_id() == options_.node_id.Binary() ||
-            it == pending_.end() || !queue_.Remove(handle)) {
-          queue_.HeadAnswered(handle);  // decided here again
-          return Dispatch();
-        }
-        PendingLease& p = it->second;
-        p.reply->set_outcome(rpc::LeaseReply::SPILLBACK);
-        p.reply->set_spillback_host(r.node().host());
-        p.reply->set_spillback_port(r.node().raylet_port());
-        spillbacks_.Increment();
-        head_placed_.Increment();
-        p.done(absl::OkStatus());
-        pending_.erase(it);
-        queue_length_.Set(queue_.size() + waiting_for_worker_.size());
-      });
+  gcs_->ScheduleLease(std::move(req), [this, handle](
+                                          absl::Status s,
+                                          const rpc::ScheduleLeaseReply& r) {
+    if (!s.ok()) {
+      spdlog::debug("the head could not place a lease: {}", s.ToString());
+    }
+    // The head (which would know of a node that joined) cannot say
+    // yet: no infeasibility clock until it does.
+    if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
+      return queue_.WaitForHead(handle, options_.clock->Now() + kHeadRecheck);
+    }
+    auto it = pending_.find(handle);
+    if (s.ok() && !r.infeasible().empty() && it != pending_.end() &&
+        queue_.Remove(handle)) {
+      Infeasible(it->second, "infeasible: " + r.infeasible());
+      it->second.done(absl::OkStatus());
+      pending_.erase(it);
+      queue_length_.Set(queue_.size() + waiting_for_worker_.size());
+      return;
+    }
+    if (!s.ok() || !r.placed() ||
+        r.node().node_id() == options_.node_id.Binary() ||
+        it == pending_.end() || !queue_.Remove(handle)) {
+      // Its group's bundle comes (the head's table may be a heartbeat
+      // behind this node's own), or decided here again.
+      if (s.ok() && r.wait()) {
+        return queue_.WaitForHead(handle, options_.clock->Now() + kHeadRecheck);
+      }
+      queue_.HeadAnswered(handle);
+      return Dispatch();
+    }
+    PendingLease& p = it->second;
+    p.reply->set_outcome(rpc::LeaseReply::SPILLBACK);
+    p.reply->set_spillback_host(r.node().host());
+    p.reply->set_spillback_port(r.node().raylet_port());
+    spillbacks_.Increment();
+    head_placed_.Increment();
+    p.done(absl::OkStatus());
+    pending_.erase(it);
+    queue_length_.Set(queue_.size() + waiting_for_worker_.size());
+  });
 }
 
 void NodeManager::AssignWorkers() {

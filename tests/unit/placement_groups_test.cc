@@ -112,24 +112,26 @@ TEST_F(PlacementGroupsTest, ARefusedPrepareReleasesTheOtherNodeAndRetries) {
 }
 
 TEST_F(PlacementGroupsTest, ALeaseForABundleWaitsWhileItsGroupLives) {
+  using Group = PlacementGroupManager::DemandGroup;
   std::string id = Create();
-  auto explain = [&](const std::string& resource) {
+  std::string why;
+  auto group_of = [&](const std::string& resource) {
     rpc::Resources demand;
     (*demand.mutable_quantities())[resource] = 1;
-    rpc::ScheduleLeaseReply reply;
-    loop_.RunSync([&] { groups_.ExplainUnplaced(demand, &reply); });
-    return reply;
+    Group g;
+    loop_.RunSync([&] { g = groups_.GroupOf(demand, &why); });
+    return g;
   };
   std::string hex = PlacementGroupId::FromBinary(id)->Hex();
   std::string bundle = BundleResource("CPU", hex, 1);
   // Being placed or placed: a request no node can run yet waits.
-  EXPECT_TRUE(explain(bundle).wait());
+  EXPECT_EQ(group_of(bundle), Group::kLive);
   ASSERT_TRUE(WaitCreated(id));
-  EXPECT_TRUE(explain(bundle).wait());
-  // Not a group's (or not a group this head knows): nothing to say.
-  EXPECT_FALSE(explain("CPU").wait());
-  EXPECT_FALSE(explain(BundleResource("CPU", std::string(32, 'f'), 0)).wait());
-  EXPECT_EQ(explain("CPU").infeasible(), "");
+  EXPECT_EQ(group_of(bundle), Group::kLive);
+  // Not a group's, or not a group this head knows.
+  EXPECT_EQ(group_of("CPU"), Group::kNone);
+  EXPECT_EQ(group_of(BundleResource("CPU", std::string(32, 'f'), 0)),
+            Group::kNone);
   // Removed: it never can run, and says why.
   loop_.RunSync([&] {
     rpc::RemovePlacementGroupRequest req;
@@ -137,10 +139,8 @@ TEST_F(PlacementGroupsTest, ALeaseForABundleWaitsWhileItsGroupLives) {
     rpc::RemovePlacementGroupReply reply;
     groups_.HandleRemove(req, &reply, [](absl::Status) {});
   });
-  rpc::ScheduleLeaseReply removed = explain(bundle);
-  EXPECT_FALSE(removed.wait());
-  EXPECT_EQ(removed.infeasible(),
-            "its placement group " + hex + " was removed");
+  EXPECT_EQ(group_of(bundle), Group::kGone);
+  EXPECT_EQ(why, "its placement group " + hex + " was removed");
 }
 
 }  // namespace
