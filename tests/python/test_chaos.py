@@ -274,3 +274,5 @@ def test_nothing_is_lost_under_kills(processes, persistent_redis, tmp_path,
             subprocess.run([cli, "stop", "--session-root", root], env=env,
                            check=False, timeout=120, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
+        for root in roots:  # the head's is the fixture's to remove
+            shutil.rmtree(root, ignore_errors=True)

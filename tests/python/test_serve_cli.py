@@ -2,6 +2,7 @@
 made, with `--serve-port 0` (a free port, listed by `loom serve status`)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,18 +34,22 @@ APP = textwrap.dedent("""
 def head(no_cluster):
     root = tempfile.mkdtemp(prefix="loom-serve-cli-")
     work = tempfile.mkdtemp(prefix="loom-serve-cli-wd-")
-    with open(os.path.join(work, "hello_app.py"), "w") as f:
-        f.write(APP)
     env = dict(os.environ, LOOM_SESSION_ROOT=root)
     env.pop("LOOM_ADDRESS", None)
-    subprocess.run([LOOM, "start", "--head", "--port", "0",
-                    "--dashboard-port", "-1", "--num-cpus", "1",
-                    "--serve-port", "0"], env=env, check=True,
-                   capture_output=True)
-    with open(os.path.join(root, "session_latest", "auth_token")) as f:
-        token = f.read().strip()
-    yield {"env": env, "cwd": work, "token": token}
-    subprocess.run([LOOM, "stop"], env=env, capture_output=True)
+    try:
+        with open(os.path.join(work, "hello_app.py"), "w") as f:
+            f.write(APP)
+        subprocess.run([LOOM, "start", "--head", "--port", "0",
+                        "--dashboard-port", "-1", "--num-cpus", "1",
+                        "--serve-port", "0"], env=env, check=True,
+                       capture_output=True)
+        with open(os.path.join(root, "session_latest", "auth_token")) as f:
+            token = f.read().strip()
+        yield {"env": env, "cwd": work, "token": token}
+    finally:
+        subprocess.run([LOOM, "stop"], env=env, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def loom_cmd(head, *args):
