@@ -74,6 +74,14 @@ Placement PlaceDefault(const ResourceSet& demand, const NodeResources& node,
   return {Placement::kNowhere};
 }
 
+// Whether the demand names a placement group's bundle resource.
+bool NamesGroup(const ResourceSet& demand) {
+  for (const auto& [name, quantity] : demand.quantities()) {
+    if (!BundleGroupHex(name).empty()) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string Where(const Strategy& strategy) {
@@ -154,13 +162,8 @@ Placement Place(const ResourceSet& demand, const NodeResources& node,
 
 void LeaseQueue::Add(uint64_t handle, ResourceSet demand, bool allow_spillback,
                      absl::Time now, Strategy strategy) {
-  bool group = false;
-  for (const auto& [name, quantity] : demand.quantities()) {
-    group = group || !BundleGroupHex(name).empty();
-  }
   entries_.push_back(
       Entry{handle, std::move(demand), allow_spillback, std::move(strategy)});
-  entries_.back().names_group = group;
 }
 
 void LeaseQueue::HeadAnswered(uint64_t handle) {
@@ -253,7 +256,8 @@ std::vector<LeaseDecision> LeaseQueue::Schedule(absl::Time now,
           done = false;
           // A spilled request asks too when its group's bundle is not
           // here (the group is placed again, maybe elsewhere).
-          if ((it->allow_spillback || it->names_group) && !it->asked_head) {
+          if ((it->allow_spillback || NamesGroup(it->demand)) &&
+              !it->asked_head) {
             it->asked_head = it->awaiting_head = true;
             out.push_back(LeaseDecision{LeaseDecision::kAskHead, it->handle});
           }

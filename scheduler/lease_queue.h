@@ -136,7 +136,6 @@ class LeaseQueue {
     bool awaiting_head = false;
     bool held = false;  // by the gate, at the last Schedule
     absl::Time head_wait = absl::InfinitePast();  // WaitForHead's
-    bool names_group = false;  // a placement group's bundle resource
   };
 
   Options options_;

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -55,11 +54,8 @@ PlacementGroupManager::DemandGroup PlacementGroupManager::GroupOf(
     const rpc::Resources& demand, std::string* why) const {
   for (const auto& [name, quantity] : demand.quantities()) {
     std::string hex = BundleGroupHex(name);
-    if (hex.size() != 2 * PlacementGroupId::kSize ||
-        !std::all_of(hex.begin(), hex.end(), ::isxdigit)) {
-      continue;
-    }
     auto id = PlacementGroupId::FromBinary(absl::HexStringToBytes(hex));
+    if (!id.ok() || id->Hex() != hex) continue;  // no group's id
     auto it = groups_.find(*id);
     if (it == groups_.end()) continue;
     const rpc::PlacementGroupInfo& info = it->second->info;

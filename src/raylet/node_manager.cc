@@ -331,17 +331,11 @@ void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
       return queue_.WaitForHead(handle, options_.clock->Now() + kHeadRecheck);
     }
     auto it = pending_.find(handle);
-    if (s.ok() && !r.infeasible().empty() && it != pending_.end() &&
-        queue_.Remove(handle)) {
-      Infeasible(it->second, "infeasible: " + r.infeasible());
-      it->second.done(absl::OkStatus());
-      pending_.erase(it);
-      queue_length_.Set(queue_.size() + waiting_for_worker_.size());
-      return;
-    }
-    if (!s.ok() || !r.placed() ||
-        r.node().node_id() == options_.node_id.Binary() ||
-        it == pending_.end() || !queue_.Remove(handle)) {
+    bool never = s.ok() && !r.infeasible().empty();
+    bool elsewhere =
+        s.ok() && r.placed() && r.node().node_id() != options_.node_id.Binary();
+    if ((!never && !elsewhere) || it == pending_.end() ||
+        !queue_.Remove(handle)) {
       // Its group's bundle comes (the head's table may be a heartbeat
       // behind this node's own), or decided here again.
       if (s.ok() && r.wait()) {
@@ -351,11 +345,15 @@ void NodeManager::AskHead(uint64_t handle, const rpc::LeaseRequest& lease) {
       return Dispatch();
     }
     PendingLease& p = it->second;
-    p.reply->set_outcome(rpc::LeaseReply::SPILLBACK);
-    p.reply->set_spillback_host(r.node().host());
-    p.reply->set_spillback_port(r.node().raylet_port());
-    spillbacks_.Increment();
-    head_placed_.Increment();
+    if (never) {
+      Infeasible(p, "infeasible: " + r.infeasible());
+    } else {
+      p.reply->set_outcome(rpc::LeaseReply::SPILLBACK);
+      p.reply->set_spillback_host(r.node().host());
+      p.reply->set_spillback_port(r.node().raylet_port());
+      spillbacks_.Increment();
+      head_placed_.Increment();
+    }
     p.done(absl::OkStatus());
     pending_.erase(it);
     queue_length_.Set(queue_.size() + waiting_for_worker_.size());
